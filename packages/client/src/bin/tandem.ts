@@ -1,0 +1,229 @@
+import { parseArgs } from 'node:util'
+import { type ErrorCode, TandemError, type Value } from '@tandem/protocol'
+import { TandemClient } from '../client.js'
+
+const USAGE = `usage: tandem [--server HOST:PORT[,HOST:PORT...]] [--direct] [--auth-token T] [--json] COMMAND
+
+commands:
+  put KEY VALUE [--w N|majority] [--timeout MS]   write; prints OK
+  get KEY                                         print the value; exit 1 when missing
+  del KEY                                         delete
+  scan [--prefix P] [--limit N] [--reverse]       key<TAB>value per line, in key order
+  status [--json]                                 role, node id, epoch, seq, upstream, replicas
+  promote                                         make the node at --server a master
+  replicaof HOST:PORT | replicaof no one          re-point the node at --server
+  wait N [--timeout MS]                           wait until N replicas hold the current seq
+
+environment: TANDEM_SERVER (default 127.0.0.1:7379), TANDEM_AUTH_TOKEN
+exit status: 0 ok, 1 key not found, 2 bad usage or input, 3 unavailable`
+
+/** Exit statuses, as documented in the README. */
+const EXIT = { ok: 0, notFound: 1, usage: 2, unavailable: 3 } as const
+
+function exitFor(code: ErrorCode): number {
+  switch (code) {
+    case 'NOTFOUND':
+      return EXIT.notFound
+    case 'INVALID':
+    case 'TOOLARGE':
+    case 'UNAUTHORIZED':
+      return EXIT.usage
+    default:
+      return EXIT.unavailable
+  }
+}
+
+class Usage extends Error {}
+
+function fail(code: ErrorCode, message: string): never {
+  throw new TandemError(code, message)
+}
+
+/** Binary values print as base64 with a prefix so a line stays a line. */
+function show(value: Value): string {
+  return typeof value === 'string' ? value : `base64:${Buffer.from(value).toString('base64')}`
+}
+
+function jsonValue(value: Value): unknown {
+  return typeof value === 'string' ? value : { base64: Buffer.from(value).toString('base64') }
+}
+
+async function main(argv: string[]): Promise<number> {
+  let parsed: ReturnType<typeof parseArgs>
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        server: { type: 'string' },
+        direct: { type: 'boolean' },
+        'auth-token': { type: 'string' },
+        json: { type: 'boolean' },
+        w: { type: 'string' },
+        timeout: { type: 'string' },
+        prefix: { type: 'string' },
+        limit: { type: 'string' },
+        reverse: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    })
+  } catch (err) {
+    throw new Usage((err as Error).message)
+  }
+  const flags = parsed.values as Record<string, string | boolean | undefined>
+  const [command, ...args] = parsed.positionals
+  if (flags.help || command === 'help') {
+    process.stdout.write(`${USAGE}\n`)
+    return EXIT.ok
+  }
+  if (!command) throw new Usage('no command given')
+
+  const intFlag = (name: string, min: number): number | undefined => {
+    const raw = flags[name]
+    if (raw === undefined) return undefined
+    const n = Number(raw)
+    if (!Number.isInteger(n) || n < min) throw new Usage(`--${name} must be an integer >= ${min}, got ${raw}`)
+    return n
+  }
+  const arity = (n: number, shape: string) => {
+    if (args.length !== n) throw new Usage(`${command} takes ${shape}`)
+  }
+  let w: number | 'majority' | undefined
+  if (flags.w !== undefined) {
+    w = flags.w === 'majority' ? 'majority' : intFlag('w', 0)
+  }
+  const timeoutMs = intFlag('timeout', 1)
+  const limit = intFlag('limit', 0)
+  const json = flags.json === true
+
+  // Validate the command's shape before connecting: bad usage is exit 2 even with no server.
+  switch (command) {
+    case 'put':
+      arity(2, 'KEY VALUE')
+      break
+    case 'get':
+    case 'del':
+      arity(1, 'KEY')
+      break
+    case 'scan':
+    case 'status':
+    case 'promote':
+      arity(0, 'no arguments')
+      break
+    case 'replicaof':
+      if (
+        !(args.length === 1 && /^[^\s:]+:\d{1,5}$/.test(args[0])) &&
+        !(args.length === 2 && `${args[0]} ${args[1]}`.toLowerCase() === 'no one')
+      ) {
+        throw new Usage('replicaof takes HOST:PORT or "no one"')
+      }
+      break
+    case 'wait':
+      arity(1, 'N (number of replicas)')
+      if (!/^\d+$/.test(args[0])) throw new Usage(`wait takes a number of replicas, got ${args[0]}`)
+      break
+    default:
+      throw new Usage(`unknown command ${JSON.stringify(command)}`)
+  }
+
+  const servers = String(flags.server ?? process.env.TANDEM_SERVER ?? '127.0.0.1:7379')
+  let client: TandemClient
+  try {
+    client = await TandemClient.connect({
+      servers,
+      direct: flags.direct === true,
+      authToken: (flags['auth-token'] as string | undefined) ?? process.env.TANDEM_AUTH_TOKEN,
+      connectTimeoutMs: 3000,
+      timeoutMs: timeoutMs ?? 10_000,
+    })
+  } catch (err) {
+    if (err instanceof TypeError) throw new Usage(err.message)
+    throw err
+  }
+  const out = (line: string) => process.stdout.write(`${line}\n`)
+  try {
+    switch (command) {
+      case 'put': {
+        const result = await client.put(args[0], args[1], { w, timeoutMs })
+        out(json ? JSON.stringify({ ok: true, seq: result.seq }) : 'OK')
+        break
+      }
+      case 'get': {
+        const value = await client.get(args[0])
+        if (value === undefined) fail('NOTFOUND', `key ${JSON.stringify(args[0])} not found`)
+        if (json) out(JSON.stringify({ key: args[0], value: jsonValue(value) }))
+        else if (typeof value === 'string') out(value)
+        else process.stdout.write(value)
+        break
+      }
+      case 'del': {
+        const result = await client.del(args[0], { w, timeoutMs })
+        out(json ? JSON.stringify({ ok: true, seq: result.seq }) : 'OK')
+        break
+      }
+      case 'scan': {
+        for await (const [key, value] of client.scan({
+          prefix: flags.prefix as string | undefined,
+          limit,
+          reverse: flags.reverse === true,
+        })) {
+          out(json ? JSON.stringify({ key, value: jsonValue(value) }) : `${key}\t${show(value)}`)
+        }
+        break
+      }
+      case 'status': {
+        const status = await client.status()
+        if (json) {
+          out(JSON.stringify(status, null, 2))
+        } else {
+          out(`node ${status.nodeId}  role ${status.role}  epoch ${status.epoch}  seq ${status.seq}`)
+          out(`upstream ${status.upstream ?? '-'}  read-only ${status.readOnly ? 'yes' : 'no'}`)
+          for (const r of status.replicas) {
+            out(
+              `replica ${r.nodeId} ${r.addr}  acked ${r.ackedSeq}  lag ${r.lagEntries} entries / ${r.lagMs} ms${r.link ? `  ${r.link}` : ''}`,
+            )
+          }
+        }
+        break
+      }
+      case 'promote': {
+        const status = await client.promote()
+        out(json ? JSON.stringify(status) : `OK master at epoch ${status.epoch}`)
+        break
+      }
+      case 'replicaof': {
+        const upstream = args.length === 2 ? null : args[0]
+        const status = await client.replicaof(upstream)
+        out(json ? JSON.stringify(status) : 'OK')
+        break
+      }
+      case 'wait': {
+        const reached = await client.wait(Number(args[0]), timeoutMs ?? 10_000)
+        out(json ? JSON.stringify({ replicas: reached }) : String(reached))
+        if (reached < Number(args[0]))
+          fail('TIMEOUT', `${reached} of ${args[0]} replicas reached the current seq in time`)
+        break
+      }
+    }
+  } finally {
+    await client.close()
+  }
+  return EXIT.ok
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof Usage) {
+      process.stderr.write(`error INVALID: ${err.message}\n${USAGE}\n`)
+      process.exit(EXIT.usage)
+    }
+    if (err instanceof TandemError) {
+      process.stderr.write(`error ${err.code}: ${err.message}\n`)
+      process.exit(exitFor(err.code))
+    }
+    process.stderr.write(`error INTERNAL: ${(err as Error)?.message ?? String(err)}\n`)
+    process.exit(EXIT.unavailable)
+  },
+)

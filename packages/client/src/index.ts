@@ -1,0 +1,19 @@
+export {
+  type BatchOp,
+  ERROR_CODES,
+  type ErrorCode,
+  type NodeStatus,
+  type ReplicaStatus,
+  type ScanOptions,
+  TandemError,
+  type Value,
+  type WriteConcern,
+  type WriteResult,
+} from '@tandem/protocol'
+export {
+  type ClientStatus,
+  type ConnectOptions,
+  type RequestOptions,
+  TandemClient,
+  type WriteOptions,
+} from './client.js'

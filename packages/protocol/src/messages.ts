@@ -1,0 +1,110 @@
+import { z } from 'zod'
+
+/**
+ * Client <-> server messages. A request is an object with a numeric `id`
+ * and an `op`; the reply echoes the id with either `result` or `error`.
+ * Requests on one socket may be pipelined; replies can come back in any
+ * order, matched by id.
+ */
+
+export const keySchema = z.string()
+export const valueSchema = z.union([
+  z.string(),
+  z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected string or binary'),
+])
+export type Value = z.infer<typeof valueSchema>
+
+/** How many replicas must hold a write before it is acknowledged. */
+export const writeConcernSchema = z.union([z.number().int().min(0).max(1000), z.literal('majority')])
+export type WriteConcern = z.infer<typeof writeConcernSchema>
+
+const writeOptions = {
+  w: writeConcernSchema.optional(),
+  timeoutMs: z.number().int().positive().max(3_600_000).optional(),
+}
+
+const id = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)
+
+export const batchOpSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('put'), key: keySchema, value: valueSchema }).strict(),
+  z.object({ type: z.literal('del'), key: keySchema }).strict(),
+])
+export type BatchOp = z.infer<typeof batchOpSchema>
+
+export const scanOptionsSchema = z
+  .object({
+    prefix: keySchema.optional(),
+    gt: keySchema.optional(),
+    gte: keySchema.optional(),
+    lt: keySchema.optional(),
+    lte: keySchema.optional(),
+    limit: z.number().int().nonnegative().optional(),
+    reverse: z.boolean().optional(),
+  })
+  .strict()
+export type ScanOptions = z.infer<typeof scanOptionsSchema>
+
+export const requestSchema = z.discriminatedUnion('op', [
+  z.object({ id, op: z.literal('auth'), token: z.string() }).strict(),
+  z.object({ id, op: z.literal('ping') }).strict(),
+  z.object({ id, op: z.literal('get'), key: keySchema }).strict(),
+  z.object({ id, op: z.literal('mget'), keys: z.array(keySchema) }).strict(),
+  z.object({ id, op: z.literal('put'), key: keySchema, value: valueSchema, ...writeOptions }).strict(),
+  z.object({ id, op: z.literal('del'), key: keySchema, ...writeOptions }).strict(),
+  z.object({ id, op: z.literal('batch'), ops: z.array(batchOpSchema), ...writeOptions }).strict(),
+  z.object({ id, op: z.literal('scan'), ...scanOptionsSchema.shape }).strict(),
+  z.object({ id, op: z.literal('status') }).strict(),
+  z
+    .object({
+      id,
+      op: z.literal('wait'),
+      replicas: z.number().int().min(0).max(1000),
+      timeoutMs: z.number().int().positive().max(3_600_000),
+    })
+    .strict(),
+  z.object({ id, op: z.literal('promote') }).strict(),
+  z
+    .object({
+      id,
+      op: z.literal('replicaof'),
+      /** HOST:PORT to follow, or null for "no one". */
+      upstream: z.string().nullable(),
+    })
+    .strict(),
+])
+export type Request = z.infer<typeof requestSchema>
+export type Op = Request['op']
+export const OPS: readonly Op[] = requestSchema.options.map((o) => o.shape.op.value)
+
+export type WriteRequest = Extract<Request, { op: 'put' | 'del' | 'batch' }>
+
+/** One scan page: entries in key order (reverse order when asked), and whether more remain. */
+export interface ScanPage {
+  entries: [string, Value][]
+  more: boolean
+}
+
+export interface WriteResult {
+  seq: number
+}
+
+export interface ReplicaStatus {
+  nodeId: string
+  addr: string
+  ackedSeq: number
+  lagEntries: number
+  lagMs: number
+  link?: string
+}
+
+/** What `status` returns, and `tandem status --json` prints. */
+export interface NodeStatus {
+  nodeId: string
+  role: 'master' | 'replica' | 'peer' | 'witness'
+  epoch: number
+  seq: number
+  upstream: string | null
+  readOnly: boolean
+  replicas: ReplicaStatus[]
+  [extra: string]: unknown
+}

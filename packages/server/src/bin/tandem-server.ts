@@ -1,0 +1,46 @@
+import { TandemError } from '@tandem/protocol'
+import { loadConfig, UsageError, usage } from '../config.js'
+import { TandemServer } from '../server.js'
+import { createLogger } from '../util/logger.js'
+
+/** Exit statuses: 0 clean shutdown, 1 could not start, 2 bad usage. */
+async function main(): Promise<void> {
+  let config: ReturnType<typeof loadConfig>
+  try {
+    config = loadConfig(process.argv.slice(2))
+  } catch (err) {
+    if (err instanceof UsageError && err.message === 'help') {
+      process.stdout.write(`${usage()}\n`)
+      process.exit(0)
+    }
+    process.stderr.write(`error INVALID: ${(err as Error).message}\n${usage()}\n`)
+    process.exit(2)
+  }
+  const logger = createLogger({ level: config.logLevel, format: config.logFormat })
+  let server: TandemServer
+  try {
+    server = await TandemServer.start(config, logger)
+  } catch (err) {
+    const code = err instanceof TandemError ? err.code : ((err as NodeJS.ErrnoException).code ?? 'INTERNAL')
+    logger.error('could not start', { code, err })
+    process.stderr.write(`error ${code}: ${(err as Error).message}\n`)
+    process.exit(1)
+  }
+  let stopping = false
+  const stop = (signal: string) => {
+    if (stopping) return
+    stopping = true
+    logger.info('signal received', { signal })
+    server.close().then(
+      () => process.exit(0),
+      (err) => {
+        logger.error('shutdown failed', { err })
+        process.exit(1)
+      },
+    )
+  }
+  process.on('SIGTERM', () => stop('SIGTERM'))
+  process.on('SIGINT', () => stop('SIGINT'))
+}
+
+void main()

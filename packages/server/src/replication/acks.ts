@@ -1,0 +1,93 @@
+import { TandemError, type WriteConcern } from '@tandem/protocol'
+
+/**
+ * Tracks the seq each downstream has durably applied and answers "have N of
+ * them reached seq S?" for w=N writes and `wait`. Waiters are kept sorted
+ * by nothing in particular: there are at most as many as in-flight write
+ * requests, which the API bounds, and each ack checks them in one pass.
+ */
+interface Waiter {
+  seq: number
+  count: number
+  resolve: () => void
+  reject: (err: unknown) => void
+  timer: NodeJS.Timeout
+}
+
+export class AckTracker {
+  private readonly acked = new Map<string, number>()
+  private waiters = new Set<Waiter>()
+
+  /** Number of direct replicas known (connected or recently connected). */
+  get replicaCount(): number {
+    return this.acked.size
+  }
+
+  /** How many replicas a write concern needs, given the replicas attached now. */
+  required(w: WriteConcern | undefined): number {
+    if (w === undefined) return 0
+    if (w === 'majority') {
+      // A majority of the master plus its direct replicas; the master is one of them.
+      return Math.floor((this.acked.size + 1) / 2 + 1) - 1
+    }
+    return w
+  }
+
+  countAtLeast(seq: number): number {
+    let n = 0
+    for (const s of this.acked.values()) if (s >= seq) n++
+    return n
+  }
+
+  ack(replicaId: string, seq: number): void {
+    const prev = this.acked.get(replicaId) ?? 0
+    if (seq <= prev && this.acked.has(replicaId)) return
+    this.acked.set(replicaId, seq)
+    for (const w of this.waiters) {
+      if (this.countAtLeast(w.seq) >= w.count) this.settle(w)
+    }
+  }
+
+  forget(replicaId: string): void {
+    this.acked.delete(replicaId)
+  }
+
+  /** Resolves when `count` replicas have acked `seq`; rejects with TIMEOUT after timeoutMs. */
+  waitFor(seq: number, count: number, timeoutMs: number): Promise<void> {
+    if (count <= 0 || this.countAtLeast(seq) >= count) return Promise.resolve()
+    return new Promise<void>((resolve, reject) => {
+      const waiter: Waiter = {
+        seq,
+        count,
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.waiters.delete(waiter)
+          reject(
+            new TandemError(
+              'TIMEOUT',
+              `write ${seq} is committed on this node but reached ${this.countAtLeast(seq)} of ${count} replicas within ${timeoutMs} ms; it stays committed`,
+              { details: { seq } },
+            ),
+          )
+        }, timeoutMs),
+      }
+      this.waiters.add(waiter)
+    })
+  }
+
+  /** Fails every waiter (shutdown, demotion). */
+  failAll(err: TandemError): void {
+    for (const w of this.waiters) {
+      clearTimeout(w.timer)
+      w.reject(err)
+    }
+    this.waiters.clear()
+  }
+
+  private settle(w: Waiter): void {
+    clearTimeout(w.timer)
+    this.waiters.delete(w)
+    w.resolve()
+  }
+}

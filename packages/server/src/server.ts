@@ -1,0 +1,185 @@
+import { createServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
+import { WebSocketServer } from 'ws'
+import { bearerToken, tokenMatches } from './api/auth.js'
+import { CLOSE, ClientConnection } from './api/connection.js'
+import type { Config } from './config.js'
+import { TandemNode } from './node.js'
+import { Store } from './storage/store.js'
+import { type Logger, silentLogger } from './util/logger.js'
+import { Metrics } from './util/metrics.js'
+
+export type ServerStatus = 'opening' | 'open' | 'closing' | 'closed'
+
+/** How long shutdown waits for in-flight requests before closing sockets anyway. */
+const DRAIN_TIMEOUT_MS = 10_000
+
+/**
+ * TandemServer: one node's process-level shell. It owns the Store, the
+ * TandemNode and one HTTP server on --port that upgrades WebSocket
+ * connections (clients at /, replication peers later at /replication) and
+ * answers /health, /status and /metrics.
+ */
+export class TandemServer {
+  status: ServerStatus = 'opening'
+  readonly metrics = new Metrics()
+  private readonly http: HttpServer
+  private readonly wss: WebSocketServer
+  private readonly connections = new Set<ClientConnection>()
+  private closing: Promise<void> | null = null
+  private countRequest!: (labels: Record<string, string>) => void
+  private countError!: (labels: Record<string, string>) => void
+
+  private constructor(
+    readonly config: Config,
+    readonly node: TandemNode,
+    private readonly logger: Logger,
+  ) {
+    this.http = createServer((req, res) => this.onHttpRequest(req, res))
+    this.http.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head))
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: config.maxFrameBytes, perMessageDeflate: false })
+    this.registerMetrics()
+  }
+
+  static async start(config: Config, logger: Logger = silentLogger): Promise<TandemServer> {
+    const store = await Store.open({
+      dataDir: config.dataDir,
+      nodeId: config.nodeId,
+      sync: config.sync,
+      logRetention: config.logRetention,
+      maxGroup: config.maxGroupCommit,
+      maxQueued: config.maxQueuedWrites,
+    })
+    const nodeLogger = logger.child({ node: store.nodeId })
+    const node = new TandemNode(config, store, nodeLogger)
+    const server = new TandemServer(config, node, nodeLogger)
+    try {
+      await node.init()
+      await server.listen()
+    } catch (err) {
+      await store.close()
+      throw err
+    }
+    return server
+  }
+
+  private listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.http.once('error', reject)
+      this.http.listen(this.config.port, this.config.host, () => {
+        this.http.off('error', reject)
+        const { port } = this.http.address() as AddressInfo
+        this.node.address = this.config.advertise ?? `${this.config.host}:${port}`
+        this.status = 'open'
+        this.logger.info('listening', {
+          address: this.node.address,
+          dataDir: this.config.dataDir,
+          sync: this.config.sync,
+          role: this.node.role,
+          seq: this.node.store.lastSeq,
+        })
+        resolve()
+      })
+    })
+  }
+
+  /** The port actually bound (useful with --port 0). */
+  get port(): number {
+    return (this.http.address() as AddressInfo).port
+  }
+
+  // ---- WebSocket ---------------------------------------------------------
+
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (this.status !== 'open') return rejectUpgrade(socket, 503, 'shutting down')
+    if (this.connections.size >= this.config.maxConnections) {
+      this.countError({ code: 'BUSY' })
+      return rejectUpgrade(socket, 503, `connection limit (${this.config.maxConnections}) reached`)
+    }
+    const preAuthenticated = tokenMatches(this.config.authToken, bearerToken(req))
+    this.wss.handleUpgrade(req, socket, head, (ws) => {
+      const connection = new ClientConnection(
+        ws,
+        this.node,
+        this.config,
+        this.logger,
+        { onRequest: (op) => this.countRequest({ op }), onError: (code) => this.countError({ code }) },
+        preAuthenticated,
+      )
+      this.connections.add(connection)
+      ws.on('close', () => this.connections.delete(connection))
+    })
+  }
+
+  // ---- HTTP --------------------------------------------------------------
+
+  private onHttpRequest(req: IncomingMessage, res: ServerResponse): void {
+    const path = (req.url ?? '/').split('?')[0]
+    if (path === '/health') {
+      return sendJson(res, this.status === 'open' ? 200 : 503, { status: this.status === 'open' ? 'ok' : this.status })
+    }
+    if (path !== '/status' && path !== '/metrics') return sendJson(res, 404, { error: 'not found' })
+    if (!tokenMatches(this.config.authToken, bearerToken(req))) {
+      return sendJson(res, 401, { error: { code: 'UNAUTHORIZED', message: 'send Authorization: Bearer TOKEN' } })
+    }
+    if (path === '/status') return sendJson(res, 200, this.node.status())
+    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' })
+    res.end(this.metrics.render())
+  }
+
+  private registerMetrics(): void {
+    const m = this.metrics
+    this.countRequest = m.counter('tandem_requests_total', 'Client requests received, by op.')
+    this.countError = m.counter('tandem_errors_total', 'Error replies sent, by code.')
+    const store = this.node.store
+    m.gauge('tandem_seq', 'Seq of the last committed log entry.', () => store.lastSeq)
+    m.gauge('tandem_epoch', 'Current fail-over epoch.', () => store.epoch)
+    m.gauge('tandem_is_master', '1 when this node takes writes.', () => (this.node.role === 'master' ? 1 : 0))
+    m.gauge('tandem_connections', 'Open client connections.', () => this.connections.size)
+    m.gauge('tandem_commit_groups_total', 'Group commits (LevelDB batches) written.', () => store.commitStats.groups)
+    m.gauge(
+      'tandem_commit_writes_total',
+      'Writes committed through the group committer.',
+      () => store.commitStats.writes,
+    )
+    m.gauge('tandem_commit_queued', 'Writes waiting for the group committer.', () => store.queuedWrites)
+    m.gauge('tandem_process_resident_memory_bytes', 'Resident set size.', () => process.memoryUsage.rss())
+  }
+
+  // ---- lifecycle ---------------------------------------------------------
+
+  /** Stops accepting, answers what is in flight, flushes and closes the store. Safe to call twice. */
+  close(): Promise<void> {
+    if (!this.closing) this.closing = this.doClose()
+    return this.closing
+  }
+
+  private async doClose(): Promise<void> {
+    this.status = 'closing'
+    this.logger.info('shutting down', { connections: this.connections.size })
+    const httpClosed = new Promise<void>((resolve) => this.http.close(() => resolve()))
+    for (const c of this.connections) c.stopReading()
+    const drained = Promise.all([...this.connections].map((c) => c.drained()))
+    await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, DRAIN_TIMEOUT_MS).unref())])
+    for (const c of this.connections) c.close(CLOSE.GOING_AWAY, 'server shutting down')
+    this.http.closeAllConnections()
+    await httpClosed
+    await this.node.store.close()
+    this.status = 'closed'
+    this.logger.info('closed')
+  }
+}
+
+function rejectUpgrade(socket: Duplex, status: number, message: string): void {
+  const body = JSON.stringify({ error: message })
+  socket.end(
+    `HTTP/1.1 ${status} ${status === 503 ? 'Service Unavailable' : 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  )
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body)
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+  res.end(text)
+}

@@ -1,0 +1,88 @@
+import { TandemError } from '@tandem/protocol'
+
+/**
+ * Group commit: writes that arrive while a LevelDB batch is being written
+ * wait in a queue and all go out together in the next batch. One fsync then
+ * covers every writer in the group, which is what makes durable writes fast.
+ *
+ * The committer knows nothing of what a write is; the Store hands it a
+ * `commit(group)` function that turns a group into one atomic batch. Groups
+ * are committed strictly one after another, so their order is the log order.
+ */
+export interface CommitStats {
+  groups: number
+  writes: number
+  largestGroup: number
+}
+
+interface Pending<T, R> {
+  item: T
+  resolve: (result: R) => void
+  reject: (err: unknown) => void
+}
+
+export interface GroupCommitterOptions {
+  /** Most writes in one LevelDB batch; more wait for the next one. */
+  maxGroup: number
+  /** Most writes waiting at once; beyond it submit() fails with BUSY. */
+  maxQueued: number
+}
+
+export class GroupCommitter<T, R> {
+  private queue: Pending<T, R>[] = []
+  private running = false
+  private idleWaiters: (() => void)[] = []
+  readonly stats: CommitStats = { groups: 0, writes: 0, largestGroup: 0 }
+
+  constructor(
+    private readonly commit: (group: T[]) => Promise<R[]>,
+    private readonly options: GroupCommitterOptions,
+  ) {}
+
+  get queued(): number {
+    return this.queue.length
+  }
+
+  submit(item: T): Promise<R> {
+    if (this.queue.length >= this.options.maxQueued) {
+      return Promise.reject(new TandemError('BUSY', `write queue is full (${this.options.maxQueued} writes waiting)`))
+    }
+    return new Promise<R>((resolve, reject) => {
+      this.queue.push({ item, resolve, reject })
+      if (!this.running) {
+        this.running = true
+        // Start after the current turn so writes arriving in the same
+        // socket read join the first group too.
+        queueMicrotask(() => void this.run())
+      }
+    })
+  }
+
+  /** Resolves once nothing is queued or being written. */
+  idle(): Promise<void> {
+    if (!this.running) return Promise.resolve()
+    return new Promise((resolve) => this.idleWaiters.push(resolve))
+  }
+
+  private async run(): Promise<void> {
+    while (this.queue.length > 0) {
+      const group = this.queue.length <= this.options.maxGroup ? this.queue : this.queue.slice(0, this.options.maxGroup)
+      this.queue = group === this.queue ? [] : this.queue.slice(group.length)
+      let results: R[]
+      try {
+        results = await this.commit(group.map((p) => p.item))
+      } catch (err) {
+        for (const p of group) p.reject(err)
+        continue
+      }
+      this.stats.groups++
+      this.stats.writes += group.length
+      if (group.length > this.stats.largestGroup) this.stats.largestGroup = group.length
+      for (let i = 0; i < group.length; i++) group[i].resolve(results[i])
+    }
+    this.running = false
+    const waiters = this.idleWaiters
+    this.idleWaiters = []
+    for (const w of waiters) w()
+  }
+}

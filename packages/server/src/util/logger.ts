@@ -1,0 +1,60 @@
+/**
+ * Structured logs: one JSON object a line on stderr (`--log-format json`,
+ * the default), or a short human-readable line (`--log-format pretty`).
+ */
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
+const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 }
+
+export type LogFields = Record<string, unknown>
+
+export interface Logger {
+  debug(msg: string, fields?: LogFields): void
+  info(msg: string, fields?: LogFields): void
+  warn(msg: string, fields?: LogFields): void
+  error(msg: string, fields?: LogFields): void
+  child(fields: LogFields): Logger
+}
+
+export interface LoggerOptions {
+  level: LogLevel
+  format: 'json' | 'pretty'
+  write?: (line: string) => void
+}
+
+export function createLogger(options: LoggerOptions, base: LogFields = {}): Logger {
+  const min = LEVELS[options.level]
+  const write = options.write ?? ((line: string) => process.stderr.write(line))
+  const emit = (level: LogLevel, msg: string, fields?: LogFields) => {
+    if (LEVELS[level] < min) return
+    const record = { time: new Date().toISOString(), level, msg, ...base, ...fields }
+    if (options.format === 'json') {
+      write(`${JSON.stringify(record, jsonSafe)}\n`)
+    } else {
+      const extra = Object.entries({ ...base, ...fields })
+        .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v, jsonSafe)}`)
+        .join(' ')
+      write(`${record.time} ${level.toUpperCase().padEnd(5)} ${msg}${extra ? ` ${extra}` : ''}\n`)
+    }
+  }
+  return {
+    debug: (m, f) => emit('debug', m, f),
+    info: (m, f) => emit('info', m, f),
+    warn: (m, f) => emit('warn', m, f),
+    error: (m, f) => emit('error', m, f),
+    child: (fields) => createLogger(options, { ...base, ...fields }),
+  }
+}
+
+function jsonSafe(_key: string, value: unknown): unknown {
+  if (value instanceof Error)
+    return { name: value.name, message: value.message, code: (value as { code?: unknown }).code }
+  return value
+}
+
+export const silentLogger: Logger = {
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+  child: () => silentLogger,
+}

@@ -1,0 +1,54 @@
+/**
+ * A small Prometheus registry: counters with optional labels and gauges read
+ * at scrape time. Label sets are bounded by construction (op names, error
+ * codes), so the registry cannot grow without limit.
+ */
+type Labels = Record<string, string>
+
+interface Family {
+  help: string
+  type: 'counter' | 'gauge'
+  values: Map<string, { labels: Labels; value: number }>
+  read?: () => number | { labels: Labels; value: number }[]
+}
+
+export class Metrics {
+  private readonly families = new Map<string, Family>()
+
+  counter(name: string, help: string): (labels?: Labels, by?: number) => void {
+    const family: Family = { help, type: 'counter', values: new Map() }
+    this.families.set(name, family)
+    return (labels = {}, by = 1) => {
+      const id = labelText(labels)
+      const slot = family.values.get(id)
+      if (slot) slot.value += by
+      else family.values.set(id, { labels, value: by })
+    }
+  }
+
+  gauge(name: string, help: string, read: () => number | { labels: Labels; value: number }[]): void {
+    this.families.set(name, { help, type: 'gauge', values: new Map(), read })
+  }
+
+  /** Prometheus text exposition format, version 0.0.4. */
+  render(): string {
+    const lines: string[] = []
+    for (const [name, family] of this.families) {
+      lines.push(`# HELP ${name} ${family.help}`, `# TYPE ${name} ${family.type}`)
+      if (family.read) {
+        const read = family.read()
+        if (typeof read === 'number') lines.push(`${name} ${read}`)
+        else for (const r of read) lines.push(`${name}${labelText(r.labels)} ${r.value}`)
+      } else {
+        for (const { labels, value } of family.values.values()) lines.push(`${name}${labelText(labels)} ${value}`)
+      }
+    }
+    return `${lines.join('\n')}\n`
+  }
+}
+
+function labelText(labels: Labels): string {
+  const keys = Object.keys(labels)
+  if (keys.length === 0) return ''
+  return `{${keys.map((k) => `${k}="${String(labels[k]).replace(/["\\\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`))}"`).join(',')}}`
+}

@@ -1,0 +1,27 @@
+import { spawn } from 'node:child_process'
+import { CLI_BIN } from './node-process.js'
+
+export interface CliResult {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+/** Runs the `tandem` CLI as a user would and collects its output and exit status. */
+export function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, [CLI_BIN, ...args], { env: { ...process.env, ...env } })
+    let stdout = ''
+    let stderr = ''
+    proc.stdout.on('data', (d) => (stdout += d))
+    proc.stderr.on('data', (d) => (stderr += d))
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL')
+      reject(new Error(`tandem ${args.join(' ')} did not exit within ${timeoutMs} ms`))
+    }, timeoutMs)
+    proc.on('exit', (code) => {
+      clearTimeout(timer)
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
