@@ -39,7 +39,7 @@ export interface RequestOptions {
 
 export type ClientStatus = 'open' | 'closing' | 'closed'
 
-const MAX_BACKOFF_MS = 1000
+const MAX_BACKOFF_MS = 500
 
 /**
  * TandemClient: the SDK. Calls made concurrently share one socket and are
@@ -54,11 +54,15 @@ export class TandemClient {
   private readonly timeoutMs: number
   private readonly connectTimeoutMs: number
   private readonly maxQueued: number
-  private conn: NodeConnection | null = null
-  private connecting: Promise<NodeConnection> | null = null
+  private readonly conns = new Map<string, NodeConnection>()
+  private readonly opening = new Map<string, Promise<NodeConnection>>()
+  private discovering: Promise<void> | null = null
+  /** The master's address, once known. */
+  private master: string | null = null
+  private replicas: string[] = []
+  private nextReplica = 0
   private nextId = 1
   private outstanding = 0
-  private preferred = 0
 
   private constructor(private readonly options: ConnectOptions) {
     const servers = typeof options.servers === 'string' ? options.servers.split(',') : options.servers
@@ -77,7 +81,7 @@ export class TandemClient {
   static async connect(options: ConnectOptions): Promise<TandemClient> {
     const client = new TandemClient(options)
     try {
-      await client.request({ op: 'ping' }, false, client.connectTimeoutMs + 1000)
+      await client.request({ op: 'ping' }, 'seed', client.connectTimeoutMs + 1000)
     } catch (err) {
       client.close()
       throw err
@@ -90,14 +94,14 @@ export class TandemClient {
   /** The value stored at key (same type as stored), or undefined when there is none. */
   async get(key: string, options: RequestOptions = {}): Promise<Value | undefined> {
     checkKey(key)
-    const value = (await this.request({ op: 'get', key }, false, options.timeoutMs)) as Value | null
+    const value = (await this.request({ op: 'get', key }, 'read', options.timeoutMs)) as Value | null
     return value ?? undefined
   }
 
   async mget(keys: string[], options: RequestOptions = {}): Promise<(Value | undefined)[]> {
     if (!Array.isArray(keys)) throw new TypeError('mget takes an array of keys')
     for (const k of keys) checkKey(k)
-    const values = (await this.request({ op: 'mget', keys }, false, options.timeoutMs)) as (Value | null)[]
+    const values = (await this.request({ op: 'mget', keys }, 'read', options.timeoutMs)) as (Value | null)[]
     return values.map((v) => v ?? undefined)
   }
 
@@ -106,7 +110,7 @@ export class TandemClient {
     checkValue(value)
     return (await this.request(
       { op: 'put', key, value, ...writeFields(options) },
-      true,
+      'write',
       writeTimeout(options, this.timeoutMs),
     )) as WriteResult
   }
@@ -115,7 +119,7 @@ export class TandemClient {
     checkKey(key)
     return (await this.request(
       { op: 'del', key, ...writeFields(options) },
-      true,
+      'write',
       writeTimeout(options, this.timeoutMs),
     )) as WriteResult
   }
@@ -133,7 +137,7 @@ export class TandemClient {
     )
     return (await this.request(
       { op: 'batch', ops: wire, ...writeFields(options) },
-      true,
+      'write',
       writeTimeout(options, this.timeoutMs),
     )) as WriteResult
   }
@@ -149,7 +153,7 @@ export class TandemClient {
     while (remaining === undefined || remaining > 0) {
       const page = (await this.request(
         { op: 'scan', ...range, ...(remaining === undefined ? {} : { limit: remaining }) },
-        false,
+        'read',
       )) as ScanPage
       for (const entry of page.entries) yield entry
       if (remaining !== undefined) remaining -= page.entries.length
@@ -168,49 +172,55 @@ export class TandemClient {
   // ---- admin -------------------------------------------------------------
 
   async status(options: RequestOptions = {}): Promise<NodeStatus> {
-    return (await this.request({ op: 'status' }, false, options.timeoutMs)) as NodeStatus
+    return (await this.request(
+      { op: 'status' },
+      this.options.direct ? 'read' : 'write',
+      options.timeoutMs,
+    )) as NodeStatus
   }
 
   async ping(options: RequestOptions = {}): Promise<void> {
-    await this.request({ op: 'ping' }, false, options.timeoutMs)
+    await this.request({ op: 'ping' }, 'read', options.timeoutMs)
   }
 
   /** Waits until `replicas` replicas hold the node's current seq; resolves with how many do. */
   async wait(replicas: number, timeoutMs: number): Promise<number> {
-    return (await this.request({ op: 'wait', replicas, timeoutMs }, false, timeoutMs + this.timeoutMs)) as number
+    return (await this.request({ op: 'wait', replicas, timeoutMs }, 'write', timeoutMs + this.timeoutMs)) as number
   }
 
   /** Makes the connected node a master. */
   async promote(options: RequestOptions = {}): Promise<NodeStatus> {
-    return (await this.request({ op: 'promote' }, true, options.timeoutMs)) as NodeStatus
+    return (await this.request({ op: 'promote' }, 'admin', options.timeoutMs)) as NodeStatus
   }
 
   /** Points the connected node at a new upstream (HOST:PORT), or makes it stop following (null). */
   async replicaof(upstream: string | null, options: RequestOptions = {}): Promise<NodeStatus> {
-    return (await this.request({ op: 'replicaof', upstream }, true, options.timeoutMs)) as NodeStatus
+    return (await this.request({ op: 'replicaof', upstream }, 'admin', options.timeoutMs)) as NodeStatus
   }
 
   /** Closes the connection; calls still waiting fail with CLOSED. Safe to call twice. */
   close(): Promise<void> {
     if (this.state === 'closed') return Promise.resolve()
     this.state = 'closed'
-    this.conn?.close()
-    this.conn = null
+    for (const conn of this.conns.values()) conn.close()
+    this.conns.clear()
     return Promise.resolve()
   }
 
   // ---- plumbing ----------------------------------------------------------
 
-  private request(message: Record<string, unknown>, mutates: boolean, timeoutMs = this.timeoutMs): Promise<unknown> {
+  private request(message: Record<string, unknown>, route: Route, timeoutMs = this.timeoutMs): Promise<unknown> {
     if (this.state !== 'open') return Promise.reject(new TandemError('CLOSED', 'client is closed'))
     if (this.outstanding >= this.maxQueued) {
       return Promise.reject(new TandemError('BUSY', `${this.outstanding} requests outstanding (maxQueued)`))
     }
+    const mutates = MUTATING.has(String(message.op))
     this.outstanding++
     return new Promise<unknown>((resolve, reject) => {
       let done = false
       let current: NodeConnection | null = null
-      let connectError: TandemError | undefined
+      let lastError: TandemError | undefined
+      let delay = MIN_BACKOFF_MS
       const id = this.nextId++
       const finish = (fn: () => void) => {
         if (done) return
@@ -221,7 +231,8 @@ export class TandemClient {
       }
       const timer = setTimeout(() => {
         current?.forget(id)
-        if (current === null && connectError) return finish(() => reject(connectError))
+        // Never sent anywhere: say why (no server, no master) rather than just "timeout".
+        if (current === null && lastError) return finish(() => reject(lastError))
         finish(() =>
           reject(
             new TandemError(
@@ -231,74 +242,216 @@ export class TandemClient {
           ),
         )
       }, timeoutMs)
+      const retryLater = (err: TandemError) => {
+        lastError = err
+        current = null
+        if (done) return
+        setTimeout(attempt, delay)
+        delay = Math.min(MAX_BACKOFF_MS, delay * 2) * (0.75 + Math.random() * 0.5)
+      }
       const pending: PendingRequest = {
         id,
         message: { id, ...message },
         mutates,
         resolve: (result) => finish(() => resolve(result)),
-        reject: (err) => finish(() => reject(err)),
+        reject: (err) => {
+          // Refused because the node is not (or no longer) the master: nothing
+          // was applied, so it is safe to find the master and send it there.
+          if (!this.options.direct && route !== 'admin' && REROUTE.has(err.code)) {
+            this.noteNotMaster(current?.address, err)
+            return retryLater(err)
+          }
+          finish(() => reject(err))
+        },
+        retry: () => retryLater(lastError ?? new TandemError('UNAVAILABLE', 'connection lost')),
       }
-      const attempt = (delay: number) => {
+      const attempt = () => {
         if (done) return
-        this.connection().then(
-          (conn) => {
-            if (done) return
-            current = conn
-            try {
-              conn.send(pending)
-            } catch {
-              setTimeout(() => attempt(nextDelay(delay)), delay)
-            }
-          },
-          (err: TandemError) => {
-            if (done) return
-            connectError = err
-            if (err.code === 'UNAUTHORIZED' || this.state !== 'open') return pending.reject(err)
-            setTimeout(() => attempt(nextDelay(delay)), delay).unref?.()
-          },
-        )
+        this.target(route)
+          .then((address) => this.connection(address))
+          .then(
+            (conn) => {
+              if (done) return
+              current = conn
+              try {
+                conn.send(pending)
+              } catch (err) {
+                retryLater(err as TandemError)
+              }
+            },
+            (err: TandemError) => {
+              if (done) return
+              if (err.code === 'UNAUTHORIZED' || err.code === 'CLOSED') return finish(() => reject(err))
+              retryLater(err)
+            },
+          )
       }
-      pending.retry = () => attempt(0)
-      attempt(25)
+      attempt()
     })
   }
 
-  /** The open connection, opening one (trying each server in turn) when there is none. */
-  private connection(): Promise<NodeConnection> {
-    if (this.conn && this.conn.state === 'open') return Promise.resolve(this.conn)
-    if (this.connecting) return this.connecting
-    this.connecting = this.open().finally(() => {
-      this.connecting = null
-    })
-    return this.connecting
-  }
-
-  private async open(): Promise<NodeConnection> {
-    const candidates = this.options.direct ? [this.servers[0]] : rotate(this.servers, this.preferred)
-    let lastError: TandemError | undefined
-    for (const [i, address] of candidates.entries()) {
-      const conn = new NodeConnection(address, {
-        authToken: this.options.authToken,
-        connectTimeoutMs: this.connectTimeoutMs,
-        maxFrameBytes: DEFAULT_LIMITS.maxFrameBytes * 2,
-      })
-      try {
-        await conn.ready
-      } catch (err) {
-        lastError = err as TandemError
-        if (lastError.code === 'UNAUTHORIZED') throw lastError
-        continue
+  /** The address a request of this kind goes to now. */
+  private async target(route: Route): Promise<string> {
+    if (this.options.direct) return this.servers[0]
+    if (route === 'read') {
+      const readFrom = this.options.readFrom ?? 'master'
+      if (readFrom === 'any') {
+        for (const [address, conn] of this.conns) if (conn.state === 'open') return address
       }
-      if (this.state !== 'open') {
-        conn.close()
-        throw new TandemError('CLOSED', 'client is closed')
+      if (readFrom === 'replica') {
+        if (this.replicas.length === 0 && this.master === null) await this.discover()
+        if (this.replicas.length > 0) return this.replicas[this.nextReplica++ % this.replicas.length]
       }
-      this.preferred = (this.preferred + i) % this.servers.length
-      conn.onClose((_err, unsent, sent) => this.onConnectionLost(conn, unsent, sent))
-      this.conn = conn
-      return conn
     }
-    throw lastError ?? new TandemError('UNAVAILABLE', `cannot reach any of ${this.servers.join(', ')}`)
+    if (route === 'admin') return this.servers[0]
+    if (route === 'seed') {
+      for (const [address, conn] of this.conns) if (conn.state === 'open') return address
+      let lastError: unknown
+      for (const address of this.servers) {
+        try {
+          await this.connection(address)
+          return address
+        } catch (err) {
+          lastError = err
+        }
+      }
+      throw lastError
+    }
+    if (this.master !== null) return this.master
+    await this.discover()
+    if (this.master !== null) return this.master
+    throw new TandemError('NOMASTER', `no master among ${this.known().join(', ')}`)
+  }
+
+  /** Every address the client knows of: seeds first, then what the cluster told it. */
+  private known(): string[] {
+    return [...new Set([...this.servers, ...(this.master ? [this.master] : []), ...this.replicas])]
+  }
+
+  /**
+   * Asks every known node for its status and takes the master with the
+   * highest epoch. One discovery runs at a time; callers share it.
+   */
+  private discover(): Promise<void> {
+    if (!this.discovering) {
+      this.discovering = this.runDiscovery().finally(() => {
+        this.discovering = null
+      })
+    }
+    return this.discovering
+  }
+
+  private async runDiscovery(): Promise<void> {
+    const statuses: NodeStatus[] = []
+    const errors: TandemError[] = []
+    const ask = async (address: string) => {
+      try {
+        const conn = await this.connection(address)
+        statuses.push((await this.direct(conn, { op: 'status' }, this.connectTimeoutMs)) as NodeStatus)
+      } catch (err) {
+        errors.push(err as TandemError)
+      }
+    }
+    await Promise.all(this.known().map(ask))
+    // A replica names its master; ask it too if no seed was the master.
+    const hinted = statuses
+      .map((s) => (typeof s.master === 'string' ? s.master : null))
+      .filter((a): a is string => a !== null && !this.known().includes(a))
+    await Promise.all([...new Set(hinted)].map(ask))
+    const masters = statuses.filter((s) => s.role === 'master' && !s.readOnly).sort((a, b) => b.epoch - a.epoch)
+    const master = masters[0]
+    if (master) {
+      this.master = String(master.address ?? '') || null
+      this.replicas = master.replicas.map((r) => r.addr).filter(Boolean)
+    } else {
+      this.master = null
+      this.replicas = statuses.filter((s) => s.role === 'replica').map((s) => String(s.address ?? ''))
+    }
+    if (statuses.length === 0 && errors.length > 0) {
+      const unauthorized = errors.find((e) => e.code === 'UNAUTHORIZED')
+      throw (
+        unauthorized ??
+        new TandemError('UNAVAILABLE', `cannot reach any of ${this.known().join(', ')}: ${errors[0].message}`)
+      )
+    }
+  }
+
+  /** A request on one given connection, outside the routing (discovery). */
+  private direct(conn: NodeConnection, message: Record<string, unknown>, timeoutMs: number): Promise<unknown> {
+    return new Promise((resolve, reject) => {
+      const id = this.nextId++
+      const timer = setTimeout(() => {
+        conn.forget(id)
+        reject(new TandemError('TIMEOUT', `${conn.address} did not answer ${message.op} in ${timeoutMs} ms`))
+      }, timeoutMs)
+      try {
+        conn.send({
+          id,
+          message: { id, ...message },
+          mutates: false,
+          resolve: (r) => {
+            clearTimeout(timer)
+            resolve(r)
+          },
+          reject: (e) => {
+            clearTimeout(timer)
+            reject(e)
+          },
+          retry: () => {
+            clearTimeout(timer)
+            reject(new TandemError('UNAVAILABLE', `lost connection to ${conn.address}`))
+          },
+        })
+      } catch (err) {
+        clearTimeout(timer)
+        reject(err)
+      }
+    })
+  }
+
+  /** A node refused a write as not the master: forget it as master, and take its hint. */
+  private noteNotMaster(address: string | undefined, err: TandemError): void {
+    const hint = err.details.master
+    if (hint && hint !== address) this.master = hint
+    else if (this.master === address || this.master === hint) this.master = null
+  }
+
+  /** The open connection to `address`, opening it when there is none. */
+  private connection(address: string): Promise<NodeConnection> {
+    const existing = this.conns.get(address)
+    if (existing && existing.state === 'open') return Promise.resolve(existing)
+    const opening = this.opening.get(address)
+    if (opening) return opening
+    const conn = new NodeConnection(address, {
+      authToken: this.options.authToken,
+      connectTimeoutMs: this.connectTimeoutMs,
+      maxFrameBytes: DEFAULT_LIMITS.maxFrameBytes * 2,
+      onPush: (message) => this.onPush(message),
+    })
+    const ready = conn.ready.then(
+      () => {
+        this.opening.delete(address)
+        if (this.state !== 'open') {
+          conn.close()
+          throw new TandemError('CLOSED', 'client is closed')
+        }
+        conn.onClose((_err, unsent, sent) => this.onConnectionLost(conn, unsent, sent))
+        this.conns.set(address, conn)
+        return conn
+      },
+      (err) => {
+        this.opening.delete(address)
+        if (this.master === address) this.master = null
+        throw err
+      },
+    )
+    this.opening.set(address, ready)
+    return ready
+  }
+
+  /** Servers push topology changes (a new master after a fail-over). */
+  private onPush(message: Record<string, unknown>): void {
+    if (message.push === 'topology' && typeof message.master === 'string') this.master = message.master
   }
 
   /**
@@ -307,7 +460,8 @@ export class TandemClient {
    * twice, so it fails with UNCERTAIN and the caller decides.
    */
   private onConnectionLost(conn: NodeConnection, unsent: PendingRequest[], sent: PendingRequest[]): void {
-    if (this.conn === conn) this.conn = null
+    if (this.conns.get(conn.address) === conn) this.conns.delete(conn.address)
+    if (this.master === conn.address) this.master = null
     if (this.state !== 'open') {
       for (const r of [...unsent, ...sent]) r.reject(new TandemError('CLOSED', 'client closed'))
       return
@@ -328,13 +482,17 @@ export class TandemClient {
   }
 }
 
-function nextDelay(delay: number): number {
-  return Math.min(MAX_BACKOFF_MS, delay * 2) * (0.75 + Math.random() * 0.5)
-}
+/**
+ * read: per readFrom; write: the master; admin: the first server (the node
+ * the caller named); seed: any reachable server.
+ */
+type Route = 'read' | 'write' | 'admin' | 'seed'
 
-function rotate<T>(items: T[], start: number): T[] {
-  return [...items.slice(start), ...items.slice(0, start)]
-}
+/** Errors that mean "not the master": the write was not applied and may go elsewhere. */
+const REROUTE = new Set(['READONLY', 'NOMASTER', 'FENCED'])
+/** Ops that change state: if their reply is lost, their outcome is unknown. */
+const MUTATING = new Set(['put', 'del', 'batch', 'promote', 'replicaof'])
+const MIN_BACKOFF_MS = 25
 
 /** A w>0 write's own deadline is enforced by the server, which then says TIMEOUT with the seq; wait a little longer for that answer. */
 function writeTimeout(options: WriteOptions, fallback: number): number {

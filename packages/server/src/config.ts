@@ -83,6 +83,13 @@ export const configSchema = z
     maxQueuedWrites: positiveInt.default(100_000),
     /** Most writes in one group commit (one LevelDB batch). Default 2,000. */
     maxGroupCommit: positiveInt.default(2000),
+    /**
+     * A downstream that sends nothing, or cannot take what it is sent (more
+     * than 4 MiB unflushed), for this many ms is disconnected with a warning.
+     * Default 10,000. Shorter detects stuck replicas sooner; too short drops
+     * replicas on a GC pause.
+     */
+    replTimeout: positiveInt.default(10_000),
     /** With --min-replicas N, writes get NOREPLICAS unless N replicas are within --max-lag ms. */
     minReplicas: nonNegativeInt.default(0),
     maxLag: positiveInt.default(10_000),

@@ -9,6 +9,8 @@ import {
 } from '@tandem/protocol'
 import type { Config } from './config.js'
 import { AckTracker } from './replication/acks.js'
+import { Downstream } from './replication/downstream.js'
+import { DEFAULT_UPSTREAM_OPTIONS, Upstream } from './replication/upstream.js'
 import { type EntryOp, OP_DEL, OP_PUT } from './storage/log-entry.js'
 import type { Store } from './storage/store.js'
 import type { Logger } from './util/logger.js'
@@ -29,18 +31,50 @@ export const DEFAULT_WRITE_TIMEOUT_MS = 5000
  * this class decides whether the node may take them.
  */
 export class TandemNode {
-  role: Role = 'master'
+  role: Role
   /** HOST:PORT this node follows, when it is a replica. */
   upstream: string | null = null
   readonly acks = new AckTracker()
   readonly startedAt = Date.now()
+  /** Serves this node's log to its downstreams (every node has one). */
+  readonly upstreamSide: Upstream
+  /** Follows `upstream` while this node is a replica. */
+  downstream: Downstream | null = null
+  /** The master as last reported down the tree. */
+  private knownMaster: string | null = null
+  readonly counters = { fullSyncs: 0, partialSyncs: 0, rollbacks: 0, rolledBackEntries: 0 }
+  lastRollbackFile: string | null = null
   private addr = ''
 
   constructor(
     readonly config: Config,
     readonly store: Store,
     readonly logger: Logger,
-  ) {}
+  ) {
+    this.role = config.replicaof ? 'replica' : 'master'
+    this.upstreamSide = new Upstream(
+      {
+        store,
+        logger,
+        acks: this.acks,
+        masterAddress: () => this.masterAddress(),
+        countSync: (kind) => this.countServed(kind),
+      },
+      { ...DEFAULT_UPSTREAM_OPTIONS, replTimeoutMs: config.replTimeout },
+    )
+  }
+
+  /** Syncs served to downstreams, by kind (status and metrics). */
+  readonly served = { full: 0, partial: 0 }
+  private countServed(kind: 'full' | 'partial'): void {
+    this.served[kind]++
+  }
+
+  /** HOST:PORT of the master as this node knows it: itself, or what its upstream reported. */
+  masterAddress(): string | null {
+    if (this.role === 'master') return this.address
+    return this.knownMaster ?? this.upstream
+  }
 
   get nodeId(): string {
     return this.store.nodeId
@@ -55,21 +89,101 @@ export class TandemNode {
     this.addr = addr
   }
 
-  /** Makes sure a fresh master has an epoch to write in. */
+  /** Starts following --replicaof, or makes sure a master has an epoch of its own to write in. */
   async init(): Promise<void> {
-    if (this.role === 'master' && this.store.history.length === 0) {
-      await this.store.beginEpoch(1)
-      this.logger.info('started a new history', { epoch: 1 })
+    if (this.store.discardedPartialSync) {
+      this.logger.warn('found an interrupted full sync; its partial data was discarded and will be synced again')
     }
+    if (this.config.replicaof) {
+      await this.follow(this.config.replicaof)
+    } else {
+      await this.becomeMaster('start')
+    }
+  }
+
+  /**
+   * Takes writes from now on. A node whose current epoch was begun by
+   * another node (it was a replica) starts a new epoch first: two masters
+   * must never write the same epoch, or their logs could differ at the same
+   * seq without the histories showing it.
+   */
+  private async becomeMaster(why: string): Promise<void> {
+    await this.downstream?.stop()
+    this.downstream = null
+    this.upstream = null
+    this.knownMaster = null
+    const history = this.store.history
+    const last = history[history.length - 1]
+    if (!last || last.by !== this.nodeId || why !== 'start') {
+      const epoch = await this.store.beginEpoch(this.store.epoch + 1)
+      this.logger.info('began a new epoch as master', { epoch: epoch.epoch, startSeq: epoch.startSeq, why })
+      this.upstreamSide.historyChanged()
+    }
+    this.role = 'master'
+  }
+
+  private async follow(upstream: string): Promise<void> {
+    if (upstream === this.address) throw new TandemError('INVALID', 'a node cannot replicate from itself')
+    this.role = 'replica'
+    this.upstream = upstream
+    this.knownMaster = null
+    await this.downstream?.stop()
+    this.downstream = new Downstream(upstream, {
+      store: this.store,
+      logger: this.logger,
+      address: this.address,
+      authToken: this.config.authToken,
+      maxFrameBytes: this.config.maxFrameBytes * 2,
+      countSync: (kind) => {
+        if (kind === 'full') this.counters.fullSyncs++
+        else this.counters.partialSyncs++
+      },
+      onRollback: (entries, file) => {
+        this.counters.rollbacks++
+        this.counters.rolledBackEntries += entries
+        this.lastRollbackFile = file
+      },
+      onMaster: (master) => {
+        if (master) this.knownMaster = master
+      },
+      onFullSyncStart: () => this.upstreamSide.disconnectAll('upstream is taking a full sync; resync'),
+    })
+    this.logger.info('following upstream', { upstream })
+  }
+
+  /** `replicaof HOST:PORT` / `replicaof no one` at run time. */
+  async replicaof(upstream: string | null): Promise<void> {
+    if (upstream === null) {
+      if (this.role !== 'master') await this.becomeMaster('replicaof no one')
+      return
+    }
+    if (this.role === 'master') this.acks.failAll(new TandemError('READONLY', 'this node became a replica'))
+    await this.follow(upstream)
   }
 
   // ---- writes ------------------------------------------------------------
 
   private assertWritable(): void {
-    if (this.role === 'master') return
-    throw new TandemError('READONLY', `this node is a read-only replica; write to the master at ${this.upstream}`, {
-      details: { master: this.upstream, epoch: this.store.epoch },
+    if (this.role === 'master') {
+      if (this.config.minReplicas > 0) this.assertEnoughReplicas()
+      return
+    }
+    const master = this.masterAddress()
+    throw new TandemError('READONLY', `this node is a read-only replica; write to the master at ${master}`, {
+      details: { master, epoch: this.store.epoch },
     })
+  }
+
+  private assertEnoughReplicas(): void {
+    const good = this.upstreamSide
+      .replicas()
+      .filter((r) => r.link === 'streaming' && r.lagMs <= this.config.maxLag).length
+    if (good < this.config.minReplicas) {
+      throw new TandemError(
+        'NOREPLICAS',
+        `${good} replicas are within ${this.config.maxLag} ms; --min-replicas is ${this.config.minReplicas}`,
+      )
+    }
   }
 
   async write(ops: EntryOp[], options: WriteOptions): Promise<{ seq: number }> {
@@ -104,6 +218,12 @@ export class TandemNode {
       if (!(err instanceof TandemError && err.code === 'TIMEOUT')) throw err
     }
     return this.acks.countAtLeast(seq)
+  }
+
+  async close(): Promise<void> {
+    await this.downstream?.stop()
+    this.upstreamSide.close()
+    this.acks.failAll(new TandemError('UNAVAILABLE', 'node is shutting down'))
   }
 
   // ---- reads -------------------------------------------------------------
@@ -151,10 +271,32 @@ export class TandemNode {
       seq: this.store.lastSeq,
       upstream: this.upstream,
       readOnly: this.role !== 'master',
-      replicas: [],
+      replicas: this.upstreamSide.replicas(),
       address: this.address,
+      master: this.masterAddress(),
+      link: this.downstream
+        ? {
+            state: this.downstream.state,
+            lagEntries: this.downstream.lagEntries,
+            lagMs: this.downstream.lagMs,
+            upstreamHead: this.downstream.upstreamHead,
+            lastHeardMsAgo: this.downstream.lastHeardAt === 0 ? null : Date.now() - this.downstream.lastHeardAt,
+            refusal: this.downstream.lastRefusal,
+          }
+        : null,
+      sync: {
+        fullSyncs: this.counters.fullSyncs,
+        partialSyncs: this.counters.partialSyncs,
+        servedFull: this.served.full,
+        servedPartial: this.served.partial,
+      },
+      rollbacks: {
+        count: this.counters.rollbacks,
+        entries: this.counters.rolledBackEntries,
+        lastFile: this.lastRollbackFile,
+      },
       mode: this.config.mode,
-      sync: this.config.sync,
+      syncMode: this.config.sync,
       uptimeMs: Date.now() - this.startedAt,
       history: this.store.history,
       commit: {

@@ -55,12 +55,24 @@ export class TandemServer {
     const node = new TandemNode(config, store, nodeLogger)
     const server = new TandemServer(config, node, nodeLogger)
     try {
-      await node.init()
       await server.listen()
+      await node.init()
     } catch (err) {
+      server.http.close()
+      await node.close()
       await store.close()
       throw err
     }
+    server.status = 'open'
+    nodeLogger.info('listening', {
+      address: node.address,
+      dataDir: config.dataDir,
+      sync: config.sync,
+      role: node.role,
+      upstream: node.upstream,
+      seq: store.lastSeq,
+      epoch: store.epoch,
+    })
     return server
   }
 
@@ -71,14 +83,6 @@ export class TandemServer {
         this.http.off('error', reject)
         const { port } = this.http.address() as AddressInfo
         this.node.address = this.config.advertise ?? `${this.config.host}:${port}`
-        this.status = 'open'
-        this.logger.info('listening', {
-          address: this.node.address,
-          dataDir: this.config.dataDir,
-          sync: this.config.sync,
-          role: this.node.role,
-          seq: this.node.store.lastSeq,
-        })
         resolve()
       })
     })
@@ -98,6 +102,12 @@ export class TandemServer {
       return rejectUpgrade(socket, 503, `connection limit (${this.config.maxConnections}) reached`)
     }
     const preAuthenticated = tokenMatches(this.config.authToken, bearerToken(req))
+    if ((req.url ?? '/').startsWith('/replication')) {
+      // Peers must present the token up front: there is no auth step in the replication handshake.
+      if (!preAuthenticated) return rejectUpgrade(socket, 401, 'replication needs Authorization: Bearer TOKEN')
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.node.upstreamSide.accept(ws))
+      return
+    }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       const connection = new ClientConnection(
         ws,
@@ -144,6 +154,46 @@ export class TandemServer {
       () => store.commitStats.writes,
     )
     m.gauge('tandem_commit_queued', 'Writes waiting for the group committer.', () => store.queuedWrites)
+    m.gauge('tandem_replicas', 'Downstreams connected to this node.', () => this.node.upstreamSide.count)
+    m.gauge('tandem_replica_lag_entries', 'Entries each downstream still lacks.', () =>
+      this.node.upstreamSide
+        .replicas()
+        .map((r) => ({ labels: { replica: r.nodeId, addr: r.addr }, value: r.lagEntries })),
+    )
+    m.gauge('tandem_replica_lag_ms', 'How long each downstream has been behind, in ms.', () =>
+      this.node.upstreamSide.replicas().map((r) => ({ labels: { replica: r.nodeId, addr: r.addr }, value: r.lagMs })),
+    )
+    m.gauge(
+      'tandem_upstream_lag_entries',
+      'Entries this replica lacks behind its upstream.',
+      () => this.node.downstream?.lagEntries ?? 0,
+    )
+    m.gauge(
+      'tandem_upstream_lag_ms',
+      'How long this replica has been behind its upstream, in ms.',
+      () => this.node.downstream?.lagMs ?? 0,
+    )
+    m.gauge('tandem_upstream_link_up', '1 while this replica streams from its upstream.', () =>
+      this.node.downstream?.state === 'streaming' ? 1 : 0,
+    )
+    m.gauge('tandem_full_syncs_total', 'Full syncs this node took as a downstream.', () => this.node.counters.fullSyncs)
+    m.gauge(
+      'tandem_partial_syncs_total',
+      'Partial resyncs this node took as a downstream.',
+      () => this.node.counters.partialSyncs,
+    )
+    m.gauge('tandem_served_full_syncs_total', 'Full syncs this node served.', () => this.node.served.full)
+    m.gauge('tandem_served_partial_syncs_total', 'Partial resyncs this node served.', () => this.node.served.partial)
+    m.gauge(
+      'tandem_rollbacks_total',
+      'Divergent tails rolled back to a rollback file.',
+      () => this.node.counters.rollbacks,
+    )
+    m.gauge(
+      'tandem_rolled_back_entries_total',
+      'Entries written to rollback files.',
+      () => this.node.counters.rolledBackEntries,
+    )
     m.gauge('tandem_process_resident_memory_bytes', 'Resident set size.', () => process.memoryUsage.rss())
   }
 
@@ -164,6 +214,7 @@ export class TandemServer {
     await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, DRAIN_TIMEOUT_MS).unref())])
     for (const c of this.connections) c.close(CLOSE.GOING_AWAY, 'server shutting down')
     this.http.closeAllConnections()
+    await this.node.close()
     await httpClosed
     await this.node.store.close()
     this.status = 'closed'
@@ -173,8 +224,9 @@ export class TandemServer {
 
 function rejectUpgrade(socket: Duplex, status: number, message: string): void {
   const body = JSON.stringify({ error: message })
+  const text = status === 503 ? 'Service Unavailable' : status === 401 ? 'Unauthorized' : 'Error'
   socket.end(
-    `HTTP/1.1 ${status} ${status === 503 ? 'Service Unavailable' : 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
   )
 }
 

@@ -132,7 +132,8 @@ async function main(argv: string[]): Promise<number> {
   try {
     client = await TandemClient.connect({
       servers,
-      direct: flags.direct === true,
+      // Node commands act on the node named by --server, whatever its role.
+      direct: flags.direct === true || ['status', 'promote', 'replicaof', 'wait'].includes(command),
       authToken: (flags['auth-token'] as string | undefined) ?? process.env.TANDEM_AUTH_TOKEN,
       connectTimeoutMs: 3000,
       timeoutMs: timeoutMs ?? 10_000,

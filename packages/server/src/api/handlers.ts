@@ -83,8 +83,12 @@ export function handle(node: TandemNode, req: Request): unknown {
     case 'wait':
       return node.wait(req.replicas, req.timeoutMs)
     case 'promote':
+      return node.replicaof(null).then(() => node.status())
     case 'replicaof':
-      throw new TandemError('INVALID', `'${req.op}' is not available on this node yet`)
+      if (req.upstream !== null && !/^[^\s:]+:\d{1,5}$/.test(req.upstream)) {
+        throw new TandemError('INVALID', `replicaof takes HOST:PORT or null, got ${JSON.stringify(req.upstream)}`)
+      }
+      return node.replicaof(req.upstream).then(() => node.status())
   }
 }
 

@@ -7,6 +7,7 @@ import { Level } from 'level'
 import { GroupCommitter } from './group-commit.js'
 import { HybridClock, type WallClock } from './hlc.js'
 import { decodeEntry, type EntryOp, encodeEntry, keySeq, type LogEntry, OP_PUT, seqKey } from './log-entry.js'
+import { CommitTimes, LogTail } from './log-tail.js'
 import { decodeRecord, encodeRecord } from './record.js'
 
 /**
@@ -76,6 +77,11 @@ export class Store {
   lastCommitAt = 0
   history: HistoryEpoch[] = []
   readonly hlc: HybridClock
+  /** The newest entries in memory, for feeding replicas that keep up. */
+  readonly tail = new LogTail(50_000, 32 * 1024 * 1024)
+  readonly commitTimes = new CommitTimes(20_000)
+  /** True when open() found an interrupted full sync and discarded its partial data. */
+  discardedPartialSync = false
 
   private readonly db: Db
   private readonly data: Bytes
@@ -94,6 +100,8 @@ export class Store {
   private readonly timers: NodeJS.Timeout[] = []
   private dirtySinceSync = false
   private trimming: Promise<void> | null = null
+  private readonly pins = new Map<number, number>()
+  private nextPin = 1
   private closing: Promise<void> | null = null
   /** Seq that the next local write will take. */
   private nextSeq = 1
@@ -135,6 +143,12 @@ export class Store {
       throw err
     }
     this.nodeId = await this.loadNodeId()
+    if (await this.meta.get('syncing')) {
+      // A full sync was cut short: the data is a partial copy. Start empty,
+      // so the next handshake asks for a full sync again.
+      await this.clearAll()
+      this.discardedPartialSync = true
+    }
     this.lastSeq = ((await this.meta.get('lastSeq')) as number | undefined) ?? 0
     this.nextSeq = this.lastSeq + 1
     this.history = ((await this.meta.get('history')) as HistoryEpoch[] | undefined) ?? []
@@ -228,6 +242,7 @@ export class Store {
     const batch = this.db.batch()
     const seqs: number[] = []
     const epoch = this.epoch
+    const entries: Buffer[] = []
     let seq = this.nextSeq - 1
     for (const write of group) {
       let entry: LogEntry
@@ -252,12 +267,16 @@ export class Store {
       }
       batch.put(Buffer.concat([this.logPrefix, seqKey(seq)]), raw)
       seqs.push(seq)
+      entries.push(raw)
     }
     batch.put(this.lastSeqKey, Buffer.from(String(seq)))
     await batch.write({ sync: this.options.sync === 'always' })
     this.nextSeq = seq + 1
+    const first = this.lastSeq + 1
     this.lastSeq = seq
     this.lastCommitAt = Date.now()
+    this.commitTimes.record(seq, this.lastCommitAt)
+    for (let i = 0; i < entries.length; i++) this.tail.push(first + i, entries[i])
     this.dirtySinceSync = true
     for (const listener of this.listeners) listener(seq)
     return seqs
@@ -338,10 +357,76 @@ export class Store {
     }
   }
 
+  /**
+   * Keeps the log from `seq` on until the returned function is called, beyond
+   * the retention window if need be: a full sync in progress must find the
+   * entries after its snapshot still there when it ends.
+   */
+  pinLog(seq: number): { move(seq: number): void; release(): void } {
+    const id = this.nextPin++
+    this.pins.set(id, seq)
+    return {
+      move: (to: number) => {
+        if (this.pins.has(id)) this.pins.set(id, to)
+      },
+      release: () => {
+        this.pins.delete(id)
+      },
+    }
+  }
+
+  // ---- full sync (downstream side) ----------------------------------------
+
+  /**
+   * Empties the node before a full sync. Marked in meta first, so that a
+   * crash half-way leaves a node that knows its data is partial.
+   */
+  async beginFullSync(): Promise<void> {
+    await this.committer.idle()
+    await this.putMeta('syncing', true, true)
+    await this.clearAll()
+  }
+
+  /** Writes one chunk of snapshot records (data keys without prefix, encoded records). */
+  async applySnapshotChunk(records: [Uint8Array, Uint8Array][]): Promise<void> {
+    const batch = this.db.batch()
+    for (const [key, record] of records) batch.put(Buffer.concat([this.dataPrefix, key]), Buffer.from(record))
+    await batch.write({ sync: false })
+  }
+
+  /** Completes a full sync: the data now reflects `seq` of the given history. */
+  async finishFullSync(seq: number, history: HistoryEpoch[]): Promise<void> {
+    const batch = this.db.batch()
+    batch.put(this.lastSeqKey, Buffer.from(String(seq)))
+    batch.put(prefixed(this.metaPrefix, 'history'), Buffer.from(JSON.stringify(history)))
+    batch.del(prefixed(this.metaPrefix, 'syncing'))
+    await batch.write({ sync: this.options.sync !== 'none' })
+    this.lastSeq = seq
+    this.nextSeq = seq + 1
+    this.history = history
+    this.lastCommitAt = Date.now()
+    for (const listener of this.listeners) listener(seq)
+  }
+
+  private async clearAll(): Promise<void> {
+    await this.data.clear()
+    await this.log.clear()
+    const batch = this.db.batch()
+    batch.put(this.lastSeqKey, Buffer.from('0'))
+    batch.put(prefixed(this.metaPrefix, 'history'), Buffer.from('[]'))
+    await batch.write({ sync: this.options.sync !== 'none' })
+    this.lastSeq = 0
+    this.nextSeq = 1
+    this.history = []
+    this.tail.clear()
+    this.commitTimes.clear()
+  }
+
   /** Drops log entries older than the retention window. */
   trimLog(): Promise<void> {
     if (this.trimming || this.status !== 'open') return this.trimming ?? Promise.resolve()
-    const keepFrom = this.lastSeq - this.options.logRetention + 1
+    let keepFrom = this.lastSeq - this.options.logRetention + 1
+    for (const pinned of this.pins.values()) keepFrom = Math.min(keepFrom, pinned)
     if (keepFrom <= 1) return Promise.resolve()
     this.trimming = this.log
       .clear({ lt: seqKey(keepFrom) })

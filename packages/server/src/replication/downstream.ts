@@ -1,0 +1,275 @@
+import { decodeFrame } from '@tandem/protocol'
+import WebSocket from 'ws'
+import { decodeEntry } from '../storage/log-entry.js'
+import type { HistoryEpoch, Store } from '../storage/store.js'
+import type { Logger } from '../util/logger.js'
+import { epochAt } from './history.js'
+import { FlowSocket, SerialInbox } from './link.js'
+import { type UpstreamMessage, upstreamMessageSchema } from './messages.js'
+import { writeRollbackFile } from './rollback.js'
+
+/**
+ * Downstream side of replication: follows one upstream (a master or a
+ * replica). It connects, says where its log ends (hello), and applies what
+ * the upstream answers: a partial resync from its log, or a full sync (a
+ * snapshot, then the log). Entries go through the Store's group committer
+ * with the upstream's seqs, so the position is persisted atomically with
+ * the data; the seq is acked upstream only once durably applied.
+ *
+ * Rules it keeps:
+ * - entries are applied in seq order, each exactly lastSeq + 1 (the Store
+ *   refuses anything else, and the link is then restarted);
+ * - an entry is applied only if its epoch is the one the shared history
+ *   gives its seq;
+ * - before a full sync that discards a divergent tail, the tail is written
+ *   to a rollback file.
+ *
+ * After any break it reconnects with backoff and asks again from where it is.
+ */
+
+export type LinkState = 'connecting' | 'handshake' | 'fullsync' | 'streaming' | 'refused' | 'stopped'
+
+export interface DownstreamHost {
+  readonly store: Store
+  readonly logger: Logger
+  /** HOST:PORT this node serves at, sent in hello. */
+  readonly address: string
+  readonly authToken?: string
+  readonly maxFrameBytes: number
+  countSync(kind: 'full' | 'partial'): void
+  onRollback(entries: number, file: string): void
+  /** The upstream named a master (for READONLY errors and clients). */
+  onMaster(master: string | null): void
+  /** This node's data is about to be replaced: its own downstreams must resync. */
+  onFullSyncStart(): void
+}
+
+export interface DownstreamStats {
+  fullSyncs: number
+  partialSyncs: number
+  connects: number
+}
+
+const MIN_BACKOFF_MS = 50
+const MAX_BACKOFF_MS = 2000
+/** Replicated writes waiting for the committer before the link stops reading. */
+const MAX_QUEUED_APPLY = 20_000
+
+export class Downstream {
+  state: LinkState = 'connecting'
+  /** The upstream's lastSeq as of its last message. */
+  upstreamHead = 0
+  /** When this node last heard from the upstream (ms). */
+  lastHeardAt = 0
+  /** Since when this node has been behind the upstream's head (0 = caught up). */
+  behindSince = 0
+  lastRefusal: string | null = null
+  readonly stats: DownstreamStats = { fullSyncs: 0, partialSyncs: 0, connects: 0 }
+  private ws: WebSocket | null = null
+  private stopped = false
+  private backoff = MIN_BACKOFF_MS
+  private retryTimer: NodeJS.Timeout | null = null
+  private ackTimer: NodeJS.Timeout | null = null
+  private log: Logger
+  private syncSeq = 0
+
+  constructor(
+    readonly upstream: string,
+    private readonly host: DownstreamHost,
+  ) {
+    this.log = host.logger.child({ upstream })
+    this.connect()
+  }
+
+  private get store(): Store {
+    return this.host.store
+  }
+
+  private connect(): void {
+    if (this.stopped) return
+    this.state = 'connecting'
+    const headers: Record<string, string> = {}
+    if (this.host.authToken) headers.authorization = `Bearer ${this.host.authToken}`
+    const ws = new WebSocket(`ws://${this.upstream}/replication`, {
+      headers,
+      maxPayload: this.host.maxFrameBytes,
+      perMessageDeflate: false,
+      handshakeTimeout: 5000,
+    })
+    this.ws = ws
+    const flow = new FlowSocket(ws, 1024 * 1024)
+    const inbox = new SerialInbox(ws, (err) => {
+      this.log.warn('replication link failed', { err })
+      ws.terminate()
+    })
+    ws.on('open', () => {
+      this.stats.connects++
+      this.state = 'handshake'
+      this.lastHeardAt = Date.now()
+      flow.send({
+        type: 'hello',
+        nodeId: this.store.nodeId,
+        addr: this.host.address,
+        history: this.store.history,
+        lastSeq: this.store.lastSeq,
+      })
+      this.ackTimer = setInterval(() => flow.send({ type: 'ack', seq: this.store.lastSeq }), 250)
+    })
+    ws.on('message', (data) => {
+      this.lastHeardAt = Date.now()
+      let message: UpstreamMessage
+      try {
+        const parsed = upstreamMessageSchema.safeParse(decodeFrame(data as Buffer))
+        if (!parsed.success) throw new Error(parsed.error.issues[0]?.message)
+        message = parsed.data
+      } catch (err) {
+        this.log.warn('bad message from upstream; reconnecting', { err })
+        ws.terminate()
+        return
+      }
+      if (message.type === 'entries') {
+        // Entries are handed to the committer in arrival order without
+        // waiting, so consecutive frames share group commits.
+        inbox.push(() => this.onEntries(message.entries, message.head, flow, inbox))
+      } else {
+        inbox.push(() => this.onControl(message, flow))
+      }
+    })
+    ws.on('error', (err) => this.log.debug('replication socket error', { err: err.message }))
+    ws.on('close', (code, reason) => this.onClose(code, reason.toString()))
+  }
+
+  private async onControl(message: UpstreamMessage, flow: FlowSocket): Promise<void> {
+    switch (message.type) {
+      case 'continue':
+        this.stats.partialSyncs++
+        this.host.countSync('partial')
+        this.host.onMaster(message.master)
+        if (JSON.stringify(message.history) !== JSON.stringify(this.store.history)) {
+          await this.store.setHistory(message.history as HistoryEpoch[])
+        }
+        this.log.info('partial resync', { fromSeq: message.fromSeq })
+        this.state = 'streaming'
+        this.backoff = MIN_BACKOFF_MS
+        this.lastRefusal = null
+        return
+      case 'fullsync': {
+        this.stats.fullSyncs++
+        this.host.countSync('full')
+        this.host.onMaster(message.master)
+        this.state = 'fullsync'
+        this.lastRefusal = null
+        if (message.rollbackAfter !== null && this.store.lastSeq > message.rollbackAfter) {
+          const result = await writeRollbackFile(this.store, message.rollbackAfter, 'divergent tail after fail-over')
+          if (result) {
+            this.log.warn('rolled back a divergent tail', { entries: result.entries, file: result.file })
+            this.host.onRollback(result.entries, result.file)
+          }
+        }
+        this.log.info('full sync started', { seq: message.seq, discardingSeq: this.store.lastSeq })
+        this.host.onFullSyncStart()
+        await this.store.beginFullSync()
+        this.syncSeq = message.seq
+        this.syncHistory = message.history as HistoryEpoch[]
+        return
+      }
+      case 'snapshot':
+        if (this.state !== 'fullsync') throw new Error('snapshot outside a full sync')
+        await this.store.applySnapshotChunk(message.records)
+        return
+      case 'snapshotEnd':
+        if (this.state !== 'fullsync' || message.seq !== this.syncSeq) throw new Error('unexpected snapshotEnd')
+        await this.store.finishFullSync(message.seq, this.syncHistory)
+        this.log.info('full sync done', { seq: message.seq })
+        this.state = 'streaming'
+        this.backoff = MIN_BACKOFF_MS
+        flow.send({ type: 'ack', seq: this.store.lastSeq })
+        return
+      case 'history':
+        // Only ever extends: the shared part was checked at handshake.
+        await this.store.setHistory(message.history as HistoryEpoch[])
+        return
+      case 'heartbeat':
+        this.noteHead(message.head)
+        this.host.onMaster(message.master)
+        return
+      case 'refuse':
+        this.state = 'refused'
+        this.lastRefusal = `${message.reason}: ${message.message}`
+        this.log.warn('upstream refused to serve this node; will retry', {
+          reason: message.reason,
+          message: message.message,
+        })
+        this.backoff = MAX_BACKOFF_MS
+        return
+      case 'entries':
+        return
+    }
+  }
+
+  private syncHistory: HistoryEpoch[] = []
+
+  private onEntries(entries: Uint8Array[], head: number, flow: FlowSocket, inbox: SerialInbox): void {
+    if (this.state !== 'streaming') throw new Error(`entries while ${this.state}`)
+    let last: Promise<number> | undefined
+    for (const bytes of entries) {
+      const raw = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes)
+      const entry = decodeEntry(raw)
+      if (entry.epoch !== epochAt(this.store.history, entry.seq)) {
+        throw new Error(`entry ${entry.seq} is from epoch ${entry.epoch}, not the shared history's`)
+      }
+      last = this.store.applyReplicated(raw, entry)
+      last.catch(() => {})
+    }
+    this.noteHead(head)
+    if (this.store.queuedWrites > MAX_QUEUED_APPLY) inbox.hold(true)
+    last?.then(
+      () => {
+        if (this.store.queuedWrites < MAX_QUEUED_APPLY / 2) inbox.hold(false)
+        this.noteHead(this.upstreamHead)
+        flow.send({ type: 'ack', seq: this.store.lastSeq })
+      },
+      (err) => {
+        this.log.warn('could not apply replicated entries; reconnecting', { err })
+        this.ws?.terminate()
+      },
+    )
+  }
+
+  private noteHead(head: number): void {
+    if (head > this.upstreamHead) this.upstreamHead = head
+    if (this.store.lastSeq >= this.upstreamHead) this.behindSince = 0
+    else if (this.behindSince === 0) this.behindSince = Date.now()
+  }
+
+  /** Entries this node still lacks, as far as it knows. */
+  get lagEntries(): number {
+    return Math.max(0, this.upstreamHead - this.store.lastSeq)
+  }
+
+  get lagMs(): number {
+    return this.behindSince === 0 ? 0 : Date.now() - this.behindSince
+  }
+
+  private onClose(code: number, reason: string): void {
+    if (this.ackTimer) clearInterval(this.ackTimer)
+    this.ackTimer = null
+    this.ws = null
+    if (this.stopped) return
+    if (this.state !== 'refused') this.state = 'connecting'
+    this.log.info('replication link closed; reconnecting', { code, reason, inMs: Math.round(this.backoff) })
+    this.retryTimer = setTimeout(() => this.connect(), this.backoff)
+    this.backoff = Math.min(MAX_BACKOFF_MS, this.backoff * 2)
+  }
+
+  /** Stops following. Waits for entries already received to be applied. */
+  async stop(): Promise<void> {
+    this.stopped = true
+    this.state = 'stopped'
+    if (this.retryTimer) clearTimeout(this.retryTimer)
+    if (this.ackTimer) clearInterval(this.ackTimer)
+    this.ws?.close(1000, 'stopped following')
+    this.ws?.terminate()
+    this.ws = null
+  }
+}

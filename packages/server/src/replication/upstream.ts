@@ -1,0 +1,372 @@
+import { decodeFrame, type ReplicaStatus } from '@tandem/protocol'
+import type { WebSocket } from 'ws'
+import type { Store } from '../storage/store.js'
+import type { Logger } from '../util/logger.js'
+import type { AckTracker } from './acks.js'
+import { planResync } from './history.js'
+import { FlowSocket, SerialInbox } from './link.js'
+import { downstreamMessageSchema, type Hello } from './messages.js'
+
+/**
+ * Upstream side of replication. Every node runs one: a master serves its
+ * own log; a replica serves the log it copied, with the same seqs and
+ * epochs, so replicas can hang below replicas (a tree).
+ *
+ * Who owns what: Upstream owns one ReplicaFeed per connected downstream.
+ * A feed owns its socket, its cursor (next seq to send) and, during a full
+ * sync, a LevelDB snapshot and a pin that keeps the log from being trimmed
+ * past the snapshot. The Store owns the log; feeds only read it.
+ *
+ * Flow per feed:
+ *   hello -> planResync -> continue | fullsync (snapshot chunks, snapshotEnd) | refuse
+ *   then entries as they commit (from the in-memory tail, or the log on disk
+ *   when the feed is further behind), heartbeats every heartbeatMs, and acks
+ *   back from the downstream, which feed w=N writes and lag.
+ *
+ * Backpressure: a feed stops reading the log while its socket holds more
+ * than highWaterBytes unflushed, and resumes on drain. A downstream that
+ * stays over the mark, or sends nothing, for replTimeoutMs is disconnected
+ * with a warning naming it.
+ */
+
+export interface UpstreamOptions {
+  /** Unflushed bytes per downstream before the feed stops reading the log. */
+  highWaterBytes: number
+  /** A downstream stuck over the high-water mark, or silent, this long is dropped. */
+  replTimeoutMs: number
+  heartbeatMs: number
+  /** Most entries, and bytes, in one entries frame. */
+  batchEntries: number
+  batchBytes: number
+  /** Bytes of records in one snapshot frame. */
+  snapshotChunkBytes: number
+}
+
+export const DEFAULT_UPSTREAM_OPTIONS: UpstreamOptions = {
+  highWaterBytes: 4 * 1024 * 1024,
+  replTimeoutMs: 10_000,
+  heartbeatMs: 500,
+  batchEntries: 2000,
+  batchBytes: 1024 * 1024,
+  snapshotChunkBytes: 256 * 1024,
+}
+
+export interface UpstreamHost {
+  readonly store: Store
+  readonly logger: Logger
+  readonly acks: AckTracker
+  /** HOST:PORT of the master as this node knows it (itself when master). */
+  masterAddress(): string | null
+  countSync(kind: 'full' | 'partial'): void
+}
+
+export class Upstream {
+  private readonly feeds = new Set<ReplicaFeed>()
+  private unsubscribe: () => void
+  private lastHistory: string
+
+  constructor(
+    private readonly host: UpstreamHost,
+    readonly options: UpstreamOptions = DEFAULT_UPSTREAM_OPTIONS,
+  ) {
+    this.lastHistory = JSON.stringify(host.store.history)
+    this.unsubscribe = host.store.onCommit(() => this.onCommit())
+  }
+
+  /** Takes a new downstream connection (already authenticated). */
+  accept(ws: WebSocket): void {
+    const feed = new ReplicaFeed(ws, this.host, this.options, () => {
+      this.feeds.delete(feed)
+      if (feed.nodeId && ![...this.feeds].some((f) => f.nodeId === feed.nodeId)) this.host.acks.forget(feed.nodeId)
+    })
+    this.feeds.add(feed)
+  }
+
+  private onCommit(): void {
+    const history = JSON.stringify(this.host.store.history)
+    if (history !== this.lastHistory) {
+      this.lastHistory = history
+      for (const feed of this.feeds) feed.sendHistory()
+    }
+    for (const feed of this.feeds) feed.wake()
+  }
+
+  /** Tells downstreams about a history change that came without a commit (a promotion). */
+  historyChanged(): void {
+    this.onCommit()
+  }
+
+  replicas(): ReplicaStatus[] {
+    const out: ReplicaStatus[] = []
+    for (const f of this.feeds) if (f.nodeId) out.push(f.status())
+    return out
+  }
+
+  get count(): number {
+    return this.feeds.size
+  }
+
+  /** Drops every downstream (shutdown, or this node changing roles). */
+  disconnectAll(reason: string): void {
+    for (const f of this.feeds) f.close(1001, reason)
+  }
+
+  close(): void {
+    this.unsubscribe()
+    this.disconnectAll('node shutting down')
+  }
+}
+
+type FeedState = 'handshake' | 'fullsync' | 'streaming' | 'closed'
+
+class ReplicaFeed {
+  state: FeedState = 'handshake'
+  nodeId = ''
+  addr = ''
+  ackedSeq = 0
+  private cursor = 0
+  private lastHeardAt = Date.now()
+  private pumping = false
+  private pin: { move(seq: number): void; release(): void } | null = null
+  private readonly flow: FlowSocket
+  private readonly inbox: SerialInbox
+  private readonly timer: NodeJS.Timeout
+  private log: Logger
+
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly host: UpstreamHost,
+    private readonly options: UpstreamOptions,
+    private readonly onClosed: () => void,
+  ) {
+    this.log = host.logger
+    this.flow = new FlowSocket(ws, options.highWaterBytes)
+    this.inbox = new SerialInbox(ws, (err) => this.fail(`replication error: ${(err as Error).message}`))
+    ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary))
+    ws.on('close', () => this.onSocketClosed())
+    ws.on('error', () => {})
+    this.timer = setInterval(() => this.onHeartbeatTimer(), options.heartbeatMs)
+  }
+
+  private get store(): Store {
+    return this.host.store
+  }
+
+  private onMessage(data: Buffer, isBinary: boolean): void {
+    this.lastHeardAt = Date.now()
+    let parsed: ReturnType<typeof downstreamMessageSchema.safeParse>
+    try {
+      parsed = downstreamMessageSchema.safeParse(isBinary ? decodeFrame(data) : null)
+    } catch {
+      return this.close(1007, 'malformed replication frame')
+    }
+    if (!parsed.success) return this.close(1007, `invalid replication message: ${parsed.error.issues[0]?.message}`)
+    const message = parsed.data
+    if (message.type === 'hello') {
+      if (this.state !== 'handshake' || this.nodeId) return this.close(1008, 'hello sent twice')
+      this.inbox.push(() => this.onHello(message))
+    } else {
+      this.onAck(message.seq)
+    }
+  }
+
+  private onAck(seq: number): void {
+    if (!this.nodeId || seq <= this.ackedSeq) return
+    this.ackedSeq = seq
+    this.host.acks.ack(this.nodeId, seq)
+  }
+
+  private async onHello(hello: Hello): Promise<void> {
+    this.nodeId = hello.nodeId
+    this.addr = hello.addr
+    this.log = this.host.logger.child({ replica: hello.nodeId, replicaAddr: hello.addr })
+    if (hello.nodeId === this.store.nodeId) return this.refuse('self', 'a node cannot replicate from itself')
+    const plan = planResync(
+      {
+        history: this.store.history,
+        lastSeq: this.store.lastSeq,
+        firstLogSeq: await this.store.firstLogSeq(),
+      },
+      { history: hello.history, lastSeq: hello.lastSeq },
+    )
+    if (plan.kind === 'refuse') return this.refuse(plan.reason, plan.message)
+    this.ackedSeq = plan.kind === 'continue' ? hello.lastSeq : 0
+    this.host.acks.ack(this.nodeId, this.ackedSeq)
+    if (plan.kind === 'continue') {
+      this.host.countSync('partial')
+      this.log.info('replica resumes by partial resync', { fromSeq: plan.fromSeq, head: this.store.lastSeq })
+      this.cursor = plan.fromSeq
+      this.pin = this.store.pinLog(this.cursor)
+      this.flow.send({
+        type: 'continue',
+        fromSeq: plan.fromSeq,
+        history: this.store.history,
+        master: this.host.masterAddress(),
+      })
+      this.state = 'streaming'
+      void this.pump()
+      return
+    }
+    this.host.countSync('full')
+    this.log.info('replica needs a full sync', { reason: plan.reason, replicaSeq: hello.lastSeq })
+    await this.fullSync(plan.rollbackAfter ?? null)
+  }
+
+  private refuse(reason: string, message: string): void {
+    this.log.warn('refusing replica', { reason, message })
+    this.flow.send({ type: 'refuse', reason, message })
+    this.close(1008, `refused: ${reason}`)
+  }
+
+  /**
+   * Streams one consistent snapshot: a LevelDB snapshot gives the data and
+   * the seq it reflects; the log after that seq is pinned until the replica
+   * has switched to streaming.
+   */
+  private async fullSync(rollbackAfter: number | null): Promise<void> {
+    this.state = 'fullsync'
+    const snapshot = this.store.snapshot()
+    const history = this.store.history
+    try {
+      const seq = await snapshot.seq
+      this.pin = this.store.pinLog(seq + 1)
+      const started = Date.now()
+      this.flow.send({ type: 'fullsync', seq, history, master: this.host.masterAddress(), rollbackAfter })
+      let records: [Buffer, Buffer][] = []
+      let bytes = 0
+      let total = 0
+      for await (const [key, record] of snapshot.entries()) {
+        if (this.state !== 'fullsync') return
+        records.push([key, record])
+        bytes += key.length + record.length
+        total++
+        if (bytes >= this.options.snapshotChunkBytes) {
+          this.flow.send({ type: 'snapshot', records })
+          records = []
+          bytes = 0
+          await this.flow.drained()
+        }
+      }
+      if (records.length > 0) this.flow.send({ type: 'snapshot', records })
+      this.flow.send({ type: 'snapshotEnd', seq })
+      this.log.info('full sync sent', { seq, keys: total, ms: Date.now() - started })
+      this.cursor = seq + 1
+      this.state = 'streaming'
+      void this.pump()
+    } finally {
+      await snapshot.close()
+    }
+  }
+
+  sendHistory(): void {
+    if (this.state === 'streaming') this.flow.send({ type: 'history', history: this.store.history })
+  }
+
+  wake(): void {
+    if (this.state === 'streaming' && !this.pumping) void this.pump()
+  }
+
+  /** Sends committed entries from the cursor on, while the socket takes them. */
+  private async pump(): Promise<void> {
+    if (this.pumping) return
+    this.pumping = true
+    try {
+      while (this.state === 'streaming' && this.cursor <= this.store.lastSeq) {
+        if (!this.flow.writable) {
+          await this.flow.drained()
+          continue
+        }
+        let batch = this.store.tail.from(this.cursor, this.options.batchEntries, this.options.batchBytes)
+        if (batch === null) {
+          batch = []
+          let expected = this.cursor
+          let bytes = 0
+          for await (const [seq, raw] of this.store.readLog(this.cursor, this.options.batchEntries)) {
+            if (seq !== expected) break
+            batch.push(raw)
+            expected++
+            bytes += raw.length
+            if (bytes >= this.options.batchBytes) break
+          }
+          if (batch.length === 0) {
+            return this.fail(`seq ${this.cursor} is no longer in the log; the replica must reconnect for a full sync`)
+          }
+        }
+        if (batch.length === 0) break
+        this.flow.send({ type: 'entries', entries: batch, head: this.store.lastSeq })
+        this.cursor += batch.length
+        this.pin?.move(this.cursor)
+      }
+    } finally {
+      this.pumping = false
+    }
+  }
+
+  private onHeartbeatTimer(): void {
+    if (this.state === 'closed') return
+    const now = Date.now()
+    if (this.flow.overSince > 0 && now - this.flow.overSince > this.options.replTimeoutMs) {
+      return this.fail(
+        `replica ${this.nodeId || '(unidentified)'} at ${this.addr || '?'} is too slow: ${this.flow.unflushed} bytes unsent for ${now - this.flow.overSince} ms (limit ${this.options.highWaterBytes} bytes); disconnecting`,
+      )
+    }
+    if (now - this.lastHeardAt > this.options.replTimeoutMs) {
+      return this.fail(
+        `replica ${this.nodeId || '(unidentified)'} at ${this.addr || '?'} sent nothing for ${now - this.lastHeardAt} ms; disconnecting`,
+      )
+    }
+    if (this.state === 'streaming' && this.flow.writable) {
+      this.flow.send({
+        type: 'heartbeat',
+        head: this.store.lastSeq,
+        time: now,
+        master: this.host.masterAddress(),
+        epoch: this.store.epoch,
+      })
+    }
+  }
+
+  status(): ReplicaStatus {
+    const head = this.store.lastSeq
+    const lagEntries = Math.max(0, head - this.ackedSeq)
+    const since = lagEntries === 0 ? undefined : this.store.commitTimes.timeOf(this.ackedSeq + 1)
+    return {
+      nodeId: this.nodeId,
+      addr: this.addr,
+      ackedSeq: this.ackedSeq,
+      lagEntries,
+      lagMs: since === undefined ? 0 : Math.max(0, Date.now() - since),
+      link: this.state,
+    }
+  }
+
+  private fail(message: string): void {
+    this.log.warn(message, { replica: this.nodeId, replicaAddr: this.addr })
+    this.close(1011, message)
+  }
+
+  close(code: number, reason: string): void {
+    if (this.state === 'closed') return
+    this.state = 'closed'
+    this.ws.close(code, reason.slice(0, 120))
+    // A peer that does not answer the close handshake is cut off.
+    setTimeout(() => this.ws.terminate(), 2000).unref()
+    this.cleanup()
+  }
+
+  private onSocketClosed(): void {
+    this.state = 'closed'
+    this.cleanup()
+  }
+
+  private cleaned = false
+  private cleanup(): void {
+    if (this.cleaned) return
+    this.cleaned = true
+    clearInterval(this.timer)
+    this.flow.release()
+    this.pin?.release()
+    this.pin = null
+    this.onClosed()
+  }
+}
