@@ -230,6 +230,16 @@ export class Store {
     this.history = history
   }
 
+  /** Reads a small JSON value kept in meta (fail-over votes). */
+  async getMeta<T>(key: string): Promise<T | undefined> {
+    return (await this.meta.get(key)) as T | undefined
+  }
+
+  /** Writes a small JSON value to meta, fsynced: it must survive a crash before anyone is told. */
+  setMeta(key: string, value: unknown): Promise<void> {
+    return this.putMeta(key, value, true)
+  }
+
   private putMeta(key: string, value: unknown, sync: boolean): Promise<void> {
     const batch = this.db.batch()
     batch.put(prefixed(this.metaPrefix, key), Buffer.from(JSON.stringify(value)))
