@@ -1,0 +1,26 @@
+import { cpus, freemem, release, totalmem, type } from 'node:os'
+
+export interface Machine {
+  cpuModel: string
+  cores: number
+  memoryMB: number
+  freeMemoryMB: number
+  os: string
+  nodeVersion: string
+  redisVersion: string | null
+  tandemVersion: string
+}
+
+export function describeMachine(redisVersion: string | undefined, tandemVersion: string): Machine {
+  const list = cpus()
+  return {
+    cpuModel: list[0]?.model.trim() ?? 'unknown',
+    cores: list.length,
+    memoryMB: Math.round(totalmem() / 2 ** 20),
+    freeMemoryMB: Math.round(freemem() / 2 ** 20),
+    os: `${type()} ${release()}`,
+    nodeVersion: process.version,
+    redisVersion: redisVersion ?? null,
+    tandemVersion,
+  }
+}

@@ -1,0 +1,176 @@
+import { parseArgs } from 'node:util'
+import { z } from 'zod'
+
+/**
+ * Every flag of tandem-bench, in one zod schema. Flags that take a list
+ * (`--workload put,get`, `--clients 1,50`, `--pipeline 1,16`) make a matrix
+ * of scenarios that run one after another on the same topology.
+ */
+
+export class UsageError extends Error {
+  readonly code = 'INVALID'
+}
+
+const hostPort = z
+  .string()
+  .regex(/^[^\s:/]+:\d{1,5}$/, 'expected HOST:PORT')
+  .refine((s) => Number(s.split(':')[1]) <= 65535, 'port out of range')
+
+const intList = (min: number, max: number) =>
+  z
+    .string()
+    .transform((s) => s.split(',').map((x) => x.trim()))
+    .pipe(z.array(z.coerce.number<string>().int().min(min).max(max)).min(1))
+
+export const WORKLOADS = ['put', 'get', 'a', 'b', 'c'] as const
+export type WorkloadName = (typeof WORKLOADS)[number]
+
+export const optionsSchema = z
+  .object({
+    command: z.enum(['run', 'compare', 'raw']),
+    /** run only: which store to load. compare always runs tandem, then redis. */
+    target: z.enum(['tandem', 'redis']).default('tandem'),
+    /** Use running tandem servers (master first) instead of starting a local topology. */
+    server: z
+      .string()
+      .transform((s) => s.split(',').filter(Boolean))
+      .pipe(z.array(hostPort).min(1))
+      .optional(),
+    /** Use a running Redis master instead of starting redis-server. */
+    redis: hostPort.optional(),
+    authToken: z.string().min(1).optional(),
+    /** Replicas started next to the master, for each target. */
+    replicas: z.coerce.number().int().min(0).max(8).default(0),
+    /** tandem's --sync for the topology the harness starts. */
+    sync: z.enum(['always', 'periodic', 'none']).default('always'),
+    workload: z
+      .string()
+      .transform((s) => s.split(',').map((x) => x.trim()))
+      .pipe(z.array(z.enum(WORKLOADS)).min(1))
+      .default(['put']),
+    distribution: z.enum(['uniform', 'zipfian']).default('uniform'),
+    /** Keyspace size; read workloads preload every key first. */
+    keys: z.coerce.number().int().min(1).max(100_000_000).default(100_000),
+    valueSize: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(16 * 1024 * 1024)
+      .default(100),
+    /** Connections (one SDK client or ioredis connection each). */
+    clients: intList(1, 10_000).default([50]),
+    /** Requests in flight per connection. */
+    pipeline: intList(1, 10_000).default([1]),
+    /** Seconds of measurement per scenario (ignored when --requests is given). */
+    duration: z.coerce.number().positive().max(86_400).default(10),
+    /** Total requests per scenario, instead of a duration. */
+    requests: z.coerce.number().int().positive().optional(),
+    /** Seconds of load before measuring starts, not counted. */
+    warmup: z.coerce.number().min(0).max(600).default(1),
+    /** Write concern: replicas that must hold each write (a number or majority). */
+    w: z.union([z.literal('majority'), z.coerce.number().int().min(0).max(16)]).optional(),
+    /** Worker threads driving the clients; 0 runs them on the main thread. */
+    workers: z.coerce.number().int().min(0).max(64).default(0),
+    /** Also measure raw LevelDB fsynced batches in the same run (run/compare). */
+    raw: z.boolean().default(false),
+    /** raw: entries per LevelDB batch. */
+    batchSizes: intList(1, 100_000).default([50, 100, 1000]),
+    json: z.string().min(1).optional(),
+    /** Append the run to BENCHMARKS.md (or --markdown-file). */
+    markdown: z.boolean().default(false),
+    markdownFile: z.string().min(1).default('BENCHMARKS.md'),
+    chart: z
+      .string()
+      .regex(/\.svg$/i, 'expected a file name ending in .svg')
+      .optional(),
+    /** Progress display: auto (a live line on a TTY, plain lines otherwise), tty, plain, none. */
+    progress: z.enum(['auto', 'tty', 'plain', 'none']).default('auto'),
+    /** Seconds to wait for replicas to catch up after preload. */
+    syncTimeout: z.coerce.number().positive().default(30),
+    /** Internal: whether --target was given (compare refuses it). */
+    argTarget: z.boolean().optional(),
+  })
+  .strict()
+  .superRefine((o, ctx) => {
+    if (o.command === 'compare' && o.argTarget)
+      ctx.addIssue({ code: 'custom', path: ['target'], message: 'compare runs both targets; drop --target' })
+  })
+
+export type BenchOptions = Omit<z.infer<typeof optionsSchema>, 'argTarget'>
+
+const BOOLEAN_FLAGS = new Set(['raw', 'markdown', 'help'])
+const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)
+const camel = (flag: string) => flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())
+
+export const USAGE = `usage: tandem-bench run|compare|raw [flags]
+
+  run       load one target (--target tandem|redis) and report
+  compare   run the same scenarios against tandem and Redis, print the ratios
+  raw       measure raw LevelDB fsynced batches on this machine (the ceiling
+            for tandem's group commit)
+
+targets
+  --target tandem|redis      run only (default tandem)
+  --server HOST:PORT,...     use running tandem servers (master first)
+  --redis HOST:PORT          use a running Redis master
+  --replicas N               replicas started beside each master (default 0)
+  --sync always|periodic|none  tandem's fsync policy (default always); Redis
+                             always runs with appendonly yes, appendfsync everysec
+  --auth-token TOKEN
+workload
+  --workload put|get|a|b|c[,...]  put-only, get-only, YCSB A 50/50, B 95/5, C read-only
+  --distribution uniform|zipfian  key choice (default uniform)
+  --keys N                   keyspace (default 100000); read workloads preload it
+  --value-size BYTES         (default 100)
+  --clients N[,...]          connections (default 50)
+  --pipeline N[,...]         in flight per connection (default 1)
+  --duration SECONDS         per scenario (default 10), or --requests N
+  --warmup SECONDS           unmeasured load first (default 1)
+  --w N|majority             write concern for puts
+  --workers N                drive the clients from N worker threads (default 0: main thread)
+  --raw                      also measure raw LevelDB batches (--batch-sizes 50,100,1000)
+output
+  --json FILE  --markdown [--markdown-file FILE]  --chart FILE.svg
+  --progress auto|tty|plain|none
+`
+
+/** Parses argv (without node and the script) into options; throws UsageError naming the bad flag. */
+export function parseOptions(argv: string[]): BenchOptions {
+  const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } }
+  for (const name of Object.keys(optionsSchema.shape)) {
+    if (name === 'command' || name === 'argTarget') continue
+    options[kebab(name)] = { type: BOOLEAN_FLAGS.has(name) ? 'boolean' : 'string' }
+  }
+  let parsed: ReturnType<typeof parseArgs>
+  try {
+    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: true })
+  } catch (err) {
+    const message = (err as Error).message
+    const flag = /option '([^']+)'/i.exec(message)?.[1]
+    throw new UsageError(
+      /^Unknown option/.test(message) && flag ? `${flag}: unknown flag` : flag ? `${flag}: ${message}` : message,
+    )
+  }
+  if (parsed.values.help) throw new UsageError('help')
+  if (parsed.positionals.length !== 1) {
+    throw new UsageError(
+      parsed.positionals.length === 0
+        ? 'missing command: run, compare or raw'
+        : `unexpected argument ${JSON.stringify(parsed.positionals[1])}`,
+    )
+  }
+  const input: Record<string, unknown> = { command: parsed.positionals[0] }
+  for (const [flag, value] of Object.entries(parsed.values)) {
+    if (flag !== 'help') input[camel(flag)] = value
+  }
+  const result = optionsSchema.safeParse({ ...input, argTarget: input.target !== undefined })
+  if (!result.success) {
+    const issue = result.error.issues[0]
+    const name = String(issue.path[0] ?? '')
+    const where = name === 'command' ? 'command' : `--${kebab(name)}`
+    const given = name === 'command' ? ` (got ${JSON.stringify(input.command)})` : ''
+    throw new UsageError(`${where}: ${issue.message}${given}`)
+  }
+  const { argTarget: _, ...opts } = result.data as z.infer<typeof optionsSchema> & { argTarget?: boolean }
+  return opts
+}

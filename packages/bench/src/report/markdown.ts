@@ -1,0 +1,47 @@
+import { appendFile } from 'node:fs/promises'
+import type { BenchReport } from './result.js'
+import { lagLines, layout, RAW_HEADER, RESULT_HEADER, ratioLines, rawRows, resultRows } from './table.js'
+
+/** One run as a BENCHMARKS.md section: the command, the machine, the tables, the ratios. */
+export function renderMarkdown(report: BenchReport, chartPath?: string): string {
+  const m = report.machine
+  const lines = [
+    `### ${report.startedAt.slice(0, 16).replace('T', ' ')} UTC: \`tandem-bench ${report.command}\``,
+    '',
+    '```',
+    report.commandLine,
+    '```',
+    '',
+    `Machine: ${m.cpuModel}, ${m.cores} cores, ${Math.round(m.memoryMB / 1024)} GiB, ${m.os}, Node ${m.nodeVersion}` +
+      (m.redisVersion ? `, Redis ${m.redisVersion}` : '') +
+      '.',
+    `Settings: tandem --sync ${report.settings.sync}; Redis ${report.settings.redisPersistence}; ` +
+      `${report.settings.replicas} replica(s) each; ` +
+      (report.settings.durationS !== null
+        ? `${report.settings.durationS}s per scenario`
+        : `${report.settings.requests} requests per scenario`) +
+      ` after ${report.settings.warmupS}s warm-up; ` +
+      (report.settings.workers ? `${report.settings.workers} worker threads.` : 'clients on the main thread.'),
+    '',
+  ]
+  if (report.rawLevelDb) lines.push(layout(RAW_HEADER, rawRows(report.rawLevelDb), true), '')
+  if (report.scenarios.some((s) => Object.keys(s.targets).length > 0)) {
+    lines.push(layout(RESULT_HEADER, resultRows(report), true), '')
+    lines.push(
+      'Scenario `W CxP` = workload W, C connections, P requests in flight on each. Latency in ms; ' +
+        'harness/server cores = CPU used while measuring (one value per server process, master first); ' +
+        "avg group = writes per LevelDB batch in tandem's group committer.",
+      '',
+    )
+  }
+  const ratios = ratioLines(report)
+  if (ratios.length) lines.push(...ratios.map((r) => `- ${r}`), '')
+  const lag = lagLines(report)
+  if (lag.length) lines.push(...lag.map((r) => `- ${r}`), '')
+  if (chartPath) lines.push(`![throughput and latency](${chartPath})`, '')
+  return `${lines.join('\n')}\n`
+}
+
+export async function appendMarkdown(file: string, report: BenchReport, chartPath?: string): Promise<void> {
+  await appendFile(file, `\n${renderMarkdown(report, chartPath)}`)
+}

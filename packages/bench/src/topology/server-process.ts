@@ -1,0 +1,111 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { createServer } from 'node:net'
+import { createInterface } from 'node:readline'
+
+/**
+ * One server process the harness started (a tandem-server or a
+ * redis-server). Its output is read line by line for as long as it runs
+ * (an unread pipe would fill up and stall the server) and the last lines
+ * are kept for error messages.
+ */
+export class ServerProcess {
+  readonly proc: ChildProcess
+  readonly exited: Promise<void>
+  exitCode: number | null = null
+  exitSignal: NodeJS.Signals | null = null
+  private readonly tail: string[] = []
+  private readonly watchers: ((line: string) => void)[] = []
+
+  constructor(
+    /** e.g. 'master', 'replica 1' */
+    readonly role: string,
+    command: string,
+    args: string[],
+    readonly cwd?: string,
+  ) {
+    this.proc = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd })
+    this.exited = new Promise((resolve) => {
+      this.proc.once('exit', (code, signal) => {
+        this.exitCode = code
+        this.exitSignal = signal
+        resolve()
+      })
+      this.proc.once('error', (err) => {
+        this.tail.push(String(err))
+        this.exitCode = -1
+        resolve()
+      })
+    })
+    for (const stream of [this.proc.stdout!, this.proc.stderr!]) {
+      createInterface({ input: stream }).on('line', (line) => this.onLine(line))
+    }
+  }
+
+  get pid(): number | undefined {
+    return this.proc.pid
+  }
+
+  get running(): boolean {
+    return this.exitCode === null && this.exitSignal === null
+  }
+
+  lastLines(n = 8): string {
+    return this.tail.slice(-n).join('\n')
+  }
+
+  /** Resolves with the first output line for which `match` returns a value; rejects if the process exits first. */
+  waitForLine<T>(match: (line: string) => T | undefined, timeoutMs: number): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        done()
+        reject(new Error(`${this.role} did not start within ${timeoutMs} ms:\n${this.lastLines()}`))
+      }, timeoutMs)
+      const watcher = (line: string) => {
+        const found = match(line)
+        if (found !== undefined) {
+          done()
+          resolve(found)
+        }
+      }
+      const done = () => {
+        clearTimeout(timer)
+        const i = this.watchers.indexOf(watcher)
+        if (i >= 0) this.watchers.splice(i, 1)
+      }
+      this.watchers.push(watcher)
+      this.exited.then(() => {
+        done()
+        reject(
+          new Error(`${this.role} exited (${this.exitCode ?? this.exitSignal}) while starting:\n${this.lastLines()}`),
+        )
+      })
+    })
+  }
+
+  /** SIGTERM, then SIGKILL after `graceMs`. Safe to call twice. */
+  async stop(graceMs = 5000): Promise<void> {
+    if (!this.running) return
+    this.proc.kill('SIGTERM')
+    const timer = setTimeout(() => this.proc.kill('SIGKILL'), graceMs)
+    await this.exited
+    clearTimeout(timer)
+  }
+
+  private onLine(line: string): void {
+    this.tail.push(line)
+    if (this.tail.length > 50) this.tail.splice(0, 25)
+    for (const w of [...this.watchers]) w(line)
+  }
+}
+
+/** A TCP port that was free a moment ago (for redis-server, which cannot pick its own). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.once('error', reject)
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number }
+      srv.close(() => resolve(port))
+    })
+  })
+}

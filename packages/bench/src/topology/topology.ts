@@ -1,0 +1,24 @@
+import type { TargetName } from '../drivers/driver.js'
+import type { ServerProcess } from './server-process.js'
+
+/**
+ * The servers one target runs on: a master and its replicas, either started
+ * by the harness (`processes` holds them, with their pids, and close() tears
+ * them down and removes their data) or already running (`processes` empty,
+ * close() leaves them alone).
+ */
+export interface Topology {
+  target: TargetName
+  master: string
+  replicas: string[]
+  processes: ServerProcess[]
+  /** Server version, when known (Redis: redis_version). */
+  version?: string
+  /** Resolves true once every replica holds what the master holds, false on timeout. */
+  waitForReplicas(timeoutMs: number): Promise<boolean>
+  close(): Promise<void>
+}
+
+export class TargetUnavailable extends Error {
+  readonly code = 'UNAVAILABLE'
+}

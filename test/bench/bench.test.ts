@@ -1,0 +1,255 @@
+import { spawn, spawnSync } from 'node:child_process'
+import { existsSync, mkdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { REPO_ROOT } from '../helpers/node-process.js'
+import { tempDir } from '../helpers/temp-dir.js'
+
+// These tests check that tandem-bench runs every workload end to end and
+// reports every figure with a sane value. They never assert how fast
+// anything is: timings belong in BENCHMARKS.md, not in tests.
+
+const BENCH_BIN = join(REPO_ROOT, 'packages/bench/bin/tandem-bench.js')
+const WORKLOADS = ['put', 'get', 'a', 'b', 'c']
+const hasRedis = spawnSync('redis-server', ['--version']).status === 0
+
+interface Run {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+function bench(args: string[], env: Record<string, string> = {}, timeoutMs = 90_000): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, [BENCH_BIN, ...args], { env: { ...process.env, ...env } })
+    let stdout = ''
+    let stderr = ''
+    proc.stdout.on('data', (d) => (stdout += d))
+    proc.stderr.on('data', (d) => (stderr += d))
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL')
+      reject(new Error(`tandem-bench ${args.join(' ')} did not finish within ${timeoutMs} ms:\n${stderr}`))
+    }, timeoutMs)
+    proc.on('exit', (code) => {
+      clearTimeout(timer)
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: the report is checked field by field below
+type Json = any
+
+function expectSaneTarget(t: Json, target: string): void {
+  expect(t.target).toBe(target)
+  expect(t.throughput).toBeGreaterThan(0)
+  expect(t.ops).toBeGreaterThan(0)
+  expect(t.errors).toBe(0)
+  expect(t.durationS).toBeGreaterThan(0)
+  const l = t.latencyMs
+  for (const k of ['p50', 'p90', 'p99', 'p999', 'max', 'mean']) expect(l[k]).toBeGreaterThan(0)
+  expect(l.p50).toBeLessThanOrEqual(l.p90)
+  expect(l.p90).toBeLessThanOrEqual(l.p99)
+  expect(l.p99).toBeLessThanOrEqual(l.p999)
+  expect(l.p999).toBeLessThanOrEqual(l.max)
+  expect(t.harness.cpuCores).toBeGreaterThanOrEqual(0)
+  expect(t.harness.threads).toBeGreaterThanOrEqual(1)
+  expect(typeof t.harness.cpuBound).toBe('boolean')
+  expect(t.servers.length).toBeGreaterThanOrEqual(1)
+  for (const s of t.servers) {
+    expect(s.pid).toBeGreaterThan(0)
+    expect(s.peakRssMB).toBeGreaterThan(0)
+    expect(s.cpuCores).toBeGreaterThanOrEqual(0)
+  }
+  expect(t).toHaveProperty('replicationLag')
+  expect(t).toHaveProperty('failover')
+}
+
+function expectMachine(m: Json, redis: boolean): void {
+  expect(m.cpuModel).toEqual(expect.any(String))
+  expect(m.cores).toBeGreaterThan(0)
+  expect(m.memoryMB).toBeGreaterThan(0)
+  expect(m.nodeVersion).toBe(process.version)
+  if (redis) expect(m.redisVersion).toMatch(/^\d+\.\d+/)
+}
+
+describe('tandem-bench', () => {
+  const dir = tempDir('tandem-bench-test-')
+  afterAll(() => dir.remove())
+  const common = ['--duration', '1', '--warmup', '0', '--keys', '2000', '--progress', 'plain']
+
+  it('runs every workload against a local tandem and writes JSON, a chart and a markdown section', async () => {
+    const json = join(dir.path, 'tandem.json')
+    const chart = join(dir.path, 'tandem.svg')
+    const md = join(dir.path, 'BENCH.md')
+    const run = await bench([
+      'run',
+      '--workload',
+      WORKLOADS.join(','),
+      '--clients',
+      '4',
+      '--pipeline',
+      '4',
+      ...common,
+      '--json',
+      json,
+      '--chart',
+      chart,
+      '--markdown',
+      '--markdown-file',
+      md,
+    ])
+    expect(run.code, run.stderr).toBe(0)
+    const report = JSON.parse(readFileSync(json, 'utf8'))
+    expect(report.command).toBe('run')
+    expectMachine(report.machine, false)
+    expect(report.scenarios.map((s: Json) => s.workload)).toEqual(WORKLOADS)
+    for (const s of report.scenarios) {
+      expectSaneTarget(s.targets.tandem, 'tandem')
+      expect(s.targets.redis).toBeUndefined()
+      // Pure-read workloads commit nothing; the others report their group size.
+      if (s.workload === 'get' || s.workload === 'c') expect(s.targets.tandem.commit.writes).toBe(0)
+      else expect(s.targets.tandem.commit.avgGroupSize).toBeGreaterThan(0)
+    }
+    expect(run.stdout).toContain('p99.9 ms')
+    expect(readFileSync(chart, 'utf8')).toMatch(/^<svg[\s\S]*<\/svg>\n$/)
+    const section = readFileSync(md, 'utf8')
+    expect(section).toContain('tandem-bench run --workload put,get,a,b,c')
+    expect(section).toContain('| put 4x4 | tandem |')
+  })
+
+  it('spreads clients over worker threads, with zipfian keys and a request count', async () => {
+    const json = join(dir.path, 'workers.json')
+    const run = await bench([
+      'run',
+      '--workload',
+      'a',
+      '--distribution',
+      'zipfian',
+      '--workers',
+      '2',
+      '--clients',
+      '4',
+      '--pipeline',
+      '2',
+      '--requests',
+      '2000',
+      '--warmup',
+      '0',
+      '--keys',
+      '1000',
+      '--progress',
+      'none',
+      '--json',
+      json,
+    ])
+    expect(run.code, run.stderr).toBe(0)
+    const report = JSON.parse(readFileSync(json, 'utf8'))
+    // One scenario: its targets are also at the top level.
+    expectSaneTarget(report.targets.tandem, 'tandem')
+    expect(report.targets.tandem.harness.threads).toBe(2)
+    // Each slot may finish the request it had in flight when the quota ran out.
+    expect(report.targets.tandem.ops).toBeGreaterThanOrEqual(2000)
+    expect(report.targets.tandem.ops).toBeLessThan(2000 + 4 * 2)
+  })
+
+  it('measures raw LevelDB fsynced batches', async () => {
+    const json = join(dir.path, 'raw.json')
+    const run = await bench([
+      'raw',
+      '--duration',
+      '0.3',
+      '--batch-sizes',
+      '10,50',
+      '--progress',
+      'none',
+      '--json',
+      json,
+    ])
+    expect(run.code, run.stderr).toBe(0)
+    const report = JSON.parse(readFileSync(json, 'utf8'))
+    expect(report.rawLevelDb.map((r: Json) => r.batchSize)).toEqual([10, 50])
+    for (const r of report.rawLevelDb) {
+      expect(r.entriesPerSec).toBeGreaterThan(0)
+      expect(r.batchLatencyMs.p50).toBeLessThanOrEqual(r.batchLatencyMs.max)
+    }
+  })
+
+  it('names a bad flag and exits 2', async () => {
+    for (const [args, flag] of [
+      [['run', '--clients', 'many'], '--clients'],
+      [['run', '--workload', 'put,scan'], '--workload'],
+      [['run', '--no-such-flag'], '--no-such-flag'],
+      [['compare', '--chart', 'out.png'], '--chart'],
+    ] as const) {
+      const run = await bench([...args])
+      expect(run.code).toBe(2)
+      expect(run.stderr).toContain(flag)
+    }
+  })
+
+  it('says clearly when redis-server is missing', async () => {
+    // An empty PATH: no redis-server on it (node itself is run by its full path).
+    const empty = join(dir.path, 'empty-path')
+    mkdirSync(empty)
+    const run = await bench(['run', '--target', 'redis', ...common], { PATH: empty })
+    expect(run.code).toBe(3)
+    expect(run.stderr).toMatch(/redis-server is not on the PATH/)
+  })
+
+  it.skipIf(!hasRedis)('runs every workload against Redis and tandem side by side (compare)', async () => {
+    const json = join(dir.path, 'compare.json')
+    const chart = join(dir.path, 'compare.svg')
+    const run = await bench([
+      'compare',
+      '--workload',
+      WORKLOADS.join(','),
+      '--clients',
+      '4',
+      '--pipeline',
+      '4',
+      ...common,
+      '--json',
+      json,
+      '--chart',
+      chart,
+    ])
+    expect(run.code, run.stderr).toBe(0)
+    const report = JSON.parse(readFileSync(json, 'utf8'))
+    expectMachine(report.machine, true)
+    expect(report.scenarios).toHaveLength(WORKLOADS.length)
+    for (const s of report.scenarios) {
+      expectSaneTarget(s.targets.tandem, 'tandem')
+      expectSaneTarget(s.targets.redis, 'redis')
+      expect(s.targets.redis.commit).toBeNull()
+      expect(s.ratios.throughput).toBeGreaterThan(0)
+    }
+    expect(run.stdout).toMatch(/tandem\/redis throughput/)
+    expect(existsSync(chart)).toBe(true)
+  })
+
+  it.skipIf(!hasRedis)('starts Redis with a replica and samples its replication lag', async () => {
+    const json = join(dir.path, 'redis-replica.json')
+    const run = await bench([
+      'run',
+      '--target',
+      'redis',
+      '--replicas',
+      '1',
+      '--workload',
+      'put',
+      '--clients',
+      '2',
+      ...common,
+      '--json',
+      json,
+    ])
+    expect(run.code, run.stderr).toBe(0)
+    const t = JSON.parse(readFileSync(json, 'utf8')).targets.redis
+    expectSaneTarget(t, 'redis')
+    expect(t.servers).toHaveLength(2)
+    expect(t.replicationLag).toHaveLength(1)
+    expect(t.replicationLag[0].samples).toBeGreaterThan(0)
+    expect(t.replicationLag[0].lagMs.p50).toBeLessThanOrEqual(t.replicationLag[0].lagMs.max)
+  })
+})
