@@ -56,6 +56,12 @@ export const configSchema = z
      * makes full syncs likelier after long outages.
      */
     logRetention: positiveInt.default(1_000_000),
+    /**
+     * How often, in ms, the log is trimmed down to --log-retention. Default
+     * 10,000. Between trims the log may exceed the retention by what was
+     * written meanwhile; shorter costs a LevelDB range delete more often.
+     */
+    logTrimInterval: positiveInt.default(10_000),
     /** Shared secret that clients and peers must present. Compared in constant time. */
     authToken: z.string().min(1).optional(),
     /** Longest key in bytes. */
@@ -96,6 +102,15 @@ export const configSchema = z
     /** Fail-over group members (HOST:PORT of each, this node included). */
     cluster: list.default([]),
     failover: z.enum(['manual', 'auto']).default('manual'),
+    /**
+     * Fail-over timeout, ms: a member that hears no master heartbeat for this
+     * long (plus up to 40% jitter) stands for election; the master's lease is
+     * 70% of it. Default 1000. Shorter fails over sooner but risks elections
+     * on a long GC pause or a loaded machine.
+     */
+    failoverTimeout: positiveInt.default(1000),
+    /** How often the master heartbeats the group, ms. Default 150. */
+    heartbeatInterval: positiveInt.default(150),
     /** Vote in fail-over elections but store no data. */
     witness: bool.default(false),
     mode: z.enum(['single', 'multi']).default('single'),

@@ -10,6 +10,7 @@ import {
 import type { Config } from './config.js'
 import { AckTracker } from './replication/acks.js'
 import { Downstream } from './replication/downstream.js'
+import { FailoverManager } from './replication/failover.js'
 import { DEFAULT_UPSTREAM_OPTIONS, Upstream } from './replication/upstream.js'
 import { type EntryOp, OP_DEL, OP_PUT } from './storage/log-entry.js'
 import type { Store } from './storage/store.js'
@@ -44,6 +45,12 @@ export class TandemNode {
   private knownMaster: string | null = null
   readonly counters = { fullSyncs: 0, partialSyncs: 0, rollbacks: 0, rolledBackEntries: 0 }
   lastRollbackFile: string | null = null
+  /** Fail-over group membership, heartbeats, leases and votes (with --cluster). */
+  failover: FailoverManager | null = null
+  /** Set when this node stepped down for a newer epoch and follows no master yet. */
+  private fenced = false
+  /** Called when this node learns of a new master (clients are told). */
+  onTopology: (master: string | null, epoch: number) => void = () => {}
   private addr = ''
 
   constructor(
@@ -51,7 +58,7 @@ export class TandemNode {
     readonly store: Store,
     readonly logger: Logger,
   ) {
-    this.role = config.replicaof ? 'replica' : 'master'
+    this.role = config.witness ? 'witness' : config.replicaof || config.failover === 'auto' ? 'replica' : 'master'
     this.upstreamSide = new Upstream(
       {
         store,
@@ -73,6 +80,7 @@ export class TandemNode {
   /** HOST:PORT of the master as this node knows it: itself, or what its upstream reported. */
   masterAddress(): string | null {
     if (this.role === 'master') return this.address
+    if (this.failover) return this.failover.knownMaster()
     return this.knownMaster ?? this.upstream
   }
 
@@ -94,11 +102,71 @@ export class TandemNode {
     if (this.store.discardedPartialSync) {
       this.logger.warn('found an interrupted full sync; its partial data was discarded and will be synced again')
     }
-    if (this.config.replicaof) {
+    if (this.config.witness) {
+      this.role = 'witness'
+    } else if (this.config.replicaof) {
       await this.follow(this.config.replicaof)
+    } else if (this.config.failover === 'auto') {
+      // Wait for a master's heartbeat, or for an election this node may win.
+      this.role = 'replica'
     } else {
       await this.becomeMaster('start')
     }
+    if (this.config.cluster.length > 0 || this.config.witness) {
+      const timeout = this.config.failoverTimeout
+      this.failover = new FailoverManager(this.failoverHost(), {
+        cluster: this.config.cluster,
+        auto: this.config.failover === 'auto',
+        witness: this.config.witness,
+        heartbeatMs: this.config.heartbeatInterval,
+        electionTimeoutMs: timeout,
+        leaseMs: Math.round(timeout * 0.7),
+      })
+      await this.failover.start()
+    }
+  }
+
+  private failoverHost() {
+    return {
+      store: this.store,
+      logger: this.logger,
+      nodeId: this.nodeId,
+      address: this.address,
+      authToken: this.config.authToken,
+      isMaster: () => this.role === 'master',
+      becomeMaster: (epoch: number) => this.takeOver(epoch),
+      follow: async (route: string, clientAddr: string) => {
+        await this.follow(route)
+        this.knownMaster = clientAddr
+        this.onTopology(clientAddr, this.store.epoch)
+      },
+      stepDown: (epoch: number) => this.stepDown(epoch),
+      currentUpstream: () => (this.role === 'replica' ? this.upstream : null),
+    }
+  }
+
+  /** Fail-over made this node master of `epoch`. */
+  private async takeOver(epoch: number): Promise<void> {
+    await this.downstream?.stop()
+    this.downstream = null
+    this.upstream = null
+    this.knownMaster = null
+    this.fenced = false
+    await this.store.beginEpoch(epoch)
+    this.role = 'master'
+    this.upstreamSide.historyChanged()
+    this.logger.info('became master', { epoch, startSeq: this.store.lastSeq + 1 })
+    this.onTopology(this.address, epoch)
+  }
+
+  /** A newer epoch exists: stop taking writes now, before anything else. */
+  private stepDown(epoch: number): void {
+    if (this.role !== 'master') return
+    this.role = 'replica'
+    this.fenced = true
+    this.acks.failAll(new TandemError('FENCED', `a newer epoch (${epoch}) exists; this node is no longer the master`))
+    this.upstreamSide.disconnectAll('this node stepped down')
+    this.logger.warn('stepped down', { epoch })
   }
 
   /**
@@ -124,7 +192,9 @@ export class TandemNode {
 
   private async follow(upstream: string): Promise<void> {
     if (upstream === this.address) throw new TandemError('INVALID', 'a node cannot replicate from itself')
+    if (this.role === 'witness') throw new TandemError('INVALID', 'a witness stores no data and follows no master')
     this.role = 'replica'
+    this.fenced = false
     this.upstream = upstream
     this.knownMaster = null
     await this.downstream?.stop()
@@ -154,6 +224,7 @@ export class TandemNode {
   /** `replicaof HOST:PORT` / `replicaof no one` at run time. */
   async replicaof(upstream: string | null): Promise<void> {
     if (upstream === null) {
+      if (this.failover) return this.failover.promote()
       if (this.role !== 'master') await this.becomeMaster('replicaof no one')
       return
     }
@@ -165,10 +236,24 @@ export class TandemNode {
 
   private assertWritable(): void {
     if (this.role === 'master') {
+      this.failover?.assertCanWrite()
       if (this.config.minReplicas > 0) this.assertEnoughReplicas()
       return
     }
-    const master = this.masterAddress()
+    if (this.fenced) {
+      throw new TandemError('FENCED', 'this node was the master of an older epoch and has stepped down', {
+        details: { master: this.failover?.knownMaster() ?? null, epoch: this.store.epoch },
+      })
+    }
+    if (this.failover && !this.failover.hearsMaster()) {
+      throw new TandemError('NOMASTER', 'there is no master right now; the group is read-only until one is elected', {
+        details: { master: null, epoch: this.store.epoch },
+      })
+    }
+    if (this.role === 'replica' && this.upstream === null) {
+      throw new TandemError('NOMASTER', 'this node follows no master yet', { details: { master: null } })
+    }
+    const master = this.failover?.knownMaster() ?? this.masterAddress()
     throw new TandemError('READONLY', `this node is a read-only replica; write to the master at ${master}`, {
       details: { master, epoch: this.store.epoch },
     })
@@ -189,7 +274,8 @@ export class TandemNode {
   async write(ops: EntryOp[], options: WriteOptions): Promise<{ seq: number }> {
     this.assertWritable()
     const seq = await this.store.write(ops)
-    const needed = this.acks.required(options.w)
+    const needed =
+      options.w === 'majority' && this.failover ? this.failover.majorityAcks() : this.acks.required(options.w)
     if (needed > 0) await this.acks.waitFor(seq, needed, options.timeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS)
     return { seq }
   }
@@ -220,7 +306,18 @@ export class TandemNode {
     return this.acks.countAtLeast(seq)
   }
 
+  /** Whether a write would be accepted now (role, lease, hand-over). */
+  canWrite(): boolean {
+    try {
+      this.assertWritable()
+      return true
+    } catch {
+      return false
+    }
+  }
+
   async close(): Promise<void> {
+    this.failover?.close()
     await this.downstream?.stop()
     this.upstreamSide.close()
     this.acks.failAll(new TandemError('UNAVAILABLE', 'node is shutting down'))
@@ -228,11 +325,18 @@ export class TandemNode {
 
   // ---- reads -------------------------------------------------------------
 
+  private assertHoldsData(): void {
+    if (this.role === 'witness')
+      throw new TandemError('UNAVAILABLE', 'this node is a witness: it votes and holds no data')
+  }
+
   get(key: string): Promise<Value | undefined> {
+    this.assertHoldsData()
     return this.store.get(key)
   }
 
   mget(keys: string[]): Promise<(Value | undefined)[]> {
+    this.assertHoldsData()
     return this.store.getMany(keys)
   }
 
@@ -242,6 +346,7 @@ export class TandemNode {
    * ask again (from after the last key) for the rest.
    */
   async scanPage(options: ScanOptions, pageSize: number, pageBytes: number): Promise<ScanPage> {
+    this.assertHoldsData()
     const want = options.limit === undefined ? pageSize : Math.min(options.limit, pageSize)
     const entries: [string, Value][] = []
     if (want === 0) return { entries, more: false }
@@ -269,9 +374,12 @@ export class TandemNode {
       role: this.role,
       epoch: this.store.epoch,
       seq: this.store.lastSeq,
+      /** Oldest seq still in the log: a downstream behind it needs a full sync. */
+      logStart: this.store.logStart,
       upstream: this.upstream,
-      readOnly: this.role !== 'master',
+      readOnly: this.role !== 'master' || !this.canWrite(),
       replicas: this.upstreamSide.replicas(),
+      failover: this.failover?.status() ?? null,
       address: this.address,
       master: this.masterAddress(),
       link: this.downstream

@@ -40,6 +40,9 @@ export class TandemServer {
     this.http.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head))
     this.wss = new WebSocketServer({ noServer: true, maxPayload: config.maxFrameBytes, perMessageDeflate: false })
     this.registerMetrics()
+    node.onTopology = (master, epoch) => {
+      for (const c of this.connections) c.push({ push: 'topology', master, epoch })
+    }
   }
 
   static async start(config: Config, logger: Logger = silentLogger): Promise<TandemServer> {
@@ -48,6 +51,7 @@ export class TandemServer {
       nodeId: config.nodeId,
       sync: config.sync,
       logRetention: config.logRetention,
+      trimIntervalMs: config.logTrimInterval,
       maxGroup: config.maxGroupCommit,
       maxQueued: config.maxQueuedWrites,
     })
@@ -102,6 +106,13 @@ export class TandemServer {
       return rejectUpgrade(socket, 503, `connection limit (${this.config.maxConnections}) reached`)
     }
     const preAuthenticated = tokenMatches(this.config.authToken, bearerToken(req))
+    if ((req.url ?? '/').startsWith('/cluster')) {
+      if (!preAuthenticated) return rejectUpgrade(socket, 401, 'cluster links need Authorization: Bearer TOKEN')
+      const failover = this.node.failover
+      if (!failover) return rejectUpgrade(socket, 404, 'this node is in no fail-over group')
+      this.wss.handleUpgrade(req, socket, head, (ws) => failover.cluster.accept(ws))
+      return
+    }
     if ((req.url ?? '/').startsWith('/replication')) {
       // Peers must present the token up front: there is no auth step in the replication handshake.
       if (!preAuthenticated) return rejectUpgrade(socket, 401, 'replication needs Authorization: Bearer TOKEN')
@@ -194,6 +205,16 @@ export class TandemServer {
       'Entries written to rollback files.',
       () => this.node.counters.rolledBackEntries,
     )
+    m.gauge('tandem_lease_held', '1 while this master holds its fail-over lease.', () =>
+      this.node.failover?.status().lease.held ? 1 : 0,
+    )
+    m.gauge(
+      'tandem_elections_started_total',
+      'Elections this node stood in.',
+      () => this.node.failover?.stats.electionsStarted ?? 0,
+    )
+    m.gauge('tandem_elections_won_total', 'Elections this node won.', () => this.node.failover?.stats.electionsWon ?? 0)
+    m.gauge('tandem_votes_granted_total', 'Votes this node granted.', () => this.node.failover?.stats.votesGranted ?? 0)
     m.gauge('tandem_process_resident_memory_bytes', 'Resident set size.', () => process.memoryUsage.rss())
   }
 

@@ -80,6 +80,11 @@ export class Store {
   /** The newest entries in memory, for feeding replicas that keep up. */
   readonly tail = new LogTail(50_000, 32 * 1024 * 1024)
   readonly commitTimes = new CommitTimes(20_000)
+  /**
+   * Oldest seq in the log as of the last trim (lastSeq + 1 when the log was
+   * empty): a downstream behind it needs a full sync. Kept for status.
+   */
+  logStart = 1
   /** True when open() found an interrupted full sync and discarded its partial data. */
   discardedPartialSync = false
 
@@ -154,6 +159,7 @@ export class Store {
     this.history = ((await this.meta.get('history')) as HistoryEpoch[] | undefined) ?? []
     const last = await this.lastEntry()
     if (last) this.hlc.observe(last.hlc)
+    this.logStart = await this.firstLogSeq()
     this.lastCommitAt = Date.now()
 
     if (this.options.sync === 'periodic') {
@@ -228,6 +234,11 @@ export class Store {
   async setHistory(history: HistoryEpoch[]): Promise<void> {
     await this.putMeta('history', history, this.options.sync !== 'none')
     this.history = history
+  }
+
+  /** Resolves once no write is queued or being committed. */
+  idle(): Promise<void> {
+    return this.committer.idle()
   }
 
   /** Reads a small JSON value kept in meta (fail-over votes). */
@@ -414,6 +425,7 @@ export class Store {
     this.lastSeq = seq
     this.nextSeq = seq + 1
     this.history = history
+    this.logStart = seq + 1
     this.lastCommitAt = Date.now()
     for (const listener of this.listeners) listener(seq)
   }
@@ -428,6 +440,7 @@ export class Store {
     this.lastSeq = 0
     this.nextSeq = 1
     this.history = []
+    this.logStart = 1
     this.tail.clear()
     this.commitTimes.clear()
   }
@@ -440,6 +453,9 @@ export class Store {
     if (keepFrom <= 1) return Promise.resolve()
     this.trimming = this.log
       .clear({ lt: seqKey(keepFrom) })
+      .then(async () => {
+        this.logStart = await this.firstLogSeq()
+      })
       .catch(() => {})
       .finally(() => {
         this.trimming = null

@@ -1,0 +1,438 @@
+import { TandemError } from '@tandem/protocol'
+import type { Store } from '../storage/store.js'
+import type { Logger } from '../util/logger.js'
+import { Cluster, type ClusterReplyBody, type ClusterRequest, type Peer } from './cluster.js'
+import { epochAt } from './history.js'
+
+/**
+ * Fail-over for a group of members (`--cluster`), with leases and votes.
+ *
+ * Who owns what: the FailoverManager owns the member links (Cluster), this
+ * node's vote record (durable, in meta), the master's lease and the
+ * election timers. The node (TandemNode) owns the role and replication; the
+ * manager asks it to become master, follow a master, or step down.
+ *
+ * Messages: the master sends `heartbeat {epoch, masterId, seq}` to every
+ * member each heartbeatMs; a member replies ok (and follows that master)
+ * unless it knows a newer epoch, in which case the master steps down. A
+ * member that has heard no heartbeat for electionTimeoutMs (plus jitter)
+ * becomes a candidate: it votes for itself in epoch+1 and sends `vote`
+ * requests; the first to get a majority begins that epoch as master.
+ *
+ * Rules (each is checked in code below):
+ * 1. A member votes at most once per epoch; the vote is fsynced before the
+ *    reply leaves.
+ * 2. It votes only for a candidate whose log (epoch of its last entry,
+ *    then seq) is at least as recent as its own, so a write that a majority
+ *    acknowledged is on every electable candidate.
+ * 3. It votes only once it has itself heard no master for electionTimeoutMs,
+ *    so a flapping link from one replica cannot depose a healthy master.
+ * 4. The master takes writes only while it holds a lease: a majority
+ *    answered a heartbeat sent at time T, and T + leaseMs is in the future.
+ *    leaseMs < electionTimeoutMs and voters start their timers when a
+ *    heartbeat *arrives* (after T), so the lease lapses before any member
+ *    of that majority can vote for another master (rule 3): at most one
+ *    node accepts writes at any time.
+ * 5. A master that hears of a newer epoch stops taking writes at once
+ *    (FENCED) and follows the new master; entries it has that the new
+ *    history lacks are rolled back into a rollback file on resync.
+ *
+ * Time comes from `now()` (monotonic ms), injectable for tests; `tick()` is
+ * driven by an interval and does all time-based work.
+ */
+
+export interface FailoverOptions {
+  /** Members (HOST:PORT routes), this node included. */
+  cluster: string[]
+  auto: boolean
+  witness: boolean
+  heartbeatMs: number
+  electionTimeoutMs: number
+  leaseMs: number
+}
+
+export const DEFAULT_FAILOVER_TIMING = {
+  /** How often the master heartbeats every member. */
+  heartbeatMs: 150,
+  /** A member that hears no master for this long (plus up to 40% jitter) starts an election. */
+  electionTimeoutMs: 1000,
+  /** How long a majority's heartbeat replies let the master take writes. Must be < electionTimeoutMs. */
+  leaseMs: 700,
+}
+
+export interface FailoverHost {
+  readonly store: Store
+  readonly logger: Logger
+  readonly nodeId: string
+  readonly address: string
+  readonly authToken?: string
+  isMaster(): boolean
+  /** Begins `epoch` as master (the node stops following). */
+  becomeMaster(epoch: number): Promise<void>
+  /** Follows the member reachable at `route`, whose clients use `clientAddr`. */
+  follow(route: string, clientAddr: string): Promise<void>
+  /** Stops taking writes at once: a newer epoch exists. */
+  stepDown(epoch: number): void
+  /** The route this node currently replicates from, if any. */
+  currentUpstream(): string | null
+}
+
+interface Vote {
+  epoch: number
+  for: string
+}
+
+export interface FailoverStatus {
+  auto: boolean
+  members: { nodeId: string | null; route: string; connected: boolean; lastReplyMsAgo: number | null }[]
+  lease: { held: boolean; remainingMs: number }
+  master: { nodeId: string | null; addr: string | null; lastHeardMsAgo: number | null }
+  knownEpoch: number
+  vote: Vote | null
+  elections: { started: number; won: number }
+  votesGranted: number
+  handingOver: boolean
+}
+
+export class FailoverManager {
+  readonly cluster: Cluster
+  private vote: Vote = { epoch: 0, for: '' }
+  private knownEpoch = 0
+  private leaseUntil = 0
+  private lastMasterContact: number
+  private masterId: string | null = null
+  private masterAddr: string | null = null
+  private electionDue: number
+  private electing = false
+  private handoverUntil = 0
+  private heartbeatDue = 0
+  private timer: NodeJS.Timeout | null = null
+  readonly stats = { electionsStarted: 0, electionsWon: 0, votesGranted: 0 }
+
+  constructor(
+    private readonly host: FailoverHost,
+    readonly options: FailoverOptions,
+    private readonly now: () => number = monotonicNow,
+  ) {
+    this.cluster = new Cluster(
+      options.cluster,
+      {
+        nodeId: host.nodeId,
+        address: host.address,
+        authToken: host.authToken,
+        logger: host.logger,
+        epoch: () => this.knownEpoch,
+        onRequest: (r) => this.onRequest(r),
+      },
+      now,
+    )
+    this.lastMasterContact = now()
+    this.electionDue = now() + this.randomTimeout()
+  }
+
+  async start(): Promise<void> {
+    this.vote = (await this.host.store.getMeta<Vote>('vote')) ?? { epoch: 0, for: '' }
+    this.knownEpoch = Math.max(this.vote.epoch, this.host.store.epoch)
+    this.cluster.start()
+    this.timer = setInterval(() => void this.tick(), Math.min(50, this.options.heartbeatMs))
+  }
+
+  close(): void {
+    if (this.timer) clearInterval(this.timer)
+    this.cluster.close()
+  }
+
+  private randomTimeout(): number {
+    return this.options.electionTimeoutMs * (1 + Math.random() * 0.4)
+  }
+
+  // ---- writes gate ---------------------------------------------------------
+
+  /** Throws unless this master may take a write now (rule 4). */
+  assertCanWrite(): void {
+    if (this.now() < this.handoverUntil) {
+      throw new TandemError('NOMASTER', 'this master is handing over to a new master; retry shortly')
+    }
+    if (this.options.auto && this.now() >= this.leaseUntil) {
+      throw new TandemError(
+        'NOMASTER',
+        'this master has not heard from a majority of its group recently (lease lapsed); it takes no writes',
+      )
+    }
+  }
+
+  /** Whether a replica still hears a live master (else writes get NOMASTER). */
+  hearsMaster(): boolean {
+    return this.now() - this.lastMasterContact < this.options.electionTimeoutMs
+  }
+
+  knownMaster(): string | null {
+    return this.hearsMaster() ? this.masterAddr : null
+  }
+
+  /** Replica acks a w='majority' write needs: a majority of the group, the master being one. */
+  majorityAcks(): number {
+    return this.cluster.majority - 1
+  }
+
+  // ---- timers --------------------------------------------------------------
+
+  private async tick(): Promise<void> {
+    const now = this.now()
+    if (this.host.isMaster()) {
+      if (now >= this.heartbeatDue) {
+        this.heartbeatDue = now + this.options.heartbeatMs
+        void this.sendHeartbeats()
+      }
+      return
+    }
+    if (this.options.auto && !this.options.witness && !this.electing && now >= this.electionDue) {
+      if (this.hearsMaster()) {
+        this.electionDue = this.lastMasterContact + this.randomTimeout()
+        return
+      }
+      await this.runElection(false)
+    }
+  }
+
+  private async sendHeartbeats(): Promise<void> {
+    const sentAt = this.now()
+    const epoch = this.host.store.epoch
+    const body = {
+      type: 'heartbeat' as const,
+      epoch,
+      masterId: this.host.nodeId,
+      masterAddr: this.host.address,
+      seq: this.host.store.lastSeq,
+    }
+    let acks = 1
+    const needed = this.cluster.majority
+    if (acks >= needed) this.leaseUntil = sentAt + this.options.leaseMs
+    await Promise.all(
+      this.cluster.others().map(async (peer) => {
+        const reply = await peer.request(body, this.options.heartbeatMs * 2)
+        if (!reply || !this.host.isMaster()) return
+        if (reply.epoch > epoch)
+          return this.onNewerEpoch(reply.epoch, `member ${reply.nodeId} is at epoch ${reply.epoch}`)
+        if (reply.ok && ++acks >= needed && this.host.store.epoch === epoch) {
+          this.leaseUntil = Math.max(this.leaseUntil, sentAt + this.options.leaseMs)
+        }
+      }),
+    )
+  }
+
+  private onNewerEpoch(epoch: number, why: string): void {
+    if (epoch > this.knownEpoch) this.knownEpoch = epoch
+    if (this.host.isMaster() && epoch > this.host.store.epoch) {
+      this.host.logger.warn('stepping down: a newer epoch exists', { epoch, why })
+      this.leaseUntil = 0
+      this.host.stepDown(epoch)
+      this.lastMasterContact = this.now() - this.options.electionTimeoutMs
+      this.electionDue = this.now() + this.randomTimeout()
+    }
+  }
+
+  // ---- elections -----------------------------------------------------------
+
+  private myLog(): { lastEpoch: number; lastSeq: number } {
+    const store = this.host.store
+    return { lastEpoch: epochAt(store.history, store.lastSeq), lastSeq: store.lastSeq }
+  }
+
+  /** Stands for epoch knownEpoch+1. Resolves true when this node won and is master. */
+  private async runElection(force: boolean): Promise<boolean> {
+    this.electing = true
+    try {
+      const epoch = Math.max(this.knownEpoch, this.host.store.epoch) + 1
+      this.vote = { epoch, for: this.host.nodeId }
+      await this.host.store.setMeta('vote', this.vote) // rule 1: durable before anyone hears of it
+      this.knownEpoch = epoch
+      this.stats.electionsStarted++
+      const sentAt = this.now()
+      const log = this.myLog()
+      this.host.logger.info('election started', { epoch, ...log, force })
+      let granted = 1
+      const needed = this.cluster.majority
+      const won = await new Promise<boolean>((resolve) => {
+        if (granted >= needed) return resolve(true)
+        let waiting = this.cluster.others().length
+        if (waiting === 0) return resolve(false)
+        for (const peer of this.cluster.others()) {
+          peer
+            .request(
+              { type: 'vote', epoch, candidateId: this.host.nodeId, ...log, force },
+              this.options.electionTimeoutMs / 2,
+            )
+            .then((reply) => {
+              if (reply?.epoch !== undefined && reply.epoch > epoch)
+                this.knownEpoch = Math.max(this.knownEpoch, reply.epoch)
+              if (reply?.ok) granted++
+              if (granted >= needed) resolve(true)
+              else if (--waiting === 0) resolve(false)
+            })
+        }
+      })
+      // Someone else may have become master meanwhile (we heard its heartbeat).
+      if (
+        !won ||
+        this.knownEpoch !== epoch ||
+        (this.lastMasterContact > sentAt && this.masterId !== this.host.nodeId)
+      ) {
+        this.host.logger.info('election lost', { epoch, granted, needed })
+        this.electionDue = this.now() + this.randomTimeout()
+        return false
+      }
+      // The voters' promises (rule 3) stand in for a first heartbeat round.
+      this.leaseUntil = sentAt + this.options.leaseMs
+      this.masterId = this.host.nodeId
+      this.masterAddr = this.host.address
+      this.stats.electionsWon++
+      this.host.logger.info('election won', { epoch, granted, needed })
+      await this.host.becomeMaster(epoch)
+      this.heartbeatDue = 0
+      void this.sendHeartbeats()
+      return true
+    } finally {
+      this.electing = false
+    }
+  }
+
+  /**
+   * `tandem promote` on a member. When the master is reachable it is asked to
+   * hand over: it stops taking writes and says where its log ends; this node
+   * waits until it holds all of it, then stands with `force` (voters need
+   * not have lost the master, which has already stopped). Otherwise this is
+   * an ordinary election, won only if a majority has lost the master too.
+   */
+  async promote(): Promise<void> {
+    if (this.host.isMaster()) return
+    if (this.options.witness) throw new TandemError('INVALID', 'a witness stores no data and cannot become master')
+    const master = this.masterId ? this.cluster.byNodeId(this.masterId) : undefined
+    let force = false
+    if (master && this.hearsMaster()) {
+      const reply = await master.request(
+        { type: 'handover', epoch: this.knownEpoch, candidateId: this.host.nodeId },
+        this.options.electionTimeoutMs,
+      )
+      if (reply?.ok && reply.seq !== undefined) {
+        const deadline = this.now() + 10_000
+        while (this.host.store.lastSeq < reply.seq) {
+          if (this.now() > deadline) {
+            throw new TandemError('TIMEOUT', `could not catch up to the master's seq ${reply.seq} to take over`)
+          }
+          await new Promise((r) => setTimeout(r, 10))
+        }
+        force = true
+      }
+    }
+    if (!(await this.runElection(force))) {
+      throw new TandemError('NOMASTER', 'promotion failed: a majority of the group did not vote for this node')
+    }
+  }
+
+  // ---- requests from other members ---------------------------------------------
+
+  private async onRequest(request: ClusterRequest): Promise<ClusterReplyBody> {
+    switch (request.type) {
+      case 'hello':
+        if (request.epoch > this.knownEpoch) this.onNewerEpoch(request.epoch, 'hello from a member')
+        return { epoch: this.knownEpoch, ok: true, clientAddr: this.host.address }
+      case 'heartbeat':
+        return this.onHeartbeat(request)
+      case 'vote':
+        return this.onVoteRequest(request)
+      case 'handover':
+        return this.onHandover()
+    }
+  }
+
+  private async onHeartbeat(hb: Extract<ClusterRequest, { type: 'heartbeat' }>): Promise<ClusterReplyBody> {
+    const known = Math.max(this.knownEpoch, this.host.store.epoch)
+    if (hb.epoch < known) return { epoch: known, ok: false, reason: `stale epoch ${hb.epoch} < ${known}` }
+    if (hb.masterId === this.host.nodeId) return { epoch: known, ok: false, reason: 'heartbeat from myself' }
+    this.knownEpoch = hb.epoch
+    if (this.host.isMaster()) {
+      if (hb.epoch > this.host.store.epoch) this.onNewerEpoch(hb.epoch, `heartbeat from ${hb.masterId}`)
+      else return { epoch: known, ok: false, reason: 'two masters in one epoch' }
+    }
+    this.lastMasterContact = this.now()
+    this.electionDue = this.lastMasterContact + this.randomTimeout()
+    this.masterId = hb.masterId
+    this.masterAddr = hb.masterAddr
+    if (!this.options.witness) {
+      const route = this.cluster.byNodeId(hb.masterId)?.route ?? hb.masterAddr
+      if (this.host.currentUpstream() !== route) await this.host.follow(route, hb.masterAddr)
+    }
+    return { epoch: hb.epoch, ok: true, seq: this.host.store.lastSeq }
+  }
+
+  private async onVoteRequest(req: Extract<ClusterRequest, { type: 'vote' }>): Promise<ClusterReplyBody> {
+    const deny = (reason: string): ClusterReplyBody => {
+      this.host.logger.info('vote denied', { epoch: req.epoch, candidate: req.candidateId, reason })
+      return { epoch: Math.max(this.knownEpoch, this.host.store.epoch), ok: false, reason }
+    }
+    if (req.epoch <= this.vote.epoch) return deny(`already voted in epoch ${this.vote.epoch}`) // rule 1
+    if (req.epoch <= this.host.store.epoch) return deny(`epoch ${req.epoch} is not newer than ${this.host.store.epoch}`)
+    if (!req.force) {
+      if (this.host.isMaster() && this.now() < this.leaseUntil) return deny('this node is the master and holds a lease')
+      if (!this.host.isMaster() && this.hearsMaster()) return deny('this node still hears the master') // rule 3
+    }
+    if (!this.options.witness) {
+      const mine = this.myLog()
+      if (req.lastEpoch < mine.lastEpoch || (req.lastEpoch === mine.lastEpoch && req.lastSeq < mine.lastSeq)) {
+        return deny(
+          `candidate log (${req.lastEpoch}, ${req.lastSeq}) is behind this node's (${mine.lastEpoch}, ${mine.lastSeq})`,
+        ) // rule 2
+      }
+    }
+    this.vote = { epoch: req.epoch, for: req.candidateId }
+    await this.host.store.setMeta('vote', this.vote)
+    this.stats.votesGranted++
+    this.onNewerEpoch(req.epoch, `voted for ${req.candidateId}`)
+    // Do not stand against the node just voted for.
+    this.electionDue = this.now() + this.randomTimeout()
+    this.host.logger.info('vote granted', { epoch: req.epoch, candidate: req.candidateId })
+    return { epoch: req.epoch, ok: true }
+  }
+
+  private async onHandover(): Promise<ClusterReplyBody> {
+    if (!this.host.isMaster()) return { epoch: this.knownEpoch, ok: false, reason: 'not the master' }
+    this.handoverUntil = this.now() + this.options.electionTimeoutMs * 3
+    await this.host.store.idle()
+    return { epoch: this.host.store.epoch, ok: true, seq: this.host.store.lastSeq }
+  }
+
+  // ---- status ----------------------------------------------------------------
+
+  status(): FailoverStatus {
+    const now = this.now()
+    const ago = (t: number) => (t === 0 ? null : Math.round(now - t))
+    return {
+      auto: this.options.auto,
+      members: this.cluster.others().map((p: Peer) => ({
+        nodeId: p.nodeId,
+        route: p.route,
+        connected: p.connected,
+        lastReplyMsAgo: ago(p.lastReplyAt),
+      })),
+      lease: {
+        held: this.host.isMaster() && now < this.leaseUntil,
+        remainingMs: this.host.isMaster() ? Math.max(0, Math.round(this.leaseUntil - now)) : 0,
+      },
+      master: {
+        nodeId: this.host.isMaster() ? this.host.nodeId : this.masterId,
+        addr: this.host.isMaster() ? this.host.address : this.masterAddr,
+        lastHeardMsAgo: this.host.isMaster() ? 0 : ago(this.lastMasterContact),
+      },
+      knownEpoch: this.knownEpoch,
+      vote: this.vote.epoch === 0 ? null : this.vote,
+      elections: { started: this.stats.electionsStarted, won: this.stats.electionsWon },
+      votesGranted: this.stats.votesGranted,
+      handingOver: now < this.handoverUntil,
+    }
+  }
+}
+
+function monotonicNow(): number {
+  return performance.now()
+}
