@@ -172,7 +172,16 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     const name = String(issue.path[0] ?? '')
     throw new UsageError(name ? `--${kebab(name)}: ${issue.message}` : issue.message)
   }
-  return result.data
+  const config = result.data
+  if (config.mode === 'multi' || config.peers.length > 0) {
+    throw new UsageError('--mode multi (multi-master with --peers/--conflict) is not available in this version of tandem')
+  }
+  if (config.failover === 'auto' && config.cluster.length === 0 && !config.witness) {
+    throw new UsageError('--failover auto needs --cluster with the addresses of the fail-over group')
+  }
+  if (config.witness && config.cluster.length === 0) throw new UsageError('--witness needs --cluster')
+  if (config.witness && config.replicaof) throw new UsageError('a --witness stores no data and cannot have --replicaof')
+  return config
 }
 
 export function usage(): string {
