@@ -18,12 +18,10 @@ import { TargetUnavailable, type Topology } from './topology/topology.js'
 import { readsKeys } from './workloads.js'
 
 /**
- * One tandem-bench invocation: for each target, bring up (or attach to) its
+ * One tandem-bench invocation: bring up (or attach to) each target's
  * topology, preload the keyspace when a workload reads, run every scenario
- * of the matrix (workload x clients x pipeline) on it, tear it down. Then
- * the ratios. Scenarios of one target run back to back so that a compare
- * needs one topology per side; the machine is shared, so read ratios from
- * one run, not across runs.
+ * of the matrix (workload x clients x pipeline) on each target in turn,
+ * tear everything down, then the ratios.
  */
 
 export interface Scenario {
@@ -88,18 +86,17 @@ export async function runBench(o: BenchOptions, commandLine: string): Promise<Be
     ratios: null,
   }))
 
-  for (const target of targets) {
-    const topology = await openTopology(target, o)
-    liveTopologies.add(topology)
-    try {
+  // Both topologies stay up for the whole run and the scenarios alternate
+  // between targets, so that a noisy neighbour on a shared machine hits
+  // both sides of a ratio alike rather than one side's whole series.
+  const open: { target: TargetName; topology: Topology; spec: DriverSpec }[] = []
+  try {
+    for (const target of targets) {
+      const topology = await openTopology(target, o)
+      liveTopologies.add(topology)
       if (target === 'redis' && topology.version) redisVersion = topology.version
-      const spec: DriverSpec = {
-        target,
-        servers: [topology.master],
-        authToken: o.authToken,
-        w: o.w,
-        pipeline: 1,
-      }
+      const spec: DriverSpec = { target, servers: [topology.master], authToken: o.authToken, w: o.w, pipeline: 1 }
+      open.push({ target, topology, spec })
       progress.note(
         `${target}: master ${topology.master}` +
           (topology.replicas.length ? `, replicas ${topology.replicas.join(', ')}` : '') +
@@ -115,13 +112,15 @@ export async function runBench(o: BenchOptions, commandLine: string): Promise<Be
             'lag figures will show it',
         )
       }
-      for (let i = 0; i < scenarios.length; i++) {
+    }
+    for (let i = 0; i < scenarios.length; i++) {
+      for (const { target, topology, spec } of open) {
         results[i].targets[target] = await runScenario(target, topology, spec, scenarios[i], o, progress)
       }
-    } finally {
-      liveTopologies.delete(topology)
-      await topology.close()
     }
+  } finally {
+    for (const { topology } of open) liveTopologies.delete(topology)
+    await Promise.all(open.map(({ topology }) => topology.close()))
   }
 
   for (const r of results) {

@@ -5,7 +5,7 @@ import type { BenchReport, TargetResult } from './result.js'
 export function layout(header: string[], rows: string[][], markdown: boolean): string {
   if (markdown) {
     const line = (cells: string[]) => `| ${cells.join(' | ')} |`
-    return [line(header), line(header.map((h, i) => (i === 0 || i === 1 ? '---' : '---:'))), ...rows.map(line)].join(
+    return [line(header), line(header.map((_, i) => (i === 0 || i === 1 ? '---' : '---:'))), ...rows.map(line)].join(
       '\n',
     )
   }
