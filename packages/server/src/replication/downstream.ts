@@ -140,6 +140,7 @@ export class Downstream {
   }
 
   private async onControl(message: UpstreamMessage, flow: FlowSocket): Promise<void> {
+    if (this.stopped) return
     switch (message.type) {
       case 'continue':
         this.stats.partialSyncs++
@@ -210,6 +211,9 @@ export class Downstream {
   private syncHistory: HistoryEpoch[] = []
 
   private onEntries(entries: Uint8Array[], head: number, flow: FlowSocket, inbox: SerialInbox): void {
+    // Entries still queued from a link this node has left must not be
+    // applied: they may belong to a history it no longer follows.
+    if (this.stopped) return
     if (this.state !== 'streaming') throw new Error(`entries while ${this.state}`)
     let last: Promise<number> | undefined
     for (const bytes of entries) {
@@ -262,7 +266,11 @@ export class Downstream {
     this.backoff = Math.min(MAX_BACKOFF_MS, this.backoff * 2)
   }
 
-  /** Stops following. Waits for entries already received to be applied. */
+  /**
+   * Stops following, and resolves once every entry already handed to the
+   * committer is written: whoever follows next must start from a position
+   * that no late write from this link can move.
+   */
   async stop(): Promise<void> {
     this.stopped = true
     this.state = 'stopped'
@@ -271,5 +279,6 @@ export class Downstream {
     this.ws?.close(1000, 'stopped following')
     this.ws?.terminate()
     this.ws = null
+    await this.store.idle()
   }
 }
