@@ -146,7 +146,22 @@ export class TandemNode {
   }
 
   /** Fail-over made this node master of `epoch`. */
-  private async takeOver(epoch: number): Promise<void> {
+  /**
+   * Role changes (follow, take over, become master) run one at a time: a
+   * heartbeat from a new master and an election result can arrive together.
+   */
+  private transitions: Promise<void> = Promise.resolve()
+  private serially(change: () => Promise<void>): Promise<void> {
+    const next = this.transitions.then(change)
+    this.transitions = next.catch(() => {})
+    return next
+  }
+
+  private takeOver(epoch: number): Promise<void> {
+    return this.serially(() => this.doTakeOver(epoch))
+  }
+
+  private async doTakeOver(epoch: number): Promise<void> {
     await this.downstream?.stop()
     this.downstream = null
     this.upstream = null
@@ -175,7 +190,11 @@ export class TandemNode {
    * must never write the same epoch, or their logs could differ at the same
    * seq without the histories showing it.
    */
-  private async becomeMaster(why: string): Promise<void> {
+  private becomeMaster(why: string): Promise<void> {
+    return this.serially(() => this.doBecomeMaster(why))
+  }
+
+  private async doBecomeMaster(why: string): Promise<void> {
     await this.downstream?.stop()
     this.downstream = null
     this.upstream = null
@@ -190,7 +209,11 @@ export class TandemNode {
     this.role = 'master'
   }
 
-  private async follow(upstream: string): Promise<void> {
+  private follow(upstream: string): Promise<void> {
+    return this.serially(() => this.doFollow(upstream))
+  }
+
+  private async doFollow(upstream: string): Promise<void> {
     if (upstream === this.address) throw new TandemError('INVALID', 'a node cannot replicate from itself')
     if (this.role === 'witness') throw new TandemError('INVALID', 'a witness stores no data and follows no master')
     this.role = 'replica'
