@@ -215,6 +215,7 @@ export class TandemNode {
 
   private async doFollow(upstream: string): Promise<void> {
     if (upstream === this.address) throw new TandemError('INVALID', 'a node cannot replicate from itself')
+    if (this.role === 'replica' && this.upstream === upstream && this.downstream && !this.fenced) return
     if (this.role === 'witness') throw new TandemError('INVALID', 'a witness stores no data and follows no master')
     this.role = 'replica'
     this.fenced = false
