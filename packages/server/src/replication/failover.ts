@@ -361,7 +361,10 @@ export class FailoverManager {
     this.masterAddr = hb.masterAddr
     if (!this.options.witness) {
       const route = this.cluster.byNodeId(hb.masterId)?.route ?? hb.masterAddr
-      if (this.host.currentUpstream() !== route) await this.host.follow(route, hb.masterAddr)
+      // Not awaited: the reply must not wait for a replication link to restart.
+      if (this.host.currentUpstream() !== route) {
+        this.host.follow(route, hb.masterAddr).catch((err) => this.host.logger.warn('could not follow the master', { err }))
+      }
     }
     return { epoch: hb.epoch, ok: true, seq: this.host.store.lastSeq }
   }
@@ -389,7 +392,10 @@ export class FailoverManager {
     await this.host.store.setMeta('vote', this.vote)
     this.stats.votesGranted++
     this.onNewerEpoch(req.epoch, `voted for ${req.candidateId}`)
-    // Do not stand against the node just voted for.
+    // A granted vote counts as contact with a master: this node will not vote
+    // again for electionTimeoutMs (rule 3), which is what makes the lease
+    // the candidate takes from its votes safe; nor will it stand against it.
+    this.lastMasterContact = this.now()
     this.electionDue = this.now() + this.randomTimeout()
     this.host.logger.info('vote granted', { epoch: req.epoch, candidate: req.candidateId })
     return { epoch: req.epoch, ok: true }
