@@ -332,7 +332,8 @@ export class FailoverManager {
 
   // ---- requests from other members ---------------------------------------------
 
-  private async onRequest(request: ClusterRequest): Promise<ClusterReplyBody> {
+  /** Answers a request from another member (public for the rule tests). */
+  async onRequest(request: ClusterRequest): Promise<ClusterReplyBody> {
     switch (request.type) {
       case 'hello':
         if (request.epoch > this.knownEpoch) this.onNewerEpoch(request.epoch, 'hello from a member')
