@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises'
+import { mkdir, open } from 'node:fs/promises'
 import { join } from 'node:path'
 import { decodeEntry, OP_PUT } from '../storage/log-entry.js'
 import type { Store } from '../storage/store.js'
@@ -27,13 +27,19 @@ export async function writeRollbackFile(
   if (store.lastSeq <= afterSeq) return null
   const dir = join(store.dataDir, 'rollback')
   await mkdir(dir, { recursive: true })
-  const lines: string[] = []
+  const time = new Date().toISOString()
+  const toSeq = store.lastSeq
+  const file = join(dir, `rollback-${time.replace(/[:.]/g, '-')}-e${store.epoch}-s${afterSeq + 1}-${toSeq}.jsonl`)
+  // Streamed entry by entry: a long divergent tail is never held in memory.
+  const out = await open(file, 'w')
   let count = 0
-  let lastSeq = afterSeq
-  for await (const [seq, raw] of store.readLog(afterSeq + 1)) {
-    const entry = decodeEntry(raw)
-    lines.push(
-      JSON.stringify({
+  try {
+    const header = { rollback: { node: store.nodeId, reason, fromSeq: afterSeq + 1, toSeq, epoch: store.epoch, time } }
+    await out.write(`${JSON.stringify(header)}\n`)
+    for await (const [seq, raw] of store.readLog(afterSeq + 1)) {
+      if (seq > toSeq) break
+      const entry = decodeEntry(raw)
+      const line = {
         seq,
         epoch: entry.epoch,
         origin: entry.origin,
@@ -48,16 +54,13 @@ export async function writeRollbackFile(
               }
             : { type: 'del', key: op[1] },
         ),
-      }),
-    )
-    count++
-    lastSeq = seq
+      }
+      await out.write(`${JSON.stringify(line)}\n`)
+      count++
+    }
+    await out.sync()
+  } finally {
+    await out.close()
   }
-  const time = new Date().toISOString()
-  const header = JSON.stringify({
-    rollback: { node: store.nodeId, reason, fromSeq: afterSeq + 1, toSeq: lastSeq, epoch: store.epoch, time },
-  })
-  const file = join(dir, `rollback-${time.replace(/[:.]/g, '-')}-e${store.epoch}-s${afterSeq + 1}-${lastSeq}.jsonl`)
-  await writeFile(file, `${[header, ...lines].join('\n')}\n`, { flush: true })
   return { file, entries: count }
 }
