@@ -24,6 +24,9 @@ export const CLOSE = {
   UNAUTHORIZED: 4401,
 } as const
 
+/** How long a closing socket may take to finish the close handshake before it is dropped. */
+const CLOSE_GRACE_MS = 2000
+
 export interface ConnectionHooks {
   onRequest(op: string): void
   onError(code: string): void
@@ -33,16 +36,24 @@ export interface ConnectionHooks {
  * One client socket. Requests may be pipelined; each reply carries the
  * request's id. Replies produced in the same turn go out in one frame.
  *
- * Backpressure: when `maxInFlight` requests are unanswered, or replies
- * waiting in the socket exceed `maxReplyBufferBytes`, the socket is paused
- * (TCP then pushes back on the client) and resumed when both are back under.
+ * Backpressure: a request is dispatched only while fewer than
+ * `maxInFlight` are unanswered and the replies waiting in the socket are
+ * under `maxReplyBufferBytes`. Requests read but not yet dispatched (the
+ * rest of a pipelined frame, or of one socket read) wait in `backlog`, and
+ * while it is not empty the socket is paused, so TCP pushes back on the
+ * client. The backlog is thus bounded by one frame plus one socket read,
+ * and the in-flight cap holds however the client frames its requests.
  */
 export class ClientConnection {
   inFlight = 0
   private authenticated: boolean
   private outbox: unknown[] = []
   private flushScheduled = false
+  /** Requests read from the socket, waiting for in-flight room; dispatched from `backlogHead`. */
+  private backlog: unknown[] = []
+  private backlogHead = 0
   private paused = false
+  private stopping = false
   private closed = false
   private readonly idleWaiters: (() => void)[] = []
 
@@ -59,10 +70,12 @@ export class ClientConnection {
     ws.on('close', () => this.onClose())
     ws.on('error', (err) => this.logger.debug('client socket error', { err }))
     const socket = (ws as unknown as { _socket?: NodeJS.EventEmitter })._socket
-    socket?.on('drain', () => this.updateFlow())
+    socket?.on('drain', () => this.onDrain())
   }
 
   private onMessage(data: Buffer, isBinary: boolean): void {
+    // Once closing, the socket is read only for the peer's close frame.
+    if (this.closed) return
     if (!isBinary) return this.close(CLOSE.UNSUPPORTED_DATA, 'tandem speaks msgpack in binary frames')
     let decoded: unknown
     try {
@@ -71,11 +84,38 @@ export class ClientConnection {
       this.hooks.onError('INVALID')
       return this.close(CLOSE.INVALID_PAYLOAD, err instanceof FrameDecodeError ? err.message : 'malformed frame')
     }
-    for (const message of framedMessages(decoded)) {
-      if (this.closed) return
+    for (const message of framedMessages(decoded)) this.backlog.push(message)
+    this.pump()
+  }
+
+  private onDrain(): void {
+    this.pump()
+  }
+
+  /** Dispatches backlogged requests while there is room, then pauses or resumes the socket to match. */
+  private pump(): void {
+    while (this.backlogHead < this.backlog.length && !this.closed && !this.overLimit()) {
+      const message = this.backlog[this.backlogHead]
+      this.backlog[this.backlogHead++] = undefined
       this.onRequest(message)
     }
+    if (this.backlogHead === this.backlog.length) {
+      this.backlog = []
+      this.backlogHead = 0
+    }
     this.updateFlow()
+    this.notifyIfIdle()
+  }
+
+  /**
+   * Whether this connection may take no more requests for now. Replies still
+   * in the outbox count as in flight: they are not yet in bufferedAmount.
+   */
+  private overLimit(): boolean {
+    return (
+      this.inFlight + this.outbox.length >= this.config.maxInFlight ||
+      this.ws.bufferedAmount > this.config.maxReplyBufferBytes
+    )
   }
 
   private onRequest(message: unknown): void {
@@ -122,8 +162,13 @@ export class ClientConnection {
     this.inFlight--
     if (err === undefined) this.send({ id, result })
     else this.fail(id, err)
-    if (this.inFlight === 0) for (const w of this.idleWaiters.splice(0)) w()
-    this.updateFlow()
+    this.pump()
+  }
+
+  private notifyIfIdle(): void {
+    if (this.inFlight === 0 && this.backlogHead === this.backlog.length) {
+      for (const w of this.idleWaiters.splice(0)) w()
+    }
   }
 
   private fail(id: number, err: unknown): void {
@@ -145,7 +190,7 @@ export class ClientConnection {
       this.flushScheduled = true
       // After the current turn's promise jobs: replies resolved together
       // (one group commit's writers) leave in one frame.
-      process.nextTick(() => this.flush())
+      process.nextTick(() => this.onFlushTick())
     }
   }
 
@@ -157,6 +202,13 @@ export class ClientConnection {
     this.ws.send(encodeFrame(batch.length === 1 ? batch[0] : batch))
   }
 
+  private onFlushTick(): void {
+    this.flush()
+    // The outbox counted against the in-flight cap: backlogged requests, or
+    // the paused socket, may have been waiting on it.
+    this.pump()
+  }
+
   /** Pushes a message the client did not ask for (topology changes). */
   push(message: unknown): void {
     this.send(message)
@@ -164,7 +216,7 @@ export class ClientConnection {
 
   private updateFlow(): void {
     if (this.closed) return
-    const over = this.inFlight >= this.config.maxInFlight || this.ws.bufferedAmount > this.config.maxReplyBufferBytes
+    const over = this.stopping || this.backlogHead < this.backlog.length || this.overLimit()
     if (over && !this.paused) {
       this.paused = true
       this.ws.pause()
@@ -178,14 +230,15 @@ export class ClientConnection {
     return this.paused
   }
 
-  /** Resolves once every request taken so far has been answered. */
+  /** Resolves once every request read so far (backlog included) has been answered. */
   drained(): Promise<void> {
-    if (this.inFlight === 0) return Promise.resolve()
+    if (this.closed || (this.inFlight === 0 && this.backlogHead === this.backlog.length)) return Promise.resolve()
     return new Promise((resolve) => this.idleWaiters.push(resolve))
   }
 
-  /** Stops reading new requests (shutdown). */
+  /** Stops reading new requests (shutdown); requests already read are still answered. */
   stopReading(): void {
+    this.stopping = true
     this.paused = true
     this.ws.pause()
   }
@@ -195,10 +248,18 @@ export class ClientConnection {
     this.flush()
     this.closed = true
     this.ws.close(code, reason.slice(0, 120))
+    // The close handshake ends when the peer's close frame is read; a socket
+    // paused for backpressure or shutdown would otherwise sit until ws's
+    // 30 s close timeout, and hold up the server's exit that long. A peer
+    // that does not read at all gets CLOSE_GRACE_MS, then is dropped.
+    this.ws.resume()
+    setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS).unref()
   }
 
   private onClose(): void {
     this.closed = true
+    this.backlog = []
+    this.backlogHead = 0
     for (const w of this.idleWaiters.splice(0)) w()
   }
 }
