@@ -17,7 +17,26 @@ async function main(): Promise<void> {
     process.exit(2)
   }
   const logger = createLogger({ level: config.logLevel, format: config.logFormat })
-  let server: TandemServer
+  // Signal handlers go in before start: a SIGTERM that arrives while the node
+  // is opening still ends in a clean shutdown once it is open.
+  let server: TandemServer | undefined
+  let stopping = false
+  const shutdown = (running: TandemServer) =>
+    running.close().then(
+      () => process.exit(0),
+      (err) => {
+        logger.error('shutdown failed', { err })
+        process.exit(1)
+      },
+    )
+  const stop = (signal: string) => {
+    if (stopping) return
+    stopping = true
+    logger.info('signal received', { signal })
+    if (server) void shutdown(server)
+  }
+  process.on('SIGTERM', () => stop('SIGTERM'))
+  process.on('SIGINT', () => stop('SIGINT'))
   try {
     server = await TandemServer.start(config, logger)
   } catch (err) {
@@ -26,21 +45,7 @@ async function main(): Promise<void> {
     process.stderr.write(`error ${code}: ${(err as Error).message}\n`)
     process.exit(1)
   }
-  let stopping = false
-  const stop = (signal: string) => {
-    if (stopping) return
-    stopping = true
-    logger.info('signal received', { signal })
-    server.close().then(
-      () => process.exit(0),
-      (err) => {
-        logger.error('shutdown failed', { err })
-        process.exit(1)
-      },
-    )
-  }
-  process.on('SIGTERM', () => stop('SIGTERM'))
-  process.on('SIGINT', () => stop('SIGINT'))
+  if (stopping) void shutdown(server)
 }
 
 void main()
