@@ -1,17 +1,14 @@
 import { readFileSync } from 'node:fs'
-import type { TandemClient } from '@tandem/client'
+import { loadavg } from 'node:os'
 import type { DriverSpec, TargetName } from './drivers/driver.js'
-import { TandemDriver } from './drivers/tandem.js'
 import { preload } from './load/client-group.js'
-import { summarize } from './load/histogram.js'
-import { runLoad } from './load/runner.js'
 import { describeMachine } from './machine.js'
-import { cpuSeconds, peakRssBytes } from './measures/proc.js'
-import { LagProbe } from './measures/replication-lag.js'
-import type { BenchOptions, WorkloadName } from './options.js'
+import { type BenchOptions, isSuite } from './options.js'
 import { measureRawLevelDb, type RawResult } from './raw-leveldb.js'
 import { ProgressLine, progressMode } from './report/progress.js'
-import type { BenchReport, ScenarioResult, ServerMeasure, TargetResult } from './report/result.js'
+import type { BenchReport, ScenarioResult, TargetCheck } from './report/result.js'
+import { runScenario, type Scenario } from './scenario.js'
+import { runSuite } from './suites/suite.js'
 import { REDIS_MISSING, redisServerVersion, startRedis, useRedis } from './topology/redis.js'
 import { startTandem, useTandem } from './topology/tandem.js'
 import { TargetUnavailable, type Topology } from './topology/topology.js'
@@ -24,19 +21,20 @@ import { readsKeys } from './workloads.js'
  * tear everything down, then the ratios.
  */
 
-export interface Scenario {
-  name: string
-  workload: WorkloadName
-  clients: number
-  pipeline: number
-}
-
 export function scenarioMatrix(o: BenchOptions): Scenario[] {
   const out: Scenario[] = []
-  for (const workload of o.workload)
+  for (const workload of o.workload) {
+    if (isSuite(workload)) continue
     for (const clients of o.clients)
       for (const pipeline of o.pipeline)
-        out.push({ name: `${workload} ${clients}x${pipeline}`, workload, clients, pipeline })
+        out.push({
+          name: `${workload} ${clients}x${pipeline}${o.rate === undefined ? '' : ` @${o.rate}/s`}`,
+          workload,
+          clients,
+          pipeline,
+          rate: o.rate,
+        })
+  }
   return out
 }
 
@@ -54,6 +52,7 @@ export const liveTopologies = new Set<Topology>()
 export async function runBench(o: BenchOptions, commandLine: string): Promise<BenchReport> {
   const progress = new ProgressLine(progressMode(o.progress))
   const startedAt = new Date().toISOString()
+  const loadAtStart = loadavg().map((x) => Math.round(x * 100) / 100)
   const targets: TargetName[] = o.command === 'compare' ? ['tandem', 'redis'] : o.command === 'run' ? [o.target] : []
   let redisVersion = await redisServerVersion()
   if (targets.includes('redis') && !o.redis && !redisVersion) throw new TargetUnavailable(REDIS_MISSING)
@@ -83,6 +82,10 @@ export async function runBench(o: BenchOptions, commandLine: string): Promise<Be
     keys: o.keys,
     w: o.w ?? null,
     targets: {},
+    offeredRate: s.rate ?? null,
+    replicas: o.replicas,
+    vsNoReplicas: null,
+    passes: null,
     ratios: null,
   }))
 
@@ -91,7 +94,7 @@ export async function runBench(o: BenchOptions, commandLine: string): Promise<Be
   // both sides of a ratio alike rather than one side's whole series.
   const open: { target: TargetName; topology: Topology; spec: DriverSpec }[] = []
   try {
-    for (const target of targets) {
+    for (const target of scenarios.length > 0 ? targets : []) {
       const topology = await openTopology(target, o)
       liveTopologies.add(topology)
       if (target === 'redis' && topology.version) redisVersion = topology.version
@@ -123,6 +126,14 @@ export async function runBench(o: BenchOptions, commandLine: string): Promise<Be
     await Promise.all(open.map(({ topology }) => topology.close()))
   }
 
+  // Suites bring up (and kill) their own servers, one suite after another.
+  const checks: TargetCheck[] = []
+  for (const suite of o.workload.filter(isSuite)) {
+    const out = await runSuite(suite, o, progress, liveTopologies)
+    results.push(...out.scenarios)
+    checks.push(...out.checks)
+  }
+
   for (const r of results) {
     const t = r.targets.tandem
     const rd = r.targets.redis
@@ -143,7 +154,11 @@ export async function runBench(o: BenchOptions, commandLine: string): Promise<Be
     commandLine,
     startedAt,
     finishedAt: new Date().toISOString(),
-    machine: describeMachine(redisVersion, TANDEM_VERSION),
+    machine: {
+      ...describeMachine(redisVersion, TANDEM_VERSION),
+      loadAverage: loadAtStart,
+      loadAverageAtEnd: loadavg().map((x) => Math.round(x * 100) / 100),
+    },
     settings: {
       replicas: o.replicas,
       sync: o.sync,
@@ -152,9 +167,13 @@ export async function runBench(o: BenchOptions, commandLine: string): Promise<Be
       requests: o.requests ?? null,
       warmupS: o.warmup,
       workers: o.workers,
+      rate: o.rate ?? null,
+      lagIntervalMs: o.lagInterval ?? null,
+      rounds: o.workload.includes('failover') ? o.rounds : null,
     },
     rawLevelDb,
     scenarios: results,
+    checks,
   }
   if (results.length === 1 && targets.length > 0) report.targets = results[0].targets
   return report
@@ -167,124 +186,4 @@ async function openTopology(target: TargetName, o: BenchOptions): Promise<Topolo
   }
   if (o.redis) return useRedis(o.redis, o.authToken)
   return startRedis({ replicas: o.replicas, authToken: o.authToken })
-}
-
-async function runScenario(
-  target: TargetName,
-  topology: Topology,
-  spec: DriverSpec,
-  s: Scenario,
-  o: BenchOptions,
-  progress: ProgressLine,
-): Promise<TargetResult> {
-  const label = `${target} ${s.name}`
-  let statusClient: TandemDriver | null = null
-  if (target === 'tandem') statusClient = await TandemDriver.open({ ...spec, pipeline: 1 })
-  try {
-    let commitBefore: CommitStats | null = null
-    let cpuBefore: (number | undefined)[] = []
-    const probe = topology.replicas.length > 0 ? new LagProbe(spec, topology.replicas) : null
-    progress.reset()
-    const load = await runLoad(
-      {
-        driver: spec,
-        clients: s.clients,
-        pipeline: s.pipeline,
-        workload: s.workload,
-        distribution: o.distribution,
-        keys: o.keys,
-        valueSize: o.valueSize,
-        workers: o.workers,
-        warmupS: o.warmup,
-        durationS: o.duration,
-        requests: o.requests,
-      },
-      (p) => progress.update(label, p, o.requests === undefined ? o.duration : null, o.requests ?? null),
-      () => {
-        probe?.start()
-        // Sampled synchronously enough: both reads finish within a few ms of the window's start.
-        void commitStats(statusClient).then((c) => (commitBefore = c))
-        void Promise.all(topology.processes.map((p) => (p.pid ? cpuSeconds(p.pid) : undefined))).then(
-          (c) => (cpuBefore = c),
-        )
-      },
-    )
-    progress.end()
-    const lag = probe ? await probe.stop() : null
-    const commitAfter = await commitStats(statusClient)
-    const cpuAfter = await Promise.all(topology.processes.map((p) => (p.pid ? cpuSeconds(p.pid) : undefined)))
-    const servers: ServerMeasure[] = await Promise.all(
-      topology.processes.map(async (p, i) => {
-        const rss = p.pid ? await peakRssBytes(p.pid) : undefined
-        const before = cpuBefore[i]
-        const after = cpuAfter[i]
-        return {
-          role: p.role,
-          pid: p.pid ?? null,
-          peakRssMB: rss === undefined ? null : Math.round((rss / 2 ** 20) * 10) / 10,
-          cpuCores:
-            before === undefined || after === undefined
-              ? null
-              : Math.round(((after - before) / load.elapsedS) * 100) / 100,
-        }
-      }),
-    )
-    const before = commitBefore as CommitStats | null
-    const commit =
-      before && commitAfter
-        ? {
-            groups: commitAfter.groups - before.groups,
-            writes: commitAfter.writes - before.writes,
-            avgGroupSize:
-              commitAfter.groups === before.groups
-                ? 0
-                : Math.round(((commitAfter.writes - before.writes) / (commitAfter.groups - before.groups)) * 10) / 10,
-          }
-        : null
-    const result: TargetResult = {
-      target,
-      master: topology.master,
-      replicas: topology.replicas,
-      version: topology.version ?? null,
-      throughput: Math.round(load.ops / load.elapsedS),
-      ops: load.ops,
-      errors: load.errors,
-      firstError: load.firstError ?? null,
-      durationS: Math.round(load.elapsedS * 1000) / 1000,
-      latencyMs: summarize(load.histogram),
-      harness: {
-        cpuCores: Math.round(load.harnessCores * 100) / 100,
-        threads: load.harnessThreads,
-        cpuBound: load.harnessCores >= 0.85 * load.harnessThreads,
-      },
-      servers,
-      commit,
-      replicationLag: lag,
-      failover: null,
-      fullSync: null,
-    }
-    const l = result.latencyMs
-    progress.note(
-      `${label}: ${result.throughput.toLocaleString('en-US')} ops/s  p50 ${l.p50} p99 ${l.p99} p99.9 ${l.p999} ms` +
-        (result.errors ? `  errors ${result.errors} (${result.firstError})` : ''),
-    )
-    return result
-  } finally {
-    await statusClient?.close()
-  }
-}
-
-interface CommitStats {
-  groups: number
-  writes: number
-}
-
-async function commitStats(client: TandemDriver | null): Promise<CommitStats | null> {
-  if (!client) return null
-  try {
-    const status = (await client.status()) as Awaited<ReturnType<TandemClient['status']>> & { commit?: CommitStats }
-    return status.commit ? { groups: status.commit.groups, writes: status.commit.writes } : null
-  } catch {
-    return null
-  }
 }

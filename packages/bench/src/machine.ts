@@ -1,4 +1,4 @@
-import { cpus, freemem, release, totalmem, type } from 'node:os'
+import { cpus, freemem, loadavg, release, totalmem, type } from 'node:os'
 
 export interface Machine {
   cpuModel: string
@@ -9,6 +9,10 @@ export interface Machine {
   nodeVersion: string
   redisVersion: string | null
   tandemVersion: string
+  /** 1, 5 and 15-minute load averages when the run started. */
+  loadAverage: number[]
+  /** The same when the run finished (set by runBench). */
+  loadAverageAtEnd?: number[]
 }
 
 export function describeMachine(redisVersion: string | undefined, tandemVersion: string): Machine {
@@ -22,5 +26,6 @@ export function describeMachine(redisVersion: string | undefined, tandemVersion:
     nodeVersion: process.version,
     redisVersion: redisVersion ?? null,
     tandemVersion,
+    loadAverage: loadavg().map((x) => Math.round(x * 100) / 100),
   }
 }

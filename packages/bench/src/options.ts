@@ -22,8 +22,21 @@ const intList = (min: number, max: number) =>
     .transform((s) => s.split(',').map((x) => x.trim()))
     .pipe(z.array(z.coerce.number<string>().int().min(min).max(max)).min(1))
 
-export const WORKLOADS = ['put', 'get', 'a', 'b', 'c'] as const
+/** Load mixes: each runs on the run's one topology, once per clients x pipeline. */
+export const LOAD_WORKLOADS = ['put', 'get', 'a', 'b', 'c'] as const
+/**
+ * Suites: each brings up the topologies it needs itself (tandem only).
+ * lag: replication lag at saturation and at an offered rate; replicas: put
+ * throughput with 0, 1, 2 replicas; fullsync: a new replica's full sync of
+ * --keys keys; failover: --rounds master kills in a 3-member auto group,
+ * then a cold restart of a master holding --keys keys.
+ */
+export const SUITE_WORKLOADS = ['lag', 'replicas', 'fullsync', 'failover'] as const
+export const WORKLOADS = [...LOAD_WORKLOADS, ...SUITE_WORKLOADS] as const
+export type LoadWorkloadName = (typeof LOAD_WORKLOADS)[number]
+export type SuiteName = (typeof SUITE_WORKLOADS)[number]
 export type WorkloadName = (typeof WORKLOADS)[number]
+export const isSuite = (w: WorkloadName): w is SuiteName => (SUITE_WORKLOADS as readonly string[]).includes(w)
 
 export const optionsSchema = z
   .object({
@@ -87,6 +100,31 @@ export const optionsSchema = z
     progress: z.enum(['auto', 'tty', 'plain', 'none']).default('auto'),
     /** Seconds to wait for replicas to catch up after preload. */
     syncTimeout: z.coerce.number().positive().default(30),
+    /**
+     * Open loop: offered rate in ops/s (requests are sent on a schedule, not
+     * when the last one is answered; latency counts from the scheduled time).
+     * lag suite: the rate of its open-loop scenario (default half of the
+     * saturation it measures first). --pipeline then caps the requests in
+     * flight per connection; a request that finds no free slot waits, and
+     * that wait counts in its latency.
+     */
+    rate: z.coerce.number().positive().max(10_000_000).optional(),
+    /** ms between replication-lag markers (default 250; lag suite: 10). */
+    lagInterval: z.coerce.number().int().min(1).max(60_000).optional(),
+    /** replicas suite: how many replicas in each topology (default 0,1,2). */
+    replicaCounts: intList(0, 8).default([0, 1, 2]),
+    /** replicas suite: passes over the topologies; each count reports its median run. */
+    repeat: z.coerce.number().int().min(1).max(100).default(1),
+    /** fullsync / failover cold restart: operations per batch when loading --keys. */
+    batch: z.coerce.number().int().min(1).max(10_000).default(1000),
+    /** failover suite: master kills. */
+    rounds: z.coerce.number().int().min(1).max(10_000).default(20),
+    /** failover suite: tandem-server --failover-timeout (default: the server's, 1000). */
+    failoverTimeout: z.coerce.number().int().positive().optional(),
+    /** failover suite: tandem-server --heartbeat-interval (default: the server's, 150). */
+    heartbeatInterval: z.coerce.number().int().positive().optional(),
+    /** failover suite: skip the cold restart of a master holding --keys keys. */
+    noColdRestart: z.boolean().default(false),
     /** Internal: whether --target was given (compare refuses it). */
     argTarget: z.boolean().optional(),
   })
@@ -94,11 +132,24 @@ export const optionsSchema = z
   .superRefine((o, ctx) => {
     if (o.command === 'compare' && o.argTarget)
       ctx.addIssue({ code: 'custom', path: ['target'], message: 'compare runs both targets; drop --target' })
+    const suites = o.workload.filter(isSuite)
+    if (suites.length > 0 && (o.command === 'compare' || o.target === 'redis'))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['workload'],
+        message: `${suites.join(', ')} run against tandem only (use run --target tandem)`,
+      })
+    if (suites.length > 0 && o.server)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['workload'],
+        message: `${suites.join(', ')} start and kill their own servers; drop --server`,
+      })
   })
 
 export type BenchOptions = Omit<z.infer<typeof optionsSchema>, 'argTarget'>
 
-const BOOLEAN_FLAGS = new Set(['raw', 'markdown', 'help'])
+const BOOLEAN_FLAGS = new Set(['raw', 'markdown', 'help', 'noColdRestart'])
 const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)
 const camel = (flag: string) => flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())
 
@@ -129,6 +180,22 @@ workload
   --w N|majority             write concern for puts
   --workers N                drive the clients from N worker threads (default 0: main thread)
   --raw                      also measure raw LevelDB batches (--batch-sizes 50,100,1000)
+  --rate OPS                 open loop: offer OPS requests/s (latency from the scheduled
+                             send time); --pipeline caps in flight per connection
+  --lag-interval MS          replication-lag marker interval (default 250; lag suite 10)
+suites (tandem only; each starts its own servers; combine with commas)
+  --workload lag             replication lag p50/p99 at saturation (closed loop, --clients x
+                             --pipeline puts) and at --rate (default half the saturation),
+                             max(1, --replicas) replicas
+  --workload replicas        put throughput with --replica-counts 0,1,2 replicas, all
+                             topologies up at once, run in turn (--repeat N passes, median)
+  --workload fullsync        load --keys keys (--batch 1000 per batch), start an empty
+                             replica, time its full sync; keys/s, MB/s, replica peak RSS
+  --workload failover        3-member --failover auto group on fixed ports, one SDK writer
+                             (--pipeline loops), --rounds N SIGKILLs of the master: kill to
+                             first acknowledged write; then cold restart of a master holding
+                             --keys keys (skip: --no-cold-restart)
+                             [--failover-timeout MS] [--heartbeat-interval MS]
 output
   --json FILE  --markdown [--markdown-file FILE]  --chart FILE.svg
   --progress auto|tty|plain|none

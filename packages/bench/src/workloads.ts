@@ -1,4 +1,4 @@
-import type { WorkloadName } from './options.js'
+import type { LoadWorkloadName as WorkloadName } from './options.js'
 
 /** Fraction of operations that are reads, per workload (YCSB A, B, C plus the two pure ones). */
 export const READ_FRACTION: Record<WorkloadName, number> = {

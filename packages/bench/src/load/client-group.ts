@@ -2,7 +2,7 @@ import { randomFillSync } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { type Driver, type DriverSpec, openDriver } from '../drivers/driver.js'
 import { chooser, keyName } from '../keys.js'
-import type { WorkloadName } from '../options.js'
+import type { LoadWorkloadName } from '../options.js'
 import { READ_FRACTION } from '../workloads.js'
 import { type Histogram, newHistogram } from './histogram.js'
 
@@ -11,12 +11,19 @@ export interface GroupSpec {
   driver: DriverSpec
   clients: number
   pipeline: number
-  workload: WorkloadName
+  workload: LoadWorkloadName
   distribution: 'uniform' | 'zipfian'
   keys: number
   valueSize: number
   /** Measured requests this group makes before it stops by itself; unbounded when absent. */
   requests?: number
+  /**
+   * Open loop: requests per second this group offers, on a fixed schedule
+   * whatever the answers do. `pipeline` then caps the requests in flight per
+   * connection; a request due while every slot is busy waits for one, and
+   * its latency counts from when it was due (no coordinated omission).
+   */
+  rate?: number
 }
 
 export interface GroupSnapshot {
@@ -55,6 +62,10 @@ export class ClientGroup {
 
   /** Starts the load; nothing is recorded until measure(). */
   start(): void {
+    if (this.spec.rate !== undefined) {
+      this.loops.push(this.openLoop(this.spec.rate))
+      return
+    }
     for (const driver of this.drivers) {
       for (let i = 0; i < this.spec.pipeline; i++) this.loops.push(this.loop(driver))
     }
@@ -89,6 +100,64 @@ export class ClientGroup {
   async close(): Promise<void> {
     this.stopping = true
     await Promise.all(this.drivers.map((d) => d.close()))
+  }
+
+  private async openLoop(rate: number): Promise<void> {
+    const { workload, keys, distribution, valueSize, pipeline } = this.spec
+    const readFraction = READ_FRACTION[workload]
+    const nextKey = chooser(distribution, keys)
+    const value = randomFillSync(Buffer.alloc(valueSize))
+    const quota = this.spec.requests ?? Number.POSITIVE_INFINITY
+    const inFlight = this.drivers.map(() => 0)
+    const running = new Set<Promise<void>>()
+    const start = performance.now()
+    let issued = 0
+    let next = 0
+    const one = async (d: number, due: number): Promise<void> => {
+      const driver = this.drivers[d]
+      const key = keyName(nextKey())
+      const read = readFraction === 1 || (readFraction > 0 && Math.random() < readFraction)
+      try {
+        await (read ? driver.get(key) : driver.put(key, value))
+        if (this.measuring) {
+          this.histogram.recordValue(Math.max(1, Math.round((performance.now() - due) * 1000)))
+          if (++this.ops >= quota) {
+            this.stopping = true
+            this.onQuota?.()
+          }
+        }
+      } catch (err) {
+        if (this.measuring) this.errors++
+        this.firstError ??=
+          err instanceof Error ? `${(err as { code?: string }).code ?? err.name}: ${err.message}` : String(err)
+      } finally {
+        inFlight[d]--
+      }
+    }
+    while (!this.stopping) {
+      const due = Math.floor(((performance.now() - start) * rate) / 1000)
+      while (issued < due && !this.stopping) {
+        // Round-robin over the connections that have a free slot.
+        let d = -1
+        for (let i = 0; i < this.drivers.length; i++) {
+          const c = (next + i) % this.drivers.length
+          if (inFlight[c] < pipeline) {
+            d = c
+            break
+          }
+        }
+        if (d < 0) break
+        next = (d + 1) % this.drivers.length
+        inFlight[d]++
+        const p = one(d, start + (issued * 1000) / rate)
+        running.add(p)
+        void p.finally(() => running.delete(p))
+        issued++
+      }
+      // Timers fire about once a millisecond: requests due in between go out together.
+      await new Promise((r) => setTimeout(r, 1))
+    }
+    await Promise.all(running)
   }
 
   private async loop(driver: Driver): Promise<void> {

@@ -29,11 +29,14 @@ export interface LatencySummary {
 /** Percentiles in milliseconds (three decimals, i.e. microsecond precision). */
 export function summarize(h: Histogram): LatencySummary {
   const ms = (us: number) => Math.round(us) / 1000
+  // A percentile is reported as the top of its bucket, which can lie past
+  // the largest value recorded; no percentile is larger than the max.
+  const at = (p: number) => ms(Math.min(h.getValueAtPercentile(p), h.maxValue))
   return {
-    p50: ms(h.getValueAtPercentile(50)),
-    p90: ms(h.getValueAtPercentile(90)),
-    p99: ms(h.getValueAtPercentile(99)),
-    p999: ms(h.getValueAtPercentile(99.9)),
+    p50: at(50),
+    p90: at(90),
+    p99: at(99),
+    p999: at(99.9),
     max: ms(h.maxValue),
     mean: ms(h.mean),
   }

@@ -128,7 +128,12 @@ export async function runLoad(
   const clientShares = split(spec.clients, threads)
   const requestShares = spec.requests === undefined ? undefined : split(spec.requests, clientShares.length)
   const groups = clientShares.map((clients, i) => {
-    const g: GroupSpec = { ...spec, clients, requests: requestShares?.[i] ?? (requestShares ? 0 : undefined) }
+    const g: GroupSpec = {
+      ...spec,
+      clients,
+      requests: requestShares?.[i] ?? (requestShares ? 0 : undefined),
+      rate: spec.rate === undefined ? undefined : (spec.rate * clients) / spec.clients,
+    }
     return spec.workers === 0 ? inProcess(g) : inWorker(g)
   })
   try {

@@ -28,7 +28,10 @@ function niceMax(x: number): number {
 }
 
 export function renderChart(report: BenchReport): string {
-  const scenarios = report.scenarios.filter((s) => Object.keys(s.targets).length > 0)
+  // Full-sync and fail-over scenarios are not load figures; they are in the text.
+  const scenarios = report.scenarios.filter(
+    (s) => Object.keys(s.targets).length > 0 && !Object.values(s.targets).some((t) => t?.fullSync || t?.failover),
+  )
   const targets = [...new Set(scenarios.flatMap((s) => Object.keys(s.targets) as TargetName[]))]
   const panelW = 230
   const width = Math.max(760, 70 + scenarios.length * panelW)

@@ -1,6 +1,17 @@
 import { appendFile } from 'node:fs/promises'
 import type { BenchReport } from './result.js'
-import { lagLines, layout, RAW_HEADER, RESULT_HEADER, ratioLines, rawRows, resultRows } from './table.js'
+import {
+  CHECK_HEADER,
+  checkRows,
+  lagLines,
+  layout,
+  RAW_HEADER,
+  RESULT_HEADER,
+  ratioLines,
+  rawRows,
+  resultRows,
+  suiteLines,
+} from './table.js'
 
 /** One run as a BENCHMARKS.md section: the command, the machine, the tables, the ratios. */
 export function renderMarkdown(report: BenchReport, chartPath?: string): string {
@@ -21,7 +32,13 @@ export function renderMarkdown(report: BenchReport, chartPath?: string): string 
         ? `${report.settings.durationS}s per scenario`
         : `${report.settings.requests} requests per scenario`) +
       ` after ${report.settings.warmupS}s warm-up; ` +
-      (report.settings.workers ? `${report.settings.workers} worker threads.` : 'clients on the main thread.'),
+      (report.settings.workers ? `${report.settings.workers} worker threads.` : 'clients on the main thread.') +
+      (report.settings.rate !== null ? ` Open loop at ${report.settings.rate} ops/s.` : '') +
+      (report.settings.rounds !== null ? ` ${report.settings.rounds} fail-over rounds.` : ''),
+    `Load average (1, 5, 15 min) at the start: ${report.machine.loadAverage.map((x) => x.toFixed(2)).join(', ')}` +
+      (report.machine.loadAverageAtEnd
+        ? `; at the end: ${report.machine.loadAverageAtEnd.map((x) => x.toFixed(2)).join(', ')}.`
+        : '.'),
     '',
   ]
   if (report.rawLevelDb) lines.push(layout(RAW_HEADER, rawRows(report.rawLevelDb), true), '')
@@ -38,6 +55,9 @@ export function renderMarkdown(report: BenchReport, chartPath?: string): string 
   if (ratios.length) lines.push(...ratios.map((r) => `- ${r}`), '')
   const lag = lagLines(report)
   if (lag.length) lines.push(...lag.map((r) => `- ${r}`), '')
+  const suites = suiteLines(report)
+  if (suites.length) lines.push(...suites.map((r) => (r.startsWith('  ') ? `  - ${r.trim()}` : `- ${r}`)), '')
+  if (report.checks.length) lines.push(layout(CHECK_HEADER, checkRows(report), true), '')
   if (chartPath) lines.push(`![throughput and latency](${chartPath})`, '')
   return `${lines.join('\n')}\n`
 }

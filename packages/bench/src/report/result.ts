@@ -41,10 +41,108 @@ export interface TargetResult {
   commit: { groups: number; writes: number; avgGroupSize: number } | null
   /** Sampled commit-on-master to visible-on-replica lag; null without replicas. */
   replicationLag: ReplicaLag[] | null
-  /** Reserved for the fail-over issue: downtime when the master is killed. */
-  failover: null
-  /** Reserved for the replication issue: full-sync speed of a new replica. */
-  fullSync: null
+  /** failover suite: downtime when the master is killed, and a cold restart; else null. */
+  failover: FailoverResult | null
+  /** fullsync suite: how fast an empty replica copies the master; else null. */
+  fullSync: FullSyncResult | null
+}
+
+/** Exact percentiles of a small sample (nearest rank), in ms. */
+export interface SampleSummary {
+  count: number
+  min: number
+  p50: number
+  p90: number
+  p99: number
+  max: number
+  mean: number
+}
+
+export interface FullSyncResult {
+  keys: number
+  valueSize: number
+  /** Key and value bytes of the data set (what the sync has to move, before framing). */
+  dataMB: number
+  /** The master's seq when the replica started; caught up = streaming with seq >= it. */
+  masterSeq: number
+  /** Replica's `full sync started` to `full sync done` log lines (the snapshot transfer). */
+  transferMs: number | null
+  /** Replica's `full sync started` to its status saying streaming with seq >= masterSeq. */
+  syncMs: number
+  /** Replica process spawned to caught up (includes its start-up and handshake). */
+  spawnToCaughtUpMs: number
+  /** Headline: keys / syncMs. */
+  keysPerSec: number
+  /** dataMB / syncMs. */
+  mbPerSec: number
+  /** keys / spawnToCaughtUpMs. */
+  endToEndKeysPerSec: number
+  /** The master's own `full sync sent` line: keys streamed and its ms. */
+  masterSent: { keys: number; ms: number } | null
+  /** VmHWM of the replica once caught up: the most it held at any time. */
+  replicaPeakRssMB: number | null
+  masterPeakRssMB: number | null
+  /** CPU the replica and the master used from spawn to caught up, in cores. */
+  replicaCpuCores: number | null
+  masterCpuCores: number | null
+  /** How the --keys were loaded: batches of `batch` puts. */
+  load: { batch: number; connections: number; ms: number; keysPerSec: number }
+}
+
+export interface FailoverRound {
+  round: number
+  killed: string
+  newMaster: string | null
+  /** SIGKILL to the first acknowledged write sent after the kill (null: none within the give-up time). */
+  downtimeMs: number | null
+  /** SIGKILL to a surviving member logging `became master` (as the harness read it). */
+  electionMs: number | null
+  /** Writes that failed during the round (UNCERTAIN, TIMEOUT, ...). */
+  failedWrites: number
+  /** Restart of the killed node to all 3 healthy: one master, 2 replicas streaming and caught up. */
+  rejoinMs: number | null
+  /** Role the restarted node came back with. */
+  rejoinedAs: string | null
+}
+
+export interface FailoverResult {
+  members: string[]
+  failoverTimeoutMs: number | null
+  heartbeatIntervalMs: number | null
+  writerLoops: number
+  rounds: FailoverRound[]
+  /** Over the rounds that recovered: kill to first acknowledged write. */
+  downtimeMs: SampleSummary | null
+  /** Kill to `became master` on the new master. */
+  electionMs: SampleSummary | null
+  rejoinMs: SampleSummary | null
+  /** Rounds with no acknowledged write within the give-up time. */
+  unrecovered: number
+  coldRestart: ColdRestartResult | null
+}
+
+export interface ColdRestartResult {
+  keys: number
+  valueSize: number
+  /** Data dir size on disk at the kill. */
+  dataDirMB: number | null
+  /** SIGKILL to the restarted process logging `listening`. */
+  killToListeningMs: number
+  /** SIGKILL to the first acknowledged write on the restarted master. */
+  killToFirstAckMs: number
+  /** Spawn of the new process to `listening`. */
+  spawnToListeningMs: number
+  load: { batch: number; connections: number; ms: number; keysPerSec: number }
+}
+
+/** One target of an issue compared with what the same run measured. */
+export interface TargetCheck {
+  name: string
+  measured: number | null
+  unit: string
+  /** e.g. '< 10' or '>= 300000' */
+  target: string
+  met: boolean | null
 }
 
 export interface ScenarioResult {
@@ -57,6 +155,14 @@ export interface ScenarioResult {
   keys: number
   w: number | 'majority' | null
   targets: Partial<Record<TargetName, TargetResult>>
+  /** Open loop: offered ops/s; null for a closed loop. */
+  offeredRate: number | null
+  /** Replicas attached to the master during this scenario. */
+  replicas: number
+  /** replicas suite: this scenario's throughput over the same run's 0-replica throughput. */
+  vsNoReplicas: number | null
+  /** replicas suite with --repeat: the throughput of every pass (the scenario reports the median one). */
+  passes: number[] | null
   /** compare only: tandem divided by Redis. Above 1 means tandem has more throughput / higher latency. */
   ratios: { throughput: number; p50: number; p99: number; p999: number } | null
 }
@@ -76,10 +182,15 @@ export interface BenchReport {
     requests: number | null
     warmupS: number
     workers: number
+    rate: number | null
+    lagIntervalMs: number | null
+    rounds: number | null
   }
   /** Raw LevelDB fsynced batches measured in the same run (--raw, or the raw command). */
   rawLevelDb: RawResult[] | null
   scenarios: ScenarioResult[]
+  /** The issue targets this run measured, each beside its figure (suites only; empty otherwise). */
+  checks: TargetCheck[]
   /** When the run has exactly one scenario: its targets, for callers that want `targets.tandem.throughput`. */
   targets?: Partial<Record<TargetName, TargetResult>>
 }

@@ -114,6 +114,9 @@ export function renderText(report: BenchReport): string {
   if (ratios.length) parts.push(ratios.join('\n'))
   const lag = lagLines(report)
   if (lag.length) parts.push(lag.join('\n'))
+  const suites = suiteLines(report)
+  if (suites.length) parts.push(suites.join('\n'))
+  if (report.checks.length) parts.push(layout(CHECK_HEADER, checkRows(report), false))
   const bound = report.scenarios.flatMap((s) =>
     (Object.values(s.targets) as TargetResult[]).filter((t) => t.harness.cpuBound).map((t) => `${s.name} ${t.target}`),
   )
@@ -123,4 +126,65 @@ export function renderText(report: BenchReport): string {
     )
   }
   return `${parts.join('\n\n')}\n`
+}
+
+/** Full-sync and fail-over figures, one line each (plus one per fail-over round). */
+export function suiteLines(report: BenchReport): string[] {
+  const out: string[] = []
+  for (const s of report.scenarios) {
+    const t = s.targets.tandem
+    if (s.vsNoReplicas !== null && t) {
+      out.push(
+        `${s.name}: ${n(t.throughput)} ops/s = ${s.vsNoReplicas}x the 0-replica figure` +
+          (s.passes ? ` (median of ${s.passes.map(n).join(', ')})` : ''),
+      )
+    }
+    const f = t?.fullSync
+    if (f) {
+      out.push(
+        `${s.name}: loaded at ${n(f.load.keysPerSec)} keys/s; full sync of ${n(f.keys)} keys (${f.dataMB} MB of keys+values) ` +
+          `in ${n(f.syncMs)} ms = ${n(f.keysPerSec)} keys/s, ${f.mbPerSec} MB/s ` +
+          `(snapshot transfer ${f.transferMs === null ? '-' : `${n(f.transferMs)} ms`}; spawn to caught up ${n(f.spawnToCaughtUpMs)} ms = ` +
+          `${n(f.endToEndKeysPerSec)} keys/s; master's 'full sync sent' ${f.masterSent ? `${n(f.masterSent.ms)} ms` : '-'}); ` +
+          `replica peak RSS ${f.replicaPeakRssMB} MB, master ${f.masterPeakRssMB} MB; ` +
+          `CPU replica ${f.replicaCpuCores ?? '-'} / master ${f.masterCpuCores ?? '-'} cores`,
+      )
+    }
+    const fo = t?.failover
+    if (fo) {
+      const sum = (x: typeof fo.downtimeMs) =>
+        x ? `median ${n(x.p50)} ms, p90 ${n(x.p90)}, p99 ${n(x.p99)}, min ${n(x.min)}, max ${n(x.max)}` : '-'
+      out.push(
+        `${s.name}: kill to first acknowledged write ${sum(fo.downtimeMs)} over ${fo.downtimeMs?.count ?? 0} rounds` +
+          (fo.unrecovered ? ` (${fo.unrecovered} rounds never recovered)` : ''),
+      )
+      out.push(`${s.name}: kill to 'became master' ${sum(fo.electionMs)}`)
+      out.push(`${s.name}: restart to all 3 healthy and caught up ${sum(fo.rejoinMs)}`)
+      for (const r of fo.rounds) {
+        out.push(
+          `  round ${r.round}: killed ${r.killed}, new master ${r.newMaster ?? '-'}: became master ${r.electionMs ?? '-'} ms, ` +
+            `first ack ${r.downtimeMs ?? 'none'} ms, ${r.failedWrites} failed writes, rejoined as ${r.rejoinedAs ?? '-'} in ${r.rejoinMs ?? '-'} ms`,
+        )
+      }
+      const c = fo.coldRestart
+      if (c) {
+        out.push(
+          `cold restart of a master holding ${n(c.keys)} keys (${c.dataDirMB} MB data dir): kill to listening ${n(c.killToListeningMs)} ms ` +
+            `(spawn to listening ${n(c.spawnToListeningMs)} ms), kill to first acknowledged write ${n(c.killToFirstAckMs)} ms`,
+        )
+      }
+    }
+  }
+  return out
+}
+
+export const CHECK_HEADER = ['target (issue)', 'measured', 'wanted', 'met']
+
+export function checkRows(report: BenchReport): string[][] {
+  return report.checks.map((c) => [
+    c.name,
+    c.measured === null ? '-' : `${n(c.measured)} ${c.unit}`,
+    c.target === '-' ? '-' : `${c.target} ${c.unit}`,
+    c.met === null ? '-' : c.met ? 'yes' : 'NO',
+  ])
 }

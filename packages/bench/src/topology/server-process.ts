@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createServer } from 'node:net'
+import { performance } from 'node:perf_hooks'
 import { createInterface } from 'node:readline'
 
 /**
@@ -89,6 +90,23 @@ export class ServerProcess {
     const timer = setTimeout(() => this.proc.kill('SIGKILL'), graceMs)
     await this.exited
     clearTimeout(timer)
+  }
+
+  /** Calls `listener` with every output line from now on, and the moment it was read; returns the unsubscribe. */
+  watch(listener: (line: string, at: number) => void): () => void {
+    const w = (line: string) => listener(line, performance.now())
+    this.watchers.push(w)
+    return () => {
+      const i = this.watchers.indexOf(w)
+      if (i >= 0) this.watchers.splice(i, 1)
+    }
+  }
+
+  /** Sends SIGKILL and waits for the process to be gone. */
+  async kill(): Promise<void> {
+    if (!this.running) return
+    this.proc.kill('SIGKILL')
+    await this.exited
   }
 
   private onLine(line: string): void {

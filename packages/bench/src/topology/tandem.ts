@@ -17,6 +17,67 @@ export interface TandemTopologyOptions {
   replicas: number
   sync: 'always' | 'periodic' | 'none'
   authToken?: string
+  /** A fixed port for the master (default: any free one), so that it can be restarted at the same address. */
+  masterPort?: number
+}
+
+/**
+ * Extra node flags for every server the harness starts, from the
+ * environment: TANDEM_BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=/tmp/prof'
+ * profiles each server (the profile is written when the server exits on
+ * SIGTERM, which the harness sends at the end).
+ */
+const NODE_ARGS = (process.env.TANDEM_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean)
+
+/** The JSON log line `listening`'s address, else undefined. */
+export function listeningAddress(line: string): string | undefined {
+  const entry = parseLogLine(line)
+  return entry?.msg === 'listening' ? String(entry.address) : undefined
+}
+
+export interface LogEntry {
+  time?: string
+  msg?: string
+  [field: string]: unknown
+}
+
+export function parseLogLine(line: string): LogEntry | undefined {
+  if (!line.startsWith('{')) return undefined
+  try {
+    return JSON.parse(line) as LogEntry
+  } catch {
+    return undefined
+  }
+}
+
+/** The command line of one tandem-server (without node): it can be spawned again with the same data dir. */
+export function tandemArgs(options: {
+  port?: number
+  dataDir: string
+  sync: string
+  authToken?: string
+  extra?: string[]
+}): string[] {
+  const args = [...NODE_ARGS, SERVER_BIN, '--host', '127.0.0.1', '--port', String(options.port ?? 0)]
+  args.push('--data-dir', options.dataDir, '--sync', options.sync, '--log-format', 'json', ...(options.extra ?? []))
+  if (options.authToken) args.push('--auth-token', options.authToken)
+  return args
+}
+
+/** Spawns one tandem-server and resolves once it listens, with its address. */
+export async function spawnTandem(
+  role: string,
+  args: string[],
+  timeoutMs = 120_000,
+): Promise<{ proc: ServerProcess; address: string }> {
+  const proc = new ServerProcess(role, process.execPath, args)
+  try {
+    const address = await proc.waitForLine(listeningAddress, timeoutMs)
+    return { proc, address }
+  } catch (err) {
+    await proc.kill()
+    throw err
+  }
 }
 
 /** Starts a tandem master and `replicas` replicas (`--replicaof MASTER`), each in its own temp data dir. */
@@ -27,24 +88,14 @@ export async function startTandem(options: TandemTopologyOptions): Promise<Topol
     await Promise.all(processes.map((p) => p.stop()))
     await rm(root, { recursive: true, force: true })
   }
-  const start = async (role: string, dir: string, extra: string[]) => {
-    const args = [SERVER_BIN, '--host', '127.0.0.1', '--port', '0', '--data-dir', join(root, dir)]
-    args.push('--sync', options.sync, '--log-format', 'json', ...extra)
-    if (options.authToken) args.push('--auth-token', options.authToken)
+  const start = async (role: string, dir: string, extra: string[], port?: number) => {
+    const args = tandemArgs({ port, dataDir: join(root, dir), sync: options.sync, authToken: options.authToken, extra })
     const proc = new ServerProcess(role, process.execPath, args)
     processes.push(proc)
-    return proc.waitForLine((line) => {
-      if (!line.startsWith('{')) return undefined
-      try {
-        const entry = JSON.parse(line) as { msg?: string; address?: string }
-        return entry.msg === 'listening' ? String(entry.address) : undefined
-      } catch {
-        return undefined
-      }
-    }, 30_000)
+    return proc.waitForLine(listeningAddress, 30_000)
   }
   try {
-    const master = await start('master', 'master', [])
+    const master = await start('master', 'master', [], options.masterPort)
     const replicas: string[] = []
     for (let i = 1; i <= options.replicas; i++) {
       replicas.push(await start(`replica ${i}`, `replica-${i}`, ['--replicaof', master]))
@@ -54,6 +105,7 @@ export async function startTandem(options: TandemTopologyOptions): Promise<Topol
       master,
       replicas,
       processes,
+      root,
       waitForReplicas: (timeoutMs) => waitForTandemReplicas(master, replicas, options.authToken, timeoutMs),
       close,
     }

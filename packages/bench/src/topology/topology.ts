@@ -12,6 +12,8 @@ export interface Topology {
   master: string
   replicas: string[]
   processes: ServerProcess[]
+  /** Temp dir holding the data dirs of the servers the harness started (tandem: root/master, root/replica-N). */
+  root?: string
   /** Server version, when known (Redis: redis_version). */
   version?: string
   /** Resolves true once every replica holds what the master holds, false on timeout. */

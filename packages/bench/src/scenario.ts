@@ -1,0 +1,152 @@
+import type { TandemClient } from '@tandem/client'
+import type { DriverSpec, TargetName } from './drivers/driver.js'
+import { TandemDriver } from './drivers/tandem.js'
+import { summarize } from './load/histogram.js'
+import { runLoad } from './load/runner.js'
+import { cpuSeconds, peakRssBytes } from './measures/proc.js'
+import { LagProbe } from './measures/replication-lag.js'
+import type { BenchOptions, LoadWorkloadName } from './options.js'
+import type { ProgressLine } from './report/progress.js'
+import type { ServerMeasure, TargetResult } from './report/result.js'
+import type { Topology } from './topology/topology.js'
+
+/** One load scenario on one running topology: the load, its latency, and what the servers did meanwhile. */
+
+export interface Scenario {
+  name: string
+  workload: LoadWorkloadName
+  clients: number
+  pipeline: number
+  /** Open loop at this many ops/s; closed loop when absent. */
+  rate?: number
+}
+
+export interface ScenarioExtras {
+  /** ms between replication-lag markers (default 250). */
+  lagIntervalMs?: number
+}
+
+export async function runScenario(
+  target: TargetName,
+  topology: Topology,
+  spec: DriverSpec,
+  s: Scenario,
+  o: BenchOptions,
+  progress: ProgressLine,
+  extras: ScenarioExtras = {},
+): Promise<TargetResult> {
+  const label = `${target} ${s.name}`
+  let statusClient: TandemDriver | null = null
+  if (target === 'tandem') statusClient = await TandemDriver.open({ ...spec, pipeline: 1 })
+  try {
+    let commitBefore: CommitStats | null = null
+    let cpuBefore: (number | undefined)[] = []
+    const probe =
+      topology.replicas.length > 0
+        ? new LagProbe(spec, topology.replicas, extras.lagIntervalMs ?? o.lagInterval ?? 250)
+        : null
+    progress.reset()
+    const load = await runLoad(
+      {
+        driver: spec,
+        clients: s.clients,
+        pipeline: s.pipeline,
+        workload: s.workload,
+        distribution: o.distribution,
+        keys: o.keys,
+        valueSize: o.valueSize,
+        workers: o.workers,
+        warmupS: o.warmup,
+        durationS: o.duration,
+        requests: o.requests,
+        rate: s.rate,
+      },
+      (p) => progress.update(label, p, o.requests === undefined ? o.duration : null, o.requests ?? null),
+      () => {
+        probe?.start()
+        // Sampled synchronously enough: both reads finish within a few ms of the window's start.
+        void commitStats(statusClient).then((c) => (commitBefore = c))
+        void Promise.all(topology.processes.map((p) => (p.pid ? cpuSeconds(p.pid) : undefined))).then(
+          (c) => (cpuBefore = c),
+        )
+      },
+    )
+    progress.end()
+    const lag = probe ? await probe.stop() : null
+    const commitAfter = await commitStats(statusClient)
+    const cpuAfter = await Promise.all(topology.processes.map((p) => (p.pid ? cpuSeconds(p.pid) : undefined)))
+    const servers: ServerMeasure[] = await Promise.all(
+      topology.processes.map(async (p, i) => {
+        const rss = p.pid ? await peakRssBytes(p.pid) : undefined
+        const before = cpuBefore[i]
+        const after = cpuAfter[i]
+        return {
+          role: p.role,
+          pid: p.pid ?? null,
+          peakRssMB: rss === undefined ? null : Math.round((rss / 2 ** 20) * 10) / 10,
+          cpuCores:
+            before === undefined || after === undefined
+              ? null
+              : Math.round(((after - before) / load.elapsedS) * 100) / 100,
+        }
+      }),
+    )
+    const before = commitBefore as CommitStats | null
+    const commit =
+      before && commitAfter
+        ? {
+            groups: commitAfter.groups - before.groups,
+            writes: commitAfter.writes - before.writes,
+            avgGroupSize:
+              commitAfter.groups === before.groups
+                ? 0
+                : Math.round(((commitAfter.writes - before.writes) / (commitAfter.groups - before.groups)) * 10) / 10,
+          }
+        : null
+    const result: TargetResult = {
+      target,
+      master: topology.master,
+      replicas: topology.replicas,
+      version: topology.version ?? null,
+      throughput: Math.round(load.ops / load.elapsedS),
+      ops: load.ops,
+      errors: load.errors,
+      firstError: load.firstError ?? null,
+      durationS: Math.round(load.elapsedS * 1000) / 1000,
+      latencyMs: summarize(load.histogram),
+      harness: {
+        cpuCores: Math.round(load.harnessCores * 100) / 100,
+        threads: load.harnessThreads,
+        cpuBound: load.harnessCores >= 0.85 * load.harnessThreads,
+      },
+      servers,
+      commit,
+      replicationLag: lag,
+      failover: null,
+      fullSync: null,
+    }
+    const l = result.latencyMs
+    progress.note(
+      `${label}: ${result.throughput.toLocaleString('en-US')} ops/s  p50 ${l.p50} p99 ${l.p99} p99.9 ${l.p999} ms` +
+        (result.errors ? `  errors ${result.errors} (${result.firstError})` : ''),
+    )
+    return result
+  } finally {
+    await statusClient?.close()
+  }
+}
+
+interface CommitStats {
+  groups: number
+  writes: number
+}
+
+async function commitStats(client: TandemDriver | null): Promise<CommitStats | null> {
+  if (!client) return null
+  try {
+    const status = (await client.status()) as Awaited<ReturnType<TandemClient['status']>> & { commit?: CommitStats }
+    return status.commit ? { groups: status.commit.groups, writes: status.commit.writes } : null
+  } catch {
+    return null
+  }
+}

@@ -1,0 +1,335 @@
+import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import type { DriverSpec } from '../drivers/driver.js'
+import { summarize } from '../load/histogram.js'
+import { cpuSeconds, peakRssBytes } from '../measures/proc.js'
+import type { BenchOptions } from '../options.js'
+import type { ProgressLine } from '../report/progress.js'
+import type { FullSyncResult, ScenarioResult, TargetCheck, TargetResult } from '../report/result.js'
+import { runScenario, type Scenario } from '../scenario.js'
+import { ServerProcess } from '../topology/server-process.js'
+import { listeningAddress, parseLogLine, startTandem, tandemArgs } from '../topology/tandem.js'
+import type { Topology } from '../topology/topology.js'
+import { directClient, loadKeys, round, type Status, sleep, until } from './common.js'
+import type { SuiteOutput } from './suite.js'
+
+/**
+ * Issue 3's replication figures: lag at saturation and at an offered rate,
+ * put throughput against the number of replicas, and the full sync of a
+ * new replica.
+ */
+
+const mb = (bytes: number | undefined) => (bytes === undefined ? null : round(bytes / 2 ** 20))
+
+function scenarioResult(
+  s: Scenario,
+  o: BenchOptions,
+  workload: ScenarioResult['workload'],
+  replicas: number,
+  t: TargetResult,
+): ScenarioResult {
+  return {
+    name: s.name,
+    workload,
+    distribution: o.distribution,
+    clients: s.clients,
+    pipeline: s.pipeline,
+    valueSize: o.valueSize,
+    keys: o.keys,
+    w: o.w ?? null,
+    targets: { tandem: t },
+    offeredRate: s.rate ?? null,
+    replicas,
+    vsNoReplicas: null,
+    passes: null,
+    ratios: null,
+  }
+}
+
+/** The worst p99 (ms) over the replicas of one scenario, or null when no marker reached one. */
+export function worstLagP99(t: TargetResult): number | null {
+  const p99s = (t.replicationLag ?? []).map((r) => r.lagMs?.p99).filter((x): x is number => x !== undefined)
+  return p99s.length === 0 ? null : Math.max(...p99s)
+}
+
+export async function lagSuite(o: BenchOptions, progress: ProgressLine, live: Set<Topology>): Promise<SuiteOutput> {
+  const replicas = Math.max(1, o.replicas)
+  const clients = o.clients[0]
+  const pipeline = o.pipeline[0]
+  const lagIntervalMs = o.lagInterval ?? 10
+  const topology = await startTandem({ replicas, sync: o.sync, authToken: o.authToken })
+  live.add(topology)
+  try {
+    progress.note(`lag: master ${topology.master}, replicas ${topology.replicas.join(', ')}`)
+    const spec: DriverSpec = { target: 'tandem', servers: [topology.master], authToken: o.authToken, w: o.w, pipeline }
+    const sat: Scenario = { name: `lag: put ${clients}x${pipeline} saturation`, workload: 'put', clients, pipeline }
+    const satResult = await runScenario('tandem', topology, spec, sat, o, progress, { lagIntervalMs })
+    await topology.waitForReplicas(o.syncTimeout * 1000)
+    const rate = o.rate ?? Math.max(1, Math.round(satResult.throughput / 2))
+    const half = o.rate === undefined
+    const open: Scenario = {
+      name: `lag: put @${rate}/s${half ? ' (half saturation)' : ''} ${clients}x${pipeline}`,
+      workload: 'put',
+      clients,
+      pipeline,
+      rate,
+    }
+    const openResult = await runScenario('tandem', topology, spec, open, o, progress, { lagIntervalMs })
+    const p99 = worstLagP99(openResult)
+    const checks: TargetCheck[] = [
+      {
+        name: `replication lag p99 at ${half ? 'half of saturation' : 'the offered rate'} (${rate} ops/s offered, ${openResult.throughput} done)`,
+        measured: p99,
+        unit: 'ms',
+        target: '< 10',
+        met: p99 === null ? false : p99 < 10,
+      },
+      {
+        name: `replication lag p99 at saturation (${satResult.throughput} ops/s)`,
+        measured: worstLagP99(satResult),
+        unit: 'ms',
+        target: '-',
+        met: null,
+      },
+    ]
+    return {
+      scenarios: [
+        scenarioResult(sat, o, 'lag', replicas, satResult),
+        scenarioResult(open, o, 'lag', replicas, openResult),
+      ],
+      checks,
+    }
+  } finally {
+    live.delete(topology)
+    await topology.close()
+  }
+}
+
+export async function replicasSuite(
+  o: BenchOptions,
+  progress: ProgressLine,
+  live: Set<Topology>,
+): Promise<SuiteOutput> {
+  const counts = o.replicaCounts
+  const clients = o.clients[0]
+  const pipeline = o.pipeline[0]
+  // Every topology stays up and they take turns, so that other load on a
+  // shared machine falls on each count alike.
+  const topologies: Topology[] = []
+  try {
+    for (const replicas of counts) {
+      const t = await startTandem({ replicas, sync: o.sync, authToken: o.authToken })
+      topologies.push(t)
+      live.add(t)
+      progress.note(`replicas ${replicas}: master ${t.master}${t.replicas.length ? `, ${t.replicas.join(', ')}` : ''}`)
+    }
+    const runs: TargetResult[][] = counts.map(() => [])
+    for (let pass = 0; pass < o.repeat; pass++) {
+      for (let i = 0; i < counts.length; i++) {
+        const t = topologies[i]
+        const spec: DriverSpec = { target: 'tandem', servers: [t.master], authToken: o.authToken, w: o.w, pipeline }
+        const s: Scenario = {
+          name: `put ${clients}x${pipeline}, ${counts[i]} replicas`,
+          workload: 'put',
+          clients,
+          pipeline,
+        }
+        runs[i].push(await runScenario('tandem', t, spec, s, o, progress))
+        await t.waitForReplicas(o.syncTimeout * 1000)
+      }
+    }
+    const scenarios = counts.map((replicas, i) => {
+      const sorted = [...runs[i]].sort((a, b) => a.throughput - b.throughput)
+      const median = sorted[Math.floor((sorted.length - 1) / 2)]
+      const s: Scenario = {
+        name: `replicas: put ${clients}x${pipeline}, ${replicas} replicas`,
+        workload: 'put',
+        clients,
+        pipeline,
+      }
+      const r = scenarioResult(s, o, 'replicas', replicas, median)
+      r.passes = o.repeat > 1 ? runs[i].map((x) => x.throughput) : null
+      return r
+    })
+    const base = scenarios.find((s) => s.replicas === 0)?.targets.tandem?.throughput
+    for (const s of scenarios) {
+      const t = s.targets.tandem!.throughput
+      s.vsNoReplicas = base ? round(t / base, 2) : null
+    }
+    const checks: TargetCheck[] = scenarios
+      .filter((s) => s.replicas > 0 && s.vsNoReplicas !== null)
+      .map((s) => ({
+        name: `put throughput with ${s.replicas} replicas / with none (${s.targets.tandem!.throughput} / ${base} ops/s)`,
+        measured: s.vsNoReplicas,
+        unit: 'x',
+        target: s.replicas === 2 ? '>= 0.70' : '-',
+        met: s.replicas === 2 ? s.vsNoReplicas! >= 0.7 : null,
+      }))
+    return { scenarios, checks }
+  } finally {
+    for (const t of topologies) live.delete(t)
+    await Promise.all(topologies.map((t) => t.close()))
+  }
+}
+
+export async function fullSyncSuite(
+  o: BenchOptions,
+  progress: ProgressLine,
+  live: Set<Topology>,
+): Promise<SuiteOutput> {
+  const topology = await startTandem({ replicas: 0, sync: o.sync, authToken: o.authToken })
+  live.add(topology)
+  try {
+    const master = topology.master
+    const masterProc = topology.processes[0]
+    progress.note(
+      `fullsync: loading ${o.keys.toLocaleString('en-US')} keys of ${o.valueSize} bytes into ${master} in batches of ${o.batch}`,
+    )
+    const load = await loadKeys(master, { ...o, connections: 4 }, (n) =>
+      progress.note(`  ${n.toLocaleString('en-US')} keys loaded`),
+    )
+    progress.note(`fullsync: loaded at ${load.keysPerSec.toLocaleString('en-US')} keys/s`)
+    const statusClient = await directClient(master, o.authToken)
+    const masterSeq = ((await statusClient.status()) as Status).seq
+    await statusClient.close()
+    // Let the master settle (LevelDB compactions after the load) before timing the sync.
+    await sleep(1000)
+
+    let sent: { keys: number; ms: number } | null = null
+    masterProc.watch((line) => {
+      const e = parseLogLine(line)
+      if (e?.msg === 'full sync sent') sent = { keys: Number(e.keys), ms: Number(e.ms) }
+    })
+    const masterCpu0 = masterProc.pid ? await cpuSeconds(masterProc.pid) : undefined
+    const args = tandemArgs({
+      dataDir: join(topology.root!, 'replica-fullsync'),
+      sync: o.sync,
+      authToken: o.authToken,
+      extra: ['--replicaof', master],
+    })
+    const spawnedAt = performance.now()
+    const replica = new ServerProcess('replica (full sync)', process.execPath, args)
+    topology.processes.push(replica)
+    let startedAt: number | undefined
+    let doneAt: number | undefined
+    replica.watch((line, at) => {
+      const e = parseLogLine(line)
+      if (e?.msg === 'full sync started') startedAt = at
+      else if (e?.msg === 'full sync done') doneAt = at
+    })
+    const address = await replica.waitForLine(listeningAddress, 60_000)
+    progress.note(`fullsync: replica ${address} started empty; waiting until it streams at seq >= ${masterSeq}`)
+    const client = await directClient(address, o.authToken)
+    let caughtUpAt = 0
+    try {
+      const ok = await until(
+        async () => {
+          const s = (await client.status()) as Status
+          return s.link?.state === 'streaming' && s.seq >= masterSeq
+        },
+        30 * 60_000,
+        10,
+      )
+      caughtUpAt = performance.now()
+      if (!ok) throw new Error(`the replica did not catch up with seq ${masterSeq} within 30 minutes`)
+    } finally {
+      await client.close()
+    }
+    const replicaCpu = replica.pid ? await cpuSeconds(replica.pid) : undefined
+    const masterCpu1 = masterProc.pid ? await cpuSeconds(masterProc.pid) : undefined
+    const replicaRss = replica.pid ? await peakRssBytes(replica.pid) : undefined
+    const masterRss = masterProc.pid ? await peakRssBytes(masterProc.pid) : undefined
+    const keys = o.keys
+    const dataMB = (keys * (keyName0Length + o.valueSize)) / 2 ** 20
+    const syncMs = caughtUpAt - (startedAt ?? spawnedAt)
+    const e2eMs = caughtUpAt - spawnedAt
+    const elapsedS = e2eMs / 1000
+    const fullSync: FullSyncResult = {
+      keys,
+      valueSize: o.valueSize,
+      dataMB: round(dataMB),
+      masterSeq,
+      transferMs: startedAt !== undefined && doneAt !== undefined ? round(doneAt - startedAt) : null,
+      syncMs: round(syncMs),
+      spawnToCaughtUpMs: round(e2eMs),
+      keysPerSec: Math.round((keys / syncMs) * 1000),
+      mbPerSec: round((dataMB / syncMs) * 1000),
+      endToEndKeysPerSec: Math.round((keys / e2eMs) * 1000),
+      masterSent: sent,
+      replicaPeakRssMB: mb(replicaRss),
+      masterPeakRssMB: mb(masterRss),
+      replicaCpuCores: replicaCpu === undefined ? null : round(replicaCpu / elapsedS, 2),
+      masterCpuCores:
+        masterCpu0 === undefined || masterCpu1 === undefined ? null : round((masterCpu1 - masterCpu0) / elapsedS, 2),
+      load: { batch: load.batch, connections: load.connections, ms: load.ms, keysPerSec: load.keysPerSec },
+    }
+    progress.note(
+      `fullsync: ${fullSync.keysPerSec.toLocaleString('en-US')} keys/s, ${fullSync.mbPerSec} MB/s ` +
+        `(${fullSync.syncMs} ms), replica peak RSS ${fullSync.replicaPeakRssMB} MB`,
+    )
+    const t: TargetResult = {
+      target: 'tandem',
+      master,
+      replicas: [address],
+      version: null,
+      // The scenario's load is the loading of the keys; the sync is in fullSync.
+      throughput: load.keysPerSec,
+      ops: keys,
+      errors: 0,
+      firstError: null,
+      durationS: round(load.ms / 1000, 3),
+      latencyMs: summarize(load.histogram),
+      harness: { cpuCores: 0, threads: 1, cpuBound: false },
+      servers: [
+        {
+          role: 'master',
+          pid: masterProc.pid ?? null,
+          peakRssMB: fullSync.masterPeakRssMB,
+          cpuCores: fullSync.masterCpuCores,
+        },
+        {
+          role: 'replica (full sync)',
+          pid: replica.pid ?? null,
+          peakRssMB: fullSync.replicaPeakRssMB,
+          cpuCores: fullSync.replicaCpuCores,
+        },
+      ],
+      commit: null,
+      replicationLag: null,
+      failover: null,
+      fullSync,
+    }
+    const s: Scenario = {
+      name: `fullsync: ${keys} keys x ${o.valueSize} B (load: batches of ${o.batch})`,
+      workload: 'put',
+      clients: load.connections,
+      pipeline: 1,
+    }
+    const result = scenarioResult(s, o, 'fullsync', 1, t)
+    return {
+      scenarios: [result],
+      checks: [
+        {
+          name: `full sync speed, ${keys} keys of ${o.valueSize} B (${fullSync.mbPerSec} MB/s)`,
+          measured: fullSync.keysPerSec,
+          unit: 'keys/s',
+          target: '>= 300000',
+          met: fullSync.keysPerSec >= 300_000,
+        },
+        {
+          name: 'replica peak RSS during the full sync',
+          measured: fullSync.replicaPeakRssMB,
+          unit: 'MB',
+          target: '< 300',
+          met: fullSync.replicaPeakRssMB === null ? null : fullSync.replicaPeakRssMB < 300,
+        },
+      ],
+    }
+  } finally {
+    live.delete(topology)
+    await topology.close()
+  }
+}
+
+/** keyName(i) is a fixed-width key ('bench:' + 10 digits). */
+const keyName0Length = 16

@@ -1,0 +1,30 @@
+import type { BenchOptions, SuiteName } from '../options.js'
+import type { ProgressLine } from '../report/progress.js'
+import type { ScenarioResult, TargetCheck } from '../report/result.js'
+import type { Topology } from '../topology/topology.js'
+import { failoverSuite } from './failover.js'
+import { fullSyncSuite, lagSuite, replicasSuite } from './replication.js'
+
+/** What a suite adds to the report: its scenarios, and the issue targets it measured. */
+export interface SuiteOutput {
+  scenarios: ScenarioResult[]
+  checks: TargetCheck[]
+}
+
+export function runSuite(
+  name: SuiteName,
+  o: BenchOptions,
+  progress: ProgressLine,
+  live: Set<Topology>,
+): Promise<SuiteOutput> {
+  switch (name) {
+    case 'lag':
+      return lagSuite(o, progress, live)
+    case 'replicas':
+      return replicasSuite(o, progress, live)
+    case 'fullsync':
+      return fullSyncSuite(o, progress, live)
+    case 'failover':
+      return failoverSuite(o, progress, live)
+  }
+}

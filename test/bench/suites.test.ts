@@ -1,0 +1,235 @@
+import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, describe, expect, it } from 'vitest'
+import { REPO_ROOT } from '../helpers/node-process.js'
+import { tempDir } from '../helpers/temp-dir.js'
+
+// The replication and fail-over suites of tandem-bench (issues 3 and 4), at
+// tiny sizes. Like bench.test.ts these check the shape of the JSON and that
+// every figure is there and sane; never how fast anything is.
+
+const BENCH_BIN = join(REPO_ROOT, 'packages/bench/bin/tandem-bench.js')
+
+interface Run {
+  code: number | null
+  stdout: string
+  stderr: string
+}
+
+function bench(args: string[], timeoutMs = 110_000): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const proc = spawn(process.execPath, [BENCH_BIN, ...args])
+    let stdout = ''
+    let stderr = ''
+    proc.stdout.on('data', (d) => (stdout += d))
+    proc.stderr.on('data', (d) => (stderr += d))
+    const timer = setTimeout(() => {
+      proc.kill('SIGINT')
+      reject(new Error(`tandem-bench ${args.join(' ')} did not finish within ${timeoutMs} ms:\n${stderr}`))
+    }, timeoutMs)
+    proc.on('exit', (code) => {
+      clearTimeout(timer)
+      resolve({ code, stdout, stderr })
+    })
+  })
+}
+
+// biome-ignore lint/suspicious/noExplicitAny: the report is checked field by field below
+type Json = any
+
+function expectSummary(s: Json): void {
+  for (const k of ['count', 'min', 'p50', 'p90', 'p99', 'max', 'mean']) expect(s[k], k).toEqual(expect.any(Number))
+  expect(s.count).toBeGreaterThan(0)
+  expect(s.min).toBeLessThanOrEqual(s.p50)
+  expect(s.p50).toBeLessThanOrEqual(s.p99)
+  expect(s.p99).toBeLessThanOrEqual(s.max)
+}
+
+function expectCheck(c: Json): void {
+  expect(c.name).toEqual(expect.any(String))
+  expect(c.unit).toEqual(expect.any(String))
+  expect(c.target).toEqual(expect.any(String))
+  expect([true, false, null]).toContain(c.met)
+  expect(c.measured === null || typeof c.measured === 'number').toBe(true)
+}
+
+function expectLag(t: Json, replicas: number): void {
+  expect(t.replicationLag).toHaveLength(replicas)
+  for (const r of t.replicationLag) {
+    expect(r.samples).toBeGreaterThan(0)
+    expect(r.lagMs.p50).toBeLessThanOrEqual(r.lagMs.p99)
+    expect(r.lagMs.p99).toBeLessThanOrEqual(r.lagMs.max)
+  }
+}
+
+describe('tandem-bench suites', () => {
+  const dir = tempDir('tandem-bench-suites-')
+  afterAll(() => dir.remove())
+
+  it('lag and replicas: lag at saturation and at an offered rate, throughput against replica count', async () => {
+    const json = join(dir.path, 'replication.json')
+    const md = join(dir.path, 'BENCH.md')
+    const run = await bench([
+      'run',
+      '--workload',
+      'lag,replicas',
+      '--clients',
+      '2',
+      '--pipeline',
+      '2',
+      '--duration',
+      '0.5',
+      '--warmup',
+      '0',
+      '--keys',
+      '1000',
+      '--replica-counts',
+      '0,1',
+      '--progress',
+      'none',
+      '--json',
+      json,
+      '--markdown',
+      '--markdown-file',
+      md,
+    ])
+    expect(run.code, run.stderr).toBe(0)
+    const report = JSON.parse(readFileSync(json, 'utf8'))
+    expect(report.machine.loadAverage).toHaveLength(3)
+    expect(report.scenarios.map((s: Json) => s.workload)).toEqual(['lag', 'lag', 'replicas', 'replicas'])
+
+    const [sat, open, none, one] = report.scenarios
+    expect(sat.offeredRate).toBeNull()
+    expect(sat.replicas).toBe(1)
+    expect(sat.targets.tandem.throughput).toBeGreaterThan(0)
+    expectLag(sat.targets.tandem, 1)
+    // Half of the saturation just measured, offered open loop.
+    expect(open.offeredRate).toBe(Math.max(1, Math.round(sat.targets.tandem.throughput / 2)))
+    expect(open.targets.tandem.ops).toBeGreaterThan(0)
+    expectLag(open.targets.tandem, 1)
+
+    expect(none.replicas).toBe(0)
+    expect(none.vsNoReplicas).toBe(1)
+    expect(none.targets.tandem.replicationLag).toBeNull()
+    expect(one.replicas).toBe(1)
+    expect(one.vsNoReplicas).toBeGreaterThan(0)
+    expect(one.targets.tandem.servers).toHaveLength(2)
+
+    expect(report.checks.length).toBeGreaterThanOrEqual(3)
+    for (const c of report.checks) expectCheck(c)
+    expect(report.checks[0].unit).toBe('ms')
+    expect(report.checks[0].target).toBe('< 10')
+    const section = readFileSync(md, 'utf8')
+    expect(section).toContain('Load average')
+    expect(section).toContain('| target (issue) | measured | wanted | met |')
+  })
+
+  it('fullsync: loads keys in batches, times an empty replica until it streams, with its peak RSS', async () => {
+    const json = join(dir.path, 'fullsync.json')
+    const run = await bench([
+      'run',
+      '--workload',
+      'fullsync',
+      '--keys',
+      '3000',
+      '--batch',
+      '500',
+      '--progress',
+      'none',
+      '--json',
+      json,
+    ])
+    expect(run.code, run.stderr).toBe(0)
+    const report = JSON.parse(readFileSync(json, 'utf8'))
+    expect(report.scenarios).toHaveLength(1)
+    const t = report.scenarios[0].targets.tandem
+    expect(report.scenarios[0].workload).toBe('fullsync')
+    expect(t.failover).toBeNull()
+    const f = t.fullSync
+    expect(f.keys).toBe(3000)
+    expect(f.valueSize).toBe(100)
+    expect(f.masterSeq).toBeGreaterThanOrEqual(3000 / 500)
+    for (const k of ['dataMB', 'syncMs', 'spawnToCaughtUpMs', 'keysPerSec', 'mbPerSec', 'endToEndKeysPerSec'])
+      expect(f[k], k).toBeGreaterThan(0)
+    expect(f.syncMs).toBeLessThanOrEqual(f.spawnToCaughtUpMs)
+    expect(f.transferMs).toBeGreaterThanOrEqual(0)
+    expect(f.masterSent.keys).toBe(3000)
+    expect(f.replicaPeakRssMB).toBeGreaterThan(0)
+    expect(f.masterPeakRssMB).toBeGreaterThan(0)
+    expect(f.load).toMatchObject({ batch: 500, connections: 4 })
+    expect(f.load.keysPerSec).toBeGreaterThan(0)
+    expect(t.servers.map((s: Json) => s.role)).toEqual(['master', 'replica (full sync)'])
+    expect(report.checks.map((c: Json) => c.unit)).toEqual(['keys/s', 'MB'])
+    for (const c of report.checks) expectCheck(c)
+  })
+
+  it('failover: kills the master of a 3-member auto group each round, then a cold restart', async () => {
+    const json = join(dir.path, 'failover.json')
+    const run = await bench([
+      'run',
+      '--workload',
+      'failover',
+      '--rounds',
+      '2',
+      '--pipeline',
+      '2',
+      '--keys',
+      '2000',
+      '--batch',
+      '500',
+      '--progress',
+      'none',
+      '--json',
+      json,
+    ])
+    expect(run.code, run.stderr).toBe(0)
+    const report = JSON.parse(readFileSync(json, 'utf8'))
+    expect(report.settings.rounds).toBe(2)
+    const s = report.scenarios[0]
+    expect(s.workload).toBe('failover')
+    const t = s.targets.tandem
+    expect(t.fullSync).toBeNull()
+    expect(t.ops).toBeGreaterThan(0)
+    const f = t.failover
+    expect(f.members).toHaveLength(3)
+    expect(f.writerLoops).toBe(2)
+    expect(f.rounds).toHaveLength(2)
+    for (const r of f.rounds) {
+      expect(f.members).toContain(r.killed)
+      expect(f.members).toContain(r.newMaster)
+      expect(r.newMaster).not.toBe(r.killed)
+      expect(r.downtimeMs).toBeGreaterThan(0)
+      expect(r.electionMs).toBeGreaterThan(0)
+      expect(r.rejoinMs).toBeGreaterThan(0)
+      expect(r.rejoinedAs).toBe('replica')
+      expect(r.failedWrites).toBeGreaterThanOrEqual(0)
+    }
+    expect(f.unrecovered).toBe(0)
+    expectSummary(f.downtimeMs)
+    expectSummary(f.electionMs)
+    expectSummary(f.rejoinMs)
+    expect(f.downtimeMs.count).toBe(2)
+    const c = f.coldRestart
+    expect(c.keys).toBe(2000)
+    expect(c.dataDirMB).toBeGreaterThan(0)
+    expect(c.spawnToListeningMs).toBeLessThanOrEqual(c.killToListeningMs)
+    expect(c.killToListeningMs).toBeLessThanOrEqual(c.killToFirstAckMs)
+    expect(report.checks.map((x: Json) => x.target)).toEqual(['< 1500', '< 3000', '-'])
+    for (const x of report.checks) expectCheck(x)
+    expect(run.stdout).toContain('kill to first acknowledged write')
+  })
+
+  it('refuses suites against Redis or running servers, naming the flag', async () => {
+    for (const args of [
+      ['compare', '--workload', 'lag'],
+      ['run', '--target', 'redis', '--workload', 'failover'],
+      ['run', '--server', '127.0.0.1:1', '--workload', 'fullsync'],
+      ['run', '--workload', 'failover', '--rounds', '0'],
+    ]) {
+      const run = await bench(args)
+      expect(run.code, args.join(' ')).toBe(2)
+      expect(run.stderr).toMatch(/--workload|--rounds/)
+    }
+  })
+})
