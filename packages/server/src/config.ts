@@ -174,7 +174,9 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   }
   const config = result.data
   if (config.mode === 'multi' || config.peers.length > 0) {
-    throw new UsageError('--mode multi (multi-master with --peers/--conflict) is not available in this version of tandem')
+    throw new UsageError(
+      '--mode multi (multi-master with --peers/--conflict) is not available in this version of tandem',
+    )
   }
   if (config.failover === 'auto' && config.cluster.length === 0 && !config.witness) {
     throw new UsageError('--failover auto needs --cluster with the addresses of the fail-over group')

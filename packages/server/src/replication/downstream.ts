@@ -72,6 +72,8 @@ export class Downstream {
   private ackTimer: NodeJS.Timeout | null = null
   private log: Logger
   private syncSeq = 0
+  /** The last replicated write handed to the committer (settled or not). */
+  private applying: Promise<unknown> = Promise.resolve()
 
   constructor(
     readonly upstream: string,
@@ -106,14 +108,20 @@ export class Downstream {
       this.stats.connects++
       this.state = 'handshake'
       this.lastHeardAt = Date.now()
-      flow.send({
-        type: 'hello',
-        nodeId: this.store.nodeId,
-        addr: this.host.address,
-        history: this.store.history,
-        lastSeq: this.store.lastSeq,
+      // Entries from the previous link may still be in the committer. Say
+      // where the log ends only once they are in, or the upstream would
+      // resend them and they would clash with the ones being committed.
+      void this.applying.then(() => {
+        if (this.ws !== ws || ws.readyState !== ws.OPEN) return
+        flow.send({
+          type: 'hello',
+          nodeId: this.store.nodeId,
+          addr: this.host.address,
+          history: this.store.history,
+          lastSeq: this.store.lastSeq,
+        })
+        this.ackTimer = setInterval(() => flow.send({ type: 'ack', seq: this.store.lastSeq }), 250)
       })
-      this.ackTimer = setInterval(() => flow.send({ type: 'ack', seq: this.store.lastSeq }), 250)
     })
     ws.on('message', (data) => {
       this.lastHeardAt = Date.now()
@@ -225,6 +233,7 @@ export class Downstream {
       last = this.store.applyReplicated(raw, entry)
       last.catch(() => {})
     }
+    if (last) this.applying = last.catch(() => {})
     this.noteHead(head)
     if (this.store.queuedWrites > MAX_QUEUED_APPLY) inbox.hold(true)
     last?.then(

@@ -13,6 +13,17 @@ describe('forkPoint', () => {
   it('is 0 for two unrelated histories', () => {
     expect(forkPoint(h([1, 1, 'a']), 10, h([1, 1, 'b']), 10)).toBe(0)
   })
+  it('is 0 for the same node beginning epoch 1 again after losing its data', () => {
+    const before = [{ epoch: 1, startSeq: 1, by: 'a', id: 'x1' }]
+    const again = [{ epoch: 1, startSeq: 1, by: 'a', id: 'y2' }]
+    expect(forkPoint(before, 20, again, 30)).toBe(0)
+    expect(planResync({ history: again, lastSeq: 30, firstLogSeq: 1 }, { history: before, lastSeq: 20 })).toMatchObject(
+      {
+        kind: 'refuse',
+        reason: 'diverged',
+      },
+    )
+  })
   it('epochAt maps seqs to epochs', () => {
     const hist = h([1, 1, 'a'], [3, 10, 'b'])
     expect([epochAt(hist, 0), epochAt(hist, 1), epochAt(hist, 9), epochAt(hist, 10), epochAt(hist, 99)]).toEqual([

@@ -32,7 +32,7 @@ export function forkPoint(ha: HistoryEpoch[], la: number, hb: HistoryEpoch[], lb
   for (let i = 0; i < Math.max(ha.length, hb.length); i++) {
     const x = ha[i]
     const y = hb[i]
-    if (x && y && x.epoch === y.epoch && x.startSeq === y.startSeq && x.by === y.by) continue
+    if (x && y && x.epoch === y.epoch && x.startSeq === y.startSeq && x.by === y.by && x.id === y.id) continue
     const divergeAt = Math.min(x?.startSeq ?? Number.POSITIVE_INFINITY, y?.startSeq ?? Number.POSITIVE_INFINITY)
     return Math.min(common, divergeAt - 1)
   }

@@ -19,7 +19,12 @@ import { z } from 'zod'
 const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected binary')
 
 export const historySchema = z.array(
-  z.object({ epoch: z.number().int().nonnegative(), startSeq: z.number().int().positive(), by: z.string() }),
+  z.object({
+    epoch: z.number().int().nonnegative(),
+    startSeq: z.number().int().positive(),
+    by: z.string(),
+    id: z.string().max(64).optional(),
+  }),
 )
 
 export const helloSchema = z.object({

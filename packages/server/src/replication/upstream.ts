@@ -236,7 +236,7 @@ class ReplicaFeed {
       let bytes = 0
       let total = 0
       for await (const [key, record] of snapshot.entries()) {
-        if (this.state !== 'fullsync') return
+        if (this.state !== 'fullsync' || !this.flow.open) return
         records.push([key, record])
         bytes += key.length + record.length
         total++
@@ -272,6 +272,10 @@ class ReplicaFeed {
     this.pumping = true
     try {
       while (this.state === 'streaming' && this.cursor <= this.store.lastSeq) {
+        // A socket that is closing is not writable and drained() resolves at
+        // once for it: stop here, or this loop would spin on microtasks and
+        // starve the event loop before the 'close' event can ever run.
+        if (!this.flow.open) break
         if (!this.flow.writable) {
           await this.flow.drained()
           continue

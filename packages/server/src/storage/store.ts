@@ -30,6 +30,13 @@ export interface HistoryEpoch {
   epoch: number
   startSeq: number
   by: string
+  /**
+   * Random tag drawn when the epoch began. It tells apart two epochs with
+   * the same number, start and node: a node that lost its data dir and
+   * began again (with the same --node-id) must not pass for the history it
+   * wrote before, or a replica would resume from it onto different entries.
+   */
+  id?: string
 }
 
 export interface StoreOptions {
@@ -226,7 +233,7 @@ export class Store {
   async beginEpoch(epoch: number, by: string = this.nodeId): Promise<HistoryEpoch> {
     await this.committer.idle()
     if (epoch <= this.epoch) throw new TandemError('FENCED', `epoch ${epoch} is not newer than ${this.epoch}`)
-    const next: HistoryEpoch = { epoch, startSeq: this.lastSeq + 1, by }
+    const next: HistoryEpoch = { epoch, startSeq: this.lastSeq + 1, by, id: randomBytes(6).toString('hex') }
     await this.setHistory([...this.history, next])
     return next
   }

@@ -1,0 +1,85 @@
+import { afterAll, describe, expect, it } from 'vitest'
+import { waitFor } from '../helpers/wait.js'
+import { Cluster, firstDifference, scanAll, statusOf, WriteLoad, waitCaughtUp } from './cluster.js'
+
+const MiB = 1024 * 1024
+const VALUE_BYTES = 50_000
+
+describe('a replica too slow to keep up', () => {
+  const cluster = new Cluster()
+  afterAll(() => cluster.teardown())
+
+  it('is disconnected with a warning naming it, the master’s memory stays bounded, and it catches up after', async () => {
+    // Rule: a downstream that cannot take the stream within a bounded buffer
+    // is disconnected with a warning; the upstream never buffers without bound.
+    const master = await cluster.start(['--repl-timeout', '2000', '--sync', 'none'])
+    const replica = await cluster.start(['--replicaof', master.address])
+    const replicaId = (await statusOf(replica)).nodeId
+    const load = await new WriteLoad([master.address], {
+      clients: 4,
+      inFlight: 2,
+      keySpace: 400,
+      valueBytes: VALUE_BYTES,
+    }).start()
+
+    // Warm up under the same load so the master's baseline includes its
+    // in-memory log tail, which is full at 32 MiB after ~700 such entries.
+    await waitFor(async () => (await statusOf(replica)).seq > 3000, { what: 'the replica to follow 3,000 writes' })
+    let baseline = 0
+    for (let i = 0; i < 5; i++) baseline = Math.max(baseline, await master.rss())
+
+    await replica.kill('SIGSTOP')
+    const pausedAt = (await statusOf(master)).seq
+    const samples: number[] = []
+    let sampling = true
+    const sampler = (async () => {
+      while (sampling) {
+        samples.push(await master.rss())
+        await new Promise((resolve) => setTimeout(resolve, 50))
+      }
+    })()
+
+    const warning = await master.waitForLog((l) => l.level === 'warn' && l.replica === replicaId, 20_000)
+    expect(String(warning.msg)).toContain(replicaId)
+    expect(String(warning.msg)).toMatch(/too slow|sent nothing/)
+    // It is dropped from the master's replicas, and the master keeps taking
+    // writes: 3,000 more after the warning, with the replica still paused.
+    await waitFor(async () => (await statusOf(master)).replicas.length === 0, { what: 'the replica to be dropped' })
+    const warnedAt = (await statusOf(master)).seq
+    await waitFor(async () => (await statusOf(master)).seq > warnedAt + 3000, {
+      what: '3,000 writes after the warning',
+    })
+    sampling = false
+    await sampler
+    const writtenWhilePaused = ((await statusOf(master)).seq - pausedAt) * VALUE_BYTES
+    const peak = Math.max(...samples)
+
+    // Bound: what the master may hold for this replica is its high-water
+    // mark (4 MiB unflushed) plus one entries frame (1 MiB); its log tail
+    // (32 MiB) was already full in the baseline. 40 MiB leaves room for GC
+    // timing. Had the feed buffered what was written meanwhile, RSS would
+    // have grown by writtenWhilePaused, which the test makes sure is far more.
+    const bound = baseline + 40 * MiB
+    console.info(
+      `slow replica: baseline ${(baseline / MiB).toFixed(0)} MiB, peak ${(peak / MiB).toFixed(0)} MiB over ${samples.length} samples, ` +
+        `${(writtenWhilePaused / MiB).toFixed(0)} MiB written while paused`,
+    )
+    expect(writtenWhilePaused).toBeGreaterThan(3 * 40 * MiB)
+    expect(peak).toBeLessThan(bound)
+    expect(load.failed).toBe(0)
+
+    await replica.kill('SIGCONT')
+    await waitFor(async () => (await statusOf(master)).replicas.some((r) => r.nodeId === replicaId), {
+      what: 'the replica to reconnect',
+    })
+    await load.stop()
+    expect(load.failed).toBe(0)
+    await waitCaughtUp(master, [replica], 60_000)
+    // A 2 s timeout may drop it again while it catches up on a busy machine; it comes back.
+    await waitFor(async () => (await statusOf(replica)).link?.state === 'streaming', { what: 'the link to stream' })
+    // The link was re-established by partial resync (the log still holds its position).
+    expect((await statusOf(replica)).sync.partialSyncs).toBeGreaterThanOrEqual(1)
+    expect(replica.logs.some((l) => l.msg === 'could not apply replicated entries; reconnecting')).toBe(false)
+    expect(firstDifference(await scanAll(replica.address), await scanAll(master.address))).toBeNull()
+  })
+})
