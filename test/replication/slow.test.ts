@@ -24,10 +24,15 @@ describe('a replica too slow to keep up', () => {
 
     // Warm up under the same load so the master's baseline includes its
     // in-memory log tail, which is full at 32 MiB after ~700 such entries.
-    await waitFor(async () => (await statusOf(replica)).seq > 3000, { what: 'the replica to follow 3,000 writes' })
+    // (On a busy machine the 2 s timeout may drop and re-admit it meanwhile.)
+    await waitFor(async () => (await statusOf(replica)).seq > 3000, {
+      timeoutMs: 60_000,
+      what: 'the replica to follow 3,000 writes',
+    })
     let baseline = 0
     for (let i = 0; i < 5; i++) baseline = Math.max(baseline, await master.rss())
 
+    const pausedSince = new Date().toISOString()
     await replica.kill('SIGSTOP')
     const pausedAt = (await statusOf(master)).seq
     const samples: number[] = []
@@ -39,7 +44,10 @@ describe('a replica too slow to keep up', () => {
       }
     })()
 
-    const warning = await master.waitForLog((l) => l.level === 'warn' && l.replica === replicaId, 20_000)
+    const warning = await master.waitForLog(
+      (l) => l.level === 'warn' && l.replica === replicaId && String(l.time) >= pausedSince,
+      30_000,
+    )
     expect(String(warning.msg)).toContain(replicaId)
     expect(String(warning.msg)).toMatch(/too slow|sent nothing/)
     // It is dropped from the master's replicas, and the master keeps taking
