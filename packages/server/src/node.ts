@@ -141,6 +141,14 @@ export class TandemNode {
         this.onTopology(clientAddr, this.store.epoch)
       },
       stepDown: (epoch: number) => this.stepDown(epoch),
+      stopFollowing: async () => {
+        if (this.role !== 'replica' || this.downstream === null) return
+        await this.downstream.stop()
+        this.downstream = null
+        this.upstream = null
+        // What was received before the stop is applied, so the log is final.
+        await this.store.idle()
+      },
       currentUpstream: () => (this.role === 'replica' ? this.upstream : null),
     }
   }
@@ -179,7 +187,14 @@ export class TandemNode {
     if (this.role !== 'master') return
     this.role = 'replica'
     this.fenced = true
-    this.acks.failAll(new TandemError('FENCED', `a newer epoch (${epoch}) exists; this node is no longer the master`))
+    // These writes are committed here and may or may not survive on the new
+    // master: UNCERTAIN, so that clients do not silently send them again.
+    this.acks.failAll(
+      new TandemError(
+        'UNCERTAIN',
+        `a newer epoch (${epoch}) exists and this node stepped down before the write reached enough replicas; it may or may not survive`,
+      ),
+    )
     this.upstreamSide.disconnectAll('this node stepped down')
     this.logger.warn('stepped down', { epoch })
   }
@@ -330,10 +345,15 @@ export class TandemNode {
     return this.acks.countAtLeast(seq)
   }
 
-  /** Whether a write would be accepted now (role, lease, hand-over). */
+  /**
+   * Whether this node takes writes now: it is the master and, in a fail-over
+   * group, holds its lease. (--min-replicas refusals are not read-only: the
+   * node is still the master that clients must find.)
+   */
   canWrite(): boolean {
+    if (this.role !== 'master') return false
     try {
-      this.assertWritable()
+      this.failover?.assertCanWrite()
       return true
     } catch {
       return false
