@@ -33,6 +33,15 @@ export const clusterRequestSchema = z.discriminatedUnion('type', [
     /** Set by a candidate the master handed over to: skip the "lost the master" rule. */
     force: z.boolean(),
   }),
+  /** Would you vote for me in `epoch`? Answered by rules 2 and 3 alone; nothing is recorded. */
+  z.object({
+    id: z.number().int(),
+    type: z.literal('prevote'),
+    epoch: z.number().int(),
+    candidateId: z.string(),
+    lastEpoch: z.number().int(),
+    lastSeq: z.number().int(),
+  }),
   z.object({ id: z.number().int(), type: z.literal('handover'), epoch: z.number().int(), candidateId: z.string() }),
 ])
 export type ClusterRequest = z.infer<typeof clusterRequestSchema>
@@ -96,7 +105,12 @@ export class Peer {
     this.ws = ws
     ws.on('open', () => {
       this.request({ type: 'hello', nodeId: this.host.nodeId, epoch: this.host.epoch() }, 2000).then((reply) => {
-        if (!reply) return
+        // Without the hello this route cannot be tied to a node id (and so
+        // would not be used to follow it): start over.
+        if (!reply) {
+          ws.terminate()
+          return
+        }
         if (reply.nodeId === this.host.nodeId) {
           this.isSelf = true
           ws.close()

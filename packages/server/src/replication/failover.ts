@@ -16,8 +16,11 @@ import { epochAt } from './history.js'
  * member each heartbeatMs; a member replies ok (and follows that master)
  * unless it knows a newer epoch, in which case the master steps down. A
  * member that has heard no heartbeat for electionTimeoutMs (plus jitter)
- * becomes a candidate: it votes for itself in epoch+1 and sends `vote`
- * requests; the first to get a majority begins that epoch as master.
+ * first asks `prevote`: would a majority vote for it (rules 2 and 3)? Only
+ * then does it become a candidate: it votes for itself in epoch+1 and sends
+ * `vote` requests; the first to get a majority begins that epoch as master.
+ * The pre-vote keeps a member that alone lost the master (a flapping link)
+ * from raising the epoch and so deposing a healthy master when it returns.
  *
  * Rules (each is checked in code below):
  * 1. A member votes at most once per epoch; the vote is fsynced before the
@@ -36,6 +39,11 @@ import { epochAt } from './history.js'
  * 5. A master that hears of a newer epoch stops taking writes at once
  *    (FENCED) and follows the new master; entries it has that the new
  *    history lacks are rolled back into a rollback file on resync.
+ * 6. A member stops following (and so acknowledging entries of) its master
+ *    before it grants a vote, and judges the candidate's log against its
+ *    log as it stands then. Otherwise an entry of the old master that
+ *    arrives after the vote would be acknowledged (making a w='majority'
+ *    write look safe) although the candidate it voted for lacks it.
  *
  * Time comes from `now()` (monotonic ms), injectable for tests; `tick()` is
  * driven by an interval and does all time-based work.
@@ -73,6 +81,8 @@ export interface FailoverHost {
   follow(route: string, clientAddr: string): Promise<void>
   /** Stops taking writes at once: a newer epoch exists. */
   stepDown(epoch: number): void
+  /** Stops following the current upstream; resolves once what was received is applied. */
+  stopFollowing(): Promise<void>
   /** The route this node currently replicates from, if any. */
   currentUpstream(): string | null
 }
@@ -89,7 +99,7 @@ export interface FailoverStatus {
   master: { nodeId: string | null; addr: string | null; lastHeardMsAgo: number | null }
   knownEpoch: number
   vote: Vote | null
-  elections: { started: number; won: number }
+  elections: { started: number; won: number; preVotesLost: number }
   votesGranted: number
   handingOver: boolean
 }
@@ -107,7 +117,7 @@ export class FailoverManager {
   private handoverUntil = 0
   private heartbeatDue = 0
   private timer: NodeJS.Timeout | null = null
-  readonly stats = { electionsStarted: 0, electionsWon: 0, votesGranted: 0 }
+  readonly stats = { electionsStarted: 0, electionsWon: 0, preVotesLost: 0, votesGranted: 0 }
 
   constructor(
     private readonly host: FailoverHost,
@@ -239,11 +249,54 @@ export class FailoverManager {
     return { lastEpoch: epochAt(store.history, store.lastSeq), lastSeq: store.lastSeq }
   }
 
-  /** Stands for epoch knownEpoch+1. Resolves true when this node won and is master. */
+  /**
+   * Asks the others whether they would vote for this node now (rules 2 and
+   * 3), without anyone recording anything. Resolves with the highest epoch
+   * the group knows of when a majority would, else null.
+   */
+  private async preVote(): Promise<number | null> {
+    const log = this.myLog()
+    let highest = Math.max(this.knownEpoch, this.host.store.epoch, this.vote.epoch)
+    let granted = 1
+    const needed = this.cluster.majority
+    const others = this.cluster.others()
+    const won = await new Promise<boolean>((resolve) => {
+      if (granted >= needed) return resolve(true)
+      let waiting = others.length
+      if (waiting === 0) return resolve(false)
+      for (const peer of others) {
+        peer
+          .request(
+            { type: 'prevote', epoch: highest + 1, candidateId: this.host.nodeId, ...log },
+            this.options.electionTimeoutMs / 2,
+          )
+          .then((reply) => {
+            if (reply?.ok) {
+              granted++
+              highest = Math.max(highest, reply.epoch)
+            }
+            if (granted >= needed) resolve(true)
+            else if (--waiting === 0) resolve(false)
+          })
+      }
+    })
+    if (won) return highest
+    this.stats.preVotesLost++
+    this.host.logger.debug('pre-vote lost', { granted, needed, ...log })
+    return null
+  }
+
+  /** Stands for a new epoch. Resolves true when this node won and is master. */
   private async runElection(force: boolean): Promise<boolean> {
     this.electing = true
     try {
-      const epoch = Math.max(this.knownEpoch, this.host.store.epoch) + 1
+      // A hand-over (force) needs no pre-vote: the master itself agreed.
+      const known = force ? Math.max(this.knownEpoch, this.host.store.epoch) : await this.preVote()
+      if (known === null || (!force && this.hearsMaster())) {
+        this.electionDue = this.now() + this.randomTimeout()
+        return false
+      }
+      const epoch = Math.max(known, this.knownEpoch, this.host.store.epoch, this.vote.epoch) + 1
       this.vote = { epoch, for: this.host.nodeId }
       await this.host.store.setMeta('vote', this.vote) // rule 1: durable before anyone hears of it
       this.knownEpoch = epoch
@@ -315,7 +368,9 @@ export class FailoverManager {
         this.options.electionTimeoutMs,
       )
       if (reply?.ok && reply.seq !== undefined) {
-        const deadline = this.now() + 10_000
+        // The master refuses writes for 3 timeouts; catch up and win well
+        // inside that window, or give up (it then takes writes again).
+        const deadline = this.now() + this.options.electionTimeoutMs * 2
         while (this.host.store.lastSeq < reply.seq) {
           if (this.now() > deadline) {
             throw new TandemError('TIMEOUT', `could not catch up to the master's seq ${reply.seq} to take over`)
@@ -340,6 +395,8 @@ export class FailoverManager {
         return { epoch: this.knownEpoch, ok: true, clientAddr: this.host.address }
       case 'heartbeat':
         return this.onHeartbeat(request)
+      case 'prevote':
+        return this.onPreVoteRequest(request)
       case 'vote':
         return this.onVoteRequest(request)
       case 'handover':
@@ -364,10 +421,33 @@ export class FailoverManager {
       const route = this.cluster.byNodeId(hb.masterId)?.route ?? hb.masterAddr
       // Not awaited: the reply must not wait for a replication link to restart.
       if (this.host.currentUpstream() !== route) {
-        this.host.follow(route, hb.masterAddr).catch((err) => this.host.logger.warn('could not follow the master', { err }))
+        this.host
+          .follow(route, hb.masterAddr)
+          .catch((err) => this.host.logger.warn('could not follow the master', { err }))
       }
     }
     return { epoch: hb.epoch, ok: true, seq: this.host.store.lastSeq }
+  }
+
+  /** Would this node vote for the candidate now? Records nothing. */
+  private onPreVoteRequest(req: Extract<ClusterRequest, { type: 'prevote' }>): ClusterReplyBody {
+    const epoch = Math.max(this.knownEpoch, this.host.store.epoch, this.vote.epoch)
+    const deny = (reason: string): ClusterReplyBody => ({ epoch, ok: false, reason })
+    if (this.host.isMaster() && this.now() < this.leaseUntil) return deny('this node is the master and holds a lease')
+    if (!this.host.isMaster() && this.hearsMaster()) return deny('this node still hears the master') // rule 3
+    const behind = this.candidateBehind(req)
+    if (behind) return deny(behind) // rule 2
+    return { epoch, ok: true }
+  }
+
+  /** Rule 2: why the candidate's log is less recent than this node's, or null. */
+  private candidateBehind(req: { lastEpoch: number; lastSeq: number }): string | null {
+    if (this.options.witness) return null
+    const mine = this.myLog()
+    if (req.lastEpoch < mine.lastEpoch || (req.lastEpoch === mine.lastEpoch && req.lastSeq < mine.lastSeq)) {
+      return `candidate log (${req.lastEpoch}, ${req.lastSeq}) is behind this node's (${mine.lastEpoch}, ${mine.lastSeq})`
+    }
+    return null
   }
 
   private async onVoteRequest(req: Extract<ClusterRequest, { type: 'vote' }>): Promise<ClusterReplyBody> {
@@ -381,22 +461,21 @@ export class FailoverManager {
       if (this.host.isMaster() && this.now() < this.leaseUntil) return deny('this node is the master and holds a lease')
       if (!this.host.isMaster() && this.hearsMaster()) return deny('this node still hears the master') // rule 3
     }
-    if (!this.options.witness) {
-      const mine = this.myLog()
-      if (req.lastEpoch < mine.lastEpoch || (req.lastEpoch === mine.lastEpoch && req.lastSeq < mine.lastSeq)) {
-        return deny(
-          `candidate log (${req.lastEpoch}, ${req.lastSeq}) is behind this node's (${mine.lastEpoch}, ${mine.lastSeq})`,
-        ) // rule 2
-      }
+    if (!this.options.witness && !this.host.isMaster() && this.host.currentUpstream() !== null) {
+      // Rule 6: acknowledge nothing more from the old master, and judge the
+      // candidate against the log as it stands once the stream has stopped.
+      const heardAt = this.lastMasterContact
+      await this.host.stopFollowing()
+      if (!req.force && this.lastMasterContact !== heardAt) return deny('heard the master again')
+      if (req.epoch <= this.vote.epoch) return deny(`already voted in epoch ${this.vote.epoch}`) // rule 1
     }
+    const behind = this.candidateBehind(req)
+    if (behind) return deny(behind) // rule 2
     this.vote = { epoch: req.epoch, for: req.candidateId }
+    this.onNewerEpoch(req.epoch, `voted for ${req.candidateId}`)
     await this.host.store.setMeta('vote', this.vote)
     this.stats.votesGranted++
-    this.onNewerEpoch(req.epoch, `voted for ${req.candidateId}`)
-    // A granted vote counts as contact with a master: this node will not vote
-    // again for electionTimeoutMs (rule 3), which is what makes the lease
-    // the candidate takes from its votes safe; nor will it stand against it.
-    this.lastMasterContact = this.now()
+    // Do not stand against the node just voted for.
     this.electionDue = this.now() + this.randomTimeout()
     this.host.logger.info('vote granted', { epoch: req.epoch, candidate: req.candidateId })
     return { epoch: req.epoch, ok: true }
@@ -433,7 +512,11 @@ export class FailoverManager {
       },
       knownEpoch: this.knownEpoch,
       vote: this.vote.epoch === 0 ? null : this.vote,
-      elections: { started: this.stats.electionsStarted, won: this.stats.electionsWon },
+      elections: {
+        started: this.stats.electionsStarted,
+        won: this.stats.electionsWon,
+        preVotesLost: this.stats.preVotesLost,
+      },
       votesGranted: this.stats.votesGranted,
       handingOver: now < this.handoverUntil,
     }

@@ -1,0 +1,316 @@
+import { readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { type ConnectOptions, TandemClient } from '@tandem/client'
+import type { NodeStatus, Value, WriteConcern } from '@tandem/protocol'
+import { FaultProxy, freePort } from '../helpers/fault-proxy.js'
+import { NodeProcess } from '../helpers/node-process.js'
+import { tempDir } from '../helpers/temp-dir.js'
+import { waitFor } from '../helpers/wait.js'
+
+/**
+ * A fail-over group of real tandem-server processes whose member links all
+ * go through FaultProxy instances: node X's `--cluster` list holds its own
+ * address and, for every other member Y, the proxy X->Y; `--advertise` is
+ * its real address (what clients use). Cluster links and replication links
+ * (a replica follows the master at the route in its own list) are both
+ * proxied, so cutting the proxies makes a real partition, while test
+ * clients still reach every node directly.
+ */
+export interface GroupOptions {
+  size: number
+  /** Indexes of members started with --witness. */
+  witnesses?: number[]
+  args?: string[]
+}
+
+export class FailoverGroup {
+  readonly nodes: NodeProcess[] = []
+  /** proxies[i][j]: the link from node i to node j. */
+  readonly proxies: FaultProxy[][] = []
+  private readonly dirs: { path: string; remove(): void }[] = []
+  private readonly clients: TandemClient[] = []
+  /** (epoch, node index) pairs seen in "became master" log lines. */
+  readonly mastersByEpoch = new Map<number, Set<number>>()
+
+  async start(options: GroupOptions): Promise<this> {
+    const n = options.size
+    const ports: number[] = []
+    for (let i = 0; i < n; i++) ports.push(await freePort())
+    for (let i = 0; i < n; i++) {
+      this.proxies[i] = []
+      for (let j = 0; j < n; j++) {
+        if (i !== j) this.proxies[i][j] = await new FaultProxy('127.0.0.1', ports[j], `${i}->${j}`).start()
+      }
+    }
+    for (let i = 0; i < n; i++) {
+      const dir = tempDir('tandem-failover-')
+      this.dirs.push(dir)
+      const cluster = ports.map((p, j) => (i === j ? `127.0.0.1:${p}` : this.proxies[i][j].address))
+      const args = [
+        '--cluster',
+        cluster.join(','),
+        '--advertise',
+        `127.0.0.1:${ports[i]}`,
+        '--failover',
+        'auto',
+        ...(options.witnesses?.includes(i) ? ['--witness'] : []),
+        ...(options.args ?? []),
+      ]
+      const node = new NodeProcess(dir.path, args)
+      node.port = ports[i]
+      this.nodes.push(node)
+    }
+    await Promise.all(this.nodes.map((node) => node.start()))
+    return this
+  }
+
+  index(node: NodeProcess): number {
+    return this.nodes.indexOf(node)
+  }
+
+  /** Cuts every link between node i and the others, both ways. */
+  isolate(i: number): void {
+    for (let j = 0; j < this.nodes.length; j++) if (j !== i) this.cut(i, j)
+  }
+
+  /** Cuts the links between i and j, both ways. */
+  cut(i: number, j: number): void {
+    this.proxies[i][j].cut()
+    this.proxies[j][i].cut()
+  }
+
+  healAll(): void {
+    for (const row of this.proxies) for (const p of row) p?.heal()
+  }
+
+  /** Collects "became master" log lines into mastersByEpoch (call before logs are trimmed). */
+  harvestMasters(): void {
+    this.nodes.forEach((node, i) => {
+      for (const line of node.logs) {
+        if (line.msg !== 'became master' && line.msg !== 'began a new epoch as master') continue
+        const epoch = Number(line.epoch)
+        if (!this.mastersByEpoch.has(epoch)) this.mastersByEpoch.set(epoch, new Set())
+        this.mastersByEpoch.get(epoch)?.add(i)
+      }
+    })
+  }
+
+  /** Epochs in which more than one node became master (must be empty). */
+  epochsWithTwoMasters(): [number, number[]][] {
+    this.harvestMasters()
+    return [...this.mastersByEpoch].filter(([, who]) => who.size > 1).map(([e, who]) => [e, [...who]])
+  }
+
+  /** The one running node that is master and takes writes now, if any. */
+  async writableMaster(among: NodeProcess[] = this.nodes): Promise<NodeProcess | undefined> {
+    const statuses = await Promise.all(among.map((n) => (n.running ? statusOf(n, 500).catch(() => null) : null)))
+    const masters = among.filter((_, i) => statuses[i]?.role === 'master' && statuses[i]?.readOnly === false)
+    return masters.length === 1 ? masters[0] : undefined
+  }
+
+  async waitForMaster(
+    among: NodeProcess[] = this.nodes,
+    what = 'a writable master',
+    timeoutMs = 20_000,
+  ): Promise<NodeProcess> {
+    return waitFor(() => this.writableMaster(among), { what, timeoutMs, intervalMs: 50 })
+  }
+
+  async client(options: Partial<ConnectOptions> = {}): Promise<TandemClient> {
+    const client = await TandemClient.connect({
+      servers: this.nodes.map((n) => n.address),
+      connectTimeoutMs: 2000,
+      ...options,
+    })
+    this.clients.push(client)
+    return client
+  }
+
+  /** Rollback files (parsed) in node i's data dir. */
+  rollbackEntries(i: number): { seq: number; epoch: number; ops: { type: string; key: string; value?: unknown }[] }[] {
+    const dir = join(this.dirs[i].path, 'rollback')
+    let files: string[]
+    try {
+      files = readdirSync(dir).filter((f) => f.endsWith('.jsonl'))
+    } catch {
+      return []
+    }
+    const out = []
+    for (const f of files) {
+      const lines = readFileSync(join(dir, f), 'utf8').split('\n').filter(Boolean)
+      for (const line of lines.slice(1)) out.push(JSON.parse(line))
+    }
+    return out
+  }
+
+  /** Waits until every data node holds the same data, and returns it. */
+  async waitConverged(timeoutMs = 30_000): Promise<Map<string, Value>> {
+    const data = this.nodes.filter((_, i) => !this.isWitness(i))
+    let last: Map<string, Value> | undefined
+    await waitFor(
+      async () => {
+        const scans = await Promise.all(data.map((n) => scanAll(n.address)))
+        const first = JSON.stringify([...scans[0]])
+        if (!scans.every((s) => JSON.stringify([...s]) === first)) return false
+        const seqs = await Promise.all(data.map((n) => statusOf(n).then((s) => s.seq)))
+        if (!seqs.every((s) => s === seqs[0])) return false
+        last = scans[0]
+        return true
+      },
+      { what: 'every data node to hold the same data', timeoutMs, intervalMs: 200 },
+    ).catch(async (err) => {
+      throw new Error(`${(err as Error).message}\n${await this.describe()}`)
+    })
+    return last as Map<string, Value>
+  }
+
+  /** One line per node: role, epoch, seq, link, master as it sees it (for failure messages). */
+  async describe(): Promise<string> {
+    const lines = await Promise.all(
+      this.nodes.map(async (n, i) => {
+        const s = await statusOf(n, 1000).catch(() => null)
+        if (!s) return `node ${i} ${n.address}: no status (running ${n.running})`
+        return `node ${i} ${n.address} ${s.nodeId}: ${s.role} epoch ${s.epoch} seq ${s.seq} readOnly ${s.readOnly} upstream ${s.upstream} link ${JSON.stringify(s.link)} master ${JSON.stringify(s.failover?.master)} history ${JSON.stringify(s.history)}\n  ${n.tail(6).replaceAll('\n', '\n  ')}`
+      }),
+    )
+    return lines.join('\n')
+  }
+
+  isWitness(i: number): boolean {
+    return this.nodes[i].args.includes('--witness')
+  }
+
+  async teardown(): Promise<void> {
+    await Promise.all(this.clients.map((c) => c.close()))
+    await Promise.all(this.nodes.map((n) => n.stop()))
+    await Promise.all(this.proxies.flat().map((p) => p?.close()))
+    for (const d of this.dirs) d.remove()
+  }
+}
+
+export async function statusOf(node: NodeProcess, timeoutMs = 2000): Promise<NodeStatus> {
+  const res = await fetch(`http://${node.address}/status`, { signal: AbortSignal.timeout(timeoutMs) })
+  return (await res.json()) as NodeStatus
+}
+
+/** Every key and value on the node at `address`, read directly from it. */
+export async function scanAll(address: string): Promise<Map<string, Value>> {
+  const db = await TandemClient.connect({ servers: [address], direct: true, connectTimeoutMs: 2000 })
+  try {
+    const out = new Map<string, Value>()
+    for await (const [k, v] of db.scan()) out.set(k, v)
+    return out
+  } finally {
+    await db.close()
+  }
+}
+
+export interface WriteRecord {
+  key: string
+  value: string
+  w: WriteConcern | undefined
+  client: number
+  /** Node the client was pinned to (direct clients), else -1. */
+  node: number
+  sentAt: number
+  ackedAt: number
+  seq: number
+}
+
+/**
+ * A write load: each client writes fresh keys (`u:<run>:<client>:<n>`) and,
+ * every fourth write, a hot key shared by all, always with a value used
+ * once, so that a read can be traced to the one write that produced it.
+ * Every attempt is recorded; acknowledged writes with their times.
+ */
+export class WriteLoad {
+  readonly acked: WriteRecord[] = []
+  /** Writes whose outcome is unknown (UNCERTAIN, TIMEOUT). */
+  readonly uncertain: string[] = []
+  /** Every value ever sent, by key (acknowledged or not), by any load in this process (hot keys are shared). */
+  static readonly attempted = new Map<string, Set<string>>()
+  readonly attempted = WriteLoad.attempted
+  readonly errors = new Map<string, number>()
+  readonly badReads: string[] = []
+  reads = 0
+  private stopped = false
+  private loops: Promise<void>[] = []
+  private static runs = 0
+  private readonly run = ++WriteLoad.runs
+
+  constructor(
+    private readonly clients: { db: TandemClient; node: number }[],
+    private readonly options: { w?: WriteConcern | 'alternate'; timeoutMs?: number; reads?: boolean } = {},
+  ) {}
+
+  start(): this {
+    this.loops = this.clients.map((c, i) => this.loop(c.db, c.node, i))
+    if (this.options.reads) this.loops.push(...this.clients.map((c) => this.readLoop(c.db)))
+    return this
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true
+    await Promise.all(this.loops)
+  }
+
+  ackedBy(client: number, after = 0): number {
+    return this.acked.filter((r) => r.client === client && r.ackedAt > after).length
+  }
+
+  private async loop(db: TandemClient, node: number, client: number): Promise<void> {
+    for (let n = 0; !this.stopped; n++) {
+      const hot = n % 4 === 3
+      const key = hot ? `hot:${n % 16}` : `u:${this.run}:${client}:${n}`
+      const value = `v:${this.run}:${client}:${n}`
+      const w = this.options.w === 'alternate' ? (n % 2 === 0 ? 1 : 'majority') : this.options.w
+      if (!this.attempted.has(key)) this.attempted.set(key, new Set())
+      this.attempted.get(key)?.add(value)
+      const sentAt = Date.now()
+      try {
+        const r = await db.put(key, value, { w, timeoutMs: this.options.timeoutMs ?? 2000 })
+        this.acked.push({ key, value, w, client, node, sentAt, ackedAt: Date.now(), seq: r.seq })
+      } catch (err) {
+        const code = (err as { code?: string }).code ?? 'ERROR'
+        this.errors.set(code, (this.errors.get(code) ?? 0) + 1)
+        if (code === 'UNCERTAIN' || code === 'TIMEOUT') this.uncertain.push(key)
+        // A node that refuses (direct clients) is asked again soon, not in a tight loop.
+        await new Promise((r) => setTimeout(r, 20))
+      }
+    }
+  }
+
+  /** Reads keys already written and checks every value read was written to that key. */
+  private async readLoop(db: TandemClient): Promise<void> {
+    const keys: string[] = []
+    while (!this.stopped) {
+      if (keys.length < this.attempted.size) keys.push(...[...this.attempted.keys()].slice(keys.length))
+      if (keys.length === 0) {
+        await new Promise((r) => setTimeout(r, 20))
+        continue
+      }
+      const key = keys[Math.floor(Math.random() * keys.length)]
+      try {
+        const value = await db.get(key, { timeoutMs: 2000 })
+        this.reads++
+        if (value !== undefined && !this.attempted.get(key)?.has(String(value))) {
+          this.badReads.push(`${key}=${String(value)}`)
+        }
+      } catch {
+        await new Promise((r) => setTimeout(r, 20))
+      }
+    }
+  }
+}
+
+/** A deterministic PRNG (mulberry32), so a fuzz run can be replayed from its seed. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}

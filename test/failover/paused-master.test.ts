@@ -1,0 +1,64 @@
+import { TandemClient } from '@tandem/client'
+import { afterAll, describe, expect, it } from 'vitest'
+import { waitFor } from '../helpers/wait.js'
+import { FailoverGroup, statusOf, WriteLoad } from './group.js'
+
+describe('a master paused longer than the fail-over timeout', () => {
+  const group = new FailoverGroup()
+  afterAll(() => group.teardown())
+
+  it('is replaced, refuses its very first write after SIGCONT, and becomes a replica', async () => {
+    // Rules: the lease is measured on a monotonic clock that runs while the
+    // process is stopped, so a master resumed after its lease lapsed takes no
+    // write, even one already waiting on its socket (rule 4); on hearing the
+    // newer epoch it is fenced and follows the new master (rule 5).
+    await group.start({ size: 3 })
+    const master = await group.waitForMaster()
+    const pinned = await TandemClient.connect({ servers: [master.address], direct: true })
+    const writers = await Promise.all([0, 1].map(() => group.client()))
+    const load = new WriteLoad(
+      writers.map((db) => ({ db, node: -1 })),
+      { w: 'majority' },
+    ).start()
+    await waitFor(() => load.acked.length >= 200, { what: '200 acknowledged writes' })
+    await pinned.put('before-pause', 'x')
+
+    await master.kill('SIGSTOP')
+    const stoppedAt = Date.now()
+    const others = group.nodes.filter((n) => n !== master)
+    const newMaster = await group.waitForMaster(others, 'a new master while the old one is paused')
+    const electedAfter = Date.now() - stoppedAt
+    await waitFor(() => load.ackedBy(0, stoppedAt) + load.ackedBy(1, stoppedAt) >= 50, {
+      what: 'writes acknowledged by the new master',
+    })
+
+    // The write is on the paused master's socket before it resumes: it is
+    // the first thing it can be asked after SIGCONT.
+    const attempt = pinned.put('after-pause', 'must-not-be-taken', { timeoutMs: 5000 }).then(
+      () => 'ACCEPTED',
+      (err: { code?: string }) => err.code ?? 'ERROR',
+    )
+    await master.kill('SIGCONT')
+    const outcome = await attempt
+    console.log(
+      `paused-master: new master seen ${electedAfter} ms after SIGSTOP; first write after SIGCONT: ${outcome}`,
+    )
+    expect(['FENCED', 'NOMASTER', 'READONLY']).toContain(outcome)
+
+    const newId = (await statusOf(newMaster)).nodeId
+    await waitFor(
+      async () => {
+        const s = await statusOf(master)
+        return s.role === 'replica' && s.link?.state === 'streaming' && s.failover?.master.nodeId === newId
+      },
+      { what: 'the old master to follow the new one' },
+    )
+    await load.stop()
+    const data = await group.waitConverged()
+    expect(data.has('after-pause')).toBe(false)
+    expect(data.get('before-pause')).toBe('x')
+    for (const r of load.acked) if (r.key.startsWith('u:')) expect(data.get(r.key)).toBe(r.value)
+    await pinned.close()
+    expect(group.epochsWithTwoMasters()).toEqual([])
+  })
+})

@@ -1,0 +1,95 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { waitFor } from '../helpers/wait.js'
+import { FailoverGroup, statusOf, WriteLoad } from './group.js'
+
+describe('fail-over rules under partial partitions', () => {
+  let group: FailoverGroup
+  afterEach(() => group.teardown())
+
+  it('a flapping link between the master and one replica does not depose the master', async () => {
+    // Rule 3: a member votes only once it has itself lost the master, and a
+    // member cut off alone cannot win; it must not disrupt the healthy
+    // master either when the link comes back (it asks first whether it
+    // could win, before raising its epoch).
+    group = await new FailoverGroup().start({ size: 3 })
+    const master = await group.waitForMaster()
+    const m = group.index(master)
+    const b = (m + 1) % 3
+    const before = await statusOf(master)
+    const db = await group.client()
+    const load = new WriteLoad([{ db, node: -1 }], { w: 'majority' }).start()
+    await waitFor(() => load.acked.length >= 50, { what: '50 writes' })
+
+    group.cut(m, b)
+    const cutAt = Date.now()
+    await waitFor(async () => ((await statusOf(group.nodes[b])).failover?.master.lastHeardMsAgo ?? 0) > 2500, {
+      what: 'the cut-off replica to go 2.5 s without the master (its election timer fires more than once)',
+    })
+    // The master kept its lease through the other replica.
+    await waitFor(() => load.ackedBy(0, cutAt + 2500) >= 20, { what: 'writes to go on while the link is cut' })
+    group.healAll()
+    const masterId = before.nodeId
+    await waitFor(
+      async () => {
+        const s = await statusOf(group.nodes[b])
+        return s.failover?.master.nodeId === masterId && s.link?.state === 'streaming'
+      },
+      { what: 'the replica to follow the master again' },
+    )
+    const acked = load.acked.length
+    await waitFor(() => load.acked.length >= acked + 50, { what: 'writes to go on after healing' })
+    await load.stop()
+    const after = await statusOf(master)
+    expect(after.role).toBe('master')
+    expect(after.epoch).toBe(before.epoch)
+    expect(master.logs.filter((l) => l.msg === 'stepping down: a newer epoch exists')).toEqual([])
+  })
+
+  it('a member that voted for a new master acknowledges no later write of the old one', async () => {
+    // Rules 1 and 2 together: a w:'majority' write is acknowledged only when
+    // a majority holds it, and every electable candidate holds it. A voter
+    // that keeps applying (and acking) the old master's stream after it
+    // voted would break this: the candidate it voted for may lack entries
+    // that its ack then lets the old master acknowledge. Here the old
+    // master's replication stream is slow (1 s) and its heartbeats are cut,
+    // so entries it committed before its lease lapsed reach the replicas
+    // after they voted and before the new master is heard.
+    group = await new FailoverGroup().start({ size: 3 })
+    const master = await group.waitForMaster()
+    const m = group.index(master)
+    const others = [0, 1, 2].filter((i) => i !== m)
+    const writers = await Promise.all([0, 1, 2, 3, 4, 5, 6, 7].map(() => group.client()))
+    const load = new WriteLoad(
+      writers.map((db) => ({ db, node: -1 })),
+      { w: 'majority', timeoutMs: 4000 },
+    ).start()
+    for (const i of others) group.proxies[i][m].delay(1000, 'fromTarget')
+    // Slow links between the replicas keep a voter waiting for the new
+    // master's first heartbeat while the old stream still trickles in.
+    group.proxies[others[0]][others[1]].delay(150)
+    group.proxies[others[1]][others[0]].delay(150)
+    await waitFor(() => load.acked.filter((r) => r.ackedAt - r.sentAt > 1000).length >= 8, { what: '8 slow writes' })
+    for (const i of others) group.proxies[m][i].cut()
+    const cutAt = Date.now()
+    const newMaster = await group.waitForMaster(
+      others.map((i) => group.nodes[i]),
+      'a new master among the replicas',
+    )
+    group.healAll()
+    for (const row of group.proxies) for (const p of row) p?.delay(0)
+    const electedAt = Date.now()
+    await waitFor(() => load.acked.filter((r) => r.sentAt > electedAt).length >= 30, {
+      what: 'writes on the new master',
+    }).catch(async (err) => {
+      throw new Error(`${(err as Error).message}\n${await group.describe()}`)
+    })
+    await load.stop()
+    const data = await group.waitConverged()
+    const lost = load.acked.filter((r) => r.key.startsWith('u:') && data.get(r.key) !== r.value)
+    console.log(
+      `rules: ${load.acked.length} w:majority writes acknowledged, ${lost.length} lost ` +
+        `(acknowledged at ${lost.map((r) => r.ackedAt - cutAt).join(', ')} ms after the cut); new master ${group.index(newMaster)}`,
+    )
+    expect(lost.map((r) => r.key)).toEqual([])
+  })
+})

@@ -1,0 +1,170 @@
+import { createConnection, createServer, type Server, type Socket } from 'node:net'
+
+/**
+ * A TCP proxy for one directed link (from one member to another), owned by
+ * a test so that partitions are real: the processes see connections reset,
+ * handshakes that never complete and bytes that arrive late.
+ *
+ *   member X --(X's route to Y)--> FaultProxy X->Y --> Y's real address
+ *
+ * States:
+ * - open: bytes are forwarded both ways, optionally delayed (per direction);
+ * - cut:  existing connections are destroyed; new ones are refused (closed
+ *         at once) or, by default, blackholed: accepted and then never
+ *         answered, as when packets are dropped, until heal() resets them.
+ */
+export type CutMode = 'blackhole' | 'refuse'
+
+export class FaultProxy {
+  private server: Server | null = null
+  private readonly pairs = new Set<{ client: Socket; upstream: Socket | null }>()
+  private readonly held = new Set<Socket>()
+  private cutMode: CutMode | null = null
+  /** Added to every chunk going to the target (what the connecting side sends). */
+  delayToTargetMs = 0
+  /** Added to every chunk coming back from the target (what the connecting side receives). */
+  delayFromTargetMs = 0
+  port = 0
+  /** Connections accepted so far (forwarded or held). */
+  accepted = 0
+
+  constructor(
+    readonly targetHost: string,
+    readonly targetPort: number,
+    readonly name = `->${targetHost}:${targetPort}`,
+  ) {}
+
+  get address(): string {
+    return `127.0.0.1:${this.port}`
+  }
+
+  get isCut(): boolean {
+    return this.cutMode !== null
+  }
+
+  /** Listens on a port chosen by the OS. */
+  async start(): Promise<this> {
+    const server = createServer((socket) => this.onConnection(socket))
+    this.server = server
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject)
+      server.listen(0, '127.0.0.1', () => resolve())
+    })
+    const address = server.address()
+    if (address === null || typeof address === 'string') throw new Error('proxy has no TCP address')
+    this.port = address.port
+    return this
+  }
+
+  /** Cuts the link: drops what is connected and refuses or blackholes what comes next. */
+  cut(mode: CutMode = 'blackhole'): void {
+    this.cutMode = mode
+    for (const pair of this.pairs) {
+      pair.client.destroy()
+      pair.upstream?.destroy()
+    }
+    this.pairs.clear()
+  }
+
+  /** Restores forwarding. Connections held while cut are reset so their owners reconnect. */
+  heal(): void {
+    this.cutMode = null
+    for (const s of this.held) s.destroy()
+    this.held.clear()
+  }
+
+  /**
+   * Delays every chunk by `ms` (0 restores), in both directions or only one:
+   * 'toTarget' is what the connecting member sends (its requests, a
+   * replica's acks), 'fromTarget' what it receives (replies, a replication
+   * stream it follows). Order is kept.
+   */
+  delay(ms: number, direction: 'both' | 'toTarget' | 'fromTarget' = 'both'): void {
+    if (direction !== 'fromTarget') this.delayToTargetMs = ms
+    if (direction !== 'toTarget') this.delayFromTargetMs = ms
+  }
+
+  async close(): Promise<void> {
+    this.cut('refuse')
+    this.heal()
+    const server = this.server
+    this.server = null
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()))
+  }
+
+  private onConnection(client: Socket): void {
+    this.accepted++
+    client.on('error', () => {})
+    if (this.cutMode === 'refuse') {
+      client.destroy()
+      return
+    }
+    if (this.cutMode === 'blackhole') {
+      client.on('data', () => {})
+      client.on('close', () => this.held.delete(client))
+      this.held.add(client)
+      return
+    }
+    client.setNoDelay(true)
+    const pair: { client: Socket; upstream: Socket | null } = { client, upstream: null }
+    this.pairs.add(pair)
+    const upstream = createConnection({ host: this.targetHost, port: this.targetPort })
+    pair.upstream = upstream
+    upstream.setNoDelay(true)
+    upstream.on('error', () => {})
+    const end = () => {
+      this.pairs.delete(pair)
+      client.destroy()
+      upstream.destroy()
+    }
+    client.on('close', end)
+    upstream.on('close', end)
+    this.pipe(client, upstream, () => this.delayToTargetMs)
+    this.pipe(upstream, client, () => this.delayFromTargetMs)
+  }
+
+  /** Forwards from one socket to the other through an ordered delay queue, with backpressure. */
+  private pipe(from: Socket, to: Socket, delayMs: () => number): void {
+    const queue: { at: number; chunk: Buffer }[] = []
+    let timer: NodeJS.Timeout | null = null
+    const flush = () => {
+      timer = null
+      const now = Date.now()
+      while (queue.length > 0 && queue[0].at <= now) {
+        const { chunk } = queue.shift()!
+        if (!to.destroyed && !to.write(chunk)) {
+          from.pause()
+          to.once('drain', () => from.resume())
+        }
+      }
+      if (queue.length > 0) timer = setTimeout(flush, queue[0].at - now)
+    }
+    from.on('data', (chunk: Buffer) => {
+      const delay = delayMs()
+      if (delay === 0 && queue.length === 0) {
+        if (!to.destroyed && !to.write(chunk)) {
+          from.pause()
+          to.once('drain', () => from.resume())
+        }
+        return
+      }
+      // Never before a chunk queued earlier, so order holds when the delay changes.
+      const at = Math.max(Date.now() + delay, queue.length > 0 ? queue[queue.length - 1].at : 0)
+      queue.push({ at, chunk })
+      if (timer === null) timer = setTimeout(flush, at - Date.now())
+    })
+    from.on('close', () => {
+      if (timer) clearTimeout(timer)
+    })
+  }
+}
+
+/** A free TCP port on 127.0.0.1, found by binding port 0 and letting go. */
+export async function freePort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()))
+  const address = server.address()
+  const port = typeof address === 'object' && address ? address.port : 0
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  return port
+}
