@@ -15,7 +15,8 @@ describe('a master paused longer than the fail-over timeout', () => {
     await group.start({ size: 3 })
     const master = await group.waitForMaster()
     const pinned = await TandemClient.connect({ servers: [master.address], direct: true })
-    const writers = await Promise.all([0, 1].map(() => group.client()))
+    // Default connect timeout: discovery must not wait on the paused node.
+    const writers = await Promise.all([0, 1].map(() => group.client({ connectTimeoutMs: 5000 })))
     const load = new WriteLoad(
       writers.map((db) => ({ db, node: -1 })),
       { w: 'majority' },
@@ -32,6 +33,17 @@ describe('a master paused longer than the fail-over timeout', () => {
       what: 'writes acknowledged by the new master',
     })
 
+    // A client that starts now, with the paused master first among its
+    // seeds, finds the new master without waiting out its connect timeout
+    // on the paused one (which accepts TCP but never answers).
+    const lateStart = Date.now()
+    const late = await group.client({
+      servers: [master.address, ...others.map((n) => n.address)],
+      connectTimeoutMs: 5000,
+    })
+    await late.put('late-client', 'ok', { w: 'majority', timeoutMs: 2000 })
+    const lateMs = Date.now() - lateStart
+
     // The write is on the paused master's socket before it resumes: it is
     // the first thing it can be asked after SIGCONT.
     const attempt = pinned.put('after-pause', 'must-not-be-taken', { timeoutMs: 5000 }).then(
@@ -40,8 +52,9 @@ describe('a master paused longer than the fail-over timeout', () => {
     )
     await master.kill('SIGCONT')
     const outcome = await attempt
+    const firstAck = Math.min(...load.acked.filter((r) => r.sentAt > stoppedAt).map((r) => r.ackedAt)) - stoppedAt
     console.log(
-      `paused-master: new master seen ${electedAfter} ms after SIGSTOP; first write after SIGCONT: ${outcome}`,
+      `paused-master: new master seen ${electedAfter} ms after SIGSTOP, first client write acknowledged after ${firstAck} ms; a client started during the pause wrote after ${lateMs} ms; first write to the old master after SIGCONT: ${outcome}`,
     )
     expect(['FENCED', 'NOMASTER', 'READONLY']).toContain(outcome)
 

@@ -306,16 +306,13 @@ export class TandemClient {
     if (route === 'admin') return this.servers[0]
     if (route === 'seed') {
       for (const [address, conn] of this.conns) if (conn.state === 'open') return address
-      let lastError: unknown
-      for (const address of this.servers) {
-        try {
-          await this.connection(address)
-          return address
-        } catch (err) {
-          lastError = err
-        }
-      }
-      throw lastError
+      // All seeds at once: one that accepts TCP but never answers (paused,
+      // or cut off by a partition) must not hold up the others.
+      return Promise.any(this.servers.map((address) => this.connection(address).then(() => address))).catch(
+        (err: AggregateError) => {
+          throw err.errors[err.errors.length - 1]
+        },
+      )
     }
     if (this.master !== null) return this.master
     await this.discover()
@@ -344,20 +341,41 @@ export class TandemClient {
   private async runDiscovery(): Promise<void> {
     const statuses: NodeStatus[] = []
     const errors: TandemError[] = []
-    const ask = async (address: string) => {
-      try {
-        const conn = await this.connection(address)
-        statuses.push((await this.direct(conn, { op: 'status' }, this.connectTimeoutMs)) as NodeStatus)
-      } catch (err) {
-        errors.push(err as TandemError)
-      }
+    const asked = new Set<string>()
+    let pending = 0
+    let grace: NodeJS.Timeout | undefined
+    let done!: () => void
+    const finished = new Promise<void>((resolve) => {
+      done = resolve
+    })
+    const ask = (address: string) => {
+      if (asked.has(address)) return
+      asked.add(address)
+      pending++
+      this.connection(address)
+        .then((conn) => this.direct(conn, { op: 'status' }, this.connectTimeoutMs))
+        .then(
+          (status) => {
+            const s = status as NodeStatus
+            statuses.push(s)
+            // A replica names its master; ask it too.
+            if (typeof s.master === 'string') ask(s.master)
+            // A node that does not answer (paused, cut off) must not hold
+            // up the others: once a master that takes writes has answered,
+            // wait only briefly for one of a newer epoch.
+            if (s.role === 'master' && !s.readOnly && grace === undefined) {
+              grace = setTimeout(done, DISCOVERY_GRACE_MS)
+            }
+          },
+          (err) => errors.push(err as TandemError),
+        )
+        .finally(() => {
+          if (--pending === 0) done()
+        })
     }
-    await Promise.all(this.known().map(ask))
-    // A replica names its master; ask it too if no seed was the master.
-    const hinted = statuses
-      .map((s) => (typeof s.master === 'string' ? s.master : null))
-      .filter((a): a is string => a !== null && !this.known().includes(a))
-    await Promise.all([...new Set(hinted)].map(ask))
+    for (const address of this.known()) ask(address)
+    await finished
+    clearTimeout(grace)
     const masters = statuses.filter((s) => s.role === 'master' && !s.readOnly).sort((a, b) => b.epoch - a.epoch)
     const master = masters[0]
     if (master) {
@@ -493,6 +511,8 @@ const REROUTE = new Set(['READONLY', 'NOMASTER', 'FENCED'])
 /** Ops that change state: if their reply is lost, their outcome is unknown. */
 const MUTATING = new Set(['put', 'del', 'batch', 'promote', 'replicaof'])
 const MIN_BACKOFF_MS = 25
+/** How long discovery waits for other nodes once a writable master has answered (one of a newer epoch may too). */
+const DISCOVERY_GRACE_MS = 100
 
 /** A w>0 write's own deadline is enforced by the server, which then says TIMEOUT with the seq; wait a little longer for that answer. */
 function writeTimeout(options: WriteOptions, fallback: number): number {

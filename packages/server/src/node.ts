@@ -141,14 +141,15 @@ export class TandemNode {
         this.onTopology(clientAddr, this.store.epoch)
       },
       stepDown: (epoch: number) => this.stepDown(epoch),
-      stopFollowing: async () => {
-        if (this.role !== 'replica' || this.downstream === null) return
-        await this.downstream.stop()
-        this.downstream = null
-        this.upstream = null
-        // What was received before the stop is applied, so the log is final.
-        await this.store.idle()
-      },
+      stopFollowing: () =>
+        this.serially(async () => {
+          if (this.role !== 'replica' || this.downstream === null) return
+          await this.downstream.stop()
+          this.downstream = null
+          this.upstream = null
+          // What was received before the stop is applied, so the log is final.
+          await this.store.idle()
+        }),
       currentUpstream: () => (this.role === 'replica' ? this.upstream : null),
     }
   }
