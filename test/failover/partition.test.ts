@@ -52,7 +52,7 @@ describe('the master cut off from both replicas', () => {
       },
       { what: 'the old master to refuse writes' },
     ).catch((err) => {
-      console.log('DEBUG', JSON.stringify(seen), master.tail(20))
+      console.log('old master as last seen:', JSON.stringify(seen), master.tail(20))
       throw err
     })
     await waitFor(() => all().filter((r) => r.node === n && r.ackedAt > cutAt).length >= 200, {
@@ -101,10 +101,12 @@ describe('the master cut off from both replicas', () => {
     for (const entry of group.rollbackEntries(m)) for (const op of entry.ops) rolledBack.set(op.key, op.value)
     const status = await statusOf(master)
     console.log(
-      `partition: ${all().length} writes acknowledged; ${lostW1.length} acknowledged w:1 writes lost, ` +
+      `partition: ${all().length} writes acknowledged; ${lostW1.length} acknowledged w:1 writes lost ` +
+        `(${lostW1.filter((r) => r.ackedAt <= cutAt).length} of them acknowledged before the cut), ` +
         `all found in the old master's rollback file (${status.rollbacks.entries} entries rolled back, ${status.rollbacks.lastFile})`,
     )
-    expect(lostW1.every((r) => r.node === m && r.ackedAt > cutAt)).toBe(true)
+    // (Some may have been acknowledged just before the cut, not yet replicated.)
+    expect(lostW1.filter((r) => r.node !== m)).toEqual([])
     expect(lostW1.filter((r) => rolledBack.get(r.key) !== r.value).map((r) => r.key)).toEqual([])
     expect(status.rollbacks.entries).toBeGreaterThanOrEqual(lostW1.length)
     expect(group.epochsWithTwoMasters()).toEqual([])
