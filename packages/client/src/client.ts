@@ -267,6 +267,18 @@ export class TandemClient {
       }
       const attempt = () => {
         if (done) return
+        // Fast path: the target is known and its connection open, so the
+        // request joins this turn's frame with no promise hops.
+        const ready = this.readyConnection(route)
+        if (ready) {
+          current = ready
+          try {
+            ready.send(pending)
+            return
+          } catch {
+            // fall through to the full path
+          }
+        }
         this.target(route)
           .then((address) => this.connection(address))
           .then(
@@ -288,6 +300,18 @@ export class TandemClient {
       }
       attempt()
     })
+  }
+
+  /** The open connection a request of this kind goes to, when that is known without asking anyone. */
+  private readyConnection(route: Route): NodeConnection | undefined {
+    let address: string | null
+    if (this.options.direct || route === 'admin') address = this.servers[0]
+    else if (route === 'write' || (route === 'read' && (this.options.readFrom ?? 'master') === 'master'))
+      address = this.master
+    else return undefined
+    if (address === null) return undefined
+    const conn = this.conns.get(address)
+    return conn?.state === 'open' ? conn : undefined
   }
 
   /** The address a request of this kind goes to now. */
