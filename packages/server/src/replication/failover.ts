@@ -475,7 +475,10 @@ export class FailoverManager {
     this.onNewerEpoch(req.epoch, `voted for ${req.candidateId}`)
     await this.host.store.setMeta('vote', this.vote)
     this.stats.votesGranted++
-    // Do not stand against the node just voted for.
+    // A granted vote counts as contact with a master: this node will not vote
+    // again for electionTimeoutMs (rule 3), which is what makes the lease
+    // the candidate takes from its votes safe; nor will it stand against it.
+    this.lastMasterContact = this.now()
     this.electionDue = this.now() + this.randomTimeout()
     this.host.logger.info('vote granted', { epoch: req.epoch, candidate: req.candidateId })
     return { epoch: req.epoch, ok: true }
