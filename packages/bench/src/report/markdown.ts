@@ -1,4 +1,5 @@
 import { appendFile } from 'node:fs/promises'
+import { SUITE_WORKLOADS } from '../options.js'
 import type { BenchReport } from './result.js'
 import {
   CHECK_HEADER,
@@ -16,6 +17,9 @@ import {
 /** One run as a BENCHMARKS.md section: the command, the machine, the tables, the ratios. */
 export function renderMarkdown(report: BenchReport, chartPath?: string): string {
   const m = report.machine
+  const suitesOnly =
+    report.scenarios.length > 0 &&
+    report.scenarios.every((s) => (SUITE_WORKLOADS as readonly string[]).includes(s.workload))
   const lines = [
     `### ${report.startedAt.slice(0, 16).replace('T', ' ')} UTC: \`tandem-bench ${report.command}\``,
     '',
@@ -26,8 +30,8 @@ export function renderMarkdown(report: BenchReport, chartPath?: string): string 
     `Machine: ${m.cpuModel}, ${m.cores} cores, ${Math.round(m.memoryMB / 1024)} GiB, ${m.os}, Node ${m.nodeVersion}` +
       (m.redisVersion ? `, Redis ${m.redisVersion}` : '') +
       '.',
-    `Settings: tandem --sync ${report.settings.sync}; Redis ${report.settings.redisPersistence}; ` +
-      `${report.settings.replicas} replica(s) each; ` +
+    `Settings: tandem --sync ${report.settings.sync}; ` +
+      (suitesOnly ? '' : `Redis ${report.settings.redisPersistence}; ${report.settings.replicas} replica(s) each; `) +
       (report.settings.durationS !== null
         ? `${report.settings.durationS}s per scenario`
         : `${report.settings.requests} requests per scenario`) +
