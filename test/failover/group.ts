@@ -29,6 +29,7 @@ export class FailoverGroup {
   readonly proxies: FaultProxy[][] = []
   private readonly dirs: { path: string; remove(): void }[] = []
   private readonly clients: TandemClient[] = []
+  private readonly extras: NodeProcess[] = []
   /** (epoch, node index) pairs seen in "became master" log lines. */
   readonly mastersByEpoch = new Map<number, Set<number>>()
 
@@ -126,6 +127,15 @@ export class FailoverGroup {
     return client
   }
 
+  /** A replica outside the group, following `upstream` (a read replica). */
+  async extraReplica(upstream: string): Promise<NodeProcess> {
+    const dir = tempDir('tandem-failover-extra-')
+    this.dirs.push(dir)
+    const node = new NodeProcess(dir.path, ['--replicaof', upstream])
+    this.extras.push(node)
+    return node.start()
+  }
+
   /** Rollback files (parsed) in node i's data dir. */
   rollbackEntries(i: number): { seq: number; epoch: number; ops: { type: string; key: string; value?: unknown }[] }[] {
     const dir = join(this.dirs[i].path, 'rollback')
@@ -182,7 +192,7 @@ export class FailoverGroup {
 
   async teardown(): Promise<void> {
     await Promise.all(this.clients.map((c) => c.close()))
-    await Promise.all(this.nodes.map((n) => n.stop()))
+    await Promise.all([...this.nodes, ...this.extras].map((n) => n.stop()))
     await Promise.all(this.proxies.flat().map((p) => p?.close()))
     for (const d of this.dirs) d.remove()
   }

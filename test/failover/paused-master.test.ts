@@ -65,7 +65,9 @@ describe('a master paused longer than the fail-over timeout', () => {
         return s.role === 'replica' && s.link?.state === 'streaming' && s.failover?.master.nodeId === newId
       },
       { what: 'the old master to follow the new one' },
-    )
+    ).catch(async (err) => {
+      throw new Error(`${(err as Error).message}\n${await group.describe()}`)
+    })
     await load.stop()
     const data = await group.waitConverged()
     expect(data.has('after-pause')).toBe(false)

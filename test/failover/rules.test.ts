@@ -93,4 +93,30 @@ describe('fail-over rules under partial partitions', () => {
     )
     expect(lost.map((r) => r.key)).toEqual([])
   })
+
+  it("counts only the group's members towards a w:'majority' write", async () => {
+    // Rules 1 and 2 rest on this: a w:'majority' write is on a majority of
+    // the voters. A replica outside the group (a read replica following the
+    // master) can ack, but no election asks it, so its ack must not count.
+    group = await new FailoverGroup().start({ size: 3 })
+    const master = await group.waitForMaster()
+    const m = group.index(master)
+    const outsider = await group.extraReplica(master.address)
+    const direct = await group.client({ servers: [master.address], direct: true })
+    await direct.put('warm', 'up', { w: 'majority', timeoutMs: 3000 })
+    await waitFor(async () => (await statusOf(master)).replicas.length === 3, { what: 'three replicas streaming' })
+    // The members' replication links to the master (and their requests to
+    // it) are cut; its heartbeats still reach them, so it keeps its lease.
+    for (let i = 0; i < 3; i++) if (i !== m) group.proxies[i][m].cut()
+    await waitFor(async () => (await statusOf(master)).replicas.length === 1, {
+      what: 'only the outsider to be streaming',
+    })
+    const outcome = await direct.put('only-outsider', 'x', { w: 'majority', timeoutMs: 1500 }).then(
+      () => 'ACKNOWLEDGED',
+      (err: { code?: string }) => err.code,
+    )
+    expect((await statusOf(outsider)).seq).toBe((await statusOf(master)).seq)
+    expect(outcome).toBe('TIMEOUT')
+    group.healAll()
+  })
 })

@@ -316,7 +316,10 @@ export class TandemNode {
     const seq = await this.store.write(ops)
     const needed =
       options.w === 'majority' && this.failover ? this.failover.majorityAcks() : this.acks.required(options.w)
-    if (needed > 0) await this.acks.waitFor(seq, needed, options.timeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS)
+    // w='majority' in a fail-over group counts only the group's members (see FailoverManager.isMember).
+    const failover = this.failover
+    const from = options.w === 'majority' && failover ? (id: string) => failover.isMember(id) : undefined
+    if (needed > 0) await this.acks.waitFor(seq, needed, options.timeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS, from)
     return { seq }
   }
 

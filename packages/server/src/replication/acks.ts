@@ -9,6 +9,8 @@ import { TandemError, type WriteConcern } from '@tandem/protocol'
 interface Waiter {
   seq: number
   count: number
+  /** Only acks from replicas this accepts count (w='majority' in a fail-over group: its members). */
+  from?: (replicaId: string) => boolean
   resolve: () => void
   reject: (err: unknown) => void
   timer: NodeJS.Timeout
@@ -33,9 +35,9 @@ export class AckTracker {
     return w
   }
 
-  countAtLeast(seq: number): number {
+  countAtLeast(seq: number, from?: (replicaId: string) => boolean): number {
     let n = 0
-    for (const s of this.acked.values()) if (s >= seq) n++
+    for (const [id, s] of this.acked) if (s >= seq && (from === undefined || from(id))) n++
     return n
   }
 
@@ -44,7 +46,7 @@ export class AckTracker {
     if (seq <= prev && this.acked.has(replicaId)) return
     this.acked.set(replicaId, seq)
     for (const w of this.waiters) {
-      if (this.countAtLeast(w.seq) >= w.count) this.settle(w)
+      if (this.countAtLeast(w.seq, w.from) >= w.count) this.settle(w)
     }
   }
 
@@ -52,13 +54,17 @@ export class AckTracker {
     this.acked.delete(replicaId)
   }
 
-  /** Resolves when `count` replicas have acked `seq`; rejects with TIMEOUT after timeoutMs. */
-  waitFor(seq: number, count: number, timeoutMs: number): Promise<void> {
-    if (count <= 0 || this.countAtLeast(seq) >= count) return Promise.resolve()
+  /**
+   * Resolves when `count` replicas (those `from` accepts, when given) have
+   * acked `seq`; rejects with TIMEOUT after timeoutMs.
+   */
+  waitFor(seq: number, count: number, timeoutMs: number, from?: (replicaId: string) => boolean): Promise<void> {
+    if (count <= 0 || this.countAtLeast(seq, from) >= count) return Promise.resolve()
     return new Promise<void>((resolve, reject) => {
       const waiter: Waiter = {
         seq,
         count,
+        from,
         resolve,
         reject,
         timer: setTimeout(() => {
@@ -66,7 +72,7 @@ export class AckTracker {
           reject(
             new TandemError(
               'TIMEOUT',
-              `write ${seq} is committed on this node but reached ${this.countAtLeast(seq)} of ${count} replicas within ${timeoutMs} ms; it stays committed`,
+              `write ${seq} is committed on this node but reached ${this.countAtLeast(seq, from)} of ${count} replicas within ${timeoutMs} ms; it stays committed`,
               { details: { seq } },
             ),
           )

@@ -185,6 +185,15 @@ export class FailoverManager {
     return this.cluster.majority - 1
   }
 
+  /**
+   * Whose acks count towards a w='majority' write: members of the group
+   * only. A replica outside it (a read replica) is never asked for a vote,
+   * so a write only it holds could be missing from every electable member.
+   */
+  isMember(nodeId: string): boolean {
+    return this.cluster.byNodeId(nodeId) !== undefined
+  }
+
   // ---- timers --------------------------------------------------------------
 
   private async tick(): Promise<void> {
