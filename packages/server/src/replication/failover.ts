@@ -114,6 +114,8 @@ export class FailoverManager {
   private masterAddr: string | null = null
   private electionDue: number
   private electing = false
+  /** The epoch this node won and is taking over (until it is master), else 0. */
+  private takingOver = 0
   private handoverUntil = 0
   private heartbeatDue = 0
   private timer: NodeJS.Timeout | null = null
@@ -350,7 +352,16 @@ export class FailoverManager {
       this.masterAddr = this.host.address
       this.stats.electionsWon++
       this.host.logger.info('election won', { epoch, granted, needed })
-      await this.host.becomeMaster(epoch)
+      // Until the role has changed this node is neither a replica nor the
+      // master: it must not vote meanwhile, or it could hold a lease in
+      // `epoch` while the candidate it voted for begins a newer one.
+      this.takingOver = epoch
+      try {
+        await this.host.becomeMaster(epoch)
+      } finally {
+        this.takingOver = 0
+      }
+      if (this.knownEpoch > epoch) this.onNewerEpoch(this.knownEpoch, 'a newer epoch began while taking over')
       this.heartbeatDue = 0
       void this.sendHeartbeats()
       return true
@@ -442,6 +453,7 @@ export class FailoverManager {
   private onPreVoteRequest(req: Extract<ClusterRequest, { type: 'prevote' }>): ClusterReplyBody {
     const epoch = Math.max(this.knownEpoch, this.host.store.epoch, this.vote.epoch)
     const deny = (reason: string): ClusterReplyBody => ({ epoch, ok: false, reason })
+    if (this.takingOver) return deny(`this node is taking over as master of epoch ${this.takingOver}`)
     if (this.host.isMaster() && this.now() < this.leaseUntil) return deny('this node is the master and holds a lease')
     if (!this.host.isMaster() && this.hearsMaster()) return deny('this node still hears the master') // rule 3
     const behind = this.candidateBehind(req)
@@ -466,6 +478,7 @@ export class FailoverManager {
     }
     if (req.epoch <= this.vote.epoch) return deny(`already voted in epoch ${this.vote.epoch}`) // rule 1
     if (req.epoch <= this.host.store.epoch) return deny(`epoch ${req.epoch} is not newer than ${this.host.store.epoch}`)
+    if (this.takingOver) return deny(`this node is taking over as master of epoch ${this.takingOver}`)
     if (!req.force) {
       if (this.host.isMaster() && this.now() < this.leaseUntil) return deny('this node is the master and holds a lease')
       if (!this.host.isMaster() && this.hearsMaster()) return deny('this node still hears the master') // rule 3
