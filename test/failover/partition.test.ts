@@ -101,7 +101,7 @@ describe('the master cut off from both replicas', () => {
     for (const entry of group.rollbackEntries(m)) for (const op of entry.ops) rolledBack.set(op.key, op.value)
     const status = await statusOf(master)
     console.log(
-      `partition: ${all().length} writes acknowledged; ${lostW1.length} acknowledged w:1 writes lost ` +
+      `partition: ${all().length} writes acknowledged; ${lostW1.length} acknowledged master-only (w:0, the usual "w:1") writes lost ` +
         `(${lostW1.filter((r) => r.ackedAt <= cutAt).length} of them acknowledged before the cut), ` +
         `all found in the old master's rollback file (${status.rollbacks.entries} entries rolled back, ${status.rollbacks.lastFile})`,
     )
