@@ -35,33 +35,44 @@ export class FailoverGroup {
 
   async start(options: GroupOptions): Promise<this> {
     const n = options.size
-    const ports: number[] = []
-    for (let i = 0; i < n; i++) ports.push(await freePort())
+    // Proxies first (on ports of their own), retargeted once each node has its port.
     for (let i = 0; i < n; i++) {
       this.proxies[i] = []
       for (let j = 0; j < n; j++) {
-        if (i !== j) this.proxies[i][j] = await new FaultProxy('127.0.0.1', ports[j], `${i}->${j}`).start()
+        if (i !== j) this.proxies[i][j] = await new FaultProxy('127.0.0.1', 0, `${i}->${j}`).start()
       }
     }
-    for (let i = 0; i < n; i++) {
-      const dir = tempDir('tandem-failover-')
-      this.dirs.push(dir)
-      const cluster = ports.map((p, j) => (i === j ? `127.0.0.1:${p}` : this.proxies[i][j].address))
-      const args = [
-        '--cluster',
-        cluster.join(','),
-        '--advertise',
-        `127.0.0.1:${ports[i]}`,
-        '--failover',
-        'auto',
-        ...(options.witnesses?.includes(i) ? ['--witness'] : []),
-        ...(options.args ?? []),
-      ]
-      const node = new NodeProcess(dir.path, args)
-      node.port = ports[i]
-      this.nodes.push(node)
+    const dirs = Array.from({ length: n }, () => tempDir('tandem-failover-'))
+    this.dirs.push(...dirs)
+    // A port found free can be taken by another process before the node
+    // binds it (tests run in parallel): then that node tries another.
+    const startOne = async (i: number) => {
+      for (let attempt = 1; ; attempt++) {
+        const port = await freePort()
+        for (let k = 0; k < n; k++) if (k !== i) this.proxies[k][i].targetPort = port
+        const cluster = [...Array(n).keys()].map((j) => (i === j ? `127.0.0.1:${port}` : this.proxies[i][j].address))
+        const args = [
+          '--cluster',
+          cluster.join(','),
+          '--advertise',
+          `127.0.0.1:${port}`,
+          '--failover',
+          'auto',
+          ...(options.witnesses?.includes(i) ? ['--witness'] : []),
+          ...(options.args ?? []),
+        ]
+        const node = new NodeProcess(dirs[i].path, args)
+        node.port = port
+        this.nodes[i] = node
+        try {
+          await node.start()
+          return
+        } catch (err) {
+          if (attempt >= 5 || !String(err).includes('EADDRINUSE')) throw err
+        }
+      }
     }
-    await Promise.all(this.nodes.map((node) => node.start()))
+    await Promise.all([...Array(n).keys()].map(startOne))
     return this
   }
 

@@ -30,7 +30,8 @@ export class FaultProxy {
 
   constructor(
     readonly targetHost: string,
-    readonly targetPort: number,
+    /** Where new connections go; may be set after start() (existing ones keep theirs). */
+    public targetPort: number,
     readonly name = `->${targetHost}:${targetPort}`,
   ) {}
 
