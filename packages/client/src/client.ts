@@ -63,6 +63,8 @@ export class TandemClient {
   private nextReplica = 0
   private nextId = 1
   private outstanding = 0
+  /** Requests waiting out a backoff before their next attempt. */
+  private readonly waiting = new Set<() => void>()
 
   private constructor(private readonly options: ConnectOptions) {
     const servers = typeof options.servers === 'string' ? options.servers.split(',') : options.servers
@@ -246,7 +248,15 @@ export class TandemClient {
         lastError = err
         current = null
         if (done) return
-        setTimeout(attempt, delay)
+        // Retried after the backoff, or at once when a server pushes a new
+        // master (a fail-over ended): the backoff must not add to the outage.
+        const wake = () => {
+          clearTimeout(backoffTimer)
+          this.waiting.delete(wake)
+          attempt()
+        }
+        const backoffTimer = setTimeout(wake, delay)
+        this.waiting.add(wake)
         delay = Math.min(MAX_BACKOFF_MS, delay * 2) * (0.75 + Math.random() * 0.5)
       }
       const pending: PendingRequest = {
@@ -493,7 +503,10 @@ export class TandemClient {
 
   /** Servers push topology changes (a new master after a fail-over). */
   private onPush(message: Record<string, unknown>): void {
-    if (message.push === 'topology' && typeof message.master === 'string') this.master = message.master
+    if (message.push === 'topology' && typeof message.master === 'string') {
+      this.master = message.master
+      for (const wake of [...this.waiting]) wake()
+    }
   }
 
   /**

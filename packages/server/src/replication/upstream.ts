@@ -235,17 +235,19 @@ class ReplicaFeed {
       let records: [Buffer, Buffer][] = []
       let bytes = 0
       let total = 0
-      for await (const [key, record] of snapshot.entries()) {
+      for await (const page of snapshot.pages(1000)) {
         if (this.state !== 'fullsync' || !this.flow.open) return
-        records.push([key, record])
-        bytes += key.length + record.length
-        total++
-        if (bytes >= this.options.snapshotChunkBytes) {
-          this.flow.send({ type: 'snapshot', records })
-          records = []
-          bytes = 0
-          await this.flow.drained()
+        for (const entry of page) {
+          records.push(entry)
+          bytes += entry[0].length + entry[1].length
+          total++
+          if (bytes >= this.options.snapshotChunkBytes) {
+            this.flow.send({ type: 'snapshot', records })
+            records = []
+            bytes = 0
+          }
         }
+        await this.flow.drained()
       }
       if (records.length > 0) this.flow.send({ type: 'snapshot', records })
       this.flow.send({ type: 'snapshotEnd', seq })
