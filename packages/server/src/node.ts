@@ -268,7 +268,14 @@ export class TandemNode {
       if (this.role !== 'master') await this.becomeMaster('replicaof no one')
       return
     }
-    if (this.role === 'master') this.acks.failAll(new TandemError('READONLY', 'this node became a replica'))
+    // Writes waiting for replica acks are committed here but may be dropped by
+    // the new upstream's history: their outcome is unknown, and a client must
+    // not resend them elsewhere as if they had been refused.
+    if (this.role === 'master') {
+      this.acks.failAll(
+        new TandemError('UNCERTAIN', 'this node became a replica while the write waited for replicas; it may be lost'),
+      )
+    }
     await this.follow(upstream)
   }
 
