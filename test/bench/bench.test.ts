@@ -1,7 +1,8 @@
-import { spawn, spawnSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
+import { type CliResult, runNodeBin } from '../helpers/cli.js'
 import { REPO_ROOT } from '../helpers/node-process.js'
 import { tempDir } from '../helpers/temp-dir.js'
 
@@ -13,28 +14,8 @@ const BENCH_BIN = join(REPO_ROOT, 'packages/bench/bin/tandem-bench.js')
 const WORKLOADS = ['put', 'get', 'a', 'b', 'c']
 const hasRedis = spawnSync('redis-server', ['--version']).status === 0
 
-interface Run {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
-function bench(args: string[], env: Record<string, string> = {}, timeoutMs = 90_000): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [BENCH_BIN, ...args], { env: { ...process.env, ...env } })
-    let stdout = ''
-    let stderr = ''
-    proc.stdout.on('data', (d) => (stdout += d))
-    proc.stderr.on('data', (d) => (stderr += d))
-    const timer = setTimeout(() => {
-      proc.kill('SIGKILL')
-      reject(new Error(`tandem-bench ${args.join(' ')} did not finish within ${timeoutMs} ms:\n${stderr}`))
-    }, timeoutMs)
-    proc.on('exit', (code) => {
-      clearTimeout(timer)
-      resolve({ code, stdout, stderr })
-    })
-  })
+function bench(args: string[], env: Record<string, string> = {}, timeoutMs = 90_000): Promise<CliResult> {
+  return runNodeBin(BENCH_BIN, args, env, timeoutMs)
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: the report is checked field by field below

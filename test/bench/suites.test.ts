@@ -1,7 +1,7 @@
-import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
+import { type CliResult, runNodeBin } from '../helpers/cli.js'
 import { REPO_ROOT } from '../helpers/node-process.js'
 import { tempDir } from '../helpers/temp-dir.js'
 
@@ -11,28 +11,8 @@ import { tempDir } from '../helpers/temp-dir.js'
 
 const BENCH_BIN = join(REPO_ROOT, 'packages/bench/bin/tandem-bench.js')
 
-interface Run {
-  code: number | null
-  stdout: string
-  stderr: string
-}
-
-function bench(args: string[], timeoutMs = 110_000): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [BENCH_BIN, ...args])
-    let stdout = ''
-    let stderr = ''
-    proc.stdout.on('data', (d) => (stdout += d))
-    proc.stderr.on('data', (d) => (stderr += d))
-    const timer = setTimeout(() => {
-      proc.kill('SIGINT')
-      reject(new Error(`tandem-bench ${args.join(' ')} did not finish within ${timeoutMs} ms:\n${stderr}`))
-    }, timeoutMs)
-    proc.on('exit', (code) => {
-      clearTimeout(timer)
-      resolve({ code, stdout, stderr })
-    })
-  })
+function bench(args: string[], timeoutMs = 110_000): Promise<CliResult> {
+  return runNodeBin(BENCH_BIN, args, {}, timeoutMs)
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: the report is checked field by field below

@@ -9,15 +9,25 @@ export interface CliResult {
 
 /** Runs the `tandem` CLI as a user would and collects its output and exit status. */
 export function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000): Promise<CliResult> {
+  return runNodeBin(CLI_BIN, args, env, timeoutMs)
+}
+
+/** Runs one of the project's programs (a bin script) with Node, collecting its output and exit status. */
+export function runNodeBin(
+  bin: string,
+  args: string[],
+  env: Record<string, string> = {},
+  timeoutMs = 30_000,
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [CLI_BIN, ...args], { env: { ...process.env, ...env } })
+    const proc = spawn(process.execPath, [bin, ...args], { env: { ...process.env, ...env } })
     let stdout = ''
     let stderr = ''
     proc.stdout.on('data', (d) => (stdout += d))
     proc.stderr.on('data', (d) => (stderr += d))
     const timer = setTimeout(() => {
       proc.kill('SIGKILL')
-      reject(new Error(`tandem ${args.join(' ')} did not exit within ${timeoutMs} ms`))
+      reject(new Error(`${bin} ${args.join(' ')} did not exit within ${timeoutMs} ms`))
     }, timeoutMs)
     proc.on('exit', (code) => {
       clearTimeout(timer)
