@@ -1,4 +1,4 @@
-import { type BatchOp, type NodeStatus, TandemClient, type Value } from '@tandem/client'
+import { type BatchOp, type NodeStatus, TandemClient, TandemError, type Value } from '@tandem/client'
 import { Store } from '@tandem/server'
 import { NodeProcess } from '../helpers/node-process.js'
 import { tempDir } from '../helpers/temp-dir.js'
@@ -246,5 +246,16 @@ export class WriteLoad {
         this.errors.set(code, (this.errors.get(code) ?? 0) + 1)
       }
     }
+  }
+}
+
+/** The TandemError a call fails with, or null when it succeeds; any other error is rethrown. */
+export async function errorOf(p: Promise<unknown>): Promise<TandemError | null> {
+  try {
+    await p
+    return null
+  } catch (err) {
+    if (err instanceof TandemError) return err
+    throw err
   }
 }

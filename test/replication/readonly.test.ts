@@ -1,19 +1,8 @@
-import { TandemError } from '@tandem/client'
 import { afterAll, describe, expect, it } from 'vitest'
 import { runCli } from '../helpers/cli.js'
 import type { NodeProcess } from '../helpers/node-process.js'
 import { waitFor } from '../helpers/wait.js'
-import { Cluster, metricSum, statusOf, waitCaughtUp } from './cluster.js'
-
-async function errorOf(p: Promise<unknown>): Promise<TandemError | null> {
-  try {
-    await p
-    return null
-  } catch (err) {
-    if (err instanceof TandemError) return err
-    throw err
-  }
-}
+import { Cluster, errorOf, metricSum, statusOf, waitCaughtUp } from './cluster.js'
 
 describe('read-only replicas, routing and run-time re-pointing', () => {
   const cluster = new Cluster()

@@ -1,19 +1,9 @@
-import { type TandemClient, TandemError } from '@tandem/client'
+import type { TandemClient } from '@tandem/client'
 import { afterAll, describe, expect, it } from 'vitest'
 import { runCli } from '../helpers/cli.js'
 import type { NodeProcess } from '../helpers/node-process.js'
 import { waitFor } from '../helpers/wait.js'
-import { Cluster, statusOf } from './cluster.js'
-
-async function errorOf(p: Promise<unknown>): Promise<TandemError | null> {
-  try {
-    await p
-    return null
-  } catch (err) {
-    if (err instanceof TandemError) return err
-    throw err
-  }
-}
+import { Cluster, errorOf, statusOf } from './cluster.js'
 
 describe('synchronous writes (w=N) and wait', () => {
   const cluster = new Cluster()
