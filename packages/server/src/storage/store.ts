@@ -283,6 +283,7 @@ export class Store {
       } else {
         entry = write.entry
         if (entry.seq !== seq + 1) {
+          void batch.close() // nothing of this group is written; free the native batch
           throw new TandemError('INVALID', `replicated entry ${entry.seq} does not follow ${seq}`)
         }
         seq = entry.seq
