@@ -59,11 +59,6 @@ export function decodeEntry(bytes: Uint8Array): LogEntry {
   return entry
 }
 
-/** Reads only the seq of an encoded entry (its first array element). */
-export function entrySeq(bytes: Uint8Array): number {
-  return decodeEntry(bytes).seq
-}
-
 /** Log keys are 8-byte big-endian seqs, so LevelDB's byte order is seq order. */
 export function seqKey(seq: number): Buffer {
   const key = Buffer.allocUnsafe(8)

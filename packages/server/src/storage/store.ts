@@ -402,22 +402,14 @@ export class Store {
   snapshot(): DataSnapshot {
     const snapshot = this.db.snapshot()
     const seq = this.meta.get('lastSeq', { snapshot }).then((s) => (s as number | undefined) ?? 0)
-    const data = this.data
+    const _data = this.data
     const db = this.db
     const dataPrefix = this.dataPrefix
     return {
       seq,
-      async *entries(): AsyncGenerator<[Buffer, Buffer]> {
-        const iterator = data.iterator({ snapshot })
-        try {
-          for await (const entry of iterator) yield entry
-        } finally {
-          await iterator.close()
-        }
-      },
       // Whole pages at once: one thread-pool read and one await per `size`
       // entries, on the root db with the data prefix (no sublevel per-entry
-      // key rewriting). Keys come back without the prefix, as entries() does.
+      // key rewriting). Keys come back without the data prefix.
       async *pages(size: number): AsyncGenerator<[Buffer, Buffer][]> {
         const end = Buffer.from(dataPrefix)
         end[end.length - 1]++
@@ -569,7 +561,6 @@ function prefixed(prefix: Buffer, key: string): Buffer {
 
 export interface DataSnapshot {
   seq: Promise<number>
-  entries(): AsyncGenerator<[Buffer, Buffer]>
   pages(size: number): AsyncGenerator<[Buffer, Buffer][]>
   close(): Promise<void>
 }
