@@ -184,7 +184,9 @@ export class Downstream {
       }
       case 'snapshot':
         if (this.state !== 'fullsync') throw new Error('snapshot outside a full sync')
-        await this.store.applySnapshotChunk(message.records)
+        if ((await this.store.applySnapshotChunk(message.chunk)) !== message.count) {
+          throw new Error('snapshot chunk does not hold the count it says')
+        }
         return
       case 'snapshotEnd':
         if (this.state !== 'fullsync' || message.seq !== this.syncSeq) throw new Error('unexpected snapshotEnd')

@@ -8,7 +8,7 @@ import { z } from 'zod'
  *   hello {nodeId, addr, history, lastSeq} ->
  *                                          <- continue {fromSeq, history, master}
  *                                           | fullsync {seq, history, master}
- *                                             snapshot {records} ... snapshotEnd {seq}
+ *                                             snapshot {chunk, count} ... snapshotEnd {seq}
  *                                           | refuse {reason, message}
  *                                          <- entries {entries, head, time}   (repeated)
  *                                          <- history {history}               (epoch change)
@@ -54,7 +54,8 @@ export const upstreamMessageSchema = z.discriminatedUnion('type', [
     /** When set, the downstream's entries after this seq are a divergent tail: roll them back first. */
     rollbackAfter: z.number().int().nonnegative().nullable(),
   }),
-  z.object({ type: z.literal('snapshot'), records: z.array(z.tuple([bytes, bytes])) }),
+  /** A chunk of data records in the binary layout of storage/snapshot-chunk.ts. */
+  z.object({ type: z.literal('snapshot'), chunk: bytes, count: z.number().int().nonnegative() }),
   z.object({ type: z.literal('snapshotEnd'), seq: z.number().int().nonnegative() }),
   z.object({ type: z.literal('refuse'), reason: z.string(), message: z.string() }),
   z.object({

@@ -232,24 +232,13 @@ class ReplicaFeed {
       this.pin = this.store.pinLog(seq + 1)
       const started = Date.now()
       this.flow.send({ type: 'fullsync', seq, history, master: this.host.masterAddress(), rollbackAfter })
-      let records: [Buffer, Buffer][] = []
-      let bytes = 0
       let total = 0
-      for await (const page of snapshot.pages(1000)) {
+      for await (const { chunk, count } of snapshot.chunks(this.options.snapshotChunkBytes)) {
         if (this.state !== 'fullsync' || !this.flow.open) return
-        for (const entry of page) {
-          records.push(entry)
-          bytes += entry[0].length + entry[1].length
-          total++
-          if (bytes >= this.options.snapshotChunkBytes) {
-            this.flow.send({ type: 'snapshot', records })
-            records = []
-            bytes = 0
-          }
-        }
+        this.flow.send({ type: 'snapshot', chunk, count })
+        total += count
         await this.flow.drained()
       }
-      if (records.length > 0) this.flow.send({ type: 'snapshot', records })
       this.flow.send({ type: 'snapshotEnd', seq })
       this.log.info('full sync sent', { seq, keys: total, ms: Date.now() - started })
       this.cursor = seq + 1

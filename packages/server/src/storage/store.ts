@@ -9,6 +9,7 @@ import { HybridClock, type WallClock } from './hlc.js'
 import { decodeEntry, type EntryOp, encodeEntry, keySeq, type LogEntry, OP_PUT, seqKey } from './log-entry.js'
 import { CommitTimes, LogTail } from './log-tail.js'
 import { decodeRecord, encodeRecord } from './record.js'
+import { packChunk, unpackChunk } from './snapshot-chunk.js'
 
 /**
  * Store: one LevelDB holding three sublevels, always written together.
@@ -115,6 +116,8 @@ export class Store {
   private readonly pins = new Map<number, number>()
   private pendingReads: { key: Buffer; resolve: (v: Value | undefined) => void; reject: (err: unknown) => void }[] = []
   private nextPin = 1
+  /** The last snapshot chunk's write during a full sync (a rejected one fails the next chunk). */
+  private snapshotWrite: Promise<void> = Promise.resolve()
   private closing: Promise<void> | null = null
   /** Seq that the next local write will take. */
   private nextSeq = 1
@@ -402,29 +405,38 @@ export class Store {
   snapshot(): DataSnapshot {
     const snapshot = this.db.snapshot()
     const seq = this.meta.get('lastSeq', { snapshot }).then((s) => (s as number | undefined) ?? 0)
-    const _data = this.data
     const db = this.db
     const dataPrefix = this.dataPrefix
     return {
       seq,
-      // Whole pages at once: one thread-pool read and one await per `size`
-      // entries, on the root db with the data prefix (no sublevel per-entry
-      // key rewriting). Keys come back without the data prefix.
-      async *pages(size: number): AsyncGenerator<[Buffer, Buffer][]> {
+      // Whole pages at once: one thread-pool read and one await per page, on
+      // the root db with the data prefix (no sublevel per-entry key
+      // rewriting); the next page is read on the thread pool while the
+      // caller sends this chunk.
+      async *chunks(targetBytes: number): AsyncGenerator<{ chunk: Buffer; count: number }> {
         const end = Buffer.from(dataPrefix)
         end[end.length - 1]++
         const iterator = db.iterator({ gte: dataPrefix, lt: end, snapshot })
         let next: Promise<[Buffer, Buffer][]> = Promise.resolve([])
+        let pending: [Buffer, Buffer][] = []
+        let bytes = 0
         try {
-          // The next page is read (on the thread pool) while the caller sends this one.
-          next = iterator.nextv(size)
+          next = iterator.nextv(SNAPSHOT_PAGE)
           for (;;) {
             const page = await next
-            if (page.length === 0) return
-            next = iterator.nextv(size)
-            for (const entry of page) entry[0] = entry[0].subarray(dataPrefix.length)
-            yield page as [Buffer, Buffer][]
+            if (page.length === 0) break
+            next = iterator.nextv(SNAPSHOT_PAGE)
+            for (const entry of page) {
+              pending.push(entry)
+              bytes += entry[0].length + entry[1].length
+              if (bytes >= targetBytes) {
+                yield { chunk: packChunk(pending, dataPrefix.length), count: pending.length }
+                pending = []
+                bytes = 0
+              }
+            }
           }
+          if (pending.length > 0) yield { chunk: packChunk(pending, dataPrefix.length), count: pending.length }
         } finally {
           await next.catch(() => {})
           await iterator.close()
@@ -460,27 +472,38 @@ export class Store {
    */
   async beginFullSync(): Promise<void> {
     await this.committer.idle()
+    // A write left over from a full sync that was cut short must not land
+    // in this one, nor its failure fail this one.
+    await this.snapshotWrite.catch(() => {})
+    this.snapshotWrite = Promise.resolve()
     await this.putMeta('syncing', true, true)
     await this.clearAll()
   }
 
-  /** Writes one chunk of snapshot records (data keys without prefix, encoded records). */
-  async applySnapshotChunk(records: [Uint8Array, Uint8Array][]): Promise<void> {
-    // A chained batch (abstract-level's array batch costs ~3x more per op in
-    // JavaScript); keys prefixed by hand, values passed as received.
+  /**
+   * Writes one snapshot chunk (see snapshot-chunk.ts). The batch is built
+   * at once and its write overlaps the building of the next chunk's batch:
+   * the call returns once the previous chunk's write is done, so at most
+   * two chunks are in memory. finishFullSync() waits for the last one.
+   */
+  async applySnapshotChunk(chunk: Uint8Array): Promise<number> {
     const batch = this.db.batch()
-    const p = this.dataPrefix
-    for (const [key, record] of records) {
-      const k = Buffer.allocUnsafe(p.length + key.length)
-      p.copy(k, 0)
-      k.set(key, p.length)
-      batch.put(k, record as Buffer)
+    let count: number
+    try {
+      count = unpackChunk(chunk, this.dataPrefix, (key, record) => batch.put(key, record))
+    } catch (err) {
+      void batch.close()
+      throw err
     }
-    await batch.write({ sync: false })
+    const previous = this.snapshotWrite
+    this.snapshotWrite = previous.then(() => batch.write({ sync: false }))
+    await previous
+    return count
   }
 
   /** Completes a full sync: the data now reflects `seq` of the given history. */
   async finishFullSync(seq: number, history: HistoryEpoch[]): Promise<void> {
+    await this.snapshotWrite
     const batch = this.db.batch()
     batch.put(this.lastSeqKey, Buffer.from(String(seq)))
     batch.put(prefixed(this.metaPrefix, 'history'), Buffer.from(JSON.stringify(history)))
@@ -548,6 +571,9 @@ export class Store {
   }
 }
 
+/** Entries read from LevelDB at once while streaming a snapshot. */
+const SNAPSHOT_PAGE = 1000
+
 /** Most keys in one coalesced getMany. */
 const MAX_READ_BATCH = 1000
 
@@ -561,7 +587,8 @@ function prefixed(prefix: Buffer, key: string): Buffer {
 
 export interface DataSnapshot {
   seq: Promise<number>
-  pages(size: number): AsyncGenerator<[Buffer, Buffer][]>
+  /** The data as snapshot chunks of about `targetBytes` each (see snapshot-chunk.ts). */
+  chunks(targetBytes: number): AsyncGenerator<{ chunk: Buffer; count: number }>
   close(): Promise<void>
 }
 
