@@ -1,6 +1,6 @@
 import { decodeFrame } from '@tandem/protocol'
 import WebSocket from 'ws'
-import { decodeEntry } from '../storage/log-entry.js'
+import { decodeEntry, type LogEntry } from '../storage/log-entry.js'
 import type { HistoryEpoch, Store } from '../storage/store.js'
 import type { Logger } from '../util/logger.js'
 import { epochAt } from './history.js'
@@ -52,8 +52,12 @@ export interface DownstreamStats {
 
 const MIN_BACKOFF_MS = 50
 const MAX_BACKOFF_MS = 2000
-/** Replicated writes waiting for the committer before the link stops reading. */
-const MAX_QUEUED_APPLY = 20_000
+/**
+ * Frames of entries waiting for the committer before the link stops
+ * reading (a frame holds at most the upstream's batchEntries/batchBytes:
+ * 2,000 entries or 1 MiB by default).
+ */
+const MAX_QUEUED_APPLY = 16
 
 export class Downstream {
   state: LinkState = 'connecting'
@@ -225,20 +229,26 @@ export class Downstream {
     // applied: they may belong to a history it no longer follows.
     if (this.stopped) return
     if (this.state !== 'streaming') throw new Error(`entries while ${this.state}`)
-    let last: Promise<number> | undefined
-    for (const bytes of entries) {
+    if (entries.length === 0) return this.noteHead(head)
+    const raws: Buffer[] = new Array(entries.length)
+    const decoded: LogEntry[] = new Array(entries.length)
+    for (let i = 0; i < entries.length; i++) {
+      const bytes = entries[i]
       const raw = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes)
       const entry = decodeEntry(raw)
       if (entry.epoch !== epochAt(this.store.history, entry.seq)) {
         throw new Error(`entry ${entry.seq} is from epoch ${entry.epoch}, not the shared history's`)
       }
-      last = this.store.applyReplicated(raw, entry)
-      last.catch(() => {})
+      raws[i] = raw
+      decoded[i] = entry
     }
-    if (last) this.applying = last.catch(() => {})
+    // One frame is one write for the committer: one promise, one ack.
+    const last = this.store.applyReplicated(raws, decoded)
+    last.catch(() => {})
+    this.applying = last.catch(() => {})
     this.noteHead(head)
     if (this.store.queuedWrites > MAX_QUEUED_APPLY) inbox.hold(true)
-    last?.then(
+    last.then(
       () => {
         if (this.store.queuedWrites < MAX_QUEUED_APPLY / 2) inbox.hold(false)
         this.noteHead(this.upstreamHead)

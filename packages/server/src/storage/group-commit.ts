@@ -21,9 +21,11 @@ interface Pending<T, R> {
   reject: (err: unknown) => void
 }
 
-export interface GroupCommitterOptions {
-  /** Most writes in one LevelDB batch; more wait for the next one. */
+export interface GroupCommitterOptions<T> {
+  /** Most writes in one LevelDB batch, counted by `weight`; more wait for the next one. */
   maxGroup: number
+  /** How many writes an item counts for (default 1): an item of several entries weighs as many. */
+  weight?: (item: T) => number
   /** Most writes waiting at once; beyond it submit() fails with BUSY. */
   maxQueued: number
 }
@@ -36,7 +38,7 @@ export class GroupCommitter<T, R> {
 
   constructor(
     private readonly commit: (group: T[]) => Promise<R[]>,
-    private readonly options: GroupCommitterOptions,
+    private readonly options: GroupCommitterOptions<T>,
   ) {}
 
   get queued(): number {
@@ -64,10 +66,25 @@ export class GroupCommitter<T, R> {
     return new Promise((resolve) => this.idleWaiters.push(resolve))
   }
 
+  /** How many queued items the next group takes: at least one, then up to maxGroup by weight. */
+  private groupLength(): number {
+    const { maxGroup, weight } = this.options
+    if (!weight) return Math.min(this.queue.length, maxGroup)
+    let total = weight(this.queue[0].item)
+    let n = 1
+    while (n < this.queue.length) {
+      total += weight(this.queue[n].item)
+      if (total > maxGroup) break
+      n++
+    }
+    return n
+  }
+
   private async run(): Promise<void> {
     while (this.queue.length > 0) {
-      const group = this.queue.length <= this.options.maxGroup ? this.queue : this.queue.slice(0, this.options.maxGroup)
-      this.queue = group === this.queue ? [] : this.queue.slice(group.length)
+      const take = this.groupLength()
+      const group = take === this.queue.length ? this.queue : this.queue.slice(0, take)
+      this.queue = group === this.queue ? [] : this.queue.slice(take)
       let results: R[]
       try {
         results = await this.commit(group.map((p) => p.item))

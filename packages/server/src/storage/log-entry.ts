@@ -61,10 +61,19 @@ export function decodeEntry(bytes: Uint8Array): LogEntry {
 
 /** Log keys are 8-byte big-endian seqs, so LevelDB's byte order is seq order. */
 export function seqKey(seq: number): Buffer {
-  const key = Buffer.allocUnsafe(8)
-  key.writeBigUInt64BE(BigInt(seq))
+  return prefixedSeqKey(EMPTY, seq)
+}
+
+/** `prefix` followed by the seq's 8-byte key, in one allocation (no BigInt). */
+export function prefixedSeqKey(prefix: Buffer, seq: number): Buffer {
+  const key = Buffer.allocUnsafe(prefix.length + 8)
+  prefix.copy(key, 0)
+  key.writeUInt32BE(Math.floor(seq / 0x1_0000_0000), prefix.length)
+  key.writeUInt32BE(seq >>> 0, prefix.length + 4)
   return key
 }
+
+const EMPTY = Buffer.alloc(0)
 
 export function keySeq(key: Uint8Array): number {
   return Number(Buffer.from(key.buffer, key.byteOffset, key.byteLength).readBigUInt64BE(0))

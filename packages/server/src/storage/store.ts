@@ -6,7 +6,16 @@ import type { AbstractSublevel } from 'abstract-level'
 import { Level } from 'level'
 import { GroupCommitter } from './group-commit.js'
 import { HybridClock, type WallClock } from './hlc.js'
-import { decodeEntry, type EntryOp, encodeEntry, keySeq, type LogEntry, OP_PUT, seqKey } from './log-entry.js'
+import {
+  decodeEntry,
+  type EntryOp,
+  encodeEntry,
+  keySeq,
+  type LogEntry,
+  OP_PUT,
+  prefixedSeqKey,
+  seqKey,
+} from './log-entry.js'
 import { CommitTimes, LogTail } from './log-tail.js'
 import { decodeRecord, encodeRecord } from './record.js'
 import { packChunk, unpackChunk } from './snapshot-chunk.js'
@@ -66,10 +75,11 @@ interface LocalWrite {
   kind: 'local'
   ops: EntryOp[]
 }
+/** Consecutive entries from an upstream (one frame's worth), committed together. */
 interface ReplicatedWrite {
   kind: 'replicated'
-  entry: LogEntry
-  raw: Buffer
+  entries: LogEntry[]
+  raws: Buffer[]
 }
 export type StoreWrite = LocalWrite | ReplicatedWrite
 
@@ -136,6 +146,7 @@ export class Store {
     this.committer = new GroupCommitter((group) => this.commitGroup(group), {
       maxGroup: options.maxGroup ?? 2000,
       maxQueued: options.maxQueued ?? 100_000,
+      weight: (write) => (write.kind === 'local' ? 1 : write.entries.length),
     })
   }
 
@@ -226,10 +237,15 @@ export class Store {
     return this.committer.submit({ kind: 'local', ops })
   }
 
-  /** Appends an entry received from an upstream, keeping its seq; it must be lastSeq + 1. */
-  applyReplicated(raw: Buffer, entry: LogEntry = decodeEntry(raw)): Promise<number> {
+  /**
+   * Appends consecutive entries received from an upstream, keeping their
+   * seqs; the first must be lastSeq + 1. Resolves with the last one's seq
+   * once all are durable. They may share a group with other writes, but
+   * are never split across two.
+   */
+  applyReplicated(raws: Buffer[], entries: LogEntry[] = raws.map((raw) => decodeEntry(raw))): Promise<number> {
     if (this.status !== 'open') return Promise.reject(new TandemError('CLOSED', 'store is closed'))
-    return this.committer.submit({ kind: 'replicated', entry, raw })
+    return this.committer.submit({ kind: 'replicated', entries, raws })
   }
 
   /** Starts a new epoch at the next seq and records it durably. */
@@ -277,30 +293,27 @@ export class Store {
     const entries: Buffer[] = []
     let seq = this.nextSeq - 1
     for (const write of group) {
-      let entry: LogEntry
-      let raw: Buffer
       if (write.kind === 'local') {
         seq++
-        entry = { seq, epoch, origin: this.nodeId, originSeq: seq, hlc: this.hlc.now(), ops: write.ops }
-        raw = encodeEntry(entry)
-      } else {
-        entry = write.entry
+        const entry: LogEntry = { seq, epoch, origin: this.nodeId, originSeq: seq, hlc: this.hlc.now(), ops: write.ops }
+        const raw = encodeEntry(entry)
+        this.putEntry(batch, entry, raw)
+        seqs.push(seq)
+        entries.push(raw)
+        continue
+      }
+      for (let i = 0; i < write.entries.length; i++) {
+        const entry = write.entries[i]
         if (entry.seq !== seq + 1) {
           void batch.close() // nothing of this group is written; free the native batch
           throw new TandemError('INVALID', `replicated entry ${entry.seq} does not follow ${seq}`)
         }
         seq = entry.seq
-        raw = write.raw
         this.hlc.observe(entry.hlc)
+        this.putEntry(batch, entry, write.raws[i])
+        entries.push(write.raws[i])
       }
-      for (const op of entry.ops) {
-        const key = prefixed(this.dataPrefix, op[1])
-        if (op[0] === OP_PUT) batch.put(key, encodeRecord(op[2]))
-        else batch.del(key)
-      }
-      batch.put(Buffer.concat([this.logPrefix, seqKey(seq)]), raw)
       seqs.push(seq)
-      entries.push(raw)
     }
     batch.put(this.lastSeqKey, Buffer.from(String(seq)))
     await batch.write({ sync: this.options.sync === 'always' })
@@ -313,6 +326,16 @@ export class Store {
     this.dirtySinceSync = true
     for (const listener of this.listeners) listener(seq)
     return seqs
+  }
+
+  /** Adds one entry's data mutations and its log record to a batch. */
+  private putEntry(batch: ReturnType<Db['batch']>, entry: LogEntry, raw: Buffer): void {
+    for (const op of entry.ops) {
+      const key = prefixed(this.dataPrefix, op[1])
+      if (op[0] === OP_PUT) batch.put(key, encodeRecord(op[2]))
+      else batch.del(key)
+    }
+    batch.put(prefixedSeqKey(this.logPrefix, entry.seq), raw)
   }
 
   /** Forces everything written so far to disk (a synced write flushes LevelDB's WAL). */
