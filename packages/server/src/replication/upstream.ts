@@ -78,8 +78,10 @@ export class Upstream {
     const feed = new ReplicaFeed(ws, this.host, this.options, () => {
       this.feeds.delete(feed)
       if (feed.nodeId && ![...this.feeds].some((f) => f.nodeId === feed.nodeId)) this.host.acks.forget(feed.nodeId)
+      if (this.feeds.size === 0) this.host.store.keepTail(false)
     })
     this.feeds.add(feed)
+    this.host.store.keepTail(true)
   }
 
   private onCommit(): void {

@@ -95,8 +95,14 @@ export class Store {
   lastCommitAt = 0
   history: HistoryEpoch[] = []
   readonly hlc: HybridClock
-  /** The newest entries in memory, for feeding replicas that keep up. */
+  /**
+   * The newest entries in memory, for feeding replicas that keep up. Kept
+   * only while this node has downstreams (see keepTail): on a leaf replica
+   * it would only hold up to 32 MiB of entries for the garbage collector to
+   * walk on every young-generation collection.
+   */
   readonly tail = new LogTail(50_000, 32 * 1024 * 1024)
+  private tailKept = false
   readonly commitTimes = new CommitTimes(20_000)
   /**
    * Oldest seq in the log as of the last trim (lastSeq + 1 when the log was
@@ -223,6 +229,17 @@ export class Store {
     return this.committer.queued
   }
 
+  /**
+   * Starts or stops keeping the newest entries in memory. A downstream that
+   * finds its position outside the tail is fed from the log on disk until it
+   * reaches the entries kept since.
+   */
+  keepTail(on: boolean): void {
+    if (this.tailKept === on) return
+    this.tailKept = on
+    if (!on) this.tail.clear()
+  }
+
   /** Called after every committed group with the new lastSeq. */
   onCommit(listener: CommitListener): () => void {
     this.listeners.add(listener)
@@ -322,7 +339,7 @@ export class Store {
     this.lastSeq = seq
     this.lastCommitAt = Date.now()
     this.commitTimes.record(seq, this.lastCommitAt)
-    for (let i = 0; i < entries.length; i++) this.tail.push(first + i, entries[i])
+    if (this.tailKept) for (let i = 0; i < entries.length; i++) this.tail.push(first + i, entries[i])
     this.dirtySinceSync = true
     for (const listener of this.listeners) listener(seq)
     return seqs
