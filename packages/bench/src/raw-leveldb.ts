@@ -76,3 +76,71 @@ export async function measureRawLevelDb(
   }
   return results
 }
+
+export interface RawApplyOptions {
+  puts: number
+  valueSize: number
+  keys: number
+  /** Puts per fsynced batch (a replica's group). */
+  batchSize: number
+}
+
+export interface RawApplyResult extends RawApplyOptions {
+  /** CPU of this process (every thread: JavaScript, LevelDB's writer and compaction threads) per put, in microseconds. */
+  cpuUsPerPut: number
+  elapsedMs: number
+}
+
+/**
+ * Bytes a tandem log entry adds around its key and value: seq, epoch,
+ * origin node id (16 hex chars), origin seq, HLC timestamp and the msgpack
+ * headers of the entry and its op (measured on encoded entries: 53-57).
+ */
+const LOG_ENTRY_OVERHEAD = 55
+
+/**
+ * The least CPU a node can spend applying one replicated put with tandem's
+ * storage layout: for each put, a data record (tag byte + value) under a
+ * random key and a log record (the entry) under the next seq, plus the last
+ * seq, in fsynced batches, on a fresh LevelDB. Counted from the first batch
+ * to the end of close(), which waits for the compactions the writes caused.
+ * A replica's JavaScript (decoding frames, acks) comes on top of this.
+ */
+export async function measureRawApplyCpu(options: RawApplyOptions): Promise<RawApplyResult> {
+  const dir = await mkdtemp(join(tmpdir(), 'tandem-bench-apply-'))
+  const db = new Level<Buffer, Buffer>(join(dir, 'db'), { keyEncoding: 'buffer', valueEncoding: 'buffer' })
+  await db.open()
+  const dataPrefix = Buffer.from('!data!')
+  const logPrefix = Buffer.from('!log!')
+  const lastSeqKey = Buffer.from('!meta!lastSeq')
+  const record = randomFillSync(Buffer.alloc(options.valueSize + 1))
+  const entry = randomFillSync(Buffer.alloc(options.valueSize + LOG_ENTRY_OVERHEAD + 12))
+  const started = performance.now()
+  const cpu = process.cpuUsage()
+  try {
+    let seq = 0
+    while (seq < options.puts) {
+      const b = db.batch()
+      for (let i = 0; i < options.batchSize && seq < options.puts; i++) {
+        seq++
+        b.put(Buffer.concat([dataPrefix, Buffer.from(keyName(Math.floor(Math.random() * options.keys)))]), record)
+        const logKey = Buffer.alloc(logPrefix.length + 8)
+        logPrefix.copy(logKey)
+        logKey.writeUInt32BE(seq, logPrefix.length + 4)
+        b.put(logKey, entry)
+      }
+      b.put(lastSeqKey, Buffer.from(String(seq)))
+      await b.write({ sync: true })
+    }
+  } finally {
+    await db.close()
+  }
+  const used = process.cpuUsage(cpu)
+  const elapsedMs = performance.now() - started
+  await rm(dir, { recursive: true, force: true })
+  return {
+    ...options,
+    cpuUsPerPut: Math.round(((used.user + used.system) / options.puts) * 100) / 100,
+    elapsedMs: Math.round(elapsedMs),
+  }
+}

@@ -1,9 +1,11 @@
+import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import type { DriverSpec } from '../drivers/driver.js'
 import { summarize } from '../load/histogram.js'
 import { cpuSeconds, peakRssBytes } from '../measures/proc.js'
 import type { BenchOptions } from '../options.js'
+import { measureRawApplyCpu, type RawApplyResult } from '../raw-leveldb.js'
 import type { ProgressLine } from '../report/progress.js'
 import type { FullSyncResult, ScenarioResult, TargetCheck, TargetResult } from '../report/result.js'
 import { runScenario, type Scenario } from '../scenario.js'
@@ -116,6 +118,9 @@ export async function replicasSuite(
   // Every topology stays up and they take turns, so that other load on a
   // shared machine falls on each count alike.
   const topologies: Topology[] = []
+  // Measured first, while no server runs: what a replica's LevelDB work
+  // alone costs per put, to set the replica figures against.
+  const rawApply = counts.includes(0) && counts.some((c) => c > 0) ? await rawApplyFloor(o, progress) : null
   try {
     for (const replicas of counts) {
       const t = await startTandem({ replicas, sync: o.sync, authToken: o.authToken })
@@ -165,11 +170,52 @@ export async function replicasSuite(
         target: s.replicas === 2 ? '>= 0.70' : '-',
         met: s.replicas === 2 ? s.vsNoReplicas! >= 0.7 : null,
       }))
+    const none = scenarios.find((s) => s.replicas === 0)?.targets.tandem
+    if (rawApply && none) checks.push(...cpuCeilings(none, rawApply, counts))
     return { scenarios, checks }
   } finally {
     for (const t of topologies) live.delete(t)
     await Promise.all(topologies.map((t) => t.close()))
   }
+}
+
+async function rawApplyFloor(o: BenchOptions, progress: ProgressLine): Promise<RawApplyResult> {
+  progress.note('replicas: raw LevelDB cost of applying 300,000 replicated puts')
+  return measureRawApplyCpu({ puts: 300_000, valueSize: o.valueSize, keys: o.keys, batchSize: 250 })
+}
+
+/**
+ * The most the replica counts can reach on this machine, whatever the
+ * replica code does beyond storing: every core busy with the master's and
+ * the harness's CPU per put (from the 0-replica run, where no replica
+ * traffic inflates them) plus each replica's raw LevelDB cost per put.
+ */
+function cpuCeilings(none: TargetResult, raw: RawApplyResult, counts: number[]): TargetCheck[] {
+  const master = none.servers[0]?.cpuCores
+  if (!master || none.throughput === 0) return []
+  const cores = availableParallelism()
+  const masterUs = (master / none.throughput) * 1e6
+  const harnessUs = (none.harness.cpuCores / none.throughput) * 1e6
+  const checks: TargetCheck[] = [
+    {
+      name: `raw LevelDB CPU per replicated put (data + log record, ${raw.batchSize}-put fsynced batches, compactions included); master ${round(masterUs, 1)} us and harness ${round(harnessUs, 1)} us per put in the 0-replica run`,
+      measured: raw.cpuUsPerPut,
+      unit: 'us',
+      target: '-',
+      met: null,
+    },
+  ]
+  for (const replicas of counts.filter((c) => c > 0)) {
+    const ceiling = (cores * 1e6) / (masterUs + harnessUs + replicas * raw.cpuUsPerPut)
+    checks.push({
+      name: `CPU ceiling of ${replicas} replicas / none on ${cores} cores (${Math.round(ceiling)} / ${none.throughput} ops/s)`,
+      measured: round(ceiling / none.throughput, 2),
+      unit: 'x',
+      target: '-',
+      met: null,
+    })
+  }
+  return checks
 }
 
 export async function fullSyncSuite(
