@@ -78,6 +78,9 @@ export async function measureRawLevelDb(
 }
 
 export interface RawApplyOptions {
+  /** Puts written before counting starts, so the LevelDB is past its first, cheapest levels. */
+  warmupPuts: number
+  /** Puts counted. */
   puts: number
   valueSize: number
   keys: number
@@ -102,9 +105,11 @@ const LOG_ENTRY_OVERHEAD = 55
  * The least CPU a node can spend applying one replicated put with tandem's
  * storage layout: for each put, a data record (tag byte + value) under a
  * random key and a log record (the entry) under the next seq, plus the last
- * seq, in fsynced batches, on a fresh LevelDB. Counted from the first batch
- * to the end of close(), which waits for the compactions the writes caused.
- * A replica's JavaScript (decoding frames, acks) comes on top of this.
+ * seq, in fsynced batches. Counted after `warmupPuts` (a fresh LevelDB
+ * compacts less per put than one with a few levels) to the end of close(),
+ * which waits for the compaction running then but not for those still
+ * owed, so it is a floor. A replica's JavaScript (decoding frames, acks)
+ * comes on top of this.
  */
 export async function measureRawApplyCpu(options: RawApplyOptions): Promise<RawApplyResult> {
   const dir = await mkdtemp(join(tmpdir(), 'tandem-bench-apply-'))
@@ -115,13 +120,18 @@ export async function measureRawApplyCpu(options: RawApplyOptions): Promise<RawA
   const lastSeqKey = Buffer.from('!meta!lastSeq')
   const record = randomFillSync(Buffer.alloc(options.valueSize + 1))
   const entry = randomFillSync(Buffer.alloc(options.valueSize + LOG_ENTRY_OVERHEAD + 12))
-  const started = performance.now()
-  const cpu = process.cpuUsage()
+  let started = performance.now()
+  let cpu = process.cpuUsage()
+  const total = options.warmupPuts + options.puts
   try {
     let seq = 0
-    while (seq < options.puts) {
+    while (seq < total) {
+      if (seq === options.warmupPuts) {
+        started = performance.now()
+        cpu = process.cpuUsage()
+      }
       const b = db.batch()
-      for (let i = 0; i < options.batchSize && seq < options.puts; i++) {
+      for (let i = 0; i < options.batchSize && seq < total; i++) {
         seq++
         b.put(Buffer.concat([dataPrefix, Buffer.from(keyName(Math.floor(Math.random() * options.keys)))]), record)
         const logKey = Buffer.alloc(logPrefix.length + 8)
