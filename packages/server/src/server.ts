@@ -28,8 +28,8 @@ export class TandemServer {
   private readonly wss: WebSocketServer
   private readonly connections = new Set<ClientConnection>()
   private closing: Promise<void> | null = null
-  private countRequest!: (labels: Record<string, string>) => void
-  private countError!: (labels: Record<string, string>) => void
+  private countRequest!: (op: string) => void
+  private countError!: (code: string) => void
 
   private constructor(
     readonly config: Config,
@@ -102,7 +102,7 @@ export class TandemServer {
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     if (this.status !== 'open') return rejectUpgrade(socket, 503, 'shutting down')
     if (this.connections.size >= this.config.maxConnections) {
-      this.countError({ code: 'BUSY' })
+      this.countError('BUSY')
       return rejectUpgrade(socket, 503, `connection limit (${this.config.maxConnections}) reached`)
     }
     const preAuthenticated = tokenMatches(this.config.authToken, bearerToken(req))
@@ -125,7 +125,7 @@ export class TandemServer {
         this.node,
         this.config,
         this.logger,
-        { onRequest: (op) => this.countRequest({ op }), onError: (code) => this.countError({ code }) },
+        { onRequest: (op) => this.countRequest(op), onError: (code) => this.countError(code) },
         preAuthenticated,
       )
       this.connections.add(connection)
@@ -151,8 +151,8 @@ export class TandemServer {
 
   private registerMetrics(): void {
     const m = this.metrics
-    this.countRequest = m.counter('tandem_requests_total', 'Client requests received, by op.')
-    this.countError = m.counter('tandem_errors_total', 'Error replies sent, by code.')
+    this.countRequest = m.counter('tandem_requests_total', 'Client requests received, by op.', 'op')
+    this.countError = m.counter('tandem_errors_total', 'Error replies sent, by code.', 'code')
     const store = this.node.store
     m.gauge('tandem_seq', 'Seq of the last committed log entry.', () => store.lastSeq)
     m.gauge('tandem_epoch', 'Current fail-over epoch.', () => store.epoch)

@@ -15,14 +15,18 @@ interface Family {
 export class Metrics {
   private readonly families = new Map<string, Family>()
 
-  counter(name: string, help: string): (labels?: Labels, by?: number) => void {
+  /**
+   * A counter with at most one label. The returned function takes the
+   * label's value; it runs on every request, so it only looks the value up
+   * in a map (no label text is built until a scrape).
+   */
+  counter(name: string, help: string, label?: string): (value?: string, by?: number) => void {
     const family: Family = { help, type: 'counter', values: new Map() }
     this.families.set(name, family)
-    return (labels = {}, by = 1) => {
-      const id = labelText(labels)
-      const slot = family.values.get(id)
+    return (value = '', by = 1) => {
+      const slot = family.values.get(value)
       if (slot) slot.value += by
-      else family.values.set(id, { labels, value: by })
+      else family.values.set(value, { labels: label === undefined ? {} : { [label]: value }, value: by })
     }
   }
 

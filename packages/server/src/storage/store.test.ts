@@ -1,0 +1,105 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { encodeEntry, type LogEntry, OP_DEL, OP_PUT } from './log-entry.js'
+import { Store } from './store.js'
+
+let dir: string
+let stores: Store[] = []
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'tandem-store-test-'))
+})
+
+afterEach(async () => {
+  await Promise.all(stores.map((s) => s.close()))
+  stores = []
+  rmSync(dir, { recursive: true, force: true })
+})
+
+async function open(name: string): Promise<Store> {
+  const store = await Store.open({ dataDir: join(dir, name), sync: 'always', logRetention: 1000 })
+  stores.push(store)
+  return store
+}
+
+function entry(seq: number, ops: LogEntry['ops']): Buffer {
+  return encodeEntry({ seq, epoch: 0, origin: 'upstream', originSeq: seq, hlc: seq * 1024, ops })
+}
+
+async function logSeqs(store: Store): Promise<number[]> {
+  const seqs: number[] = []
+  for await (const [seq] of store.readLog(1)) seqs.push(seq)
+  return seqs
+}
+
+describe('store: replicated frames', () => {
+  it('applies a frame of entries as one write, data and log together, and returns its last seq', async () => {
+    const store = await open('a')
+    const last = await store.applyReplicated([
+      entry(1, [[OP_PUT, 'k1', 'v1']]),
+      entry(2, [[OP_PUT, 'k2', new Uint8Array([1, 2])]]),
+      entry(3, [[OP_DEL, 'k1']]),
+    ])
+    expect(last).toBe(3)
+    expect(store.lastSeq).toBe(3)
+    expect(await store.get('k1')).toBeUndefined()
+    expect(await store.get('k2')).toEqual(Buffer.from([1, 2]))
+    expect(await logSeqs(store)).toEqual([1, 2, 3])
+  })
+
+  it('refuses a frame that does not follow lastSeq, and writes none of it', async () => {
+    const store = await open('b')
+    await store.applyReplicated([entry(1, [[OP_PUT, 'a', '1']])])
+    await expect(
+      store.applyReplicated([entry(3, [[OP_PUT, 'b', '3']]), entry(4, [[OP_PUT, 'c', '4']])]),
+    ).rejects.toMatchObject({
+      code: 'INVALID',
+    })
+    // A frame with a hole inside is refused whole too.
+    await expect(
+      store.applyReplicated([entry(2, [[OP_PUT, 'b', '2']]), entry(4, [[OP_PUT, 'c', '4']])]),
+    ).rejects.toMatchObject({
+      code: 'INVALID',
+    })
+    expect(store.lastSeq).toBe(1)
+    expect(await store.get('b')).toBeUndefined()
+    expect(await logSeqs(store)).toEqual([1])
+    // The store goes on taking the entry that does follow.
+    expect(await store.applyReplicated([entry(2, [[OP_PUT, 'b', '2']])])).toBe(2)
+    expect(await store.get('b')).toBe('2')
+  })
+
+  it('keeps frames submitted together in order (they share groups)', async () => {
+    const store = await open('c')
+    const frames = [1, 3, 5].map((seq) => [
+      entry(seq, [[OP_PUT, `r${seq}`, 'x']]),
+      entry(seq + 1, [[OP_PUT, `r${seq + 1}`, 'x']]),
+    ])
+    const results = await Promise.all(frames.map((f) => store.applyReplicated(f)))
+    expect(results).toEqual([2, 4, 6])
+    expect(await logSeqs(store)).toEqual([1, 2, 3, 4, 5, 6])
+  })
+})
+
+describe('store: in-memory log tail', () => {
+  it('holds entries only while kept, from the first commit after keepTail(true)', async () => {
+    const store = await open('d')
+    await store.write([[OP_PUT, 'a', '1']])
+    expect(store.tail.length).toBe(0)
+    store.keepTail(true)
+    await store.write([[OP_PUT, 'b', '2']])
+    await store.write([[OP_PUT, 'c', '3']])
+    expect(store.tail.from(1, 100, 1 << 20)).toBeNull() // seq 1 predates the tail: read it from disk
+    const kept = store.tail.from(2, 100, 1 << 20)
+    expect(kept?.length).toBe(2)
+    const fromDisk: Buffer[] = []
+    for await (const [, raw] of store.readLog(2)) fromDisk.push(raw)
+    expect(kept?.map((b) => b.toString('hex'))).toEqual(fromDisk.map((b) => b.toString('hex')))
+    store.keepTail(false)
+    expect(store.tail.length).toBe(0)
+    await store.write([[OP_PUT, 'd', '4']])
+    expect(store.tail.length).toBe(0)
+  })
+})
