@@ -188,9 +188,7 @@ export class Downstream {
       }
       case 'snapshot':
         if (this.state !== 'fullsync') throw new Error('snapshot outside a full sync')
-        if ((await this.store.applySnapshotChunk(message.chunk)) !== message.count) {
-          throw new Error('snapshot chunk does not hold the count it says')
-        }
+        await this.store.applySnapshotChunk(message.chunk, message.count)
         return
       case 'snapshotEnd':
         if (this.state !== 'fullsync' || message.seq !== this.syncSeq) throw new Error('unexpected snapshotEnd')

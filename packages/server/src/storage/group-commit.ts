@@ -11,6 +11,7 @@ import { TandemError } from '@tandem/protocol'
  */
 export interface CommitStats {
   groups: number
+  /** Writes committed, counted by weight (entries, for replicated frames). */
   writes: number
   largestGroup: number
 }
@@ -92,9 +93,16 @@ export class GroupCommitter<T, R> {
         for (const p of group) p.reject(err)
         continue
       }
+      // Counted by weight: a replicated frame counts as the entries it holds.
+      const weight = this.options.weight
+      let writes = group.length
+      if (weight) {
+        writes = 0
+        for (const p of group) writes += weight(p.item)
+      }
       this.stats.groups++
-      this.stats.writes += group.length
-      if (group.length > this.stats.largestGroup) this.stats.largestGroup = group.length
+      this.stats.writes += writes
+      if (writes > this.stats.largestGroup) this.stats.largestGroup = writes
       for (let i = 0; i < group.length; i++) group[i].resolve(results[i])
     }
     this.running = false

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { encodeEntry, type LogEntry, OP_DEL, OP_PUT } from './log-entry.js'
+import { packChunk } from './snapshot-chunk.js'
 import { Store } from './store.js'
 
 let dir: string
@@ -101,5 +102,52 @@ describe('store: in-memory log tail', () => {
     expect(store.tail.length).toBe(0)
     await store.write([[OP_PUT, 'd', '4']])
     expect(store.tail.length).toBe(0)
+  })
+})
+
+describe('store: full sync chunks', () => {
+  const prefix = Buffer.from('!data!')
+  const chunkOf = (n: number, from = 0) =>
+    packChunk(
+      Array.from({ length: n }, (_, i): [Buffer, Buffer] => [
+        Buffer.concat([prefix, Buffer.from(`key-${from + i}`)]),
+        Buffer.from([0, ...Buffer.from(`value-${from + i}`)]),
+      ]),
+      prefix.length,
+    )
+
+  it('writes chunks in order and makes them the data once the sync finishes', async () => {
+    const store = await open('e')
+    await store.beginFullSync()
+    await store.applySnapshotChunk(chunkOf(100), 100)
+    await store.applySnapshotChunk(chunkOf(100, 100), 100)
+    await store.finishFullSync(42, [{ epoch: 1, startSeq: 1, by: 'up' }])
+    expect(store.lastSeq).toBe(42)
+    expect(await store.get('key-0')).toBe('value-0')
+    expect(await store.get('key-199')).toBe('value-199')
+  })
+
+  it('refuses a chunk whose record count is not the one its frame gives, writing none of it', async () => {
+    const store = await open('f')
+    await store.beginFullSync()
+    await expect(store.applySnapshotChunk(chunkOf(10), 11)).rejects.toThrow(/holds 10 records/)
+    await store.idle()
+    expect(await store.get('key-0')).toBeUndefined()
+  })
+
+  it('closes cleanly with a chunk write still in flight, and discards the partial sync on reopen', async () => {
+    const store = await open('g')
+    await store.beginFullSync()
+    // The second chunk's batch waits for the first one's write: close must
+    // wait for both rather than close the second batch under it.
+    const first = store.applySnapshotChunk(chunkOf(500), 500)
+    const second = store.applySnapshotChunk(chunkOf(500, 500), 500)
+    stores = stores.filter((s) => s !== store)
+    await store.close()
+    await Promise.all([first, second])
+    const again = await open('g')
+    expect(again.discardedPartialSync).toBe(true)
+    expect(again.lastSeq).toBe(0)
+    expect(await again.get('key-0')).toBeUndefined()
   })
 })

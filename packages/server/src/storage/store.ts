@@ -280,9 +280,10 @@ export class Store {
     this.history = history
   }
 
-  /** Resolves once no write is queued or being committed. */
-  idle(): Promise<void> {
-    return this.committer.idle()
+  /** Resolves once no write is queued or being committed (snapshot chunks included). */
+  async idle(): Promise<void> {
+    await this.committer.idle()
+    await this.snapshotWrite.catch(() => {})
   }
 
   /** Reads a small JSON value kept in meta (fail-over votes). */
@@ -309,28 +310,33 @@ export class Store {
     const epoch = this.epoch
     const entries: Buffer[] = []
     let seq = this.nextSeq - 1
-    for (const write of group) {
-      if (write.kind === 'local') {
-        seq++
-        const entry: LogEntry = { seq, epoch, origin: this.nodeId, originSeq: seq, hlc: this.hlc.now(), ops: write.ops }
-        const raw = encodeEntry(entry)
-        this.putEntry(batch, entry, raw)
-        seqs.push(seq)
-        entries.push(raw)
-        continue
-      }
-      for (let i = 0; i < write.entries.length; i++) {
-        const entry = write.entries[i]
-        if (entry.seq !== seq + 1) {
-          void batch.close() // nothing of this group is written; free the native batch
-          throw new TandemError('INVALID', `replicated entry ${entry.seq} does not follow ${seq}`)
+    try {
+      for (const write of group) {
+        if (write.kind === 'local') {
+          seq++
+          const ops = write.ops
+          const entry: LogEntry = { seq, epoch, origin: this.nodeId, originSeq: seq, hlc: this.hlc.now(), ops }
+          const raw = encodeEntry(entry)
+          this.putEntry(batch, entry, raw)
+          seqs.push(seq)
+          entries.push(raw)
+          continue
         }
-        seq = entry.seq
-        this.hlc.observe(entry.hlc)
-        this.putEntry(batch, entry, write.raws[i])
-        entries.push(write.raws[i])
+        for (let i = 0; i < write.entries.length; i++) {
+          const entry = write.entries[i]
+          if (entry.seq !== seq + 1) {
+            throw new TandemError('INVALID', `replicated entry ${entry.seq} does not follow ${seq}`)
+          }
+          seq = entry.seq
+          this.hlc.observe(entry.hlc)
+          this.putEntry(batch, entry, write.raws[i])
+          entries.push(write.raws[i])
+        }
+        seqs.push(seq)
       }
-      seqs.push(seq)
+    } catch (err) {
+      void batch.close() // nothing of this group is written; free the native batch
+      throw err
     }
     batch.put(this.lastSeqKey, Buffer.from(String(seq)))
     await batch.write({ sync: this.options.sync === 'always' })
@@ -524,21 +530,35 @@ export class Store {
    * Writes one snapshot chunk (see snapshot-chunk.ts). The batch is built
    * at once and its write overlaps the building of the next chunk's batch:
    * the call returns once the previous chunk's write is done, so at most
-   * two chunks are in memory. finishFullSync() waits for the last one.
+   * two chunks are in memory. finishFullSync() waits for the last one, and
+   * a failed write fails the next call (or finishFullSync). A chunk that
+   * does not parse, or does not hold `expectedCount` records, is refused
+   * before anything of it is written.
    */
-  async applySnapshotChunk(chunk: Uint8Array): Promise<number> {
+  async applySnapshotChunk(chunk: Uint8Array, expectedCount: number): Promise<void> {
     const batch = this.db.batch()
-    let count: number
     try {
-      count = unpackChunk(chunk, this.dataPrefix, (key, record) => batch.put(key, record))
+      const count = unpackChunk(chunk, this.dataPrefix, (key, record) => batch.put(key, record))
+      if (count !== expectedCount) {
+        throw new Error(`snapshot chunk holds ${count} records, its frame says ${expectedCount}`)
+      }
     } catch (err) {
       void batch.close()
       throw err
     }
     const previous = this.snapshotWrite
-    this.snapshotWrite = previous.then(() => batch.write({ sync: false }))
+    const write = previous.then(
+      () => batch.write({ sync: false }),
+      (err) => {
+        void batch.close()
+        throw err
+      },
+    )
+    // Handled here so that a failure while no chunk follows yet does not
+    // go unhandled; the next chunk, finishFullSync, idle() and close() see it.
+    write.catch(() => {})
+    this.snapshotWrite = write
     await previous
-    return count
   }
 
   /** Completes a full sync: the data now reflects `seq` of the given history. */
@@ -601,6 +621,7 @@ export class Store {
     this.status = 'closing'
     for (const t of this.timers) clearInterval(t)
     await this.committer.idle()
+    await this.snapshotWrite.catch(() => {})
     await this.trimming
     if (this.dirtySinceSync && this.options.sync !== 'none' && this.db.status === 'open') {
       this.dirtySinceSync = false
