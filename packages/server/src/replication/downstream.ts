@@ -142,9 +142,13 @@ export class Downstream {
       if (message.type === 'entries') {
         // Entries are handed to the committer in arrival order without
         // waiting, so consecutive frames share group commits.
-        inbox.push(() => this.onEntries(message.entries, message.head, flow, inbox))
+        inbox.push(() => {
+          if (this.ws === ws) this.onEntries(message.entries, message.head, flow, inbox)
+        })
       } else {
-        inbox.push(() => this.onControl(message, flow))
+        // A task still queued when its link has closed is dropped: what it
+        // carried is asked for again, by position, on the next link.
+        inbox.push(() => (this.ws === ws ? this.onControl(message, flow) : undefined))
       }
     })
     ws.on('error', (err) => this.log.debug('replication socket error', { err: err.message }))
