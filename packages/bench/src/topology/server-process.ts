@@ -1,5 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
+import { createWriteStream, type WriteStream } from 'node:fs'
 import { createServer } from 'node:net'
+import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { createInterface } from 'node:readline'
 
@@ -7,7 +9,9 @@ import { createInterface } from 'node:readline'
  * One server process the harness started (a tandem-server or a
  * redis-server). Its output is read line by line for as long as it runs
  * (an unread pipe would fill up and stall the server) and the last lines
- * are kept for error messages.
+ * are kept for error messages. With TANDEM_BENCH_SERVER_LOG_DIR set, every
+ * line also goes to DIR/ROLE-PID.log (with TANDEM_BENCH_NODE_ARGS='--trace-gc',
+ * that is where each server's garbage collections can be read).
  */
 export class ServerProcess {
   readonly proc: ChildProcess
@@ -16,6 +20,7 @@ export class ServerProcess {
   exitSignal: NodeJS.Signals | null = null
   private readonly tail: string[] = []
   private readonly watchers: ((line: string) => void)[] = []
+  private readonly copy: WriteStream | null = null
 
   constructor(
     /** e.g. 'master', 'replica 1' */
@@ -25,10 +30,16 @@ export class ServerProcess {
     readonly cwd?: string,
   ) {
     this.proc = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd })
+    const logDir = process.env.TANDEM_BENCH_SERVER_LOG_DIR
+    if (logDir) {
+      this.copy = createWriteStream(join(logDir, `${role.replace(/\W+/g, '-')}-${this.proc.pid}.log`))
+      this.copy.on('error', () => {})
+    }
     this.exited = new Promise((resolve) => {
       this.proc.once('exit', (code, signal) => {
         this.exitCode = code
         this.exitSignal = signal
+        this.copy?.end()
         resolve()
       })
       this.proc.once('error', (err) => {
@@ -110,6 +121,7 @@ export class ServerProcess {
   }
 
   private onLine(line: string): void {
+    this.copy?.write(`${line}\n`)
     this.tail.push(line)
     if (this.tail.length > 50) this.tail.splice(0, 25)
     for (const w of [...this.watchers]) w(line)
