@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest'
+import { LogTail } from './log-tail.js'
+
+/** A deterministic pseudo-random sequence (the test replays the same pushes every run). */
+function rng(seed: number): () => number {
+  let x = seed
+  return () => {
+    x = (x * 1103515245 + 12345) & 0x7fffffff
+    return x / 0x7fffffff
+  }
+}
+
+function entry(seq: number, length: number): Buffer {
+  const b = Buffer.alloc(length)
+  for (let i = 0; i < length; i++) b[i] = (seq * 31 + i) & 0xff
+  return b
+}
+
+describe('log tail (ring buffer)', () => {
+  it('always holds a gap-free suffix of what was pushed, byte for byte, within its bounds', () => {
+    for (const [maxEntries, maxBytes] of [
+      [8, 1000],
+      [100, 512],
+      [50, 4096],
+    ]) {
+      const tail = new LogTail(maxEntries, maxBytes)
+      const random = rng(maxEntries * maxBytes)
+      const pushed: Buffer[] = []
+      for (let seq = 1; seq <= 3000; seq++) {
+        const raw = entry(seq, 1 + Math.floor(random() * 200))
+        tail.push(seq, raw)
+        pushed.push(raw)
+        const held = tail.length
+        expect(held).toBeLessThanOrEqual(maxEntries)
+        expect(held).toBeGreaterThan(0)
+        const first = seq - held + 1
+        const out = tail.from(first, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER)
+        expect(out).not.toBeNull()
+        expect(out!.length).toBe(held)
+        expect(out!.reduce((n, b) => n + b.length, 0)).toBeLessThanOrEqual(maxBytes)
+        for (let i = 0; i < held; i++) expect(out![i].equals(pushed[first - 1 + i])).toBe(true)
+        if (first > 1) expect(tail.from(first - 1, 10, 1 << 20)).toBeNull()
+        expect(tail.from(seq + 1, 10, 1 << 20)).toEqual([])
+      }
+    }
+  })
+
+  it('caps what from() returns by count and by bytes', () => {
+    const tail = new LogTail(100, 10_000)
+    for (let seq = 1; seq <= 50; seq++) tail.push(seq, entry(seq, 100))
+    expect(tail.from(1, 7, 1 << 20)?.length).toBe(7)
+    expect(tail.from(1, 100, 250)?.length).toBe(3) // stops once 250 bytes are reached
+  })
+
+  it('starts afresh after an entry too large to keep, or a gap in seqs', () => {
+    const tail = new LogTail(10, 300)
+    tail.push(1, entry(1, 50))
+    tail.push(2, entry(2, 400))
+    expect(tail.length).toBe(0)
+    tail.push(3, entry(3, 50))
+    expect(tail.from(3, 10, 1000)?.[0].equals(entry(3, 50))).toBe(true)
+    tail.push(5, entry(5, 50))
+    expect(tail.from(3, 10, 1000)).toBeNull()
+    expect(tail.from(5, 10, 1000)?.length).toBe(1)
+  })
+})
