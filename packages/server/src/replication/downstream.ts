@@ -104,10 +104,21 @@ export class Downstream {
     })
     this.ws = ws
     const flow = new FlowSocket(ws, 1024 * 1024)
+    // A link is live while it is the current one and none of its tasks has
+    // failed. Its socket's 'close' comes a turn or more after terminate(),
+    // so a failed task must also stop the tasks queued behind it (a chunk
+    // refused, then snapshotEnd, must not finish the sync).
+    let failed = false
+    const live = () => this.ws === ws && !failed && !this.stopped
     const inbox = new SerialInbox(ws, (err) => {
+      failed = true
       this.log.warn('replication link failed', { err })
       ws.terminate()
     })
+    // Tasks of the previous link may still be running (a chunk write, the
+    // end of a full sync): this link starts only once they are done.
+    const previous = this.inbox
+    this.inbox = inbox
     ws.on('open', () => {
       this.stats.connects++
       this.state = 'handshake'
@@ -115,8 +126,8 @@ export class Downstream {
       // Entries from the previous link may still be in the committer. Say
       // where the log ends only once they are in, or the upstream would
       // resend them and they would clash with the ones being committed.
-      void this.applying.then(() => {
-        if (this.ws !== ws || ws.readyState !== ws.OPEN) return
+      void Promise.all([this.applying, previous?.idle()]).then(() => {
+        if (!live() || ws.readyState !== ws.OPEN) return
         flow.send({
           type: 'hello',
           nodeId: this.store.nodeId,
@@ -143,20 +154,20 @@ export class Downstream {
         // Entries are handed to the committer in arrival order without
         // waiting, so consecutive frames share group commits.
         inbox.push(() => {
-          if (this.ws === ws) this.onEntries(message.entries, message.head, flow, inbox)
+          if (live()) this.onEntries(message.entries, message.head, flow, inbox)
         })
       } else {
         // A task still queued when its link has closed is dropped: what it
         // carried is asked for again, by position, on the next link.
-        inbox.push(() => (this.ws === ws ? this.onControl(message, flow) : undefined))
+        inbox.push(() => (live() ? this.onControl(message, flow, live) : undefined))
       }
     })
     ws.on('error', (err) => this.log.debug('replication socket error', { err: err.message }))
     ws.on('close', (code, reason) => this.onClose(code, reason.toString()))
   }
 
-  private async onControl(message: UpstreamMessage, flow: FlowSocket): Promise<void> {
-    if (this.stopped) return
+  /** Handles a control message; after each wait it goes on only while its link is `live()`. */
+  private async onControl(message: UpstreamMessage, flow: FlowSocket, live: () => boolean): Promise<void> {
     switch (message.type) {
       case 'continue':
         this.stats.partialSyncs++
@@ -164,6 +175,7 @@ export class Downstream {
         this.host.onMaster(message.master)
         if (JSON.stringify(message.history) !== JSON.stringify(this.store.history)) {
           await this.store.setHistory(message.history as HistoryEpoch[])
+          if (!live()) return
         }
         this.log.info('partial resync', { fromSeq: message.fromSeq })
         this.state = 'streaming'
@@ -178,6 +190,7 @@ export class Downstream {
         this.lastRefusal = null
         if (message.rollbackAfter !== null && this.store.lastSeq > message.rollbackAfter) {
           const result = await writeRollbackFile(this.store, message.rollbackAfter, 'divergent tail after fail-over')
+          if (!live()) return
           if (result) {
             this.log.warn('rolled back a divergent tail', { entries: result.entries, file: result.file })
             this.host.onRollback(result.entries, result.file)
@@ -186,6 +199,7 @@ export class Downstream {
         this.log.info('full sync started', { seq: message.seq, discardingSeq: this.store.lastSeq })
         this.host.onFullSyncStart()
         await this.store.beginFullSync()
+        if (!live()) return
         this.syncSeq = message.seq
         this.syncHistory = message.history as HistoryEpoch[]
         return
@@ -198,6 +212,7 @@ export class Downstream {
         if (this.state !== 'fullsync' || message.seq !== this.syncSeq) throw new Error('unexpected snapshotEnd')
         await this.store.finishFullSync(message.seq, this.syncHistory)
         this.log.info('full sync done', { seq: message.seq })
+        if (!live()) return
         this.state = 'streaming'
         this.backoff = MIN_BACKOFF_MS
         flow.send({ type: 'ack', seq: this.store.lastSeq })
@@ -225,6 +240,8 @@ export class Downstream {
   }
 
   private syncHistory: HistoryEpoch[] = []
+  /** The current link's inbox. */
+  private inbox: SerialInbox | null = null
 
   private onEntries(entries: Uint8Array[], head: number, flow: FlowSocket, inbox: SerialInbox): void {
     // Entries still queued from a link this node has left must not be
@@ -258,7 +275,7 @@ export class Downstream {
       },
       (err) => {
         this.log.warn('could not apply replicated entries; reconnecting', { err })
-        this.ws?.terminate()
+        flow.ws.terminate() // this frame's link, not a newer one
       },
     )
   }

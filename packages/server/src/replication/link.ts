@@ -86,6 +86,11 @@ export class SerialInbox {
       })
   }
 
+  /** Resolves once every task pushed so far has run (failed ones included). */
+  idle(): Promise<void> {
+    return this.chain
+  }
+
   /** Pauses reading until resume() (downstream backpressure from the store). */
   hold(on: boolean): void {
     if (on && !this.paused) {

@@ -33,7 +33,9 @@ export class LogTail {
 
   push(seq: number, raw: Buffer): void {
     if (this.count > 0 && seq !== this.firstSeq + this.count) this.clear() // never hold a gap
-    if (raw.length > this.maxBytes) return this.clear() // too big to keep: the next push starts afresh
+    // Too big to keep, or empty (the ring's overlap test needs a length):
+    // the next push starts afresh.
+    if (raw.length === 0 || raw.length > this.maxBytes) return this.clear()
     if (this.ring === null) this.ring = Buffer.allocUnsafe(this.maxBytes)
     if (this.count === 0) {
       this.writeAt = 0

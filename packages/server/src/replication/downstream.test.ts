@@ -1,0 +1,72 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { decodeFrame, encodeFrame } from '@tandem/protocol'
+import { afterEach, describe, expect, it } from 'vitest'
+import { WebSocketServer } from 'ws'
+import { packChunk } from '../storage/snapshot-chunk.js'
+import { Store } from '../storage/store.js'
+import { silentLogger } from '../util/logger.js'
+import { Downstream, type DownstreamHost } from './downstream.js'
+
+const cleanups: (() => Promise<void> | void)[] = []
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c()
+})
+
+/** Waits for `check` to hold, polling, or fails after `ms`. */
+async function waitFor(check: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time')
+    await new Promise((r) => setTimeout(r, 5))
+  }
+}
+
+describe('downstream link', () => {
+  it('does not finish a full sync after one of its chunks was refused: the next link asks for a full sync again', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tandem-downstream-test-'))
+    const store = await Store.open({ dataDir: dir, sync: 'none', logRetention: 1000 })
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+    cleanups.push(() => store.close())
+
+    // A scripted upstream: on the first link, a full sync whose second chunk
+    // says it holds 2 records but holds 1, then snapshotEnd.
+    const hellos: number[] = []
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, path: '/replication' })
+    cleanups.push(() => new Promise<void>((r) => wss.close(() => r())))
+    await new Promise((r) => wss.once('listening', r))
+    const record = (s: string) => Buffer.from([0, ...Buffer.from(s)])
+    wss.on('connection', (ws) => {
+      ws.on('message', (data) => {
+        const m = decodeFrame(data as Buffer) as { type: string; lastSeq: number }
+        if (m.type !== 'hello') return
+        hellos.push(m.lastSeq)
+        if (hellos.length > 1) return
+        const history = [{ epoch: 1, startSeq: 1, by: 'upstream' }]
+        ws.send(encodeFrame({ type: 'fullsync', seq: 5, history, master: null, rollbackAfter: null }))
+        ws.send(encodeFrame({ type: 'snapshot', chunk: packChunk([[Buffer.from('a'), record('1')]], 0), count: 1 }))
+        ws.send(encodeFrame({ type: 'snapshot', chunk: packChunk([[Buffer.from('b'), record('2')]], 0), count: 2 }))
+        ws.send(encodeFrame({ type: 'snapshotEnd', seq: 5 }))
+      })
+    })
+    const host: DownstreamHost = {
+      store,
+      logger: silentLogger,
+      address: '127.0.0.1:1',
+      maxFrameBytes: 1 << 20,
+      countSync() {},
+      onRollback() {},
+      onMaster() {},
+      onFullSyncStart() {},
+    }
+    const { port } = wss.address() as { port: number }
+    const downstream = new Downstream(`127.0.0.1:${port}`, host)
+    cleanups.push(() => downstream.stop())
+
+    await waitFor(() => hellos.length >= 2)
+    expect(hellos).toEqual([0, 0])
+    expect(store.lastSeq).toBe(0)
+    expect(await store.get('b')).toBeUndefined()
+  })
+})
