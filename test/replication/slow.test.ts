@@ -23,7 +23,8 @@ describe('a replica too slow to keep up', () => {
     }).start()
 
     // Warm up under the same load so the master's baseline includes its
-    // in-memory log tail, which is full at 32 MiB after ~700 such entries.
+    // in-memory log tail (one 32 MiB ring, resident from the moment the
+    // replica connected).
     // (On a busy machine the 2 s timeout may drop and re-admit it meanwhile.)
     await waitFor(async () => (await statusOf(replica)).seq > 3000, {
       timeoutMs: 60_000,
@@ -64,7 +65,7 @@ describe('a replica too slow to keep up', () => {
 
     // Bound: what the master may hold for this replica is its high-water
     // mark (4 MiB unflushed) plus one entries frame (1 MiB); its log tail
-    // (32 MiB) was already full in the baseline. 40 MiB leaves room for GC
+    // (32 MiB) was already in the baseline. 40 MiB leaves room for GC
     // timing. Had the feed buffered what was written meanwhile, RSS would
     // have grown by writtenWhilePaused, which the test makes sure is far more.
     const bound = baseline + 40 * MiB

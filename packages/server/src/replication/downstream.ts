@@ -1,6 +1,6 @@
 import { decodeFrame } from '@tandem/protocol'
 import WebSocket from 'ws'
-import { decodeEntry, type LogEntry } from '../storage/log-entry.js'
+import { type ApplyEntry, readForApply } from '../storage/entry-scan.js'
 import type { HistoryEpoch, Store } from '../storage/store.js'
 import type { Logger } from '../util/logger.js'
 import { epochAt } from './history.js'
@@ -250,11 +250,11 @@ export class Downstream {
     if (this.state !== 'streaming') throw new Error(`entries while ${this.state}`)
     if (entries.length === 0) return this.noteHead(head)
     const raws: Buffer[] = new Array(entries.length)
-    const decoded: LogEntry[] = new Array(entries.length)
+    const decoded: ApplyEntry[] = new Array(entries.length)
     for (let i = 0; i < entries.length; i++) {
       const bytes = entries[i]
       const raw = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes)
-      const entry = decodeEntry(raw)
+      const entry = readForApply(raw)
       if (entry.epoch !== epochAt(this.store.history, entry.seq)) {
         throw new Error(`entry ${entry.seq} is from epoch ${entry.epoch}, not the shared history's`)
       }

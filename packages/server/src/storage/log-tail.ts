@@ -32,11 +32,13 @@ export class LogTail {
   }
 
   push(seq: number, raw: Buffer): void {
-    if (this.count > 0 && seq !== this.firstSeq + this.count) this.clear() // never hold a gap
+    if (this.count > 0 && seq !== this.firstSeq + this.count) this.reset() // never hold a gap
     // Too big to keep, or empty (the ring's overlap test needs a length):
     // the next push starts afresh.
-    if (raw.length === 0 || raw.length > this.maxBytes) return this.clear()
-    if (this.ring === null) this.ring = Buffer.allocUnsafe(this.maxBytes)
+    if (raw.length === 0 || raw.length > this.maxBytes) return this.reset()
+    // Zero-filled, so that the whole ring is resident from the start: the
+    // node's memory then does not creep up by up to maxBytes as it fills.
+    if (this.ring === null) this.ring = Buffer.alloc(this.maxBytes)
     if (this.count === 0) {
       this.writeAt = 0
       this.firstSeq = seq
@@ -81,6 +83,11 @@ export class LogTail {
   /** Empties the tail and gives its memory back. */
   clear(): void {
     this.ring = null
+    this.reset()
+  }
+
+  /** Empties the tail, keeping its memory. */
+  private reset(): void {
     this.head = 0
     this.count = 0
     this.writeAt = 0

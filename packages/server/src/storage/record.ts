@@ -23,6 +23,14 @@ export function encodeRecord(value: Value): Buffer {
   return out
 }
 
+/** A record from a value already in bytes: a string's UTF-8 bytes, or binary. */
+export function recordFromBytes(bytes: Uint8Array, binary: boolean): Buffer {
+  const out = Buffer.allocUnsafe(bytes.byteLength + 1)
+  out[0] = binary ? TAG_BINARY : TAG_STRING
+  out.set(bytes, 1)
+  return out
+}
+
 export function decodeRecord(record: Uint8Array): Value {
   const buf = Buffer.isBuffer(record) ? record : Buffer.from(record.buffer, record.byteOffset, record.byteLength)
   switch (buf[0]) {

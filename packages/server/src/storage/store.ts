@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { TandemError, type Value } from '@tandem/protocol'
 import type { AbstractSublevel } from 'abstract-level'
 import { Level } from 'level'
+import { type ApplyEntry, readForApply } from './entry-scan.js'
 import { GroupCommitter } from './group-commit.js'
 import { HybridClock, type WallClock } from './hlc.js'
 import {
@@ -17,7 +18,7 @@ import {
   seqKey,
 } from './log-entry.js'
 import { CommitTimes, LogTail } from './log-tail.js'
-import { decodeRecord, encodeRecord } from './record.js'
+import { decodeRecord, encodeRecord, recordFromBytes } from './record.js'
 import { packChunk, unpackChunk } from './snapshot-chunk.js'
 
 /**
@@ -78,7 +79,7 @@ interface LocalWrite {
 /** Consecutive entries from an upstream (one frame's worth), committed together. */
 interface ReplicatedWrite {
   kind: 'replicated'
-  entries: LogEntry[]
+  entries: ApplyEntry[]
   raws: Buffer[]
 }
 export type StoreWrite = LocalWrite | ReplicatedWrite
@@ -260,7 +261,7 @@ export class Store {
    * once all are durable. They may share a group with other writes, but
    * are never split across two.
    */
-  applyReplicated(raws: Buffer[], entries: LogEntry[] = raws.map((raw) => decodeEntry(raw))): Promise<number> {
+  applyReplicated(raws: Buffer[], entries: ApplyEntry[] = raws.map((raw) => readForApply(raw))): Promise<number> {
     if (this.status !== 'open') return Promise.reject(new TandemError('CLOSED', 'store is closed'))
     return this.committer.submit({ kind: 'replicated', entries, raws })
   }
@@ -329,7 +330,7 @@ export class Store {
           }
           seq = entry.seq
           this.hlc.observe(entry.hlc)
-          this.putEntry(batch, entry, write.raws[i])
+          this.putReplicated(batch, entry, write.raws[i])
           entries.push(write.raws[i])
         }
         seqs.push(seq)
@@ -357,6 +358,19 @@ export class Store {
       const key = prefixed(this.dataPrefix, op[1])
       if (op[0] === OP_PUT) batch.put(key, encodeRecord(op[2]))
       else batch.del(key)
+    }
+    batch.put(prefixedSeqKey(this.logPrefix, entry.seq), raw)
+  }
+
+  /** Adds a replicated entry's mutations (from its bytes, see entry-scan.ts) and its log record to a batch. */
+  private putReplicated(batch: ReturnType<Db['batch']>, entry: ApplyEntry, raw: Buffer): void {
+    const p = this.dataPrefix
+    for (const op of entry.ops) {
+      const key = Buffer.allocUnsafe(p.length + op.key.byteLength)
+      p.copy(key, 0)
+      key.set(op.key, p.length)
+      if (op.del || op.value === null) batch.del(key)
+      else batch.put(key, recordFromBytes(op.value, op.binary))
     }
     batch.put(prefixedSeqKey(this.logPrefix, entry.seq), raw)
   }

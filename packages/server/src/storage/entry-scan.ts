@@ -1,0 +1,203 @@
+import { decodeEntry, type LogEntry, OP_DEL, OP_PUT } from './log-entry.js'
+
+/**
+ * A log entry as a replica applies it: its seq, epoch and clock, and each
+ * op's key and value as bytes. The bytes are views into the entry's raw
+ * msgpack (no JavaScript string is built for a key or a value), which is
+ * what a replica stores anyway: it only copies them behind a prefix or a
+ * tag byte.
+ */
+export interface ApplyOp {
+  del: boolean
+  key: Uint8Array
+  /** The value's bytes (null for a delete). */
+  value: Uint8Array | null
+  /** Whether the value was stored as binary (else as a UTF-8 string). */
+  binary: boolean
+}
+
+export interface ApplyEntry {
+  seq: number
+  epoch: number
+  hlc: number
+  ops: ApplyOp[]
+}
+
+/**
+ * Reads an encoded entry for applying. Entries tandem writes are read
+ * straight from their bytes; anything else that is still a valid entry
+ * (other msgpack encodings of the same fields) goes through the full
+ * decoder. Throws on an entry whose fields or ops have the wrong types.
+ */
+export function readForApply(raw: Buffer): ApplyEntry {
+  return scanEntry(raw) ?? fromDecoded(decodeEntry(raw))
+}
+
+/** The ops of a decoded entry in apply form, checking their types. */
+export function fromDecoded(entry: LogEntry): ApplyEntry {
+  if (!Number.isSafeInteger(entry.seq) || !Number.isSafeInteger(entry.epoch) || typeof entry.hlc !== 'number') {
+    throw new Error('malformed log entry: seq, epoch or hlc')
+  }
+  if (!Array.isArray(entry.ops)) throw new Error('malformed log entry: ops')
+  const ops: ApplyOp[] = entry.ops.map((op) => {
+    if (!Array.isArray(op) || typeof op[1] !== 'string') throw new Error('malformed log entry op')
+    const key = Buffer.from(op[1], 'utf8')
+    if (op[0] === OP_DEL) return { del: true, key, value: null, binary: false }
+    if (op[0] !== OP_PUT) throw new Error(`malformed log entry op type ${String(op[0])}`)
+    const value = op[2]
+    if (typeof value === 'string') return { del: false, key, value: Buffer.from(value, 'utf8'), binary: false }
+    if (value instanceof Uint8Array) return { del: false, key, value, binary: true }
+    throw new Error('malformed log entry value')
+  })
+  return { seq: entry.seq, epoch: entry.epoch, hlc: entry.hlc, ops }
+}
+
+/**
+ * Reads `[seq, epoch, origin, originSeq, hlc, ops]` as tandem's encoder
+ * writes it (see log-entry.ts), or returns null for anything else (an
+ * entry with a version vector, an encoding it does not expect), which the
+ * full decoder then handles.
+ */
+export function scanEntry(raw: Buffer): ApplyEntry | null {
+  const r = new Reader(raw)
+  if (r.arrayLength() !== 6) return null
+  const seq = r.number()
+  const epoch = r.number()
+  if (!r.skipString()) return null
+  if (r.number() === null) return null
+  const hlc = r.number()
+  const count = r.arrayLength()
+  if (seq === null || epoch === null || hlc === null || count === null) return null
+  if (!Number.isSafeInteger(seq) || !Number.isSafeInteger(epoch)) return null
+  const ops: ApplyOp[] = new Array(count)
+  for (let i = 0; i < count; i++) {
+    const length = r.arrayLength()
+    const type = r.number()
+    const key = r.string()
+    if (key === null) return null
+    if (type === OP_DEL && length === 2) {
+      ops[i] = { del: true, key, value: null, binary: false }
+      continue
+    }
+    if (type !== OP_PUT || length !== 3) return null
+    const value = r.string()
+    if (value !== null) {
+      ops[i] = { del: false, key, value, binary: false }
+      continue
+    }
+    const bytes = r.binary()
+    if (bytes === null) return null
+    ops[i] = { del: false, key, value: bytes, binary: true }
+  }
+  if (!r.done) return null
+  return { seq, epoch, hlc, ops }
+}
+
+/** The few msgpack forms a log entry uses; every read returns null (and moves nothing) on another form or past the end. */
+class Reader {
+  private at = 0
+
+  constructor(private readonly buf: Buffer) {}
+
+  get done(): boolean {
+    return this.at === this.buf.length
+  }
+
+  private has(n: number): boolean {
+    return this.at + n <= this.buf.length
+  }
+
+  arrayLength(): number | null {
+    if (!this.has(1)) return null
+    const b = this.buf[this.at]
+    if (b >= 0x90 && b <= 0x9f) {
+      this.at++
+      return b & 0x0f
+    }
+    if (b === 0xdc && this.has(3)) {
+      this.at += 3
+      return this.buf.readUInt16BE(this.at - 2)
+    }
+    if (b === 0xdd && this.has(5)) {
+      this.at += 5
+      return this.buf.readUInt32BE(this.at - 4)
+    }
+    return null
+  }
+
+  /** A non-negative integer or a float64 (how large integers such as HLC timestamps are encoded). */
+  number(): number | null {
+    if (!this.has(1)) return null
+    const b = this.buf[this.at]
+    if (b <= 0x7f) {
+      this.at++
+      return b
+    }
+    let size = 0
+    let value = 0
+    switch (b) {
+      case 0xcc:
+        size = 1
+        if (this.has(2)) value = this.buf[this.at + 1]
+        break
+      case 0xcd:
+        size = 2
+        if (this.has(3)) value = this.buf.readUInt16BE(this.at + 1)
+        break
+      case 0xce:
+        size = 4
+        if (this.has(5)) value = this.buf.readUInt32BE(this.at + 1)
+        break
+      case 0xcf:
+        size = 8
+        if (this.has(9)) value = this.buf.readUInt32BE(this.at + 1) * 0x1_0000_0000 + this.buf.readUInt32BE(this.at + 5)
+        break
+      case 0xcb:
+        size = 8
+        if (this.has(9)) value = this.buf.readDoubleBE(this.at + 1)
+        break
+      default:
+        return null
+    }
+    if (!this.has(1 + size)) return null
+    this.at += 1 + size
+    return value
+  }
+
+  private stringLength(): [number, number] | null {
+    if (!this.has(1)) return null
+    const b = this.buf[this.at]
+    if (b >= 0xa0 && b <= 0xbf) return [1, b & 0x1f]
+    if (b === 0xd9 && this.has(2)) return [2, this.buf[this.at + 1]]
+    if (b === 0xda && this.has(3)) return [3, this.buf.readUInt16BE(this.at + 1)]
+    if (b === 0xdb && this.has(5)) return [5, this.buf.readUInt32BE(this.at + 1)]
+    return null
+  }
+
+  string(): Buffer | null {
+    const header = this.stringLength()
+    if (header === null || !this.has(header[0] + header[1])) return null
+    const start = this.at + header[0]
+    this.at = start + header[1]
+    return this.buf.subarray(start, this.at)
+  }
+
+  skipString(): boolean {
+    return this.string() !== null
+  }
+
+  binary(): Buffer | null {
+    if (!this.has(1)) return null
+    const b = this.buf[this.at]
+    let header = 0
+    let length = 0
+    if (b === 0xc4 && this.has(2)) [header, length] = [2, this.buf[this.at + 1]]
+    else if (b === 0xc5 && this.has(3)) [header, length] = [3, this.buf.readUInt16BE(this.at + 1)]
+    else if (b === 0xc6 && this.has(5)) [header, length] = [5, this.buf.readUInt32BE(this.at + 1)]
+    else return null
+    if (!this.has(header + length)) return null
+    const start = this.at + header
+    this.at = start + length
+    return this.buf.subarray(start, this.at)
+  }
+}
