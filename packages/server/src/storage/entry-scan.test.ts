@@ -102,8 +102,23 @@ describe('entry scan (replica apply path)', () => {
       }
       const a = viaScan as ReturnType<typeof fromDecoded>
       const b = viaDecoder as ReturnType<typeof fromDecoded>
-      expect([a.seq, a.epoch, a.hlc, a.ops.length]).toEqual([b.seq, b.epoch, b.hlc, b.ops.length])
+      const reading = (e: typeof a) => [
+        e.seq,
+        e.epoch,
+        e.hlc,
+        e.ops.map((o) => [o.del, hex(o.key), hex(o.value), o.binary]),
+      ]
+      expect(reading(a)).toEqual(reading(b))
     }
+  })
+
+  it('leaves strings that are not valid UTF-8 to the decoder, so both read them alike', () => {
+    const packr = new Packr({ useRecords: false })
+    const raw = packr.pack([1, 0, 'o', 1, 1, [[0, 'kk', 'vv']]])
+    const at = raw.indexOf(Buffer.from('kk'))
+    raw[at] = 0xff // a byte that never starts a UTF-8 sequence
+    expect(scanEntry(raw)).toBeNull()
+    expect(hex(readForApply(raw).ops[0].key)).toBe(hex(Buffer.from('\ufffdk')))
   })
 
   it('refuses entries whose ops have the wrong types', () => {

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer'
 import { decodeEntry, type LogEntry, OP_DEL, OP_PUT } from './log-entry.js'
 
 /**
@@ -174,12 +175,19 @@ class Reader {
     return null
   }
 
+  /**
+   * A string's bytes, only if they are valid UTF-8: the decoder would turn
+   * anything else into replacement characters, and the replica must store
+   * what that reading gives (tandem's encoder only ever writes valid UTF-8).
+   */
   string(): Buffer | null {
     const header = this.stringLength()
     if (header === null || !this.has(header[0] + header[1])) return null
     const start = this.at + header[0]
+    const bytes = this.buf.subarray(start, start + header[1])
+    if (!isUtf8(bytes)) return null
     this.at = start + header[1]
-    return this.buf.subarray(start, this.at)
+    return bytes
   }
 
   skipString(): boolean {
