@@ -52,11 +52,11 @@ describe('a replica too slow to keep up', () => {
     expect(String(warning.msg)).toContain(replicaId)
     expect(String(warning.msg)).toMatch(/too slow|sent nothing/)
     // It is dropped from the master's replicas, and the master keeps taking
-    // writes: 3,000 more after the warning, with the replica still paused.
+    // writes: 4,000 more after the warning, with the replica still paused.
     await waitFor(async () => (await statusOf(master)).replicas.length === 0, { what: 'the replica to be dropped' })
     const warnedAt = (await statusOf(master)).seq
-    await waitFor(async () => (await statusOf(master)).seq > warnedAt + 3000, {
-      what: '3,000 writes after the warning',
+    await waitFor(async () => (await statusOf(master)).seq > warnedAt + 4000, {
+      what: '4,000 writes after the warning',
     })
     sampling = false
     await sampler
@@ -65,15 +65,18 @@ describe('a replica too slow to keep up', () => {
 
     // Bound: what the master may hold for this replica is its high-water
     // mark (4 MiB unflushed) plus one entries frame (1 MiB); its log tail
-    // (32 MiB) was already in the baseline. 40 MiB leaves room for GC
-    // timing. Had the feed buffered what was written meanwhile, RSS would
-    // have grown by writtenWhilePaused, which the test makes sure is far more.
-    const bound = baseline + 40 * MiB
+    // (32 MiB) was already in the baseline. The rest is the collector's
+    // timing: with 50 KB values arriving at this rate, RSS samples of an
+    // unchanged workload spread over ~40 MiB on a busy 2-core machine
+    // (runs on 2026-11-26: +31 to +45 MiB over the baseline). 64 MiB keeps
+    // that apart from buffering, which would have grown RSS by
+    // writtenWhilePaused: the test makes sure that is over 3x the bound.
+    const bound = baseline + 64 * MiB
     console.info(
       `slow replica: baseline ${(baseline / MiB).toFixed(0)} MiB, peak ${(peak / MiB).toFixed(0)} MiB over ${samples.length} samples, ` +
         `${(writtenWhilePaused / MiB).toFixed(0)} MiB written while paused`,
     )
-    expect(writtenWhilePaused).toBeGreaterThan(3 * 40 * MiB)
+    expect(writtenWhilePaused).toBeGreaterThan(3 * 64 * MiB)
     expect(peak).toBeLessThan(bound)
     expect(load.failed).toBe(0)
 
