@@ -199,6 +199,9 @@ suites (tandem only; each starts its own servers; combine with commas)
 output
   --json FILE  --markdown [--markdown-file FILE]  --chart FILE.svg
   --progress auto|tty|plain|none
+environment (servers the harness starts)
+  TANDEM_BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR'   extra node flags for each server
+  TANDEM_BENCH_SERVER_LOG_DIR=DIR   copy each server's output to DIR/ROLE-PID.log
 `
 
 /** Parses argv (without node and the script) into options; throws UsageError naming the bad flag. */
