@@ -263,7 +263,6 @@ export class Downstream {
     }
     // One frame is one write for the committer: one promise, one ack.
     const last = this.store.applyReplicated(raws, decoded)
-    last.catch(() => {})
     this.applying = last.catch(() => {})
     this.noteHead(head)
     if (this.store.queuedWrites > MAX_QUEUED_APPLY) inbox.hold(true)

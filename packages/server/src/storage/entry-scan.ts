@@ -64,7 +64,7 @@ export function scanEntry(raw: Buffer): ApplyEntry | null {
   if (r.arrayLength() !== 6) return null
   const seq = r.number()
   const epoch = r.number()
-  if (!r.skipString()) return null
+  if (r.string() === null) return null // origin
   if (r.number() === null) return null
   const hlc = r.number()
   const count = r.arrayLength()
@@ -188,10 +188,6 @@ class Reader {
     if (!isUtf8(bytes)) return null
     this.at = start + header[1]
     return bytes
-  }
-
-  skipString(): boolean {
-    return this.string() !== null
   }
 
   binary(): Buffer | null {

@@ -67,23 +67,30 @@ export class GroupCommitter<T, R> {
     return new Promise((resolve) => this.idleWaiters.push(resolve))
   }
 
-  /** How many queued items the next group takes: at least one, then up to maxGroup by weight. */
-  private groupLength(): number {
+  /**
+   * How many queued items the next group takes (at least one, then up to
+   * maxGroup by weight), and how many writes they weigh together.
+   */
+  private nextGroup(): { take: number; writes: number } {
     const { maxGroup, weight } = this.options
-    if (!weight) return Math.min(this.queue.length, maxGroup)
-    let total = weight(this.queue[0].item)
-    let n = 1
-    while (n < this.queue.length) {
-      total += weight(this.queue[n].item)
-      if (total > maxGroup) break
-      n++
+    if (!weight) {
+      const take = Math.min(this.queue.length, maxGroup)
+      return { take, writes: take }
     }
-    return n
+    let writes = weight(this.queue[0].item)
+    let take = 1
+    while (take < this.queue.length) {
+      const w = weight(this.queue[take].item)
+      if (writes + w > maxGroup) break
+      writes += w
+      take++
+    }
+    return { take, writes }
   }
 
   private async run(): Promise<void> {
     while (this.queue.length > 0) {
-      const take = this.groupLength()
+      const { take, writes } = this.nextGroup()
       const group = take === this.queue.length ? this.queue : this.queue.slice(0, take)
       this.queue = group === this.queue ? [] : this.queue.slice(take)
       let results: R[]
@@ -94,12 +101,6 @@ export class GroupCommitter<T, R> {
         continue
       }
       // Counted by weight: a replicated frame counts as the entries it holds.
-      const weight = this.options.weight
-      let writes = group.length
-      if (weight) {
-        writes = 0
-        for (const p of group) writes += weight(p.item)
-      }
       this.stats.groups++
       this.stats.writes += writes
       if (writes > this.stats.largestGroup) this.stats.largestGroup = writes

@@ -17,10 +17,7 @@ export function encodeRecord(value: Value): Buffer {
     out.write(value, 1, 'utf8')
     return out
   }
-  const out = Buffer.allocUnsafe(value.byteLength + 1)
-  out[0] = TAG_BINARY
-  out.set(value, 1)
-  return out
+  return recordFromBytes(value, true)
 }
 
 /** A record from a value already in bytes: a string's UTF-8 bytes, or binary. */

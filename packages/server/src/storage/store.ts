@@ -364,12 +364,9 @@ export class Store {
 
   /** Adds a replicated entry's mutations (from its bytes, see entry-scan.ts) and its log record to a batch. */
   private putReplicated(batch: ReturnType<Db['batch']>, entry: ApplyEntry, raw: Buffer): void {
-    const p = this.dataPrefix
     for (const op of entry.ops) {
-      const key = Buffer.allocUnsafe(p.length + op.key.byteLength)
-      p.copy(key, 0)
-      key.set(op.key, p.length)
-      if (op.del || op.value === null) batch.del(key)
+      const key = prefixedBytes(this.dataPrefix, op.key)
+      if (op.value === null) batch.del(key)
       else batch.put(key, recordFromBytes(op.value, op.binary))
     }
     batch.put(prefixedSeqKey(this.logPrefix, entry.seq), raw)
@@ -657,6 +654,13 @@ function prefixed(prefix: Buffer, key: string): Buffer {
   const out = Buffer.allocUnsafe(prefix.length + length)
   prefix.copy(out, 0)
   out.write(key, prefix.length, 'utf8')
+  return out
+}
+
+function prefixedBytes(prefix: Buffer, key: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(prefix.length + key.byteLength)
+  prefix.copy(out, 0)
+  out.set(key, prefix.length)
   return out
 }
 
