@@ -104,8 +104,8 @@ const LOG_ENTRY_OVERHEAD = 55
 /**
  * The least CPU a node can spend applying one replicated put with tandem's
  * storage layout: for each put, a data record (tag byte + value) under a
- * random key and a log record (the entry) under the next seq, plus the last
- * seq, in fsynced batches. Counted after `warmupPuts` (a fresh LevelDB
+ * random key; for each batch, one log block (every entry, length-prefixed)
+ * under its first seq, and the last seq; batches fsynced. Counted after `warmupPuts` (a fresh LevelDB
  * compacts less per put than one with a few levels) to the end of close(),
  * which waits for the compaction running then but not for those still
  * owed, so it is a floor. A replica's JavaScript (decoding frames, acks)
@@ -120,6 +120,8 @@ export async function measureRawApplyCpu(options: RawApplyOptions): Promise<RawA
   const lastSeqKey = Buffer.from('!meta!lastSeq')
   const record = randomFillSync(Buffer.alloc(options.valueSize + 1))
   const entry = randomFillSync(Buffer.alloc(options.valueSize + LOG_ENTRY_OVERHEAD + 12))
+  const entryLength = Buffer.alloc(4)
+  entryLength.writeUInt32BE(entry.length)
   let started = performance.now()
   let cpu = process.cpuUsage()
   const total = options.warmupPuts + options.puts
@@ -131,14 +133,16 @@ export async function measureRawApplyCpu(options: RawApplyOptions): Promise<RawA
         cpu = process.cpuUsage()
       }
       const b = db.batch()
+      const logKey = Buffer.alloc(logPrefix.length + 8)
+      logPrefix.copy(logKey)
+      logKey.writeUInt32BE(seq + 1, logPrefix.length + 4)
+      const block: Buffer[] = [Buffer.from([0xb1])]
       for (let i = 0; i < options.batchSize && seq < total; i++) {
         seq++
         b.put(Buffer.concat([dataPrefix, Buffer.from(keyName(Math.floor(Math.random() * options.keys)))]), record)
-        const logKey = Buffer.alloc(logPrefix.length + 8)
-        logPrefix.copy(logKey)
-        logKey.writeUInt32BE(seq, logPrefix.length + 4)
-        b.put(logKey, entry)
+        block.push(entryLength, entry)
       }
+      b.put(logKey, Buffer.concat(block))
       b.put(lastSeqKey, Buffer.from(String(seq)))
       await b.write({ sync: true })
     }

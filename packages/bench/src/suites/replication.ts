@@ -204,7 +204,7 @@ function cpuCeilings(none: TargetResult, raw: RawApplyResult, counts: number[]):
   const harnessUs = (none.harness.cpuCores / none.throughput) * 1e6
   const checks: TargetCheck[] = [
     {
-      name: `raw LevelDB CPU per replicated put (data + log record, ${raw.batchSize}-put fsynced batches, after ${raw.warmupPuts} puts, compactions included); master ${round(masterUs, 1)} us and harness ${round(harnessUs, 1)} us per put in the 0-replica run`,
+      name: `raw LevelDB CPU per replicated put (data record + its share of a log block, ${raw.batchSize}-put fsynced batches, after ${raw.warmupPuts} puts, compactions included); master ${round(masterUs, 1)} us and harness ${round(harnessUs, 1)} us per put in the 0-replica run`,
       measured: raw.cpuUsPerPut,
       unit: 'us',
       target: '-',

@@ -1,8 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { Level } from 'level'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { encodeEntry, type LogEntry, OP_DEL, OP_PUT } from './log-entry.js'
+import { decodeEntry, encodeEntry, type LogEntry, OP_DEL, OP_PUT, seqKey } from './log-entry.js'
 import { packChunk } from './snapshot-chunk.js'
 import { Store } from './store.js'
 
@@ -149,5 +150,67 @@ describe('store: full sync chunks', () => {
     expect(again.discardedPartialSync).toBe(true)
     expect(again.lastSeq).toBe(0)
     expect(await again.get('key-0')).toBeUndefined()
+  })
+})
+
+describe('store: log blocks', () => {
+  async function writeGroups(store: Store, groups: number, perGroup: number): Promise<void> {
+    for (let g = 0; g < groups; g++) {
+      // Submitted together, so they commit as one group: one block.
+      await Promise.all(
+        Array.from({ length: perGroup }, (_, i) => store.write([[OP_PUT, `g${g}-${i}`, 'x'.repeat(g * 10 + i)]])),
+      )
+    }
+  }
+
+  it('reads the log from any seq, inside a block or at its start, with every entry its own seq', async () => {
+    const store = await open('blocks')
+    await writeGroups(store, 6, 7)
+    expect(store.lastSeq).toBe(42)
+    for (const from of [1, 2, 7, 8, 9, 20, 41, 42, 43]) {
+      const read: [number, Buffer][] = []
+      for await (const item of store.readLog(from)) read.push(item)
+      expect(read.map(([seq]) => seq)).toEqual(Array.from({ length: Math.max(0, 43 - from) }, (_, i) => from + i))
+      for (const [seq, raw] of read) expect(decodeEntry(raw).seq).toBe(seq)
+    }
+    const limited: number[] = []
+    for await (const [seq] of store.readLog(10, 5)) limited.push(seq)
+    expect(limited).toEqual([10, 11, 12, 13, 14])
+    expect((await store.lastEntry())?.seq).toBe(42)
+  })
+
+  it('trims whole blocks only: the block holding the first kept seq stays', async () => {
+    const store = await Store.open({ dataDir: join(dir, 'trim'), sync: 'always', logRetention: 10 })
+    stores.push(store)
+    await writeGroups(store, 5, 8) // blocks start at 1, 9, 17, 25, 33; lastSeq 40
+    await store.trimLog() // keeps 31..40: the block from 25 holds 31
+    expect(await store.firstLogSeq()).toBe(25)
+    expect(store.logStart).toBe(25)
+    expect(await logSeqs(store)).toEqual(Array.from({ length: 16 }, (_, i) => 25 + i))
+  })
+
+  it('reads a log written one record per entry (before blocks) and appends blocks after it', async () => {
+    const dataDir = join(dir, 'old')
+    const db = new Level<Buffer, Buffer>(join(dataDir, 'db'), { keyEncoding: 'buffer', valueEncoding: 'buffer' })
+    await db.open()
+    const batch = db.batch()
+    for (let seq = 1; seq <= 3; seq++) {
+      batch.put(Buffer.concat([Buffer.from('!log!'), seqKey(seq)]), entry(seq, [[OP_PUT, `old${seq}`, 'v']]))
+      batch.put(Buffer.from(`!data!old${seq}`), Buffer.from([0, 0x76]))
+    }
+    batch.put(Buffer.from('!meta!lastSeq'), Buffer.from('3'))
+    await batch.write()
+    await db.close()
+
+    const store = await Store.open({ dataDir, sync: 'always', logRetention: 1000 })
+    stores.push(store)
+    expect(store.lastSeq).toBe(3)
+    expect((await store.lastEntry())?.seq).toBe(3)
+    await store.write([[OP_PUT, 'new', 'v']])
+    const read: [number, Buffer][] = []
+    for await (const item of store.readLog(2)) read.push(item)
+    expect(read.map(([seq]) => seq)).toEqual([2, 3, 4])
+    expect(read[0][1]).toEqual(entry(2, [[OP_PUT, 'old2', 'v']]))
+    expect(decodeEntry(read[2][1]).ops).toEqual([[OP_PUT, 'new', 'v']])
   })
 })

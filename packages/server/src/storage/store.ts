@@ -7,6 +7,7 @@ import { Level } from 'level'
 import { type ApplyEntry, readForApply } from './entry-scan.js'
 import { GroupCommitter } from './group-commit.js'
 import { HybridClock, type WallClock } from './hlc.js'
+import { packBlocks, unpackBlock } from './log-block.js'
 import {
   decodeEntry,
   type EntryOp,
@@ -25,7 +26,7 @@ import { packChunk, unpackChunk } from './snapshot-chunk.js'
  * Store: one LevelDB holding three sublevels, always written together.
  *
  *   data  user key (UTF-8 bytes) -> record (tag byte + value bytes)
- *   log   8-byte big-endian seq  -> encoded LogEntry
+ *   log   8-byte big-endian seq  -> block of encoded LogEntries from that seq on (log-block.ts)
  *   meta  'lastSeq' | 'history' | 'syncedAt' -> JSON
  *
  * Every write, local or replicated, goes through the group committer, which
@@ -318,7 +319,7 @@ export class Store {
           const ops = write.ops
           const entry: LogEntry = { seq, epoch, origin: this.nodeId, originSeq: seq, hlc: this.hlc.now(), ops }
           const raw = encodeEntry(entry)
-          this.putEntry(batch, entry, raw)
+          this.putEntry(batch, entry)
           seqs.push(seq)
           entries.push(raw)
           continue
@@ -330,7 +331,7 @@ export class Store {
           }
           seq = entry.seq
           this.hlc.observe(entry.hlc)
-          this.putReplicated(batch, entry, write.raws[i])
+          this.putReplicated(batch, entry)
           entries.push(write.raws[i])
         }
         seqs.push(seq)
@@ -339,10 +340,11 @@ export class Store {
       void batch.close() // nothing of this group is written; free the native batch
       throw err
     }
+    const first = this.nextSeq
+    packBlocks(entries, (i, block) => batch.put(prefixedSeqKey(this.logPrefix, first + i), block))
     batch.put(this.lastSeqKey, Buffer.from(String(seq)))
     await batch.write({ sync: this.options.sync === 'always' })
     this.nextSeq = seq + 1
-    const first = this.lastSeq + 1
     this.lastSeq = seq
     this.lastCommitAt = Date.now()
     this.commitTimes.record(seq, this.lastCommitAt)
@@ -352,24 +354,22 @@ export class Store {
     return seqs
   }
 
-  /** Adds one entry's data mutations and its log record to a batch. */
-  private putEntry(batch: ReturnType<Db['batch']>, entry: LogEntry, raw: Buffer): void {
+  /** Adds one entry's data mutations to a batch (its log record goes in the group's block). */
+  private putEntry(batch: ReturnType<Db['batch']>, entry: LogEntry): void {
     for (const op of entry.ops) {
       const key = prefixed(this.dataPrefix, op[1])
       if (op[0] === OP_PUT) batch.put(key, encodeRecord(op[2]))
       else batch.del(key)
     }
-    batch.put(prefixedSeqKey(this.logPrefix, entry.seq), raw)
   }
 
-  /** Adds a replicated entry's mutations (from its bytes, see entry-scan.ts) and its log record to a batch. */
-  private putReplicated(batch: ReturnType<Db['batch']>, entry: ApplyEntry, raw: Buffer): void {
+  /** Adds a replicated entry's mutations (from its bytes, see entry-scan.ts) to a batch. */
+  private putReplicated(batch: ReturnType<Db['batch']>, entry: ApplyEntry): void {
     for (const op of entry.ops) {
       const key = prefixedBytes(this.dataPrefix, op.key)
       if (op.value === null) batch.del(key)
       else batch.put(key, recordFromBytes(op.value, op.binary))
     }
-    batch.put(prefixedSeqKey(this.logPrefix, entry.seq), raw)
   }
 
   /** Forces everything written so far to disk (a synced write flushes LevelDB's WAL). */
@@ -441,16 +441,37 @@ export class Store {
 
   /** Encoded log entries with seq >= fromSeq, in order, up to `limit` of them. */
   async *readLog(fromSeq: number, limit = Number.POSITIVE_INFINITY): AsyncGenerator<[number, Buffer]> {
-    const iterator = this.log.iterator({ gte: seqKey(fromSeq), limit: Number.isFinite(limit) ? limit : -1 })
+    if (limit <= 0) return
+    const start = (await this.blockHolding(fromSeq)) ?? fromSeq
+    const iterator = this.log.iterator({ gte: seqKey(start) })
+    let left = limit
     try {
-      for await (const [key, raw] of iterator) yield [keySeq(key), raw]
+      for await (const [key, record] of iterator) {
+        let seq = keySeq(key)
+        for (const raw of unpackBlock(record)) {
+          if (seq >= fromSeq) {
+            yield [seq, raw]
+            if (--left === 0) return
+          }
+          seq++
+        }
+      }
     } finally {
       await iterator.close()
     }
   }
 
+  /** Key (first seq) of the log block holding `seq`, or of the last block before it; undefined when none is. */
+  private async blockHolding(seq: number): Promise<number | undefined> {
+    for await (const key of this.log.keys({ lte: seqKey(seq), reverse: true, limit: 1 })) return keySeq(key)
+    return undefined
+  }
+
   async lastEntry(): Promise<LogEntry | undefined> {
-    for await (const raw of this.log.values({ reverse: true, limit: 1 })) return decodeEntry(raw)
+    for await (const record of this.log.values({ reverse: true, limit: 1 })) {
+      const entries = unpackBlock(record)
+      return decodeEntry(entries[entries.length - 1])
+    }
     return undefined
   }
 
@@ -609,9 +630,11 @@ export class Store {
     let keepFrom = this.lastSeq - this.options.logRetention + 1
     for (const pinned of this.pins.values()) keepFrom = Math.min(keepFrom, pinned)
     if (keepFrom <= 1) return Promise.resolve()
-    this.trimming = this.log
-      .clear({ lt: seqKey(keepFrom) })
-      .then(async () => {
+    // Whole blocks only: the one holding keepFrom stays, entries before
+    // keepFrom included.
+    this.trimming = this.blockHolding(keepFrom)
+      .then(async (start) => {
+        if (start !== undefined) await this.log.clear({ lt: seqKey(start) })
         this.logStart = await this.firstLogSeq()
       })
       .catch(() => {})
