@@ -1,7 +1,13 @@
+import { createRequire } from 'node:module'
+import { join } from 'node:path'
 import { TandemClient } from '@tandem/client'
 import { afterAll, describe, expect, it } from 'vitest'
+import { REPO_ROOT } from '../helpers/node-process.js'
 import { waitFor } from '../helpers/wait.js'
 import { Cluster, firstDifference, metricOf, scanAll, statusOf, WriteLoad, waitCaughtUp } from './cluster.js'
+
+// `level` is the server package's dependency, not the repo root's.
+const { Level } = createRequire(join(REPO_ROOT, 'packages/server/package.json'))('level') as typeof import('level')
 
 describe('resync after a replica crash', () => {
   const cluster = new Cluster()
@@ -128,5 +134,50 @@ describe('full sync of a large data set under writes', () => {
     const direct = await TandemClient.connect({ servers: [replica.address], direct: true })
     expect(await direct.get('bulk:0199999')).toBe(await db.get('bulk:0199999'))
     await direct.close()
+  })
+})
+
+describe('a damaged log record on the upstream', () => {
+  const cluster = new Cluster()
+  afterAll(() => cluster.teardown())
+
+  it('ends the replica’s link, not the upstream, and the replica gets a full sync and converges', async () => {
+    // Rule: entries the upstream cannot read are not in its log; a replica
+    // that needs them gets FULLSYNC, and the upstream keeps serving.
+    const master = await cluster.start()
+    const replica = await cluster.start(['--replicaof', master.address])
+    const db = await cluster.client({ servers: [master.address] })
+    for (let i = 0; i < 50; i++) await db.put(`a${i}`, 'v')
+    const at = await waitCaughtUp(master, [replica])
+    await replica.stop()
+    for (let i = 0; i < 20; i++) await db.put(`b${i}`, `v${i}`) // awaited one by one: a block each
+    await master.stop()
+
+    // Cut the last byte of the record holding at + 1, as a torn write would.
+    const level = new Level<Buffer, Buffer>(join(master.dataDir, 'db'), {
+      keyEncoding: 'buffer',
+      valueEncoding: 'buffer',
+    })
+    await level.open()
+    const key = Buffer.concat([Buffer.from('!log!'), Buffer.alloc(8)])
+    key.writeUInt32BE(at + 1, key.length - 4)
+    const record = await level.get(key)
+    expect(record).toBeDefined()
+    await level.put(key, (record as Buffer).subarray(0, (record as Buffer).length - 1))
+    await level.close()
+
+    await master.start()
+    await replica.start()
+    await waitFor(() => master.logs.some((l) => String(l.msg).includes(`the log record at seq ${at + 1} is damaged`)), {
+      what: 'the master to report the damaged record',
+    })
+    const head = await waitCaughtUp(master, [replica])
+    expect(master.running).toBe(true)
+    expect(head).toBe(at + 20)
+    expect((await statusOf(replica)).sync.fullSyncs).toBe(1)
+    expect(firstDifference(await scanAll(replica.address), await scanAll(master.address))).toBeNull()
+    // The master still takes writes and streams them.
+    await db.put('after', 'damage')
+    expect(await waitCaughtUp(master, [replica])).toBe(at + 21)
   })
 })

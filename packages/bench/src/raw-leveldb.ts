@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
+import { packBlocks } from '@tandem/server'
 import { Level } from 'level'
 import { keyName } from './keys.js'
 import { type LatencySummary, newHistogram, summarize } from './load/histogram.js'
@@ -120,8 +121,6 @@ export async function measureRawApplyCpu(options: RawApplyOptions): Promise<RawA
   const lastSeqKey = Buffer.from('!meta!lastSeq')
   const record = randomFillSync(Buffer.alloc(options.valueSize + 1))
   const entry = randomFillSync(Buffer.alloc(options.valueSize + LOG_ENTRY_OVERHEAD + 12))
-  const entryLength = Buffer.alloc(4)
-  entryLength.writeUInt32BE(entry.length)
   let started = performance.now()
   let cpu = process.cpuUsage()
   const total = options.warmupPuts + options.puts
@@ -133,16 +132,19 @@ export async function measureRawApplyCpu(options: RawApplyOptions): Promise<RawA
         cpu = process.cpuUsage()
       }
       const b = db.batch()
-      const logKey = Buffer.alloc(logPrefix.length + 8)
-      logPrefix.copy(logKey)
-      logKey.writeUInt32BE(seq + 1, logPrefix.length + 4)
-      const block: Buffer[] = [Buffer.from([0xb1])]
+      const first = seq + 1
+      const entries: Buffer[] = []
       for (let i = 0; i < options.batchSize && seq < total; i++) {
         seq++
         b.put(Buffer.concat([dataPrefix, Buffer.from(keyName(Math.floor(Math.random() * options.keys)))]), record)
-        block.push(entryLength, entry)
+        entries.push(entry)
       }
-      b.put(logKey, Buffer.concat(block))
+      packBlocks(entries, (index, block) => {
+        const logKey = Buffer.alloc(logPrefix.length + 8)
+        logPrefix.copy(logKey)
+        logKey.writeUInt32BE(first + index, logPrefix.length + 4)
+        b.put(logKey, block)
+      })
       b.put(lastSeqKey, Buffer.from(String(seq)))
       await b.write({ sync: true })
     }

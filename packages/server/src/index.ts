@@ -1,6 +1,7 @@
 export { type Config, type ConfigInput, configSchema, loadConfig } from './config.js'
 export { TandemNode } from './node.js'
 export { TandemServer } from './server.js'
+export { packBlocks } from './storage/log-block.js'
 export { decodeEntry, encodeEntry, type LogEntry, OP_DEL, OP_PUT } from './storage/log-entry.js'
 export { type HistoryEpoch, Store, type StoreOptions } from './storage/store.js'
 export { createLogger, type Logger } from './util/logger.js'

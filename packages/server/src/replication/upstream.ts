@@ -206,7 +206,7 @@ class ReplicaFeed {
         master: this.host.masterAddress(),
       })
       this.state = 'streaming'
-      void this.pump()
+      this.pumpSafely()
       return
     }
     this.host.countSync('full')
@@ -245,7 +245,7 @@ class ReplicaFeed {
       this.log.info('full sync sent', { seq, keys: total, ms: Date.now() - started })
       this.cursor = seq + 1
       this.state = 'streaming'
-      void this.pump()
+      this.pumpSafely()
     } finally {
       await snapshot.close()
     }
@@ -256,7 +256,14 @@ class ReplicaFeed {
   }
 
   wake(): void {
-    if (this.state === 'streaming' && !this.pumping) void this.pump()
+    if (this.state === 'streaming' && !this.pumping) this.pumpSafely()
+  }
+
+  /** Runs pump(); a failure to read the log (a damaged record) ends this link, not the node. */
+  private pumpSafely(): void {
+    this.pump().catch((err) =>
+      this.fail(`could not feed the replica from seq ${this.cursor}: ${(err as Error).message}`),
+    )
   }
 
   /** Sends committed entries from the cursor on, while the socket takes them. */

@@ -33,7 +33,7 @@ describe('log blocks', () => {
     expect(back.every((raw, i) => raw.equals(entries[i]))).toBe(true)
   })
 
-  it('gives an entry larger than the target a block of its own', () => {
+  it('closes a block with the entry that takes it past the target', () => {
     const entries = [entry(1, 'a'), entry(2, 'z'.repeat(BLOCK_TARGET_BYTES + 10)), entry(3, 'c')]
     const firsts: number[] = []
     packBlocks(entries, (first) => firsts.push(first))

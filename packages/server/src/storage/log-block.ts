@@ -14,6 +14,9 @@
  * 5.0-5.5 us with a block per batch and 4.2-4.9 us with no log at all (see
  * BENCHMARKS.md, "Log blocks").
  *
+ * Data dirs written with blocks cannot be opened by builds from before
+ * them (they read every log record as one entry).
+ *
  * Blocks are how this node stores its log, not what it replicates: each
  * node cuts its own blocks, the entries and their seqs are the same on
  * every node. A record whose first byte begins a msgpack array is a bare
@@ -24,7 +27,7 @@
 /** First byte of a block: a msgpack fixstr marker, which never starts an entry (always an array). */
 export const BLOCK_MARK = 0xb1
 
-/** A block is closed once it holds this many bytes; one entry larger than it is a block of its own. */
+/** A block is closed once it holds this many bytes, so it holds at most this plus one entry. */
 export const BLOCK_TARGET_BYTES = 256 * 1024
 
 /**

@@ -214,3 +214,30 @@ describe('store: log blocks', () => {
     expect(decodeEntry(read[2][1]).ops).toEqual([[OP_PUT, 'new', 'v']])
   })
 })
+
+describe('store: a damaged log record', () => {
+  it('ends a read that reaches it with INTERNAL, and the log then serves only from the block after it', async () => {
+    const dataDir = join(dir, 'damaged')
+    let store = await Store.open({ dataDir, sync: 'always', logRetention: 1000 })
+    for (let i = 0; i < 5; i++) await store.write([[OP_PUT, `k${i}`, 'v']]) // a block each: seqs 1..5
+    await store.close()
+    const db = new Level<Buffer, Buffer>(join(dataDir, 'db'), { keyEncoding: 'buffer', valueEncoding: 'buffer' })
+    await db.open()
+    const key = Buffer.concat([Buffer.from('!log!'), seqKey(3)])
+    await db.put(key, Buffer.from([0xb1, 0, 0, 0, 9, 1]))
+    await db.close()
+
+    store = await Store.open({ dataDir, sync: 'always', logRetention: 1000 })
+    stores.push(store)
+    expect(await store.firstLogSeq()).toBe(1)
+    const read: number[] = []
+    await expect(async () => {
+      for await (const [seq] of store.readLog(1)) read.push(seq)
+    }).rejects.toMatchObject({ code: 'INTERNAL', message: expect.stringContaining('seq 3 is damaged') })
+    expect(read).toEqual([1, 2])
+    expect(await store.firstLogSeq()).toBe(4)
+    const after: number[] = []
+    for await (const [seq] of store.readLog(4)) after.push(seq)
+    expect(after).toEqual([4, 5])
+  })
+})

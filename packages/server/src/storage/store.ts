@@ -113,6 +113,12 @@ export class Store {
   logStart = 1
   /** True when open() found an interrupted full sync and discarded its partial data. */
   discardedPartialSync = false
+  /**
+   * Entries before this seq are not served, whatever the log holds: readLog
+   * found a damaged record there (see readLog). Kept in memory only; after a
+   * restart the damage is found again by the first read that reaches it.
+   */
+  private logUsableFrom = 0
 
   private readonly db: Db
   private readonly data: Bytes
@@ -433,28 +439,53 @@ export class Store {
 
   // ---- log ---------------------------------------------------------------
 
-  /** Seq of the oldest entry still in the log, or lastSeq + 1 when it is empty. */
+  /**
+   * Seq of the oldest entry the log can serve (lastSeq + 1 when it is
+   * empty): the first block's, or the one after a damaged record.
+   */
   async firstLogSeq(): Promise<number> {
-    for await (const key of this.log.keys({ limit: 1 })) return keySeq(key)
+    for await (const key of this.log.keys({ limit: 1 })) return Math.max(keySeq(key), this.logUsableFrom)
     return this.lastSeq + 1
   }
 
-  /** Encoded log entries with seq >= fromSeq, in order, up to `limit` of them. */
+  /**
+   * Encoded log entries with seq >= fromSeq, in order, up to `limit` of them.
+   * A record that is not a well-formed block (a damaged disk, an edit from
+   * outside) ends the read with INTERNAL, and from then on firstLogSeq()
+   * starts after it, so a downstream that needs those entries gets a full
+   * sync instead of failing on them again and again.
+   */
   async *readLog(fromSeq: number, limit = Number.POSITIVE_INFINITY): AsyncGenerator<[number, Buffer]> {
     if (limit <= 0) return
     const start = (await this.blockHolding(fromSeq)) ?? fromSeq
     const iterator = this.log.iterator({ gte: seqKey(start) })
     let left = limit
+    let damaged: TandemError | null = null
     try {
       for await (const [key, record] of iterator) {
         let seq = keySeq(key)
-        for (const raw of unpackBlock(record)) {
+        if (damaged) {
+          this.logUsableFrom = Math.max(this.logUsableFrom, seq)
+          throw damaged
+        }
+        let entries: Buffer[]
+        try {
+          entries = unpackBlock(record)
+        } catch (err) {
+          damaged = new TandemError('INTERNAL', `the log record at seq ${seq} is damaged: ${(err as Error).message}`)
+          continue
+        }
+        for (const raw of entries) {
           if (seq >= fromSeq) {
             yield [seq, raw]
             if (--left === 0) return
           }
           seq++
         }
+      }
+      if (damaged) {
+        this.logUsableFrom = Math.max(this.logUsableFrom, this.lastSeq + 1)
+        throw damaged
       }
     } finally {
       await iterator.close()
