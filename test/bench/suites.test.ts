@@ -66,6 +66,8 @@ describe('tandem-bench suites', () => {
       '1000',
       '--replica-counts',
       '0,1',
+      '--floor-puts',
+      '20000',
       '--progress',
       'none',
       '--json',
@@ -96,7 +98,11 @@ describe('tandem-bench suites', () => {
     expect(one.vsNoReplicas).toBeGreaterThan(0)
     expect(one.targets.tandem.servers).toHaveLength(2)
 
-    expect(report.checks.length).toBeGreaterThanOrEqual(3)
+    // lag p99 (half), lag p99 (saturation), 1 replica / none, the floor in
+    // the three log layouts, the 1-replica CPU ceiling.
+    expect(report.checks.map((c: Json) => c.unit)).toEqual(['ms', 'ms', 'x', 'us', 'us', 'us', 'x'])
+    expect(report.checks[4].name).toContain('a log record per put')
+    expect(report.checks[5].name).toContain('no log at all')
     for (const c of report.checks) expectCheck(c)
     expect(report.checks[0].unit).toBe('ms')
     expect(report.checks[0].target).toBe('< 10')

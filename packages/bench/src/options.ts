@@ -113,6 +113,11 @@ export const optionsSchema = z
     lagInterval: z.coerce.number().int().min(1).max(60_000).optional(),
     /** replicas suite: how many replicas in each topology (default 0,1,2). */
     replicaCounts: intList(0, 8).default([0, 1, 2]),
+    /**
+     * replicas suite: puts in each raw LevelDB apply-floor run, after as many
+     * warm-up puts (0: skip the floors and the CPU ceilings).
+     */
+    floorPuts: z.coerce.number().int().min(0).max(100_000_000).default(500_000),
     /** replicas suite: passes over the topologies; each count reports its median run. */
     repeat: z.coerce.number().int().min(1).max(100).default(1),
     /** fullsync / failover cold restart: operations per batch when loading --keys. */
@@ -188,7 +193,11 @@ suites (tandem only; each starts its own servers; combine with commas)
                              --pipeline puts) and at --rate (default half the saturation),
                              max(1, --replicas) replicas
   --workload replicas        put throughput with --replica-counts 0,1,2 replicas, all
-                             topologies up at once, run in turn (--repeat N passes, median)
+                             topologies up at once, run in turn (--repeat N passes, median);
+                             first LevelDB's own CPU per replicated put, with tandem's log
+                             blocks, a log record per put, and no log (--floor-puts N,
+                             default 500000 after as many warm-up puts; 0 skips it), and
+                             the CPU ceiling for each replica count that follows
   --workload fullsync        load --keys keys (--batch 1000 per batch), start an empty
                              replica, time its full sync; keys/s, MB/s, replica peak RSS
   --workload failover        3-member --failover auto group on fixed ports, one SDK writer

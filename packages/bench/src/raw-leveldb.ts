@@ -87,6 +87,12 @@ export interface RawApplyOptions {
   keys: number
   /** Puts per fsynced batch (a replica's group). */
   batchSize: number
+  /**
+   * How the log is laid out: 'block' is tandem's (one record per batch, see
+   * the server's log-block.ts); 'entry' one record per put (tandem's layout
+   * before blocks); 'none' no log at all (data records only).
+   */
+  logLayout?: 'block' | 'entry' | 'none'
 }
 
 export interface RawApplyResult extends RawApplyOptions {
@@ -124,6 +130,7 @@ export async function measureRawApplyCpu(options: RawApplyOptions): Promise<RawA
   let started = performance.now()
   let cpu = process.cpuUsage()
   const total = options.warmupPuts + options.puts
+  const layout = options.logLayout ?? 'block'
   try {
     let seq = 0
     while (seq < total) {
@@ -139,12 +146,14 @@ export async function measureRawApplyCpu(options: RawApplyOptions): Promise<RawA
         b.put(Buffer.concat([dataPrefix, Buffer.from(keyName(Math.floor(Math.random() * options.keys)))]), record)
         entries.push(entry)
       }
-      packBlocks(entries, (index, block) => {
+      const putLog = (at: number, value: Buffer) => {
         const logKey = Buffer.alloc(logPrefix.length + 8)
         logPrefix.copy(logKey)
-        logKey.writeUInt32BE(first + index, logPrefix.length + 4)
-        b.put(logKey, block)
-      })
+        logKey.writeUInt32BE(at, logPrefix.length + 4)
+        b.put(logKey, value)
+      }
+      if (layout === 'block') packBlocks(entries, (index, block) => putLog(first + index, block))
+      else if (layout === 'entry') for (let i = 0; i < entries.length; i++) putLog(first + i, entries[i])
       b.put(lastSeqKey, Buffer.from(String(seq)))
       await b.write({ sync: true })
     }
@@ -156,6 +165,7 @@ export async function measureRawApplyCpu(options: RawApplyOptions): Promise<RawA
   await rm(dir, { recursive: true, force: true })
   return {
     ...options,
+    logLayout: layout,
     cpuUsPerPut: Math.round(((used.user + used.system) / options.puts) * 100) / 100,
     elapsedMs: Math.round(elapsedMs),
   }

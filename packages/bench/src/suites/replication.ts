@@ -120,7 +120,8 @@ export async function replicasSuite(
   const topologies: Topology[] = []
   // Measured first, while no server runs: what a replica's LevelDB work
   // alone costs per put, to set the replica figures against.
-  const rawApply = counts.includes(0) && counts.some((c) => c > 0) ? await rawApplyFloor(o, progress) : null
+  const rawApply =
+    o.floorPuts > 0 && counts.includes(0) && counts.some((c) => c > 0) ? await rawApplyFloor(o, progress) : null
   try {
     for (const replicas of counts) {
       const t = await startTandem({ replicas, sync: o.sync, authToken: o.authToken })
@@ -179,15 +180,25 @@ export async function replicasSuite(
   }
 }
 
-async function rawApplyFloor(o: BenchOptions, progress: ProgressLine): Promise<RawApplyResult> {
-  progress.note('replicas: raw LevelDB cost of applying 500,000 replicated puts after 500,000 more')
-  return measureRawApplyCpu({
-    warmupPuts: 500_000,
-    puts: 500_000,
-    valueSize: o.valueSize,
-    keys: o.keys,
-    batchSize: 250,
-  })
+/** The raw apply floor in tandem's layout, then (for comparison) with a log record per put and with no log. */
+async function rawApplyFloor(o: BenchOptions, progress: ProgressLine): Promise<RawApplyResult[]> {
+  const results: RawApplyResult[] = []
+  for (const logLayout of ['block', 'entry', 'none'] as const) {
+    progress.note(
+      `replicas: raw LevelDB cost of applying ${o.floorPuts} replicated puts after as many more (log: ${logLayout})`,
+    )
+    results.push(
+      await measureRawApplyCpu({
+        warmupPuts: o.floorPuts,
+        puts: o.floorPuts,
+        valueSize: o.valueSize,
+        keys: o.keys,
+        batchSize: 250,
+        logLayout,
+      }),
+    )
+  }
+  return results
 }
 
 /**
@@ -196,7 +207,8 @@ async function rawApplyFloor(o: BenchOptions, progress: ProgressLine): Promise<R
  * the harness's CPU per put (from the 0-replica run, where no replica
  * traffic inflates them) plus each replica's raw LevelDB cost per put.
  */
-function cpuCeilings(none: TargetResult, raw: RawApplyResult, counts: number[]): TargetCheck[] {
+function cpuCeilings(none: TargetResult, floors: RawApplyResult[], counts: number[]): TargetCheck[] {
+  const raw = floors[0]
   const master = none.servers[0]?.cpuCores
   if (!master || none.throughput === 0) return []
   const cores = availableParallelism()
@@ -211,6 +223,15 @@ function cpuCeilings(none: TargetResult, raw: RawApplyResult, counts: number[]):
       met: null,
     },
   ]
+  for (const other of floors.slice(1)) {
+    checks.push({
+      name: `the same with ${other.logLayout === 'entry' ? 'a log record per put (the layout before log blocks)' : 'no log at all (data records only)'}`,
+      measured: other.cpuUsPerPut,
+      unit: 'us',
+      target: '-',
+      met: null,
+    })
+  }
   for (const replicas of counts.filter((c) => c > 0)) {
     const ceiling = (cores * 1e6) / (masterUs + harnessUs + replicas * raw.cpuUsPerPut)
     checks.push({
