@@ -4,7 +4,7 @@ import { TandemDriver } from './drivers/tandem.js'
 import { summarize } from './load/histogram.js'
 import { runLoad } from './load/runner.js'
 import { cpuSeconds, peakRssBytes } from './measures/proc.js'
-import { LagProbe } from './measures/replication-lag.js'
+import { ProcessLagProbe } from './measures/replication-lag.js'
 import type { BenchOptions, LoadWorkloadName } from './options.js'
 import type { ProgressLine } from './report/progress.js'
 import type { ServerMeasure, TargetResult } from './report/result.js'
@@ -43,34 +43,42 @@ export async function runScenario(
     let cpuBefore: (number | undefined)[] = []
     const probe =
       topology.replicas.length > 0
-        ? new LagProbe(spec, topology.replicas, extras.lagIntervalMs ?? o.lagInterval ?? 250)
+        ? new ProcessLagProbe(spec, topology.replicas, extras.lagIntervalMs ?? o.lagInterval ?? 250)
         : null
     progress.reset()
-    const load = await runLoad(
-      {
-        driver: spec,
-        clients: s.clients,
-        pipeline: s.pipeline,
-        workload: s.workload,
-        distribution: o.distribution,
-        keys: o.keys,
-        valueSize: o.valueSize,
-        workers: o.workers,
-        warmupS: o.warmup,
-        durationS: o.duration,
-        requests: o.requests,
-        rate: s.rate,
-      },
-      (p) => progress.update(label, p, o.requests === undefined ? o.duration : null, o.requests ?? null),
-      () => {
-        probe?.start()
-        // Sampled synchronously enough: both reads finish within a few ms of the window's start.
-        void commitStats(statusClient).then((c) => (commitBefore = c))
-        void Promise.all(topology.processes.map((p) => (p.pid ? cpuSeconds(p.pid) : undefined))).then(
-          (c) => (cpuBefore = c),
-        )
-      },
-    )
+    let load: Awaited<ReturnType<typeof runLoad>>
+    try {
+      // Connected before the window opens, so it samples the whole window.
+      await probe?.whenReady()
+      load = await runLoad(
+        {
+          driver: spec,
+          clients: s.clients,
+          pipeline: s.pipeline,
+          workload: s.workload,
+          distribution: o.distribution,
+          keys: o.keys,
+          valueSize: o.valueSize,
+          workers: o.workers,
+          warmupS: o.warmup,
+          durationS: o.duration,
+          requests: o.requests,
+          rate: s.rate,
+        },
+        (p) => progress.update(label, p, o.requests === undefined ? o.duration : null, o.requests ?? null),
+        () => {
+          probe?.start()
+          // Sampled synchronously enough: both reads finish within a few ms of the window's start.
+          void commitStats(statusClient).then((c) => (commitBefore = c))
+          void Promise.all(topology.processes.map((p) => (p.pid ? cpuSeconds(p.pid) : undefined))).then(
+            (c) => (cpuBefore = c),
+          )
+        },
+      )
+    } catch (err) {
+      probe?.kill()
+      throw err
+    }
     progress.end()
     const lag = probe ? await probe.stop() : null
     const commitAfter = await commitStats(statusClient)

@@ -1,4 +1,6 @@
+import { type ChildProcess, fork } from 'node:child_process'
 import { performance } from 'node:perf_hooks'
+import { fileURLToPath } from 'node:url'
 import { type Driver, type DriverSpec, openDriver } from '../drivers/driver.js'
 import { type LatencySummary, newHistogram, summarize } from '../load/histogram.js'
 
@@ -8,6 +10,11 @@ import { type LatencySummary, newHistogram, summarize } from '../load/histogram.
  * (a direct connection) until it is there. Lag = time from the master's
  * acknowledgement to the first read that sees it on the replica, so it has
  * the resolution of one read round trip. Works the same for tandem and Redis.
+ *
+ * Run it through ProcessLagProbe: in the harness process it shares an event
+ * loop and a heap with the load generator, whose garbage-collection pauses
+ * (a few ms, dozens of times a run) then land in the lag samples as if the
+ * replica had been late.
  */
 
 export interface ReplicaLag {
@@ -21,6 +28,7 @@ export interface ReplicaLag {
 export class LagProbe {
   private stopped = false
   private running: Promise<ReplicaLag[]> | null = null
+  private drivers: Promise<{ master: Driver; replicas: Driver[] }> | null = null
 
   constructor(
     private readonly master: DriverSpec,
@@ -28,6 +36,18 @@ export class LagProbe {
     private readonly intervalMs = 250,
     private readonly giveUpMs = 5000,
   ) {}
+
+  /** Connects to the master and the replicas (start() does it too if this was not called). */
+  open(): Promise<void> {
+    this.drivers ??= (async () => {
+      const master = await openDriver({ ...this.master, pipeline: 1 })
+      const replicas = await Promise.all(
+        this.replicas.map((r) => openDriver({ ...this.master, servers: [r], direct: true, w: undefined, pipeline: 1 })),
+      )
+      return { master, replicas }
+    })()
+    return this.drivers.then(() => {})
+  }
 
   start(): void {
     this.running = this.run()
@@ -39,10 +59,8 @@ export class LagProbe {
   }
 
   private async run(): Promise<ReplicaLag[]> {
-    const master = await openDriver({ ...this.master, pipeline: 1 })
-    const replicas = await Promise.all(
-      this.replicas.map((r) => openDriver({ ...this.master, servers: [r], direct: true, w: undefined, pipeline: 1 })),
-    )
+    await this.open()
+    const { master, replicas } = await (this.drivers as Promise<{ master: Driver; replicas: Driver[] }>)
     const hists = this.replicas.map(() => newHistogram())
     const missed = this.replicas.map(() => 0)
     try {
@@ -83,4 +101,62 @@ async function seen(replica: Driver, key: string, deadline: number): Promise<boo
     }
   }
   return false
+}
+
+/**
+ * The LagProbe in a child process: its event loop runs nothing else and its
+ * heap holds almost nothing, so what it measures is the servers' lag. The
+ * child starts and connects at construction (see whenReady) and probes from
+ * start() to stop().
+ */
+export class ProcessLagProbe {
+  private readonly child: ChildProcess
+  private readonly ready: Promise<void>
+  private readonly outcome: Promise<ReplicaLag[]>
+
+  constructor(master: DriverSpec, replicas: string[], intervalMs = 250) {
+    this.child = fork(fileURLToPath(new URL('./lag-probe-child.js', import.meta.url)), [], {
+      execArgv: [],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    })
+    this.child.send({ type: 'open', master, replicas, intervalMs })
+    this.ready = new Promise((resolve, reject) => {
+      this.child.once('error', reject)
+      this.child.on('message', (m: { type: string; message?: string }) => {
+        if (m.type === 'ready') resolve()
+        else if (m.type === 'error') reject(new Error(`lag probe could not connect: ${m.message}`))
+      })
+      this.child.once('exit', (code) => reject(new Error(`lag probe exited with ${code} before starting`)))
+    })
+    this.ready.catch(() => {})
+    this.outcome = new Promise<ReplicaLag[]>((resolve, reject) => {
+      this.child.on('message', (m: { type: string; result?: ReplicaLag[]; message?: string }) => {
+        if (m.type === 'result') resolve(m.result ?? [])
+        else if (m.type === 'error') reject(new Error(`lag probe failed: ${m.message}`))
+      })
+      this.child.once('exit', (code) => reject(new Error(`lag probe exited with ${code} without a result`)))
+    })
+    this.outcome.catch(() => {})
+  }
+
+  /** Resolves once the child has connected to the master and the replicas. */
+  whenReady(): Promise<void> {
+    return this.ready
+  }
+
+  /** Starts probing (at once if the child is ready, else once it is). */
+  start(): void {
+    void this.ready.then(() => this.child.send({ type: 'start' })).catch(() => {})
+  }
+
+  async stop(): Promise<ReplicaLag[]> {
+    await this.ready
+    this.child.send({ type: 'stop' })
+    return this.outcome
+  }
+
+  /** Ends the child without a result (the scenario failed). */
+  kill(): void {
+    if (this.child.exitCode === null) this.child.kill('SIGKILL')
+  }
 }
