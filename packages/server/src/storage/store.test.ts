@@ -236,6 +236,7 @@ describe('store: a damaged log record', () => {
     }).rejects.toMatchObject({ code: 'INTERNAL', message: expect.stringContaining('seq 3 is damaged') })
     expect(read).toEqual([1, 2])
     expect(await store.firstLogSeq()).toBe(4)
+    expect(store.logStart).toBe(4)
     const after: number[] = []
     for await (const [seq] of store.readLog(4)) after.push(seq)
     expect(after).toEqual([4, 5])

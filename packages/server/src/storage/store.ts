@@ -465,7 +465,7 @@ export class Store {
       for await (const [key, record] of iterator) {
         let seq = keySeq(key)
         if (damaged) {
-          this.logUsableFrom = Math.max(this.logUsableFrom, seq)
+          this.markDamagedBefore(seq)
           throw damaged
         }
         let entries: Buffer[]
@@ -484,12 +484,18 @@ export class Store {
         }
       }
       if (damaged) {
-        this.logUsableFrom = Math.max(this.logUsableFrom, this.lastSeq + 1)
+        this.markDamagedBefore(this.lastSeq + 1)
         throw damaged
       }
     } finally {
       await iterator.close()
     }
+  }
+
+  /** Serves the log only from `seq` on (a damaged record lies before it); status shows it at once. */
+  private markDamagedBefore(seq: number): void {
+    this.logUsableFrom = Math.max(this.logUsableFrom, seq)
+    this.logStart = Math.max(this.logStart, this.logUsableFrom)
   }
 
   /** Key (first seq) of the log block holding `seq`, or of the last block before it; undefined when none is. */
