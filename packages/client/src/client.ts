@@ -94,10 +94,9 @@ export class TandemClient {
   // ---- data --------------------------------------------------------------
 
   /** The value stored at key (same type as stored), or undefined when there is none. */
-  async get(key: string, options: RequestOptions = {}): Promise<Value | undefined> {
-    checkKey(key)
-    const value = (await this.request({ op: 'get', key }, 'read', options.timeoutMs)) as Value | null
-    return value ?? undefined
+  get(key: string, options: RequestOptions = {}): Promise<Value | undefined> {
+    if (typeof key !== 'string') return Promise.reject(keyError(key))
+    return this.request({ op: 'get', key }, 'read', options.timeoutMs).then(orUndefined)
   }
 
   async mget(keys: string[], options: RequestOptions = {}): Promise<(Value | undefined)[]> {
@@ -107,23 +106,19 @@ export class TandemClient {
     return values.map((v) => v ?? undefined)
   }
 
-  async put(key: string, value: Value, options: WriteOptions = {}): Promise<WriteResult> {
-    checkKey(key)
-    checkValue(value)
-    return (await this.request(
-      { op: 'put', key, value, ...writeFields(options) },
-      'write',
-      writeTimeout(options, this.timeoutMs),
-    )) as WriteResult
+  put(key: string, value: Value, options: WriteOptions = {}): Promise<WriteResult> {
+    if (typeof key !== 'string') return Promise.reject(keyError(key))
+    if (typeof value !== 'string' && !(value instanceof Uint8Array)) return Promise.reject(valueError(value))
+    const message: Record<string, unknown> = { op: 'put', key, value }
+    addWriteFields(message, options)
+    return this.request(message, 'write', writeTimeout(options, this.timeoutMs)) as Promise<WriteResult>
   }
 
-  async del(key: string, options: WriteOptions = {}): Promise<WriteResult> {
-    checkKey(key)
-    return (await this.request(
-      { op: 'del', key, ...writeFields(options) },
-      'write',
-      writeTimeout(options, this.timeoutMs),
-    )) as WriteResult
+  del(key: string, options: WriteOptions = {}): Promise<WriteResult> {
+    if (typeof key !== 'string') return Promise.reject(keyError(key))
+    const message: Record<string, unknown> = { op: 'del', key }
+    addWriteFields(message, options)
+    return this.request(message, 'write', writeTimeout(options, this.timeoutMs)) as Promise<WriteResult>
   }
 
   /** Applies all ops atomically: all of them or none. */
@@ -216,100 +211,23 @@ export class TandemClient {
     if (this.outstanding >= this.maxQueued) {
       return Promise.reject(new TandemError('BUSY', `${this.outstanding} requests outstanding (maxQueued)`))
     }
-    const mutates = MUTATING.has(String(message.op))
     this.outstanding++
+    message.id = this.nextId++
     return new Promise<unknown>((resolve, reject) => {
-      let done = false
-      let current: NodeConnection | null = null
-      let lastError: TandemError | undefined
-      let delay = MIN_BACKOFF_MS
-      const id = this.nextId++
-      const finish = (fn: () => void) => {
-        if (done) return
-        done = true
-        this.outstanding--
-        clearTimeout(timer)
-        fn()
-      }
-      const timer = setTimeout(() => {
-        current?.forget(id)
-        // Never sent anywhere: say why (no server, no master) rather than just "timeout".
-        if (current === null && lastError) return finish(() => reject(lastError))
-        finish(() =>
-          reject(
-            new TandemError(
-              'TIMEOUT',
-              `no reply to ${message.op} within ${timeoutMs} ms${mutates ? '; the write may or may not have been applied' : ''}`,
-            ),
-          ),
-        )
-      }, timeoutMs)
-      const retryLater = (err: TandemError) => {
-        lastError = err
-        current = null
-        if (done) return
-        // Retried after the backoff, or at once when a server pushes a new
-        // master (a fail-over ended): the backoff must not add to the outage.
-        const wake = () => {
-          clearTimeout(backoffTimer)
-          this.waiting.delete(wake)
-          attempt()
-        }
-        const backoffTimer = setTimeout(wake, delay)
-        this.waiting.add(wake)
-        delay = Math.min(MAX_BACKOFF_MS, delay * 2) * (0.75 + Math.random() * 0.5)
-      }
-      const pending: PendingRequest = {
-        id,
-        message: { id, ...message },
-        mutates,
-        resolve: (result) => finish(() => resolve(result)),
-        reject: (err) => {
-          // Refused because the node is not (or no longer) the master: nothing
-          // was applied, so it is safe to find the master and send it there.
-          if (!this.options.direct && route !== 'admin' && REROUTE.has(err.code)) {
-            this.noteNotMaster(current?.address, err)
-            return retryLater(err)
-          }
-          finish(() => reject(err))
-        },
-        retry: () => retryLater(lastError ?? new TandemError('UNAVAILABLE', 'connection lost')),
-      }
-      const attempt = () => {
-        if (done) return
-        // Fast path: the target is known and its connection open, so the
-        // request joins this turn's frame with no promise hops.
-        const ready = this.readyConnection(route)
-        if (ready) {
-          current = ready
-          try {
-            ready.send(pending)
-            return
-          } catch {
-            // fall through to the full path
-          }
-        }
-        this.target(route)
-          .then((address) => this.connection(address))
-          .then(
-            (conn) => {
-              if (done) return
-              current = conn
-              try {
-                conn.send(pending)
-              } catch (err) {
-                retryLater(err as TandemError)
-              }
-            },
-            (err: TandemError) => {
-              if (done) return
-              if (err.code === 'UNAUTHORIZED' || err.code === 'CLOSED') return finish(() => reject(err))
-              retryLater(err)
-            },
-          )
-      }
-      attempt()
+      new Call(this.calls, message, route, timeoutMs, resolve, reject).attempt()
     })
+  }
+
+  /** What a Call needs of its client, made once per client (a request allocates no closures for it). */
+  private readonly calls: CallHost = {
+    finished: () => {
+      this.outstanding--
+    },
+    readyConnection: (route) => this.readyConnection(route),
+    connect: (route) => this.target(route).then((address) => this.connection(address)),
+    reroutes: (route, err) => !this.options.direct && route !== 'admin' && REROUTE.has(err.code),
+    noteNotMaster: (address, err) => this.noteNotMaster(address, err),
+    waiting: this.waiting,
   }
 
   /** The open connection a request of this kind goes to, when that is known without asking anyone. */
@@ -543,6 +461,145 @@ export class TandemClient {
  */
 type Route = 'read' | 'write' | 'admin' | 'seed'
 
+interface CallHost {
+  /** A call has settled (one fewer outstanding). */
+  finished(): void
+  readyConnection(route: Route): NodeConnection | undefined
+  connect(route: Route): Promise<NodeConnection>
+  /** Whether a refusal means "not the master here": nothing was applied, so the call may go elsewhere. */
+  reroutes(route: Route, err: TandemError): boolean
+  noteNotMaster(address: string | undefined, err: TandemError): void
+  /** Wake-ups of calls waiting out a backoff (a pushed master change runs them at once). */
+  waiting: Set<() => void>
+}
+
+/**
+ * One request from the call to its answer: sent on a connection (the
+ * connection calls resolve/reject/retry), retried with backoff when it
+ * could not be, failed with TIMEOUT at its deadline. A class, not a set of
+ * closures: with hundreds in flight, every object a request keeps alive
+ * is copied by each young-generation collection.
+ */
+class Call implements PendingRequest {
+  readonly id: number
+  readonly mutates: boolean
+  private done = false
+  private current: NodeConnection | null = null
+  private lastError: TandemError | undefined
+  private delay = MIN_BACKOFF_MS
+  private readonly timer: NodeJS.Timeout
+
+  constructor(
+    private readonly host: CallHost,
+    readonly message: Record<string, unknown>,
+    private readonly route: Route,
+    private readonly timeoutMs: number,
+    private readonly settle: (result: unknown) => void,
+    private readonly fail: (err: TandemError) => void,
+  ) {
+    this.id = message.id as number
+    this.mutates = MUTATING.has(String(message.op))
+    this.timer = setTimeout(onCallTimeout, timeoutMs, this)
+  }
+
+  resolve(result: unknown): void {
+    if (this.finish()) this.settle(result)
+  }
+
+  reject(err: TandemError): void {
+    // Refused because the node is not (or no longer) the master: nothing
+    // was applied, so it is safe to find the master and send it there.
+    if (this.host.reroutes(this.route, err)) {
+      this.host.noteNotMaster(this.current?.address, err)
+      return this.retryLater(err)
+    }
+    if (this.finish()) this.fail(err)
+  }
+
+  /** Sends the request again on whatever connection the client has next. */
+  retry(): void {
+    this.retryLater(this.lastError ?? new TandemError('UNAVAILABLE', 'connection lost'))
+  }
+
+  attempt(): void {
+    if (this.done) return
+    // Fast path: the target is known and its connection open, so the
+    // request joins this turn's frame with no promise hops.
+    const ready = this.host.readyConnection(this.route)
+    if (ready) {
+      this.current = ready
+      try {
+        ready.send(this)
+        return
+      } catch {
+        // fall through to the full path
+      }
+    }
+    this.host.connect(this.route).then(
+      (conn) => {
+        if (this.done) return
+        this.current = conn
+        try {
+          conn.send(this)
+        } catch (err) {
+          this.retryLater(err as TandemError)
+        }
+      },
+      (err: TandemError) => {
+        if (this.done) return
+        if (err.code === 'UNAUTHORIZED' || err.code === 'CLOSED') {
+          if (this.finish()) this.fail(err)
+          return
+        }
+        this.retryLater(err)
+      },
+    )
+  }
+
+  timedOut(): void {
+    this.current?.forget(this.id)
+    // Never sent anywhere: say why (no server, no master) rather than just "timeout".
+    const err =
+      this.current === null && this.lastError
+        ? this.lastError
+        : new TandemError(
+            'TIMEOUT',
+            `no reply to ${this.message.op} within ${this.timeoutMs} ms${this.mutates ? '; the write may or may not have been applied' : ''}`,
+          )
+    if (this.finish()) this.fail(err)
+  }
+
+  /** Marks the call settled; false when it already was. */
+  private finish(): boolean {
+    if (this.done) return false
+    this.done = true
+    this.host.finished()
+    clearTimeout(this.timer)
+    return true
+  }
+
+  private retryLater(err: TandemError): void {
+    this.lastError = err
+    this.current = null
+    if (this.done) return
+    // Retried after the backoff, or at once when a server pushes a new
+    // master (a fail-over ended): the backoff must not add to the outage.
+    const waiting = this.host.waiting
+    const wake = () => {
+      clearTimeout(backoffTimer)
+      waiting.delete(wake)
+      this.attempt()
+    }
+    const backoffTimer = setTimeout(wake, this.delay)
+    waiting.add(wake)
+    this.delay = Math.min(MAX_BACKOFF_MS, this.delay * 2) * (0.75 + Math.random() * 0.5)
+  }
+}
+
+function onCallTimeout(call: Call): void {
+  call.timedOut()
+}
+
 /** Errors that mean "not the master": the write was not applied and may go elsewhere. */
 const REROUTE = new Set(['READONLY', 'NOMASTER', 'FENCED'])
 /** Ops that change state: if their reply is lost, their outcome is unknown. */
@@ -560,17 +617,31 @@ function writeTimeout(options: WriteOptions, fallback: number): number {
 
 function writeFields(options: WriteOptions): Record<string, unknown> {
   const out: Record<string, unknown> = {}
-  if (options.w !== undefined) out.w = options.w
-  if (options.w !== undefined && options.timeoutMs !== undefined) out.timeoutMs = options.timeoutMs
+  addWriteFields(out, options)
   return out
 }
 
+function addWriteFields(message: Record<string, unknown>, options: WriteOptions): void {
+  if (options.w !== undefined) message.w = options.w
+  if (options.w !== undefined && options.timeoutMs !== undefined) message.timeoutMs = options.timeoutMs
+}
+
+function orUndefined(value: unknown): Value | undefined {
+  return (value as Value | null) ?? undefined
+}
+
+function keyError(key: unknown): TypeError {
+  return new TypeError(`key must be a string, got ${typeof key}`)
+}
+
+function valueError(value: unknown): TypeError {
+  return new TypeError(`value must be a string or Uint8Array, got ${typeof value}`)
+}
+
 function checkKey(key: unknown): asserts key is string {
-  if (typeof key !== 'string') throw new TypeError(`key must be a string, got ${typeof key}`)
+  if (typeof key !== 'string') throw keyError(key)
 }
 
 function checkValue(value: unknown): asserts value is Value {
-  if (typeof value !== 'string' && !(value instanceof Uint8Array)) {
-    throw new TypeError(`value must be a string or Uint8Array, got ${typeof value}`)
-  }
+  if (typeof value !== 'string' && !(value instanceof Uint8Array)) throw valueError(value)
 }

@@ -1,0 +1,88 @@
+import { TandemClient, TandemError } from '@tandem/client'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type NodeProcess, startNode } from './helpers/node-process.js'
+import { tempDir } from './helpers/temp-dir.js'
+
+/** The error a promise rejects with (it must reject). */
+async function failure(p: Promise<unknown>): Promise<TandemError> {
+  return p.then(
+    () => {
+      throw new Error('expected a failure, got a result')
+    },
+    (err) => err as TandemError,
+  )
+}
+
+describe('SDK requests: deadlines, the queue bound and bad arguments', () => {
+  const dir = tempDir()
+  let node: NodeProcess
+
+  beforeAll(async () => {
+    node = await startNode(dir.path)
+  })
+  afterAll(async () => {
+    await node?.stop()
+    dir.remove()
+  })
+
+  it('fails calls a paused node never answers with TIMEOUT, saying when a write may have been applied', async () => {
+    const db = await TandemClient.connect({ servers: [node.address] })
+    await node.kill('SIGSTOP')
+    try {
+      const [put, get] = await Promise.all([
+        failure(db.put('paused', 'v', { timeoutMs: 300 })),
+        failure(db.get('paused', { timeoutMs: 300 })),
+      ])
+      expect(put).toMatchObject({ code: 'TIMEOUT' })
+      expect(put.message).toBe('no reply to put within 300 ms; the write may or may not have been applied')
+      expect(get).toMatchObject({ code: 'TIMEOUT', message: 'no reply to get within 300 ms' })
+    } finally {
+      await node.kill('SIGCONT')
+    }
+    // The late replies are ignored, and the connection serves new calls.
+    await db.put('after', 'pause')
+    expect(await db.get('after')).toBe('pause')
+    await db.close()
+  })
+
+  it('refuses calls past maxQueued with BUSY, and counts settled calls out again', async () => {
+    const db = await TandemClient.connect({ servers: [node.address], maxQueued: 2 })
+    await node.kill('SIGSTOP')
+    try {
+      const waiting = [failure(db.put('q1', 'v', { timeoutMs: 300 })), failure(db.get('q2', { timeoutMs: 300 }))]
+      expect(await failure(db.get('q3'))).toMatchObject({ code: 'BUSY' })
+      expect((await Promise.all(waiting)).map((e) => e.code)).toEqual(['TIMEOUT', 'TIMEOUT'])
+    } finally {
+      await node.kill('SIGCONT')
+    }
+    // Both timed-out calls left the count: two more fit.
+    await Promise.all([db.put('q4', 'v'), db.put('q5', 'v')])
+    expect(await db.get('q5')).toBe('v')
+    await db.close()
+  })
+
+  it('reports why a call was never sent (the node is gone), not a bare timeout', async () => {
+    const other = tempDir()
+    const gone = await startNode(other.path)
+    const db = await TandemClient.connect({ servers: [gone.address], connectTimeoutMs: 200 })
+    await gone.stop()
+    const err = await failure(db.put('nowhere', 'v', { timeoutMs: 600 }))
+    expect(err.code).toBe('UNAVAILABLE')
+    expect(err.message).toContain(gone.address)
+    await db.close()
+    other.remove()
+  })
+
+  it('rejects bad arguments (never throws synchronously) and fails calls on a closed client with CLOSED', async () => {
+    const db = await TandemClient.connect({ servers: [node.address] })
+    const badKey = db.put(42 as unknown as string, 'v')
+    await expect(badKey).rejects.toThrow(new TypeError('key must be a string, got number'))
+    await expect(db.put('k', 7 as unknown as string)).rejects.toThrow(
+      new TypeError('value must be a string or Uint8Array, got number'),
+    )
+    await expect(db.get(null as unknown as string)).rejects.toThrow(TypeError)
+    await expect(db.del({} as unknown as string)).rejects.toThrow(TypeError)
+    await db.close()
+    expect(await failure(db.get('k'))).toMatchObject({ code: 'CLOSED' })
+  })
+})
