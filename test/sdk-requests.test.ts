@@ -1,4 +1,4 @@
-import { TandemClient, TandemError } from '@tandem/client'
+import { TandemClient, type TandemError } from '@tandem/client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type NodeProcess, startNode } from './helpers/node-process.js'
 import { tempDir } from './helpers/temp-dir.js'

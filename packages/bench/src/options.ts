@@ -197,7 +197,8 @@ suites (tandem only; each starts its own servers; combine with commas)
                              first LevelDB's own CPU per replicated put, with tandem's log
                              blocks, a log record per put, and no log (--floor-puts N,
                              default 500000 after as many warm-up puts; 0 skips it), and
-                             the CPU ceiling for each replica count that follows
+                             the CPU ceiling for each replica count that follows; the
+                             master's CPU per put with each count against none
   --workload fullsync        load --keys keys (--batch 1000 per batch), start an empty
                              replica, time its full sync; keys/s, MB/s, replica peak RSS
   --workload failover        3-member --failover auto group on fixed ports, one SDK writer

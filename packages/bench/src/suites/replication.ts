@@ -172,6 +172,7 @@ export async function replicasSuite(
         met: s.replicas === 2 ? s.vsNoReplicas! >= 0.7 : null,
       }))
     const none = scenarios.find((s) => s.replicas === 0)?.targets.tandem
+    if (none) checks.push(...masterCpuChecks(none, scenarios))
     if (rawApply && none) checks.push(...cpuCeilings(none, rawApply, counts))
     return { scenarios, checks }
   } finally {
@@ -199,6 +200,35 @@ async function rawApplyFloor(o: BenchOptions, progress: ProgressLine): Promise<R
     )
   }
   return results
+}
+
+/**
+ * What feeding replicas costs the master alone: its CPU per put (all its
+ * threads) with N replicas against none. On one machine the replicas take
+ * cores from the master, so the throughput ratio mixes their cost with
+ * its own; this is the part that would remain with each node on its own
+ * machine, the master being the bottleneck there.
+ */
+function masterCpuChecks(none: TargetResult, scenarios: ScenarioResult[]): TargetCheck[] {
+  const perPut = (t: TargetResult | undefined) => {
+    const cores = t?.servers[0]?.cpuCores
+    return t && cores && t.throughput > 0 ? (cores / t.throughput) * 1e6 : null
+  }
+  const base = perPut(none)
+  if (base === null) return []
+  const checks: TargetCheck[] = []
+  for (const s of scenarios) {
+    const us = s.replicas > 0 ? perPut(s.targets.tandem) : null
+    if (us === null) continue
+    checks.push({
+      name: `master CPU per put with none / with ${s.replicas} replicas (${round(base, 1)} / ${round(us, 1)} us)`,
+      measured: round(base / us, 2),
+      unit: 'x',
+      target: '-',
+      met: null,
+    })
+  }
+  return checks
 }
 
 /**
