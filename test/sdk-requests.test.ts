@@ -13,6 +13,20 @@ async function failure(p: Promise<unknown>): Promise<TandemError> {
   )
 }
 
+/** Whether a call threw at once, or returned a promise that rejected or resolved. */
+async function settledHow(call: () => Promise<unknown>): Promise<'threw' | 'rejected' | 'resolved'> {
+  let p: Promise<unknown>
+  try {
+    p = call()
+  } catch {
+    return 'threw'
+  }
+  return p.then(
+    () => 'resolved',
+    () => 'rejected',
+  )
+}
+
 describe('SDK requests: deadlines, the queue bound and bad arguments', () => {
   const dir = tempDir()
   let node: NodeProcess
@@ -82,6 +96,22 @@ describe('SDK requests: deadlines, the queue bound and bad arguments', () => {
     )
     await expect(db.get(null as unknown as string)).rejects.toThrow(TypeError)
     await expect(db.del({} as unknown as string)).rejects.toThrow(TypeError)
+    // options: null (plain JavaScript's "no options") and a method called
+    // without its client are rejections too, as for the async calls.
+    const none = null as unknown as undefined
+    for (const call of [
+      () => db.put('k', 'v', none),
+      () => db.get('k', none),
+      () => db.del('k', none),
+      () => db.mget(['k'], none),
+      () => db.batch([], none),
+    ]) {
+      expect(await settledHow(call)).toBe('rejected')
+    }
+    const { put, get, del } = db
+    expect(await settledHow(() => put('k', 'v'))).toBe('rejected')
+    expect(await settledHow(() => get('k'))).toBe('rejected')
+    expect(await settledHow(() => del('k'))).toBe('rejected')
     await db.close()
     expect(await failure(db.get('k'))).toMatchObject({ code: 'CLOSED' })
   })

@@ -93,10 +93,19 @@ export class TandemClient {
 
   // ---- data --------------------------------------------------------------
 
+  // get, put and del are the hot calls: plain functions rather than async
+  // ones (no extra promise per call), and, like async ones, they report
+  // every error as a rejection, never a throw (bad arguments, options:
+  // null from plain JavaScript, a method called without its client).
+
   /** The value stored at key (same type as stored), or undefined when there is none. */
   get(key: string, options: RequestOptions = {}): Promise<Value | undefined> {
-    if (typeof key !== 'string') return Promise.reject(keyError(key))
-    return this.request({ op: 'get', key }, 'read', options.timeoutMs).then(orUndefined)
+    try {
+      checkKey(key)
+      return this.request({ op: 'get', key }, 'read', options.timeoutMs).then(orUndefined)
+    } catch (err) {
+      return Promise.reject(err)
+    }
   }
 
   async mget(keys: string[], options: RequestOptions = {}): Promise<(Value | undefined)[]> {
@@ -107,18 +116,26 @@ export class TandemClient {
   }
 
   put(key: string, value: Value, options: WriteOptions = {}): Promise<WriteResult> {
-    if (typeof key !== 'string') return Promise.reject(keyError(key))
-    if (typeof value !== 'string' && !(value instanceof Uint8Array)) return Promise.reject(valueError(value))
-    const message: Record<string, unknown> = { op: 'put', key, value }
-    addWriteFields(message, options)
-    return this.request(message, 'write', writeTimeout(options, this.timeoutMs)) as Promise<WriteResult>
+    try {
+      checkKey(key)
+      checkValue(value)
+      const message: Record<string, unknown> = { op: 'put', key, value }
+      addWriteFields(message, options)
+      return this.request(message, 'write', writeTimeout(options, this.timeoutMs)) as Promise<WriteResult>
+    } catch (err) {
+      return Promise.reject(err)
+    }
   }
 
   del(key: string, options: WriteOptions = {}): Promise<WriteResult> {
-    if (typeof key !== 'string') return Promise.reject(keyError(key))
-    const message: Record<string, unknown> = { op: 'del', key }
-    addWriteFields(message, options)
-    return this.request(message, 'write', writeTimeout(options, this.timeoutMs)) as Promise<WriteResult>
+    try {
+      checkKey(key)
+      const message: Record<string, unknown> = { op: 'del', key }
+      addWriteFields(message, options)
+      return this.request(message, 'write', writeTimeout(options, this.timeoutMs)) as Promise<WriteResult>
+    } catch (err) {
+      return Promise.reject(err)
+    }
   }
 
   /** Applies all ops atomically: all of them or none. */
@@ -630,18 +647,12 @@ function orUndefined(value: unknown): Value | undefined {
   return (value as Value | null) ?? undefined
 }
 
-function keyError(key: unknown): TypeError {
-  return new TypeError(`key must be a string, got ${typeof key}`)
-}
-
-function valueError(value: unknown): TypeError {
-  return new TypeError(`value must be a string or Uint8Array, got ${typeof value}`)
-}
-
 function checkKey(key: unknown): asserts key is string {
-  if (typeof key !== 'string') throw keyError(key)
+  if (typeof key !== 'string') throw new TypeError(`key must be a string, got ${typeof key}`)
 }
 
 function checkValue(value: unknown): asserts value is Value {
-  if (typeof value !== 'string' && !(value instanceof Uint8Array)) throw valueError(value)
+  if (typeof value !== 'string' && !(value instanceof Uint8Array)) {
+    throw new TypeError(`value must be a string or Uint8Array, got ${typeof value}`)
+  }
 }
