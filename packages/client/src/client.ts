@@ -119,8 +119,7 @@ export class TandemClient {
     try {
       checkKey(key)
       checkValue(value)
-      const message: Record<string, unknown> = { op: 'put', key, value }
-      addWriteFields(message, options)
+      const message = withWriteFields({ op: 'put', key, value }, options)
       return this.request(message, 'write', writeTimeout(options, this.timeoutMs)) as Promise<WriteResult>
     } catch (err) {
       return Promise.reject(err)
@@ -130,8 +129,7 @@ export class TandemClient {
   del(key: string, options: WriteOptions = {}): Promise<WriteResult> {
     try {
       checkKey(key)
-      const message: Record<string, unknown> = { op: 'del', key }
-      addWriteFields(message, options)
+      const message = withWriteFields({ op: 'del', key }, options)
       return this.request(message, 'write', writeTimeout(options, this.timeoutMs)) as Promise<WriteResult>
     } catch (err) {
       return Promise.reject(err)
@@ -150,7 +148,7 @@ export class TandemClient {
       op.type === 'put' ? { type: 'put', key: op.key, value: op.value } : { type: 'del', key: op.key },
     )
     return (await this.request(
-      { op: 'batch', ops: wire, ...writeFields(options) },
+      withWriteFields({ op: 'batch', ops: wire }, options),
       'write',
       writeTimeout(options, this.timeoutMs),
     )) as WriteResult
@@ -632,15 +630,11 @@ function writeTimeout(options: WriteOptions, fallback: number): number {
     : (options.timeoutMs ?? fallback)
 }
 
-function writeFields(options: WriteOptions): Record<string, unknown> {
-  const out: Record<string, unknown> = {}
-  addWriteFields(out, options)
-  return out
-}
-
-function addWriteFields(message: Record<string, unknown>, options: WriteOptions): void {
+/** The message with the write concern fields of `options` added. */
+function withWriteFields(message: Record<string, unknown>, options: WriteOptions): Record<string, unknown> {
   if (options.w !== undefined) message.w = options.w
   if (options.w !== undefined && options.timeoutMs !== undefined) message.timeoutMs = options.timeoutMs
+  return message
 }
 
 function orUndefined(value: unknown): Value | undefined {

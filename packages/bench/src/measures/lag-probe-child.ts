@@ -16,23 +16,23 @@ interface Open {
 
 let probe: LagProbe | null = null
 
+/** Tells the harness why, then exits. */
+function fail(err: unknown): void {
+  process.send?.({ type: 'error', message: String((err as Error)?.message ?? err) }, () => process.exit(1))
+}
+
 process.on('message', (message: Open | { type: 'start' } | { type: 'stop' }) => {
   if (message.type === 'open' && probe === null) {
     const opening = new LagProbe(message.master, message.replicas, message.intervalMs)
     probe = opening
-    opening.open().then(
-      () => process.send?.({ type: 'ready' }),
-      (err) =>
-        process.send?.({ type: 'error', message: String((err as Error)?.message ?? err) }, () => process.exit(1)),
-    )
+    opening.open().then(() => process.send?.({ type: 'ready' }), fail)
   } else if (message.type === 'start') {
     probe?.start()
   } else if (message.type === 'stop') {
     const running = probe
     void (running ? running.stop() : Promise.resolve([])).then(
       (result) => process.send?.({ type: 'result', result }, () => process.exit(0)),
-      (err) =>
-        process.send?.({ type: 'error', message: String((err as Error)?.message ?? err) }, () => process.exit(1)),
+      fail,
     )
   }
 })

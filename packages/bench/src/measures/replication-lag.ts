@@ -38,7 +38,11 @@ export class LagProbe {
   ) {}
 
   /** Connects to the master and the replicas (start() does it too if this was not called). */
-  open(): Promise<void> {
+  async open(): Promise<void> {
+    await this.connect()
+  }
+
+  private connect(): Promise<{ master: Driver; replicas: Driver[] }> {
     this.drivers ??= (async () => {
       const master = await openDriver({ ...this.master, pipeline: 1 })
       const replicas = await Promise.all(
@@ -46,7 +50,7 @@ export class LagProbe {
       )
       return { master, replicas }
     })()
-    return this.drivers.then(() => {})
+    return this.drivers
   }
 
   start(): void {
@@ -59,8 +63,7 @@ export class LagProbe {
   }
 
   private async run(): Promise<ReplicaLag[]> {
-    await this.open()
-    const { master, replicas } = await (this.drivers as Promise<{ master: Driver; replicas: Driver[] }>)
+    const { master, replicas } = await this.connect()
     const hists = this.replicas.map(() => newHistogram())
     const missed = this.replicas.map(() => 0)
     try {

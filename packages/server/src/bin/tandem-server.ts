@@ -9,8 +9,8 @@ import { createLogger } from '../util/logger.js'
 // scavenge waits for helper threads that, on a machine whose cores are busy
 // (LevelDB's own threads, other processes), are not scheduled at once:
 // measured in a 20 s lag run on 2 cores, the master's scavenges over 3 ms
-// went from 65 to 29 and their total from 740 to 495 ms, the replica's from
-// 22 to 6 and 252 to 127 ms (BENCHMARKS.md). `node --parallel-scavenge`
+// went from 65 to 29-42 and their total from 740 to 495-595 ms, the
+// replica's from 22 to 6-9 and 252 to 127-138 ms (BENCHMARKS.md). `node --parallel-scavenge`
 // keeps V8's default.
 if (!process.execArgv.some((arg) => arg.endsWith('parallel-scavenge'))) setFlagsFromString('--no-parallel-scavenge')
 

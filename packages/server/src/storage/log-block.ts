@@ -10,18 +10,16 @@
  * entry count. A group commit writes its entries as one block (or a few,
  * when they pass BLOCK_TARGET_BYTES), so its log costs one LevelDB record
  * where it cost one per entry: measured with fsynced 250-put batches of
- * 100-byte values, 8.9 us of CPU per put with a record per entry against
- * 5.0-5.5 us with a block per batch and 4.2-4.9 us with no log at all (see
- * BENCHMARKS.md, "Log blocks").
- *
- * Data dirs written with blocks cannot be opened by builds from before
- * them (they read every log record as one entry).
+ * 100-byte values, 7.2 us of CPU per put with a record per entry against
+ * 4.6 us with a block per batch and 3.2 us with no log at all (the
+ * replicas suite measures all three; BENCHMARKS.md, issue 3 findings).
  *
  * Blocks are how this node stores its log, not what it replicates: each
  * node cuts its own blocks, the entries and their seqs are the same on
  * every node. A record whose first byte begins a msgpack array is a bare
  * entry, a block of one (the layout before blocks), so older data dirs
- * read as they are.
+ * read as they are; builds from before blocks cannot read a data dir
+ * written with them.
  */
 
 /** First byte of a block: a msgpack fixstr marker, which never starts an entry (always an array). */
@@ -30,10 +28,7 @@ export const BLOCK_MARK = 0xb1
 /** A block is closed once it holds this many bytes, so it holds at most this plus one entry. */
 export const BLOCK_TARGET_BYTES = 256 * 1024
 
-/**
- * Packs entries[from..to) into one block. The caller picks the run (see
- * blockRuns), so the entries' sizes are read once.
- */
+/** Packs entries[from..to) into one block (packBlocks picks the runs). */
 export function packBlock(entries: readonly Uint8Array[], from: number, to: number): Buffer {
   let size = 1
   for (let i = from; i < to; i++) size += 4 + entries[i].byteLength
