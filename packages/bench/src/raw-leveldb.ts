@@ -88,6 +88,14 @@ export interface RawApplyOptions {
   /** Puts per fsynced batch (a replica's group). */
   batchSize: number
   /**
+   * Distinct values the puts cycle through: the load generator gives each
+   * request slot (clients x pipeline) a random value of its own, so a
+   * group's values do not repeat and LevelDB's compression finds nothing
+   * in them. With one value for every put, blocks compress to a fraction
+   * and compaction costs less than tandem's traffic does.
+   */
+  distinctValues: number
+  /**
    * How the log is laid out: 'block' is tandem's (one record per batch, see
    * the server's log-block.ts); 'entry' one record per put (tandem's layout
    * before blocks); 'none' no log at all (data records only).
@@ -98,6 +106,8 @@ export interface RawApplyOptions {
 export interface RawApplyResult extends RawApplyOptions {
   /** CPU of this process (every thread: JavaScript, LevelDB's writer and compaction threads) per put, in microseconds. */
   cpuUsPerPut: number
+  /** Of cpuUsPerPut, what LevelDB spent after the last batch on compactions the puts left owed. */
+  owedCompactionUsPerPut: number
   elapsedMs: number
 }
 
@@ -112,11 +122,11 @@ const LOG_ENTRY_OVERHEAD = 55
  * The least CPU a node can spend applying one replicated put with tandem's
  * storage layout: for each put, a data record (tag byte + value) under a
  * random key; for each batch, one log block (every entry, length-prefixed)
- * under its first seq, and the last seq; batches fsynced. Counted after `warmupPuts` (a fresh LevelDB
- * compacts less per put than one with a few levels) to the end of close(),
- * which waits for the compaction running then but not for those still
- * owed, so it is a floor. A replica's JavaScript (decoding frames, acks)
- * comes on top of this.
+ * under its first seq, and the last seq; batches fsynced. Counted from
+ * `warmupPuts` (a fresh LevelDB compacts less per put than one with a few
+ * levels) until LevelDB has worked off the compactions those puts left
+ * owed (the process idle for a while), so every byte the puts brought is
+ * paid for. A replica's JavaScript (decoding frames, acks) comes on top.
  */
 export async function measureRawApplyCpu(options: RawApplyOptions): Promise<RawApplyResult> {
   const dir = await mkdtemp(join(tmpdir(), 'tandem-bench-apply-'))
@@ -125,12 +135,22 @@ export async function measureRawApplyCpu(options: RawApplyOptions): Promise<RawA
   const dataPrefix = Buffer.from('!data!')
   const logPrefix = Buffer.from('!log!')
   const lastSeqKey = Buffer.from('!meta!lastSeq')
-  const record = randomFillSync(Buffer.alloc(options.valueSize + 1))
-  const entry = randomFillSync(Buffer.alloc(options.valueSize + LOG_ENTRY_OVERHEAD + 12))
+  // Records (tag byte + value) and log entries (header + key + value) made
+  // up front, so that the loop's own JavaScript stays out of the figure.
+  const records: Buffer[] = []
+  const entries: Buffer[] = []
+  for (let i = 0; i < options.distinctValues; i++) {
+    const record = randomFillSync(Buffer.alloc(options.valueSize + 1))
+    const entry = randomFillSync(Buffer.alloc(options.valueSize + LOG_ENTRY_OVERHEAD + 16))
+    record.copy(entry, entry.length - options.valueSize, 1)
+    records.push(record)
+    entries.push(entry)
+  }
   let started = performance.now()
   let cpu = process.cpuUsage()
   const total = options.warmupPuts + options.puts
   const layout = options.logLayout ?? 'block'
+  let writing: NodeJS.CpuUsage | null = null
   try {
     let seq = 0
     while (seq < total) {
@@ -140,11 +160,14 @@ export async function measureRawApplyCpu(options: RawApplyOptions): Promise<RawA
       }
       const b = db.batch()
       const first = seq + 1
-      const entries: Buffer[] = []
+      const group: Buffer[] = []
       for (let i = 0; i < options.batchSize && seq < total; i++) {
-        seq++
-        b.put(Buffer.concat([dataPrefix, Buffer.from(keyName(Math.floor(Math.random() * options.keys)))]), record)
-        entries.push(entry)
+        const pick = seq++ % records.length
+        b.put(
+          Buffer.concat([dataPrefix, Buffer.from(keyName(Math.floor(Math.random() * options.keys)))]),
+          records[pick],
+        )
+        group.push(entries[pick])
       }
       const putLog = (at: number, value: Buffer) => {
         const logKey = Buffer.alloc(logPrefix.length + 8)
@@ -152,21 +175,41 @@ export async function measureRawApplyCpu(options: RawApplyOptions): Promise<RawA
         logKey.writeUInt32BE(at, logPrefix.length + 4)
         b.put(logKey, value)
       }
-      if (layout === 'block') packBlocks(entries, (index, block) => putLog(first + index, block))
-      else if (layout === 'entry') for (let i = 0; i < entries.length; i++) putLog(first + i, entries[i])
+      if (layout === 'block') packBlocks(group, (index, block) => putLog(first + index, block))
+      else if (layout === 'entry') for (let i = 0; i < group.length; i++) putLog(first + i, group[i])
       b.put(lastSeqKey, Buffer.from(String(seq)))
       await b.write({ sync: true })
     }
+    writing = process.cpuUsage(cpu)
+    await untilIdle()
   } finally {
     await db.close()
   }
   const used = process.cpuUsage(cpu)
   const elapsedMs = performance.now() - started
+  const owed = used.user + used.system - (writing ? writing.user + writing.system : 0)
   await rm(dir, { recursive: true, force: true })
   return {
     ...options,
     logLayout: layout,
     cpuUsPerPut: Math.round(((used.user + used.system) / options.puts) * 100) / 100,
+    owedCompactionUsPerPut: Math.round((owed / options.puts) * 100) / 100,
     elapsedMs: Math.round(elapsedMs),
+  }
+}
+
+/**
+ * Resolves once this process has used under 2% of a core in each of three
+ * consecutive quarter-seconds: LevelDB has no compaction left to run.
+ * Gives up after 60 s (a compaction that long would show in the figure).
+ */
+async function untilIdle(): Promise<void> {
+  const deadline = performance.now() + 60_000
+  let quiet = 0
+  while (quiet < 3 && performance.now() < deadline) {
+    const before = process.cpuUsage()
+    await new Promise((resolve) => setTimeout(resolve, 250))
+    const used = process.cpuUsage(before)
+    quiet = used.user + used.system < 5_000 ? quiet + 1 : 0
   }
 }
