@@ -1,4 +1,4 @@
-import { Packr } from 'msgpackr'
+import { Packr } from './msgpack.js'
 
 /**
  * Wire framing. One WebSocket binary message carries one msgpack value: a

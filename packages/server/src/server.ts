@@ -1,6 +1,7 @@
 import { createServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Duplex } from 'node:stream'
+import { msgpackKeepsBom, TandemError } from '@tandem/protocol'
 import { WebSocketServer } from 'ws'
 import { bearerToken, tokenMatches } from './api/auth.js'
 import { CLOSE, ClientConnection } from './api/connection.js'
@@ -46,6 +47,13 @@ export class TandemServer {
   }
 
   static async start(config: Config, logger: Logger = silentLogger): Promise<TandemServer> {
+    if (!msgpackKeepsBom) {
+      // Would store keys and values that start with U+FEFF one character short.
+      throw new TandemError(
+        'INTERNAL',
+        'msgpackr was loaded before @tandem/protocol and its native addon is missing: strings that start with U+FEFF would lose it; import @tandem/server first',
+      )
+    }
     const store = await Store.open({
       dataDir: config.dataDir,
       nodeId: config.nodeId,

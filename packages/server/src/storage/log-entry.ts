@@ -1,5 +1,4 @@
-import type { Value } from '@tandem/protocol'
-import { Packr } from 'msgpackr'
+import { Packr, type Value } from '@tandem/protocol'
 
 /**
  * The write-log entry: one per write request, whatever the mode. Single-node
