@@ -25,6 +25,14 @@ export interface ConnectOptions {
   connectTimeoutMs?: number
   /** Most requests waiting for a connection or a reply at once; more fail with BUSY (default 100,000). */
   maxQueued?: number
+  /**
+   * A node that, while requests wait for its replies, sends nothing, not
+   * even the answer to a ping, for this many ms is taken as gone (a paused
+   * or cut-off master): its sent writes fail with UNCERTAIN, reads are
+   * retried, and the client looks for the master again. Default 2,000;
+   * 0 turns the check off.
+   */
+  livenessTimeoutMs?: number
 }
 
 export interface WriteOptions {
@@ -54,6 +62,7 @@ export class TandemClient {
   private readonly timeoutMs: number
   private readonly connectTimeoutMs: number
   private readonly maxQueued: number
+  private readonly livenessTimeoutMs: number
   private readonly conns = new Map<string, NodeConnection>()
   private readonly opening = new Map<string, Promise<NodeConnection>>()
   private discovering: Promise<void> | null = null
@@ -77,6 +86,9 @@ export class TandemClient {
     this.timeoutMs = options.timeoutMs ?? 10_000
     this.connectTimeoutMs = options.connectTimeoutMs ?? 5000
     this.maxQueued = options.maxQueued ?? 100_000
+    this.livenessTimeoutMs = options.livenessTimeoutMs ?? 2000
+    if (!(this.livenessTimeoutMs >= 0 && Number.isFinite(this.livenessTimeoutMs)))
+      throw new TypeError(`livenessTimeoutMs must be a number of ms >= 0, got ${String(options.livenessTimeoutMs)}`)
   }
 
   /** Connects to the first reachable server and checks the auth token. */
@@ -411,6 +423,7 @@ export class TandemClient {
       authToken: this.options.authToken,
       connectTimeoutMs: this.connectTimeoutMs,
       maxFrameBytes: DEFAULT_LIMITS.maxFrameBytes * 2,
+      livenessTimeoutMs: this.livenessTimeoutMs,
       onPush: (message) => this.onPush(message),
     })
     const ready = conn.ready.then(
@@ -420,7 +433,7 @@ export class TandemClient {
           conn.close()
           throw new TandemError('CLOSED', 'client is closed')
         }
-        conn.onClose((_err, unsent, sent) => this.onConnectionLost(conn, unsent, sent))
+        conn.onClose((err, unsent, sent) => this.onConnectionLost(conn, err, unsent, sent))
         this.conns.set(address, conn)
         return conn
       },
@@ -447,7 +460,12 @@ export class TandemClient {
    * connection. A sent write may have been applied: retrying could apply it
    * twice, so it fails with UNCERTAIN and the caller decides.
    */
-  private onConnectionLost(conn: NodeConnection, unsent: PendingRequest[], sent: PendingRequest[]): void {
+  private onConnectionLost(
+    conn: NodeConnection,
+    cause: TandemError,
+    unsent: PendingRequest[],
+    sent: PendingRequest[],
+  ): void {
     if (this.conns.get(conn.address) === conn) this.conns.delete(conn.address)
     if (this.master === conn.address) this.master = null
     if (this.state !== 'open') {
@@ -460,7 +478,7 @@ export class TandemClient {
         r.reject(
           new TandemError(
             'UNCERTAIN',
-            `connection to ${conn.address} was lost after ${r.message.op} was sent; it may or may not have been applied`,
+            `connection to ${conn.address} was lost after ${r.message.op} was sent (${cause.message}); it may or may not have been applied`,
           ),
         )
       } else {

@@ -8,6 +8,15 @@ import WebSocket from 'ws'
  *
  * The connection does not reconnect by itself; TandemClient decides what to
  * do when one drops (retry reads, report writes as UNCERTAIN).
+ *
+ * Liveness: a node that is stopped (SIGSTOP, a frozen VM) or cut off
+ * without a reset keeps its TCP connection open and answers nothing. While
+ * requests are waiting for replies and nothing has come for half of
+ * livenessTimeoutMs, the connection sends a WebSocket ping, which a live
+ * node answers at once even while its requests wait (a w:N write, a
+ * `wait`); once nothing at all has come for livenessTimeoutMs, it is
+ * closed as lost. Without this, writes sent to a paused master would wait
+ * out their whole timeout after the group had elected a new master.
  */
 export interface PendingRequest {
   id: number
@@ -24,6 +33,8 @@ export interface NodeConnectionOptions {
   authToken?: string
   connectTimeoutMs: number
   maxFrameBytes: number
+  /** Silence, with requests waiting for replies, after which the node is taken as gone (0: never). */
+  livenessTimeoutMs: number
   onPush?: (message: Record<string, unknown>) => void
 }
 
@@ -38,6 +49,10 @@ export class NodeConnection {
   private flushScheduled = false
   private closeListeners: ((err: TandemError, unsent: PendingRequest[], sent: PendingRequest[]) => void)[] = []
   private unsent: PendingRequest[] = []
+  /** When this connection last received anything (a frame or a pong), or began to wait for a reply. */
+  private lastHeardAt = 0
+  private pinged = false
+  private livenessTimer: NodeJS.Timeout | null = null
 
   constructor(
     readonly address: string,
@@ -55,6 +70,13 @@ export class NodeConnection {
     this.ready = new Promise<void>((resolve, reject) => {
       this.ws.once('open', () => {
         this.state = 'open'
+        if (options.livenessTimeoutMs > 0) {
+          this.livenessTimer = setInterval(
+            () => this.checkLiveness(options.livenessTimeoutMs),
+            options.livenessTimeoutMs / 4,
+          )
+          this.livenessTimer.unref()
+        }
         this.flush()
         resolve()
       })
@@ -83,6 +105,9 @@ export class NodeConnection {
     })
     this.ready.catch(() => {})
     this.ws.on('message', (data) => this.onMessage(data as Buffer, options.onPush))
+    this.ws.on('pong', () => {
+      this.lastHeardAt = Date.now()
+    })
   }
 
   get inFlight(): number {
@@ -115,6 +140,7 @@ export class NodeConnection {
     if (this.state !== 'open' || this.unsent.length === 0) return
     const batch = this.unsent
     this.unsent = []
+    if (this.pending.size === 0) this.lastHeardAt = Date.now()
     for (const r of batch) this.pending.set(r.id, r)
     this.outbox = batch.map((r) => r.message)
     const frame = encodeFrame(this.outbox.length === 1 ? this.outbox[0] : this.outbox)
@@ -123,6 +149,7 @@ export class NodeConnection {
   }
 
   private onMessage(data: Buffer, onPush?: (message: Record<string, unknown>) => void): void {
+    this.lastHeardAt = Date.now()
     let messages: unknown[]
     try {
       messages = framedMessages(decodeFrame(data))
@@ -144,9 +171,29 @@ export class NodeConnection {
     }
   }
 
+  private checkLiveness(timeoutMs: number): void {
+    if (this.state !== 'open' || this.pending.size === 0) {
+      this.pinged = false
+      return
+    }
+    const silentMs = Date.now() - this.lastHeardAt
+    if (silentMs >= timeoutMs) {
+      this.shutdown(
+        new TandemError('UNAVAILABLE', `${this.address} answered nothing, not even a ping, for ${silentMs} ms`),
+      )
+      this.ws.terminate()
+    } else if (silentMs >= timeoutMs / 2 && !this.pinged) {
+      this.pinged = true
+      this.ws.ping()
+    } else if (silentMs < timeoutMs / 2) {
+      this.pinged = false
+    }
+  }
+
   private shutdown(err: TandemError): void {
     if (this.state === 'closed') return
     this.state = 'closed'
+    if (this.livenessTimer) clearInterval(this.livenessTimer)
     const unsent = this.unsent
     const sent = [...this.pending.values()]
     this.unsent = []
