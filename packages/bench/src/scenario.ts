@@ -3,7 +3,7 @@ import type { DriverSpec, TargetName } from './drivers/driver.js'
 import { TandemDriver } from './drivers/tandem.js'
 import { summarize } from './load/histogram.js'
 import { runLoad } from './load/runner.js'
-import { cpuSeconds, peakRssBytes } from './measures/proc.js'
+import { cpuSeconds, peakRssBytes, splitThreads, threadCpuSeconds } from './measures/proc.js'
 import { ProcessLagProbe } from './measures/replication-lag.js'
 import type { BenchOptions, LoadWorkloadName } from './options.js'
 import type { ProgressLine } from './report/progress.js'
@@ -41,6 +41,7 @@ export async function runScenario(
   try {
     let commitBefore: CommitStats | null = null
     let cpuBefore: (number | undefined)[] = []
+    let threadsBefore: (Map<number, number> | undefined)[] = []
     const probe =
       topology.replicas.length > 0
         ? new ProcessLagProbe(spec, topology.replicas, extras.lagIntervalMs ?? o.lagInterval ?? 250)
@@ -73,6 +74,9 @@ export async function runScenario(
           void Promise.all(topology.processes.map((p) => (p.pid ? cpuSeconds(p.pid) : undefined))).then(
             (c) => (cpuBefore = c),
           )
+          void Promise.all(topology.processes.map((p) => (p.pid ? threadCpuSeconds(p.pid) : undefined))).then(
+            (t) => (threadsBefore = t),
+          )
         },
       )
     } catch (err) {
@@ -83,11 +87,14 @@ export async function runScenario(
     const lag = probe ? await probe.stop() : null
     const commitAfter = await commitStats(statusClient)
     const cpuAfter = await Promise.all(topology.processes.map((p) => (p.pid ? cpuSeconds(p.pid) : undefined)))
+    const threadsAfter = await Promise.all(topology.processes.map((p) => (p.pid ? threadCpuSeconds(p.pid) : undefined)))
     const servers: ServerMeasure[] = await Promise.all(
       topology.processes.map(async (p, i) => {
         const rss = p.pid ? await peakRssBytes(p.pid) : undefined
         const before = cpuBefore[i]
         const after = cpuAfter[i]
+        const tBefore = threadsBefore[i]
+        const tAfter = threadsAfter[i]
         return {
           role: p.role,
           pid: p.pid ?? null,
@@ -96,6 +103,7 @@ export async function runScenario(
             before === undefined || after === undefined
               ? null
               : Math.round(((after - before) / load.elapsedS) * 100) / 100,
+          threads: p.pid && tBefore && tAfter ? splitThreads(p.pid, tBefore, tAfter, load.elapsedS) : null,
         }
       }),
     )

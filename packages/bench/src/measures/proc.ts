@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises'
+import { readdir, readFile } from 'node:fs/promises'
 
 /**
  * What /proc says about a server process the harness started: its peak
@@ -21,11 +21,70 @@ export async function peakRssBytes(pid: number): Promise<number | undefined> {
 /** User + system CPU seconds the process has used so far. */
 export async function cpuSeconds(pid: number): Promise<number | undefined> {
   try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
-    // The command name (field 2) may hold spaces; fields after it are fixed.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S
+    return statCpuSeconds(await readFile(`/proc/${pid}/stat`, 'utf8'))
   } catch {
     return undefined
   }
+}
+
+/** User + system CPU seconds of one /proc stat line (the command name, field 2, may hold spaces). */
+function statCpuSeconds(stat: string): number {
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S
+}
+
+/**
+ * CPU seconds used so far by each thread of the process, by thread id. The
+ * main thread's id is the pid: in a tandem server that thread runs the
+ * JavaScript; the others are libuv's pool (LevelDB writes and fsyncs),
+ * LevelDB's compaction thread and V8's helpers.
+ */
+export async function threadCpuSeconds(pid: number): Promise<Map<number, number> | undefined> {
+  try {
+    const tids = await readdir(`/proc/${pid}/task`)
+    const out = new Map<number, number>()
+    await Promise.all(
+      tids.map(async (tid) => {
+        try {
+          out.set(Number(tid), statCpuSeconds(await readFile(`/proc/${pid}/task/${tid}/stat`, 'utf8')))
+        } catch {
+          // The thread ended between the listing and the read.
+        }
+      }),
+    )
+    return out
+  } catch {
+    return undefined
+  }
+}
+
+export interface ThreadSplit {
+  /** Cores used by the main thread (JavaScript and its system calls). */
+  main: number
+  /** Cores used by the busiest other thread (in a tandem server under writes, LevelDB's compaction thread). */
+  busiestOther: number
+  /** Cores used by every other thread together. */
+  rest: number
+}
+
+/** Splits the CPU a process used between two threadCpuSeconds samples, over elapsedS seconds. */
+export function splitThreads(
+  pid: number,
+  before: Map<number, number>,
+  after: Map<number, number>,
+  elapsedS: number,
+): ThreadSplit {
+  let main = 0
+  let busiest = 0
+  let others = 0
+  for (const [tid, seconds] of after) {
+    const used = seconds - (before.get(tid) ?? 0)
+    if (tid === pid) main = used
+    else {
+      others += used
+      busiest = Math.max(busiest, used)
+    }
+  }
+  const cores = (x: number) => Math.round((x / elapsedS) * 1000) / 1000
+  return { main: cores(main), busiestOther: cores(busiest), rest: cores(others - busiest) }
 }

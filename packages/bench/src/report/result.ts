@@ -1,6 +1,7 @@
 import type { TargetName } from '../drivers/driver.js'
 import type { LatencySummary } from '../load/histogram.js'
 import type { Machine } from '../machine.js'
+import type { ThreadSplit } from '../measures/proc.js'
 import type { ReplicaLag } from '../measures/replication-lag.js'
 import type { WorkloadName } from '../options.js'
 import type { RawResult } from '../raw-leveldb.js'
@@ -14,6 +15,8 @@ export interface ServerMeasure {
   peakRssMB: number | null
   /** CPU the process used while measuring, in cores (1 = one core busy). */
   cpuCores: number | null
+  /** The same split by thread (Linux; null elsewhere and for Redis). */
+  threads?: ThreadSplit | null
 }
 
 export interface TargetResult {

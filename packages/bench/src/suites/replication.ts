@@ -173,6 +173,7 @@ export async function replicasSuite(
       }))
     const none = scenarios.find((s) => s.replicas === 0)?.targets.tandem
     if (none) checks.push(...masterCpuChecks(none, scenarios))
+    checks.push(...threadChecks(scenarios))
     if (rawApply && none) checks.push(...cpuCeilings(none, rawApply, counts))
     return { scenarios, checks }
   } finally {
@@ -225,6 +226,35 @@ function masterCpuChecks(none: TargetResult, scenarios: ScenarioResult[]): Targe
       name: `master CPU per put with none / with ${s.replicas} replicas (${round(base, 1)} / ${round(us, 1)} us)`,
       measured: round(base / us, 2),
       unit: 'x',
+      target: '-',
+      met: null,
+    })
+  }
+  return checks
+}
+
+/**
+ * Where each put's CPU goes, by process and thread, in microseconds per
+ * put: main thread (JavaScript) / busiest other thread (LevelDB's
+ * compaction thread) / the rest (LevelDB writes and fsyncs on libuv's pool,
+ * V8's helpers), then the harness. Measured is the total over every
+ * process: what one put costs this machine.
+ */
+function threadChecks(scenarios: ScenarioResult[]): TargetCheck[] {
+  const checks: TargetCheck[] = []
+  for (const s of scenarios) {
+    const t = s.targets.tandem
+    if (!t || t.throughput === 0 || t.servers.some((sv) => !sv.threads)) continue
+    const us = (cores: number) => round((cores / t.throughput) * 1e6, 1)
+    const parts = t.servers.map((sv) => {
+      const th = sv.threads!
+      return `${sv.role} ${us(th.main)} / ${us(th.busiestOther)} / ${us(th.rest)}`
+    })
+    const total = t.servers.reduce((sum, sv) => sum + (sv.cpuCores ?? 0), t.harness.cpuCores)
+    checks.push({
+      name: `CPU per put with ${s.replicas} replicas, us (main thread / busiest other thread / rest): ${parts.join('; ')}; harness ${us(t.harness.cpuCores)}`,
+      measured: us(total),
+      unit: 'us',
       target: '-',
       met: null,
     })

@@ -27,8 +27,12 @@ export class FlowSocket {
   }
 
   send(message: unknown): void {
+    if (this.open) this.sendFrame(encodeFrame(message))
+  }
+
+  /** Sends an already encoded frame (one that several sockets share). */
+  sendFrame(frame: Buffer): void {
     if (!this.open) return
-    const frame = encodeFrame(message)
     this.unflushed += frame.length
     if (this.unflushed >= this.highWater && this.overSince === 0) this.overSince = Date.now()
     this.ws.send(frame, () => {

@@ -1,4 +1,4 @@
-import { decodeFrame, type ReplicaStatus } from '@tandem/protocol'
+import { decodeFrame, encodeFrame, type ReplicaStatus } from '@tandem/protocol'
 import type { WebSocket } from 'ws'
 import type { Store } from '../storage/store.js'
 import type { Logger } from '../util/logger.js'
@@ -60,8 +60,48 @@ export interface UpstreamHost {
   countSync(kind: 'full' | 'partial'): void
 }
 
+/**
+ * Feeds that keep up are all at the same seq when a group commits, so they
+ * would each encode the same entries frame. While one commit wakes the
+ * feeds (synchronously: a feed fed from the in-memory tail sends before its
+ * first await), the first to encode a frame leaves it here for the others.
+ * Outside that dispatch nothing is kept, so a frame can never outlive the
+ * log it was read from (a rollback reuses seqs).
+ */
+class SharedEntriesFrame {
+  private active = false
+  private from = 0
+  private count = 0
+  private head = 0
+  private frame: Buffer | null = null
+
+  encode(from: number, entries: Buffer[], head: number): Buffer {
+    if (this.frame && this.from === from && this.count === entries.length && this.head === head) return this.frame
+    const frame = encodeFrame({ type: 'entries', entries, head })
+    if (this.active) {
+      this.from = from
+      this.count = entries.length
+      this.head = head
+      this.frame = frame
+    }
+    return frame
+  }
+
+  /** Runs `wake` with sharing on, and forgets the frame afterwards. */
+  during(wake: () => void): void {
+    this.active = true
+    try {
+      wake()
+    } finally {
+      this.active = false
+      this.frame = null
+    }
+  }
+}
+
 export class Upstream {
   private readonly feeds = new Set<ReplicaFeed>()
+  private readonly shared = new SharedEntriesFrame()
   private unsubscribe: () => void
   private lastHistory: string
 
@@ -75,7 +115,7 @@ export class Upstream {
 
   /** Takes a new downstream connection (already authenticated). */
   accept(ws: WebSocket): void {
-    const feed = new ReplicaFeed(ws, this.host, this.options, () => {
+    const feed = new ReplicaFeed(ws, this.host, this.options, this.shared, () => {
       this.feeds.delete(feed)
       if (feed.nodeId && ![...this.feeds].some((f) => f.nodeId === feed.nodeId)) this.host.acks.forget(feed.nodeId)
       if (this.feeds.size === 0) this.host.store.keepTail(false)
@@ -90,7 +130,9 @@ export class Upstream {
       this.lastHistory = history
       for (const feed of this.feeds) feed.sendHistory()
     }
-    for (const feed of this.feeds) feed.wake()
+    this.shared.during(() => {
+      for (const feed of this.feeds) feed.wake()
+    })
   }
 
   /** Tells downstreams about a history change that came without a commit (a promotion). */
@@ -139,6 +181,7 @@ class ReplicaFeed {
     private readonly ws: WebSocket,
     private readonly host: UpstreamHost,
     private readonly options: UpstreamOptions,
+    private readonly shared: SharedEntriesFrame,
     private readonly onClosed: () => void,
   ) {
     this.log = host.logger
@@ -297,7 +340,7 @@ class ReplicaFeed {
           }
         }
         if (batch.length === 0) break
-        this.flow.send({ type: 'entries', entries: batch, head: this.store.lastSeq })
+        this.flow.sendFrame(this.shared.encode(this.cursor, batch, this.store.lastSeq))
         this.cursor += batch.length
         this.pin?.move(this.cursor)
       }
