@@ -99,13 +99,22 @@ describe('tandem-bench suites', () => {
     expect(one.targets.tandem.servers).toHaveLength(2)
 
     // lag p99 (half), lag p99 (saturation), 1 replica / none, the master's
-    // CPU per put none / 1 replica, the floor in the three log layouts, the
-    // 1-replica CPU ceiling.
-    expect(report.checks.map((c: Json) => c.unit)).toEqual(['ms', 'ms', 'x', 'x', 'us', 'us', 'us', 'x'])
+    // CPU per put none / 1 replica, CPU per put by thread with 0 and with 1
+    // replica, the floor in the three log layouts, the 1-replica CPU ceiling.
+    expect(report.checks.map((c: Json) => c.unit)).toEqual(['ms', 'ms', 'x', 'x', 'us', 'us', 'us', 'us', 'us', 'x'])
     expect(report.checks[3].name).toMatch(/^master CPU per put with none \/ with 1 replicas/)
     expect(report.checks[3].measured).toBeGreaterThan(0)
-    expect(report.checks[5].name).toContain('a log record per put')
-    expect(report.checks[6].name).toContain('no log at all')
+    expect(report.checks[4].name).toMatch(/^CPU per put with 0 replicas, us \(main thread .*\): master [\d.]+ \/ /)
+    expect(report.checks[5].name).toMatch(/^CPU per put with 1 replicas, .*; replica[^;]*; harness [\d.]+$/)
+    expect(report.checks[5].measured).toBeGreaterThan(report.checks[4].measured)
+    for (const server of one.targets.tandem.servers) {
+      expect(server.threads.main).toBeGreaterThan(0)
+      // Per-thread times are in 10 ms ticks each, over a window of about two seconds here.
+      const threads = server.threads.main + server.threads.busiestOther + server.threads.rest
+      expect(Math.abs(threads - server.cpuCores)).toBeLessThan(0.15)
+    }
+    expect(report.checks[7].name).toContain('a log record per put')
+    expect(report.checks[8].name).toContain('no log at all')
     for (const c of report.checks) expectCheck(c)
     expect(report.checks[0].unit).toBe('ms')
     expect(report.checks[0].target).toBe('< 10')
