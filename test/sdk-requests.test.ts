@@ -59,6 +59,18 @@ describe('SDK requests: deadlines, the queue bound and bad arguments', () => {
     await db.close()
   })
 
+  it('refuses a livenessTimeoutMs under the nodes keepalive (other than 0, which turns the check off)', async () => {
+    for (const bad of [500, -1, Number.NaN]) {
+      await expect(TandemClient.connect({ servers: [node.address], livenessTimeoutMs: bad })).rejects.toThrow(
+        /livenessTimeoutMs must be 0 \(off\) or at least 1000 ms/,
+      )
+    }
+    const off = await TandemClient.connect({ servers: [node.address], livenessTimeoutMs: 0 })
+    await off.put('liveness-off', 'ok')
+    expect(await off.get('liveness-off')).toBe('ok')
+    await off.close()
+  })
+
   it('refuses calls past maxQueued with BUSY, and counts settled calls out again', async () => {
     const db = await TandemClient.connect({ servers: [node.address], maxQueued: 2 })
     await node.kill('SIGSTOP')

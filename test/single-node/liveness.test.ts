@@ -35,6 +35,20 @@ describe('SDK liveness check against a real node', () => {
     expect(await db.get('waits')).toBe('v')
   })
 
+  it('keeps a node whose replies are late because this process stalled: the reply read after the stall counts', async () => {
+    // The server answers TIMEOUT after 1.5 s; this process is busy for 2.5 s
+    // meanwhile, so the reply sits unread when the first late check runs.
+    const outcome = db.put('stalled', 'v', { w: 1, timeoutMs: 1500 }).then(
+      () => 'ACKED',
+      (err: { code?: string; message: string }) => `${err.code}: ${err.message}`,
+    )
+    const until = performance.now() + 2500
+    while (performance.now() < until) {
+      // A stalled event loop, as a long synchronous task or a paused VM would leave it.
+    }
+    expect(await outcome).toMatch(/^TIMEOUT: /)
+  })
+
   it('gives up on a paused node: the write in flight fails UNCERTAIN long before its own timeout, and the client reconnects after SIGCONT', async () => {
     await db.put('before', '1')
     await node.kill('SIGSTOP')
@@ -43,10 +57,42 @@ describe('SDK liveness check against a real node', () => {
       () => 'ACKED',
       (err: { code?: string; message: string }) => `${err.code}: ${err.message}`,
     )
-    expect(outcome).toMatch(/^UNCERTAIN: .*answered nothing, not even a ping/)
+    expect(outcome).toMatch(/^UNCERTAIN: .*answered nothing, not even a ping sent \d+ ms ago/)
     await node.kill('SIGCONT')
     await db.put('after', '3')
     expect(await db.get('before')).toBe('1')
     expect(await db.get('after')).toBe('3')
+  }, 30_000)
+})
+
+describe('SDK liveness check against a node that holds back its socket', () => {
+  const dir = tempDir()
+  let node: NodeProcess
+  let db: TandemClient
+
+  beforeAll(async () => {
+    // 16 requests in flight per connection: the node stops reading the
+    // socket beyond that, so the client's own pings cannot get through.
+    node = await startNode(dir.path, ['--max-in-flight', '16'])
+    db = await TandemClient.connect({ servers: [node.address], livenessTimeoutMs: 1000, timeoutMs: 60_000 })
+  })
+  afterAll(async () => {
+    await db?.close()
+    await node?.stop()
+    dir.remove()
+  })
+
+  it('keeps it while it owes replies: every w:1 write ends in the server TIMEOUT, none UNCERTAIN', async () => {
+    // 40 writes on one connection, each held 2.5 s by the node: 16 in flight,
+    // the rest unread in the paused socket, then 16 more, and so on.
+    const outcomes = await Promise.all(
+      Array.from({ length: 40 }, (_, i) =>
+        db.put(`held-${i}`, 'v', { w: 1, timeoutMs: 2500 }).then(
+          () => 'ACKED',
+          (err: { code?: string }) => err.code ?? 'ERROR',
+        ),
+      ),
+    )
+    expect(outcomes).toEqual(Array.from({ length: 40 }, () => 'TIMEOUT'))
   }, 30_000)
 })

@@ -108,6 +108,8 @@ export interface RawApplyResult extends RawApplyOptions {
   cpuUsPerPut: number
   /** Of cpuUsPerPut, what LevelDB spent after the last batch on compactions the puts left owed. */
   owedCompactionUsPerPut: number
+  /** False when LevelDB was still busy after a minute of waiting, at the start or the end of the counted puts. */
+  settled: boolean
   elapsedMs: number
 }
 
@@ -151,10 +153,13 @@ export async function measureRawApplyCpu(options: RawApplyOptions): Promise<RawA
   const total = options.warmupPuts + options.puts
   const layout = options.logLayout ?? 'block'
   let writing: NodeJS.CpuUsage | null = null
+  let settled = true
   try {
     let seq = 0
     while (seq < total) {
       if (seq === options.warmupPuts) {
+        // The warm-up's own owed compactions are not the counted puts' cost.
+        settled = (await untilIdle()) && settled
         started = performance.now()
         cpu = process.cpuUsage()
       }
@@ -181,7 +186,7 @@ export async function measureRawApplyCpu(options: RawApplyOptions): Promise<RawA
       await b.write({ sync: true })
     }
     writing = process.cpuUsage(cpu)
-    await untilIdle()
+    settled = (await untilIdle()) && settled
   } finally {
     await db.close()
   }
@@ -194,16 +199,17 @@ export async function measureRawApplyCpu(options: RawApplyOptions): Promise<RawA
     logLayout: layout,
     cpuUsPerPut: Math.round(((used.user + used.system) / options.puts) * 100) / 100,
     owedCompactionUsPerPut: Math.round((owed / options.puts) * 100) / 100,
+    settled,
     elapsedMs: Math.round(elapsedMs),
   }
 }
 
 /**
- * Resolves once this process has used under 2% of a core in each of three
- * consecutive quarter-seconds: LevelDB has no compaction left to run.
- * Gives up after 60 s (a compaction that long would show in the figure).
+ * Resolves true once this process has used under 2% of a core in each of
+ * three consecutive quarter-seconds (LevelDB has no compaction left to
+ * run), or false after 60 s of waiting.
  */
-async function untilIdle(): Promise<void> {
+async function untilIdle(): Promise<boolean> {
   const deadline = performance.now() + 60_000
   let quiet = 0
   while (quiet < 3 && performance.now() < deadline) {
@@ -212,4 +218,5 @@ async function untilIdle(): Promise<void> {
     const used = process.cpuUsage(before)
     quiet = used.user + used.system < 5_000 ? quiet + 1 : 0
   }
+  return quiet >= 3
 }

@@ -30,7 +30,8 @@ export interface ConnectOptions {
    * even the answer to a ping, for this many ms is taken as gone (a paused
    * or cut-off master): its sent writes fail with UNCERTAIN, reads are
    * retried, and the client looks for the master again. Default 2,000;
-   * 0 turns the check off.
+   * at least 1,000 (nodes send a ping every 500 ms of quiet); 0 turns the
+   * check off.
    */
   livenessTimeoutMs?: number
 }
@@ -87,8 +88,12 @@ export class TandemClient {
     this.connectTimeoutMs = options.connectTimeoutMs ?? 5000
     this.maxQueued = options.maxQueued ?? 100_000
     this.livenessTimeoutMs = options.livenessTimeoutMs ?? 2000
-    if (!(this.livenessTimeoutMs >= 0 && Number.isFinite(this.livenessTimeoutMs)))
-      throw new TypeError(`livenessTimeoutMs must be a number of ms >= 0, got ${String(options.livenessTimeoutMs)}`)
+    // Nodes ping a client they owe replies to every 500 ms of quiet, so a
+    // shorter timeout could drop a node that is only holding back its socket.
+    if (!(this.livenessTimeoutMs === 0 || (this.livenessTimeoutMs >= 1000 && Number.isFinite(this.livenessTimeoutMs))))
+      throw new TypeError(
+        `livenessTimeoutMs must be 0 (off) or at least 1000 ms, got ${String(options.livenessTimeoutMs)}`,
+      )
   }
 
   /** Connects to the first reachable server and checks the auth token. */

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks'
 import { decodeFrame, encodeFrame, framedMessages, TandemError, type WireError } from '@tandem/protocol'
 import WebSocket from 'ws'
 
@@ -10,13 +11,18 @@ import WebSocket from 'ws'
  * do when one drops (retry reads, report writes as UNCERTAIN).
  *
  * Liveness: a node that is stopped (SIGSTOP, a frozen VM) or cut off
- * without a reset keeps its TCP connection open and answers nothing. While
- * requests are waiting for replies and nothing has come for half of
- * livenessTimeoutMs, the connection sends a WebSocket ping, which a live
- * node answers at once even while its requests wait (a w:N write, a
- * `wait`); once nothing at all has come for livenessTimeoutMs, it is
- * closed as lost. Without this, writes sent to a paused master would wait
- * out their whole timeout after the group had elected a new master.
+ * without a reset keeps its TCP connection open and answers nothing.
+ * While requests wait for replies, anything that arrives counts as a sign
+ * of life: a frame, a pong, a ping (a node pings a client it owes replies
+ * to every half second of quiet, even one whose socket it has paused for
+ * backpressure), or bytes of a frame still being received. After half of
+ * livenessTimeoutMs without one, the connection sends a ping; if that
+ * ping goes unanswered for another half, and nothing came for the whole
+ * timeout, the connection is closed as lost. Time is monotonic, and a
+ * check that runs late (this process was stalled, not the node) judges
+ * nothing; the verdict waits for the socket's pending reads. Without
+ * this, writes sent to a paused master would wait out their whole
+ * timeout after the group had elected a new master.
  */
 export interface PendingRequest {
   id: number
@@ -49,9 +55,12 @@ export class NodeConnection {
   private flushScheduled = false
   private closeListeners: ((err: TandemError, unsent: PendingRequest[], sent: PendingRequest[]) => void)[] = []
   private unsent: PendingRequest[] = []
-  /** When this connection last received anything (a frame or a pong), or began to wait for a reply. */
+  /** performance.now() when this connection last received anything, or began to wait for a reply. */
   private lastHeardAt = 0
-  private pinged = false
+  /** performance.now() of the ping not yet followed by anything received; 0 when none. */
+  private pingedAt = 0
+  private lastCheckAt = 0
+  private bytesReadAtCheck = 0
   private livenessTimer: NodeJS.Timeout | null = null
 
   constructor(
@@ -71,6 +80,7 @@ export class NodeConnection {
       this.ws.once('open', () => {
         this.state = 'open'
         if (options.livenessTimeoutMs > 0) {
+          this.lastCheckAt = performance.now()
           this.livenessTimer = setInterval(
             () => this.checkLiveness(options.livenessTimeoutMs),
             options.livenessTimeoutMs / 4,
@@ -105,9 +115,11 @@ export class NodeConnection {
     })
     this.ready.catch(() => {})
     this.ws.on('message', (data) => this.onMessage(data as Buffer, options.onPush))
-    this.ws.on('pong', () => {
-      this.lastHeardAt = Date.now()
-    })
+    const heard = () => {
+      this.lastHeardAt = performance.now()
+    }
+    this.ws.on('pong', heard)
+    this.ws.on('ping', heard)
   }
 
   get inFlight(): number {
@@ -140,7 +152,7 @@ export class NodeConnection {
     if (this.state !== 'open' || this.unsent.length === 0) return
     const batch = this.unsent
     this.unsent = []
-    if (this.pending.size === 0) this.lastHeardAt = Date.now()
+    if (this.pending.size === 0) this.lastHeardAt = performance.now()
     for (const r of batch) this.pending.set(r.id, r)
     this.outbox = batch.map((r) => r.message)
     const frame = encodeFrame(this.outbox.length === 1 ? this.outbox[0] : this.outbox)
@@ -149,7 +161,7 @@ export class NodeConnection {
   }
 
   private onMessage(data: Buffer, onPush?: (message: Record<string, unknown>) => void): void {
-    this.lastHeardAt = Date.now()
+    this.lastHeardAt = performance.now()
     let messages: unknown[]
     try {
       messages = framedMessages(decodeFrame(data))
@@ -172,22 +184,44 @@ export class NodeConnection {
   }
 
   private checkLiveness(timeoutMs: number): void {
-    if (this.state !== 'open' || this.pending.size === 0) {
-      this.pinged = false
+    const now = performance.now()
+    // Checks run every timeoutMs / 4: one that comes this late means this
+    // process was stalled, and the node's replies may be sitting unread.
+    const late = now - this.lastCheckAt > timeoutMs / 2
+    this.lastCheckAt = now
+    // Bytes of a large frame still arriving are a sign of life too.
+    const bytesRead = (this.ws as unknown as { _socket?: { bytesRead?: number } })._socket?.bytesRead ?? 0
+    if (bytesRead !== this.bytesReadAtCheck) {
+      this.bytesReadAtCheck = bytesRead
+      this.lastHeardAt = now
+    }
+    if (late) this.lastHeardAt = now
+    if (this.state !== 'open' || this.pending.size === 0 || late) {
+      this.pingedAt = 0
       return
     }
-    const silentMs = Date.now() - this.lastHeardAt
-    if (silentMs >= timeoutMs) {
+    if (this.pingedAt !== 0 && this.lastHeardAt >= this.pingedAt) this.pingedAt = 0
+    if (this.pingedAt === 0) {
+      if (now - this.lastHeardAt >= timeoutMs / 2) {
+        this.pingedAt = now
+        this.ws.ping()
+      }
+      return
+    }
+    if (now - this.pingedAt < timeoutMs / 2 || now - this.lastHeardAt < timeoutMs) return
+    // Let the socket deliver what it already holds before the verdict.
+    const pingedAt = this.pingedAt
+    setImmediate(() => {
+      if (this.state !== 'open' || this.pending.size === 0 || this.lastHeardAt >= pingedAt) return
+      const at = performance.now()
       this.shutdown(
-        new TandemError('UNAVAILABLE', `${this.address} answered nothing, not even a ping, for ${silentMs} ms`),
+        new TandemError(
+          'UNAVAILABLE',
+          `${this.address} answered nothing, not even a ping sent ${Math.round(at - pingedAt)} ms ago, for ${Math.round(at - this.lastHeardAt)} ms`,
+        ),
       )
       this.ws.terminate()
-    } else if (silentMs >= timeoutMs / 2 && !this.pinged) {
-      this.pinged = true
-      this.ws.ping()
-    } else if (silentMs < timeoutMs / 2) {
-      this.pinged = false
-    }
+    })
   }
 
   private shutdown(err: TandemError): void {

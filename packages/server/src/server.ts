@@ -1,10 +1,11 @@
 import { createServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { performance } from 'node:perf_hooks'
 import type { Duplex } from 'node:stream'
 import { msgpackKeepsBom, TandemError } from '@tandem/protocol'
 import { WebSocketServer } from 'ws'
 import { bearerToken, tokenMatches } from './api/auth.js'
-import { CLOSE, ClientConnection } from './api/connection.js'
+import { CLOSE, ClientConnection, KEEPALIVE_MS } from './api/connection.js'
 import type { Config } from './config.js'
 import { TandemNode } from './node.js'
 import { Store } from './storage/store.js'
@@ -28,6 +29,7 @@ export class TandemServer {
   private readonly http: HttpServer
   private readonly wss: WebSocketServer
   private readonly connections = new Set<ClientConnection>()
+  private readonly keepaliveTimer: NodeJS.Timeout
   private closing: Promise<void> | null = null
   private countRequest!: (op: string) => void
   private countError!: (code: string) => void
@@ -44,6 +46,11 @@ export class TandemServer {
     node.onTopology = (master, epoch) => {
       for (const c of this.connections) c.push({ push: 'topology', master, epoch })
     }
+    this.keepaliveTimer = setInterval(() => {
+      const now = performance.now()
+      for (const c of this.connections) c.keepalive(now)
+    }, KEEPALIVE_MS / 2)
+    this.keepaliveTimer.unref()
   }
 
   static async start(config: Config, logger: Logger = silentLogger): Promise<TandemServer> {
@@ -242,6 +249,7 @@ export class TandemServer {
     const drained = Promise.all([...this.connections].map((c) => c.drained()))
     await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, DRAIN_TIMEOUT_MS).unref())])
     for (const c of this.connections) c.close(CLOSE.GOING_AWAY, 'server shutting down')
+    clearInterval(this.keepaliveTimer)
     this.http.closeAllConnections()
     await this.node.close()
     await httpClosed

@@ -277,7 +277,7 @@ function cpuCeilings(none: TargetResult, floors: RawApplyResult[], counts: numbe
   const harnessUs = (none.harness.cpuCores / none.throughput) * 1e6
   const checks: TargetCheck[] = [
     {
-      name: `raw LevelDB CPU per replicated put (data record + its share of a log block, ${raw.batchSize}-put fsynced batches, ${raw.distinctValues} distinct values, after ${raw.warmupPuts} puts, with the compactions they leave owed: ${raw.owedCompactionUsPerPut} us); master ${round(masterUs, 1)} us and harness ${round(harnessUs, 1)} us per put in the 0-replica run`,
+      name: `raw LevelDB CPU per replicated put (data record + its share of a log block, ${raw.batchSize}-put fsynced batches, ${raw.distinctValues} distinct values, after ${raw.warmupPuts} puts, with the compactions they leave owed: ${raw.owedCompactionUsPerPut} us${raw.settled ? '' : '; LevelDB did not go idle within a minute, so the figure is short'}); master ${round(masterUs, 1)} us and harness ${round(harnessUs, 1)} us per put in the 0-replica run`,
       measured: raw.cpuUsPerPut,
       unit: 'us',
       target: '-',

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks'
 import {
   decodeFrame,
   encodeFrame,
@@ -27,6 +28,14 @@ export const CLOSE = {
 /** How long a closing socket may take to finish the close handshake before it is dropped. */
 const CLOSE_GRACE_MS = 2000
 
+/**
+ * A connection that owes replies and has sent nothing for this long gets a
+ * WebSocket ping: clients take a node that answers nothing for a while as
+ * gone (the SDK's livenessTimeoutMs), and a client whose socket this node
+ * has paused for backpressure cannot get its own ping through.
+ */
+export const KEEPALIVE_MS = 500
+
 export interface ConnectionHooks {
   onRequest(op: string): void
   onError(code: string): void
@@ -53,6 +62,8 @@ export class ClientConnection {
   private backlog: unknown[] = []
   private backlogHead = 0
   private paused = false
+  /** performance.now() of the last frame sent (a reply, a push or a keepalive ping). */
+  private lastSentAt = performance.now()
   private stopping = false
   private closed = false
   private readonly idleWaiters: (() => void)[] = []
@@ -200,6 +211,14 @@ export class ClientConnection {
     const batch = this.outbox
     this.outbox = []
     this.ws.send(encodeFrame(batch.length === 1 ? batch[0] : batch))
+    this.lastSentAt = performance.now()
+  }
+
+  /** Pings the client if this connection owes replies (or holds its socket paused) and has been quiet (see KEEPALIVE_MS). */
+  keepalive(now: number): void {
+    if (this.closed || (this.inFlight === 0 && !this.paused) || now - this.lastSentAt < KEEPALIVE_MS) return
+    this.lastSentAt = now
+    this.ws.ping()
   }
 
   private onFlushTick(): void {
