@@ -35,18 +35,26 @@ describe('SDK liveness check against a real node', () => {
     expect(await db.get('waits')).toBe('v')
   })
 
-  it('keeps a node whose replies are late because this process stalled: the reply read after the stall counts', async () => {
-    // The server answers TIMEOUT after 1.5 s; this process is busy for 2.5 s
-    // meanwhile, so the reply sits unread when the first late check runs.
+  it('keeps a node whose reply came while this process was stalled: the reply sitting in the socket counts', async () => {
+    // The node answers TIMEOUT after 1.5 s; this process stalls from 50 ms
+    // to 2.05 s, so the reply sits unread when the liveness check next runs
+    // (before the socket is read) and finds 2 s of silence. The client's own
+    // call timer is 60 s + 1 s away.
     const outcome = db.put('stalled', 'v', { w: 1, timeoutMs: 1500 }).then(
       () => 'ACKED',
       (err: { code?: string; message: string }) => `${err.code}: ${err.message}`,
     )
-    const until = performance.now() + 2500
-    while (performance.now() < until) {
-      // A stalled event loop, as a long synchronous task or a paused VM would leave it.
-    }
-    expect(await outcome).toMatch(/^TIMEOUT: /)
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    await new Promise<void>((resolve) =>
+      setImmediate(() => {
+        const until = performance.now() + 2000
+        while (performance.now() < until) {
+          // A stalled event loop, as a long synchronous task or a paused VM would leave it.
+        }
+        resolve()
+      }),
+    )
+    expect(await outcome).toMatch(/^TIMEOUT: write \d+ is committed on this node but reached 0 of 1 replicas/)
   })
 
   it('gives up on a paused node: the write in flight fails UNCERTAIN long before its own timeout, and the client reconnects after SIGCONT', async () => {
@@ -62,6 +70,38 @@ describe('SDK liveness check against a real node', () => {
     await db.put('after', '3')
     expect(await db.get('before')).toBe('1')
     expect(await db.get('after')).toBe('3')
+  }, 30_000)
+
+  it('gives up on a paused node even while this process is busy most of the time', async () => {
+    await node.kill('SIGSTOP')
+    try {
+      let outcome: string | null = null
+      db.put('busy-client', 'x').then(
+        () => {
+          outcome = 'ACKED'
+        },
+        (err: { code?: string }) => {
+          outcome = err.code ?? 'ERROR'
+        },
+      )
+      // Busy 560 ms, free for one turn, over and over: every liveness check
+      // runs late. Bounded by the test's own limit.
+      while (outcome === null) {
+        await new Promise<void>((resolve) =>
+          setImmediate(() => {
+            const until = performance.now() + 560
+            while (performance.now() < until) {
+              // busy
+            }
+            resolve()
+          }),
+        )
+        await new Promise((resolve) => setTimeout(resolve, 1))
+      }
+      expect(outcome).toBe('UNCERTAIN')
+    } finally {
+      await node.kill('SIGCONT')
+    }
   }, 30_000)
 })
 

@@ -18,9 +18,9 @@ import WebSocket from 'ws'
  * backpressure), or bytes of a frame still being received. After half of
  * livenessTimeoutMs without one, the connection sends a ping; if that
  * ping goes unanswered for another half, and nothing came for the whole
- * timeout, the connection is closed as lost. Time is monotonic, and a
- * check that runs late (this process was stalled, not the node) judges
- * nothing; the verdict waits for the socket's pending reads. Without
+ * timeout, the connection is closed as lost. Time is monotonic, and the
+ * verdict waits until the socket's pending reads have landed (after a
+ * stall of this process, replies may be sitting unread). Without
  * this, writes sent to a paused master would wait out their whole
  * timeout after the group had elected a new master.
  */
@@ -59,7 +59,6 @@ export class NodeConnection {
   private lastHeardAt = 0
   /** performance.now() of the ping not yet followed by anything received; 0 when none. */
   private pingedAt = 0
-  private lastCheckAt = 0
   private bytesReadAtCheck = 0
   private livenessTimer: NodeJS.Timeout | null = null
 
@@ -80,7 +79,6 @@ export class NodeConnection {
       this.ws.once('open', () => {
         this.state = 'open'
         if (options.livenessTimeoutMs > 0) {
-          this.lastCheckAt = performance.now()
           this.livenessTimer = setInterval(
             () => this.checkLiveness(options.livenessTimeoutMs),
             options.livenessTimeoutMs / 4,
@@ -185,18 +183,8 @@ export class NodeConnection {
 
   private checkLiveness(timeoutMs: number): void {
     const now = performance.now()
-    // Checks run every timeoutMs / 4: one that comes this late means this
-    // process was stalled, and the node's replies may be sitting unread.
-    const late = now - this.lastCheckAt > timeoutMs / 2
-    this.lastCheckAt = now
-    // Bytes of a large frame still arriving are a sign of life too.
-    const bytesRead = (this.ws as unknown as { _socket?: { bytesRead?: number } })._socket?.bytesRead ?? 0
-    if (bytesRead !== this.bytesReadAtCheck) {
-      this.bytesReadAtCheck = bytesRead
-      this.lastHeardAt = now
-    }
-    if (late) this.lastHeardAt = now
-    if (this.state !== 'open' || this.pending.size === 0 || late) {
+    this.noteBytesRead(now)
+    if (this.state !== 'open' || this.pending.size === 0) {
       this.pingedAt = 0
       return
     }
@@ -209,11 +197,13 @@ export class NodeConnection {
       return
     }
     if (now - this.pingedAt < timeoutMs / 2 || now - this.lastHeardAt < timeoutMs) return
-    // Let the socket deliver what it already holds before the verdict.
+    // Timers run before the socket is read: after a stall of this process,
+    // the node's replies may be waiting unread. Judge after they land.
     const pingedAt = this.pingedAt
     setImmediate(() => {
-      if (this.state !== 'open' || this.pending.size === 0 || this.lastHeardAt >= pingedAt) return
       const at = performance.now()
+      this.noteBytesRead(at)
+      if (this.state !== 'open' || this.pending.size === 0 || this.lastHeardAt >= pingedAt) return
       this.shutdown(
         new TandemError(
           'UNAVAILABLE',
@@ -222,6 +212,15 @@ export class NodeConnection {
       )
       this.ws.terminate()
     })
+  }
+
+  /** Bytes of a large frame still arriving are a sign of life too. */
+  private noteBytesRead(now: number): void {
+    const bytesRead = (this.ws as unknown as { _socket?: { bytesRead?: number } })._socket?.bytesRead ?? 0
+    if (bytesRead !== this.bytesReadAtCheck) {
+      this.bytesReadAtCheck = bytesRead
+      this.lastHeardAt = now
+    }
   }
 
   private shutdown(err: TandemError): void {

@@ -49,7 +49,7 @@ export class TandemServer {
     this.keepaliveTimer = setInterval(() => {
       const now = performance.now()
       for (const c of this.connections) c.keepalive(now)
-    }, KEEPALIVE_MS / 2)
+    }, KEEPALIVE_MS / 4)
     this.keepaliveTimer.unref()
   }
 
@@ -77,6 +77,7 @@ export class TandemServer {
       await server.listen()
       await node.init()
     } catch (err) {
+      clearInterval(server.keepaliveTimer)
       server.http.close()
       await node.close()
       await store.close()

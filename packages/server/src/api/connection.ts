@@ -29,10 +29,11 @@ export const CLOSE = {
 const CLOSE_GRACE_MS = 2000
 
 /**
- * A connection that owes replies and has sent nothing for this long gets a
- * WebSocket ping: clients take a node that answers nothing for a while as
- * gone (the SDK's livenessTimeoutMs), and a client whose socket this node
- * has paused for backpressure cannot get its own ping through.
+ * A connection that owes replies, or is receiving a frame, and has sent
+ * nothing for this long gets a WebSocket ping: clients take a node that
+ * answers nothing for a while as gone (the SDK's livenessTimeoutMs), and a
+ * client's own ping cannot get through a socket this node has paused for
+ * backpressure, nor overtake a large frame it is still uploading.
  */
 export const KEEPALIVE_MS = 500
 
@@ -64,6 +65,9 @@ export class ClientConnection {
   private paused = false
   /** performance.now() of the last frame sent (a reply, a push or a keepalive ping). */
   private lastSentAt = performance.now()
+  private readonly socket: { bytesRead?: number } | undefined
+  /** The socket's bytesRead at the last keepalive check. */
+  private readAtCheck = 0
   private stopping = false
   private closed = false
   private readonly idleWaiters: (() => void)[] = []
@@ -80,8 +84,9 @@ export class ClientConnection {
     ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary))
     ws.on('close', () => this.onClose())
     ws.on('error', (err) => this.logger.debug('client socket error', { err }))
-    const socket = (ws as unknown as { _socket?: NodeJS.EventEmitter })._socket
+    const socket = (ws as unknown as { _socket?: NodeJS.EventEmitter & { bytesRead?: number } })._socket
     socket?.on('drain', () => this.onDrain())
+    this.socket = socket
   }
 
   private onMessage(data: Buffer, isBinary: boolean): void {
@@ -214,9 +219,13 @@ export class ClientConnection {
     this.lastSentAt = performance.now()
   }
 
-  /** Pings the client if this connection owes replies (or holds its socket paused) and has been quiet (see KEEPALIVE_MS). */
+  /** Pings the client if this connection owes replies, holds its socket paused or is receiving, and has been quiet (see KEEPALIVE_MS). */
   keepalive(now: number): void {
-    if (this.closed || (this.inFlight === 0 && !this.paused) || now - this.lastSentAt < KEEPALIVE_MS) return
+    const read = this.socket?.bytesRead ?? 0
+    const receiving = read !== this.readAtCheck
+    this.readAtCheck = read
+    if (this.closed || (this.inFlight === 0 && !this.paused && !receiving) || now - this.lastSentAt < KEEPALIVE_MS)
+      return
     this.lastSentAt = now
     this.ws.ping()
   }
