@@ -1,7 +1,11 @@
+import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
 import { TandemClient } from '@tandem/client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type NodeProcess, startNode } from '../helpers/node-process.js'
 import { tempDir } from '../helpers/temp-dir.js'
+import { waitFor } from '../helpers/wait.js'
 
 /**
  * The SDK's liveness check: a node that answers nothing, not even a
@@ -35,28 +39,6 @@ describe('SDK liveness check against a real node', () => {
     expect(await db.get('waits')).toBe('v')
   })
 
-  it('keeps a node whose reply came while this process was stalled: the reply sitting in the socket counts', async () => {
-    // The node answers TIMEOUT after 1.5 s; this process stalls from 50 ms
-    // to 2.05 s, so the reply sits unread when the liveness check next runs
-    // (before the socket is read) and finds 2 s of silence. The client's own
-    // call timer is 60 s + 1 s away.
-    const outcome = db.put('stalled', 'v', { w: 1, timeoutMs: 1500 }).then(
-      () => 'ACKED',
-      (err: { code?: string; message: string }) => `${err.code}: ${err.message}`,
-    )
-    await new Promise((resolve) => setTimeout(resolve, 50))
-    await new Promise<void>((resolve) =>
-      setImmediate(() => {
-        const until = performance.now() + 2000
-        while (performance.now() < until) {
-          // A stalled event loop, as a long synchronous task or a paused VM would leave it.
-        }
-        resolve()
-      }),
-    )
-    expect(await outcome).toMatch(/^TIMEOUT: write \d+ is committed on this node but reached 0 of 1 replicas/)
-  })
-
   it('gives up on a paused node: the write in flight fails UNCERTAIN long before its own timeout, and the client reconnects after SIGCONT', async () => {
     await db.put('before', '1')
     await node.kill('SIGSTOP')
@@ -70,38 +52,6 @@ describe('SDK liveness check against a real node', () => {
     await db.put('after', '3')
     expect(await db.get('before')).toBe('1')
     expect(await db.get('after')).toBe('3')
-  }, 30_000)
-
-  it('gives up on a paused node even while this process is busy most of the time', async () => {
-    await node.kill('SIGSTOP')
-    try {
-      let outcome: string | null = null
-      db.put('busy-client', 'x').then(
-        () => {
-          outcome = 'ACKED'
-        },
-        (err: { code?: string }) => {
-          outcome = err.code ?? 'ERROR'
-        },
-      )
-      // Busy 560 ms, free for one turn, over and over: every liveness check
-      // runs late. Bounded by the test's own limit.
-      while (outcome === null) {
-        await new Promise<void>((resolve) =>
-          setImmediate(() => {
-            const until = performance.now() + 560
-            while (performance.now() < until) {
-              // busy
-            }
-            resolve()
-          }),
-        )
-        await new Promise((resolve) => setTimeout(resolve, 1))
-      }
-      expect(outcome).toBe('UNCERTAIN')
-    } finally {
-      await node.kill('SIGCONT')
-    }
   }, 30_000)
 })
 
@@ -134,5 +84,91 @@ describe('SDK liveness check against a node that holds back its socket', () => {
       ),
     )
     expect(outcomes).toEqual(Array.from({ length: 40 }, () => 'TIMEOUT'))
+  }, 30_000)
+})
+
+/** The liveness client script, run in a process of its own so that it can be paused. */
+class PausableClient {
+  private readonly proc: ChildProcessWithoutNullStreams
+  private readonly lines: string[] = []
+
+  constructor(address: string) {
+    this.proc = spawn(process.execPath, [join(import.meta.dirname, 'liveness-client.mjs'), address])
+    createInterface({ input: this.proc.stdout }).on('line', (line) => this.lines.push(line))
+  }
+
+  async ready(): Promise<void> {
+    await waitFor(() => this.lines.includes('ready'), { what: 'the client process to connect' })
+  }
+
+  /** Sends a put and resolves once it is on the wire; returns the call's number. */
+  async put(key: string, value: string, w?: { w: number; timeoutMs: number }): Promise<number> {
+    const id = this.lines.filter((l) => l.startsWith('sent ')).length + 1
+    this.proc.stdin.write(`put ${key} ${value}${w ? ` ${w.w} ${w.timeoutMs}` : ''}\n`)
+    await waitFor(() => this.lines.includes(`sent ${id}`), { what: `call ${id} to be sent` })
+    return id
+  }
+
+  /** The call's outcome line once it has settled: "OK" or "CODE: message". */
+  outcome(id: number): string | undefined {
+    return this.lines.find((l) => l.startsWith(`outcome ${id} `))?.slice(`outcome ${id} `.length)
+  }
+
+  signal(signal: NodeJS.Signals): void {
+    this.proc.kill(signal)
+  }
+
+  stop(): void {
+    this.proc.kill('SIGCONT')
+    this.proc.kill('SIGKILL')
+  }
+}
+
+describe('SDK liveness check in a client process that is itself paused', () => {
+  const dir = tempDir()
+  let node: NodeProcess
+  let client: PausableClient
+
+  beforeAll(async () => {
+    node = await startNode(dir.path)
+    client = new PausableClient(node.address)
+    await client.ready()
+  })
+  afterAll(async () => {
+    client?.stop()
+    await node?.stop()
+    dir.remove()
+  })
+
+  it('keeps a node whose reply arrived while the client was paused: the reply in the socket counts', async () => {
+    // The node answers TIMEOUT after 1.5 s; the client is stopped for 2 s
+    // meanwhile, so when it resumes its liveness check runs before the
+    // socket is read and finds 2 s of silence. Its own timer for the call
+    // (1.5 s + 1 s) has not run out yet.
+    const id = await client.put('stalled', 'v', { w: 1, timeoutMs: 1500 })
+    client.signal('SIGSTOP')
+    await new Promise((resolve) => setTimeout(resolve, 2000)) // the length of the fault, not a wait for a condition
+    client.signal('SIGCONT')
+    const outcome = await waitFor(() => client.outcome(id), { what: 'the call to settle' })
+    expect(outcome).toMatch(/^TIMEOUT: write \d+ is committed on this node but reached 0 of 1 replicas/)
+  })
+
+  it('gives up on a paused node even when the client runs only briefly between long pauses', async () => {
+    await node.kill('SIGSTOP')
+    try {
+      const id = await client.put('busy-client', 'x')
+      // The client runs ~20 ms in every 600: each of its liveness checks runs late.
+      const deadline = Date.now() + 20_000
+      while (client.outcome(id) === undefined && Date.now() < deadline) {
+        client.signal('SIGSTOP')
+        await new Promise((resolve) => setTimeout(resolve, 580)) // the fault itself
+        client.signal('SIGCONT')
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+      expect(client.outcome(id)).toMatch(/^UNCERTAIN: .*answered nothing, not even a ping/)
+    } finally {
+      client.signal('SIGCONT')
+      await node.kill('SIGCONT')
+    }
   }, 30_000)
 })
