@@ -63,11 +63,12 @@ export class ClientConnection {
   private backlog: unknown[] = []
   private backlogHead = 0
   private paused = false
-  /** performance.now() of the last frame sent (a reply, a push or a keepalive ping). */
+  /** performance.now() of the keepalive check that last saw bytes go out (or of the last ping). */
   private lastSentAt = performance.now()
-  private readonly socket: { bytesRead?: number } | undefined
-  /** The socket's bytesRead at the last keepalive check. */
+  private readonly socket: { bytesRead?: number; bytesWritten?: number } | undefined
+  /** The socket's byte counters at the last keepalive check. */
   private readAtCheck = 0
+  private writtenAtCheck = 0
   private stopping = false
   private closed = false
   private readonly idleWaiters: (() => void)[] = []
@@ -84,7 +85,8 @@ export class ClientConnection {
     ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary))
     ws.on('close', () => this.onClose())
     ws.on('error', (err) => this.logger.debug('client socket error', { err }))
-    const socket = (ws as unknown as { _socket?: NodeJS.EventEmitter & { bytesRead?: number } })._socket
+    const socket = (ws as unknown as { _socket?: NodeJS.EventEmitter & { bytesRead?: number; bytesWritten?: number } })
+      ._socket
     socket?.on('drain', () => this.onDrain())
     this.socket = socket
   }
@@ -216,7 +218,6 @@ export class ClientConnection {
     const batch = this.outbox
     this.outbox = []
     this.ws.send(encodeFrame(batch.length === 1 ? batch[0] : batch))
-    this.lastSentAt = performance.now()
   }
 
   /** Pings the client if this connection owes replies, holds its socket paused or is receiving, and has been quiet (see KEEPALIVE_MS). */
@@ -224,6 +225,12 @@ export class ClientConnection {
     const read = this.socket?.bytesRead ?? 0
     const receiving = read !== this.readAtCheck
     this.readAtCheck = read
+    // Bytes written since the last check (replies, pushes) are not quiet.
+    const written = this.socket?.bytesWritten ?? 0
+    if (written !== this.writtenAtCheck) {
+      this.writtenAtCheck = written
+      this.lastSentAt = now
+    }
     if (this.closed || (this.inFlight === 0 && !this.paused && !receiving) || now - this.lastSentAt < KEEPALIVE_MS)
       return
     this.lastSentAt = now

@@ -10,9 +10,10 @@
  * entry count. A group commit writes its entries as one block (or a few,
  * when they pass BLOCK_TARGET_BYTES), so its log costs one LevelDB record
  * where it cost one per entry: measured with fsynced 250-put batches of
- * 100-byte values, 7.2 us of CPU per put with a record per entry against
- * 4.6 us with a block per batch and 3.2 us with no log at all (the
- * replicas suite measures all three; BENCHMARKS.md, issue 3 findings).
+ * distinct random 100-byte values, 8.2 us of CPU per put with a record per
+ * entry against 6.2 us with a block per batch and 3.3 us with no log at
+ * all (the replicas suite measures all three; BENCHMARKS.md, issue 3
+ * findings of 2026-11-27).
  *
  * Blocks are how this node stores its log, not what it replicates: each
  * node cuts its own blocks, the entries and their seqs are the same on
