@@ -8,19 +8,17 @@
  * The entries of a block have consecutive seqs starting at its key, and
  * blocks do not overlap, so the next block's key is this one's plus its
  * entry count. A group commit writes its entries as one block (or a few,
- * when they pass BLOCK_TARGET_BYTES), so its log costs one LevelDB record
- * where it cost one per entry: measured with fsynced 250-put batches of
- * distinct random 100-byte values, 8.2 us of CPU per put with a record per
- * entry against 6.2 us with a block per batch and 3.3 us with no log at
- * all (the replicas suite measures all three; BENCHMARKS.md, issue 3
- * findings of 2026-11-27).
+ * when they pass BLOCK_TARGET_BYTES), so the log costs LevelDB one record
+ * per group rather than one per entry, and LevelDB's CPU per put falls
+ * accordingly (the replicas suite measures a block per group, a record per
+ * entry and no log side by side: BENCHMARKS.md#replicas).
  *
  * Blocks are how this node stores its log, not what it replicates: each
  * node cuts its own blocks, the entries and their seqs are the same on
  * every node. A record whose first byte begins a msgpack array is a bare
- * entry, a block of one (the layout before blocks), so older data dirs
- * read as they are; builds from before blocks cannot read a data dir
- * written with them.
+ * entry, a block of one, so data dirs holding a record per entry read as
+ * they are (a build that knows no blocks cannot read a data dir that has
+ * them).
  */
 
 /** First byte of a block: a msgpack fixstr marker, which never starts an entry (always an array). */
@@ -72,7 +70,7 @@ export function unpackBlock(record: Uint8Array): Buffer[] {
   if (bytes.length === 0) throw new Error('empty log record')
   const first = bytes[0]
   if (first !== BLOCK_MARK) {
-    // fixarray, array16 or array32: a bare entry, as written before blocks.
+    // fixarray, array16 or array32: a bare entry (a record per entry).
     if ((first & 0xf0) === 0x90 || first === 0xdc || first === 0xdd) return [bytes]
     throw new Error(`log record starts with 0x${first.toString(16)}, neither a block nor an entry`)
   }

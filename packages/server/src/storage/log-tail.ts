@@ -5,9 +5,9 @@
  *
  * The bytes live in one ring buffer, with offsets and lengths in typed
  * arrays: no JavaScript object per entry outlives the commit that wrote
- * it. (Holding each entry as its own Buffer kept ~50,000 small objects
- * alive; every one was copied by the young-generation collector and then
- * promoted, and they were most of what the master's collections walked.)
+ * it: a Buffer per entry would keep tens of thousands of small objects
+ * alive, each copied by the young-generation collector and then promoted,
+ * and they would be most of what the master's collections walk.
  * The views `from` returns are valid until the next push: send them (copy
  * them) at once.
  */

@@ -125,9 +125,9 @@ export class Store {
   private readonly log: Bytes
   private readonly meta: Sublevel<string, unknown>
   // Writes bypass the sublevel API: a chained batch op with the `sublevel`
-  // option costs ~9 us of JavaScript against ~0.8 us for a prefixed key on
-  // the root db (measured, see BENCHMARKS.md). The prefixes are the
-  // sublevels' own, so reads through the sublevels see the same keys.
+  // option costs several times the JavaScript of a prefixed key on the
+  // root db. The prefixes are the sublevels' own, so reads through the
+  // sublevels see the same keys.
   private readonly dataPrefix: Buffer
   private readonly logPrefix: Buffer
   private readonly metaPrefix: Buffer
@@ -311,8 +311,8 @@ export class Store {
   }
 
   private async commitGroup(group: StoreWrite[]): Promise<number[]> {
-    // A chained batch: measured at less than half the cost of the array
-    // form of db.batch() for the same ops (see BENCHMARKS.md).
+    // A chained batch: cheaper than the array form of db.batch() for the
+    // same ops.
     const batch = this.db.batch()
     const seqs: number[] = []
     const epoch = this.epoch
@@ -389,8 +389,9 @@ export class Store {
 
   /**
    * Reads are coalesced: every get issued in the same turn goes to LevelDB
-   * as one getMany on the root db (measured ~5x the throughput of separate
-   * sublevel gets for 50 keys), and their replies then leave together.
+   * as one getMany on the root db (one crossing into LevelDB and its
+   * thread pool instead of one per key), and their replies then leave
+   * together.
    */
   get(key: string): Promise<Value | undefined> {
     return new Promise((resolve, reject) => {
