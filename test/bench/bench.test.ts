@@ -62,7 +62,6 @@ describe('tandem-bench', () => {
   it('runs every workload against a local tandem and writes JSON, a chart and a markdown section', async () => {
     const json = join(dir.path, 'tandem.json')
     const chart = join(dir.path, 'tandem.svg')
-    const md = join(dir.path, 'BENCH.md')
     const run = await bench([
       'run',
       '--workload',
@@ -77,8 +76,6 @@ describe('tandem-bench', () => {
       '--chart',
       chart,
       '--markdown',
-      '--markdown-file',
-      md,
     ])
     expect(run.code, run.stderr).toBe(0)
     const report = JSON.parse(readFileSync(json, 'utf8'))
@@ -94,9 +91,11 @@ describe('tandem-bench', () => {
     }
     expect(run.stdout).toContain('p99.9 ms')
     expect(readFileSync(chart, 'utf8')).toMatch(/^<svg[\s\S]*<\/svg>\n$/)
-    const section = readFileSync(md, 'utf8')
+    // The markdown section goes to stdout, after the text report.
+    const section = run.stdout.slice(run.stdout.indexOf('### tandem'))
     expect(section).toContain('tandem-bench run --workload put,get,a,b,c')
     expect(section).toContain('| put 4x4 | tandem |')
+    expect(report.git.commit).toMatch(/^[0-9a-f]{40}$/)
   })
 
   it('spreads clients over worker threads, with zipfian keys and a request count', async () => {

@@ -5,6 +5,7 @@ import { preload } from './load/client-group.js'
 import { describeMachine } from './machine.js'
 import { type BenchOptions, isSuite } from './options.js'
 import { measureRawLevelDb, type RawResult } from './raw-leveldb.js'
+import { gitState } from './report/git-state.js'
 import { ProgressLine, progressMode } from './report/progress.js'
 import type { BenchReport, ScenarioResult, TargetCheck } from './report/result.js'
 import { runScenario, type Scenario } from './scenario.js'
@@ -53,6 +54,7 @@ export async function runBench(o: BenchOptions, commandLine: string): Promise<Be
   const progress = new ProgressLine(progressMode(o.progress))
   const startedAt = new Date().toISOString()
   const loadAtStart = loadavg().map((x) => Math.round(x * 100) / 100)
+  const git = gitState()
   const targets: TargetName[] = o.command === 'compare' ? ['tandem', 'redis'] : o.command === 'run' ? [o.target] : []
   let redisVersion = await redisServerVersion()
   if (targets.includes('redis') && !o.redis && !redisVersion) throw new TargetUnavailable(REDIS_MISSING)
@@ -152,6 +154,7 @@ export async function runBench(o: BenchOptions, commandLine: string): Promise<Be
     tool: 'tandem-bench',
     command: o.command,
     commandLine,
+    git,
     startedAt,
     finishedAt: new Date().toISOString(),
     machine: {

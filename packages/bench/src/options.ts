@@ -88,10 +88,10 @@ export const optionsSchema = z
     raw: z.boolean().default(false),
     /** raw: entries per LevelDB batch. */
     batchSizes: intList(1, 100_000).default([50, 100, 1000]),
+    /** Where the run's JSON goes (default: packages/bench/results/NAME.json, NAME from resultName()). */
     json: z.string().min(1).optional(),
-    /** Append the run to BENCHMARKS.md (or --markdown-file). */
+    /** Also print the run as a BENCHMARKS.md section to paste (stdout). */
     markdown: z.boolean().default(false),
-    markdownFile: z.string().min(1).default('BENCHMARKS.md'),
     chart: z
       .string()
       .regex(/\.svg$/i, 'expected a file name ending in .svg')
@@ -207,7 +207,11 @@ suites (tandem only; each starts its own servers; combine with commas)
                              --keys keys (skip: --no-cold-restart)
                              [--failover-timeout MS] [--heartbeat-interval MS]
 output
-  --json FILE  --markdown [--markdown-file FILE]  --chart FILE.svg
+  --json FILE    the run as JSON (default packages/bench/results/NAME.json, replaced by a
+                 rerun; NAME: the suite(s), single, compare[-replicas-N], raw, ...); it records
+                 the command line, git commit and dirty state, machine and load average
+  --markdown     also print the run as a BENCHMARKS.md section to paste
+  --chart FILE.svg
   --progress auto|tty|plain|none
 environment (servers the harness starts)
   TANDEM_BENCH_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR'   extra node flags for each server

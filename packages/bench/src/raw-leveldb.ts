@@ -97,8 +97,8 @@ export interface RawApplyOptions {
   distinctValues: number
   /**
    * How the log is laid out: 'block' is tandem's (one record per batch, see
-   * the server's log-block.ts); 'entry' one record per put (tandem's layout
-   * before blocks); 'none' no log at all (data records only).
+   * the server's log-block.ts); 'entry' one record per put (bare entries,
+   * which the server still reads); 'none' no log at all (data records only).
    */
   logLayout?: 'block' | 'entry' | 'none'
 }

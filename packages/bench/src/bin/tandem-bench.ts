@@ -1,9 +1,10 @@
-import { writeFile } from 'node:fs/promises'
-import { dirname, relative } from 'node:path'
+import { mkdir, writeFile } from 'node:fs/promises'
+import { dirname, relative, resolve } from 'node:path'
 import { liveTopologies, runBench } from '../bench.js'
 import { parseOptions, USAGE, UsageError } from '../options.js'
 import { renderChart } from '../report/chart.js'
-import { appendMarkdown } from '../report/markdown.js'
+import { renderMarkdown } from '../report/markdown.js'
+import { defaultJsonPath, REPO_ROOT } from '../report/result-file.js'
 import { renderText } from '../report/table.js'
 import { TargetUnavailable } from '../topology/topology.js'
 
@@ -37,11 +38,19 @@ async function main(): Promise<number> {
   try {
     const report = await runBench(options, commandLine)
     process.stdout.write(`\n${renderText(report)}`)
-    if (options.json) await writeFile(options.json, `${JSON.stringify(report, null, 2)}\n`)
+    const json = resolve(options.json ?? defaultJsonPath(options))
+    await mkdir(dirname(json), { recursive: true })
+    await writeFile(json, `${JSON.stringify(report, null, 2)}\n`)
+    process.stderr.write(`wrote ${json}\n`)
     if (options.chart) await writeFile(options.chart, renderChart(report))
     if (options.markdown) {
-      const chart = options.chart ? relative(dirname(options.markdownFile), options.chart) : undefined
-      await appendMarkdown(options.markdownFile, report, chart)
+      // Paths as BENCHMARKS.md, at the repository root, links them.
+      const fromRoot = (file: string) => {
+        const path = relative(REPO_ROOT, resolve(file))
+        return path.startsWith('..') ? resolve(file) : path
+      }
+      const chart = options.chart ? fromRoot(options.chart) : undefined
+      process.stdout.write(`\n${renderMarkdown(report, fromRoot(json), chart)}`)
     }
     return 0
   } catch (err) {

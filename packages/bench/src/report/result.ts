@@ -5,6 +5,7 @@ import type { ThreadSplit } from '../measures/proc.js'
 import type { ReplicaLag } from '../measures/replication-lag.js'
 import type { WorkloadName } from '../options.js'
 import type { RawResult } from '../raw-leveldb.js'
+import type { GitState } from './git-state.js'
 
 /** The JSON that `--json FILE` writes. Field names are part of the CLI's contract. */
 
@@ -140,6 +141,9 @@ export interface ColdRestartResult {
 
 /** One target of an issue compared with what the same run measured. */
 export interface TargetCheck {
+  /** Stable across runs (e.g. 'replicas.throughput.2'): what BENCHMARKS.md and the tests look a figure up by. */
+  id: string
+  /** What was measured, with the run's own numbers. */
   name: string
   measured: number | null
   unit: string
@@ -174,8 +178,11 @@ export interface BenchReport {
   tool: 'tandem-bench'
   command: 'run' | 'compare' | 'raw'
   commandLine: string
+  /** The commit the run measured and whether the tree differed from it (null outside a git checkout). */
+  git: GitState | null
   startedAt: string
   finishedAt: string
+  /** Cores, memory, versions, and the load average at the start and the end. */
   machine: Machine
   settings: {
     replicas: number

@@ -319,6 +319,7 @@ export async function failoverSuite(
     const timeout = o.failoverTimeout === undefined ? 'default timeouts' : `--failover-timeout ${o.failoverTimeout}`
     const checks: TargetCheck[] = [
       {
+        id: 'failover.downtime.p50',
         name: `fail-over downtime median, kill to first acknowledged write (${rounds.length} kills, ${timeout})`,
         measured: failover.downtimeMs?.p50 ?? null,
         unit: 'ms',
@@ -326,6 +327,7 @@ export async function failoverSuite(
         met: failover.downtimeMs ? failover.downtimeMs.p50 < 1500 && failover.unrecovered === 0 : false,
       },
       {
+        id: 'failover.downtime.p99',
         name: `fail-over downtime p99 (${rounds.length} kills, ${timeout})`,
         measured: failover.downtimeMs?.p99 ?? null,
         unit: 'ms',
@@ -335,6 +337,7 @@ export async function failoverSuite(
     ]
     if (coldRestart)
       checks.push({
+        id: 'failover.coldRestart',
         name: `cold restart of a master holding ${coldRestart.keys} keys, kill to first acknowledged write`,
         measured: coldRestart.killToFirstAckMs,
         unit: 'ms',

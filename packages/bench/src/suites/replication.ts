@@ -80,6 +80,7 @@ export async function lagSuite(o: BenchOptions, progress: ProgressLine, live: Se
     const p99 = worstLagP99(openResult)
     const checks: TargetCheck[] = [
       {
+        id: half ? 'lag.p99.half' : 'lag.p99.rate',
         name: `replication lag p99 at ${half ? 'half of saturation' : 'the offered rate'} (${rate} ops/s offered, ${openResult.throughput} done)`,
         measured: p99,
         unit: 'ms',
@@ -87,6 +88,7 @@ export async function lagSuite(o: BenchOptions, progress: ProgressLine, live: Se
         met: p99 === null ? false : p99 < 10,
       },
       {
+        id: 'lag.p99.saturation',
         name: `replication lag p99 at saturation (${satResult.throughput} ops/s)`,
         measured: worstLagP99(satResult),
         unit: 'ms',
@@ -165,6 +167,7 @@ export async function replicasSuite(
     const checks: TargetCheck[] = scenarios
       .filter((s) => s.replicas > 0 && s.vsNoReplicas !== null)
       .map((s) => ({
+        id: `replicas.throughput.${s.replicas}`,
         name: `put throughput with ${s.replicas} replicas / with none (${s.targets.tandem!.throughput} / ${base} ops/s)`,
         measured: s.vsNoReplicas,
         unit: 'x',
@@ -223,6 +226,7 @@ function masterCpuChecks(none: TargetResult, scenarios: ScenarioResult[]): Targe
     const us = s.replicas > 0 ? perPut(s.targets.tandem) : null
     if (us === null) continue
     checks.push({
+      id: `replicas.masterCpu.${s.replicas}`,
       name: `master CPU per put with none / with ${s.replicas} replicas (${round(base, 1)} / ${round(us, 1)} us)`,
       measured: round(base / us, 2),
       unit: 'x',
@@ -252,6 +256,7 @@ function threadChecks(scenarios: ScenarioResult[]): TargetCheck[] {
     })
     const total = t.servers.reduce((sum, sv) => sum + (sv.cpuCores ?? 0), t.harness.cpuCores)
     checks.push({
+      id: `replicas.cpuByThread.${s.replicas}`,
       name: `CPU per put with ${s.replicas} replicas, us (main thread / busiest other thread / rest): ${parts.join('; ')}; harness ${us(t.harness.cpuCores)}`,
       measured: us(total),
       unit: 'us',
@@ -277,6 +282,7 @@ function cpuCeilings(none: TargetResult, floors: RawApplyResult[], counts: numbe
   const harnessUs = (none.harness.cpuCores / none.throughput) * 1e6
   const checks: TargetCheck[] = [
     {
+      id: 'replicas.floor.block',
       name: `raw LevelDB CPU per replicated put (data record + its share of a log block, ${raw.batchSize}-put fsynced batches, ${raw.distinctValues} distinct values, after ${raw.warmupPuts} puts, with the compactions they leave owed: ${raw.owedCompactionUsPerPut} us${raw.settled ? '' : '; LevelDB did not go idle within a minute, so the figure is short'}); master ${round(masterUs, 1)} us and harness ${round(harnessUs, 1)} us per put in the 0-replica run`,
       measured: raw.cpuUsPerPut,
       unit: 'us',
@@ -286,7 +292,8 @@ function cpuCeilings(none: TargetResult, floors: RawApplyResult[], counts: numbe
   ]
   for (const other of floors.slice(1)) {
     checks.push({
-      name: `the same with ${other.logLayout === 'entry' ? 'a log record per put (the layout before log blocks)' : 'no log at all (data records only)'}`,
+      id: `replicas.floor.${other.logLayout}`,
+      name: `the same with ${other.logLayout === 'entry' ? 'a log record per put' : 'no log at all (data records only)'}`,
       measured: other.cpuUsPerPut,
       unit: 'us',
       target: '-',
@@ -296,6 +303,7 @@ function cpuCeilings(none: TargetResult, floors: RawApplyResult[], counts: numbe
   for (const replicas of counts.filter((c) => c > 0)) {
     const ceiling = (cores * 1e6) / (masterUs + harnessUs + replicas * raw.cpuUsPerPut)
     checks.push({
+      id: `replicas.ceiling.${replicas}`,
       name: `CPU ceiling of ${replicas} replicas / none on ${cores} cores (${Math.round(ceiling)} / ${none.throughput} ops/s)`,
       measured: round(ceiling / none.throughput, 2),
       unit: 'x',
@@ -444,6 +452,7 @@ export async function fullSyncSuite(
       scenarios: [result],
       checks: [
         {
+          id: 'fullsync.keysPerSec',
           name: `full sync speed, ${keys} keys of ${o.valueSize} B (${fullSync.mbPerSec} MB/s)`,
           measured: fullSync.keysPerSec,
           unit: 'keys/s',
@@ -451,6 +460,7 @@ export async function fullSyncSuite(
           met: fullSync.keysPerSec >= 300_000,
         },
         {
+          id: 'fullsync.replicaPeakRss',
           name: 'replica peak RSS during the full sync',
           measured: fullSync.replicaPeakRssMB,
           unit: 'MB',
