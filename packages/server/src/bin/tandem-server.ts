@@ -5,13 +5,12 @@ import { TandemServer } from '../server.js'
 import { createLogger } from '../util/logger.js'
 
 // Young-generation collections on the main thread alone. A node's
-// survivors are small (under ~1.3 MB a scavenge under load), and a parallel
-// scavenge waits for helper threads that, on a machine whose cores are busy
-// (LevelDB's own threads, other processes), are not scheduled at once:
-// measured in a 20 s lag run on 2 cores, the master's scavenges over 3 ms
-// went from 65 to 29-42 and their total from 740 to 495-595 ms, the
-// replica's from 22 to 6-9 and 252 to 127-138 ms (BENCHMARKS.md). `node --parallel-scavenge`
-// keeps V8's default.
+// survivors are small, and a parallel scavenge waits for helper threads
+// that, on a machine whose cores are busy (LevelDB's own threads, other
+// processes), are not scheduled at once: the pause grows, and replication
+// lag with it (the lag suite shows it, with
+// TANDEM_BENCH_NODE_ARGS=--trace-gc-nvp). `node --parallel-scavenge` keeps
+// V8's default.
 if (!process.execArgv.some((arg) => arg.endsWith('parallel-scavenge'))) setFlagsFromString('--no-parallel-scavenge')
 
 /** Exit statuses: 0 clean shutdown, 1 could not start, 2 bad usage. */
