@@ -1,0 +1,116 @@
+import { EventEmitter } from 'node:events'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { decodeFrame, encodeFrame } from '@tandem/protocol'
+import { afterEach, describe, expect, it } from 'vitest'
+import type { WebSocket } from 'ws'
+import { OP_PUT } from '../storage/log-entry.js'
+import { Store } from '../storage/store.js'
+import { silentLogger } from '../util/logger.js'
+import { AckTracker } from './acks.js'
+import { DEFAULT_UPSTREAM_OPTIONS, Upstream } from './upstream.js'
+
+/**
+ * A downstream's socket whose peer reads nothing until told to: frames are
+ * taken, and their send callbacks (the bytes reaching the kernel) held
+ * until flush().
+ */
+class StuckSocket extends EventEmitter {
+  readonly OPEN = 1
+  readyState = 1
+  /** Bytes handed to send() and not yet flushed. */
+  unflushed = 0
+  readonly frames: Buffer[] = []
+  private held: (() => void)[] = []
+
+  send(frame: Buffer, done?: () => void): void {
+    this.frames.push(frame)
+    this.unflushed += frame.length
+    this.held.push(() => {
+      this.unflushed -= frame.length
+      done?.()
+    })
+  }
+
+  flush(): void {
+    for (const done of this.held.splice(0)) done()
+  }
+
+  pause(): void {}
+  resume(): void {}
+  close(): void {
+    this.readyState = 3
+    this.emit('close')
+  }
+  terminate(): void {
+    this.close()
+  }
+}
+
+/** Lets the event loop run `turns` times (the feed's reads and sends are a few turns each). */
+async function turns(n = 50): Promise<void> {
+  for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve))
+}
+
+const cleanups: (() => Promise<void> | void)[] = []
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c()
+})
+
+describe('upstream backpressure', () => {
+  it('stops feeding a downstream that reads nothing at its high-water mark, and resumes on drain', async () => {
+    // Rule: a feed stops reading the log while its socket holds more than
+    // highWaterBytes unflushed, so a downstream too slow to keep up costs
+    // the upstream a bounded buffer, not the whole stream.
+    const dir = mkdtempSync(join(tmpdir(), 'tandem-upstream-test-'))
+    const store = await Store.open({ dataDir: dir, sync: 'none', logRetention: 100_000 })
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+    cleanups.push(() => store.close())
+    await store.write([[OP_PUT, 'first', 'x']])
+
+    const highWaterBytes = 64 * 1024
+    const batchBytes = 16 * 1024
+    const upstream = new Upstream(
+      {
+        store,
+        logger: silentLogger,
+        acks: new AckTracker(),
+        masterAddress: () => null,
+        countSync() {},
+      },
+      { ...DEFAULT_UPSTREAM_OPTIONS, highWaterBytes, batchBytes, heartbeatMs: 60_000, replTimeoutMs: 60_000 },
+    )
+    cleanups.push(() => upstream.close())
+    const ws = new StuckSocket()
+    upstream.accept(ws as unknown as WebSocket)
+    const hello = { type: 'hello', nodeId: 'replica', addr: '127.0.0.1:1', history: store.history, lastSeq: 1 }
+    ws.emit('message', encodeFrame(hello), true)
+    await turns()
+    expect((decodeFrame(ws.frames[0]) as { type: string }).type).toBe('continue')
+
+    // 200 writes of 4 KiB: 800 KiB for a downstream that reads nothing.
+    const value = 'v'.repeat(4096)
+    const writes = 200
+    await Promise.all(Array.from({ length: writes }, (_, i) => store.write([[OP_PUT, `k${i}`, value]])))
+    await turns()
+    // At most the mark plus the one frame that crossed it (a frame stops
+    // after the entry that takes it past batchBytes).
+    const bound = highWaterBytes + batchBytes + value.length + 1024
+    expect(ws.unflushed).toBeGreaterThanOrEqual(highWaterBytes)
+    expect(ws.unflushed).toBeLessThanOrEqual(bound)
+
+    // Each time the peer reads what it was sent, the feed sends more, never
+    // past the bound, until the downstream has every entry once, in order.
+    const sent = () =>
+      ws.frames
+        .map((f) => decodeFrame(f) as { type: string; entries?: unknown[] })
+        .reduce((n, m) => n + (m.type === 'entries' ? (m.entries?.length ?? 0) : 0), 0)
+    for (let round = 0; round < writes && sent() < writes; round++) {
+      ws.flush()
+      await turns()
+      expect(ws.unflushed).toBeLessThanOrEqual(bound)
+    }
+    expect(sent()).toBe(writes)
+  })
+})
