@@ -69,6 +69,7 @@ describe('fail-over rules under partial partitions', () => {
     const master = await group.waitForMaster()
     const m = group.index(master)
     const [a, b] = [0, 1, 2].filter((i) => i !== m)
+    const firstEpoch = (await statusOf(master)).epoch
     const writers = await Promise.all(Array.from({ length: 24 }, () => group.client()))
     const load = new WriteLoad(
       writers.map((db) => ({ db, node: -1 })),
@@ -82,7 +83,18 @@ describe('fail-over rules under partial partitions', () => {
     group.proxies[m][b].cut()
     group.proxies[b][m].cut()
     const cutAt = Date.now()
-    const newMaster = await group.waitForMaster([group.nodes[a], group.nodes[b]], 'a new master among the replicas')
+    // Elected, not yet writable: with A 220 ms away, B's heartbeats cannot
+    // renew the lease its votes gave it until the links are healed.
+    const newMaster = await waitFor(
+      async () => {
+        for (const n of [group.nodes[a], group.nodes[b]]) {
+          const s = await statusOf(n, 500).catch(() => null)
+          if (s?.role === 'master' && s.epoch > firstEpoch) return n
+        }
+        return undefined
+      },
+      { what: 'a new master among the replicas', intervalMs: 50 },
+    )
     group.healAll()
     for (const row of group.proxies) for (const p of row) p?.delay(0)
     const healedAt = Date.now()

@@ -48,9 +48,17 @@ class StuckSocket extends EventEmitter {
   }
 }
 
-/** Lets the event loop run `turns` times (the feed's reads and sends are a few turns each). */
-async function turns(n = 50): Promise<void> {
-  for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve))
+/**
+ * Waits until `check` holds (the feed reads LevelDB on its thread pool
+ * during the handshake), or fails after 10 s. (The server's tests cannot
+ * use the fixtures' waitFor: the bench depends on the server.)
+ */
+async function until(check: () => boolean, what: string): Promise<void> {
+  const deadline = Date.now() + 10_000
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
 }
 
 const cleanups: (() => Promise<void> | void)[] = []
@@ -86,18 +94,17 @@ describe('upstream backpressure', () => {
     upstream.accept(ws as unknown as WebSocket)
     const hello = { type: 'hello', nodeId: 'replica', addr: '127.0.0.1:1', history: store.history, lastSeq: 1 }
     ws.emit('message', encodeFrame(hello), true)
-    await turns()
+    await until(() => ws.frames.length > 0, 'the handshake')
     expect((decodeFrame(ws.frames[0]) as { type: string }).type).toBe('continue')
 
     // 200 writes of 4 KiB: 800 KiB for a downstream that reads nothing.
     const value = 'v'.repeat(4096)
     const writes = 200
     await Promise.all(Array.from({ length: writes }, (_, i) => store.write([[OP_PUT, `k${i}`, value]])))
-    await turns()
+    await until(() => ws.unflushed >= highWaterBytes, 'the feed to reach its high-water mark')
     // At most the mark plus the one frame that crossed it (a frame stops
     // after the entry that takes it past batchBytes).
     const bound = highWaterBytes + batchBytes + value.length + 1024
-    expect(ws.unflushed).toBeGreaterThanOrEqual(highWaterBytes)
     expect(ws.unflushed).toBeLessThanOrEqual(bound)
 
     // Each time the peer reads what it was sent, the feed sends more, never
@@ -106,9 +113,9 @@ describe('upstream backpressure', () => {
       ws.frames
         .map((f) => decodeFrame(f) as { type: string; entries?: unknown[] })
         .reduce((n, m) => n + (m.type === 'entries' ? (m.entries?.length ?? 0) : 0), 0)
-    for (let round = 0; round < writes && sent() < writes; round++) {
+    while (sent() < writes) {
       ws.flush()
-      await turns()
+      await until(() => ws.unflushed > 0 || sent() === writes, 'the feed to send more once drained')
       expect(ws.unflushed).toBeLessThanOrEqual(bound)
     }
     expect(sent()).toBe(writes)
