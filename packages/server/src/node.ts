@@ -134,7 +134,7 @@ export class TandemNode {
       address: this.address,
       authToken: this.config.authToken,
       isMaster: () => this.role === 'master',
-      becomeMaster: (epoch: number) => this.takeOver(epoch),
+      becomeMaster: (epoch: number, why: string) => this.takeOver(epoch, why),
       follow: async (route: string, clientAddr: string) => {
         await this.follow(route)
         this.knownMaster = clientAddr
@@ -166,17 +166,17 @@ export class TandemNode {
     return next
   }
 
-  private takeOver(epoch: number): Promise<void> {
-    return this.serially(() => this.doTakeOver(epoch))
+  private takeOver(epoch: number, why: string): Promise<void> {
+    return this.serially(() => this.doTakeOver(epoch, why))
   }
 
-  private async doTakeOver(epoch: number): Promise<void> {
+  private async doTakeOver(epoch: number, why: string): Promise<void> {
     await this.downstream?.stop()
     this.downstream = null
     this.upstream = null
     this.knownMaster = null
     this.fenced = false
-    await this.store.beginEpoch(epoch)
+    await this.store.beginEpoch(epoch, this.nodeId, why)
     this.role = 'master'
     this.upstreamSide.historyChanged()
     this.logger.info('became master', { epoch, startSeq: this.store.lastSeq + 1 })
@@ -218,7 +218,7 @@ export class TandemNode {
     const history = this.store.history
     const last = history[history.length - 1]
     if (!last || last.by !== this.nodeId || why !== 'start') {
-      const epoch = await this.store.beginEpoch(this.store.epoch + 1)
+      const epoch = await this.store.beginEpoch(this.store.epoch + 1, this.nodeId, why)
       this.logger.info('began a new epoch as master', { epoch: epoch.epoch, startSeq: epoch.startSeq, why })
       this.upstreamSide.historyChanged()
     }

@@ -7,6 +7,7 @@ import { WebSocketServer } from 'ws'
 import { bearerToken, tokenMatches } from './api/auth.js'
 import { CLOSE, ClientConnection, KEEPALIVE_MS } from './api/connection.js'
 import type { Config } from './config.js'
+import { WebConsole } from './http/console.js'
 import { TandemNode } from './node.js'
 import { Store } from './storage/store.js'
 import { type Logger, silentLogger } from './util/logger.js'
@@ -21,7 +22,7 @@ const DRAIN_TIMEOUT_MS = 10_000
  * TandemServer: one node's process-level shell. It owns the Store, the
  * TandemNode and one HTTP server on --port that upgrades WebSocket
  * connections (clients at /, replication peers later at /replication) and
- * answers /health, /status and /metrics.
+ * answers /health, /status, /metrics and the web console under /ui.
  */
 export class TandemServer {
   status: ServerStatus = 'opening'
@@ -33,6 +34,7 @@ export class TandemServer {
   private closing: Promise<void> | null = null
   private countRequest!: (op: string) => void
   private countError!: (code: string) => void
+  private readonly console: WebConsole
 
   private constructor(
     readonly config: Config,
@@ -42,6 +44,14 @@ export class TandemServer {
     this.http = createServer((req, res) => this.onHttpRequest(req, res))
     this.http.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head))
     this.wss = new WebSocketServer({ noServer: true, maxPayload: config.maxFrameBytes, perMessageDeflate: false })
+    this.console = new WebConsole({
+      dataDir: config.dataDir,
+      authToken: config.authToken,
+      logger,
+      status: () => node.status(),
+      requests: () => this.metrics.counterValues('tandem_requests_total'),
+      onSelfServed: this.metrics.counter('tandem_console_reports_served_total', 'Reports served to web consoles.'),
+    })
     this.registerMetrics()
     node.onTopology = (master, epoch) => {
       for (const c of this.connections) c.push({ push: 'topology', master, epoch })
@@ -153,6 +163,7 @@ export class TandemServer {
 
   private onHttpRequest(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?')[0]
+    if (path === '/ui' || path.startsWith('/ui/')) return this.console.handle(req, res, path)
     if (path === '/health') {
       return sendJson(res, this.status === 'open' ? 200 : 503, { status: this.status === 'open' ? 'ok' : this.status })
     }
@@ -231,6 +242,7 @@ export class TandemServer {
     )
     m.gauge('tandem_elections_won_total', 'Elections this node won.', () => this.node.failover?.stats.electionsWon ?? 0)
     m.gauge('tandem_votes_granted_total', 'Votes this node granted.', () => this.node.failover?.stats.votesGranted ?? 0)
+    m.gauge('tandem_console_streams', 'Web console event streams open.', () => this.console.streamCount)
     m.gauge('tandem_process_resident_memory_bytes', 'Resident set size.', () => process.memoryUsage.rss())
   }
 
@@ -247,6 +259,7 @@ export class TandemServer {
     this.logger.info('shutting down', { connections: this.connections.size })
     const httpClosed = new Promise<void>((resolve) => this.http.close(() => resolve()))
     for (const c of this.connections) c.stopReading()
+    this.console.close()
     const drained = Promise.all([...this.connections].map((c) => c.drained()))
     await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, DRAIN_TIMEOUT_MS).unref())])
     for (const c of this.connections) c.close(CLOSE.GOING_AWAY, 'server shutting down')

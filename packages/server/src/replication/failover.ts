@@ -75,8 +75,8 @@ export interface FailoverHost {
   readonly address: string
   readonly authToken?: string
   isMaster(): boolean
-  /** Begins `epoch` as master (the node stops following). */
-  becomeMaster(epoch: number): Promise<void>
+  /** Begins `epoch` as master (the node stops following); `why` is kept in the history. */
+  becomeMaster(epoch: number, why: 'election' | 'promote'): Promise<void>
   /** Follows the member reachable at `route`, whose clients use `clientAddr`. */
   follow(route: string, clientAddr: string): Promise<void>
   /** Stops taking writes at once: a newer epoch exists. */
@@ -212,7 +212,7 @@ export class FailoverManager {
         this.electionDue = this.lastMasterContact + this.randomTimeout()
         return
       }
-      await this.runElection(false)
+      await this.runElection(false, 'election')
     }
   }
 
@@ -298,7 +298,7 @@ export class FailoverManager {
   }
 
   /** Stands for a new epoch. Resolves true when this node won and is master. */
-  private async runElection(force: boolean): Promise<boolean> {
+  private async runElection(force: boolean, why: 'election' | 'promote'): Promise<boolean> {
     this.electing = true
     try {
       // A hand-over (force) needs no pre-vote: the master itself agreed.
@@ -357,7 +357,7 @@ export class FailoverManager {
       // `epoch` while the candidate it voted for begins a newer one.
       this.takingOver = epoch
       try {
-        await this.host.becomeMaster(epoch)
+        await this.host.becomeMaster(epoch, why)
       } finally {
         this.takingOver = 0
       }
@@ -400,7 +400,7 @@ export class FailoverManager {
         force = true
       }
     }
-    if (!(await this.runElection(force))) {
+    if (!(await this.runElection(force, 'promote'))) {
       throw new TandemError('NOMASTER', 'promotion failed: a majority of the group did not vote for this node')
     }
   }

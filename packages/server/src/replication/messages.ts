@@ -24,6 +24,8 @@ export const historySchema = z.array(
     startSeq: z.number().int().positive(),
     by: z.string(),
     id: z.string().max(64).optional(),
+    at: z.number().int().nonnegative().optional(),
+    why: z.string().max(200).optional(),
   }),
 )
 

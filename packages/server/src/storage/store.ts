@@ -49,6 +49,10 @@ export interface HistoryEpoch {
    * wrote before, or a replica would resume from it onto different entries.
    */
   id?: string
+  /** Wall time (ms since 1970) at which the epoch began, on the node that began it. */
+  at?: number
+  /** Why it began: 'start', 'election', 'promote', 'replicaof no one' (shown in the console). */
+  why?: string
 }
 
 export interface StoreOptions {
@@ -273,11 +277,18 @@ export class Store {
     return this.committer.submit({ kind: 'replicated', entries, raws })
   }
 
-  /** Starts a new epoch at the next seq and records it durably. */
-  async beginEpoch(epoch: number, by: string = this.nodeId): Promise<HistoryEpoch> {
+  /** Starts a new epoch at the next seq and records it durably, with when and why it began. */
+  async beginEpoch(epoch: number, by: string = this.nodeId, why?: string): Promise<HistoryEpoch> {
     await this.committer.idle()
     if (epoch <= this.epoch) throw new TandemError('FENCED', `epoch ${epoch} is not newer than ${this.epoch}`)
-    const next: HistoryEpoch = { epoch, startSeq: this.lastSeq + 1, by, id: randomBytes(6).toString('hex') }
+    const next: HistoryEpoch = {
+      epoch,
+      startSeq: this.lastSeq + 1,
+      by,
+      id: randomBytes(6).toString('hex'),
+      at: (this.options.clock ?? Date.now)(),
+      ...(why === undefined ? {} : { why }),
+    }
     await this.setHistory([...this.history, next])
     return next
   }

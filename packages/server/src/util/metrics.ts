@@ -30,6 +30,14 @@ export class Metrics {
     }
   }
 
+  /** A counter's values by label value (empty when it has none yet). */
+  counterValues(name: string): Map<string, number> {
+    const out = new Map<string, number>()
+    const family = this.families.get(name)
+    if (family?.type === 'counter') for (const [label, slot] of family.values) out.set(label, slot.value)
+    return out
+  }
+
   gauge(name: string, help: string, read: () => number | { labels: Labels; value: number }[]): void {
     this.families.set(name, { help, type: 'gauge', values: new Map(), read })
   }

@@ -1,0 +1,204 @@
+import { readdirSync, readFileSync } from 'node:fs'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { extname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { bearerToken, tokenMatches } from '../api/auth.js'
+import type { Logger } from '../util/logger.js'
+import type { GroupView } from './group-view.js'
+import { GroupWatcher } from './group-watcher.js'
+import { type SelfReport, SelfReporter, type SelfReporterSource } from './self-report.js'
+
+/**
+ * The web console at /ui: static files shipped in the package's ui/
+ * folder, and two endpoints behind the node's token:
+ *
+ *   GET /ui/api/self    this node's report (status plus counters, disk,
+ *                       version); what other nodes' consoles poll
+ *   GET /ui/api/events  server-sent events: `snapshot` (the view and the
+ *                       lag series so far) on connect, then `view` once a
+ *                       tick, for as long as the client reads
+ *
+ * The static files carry no data, so they are served without the token;
+ * the page asks for it and sends it as `Authorization: Bearer` on the API
+ * calls. Streams share one GroupWatcher, and each view is encoded once for
+ * all of them.
+ */
+
+/** Most console streams at once; more get 503. */
+export const MAX_CONSOLE_STREAMS = 64
+/** A stream whose client reads slower than this backlog is closed (it reconnects and gets a snapshot). */
+const MAX_STREAM_BACKLOG_BYTES = 1024 * 1024
+
+/** dist/http/console.js -> the package's ui/ folder. */
+const UI_DIR = new URL('../../ui/', import.meta.url)
+
+const TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+}
+
+const SECURITY_HEADERS = {
+  'content-security-policy':
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+  'cache-control': 'no-cache',
+}
+
+export type ConsoleStatus = 'open' | 'closed'
+
+export interface ConsoleOptions extends SelfReporterSource {
+  authToken?: string
+  logger: Logger
+  /** Counts reports served to other nodes' consoles (metrics). */
+  onSelfServed?: () => void
+}
+
+export class WebConsole {
+  status: ConsoleStatus = 'open'
+  readonly reporter: SelfReporter
+  readonly watcher: GroupWatcher
+  private readonly streams = new Set<ServerResponse>()
+  /** Streams that get the next view as a snapshot (they opened while the watcher was idle). */
+  private readonly awaitingSnapshot = new Set<ServerResponse>()
+  private readonly assets: Map<string, { type: string; body: Buffer }>
+
+  constructor(private readonly options: ConsoleOptions) {
+    this.reporter = new SelfReporter(options)
+    this.watcher = new GroupWatcher({
+      selfReport: () => this.reporter.report(),
+      fetchReport: (address, signal) => this.fetchReport(address, signal),
+    })
+    this.watcher.onView = (view) => this.onView(view)
+    this.assets = loadAssets()
+    if (!this.assets.has('index.html')) {
+      options.logger.warn('web console files not found; /ui answers 404', { dir: fileURLToPath(UI_DIR) })
+    }
+  }
+
+  get streamCount(): number {
+    return this.streams.size
+  }
+
+  /** Answers a request under /ui. */
+  handle(req: IncomingMessage, res: ServerResponse, path: string): void {
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD' })
+      return void res.end()
+    }
+    if (path === '/ui') {
+      res.writeHead(301, { location: '/ui/' })
+      return void res.end()
+    }
+    if (path.startsWith('/ui/api/')) {
+      if (!tokenMatches(this.options.authToken, bearerToken(req))) {
+        return sendJson(res, 401, { error: { code: 'UNAUTHORIZED', message: 'send Authorization: Bearer TOKEN' } })
+      }
+      if (path === '/ui/api/self') {
+        this.options.onSelfServed?.()
+        return sendJson(res, 200, this.reporter.report())
+      }
+      if (path === '/ui/api/events') return this.openStream(req, res)
+      return sendJson(res, 404, { error: { code: 'NOTFOUND', message: `no console endpoint ${path}` } })
+    }
+    const name = path === '/ui/' ? 'index.html' : path.slice('/ui/'.length)
+    const asset = this.assets.get(name)
+    if (!asset) return sendJson(res, 404, { error: { code: 'NOTFOUND', message: `no console file ${name}` } })
+    res.writeHead(200, { 'content-type': asset.type, 'content-length': asset.body.length, ...SECURITY_HEADERS })
+    res.end(req.method === 'HEAD' ? undefined : asset.body)
+  }
+
+  private openStream(req: IncomingMessage, res: ServerResponse): void {
+    if (this.status !== 'open') return sendJson(res, 503, { error: { code: 'UNAVAILABLE', message: 'shutting down' } })
+    if (this.streams.size >= MAX_CONSOLE_STREAMS) {
+      return sendJson(res, 503, {
+        error: { code: 'BUSY', message: `console stream limit (${MAX_CONSOLE_STREAMS}) reached` },
+      })
+    }
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      'x-accel-buffering': 'no',
+      connection: 'keep-alive',
+    })
+    req.socket.setNoDelay(true)
+    this.streams.add(res)
+    res.on('close', () => {
+      this.streams.delete(res)
+      this.awaitingSnapshot.delete(res)
+      if (this.streams.size === 0) this.watcher.stop()
+    })
+    // While the watcher runs its last view is at most a tick old; after a pause it may be stale.
+    const snapshot = this.watcher.status === 'watching' ? this.watcher.snapshot() : null
+    if (snapshot) res.write(sseEvent('snapshot', JSON.stringify(snapshot)))
+    else {
+      res.write(': waiting for the first view\n\n')
+      this.awaitingSnapshot.add(res)
+    }
+    this.watcher.start()
+  }
+
+  private onView(view: GroupView): void {
+    const chunk = sseEvent('view', JSON.stringify(view))
+    const snapshot = this.awaitingSnapshot.size > 0 ? sseEvent('snapshot', JSON.stringify(this.watcher.snapshot())) : ''
+    for (const res of this.streams) {
+      if (res.writableLength > MAX_STREAM_BACKLOG_BYTES) {
+        this.options.logger.warn('closing a console stream that does not keep up', { backlog: res.writableLength })
+        res.destroy()
+        continue
+      }
+      res.write(this.awaitingSnapshot.delete(res) ? snapshot : chunk)
+    }
+  }
+
+  private async fetchReport(address: string, signal: AbortSignal): Promise<SelfReport> {
+    const headers: Record<string, string> = { accept: 'application/json' }
+    if (this.options.authToken) headers.authorization = `Bearer ${this.options.authToken}`
+    const res = await fetch(`http://${address}/ui/api/self`, { headers, signal })
+    if (!res.ok) {
+      await res.body?.cancel()
+      throw new Error(`HTTP ${res.status}`)
+    }
+    return (await res.json()) as SelfReport
+  }
+
+  /** Ends every stream and stops the watcher. Safe to call twice. */
+  close(): void {
+    if (this.status === 'closed') return
+    this.status = 'closed'
+    this.watcher.close()
+    for (const res of this.streams) res.end()
+    this.streams.clear()
+  }
+}
+
+function sseEvent(event: string, data: string): string {
+  // JSON has no raw newlines, so the data fits on one line.
+  return `event: ${event}\ndata: ${data}\n\n`
+}
+
+/** The ui/ folder, read once: a few small files. */
+function loadAssets(): Map<string, { type: string; body: Buffer }> {
+  const assets = new Map<string, { type: string; body: Buffer }>()
+  let names: string[] = []
+  try {
+    names = readdirSync(UI_DIR)
+  } catch {
+    return assets
+  }
+  for (const name of names) {
+    const type = TYPES[extname(name)]
+    if (type) assets.set(name, { type, body: readFileSync(new URL(name, UI_DIR)) })
+  }
+  return assets
+}
+
+function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body)
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+  res.end(text)
+}

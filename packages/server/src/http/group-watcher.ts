@@ -1,0 +1,558 @@
+import type { EdgeView, EpochView, GroupSnapshot, GroupView, LagSample, NodeView } from './group-view.js'
+import type { SelfReport } from './self-report.js'
+
+/**
+ * GroupWatcher: the one poller behind every console open on this node.
+ *
+ * A node knows only its own view (its upstream, its downstreams, its
+ * fail-over members). To draw the whole group, the watcher starts from this
+ * node's report and follows every address the reports name (upstream,
+ * master, replicas, members, peers), asking each node for its report
+ * (/ui/api/self) once a tick. Consoles share the watcher: it runs while at
+ * least one is open and its view is encoded once per tick for all of them,
+ * so twenty open tabs cost the nodes what one does.
+ *
+ * Nodes are keyed by node id once they have answered, so that the several
+ * addresses of one node (its advertised address, the routes other members
+ * use, a proxy) make one node. A node that stops answering keeps its last
+ * report, drawn as stale with the time it was last seen, and is forgotten
+ * only when nobody has named it for FORGET_AFTER_MS.
+ */
+
+/** How often the view is pushed. */
+export const TICK_MS = 1000
+/** A node that has not answered in this long is unreachable for this tick. */
+const POLL_TIMEOUT_MS = 2000
+/** How long a tick waits for the polls it started before pushing what it has. */
+const WAIT_FOR_POLLS_MS = 600
+/** Most nodes followed; more are left out of the view (it says so). */
+export const MAX_NODES = 64
+const FORGET_AFTER_MS = 5 * 60_000
+/** Lag samples kept per link: five minutes at one a tick. */
+export const LAG_SAMPLES = 300
+const MAX_EPOCHS = 50
+/** A rate is computed over at least this much of the node's time, for steadier figures. */
+const MIN_RATE_WINDOW_MS = 500
+
+export interface WatcherSource {
+  /** This node's report, made locally. */
+  selfReport(): SelfReport
+  /** Another node's report, fetched from HOST:PORT. */
+  fetchReport(address: string, signal: AbortSignal): Promise<SelfReport>
+  now?: () => number
+  tickMs?: number
+}
+
+type WatcherStatus = 'idle' | 'watching' | 'closed'
+
+interface Watched {
+  key: string
+  nodeId: string | null
+  address: string
+  report: SelfReport | null
+  reachable: boolean
+  lastSeenAt: number | null
+  error: string | null
+  polling: Promise<void> | null
+  /** Last time any report named this node (or it answered). */
+  namedAt: number
+  rates: { writesPerSec: number | null; readsPerSec: number | null; avgGroup: number | null }
+  prev: { at: number; writes: number; groups: number; reads: number } | null
+}
+
+interface Reference {
+  addr: string
+  nodeId?: string | null
+}
+
+const READ_OPS = ['get', 'mget', 'scan']
+
+export class GroupWatcher {
+  status: WatcherStatus = 'idle'
+  /** Called with each new view (once per tick). */
+  onView: (view: GroupView) => void = () => {}
+  private readonly nodes = new Map<string, Watched>()
+  /** HOST:PORT -> node id, learned from answers and from the ids reports give beside addresses. */
+  private readonly aliases = new Map<string, string>()
+  private readonly series = new Map<string, LagSample[]>()
+  private selfKey = ''
+  private tick = 0
+  private truncated = false
+  private timer: NodeJS.Timeout | null = null
+  private running: Promise<void> | null = null
+  private last: GroupView | null = null
+  private readonly now: () => number
+  private readonly tickMs: number
+
+  constructor(private readonly source: WatcherSource) {
+    this.now = source.now ?? Date.now
+    this.tickMs = source.tickMs ?? TICK_MS
+  }
+
+  /** Starts ticking (the first tick at once). Idempotent. */
+  start(): void {
+    if (this.status !== 'idle') return
+    this.status = 'watching'
+    this.schedule(0)
+  }
+
+  /** Stops ticking; what it learned is kept for the next start. */
+  stop(): void {
+    if (this.status !== 'watching') return
+    this.status = 'idle'
+    if (this.timer) clearTimeout(this.timer)
+    this.timer = null
+  }
+
+  close(): void {
+    this.stop()
+    this.status = 'closed'
+  }
+
+  /** The last view and every lag series, for a console that just connected (null before the first tick). */
+  snapshot(): GroupSnapshot | null {
+    if (!this.last) return null
+    return { view: this.last, series: Object.fromEntries(this.series) }
+  }
+
+  private schedule(delay: number): void {
+    this.timer = setTimeout(() => {
+      const started = this.now()
+      this.running = this.runTick()
+        .catch(() => {})
+        .finally(() => {
+          this.running = null
+          if (this.status === 'watching') this.schedule(Math.max(0, this.tickMs - (this.now() - started)))
+        })
+    }, delay)
+    this.timer.unref()
+  }
+
+  /** Resolves when a tick in progress has finished (tests, shutdown). */
+  async settled(): Promise<void> {
+    await this.running
+  }
+
+  private async runTick(): Promise<void> {
+    const started = this.now()
+    const self = this.source.selfReport()
+    const selfEntry = this.entry(self.status.address ? String(self.status.address) : '', self.status.nodeId)
+    if (selfEntry) {
+      this.selfKey = selfEntry.key
+      this.onReport(selfEntry, self)
+    }
+    // Poll, learn the names the answers give, and poll the new ones, within the tick's budget.
+    const polledThisTick = new Set<Watched>()
+    for (let round = 0; round < 4; round++) {
+      this.discover()
+      const pending: Promise<void>[] = []
+      for (const w of this.nodes.values()) {
+        if (w.key === this.selfKey || polledThisTick.has(w)) continue
+        polledThisTick.add(w)
+        pending.push(w.polling ?? this.poll(w))
+      }
+      const left = WAIT_FOR_POLLS_MS - (this.now() - started)
+      if (pending.length === 0 || left <= 0) break
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([
+        Promise.all(pending),
+        new Promise((resolve) => {
+          timer = setTimeout(resolve, left)
+        }),
+      ])
+      clearTimeout(timer)
+    }
+    this.discover()
+    this.forget()
+    if (this.status === 'closed') return
+    this.tick++
+    this.last = this.buildView()
+    this.onView(this.last)
+  }
+
+  private poll(w: Watched): Promise<void> {
+    const polling = (async () => {
+      try {
+        const report = await this.source.fetchReport(w.address, AbortSignal.timeout(POLL_TIMEOUT_MS))
+        this.onReport(w, report)
+      } catch (err) {
+        w.reachable = false
+        w.error = describeError(err)
+      } finally {
+        w.polling = null
+      }
+    })()
+    w.polling = polling
+    return polling
+  }
+
+  // ---- identity ----------------------------------------------------------
+
+  /** The entry for a node named by address (and maybe id), created when new; null past MAX_NODES. */
+  private entry(addr: string, nodeId?: string | null): Watched | null {
+    if (nodeId && addr) this.aliases.set(addr, nodeId)
+    const id = nodeId || this.aliases.get(addr) || null
+    const key = id ?? `@${addr}`
+    let w = this.nodes.get(key)
+    if (id) {
+      // The node was first named by an address only: it is this one.
+      const byAddr = this.nodes.get(`@${addr}`)
+      if (byAddr) {
+        this.nodes.delete(byAddr.key)
+        if (!w) {
+          w = byAddr
+          w.key = key
+          w.nodeId = id
+          this.nodes.set(key, w)
+        }
+      }
+    }
+    if (!w) {
+      if (!addr && !id) return null
+      if (this.nodes.size >= MAX_NODES) {
+        this.truncated = true
+        return null
+      }
+      w = {
+        key,
+        nodeId: id,
+        address: addr,
+        report: null,
+        reachable: false,
+        lastSeenAt: null,
+        error: null,
+        polling: null,
+        namedAt: this.now(),
+        rates: { writesPerSec: null, readsPerSec: null, avgGroup: null },
+        prev: null,
+      }
+      this.nodes.set(key, w)
+    }
+    if (!w.address && addr) w.address = addr
+    return w
+  }
+
+  private onReport(polled: Watched, report: SelfReport): void {
+    const s = report.status
+    const advertised = typeof s.address === 'string' && s.address ? s.address : polled.address
+    if (polled.address) this.aliases.set(polled.address, s.nodeId)
+    // The answer may come from a node already known under its id (polled here by another address).
+    let w = polled
+    if (polled.key !== s.nodeId) {
+      this.nodes.delete(polled.key)
+      const known = this.nodes.get(s.nodeId)
+      if (known) w = known
+      else {
+        w.key = s.nodeId
+        this.nodes.set(w.key, w)
+      }
+    }
+    w.nodeId = s.nodeId
+    w.address = advertised
+    this.aliases.set(advertised, s.nodeId)
+    w.reachable = true
+    w.error = null
+    w.lastSeenAt = this.now()
+    w.namedAt = w.lastSeenAt
+    this.updateRates(w, report)
+    w.report = report
+  }
+
+  private updateRates(w: Watched, report: SelfReport): void {
+    const commit = report.status.commit as { writes?: number; groups?: number; avgGroupSize?: number } | undefined
+    const writes = commit?.writes ?? 0
+    const groups = commit?.groups ?? 0
+    const reads = READ_OPS.reduce((sum, op) => sum + (report.requests[op] ?? 0), 0)
+    const prev = w.prev
+    // A restarted node's counters start again from zero.
+    if (!prev || report.at <= prev.at || writes < prev.writes || reads < prev.reads) {
+      w.prev = { at: report.at, writes, groups, reads }
+      w.rates = { writesPerSec: null, readsPerSec: null, avgGroup: commit?.avgGroupSize ?? null }
+      return
+    }
+    const window = report.at - prev.at
+    if (window < MIN_RATE_WINDOW_MS) return
+    const perSec = (n: number) => Math.round((n / window) * 1000 * 10) / 10
+    w.rates = {
+      writesPerSec: perSec(writes - prev.writes),
+      readsPerSec: perSec(reads - prev.reads),
+      avgGroup:
+        groups > prev.groups
+          ? Math.round(((writes - prev.writes) / (groups - prev.groups)) * 10) / 10
+          : (commit?.avgGroupSize ?? null),
+    }
+    w.prev = { at: report.at, writes, groups, reads }
+  }
+
+  /** Every node a report names. Stale reports name nodes too: a dead master's replicas are still worth drawing. */
+  private discover(): void {
+    const now = this.now()
+    for (const w of [...this.nodes.values()]) {
+      if (!w.report) continue
+      for (const ref of references(w.report)) {
+        const named = this.entry(ref.addr, ref.nodeId)
+        if (named && w.reachable) named.namedAt = now
+      }
+    }
+  }
+
+  private forget(): void {
+    const cutoff = this.now() - FORGET_AFTER_MS
+    for (const w of [...this.nodes.values()]) {
+      if (w.key === this.selfKey || w.reachable || w.polling) continue
+      if (w.namedAt < cutoff && (w.lastSeenAt ?? 0) < cutoff) {
+        this.nodes.delete(w.key)
+        for (const k of this.series.keys())
+          if (k === w.key || k.startsWith(`${w.key}>`) || k.endsWith(`>${w.key}`)) this.series.delete(k)
+      }
+    }
+    if (this.nodes.size < MAX_NODES) this.truncated = false
+  }
+
+  /** The key of the node at `addr` if it is known, without creating one. */
+  private keyOf(addr: string | null | undefined, nodeId?: string | null): string | null {
+    if (nodeId && this.nodes.has(nodeId)) return nodeId
+    if (!addr) return null
+    const id = this.aliases.get(addr)
+    if (id && this.nodes.has(id)) return id
+    return this.nodes.has(`@${addr}`) ? `@${addr}` : null
+  }
+
+  // ---- the view ----------------------------------------------------------
+
+  private buildView(): GroupView {
+    const now = this.now()
+    const nodes = [...this.nodes.values()]
+    const edges = this.edges(nodes)
+    const samples: Record<string, LagSample> = {}
+    for (const e of edges) {
+      if (e.stale || e.lagEntries === null || e.lagMs === null) continue
+      const key = e.kind === 'stream' ? e.to : `${e.from}>${e.to}`
+      const sample: LagSample = [now, e.lagEntries, e.lagMs]
+      samples[key] = sample
+      let series = this.series.get(key)
+      if (!series) this.series.set(key, (series = []))
+      series.push(sample)
+      if (series.length > LAG_SAMPLES) series.splice(0, series.length - LAG_SAMPLES)
+    }
+    let master: Watched | null = null
+    for (const w of nodes) {
+      const s = w.report?.status
+      if (!w.reachable || s?.role !== 'master') continue
+      if (!master || s.epoch > (master.report?.status.epoch ?? 0)) master = w
+    }
+    return {
+      tick: this.tick,
+      at: now,
+      self: this.selfKey,
+      master: master?.key ?? null,
+      truncated: this.truncated,
+      nodes: nodes.map((w) => this.nodeView(w, edges)),
+      edges,
+      history: this.history(nodes),
+      samples,
+    }
+  }
+
+  private nodeView(w: Watched, edges: EdgeView[]): NodeView {
+    const r = w.report
+    const s = r?.status
+    const failover = s?.failover as
+      | { lease?: { held: boolean; remainingMs: number }; elections?: { started: number; won: number } }
+      | null
+      | undefined
+    const link = s?.link as { state: string; lagEntries: number; lagMs: number } | null | undefined
+    const rollbacks = s?.rollbacks as { count: number; entries: number; lastFile: string | null } | undefined
+    const upstreamEdge = edges.find((e) => e.kind === 'stream' && e.to === w.key)
+    return {
+      key: w.key,
+      nodeId: w.nodeId,
+      address: w.address,
+      reachable: w.reachable,
+      lastSeenAt: w.lastSeenAt,
+      error: w.reachable ? null : w.error,
+      role: s?.role ?? null,
+      epoch: s?.epoch ?? null,
+      seq: s?.seq ?? null,
+      readOnly: s?.readOnly ?? null,
+      upstream: upstreamEdge?.from ?? null,
+      member: Boolean(failover),
+      lease: s?.role === 'master' && failover?.lease ? failover.lease : null,
+      elections: failover?.elections ? { started: failover.elections.started, won: failover.elections.won } : null,
+      link: link ? { state: link.state, lagEntries: link.lagEntries, lagMs: link.lagMs } : null,
+      sync: (s?.sync as NodeView['sync']) ?? null,
+      rollbacks: rollbacks ? { ...rollbacks, files: r?.rollbackFiles ?? [] } : null,
+      writesPerSec: w.reachable ? w.rates.writesPerSec : null,
+      readsPerSec: w.reachable ? w.rates.readsPerSec : null,
+      avgGroup: w.rates.avgGroup,
+      keys: typeof s?.keys === 'number' ? s.keys : null,
+      diskBytes: r?.diskBytes ?? null,
+      uptimeMs: typeof s?.uptimeMs === 'number' ? s.uptimeMs : null,
+      version: r?.version ?? null,
+      mode: typeof s?.mode === 'string' ? s.mode : null,
+    }
+  }
+
+  /**
+   * Who streams from whom: each downstream's own upstream, with the lag its
+   * upstream measures (acked seqs) when the upstream answers, and the
+   * upstreams' replica lists for downstreams that do not answer. Peers of
+   * a multi-master mesh are edges too, one per direction.
+   */
+  private edges(nodes: Watched[]): EdgeView[] {
+    const edges: EdgeView[] = []
+    const has = new Set<string>()
+    for (const w of nodes) {
+      const s = w.report?.status
+      if (!s?.upstream) continue
+      const from = this.keyOf(s.upstream)
+      if (!from || from === w.key) continue
+      const link = s.link as { state: string; lagEntries: number; lagMs: number } | null | undefined
+      const seen = this.replicaEntry(from, w.nodeId)
+      edges.push({
+        from,
+        to: w.key,
+        kind: 'stream',
+        state: (w.reachable ? link?.state : seen?.link) ?? link?.state ?? 'unknown',
+        lagEntries: seen?.lagEntries ?? link?.lagEntries ?? null,
+        lagMs: seen?.lagMs ?? link?.lagMs ?? null,
+        stale: !w.reachable && !seen,
+      })
+      has.add(w.key)
+    }
+    for (const u of nodes) {
+      if (!u.reachable || !u.report) continue
+      for (const r of u.report.status.replicas) {
+        const to = this.keyOf(r.addr, r.nodeId)
+        if (!to || has.has(to) || to === u.key) continue
+        has.add(to)
+        edges.push({
+          from: u.key,
+          to,
+          kind: 'stream',
+          state: r.link ?? 'unknown',
+          lagEntries: r.lagEntries,
+          lagMs: r.lagMs,
+          stale: false,
+        })
+      }
+      for (const p of peersOf(u.report)) {
+        const to = this.keyOf(p.addr, p.nodeId)
+        if (!to || to === u.key) continue
+        edges.push({
+          from: u.key,
+          to,
+          kind: 'peer',
+          state: p.state ?? 'unknown',
+          lagEntries: p.lagEntries ?? null,
+          lagMs: p.lagMs ?? null,
+          stale: false,
+        })
+      }
+    }
+    return edges
+  }
+
+  /** What upstream `from` reports about its downstream `nodeId`, when it answers. */
+  private replicaEntry(from: string, nodeId: string | null) {
+    const u = this.nodes.get(from)
+    if (!nodeId || !u?.reachable || !u.report) return undefined
+    return u.report.status.replicas.find((r) => r.nodeId === nodeId)
+  }
+
+  /** The newest history among the nodes that answer (the longest at the highest epoch). */
+  private history(nodes: Watched[]): EpochView[] {
+    let best: HistoryEntry[] = []
+    for (const w of nodes) {
+      if (!w.reachable) continue
+      const h = (w.report?.status.history as HistoryEntry[] | undefined) ?? []
+      const lastOf = (x: HistoryEntry[]) => x[x.length - 1]?.epoch ?? -1
+      if (lastOf(h) > lastOf(best) || (lastOf(h) === lastOf(best) && h.length > best.length)) best = h
+    }
+    return best.slice(-MAX_EPOCHS).map((e) => ({
+      epoch: e.epoch,
+      startSeq: e.startSeq,
+      by: e.by,
+      byKey: this.nodes.has(e.by) ? e.by : null,
+      at: typeof e.at === 'number' ? e.at : null,
+      why: typeof e.why === 'string' ? e.why : null,
+    }))
+  }
+}
+
+interface HistoryEntry {
+  epoch: number
+  startSeq: number
+  by: string
+  at?: number
+  why?: string
+}
+
+interface PeerEntry {
+  addr: string
+  nodeId?: string
+  state?: string
+  lagEntries?: number
+  lagMs?: number
+}
+
+/**
+ * Multi-master peers as a node's status lists them (`peers`: objects with
+ * an address under addr, address or route, and optionally nodeId, state,
+ * lagEntries, lagMs). Read loosely: the mode is newer than this console.
+ */
+function peersOf(report: SelfReport): PeerEntry[] {
+  const peers = report.status.peers
+  if (!Array.isArray(peers)) return []
+  const out: PeerEntry[] = []
+  for (const p of peers) {
+    if (typeof p !== 'object' || p === null) continue
+    const o = p as Record<string, unknown>
+    const addr = [o.addr, o.address, o.route].find((x): x is string => typeof x === 'string' && x.length > 0)
+    if (!addr) continue
+    out.push({
+      addr,
+      nodeId: typeof o.nodeId === 'string' ? o.nodeId : undefined,
+      state:
+        typeof o.state === 'string'
+          ? o.state
+          : typeof o.connected === 'boolean'
+            ? o.connected
+              ? 'connected'
+              : 'disconnected'
+            : undefined,
+      lagEntries: typeof o.lagEntries === 'number' ? o.lagEntries : undefined,
+      lagMs: typeof o.lagMs === 'number' ? o.lagMs : undefined,
+    })
+  }
+  return out
+}
+
+/** Every node a report names, with its id when the report gives one. */
+function references(report: SelfReport): Reference[] {
+  const s = report.status
+  const refs: Reference[] = []
+  const add = (addr: unknown, nodeId?: unknown) => {
+    if (typeof addr === 'string' && addr) refs.push({ addr, nodeId: typeof nodeId === 'string' ? nodeId : null })
+  }
+  add(s.upstream)
+  add(s.master)
+  for (const r of s.replicas) add(r.addr, r.nodeId)
+  const failover = s.failover as
+    | {
+        members?: { route?: string; nodeId?: string | null }[]
+        master?: { addr?: string | null; nodeId?: string | null }
+      }
+    | null
+    | undefined
+  for (const m of failover?.members ?? []) add(m.route, m.nodeId)
+  add(failover?.master?.addr, failover?.master?.nodeId)
+  for (const p of peersOf(report)) add(p.addr, p.nodeId)
+  return refs
+}
+
+function describeError(err: unknown): string {
+  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } }
+  if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return `no answer in ${POLL_TIMEOUT_MS} ms`
+  return e?.cause?.code ?? e?.cause?.message ?? e?.message ?? String(err)
+}
