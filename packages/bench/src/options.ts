@@ -29,9 +29,10 @@ export const LOAD_WORKLOADS = ['put', 'get', 'a', 'b', 'c'] as const
  * lag: replication lag at saturation and at an offered rate; replicas: put
  * throughput with 0, 1, 2 replicas; fullsync: a new replica's full sync of
  * --keys keys; failover: --rounds master kills in a 3-member auto group,
- * then a cold restart of a master holding --keys keys.
+ * then a cold restart of a master holding --keys keys; console: put
+ * throughput with none and with --consoles web console streams open.
  */
-export const SUITE_WORKLOADS = ['lag', 'replicas', 'fullsync', 'failover'] as const
+export const SUITE_WORKLOADS = ['lag', 'replicas', 'fullsync', 'failover', 'console'] as const
 export const WORKLOADS = [...LOAD_WORKLOADS, ...SUITE_WORKLOADS] as const
 export type LoadWorkloadName = (typeof LOAD_WORKLOADS)[number]
 export type SuiteName = (typeof SUITE_WORKLOADS)[number]
@@ -122,6 +123,8 @@ export const optionsSchema = z
     repeat: z.coerce.number().int().min(1).max(100).default(1),
     /** fullsync / failover cold restart: operations per batch when loading --keys. */
     batch: z.coerce.number().int().min(1).max(10_000).default(1000),
+    /** console suite: web console event streams open on the master in its second side. */
+    consoles: z.coerce.number().int().min(1).max(64).default(20),
     /** failover suite: master kills. */
     rounds: z.coerce.number().int().min(1).max(10_000).default(20),
     /** failover suite: tandem-server --failover-timeout (default: the server's, 1000). */
@@ -206,6 +209,10 @@ suites (tandem only; each starts its own servers; combine with commas)
                              first acknowledged write; then cold restart of a master holding
                              --keys keys (skip: --no-cold-restart)
                              [--failover-timeout MS] [--heartbeat-interval MS]
+  --workload console         put throughput on a master with max(1, --replicas) replicas,
+                             with no web console open and with --consoles N (default 20)
+                             console event streams (/ui/api/events) open on it, alternating
+                             (--repeat N passes, median of each side); the change in %
 output
   --json FILE    the run as JSON (default packages/bench/results/NAME.json, replaced by a
                  rerun; NAME: the suite(s), single, compare[-replicas-N], raw, ...); it records

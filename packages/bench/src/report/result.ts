@@ -168,8 +168,10 @@ export interface ScenarioResult {
   replicas: number
   /** replicas suite: this scenario's throughput over the same run's 0-replica throughput. */
   vsNoReplicas: number | null
-  /** replicas suite with --repeat: the throughput of every pass (the scenario reports the median one). */
+  /** replicas and console suites with --repeat: the throughput of every pass (the scenario reports the median one). */
   passes: number[] | null
+  /** console suite: web console event streams open on the master during this scenario. */
+  consoles?: number
   /** compare only: tandem divided by Redis. Above 1 means tandem has more throughput / higher latency. */
   ratios: { throughput: number; p50: number; p99: number; p999: number } | null
 }

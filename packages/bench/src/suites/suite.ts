@@ -2,6 +2,7 @@ import type { BenchOptions, SuiteName } from '../options.js'
 import type { ProgressLine } from '../report/progress.js'
 import type { ScenarioResult, TargetCheck } from '../report/result.js'
 import type { Topology } from '../topology/topology.js'
+import { consoleSuite } from './console.js'
 import { failoverSuite } from './failover.js'
 import { fullSyncSuite, lagSuite, replicasSuite } from './replication.js'
 
@@ -26,5 +27,7 @@ export function runSuite(
       return fullSyncSuite(o, progress, live)
     case 'failover':
       return failoverSuite(o, progress, live)
+    case 'console':
+      return consoleSuite(o, progress, live)
   }
 }

@@ -79,7 +79,8 @@ export class GroupWatcher {
   private tick = 0
   private truncated = false
   private timer: NodeJS.Timeout | null = null
-  private running: Promise<void> | null = null
+  /** Counts stops, so that a tick finishing after one does not schedule the next. */
+  private run = 0
   private last: GroupView | null = null
   private readonly now: () => number
   private readonly tickMs: number
@@ -100,6 +101,7 @@ export class GroupWatcher {
   stop(): void {
     if (this.status !== 'watching') return
     this.status = 'idle'
+    this.run++
     if (this.timer) clearTimeout(this.timer)
     this.timer = null
   }
@@ -116,21 +118,25 @@ export class GroupWatcher {
   }
 
   private schedule(delay: number): void {
+    // A stop and a start during a tick must not leave two chains of ticks.
+    const run = this.run
     this.timer = setTimeout(() => {
       const started = this.now()
-      this.running = this.runTick()
+      void this.runTick()
         .catch(() => {})
         .finally(() => {
-          this.running = null
-          if (this.status === 'watching') this.schedule(Math.max(0, this.tickMs - (this.now() - started)))
+          if (this.status === 'watching' && run === this.run) {
+            this.schedule(Math.max(0, this.tickMs - (this.now() - started)))
+          }
         })
     }, delay)
     this.timer.unref()
   }
 
-  /** Resolves when a tick in progress has finished (tests, shutdown). */
-  async settled(): Promise<void> {
-    await this.running
+  /** Runs one tick now, outside the schedule, and returns its view (tests drive the watcher this way). */
+  async refresh(): Promise<GroupView> {
+    await this.runTick()
+    return this.last as GroupView
   }
 
   private async runTick(): Promise<void> {

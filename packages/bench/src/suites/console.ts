@@ -1,0 +1,94 @@
+import type { DriverSpec } from '../drivers/driver.js'
+import { ConsoleStreams } from '../measures/console-streams.js'
+import type { BenchOptions } from '../options.js'
+import type { ProgressLine } from '../report/progress.js'
+import type { ScenarioResult, TargetCheck, TargetResult } from '../report/result.js'
+import { runScenario, type Scenario } from '../scenario.js'
+import { startTandem } from '../topology/tandem.js'
+import type { Topology } from '../topology/topology.js'
+import { round } from './common.js'
+import type { SuiteOutput } from './suite.js'
+
+/**
+ * Issue 18's cost of the web console: the master's put throughput with no
+ * console open and with --consoles event streams open on it, in the same
+ * run on the same topology. The passes alternate (none, N, N, none, ...)
+ * so that drift on a shared machine falls on both sides alike; each side
+ * reports its median pass. The master has max(1, --replicas) replicas, so
+ * its console watcher has a group to poll as it would in production.
+ */
+export async function consoleSuite(o: BenchOptions, progress: ProgressLine, live: Set<Topology>): Promise<SuiteOutput> {
+  const clients = o.clients[0]
+  const pipeline = o.pipeline[0]
+  const replicas = Math.max(1, o.replicas)
+  const counts = [0, o.consoles]
+  const topology = await startTandem({ replicas, sync: o.sync, authToken: o.authToken })
+  live.add(topology)
+  try {
+    progress.note(`console: master ${topology.master}, replicas ${topology.replicas.join(', ')}`)
+    const spec: DriverSpec = { target: 'tandem', servers: [topology.master], authToken: o.authToken, w: o.w, pipeline }
+    const runs: TargetResult[][] = [[], []]
+    const events: number[] = []
+    for (let pass = 0; pass < o.repeat; pass++) {
+      const order = pass % 2 === 0 ? [0, 1] : [1, 0]
+      for (const side of order) {
+        const consoles = counts[side]
+        const streams = consoles > 0 ? await ConsoleStreams.open(topology.master, consoles, o.authToken) : null
+        try {
+          const before = streams?.minEvents() ?? 0
+          const s: Scenario = {
+            name: `put ${clients}x${pipeline}, ${consoles} consoles`,
+            workload: 'put',
+            clients,
+            pipeline,
+          }
+          runs[side].push(await runScenario('tandem', topology, spec, s, o, progress))
+          if (streams) events.push(streams.minEvents() - before)
+        } finally {
+          streams?.close()
+        }
+        await topology.waitForReplicas(o.syncTimeout * 1000)
+      }
+    }
+    const scenarios: ScenarioResult[] = counts.map((consoles, side) => {
+      const sorted = [...runs[side]].sort((a, b) => a.throughput - b.throughput)
+      const median = sorted[Math.floor((sorted.length - 1) / 2)]
+      return {
+        name: `console: put ${clients}x${pipeline}, ${consoles} consoles open on the master`,
+        workload: 'console',
+        distribution: o.distribution,
+        clients,
+        pipeline,
+        valueSize: o.valueSize,
+        keys: o.keys,
+        w: o.w ?? null,
+        targets: { tandem: median },
+        offeredRate: null,
+        replicas,
+        vsNoReplicas: null,
+        passes: o.repeat > 1 ? runs[side].map((r) => r.throughput) : null,
+        ratios: null,
+        consoles,
+      }
+    })
+    const without = scenarios[0].targets.tandem!.throughput
+    const withConsoles = scenarios[1].targets.tandem!.throughput
+    const change = without > 0 ? round(Math.abs(1 - withConsoles / without) * 100, 2) : null
+    const fewestEvents = events.length > 0 ? Math.min(...events) : 0
+    const checks: TargetCheck[] = [
+      {
+        id: 'console.putThroughputChange',
+        name: `put throughput change with ${o.consoles} consoles open on the master (${withConsoles} / ${without} ops/s; each stream got at least ${fewestEvents} views during a pass)`,
+        measured: change,
+        unit: '%',
+        target: '< 2',
+        // A pass in which the streams received nothing measured no console at all.
+        met: change === null || fewestEvents === 0 ? false : change < 2,
+      },
+    ]
+    return { scenarios, checks }
+  } finally {
+    live.delete(topology)
+    await topology.close()
+  }
+}
