@@ -104,6 +104,22 @@ describe('group watcher', () => {
     expect(view.truncated).toBe(true)
   })
 
+  it('follows only HOST:PORT addresses: a reported address cannot steer its requests elsewhere', async () => {
+    const f = new Fake()
+    const odd = ['evil.example/steal?:80', 'user:pw@evil.example:80', 'evil.example:80#', 'host:99999', 'a b:1']
+    f.self = status('A', 'a:1', {
+      role: 'master',
+      readOnly: false,
+      replicas: [
+        ...odd.map((addr, i) => replica(`X${i}`, addr)),
+        replica('G', '[::1]:7379'),
+        replica('H', 'h.local:7380'),
+      ],
+    })
+    await f.watcher.refresh()
+    expect(f.asked.sort()).toEqual(['[::1]:7379', 'h.local:7380'])
+  })
+
   it('turns counters into rates over the node’s own time, and starts again after a restart', async () => {
     const f = new Fake()
     let writes = 1000

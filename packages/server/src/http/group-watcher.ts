@@ -67,6 +67,18 @@ interface Reference {
 
 const READ_OPS = ['get', 'mget', 'scan']
 
+/**
+ * HOST:PORT as nodes advertise themselves (a name, an IPv4 address or a
+ * bracketed IPv6 one). Addresses come from other nodes' reports and end up
+ * in a URL the watcher fetches with the node's token: anything else (a
+ * path, credentials, a query) is not followed.
+ */
+const ADDRESS = /^(?:[A-Za-z0-9][A-Za-z0-9.-]{0,252}|\[[0-9A-Fa-f:.]{2,45}\]):\d{1,5}$/
+
+export function isNodeAddress(addr: string): boolean {
+  return ADDRESS.test(addr) && Number(addr.slice(addr.lastIndexOf(':') + 1)) <= 65535
+}
+
 export class GroupWatcher {
   status: WatcherStatus = 'idle'
   /** Called with each new view (once per tick). */
@@ -195,7 +207,8 @@ export class GroupWatcher {
   // ---- identity ----------------------------------------------------------
 
   /** The entry for a node named by address (and maybe id), created when new; null past MAX_NODES. */
-  private entry(addr: string, nodeId?: string | null): Watched | null {
+  private entry(named: string, nodeId?: string | null): Watched | null {
+    const addr = isNodeAddress(named) ? named : ''
     if (nodeId && addr) this.aliases.set(addr, nodeId)
     const id = nodeId || this.aliases.get(addr) || null
     const key = id ?? `@${addr}`
@@ -240,7 +253,7 @@ export class GroupWatcher {
 
   private onReport(polled: Watched, report: SelfReport): void {
     const s = report.status
-    const advertised = typeof s.address === 'string' && s.address ? s.address : polled.address
+    const advertised = typeof s.address === 'string' && isNodeAddress(s.address) ? s.address : polled.address
     if (polled.address) this.aliases.set(polled.address, s.nodeId)
     // The answer may come from a node already known under its id (polled here by another address).
     let w = polled
@@ -296,6 +309,7 @@ export class GroupWatcher {
     for (const w of [...this.nodes.values()]) {
       if (!w.report) continue
       for (const ref of references(w.report)) {
+        if (!isNodeAddress(ref.addr)) continue
         const named = this.entry(ref.addr, ref.nodeId)
         if (named && w.reachable) named.namedAt = now
       }
