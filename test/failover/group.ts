@@ -1,11 +1,15 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { scanAll, statusOf } from '@tandem/bench/fixtures'
 import { type ConnectOptions, TandemClient } from '@tandem/client'
-import type { NodeStatus, Value, WriteConcern } from '@tandem/protocol'
+import type { Value, WriteConcern } from '@tandem/protocol'
 import { FaultProxy, freePort } from '../helpers/fault-proxy.js'
 import { NodeProcess } from '../helpers/node-process.js'
 import { tempDir } from '../helpers/temp-dir.js'
 import { waitFor } from '../helpers/wait.js'
+import { type WriteAttempt, WriteLoops } from '../helpers/write-loops.js'
+
+export { scanAll, statusOf } from '@tandem/bench/fixtures'
 
 /**
  * A fail-over group of real tandem-server processes whose member links all
@@ -115,7 +119,9 @@ export class FailoverGroup {
 
   /** The one running node that is master and takes writes now, if any. */
   async writableMaster(among: NodeProcess[] = this.nodes): Promise<NodeProcess | undefined> {
-    const statuses = await Promise.all(among.map((n) => (n.running ? statusOf(n, 500).catch(() => null) : null)))
+    const statuses = await Promise.all(
+      among.map((n) => (n.running ? statusOf(n, { timeoutMs: 500 }).catch(() => null) : null)),
+    )
     const masters = among.filter((_, i) => statuses[i]?.role === 'master' && statuses[i]?.readOnly === false)
     return masters.length === 1 ? masters[0] : undefined
   }
@@ -189,7 +195,7 @@ export class FailoverGroup {
   async describe(): Promise<string> {
     const lines = await Promise.all(
       this.nodes.map(async (n, i) => {
-        const s = await statusOf(n, 1000).catch(() => null)
+        const s = await statusOf(n, { timeoutMs: 1000 }).catch(() => null)
         if (!s) return `node ${i} ${n.address}: no status (running ${n.running})`
         return `node ${i} ${n.address} ${s.nodeId}: ${s.role} epoch ${s.epoch} seq ${s.seq} readOnly ${s.readOnly} upstream ${s.upstream} link ${JSON.stringify(s.link)} master ${JSON.stringify(s.failover?.master)} history ${JSON.stringify(s.history)}\n  ${n.tail(6).replaceAll('\n', '\n  ')}`
       }),
@@ -206,23 +212,6 @@ export class FailoverGroup {
     await Promise.all([...this.nodes, ...this.extras].map((n) => n.stop()))
     await Promise.all(this.proxies.flat().map((p) => p?.close()))
     for (const d of this.dirs) d.remove()
-  }
-}
-
-export async function statusOf(node: NodeProcess, timeoutMs = 2000): Promise<NodeStatus> {
-  const res = await fetch(`http://${node.address}/status`, { signal: AbortSignal.timeout(timeoutMs) })
-  return (await res.json()) as NodeStatus
-}
-
-/** Every key and value on the node at `address`, read directly from it. */
-export async function scanAll(address: string): Promise<Map<string, Value>> {
-  const db = await TandemClient.connect({ servers: [address], direct: true, connectTimeoutMs: 2000 })
-  try {
-    const out = new Map<string, Value>()
-    for await (const [k, v] of db.scan()) out.set(k, v)
-    return out
-  } finally {
-    await db.close()
   }
 }
 
@@ -255,50 +244,61 @@ export class WriteLoad {
   readonly badReads: string[] = []
   reads = 0
   private stopped = false
-  private loops: Promise<void>[] = []
+  private readers: Promise<void>[] = []
   private static runs = 0
   private readonly run = ++WriteLoad.runs
+  private readonly loops: WriteLoops
 
   constructor(
     private readonly clients: { db: TandemClient; node: number }[],
     private readonly options: { w?: WriteConcern | 'alternate'; timeoutMs?: number; reads?: boolean } = {},
-  ) {}
+  ) {
+    const w = options.w
+    this.loops = new WriteLoops(
+      clients.map((c) => c.db),
+      {
+        next: (client, n) => {
+          const key = n % 4 === 3 ? `hot:${n % 16}` : `u:${this.run}:${client}:${n}`
+          return [{ type: 'put', key, value: `v:${this.run}:${client}:${n}` }]
+        },
+        w: w === 'alternate' ? (n) => (n % 2 === 0 ? 1 : 'majority') : () => w,
+        timeoutMs: options.timeoutMs ?? 2000,
+        onError: 'pause',
+        onSent: (write) => {
+          const { key, value } = putOf(write)
+          if (!this.attempted.has(key)) this.attempted.set(key, new Set())
+          this.attempted.get(key)?.add(value)
+        },
+        onAnswered: (write) => this.onAnswered(write),
+      },
+    )
+  }
 
   start(): this {
-    this.loops = this.clients.map((c, i) => this.loop(c.db, c.node, i))
-    if (this.options.reads) this.loops.push(...this.clients.map((c) => this.readLoop(c.db)))
+    this.loops.start()
+    if (this.options.reads) this.readers = this.clients.map((c) => this.readLoop(c.db))
     return this
   }
 
   async stop(): Promise<void> {
     this.stopped = true
-    await Promise.all(this.loops)
+    await Promise.all([this.loops.stop(), ...this.readers])
   }
 
   ackedBy(client: number, after = 0): number {
     return this.acked.filter((r) => r.client === client && r.ackedAt > after).length
   }
 
-  private async loop(db: TandemClient, node: number, client: number): Promise<void> {
-    for (let n = 0; !this.stopped; n++) {
-      const hot = n % 4 === 3
-      const key = hot ? `hot:${n % 16}` : `u:${this.run}:${client}:${n}`
-      const value = `v:${this.run}:${client}:${n}`
-      const w = this.options.w === 'alternate' ? (n % 2 === 0 ? 1 : 'majority') : this.options.w
-      if (!this.attempted.has(key)) this.attempted.set(key, new Set())
-      this.attempted.get(key)?.add(value)
-      const sentAt = Date.now()
-      try {
-        const r = await db.put(key, value, { w, timeoutMs: this.options.timeoutMs ?? 2000 })
-        this.acked.push({ key, value, w, client, node, sentAt, ackedAt: Date.now(), seq: r.seq })
-      } catch (err) {
-        const code = (err as { code?: string }).code ?? 'ERROR'
-        this.errors.set(code, (this.errors.get(code) ?? 0) + 1)
-        if (code === 'UNCERTAIN' || code === 'TIMEOUT') this.uncertain.push(key)
-        // A node that refuses (direct clients) is asked again soon, not in a tight loop.
-        await new Promise((r) => setTimeout(r, 20))
-      }
+  private onAnswered(write: WriteAttempt): void {
+    const { key, value } = putOf(write)
+    const { writer, w, sentAt, ackedAt, seq } = write
+    if (seq !== undefined && ackedAt !== undefined) {
+      this.acked.push({ key, value, w, client: writer, node: this.clients[writer].node, sentAt, ackedAt, seq })
+      return
     }
+    const code = write.error ?? 'ERROR'
+    this.errors.set(code, (this.errors.get(code) ?? 0) + 1)
+    if (code === 'UNCERTAIN' || code === 'TIMEOUT') this.uncertain.push(key)
   }
 
   /** Reads keys already written and checks every value read was written to that key. */
@@ -322,6 +322,12 @@ export class WriteLoad {
       }
     }
   }
+}
+
+/** The key and value of a load's write (always one put). */
+function putOf(write: WriteAttempt): { key: string; value: string } {
+  const op = write.ops[0] as { key: string; value: string }
+  return { key: op.key, value: op.value }
 }
 
 /** A deterministic PRNG (mulberry32), so a fuzz run can be replayed from its seed. */

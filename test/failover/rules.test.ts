@@ -88,7 +88,7 @@ describe('fail-over rules under partial partitions', () => {
     const newMaster = await waitFor(
       async () => {
         for (const n of [group.nodes[a], group.nodes[b]]) {
-          const s = await statusOf(n, 500).catch(() => null)
+          const s = await statusOf(n, { timeoutMs: 500 }).catch(() => null)
           if (s?.role === 'master' && s.epoch > firstEpoch) return n
         }
         return undefined

@@ -160,12 +160,6 @@ export class FaultProxy {
   }
 }
 
-/** A free TCP port on 127.0.0.1, found by binding port 0 and letting go. */
-export async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()))
-  const address = server.address()
-  const port = typeof address === 'object' && address ? address.port : 0
-  await new Promise<void>((resolve) => server.close(() => resolve()))
-  return port
-}
+// A TCP port that was free a moment ago: the harness's own (members of a
+// fail-over group need each other's ports before any of them starts).
+export { freePort } from '@tandem/bench/fixtures'

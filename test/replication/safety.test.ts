@@ -23,7 +23,7 @@ describe('an empty restarted master cannot wipe its replicas', () => {
     }
     await waitCaughtUp(master, [replica])
     const data = await scanAll(replica.address)
-    expect(data.length).toBe(1000)
+    expect(data.size).toBe(1000)
     const seq = (await statusOf(replica)).seq
     await db.close()
     await master.stop()

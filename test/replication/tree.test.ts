@@ -1,7 +1,8 @@
 import { afterAll, describe, expect, it } from 'vitest'
 import type { NodeProcess } from '../helpers/node-process.js'
+import { readOffline } from '../helpers/offline-store.js'
 import { waitFor } from '../helpers/wait.js'
-import { Cluster, firstDifference, readLogOffline, scanAll, statusOf, WriteLoad, waitCaughtUp } from './cluster.js'
+import { Cluster, firstDifference, scanAll, statusOf, WriteLoad, waitCaughtUp } from './cluster.js'
 
 /**
  * A tree of depth 2: master M, replicas R1 and R2 of M, and S, a replica of
@@ -63,7 +64,7 @@ describe('replication tree: master + 2 replicas + 1 sub-replica', () => {
   it('every node holds exactly the master’s data (full scans)', async () => {
     // Rule: a replica applies every entry, in seq order, once.
     const scans = await Promise.all([master, r1, r2, sub].map((n) => scanAll(n.address)))
-    expect(scans[0].length).toBeGreaterThan(1000)
+    expect(scans[0].size).toBeGreaterThan(1000)
     for (const scan of scans.slice(1)) expect(firstDifference(scan, scans[0])).toBeNull()
   })
 
@@ -72,13 +73,13 @@ describe('replication tree: master + 2 replicas + 1 sub-replica', () => {
     // tree of any depth holds one log.
     await Promise.all([sub, r1, r2, master].map((n) => n.stop()))
     const logs = []
-    for (const n of [master, r1, r2, sub]) logs.push(await readLogOffline(n.dataDir))
+    for (const n of [master, r1, r2, sub]) logs.push(await readOffline(n.dataDir))
     const [m, ...others] = logs
     expect(m.lastSeq).toBe(20_000)
-    expect(m.seqs).toEqual(Array.from({ length: 20_000 }, (_, i) => i + 1))
+    expect(m.logSeqs).toEqual(Array.from({ length: 20_000 }, (_, i) => i + 1))
     for (const log of others) {
       expect(log.lastSeq).toBe(m.lastSeq)
-      expect(log.seqs).toEqual(m.seqs)
+      expect(log.logSeqs).toEqual(m.logSeqs)
       const differing = log.raws.findIndex((raw, i) => !raw.equals(m.raws[i]))
       expect(differing).toBe(-1)
     }

@@ -1,4 +1,5 @@
 import { setImmediate as nextTurn } from 'node:timers/promises'
+import { metricSum } from '@tandem/bench/fixtures'
 import { TandemClient } from '@tandem/client'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type NodeProcess, startNode } from '../helpers/node-process.js'
@@ -8,13 +9,6 @@ import { RawClient } from './raw-client.js'
 
 const KiB = 1024
 const MiB = 1024 * KiB
-
-/** One sample from the node's /metrics, or 0 when absent. */
-async function metric(node: NodeProcess, sample: string): Promise<number> {
-  const text = await (await fetch(`http://${node.address}/metrics`)).text()
-  const line = text.split('\n').find((l) => l.startsWith(`${sample} `))
-  return line === undefined ? 0 : Number(line.slice(sample.length + 1))
-}
 
 /** The TCP socket under a ws client, to stop reading replies at the source. */
 function tcp(raw: RawClient): { pause(): void; resume(): void } {
@@ -62,7 +56,7 @@ describe('backpressure', () => {
         String(maxReplyBuffer),
       ])
       await db.put('big', 'v'.repeat(valueBytes))
-      const gets = () => metric(node, 'tandem_requests_total{op="get"}')
+      const gets = () => metricSum(node, 'tandem_requests_total', 'op="get"')
       const before = await gets()
 
       // Replies can pile up in four places: the in-flight requests, the
@@ -106,7 +100,7 @@ describe('backpressure', () => {
 
       // Once the flood client goes away, its connection and buffers go too.
       flood.terminate()
-      await waitFor(async () => (await metric(node, 'tandem_connections')) === 1, {
+      await waitFor(async () => (await metricSum(node, 'tandem_connections')) === 1, {
         what: 'the flood connection to be dropped',
       })
       expect(await db.get('other:19')).toBe('19')

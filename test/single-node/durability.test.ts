@@ -1,10 +1,10 @@
 import { TandemClient } from '@tandem/client'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type NodeProcess, startNode } from '../helpers/node-process.js'
+import { expectLogMatchesData, readOffline, typed } from '../helpers/offline-store.js'
 import { tempDir } from '../helpers/temp-dir.js'
 import { waitFor } from '../helpers/wait.js'
 import { readAll, type SentWrite, uniqueKeyWrites, WriteLoad } from './load.js'
-import { expectLogMatchesData, readOffline, typed } from './offline-store.js'
 
 /**
  * Crash durability, with real kill -9 of a real tandem-server while 32

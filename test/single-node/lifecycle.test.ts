@@ -1,29 +1,16 @@
-import { spawn } from 'node:child_process'
+import { statusOf } from '@tandem/bench/fixtures'
 import { TandemClient } from '@tandem/client'
 import { afterEach, describe, expect, it } from 'vitest'
+import { runNodeBin } from '../helpers/cli.js'
 import { type NodeProcess, SERVER_BIN, startNode } from '../helpers/node-process.js'
+import { typed } from '../helpers/offline-store.js'
 import { tempDir } from '../helpers/temp-dir.js'
 import { waitFor } from '../helpers/wait.js'
 import { readAll, uniqueKeyWrites, WriteLoad } from './load.js'
-import { typed } from './offline-store.js'
 import { RawClient } from './raw-client.js'
 
-/** Runs tandem-server with `args` to its exit; returns the status and stderr. */
-function runServer(args: string[]): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const proc = spawn(process.execPath, [SERVER_BIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
-    let stderr = ''
-    proc.stderr.on('data', (d) => (stderr += d))
-    const timer = setTimeout(() => {
-      proc.kill('SIGKILL')
-      reject(new Error(`tandem-server ${args.join(' ')} did not exit: ${stderr}`))
-    }, 20_000)
-    proc.on('exit', (code) => {
-      clearTimeout(timer)
-      resolve({ code, stderr })
-    })
-  })
-}
+/** Runs tandem-server with `args` to its exit; returns the status and output. */
+const runServer = (args: string[]) => runNodeBin(SERVER_BIN, args, {}, 20_000)
 
 /** Sends SIGTERM and waits for the exit; a node still up after 8 s is SIGKILLed, which the caller sees as exitSignal. */
 async function terminate(node: NodeProcess): Promise<void> {
@@ -61,7 +48,7 @@ describe('process lifecycle', () => {
       ),
     )
     // All 20 are committed locally and waiting for an ack that will not come.
-    await waitFor(async () => (await (await fetch(`http://${node.address}/status`)).json()).seq === keys.length, {
+    await waitFor(async () => (await statusOf(node)).seq === keys.length, {
       what: 'the 20 writes to be committed',
     })
     node.proc.kill('SIGTERM')

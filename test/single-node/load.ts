@@ -1,15 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import { type BatchOp, TandemClient, type Value } from '@tandem/client'
+import { type WriteAttempt, WriteLoops } from '../helpers/write-loops.js'
 
-/** One write a load writer sent: its ops, and its seq once acknowledged. */
-export interface SentWrite {
-  writer: number
-  ops: BatchOp[]
-  /** Set when the server acknowledged the write. */
-  seq?: number
-  /** Error code when the write failed (UNCERTAIN, UNAVAILABLE, TIMEOUT, CLOSED...). */
-  error?: string
-}
+/** One write a load writer sent: its ops, and its seq once acknowledged or its error code. */
+export type SentWrite = WriteAttempt
 
 /**
  * Many concurrent writers, each on its own SDK connection, each writing in a
@@ -20,9 +14,8 @@ export interface SentWrite {
 export class WriteLoad {
   readonly writes: SentWrite[] = []
   acked = 0
-  private stopping = false
   private clients: TandemClient[] = []
-  private running: Promise<void>[] = []
+  private loops: WriteLoops | null = null
 
   constructor(
     private readonly address: string,
@@ -37,29 +30,15 @@ export class WriteLoad {
         TandemClient.connect({ servers: [this.address], timeoutMs: 5000, connectTimeoutMs: 1000 }),
       ),
     )
-    this.running = this.clients.map((db, w) => this.run(db, w))
+    this.loops = new WriteLoops(this.clients, {
+      next: this.next,
+      onError: 'stop',
+      onSent: (write) => this.writes.push(write),
+      onAnswered: (write) => {
+        if (write.seq !== undefined) this.acked++
+      },
+    }).start()
     return this
-  }
-
-  private async run(db: TandemClient, writer: number): Promise<void> {
-    for (let n = 0; !this.stopping; n++) {
-      const ops = this.next(writer, n)
-      const write: SentWrite = { writer, ops }
-      this.writes.push(write)
-      try {
-        const result =
-          ops.length === 1 && ops[0].type === 'put'
-            ? await db.put(ops[0].key, ops[0].value)
-            : ops.length === 1
-              ? await db.del(ops[0].key)
-              : await db.batch(ops)
-        write.seq = result.seq
-        this.acked++
-      } catch (err) {
-        write.error = (err as { code?: string }).code ?? String(err)
-        return
-      }
-    }
   }
 
   /** Writes sent and not (yet) answered either way. */
@@ -77,15 +56,15 @@ export class WriteLoad {
 
   /** Stops issuing writes, closes the connections, and resolves once every writer has finished. */
   async stop(): Promise<void> {
-    this.stopping = true
+    const stopped = this.loops?.stop()
     await Promise.all(this.clients.map((c) => c.close()))
-    await Promise.all(this.running)
+    await stopped
   }
 
   /** Resolves once every writer has ended by itself (each stops at its first failure). */
   async finished(): Promise<void> {
-    await Promise.all(this.running)
-    this.stopping = true
+    await this.loops?.done()
+    await this.loops?.stop()
     await Promise.all(this.clients.map((c) => c.close()))
   }
 }

@@ -3,8 +3,8 @@ import { type BatchOp, TandemClient } from '@tandem/client'
 import type { LogEntry } from '@tandem/server'
 import { afterAll, describe, expect, it } from 'vitest'
 import { startNode } from '../helpers/node-process.js'
+import { expectLogMatchesData, readOffline, replay, typed } from '../helpers/offline-store.js'
 import { tempDir } from '../helpers/temp-dir.js'
-import { expectLogMatchesData, readOffline, replay, typed } from './offline-store.js'
 
 interface Write {
   loop: number

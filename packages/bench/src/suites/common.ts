@@ -3,7 +3,6 @@ import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { TandemClient } from '@tandem/client'
-import type { NodeStatus } from '@tandem/protocol'
 import { keyName } from '../keys.js'
 import { type Histogram, newHistogram } from '../load/histogram.js'
 import type { SampleSummary } from '../report/result.js'
@@ -22,13 +21,6 @@ export function directClient(address: string, authToken?: string, timeoutMs = 50
     timeoutMs,
     connectTimeoutMs: timeoutMs,
   })
-}
-
-/** The fields of `tandem status --json` the suites read, beyond the typed core. */
-export type Status = NodeStatus & {
-  address?: string
-  link?: { state: string; lagEntries: number; lagMs: number } | null
-  failover?: { members: { connected: boolean }[]; master?: { addr: string | null } } | null
 }
 
 /** Exact nearest-rank percentiles of a small sample (fail-over rounds), in ms. */
@@ -122,18 +114,4 @@ export async function dirBytes(dir: string): Promise<number | null> {
   } catch {
     return null
   }
-}
-
-/** Polls `check` every `everyMs` until it returns true; false on timeout. Errors count as not yet. */
-export async function until(check: () => Promise<boolean>, timeoutMs: number, everyMs = 20): Promise<boolean> {
-  const deadline = performance.now() + timeoutMs
-  while (performance.now() < deadline) {
-    try {
-      if (await check()) return true
-    } catch {
-      // not reachable yet
-    }
-    await sleep(everyMs)
-  }
-  return false
 }

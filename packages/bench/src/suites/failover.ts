@@ -18,10 +18,12 @@ import type {
   TargetCheck,
   TargetResult,
 } from '../report/result.js'
-import { freePort, type ServerProcess } from '../topology/server-process.js'
-import { parseLogLine, spawnTandem, tandemArgs } from '../topology/tandem.js'
+import { NodeProcess } from '../topology/node-process.js'
+import { type FullStatus, statusOf } from '../topology/node-state.js'
+import { freePort } from '../topology/server-process.js'
 import type { Topology } from '../topology/topology.js'
-import { dirBytes, directClient, loadKeys, round, type Status, sampleSummary, sleep, until } from './common.js'
+import { holdsWithin } from '../wait.js'
+import { dirBytes, loadKeys, round, sampleSummary, sleep } from './common.js'
 import type { SuiteOutput } from './suite.js'
 
 /**
@@ -40,8 +42,7 @@ const GIVE_UP_MS = 30_000
 
 interface Member {
   address: string
-  args: string[]
-  proc: ServerProcess
+  node: NodeProcess
 }
 
 /** One SDK client writing continuously; remembers when writes sent after a given moment are first acknowledged. */
@@ -72,7 +73,7 @@ class Writer {
 
   /** Resolves once some write has been acknowledged after `after` (the writer is steady). */
   async ackedSince(after: number, timeoutMs: number): Promise<boolean> {
-    return until(async () => this.lastAck > after, timeoutMs, 5)
+    return holdsWithin(async () => this.lastAck > after, timeoutMs, 5)
   }
 
   async stop(): Promise<void> {
@@ -105,23 +106,16 @@ class Writer {
   }
 }
 
-async function statusOf(address: string, authToken?: string): Promise<Status | null> {
-  let client: TandemClient | undefined
-  try {
-    client = await directClient(address, authToken, 1000)
-    return (await client.status({ timeoutMs: 1000 })) as Status
-  } catch {
-    return null
-  } finally {
-    await client?.close()
-  }
+/** A member's status, or null when it cannot answer within a second. */
+function statusOrNull(address: string, authToken?: string): Promise<FullStatus | null> {
+  return statusOf(address, { timeoutMs: 1000, authToken }).catch(() => null)
 }
 
 /** All members up, exactly one writable master, the others replicas streaming from it and caught up, all links up. */
 async function healthy(members: Member[], authToken?: string): Promise<{ master: string } | null> {
-  const statuses = await Promise.all(members.map((m) => statusOf(m.address, authToken)))
+  const statuses = await Promise.all(members.map((m) => statusOrNull(m.address, authToken)))
   if (statuses.some((s) => s === null)) return null
-  const all = statuses as Status[]
+  const all = statuses as FullStatus[]
   const masters = all.filter((s) => s.role === 'master' && !s.readOnly)
   if (masters.length !== 1) return null
   const master = masters[0]
@@ -134,7 +128,7 @@ async function healthy(members: Member[], authToken?: string): Promise<{ master:
   // Caught up: each replica holds what the master held a moment before.
   const seq = master.seq
   const again = await Promise.all(
-    members.filter((m) => m.address !== masterAddr).map((m) => statusOf(m.address, authToken)),
+    members.filter((m) => m.address !== masterAddr).map((m) => statusOrNull(m.address, authToken)),
   )
   if (again.some((s) => s === null || s.seq < seq)) return null
   return { master: masterAddr }
@@ -155,7 +149,7 @@ export async function failoverSuite(
     root,
     waitForReplicas: async () => true,
     close: async () => {
-      await Promise.all(members.map((m) => m.proc.stop()))
+      await Promise.all(members.map((m) => m.node.stop()))
       await rm(root, { recursive: true, force: true })
     },
   }
@@ -168,21 +162,18 @@ export async function failoverSuite(
     const extra = ['--cluster', addresses.join(','), '--failover', 'auto']
     if (o.failoverTimeout !== undefined) extra.push('--failover-timeout', String(o.failoverTimeout))
     if (o.heartbeatInterval !== undefined) extra.push('--heartbeat-interval', String(o.heartbeatInterval))
+    const auth = o.authToken ? ['--auth-token', o.authToken] : []
     await Promise.all(
       ports.map(async (port, i) => {
-        const args = tandemArgs({
-          port,
-          dataDir: join(root, `member-${i + 1}`),
-          sync: o.sync,
-          authToken: o.authToken,
-          extra,
-        })
-        const { proc, address } = await spawnTandem(`member ${i + 1}`, args)
-        members[i] = { address, args, proc }
+        const flags = ['--sync', o.sync, ...auth, ...extra]
+        const node = new NodeProcess(join(root, `member-${i + 1}`), flags, {}, `member ${i + 1}`)
+        node.port = port
+        members[i] = { address: addresses[i], node }
+        await node.start(120_000)
       }),
     )
     progress.note(`failover: group ${addresses.join(', ')} (--failover auto); waiting for a master`)
-    if (!(await until(async () => (await healthy(members, o.authToken)) !== null, 60_000, 100)))
+    if (!(await holdsWithin(async () => (await healthy(members, o.authToken)) !== null, 60_000, 100)))
       throw new Error('the fail-over group did not elect a master within 60 s')
 
     client = await TandemClient.connect({ servers: addresses, authToken: o.authToken, timeoutMs: 10_000 })
@@ -195,7 +186,7 @@ export async function failoverSuite(
     const rounds: FailoverRound[] = []
     for (let r = 1; r <= o.rounds; r++) {
       let master: string | undefined
-      await until(async () => (master = (await healthy(members, o.authToken))?.master) !== undefined, 60_000, 25)
+      await holdsWithin(async () => (master = (await healthy(members, o.authToken))?.master) !== undefined, 60_000, 25)
       if (!master) throw new Error(`round ${r}: the group was not healthy within 60 s`)
       const victim = members.find((m) => m.address === master)!
       // The writer must be writing to this master right now.
@@ -207,8 +198,8 @@ export async function failoverSuite(
       const unwatch = members
         .filter((m) => m !== victim)
         .map((m) =>
-          m.proc.watch((line, at) => {
-            if (electedAt === undefined && parseLogLine(line)?.msg === 'became master') {
+          m.node.watch((line, at) => {
+            if (electedAt === undefined && line.msg === 'became master') {
               electedAt = at
               newMaster = m.address
             }
@@ -216,7 +207,7 @@ export async function failoverSuite(
         )
       const killedAt = performance.now()
       const acked = writer.firstAckAfter(killedAt)
-      await victim.proc.kill()
+      await victim.node.kill()
       const ackAt = await Promise.race([acked, sleep(GIVE_UP_MS).then(() => undefined)])
       for (const u of unwatch) u()
       const downtimeMs = ackAt === undefined ? null : round(ackAt - killedAt)
@@ -224,11 +215,10 @@ export async function failoverSuite(
 
       // Restart the killed node where it was; it must rejoin as a replica.
       const restartAt = performance.now()
-      const { proc } = await spawnTandem(`${victim.proc.role}`, victim.args)
-      victim.proc = proc
-      const ok = await until(async () => (await healthy(members, o.authToken)) !== null, 60_000, 25)
+      await victim.node.start(120_000)
+      const ok = await holdsWithin(async () => (await healthy(members, o.authToken)) !== null, 60_000, 25)
       const rejoinMs = ok ? round(performance.now() - restartAt) : null
-      const back = await statusOf(victim.address, o.authToken)
+      const back = await statusOrNull(victim.address, o.authToken)
       const round_: FailoverRound = {
         round: r,
         killed: victim.address,
@@ -253,9 +243,9 @@ export async function failoverSuite(
     const harnessCores = (cpu.user + cpu.system) / 1e6 / elapsedS
     const servers: ServerMeasure[] = await Promise.all(
       members.map(async (m) => ({
-        role: m.proc.role,
-        pid: m.proc.pid ?? null,
-        peakRssMB: m.proc.pid ? round(((await peakRssBytes(m.proc.pid)) ?? 0) / 2 ** 20) : null,
+        role: m.node.role,
+        pid: m.node.pid ?? null,
+        peakRssMB: m.node.pid ? round(((await peakRssBytes(m.node.pid)) ?? 0) / 2 ** 20) : null,
         cpuCores: null,
       })),
     )
@@ -362,7 +352,7 @@ async function coldRestartRun(
   live: Set<Topology>,
 ): Promise<ColdRestartResult> {
   const root = await mkdtemp(join(tmpdir(), 'tandem-bench-restart-'))
-  let proc: ServerProcess | undefined
+  let node: NodeProcess | undefined
   const topology: Topology = {
     target: 'tandem',
     master: '',
@@ -371,18 +361,17 @@ async function coldRestartRun(
     root,
     waitForReplicas: async () => true,
     close: async () => {
-      await proc?.stop()
+      await node?.stop()
       await rm(root, { recursive: true, force: true })
     },
   }
   live.add(topology)
   try {
-    const port = await freePort()
     const dataDir = join(root, 'master')
-    const args = tandemArgs({ port, dataDir, sync: o.sync, authToken: o.authToken })
-    const first = await spawnTandem('master', args)
-    proc = first.proc
-    const address = first.address
+    const auth = o.authToken ? ['--auth-token', o.authToken] : []
+    node = new NodeProcess(dataDir, ['--sync', o.sync, ...auth], {}, 'master')
+    await node.start(120_000)
+    const address = node.address
     progress.note(`cold restart: loading ${o.keys.toLocaleString('en-US')} keys into ${address}`)
     const load = await loadKeys(address, { ...o, connections: 4 }, (n) =>
       progress.note(`  ${n.toLocaleString('en-US')} keys loaded`),
@@ -403,17 +392,16 @@ async function coldRestartRun(
     await sleep(1000)
     const dataDirBytes = await dirBytes(dataDir)
     const killedAt = performance.now()
-    await proc.kill()
+    await node.kill()
     writing = false
     const spawnedAt = performance.now()
-    const again = await spawnTandem('master (restarted)', args)
-    proc = again.proc
+    await node.start(120_000)
     const listeningAt = performance.now()
     await background
     await writerClient.close()
     // First acknowledged write: a fresh client, retried until one is acknowledged.
     let ackAt = 0
-    const ok = await until(
+    const ok = await holdsWithin(
       async () => {
         const c = await TandemClient.connect({
           servers: [address],
@@ -442,7 +430,7 @@ async function coldRestartRun(
       spawnToListeningMs: round(listeningAt - spawnedAt),
       load: { batch: load.batch, connections: load.connections, ms: load.ms, keysPerSec: load.keysPerSec },
     }
-    const cpu = proc.pid ? await cpuSeconds(proc.pid) : undefined
+    const cpu = node.pid ? await cpuSeconds(node.pid) : undefined
     progress.note(
       `cold restart: ${result.dataDirMB} MB data dir; listening ${result.killToListeningMs} ms, ` +
         `first ack ${result.killToFirstAckMs} ms after the kill` +

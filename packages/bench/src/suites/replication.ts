@@ -9,10 +9,12 @@ import { measureRawApplyCpu, type RawApplyResult } from '../raw-leveldb.js'
 import type { ProgressLine } from '../report/progress.js'
 import type { FullSyncResult, ScenarioResult, TargetCheck, TargetResult } from '../report/result.js'
 import { runScenario, type Scenario } from '../scenario.js'
-import { ServerProcess } from '../topology/server-process.js'
-import { listeningAddress, parseLogLine, startTandem, tandemArgs } from '../topology/tandem.js'
+import { NodeProcess } from '../topology/node-process.js'
+import type { FullStatus } from '../topology/node-state.js'
+import { startTandem } from '../topology/tandem.js'
 import type { Topology } from '../topology/topology.js'
-import { directClient, loadKeys, round, type Status, sleep, until } from './common.js'
+import { holdsWithin } from '../wait.js'
+import { directClient, loadKeys, round, sleep } from './common.js'
 import type { SuiteOutput } from './suite.js'
 
 /**
@@ -323,7 +325,7 @@ export async function fullSyncSuite(
   live.add(topology)
   try {
     const master = topology.master
-    const masterProc = topology.processes[0]
+    const masterProc = topology.nodes[0]
     progress.note(
       `fullsync: loading ${o.keys.toLocaleString('en-US')} keys of ${o.valueSize} bytes into ${master} in batches of ${o.batch}`,
     )
@@ -332,41 +334,40 @@ export async function fullSyncSuite(
     )
     progress.note(`fullsync: loaded at ${load.keysPerSec.toLocaleString('en-US')} keys/s`)
     const statusClient = await directClient(master, o.authToken)
-    const masterSeq = ((await statusClient.status()) as Status).seq
+    const masterSeq = (await statusClient.status()).seq
     await statusClient.close()
     // Let the master settle (LevelDB compactions after the load) before timing the sync.
     await sleep(1000)
 
     let sent: { keys: number; ms: number } | null = null
     masterProc.watch((line) => {
-      const e = parseLogLine(line)
-      if (e?.msg === 'full sync sent') sent = { keys: Number(e.keys), ms: Number(e.ms) }
+      if (line.msg === 'full sync sent') sent = { keys: Number(line.keys), ms: Number(line.ms) }
     })
     const masterCpu0 = masterProc.pid ? await cpuSeconds(masterProc.pid) : undefined
-    const args = tandemArgs({
-      dataDir: join(topology.root!, 'replica-fullsync'),
-      sync: o.sync,
-      authToken: o.authToken,
-      extra: ['--replicaof', master],
-    })
-    const spawnedAt = performance.now()
-    const replica = new ServerProcess('replica (full sync)', process.execPath, args)
+    const auth = o.authToken ? ['--auth-token', o.authToken] : []
+    const replica = new NodeProcess(
+      join(topology.root!, 'replica-fullsync'),
+      ['--sync', o.sync, ...auth, '--replicaof', master],
+      {},
+      'replica (full sync)',
+    )
     topology.processes.push(replica)
     let startedAt: number | undefined
     let doneAt: number | undefined
     replica.watch((line, at) => {
-      const e = parseLogLine(line)
-      if (e?.msg === 'full sync started') startedAt = at
-      else if (e?.msg === 'full sync done') doneAt = at
+      if (line.msg === 'full sync started') startedAt = at
+      else if (line.msg === 'full sync done') doneAt = at
     })
-    const address = await replica.waitForLine(listeningAddress, 60_000)
+    const spawnedAt = performance.now()
+    await replica.start(60_000)
+    const address = replica.address
     progress.note(`fullsync: replica ${address} started empty; waiting until it streams at seq >= ${masterSeq}`)
     const client = await directClient(address, o.authToken)
     let caughtUpAt = 0
     try {
-      const ok = await until(
+      const ok = await holdsWithin(
         async () => {
-          const s = (await client.status()) as Status
+          const s = (await client.status()) as FullStatus
           return s.link?.state === 'streaming' && s.seq >= masterSeq
         },
         30 * 60_000,

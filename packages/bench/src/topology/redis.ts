@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
 import { splitHostPort } from '../drivers/redis.js'
+import { holdsWithin } from '../wait.js'
 import { freePort, ServerProcess } from './server-process.js'
 import { TargetUnavailable, type Topology } from './topology.js'
 
@@ -107,21 +108,17 @@ async function waitForRedisReplicas(
   timeoutMs: number,
 ): Promise<boolean> {
   if (replicas.length === 0) return true
-  const deadline = Date.now() + timeoutMs
   const m = connect(master, authToken)
   const rs = replicas.map((r) => connect(r, authToken))
   try {
     const target = Number(/master_repl_offset:(\d+)/.exec(await m.info('replication'))?.[1] ?? 0)
-    while (Date.now() < deadline) {
-      const infos = await Promise.all(rs.map((r) => r.info('replication')))
-      const ok = infos.every(
-        (info) =>
-          /master_link_status:up/.test(info) && Number(/slave_repl_offset:(\d+)/.exec(info)?.[1] ?? -1) >= target,
-      )
-      if (ok) return true
-      await new Promise((r) => setTimeout(r, 100))
-    }
-    return false
+    const caughtUp = (info: string) =>
+      /master_link_status:up/.test(info) && Number(/slave_repl_offset:(\d+)/.exec(info)?.[1] ?? -1) >= target
+    return await holdsWithin(
+      async () => (await Promise.all(rs.map((r) => r.info('replication')))).every(caughtUp),
+      timeoutMs,
+      100,
+    )
   } finally {
     m.disconnect()
     for (const r of rs) r.disconnect()

@@ -6,12 +6,13 @@ import { performance } from 'node:perf_hooks'
 import { createInterface } from 'node:readline'
 
 /**
- * One server process the harness started (a tandem-server or a
- * redis-server). Its output is read line by line for as long as it runs
- * (an unread pipe would fill up and stall the server) and the last lines
- * are kept for error messages. With TANDEM_BENCH_SERVER_LOG_DIR set, every
- * line also goes to DIR/ROLE-PID.log (with TANDEM_BENCH_NODE_ARGS='--trace-gc',
- * that is where each server's garbage collections can be read).
+ * One server process the harness or a test started (a tandem-server or a
+ * redis-server), from spawn to exit: a restart is a new ServerProcess. Its
+ * output is read line by line for as long as it runs (an unread pipe would
+ * fill up and stall the server) and the last lines are kept for error
+ * messages. With TANDEM_BENCH_SERVER_LOG_DIR set, every line also goes to
+ * DIR/ROLE-PID.log (with TANDEM_BENCH_NODE_ARGS='--trace-gc', that is where
+ * each server's garbage collections can be read).
  */
 export class ServerProcess {
   readonly proc: ChildProcess
@@ -28,8 +29,13 @@ export class ServerProcess {
     command: string,
     args: string[],
     readonly cwd?: string,
+    env?: Record<string, string>,
   ) {
-    this.proc = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], cwd })
+    this.proc = spawn(command, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      cwd,
+      env: env && { ...process.env, ...env },
+    })
     const logDir = process.env.TANDEM_BENCH_SERVER_LOG_DIR
     if (logDir) {
       this.copy = createWriteStream(join(logDir, `${role.replace(/\W+/g, '-')}-${this.proc.pid}.log`))
@@ -65,12 +71,16 @@ export class ServerProcess {
     return this.tail.slice(-n).join('\n')
   }
 
-  /** Resolves with the first output line for which `match` returns a value; rejects if the process exits first. */
-  waitForLine<T>(match: (line: string) => T | undefined, timeoutMs: number): Promise<T> {
+  /**
+   * Resolves with the first output line from now on for which `match`
+   * returns a value; rejects if the process exits first or at the deadline,
+   * saying what it waited for.
+   */
+  waitForLine<T>(match: (line: string) => T | undefined, timeoutMs: number, what = 'start'): Promise<T> {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         done()
-        reject(new Error(`${this.role} did not start within ${timeoutMs} ms:\n${this.lastLines()}`))
+        reject(new Error(`${this.role} did not ${what} within ${timeoutMs} ms:\n${this.lastLines()}`))
       }, timeoutMs)
       const watcher = (line: string) => {
         const found = match(line)
@@ -88,15 +98,18 @@ export class ServerProcess {
       this.exited.then(() => {
         done()
         reject(
-          new Error(`${this.role} exited (${this.exitCode ?? this.exitSignal}) while starting:\n${this.lastLines()}`),
+          new Error(
+            `${this.role} exited (${this.exitCode ?? this.exitSignal}) before it would ${what}:\n${this.lastLines()}`,
+          ),
         )
       })
     })
   }
 
-  /** SIGTERM, then SIGKILL after `graceMs`. Safe to call twice. */
+  /** SIGTERM, then SIGKILL after `graceMs`. Safe to call twice, and on a process paused with SIGSTOP. */
   async stop(graceMs = 5000): Promise<void> {
     if (!this.running) return
+    this.proc.kill('SIGCONT')
     this.proc.kill('SIGTERM')
     const timer = setTimeout(() => this.proc.kill('SIGKILL'), graceMs)
     await this.exited
@@ -113,11 +126,11 @@ export class ServerProcess {
     }
   }
 
-  /** Sends SIGKILL and waits for the process to be gone. */
-  async kill(): Promise<void> {
+  /** Sends a signal and, unless it pauses or resumes the process (SIGSTOP, SIGCONT), waits for the exit. */
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     if (!this.running) return
-    this.proc.kill('SIGKILL')
-    await this.exited
+    this.proc.kill(signal)
+    if (signal !== 'SIGSTOP' && signal !== 'SIGCONT') await this.exited
   }
 
   private onLine(line: string): void {

@@ -1,5 +1,11 @@
 import type { TargetName } from '../drivers/driver.js'
-import type { ServerProcess } from './server-process.js'
+
+/** A server the harness started: what the measures need of it (a ServerProcess or a NodeProcess). */
+export interface StartedServer {
+  readonly role: string
+  readonly pid: number | undefined
+  stop(): Promise<void>
+}
 
 /**
  * The servers one target runs on: a master and its replicas, either started
@@ -11,7 +17,7 @@ export interface Topology {
   target: TargetName
   master: string
   replicas: string[]
-  processes: ServerProcess[]
+  processes: StartedServer[]
   /** Temp dir holding the data dirs of the servers the harness started (tandem: root/master, root/replica-N). */
   root?: string
   /** Server version, when known (Redis: redis_version). */

@@ -1,6 +1,9 @@
+import { typed } from '@tandem/bench/fixtures'
 import type { Value } from '@tandem/client'
 import { decodeEntry, type LogEntry, Store } from '@tandem/server'
 import { expect } from 'vitest'
+
+export { typed }
 
 /** What a stopped node's data dir holds, read straight from LevelDB. */
 export interface OfflineStore {
@@ -8,6 +11,8 @@ export interface OfflineStore {
   lastSeq: number
   /** Every log entry, in the order the log iterator yields them. */
   entries: LogEntry[]
+  /** The same entries as stored, byte for byte. */
+  raws: Buffer[]
   /** Log key of each entry, as read (the seq the entry is filed under). */
   logSeqs: number[]
   /** The data sublevel, key -> value. */
@@ -22,23 +27,19 @@ export async function readOffline(dataDir: string): Promise<OfflineStore> {
   const store = await Store.open({ dataDir, sync: 'none', logRetention: 1e9 })
   try {
     const entries: LogEntry[] = []
+    const raws: Buffer[] = []
     const logSeqs: number[] = []
     for await (const [seq, raw] of store.readLog(1)) {
       logSeqs.push(seq)
+      raws.push(Buffer.from(raw))
       entries.push(decodeEntry(raw))
     }
     const data = new Map<string, Value>()
     for await (const [key, value] of store.scan({})) data.set(key, value)
-    return { nodeId: store.nodeId, lastSeq: store.lastSeq, entries, logSeqs, data }
+    return { nodeId: store.nodeId, lastSeq: store.lastSeq, entries, raws, logSeqs, data }
   } finally {
     await store.close()
   }
-}
-
-/** A value as comparable text that keeps its type: a string and the same bytes as binary differ. */
-export function typed(value: Value | undefined): string | undefined {
-  if (value === undefined) return undefined
-  return typeof value === 'string' ? `str:${value}` : `bin:${Buffer.from(value).toString('hex')}`
 }
 
 /** Applies the log's ops in seq order to an empty map. */
