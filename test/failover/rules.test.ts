@@ -93,7 +93,8 @@ describe('fail-over rules under partial partitions', () => {
         }
         return undefined
       },
-      { what: 'a new master among the replicas', intervalMs: 50 },
+      // With every vote 440 ms away the election can take several rounds on a busy machine.
+      { what: 'a new master among the replicas', intervalMs: 50, timeoutMs: 60_000 },
     )
     group.healAll()
     for (const row of group.proxies) for (const p of row) p?.delay(0)
