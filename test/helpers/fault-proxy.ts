@@ -12,12 +12,19 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
  * - cut:  existing connections are destroyed; new ones are refused (closed
  *         at once) or, by default, blackholed: accepted and then never
  *         answered, as when packets are dropped, until heal() resets them.
+ *
+ * Independently, holdStreams(path) holds back what the target sends on new
+ * WebSocket connections to that path once their handshake is answered, so
+ * the connecting side has an open link and has sent its first messages but
+ * receives nothing more until release() (a full sync that has begun and
+ * does not progress).
  */
 export type CutMode = 'blackhole' | 'refuse'
 
 export class FaultProxy {
   private server: Server | null = null
-  private readonly pairs = new Set<{ client: Socket; upstream: Socket | null }>()
+  private readonly pairs = new Set<Pair>()
+  private holdPath: string | null = null
   private readonly held = new Set<Socket>()
   private cutMode: CutMode | null = null
   /** Added to every chunk going to the target (what the connecting side sends). */
@@ -107,7 +114,7 @@ export class FaultProxy {
       return
     }
     client.setNoDelay(true)
-    const pair: { client: Socket; upstream: Socket | null } = { client, upstream: null }
+    const pair: Pair = { client, upstream: null, path: null, handshakeDone: false, held: null }
     this.pairs.add(pair)
     const upstream = createConnection({ host: this.targetHost, port: this.targetPort })
     pair.upstream = upstream
@@ -120,12 +127,53 @@ export class FaultProxy {
     }
     client.on('close', end)
     upstream.on('close', end)
+    client.once('data', (chunk: Buffer) => {
+      pair.path = /^[A-Z]+ (\S+)/.exec(chunk.toString('latin1', 0, Math.min(chunk.length, 512)))?.[1] ?? ''
+      if (this.holdPath !== null && pair.path.startsWith(this.holdPath)) pair.held = []
+    })
     this.pipe(client, upstream, () => this.delayToTargetMs)
-    this.pipe(upstream, client, () => this.delayFromTargetMs)
+    this.pipe(
+      upstream,
+      client,
+      () => this.delayFromTargetMs,
+      (chunk) => this.holdBack(pair, chunk),
+    )
+  }
+
+  /**
+   * From now on, new connections whose request path starts with `path` get
+   * their handshake answer and then nothing from the target until release().
+   */
+  holdStreams(path: string): void {
+    this.holdPath = path
+  }
+
+  /** Delivers what holdStreams() held back, and stops holding. */
+  release(): void {
+    this.holdPath = null
+    for (const pair of this.pairs) {
+      const held = pair.held
+      pair.held = null
+      if (held && !pair.client.destroyed) for (const chunk of held) pair.client.write(chunk)
+    }
+  }
+
+  /** The part of a chunk from the target to forward now; the rest is held (see holdStreams). */
+  private holdBack(pair: Pair, chunk: Buffer): Buffer {
+    if (pair.held === null) return chunk
+    if (!pair.handshakeDone) {
+      const end = chunk.indexOf('\r\n\r\n')
+      if (end < 0) return chunk
+      pair.handshakeDone = true
+      pair.held.push(chunk.subarray(end + 4))
+      return chunk.subarray(0, end + 4)
+    }
+    pair.held.push(chunk)
+    return chunk.subarray(0, 0)
   }
 
   /** Forwards from one socket to the other through an ordered delay queue, with backpressure. */
-  private pipe(from: Socket, to: Socket, delayMs: () => number): void {
+  private pipe(from: Socket, to: Socket, delayMs: () => number, filter?: (chunk: Buffer) => Buffer): void {
     const queue: { at: number; chunk: Buffer }[] = []
     let timer: NodeJS.Timeout | null = null
     const flush = () => {
@@ -140,7 +188,9 @@ export class FaultProxy {
       }
       if (queue.length > 0) timer = setTimeout(flush, queue[0].at - now)
     }
-    from.on('data', (chunk: Buffer) => {
+    from.on('data', (data: Buffer) => {
+      const chunk = filter ? filter(data) : data
+      if (chunk.length === 0) return
       const delay = delayMs()
       if (delay === 0 && queue.length === 0) {
         if (!to.destroyed && !to.write(chunk)) {
@@ -158,6 +208,16 @@ export class FaultProxy {
       if (timer) clearTimeout(timer)
     })
   }
+}
+
+interface Pair {
+  client: Socket
+  upstream: Socket | null
+  /** The request path of the connection's first bytes (null until they arrive). */
+  path: string | null
+  handshakeDone: boolean
+  /** Chunks from the target held back by holdStreams(), or null when not holding. */
+  held: Buffer[] | null
 }
 
 // A TCP port that was free a moment ago: the harness's own (members of a

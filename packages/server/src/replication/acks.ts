@@ -1,11 +1,25 @@
 import { TandemError, type WriteConcern } from '@tandem/protocol'
 
 /**
- * Tracks the seq each downstream has durably applied and answers "have N of
- * them reached seq S?" for w=N writes and `wait`. Waiters are kept sorted
- * by nothing in particular: there are at most as many as in-flight write
- * requests, which the API bounds, and each ack checks them in one pass.
+ * Tracks the seq each downstream link has durably applied and answers
+ * "have N replicas reached seq S?" for w=N writes and `wait`.
+ *
+ * Acks are kept per link (one upstream feed), not per claimed node id:
+ * the feed decides what an ack may count for (only while it streams the
+ * current history, only up to what it has sent, never past the head) and
+ * takes its acks with it when it closes. A node id counts once however
+ * many links claim it, so two sockets saying they are the same replica
+ * never add up to two replicas.
+ *
+ * Waiters are kept in no particular order: there are at most as many as
+ * in-flight write requests, which the API bounds, and each ack checks them
+ * in one pass.
  */
+export interface AckSource {
+  /** The node id the link announced in its hello. */
+  readonly nodeId: string
+}
+
 interface Waiter {
   seq: number
   count: number
@@ -17,12 +31,14 @@ interface Waiter {
 }
 
 export class AckTracker {
-  private readonly acked = new Map<string, number>()
+  private readonly acked = new Map<AckSource, number>()
   private waiters = new Set<Waiter>()
 
-  /** Number of direct replicas known (connected or recently connected). */
-  get replicaCount(): number {
-    return this.acked.size
+  /** Distinct replicas (node ids) with a link attached now. */
+  private replicaIds(): Set<string> {
+    const ids = new Set<string>()
+    for (const source of this.acked.keys()) ids.add(source.nodeId)
+    return ids
   }
 
   /** How many replicas a write concern needs, given the replicas attached now. */
@@ -30,28 +46,38 @@ export class AckTracker {
     if (w === undefined) return 0
     if (w === 'majority') {
       // A majority of the master plus its direct replicas; the master is one of them.
-      return Math.floor((this.acked.size + 1) / 2 + 1) - 1
+      return Math.floor((this.replicaIds().size + 1) / 2 + 1) - 1
     }
     return w
   }
 
+  /** Distinct replicas (those `from` accepts, when given) whose acks reach `seq`. */
   countAtLeast(seq: number, from?: (replicaId: string) => boolean): number {
-    let n = 0
-    for (const [id, s] of this.acked) if (s >= seq && (from === undefined || from(id))) n++
-    return n
+    const ids = new Set<string>()
+    for (const [source, s] of this.acked) {
+      if (s >= seq && (from === undefined || from(source.nodeId))) ids.add(source.nodeId)
+    }
+    return ids.size
   }
 
-  ack(replicaId: string, seq: number): void {
-    const prev = this.acked.get(replicaId) ?? 0
-    if (seq <= prev && this.acked.has(replicaId)) return
-    this.acked.set(replicaId, seq)
+  /** Registers a link that has said who it is; it counts for nothing until it acks. */
+  attach(source: AckSource): void {
+    if (!this.acked.has(source)) this.acked.set(source, 0)
+  }
+
+  /** Records that the link's replica durably holds everything up to `seq` (the feed has already bounded it). */
+  ack(source: AckSource, seq: number): void {
+    const prev = this.acked.get(source)
+    if (prev !== undefined && seq <= prev) return
+    this.acked.set(source, seq)
     for (const w of this.waiters) {
       if (this.countAtLeast(w.seq, w.from) >= w.count) this.settle(w)
     }
   }
 
-  forget(replicaId: string): void {
-    this.acked.delete(replicaId)
+  /** The link is gone: its acks no longer count. */
+  forget(source: AckSource): void {
+    this.acked.delete(source)
   }
 
   /**

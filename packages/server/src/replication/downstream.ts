@@ -16,6 +16,13 @@ import { writeRollbackFile } from './rollback.js'
  * with the upstream's seqs, so the position is persisted atomically with
  * the data; the seq is acked upstream only once durably applied.
  *
+ * Acks: only while the link streams, that is once `continue` has given
+ * this node the upstream's history or a full sync has finished, and then
+ * this node's lastSeq, which moves only when a commit is durable (per
+ * --sync). During the handshake and a full sync nothing is acked: the log
+ * this node holds then is about to be kept, discarded or replaced, and an
+ * ack of it would let a w=N write count a replica that lacks it.
+ *
  * Rules it keeps:
  * - entries are applied in seq order, each exactly lastSeq + 1 (the Store
  *   refuses anything else, and the link is then restarted);
@@ -135,7 +142,14 @@ export class Downstream {
           history: this.store.history,
           lastSeq: this.store.lastSeq,
         })
-        this.ackTimer = setInterval(() => flow.send({ type: 'ack', seq: this.store.lastSeq }), 250)
+        this.ackTimer = setInterval(() => {
+          if (!live() || ws.readyState !== ws.OPEN) return
+          // Before it streams, this node has nothing to ack, but the upstream
+          // drops a downstream it has not heard from in --repl-timeout (a
+          // full sync can take longer): a ping says it is alive.
+          if (this.state === 'streaming') flow.send({ type: 'ack', seq: this.store.lastSeq })
+          else ws.ping()
+        }, 250)
       })
     })
     ws.on('message', (data) => {
@@ -181,6 +195,7 @@ export class Downstream {
         this.state = 'streaming'
         this.backoff = MIN_BACKOFF_MS
         this.lastRefusal = null
+        flow.send({ type: 'ack', seq: this.store.lastSeq })
         return
       case 'fullsync': {
         this.stats.fullSyncs++
@@ -220,6 +235,8 @@ export class Downstream {
       case 'history':
         // Only ever extends: the shared part was checked at handshake.
         await this.store.setHistory(message.history as HistoryEpoch[])
+        // The upstream counts acks only from a downstream on its current history.
+        if (live() && this.state === 'streaming') flow.send({ type: 'ack', seq: this.store.lastSeq })
         return
       case 'heartbeat':
         this.noteHead(message.head)
@@ -270,7 +287,7 @@ export class Downstream {
       () => {
         if (this.store.queuedWrites < MAX_QUEUED_APPLY / 2) inbox.hold(false)
         this.noteHead(this.upstreamHead)
-        flow.send({ type: 'ack', seq: this.store.lastSeq })
+        if (this.state === 'streaming') flow.send({ type: 'ack', seq: this.store.lastSeq })
       },
       (err) => {
         this.log.warn('could not apply replicated entries; reconnecting', { err })

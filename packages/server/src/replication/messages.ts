@@ -13,7 +13,8 @@ import { z } from 'zod'
  *                                          <- entries {entries, head, time}   (repeated)
  *                                          <- history {history}               (epoch change)
  *                                          <- heartbeat {head, time, master, epoch}
- *   ack {seq} ->                              (after each durably applied batch, and every heartbeat)
+ *   ack {seq} ->                              (while streaming: after each durably applied batch,
+ *                                              and every 250 ms; a WebSocket ping instead before then)
  */
 
 const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected binary')

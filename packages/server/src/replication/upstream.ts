@@ -1,8 +1,8 @@
 import { decodeFrame, encodeFrame, type ReplicaStatus } from '@tandem/protocol'
 import type { WebSocket } from 'ws'
-import type { Store } from '../storage/store.js'
+import type { HistoryEpoch, Store } from '../storage/store.js'
 import type { Logger } from '../util/logger.js'
-import type { AckTracker } from './acks.js'
+import type { AckSource, AckTracker } from './acks.js'
 import { planResync } from './history.js'
 import { FlowSocket, SerialInbox } from './link.js'
 import { downstreamMessageSchema, type Hello } from './messages.js'
@@ -22,6 +22,20 @@ import { downstreamMessageSchema, type Hello } from './messages.js'
  *   then entries as they commit (from the in-memory tail, or the log on disk
  *   when the feed is further behind), heartbeats every heartbeatMs, and acks
  *   back from the downstream, which feed w=N writes and lag.
+ *
+ * What an ack counts for (see onAck): an ack is the downstream saying it
+ * durably holds every entry up to a seq. It counts only while the feed
+ * streams and the downstream has been told the current history, and only
+ * up to the last entry this feed has sent (cursor - 1), never past this
+ * node's head. An ack during the handshake or a full sync counts for
+ * nothing: the downstream is about to discard, or has not yet got, what
+ * it would be acking. A CONTINUE resume from seq S starts the feed's
+ * bound at S - 1 (planResync checked that the downstream's history agrees
+ * up to there), but that claim from the hello is not itself counted: the
+ * downstream's first ack on the streaming feed, sent once it has adopted
+ * the history in `continue`, is. That costs one round trip and keeps one
+ * rule for every ack: it comes from a downstream that is streaming on this
+ * node's current history.
  *
  * Backpressure: a feed stops reading the log while its socket holds more
  * than highWaterBytes unflushed, and resumes on drain. A downstream that
@@ -109,7 +123,7 @@ export class Upstream {
     private readonly host: UpstreamHost,
     readonly options: UpstreamOptions = DEFAULT_UPSTREAM_OPTIONS,
   ) {
-    this.lastHistory = JSON.stringify(host.store.history)
+    this.lastHistory = historyKey(host.store.history)
     this.unsubscribe = host.store.onCommit(() => this.onCommit())
   }
 
@@ -117,7 +131,7 @@ export class Upstream {
   accept(ws: WebSocket): void {
     const feed = new ReplicaFeed(ws, this.host, this.options, this.shared, () => {
       this.feeds.delete(feed)
-      if (feed.nodeId && ![...this.feeds].some((f) => f.nodeId === feed.nodeId)) this.host.acks.forget(feed.nodeId)
+      this.host.acks.forget(feed)
       if (this.feeds.size === 0) this.host.store.keepTail(false)
     })
     this.feeds.add(feed)
@@ -125,7 +139,7 @@ export class Upstream {
   }
 
   private onCommit(): void {
-    const history = JSON.stringify(this.host.store.history)
+    const history = historyKey(this.host.store.history)
     if (history !== this.lastHistory) {
       this.lastHistory = history
       for (const feed of this.feeds) feed.sendHistory()
@@ -163,12 +177,25 @@ export class Upstream {
 
 type FeedState = 'handshake' | 'fullsync' | 'streaming' | 'closed'
 
-class ReplicaFeed {
+/** A history's JSON, computed once per history array (the store replaces the array on every change). */
+const historyKeys = new WeakMap<HistoryEpoch[], string>()
+function historyKey(history: HistoryEpoch[]): string {
+  let key = historyKeys.get(history)
+  if (key === undefined) {
+    key = JSON.stringify(history)
+    historyKeys.set(history, key)
+  }
+  return key
+}
+
+class ReplicaFeed implements AckSource {
   state: FeedState = 'handshake'
   nodeId = ''
   addr = ''
   ackedSeq = 0
   private cursor = 0
+  /** The history the downstream was last told (continue, fullsync, history), as historyKey(). */
+  private historyTold = ''
   private lastHeardAt = Date.now()
   private pumping = false
   private pin: { move(seq: number): void; release(): void } | null = null
@@ -188,6 +215,10 @@ class ReplicaFeed {
     this.flow = new FlowSocket(ws, options.highWaterBytes)
     this.inbox = new SerialInbox(ws, (err) => this.fail(`replication error: ${(err as Error).message}`))
     ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary))
+    // A downstream in a full sync has nothing to ack and pings instead.
+    ws.on('ping', () => {
+      this.lastHeardAt = Date.now()
+    })
     ws.on('close', () => this.onSocketClosed())
     ws.on('error', () => {})
     this.timer = setInterval(() => this.onHeartbeatTimer(), options.heartbeatMs)
@@ -215,10 +246,13 @@ class ReplicaFeed {
     }
   }
 
+  /** See "What an ack counts for" at the top of this file. */
   private onAck(seq: number): void {
-    if (!this.nodeId || seq <= this.ackedSeq) return
-    this.ackedSeq = seq
-    this.host.acks.ack(this.nodeId, seq)
+    if (this.state !== 'streaming' || this.historyTold !== historyKey(this.store.history)) return
+    const bounded = Math.min(seq, this.cursor - 1, this.store.lastSeq)
+    if (bounded <= this.ackedSeq) return
+    this.ackedSeq = bounded
+    this.host.acks.ack(this, bounded)
   }
 
   private async onHello(hello: Hello): Promise<void> {
@@ -235,13 +269,14 @@ class ReplicaFeed {
       { history: hello.history, lastSeq: hello.lastSeq },
     )
     if (plan.kind === 'refuse') return this.refuse(plan.reason, plan.message)
-    this.ackedSeq = plan.kind === 'continue' ? hello.lastSeq : 0
-    this.host.acks.ack(this.nodeId, this.ackedSeq)
+    if (this.state !== 'handshake') return
+    this.host.acks.attach(this)
     if (plan.kind === 'continue') {
       this.host.countSync('partial')
       this.log.info('replica resumes by partial resync', { fromSeq: plan.fromSeq, head: this.store.lastSeq })
       this.cursor = plan.fromSeq
       this.pin = this.store.pinLog(this.cursor)
+      this.historyTold = historyKey(this.store.history)
       this.flow.send({
         type: 'continue',
         fromSeq: plan.fromSeq,
@@ -276,6 +311,7 @@ class ReplicaFeed {
       const seq = await snapshot.seq
       this.pin = this.store.pinLog(seq + 1)
       const started = Date.now()
+      this.historyTold = historyKey(history)
       this.flow.send({ type: 'fullsync', seq, history, master: this.host.masterAddress(), rollbackAfter })
       let total = 0
       for await (const { chunk, count } of snapshot.chunks(this.options.snapshotChunkBytes)) {
@@ -288,14 +324,21 @@ class ReplicaFeed {
       this.log.info('full sync sent', { seq, keys: total, ms: Date.now() - started })
       this.cursor = seq + 1
       this.state = 'streaming'
+      // An epoch may have begun while the snapshot streamed.
+      this.sendHistory()
       this.pumpSafely()
     } finally {
       await snapshot.close()
     }
   }
 
+  /** Tells a streaming downstream the current history, if it has not been told it yet. */
   sendHistory(): void {
-    if (this.state === 'streaming') this.flow.send({ type: 'history', history: this.store.history })
+    if (this.state !== 'streaming') return
+    const key = historyKey(this.store.history)
+    if (key === this.historyTold) return
+    this.historyTold = key
+    this.flow.send({ type: 'history', history: this.store.history })
   }
 
   wake(): void {
