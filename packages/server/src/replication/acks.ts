@@ -32,27 +32,28 @@ interface Waiter {
 
 export class AckTracker {
   private readonly acked = new Map<AckSource, number>()
+  /** Links per node id; while none has two, counting needs no de-duplication. */
+  private readonly linksPerId = new Map<string, number>()
+  private sharedIds = 0
   private waiters = new Set<Waiter>()
-
-  /** Distinct replicas (node ids) with a link attached now. */
-  private replicaIds(): Set<string> {
-    const ids = new Set<string>()
-    for (const source of this.acked.keys()) ids.add(source.nodeId)
-    return ids
-  }
 
   /** How many replicas a write concern needs, given the replicas attached now. */
   required(w: WriteConcern | undefined): number {
     if (w === undefined) return 0
     if (w === 'majority') {
       // A majority of the master plus its direct replicas; the master is one of them.
-      return Math.floor((this.replicaIds().size + 1) / 2 + 1) - 1
+      return Math.floor((this.linksPerId.size + 1) / 2 + 1) - 1
     }
     return w
   }
 
   /** Distinct replicas (those `from` accepts, when given) whose acks reach `seq`. */
   countAtLeast(seq: number, from?: (replicaId: string) => boolean): number {
+    if (this.sharedIds === 0) {
+      let n = 0
+      for (const [source, s] of this.acked) if (s >= seq && (from === undefined || from(source.nodeId))) n++
+      return n
+    }
     const ids = new Set<string>()
     for (const [source, s] of this.acked) {
       if (s >= seq && (from === undefined || from(source.nodeId))) ids.add(source.nodeId)
@@ -62,13 +63,18 @@ export class AckTracker {
 
   /** Registers a link that has said who it is; it counts for nothing until it acks. */
   attach(source: AckSource): void {
-    if (!this.acked.has(source)) this.acked.set(source, 0)
+    if (this.acked.has(source)) return
+    this.acked.set(source, 0)
+    const links = (this.linksPerId.get(source.nodeId) ?? 0) + 1
+    this.linksPerId.set(source.nodeId, links)
+    if (links === 2) this.sharedIds++
   }
 
   /** Records that the link's replica durably holds everything up to `seq` (the feed has already bounded it). */
   ack(source: AckSource, seq: number): void {
     const prev = this.acked.get(source)
-    if (prev !== undefined && seq <= prev) return
+    if (prev === undefined) this.attach(source)
+    else if (seq <= prev) return
     this.acked.set(source, seq)
     for (const w of this.waiters) {
       if (this.countAtLeast(w.seq, w.from) >= w.count) this.settle(w)
@@ -77,7 +83,11 @@ export class AckTracker {
 
   /** The link is gone: its acks no longer count. */
   forget(source: AckSource): void {
-    this.acked.delete(source)
+    if (!this.acked.delete(source)) return
+    const links = (this.linksPerId.get(source.nodeId) ?? 1) - 1
+    if (links === 0) this.linksPerId.delete(source.nodeId)
+    else this.linksPerId.set(source.nodeId, links)
+    if (links === 1) this.sharedIds--
   }
 
   /**
