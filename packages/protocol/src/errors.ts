@@ -18,6 +18,7 @@ export const ERROR_CODES = [
   'BUSY',
   'CLOSED',
   'INTERNAL',
+  'CORRUPT',
 ] as const
 
 export type ErrorCode = (typeof ERROR_CODES)[number]

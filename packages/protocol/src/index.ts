@@ -1,6 +1,8 @@
+export * from './cluster.js'
 export * from './errors.js'
 export * from './frames.js'
 export * from './limits.js'
 export * from './messages.js'
 export { msgpackKeepsBom, Packr } from './msgpack.js'
+export * from './replication.js'
 export { byteLength } from './sizes.js'

@@ -62,6 +62,17 @@ export const configSchema = z
      * written meanwhile; shorter costs a LevelDB range delete more often.
      */
     logTrimInterval: positiveInt.default(10_000),
+    /**
+     * Which of LevelDB's files are checked for damage (their CRC-32Cs) before
+     * the node opens them. all (default): the write-ahead log, the manifest
+     * and every live table, so the start reads the whole data set once (at
+     * disk speed; a large data dir starts slower). logs: the write-ahead log
+     * and the manifest only (fast, and enough to never lose an acknowledged
+     * write to a damaged log record in silence), leaving damaged tables to be
+     * found when read. none: trust the disk. A damaged node refuses to start
+     * (CORRUPT) or, when it would start as a replica, resyncs (see README).
+     */
+    verifyAtStart: z.enum(['all', 'logs', 'none']).default('all'),
     /** Shared secret that clients and peers must present. Compared in constant time. */
     authToken: z.string().min(1).optional(),
     /** Longest key in bytes. */

@@ -11,6 +11,7 @@ import type { Config } from './config.js'
 import { AckTracker } from './replication/acks.js'
 import { Downstream } from './replication/downstream.js'
 import { FailoverManager } from './replication/failover.js'
+import { writeRollbackFile } from './replication/rollback.js'
 import { DEFAULT_UPSTREAM_OPTIONS, Upstream } from './replication/upstream.js'
 import { type EntryOp, OP_DEL, OP_PUT } from './storage/log-entry.js'
 import type { Store } from './storage/store.js'
@@ -64,6 +65,7 @@ export class TandemNode {
         store,
         logger,
         acks: this.acks,
+        authToken: config.authToken,
         masterAddress: () => this.masterAddress(),
         countSync: (kind) => this.countServed(kind),
       },
@@ -99,6 +101,7 @@ export class TandemNode {
 
   /** Starts following --replicaof, or makes sure a master has an epoch of its own to write in. */
   async init(): Promise<void> {
+    if (this.store.damage.length > 0) await this.discardDamagedData()
     if (this.store.discardedPartialSync) {
       this.logger.warn('found an interrupted full sync; its partial data was discarded and will be synced again')
     }
@@ -124,6 +127,32 @@ export class TandemNode {
       })
       await this.failover.start()
     }
+  }
+
+  /**
+   * The data dir was found damaged and this node starts as a replica: save
+   * what of its log can still be read to a rollback file, drop the data, and
+   * let the upstream send a full sync. The damaged files are named in the log.
+   */
+  private async discardDamagedData(): Promise<void> {
+    const damage = this.store.damage.map((d) => ({ file: d.file || 'db', problem: d.problem }))
+    this.logger.error('the data dir is damaged; discarding it and resyncing from the upstream', {
+      dataDir: this.store.dataDir,
+      damage,
+    })
+    try {
+      const from = await this.store.firstLogSeq()
+      const saved = await writeRollbackFile(this.store, from - 1, 'damaged data dir discarded for a full resync')
+      if (saved) {
+        this.counters.rollbacks++
+        this.counters.rolledBackEntries += saved.entries
+        this.lastRollbackFile = saved.file
+        this.logger.warn('saved the readable entries of the damaged log', { file: saved.file, entries: saved.entries })
+      }
+    } catch (err) {
+      this.logger.warn('could not read the damaged log to save its entries', { err })
+    }
+    await this.store.discardDamaged()
   }
 
   private failoverHost() {

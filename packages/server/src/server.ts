@@ -79,6 +79,9 @@ export class TandemServer {
       trimIntervalMs: config.logTrimInterval,
       maxGroup: config.maxGroupCommit,
       maxQueued: config.maxQueuedWrites,
+      verifyAtStart: config.verifyAtStart,
+      // Only a node that starts as a replica has a healthy peer to copy from.
+      onDamage: startsAsReplica(config) ? 'resync' : 'refuse',
     })
     const nodeLogger = logger.child({ node: store.nodeId })
     const node = new TandemNode(config, store, nodeLogger)
@@ -131,20 +134,19 @@ export class TandemServer {
       this.countError('BUSY')
       return rejectUpgrade(socket, 503, `connection limit (${this.config.maxConnections}) reached`)
     }
-    const preAuthenticated = tokenMatches(this.config.authToken, bearerToken(req))
+    // Links between nodes carry no token: each end proves it holds it by a
+    // challenge-response inside the link (replication/peer-auth.ts).
     if ((req.url ?? '/').startsWith('/cluster')) {
-      if (!preAuthenticated) return rejectUpgrade(socket, 401, 'cluster links need Authorization: Bearer TOKEN')
       const failover = this.node.failover
       if (!failover) return rejectUpgrade(socket, 404, 'this node is in no fail-over group')
       this.wss.handleUpgrade(req, socket, head, (ws) => failover.cluster.accept(ws))
       return
     }
     if ((req.url ?? '/').startsWith('/replication')) {
-      // Peers must present the token up front: there is no auth step in the replication handshake.
-      if (!preAuthenticated) return rejectUpgrade(socket, 401, 'replication needs Authorization: Bearer TOKEN')
       this.wss.handleUpgrade(req, socket, head, (ws) => this.node.upstreamSide.accept(ws))
       return
     }
+    const preAuthenticated = tokenMatches(this.config.authToken, bearerToken(req))
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       const connection = new ClientConnection(
         ws,
@@ -271,6 +273,12 @@ export class TandemServer {
     this.status = 'closed'
     this.logger.info('closed')
   }
+}
+
+function startsAsReplica(config: Config): boolean {
+  return (
+    !config.witness && (config.replicaof !== undefined || (config.cluster.length > 0 && config.failover === 'auto'))
+  )
 }
 
 function rejectUpgrade(socket: Duplex, status: number, message: string): void {

@@ -1,7 +1,16 @@
-import { decodeFrame, encodeFrame } from '@tandem/protocol'
+import {
+  type ClusterReply,
+  type ClusterReplyBody,
+  type ClusterRequest,
+  type ClusterRequestBody,
+  clusterListenerMessageSchema,
+  clusterRequestSchema,
+  decodeFrame,
+  encodeFrame,
+} from '@tandem/protocol'
 import WebSocket from 'ws'
-import { z } from 'zod'
 import type { Logger } from '../util/logger.js'
+import { newNonce, proofHolds, proveToken } from './peer-auth.js'
 
 /**
  * Member-to-member channel of a fail-over group (WebSocket at /cluster).
@@ -9,60 +18,10 @@ import type { Logger } from '../util/logger.js'
  * `--cluster` list and sends its requests there (heartbeats, vote requests,
  * hand-overs); replies come back on the same socket. Members are known by
  * node id: the address in this node's list is only its route to them (it
- * may be a proxy), learned to belong to a node id by the hello exchange.
+ * may be a proxy), learned to belong to a node id by the hello exchange,
+ * in which both ends prove they hold the token (peer-auth.ts); the wire
+ * schemas are in @tandem/protocol (cluster.ts).
  */
-
-export const clusterRequestSchema = z.discriminatedUnion('type', [
-  z.object({ id: z.number().int(), type: z.literal('hello'), nodeId: z.string(), epoch: z.number().int() }),
-  z.object({
-    id: z.number().int(),
-    type: z.literal('heartbeat'),
-    epoch: z.number().int(),
-    masterId: z.string(),
-    /** Where clients reach the master. */
-    masterAddr: z.string(),
-    seq: z.number().int(),
-  }),
-  z.object({
-    id: z.number().int(),
-    type: z.literal('vote'),
-    epoch: z.number().int(),
-    candidateId: z.string(),
-    lastEpoch: z.number().int(),
-    lastSeq: z.number().int(),
-    /** Set by a candidate the master handed over to: skip the "lost the master" rule. */
-    force: z.boolean(),
-  }),
-  /** Would you vote for me in `epoch`? Answered by rules 2 and 3 alone; nothing is recorded. */
-  z.object({
-    id: z.number().int(),
-    type: z.literal('prevote'),
-    epoch: z.number().int(),
-    candidateId: z.string(),
-    lastEpoch: z.number().int(),
-    lastSeq: z.number().int(),
-  }),
-  z.object({ id: z.number().int(), type: z.literal('handover'), epoch: z.number().int(), candidateId: z.string() }),
-])
-export type ClusterRequest = z.infer<typeof clusterRequestSchema>
-export type ClusterRequestBody = ClusterRequest extends infer R
-  ? R extends ClusterRequest
-    ? Omit<R, 'id'>
-    : never
-  : never
-
-export const clusterReplySchema = z.object({
-  id: z.number().int(),
-  type: z.literal('reply'),
-  nodeId: z.string(),
-  epoch: z.number().int(),
-  ok: z.boolean(),
-  seq: z.number().int().optional(),
-  clientAddr: z.string().optional(),
-  reason: z.string().optional(),
-})
-export type ClusterReply = z.infer<typeof clusterReplySchema>
-export type ClusterReplyBody = Omit<ClusterReply, 'id' | 'type' | 'nodeId'>
 
 export interface ClusterHost {
   readonly nodeId: string
@@ -83,7 +42,12 @@ export class Peer {
   /** Monotonic ms of the last reply from it. */
   lastReplyAt = 0
   isSelf = false
-  private readonly pending = new Map<number, { resolve: (r: ClusterReply) => void; timer: NodeJS.Timeout }>()
+  private readonly pending = new Map<
+    number,
+    { resolve: (r: ClusterReply | undefined) => void; timer: NodeJS.Timeout }
+  >()
+  /** Whether the current socket's listener has sent its challenge (it must, exactly once). */
+  private challenged = false
   private retry: NodeJS.Timeout | null = null
   private nextId = 1
 
@@ -95,46 +59,25 @@ export class Peer {
 
   connect(): void {
     if (this.isSelf || this.ws) return
-    const headers: Record<string, string> = {}
-    if (this.host.authToken) headers.authorization = `Bearer ${this.host.authToken}`
-    const ws = new WebSocket(`ws://${this.route}/cluster`, {
-      headers,
-      perMessageDeflate: false,
-      handshakeTimeout: 2000,
-    })
+    this.challenged = false
+    const ws = new WebSocket(`ws://${this.route}/cluster`, { perMessageDeflate: false, handshakeTimeout: 2000 })
     this.ws = ws
-    ws.on('open', () => {
-      this.request({ type: 'hello', nodeId: this.host.nodeId, epoch: this.host.epoch() }, 2000).then((reply) => {
-        // Without the hello this route cannot be tied to a node id (and so
-        // would not be used to follow it): start over.
-        if (!reply) {
-          ws.terminate()
-          return
-        }
-        if (reply.nodeId === this.host.nodeId) {
-          this.isSelf = true
-          ws.close()
-          return
-        }
-        this.nodeId = reply.nodeId
-        this.clientAddr = reply.clientAddr ?? null
-        this.connected = true
-      })
-    })
+    const nonce = newNonce()
     ws.on('message', (data) => {
-      let reply: ClusterReply
+      let message: ReturnType<typeof clusterListenerMessageSchema.parse>
       try {
-        reply = clusterReplySchema.parse(decodeFrame(data as Buffer))
+        message = clusterListenerMessageSchema.parse(decodeFrame(data as Buffer))
       } catch {
         ws.terminate()
         return
       }
+      if (message.type === 'challenge') return this.onChallenge(ws, message.nonce, nonce)
       this.lastReplyAt = this.now()
-      const waiter = this.pending.get(reply.id)
+      const waiter = this.pending.get(message.id)
       if (waiter) {
-        this.pending.delete(reply.id)
+        this.pending.delete(message.id)
         clearTimeout(waiter.timer)
-        waiter.resolve(reply)
+        waiter.resolve(message)
       }
     })
     ws.on('error', () => {})
@@ -144,9 +87,47 @@ export class Peer {
       for (const [id, w] of this.pending) {
         clearTimeout(w.timer)
         this.pending.delete(id)
-        w.resolve(undefined as unknown as ClusterReply)
+        w.resolve(undefined)
       }
       if (!this.isSelf && !this.closed) this.retry = setTimeout(() => this.connect(), 200)
+    })
+  }
+
+  /** The listener's challenge: prove the token in hello, and use this link only once the listener has proven it too. */
+  private onChallenge(ws: WebSocket, listenerNonce: Uint8Array, dialerNonce: Buffer): void {
+    if (this.challenged) return void ws.terminate()
+    this.challenged = true
+    const { authToken } = this.host
+    const proof = proveToken(authToken, 'cluster', 'dialer', listenerNonce, dialerNonce)
+    const hello = {
+      type: 'hello' as const,
+      nodeId: this.host.nodeId,
+      epoch: this.host.epoch(),
+      nonce: dialerNonce,
+      proof,
+    }
+    this.request(hello, 2000).then((reply) => {
+      // Without the hello this route cannot be tied to a node id (and so
+      // would not be used to follow it): start over.
+      if (!reply?.ok) {
+        if (reply?.reason)
+          this.host.logger.warn('member refused this node', { route: this.route, reason: reply.reason })
+        ws.terminate()
+        return
+      }
+      if (!proofHolds(authToken, 'cluster', 'listener', listenerNonce, dialerNonce, reply.proof)) {
+        this.host.logger.warn('a member could not prove it holds the auth token; not using it', { route: this.route })
+        ws.terminate()
+        return
+      }
+      if (reply.nodeId === this.host.nodeId) {
+        this.isSelf = true
+        ws.close()
+        return
+      }
+      this.nodeId = reply.nodeId
+      this.clientAddr = reply.clientAddr ?? null
+      this.connected = true
     })
   }
 
@@ -154,6 +135,9 @@ export class Peer {
   request(body: ClusterRequestBody, timeoutMs: number): Promise<ClusterReply | undefined> {
     const ws = this.ws
     if (!ws || ws.readyState !== WebSocket.OPEN) return Promise.resolve(undefined)
+    // Nothing but the hello goes to a member before it has proven itself:
+    // an impostor must not see, let alone answer, a vote request.
+    if (body.type !== 'hello' && !this.connected) return Promise.resolve(undefined)
     // A stuck link must not collect requests without bound.
     if (this.pending.size > 1000) return Promise.resolve(undefined)
     const id = this.nextId++
@@ -207,8 +191,14 @@ export class Cluster {
     return this.peers.find((p) => p.nodeId === nodeId && !p.isSelf)
   }
 
-  /** Serves one inbound member connection. */
+  /**
+   * Serves one inbound member connection: challenges it, and answers
+   * nothing but its hello until its proof checks out.
+   */
   accept(ws: WebSocket): void {
+    const nonce = newNonce()
+    let proven = false
+    ws.send(encodeFrame({ type: 'challenge', nonce }))
     ws.on('message', (data) => {
       let request: ClusterRequest
       try {
@@ -217,10 +207,36 @@ export class Cluster {
         ws.close(1007, 'invalid cluster message')
         return
       }
+      let proof: Buffer | null | undefined
+      if (request.type === 'hello') {
+        const { authToken } = this.host
+        if (proven || !proofHolds(authToken, 'cluster', 'dialer', nonce, request.nonce, request.proof)) {
+          this.host.logger.warn('a member could not prove it holds the auth token; refusing it', {
+            nodeId: request.nodeId,
+          })
+          const refusal = {
+            id: request.id,
+            type: 'reply',
+            nodeId: this.host.nodeId,
+            epoch: 0,
+            ok: false,
+            reason: 'unauthorized',
+          }
+          ws.send(encodeFrame(refusal))
+          ws.close(4401, 'unauthorized')
+          return
+        }
+        proven = true
+        proof = proveToken(authToken, 'cluster', 'listener', nonce, request.nonce)
+      } else if (!proven) {
+        ws.close(4401, 'hello first')
+        return
+      }
       this.host.onRequest(request).then(
         (body) => {
           if (ws.readyState === WebSocket.OPEN) {
-            ws.send(encodeFrame({ id: request.id, type: 'reply', nodeId: this.host.nodeId, ...body }))
+            const reply = { id: request.id, type: 'reply', nodeId: this.host.nodeId, ...body }
+            ws.send(encodeFrame(proof === undefined ? reply : { ...reply, proof }))
           }
         },
         (err) => this.host.logger.warn('cluster request failed', { type: request.type, err }),

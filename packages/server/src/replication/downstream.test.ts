@@ -38,11 +38,14 @@ describe('downstream link', () => {
     await new Promise((r) => wss.once('listening', r))
     const record = (s: string) => Buffer.from([0, ...Buffer.from(s)])
     wss.on('connection', (ws) => {
+      ws.send(encodeFrame({ type: 'challenge', nonce: Buffer.alloc(32, 7) }))
       ws.on('message', (data) => {
         const m = decodeFrame(data as Buffer) as { type: string; lastSeq: number }
         if (m.type !== 'hello') return
         hellos.push(m.lastSeq)
         if (hellos.length > 1) return
+        // Neither end has a token: the welcome carries no proof.
+        ws.send(encodeFrame({ type: 'welcome', proof: null }))
         const history = [{ epoch: 1, startSeq: 1, by: 'upstream' }]
         ws.send(encodeFrame({ type: 'fullsync', seq: 5, history, master: null, rollbackAfter: null }))
         ws.send(encodeFrame({ type: 'snapshot', chunk: packChunk([[Buffer.from('a'), record('1')]], 0), count: 1 }))

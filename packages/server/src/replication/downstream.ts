@@ -1,11 +1,11 @@
-import { decodeFrame } from '@tandem/protocol'
+import { decodeFrame, type UpstreamMessage, upstreamMessageSchema } from '@tandem/protocol'
 import WebSocket from 'ws'
 import { type ApplyEntry, readForApply } from '../storage/entry-scan.js'
 import type { HistoryEpoch, Store } from '../storage/store.js'
 import type { Logger } from '../util/logger.js'
-import { epochAt } from './history.js'
+import { epochAt, forkPoint } from './history.js'
 import { FlowSocket, SerialInbox } from './link.js'
-import { type UpstreamMessage, upstreamMessageSchema } from './messages.js'
+import { newNonce, proofHolds, proveToken } from './peer-auth.js'
 import { writeRollbackFile } from './rollback.js'
 
 /**
@@ -28,8 +28,11 @@ import { writeRollbackFile } from './rollback.js'
  *   refuses anything else, and the link is then restarted);
  * - an entry is applied only if its epoch is the one the shared history
  *   gives its seq;
- * - before a full sync that discards a divergent tail, the tail is written
- *   to a rollback file.
+ * - before a full sync, every entry it would discard that its snapshot
+ *   does not cover (a divergent tail, or anything past the snapshot's seq)
+ *   is written to a rollback file, whatever the upstream claims;
+ * - nothing from an upstream is applied before it has proven that it
+ *   holds the shared token (peer-auth.ts).
  *
  * After any break it reconnects with backoff and asks again from where it is.
  */
@@ -57,6 +60,8 @@ export interface DownstreamStats {
   connects: number
 }
 
+/** How long an upstream has to accept the socket, and then to prove it holds the token. */
+const HANDSHAKE_TIMEOUT_MS = 5000
 const MIN_BACKOFF_MS = 50
 const MAX_BACKOFF_MS = 2000
 /**
@@ -101,13 +106,12 @@ export class Downstream {
   private connect(): void {
     if (this.stopped) return
     this.state = 'connecting'
-    const headers: Record<string, string> = {}
-    if (this.host.authToken) headers.authorization = `Bearer ${this.host.authToken}`
+    // No token in the request: the upstream must first prove that it is
+    // one of the group (see peer-auth.ts).
     const ws = new WebSocket(`ws://${this.upstream}/replication`, {
-      headers,
       maxPayload: this.host.maxFrameBytes,
       perMessageDeflate: false,
-      handshakeTimeout: 5000,
+      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
     })
     this.ws = ws
     const flow = new FlowSocket(ws, 1024 * 1024)
@@ -126,10 +130,28 @@ export class Downstream {
     // end of a full sync): this link starts only once they are done.
     const previous = this.inbox
     this.inbox = inbox
+    const nonce = newNonce()
+    /** The upstream's challenge, once it came; the link is used only after its welcome proves the token. */
+    let challenge: Uint8Array | null = null
+    let proven = false
     ws.on('open', () => {
       this.stats.connects++
       this.state = 'handshake'
       this.lastHeardAt = Date.now()
+      // Something that accepts the connection but never proves itself must
+      // not hold this node's link forever.
+      const deadline = setTimeout(() => {
+        if (proven || this.ws !== ws) return
+        this.log.warn('the upstream did not complete the handshake in time; reconnecting', {
+          ms: HANDSHAKE_TIMEOUT_MS,
+        })
+        ws.terminate()
+      }, HANDSHAKE_TIMEOUT_MS)
+      ws.once('close', () => clearTimeout(deadline))
+    })
+    const { authToken } = this.host
+    const onChallenge = (upstreamNonce: Uint8Array) => {
+      challenge = upstreamNonce
       // Entries from the previous link may still be in the committer. Say
       // where the log ends only once they are in, or the upstream would
       // resend them and they would clash with the ones being committed.
@@ -141,6 +163,8 @@ export class Downstream {
           addr: this.host.address,
           history: this.store.history,
           lastSeq: this.store.lastSeq,
+          nonce,
+          proof: proveToken(authToken, 'replication', 'dialer', upstreamNonce, nonce),
         })
         this.ackTimer = setInterval(() => {
           if (!live() || ws.readyState !== ws.OPEN) return
@@ -151,7 +175,26 @@ export class Downstream {
           else ws.ping()
         }, 250)
       })
-    })
+    }
+    /** Before the upstream has proven itself, only its challenge, its welcome and a refusal are taken. */
+    const authenticate = (message: UpstreamMessage): boolean => {
+      if (message.type === 'challenge' && challenge === null) {
+        onChallenge(message.nonce)
+        return false
+      }
+      if (message.type === 'refuse') return true
+      if (message.type === 'welcome' && challenge !== null) {
+        if (proofHolds(authToken, 'replication', 'listener', challenge, nonce, message.proof)) {
+          proven = true
+          return false
+        }
+      }
+      this.log.warn('the upstream could not prove it holds the auth token; applying nothing from it', {
+        got: message.type,
+      })
+      ws.terminate()
+      return false
+    }
     ws.on('message', (data) => {
       this.lastHeardAt = Date.now()
       let message: UpstreamMessage
@@ -164,6 +207,7 @@ export class Downstream {
         ws.terminate()
         return
       }
+      if (!proven && !authenticate(message)) return
       if (message.type === 'entries') {
         // Entries are handed to the committer in arrival order without
         // waiting, so consecutive frames share group commits.
@@ -203,11 +247,26 @@ export class Downstream {
         this.host.onMaster(message.master)
         this.state = 'fullsync'
         this.lastRefusal = null
-        if (message.rollbackAfter !== null && this.store.lastSeq > message.rollbackAfter) {
-          const result = await writeRollbackFile(this.store, message.rollbackAfter, 'divergent tail after fail-over')
+        // Whatever the upstream says, entries the snapshot does not cover
+        // (past its seq, or past where its history parts from this node's)
+        // are written out before the data is cleared: a full sync never
+        // drops an entry without a trace.
+        const history = message.history as HistoryEpoch[]
+        const covered = forkPoint(this.store.history, this.store.lastSeq, history, message.seq)
+        const keep = Math.min(covered, message.rollbackAfter ?? covered)
+        if (this.store.lastSeq > keep) {
+          const reason =
+            message.rollbackAfter === keep
+              ? 'divergent tail after fail-over'
+              : `full sync to seq ${message.seq} that does not hold these entries`
+          const result = await writeRollbackFile(this.store, keep, reason)
           if (!live()) return
           if (result) {
-            this.log.warn('rolled back a divergent tail', { entries: result.entries, file: result.file })
+            this.log.warn('rolled back entries the full sync does not hold', {
+              entries: result.entries,
+              file: result.file,
+              reason,
+            })
             this.host.onRollback(result.entries, result.file)
           }
         }
@@ -252,6 +311,9 @@ export class Downstream {
         this.backoff = MAX_BACKOFF_MS
         return
       case 'entries':
+      case 'challenge':
+      case 'welcome':
+        // Entries go to onEntries; a second challenge or welcome is ignored.
         return
     }
   }

@@ -1,7 +1,7 @@
-import { TandemError } from '@tandem/protocol'
+import { type ClusterReplyBody, type ClusterRequest, TandemError } from '@tandem/protocol'
 import type { Store } from '../storage/store.js'
 import type { Logger } from '../util/logger.js'
-import { Cluster, type ClusterReplyBody, type ClusterRequest, type Peer } from './cluster.js'
+import { Cluster, type Peer } from './cluster.js'
 import { epochAt } from './history.js'
 
 /**

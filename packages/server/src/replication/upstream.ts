@@ -1,11 +1,11 @@
-import { decodeFrame, encodeFrame, type ReplicaStatus } from '@tandem/protocol'
+import { decodeFrame, downstreamMessageSchema, encodeFrame, type Hello, type ReplicaStatus } from '@tandem/protocol'
 import type { WebSocket } from 'ws'
 import type { HistoryEpoch, Store } from '../storage/store.js'
 import type { Logger } from '../util/logger.js'
 import type { AckSource, AckTracker } from './acks.js'
 import { planResync } from './history.js'
 import { FlowSocket, SerialInbox } from './link.js'
-import { downstreamMessageSchema, type Hello } from './messages.js'
+import { newNonce, proofHolds, proveToken } from './peer-auth.js'
 
 /**
  * Upstream side of replication. Every node runs one: a master serves its
@@ -17,8 +17,8 @@ import { downstreamMessageSchema, type Hello } from './messages.js'
  * sync, a LevelDB snapshot and a pin that keeps the log from being trimmed
  * past the snapshot. The Store owns the log; feeds only read it.
  *
- * Flow per feed:
- *   hello -> planResync -> continue | fullsync (snapshot chunks, snapshotEnd) | refuse
+ * Flow per feed (messages in @tandem/protocol's replication.ts):
+ *   challenge -> hello (its proof checked, see peer-auth.ts) -> welcome -> planResync -> continue | fullsync (snapshot chunks, snapshotEnd) | refuse
  *   then entries as they commit (from the in-memory tail, or the log on disk
  *   when the feed is further behind), heartbeats every heartbeatMs, and acks
  *   back from the downstream, which feed w=N writes and lag.
@@ -69,6 +69,8 @@ export interface UpstreamHost {
   readonly store: Store
   readonly logger: Logger
   readonly acks: AckTracker
+  /** The shared token downstreams must prove they hold (none: anyone may replicate). */
+  readonly authToken?: string
   /** HOST:PORT of the master as this node knows it (itself when master). */
   masterAddress(): string | null
   countSync(kind: 'full' | 'partial'): void
@@ -127,7 +129,7 @@ export class Upstream {
     this.unsubscribe = host.store.onCommit(() => this.onCommit())
   }
 
-  /** Takes a new downstream connection (already authenticated). */
+  /** Takes a new downstream connection; it is challenged before it is served. */
   accept(ws: WebSocket): void {
     const feed = new ReplicaFeed(ws, this.host, this.options, this.shared, () => {
       this.feeds.delete(feed)
@@ -203,6 +205,7 @@ class ReplicaFeed implements AckSource {
   private readonly inbox: SerialInbox
   private readonly timer: NodeJS.Timeout
   private log: Logger
+  private readonly nonce = newNonce()
 
   constructor(
     private readonly ws: WebSocket,
@@ -222,6 +225,7 @@ class ReplicaFeed implements AckSource {
     ws.on('close', () => this.onSocketClosed())
     ws.on('error', () => {})
     this.timer = setInterval(() => this.onHeartbeatTimer(), options.heartbeatMs)
+    this.flow.send({ type: 'challenge', nonce: this.nonce })
   }
 
   private get store(): Store {
@@ -240,6 +244,19 @@ class ReplicaFeed implements AckSource {
     const message = parsed.data
     if (message.type === 'hello') {
       if (this.state !== 'handshake' || this.nodeId) return this.close(1008, 'hello sent twice')
+      const { authToken } = this.host
+      if (!proofHolds(authToken, 'replication', 'dialer', this.nonce, message.nonce, message.proof)) {
+        this.log.warn('a downstream could not prove it holds the auth token; refusing it', {
+          replica: message.nodeId,
+          replicaAddr: message.addr,
+        })
+        this.flow.send({ type: 'refuse', reason: 'unauthorized', message: 'wrong or missing auth token' })
+        return this.close(4401, 'unauthorized')
+      }
+      this.flow.send({
+        type: 'welcome',
+        proof: proveToken(authToken, 'replication', 'listener', this.nonce, message.nonce),
+      })
       this.inbox.push(() => this.onHello(message))
     } else {
       this.onAck(message.seq)

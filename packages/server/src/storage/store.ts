@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { TandemError, type Value } from '@tandem/protocol'
 import type { AbstractSublevel } from 'abstract-level'
@@ -7,6 +7,7 @@ import { Level } from 'level'
 import { type ApplyEntry, readForApply } from './entry-scan.js'
 import { GroupCommitter } from './group-commit.js'
 import { HybridClock, type WallClock } from './hlc.js'
+import { type CheckLevel, checkLevelDb, type DamagedFile } from './leveldb-check.js'
 import { packBlocks, unpackBlock } from './log-block.js'
 import {
   decodeEntry,
@@ -69,6 +70,15 @@ export interface StoreOptions {
   maxGroup?: number
   maxQueued?: number
   clock?: WallClock
+  /** Which of LevelDB's files to check for damage before opening (see leveldb-check.ts). Default 'all'. */
+  verifyAtStart?: CheckLevel
+  /**
+   * What to do when the data dir is damaged: 'refuse' (default) fails open()
+   * with CORRUPT naming the damage; 'resync' opens anyway with `damage` set,
+   * for a node that will discard its data (discardDamaged) and take a full
+   * sync from a healthy peer.
+   */
+  onDamage?: 'refuse' | 'resync'
 }
 
 export type StoreStatus = 'opening' | 'open' | 'closing' | 'closed'
@@ -117,6 +127,8 @@ export class Store {
   logStart = 1
   /** True when open() found an interrupted full sync and discarded its partial data. */
   discardedPartialSync = false
+  /** What open() found damaged (onDamage 'resync' only): the data must be discarded before use. */
+  damage: DamagedFile[] = []
   /**
    * Entries before this seq are not served, whatever the log holds: readLog
    * found a damaged record there (see readLog). Kept in memory only; after a
@@ -124,18 +136,18 @@ export class Store {
    */
   private logUsableFrom = 0
 
-  private readonly db: Db
-  private readonly data: Bytes
-  private readonly log: Bytes
-  private readonly meta: Sublevel<string, unknown>
+  private db!: Db
+  private data!: Bytes
+  private log!: Bytes
+  private meta!: Sublevel<string, unknown>
   // Writes bypass the sublevel API: a chained batch op with the `sublevel`
   // option costs several times the JavaScript of a prefixed key on the
   // root db. The prefixes are the sublevels' own, so reads through the
   // sublevels see the same keys.
-  private readonly dataPrefix: Buffer
-  private readonly logPrefix: Buffer
-  private readonly metaPrefix: Buffer
-  private readonly lastSeqKey: Buffer
+  private dataPrefix!: Buffer
+  private logPrefix!: Buffer
+  private metaPrefix!: Buffer
+  private lastSeqKey!: Buffer
   private readonly committer: GroupCommitter<StoreWrite, number>
   private readonly listeners = new Set<CommitListener>()
   private readonly timers: NodeJS.Timeout[] = []
@@ -153,14 +165,6 @@ export class Store {
   private constructor(private readonly options: StoreOptions) {
     this.dataDir = options.dataDir
     this.hlc = new HybridClock(options.clock)
-    this.db = new Level<Buffer, Buffer>(join(options.dataDir, 'db'), { keyEncoding: 'buffer', valueEncoding: 'buffer' })
-    this.data = this.db.sublevel<Buffer, Buffer>('data', { keyEncoding: 'buffer', valueEncoding: 'buffer' })
-    this.log = this.db.sublevel<Buffer, Buffer>('log', { keyEncoding: 'buffer', valueEncoding: 'buffer' })
-    this.meta = this.db.sublevel<string, unknown>('meta', { keyEncoding: 'utf8', valueEncoding: 'json' })
-    this.dataPrefix = Buffer.from(this.data.prefix)
-    this.logPrefix = Buffer.from(this.log.prefix)
-    this.metaPrefix = Buffer.from(this.meta.prefix)
-    this.lastSeqKey = prefixed(this.metaPrefix, 'lastSeq')
     this.committer = new GroupCommitter((group) => this.commitGroup(group), {
       maxGroup: options.maxGroup ?? 2000,
       maxQueued: options.maxQueued ?? 100_000,
@@ -168,15 +172,105 @@ export class Store {
     })
   }
 
+  private get dbDir(): string {
+    return join(this.dataDir, 'db')
+  }
+
+  /** Creates the LevelDB handle, which starts opening it at once (abstract-level opens itself). */
+  private bindDb(): void {
+    this.db = new Level<Buffer, Buffer>(this.dbDir, { keyEncoding: 'buffer', valueEncoding: 'buffer' })
+    this.data = this.db.sublevel<Buffer, Buffer>('data', { keyEncoding: 'buffer', valueEncoding: 'buffer' })
+    this.log = this.db.sublevel<Buffer, Buffer>('log', { keyEncoding: 'buffer', valueEncoding: 'buffer' })
+    this.meta = this.db.sublevel<string, unknown>('meta', { keyEncoding: 'utf8', valueEncoding: 'json' })
+    this.dataPrefix = Buffer.from(this.data.prefix)
+    this.logPrefix = Buffer.from(this.log.prefix)
+    this.metaPrefix = Buffer.from(this.meta.prefix)
+    this.lastSeqKey = prefixed(this.metaPrefix, 'lastSeq')
+  }
+
   static async open(options: StoreOptions): Promise<Store> {
     const store = new Store(options)
-    await store.init()
+    try {
+      await store.init()
+    } catch (err) {
+      if (store.db?.status === 'open') await store.db.close()
+      throw err
+    }
     return store
   }
 
   private async init(): Promise<void> {
     await mkdir(this.dataDir, { recursive: true })
+    // Before LevelDB opens: opening would replay the write-ahead log and
+    // silently drop a damaged record of it.
+    const damage = await checkLevelDb(this.dbDir, this.options.verifyAtStart ?? 'all')
+    if (damage.length > 0 && this.options.onDamage !== 'resync') throw damagedError(this.dataDir, damage)
+    this.bindDb()
+    await this.openDb()
+    this.nodeId = await this.loadNodeId()
+    if (damage.length === 0) damage.push(...(await this.checkHead()))
+    if (damage.length > 0) {
+      if (this.options.onDamage !== 'resync') throw damagedError(this.dataDir, damage)
+      this.damage = damage
+    }
+    await this.loadState()
+    if (this.options.sync === 'periodic') {
+      this.timers.push(setInterval(() => void this.syncNow(), this.options.periodicSyncMs ?? 1000).unref())
+    }
+    this.timers.push(setInterval(() => void this.trimLog(), this.options.trimIntervalMs ?? 10_000).unref())
+    this.status = 'open'
+  }
+
+  /**
+   * The data must agree with the log's head: meta's lastSeq is the seq of
+   * the log's last entry (all three are written in one batch), and that
+   * entry's block must be readable. A log emptied by a full sync holds no
+   * entry at all, which is fine.
+   */
+  private async checkHead(): Promise<DamagedFile[]> {
+    const where = ''
     try {
+      const lastSeq = ((await this.meta.get('lastSeq')) as number | undefined) ?? 0
+      const last = await this.lastEntry()
+      if (last && last.seq !== lastSeq) {
+        return [
+          { file: where, problem: `its last log entry is seq ${last.seq} but its last committed seq is ${lastSeq}` },
+        ]
+      }
+      if (!last && (await this.firstLogSeqOnDisk()) !== undefined) {
+        return [{ file: where, problem: 'its log holds records but no readable entry' }]
+      }
+    } catch (err) {
+      return [{ file: where, problem: `its last committed group cannot be read: ${(err as Error).message}` }]
+    }
+    return []
+  }
+
+  private async firstLogSeqOnDisk(): Promise<number | undefined> {
+    for await (const key of this.log.keys({ limit: 1 })) return keySeq(key)
+    return undefined
+  }
+
+  /**
+   * Drops the damaged LevelDB and starts an empty one (onDamage 'resync'),
+   * keeping the node's fail-over vote: a node that forgot its vote could
+   * vote twice in one epoch. The caller has saved what it could read.
+   */
+  async discardDamaged(): Promise<void> {
+    // A vote that cannot be read fails this: better not to start than to vote twice.
+    const vote = await this.meta.get('vote')
+    await this.db.close()
+    await rm(this.dbDir, { recursive: true, force: true })
+    this.bindDb()
+    await this.openDb()
+    if (vote !== undefined) await this.setMeta('vote', vote)
+    this.damage = []
+    await this.loadState()
+  }
+
+  private async openDb(): Promise<void> {
+    try {
+      // Opening is under way since bindDb(); this waits for it and reports how it went.
       await this.db.open()
     } catch (err) {
       const cause = (err as { cause?: { code?: string } }).cause
@@ -185,9 +279,14 @@ export class Store {
           cause: err,
         })
       }
+      // LevelDB's own checks (a damaged manifest, a table it cannot open) end here.
+      const message = String((cause as { message?: string } | undefined)?.message ?? (err as Error).message)
+      if (/corrupt/i.test(message)) throw damagedError(this.dataDir, [{ file: '', problem: message }], err)
       throw err
     }
-    this.nodeId = await this.loadNodeId()
+  }
+
+  private async loadState(): Promise<void> {
     if (await this.meta.get('syncing')) {
       // A full sync was cut short: the data is a partial copy. Start empty,
       // so the next handshake asks for a full sync again.
@@ -197,16 +296,11 @@ export class Store {
     this.lastSeq = ((await this.meta.get('lastSeq')) as number | undefined) ?? 0
     this.nextSeq = this.lastSeq + 1
     this.history = ((await this.meta.get('history')) as HistoryEpoch[] | undefined) ?? []
-    const last = await this.lastEntry()
+    // A damaged head (onDamage 'resync') is found by checkHead; the data is then discarded.
+    const last = await this.lastEntry().catch(() => undefined)
     if (last) this.hlc.observe(last.hlc)
     this.logStart = await this.firstLogSeq()
     this.lastCommitAt = Date.now()
-
-    if (this.options.sync === 'periodic') {
-      this.timers.push(setInterval(() => void this.syncNow(), this.options.periodicSyncMs ?? 1000).unref())
-    }
-    this.timers.push(setInterval(() => void this.trimLog(), this.options.trimIntervalMs ?? 10_000).unref())
-    this.status = 'open'
   }
 
   private async loadNodeId(): Promise<string> {
@@ -713,6 +807,16 @@ export class Store {
     await this.db.close()
     this.status = 'closed'
   }
+}
+
+function damagedError(dataDir: string, damage: DamagedFile[], cause?: unknown): TandemError {
+  const list = damage.map((d) => `${join(dataDir, 'db', d.file)}: ${d.problem}`).join('; ')
+
+  return new TandemError(
+    'CORRUPT',
+    `the data dir ${dataDir} is damaged (${list}); refusing to serve it. Move the data dir aside and start this node as a replica of a healthy one (--replicaof) to copy the data back, or restore it from a backup`,
+    { cause },
+  )
 }
 
 /** Entries read from LevelDB at once while streaming a snapshot. */

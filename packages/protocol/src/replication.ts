@@ -5,7 +5,10 @@ import { z } from 'zod'
  * map per frame, validated on receipt like client requests).
  *
  *   downstream                                upstream
- *   hello {nodeId, addr, history, lastSeq} ->
+ *                                          <- challenge {nonce}
+ *   hello {nodeId, addr, history, lastSeq,
+ *          nonce, proof} ->
+ *                                          <- welcome {proof} | refuse {reason: 'unauthorized'}
  *                                          <- continue {fromSeq, history, master}
  *                                           | fullsync {seq, history, master}
  *                                             snapshot {chunk, count} ... snapshotEnd {seq}
@@ -15,9 +18,25 @@ import { z } from 'zod'
  *                                          <- heartbeat {head, time, master, epoch}
  *   ack {seq} ->                              (while streaming: after each durably applied batch,
  *                                              and every 250 ms; a WebSocket ping instead before then)
+ *
+ * Authentication (see peer-auth in the server): each side sends a random
+ * nonce and proves that it holds the shared token with an HMAC over both
+ * nonces and its role. The token itself never crosses the link, so a node
+ * that impersonates either end learns nothing it can replay, and a
+ * downstream applies nothing from an upstream that has not proven itself.
+ * Without --auth-token both proofs are null.
  */
 
-const bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected binary')
+export const bytesSchema = z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected binary')
+/** A challenge nonce: 32 random bytes. */
+export const nonceSchema = z.custom<Uint8Array>(
+  (v) => v instanceof Uint8Array && v.byteLength === 32,
+  'expected a 32-byte nonce',
+)
+/** An HMAC-SHA256 proof, or null when the sender has no token. */
+export const proofSchema = z
+  .custom<Uint8Array>((v) => v instanceof Uint8Array && v.byteLength === 32, 'expected a 32-byte proof')
+  .nullable()
 
 export const historySchema = z.array(
   z.object({
@@ -37,6 +56,8 @@ export const helloSchema = z.object({
   addr: z.string().max(300),
   history: historySchema,
   lastSeq: z.number().int().nonnegative(),
+  nonce: nonceSchema,
+  proof: proofSchema,
 })
 export type Hello = z.infer<typeof helloSchema>
 
@@ -48,6 +69,8 @@ export type DownstreamMessage = z.infer<typeof downstreamMessageSchema>
 const master = z.string().nullable()
 
 export const upstreamMessageSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('challenge'), nonce: nonceSchema }),
+  z.object({ type: z.literal('welcome'), proof: proofSchema }),
   z.object({ type: z.literal('continue'), fromSeq: z.number().int().positive(), history: historySchema, master }),
   z.object({
     type: z.literal('fullsync'),
@@ -57,13 +80,13 @@ export const upstreamMessageSchema = z.discriminatedUnion('type', [
     /** When set, the downstream's entries after this seq are a divergent tail: roll them back first. */
     rollbackAfter: z.number().int().nonnegative().nullable(),
   }),
-  /** A chunk of data records in the binary layout of storage/snapshot-chunk.ts. */
-  z.object({ type: z.literal('snapshot'), chunk: bytes, count: z.number().int().nonnegative() }),
+  /** A chunk of data records in the binary layout of the server's storage/snapshot-chunk.ts. */
+  z.object({ type: z.literal('snapshot'), chunk: bytesSchema, count: z.number().int().nonnegative() }),
   z.object({ type: z.literal('snapshotEnd'), seq: z.number().int().nonnegative() }),
   z.object({ type: z.literal('refuse'), reason: z.string(), message: z.string() }),
   z.object({
     type: z.literal('entries'),
-    entries: z.array(bytes),
+    entries: z.array(bytesSchema),
     /** The upstream's lastSeq when it sent this, for lag. */
     head: z.number().int().nonnegative(),
   }),
