@@ -19,6 +19,7 @@ export const ERROR_CODES = [
   'CLOSED',
   'INTERNAL',
   'CORRUPT',
+  'NOSPACE',
 ] as const
 
 export type ErrorCode = (typeof ERROR_CODES)[number]

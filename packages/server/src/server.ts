@@ -82,6 +82,13 @@ export class TandemServer {
       verifyAtStart: config.verifyAtStart,
       // Only a node that starts as a replica has a healthy peer to copy from.
       onDamage: startsAsReplica(config) ? 'resync' : 'refuse',
+      onNoSpace: (state) =>
+        state
+          ? logger.error('the disk is full: writes fail with NOSPACE until space is freed', {
+              dataDir: config.dataDir,
+              error: state.message,
+            })
+          : logger.warn('space was freed: writes resume', { dataDir: config.dataDir }),
     })
     const nodeLogger = logger.child({ node: store.nodeId })
     const node = new TandemNode(config, store, nodeLogger)
@@ -167,7 +174,13 @@ export class TandemServer {
     const path = (req.url ?? '/').split('?')[0]
     if (path === '/ui' || path.startsWith('/ui/')) return this.console.handle(req, res, path)
     if (path === '/health') {
-      return sendJson(res, this.status === 'open' ? 200 : 503, { status: this.status === 'open' ? 'ok' : this.status })
+      if (this.status !== 'open') return sendJson(res, 503, { status: this.status })
+      const noSpace = this.node.store.noSpace
+      if (noSpace) {
+        const reason = `NOSPACE: writes fail since ${new Date(noSpace.since).toISOString()}: ${noSpace.message}`
+        return sendJson(res, 503, { status: 'degraded', reason })
+      }
+      return sendJson(res, 200, { status: 'ok' })
     }
     if (path !== '/status' && path !== '/metrics') return sendJson(res, 404, { error: 'not found' })
     if (!tokenMatches(this.config.authToken, bearerToken(req))) {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rm, statfs, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { TandemError, type Value } from '@tandem/protocol'
 import type { AbstractSublevel } from 'abstract-level'
@@ -79,7 +79,20 @@ export interface StoreOptions {
    * sync from a healthy peer.
    */
   onDamage?: 'refuse' | 'resync'
+  /** While writes fail for a full disk, how often to look for free space and try to recover, in ms. Default 1000. */
+  noSpaceRetryMs?: number
+  /** Told when writes start failing for a full disk (with the state) and when they resume (null). */
+  onNoSpace?: (state: NoSpace | null) => void
 }
+
+/** The disk filled up: since when, and what LevelDB said. */
+export interface NoSpace {
+  since: number
+  message: string
+}
+
+/** Free bytes the data dir's file system must have before a node that ran out of space reopens LevelDB. */
+const NOSPACE_HEADROOM = 1024 * 1024
 
 export type StoreStatus = 'opening' | 'open' | 'closing' | 'closed'
 
@@ -129,6 +142,16 @@ export class Store {
   discardedPartialSync = false
   /** What open() found damaged (onDamage 'resync' only): the data must be discarded before use. */
   damage: DamagedFile[] = []
+  /**
+   * Set while the disk is full: every write fails with NOSPACE, without
+   * reaching LevelDB, until recoverSpace() has reopened it. A write that
+   * failed for space may have left part of a record in LevelDB's log with
+   * the log's position moved past all of it, so a later write appended to
+   * that log could be lost when it is replayed; reopening replays the log
+   * (a record cut short at its end is ignored) and starts a new one.
+   */
+  noSpace: NoSpace | null = null
+  private recovering = false
   /**
    * Entries before this seq are not served, whatever the log holds: readLog
    * found a damaged record there (see readLog). Kept in memory only; after a
@@ -218,6 +241,7 @@ export class Store {
       this.timers.push(setInterval(() => void this.syncNow(), this.options.periodicSyncMs ?? 1000).unref())
     }
     this.timers.push(setInterval(() => void this.trimLog(), this.options.trimIntervalMs ?? 10_000).unref())
+    this.timers.push(setInterval(() => void this.recoverSpace(), this.options.noSpaceRetryMs ?? 1000).unref())
     this.status = 'open'
   }
 
@@ -412,7 +436,50 @@ export class Store {
   private putMeta(key: string, value: unknown, sync: boolean): Promise<void> {
     const batch = this.db.batch()
     batch.put(prefixed(this.metaPrefix, key), Buffer.from(JSON.stringify(value)))
-    return batch.write({ sync })
+    return this.writeBatch(batch, sync)
+  }
+
+  /** Every write to LevelDB goes through here: a full disk turns it into NOSPACE and stops writes until recovery. */
+  private async writeBatch(batch: ReturnType<Db['batch']>, sync: boolean): Promise<void> {
+    if (this.noSpace) {
+      void batch.close()
+      throw noSpaceError(this.noSpace)
+    }
+    try {
+      await batch.write({ sync })
+    } catch (err) {
+      if (!isNoSpace(err)) throw err
+      if (!this.noSpace) {
+        this.noSpace = { since: Date.now(), message: (err as Error).message }
+        this.options.onNoSpace?.(this.noSpace)
+      }
+      throw noSpaceError(this.noSpace)
+    }
+  }
+
+  /**
+   * After a full disk: once the file system has room again, reopens LevelDB
+   * (see noSpace) and lets writes through. Runs on a timer; a failed
+   * attempt (still no room to flush what the log holds) is tried again.
+   */
+  private async recoverSpace(): Promise<void> {
+    if (!this.noSpace || this.recovering || this.status !== 'open') return
+    this.recovering = true
+    try {
+      const fs = await statfs(this.dataDir)
+      if (fs.bavail * fs.bsize < NOSPACE_HEADROOM) return
+      await this.committer.idle()
+      await this.snapshotWrite.catch(() => {})
+      if (this.db.status === 'open') await this.db.close()
+      this.bindDb()
+      await this.openDb()
+      this.noSpace = null
+      this.options.onNoSpace?.(null)
+    } catch {
+      // Still no room, or LevelDB would not open: the next tick tries again.
+    } finally {
+      this.recovering = false
+    }
   }
 
   private async commitGroup(group: StoreWrite[]): Promise<number[]> {
@@ -454,7 +521,7 @@ export class Store {
     const first = this.nextSeq
     packBlocks(entries, (i, block) => batch.put(prefixedSeqKey(this.logPrefix, first + i), block))
     batch.put(this.lastSeqKey, Buffer.from(String(seq)))
-    await batch.write({ sync: this.options.sync === 'always' })
+    await this.writeBatch(batch, this.options.sync === 'always')
     this.nextSeq = seq + 1
     this.lastSeq = seq
     this.lastCommitAt = Date.now()
@@ -723,7 +790,7 @@ export class Store {
     }
     const previous = this.snapshotWrite
     const write = previous.then(
-      () => batch.write({ sync: false }),
+      () => this.writeBatch(batch, false),
       (err) => {
         void batch.close()
         throw err
@@ -743,7 +810,7 @@ export class Store {
     batch.put(this.lastSeqKey, Buffer.from(String(seq)))
     batch.put(prefixed(this.metaPrefix, 'history'), Buffer.from(JSON.stringify(history)))
     batch.del(prefixed(this.metaPrefix, 'syncing'))
-    await batch.write({ sync: this.options.sync !== 'none' })
+    await this.writeBatch(batch, this.options.sync !== 'none')
     this.lastSeq = seq
     this.nextSeq = seq + 1
     this.history = history
@@ -758,7 +825,7 @@ export class Store {
     const batch = this.db.batch()
     batch.put(this.lastSeqKey, Buffer.from('0'))
     batch.put(prefixed(this.metaPrefix, 'history'), Buffer.from('[]'))
-    await batch.write({ sync: this.options.sync !== 'none' })
+    await this.writeBatch(batch, this.options.sync !== 'none')
     this.lastSeq = 0
     this.nextSeq = 1
     this.history = []
@@ -800,13 +867,30 @@ export class Store {
     await this.committer.idle()
     await this.snapshotWrite.catch(() => {})
     await this.trimming
-    if (this.dirtySinceSync && this.options.sync !== 'none' && this.db.status === 'open') {
+    while (this.recovering) await new Promise((resolve) => setTimeout(resolve, 10))
+    // With a full disk there is nothing to flush: every acknowledged write
+    // was made durable before it was acknowledged, and nothing else is.
+    if (this.dirtySinceSync && this.options.sync !== 'none' && this.db.status === 'open' && !this.noSpace) {
       this.dirtySinceSync = false
-      await this.putMeta('syncedAt', Date.now(), true)
+      await this.putMeta('syncedAt', Date.now(), true).catch((err) => {
+        if (!(err instanceof TandemError && err.code === 'NOSPACE')) throw err
+      })
     }
     await this.db.close()
     this.status = 'closed'
   }
+}
+
+function isNoSpace(err: unknown): boolean {
+  const e = err as { code?: string; message?: string; cause?: { message?: string } }
+  return e?.code === 'ENOSPC' || /No space left on device|ENOSPC/.test(`${e?.message} ${e?.cause?.message}`)
+}
+
+function noSpaceError(state: NoSpace): TandemError {
+  return new TandemError(
+    'NOSPACE',
+    `the disk holding the data dir is full (since ${new Date(state.since).toISOString()}: ${state.message}); this write was not applied, nothing acknowledged is lost, and writes resume on their own once space is freed`,
+  )
 }
 
 function damagedError(dataDir: string, damage: DamagedFile[], cause?: unknown): TandemError {
