@@ -9,12 +9,20 @@ import {
   type WriteConcern,
   type WriteResult,
 } from '@tandem/protocol'
-import { NodeConnection, type PendingRequest } from './connection.js'
+import { type ClientTls, NodeConnection, type PendingRequest } from './connection.js'
 
 export interface ConnectOptions {
   /** Seed addresses, HOST:PORT (an array or a comma-separated string). */
   servers: string[] | string
+  /** Sent to the nodes as is: beyond loopback, use `tls` too. */
   authToken?: string
+  /**
+   * Connect over TLS (wss://): `true` to check the nodes' certificates
+   * against the system's CAs, or `{ ca }` with the PEM of the CA that signed
+   * them (as given to the servers' --tls-ca). A node whose certificate does
+   * not check out is not connected to (UNAVAILABLE).
+   */
+  tls?: ClientTls
   /** Where reads go: the master (default), a replica, or whichever node is connected. */
   readFrom?: 'master' | 'replica' | 'any'
   /** Talk to exactly the first server, whatever its role; never re-route. */
@@ -426,6 +434,7 @@ export class TandemClient {
     if (opening) return opening
     const conn = new NodeConnection(address, {
       authToken: this.options.authToken,
+      tls: this.options.tls,
       connectTimeoutMs: this.connectTimeoutMs,
       maxFrameBytes: DEFAULT_LIMITS.maxFrameBytes * 2,
       livenessTimeoutMs: this.livenessTimeoutMs,

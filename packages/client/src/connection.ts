@@ -35,8 +35,22 @@ export interface PendingRequest {
   retry?: () => void
 }
 
+/**
+ * TLS to the nodes (they run with --tls-cert/--tls-key): `true` checks their
+ * certificates against the system's CAs; an object can name the CA(s) to
+ * trust instead (PEM), and a client certificate.
+ */
+export type ClientTls =
+  | boolean
+  | {
+      ca?: string | Buffer | (string | Buffer)[]
+      cert?: string | Buffer
+      key?: string | Buffer
+    }
+
 export interface NodeConnectionOptions {
   authToken?: string
+  tls?: ClientTls
   connectTimeoutMs: number
   maxFrameBytes: number
   /** Silence, with requests waiting for replies, after which the node is taken as gone (0: never). */
@@ -68,7 +82,9 @@ export class NodeConnection {
   ) {
     const headers: Record<string, string> = {}
     if (options.authToken) headers.authorization = `Bearer ${options.authToken}`
-    this.ws = new WebSocket(`ws://${address}/`, {
+    const tls = options.tls === true ? {} : options.tls || undefined
+    this.ws = new WebSocket(`${tls ? 'wss' : 'ws'}://${address}/`, {
+      ...(tls ? { ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: true } : {}),
       headers,
       maxPayload: options.maxFrameBytes,
       perMessageDeflate: false,

@@ -17,3 +17,4 @@ export {
   TandemClient,
   type WriteOptions,
 } from './client.js'
+export type { ClientTls } from './connection.js'

@@ -73,6 +73,22 @@ export const configSchema = z
      * (CORRUPT) or, when it would start as a replica, resyncs (see README).
      */
     verifyAtStart: z.enum(['all', 'logs', 'none']).default('all'),
+    /**
+     * TLS: PEM certificate (chain) and private key files. With both, the port
+     * serves wss:// and https:// only, and this node dials its upstream and
+     * its fail-over members over wss://, presenting this certificate. Costs a
+     * TLS handshake per connection and encryption of every byte; beyond
+     * loopback it is what keeps the data and a client's token private.
+     */
+    tlsCert: z.string().min(1).optional(),
+    tlsKey: z.string().min(1).optional(),
+    /**
+     * PEM file of the CA(s) this node trusts for peers: it checks the
+     * certificates of the nodes it dials against it (default: the system's
+     * CAs), and requires nodes that connect to it for replication or
+     * fail-over to present a certificate it signed. Clients need none.
+     */
+    tlsCa: z.string().min(1).optional(),
     /** Shared secret that clients and peers must present. Compared in constant time. */
     authToken: z.string().min(1).optional(),
     /** Longest key in bytes. */
@@ -193,6 +209,12 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     throw new UsageError('--failover auto needs --cluster with the addresses of the fail-over group')
   }
   if (config.witness && config.cluster.length === 0) throw new UsageError('--witness needs --cluster')
+  if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) {
+    throw new UsageError('--tls-cert and --tls-key go together')
+  }
+  if (config.tlsCa !== undefined && config.tlsCert === undefined) {
+    throw new UsageError('--tls-ca needs --tls-cert and --tls-key (it checks peers on TLS links)')
+  }
   if (config.witness && config.replicaof) throw new UsageError('a --witness stores no data and cannot have --replicaof')
   return config
 }

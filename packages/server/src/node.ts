@@ -9,6 +9,7 @@ import {
 } from '@tandem/protocol'
 import type { Config } from './config.js'
 import { AckTracker } from './replication/acks.js'
+import type { PeerTls } from './replication/dial.js'
 import { Downstream } from './replication/downstream.js'
 import { FailoverManager } from './replication/failover.js'
 import { writeRollbackFile } from './replication/rollback.js'
@@ -58,6 +59,8 @@ export class TandemNode {
     readonly config: Config,
     readonly store: Store,
     readonly logger: Logger,
+    /** TLS for the links this node dials (its upstream, fail-over members), from --tls-*. */
+    private readonly peerTls?: PeerTls,
   ) {
     this.role = config.witness ? 'witness' : config.replicaof || config.failover === 'auto' ? 'replica' : 'master'
     this.upstreamSide = new Upstream(
@@ -162,6 +165,7 @@ export class TandemNode {
       nodeId: this.nodeId,
       address: this.address,
       authToken: this.config.authToken,
+      tls: this.peerTls,
       isMaster: () => this.role === 'master',
       becomeMaster: (epoch: number, why: string) => this.takeOver(epoch, why),
       follow: async (route: string, clientAddr: string) => {
@@ -272,6 +276,7 @@ export class TandemNode {
       logger: this.logger,
       address: this.address,
       authToken: this.config.authToken,
+      tls: this.peerTls,
       maxFrameBytes: this.config.maxFrameBytes * 2,
       countSync: (kind) => {
         if (kind === 'full') this.counters.fullSyncs++

@@ -1,7 +1,10 @@
+import { readFileSync } from 'node:fs'
 import { createServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { createServer as createTlsServer } from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import type { Duplex } from 'node:stream'
+import type { TLSSocket } from 'node:tls'
 import { msgpackKeepsBom, TandemError } from '@tandem/protocol'
 import { WebSocketServer } from 'ws'
 import { bearerToken, tokenMatches } from './api/auth.js'
@@ -9,6 +12,7 @@ import { CLOSE, ClientConnection, KEEPALIVE_MS } from './api/connection.js'
 import type { Config } from './config.js'
 import { WebConsole } from './http/console.js'
 import { TandemNode } from './node.js'
+import type { PeerTls } from './replication/dial.js'
 import { Store } from './storage/store.js'
 import { type Logger, silentLogger } from './util/logger.js'
 import { Metrics } from './util/metrics.js'
@@ -40,8 +44,17 @@ export class TandemServer {
     readonly config: Config,
     readonly node: TandemNode,
     private readonly logger: Logger,
+    tls: PeerTls | undefined,
   ) {
-    this.http = createServer((req, res) => this.onHttpRequest(req, res))
+    const onRequest = (req: IncomingMessage, res: ServerResponse) => this.onHttpRequest(req, res)
+    // With --tls-ca, peers are asked for a certificate (checked on peer links
+    // in onUpgrade); clients may connect without one.
+    this.http = tls
+      ? createTlsServer(
+          { cert: tls.cert, key: tls.key, ca: tls.ca, requestCert: tls.ca !== undefined, rejectUnauthorized: false },
+          onRequest,
+        )
+      : createServer(onRequest)
     this.http.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head))
     this.wss = new WebSocketServer({ noServer: true, maxPayload: config.maxFrameBytes, perMessageDeflate: false })
     this.console = new WebConsole({
@@ -64,6 +77,7 @@ export class TandemServer {
   }
 
   static async start(config: Config, logger: Logger = silentLogger): Promise<TandemServer> {
+    const tls = loadTls(config)
     if (!msgpackKeepsBom) {
       // Would store keys and values that start with U+FEFF one character short.
       throw new TandemError(
@@ -91,8 +105,8 @@ export class TandemServer {
           : logger.warn('space was freed: writes resume', { dataDir: config.dataDir }),
     })
     const nodeLogger = logger.child({ node: store.nodeId })
-    const node = new TandemNode(config, store, nodeLogger)
-    const server = new TandemServer(config, node, nodeLogger)
+    const node = new TandemNode(config, store, nodeLogger, tls)
+    const server = new TandemServer(config, node, nodeLogger, tls)
     try {
       await server.listen()
       await node.init()
@@ -104,8 +118,15 @@ export class TandemServer {
       throw err
     }
     server.status = 'open'
+    if (beyondLoopback(config.host) && !tls && config.authToken === undefined) {
+      nodeLogger.warn(
+        `listening on ${config.host}, beyond loopback, with neither TLS (--tls-cert/--tls-key) nor --auth-token: anyone who can reach this port can read and write every key, and replicate or fail over with this node`,
+        { host: config.host },
+      )
+    }
     nodeLogger.info('listening', {
       address: node.address,
+      tls: tls !== undefined,
       dataDir: config.dataDir,
       sync: config.sync,
       role: node.role,
@@ -142,7 +163,14 @@ export class TandemServer {
       return rejectUpgrade(socket, 503, `connection limit (${this.config.maxConnections}) reached`)
     }
     // Links between nodes carry no token: each end proves it holds it by a
-    // challenge-response inside the link (replication/peer-auth.ts).
+    // challenge-response inside the link (replication/peer-auth.ts). With
+    // --tls-ca they must also come with a certificate that CA signed.
+    const url = req.url ?? '/'
+    if ((url.startsWith('/cluster') || url.startsWith('/replication')) && this.config.tlsCa !== undefined) {
+      if (!(socket as TLSSocket).authorized) {
+        return rejectUpgrade(socket, 401, "peer links need a client certificate signed by this node's --tls-ca")
+      }
+    }
     if ((req.url ?? '/').startsWith('/cluster')) {
       const failover = this.node.failover
       if (!failover) return rejectUpgrade(socket, 404, 'this node is in no fail-over group')
@@ -286,6 +314,28 @@ export class TandemServer {
     this.status = 'closed'
     this.logger.info('closed')
   }
+}
+
+/** Reads the --tls-* files; undefined without TLS. A file that cannot be read stops the start. */
+function loadTls(config: Config): PeerTls | undefined {
+  if (config.tlsCert === undefined || config.tlsKey === undefined) return undefined
+  const read = (flag: string, path: string) => {
+    try {
+      return readFileSync(path)
+    } catch (err) {
+      throw new TandemError('INVALID', `${flag} ${path}: ${(err as Error).message}`)
+    }
+  }
+  return {
+    cert: read('--tls-cert', config.tlsCert),
+    key: read('--tls-key', config.tlsKey),
+    ca: config.tlsCa === undefined ? undefined : read('--tls-ca', config.tlsCa),
+  }
+}
+
+/** Whether anyone who can reach this address reaches the node: not loopback. */
+export function beyondLoopback(host: string): boolean {
+  return !(host === 'localhost' || host === '::1' || host === '[::1]' || /^127\./.test(host))
 }
 
 function startsAsReplica(config: Config): boolean {

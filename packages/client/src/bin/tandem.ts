@@ -1,8 +1,10 @@
+import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { type ErrorCode, TandemError, type Value } from '@tandem/protocol'
 import { TandemClient } from '../client.js'
+import type { ClientTls } from '../connection.js'
 
-const USAGE = `usage: tandem [--server HOST:PORT[,HOST:PORT...]] [--direct] [--auth-token T] [--json] COMMAND
+const USAGE = `usage: tandem [--server HOST:PORT[,HOST:PORT...]] [--direct] [--auth-token T] [--tls] [--tls-ca FILE] [--json] COMMAND
 
 commands:
   put KEY VALUE [--w N|majority] [--timeout MS]   write; prints OK
@@ -14,7 +16,10 @@ commands:
   replicaof HOST:PORT | replicaof no one          re-point the node at --server
   wait N [--timeout MS]                           wait until N replicas hold the current seq
 
-environment: TANDEM_SERVER (default 127.0.0.1:7379), TANDEM_AUTH_TOKEN
+--tls connects over TLS checking the servers' certificates against the system's CAs;
+--tls-ca FILE (or TANDEM_TLS_CA) against the CA in FILE (PEM) instead.
+
+environment: TANDEM_SERVER (default 127.0.0.1:7379), TANDEM_AUTH_TOKEN, TANDEM_TLS_CA
 exit status: 0 ok, 1 key not found, 2 bad usage or input, 3 unavailable`
 
 /** Exit statuses, as documented in the README. */
@@ -59,6 +64,8 @@ async function main(argv: string[]): Promise<number> {
         server: { type: 'string' },
         direct: { type: 'boolean' },
         'auth-token': { type: 'string' },
+        tls: { type: 'boolean' },
+        'tls-ca': { type: 'string' },
         json: { type: 'boolean' },
         w: { type: 'string' },
         timeout: { type: 'string' },
@@ -128,6 +135,15 @@ async function main(argv: string[]): Promise<number> {
   }
 
   const servers = String(flags.server ?? process.env.TANDEM_SERVER ?? '127.0.0.1:7379')
+  const tlsCa = (flags['tls-ca'] as string | undefined) || process.env.TANDEM_TLS_CA || undefined
+  let tls: ClientTls | undefined = flags.tls === true ? true : undefined
+  if (tlsCa !== undefined) {
+    try {
+      tls = { ca: readFileSync(tlsCa) }
+    } catch (err) {
+      throw new Usage(`--tls-ca ${tlsCa}: ${(err as Error).message}`)
+    }
+  }
   let client: TandemClient
   try {
     client = await TandemClient.connect({
@@ -135,6 +151,7 @@ async function main(argv: string[]): Promise<number> {
       // Node commands act on the node named by --server, whatever its role.
       direct: flags.direct === true || ['status', 'promote', 'replicaof', 'wait'].includes(command),
       authToken: (flags['auth-token'] as string | undefined) ?? process.env.TANDEM_AUTH_TOKEN,
+      tls,
       connectTimeoutMs: 3000,
       timeoutMs: timeoutMs ?? 10_000,
     })

@@ -10,6 +10,7 @@ import {
 } from '@tandem/protocol'
 import WebSocket from 'ws'
 import type { Logger } from '../util/logger.js'
+import { dialPeer, type PeerTls } from './dial.js'
 import { newNonce, proofHolds, proveToken } from './peer-auth.js'
 
 /**
@@ -27,6 +28,7 @@ export interface ClusterHost {
   readonly nodeId: string
   readonly address: string
   readonly authToken?: string
+  readonly tls?: PeerTls
   readonly logger: Logger
   epoch(): number
   onRequest(request: ClusterRequest): Promise<ClusterReplyBody>
@@ -60,7 +62,7 @@ export class Peer {
   connect(): void {
     if (this.isSelf || this.ws) return
     this.challenged = false
-    const ws = new WebSocket(`ws://${this.route}/cluster`, { perMessageDeflate: false, handshakeTimeout: 2000 })
+    const ws = dialPeer(this.route, '/cluster', this.host.tls, { perMessageDeflate: false, handshakeTimeout: 2000 })
     this.ws = ws
     const nonce = newNonce()
     ws.on('message', (data) => {

@@ -1,8 +1,9 @@
 import { decodeFrame, type UpstreamMessage, upstreamMessageSchema } from '@tandem/protocol'
-import WebSocket from 'ws'
+import type WebSocket from 'ws'
 import { type ApplyEntry, readForApply } from '../storage/entry-scan.js'
 import type { HistoryEpoch, Store } from '../storage/store.js'
 import type { Logger } from '../util/logger.js'
+import { dialPeer, type PeerTls } from './dial.js'
 import { epochAt, forkPoint } from './history.js'
 import { FlowSocket, SerialInbox } from './link.js'
 import { newNonce, proofHolds, proveToken } from './peer-auth.js'
@@ -45,6 +46,8 @@ export interface DownstreamHost {
   /** HOST:PORT this node serves at, sent in hello. */
   readonly address: string
   readonly authToken?: string
+  /** TLS for the link (--tls-cert/--tls-key/--tls-ca); plain ws:// without. */
+  readonly tls?: PeerTls
   readonly maxFrameBytes: number
   countSync(kind: 'full' | 'partial'): void
   onRollback(entries: number, file: string): void
@@ -108,7 +111,7 @@ export class Downstream {
     this.state = 'connecting'
     // No token in the request: the upstream must first prove that it is
     // one of the group (see peer-auth.ts).
-    const ws = new WebSocket(`ws://${this.upstream}/replication`, {
+    const ws = dialPeer(this.upstream, '/replication', this.host.tls, {
       maxPayload: this.host.maxFrameBytes,
       perMessageDeflate: false,
       handshakeTimeout: HANDSHAKE_TIMEOUT_MS,

@@ -2,6 +2,7 @@ import { type ClusterReplyBody, type ClusterRequest, TandemError } from '@tandem
 import type { Store } from '../storage/store.js'
 import type { Logger } from '../util/logger.js'
 import { Cluster, type Peer } from './cluster.js'
+import type { PeerTls } from './dial.js'
 import { epochAt } from './history.js'
 
 /**
@@ -74,6 +75,7 @@ export interface FailoverHost {
   readonly nodeId: string
   readonly address: string
   readonly authToken?: string
+  readonly tls?: PeerTls
   isMaster(): boolean
   /** Begins `epoch` as master (the node stops following); `why` is kept in the history. */
   becomeMaster(epoch: number, why: 'election' | 'promote'): Promise<void>
@@ -132,6 +134,7 @@ export class FailoverManager {
         nodeId: host.nodeId,
         address: host.address,
         authToken: host.authToken,
+        tls: host.tls,
         logger: host.logger,
         epoch: () => this.knownEpoch,
         onRequest: (r) => this.onRequest(r),
