@@ -238,7 +238,10 @@ export class Store {
     }
     await this.loadState()
     if (this.options.sync === 'periodic') {
-      this.timers.push(setInterval(() => void this.syncNow(), this.options.periodicSyncMs ?? 1000).unref())
+      // A failed sync (a full disk) is seen by the writes that follow; it must not end the process.
+      this.timers.push(
+        setInterval(() => void this.syncNow().catch(() => {}), this.options.periodicSyncMs ?? 1000).unref(),
+      )
     }
     this.timers.push(setInterval(() => void this.trimLog(), this.options.trimIntervalMs ?? 10_000).unref())
     this.timers.push(setInterval(() => void this.recoverSpace(), this.options.noSpaceRetryMs ?? 1000).unref())
