@@ -92,10 +92,21 @@ describe('upstream backpressure', () => {
     cleanups.push(() => upstream.close())
     const ws = new StuckSocket()
     upstream.accept(ws as unknown as WebSocket)
-    const hello = { type: 'hello', nodeId: 'replica', addr: '127.0.0.1:1', history: store.history, lastSeq: 1 }
+    // Neither end has a token: the hello's proof is null (see peer-auth.ts).
+    const nonce = Buffer.alloc(32, 1)
+    const hello = {
+      type: 'hello',
+      nodeId: 'replica',
+      addr: '127.0.0.1:1',
+      history: store.history,
+      lastSeq: 1,
+      nonce,
+      proof: null,
+    }
     ws.emit('message', encodeFrame(hello), true)
-    await until(() => ws.frames.length > 0, 'the handshake')
-    expect((decodeFrame(ws.frames[0]) as { type: string }).type).toBe('continue')
+    await until(() => ws.frames.length >= 3, 'the handshake')
+    const handshake = ws.frames.slice(0, 3).map((f) => (decodeFrame(f) as { type: string }).type)
+    expect(handshake).toEqual(['challenge', 'welcome', 'continue'])
 
     // 200 writes of 4 KiB: 800 KiB for a downstream that reads nothing.
     const value = 'v'.repeat(4096)
