@@ -1,5 +1,5 @@
+import { historySchema } from '@tandem/protocol'
 import { describe, expect, it } from 'vitest'
-import { historySchema } from './messages.js'
 
 describe('history on the wire', () => {
   it('takes epochs with and without the time and reason they began (data dirs from before both exist)', () => {
