@@ -14,8 +14,9 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
  *         answered, as when packets are dropped, until heal() resets them.
  *
  * Independently, holdStreams(path) holds back what the target sends on new
- * WebSocket connections to that path once their handshake is answered, so
- * the connecting side has an open link and has sent its first messages but
+ * WebSocket connections to that path once their handshake is answered and
+ * the link's first frame (the listener's challenge) has passed, so the
+ * connecting side has an open link and has sent its first messages but
  * receives nothing more until release() (a full sync that has begun and
  * does not progress).
  */
@@ -114,7 +115,14 @@ export class FaultProxy {
       return
     }
     client.setNoDelay(true)
-    const pair: Pair = { client, upstream: null, path: null, handshakeDone: false, held: null }
+    const pair: Pair = {
+      client,
+      upstream: null,
+      path: null,
+      handshakeDone: false,
+      held: null,
+      firstFrame: Buffer.alloc(0),
+    }
     this.pairs.add(pair)
     const upstream = createConnection({ host: this.targetHost, port: this.targetPort })
     pair.upstream = upstream
@@ -161,15 +169,28 @@ export class FaultProxy {
   /** The part of a chunk from the target to forward now; the rest is held (see holdStreams). */
   private holdBack(pair: Pair, chunk: Buffer): Buffer {
     if (pair.held === null) return chunk
+    let out = chunk.subarray(0, 0)
     if (!pair.handshakeDone) {
       const end = chunk.indexOf('\r\n\r\n')
       if (end < 0) return chunk
       pair.handshakeDone = true
-      pair.held.push(chunk.subarray(end + 4))
-      return chunk.subarray(0, end + 4)
+      out = chunk.subarray(0, end + 4)
+      chunk = chunk.subarray(end + 4)
+    }
+    if (pair.firstFrame !== null) {
+      // The link's first frame (the listener's challenge) passes, so the
+      // connecting side can say hello; what follows it is held.
+      pair.firstFrame = Buffer.concat([pair.firstFrame, chunk])
+      const length = frameLength(pair.firstFrame)
+      if (length === undefined) return out
+      const rest = pair.firstFrame.subarray(length)
+      out = Buffer.concat([out, pair.firstFrame.subarray(0, length)])
+      pair.firstFrame = null
+      if (rest.length > 0) pair.held.push(rest)
+      return out
     }
     pair.held.push(chunk)
-    return chunk.subarray(0, 0)
+    return out
   }
 
   /** Forwards from one socket to the other through an ordered delay queue, with backpressure. */
@@ -218,6 +239,26 @@ interface Pair {
   handshakeDone: boolean
   /** Chunks from the target held back by holdStreams(), or null when not holding. */
   held: Buffer[] | null
+  /** Bytes of the target's first WebSocket frame received so far; null once it has passed. */
+  firstFrame: Buffer | null
+}
+
+/** Bytes of the unmasked WebSocket frame at the start of `buf`, or undefined until it is all there. */
+function frameLength(buf: Buffer): number | undefined {
+  if (buf.length < 2) return undefined
+  let payload = buf[1] & 0x7f
+  let header = 2
+  if (payload === 126) {
+    if (buf.length < 4) return undefined
+    payload = buf.readUInt16BE(2)
+    header = 4
+  } else if (payload === 127) {
+    if (buf.length < 10) return undefined
+    payload = Number(buf.readBigUInt64BE(2))
+    header = 10
+  }
+  if (buf[1] & 0x80) header += 4
+  return header + payload <= buf.length ? header + payload : undefined
 }
 
 // A TCP port that was free a moment ago: the harness's own (members of a

@@ -46,6 +46,12 @@ class RawReplicationLink {
   }
 }
 
+/**
+ * What a downstream adds to its hello to pass the challenge-response: these
+ * nodes run without --auth-token, so any nonce with a null proof will do.
+ */
+const NO_TOKEN = { nonce: Buffer.alloc(32, 1), proof: null }
+
 async function expectTimeout(write: Promise<unknown>): Promise<void> {
   const err = await write.then(
     () => null,
@@ -71,7 +77,7 @@ describe('replica acknowledgements', () => {
     // An empty downstream gets a full sync, then says it holds seq 1e12.
     const forger = await RawReplicationLink.open(master.address)
     links.push(forger)
-    forger.send({ type: 'hello', nodeId: 'forger', addr: '127.0.0.1:1', history: [], lastSeq: 0 })
+    forger.send({ type: 'hello', nodeId: 'forger', addr: '127.0.0.1:1', history: [], lastSeq: 0, ...NO_TOKEN })
     await forger.received('snapshotEnd')
     forger.send({ type: 'ack', seq: 1e12 })
     const status = await waitFor(
@@ -102,7 +108,14 @@ describe('replica acknowledgements', () => {
     const m = await statusOf(master)
     const impostor = await RawReplicationLink.open(master.address)
     links.push(impostor)
-    impostor.send({ type: 'hello', nodeId: replicaId, addr: '127.0.0.1:1', history: m.history, lastSeq: m.seq })
+    impostor.send({
+      type: 'hello',
+      nodeId: replicaId,
+      addr: '127.0.0.1:1',
+      history: m.history,
+      lastSeq: m.seq,
+      ...NO_TOKEN,
+    })
     await impostor.received('continue')
     impostor.send({ type: 'ack', seq: 1e12 })
     await waitFor(
