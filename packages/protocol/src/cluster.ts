@@ -76,6 +76,10 @@ export const clusterReplySchema = z.object({
   ok: z.boolean(),
   seq: z.number().int().optional(),
   clientAddr: z.string().optional(),
+  /** On the reply to hello: where Redis-protocol clients reach the member (its --resp-port), if anywhere. */
+  respAddr: z.string().max(300).nullable().optional(),
+  /** On the reply to hello: whether the member is a witness (votes, holds no data). */
+  witness: z.boolean().optional(),
   reason: z.string().optional(),
   /** On the reply to hello: the listener's proof that it holds the token. */
   proof: proofSchema.optional(),

@@ -91,6 +91,8 @@ export interface WriteResult {
 export interface ReplicaStatus {
   nodeId: string
   addr: string
+  /** HOST:PORT the replica serves the Redis protocol on, when it does. */
+  respAddr?: string | null
   ackedSeq: number
   lagEntries: number
   lagMs: number

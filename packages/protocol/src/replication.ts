@@ -54,6 +54,8 @@ export const helloSchema = z.object({
   nodeId: z.string().min(1).max(64),
   /** HOST:PORT the downstream serves clients on. */
   addr: z.string().max(300),
+  /** HOST:PORT the downstream serves the Redis protocol on (--resp-port), if it does. */
+  respAddr: z.string().max(300).nullable().optional(),
   history: historySchema,
   lastSeq: z.number().int().nonnegative(),
   nonce: nonceSchema,
@@ -67,16 +69,25 @@ export const downstreamMessageSchema = z.discriminatedUnion('type', [helloSchema
 export type DownstreamMessage = z.infer<typeof downstreamMessageSchema>
 
 const master = z.string().nullable()
+/** HOST:PORT the upstream serves the Redis protocol on (--resp-port), if it does. */
+const respAddr = z.string().max(300).nullable().optional()
 
 export const upstreamMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('challenge'), nonce: nonceSchema }),
   z.object({ type: z.literal('welcome'), proof: proofSchema }),
-  z.object({ type: z.literal('continue'), fromSeq: z.number().int().positive(), history: historySchema, master }),
+  z.object({
+    type: z.literal('continue'),
+    fromSeq: z.number().int().positive(),
+    history: historySchema,
+    master,
+    respAddr,
+  }),
   z.object({
     type: z.literal('fullsync'),
     seq: z.number().int().nonnegative(),
     history: historySchema,
     master,
+    respAddr,
     /** When set, the downstream's entries after this seq are a divergent tail: roll them back first. */
     rollbackAfter: z.number().int().nonnegative().nullable(),
   }),

@@ -29,6 +29,20 @@ export const configSchema = z
     /** Port for clients, peers and HTTP (/health, /status, /metrics). 0 picks a free port. */
     port: z.coerce.number().int().min(0).max(65535).default(7379),
     /**
+     * Port for Redis-protocol clients (RESP2/RESP3 over TCP: redis-cli, ioredis,
+     * redis-benchmark, HAProxy checks). Off when not given; 0 picks a free port.
+     * Same auth token, limits and error codes as the WebSocket API.
+     */
+    respPort: z.coerce.number().int().min(0).max(65535).optional(),
+    /**
+     * The fail-over group's name as Redis Sentinel clients know it
+     * (`SENTINEL get-master-addr-by-name NAME`, ioredis `name`). Default tandem.
+     */
+    groupName: z
+      .string()
+      .regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, . _ - only, at most 64')
+      .default('tandem'),
+    /**
      * HOST:PORT other nodes and clients should use to reach this node (named in
      * READONLY errors and status). Default: host:port as bound.
      */

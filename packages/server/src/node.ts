@@ -54,6 +54,8 @@ export class TandemNode {
   /** Called when this node learns of a new master (clients are told). */
   onTopology: (master: string | null, epoch: number) => void = () => {}
   private addr = ''
+  /** HOST:PORT Redis-protocol clients reach this node at (--resp-port), or null when it serves none. */
+  respAddress: string | null = null
 
   constructor(
     readonly config: Config,
@@ -70,6 +72,7 @@ export class TandemNode {
         acks: this.acks,
         authToken: config.authToken,
         masterAddress: () => this.masterAddress(),
+        respAddress: () => this.respAddress,
         countSync: (kind) => this.countServed(kind),
       },
       { ...DEFAULT_UPSTREAM_OPTIONS, replTimeoutMs: config.replTimeout },
@@ -164,6 +167,7 @@ export class TandemNode {
       logger: this.logger,
       nodeId: this.nodeId,
       address: this.address,
+      respAddress: this.respAddress,
       authToken: this.config.authToken,
       tls: this.peerTls,
       isMaster: () => this.role === 'master',
@@ -275,6 +279,7 @@ export class TandemNode {
       store: this.store,
       logger: this.logger,
       address: this.address,
+      respAddress: this.respAddress,
       authToken: this.config.authToken,
       tls: this.peerTls,
       maxFrameBytes: this.config.maxFrameBytes * 2,
@@ -429,6 +434,12 @@ export class TandemNode {
     return this.store.getMany(keys)
   }
 
+  /** How many keys this node holds (a pass over its keys). */
+  countKeys(): Promise<number> {
+    this.assertHoldsData()
+    return this.store.countKeys()
+  }
+
   /**
    * One page of a scan. The page holds at most `pageSize` entries and about
    * `pageBytes` of keys and values; `more` says whether the client should
@@ -470,6 +481,7 @@ export class TandemNode {
       replicas: this.upstreamSide.replicas(),
       failover: this.failover?.status() ?? null,
       address: this.address,
+      respAddress: this.respAddress,
       master: this.masterAddress(),
       link: this.downstream
         ? {

@@ -11,8 +11,10 @@ import { bearerToken, tokenMatches } from './api/auth.js'
 import { CLOSE, ClientConnection, KEEPALIVE_MS } from './api/connection.js'
 import type { Config } from './config.js'
 import { WebConsole } from './http/console.js'
+import { SERVER_VERSION } from './http/self-report.js'
 import { TandemNode } from './node.js'
 import type { PeerTls } from './replication/dial.js'
+import { RespServer } from './resp/server.js'
 import { Store } from './storage/store.js'
 import { type Logger, silentLogger } from './util/logger.js'
 import { Metrics } from './util/metrics.js'
@@ -39,6 +41,8 @@ export class TandemServer {
   private countRequest!: (op: string) => void
   private countError!: (code: string) => void
   private readonly console: WebConsole
+  /** The Redis-protocol front end, with --resp-port. */
+  readonly resp: RespServer | null = null
 
   private constructor(
     readonly config: Config,
@@ -66,8 +70,23 @@ export class TandemServer {
       onSelfServed: this.metrics.counter('tandem_console_reports_served_total', 'Reports served to web consoles.'),
     })
     this.registerMetrics()
+    if (config.respPort !== undefined) {
+      this.resp = new RespServer({
+        config,
+        node,
+        logger,
+        metrics: this.metrics,
+        version: SERVER_VERSION,
+        tls: tls && { cert: tls.cert, key: tls.key },
+        countRequest: (op) => this.countRequest(op),
+        countError: (code) => this.countError(code),
+        tokenMatches: (token) => tokenMatches(config.authToken, token),
+        otherConnections: () => this.connections.size,
+      })
+    }
     node.onTopology = (master, epoch) => {
       for (const c of this.connections) c.push({ push: 'topology', master, epoch })
+      this.resp?.checkMaster()
     }
     this.keepaliveTimer = setInterval(() => {
       const now = performance.now()
@@ -109,10 +128,13 @@ export class TandemServer {
     const server = new TandemServer(config, node, nodeLogger, tls)
     try {
       await server.listen()
+      // Before init: fail-over members and upstreams are told this address in their handshakes.
+      if (server.resp) node.respAddress = await server.resp.listen()
       await node.init()
     } catch (err) {
       clearInterval(server.keepaliveTimer)
       server.http.close()
+      await server.resp?.close(0)
       await node.close()
       await store.close()
       throw err
@@ -127,6 +149,7 @@ export class TandemServer {
     nodeLogger.info('listening', {
       address: node.address,
       tls: tls !== undefined,
+      respAddress: node.respAddress,
       dataDir: config.dataDir,
       sync: config.sync,
       role: node.role,
@@ -303,11 +326,13 @@ export class TandemServer {
     const httpClosed = new Promise<void>((resolve) => this.http.close(() => resolve()))
     for (const c of this.connections) c.stopReading()
     this.console.close()
+    const respClosed = this.resp?.close(DRAIN_TIMEOUT_MS)
     const drained = Promise.all([...this.connections].map((c) => c.drained()))
     await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, DRAIN_TIMEOUT_MS).unref())])
     for (const c of this.connections) c.close(CLOSE.GOING_AWAY, 'server shutting down')
     clearInterval(this.keepaliveTimer)
     this.http.closeAllConnections()
+    await respClosed
     await this.node.close()
     await httpClosed
     await this.node.store.close()

@@ -39,6 +39,9 @@ export class Peer {
   nodeId: string | null = null
   /** Where clients reach it. */
   clientAddr: string | null = null
+  /** Where Redis-protocol clients reach it, if it serves that protocol. */
+  respAddr: string | null = null
+  witness = false
   ws: WebSocket | null = null
   connected = false
   /** Monotonic ms of the last reply from it. */
@@ -129,6 +132,8 @@ export class Peer {
       }
       this.nodeId = reply.nodeId
       this.clientAddr = reply.clientAddr ?? null
+      this.respAddr = reply.respAddr ?? null
+      this.witness = reply.witness ?? false
       this.connected = true
     })
   }

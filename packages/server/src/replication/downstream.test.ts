@@ -57,6 +57,7 @@ describe('downstream link', () => {
       store,
       logger: silentLogger,
       address: '127.0.0.1:1',
+      respAddress: null,
       maxFrameBytes: 1 << 20,
       countSync() {},
       onRollback() {},

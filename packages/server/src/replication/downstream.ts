@@ -45,6 +45,8 @@ export interface DownstreamHost {
   readonly logger: Logger
   /** HOST:PORT this node serves at, sent in hello. */
   readonly address: string
+  /** HOST:PORT this node serves the Redis protocol on, sent in hello, or null. */
+  readonly respAddress: string | null
   readonly authToken?: string
   /** TLS for the link (--tls-cert/--tls-key/--tls-ca); plain ws:// without. */
   readonly tls?: PeerTls
@@ -83,6 +85,8 @@ export class Downstream {
   /** Since when this node has been behind the upstream's head (0 = caught up). */
   behindSince = 0
   lastRefusal: string | null = null
+  /** HOST:PORT the upstream serves the Redis protocol on, as it said in the handshake. */
+  upstreamRespAddr: string | null = null
   readonly stats: DownstreamStats = { fullSyncs: 0, partialSyncs: 0, connects: 0 }
   private ws: WebSocket | null = null
   private stopped = false
@@ -164,6 +168,7 @@ export class Downstream {
           type: 'hello',
           nodeId: this.store.nodeId,
           addr: this.host.address,
+          respAddr: this.host.respAddress,
           history: this.store.history,
           lastSeq: this.store.lastSeq,
           nonce,
@@ -234,6 +239,7 @@ export class Downstream {
         this.stats.partialSyncs++
         this.host.countSync('partial')
         this.host.onMaster(message.master)
+        this.upstreamRespAddr = message.respAddr ?? null
         if (JSON.stringify(message.history) !== JSON.stringify(this.store.history)) {
           await this.store.setHistory(message.history as HistoryEpoch[])
           if (!live()) return
@@ -248,6 +254,7 @@ export class Downstream {
         this.stats.fullSyncs++
         this.host.countSync('full')
         this.host.onMaster(message.master)
+        this.upstreamRespAddr = message.respAddr ?? null
         this.state = 'fullsync'
         this.lastRefusal = null
         // Whatever the upstream says, entries the snapshot does not cover

@@ -26,6 +26,7 @@ function member(options: { lastSeq?: number; history?: HistoryEpoch[]; master?: 
     logger: silentLogger,
     nodeId: 'me',
     address: '127.0.0.1:1',
+    respAddress: null,
     isMaster: () => role === 'master',
     becomeMaster: async () => {
       role = 'master'

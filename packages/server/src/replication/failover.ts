@@ -74,6 +74,8 @@ export interface FailoverHost {
   readonly logger: Logger
   readonly nodeId: string
   readonly address: string
+  /** Where Redis-protocol clients reach this node, or null (told to the other members in hello). */
+  readonly respAddress: string | null
   readonly authToken?: string
   readonly tls?: PeerTls
   isMaster(): boolean
@@ -96,7 +98,15 @@ interface Vote {
 
 export interface FailoverStatus {
   auto: boolean
-  members: { nodeId: string | null; route: string; connected: boolean; lastReplyMsAgo: number | null }[]
+  members: {
+    nodeId: string | null
+    route: string
+    /** Where Redis-protocol clients reach it (from its hello), if it serves that protocol. */
+    respAddr: string | null
+    witness: boolean
+    connected: boolean
+    lastReplyMsAgo: number | null
+  }[]
   lease: { held: boolean; remainingMs: number }
   master: { nodeId: string | null; addr: string | null; lastHeardMsAgo: number | null }
   knownEpoch: number
@@ -415,7 +425,13 @@ export class FailoverManager {
     switch (request.type) {
       case 'hello':
         if (request.epoch > this.knownEpoch) this.onNewerEpoch(request.epoch, 'hello from a member')
-        return { epoch: this.knownEpoch, ok: true, clientAddr: this.host.address }
+        return {
+          epoch: this.knownEpoch,
+          ok: true,
+          clientAddr: this.host.address,
+          respAddr: this.host.respAddress,
+          witness: this.options.witness,
+        }
       case 'heartbeat':
         return this.onHeartbeat(request)
       case 'prevote':
@@ -526,6 +542,8 @@ export class FailoverManager {
       members: this.cluster.others().map((p: Peer) => ({
         nodeId: p.nodeId,
         route: p.route,
+        respAddr: p.respAddr,
+        witness: p.witness,
         connected: p.connected,
         lastReplyMsAgo: ago(p.lastReplyAt),
       })),

@@ -85,6 +85,7 @@ describe('upstream backpressure', () => {
         logger: silentLogger,
         acks: new AckTracker(),
         masterAddress: () => null,
+        respAddress: () => null,
         countSync() {},
       },
       { ...DEFAULT_UPSTREAM_OPTIONS, highWaterBytes, batchBytes, heartbeatMs: 60_000, replTimeoutMs: 60_000 },

@@ -73,6 +73,8 @@ export interface UpstreamHost {
   readonly authToken?: string
   /** HOST:PORT of the master as this node knows it (itself when master). */
   masterAddress(): string | null
+  /** HOST:PORT this node serves the Redis protocol on, or null. */
+  respAddress(): string | null
   countSync(kind: 'full' | 'partial'): void
 }
 
@@ -194,6 +196,7 @@ class ReplicaFeed implements AckSource {
   state: FeedState = 'handshake'
   nodeId = ''
   addr = ''
+  respAddr: string | null = null
   ackedSeq = 0
   private cursor = 0
   /** The history the downstream was last told (continue, fullsync, history), as historyKey(). */
@@ -275,6 +278,7 @@ class ReplicaFeed implements AckSource {
   private async onHello(hello: Hello): Promise<void> {
     this.nodeId = hello.nodeId
     this.addr = hello.addr
+    this.respAddr = hello.respAddr ?? null
     this.log = this.host.logger.child({ replica: hello.nodeId, replicaAddr: hello.addr })
     if (hello.nodeId === this.store.nodeId) return this.refuse('self', 'a node cannot replicate from itself')
     const plan = planResync(
@@ -299,6 +303,7 @@ class ReplicaFeed implements AckSource {
         fromSeq: plan.fromSeq,
         history: this.store.history,
         master: this.host.masterAddress(),
+        respAddr: this.host.respAddress(),
       })
       this.state = 'streaming'
       this.pumpSafely()
@@ -329,7 +334,14 @@ class ReplicaFeed implements AckSource {
       this.pin = this.store.pinLog(seq + 1)
       const started = Date.now()
       this.historyTold = historyKey(history)
-      this.flow.send({ type: 'fullsync', seq, history, master: this.host.masterAddress(), rollbackAfter })
+      this.flow.send({
+        type: 'fullsync',
+        seq,
+        history,
+        master: this.host.masterAddress(),
+        respAddr: this.host.respAddress(),
+        rollbackAfter,
+      })
       let total = 0
       for await (const { chunk, count } of snapshot.chunks(this.options.snapshotChunkBytes)) {
         if (this.state !== 'fullsync' || !this.flow.open) return
@@ -440,6 +452,7 @@ class ReplicaFeed implements AckSource {
     return {
       nodeId: this.nodeId,
       addr: this.addr,
+      respAddr: this.respAddr,
       ackedSeq: this.ackedSeq,
       lagEntries,
       lagMs: since === undefined ? 0 : Math.max(0, Date.now() - since),

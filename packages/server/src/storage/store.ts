@@ -613,6 +613,13 @@ export class Store {
     }
   }
 
+  /** Counts the data keys (one pass over the keys, no values read). */
+  async countKeys(): Promise<number> {
+    let count = 0
+    for await (const _ of this.data.keys()) count++
+    return count
+  }
+
   // ---- log ---------------------------------------------------------------
 
   /**

@@ -1,0 +1,406 @@
+import type { Socket } from 'node:net'
+import type { ErrorCode } from '@tandem/protocol'
+import {
+  arityFits,
+  COMMANDS,
+  type CommandContext,
+  type CommandKind,
+  type CommandSpec,
+  type RespHost,
+  type RespSession,
+} from './commands.js'
+import { errorReply, PushReply, type Reply, RespWriter } from './encoder.js'
+import { replyForError } from './errors.js'
+import type { Glob } from './glob.js'
+import { type RespLimits, RespParser, RespProtocolError, UNAUTHENTICATED_LIMITS } from './parser.js'
+
+export interface RespConnectionHooks {
+  onCommand(op: string): void
+  onError(code: ErrorCode): void
+  onProtocolError(): void
+  onClosed(connection: RespConnection): void
+}
+
+/** A reply owed to the client, in the order the commands came. */
+interface Slot {
+  reply: Reply | undefined
+  done: boolean
+}
+
+/**
+ * One Redis-protocol client socket.
+ *
+ * Pipelining: every command in a read is parsed and dispatched in the same
+ * turn, and the replies ready by the end of it (or of the turn their
+ * promises settle in) leave in one socket write. Replies go out in command
+ * order whatever order they complete in (`slots`).
+ *
+ * Ordering: a read never runs while a write sent before it on this
+ * connection is unsettled, and a write never while a read before it is, so
+ * a pipelined `SET k v; GET k` reads its own write and `GET k; SET k v`
+ * reads the old value, as in Redis. Reads run together (they share one
+ * LevelDB lookup) and so do writes (they share a group commit). A barrier
+ * command (WAIT, REPLICAOF, FAILOVER) waits for everything before it and
+ * holds everything after it.
+ *
+ * Backpressure, with the WebSocket API's limits: a command is dispatched
+ * only while fewer than --max-in-flight replies are owed and the socket
+ * holds at most --max-reply-buffer-bytes unsent; otherwise the socket is
+ * paused and the parser keeps what it has read (one read, plus a partial
+ * command, see RespParser), so TCP pushes back on the client.
+ */
+export class RespConnection implements RespSession {
+  resp3 = false
+  name: string | null = null
+  authenticated: boolean
+  readonly channels = new Set<string>()
+  readonly patterns = new Map<string, Glob>()
+  readonly createdAt = Date.now()
+  readonly remoteAddress: string
+  private readonly parser: RespParser
+  private readonly writer = new RespWriter()
+  private slots: Slot[] = []
+  private slotHead = 0
+  private unsettledReads = 0
+  private unsettledWrites = 0
+  private barrier = false
+  /** A parsed command waiting for its turn (ordering). */
+  private waiting: Buffer[] | null = null
+  private paused = false
+  /** No more commands are read: QUIT, a protocol error, or shutdown. */
+  private closing = false
+  private inputEnded = false
+  private closed = false
+  private flushScheduled = false
+  private readonly ctx: CommandContext
+  private readonly idleWaiters: (() => void)[] = []
+
+  constructor(
+    private readonly socket: Socket,
+    readonly id: number,
+    private readonly host: RespHost,
+    private readonly hooks: RespConnectionHooks,
+  ) {
+    this.authenticated = host.config.authToken === undefined
+    this.remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`
+    this.parser = new RespParser(this.limits())
+    this.ctx = { host, session: this }
+    socket.setNoDelay(true)
+    socket.on('data', (chunk: Buffer) => this.onData(chunk))
+    socket.on('drain', () => this.pump())
+    socket.on('end', () => this.onEnd())
+    socket.on('close', () => this.onSocketClosed())
+    socket.on('error', () => {})
+  }
+
+  private limits(): RespLimits {
+    const config = this.host.config
+    const full: RespLimits = {
+      maxBulkBytes: config.maxFrameBytes,
+      maxCommandBytes: config.maxFrameBytes,
+      // MSET of --max-batch-ops pairs, and then some for the command name.
+      maxArgs: config.maxBatchOps * 2 + 16,
+      maxInlineBytes: 64 * 1024,
+    }
+    return this.authenticated ? full : { ...full, ...UNAUTHENTICATED_LIMITS }
+  }
+
+  /** Bytes the parser holds now, and the most it has held. */
+  get bufferedBytes(): number {
+    return this.parser.bufferedBytes
+  }
+
+  get peakBufferedBytes(): number {
+    return this.parser.peakBytes
+  }
+
+  setLimitsForAuth(): void {
+    this.parser.limits = this.limits()
+  }
+
+  closeAfterReplies(): void {
+    this.closing = true
+  }
+
+  reset(): void {
+    this.resp3 = false
+    this.name = null
+    this.host.pubsub.remove(this)
+    this.authenticated = this.host.config.authToken === undefined
+    this.setLimitsForAuth()
+  }
+
+  deliver(items: (string | null)[]): void {
+    if (this.closed) return
+    // A subscriber that reads nothing must not make the node buffer without bound.
+    if (this.socket.writableLength > this.host.config.maxReplyBufferBytes) {
+      this.socket.destroy()
+      return
+    }
+    this.slots.push({ reply: new PushReply(items), done: true })
+    this.scheduleFlush()
+  }
+
+  // ---- input -----------------------------------------------------------------
+
+  private onData(chunk: Buffer): void {
+    if (this.closing || this.closed) return
+    this.parser.push(chunk)
+    this.pump()
+  }
+
+  /** The client will send nothing more: answer what it sent (allowHalfOpen), then close. */
+  private onEnd(): void {
+    this.inputEnded = true
+    this.pump()
+    this.endIfDone()
+  }
+
+  /** Dispatches parsed commands while limits and ordering allow, then pauses or resumes the socket. */
+  private pump(): void {
+    let stalled = false
+    while (!this.closing && !this.closed) {
+      if (this.overLimit()) {
+        stalled = true
+        break
+      }
+      let args = this.waiting
+      if (args === null) {
+        try {
+          args = this.parser.next()
+        } catch (err) {
+          this.onProtocolError(err)
+          break
+        }
+        if (args === null) break
+      }
+      const spec = COMMANDS.get(args[0].toString('latin1').toLowerCase())
+      if (spec && !this.mayDispatch(spec.kind)) {
+        this.waiting = args
+        stalled = true
+        break
+      }
+      this.waiting = null
+      this.dispatch(args, spec)
+    }
+    this.updateFlow(stalled)
+  }
+
+  private overLimit(): boolean {
+    return (
+      this.slots.length - this.slotHead >= this.host.config.maxInFlight ||
+      this.socket.writableLength > this.host.config.maxReplyBufferBytes
+    )
+  }
+
+  private mayDispatch(kind: CommandKind): boolean {
+    if (this.barrier) return false
+    switch (kind) {
+      case 'read':
+        return this.unsettledWrites === 0
+      case 'write':
+        return this.unsettledReads === 0
+      case 'barrier':
+        return this.unsettledReads === 0 && this.unsettledWrites === 0
+      default:
+        return true
+    }
+  }
+
+  private updateFlow(stalled: boolean): void {
+    if (this.closed) return
+    const stop = stalled || this.closing
+    if (stop && !this.paused) {
+      this.paused = true
+      this.socket.pause()
+    } else if (!stop && this.paused) {
+      this.paused = false
+      this.socket.resume()
+    }
+  }
+
+  private onProtocolError(err: unknown): void {
+    if (!(err instanceof RespProtocolError)) throw err
+    this.hooks.onError('INVALID')
+    this.hooks.onProtocolError()
+    this.slots.push({ reply: errorReply('ERR', err.message), done: true })
+    this.closing = true
+    this.scheduleFlush()
+  }
+
+  // ---- commands ----------------------------------------------------------------
+
+  private dispatch(args: Buffer[], spec: CommandSpec | undefined): void {
+    const slot: Slot = { reply: undefined, done: false }
+    this.slots.push(slot)
+    this.host.stats.commands++
+    if (!spec) {
+      this.hooks.onCommand('unknown')
+      const shown = args
+        .slice(1, 20)
+        .map((a) => `'${a.toString('utf8', 0, 128)}' `)
+        .join('')
+      return this.fail(
+        slot,
+        errorReply('ERR', `unknown command '${args[0].toString('utf8', 0, 128)}', with args beginning with: ${shown}`),
+        'INVALID',
+      )
+    }
+    this.hooks.onCommand(spec.op)
+    if (!this.authenticated && !spec.noAuth) {
+      return this.fail(slot, errorReply('NOAUTH', 'Authentication required.'), 'UNAUTHORIZED')
+    }
+    if (!arityFits(spec, args.length)) {
+      return this.fail(slot, errorReply('ERR', `wrong number of arguments for '${spec.name}' command`), 'INVALID')
+    }
+    if (!this.resp3 && !spec.inSubscribe && (this.channels.size > 0 || this.patterns.size > 0)) {
+      return this.fail(
+        slot,
+        errorReply(
+          'ERR',
+          `Can't execute '${spec.name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context`,
+        ),
+        'INVALID',
+      )
+    }
+    let result: Reply | Promise<Reply>
+    try {
+      result = spec.run(this.ctx, args)
+    } catch (err) {
+      return this.failWith(slot, err)
+    }
+    if (!(result instanceof Promise)) return this.fill(slot, result)
+    const kind = spec.kind === 'local' ? 'read' : spec.kind
+    if (kind === 'read') this.unsettledReads++
+    else if (kind === 'write') this.unsettledWrites++
+    else this.barrier = true
+    result.then(
+      (reply) => this.settle(slot, kind, reply, undefined),
+      (err) => this.settle(slot, kind, undefined, err),
+    )
+  }
+
+  private settle(slot: Slot, kind: CommandKind, reply: Reply | undefined, err: unknown): void {
+    if (kind === 'read') this.unsettledReads--
+    else if (kind === 'write') this.unsettledWrites--
+    else this.barrier = false
+    if (err !== undefined) this.failWith(slot, err)
+    else this.fill(slot, reply as Reply)
+  }
+
+  private fill(slot: Slot, reply: Reply): void {
+    slot.reply = reply
+    slot.done = true
+    this.scheduleFlush()
+  }
+
+  private fail(slot: Slot, reply: Reply, code: ErrorCode): void {
+    this.hooks.onError(code)
+    this.fill(slot, reply)
+  }
+
+  private failWith(slot: Slot, err: unknown): void {
+    const { reply, code } = replyForError(err)
+    if (code === 'INTERNAL') this.host.node.logger.error('RESP command failed', { err })
+    this.fail(slot, reply, code)
+  }
+
+  // ---- output ------------------------------------------------------------------
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return
+    this.flushScheduled = true
+    // After the current turn's promise jobs: replies settled together (one
+    // group commit's writers, one batch of reads) leave in one write.
+    process.nextTick(() => this.onFlushTick())
+  }
+
+  private onFlushTick(): void {
+    this.flushScheduled = false
+    this.flush()
+    // Room in the in-flight cap may let a stalled pipeline go on.
+    this.pump()
+    this.endIfDone()
+    this.notifyIfIdle()
+  }
+
+  private flush(): void {
+    if (this.closed) return
+    const slots = this.slots
+    let head = this.slotHead
+    while (head < slots.length && slots[head].done) {
+      this.writer.write(slots[head].reply as Reply, this.resp3)
+      slots[head] = undefined as unknown as Slot
+      head++
+    }
+    if (head === slots.length) {
+      this.slots = []
+      this.slotHead = 0
+    } else if (head > 1024 && head > slots.length / 2) {
+      this.slots = slots.slice(head)
+      this.slotHead = 0
+    } else {
+      this.slotHead = head
+    }
+    if (this.writer.length > 0) this.socket.write(this.writer.take())
+  }
+
+  private get owed(): number {
+    return this.slots.length - this.slotHead
+  }
+
+  /**
+   * Ends the socket once a connection that reads no more (QUIT, a protocol
+   * error, or a client that ended its side and whose every complete
+   * command has run) owes no replies.
+   */
+  private endIfDone(): void {
+    if (this.closed || this.owed > 0 || this.waiting !== null) return
+    if (!this.closing && !(this.inputEnded && !this.parser.hasInput)) return
+    if (this.unsettledReads > 0 || this.unsettledWrites > 0 || this.barrier) return
+    this.closed = true
+    this.parser.release()
+    this.socket.end()
+    // A peer that does not read its last replies is dropped after a while.
+    setTimeout(() => this.socket.destroy(), 2000).unref()
+  }
+
+  private onSocketClosed(): void {
+    this.closed = true
+    this.closing = true
+    this.parser.release()
+    this.slots = []
+    this.slotHead = 0
+    this.host.pubsub.remove(this)
+    this.hooks.onClosed(this)
+    for (const w of this.idleWaiters.splice(0)) w()
+  }
+
+  private notifyIfIdle(): void {
+    if (this.owed === 0 && this.unsettledReads === 0 && this.unsettledWrites === 0 && !this.barrier) {
+      for (const w of this.idleWaiters.splice(0)) w()
+    }
+  }
+
+  /** Stops reading commands (shutdown); those already read are still answered. */
+  stopReading(): void {
+    this.closing = true
+    this.updateFlow(true)
+  }
+
+  /** Resolves once every command dispatched so far has been answered. */
+  drained(): Promise<void> {
+    if (this.closed || (this.owed === 0 && this.unsettledReads === 0 && this.unsettledWrites === 0)) {
+      return Promise.resolve()
+    }
+    return new Promise((resolve) => this.idleWaiters.push(resolve))
+  }
+
+  close(): void {
+    if (this.closed) return
+    this.flush()
+    this.closed = true
+    this.socket.end()
+    setTimeout(() => this.socket.destroy(), 2000).unref()
+  }
+}

@@ -1,0 +1,190 @@
+/**
+ * Replies, and the writer that turns them into RESP2 or RESP3 bytes.
+ *
+ * Commands answer with plain values where the mapping is obvious (a string
+ * or Uint8Array is a bulk string, a number an integer, null a null, an
+ * array an array) and with the tagged forms below for the rest. Replies are
+ * encoded only when they are written, in order, into one buffer per turn:
+ * a pipelined connection's replies leave in one socket write.
+ */
+
+export type Reply =
+  | string
+  | Uint8Array
+  | number
+  | null
+  | Reply[]
+  | SimpleString
+  | ErrorReply
+  | MapReply
+  | SetReply
+  | VerbatimReply
+  | PushReply
+  | BooleanReply
+  | NullArrayReply
+  | Replies
+
+export class SimpleString {
+  constructor(readonly text: string) {}
+}
+
+export class ErrorReply {
+  /** `text` starts with the error's prefix: `ERR ...`, `READONLY ...`. */
+  constructor(readonly text: string) {}
+}
+
+/** A map in RESP3, a flat array of keys and values in RESP2. */
+export class MapReply {
+  constructor(readonly entries: [Reply, Reply][]) {}
+}
+
+/** A set in RESP3, an array in RESP2. */
+export class SetReply {
+  constructor(readonly items: Reply[]) {}
+}
+
+/** A verbatim string (`=`) in RESP3, a bulk string in RESP2. */
+export class VerbatimReply {
+  constructor(
+    readonly text: string,
+    readonly format = 'txt',
+  ) {}
+}
+
+/** An out-of-band push (`>`) in RESP3, an array in RESP2 (pub/sub messages). */
+export class PushReply {
+  constructor(readonly items: Reply[]) {}
+}
+
+/** Several replies to one command, written one after the other (SUBSCRIBE a b: one per channel). */
+export class Replies {
+  constructor(readonly items: Reply[]) {}
+}
+
+/** A boolean in RESP3, the integer 1 or 0 in RESP2. */
+export class BooleanReply {
+  constructor(readonly value: boolean) {}
+}
+
+/** The RESP2 null array (`*-1`), which some replies use instead of the null bulk string; null in RESP3. */
+export class NullArrayReply {}
+
+export const OK = new SimpleString('OK')
+export const NULL_ARRAY = new NullArrayReply()
+
+/** One error line: CR and LF would end the reply early. */
+export function errorReply(prefix: string, message: string): ErrorReply {
+  return new ErrorReply(`${prefix} ${message.replace(/[\r\n]+/g, ' ')}`)
+}
+
+const INITIAL_BYTES = 16 * 1024
+const CRLF = Buffer.from('\r\n')
+const NULL2 = Buffer.from('$-1\r\n')
+const NULL3 = Buffer.from('_\r\n')
+const NULL_ARRAY2 = Buffer.from('*-1\r\n')
+
+/** Appends encoded replies to one growing buffer; take() hands back what was written. */
+export class RespWriter {
+  private buf = Buffer.allocUnsafe(INITIAL_BYTES)
+  private len = 0
+
+  get length(): number {
+    return this.len
+  }
+
+  /** The bytes written since the last take, as a copy the socket may keep. */
+  take(): Buffer {
+    const out = Buffer.from(this.buf.subarray(0, this.len))
+    this.len = 0
+    // A huge reply does not keep its buffer for the rest of the connection.
+    if (this.buf.length > 4 * 1024 * 1024) this.buf = Buffer.allocUnsafe(INITIAL_BYTES)
+    return out
+  }
+
+  private reserve(bytes: number): void {
+    if (this.len + bytes <= this.buf.length) return
+    let size = this.buf.length * 2
+    while (size < this.len + bytes) size *= 2
+    const next = Buffer.allocUnsafe(size)
+    this.buf.copy(next, 0, 0, this.len)
+    this.buf = next
+  }
+
+  private ascii(text: string): void {
+    this.reserve(text.length)
+    this.len += this.buf.write(text, this.len, 'latin1')
+  }
+
+  private bytes(data: Uint8Array): void {
+    this.reserve(data.length)
+    this.buf.set(data, this.len)
+    this.len += data.length
+  }
+
+  /** A bulk string holding `value` (UTF-8 for strings). */
+  bulk(value: string | Uint8Array): void {
+    if (typeof value === 'string') {
+      const size = Buffer.byteLength(value, 'utf8')
+      this.ascii(`$${size}\r\n`)
+      this.reserve(size + 2)
+      this.len += this.buf.write(value, this.len, 'utf8')
+      this.bytes(CRLF)
+      return
+    }
+    this.ascii(`$${value.length}\r\n`)
+    this.bytes(value)
+    this.bytes(CRLF)
+  }
+
+  write(reply: Reply, resp3: boolean): void {
+    if (typeof reply === 'string' || reply instanceof Uint8Array) return this.bulk(reply)
+    if (typeof reply === 'number') return this.ascii(`:${reply}\r\n`)
+    if (reply === null) return this.bytes(resp3 ? NULL3 : NULL2)
+    if (Array.isArray(reply)) {
+      this.ascii(`*${reply.length}\r\n`)
+      for (const item of reply) this.write(item, resp3)
+      return
+    }
+    if (reply instanceof SimpleString) return this.ascii(`+${reply.text}\r\n`)
+    if (reply instanceof ErrorReply) {
+      const text = Buffer.from(reply.text, 'utf8')
+      this.ascii('-')
+      this.bytes(text)
+      return this.bytes(CRLF)
+    }
+    if (reply instanceof MapReply) {
+      if (resp3) this.ascii(`%${reply.entries.length}\r\n`)
+      else this.ascii(`*${reply.entries.length * 2}\r\n`)
+      for (const [k, v] of reply.entries) {
+        this.write(k, resp3)
+        this.write(v, resp3)
+      }
+      return
+    }
+    if (reply instanceof SetReply) {
+      this.ascii(`${resp3 ? '~' : '*'}${reply.items.length}\r\n`)
+      for (const item of reply.items) this.write(item, resp3)
+      return
+    }
+    if (reply instanceof PushReply) {
+      this.ascii(`${resp3 ? '>' : '*'}${reply.items.length}\r\n`)
+      for (const item of reply.items) this.write(item, resp3)
+      return
+    }
+    if (reply instanceof VerbatimReply) {
+      if (!resp3) return this.bulk(reply.text)
+      const body = Buffer.from(`${reply.format}:${reply.text}`, 'utf8')
+      this.ascii(`=${body.length}\r\n`)
+      this.bytes(body)
+      return this.bytes(CRLF)
+    }
+    if (reply instanceof BooleanReply) {
+      return this.ascii(resp3 ? (reply.value ? '#t\r\n' : '#f\r\n') : reply.value ? ':1\r\n' : ':0\r\n')
+    }
+    if (reply instanceof Replies) {
+      for (const item of reply.items) this.write(item, resp3)
+      return
+    }
+    if (reply instanceof NullArrayReply) return this.bytes(resp3 ? NULL3 : NULL_ARRAY2)
+  }
+}

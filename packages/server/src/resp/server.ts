@@ -1,0 +1,180 @@
+import type { AddressInfo } from 'node:net'
+import { createServer, type Server, type Socket } from 'node:net'
+import type { ErrorCode } from '@tandem/protocol'
+import type { Config } from '../config.js'
+import type { TandemNode } from '../node.js'
+import type { Logger } from '../util/logger.js'
+import type { Metrics } from '../util/metrics.js'
+import { joinHostPort, splitHostPort } from './address.js'
+import type { RespHost, RespSession } from './commands.js'
+import { RespConnection } from './connection.js'
+import { PubSub } from './pubsub.js'
+import { ScanCursors } from './scan-cursors.js'
+import { masterRespAddress, SWITCH_MASTER } from './sentinel.js'
+
+export interface RespServerOptions {
+  config: Config
+  node: TandemNode
+  logger: Logger
+  metrics: Metrics
+  version: string
+  countRequest(op: string): void
+  countError(code: string): void
+  tokenMatches(token: string): boolean
+  /** Client connections the node has on its other front end (they share --max-connections). */
+  otherConnections(): number
+}
+
+/** How often the master is looked up for `+switch-master`, while anyone is subscribed. */
+const SWITCH_CHECK_MS = 100
+
+/**
+ * The Redis-protocol front end (--resp-port): a TCP listener whose
+ * connections (RespConnection) run Redis commands against the same node as
+ * the WebSocket API, with its auth token, limits, error codes and metrics.
+ * It also publishes the Sentinel event `+switch-master` when the group's
+ * master changes.
+ */
+export class RespServer implements RespHost {
+  readonly cursors = new ScanCursors()
+  readonly pubsub = new PubSub()
+  readonly stats = { connections: 0, commands: 0 }
+  readonly node: TandemNode
+  readonly config: Config
+  readonly version: string
+  private readonly server: Server
+  private readonly connections = new Set<RespConnection>()
+  private nextId = 1
+  private peakClosed = 0
+  private protocolErrors = 0
+  private lastMaster: string | null = null
+  private readonly switchTimer: NodeJS.Timeout
+  private closing: Promise<void> | null = null
+
+  constructor(private readonly options: RespServerOptions) {
+    this.node = options.node
+    this.config = options.config
+    this.version = options.version
+    this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.onSocket(socket))
+    this.registerMetrics(options.metrics)
+    this.switchTimer = setInterval(() => this.checkMaster(), SWITCH_CHECK_MS)
+    this.switchTimer.unref()
+  }
+
+  /** Listens on --host and --resp-port; resolves with the address to advertise. */
+  listen(): Promise<string> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject)
+      this.server.listen(this.config.respPort, this.config.host, () => {
+        this.server.off('error', reject)
+        const host = this.config.advertise ? splitHostPort(this.config.advertise).host : this.config.host
+        resolve(joinHostPort(host, this.respPort))
+      })
+    })
+  }
+
+  get respPort(): number {
+    return (this.server.address() as AddressInfo | null)?.port ?? 0
+  }
+
+  get connectionCount(): number {
+    return this.connections.size
+  }
+
+  clientCount(): number {
+    return this.connections.size + this.options.otherConnections()
+  }
+
+  clients(): RespSession[] {
+    return [...this.connections]
+  }
+
+  tokenMatches(token: string): boolean {
+    return this.options.tokenMatches(token)
+  }
+
+  private onSocket(socket: Socket): void {
+    if (this.closing) {
+      socket.destroy()
+      return
+    }
+    if (this.clientCount() >= this.config.maxConnections) {
+      this.options.countError('BUSY')
+      socket.end('-ERR max number of clients reached\r\n')
+      socket.on('error', () => {})
+      setTimeout(() => socket.destroy(), 2000).unref()
+      return
+    }
+    this.stats.connections++
+    const connection = new RespConnection(socket, this.nextId++, this, {
+      onCommand: (op) => this.options.countRequest(op),
+      onError: (code: ErrorCode) => this.options.countError(code),
+      onProtocolError: () => this.protocolErrors++,
+      onClosed: (c) => {
+        this.connections.delete(c)
+        this.peakClosed = Math.max(this.peakClosed, c.peakBufferedBytes)
+      },
+    })
+    this.connections.add(connection)
+  }
+
+  /** Called when the node learns of a new master, and on a timer: Sentinel clients are told of a change. */
+  checkMaster(): void {
+    if (this.pubsub.subscriberCount === 0 && this.lastMaster !== null) return
+    const master = masterRespAddress(this.node)
+    if (master === null || master === this.lastMaster) return
+    const previous = this.lastMaster
+    this.lastMaster = master
+    if (previous === null) return
+    const from = splitHostPort(previous)
+    const to = splitHostPort(master)
+    this.pubsub.publish(SWITCH_MASTER, `${this.config.groupName} ${from.host} ${from.port} ${to.host} ${to.port}`)
+  }
+
+  /** Parser bytes held by open connections, and the most one connection has held. */
+  bufferedBytes(): { now: number; peak: number } {
+    let now = 0
+    let peak = this.peakClosed
+    for (const c of this.connections) {
+      now += c.bufferedBytes
+      peak = Math.max(peak, c.peakBufferedBytes)
+    }
+    return { now, peak }
+  }
+
+  private registerMetrics(m: Metrics): void {
+    m.gauge('tandem_resp_connections', 'Open Redis-protocol client connections.', () => this.connections.size)
+    m.gauge(
+      'tandem_resp_buffered_bytes',
+      'Request bytes read from Redis-protocol clients and not yet parsed into commands.',
+      () => this.bufferedBytes().now,
+    )
+    m.gauge(
+      'tandem_resp_buffered_bytes_peak',
+      'The most request bytes one Redis-protocol connection has held unparsed.',
+      () => this.bufferedBytes().peak,
+    )
+    m.gauge('tandem_resp_commands_total', 'Redis-protocol commands received.', () => this.stats.commands)
+    m.gauge(
+      'tandem_resp_protocol_errors_total',
+      'Redis-protocol connections closed for a malformed request stream.',
+      () => this.protocolErrors,
+    )
+  }
+
+  /** Stops accepting, answers what was read, then closes every connection. Safe to call twice. */
+  close(drainTimeoutMs = 10_000): Promise<void> {
+    if (!this.closing) this.closing = this.doClose(drainTimeoutMs)
+    return this.closing
+  }
+
+  private async doClose(drainTimeoutMs: number): Promise<void> {
+    clearInterval(this.switchTimer)
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()))
+    for (const c of this.connections) c.stopReading()
+    const drained = Promise.all([...this.connections].map((c) => c.drained()))
+    await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, drainTimeoutMs).unref())])
+    for (const c of this.connections) c.close()
+    await closed
+  }
+}
