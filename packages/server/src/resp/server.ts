@@ -1,5 +1,5 @@
-import type { AddressInfo } from 'node:net'
-import { createServer, type Server, type Socket } from 'node:net'
+import { type AddressInfo, createServer, type Server, type Socket } from 'node:net'
+import { createServer as createTlsServer } from 'node:tls'
 import type { ErrorCode } from '@tandem/protocol'
 import type { Config } from '../config.js'
 import type { TandemNode } from '../node.js'
@@ -23,6 +23,8 @@ export interface RespServerOptions {
   tokenMatches(token: string): boolean
   /** Client connections the node has on its other front end (they share --max-connections). */
   otherConnections(): number
+  /** With the node's --tls-cert/--tls-key, RESP is served over TLS only (redis-cli --tls). */
+  tls?: { cert: Buffer; key: Buffer }
 }
 
 /** How often the master is looked up for `+switch-master`, while anyone is subscribed. */
@@ -55,7 +57,10 @@ export class RespServer implements RespHost {
     this.node = options.node
     this.config = options.config
     this.version = options.version
-    this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.onSocket(socket))
+    const onSocket = (socket: Socket) => this.onSocket(socket)
+    this.server = options.tls
+      ? createTlsServer({ ...options.tls, allowHalfOpen: true, noDelay: true }, onSocket)
+      : createServer({ allowHalfOpen: true, noDelay: true }, onSocket)
     this.registerMetrics(options.metrics)
     this.switchTimer = setInterval(() => this.checkMaster(), SWITCH_CHECK_MS)
     this.switchTimer.unref()
