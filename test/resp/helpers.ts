@@ -84,3 +84,64 @@ export function cli(
     return { stdout: e.stdout?.toString('latin1') ?? '', stderr: e.stderr?.toString() ?? '', code: e.status ?? -1 }
   }
 }
+
+/**
+ * A fail-over group of real tandem-servers (--cluster, --failover auto),
+ * each with a RESP port fixed at the start (HAProxy's config names them),
+ * kept across a restart.
+ */
+export class RespGroup {
+  readonly nodes: NodeProcess[] = []
+  readonly respPorts: number[] = []
+  private readonly dirs: { path: string; remove(): void }[] = []
+
+  async start(size: number, extra: string[] = []): Promise<this> {
+    for (let attempt = 1; ; attempt++) {
+      const ports = await Promise.all(Array.from({ length: size }, () => freePort()))
+      const resp = await Promise.all(Array.from({ length: size }, () => freePort()))
+      const cluster = ports.map((p) => `127.0.0.1:${p}`).join(',')
+      for (let i = 0; i < size; i++) {
+        const dir = this.dirs[i] ?? tempDir('tandem-resp-group-')
+        this.dirs[i] = dir
+        const args = ['--cluster', cluster, '--failover', 'auto', '--resp-port', String(resp[i]), ...extra]
+        const node = new Node(dir.path, args)
+        node.port = ports[i]
+        this.nodes[i] = node
+        this.respPorts[i] = resp[i]
+      }
+      try {
+        await Promise.all(this.nodes.map((n) => n.start()))
+        return this
+      } catch (err) {
+        await Promise.all(this.nodes.map((n) => n.stop().catch(() => {})))
+        if (attempt >= 3 || !String(err).includes('EADDRINUSE')) throw err
+      }
+    }
+  }
+
+  /** Index of the one node whose RESP port answers ROLE master, once there is exactly one. */
+  async master(among: number[] = this.nodes.map((_, i) => i), timeoutMs = 30_000): Promise<number> {
+    return waitFor(
+      () => {
+        const masters = among.filter((i) => {
+          if (!this.nodes[i].running) return false
+          const info = cli(this.respPorts[i], ['info', 'replication']).stdout
+          return info.includes('role:master')
+        })
+        return masters.length === 1 ? masters[0] : undefined
+      },
+      { what: 'one master', timeoutMs, intervalMs: 100 },
+    ).catch((err) => {
+      const roles = among.map((i) => {
+        const role = this.nodes[i].running ? cli(this.respPorts[i], ['role']).stdout.replace(/\n/g, ' ') : 'dead'
+        return `node ${i}: ${role}\n  ${this.nodes[i].tail(8).replaceAll('\n', '\n  ')}`
+      })
+      throw new Error(`${(err as Error).message}\n${roles.join('\n')}`)
+    })
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.nodes.map((n) => n.stop().catch(() => {})))
+    for (const d of this.dirs) d.remove()
+  }
+}

@@ -3,6 +3,8 @@ import { connect, type Socket } from 'node:net'
 /** A raw TCP client for RESP tests: writes bytes as given, collects what comes back. */
 export class RawResp {
   readonly received: Buffer[] = []
+  /** Bytes received in all (received may be cleared by a test; this is not). */
+  bytes = 0
   closed = false
   private readonly closedPromise: Promise<void>
   private waiters: (() => void)[] = []
@@ -10,6 +12,7 @@ export class RawResp {
   private constructor(readonly socket: Socket) {
     socket.on('data', (d) => {
       this.received.push(d)
+      this.bytes += d.length
       for (const w of this.waiters.splice(0)) w()
     })
     this.closedPromise = new Promise((resolve) => {
@@ -58,6 +61,23 @@ export class RawResp {
       })
     }
     return this.text
+  }
+
+  /** Resolves once `n` bytes in all have been received; rejects after timeoutMs. */
+  async untilBytes(n: number, timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    while (this.bytes < n) {
+      if (this.closed) throw new Error(`connection closed after ${this.bytes} of ${n} bytes`)
+      const left = deadline - Date.now()
+      if (left <= 0) throw new Error(`only ${this.bytes} of ${n} bytes within ${timeoutMs} ms`)
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left)
+        this.waiters.push(() => {
+          clearTimeout(t)
+          resolve()
+        })
+      })
+    }
   }
 
   /** Resolves once the server has closed the connection; rejects after timeoutMs. */

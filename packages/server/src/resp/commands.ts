@@ -5,7 +5,7 @@ import type { Config } from '../config.js'
 import type { TandemNode } from '../node.js'
 import { joinHostPort, splitHostPort } from './address.js'
 import { MapReply, OK, PushReply, Replies, type Reply, SetReply, SimpleString, VerbatimReply } from './encoder.js'
-import { invalid, SYNTAX_ERROR, wrongArity } from './errors.js'
+import { invalid, PrefixedError, SYNTAX_ERROR, wrongArity } from './errors.js'
 import { compileGlob } from './glob.js'
 import { infoSections, REDIS_VERSION, renderInfo, roleReply } from './info.js'
 import type { PubSub, Subscriber } from './pubsub.js'
@@ -329,7 +329,7 @@ function authenticate(ctx: CommandContext, token: string): void {
     )
   }
   if (!ctx.host.tokenMatches(token)) {
-    throw new TandemError('UNAUTHORIZED', 'WRONGPASS invalid username-password pair or user is disabled.')
+    throw new PrefixedError('UNAUTHORIZED', 'WRONGPASS', 'invalid username-password pair or user is disabled.')
   }
   ctx.session.authenticated = true
   ctx.session.setLimitsForAuth()
@@ -347,7 +347,7 @@ function helloCommand(ctx: CommandContext, args: Buffer[]): Reply {
   if (args.length > 1) {
     proto = /^\d+$/.test(args[1].toString('latin1')) ? Number(args[1].toString('latin1')) : -1
     if (proto === -1) throw invalid('Protocol version is not an integer or out of range')
-    if (proto !== 2 && proto !== 3) throw new TandemError('INVALID', 'NOPROTO unsupported protocol version')
+    if (proto !== 2 && proto !== 3) throw new PrefixedError('INVALID', 'NOPROTO', 'unsupported protocol version')
   }
   let name: string | null | undefined
   for (let i = 2; i < args.length; i++) {

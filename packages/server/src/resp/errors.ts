@@ -17,8 +17,20 @@ export function prefixFor(code: ErrorCode): string {
   return PREFIX[code] ?? code
 }
 
+/** An error whose Redis prefix is not its code's (WRONGPASS, NOPROTO): clients match these words. */
+export class PrefixedError extends TandemError {
+  constructor(
+    code: ErrorCode,
+    readonly prefix: string,
+    message: string,
+  ) {
+    super(code, message)
+  }
+}
+
 /** A reply for anything a command threw or rejected with, and the code to count it under. */
 export function replyForError(err: unknown): { reply: ErrorReply; code: ErrorCode } {
+  if (err instanceof PrefixedError) return { reply: errorReply(err.prefix, err.message), code: err.code }
   if (err instanceof TandemError) return { reply: errorReply(prefixFor(err.code), err.message), code: err.code }
   return { reply: errorReply('ERR', `internal error: ${(err as Error)?.message ?? String(err)}`), code: 'INTERNAL' }
 }
