@@ -128,16 +128,20 @@ export class RespGroup {
           const info = cli(this.respPorts[i], ['info', 'replication']).stdout
           return info.includes('role:master')
         })
-        return masters.length === 1 ? masters[0] : undefined
+        // An object: waitFor takes a falsy result (index 0) for "not yet".
+        return masters.length === 1 ? { index: masters[0] } : undefined
       },
       { what: 'one master', timeoutMs, intervalMs: 100 },
-    ).catch((err) => {
-      const roles = among.map((i) => {
-        const role = this.nodes[i].running ? cli(this.respPorts[i], ['role']).stdout.replace(/\n/g, ' ') : 'dead'
-        return `node ${i}: ${role}\n  ${this.nodes[i].tail(8).replaceAll('\n', '\n  ')}`
-      })
-      throw new Error(`${(err as Error).message}\n${roles.join('\n')}`)
-    })
+    ).then(
+      (found) => found.index,
+      (err) => {
+        const roles = among.map((i) => {
+          const role = this.nodes[i].running ? JSON.stringify(cli(this.respPorts[i], ['info', 'replication'])) : 'dead'
+          return `node ${i}: ${role}\n  ${this.nodes[i].tail(8).replaceAll('\n', '\n  ')}`
+        })
+        throw new Error(`${(err as Error).message}\n${roles.join('\n')}`)
+      },
+    )
   }
 
   async stop(): Promise<void> {
