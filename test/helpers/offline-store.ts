@@ -29,7 +29,7 @@ export async function readOffline(dataDir: string): Promise<OfflineStore> {
     const entries: LogEntry[] = []
     const raws: Buffer[] = []
     const logSeqs: number[] = []
-    for await (const [seq, raw] of store.readLog(1)) {
+    for await (const [seq, raw] of store.log.read(1)) {
       logSeqs.push(seq)
       raws.push(Buffer.from(raw))
       entries.push(decodeEntry(raw))

@@ -10,7 +10,7 @@ import { z } from 'zod'
  *          nonce, proof} ->
  *                                          <- welcome {proof} | refuse {reason: 'unauthorized'}
  *                                          <- continue {fromSeq, history, master}
- *                                           | fullsync {seq, history, master}
+ *                                           | fullsync {seq, history, master, rollbackAfter, clock}
  *                                             snapshot {chunk, count} ... snapshotEnd {seq}
  *                                           | refuse {reason, message}
  *                                          <- entries {entries, head, time}   (repeated)
@@ -72,6 +72,11 @@ const master = z.string().nullable()
 /** HOST:PORT the upstream serves the Redis protocol on (--resp-port), if it does. */
 const respAddr = z.string().max(300).nullable().optional()
 
+export const clockSchema = z.object({
+  hlc: z.number().nonnegative(),
+  vv: z.record(z.string().max(128), z.number().int().nonnegative()),
+})
+
 export const upstreamMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('challenge'), nonce: nonceSchema }),
   z.object({ type: z.literal('welcome'), proof: proofSchema }),
@@ -90,6 +95,8 @@ export const upstreamMessageSchema = z.discriminatedUnion('type', [
     respAddr,
     /** When set, the downstream's entries after this seq are a divergent tail: roll them back first. */
     rollbackAfter: z.number().int().nonnegative().nullable(),
+    /** The upstream's clock at the snapshot: HLC high-water mark and per-origin counters of what it holds. */
+    clock: clockSchema.optional(),
   }),
   /** A chunk of data records in the binary layout of the server's storage/snapshot-chunk.ts. */
   z.object({ type: z.literal('snapshot'), chunk: bytesSchema, count: z.number().int().nonnegative() }),

@@ -147,7 +147,7 @@ export class TandemNode {
       damage,
     })
     try {
-      const from = await this.store.firstLogSeq()
+      const from = await this.store.log.firstSeq()
       const saved = await writeRollbackFile(this.store, from - 1, 'damaged data dir discarded for a full resync')
       if (saved) {
         this.counters.rollbacks++
@@ -475,7 +475,7 @@ export class TandemNode {
       epoch: this.store.epoch,
       seq: this.store.lastSeq,
       /** Oldest seq still in the log: a downstream behind it needs a full sync. */
-      logStart: this.store.logStart,
+      logStart: this.store.log.start,
       upstream: this.upstream,
       readOnly: this.role !== 'master' || !this.canWrite(),
       replicas: this.upstreamSide.replicas(),

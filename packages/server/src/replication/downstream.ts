@@ -1,7 +1,8 @@
 import { decodeFrame, type UpstreamMessage, upstreamMessageSchema } from '@tandem/protocol'
 import type WebSocket from 'ws'
 import { type ApplyEntry, readForApply } from '../storage/entry-scan.js'
-import type { HistoryEpoch, Store } from '../storage/store.js'
+import { logOrderWins } from '../storage/resolver.js'
+import type { HistoryEpoch, Store, StoreClock } from '../storage/store.js'
 import type { Logger } from '../util/logger.js'
 import { dialPeer, type PeerTls } from './dial.js'
 import { epochAt, forkPoint } from './history.js'
@@ -286,6 +287,7 @@ export class Downstream {
         if (!live()) return
         this.syncSeq = message.seq
         this.syncHistory = message.history as HistoryEpoch[]
+        this.syncClock = message.clock
         return
       }
       case 'snapshot':
@@ -294,7 +296,7 @@ export class Downstream {
         return
       case 'snapshotEnd':
         if (this.state !== 'fullsync' || message.seq !== this.syncSeq) throw new Error('unexpected snapshotEnd')
-        await this.store.finishFullSync(message.seq, this.syncHistory)
+        await this.store.finishFullSync(message.seq, this.syncHistory, this.syncClock)
         this.log.info('full sync done', { seq: message.seq })
         if (!live()) return
         this.state = 'streaming'
@@ -329,6 +331,7 @@ export class Downstream {
   }
 
   private syncHistory: HistoryEpoch[] = []
+  private syncClock: StoreClock | undefined
   /** The current link's inbox. */
   private inbox: SerialInbox | null = null
 
@@ -338,7 +341,6 @@ export class Downstream {
     if (this.stopped) return
     if (this.state !== 'streaming') throw new Error(`entries while ${this.state}`)
     if (entries.length === 0) return this.noteHead(head)
-    const raws: Buffer[] = new Array(entries.length)
     const decoded: ApplyEntry[] = new Array(entries.length)
     for (let i = 0; i < entries.length; i++) {
       const bytes = entries[i]
@@ -347,11 +349,10 @@ export class Downstream {
       if (entry.epoch !== epochAt(this.store.history, entry.seq)) {
         throw new Error(`entry ${entry.seq} is from epoch ${entry.epoch}, not the shared history's`)
       }
-      raws[i] = raw
       decoded[i] = entry
     }
     // One frame is one write for the committer: one promise, one ack.
-    const last = this.store.applyReplicated(raws, decoded)
+    const last = this.store.applyRemote(decoded, logOrderWins, 'keep')
     this.applying = last.catch(() => {})
     this.noteHead(head)
     if (this.store.queuedWrites > MAX_QUEUED_APPLY) inbox.hold(true)

@@ -46,7 +46,7 @@ export async function writeRollbackFile(
       out.write(`${JSON.stringify({ missing: { fromSeq, toSeq: to, why } })}\n`)
     let next = afterSeq + 1
     try {
-      for await (const [seq, raw] of store.readLog(afterSeq + 1)) {
+      for await (const [seq, raw] of store.log.read(afterSeq + 1)) {
         if (seq > toSeq) break
         if (seq > next) await missing(next, seq - 1, 'no longer in the log')
         await out.write(`${JSON.stringify(entryLine(seq, decodeEntry(raw)))}\n`)

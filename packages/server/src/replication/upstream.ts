@@ -1,5 +1,6 @@
 import { decodeFrame, downstreamMessageSchema, encodeFrame, type Hello, type ReplicaStatus } from '@tandem/protocol'
 import type { WebSocket } from 'ws'
+import type { LogPin } from '../storage/log.js'
 import type { HistoryEpoch, Store } from '../storage/store.js'
 import type { Logger } from '../util/logger.js'
 import type { AckSource, AckTracker } from './acks.js'
@@ -136,10 +137,10 @@ export class Upstream {
     const feed = new ReplicaFeed(ws, this.host, this.options, this.shared, () => {
       this.feeds.delete(feed)
       this.host.acks.forget(feed)
-      if (this.feeds.size === 0) this.host.store.keepTail(false)
+      if (this.feeds.size === 0) this.host.store.log.keepTail(false)
     })
     this.feeds.add(feed)
-    this.host.store.keepTail(true)
+    this.host.store.log.keepTail(true)
   }
 
   private onCommit(): void {
@@ -203,7 +204,7 @@ class ReplicaFeed implements AckSource {
   private historyTold = ''
   private lastHeardAt = Date.now()
   private pumping = false
-  private pin: { move(seq: number): void; release(): void } | null = null
+  private pin: LogPin | null = null
   private readonly flow: FlowSocket
   private readonly inbox: SerialInbox
   private readonly timer: NodeJS.Timeout
@@ -285,7 +286,7 @@ class ReplicaFeed implements AckSource {
       {
         history: this.store.history,
         lastSeq: this.store.lastSeq,
-        firstLogSeq: await this.store.firstLogSeq(),
+        firstLogSeq: await this.store.log.firstSeq(),
       },
       { history: hello.history, lastSeq: hello.lastSeq },
     )
@@ -296,7 +297,7 @@ class ReplicaFeed implements AckSource {
       this.host.countSync('partial')
       this.log.info('replica resumes by partial resync', { fromSeq: plan.fromSeq, head: this.store.lastSeq })
       this.cursor = plan.fromSeq
-      this.pin = this.store.pinLog(this.cursor)
+      this.pin = this.store.log.pin(this.cursor)
       this.historyTold = historyKey(this.store.history)
       this.flow.send({
         type: 'continue',
@@ -331,7 +332,8 @@ class ReplicaFeed implements AckSource {
     const history = this.store.history
     try {
       const seq = await snapshot.seq
-      this.pin = this.store.pinLog(seq + 1)
+      const clock = await snapshot.clock
+      this.pin = this.store.log.pin(seq + 1)
       const started = Date.now()
       this.historyTold = historyKey(history)
       this.flow.send({
@@ -341,6 +343,7 @@ class ReplicaFeed implements AckSource {
         master: this.host.masterAddress(),
         respAddr: this.host.respAddress(),
         rollbackAfter,
+        clock,
       })
       let total = 0
       for await (const { chunk, count } of snapshot.chunks(this.options.snapshotChunkBytes)) {
@@ -395,12 +398,12 @@ class ReplicaFeed implements AckSource {
           await this.flow.drained()
           continue
         }
-        let batch = this.store.tail.from(this.cursor, this.options.batchEntries, this.options.batchBytes)
+        let batch = this.store.log.tail.from(this.cursor, this.options.batchEntries, this.options.batchBytes)
         if (batch === null) {
           batch = []
           let expected = this.cursor
           let bytes = 0
-          for await (const [seq, raw] of this.store.readLog(this.cursor, this.options.batchEntries)) {
+          for await (const [seq, raw] of this.store.log.read(this.cursor, this.options.batchEntries)) {
             if (seq !== expected) break
             batch.push(raw)
             expected++
@@ -448,7 +451,7 @@ class ReplicaFeed implements AckSource {
   status(): ReplicaStatus {
     const head = this.store.lastSeq
     const lagEntries = Math.max(0, head - this.ackedSeq)
-    const since = lagEntries === 0 ? undefined : this.store.commitTimes.timeOf(this.ackedSeq + 1)
+    const since = lagEntries === 0 ? undefined : this.store.log.commitTimes.timeOf(this.ackedSeq + 1)
     return {
       nodeId: this.nodeId,
       addr: this.addr,

@@ -52,10 +52,15 @@ describe('entry scan (replica apply path)', () => {
       const raw = encodeEntry(entry)
       const scanned = scanEntry(raw)
       expect(scanned).not.toBeNull()
-      const decoded = fromDecoded(decodeEntry(raw))
+      const decoded = fromDecoded(decodeEntry(raw), raw)
       expect(scanned!.seq).toBe(decoded.seq)
       expect(scanned!.epoch).toBe(decoded.epoch)
       expect(scanned!.hlc).toBe(decoded.hlc)
+      expect([scanned!.origin, scanned!.originSeq, scanned!.identityAt]).toEqual([
+        decoded.origin,
+        decoded.originSeq,
+        decoded.identityAt,
+      ])
       expect(scanned!.ops.map((o) => [o.del, hex(o.key), hex(o.value), o.binary])).toEqual(
         decoded.ops.map((o) => [o.del, hex(o.key), hex(o.value), o.binary]),
       )
@@ -63,18 +68,23 @@ describe('entry scan (replica apply path)', () => {
   })
 
   it('leaves other encodings of a valid entry to the full decoder', () => {
-    // A version vector (a seventh field), and numbers as int64 of another encoder.
-    const withVv = encodeEntry({
+    // An op with options (a causal context), and numbers as int64 of another encoder.
+    const withContext = encodeEntry({
       seq: 5,
       epoch: 1,
       origin: 'o',
       originSeq: 5,
       hlc: 10,
-      ops: [[OP_PUT, 'k', 'v']],
-      vv: { o: 5 },
+      ops: [
+        [OP_PUT, 'k', 'v', { c: { o: 4, p: 2 } }],
+        [OP_DEL, 'd', { c: { p: 1 } }],
+      ],
     })
-    expect(scanEntry(withVv)).toBeNull()
-    expect(readForApply(withVv).ops[0].key).toEqual(Buffer.from('k'))
+    expect(scanEntry(withContext)).toBeNull()
+    const read = readForApply(withContext)
+    expect(read.ops[0].key).toEqual(Buffer.from('k'))
+    expect(read.ops.map((op) => op.ctx)).toEqual([{ o: 4, p: 2 }, { p: 1 }])
+    expect(read.ops[1].del).toBe(true)
     const other = new Packr({ useRecords: false, variableMapSize: true }).pack([5, 1, 'o', 5, 10, [[0, 'k', 'v']]])
     expect(hex(readForApply(other).ops[0].value)).toBe(hex(Buffer.from('v')))
   })
@@ -96,7 +106,7 @@ describe('entry scan (replica apply path)', () => {
       }
       if (viaScan === null || viaScan instanceof Error) continue
       try {
-        viaDecoder = fromDecoded(decodeEntry(flipped))
+        viaDecoder = fromDecoded(decodeEntry(flipped), flipped)
       } catch {
         continue // the decoder refuses what the scanner took: only the bytes were odd, not their reading
       }

@@ -1,12 +1,12 @@
 import { isUtf8 } from 'node:buffer'
-import { decodeEntry, type LogEntry, OP_DEL, OP_PUT } from './log-entry.js'
+import { decodeEntry, type LogEntry, OP_DEL, OP_PUT, opOptions } from './log-entry.js'
 
 /**
- * A log entry as a replica applies it: its seq, epoch and clock, and each
+ * A log entry as a node applies it: its placement, its identity, and each
  * op's key and value as bytes. The bytes are views into the entry's raw
  * msgpack (no JavaScript string is built for a key or a value), which is
- * what a replica stores anyway: it only copies them behind a prefix or a
- * tag byte.
+ * what a node stores anyway: it only copies them behind a prefix or a tag
+ * byte.
  */
 export interface ApplyOp {
   del: boolean
@@ -15,61 +15,117 @@ export interface ApplyOp {
   value: Uint8Array | null
   /** Whether the value was stored as binary (else as a UTF-8 string). */
   binary: boolean
+  /** The op's causal context, when it carries one (vclock mode). */
+  ctx?: Record<string, number>
 }
 
 export interface ApplyEntry {
+  /** The entry as received: stored as it is when its placement is kept. */
+  raw: Buffer
   seq: number
   epoch: number
+  origin: string
+  originSeq: number
   hlc: number
+  /** Offset in `raw` where the identity (origin onwards) begins: see placeEntry(). */
+  identityAt: number
   ops: ApplyOp[]
 }
 
 /**
  * Reads an encoded entry for applying. Entries tandem writes are read
  * straight from their bytes; anything else that is still a valid entry
- * (other msgpack encodings of the same fields) goes through the full
- * decoder. Throws on an entry whose fields or ops have the wrong types.
+ * (other msgpack encodings of the same fields, ops with options) goes
+ * through the full decoder. Throws on an entry whose fields or ops have the
+ * wrong types.
  */
 export function readForApply(raw: Buffer): ApplyEntry {
-  return scanEntry(raw) ?? fromDecoded(decodeEntry(raw))
+  return scanEntry(raw) ?? fromDecoded(decodeEntry(raw), raw)
 }
 
 /** The ops of a decoded entry in apply form, checking their types. */
-export function fromDecoded(entry: LogEntry): ApplyEntry {
+export function fromDecoded(entry: LogEntry, raw: Buffer): ApplyEntry {
   if (!Number.isSafeInteger(entry.seq) || !Number.isSafeInteger(entry.epoch) || typeof entry.hlc !== 'number') {
     throw new Error('malformed log entry: seq, epoch or hlc')
+  }
+  if (typeof entry.origin !== 'string' || !Number.isSafeInteger(entry.originSeq)) {
+    throw new Error('malformed log entry: origin or originSeq')
   }
   if (!Array.isArray(entry.ops)) throw new Error('malformed log entry: ops')
   const ops: ApplyOp[] = entry.ops.map((op) => {
     if (!Array.isArray(op) || typeof op[1] !== 'string') throw new Error('malformed log entry op')
     const key = Buffer.from(op[1], 'utf8')
-    if (op[0] === OP_DEL) return { del: true, key, value: null, binary: false }
-    if (op[0] !== OP_PUT) throw new Error(`malformed log entry op type ${String(op[0])}`)
-    const value = op[2]
-    if (typeof value === 'string') return { del: false, key, value: Buffer.from(value, 'utf8'), binary: false }
-    if (value instanceof Uint8Array) return { del: false, key, value, binary: true }
-    throw new Error('malformed log entry value')
+    const options = opOptions(op)
+    const ctx = options?.c === undefined ? undefined : checkContext(options.c)
+    let applied: ApplyOp
+    if (op[0] === OP_DEL) applied = { del: true, key, value: null, binary: false }
+    else if (op[0] !== OP_PUT) throw new Error(`malformed log entry op type ${String(op[0])}`)
+    else if (typeof op[2] === 'string') applied = { del: false, key, value: Buffer.from(op[2], 'utf8'), binary: false }
+    else if (op[2] instanceof Uint8Array) applied = { del: false, key, value: op[2], binary: true }
+    else throw new Error('malformed log entry value')
+    if (ctx) applied.ctx = ctx
+    return applied
   })
-  return { seq: entry.seq, epoch: entry.epoch, hlc: entry.hlc, ops }
+  return {
+    raw,
+    seq: entry.seq,
+    epoch: entry.epoch,
+    origin: entry.origin,
+    originSeq: entry.originSeq,
+    hlc: entry.hlc,
+    identityAt: identityOffset(raw),
+    ops,
+  }
+}
+
+function checkContext(ctx: unknown): Record<string, number> {
+  if (ctx === null || typeof ctx !== 'object' || Array.isArray(ctx)) throw new Error('malformed causal context')
+  for (const counter of Object.values(ctx)) {
+    if (!Number.isSafeInteger(counter) || (counter as number) < 0) throw new Error('malformed causal context counter')
+  }
+  return ctx as Record<string, number>
+}
+
+/** Offset of the identity (the origin field) in an encoded entry. */
+export function identityOffset(raw: Buffer): number {
+  const r = new Reader(raw)
+  if (r.arrayLength() === null || r.number() === null || r.number() === null) {
+    throw new Error('malformed log entry: placement')
+  }
+  return r.offset
+}
+
+/** The last origin read from bytes, so that a run of entries from one origin builds its string once. */
+let lastOriginBytes: Buffer = Buffer.alloc(0)
+let lastOrigin = ''
+
+function originOf(bytes: Buffer): string {
+  if (!bytes.equals(lastOriginBytes)) {
+    lastOrigin = bytes.toString('utf8')
+    lastOriginBytes = Buffer.from(bytes)
+  }
+  return lastOrigin
 }
 
 /**
  * Reads `[seq, epoch, origin, originSeq, hlc, ops]` as tandem's encoder
- * writes it (see log-entry.ts), or returns null for anything else (an
- * entry with a version vector, an encoding it does not expect), which the
- * full decoder then handles.
+ * writes it (see log-entry.ts), or returns null for anything else (an op
+ * with options, an encoding it does not expect), which the full decoder
+ * then handles.
  */
 export function scanEntry(raw: Buffer): ApplyEntry | null {
   const r = new Reader(raw)
   if (r.arrayLength() !== 6) return null
   const seq = r.number()
   const epoch = r.number()
-  if (r.string() === null) return null // origin
-  if (r.number() === null) return null
+  const identityAt = r.offset
+  const originBytes = r.string()
+  if (originBytes === null) return null
+  const originSeq = r.number()
   const hlc = r.number()
   const count = r.arrayLength()
-  if (seq === null || epoch === null || hlc === null || count === null) return null
-  if (!Number.isSafeInteger(seq) || !Number.isSafeInteger(epoch)) return null
+  if (seq === null || epoch === null || originSeq === null || hlc === null || count === null) return null
+  if (!Number.isSafeInteger(seq) || !Number.isSafeInteger(epoch) || !Number.isSafeInteger(originSeq)) return null
   const ops: ApplyOp[] = new Array(count)
   for (let i = 0; i < count; i++) {
     const length = r.arrayLength()
@@ -91,7 +147,7 @@ export function scanEntry(raw: Buffer): ApplyEntry | null {
     ops[i] = { del: false, key, value: bytes, binary: true }
   }
   if (!r.done) return null
-  return { seq, epoch, hlc, ops }
+  return { raw, seq, epoch, origin: originOf(originBytes), originSeq, hlc, identityAt, ops }
 }
 
 /** The few msgpack forms a log entry uses; every read returns null (and moves nothing) on another form or past the end. */
@@ -102,6 +158,10 @@ class Reader {
 
   get done(): boolean {
     return this.at === this.buf.length
+  }
+
+  get offset(): number {
+    return this.at
   }
 
   private has(n: number): boolean {

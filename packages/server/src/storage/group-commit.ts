@@ -38,7 +38,12 @@ export class GroupCommitter<T, R> {
   readonly stats: CommitStats = { groups: 0, writes: 0, largestGroup: 0 }
 
   constructor(
-    private readonly commit: (group: T[]) => Promise<R[]>,
+    /**
+     * Writes a group as one batch and returns each item's result; an Error
+     * in place of a result refuses that item alone (the rest of the group
+     * is written). A rejection fails the whole group.
+     */
+    private readonly commit: (group: T[]) => Promise<(R | Error)[]>,
     private readonly options: GroupCommitterOptions<T>,
   ) {}
 
@@ -93,7 +98,7 @@ export class GroupCommitter<T, R> {
       const { take, writes } = this.nextGroup()
       const group = take === this.queue.length ? this.queue : this.queue.slice(0, take)
       this.queue = group === this.queue ? [] : this.queue.slice(take)
-      let results: R[]
+      let results: (R | Error)[]
       try {
         results = await this.commit(group.map((p) => p.item))
       } catch (err) {
@@ -104,7 +109,11 @@ export class GroupCommitter<T, R> {
       this.stats.groups++
       this.stats.writes += writes
       if (writes > this.stats.largestGroup) this.stats.largestGroup = writes
-      for (let i = 0; i < group.length; i++) group[i].resolve(results[i])
+      for (let i = 0; i < group.length; i++) {
+        const result = results[i]
+        if (result instanceof Error) group[i].reject(result)
+        else group[i].resolve(result)
+      }
     }
     this.running = false
     const waiters = this.idleWaiters

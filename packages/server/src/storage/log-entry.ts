@@ -1,61 +1,110 @@
 import { Packr, type Value } from '@tandem/protocol'
 
 /**
- * The write-log entry: one per write request, whatever the mode. Single-node
- * and master/replica use seq/epoch; multi-master uses origin/originSeq (the
- * per-origin cursors) and hlc (last-writer-wins) or vv (vector clocks). The
- * same bytes are stored in the log and streamed to downstreams untouched.
+ * The write-log entry: one per write request, whatever the mode. It has two
+ * parts that must not be confused:
  *
- * Encoded as a msgpack array so the field names are not repeated in every
- * entry; new optional fields are only ever appended:
+ * - placement: where the entry sits in one node's log (seq, and the epoch
+ *   that seq belongs to). A replica copies its upstream's log, so it keeps
+ *   the placement; a multi-master peer appends the entry to its own log and
+ *   gives it its own placement.
+ * - identity: what the write is, the same on every node that ever holds
+ *   it: the origin (the node that took the write from a client), the
+ *   origin's own dense counter (1, 2, 3, ... for that origin's writes only,
+ *   never reused), the origin's hybrid logical clock timestamp, and the ops.
+ *   Multi-master deduplicates by (origin, originSeq) and orders conflicting
+ *   writes by (hlc, origin).
  *
- *   [seq, epoch, origin, originSeq, hlc, ops, vv?]
- *   ops: [[OP_PUT, key, value] | [OP_DEL, key], ...]
+ * Encoded as one msgpack array, placement first, so that the identity is
+ * one contiguous run of bytes that peers forward verbatim (placeEntry()
+ * swaps the placement in front of it):
+ *
+ *   [seq, epoch, origin, originSeq, hlc, ops]
+ *   ops: [[OP_PUT, key, value, options?] | [OP_DEL, key, options?], ...]
+ *   options: a msgpack map; unknown keys are ignored by older readers of
+ *   the ops they do understand, so new per-op fields need no new format:
+ *     c  causal context (vclock mode): {origin: counter} that the write saw
+ *
+ * The field list only ever grows at the end; readers ignore fields they do
+ * not know.
  */
 export const OP_PUT = 0
 export const OP_DEL = 1
 
-export type EntryOp = [typeof OP_PUT, string, Value] | [typeof OP_DEL, string]
+/** Per-op fields beyond key and value. */
+export interface OpOptions {
+  /** Causal context: for each origin, the highest counter the writer had seen of this key. */
+  c?: Record<string, number>
+}
 
-export interface LogEntry {
+export type EntryOp =
+  | [typeof OP_PUT, string, Value]
+  | [typeof OP_PUT, string, Value, OpOptions]
+  | [typeof OP_DEL, string]
+  | [typeof OP_DEL, string, OpOptions]
+
+/** Where an entry sits in one node's log. */
+export interface EntryPlacement {
   /** Position in this node's log: consecutive, starting at 1. */
   seq: number
-  /** Failover epoch the entry was written in. */
+  /** Fail-over epoch of that position. */
   epoch: number
-  /** Node id that accepted the write from a client. */
+}
+
+/** What the write is, on every node that holds it. */
+export interface EntryIdentity {
+  /** Origin id of the node that took the write from a client. */
   origin: string
-  /** The entry's seq in its origin's log. */
+  /** The origin's dense counter: its n-th write has originSeq n. */
   originSeq: number
-  /** Hybrid logical clock timestamp of the write at its origin. */
+  /** Hybrid logical clock timestamp of the write at its origin (see hlc.ts). */
   hlc: number
+}
+
+export interface LogEntry extends EntryPlacement, EntryIdentity {
   ops: EntryOp[]
-  /** Version vector (vclock mode only): origin node id -> counter. */
-  vv?: Record<string, number>
 }
 
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, int64AsType: 'number' })
 
 export function encodeEntry(entry: LogEntry): Buffer {
-  const fields: unknown[] = [entry.seq, entry.epoch, entry.origin, entry.originSeq, entry.hlc, entry.ops]
-  if (entry.vv !== undefined) fields.push(entry.vv)
-  return packr.pack(fields)
+  return packr.pack([entry.seq, entry.epoch, entry.origin, entry.originSeq, entry.hlc, entry.ops])
 }
 
 export function decodeEntry(bytes: Uint8Array): LogEntry {
   const fields = packr.unpack(bytes as Buffer) as unknown[]
   if (!Array.isArray(fields) || fields.length < 6) throw new Error('malformed log entry')
-  const [seq, epoch, origin, originSeq, hlc, ops, vv] = fields as [
-    number,
-    number,
-    string,
-    number,
-    number,
-    EntryOp[],
-    Record<string, number> | undefined,
-  ]
-  const entry: LogEntry = { seq, epoch, origin, originSeq, hlc, ops }
-  if (vv !== undefined) entry.vv = vv
-  return entry
+  const [seq, epoch, origin, originSeq, hlc, ops] = fields as [number, number, string, number, number, EntryOp[]]
+  return { seq, epoch, origin, originSeq, hlc, ops }
+}
+
+/** The causal context of an op, when it carries one. */
+export function opOptions(op: EntryOp): OpOptions | undefined {
+  const options = op[0] === OP_PUT ? op[3] : op[2]
+  return options !== null && typeof options === 'object' ? (options as OpOptions) : undefined
+}
+
+/**
+ * The same entry with another placement: the array header and the new seq
+ * and epoch, then the identity bytes (from `identityAt`, see entry-scan.ts)
+ * copied unchanged.
+ */
+export function placeEntry(raw: Buffer, identityAt: number, seq: number, epoch: number): Buffer {
+  const header = arrayHeaderLength(raw[0])
+  const placement = packr.pack([seq, epoch])
+  const placementHeader = arrayHeaderLength(placement[0])
+  const out = Buffer.allocUnsafe(header + placement.length - placementHeader + raw.length - identityAt)
+  raw.copy(out, 0, 0, header)
+  let at = header + placement.copy(out, header, placementHeader)
+  at += raw.copy(out, at, identityAt)
+  return out
+}
+
+function arrayHeaderLength(first: number): number {
+  if ((first & 0xf0) === 0x90) return 1
+  if (first === 0xdc) return 3
+  if (first === 0xdd) return 5
+  throw new Error('log entry is not a msgpack array')
 }
 
 /** Log keys are 8-byte big-endian seqs, so LevelDB's byte order is seq order. */

@@ -3,7 +3,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Level } from 'level'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { readForApply } from './entry-scan.js'
 import { decodeEntry, encodeEntry, type LogEntry, OP_DEL, OP_PUT, seqKey } from './log-entry.js'
+import { decodeRecord, encodeRecord } from './record.js'
+import { type ConflictResolver, KEEP, logOrderWins } from './resolver.js'
 import { packChunk } from './snapshot-chunk.js'
 import { Store } from './store.js'
 
@@ -32,14 +35,19 @@ function entry(seq: number, ops: LogEntry['ops']): Buffer {
 
 async function logSeqs(store: Store): Promise<number[]> {
   const seqs: number[] = []
-  for await (const [seq] of store.readLog(1)) seqs.push(seq)
+  for await (const [seq] of store.log.read(1)) seqs.push(seq)
   return seqs
+}
+
+/** A frame from an upstream, applied as a replica does: its seqs kept, the log's order wins. */
+function applyFrame(store: Store, raws: Buffer[]): Promise<number> {
+  return store.applyRemote(raws.map(readForApply), logOrderWins, 'keep')
 }
 
 describe('store: replicated frames', () => {
   it('applies a frame of entries as one write, data and log together, and returns its last seq', async () => {
     const store = await open('a')
-    const last = await store.applyReplicated([
+    const last = await applyFrame(store, [
       entry(1, [[OP_PUT, 'k1', 'v1']]),
       entry(2, [[OP_PUT, 'k2', new Uint8Array([1, 2])]]),
       entry(3, [[OP_DEL, 'k1']]),
@@ -53,15 +61,15 @@ describe('store: replicated frames', () => {
 
   it('refuses a frame that does not follow lastSeq, and writes none of it', async () => {
     const store = await open('b')
-    await store.applyReplicated([entry(1, [[OP_PUT, 'a', '1']])])
+    await applyFrame(store, [entry(1, [[OP_PUT, 'a', '1']])])
     await expect(
-      store.applyReplicated([entry(3, [[OP_PUT, 'b', '3']]), entry(4, [[OP_PUT, 'c', '4']])]),
+      applyFrame(store, [entry(3, [[OP_PUT, 'b', '3']]), entry(4, [[OP_PUT, 'c', '4']])]),
     ).rejects.toMatchObject({
       code: 'INVALID',
     })
     // A frame with a hole inside is refused whole too.
     await expect(
-      store.applyReplicated([entry(2, [[OP_PUT, 'b', '2']]), entry(4, [[OP_PUT, 'c', '4']])]),
+      applyFrame(store, [entry(2, [[OP_PUT, 'b', '2']]), entry(4, [[OP_PUT, 'c', '4']])]),
     ).rejects.toMatchObject({
       code: 'INVALID',
     })
@@ -69,7 +77,7 @@ describe('store: replicated frames', () => {
     expect(await store.get('b')).toBeUndefined()
     expect(await logSeqs(store)).toEqual([1])
     // The store goes on taking the entry that does follow.
-    expect(await store.applyReplicated([entry(2, [[OP_PUT, 'b', '2']])])).toBe(2)
+    expect(await applyFrame(store, [entry(2, [[OP_PUT, 'b', '2']])])).toBe(2)
     expect(await store.get('b')).toBe('2')
   })
 
@@ -79,7 +87,7 @@ describe('store: replicated frames', () => {
       entry(seq, [[OP_PUT, `r${seq}`, 'x']]),
       entry(seq + 1, [[OP_PUT, `r${seq + 1}`, 'x']]),
     ])
-    const results = await Promise.all(frames.map((f) => store.applyReplicated(f)))
+    const results = await Promise.all(frames.map((f) => applyFrame(store, f)))
     expect(results).toEqual([2, 4, 6])
     expect(await logSeqs(store)).toEqual([1, 2, 3, 4, 5, 6])
   })
@@ -89,20 +97,20 @@ describe('store: in-memory log tail', () => {
   it('holds entries only while kept, from the first commit after keepTail(true)', async () => {
     const store = await open('d')
     await store.write([[OP_PUT, 'a', '1']])
-    expect(store.tail.length).toBe(0)
-    store.keepTail(true)
+    expect(store.log.tail.length).toBe(0)
+    store.log.keepTail(true)
     await store.write([[OP_PUT, 'b', '2']])
     await store.write([[OP_PUT, 'c', '3']])
-    expect(store.tail.from(1, 100, 1 << 20)).toBeNull() // seq 1 predates the tail: read it from disk
-    const kept = store.tail.from(2, 100, 1 << 20)
+    expect(store.log.tail.from(1, 100, 1 << 20)).toBeNull() // seq 1 predates the tail: read it from disk
+    const kept = store.log.tail.from(2, 100, 1 << 20)
     expect(kept?.length).toBe(2)
     const fromDisk: Buffer[] = []
-    for await (const [, raw] of store.readLog(2)) fromDisk.push(raw)
+    for await (const [, raw] of store.log.read(2)) fromDisk.push(raw)
     expect(kept?.map((b) => b.toString('hex'))).toEqual(fromDisk.map((b) => b.toString('hex')))
-    store.keepTail(false)
-    expect(store.tail.length).toBe(0)
+    store.log.keepTail(false)
+    expect(store.log.tail.length).toBe(0)
     await store.write([[OP_PUT, 'd', '4']])
-    expect(store.tail.length).toBe(0)
+    expect(store.log.tail.length).toBe(0)
   })
 })
 
@@ -119,11 +127,14 @@ describe('store: full sync chunks', () => {
 
   it('writes chunks in order and makes them the data once the sync finishes', async () => {
     const store = await open('e')
+    await store.write([[OP_PUT, 'before', 'x']]) // discarded by the sync, but its counter stays used
     await store.beginFullSync()
     await store.applySnapshotChunk(chunkOf(100), 100)
     await store.applySnapshotChunk(chunkOf(100, 100), 100)
-    await store.finishFullSync(42, [{ epoch: 1, startSeq: 1, by: 'up' }])
+    await store.finishFullSync(42, [{ epoch: 1, startSeq: 1, by: 'up' }], { hlc: 5000 * 1024, vv: { up: 40, x: 2 } })
     expect(store.lastSeq).toBe(42)
+    expect(store.vv.toObject()).toEqual({ [store.origin]: 1, up: 40, x: 2 })
+    expect(store.hlc.peek()).toBeGreaterThanOrEqual(5000 * 1024)
     expect(await store.get('key-0')).toBe('value-0')
     expect(await store.get('key-199')).toBe('value-199')
   })
@@ -169,14 +180,14 @@ describe('store: log blocks', () => {
     expect(store.lastSeq).toBe(42)
     for (const from of [1, 2, 7, 8, 9, 20, 41, 42, 43]) {
       const read: [number, Buffer][] = []
-      for await (const item of store.readLog(from)) read.push(item)
+      for await (const item of store.log.read(from)) read.push(item)
       expect(read.map(([seq]) => seq)).toEqual(Array.from({ length: Math.max(0, 43 - from) }, (_, i) => from + i))
       for (const [seq, raw] of read) expect(decodeEntry(raw).seq).toBe(seq)
     }
     const limited: number[] = []
-    for await (const [seq] of store.readLog(10, 5)) limited.push(seq)
+    for await (const [seq] of store.log.read(10, 5)) limited.push(seq)
     expect(limited).toEqual([10, 11, 12, 13, 14])
-    expect((await store.lastEntry())?.seq).toBe(42)
+    expect((await store.log.lastEntry())?.seq).toBe(42)
   })
 
   it('trims whole blocks only: the block holding the first kept seq stays', async () => {
@@ -184,8 +195,8 @@ describe('store: log blocks', () => {
     stores.push(store)
     await writeGroups(store, 5, 8) // blocks start at 1, 9, 17, 25, 33; lastSeq 40
     await store.trimLog() // keeps 31..40: the block from 25 holds 31
-    expect(await store.firstLogSeq()).toBe(25)
-    expect(store.logStart).toBe(25)
+    expect(await store.log.firstSeq()).toBe(25)
+    expect(store.log.start).toBe(25)
     expect(await logSeqs(store)).toEqual(Array.from({ length: 16 }, (_, i) => 25 + i))
   })
 
@@ -205,10 +216,10 @@ describe('store: log blocks', () => {
     const store = await Store.open({ dataDir, sync: 'always', logRetention: 1000 })
     stores.push(store)
     expect(store.lastSeq).toBe(3)
-    expect((await store.lastEntry())?.seq).toBe(3)
+    expect((await store.log.lastEntry())?.seq).toBe(3)
     await store.write([[OP_PUT, 'new', 'v']])
     const read: [number, Buffer][] = []
-    for await (const item of store.readLog(2)) read.push(item)
+    for await (const item of store.log.read(2)) read.push(item)
     expect(read.map(([seq]) => seq)).toEqual([2, 3, 4])
     expect(read[0][1]).toEqual(entry(2, [[OP_PUT, 'old2', 'v']]))
     expect(decodeEntry(read[2][1]).ops).toEqual([[OP_PUT, 'new', 'v']])
@@ -229,16 +240,120 @@ describe('store: a damaged log record', () => {
 
     store = await Store.open({ dataDir, sync: 'always', logRetention: 1000 })
     stores.push(store)
-    expect(await store.firstLogSeq()).toBe(1)
+    expect(await store.log.firstSeq()).toBe(1)
     const read: number[] = []
     await expect(async () => {
-      for await (const [seq] of store.readLog(1)) read.push(seq)
+      for await (const [seq] of store.log.read(1)) read.push(seq)
     }).rejects.toMatchObject({ code: 'INTERNAL', message: expect.stringContaining('seq 3 is damaged') })
     expect(read).toEqual([1, 2])
-    expect(await store.firstLogSeq()).toBe(4)
-    expect(store.logStart).toBe(4)
+    expect(await store.log.firstSeq()).toBe(4)
+    expect(store.log.start).toBe(4)
     const after: number[] = []
-    for await (const [seq] of store.readLog(4)) after.push(seq)
+    for await (const [seq] of store.log.read(4)) after.push(seq)
     expect(after).toEqual([4, 5])
+  })
+})
+
+describe('store: entry identity', () => {
+  function remote(origin: string, originSeq: number, ops: LogEntry['ops'], hlc = 1000 * 1024): Buffer {
+    return encodeEntry({ seq: 999, epoch: 9, origin, originSeq, hlc, ops })
+  }
+
+  it("numbers this node's own writes densely, whatever else its log holds, and keeps the counter across restarts", async () => {
+    const dataDir = join(dir, 'dense')
+    let store = await Store.open({ dataDir, sync: 'always', logRetention: 1000 })
+    await store.write([[OP_PUT, 'a', '1']])
+    // A frame from a peer between two local writes: seqs go on, the own counter does not skip.
+    await store.applyRemote([readForApply(remote('peer', 1, [[OP_PUT, 'b', '2']]))], logOrderWins, 'append')
+    await store.write([[OP_PUT, 'c', '3']])
+    await store.close()
+    store = await Store.open({ dataDir, sync: 'always', logRetention: 1000 })
+    stores.push(store)
+    await store.write([[OP_PUT, 'd', '4']])
+    const entries: LogEntry[] = []
+    for await (const [, raw] of store.log.read(1)) entries.push(decodeEntry(raw))
+    expect(entries.map((e) => [e.seq, e.origin, e.originSeq])).toEqual([
+      [1, store.origin, 1],
+      [2, 'peer', 1],
+      [3, store.origin, 2],
+      [4, store.origin, 3],
+    ])
+    expect(store.vv.toObject()).toEqual({ [store.origin]: 3, peer: 1 })
+  })
+
+  it('persists the HLC high-water mark: after a restart with the wall clock behind it, new writes still order after it', async () => {
+    const dataDir = join(dir, 'hwm')
+    let store = await Store.open({ dataDir, sync: 'always', logRetention: 1000 })
+    // A peer's entry stamped far ahead (by one minute) pulls the clock along.
+    const ahead = (Date.now() + 60_000) * 1024
+    await store.applyRemote([readForApply(remote('peer', 1, [[OP_PUT, 'x', '1']], ahead))], logOrderWins, 'append')
+    await store.close()
+    store = await Store.open({ dataDir, sync: 'always', logRetention: 1000 })
+    stores.push(store)
+    await store.write([[OP_PUT, 'y', '2']])
+    const last = await store.log.lastEntry()
+    expect(last!.hlc).toBeGreaterThan(ahead)
+  })
+
+  it('appends peer entries with its own seq and epoch, keeps their identity bytes, and skips what it already holds', async () => {
+    const store = await open('append')
+    await store.beginEpoch(3)
+    const frame = [1, 2, 3].map((n) => readForApply(remote('p', n, [[OP_PUT, `k${n}`, `v${n}`]])))
+    expect(await store.applyRemote(frame.slice(0, 2), logOrderWins, 'append')).toBe(2)
+    // The same entries again (from another path of a mesh), and one new one.
+    expect(await store.applyRemote(frame, logOrderWins, 'append')).toBe(3)
+    const entries: Buffer[] = []
+    for await (const [, raw] of store.log.read(1)) entries.push(raw)
+    expect(entries.map((raw) => decodeEntry(raw)).map((e) => [e.seq, e.epoch, e.originSeq])).toEqual([
+      [1, 3, 1],
+      [2, 3, 2],
+      [3, 3, 3],
+    ])
+    for (let i = 0; i < 3; i++) {
+      expect(entries[i].subarray(readForApply(entries[i]).identityAt)).toEqual(
+        frame[i].raw.subarray(frame[i].identityAt),
+      )
+    }
+    expect(await store.get('k3')).toBe('v3')
+  })
+
+  it("refuses a frame that skips one of an origin's counters, writing none of it, and goes on with the next", async () => {
+    const store = await open('gap')
+    const e = (n: number) => readForApply(remote('p', n, [[OP_PUT, `k${n}`, 'v']]))
+    await store.applyRemote([e(1)], logOrderWins, 'append')
+    const local = store.write([[OP_PUT, 'mine', '1']]) // may share the group with the bad frame
+    await expect(store.applyRemote([e(2), e(4)], logOrderWins, 'append')).rejects.toMatchObject({ code: 'INVALID' })
+    expect(await local).toBe(2)
+    expect(await store.get('k2')).toBeUndefined()
+    expect(store.vv.get('p')).toBe(1)
+    expect(await store.applyRemote([e(2)], logOrderWins, 'append')).toBe(3)
+  })
+
+  it('applies remote ops through the resolver it is given, which sees each key as the group has left it', async () => {
+    const store = await open('resolver')
+    await store.write([[OP_PUT, 'n', '5']])
+    // A resolver that keeps the larger number: a stand-in for a conflict policy.
+    const larger: ConflictResolver = {
+      name: 'larger',
+      readsCurrent: true,
+      resolve(op, _entry, current) {
+        if (op.value === null) return null
+        const incoming = Number(Buffer.from(op.value).toString())
+        if (current !== undefined && Number(decodeRecord(current)) >= incoming) return KEEP
+        return encodeRecord(String(incoming))
+      },
+    }
+    const e = (n: number, value: string) => readForApply(remote('p', n, [[OP_PUT, 'n', value]]))
+    // Two frames submitted together share a group: the second sees the first's write.
+    const results = await Promise.all([
+      store.applyRemote([e(1, '3')], larger, 'append'),
+      store.applyRemote([e(2, '9'), e(3, '7')], larger, 'append'),
+    ])
+    expect(results).toEqual([2, 4])
+    expect(await store.get('n')).toBe('9')
+    // The same entries through the log-order resolver would have left the last one.
+    const other = await open('resolver-log-order')
+    await other.applyRemote([e(1, '3'), e(2, '9'), e(3, '7')], logOrderWins, 'append')
+    expect(await other.get('n')).toBe('7')
   })
 })

@@ -4,36 +4,33 @@ import { join } from 'node:path'
 import { TandemError, type Value } from '@tandem/protocol'
 import type { AbstractSublevel } from 'abstract-level'
 import { Level } from 'level'
-import { type ApplyEntry, readForApply } from './entry-scan.js'
+import type { ApplyEntry } from './entry-scan.js'
 import { GroupCommitter } from './group-commit.js'
 import { HybridClock, type WallClock } from './hlc.js'
 import { type CheckLevel, checkLevelDb, type DamagedFile } from './leveldb-check.js'
-import { packBlocks, unpackBlock } from './log-block.js'
-import {
-  decodeEntry,
-  type EntryOp,
-  encodeEntry,
-  keySeq,
-  type LogEntry,
-  OP_PUT,
-  prefixedSeqKey,
-  seqKey,
-} from './log-entry.js'
-import { CommitTimes, LogTail } from './log-tail.js'
-import { decodeRecord, encodeRecord, recordFromBytes } from './record.js'
+import { WriteLog } from './log.js'
+import { type EntryOp, encodeEntry, type LogEntry, OP_PUT, placeEntry } from './log-entry.js'
+import { decodeRecord, encodeRecord } from './record.js'
+import { type ConflictResolver, KEEP } from './resolver.js'
 import { packChunk, unpackChunk } from './snapshot-chunk.js'
+import { VersionVector, type VersionVectorObject } from './version-vector.js'
 
 /**
  * Store: one LevelDB holding three sublevels, always written together.
  *
- *   data  user key (UTF-8 bytes) -> record (tag byte + value bytes)
- *   log   8-byte big-endian seq  -> block of encoded LogEntries from that seq on (log-block.ts)
- *   meta  'lastSeq' | 'history' | 'syncedAt' -> JSON
+ *   data  user key (UTF-8 bytes) -> record (record.ts)
+ *   log   the write log (log.ts): 8-byte big-endian seq -> block of entries
+ *   meta  'lastSeq' | 'clock' | 'history' | 'syncedAt' | ... -> JSON
  *
- * Every write, local or replicated, goes through the group committer, which
- * puts a group's data mutations, its log entries and the new lastSeq into
- * one atomic batch. So after any crash the data, the log and lastSeq agree:
- * the log is never ahead of or behind the data.
+ * The Store owns the data, the group committer and snapshots; the log is a
+ * WriteLog it appends to (`store.log`), which replication reads.
+ *
+ * Every write, local or remote, goes through the group committer, which
+ * puts a group's data mutations, its log entries, the new lastSeq and the
+ * node's clock (the HLC high-water mark and, per origin, the highest
+ * counter applied: `clock`) into one atomic batch. So after any crash the
+ * data, the log and the counters agree: the log is never ahead of or behind
+ * the data, and a counter or timestamp once issued is never issued again.
  */
 
 export type SyncMode = 'always' | 'periodic' | 'none'
@@ -99,18 +96,49 @@ export type StoreStatus = 'opening' | 'open' | 'closing' | 'closed'
 type Db = Level<Buffer, Buffer>
 type Sublevel<K, V> = AbstractSublevel<Db, string | Buffer | Uint8Array, K, V>
 type Bytes = Sublevel<Buffer, Buffer>
+type Batch = ReturnType<Db['batch']>
+
+/** What commitGroup carries from write to write of one group. */
+interface GroupState {
+  batch: Batch
+  epoch: number
+  /** Seq of the last entry added so far. */
+  seq: number
+  /** Encoded entries, in seq order from the group's first. */
+  raws: Buffer[]
+  /** Current records of the keys reading resolvers need, updated as the group writes them (by latin1 key). */
+  current: Map<string, Buffer | undefined> | null
+  /** Counters as they were before this group changed them, to restore if it fails. */
+  counters: Map<string, number>
+}
 
 interface LocalWrite {
   kind: 'local'
   ops: EntryOp[]
 }
-/** Consecutive entries from an upstream (one frame's worth), committed together. */
-interface ReplicatedWrite {
-  kind: 'replicated'
+
+/**
+ * Where remote entries go in this node's log. keep: at the seqs they carry
+ * (a replica copying its upstream's log; each must follow the last). append:
+ * after this node's last entry, with this node's seq and epoch (a peer's
+ * entries), skipping those already applied (by origin and counter).
+ */
+export type Placement = 'keep' | 'append'
+
+/** Entries from an upstream or a peer (one frame's worth), committed together. */
+interface RemoteWrite {
+  kind: 'remote'
   entries: ApplyEntry[]
-  raws: Buffer[]
+  resolver: ConflictResolver
+  placement: Placement
 }
-export type StoreWrite = LocalWrite | ReplicatedWrite
+export type StoreWrite = LocalWrite | RemoteWrite
+
+/** The node's clock as persisted with every group: HLC high-water mark and per-origin counters. */
+export interface StoreClock {
+  hlc: number
+  vv: VersionVectorObject
+}
 
 export type CommitListener = (lastSeq: number) => void
 
@@ -124,20 +152,11 @@ export class Store {
   lastCommitAt = 0
   history: HistoryEpoch[] = []
   readonly hlc: HybridClock
-  /**
-   * The newest entries in memory, for feeding replicas that keep up. Kept
-   * only while this node has downstreams (see keepTail): on a leaf replica
-   * it would only hold up to 32 MiB of entries for the garbage collector to
-   * walk on every young-generation collection.
-   */
-  readonly tail = new LogTail(50_000, 32 * 1024 * 1024)
-  private tailKept = false
-  readonly commitTimes = new CommitTimes(20_000)
-  /**
-   * Oldest seq in the log as of the last trim (lastSeq + 1 when the log was
-   * empty): a downstream behind it needs a full sync. Kept for status.
-   */
-  logStart = 1
+  /** Per origin, the highest counter applied here (this node's own writes included). */
+  readonly vv = new VersionVector()
+  /** The id this node's writes carry as their origin. */
+  origin = ''
+  readonly log: WriteLog
   /** True when open() found an interrupted full sync and discarded its partial data. */
   discardedPartialSync = false
   /** What open() found damaged (onDamage 'resync' only): the data must be discarded before use. */
@@ -152,33 +171,23 @@ export class Store {
    */
   noSpace: NoSpace | null = null
   private recovering = false
-  /**
-   * Entries before this seq are not served, whatever the log holds: readLog
-   * found a damaged record there (see readLog). Kept in memory only; after a
-   * restart the damage is found again by the first read that reaches it.
-   */
-  private logUsableFrom = 0
 
   private db!: Db
   private data!: Bytes
-  private log!: Bytes
   private meta!: Sublevel<string, unknown>
   // Writes bypass the sublevel API: a chained batch op with the `sublevel`
   // option costs several times the JavaScript of a prefixed key on the
   // root db. The prefixes are the sublevels' own, so reads through the
   // sublevels see the same keys.
   private dataPrefix!: Buffer
-  private logPrefix!: Buffer
   private metaPrefix!: Buffer
   private lastSeqKey!: Buffer
+  private clockKey!: Buffer
   private readonly committer: GroupCommitter<StoreWrite, number>
   private readonly listeners = new Set<CommitListener>()
   private readonly timers: NodeJS.Timeout[] = []
   private dirtySinceSync = false
-  private trimming: Promise<void> | null = null
-  private readonly pins = new Map<number, number>()
   private pendingReads: { key: Buffer; resolve: (v: Value | undefined) => void; reject: (err: unknown) => void }[] = []
-  private nextPin = 1
   /** The last snapshot chunk's write during a full sync (a rejected one fails the next chunk). */
   private snapshotWrite: Promise<void> = Promise.resolve()
   private closing: Promise<void> | null = null
@@ -188,6 +197,7 @@ export class Store {
   private constructor(private readonly options: StoreOptions) {
     this.dataDir = options.dataDir
     this.hlc = new HybridClock(options.clock)
+    this.log = new WriteLog(() => this.lastSeq, { retention: options.logRetention })
     this.committer = new GroupCommitter((group) => this.commitGroup(group), {
       maxGroup: options.maxGroup ?? 2000,
       maxQueued: options.maxQueued ?? 100_000,
@@ -203,12 +213,12 @@ export class Store {
   private bindDb(): void {
     this.db = new Level<Buffer, Buffer>(this.dbDir, { keyEncoding: 'buffer', valueEncoding: 'buffer' })
     this.data = this.db.sublevel<Buffer, Buffer>('data', { keyEncoding: 'buffer', valueEncoding: 'buffer' })
-    this.log = this.db.sublevel<Buffer, Buffer>('log', { keyEncoding: 'buffer', valueEncoding: 'buffer' })
+    this.log.bind(this.db.sublevel<Buffer, Buffer>('log', { keyEncoding: 'buffer', valueEncoding: 'buffer' }))
     this.meta = this.db.sublevel<string, unknown>('meta', { keyEncoding: 'utf8', valueEncoding: 'json' })
     this.dataPrefix = Buffer.from(this.data.prefix)
-    this.logPrefix = Buffer.from(this.log.prefix)
     this.metaPrefix = Buffer.from(this.meta.prefix)
     this.lastSeqKey = prefixed(this.metaPrefix, 'lastSeq')
+    this.clockKey = prefixed(this.metaPrefix, 'clock')
   }
 
   static async open(options: StoreOptions): Promise<Store> {
@@ -231,6 +241,7 @@ export class Store {
     this.bindDb()
     await this.openDb()
     this.nodeId = await this.loadNodeId()
+    this.origin = this.nodeId
     if (damage.length === 0) damage.push(...(await this.checkHead()))
     if (damage.length > 0) {
       if (this.options.onDamage !== 'resync') throw damagedError(this.dataDir, damage)
@@ -258,24 +269,19 @@ export class Store {
     const where = ''
     try {
       const lastSeq = ((await this.meta.get('lastSeq')) as number | undefined) ?? 0
-      const last = await this.lastEntry()
+      const last = await this.log.lastEntry()
       if (last && last.seq !== lastSeq) {
         return [
           { file: where, problem: `its last log entry is seq ${last.seq} but its last committed seq is ${lastSeq}` },
         ]
       }
-      if (!last && (await this.firstLogSeqOnDisk()) !== undefined) {
+      if (!last && (await this.log.firstSeqOnDisk()) !== undefined) {
         return [{ file: where, problem: 'its log holds records but no readable entry' }]
       }
     } catch (err) {
       return [{ file: where, problem: `its last committed group cannot be read: ${(err as Error).message}` }]
     }
     return []
-  }
-
-  private async firstLogSeqOnDisk(): Promise<number | undefined> {
-    for await (const key of this.log.keys({ limit: 1 })) return keySeq(key)
-    return undefined
   }
 
   /**
@@ -323,10 +329,23 @@ export class Store {
     this.lastSeq = ((await this.meta.get('lastSeq')) as number | undefined) ?? 0
     this.nextSeq = this.lastSeq + 1
     this.history = ((await this.meta.get('history')) as HistoryEpoch[] | undefined) ?? []
-    // A damaged head (onDamage 'resync') is found by checkHead; the data is then discarded.
-    const last = await this.lastEntry().catch(() => undefined)
-    if (last) this.hlc.observe(last.hlc)
-    this.logStart = await this.firstLogSeq()
+    this.vv.clear()
+    const clock = (await this.meta.get('clock')) as StoreClock | undefined
+    if (clock) {
+      this.vv.join(clock.vv)
+      this.hlc.restore(clock.hlc)
+    } else {
+      // A data dir from before the clock was persisted: its entries counted
+      // originSeq with the global seq, so the newest entry's is an upper
+      // bound for its origin, and counters go on from there. (A damaged
+      // head, onDamage 'resync', is found by checkHead; the data is then discarded.)
+      const last = await this.log.lastEntry().catch(() => undefined)
+      if (last) {
+        this.hlc.restore(last.hlc)
+        this.vv.advance(last.origin, last.originSeq)
+      }
+    }
+    await this.log.open()
     this.lastCommitAt = Date.now()
   }
 
@@ -362,17 +381,6 @@ export class Store {
     return this.committer.queued
   }
 
-  /**
-   * Starts or stops keeping the newest entries in memory. A downstream that
-   * finds its position outside the tail is fed from the log on disk until it
-   * reaches the entries kept since.
-   */
-  keepTail(on: boolean): void {
-    if (this.tailKept === on) return
-    this.tailKept = on
-    if (!on) this.tail.clear()
-  }
-
   /** Called after every committed group with the new lastSeq. */
   onCommit(listener: CommitListener): () => void {
     this.listeners.add(listener)
@@ -388,14 +396,16 @@ export class Store {
   }
 
   /**
-   * Appends consecutive entries received from an upstream, keeping their
-   * seqs; the first must be lastSeq + 1. Resolves with the last one's seq
-   * once all are durable. They may share a group with other writes, but
-   * are never split across two.
+   * Applies entries received from an upstream or a peer, each op through
+   * `resolver`, placed per `placement` (see Placement). Resolves with this
+   * node's last seq once all are durable. They may share a group with other
+   * writes, but are never split across two; a frame that does not fit (a
+   * seq that does not follow, a counter that skips one) is refused whole
+   * and nothing of it is written.
    */
-  applyReplicated(raws: Buffer[], entries: ApplyEntry[] = raws.map((raw) => readForApply(raw))): Promise<number> {
+  applyRemote(entries: ApplyEntry[], resolver: ConflictResolver, placement: Placement): Promise<number> {
     if (this.status !== 'open') return Promise.reject(new TandemError('CLOSED', 'store is closed'))
-    return this.committer.submit({ kind: 'replicated', entries, raws })
+    return this.committer.submit({ kind: 'remote', entries, resolver, placement })
   }
 
   /** Starts a new epoch at the next seq and records it durably, with when and why it began. */
@@ -485,71 +495,173 @@ export class Store {
     }
   }
 
-  private async commitGroup(group: StoreWrite[]): Promise<number[]> {
+  private async commitGroup(group: StoreWrite[]): Promise<(number | Error)[]> {
     // A chained batch: cheaper than the array form of db.batch() for the
     // same ops.
     const batch = this.db.batch()
-    const seqs: number[] = []
-    const epoch = this.epoch
-    const entries: Buffer[] = []
-    let seq = this.nextSeq - 1
+    const results: (number | Error)[] = new Array(group.length)
+    const first = this.nextSeq
+    const commit: GroupState = {
+      batch,
+      epoch: this.epoch,
+      seq: this.nextSeq - 1,
+      raws: [],
+      current: await this.readCurrent(group),
+      counters: new Map(),
+    }
     try {
-      for (const write of group) {
+      for (let i = 0; i < group.length; i++) {
+        const write = group[i]
         if (write.kind === 'local') {
-          seq++
-          const ops = write.ops
-          const entry: LogEntry = { seq, epoch, origin: this.nodeId, originSeq: seq, hlc: this.hlc.now(), ops }
-          const raw = encodeEntry(entry)
+          let hlc = this.hlc.tryNow()
+          if (hlc === null) hlc = await this.hlc.now()
+          const seq = ++commit.seq
+          const originSeq = this.nextCounter(commit, this.origin)
+          const entry: LogEntry = { seq, epoch: commit.epoch, origin: this.origin, originSeq, hlc, ops: write.ops }
           this.putEntry(batch, entry)
-          seqs.push(seq)
-          entries.push(raw)
-          continue
+          commit.raws.push(encodeEntry(entry))
+          results[i] = seq
+        } else {
+          results[i] = this.addRemote(commit, write)
         }
-        for (let i = 0; i < write.entries.length; i++) {
-          const entry = write.entries[i]
-          if (entry.seq !== seq + 1) {
-            throw new TandemError('INVALID', `replicated entry ${entry.seq} does not follow ${seq}`)
-          }
-          seq = entry.seq
-          this.hlc.observe(entry.hlc)
-          this.putReplicated(batch, entry)
-          entries.push(write.raws[i])
-        }
-        seqs.push(seq)
       }
     } catch (err) {
+      this.restoreCounters(commit)
       void batch.close() // nothing of this group is written; free the native batch
       throw err
     }
-    const first = this.nextSeq
-    packBlocks(entries, (i, block) => batch.put(prefixedSeqKey(this.logPrefix, first + i), block))
+    if (commit.raws.length === 0) {
+      // Every entry was one this node already held: nothing to write.
+      void batch.close()
+      return results
+    }
+    const seq = commit.seq
+    this.log.append(batch, first, commit.raws)
     batch.put(this.lastSeqKey, Buffer.from(String(seq)))
-    await this.writeBatch(batch, this.options.sync === 'always')
+    batch.put(this.clockKey, Buffer.from(JSON.stringify({ hlc: this.hlc.peek(), vv: this.vv.toObject() })))
+    try {
+      await this.writeBatch(batch, this.options.sync === 'always')
+    } catch (err) {
+      this.restoreCounters(commit)
+      throw err
+    }
     this.nextSeq = seq + 1
     this.lastSeq = seq
     this.lastCommitAt = Date.now()
-    this.commitTimes.record(seq, this.lastCommitAt)
-    if (this.tailKept) for (let i = 0; i < entries.length; i++) this.tail.push(first + i, entries[i])
+    this.log.committed(first, commit.raws, this.lastCommitAt)
     this.dirtySinceSync = true
     for (const listener of this.listeners) listener(seq)
-    return seqs
+    return results
   }
 
-  /** Adds one entry's data mutations to a batch (its log record goes in the group's block). */
-  private putEntry(batch: ReturnType<Db['batch']>, entry: LogEntry): void {
+  /** The next counter of `origin`'s writes, remembering the old one in case the group fails. */
+  private nextCounter(commit: GroupState, origin: string): number {
+    const counter = this.vv.get(origin)
+    if (!commit.counters.has(origin)) commit.counters.set(origin, counter)
+    this.vv.set(origin, counter + 1)
+    return counter + 1
+  }
+
+  /** A failed group issued no counter: the next write reuses them, so each origin's stay dense. */
+  private restoreCounters(commit: GroupState): void {
+    for (const [origin, counter] of commit.counters) this.vv.set(origin, counter)
+  }
+
+  /**
+   * Adds a frame of remote entries to the group, or returns why it cannot
+   * (then nothing of it is added). Returns this node's seq after its last entry.
+   */
+  private addRemote(commit: GroupState, write: RemoteWrite): number | Error {
+    const { entries, resolver } = write
+    const keep = write.placement === 'keep'
+    const problem = keep ? this.checkSeqs(entries, commit.seq) : this.checkCounters(entries)
+    if (problem) return problem
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i]
+      if (!keep && entry.originSeq <= this.vv.get(entry.origin)) continue // already held
+      const seq = ++commit.seq
+      const before = this.vv.get(entry.origin)
+      if (!commit.counters.has(entry.origin)) commit.counters.set(entry.origin, before)
+      if (entry.originSeq > before) this.vv.set(entry.origin, entry.originSeq)
+      this.hlc.observe(entry.hlc)
+      for (const op of entry.ops) this.putResolved(commit, op, entry, resolver)
+      commit.raws.push(keep ? entry.raw : placeEntry(entry.raw, entry.identityAt, seq, commit.epoch))
+    }
+    return commit.seq
+  }
+
+  private checkSeqs(entries: ApplyEntry[], lastSeq: number): Error | null {
+    for (let i = 0; i < entries.length; i++) {
+      if (entries[i].seq !== lastSeq + 1 + i) {
+        return new TandemError('INVALID', `replicated entry ${entries[i].seq} does not follow ${lastSeq + i}`)
+      }
+    }
+    return null
+  }
+
+  /** Each origin's entries must go on from the counter this node holds, skipping none. */
+  private checkCounters(entries: ApplyEntry[]): Error | null {
+    const next = new Map<string, number>()
+    for (const entry of entries) {
+      const held = next.get(entry.origin) ?? this.vv.get(entry.origin)
+      if (entry.originSeq <= held) continue
+      if (entry.originSeq !== held + 1) {
+        return new TandemError(
+          'INVALID',
+          `entry ${entry.origin}:${entry.originSeq} skips ${entry.originSeq - held - 1} of that origin's writes (this node holds up to ${held})`,
+        )
+      }
+      next.set(entry.origin, entry.originSeq)
+    }
+    return null
+  }
+
+  /** Adds one op of a remote entry, as its resolver decides, to the batch. */
+  private putResolved(
+    commit: GroupState,
+    op: ApplyEntry['ops'][number],
+    entry: ApplyEntry,
+    resolver: ConflictResolver,
+  ) {
+    const key = prefixedBytes(this.dataPrefix, op.key)
+    let current: Buffer | undefined
+    let name = ''
+    if (resolver.readsCurrent && commit.current) {
+      name = key.toString('latin1')
+      current = commit.current.get(name)
+    }
+    const record = resolver.resolve(op, entry, current)
+    if (record === KEEP) return
+    if (record === null) commit.batch.del(key)
+    else commit.batch.put(key, record)
+    if (name !== '') commit.current?.set(name, record ?? undefined)
+  }
+
+  /**
+   * The current records of every key the group's reading resolvers need,
+   * read in one getMany before the group's batch is built; null when no
+   * write in the group needs any (the replica path).
+   */
+  private async readCurrent(group: StoreWrite[]): Promise<Map<string, Buffer | undefined> | null> {
+    let keys: Buffer[] | null = null
+    for (const write of group) {
+      if (write.kind !== 'remote' || !write.resolver.readsCurrent) continue
+      keys ??= []
+      for (const entry of write.entries) for (const op of entry.ops) keys.push(prefixedBytes(this.dataPrefix, op.key))
+    }
+    if (keys === null) return null
+    const records = await this.db.getMany(keys)
+    const current = new Map<string, Buffer | undefined>()
+    for (let i = 0; i < keys.length; i++) current.set(keys[i].toString('latin1'), records[i])
+    return current
+  }
+
+  /** Adds one local entry's data mutations to a batch (its log record goes in the group's block). */
+  private putEntry(batch: Batch, entry: LogEntry): void {
     for (const op of entry.ops) {
       const key = prefixed(this.dataPrefix, op[1])
       if (op[0] === OP_PUT) batch.put(key, encodeRecord(op[2]))
       else batch.del(key)
-    }
-  }
-
-  /** Adds a replicated entry's mutations (from its bytes, see entry-scan.ts) to a batch. */
-  private putReplicated(batch: ReturnType<Db['batch']>, entry: ApplyEntry): void {
-    for (const op of entry.ops) {
-      const key = prefixedBytes(this.dataPrefix, op.key)
-      if (op.value === null) batch.del(key)
-      else batch.put(key, recordFromBytes(op.value, op.binary))
     }
   }
 
@@ -620,80 +732,7 @@ export class Store {
     return count
   }
 
-  // ---- log ---------------------------------------------------------------
-
-  /**
-   * Seq of the oldest entry the log can serve (lastSeq + 1 when it is
-   * empty): the first block's, or the one after a damaged record.
-   */
-  async firstLogSeq(): Promise<number> {
-    for await (const key of this.log.keys({ limit: 1 })) return Math.max(keySeq(key), this.logUsableFrom)
-    return this.lastSeq + 1
-  }
-
-  /**
-   * Encoded log entries with seq >= fromSeq, in order, up to `limit` of them.
-   * A record that is not a well-formed block (a damaged disk, an edit from
-   * outside) ends the read with INTERNAL, and from then on firstLogSeq()
-   * starts after it, so a downstream that needs those entries gets a full
-   * sync instead of failing on them again and again.
-   */
-  async *readLog(fromSeq: number, limit = Number.POSITIVE_INFINITY): AsyncGenerator<[number, Buffer]> {
-    if (limit <= 0) return
-    const start = (await this.blockHolding(fromSeq)) ?? fromSeq
-    const iterator = this.log.iterator({ gte: seqKey(start) })
-    let left = limit
-    let damaged: TandemError | null = null
-    try {
-      for await (const [key, record] of iterator) {
-        let seq = keySeq(key)
-        if (damaged) {
-          this.markDamagedBefore(seq)
-          throw damaged
-        }
-        let entries: Buffer[]
-        try {
-          entries = unpackBlock(record)
-        } catch (err) {
-          damaged = new TandemError('INTERNAL', `the log record at seq ${seq} is damaged: ${(err as Error).message}`)
-          continue
-        }
-        for (const raw of entries) {
-          if (seq >= fromSeq) {
-            yield [seq, raw]
-            if (--left === 0) return
-          }
-          seq++
-        }
-      }
-      if (damaged) {
-        this.markDamagedBefore(this.lastSeq + 1)
-        throw damaged
-      }
-    } finally {
-      await iterator.close()
-    }
-  }
-
-  /** Serves the log only from `seq` on (a damaged record lies before it); status shows it at once. */
-  private markDamagedBefore(seq: number): void {
-    this.logUsableFrom = Math.max(this.logUsableFrom, seq)
-    this.logStart = Math.max(this.logStart, this.logUsableFrom)
-  }
-
-  /** Key (first seq) of the log block holding `seq`, or of the last block before it; undefined when none is. */
-  private async blockHolding(seq: number): Promise<number | undefined> {
-    for await (const key of this.log.keys({ lte: seqKey(seq), reverse: true, limit: 1 })) return keySeq(key)
-    return undefined
-  }
-
-  async lastEntry(): Promise<LogEntry | undefined> {
-    for await (const record of this.log.values({ reverse: true, limit: 1 })) {
-      const entries = unpackBlock(record)
-      return decodeEntry(entries[entries.length - 1])
-    }
-    return undefined
-  }
+  // ---- snapshots ---------------------------------------------------------
 
   /**
    * A consistent view of the data and the seq it reflects: one LevelDB
@@ -703,10 +742,14 @@ export class Store {
   snapshot(): DataSnapshot {
     const snapshot = this.db.snapshot()
     const seq = this.meta.get('lastSeq', { snapshot }).then((s) => (s as number | undefined) ?? 0)
+    const clock = this.meta
+      .get('clock', { snapshot })
+      .then((c) => (c as StoreClock | undefined) ?? { hlc: this.hlc.peek(), vv: this.vv.toObject() })
     const db = this.db
     const dataPrefix = this.dataPrefix
     return {
       seq,
+      clock,
       // Whole pages at once: one thread-pool read and one await per page, on
       // the root db with the data prefix (no sublevel per-entry key
       // rewriting); the next page is read on the thread pool while the
@@ -741,24 +784,6 @@ export class Store {
         }
       },
       close: () => snapshot.close(),
-    }
-  }
-
-  /**
-   * Keeps the log from `seq` on until the returned function is called, beyond
-   * the retention window if need be: a full sync in progress must find the
-   * entries after its snapshot still there when it ends.
-   */
-  pinLog(seq: number): { move(seq: number): void; release(): void } {
-    const id = this.nextPin++
-    this.pins.set(id, seq)
-    return {
-      move: (to: number) => {
-        if (this.pins.has(id)) this.pins.set(id, to)
-      },
-      release: () => {
-        this.pins.delete(id)
-      },
     }
   }
 
@@ -813,18 +838,31 @@ export class Store {
     await previous
   }
 
-  /** Completes a full sync: the data now reflects `seq` of the given history. */
-  async finishFullSync(seq: number, history: HistoryEpoch[]): Promise<void> {
+  /**
+   * Completes a full sync: the data now reflects `seq` of the given history,
+   * and `clock` (the upstream's at its snapshot, when it sent one) holds the
+   * counters and timestamp of the writes it holds. This node's own counter
+   * never goes back: its writes that did not survive keep their numbers.
+   */
+  async finishFullSync(seq: number, history: HistoryEpoch[], clock?: StoreClock): Promise<void> {
     await this.snapshotWrite
+    const ownCounter = this.vv.get(this.origin)
+    this.vv.clear()
+    if (clock) {
+      this.vv.join(clock.vv)
+      this.hlc.restore(clock.hlc)
+    }
+    this.vv.advance(this.origin, ownCounter)
     const batch = this.db.batch()
     batch.put(this.lastSeqKey, Buffer.from(String(seq)))
+    batch.put(this.clockKey, Buffer.from(JSON.stringify({ hlc: this.hlc.peek(), vv: this.vv.toObject() })))
     batch.put(prefixed(this.metaPrefix, 'history'), Buffer.from(JSON.stringify(history)))
     batch.del(prefixed(this.metaPrefix, 'syncing'))
     await this.writeBatch(batch, this.options.sync !== 'none')
     this.lastSeq = seq
     this.nextSeq = seq + 1
     this.history = history
-    this.logStart = seq + 1
+    this.log.restartAfter(seq)
     this.lastCommitAt = Date.now()
     for (const listener of this.listeners) listener(seq)
   }
@@ -839,29 +877,12 @@ export class Store {
     this.lastSeq = 0
     this.nextSeq = 1
     this.history = []
-    this.logStart = 1
-    this.tail.clear()
-    this.commitTimes.clear()
   }
 
   /** Drops log entries older than the retention window. */
   trimLog(): Promise<void> {
-    if (this.trimming || this.status !== 'open') return this.trimming ?? Promise.resolve()
-    let keepFrom = this.lastSeq - this.options.logRetention + 1
-    for (const pinned of this.pins.values()) keepFrom = Math.min(keepFrom, pinned)
-    if (keepFrom <= 1) return Promise.resolve()
-    // Whole blocks only: the one holding keepFrom stays, entries before
-    // keepFrom included.
-    this.trimming = this.blockHolding(keepFrom)
-      .then(async (start) => {
-        if (start !== undefined) await this.log.clear({ lt: seqKey(start) })
-        this.logStart = await this.firstLogSeq()
-      })
-      .catch(() => {})
-      .finally(() => {
-        this.trimming = null
-      })
-    return this.trimming
+    if (this.status !== 'open') return this.log.idle()
+    return this.log.trim()
   }
 
   // ---- lifecycle ---------------------------------------------------------
@@ -876,7 +897,7 @@ export class Store {
     for (const t of this.timers) clearInterval(t)
     await this.committer.idle()
     await this.snapshotWrite.catch(() => {})
-    await this.trimming
+    await this.log.idle()
     while (this.recovering) await new Promise((resolve) => setTimeout(resolve, 10))
     // With a full disk there is nothing to flush: every acknowledged write
     // was made durable before it was acknowledged, and nothing else is.
@@ -936,6 +957,8 @@ function prefixedBytes(prefix: Buffer, key: Uint8Array): Buffer {
 
 export interface DataSnapshot {
   seq: Promise<number>
+  /** The node's clock as of the snapshot (what writes the data holds). */
+  clock: Promise<StoreClock>
   /** The data as snapshot chunks of about `targetBytes` each (see snapshot-chunk.ts). */
   chunks(targetBytes: number): AsyncGenerator<{ chunk: Buffer; count: number }>
   close(): Promise<void>

@@ -1,0 +1,247 @@
+import { TandemError } from '@tandem/protocol'
+import type { AbstractChainedBatch, AbstractSublevel } from 'abstract-level'
+import type { Level } from 'level'
+import { packBlocks, unpackBlock } from './log-block.js'
+import { decodeEntry, keySeq, type LogEntry, prefixedSeqKey, seqKey } from './log-entry.js'
+import { CommitTimes, LogTail } from './log-tail.js'
+
+/**
+ * The write log: every entry this node applied, in the order it applied
+ * them, keyed by seq. The Store writes it (append() adds a group's entries
+ * to the group's batch, committed() runs once the batch is durable); the
+ * replication side reads it (read(), the in-memory tail, pins that hold
+ * trimming back) and never writes it.
+ *
+ *   log  8-byte big-endian seq -> block of encoded entries from that seq on (log-block.ts)
+ *
+ * A record that does not parse (a damaged disk, an edit from outside) is
+ * never served: the first read that reaches it fails with INTERNAL, and
+ * from then on the log starts after it, so a downstream that needs those
+ * entries gets a full sync instead of failing on them again and again.
+ */
+
+type Db = Level<Buffer, Buffer>
+type Batch = AbstractChainedBatch<Db, Buffer, Buffer>
+type Sublevel = AbstractSublevel<Db, string | Buffer | Uint8Array, Buffer, Buffer>
+
+/** Where trimming may not pass: a downstream's cursor, a full sync's snapshot. */
+export interface LogPin {
+  move(seq: number): void
+  release(): void
+}
+
+export interface LogOptions {
+  /** How many entries to keep behind the newest for partial resync. */
+  retention: number
+}
+
+export class WriteLog {
+  /**
+   * The newest entries in memory, for feeding downstreams that keep up. Kept
+   * only while this node has downstreams (see keepTail): on a leaf replica
+   * it would only hold up to 32 MiB of entries for the garbage collector to
+   * walk on every young-generation collection.
+   */
+  readonly tail = new LogTail(50_000, 32 * 1024 * 1024)
+  private tailKept = false
+  /** When each recent seq committed, for lag in ms. */
+  readonly commitTimes = new CommitTimes(20_000)
+  /**
+   * Oldest seq the log can serve as of the last trim or read (lastSeq + 1
+   * when it is empty): a downstream behind it needs a full sync. For status.
+   */
+  start = 1
+  /**
+   * Entries before this seq are not served, whatever the log holds: a read
+   * found a damaged record there. In memory only; after a restart the
+   * first read that reaches the damage finds it again.
+   */
+  private usableFrom = 0
+  private readonly pins = new Map<number, number>()
+  private nextPin = 1
+  private trimming: Promise<void> | null = null
+
+  /** Writes go to the root db under the sublevel's prefix (see Store); reads go through the sublevel. */
+  private prefix!: Buffer
+  private sublevel!: Sublevel
+
+  constructor(
+    /** The seq of the newest committed entry, as the Store knows it. */
+    private readonly lastSeq: () => number,
+    private readonly options: LogOptions,
+  ) {}
+
+  /** The log sublevel of the (re)opened LevelDB: the Store reopens it after a full disk. */
+  bind(sublevel: Sublevel): void {
+    this.sublevel = sublevel
+    this.prefix = Buffer.from(sublevel.prefix)
+  }
+
+  /** Finds where the log starts (call once the db is open). */
+  async open(): Promise<void> {
+    this.start = await this.firstSeq()
+  }
+
+  // ---- writing (the Store's group committer) ------------------------------
+
+  /** Adds a group's entries, the first at `firstSeq`, to its batch as log blocks. */
+  append(batch: Batch, firstSeq: number, raws: readonly Buffer[]): void {
+    packBlocks(raws, (i, block) => batch.put(prefixedSeqKey(this.prefix, firstSeq + i), block))
+  }
+
+  /** The group holding `raws` from `firstSeq` is durable: keep it in the tail and time it. */
+  committed(firstSeq: number, raws: readonly Buffer[], at: number): void {
+    this.commitTimes.record(firstSeq + raws.length - 1, at)
+    if (this.tailKept) for (let i = 0; i < raws.length; i++) this.tail.push(firstSeq + i, raws[i])
+  }
+
+  /**
+   * Starts or stops keeping the newest entries in memory. A downstream that
+   * finds its position outside the tail is fed from disk until it reaches
+   * the entries kept since.
+   */
+  keepTail(on: boolean): void {
+    if (this.tailKept === on) return
+    this.tailKept = on
+    if (!on) this.tail.clear()
+  }
+
+  /** Empties the log (before a full sync replaces this node's data). */
+  async clear(): Promise<void> {
+    await this.sublevel.clear()
+    this.start = 1
+    this.usableFrom = 0
+    this.tail.clear()
+    this.commitTimes.clear()
+  }
+
+  /** The log now continues after `seq` (a full sync ended there): nothing before it is served. */
+  restartAfter(seq: number): void {
+    this.start = seq + 1
+    this.usableFrom = Math.max(this.usableFrom, seq + 1)
+    this.tail.clear()
+  }
+
+  // ---- reading -----------------------------------------------------------
+
+  /**
+   * Seq of the oldest entry the log can serve (lastSeq + 1 when it is
+   * empty): the first block's, or the one after a damaged record.
+   */
+  async firstSeq(): Promise<number> {
+    for await (const key of this.sublevel.keys({ limit: 1 })) return Math.max(keySeq(key), this.usableFrom)
+    return Math.max(this.lastSeq() + 1, this.usableFrom)
+  }
+
+  /**
+   * Encoded entries with seq >= fromSeq, in order, up to `limit` of them. A
+   * damaged record ends the read with INTERNAL (see the top of this file).
+   */
+  async *read(fromSeq: number, limit = Number.POSITIVE_INFINITY): AsyncGenerator<[number, Buffer]> {
+    if (limit <= 0) return
+    const start = (await this.blockHolding(fromSeq)) ?? fromSeq
+    const iterator = this.sublevel.iterator({ gte: seqKey(start) })
+    let left = limit
+    let damaged: TandemError | null = null
+    try {
+      for await (const [key, record] of iterator) {
+        let seq = keySeq(key)
+        if (damaged) {
+          this.markDamagedBefore(seq)
+          throw damaged
+        }
+        let entries: Buffer[]
+        try {
+          entries = unpackBlock(record)
+        } catch (err) {
+          damaged = new TandemError('INTERNAL', `the log record at seq ${seq} is damaged: ${(err as Error).message}`)
+          continue
+        }
+        for (const raw of entries) {
+          if (seq >= fromSeq) {
+            yield [seq, raw]
+            if (--left === 0) return
+          }
+          seq++
+        }
+      }
+      if (damaged) {
+        this.markDamagedBefore(this.lastSeq() + 1)
+        throw damaged
+      }
+    } finally {
+      await iterator.close()
+    }
+  }
+
+  /** Seq of the first record on disk, damaged or not; undefined when there is none. */
+  async firstSeqOnDisk(): Promise<number | undefined> {
+    for await (const key of this.sublevel.keys({ limit: 1 })) return keySeq(key)
+    return undefined
+  }
+
+  /** The newest entry, decoded; undefined when the log is empty. */
+  async lastEntry(): Promise<LogEntry | undefined> {
+    for await (const record of this.sublevel.values({ reverse: true, limit: 1 })) {
+      const entries = unpackBlock(record)
+      return decodeEntry(entries[entries.length - 1])
+    }
+    return undefined
+  }
+
+  /** Serves the log only from `seq` on (a damaged record lies before it); status shows it at once. */
+  private markDamagedBefore(seq: number): void {
+    this.usableFrom = Math.max(this.usableFrom, seq)
+    this.start = Math.max(this.start, this.usableFrom)
+  }
+
+  /** Key (first seq) of the block holding `seq`, or of the last block before it; undefined when none is. */
+  private async blockHolding(seq: number): Promise<number | undefined> {
+    for await (const key of this.sublevel.keys({ lte: seqKey(seq), reverse: true, limit: 1 })) return keySeq(key)
+    return undefined
+  }
+
+  // ---- retention ---------------------------------------------------------
+
+  /**
+   * Keeps the log from `seq` on until released, beyond the retention window
+   * if need be: a full sync in progress must find the entries after its
+   * snapshot still there when it ends.
+   */
+  pin(seq: number): LogPin {
+    const id = this.nextPin++
+    this.pins.set(id, seq)
+    return {
+      move: (to: number) => {
+        if (this.pins.has(id)) this.pins.set(id, to)
+      },
+      release: () => {
+        this.pins.delete(id)
+      },
+    }
+  }
+
+  /** Drops entries older than the retention window (whole blocks only). */
+  trim(): Promise<void> {
+    if (this.trimming) return this.trimming
+    let keepFrom = this.lastSeq() - this.options.retention + 1
+    for (const pinned of this.pins.values()) keepFrom = Math.min(keepFrom, pinned)
+    if (keepFrom <= 1) return Promise.resolve()
+    // The block holding keepFrom stays, entries before keepFrom included.
+    this.trimming = this.blockHolding(keepFrom)
+      .then(async (start) => {
+        if (start !== undefined) await this.sublevel.clear({ lt: seqKey(start) })
+        this.start = await this.firstSeq()
+      })
+      .catch(() => {})
+      .finally(() => {
+        this.trimming = null
+      })
+    return this.trimming
+  }
+
+  /** Resolves once a trim in progress is done. */
+  async idle(): Promise<void> {
+    await this.trimming
+  }
+}

@@ -1,0 +1,45 @@
+import type { ApplyEntry, ApplyOp } from './entry-scan.js'
+import { recordFromBytes } from './record.js'
+
+/**
+ * A conflict resolver decides what a remote write does to a key, given what
+ * the key holds now. It is the one thing that differs between following a
+ * master and being one of several masters; the Store applies remote entries
+ * through whichever resolver its caller hands it (Store.applyRemote), so a
+ * mode is a resolver, not a change to replication or transport code.
+ *
+ * A resolver must be a pure function of (op, entry identity, current
+ * record): every node applies the same writes, in different orders, and
+ * must end with the same bytes.
+ */
+export interface ConflictResolver {
+  readonly name: string
+  /**
+   * True when resolve() needs the key's current record: the Store then reads
+   * every key a group's entries write before it builds the group's batch.
+   * False keeps the apply path free of reads (a replica's blind writes).
+   */
+  readonly readsCurrent: boolean
+  /**
+   * The record to store at the op's key, null to delete it, or KEEP to leave
+   * it as it is (the key's current state wins). `current` is the stored
+   * record, undefined when there is none or when readsCurrent is false.
+   */
+  resolve(op: ApplyOp, entry: ApplyEntry, current: Buffer | undefined): Buffer | null | typeof KEEP
+}
+
+/** resolve()'s answer when the current record wins and nothing is written. */
+export const KEEP: unique symbol = Symbol('keep')
+
+/**
+ * Master -> replica: the upstream's log order is the truth, so the newest
+ * entry wins, whatever the key held. The upstream already resolved any
+ * conflict when it wrote the entry.
+ */
+export const logOrderWins: ConflictResolver = {
+  name: 'log-order',
+  readsCurrent: false,
+  resolve(op: ApplyOp): Buffer | null {
+    return op.value === null ? null : recordFromBytes(op.value, op.binary)
+  },
+}
