@@ -1,4 +1,5 @@
 import { type ClientRequest, get, type IncomingMessage } from 'node:http'
+import { get as httpsGet } from 'node:https'
 
 /** One console event stream (/ui/api/events) read by a test: every event parsed as it arrives. */
 export class EventStream {
@@ -7,18 +8,21 @@ export class EventStream {
   private buffer = ''
   private request: ClientRequest | null = null
 
-  /** Opens the stream; resolves with the response once its headers are in. */
-  open(address: string, token?: string): Promise<IncomingMessage> {
+  /** Opens the stream (over https when given the CA to check the node with); resolves once its headers are in. */
+  open(address: string, token?: string, tls?: { ca: Buffer }): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
       const headers: Record<string, string> = { accept: 'text/event-stream' }
       if (token) headers.authorization = `Bearer ${token}`
-      this.request = get(`http://${address}/ui/api/events`, { headers }, (res) => {
+      const onResponse = (res: IncomingMessage) => {
         this.status = res.statusCode ?? 0
         res.setEncoding('utf8')
         res.on('data', (chunk: string) => this.onData(chunk))
         res.on('error', () => {})
         resolve(res)
-      })
+      }
+      this.request = tls
+        ? httpsGet(`https://${address}/ui/api/events`, { headers, ca: tls.ca }, onResponse)
+        : get(`http://${address}/ui/api/events`, { headers }, onResponse)
       this.request.on('error', reject)
     })
   }

@@ -11,6 +11,7 @@ import { bearerToken, tokenMatches } from './api/auth.js'
 import { CLOSE, ClientConnection, KEEPALIVE_MS } from './api/connection.js'
 import type { Config } from './config.js'
 import { WebConsole } from './http/console.js'
+import { groupAddresses } from './http/report-fetch.js'
 import { SERVER_VERSION } from './http/self-report.js'
 import { TandemNode } from './node.js'
 import type { PeerTls } from './replication/dial.js'
@@ -64,6 +65,8 @@ export class TandemServer {
     this.console = new WebConsole({
       dataDir: config.dataDir,
       authToken: config.authToken,
+      tls,
+      groupAddresses: () => groupAddresses(node),
       logger,
       status: () => node.status(),
       requests: () => this.metrics.counterValues('tandem_requests_total'),

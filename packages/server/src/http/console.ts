@@ -6,7 +6,8 @@ import { bearerToken, tokenMatches } from '../api/auth.js'
 import type { Logger } from '../util/logger.js'
 import type { GroupView } from './group-view.js'
 import { GroupWatcher } from './group-watcher.js'
-import { type SelfReport, SelfReporter, type SelfReporterSource } from './self-report.js'
+import { type ReportFetchOptions, reportFetcher } from './report-fetch.js'
+import { SelfReporter, type SelfReporterSource } from './self-report.js'
 
 /**
  * The web console at /ui: static files shipped in the package's ui/
@@ -51,8 +52,7 @@ const SECURITY_HEADERS = {
 
 export type ConsoleStatus = 'open' | 'closed'
 
-export interface ConsoleOptions extends SelfReporterSource {
-  authToken?: string
+export interface ConsoleOptions extends SelfReporterSource, ReportFetchOptions {
   logger: Logger
   /** Counts reports served to other nodes' consoles (metrics). */
   onSelfServed?: () => void
@@ -71,7 +71,7 @@ export class WebConsole {
     this.reporter = new SelfReporter(options)
     this.watcher = new GroupWatcher({
       selfReport: () => this.reporter.report(),
-      fetchReport: (address, signal) => this.fetchReport(address, signal),
+      fetchReport: reportFetcher(options),
     })
     this.watcher.onView = (view) => this.onView(view)
     this.assets = loadAssets()
@@ -153,17 +153,6 @@ export class WebConsole {
       }
       res.write(this.awaitingSnapshot.delete(res) ? snapshot : chunk)
     }
-  }
-
-  private async fetchReport(address: string, signal: AbortSignal): Promise<SelfReport> {
-    const headers: Record<string, string> = { accept: 'application/json' }
-    if (this.options.authToken) headers.authorization = `Bearer ${this.options.authToken}`
-    const res = await fetch(`http://${address}/ui/api/self`, { headers, signal })
-    if (!res.ok) {
-      await res.body?.cancel()
-      throw new Error(`HTTP ${res.status}`)
-    }
-    return (await res.json()) as SelfReport
   }
 
   /** Ends every stream and stops the watcher. Safe to call twice. */

@@ -572,7 +572,7 @@ function references(report: SelfReport): Reference[] {
 }
 
 function describeError(err: unknown): string {
-  const e = err as { name?: string; message?: string; cause?: { code?: string; message?: string } }
+  const e = err as { name?: string; code?: string; message?: string; cause?: { code?: string; message?: string } }
   if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return `no answer in ${POLL_TIMEOUT_MS} ms`
-  return e?.cause?.code ?? e?.cause?.message ?? e?.message ?? String(err)
+  return e?.cause?.code ?? e?.code ?? e?.cause?.message ?? e?.message ?? String(err)
 }

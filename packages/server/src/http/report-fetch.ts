@@ -1,0 +1,115 @@
+import { request as httpRequest, type IncomingMessage } from 'node:http'
+import { request as httpsRequest } from 'node:https'
+import type { PeerTls } from '../replication/dial.js'
+import type { SelfReport } from './self-report.js'
+
+/**
+ * How the console's watcher asks another node for its report
+ * (/ui/api/self), and whether it may show that node its token.
+ *
+ * The addresses it polls come from other nodes' reports, so anyone who can
+ * get an address into one (a misconfigured --advertise, a node of another
+ * group) could be asked. The token goes only:
+ * - to the nodes this node knows to be of its group on its own authority:
+ *   its fail-over members, its upstream, the master its members or
+ *   upstream name, and the replicas streaming from it (they proved the
+ *   token to connect), see `groupAddresses`;
+ * - or, on a node with --tls-ca, to any node whose certificate that CA
+ *   signed (the CA is what makes a node a peer there).
+ * Other nodes are asked without it: they answer if they need no token,
+ * and are shown as refusing otherwise.
+ *
+ * A node with TLS asks over https, checking certificates against --tls-ca
+ * (or the system's CAs): the token never crosses the network in clear.
+ */
+export interface ReportFetchOptions {
+  authToken?: string
+  /** The node's TLS (--tls-cert/--tls-key/--tls-ca); undefined without. */
+  tls?: PeerTls
+  /** The addresses this node knows to be of its group, read at each poll. */
+  groupAddresses(): Set<string>
+}
+
+/** Reports are a node's status plus a few counters; anything larger is not one. */
+const MAX_REPORT_BYTES = 4 * 1024 * 1024
+
+/** Thrown when a node wanted the token and was not given it (it is not known to be of this group). */
+export class TokenWithheld extends Error {}
+
+export function reportFetcher(options: ReportFetchOptions) {
+  return (address: string, signal: AbortSignal): Promise<SelfReport> => {
+    const trusted = options.tls?.ca !== undefined || options.groupAddresses().has(address)
+    const headers: Record<string, string> = { accept: 'application/json' }
+    if (options.authToken && trusted) headers.authorization = `Bearer ${options.authToken}`
+    return getJson(address, headers, options.tls, signal).then((body) => {
+      if (body.status === 401 && options.authToken && !trusted) {
+        throw new TokenWithheld('wants the token; not sent to a node outside this node’s group')
+      }
+      if (body.status !== 200) throw new Error(`HTTP ${body.status}`)
+      return JSON.parse(body.text) as SelfReport
+    })
+  }
+}
+
+function getJson(
+  address: string,
+  headers: Record<string, string>,
+  tls: PeerTls | undefined,
+  signal: AbortSignal,
+): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const onResponse = (res: IncomingMessage) => {
+      const chunks: Buffer[] = []
+      let bytes = 0
+      res.on('data', (chunk: Buffer) => {
+        bytes += chunk.length
+        if (bytes > MAX_REPORT_BYTES) {
+          req.destroy(new Error(`report larger than ${MAX_REPORT_BYTES} bytes`))
+          return
+        }
+        chunks.push(chunk)
+      })
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }))
+      res.on('error', reject)
+    }
+    const url = `${tls ? 'https' : 'http'}://${address}/ui/api/self`
+    // With TLS the peer's certificate is checked, host name or IP included,
+    // against --tls-ca or the system's CAs (rejectUnauthorized is the default).
+    const req = tls
+      ? httpsRequest(url, { headers, signal, ca: tls.ca, cert: tls.cert, key: tls.key }, onResponse)
+      : httpRequest(url, { headers, signal }, onResponse)
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+/** What groupAddresses reads of the node. */
+export interface GroupSource {
+  address: string
+  upstream: string | null
+  config: { cluster: string[]; replicaof?: string }
+  masterAddress(): string | null
+  upstreamSide: { replicas(): { addr: string }[] }
+  failover: { status(): { members: { route: string }[]; master: { addr: string | null } } } | null
+}
+
+/**
+ * The nodes this node knows to be of its group on its own authority (not
+ * from what other nodes report): itself, its fail-over members as
+ * configured, its upstream, the master its members or its upstream name
+ * (they proved the token on their links), and its replicas.
+ */
+export function groupAddresses(node: GroupSource): Set<string> {
+  const out = new Set<string>([node.address, ...node.config.cluster])
+  const add = (addr: string | null | undefined) => {
+    if (addr) out.add(addr)
+  }
+  add(node.config.replicaof)
+  add(node.upstream)
+  add(node.masterAddress())
+  for (const r of node.upstreamSide.replicas()) add(r.addr)
+  const failover = node.failover?.status()
+  for (const m of failover?.members ?? []) add(m.route)
+  add(failover?.master.addr)
+  return out
+}
