@@ -9,7 +9,8 @@ import {
   type WriteConcern,
   type WriteResult,
 } from '@tandem/protocol'
-import { type ClientTls, NodeConnection, type PendingRequest } from './connection.js'
+import { type ClientTls, dial, NodeConnection, type PendingRequest } from './connection.js'
+import { Watch, type WatchHost, type WatchOptions } from './watch.js'
 
 export interface ConnectOptions {
   /** Seed addresses, HOST:PORT (an array or a comma-separated string). */
@@ -206,6 +207,52 @@ export class TandemClient {
     }
   }
 
+  /**
+   * Follows changes in log order, from `fromSeq` or from now on: an async
+   * iterator of `{ seq, type, key, value? }`. It goes where reads go (the
+   * master by default) and follows a fail-over, resuming on the new node
+   * from the last seq it received. `break` (or `close()`) ends it.
+   */
+  watch(options: WatchOptions = {}): Watch {
+    if (options === null || typeof options !== 'object') throw new TypeError('watch takes an options object')
+    if (options.key !== undefined) checkKey(options.key)
+    if (options.prefix !== undefined) checkKey(options.prefix)
+    if (options.fromSeq !== undefined && !(Number.isSafeInteger(options.fromSeq) && options.fromSeq >= 1)) {
+      throw new TypeError(`fromSeq must be an integer >= 1, got ${String(options.fromSeq)}`)
+    }
+    if (this.state !== 'open') throw new TandemError('CLOSED', 'client is closed')
+    const watch = new Watch(this.watchHost, options)
+    this.watches.add(watch)
+    return watch
+  }
+
+  private readonly watches = new Set<Watch>()
+
+  private get watchHost(): WatchHost {
+    const direct = this.options.direct === true
+    const readFrom = this.options.readFrom ?? 'master'
+    return {
+      target: () => this.target('read'),
+      wantsMaster: !direct && readFrom === 'master',
+      dial: (address) =>
+        dial(address, '/watch', {
+          authToken: this.options.authToken,
+          tls: this.options.tls,
+          connectTimeoutMs: this.connectTimeoutMs,
+          // A frame holds about 256 KiB of events, or more for one large entry.
+          maxFrameBytes: DEFAULT_LIMITS.maxFrameBytes * 8,
+        }),
+      lost: (address, err) => {
+        if (err.details.master !== undefined) this.noteNotMaster(address, err)
+        else if (this.master === address) this.master = null
+      },
+      ended: (watch) => this.watches.delete(watch),
+      waiting: this.waiting,
+      livenessTimeoutMs: this.livenessTimeoutMs,
+      reconnectTimeoutMs: Math.max(this.timeoutMs, 10_000),
+    }
+  }
+
   // ---- admin -------------------------------------------------------------
 
   async status(options: RequestOptions = {}): Promise<NodeStatus> {
@@ -239,6 +286,8 @@ export class TandemClient {
   close(): Promise<void> {
     if (this.state === 'closed') return Promise.resolve()
     this.state = 'closed'
+    for (const watch of this.watches) watch.close()
+    this.watches.clear()
     for (const conn of this.conns.values()) conn.close()
     this.conns.clear()
     return Promise.resolve()

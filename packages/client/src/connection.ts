@@ -60,6 +60,30 @@ export interface NodeConnectionOptions {
 
 export type ConnectionState = 'connecting' | 'open' | 'closed'
 
+/**
+ * A WebSocket to `path` on a node, with the token (as a Bearer header) and
+ * TLS options every socket of the SDK uses: the requests' connection at /,
+ * watches at /watch, snapshots at /snapshot.
+ */
+export function dial(
+  address: string,
+  path: string,
+  options: { authToken?: string; tls?: ClientTls; maxFrameBytes: number; connectTimeoutMs: number },
+): WebSocket {
+  const headers: Record<string, string> = {}
+  if (options.authToken) headers.authorization = `Bearer ${options.authToken}`
+  const tls = options.tls === true ? {} : options.tls || undefined
+  const ws = new WebSocket(`${tls ? 'wss' : 'ws'}://${address}${path}`, {
+    ...(tls ? { ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: true } : {}),
+    headers,
+    maxPayload: options.maxFrameBytes,
+    perMessageDeflate: false,
+    handshakeTimeout: options.connectTimeoutMs,
+  })
+  ws.binaryType = 'nodebuffer'
+  return ws
+}
+
 export class NodeConnection {
   state: ConnectionState = 'connecting'
   readonly ready: Promise<void>
@@ -80,17 +104,7 @@ export class NodeConnection {
     readonly address: string,
     options: NodeConnectionOptions,
   ) {
-    const headers: Record<string, string> = {}
-    if (options.authToken) headers.authorization = `Bearer ${options.authToken}`
-    const tls = options.tls === true ? {} : options.tls || undefined
-    this.ws = new WebSocket(`${tls ? 'wss' : 'ws'}://${address}/`, {
-      ...(tls ? { ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: true } : {}),
-      headers,
-      maxPayload: options.maxFrameBytes,
-      perMessageDeflate: false,
-      handshakeTimeout: options.connectTimeoutMs,
-    })
-    this.ws.binaryType = 'nodebuffer'
+    this.ws = dial(address, '/', options)
     this.ready = new Promise<void>((resolve, reject) => {
       this.ws.once('open', () => {
         this.state = 'open'

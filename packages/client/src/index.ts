@@ -18,3 +18,4 @@ export {
   type WriteOptions,
 } from './client.js'
 export type { ClientTls } from './connection.js'
+export type { Watch, WatchEvent, WatchOptions, WatchPosition } from './watch.js'

@@ -20,6 +20,8 @@ export const ERROR_CODES = [
   'INTERNAL',
   'CORRUPT',
   'NOSPACE',
+  'TRIMMED',
+  'ROLLEDBACK',
 ] as const
 
 export type ErrorCode = (typeof ERROR_CODES)[number]
@@ -36,8 +38,13 @@ export interface ErrorDetails {
   master?: string | null
   /** Epoch the answering node is in. */
   epoch?: number
-  /** Sequence number of a write that was committed but not replicated in time. */
+  /**
+   * Sequence number of a write that was committed but not replicated in
+   * time; for ROLLEDBACK, the last seq the watcher and the node agree on.
+   */
   seq?: number
+  /** TRIMMED: the oldest seq the node's log still holds. */
+  oldestSeq?: number
 }
 
 export class TandemError extends Error {

@@ -7,6 +7,7 @@ import {
   type Value,
   type WriteConcern,
 } from '@tandem/protocol'
+import { WatchHub } from './api/watch.js'
 import type { Config } from './config.js'
 import { AckTracker } from './replication/acks.js'
 import type { PeerTls } from './replication/dial.js'
@@ -43,6 +44,8 @@ export class TandemNode {
   readonly upstreamSide: Upstream
   /** Follows `upstream` while this node is a replica. */
   downstream: Downstream | null = null
+  /** Serves watches (change feeds) from this node's log. */
+  readonly watchers: WatchHub
   /** The master as last reported down the tree. */
   private knownMaster: string | null = null
   readonly counters = { fullSyncs: 0, partialSyncs: 0, rollbacks: 0, rolledBackEntries: 0 }
@@ -76,6 +79,43 @@ export class TandemNode {
         countSync: (kind) => this.countServed(kind),
       },
       { ...DEFAULT_UPSTREAM_OPTIONS, replTimeoutMs: config.replTimeout },
+    )
+    this.watchers = new WatchHub({
+      store,
+      logger,
+      maxKeyBytes: config.maxKeyBytes,
+      head: () => this.watchHead(),
+      isMaster: () => this.role === 'master',
+      masterAddress: () => this.masterAddress(),
+      unavailable: () => {
+        if (this.role === 'witness') return 'this node is a witness: it votes and holds no data'
+        if (this.downstream?.state === 'fullsync') return 'this node is taking a full sync; watch another node or retry'
+        return null
+      },
+    })
+    // In a fail-over group, what a watch on the master may deliver moves with the replicas' acks.
+    this.acks.onAdvance = () => {
+      if (this.failover && this.role === 'master') this.watchers.wake()
+    }
+  }
+
+  /**
+   * The last seq a watch on this node may deliver. On the master of a
+   * fail-over group: the last seq a majority of the group holds (the point
+   * where a w: 'majority' write is acknowledged), so that no watcher is
+   * shown a write an election can roll back. Elsewhere: the last committed
+   * seq (a replica shows what it has applied; see the README on watches
+   * across a fail-over).
+   */
+  watchHead(): number {
+    const last = this.store.lastSeq
+    const failover = this.failover
+    if (this.role !== 'master' || !failover) return last
+    const need = failover.majorityAcks()
+    if (need <= 0) return last
+    return Math.min(
+      last,
+      this.acks.seqHeldBy(need, (id) => failover.isMember(id)),
     )
   }
 
@@ -216,6 +256,7 @@ export class TandemNode {
     await this.store.beginEpoch(epoch, this.nodeId, why)
     this.role = 'master'
     this.upstreamSide.historyChanged()
+    this.watchers.roleChanged()
     this.logger.info('became master', { epoch, startSeq: this.store.lastSeq + 1 })
     this.onTopology(this.address, epoch)
   }
@@ -234,6 +275,7 @@ export class TandemNode {
       ),
     )
     this.upstreamSide.disconnectAll('this node stepped down')
+    this.watchers.roleChanged()
     this.logger.warn('stepped down', { epoch })
   }
 
@@ -260,6 +302,7 @@ export class TandemNode {
       this.upstreamSide.historyChanged()
     }
     this.role = 'master'
+    this.watchers.roleChanged()
   }
 
   private follow(upstream: string): Promise<void> {
@@ -274,6 +317,7 @@ export class TandemNode {
     this.fenced = false
     this.upstream = upstream
     this.knownMaster = null
+    this.watchers.roleChanged()
     await this.downstream?.stop()
     this.downstream = new Downstream(upstream, {
       store: this.store,
@@ -295,7 +339,10 @@ export class TandemNode {
       onMaster: (master) => {
         if (master) this.knownMaster = master
       },
-      onFullSyncStart: () => this.upstreamSide.disconnectAll('upstream is taking a full sync; resync'),
+      onFullSyncStart: () => {
+        this.upstreamSide.disconnectAll('upstream is taking a full sync; resync')
+        this.watchers.closeAll('this node is taking a full sync: its log is replaced')
+      },
     })
     this.logger.info('following upstream', { upstream })
   }
@@ -414,6 +461,7 @@ export class TandemNode {
     this.failover?.close()
     await this.downstream?.stop()
     this.upstreamSide.close()
+    this.watchers.close()
     this.acks.failAll(new TandemError('UNAVAILABLE', 'node is shutting down'))
   }
 

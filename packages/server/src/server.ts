@@ -184,7 +184,7 @@ export class TandemServer {
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     if (this.status !== 'open') return rejectUpgrade(socket, 503, 'shutting down')
-    if (this.connections.size >= this.config.maxConnections) {
+    if (this.connections.size + this.node.watchers.count >= this.config.maxConnections) {
       this.countError('BUSY')
       return rejectUpgrade(socket, 503, `connection limit (${this.config.maxConnections}) reached`)
     }
@@ -208,6 +208,12 @@ export class TandemServer {
       return
     }
     const preAuthenticated = tokenMatches(this.config.authToken, bearerToken(req))
+    if (url.startsWith('/watch')) {
+      // A watch socket has no auth step of its own: the token comes up front.
+      if (!preAuthenticated) return rejectUpgrade(socket, 401, 'watches need Authorization: Bearer TOKEN')
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.node.watchers.accept(ws))
+      return
+    }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
       const connection = new ClientConnection(
         ws,
@@ -254,6 +260,7 @@ export class TandemServer {
     m.gauge('tandem_epoch', 'Current fail-over epoch.', () => store.epoch)
     m.gauge('tandem_is_master', '1 when this node takes writes.', () => (this.node.role === 'master' ? 1 : 0))
     m.gauge('tandem_connections', 'Open client connections.', () => this.connections.size)
+    m.gauge('tandem_watches', 'Open watches (change feeds).', () => this.node.watchers.count)
     m.gauge('tandem_commit_groups_total', 'Group commits (LevelDB batches) written.', () => store.commitStats.groups)
     m.gauge(
       'tandem_commit_writes_total',

@@ -11,6 +11,8 @@ commands:
   get KEY                                         print the value; exit 1 when missing
   del KEY                                         delete
   scan [--prefix P] [--limit N] [--reverse]       key<TAB>value per line, in key order
+  watch [KEY] [--prefix P] [--from SEQ] [--limit N]
+                                                  follow changes: seq<TAB>put|del<TAB>key[<TAB>value] per line
   status [--json]                                 role, node id, epoch, seq, upstream, replicas
   promote                                         make the node at --server a master
   replicaof HOST:PORT | replicaof no one          re-point the node at --server
@@ -72,6 +74,7 @@ async function main(argv: string[]): Promise<number> {
         prefix: { type: 'string' },
         limit: { type: 'string' },
         reverse: { type: 'boolean' },
+        from: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     })
@@ -102,6 +105,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const timeoutMs = intFlag('timeout', 1)
   const limit = intFlag('limit', 0)
+  const fromSeq = intFlag('from', 1)
   const json = flags.json === true
 
   // Validate the command's shape before connecting: bad usage is exit 2 even with no server.
@@ -112,6 +116,10 @@ async function main(argv: string[]): Promise<number> {
     case 'get':
     case 'del':
       arity(1, 'KEY')
+      break
+    case 'watch':
+      if (args.length > 1) throw new Usage('watch takes at most one KEY (or --prefix P)')
+      if (args.length === 1 && flags.prefix !== undefined) throw new Usage('watch takes a KEY or --prefix, not both')
       break
     case 'scan':
     case 'status':
@@ -178,6 +186,29 @@ async function main(argv: string[]): Promise<number> {
       case 'del': {
         const result = await client.del(args[0], { w, timeoutMs })
         out(json ? JSON.stringify({ ok: true, seq: result.seq }) : 'OK')
+        break
+      }
+      case 'watch': {
+        // Runs until --limit events, SIGINT/SIGTERM (exit 0) or an error.
+        const watch = client.watch({ key: args[0], prefix: flags.prefix as string | undefined, fromSeq })
+        const stop = () => watch.close()
+        process.once('SIGINT', stop)
+        process.once('SIGTERM', stop)
+        let seen = 0
+        if (limit === 0) break
+        for await (const event of watch) {
+          const line = json
+            ? JSON.stringify({
+                seq: event.seq,
+                type: event.type,
+                key: event.key,
+                ...(event.value === undefined ? {} : { value: jsonValue(event.value) }),
+              })
+            : `${event.seq}\t${event.type}\t${event.key}${event.value === undefined ? '' : `\t${show(event.value)}`}`
+          // Waits when stdout is full: the watch then holds back, and the node with it.
+          if (!process.stdout.write(`${line}\n`)) await new Promise((resolve) => process.stdout.once('drain', resolve))
+          if (limit !== undefined && ++seen >= limit) break
+        }
         break
       }
       case 'scan': {

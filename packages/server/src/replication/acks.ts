@@ -36,6 +36,8 @@ export class AckTracker {
   private readonly linksPerId = new Map<string, number>()
   private sharedIds = 0
   private waiters = new Set<Waiter>()
+  /** Called after an ack moved a link forward (watches in a fail-over group wait for a majority). */
+  onAdvance: () => void = () => {}
 
   /** How many replicas a write concern needs, given the replicas attached now. */
   required(w: WriteConcern | undefined): number {
@@ -61,6 +63,23 @@ export class AckTracker {
     return ids.size
   }
 
+  /**
+   * The highest seq that at least `count` distinct replicas (those `from`
+   * accepts, when given) hold; 0 when fewer than `count` have acked
+   * anything. Called on every ack while a fail-over group has watches: a
+   * group has a handful of links.
+   */
+  seqHeldBy(count: number, from?: (replicaId: string) => boolean): number {
+    if (count <= 0) return Number.MAX_SAFE_INTEGER
+    const best = new Map<string, number>()
+    for (const [source, s] of this.acked) {
+      if (from !== undefined && !from(source.nodeId)) continue
+      if (s > (best.get(source.nodeId) ?? 0)) best.set(source.nodeId, s)
+    }
+    if (best.size < count) return 0
+    return [...best.values()].sort((a, b) => b - a)[count - 1]
+  }
+
   /** Registers a link that has said who it is; it counts for nothing until it acks. */
   attach(source: AckSource): void {
     if (this.acked.has(source)) return
@@ -79,6 +98,7 @@ export class AckTracker {
     for (const w of this.waiters) {
       if (this.countAtLeast(w.seq, w.from) >= w.count) this.settle(w)
     }
+    this.onAdvance()
   }
 
   /** The link is gone: its acks no longer count. */

@@ -137,7 +137,7 @@ export class Upstream {
     const feed = new ReplicaFeed(ws, this.host, this.options, this.shared, () => {
       this.feeds.delete(feed)
       this.host.acks.forget(feed)
-      if (this.feeds.size === 0) this.host.store.log.keepTail(false)
+      this.host.store.log.keepTail(false)
     })
     this.feeds.add(feed)
     this.host.store.log.keepTail(true)

@@ -37,13 +37,14 @@ export interface LogOptions {
 
 export class WriteLog {
   /**
-   * The newest entries in memory, for feeding downstreams that keep up. Kept
-   * only while this node has downstreams (see keepTail): on a leaf replica
-   * it would only hold up to 32 MiB of entries for the garbage collector to
-   * walk on every young-generation collection.
+   * The newest entries in memory, for feeding downstreams and watches that
+   * keep up. Kept only while this node has either (see keepTail): on a leaf
+   * replica it would only hold up to 32 MiB of entries for the garbage
+   * collector to walk on every young-generation collection.
    */
   readonly tail = new LogTail(50_000, 32 * 1024 * 1024)
-  private tailKept = false
+  /** Readers of the tail (downstream feeds, watches): it is kept while there is one. */
+  private tailReaders = 0
   /** When each recent seq committed, for lag in ms. */
   readonly commitTimes = new CommitTimes(20_000)
   /**
@@ -92,18 +93,18 @@ export class WriteLog {
   /** The group holding `raws` from `firstSeq` is durable: keep it in the tail and time it. */
   committed(firstSeq: number, raws: readonly Buffer[], at: number): void {
     this.commitTimes.record(firstSeq + raws.length - 1, at)
-    if (this.tailKept) for (let i = 0; i < raws.length; i++) this.tail.push(firstSeq + i, raws[i])
+    if (this.tailReaders > 0) for (let i = 0; i < raws.length; i++) this.tail.push(firstSeq + i, raws[i])
   }
 
   /**
-   * Starts or stops keeping the newest entries in memory. A downstream that
-   * finds its position outside the tail is fed from disk until it reaches
-   * the entries kept since.
+   * A reader of the tail comes (true) or goes (false): the newest entries
+   * are kept in memory while there is one. A reader that finds its position
+   * outside the tail reads the log on disk until it reaches the entries
+   * kept since.
    */
   keepTail(on: boolean): void {
-    if (this.tailKept === on) return
-    this.tailKept = on
-    if (!on) this.tail.clear()
+    this.tailReaders = Math.max(0, this.tailReaders + (on ? 1 : -1))
+    if (this.tailReaders === 0) this.tail.clear()
   }
 
   /** Empties the log (before a full sync replaces this node's data). */
