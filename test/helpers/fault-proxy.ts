@@ -13,9 +13,10 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
  *         at once) or, by default, blackholed: accepted and then never
  *         answered, as when packets are dropped, until heal() resets them.
  *
- * Independently, holdStreams(path) holds back what the target sends on new
- * WebSocket connections to that path once their handshake is answered and
- * the link's first frame (the listener's challenge) has passed, so the
+ * Independently, holdStreams(path, passFrames = 1) holds back what the
+ * target sends on new WebSocket connections to that path once their
+ * handshake is answered and the link's first frames have passed (the
+ * listener's challenge; with 3, also its welcome and CONTINUE or FULLSYNC), so the
  * connecting side has an open link and has sent its first messages but
  * receives nothing more until release() (a full sync that has begun and
  * does not progress).
@@ -26,6 +27,8 @@ export class FaultProxy {
   private server: Server | null = null
   private readonly pairs = new Set<Pair>()
   private holdPath: string | null = null
+  /** Frames from the target that pass before holdStreams() holds the rest. */
+  private holdAfterFrames = 1
   private readonly held = new Set<Socket>()
   private cutMode: CutMode | null = null
   /** Added to every chunk going to the target (what the connecting side sends). */
@@ -121,7 +124,8 @@ export class FaultProxy {
       path: null,
       handshakeDone: false,
       held: null,
-      firstFrame: Buffer.alloc(0),
+      passing: Buffer.alloc(0),
+      framesToPass: 0,
     }
     this.pairs.add(pair)
     const upstream = createConnection({ host: this.targetHost, port: this.targetPort })
@@ -137,7 +141,10 @@ export class FaultProxy {
     upstream.on('close', end)
     client.once('data', (chunk: Buffer) => {
       pair.path = /^[A-Z]+ (\S+)/.exec(chunk.toString('latin1', 0, Math.min(chunk.length, 512)))?.[1] ?? ''
-      if (this.holdPath !== null && pair.path.startsWith(this.holdPath)) pair.held = []
+      if (this.holdPath !== null && pair.path.startsWith(this.holdPath)) {
+        pair.held = []
+        pair.framesToPass = this.holdAfterFrames
+      }
     })
     this.pipe(client, upstream, () => this.delayToTargetMs)
     this.pipe(
@@ -152,8 +159,9 @@ export class FaultProxy {
    * From now on, new connections whose request path starts with `path` get
    * their handshake answer and then nothing from the target until release().
    */
-  holdStreams(path: string): void {
+  holdStreams(path: string, passFrames = 1): void {
     this.holdPath = path
+    this.holdAfterFrames = passFrames
   }
 
   /** Delivers what holdStreams() held back, and stops holding. */
@@ -177,19 +185,20 @@ export class FaultProxy {
       out = chunk.subarray(0, end + 4)
       chunk = chunk.subarray(end + 4)
     }
-    if (pair.firstFrame !== null) {
-      // The link's first frame (the listener's challenge) passes, so the
-      // connecting side can say hello; what follows it is held.
-      pair.firstFrame = Buffer.concat([pair.firstFrame, chunk])
-      const length = frameLength(pair.firstFrame)
+    // The link's first frames (the listener's challenge, and as many more
+    // as holdStreams was told) pass, so the connecting side can say hello;
+    // what follows them is held.
+    while (pair.passing !== null) {
+      pair.passing = Buffer.concat([pair.passing, chunk])
+      chunk = chunk.subarray(chunk.length)
+      const length = frameLength(pair.passing)
       if (length === undefined) return out
-      const rest = pair.firstFrame.subarray(length)
-      out = Buffer.concat([out, pair.firstFrame.subarray(0, length)])
-      pair.firstFrame = null
-      if (rest.length > 0) pair.held.push(rest)
-      return out
+      const rest = pair.passing.subarray(length)
+      out = Buffer.concat([out, pair.passing.subarray(0, length)])
+      pair.passing = --pair.framesToPass > 0 ? Buffer.alloc(0) : null
+      chunk = rest
     }
-    pair.held.push(chunk)
+    if (chunk.length > 0) pair.held.push(chunk)
     return out
   }
 
@@ -239,8 +248,9 @@ interface Pair {
   handshakeDone: boolean
   /** Chunks from the target held back by holdStreams(), or null when not holding. */
   held: Buffer[] | null
-  /** Bytes of the target's first WebSocket frame received so far; null once it has passed. */
-  firstFrame: Buffer | null
+  /** Bytes of the target's next frame to pass received so far; null once the frames to pass have. */
+  passing: Buffer | null
+  framesToPass: number
 }
 
 /** Bytes of the unmasked WebSocket frame at the start of `buf`, or undefined until it is all there. */

@@ -11,6 +11,7 @@ import { bearerToken, tokenMatches } from './api/auth.js'
 import { CLOSE, ClientConnection, KEEPALIVE_MS } from './api/connection.js'
 import type { Config } from './config.js'
 import { WebConsole } from './http/console.js'
+import { type Readiness, readiness } from './http/readiness.js'
 import { groupAddresses } from './http/report-fetch.js'
 import { SERVER_VERSION } from './http/self-report.js'
 import { TandemNode } from './node.js'
@@ -18,9 +19,17 @@ import type { PeerTls } from './replication/dial.js'
 import { RespServer } from './resp/server.js'
 import { Store } from './storage/store.js'
 import { type Logger, silentLogger } from './util/logger.js'
-import { Metrics } from './util/metrics.js'
+import { type LatencyHistogram, Metrics } from './util/metrics.js'
 
 export type ServerStatus = 'opening' | 'open' | 'closing' | 'closed'
+
+/**
+ * Request latency buckets, in seconds: from well under a millisecond (a
+ * read served from memory) to the default request timeout (10 s).
+ */
+const LATENCY_BUCKETS = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+] as const
 
 /** How long shutdown waits for in-flight requests before closing sockets anyway. */
 const DRAIN_TIMEOUT_MS = 10_000
@@ -41,6 +50,7 @@ export class TandemServer {
   private closing: Promise<void> | null = null
   private countRequest!: (op: string) => void
   private countError!: (code: string) => void
+  private latency!: LatencyHistogram
   private readonly console: WebConsole
   /** The Redis-protocol front end, with --resp-port. */
   readonly resp: RespServer | null = null
@@ -83,6 +93,7 @@ export class TandemServer {
         tls: tls && { cert: tls.cert, key: tls.key },
         countRequest: (op) => this.countRequest(op),
         countError: (code) => this.countError(code),
+        latency: this.latency,
         tokenMatches: (token) => tokenMatches(config.authToken, token),
         otherConnections: () => this.connections.size,
       })
@@ -220,7 +231,7 @@ export class TandemServer {
         this.node,
         this.config,
         this.logger,
-        { onRequest: (op) => this.countRequest(op), onError: (code) => this.countError(code) },
+        { onRequest: (op) => this.countRequest(op), onError: (code) => this.countError(code), latency: this.latency },
         preAuthenticated,
       )
       this.connections.add(connection)
@@ -242,84 +253,134 @@ export class TandemServer {
       }
       return sendJson(res, 200, { status: 'ok' })
     }
+    if (path === '/ready') {
+      const ready = this.readiness()
+      return sendJson(res, ready.ready ? 200 : 503, ready)
+    }
     if (path !== '/status' && path !== '/metrics') return sendJson(res, 404, { error: 'not found' })
     if (!tokenMatches(this.config.authToken, bearerToken(req))) {
       return sendJson(res, 401, { error: { code: 'UNAUTHORIZED', message: 'send Authorization: Bearer TOKEN' } })
     }
     if (path === '/status') return sendJson(res, 200, this.node.status())
-    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' })
-    res.end(this.metrics.render())
+    this.metrics.render().then(
+      (text) => {
+        res.writeHead(200, { 'content-type': this.metrics.contentType })
+        res.end(text)
+      },
+      (err) => {
+        this.logger.error('could not render /metrics', { err })
+        sendJson(res, 500, { error: { code: 'INTERNAL', message: 'could not render the metrics' } })
+      },
+    )
   }
 
   private registerMetrics(): void {
     const m = this.metrics
+    m.collectDefaults()
+    m.gauge(
+      'tandem_build_info',
+      'Always 1; the labels name the version of tandem and of Node.js.',
+      () => [{ labels: { version: SERVER_VERSION, node: process.version }, value: 1 }],
+      ['version', 'node'],
+    )
     this.countRequest = m.counter('tandem_requests_total', 'Client requests received, by op.', 'op')
     this.countError = m.counter('tandem_errors_total', 'Error replies sent, by code.', 'code')
+    this.latency = m.histogram(
+      'tandem_request_duration_seconds',
+      'Seconds from reading a request off the socket to sending its reply, by op.',
+      'op',
+      LATENCY_BUCKETS,
+    )
     const store = this.node.store
+    const node = this.node
     m.gauge('tandem_seq', 'Seq of the last committed log entry.', () => store.lastSeq)
     m.gauge('tandem_epoch', 'Current fail-over epoch.', () => store.epoch)
-    m.gauge('tandem_is_master', '1 when this node takes writes.', () => (this.node.role === 'master' ? 1 : 0))
+    m.gauge('tandem_is_master', '1 when this node takes writes.', () => (node.role === 'master' ? 1 : 0))
+    m.gauge('tandem_ready', '1 when /ready answers 200 (the node can serve its role).', () =>
+      this.readiness().ready ? 1 : 0,
+    )
     m.gauge('tandem_connections', 'Open client connections.', () => this.connections.size)
-    m.gauge('tandem_watches', 'Open watches (change feeds).', () => this.node.watchers.count)
-    m.gauge('tandem_commit_groups_total', 'Group commits (LevelDB batches) written.', () => store.commitStats.groups)
-    m.gauge(
+    m.gauge('tandem_watches', 'Open watches (change feeds).', () => node.watchers.count)
+    m.counterOf(
+      'tandem_commit_groups_total',
+      'Group commits (LevelDB batches) written.',
+      () => store.commitStats.groups,
+    )
+    m.counterOf(
       'tandem_commit_writes_total',
       'Writes committed through the group committer.',
       () => store.commitStats.writes,
     )
     m.gauge('tandem_commit_queued', 'Writes waiting for the group committer.', () => store.queuedWrites)
-    m.gauge('tandem_replicas', 'Downstreams connected to this node.', () => this.node.upstreamSide.count)
-    m.gauge('tandem_replica_lag_entries', 'Entries each downstream still lacks.', () =>
-      this.node.upstreamSide
-        .replicas()
-        .map((r) => ({ labels: { replica: r.nodeId, addr: r.addr }, value: r.lagEntries })),
+    m.gauge('tandem_replicas', 'Downstreams connected to this node.', () => node.upstreamSide.count)
+    const perReplica = ['replica', 'addr']
+    m.gauge(
+      'tandem_replica_lag_entries',
+      'Entries each downstream still lacks.',
+      () =>
+        node.upstreamSide.replicas().map((r) => ({ labels: { replica: r.nodeId, addr: r.addr }, value: r.lagEntries })),
+      perReplica,
     )
-    m.gauge('tandem_replica_lag_ms', 'How long each downstream has been behind, in ms.', () =>
-      this.node.upstreamSide.replicas().map((r) => ({ labels: { replica: r.nodeId, addr: r.addr }, value: r.lagMs })),
+    m.gauge(
+      'tandem_replica_lag_ms',
+      'How long each downstream has been behind, in ms.',
+      () => node.upstreamSide.replicas().map((r) => ({ labels: { replica: r.nodeId, addr: r.addr }, value: r.lagMs })),
+      perReplica,
+    )
+    m.gauge(
+      'tandem_replica_acked_seq',
+      'The last seq each downstream acknowledged.',
+      () =>
+        node.upstreamSide.replicas().map((r) => ({ labels: { replica: r.nodeId, addr: r.addr }, value: r.ackedSeq })),
+      perReplica,
     )
     m.gauge(
       'tandem_upstream_lag_entries',
       'Entries this replica lacks behind its upstream.',
-      () => this.node.downstream?.lagEntries ?? 0,
+      () => node.downstream?.lagEntries ?? 0,
     )
     m.gauge(
       'tandem_upstream_lag_ms',
       'How long this replica has been behind its upstream, in ms.',
-      () => this.node.downstream?.lagMs ?? 0,
+      () => node.downstream?.lagMs ?? 0,
     )
     m.gauge('tandem_upstream_link_up', '1 while this replica streams from its upstream.', () =>
-      this.node.downstream?.state === 'streaming' ? 1 : 0,
+      node.downstream?.state === 'streaming' ? 1 : 0,
     )
-    m.gauge('tandem_full_syncs_total', 'Full syncs this node took as a downstream.', () => this.node.counters.fullSyncs)
-    m.gauge(
+    m.counterOf('tandem_full_syncs_total', 'Full syncs this node took as a downstream.', () => node.counters.fullSyncs)
+    m.counterOf(
       'tandem_partial_syncs_total',
       'Partial resyncs this node took as a downstream.',
-      () => this.node.counters.partialSyncs,
+      () => node.counters.partialSyncs,
     )
-    m.gauge('tandem_served_full_syncs_total', 'Full syncs this node served.', () => this.node.served.full)
-    m.gauge('tandem_served_partial_syncs_total', 'Partial resyncs this node served.', () => this.node.served.partial)
-    m.gauge(
+    m.counterOf('tandem_served_full_syncs_total', 'Full syncs this node served.', () => node.served.full)
+    m.counterOf('tandem_served_partial_syncs_total', 'Partial resyncs this node served.', () => node.served.partial)
+    m.counterOf(
       'tandem_rollbacks_total',
       'Divergent tails rolled back to a rollback file.',
-      () => this.node.counters.rollbacks,
+      () => node.counters.rollbacks,
     )
-    m.gauge(
+    m.counterOf(
       'tandem_rolled_back_entries_total',
       'Entries written to rollback files.',
-      () => this.node.counters.rolledBackEntries,
+      () => node.counters.rolledBackEntries,
     )
     m.gauge('tandem_lease_held', '1 while this master holds its fail-over lease.', () =>
-      this.node.failover?.status().lease.held ? 1 : 0,
+      node.failover?.status().lease.held ? 1 : 0,
     )
-    m.gauge(
+    m.counterOf(
       'tandem_elections_started_total',
       'Elections this node stood in.',
-      () => this.node.failover?.stats.electionsStarted ?? 0,
+      () => node.failover?.stats.electionsStarted ?? 0,
     )
-    m.gauge('tandem_elections_won_total', 'Elections this node won.', () => this.node.failover?.stats.electionsWon ?? 0)
-    m.gauge('tandem_votes_granted_total', 'Votes this node granted.', () => this.node.failover?.stats.votesGranted ?? 0)
+    m.counterOf('tandem_elections_won_total', 'Elections this node won.', () => node.failover?.stats.electionsWon ?? 0)
+    m.counterOf('tandem_votes_granted_total', 'Votes this node granted.', () => node.failover?.stats.votesGranted ?? 0)
     m.gauge('tandem_console_streams', 'Web console event streams open.', () => this.console.streamCount)
-    m.gauge('tandem_process_resident_memory_bytes', 'Resident set size.', () => process.memoryUsage.rss())
+  }
+
+  /** Whether the node can serve its role now (/ready). */
+  readiness(): Readiness {
+    return readiness(this.status, this.node, this.config)
   }
 
   // ---- lifecycle ---------------------------------------------------------

@@ -13,6 +13,7 @@ import type { WebSocket } from 'ws'
 import type { Config } from '../config.js'
 import type { TandemNode } from '../node.js'
 import type { Logger } from '../util/logger.js'
+import type { LatencyHistogram } from '../util/metrics.js'
 import { tokenMatches } from './auth.js'
 import { checkLimits, handle } from './handlers.js'
 
@@ -40,6 +41,8 @@ export const KEEPALIVE_MS = 500
 export interface ConnectionHooks {
   onRequest(op: string): void
   onError(code: string): void
+  /** Seconds from reading a request to sending its reply, by op. */
+  latency?: LatencyHistogram
 }
 
 /**
@@ -61,6 +64,8 @@ export class ClientConnection {
   private flushScheduled = false
   /** Requests read from the socket, waiting for in-flight room; dispatched from `backlogHead`. */
   private backlog: unknown[] = []
+  /** When each backlogged request's frame was read (performance.now()). */
+  private backlogAt: number[] = []
   private backlogHead = 0
   private paused = false
   /** performance.now() of the keepalive check that last saw bytes go out (or of the last ping). */
@@ -72,6 +77,11 @@ export class ClientConnection {
   private stopping = false
   private closed = false
   private readonly idleWaiters: (() => void)[] = []
+  /** performance.now() when the frame being dispatched was read: requests that came in it share it. */
+  private readAt = 0
+  /** Ops and read times of the replies in the outbox, timed when the outbox is flushed. */
+  private timedOps: string[] = []
+  private timedAt: number[] = []
 
   constructor(
     private readonly ws: WebSocket,
@@ -102,7 +112,13 @@ export class ClientConnection {
       this.hooks.onError('INVALID')
       return this.close(CLOSE.INVALID_PAYLOAD, err instanceof FrameDecodeError ? err.message : 'malformed frame')
     }
-    for (const message of framedMessages(decoded)) this.backlog.push(message)
+    // One clock read per frame, not per request; a request that waits in
+    // the backlog for in-flight room is timed from here too.
+    const at = performance.now()
+    for (const message of framedMessages(decoded)) {
+      this.backlog.push(message)
+      this.backlogAt.push(at)
+    }
     this.pump()
   }
 
@@ -114,11 +130,13 @@ export class ClientConnection {
   private pump(): void {
     while (this.backlogHead < this.backlog.length && !this.closed && !this.overLimit()) {
       const message = this.backlog[this.backlogHead]
+      this.readAt = this.backlogAt[this.backlogHead]
       this.backlog[this.backlogHead++] = undefined
       this.onRequest(message)
     }
     if (this.backlogHead === this.backlog.length) {
       this.backlog = []
+      this.backlogAt = []
       this.backlogHead = 0
     }
     this.updateFlow()
@@ -159,28 +177,39 @@ export class ClientConnection {
     if (!parsed.success) return this.fail(id, invalid(message, parsed.error.issues))
     const req = parsed.data
     let result: unknown
+    const at = this.readAt
     try {
       checkLimits(req, this.config)
       result = handle(this.node, req)
     } catch (err) {
+      this.timed(req.op, at)
       return this.fail(id, err)
     }
     if (result instanceof Promise) {
       this.inFlight++
       result.then(
-        (value) => this.settle(id, value),
-        (err) => this.settle(id, undefined, err),
+        (value) => this.settle(id, req.op, at, value),
+        (err) => this.settle(id, req.op, at, undefined, err),
       )
     } else {
+      this.timed(req.op, at)
       this.send({ id, result })
     }
   }
 
-  private settle(id: number, result: unknown, err?: unknown): void {
+  private settle(id: number, op: string, at: number, result: unknown, err?: unknown): void {
     this.inFlight--
+    this.timed(op, at)
     if (err === undefined) this.send({ id, result })
     else this.fail(id, err)
     this.pump()
+  }
+
+  /** Notes a reply about to be queued, to be timed when the outbox is flushed. */
+  private timed(op: string, at: number): void {
+    if (this.hooks.latency === undefined || this.closed) return
+    this.timedOps.push(op)
+    this.timedAt.push(at)
   }
 
   private notifyIfIdle(): void {
@@ -218,6 +247,16 @@ export class ClientConnection {
     const batch = this.outbox
     this.outbox = []
     this.ws.send(encodeFrame(batch.length === 1 ? batch[0] : batch))
+    if (this.timedOps.length > 0) this.observeLatency()
+  }
+
+  /** One clock read for every reply of the flush. */
+  private observeLatency(): void {
+    const latency = this.hooks.latency as LatencyHistogram
+    const now = performance.now()
+    for (let i = 0; i < this.timedOps.length; i++) latency.observe(this.timedOps[i], (now - this.timedAt[i]) / 1000)
+    this.timedOps = []
+    this.timedAt = []
   }
 
   /** Pings the client if this connection owes replies, holds its socket paused or is receiving, and has been quiet (see KEEPALIVE_MS). */
@@ -293,7 +332,10 @@ export class ClientConnection {
 
   private onClose(): void {
     this.closed = true
+    this.timedOps = []
+    this.timedAt = []
     this.backlog = []
+    this.backlogAt = []
     this.backlogHead = 0
     for (const w of this.idleWaiters.splice(0)) w()
   }

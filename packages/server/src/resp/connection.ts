@@ -1,5 +1,7 @@
 import type { Socket } from 'node:net'
+import { performance } from 'node:perf_hooks'
 import type { ErrorCode } from '@tandem/protocol'
+import type { LatencyHistogram } from '../util/metrics.js'
 import {
   arityFits,
   COMMANDS,
@@ -16,6 +18,8 @@ import { type RespLimits, RespParser, RespProtocolError, UNAUTHENTICATED_LIMITS 
 
 export interface RespConnectionHooks {
   onCommand(op: string): void
+  /** Seconds from reading a command to sending its reply, by tandem op. */
+  latency?: LatencyHistogram
   onError(code: ErrorCode): void
   onProtocolError(): void
   onClosed(connection: RespConnection): void
@@ -25,6 +29,9 @@ export interface RespConnectionHooks {
 interface Slot {
   reply: Reply | undefined
   done: boolean
+  /** The op the reply is timed under, and when the command's bytes were read; none for pushes. */
+  op?: string
+  at?: number
 }
 
 /**
@@ -74,6 +81,8 @@ export class RespConnection implements RespSession {
   private flushScheduled = false
   private readonly ctx: CommandContext
   private readonly idleWaiters: (() => void)[] = []
+  /** performance.now() of the last read from the socket (one clock read per read, not per command). */
+  private readAt = 0
 
   constructor(
     private readonly socket: Socket,
@@ -145,6 +154,7 @@ export class RespConnection implements RespSession {
 
   private onData(chunk: Buffer): void {
     if (this.closing || this.closed) return
+    if (this.hooks.latency) this.readAt = performance.now()
     this.parser.push(chunk)
     this.pump()
   }
@@ -231,7 +241,7 @@ export class RespConnection implements RespSession {
   // ---- commands ----------------------------------------------------------------
 
   private dispatch(args: Buffer[], spec: CommandSpec | undefined): void {
-    const slot: Slot = { reply: undefined, done: false }
+    const slot: Slot = { reply: undefined, done: false, op: spec?.op ?? 'unknown', at: this.readAt }
     this.slots.push(slot)
     this.host.stats.commands++
     if (!spec) {
@@ -328,8 +338,12 @@ export class RespConnection implements RespSession {
     if (this.closed) return
     const slots = this.slots
     let head = this.slotHead
+    const latency = this.hooks.latency
+    const now = latency && head < slots.length && slots[head].done ? performance.now() : 0
     while (head < slots.length && slots[head].done) {
-      this.writer.write(slots[head].reply as Reply, this.resp3)
+      const slot = slots[head]
+      this.writer.write(slot.reply as Reply, this.resp3)
+      if (latency && slot.op !== undefined) latency.observe(slot.op, (now - (slot.at as number)) / 1000)
       slots[head] = undefined as unknown as Slot
       head++
     }

@@ -4,7 +4,7 @@ import type { ErrorCode } from '@tandem/protocol'
 import type { Config } from '../config.js'
 import type { TandemNode } from '../node.js'
 import type { Logger } from '../util/logger.js'
-import type { Metrics } from '../util/metrics.js'
+import type { LatencyHistogram, Metrics } from '../util/metrics.js'
 import { joinHostPort, splitHostPort } from './address.js'
 import type { RespHost, RespSession } from './commands.js'
 import { RespConnection } from './connection.js'
@@ -20,6 +20,8 @@ export interface RespServerOptions {
   version: string
   countRequest(op: string): void
   countError(code: string): void
+  /** Request latency, shared with the WebSocket API. */
+  latency?: LatencyHistogram
   tokenMatches(token: string): boolean
   /** Client connections the node has on its other front end (they share --max-connections). */
   otherConnections(): number
@@ -113,6 +115,7 @@ export class RespServer implements RespHost {
     this.stats.connections++
     const connection = new RespConnection(socket, this.nextId++, this, {
       onCommand: (op) => this.options.countRequest(op),
+      latency: this.options.latency,
       onError: (code: ErrorCode) => this.options.countError(code),
       onProtocolError: () => this.protocolErrors++,
       onClosed: (c) => {
@@ -159,8 +162,8 @@ export class RespServer implements RespHost {
       'The most request bytes one Redis-protocol connection has held unparsed.',
       () => this.bufferedBytes().peak,
     )
-    m.gauge('tandem_resp_commands_total', 'Redis-protocol commands received.', () => this.stats.commands)
-    m.gauge(
+    m.counterOf('tandem_resp_commands_total', 'Redis-protocol commands received.', () => this.stats.commands)
+    m.counterOf(
       'tandem_resp_protocol_errors_total',
       'Redis-protocol connections closed for a malformed request stream.',
       () => this.protocolErrors,

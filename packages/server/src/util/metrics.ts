@@ -1,66 +1,163 @@
-/**
- * A small Prometheus registry: counters with optional labels and gauges read
- * at scrape time. Label sets are bounded by construction (op names, error
- * codes), so the registry cannot grow without limit.
- */
-type Labels = Record<string, string>
+import { Counter, collectDefaultMetrics, Gauge, type Metric, Registry } from 'prom-client'
 
-interface Family {
-  help: string
-  type: 'counter' | 'gauge'
-  values: Map<string, { labels: Labels; value: number }>
-  read?: () => number | { labels: Labels; value: number }[]
-}
+/**
+ * The node's Prometheus registry (prom-client): what /metrics serves.
+ *
+ * Most figures live where they are kept anyway (the store's commit
+ * counts, a replica's lag, a fail-over manager's elections) and are read
+ * at scrape time. What the hot path counts (requests, errors, their
+ * latency) it counts into plain numbers here, a map lookup and an add per
+ * request; the scrape hands them to prom-client. prom-client's own
+ * `inc()` and `observe()` cost a label hash and validation per call,
+ * several times what a request's own bookkeeping does.
+ *
+ * Label sets are bounded by construction (op names, error codes, the
+ * node's replicas), so the registry cannot grow without limit.
+ */
+export type Labels = Record<string, string>
+/** A figure read at scrape time: one number, or one per label set. */
+export type Reading = number | { labels: Labels; value: number }[]
 
 export class Metrics {
-  private readonly families = new Map<string, Family>()
+  readonly registry = new Registry()
+  private readonly counts = new Map<string, Map<string, { value: number }>>()
 
   /**
-   * A counter with at most one label. The returned function takes the
-   * label's value; it runs on every request, so it only looks the value up
-   * in a map (no label text is built until a scrape).
+   * A counter the hot path increments, with at most one label. The
+   * returned function takes the label's value; it only looks it up in a
+   * map (no label text is built until a scrape).
    */
   counter(name: string, help: string, label?: string): (value?: string, by?: number) => void {
-    const family: Family = { help, type: 'counter', values: new Map() }
-    this.families.set(name, family)
+    const slots = new Map<string, { value: number }>()
+    this.counts.set(name, slots)
+    new Counter({
+      name,
+      help,
+      labelNames: label === undefined ? [] : [label],
+      registers: [this.registry],
+      collect() {
+        this.reset()
+        for (const [value, slot] of slots) this.inc(label === undefined ? {} : { [label]: value }, slot.value)
+      },
+    })
     return (value = '', by = 1) => {
-      const slot = family.values.get(value)
+      const slot = slots.get(value)
       if (slot) slot.value += by
-      else family.values.set(value, { labels: label === undefined ? {} : { [label]: value }, value: by })
+      else slots.set(value, { value: by })
     }
   }
 
-  /** A counter's values by label value (empty when it has none yet). */
+  /** A hot-path counter's values by label value (empty when it has none yet). */
   counterValues(name: string): Map<string, number> {
     const out = new Map<string, number>()
-    const family = this.families.get(name)
-    if (family?.type === 'counter') for (const [label, slot] of family.values) out.set(label, slot.value)
+    for (const [label, slot] of this.counts.get(name) ?? []) out.set(label, slot.value)
     return out
   }
 
-  gauge(name: string, help: string, read: () => number | { labels: Labels; value: number }[]): void {
-    this.families.set(name, { help, type: 'gauge', values: new Map(), read })
+  /** A counter kept elsewhere (monotonic for the life of the process), read at scrape time. */
+  counterOf(name: string, help: string, read: () => Reading, labelNames: string[] = []): void {
+    new Counter({
+      name,
+      help,
+      labelNames,
+      registers: [this.registry],
+      collect() {
+        this.reset()
+        const reading = read()
+        if (typeof reading === 'number') this.inc(reading)
+        else for (const r of reading) this.inc(r.labels, r.value)
+      },
+    })
+  }
+
+  /** A gauge read at scrape time. */
+  gauge(name: string, help: string, read: () => Reading, labelNames: string[] = []): void {
+    new Gauge({
+      name,
+      help,
+      labelNames,
+      registers: [this.registry],
+      collect() {
+        this.reset()
+        const reading = read()
+        if (typeof reading === 'number') this.set(reading)
+        else for (const r of reading) this.set(r.labels, r.value)
+      },
+    })
+  }
+
+  /** A histogram the hot path observes into (see LatencyHistogram). */
+  histogram(name: string, help: string, label: string, buckets: readonly number[]): LatencyHistogram {
+    const histogram = new LatencyHistogram(name, help, label, buckets)
+    // prom-client renders any metric whose get() returns its value shape.
+    this.registry.registerMetric(histogram as unknown as Metric)
+    return histogram
+  }
+
+  /** Node.js's own figures: CPU, memory, heap, event-loop lag, GC pauses, handles. */
+  collectDefaults(): void {
+    collectDefaultMetrics({ register: this.registry })
   }
 
   /** Prometheus text exposition format, version 0.0.4. */
-  render(): string {
-    const lines: string[] = []
-    for (const [name, family] of this.families) {
-      lines.push(`# HELP ${name} ${family.help}`, `# TYPE ${name} ${family.type}`)
-      if (family.read) {
-        const read = family.read()
-        if (typeof read === 'number') lines.push(`${name} ${read}`)
-        else for (const r of read) lines.push(`${name}${labelText(r.labels)} ${r.value}`)
-      } else {
-        for (const { labels, value } of family.values.values()) lines.push(`${name}${labelText(labels)} ${value}`)
-      }
-    }
-    return `${lines.join('\n')}\n`
+  render(): Promise<string> {
+    return this.registry.metrics()
+  }
+
+  get contentType(): string {
+    return this.registry.contentType
   }
 }
 
-function labelText(labels: Labels): string {
-  const keys = Object.keys(labels)
-  if (keys.length === 0) return ''
-  return `{${keys.map((k) => `${k}="${String(labels[k]).replace(/["\\\n]/g, (c) => (c === '\n' ? '\\n' : `\\${c}`))}"`).join(',')}}`
+/**
+ * A histogram with one label whose observe() is a map lookup, a short
+ * scan of the bucket bounds and two adds. Rendered by prom-client with the
+ * usual `_bucket{le}`, `_sum` and `_count` series.
+ */
+export class LatencyHistogram {
+  readonly type = 'histogram'
+  readonly aggregator = 'sum'
+  private readonly series = new Map<string, { counts: Float64Array; sum: number }>()
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly label: string,
+    private readonly bounds: readonly number[],
+  ) {}
+
+  observe(labelValue: string, value: number): void {
+    let s = this.series.get(labelValue)
+    if (s === undefined) {
+      s = { counts: new Float64Array(this.bounds.length + 1), sum: 0 }
+      this.series.set(labelValue, s)
+    }
+    const bounds = this.bounds
+    let i = 0
+    while (i < bounds.length && value > bounds[i]) i++
+    s.counts[i]++
+    s.sum += value
+  }
+
+  /** Observations so far for one label value (tests, the console). */
+  count(labelValue: string): number {
+    const s = this.series.get(labelValue)
+    return s === undefined ? 0 : s.counts.reduce((a, b) => a + b, 0)
+  }
+
+  /** The metric as prom-client renders it. */
+  async get() {
+    const values: { metricName: string; labels: Record<string, string | number>; value: number }[] = []
+    for (const [labelValue, s] of this.series) {
+      let cumulative = 0
+      for (let i = 0; i <= this.bounds.length; i++) {
+        cumulative += s.counts[i]
+        const le = i < this.bounds.length ? this.bounds[i] : '+Inf'
+        values.push({ metricName: `${this.name}_bucket`, labels: { [this.label]: labelValue, le }, value: cumulative })
+      }
+      values.push({ metricName: `${this.name}_sum`, labels: { [this.label]: labelValue }, value: s.sum })
+      values.push({ metricName: `${this.name}_count`, labels: { [this.label]: labelValue }, value: cumulative })
+    }
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
+  }
 }
