@@ -99,9 +99,14 @@ export class Metrics {
     collectDefaultMetrics({ register: this.registry })
   }
 
-  /** Prometheus text exposition format, version 0.0.4. */
-  render(): Promise<string> {
-    return this.registry.metrics()
+  /**
+   * Prometheus text exposition format, version 0.0.4. prom-client writes a
+   * NaN sample (an event-loop histogram with no samples yet) as "Nan"; the
+   * format spells it "NaN", and stricter parsers than Prometheus's refuse the rest.
+   */
+  async render(): Promise<string> {
+    const text = await this.registry.metrics()
+    return text.replace(/ Nan$/gm, ' NaN')
   }
 
   get contentType(): string {
