@@ -22,152 +22,342 @@ const list = z
   .union([z.array(hostPort), z.string().transform((s) => s.split(',').filter(Boolean))])
   .pipe(z.array(hostPort))
 
+/**
+ * A duration in ms, given with a unit (`250ms`, `60s`, `2m`, `1h`,
+ * fractions allowed: `1.5s`) or as a plain number, which is milliseconds
+ * (what every duration flag took before units). Redis users write
+ * `--repl-timeout 60` meaning seconds; the unit makes it unambiguous.
+ */
+const duration = z
+  .union([z.number(), z.string()])
+  .transform((value, ctx) => {
+    const ms = parseDuration(value)
+    if (ms === null) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected a duration such as 250ms, 60s, 2m or 1h (a plain number is ms), got ${JSON.stringify(value)}`,
+      })
+      return z.NEVER
+    }
+    return ms
+  })
+  .pipe(z.number().int('a duration must come to a whole number of ms').positive('a duration must be more than 0'))
+
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }
+
+/** Milliseconds for `250ms`, `60s`, `2m`, `1h`, `1.5s` or a plain number of ms; null for anything else. */
+export function parseDuration(value: string | number): number | null {
+  if (typeof value === 'number') return Number.isFinite(value) ? value : null
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(value)
+  if (!m) return null
+  return Math.round(Number(m[1]) * UNIT_MS[m[2] ?? 'ms'] * 1000) / 1000
+}
+
+/** The shortest way to write `ms` with a unit: 10000 -> 10s, 150 -> 150ms, 120000 -> 2m. */
+export function formatDuration(ms: number): string {
+  for (const unit of ['h', 'm', 's'] as const) {
+    if (ms >= UNIT_MS[unit] && ms % UNIT_MS[unit] === 0) return `${ms / UNIT_MS[unit]}${unit}`
+  }
+  return `${ms}ms`
+}
+
+/**
+ * What --help and the README's flag table say of a setting, kept with the
+ * setting (zod metadata) so that the two cannot drift from the schema.
+ * `description` says what it does, its unit and its trade-off.
+ */
+export interface FlagDoc {
+  description: string
+  /** The value's placeholder: HOST:PORT, FILE, N, BYTES, DURATION, a|b|c. */
+  value?: string
+  /** Shown as the default where the schema has none, or says it better. */
+  shownDefault?: string
+  /** A duration: the default is shown with its unit. */
+  duration?: boolean
+  /** Not listed: the feature is not built (the flag is refused). */
+  hidden?: boolean
+}
+
+const doc = (d: FlagDoc) => d as FlagDoc & Record<string, unknown>
+
 export const configSchema = z
   .object({
-    /** Interface to listen on. Default 127.0.0.1: reachable from this machine only. */
-    host: z.string().min(1).default('127.0.0.1'),
-    /** Port for clients, peers and HTTP (/health, /status, /metrics). 0 picks a free port. */
-    port: z.coerce.number().int().min(0).max(65535).default(7379),
-    /**
-     * Port for Redis-protocol clients (RESP2/RESP3 over TCP: redis-cli, ioredis,
-     * redis-benchmark, HAProxy checks). Off when not given; 0 picks a free port.
-     * Same auth token, limits and error codes as the WebSocket API.
-     */
-    respPort: z.coerce.number().int().min(0).max(65535).optional(),
-    /**
-     * The fail-over group's name as Redis Sentinel clients know it
-     * (`SENTINEL get-master-addr-by-name NAME`, ioredis `name`). Default tandem.
-     */
+    host: z
+      .string()
+      .min(1)
+      .default('127.0.0.1')
+      .meta(
+        doc({
+          value: 'HOST',
+          description:
+            'Interface to listen on. The default, 127.0.0.1, is reachable from this machine only; 0.0.0.0 or a LAN address opens the node to others (use TLS or --auth-token there).',
+        }),
+      ),
+    port: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(65535)
+      .default(7379)
+      .meta(
+        doc({
+          value: 'PORT',
+          description:
+            'Port for clients and peers (WebSocket) and HTTP (/health, /ready, /status, /metrics, the web console at /ui/). 0 picks a free one.',
+        }),
+      ),
+    respPort: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(65535)
+      .optional()
+      .meta(
+        doc({
+          value: 'PORT',
+          shownDefault: 'off',
+          description:
+            'Also serve the Redis protocol (RESP2/RESP3 over TCP: redis-cli, ioredis, redis-benchmark, HAProxy checks) on this port, on --host; 0 picks a free one. Same auth token, limits and error codes as the WebSocket API (see Redis protocol).',
+        }),
+      ),
     groupName: z
       .string()
       .regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, . _ - only, at most 64')
-      .default('tandem'),
-    /**
-     * HOST:PORT other nodes and clients should use to reach this node (named in
-     * READONLY errors and status). Default: host:port as bound.
-     */
-    advertise: hostPort.optional(),
-    /** LevelDB files, the node id and rollback files live here. */
-    dataDir: z.string().min(1).default('./data'),
-    /** Stable identity; generated once and kept in the data dir when not given. */
+      .default('tandem')
+      .meta(
+        doc({
+          value: 'NAME',
+          description:
+            "The group's name as Redis Sentinel clients know it (SENTINEL get-master-addr-by-name NAME, ioredis `name`).",
+        }),
+      ),
+    advertise: hostPort.optional().meta(
+      doc({
+        value: 'HOST:PORT',
+        shownDefault: 'host:port as bound',
+        description:
+          'The address other nodes and clients use to reach this node (named in READONLY errors, status and replication handshakes).',
+      }),
+    ),
+    dataDir: z
+      .string()
+      .min(1)
+      .default('./data')
+      .meta(doc({ value: 'DIR', description: 'Where the LevelDB files, the node id and rollback files live.' })),
     nodeId: z
       .string()
       .regex(/^[A-Za-z0-9._-]{1,64}$/, 'letters, digits, . _ - only, at most 64')
-      .optional(),
-    /** Start as a replica of this upstream (a master or another replica). */
-    replicaof: hostPort.optional(),
-    /**
-     * always: fsync every group commit before answering (no acknowledged write
-     * is lost on power failure). periodic: fsync once a second (up to a second
-     * of acknowledged writes can be lost on power failure, none on a process
-     * crash). none: leave it to the OS.
-     */
-    sync: z.enum(['always', 'periodic', 'none']).default('always'),
-    /**
-     * Log entries kept behind the newest for partial resync. A replica that
-     * falls further behind needs a full sync. Default 1,000,000 entries
-     * (about 150 MB of log at 100-byte values). More costs disk, less
-     * makes full syncs likelier after long outages.
-     */
-    logRetention: positiveInt.default(1_000_000),
-    /**
-     * How often, in ms, the log is trimmed down to --log-retention. Default
-     * 10,000. Between trims the log may exceed the retention by what was
-     * written meanwhile; shorter costs a LevelDB range delete more often.
-     */
-    logTrimInterval: positiveInt.default(10_000),
-    /**
-     * Which of LevelDB's files are checked for damage (their CRC-32Cs) before
-     * the node opens them. all (default): the write-ahead log, the manifest
-     * and every live table, so the start reads the whole data set once (at
-     * disk speed; a large data dir starts slower). logs: the write-ahead log
-     * and the manifest only (fast, and enough to never lose an acknowledged
-     * write to a damaged log record in silence), leaving damaged tables to be
-     * found when read. none: trust the disk. A damaged node refuses to start
-     * (CORRUPT) or, when it would start as a replica, resyncs (see README).
-     */
-    verifyAtStart: z.enum(['all', 'logs', 'none']).default('all'),
-    /**
-     * TLS: PEM certificate (chain) and private key files. With both, the port
-     * serves wss:// and https:// only, and this node dials its upstream and
-     * its fail-over members over wss://, presenting this certificate. Costs a
-     * TLS handshake per connection and encryption of every byte; beyond
-     * loopback it is what keeps the data and a client's token private.
-     */
-    tlsCert: z.string().min(1).optional(),
-    tlsKey: z.string().min(1).optional(),
-    /**
-     * PEM file of the CA(s) this node trusts for peers: it checks the
-     * certificates of the nodes it dials against it (default: the system's
-     * CAs), and requires nodes that connect to it for replication or
-     * fail-over to present a certificate it signed. Clients need none.
-     */
-    tlsCa: z.string().min(1).optional(),
-    /** Shared secret that clients and peers must present. Compared in constant time. */
-    authToken: z.string().min(1).optional(),
-    /** Longest key in bytes. */
-    maxKeyBytes: positiveInt.default(DEFAULT_LIMITS.maxKeyBytes),
-    /** Largest value in bytes. */
-    maxValueBytes: positiveInt.default(DEFAULT_LIMITS.maxValueBytes),
-    /** Largest WebSocket message accepted; a larger one closes the connection (1009). */
-    maxFrameBytes: positiveInt.default(DEFAULT_LIMITS.maxFrameBytes),
-    /** Most operations in one batch request. */
-    maxBatchOps: positiveInt.default(DEFAULT_LIMITS.maxBatchOps),
-    /**
-     * Requests one connection may have unanswered. Past it the server stops
-     * reading that socket until replies go out, so a fast sender is slowed,
-     * not buffered. Default 1024.
-     */
-    maxInFlight: positiveInt.default(1024),
-    /**
-     * Bytes of replies buffered for one connection before the server stops
-     * reading its requests. Default 8 MiB.
-     */
-    maxReplyBufferBytes: positiveInt.default(8 * 1024 * 1024),
-    /** Most client connections at once; more are refused with BUSY. Default 10,000. */
-    maxConnections: positiveInt.default(10_000),
-    /** Writes waiting for the group committer before new ones get BUSY. Default 100,000. */
-    maxQueuedWrites: positiveInt.default(100_000),
-    /** Most writes in one group commit (one LevelDB batch). Default 2,000. */
-    maxGroupCommit: positiveInt.default(2000),
-    /**
-     * A downstream that sends nothing, or cannot take what it is sent (more
-     * than 4 MiB unflushed), for this many ms is disconnected with a warning.
-     * Default 10,000. Shorter detects stuck replicas sooner; too short drops
-     * replicas on a GC pause.
-     */
-    replTimeout: positiveInt.default(10_000),
-    /** With --min-replicas N, writes get NOREPLICAS unless N replicas are within --max-lag ms. */
-    minReplicas: nonNegativeInt.default(0),
-    maxLag: positiveInt.default(10_000),
-    /** Fail-over group members (HOST:PORT of each, this node included). */
-    cluster: list.default([]),
-    failover: z.enum(['manual', 'auto']).default('manual'),
-    /**
-     * Fail-over timeout, ms: a member that hears no master heartbeat for this
-     * long (plus up to 40% jitter) stands for election; the master's lease is
-     * 70% of it. Default 1000. Shorter fails over sooner but risks elections
-     * on a long GC pause or a loaded machine.
-     */
-    failoverTimeout: positiveInt.default(1000),
-    /** How often the master heartbeats the group, ms. Default 150. */
-    heartbeatInterval: positiveInt.default(150),
-    /** Vote in fail-over elections but store no data. */
-    witness: bool.default(false),
-    mode: z.enum(['single', 'multi']).default('single'),
-    peers: list.default([]),
-    conflict: z.enum(['lww', 'vclock']).default('lww'),
-    logFormat: z.enum(['json', 'pretty']).default('json'),
-    logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+      .optional()
+      .meta(
+        doc({
+          value: 'ID',
+          shownDefault: 'generated once, kept in the data dir',
+          description: 'Stable identity of this node (letters, digits, . _ -, at most 64).',
+        }),
+      ),
+    replicaof: hostPort.optional().meta(
+      doc({
+        value: 'HOST:PORT',
+        shownDefault: 'none',
+        description: 'Start as a replica of this upstream (a master or another replica).',
+      }),
+    ),
+    sync: z
+      .enum(['always', 'periodic', 'none'])
+      .default('always')
+      .meta(
+        doc({
+          value: 'always|periodic|none',
+          description:
+            'always: fsync every group commit before answering (no acknowledged write is lost on power failure). periodic: fsync once a second (up to a second of acknowledged writes can be lost on power failure, none on a process crash). none: leave it to the OS.',
+        }),
+      ),
+    logRetention: positiveInt.default(1_000_000).meta(
+      doc({
+        value: 'N',
+        description:
+          'Log entries kept behind the newest for partial resync (1,000,000 is about 150 MB at 100-byte values). A replica further behind gets a full sync: more costs disk, less makes full syncs likelier after long outages.',
+      }),
+    ),
+    logTrimInterval: duration.default(10_000).meta(
+      doc({
+        value: 'DURATION',
+        duration: true,
+        description:
+          'How often the log is trimmed down to --log-retention. Between trims the log may exceed it by what was written meanwhile; shorter costs a LevelDB range delete more often.',
+      }),
+    ),
+    verifyAtStart: z
+      .enum(['all', 'logs', 'none'])
+      .default('all')
+      .meta(
+        doc({
+          value: 'all|logs|none',
+          description:
+            "Which of LevelDB's files are checked for damage (their CRC-32Cs) before the node opens them. all: the write-ahead log, the manifest and every live table, so the start reads the whole data set once (a large data dir starts slower). logs: the write-ahead log and the manifest only (fast, and enough to never lose an acknowledged write to a damaged log record in silence). none: trust the disk. A damaged node refuses to start (CORRUPT) or, when it would start as a replica, resyncs (see Damaged data).",
+        }),
+      ),
+    tlsCert: z
+      .string()
+      .min(1)
+      .optional()
+      .meta(
+        doc({
+          value: 'FILE',
+          shownDefault: 'none',
+          description:
+            'PEM certificate (chain); with --tls-key, the port serves wss:// and https:// only, and this node dials its upstream and fail-over members over wss://, presenting it. Costs a TLS handshake per connection and encryption of every byte; beyond loopback it is what keeps the data and the clients\' token private.',
+        }),
+      ),
+    tlsKey: z
+      .string()
+      .min(1)
+      .optional()
+      .meta(doc({ value: 'FILE', shownDefault: 'none', description: "PEM private key of --tls-cert's certificate." })),
+    tlsCa: z
+      .string()
+      .min(1)
+      .optional()
+      .meta(
+        doc({
+          value: 'FILE',
+          shownDefault: 'system CAs',
+          description:
+            'PEM CA(s) this node trusts for peers: it checks the certificate (and its host name or IP) of every node it dials against it, and requires nodes that connect for replication or fail-over to present a certificate it signed; clients need none. Needs --tls-cert and --tls-key.',
+        }),
+      ),
+    authToken: z
+      .string()
+      .min(1)
+      .optional()
+      .meta(
+        doc({
+          value: 'TOKEN',
+          shownDefault: 'none',
+          description:
+            'Shared secret for clients (Authorization: Bearer, or an auth request) and peers, compared in constant time. Links between nodes never send it: both ends prove they hold it. Clients do send it: beyond loopback, use TLS.',
+        }),
+      ),
+    maxKeyBytes: positiveInt
+      .default(DEFAULT_LIMITS.maxKeyBytes)
+      .meta(doc({ value: 'BYTES', description: 'Longest key.' })),
+    maxValueBytes: positiveInt
+      .default(DEFAULT_LIMITS.maxValueBytes)
+      .meta(doc({ value: 'BYTES', description: 'Largest value.' })),
+    maxFrameBytes: positiveInt.default(DEFAULT_LIMITS.maxFrameBytes).meta(
+      doc({
+        value: 'BYTES',
+        description: 'Largest WebSocket message accepted; a larger one closes the connection (1009).',
+      }),
+    ),
+    maxBatchOps: positiveInt
+      .default(DEFAULT_LIMITS.maxBatchOps)
+      .meta(doc({ value: 'N', description: 'Most operations in one batch (and keys in one mget).' })),
+    maxInFlight: positiveInt.default(1024).meta(
+      doc({
+        value: 'N',
+        description:
+          'Requests one connection may have unanswered. Past it the server stops reading that socket until replies go out, so a fast sender is slowed, not buffered.',
+      }),
+    ),
+    maxReplyBufferBytes: positiveInt.default(8 * 1024 * 1024).meta(
+      doc({
+        value: 'BYTES',
+        description: 'Bytes of replies buffered for one connection before the server stops reading its requests.',
+      }),
+    ),
+    maxConnections: positiveInt.default(10_000).meta(
+      doc({ value: 'N', description: 'Most client connections at once; more are refused (HTTP 503, BUSY).' }),
+    ),
+    maxQueuedWrites: positiveInt
+      .default(100_000)
+      .meta(doc({ value: 'N', description: 'Writes waiting for the group committer before new ones get BUSY.' })),
+    maxGroupCommit: positiveInt
+      .default(2000)
+      .meta(doc({ value: 'N', description: 'Most writes in one group commit (one LevelDB batch).' })),
+    replTimeout: duration.default(10_000).meta(
+      doc({
+        value: 'DURATION',
+        duration: true,
+        description:
+          'A downstream that sends nothing, or cannot take what it is sent (more than 4 MiB unflushed), for this long is disconnected with a warning. Shorter detects stuck replicas sooner; too short drops replicas on a GC pause.',
+      }),
+    ),
+    minReplicas: nonNegativeInt.default(0).meta(
+      doc({
+        value: 'N',
+        description: 'Refuse writes (NOREPLICAS) unless N replicas are within --max-lag of this master.',
+      }),
+    ),
+    maxLag: duration.default(10_000).meta(
+      doc({
+        value: 'DURATION',
+        duration: true,
+        description:
+          'How far behind a replica may be and still count for --min-replicas, and still answer /ready with 200.',
+      }),
+    ),
+    cluster: list.default([]).meta(
+      doc({
+        value: 'A,B,C',
+        shownDefault: 'none',
+        description: "The fail-over group: this node's routes (HOST:PORT) to every member, itself included.",
+      }),
+    ),
+    failover: z
+      .enum(['manual', 'auto'])
+      .default('manual')
+      .meta(
+        doc({
+          value: 'manual|auto',
+          description:
+            'auto: the group elects a master when it loses one. manual: only `tandem promote` makes one.',
+        }),
+      ),
+    failoverTimeout: duration.default(1000).meta(
+      doc({
+        value: 'DURATION',
+        duration: true,
+        description:
+          "Silence from the master after which a member stands for election (plus up to 40% jitter); the master's lease is 70% of it. Shorter fails over sooner but risks elections on a long GC pause or a loaded machine.",
+      }),
+    ),
+    heartbeatInterval: duration
+      .default(150)
+      .meta(doc({ value: 'DURATION', duration: true, description: 'How often the master heartbeats the group.' })),
+    witness: bool
+      .default(false)
+      .meta(doc({ shownDefault: 'off', description: 'Vote in fail-over elections but store no data.' })),
+    mode: z
+      .enum(['single', 'multi'])
+      .default('single')
+      .meta(doc({ value: 'single|multi', hidden: true, description: 'Multi-master mode (not built yet).' })),
+    peers: list
+      .default([])
+      .meta(doc({ value: 'A,B,C', hidden: true, description: 'Multi-master peers (not built yet).' })),
+    conflict: z
+      .enum(['lww', 'vclock'])
+      .default('lww')
+      .meta(doc({ value: 'lww|vclock', hidden: true, description: 'Multi-master conflict resolution (not built yet).' })),
+    logFormat: z
+      .enum(['json', 'pretty'])
+      .default('json')
+      .meta(
+        doc({ value: 'json|pretty', description: 'One JSON object a line on stderr, or readable lines.' }),
+      ),
+    logLevel: z
+      .enum(['debug', 'info', 'warn', 'error'])
+      .default('info')
+      .meta(doc({ value: 'debug|info|warn|error', description: 'The least severe log lines written.' })),
   })
   .strict()
 
 export type Config = z.infer<typeof configSchema>
 export type ConfigInput = z.input<typeof configSchema>
 
-const FLAG_NAMES = Object.keys(configSchema.shape) as (keyof Config)[]
-const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)
-const envName = (name: string) => `TANDEM_${kebab(name).replace(/-/g, '_').toUpperCase()}`
+export const FLAG_NAMES = Object.keys(configSchema.shape) as (keyof Config)[]
+export const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)
+export const envName = (name: string) => `TANDEM_${kebab(name).replace(/-/g, '_').toUpperCase()}`
 
 export class UsageError extends TandemError {
   constructor(message: string) {
@@ -177,9 +367,10 @@ export class UsageError extends TandemError {
 
 /** Builds the config from argv, the environment and an optional --config file. Throws UsageError. */
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): Config {
-  const options: Record<string, { type: 'string' | 'boolean' }> = {
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
     config: { type: 'string' },
-    help: { type: 'boolean' },
+    help: { type: 'boolean', short: 'h' },
+    version: { type: 'boolean' },
   }
   for (const name of FLAG_NAMES) options[kebab(name)] = { type: name === 'witness' ? 'boolean' : 'string' }
   let parsed: ReturnType<typeof parseArgs>
@@ -190,6 +381,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   }
   const values = parsed.values as Record<string, string | boolean | undefined>
   if (values.help) throw new UsageError('help')
+  if (values.version) throw new UsageError('version')
 
   let file: Record<string, unknown> = {}
   const configPath = (values.config as string | undefined) ?? env.TANDEM_CONFIG
@@ -231,15 +423,4 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   }
   if (config.witness && config.replicaof) throw new UsageError('a --witness stores no data and cannot have --replicaof')
   return config
-}
-
-export function usage(): string {
-  const lines = ['usage: tandem-server [flags]', '', 'flags (each also TANDEM_<NAME> in the environment):']
-  for (const name of FLAG_NAMES) {
-    const def = (configSchema.shape[name] as unknown as { _zod?: { def?: { defaultValue?: unknown } } })._zod?.def
-      ?.defaultValue
-    lines.push(`  --${kebab(name).padEnd(24)} ${def === undefined ? '' : `default ${JSON.stringify(def)}`}`)
-  }
-  lines.push('  --config FILE              JSON file with any of the above (camelCase keys)')
-  return lines.join('\n')
 }

@@ -1,4 +1,5 @@
-export { type Config, type ConfigInput, configSchema, loadConfig } from './config.js'
+export { type Config, type ConfigInput, configSchema, formatDuration, loadConfig, parseDuration } from './config.js'
+export { flagsMarkdown, usage } from './flag-docs.js'
 export { TandemNode } from './node.js'
 export { TandemServer } from './server.js'
 export { packBlocks } from './storage/log-block.js'

@@ -162,6 +162,7 @@ export class TandemServer {
     }
     nodeLogger.info('listening', {
       address: node.address,
+      pid: process.pid,
       tls: tls !== undefined,
       respAddress: node.respAddress,
       dataDir: config.dataDir,

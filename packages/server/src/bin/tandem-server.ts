@@ -1,6 +1,9 @@
 import { setFlagsFromString } from 'node:v8'
 import { TandemError } from '@tandem/protocol'
-import { loadConfig, UsageError, usage } from '../config.js'
+import { loadConfig, UsageError } from '../config.js'
+import { usage } from '../flag-docs.js'
+import { SERVER_VERSION } from '../http/self-report.js'
+import { watchLauncher } from './launcher.js'
 import { TandemServer } from '../server.js'
 import { createLogger } from '../util/logger.js'
 
@@ -23,7 +26,11 @@ async function main(): Promise<void> {
       process.stdout.write(`${usage()}\n`)
       process.exit(0)
     }
-    process.stderr.write(`error INVALID: ${(err as Error).message}\n${usage()}\n`)
+    if (err instanceof UsageError && err.message === 'version') {
+      process.stdout.write(`tandem-server ${SERVER_VERSION}\n`)
+      process.exit(0)
+    }
+    process.stderr.write(`error INVALID: ${(err as Error).message}\n(tandem-server --help lists the flags)\n`)
     process.exit(2)
   }
   const logger = createLogger({ level: config.logLevel, format: config.logFormat })
@@ -42,11 +49,15 @@ async function main(): Promise<void> {
   const stop = (signal: string) => {
     if (stopping) return
     stopping = true
-    logger.info('signal received', { signal })
+    logger.info('stopping', { signal })
     if (server) void shutdown(server)
   }
   process.on('SIGTERM', () => stop('SIGTERM'))
   process.on('SIGINT', () => stop('SIGINT'))
+  watchLauncher((launcher) => {
+    logger.warn('the package manager that started this node exited; shutting down as on SIGTERM', { launcher })
+    stop('launcher exited')
+  })
   try {
     server = await TandemServer.start(config, logger)
   } catch (err) {
