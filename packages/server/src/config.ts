@@ -206,7 +206,7 @@ export const configSchema = z
           value: 'FILE',
           shownDefault: 'none',
           description:
-            'PEM certificate (chain); with --tls-key, the port serves wss:// and https:// only, and this node dials its upstream and fail-over members over wss://, presenting it. Costs a TLS handshake per connection and encryption of every byte; beyond loopback it is what keeps the data and the clients\' token private.',
+            "PEM certificate (chain); with --tls-key, the port serves wss:// and https:// only, and this node dials its upstream and fail-over members over wss://, presenting it. Costs a TLS handshake per connection and encryption of every byte; beyond loopback it is what keeps the data and the clients' token private.",
         }),
       ),
     tlsKey: z
@@ -266,9 +266,9 @@ export const configSchema = z
         description: 'Bytes of replies buffered for one connection before the server stops reading its requests.',
       }),
     ),
-    maxConnections: positiveInt.default(10_000).meta(
-      doc({ value: 'N', description: 'Most client connections at once; more are refused (HTTP 503, BUSY).' }),
-    ),
+    maxConnections: positiveInt
+      .default(10_000)
+      .meta(doc({ value: 'N', description: 'Most client connections at once; more are refused (HTTP 503, BUSY).' })),
     maxQueuedWrites: positiveInt
       .default(100_000)
       .meta(doc({ value: 'N', description: 'Writes waiting for the group committer before new ones get BUSY.' })),
@@ -310,8 +310,7 @@ export const configSchema = z
       .meta(
         doc({
           value: 'manual|auto',
-          description:
-            'auto: the group elects a master when it loses one. manual: only `tandem promote` makes one.',
+          description: 'auto: the group elects a master when it loses one. manual: only `tandem promote` makes one.',
         }),
       ),
     failoverTimeout: duration.default(1000).meta(
@@ -338,13 +337,13 @@ export const configSchema = z
     conflict: z
       .enum(['lww', 'vclock'])
       .default('lww')
-      .meta(doc({ value: 'lww|vclock', hidden: true, description: 'Multi-master conflict resolution (not built yet).' })),
+      .meta(
+        doc({ value: 'lww|vclock', hidden: true, description: 'Multi-master conflict resolution (not built yet).' }),
+      ),
     logFormat: z
       .enum(['json', 'pretty'])
       .default('json')
-      .meta(
-        doc({ value: 'json|pretty', description: 'One JSON object a line on stderr, or readable lines.' }),
-      ),
+      .meta(doc({ value: 'json|pretty', description: 'One JSON object a line on stderr, or readable lines.' })),
     logLevel: z
       .enum(['debug', 'info', 'warn', 'error'])
       .default('info')

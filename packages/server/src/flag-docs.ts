@@ -66,10 +66,7 @@ export function usage(): string {
   lines.push('  --config FILE', ...wrap('JSON file with any of the above (camelCase keys).', 6))
   lines.push('  --version', ...wrap('Print the version and exit.', 6))
   lines.push('  --help, -h', ...wrap('Print this and exit.', 6))
-  lines.push(
-    '',
-    'exit status: 0 after SIGTERM/SIGINT (a clean shutdown), 1 when the node cannot start, 2 on bad flags',
-  )
+  lines.push('', 'exit status: 0 after SIGTERM/SIGINT (a clean shutdown), 1 when the node cannot start, 2 on bad flags')
   return lines.join('\n')
 }
 

@@ -100,8 +100,6 @@ function readProc(pid: number, file: string): string | null {
 function statField(stat: string, n: number): string | null {
   const close = stat.lastIndexOf(')')
   if (close < 0) return null
-  const fields = stat
-    .slice(close + 2)
-    .split(' ')
+  const fields = stat.slice(close + 2).split(' ')
   return fields[n - 3] ?? null
 }

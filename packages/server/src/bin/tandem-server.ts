@@ -3,9 +3,9 @@ import { TandemError } from '@tandem/protocol'
 import { loadConfig, UsageError } from '../config.js'
 import { usage } from '../flag-docs.js'
 import { SERVER_VERSION } from '../http/self-report.js'
-import { watchLauncher } from './launcher.js'
 import { TandemServer } from '../server.js'
 import { createLogger } from '../util/logger.js'
+import { watchLauncher } from './launcher.js'
 
 // Young-generation collections on the main thread alone. A node's
 // survivors are small, and a parallel scavenge waits for helper threads

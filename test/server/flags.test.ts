@@ -1,0 +1,62 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { configSchema, flagsMarkdown, loadConfig } from '@tandem/server'
+import { describe, expect, it } from 'vitest'
+import { runNodeBin } from '../helpers/cli.js'
+import { REPO_ROOT, SERVER_BIN } from '../helpers/node-process.js'
+
+const runServer = (args: string[], env: Record<string, string> = {}) => runNodeBin(SERVER_BIN, args, env, 20_000)
+
+describe('tandem-server --help', () => {
+  it('lists every built flag with its description, value and default from the schema, and hides the ones not built', async () => {
+    const { code, stdout } = await runServer(['--help'])
+    expect(code).toBe(0)
+    expect(stdout).toMatch(/--repl-timeout DURATION {2}\(default 10s\)\n\s+A downstream that sends nothing/)
+    expect(stdout).toMatch(/--sync always\|periodic\|none {2}\(default always\)\n\s+always: fsync every group commit/)
+    expect(stdout).toMatch(/--node-id ID {2}\(default generated once, kept in the data dir\)/)
+    for (const name of Object.keys(configSchema.shape)) {
+      const flag = `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`
+      const hidden = ['mode', 'peers', 'conflict'].includes(name)
+      expect(new RegExp(`^  ${flag}[ \n]`, 'm').test(stdout), flag).toBe(!hidden)
+    }
+    // A flag that is hidden is still refused as before, with exit 2.
+    const mode = await runServer(['--mode', 'multi'])
+    expect(mode.code).toBe(2)
+  })
+
+  it('prints the version with --version', async () => {
+    const { code, stdout } = await runServer(['--version'])
+    expect(code).toBe(0)
+    const { version } = JSON.parse(readFileSync(join(REPO_ROOT, 'packages/server/package.json'), 'utf8'))
+    expect(stdout).toBe(`tandem-server ${version}\n`)
+  })
+
+  it("README's flag table is the one the schema generates (npx -y pnpm@12.4.2 run readme:flags)", () => {
+    const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8')
+    const block = /<!-- flags:begin[^\n]*-->\n([\s\S]*?)\n<!-- flags:end -->/.exec(readme)
+    expect(block?.[1]).toBe(flagsMarkdown())
+  })
+})
+
+describe('durations', () => {
+  it('take a unit (ms, s, m, h, fractions) or a plain number of ms, from flags, the environment and a file', () => {
+    expect(loadConfig(['--repl-timeout', '60s'], {}).replTimeout).toBe(60_000)
+    expect(loadConfig(['--repl-timeout', '250ms'], {}).replTimeout).toBe(250)
+    expect(loadConfig(['--failover-timeout', '1.5s'], {}).failoverTimeout).toBe(1500)
+    expect(loadConfig(['--log-trim-interval', '2m'], {}).logTrimInterval).toBe(120_000)
+    expect(loadConfig(['--max-lag', '1h'], {}).maxLag).toBe(3_600_000)
+    // A plain number keeps meaning milliseconds, as before units.
+    expect(loadConfig(['--repl-timeout', '60'], {}).replTimeout).toBe(60)
+    expect(loadConfig([], { TANDEM_HEARTBEAT_INTERVAL: '200ms' }).heartbeatInterval).toBe(200)
+    expect(loadConfig([], {}).replTimeout).toBe(10_000)
+  })
+
+  it('refuse what is not a duration with exit 2 and a message that shows the form', async () => {
+    for (const bad of ['5x', '10 sec', '-1s', '0', '0.5ms', '']) {
+      expect(() => loadConfig(['--repl-timeout', bad], {}), bad).toThrow(/repl-timeout/)
+    }
+    const { code, stderr } = await runServer(['--repl-timeout', '60sec'])
+    expect(code).toBe(2)
+    expect(stderr).toMatch(/^error INVALID: --repl-timeout: expected a duration such as 250ms, 60s/)
+  })
+})
