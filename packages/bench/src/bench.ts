@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
+import { preloadResp, respAddress, runBenchmarkScenario } from './benchmark-scenario.js'
 import type { DriverSpec, TargetName } from './drivers/driver.js'
 import { preload } from './load/client-group.js'
 import { describeMachine } from './machine.js'
@@ -109,7 +110,8 @@ export async function runBench(o: BenchOptions, commandLine: string): Promise<Be
       )
       if (scenarios.some((s) => readsKeys(s.workload))) {
         progress.note(`${target}: preloading ${o.keys.toLocaleString('en-US')} keys of ${o.valueSize} bytes`)
-        await preload(spec, o.keys, o.valueSize)
+        if (o.driver === 'redis-benchmark') await preloadResp(respAddress(topology), o.keys, o.valueSize, o.authToken)
+        else await preload(spec, o.keys, o.valueSize)
       }
       if (topology.replicas.length > 0 && !(await topology.waitForReplicas(o.syncTimeout * 1000))) {
         progress.note(
@@ -120,7 +122,10 @@ export async function runBench(o: BenchOptions, commandLine: string): Promise<Be
     }
     for (let i = 0; i < scenarios.length; i++) {
       for (const { target, topology, spec } of open) {
-        results[i].targets[target] = await runScenario(target, topology, spec, scenarios[i], o, progress)
+        results[i].targets[target] =
+          o.driver === 'redis-benchmark'
+            ? await runBenchmarkScenario(topology, scenarios[i], o, progress)
+            : await runScenario(target, topology, spec, scenarios[i], o, progress)
       }
     }
   } finally {
@@ -173,6 +178,7 @@ export async function runBench(o: BenchOptions, commandLine: string): Promise<Be
       rate: o.rate ?? null,
       lagIntervalMs: o.lagInterval ?? null,
       rounds: o.workload.includes('failover') ? o.rounds : null,
+      driver: o.driver,
     },
     rawLevelDb,
     scenarios: results,
@@ -185,7 +191,12 @@ export async function runBench(o: BenchOptions, commandLine: string): Promise<Be
 async function openTopology(target: TargetName, o: BenchOptions): Promise<Topology> {
   if (target === 'tandem') {
     if (o.server) return useTandem(o.server, o.authToken)
-    return startTandem({ replicas: o.replicas, sync: o.sync, authToken: o.authToken })
+    return startTandem({
+      replicas: o.replicas,
+      sync: o.sync,
+      authToken: o.authToken,
+      resp: o.driver === 'redis-benchmark',
+    })
   }
   if (o.redis) return useRedis(o.redis, o.authToken)
   return startRedis({ replicas: o.replicas, authToken: o.authToken })

@@ -133,6 +133,13 @@ export const optionsSchema = z
     heartbeatInterval: z.coerce.number().int().positive().optional(),
     /** failover suite: skip the cold restart of a master holding --keys keys. */
     noColdRestart: z.boolean().default(false),
+    /**
+     * What generates the load: sdk (tandem's SDK for tandem, ioredis for
+     * Redis, in this process) or redis-benchmark (Debian's C generator,
+     * the same binary and flags against tandem's RESP port and Redis;
+     * put/get only, --requests N per scenario, default 1,000,000).
+     */
+    driver: z.enum(['sdk', 'redis-benchmark']).default('sdk'),
     /** Internal: whether --target was given (compare refuses it). */
     argTarget: z.boolean().optional(),
   })
@@ -147,6 +154,19 @@ export const optionsSchema = z
         path: ['workload'],
         message: `${suites.join(', ')} run against tandem only (use run --target tandem)`,
       })
+    if (o.driver === 'redis-benchmark') {
+      const other = o.workload.filter((w) => w !== 'put' && w !== 'get')
+      if (other.length > 0)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['workload'],
+          message: `--driver redis-benchmark runs put (SET) and get (GET) only, not ${other.join(', ')}`,
+        })
+      if (o.server)
+        ctx.addIssue({ code: 'custom', path: ['server'], message: '--driver redis-benchmark starts its own tandem' })
+      if (o.rate !== undefined)
+        ctx.addIssue({ code: 'custom', path: ['rate'], message: 'redis-benchmark runs closed loop; drop --rate' })
+    }
     if (suites.length > 0 && o.server)
       ctx.addIssue({
         code: 'custom',
@@ -186,7 +206,13 @@ workload
   --duration SECONDS         per scenario (default 10), or --requests N
   --warmup SECONDS           unmeasured load first (default 1)
   --w N|majority             write concern for puts
-  --workers N                drive the clients from N worker threads (default 0: main thread)
+  --workers N                drive the clients from N worker threads (default 0: main thread);
+                             with --driver redis-benchmark, its --threads (default 2)
+  --driver sdk|redis-benchmark  load generator: sdk (tandem's SDK / ioredis, default) or
+                             Debian's redis-benchmark, the same binary and flags against
+                             tandem's RESP port (--resp-port) and Redis; put = -t set,
+                             get = -t get, keys key:NNNNNNNNNNNN over --keys (-r), -d
+                             --value-size, -n --requests (default 1000000), --threads
   --raw                      also measure raw LevelDB batches (--batch-sizes 50,100,1000)
   --rate OPS                 open loop: offer OPS requests/s (latency from the scheduled
                              send time); --pipeline caps in flight per connection

@@ -197,6 +197,8 @@ export interface BenchReport {
     rate: number | null
     lagIntervalMs: number | null
     rounds: number | null
+    /** What generated the load: sdk (tandem's SDK / ioredis) or redis-benchmark. */
+    driver?: 'sdk' | 'redis-benchmark'
   }
   /** Raw LevelDB fsynced batches measured in the same run (--raw, or the raw command). */
   rawLevelDb: RawResult[] | null

@@ -12,6 +12,8 @@ export interface TandemTopologyOptions {
   authToken?: string
   /** A fixed port for the master (default: any free one), so that it can be restarted at the same address. */
   masterPort?: number
+  /** Start the master with --resp-port (a free one), for redis-benchmark. */
+  resp?: boolean
 }
 
 /** A topology the harness started: its nodes, master first. */
@@ -34,7 +36,9 @@ export async function startTandem(options: TandemTopologyOptions): Promise<Tande
     return node.address
   }
   try {
-    const master = await start('master', 'master', [], options.masterPort)
+    const master = await start('master', 'master', options.resp ? ['--resp-port', '0'] : [], options.masterPort)
+    const listening = nodes[0].logs.find((l) => l.msg === 'listening')
+    const respAddress = options.resp ? String(listening?.respAddress ?? '') || undefined : undefined
     const replicas: string[] = []
     for (let i = 1; i <= options.replicas; i++) {
       replicas.push(await start(`replica ${i}`, `replica-${i}`, ['--replicaof', master]))
@@ -43,6 +47,7 @@ export async function startTandem(options: TandemTopologyOptions): Promise<Tande
       target: 'tandem',
       master,
       replicas,
+      respAddress,
       processes: nodes,
       nodes,
       root,

@@ -20,6 +20,8 @@ export interface Topology {
   processes: StartedServer[]
   /** Temp dir holding the data dirs of the servers the harness started (tandem: root/master, root/replica-N). */
   root?: string
+  /** tandem started with --resp-port: where its master speaks RESP (Redis: the master itself). */
+  respAddress?: string
   /** Server version, when known (Redis: redis_version). */
   version?: string
   /** Resolves true once every replica holds what the master holds, false on timeout. */

@@ -1,0 +1,113 @@
+import { Redis } from 'ioredis'
+import { splitHostPort } from './drivers/redis.js'
+import { runRedisBenchmark } from './load/redis-benchmark.js'
+import { cpuSeconds, peakRssBytes } from './measures/proc.js'
+import type { BenchOptions } from './options.js'
+import type { ProgressLine } from './report/progress.js'
+import type { ServerMeasure, TargetResult } from './report/result.js'
+import type { Scenario } from './scenario.js'
+import type { Topology } from './topology/topology.js'
+
+/**
+ * One scenario driven by redis-benchmark (`--driver redis-benchmark`):
+ * the same binary and flags against tandem's RESP port and against Redis.
+ * put is `-t set`, get is `-t get`; keys are redis-benchmark's
+ * key:000000000000 .. over --keys (-r), values --value-size bytes (-d).
+ * redis-benchmark runs --requests requests (default 1,000,000; it has no
+ * duration), after an unmeasured warm-up of a tenth of them with --warmup.
+ */
+export const DEFAULT_BENCHMARK_REQUESTS = 1_000_000
+
+/** The RESP address of a topology's master (tandem: its --resp-port). */
+export function respAddress(topology: Topology): string {
+  return topology.respAddress ?? topology.master
+}
+
+/** Writes key:000000000000 .. key:(keys-1) with values of valueSize bytes over RESP, so that GETs find them. */
+export async function preloadResp(address: string, keys: number, valueSize: number, authToken?: string): Promise<void> {
+  const [host, port] = splitHostPort(address)
+  const redis = new Redis({ host, port, password: authToken, lazyConnect: true, maxRetriesPerRequest: 2 })
+  await redis.connect()
+  try {
+    const value = Buffer.alloc(valueSize, 'x')
+    for (let i = 0; i < keys; i += 1000) {
+      const args: (string | Buffer)[] = []
+      for (let k = i; k < Math.min(keys, i + 1000); k++) args.push(`key:${String(k).padStart(12, '0')}`, value)
+      await redis.mset(...args)
+    }
+  } finally {
+    redis.disconnect()
+  }
+}
+
+export async function runBenchmarkScenario(
+  topology: Topology,
+  s: Scenario,
+  o: BenchOptions,
+  progress: ProgressLine,
+): Promise<TargetResult> {
+  const [host, port] = splitHostPort(respAddress(topology))
+  const requests = o.requests ?? DEFAULT_BENCHMARK_REQUESTS
+  const run = {
+    host,
+    port,
+    test: s.workload === 'put' ? ('set' as const) : ('get' as const),
+    clients: s.clients,
+    pipeline: s.pipeline,
+    valueSize: o.valueSize,
+    keys: o.keys,
+    requests,
+    threads: o.workers > 0 ? o.workers : 2,
+    authToken: o.authToken,
+  }
+  const label = `${topology.target} ${s.name} (redis-benchmark)`
+  if (o.warmup > 0) {
+    progress.note(`${label}: warm-up, ${Math.ceil(requests / 10).toLocaleString('en-US')} requests`)
+    await runRedisBenchmark({ ...run, requests: Math.ceil(requests / 10) })
+  }
+  const cpuBefore = await Promise.all(topology.processes.map((p) => (p.pid ? cpuSeconds(p.pid) : undefined)))
+  const result = await runRedisBenchmark(run)
+  const cpuAfter = await Promise.all(topology.processes.map((p) => (p.pid ? cpuSeconds(p.pid) : undefined)))
+  const servers: ServerMeasure[] = await Promise.all(
+    topology.processes.map(async (p, i) => {
+      const rss = p.pid ? await peakRssBytes(p.pid) : undefined
+      const before = cpuBefore[i]
+      const after = cpuAfter[i]
+      return {
+        role: p.role,
+        pid: p.pid ?? null,
+        peakRssMB: rss === undefined ? null : Math.round((rss / 2 ** 20) * 10) / 10,
+        cpuCores:
+          before === undefined || after === undefined
+            ? null
+            : Math.round(((after - before) / result.elapsedS) * 100) / 100,
+      }
+    }),
+  )
+  const l = result.latencyMs
+  progress.note(
+    `${label}: ${result.throughput.toLocaleString('en-US')} ops/s  p50 ${l.p50} p99 ${l.p99} p99.9 ${l.p999} ms  (${result.commandLine})`,
+  )
+  return {
+    target: topology.target,
+    master: topology.master,
+    replicas: topology.replicas,
+    version: topology.version ?? null,
+    throughput: result.throughput,
+    ops: result.ops,
+    errors: 0,
+    firstError: null,
+    durationS: result.elapsedS,
+    latencyMs: result.latencyMs,
+    harness: {
+      cpuCores: result.generatorCores,
+      threads: run.threads,
+      cpuBound: result.generatorCores >= 0.85 * run.threads,
+    },
+    servers,
+    commit: null,
+    replicationLag: null,
+    failover: null,
+    fullSync: null,
+  }
+}
