@@ -10,10 +10,11 @@
  *
  * Every length is checked when its header is read, before any byte of the
  * data is buffered: a bulk or a command over its limit (a declared 1 GB
- * bulk) is a protocol error at once, never a 1 GB buffer. A command is kept
- * as offsets into one buffer while it arrives, so bytes that come in many
- * reads are copied once, when the command is complete, and a command split
- * across reads is not parsed again from its start.
+ * bulk) is a protocol error at once, never a 1 GB buffer. Parsing resumes
+ * where it stopped when a command arrives in several reads: the arguments
+ * already read are kept (slices of the reads they came in), and only the
+ * unparsed rest is joined to the next read, so a command is never parsed
+ * twice, nor a large bulk copied more than once.
  *
  * A protocol error is final: the connection answers it and closes, as
  * Redis does, since the stream cannot be resynchronised.
@@ -44,34 +45,36 @@ const STAR = 42
 const DOLLAR = 36
 
 export class RespParser {
-  /** Unconsumed bytes start at `pos` of `buf`; `more` holds reads not yet joined to it. */
+  /** Unparsed bytes start at `pos` of `buf`; `more` holds reads not yet joined to it. */
   private buf: Buffer = Buffer.alloc(0)
   private pos = 0
   private more: Buffer[] = []
   private moreBytes = 0
   /** Bytes `buf` (from pos) plus `more` must reach before parsing can progress. */
   private needed = 0
-  // The multibulk command being parsed, as offsets from `pos`.
+  // The multibulk command being parsed: its declared length, the arguments
+  // read so far (slices of the buffers they arrived in) and their bytes.
   private argc = -1
-  private readonly starts: number[] = []
-  private readonly ends: number[] = []
-  /** Offset from `pos` where parsing resumes. */
-  private scan = 0
+  private args: Buffer[] = []
+  private nargs = 0
   private commandBytes = 0
+  /** Where the header line that `header()` just read ends (after its CRLF). */
+  private lineNext = 0
   private failed: RespProtocolError | null = null
   /** The most bytes this parser has held at once. */
   peakBytes = 0
 
   constructor(public limits: RespLimits) {}
 
-  /** Bytes held: unparsed input, including a partial command. */
+  /** Bytes held: unparsed input and the arguments of a partly received command. */
   get bufferedBytes(): number {
-    return this.buf.length - this.pos + this.moreBytes
+    return this.buf.length - this.pos + this.moreBytes + (this.argc === -1 ? 0 : this.commandBytes)
   }
 
   /** Whether bytes wait to be parsed (a complete command may be among them). */
   get hasInput(): boolean {
-    return this.bufferedBytes > 0 && this.bufferedBytes >= this.needed
+    const unparsed = this.buf.length - this.pos + this.moreBytes
+    return unparsed > 0 && unparsed >= this.needed
   }
 
   push(chunk: Buffer): void {
@@ -94,15 +97,15 @@ export class RespParser {
    */
   next(): Buffer[] | null {
     if (this.failed) throw this.failed
-    if (this.bufferedBytes < this.needed || this.bufferedBytes === 0) return null
-    if (this.moreBytes > 0) this.join()
     try {
       for (;;) {
-        if (this.pos >= this.buf.length) return null
-        const command = this.buf[this.pos] === STAR ? this.multibulk() : this.inline()
-        if (command === null) return null
-        if (command.length > 0) return command
-        // An empty line or `*0`: nothing to run, keep reading.
+        if (!this.hasInput) return null
+        // The current buffer cannot complete what is pending: bring in more.
+        if (this.moreBytes > 0 && this.buf.length - this.pos < Math.max(this.needed, 1)) this.join()
+        this.needed = 0
+        const command = this.parseOne()
+        if (command !== null && command.length > 0) return command
+        // null: more bytes are needed (`needed` says how many); []: an empty line or `*0`.
       }
     } catch (err) {
       if (err instanceof RespProtocolError) {
@@ -113,16 +116,40 @@ export class RespParser {
     }
   }
 
+  /** One command from the current buffer; null when it needs more bytes, [] for nothing to run. */
+  private parseOne(): Buffer[] | null {
+    if (this.argc === -1) {
+      if (this.pos >= this.buf.length) {
+        this.needed = 1
+        return null
+      }
+      if (this.buf[this.pos] !== STAR) return this.inline()
+      if (!this.multibulkHeader()) return null
+      if (this.argc === -1) return []
+    }
+    return this.bulks()
+  }
+
   /** Drops everything held (the connection is closing). */
   release(): void {
     this.buf = Buffer.alloc(0)
     this.pos = 0
     this.more = []
     this.moreBytes = 0
+    this.args = []
+    this.argc = -1
   }
 
+  /**
+   * Joins the unparsed tail of the buffer and the reads that came after it
+   * into one buffer. The tail is at most one pending element (parsing
+   * resumes at the element it stopped in), so this copies little beyond
+   * the new reads themselves, and a bulk that arrives in many reads is
+   * joined once, when all of it is in (`needed`).
+   */
   private join(): void {
-    this.buf = Buffer.concat([this.buf.subarray(this.pos), ...this.more])
+    if (this.pos === this.buf.length && this.more.length === 1) this.buf = this.more[0]
+    else this.buf = Buffer.concat([this.buf.subarray(this.pos), ...this.more])
     this.pos = 0
     this.more = []
     this.moreBytes = 0
@@ -132,104 +159,101 @@ export class RespParser {
     throw new RespProtocolError(`Protocol error: ${message}`)
   }
 
-  /** Index of the CR of a CRLF at or after `from`, searching at most `max` bytes; -1 if absent yet. */
-  private lineEnd(from: number, max: number, tooLong: string): number {
-    const limit = Math.min(this.buf.length, from + max + 2)
-    const end = this.buf.indexOf(LF, from)
-    if (end === -1 || end >= limit) {
-      if (this.buf.length - from > max + 1) this.fail(tooLong)
-      this.needed = this.buf.length - this.pos + 1
-      return -1
-    }
-    if (end === from || this.buf[end - 1] !== CR) this.fail(`expected CRLF at the end of a header line`)
-    return end - 1
-  }
-
-  private integer(from: number, to: number, what: string): number {
-    if (to <= from || to - from > 19) this.fail(`invalid ${what}`)
+  /**
+   * Reads the integer of the header line whose digits start at `from`
+   * (after its type byte) in one pass: its value, with lineNext set past
+   * the CRLF; null when the line is incomplete (needed is then set).
+   */
+  private header(from: number, what: string, tooLong: string): number | null {
+    const buf = this.buf
+    const end = Math.min(buf.length, from + MAX_HEADER_LINE)
     let i = from
-    let negative = false
-    if (this.buf[i] === 45) {
-      negative = true
-      i++
-      if (i === to) this.fail(`invalid ${what}`)
-    }
+    const negative = i < end && buf[i] === 45
+    if (negative) i++
+    const digitsFrom = i
     let n = 0
-    for (; i < to; i++) {
-      const c = this.buf[i] - 48
-      if (c < 0 || c > 9) this.fail(`invalid ${what}`)
-      n = n * 10 + c
+    let valid = true
+    for (; i < end; i++) {
+      const d = buf[i] - 48
+      if (d === CR - 48) break
+      if (d < 0 || d > 9) valid = false
+      n = n * 10 + d
     }
-    if (!Number.isSafeInteger(n)) this.fail(`invalid ${what}`)
+    if (i === end) {
+      if (end - from >= MAX_HEADER_LINE) this.fail(tooLong)
+      this.needed = buf.length - this.pos + 1
+      return null
+    }
+    if (!valid || i === digitsFrom || i - digitsFrom > 18) this.fail(`invalid ${what}`)
+    if (i + 1 >= buf.length) {
+      this.needed = buf.length - this.pos + 1
+      return null
+    }
+    if (buf[i + 1] !== LF) this.fail(`expected CRLF at the end of a ${what} line`)
+    this.lineNext = i + 2
     return negative ? -n : n
   }
 
-  private multibulk(): Buffer[] | null {
-    const base = this.pos
-    if (this.argc === -1) {
-      const end = this.lineEnd(base + 1, MAX_HEADER_LINE, 'too big mbulk count string')
-      if (end === -1) return null
-      const argc = this.integer(base + 1, end, 'multibulk length')
-      if (argc > this.limits.maxArgs) {
-        this.fail(`invalid multibulk length: ${argc} arguments, the limit is ${this.limits.maxArgs}`)
-      }
-      if (argc < -1) this.fail('invalid multibulk length')
-      this.scan = end + 2 - base
-      if (argc <= 0) {
-        this.consume(this.scan)
-        return []
-      }
-      this.argc = argc
-      this.commandBytes = this.scan
-      this.starts.length = 0
-      this.ends.length = 0
+  /** `*N`: sets up the command (argc stays -1 for an empty one). False when the line is incomplete. */
+  private multibulkHeader(): boolean {
+    const argc = this.header(this.pos + 1, 'multibulk length', 'too big mbulk count string')
+    if (argc === null) return false
+    if (argc > this.limits.maxArgs) {
+      this.fail(`invalid multibulk length: ${argc} arguments, the limit is ${this.limits.maxArgs}`)
     }
-    while (this.starts.length < this.argc) {
-      const at = base + this.scan
-      if (at >= this.buf.length) {
-        this.needed = this.scan + 1
+    if (argc < -1) this.fail('invalid multibulk length')
+    this.commandBytes = this.lineNext - this.pos
+    this.consumeTo(this.lineNext)
+    if (argc <= 0) return true
+    this.argc = argc
+    this.args = new Array<Buffer>(argc)
+    this.nargs = 0
+    return true
+  }
+
+  /** The command's bulk strings, resuming where the last call stopped; null until all are in. */
+  private bulks(): Buffer[] | null {
+    while (this.nargs < this.argc) {
+      const buf = this.buf
+      const at = this.pos
+      if (at >= buf.length) {
+        this.needed = 1
         return null
       }
-      if (this.buf[at] !== DOLLAR) {
-        this.fail(`expected '$', got '${printable(this.buf[at])}'`)
-      }
-      const end = this.lineEnd(at + 1, MAX_HEADER_LINE, 'too big bulk count string')
-      if (end === -1) return null
-      const length = this.integer(at + 1, end, 'bulk length')
+      if (buf[at] !== DOLLAR) this.fail(`expected '$', got '${printable(buf[at])}'`)
+      const length = this.header(at + 1, 'bulk length', 'too big bulk count string')
+      if (length === null) return null
       if (length < 0) this.fail('invalid bulk length')
       if (length > this.limits.maxBulkBytes) {
         this.fail(`invalid bulk length: ${length} bytes, the limit is ${this.limits.maxBulkBytes}`)
       }
-      const dataStart = end + 2
+      const dataStart = this.lineNext
       const total = this.commandBytes + (dataStart - at) + length + 2
       if (total > this.limits.maxCommandBytes) {
         this.fail(`command of more than ${this.limits.maxCommandBytes} bytes, the limit`)
       }
-      if (dataStart + length + 2 > this.buf.length) {
-        // Wait for the whole bulk; parsing resumes at this header.
-        this.needed = dataStart + length + 2 - base
+      const dataEnd = dataStart + length
+      if (dataEnd + 2 > buf.length) {
+        // Wait for the whole bulk; parsing resumes at its header.
+        this.needed = dataEnd + 2 - at
         return null
       }
-      if (this.buf[dataStart + length] !== CR || this.buf[dataStart + length + 1] !== LF) {
-        this.fail('bulk string not terminated by CRLF')
-      }
+      if (buf[dataEnd] !== CR || buf[dataEnd + 1] !== LF) this.fail('bulk string not terminated by CRLF')
+      // Buffer#slice shares memory like subarray, and builds the view directly
+      // instead of through TypedArray species lookup: the parser's hottest line.
+      this.args[this.nargs++] = buf.slice(dataStart, dataEnd)
       this.commandBytes = total
-      this.starts.push(dataStart - base)
-      this.ends.push(dataStart + length - base)
-      this.scan = dataStart + length + 2 - base
+      this.consumeTo(dataEnd + 2)
     }
-    const args = new Array<Buffer>(this.argc)
-    for (let i = 0; i < this.argc; i++) args[i] = this.buf.subarray(base + this.starts[i], base + this.ends[i])
-    this.consume(this.scan)
+    const args = this.args
+    this.args = []
     this.argc = -1
     return args
   }
 
-  private consume(bytes: number): void {
-    this.pos += bytes
-    this.scan = 0
-    this.needed = 0
-    if (this.pos === this.buf.length) {
+  private consumeTo(index: number): void {
+    this.pos = index
+    if (index === this.buf.length) {
       this.buf = Buffer.alloc(0)
       this.pos = 0
     }
@@ -245,7 +269,7 @@ export class RespParser {
     }
     const end = lf > from && this.buf[lf - 1] === CR ? lf - 1 : lf
     const args = splitInline(this.buf.subarray(from, end), this.limits.maxArgs)
-    this.consume(lf + 1 - from)
+    this.consumeTo(lf + 1)
     return args
   }
 }
