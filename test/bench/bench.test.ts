@@ -188,23 +188,40 @@ describe('tandem-bench', () => {
       '4',
       '--pipeline',
       '4',
+      '--workers',
+      '2',
+      '--sync',
+      'periodic',
       ...common,
       '--json',
       json,
       '--chart',
       chart,
+      '--markdown',
     ])
     expect(run.code, run.stderr).toBe(0)
     const report = JSON.parse(readFileSync(json, 'utf8'))
     expectMachine(report.machine, true)
+    // --sync periodic is compared against the Redis durability that matches it.
+    expect(report.settings.redisPersistence).toBe('appendonly yes, appendfsync everysec')
     expect(report.scenarios).toHaveLength(WORKLOADS.length)
     for (const s of report.scenarios) {
-      expectSaneTarget(s.targets.tandem, 'tandem')
-      expectSaneTarget(s.targets.redis, 'redis')
+      for (const target of ['tandem', 'redis']) {
+        const t = s.targets[target]
+        expectSaneTarget(t, target)
+        // --workers drives both sides.
+        expect(t.harness.threads).toBe(2)
+        // Server CPU per request: each process's, and the topology's, from the CPU it used and the requests done.
+        expect(t.servers[0].cpuUsPerOp).toBeGreaterThan(0)
+        expect(t.serverCpuUsPerOp).toBe(t.servers[0].cpuUsPerOp)
+      }
       expect(s.targets.redis.commit).toBeNull()
       expect(s.ratios.throughput).toBeGreaterThan(0)
+      expect(s.ratios.serverCpuPerOp).toBeGreaterThan(0)
     }
-    expect(run.stdout).toMatch(/tandem\/redis throughput/)
+    expect(run.stdout).toMatch(/tandem\/redis throughput .*server CPU per request/)
+    const section = run.stdout.slice(run.stdout.indexOf('### '))
+    expect(section).toContain('server µs/op')
     expect(existsSync(chart)).toBe(true)
   })
 

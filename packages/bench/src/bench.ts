@@ -4,7 +4,7 @@ import { preloadResp, respAddress, runBenchmarkScenario } from './benchmark-scen
 import type { DriverSpec, TargetName } from './drivers/driver.js'
 import { preload } from './load/client-group.js'
 import { describeMachine } from './machine.js'
-import { type BenchOptions, isSuite } from './options.js'
+import { type BenchOptions, isSuite, redisFsyncOf } from './options.js'
 import { measureRawLevelDb, type RawResult } from './raw-leveldb.js'
 import { gitState } from './report/git-state.js'
 import { ProgressLine, progressMode } from './report/progress.js'
@@ -151,6 +151,8 @@ export async function runBench(o: BenchOptions, commandLine: string): Promise<Be
         p50: ratio(t.latencyMs.p50, rd.latencyMs.p50),
         p99: ratio(t.latencyMs.p99, rd.latencyMs.p99),
         p999: ratio(t.latencyMs.p999, rd.latencyMs.p999),
+        serverCpuPerOp:
+          t.serverCpuUsPerOp && rd.serverCpuUsPerOp ? ratio(t.serverCpuUsPerOp, rd.serverCpuUsPerOp) : null,
       }
     }
   }
@@ -170,7 +172,7 @@ export async function runBench(o: BenchOptions, commandLine: string): Promise<Be
     settings: {
       replicas: o.replicas,
       sync: o.sync,
-      redisPersistence: 'appendonly yes, appendfsync everysec',
+      redisPersistence: `appendonly yes, appendfsync ${redisFsyncOf(o)}`,
       durationS: o.requests === undefined ? o.duration : null,
       requests: o.requests ?? null,
       warmupS: o.warmup,
@@ -199,5 +201,5 @@ async function openTopology(target: TargetName, o: BenchOptions): Promise<Topolo
     })
   }
   if (o.redis) return useRedis(o.redis, o.authToken)
-  return startRedis({ replicas: o.replicas, authToken: o.authToken })
+  return startRedis({ replicas: o.replicas, authToken: o.authToken, appendfsync: redisFsyncOf(o) })
 }

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis'
 import { splitHostPort } from './drivers/redis.js'
 import { runRedisBenchmark } from './load/redis-benchmark.js'
-import { cpuSeconds, peakRssBytes } from './measures/proc.js'
+import { cpuSeconds, cpuUsPerOp, peakRssBytes, totalCpuUsPerOp } from './measures/proc.js'
 import type { BenchOptions } from './options.js'
 import type { ProgressLine } from './report/progress.js'
 import type { ServerMeasure, TargetResult } from './report/result.js'
@@ -81,6 +81,7 @@ export async function runBenchmarkScenario(
           before === undefined || after === undefined
             ? null
             : Math.round(((after - before) / result.elapsedS) * 100) / 100,
+        cpuUsPerOp: cpuUsPerOp(before, after, result.ops),
       }
     }),
   )
@@ -105,6 +106,7 @@ export async function runBenchmarkScenario(
       cpuBound: result.generatorCores >= 0.85 * run.threads,
     },
     servers,
+    serverCpuUsPerOp: totalCpuUsPerOp(cpuBefore, cpuAfter, result.ops),
     commit: null,
     replicationLag: null,
     failover: null,

@@ -57,6 +57,8 @@ export const optionsSchema = z
     replicas: z.coerce.number().int().min(0).max(8).default(0),
     /** tandem's --sync for the topology the harness starts. */
     sync: z.enum(['always', 'periodic', 'none']).default('always'),
+    /** Redis's appendfsync for the Redis the harness starts (default: the one that matches --sync). */
+    redisFsync: z.enum(['always', 'everysec', 'no']).optional(),
     workload: z
       .string()
       .transform((s) => s.split(',').map((x) => x.trim()))
@@ -177,6 +179,16 @@ export const optionsSchema = z
 
 export type BenchOptions = Omit<z.infer<typeof optionsSchema>, 'argTarget'>
 
+/**
+ * The Redis appendfsync that gives the same durability as tandem's --sync:
+ * always (every acknowledged write on disk) against always, periodic (a
+ * background fsync) against everysec, none against no.
+ */
+export function redisFsyncOf(o: Pick<BenchOptions, 'sync' | 'redisFsync'>): 'always' | 'everysec' | 'no' {
+  if (o.redisFsync) return o.redisFsync
+  return o.sync === 'always' ? 'always' : o.sync === 'periodic' ? 'everysec' : 'no'
+}
+
 const BOOLEAN_FLAGS = new Set(['raw', 'markdown', 'help', 'noColdRestart'])
 const kebab = (name: string) => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)
 const camel = (flag: string) => flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase())
@@ -193,8 +205,10 @@ targets
   --server HOST:PORT,...     use running tandem servers (master first)
   --redis HOST:PORT          use a running Redis master
   --replicas N               replicas started beside each master (default 0)
-  --sync always|periodic|none  tandem's fsync policy (default always); Redis
-                             always runs with appendonly yes, appendfsync everysec
+  --sync always|periodic|none  tandem's fsync policy (default always); the Redis the
+                             harness starts runs with appendonly yes and the matching
+                             appendfsync: always, everysec, no
+  --redis-fsync always|everysec|no  Redis's appendfsync instead of the one --sync implies
   --auth-token TOKEN
 workload
   --workload put|get|a|b|c[,...]  put-only, get-only, YCSB A 50/50, B 95/5, C read-only
@@ -206,8 +220,8 @@ workload
   --duration SECONDS         per scenario (default 10), or --requests N
   --warmup SECONDS           unmeasured load first (default 1)
   --w N|majority             write concern for puts
-  --workers N                drive the clients from N worker threads (default 0: main thread);
-                             with --driver redis-benchmark, its --threads (default 2)
+  --workers N                drive the clients from N worker threads (default 0: main thread),
+                             for every target, Redis included; with --driver redis-benchmark, its --threads (default 2)
   --driver sdk|redis-benchmark  load generator: sdk (tandem's SDK / ioredis, default) or
                              Debian's redis-benchmark, the same binary and flags against
                              tandem's RESP port (--resp-port) and Redis; put = -t set,

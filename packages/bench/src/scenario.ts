@@ -3,7 +3,14 @@ import type { DriverSpec, TargetName } from './drivers/driver.js'
 import { TandemDriver } from './drivers/tandem.js'
 import { summarize } from './load/histogram.js'
 import { runLoad } from './load/runner.js'
-import { cpuSeconds, peakRssBytes, splitThreads, threadCpuSeconds } from './measures/proc.js'
+import {
+  cpuSeconds,
+  cpuUsPerOp,
+  peakRssBytes,
+  splitThreads,
+  threadCpuSeconds,
+  totalCpuUsPerOp,
+} from './measures/proc.js'
 import { ProcessLagProbe } from './measures/replication-lag.js'
 import type { BenchOptions, LoadWorkloadName } from './options.js'
 import type { ProgressLine } from './report/progress.js'
@@ -103,6 +110,7 @@ export async function runScenario(
             before === undefined || after === undefined
               ? null
               : Math.round(((after - before) / load.elapsedS) * 100) / 100,
+          cpuUsPerOp: cpuUsPerOp(before, after, load.ops),
           threads: p.pid && tBefore && tAfter ? splitThreads(p.pid, tBefore, tAfter, load.elapsedS) : null,
         }
       }),
@@ -136,6 +144,7 @@ export async function runScenario(
         cpuBound: load.harnessCores >= 0.85 * load.harnessThreads,
       },
       servers,
+      serverCpuUsPerOp: totalCpuUsPerOp(cpuBefore, cpuAfter, load.ops),
       commit,
       replicationLag: lag,
       failover: null,

@@ -58,6 +58,37 @@ export async function threadCpuSeconds(pid: number): Promise<Map<number, number>
   }
 }
 
+/**
+ * Server CPU per completed request, in µs: the CPU seconds a process used
+ * over a window divided by the requests the harness completed in it. Null
+ * when either sample is missing or nothing completed. The /proc counters
+ * tick every 10 ms, so a window of a second or more keeps the error to a
+ * few percent at one busy core.
+ */
+export function cpuUsPerOp(before: number | undefined, after: number | undefined, ops: number): number | null {
+  if (before === undefined || after === undefined || ops <= 0) return null
+  return Math.round(((after - before) / ops) * 1e7) / 10
+}
+
+/** Every process's CPU over the window, summed, per request; null if any process could not be read. */
+export function totalCpuUsPerOp(
+  before: (number | undefined)[],
+  after: (number | undefined)[],
+  ops: number,
+): number | null {
+  if (after.length === 0 || before.length !== after.length) return null
+  let b = 0
+  let a = 0
+  for (let i = 0; i < after.length; i++) {
+    const x = before[i]
+    const y = after[i]
+    if (x === undefined || y === undefined) return null
+    b += x
+    a += y
+  }
+  return cpuUsPerOp(b, a, ops)
+}
+
 export interface ThreadSplit {
   /** Cores used by the main thread (JavaScript and its system calls). */
   main: number

@@ -1,5 +1,5 @@
 import type { BenchReport, TargetResult } from './result.js'
-import { layout, RAW_HEADER, ratioLines, rawRows, suiteLines } from './table.js'
+import { cpuPerOpCell, layout, RAW_HEADER, ratioLines, rawRows, suiteLines } from './table.js'
 
 const n = (x: number) => x.toLocaleString('en-US')
 const ms = (x: number) => x.toFixed(x < 10 ? 2 : 1)
@@ -19,7 +19,16 @@ export function provenanceLine(report: BenchReport): string {
   )
 }
 
-const SCENARIO_HEADER = ['scenario', 'target', 'ops/s', 'p50 ms', 'p99 ms', 'server cores', 'peak RSS MB']
+const SCENARIO_HEADER = [
+  'scenario',
+  'target',
+  'ops/s',
+  'p50 ms',
+  'p99 ms',
+  'server cores',
+  'server µs/op',
+  'peak RSS MB',
+]
 
 function scenarioRows(report: BenchReport): string[][] {
   const rows: string[][] = []
@@ -32,6 +41,7 @@ function scenarioRows(report: BenchReport): string[][] {
         ms(t.latencyMs.p50),
         ms(t.latencyMs.p99),
         t.servers.map((sv) => (sv.cpuCores === null ? '-' : sv.cpuCores.toFixed(2))).join(' / ') || '-',
+        cpuPerOpCell(t),
         t.servers.map((sv) => (sv.peakRssMB === null ? '-' : String(Math.round(sv.peakRssMB)))).join(' / ') || '-',
       ])
     }

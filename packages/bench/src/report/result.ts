@@ -16,6 +16,8 @@ export interface ServerMeasure {
   peakRssMB: number | null
   /** CPU the process used while measuring, in cores (1 = one core busy). */
   cpuCores: number | null
+  /** CPU the process used while measuring divided by the requests completed, in µs (load scenarios only). */
+  cpuUsPerOp?: number | null
   /** The same split by thread (Linux; null elsewhere and for Redis). */
   threads?: ThreadSplit | null
 }
@@ -41,6 +43,12 @@ export interface TargetResult {
     cpuBound: boolean
   }
   servers: ServerMeasure[]
+  /**
+   * Every server process of the target together (master and replicas): CPU
+   * used while measuring divided by the requests completed, in µs. Null when
+   * a process's CPU could not be read (servers the harness did not start).
+   */
+  serverCpuUsPerOp?: number | null
   /** tandem only: group commits during the scenario (from the master's status). */
   commit: { groups: number; writes: number; avgGroupSize: number } | null
   /** Sampled commit-on-master to visible-on-replica lag; null without replicas. */
@@ -173,7 +181,14 @@ export interface ScenarioResult {
   /** console suite: web console event streams open on the master during this scenario. */
   consoles?: number
   /** compare only: tandem divided by Redis. Above 1 means tandem has more throughput / higher latency. */
-  ratios: { throughput: number; p50: number; p99: number; p999: number } | null
+  ratios: {
+    throughput: number
+    p50: number
+    p99: number
+    p999: number
+    /** Server CPU per request, tandem over Redis (null when either is unknown). */
+    serverCpuPerOp?: number | null
+  } | null
 }
 
 export interface BenchReport {

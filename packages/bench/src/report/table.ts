@@ -21,6 +21,15 @@ export function layout(header: string[], rows: string[][], markdown: boolean): s
 const n = (x: number) => x.toLocaleString('en-US')
 const ms = (x: number) => x.toFixed(x < 10 ? 3 : 1)
 
+/**
+ * Server CPU per request in µs: each server process's figure joined by
+ * ' / ' (master first), or '-' when none was measured.
+ */
+export function cpuPerOpCell(t: TargetResult): string {
+  const each = t.servers.map((sv) => (sv.cpuUsPerOp == null ? '-' : sv.cpuUsPerOp.toFixed(1)))
+  return each.some((x) => x !== '-') ? each.join(' / ') : '-'
+}
+
 export function resultRows(report: BenchReport): string[][] {
   const rows: string[][] = []
   for (const s of report.scenarios) {
@@ -38,6 +47,7 @@ export function resultRows(report: BenchReport): string[][] {
         n(t.errors),
         `${t.harness.cpuCores.toFixed(2)}${t.harness.cpuBound ? ' (bound)' : ''}`,
         t.servers.map((sv) => (sv.cpuCores === null ? '-' : sv.cpuCores.toFixed(2))).join(' / ') || '-',
+        cpuPerOpCell(t),
         t.servers.map((sv) => (sv.peakRssMB === null ? '-' : String(Math.round(sv.peakRssMB)))).join(' / ') || '-',
         t.commit ? String(t.commit.avgGroupSize) : '-',
       ])
@@ -58,6 +68,7 @@ export const RESULT_HEADER = [
   'errors',
   'harness cores',
   'server cores',
+  'server µs/op',
   'peak RSS MB',
   'avg group',
 ]
@@ -68,7 +79,11 @@ export function ratioLines(report: BenchReport): string[] {
     .map(
       (s) =>
         `${s.name}: tandem/redis throughput ${s.ratios!.throughput}x, p50 ${s.ratios!.p50}x, ` +
-        `p99 ${s.ratios!.p99}x, p99.9 ${s.ratios!.p999}x`,
+        `p99 ${s.ratios!.p99}x, p99.9 ${s.ratios!.p999}x` +
+        (s.ratios!.serverCpuPerOp == null
+          ? ''
+          : `, server CPU per request ${s.ratios!.serverCpuPerOp}x ` +
+            `(${s.targets.tandem?.serverCpuUsPerOp} / ${s.targets.redis?.serverCpuUsPerOp} µs)`),
     )
 }
 

@@ -27,10 +27,14 @@ export const REDIS_MISSING =
 
 /**
  * Starts a Redis master with the durability a tandem user would compare
- * against (appendonly yes, appendfsync everysec, no RDB snapshots) and
+ * against (appendonly yes, the given appendfsync, no RDB snapshots) and
  * `replicas` replicas of it, each in its own temp dir.
  */
-export async function startRedis(options: { replicas: number; authToken?: string }): Promise<Topology> {
+export async function startRedis(options: {
+  replicas: number
+  authToken?: string
+  appendfsync: 'always' | 'everysec' | 'no'
+}): Promise<Topology> {
   const version = await redisServerVersion()
   if (!version) throw new TargetUnavailable(REDIS_MISSING)
   const root = await mkdtemp(join(tmpdir(), 'tandem-bench-redis-'))
@@ -44,7 +48,7 @@ export async function startRedis(options: { replicas: number; authToken?: string
     const path = join(root, dir)
     await mkdir(path)
     const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', path, '--daemonize', 'no']
-    args.push('--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '', '--protected-mode', 'no')
+    args.push('--appendonly', 'yes', '--appendfsync', options.appendfsync, '--save', '', '--protected-mode', 'no')
     if (options.authToken) args.push('--requirepass', options.authToken, '--masterauth', options.authToken)
     args.push(...extra)
     const proc = new ServerProcess(role, 'redis-server', args, path)
