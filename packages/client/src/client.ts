@@ -253,6 +253,89 @@ export class TandemClient {
     }
   }
 
+  /**
+   * A backup of the node named first in `servers`: the bytes of a snapshot
+   * file (see `tandem snapshot save`), streamed as the node reads its data.
+   * The data is consistent at one seq while writes go on. The stream pauses
+   * while the caller does not take its chunks, and so does the node.
+   */
+  async *backup(): AsyncGenerator<Buffer> {
+    if (this.state !== 'open') throw new TandemError('CLOSED', 'client is closed')
+    const address = this.servers[0]
+    const ws = dial(address, '/snapshot', {
+      authToken: this.options.authToken,
+      tls: this.options.tls,
+      connectTimeoutMs: this.connectTimeoutMs,
+      maxFrameBytes: DEFAULT_LIMITS.maxFrameBytes * 16,
+    })
+    const queue: Buffer[] = []
+    let paused = false
+    let ended: TandemError | 'done' | null = null
+    let wake: (() => void) | null = null
+    const notify = () => {
+      const w = wake
+      wake = null
+      w?.()
+    }
+    ws.on('message', (data) => {
+      queue.push(data as Buffer)
+      if (queue.length >= 16 && !paused) {
+        paused = true
+        ws.pause()
+      }
+      notify()
+    })
+    ws.on('unexpected-response', (_req, res) => {
+      const code = res.statusCode === 401 ? 'UNAUTHORIZED' : res.statusCode === 503 ? 'UNAVAILABLE' : 'INVALID'
+      const body: Buffer[] = []
+      res.on('data', (b: Buffer) => body.push(b))
+      res.on('end', () => {
+        let reason = `HTTP ${res.statusCode}`
+        try {
+          reason = JSON.parse(Buffer.concat(body).toString()).error ?? reason
+        } catch {}
+        ended = new TandemError(code, `${address} refused the snapshot: ${reason}`)
+        notify()
+      })
+      ws.terminate()
+    })
+    ws.on('error', (err) => {
+      ended ??= new TandemError('UNAVAILABLE', `snapshot from ${address}: ${err.message}`)
+      notify()
+    })
+    ws.on('close', (code, reason) => {
+      const text = reason.toString()
+      ended ??=
+        code === 1000
+          ? 'done'
+          : new TandemError(
+              code === 1013 ? 'BUSY' : 'UNAVAILABLE',
+              `the snapshot from ${address} ended before it was complete (${code}${text ? ` ${text}` : ''})`,
+            )
+      notify()
+    })
+    try {
+      for (;;) {
+        const chunk = queue.shift()
+        if (chunk !== undefined) {
+          if (paused && queue.length < 4) {
+            paused = false
+            ws.resume()
+          }
+          yield chunk
+          continue
+        }
+        if (ended === 'done') return
+        if (ended) throw ended
+        await new Promise<void>((resolve) => {
+          wake = resolve
+        })
+      }
+    } finally {
+      if (ws.readyState === ws.OPEN || ws.readyState === ws.CONNECTING) ws.terminate()
+    }
+  }
+
   // ---- admin -------------------------------------------------------------
 
   async status(options: RequestOptions = {}): Promise<NodeStatus> {

@@ -327,6 +327,18 @@ export const configSchema = z
     witness: bool
       .default(false)
       .meta(doc({ shownDefault: 'off', description: 'Vote in fail-over elections but store no data.' })),
+    restore: z
+      .string()
+      .min(1)
+      .optional()
+      .meta(
+        doc({
+          value: 'FILE',
+          shownDefault: 'none',
+          description:
+            "Start from this snapshot file (tandem snapshot save): the data dir must be empty, or already restored from this same file, which is then started as it is (the flag may stay in a service command line). The node holds the data at the snapshot's seq with its history; with --replicaof it then catches up from there (see Backup and restore).",
+        }),
+      ),
     mode: z
       .enum(['single', 'multi'])
       .default('single')
@@ -421,5 +433,6 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     throw new UsageError('--tls-ca needs --tls-cert and --tls-key (it checks peers on TLS links)')
   }
   if (config.witness && config.replicaof) throw new UsageError('a --witness stores no data and cannot have --replicaof')
+  if (config.witness && config.restore) throw new UsageError('a --witness stores no data and cannot --restore')
   return config
 }

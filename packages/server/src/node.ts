@@ -87,16 +87,19 @@ export class TandemNode {
       head: () => this.watchHead(),
       isMaster: () => this.role === 'master',
       masterAddress: () => this.masterAddress(),
-      unavailable: () => {
-        if (this.role === 'witness') return 'this node is a witness: it votes and holds no data'
-        if (this.downstream?.state === 'fullsync') return 'this node is taking a full sync; watch another node or retry'
-        return null
-      },
+      unavailable: () => this.dataUnavailable(),
     })
     // In a fail-over group, what a watch on the master may deliver moves with the replicas' acks.
     this.acks.onAdvance = () => {
       if (this.failover && this.role === 'master') this.watchers.wake()
     }
+  }
+
+  /** Why this node's data cannot be served whole now (watches, snapshots), or null. */
+  dataUnavailable(): string | null {
+    if (this.role === 'witness') return 'this node is a witness: it votes and holds no data'
+    if (this.downstream?.state === 'fullsync') return 'this node is taking a full sync: its data is partial; retry'
+    return null
   }
 
   /**

@@ -9,6 +9,7 @@ import { msgpackKeepsBom, TandemError } from '@tandem/protocol'
 import { WebSocketServer } from 'ws'
 import { bearerToken, tokenMatches } from './api/auth.js'
 import { CLOSE, ClientConnection, KEEPALIVE_MS } from './api/connection.js'
+import { SnapshotSender } from './api/snapshot-sender.js'
 import type { Config } from './config.js'
 import { WebConsole } from './http/console.js'
 import { type Readiness, readiness } from './http/readiness.js'
@@ -17,6 +18,7 @@ import { SERVER_VERSION } from './http/self-report.js'
 import { TandemNode } from './node.js'
 import type { PeerTls } from './replication/dial.js'
 import { RespServer } from './resp/server.js'
+import { restoreSnapshot } from './storage/restore.js'
 import { Store } from './storage/store.js'
 import { type Logger, silentLogger } from './util/logger.js'
 import { type LatencyHistogram, Metrics } from './util/metrics.js'
@@ -52,6 +54,7 @@ export class TandemServer {
   private countError!: (code: string) => void
   private latency!: LatencyHistogram
   private readonly console: WebConsole
+  private readonly snapshots: SnapshotSender
   /** The Redis-protocol front end, with --resp-port. */
   readonly resp: RespServer | null = null
 
@@ -72,6 +75,7 @@ export class TandemServer {
       : createServer(onRequest)
     this.http.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head))
     this.wss = new WebSocketServer({ noServer: true, maxPayload: config.maxFrameBytes, perMessageDeflate: false })
+    this.snapshots = new SnapshotSender(node.store, logger)
     this.console = new WebConsole({
       dataDir: config.dataDir,
       authToken: config.authToken,
@@ -138,6 +142,17 @@ export class TandemServer {
           : logger.warn('space was freed: writes resume', { dataDir: config.dataDir }),
     })
     const nodeLogger = logger.child({ node: store.nodeId })
+    if (config.restore !== undefined) {
+      try {
+        const restored = await restoreSnapshot(store, config.restore)
+        if (restored.skipped) nodeLogger.info('data dir already restored from this snapshot', { file: config.restore })
+        else
+          nodeLogger.info('restored from snapshot', { file: config.restore, seq: restored.seq, keys: restored.records })
+      } catch (err) {
+        await store.close()
+        throw err
+      }
+    }
     const node = new TandemNode(config, store, nodeLogger, tls)
     const server = new TandemServer(config, node, nodeLogger, tls)
     try {
@@ -220,6 +235,13 @@ export class TandemServer {
       return
     }
     const preAuthenticated = tokenMatches(this.config.authToken, bearerToken(req))
+    if (url.startsWith('/snapshot')) {
+      if (!preAuthenticated) return rejectUpgrade(socket, 401, 'snapshots need Authorization: Bearer TOKEN')
+      const why = this.node.dataUnavailable()
+      if (why !== null) return rejectUpgrade(socket, 503, why)
+      this.wss.handleUpgrade(req, socket, head, (ws) => this.snapshots.accept(ws))
+      return
+    }
     if (url.startsWith('/watch')) {
       // A watch socket has no auth step of its own: the token comes up front.
       if (!preAuthenticated) return rejectUpgrade(socket, 401, 'watches need Authorization: Bearer TOKEN')
@@ -302,6 +324,7 @@ export class TandemServer {
     )
     m.gauge('tandem_connections', 'Open client connections.', () => this.connections.size)
     m.gauge('tandem_watches', 'Open watches (change feeds).', () => node.watchers.count)
+    m.gauge('tandem_snapshots_running', 'Snapshots (backups) being streamed.', () => this.snapshots.count)
     m.counterOf(
       'tandem_commit_groups_total',
       'Group commits (LevelDB batches) written.',

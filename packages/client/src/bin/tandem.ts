@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util'
 import { type ErrorCode, TandemError, type Value } from '@tandem/protocol'
 import { TandemClient } from '../client.js'
 import type { ClientTls } from '../connection.js'
+import { saveSnapshot, verifySnapshot } from './snapshot-file.js'
 
 const USAGE = `usage: tandem [--server HOST:PORT[,HOST:PORT...]] [--direct] [--auth-token T] [--tls] [--tls-ca FILE] [--json] COMMAND
 
@@ -11,6 +12,8 @@ commands:
   get KEY                                         print the value; exit 1 when missing
   del KEY                                         delete
   scan [--prefix P] [--limit N] [--reverse]       key<TAB>value per line, in key order
+  snapshot save FILE                              back up the node at --server to FILE (streamed, checked)
+  snapshot verify FILE                            check a snapshot file offline
   watch [KEY] [--prefix P] [--from SEQ] [--limit N]
                                                   follow changes: seq<TAB>put|del<TAB>key[<TAB>value] per line
   status [--json]                                 role, node id, epoch, seq, upstream, replicas
@@ -34,6 +37,7 @@ function exitFor(code: ErrorCode): number {
     case 'INVALID':
     case 'TOOLARGE':
     case 'UNAUTHORIZED':
+    case 'CORRUPT':
       return EXIT.usage
     default:
       return EXIT.unavailable
@@ -117,6 +121,20 @@ async function main(argv: string[]): Promise<number> {
     case 'del':
       arity(1, 'KEY')
       break
+    case 'snapshot':
+      if (args.length !== 2 || (args[0] !== 'save' && args[0] !== 'verify')) {
+        throw new Usage('snapshot takes save FILE or verify FILE')
+      }
+      if (args[0] === 'verify') {
+        const file = await verifySnapshot(args[1])
+        process.stdout.write(
+          json
+            ? `${JSON.stringify({ ok: true, ...file })}\n`
+            : `OK seq ${file.seq}, ${file.records} keys, ${file.bytes} bytes, taken on ${file.nodeId} at ${new Date(file.createdAt).toISOString()}\n`,
+        )
+        return EXIT.ok
+      }
+      break
     case 'watch':
       if (args.length > 1) throw new Usage('watch takes at most one KEY (or --prefix P)')
       if (args.length === 1 && flags.prefix !== undefined) throw new Usage('watch takes a KEY or --prefix, not both')
@@ -157,7 +175,7 @@ async function main(argv: string[]): Promise<number> {
     client = await TandemClient.connect({
       servers,
       // Node commands act on the node named by --server, whatever its role.
-      direct: flags.direct === true || ['status', 'promote', 'replicaof', 'wait'].includes(command),
+      direct: flags.direct === true || ['status', 'promote', 'replicaof', 'wait', 'snapshot'].includes(command),
       authToken: (flags['auth-token'] as string | undefined) ?? process.env.TANDEM_AUTH_TOKEN,
       tls,
       connectTimeoutMs: 3000,
@@ -186,6 +204,15 @@ async function main(argv: string[]): Promise<number> {
       case 'del': {
         const result = await client.del(args[0], { w, timeoutMs })
         out(json ? JSON.stringify({ ok: true, seq: result.seq }) : 'OK')
+        break
+      }
+      case 'snapshot': {
+        const file = await saveSnapshot(client, args[1])
+        out(
+          json
+            ? JSON.stringify({ ok: true, ...file })
+            : `OK seq ${file.seq}, ${file.records} keys, ${file.bytes} bytes written to ${args[1]}`,
+        )
         break
       }
       case 'watch': {
