@@ -108,6 +108,26 @@ describe('RESP protocol', () => {
     )
   })
 
+  it('SET options that need conditional writes or expiry are refused, never ignored; the write is not done', async () => {
+    const c = await client()
+    const refusals = [['NX'], ['XX'], ['GET'], ['EX', '10'], ['PX', '100'], ['KEEPTTL'], ['nx', 'px', '5']]
+    for (const options of refusals) {
+      c.received.length = 0
+      await c.write(command('SET', 'opt', 'changed', ...options))
+      await c.until((t) => t.endsWith('\r\n'))
+      expect(c.text, `SET opt changed ${options.join(' ')}`).toMatch(
+        new RegExp(
+          `^-ERR SET ${options
+            .filter((o) => !/^\d+$/.test(o))
+            .join(' ')
+            .toUpperCase()} needs conditional writes and expiry`,
+        ),
+      )
+    }
+    await exchange(c, [command('SET', 'opt', 'v', 'BOGUS')], '-ERR syntax error\r\n')
+    await exchange(c, [command('GET', 'opt')], '$-1\r\n')
+  })
+
   it('RESP2 subscribed mode allows only the subscription commands and PING', async () => {
     const c = await client()
     await exchange(

@@ -94,7 +94,7 @@ export class TandemServer {
         logger,
         metrics: this.metrics,
         version: SERVER_VERSION,
-        tls: tls && { cert: tls.cert, key: tls.key },
+        tls: tls && { cert: tls.cert, key: tls.key, ca: tls.ca },
         countRequest: (op) => this.countRequest(op),
         countError: (code) => this.countError(code),
         latency: this.latency,

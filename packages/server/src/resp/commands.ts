@@ -11,6 +11,7 @@ import { infoSections, REDIS_VERSION, renderInfo, roleReply } from './info.js'
 import type { PubSub, Subscriber } from './pubsub.js'
 import type { ScanCursors } from './scan-cursors.js'
 import { sentinelCommand } from './sentinel.js'
+import { probeTandemAddress } from './tandem-address.js'
 
 /**
  * The Redis commands tandem answers. Each one that touches data is
@@ -56,6 +57,8 @@ export interface RespHost {
   clientCount(): number
   clients(): RespSession[]
   tokenMatches(token: string): boolean
+  /** With TLS, how this node checks the RESP ports it dials (REPLICAOF asks its target over RESP). */
+  readonly peerTls: { ca?: Buffer } | undefined
 }
 
 export interface CommandContext {
@@ -281,12 +284,39 @@ async function replicaofCommand(ctx: CommandContext, args: Buffer[]): Promise<Re
   const port = integer(args[2], 'Invalid master port')
   if (port < 1 || port > 65535) throw invalid('Invalid master port')
   const given = joinHostPort(host, port)
-  const upstream = tandemAddressOf(ctx.host.node, given) ?? given
+  const upstream = tandemAddressOf(ctx.host.node, given) ?? (await askedTandemAddress(ctx.host, host, port))
   if (ctx.host.node.role === 'replica' && ctx.host.node.upstream === upstream) {
     return new SimpleString('OK Already connected to specified master')
   }
   await run(ctx.host, { id: ID, op: 'replicaof', upstream })
   return OK
+}
+
+/** How long REPLICAOF waits for an address it does not know to say what it is. */
+const PROBE_TIMEOUT_MS = 2000
+
+/**
+ * The tandem address behind an address this node does not know: a tandem
+ * RESP port names it; an address that does not speak RESP (a tandem
+ * --port) or does not answer is taken as it is, as Redis takes a master it
+ * cannot reach yet; Redis, or a node that wants the token first, is refused.
+ */
+async function askedTandemAddress(host: RespHost, hostName: string, port: number): Promise<string> {
+  const given = joinHostPort(hostName, port)
+  const probe = await probeTandemAddress(hostName, port, { tls: host.peerTls, timeoutMs: PROBE_TIMEOUT_MS })
+  switch (probe.kind) {
+    case 'tandem':
+      return probe.address
+    case 'not-resp':
+    case 'unreachable':
+      return given
+    case 'noauth':
+      throw invalid(
+        `${given} wants the token before it says its tandem address, and tandem sends its token to no address it does not know: REPLICAOF its tandem port (--port) instead`,
+      )
+    case 'not-tandem':
+      throw invalid(`${given} is not tandem (${probe.server}): a tandem node replicates only from tandem`)
+  }
 }
 
 function tandemAddressOf(node: TandemNode, respAddr: string): string | null {

@@ -25,8 +25,12 @@ export interface RespServerOptions {
   tokenMatches(token: string): boolean
   /** Client connections the node has on its other front end (they share --max-connections). */
   otherConnections(): number
-  /** With the node's --tls-cert/--tls-key, RESP is served over TLS only (redis-cli --tls). */
-  tls?: { cert: Buffer; key: Buffer }
+  /**
+   * With the node's --tls-cert/--tls-key, RESP is served over TLS only
+   * (redis-cli --tls), and the RESP ports this node dials are checked
+   * against --tls-ca (or the system's CAs).
+   */
+  tls?: { cert: Buffer; key: Buffer; ca?: Buffer }
 }
 
 /** How often the master is looked up for `+switch-master`, while anyone is subscribed. */
@@ -61,7 +65,7 @@ export class RespServer implements RespHost {
     this.version = options.version
     const onSocket = (socket: Socket) => this.onSocket(socket)
     this.server = options.tls
-      ? createTlsServer({ ...options.tls, allowHalfOpen: true, noDelay: true }, onSocket)
+      ? createTlsServer({ cert: options.tls.cert, key: options.tls.key, allowHalfOpen: true, noDelay: true }, onSocket)
       : createServer({ allowHalfOpen: true, noDelay: true }, onSocket)
     this.registerMetrics(options.metrics)
     this.switchTimer = setInterval(() => this.checkMaster(), SWITCH_CHECK_MS)
@@ -78,6 +82,10 @@ export class RespServer implements RespHost {
         resolve(joinHostPort(host, this.respPort))
       })
     })
+  }
+
+  get peerTls(): { ca?: Buffer } | undefined {
+    return this.options.tls && { ca: this.options.tls.ca }
   }
 
   get respPort(): number {
