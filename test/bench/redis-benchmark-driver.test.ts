@@ -71,6 +71,19 @@ describe.skipIf(!has('redis-benchmark') || !has('redis-server'))('tandem-bench -
       }
       expect(s.ratios.throughput).toBeGreaterThan(0)
     }
+    // Issue 15's figures: the throughput ratio per scenario, a target at -P 1 only here (-P 4 has none).
+    expect(report.checks.map((c: { id: string }) => c.id)).toEqual([
+      'resp.put.5x1',
+      'resp.put.5x4',
+      'resp.get.5x1',
+      'resp.get.5x4',
+    ])
+    for (const c of report.checks) {
+      const s = report.scenarios.find((x: { name: string }) => c.id.endsWith(x.name.replace(' ', '.')))
+      expect(c.measured).toBe(s.ratios.throughput)
+      expect(c.target).toBe(c.id.endsWith('x1') ? '>= 0.8' : '-')
+      expect(c.met).toBe(c.id.endsWith('x1') ? c.measured >= 0.8 : null)
+    }
     // The same flags went to both: the progress lines name each command.
     const lines = r.stderr.split('\n').filter((l) => l.includes('(redis-benchmark -h'))
     const flags = (l: string) => l.slice(l.indexOf('-t ')).replace(/\)$/, '')

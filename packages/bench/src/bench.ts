@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
-import { preloadResp, respAddress, runBenchmarkScenario } from './benchmark-scenario.js'
+import { preloadResp, redisBenchmarkChecks, respAddress, runBenchmarkScenario } from './benchmark-scenario.js'
 import type { DriverSpec, TargetName } from './drivers/driver.js'
 import { preload } from './load/client-group.js'
 import { describeMachine } from './machine.js'
@@ -156,6 +156,8 @@ export async function runBench(o: BenchOptions, commandLine: string): Promise<Be
       }
     }
   }
+
+  if (o.driver === 'redis-benchmark') checks.push(...redisBenchmarkChecks(results, o))
 
   const report: BenchReport = {
     tool: 'tandem-bench',

@@ -4,7 +4,7 @@ import { runRedisBenchmark } from './load/redis-benchmark.js'
 import { cpuSeconds, cpuUsPerOp, peakRssBytes, totalCpuUsPerOp } from './measures/proc.js'
 import type { BenchOptions } from './options.js'
 import type { ProgressLine } from './report/progress.js'
-import type { ServerMeasure, TargetResult } from './report/result.js'
+import type { ScenarioResult, ServerMeasure, TargetCheck, TargetResult } from './report/result.js'
 import type { Scenario } from './scenario.js'
 import type { Topology } from './topology/topology.js'
 
@@ -112,4 +112,29 @@ export async function runBenchmarkScenario(
     failover: null,
     fullSync: null,
   }
+}
+
+/**
+ * Issue 15's targets, read off a redis-benchmark compare: tandem's SET and
+ * GET throughput over Redis's with the same flags, at least 0.8x
+ * unpipelined and 1.0x at -P 16 or more, with --sync periodic (against
+ * appendfsync everysec) and 100-byte values. Other settings are reported
+ * with no target. Ids: `resp.put.50x1`, `resp.get.50x16`, ...
+ */
+export function redisBenchmarkChecks(scenarios: ScenarioResult[], o: BenchOptions): TargetCheck[] {
+  const checks: TargetCheck[] = []
+  for (const s of scenarios) {
+    if (!s.ratios || (s.workload !== 'put' && s.workload !== 'get')) continue
+    const wanted =
+      o.sync !== 'periodic' || s.valueSize !== 100 ? null : s.pipeline === 1 ? 0.8 : s.pipeline >= 16 ? 1 : null
+    checks.push({
+      id: `resp.${s.workload}.${s.clients}x${s.pipeline}`,
+      name: `redis-benchmark ${s.workload === 'put' ? 'SET' : 'GET'} -c ${s.clients} -P ${s.pipeline} -d ${s.valueSize}, tandem / Redis throughput (--sync ${o.sync})`,
+      measured: s.ratios.throughput,
+      unit: 'x',
+      target: wanted === null ? '-' : `>= ${wanted}`,
+      met: wanted === null ? null : s.ratios.throughput >= wanted,
+    })
+  }
+  return checks
 }
