@@ -61,7 +61,9 @@ describe('tandem CLI', () => {
   // Rule: bad usage exits 2 with `error INVALID: ...`, without needing a server.
   it.each([
     [[]],
-    [['put', 'only-a-key']],
+    [['put']],
+    [['put', 'a', '1', 'extra']],
+    [['put', 'a', '1', '--file', 'x']],
     [['get']],
     [['get', 'a', 'b']],
     [['frobnicate']],

@@ -10,6 +10,7 @@ import {
   type WriteResult,
 } from '@tandem/protocol'
 import { type ClientTls, dial, NodeConnection, type PendingRequest } from './connection.js'
+import { parseConnectionUrl } from './url.js'
 import { Watch, type WatchHost, type WatchOptions } from './watch.js'
 
 export interface ConnectOptions {
@@ -43,6 +44,12 @@ export interface ConnectOptions {
    * check off.
    */
   livenessTimeoutMs?: number
+  /**
+   * `connect` fails at once when no seed can be reached (refused, no such
+   * host) instead of retrying for connectTimeoutMs: what a command-line
+   * tool wants; a service that may start before its nodes wants the retry.
+   */
+  failFast?: boolean
 }
 
 export interface WriteOptions {
@@ -90,8 +97,10 @@ export class TandemClient {
     this.servers = servers.map((s) => s.trim()).filter(Boolean)
     if (this.servers.length === 0) throw new TypeError('TandemClient needs at least one server address')
     for (const s of this.servers) {
-      if (!/^[^\s:/]+:\d{1,5}$/.test(s))
-        throw new TypeError(`server address must be HOST:PORT, got ${JSON.stringify(s)}`)
+      if (!/^(?:[^\s:/[\]]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}$/.test(s))
+        throw new TypeError(
+          `server address must be HOST:PORT (an IPv6 address in brackets, [::1]:PORT), got ${JSON.stringify(s)}`,
+        )
     }
     this.timeoutMs = options.timeoutMs ?? 10_000
     this.connectTimeoutMs = options.connectTimeoutMs ?? 5000
@@ -105,10 +114,15 @@ export class TandemClient {
       )
   }
 
-  /** Connects to the first reachable server and checks the auth token. */
-  static async connect(options: ConnectOptions): Promise<TandemClient> {
-    const client = new TandemClient(options)
+  /**
+   * Connects to the first reachable server and checks the auth token.
+   * Takes the options, or a connection URL
+   * (`tandem://HOST:PORT,HOST:PORT?authToken=...`, see url.ts).
+   */
+  static async connect(options: ConnectOptions | string): Promise<TandemClient> {
+    const client = new TandemClient(typeof options === 'string' ? parseConnectionUrl(options) : options)
     try {
+      if (client.options.failFast) await client.target('seed')
       await client.request({ op: 'ping' }, 'seed', client.connectTimeoutMs + 1000)
     } catch (err) {
       client.close()
@@ -564,14 +578,20 @@ export class TandemClient {
     if (existing && existing.state === 'open') return Promise.resolve(existing)
     const opening = this.opening.get(address)
     if (opening) return opening
-    const conn = new NodeConnection(address, {
-      authToken: this.options.authToken,
-      tls: this.options.tls,
-      connectTimeoutMs: this.connectTimeoutMs,
-      maxFrameBytes: DEFAULT_LIMITS.maxFrameBytes * 2,
-      livenessTimeoutMs: this.livenessTimeoutMs,
-      onPush: (message) => this.onPush(message),
-    })
+    let conn: NodeConnection
+    try {
+      conn = new NodeConnection(address, {
+        authToken: this.options.authToken,
+        tls: this.options.tls,
+        connectTimeoutMs: this.connectTimeoutMs,
+        maxFrameBytes: DEFAULT_LIMITS.maxFrameBytes * 2,
+        livenessTimeoutMs: this.livenessTimeoutMs,
+        onPush: (message) => this.onPush(message),
+      })
+    } catch (err) {
+      // An address a node reported that makes no URL: that node cannot be reached, the others still can.
+      return Promise.reject(new TandemError('UNAVAILABLE', `cannot reach ${address}: ${(err as Error).message}`))
+    }
     const ready = conn.ready.then(
       () => {
         this.opening.delete(address)

@@ -18,4 +18,5 @@ export {
   type WriteOptions,
 } from './client.js'
 export type { ClientTls } from './connection.js'
+export { parseConnectionUrl } from './url.js'
 export type { Watch, WatchEvent, WatchOptions, WatchPosition } from './watch.js'

@@ -196,7 +196,9 @@ export class TandemServer {
       this.http.listen(this.config.port, this.config.host, () => {
         this.http.off('error', reject)
         const { port } = this.http.address() as AddressInfo
-        this.node.address = this.config.advertise ?? `${this.config.host}:${port}`
+        // An IPv6 host is bracketed, as clients write it ([::1]:7379).
+        const host = this.config.host.includes(':') ? `[${this.config.host}]` : this.config.host
+        this.node.address = this.config.advertise ?? `${host}:${port}`
         resolve()
       })
     })

@@ -1,25 +1,43 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { type ErrorCode, TandemError, type Value } from '@tandem/protocol'
+import { type BatchOp, type ErrorCode, TandemError, type Value } from '@tandem/protocol'
+import { groupStatus, groupTable } from '../cli/group-status.js'
+import { bytesToValue, readStdin, readValueFile } from '../cli/input.js'
+import { escapeText, jsonValue, showValue, valueFromJson } from '../cli/text.js'
 import { TandemClient } from '../client.js'
 import type { ClientTls } from '../connection.js'
+import { parseConnectionUrl } from '../url.js'
 import { saveSnapshot, verifySnapshot } from './snapshot-file.js'
 
-const USAGE = `usage: tandem [--server HOST:PORT[,HOST:PORT...]] [--direct] [--auth-token T] [--tls] [--tls-ca FILE] [--json] COMMAND
+const USAGE = `usage: tandem [--server HOST:PORT[,HOST:PORT...] | --server tandem://...] [--direct] [--auth-token T]
+              [--tls] [--tls-ca FILE] [--connect-timeout MS] [--json] COMMAND [ARGS] [--] [ARGS]
 
 commands:
   put KEY VALUE [--w N|majority] [--timeout MS]   write; prints OK
+  put KEY -  |  put KEY < FILE  |  put KEY --file FILE [--binary]
+                                                  the value from stdin or a file, bytes as read
   get KEY                                         print the value; exit 1 when missing
+  mget KEY...                                     key<TAB>value per key found, the key alone when missing
   del KEY                                         delete
+  del --prefix P --yes                            delete every key under P; prints how many
+  batch [--w N|majority]                          atomic writes from stdin, one JSON object a line:
+                                                  {"type":"put","key":K,"value":V} or {"type":"del","key":K}
   scan [--prefix P] [--limit N] [--reverse]       key<TAB>value per line, in key order
+  count [--prefix P]                              how many keys (under P)
   snapshot save FILE                              back up the node at --server to FILE (streamed, checked)
   snapshot verify FILE                            check a snapshot file offline
   watch [KEY] [--prefix P] [--from SEQ] [--limit N]
                                                   follow changes: seq<TAB>put|del<TAB>key[<TAB>value] per line
-  status [--json]                                 role, node id, epoch, seq, upstream, replicas
+  status [--all] [--json]                         role, node id, epoch, seq, upstream, replicas;
+                                                  --all: one row per node of the group, from any seed
   promote                                         make the node at --server a master
   replicaof HOST:PORT | replicaof no one          re-point the node at --server
   wait N [--timeout MS]                           wait until N replicas hold the current seq
+
+Text output escapes \\, newlines, tabs and control characters (\\n, \\t, \\xHH) and shows
+a binary value as base64:...; --json prints one JSON object a line, a binary value as
+{"base64": "..."}, and errors as {"error":{"code","message"}} on stderr.
+Arguments after -- are never options (tandem put k -- -v); a negative number needs no --.
 
 --tls connects over TLS checking the servers' certificates against the system's CAs;
 --tls-ca FILE (or TANDEM_TLS_CA) against the CA in FILE (PEM) instead.
@@ -30,7 +48,10 @@ exit status: 0 ok, 1 key not found, 2 bad usage or input, 3 unavailable`
 /** Exit statuses, as documented in the README. */
 const EXIT = { ok: 0, notFound: 1, usage: 2, unavailable: 3 } as const
 
-function exitFor(code: ErrorCode): number {
+/** Keys deleted per batch by `del --prefix`. */
+const DELETE_BATCH = 1000
+
+function exitFor(code: string): number {
   switch (code) {
     case 'NOTFOUND':
       return EXIT.notFound
@@ -50,20 +71,36 @@ function fail(code: ErrorCode, message: string): never {
   throw new TandemError(code, message)
 }
 
-/** Binary values print as base64 with a prefix so a line stays a line. */
-function show(value: Value): string {
-  return typeof value === 'string' ? value : `base64:${Buffer.from(value).toString('base64')}`
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+  return pkg.version
 }
 
-function jsonValue(value: Value): unknown {
-  return typeof value === 'string' ? value : { base64: Buffer.from(value).toString('base64') }
-}
+/**
+ * A negative number (`put n -5`) is a value, not an option: no option
+ * starts with a digit. Such arguments are swapped for a placeholder that
+ * parseArgs takes as a positional (an argument never holds a NUL), then
+ * swapped back.
+ */
+const NEGATIVE = /^-\d/
+const placeholder = (i: number) => `\0${i}`
 
-async function main(argv: string[]): Promise<number> {
+function parse(argv: string[]) {
+  const negatives: string[] = []
+  const args: string[] = []
+  let afterDashes = false
+  for (const a of argv) {
+    if (a === '--') afterDashes = true
+    if (!afterDashes && NEGATIVE.test(a)) {
+      args.push(placeholder(negatives.length))
+      negatives.push(a)
+    } else args.push(a)
+  }
+  const restore = (s: string) => (s.startsWith('\0') ? negatives[Number(s.slice(1))] : s)
   let parsed: ReturnType<typeof parseArgs>
   try {
     parsed = parseArgs({
-      args: argv,
+      args,
       allowPositionals: true,
       strict: true,
       options: {
@@ -75,10 +112,16 @@ async function main(argv: string[]): Promise<number> {
         json: { type: 'boolean' },
         w: { type: 'string' },
         timeout: { type: 'string' },
+        'connect-timeout': { type: 'string' },
         prefix: { type: 'string' },
         limit: { type: 'string' },
         reverse: { type: 'boolean' },
         from: { type: 'string' },
+        file: { type: 'string' },
+        binary: { type: 'boolean' },
+        all: { type: 'boolean' },
+        yes: { type: 'boolean' },
+        version: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     })
@@ -86,9 +129,19 @@ async function main(argv: string[]): Promise<number> {
     throw new Usage((err as Error).message)
   }
   const flags = parsed.values as Record<string, string | boolean | undefined>
-  const [command, ...args] = parsed.positionals
+  for (const [name, value] of Object.entries(flags)) if (typeof value === 'string') flags[name] = restore(value)
+  return { flags, positionals: parsed.positionals.map(restore) }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { flags, positionals } = parse(argv)
+  const [command, ...args] = positionals
   if (flags.help || command === 'help') {
     process.stdout.write(`${USAGE}\n`)
+    return EXIT.ok
+  }
+  if (flags.version || command === 'version') {
+    process.stdout.write(`tandem ${version()}\n`)
     return EXIT.ok
   }
   if (!command) throw new Usage('no command given')
@@ -108,17 +161,21 @@ async function main(argv: string[]): Promise<number> {
     w = flags.w === 'majority' ? 'majority' : intFlag('w', 0)
   }
   const timeoutMs = intFlag('timeout', 1)
+  const connectTimeoutMs = intFlag('connect-timeout', 1) ?? 3000
   const limit = intFlag('limit', 0)
   const fromSeq = intFlag('from', 1)
   const json = flags.json === true
+  const prefix = flags.prefix as string | undefined
 
-  // Validate the command's shape before connecting: bad usage is exit 2 even with no server.
+  // Validate the command's shape, and read its input, before connecting:
+  // bad usage is exit 2 even with no server.
+  let value: Value | undefined
+  let batchOps: BatchOp[] | undefined
   switch (command) {
     case 'put':
-      arity(2, 'KEY VALUE')
+      value = await putValue(args, flags)
       break
     case 'get':
-    case 'del':
       arity(1, 'KEY')
       break
     case 'snapshot':
@@ -135,18 +192,31 @@ async function main(argv: string[]): Promise<number> {
         return EXIT.ok
       }
       break
+    case 'mget':
+      if (args.length === 0) throw new Usage('mget takes one KEY or more')
+      break
+    case 'del':
+      if (prefix !== undefined) {
+        if (args.length > 0) throw new Usage('del takes a KEY or --prefix P, not both')
+      } else arity(1, 'KEY (or --prefix P --yes)')
+      break
+    case 'batch':
+      arity(0, 'no arguments (the ops come on stdin)')
+      batchOps = parseBatch((await readStdin()).toString('utf8'))
+      break
     case 'watch':
       if (args.length > 1) throw new Usage('watch takes at most one KEY (or --prefix P)')
-      if (args.length === 1 && flags.prefix !== undefined) throw new Usage('watch takes a KEY or --prefix, not both')
+      if (args.length === 1 && prefix !== undefined) throw new Usage('watch takes a KEY or --prefix, not both')
       break
     case 'scan':
+    case 'count':
     case 'status':
     case 'promote':
       arity(0, 'no arguments')
       break
     case 'replicaof':
       if (
-        !(args.length === 1 && /^[^\s:]+:\d{1,5}$/.test(args[0])) &&
+        !(args.length === 1 && /^(?:[^\s:]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}$/.test(args[0])) &&
         !(args.length === 2 && `${args[0]} ${args[1]}`.toLowerCase() === 'no one')
       ) {
         throw new Usage('replicaof takes HOST:PORT or "no one"')
@@ -161,8 +231,9 @@ async function main(argv: string[]): Promise<number> {
   }
 
   const servers = String(flags.server ?? process.env.TANDEM_SERVER ?? '127.0.0.1:7379')
+  const fromUrl = /^tandems?:\/\//.test(servers) ? parseUrl(servers) : undefined
   const tlsCa = (flags['tls-ca'] as string | undefined) || process.env.TANDEM_TLS_CA || undefined
-  let tls: ClientTls | undefined = flags.tls === true ? true : undefined
+  let tls: ClientTls | undefined = flags.tls === true || fromUrl?.tls === true ? true : undefined
   if (tlsCa !== undefined) {
     try {
       tls = { ca: readFileSync(tlsCa) }
@@ -170,40 +241,100 @@ async function main(argv: string[]): Promise<number> {
       throw new Usage(`--tls-ca ${tlsCa}: ${(err as Error).message}`)
     }
   }
-  let client: TandemClient
-  try {
-    client = await TandemClient.connect({
-      servers,
-      // Node commands act on the node named by --server, whatever its role.
-      direct: flags.direct === true || ['status', 'promote', 'replicaof', 'wait', 'snapshot'].includes(command),
-      authToken: (flags['auth-token'] as string | undefined) ?? process.env.TANDEM_AUTH_TOKEN,
-      tls,
-      connectTimeoutMs: 3000,
-      timeoutMs: timeoutMs ?? 10_000,
-    })
-  } catch (err) {
-    if (err instanceof TypeError) throw new Usage(err.message)
-    throw err
+  const authToken = (flags['auth-token'] as string | undefined) ?? process.env.TANDEM_AUTH_TOKEN ?? fromUrl?.authToken
+  const connect = async (to: string | string[], direct: boolean): Promise<TandemClient> => {
+    try {
+      return await TandemClient.connect({
+        ...fromUrl,
+        servers: to,
+        direct,
+        authToken,
+        tls,
+        // A refused connection fails at once; a host that does not answer, within --connect-timeout.
+        failFast: true,
+        connectTimeoutMs,
+        timeoutMs: timeoutMs ?? 10_000,
+      })
+    } catch (err) {
+      if (err instanceof TypeError) throw new Usage(err.message)
+      throw err
+    }
   }
+  const seeds = fromUrl ? fromUrl.servers : servers
   const out = (line: string) => process.stdout.write(`${line}\n`)
+
+  if (command === 'status' && flags.all === true) {
+    const seedList = (typeof seeds === 'string' ? seeds.split(',') : seeds).map((s) => s.trim()).filter(Boolean)
+    // The seed must answer: a group view from nowhere is an error, not an empty table.
+    const first = await connect(seedList, false)
+    const seed = (await first.status()).address as string | undefined
+    await first.close()
+    const rows = await groupStatus(seed ?? seedList[0], async (address) => {
+      const client = await connect(address, true)
+      try {
+        return await client.status()
+      } finally {
+        await client.close()
+      }
+    })
+    if (json) for (const r of rows) out(JSON.stringify(r))
+    else for (const line of groupTable(rows)) out(line)
+    return EXIT.ok
+  }
+
+  // Node commands act on the node named by --server, whatever its role.
+  const client = await connect(
+    seeds,
+    flags.direct === true ||
+      fromUrl?.direct === true ||
+      ['status', 'promote', 'replicaof', 'wait', 'snapshot'].includes(command),
+  )
   try {
     switch (command) {
       case 'put': {
-        const result = await client.put(args[0], args[1], { w, timeoutMs })
+        const result = await client.put(args[0], value as Value, { w, timeoutMs })
         out(json ? JSON.stringify({ ok: true, seq: result.seq }) : 'OK')
         break
       }
       case 'get': {
-        const value = await client.get(args[0])
-        if (value === undefined) fail('NOTFOUND', `key ${JSON.stringify(args[0])} not found`)
-        if (json) out(JSON.stringify({ key: args[0], value: jsonValue(value) }))
-        else if (typeof value === 'string') out(value)
-        else process.stdout.write(value)
+        const got = await client.get(args[0])
+        if (got === undefined) fail('NOTFOUND', `key ${JSON.stringify(args[0])} not found`)
+        if (json) out(JSON.stringify({ key: args[0], value: jsonValue(got) }))
+        else if (typeof got === 'string') out(got)
+        else process.stdout.write(got)
+        break
+      }
+      case 'mget': {
+        const values = await client.mget(args)
+        args.forEach((key, i) => {
+          const v = values[i]
+          if (json) out(JSON.stringify({ key, value: v === undefined ? null : jsonValue(v) }))
+          else out(v === undefined ? escapeText(key) : `${escapeText(key)}\t${showValue(v)}`)
+        })
         break
       }
       case 'del': {
-        const result = await client.del(args[0], { w, timeoutMs })
-        out(json ? JSON.stringify({ ok: true, seq: result.seq }) : 'OK')
+        if (prefix === undefined) {
+          const result = await client.del(args[0], { w, timeoutMs })
+          out(json ? JSON.stringify({ ok: true, seq: result.seq }) : 'OK')
+          break
+        }
+        if (flags.yes !== true) {
+          const n = await countKeys(client, prefix)
+          fail('INVALID', `${n} keys under prefix ${JSON.stringify(prefix)}; add --yes to delete them`)
+        }
+        const deleted = await deletePrefix(client, prefix, { w, timeoutMs })
+        out(json ? JSON.stringify({ deleted }) : String(deleted))
+        break
+      }
+      case 'batch': {
+        const result = await client.batch(batchOps as BatchOp[], { w, timeoutMs })
+        out(json ? JSON.stringify({ ok: true, seq: result.seq, ops: batchOps?.length }) : 'OK')
+        break
+      }
+      case 'count': {
+        const n = await countKeys(client, prefix)
+        out(json ? JSON.stringify({ count: n }) : String(n))
         break
       }
       case 'snapshot': {
@@ -217,7 +348,7 @@ async function main(argv: string[]): Promise<number> {
       }
       case 'watch': {
         // Runs until --limit events, SIGINT/SIGTERM (exit 0) or an error.
-        const watch = client.watch({ key: args[0], prefix: flags.prefix as string | undefined, fromSeq })
+        const watch = client.watch({ key: args[0], prefix, fromSeq })
         const stop = () => watch.close()
         process.once('SIGINT', stop)
         process.once('SIGTERM', stop)
@@ -231,7 +362,7 @@ async function main(argv: string[]): Promise<number> {
                 key: event.key,
                 ...(event.value === undefined ? {} : { value: jsonValue(event.value) }),
               })
-            : `${event.seq}\t${event.type}\t${event.key}${event.value === undefined ? '' : `\t${show(event.value)}`}`
+            : `${event.seq}\t${event.type}\t${escapeText(event.key)}${event.value === undefined ? '' : `\t${showValue(event.value)}`}`
           // Waits when stdout is full: the watch then holds back, and the node with it.
           if (!process.stdout.write(`${line}\n`)) await new Promise((resolve) => process.stdout.once('drain', resolve))
           if (limit !== undefined && ++seen >= limit) break
@@ -239,12 +370,9 @@ async function main(argv: string[]): Promise<number> {
         break
       }
       case 'scan': {
-        for await (const [key, value] of client.scan({
-          prefix: flags.prefix as string | undefined,
-          limit,
-          reverse: flags.reverse === true,
-        })) {
-          out(json ? JSON.stringify({ key, value: jsonValue(value) }) : `${key}\t${show(value)}`)
+        for await (const [key, v] of client.scan({ prefix, limit, reverse: flags.reverse === true })) {
+          const line = json ? JSON.stringify({ key, value: jsonValue(v) }) : `${escapeText(key)}\t${showValue(v)}`
+          if (!process.stdout.write(`${line}\n`)) await new Promise((resolve) => process.stdout.once('drain', resolve))
         }
         break
       }
@@ -288,18 +416,117 @@ async function main(argv: string[]): Promise<number> {
   return EXIT.ok
 }
 
+function parseUrl(url: string) {
+  try {
+    return parseConnectionUrl(url)
+  } catch (err) {
+    throw new Usage((err as Error).message)
+  }
+}
+
+/** put's value: the argument, stdin (`-`, or no value with stdin not a terminal), or --file. */
+async function putValue(args: string[], flags: Record<string, string | boolean | undefined>): Promise<Value> {
+  const file = flags.file as string | undefined
+  const binary = flags.binary === true
+  if (args.length === 0 || args.length > 2) throw new Usage('put takes KEY VALUE, KEY - (stdin), or KEY --file FILE')
+  if (file !== undefined) {
+    if (args.length !== 1) throw new Usage('put takes a VALUE or --file FILE, not both')
+    try {
+      return bytesToValue(await readValueFile(file), binary)
+    } catch (err) {
+      throw new Usage(`--file ${file}: ${(err as Error).message}`)
+    }
+  }
+  if (args.length === 2 && args[1] !== '-') {
+    return binary ? new Uint8Array(Buffer.from(args[1], 'utf8')) : args[1]
+  }
+  if (args.length === 1 && process.stdin.isTTY) {
+    throw new Usage('put takes KEY VALUE; to read the value from stdin, pipe it in or give - as the VALUE')
+  }
+  return bytesToValue(await readStdin(), binary)
+}
+
+/** batch's ops: one JSON object a line; blank lines are skipped. */
+function parseBatch(text: string): BatchOp[] {
+  const ops: BatchOp[] = []
+  text.split('\n').forEach((line, i) => {
+    if (line.trim() === '') return
+    let op: unknown
+    try {
+      op = JSON.parse(line)
+    } catch (err) {
+      throw new Usage(`batch line ${i + 1}: not JSON (${(err as Error).message})`)
+    }
+    const o = op as { type?: unknown; key?: unknown; value?: unknown }
+    if (typeof o !== 'object' || o === null || typeof o.key !== 'string') {
+      throw new Usage(`batch line ${i + 1}: expected {"type":"put","key":K,"value":V} or {"type":"del","key":K}`)
+    }
+    if (o.type === 'del' && Object.keys(o).length === 2) ops.push({ type: 'del', key: o.key })
+    else if (o.type === 'put' && Object.keys(o).length === 3) {
+      const value = valueFromJson(o.value)
+      if (value === null) throw new Usage(`batch line ${i + 1}: a value is a string or {"base64": "..."}`)
+      ops.push({ type: 'put', key: o.key, value })
+    } else {
+      throw new Usage(`batch line ${i + 1}: expected {"type":"put","key":K,"value":V} or {"type":"del","key":K}`)
+    }
+  })
+  if (ops.length === 0) throw new Usage('batch read no ops from stdin')
+  return ops
+}
+
+async function countKeys(client: TandemClient, prefix: string | undefined): Promise<number> {
+  let n = 0
+  for await (const _ of client.scan({ prefix })) n++
+  return n
+}
+
+/**
+ * Deletes every key under `prefix`, DELETE_BATCH keys to an atomic batch:
+ * the whole deletion is not atomic, a key written under the prefix
+ * meanwhile may survive it.
+ */
+async function deletePrefix(
+  client: TandemClient,
+  prefix: string,
+  options: { w?: number | 'majority'; timeoutMs?: number },
+): Promise<number> {
+  let deleted = 0
+  let keys: string[] = []
+  const flush = async () => {
+    if (keys.length === 0) return
+    await client.batch(
+      keys.map((key) => ({ type: 'del' as const, key })),
+      options,
+    )
+    deleted += keys.length
+    keys = []
+  }
+  for await (const [key] of client.scan({ prefix })) {
+    keys.push(key)
+    if (keys.length >= DELETE_BATCH) await flush()
+  }
+  await flush()
+  return deleted
+}
+
+function report(code: string, message: string, json: boolean): void {
+  process.stderr.write(json ? `${JSON.stringify({ error: { code, message } })}\n` : `error ${code}: ${message}\n`)
+}
+
+const jsonErrors = process.argv.slice(2).includes('--json')
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
     if (err instanceof Usage) {
-      process.stderr.write(`error INVALID: ${err.message}\n${USAGE}\n`)
+      report('INVALID', err.message, jsonErrors)
+      if (!jsonErrors) process.stderr.write(`${USAGE}\n`)
       process.exit(EXIT.usage)
     }
     if (err instanceof TandemError) {
-      process.stderr.write(`error ${err.code}: ${err.message}\n`)
+      report(err.code, err.message, jsonErrors)
       process.exit(exitFor(err.code))
     }
-    process.stderr.write(`error INTERNAL: ${(err as Error)?.message ?? String(err)}\n`)
+    report('INTERNAL', (err as Error)?.message ?? String(err), jsonErrors)
     process.exit(EXIT.unavailable)
   },
 )
