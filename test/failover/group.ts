@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { scanAll, statusOf } from '@tandem/bench/fixtures'
 import { type ConnectOptions, TandemClient } from '@tandem/client'
 import type { Value, WriteConcern } from '@tandem/protocol'
-import { FaultProxy, freePort } from '../helpers/fault-proxy.js'
+import { type CutMode, FaultProxy, freePort } from '../helpers/fault-proxy.js'
 import { NodeProcess } from '../helpers/node-process.js'
 import { tempDir } from '../helpers/temp-dir.js'
 import { waitFor } from '../helpers/wait.js'
@@ -85,14 +85,14 @@ export class FailoverGroup {
   }
 
   /** Cuts every link between node i and the others, both ways. */
-  isolate(i: number): void {
-    for (let j = 0; j < this.nodes.length; j++) if (j !== i) this.cut(i, j)
+  isolate(i: number, mode?: CutMode): void {
+    for (let j = 0; j < this.nodes.length; j++) if (j !== i) this.cut(i, j, mode)
   }
 
   /** Cuts the links between i and j, both ways. */
-  cut(i: number, j: number): void {
-    this.proxies[i][j].cut()
-    this.proxies[j][i].cut()
+  cut(i: number, j: number, mode?: CutMode): void {
+    this.proxies[i][j].cut(mode)
+    this.proxies[j][i].cut(mode)
   }
 
   healAll(): void {

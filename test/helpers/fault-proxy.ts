@@ -12,6 +12,11 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
  * - cut:  existing connections are destroyed; new ones are refused (closed
  *         at once) or, by default, blackholed: accepted and then never
  *         answered, as when packets are dropped, until heal() resets them.
+ *         In 'stall' mode existing connections are kept but neither side's
+ *         bytes get through (the proxy stops reading them, so TCP pushes
+ *         back on the sender), as when a network drops every packet while
+ *         both ends keep their connection: nothing tells them the other is
+ *         gone but their own timeouts. heal() lets what was held through.
  *
  * Independently, holdStreams(path, passFrames = 1) holds back what the
  * target sends on new WebSocket connections to that path once their
@@ -21,7 +26,7 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
  * receives nothing more until release() (a full sync that has begun and
  * does not progress).
  */
-export type CutMode = 'blackhole' | 'refuse'
+export type CutMode = 'blackhole' | 'refuse' | 'stall'
 
 export class FaultProxy {
   private server: Server | null = null
@@ -68,21 +73,36 @@ export class FaultProxy {
     return this
   }
 
-  /** Cuts the link: drops what is connected and refuses or blackholes what comes next. */
+  /**
+   * Cuts the link: drops what is connected (or, 'stall', stops it) and
+   * refuses or blackholes what comes next.
+   */
   cut(mode: CutMode = 'blackhole'): void {
     this.cutMode = mode
     for (const pair of this.pairs) {
+      if (mode === 'stall') {
+        pair.client.pause()
+        pair.upstream?.pause()
+        continue
+      }
       pair.client.destroy()
       pair.upstream?.destroy()
     }
-    this.pairs.clear()
+    if (mode !== 'stall') this.pairs.clear()
   }
 
-  /** Restores forwarding. Connections held while cut are reset so their owners reconnect. */
+  /** Restores forwarding. Connections held while cut are reset so their owners reconnect; stalled ones resume. */
   heal(): void {
+    const wasStalled = this.cutMode === 'stall'
     this.cutMode = null
     for (const s of this.held) s.destroy()
     this.held.clear()
+    if (wasStalled) {
+      for (const pair of this.pairs) {
+        pair.client.resume()
+        pair.upstream?.resume()
+      }
+    }
   }
 
   /**
@@ -111,7 +131,7 @@ export class FaultProxy {
       client.destroy()
       return
     }
-    if (this.cutMode === 'blackhole') {
+    if (this.cutMode === 'blackhole' || this.cutMode === 'stall') {
       client.on('data', () => {})
       client.on('close', () => this.held.delete(client))
       this.held.add(client)
@@ -213,7 +233,7 @@ export class FaultProxy {
         const { chunk } = queue.shift()!
         if (!to.destroyed && !to.write(chunk)) {
           from.pause()
-          to.once('drain', () => from.resume())
+          to.once('drain', () => this.cutMode !== 'stall' && from.resume())
         }
       }
       if (queue.length > 0) timer = setTimeout(flush, queue[0].at - now)
@@ -225,7 +245,7 @@ export class FaultProxy {
       if (delay === 0 && queue.length === 0) {
         if (!to.destroyed && !to.write(chunk)) {
           from.pause()
-          to.once('drain', () => from.resume())
+          to.once('drain', () => this.cutMode !== 'stall' && from.resume())
         }
         return
       }

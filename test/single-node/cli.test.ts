@@ -40,6 +40,9 @@ describe('tandem CLI', () => {
     expect(put).toMatchObject({ code: 0, stdout: 'OK\n', stderr: '' })
     const get = await runCli([...server, 'get', 'a'])
     expect(get).toMatchObject({ code: 0, stdout: '1\n', stderr: '' })
+    // A lone master is its own majority: a linearizable read needs no one else.
+    const linearizable = await runCli([...server, 'get', 'a', '--consistency', 'linearizable'])
+    expect(linearizable).toMatchObject({ code: 0, stdout: '1\n', stderr: '' })
     const overwrite = await runCli([...server, 'put', 'a', 'two words ✓'])
     expect(overwrite.code).toBe(0)
     expect((await runCli([...server, 'get', 'a'])).stdout).toBe('two words ✓\n')
@@ -70,6 +73,8 @@ describe('tandem CLI', () => {
     [['scan', '--limit', 'lots']],
     [['put', 'a', '1', '--w', 'some']],
     [['--no-such-flag', 'get', 'a']],
+    [['get', 'a', '--consistency', 'fast']],
+    [['put', 'a', '1', '--consistency', 'local']],
   ])('exits 2 on bad usage: %j', async (args) => {
     const result = await runCli(['--server', `127.0.0.1:${await deadPort()}`, ...args])
     expect(result.code).toBe(2)

@@ -1,5 +1,7 @@
 import {
   type BatchOp,
+  type Consistency,
+  consistencySchema,
   DEFAULT_LIMITS,
   type NodeStatus,
   type ScanOptions,
@@ -29,6 +31,17 @@ export interface ConnectOptions {
   readFrom?: 'master' | 'replica' | 'any'
   /** Talk to exactly the first server, whatever its role; never re-route. */
   direct?: boolean
+  /**
+   * What reads may return, unless a call says otherwise (see the README):
+   * 'linearizable' (the master, holding its lease, answers once a majority
+   * holds every write the read could see), 'lease' (the master, holding its
+   * lease, answers from its own data) or 'local' (the node read from answers
+   * from its own data). linearizable and lease reads go to the master
+   * whatever readFrom says. Default: linearizable for reads that go to the
+   * master of a fail-over group (--cluster), else what the node serves by
+   * default (local).
+   */
+  consistency?: Consistency
   /** Default per-request timeout in ms (default 10,000). */
   timeoutMs?: number
   /** How long to keep trying to connect before a request fails with UNAVAILABLE (default 5,000). */
@@ -62,6 +75,11 @@ export interface RequestOptions {
   timeoutMs?: number
 }
 
+export interface ReadOptions extends RequestOptions {
+  /** This call's consistency (see ConnectOptions.consistency). */
+  consistency?: Consistency
+}
+
 export type ClientStatus = 'open' | 'closing' | 'closed'
 
 const MAX_BACKOFF_MS = 500
@@ -85,6 +103,8 @@ export class TandemClient {
   private discovering: Promise<void> | null = null
   /** The master's address, once known. */
   private master: string | null = null
+  /** Whether the nodes are a fail-over group (--cluster); null until a node says. */
+  private clusterGroup: boolean | null = null
   private replicas: string[] = []
   private nextReplica = 0
   private nextId = 1
@@ -106,6 +126,7 @@ export class TandemClient {
     this.connectTimeoutMs = options.connectTimeoutMs ?? 5000
     this.maxQueued = options.maxQueued ?? 100_000
     this.livenessTimeoutMs = options.livenessTimeoutMs ?? 2000
+    if (options.consistency !== undefined) checkConsistency(options.consistency)
     // Nodes ping a client they owe replies to every 500 ms of quiet, so a
     // shorter timeout could drop a node that is only holding back its socket.
     if (!(this.livenessTimeoutMs === 0 || (this.livenessTimeoutMs >= 1000 && Number.isFinite(this.livenessTimeoutMs))))
@@ -139,19 +160,25 @@ export class TandemClient {
   // null from plain JavaScript, a method called without its client).
 
   /** The value stored at key (same type as stored), or undefined when there is none. */
-  get(key: string, options: RequestOptions = {}): Promise<Value | undefined> {
+  get(key: string, options: ReadOptions = {}): Promise<Value | undefined> {
     try {
       checkKey(key)
-      return this.request({ op: 'get', key }, 'read', options.timeoutMs).then(orUndefined)
+      const consistency = this.readConsistency(options.consistency)
+      const message: Record<string, unknown> = { op: 'get', key }
+      if (consistency !== undefined) message.consistency = consistency
+      return this.request(message, readRoute(consistency), options.timeoutMs).then(orUndefined)
     } catch (err) {
       return Promise.reject(err)
     }
   }
 
-  async mget(keys: string[], options: RequestOptions = {}): Promise<(Value | undefined)[]> {
+  async mget(keys: string[], options: ReadOptions = {}): Promise<(Value | undefined)[]> {
     if (!Array.isArray(keys)) throw new TypeError('mget takes an array of keys')
     for (const k of keys) checkKey(k)
-    const values = (await this.request({ op: 'mget', keys }, 'read', options.timeoutMs)) as (Value | null)[]
+    const consistency = this.readConsistency(options.consistency)
+    const message: Record<string, unknown> = { op: 'mget', keys }
+    if (consistency !== undefined) message.consistency = consistency
+    const values = (await this.request(message, readRoute(consistency), options.timeoutMs)) as (Value | null)[]
     return values.map((v) => v ?? undefined)
   }
 
@@ -198,14 +225,19 @@ export class TandemClient {
    * Entries in key order (reverse order with `reverse`), fetched a page at a
    * time so that neither side holds more than one page in memory.
    */
-  async *scan(options: ScanOptions = {}): AsyncGenerator<[string, Value]> {
+  async *scan(options: ScanOptions & ReadOptions = {}): AsyncGenerator<[string, Value]> {
     let remaining = options.limit
-    const range: ScanOptions = { ...options }
+    const { consistency: asked, timeoutMs, ...rest } = options
+    const range: ScanOptions = { ...rest }
     delete range.limit
+    // Each page is one read of its own (see the README: a scan is not one snapshot).
+    const consistency = this.readConsistency(asked)
+    const extra = consistency === undefined ? {} : { consistency }
     while (remaining === undefined || remaining > 0) {
       const page = (await this.request(
-        { op: 'scan', ...range, ...(remaining === undefined ? {} : { limit: remaining }) },
-        'read',
+        { op: 'scan', ...range, ...extra, ...(remaining === undefined ? {} : { limit: remaining }) },
+        readRoute(consistency),
+        timeoutMs,
       )) as ScanPage
       for (const entry of page.entries) yield entry
       if (remaining !== undefined) remaining -= page.entries.length
@@ -392,6 +424,26 @@ export class TandemClient {
 
   // ---- plumbing ----------------------------------------------------------
 
+  /**
+   * The consistency a read asks for: the call's, else the client's, else
+   * linearizable when it goes to the master of a fail-over group. Sent
+   * explicitly then, so that a node that is no longer the master refuses it
+   * (and the call finds the master) instead of answering from its own data.
+   * Undefined: the node's default.
+   */
+  private readConsistency(asked: Consistency | undefined): Consistency | undefined {
+    if (asked !== undefined) {
+      checkConsistency(asked)
+      return asked
+    }
+    if (this.options.consistency !== undefined) return this.options.consistency
+    if (this.options.direct || (this.options.readFrom ?? 'master') !== 'master') return undefined
+    // Not known yet (no node has said): the safe choice. A master outside a
+    // fail-over group serves it too (waiting for a majority of itself and
+    // its replicas), and the first discovery settles it for later reads.
+    return this.clusterGroup === false ? undefined : 'linearizable'
+  }
+
   private request(message: Record<string, unknown>, route: Route, timeoutMs = this.timeoutMs): Promise<unknown> {
     if (this.state !== 'open') return Promise.reject(new TandemError('CLOSED', 'client is closed'))
     if (this.outstanding >= this.maxQueued) {
@@ -514,6 +566,7 @@ export class TandemClient {
     for (const address of this.known()) ask(address)
     await finished
     clearTimeout(grace)
+    if (statuses.length > 0) this.clusterGroup = statuses.some((s) => s.failover != null)
     const masters = statuses.filter((s) => s.role === 'master' && !s.readOnly).sort((a, b) => b.epoch - a.epoch)
     const master = masters[0]
     if (master) {
@@ -570,6 +623,8 @@ export class TandemClient {
     const hint = err.details.master
     if (hint && hint !== address) this.master = hint
     else if (this.master === address || this.master === hint) this.master = null
+    // A master learnt from a hint skips discovery, which says whether this is a fail-over group.
+    if (this.clusterGroup === null) this.discover().catch(() => {})
   }
 
   /** The open connection to `address`, opening it when there is none. */
@@ -616,6 +671,8 @@ export class TandemClient {
   /** Servers push topology changes (a new master after a fail-over). */
   private onPush(message: Record<string, unknown>): void {
     if (message.push === 'topology' && typeof message.master === 'string') {
+      // Only the members of a fail-over group push topology changes.
+      this.clusterGroup = true
       this.master = message.master
       for (const wake of [...this.waiting]) wake()
     }
@@ -655,10 +712,22 @@ export class TandemClient {
 }
 
 /**
- * read: per readFrom; write: the master; admin: the first server (the node
- * the caller named); seed: any reachable server.
+ * read: per readFrom; write: the master (writes, and lease or linearizable
+ * reads); admin: the first server (the node the caller named); seed: any
+ * reachable server.
  */
 type Route = 'read' | 'write' | 'admin' | 'seed'
+
+/** Lease and linearizable reads only the master serves. */
+function readRoute(consistency: Consistency | undefined): Route {
+  return consistency === 'linearizable' || consistency === 'lease' ? 'write' : 'read'
+}
+
+function checkConsistency(value: unknown): asserts value is Consistency {
+  if (!consistencySchema.safeParse(value).success) {
+    throw new TypeError(`consistency must be 'linearizable', 'lease' or 'local', got ${JSON.stringify(value)}`)
+  }
+}
 
 interface CallHost {
   /** A call has settled (one fewer outstanding). */

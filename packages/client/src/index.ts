@@ -1,5 +1,6 @@
 export {
   type BatchOp,
+  type Consistency,
   ERROR_CODES,
   type ErrorCode,
   type NodeStatus,
@@ -13,6 +14,7 @@ export {
 export {
   type ClientStatus,
   type ConnectOptions,
+  type ReadOptions,
   type RequestOptions,
   TandemClient,
   type WriteOptions,

@@ -25,6 +25,17 @@ const writeOptions = {
 
 const id = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)
 
+/**
+ * What a read may return (see the README's consistency section):
+ * linearizable: only a master holding its lease answers, once every write
+ * the read could see is held by a majority; lease: a master holding its
+ * lease answers from its own data; local: any node answers from its own
+ * data. Absent: linearizable on a master in a fail-over group, else local.
+ */
+export const consistencySchema = z.enum(['linearizable', 'lease', 'local'])
+export type Consistency = z.infer<typeof consistencySchema>
+const readOptions = { consistency: consistencySchema.optional() }
+
 export const batchOpSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('put'), key: keySchema, value: valueSchema }).strict(),
   z.object({ type: z.literal('del'), key: keySchema }).strict(),
@@ -47,12 +58,12 @@ export type ScanOptions = z.infer<typeof scanOptionsSchema>
 export const requestSchema = z.discriminatedUnion('op', [
   z.object({ id, op: z.literal('auth'), token: z.string() }).strict(),
   z.object({ id, op: z.literal('ping') }).strict(),
-  z.object({ id, op: z.literal('get'), key: keySchema }).strict(),
-  z.object({ id, op: z.literal('mget'), keys: z.array(keySchema) }).strict(),
+  z.object({ id, op: z.literal('get'), key: keySchema, ...readOptions }).strict(),
+  z.object({ id, op: z.literal('mget'), keys: z.array(keySchema), ...readOptions }).strict(),
   z.object({ id, op: z.literal('put'), key: keySchema, value: valueSchema, ...writeOptions }).strict(),
   z.object({ id, op: z.literal('del'), key: keySchema, ...writeOptions }).strict(),
   z.object({ id, op: z.literal('batch'), ops: z.array(batchOpSchema), ...writeOptions }).strict(),
-  z.object({ id, op: z.literal('scan'), ...scanOptionsSchema.shape }).strict(),
+  z.object({ id, op: z.literal('scan'), ...scanOptionsSchema.shape, ...readOptions }).strict(),
   z.object({ id, op: z.literal('status') }).strict(),
   z
     .object({
@@ -97,6 +108,8 @@ export interface ReplicaStatus {
   lagEntries: number
   lagMs: number
   link?: string
+  /** Ms since this node last heard anything from the replica (its acks come every 250 ms). */
+  lastHeardMsAgo?: number
 }
 
 /** What `status` returns, and `tandem status --json` prints. */

@@ -294,7 +294,7 @@ export const configSchema = z
         value: 'DURATION',
         duration: true,
         description:
-          'How far behind a replica may be and still count for --min-replicas, and still answer /ready with 200.',
+          'How far behind a replica may be and still count for --min-replicas, and still answer /ready with 200: lacking no entry committed longer ago than this, and heard from (replicas ack every 250 ms, so keep it well above that) within it. A master cut off from its replicas thus refuses writes this long after it last heard them, not only when its lease lapses.',
       }),
     ),
     cluster: list.default([]).meta(

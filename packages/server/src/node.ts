@@ -1,5 +1,7 @@
+import { performance } from 'node:perf_hooks'
 import {
   type BatchOp,
+  type Consistency,
   type NodeStatus,
   type ScanOptions,
   type ScanPage,
@@ -13,6 +15,7 @@ import { AckTracker } from './replication/acks.js'
 import type { PeerTls } from './replication/dial.js'
 import { Downstream } from './replication/downstream.js'
 import { FailoverManager } from './replication/failover.js'
+import { ReadIndex } from './replication/read-index.js'
 import { writeRollbackFile } from './replication/rollback.js'
 import { DEFAULT_UPSTREAM_OPTIONS, Upstream } from './replication/upstream.js'
 import { type EntryOp, OP_DEL, OP_PUT } from './storage/log-entry.js'
@@ -52,6 +55,10 @@ export class TandemNode {
   lastRollbackFile: string | null = null
   /** Fail-over group membership, heartbeats, leases and votes (with --cluster). */
   failover: FailoverManager | null = null
+  /** What linearizable reads wait for (see read-index.ts). */
+  readonly readIndex: ReadIndex
+  /** Whose acks count towards a majority: the group's members, in a fail-over group. */
+  private readonly isMember = (id: string) => this.failover?.isMember(id) ?? true
   /** Set when this node stepped down for a newer epoch and follows no master yet. */
   private fenced = false
   /** Called when this node learns of a new master (clients are told). */
@@ -89,10 +96,39 @@ export class TandemNode {
       masterAddress: () => this.masterAddress(),
       unavailable: () => this.dataUnavailable(),
     })
-    // In a fail-over group, what a watch on the master may deliver moves with the replicas' acks.
+    this.readIndex = new ReadIndex({
+      committedSeq: () => this.committedSeq(),
+      // Only elections can replace an entry a majority holds (see read-index.ts);
+      // outside a fail-over group a promotion is the operator's choice.
+      epochStartSeq: () => {
+        const history = this.store.history
+        return this.failover === null || history.length === 0 ? 0 : history[history.length - 1].startSeq
+      },
+      // Checked like a write: a node that stepped down meanwhile must not add to its log.
+      writeBarrier: () => {
+        this.assertCanServe('linearizable')
+        return this.store.write([])
+      },
+      check: () => this.assertCanServe('linearizable'),
+      now: () => performance.now(),
+    })
+    // In a fail-over group, what a watch on the master may deliver moves with
+    // the replicas' acks; so does what linearizable reads wait for.
     this.acks.onAdvance = () => {
       if (this.failover && this.role === 'master') this.watchers.wake()
+      this.readIndex.advance()
     }
+    store.onCommit(() => this.readIndex.advance())
+  }
+
+  /**
+   * The highest seq a majority holds: a majority of the group's members in a
+   * fail-over group (as for w='majority'), else of the master and its direct
+   * replicas; never past this node's own durable log.
+   */
+  private committedSeq(): number {
+    const needed = this.failover ? this.failover.majorityAcks() : this.acks.required('majority')
+    return Math.min(this.store.lastSeq, this.acks.seqHeldBy(needed, this.failover ? this.isMember : undefined))
   }
 
   /** Why this node's data cannot be served whole now (watches, snapshots), or null. */
@@ -277,6 +313,9 @@ export class TandemNode {
         `a newer epoch (${epoch}) exists and this node stepped down before the write reached enough replicas; it may or may not survive`,
       ),
     )
+    this.readIndex.failAll(
+      new TandemError('FENCED', `a newer epoch (${epoch}) exists and this node stepped down; read from the new master`),
+    )
     this.upstreamSide.disconnectAll('this node stepped down')
     this.watchers.roleChanged()
     this.logger.warn('stepped down', { epoch })
@@ -364,6 +403,7 @@ export class TandemNode {
       this.acks.failAll(
         new TandemError('UNCERTAIN', 'this node became a replica while the write waited for replicas; it may be lost'),
       )
+      this.readIndex.failAll(new TandemError('READONLY', 'this node became a replica; read from the master'))
     }
     await this.follow(upstream)
   }
@@ -376,6 +416,11 @@ export class TandemNode {
       if (this.config.minReplicas > 0) this.assertEnoughReplicas()
       return
     }
+    this.refuseAsNotMaster()
+  }
+
+  /** Throws the error a node that is not the master answers: FENCED, NOMASTER or READONLY (naming the master). */
+  private refuseAsNotMaster(): never {
     if (this.fenced) {
       throw new TandemError('FENCED', 'this node was the master of an older epoch and has stepped down', {
         details: { master: this.failover?.knownMaster() ?? null, epoch: this.store.epoch },
@@ -395,14 +440,23 @@ export class TandemNode {
     })
   }
 
+  /**
+   * --min-replicas: enough replicas streaming, within --max-lag both in the
+   * entries they lack (lagMs) and in how long ago they were last heard. A
+   * replica cut off while no writes happen lacks nothing, yet it cannot
+   * hold the next write: judged by its last ack alone (every 250 ms), a
+   * master cut off from its replicas stops taking writes --max-lag after it
+   * last heard them, not at the end of its lease.
+   */
   private assertEnoughReplicas(): void {
+    const maxLag = this.config.maxLag
     const good = this.upstreamSide
       .replicas()
-      .filter((r) => r.link === 'streaming' && r.lagMs <= this.config.maxLag).length
+      .filter((r) => r.link === 'streaming' && r.lagMs <= maxLag && (r.lastHeardMsAgo ?? 0) <= maxLag).length
     if (good < this.config.minReplicas) {
       throw new TandemError(
         'NOREPLICAS',
-        `${good} replicas are within ${this.config.maxLag} ms; --min-replicas is ${this.config.minReplicas}`,
+        `${good} replicas are within ${maxLag} ms; --min-replicas is ${this.config.minReplicas}`,
       )
     }
   }
@@ -466,28 +520,67 @@ export class TandemNode {
     this.upstreamSide.close()
     this.watchers.close()
     this.acks.failAll(new TandemError('UNAVAILABLE', 'node is shutting down'))
+    this.readIndex.close()
   }
 
   // ---- reads -------------------------------------------------------------
 
-  private assertHoldsData(): void {
+  /**
+   * The consistency a read gets: what it asked for, else linearizable on a
+   * master in a fail-over group and local anywhere else (a replica serves
+   * its own data, as readFrom 'replica' asks).
+   */
+  private readMode(asked: Consistency | undefined): Consistency {
+    if (asked !== undefined) return asked
+    return this.role === 'master' && this.config.cluster.length > 0 ? 'linearizable' : 'local'
+  }
+
+  /** Throws unless this node may serve a read of `mode` now: lease and linearizable need the master, holding its lease. */
+  private assertCanServe(mode: Consistency): void {
     if (this.role === 'witness')
       throw new TandemError('UNAVAILABLE', 'this node is a witness: it votes and holds no data')
+    if (mode === 'local') return
+    if (this.role !== 'master') this.refuseAsNotMaster()
+    this.failover?.assertCanRead()
   }
 
-  get(key: string): Promise<Value | undefined> {
-    this.assertHoldsData()
-    return this.store.get(key)
+  /**
+   * Runs a read in `mode`: checks the node may serve it, reads, and for
+   * linearizable waits for the read index (read-index.ts); lease and
+   * linearizable reads check the lease again as they reply.
+   */
+  private read<T>(asked: Consistency | undefined, run: () => Promise<T>): Promise<T> {
+    const mode = this.readMode(asked)
+    this.assertCanServe(mode)
+    if (mode === 'local') return run()
+    return run().then((value) => {
+      if (mode === 'lease') {
+        this.assertCanServe(mode)
+        return value
+      }
+      const wait = this.readIndex.confirm(this.store.writingSeq)
+      if (wait === null) {
+        this.assertCanServe(mode)
+        return value
+      }
+      return wait.then(() => {
+        this.assertCanServe(mode)
+        return value
+      })
+    })
   }
 
-  mget(keys: string[]): Promise<(Value | undefined)[]> {
-    this.assertHoldsData()
-    return this.store.getMany(keys)
+  get(key: string, consistency?: Consistency): Promise<Value | undefined> {
+    return this.read(consistency, () => this.store.get(key))
+  }
+
+  mget(keys: string[], consistency?: Consistency): Promise<(Value | undefined)[]> {
+    return this.read(consistency, () => this.store.getMany(keys))
   }
 
   /** How many keys this node holds (a pass over its keys). */
   countKeys(): Promise<number> {
-    this.assertHoldsData()
+    this.assertCanServe('local')
     return this.store.countKeys()
   }
 
@@ -496,8 +589,11 @@ export class TandemNode {
    * `pageBytes` of keys and values; `more` says whether the client should
    * ask again (from after the last key) for the rest.
    */
-  async scanPage(options: ScanOptions, pageSize: number, pageBytes: number): Promise<ScanPage> {
-    this.assertHoldsData()
+  scanPage(options: ScanOptions, pageSize: number, pageBytes: number, consistency?: Consistency): Promise<ScanPage> {
+    return this.read(consistency, () => this.readPage(options, pageSize, pageBytes))
+  }
+
+  private async readPage(options: ScanOptions, pageSize: number, pageBytes: number): Promise<ScanPage> {
     const want = options.limit === undefined ? pageSize : Math.min(options.limit, pageSize)
     const entries: [string, Value][] = []
     if (want === 0) return { entries, more: false }
@@ -550,6 +646,7 @@ export class TandemNode {
         servedFull: this.served.full,
         servedPartial: this.served.partial,
       },
+      readIndex: { waiting: this.readIndex.waiting, ...this.readIndex.stats },
       rollbacks: {
         count: this.counters.rollbacks,
         entries: this.counters.rolledBackEntries,

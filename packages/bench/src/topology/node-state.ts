@@ -82,7 +82,8 @@ export async function scanAll(
   })
   try {
     const out = new Map<string, Value>()
-    for await (const [key, value] of db.scan()) out.set(key, value)
+    // This node's own data, whatever its role or lease (a master's default would be linearizable).
+    for await (const [key, value] of db.scan({ consistency: 'local' })) out.set(key, value)
     return out
   } finally {
     await db.close()

@@ -1,6 +1,13 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { type BatchOp, type ErrorCode, TandemError, type Value } from '@tandem/protocol'
+import {
+  type BatchOp,
+  type Consistency,
+  consistencySchema,
+  type ErrorCode,
+  TandemError,
+  type Value,
+} from '@tandem/protocol'
 import { groupStatus, groupTable } from '../cli/group-status.js'
 import { bytesToValue, readStdin, readValueFile } from '../cli/input.js'
 import { escapeText, jsonValue, showValue, valueFromJson } from '../cli/text.js'
@@ -16,13 +23,14 @@ commands:
   put KEY VALUE [--w N|majority] [--timeout MS]   write; prints OK
   put KEY -  |  put KEY < FILE  |  put KEY --file FILE [--binary]
                                                   the value from stdin or a file, bytes as read
-  get KEY                                         print the value; exit 1 when missing
-  mget KEY...                                     key<TAB>value per key found, the key alone when missing
+  get KEY [--consistency C]                       print the value; exit 1 when missing
+  mget KEY... [--consistency C]                   key<TAB>value per key found, the key alone when missing
   del KEY                                         delete
   del --prefix P --yes                            delete every key under P; prints how many
   batch [--w N|majority]                          atomic writes from stdin, one JSON object a line:
                                                   {"type":"put","key":K,"value":V} or {"type":"del","key":K}
-  scan [--prefix P] [--limit N] [--reverse]       key<TAB>value per line, in key order
+  scan [--prefix P] [--limit N] [--reverse] [--consistency C]
+                                                  key<TAB>value per line, in key order
   count [--prefix P]                              how many keys (under P)
   snapshot save FILE                              back up the node at --server to FILE (streamed, checked)
   snapshot verify FILE                            check a snapshot file offline
@@ -42,6 +50,7 @@ Arguments after -- are never options (tandem put k -- -v); a negative number nee
 --tls connects over TLS checking the servers' certificates against the system's CAs;
 --tls-ca FILE (or TANDEM_TLS_CA) against the CA in FILE (PEM) instead.
 
+consistency (get, mget, scan): linearizable (default in a --cluster group), lease, local
 environment: TANDEM_SERVER (default 127.0.0.1:7379), TANDEM_AUTH_TOKEN, TANDEM_TLS_CA
 exit status: 0 ok, 1 key not found, 2 bad usage or input, 3 unavailable`
 
@@ -122,6 +131,7 @@ function parse(argv: string[]) {
         all: { type: 'boolean' },
         yes: { type: 'boolean' },
         version: { type: 'boolean' },
+        consistency: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     })
@@ -159,6 +169,16 @@ async function main(argv: string[]): Promise<number> {
   let w: number | 'majority' | undefined
   if (flags.w !== undefined) {
     w = flags.w === 'majority' ? 'majority' : intFlag('w', 0)
+  }
+  let consistency: Consistency | undefined
+  if (flags.consistency !== undefined) {
+    const parsedConsistency = consistencySchema.safeParse(flags.consistency)
+    if (!parsedConsistency.success) {
+      throw new Usage(`--consistency must be linearizable, lease or local, got ${String(flags.consistency)}`)
+    }
+    if (command !== 'get' && command !== 'mget' && command !== 'scan')
+      throw new Usage('--consistency applies to get, mget and scan')
+    consistency = parsedConsistency.data
   }
   const timeoutMs = intFlag('timeout', 1)
   const connectTimeoutMs = intFlag('connect-timeout', 1) ?? 3000
@@ -297,7 +317,7 @@ async function main(argv: string[]): Promise<number> {
         break
       }
       case 'get': {
-        const got = await client.get(args[0])
+        const got = await client.get(args[0], { consistency })
         if (got === undefined) fail('NOTFOUND', `key ${JSON.stringify(args[0])} not found`)
         if (json) out(JSON.stringify({ key: args[0], value: jsonValue(got) }))
         else if (typeof got === 'string') out(got)
@@ -305,7 +325,7 @@ async function main(argv: string[]): Promise<number> {
         break
       }
       case 'mget': {
-        const values = await client.mget(args)
+        const values = await client.mget(args, { consistency })
         args.forEach((key, i) => {
           const v = values[i]
           if (json) out(JSON.stringify({ key, value: v === undefined ? null : jsonValue(v) }))
@@ -370,7 +390,7 @@ async function main(argv: string[]): Promise<number> {
         break
       }
       case 'scan': {
-        for await (const [key, v] of client.scan({ prefix, limit, reverse: flags.reverse === true })) {
+        for await (const [key, v] of client.scan({ prefix, limit, reverse: flags.reverse === true, consistency })) {
           const line = json ? JSON.stringify({ key, value: jsonValue(v) }) : `${escapeText(key)}\t${showValue(v)}`
           if (!process.stdout.write(`${line}\n`)) await new Promise((resolve) => process.stdout.once('drain', resolve))
         }

@@ -65,9 +65,9 @@ export function handle(node: TandemNode, req: Request): unknown {
     case 'auth':
       return true
     case 'get':
-      return node.get(req.key).then(nullIfUndefined)
+      return node.get(req.key, req.consistency).then(nullIfUndefined)
     case 'mget':
-      return node.mget(req.keys).then((values) => values.map(nullIfUndefined))
+      return node.mget(req.keys, req.consistency).then((values) => values.map(nullIfUndefined))
     case 'put':
       return node.put(req.key, req.value, req)
     case 'del':
@@ -75,8 +75,8 @@ export function handle(node: TandemNode, req: Request): unknown {
     case 'batch':
       return node.batch(req.ops, req)
     case 'scan': {
-      const { id: _id, op: _op, ...options } = req
-      return node.scanPage(options, SCAN_PAGE_SIZE, SCAN_PAGE_BYTES)
+      const { id: _id, op: _op, consistency, ...options } = req
+      return node.scanPage(options, SCAN_PAGE_SIZE, SCAN_PAGE_BYTES, consistency)
     }
     case 'status':
       return node.status()

@@ -186,6 +186,23 @@ export class FailoverManager {
     }
   }
 
+  /**
+   * Throws unless this master may answer a `lease` or `linearizable` read
+   * now: it holds its lease and is not handing over. No other node can
+   * have taken a write meanwhile (rule 4), so its data is the newest there is.
+   */
+  assertCanRead(): void {
+    if (this.now() < this.handoverUntil) {
+      throw new TandemError('NOMASTER', 'this master is handing over to a new master; retry shortly')
+    }
+    if (this.options.auto && this.now() >= this.leaseUntil) {
+      throw new TandemError(
+        'NOMASTER',
+        'this master has not heard from a majority of its group recently (lease lapsed); it serves no lease or linearizable reads',
+      )
+    }
+  }
+
   /** Whether a replica still hears a live master (else writes get NOMASTER). */
   hearsMaster(): boolean {
     return this.now() - this.lastMasterContact < this.options.electionTimeoutMs

@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks'
 import { decodeFrame, downstreamMessageSchema, encodeFrame, type Hello, type ReplicaStatus } from '@tandem/protocol'
 import type { WebSocket } from 'ws'
 import type { LogPin } from '../storage/log.js'
@@ -77,6 +78,8 @@ export interface UpstreamHost {
   /** HOST:PORT this node serves the Redis protocol on, or null. */
   respAddress(): string | null
   countSync(kind: 'full' | 'partial'): void
+  /** Monotonic ms (performance.now() unless a test drives it): when replicas were last heard. */
+  now?: () => number
 }
 
 /**
@@ -203,6 +206,12 @@ class ReplicaFeed implements AckSource {
   /** The history the downstream was last told (continue, fullsync, history), as historyKey(). */
   private historyTold = ''
   private lastHeardAt = Date.now()
+  /**
+   * When the replica was last heard, on the monotonic clock: `--max-lag`
+   * judges a replica by it, and a wall clock stepped back must not make a
+   * silent replica look fresh.
+   */
+  lastHeardMono: number
   private pumping = false
   private pin: LogPin | null = null
   private readonly flow: FlowSocket
@@ -219,6 +228,7 @@ class ReplicaFeed implements AckSource {
     private readonly onClosed: () => void,
   ) {
     this.log = host.logger
+    this.lastHeardMono = this.now()
     this.flow = new FlowSocket(ws, options.highWaterBytes)
     this.inbox = new SerialInbox(ws, (err) => this.fail(`replication error: ${(err as Error).message}`))
     ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary))
@@ -236,8 +246,13 @@ class ReplicaFeed implements AckSource {
     return this.host.store
   }
 
+  private now(): number {
+    return this.host.now ? this.host.now() : performance.now()
+  }
+
   private onMessage(data: Buffer, isBinary: boolean): void {
     this.lastHeardAt = Date.now()
+    this.lastHeardMono = this.now()
     let parsed: ReturnType<typeof downstreamMessageSchema.safeParse>
     try {
       parsed = downstreamMessageSchema.safeParse(isBinary ? decodeFrame(data) : null)
@@ -460,6 +475,7 @@ class ReplicaFeed implements AckSource {
       lagEntries,
       lagMs: since === undefined ? 0 : Math.max(0, Date.now() - since),
       link: this.state,
+      lastHeardMsAgo: Math.round(this.now() - this.lastHeardMono),
     }
   }
 

@@ -357,3 +357,22 @@ describe('store: entry identity', () => {
     expect(await other.get('n')).toBe('7')
   })
 })
+
+describe('store: writingSeq', () => {
+  it('covers a group whose batch is handed to LevelDB before lastSeq moves', async () => {
+    // A read on the thread pool can see a batch being written: what it may
+    // have seen is bounded by writingSeq, which moves before the write
+    // starts, while lastSeq moves only once it is durable.
+    const store = await open('w')
+    await store.write([[OP_PUT, 'a', '1']])
+    expect(store.writingSeq).toBe(1)
+    const pending = store.write([[OP_PUT, 'a', '2']])
+    // The committer starts the group in a microtask; the write's completion is a later macrotask.
+    for (let i = 0; i < 5; i++) await Promise.resolve()
+    expect(store.writingSeq).toBe(2)
+    expect(store.lastSeq).toBe(1)
+    await pending
+    expect(store.lastSeq).toBe(2)
+    expect(store.writingSeq).toBe(2)
+  })
+})

@@ -148,6 +148,13 @@ export class Store {
   nodeId = ''
   /** Seq of the last committed entry (0 when the log is empty). */
   lastSeq = 0
+  /**
+   * Seq of the last entry handed to LevelDB, its batch possibly still being
+   * written (>= lastSeq). Reads run on LevelDB's thread pool too, so a read
+   * that completes may already see that batch although lastSeq has not
+   * moved yet: this, taken when the read completes, bounds what it saw.
+   */
+  writingSeq = 0
   /** Wall time at which lastSeq committed; used for lag in ms. */
   lastCommitAt = 0
   history: HistoryEpoch[] = []
@@ -327,6 +334,7 @@ export class Store {
       this.discardedPartialSync = true
     }
     this.lastSeq = ((await this.meta.get('lastSeq')) as number | undefined) ?? 0
+    this.writingSeq = this.lastSeq
     this.nextSeq = this.lastSeq + 1
     this.history = ((await this.meta.get('history')) as HistoryEpoch[] | undefined) ?? []
     this.vv.clear()
@@ -539,9 +547,11 @@ export class Store {
     this.log.append(batch, first, commit.raws)
     batch.put(this.lastSeqKey, Buffer.from(String(seq)))
     batch.put(this.clockKey, Buffer.from(JSON.stringify({ hlc: this.hlc.peek(), vv: this.vv.toObject() })))
+    this.writingSeq = seq
     try {
       await this.writeBatch(batch, this.options.sync === 'always')
     } catch (err) {
+      this.writingSeq = this.lastSeq
       this.restoreCounters(commit)
       throw err
     }
@@ -860,6 +870,7 @@ export class Store {
     batch.del(prefixed(this.metaPrefix, 'syncing'))
     await this.writeBatch(batch, this.options.sync !== 'none')
     this.lastSeq = seq
+    this.writingSeq = seq
     this.nextSeq = seq + 1
     this.history = history
     this.log.restartAfter(seq)
@@ -875,6 +886,7 @@ export class Store {
     batch.put(prefixed(this.metaPrefix, 'history'), Buffer.from('[]'))
     await this.writeBatch(batch, this.options.sync !== 'none')
     this.lastSeq = 0
+    this.writingSeq = 0
     this.nextSeq = 1
     this.history = []
   }
