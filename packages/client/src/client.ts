@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events'
 import {
   type BatchOp,
   type Consistency,
@@ -82,6 +83,44 @@ export interface ReadOptions extends RequestOptions {
 
 export type ClientStatus = 'open' | 'closing' | 'closed'
 
+/** What the master is, as the client last learned it (a fail-over's new master and epoch). */
+export interface Topology {
+  master: string
+  epoch: number
+  /** The master before, when the client knew one. */
+  previous: { master: string; epoch: number } | null
+}
+
+/**
+ * The client's events, for an application to log or alert on. None is
+ * needed to use the client: calls report their own errors.
+ * - connect (address): a connection to a node opened.
+ * - disconnect (address, error): an open connection was lost (or closed).
+ * - reconnecting (address): a connection to a node this client had lost is being opened again.
+ * - topology (Topology): the master changed (a fail-over, a promote), as a
+ *   node pushed it or the client found it out.
+ * - error (error): a failure no call reports (a lost connection's cause,
+ *   a discovery that found no node). Emitted only while an `error`
+ *   listener is attached, so an application that attaches none is never
+ *   thrown at, unlike a plain EventEmitter.
+ */
+export interface TandemClientEvents {
+  connect: [address: string]
+  disconnect: [address: string, error: TandemError]
+  reconnecting: [address: string]
+  topology: [topology: Topology]
+  error: [error: TandemError]
+}
+
+export interface CloseOptions {
+  /**
+   * Wait for the calls already made to settle (as ioredis `quit()` does)
+   * before closing; new calls fail with CLOSED meanwhile. Each call still
+   * ends at its own timeout. Default false: calls in flight fail with CLOSED.
+   */
+  drain?: boolean
+}
+
 const MAX_BACKOFF_MS = 500
 
 /**
@@ -91,7 +130,7 @@ const MAX_BACKOFF_MS = 500
  * were already sent fail with UNCERTAIN (they may or may not have been
  * applied), and writes that never left are sent on the new connection.
  */
-export class TandemClient {
+export class TandemClient extends EventEmitter<TandemClientEvents> {
   state: ClientStatus = 'open'
   private readonly servers: string[]
   private readonly timeoutMs: number
@@ -112,7 +151,16 @@ export class TandemClient {
   /** Requests waiting out a backoff before their next attempt. */
   private readonly waiting = new Set<() => void>()
 
+  /** The last master and epoch reported in a topology event. */
+  private topology: { master: string; epoch: number } | null = null
+  /** Nodes this client had a connection to: opening one again is a reconnect. */
+  private readonly everConnected = new Set<string>()
+  /** close({ drain: true }) waiting for the outstanding calls. */
+  private drained: (() => void) | null = null
+  private closing: Promise<void> | null = null
+
   private constructor(private readonly options: ConnectOptions) {
+    super()
     const servers = typeof options.servers === 'string' ? options.servers.split(',') : options.servers
     this.servers = servers.map((s) => s.trim()).filter(Boolean)
     if (this.servers.length === 0) throw new TypeError('TandemClient needs at least one server address')
@@ -411,15 +459,58 @@ export class TandemClient {
     return (await this.request({ op: 'replicaof', upstream }, 'admin', options.timeoutMs)) as NodeStatus
   }
 
-  /** Closes the connection; calls still waiting fail with CLOSED. Safe to call twice. */
-  close(): Promise<void> {
+  /**
+   * Closes the connections and watches. Calls still waiting fail with
+   * CLOSED, or, with `{ drain: true }`, are waited for first. Safe to call
+   * twice; a close without drain during a drain ends it at once.
+   */
+  close(options: CloseOptions = {}): Promise<void> {
     if (this.state === 'closed') return Promise.resolve()
+    if (options.drain && this.outstanding > 0) {
+      if (this.state === 'open') {
+        this.state = 'closing'
+        for (const watch of this.watches) watch.close()
+        this.watches.clear()
+        this.closing = new Promise<void>((resolve) => {
+          this.drained = resolve
+        }).then(() => this.shutdown())
+      }
+      return this.closing as Promise<void>
+    }
+    this.shutdown()
+    return Promise.resolve()
+  }
+
+  /** `await using db = await TandemClient.connect(...)`: a draining close at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close({ drain: true })
+  }
+
+  private shutdown(): void {
+    if (this.state === 'closed') return
     this.state = 'closed'
+    const drained = this.drained
+    this.drained = null
     for (const watch of this.watches) watch.close()
     this.watches.clear()
     for (const conn of this.conns.values()) conn.close()
     this.conns.clear()
-    return Promise.resolve()
+    // Calls waiting out a backoff try again now, and fail with CLOSED.
+    for (const wake of [...this.waiting]) wake()
+    drained?.()
+  }
+
+  /** Emits `error` only to a listener: a client nobody listens to must not throw. */
+  private report(err: TandemError): void {
+    if (this.listenerCount('error') > 0) this.emit('error', err)
+  }
+
+  /** A master (and its epoch) learned from a push or a discovery: a topology event when it is news. */
+  private learnMaster(master: string, epoch: number): void {
+    const last = this.topology
+    if (last && (epoch < last.epoch || (epoch === last.epoch && master === last.master))) return
+    this.topology = { master, epoch }
+    this.emit('topology', { master, epoch, previous: last })
   }
 
   // ---- plumbing ----------------------------------------------------------
@@ -460,9 +551,11 @@ export class TandemClient {
   private readonly calls: CallHost = {
     finished: () => {
       this.outstanding--
+      if (this.outstanding === 0 && this.drained) this.shutdown()
     },
     readyConnection: (route) => this.readyConnection(route),
     connect: (route) => this.target(route).then((address) => this.connection(address)),
+    closed: () => this.state === 'closed',
     reroutes: (route, err) => !this.options.direct && route !== 'admin' && REROUTE.has(err.code),
     noteNotMaster: (address, err) => this.noteNotMaster(address, err),
     waiting: this.waiting,
@@ -572,16 +665,18 @@ export class TandemClient {
     if (master) {
       this.master = String(master.address ?? '') || null
       this.replicas = master.replicas.map((r) => r.addr).filter(Boolean)
+      if (this.master) this.learnMaster(this.master, master.epoch)
     } else {
       this.master = null
       this.replicas = statuses.filter((s) => s.role === 'replica').map((s) => String(s.address ?? ''))
     }
     if (statuses.length === 0 && errors.length > 0) {
       const unauthorized = errors.find((e) => e.code === 'UNAUTHORIZED')
-      throw (
+      const err =
         unauthorized ??
         new TandemError('UNAVAILABLE', `cannot reach any of ${this.known().join(', ')}: ${errors[0].message}`)
-      )
+      this.report(err)
+      throw err
     }
   }
 
@@ -629,10 +724,12 @@ export class TandemClient {
 
   /** The open connection to `address`, opening it when there is none. */
   private connection(address: string): Promise<NodeConnection> {
+    if (this.state === 'closed') return Promise.reject(new TandemError('CLOSED', 'client is closed'))
     const existing = this.conns.get(address)
     if (existing && existing.state === 'open') return Promise.resolve(existing)
     const opening = this.opening.get(address)
     if (opening) return opening
+    if (this.everConnected.has(address)) this.emit('reconnecting', address)
     let conn: NodeConnection
     try {
       conn = new NodeConnection(address, {
@@ -650,12 +747,14 @@ export class TandemClient {
     const ready = conn.ready.then(
       () => {
         this.opening.delete(address)
-        if (this.state !== 'open') {
+        if (this.state === 'closed') {
           conn.close()
           throw new TandemError('CLOSED', 'client is closed')
         }
         conn.onClose((err, unsent, sent) => this.onConnectionLost(conn, err, unsent, sent))
         this.conns.set(address, conn)
+        this.everConnected.add(address)
+        this.emit('connect', address)
         return conn
       },
       (err) => {
@@ -674,6 +773,7 @@ export class TandemClient {
       // Only the members of a fail-over group push topology changes.
       this.clusterGroup = true
       this.master = message.master
+      if (typeof message.epoch === 'number') this.learnMaster(message.master, message.epoch)
       for (const wake of [...this.waiting]) wake()
     }
   }
@@ -691,7 +791,9 @@ export class TandemClient {
   ): void {
     if (this.conns.get(conn.address) === conn) this.conns.delete(conn.address)
     if (this.master === conn.address) this.master = null
-    if (this.state !== 'open') {
+    this.emit('disconnect', conn.address, cause)
+    if (this.state !== 'closed') this.report(cause)
+    if (this.state === 'closed') {
       for (const r of [...unsent, ...sent]) r.reject(new TandemError('CLOSED', 'client closed'))
       return
     }
@@ -739,6 +841,8 @@ interface CallHost {
   noteNotMaster(address: string | undefined, err: TandemError): void
   /** Wake-ups of calls waiting out a backoff (a pushed master change runs them at once). */
   waiting: Set<() => void>
+  /** The client is closed: whatever went wrong, the call fails with CLOSED. */
+  closed(): boolean
 }
 
 /**
@@ -815,6 +919,10 @@ class Call implements PendingRequest {
       },
       (err: TandemError) => {
         if (this.done) return
+        if (this.host.closed()) {
+          if (this.finish()) this.fail(new TandemError('CLOSED', 'client closed'))
+          return
+        }
         if (err.code === 'UNAUTHORIZED' || err.code === 'CLOSED') {
           if (this.finish()) this.fail(err)
           return

@@ -13,10 +13,13 @@ export {
 } from '@tandem/protocol'
 export {
   type ClientStatus,
+  type CloseOptions,
   type ConnectOptions,
   type ReadOptions,
   type RequestOptions,
   TandemClient,
+  type TandemClientEvents,
+  type Topology,
   type WriteOptions,
 } from './client.js'
 export type { ClientTls } from './connection.js'
