@@ -376,3 +376,46 @@ describe('store: writingSeq', () => {
     expect(store.writingSeq).toBe(2)
   })
 })
+
+describe('store: reads', () => {
+  /** Whether `p` settles within the current turn's promise jobs (no I/O callback can run before). */
+  async function settlesThisTurn<T>(p: Promise<T>): Promise<{ settled: boolean; value?: T }> {
+    let out: { settled: boolean; value?: T } = { settled: false }
+    p.then((value) => (out = { settled: true, value }))
+    for (let i = 0; i < 10; i++) await Promise.resolve()
+    return out
+  }
+
+  it('answers a get from memory within the turn, without the thread pool, with the latest committed value', async () => {
+    const store = await open('r')
+    await store.write([[OP_PUT, 'k', 'v1']])
+    await store.write([[OP_PUT, 'b', new Uint8Array([7])]])
+    expect(await settlesThisTurn(store.get('k'))).toEqual({ settled: true, value: 'v1' })
+    expect(await settlesThisTurn(store.get('b'))).toEqual({ settled: true, value: Buffer.from([7]) })
+    expect(await settlesThisTurn(store.get('none'))).toEqual({ settled: true, value: undefined })
+    await store.write([[OP_PUT, 'k', 'v2']])
+    await store.write([[OP_DEL, 'b']])
+    expect(await settlesThisTurn(store.get('k'))).toEqual({ settled: true, value: 'v2' })
+    expect(await settlesThisTurn(store.get('b'))).toEqual({ settled: true, value: undefined })
+  })
+
+  it('goes through the thread pool for the back-off after a slow synchronous read, then tries again', async () => {
+    let now = 0
+    // Every synchronous read looks 5 ms long: the first turns them off for 1000 ms.
+    const clock = () => (now += 5) - 5
+    const store = await Store.open({
+      dataDir: join(dir, 'slow'),
+      sync: 'always',
+      logRetention: 1000,
+      syncReads: { slowMs: 1, backoffMs: 1000, now: () => clock() },
+    })
+    stores.push(store)
+    await store.write([[OP_PUT, 'k', 'v']])
+    expect(await settlesThisTurn(store.get('k'))).toEqual({ settled: true, value: 'v' })
+    const later = store.get('k')
+    expect((await settlesThisTurn(later)).settled).toBe(false)
+    expect(await later).toBe('v')
+    now += 1000
+    expect(await settlesThisTurn(store.get('k'))).toEqual({ settled: true, value: 'v' })
+  })
+})

@@ -13,6 +13,7 @@ import { type EntryOp, encodeEntry, type LogEntry, OP_PUT, placeEntry } from './
 import { decodeRecord, encodeRecord } from './record.js'
 import { type ConflictResolver, KEEP } from './resolver.js'
 import { packChunk, unpackChunk } from './snapshot-chunk.js'
+import { SyncReadGate, type SyncReadOptions } from './sync-reads.js'
 import { VersionVector, type VersionVectorObject } from './version-vector.js'
 
 /**
@@ -78,6 +79,8 @@ export interface StoreOptions {
   onDamage?: 'refuse' | 'resync'
   /** While writes fail for a full disk, how often to look for free space and try to recover, in ms. Default 1000. */
   noSpaceRetryMs?: number
+  /** When gets may read LevelDB on the event loop (see SyncReadGate). */
+  syncReads?: SyncReadOptions
   /** Told when writes start failing for a full disk (with the state) and when they resume (null). */
   onNoSpace?: (state: NoSpace | null) => void
 }
@@ -194,6 +197,7 @@ export class Store {
   private readonly listeners = new Set<CommitListener>()
   private readonly timers: NodeJS.Timeout[] = []
   private dirtySinceSync = false
+  private readonly syncReads: SyncReadGate
   private pendingReads: { key: Buffer; resolve: (v: Value | undefined) => void; reject: (err: unknown) => void }[] = []
   /** The last snapshot chunk's write during a full sync (a rejected one fails the next chunk). */
   private snapshotWrite: Promise<void> = Promise.resolve()
@@ -205,6 +209,7 @@ export class Store {
     this.dataDir = options.dataDir
     this.hlc = new HybridClock(options.clock)
     this.log = new WriteLog(() => this.lastSeq, { retention: options.logRetention })
+    this.syncReads = new SyncReadGate(options.syncReads)
     this.committer = new GroupCommitter((group) => this.commitGroup(group), {
       maxGroup: options.maxGroup ?? 2000,
       maxQueued: options.maxQueued ?? 100_000,
@@ -685,12 +690,26 @@ export class Store {
   // ---- reads -------------------------------------------------------------
 
   /**
-   * Reads are coalesced: every get issued in the same turn goes to LevelDB
-   * as one getMany on the root db (one crossing into LevelDB and its
-   * thread pool instead of one per key), and their replies then leave
-   * together.
+   * A get reads LevelDB synchronously while that is cheap (see
+   * SyncReadGate: off for a while after a read that waited for the disk).
+   * Otherwise reads are coalesced: every get issued in the same turn goes
+   * to LevelDB as one getMany on the root db (one crossing into LevelDB and
+   * its thread pool instead of one per key), and their replies then leave
+   * together. Both read the latest committed state: a synchronous read sees
+   * what a getMany queued at the same moment would.
    */
   get(key: string): Promise<Value | undefined> {
+    // getSync throws while LevelDB is (re)opening, where getMany waits for it.
+    const startedAt = this.db.status === 'open' ? this.syncReads.begin() : null
+    if (startedAt !== null) {
+      try {
+        const record = this.db.getSync(prefixed(this.dataPrefix, key))
+        this.syncReads.done(startedAt)
+        return Promise.resolve(record === undefined ? undefined : decodeRecord(record))
+      } catch (err) {
+        return Promise.reject(err)
+      }
+    }
     return new Promise((resolve, reject) => {
       this.pendingReads.push({ key: prefixed(this.dataPrefix, key), resolve, reject })
       if (this.pendingReads.length === 1) queueMicrotask(() => this.flushReads())
