@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util'
+import { hostPortProblem } from '@tandem/protocol'
 import { z } from 'zod'
 
 /**
@@ -11,10 +12,10 @@ export class UsageError extends Error {
   readonly code = 'INVALID'
 }
 
-const hostPort = z
-  .string()
-  .regex(/^[^\s:/]+:\d{1,5}$/, 'expected HOST:PORT')
-  .refine((s) => Number(s.split(':')[1]) <= 65535, 'port out of range')
+const hostPort = z.string().superRefine((s, ctx) => {
+  const problem = hostPortProblem(s)
+  if (problem !== null) ctx.addIssue({ code: 'custom', message: problem })
+})
 
 const intList = (min: number, max: number) =>
   z

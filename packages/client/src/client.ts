@@ -4,6 +4,9 @@ import {
   type Consistency,
   consistencySchema,
   DEFAULT_LIMITS,
+  headerSafe,
+  hostPortProblem,
+  isHostPort,
   type NodeStatus,
   type ScanOptions,
   type ScanPage,
@@ -164,11 +167,13 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
     const servers = typeof options.servers === 'string' ? options.servers.split(',') : options.servers
     this.servers = servers.map((s) => s.trim()).filter(Boolean)
     if (this.servers.length === 0) throw new TypeError('TandemClient needs at least one server address')
+    const token = options.authToken
+    if (token !== undefined && (typeof token !== 'string' || !headerSafe(token))) {
+      throw new TypeError('authToken must be a string of printable Latin-1 characters (it travels in an HTTP header)')
+    }
     for (const s of this.servers) {
-      if (!/^(?:[^\s:/[\]]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}$/.test(s))
-        throw new TypeError(
-          `server address must be HOST:PORT (an IPv6 address in brackets, [::1]:PORT), got ${JSON.stringify(s)}`,
-        )
+      const problem = hostPortProblem(s)
+      if (problem !== null) throw new TypeError(`server address: ${problem}`)
     }
     this.timeoutMs = options.timeoutMs ?? 10_000
     this.connectTimeoutMs = options.connectTimeoutMs ?? 5000
@@ -642,7 +647,7 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
             const s = status as NodeStatus
             statuses.push(s)
             // A replica names its master; ask it too.
-            if (typeof s.master === 'string') ask(s.master)
+            if (isHostPort(s.master)) ask(s.master)
             // A node that does not answer (paused, cut off) must not hold
             // up the others: once a master that takes writes has answered,
             // wait only briefly for one of a newer epoch.
@@ -662,13 +667,17 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
     if (statuses.length > 0) this.clusterGroup = statuses.some((s) => s.failover != null)
     const masters = statuses.filter((s) => s.role === 'master' && !s.readOnly).sort((a, b) => b.epoch - a.epoch)
     const master = masters[0]
+    // Addresses come from the nodes: only well-formed ones are ever dialled.
     if (master) {
-      this.master = String(master.address ?? '') || null
-      this.replicas = master.replicas.map((r) => r.addr).filter(Boolean)
+      this.master = isHostPort(master.address) ? master.address : null
+      this.replicas = master.replicas.map((r) => r.addr).filter(isHostPort)
       if (this.master) this.learnMaster(this.master, master.epoch)
     } else {
       this.master = null
-      this.replicas = statuses.filter((s) => s.role === 'replica').map((s) => String(s.address ?? ''))
+      this.replicas = statuses
+        .filter((s) => s.role === 'replica')
+        .map((s) => s.address)
+        .filter(isHostPort)
     }
     if (statuses.length === 0 && errors.length > 0) {
       const unauthorized = errors.find((e) => e.code === 'UNAUTHORIZED')
@@ -715,16 +724,22 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
 
   /** A node refused a write as not the master: forget it as master, and take its hint. */
   private noteNotMaster(address: string | undefined, err: TandemError): void {
-    const hint = err.details.master
+    const hint = isHostPort(err.details.master) ? err.details.master : null
     if (hint && hint !== address) this.master = hint
     else if (this.master === address || this.master === hint) this.master = null
     // A master learnt from a hint skips discovery, which says whether this is a fail-over group.
     if (this.clusterGroup === null) this.discover().catch(() => {})
   }
 
-  /** The open connection to `address`, opening it when there is none. */
+  /**
+   * The open connection to `address`, opening it when there is none. Never
+   * throws: every failure, an address a node reported that cannot be
+   * dialled included, is the returned promise's rejection.
+   */
   private connection(address: string): Promise<NodeConnection> {
     if (this.state === 'closed') return Promise.reject(new TandemError('CLOSED', 'client is closed'))
+    const problem = hostPortProblem(address)
+    if (problem !== null) return Promise.reject(new TandemError('UNAVAILABLE', `cannot connect: ${problem}`))
     const existing = this.conns.get(address)
     if (existing && existing.state === 'open') return Promise.resolve(existing)
     const opening = this.opening.get(address)
@@ -741,8 +756,11 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
         onPush: (message) => this.onPush(message),
       })
     } catch (err) {
-      // An address a node reported that makes no URL: that node cannot be reached, the others still can.
-      return Promise.reject(new TandemError('UNAVAILABLE', `cannot reach ${address}: ${(err as Error).message}`))
+      // `new WebSocket` throws on what it cannot put in a URL or a header
+      // (or a TLS option it cannot use).
+      return Promise.reject(
+        new TandemError('UNAVAILABLE', `cannot connect to ${address}: ${(err as Error).message}`, { cause: err }),
+      )
     }
     const ready = conn.ready.then(
       () => {
@@ -769,7 +787,7 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
 
   /** Servers push topology changes (a new master after a fail-over). */
   private onPush(message: Record<string, unknown>): void {
-    if (message.push === 'topology' && typeof message.master === 'string') {
+    if (message.push === 'topology' && isHostPort(message.master)) {
       // Only the members of a fail-over group push topology changes.
       this.clusterGroup = true
       this.master = message.master

@@ -1,5 +1,5 @@
 import { performance } from 'node:perf_hooks'
-import { decodeFrame, encodeFrame, framedMessages, TandemError, type WireError } from '@tandem/protocol'
+import { bearerHeaders, decodeFrame, encodeFrame, framedMessages, TandemError, type WireError } from '@tandem/protocol'
 import WebSocket from 'ws'
 
 /**
@@ -70,12 +70,10 @@ export function dial(
   path: string,
   options: { authToken?: string; tls?: ClientTls; maxFrameBytes: number; connectTimeoutMs: number },
 ): WebSocket {
-  const headers: Record<string, string> = {}
-  if (options.authToken) headers.authorization = `Bearer ${options.authToken}`
   const tls = options.tls === true ? {} : options.tls || undefined
   const ws = new WebSocket(`${tls ? 'wss' : 'ws'}://${address}${path}`, {
     ...(tls ? { ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: true } : {}),
-    headers,
+    headers: bearerHeaders(options.authToken),
     maxPayload: options.maxFrameBytes,
     perMessageDeflate: false,
     handshakeTimeout: options.connectTimeoutMs,

@@ -1,3 +1,5 @@
+export * from './address.js'
+export * from './bearer.js'
 export * from './cluster.js'
 export * from './errors.js'
 export * from './frames.js'

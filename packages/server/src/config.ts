@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { DEFAULT_LIMITS, TandemError } from '@tandem/protocol'
+import { DEFAULT_LIMITS, hostPortProblem, TandemError } from '@tandem/protocol'
 import { z } from 'zod'
 
 /**
@@ -10,10 +10,10 @@ import { z } from 'zod'
  * `logRetention`), else its default.
  */
 
-const hostPort = z
-  .string()
-  .regex(/^[^\s:]+:\d{1,5}$/, 'expected HOST:PORT')
-  .refine((s) => Number(s.split(':')[1]) <= 65535, 'port out of range')
+const hostPort = z.string().superRefine((s, ctx) => {
+  const problem = hostPortProblem(s)
+  if (problem !== null) ctx.addIssue({ code: 'custom', message: problem })
+})
 
 const positiveInt = z.coerce.number().int().positive()
 const nonNegativeInt = z.coerce.number().int().nonnegative()

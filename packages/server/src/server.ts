@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import type { Duplex } from 'node:stream'
 import type { TLSSocket } from 'node:tls'
-import { msgpackKeepsBom, TandemError } from '@tandem/protocol'
+import { formatHostPort, msgpackKeepsBom, TandemError } from '@tandem/protocol'
 import { WebSocketServer } from 'ws'
 import { bearerToken, tokenMatches } from './api/auth.js'
 import { CLOSE, ClientConnection, KEEPALIVE_MS } from './api/connection.js'
@@ -196,9 +196,7 @@ export class TandemServer {
       this.http.listen(this.config.port, this.config.host, () => {
         this.http.off('error', reject)
         const { port } = this.http.address() as AddressInfo
-        // An IPv6 host is bracketed, as clients write it ([::1]:7379).
-        const host = this.config.host.includes(':') ? `[${this.config.host}]` : this.config.host
-        this.node.address = this.config.advertise ?? `${host}:${port}`
+        this.node.address = this.config.advertise ?? formatHostPort(this.config.host, port)
         resolve()
       })
     })

@@ -5,6 +5,7 @@ import {
   type Consistency,
   consistencySchema,
   type ErrorCode,
+  hostPortProblem,
   TandemError,
   type Value,
 } from '@tandem/protocol'
@@ -235,12 +236,9 @@ async function main(argv: string[]): Promise<number> {
       arity(0, 'no arguments')
       break
     case 'replicaof':
-      if (
-        !(args.length === 1 && /^(?:[^\s:]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}$/.test(args[0])) &&
-        !(args.length === 2 && `${args[0]} ${args[1]}`.toLowerCase() === 'no one')
-      ) {
-        throw new Usage('replicaof takes HOST:PORT or "no one"')
-      }
+      if (args.length === 2 && `${args[0]} ${args[1]}`.toLowerCase() === 'no one') break
+      if (args.length !== 1) throw new Usage('replicaof takes HOST:PORT or "no one"')
+      if (hostPortProblem(args[0]) !== null) throw new Usage(`replicaof: ${hostPortProblem(args[0])}`)
       break
     case 'wait':
       arity(1, 'N (number of replicas)')

@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
+import { bearerTokenOf } from '@tandem/protocol'
 
 /**
  * Constant-time token check. Both sides are hashed first so that the
@@ -15,7 +16,5 @@ export function tokenMatches(expected: string | undefined, given: string | undef
 
 /** The token from an `Authorization: Bearer ...` header, if any. */
 export function bearerToken(req: IncomingMessage): string | undefined {
-  const header = req.headers.authorization
-  if (!header?.startsWith('Bearer ')) return undefined
-  return header.slice('Bearer '.length).trim()
+  return bearerTokenOf(req.headers.authorization)
 }

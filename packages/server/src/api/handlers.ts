@@ -1,4 +1,4 @@
-import { byteLength, type Request, TandemError } from '@tandem/protocol'
+import { byteLength, hostPortProblem, type Request, TandemError } from '@tandem/protocol'
 import type { Config } from '../config.js'
 import type { TandemNode } from '../node.js'
 
@@ -84,11 +84,11 @@ export function handle(node: TandemNode, req: Request): unknown {
       return node.wait(req.replicas, req.timeoutMs)
     case 'promote':
       return node.replicaof(null).then(() => node.status())
-    case 'replicaof':
-      if (req.upstream !== null && !/^[^\s:]+:\d{1,5}$/.test(req.upstream)) {
-        throw new TandemError('INVALID', `replicaof takes HOST:PORT or null, got ${JSON.stringify(req.upstream)}`)
-      }
+    case 'replicaof': {
+      const problem = req.upstream === null ? null : hostPortProblem(req.upstream)
+      if (problem !== null) throw new TandemError('INVALID', `replicaof takes HOST:PORT or null: ${problem}`)
       return node.replicaof(req.upstream).then(() => node.status())
+    }
   }
 }
 
