@@ -330,14 +330,4 @@ function putOf(write: WriteAttempt): { key: string; value: string } {
   return { key: op.key, value: op.value }
 }
 
-/** A deterministic PRNG (mulberry32), so a fuzz run can be replayed from its seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+export { prng } from '../helpers/prng.js'

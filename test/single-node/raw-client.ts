@@ -38,6 +38,8 @@ export interface CloseEvent {
  */
 export class RawClient {
   readonly replies = new Map<number, Reply>()
+  /** Byte size of every frame received, in order. */
+  readonly frameSizes: number[] = []
   closeEvent: CloseEvent | null = null
   private readonly listeners = new Set<() => void>()
 
@@ -65,6 +67,7 @@ export class RawClient {
   }
 
   private onFrame(data: Buffer): void {
+    this.frameSizes.push(data.length)
     const decoded = packr.unpack(data)
     for (const message of Array.isArray(decoded) ? decoded : [decoded]) {
       const reply = message as Reply
@@ -137,5 +140,133 @@ export class RawClient {
 
   terminate(): void {
     this.ws.terminate()
+  }
+}
+
+/**
+ * A TCP socket that does the WebSocket handshake by hand and then writes
+ * frames, or only the first bytes of one, as a slow or hostile client
+ * would. It reads what the node sends back far enough to find a close
+ * frame's code.
+ */
+export class HandRolledSocket {
+  closeCode: number | null = null
+  ended = false
+  private received = Buffer.alloc(0)
+  private readonly waiters = new Set<() => void>()
+
+  private constructor(readonly socket: import('node:net').Socket) {
+    socket.on('data', (chunk: Buffer) => {
+      this.received = Buffer.concat([this.received, chunk])
+      this.parse()
+    })
+    socket.on('close', () => {
+      this.ended = true
+      for (const w of [...this.waiters]) w()
+    })
+    socket.on('error', () => {})
+  }
+
+  static async open(address: string, headers: Record<string, string> = {}): Promise<HandRolledSocket> {
+    const { connect } = await import('node:net')
+    const [host, port] = [
+      address.slice(0, address.lastIndexOf(':')),
+      Number(address.slice(address.lastIndexOf(':') + 1)),
+    ]
+    const socket = connect({ host, port })
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', () => resolve())
+      socket.once('error', reject)
+    })
+    const extra = Object.entries(headers)
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join('')
+    socket.write(
+      `GET / HTTP/1.1\r\nHost: ${address}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`,
+    )
+    const head = await new Promise<string>((resolve, reject) => {
+      let text = ''
+      const onData = (chunk: Buffer) => {
+        text += chunk.toString('latin1')
+        const end = text.indexOf('\r\n\r\n')
+        if (end < 0) return
+        socket.off('data', onData)
+        if (end + 4 < text.length) socket.unshift(Buffer.from(text.slice(end + 4), 'latin1'))
+        resolve(text.slice(0, end))
+      }
+      socket.on('data', onData)
+      socket.once('close', () => reject(new Error(`closed during the handshake: ${text}`)))
+    })
+    if (!head.startsWith('HTTP/1.1 101')) {
+      socket.destroy()
+      throw new Error(`handshake refused: ${head.split('\r\n')[0]}`)
+    }
+    return new HandRolledSocket(socket)
+  }
+
+  /** Writes the header of a binary frame of `payloadBytes` and the first `sendBytes` of its (masked) payload. */
+  startFrame(payloadBytes: number, sendBytes: number): void {
+    const header = Buffer.alloc(14)
+    header[0] = 0x82
+    header[1] = 0x80 | 127
+    header.writeBigUInt64BE(BigInt(payloadBytes), 2)
+    header.writeUInt32BE(0x01020304, 10)
+    this.socket.write(header)
+    this.sendMore(sendBytes)
+  }
+
+  /** Writes more payload bytes of the frame started (msgpack nil bytes, masked: any bytes do). */
+  sendMore(bytes: number): void {
+    if (bytes > 0) this.socket.write(Buffer.alloc(bytes, 0xc0))
+  }
+
+  private parse(): void {
+    for (;;) {
+      const b = this.received
+      if (b.length < 2) return
+      let length = b[1] & 0x7f
+      let at = 2
+      if (length === 126) {
+        if (b.length < 4) return
+        length = b.readUInt16BE(2)
+        at = 4
+      } else if (length === 127) {
+        if (b.length < 10) return
+        length = Number(b.readBigUInt64BE(2))
+        at = 10
+      }
+      if (b.length < at + length) return
+      if ((b[0] & 0x0f) === 0x8) {
+        this.closeCode = length >= 2 ? b.readUInt16BE(at) : 1005
+        for (const w of [...this.waiters]) w()
+      }
+      this.received = b.subarray(at + length)
+    }
+  }
+
+  /** Resolves with the close code the node sent (null when it dropped the socket without one). */
+  closed(timeoutMs = 20_000): Promise<number | null> {
+    if (this.closeCode !== null || this.ended) return Promise.resolve(this.closeCode)
+    return new Promise((resolve, reject) => {
+      const done = () => {
+        if (this.closeCode === null && !this.ended) return
+        this.waiters.delete(done)
+        clearTimeout(timer)
+        resolve(this.closeCode)
+      }
+      const timer = setTimeout(() => {
+        this.waiters.delete(done)
+        reject(new Error(`the node did not close the socket within ${timeoutMs} ms`))
+      }, timeoutMs)
+      this.waiters.add(done)
+    })
+  }
+
+  get open(): boolean {
+    return this.closeCode === null && !this.ended
+  }
+
+  destroy(): void {
+    this.socket.destroy()
   }
 }

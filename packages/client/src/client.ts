@@ -4,9 +4,11 @@ import {
   type Consistency,
   consistencySchema,
   DEFAULT_LIMITS,
+  hasLoneSurrogate,
   headerSafe,
   hostPortProblem,
   isHostPort,
+  MAX_FRAME_BYTES_CEILING,
   type NodeStatus,
   type ScanOptions,
   type ScanPage,
@@ -46,6 +48,12 @@ export interface ConnectOptions {
    * default (local).
    */
   consistency?: Consistency
+  /**
+   * Largest frame the client sends, in bytes: the nodes' --max-frame-bytes
+   * (default 8 MiB). Calls made together are split across frames under it;
+   * a single request larger fails with TOOLARGE without being sent.
+   */
+  maxFrameBytes?: number
   /** Default per-request timeout in ms (default 10,000). */
   timeoutMs?: number
   /** How long to keep trying to connect before a request fails with UNAVAILABLE (default 5,000). */
@@ -140,6 +148,7 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
   private readonly connectTimeoutMs: number
   private readonly maxQueued: number
   private readonly livenessTimeoutMs: number
+  private readonly maxFrameBytes: number
   private readonly conns = new Map<string, NodeConnection>()
   private readonly opening = new Map<string, Promise<NodeConnection>>()
   private discovering: Promise<void> | null = null
@@ -151,6 +160,8 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
   private nextReplica = 0
   private nextId = 1
   private outstanding = 0
+  /** The newest fail-over epoch any node has shown this client; sent with writes (a stale master steps down). */
+  private epoch = 0
   /** Requests waiting out a backoff before their next attempt. */
   private readonly waiting = new Set<() => void>()
 
@@ -180,6 +191,11 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
     this.maxQueued = options.maxQueued ?? 100_000
     this.livenessTimeoutMs = options.livenessTimeoutMs ?? 2000
     if (options.consistency !== undefined) checkConsistency(options.consistency)
+    this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_LIMITS.maxFrameBytes
+    if (
+      !(Number.isInteger(this.maxFrameBytes) && this.maxFrameBytes > 0 && this.maxFrameBytes <= MAX_FRAME_BYTES_CEILING)
+    )
+      throw new TypeError(`maxFrameBytes must be an integer from 1 to ${MAX_FRAME_BYTES_CEILING}`)
     // Nodes ping a client they owe replies to every 500 ms of quiet, so a
     // shorter timeout could drop a node that is only holding back its socket.
     if (!(this.livenessTimeoutMs === 0 || (this.livenessTimeoutMs >= 1000 && Number.isFinite(this.livenessTimeoutMs))))
@@ -279,6 +295,9 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
    * time so that neither side holds more than one page in memory.
    */
   async *scan(options: ScanOptions & ReadOptions = {}): AsyncGenerator<[string, Value]> {
+    for (const bound of ['prefix', 'gt', 'gte', 'lt', 'lte'] as const) {
+      if (options[bound] !== undefined) checkKey(options[bound], bound)
+    }
     let remaining = options.limit
     const { consistency: asked, timeoutMs, ...rest } = options
     const range: ScanOptions = { ...rest }
@@ -563,6 +582,8 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
     closed: () => this.state === 'closed',
     reroutes: (route, err) => !this.options.direct && route !== 'admin' && REROUTE.has(err.code),
     noteNotMaster: (address, err) => this.noteNotMaster(address, err),
+    epoch: () => this.epoch,
+    noteEpoch: (epoch) => this.noteEpoch(epoch),
     waiting: this.waiting,
   }
 
@@ -665,6 +686,7 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
     await finished
     clearTimeout(grace)
     if (statuses.length > 0) this.clusterGroup = statuses.some((s) => s.failover != null)
+    for (const s of statuses) this.noteEpoch(s.epoch)
     const masters = statuses.filter((s) => s.role === 'master' && !s.readOnly).sort((a, b) => b.epoch - a.epoch)
     const master = masters[0]
     // Addresses come from the nodes: only well-formed ones are ever dialled.
@@ -722,6 +744,10 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
     })
   }
 
+  private noteEpoch(epoch: unknown): void {
+    if (typeof epoch === 'number' && Number.isSafeInteger(epoch) && epoch > this.epoch) this.epoch = epoch
+  }
+
   /** A node refused a write as not the master: forget it as master, and take its hint. */
   private noteNotMaster(address: string | undefined, err: TandemError): void {
     const hint = isHostPort(err.details.master) ? err.details.master : null
@@ -751,7 +777,7 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
         authToken: this.options.authToken,
         tls: this.options.tls,
         connectTimeoutMs: this.connectTimeoutMs,
-        maxFrameBytes: DEFAULT_LIMITS.maxFrameBytes * 2,
+        maxFrameBytes: this.maxFrameBytes,
         livenessTimeoutMs: this.livenessTimeoutMs,
         onPush: (message) => this.onPush(message),
       })
@@ -787,6 +813,7 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
 
   /** Servers push topology changes (a new master after a fail-over). */
   private onPush(message: Record<string, unknown>): void {
+    this.noteEpoch(message.epoch)
     if (message.push === 'topology' && isHostPort(message.master)) {
       // Only the members of a fail-over group push topology changes.
       this.clusterGroup = true
@@ -857,6 +884,9 @@ interface CallHost {
   /** Whether a refusal means "not the master here": nothing was applied, so the call may go elsewhere. */
   reroutes(route: Route, err: TandemError): boolean
   noteNotMaster(address: string | undefined, err: TandemError): void
+  /** The newest epoch the client has seen, and a way to tell it of one. */
+  epoch(): number
+  noteEpoch(epoch: unknown): void
   /** Wake-ups of calls waiting out a backoff (a pushed master change runs them at once). */
   waiting: Set<() => void>
   /** The client is closed: whatever went wrong, the call fails with CLOSED. */
@@ -873,6 +903,8 @@ interface CallHost {
 class Call implements PendingRequest {
   readonly id: number
   readonly mutates: boolean
+  /** put, del or batch: carries the client's epoch. */
+  private readonly writes: boolean
   private done = false
   private current: NodeConnection | null = null
   private lastError: TandemError | undefined
@@ -889,6 +921,7 @@ class Call implements PendingRequest {
   ) {
     this.id = message.id as number
     this.mutates = MUTATING.has(String(message.op))
+    this.writes = WRITES.has(String(message.op))
     this.timer = setTimeout(onCallTimeout, timeoutMs, this)
   }
 
@@ -897,6 +930,7 @@ class Call implements PendingRequest {
   }
 
   reject(err: TandemError): void {
+    this.host.noteEpoch(err.details.epoch)
     // Refused because the node is not (or no longer) the master: nothing
     // was applied, so it is safe to find the master and send it there.
     if (this.host.reroutes(this.route, err)) {
@@ -913,6 +947,10 @@ class Call implements PendingRequest {
 
   attempt(): void {
     if (this.done) return
+    if (this.writes) {
+      const epoch = this.host.epoch()
+      if (epoch > 0) this.message.epoch = epoch
+    }
     // Fast path: the target is known and its connection open, so the
     // request joins this turn's frame with no promise hops.
     const ready = this.host.readyConnection(this.route)
@@ -998,6 +1036,8 @@ function onCallTimeout(call: Call): void {
 const REROUTE = new Set(['READONLY', 'NOMASTER', 'FENCED'])
 /** Ops that change state: if their reply is lost, their outcome is unknown. */
 const MUTATING = new Set(['put', 'del', 'batch', 'promote', 'replicaof'])
+/** Ops that write data (and carry the client's epoch). */
+const WRITES = new Set(['put', 'del', 'batch'])
 const MIN_BACKOFF_MS = 25
 /** How long discovery waits for other nodes once a writable master has answered (one of a newer epoch may too). */
 const DISCOVERY_GRACE_MS = 100
@@ -1020,12 +1060,19 @@ function orUndefined(value: unknown): Value | undefined {
   return (value as Value | null) ?? undefined
 }
 
-function checkKey(key: unknown): asserts key is string {
-  if (typeof key !== 'string') throw new TypeError(`key must be a string, got ${typeof key}`)
+function checkKey(key: unknown, what = 'key'): asserts key is string {
+  if (typeof key !== 'string') throw new TypeError(`${what} must be a string, got ${typeof key}`)
+  if (hasLoneSurrogate(key)) throw notUnicode(what)
 }
 
 function checkValue(value: unknown): asserts value is Value {
   if (typeof value !== 'string' && !(value instanceof Uint8Array)) {
     throw new TypeError(`value must be a string or Uint8Array, got ${typeof value}`)
   }
+  if (typeof value === 'string' && hasLoneSurrogate(value)) throw notUnicode('value')
+}
+
+/** A string with a lone surrogate has no UTF-8 form: sent, it would arrive as another string. */
+function notUnicode(what: string): TandemError {
+  return new TandemError('INVALID', `${what} holds a lone UTF-16 surrogate, which UTF-8 cannot carry; nothing was sent`)
 }

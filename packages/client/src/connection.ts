@@ -1,5 +1,14 @@
 import { performance } from 'node:perf_hooks'
-import { bearerHeaders, decodeFrame, encodeFrame, framedMessages, TandemError, type WireError } from '@tandem/protocol'
+import {
+  bearerHeaders,
+  decodeFrame,
+  encodeFrame,
+  framedMessages,
+  MAX_FRAME_BYTES_CEILING,
+  packFrames,
+  TandemError,
+  type WireError,
+} from '@tandem/protocol'
 import WebSocket from 'ws'
 
 /**
@@ -52,6 +61,7 @@ export interface NodeConnectionOptions {
   authToken?: string
   tls?: ClientTls
   connectTimeoutMs: number
+  /** Largest frame to send: the node's --max-frame-bytes. */
   maxFrameBytes: number
   /** Silence, with requests waiting for replies, after which the node is taken as gone (0: never). */
   livenessTimeoutMs: number
@@ -97,12 +107,15 @@ export class NodeConnection {
   private pingedAt = 0
   private bytesReadAtCheck = 0
   private livenessTimer: NodeJS.Timeout | null = null
+  private readonly maxFrameBytes: number
 
   constructor(
     readonly address: string,
     options: NodeConnectionOptions,
   ) {
-    this.ws = dial(address, '/', options)
+    this.maxFrameBytes = options.maxFrameBytes
+    // It reads whatever a node may send: no node frames more than the ceiling.
+    this.ws = dial(address, '/', { ...options, maxFrameBytes: MAX_FRAME_BYTES_CEILING })
     this.ready = new Promise<void>((resolve, reject) => {
       this.ws.once('open', () => {
         this.state = 'open'
@@ -183,7 +196,25 @@ export class NodeConnection {
     this.outbox = batch.map((r) => r.message)
     const frame = encodeFrame(this.outbox.length === 1 ? this.outbox[0] : this.outbox)
     this.outbox = []
-    this.ws.send(frame)
+    if (frame.length <= this.maxFrameBytes) return this.ws.send(frame)
+    // Over the node's frame limit the node would close the connection
+    // (1009), failing every call on it: split, and refuse what alone is too big.
+    const encoded: Buffer[] = []
+    for (const r of batch) {
+      const one = encodeFrame(r.message)
+      if (one.length <= this.maxFrameBytes) {
+        encoded.push(one)
+        continue
+      }
+      this.pending.delete(r.id)
+      r.reject(
+        new TandemError(
+          'TOOLARGE',
+          `the ${String(r.message.op)} request is ${one.length} bytes, larger than a frame (maxFrameBytes ${this.maxFrameBytes})`,
+        ),
+      )
+    }
+    for (const f of packFrames(encoded, this.maxFrameBytes)) this.ws.send(f)
   }
 
   private onMessage(data: Buffer, onPush?: (message: Record<string, unknown>) => void): void {

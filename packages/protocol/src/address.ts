@@ -1,4 +1,5 @@
 import { isIPv4, isIPv6 } from 'node:net'
+import { quote } from './quote.js'
 
 /**
  * HOST:PORT, the one address format every tandem program takes (server
@@ -18,7 +19,7 @@ const HOST_PORT = /^(?:\[([^\]\s]+)\]|([A-Za-z0-9_](?:[A-Za-z0-9._-]*[A-Za-z0-9_
 /** Why `text` is not a valid HOST:PORT, or null when it is. */
 export function hostPortProblem(text: unknown): string | null {
   if (typeof text !== 'string') return `expected HOST:PORT, got ${typeof text}`
-  const shown = JSON.stringify(text.length > 64 ? `${text.slice(0, 64)}...` : text)
+  const shown = quote(text)
   const m = HOST_PORT.exec(text)
   if (!m) return `expected HOST:PORT (a name, an IPv4 address or [IPv6]), got ${shown}`
   const port = Number(m[3])

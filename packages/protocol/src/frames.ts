@@ -41,6 +41,37 @@ export function decodeFrame(data: Uint8Array): unknown {
   }
 }
 
+/** The longest msgpack array header (0xdd + u32 count). */
+const MAX_ARRAY_HEADER = 5
+
+/**
+ * Groups messages, each already encoded, into as few frames as fit in
+ * `maxFrameBytes`: one message alone, or several as one msgpack array
+ * whose elements are the encoded messages, unchanged. A message larger
+ * than the limit still gets a frame of its own; callers check first.
+ */
+export function packFrames(encoded: readonly Buffer[], maxFrameBytes: number): Buffer[] {
+  const frames: Buffer[] = []
+  let i = 0
+  while (i < encoded.length) {
+    let j = i + 1
+    let size = MAX_ARRAY_HEADER + encoded[i].length
+    while (j < encoded.length && size + encoded[j].length <= maxFrameBytes) size += encoded[j++].length
+    frames.push(j === i + 1 ? encoded[i] : Buffer.concat([arrayHeader(j - i), ...encoded.slice(i, j)]))
+    i = j
+  }
+  return frames
+}
+
+function arrayHeader(count: number): Buffer {
+  if (count < 16) return Buffer.from([0x90 | count])
+  if (count < 0x10000) return Buffer.from([0xdc, count >> 8, count & 0xff])
+  const header = Buffer.allocUnsafe(5)
+  header[0] = 0xdd
+  header.writeUInt32BE(count, 1)
+  return header
+}
+
 /** Splits a decoded frame into its messages. */
 export function framedMessages(decoded: unknown): unknown[] {
   return Array.isArray(decoded) ? decoded : [decoded]

@@ -19,3 +19,9 @@ export const DEFAULT_LIMITS = {
 } as const
 
 export type Limits = { -readonly [K in keyof typeof DEFAULT_LIMITS]: number }
+
+/**
+ * The highest --max-frame-bytes a node takes. The SDK accepts frames up to
+ * this size, so it can read every reply any node may send.
+ */
+export const MAX_FRAME_BYTES_CEILING = 256 * 1024 * 1024

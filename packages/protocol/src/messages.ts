@@ -21,6 +21,12 @@ export type WriteConcern = z.infer<typeof writeConcernSchema>
 const writeOptions = {
   w: writeConcernSchema.optional(),
   timeoutMs: z.number().int().positive().max(3_600_000).optional(),
+  /**
+   * The newest fail-over epoch the client has seen (from status, topology
+   * pushes, errors). A master of an older epoch that receives it steps
+   * down (FENCED): a newer master exists.
+   */
+  epoch: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
 }
 
 const id = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)

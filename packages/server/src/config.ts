@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { DEFAULT_LIMITS, hostPortProblem, TandemError } from '@tandem/protocol'
+import { DEFAULT_LIMITS, hostPortProblem, MAX_FRAME_BYTES_CEILING, TandemError } from '@tandem/protocol'
 import { z } from 'zod'
 
 /**
@@ -244,12 +244,16 @@ export const configSchema = z
     maxValueBytes: positiveInt
       .default(DEFAULT_LIMITS.maxValueBytes)
       .meta(doc({ value: 'BYTES', description: 'Largest value.' })),
-    maxFrameBytes: positiveInt.default(DEFAULT_LIMITS.maxFrameBytes).meta(
-      doc({
-        value: 'BYTES',
-        description: 'Largest WebSocket message accepted; a larger one closes the connection (1009).',
-      }),
-    ),
+    maxFrameBytes: positiveInt
+      .max(MAX_FRAME_BYTES_CEILING)
+      .default(DEFAULT_LIMITS.maxFrameBytes)
+      .meta(
+        doc({
+          value: 'BYTES',
+          description:
+            'Largest WebSocket message accepted from a client (a larger one closes the connection, 1009) and sent to one (replies are split across frames; a single reply larger than this is TOOLARGE). At most 268435456 (256 MiB, what the SDK reads). Larger lets bigger batches and mgets through, and lets one connection hold more memory.',
+        }),
+      ),
     maxBatchOps: positiveInt
       .default(DEFAULT_LIMITS.maxBatchOps)
       .meta(doc({ value: 'N', description: 'Most operations in one batch (and keys in one mget).' })),
@@ -263,12 +267,40 @@ export const configSchema = z
     maxReplyBufferBytes: positiveInt.default(8 * 1024 * 1024).meta(
       doc({
         value: 'BYTES',
-        description: 'Bytes of replies buffered for one connection before the server stops reading its requests.',
+        description:
+          'Reply budget of one connection: replies waiting to be sent plus what its running reads may still reply (each read reserves the most its reply can be, by the largest value the node holds). A request whose reply does not fit waits, and the server stops reading the socket meanwhile. One request always runs when nothing else is pending, so a connection holds at most the larger of this and --max-frame-bytes.',
       }),
     ),
-    maxConnections: positiveInt
-      .default(10_000)
-      .meta(doc({ value: 'N', description: 'Most client connections at once; more are refused (HTTP 503, BUSY).' })),
+    maxConnections: positiveInt.default(10_000).meta(
+      doc({
+        value: 'N',
+        description:
+          'Most client connections (and watches) at once; more are refused (HTTP 503, BUSY), except that one presenting the token takes the slot of the oldest connection that has not authenticated yet.',
+      }),
+    ),
+    authTimeout: duration.default(5000).meta(
+      doc({
+        value: 'DURATION',
+        duration: true,
+        description:
+          'With --auth-token, how long a client connection has to authenticate (Bearer header or auth request) before it is closed (4401): a socket that never does, idle or not, gives its slot back. Longer suits clients far away; shorter frees slots sooner.',
+      }),
+    ),
+    frameTimeout: duration.default(30_000).meta(
+      doc({
+        value: 'DURATION',
+        duration: true,
+        description:
+          'How long a WebSocket frame may take to arrive whole, from its first byte, on any connection to this port; a slower one closes its connection (1008). Time the node spends not reading the socket does not count. 30s lets 8 MiB frames through at 280 KiB/s; shorter frees memory held by stalled senders sooner, too short cuts off large requests over slow links.',
+      }),
+    ),
+    maxPartialFrameBytes: positiveInt.default(64 * 1024 * 1024).meta(
+      doc({
+        value: 'BYTES',
+        description:
+          'Bytes of frames still arriving, across all connections, the node holds at most; the connection whose frame takes it past is closed (1013, try again later). 64 MiB is eight frames at the default --max-frame-bytes.',
+      }),
+    ),
     maxQueuedWrites: positiveInt
       .default(100_000)
       .meta(doc({ value: 'N', description: 'Writes waiting for the group committer before new ones get BUSY.' })),

@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks'
 import {
   type BatchOp,
+  byteLength,
   type Consistency,
   type NodeStatus,
   type ScanOptions,
@@ -27,10 +28,30 @@ export type Role = NodeStatus['role']
 export interface WriteOptions {
   w?: WriteConcern
   timeoutMs?: number
+  /** The newest epoch the client has seen (see noteEpoch). */
+  epoch?: number
 }
 
 /** Default wait for w>0 writes that give no timeoutMs. */
 export const DEFAULT_WRITE_TIMEOUT_MS = 5000
+/** Most keys an mget reads from LevelDB at once. */
+const MGET_SLICE_KEYS = 1000
+/** msgpack bytes around one value in an mget reply. */
+const MGET_ITEM_OVERHEAD = 5
+
+function mgetTooLarge(keys: number, config: Config): TandemError {
+  return new TandemError(
+    'TOOLARGE',
+    `the reply to an mget of ${keys} keys would be larger than a frame (--max-frame-bytes ${config.maxFrameBytes}); ask for fewer keys`,
+  )
+}
+
+function checkMgetBytes(values: (Value | undefined)[], keys: number, maxBytes: number, config: Config) {
+  let bytes = 0
+  for (const v of values) bytes += v === undefined ? 1 : byteLength(v) + MGET_ITEM_OVERHEAD
+  if (bytes > maxBytes) throw mgetTooLarge(keys, config)
+  return values
+}
 
 /**
  * TandemNode: what this node is (role, epoch, upstream) and the operations
@@ -61,8 +82,12 @@ export class TandemNode {
   private readonly isMember = (id: string) => this.failover?.isMember(id) ?? true
   /** Set when this node stepped down for a newer epoch and follows no master yet. */
   private fenced = false
+  /** The newest epoch this node has heard of (its own, or one it stepped down for). */
+  private newestEpoch = 0
   /** Called when this node learns of a new master (clients are told). */
   onTopology: (master: string | null, epoch: number) => void = () => {}
+  /** Client connections and the bytes they hold, for status (set by the server). */
+  clientStatus: () => Record<string, number> | null = () => null
   private addr = ''
   /** HOST:PORT Redis-protocol clients reach this node at (--resp-port), or null when it serves none. */
   respAddress: string | null = null
@@ -84,6 +109,7 @@ export class TandemNode {
         masterAddress: () => this.masterAddress(),
         respAddress: () => this.respAddress,
         countSync: (kind) => this.countServed(kind),
+        onNewerEpoch: (epoch, why) => this.noteEpoch(epoch, why),
       },
       { ...DEFAULT_UPSTREAM_OPTIONS, replTimeoutMs: config.replTimeout },
     )
@@ -300,6 +326,21 @@ export class TandemNode {
     this.onTopology(this.address, epoch)
   }
 
+  /**
+   * Someone (a replica's hello, a client's write) knows of `epoch`. A
+   * master of an older one is not the master any more: a promotion
+   * happened that it missed (in manual mode, an old master restarted
+   * without --replicaof). It steps down as in a fail-over group (rule 5).
+   */
+  noteEpoch(epoch: number, why: string): void {
+    if (epoch <= this.store.epoch) return
+    if (epoch > this.newestEpoch) this.newestEpoch = epoch
+    if (this.failover) return this.failover.noteEpoch(epoch, why)
+    if (this.role !== 'master') return
+    this.logger.warn('stepping down: a newer epoch exists', { epoch, why })
+    this.stepDown(epoch)
+  }
+
   /** A newer epoch exists: stop taking writes now, before anything else. */
   private stepDown(epoch: number): void {
     if (this.role !== 'master') return
@@ -339,7 +380,8 @@ export class TandemNode {
     const history = this.store.history
     const last = history[history.length - 1]
     if (!last || last.by !== this.nodeId || why !== 'start') {
-      const epoch = await this.store.beginEpoch(this.store.epoch + 1, this.nodeId, why)
+      // Past any epoch it stepped down for, or two masters would share a number.
+      const epoch = await this.store.beginEpoch(Math.max(this.store.epoch, this.newestEpoch) + 1, this.nodeId, why)
       this.logger.info('began a new epoch as master', { epoch: epoch.epoch, startSeq: epoch.startSeq, why })
       this.upstreamSide.historyChanged()
     }
@@ -423,7 +465,7 @@ export class TandemNode {
   private refuseAsNotMaster(): never {
     if (this.fenced) {
       throw new TandemError('FENCED', 'this node was the master of an older epoch and has stepped down', {
-        details: { master: this.failover?.knownMaster() ?? null, epoch: this.store.epoch },
+        details: { master: this.failover?.knownMaster() ?? null, epoch: Math.max(this.newestEpoch, this.store.epoch) },
       })
     }
     if (this.failover && !this.failover.hearsMaster()) {
@@ -462,6 +504,9 @@ export class TandemNode {
   }
 
   async write(ops: EntryOp[], options: WriteOptions): Promise<{ seq: number }> {
+    if (options.epoch !== undefined && options.epoch > this.store.epoch) {
+      this.noteEpoch(options.epoch, 'a client has seen it')
+    }
     this.assertWritable()
     const seq = await this.store.write(ops)
     const needed =
@@ -574,8 +619,31 @@ export class TandemNode {
     return this.read(consistency, () => this.store.get(key))
   }
 
-  mget(keys: string[], consistency?: Consistency): Promise<(Value | undefined)[]> {
-    return this.read(consistency, () => this.store.getMany(keys))
+  /**
+   * Values of `keys`, in order. The reply must fit in `maxBytes`: keys are
+   * read a slice at a time, and once their values pass it the call fails
+   * with TOOLARGE without reading the rest, so an mget of many large
+   * values never holds more than about maxBytes plus one slice.
+   */
+  mget(keys: string[], maxBytes: number, consistency?: Consistency): Promise<(Value | undefined)[]> {
+    return this.read(consistency, () => this.readMany(keys, maxBytes))
+  }
+
+  private async readMany(keys: string[], maxBytes: number): Promise<(Value | undefined)[]> {
+    const largest = Math.max(1, this.store.largestValue ?? this.config.maxValueBytes)
+    const slice = Math.max(1, Math.min(MGET_SLICE_KEYS, Math.floor(maxBytes / largest)))
+    if (slice >= keys.length) return checkMgetBytes(await this.store.getMany(keys), keys.length, maxBytes, this.config)
+    const out: (Value | undefined)[] = []
+    let bytes = 0
+    for (let i = 0; i < keys.length; i += slice) {
+      const values = await this.store.getMany(keys.slice(i, i + slice))
+      for (const v of values) {
+        bytes += v === undefined ? 1 : byteLength(v) + MGET_ITEM_OVERHEAD
+        out.push(v)
+      }
+      if (bytes > maxBytes) throw mgetTooLarge(keys.length, this.config)
+    }
+    return out
   }
 
   /** How many keys this node holds (a pass over its keys). */
@@ -605,7 +673,7 @@ export class TandemNode {
         break
       }
       entries.push(entry)
-      bytes += entry[0].length + (typeof entry[1] === 'string' ? entry[1].length : entry[1].byteLength)
+      bytes += byteLength(entry[0]) + byteLength(entry[1])
     }
     // A page cut short by the caller's own limit is the end of the scan.
     if (options.limit !== undefined && entries.length >= options.limit) more = false
@@ -652,6 +720,7 @@ export class TandemNode {
         entries: this.counters.rolledBackEntries,
         lastFile: this.lastRollbackFile,
       },
+      clients: this.clientStatus(),
       mode: this.config.mode,
       syncMode: this.config.sync,
       uptimeMs: Date.now() - this.startedAt,

@@ -9,6 +9,7 @@ import { formatHostPort, msgpackKeepsBom, TandemError } from '@tandem/protocol'
 import { WebSocketServer } from 'ws'
 import { bearerToken, tokenMatches } from './api/auth.js'
 import { CLOSE, ClientConnection, KEEPALIVE_MS } from './api/connection.js'
+import { FrameGuard } from './api/frame-guard.js'
 import { SnapshotSender } from './api/snapshot-sender.js'
 import type { Config } from './config.js'
 import { WebConsole } from './http/console.js'
@@ -47,7 +48,11 @@ export class TandemServer {
   readonly metrics = new Metrics()
   private readonly http: HttpServer
   private readonly wss: WebSocketServer
+  /** Client connections, oldest first. */
   private readonly connections = new Set<ClientConnection>()
+  private readonly frames: FrameGuard
+  /** The most reply bytes any closed connection held (open ones keep their own). */
+  private peakReplyBytesClosed = 0
   private readonly keepaliveTimer: NodeJS.Timeout
   private closing: Promise<void> | null = null
   private countRequest!: (op: string) => void
@@ -86,6 +91,12 @@ export class TandemServer {
       requests: () => this.metrics.counterValues('tandem_requests_total'),
       onSelfServed: this.metrics.counter('tandem_console_reports_served_total', 'Reports served to web consoles.'),
     })
+    this.frames = new FrameGuard({
+      frameTimeoutMs: config.frameTimeout,
+      maxPartialBytes: config.maxPartialFrameBytes,
+      now: () => performance.now(),
+    })
+    node.clientStatus = () => this.clientStatus()
     this.registerMetrics()
     if (config.respPort !== undefined) {
       this.resp = new RespServer({
@@ -162,6 +173,7 @@ export class TandemServer {
       await node.init()
     } catch (err) {
       clearInterval(server.keepaliveTimer)
+      server.frames.close()
       server.http.close()
       await server.resp?.close(0)
       await node.close()
@@ -211,10 +223,6 @@ export class TandemServer {
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     if (this.status !== 'open') return rejectUpgrade(socket, 503, 'shutting down')
-    if (this.connections.size + this.node.watchers.count >= this.config.maxConnections) {
-      this.countError('BUSY')
-      return rejectUpgrade(socket, 503, `connection limit (${this.config.maxConnections}) reached`)
-    }
     // Links between nodes carry no token: each end proves it holds it by a
     // challenge-response inside the link (replication/peer-auth.ts). With
     // --tls-ca they must also come with a certificate that CA signed.
@@ -227,28 +235,49 @@ export class TandemServer {
     if ((req.url ?? '/').startsWith('/cluster')) {
       const failover = this.node.failover
       if (!failover) return rejectUpgrade(socket, 404, 'this node is in no fail-over group')
-      this.wss.handleUpgrade(req, socket, head, (ws) => failover.cluster.accept(ws))
+      this.wss.handleUpgrade(req, socket, head, (ws) => {
+        this.frames.watch(ws)
+        failover.cluster.accept(ws)
+      })
       return
     }
     if ((req.url ?? '/').startsWith('/replication')) {
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.node.upstreamSide.accept(ws))
+      this.wss.handleUpgrade(req, socket, head, (ws) => {
+        this.frames.watch(ws)
+        this.node.upstreamSide.accept(ws)
+      })
       return
     }
+    // Client slots only: peer links are not held up by clients filling them.
     const preAuthenticated = tokenMatches(this.config.authToken, bearerToken(req))
+    if (
+      this.connections.size + this.node.watchers.count >= this.config.maxConnections &&
+      !(preAuthenticated && this.evictUnauthenticated())
+    ) {
+      this.countError('BUSY')
+      return rejectUpgrade(socket, 503, `connection limit (${this.config.maxConnections}) reached`)
+    }
     if (url.startsWith('/snapshot')) {
       if (!preAuthenticated) return rejectUpgrade(socket, 401, 'snapshots need Authorization: Bearer TOKEN')
       const why = this.node.dataUnavailable()
       if (why !== null) return rejectUpgrade(socket, 503, why)
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.snapshots.accept(ws))
+      this.wss.handleUpgrade(req, socket, head, (ws) => {
+        this.frames.watch(ws)
+        this.snapshots.accept(ws)
+      })
       return
     }
     if (url.startsWith('/watch')) {
       // A watch socket has no auth step of its own: the token comes up front.
       if (!preAuthenticated) return rejectUpgrade(socket, 401, 'watches need Authorization: Bearer TOKEN')
-      this.wss.handleUpgrade(req, socket, head, (ws) => this.node.watchers.accept(ws))
+      this.wss.handleUpgrade(req, socket, head, (ws) => {
+        this.frames.watch(ws)
+        this.node.watchers.accept(ws)
+      })
       return
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
+      this.frames.watch(ws)
       const connection = new ClientConnection(
         ws,
         this.node,
@@ -258,8 +287,48 @@ export class TandemServer {
         preAuthenticated,
       )
       this.connections.add(connection)
-      ws.on('close', () => this.connections.delete(connection))
+      ws.on('close', () => {
+        this.connections.delete(connection)
+        this.peakReplyBytesClosed = Math.max(this.peakReplyBytesClosed, connection.peakReplyBytes)
+      })
     })
+  }
+
+  /**
+   * Frees a slot for a client that has shown the token by closing the
+   * oldest connection that has not (with --auth-token, sockets that never
+   * authenticate must not lock out those that do). False when there is none.
+   */
+  private evictUnauthenticated(): boolean {
+    for (const c of this.connections) {
+      if (c.isAuthenticated) continue
+      this.connections.delete(c)
+      c.close(CLOSE.UNAUTHORIZED, 'connection slot taken by an authenticated client')
+      return true
+    }
+    return false
+  }
+
+  /** Client connections and what they hold (status `clients`, and metrics). */
+  private clientStatus() {
+    let replyBytes = 0
+    let peakReplyBytes = this.peakReplyBytesClosed
+    let unauthenticated = 0
+    for (const c of this.connections) {
+      replyBytes += c.replyBytes
+      peakReplyBytes = Math.max(peakReplyBytes, c.peakReplyBytes)
+      if (!c.isAuthenticated) unauthenticated++
+    }
+    return {
+      connections: this.connections.size,
+      unauthenticated,
+      replyBytes,
+      peakReplyBytes,
+      partialFrameBytes: this.frames.partialBytes,
+      peakPartialFrameBytes: this.frames.peakPartialBytes,
+      closedSlowFrames: this.frames.closed.slow,
+      closedOverPartialBudget: this.frames.closed.budget,
+    }
   }
 
   // ---- HTTP --------------------------------------------------------------
@@ -323,6 +392,26 @@ export class TandemServer {
       this.readiness().ready ? 1 : 0,
     )
     m.gauge('tandem_connections', 'Open client connections.', () => this.connections.size)
+    m.gauge(
+      'tandem_reply_bytes',
+      'Reply bytes client connections hold: unsent, waiting to be framed, and reserved for running reads.',
+      () => this.clientStatus().replyBytes,
+    )
+    m.gauge(
+      'tandem_reply_bytes_peak',
+      'The most reply bytes one client connection has held.',
+      () => this.clientStatus().peakReplyBytes,
+    )
+    m.gauge(
+      'tandem_partial_frame_bytes',
+      'Bytes of WebSocket frames still arriving, all connections.',
+      () => this.frames.partialBytes,
+    )
+    m.gauge(
+      'tandem_partial_frame_bytes_peak',
+      'The most bytes of frames still arriving at once.',
+      () => this.frames.peakPartialBytes,
+    )
     m.gauge('tandem_watches', 'Open watches (change feeds).', () => node.watchers.count)
     m.gauge('tandem_snapshots_running', 'Snapshots (backups) being streamed.', () => this.snapshots.count)
     m.counterOf(
@@ -426,6 +515,7 @@ export class TandemServer {
     await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, DRAIN_TIMEOUT_MS).unref())])
     for (const c of this.connections) c.close(CLOSE.GOING_AWAY, 'server shutting down')
     clearInterval(this.keepaliveTimer)
+    this.frames.close()
     this.http.closeAllConnections()
     await respClosed
     await this.node.close()

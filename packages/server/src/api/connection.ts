@@ -4,9 +4,13 @@ import {
   encodeFrame,
   FrameDecodeError,
   framedMessages,
+  mayHoldInvalidUtf8,
+  messagesWithInvalidUtf8,
   OPS,
+  quote,
   requestSchema,
   TandemError,
+  truncate,
   type WireError,
 } from '@tandem/protocol'
 import type { WebSocket } from 'ws'
@@ -15,7 +19,8 @@ import type { TandemNode } from '../node.js'
 import type { Logger } from '../util/logger.js'
 import type { LatencyHistogram } from '../util/metrics.js'
 import { tokenMatches } from './auth.js'
-import { checkLimits, handle } from './handlers.js'
+import { checkLimits, handle, replyReserve } from './handlers.js'
+import { ReplyOutbox } from './reply-outbox.js'
 
 /** WebSocket close codes tandem uses. */
 export const CLOSE = {
@@ -47,20 +52,34 @@ export interface ConnectionHooks {
 
 /**
  * One client socket. Requests may be pipelined; each reply carries the
- * request's id. Replies produced in the same turn go out in one frame.
+ * request's id. Replies produced in the same turn leave together, in as
+ * few frames as fit under --max-frame-bytes (a reply that alone would not
+ * fit is replaced by TOOLARGE naming the limit).
  *
  * Backpressure: a request is dispatched only while fewer than
- * `maxInFlight` are unanswered and the replies waiting in the socket are
- * under `maxReplyBufferBytes`. Requests read but not yet dispatched (the
- * rest of a pipelined frame, or of one socket read) wait in `backlog`, and
- * while it is not empty the socket is paused, so TCP pushes back on the
- * client. The backlog is thus bounded by one frame plus one socket read,
- * and the in-flight cap holds however the client frames its requests.
+ * `maxInFlight` are unanswered and its reply fits in the reply budget
+ * (`maxReplyBufferBytes`) next to the connection's reply bytes: those in
+ * the socket not yet flushed, those encoded and waiting for the flush, and
+ * those reserved for requests still running (a read reserves the most its
+ * reply can take, see replyReserve). With nothing else pending, one
+ * request is dispatched whatever its reserve, so a reply up to a frame
+ * can always be served: a connection's reply bytes stay under the larger
+ * of the budget and the frame limit. Requests read but not yet dispatched
+ * (the rest of a pipelined frame, or of one socket read) wait in
+ * `backlog`, and while it is not empty the socket is paused, so TCP
+ * pushes back on the client. The backlog is thus bounded by one frame plus
+ * one socket read, and the caps hold however the client frames its
+ * requests.
  */
 export class ClientConnection {
   inFlight = 0
+  /** The most reply bytes (see replyBytes) this connection has held. */
+  peakReplyBytes = 0
   private authenticated: boolean
-  private outbox: unknown[] = []
+  private authTimer: NodeJS.Timeout | null = null
+  private readonly outbox: ReplyOutbox
+  /** Reply bytes reserved for requests still running (see replyReserve). */
+  private reserved = 0
   private flushScheduled = false
   /** Requests read from the socket, waiting for in-flight room; dispatched from `backlogHead`. */
   private backlog: unknown[] = []
@@ -82,6 +101,8 @@ export class ClientConnection {
   /** Ops and read times of the replies in the outbox, timed when the outbox is flushed. */
   private timedOps: string[] = []
   private timedAt: number[] = []
+  /** Messages read with a string that was not UTF-8, refused when their turn comes. */
+  private readonly notUtf8 = new Set<unknown>()
 
   constructor(
     private readonly ws: WebSocket,
@@ -92,6 +113,11 @@ export class ClientConnection {
     preAuthenticated: boolean,
   ) {
     this.authenticated = config.authToken === undefined || preAuthenticated
+    this.outbox = new ReplyOutbox(config.maxFrameBytes)
+    if (!this.authenticated) {
+      this.authTimer = setTimeout(() => this.onAuthTimeout(), config.authTimeout)
+      this.authTimer.unref()
+    }
     ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary))
     ws.on('close', () => this.onClose())
     ws.on('error', (err) => this.logger.debug('client socket error', { err }))
@@ -115,7 +141,12 @@ export class ClientConnection {
     // One clock read per frame, not per request; a request that waits in
     // the backlog for in-flight room is timed from here too.
     const at = performance.now()
-    for (const message of framedMessages(decoded)) {
+    const messages = framedMessages(decoded)
+    for (const message of messages) {
+      // Rare: only a message holding U+FFFD can have had bytes that are not UTF-8.
+      if (mayHoldInvalidUtf8(message)) {
+        for (const i of messagesWithInvalidUtf8(data)) this.notUtf8.add(messages[i])
+      }
       this.backlog.push(message)
       this.backlogAt.push(at)
     }
@@ -126,13 +157,29 @@ export class ClientConnection {
     this.pump()
   }
 
+  private onAuthTimeout(): void {
+    this.authTimer = null
+    if (this.authenticated || this.closed) return
+    this.hooks.onError('UNAUTHORIZED')
+    this.close(CLOSE.UNAUTHORIZED, `no auth within --auth-timeout (${this.config.authTimeout} ms)`)
+  }
+
+  /** Whether this connection has shown the token (always, on a node without one). */
+  get isAuthenticated(): boolean {
+    return this.authenticated
+  }
+
   /** Dispatches backlogged requests while there is room, then pauses or resumes the socket to match. */
   private pump(): void {
     while (this.backlogHead < this.backlog.length && !this.closed && !this.overLimit()) {
       const message = this.backlog[this.backlogHead]
+      const reserve = this.authenticated ? replyReserve(message, this.node, this.config) : 0
+      const pending = this.replyBytes
+      if (pending > 0 && pending + reserve > this.config.maxReplyBufferBytes) break
       this.readAt = this.backlogAt[this.backlogHead]
       this.backlog[this.backlogHead++] = undefined
-      this.onRequest(message)
+      this.onRequest(message, reserve)
+      this.notePeak()
     }
     if (this.backlogHead === this.backlog.length) {
       this.backlog = []
@@ -143,18 +190,27 @@ export class ClientConnection {
     this.notifyIfIdle()
   }
 
+  /** Reply bytes this connection holds: unflushed in the socket, waiting for the flush, and reserved. */
+  get replyBytes(): number {
+    return this.ws.bufferedAmount + this.outbox.bytes + this.reserved
+  }
+
+  private notePeak(): void {
+    const bytes = this.replyBytes
+    if (bytes > this.peakReplyBytes) this.peakReplyBytes = bytes
+  }
+
   /**
    * Whether this connection may take no more requests for now. Replies still
    * in the outbox count as in flight: they are not yet in bufferedAmount.
    */
   private overLimit(): boolean {
     return (
-      this.inFlight + this.outbox.length >= this.config.maxInFlight ||
-      this.ws.bufferedAmount > this.config.maxReplyBufferBytes
+      this.inFlight + this.outbox.length >= this.config.maxInFlight || this.replyBytes > this.config.maxReplyBufferBytes
     )
   }
 
-  private onRequest(message: unknown): void {
+  private onRequest(message: unknown, reserve: number): void {
     const id = (message as { id?: unknown } | null)?.id
     if (typeof message !== 'object' || message === null || typeof id !== 'number' || !Number.isSafeInteger(id)) {
       this.hooks.onError('INVALID')
@@ -166,12 +222,23 @@ export class ClientConnection {
       if (op === 'auth' && typeof (message as { token?: unknown }).token === 'string') {
         if (tokenMatches(this.config.authToken, (message as { token: string }).token)) {
           this.authenticated = true
-          return this.send({ id, result: true })
+          if (this.authTimer) clearTimeout(this.authTimer)
+          this.authTimer = null
+          return this.reply(id, true)
         }
       }
       this.fail(id, new TandemError('UNAUTHORIZED', 'this node requires an auth token; none or a wrong one was given'))
       this.flush()
       return this.close(CLOSE.UNAUTHORIZED, 'UNAUTHORIZED')
+    }
+    if (this.notUtf8.size > 0 && this.notUtf8.delete(message)) {
+      return this.fail(
+        id,
+        new TandemError(
+          'INVALID',
+          'a string in the request is not valid UTF-8 (a lone UTF-16 surrogate?); nothing was done',
+        ),
+      )
     }
     const parsed = requestSchema.safeParse(message)
     if (!parsed.success) return this.fail(id, invalid(message, parsed.error.issues))
@@ -180,27 +247,29 @@ export class ClientConnection {
     const at = this.readAt
     try {
       checkLimits(req, this.config)
-      result = handle(this.node, req)
+      result = handle(this.node, req, this.config)
     } catch (err) {
       this.timed(req.op, at)
       return this.fail(id, err)
     }
     if (result instanceof Promise) {
       this.inFlight++
+      this.reserved += reserve
       result.then(
-        (value) => this.settle(id, req.op, at, value),
-        (err) => this.settle(id, req.op, at, undefined, err),
+        (value) => this.settle(id, req.op, at, reserve, value),
+        (err) => this.settle(id, req.op, at, reserve, undefined, err),
       )
     } else {
       this.timed(req.op, at)
-      this.send({ id, result })
+      this.reply(id, result)
     }
   }
 
-  private settle(id: number, op: string, at: number, result: unknown, err?: unknown): void {
+  private settle(id: number, op: string, at: number, reserve: number, result: unknown, err?: unknown): void {
     this.inFlight--
+    this.reserved -= reserve
     this.timed(op, at)
-    if (err === undefined) this.send({ id, result })
+    if (err === undefined) this.reply(id, result)
     else this.fail(id, err)
     this.pump()
   }
@@ -210,6 +279,20 @@ export class ClientConnection {
     if (this.hooks.latency === undefined || this.closed) return
     this.timedOps.push(op)
     this.timedAt.push(at)
+  }
+
+  /** Sends a result; one whose reply would not fit in a frame gets TOOLARGE instead. */
+  private reply(id: number, result: unknown): void {
+    if (this.closed) return
+    const encoded = encodeFrame({ id, result })
+    if (this.outbox.fits(encoded.length)) return this.queue(encoded)
+    this.fail(
+      id,
+      new TandemError(
+        'TOOLARGE',
+        `the reply is ${encoded.length} bytes, larger than a frame (--max-frame-bytes ${this.config.maxFrameBytes})`,
+      ),
+    )
   }
 
   private notifyIfIdle(): void {
@@ -227,12 +310,12 @@ export class ClientConnection {
       wire = { code: 'INTERNAL', message: `internal error: ${(err as Error)?.message ?? String(err)}` }
     }
     this.hooks.onError(wire.code)
-    this.send({ id, error: wire })
+    if (!this.closed) this.queue(encodeFrame({ id, error: wire }))
   }
 
-  private send(reply: unknown): void {
-    if (this.closed) return
-    this.outbox.push(reply)
+  private queue(encoded: Buffer): void {
+    this.outbox.push(encoded)
+    this.notePeak()
     if (!this.flushScheduled) {
       this.flushScheduled = true
       // After the current turn's promise jobs: replies resolved together
@@ -244,9 +327,8 @@ export class ClientConnection {
   private flush(): void {
     this.flushScheduled = false
     if (this.outbox.length === 0 || this.closed) return
-    const batch = this.outbox
-    this.outbox = []
-    this.ws.send(encodeFrame(batch.length === 1 ? batch[0] : batch))
+    for (const frame of this.outbox.takeFrames()) this.ws.send(frame)
+    this.notePeak()
     if (this.timedOps.length > 0) this.observeLatency()
   }
 
@@ -285,7 +367,7 @@ export class ClientConnection {
 
   /** Pushes a message the client did not ask for (topology changes). */
   push(message: unknown): void {
-    this.send(message)
+    if (!this.closed) this.queue(encodeFrame(message))
   }
 
   private updateFlow(): void {
@@ -334,6 +416,8 @@ export class ClientConnection {
     this.closed = true
     this.timedOps = []
     this.timedAt = []
+    if (this.authTimer) clearTimeout(this.authTimer)
+    this.outbox.clear()
     this.backlog = []
     this.backlogAt = []
     this.backlogHead = 0
@@ -344,9 +428,10 @@ export class ClientConnection {
 function invalid(message: unknown, issues: { path: PropertyKey[]; message: string }[]): TandemError {
   const op = (message as { op?: unknown }).op
   if (typeof op !== 'string' || !(OPS as readonly string[]).includes(op)) {
-    return new TandemError('INVALID', `unknown op ${JSON.stringify(op)}; expected one of ${OPS.join(', ')}`)
+    return new TandemError('INVALID', `unknown op ${quote(op)}; expected one of ${OPS.join(', ')}`)
   }
+  // Issues can quote the request (an unrecognized field's name): cut short.
   const issue = issues[0]
-  const where = issue.path.length > 0 ? issue.path.map(String).join('.') : 'request'
-  return new TandemError('INVALID', `${op}: ${where}: ${issue.message}`)
+  const where = issue.path.length > 0 ? truncate(issue.path.map(String).join('.'), 128) : 'request'
+  return new TandemError('INVALID', `${op}: ${where}: ${truncate(issue.message)}`)
 }

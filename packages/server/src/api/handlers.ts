@@ -5,6 +5,33 @@ import type { TandemNode } from '../node.js'
 /** Bytes of keys and values one scan page may carry. */
 export const SCAN_PAGE_BYTES = 1024 * 1024
 export const SCAN_PAGE_SIZE = 1000
+/** msgpack bytes a reply adds around its values (the map, id, result, headers). */
+const REPLY_OVERHEAD = 64
+/** msgpack bytes around one value or key in a reply (a str32/bin32 header, an array header). */
+const ITEM_OVERHEAD = 8
+
+/**
+ * The most bytes a request's reply can take, reserved against the
+ * connection's reply budget before the request runs: a read's bytes exist
+ * as soon as it is done, so they are bounded before it starts. Values are
+ * bounded by the largest one the store holds (its high-water mark), so
+ * reads of small values reserve little. Replies that are small whatever the
+ * data (writes, errors, pings, status) reserve nothing and are counted as
+ * they are built. Works on the raw request: a malformed one reserves
+ * nothing and fails validation.
+ */
+export function replyReserve(message: unknown, node: TandemNode, config: Config): number {
+  if (typeof message !== 'object' || message === null) return 0
+  const m = message as { op?: unknown; keys?: unknown }
+  if (m.op !== 'get' && m.op !== 'mget' && m.op !== 'scan') return 0
+  const value = (node.store.largestValue ?? config.maxValueBytes) + ITEM_OVERHEAD
+  let bytes: number
+  if (m.op === 'get') bytes = value
+  else if (m.op === 'mget') bytes = Array.isArray(m.keys) ? m.keys.length * value : 0
+  else bytes = SCAN_PAGE_BYTES + config.maxKeyBytes + value + SCAN_PAGE_SIZE * 2 * ITEM_OVERHEAD
+  // No reply is ever larger than a frame (see ClientConnection.reply).
+  return Math.min(bytes + REPLY_OVERHEAD, config.maxFrameBytes)
+}
 
 /**
  * Size limits, checked after the shape is validated so that an oversized
@@ -57,8 +84,13 @@ export function checkLimits(req: Request, config: Config): void {
   }
 }
 
+/** Bytes of values one reply may carry and still fit in a frame. */
+function replyValueBytes(config: Config): number {
+  return config.maxFrameBytes - REPLY_OVERHEAD
+}
+
 /** Runs one validated request. Returns the result to send back (null for "nothing"). */
-export function handle(node: TandemNode, req: Request): unknown {
+export function handle(node: TandemNode, req: Request, config: Config): unknown {
   switch (req.op) {
     case 'ping':
       return 'pong'
@@ -67,7 +99,7 @@ export function handle(node: TandemNode, req: Request): unknown {
     case 'get':
       return node.get(req.key, req.consistency).then(nullIfUndefined)
     case 'mget':
-      return node.mget(req.keys, req.consistency).then((values) => values.map(nullIfUndefined))
+      return node.mget(req.keys, replyValueBytes(config), req.consistency).then((values) => values.map(nullIfUndefined))
     case 'put':
       return node.put(req.key, req.value, req)
     case 'del':
@@ -76,7 +108,7 @@ export function handle(node: TandemNode, req: Request): unknown {
       return node.batch(req.ops, req)
     case 'scan': {
       const { id: _id, op: _op, consistency, ...options } = req
-      return node.scanPage(options, SCAN_PAGE_SIZE, SCAN_PAGE_BYTES, consistency)
+      return node.scanPage(options, SCAN_PAGE_SIZE, Math.min(SCAN_PAGE_BYTES, replyValueBytes(config)), consistency)
     }
     case 'status':
       return node.status()

@@ -272,6 +272,11 @@ export class FailoverManager {
     )
   }
 
+  /** A newer epoch was heard of outside the group's messages (a replica's hello, a client): rule 5. */
+  noteEpoch(epoch: number, why: string): void {
+    if (epoch > this.knownEpoch || epoch > this.host.store.epoch) this.onNewerEpoch(epoch, why)
+  }
+
   private onNewerEpoch(epoch: number, why: string): void {
     if (epoch > this.knownEpoch) this.knownEpoch = epoch
     if (this.host.isMaster() && epoch > this.host.store.epoch) {

@@ -87,6 +87,7 @@ describe('upstream backpressure', () => {
         masterAddress: () => null,
         respAddress: () => null,
         countSync() {},
+        onNewerEpoch() {},
       },
       { ...DEFAULT_UPSTREAM_OPTIONS, highWaterBytes, batchBytes, heartbeatMs: 60_000, replTimeoutMs: 60_000 },
     )

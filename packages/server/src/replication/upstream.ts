@@ -5,7 +5,7 @@ import type { LogPin } from '../storage/log.js'
 import type { HistoryEpoch, Store } from '../storage/store.js'
 import type { Logger } from '../util/logger.js'
 import type { AckSource, AckTracker } from './acks.js'
-import { planResync } from './history.js'
+import { lastEpoch, planResync } from './history.js'
 import { FlowSocket, SerialInbox } from './link.js'
 import { newNonce, proofHolds, proveToken } from './peer-auth.js'
 
@@ -80,6 +80,8 @@ export interface UpstreamHost {
   countSync(kind: 'full' | 'partial'): void
   /** Monotonic ms (performance.now() unless a test drives it): when replicas were last heard. */
   now?: () => number
+  /** A downstream is in a newer epoch than this node: a master must step down. */
+  onNewerEpoch(epoch: number, why: string): void
 }
 
 /**
@@ -305,7 +307,10 @@ class ReplicaFeed implements AckSource {
       },
       { history: hello.history, lastSeq: hello.lastSeq },
     )
-    if (plan.kind === 'refuse') return this.refuse(plan.reason, plan.message)
+    if (plan.kind === 'refuse') {
+      if (plan.reason === 'stale') this.host.onNewerEpoch(lastEpoch(hello.history), `replica ${hello.nodeId} is in it`)
+      return this.refuse(plan.reason, plan.message)
+    }
     if (this.state !== 'handshake') return
     this.host.acks.attach(this)
     if (plan.kind === 'continue') {

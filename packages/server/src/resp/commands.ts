@@ -112,7 +112,7 @@ function integer(arg: Buffer, what = 'value is not an integer or out of range'):
 /** Runs one tandem request through the shared validation and dispatch. */
 function run(host: RespHost, req: Request): unknown {
   checkLimits(req, host.config)
-  return handle(host.node, req)
+  return handle(host.node, req, host.config)
 }
 
 const ID = 0

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, readFile, rm, statfs, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { TandemError, type Value } from '@tandem/protocol'
+import { byteLength, TandemError, type Value } from '@tandem/protocol'
 import type { AbstractSublevel } from 'abstract-level'
 import { Level } from 'level'
 import type { ApplyEntry } from './entry-scan.js'
@@ -21,7 +21,7 @@ import { VersionVector, type VersionVectorObject } from './version-vector.js'
  *
  *   data  user key (UTF-8 bytes) -> record (record.ts)
  *   log   the write log (log.ts): 8-byte big-endian seq -> block of entries
- *   meta  'lastSeq' | 'clock' | 'history' | 'syncedAt' | ... -> JSON
+ *   meta  'lastSeq' | 'clock' | 'history' | 'syncedAt' | 'largestValue' | ... -> JSON
  *
  * The Store owns the data, the group committer and snapshots; the log is a
  * WriteLog it appends to (`store.log`), which replication reads.
@@ -113,6 +113,8 @@ interface GroupState {
   current: Map<string, Buffer | undefined> | null
   /** Counters as they were before this group changed them, to restore if it fails. */
   counters: Map<string, number>
+  /** The largest value the group writes, or the store's high-water mark if larger. */
+  largest: number
 }
 
 interface LocalWrite {
@@ -181,6 +183,16 @@ export class Store {
    */
   noSpace: NoSpace | null = null
   private recovering = false
+  /**
+   * The largest value, in bytes, this store has held since it was last
+   * empty: a high-water mark, written in the same batch as the value that
+   * raised it, never lowered by a delete. The API reserves a read's reply
+   * against it before the read (a read's bytes exist once it is done), so
+   * a node whose values are all small pipelines reads freely and one that
+   * holds large values bounds them. undefined when unknown (a data dir
+   * from before tandem kept it).
+   */
+  largestValue: number | undefined = 0
 
   private db!: Db
   private data!: Bytes
@@ -342,6 +354,8 @@ export class Store {
     this.writingSeq = this.lastSeq
     this.nextSeq = this.lastSeq + 1
     this.history = ((await this.meta.get('history')) as HistoryEpoch[] | undefined) ?? []
+    this.largestValue =
+      ((await this.meta.get('largestValue')) as number | undefined) ?? (this.lastSeq === 0 ? 0 : undefined)
     this.vv.clear()
     const clock = (await this.meta.get('clock')) as StoreClock | undefined
     if (clock) {
@@ -521,6 +535,7 @@ export class Store {
       raws: [],
       current: await this.readCurrent(group),
       counters: new Map(),
+      largest: this.largestValue ?? 0,
     }
     try {
       for (let i = 0; i < group.length; i++) {
@@ -531,6 +546,9 @@ export class Store {
           const seq = ++commit.seq
           const originSeq = this.nextCounter(commit, this.origin)
           const entry: LogEntry = { seq, epoch: commit.epoch, origin: this.origin, originSeq, hlc, ops: write.ops }
+          for (const op of write.ops) {
+            if (op[0] === OP_PUT && byteLength(op[2]) > commit.largest) commit.largest = byteLength(op[2])
+          }
           this.putEntry(batch, entry)
           commit.raws.push(encodeEntry(entry))
           results[i] = seq
@@ -551,6 +569,8 @@ export class Store {
     const seq = commit.seq
     this.log.append(batch, first, commit.raws)
     batch.put(this.lastSeqKey, Buffer.from(String(seq)))
+    const raised = this.largestValue !== undefined && commit.largest > this.largestValue
+    if (raised) batch.put(prefixed(this.metaPrefix, 'largestValue'), Buffer.from(String(commit.largest)))
     batch.put(this.clockKey, Buffer.from(JSON.stringify({ hlc: this.hlc.peek(), vv: this.vv.toObject() })))
     this.writingSeq = seq
     try {
@@ -560,6 +580,7 @@ export class Store {
       this.restoreCounters(commit)
       throw err
     }
+    if (raised) this.largestValue = commit.largest
     this.nextSeq = seq + 1
     this.lastSeq = seq
     this.lastCommitAt = Date.now()
@@ -599,7 +620,10 @@ export class Store {
       if (!commit.counters.has(entry.origin)) commit.counters.set(entry.origin, before)
       if (entry.originSeq > before) this.vv.set(entry.origin, entry.originSeq)
       this.hlc.observe(entry.hlc)
-      for (const op of entry.ops) this.putResolved(commit, op, entry, resolver)
+      for (const op of entry.ops) {
+        if (op.value !== null && op.value.length > commit.largest) commit.largest = op.value.length
+        this.putResolved(commit, op, entry, resolver)
+      }
       commit.raws.push(keep ? entry.raw : placeEntry(entry.raw, entry.identityAt, seq, commit.epoch))
     }
     return commit.seq
@@ -843,14 +867,23 @@ export class Store {
    */
   async applySnapshotChunk(chunk: Uint8Array, expectedCount: number): Promise<void> {
     const batch = this.db.batch()
+    let largest = this.largestValue ?? 0
     try {
-      const count = unpackChunk(chunk, this.dataPrefix, (key, record) => batch.put(key, record))
+      const count = unpackChunk(chunk, this.dataPrefix, (key, record) => {
+        batch.put(key, record)
+        if (record.length - 1 > largest) largest = record.length - 1
+      })
       if (count !== expectedCount) {
         throw new Error(`snapshot chunk holds ${count} records, its frame says ${expectedCount}`)
       }
     } catch (err) {
       void batch.close()
       throw err
+    }
+    if (this.largestValue !== undefined && largest > this.largestValue) {
+      // Raised before the chunk is readable, and kept with it.
+      this.largestValue = largest
+      batch.put(prefixed(this.metaPrefix, 'largestValue'), Buffer.from(String(largest)))
     }
     const previous = this.snapshotWrite
     const write = previous.then(
@@ -903,7 +936,9 @@ export class Store {
     const batch = this.db.batch()
     batch.put(this.lastSeqKey, Buffer.from('0'))
     batch.put(prefixed(this.metaPrefix, 'history'), Buffer.from('[]'))
+    batch.put(prefixed(this.metaPrefix, 'largestValue'), Buffer.from('0'))
     await this.writeBatch(batch, this.options.sync !== 'none')
+    this.largestValue = 0
     this.lastSeq = 0
     this.writingSeq = 0
     this.nextSeq = 1

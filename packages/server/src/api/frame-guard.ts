@@ -1,0 +1,135 @@
+import type { WebSocket } from 'ws'
+
+/**
+ * Bounds what peers can make this node hold of frames still arriving.
+ * ws's maxPayload caps one frame, but a peer that sends most of a frame
+ * and then stalls holds that much memory for as long as it keeps the
+ * socket open, and many such peers add up. So, for every WebSocket on the
+ * node's port (clients, replicas, fail-over members):
+ *
+ * - a frame must arrive whole within `frameTimeoutMs` of the first of its
+ *   bytes (time the node spends not reading the socket, for its own
+ *   backpressure, does not count);
+ * - all frames still arriving, together, may hold at most
+ *   `maxPartialBytes`: a socket whose partial frame takes the node past it
+ *   is closed (1013, try again later).
+ *
+ * Partial bytes are counted from the socket's bytesRead against the
+ * bytes read when the last whole message (or ping, pong) arrived; as ws
+ * parses a read before this sees it, the count can miss up to one read
+ * (64 KiB) per socket.
+ */
+export interface FrameGuardOptions {
+  frameTimeoutMs: number
+  maxPartialBytes: number
+  /** Monotonic ms. */
+  now: () => number
+}
+
+/** WebSocket close codes the guard uses. */
+const CLOSE_POLICY = 1008
+const CLOSE_TRY_AGAIN_LATER = 1013
+/** How long a socket the guard closes may take to send its close frame before it is dropped. */
+const CLOSE_GRACE_MS = 200
+
+interface Watched {
+  ws: WebSocket
+  socket: { bytesRead: number }
+  /** bytesRead when the last whole message arrived. */
+  mark: number
+  /** Bytes of the frame arriving now (as last counted). */
+  partial: number
+  /** now() when the frame arriving now began, or the socket was last resumed; 0 when none is. */
+  since: number
+  closed: boolean
+}
+
+export class FrameGuard {
+  /** Bytes of frames still arriving, across the watched sockets. */
+  partialBytes = 0
+  /** The most partialBytes has been. */
+  peakPartialBytes = 0
+  /** Sockets closed for a frame too slow, and for the budget. */
+  readonly closed = { slow: 0, budget: 0 }
+  private readonly watched = new Set<Watched>()
+  private readonly timer: NodeJS.Timeout
+
+  constructor(private readonly options: FrameGuardOptions) {
+    this.timer = setInterval(() => this.onDeadlineTimer(), Math.max(50, Math.min(1000, options.frameTimeoutMs / 4)))
+    this.timer.unref()
+  }
+
+  watch(ws: WebSocket): void {
+    const socket = (ws as unknown as { _socket?: NodeJS.EventEmitter & { bytesRead: number } })._socket
+    if (!socket) return
+    const w: Watched = { ws, socket, mark: socket.bytesRead, partial: 0, since: 0, closed: false }
+    this.watched.add(w)
+    const whole = () => this.onWhole(w)
+    ws.on('message', whole)
+    ws.on('ping', whole)
+    ws.on('pong', whole)
+    socket.on('data', () => this.onData(w))
+    ws.on('close', () => this.forget(w))
+  }
+
+  close(): void {
+    clearInterval(this.timer)
+  }
+
+  private onWhole(w: Watched): void {
+    if (w.closed) return
+    this.partialBytes -= w.partial
+    w.partial = 0
+    w.since = 0
+    w.mark = w.socket.bytesRead
+  }
+
+  private onData(w: Watched): void {
+    if (w.closed) return
+    const partial = w.socket.bytesRead - w.mark
+    this.partialBytes += partial - w.partial
+    w.partial = partial
+    if (this.partialBytes > this.peakPartialBytes) this.peakPartialBytes = this.partialBytes
+    if (partial > 0 && w.since === 0) w.since = this.options.now()
+    if (this.partialBytes > this.options.maxPartialBytes) {
+      this.closed.budget++
+      this.shut(
+        w,
+        CLOSE_TRY_AGAIN_LATER,
+        `frames still arriving hold more than --max-partial-frame-bytes (${this.options.maxPartialBytes}); try again later`,
+      )
+    }
+  }
+
+  private onDeadlineTimer(): void {
+    const now = this.options.now()
+    for (const w of this.watched) {
+      if (w.since === 0 || w.closed) continue
+      // Not reading is this node's doing (backpressure): the clock restarts.
+      if (w.ws.isPaused) w.since = now
+      else if (now - w.since > this.options.frameTimeoutMs) {
+        this.closed.slow++
+        this.shut(
+          w,
+          CLOSE_POLICY,
+          `a frame did not arrive whole within --frame-timeout (${this.options.frameTimeoutMs} ms)`,
+        )
+      }
+    }
+  }
+
+  /** Closes a socket and stops counting what it holds: it is dropped in CLOSE_GRACE_MS whatever it sends. */
+  private shut(w: Watched, code: number, reason: string): void {
+    this.forget(w)
+    w.ws.close(code, reason.slice(0, 120))
+    setTimeout(() => w.ws.terminate(), CLOSE_GRACE_MS).unref()
+  }
+
+  private forget(w: Watched): void {
+    if (w.closed) return
+    w.closed = true
+    this.partialBytes -= w.partial
+    w.partial = 0
+    this.watched.delete(w)
+  }
+}
