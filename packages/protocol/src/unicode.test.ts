@@ -50,6 +50,8 @@ describe('strings that are not UTF-8', () => {
   it('a decoded message holds U+FFFD when its bytes were not UTF-8, so only those need checking', () => {
     expect(mayHoldInvalidUtf8({ id: 1, key: 'a\uFFFDb' })).toBe(true)
     expect(mayHoldInvalidUtf8({ id: 1, ops: [{ key: 'k', value: '\uFFFD' }] })).toBe(true)
+    expect(mayHoldInvalidUtf8({ id: 1, op: 'mget', keys: ['a', '\uFFFD'] })).toBe(true)
+    expect(mayHoldInvalidUtf8({ id: 1, op: 'scan', lte: '\uFFFD' })).toBe(true)
     expect(mayHoldInvalidUtf8({ id: 1, key: 'plain', value: Buffer.from([0xef, 0xbf, 0xbd]) })).toBe(false)
   })
 

@@ -16,21 +16,25 @@ export function hasLoneSurrogate(s: string): boolean {
   return LONE_SURROGATE.test(s)
 }
 
+/** Request fields that hold keys, values or bounds (the only strings a node keeps or compares). */
+const STRING_FIELDS = ['key', 'value', 'prefix', 'gt', 'gte', 'lt', 'lte'] as const
+
 /**
- * Whether any string in a decoded message (its fields, arrays and maps,
- * a few levels down) holds U+FFFD: only such a message can have been sent
- * with bytes that are not UTF-8 (see messagesWithInvalidUtf8), so the
- * bytes are checked only then.
+ * Whether a decoded request holds U+FFFD in a key, value or bound: only
+ * such a request can have been sent with bytes that are not UTF-8 there
+ * (decoders read those as U+FFFD), so the bytes are checked only then
+ * (messagesWithInvalidUtf8). Other fields (op, unknown fields) are
+ * refused, or compared, whatever their bytes.
  */
-export function mayHoldInvalidUtf8(value: unknown, depth = 4): boolean {
-  if (typeof value === 'string') return value.includes('\uFFFD')
-  if (typeof value !== 'object' || value === null || depth === 0 || value instanceof Uint8Array) return false
-  if (Array.isArray(value)) {
-    for (const v of value) if (mayHoldInvalidUtf8(v, depth - 1)) return true
-    return false
+export function mayHoldInvalidUtf8(request: unknown): boolean {
+  if (typeof request !== 'object' || request === null) return false
+  const r = request as Record<string, unknown>
+  for (const f of STRING_FIELDS) if (typeof r[f] === 'string' && (r[f] as string).includes('\uFFFD')) return true
+  if (Array.isArray(r.keys)) {
+    for (const k of r.keys) if (typeof k === 'string' && k.includes('\uFFFD')) return true
   }
-  for (const key in value) {
-    if (key.includes('\uFFFD') || mayHoldInvalidUtf8((value as Record<string, unknown>)[key], depth - 1)) return true
+  if (Array.isArray(r.ops)) {
+    for (const op of r.ops) if (mayHoldInvalidUtf8(op)) return true
   }
   return false
 }
