@@ -145,6 +145,22 @@ describe('reply bounds', () => {
     expect((await clientsOf(node)).peakReplyBytes).toBeLessThanOrEqual(budget + 64 * KiB)
   })
 
+  it('the SDK reads replies as large as a node configured with a larger --max-frame-bytes sends', async () => {
+    const { node } = await setup(['--max-frame-bytes', String(32 * MiB), '--max-value-bytes', String(17 * MiB)])
+    // (No liveness check: a loaded machine may take seconds over a 17 MiB write.)
+    const db = await TandemClient.connect({
+      servers: [node.address],
+      maxFrameBytes: 32 * MiB,
+      livenessTimeoutMs: 0,
+      timeoutMs: 60_000,
+    })
+    cleanups.push(() => db.close())
+    const value = Buffer.alloc(17 * MiB, 3)
+    await db.put('huge', value)
+    const got = await db.get('huge')
+    expect(Buffer.compare(Buffer.from(got as Uint8Array), value)).toBe(0)
+  })
+
   it('the SDK splits calls made together across frames, and refuses one request over its frame limit with TOOLARGE', async () => {
     const { db } = await setup()
     const value = 'p'.repeat(MiB - 100)
