@@ -1,7 +1,8 @@
 /**
  * The shared token travels as `Authorization: Bearer TOKEN` on every
- * WebSocket handshake and HTTP request that needs it (clients, replicas,
- * fail-over members, /status and /metrics).
+ * client WebSocket handshake and HTTP request that needs it (SDK, CLI,
+ * watches, the console's reports, /status and /metrics). Links between
+ * nodes never carry it: they prove it by a challenge-response.
  */
 
 /** Handshake headers carrying `token`; none without one. */

@@ -1,4 +1,5 @@
 import { type ClientRequest, get } from 'node:http'
+import { bearerHeaders } from '@tandem/protocol'
 
 /**
  * Open web consoles, without a browser: N readers of a node's console event
@@ -30,8 +31,7 @@ export class ConsoleStreams {
 
   private openOne(address: string, i: number, authToken: string | undefined, timeoutMs: number): Promise<void> {
     return new Promise((resolve, reject) => {
-      const headers: Record<string, string> = { accept: 'text/event-stream' }
-      if (authToken) headers.authorization = `Bearer ${authToken}`
+      const headers = { accept: 'text/event-stream', ...bearerHeaders(authToken) }
       const timer = setTimeout(
         () => reject(new Error(`console stream ${i}: no event within ${timeoutMs} ms`)),
         timeoutMs,

@@ -1,5 +1,5 @@
 import { TandemClient, type Value } from '@tandem/client'
-import type { NodeStatus } from '@tandem/protocol'
+import { bearerHeaders, type NodeStatus } from '@tandem/protocol'
 
 /**
  * What a running node says about itself (/status and /metrics over HTTP)
@@ -35,7 +35,7 @@ const addressOf = (node: Addressed) => (typeof node === 'string' ? node : node.a
 async function httpGet(node: Addressed, path: string, timeoutMs: number, authToken?: string): Promise<Response> {
   const res = await fetch(`http://${addressOf(node)}${path}`, {
     signal: AbortSignal.timeout(timeoutMs),
-    headers: authToken ? { authorization: `Bearer ${authToken}` } : {},
+    headers: bearerHeaders(authToken),
   })
   if (!res.ok) throw new Error(`${path} of ${addressOf(node)}: HTTP ${res.status}`)
   return res

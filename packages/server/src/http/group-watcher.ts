@@ -1,3 +1,4 @@
+import { isHostPort } from '@tandem/protocol'
 import type { EdgeView, EpochView, GroupSnapshot, GroupView, LagSample, NodeView } from './group-view.js'
 import type { SelfReport } from './self-report.js'
 
@@ -68,15 +69,13 @@ interface Reference {
 const READ_OPS = ['get', 'mget', 'scan']
 
 /**
- * HOST:PORT as nodes advertise themselves (a name, an IPv4 address or a
- * bracketed IPv6 one). Addresses come from other nodes' reports and end up
- * in a URL the watcher fetches with the node's token: anything else (a
- * path, credentials, a query) is not followed.
+ * HOST:PORT as nodes advertise themselves (see isHostPort). Addresses come
+ * from other nodes' reports and end up in a URL the watcher fetches with
+ * the node's token: anything else (a path, credentials, a query) is not
+ * followed.
  */
-const ADDRESS = /^(?:[A-Za-z0-9][A-Za-z0-9.-]{0,252}|\[[0-9A-Fa-f:.]{2,45}\]):\d{1,5}$/
-
 export function isNodeAddress(addr: string): boolean {
-  return ADDRESS.test(addr) && Number(addr.slice(addr.lastIndexOf(':') + 1)) <= 65535
+  return isHostPort(addr)
 }
 
 export class GroupWatcher {

@@ -1,5 +1,6 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
+import { bearerHeaders } from '@tandem/protocol'
 import type { PeerTls } from '../replication/dial.js'
 import type { SelfReport } from './self-report.js'
 
@@ -39,8 +40,10 @@ export class TokenWithheld extends Error {}
 export function reportFetcher(options: ReportFetchOptions) {
   return (address: string, signal: AbortSignal): Promise<SelfReport> => {
     const trusted = options.tls?.ca !== undefined || options.groupAddresses().has(address)
-    const headers: Record<string, string> = { accept: 'application/json' }
-    if (options.authToken && trusted) headers.authorization = `Bearer ${options.authToken}`
+    const headers: Record<string, string> = {
+      accept: 'application/json',
+      ...bearerHeaders(trusted ? options.authToken : undefined),
+    }
     return getJson(address, headers, options.tls, signal).then((body) => {
       if (body.status === 401 && options.authToken && !trusted) {
         throw new TokenWithheld('wants the token; not sent to a node outside this node’s group')
