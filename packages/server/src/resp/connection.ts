@@ -83,6 +83,8 @@ export class RespConnection implements RespSession {
   private readonly idleWaiters: (() => void)[] = []
   /** performance.now() of the last read from the socket (one clock read per read, not per command). */
   private readAt = 0
+  /** Closes the connection if it has not authenticated by --auth-timeout. */
+  private authTimer: NodeJS.Timeout | null = null
 
   constructor(
     private readonly socket: Socket,
@@ -100,6 +102,29 @@ export class RespConnection implements RespSession {
     socket.on('end', () => this.onEnd())
     socket.on('close', () => this.onSocketClosed())
     socket.on('error', () => {})
+    this.armAuthTimeout()
+  }
+
+  /**
+   * With --auth-token, a connection that has not authenticated within
+   * --auth-timeout is closed: sockets that never do must not hold
+   * connection slots (--max-connections) for ever, idle or not.
+   */
+  private armAuthTimeout(): void {
+    if (this.authenticated || this.authTimer !== null) return
+    this.authTimer = setTimeout(() => this.onAuthTimeout(), this.host.config.authTimeout)
+    this.authTimer.unref()
+  }
+
+  private onAuthTimeout(): void {
+    this.authTimer = null
+    if (this.authenticated || this.closed) return
+    this.hooks.onError('UNAUTHORIZED')
+    this.closed = true
+    this.closing = true
+    this.parser.release()
+    this.socket.end(`-NOAUTH no AUTH within --auth-timeout (${this.host.config.authTimeout} ms)\r\n`)
+    setTimeout(() => this.socket.destroy(), 2000).unref()
   }
 
   private limits(): RespLimits {
@@ -137,6 +162,7 @@ export class RespConnection implements RespSession {
     this.host.pubsub.remove(this)
     this.authenticated = this.host.config.authToken === undefined
     this.setLimitsForAuth()
+    this.armAuthTimeout()
   }
 
   deliver(items: (string | null)[]): void {
@@ -380,6 +406,8 @@ export class RespConnection implements RespSession {
   }
 
   private onSocketClosed(): void {
+    if (this.authTimer !== null) clearTimeout(this.authTimer)
+    this.authTimer = null
     this.closed = true
     this.closing = true
     this.parser.release()
