@@ -4,6 +4,7 @@ import {
   type Consistency,
   consistencySchema,
   DEFAULT_LIMITS,
+  type GetAllResult,
   hasLoneSurrogate,
   headerSafe,
   hostPortProblem,
@@ -78,9 +79,18 @@ export interface ConnectOptions {
 }
 
 export interface WriteOptions {
-  /** Replicas that must hold the write before it is acknowledged: a number or 'majority'. */
+  /**
+   * Replicas that must hold the write before it is acknowledged: a number or
+   * 'majority'. In a multi-master group: peers.
+   */
   w?: WriteConcern
   timeoutMs?: number
+  /**
+   * Multi-master (vclock): the context a read returned (getAll, or a
+   * SIBLINGS error). The write replaces exactly the values that read saw;
+   * without it, a put adds a value beside the others.
+   */
+  context?: string
 }
 
 export interface RequestOptions {
@@ -136,7 +146,9 @@ const MAX_BACKOFF_MS = 500
 
 /**
  * TandemClient: the SDK. Calls made concurrently share one socket and are
- * sent together. When the connection drops, the client reconnects with
+ * sent together. Against a multi-master group it writes to the first
+ * server (in the order given) that takes writes, and to the next one when
+ * it cannot reach it: there is no election to wait for. When the connection drops, the client reconnects with
  * backoff; reads waiting on the lost connection are retried, writes that
  * were already sent fail with UNCERTAIN (they may or may not have been
  * applied), and writes that never left are sent on the new connection.
@@ -152,10 +164,12 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
   private readonly conns = new Map<string, NodeConnection>()
   private readonly opening = new Map<string, Promise<NodeConnection>>()
   private discovering: Promise<void> | null = null
-  /** The master's address, once known. */
+  /** The master's address, once known (in a multi-master group: the peer writes go to). */
   private master: string | null = null
   /** Whether the nodes are a fail-over group (--cluster); null until a node says. */
   private clusterGroup: boolean | null = null
+  /** Whether discovery found a multi-master group. */
+  private multi = false
   private replicas: string[] = []
   private nextReplica = 0
   private nextId = 1
@@ -241,6 +255,19 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
     }
   }
 
+  /**
+   * Every concurrent value of a key (multi-master vclock; one at most
+   * otherwise), none when it is missing, and the causal context to write
+   * with: `put(key, value, { context })` then replaces exactly these values.
+   */
+  async getAll(key: string, options: ReadOptions = {}): Promise<GetAllResult> {
+    checkKey(key)
+    const consistency = this.readConsistency(options.consistency)
+    const message: Record<string, unknown> = { op: 'getAll', key }
+    if (consistency !== undefined) message.consistency = consistency
+    return (await this.request(message, readRoute(consistency), options.timeoutMs)) as GetAllResult
+  }
+
   async mget(keys: string[], options: ReadOptions = {}): Promise<(Value | undefined)[]> {
     if (!Array.isArray(keys)) throw new TypeError('mget takes an array of keys')
     for (const k of keys) checkKey(k)
@@ -275,6 +302,7 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
   /** Applies all ops atomically: all of them or none. */
   async batch(ops: BatchOp[], options: WriteOptions = {}): Promise<WriteResult> {
     if (!Array.isArray(ops)) throw new TypeError('batch takes an array of ops')
+    if (options.context !== undefined) throw new TypeError('batch takes no context: write a key with put or del')
     for (const op of ops) {
       if (op?.type !== 'put' && op?.type !== 'del') throw new TypeError(`batch op type must be 'put' or 'del'`)
       checkKey(op.key)
@@ -580,7 +608,12 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
     readyConnection: (route) => this.readyConnection(route),
     connect: (route) => this.target(route).then((address) => this.connection(address)),
     closed: () => this.state === 'closed',
-    reroutes: (route, err) => !this.options.direct && route !== 'admin' && REROUTE.has(err.code),
+    reroutes: (route, err) =>
+      !this.options.direct &&
+      route !== 'admin' &&
+      // A peer that refuses a write for now (just started, restoring its
+      // writes, shutting down) applied nothing: the next peer can take it.
+      (REROUTE.has(err.code) || (this.multi && err.code === 'UNAVAILABLE')),
     noteNotMaster: (address, err) => this.noteNotMaster(address, err),
     epoch: () => this.epoch,
     noteEpoch: (epoch) => this.noteEpoch(epoch),
@@ -672,7 +705,7 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
             // A node that does not answer (paused, cut off) must not hold
             // up the others: once a master that takes writes has answered,
             // wait only briefly for one of a newer epoch.
-            if (s.role === 'master' && !s.readOnly && grace === undefined) {
+            if ((s.role === 'master' || s.role === 'peer') && !s.readOnly && grace === undefined) {
               grace = setTimeout(done, DISCOVERY_GRACE_MS)
             }
           },
@@ -687,8 +720,16 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
     clearTimeout(grace)
     if (statuses.length > 0) this.clusterGroup = statuses.some((s) => s.failover != null)
     for (const s of statuses) this.noteEpoch(s.epoch)
+    const peers = statuses.filter((s) => s.role === 'peer' && !s.readOnly)
+    // Multi-master: every peer takes writes; the first in the caller's order wins.
+    const rank = (s: NodeStatus) => {
+      const i = this.servers.indexOf(String(s.address ?? ''))
+      return i < 0 ? this.servers.length : i
+    }
+    peers.sort((a, b) => rank(a) - rank(b))
     const masters = statuses.filter((s) => s.role === 'master' && !s.readOnly).sort((a, b) => b.epoch - a.epoch)
-    const master = masters[0]
+    const master = peers[0] ?? masters[0]
+    this.multi = statuses.some((s) => s.role === 'peer')
     // Addresses come from the nodes: only well-formed ones are ever dialled.
     if (master) {
       this.master = isHostPort(master.address) ? master.address : null
@@ -1032,8 +1073,8 @@ function onCallTimeout(call: Call): void {
   call.timedOut()
 }
 
-/** Errors that mean "not the master": the write was not applied and may go elsewhere. */
-const REROUTE = new Set(['READONLY', 'NOMASTER', 'FENCED'])
+/** Errors that mean "not the master" (or a peer that refuses writes for its clock): nothing was applied, it may go elsewhere. */
+const REROUTE = new Set(['READONLY', 'NOMASTER', 'FENCED', 'CLOCKSKEW'])
 /** Ops that change state: if their reply is lost, their outcome is unknown. */
 const MUTATING = new Set(['put', 'del', 'batch', 'promote', 'replicaof'])
 /** Ops that write data (and carry the client's epoch). */
@@ -1051,6 +1092,10 @@ function writeTimeout(options: WriteOptions, fallback: number): number {
 
 /** The message with the write concern fields of `options` added. */
 function withWriteFields(message: Record<string, unknown>, options: WriteOptions): Record<string, unknown> {
+  if (options.context !== undefined) {
+    if (typeof options.context !== 'string') throw new TypeError('context must be the string a read returned')
+    message.context = options.context
+  }
   if (options.w !== undefined) message.w = options.w
   if (options.w !== undefined && options.timeoutMs !== undefined) message.timeoutMs = options.timeoutMs
   return message

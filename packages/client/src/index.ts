@@ -3,6 +3,7 @@ export {
   type Consistency,
   ERROR_CODES,
   type ErrorCode,
+  type GetAllResult,
   type NodeStatus,
   type ReplicaStatus,
   type ScanOptions,

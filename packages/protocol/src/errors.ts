@@ -22,6 +22,8 @@ export const ERROR_CODES = [
   'NOSPACE',
   'TRIMMED',
   'ROLLEDBACK',
+  'SIBLINGS',
+  'CLOCKSKEW',
 ] as const
 
 export type ErrorCode = (typeof ERROR_CODES)[number]
@@ -45,6 +47,10 @@ export interface ErrorDetails {
   seq?: number
   /** TRIMMED: the oldest seq the node's log still holds. */
   oldestSeq?: number
+  /** SIBLINGS: every concurrent value the key holds, in dot order. */
+  values?: (string | Uint8Array)[]
+  /** SIBLINGS: the causal context to write with so that the write replaces them all. */
+  context?: string
 }
 
 export class TandemError extends Error {

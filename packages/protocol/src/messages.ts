@@ -29,6 +29,13 @@ const writeOptions = {
   epoch: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
 }
 
+/**
+ * Multi-master (vclock): the opaque causal context a read returned
+ * (getAll, or a SIBLINGS error); a write with it replaces exactly the
+ * values that read saw.
+ */
+export const contextSchema = z.string().max(64 * 1024)
+
 const id = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER)
 
 /**
@@ -65,9 +72,19 @@ export const requestSchema = z.discriminatedUnion('op', [
   z.object({ id, op: z.literal('auth'), token: z.string() }).strict(),
   z.object({ id, op: z.literal('ping') }).strict(),
   z.object({ id, op: z.literal('get'), key: keySchema, ...readOptions }).strict(),
+  z.object({ id, op: z.literal('getAll'), key: keySchema, ...readOptions }).strict(),
   z.object({ id, op: z.literal('mget'), keys: z.array(keySchema), ...readOptions }).strict(),
-  z.object({ id, op: z.literal('put'), key: keySchema, value: valueSchema, ...writeOptions }).strict(),
-  z.object({ id, op: z.literal('del'), key: keySchema, ...writeOptions }).strict(),
+  z
+    .object({
+      id,
+      op: z.literal('put'),
+      key: keySchema,
+      value: valueSchema,
+      context: contextSchema.optional(),
+      ...writeOptions,
+    })
+    .strict(),
+  z.object({ id, op: z.literal('del'), key: keySchema, context: contextSchema.optional(), ...writeOptions }).strict(),
   z.object({ id, op: z.literal('batch'), ops: z.array(batchOpSchema), ...writeOptions }).strict(),
   z.object({ id, op: z.literal('scan'), ...scanOptionsSchema.shape, ...readOptions }).strict(),
   z.object({ id, op: z.literal('status') }).strict(),
@@ -103,6 +120,16 @@ export interface ScanPage {
 
 export interface WriteResult {
   seq: number
+  /** Multi-master: the write's identity, the same on every node (origin, its counter, its HLC timestamp). */
+  origin?: string
+  originSeq?: number
+  hlc?: number
+}
+
+/** getAll: every concurrent value of a key (empty when missing) and the causal context to write with. */
+export interface GetAllResult {
+  values: Value[]
+  context: string
 }
 
 export interface ReplicaStatus {

@@ -37,6 +37,7 @@ export const nonceSchema = z.custom<Uint8Array>(
 export const proofSchema = z
   .custom<Uint8Array>((v) => v instanceof Uint8Array && v.byteLength === 32, 'expected a 32-byte proof')
   .nullable()
+const conflictSchema = z.enum(['lww', 'vclock'])
 
 export const historySchema = z.array(
   z.object({
@@ -60,6 +61,8 @@ export const helloSchema = z.object({
   lastSeq: z.number().int().nonnegative(),
   nonce: nonceSchema,
   proof: proofSchema,
+  /** The conflict policy the downstream's records follow (see Store.policy); absent: none. */
+  conflict: conflictSchema.nullable().optional(),
 })
 export type Hello = z.infer<typeof helloSchema>
 
@@ -86,6 +89,8 @@ export const upstreamMessageSchema = z.discriminatedUnion('type', [
     history: historySchema,
     master,
     respAddr,
+    /** How the upstream's records resolve conflicts (a multi-master node's policy); absent or null: log order. */
+    conflict: conflictSchema.nullable().optional(),
   }),
   z.object({
     type: z.literal('fullsync'),
@@ -97,6 +102,7 @@ export const upstreamMessageSchema = z.discriminatedUnion('type', [
     rollbackAfter: z.number().int().nonnegative().nullable(),
     /** The upstream's clock at the snapshot: HLC high-water mark and per-origin counters of what it holds. */
     clock: clockSchema.optional(),
+    conflict: conflictSchema.nullable().optional(),
   }),
   /** A chunk of data records in the binary layout of the server's storage/snapshot-chunk.ts. */
   z.object({ type: z.literal('snapshot'), chunk: bytesSchema, count: z.number().int().nonnegative() }),

@@ -374,15 +374,58 @@ export const configSchema = z
     mode: z
       .enum(['single', 'multi'])
       .default('single')
-      .meta(doc({ value: 'single|multi', hidden: true, description: 'Multi-master mode (not built yet).' })),
-    peers: list
-      .default([])
-      .meta(doc({ value: 'A,B,C', hidden: true, description: 'Multi-master peers (not built yet).' })),
+      .meta(
+        doc({
+          value: 'single|multi',
+          description:
+            'single: one master (with replicas and fail-over). multi: this node and every one in --peers take writes, replicate to each other and resolve conflicting writes per --conflict (see Multi-master). Fixed when the data dir is created.',
+        }),
+      ),
+    peers: list.default([]).meta(
+      doc({
+        value: 'A,B,C',
+        shownDefault: 'none',
+        description:
+          'Multi-master: HOST:PORT of the other masters this node replicates with (a mesh, a ring or a tree). Needs --mode multi.',
+      }),
+    ),
     conflict: z
       .enum(['lww', 'vclock'])
       .default('lww')
       .meta(
-        doc({ value: 'lww|vclock', hidden: true, description: 'Multi-master conflict resolution (not built yet).' }),
+        doc({
+          value: 'lww|vclock',
+          description:
+            'Multi-master conflict policy, fixed when the data dir is created. lww: the write with the greatest (hybrid logical clock, origin) wins. vclock: dotted version vectors; concurrent writes are kept as siblings.',
+        }),
+      ),
+    maxClockOffset: duration.default(500).meta(
+      doc({
+        value: 'DURATION',
+        duration: true,
+        description:
+          "Multi-master: most a peer's clock may run ahead of this node's. Entries stamped further ahead are not applied (that peer's link pauses and says why), and a node whose clock runs ahead of half its peers by 80% of it refuses writes (CLOCKSKEW), so one fast clock cannot win every conflict. Larger tolerates worse clocks and lets a fast one win for longer.",
+      }),
+    ),
+    maxSiblings: positiveInt
+      .max(1000)
+      .default(16)
+      .meta(
+        doc({
+          value: 'N',
+          description:
+            'Multi-master, vclock: most concurrent values a key keeps. Past it the oldest (by HLC) are dropped, counted and written to the conflicts file in the data dir.',
+        }),
+      ),
+    testClockOffset: z.coerce
+      .number()
+      .int()
+      .default(0)
+      .meta(
+        doc({
+          value: 'MS',
+          description: "For tests only: ms added to this node's wall clock (a clock set wrong).",
+        }),
       ),
     logFormat: z
       .enum(['json', 'pretty'])
@@ -449,10 +492,16 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     throw new UsageError(name ? `--${kebab(name)}: ${issue.message}` : issue.message)
   }
   const config = result.data
-  if (config.mode === 'multi' || config.peers.length > 0) {
-    throw new UsageError(
-      '--mode multi (multi-master with --peers/--conflict) is not available in this version of tandem',
-    )
+  if (config.mode !== 'multi' && config.peers.length > 0) throw new UsageError('--peers needs --mode multi')
+  if (config.mode === 'multi') {
+    if (config.replicaof) throw new UsageError('--mode multi takes writes itself and cannot have --replicaof')
+    if (config.cluster.length > 0 || config.witness) {
+      throw new UsageError('--mode multi needs no fail-over group (--cluster, --witness): every peer takes writes')
+    }
+    // A restored copy would issue again counters its peers already hold from this origin.
+    if (config.restore) {
+      throw new UsageError('--mode multi cannot --restore: start the peer with an empty data dir and its peers fill it')
+    }
   }
   if (config.failover === 'auto' && config.cluster.length === 0 && !config.witness) {
     throw new UsageError('--failover auto needs --cluster with the addresses of the fail-over group')

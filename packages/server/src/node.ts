@@ -3,15 +3,21 @@ import {
   type BatchOp,
   byteLength,
   type Consistency,
+  type GetAllResult,
   type NodeStatus,
   type ScanOptions,
   type ScanPage,
   TandemError,
   type Value,
   type WriteConcern,
+  type WriteResult,
 } from '@tandem/protocol'
 import { WatchHub } from './api/watch.js'
 import type { Config } from './config.js'
+import { decodeContext, encodeContext } from './multimaster/context.js'
+import { LwwResolver } from './multimaster/lww.js'
+import { Mesh } from './multimaster/mesh.js'
+import { VclockResolver } from './multimaster/vclock.js'
 import { AckTracker } from './replication/acks.js'
 import type { PeerTls } from './replication/dial.js'
 import { Downstream } from './replication/downstream.js'
@@ -20,7 +26,9 @@ import { ReadIndex } from './replication/read-index.js'
 import { writeRollbackFile } from './replication/rollback.js'
 import { DEFAULT_UPSTREAM_OPTIONS, Upstream } from './replication/upstream.js'
 import { type EntryOp, OP_DEL, OP_PUT } from './storage/log-entry.js'
-import type { Store } from './storage/store.js'
+import { SiblingsError } from './storage/record.js'
+import type { ConflictResolver } from './storage/resolver.js'
+import type { ConflictPolicy, Store } from './storage/store.js'
 import type { Logger } from './util/logger.js'
 
 export type Role = NodeStatus['role']
@@ -30,6 +38,8 @@ export interface WriteOptions {
   timeoutMs?: number
   /** The newest epoch the client has seen (see noteEpoch). */
   epoch?: number
+  /** Multi-master: the causal context a read returned (vclock). */
+  context?: string
 }
 
 /** Default wait for w>0 writes that give no timeoutMs. */
@@ -91,6 +101,10 @@ export class TandemNode {
   private addr = ''
   /** HOST:PORT Redis-protocol clients reach this node at (--resp-port), or null when it serves none. */
   respAddress: string | null = null
+  /** Multi-master: the peer mesh (with --mode multi). */
+  mesh: Mesh | null = null
+  /** This node's wall clock (--test-clock-offset moves it, for tests). */
+  readonly wall: () => number
 
   constructor(
     readonly config: Config,
@@ -99,7 +113,16 @@ export class TandemNode {
     /** TLS for the links this node dials (its upstream, fail-over members), from --tls-*. */
     private readonly peerTls?: PeerTls,
   ) {
-    this.role = config.witness ? 'witness' : config.replicaof || config.failover === 'auto' ? 'replica' : 'master'
+    this.role =
+      config.mode === 'multi'
+        ? 'peer'
+        : config.witness
+          ? 'witness'
+          : config.replicaof || config.failover === 'auto'
+            ? 'replica'
+            : 'master'
+    const offset = config.testClockOffset
+    this.wall = offset === 0 ? Date.now : () => Date.now() + offset
     this.upstreamSide = new Upstream(
       {
         store,
@@ -145,6 +168,27 @@ export class TandemNode {
       this.readIndex.advance()
     }
     store.onCommit(() => this.readIndex.advance())
+    if (config.mode === 'multi') {
+      this.mesh = new Mesh(
+        { store, logger, wall: this.wall },
+        {
+          peers: config.peers,
+          conflict: config.conflict,
+          maxClockOffsetMs: config.maxClockOffset,
+          maxSiblings: config.maxSiblings,
+          authToken: config.authToken,
+          tls: this.peerTls,
+          maxFrameBytes: config.maxFrameBytes * 2,
+          feed: { ...DEFAULT_UPSTREAM_OPTIONS, replTimeoutMs: config.replTimeout },
+        },
+      )
+    }
+  }
+
+  /** A resolver for records of `policy` (a replica applies its upstream's entries with it). */
+  resolverFor(policy: ConflictPolicy): ConflictResolver {
+    if (this.mesh && policy === this.config.conflict) return this.mesh.resolver
+    return policy === 'lww' ? new LwwResolver() : new VclockResolver(this.config.maxSiblings)
   }
 
   /**
@@ -192,7 +236,7 @@ export class TandemNode {
 
   /** HOST:PORT of the master as this node knows it: itself, or what its upstream reported. */
   masterAddress(): string | null {
-    if (this.role === 'master') return this.address
+    if (this.role === 'master' || this.role === 'peer') return this.address
     if (this.failover) return this.failover.knownMaster()
     return this.knownMaster ?? this.upstream
   }
@@ -216,7 +260,16 @@ export class TandemNode {
     if (this.store.discardedPartialSync) {
       this.logger.warn('found an interrupted full sync; its partial data was discarded and will be synced again')
     }
-    if (this.config.witness) {
+    if (this.mesh) {
+      // A multi-master node's log has an epoch of its own, so that read
+      // replicas follow it as they follow a master.
+      const history = this.store.history
+      if (history.length === 0 || history[history.length - 1].by !== this.nodeId) {
+        await this.store.beginEpoch(this.store.epoch + 1)
+      }
+      this.role = 'peer'
+      this.mesh.start(this.address)
+    } else if (this.config.witness) {
       this.role = 'witness'
     } else if (this.config.replicaof) {
       await this.follow(this.config.replicaof)
@@ -427,12 +480,19 @@ export class TandemNode {
         this.upstreamSide.disconnectAll('upstream is taking a full sync; resync')
         this.watchers.closeAll('this node is taking a full sync: its log is replaced')
       },
+      resolverFor: (policy) => this.resolverFor(policy),
     })
     this.logger.info('following upstream', { upstream })
   }
 
   /** `replicaof HOST:PORT` / `replicaof no one` at run time. */
   async replicaof(upstream: string | null): Promise<void> {
+    if (this.mesh) {
+      throw new TandemError(
+        'INVALID',
+        "a multi-master node takes writes itself: it is no one's replica and needs no promotion",
+      )
+    }
     if (upstream === null) {
       if (this.failover) return this.failover.promote()
       if (this.role !== 'master') await this.becomeMaster('replicaof no one')
@@ -453,6 +513,11 @@ export class TandemNode {
   // ---- writes ------------------------------------------------------------
 
   private assertWritable(): void {
+    if (this.mesh) {
+      this.mesh.assertCanWrite()
+      if (this.config.minReplicas > 0) this.assertEnoughReplicas()
+      return
+    }
     if (this.role === 'master') {
       this.failover?.assertCanWrite()
       if (this.config.minReplicas > 0) this.assertEnoughReplicas()
@@ -503,11 +568,13 @@ export class TandemNode {
     }
   }
 
-  async write(ops: EntryOp[], options: WriteOptions): Promise<{ seq: number }> {
-    if (options.epoch !== undefined && options.epoch > this.store.epoch) {
+  async write(ops: EntryOp[], options: WriteOptions): Promise<WriteResult> {
+    // Multi-master peers have no common epoch: each one's counts its own history.
+    if (!this.mesh && options.epoch !== undefined && options.epoch > this.store.epoch) {
       this.noteEpoch(options.epoch, 'a client has seen it')
     }
     this.assertWritable()
+    if (this.mesh) return this.writeMulti(ops, options, this.mesh)
     const seq = await this.store.write(ops)
     const needed =
       options.w === 'majority' && this.failover ? this.failover.majorityAcks() : this.acks.required(options.w)
@@ -518,12 +585,44 @@ export class TandemNode {
     return { seq }
   }
 
+  /**
+   * A multi-master write: resolves with its identity; `w: N` waits until N
+   * peers hold it (they ack this node's own counter), 'majority' until a
+   * majority of the mesh does (this node counts as one).
+   */
+  private async writeMulti(ops: EntryOp[], options: WriteOptions, mesh: Mesh): Promise<WriteResult> {
+    const result = await this.store.writeWithIdentity(ops)
+    const needed = options.w === 'majority' ? Math.floor((this.config.peers.length + 1) / 2 + 1) - 1 : (options.w ?? 0)
+    if (needed > 0) {
+      try {
+        await mesh.acks.waitFor(result.originSeq, needed, options.timeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS)
+      } catch (err) {
+        if (err instanceof TandemError && err.code === 'TIMEOUT') {
+          throw new TandemError(
+            'TIMEOUT',
+            `write ${result.origin}:${result.originSeq} is committed on this node but reached ${mesh.acks.countAtLeast(result.originSeq)} of ${needed} peers in time; it stays committed`,
+            { details: { seq: result.seq } },
+          )
+        }
+        throw err
+      }
+    }
+    return { seq: result.seq, origin: result.origin, originSeq: result.originSeq, hlc: result.hlc }
+  }
+
   put(key: string, value: Value, options: WriteOptions) {
-    return this.write([[OP_PUT, key, value]], options)
+    return this.write([this.withContext([OP_PUT, key, value], options.context)], options)
   }
 
   del(key: string, options: WriteOptions) {
-    return this.write([[OP_DEL, key]], options)
+    return this.write([this.withContext([OP_DEL, key], options.context)], options)
+  }
+
+  /** The op with the client's causal context (vclock; ignored under lww, which needs none). */
+  private withContext(op: [typeof OP_PUT, string, Value] | [typeof OP_DEL, string], context?: string): EntryOp {
+    if (context === undefined || this.config.mode !== 'multi' || this.config.conflict !== 'vclock') return op
+    const c = decodeContext(context)
+    return op[0] === OP_PUT ? [OP_PUT, op[1], op[2], { c }] : [OP_DEL, op[1], { c }]
   }
 
   batch(ops: BatchOp[], options: WriteOptions) {
@@ -550,6 +649,14 @@ export class TandemNode {
    * node is still the master that clients must find.)
    */
   canWrite(): boolean {
+    if (this.mesh) {
+      try {
+        this.mesh.assertCanWrite()
+        return true
+      } catch {
+        return false
+      }
+    }
     if (this.role !== 'master') return false
     try {
       this.failover?.assertCanWrite()
@@ -562,6 +669,7 @@ export class TandemNode {
   async close(): Promise<void> {
     this.failover?.close()
     await this.downstream?.stop()
+    await this.mesh?.close()
     this.upstreamSide.close()
     this.watchers.close()
     this.acks.failAll(new TandemError('UNAVAILABLE', 'node is shutting down'))
@@ -585,6 +693,10 @@ export class TandemNode {
     if (this.role === 'witness')
       throw new TandemError('UNAVAILABLE', 'this node is a witness: it votes and holds no data')
     if (mode === 'local') return
+    if (this.role === 'peer') {
+      // No node of a multi-master group orders every write: there is no master to read through.
+      throw new TandemError('INVALID', `a multi-master peer serves local reads only, not ${mode}`)
+    }
     if (this.role !== 'master') this.refuseAsNotMaster()
     this.failover?.assertCanRead()
   }
@@ -616,7 +728,8 @@ export class TandemNode {
   }
 
   get(key: string, consistency?: Consistency): Promise<Value | undefined> {
-    return this.read(consistency, () => this.store.get(key))
+    const read = this.read(consistency, () => this.store.get(key))
+    return this.store.policy.conflict === 'vclock' ? read.catch(siblingsError) : read
   }
 
   /**
@@ -626,7 +739,7 @@ export class TandemNode {
    * values never holds more than about maxBytes plus one slice.
    */
   mget(keys: string[], maxBytes: number, consistency?: Consistency): Promise<(Value | undefined)[]> {
-    return this.read(consistency, () => this.readMany(keys, maxBytes))
+    return this.read(consistency, () => this.readMany(keys, maxBytes)).catch(siblingsError)
   }
 
   private async readMany(keys: string[], maxBytes: number): Promise<(Value | undefined)[]> {
@@ -644,6 +757,19 @@ export class TandemNode {
       if (bytes > maxBytes) throw mgetTooLarge(keys.length, this.config)
     }
     return out
+  }
+
+  /** Every concurrent value of a key (none when missing) and the causal context to write with. */
+  getAll(key: string, consistency?: Consistency): Promise<GetAllResult> {
+    return this.read(consistency, async () => {
+      const record = await this.store.getRecord(key)
+      if (record === undefined) return { values: [], context: '' }
+      const { body, version } = record
+      if (body.kind === 'siblings')
+        return { values: body.siblings.map((s) => s.value), context: encodeContext(body.context) }
+      const context = version ? encodeContext({ [version.origin]: version.counter }) : ''
+      return { values: body.kind === 'value' ? [body.value] : [], context }
+    })
   }
 
   /** How many keys this node holds (a pass over its keys). */
@@ -668,7 +794,9 @@ export class TandemNode {
     let bytes = 0
     let more = false
     for await (const entry of this.store.scan({ ...options, limit: want + 1 })) {
-      if (entries.length === want || bytes >= pageBytes) {
+      // A key's concurrent values (vclock) stay on one page: the next page starts after the key.
+      const full = entries.length >= want || bytes >= pageBytes
+      if (full && entry[0] !== entries[entries.length - 1]?.[0]) {
         more = true
         break
       }
@@ -692,7 +820,7 @@ export class TandemNode {
       /** Oldest seq still in the log: a downstream behind it needs a full sync. */
       logStart: this.store.log.start,
       upstream: this.upstream,
-      readOnly: this.role !== 'master' || !this.canWrite(),
+      readOnly: (this.role !== 'master' && this.role !== 'peer') || !this.canWrite(),
       replicas: this.upstreamSide.replicas(),
       failover: this.failover?.status() ?? null,
       address: this.address,
@@ -722,6 +850,12 @@ export class TandemNode {
       },
       clients: this.clientStatus(),
       mode: this.config.mode,
+      conflict: this.store.policy.conflict,
+      /** Per origin, the highest counter this node holds (its cursors). */
+      vv: this.store.committedVv,
+      digest: this.store.keys?.digest.hex ?? null,
+      keys: this.store.keys?.counts ?? null,
+      multi: this.mesh?.status() ?? null,
       syncMode: this.config.sync,
       uptimeMs: Date.now() - this.startedAt,
       history: this.store.history,
@@ -734,4 +868,16 @@ export class TandemNode {
       },
     }
   }
+}
+
+/** A key with several concurrent values read as one: SIBLINGS, carrying them and the context to write with. */
+function siblingsError(err: unknown): never {
+  if (err instanceof SiblingsError) {
+    throw new TandemError(
+      'SIBLINGS',
+      `the key holds ${err.siblings.length} concurrent values; read them all with getAll (or tandem get), then write with their context`,
+      { details: { values: err.siblings.map((s) => s.value), context: encodeContext(err.context) } },
+    )
+  }
+  throw err
 }

@@ -151,6 +151,10 @@ export class TandemServer {
               error: state.message,
             })
           : logger.warn('space was freed: writes resume', { dataDir: config.dataDir }),
+      mode: config.mode,
+      conflict: config.conflict,
+      maxSiblings: config.maxSiblings,
+      clock: config.testClockOffset === 0 ? undefined : () => Date.now() + config.testClockOffset,
     })
     const nodeLogger = logger.child({ node: store.nodeId })
     if (config.restore !== undefined) {
@@ -227,7 +231,10 @@ export class TandemServer {
     // challenge-response inside the link (replication/peer-auth.ts). With
     // --tls-ca they must also come with a certificate that CA signed.
     const url = req.url ?? '/'
-    if ((url.startsWith('/cluster') || url.startsWith('/replication')) && this.config.tlsCa !== undefined) {
+    if (
+      (url.startsWith('/cluster') || url.startsWith('/replication') || url.startsWith('/peer')) &&
+      this.config.tlsCa !== undefined
+    ) {
       if (!(socket as TLSSocket).authorized) {
         return rejectUpgrade(socket, 401, "peer links need a client certificate signed by this node's --tls-ca")
       }
@@ -239,6 +246,12 @@ export class TandemServer {
         this.frames.watch(ws)
         failover.cluster.accept(ws)
       })
+      return
+    }
+    if ((req.url ?? '/').startsWith('/peer')) {
+      const mesh = this.node.mesh
+      if (!mesh) return rejectUpgrade(socket, 404, 'this node is not multi-master (--mode multi)')
+      this.wss.handleUpgrade(req, socket, head, (ws) => mesh.accept(ws))
       return
     }
     if ((req.url ?? '/').startsWith('/replication')) {
@@ -489,6 +502,50 @@ export class TandemServer {
     m.counterOf('tandem_elections_won_total', 'Elections this node won.', () => node.failover?.stats.electionsWon ?? 0)
     m.counterOf('tandem_votes_granted_total', 'Votes this node granted.', () => node.failover?.stats.votesGranted ?? 0)
     m.gauge('tandem_console_streams', 'Web console event streams open.', () => this.console.streamCount)
+    const mesh = () => node.mesh?.status()
+    m.gauge(
+      'tandem_mm_peer_lag_entries',
+      'Multi-master: entries each peer holds that this node lacks.',
+      () =>
+        ((mesh()?.peers ?? []) as { addr: string; lagEntries: number }[]).map((p) => ({
+          labels: { peer: p.addr },
+          value: p.lagEntries,
+        })),
+      ['peer'],
+    )
+    m.gauge(
+      'tandem_mm_peer_lag_ms',
+      'Multi-master: how long this node has been behind each peer, in ms.',
+      () =>
+        ((mesh()?.peers ?? []) as { addr: string; lagMs: number }[]).map((p) => ({
+          labels: { peer: p.addr },
+          value: p.lagMs,
+        })),
+      ['peer'],
+    )
+    m.gauge(
+      'tandem_mm_tombstones',
+      'Deleted keys held as tombstones until causally stable.',
+      () => store.keys?.counts.tombstones ?? 0,
+    )
+    m.gauge(
+      'tandem_mm_sibling_keys',
+      'Keys holding concurrent values (vclock).',
+      () => store.keys?.counts.siblingKeys ?? 0,
+    )
+    m.counterOf(
+      'tandem_mm_siblings_dropped_total',
+      'Values dropped past --max-siblings (see the conflicts file).',
+      () => Number((mesh()?.siblings as { dropped?: number } | undefined)?.dropped ?? 0),
+    )
+    m.counterOf(
+      'tandem_mm_lww_lost_total',
+      'Writes that arrived older than what their key held (last-writer-wins).',
+      () => Number(mesh()?.lwwLost ?? 0),
+    )
+    m.gauge('tandem_mm_clock_fenced', '1 while this node refuses writes for its clock.', () =>
+      node.mesh?.clockFence() ? 1 : 0,
+    )
   }
 
   /** Whether the node can serve its role now (/ready). */

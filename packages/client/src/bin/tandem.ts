@@ -21,12 +21,13 @@ const USAGE = `usage: tandem [--server HOST:PORT[,HOST:PORT...] | --server tande
               [--tls] [--tls-ca FILE] [--connect-timeout MS] [--json] COMMAND [ARGS] [--] [ARGS]
 
 commands:
-  put KEY VALUE [--w N|majority] [--timeout MS]   write; prints OK
+  put KEY VALUE [--w N|majority] [--timeout MS] [--context C]
+                                                  write; prints OK (--context: from get --json, multi-master)
   put KEY -  |  put KEY < FILE  |  put KEY --file FILE [--binary]
                                                   the value from stdin or a file, bytes as read
-  get KEY [--consistency C]                       print the value; exit 1 when missing
+  get KEY [--consistency C]                       print the value (concurrent values: one per line); exit 1 when missing
   mget KEY... [--consistency C]                   key<TAB>value per key found, the key alone when missing
-  del KEY                                         delete
+  del KEY [--context C]                           delete
   del --prefix P --yes                            delete every key under P; prints how many
   batch [--w N|majority]                          atomic writes from stdin, one JSON object a line:
                                                   {"type":"put","key":K,"value":V} or {"type":"del","key":K}
@@ -81,6 +82,46 @@ function fail(code: ErrorCode, message: string): never {
   throw new TandemError(code, message)
 }
 
+/** The multi-master part of status (see Mesh.status on the server). */
+interface MultiStatus {
+  conflict: string
+  origin: string
+  vv: Record<string, number>
+  digest: string
+  digestAlarm: string | null
+  clockFence: string | null
+  peers: {
+    addr: string
+    nodeId: string | null
+    link: string
+    reason: string | null
+    lagEntries: number
+    lagMs: number
+    clockOffsetMs: number | null
+  }[]
+  tombstones: { count: number; collected: number; oldestAgeMs: number; blockedBy: string | null }
+  siblings: { keys: number; max: number; dropped: number }
+  lwwLost: number
+}
+
+function printMulti(m: MultiStatus, out: (line: string) => void): void {
+  out(`mode multi  conflict ${m.conflict}  origin ${m.origin}  digest ${m.digest}`)
+  for (const [origin, counter] of Object.entries(m.vv)) out(`cursor ${origin} ${counter}`)
+  for (const p of m.peers) {
+    const clock = p.clockOffsetMs === null ? '' : `  clock ${p.clockOffsetMs >= 0 ? '+' : ''}${p.clockOffsetMs} ms`
+    out(
+      `peer ${p.addr} ${p.nodeId ?? '-'}  ${p.link}  lag ${p.lagEntries} entries / ${p.lagMs} ms${clock}${p.reason ? `  (${p.reason})` : ''}`,
+    )
+  }
+  const t = m.tombstones
+  out(
+    `tombstones ${t.count} pending${t.count > 0 ? ` (oldest ${t.oldestAgeMs} ms)` : ''}, ${t.collected} collected${t.blockedBy ? `; collection waits for ${t.blockedBy}` : ''}`,
+  )
+  out(`siblings ${m.siblings.keys} keys (most ${m.siblings.max}), ${m.siblings.dropped} dropped  lww lost ${m.lwwLost}`)
+  if (m.clockFence) out(`writes refused: ${m.clockFence}`)
+  if (m.digestAlarm) out(`ALARM: ${m.digestAlarm}`)
+}
+
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
   return pkg.version
@@ -127,6 +168,7 @@ function parse(argv: string[]) {
         limit: { type: 'string' },
         reverse: { type: 'boolean' },
         from: { type: 'string' },
+        context: { type: 'string' },
         file: { type: 'string' },
         binary: { type: 'boolean' },
         all: { type: 'boolean' },
@@ -185,6 +227,7 @@ async function main(argv: string[]): Promise<number> {
   const connectTimeoutMs = intFlag('connect-timeout', 1) ?? 3000
   const limit = intFlag('limit', 0)
   const fromSeq = intFlag('from', 1)
+  const context = flags.context as string | undefined
   const json = flags.json === true
   const prefix = flags.prefix as string | undefined
 
@@ -310,14 +353,19 @@ async function main(argv: string[]): Promise<number> {
   try {
     switch (command) {
       case 'put': {
-        const result = await client.put(args[0], value as Value, { w, timeoutMs })
+        const result = await client.put(args[0], value as Value, { w, timeoutMs, context })
         out(json ? JSON.stringify({ ok: true, seq: result.seq }) : 'OK')
         break
       }
       case 'get': {
-        const got = await client.get(args[0], { consistency })
-        if (got === undefined) fail('NOTFOUND', `key ${JSON.stringify(args[0])} not found`)
-        if (json) out(JSON.stringify({ key: args[0], value: jsonValue(got) }))
+        // Every concurrent value (multi-master vclock), so none is picked behind the user's back.
+        const { values, context } = await client.getAll(args[0], { consistency })
+        if (values.length === 0) fail('NOTFOUND', `key ${JSON.stringify(args[0])} not found`)
+        const got = values[0]
+        if (json) {
+          const single = values.length === 1 ? { value: jsonValue(got) } : {}
+          out(JSON.stringify({ key: args[0], ...single, values: values.map(jsonValue), context }))
+        } else if (values.length > 1) for (const v of values) out(showValue(v))
         else if (typeof got === 'string') out(got)
         else process.stdout.write(got)
         break
@@ -333,7 +381,7 @@ async function main(argv: string[]): Promise<number> {
       }
       case 'del': {
         if (prefix === undefined) {
-          const result = await client.del(args[0], { w, timeoutMs })
+          const result = await client.del(args[0], { w, timeoutMs, context })
           out(json ? JSON.stringify({ ok: true, seq: result.seq }) : 'OK')
           break
         }
@@ -406,6 +454,8 @@ async function main(argv: string[]): Promise<number> {
               `replica ${r.nodeId} ${r.addr}  acked ${r.ackedSeq}  lag ${r.lagEntries} entries / ${r.lagMs} ms${r.link ? `  ${r.link}` : ''}`,
             )
           }
+          if (status.multi) printMulti(status.multi as MultiStatus, out)
+          else if (status.digest) out(`conflict ${status.conflict}  digest ${status.digest}`)
         }
         break
       }

@@ -54,6 +54,7 @@ export function checkLimits(req: Request, config: Config): void {
   }
   switch (req.op) {
     case 'get':
+    case 'getAll':
     case 'del':
       key(req.key)
       break
@@ -98,6 +99,8 @@ export function handle(node: TandemNode, req: Request, config: Config): unknown 
       return true
     case 'get':
       return node.get(req.key, req.consistency).then(nullIfUndefined)
+    case 'getAll':
+      return node.getAll(req.key, req.consistency)
     case 'mget':
       return node.mget(req.keys, replyValueBytes(config), req.consistency).then((values) => values.map(nullIfUndefined))
     case 'put':

@@ -319,6 +319,8 @@ class WatchFeed {
         throw new TandemError('INTERNAL', `the log holds seq ${entry.seq} where seq ${seq} belongs`)
       }
       for (const op of entry.ops) {
+        // A tombstone's collection (multi-master) changes nothing a reader sees: the key was already deleted.
+        if (op.collect) continue
         const key = op.key as Buffer
         if (!this.matches(key)) continue
         const name = key.toString('utf8')

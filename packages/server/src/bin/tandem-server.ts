@@ -4,6 +4,7 @@ import { loadConfig, UsageError } from '../config.js'
 import { usage } from '../flag-docs.js'
 import { SERVER_VERSION } from '../http/self-report.js'
 import { TandemServer } from '../server.js'
+import { DataDirMismatchError } from '../storage/store.js'
 import { createLogger } from '../util/logger.js'
 import { installTestClock } from '../util/test-clock.js'
 import { watchLauncher } from './launcher.js'
@@ -17,7 +18,7 @@ import { watchLauncher } from './launcher.js'
 // V8's default.
 if (!process.execArgv.some((arg) => arg.endsWith('parallel-scavenge'))) setFlagsFromString('--no-parallel-scavenge')
 
-/** Exit statuses: 0 clean shutdown, 1 could not start, 2 bad usage. */
+/** Exit statuses: 0 clean shutdown, 1 could not start, 2 bad usage (flags, or flags the data dir contradicts). */
 async function main(): Promise<void> {
   let config: ReturnType<typeof loadConfig>
   try {
@@ -68,7 +69,8 @@ async function main(): Promise<void> {
     const code = err instanceof TandemError ? err.code : ((err as NodeJS.ErrnoException).code ?? 'INTERNAL')
     logger.error('could not start', { code, err })
     process.stderr.write(`error ${code}: ${(err as Error).message}\n`)
-    process.exit(1)
+    // A flag the data dir contradicts (--conflict, --mode) is bad usage, like a bad flag.
+    process.exit(err instanceof UsageError || err instanceof DataDirMismatchError ? 2 : 1)
   }
   if (stopping) void shutdown(server)
 }

@@ -37,6 +37,12 @@ export function readiness(serverStatus: string, node: TandemNode, config: Config
     }
     return { ready: true, role }
   }
+  if (role === 'peer') {
+    // A multi-master peer needs no election: it serves unless its own clock fences its writes.
+    const fence = node.mesh?.clockFence()
+    if (fence) return { ready: false, role, reason: `CLOCKSKEW: ${fence}` }
+    return { ready: true, role }
+  }
   if (role === 'replica') {
     const link = node.downstream
     if (!link) return { ready: false, role, reason: 'this replica follows no upstream yet' }

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { decodeFrame, encodeFrame } from '@tandem/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
 import { WebSocketServer } from 'ws'
+import { logOrderWins } from '../storage/resolver.js'
 import { packChunk } from '../storage/snapshot-chunk.js'
 import { Store } from '../storage/store.js'
 import { silentLogger } from '../util/logger.js'
@@ -63,6 +64,7 @@ describe('downstream link', () => {
       onRollback() {},
       onMaster() {},
       onFullSyncStart() {},
+      resolverFor: () => logOrderWins,
     }
     const { port } = wss.address() as { port: number }
     const downstream = new Downstream(`127.0.0.1:${port}`, host)

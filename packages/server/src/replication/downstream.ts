@@ -1,8 +1,8 @@
 import { decodeFrame, type UpstreamMessage, upstreamMessageSchema } from '@tandem/protocol'
 import type WebSocket from 'ws'
 import { type ApplyEntry, readForApply } from '../storage/entry-scan.js'
-import { logOrderWins } from '../storage/resolver.js'
-import type { HistoryEpoch, Store, StoreClock } from '../storage/store.js'
+import { type ConflictResolver, logOrderWins } from '../storage/resolver.js'
+import type { ConflictPolicy, HistoryEpoch, Store, StoreClock } from '../storage/store.js'
 import type { Logger } from '../util/logger.js'
 import { dialPeer, type PeerTls } from './dial.js'
 import { epochAt, forkPoint } from './history.js'
@@ -58,6 +58,8 @@ export interface DownstreamHost {
   onMaster(master: string | null): void
   /** This node's data is about to be replaced: its own downstreams must resync. */
   onFullSyncStart(): void
+  /** The resolver for records of a multi-master upstream's policy. */
+  resolverFor(policy: ConflictPolicy): ConflictResolver
 }
 
 export interface DownstreamStats {
@@ -174,6 +176,7 @@ export class Downstream {
           lastSeq: this.store.lastSeq,
           nonce,
           proof: proveToken(authToken, 'replication', 'dialer', upstreamNonce, nonce),
+          conflict: this.store.policy.conflict,
         })
         this.ackTimer = setInterval(() => {
           if (!live() || ws.readyState !== ws.OPEN) return
@@ -245,6 +248,7 @@ export class Downstream {
           await this.store.setHistory(message.history as HistoryEpoch[])
           if (!live()) return
         }
+        this.resolver = this.resolverOf(message.conflict ?? null)
         this.log.info('partial resync', { fromSeq: message.fromSeq })
         this.state = 'streaming'
         this.backoff = MIN_BACKOFF_MS
@@ -285,6 +289,8 @@ export class Downstream {
         this.host.onFullSyncStart()
         await this.store.beginFullSync()
         if (!live()) return
+        await this.store.adoptPolicy(message.conflict ?? null)
+        this.resolver = this.resolverOf(message.conflict ?? null)
         this.syncSeq = message.seq
         this.syncHistory = message.history as HistoryEpoch[]
         this.syncClock = message.clock
@@ -331,6 +337,12 @@ export class Downstream {
   }
 
   private syncHistory: HistoryEpoch[] = []
+  /** How entries from this upstream are applied: its log's order, or its conflict policy (a multi-master upstream). */
+  private resolver: ConflictResolver = logOrderWins
+
+  private resolverOf(conflict: ConflictPolicy | null): ConflictResolver {
+    return conflict === null ? logOrderWins : this.host.resolverFor(conflict)
+  }
   private syncClock: StoreClock | undefined
   /** The current link's inbox. */
   private inbox: SerialInbox | null = null
@@ -352,7 +364,7 @@ export class Downstream {
       decoded[i] = entry
     }
     // One frame is one write for the committer: one promise, one ack.
-    const last = this.store.applyRemote(decoded, logOrderWins, 'keep')
+    const last = this.store.applyRemote(decoded, this.resolver, 'keep')
     this.applying = last.catch(() => {})
     this.noteHead(head)
     if (this.store.queuedWrites > MAX_QUEUED_APPLY) inbox.hold(true)

@@ -2,7 +2,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 
 /**
  * Challenge-response on the shared token for links between nodes
- * (replication and fail-over). The listener sends a nonce; the dialler
+ * (replication, fail-over and multi-master peers). The listener sends a nonce; the dialler
  * answers with its own nonce and a proof; the listener answers with its
  * proof. A proof is HMAC-SHA256(token, link | role | listener nonce |
  * dialler nonce):
@@ -20,7 +20,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
  * handshake between two real nodes: that is what --tls-cert/--tls-ca are for.
  */
 
-export type LinkKind = 'replication' | 'cluster'
+export type LinkKind = 'replication' | 'cluster' | 'peer'
 export type LinkRole = 'dialer' | 'listener'
 
 export const NONCE_BYTES = 32

@@ -313,6 +313,12 @@ class ReplicaFeed implements AckSource {
     }
     if (this.state !== 'handshake') return
     this.host.acks.attach(this)
+    if (plan.kind === 'continue' && (hello.conflict ?? null) !== this.store.policy.conflict) {
+      // Its records follow another conflict policy: it must take this node's data whole.
+      this.host.countSync('full')
+      this.log.info('replica needs a full sync', { reason: 'its records follow another conflict policy' })
+      return this.fullSync(null)
+    }
     if (plan.kind === 'continue') {
       this.host.countSync('partial')
       this.log.info('replica resumes by partial resync', { fromSeq: plan.fromSeq, head: this.store.lastSeq })
@@ -325,6 +331,7 @@ class ReplicaFeed implements AckSource {
         history: this.store.history,
         master: this.host.masterAddress(),
         respAddr: this.host.respAddress(),
+        conflict: this.store.policy.conflict,
       })
       this.state = 'streaming'
       this.pumpSafely()
@@ -364,6 +371,7 @@ class ReplicaFeed implements AckSource {
         respAddr: this.host.respAddress(),
         rollbackAfter,
         clock,
+        conflict: this.store.policy.conflict,
       })
       let total = 0
       for await (const { chunk, count } of snapshot.chunks(this.options.snapshotChunkBytes)) {

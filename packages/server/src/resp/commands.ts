@@ -406,7 +406,10 @@ function helloCommand(ctx: CommandContext, args: Buffer[]): Reply {
     ['proto', ctx.session.resp3 ? 3 : 2],
     ['id', ctx.session.id],
     ['mode', node.role === 'witness' ? 'sentinel' : 'standalone'],
-    ['role', node.role === 'master' ? 'master' : node.role === 'witness' ? 'sentinel' : 'replica'],
+    [
+      'role',
+      node.role === 'master' || node.role === 'peer' ? 'master' : node.role === 'witness' ? 'sentinel' : 'replica',
+    ],
     ['modules', []],
   ])
 }

@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer'
-import { decodeEntry, type LogEntry, OP_DEL, OP_PUT, opOptions } from './log-entry.js'
+import { decodeEntry, type LogEntry, OP_COLLECT, OP_DEL, OP_PUT, opOptions } from './log-entry.js'
 
 /**
  * A log entry as a node applies it: its placement, its identity, and each
@@ -17,6 +17,8 @@ export interface ApplyOp {
   binary: boolean
   /** The op's causal context, when it carries one (vclock mode). */
   ctx?: Record<string, number>
+  /** OP_COLLECT: drop the key's tombstone (del is true too). */
+  collect?: boolean
 }
 
 export interface ApplyEntry {
@@ -59,6 +61,7 @@ export function fromDecoded(entry: LogEntry, raw: Buffer): ApplyEntry {
     const ctx = options?.c === undefined ? undefined : checkContext(options.c)
     let applied: ApplyOp
     if (op[0] === OP_DEL) applied = { del: true, key, value: null, binary: false }
+    else if (op[0] === OP_COLLECT) applied = { del: true, key, value: null, binary: false, collect: true }
     else if (op[0] !== OP_PUT) throw new Error(`malformed log entry op type ${String(op[0])}`)
     else if (typeof op[2] === 'string') applied = { del: false, key, value: Buffer.from(op[2], 'utf8'), binary: false }
     else if (op[2] instanceof Uint8Array) applied = { del: false, key, value: op[2], binary: true }
@@ -93,6 +96,19 @@ export function identityOffset(raw: Buffer): number {
     throw new Error('malformed log entry: placement')
   }
   return r.offset
+}
+
+/**
+ * An entry's origin and counter, read without its ops (a peer feed filters
+ * its log by them); null when the entry is not in tandem's own encoding.
+ */
+export function peekIdentity(raw: Buffer): { origin: string; originSeq: number } | null {
+  const r = new Reader(raw)
+  if (r.arrayLength() === null || r.number() === null || r.number() === null) return null
+  const origin = r.string()
+  const originSeq = r.number()
+  if (origin === null || originSeq === null) return null
+  return { origin: originOf(origin), originSeq }
 }
 
 /** The last origin read from bytes, so that a run of entries from one origin builds its string once. */

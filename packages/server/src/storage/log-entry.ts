@@ -20,16 +20,27 @@ import { Packr, type Value } from '@tandem/protocol'
  * swaps the placement in front of it):
  *
  *   [seq, epoch, origin, originSeq, hlc, ops]
- *   ops: [[OP_PUT, key, value, options?] | [OP_DEL, key, options?], ...]
+ *   ops: [[OP_PUT, key, value, options?] | [OP_DEL, key, options?] | [OP_COLLECT, key], ...]
  *   options: a msgpack map; unknown keys are ignored by older readers of
  *   the ops they do understand, so new per-op fields need no new format:
  *     c  causal context (vclock mode): {origin: counter} that the write saw
  *
  * The field list only ever grows at the end; readers ignore fields they do
  * not know.
+ *
+ * An entry with the empty origin ('' and originSeq 0) is not a write but
+ * this node's own housekeeping, kept in its log so that its replicas do the
+ * same at the same point: OP_COLLECT drops a key's tombstone once it is
+ * causally stable; an entry with no op marks where the data changed
+ * without entries (a merged snapshot). Peers never exchange them.
  */
 export const OP_PUT = 0
 export const OP_DEL = 1
+/** Drops the key's record, which is a tombstone (multi-master housekeeping; see above). */
+export const OP_COLLECT = 2
+
+/** The origin of housekeeping entries, which are no one's writes. */
+export const NO_ORIGIN = ''
 
 /** Per-op fields beyond key and value. */
 export interface OpOptions {
@@ -42,6 +53,7 @@ export type EntryOp =
   | [typeof OP_PUT, string, Value, OpOptions]
   | [typeof OP_DEL, string]
   | [typeof OP_DEL, string, OpOptions]
+  | [typeof OP_COLLECT, string]
 
 /** Where an entry sits in one node's log. */
 export interface EntryPlacement {
@@ -80,6 +92,7 @@ export function decodeEntry(bytes: Uint8Array): LogEntry {
 
 /** The causal context of an op, when it carries one. */
 export function opOptions(op: EntryOp): OpOptions | undefined {
+  if (op[0] === OP_COLLECT) return undefined
   const options = op[0] === OP_PUT ? op[3] : op[2]
   return options !== null && typeof options === 'object' ? (options as OpOptions) : undefined
 }

@@ -14,6 +14,14 @@ import { CommitTimes, LogTail } from './log-tail.js'
  *
  *   log  8-byte big-endian seq -> block of encoded entries from that seq on (log-block.ts)
  *
+ * Multi-master peers do not resume by seq but by version vector (what they
+ * hold of each origin). For them the log keeps resume points: after each
+ * group, this node's version vector at the group's last seq. A peer holding
+ * at least the vector of resume point S needs nothing before S, so it is
+ * served from S + 1 (and the entries it holds are skipped).
+ *
+ *   resume  8-byte big-endian seq -> {origin: counter} (JSON) as of that seq
+ *
  * A record that does not parse (a damaged disk, an edit from outside) is
  * never served: the first read that reaches it fails with INTERNAL, and
  * from then on the log starts after it, so a downstream that needs those
@@ -65,6 +73,9 @@ export class WriteLog {
   /** Writes go to the root db under the sublevel's prefix (see Store); reads go through the sublevel. */
   private prefix!: Buffer
   private sublevel!: Sublevel
+  /** Resume points for multi-master peers (see above). */
+  private resume!: Sublevel
+  private resumePrefix!: Buffer
 
   constructor(
     /** The seq of the newest committed entry, as the Store knows it. */
@@ -72,10 +83,12 @@ export class WriteLog {
     private readonly options: LogOptions,
   ) {}
 
-  /** The log sublevel of the (re)opened LevelDB: the Store reopens it after a full disk. */
-  bind(sublevel: Sublevel): void {
+  /** The log's sublevels of the (re)opened LevelDB: the Store reopens it after a full disk. */
+  bind(sublevel: Sublevel, resume: Sublevel): void {
     this.sublevel = sublevel
     this.prefix = Buffer.from(sublevel.prefix)
+    this.resume = resume
+    this.resumePrefix = Buffer.from(resume.prefix)
   }
 
   /** Finds where the log starts (call once the db is open). */
@@ -107,9 +120,41 @@ export class WriteLog {
     if (this.tailReaders === 0) this.tail.clear()
   }
 
+  /** Records that as of `seq` this node holds exactly `vv` (JSON), in the group's batch. */
+  checkpoint(batch: Batch, seq: number, vv: string): void {
+    batch.put(prefixedSeqKey(this.resumePrefix, seq), Buffer.from(vv))
+  }
+
+  /**
+   * The seq to serve a peer holding `vv` from: one after the newest resume
+   * point it covers, if the log still holds the entries after it; null when
+   * none qualifies (the peer needs a snapshot).
+   */
+  async resumeFrom(covers: (checkpoint: Record<string, number>) => boolean): Promise<number | null> {
+    const first = await this.firstSeq()
+    for await (const [key, value] of this.resume.iterator({ reverse: true })) {
+      const seq = keySeq(key)
+      if (seq + 1 < first) return null
+      if (covers(JSON.parse(value.toString('utf8')))) return seq + 1
+    }
+    return null
+  }
+
+  /**
+   * This node's data changed without log entries (a merged snapshot): no
+   * peer may resume from before `seq`, where the log holds `vv`; nor may a
+   * downstream (it must take a full sync).
+   */
+  async barrier(seq: number, vv: string): Promise<void> {
+    await this.resume.clear()
+    await this.resume.put(seqKey(seq), Buffer.from(vv))
+    this.restartAfter(seq)
+  }
+
   /** Empties the log (before a full sync replaces this node's data). */
   async clear(): Promise<void> {
     await this.sublevel.clear()
+    await this.resume.clear()
     this.start = 1
     this.usableFrom = 0
     this.tail.clear()
@@ -231,7 +276,11 @@ export class WriteLog {
     // The block holding keepFrom stays, entries before keepFrom included.
     this.trimming = this.blockHolding(keepFrom)
       .then(async (start) => {
-        if (start !== undefined) await this.sublevel.clear({ lt: seqKey(start) })
+        if (start !== undefined) {
+          await this.sublevel.clear({ lt: seqKey(start) })
+          // A resume point at start - 1 still serves from start.
+          await this.resume.clear({ lt: seqKey(start - 1) })
+        }
         this.start = await this.firstSeq()
       })
       .catch(() => {})

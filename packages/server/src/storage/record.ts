@@ -1,13 +1,77 @@
 import type { Value } from '@tandem/protocol'
 
 /**
- * How a value sits in the data sublevel: one tag byte, then the bytes.
- * The tag keeps the type the client stored (string or binary) so it comes
- * back the same. Tags from 0x10 up are reserved for records that carry
- * metadata (multi-master timestamps, tombstones, siblings).
+ * How a key's state sits in the data sublevel: one tag byte, then bytes.
+ *
+ *   0x00  a string value: its UTF-8 bytes            plain records: one byte of overhead and
+ *   0x01  a binary value: its bytes                  nothing to parse (single-master, replicas)
+ *   0x10  a record with metadata (multi-master, and later compare-and-set and TTL):
+ *
+ *     flags   u8  which optional fields follow (bits 0-5) and what the body is (bits 6-7)
+ *     fields      in this order, each only when its flag bit is set:
+ *       0x01 MOD_SEQ  u64  seq of this node's write that last changed the key (compare-and-set)
+ *       0x02 EXPIRES  u64  wall ms from which the key reads as missing (TTL)
+ *       0x04 VERSION  u64 hlc, u64 counter, origin: the write that holds the key (last-writer-wins)
+ *       0x08-0x20     reserved
+ *     body        by the kind in bits 6-7:
+ *       0x00 VALUE      u8 type (0x00 string, 0x01 binary), then the value's bytes to the end
+ *       0x40 TOMBSTONE  nothing: the key is deleted, by the write VERSION names
+ *       0x80 SIBLINGS   u16 count, then per sibling in dot order (origin bytes, then counter):
+ *                       origin, u64 counter, u64 hlc, u8 type, u32 length, bytes;
+ *                       then the causal context: u16 count, per origin in byte order:
+ *                       origin, u64 counter. No sibling and a context: deleted with context.
+ *       0xc0            reserved
+ *
+ *   (u64: big-endian, always below 2^53; origin: u8 length, then its bytes)
+ *   0x02-0x0f, 0x11-0xff: reserved.
+ *
+ * A record whose tag, flag or kind this build does not know was written by a
+ * newer tandem: it is refused with an error, never read as something else.
+ * The order of the fields is fixed, so a record's bytes are a function of
+ * its contents: two nodes holding the same state hold the same bytes.
  */
 const TAG_STRING = 0x00
 const TAG_BINARY = 0x01
+const TAG_META = 0x10
+/** First byte of a record with metadata. */
+export const RECORD_META = TAG_META
+
+const F_MOD_SEQ = 0x01
+const F_EXPIRES = 0x02
+const F_VERSION = 0x04
+const F_KNOWN = F_MOD_SEQ | F_EXPIRES | F_VERSION
+const KIND_MASK = 0xc0
+const KIND_VALUE = 0x00
+const KIND_TOMBSTONE = 0x40
+const KIND_SIBLINGS = 0x80
+
+/** The write that holds a key under last-writer-wins: compared by (hlc, origin), then counter. */
+export interface Version {
+  hlc: number
+  /** The write's originSeq: with the origin, its dot. */
+  counter: number
+  origin: string
+}
+
+/** One of a key's concurrent values under vclock (a dotted version vector's dot and value). */
+export interface Sibling {
+  origin: string
+  counter: number
+  hlc: number
+  value: Value
+}
+
+export type RecordBody =
+  | { kind: 'value'; value: Value }
+  | { kind: 'tombstone' }
+  | { kind: 'siblings'; siblings: Sibling[]; context: Record<string, number> }
+
+export interface KeyRecord {
+  modSeq?: number
+  expiresAt?: number
+  version?: Version
+  body: RecordBody
+}
 
 export function encodeRecord(value: Value): Buffer {
   if (typeof value === 'string') {
@@ -28,14 +92,286 @@ export function recordFromBytes(bytes: Uint8Array, binary: boolean): Buffer {
   return out
 }
 
-export function decodeRecord(record: Uint8Array): Value {
+/** Thrown when a key holds several concurrent values and a single one was asked for. */
+export class SiblingsError extends Error {
+  constructor(
+    readonly siblings: Sibling[],
+    readonly context: Record<string, number>,
+  ) {
+    super(`the key holds ${siblings.length} concurrent values`)
+    this.name = 'SiblingsError'
+  }
+}
+
+/**
+ * The value a record holds: undefined for a deleted key (a tombstone, a
+ * sibling set with no sibling), the one value of a single sibling, and a
+ * SiblingsError for several.
+ */
+export function decodeRecord(record: Uint8Array): Value | undefined {
   const buf = Buffer.isBuffer(record) ? record : Buffer.from(record.buffer, record.byteOffset, record.byteLength)
   switch (buf[0]) {
     case TAG_STRING:
       return buf.toString('utf8', 1)
     case TAG_BINARY:
       return buf.subarray(1)
+    case TAG_META: {
+      const { body } = readRecord(buf)
+      if (body.kind === 'value') return body.value
+      if (body.kind === 'tombstone' || body.siblings.length === 0) return undefined
+      if (body.siblings.length === 1) return body.siblings[0].value
+      throw new SiblingsError(body.siblings, body.context)
+    }
     default:
-      throw new Error(`unknown record tag 0x${(buf[0] ?? 0).toString(16)}`)
+      throw new Error(`unknown record tag 0x${(buf[0] ?? 0).toString(16)}: written by a newer tandem?`)
   }
+}
+
+/** True when the record stands for a deleted key that only metadata keeps (collectable once stable). */
+export function isTombstone(record: KeyRecord): boolean {
+  return record.body.kind === 'tombstone' || (record.body.kind === 'siblings' && record.body.siblings.length === 0)
+}
+
+/** Every field of a record; a plain record reads as a VALUE body with no metadata. */
+export function readRecord(record: Uint8Array): KeyRecord {
+  const r = new Reader(
+    Buffer.isBuffer(record) ? record : Buffer.from(record.buffer, record.byteOffset, record.byteLength),
+  )
+  const tag = r.u8()
+  if (tag === TAG_STRING || tag === TAG_BINARY) return { body: { kind: 'value', value: r.value(tag, r.rest()) } }
+  if (tag !== TAG_META) throw new Error(`unknown record tag 0x${tag.toString(16)}: written by a newer tandem?`)
+  const flags = r.u8()
+  if ((flags & ~(F_KNOWN | KIND_MASK)) !== 0) {
+    throw new Error(
+      `record flags 0x${flags.toString(16)} hold fields this build does not know: written by a newer tandem?`,
+    )
+  }
+  const out: KeyRecord = { body: { kind: 'tombstone' } }
+  if (flags & F_MOD_SEQ) out.modSeq = r.u64()
+  if (flags & F_EXPIRES) out.expiresAt = r.u64()
+  if (flags & F_VERSION) {
+    const hlc = r.u64()
+    const counter = r.u64()
+    out.version = { hlc, counter, origin: r.origin() }
+  }
+  switch (flags & KIND_MASK) {
+    case KIND_VALUE: {
+      const type = r.u8()
+      out.body = { kind: 'value', value: r.value(type, r.rest()) }
+      break
+    }
+    case KIND_TOMBSTONE:
+      break
+    case KIND_SIBLINGS: {
+      const siblings: Sibling[] = new Array(r.u16())
+      for (let i = 0; i < siblings.length; i++) {
+        const origin = r.origin()
+        const counter = r.u64()
+        const hlc = r.u64()
+        const type = r.u8()
+        siblings[i] = { origin, counter, hlc, value: r.value(type, r.bytes(r.u32())) }
+      }
+      const context: Record<string, number> = {}
+      const count = r.u16()
+      for (let i = 0; i < count; i++) {
+        const origin = r.origin()
+        context[origin] = r.u64()
+      }
+      out.body = { kind: 'siblings', siblings, context }
+      break
+    }
+    default:
+      throw new Error('record kind 0xc0 is not known to this build: written by a newer tandem?')
+  }
+  if (!r.done) throw new Error('record has bytes after its body')
+  return out
+}
+
+/**
+ * Encodes a record. One with no metadata and a value is written plain
+ * (tag 0x00 or 0x01), so that only records that need metadata pay for it.
+ */
+export function writeRecord(record: KeyRecord): Buffer {
+  const { body } = record
+  const plain = record.modSeq === undefined && record.expiresAt === undefined && record.version === undefined
+  if (plain && body.kind === 'value') return encodeRecord(body.value)
+  const siblings = body.kind === 'siblings' ? [...body.siblings].sort(compareDots) : []
+  const origins = body.kind === 'siblings' ? Object.keys(body.context).sort(compareBytes) : []
+  const w = new Writer(measure(record, siblings, origins))
+  w.u8(TAG_META)
+  let flags = body.kind === 'value' ? KIND_VALUE : body.kind === 'tombstone' ? KIND_TOMBSTONE : KIND_SIBLINGS
+  if (record.modSeq !== undefined) flags |= F_MOD_SEQ
+  if (record.expiresAt !== undefined) flags |= F_EXPIRES
+  if (record.version !== undefined) flags |= F_VERSION
+  w.u8(flags)
+  if (record.modSeq !== undefined) w.u64(record.modSeq)
+  if (record.expiresAt !== undefined) w.u64(record.expiresAt)
+  if (record.version !== undefined) {
+    w.u64(record.version.hlc)
+    w.u64(record.version.counter)
+    w.origin(record.version.origin)
+  }
+  if (body.kind === 'value') {
+    w.value(body.value, false)
+  } else if (body.kind === 'siblings') {
+    w.u16(siblings.length)
+    for (const s of siblings) {
+      w.origin(s.origin)
+      w.u64(s.counter)
+      w.u64(s.hlc)
+      w.value(s.value, true)
+    }
+    w.u16(origins.length)
+    for (const origin of origins) {
+      w.origin(origin)
+      w.u64((body.context as Record<string, number>)[origin])
+    }
+  }
+  return w.finish()
+}
+
+/** Dot order: origin (as bytes), then counter. */
+export function compareDots(a: { origin: string; counter: number }, b: { origin: string; counter: number }): number {
+  return compareBytes(a.origin, b.origin) || a.counter - b.counter
+}
+
+/** Compares two strings by their UTF-8 bytes, as every node does (never by locale or UTF-16 units). */
+export function compareBytes(a: string, b: string): number {
+  if (a === b) return 0
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'))
+}
+
+const MAX_U53 = Number.MAX_SAFE_INTEGER
+
+class Reader {
+  private at = 0
+
+  constructor(private readonly buf: Buffer) {}
+
+  get done(): boolean {
+    return this.at === this.buf.length
+  }
+
+  private need(n: number): void {
+    if (this.at + n > this.buf.length) throw new Error('record cut short')
+  }
+
+  u8(): number {
+    this.need(1)
+    return this.buf[this.at++]
+  }
+
+  u16(): number {
+    this.need(2)
+    this.at += 2
+    return this.buf.readUInt16BE(this.at - 2)
+  }
+
+  u32(): number {
+    this.need(4)
+    this.at += 4
+    return this.buf.readUInt32BE(this.at - 4)
+  }
+
+  u64(): number {
+    this.need(8)
+    const value = this.buf.readUInt32BE(this.at) * 0x1_0000_0000 + this.buf.readUInt32BE(this.at + 4)
+    this.at += 8
+    if (value > MAX_U53) throw new Error('record number over 2^53')
+    return value
+  }
+
+  bytes(n: number): Buffer {
+    this.need(n)
+    this.at += n
+    return this.buf.subarray(this.at - n, this.at)
+  }
+
+  rest(): Buffer {
+    return this.bytes(this.buf.length - this.at)
+  }
+
+  origin(): string {
+    return this.bytes(this.u8()).toString('utf8')
+  }
+
+  value(type: number, bytes: Buffer): Value {
+    if (type === TAG_STRING) return bytes.toString('utf8')
+    if (type === TAG_BINARY) return bytes
+    throw new Error(`unknown value type 0x${type.toString(16)}`)
+  }
+}
+
+/** Encodes into one buffer of the exact size, measured first. */
+class Writer {
+  private readonly buf: Buffer
+  private at = 0
+
+  constructor(size: number) {
+    this.buf = Buffer.allocUnsafe(size)
+  }
+
+  u8(v: number): void {
+    this.buf[this.at++] = v
+  }
+
+  u16(v: number): void {
+    if (v > 0xffff) throw new Error(`record list of ${v} items is over 65,535`)
+    this.at = this.buf.writeUInt16BE(v, this.at)
+  }
+
+  u32(v: number): void {
+    this.at = this.buf.writeUInt32BE(v, this.at)
+  }
+
+  u64(v: number): void {
+    if (!Number.isSafeInteger(v) || v < 0) throw new Error(`record number ${v} is not an integer in [0, 2^53)`)
+    this.at = this.buf.writeUInt32BE(Math.floor(v / 0x1_0000_0000), this.at)
+    this.at = this.buf.writeUInt32BE(v >>> 0, this.at)
+  }
+
+  origin(origin: string): void {
+    const length = Buffer.byteLength(origin, 'utf8')
+    if (length > 255) throw new Error('origin id over 255 bytes')
+    this.u8(length)
+    this.at += this.buf.write(origin, this.at, 'utf8')
+  }
+
+  /** A value as type byte and bytes to the end (sized: with a u32 length between). */
+  value(value: Value, sized: boolean): void {
+    this.u8(typeof value === 'string' ? TAG_STRING : TAG_BINARY)
+    const length = byteLengthOf(value)
+    if (sized) this.u32(length)
+    if (typeof value === 'string') this.at += this.buf.write(value, this.at, 'utf8')
+    else {
+      this.buf.set(value, this.at)
+      this.at += value.byteLength
+    }
+  }
+
+  finish(): Buffer {
+    if (this.at !== this.buf.length) throw new Error(`record encoded to ${this.at} bytes, measured ${this.buf.length}`)
+    return this.buf
+  }
+}
+
+function byteLengthOf(value: Value): number {
+  return typeof value === 'string' ? Buffer.byteLength(value, 'utf8') : value.byteLength
+}
+
+const originBytes = (origin: string) => 1 + Buffer.byteLength(origin, 'utf8')
+
+function measure(record: KeyRecord, siblings: Sibling[], origins: string[]): number {
+  let size = 2
+  if (record.modSeq !== undefined) size += 8
+  if (record.expiresAt !== undefined) size += 8
+  if (record.version !== undefined) size += 16 + originBytes(record.version.origin)
+  const { body } = record
+  if (body.kind === 'value') size += 1 + byteLengthOf(body.value)
+  if (body.kind === 'siblings') {
+    size += 4
+    for (const s of siblings) size += originBytes(s.origin) + 8 + 8 + 1 + 4 + byteLengthOf(s.value)
+    for (const origin of origins) size += originBytes(origin) + 8
+  }
+  return size
 }

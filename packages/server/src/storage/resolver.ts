@@ -1,14 +1,15 @@
-import type { ApplyEntry, ApplyOp } from './entry-scan.js'
+import type { ApplyOp } from './entry-scan.js'
+import type { EntryIdentity } from './log-entry.js'
 import { recordFromBytes } from './record.js'
 
 /**
- * A conflict resolver decides what a remote write does to a key, given what
- * the key holds now. It is the one thing that differs between following a
+ * A conflict resolver decides what a write does to a key, given what the
+ * key holds now. It is the one thing that differs between following a
  * master and being one of several masters; the Store applies remote entries
  * through whichever resolver its caller hands it (Store.applyRemote), so a
  * mode is a resolver, not a change to replication or transport code.
  *
- * A resolver must be a pure function of (op, entry identity, current
+ * A resolver must be a pure function of (op, write identity, current
  * record): every node applies the same writes, in different orders, and
  * must end with the same bytes.
  */
@@ -25,7 +26,15 @@ export interface ConflictResolver {
    * it as it is (the key's current state wins). `current` is the stored
    * record, undefined when there is none or when readsCurrent is false.
    */
-  resolve(op: ApplyOp, entry: ApplyEntry, current: Buffer | undefined): Buffer | null | typeof KEEP
+  resolve(op: ApplyOp, write: EntryIdentity, current: Buffer | undefined): Buffer | null | typeof KEEP
+  /**
+   * A write this node takes from a client, before it is logged: the op as
+   * it will be logged and replicated (vclock fills in a delete's context and
+   * extends a context to drop values past the sibling cap). Absent: as is.
+   */
+  prepareLocal?(op: ApplyOp, write: EntryIdentity, current: Buffer | undefined): ApplyOp
+  /** A record from a peer's snapshot joined with the current one (multi-master full sync); KEEP when it adds nothing. */
+  merge?(current: Buffer | undefined, incoming: Buffer): Buffer | typeof KEEP
 }
 
 /** resolve()'s answer when the current record wins and nothing is written. */

@@ -4,17 +4,31 @@ import { join } from 'node:path'
 import { byteLength, TandemError, type Value } from '@tandem/protocol'
 import type { AbstractSublevel } from 'abstract-level'
 import { Level } from 'level'
-import type { ApplyEntry } from './entry-scan.js'
+import { ConvergenceDigest } from './convergence.js'
+import type { ApplyEntry, ApplyOp } from './entry-scan.js'
 import { GroupCommitter } from './group-commit.js'
 import { HybridClock, type WallClock } from './hlc.js'
+import { type KeyCounts, KeyTracker } from './key-tracker.js'
 import { type CheckLevel, checkLevelDb, type DamagedFile } from './leveldb-check.js'
 import { WriteLog } from './log.js'
-import { type EntryOp, encodeEntry, type LogEntry, OP_PUT, placeEntry } from './log-entry.js'
-import { decodeRecord, encodeRecord } from './record.js'
+import {
+  type EntryIdentity,
+  type EntryOp,
+  encodeEntry,
+  type LogEntry,
+  NO_ORIGIN,
+  OP_COLLECT,
+  OP_DEL,
+  OP_PUT,
+  type OpOptions,
+  opOptions,
+  placeEntry,
+} from './log-entry.js'
+import { decodeRecord, encodeRecord, isTombstone, type KeyRecord, RECORD_META, readRecord } from './record.js'
 import { type ConflictResolver, KEEP } from './resolver.js'
 import { packChunk, unpackChunk } from './snapshot-chunk.js'
 import { SyncReadGate, type SyncReadOptions } from './sync-reads.js'
-import { VersionVector, type VersionVectorObject } from './version-vector.js'
+import { VersionVector, type VersionVectorObject, vvCovers } from './version-vector.js'
 
 /**
  * Store: one LevelDB holding three sublevels, always written together.
@@ -83,6 +97,24 @@ export interface StoreOptions {
   syncReads?: SyncReadOptions
   /** Told when writes start failing for a full disk (with the state) and when they resume (null). */
   onNoSpace?: (state: NoSpace | null) => void
+  /**
+   * multi: this node takes multi-master writes under `conflict`. The mode
+   * and the policy are fixed when the data dir is created; opening one
+   * created otherwise fails with a DataDirMismatchError.
+   */
+  mode?: 'single' | 'multi'
+  conflict?: ConflictPolicy
+  /** vclock: keys holding more concurrent values than this are reported to onOverCap. */
+  maxSiblings?: number
+}
+
+export type ConflictPolicy = 'lww' | 'vclock'
+
+/** How the data dir was created, kept in meta 'policy'. */
+export interface StoredPolicy {
+  mode: 'single' | 'multi'
+  /** The conflict policy its records follow: a multi-master node's, or the one a replica took from its upstream. */
+  conflict: ConflictPolicy | null
 }
 
 /** The disk filled up: since when, and what LevelDB said. */
@@ -115,11 +147,40 @@ interface GroupState {
   counters: Map<string, number>
   /** The largest value the group writes, or the store's high-water mark if larger. */
   largest: number
+  /** Identity-bearing entries in the group (housekeeping entries do not count). */
+  writes: number
 }
 
 interface LocalWrite {
   kind: 'local'
   ops: EntryOp[]
+  /** Resolve with the write's identity, not only its seq. */
+  identity?: boolean
+}
+
+/** A local write's result with its identity (multi-master). */
+export interface LocalResult extends EntryIdentity {
+  seq: number
+}
+
+/** Records of a peer's snapshot, joined into this node's (multi-master full sync). */
+interface MergeWrite {
+  kind: 'merge'
+  /** User key and record. */
+  records: [Buffer, Buffer][]
+}
+
+/** Tombstones to drop, those still tombstones whose requirement `stable` covers. */
+interface CollectWrite {
+  kind: 'collect'
+  keys: Buffer[]
+  stable: VersionVectorObject
+}
+
+/** The end of a merged snapshot: this node now holds what `clock` says. */
+interface BarrierWrite {
+  kind: 'barrier'
+  clock: StoreClock
 }
 
 /**
@@ -137,7 +198,7 @@ interface RemoteWrite {
   resolver: ConflictResolver
   placement: Placement
 }
-export type StoreWrite = LocalWrite | RemoteWrite
+export type StoreWrite = LocalWrite | RemoteWrite | MergeWrite | CollectWrite | BarrierWrite
 
 /** The node's clock as persisted with every group: HLC high-water mark and per-origin counters. */
 export interface StoreClock {
@@ -164,8 +225,16 @@ export class Store {
   lastCommitAt = 0
   history: HistoryEpoch[] = []
   readonly hlc: HybridClock
-  /** Per origin, the highest counter applied here (this node's own writes included). */
+  /**
+   * Per origin, the highest counter applied here (this node's own writes
+   * included), counting a group being written; see committedVv.
+   */
   readonly vv = new VersionVector()
+  /**
+   * The version vector of what is durable: what acks, hellos, status and
+   * the digest (which moves with it) speak of.
+   */
+  committedVv: VersionVectorObject = {}
   /** The id this node's writes carry as their origin. */
   origin = ''
   readonly log: WriteLog
@@ -193,6 +262,18 @@ export class Store {
    * from before tandem kept it).
    */
   largestValue: number | undefined = 0
+  /** How the data dir was created (see StoredPolicy). */
+  policy: StoredPolicy = { mode: 'single', conflict: null }
+  /**
+   * The resolver of this node's policy (set by the node, which knows the
+   * policies): local writes, merged snapshots and remote entries go through
+   * it. Null in single mode.
+   */
+  resolver: ConflictResolver | null = null
+  /** Digest, tombstone index and counts; null until the data dir has a conflict policy. */
+  keys: KeyTracker | null = null
+  /** Keys over the sibling cap after a group (vclock): the node trims them. */
+  onOverCap: (keys: Buffer[]) => void = () => {}
 
   private db!: Db
   private data!: Bytes
@@ -205,7 +286,10 @@ export class Store {
   private metaPrefix!: Buffer
   private lastSeqKey!: Buffer
   private clockKey!: Buffer
-  private readonly committer: GroupCommitter<StoreWrite, number>
+  private digestKey!: Buffer
+  private countsKey!: Buffer
+  private tombs!: Bytes
+  private readonly committer: GroupCommitter<StoreWrite, number | LocalResult>
   private readonly listeners = new Set<CommitListener>()
   private readonly timers: NodeJS.Timeout[] = []
   private dirtySinceSync = false
@@ -214,6 +298,10 @@ export class Store {
   /** The last snapshot chunk's write during a full sync (a rejected one fails the next chunk). */
   private snapshotWrite: Promise<void> = Promise.resolve()
   private closing: Promise<void> | null = null
+  private get maxSiblings(): number {
+    return this.options.maxSiblings ?? 16
+  }
+
   /** Seq that the next local write will take. */
   private nextSeq = 1
 
@@ -225,7 +313,14 @@ export class Store {
     this.committer = new GroupCommitter((group) => this.commitGroup(group), {
       maxGroup: options.maxGroup ?? 2000,
       maxQueued: options.maxQueued ?? 100_000,
-      weight: (write) => (write.kind === 'local' ? 1 : write.entries.length),
+      weight: (write) =>
+        write.kind === 'remote'
+          ? write.entries.length
+          : write.kind === 'merge'
+            ? write.records.length
+            : write.kind === 'collect'
+              ? write.keys.length
+              : 1,
     })
   }
 
@@ -237,12 +332,18 @@ export class Store {
   private bindDb(): void {
     this.db = new Level<Buffer, Buffer>(this.dbDir, { keyEncoding: 'buffer', valueEncoding: 'buffer' })
     this.data = this.db.sublevel<Buffer, Buffer>('data', { keyEncoding: 'buffer', valueEncoding: 'buffer' })
-    this.log.bind(this.db.sublevel<Buffer, Buffer>('log', { keyEncoding: 'buffer', valueEncoding: 'buffer' }))
+    this.log.bind(
+      this.db.sublevel<Buffer, Buffer>('log', { keyEncoding: 'buffer', valueEncoding: 'buffer' }),
+      this.db.sublevel<Buffer, Buffer>('resume', { keyEncoding: 'buffer', valueEncoding: 'buffer' }),
+    )
+    this.tombs = this.db.sublevel<Buffer, Buffer>('tomb', { keyEncoding: 'buffer', valueEncoding: 'buffer' })
     this.meta = this.db.sublevel<string, unknown>('meta', { keyEncoding: 'utf8', valueEncoding: 'json' })
     this.dataPrefix = Buffer.from(this.data.prefix)
     this.metaPrefix = Buffer.from(this.meta.prefix)
     this.lastSeqKey = prefixed(this.metaPrefix, 'lastSeq')
     this.clockKey = prefixed(this.metaPrefix, 'clock')
+    this.digestKey = prefixed(this.metaPrefix, 'digest')
+    this.countsKey = prefixed(this.metaPrefix, 'keys')
   }
 
   static async open(options: StoreOptions): Promise<Store> {
@@ -373,7 +474,78 @@ export class Store {
       }
     }
     await this.log.open()
+    this.committedVv = this.vv.toObject()
+    await this.openPolicy()
     this.lastCommitAt = Date.now()
+  }
+
+  /**
+   * Checks the data dir against --mode and --conflict (both fixed when it is
+   * created) and, for a multi-master node, takes its origin id: 128 random
+   * bits drawn once per data dir, so two data dirs never share one even
+   * under the same --node-id.
+   */
+  private async openPolicy(): Promise<void> {
+    const stored = (await this.meta.get('policy')) as StoredPolicy | undefined
+    const mode = this.options.mode ?? 'single'
+    const empty = this.lastSeq === 0 && stored === undefined
+    const created = (p: StoredPolicy) =>
+      p.mode === 'multi' ? `with --mode multi --conflict ${p.conflict}` : 'as a single-master (or replica) node'
+    if (mode === 'multi') {
+      const wanted: StoredPolicy = { mode: 'multi', conflict: this.options.conflict ?? 'lww' }
+      if (empty) {
+        await this.setPolicy(wanted)
+      } else if (stored?.mode !== 'multi' || stored.conflict !== wanted.conflict) {
+        throw mismatch(
+          `data dir ${this.dataDir} was created ${stored ? created(stored) : 'as a single-master node'}; it cannot be opened with ${created(wanted)} (the mode and the conflict policy are fixed when a data dir is created; use a new --data-dir)`,
+        )
+      }
+      this.policy = wanted
+      let origin = (await this.meta.get('origin')) as string | undefined
+      if (!origin) {
+        origin = randomBytes(16).toString('hex')
+        await this.putMeta('origin', origin, true)
+      }
+      this.origin = origin
+    } else if (stored?.mode === 'multi') {
+      throw mismatch(`data dir ${this.dataDir} was created ${created(stored)}; start it with those flags`)
+    }
+    if (stored && mode !== 'multi') this.policy = stored
+    if (this.policy.conflict !== null) await this.openKeys()
+    if (mode === 'multi' && (await this.meta.get('merging'))) {
+      // A merged snapshot was cut short: its records are in, its barrier is
+      // not. Write the barrier now, so that no downstream goes on without them.
+      await this.committer.submit({ kind: 'barrier', clock: { hlc: this.hlc.peek(), vv: {} } })
+    }
+  }
+
+  /** Records the policy of the data dir (a new multi-master node's, or a replica's upstream's). */
+  private async setPolicy(policy: StoredPolicy): Promise<void> {
+    await this.putMeta('policy', policy, this.options.sync !== 'none')
+    this.policy = policy
+    if (policy.conflict !== null && this.keys === null) await this.openKeys()
+  }
+
+  private async openKeys(): Promise<void> {
+    const digest = ConvergenceDigest.decode(await this.db.get(this.digestKey))
+    const counts = ((await this.meta.get('keys')) as KeyCounts | undefined) ?? EMPTY_COUNTS()
+    this.keys = new KeyTracker(this.tombs, digest, counts, this.maxSiblings)
+    if (this.options.mode === 'multi' && (await this.log.resumeFrom(() => true)) === null && this.lastSeq === 0) {
+      // A new multi-master data dir: a peer holding nothing resumes from seq 1.
+      await this.log.barrier(0, '{}')
+    }
+  }
+
+  /**
+   * A replica taking a full sync from an upstream whose records follow
+   * `conflict` (or none): its data is about to be replaced, so it takes the
+   * upstream's policy along.
+   */
+  async adoptPolicy(conflict: ConflictPolicy | null): Promise<void> {
+    if (this.options.mode === 'multi') return
+    if (this.policy.conflict === conflict) return
+    await this.setPolicy({ mode: 'single', conflict })
+    if (conflict === null) this.keys = null
   }
 
   private async loadNodeId(): Promise<string> {
@@ -419,7 +591,39 @@ export class Store {
   /** Writes ops atomically as one log entry; resolves with its seq once durable per the sync mode. */
   write(ops: EntryOp[]): Promise<number> {
     if (this.status !== 'open') return Promise.reject(new TandemError('CLOSED', 'store is closed'))
-    return this.committer.submit({ kind: 'local', ops })
+    return this.committer.submit({ kind: 'local', ops }) as Promise<number>
+  }
+
+  /** write(), resolving with the write's identity too (multi-master: w=N and clients need it). */
+  writeWithIdentity(ops: EntryOp[]): Promise<LocalResult> {
+    if (this.status !== 'open') return Promise.reject(new TandemError('CLOSED', 'store is closed'))
+    return this.committer.submit({ kind: 'local', ops, identity: true }) as Promise<LocalResult>
+  }
+
+  /**
+   * Joins a chunk of a peer's snapshot (user keys and records) into the data
+   * through this node's resolver; resolves with how many keys changed. Marks
+   * the data dir as merging until finishMerge().
+   */
+  async merge(records: [Buffer, Buffer][]): Promise<number> {
+    if (this.status !== 'open') throw new TandemError('CLOSED', 'store is closed')
+    if (!(await this.meta.get('merging'))) await this.putMeta('merging', true, this.options.sync !== 'none')
+    return (await this.committer.submit({ kind: 'merge', records })) as number
+  }
+
+  /**
+   * Ends a merged snapshot: this node now holds every write `clock.vv` names.
+   * Its log gets a barrier: nobody resumes from before it (see WriteLog).
+   */
+  finishMerge(clock: StoreClock): Promise<number> {
+    if (this.status !== 'open') return Promise.reject(new TandemError('CLOSED', 'store is closed'))
+    return this.committer.submit({ kind: 'barrier', clock }) as Promise<number>
+  }
+
+  /** Drops the tombstones among `keys` whose requirement `stable` covers; resolves with how many. */
+  collect(keys: Buffer[], stable: VersionVectorObject): Promise<number> {
+    if (this.status !== 'open') return Promise.reject(new TandemError('CLOSED', 'store is closed'))
+    return this.committer.submit({ kind: 'collect', keys, stable }) as Promise<number>
   }
 
   /**
@@ -432,7 +636,7 @@ export class Store {
    */
   applyRemote(entries: ApplyEntry[], resolver: ConflictResolver, placement: Placement): Promise<number> {
     if (this.status !== 'open') return Promise.reject(new TandemError('CLOSED', 'store is closed'))
-    return this.committer.submit({ kind: 'remote', entries, resolver, placement })
+    return this.committer.submit({ kind: 'remote', entries, resolver, placement }) as Promise<number>
   }
 
   /** Starts a new epoch at the next seq and records it durably, with when and why it began. */
@@ -522,11 +726,11 @@ export class Store {
     }
   }
 
-  private async commitGroup(group: StoreWrite[]): Promise<(number | Error)[]> {
+  private async commitGroup(group: StoreWrite[]): Promise<(number | LocalResult | Error)[]> {
     // A chained batch: cheaper than the array form of db.batch() for the
     // same ops.
     const batch = this.db.batch()
-    const results: (number | Error)[] = new Array(group.length)
+    const results: (number | LocalResult | Error)[] = new Array(group.length)
     const first = this.nextSeq
     const commit: GroupState = {
       batch,
@@ -536,24 +740,40 @@ export class Store {
       current: await this.readCurrent(group),
       counters: new Map(),
       largest: this.largestValue ?? 0,
+      writes: 0,
     }
+    const keys = this.keys
+    keys?.begin()
+    let barrier: StoreClock | null = null
     try {
       for (let i = 0; i < group.length; i++) {
         const write = group[i]
-        if (write.kind === 'local') {
-          let hlc = this.hlc.tryNow()
-          if (hlc === null) hlc = await this.hlc.now()
-          const seq = ++commit.seq
-          const originSeq = this.nextCounter(commit, this.origin)
-          const entry: LogEntry = { seq, epoch: commit.epoch, origin: this.origin, originSeq, hlc, ops: write.ops }
-          for (const op of write.ops) {
-            if (op[0] === OP_PUT && byteLength(op[2]) > commit.largest) commit.largest = byteLength(op[2])
+        switch (write.kind) {
+          case 'local': {
+            for (const op of write.ops) {
+              if (op[0] === OP_PUT && byteLength(op[2]) > commit.largest) commit.largest = byteLength(op[2])
+            }
+            // Awaits only when this millisecond's HLC counter is used up.
+            let hlc = this.hlc.tryNow()
+            if (hlc === null) hlc = await this.hlc.now()
+            results[i] = this.resolver ? this.addLocalResolved(commit, write, hlc) : this.addLocal(commit, write, hlc)
+            break
           }
-          this.putEntry(batch, entry)
-          commit.raws.push(encodeEntry(entry))
-          results[i] = seq
-        } else {
-          results[i] = this.addRemote(commit, write)
+          case 'remote':
+            results[i] = this.addRemote(commit, write)
+            break
+          case 'merge':
+            results[i] = this.addMerge(commit, write)
+            break
+          case 'collect':
+            results[i] = this.addCollect(commit, write)
+            break
+          case 'barrier':
+            barrier = write.clock
+            this.vv.join(write.clock.vv)
+            this.hlc.restore(write.clock.hlc)
+            results[i] = this.addHousekeeping(commit, [])
+            break
         }
       }
     } catch (err) {
@@ -561,17 +781,29 @@ export class Store {
       void batch.close() // nothing of this group is written; free the native batch
       throw err
     }
-    if (commit.raws.length === 0) {
+    const merged = group.some((w) => w.kind === 'merge')
+    if (commit.raws.length === 0 && !merged) {
       // Every entry was one this node already held: nothing to write.
       void batch.close()
       return results
     }
     const seq = commit.seq
-    this.log.append(batch, first, commit.raws)
-    batch.put(this.lastSeqKey, Buffer.from(String(seq)))
     const raised = this.largestValue !== undefined && commit.largest > this.largestValue
     if (raised) batch.put(prefixed(this.metaPrefix, 'largestValue'), Buffer.from(String(commit.largest)))
-    batch.put(this.clockKey, Buffer.from(JSON.stringify({ hlc: this.hlc.peek(), vv: this.vv.toObject() })))
+    const vvObject = this.vv.toObject()
+    const vv = JSON.stringify(vvObject)
+    if (commit.raws.length > 0) {
+      this.log.append(batch, first, commit.raws)
+      batch.put(this.lastSeqKey, Buffer.from(String(seq)))
+      batch.put(this.clockKey, Buffer.from(`{"hlc":${this.hlc.peek()},"vv":${vv}}`))
+      if (this.policy.mode === 'multi' && commit.writes > 0 && barrier === null) this.log.checkpoint(batch, seq, vv)
+    }
+    if (keys) {
+      const pending = keys.pending()
+      batch.put(this.digestKey, pending.digest)
+      batch.put(this.countsKey, Buffer.from(JSON.stringify(pending.counts)))
+    }
+    if (barrier) batch.del(prefixed(this.metaPrefix, 'merging'))
     this.writingSeq = seq
     try {
       await this.writeBatch(batch, this.options.sync === 'always')
@@ -581,13 +813,74 @@ export class Store {
       throw err
     }
     if (raised) this.largestValue = commit.largest
-    this.nextSeq = seq + 1
-    this.lastSeq = seq
-    this.lastCommitAt = Date.now()
-    this.log.committed(first, commit.raws, this.lastCommitAt)
-    this.dirtySinceSync = true
-    for (const listener of this.listeners) listener(seq)
+    keys?.commit()
+    this.committedVv = vvObject
+    if (barrier) await this.log.barrier(seq, vv)
+    if (commit.raws.length > 0) {
+      this.nextSeq = seq + 1
+      this.lastSeq = seq
+      this.lastCommitAt = Date.now()
+      this.log.committed(first, commit.raws, this.lastCommitAt)
+      this.dirtySinceSync = true
+      for (const listener of this.listeners) listener(seq)
+    }
+    if (keys && keys.overCap.length > 0) this.onOverCap(keys.overCap)
     return results
+  }
+
+  /** A single-master local write: plain records, no reads. */
+  private addLocal(commit: GroupState, write: LocalWrite, hlc: number): number | LocalResult {
+    const seq = ++commit.seq
+    const originSeq = this.nextCounter(commit, this.origin)
+    const entry: LogEntry = { seq, epoch: commit.epoch, origin: this.origin, originSeq, hlc, ops: write.ops }
+    this.putEntry(commit.batch, entry)
+    commit.raws.push(encodeEntry(entry))
+    commit.writes++
+    return write.identity ? { seq, origin: this.origin, originSeq, hlc } : seq
+  }
+
+  /**
+   * A multi-master local write: each op is prepared by the resolver (which
+   * may add to its context), resolved against the key's current record like
+   * a remote one, and logged as prepared.
+   */
+  private addLocalResolved(commit: GroupState, write: LocalWrite, hlc: number): number | LocalResult {
+    const resolver = this.resolver as ConflictResolver
+    const seq = ++commit.seq
+    const originSeq = this.nextCounter(commit, this.origin)
+    const identity: EntryIdentity = { origin: this.origin, originSeq, hlc }
+    const ops: EntryOp[] = []
+    for (const op of write.ops) {
+      if (op[0] === OP_COLLECT) throw new TandemError('INVALID', 'a client write cannot collect')
+      let applied = toApplyOp(op)
+      const key = prefixedBytes(this.dataPrefix, applied.key)
+      const name = key.toString('latin1')
+      const current = commit.current?.get(name)
+      if (resolver.prepareLocal) applied = resolver.prepareLocal(applied, identity, current)
+      ops.push(toEntryOp(op, applied))
+      const record = resolver.resolve(applied, identity, current)
+      if (record !== KEEP) this.setRecord(commit, applied.key, key, name, current, record ?? undefined, hlc)
+    }
+    const entry: LogEntry = { seq, epoch: commit.epoch, ...identity, ops }
+    commit.raws.push(encodeEntry(entry))
+    commit.writes++
+    return write.identity ? { seq, ...identity } : seq
+  }
+
+  /** Writes (or deletes) a key's record in the group, keeping the tracker and the group's view of it current. */
+  private setRecord(
+    commit: GroupState,
+    userKey: Uint8Array,
+    key: Buffer,
+    name: string,
+    before: Buffer | undefined,
+    after: Buffer | undefined,
+    hlc: number,
+  ): void {
+    if (after === undefined) commit.batch.del(key)
+    else commit.batch.put(key, after)
+    commit.current?.set(name, after)
+    this.keys?.change(commit.batch, userKey, before, after, hlc)
   }
 
   /** The next counter of `origin`'s writes, remembering the old one in case the group fails. */
@@ -614,12 +907,16 @@ export class Store {
     if (problem) return problem
     for (let i = 0; i < entries.length; i++) {
       const entry = entries[i]
-      if (!keep && entry.originSeq <= this.vv.get(entry.origin)) continue // already held
+      const housekeeping = entry.origin === NO_ORIGIN
+      if (!keep && (housekeeping || entry.originSeq <= this.vv.get(entry.origin))) continue // already held
       const seq = ++commit.seq
-      const before = this.vv.get(entry.origin)
-      if (!commit.counters.has(entry.origin)) commit.counters.set(entry.origin, before)
-      if (entry.originSeq > before) this.vv.set(entry.origin, entry.originSeq)
-      this.hlc.observe(entry.hlc)
+      if (!housekeeping) {
+        const before = this.vv.get(entry.origin)
+        if (!commit.counters.has(entry.origin)) commit.counters.set(entry.origin, before)
+        if (entry.originSeq > before) this.vv.set(entry.origin, entry.originSeq)
+        this.hlc.observe(entry.hlc)
+        commit.writes++
+      }
       for (const op of entry.ops) {
         if (op.value !== null && op.value.length > commit.largest) commit.largest = op.value.length
         this.putResolved(commit, op, entry, resolver)
@@ -642,6 +939,7 @@ export class Store {
   private checkCounters(entries: ApplyEntry[]): Error | null {
     const next = new Map<string, number>()
     for (const entry of entries) {
+      if (entry.origin === NO_ORIGIN) continue
       const held = next.get(entry.origin) ?? this.vv.get(entry.origin)
       if (entry.originSeq <= held) continue
       if (entry.originSeq !== held + 1) {
@@ -656,42 +954,104 @@ export class Store {
   }
 
   /** Adds one op of a remote entry, as its resolver decides, to the batch. */
-  private putResolved(
-    commit: GroupState,
-    op: ApplyEntry['ops'][number],
-    entry: ApplyEntry,
-    resolver: ConflictResolver,
-  ) {
+  private putResolved(commit: GroupState, op: ApplyOp, entry: ApplyEntry, resolver: ConflictResolver): void {
     const key = prefixedBytes(this.dataPrefix, op.key)
-    let current: Buffer | undefined
-    let name = ''
-    if (resolver.readsCurrent && commit.current) {
-      name = key.toString('latin1')
-      current = commit.current.get(name)
+    if (commit.current === null) {
+      // The replica path: blind writes, nothing tracked.
+      const record = resolver.resolve(op, entry, undefined)
+      if (record === KEEP) return
+      if (record === null) commit.batch.del(key)
+      else commit.batch.put(key, record)
+      return
     }
-    const record = resolver.resolve(op, entry, current)
+    const name = key.toString('latin1')
+    const current = commit.current.get(name)
+    if (op.collect) {
+      if (current !== undefined && isTombstone(readRecord(current))) {
+        this.setRecord(commit, op.key, key, name, current, undefined, entry.hlc)
+      }
+      return
+    }
+    const record = resolver.resolve(op, entry, resolver.readsCurrent || this.keys ? current : undefined)
     if (record === KEEP) return
-    if (record === null) commit.batch.del(key)
-    else commit.batch.put(key, record)
-    if (name !== '') commit.current?.set(name, record ?? undefined)
+    this.setRecord(commit, op.key, key, name, current, record ?? undefined, entry.hlc)
+  }
+
+  /** Joins a snapshot chunk's records into the data; returns how many keys changed. */
+  private addMerge(commit: GroupState, write: MergeWrite): number {
+    const resolver = this.resolver
+    if (!resolver?.merge) throw new TandemError('INVALID', 'this node has no conflict policy to merge a snapshot with')
+    let changed = 0
+    for (const [userKey, incoming] of write.records) {
+      const key = prefixedBytes(this.dataPrefix, userKey)
+      const name = key.toString('latin1')
+      const current = commit.current?.get(name)
+      const record = resolver.merge(current, incoming)
+      if (record === KEEP) continue
+      // A record's length bounds its value's: enough for the high-water mark's purpose.
+      if (record !== undefined && record.length > commit.largest) commit.largest = record.length
+      this.setRecord(commit, userKey, key, name, current, record, this.hlc.peek())
+      changed++
+    }
+    return changed
+  }
+
+  /** Drops stable tombstones, logged as one housekeeping entry so that replicas drop them too. */
+  private addCollect(commit: GroupState, write: CollectWrite): number {
+    const ops: EntryOp[] = []
+    for (const userKey of write.keys) {
+      const key = prefixedBytes(this.dataPrefix, userKey)
+      const name = key.toString('latin1')
+      const current = commit.current?.get(name)
+      if (current === undefined) continue
+      const record = readRecord(current)
+      if (!isTombstone(record) || !vvCovers(write.stable, tombstoneRequirement(record))) continue
+      this.setRecord(commit, userKey, key, name, current, undefined, 0)
+      ops.push([OP_COLLECT, userKey.toString('utf8')])
+    }
+    if (ops.length > 0) this.addHousekeeping(commit, ops)
+    return ops.length
+  }
+
+  /** A housekeeping entry (no origin): see log-entry.ts. */
+  private addHousekeeping(commit: GroupState, ops: EntryOp[]): number {
+    const seq = ++commit.seq
+    const entry: LogEntry = { seq, epoch: commit.epoch, origin: NO_ORIGIN, originSeq: 0, hlc: 0, ops }
+    commit.raws.push(encodeEntry(entry))
+    return seq
   }
 
   /**
-   * The current records of every key the group's reading resolvers need,
-   * read in one getMany before the group's batch is built; null when no
-   * write in the group needs any (the replica path).
+   * The current records of every key the group needs, read in one getMany
+   * before the group's batch is built: every key once the data dir has a
+   * conflict policy, else only those of remote writes whose resolver reads;
+   * null when none is needed (the single-master and replica paths).
    */
   private async readCurrent(group: StoreWrite[]): Promise<Map<string, Buffer | undefined> | null> {
+    const all = this.keys !== null
     let keys: Buffer[] | null = null
-    for (const write of group) {
-      if (write.kind !== 'remote' || !write.resolver.readsCurrent) continue
+    const add = (userKey: Uint8Array) => {
       keys ??= []
-      for (const entry of write.entries) for (const op of entry.ops) keys.push(prefixedBytes(this.dataPrefix, op.key))
+      keys.push(prefixedBytes(this.dataPrefix, userKey))
     }
-    if (keys === null) return null
-    const records = await this.db.getMany(keys)
+    for (const write of group) {
+      if (write.kind === 'remote') {
+        if (!all && !write.resolver.readsCurrent) continue
+        for (const entry of write.entries) for (const op of entry.ops) add(op.key)
+      } else if (!all) {
+      } else if (write.kind === 'local') {
+        for (const op of write.ops) add(Buffer.from(op[1], 'utf8'))
+      } else if (write.kind === 'merge') {
+        for (const [key] of write.records) add(key)
+      } else if (write.kind === 'collect') {
+        for (const key of write.keys) add(key)
+      }
+    }
+    const wanted = keys as Buffer[] | null
+    if (wanted === null) return all ? new Map() : null
+    const records = await this.db.getMany(wanted)
     const current = new Map<string, Buffer | undefined>()
-    for (let i = 0; i < keys.length; i++) current.set(keys[i].toString('latin1'), records[i])
+    for (let i = 0; i < wanted.length; i++) current.set(wanted[i].toString('latin1'), records[i])
     return current
   }
 
@@ -768,11 +1128,32 @@ export class Store {
     return records.map((r) => (r === undefined ? undefined : decodeRecord(r)))
   }
 
-  /** Iterates data entries in key order within the range; the caller must finish or break. */
+  /** Every field of a key's record (multi-master getAll); undefined when there is none. */
+  async getRecord(key: string): Promise<KeyRecord | undefined> {
+    const record = await this.db.get(prefixed(this.dataPrefix, key))
+    return record === undefined ? undefined : readRecord(record)
+  }
+
+  /**
+   * Iterates data entries in key order within the range; the caller must
+   * finish or break. Deleted keys (tombstones) are skipped, and a key with
+   * concurrent values comes once per value, in dot order.
+   */
   async *scan(range: KeyRange): AsyncGenerator<[string, Value]> {
-    const iterator = this.data.iterator(toLevelRange(range))
+    const levelRange = toLevelRange(range)
+    // Tombstones are skipped here, so LevelDB cannot count the limit.
+    if (this.keys !== null) levelRange.limit = -1
+    const iterator = this.data.iterator(levelRange)
     try {
-      for await (const [key, record] of iterator) yield [key.toString('utf8'), decodeRecord(record)]
+      for await (const [key, record] of iterator) {
+        if (record[0] !== RECORD_META) {
+          yield [key.toString('utf8'), decodeRecord(record) as Value]
+          continue
+        }
+        const { body } = readRecord(record)
+        if (body.kind === 'value') yield [key.toString('utf8'), body.value]
+        else if (body.kind === 'siblings') for (const s of body.siblings) yield [key.toString('utf8'), s.value]
+      }
     } finally {
       await iterator.close()
     }
@@ -868,13 +1249,25 @@ export class Store {
   async applySnapshotChunk(chunk: Uint8Array, expectedCount: number): Promise<void> {
     const batch = this.db.batch()
     let largest = this.largestValue ?? 0
+    const keys = this.keys
     try {
+      keys?.begin()
+      const skip = this.dataPrefix.length
       const count = unpackChunk(chunk, this.dataPrefix, (key, record) => {
         batch.put(key, record)
         if (record.length - 1 > largest) largest = record.length - 1
+        // The data was emptied first: every record is new.
+        keys?.change(batch, key.subarray(skip), undefined, record, 0)
       })
       if (count !== expectedCount) {
         throw new Error(`snapshot chunk holds ${count} records, its frame says ${expectedCount}`)
+      }
+      if (keys) {
+        // Current at once (the next chunk builds on it); a failed write fails the sync, which starts over empty.
+        const pending = keys.pending()
+        batch.put(this.digestKey, pending.digest)
+        batch.put(this.countsKey, Buffer.from(JSON.stringify(pending.counts)))
+        keys.commit()
       }
     } catch (err) {
       void batch.close()
@@ -921,6 +1314,7 @@ export class Store {
     batch.put(prefixed(this.metaPrefix, 'history'), Buffer.from(JSON.stringify(history)))
     batch.del(prefixed(this.metaPrefix, 'syncing'))
     await this.writeBatch(batch, this.options.sync !== 'none')
+    this.committedVv = this.vv.toObject()
     this.lastSeq = seq
     this.writingSeq = seq
     this.nextSeq = seq + 1
@@ -933,12 +1327,16 @@ export class Store {
   private async clearAll(): Promise<void> {
     await this.data.clear()
     await this.log.clear()
+    await this.tombs.clear()
     const batch = this.db.batch()
     batch.put(this.lastSeqKey, Buffer.from('0'))
     batch.put(prefixed(this.metaPrefix, 'history'), Buffer.from('[]'))
     batch.put(prefixed(this.metaPrefix, 'largestValue'), Buffer.from('0'))
+    batch.del(this.digestKey)
+    batch.del(this.countsKey)
     await this.writeBatch(batch, this.options.sync !== 'none')
     this.largestValue = 0
+    if (this.keys) this.keys = new KeyTracker(this.tombs, new ConvergenceDigest(), EMPTY_COUNTS(), this.maxSiblings)
     this.lastSeq = 0
     this.writingSeq = 0
     this.nextSeq = 1
@@ -1000,6 +1398,8 @@ function damagedError(dataDir: string, damage: DamagedFile[], cause?: unknown): 
   )
 }
 
+const EMPTY_COUNTS = (): KeyCounts => ({ tombstones: 0, siblingKeys: 0, maxSiblings: 0 })
+
 /** Entries read from LevelDB at once while streaming a snapshot. */
 const SNAPSHOT_PAGE = 1000
 
@@ -1012,6 +1412,45 @@ function prefixed(prefix: Buffer, key: string): Buffer {
   prefix.copy(out, 0)
   out.write(key, prefix.length, 'utf8')
   return out
+}
+
+/** What must be stable before a tombstone may go: the deleting write's dot (lww), or the whole context (vclock). */
+export function tombstoneRequirement(record: KeyRecord): VersionVectorObject {
+  if (record.body.kind === 'siblings') return record.body.context
+  return record.version ? { [record.version.origin]: record.version.counter } : {}
+}
+
+/** A local op in apply form (key and value as bytes). */
+function toApplyOp(op: EntryOp): ApplyOp {
+  const key = Buffer.from(op[1], 'utf8')
+  const ctx = opOptions(op)?.c
+  const applied: ApplyOp =
+    op[0] === OP_PUT
+      ? typeof op[2] === 'string'
+        ? { del: false, key, value: Buffer.from(op[2], 'utf8'), binary: false }
+        : { del: false, key, value: op[2], binary: true }
+      : { del: true, key, value: null, binary: false }
+  if (ctx) applied.ctx = ctx
+  return applied
+}
+
+/** The op as logged: as the client sent it, with the context the resolver settled on. */
+function toEntryOp(op: EntryOp, applied: ApplyOp): EntryOp {
+  const options: OpOptions | undefined = applied.ctx ? { c: applied.ctx } : undefined
+  if (op[0] === OP_PUT) return options ? [OP_PUT, op[1], op[2], options] : [OP_PUT, op[1], op[2]]
+  return options ? [OP_DEL, op[1], options] : [OP_DEL, op[1]]
+}
+
+/** A data dir opened with a --mode or --conflict other than the one it was created with (bad usage: exit 2). */
+export class DataDirMismatchError extends TandemError {
+  constructor(message: string) {
+    super('INVALID', message)
+    this.name = 'DataDirMismatchError'
+  }
+}
+
+function mismatch(message: string): TandemError {
+  return new DataDirMismatchError(message)
 }
 
 function prefixedBytes(prefix: Buffer, key: Uint8Array): Buffer {

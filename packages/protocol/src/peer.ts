@@ -1,0 +1,104 @@
+import { z } from 'zod'
+import { bytesSchema, nonceSchema, proofSchema } from './replication.js'
+
+/**
+ * Messages on a multi-master peer link (WebSocket at /peer, one msgpack map
+ * per frame, validated on receipt). The node that dials pulls: it says what
+ * it holds (a version vector), and the node it dials sends every entry of
+ * its log the dialler lacks, whatever the entry's origin. Each pair of
+ * peers has two links, one each way.
+ *
+ *   dialler (puller)                              listener (pusher)
+ *                                            <- challenge {nonce}
+ *   hello {nodeId, origin, addr, conflict, vv, time, nonce, proof} ->
+ *                                            <- welcome {proof} | refuse {reason: 'unauthorized'}
+ *                                            <- continue {fromSeq, nodeId, origin, vv, time}
+ *                                             | fullsync {seq, nodeId, origin, clock, time}
+ *                                               snapshot {chunk, count} ... snapshotEnd {seq}
+ *                                             | refuse {reason, message}
+ *                                            <- entries {entries, head, vv}        (repeated)
+ *                                            <- heartbeat {time, vv, digest, rows}  (every 500 ms)
+ *   ack {vv, digest, rows} ->                    (after each applied frame, and every 250 ms)
+ *   clock {t0} ->                             <- clock {t0, t1}   (offset probe, every second)
+ *
+ * Authenticated as replication links are (the same challenge-response on
+ * the shared token, signed as a 'peer' link: see replication.ts).
+ *
+ * `rows` gossip what each node knows of every node's version vector (the
+ * matrix clock that tombstone collection needs, see stability.ts).
+ */
+
+const bytes = bytesSchema
+const origin = z.string().min(1).max(64)
+export const conflictPolicySchema = z.enum(['lww', 'vclock'])
+export const peerVvSchema = z.record(origin, z.number().int().nonnegative())
+const peerRowSchema = z.object({ vv: peerVvSchema, complete: z.boolean() })
+export const peerRowsSchema = z.record(origin, peerRowSchema)
+const conflict = conflictPolicySchema
+
+export const peerHelloSchema = z.object({
+  type: z.literal('hello'),
+  nodeId: z.string().min(1).max(64),
+  origin,
+  /** HOST:PORT the dialler serves clients on. */
+  addr: z.string().max(300),
+  conflict,
+  vv: peerVvSchema,
+  /** The dialler's wall clock (ms) as it sent this. */
+  time: z.number(),
+  nonce: nonceSchema,
+  proof: proofSchema,
+})
+export type PeerHello = z.infer<typeof peerHelloSchema>
+
+export const pullerMessageSchema = z.discriminatedUnion('type', [
+  peerHelloSchema,
+  z.object({ type: z.literal('ack'), vv: peerVvSchema, digest: z.string().max(16), rows: peerRowsSchema }),
+  z.object({ type: z.literal('clock'), t0: z.number() }),
+])
+export type PullerMessage = z.infer<typeof pullerMessageSchema>
+
+const peerClock = z.object({ hlc: z.number().nonnegative(), vv: peerVvSchema })
+
+export const pusherMessageSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('challenge'), nonce: nonceSchema }),
+  z.object({ type: z.literal('welcome'), proof: proofSchema }),
+  z.object({
+    type: z.literal('continue'),
+    fromSeq: z.number().int().positive(),
+    nodeId: z.string(),
+    origin,
+    vv: peerVvSchema,
+    time: z.number(),
+  }),
+  z.object({
+    type: z.literal('fullsync'),
+    seq: z.number().int().nonnegative(),
+    nodeId: z.string(),
+    origin,
+    /** The pusher's clock at its snapshot: what the snapshot holds. */
+    clock: peerClock,
+    time: z.number(),
+  }),
+  /** Records in the binary layout of storage/snapshot-chunk.ts, joined into the puller's (never replacing them). */
+  z.object({ type: z.literal('snapshot'), chunk: bytes, count: z.number().int().nonnegative() }),
+  z.object({ type: z.literal('snapshotEnd'), seq: z.number().int().nonnegative() }),
+  z.object({ type: z.literal('refuse'), reason: z.string(), message: z.string() }),
+  z.object({
+    type: z.literal('entries'),
+    entries: z.array(bytes),
+    /** The pusher's lastSeq when it sent this. */
+    head: z.number().int().nonnegative(),
+    /** The pusher's version vector when it sent this, for lag. */
+    vv: peerVvSchema,
+  }),
+  z.object({
+    type: z.literal('heartbeat'),
+    time: z.number(),
+    vv: peerVvSchema,
+    digest: z.string().max(16),
+    rows: peerRowsSchema,
+  }),
+  z.object({ type: z.literal('clock'), t0: z.number(), t1: z.number() }),
+])
+export type PusherMessage = z.infer<typeof pusherMessageSchema>

@@ -1,0 +1,70 @@
+import type { ApplyOp } from '../storage/entry-scan.js'
+import type { EntryIdentity } from '../storage/log-entry.js'
+import { compareBytes, readRecord, type Version, writeRecord } from '../storage/record.js'
+import { type ConflictResolver, KEEP } from '../storage/resolver.js'
+
+/**
+ * Last-writer-wins: a key holds the one write with the greatest version,
+ * compared as integers, field by field:
+ *
+ *   (hlc, origin by its UTF-8 bytes, counter)
+ *
+ * hlc is one integer below 2^53 (see hlc.ts), so the comparison is exact;
+ * the origin breaks ties between nodes, the counter between two writes of
+ * one origin (which an HLC never stamps alike anyway). A delete is a write
+ * like any other: it leaves a tombstone with its version, so an older put
+ * that arrives later still loses (see tombstone-gc.ts for when it goes).
+ *
+ * The same set of writes gives the same record, byte for byte, in whatever
+ * order and however often they arrive: the record is the maximum.
+ */
+export function compareVersions(a: Version, b: Version): number {
+  if (a.hlc !== b.hlc) return a.hlc < b.hlc ? -1 : 1
+  return compareBytes(a.origin, b.origin) || a.counter - b.counter
+}
+
+export function versionOf(write: EntryIdentity): Version {
+  return { hlc: write.hlc, counter: write.originSeq, origin: write.origin }
+}
+
+export interface LwwStats {
+  /** Writes that arrived older than what the key held: acknowledged somewhere, and gone. */
+  lost: number
+}
+
+export class LwwResolver implements ConflictResolver {
+  readonly name = 'lww'
+  readonly readsCurrent = true
+  readonly stats: LwwStats = { lost: 0 }
+
+  resolve(op: ApplyOp, write: EntryIdentity, current: Buffer | undefined): Buffer | typeof KEEP {
+    const version = versionOf(write)
+    if (current !== undefined) {
+      const held = readRecord(current).version
+      // A record with no version (written before the node was multi-master) loses to any write.
+      if (held) {
+        const c = compareVersions(held, version)
+        if (c === 0) return KEEP
+        if (c > 0) {
+          this.stats.lost++
+          return KEEP
+        }
+      }
+    }
+    if (op.value === null) return writeRecord({ version, body: { kind: 'tombstone' } })
+    const value = op.binary ? Buffer.from(op.value) : Buffer.from(op.value).toString('utf8')
+    return writeRecord({ version, body: { kind: 'value', value } })
+  }
+
+  merge(current: Buffer | undefined, incoming: Buffer): Buffer | typeof KEEP {
+    const record = readRecord(incoming)
+    const theirs = record.version
+    if (!theirs || record.body.kind === 'siblings') throw new Error('a peer sent a record that is not last-writer-wins')
+    if (current !== undefined) {
+      const held = readRecord(current).version
+      if (held && compareVersions(held, theirs) >= 0) return KEEP
+    }
+    // Re-encoded, so only the fields that replicate are kept.
+    return writeRecord({ version: theirs, expiresAt: record.expiresAt, body: record.body })
+  }
+}

@@ -1,0 +1,356 @@
+import { TandemError } from '@tandem/protocol'
+import type { WebSocket } from 'ws'
+import { AckTracker } from '../replication/acks.js'
+import type { PeerTls } from '../replication/dial.js'
+import { OP_DEL } from '../storage/log-entry.js'
+import type { Sibling } from '../storage/record.js'
+import type { ConflictResolver } from '../storage/resolver.js'
+import type { Store } from '../storage/store.js'
+import type { Logger } from '../util/logger.js'
+import { ConflictsFile } from './conflicts-file.js'
+import { LwwResolver } from './lww.js'
+import { PeerFeed, type PeerFeedOptions } from './peer-feed.js'
+import { PeerLink } from './peer-link.js'
+import { type Row, StabilityTracker } from './stability.js'
+import { TombstoneCollector } from './tombstone-gc.js'
+import { VclockResolver } from './vclock.js'
+
+/**
+ * Multi-master: the mesh of peer links of one node and everything that
+ * rides on them. Who owns what:
+ *
+ *   Mesh          one per multi-master node (TandemNode.mesh)
+ *   ├─ PeerLink   one per address of --peers: pulls what the peer holds and
+ *   │             this node lacks (peer-link.ts)
+ *   ├─ PeerFeed   one per peer that dialled this node: pushes to it (peer-feed.ts)
+ *   ├─ resolver   LwwResolver or VclockResolver, also the Store's
+ *   ├─ stability  the matrix clock: rows heard on links (stability.ts)
+ *   ├─ collector  drops tombstones once stable (tombstone-gc.ts)
+ *   └─ trimmer    vclock: a key over --max-siblings after peers' writes gets
+ *                 a local write that drops its oldest values (vclock.ts)
+ *
+ * Every node pulls from each of its peers and serves whoever pulls from it,
+ * so a mesh, a ring or a tree converges: entries are forwarded whatever
+ * their origin and deduplicated by (origin, counter).
+ *
+ * Clocks: a link refuses entries stamped further ahead than
+ * --max-clock-offset (peer-link.ts). This node refuses writes (CLOCKSKEW)
+ * while its own hybrid clock runs that far ahead of its wall clock, or
+ * while its wall clock runs ahead of at least half of its measured peers by
+ * 80% of it: the node with the fast clock fences itself and says why.
+ */
+
+export interface MeshOptions {
+  peers: string[]
+  conflict: 'lww' | 'vclock'
+  maxClockOffsetMs: number
+  maxSiblings: number
+  authToken?: string
+  tls?: PeerTls
+  maxFrameBytes: number
+  feed: PeerFeedOptions
+  /** How often tombstones are looked at for collection, ms. */
+  collectIntervalMs?: number
+}
+
+export interface MeshHost {
+  readonly store: Store
+  readonly logger: Logger
+  wall(): number
+}
+
+/** A measured offset older than this does not count. */
+const OFFSET_FRESH_MS = 10_000
+
+export class Mesh {
+  readonly resolver: ConflictResolver
+  readonly stability: StabilityTracker
+  /** Per peer node id, the highest of this node's own counters it has acked (w=N). */
+  readonly acks = new AckTracker()
+  readonly links: PeerLink[] = []
+  private readonly feeds = new Set<PeerFeed>()
+  private readonly collector: TombstoneCollector
+  private readonly conflicts: ConflictsFile
+  private readonly trimQueue = new Map<string, Buffer>()
+  private trimming = false
+  private unsubscribe: () => void = () => {}
+  private digestAlarm: string | null = null
+  readonly stats = { trims: 0, digestAlarms: 0 }
+  private startedAt = 0
+
+  constructor(
+    private readonly host: MeshHost,
+    readonly options: MeshOptions,
+  ) {
+    const store = host.store
+    this.conflicts = new ConflictsFile(store.dataDir)
+    this.resolver =
+      options.conflict === 'lww'
+        ? new LwwResolver()
+        : new VclockResolver(options.maxSiblings, (key, dropped, by) => this.onDropped(key, dropped, by))
+    store.resolver = this.resolver
+    store.onOverCap = (keys) => this.onOverCap(keys)
+    this.stability = new StabilityTracker(
+      store.origin,
+      () => store.committedVv,
+      () => this.links.every((l) => l.origin !== null),
+    )
+    this.collector = new TombstoneCollector(store, this.stability, host.logger, options.collectIntervalMs ?? 1000)
+  }
+
+  /** Dials every peer (saying this node serves at `address`) and starts collecting tombstones. */
+  start(address: string): void {
+    const host = this.host
+    this.startedAt = Date.now()
+    for (const addr of this.options.peers) {
+      this.links.push(
+        new PeerLink(addr, {
+          store: host.store,
+          logger: host.logger,
+          resolver: this.resolver,
+          conflict: this.options.conflict,
+          address,
+          authToken: this.options.authToken,
+          tls: this.options.tls,
+          maxFrameBytes: this.options.maxFrameBytes,
+          maxClockOffsetMs: this.options.maxClockOffsetMs,
+          wall: () => host.wall(),
+          digest: () => this.digestHex(),
+          rows: () => this.stability.gossip(),
+          onRows: (rows) => this.onRows(rows),
+          onApplied: () => this.stability.advance(),
+        }),
+      )
+    }
+    this.unsubscribe = host.store.onCommit(() => {
+      for (const feed of this.feeds) feed.wake()
+    })
+    this.collector.start()
+  }
+
+  /** Takes a peer that dialled this node (already authenticated). */
+  accept(ws: WebSocket): void {
+    const feed = new PeerFeed(
+      ws,
+      {
+        store: this.host.store,
+        logger: this.host.logger,
+        conflict: this.options.conflict,
+        authToken: this.options.authToken,
+        wall: () => this.host.wall(),
+        digest: () => this.digestHex(),
+        rows: () => this.stability.gossip(),
+        onAck: (f, vv, rows) => this.onAck(f, vv, rows),
+      },
+      this.options.feed,
+      (f) => {
+        this.feeds.delete(f)
+        this.acks.forget(f)
+        if (this.feeds.size === 0) this.host.store.log.keepTail(false)
+      },
+    )
+    this.feeds.add(feed)
+    this.host.store.log.keepTail(true)
+  }
+
+  private onAck(feed: PeerFeed, vv: Record<string, number>, rows: Record<string, Row>): void {
+    this.onRows(rows)
+    this.stability.observe(feed.origin, { vv, complete: rows[feed.origin]?.complete ?? false })
+    // A peer holds this node's writes up to there (never past what this node has written).
+    const store = this.host.store
+    this.acks.ack(feed, Math.min(vv[store.origin] ?? 0, store.vv.get(store.origin)))
+  }
+
+  private onRows(rows: Record<string, Row>): void {
+    for (const origin in rows) this.stability.observe(origin, rows[origin])
+    this.checkDigest()
+  }
+
+  digestHex(): string {
+    return this.host.store.keys?.digest.hex ?? ''
+  }
+
+  /** Equal version vectors with unequal digests means the nodes hold different data for the same writes. */
+  private checkDigest(): void {
+    const store = this.host.store
+    const mine = JSON.stringify(sorted(store.committedVv))
+    const digest = this.digestHex()
+    for (const link of this.links) {
+      if (!link.peerDigest || JSON.stringify(sorted(link.peerDigestVV)) !== mine) continue
+      if (link.peerDigest !== digest) {
+        const alarm = `peer ${link.nodeId} at ${link.addr} holds the same writes (version vector) but its digest is ${link.peerDigest}, this node's ${digest}`
+        if (this.digestAlarm !== alarm) {
+          this.stats.digestAlarms++
+          this.host.logger.error('convergence digests differ at equal version vectors', { alarm })
+        }
+        this.digestAlarm = alarm
+        return
+      }
+    }
+  }
+
+  // ---- writes ------------------------------------------------------------
+
+  /**
+   * Throws when this node must not take writes now: CLOCKSKEW for a clock
+   * running ahead; UNAVAILABLE right after start, until a peer has answered
+   * (or STARTUP_GRACE_MS passed with none reachable), and while a peer
+   * holds more of this node's own writes than it does (its data dir was
+   * restored from a backup: it would reuse their counters).
+   */
+  assertCanWrite(): void {
+    const reason = this.clockFence()
+    if (reason) throw new TandemError('CLOCKSKEW', reason)
+    if (
+      this.links.length > 0 &&
+      Date.now() - this.startedAt < STARTUP_GRACE_MS &&
+      !this.links.some((l) => l.origin !== null && l.clockMeasuredAt > 0)
+    ) {
+      throw new TandemError(
+        'UNAVAILABLE',
+        'this node has just started and is checking its clock and counters with its peers; it takes writes once one answers',
+      )
+    }
+    const store = this.host.store
+    for (const link of this.links) {
+      if (link.ownHeldByPeer > store.vv.get(store.origin)) {
+        throw new TandemError(
+          'UNAVAILABLE',
+          `peer ${link.addr} holds this node's writes up to #${link.ownHeldByPeer} and this node only up to #${store.vv.get(store.origin)} (its data dir was restored or lost); it takes writes again once it has them back`,
+        )
+      }
+    }
+  }
+
+  /** Why this node's clock keeps it from taking writes, or null. */
+  clockFence(): string | null {
+    const max = this.options.maxClockOffsetMs
+    const ahead = this.host.store.hlc.aheadOfWallMs()
+    if (ahead > max) {
+      return `this node's hybrid clock is ${ahead} ms ahead of its wall clock (more than --max-clock-offset ${max} ms): it takes no writes until its clock catches up`
+    }
+    const now = Date.now()
+    const measured = this.links.filter(
+      (l) => !Number.isNaN(l.clockOffsetMs) && now - l.clockMeasuredAt < OFFSET_FRESH_MS,
+    )
+    if (measured.length === 0) return null
+    // A peer's offset is its clock minus this node's: negative when this node runs ahead.
+    const behind = measured.filter((l) => -l.clockOffsetMs > 0.8 * max)
+    if (behind.length * 2 >= measured.length) {
+      const worst = Math.max(...behind.map((l) => -l.clockOffsetMs))
+      return `this node's clock runs ${worst} ms ahead of ${behind.length} of its ${measured.length} peers (more than 80% of --max-clock-offset ${max} ms): it takes no writes until its clock is fixed`
+    }
+    return null
+  }
+
+  // ---- sibling cap (vclock) ---------------------------------------------
+
+  private onDropped(key: Uint8Array, dropped: Sibling[], by: { origin: string; originSeq: number; hlc: number }): void {
+    this.host.logger.warn('a key passed --max-siblings: its oldest values were dropped to the conflicts file', {
+      key: Buffer.from(key).toString('utf8'),
+      dropped: dropped.length,
+      max: this.options.maxSiblings,
+    })
+    this.conflicts.record(key, dropped, by)
+  }
+
+  private onOverCap(keys: Buffer[]): void {
+    for (const key of keys) {
+      if (this.trimQueue.size >= MAX_TRIM_QUEUE) break
+      this.trimQueue.set(key.toString('latin1'), key)
+    }
+    void this.trim()
+  }
+
+  /** Writes, for each key over the cap, a delete with an empty context: it drops the oldest values at this origin. */
+  private async trim(): Promise<void> {
+    if (this.trimming) return
+    this.trimming = true
+    try {
+      while (this.trimQueue.size > 0) {
+        const [name, key] = this.trimQueue.entries().next().value as [string, Buffer]
+        this.trimQueue.delete(name)
+        try {
+          await this.host.store.write([[OP_DEL, key.toString('utf8'), { c: {} }]])
+          this.stats.trims++
+        } catch (err) {
+          this.host.logger.warn('could not trim a key over --max-siblings', { err: (err as Error).message })
+        }
+      }
+    } finally {
+      this.trimming = false
+    }
+  }
+
+  // ---- status ------------------------------------------------------------
+
+  status(): Record<string, unknown> {
+    const store = this.host.store
+    const feedsByNode = new Map([...this.feeds].map((f) => [f.nodeId, f]))
+    const keys = store.keys?.counts
+    return {
+      conflict: this.options.conflict,
+      origin: store.origin,
+      vv: store.committedVv,
+      digest: this.digestHex(),
+      digestAlarm: this.digestAlarm,
+      maxClockOffsetMs: this.options.maxClockOffsetMs,
+      clockFence: this.clockFence(),
+      peers: this.links.map((l) => {
+        const feed = l.nodeId ? feedsByNode.get(l.nodeId) : undefined
+        return {
+          addr: l.addr,
+          nodeId: l.nodeId,
+          origin: l.origin,
+          link: l.state,
+          reason: l.reason,
+          lagEntries: l.lagEntries,
+          lagMs: l.lagMs,
+          clockOffsetMs: Number.isNaN(l.clockOffsetMs) ? null : l.clockOffsetMs,
+          lastHeardMsAgo: l.lastHeardAt === 0 ? null : Date.now() - l.lastHeardAt,
+          vv: l.peerVV,
+          digest: l.peerDigest,
+          snapshots: l.stats.snapshots,
+          clockPauses: l.stats.clockPauses,
+          pulling: feed ? { state: feed.state, ackedVv: feed.acked } : null,
+        }
+      }),
+      tombstones: {
+        count: keys?.tombstones ?? 0,
+        collected: this.collector.stats.collected,
+        passes: this.collector.stats.passes,
+        oldestAgeMs: this.collector.oldestAgeMs(),
+        blockedBy: this.collector.blockedBy,
+      },
+      siblings: {
+        keys: keys?.siblingKeys ?? 0,
+        max: keys?.maxSiblings ?? 0,
+        dropped: this.resolver instanceof VclockResolver ? this.resolver.stats.dropped : 0,
+        trims: this.stats.trims,
+      },
+      lwwLost: this.resolver instanceof LwwResolver ? this.resolver.stats.lost : 0,
+      members: [...this.stability.members()],
+    }
+  }
+
+  async close(): Promise<void> {
+    this.unsubscribe()
+    this.collector.stop()
+    for (const feed of this.feeds) feed.close(1001, 'node shutting down')
+    await Promise.all(this.links.map((l) => l.stop()))
+    this.acks.failAll(new TandemError('UNAVAILABLE', 'node is shutting down'))
+    await this.conflicts.close()
+  }
+}
+
+/** How long a node that reaches none of its peers after start waits before it takes writes alone. */
+const STARTUP_GRACE_MS = 2000
+
+/** Keys waiting for a trim write at once; more wait for the next write that passes the cap. */
+const MAX_TRIM_QUEUE = 10_000
+
+function sorted(vv: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const k of Object.keys(vv).sort()) if (vv[k] > 0) out[k] = vv[k]
+  return out
+}

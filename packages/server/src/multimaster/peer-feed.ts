@@ -1,0 +1,312 @@
+import { decodeFrame, type PeerHello, pullerMessageSchema } from '@tandem/protocol'
+import type { WebSocket } from 'ws'
+import type { AckSource } from '../replication/acks.js'
+import { FlowSocket, SerialInbox } from '../replication/link.js'
+import { newNonce, proofHolds, proveToken } from '../replication/peer-auth.js'
+import { peekIdentity, readForApply } from '../storage/entry-scan.js'
+import type { LogPin } from '../storage/log.js'
+import { NO_ORIGIN } from '../storage/log-entry.js'
+import type { Store } from '../storage/store.js'
+import { VersionVector, vvCovers } from '../storage/version-vector.js'
+import type { Logger } from '../util/logger.js'
+import type { Row } from './stability.js'
+
+/**
+ * The pushing side of a peer link: a peer dialled this node to pull what it
+ * lacks. One feed per connected peer, owned by the Mesh.
+ *
+ *   challenge -> hello (its proof checked, see replication/peer-auth.ts) ->
+ *   welcome; then, from its version vector: -> continue from the newest resume point it
+ *   covers (WriteLog.resumeFrom), or fullsync: a snapshot of the data with
+ *   per-key metadata and tombstones, and the version vector it holds, which
+ *   the peer joins into its own data (never replacing it); then every entry
+ *   of this node's log from there on, whatever its origin, except those the
+ *   peer already holds (by origin and counter) and this node's housekeeping.
+ *
+ * Entries go out as this node stored them; the peer re-places them in its
+ * own log and keeps their identity bytes (see log-entry.ts). Backpressure
+ * and timeouts are the replication feed's (upstream.ts).
+ */
+
+export interface PeerFeedHost {
+  readonly store: Store
+  readonly logger: Logger
+  readonly conflict: 'lww' | 'vclock'
+  /** The shared token a peer must prove it holds (none: any peer may pull). */
+  readonly authToken?: string
+  /** This node's wall clock (ms). */
+  wall(): number
+  digest(): string
+  rows(): Record<string, Row>
+  /** A peer reported what it holds (an ack): stability rows, w=N, lag. */
+  onAck(peer: PeerFeed, vv: Record<string, number>, rows: Record<string, Row>): void
+}
+
+export interface PeerFeedOptions {
+  highWaterBytes: number
+  replTimeoutMs: number
+  heartbeatMs: number
+  batchEntries: number
+  batchBytes: number
+  snapshotChunkBytes: number
+}
+
+type FeedState = 'handshake' | 'fullsync' | 'streaming' | 'closed'
+
+export class PeerFeed implements AckSource {
+  state: FeedState = 'handshake'
+  nodeId = ''
+  origin = ''
+  addr = ''
+  /** What the peer holds, as it said in hello and its acks, and as this feed sent since. */
+  readonly known = new VersionVector()
+  /** The peer's version vector as of its last ack. */
+  acked: Record<string, number> = {}
+  private cursor = 0
+  private lastHeardAt = Date.now()
+  private pumping = false
+  private pin: LogPin | null = null
+  private readonly flow: FlowSocket
+  private readonly inbox: SerialInbox
+  private readonly timer: NodeJS.Timeout
+  private log: Logger
+  private readonly nonce = newNonce()
+
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly host: PeerFeedHost,
+    private readonly options: PeerFeedOptions,
+    private readonly onClosed: (feed: PeerFeed) => void,
+  ) {
+    this.log = host.logger
+    this.flow = new FlowSocket(ws, options.highWaterBytes)
+    this.inbox = new SerialInbox(ws, (err) => this.fail(`peer link error: ${(err as Error).message}`))
+    ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary))
+    ws.on('close', () => this.onSocketClosed())
+    ws.on('error', () => {})
+    this.timer = setInterval(() => this.onHeartbeatTimer(), options.heartbeatMs)
+    this.flow.send({ type: 'challenge', nonce: this.nonce })
+  }
+
+  private get store(): Store {
+    return this.host.store
+  }
+
+  private onMessage(data: Buffer, isBinary: boolean): void {
+    this.lastHeardAt = Date.now()
+    let parsed: ReturnType<typeof pullerMessageSchema.safeParse>
+    try {
+      parsed = pullerMessageSchema.safeParse(isBinary ? decodeFrame(data) : null)
+    } catch {
+      return this.close(1007, 'malformed peer frame')
+    }
+    if (!parsed.success) return this.close(1007, `invalid peer message: ${parsed.error.issues[0]?.message}`)
+    const message = parsed.data
+    switch (message.type) {
+      case 'hello': {
+        if (this.state !== 'handshake' || this.nodeId) return this.close(1008, 'hello sent twice')
+        const { authToken } = this.host
+        if (!proofHolds(authToken, 'peer', 'dialer', this.nonce, message.nonce, message.proof)) {
+          this.log.warn('refusing a peer that could not prove it holds the auth token', { addr: message.addr })
+          this.flow.send({ type: 'refuse', reason: 'unauthorized', message: 'wrong or missing auth token' })
+          return this.close(4401, 'unauthorized')
+        }
+        this.flow.send({ type: 'welcome', proof: proveToken(authToken, 'peer', 'listener', this.nonce, message.nonce) })
+        this.inbox.push(() => this.onHello(message))
+        return
+      }
+      case 'ack':
+        if (!this.origin) return
+        this.acked = message.vv
+        this.known.join(message.vv)
+        this.host.onAck(this, message.vv, message.rows)
+        return
+      case 'clock':
+        this.flow.send({ type: 'clock', t0: message.t0, t1: this.host.wall() })
+        return
+    }
+  }
+
+  private async onHello(hello: PeerHello): Promise<void> {
+    this.nodeId = hello.nodeId
+    this.origin = hello.origin
+    this.addr = hello.addr
+    this.log = this.host.logger.child({ peer: hello.nodeId, peerAddr: hello.addr })
+    if (hello.origin === this.store.origin) return this.refuse('self', 'a node cannot be its own peer')
+    if (hello.conflict !== this.host.conflict) {
+      return this.refuse(
+        'conflict',
+        `this node resolves conflicts with --conflict ${this.host.conflict}, the peer with ${hello.conflict}; every peer of a group must use the same`,
+      )
+    }
+    this.known.join(hello.vv)
+    this.acked = hello.vv
+    const from = await this.store.log.resumeFrom((checkpoint) => vvCovers(hello.vv, checkpoint))
+    if (this.state === 'closed') return
+    if (from === null) return this.fullSync()
+    this.log.info('peer resumes from the log', { fromSeq: from, head: this.store.lastSeq })
+    this.cursor = from
+    this.pin = this.store.log.pin(from)
+    this.flow.send({
+      type: 'continue',
+      fromSeq: from,
+      nodeId: this.store.nodeId,
+      origin: this.store.origin,
+      vv: this.store.committedVv,
+      time: this.host.wall(),
+    })
+    this.state = 'streaming'
+    this.pumpSafely()
+  }
+
+  private refuse(reason: string, message: string): void {
+    this.log.warn('refusing peer', { reason, message })
+    this.flow.send({ type: 'refuse', reason, message })
+    this.close(1008, `refused: ${reason}`)
+  }
+
+  /** A snapshot the peer joins into its data, then the log after it (pinned meanwhile). */
+  private async fullSync(): Promise<void> {
+    this.state = 'fullsync'
+    const snapshot = this.store.snapshot()
+    try {
+      const seq = await snapshot.seq
+      const clock = await snapshot.clock
+      this.pin = this.store.log.pin(seq + 1)
+      this.log.info('peer needs a snapshot', { seq })
+      const started = Date.now()
+      this.flow.send({
+        type: 'fullsync',
+        seq,
+        nodeId: this.store.nodeId,
+        origin: this.store.origin,
+        clock,
+        time: this.host.wall(),
+      })
+      let total = 0
+      for await (const { chunk, count } of snapshot.chunks(this.options.snapshotChunkBytes)) {
+        if (this.state !== 'fullsync' || !this.flow.open) return
+        this.flow.send({ type: 'snapshot', chunk, count })
+        total += count
+        await this.flow.drained()
+      }
+      this.flow.send({ type: 'snapshotEnd', seq })
+      this.log.info('snapshot sent to peer', { seq, keys: total, ms: Date.now() - started })
+      this.known.join(clock.vv)
+      this.cursor = seq + 1
+      this.state = 'streaming'
+      this.pumpSafely()
+    } finally {
+      await snapshot.close()
+    }
+  }
+
+  wake(): void {
+    if (this.state === 'streaming' && !this.pumping) this.pumpSafely()
+  }
+
+  private pumpSafely(): void {
+    this.pump().catch((err) => this.fail(`could not feed the peer from seq ${this.cursor}: ${(err as Error).message}`))
+  }
+
+  /** Sends the entries the peer lacks from the cursor on, while the socket takes them. */
+  private async pump(): Promise<void> {
+    if (this.pumping) return
+    this.pumping = true
+    try {
+      while (this.state === 'streaming' && this.cursor <= this.store.lastSeq) {
+        if (!this.flow.open) break
+        if (!this.flow.writable) {
+          await this.flow.drained()
+          continue
+        }
+        let read = this.store.log.tail.from(this.cursor, this.options.batchEntries, this.options.batchBytes)
+        if (read === null) {
+          read = []
+          let expected = this.cursor
+          let bytes = 0
+          for await (const [seq, raw] of this.store.log.read(this.cursor, this.options.batchEntries)) {
+            if (seq !== expected) break
+            read.push(raw)
+            expected++
+            bytes += raw.length
+            if (bytes >= this.options.batchBytes) break
+          }
+          if (read.length === 0) {
+            return this.fail(`seq ${this.cursor} is no longer in the log; the peer must reconnect for a snapshot`)
+          }
+        }
+        if (read.length === 0) break
+        const out: Buffer[] = []
+        for (const raw of read) {
+          const id = peekIdentity(raw) ?? readForApply(raw)
+          if (id.origin === NO_ORIGIN || id.originSeq <= this.known.get(id.origin)) continue
+          this.known.advance(id.origin, id.originSeq)
+          // Views into the tail's ring stay valid until the next commit: the
+          // frame is encoded below, before anything else can run.
+          out.push(raw)
+        }
+        this.cursor += read.length
+        this.pin?.move(this.cursor)
+        if (out.length > 0) {
+          this.flow.send({ type: 'entries', entries: out, head: this.store.lastSeq, vv: this.store.committedVv })
+        }
+      }
+    } finally {
+      this.pumping = false
+    }
+  }
+
+  private onHeartbeatTimer(): void {
+    if (this.state === 'closed') return
+    const now = Date.now()
+    if (this.flow.overSince > 0 && now - this.flow.overSince > this.options.replTimeoutMs) {
+      return this.fail(
+        `peer ${this.nodeId || '(unidentified)'} at ${this.addr || '?'} is too slow: ${this.flow.unflushed} bytes unsent for ${now - this.flow.overSince} ms; disconnecting`,
+      )
+    }
+    if (now - this.lastHeardAt > this.options.replTimeoutMs) {
+      return this.fail(
+        `peer ${this.nodeId || '(unidentified)'} at ${this.addr || '?'} sent nothing for ${now - this.lastHeardAt} ms; disconnecting`,
+      )
+    }
+    if (this.state === 'streaming' && this.flow.writable) {
+      this.flow.send({
+        type: 'heartbeat',
+        time: this.host.wall(),
+        vv: this.store.committedVv,
+        digest: this.host.digest(),
+        rows: this.host.rows(),
+      })
+    }
+  }
+
+  private fail(message: string): void {
+    this.log.warn(message, { peer: this.nodeId, peerAddr: this.addr })
+    this.close(1011, message)
+  }
+
+  close(code: number, reason: string): void {
+    if (this.state === 'closed') return
+    this.state = 'closed'
+    this.ws.close(code, reason.slice(0, 120))
+    setTimeout(() => this.ws.terminate(), 2000).unref()
+    this.cleanup()
+  }
+
+  private onSocketClosed(): void {
+    this.state = 'closed'
+    this.cleanup()
+  }
+
+  private cleaned = false
+  private cleanup(): void {
+    if (this.cleaned) return
+    this.cleaned = true
+    clearInterval(this.timer)
+    this.flow.release()
+    this.pin?.release()
+    this.pin = null
+    this.onClosed(this)
+  }
+}

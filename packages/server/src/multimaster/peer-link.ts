@@ -1,0 +1,388 @@
+import { decodeFrame, type PusherMessage, pusherMessageSchema } from '@tandem/protocol'
+import type WebSocket from 'ws'
+import { dialPeer, type PeerTls } from '../replication/dial.js'
+import { FlowSocket, SerialInbox } from '../replication/link.js'
+import { newNonce, proofHolds, proveToken } from '../replication/peer-auth.js'
+import { type ApplyEntry, readForApply } from '../storage/entry-scan.js'
+import { hlcWallMs } from '../storage/hlc.js'
+import type { ConflictResolver } from '../storage/resolver.js'
+import { unpackChunk } from '../storage/snapshot-chunk.js'
+import type { Store, StoreClock } from '../storage/store.js'
+import type { VersionVectorObject } from '../storage/version-vector.js'
+import type { Logger } from '../util/logger.js'
+import type { Row } from './stability.js'
+
+/**
+ * The pulling side of a peer link: this node dials one peer (an address of
+ * --peers), says what it holds, and applies what the peer sends (see
+ * @tandem/protocol's peer.ts), through its conflict resolver, appended to its own log
+ * (placement 'append': entries it already holds are skipped by origin and
+ * counter). Acks carry this node's version vector back.
+ *
+ * Rules it keeps:
+ * - an entry stamped further ahead of this node's wall clock than
+ *   --max-clock-offset is never applied, nor skipped: the link applies what
+ *   came before it, pauses, says so in status, and asks again later, so a
+ *   fast clock cannot win conflicts;
+ * - a snapshot is joined into the data (Store.merge), never replaces it;
+ * - if the peer holds more of this node's own writes than this node does
+ *   (a data dir restored from a backup), this node takes no writes until it
+ *   has them back (amnesia: it would reuse their counters);
+ * - every second it probes the peer's clock, for the offset status shows
+ *   and the Mesh's decision to refuse writes when this node's clock runs ahead.
+ *
+ * After any break it reconnects with backoff and asks again from what it holds.
+ */
+
+export type PeerLinkState = 'connecting' | 'handshake' | 'merging' | 'streaming' | 'paused' | 'refused' | 'stopped'
+
+export interface PeerLinkHost {
+  readonly store: Store
+  readonly logger: Logger
+  readonly resolver: ConflictResolver
+  readonly conflict: 'lww' | 'vclock'
+  readonly address: string
+  readonly authToken?: string
+  readonly tls?: PeerTls
+  readonly maxFrameBytes: number
+  readonly maxClockOffsetMs: number
+  wall(): number
+  digest(): string
+  rows(): Record<string, Row>
+  /** The peer reported rows (heartbeat): stability. */
+  onRows(rows: Record<string, Row>): void
+  /** Entries from this link were applied. */
+  onApplied(): void
+}
+
+const MIN_BACKOFF_MS = 50
+const MAX_BACKOFF_MS = 2000
+/** How long a link paused for a clock ahead waits before it asks again. */
+const CLOCK_PAUSE_MS = 1000
+const CLOCK_PROBE_MS = 1000
+const MAX_QUEUED_APPLY = 16
+/** A peer that accepts the connection but does not prove itself in this long is dropped. */
+const HANDSHAKE_TIMEOUT_MS = 5000
+
+export class PeerLink {
+  state: PeerLinkState = 'connecting'
+  /** The peer's node id and origin, once it answered. */
+  nodeId: string | null = null
+  origin: string | null = null
+  /** The peer's version vector as of its last message. */
+  peerVV: VersionVectorObject = {}
+  /** The peer's digest and the version vector it was taken at (its last heartbeat). */
+  peerDigest = ''
+  peerDigestVV: VersionVectorObject = {}
+  lastHeardAt = 0
+  /** Since when this node has been behind the peer (0: caught up). */
+  behindSince = 0
+  /** Why the link is paused or refused, for status. */
+  reason: string | null = null
+  /** The peer's clock minus this node's, in ms (NaN until measured). */
+  clockOffsetMs = Number.NaN
+  clockMeasuredAt = 0
+  /** The peer holds this node's own writes up to here, more than this node does (amnesia). */
+  ownHeldByPeer = 0
+  readonly stats = { connects: 0, snapshots: 0, applied: 0, clockPauses: 0 }
+  private ws: WebSocket | null = null
+  private stopped = false
+  private backoff = MIN_BACKOFF_MS
+  private retryTimer: NodeJS.Timeout | null = null
+  private timers: NodeJS.Timeout[] = []
+  private log: Logger
+  private mergeClock: StoreClock | null = null
+  private applying: Promise<unknown> = Promise.resolve()
+  private inbox: SerialInbox | null = null
+
+  constructor(
+    /** HOST:PORT of the peer, as configured. */
+    readonly addr: string,
+    private readonly host: PeerLinkHost,
+  ) {
+    this.log = host.logger.child({ peerAddr: addr })
+    this.connect()
+  }
+
+  private get store(): Store {
+    return this.host.store
+  }
+
+  private connect(): void {
+    if (this.stopped) return
+    if (this.state !== 'paused' && this.state !== 'refused') this.state = 'connecting'
+    // No token in the request: the peer first proves it holds it (replication/peer-auth.ts).
+    const ws = dialPeer(this.addr, '/peer', this.host.tls, {
+      maxPayload: this.host.maxFrameBytes,
+      perMessageDeflate: false,
+      handshakeTimeout: 5000,
+    })
+    this.ws = ws
+    const flow = new FlowSocket(ws, 1024 * 1024)
+    let failed = false
+    const live = () => this.ws === ws && !failed && !this.stopped
+    const inbox = new SerialInbox(ws, (err) => {
+      failed = true
+      this.log.warn('peer link failed', { err: (err as Error).message })
+      ws.terminate()
+    })
+    const previous = this.inbox
+    this.inbox = inbox
+    const nonce = newNonce()
+    const { authToken } = this.host
+    let challenge: Uint8Array | null = null
+    let proven = false
+    ws.on('open', () => {
+      this.stats.connects++
+      if (this.state !== 'paused' && this.state !== 'refused') this.state = 'handshake'
+      this.lastHeardAt = Date.now()
+      const deadline = setTimeout(() => {
+        if (!proven && this.ws === ws) ws.terminate()
+      }, HANDSHAKE_TIMEOUT_MS)
+      ws.once('close', () => clearTimeout(deadline))
+    })
+    const onChallenge = (peerNonce: Uint8Array) => {
+      challenge = peerNonce
+      // What the previous link handed to the committer is in before this
+      // one says what the node holds.
+      void Promise.all([this.applying, previous?.idle()]).then(() => {
+        if (!live() || ws.readyState !== ws.OPEN) return
+        flow.send({
+          type: 'hello',
+          nodeId: this.store.nodeId,
+          origin: this.store.origin,
+          addr: this.host.address,
+          conflict: this.host.conflict,
+          vv: this.store.committedVv,
+          time: this.host.wall(),
+          nonce,
+          proof: proveToken(authToken, 'peer', 'dialer', peerNonce, nonce),
+        })
+      })
+    }
+    /** Before the peer has proven itself, only its challenge, its welcome and a refusal are taken. */
+    const authenticate = (message: PusherMessage): boolean => {
+      if (message.type === 'challenge' && challenge === null) {
+        onChallenge(message.nonce)
+        return false
+      }
+      if (message.type === 'refuse') return true
+      if (message.type === 'welcome' && challenge !== null) {
+        if (proofHolds(authToken, 'peer', 'listener', challenge, nonce, message.proof)) {
+          proven = true
+          this.timers.push(setInterval(() => this.sendAck(flow), 250))
+          this.timers.push(setInterval(() => flow.send({ type: 'clock', t0: this.host.wall() }), CLOCK_PROBE_MS))
+          flow.send({ type: 'clock', t0: this.host.wall() })
+          return false
+        }
+      }
+      this.log.warn('the peer could not prove it holds the auth token; applying nothing from it', { got: message.type })
+      ws.terminate()
+      return false
+    }
+    ws.on('message', (data) => {
+      this.lastHeardAt = Date.now()
+      let message: PusherMessage
+      try {
+        const parsed = pusherMessageSchema.safeParse(decodeFrame(data as Buffer))
+        if (!parsed.success) throw new Error(parsed.error.issues[0]?.message)
+        message = parsed.data
+      } catch (err) {
+        this.log.warn('bad message from peer; reconnecting', { err: (err as Error).message })
+        ws.terminate()
+        return
+      }
+      if (!proven && !authenticate(message)) return
+      if (message.type === 'clock') return this.onClock(message.t0, message.t1)
+      if (message.type === 'entries') {
+        inbox.push(() => {
+          if (live()) this.onEntries(message.entries, message.vv, flow, inbox, ws)
+        })
+        return
+      }
+      inbox.push(() => (live() ? this.onControl(message, flow, live) : undefined))
+    })
+    ws.on('error', (err) => this.log.debug('peer socket error', { err: err.message }))
+    ws.on('close', (code, reason) => this.onClose(code, reason.toString()))
+  }
+
+  private sendAck(flow: FlowSocket): void {
+    flow.send({ type: 'ack', vv: this.store.committedVv, digest: this.host.digest(), rows: this.host.rows() })
+  }
+
+  private onClock(t0: number, t1: number): void {
+    const now = this.host.wall()
+    const rtt = now - t0
+    if (rtt < 0 || rtt > 5000) return
+    this.clockOffsetMs = Math.round(t1 - (t0 + rtt / 2))
+    this.clockMeasuredAt = Date.now()
+  }
+
+  private async onControl(message: PusherMessage, flow: FlowSocket, live: () => boolean): Promise<void> {
+    switch (message.type) {
+      case 'continue':
+        this.identify(message.nodeId, message.origin, message.vv)
+        this.log.info('peer link resumes from its log', { fromSeq: message.fromSeq })
+        this.state = 'streaming'
+        this.backoff = MIN_BACKOFF_MS
+        this.reason = null
+        this.noteBehind()
+        return
+      case 'fullsync':
+        this.identify(message.nodeId, message.origin, message.clock.vv)
+        this.stats.snapshots++
+        this.state = 'merging'
+        this.reason = null
+        this.mergeClock = message.clock
+        this.log.info('joining a snapshot from the peer', { seq: message.seq })
+        return
+      case 'snapshot': {
+        if (this.state !== 'merging') throw new Error('snapshot outside a full sync')
+        const records: [Buffer, Buffer][] = []
+        const count = unpackChunk(message.chunk, EMPTY, (key, record) => records.push([key, Buffer.from(record)]))
+        if (count !== message.count)
+          throw new Error(`snapshot chunk holds ${count} records, its frame says ${message.count}`)
+        await this.store.merge(records)
+        return
+      }
+      case 'snapshotEnd':
+        if (this.state !== 'merging' || !this.mergeClock) throw new Error('unexpected snapshotEnd')
+        await this.store.finishMerge(this.mergeClock)
+        this.log.info('snapshot joined', { seq: message.seq })
+        this.mergeClock = null
+        if (!live()) return
+        this.state = 'streaming'
+        this.backoff = MIN_BACKOFF_MS
+        this.host.onApplied()
+        this.sendAck(flow)
+        return
+      case 'heartbeat':
+        this.peerVV = message.vv
+        this.peerDigest = message.digest
+        this.peerDigestVV = message.vv
+        this.host.onRows(message.rows)
+        this.noteBehind()
+        return
+      case 'refuse':
+        this.state = 'refused'
+        this.reason = `${message.reason}: ${message.message}`
+        this.log.warn('peer refused this node; will retry', { reason: message.reason, message: message.message })
+        this.backoff = MAX_BACKOFF_MS
+        return
+      default:
+        return
+    }
+  }
+
+  /** The peer named itself: check it holds no more of this node's writes than this node does. */
+  private identify(nodeId: string, origin: string, vv: VersionVectorObject): void {
+    this.nodeId = nodeId
+    this.origin = origin
+    this.peerVV = vv
+    this.log = this.host.logger.child({ peerAddr: this.addr, peer: nodeId })
+    const mine = this.store.origin
+    const held = vv[mine] ?? 0
+    if (held > this.store.vv.get(mine)) {
+      this.ownHeldByPeer = held
+      this.log.error(
+        'the peer holds more of this node’s own writes than this node does (its data dir was restored or lost); taking no writes until they are back',
+        { peerHolds: held, thisNodeHolds: this.store.vv.get(mine) },
+      )
+    }
+  }
+
+  private onEntries(
+    raws: Uint8Array[],
+    peerVV: VersionVectorObject,
+    flow: FlowSocket,
+    inbox: SerialInbox,
+    ws: WebSocket,
+  ): void {
+    if (this.stopped) return
+    if (this.state !== 'streaming') throw new Error(`entries while ${this.state}`)
+    this.peerVV = peerVV
+    const limit = this.host.wall() + this.host.maxClockOffsetMs
+    const entries: ApplyEntry[] = []
+    let ahead: ApplyEntry | null = null
+    for (const bytes of raws) {
+      const entry = readForApply(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes))
+      if (hlcWallMs(entry.hlc) > limit) {
+        ahead = entry
+        break
+      }
+      entries.push(entry)
+    }
+    if (entries.length > 0) {
+      const applied = this.store.applyRemote(entries, this.host.resolver, 'append')
+      this.applying = applied.catch(() => {})
+      if (this.store.queuedWrites > MAX_QUEUED_APPLY) inbox.hold(true)
+      applied.then(
+        () => {
+          if (this.store.queuedWrites < MAX_QUEUED_APPLY / 2) inbox.hold(false)
+          this.stats.applied += entries.length
+          this.noteBehind()
+          this.host.onApplied()
+          this.sendAck(flow)
+        },
+        (err) => {
+          this.log.warn('could not apply the peer’s entries; reconnecting', { err: (err as Error).message })
+          ws.terminate()
+        },
+      )
+    }
+    if (ahead) this.pauseForClock(ahead, ws)
+  }
+
+  /** An entry stamped too far ahead: apply nothing more from this link until the clocks agree. */
+  private pauseForClock(entry: ApplyEntry, ws: WebSocket): void {
+    const aheadMs = hlcWallMs(entry.hlc) - this.host.wall()
+    this.stats.clockPauses++
+    this.reason = `clock: an entry of origin ${entry.origin} (#${entry.originSeq}) is stamped ${aheadMs} ms ahead of this node's clock, more than --max-clock-offset ${this.host.maxClockOffsetMs} ms; it waits`
+    if (this.state !== 'paused') this.log.warn('peer link paused: a clock runs ahead', { reason: this.reason })
+    this.state = 'paused'
+    this.backoff = CLOCK_PAUSE_MS
+    ws.terminate()
+  }
+
+  private noteBehind(): void {
+    let behind = false
+    for (const origin in this.peerVV) if (this.peerVV[origin] > this.store.vv.get(origin)) behind = true
+    if (!behind) this.behindSince = 0
+    else if (this.behindSince === 0) this.behindSince = Date.now()
+  }
+
+  /** Entries the peer holds that this node lacks, as far as it knows. */
+  get lagEntries(): number {
+    let n = 0
+    for (const origin in this.peerVV) n += Math.max(0, this.peerVV[origin] - this.store.vv.get(origin))
+    return n
+  }
+
+  get lagMs(): number {
+    return this.behindSince === 0 ? 0 : Date.now() - this.behindSince
+  }
+
+  private onClose(code: number, reason: string): void {
+    for (const t of this.timers) clearInterval(t)
+    this.timers = []
+    this.ws = null
+    if (this.stopped) return
+    if (this.state !== 'refused' && this.state !== 'paused') this.state = 'connecting'
+    this.log.debug('peer link closed; reconnecting', { code, reason, inMs: Math.round(this.backoff) })
+    this.retryTimer = setTimeout(() => this.connect(), this.backoff)
+    this.backoff = Math.min(MAX_BACKOFF_MS, this.backoff * 2)
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true
+    this.state = 'stopped'
+    if (this.retryTimer) clearTimeout(this.retryTimer)
+    for (const t of this.timers) clearInterval(t)
+    this.ws?.close(1000, 'stopped')
+    this.ws?.terminate()
+    this.ws = null
+    await this.applying
+  }
+}
+
+const EMPTY = Buffer.alloc(0)

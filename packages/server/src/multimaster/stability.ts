@@ -1,0 +1,128 @@
+import type { VersionVectorObject } from '../storage/version-vector.js'
+
+/**
+ * Causal stability: when may a tombstone go without a write it lost to
+ * coming back? Only once every node holds it, and this node holds every
+ * write that could still lose to it. Tandem keeps a matrix clock: for every
+ * member (every origin it has heard of), a row, that member's version
+ * vector as it last reported it, directly or relayed by others (`rows` in
+ * heartbeats and acks).
+ *
+ * A row R of member P is confirmed here once this node holds all of P's own
+ * writes up to R[P]: P wrote everything after that after holding what R
+ * says, and P's hybrid clock had then seen every timestamp in it, so P's
+ * later writes order after any of them. With a confirmed row C_P for every
+ * member, the stable vector is
+ *
+ *   stable[o] = min over members P of C_P[o]
+ *
+ * and a tombstone whose requirement (its dot under lww, its whole context
+ * under vclock) stable covers is one every member holds, with every write
+ * that could lose to it already applied here: it may go.
+ *
+ * Members are every origin in this node's version vector or in any row. A
+ * row also says whether its node knows the origin of every peer it is
+ * configured with (`complete`): a node that has never reached one of its
+ * peers cannot vouch for what that peer holds, so stability waits for it.
+ * A member that never reports again (a dead peer) blocks collection: status
+ * shows the tombstones pending and their age.
+ */
+export interface Row {
+  vv: VersionVectorObject
+  /** Whether the node knows the origin of every peer it is configured with. */
+  complete: boolean
+}
+
+interface MemberRows {
+  /** The newest row heard. */
+  latest: Row
+  /** The row waiting for this node to hold the member's writes up to it. */
+  pending: Row | null
+  /** The newest row this node holds the member's writes for. */
+  confirmed: Row | null
+}
+
+const covers = (a: VersionVectorObject, b: VersionVectorObject) => {
+  for (const o in b) if (b[o] > (a[o] ?? 0)) return false
+  return true
+}
+
+export class StabilityTracker {
+  private readonly rows = new Map<string, MemberRows>()
+
+  constructor(
+    private readonly self: string,
+    /** This node's own version vector, as it stands. */
+    private readonly own: () => VersionVectorObject,
+    /** Whether this node knows the origin of every peer it is configured with. */
+    private readonly selfComplete: () => boolean,
+  ) {}
+
+  /** A member's row, as it reported it or as another node relayed it. Rows only grow. */
+  observe(origin: string, row: Row): void {
+    if (origin === this.self) return
+    const known = this.rows.get(origin)
+    if (known) {
+      const newer = !covers(known.latest.vv, row.vv) || (row.complete && !known.latest.complete)
+      if (!newer) return
+      known.latest = row
+      known.pending ??= row
+    } else {
+      this.rows.set(origin, { latest: row, pending: row, confirmed: null })
+    }
+    this.confirm(origin)
+  }
+
+  /** This node applied more: rows waiting for it may now be confirmed. */
+  advance(): void {
+    for (const origin of this.rows.keys()) this.confirm(origin)
+  }
+
+  private confirm(origin: string): void {
+    const member = this.rows.get(origin)
+    if (!member) return
+    const held = this.own()[origin] ?? 0
+    while (member.pending && held >= (member.pending.vv[origin] ?? 0)) {
+      member.confirmed = member.pending
+      member.pending = member.latest === member.pending ? null : member.latest
+    }
+  }
+
+  /** Every origin this node knows of. */
+  members(): Set<string> {
+    const out = new Set<string>([this.self, ...Object.keys(this.own())])
+    for (const [origin, member] of this.rows) {
+      out.add(origin)
+      for (const o of Object.keys(member.latest.vv)) out.add(o)
+    }
+    out.delete('')
+    return out
+  }
+
+  /**
+   * The stable vector, or why there is none: a member with no confirmed
+   * row, or one that does not know all its peers.
+   */
+  stable(): { vv: VersionVectorObject } | { blockedBy: string } {
+    if (!this.selfComplete()) return { blockedBy: `${this.self} (this node has not reached all its peers)` }
+    const own = this.own()
+    const members = this.members()
+    const stable: VersionVectorObject = {}
+    for (const o of members) stable[o] = own[o] ?? 0
+    for (const p of members) {
+      if (p === this.self) continue
+      const confirmed = this.rows.get(p)?.confirmed
+      if (!confirmed) return { blockedBy: p }
+      if (!confirmed.complete) return { blockedBy: `${p} (it has not reached all its peers)` }
+      for (const o of members) stable[o] = Math.min(stable[o], confirmed.vv[o] ?? 0)
+    }
+    return { vv: stable }
+  }
+
+  /** Rows to gossip: this node's own and the newest heard of every other member. */
+  gossip(): Record<string, Row> {
+    const out: Record<string, Row> = { [this.self]: { vv: this.own(), complete: this.selfComplete() } }
+    for (const [origin, member] of this.rows) out[origin] = member.latest
+    return out
+  }
+}

@@ -1,0 +1,98 @@
+import { hlcWallMs } from '../storage/hlc.js'
+import type { KeyTracker } from '../storage/key-tracker.js'
+import { decodeTombstoneInfo } from '../storage/key-tracker.js'
+import type { Store } from '../storage/store.js'
+import { vvCovers } from '../storage/version-vector.js'
+import type { Logger } from '../util/logger.js'
+import type { StabilityTracker } from './stability.js'
+
+/**
+ * Collects tombstones once they are causally stable (stability.ts), never
+ * on a timer: a tombstone whose requirement the stable vector covers is
+ * dropped through the Store's committer (Store.collect), which checks again
+ * that the key still holds that tombstone and logs the collection for this
+ * node's replicas. Each pass reads at most PAGE tombstones from the index,
+ * going on from where the last one stopped, so a large backlog costs a
+ * bounded amount per pass.
+ *
+ * What is stuck is visible: status shows the tombstones pending, the age of
+ * the oldest, and which member holds collection up (a peer that never
+ * answered, or one that never reached all of its own peers).
+ */
+const PAGE = 1000
+
+export class TombstoneCollector {
+  readonly stats = { collected: 0, passes: 0 }
+  /** Why nothing can be collected now, or null. */
+  blockedBy: string | null = null
+  private oldestHlc = 0
+  /** The oldest pending tombstone of the round of passes in progress. */
+  private roundOldest = 0
+  private timer: NodeJS.Timeout | null = null
+  private running = false
+  private after: Buffer | null = null
+
+  constructor(
+    private readonly store: Store,
+    private readonly stability: StabilityTracker,
+    private readonly logger: Logger,
+    private readonly intervalMs: number,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.pass(), this.intervalMs)
+    this.timer.unref()
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer)
+    this.timer = null
+  }
+
+  /** Age of the oldest tombstone still pending at the last full round of passes, ms (0: none). */
+  oldestAgeMs(): number {
+    return this.oldestHlc === 0 ? 0 : Math.max(0, Date.now() - hlcWallMs(this.oldestHlc))
+  }
+
+  /** One pass: a page of the index, and what of it is stable goes. */
+  async pass(): Promise<number> {
+    const keys = this.store.keys as KeyTracker | null
+    if (this.running || keys === null || this.store.status !== 'open') return 0
+    this.running = true
+    try {
+      this.stats.passes++
+      const stable = this.stability.stable()
+      if ('blockedBy' in stable) {
+        this.blockedBy = stable.blockedBy
+      } else {
+        this.blockedBy = null
+      }
+      if (this.after === null) this.roundOldest = 0
+      const range = this.after ? { gt: this.after, limit: PAGE } : { limit: PAGE }
+      const due: Buffer[] = []
+      let last: Buffer | null = null
+      let seen = 0
+      for await (const [key, value] of keys.tombs.iterator(range)) {
+        last = key
+        seen++
+        const info = decodeTombstoneInfo(value)
+        if ('vv' in stable && vvCovers(stable.vv, info.r)) due.push(key)
+        else if (this.roundOldest === 0 || info.t < this.roundOldest) this.roundOldest = info.t
+      }
+      // A page short of PAGE ends a round: the next starts from the beginning.
+      this.after = seen < PAGE ? null : last
+      let collected = 0
+      if (due.length > 0 && 'vv' in stable) {
+        collected = await this.store.collect(due, stable.vv)
+        this.stats.collected += collected
+      }
+      if (this.after === null) this.oldestHlc = this.roundOldest
+      return collected
+    } catch (err) {
+      this.logger.warn('tombstone collection failed; will retry', { err: (err as Error).message })
+      return 0
+    } finally {
+      this.running = false
+    }
+  }
+}

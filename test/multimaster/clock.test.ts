@@ -1,0 +1,90 @@
+import { TandemError } from '@tandem/client'
+import { afterEach, describe, expect, it } from 'vitest'
+import { waitFor } from '../helpers/wait.js'
+import { firstDifference, lwwModel, PeerGroup, scanNode, unionOfWrites, writesOffline } from './peers.js'
+
+/**
+ * Rule 8 of the multi-master notes: an HLC bounded by --max-clock-offset.
+ * A peer whose clock runs 5 s ahead (an injected offset) must not win
+ * conflicts by it: its entries stamped ahead are not applied (its link
+ * pauses and says why), and it refuses writes itself. A 100 ms skew is
+ * within the bound: last-writer-wins still converges, to the reference model.
+ */
+const groups: PeerGroup[] = []
+afterEach(async () => {
+  await Promise.all(groups.splice(0).map((g) => g.teardown()))
+})
+
+describe('clocks and --max-clock-offset', () => {
+  it('a peer 5 s ahead is refused: its writes stamped ahead wait, it does not win, and it takes no writes', async () => {
+    const group = new PeerGroup()
+    groups.push(group)
+    await group.start({
+      size: 2,
+      conflict: 'lww',
+      argsOf: (i) => (i === 1 ? ['--test-clock-offset', '5000'] : []),
+      waitWritable: false,
+    })
+    // Cut off from the start, the fast node reaches no peer and takes writes after its start-up grace.
+    group.isolate(1)
+    const fast = await group.client(1)
+    const slow = await group.client(0)
+    // Both reach no peer: each takes writes once its start-up grace is over.
+    const putWhenWritable = (db: typeof fast, value: string) =>
+      waitFor(
+        async () => {
+          try {
+            await db.put('k', value)
+            return true
+          } catch (err) {
+            if (err instanceof TandemError && err.code === 'UNAVAILABLE') return false
+            throw err
+          }
+        },
+        { what: `a node to take ${value}` },
+      )
+    await putWhenWritable(fast, 'from the fast clock')
+    await putWhenWritable(slow, 'from the right clock')
+
+    group.healAll()
+    // The right node pauses its link from the fast one, and says why.
+    await waitFor(async () => (await group.status(0)).multi!.peers[0].clockPauses > 0, {
+      what: 'the link from the fast node to pause',
+    })
+    const status = (await group.status(0)).multi!
+    expect(status.peers[0].reason).toMatch(/ahead/)
+    // Its write stamped 5 s ahead has not won on the right node.
+    expect(await slow.get('k')).toBe('from the right clock')
+    // The fast node sees its clock is ahead of its peer and refuses writes.
+    await waitFor(async () => (await group.status(1)).multi!.clockFence !== null, { what: 'the fast node to fence' })
+    await expect(fast.put('x', 'y')).rejects.toMatchObject({ code: 'CLOCKSKEW' })
+    expect((await group.status(1)).readOnly).toBe(true)
+    // The right node measured the offset.
+    await waitFor(async () => ((await group.status(0)).multi!.peers[0].clockOffsetMs ?? 0) > 4000, {
+      what: 'the offset to be measured',
+    })
+    expect((await group.status(0)).multi!.clockFence).toBeNull()
+  })
+
+  it('with a 100 ms skew, last-writer-wins converges to the reference model', async () => {
+    const group = new PeerGroup()
+    groups.push(group)
+    await group.start({ size: 2, conflict: 'lww', argsOf: (i) => (i === 1 ? ['--test-clock-offset', '100'] : []) })
+    const dbs = [await group.client(0), await group.client(1)]
+    const writes: Promise<unknown>[] = []
+    for (let round = 0; round < 40; round++) {
+      for (let i = 0; i < 2; i++) {
+        const key = `k${round % 7}`
+        writes.push(round % 5 === 4 ? dbs[i].del(key) : dbs[i].put(key, `n${i}-r${round}`))
+      }
+      if (round % 10 === 0) await Promise.all(writes)
+    }
+    await Promise.all(writes)
+    await group.waitConverged()
+    const scans = await Promise.all(group.nodes.map((n) => scanNode(n)))
+    expect(firstDifference(scans[1], scans[0])).toBeNull()
+    await group.stopAll()
+    const logs = await Promise.all(group.dirs.slice(0, 2).map((d) => writesOffline(d.path, 'lww')))
+    expect(firstDifference(scans[0], lwwModel(unionOfWrites(logs)))).toBeNull()
+  })
+})
