@@ -399,18 +399,19 @@ describe('store: reads', () => {
     expect(await settlesThisTurn(store.get('b'))).toEqual({ settled: true, value: undefined })
   })
 
-  it('goes through the thread pool for the back-off after a slow synchronous read, then tries again', async () => {
+  it('goes through the thread pool once slow synchronous reads have spent their budget, until the window ends', async () => {
     let now = 0
-    // Every synchronous read looks 5 ms long: the first turns them off for 1000 ms.
+    // Every synchronous read looks 5 ms long: the second spends the 8 ms budget of the 1000 ms window.
     const clock = () => (now += 5) - 5
     const store = await Store.open({
       dataDir: join(dir, 'slow'),
       sync: 'always',
       logRetention: 1000,
-      syncReads: { slowMs: 1, backoffMs: 1000, now: () => clock() },
+      syncReads: { slowMs: 1, budgetMs: 8, windowMs: 1000, now: () => clock() },
     })
     stores.push(store)
     await store.write([[OP_PUT, 'k', 'v']])
+    expect(await settlesThisTurn(store.get('k'))).toEqual({ settled: true, value: 'v' })
     expect(await settlesThisTurn(store.get('k'))).toEqual({ settled: true, value: 'v' })
     const later = store.get('k')
     expect((await settlesThisTurn(later)).settled).toBe(false)

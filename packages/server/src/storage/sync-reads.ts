@@ -8,16 +8,22 @@
  * cache; otherwise the read waits for the disk (a table file opened, a
  * block read) and the event loop waits with it.
  *
- * So every synchronous read is timed, and one that took longer than
- * `slowMs` turns them off for `backoffMs`: reads go through the thread pool
- * meanwhile, then the next one tries again. The event loop thus waits for
- * the disk in at most one read per back-off, however cold the data is.
+ * So every synchronous read is timed, and the time of those slower than
+ * `slowMs` (a read from memory takes microseconds) is charged to a budget
+ * of `budgetMs` per `windowMs`. Once a window's budget is spent, reads go
+ * through the thread pool until the window ends. The event loop thus waits
+ * in slow synchronous reads for at most the budget (plus one read) per
+ * window, however cold the data. A read the OS merely preempted is charged
+ * too: it cannot be told apart from one that waited for the disk, and a
+ * budget of a few percent of the window absorbs the odd preemption.
  */
 export interface SyncReadOptions {
-  /** A read slower than this went to the disk (default 1 ms; a page-cache hit takes microseconds). */
+  /** A read slower than this is charged to the budget (default 0.5 ms). */
   slowMs?: number
-  /** How long reads stay on the thread pool after a slow one (default 1000 ms). */
-  backoffMs?: number
+  /** Time slow synchronous reads may take per window (default 100 ms). */
+  budgetMs?: number
+  /** Length of a budget window (default 1000 ms). */
+  windowMs?: number
   /** Monotonic ms clock (performance.now by default). */
   now?: () => number
 }
@@ -25,30 +31,39 @@ export interface SyncReadOptions {
 export class SyncReadGate {
   /** Synchronous reads that were slow, since start. */
   slowReads = 0
+  /** Windows whose budget ran out, since start. */
+  exhausted = 0
   private readonly slowMs: number
-  private readonly backoffMs: number
+  private readonly budgetMs: number
+  private readonly windowMs: number
   private readonly now: () => number
-  /** Until when (clock ms) reads go through the thread pool. */
-  private offUntil = Number.NEGATIVE_INFINITY
+  private windowStart = Number.NEGATIVE_INFINITY
+  private spentMs = 0
 
   constructor(options: SyncReadOptions = {}) {
-    this.slowMs = options.slowMs ?? 1
-    this.backoffMs = options.backoffMs ?? 1000
+    this.slowMs = options.slowMs ?? 0.5
+    this.budgetMs = options.budgetMs ?? 100
+    this.windowMs = options.windowMs ?? 1000
     this.now = options.now ?? (() => performance.now())
   }
 
   /** The clock reading to pass to `done`, or null when this read must go through the thread pool. */
   begin(): number | null {
     const now = this.now()
-    return now < this.offUntil ? null : now
+    if (now >= this.windowStart + this.windowMs) {
+      this.windowStart = now
+      this.spentMs = 0
+    }
+    return this.spentMs > this.budgetMs ? null : now
   }
 
   /** Records how long the synchronous read begun at `startedAt` took. */
   done(startedAt: number): void {
-    const now = this.now()
-    if (now - startedAt > this.slowMs) {
-      this.slowReads++
-      this.offUntil = now + this.backoffMs
-    }
+    const took = this.now() - startedAt
+    if (took <= this.slowMs) return
+    this.slowReads++
+    const before = this.spentMs
+    this.spentMs += took
+    if (before <= this.budgetMs && this.spentMs > this.budgetMs) this.exhausted++
   }
 }
