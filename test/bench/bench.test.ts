@@ -133,6 +133,37 @@ describe('tandem-bench', () => {
     expect(report.targets.tandem.ops).toBeLessThan(2000 + 4 * 2)
   })
 
+  it('reads with each consistency from a fail-over group it starts, one scenario each', async () => {
+    const json = join(dir.path, 'consistency.json')
+    const run = await bench([
+      'run',
+      '--cluster',
+      '3',
+      '--workload',
+      'put,get',
+      '--consistency',
+      'linearizable,lease,local',
+      '--clients',
+      '4',
+      ...common,
+      '--json',
+      json,
+    ])
+    expect(run.code, run.stderr).toBe(0)
+    const report = JSON.parse(readFileSync(json, 'utf8'))
+    expect(report.settings.cluster).toBe(3)
+    // A put-only workload runs once; gets once per consistency.
+    expect(report.scenarios.map((s: Json) => [s.workload, s.consistency])).toEqual([
+      ['put', null],
+      ['get', 'linearizable'],
+      ['get', 'lease'],
+      ['get', 'local'],
+    ])
+    for (const s of report.scenarios) expectSaneTarget(s.targets.tandem, 'tandem')
+    // The group's three members served it: the master and two replicas.
+    expect(report.scenarios[1].targets.tandem.servers.length).toBe(3)
+  })
+
   it('measures raw LevelDB fsynced batches', async () => {
     const json = join(dir.path, 'raw.json')
     const run = await bench([
@@ -161,6 +192,9 @@ describe('tandem-bench', () => {
       [['run', '--workload', 'put,scan'], '--workload'],
       [['run', '--no-such-flag'], '--no-such-flag'],
       [['compare', '--chart', 'out.png'], '--chart'],
+      [['run', '--consistency', 'fast'], '--consistency'],
+      [['run', '--cluster', '2'], '--cluster'],
+      [['run', '--cluster', '3', '--replicas', '1'], '--cluster'],
     ] as const) {
       const run = await bench([...args])
       expect(run.code).toBe(2)

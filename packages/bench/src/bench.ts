@@ -27,15 +27,19 @@ export function scenarioMatrix(o: BenchOptions): Scenario[] {
   const out: Scenario[] = []
   for (const workload of o.workload) {
     if (isSuite(workload)) continue
+    // Consistency matters to reads only: a put-only workload runs once.
+    const consistencies = readsKeys(workload) && o.consistency ? o.consistency : [undefined]
     for (const clients of o.clients)
       for (const pipeline of o.pipeline)
-        out.push({
-          name: `${workload} ${clients}x${pipeline}${o.rate === undefined ? '' : ` @${o.rate}/s`}`,
-          workload,
-          clients,
-          pipeline,
-          rate: o.rate,
-        })
+        for (const consistency of consistencies)
+          out.push({
+            name: `${workload} ${clients}x${pipeline}${o.rate === undefined ? '' : ` @${o.rate}/s`}${consistency ? ` ${consistency}` : ''}`,
+            workload,
+            clients,
+            pipeline,
+            rate: o.rate,
+            consistency,
+          })
   }
   return out
 }
@@ -84,6 +88,7 @@ export async function runBench(o: BenchOptions, commandLine: string): Promise<Be
     valueSize: o.valueSize,
     keys: o.keys,
     w: o.w ?? null,
+    consistency: s.consistency ?? null,
     targets: {},
     offeredRate: s.rate ?? null,
     replicas: o.replicas,
@@ -173,6 +178,7 @@ export async function runBench(o: BenchOptions, commandLine: string): Promise<Be
     },
     settings: {
       replicas: o.replicas,
+      cluster: o.cluster,
       sync: o.sync,
       redisPersistence: `appendonly yes, appendfsync ${redisFsyncOf(o)}`,
       durationS: o.requests === undefined ? o.duration : null,
@@ -197,6 +203,7 @@ async function openTopology(target: TargetName, o: BenchOptions): Promise<Topolo
     if (o.server) return useTandem(o.server, o.authToken)
     return startTandem({
       replicas: o.replicas,
+      cluster: o.cluster,
       sync: o.sync,
       authToken: o.authToken,
       resp: o.driver === 'redis-benchmark',

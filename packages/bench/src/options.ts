@@ -56,6 +56,21 @@ export const optionsSchema = z
     authToken: z.string().min(1).optional(),
     /** Replicas started next to the master, for each target. */
     replicas: z.coerce.number().int().min(0).max(8).default(0),
+    /**
+     * tandem: start a fail-over group of this many members (`--cluster
+     * --failover auto`) instead of a master and --replicas replicas.
+     */
+    cluster: z.coerce.number().int().min(0).max(9).default(0),
+    /**
+     * tandem: read consistency of gets (linearizable, lease, local; a list
+     * makes one scenario each). Default: the SDK's (linearizable in a
+     * fail-over group, else local).
+     */
+    consistency: z
+      .string()
+      .transform((s) => s.split(',').map((x) => x.trim()))
+      .pipe(z.array(z.enum(['linearizable', 'lease', 'local'])).min(1))
+      .optional(),
     /** tandem's --sync for the topology the harness starts. */
     sync: z.enum(['always', 'periodic', 'none']).default('always'),
     /** Redis's appendfsync for the Redis the harness starts (default: the one that matches --sync). */
@@ -170,6 +185,20 @@ export const optionsSchema = z
       if (o.rate !== undefined)
         ctx.addIssue({ code: 'custom', path: ['rate'], message: 'redis-benchmark runs closed loop; drop --rate' })
     }
+    if (o.cluster > 0 && (o.replicas > 0 || o.server))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['cluster'],
+        message: '--cluster starts its own group; drop --replicas and --server',
+      })
+    if (o.cluster > 0 && o.cluster < 3)
+      ctx.addIssue({ code: 'custom', path: ['cluster'], message: 'a fail-over group needs at least 3 members' })
+    if (o.cluster > 0 && o.driver === 'redis-benchmark')
+      ctx.addIssue({
+        code: 'custom',
+        path: ['cluster'],
+        message: '--driver redis-benchmark drives a master it starts alone',
+      })
     if (suites.length > 0 && o.server)
       ctx.addIssue({
         code: 'custom',
@@ -206,6 +235,8 @@ targets
   --server HOST:PORT,...     use running tandem servers (master first)
   --redis HOST:PORT          use a running Redis master
   --replicas N               replicas started beside each master (default 0)
+  --cluster N                tandem: a fail-over group of N members (--cluster --failover
+                             auto) instead of a master and replicas
   --sync always|periodic|none  tandem's fsync policy (default always); the Redis the
                              harness starts runs with appendonly yes and the matching
                              appendfsync: always, everysec, no
@@ -221,6 +252,8 @@ workload
   --duration SECONDS         per scenario (default 10), or --requests N
   --warmup SECONDS           unmeasured load first (default 1)
   --w N|majority             write concern for puts
+  --consistency C[,...]      tandem: read consistency of gets, linearizable|lease|local
+                             (one scenario each; default: the SDK's)
   --workers N                drive the clients from N worker threads (default 0: main thread),
                              for every target, Redis included; with --driver redis-benchmark, its --threads (default 2)
   --driver sdk|redis-benchmark  load generator: sdk (tandem's SDK / ioredis, default) or

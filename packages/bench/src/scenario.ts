@@ -26,6 +26,8 @@ export interface Scenario {
   pipeline: number
   /** Open loop at this many ops/s; closed loop when absent. */
   rate?: number
+  /** tandem: read consistency of gets. */
+  consistency?: 'linearizable' | 'lease' | 'local'
 }
 
 export interface ScenarioExtras {
@@ -60,7 +62,7 @@ export async function runScenario(
       await probe?.whenReady()
       load = await runLoad(
         {
-          driver: spec,
+          driver: s.consistency === undefined ? spec : { ...spec, consistency: s.consistency },
           clients: s.clients,
           pipeline: s.pipeline,
           workload: s.workload,

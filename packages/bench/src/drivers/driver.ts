@@ -24,6 +24,8 @@ export interface DriverSpec {
   pipeline: number
   /** Talk to exactly servers[0] whatever its role (used to read from a replica). */
   direct?: boolean
+  /** tandem: read consistency of gets (default: the SDK's). */
+  consistency?: 'linearizable' | 'lease' | 'local'
 }
 
 export async function openDriver(spec: DriverSpec): Promise<Driver> {

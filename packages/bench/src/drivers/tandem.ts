@@ -1,10 +1,11 @@
-import { TandemClient, type WriteOptions } from '@tandem/client'
+import { type ReadOptions, TandemClient, type WriteOptions } from '@tandem/client'
 import type { Driver, DriverSpec } from './driver.js'
 
 export class TandemDriver implements Driver {
   private constructor(
     private readonly client: TandemClient,
     private readonly writeOptions: WriteOptions,
+    private readonly readOptions: ReadOptions,
   ) {}
 
   static async open(spec: DriverSpec): Promise<TandemDriver> {
@@ -15,11 +16,15 @@ export class TandemDriver implements Driver {
       readFrom: spec.direct ? 'any' : 'master',
       timeoutMs: 30_000,
     })
-    return new TandemDriver(client, spec.w === undefined ? {} : { w: spec.w })
+    return new TandemDriver(
+      client,
+      spec.w === undefined ? {} : { w: spec.w },
+      spec.consistency === undefined ? {} : { consistency: spec.consistency },
+    )
   }
 
   get(key: string): Promise<unknown> {
-    return this.client.get(key)
+    return this.client.get(key, this.readOptions)
   }
 
   put(key: string, value: Uint8Array): Promise<unknown> {

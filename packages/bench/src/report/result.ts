@@ -169,6 +169,8 @@ export interface ScenarioResult {
   valueSize: number
   keys: number
   w: number | 'majority' | null
+  /** tandem: the read consistency of its gets (null: the SDK's default). */
+  consistency?: 'linearizable' | 'lease' | 'local' | null
   targets: Partial<Record<TargetName, TargetResult>>
   /** Open loop: offered ops/s; null for a closed loop. */
   offeredRate: number | null
@@ -203,6 +205,8 @@ export interface BenchReport {
   machine: Machine
   settings: {
     replicas: number
+    /** tandem: members of the fail-over group the harness started (0: a master and replicas). */
+    cluster?: number
     sync: string
     redisPersistence: string
     durationS: number | null

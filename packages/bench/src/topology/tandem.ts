@@ -2,12 +2,16 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { TandemClient } from '@tandem/client'
-import { holdsWithin } from '../wait.js'
+import { holdsWithin, waitFor } from '../wait.js'
 import { NodeProcess } from './node-process.js'
+import { statusOf } from './node-state.js'
+import { freePort } from './server-process.js'
 import type { Topology } from './topology.js'
 
 export interface TandemTopologyOptions {
   replicas: number
+  /** Members of a `--cluster --failover auto` group to start instead (0: a master and replicas). */
+  cluster?: number
   sync: 'always' | 'periodic' | 'none'
   authToken?: string
   /** A fixed port for the master (default: any free one), so that it can be restarted at the same address. */
@@ -36,6 +40,36 @@ export async function startTandem(options: TandemTopologyOptions): Promise<Tande
     return node.address
   }
   try {
+    if (options.cluster) {
+      const ports = await Promise.all(Array.from({ length: options.cluster }, () => freePort()))
+      const members = ports.map((p) => `127.0.0.1:${p}`)
+      const cluster = ['--cluster', members.join(','), '--failover', 'auto']
+      for (let i = 0; i < members.length; i++) await start(`member ${i + 1}`, `member-${i + 1}`, cluster, ports[i])
+      const elected = await waitFor(
+        async () => {
+          const statuses = await Promise.all(
+            nodes.map((n) => statusOf(n, { authToken: options.authToken }).catch(() => null)),
+          )
+          const i = statuses.findIndex((s) => s?.role === 'master' && s.readOnly === false)
+          return i < 0 ? null : nodes[i]
+        },
+        { what: 'the fail-over group to elect a master', timeoutMs: 30_000, intervalMs: 100 },
+      )
+      // Master first, as for a master and its replicas.
+      const ordered = [elected, ...nodes.filter((n) => n !== elected)]
+      const master = elected.address
+      const replicas = ordered.slice(1).map((n) => n.address)
+      return {
+        target: 'tandem',
+        master,
+        replicas,
+        processes: ordered,
+        nodes: ordered,
+        root,
+        waitForReplicas: (timeoutMs) => waitForTandemReplicas(master, replicas, options.authToken, timeoutMs),
+        close,
+      }
+    }
     const master = await start('master', 'master', options.resp ? ['--resp-port', '0'] : [], options.masterPort)
     const listening = nodes[0].logs.find((l) => l.msg === 'listening')
     const respAddress = options.resp ? String(listening?.respAddress ?? '') || undefined : undefined
