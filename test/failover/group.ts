@@ -25,6 +25,10 @@ export interface GroupOptions {
   /** Indexes of members started with --witness. */
   witnesses?: number[]
   args?: string[]
+  /** Extra environment for member i (e.g. TANDEM_TEST_CLOCK_FILE). */
+  env?: (i: number) => Record<string, string>
+  /** Data dir of member i, when the caller owns it (e.g. on a small tmpfs); else a temp dir. */
+  dataDir?: (i: number) => string
 }
 
 export class FailoverGroup {
@@ -34,6 +38,8 @@ export class FailoverGroup {
   private readonly dirs: { path: string; remove(): void }[] = []
   private readonly clients: TandemClient[] = []
   private readonly extras: NodeProcess[] = []
+  /** Data dir of each member. */
+  readonly dataDirs: string[] = []
   /** (epoch, node index) pairs seen in "became master" log lines. */
   readonly mastersByEpoch = new Map<number, Set<number>>()
 
@@ -46,8 +52,12 @@ export class FailoverGroup {
         if (i !== j) this.proxies[i][j] = await new FaultProxy('127.0.0.1', 0, `${i}->${j}`).start()
       }
     }
-    const dirs = Array.from({ length: n }, () => tempDir('tandem-failover-'))
+    const dirs = Array.from({ length: n }, (_, i) => {
+      const own = options.dataDir?.(i)
+      return own === undefined ? tempDir('tandem-failover-') : { path: own, remove: () => {} }
+    })
     this.dirs.push(...dirs)
+    this.dataDirs.push(...dirs.map((d) => d.path))
     // A port found free can be taken by another process before the node
     // binds it (tests run in parallel): then that node tries another.
     const startOne = async (i: number) => {
@@ -65,7 +75,7 @@ export class FailoverGroup {
           ...(options.witnesses?.includes(i) ? ['--witness'] : []),
           ...(options.args ?? []),
         ]
-        const node = new NodeProcess(dirs[i].path, args)
+        const node = new NodeProcess(dirs[i].path, args, options.env?.(i) ?? {})
         node.port = port
         this.nodes[i] = node
         try {
