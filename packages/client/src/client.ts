@@ -289,6 +289,38 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
     }
   }
 
+  /**
+   * Stores `value` as JSON text (a string value, so `tandem get` prints it).
+   * A value JSON cannot hold (undefined, a function, a BigInt, a cycle) is a TypeError.
+   */
+  putJson(key: string, value: unknown, options: WriteOptions = {}): Promise<WriteResult> {
+    let text: string | undefined
+    try {
+      text = JSON.stringify(value)
+    } catch (err) {
+      return Promise.reject(new TypeError(`putJson: the value cannot be written as JSON: ${(err as Error).message}`))
+    }
+    if (text === undefined) return Promise.reject(new TypeError(`putJson: ${typeof value} cannot be written as JSON`))
+    return this.put(key, text, options)
+  }
+
+  /**
+   * The value at key parsed as JSON, typed as the caller says (nothing
+   * checks the shape), or undefined when there is none. A value that is
+   * not JSON text (binary, or text that does not parse) fails with INVALID.
+   */
+  async getJson<T = unknown>(key: string, options: RequestOptions = {}): Promise<T | undefined> {
+    const value = await this.get(key, options)
+    if (value === undefined) return undefined
+    if (typeof value !== 'string')
+      throw new TandemError('INVALID', `the value at ${JSON.stringify(key)} is binary, not JSON`)
+    try {
+      return JSON.parse(value) as T
+    } catch (err) {
+      throw new TandemError('INVALID', `the value at ${JSON.stringify(key)} is not JSON: ${(err as Error).message}`)
+    }
+  }
+
   del(key: string, options: WriteOptions = {}): Promise<WriteResult> {
     try {
       checkKey(key)
