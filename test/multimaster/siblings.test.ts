@@ -95,14 +95,28 @@ describe('vclock siblings', () => {
     await expect(a.put('cart', 'x', { context: 'not a context' })).rejects.toMatchObject({ code: 'INVALID' })
   })
 
-  it('the CLI prints siblings one per line, gives {values, context} with --json, and puts with --context', async () => {
+  it('the CLI prints siblings one per line, gives {values, context} with --json, and puts with --context; converged checks every node in one command', async () => {
     const group = new PeerGroup()
     groups.push(group)
     await group.start({ size: 2, conflict: 'vclock' })
     group.isolate(0)
     await (await group.client(0)).put('k', 'left')
     await (await group.client(1)).put('k', 'right')
+    const both = ['--server', group.nodes.map((n) => n.address).join(',')]
+    // Cut apart, each holds a write the other lacks: not converged, exit 1, each node's digest shown.
+    const apart = await runCli([...both, 'converged'])
+    expect(apart.code).toBe(1)
+    expect(apart.stdout).toMatch(/NOT converged\n$/)
+    expect(apart.stdout.split('\n').filter((l) => l.includes(' digest ')).length).toBe(2)
     group.healAll()
+    const together = await runCli([...both, '--json', 'converged', '--timeout', '60000'])
+    expect(together.code).toBe(0)
+    const report = JSON.parse(together.stdout)
+    expect(report.converged).toBe(true)
+    expect(report.nodes.map((n: { digest: string }) => n.digest)).toEqual([
+      report.nodes[0].digest,
+      report.nodes[0].digest,
+    ])
     await group.waitConverged()
     const server = ['--server', group.nodes[0].address, '--direct']
     const plain = await runCli([...server, 'get', 'k'])

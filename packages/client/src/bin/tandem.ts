@@ -43,6 +43,8 @@ commands:
   promote                                         make the node at --server a master
   replicaof HOST:PORT | replicaof no one          re-point the node at --server
   wait N [--timeout MS]                           wait until N replicas hold the current seq
+  converged [--timeout MS]                        multi-master: every --server at the same cursors and digest
+                                                  (exit 0), else exit 1; --timeout: keep checking that long
 
 Text output escapes \\, newlines, tabs and control characters (\\n, \\t, \\xHH) and shows
 a binary value as base64:...; --json prints one JSON object a line, a binary value as
@@ -54,7 +56,7 @@ Arguments after -- are never options (tandem put k -- -v); a negative number nee
 
 consistency (get, mget, scan): linearizable (default in a --cluster group), lease, local
 environment: TANDEM_SERVER (default 127.0.0.1:7379), TANDEM_AUTH_TOKEN, TANDEM_TLS_CA
-exit status: 0 ok, 1 key not found, 2 bad usage or input, 3 unavailable`
+exit status: 0 ok, 1 key not found (or not converged), 2 bad usage or input, 3 unavailable`
 
 /** Exit statuses, as documented in the README. */
 const EXIT = { ok: 0, notFound: 1, usage: 2, unavailable: 3 } as const
@@ -120,6 +122,84 @@ function printMulti(m: MultiStatus, out: (line: string) => void): void {
   out(`siblings ${m.siblings.keys} keys (most ${m.siblings.max}), ${m.siblings.dropped} dropped  lww lost ${m.lwwLost}`)
   if (m.clockFence) out(`writes refused: ${m.clockFence}`)
   if (m.digestAlarm) out(`ALARM: ${m.digestAlarm}`)
+}
+
+/** One node's part of a convergence check: its cursors and digest, or why it has none. */
+interface NodeView {
+  server: string
+  role: string | null
+  vv: Record<string, number> | null
+  digest: string | null
+  error: string | null
+}
+
+/** A version vector as text, zeros left out (a node that has seen nothing of an origin may not list it). */
+const canonicalVv = (vv: Record<string, number>): string =>
+  Object.keys(vv)
+    .filter((origin) => vv[origin] > 0)
+    .sort()
+    .map((origin) => `${origin}:${vv[origin]}`)
+    .join(',')
+
+/**
+ * `tandem converged`: asks every server for its version vector and
+ * convergence digest. Equal cursors and equal digests on every node mean
+ * they hold the same data (README, Multi-master); a node that cannot be
+ * reached, or is not multi-master, means not converged. With a timeout it
+ * asks again until they agree or the time is up (right after a partition
+ * heals, say).
+ */
+async function checkConverged(
+  servers: string[],
+  open: (address: string) => Promise<TandemClient>,
+  timeoutMs: number,
+  json: boolean,
+  out: (line: string) => void,
+): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const views = await Promise.all(servers.map((server) => viewOf(server, open)))
+    const first = views[0]
+    const agree =
+      views.length > 0 &&
+      views.every(
+        (v) =>
+          v.error === null &&
+          v.vv !== null &&
+          v.digest === first.digest &&
+          canonicalVv(v.vv) === canonicalVv(first.vv ?? {}),
+      )
+    if (agree || Date.now() >= deadline) {
+      if (json) {
+        out(JSON.stringify({ converged: agree, nodes: views }))
+      } else {
+        for (const v of views) {
+          if (v.error !== null) out(`${v.server}  ${v.error}`)
+          else out(`${v.server}  ${v.role}  digest ${v.digest}  vv ${canonicalVv(v.vv ?? {}) || '-'}`)
+        }
+        out(agree ? 'converged' : 'NOT converged')
+      }
+      return agree
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200))
+  }
+}
+
+async function viewOf(server: string, open: (address: string) => Promise<TandemClient>): Promise<NodeView> {
+  let client: TandemClient | null = null
+  try {
+    client = await open(server)
+    const status = await client.status()
+    const vv = (status.vv ?? null) as Record<string, number> | null
+    const digest = typeof status.digest === 'string' ? status.digest : null
+    const error = vv === null || digest === null ? 'not a multi-master node: no cursors or digest' : null
+    return { server, role: status.role, vv, digest, error }
+  } catch (err) {
+    const code = err instanceof TandemError ? `${err.code}: ` : ''
+    return { server, role: null, vv: null, digest: null, error: `${code}${(err as Error).message}` }
+  } finally {
+    await client?.close().catch(() => {})
+  }
 }
 
 function version(): string {
@@ -276,6 +356,7 @@ async function main(argv: string[]): Promise<number> {
     case 'count':
     case 'status':
     case 'promote':
+    case 'converged':
       arity(0, 'no arguments')
       break
     case 'replicaof':
@@ -323,6 +404,12 @@ async function main(argv: string[]): Promise<number> {
   }
   const seeds = fromUrl ? fromUrl.servers : servers
   const out = (line: string) => process.stdout.write(`${line}\n`)
+
+  if (command === 'converged') {
+    const list = (typeof seeds === 'string' ? seeds.split(',') : seeds).map((s) => s.trim()).filter(Boolean)
+    const agree = await checkConverged(list, (address) => connect(address, true), timeoutMs ?? 0, json, out)
+    return agree ? EXIT.ok : EXIT.notFound
+  }
 
   if (command === 'status' && flags.all === true) {
     const seedList = (typeof seeds === 'string' ? seeds.split(',') : seeds).map((s) => s.trim()).filter(Boolean)
