@@ -162,6 +162,13 @@ describe('tandem-bench', () => {
     for (const s of report.scenarios) expectSaneTarget(s.targets.tandem, 'tandem')
     // The group's three members served it: the master and two replicas.
     expect(report.scenarios[1].targets.tandem.servers.length).toBe(3)
+    // The cost of safety: each consistency's read throughput over local's.
+    const checks = report.checks.filter((c: Json) => String(c.id).startsWith('reads.'))
+    expect(checks.map((c: Json) => String(c.id).replace(/\.\d+x\d+$/, ''))).toEqual([
+      'reads.linearizable.get',
+      'reads.lease.get',
+    ])
+    for (const c of checks) expect(c.measured).toBeGreaterThan(0)
   })
 
   it('measures raw LevelDB fsynced batches', async () => {

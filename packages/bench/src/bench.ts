@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { loadavg } from 'node:os'
 import { preloadResp, redisBenchmarkChecks, respAddress, runBenchmarkScenario } from './benchmark-scenario.js'
+import { consistencyChecks } from './consistency-checks.js'
 import type { DriverSpec, TargetName } from './drivers/driver.js'
 import { preload } from './load/client-group.js'
 import { describeMachine } from './machine.js'
@@ -163,6 +164,7 @@ export async function runBench(o: BenchOptions, commandLine: string): Promise<Be
   }
 
   if (o.driver === 'redis-benchmark') checks.push(...redisBenchmarkChecks(results, o))
+  if (o.consistency) checks.push(...consistencyChecks(results))
 
   const report: BenchReport = {
     tool: 'tandem-bench',
