@@ -33,7 +33,7 @@ export const LOAD_WORKLOADS = ['put', 'get', 'a', 'b', 'c'] as const
  * then a cold restart of a master holding --keys keys; console: put
  * throughput with none and with --consoles web console streams open.
  */
-export const SUITE_WORKLOADS = ['lag', 'replicas', 'fullsync', 'failover', 'console'] as const
+export const SUITE_WORKLOADS = ['lag', 'replicas', 'fullsync', 'failover', 'console', 'multimaster'] as const
 export const WORKLOADS = [...LOAD_WORKLOADS, ...SUITE_WORKLOADS] as const
 export type LoadWorkloadName = (typeof LOAD_WORKLOADS)[number]
 export type SuiteName = (typeof SUITE_WORKLOADS)[number]
@@ -143,8 +143,16 @@ export const optionsSchema = z
     batch: z.coerce.number().int().min(1).max(10_000).default(1000),
     /** console suite: web console event streams open on the master in its second side. */
     consoles: z.coerce.number().int().min(1).max(64).default(20),
-    /** failover suite: master kills. */
+    /** failover and multimaster suites: master kills. */
     rounds: z.coerce.number().int().min(1).max(10_000).default(20),
+    /** multimaster suite: group sizes to measure (default 2,3). */
+    masterCounts: intList(2, 8).default([2, 3]),
+    /** multimaster suite: latency added to every peer link for the conflict rate, ms (default 0,1,10,50). */
+    linkLatencies: intList(0, 10_000).default([0, 1, 10, 50]),
+    /** multimaster suite: puts on each side of the partition before it heals (default 100000). */
+    partitionWrites: z.coerce.number().int().min(1).max(100_000_000).default(100_000),
+    /** multimaster suite: keyspace of the conflict-rate load (default 1000). */
+    conflictKeys: z.coerce.number().int().min(1).max(100_000_000).default(1000),
     /** failover suite: tandem-server --failover-timeout (default: the server's, 1000). */
     failoverTimeout: z.coerce.number().int().positive().optional(),
     /** failover suite: tandem-server --heartbeat-interval (default: the server's, 150). */
@@ -287,6 +295,14 @@ suites (tandem only; each starts its own servers; combine with commas)
                              with no web console open and with --consoles N (default 20)
                              console event streams (/ui/api/events) open on it, alternating
                              (--repeat N passes, median of each side); the change in %
+  --workload multimaster     multi-master (lww): aggregate put throughput of --master-counts
+                             2,3 masters (clients spread) against 1 master with as many
+                             replicas; peer lag p99 at half the 2-master saturation; heal to
+                             converged after --partition-writes N (100000) puts each side of
+                             a partition; conflict rate by masters and --link-latencies
+                             0,1,10,50 ms on --conflict-keys N (1000) keys (--chart draws it);
+                             --rounds N SIGKILLs of one of 2 masters under load: kill to the
+                             first write the survivor acknowledges, writes lost
 output
   --json FILE    the run as JSON (default packages/bench/results/NAME.json, replaced by a
                  rerun; NAME: the suite(s), single, compare[-replicas-N], raw, ...); it records

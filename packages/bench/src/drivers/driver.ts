@@ -26,6 +26,11 @@ export interface DriverSpec {
   direct?: boolean
   /** tandem: read consistency of gets (default: the SDK's). */
   consistency?: 'linearizable' | 'lease' | 'local'
+  /**
+   * Multi-master: connection i talks to servers[i % servers.length] alone,
+   * so that writes are spread evenly over the masters.
+   */
+  spread?: boolean
 }
 
 export async function openDriver(spec: DriverSpec): Promise<Driver> {

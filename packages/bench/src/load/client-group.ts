@@ -54,9 +54,12 @@ export class ClientGroup {
 
   async open(): Promise<void> {
     this.drivers = await Promise.all(
-      Array.from({ length: this.spec.clients }, () =>
-        openDriver({ ...this.spec.driver, pipeline: this.spec.pipeline }),
-      ),
+      Array.from({ length: this.spec.clients }, (_, i) => {
+        const driver = this.spec.driver
+        if (!driver.spread) return openDriver({ ...driver, pipeline: this.spec.pipeline })
+        const server = driver.servers[i % driver.servers.length]
+        return openDriver({ ...driver, servers: [server], direct: true, spread: false, pipeline: this.spec.pipeline })
+      }),
     )
   }
 

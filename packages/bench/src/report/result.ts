@@ -182,6 +182,10 @@ export interface ScenarioResult {
   passes: number[] | null
   /** console suite: web console event streams open on the master during this scenario. */
   consoles?: number
+  /** multimaster suite: figures that are not a load's (convergence, fail-over, a conflict rate). */
+  multimaster?: Record<string, unknown>
+  /** multimaster suite: the conflict rate for each number of masters and link latency. */
+  conflicts?: ConflictPoint[]
   /** compare only: tandem divided by Redis. Above 1 means tandem has more throughput / higher latency. */
   ratios: {
     throughput: number
@@ -191,6 +195,17 @@ export interface ScenarioResult {
     /** Server CPU per request, tandem over Redis (null when either is unknown). */
     serverCpuPerOp?: number | null
   } | null
+}
+
+/** One point of the multimaster suite's conflict table and chart. */
+export interface ConflictPoint {
+  masters: number
+  /** Latency added to every peer link, each way. */
+  latencyMs: number
+  /** Writes that arrived at a node older than its key's value, over the writes each node applied, in %. */
+  conflictRatePct: number | null
+  writes: number
+  lost: number
 }
 
 export interface BenchReport {

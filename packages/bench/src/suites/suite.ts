@@ -4,6 +4,7 @@ import type { ScenarioResult, TargetCheck } from '../report/result.js'
 import type { Topology } from '../topology/topology.js'
 import { consoleSuite } from './console.js'
 import { failoverSuite } from './failover.js'
+import { multimasterSuite } from './multimaster.js'
 import { fullSyncSuite, lagSuite, replicasSuite } from './replication.js'
 
 /** What a suite adds to the report: its scenarios, and the issue targets it measured. */
@@ -29,5 +30,7 @@ export function runSuite(
       return failoverSuite(o, progress, live)
     case 'console':
       return consoleSuite(o, progress, live)
+    case 'multimaster':
+      return multimasterSuite(o, progress, live)
   }
 }

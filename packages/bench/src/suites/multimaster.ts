@@ -1,0 +1,362 @@
+import { performance } from 'node:perf_hooks'
+import { TandemClient } from '@tandem/client'
+import type { DriverSpec } from '../drivers/driver.js'
+import type { BenchOptions } from '../options.js'
+import type { ProgressLine } from '../report/progress.js'
+import type { ConflictPoint, ScenarioResult, TargetCheck, TargetResult } from '../report/result.js'
+import { runScenario, type Scenario } from '../scenario.js'
+import { type PeersTopology, startPeers, statusOf } from '../topology/peers.js'
+import { startTandem } from '../topology/tandem.js'
+import type { Topology } from '../topology/topology.js'
+import { waitFor } from '../wait.js'
+import { round, sampleSummary } from './common.js'
+import { worstLagP99 } from './replication.js'
+import type { SuiteOutput } from './suite.js'
+
+/**
+ * Issue 11's multi-master figures, each in the same run as what it is
+ * compared with:
+ *
+ * - aggregate put throughput of --master-counts masters (clients spread
+ *   evenly over them) against one master with as many replicas;
+ * - peer lag (a marker written on one master, polled on the others) at half
+ *   of the 2-master saturation, open loop;
+ * - convergence time after healing a partition during which each of 2
+ *   masters took --partition-writes puts;
+ * - conflict rate (writes that arrived older than their key's value, over
+ *   the writes each node applied) as masters grow and as the proxied links'
+ *   latency grows (--link-latencies), on a --conflict-keys keyspace;
+ * - --rounds SIGKILLs of one of 2 masters under load: kill to the first
+ *   write acknowledged by the survivor to a client that was writing to the
+ *   killed one, and acknowledged writes lost (the killed master's that had
+ *   not reached the survivor).
+ */
+
+const scenario = (
+  o: BenchOptions,
+  name: string,
+  replicas: number,
+  t: TargetResult | null,
+  extra: Partial<ScenarioResult> = {},
+): ScenarioResult => ({
+  name,
+  workload: 'multimaster',
+  distribution: o.distribution,
+  clients: o.clients[0],
+  pipeline: o.pipeline[0],
+  valueSize: o.valueSize,
+  keys: o.keys,
+  w: o.w ?? null,
+  targets: t ? { tandem: t } : {},
+  offeredRate: null,
+  replicas,
+  vsNoReplicas: null,
+  passes: null,
+  ratios: null,
+  ...extra,
+})
+
+async function withTopology<T extends Topology, R>(
+  live: Set<Topology>,
+  start: () => Promise<T>,
+  body: (t: T) => Promise<R>,
+): Promise<R> {
+  const topology = await start()
+  live.add(topology)
+  try {
+    return await body(topology)
+  } finally {
+    live.delete(topology)
+    await topology.close()
+  }
+}
+
+export async function multimasterSuite(
+  o: BenchOptions,
+  progress: ProgressLine,
+  live: Set<Topology>,
+): Promise<SuiteOutput> {
+  const clients = o.clients[0]
+  const pipeline = o.pipeline[0]
+  const scenarios: ScenarioResult[] = []
+  const checks: TargetCheck[] = []
+  const peers =
+    (masters: number, proxies = false) =>
+    () =>
+      startPeers({ masters, conflict: 'lww', sync: o.sync, authToken: o.authToken, proxies })
+  const put = (name: string, rate?: number): Scenario => ({ name, workload: 'put', clients, pipeline, rate })
+
+  // ---- aggregate throughput, and peer lag at half of the 2-master saturation
+  for (const n of o.masterCounts) {
+    const single = await withTopology(
+      live,
+      () => startTandem({ replicas: n - 1, sync: o.sync, authToken: o.authToken }),
+      (t) => {
+        const spec: DriverSpec = { target: 'tandem', servers: [t.master], authToken: o.authToken, w: o.w, pipeline }
+        return runScenario(
+          'tandem',
+          t,
+          spec,
+          put(`put ${clients}x${pipeline}, 1 master + ${n - 1} replicas`),
+          o,
+          progress,
+        )
+      },
+    )
+    scenarios.push(scenario(o, `multimaster: put ${clients}x${pipeline}, 1 master + ${n - 1} replicas`, n - 1, single))
+    await withTopology(live, peers(n), async (t) => {
+      const spec: DriverSpec = {
+        target: 'tandem',
+        servers: t.nodes.map((node) => node.address),
+        authToken: o.authToken,
+        w: o.w,
+        pipeline,
+        spread: true,
+      }
+      const multi = await runScenario('tandem', t, spec, put(`put ${clients}x${pipeline}, ${n} masters`), o, progress)
+      scenarios.push(scenario(o, `multimaster: put ${clients}x${pipeline}, ${n} masters (writes spread)`, 0, multi))
+      const ratio = single.throughput > 0 ? round(multi.throughput / single.throughput, 2) : null
+      checks.push({
+        id: `multimaster.throughput.${n}`,
+        name: `aggregate put throughput of ${n} masters / 1 master with ${n - 1} replicas (${Math.round(multi.throughput)} / ${Math.round(single.throughput)} ops/s)`,
+        measured: ratio,
+        unit: 'x',
+        target: '>= 0.9',
+        met: ratio === null ? null : ratio >= 0.9,
+      })
+      if (n !== 2) return
+      await t.waitConverged(o.syncTimeout * 1000)
+      const rate = Math.max(1, Math.round(multi.throughput / 2))
+      const half = await runScenario(
+        'tandem',
+        t,
+        { ...spec, spread: true },
+        put(`put @${rate}/s, 2 masters (half saturation)`, rate),
+        o,
+        progress,
+        { lagIntervalMs: o.lagInterval ?? 10 },
+      )
+      scenarios.push(
+        scenario(o, `multimaster: put @${rate}/s on 2 masters (half saturation), peer lag`, 0, half, {
+          offeredRate: rate,
+        }),
+      )
+      const p99 = worstLagP99(half)
+      checks.push({
+        id: 'multimaster.peerLagP99',
+        name: `peer lag p99 at half of the 2-master saturation (${rate} ops/s offered)`,
+        measured: p99 === null ? null : round(p99, 2),
+        unit: 'ms',
+        target: '< 10',
+        met: p99 === null ? null : p99 < 10,
+      })
+    })
+  }
+
+  // ---- convergence after a partition
+  await withTopology(live, peers(2, true), async (t) => {
+    const [a, b] = t.nodes.map((node) => node.address)
+    t.cutAll()
+    progress.note(`multimaster: ${o.partitionWrites} puts on each side of a partition`)
+    const started = performance.now()
+    await Promise.all([
+      putMany(a, o.partitionWrites, 'left', o, clients, pipeline),
+      putMany(b, o.partitionWrites, 'right', o, clients, pipeline),
+    ])
+    const writeMs = performance.now() - started
+    const healedAt = performance.now()
+    t.healAll()
+    const ok = await t.waitConverged(120_000)
+    const convergenceMs = ok ? round(performance.now() - healedAt, 1) : null
+    scenarios.push(
+      scenario(o, `multimaster: partition of 2 masters, ${o.partitionWrites} puts on each side, healed`, 0, null, {
+        multimaster: { convergenceMs, partitionWrites: o.partitionWrites, writeMs: round(writeMs) },
+      }),
+    )
+    checks.push({
+      id: 'multimaster.convergenceMs',
+      name: `heal to converged (equal version vectors and digests) after ${o.partitionWrites} puts on each side of a partition`,
+      measured: convergenceMs,
+      unit: 'ms',
+      target: '< 2000',
+      met: convergenceMs === null ? false : convergenceMs < 2000,
+    })
+  })
+
+  // ---- conflict rate against masters and link latency
+  const points: ConflictPoint[] = []
+  for (const n of o.masterCounts) {
+    await withTopology(live, peers(n, true), async (t) => {
+      for (const latency of o.linkLatencies) {
+        t.setDelay(latency)
+        await t.waitConverged(o.syncTimeout * 1000)
+        const before = await Promise.all(t.nodes.map((node) => statusOf(node.address, o.authToken)))
+        const spec: DriverSpec = {
+          target: 'tandem',
+          servers: t.nodes.map((node) => node.address),
+          authToken: o.authToken,
+          pipeline,
+          spread: true,
+        }
+        const keys = o.conflictKeys
+        const r = await runScenario(
+          'tandem',
+          t,
+          spec,
+          put(`put on ${keys} keys, ${n} masters, links +${latency} ms`),
+          { ...o, keys },
+          progress,
+        )
+        await t.waitConverged(o.syncTimeout * 1000)
+        const after = await Promise.all(t.nodes.map((node) => statusOf(node.address, o.authToken)))
+        const lost = after.reduce((sum, s, i) => sum + (s.multi?.lwwLost ?? 0) - (before[i].multi?.lwwLost ?? 0), 0)
+        const writes = after[0].seq - before[0].seq
+        const rate = writes > 0 ? round((lost / (writes * n)) * 100, 3) : null
+        points.push({ masters: n, latencyMs: latency, conflictRatePct: rate, writes, lost })
+        scenarios.push(
+          scenario(o, `multimaster: put on ${keys} keys, ${n} masters, peer links +${latency} ms`, 0, r, {
+            multimaster: { conflictRatePct: rate, latencyMs: latency, masters: n },
+          }),
+        )
+        checks.push({
+          id: `multimaster.conflicts.${n}.${latency}`,
+          name: `conflict rate, ${n} masters, peer links +${latency} ms (${lost} writes arrived older than their key, of ${writes} writes on each node)`,
+          measured: rate,
+          unit: '%',
+          target: '-',
+          met: null,
+        })
+      }
+      t.setDelay(0)
+    })
+  }
+  if (points.length > 0) {
+    scenarios.push(
+      scenario(o, 'multimaster: conflict rate by masters and link latency', 0, null, { conflicts: points }),
+    )
+  }
+
+  // ---- one master killed under load
+  await withTopology(live, peers(2), async (t) => {
+    const firstWrite: number[] = []
+    let lostTotal = 0
+    let failedTotal = 0
+    for (let r = 1; r <= o.rounds; r++) {
+      const round = await killRound(t, r, o)
+      if (round.firstWriteMs !== null) firstWrite.push(round.firstWriteMs)
+      lostTotal += round.lost
+      failedTotal += round.failed
+      progress.note(
+        `multimaster kill ${r}: first write on the survivor ${round.firstWriteMs ?? '-'} ms, ${round.lost} lost, ${round.failed} failed`,
+      )
+    }
+    const summary = sampleSummary(firstWrite)
+    scenarios.push(
+      scenario(o, `multimaster: ${o.rounds} SIGKILLs of one of 2 masters under load`, 0, null, {
+        multimaster: { firstWriteMs: summary, lost: lostTotal, failed: failedTotal, rounds: o.rounds },
+      }),
+    )
+    checks.push({
+      id: 'multimaster.failover.firstWriteMs',
+      name: `kill of one of 2 masters to the first write the survivor acknowledged to its clients, median of ${firstWrite.length} of ${o.rounds} kills`,
+      measured: summary?.p50 ?? null,
+      unit: 'ms',
+      target: '< 500',
+      met: summary === null ? false : summary.p50 < 500 && firstWrite.length === o.rounds,
+    })
+    checks.push({
+      id: 'multimaster.failover.lost',
+      name: `acknowledged writes (w: 0) the killed master held and the survivor never got, over ${o.rounds} kills`,
+      measured: lostTotal,
+      unit: 'writes',
+      target: '-',
+      met: null,
+    })
+  })
+  return { scenarios, checks }
+}
+
+/** `count` puts to one node, `clients` connections with `pipeline` in flight each. */
+async function putMany(
+  address: string,
+  count: number,
+  prefix: string,
+  o: BenchOptions,
+  clients: number,
+  pipeline: number,
+): Promise<void> {
+  const dbs = await Promise.all(
+    [...Array(Math.max(1, Math.min(clients, 16))).keys()].map(() =>
+      TandemClient.connect({ servers: [address], direct: true, authToken: o.authToken, timeoutMs: 30_000 }),
+    ),
+  )
+  const value = Buffer.alloc(o.valueSize, 7)
+  let next = 0
+  try {
+    await Promise.all(
+      dbs.flatMap((db) =>
+        [...Array(pipeline).keys()].map(async () => {
+          for (let i = next++; i < count; i = next++) await db.put(`${prefix}-${i}`, value)
+        }),
+      ),
+    )
+  } finally {
+    await Promise.all(dbs.map((db) => db.close()))
+  }
+}
+
+/**
+ * One kill: a writer per master (each a client given both masters, its own
+ * first), SIGKILL of master 1 after a second of load, a second more, then
+ * what the killed master acknowledged is looked for on the survivor.
+ */
+async function killRound(
+  t: PeersTopology,
+  r: number,
+  o: BenchOptions,
+): Promise<{ firstWriteMs: number | null; lost: number; failed: number }> {
+  const [victim, survivor] = t.nodes
+  const survivorId = (await statusOf(survivor.address, o.authToken)).multi?.origin
+  const connect = (servers: string[]) =>
+    TandemClient.connect({ servers, authToken: o.authToken, timeoutMs: 5000, connectTimeoutMs: 3000 })
+  const onVictim = await connect([victim.address, survivor.address])
+  const onSurvivor = await connect([survivor.address, victim.address])
+  const ackedByVictim: string[] = []
+  let failed = 0
+  let killedAt = 0
+  let firstWriteMs: number | null = null
+  let stop = false
+  const loop = async (db: TandemClient, tag: string, onKilled: boolean) => {
+    let i = 0
+    while (!stop) {
+      const key = `kill-${r}-${tag}-${i++}`
+      try {
+        const result = await db.put(key, key)
+        if (result.origin !== survivorId) ackedByVictim.push(key)
+        else if (onKilled && killedAt > 0 && firstWriteMs === null) firstWriteMs = round(performance.now() - killedAt)
+      } catch {
+        failed++
+      }
+    }
+  }
+  const loops = [
+    ...[...Array(4).keys()].map((k) => loop(onVictim, `v${k}`, true)),
+    ...[...Array(4).keys()].map((k) => loop(onSurvivor, `s${k}`, false)),
+  ]
+  await new Promise((resolve) => setTimeout(resolve, 1000))
+  killedAt = performance.now()
+  await victim.kill('SIGKILL')
+  await waitFor(() => firstWriteMs !== null || performance.now() - killedAt > 10_000, { timeoutMs: 15_000 })
+  stop = true
+  await Promise.all(loops)
+  let lost = 0
+  for (let i = 0; i < ackedByVictim.length; i += 5000) {
+    const keys = ackedByVictim.slice(i, i + 5000)
+    const present = await onSurvivor.mget(keys)
+    lost += present.filter((v) => v === undefined).length
+  }
+  await Promise.all([onVictim.close(), onSurvivor.close()])
+  await victim.start(30_000)
+  await t.waitConverged(60_000)
+  return { firstWriteMs, lost, failed }
+}
