@@ -56,7 +56,14 @@ export interface PeerLinkHost {
 }
 
 const MIN_BACKOFF_MS = 50
-const MAX_BACKOFF_MS = 2000
+/**
+ * Longest wait between attempts to reach a peer that is down or cut off:
+ * short, so that a healed partition is seen within half a second (the
+ * group is to converge within 2 s of healing); an attempt is one TCP connect.
+ */
+const MAX_BACKOFF_MS = 500
+/** A peer that refused this node (auth, incompatible policy) is asked again this seldom: it will say the same. */
+const REFUSED_BACKOFF_MS = 5000
 /** How long a link paused for a clock ahead waits before it asks again. */
 const CLOCK_PAUSE_MS = 1000
 const CLOCK_PROBE_MS = 1000
@@ -267,7 +274,7 @@ export class PeerLink {
         this.state = 'refused'
         this.reason = `${message.reason}: ${message.message}`
         this.log.warn('peer refused this node; will retry', { reason: message.reason, message: message.message })
-        this.backoff = MAX_BACKOFF_MS
+        this.backoff = REFUSED_BACKOFF_MS
         return
       default:
         return
