@@ -15,6 +15,7 @@ import {
   type ScanPage,
   TandemError,
   type Value,
+  type ValueMeta,
   type WriteConcern,
   type WriteResult,
 } from '@tandem/protocol'
@@ -92,6 +93,22 @@ export interface WriteOptions {
    */
   context?: string
 }
+
+/**
+ * Compare-and-set: the write happens only if the key is as said when the
+ * master commits it, else it fails with CONFLICT (details: the key and its
+ * modification seq). ifSeq: the key's modification seq (get with meta) is
+ * this, 0 meaning the key does not exist.
+ */
+export interface DelConditions {
+  ifSeq?: number
+  ifPresent?: boolean
+}
+export interface PutConditions extends DelConditions {
+  ifAbsent?: boolean
+}
+export type PutOptions = WriteOptions & PutConditions
+export type DelOptions = WriteOptions & DelConditions
 
 export interface RequestOptions {
   timeoutMs?: number
@@ -242,14 +259,21 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
   // every error as a rejection, never a throw (bad arguments, options:
   // null from plain JavaScript, a method called without its client).
 
-  /** The value stored at key (same type as stored), or undefined when there is none. */
-  get(key: string, options: ReadOptions = {}): Promise<Value | undefined> {
+  /**
+   * The value stored at key (same type as stored), or undefined when there
+   * is none. With `meta: true`, `{ value, seq, expiresAt? }`: seq is the
+   * key's modification seq (what `ifSeq` compares with).
+   */
+  get(key: string, options?: ReadOptions & { meta?: false }): Promise<Value | undefined>
+  get(key: string, options: ReadOptions & { meta: true }): Promise<ValueMeta | undefined>
+  get(key: string, options: ReadOptions & { meta?: boolean } = {}): Promise<Value | ValueMeta | undefined> {
     try {
       checkKey(key)
       const consistency = this.readConsistency(options.consistency)
       const message: Record<string, unknown> = { op: 'get', key }
       if (consistency !== undefined) message.consistency = consistency
-      return this.request(message, readRoute(consistency), options.timeoutMs).then(orUndefined)
+      if (options.meta === true) message.meta = true
+      return this.request(message, readRoute(consistency), options.timeoutMs).then(orUndefined<Value | ValueMeta>)
     } catch (err) {
       return Promise.reject(err)
     }
@@ -278,11 +302,11 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
     return values.map((v) => v ?? undefined)
   }
 
-  put(key: string, value: Value, options: WriteOptions = {}): Promise<WriteResult> {
+  put(key: string, value: Value, options: PutOptions = {}): Promise<WriteResult> {
     try {
       checkKey(key)
       checkValue(value)
-      const message = withWriteFields({ op: 'put', key, value }, options)
+      const message = withWriteFields(withConditions({ op: 'put', key, value }, options, true), options)
       return this.request(message, 'write', writeTimeout(options, this.timeoutMs)) as Promise<WriteResult>
     } catch (err) {
       return Promise.reject(err)
@@ -293,7 +317,7 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
    * Stores `value` as JSON text (a string value, so `tandem get` prints it).
    * A value JSON cannot hold (undefined, a function, a BigInt, a cycle) is a TypeError.
    */
-  putJson(key: string, value: unknown, options: WriteOptions = {}): Promise<WriteResult> {
+  putJson(key: string, value: unknown, options: PutOptions = {}): Promise<WriteResult> {
     let text: string | undefined
     try {
       text = JSON.stringify(value)
@@ -321,17 +345,21 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
     }
   }
 
-  del(key: string, options: WriteOptions = {}): Promise<WriteResult> {
+  del(key: string, options: DelOptions = {}): Promise<WriteResult> {
     try {
       checkKey(key)
-      const message = withWriteFields({ op: 'del', key }, options)
+      const message = withWriteFields(withConditions({ op: 'del', key }, options, false), options)
       return this.request(message, 'write', writeTimeout(options, this.timeoutMs)) as Promise<WriteResult>
     } catch (err) {
       return Promise.reject(err)
     }
   }
 
-  /** Applies all ops atomically: all of them or none. */
+  /**
+   * Applies all ops atomically: all of them or none. Ops may carry
+   * conditions (ifSeq, ifAbsent, ifPresent): if any does not hold, none
+   * is applied (CONFLICT).
+   */
   async batch(ops: BatchOp[], options: WriteOptions = {}): Promise<WriteResult> {
     if (!Array.isArray(ops)) throw new TypeError('batch takes an array of ops')
     if (options.context !== undefined) throw new TypeError('batch takes no context: write a key with put or del')
@@ -341,7 +369,9 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
       if (op.type === 'put') checkValue(op.value)
     }
     const wire = ops.map((op) =>
-      op.type === 'put' ? { type: 'put', key: op.key, value: op.value } : { type: 'del', key: op.key },
+      op.type === 'put'
+        ? withConditions({ type: 'put', key: op.key, value: op.value }, op, true)
+        : withConditions({ type: 'del', key: op.key }, op, false),
     )
     return (await this.request(
       withWriteFields({ op: 'batch', ops: wire }, options),
@@ -1133,8 +1163,24 @@ function withWriteFields(message: Record<string, unknown>, options: WriteOptions
   return message
 }
 
-function orUndefined(value: unknown): Value | undefined {
-  return (value as Value | null) ?? undefined
+function withConditions(
+  message: Record<string, unknown>,
+  options: PutConditions,
+  put: boolean,
+): Record<string, unknown> {
+  if (options.ifSeq !== undefined) {
+    if (!Number.isSafeInteger(options.ifSeq) || options.ifSeq < 0) {
+      throw new TypeError(`ifSeq must be a seq (an integer >= 0), got ${String(options.ifSeq)}`)
+    }
+    message.ifSeq = options.ifSeq
+  }
+  if (options.ifPresent === true) message.ifPresent = true
+  if (put && options.ifAbsent === true) message.ifAbsent = true
+  return message
+}
+
+function orUndefined<T>(value: unknown): T | undefined {
+  return (value as T | null) ?? undefined
 }
 
 function checkKey(key: unknown, what = 'key'): asserts key is string {

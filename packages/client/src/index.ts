@@ -9,6 +9,7 @@ export {
   type ScanOptions,
   TandemError,
   type Value,
+  type ValueMeta,
   type WriteConcern,
   type WriteResult,
 } from '@tandem/protocol'
@@ -16,6 +17,8 @@ export {
   type ClientStatus,
   type CloseOptions,
   type ConnectOptions,
+  type DelOptions,
+  type PutOptions,
   type ReadOptions,
   type RequestOptions,
   TandemClient,

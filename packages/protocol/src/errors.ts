@@ -24,6 +24,7 @@ export const ERROR_CODES = [
   'ROLLEDBACK',
   'SIBLINGS',
   'CLOCKSKEW',
+  'CONFLICT',
 ] as const
 
 export type ErrorCode = (typeof ERROR_CODES)[number]
@@ -42,9 +43,12 @@ export interface ErrorDetails {
   epoch?: number
   /**
    * Sequence number of a write that was committed but not replicated in
-   * time; for ROLLEDBACK, the last seq the watcher and the node agree on.
+   * time; for ROLLEDBACK, the last seq the watcher and the node agree on;
+   * for CONFLICT, the key's modification seq (0 when it does not exist).
    */
   seq?: number
+  /** CONFLICT: the key whose condition did not hold. */
+  key?: string
   /** TRIMMED: the oldest seq the node's log still holds. */
   oldestSeq?: number
   /** SIBLINGS: every concurrent value the key holds, in dot order. */

@@ -49,9 +49,22 @@ export const consistencySchema = z.enum(['linearizable', 'lease', 'local'])
 export type Consistency = z.infer<typeof consistencySchema>
 const readOptions = { consistency: consistencySchema.optional() }
 
+/**
+ * Compare-and-set conditions on a write's key, checked by the master when
+ * the write commits; one that does not hold fails the write (the whole
+ * batch) with CONFLICT. ifSeq: the key's modification seq (`get` with
+ * `meta`) must be this, 0 meaning the key must not exist; ifAbsent: it must
+ * not exist; ifPresent: it must.
+ */
+const conditions = {
+  ifSeq: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
+  ifPresent: z.boolean().optional(),
+}
+const putConditions = { ...conditions, ifAbsent: z.boolean().optional() }
+
 export const batchOpSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('put'), key: keySchema, value: valueSchema }).strict(),
-  z.object({ type: z.literal('del'), key: keySchema }).strict(),
+  z.object({ type: z.literal('put'), key: keySchema, value: valueSchema, ...putConditions }).strict(),
+  z.object({ type: z.literal('del'), key: keySchema, ...conditions }).strict(),
 ])
 export type BatchOp = z.infer<typeof batchOpSchema>
 
@@ -71,7 +84,8 @@ export type ScanOptions = z.infer<typeof scanOptionsSchema>
 export const requestSchema = z.discriminatedUnion('op', [
   z.object({ id, op: z.literal('auth'), token: z.string() }).strict(),
   z.object({ id, op: z.literal('ping') }).strict(),
-  z.object({ id, op: z.literal('get'), key: keySchema, ...readOptions }).strict(),
+  /** meta: reply with { value, seq, expiresAt? } (null when missing) instead of the value. */
+  z.object({ id, op: z.literal('get'), key: keySchema, meta: z.boolean().optional(), ...readOptions }).strict(),
   z.object({ id, op: z.literal('getAll'), key: keySchema, ...readOptions }).strict(),
   z.object({ id, op: z.literal('mget'), keys: z.array(keySchema), ...readOptions }).strict(),
   z
@@ -81,10 +95,20 @@ export const requestSchema = z.discriminatedUnion('op', [
       key: keySchema,
       value: valueSchema,
       context: contextSchema.optional(),
+      ...putConditions,
       ...writeOptions,
     })
     .strict(),
-  z.object({ id, op: z.literal('del'), key: keySchema, context: contextSchema.optional(), ...writeOptions }).strict(),
+  z
+    .object({
+      id,
+      op: z.literal('del'),
+      key: keySchema,
+      context: contextSchema.optional(),
+      ...conditions,
+      ...writeOptions,
+    })
+    .strict(),
   z.object({ id, op: z.literal('batch'), ops: z.array(batchOpSchema), ...writeOptions }).strict(),
   z.object({ id, op: z.literal('scan'), ...scanOptionsSchema.shape, ...readOptions }).strict(),
   z.object({ id, op: z.literal('status') }).strict(),
@@ -130,6 +154,13 @@ export interface WriteResult {
 export interface GetAllResult {
   values: Value[]
   context: string
+}
+
+/** `get` with `meta`: the value, the seq of the write that stored it, and when it expires (ms since 1970). */
+export interface ValueMeta {
+  value: Value
+  seq: number
+  expiresAt?: number
 }
 
 export interface ReplicaStatus {

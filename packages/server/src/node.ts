@@ -9,6 +9,7 @@ import {
   type ScanPage,
   TandemError,
   type Value,
+  type ValueMeta,
   type WriteConcern,
   type WriteResult,
 } from '@tandem/protocol'
@@ -28,7 +29,7 @@ import { DEFAULT_UPSTREAM_OPTIONS, Upstream } from './replication/upstream.js'
 import { type EntryOp, OP_DEL, OP_PUT } from './storage/log-entry.js'
 import { SiblingsError } from './storage/record.js'
 import type { ConflictResolver } from './storage/resolver.js'
-import type { ConflictPolicy, Store } from './storage/store.js'
+import type { ConflictPolicy, Store, WriteCondition } from './storage/store.js'
 import type { Logger } from './util/logger.js'
 
 export type Role = NodeStatus['role']
@@ -40,6 +41,23 @@ export interface WriteOptions {
   epoch?: number
   /** Multi-master: the causal context a read returned (vclock). */
   context?: string
+}
+
+/** A write's compare-and-set conditions on its key (see WriteCondition). */
+export interface KeyConditions {
+  ifSeq?: number
+  ifAbsent?: boolean
+  ifPresent?: boolean
+}
+
+/** The condition on `key` that `options` asks for, or null when it asks none. */
+function conditionOf(key: string, options: KeyConditions): WriteCondition | null {
+  if (options.ifSeq === undefined && !options.ifAbsent && !options.ifPresent) return null
+  const condition: WriteCondition = { key }
+  if (options.ifSeq !== undefined) condition.ifSeq = options.ifSeq
+  if (options.ifAbsent) condition.ifAbsent = true
+  if (options.ifPresent) condition.ifPresent = true
+  return condition
 }
 
 /** Default wait for w>0 writes that give no timeoutMs. */
@@ -568,14 +586,22 @@ export class TandemNode {
     }
   }
 
-  async write(ops: EntryOp[], options: WriteOptions): Promise<WriteResult> {
+  async write(ops: EntryOp[], options: WriteOptions, conditions?: WriteCondition[]): Promise<WriteResult> {
     // Multi-master peers have no common epoch: each one's counts its own history.
     if (!this.mesh && options.epoch !== undefined && options.epoch > this.store.epoch) {
       this.noteEpoch(options.epoch, 'a client has seen it')
     }
     this.assertWritable()
-    if (this.mesh) return this.writeMulti(ops, options, this.mesh)
-    const seq = await this.store.write(ops)
+    if (this.mesh) {
+      if (conditions) {
+        throw new TandemError(
+          'INVALID',
+          'conditional writes (ifSeq, ifAbsent, ifPresent) are refused in multi-master mode: no one node orders every write, so a condition checked here could be broken by a peer; use vclock contexts',
+        )
+      }
+      return this.writeMulti(ops, options, this.mesh)
+    }
+    const seq = await this.store.write(ops, conditions)
     const needed =
       options.w === 'majority' && this.failover ? this.failover.majorityAcks() : this.acks.required(options.w)
     // w='majority' in a fail-over group counts only the group's members (see FailoverManager.isMember).
@@ -610,12 +636,18 @@ export class TandemNode {
     return { seq: result.seq, origin: result.origin, originSeq: result.originSeq, hlc: result.hlc }
   }
 
-  put(key: string, value: Value, options: WriteOptions) {
-    return this.write([this.withContext([OP_PUT, key, value], options.context)], options)
+  put(key: string, value: Value, options: WriteOptions & KeyConditions) {
+    const condition = conditionOf(key, options)
+    return this.write(
+      [this.withContext([OP_PUT, key, value], options.context)],
+      options,
+      condition ? [condition] : undefined,
+    )
   }
 
-  del(key: string, options: WriteOptions) {
-    return this.write([this.withContext([OP_DEL, key], options.context)], options)
+  del(key: string, options: WriteOptions & KeyConditions) {
+    const condition = conditionOf(key, options)
+    return this.write([this.withContext([OP_DEL, key], options.context)], options, condition ? [condition] : undefined)
   }
 
   /** The op with the client's causal context (vclock; ignored under lww, which needs none). */
@@ -625,10 +657,17 @@ export class TandemNode {
     return op[0] === OP_PUT ? [OP_PUT, op[1], op[2], { c }] : [OP_DEL, op[1], { c }]
   }
 
+  /** All ops or none; a condition on any op makes the whole batch conditional. */
   batch(ops: BatchOp[], options: WriteOptions) {
+    const conditions: WriteCondition[] = []
+    for (const op of ops) {
+      const condition = conditionOf(op.key, op)
+      if (condition) conditions.push(condition)
+    }
     return this.write(
       ops.map((op): EntryOp => (op.type === 'put' ? [OP_PUT, op.key, op.value] : [OP_DEL, op.key])),
       options,
+      conditions.length > 0 ? conditions : undefined,
     )
   }
 
@@ -730,6 +769,17 @@ export class TandemNode {
   get(key: string, consistency?: Consistency): Promise<Value | undefined> {
     const read = this.read(consistency, () => this.store.get(key))
     return this.store.policy.conflict === 'vclock' ? read.catch(siblingsError) : read
+  }
+
+  /** The key's value with its modification seq (get with meta); undefined when missing. */
+  getMeta(key: string, consistency?: Consistency): Promise<ValueMeta | undefined> {
+    return this.read(consistency, async () => {
+      const record = await this.store.getRecord(key)
+      if (record === undefined || record.body.kind !== 'value') return undefined
+      const meta: ValueMeta = { value: record.body.value, seq: record.modSeq ?? 0 }
+      if (record.expiresAt !== undefined) meta.expiresAt = record.expiresAt
+      return meta
+    })
   }
 
   /**

@@ -25,9 +25,12 @@ commands:
                                                   write; prints OK (--context: from get --json, multi-master)
   put KEY -  |  put KEY < FILE  |  put KEY --file FILE [--binary]
                                                   the value from stdin or a file, bytes as read
+      [--if-seq N] [--if-absent] [--if-present]   (put) only if the key is so (else CONFLICT, exit 4)
   get KEY [--consistency C]                       print the value (concurrent values: one per line); exit 1 when missing
+      [--meta]                                    seq<TAB>value: the key's modification seq first
   mget KEY... [--consistency C]                   key<TAB>value per key found, the key alone when missing
-  del KEY [--context C]                           delete
+  del KEY [--context C] [--if-seq N] [--if-present]
+                                                  delete
   del --prefix P --yes                            delete every key under P; prints how many
   batch [--w N|majority]                          atomic writes from stdin, one JSON object a line:
                                                   {"type":"put","key":K,"value":V} or {"type":"del","key":K}
@@ -56,10 +59,10 @@ Arguments after -- are never options (tandem put k -- -v); a negative number nee
 
 consistency (get, mget, scan): linearizable (default in a --cluster group), lease, local
 environment: TANDEM_SERVER (default 127.0.0.1:7379), TANDEM_AUTH_TOKEN, TANDEM_TLS_CA
-exit status: 0 ok, 1 key not found (or not converged), 2 bad usage or input, 3 unavailable`
+exit status: 0 ok, 1 key not found (or not converged), 2 bad usage or input, 3 unavailable, 4 condition not met (CONFLICT)`
 
 /** Exit statuses, as documented in the README. */
-const EXIT = { ok: 0, notFound: 1, usage: 2, unavailable: 3 } as const
+const EXIT = { ok: 0, notFound: 1, usage: 2, unavailable: 3, conflict: 4 } as const
 
 /** Keys deleted per batch by `del --prefix`. */
 const DELETE_BATCH = 1000
@@ -68,6 +71,8 @@ function exitFor(code: string): number {
   switch (code) {
     case 'NOTFOUND':
       return EXIT.notFound
+    case 'CONFLICT':
+      return EXIT.conflict
     case 'INVALID':
     case 'TOOLARGE':
     case 'UNAUTHORIZED':
@@ -255,6 +260,10 @@ function parse(argv: string[]) {
         yes: { type: 'boolean' },
         version: { type: 'boolean' },
         consistency: { type: 'string' },
+        'if-seq': { type: 'string' },
+        'if-absent': { type: 'boolean' },
+        'if-present': { type: 'boolean' },
+        meta: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
     })
@@ -310,6 +319,16 @@ async function main(argv: string[]): Promise<number> {
   const context = flags.context as string | undefined
   const json = flags.json === true
   const prefix = flags.prefix as string | undefined
+  const conditions = {
+    ifSeq: intFlag('if-seq', 0),
+    ifAbsent: flags['if-absent'] === true ? true : undefined,
+    ifPresent: flags['if-present'] === true ? true : undefined,
+  }
+  if (conditions.ifAbsent && command !== 'put') throw new Usage('--if-absent is for put')
+  if ((conditions.ifSeq !== undefined || conditions.ifPresent) && command !== 'put' && command !== 'del') {
+    throw new Usage('--if-seq and --if-present are for put and del')
+  }
+  if (flags.meta === true && command !== 'get') throw new Usage('--meta is for get')
 
   // Validate the command's shape, and read its input, before connecting:
   // bad usage is exit 2 even with no server.
@@ -440,11 +459,21 @@ async function main(argv: string[]): Promise<number> {
   try {
     switch (command) {
       case 'put': {
-        const result = await client.put(args[0], value as Value, { w, timeoutMs, context })
+        const result = await client.put(args[0], value as Value, { w, timeoutMs, context, ...conditions })
         out(json ? JSON.stringify({ ok: true, seq: result.seq }) : 'OK')
         break
       }
       case 'get': {
+        if (flags.meta === true) {
+          const meta = await client.get(args[0], { consistency, meta: true })
+          if (meta === undefined) fail('NOTFOUND', `key ${JSON.stringify(args[0])} not found`)
+          out(
+            json
+              ? JSON.stringify({ key: args[0], value: jsonValue(meta.value), seq: meta.seq })
+              : `${meta.seq}\t${showValue(meta.value)}`,
+          )
+          break
+        }
         // Every concurrent value (multi-master vclock), so none is picked behind the user's back.
         const { values, context } = await client.getAll(args[0], { consistency })
         if (values.length === 0) fail('NOTFOUND', `key ${JSON.stringify(args[0])} not found`)
@@ -468,7 +497,8 @@ async function main(argv: string[]): Promise<number> {
       }
       case 'del': {
         if (prefix === undefined) {
-          const result = await client.del(args[0], { w, timeoutMs, context })
+          const { ifAbsent: _, ...delConditions } = conditions
+          const result = await client.del(args[0], { w, timeoutMs, context, ...delConditions })
           out(json ? JSON.stringify({ ok: true, seq: result.seq }) : 'OK')
           break
         }

@@ -98,6 +98,7 @@ export function handle(node: TandemNode, req: Request, config: Config): unknown 
     case 'auth':
       return true
     case 'get':
+      if (req.meta) return node.getMeta(req.key, req.consistency).then(nullIfUndefined)
       return node.get(req.key, req.consistency).then(nullIfUndefined)
     case 'getAll':
       return node.getAll(req.key, req.consistency)

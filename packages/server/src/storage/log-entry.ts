@@ -24,6 +24,8 @@ import { Packr, type Value } from '@tandem/protocol'
  *   options: a msgpack map; unknown keys are ignored by older readers of
  *   the ops they do understand, so new per-op fields need no new format:
  *     c  causal context (vclock mode): {origin: counter} that the write saw
+ *     x  (put) when the value expires, in ms since 1970: decided by the
+ *        master when it takes the write, so every node stores the same
  *
  * The field list only ever grows at the end; readers ignore fields they do
  * not know.
@@ -46,6 +48,8 @@ export const NO_ORIGIN = ''
 export interface OpOptions {
   /** Causal context: for each origin, the highest counter the writer had seen of this key. */
   c?: Record<string, number>
+  /** (put) When the value expires, in ms since 1970. */
+  x?: number
 }
 
 export type EntryOp =

@@ -84,6 +84,29 @@ export function encodeRecord(value: Value): Buffer {
   return recordFromBytes(value, true)
 }
 
+/**
+ * A value's record with its modification seq (MOD_SEQ, for
+ * compare-and-set): what a single-master node stores for every put, the
+ * seq being the put's entry's. The same bytes as writeRecord() makes of
+ * { modSeq, body: { kind: 'value' } }, without building the value.
+ */
+export function seqRecordFromBytes(bytes: Uint8Array, binary: boolean, modSeq: number): Buffer {
+  const out = Buffer.allocUnsafe(11 + bytes.byteLength)
+  out[0] = TAG_META
+  out[1] = F_MOD_SEQ | KIND_VALUE
+  out.writeUInt32BE(Math.floor(modSeq / 0x1_0000_0000), 2)
+  out.writeUInt32BE(modSeq >>> 0, 6)
+  out[10] = binary ? TAG_BINARY : TAG_STRING
+  out.set(bytes, 11)
+  return out
+}
+
+export function seqRecord(value: Value, modSeq: number): Buffer {
+  return typeof value === 'string'
+    ? seqRecordFromBytes(Buffer.from(value, 'utf8'), false, modSeq)
+    : seqRecordFromBytes(value, true, modSeq)
+}
+
 /** A record from a value already in bytes: a string's UTF-8 bytes, or binary. */
 export function recordFromBytes(bytes: Uint8Array, binary: boolean): Buffer {
   const out = Buffer.allocUnsafe(bytes.byteLength + 1)

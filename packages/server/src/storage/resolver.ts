@@ -1,6 +1,6 @@
 import type { ApplyOp } from './entry-scan.js'
 import type { EntryIdentity } from './log-entry.js'
-import { recordFromBytes } from './record.js'
+import { seqRecordFromBytes } from './record.js'
 
 /**
  * A conflict resolver decides what a write does to a key, given what the
@@ -24,9 +24,10 @@ export interface ConflictResolver {
   /**
    * The record to store at the op's key, null to delete it, or KEEP to leave
    * it as it is (the key's current state wins). `current` is the stored
-   * record, undefined when there is none or when readsCurrent is false.
+   * record, undefined when there is none or when readsCurrent is false;
+   * `seq` is the entry's seq in this node's log.
    */
-  resolve(op: ApplyOp, write: EntryIdentity, current: Buffer | undefined): Buffer | null | typeof KEEP
+  resolve(op: ApplyOp, write: EntryIdentity, current: Buffer | undefined, seq?: number): Buffer | null | typeof KEEP
   /**
    * A write this node takes from a client, before it is logged: the op as
    * it will be logged and replicated (vclock fills in a delete's context and
@@ -48,7 +49,8 @@ export const KEEP: unique symbol = Symbol('keep')
 export const logOrderWins: ConflictResolver = {
   name: 'log-order',
   readsCurrent: false,
-  resolve(op: ApplyOp): Buffer | null {
-    return op.value === null ? null : recordFromBytes(op.value, op.binary)
+  resolve(op: ApplyOp, _write: EntryIdentity, _current: Buffer | undefined, seq = 0): Buffer | null {
+    // The key's modification seq is the entry's: the master's seq, which this node's log keeps.
+    return op.value === null ? null : seqRecordFromBytes(op.value, op.binary, seq)
   },
 }

@@ -24,7 +24,15 @@ import {
   opOptions,
   placeEntry,
 } from './log-entry.js'
-import { decodeRecord, encodeRecord, isTombstone, type KeyRecord, RECORD_META, readRecord } from './record.js'
+import {
+  decodeRecord,
+  encodeRecord,
+  isTombstone,
+  type KeyRecord,
+  RECORD_META,
+  readRecord,
+  seqRecord,
+} from './record.js'
 import { type ConflictResolver, KEEP } from './resolver.js'
 import { packChunk, unpackChunk } from './snapshot-chunk.js'
 import { SyncReadGate, type SyncReadOptions } from './sync-reads.js'
@@ -151,11 +159,29 @@ interface GroupState {
   writes: number
 }
 
+/**
+ * A condition on a key that a local write needs when it commits
+ * (compare-and-set).
+ */
+export interface WriteCondition {
+  key: string
+  /** The key's modification seq (the seq of the entry that last wrote it) must be this; 0: the key must be absent. */
+  ifSeq?: number
+  ifAbsent?: boolean
+  ifPresent?: boolean
+}
+
 interface LocalWrite {
   kind: 'local'
   ops: EntryOp[]
   /** Resolve with the write's identity, not only its seq. */
   identity?: boolean
+  /**
+   * Checked in the group committer, against the keys as the writes before
+   * it left them: all must hold, or the write fails with CONFLICT and
+   * nothing of it is written (the log never holds a refused write).
+   */
+  conditions?: WriteCondition[]
 }
 
 /** A local write's result with its identity (multi-master). */
@@ -588,10 +614,16 @@ export class Store {
 
   // ---- writes ------------------------------------------------------------
 
-  /** Writes ops atomically as one log entry; resolves with its seq once durable per the sync mode. */
-  write(ops: EntryOp[]): Promise<number> {
+  /**
+   * Writes ops atomically as one log entry; resolves with its seq once
+   * durable per the sync mode. With conditions, only if they all hold when
+   * it commits (else CONFLICT).
+   */
+  write(ops: EntryOp[], conditions?: WriteCondition[]): Promise<number> {
     if (this.status !== 'open') return Promise.reject(new TandemError('CLOSED', 'store is closed'))
-    return this.committer.submit({ kind: 'local', ops }) as Promise<number>
+    const write: LocalWrite = { kind: 'local', ops }
+    if (conditions !== undefined && conditions.length > 0) write.conditions = conditions
+    return this.committer.submit(write) as Promise<number>
   }
 
   /** write(), resolving with the write's identity too (multi-master: w=N and clients need it). */
@@ -828,12 +860,16 @@ export class Store {
     return results
   }
 
-  /** A single-master local write: plain records, no reads. */
-  private addLocal(commit: GroupState, write: LocalWrite, hlc: number): number | LocalResult {
+  /** A single-master local write: records carry the entry's seq; no reads but for conditions. */
+  private addLocal(commit: GroupState, write: LocalWrite, hlc: number): number | LocalResult | Error {
+    if (write.conditions) {
+      const conflict = this.checkConditions(commit, write.conditions)
+      if (conflict) return conflict
+    }
     const seq = ++commit.seq
     const originSeq = this.nextCounter(commit, this.origin)
     const entry: LogEntry = { seq, epoch: commit.epoch, origin: this.origin, originSeq, hlc, ops: write.ops }
-    this.putEntry(commit.batch, entry)
+    this.putEntry(commit, entry)
     commit.raws.push(encodeEntry(entry))
     commit.writes++
     return write.identity ? { seq, origin: this.origin, originSeq, hlc } : seq
@@ -858,7 +894,7 @@ export class Store {
       const current = commit.current?.get(name)
       if (resolver.prepareLocal) applied = resolver.prepareLocal(applied, identity, current)
       ops.push(toEntryOp(op, applied))
-      const record = resolver.resolve(applied, identity, current)
+      const record = resolver.resolve(applied, identity, current, seq)
       if (record !== KEEP) this.setRecord(commit, applied.key, key, name, current, record ?? undefined, hlc)
     }
     const entry: LogEntry = { seq, epoch: commit.epoch, ...identity, ops }
@@ -919,7 +955,7 @@ export class Store {
       }
       for (const op of entry.ops) {
         if (op.value !== null && op.value.length > commit.largest) commit.largest = op.value.length
-        this.putResolved(commit, op, entry, resolver)
+        this.putResolved(commit, op, entry, resolver, seq)
       }
       commit.raws.push(keep ? entry.raw : placeEntry(entry.raw, entry.identityAt, seq, commit.epoch))
     }
@@ -954,11 +990,17 @@ export class Store {
   }
 
   /** Adds one op of a remote entry, as its resolver decides, to the batch. */
-  private putResolved(commit: GroupState, op: ApplyOp, entry: ApplyEntry, resolver: ConflictResolver): void {
+  private putResolved(
+    commit: GroupState,
+    op: ApplyOp,
+    entry: ApplyEntry,
+    resolver: ConflictResolver,
+    seq: number,
+  ): void {
     const key = prefixedBytes(this.dataPrefix, op.key)
     if (commit.current === null) {
       // The replica path: blind writes, nothing tracked.
-      const record = resolver.resolve(op, entry, undefined)
+      const record = resolver.resolve(op, entry, undefined, seq)
       if (record === KEEP) return
       if (record === null) commit.batch.del(key)
       else commit.batch.put(key, record)
@@ -972,7 +1014,7 @@ export class Store {
       }
       return
     }
-    const record = resolver.resolve(op, entry, resolver.readsCurrent || this.keys ? current : undefined)
+    const record = resolver.resolve(op, entry, resolver.readsCurrent || this.keys ? current : undefined, seq)
     if (record === KEEP) return
     this.setRecord(commit, op.key, key, name, current, record ?? undefined, entry.hlc)
   }
@@ -1039,6 +1081,9 @@ export class Store {
         if (!all && !write.resolver.readsCurrent) continue
         for (const entry of write.entries) for (const op of entry.ops) add(op.key)
       } else if (!all) {
+        // Single-master: only a conditional write reads, the keys its conditions name.
+        if (write.kind === 'local' && write.conditions)
+          for (const c of write.conditions) add(Buffer.from(c.key, 'utf8'))
       } else if (write.kind === 'local') {
         for (const op of write.ops) add(Buffer.from(op[1], 'utf8'))
       } else if (write.kind === 'merge') {
@@ -1055,13 +1100,48 @@ export class Store {
     return current
   }
 
-  /** Adds one local entry's data mutations to a batch (its log record goes in the group's block). */
-  private putEntry(batch: Batch, entry: LogEntry): void {
+  /**
+   * Adds one local entry's data mutations to the group's batch (its log
+   * record goes in the group's block), keeping the group's view of the keys
+   * conditions read up to date.
+   */
+  private putEntry(commit: GroupState, entry: LogEntry): void {
     for (const op of entry.ops) {
       const key = prefixed(this.dataPrefix, op[1])
-      if (op[0] === OP_PUT) batch.put(key, encodeRecord(op[2]))
-      else batch.del(key)
+      let record: Buffer | undefined
+      if (op[0] === OP_PUT) {
+        record = seqRecord(op[2], entry.seq)
+        commit.batch.put(key, record)
+      } else commit.batch.del(key)
+      if (commit.current) {
+        const name = key.toString('latin1')
+        if (commit.current.has(name)) commit.current.set(name, record)
+      }
     }
+  }
+
+  /** Why a write's conditions do not hold now, or null when they all do. */
+  private checkConditions(commit: GroupState, conditions: WriteCondition[]): TandemError | null {
+    for (const c of conditions) {
+      const stored = commit.current?.get(prefixed(this.dataPrefix, c.key).toString('latin1'))
+      const record = stored === undefined ? undefined : readRecord(stored)
+      const live = record !== undefined && record.body.kind === 'value'
+      const seq = live ? (record.modSeq ?? 0) : 0
+      let why: string | null = null
+      if (c.ifAbsent && live) why = `exists (modified at seq ${seq})`
+      else if (c.ifPresent && !live) why = 'does not exist'
+      else if (c.ifSeq !== undefined && c.ifSeq !== seq) {
+        why = live
+          ? `was modified at seq ${seq}, not ${c.ifSeq}`
+          : `does not exist (the condition wants seq ${c.ifSeq})`
+      }
+      if (why !== null) {
+        return new TandemError('CONFLICT', `key ${JSON.stringify(c.key)} ${why}; nothing was written`, {
+          details: { key: c.key, seq },
+        })
+      }
+    }
+    return null
   }
 
   /** Forces everything written so far to disk (a synced write flushes LevelDB's WAL). */
