@@ -102,6 +102,20 @@ describe('tandem CLI data handling', () => {
     }
   })
 
+  it('watch prints one event a line: keys and values escaped, binary as base64:', async () => {
+    const first = await db.put('w:a\tb', 'one\ntwo')
+    await db.put('w:bin', new Uint8Array([0, 10]))
+    await db.del('w:bin')
+    const watch = await runCli([...server, 'watch', '--prefix', 'w:', '--from', String(first.seq), '--limit', '3'])
+    expect(watch.code, watch.stderr).toBe(0)
+    expect(watch.stdout.split('\n').map((l) => l.replace(/^\d+\t/, ''))).toEqual([
+      'put\tw:a\\tb\tone\\ntwo',
+      'put\tw:bin\tbase64:AAo=',
+      'del\tw:bin',
+      '',
+    ])
+  })
+
   it('mget prints key<TAB>value per key found and the key alone when missing; --json gives null', async () => {
     await db.put('m:1', 'one')
     await db.put('m:2', 'two\nlines')
