@@ -291,7 +291,7 @@ export const configSchema = z
         value: 'DURATION',
         duration: true,
         description:
-          'How long a WebSocket frame may take to arrive whole, from its first byte, on any connection to this port; a slower one closes its connection (1008). Time the node spends not reading the socket does not count. 30s lets 8 MiB frames through at 280 KiB/s; shorter frees memory held by stalled senders sooner, too short cuts off large requests over slow links.',
+          'How long a WebSocket frame (or a RESP command) may take to arrive whole, from its first byte; a slower one closes its connection (1008). Time the node spends not reading the socket does not count. 30s lets 8 MiB frames through at 280 KiB/s; shorter frees memory held by stalled senders sooner, too short cuts off large requests over slow links.',
       }),
     ),
     maxPartialFrameBytes: positiveInt.default(64 * 1024 * 1024).meta(

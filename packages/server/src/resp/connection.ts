@@ -85,6 +85,8 @@ export class RespConnection implements RespSession {
   private readAt = 0
   /** Closes the connection if it has not authenticated by --auth-timeout. */
   private authTimer: NodeJS.Timeout | null = null
+  /** Closes the connection if the command being received is not whole by --frame-timeout. */
+  private commandTimer: NodeJS.Timeout | null = null
 
   constructor(
     private readonly socket: Socket,
@@ -195,6 +197,8 @@ export class RespConnection implements RespSession {
   /** Dispatches parsed commands while limits and ordering allow, then pauses or resumes the socket. */
   private pump(): void {
     let stalled = false
+    let parsed = false
+    let partial = false
     while (!this.closing && !this.closed) {
       if (this.overLimit()) {
         stalled = true
@@ -208,7 +212,11 @@ export class RespConnection implements RespSession {
           this.onProtocolError(err)
           break
         }
-        if (args === null) break
+        if (args === null) {
+          partial = this.parser.bufferedBytes > 0
+          break
+        }
+        parsed = true
       }
       const spec = COMMANDS.get(args[0].toString('latin1').toLowerCase())
       if (spec && !this.mayDispatch(spec.kind)) {
@@ -220,6 +228,40 @@ export class RespConnection implements RespSession {
       this.dispatch(args, spec)
     }
     this.updateFlow(stalled)
+    this.timeCommand(partial, parsed)
+  }
+
+  /**
+   * A command must arrive whole within --frame-timeout of its first bytes
+   * (as a WebSocket frame must): a client that stops in the middle of one
+   * must not hold its bytes, and its connection, for ever. Time this node
+   * spends not reading the socket does not count.
+   */
+  private timeCommand(partial: boolean, parsed: boolean): void {
+    if (!partial || this.paused || this.closing || parsed) this.stopCommandTimer()
+    if (!partial || this.paused || this.closing || this.commandTimer !== null) return
+    this.commandTimer = setTimeout(() => this.onCommandTimeout(), this.host.config.frameTimeout)
+    this.commandTimer.unref()
+  }
+
+  private stopCommandTimer(): void {
+    if (this.commandTimer !== null) clearTimeout(this.commandTimer)
+    this.commandTimer = null
+  }
+
+  private onCommandTimeout(): void {
+    this.commandTimer = null
+    if (this.closed || this.closing || this.paused) return
+    this.hooks.onError('INVALID')
+    this.slots.push({
+      reply: errorReply(
+        'ERR',
+        `a command did not arrive whole within --frame-timeout (${this.host.config.frameTimeout} ms)`,
+      ),
+      done: true,
+    })
+    this.closing = true
+    this.scheduleFlush()
   }
 
   private overLimit(): boolean {
@@ -406,6 +448,7 @@ export class RespConnection implements RespSession {
   }
 
   private onSocketClosed(): void {
+    this.stopCommandTimer()
     if (this.authTimer !== null) clearTimeout(this.authTimer)
     this.authTimer = null
     this.closed = true
