@@ -129,5 +129,16 @@ describe('vclock siblings', () => {
     const put = await runCli([...server, 'put', 'k', 'merged', '--context', parsed.context])
     expect(put).toMatchObject({ code: 0, stdout: 'OK\n' })
     expect((await runCli([...server, 'get', 'k'])).stdout).toBe('merged\n')
+
+    // status: mode, policy and digest, each peer with its link and lag, cursors, tombstones and siblings.
+    await group.waitConverged()
+    const status = await runCli([...server, 'status'])
+    expect(status.code).toBe(0)
+    const digest = (await group.status(0)).digest as string
+    expect(status.stdout).toMatch(new RegExp(`^mode multi {2}conflict vclock {2}origin \\S+ {2}digest ${digest}$`, 'm'))
+    expect(status.stdout).toMatch(/^peer \S+ \S+ {2}streaming {2}lag 0 entries \/ \d+ ms/m)
+    expect(status.stdout.match(/^cursor \S+ \d+$/gm)?.length).toBe(2)
+    expect(status.stdout).toMatch(/^tombstones \d+ pending/m)
+    expect(status.stdout).toMatch(/^siblings 0 keys \(most \d+\), \d+ dropped {2}lww lost \d+$/m)
   })
 })
