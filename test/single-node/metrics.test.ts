@@ -53,6 +53,8 @@ describe('/metrics', () => {
         'tandem_rollbacks_total',
         'tandem_elections_started_total',
         'tandem_resp_commands_total',
+        'tandem_slow_sync_reads_total',
+        'tandem_sync_read_fallbacks_total',
       ]),
     )
     for (const f of totals) expect(f.type, f.name).toBe('counter')

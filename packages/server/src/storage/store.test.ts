@@ -416,6 +416,8 @@ describe('store: reads', () => {
     const later = store.get('k')
     expect((await settlesThisTurn(later)).settled).toBe(false)
     expect(await later).toBe('v')
+    // What /metrics reports: two slow synchronous reads, one window that fell back to the pool.
+    expect(store.syncReadStats).toEqual({ slowReads: 2, fallbacks: 1 })
     now += 1000
     expect(await settlesThisTurn(store.get('k'))).toEqual({ settled: true, value: 'v' })
   })

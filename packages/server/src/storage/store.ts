@@ -602,6 +602,11 @@ export class Store {
     return this.committer.stats
   }
 
+  /** Synchronous gets slower than the gate's threshold, and windows whose budget they spent (see SyncReadGate). */
+  get syncReadStats(): { slowReads: number; fallbacks: number } {
+    return { slowReads: this.syncReads.slowReads, fallbacks: this.syncReads.exhausted }
+  }
+
   get queuedWrites(): number {
     return this.committer.queued
   }
