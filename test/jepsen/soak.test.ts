@@ -160,7 +160,8 @@ async function measureWindow(setting: string, args: string[]): Promise<Window> {
         }
       }
     })
-    await waitFor(() => acked.length >= 500, { what: '500 writes before the cut' })
+    // A loaded machine takes its time; the window is measured from the cut on.
+    await waitFor(() => acked.length >= 500, { what: '500 writes before the cut', timeoutMs: 60_000 })
     cutAt = now()
     group.isolate(m, 'stall')
     await group.waitForMaster(
