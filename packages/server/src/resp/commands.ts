@@ -8,9 +8,11 @@ import { MapReply, OK, PushReply, Replies, type Reply, SetReply, SimpleString, V
 import { invalid, PrefixedError, SYNTAX_ERROR, wrongArity } from './errors.js'
 import { compileGlob } from './glob.js'
 import { infoSections, REDIS_VERSION, renderInfo, roleReply } from './info.js'
+import type { KeyLocks } from './key-locks.js'
 import type { PubSub, Subscriber } from './pubsub.js'
 import type { ScanCursors } from './scan-cursors.js'
 import { sentinelCommand } from './sentinel.js'
+import { setCommand, setnxCommand } from './set-command.js'
 import { probeTandemAddress } from './tandem-address.js'
 
 /**
@@ -57,6 +59,8 @@ export interface RespHost {
   clientCount(): number
   clients(): RespSession[]
   tokenMatches(token: string): boolean
+  /** Read-then-write commands (SET ... GET) on one key run one at a time. */
+  readonly keyLocks: KeyLocks
   /** With TLS, how this node checks the RESP ports it dials (REPLICAOF asks its target over RESP). */
   readonly peerTls: { ca?: Buffer } | undefined
 }
@@ -121,24 +125,6 @@ const ID = 0
 
 async function getCommand(ctx: CommandContext, args: Buffer[]): Promise<Reply> {
   return (await run(ctx.host, { id: ID, op: 'get', key: key(args[1]) })) as Value | null
-}
-
-async function setCommand(ctx: CommandContext, args: Buffer[]): Promise<Reply> {
-  const k = key(args[1])
-  const v = value(args[2])
-  if (args.length > 3) {
-    const options = args.slice(3).map((a) => lower(a))
-    const known = ['nx', 'xx', 'get', 'ex', 'px', 'exat', 'pxat', 'keepttl']
-    if (!options.some((o) => known.includes(o))) throw invalid(SYNTAX_ERROR)
-    throw invalid(
-      `SET ${options
-        .filter((o) => known.includes(o))
-        .join(' ')
-        .toUpperCase()} needs conditional writes and expiry, which this version of tandem does not have yet; plain SET key value works`,
-    )
-  }
-  await run(ctx.host, { id: ID, op: 'put', key: k, value: v })
-  return OK
 }
 
 async function mgetCommand(ctx: CommandContext, args: Buffer[]): Promise<Reply> {
@@ -572,7 +558,22 @@ type Spec = Omit<CommandSpec, 'name'>
 
 const table: Record<string, Spec> = {
   get: { arity: 2, flags: ['readonly', 'fast'], keys: [1, 1, 1], kind: 'read', op: 'get', run: getCommand },
-  set: { arity: -3, flags: ['write', 'denyoom'], keys: [1, 1, 1], kind: 'write', op: 'put', run: setCommand },
+  set: {
+    arity: -3,
+    flags: ['write', 'denyoom'],
+    keys: [1, 1, 1],
+    kind: 'write',
+    op: 'put',
+    run: (ctx, args) => setCommand(ctx, args, key(args[1]), value(args[2])),
+  },
+  setnx: {
+    arity: 3,
+    flags: ['write', 'denyoom', 'fast'],
+    keys: [1, 1, 1],
+    kind: 'write',
+    op: 'put',
+    run: (ctx, args) => setnxCommand(ctx, key(args[1]), value(args[2])),
+  },
   mget: { arity: -2, flags: ['readonly', 'fast'], keys: [1, -1, 1], kind: 'read', op: 'mget', run: mgetCommand },
   mset: { arity: -3, flags: ['write', 'denyoom'], keys: [1, -1, 2], kind: 'write', op: 'batch', run: msetCommand },
   del: { arity: -2, flags: ['write'], keys: [1, -1, 1], kind: 'write', op: 'del', run: delCommand },

@@ -8,6 +8,7 @@ import type { LatencyHistogram, Metrics } from '../util/metrics.js'
 import { joinHostPort, splitHostPort } from './address.js'
 import type { RespHost, RespSession } from './commands.js'
 import { RespConnection } from './connection.js'
+import { KeyLocks } from './key-locks.js'
 import { PubSub } from './pubsub.js'
 import { ScanCursors } from './scan-cursors.js'
 import { masterRespAddress, SWITCH_MASTER } from './sentinel.js'
@@ -46,6 +47,7 @@ const SWITCH_CHECK_MS = 100
 export class RespServer implements RespHost {
   readonly cursors = new ScanCursors()
   readonly pubsub = new PubSub()
+  readonly keyLocks = new KeyLocks()
   readonly stats = { connections: 0, commands: 0 }
   readonly node: TandemNode
   readonly config: Config
