@@ -1,4 +1,6 @@
+import { metricSum } from '@tandem/bench/fixtures'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { waitFor } from '../helpers/wait.js'
 import { startRespNode } from './helpers.js'
 import { command, RawResp } from './raw.js'
 
@@ -51,5 +53,47 @@ describe('RESP --frame-timeout', () => {
     await steady.write(command('PING'))
     await steady.until((t) => t === '+PONG\r\n')
     expect(steady.closed).toBe(false)
+  })
+})
+
+/**
+ * Bytes of commands still arriving, across all RESP connections, are held
+ * to --max-partial-frame-bytes: the connection whose read takes the total
+ * past it is closed, the others go on.
+ */
+describe('RESP --max-partial-frame-bytes', () => {
+  let node: Awaited<ReturnType<typeof startRespNode>>
+  const open: RawResp[] = []
+  const BUDGET = 1024 * 1024
+
+  beforeAll(async () => {
+    node = await startRespNode(['--sync', 'none', '--max-partial-frame-bytes', String(BUDGET)])
+  })
+  afterAll(async () => {
+    for (const c of open) c.close()
+    await node?.stop()
+  })
+
+  it('closes the connection whose command takes the bytes held past the budget, and keeps the others', async () => {
+    const first = await RawResp.open(node.port)
+    const second = await RawResp.open(node.port)
+    open.push(first, second)
+    const value = 'v'.repeat(900 * 1024)
+    const set = command('SET', 'big', value)
+    const part = 600 * 1024
+    await first.write(set.subarray(0, part))
+    await waitFor(async () => (await metricSum(node.node, 'tandem_resp_buffered_bytes')) >= part, {
+      what: "the first client's bytes to be held",
+    })
+    await second.write(set.subarray(0, part))
+    await second.closedByServer(15_000)
+    expect(second.text).toContain('-ERR the node holds too many bytes of commands still arriving')
+    // What the closed connection held is forgotten; the first one completes its command.
+    await waitFor(async () => (await metricSum(node.node, 'tandem_resp_buffered_bytes')) <= part, {
+      what: "the closed connection's bytes to be dropped",
+    })
+    await first.write(set.subarray(part))
+    await first.until((t) => t === '+OK\r\n')
+    expect(first.closed).toBe(false)
   })
 })

@@ -298,7 +298,7 @@ export const configSchema = z
       doc({
         value: 'BYTES',
         description:
-          'Bytes of frames still arriving, across all connections, the node holds at most; the connection whose frame takes it past is closed (1013, try again later). 64 MiB is eight frames at the default --max-frame-bytes.',
+          'Bytes of frames still arriving, across all connections, the node holds at most; the connection whose frame takes it past is closed (1013, try again later). The RESP port holds the bytes of commands read and not yet run to a budget of this size of its own. 64 MiB is eight frames at the default --max-frame-bytes.',
       }),
     ),
     maxQueuedWrites: positiveInt

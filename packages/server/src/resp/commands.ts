@@ -61,6 +61,8 @@ export interface RespHost {
   tokenMatches(token: string): boolean
   /** Read-then-write commands (SET ... GET) on one key run one at a time. */
   readonly keyLocks: KeyLocks
+  /** Adds `delta` to the bytes of input all RESP connections hold; returns the new total. */
+  holdInput(delta: number): number
   /** With TLS, how this node checks the RESP ports it dials (REPLICAOF asks its target over RESP). */
   readonly peerTls: { ca?: Buffer } | undefined
 }

@@ -87,6 +87,8 @@ export class RespConnection implements RespSession {
   private authTimer: NodeJS.Timeout | null = null
   /** Closes the connection if the command being received is not whole by --frame-timeout. */
   private commandTimer: NodeJS.Timeout | null = null
+  /** The parser's bytes as last added to the front end's total (host.holdInput). */
+  private countedInput = 0
 
   constructor(
     private readonly socket: Socket,
@@ -184,7 +186,38 @@ export class RespConnection implements RespSession {
     if (this.closing || this.closed) return
     if (this.hooks.latency) this.readAt = performance.now()
     this.parser.push(chunk)
+    if (this.countInput() > this.host.config.maxPartialFrameBytes) return this.onInputBudget()
     this.pump()
+  }
+
+  /** Brings the front end's total of input bytes up to date with this parser's; returns the total. */
+  private countInput(): number {
+    const held = this.parser.bufferedBytes
+    const total = this.host.holdInput(held - this.countedInput)
+    this.countedInput = held
+    return total
+  }
+
+  /**
+   * The input all RESP connections hold passed --max-partial-frame-bytes
+   * with this read: this connection goes, with what it holds, so that many
+   * clients sending large commands slowly cannot make the node hold
+   * without bound.
+   */
+  private onInputBudget(): void {
+    this.parser.release()
+    this.countInput()
+    this.hooks.onError('BUSY')
+    this.slots.push({
+      reply: errorReply(
+        'ERR',
+        `the node holds too many bytes of commands still arriving (--max-partial-frame-bytes ${this.host.config.maxPartialFrameBytes}); try again later`,
+      ),
+      done: true,
+    })
+    this.closing = true
+    this.updateFlow(true)
+    this.scheduleFlush()
   }
 
   /** The client will send nothing more: answer what it sent (allowHalfOpen), then close. */
@@ -229,6 +262,7 @@ export class RespConnection implements RespSession {
     }
     this.updateFlow(stalled)
     this.timeCommand(partial, parsed)
+    this.countInput()
   }
 
   /**
@@ -449,6 +483,8 @@ export class RespConnection implements RespSession {
 
   private onSocketClosed(): void {
     this.stopCommandTimer()
+    this.parser.release()
+    this.countInput()
     if (this.authTimer !== null) clearTimeout(this.authTimer)
     this.authTimer = null
     this.closed = true

@@ -56,6 +56,8 @@ export class RespServer implements RespHost {
   private readonly connections = new Set<RespConnection>()
   private nextId = 1
   private peakClosed = 0
+  /** Bytes of input (commands not yet run, or still arriving) all connections hold. */
+  private inputBytes = 0
   private protocolErrors = 0
   private lastMaster: string | null = null
   private readonly switchTimer: NodeJS.Timeout
@@ -108,6 +110,11 @@ export class RespServer implements RespHost {
 
   tokenMatches(token: string): boolean {
     return this.options.tokenMatches(token)
+  }
+
+  holdInput(delta: number): number {
+    this.inputBytes += delta
+    return this.inputBytes
   }
 
   private onSocket(socket: Socket): void {
