@@ -34,6 +34,13 @@ describe('tombstones under last-writer-wins', () => {
     expect(late.hlc!).toBeLessThan(deleted.hlc!)
 
     // Node 0 and 1 hold the tombstone through several collection passes: node 2 has not acked it.
+    await waitFor(
+      async () => {
+        for (const i of [0, 1]) if ((await group.status(i)).multi!.tombstones.count !== 1) return false
+        return true
+      },
+      { what: 'nodes 0 and 1 to hold the tombstone' },
+    )
     const before = (await group.status(0)).multi!.tombstones.passes
     await waitFor(async () => (await group.status(0)).multi!.tombstones.passes >= before + 3, {
       what: 'three collection passes',
