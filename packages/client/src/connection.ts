@@ -97,7 +97,6 @@ export class NodeConnection {
   readonly ready: Promise<void>
   private readonly ws: WebSocket
   private readonly pending = new Map<number, PendingRequest>()
-  private outbox: Record<string, unknown>[] = []
   private flushScheduled = false
   private closeListeners: ((err: TandemError, unsent: PendingRequest[], sent: PendingRequest[]) => void)[] = []
   private unsent: PendingRequest[] = []
@@ -193,9 +192,7 @@ export class NodeConnection {
     this.unsent = []
     if (this.pending.size === 0) this.lastHeardAt = performance.now()
     for (const r of batch) this.pending.set(r.id, r)
-    this.outbox = batch.map((r) => r.message)
-    const frame = encodeFrame(this.outbox.length === 1 ? this.outbox[0] : this.outbox)
-    this.outbox = []
+    const frame = encodeFrame(batch.length === 1 ? batch[0].message : batch.map((r) => r.message))
     if (frame.length <= this.maxFrameBytes) return this.ws.send(frame)
     // Over the node's frame limit the node would close the connection
     // (1009), failing every call on it: split, and refuse what alone is too big.

@@ -1,7 +1,8 @@
 /**
- * Default size limits. The server enforces them (each has a flag); the client
- * checks the same numbers before sending so that a mistake fails fast with
- * TOOLARGE instead of costing a round trip.
+ * Default size limits. The server enforces them (each has a flag). The client
+ * checks only the frame size before sending (a node closes the connection on
+ * an oversized frame, failing every call on it); key, value and batch limits
+ * are the node's to judge, since nodes may be started with other numbers.
  */
 export const DEFAULT_LIMITS = {
   /** Longest key, in UTF-8 bytes. Keys are compared and stored as bytes. */
@@ -12,13 +13,7 @@ export const DEFAULT_LIMITS = {
   maxFrameBytes: 8 * 1024 * 1024,
   /** Most operations in one atomic batch. */
   maxBatchOps: 10_000,
-  /** Most keys in one mget. */
-  maxMgetKeys: 10_000,
-  /** Most entries a scan page returns; the client asks for the next page. */
-  maxScanPage: 1_000,
 } as const
-
-export type Limits = { -readonly [K in keyof typeof DEFAULT_LIMITS]: number }
 
 /**
  * The highest --max-frame-bytes a node takes. The SDK accepts frames up to

@@ -134,8 +134,6 @@ export type Request = z.infer<typeof requestSchema>
 export type Op = Request['op']
 export const OPS: readonly Op[] = requestSchema.options.map((o) => o.shape.op.value)
 
-export type WriteRequest = Extract<Request, { op: 'put' | 'del' | 'batch' }>
-
 /** One scan page: entries in key order (reverse order when asked), and whether more remain. */
 export interface ScanPage {
   entries: [string, Value][]

@@ -60,15 +60,6 @@ export interface FailoverOptions {
   leaseMs: number
 }
 
-export const DEFAULT_FAILOVER_TIMING = {
-  /** How often the master heartbeats every member. */
-  heartbeatMs: 150,
-  /** A member that hears no master for this long (plus up to 40% jitter) starts an election. */
-  electionTimeoutMs: 1000,
-  /** How long a majority's heartbeat replies let the master take writes. Must be < electionTimeoutMs. */
-  leaseMs: 700,
-}
-
 export interface FailoverHost {
   readonly store: Store
   readonly logger: Logger
