@@ -123,7 +123,11 @@ function render(view) {
 function renderSummary(view, byKey) {
   const master = view.master ? byKey.get(view.master) : null
   const addr = $('master-address')
-  addr.textContent = master ? master.address : 'none (read-only)'
+  addr.textContent = master
+    ? master.address
+    : view.mesh
+      ? `none: multi-master, ${view.mesh.peers.length} peers take writes`
+      : 'none (read-only)'
   addr.dataset.key = master?.key ?? ''
   $('master-epoch').textContent = master ? String(master.epoch) : dash
   $('master-lease').textContent = !master

@@ -14,6 +14,19 @@ const GAP_X = 28
 const GAP_Y = 64
 const PAD = 16
 const ARC = 44
+/** Room under the picture for the mesh's convergence line. */
+const MESH_LINE = 30
+
+/** How far above the nodes the arc between peers `span` columns apart peaks (a cubic's peak is 3/4 of its control height). */
+function arcRise(span) {
+  return Math.round(0.75 * ARC * Math.max(1, span))
+}
+
+/** One direction of a peer link: its state and how far the puller is behind. */
+function peerLabel(e) {
+  if (!e) return '?'
+  return e.lagEntries === null ? e.state : `${e.state} ${num(e.lagEntries)}·${num(e.lagMs)} ms`
+}
 
 const ROLE_ORDER = { master: 0, peer: 1, replica: 2, witness: 3 }
 
@@ -60,13 +73,20 @@ export function layout(view) {
   }
   for (const r of roots) place(r, 0)
   for (const n of view.nodes) if (!placed.has(n.key)) place(n.key, 0)
-  const top = view.edges.some((e) => e.kind === 'peer') ? ARC : 0
+  // Peer arcs rise over the top row, higher the further apart the peers are.
+  let span = 0
+  for (const e of view.edges) {
+    if (e.kind !== 'peer' || !placed.has(e.from) || !placed.has(e.to)) continue
+    span = Math.max(span, Math.abs(placed.get(e.from).x - placed.get(e.to).x))
+  }
+  const top = span > 0 ? arcRise(span) + 8 : 0
+  const foot = view.mesh ? MESH_LINE : 0
   const pos = new Map()
   for (const [key, p] of placed) {
     pos.set(key, { x: PAD + p.x * (W + GAP_X), y: PAD + top + p.depth * (H + GAP_Y) })
   }
   const width = PAD * 2 + Math.max(1, leaves) * (W + GAP_X) - GAP_X
-  const height = PAD * 2 + top + (depthMax + 1) * (H + GAP_Y) - GAP_Y
+  const height = PAD * 2 + top + (depthMax + 1) * (H + GAP_Y) - GAP_Y + foot
   return { pos, width, height }
 }
 
@@ -90,6 +110,8 @@ function nodeLines(n, view) {
         ? 'read-only'
         : 'taking writes'
   else if (n.role === 'witness') third = 'votes, holds no data'
+  else if (n.multi)
+    third = `${n.readOnly ? 'read-only' : 'taking writes'} · digest ${n.multi.digest ? n.multi.digest.slice(0, 8) : '-'}`
   else if (n.link) third = `${n.link.state} · lag ${num(n.link.lagEntries)} / ${num(n.link.lagMs)} ms`
   else third = n.upstream ? 'following' : 'no upstream'
   return [n.address, second, third]
@@ -134,16 +156,41 @@ export function drawTopology(svg, view, { selected, onSelect }) {
     const label =
       e.lagEntries === null ? e.state : `${num(e.lagEntries)} · ${num(e.lagMs)} ms${e.stale ? ' (stale)' : ''}`
     if (e.kind === 'peer') {
-      const pair = [e.from, e.to].sort().join('|')
-      if (peerPairs.has(pair)) continue
-      peerPairs.add(pair)
-      const x1 = a.x + W / 2
-      const x2 = b.x + W / 2
-      const y = Math.min(a.y, b.y)
-      const d = `M${x1},${y} C${x1},${y - ARC} ${x2},${y - ARC} ${x2},${y}`
+      // One arc per pair of peers, labelled with both directions (each side pulls from the other).
+      const pair = [e.from, e.to].sort()
+      const id = pair.join('|')
+      if (peerPairs.has(id)) continue
+      peerPairs.add(id)
+      const [left, right] = a.x <= b.x ? [e.from, e.to] : [e.to, e.from]
+      const pl = pos.get(left)
+      const pr = pos.get(right)
+      const toRight = view.edges.find((x) => x.kind === 'peer' && x.from === left && x.to === right)
+      const toLeft = view.edges.find((x) => x.kind === 'peer' && x.from === right && x.to === left)
+      const streaming = toRight?.state === 'streaming' && toLeft?.state === 'streaming'
+      const x1 = pl.x + W / 2
+      const x2 = pr.x + W / 2
+      const y = Math.min(pl.y, pr.y)
+      const rise = arcRise(Math.round(Math.abs(x2 - x1) / (W + GAP_X)))
+      const d = `M${x1},${y} C${x1},${y - rise / 0.75} ${x2},${y - rise / 0.75} ${x2},${y}`
+      const name = (k) => byKey.get(k)?.address ?? k
+      const text = `${peerLabel(toLeft)} ← → ${peerLabel(toRight)}`
       edges.push(
-        s('path', { class: `edge peer ${e.stale ? 'stale' : ''}`, d, 'data-from': e.from, 'data-to': e.to }),
-        s('text', { class: 'edge-label', x: (x1 + x2) / 2, y: y - ARC + 24, 'text-anchor': 'middle' }, e.state),
+        s(
+          'path',
+          {
+            class: `edge peer ${streaming ? 'streaming' : 'broken'}`,
+            d,
+            'data-from': left,
+            'data-to': right,
+            'data-state': `${toLeft?.state ?? 'none'} ${toRight?.state ?? 'none'}`,
+          },
+          s(
+            'title',
+            {},
+            `${name(right)} pulls from ${name(left)}: ${peerLabel(toRight)}; ${name(left)} pulls from ${name(right)}: ${peerLabel(toLeft)}`,
+          ),
+        ),
+        s('text', { class: 'edge-label', x: (x1 + x2) / 2, y: y - rise + 14, 'text-anchor': 'middle' }, text),
       )
       continue
     }
@@ -198,6 +245,27 @@ export function drawTopology(svg, view, { selected, onSelect }) {
       ),
     )
   }
-  svg.replaceChildren(defs, ...edges, ...nodes)
+  const extra = []
+  if (view.mesh) {
+    const m = view.mesh
+    const text = m.converged
+      ? `mesh of ${m.peers.length} peers converged · digest ${m.digest ? m.digest.slice(0, 12) : '-'}`
+      : `mesh of ${m.peers.length} peers NOT converged: ${m.reason}`
+    extra.push(
+      s(
+        'text',
+        {
+          class: `mesh-state ${m.converged ? 'converged' : 'diverged'}`,
+          id: 'mesh-state',
+          x: PAD,
+          y: height - PAD + 4,
+          'data-converged': String(m.converged),
+          role: 'status',
+        },
+        text,
+      ),
+    )
+  }
+  svg.replaceChildren(defs, ...edges, ...nodes, ...extra)
   return byKey
 }

@@ -19,6 +19,8 @@ export interface GroupView {
   edges: EdgeView[]
   /** Epochs of the newest history any reachable node holds, oldest first (at most MAX_EPOCHS). */
   history: EpochView[]
+  /** A multi-master mesh's convergence; null when no node of the view is multi-master. */
+  mesh: MeshView | null
   /** This tick's lag sample of each replication link, by the key of its downstream: [at, entries, ms]. */
   samples: Record<string, LagSample>
 }
@@ -62,12 +64,35 @@ export interface NodeView {
   uptimeMs: number | null
   version: string | null
   mode: string | null
+  /** Multi-master only: its cursors (highest counter held per origin) and convergence digest. */
+  multi: {
+    conflict: string | null
+    vv: Record<string, number>
+    digest: string | null
+    digestAlarm: string | null
+  } | null
+}
+
+/**
+ * Whether the multi-master peers hold the same data, judged as
+ * `tandem converged` does: every peer answers, with equal cursors (zeros
+ * left out) and equal digests. A peer that does not answer means not
+ * converged.
+ */
+export interface MeshView {
+  converged: boolean
+  /** The digest they share when converged, else null. */
+  digest: string | null
+  /** Keys of the multi-master nodes, in view order. */
+  peers: string[]
+  /** Why not converged (which node differs or does not answer); null when converged. */
+  reason: string | null
 }
 
 export interface EdgeView {
-  /** Key of the upstream (or one peer). */
+  /** Key of the upstream (for a peer link: the peer pulled from). */
   from: string
-  /** Key of the downstream (or the other peer). */
+  /** Key of the downstream (for a peer link: the node that pulls, and reports the link). */
   to: string
   kind: 'stream' | 'peer'
   /** Link state (handshake, fullsync, streaming, ...), or 'unknown'. */

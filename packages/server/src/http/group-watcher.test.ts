@@ -150,4 +150,39 @@ describe('group watcher', () => {
     view = await watcher.refresh()
     expect(view.nodes[0]).toMatchObject({ writesPerSec: null, readsPerSec: null })
   })
+  it('judges a multi-master mesh as tandem converged does: cursors without zeros, then digests', async () => {
+    const f = new Fake()
+    const multi = (vv: Record<string, number>, digest: string, peer: string, peerId: string) => ({
+      role: 'peer' as const,
+      readOnly: false,
+      mode: 'multi',
+      multi: {
+        conflict: 'lww',
+        vv,
+        digest,
+        digestAlarm: null,
+        peers: [{ addr: peer, nodeId: peerId, link: 'streaming', lagEntries: 3, lagMs: 7 }],
+      },
+    })
+    f.self = status('A', 'a:1', multi({ a: 2, b: 1 }, 'd1', 'b:2', 'B'))
+    let b = status('B', 'b:2', multi({ a: 2, b: 1, c: 0 }, 'd1', 'a:1', 'A'))
+    f.answers.set('b:2', () => b)
+    let view = await f.watcher.refresh()
+    expect(view.mesh).toEqual({ converged: true, digest: 'd1', peers: ['A', 'B'], reason: null })
+    expect(view.edges.map((e) => `${e.from}>${e.to} ${e.kind} ${e.state} ${e.lagEntries}/${e.lagMs}`).sort()).toEqual([
+      'A>B peer streaming 3/7',
+      'B>A peer streaming 3/7',
+    ])
+    b = status('B', 'b:2', multi({ a: 2, b: 1 }, 'd2', 'a:1', 'A'))
+    view = await f.watcher.refresh()
+    expect(view.mesh).toMatchObject({
+      converged: false,
+      digest: null,
+      reason: 'b:2 holds another digest at the same cursors',
+    })
+    f.answers.delete('b:2')
+    view = await f.watcher.refresh()
+    expect(view.mesh).toMatchObject({ converged: false, reason: 'b:2 does not answer' })
+    expect(view.nodes.find((n) => n.key === 'B')?.multi?.digest).toBe('d2')
+  })
 })

@@ -1,5 +1,5 @@
 import { isHostPort } from '@tandem/protocol'
-import type { EdgeView, EpochView, GroupSnapshot, GroupView, LagSample, NodeView } from './group-view.js'
+import type { EdgeView, EpochView, GroupSnapshot, GroupView, LagSample, MeshView, NodeView } from './group-view.js'
 import type { SelfReport } from './self-report.js'
 
 /**
@@ -369,6 +369,7 @@ export class GroupWatcher {
       nodes: nodes.map((w) => this.nodeView(w, edges)),
       edges,
       history: this.history(nodes),
+      mesh: meshOf(nodes),
       samples,
     }
   }
@@ -409,6 +410,7 @@ export class GroupWatcher {
       uptimeMs: typeof s?.uptimeMs === 'number' ? s.uptimeMs : null,
       version: r?.version ?? null,
       mode: typeof s?.mode === 'string' ? s.mode : null,
+      multi: multiOf(r),
     }
   }
 
@@ -455,12 +457,13 @@ export class GroupWatcher {
           stale: false,
         })
       }
+      // Each node reports the links it pulls on: one edge per direction, from the peer pulled from.
       for (const p of peersOf(u.report)) {
-        const to = this.keyOf(p.addr, p.nodeId)
-        if (!to || to === u.key) continue
+        const from = this.keyOf(p.addr, p.nodeId)
+        if (!from || from === u.key) continue
         edges.push({
-          from: u.key,
-          to,
+          from,
+          to: u.key,
           kind: 'peer',
           state: p.state ?? 'unknown',
           lagEntries: p.lagEntries ?? null,
@@ -515,36 +518,82 @@ interface PeerEntry {
   lagMs?: number
 }
 
+/** The multi-master part of a status (`multi`), or null on a node of another mode. */
+function multiStatus(report: SelfReport | null): Record<string, unknown> | null {
+  const multi = report?.status.multi
+  return typeof multi === 'object' && multi !== null ? (multi as Record<string, unknown>) : null
+}
+
 /**
- * Multi-master peers as a node's status lists them (`peers`: objects with
- * an address under addr, address or route, and optionally nodeId, state,
- * lagEntries, lagMs). Read loosely: the mode is newer than this console.
+ * A multi-master node's peer links as its status lists them
+ * (`multi.peers`: addr, nodeId, link state, lag in entries and ms of this
+ * node behind that peer). Read field by field: reports come from other
+ * nodes, maybe of another version.
  */
 function peersOf(report: SelfReport): PeerEntry[] {
-  const peers = report.status.peers
+  const peers = multiStatus(report)?.peers
   if (!Array.isArray(peers)) return []
   const out: PeerEntry[] = []
   for (const p of peers) {
     if (typeof p !== 'object' || p === null) continue
     const o = p as Record<string, unknown>
-    const addr = [o.addr, o.address, o.route].find((x): x is string => typeof x === 'string' && x.length > 0)
-    if (!addr) continue
+    if (typeof o.addr !== 'string' || o.addr.length === 0) continue
     out.push({
-      addr,
+      addr: o.addr,
       nodeId: typeof o.nodeId === 'string' ? o.nodeId : undefined,
-      state:
-        typeof o.state === 'string'
-          ? o.state
-          : typeof o.connected === 'boolean'
-            ? o.connected
-              ? 'connected'
-              : 'disconnected'
-            : undefined,
+      state: typeof o.link === 'string' ? o.link : undefined,
       lagEntries: typeof o.lagEntries === 'number' ? o.lagEntries : undefined,
       lagMs: typeof o.lagMs === 'number' ? o.lagMs : undefined,
     })
   }
   return out
+}
+
+function multiOf(report: SelfReport | null): NodeView['multi'] {
+  const m = multiStatus(report)
+  if (!m) return null
+  const vv: Record<string, number> = {}
+  if (typeof m.vv === 'object' && m.vv !== null) {
+    for (const [origin, n] of Object.entries(m.vv)) if (typeof n === 'number') vv[origin] = n
+  }
+  return {
+    conflict: typeof m.conflict === 'string' ? m.conflict : null,
+    vv,
+    digest: typeof m.digest === 'string' ? m.digest : null,
+    digestAlarm: typeof m.digestAlarm === 'string' ? m.digestAlarm : null,
+  }
+}
+
+/** Cursors as text, zeros left out (a node that has seen nothing of an origin may not list it). */
+function cursorsText(vv: Record<string, number>): string {
+  return Object.keys(vv)
+    .filter((origin) => vv[origin] > 0)
+    .sort()
+    .map((origin) => `${origin}:${vv[origin]}`)
+    .join(',')
+}
+
+/** Convergence of the multi-master nodes in view, by the rule of `tandem converged` (see MeshView). */
+function meshOf(nodes: Watched[]): MeshView | null {
+  const peers = nodes.filter((w) => multiStatus(w.report) !== null)
+  if (peers.length === 0) return null
+  let reason: string | null = null
+  let first: { cursors: string; digest: string | null } | null = null
+  for (const w of peers) {
+    const m = multiOf(w.report) as NonNullable<NodeView['multi']>
+    const mine = { cursors: cursorsText(m.vv), digest: m.digest }
+    if (!w.reachable) reason ??= `${w.address} does not answer`
+    else if (mine.digest === null) reason ??= `${w.address} reports no digest`
+    else if (!first) first = mine
+    else if (mine.cursors !== first.cursors) reason ??= `${w.address} holds other cursors`
+    else if (mine.digest !== first.digest) reason ??= `${w.address} holds another digest at the same cursors`
+  }
+  return {
+    converged: reason === null,
+    digest: reason === null ? (first?.digest ?? null) : null,
+    peers: peers.map((w) => w.key),
+    reason,
+  }
 }
 
 /** Every node a report names, with its id when the report gives one. */

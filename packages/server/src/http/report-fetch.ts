@@ -90,7 +90,7 @@ function getJson(
 export interface GroupSource {
   address: string
   upstream: string | null
-  config: { cluster: string[]; replicaof?: string }
+  config: { cluster: string[]; replicaof?: string; peers?: string[] }
   masterAddress(): string | null
   upstreamSide: { replicas(): { addr: string }[] }
   failover: { status(): { members: { route: string }[]; master: { addr: string | null } } } | null
@@ -98,12 +98,13 @@ export interface GroupSource {
 
 /**
  * The nodes this node knows to be of its group on its own authority (not
- * from what other nodes report): itself, its fail-over members as
- * configured, its upstream, the master its members or its upstream name
- * (they proved the token on their links), and its replicas.
+ * from what other nodes report): itself, its fail-over members and its
+ * multi-master --peers as configured, its upstream, the master its members
+ * or its upstream name (they proved the token on their links), and its
+ * replicas.
  */
 export function groupAddresses(node: GroupSource): Set<string> {
-  const out = new Set<string>([node.address, ...node.config.cluster])
+  const out = new Set<string>([node.address, ...node.config.cluster, ...(node.config.peers ?? [])])
   const add = (addr: string | null | undefined) => {
     if (addr) out.add(addr)
   }
