@@ -106,6 +106,8 @@ export interface DelConditions {
 }
 export interface PutConditions extends DelConditions {
   ifAbsent?: boolean
+  /** The key expires this long (ms) after the master takes the write; without it, a put clears any TTL. */
+  ttlMs?: number
 }
 export type PutOptions = WriteOptions & PutConditions
 export type DelOptions = WriteOptions & DelConditions
@@ -1176,6 +1178,12 @@ function withConditions(
   }
   if (options.ifPresent === true) message.ifPresent = true
   if (put && options.ifAbsent === true) message.ifAbsent = true
+  if (put && options.ttlMs !== undefined) {
+    if (!Number.isSafeInteger(options.ttlMs) || options.ttlMs <= 0) {
+      throw new TypeError(`ttlMs must be a positive integer of ms, got ${String(options.ttlMs)}`)
+    }
+    message.ttlMs = options.ttlMs
+  }
   return message
 }
 

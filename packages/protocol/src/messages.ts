@@ -60,7 +60,17 @@ const conditions = {
   ifSeq: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
   ifPresent: z.boolean().optional(),
 }
-const putConditions = { ...conditions, ifAbsent: z.boolean().optional() }
+/** Longest TTL: ten years (an expiry time stays far inside a safe integer of ms). */
+export const MAX_TTL_MS = 10 * 365 * 24 * 3600 * 1000
+/**
+ * ttlMs: the key expires this long after the master takes the write (see
+ * README, TTL); a put without it clears any TTL the key had.
+ */
+const putConditions = {
+  ...conditions,
+  ifAbsent: z.boolean().optional(),
+  ttlMs: z.number().int().positive().max(MAX_TTL_MS).optional(),
+}
 
 export const batchOpSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('put'), key: keySchema, value: valueSchema, ...putConditions }).strict(),

@@ -15,6 +15,7 @@ import {
 } from '@tandem/protocol'
 import { WatchHub } from './api/watch.js'
 import type { Config } from './config.js'
+import { Expirer } from './expirer.js'
 import { decodeContext, encodeContext } from './multimaster/context.js'
 import { LwwResolver } from './multimaster/lww.js'
 import { Mesh } from './multimaster/mesh.js'
@@ -98,6 +99,7 @@ export class TandemNode {
   downstream: Downstream | null = null
   /** Serves watches (change feeds) from this node's log. */
   readonly watchers: WatchHub
+  private readonly expirer: Expirer
   /** The master as last reported down the tree. */
   private knownMaster: string | null = null
   readonly counters = { fullSyncs: 0, partialSyncs: 0, rollbacks: 0, rolledBackEntries: 0 }
@@ -186,6 +188,8 @@ export class TandemNode {
       this.readIndex.advance()
     }
     store.onCommit(() => this.readIndex.advance())
+    this.expirer = new Expirer(store, () => this.canWrite() && !this.mesh, logger)
+    if (this.role !== 'witness') this.expirer.start()
     if (config.mode === 'multi') {
       this.mesh = new Mesh(
         { store, logger, wall: this.wall },
@@ -636,13 +640,27 @@ export class TandemNode {
     return { seq: result.seq, origin: result.origin, originSeq: result.originSeq, hlc: result.hlc }
   }
 
-  put(key: string, value: Value, options: WriteOptions & KeyConditions) {
+  put(key: string, value: Value, options: WriteOptions & KeyConditions & { ttlMs?: number }) {
     const condition = conditionOf(key, options)
-    return this.write(
-      [this.withContext([OP_PUT, key, value], options.context)],
-      options,
-      condition ? [condition] : undefined,
-    )
+    const op =
+      options.ttlMs === undefined
+        ? this.withContext([OP_PUT, key, value], options.context)
+        : this.ttlPut(key, value, options.ttlMs)
+    return this.write([op], options, condition ? [condition] : undefined)
+  }
+
+  /**
+   * A put with a TTL: its expiry time, on this (the master's) clock, goes in
+   * the entry, so every node stores the same and the log says when.
+   */
+  private ttlPut(key: string, value: Value, ttlMs: number): EntryOp {
+    if (this.mesh) {
+      throw new TandemError(
+        'INVALID',
+        'TTL is not available in multi-master mode: no one node decides when a key expires',
+      )
+    }
+    return [OP_PUT, key, value, { x: this.store.now() + ttlMs }]
   }
 
   del(key: string, options: WriteOptions & KeyConditions) {
@@ -665,7 +683,10 @@ export class TandemNode {
       if (condition) conditions.push(condition)
     }
     return this.write(
-      ops.map((op): EntryOp => (op.type === 'put' ? [OP_PUT, op.key, op.value] : [OP_DEL, op.key])),
+      ops.map((op): EntryOp => {
+        if (op.type === 'del') return [OP_DEL, op.key]
+        return op.ttlMs === undefined ? [OP_PUT, op.key, op.value] : this.ttlPut(op.key, op.value, op.ttlMs)
+      }),
       options,
       conditions.length > 0 ? conditions : undefined,
     )
@@ -706,6 +727,7 @@ export class TandemNode {
   }
 
   async close(): Promise<void> {
+    this.expirer.close()
     this.failover?.close()
     await this.downstream?.stop()
     await this.mesh?.close()
@@ -909,6 +931,7 @@ export class TandemNode {
       syncMode: this.config.sync,
       uptimeMs: Date.now() - this.startedAt,
       history: this.store.history,
+      ttlKeys: this.store.expiry.size,
       commit: {
         groups: stats.groups,
         writes: stats.writes,

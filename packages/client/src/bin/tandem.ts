@@ -26,6 +26,7 @@ commands:
   put KEY -  |  put KEY < FILE  |  put KEY --file FILE [--binary]
                                                   the value from stdin or a file, bytes as read
       [--if-seq N] [--if-absent] [--if-present]   (put) only if the key is so (else CONFLICT, exit 4)
+      [--ttl MS]                                  (put) the key expires MS after the master takes it
   get KEY [--consistency C]                       print the value (concurrent values: one per line); exit 1 when missing
       [--meta]                                    seq<TAB>value: the key's modification seq first
   mget KEY... [--consistency C]                   key<TAB>value per key found, the key alone when missing
@@ -263,6 +264,7 @@ function parse(argv: string[]) {
         'if-seq': { type: 'string' },
         'if-absent': { type: 'boolean' },
         'if-present': { type: 'boolean' },
+        ttl: { type: 'string' },
         meta: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -329,6 +331,8 @@ async function main(argv: string[]): Promise<number> {
     throw new Usage('--if-seq and --if-present are for put and del')
   }
   if (flags.meta === true && command !== 'get') throw new Usage('--meta is for get')
+  const ttlMs = intFlag('ttl', 1)
+  if (ttlMs !== undefined && command !== 'put') throw new Usage('--ttl is for put')
 
   // Validate the command's shape, and read its input, before connecting:
   // bad usage is exit 2 even with no server.
@@ -459,7 +463,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     switch (command) {
       case 'put': {
-        const result = await client.put(args[0], value as Value, { w, timeoutMs, context, ...conditions })
+        const result = await client.put(args[0], value as Value, { w, timeoutMs, context, ttlMs, ...conditions })
         out(json ? JSON.stringify({ ok: true, seq: result.seq }) : 'OK')
         break
       }
@@ -469,8 +473,8 @@ async function main(argv: string[]): Promise<number> {
           if (meta === undefined) fail('NOTFOUND', `key ${JSON.stringify(args[0])} not found`)
           out(
             json
-              ? JSON.stringify({ key: args[0], value: jsonValue(meta.value), seq: meta.seq })
-              : `${meta.seq}\t${showValue(meta.value)}`,
+              ? JSON.stringify({ key: args[0], value: jsonValue(meta.value), seq: meta.seq, expiresAt: meta.expiresAt })
+              : `${meta.seq}\t${showValue(meta.value)}${meta.expiresAt ? `\texpires ${new Date(meta.expiresAt).toISOString()}` : ''}`,
           )
           break
         }

@@ -19,6 +19,8 @@ export interface ApplyOp {
   ctx?: Record<string, number>
   /** OP_COLLECT: drop the key's tombstone (del is true too). */
   collect?: boolean
+  /** (put) When the value expires, ms since 1970 (the master decided it; see README, TTL). */
+  expiresAt?: number
 }
 
 export interface ApplyEntry {
@@ -67,6 +69,10 @@ export function fromDecoded(entry: LogEntry, raw: Buffer): ApplyEntry {
     else if (op[2] instanceof Uint8Array) applied = { del: false, key, value: op[2], binary: true }
     else throw new Error('malformed log entry value')
     if (ctx) applied.ctx = ctx
+    if (options?.x !== undefined) {
+      if (applied.del || !Number.isSafeInteger(options.x) || options.x < 0) throw new Error('malformed expiry time')
+      applied.expiresAt = options.x
+    }
     return applied
   })
   return {

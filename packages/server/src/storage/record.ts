@@ -90,21 +90,35 @@ export function encodeRecord(value: Value): Buffer {
  * seq being the put's entry's. The same bytes as writeRecord() makes of
  * { modSeq, body: { kind: 'value' } }, without building the value.
  */
-export function seqRecordFromBytes(bytes: Uint8Array, binary: boolean, modSeq: number): Buffer {
-  const out = Buffer.allocUnsafe(11 + bytes.byteLength)
+export function seqRecordFromBytes(bytes: Uint8Array, binary: boolean, modSeq: number, expiresAt?: number): Buffer {
+  const at = expiresAt === undefined ? 10 : 18
+  const out = Buffer.allocUnsafe(at + 1 + bytes.byteLength)
   out[0] = TAG_META
-  out[1] = F_MOD_SEQ | KIND_VALUE
+  out[1] = F_MOD_SEQ | (expiresAt === undefined ? 0 : F_EXPIRES) | KIND_VALUE
   out.writeUInt32BE(Math.floor(modSeq / 0x1_0000_0000), 2)
   out.writeUInt32BE(modSeq >>> 0, 6)
-  out[10] = binary ? TAG_BINARY : TAG_STRING
-  out.set(bytes, 11)
+  if (expiresAt !== undefined) {
+    out.writeUInt32BE(Math.floor(expiresAt / 0x1_0000_0000), 10)
+    out.writeUInt32BE(expiresAt >>> 0, 14)
+  }
+  out[at] = binary ? TAG_BINARY : TAG_STRING
+  out.set(bytes, at + 1)
   return out
 }
 
-export function seqRecord(value: Value, modSeq: number): Buffer {
+export function seqRecord(value: Value, modSeq: number, expiresAt?: number): Buffer {
   return typeof value === 'string'
-    ? seqRecordFromBytes(Buffer.from(value, 'utf8'), false, modSeq)
-    : seqRecordFromBytes(value, true, modSeq)
+    ? seqRecordFromBytes(Buffer.from(value, 'utf8'), false, modSeq, expiresAt)
+    : seqRecordFromBytes(value, true, modSeq, expiresAt)
+}
+
+/** When the record expires (ms since 1970; its EXPIRES field), read without decoding the rest; undefined: never. */
+export function recordExpiresAt(record: Uint8Array): number | undefined {
+  if (record[0] !== TAG_META || (record[1] & F_EXPIRES) === 0) return undefined
+  const at = record[1] & F_MOD_SEQ ? 10 : 2
+  const buf = Buffer.isBuffer(record) ? record : Buffer.from(record.buffer, record.byteOffset, record.byteLength)
+  if (buf.length < at + 8) return undefined
+  return buf.readUInt32BE(at) * 0x1_0000_0000 + buf.readUInt32BE(at + 4)
 }
 
 /** A record from a value already in bytes: a string's UTF-8 bytes, or binary. */

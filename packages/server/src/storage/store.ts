@@ -6,6 +6,7 @@ import type { AbstractSublevel } from 'abstract-level'
 import { Level } from 'level'
 import { ConvergenceDigest } from './convergence.js'
 import type { ApplyEntry, ApplyOp } from './entry-scan.js'
+import { ExpiryIndex } from './expiry-index.js'
 import { GroupCommitter } from './group-commit.js'
 import { HybridClock, type WallClock } from './hlc.js'
 import { type KeyCounts, KeyTracker } from './key-tracker.js'
@@ -31,6 +32,7 @@ import {
   type KeyRecord,
   RECORD_META,
   readRecord,
+  recordExpiresAt,
   seqRecord,
 } from './record.js'
 import { type ConflictResolver, KEEP } from './resolver.js'
@@ -157,6 +159,8 @@ interface GroupState {
   largest: number
   /** Identity-bearing entries in the group (housekeeping entries do not count). */
   writes: number
+  /** Keys whose expiry time the group sets (a number) or removes, for the expiry index once it commits. */
+  expiry: [string, number | undefined][]
 }
 
 /**
@@ -182,6 +186,8 @@ interface LocalWrite {
    * nothing of it is written (the log never holds a refused write).
    */
   conditions?: WriteCondition[]
+  /** An expiry write (expirer.ts): its deletes of keys that are no longer expired are dropped. */
+  expire?: boolean
 }
 
 /** A local write's result with its identity (multi-master). */
@@ -278,6 +284,14 @@ export class Store {
    */
   noSpace: NoSpace | null = null
   private recovering = false
+  /** The keys that carry a TTL (kept by every data node; see expiry-index.ts). */
+  readonly expiry = new ExpiryIndex()
+  /**
+   * Whether any record of this data dir may carry a TTL (meta 'ttl', set
+   * durably with the first one): only then does a start read the data to
+   * rebuild the expiry index.
+   */
+  private ttlUsed = false
   /**
    * The largest value, in bytes, this store has held since it was last
    * empty: a high-water mark, written in the same batch as the value that
@@ -481,6 +495,14 @@ export class Store {
     this.writingSeq = this.lastSeq
     this.nextSeq = this.lastSeq + 1
     this.history = ((await this.meta.get('history')) as HistoryEpoch[] | undefined) ?? []
+    this.ttlUsed = (await this.meta.get('ttl')) === true
+    this.expiry.clear()
+    if (this.ttlUsed) {
+      for await (const [key, record] of this.data.iterator()) {
+        const expiresAt = recordExpiresAt(record)
+        if (expiresAt !== undefined) this.expiry.set(key.toString('utf8'), expiresAt)
+      }
+    }
     this.largestValue =
       ((await this.meta.get('largestValue')) as number | undefined) ?? (this.lastSeq === 0 ? 0 : undefined)
     this.vv.clear()
@@ -631,6 +653,22 @@ export class Store {
     return this.committer.submit(write) as Promise<number>
   }
 
+  /**
+   * Deletes those of `keys` that have expired when the write commits, as
+   * one log entry; resolves with its seq, or 0 when none had (a key
+   * written again meanwhile is left alone).
+   */
+  expire(keys: string[]): Promise<number> {
+    if (this.status !== 'open') return Promise.reject(new TandemError('CLOSED', 'store is closed'))
+    const ops = keys.map((key): EntryOp => [OP_DEL, key])
+    return this.committer.submit({ kind: 'local', ops, expire: true }) as Promise<number>
+  }
+
+  /** This node's wall clock, in ms since 1970 (expiry times are on it). */
+  now(): number {
+    return (this.options.clock ?? Date.now)()
+  }
+
   /** write(), resolving with the write's identity too (multi-master: w=N and clients need it). */
   writeWithIdentity(ops: EntryOp[]): Promise<LocalResult> {
     if (this.status !== 'open') return Promise.reject(new TandemError('CLOSED', 'store is closed'))
@@ -778,6 +816,7 @@ export class Store {
       counters: new Map(),
       largest: this.largestValue ?? 0,
       writes: 0,
+      expiry: [],
     }
     const keys = this.keys
     keys?.begin()
@@ -826,6 +865,8 @@ export class Store {
     }
     const seq = commit.seq
     const raised = this.largestValue !== undefined && commit.largest > this.largestValue
+    const firstTtl = !this.ttlUsed && commit.expiry.some(([, at]) => at !== undefined)
+    if (firstTtl) batch.put(prefixed(this.metaPrefix, 'ttl'), Buffer.from('true'))
     if (raised) batch.put(prefixed(this.metaPrefix, 'largestValue'), Buffer.from(String(commit.largest)))
     const vvObject = this.vv.toObject()
     const vv = JSON.stringify(vvObject)
@@ -850,6 +891,11 @@ export class Store {
       throw err
     }
     if (raised) this.largestValue = commit.largest
+    if (firstTtl) this.ttlUsed = true
+    for (const [key, at] of commit.expiry) {
+      if (at === undefined) this.expiry.delete(key)
+      else this.expiry.set(key, at)
+    }
     keys?.commit()
     this.committedVv = vvObject
     if (barrier) await this.log.barrier(seq, vv)
@@ -871,9 +917,14 @@ export class Store {
       const conflict = this.checkConditions(commit, write.conditions)
       if (conflict) return conflict
     }
+    let ops = write.ops
+    if (write.expire) {
+      ops = this.stillExpired(commit, ops)
+      if (ops.length === 0) return 0
+    }
     const seq = ++commit.seq
     const originSeq = this.nextCounter(commit, this.origin)
-    const entry: LogEntry = { seq, epoch: commit.epoch, origin: this.origin, originSeq, hlc, ops: write.ops }
+    const entry: LogEntry = { seq, epoch: commit.epoch, origin: this.origin, originSeq, hlc, ops }
     this.putEntry(commit, entry)
     commit.raws.push(encodeEntry(entry))
     commit.writes++
@@ -961,6 +1012,12 @@ export class Store {
       for (const op of entry.ops) {
         if (op.value !== null && op.value.length > commit.largest) commit.largest = op.value.length
         this.putResolved(commit, op, entry, resolver, seq)
+        if (op.expiresAt !== undefined || this.expiry.size > 0 || commit.expiry.length > 0) {
+          commit.expiry.push([
+            Buffer.from(op.key.buffer, op.key.byteOffset, op.key.byteLength).toString('utf8'),
+            op.expiresAt,
+          ])
+        }
       }
       commit.raws.push(keep ? entry.raw : placeEntry(entry.raw, entry.identityAt, seq, commit.epoch))
     }
@@ -1089,6 +1146,7 @@ export class Store {
         // Single-master: only a conditional write reads, the keys its conditions name.
         if (write.kind === 'local' && write.conditions)
           for (const c of write.conditions) add(Buffer.from(c.key, 'utf8'))
+        if (write.kind === 'local' && write.expire) for (const op of write.ops) add(Buffer.from(op[1], 'utf8'))
       } else if (write.kind === 'local') {
         for (const op of write.ops) add(Buffer.from(op[1], 'utf8'))
       } else if (write.kind === 'merge') {
@@ -1114,10 +1172,15 @@ export class Store {
     for (const op of entry.ops) {
       const key = prefixed(this.dataPrefix, op[1])
       let record: Buffer | undefined
+      let expiresAt: number | undefined
       if (op[0] === OP_PUT) {
-        record = seqRecord(op[2], entry.seq)
+        expiresAt = opOptions(op)?.x
+        record = seqRecord(op[2], entry.seq, expiresAt)
         commit.batch.put(key, record)
       } else commit.batch.del(key)
+      if (expiresAt !== undefined || this.expiry.size > 0 || commit.expiry.length > 0) {
+        commit.expiry.push([op[1], expiresAt])
+      }
       if (commit.current) {
         const name = key.toString('latin1')
         if (commit.current.has(name)) commit.current.set(name, record)
@@ -1125,11 +1188,21 @@ export class Store {
     }
   }
 
-  /** Why a write's conditions do not hold now, or null when they all do. */
+  /** The deletes of an expiry write whose keys are still expired now (see expire()). */
+  private stillExpired(commit: GroupState, ops: EntryOp[]): EntryOp[] {
+    const now = this.now()
+    return ops.filter((op) => {
+      const record = commit.current?.get(prefixed(this.dataPrefix, op[1]).toString('latin1'))
+      return record !== undefined && isExpired(record, now)
+    })
+  }
+
+  /** Why a write's conditions do not hold now, or null when they all do (an expired key is absent). */
   private checkConditions(commit: GroupState, conditions: WriteCondition[]): TandemError | null {
+    const now = this.now()
     for (const c of conditions) {
       const stored = commit.current?.get(prefixed(this.dataPrefix, c.key).toString('latin1'))
-      const record = stored === undefined ? undefined : readRecord(stored)
+      const record = stored === undefined || isExpired(stored, now) ? undefined : readRecord(stored)
       const live = record !== undefined && record.body.kind === 'value'
       const seq = live ? (record.modSeq ?? 0) : 0
       let why: string | null = null
@@ -1174,7 +1247,7 @@ export class Store {
       try {
         const record = this.db.getSync(prefixed(this.dataPrefix, key))
         this.syncReads.done(startedAt)
-        return Promise.resolve(record === undefined ? undefined : decodeRecord(record))
+        return Promise.resolve(record === undefined || isExpired(record, this.now()) ? undefined : decodeRecord(record))
       } catch (err) {
         return Promise.reject(err)
       }
@@ -1192,10 +1265,11 @@ export class Store {
       const slice = reads.slice(i, i + MAX_READ_BATCH)
       this.db.getMany(slice.map((r) => r.key)).then(
         (records) => {
+          const now = this.now()
           for (let j = 0; j < slice.length; j++) {
             const record = records[j]
             try {
-              slice[j].resolve(record === undefined ? undefined : decodeRecord(record))
+              slice[j].resolve(record === undefined || isExpired(record, now) ? undefined : decodeRecord(record))
             } catch (err) {
               slice[j].reject(err)
             }
@@ -1210,13 +1284,14 @@ export class Store {
 
   async getMany(keys: string[]): Promise<(Value | undefined)[]> {
     const records = await this.db.getMany(keys.map((k) => prefixed(this.dataPrefix, k)))
-    return records.map((r) => (r === undefined ? undefined : decodeRecord(r)))
+    const now = this.now()
+    return records.map((r) => (r === undefined || isExpired(r, now) ? undefined : decodeRecord(r)))
   }
 
   /** Every field of a key's record (multi-master getAll); undefined when there is none. */
   async getRecord(key: string): Promise<KeyRecord | undefined> {
     const record = await this.db.get(prefixed(this.dataPrefix, key))
-    return record === undefined ? undefined : readRecord(record)
+    return record === undefined || isExpired(record, this.now()) ? undefined : readRecord(record)
   }
 
   /**
@@ -1235,6 +1310,7 @@ export class Store {
           yield [key.toString('utf8'), decodeRecord(record) as Value]
           continue
         }
+        if (isExpired(record, this.now())) continue
         const { body } = readRecord(record)
         if (body.kind === 'value') yield [key.toString('utf8'), body.value]
         else if (body.kind === 'siblings') for (const s of body.siblings) yield [key.toString('utf8'), s.value]
@@ -1341,6 +1417,8 @@ export class Store {
       const count = unpackChunk(chunk, this.dataPrefix, (key, record) => {
         batch.put(key, record)
         if (record.length - 1 > largest) largest = record.length - 1
+        const expiresAt = recordExpiresAt(record)
+        if (expiresAt !== undefined) this.expiry.set(key.toString('utf8', skip), expiresAt)
         // The data was emptied first: every record is new.
         keys?.change(batch, key.subarray(skip), undefined, record, 0)
       })
@@ -1398,7 +1476,9 @@ export class Store {
     batch.put(this.clockKey, Buffer.from(JSON.stringify({ hlc: this.hlc.peek(), vv: this.vv.toObject() })))
     batch.put(prefixed(this.metaPrefix, 'history'), Buffer.from(JSON.stringify(history)))
     batch.del(prefixed(this.metaPrefix, 'syncing'))
+    if (this.expiry.size > 0) batch.put(prefixed(this.metaPrefix, 'ttl'), Buffer.from('true'))
     await this.writeBatch(batch, this.options.sync !== 'none')
+    if (this.expiry.size > 0) this.ttlUsed = true
     this.committedVv = this.vv.toObject()
     this.lastSeq = seq
     this.writingSeq = seq
@@ -1410,6 +1490,7 @@ export class Store {
   }
 
   private async clearAll(): Promise<void> {
+    this.expiry.clear()
     await this.data.clear()
     await this.log.clear()
     await this.tombs.clear()
@@ -1506,6 +1587,16 @@ export function tombstoneRequirement(record: KeyRecord): VersionVectorObject {
 }
 
 /** A local op in apply form (key and value as bytes). */
+/**
+ * A record whose TTL has passed is missing to every read (and absent to a
+ * condition) before the master's delete of it arrives: a node whose clock
+ * is ahead of the master's hides it a little early, never serves it late.
+ */
+function isExpired(record: Uint8Array, now: number): boolean {
+  const expiresAt = recordExpiresAt(record)
+  return expiresAt !== undefined && expiresAt <= now
+}
+
 function toApplyOp(op: EntryOp): ApplyOp {
   const key = Buffer.from(op[1], 'utf8')
   const ctx = opOptions(op)?.c
