@@ -13,8 +13,8 @@ import type { Logger } from './util/logger.js'
  * committing does nothing. A key written again meanwhile is left alone
  * (Store.expire checks each key when the write commits).
  */
-export const EXPIRY_TICK_MS = 100
-export const MAX_EXPIRED_PER_TICK = 200
+const EXPIRY_TICK_MS = 100
+const MAX_EXPIRED_PER_TICK = 200
 
 export class Expirer {
   private timer: NodeJS.Timeout | null = null

@@ -27,7 +27,6 @@ import {
 } from './log-entry.js'
 import {
   decodeRecord,
-  encodeRecord,
   isTombstone,
   type KeyRecord,
   RECORD_META,
