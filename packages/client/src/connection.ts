@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import {
   bearerHeaders,
@@ -104,6 +105,8 @@ export class NodeConnection {
   private lastHeardAt = 0
   /** performance.now() of the ping not yet followed by anything received; 0 when none. */
   private pingedAt = 0
+  /** The socket ws runs over, from its upgrade response; its byte count shows a large frame arriving. */
+  private socket: Socket | null = null
   private bytesReadAtCheck = 0
   private livenessTimer: NodeJS.Timeout | null = null
   private readonly maxFrameBytes: number
@@ -115,6 +118,9 @@ export class NodeConnection {
     this.maxFrameBytes = options.maxFrameBytes
     // It reads whatever a node may send: no node frames more than the ceiling.
     this.ws = dial(address, '/', { ...options, maxFrameBytes: MAX_FRAME_BYTES_CEILING })
+    this.ws.once('upgrade', (res) => {
+      this.socket = res.socket
+    })
     this.ready = new Promise<void>((resolve, reject) => {
       this.ws.once('open', () => {
         this.state = 'open'
@@ -272,7 +278,7 @@ export class NodeConnection {
 
   /** Bytes of a large frame still arriving are a sign of life too. */
   private noteBytesRead(now: number): void {
-    const bytesRead = (this.ws as unknown as { _socket?: { bytesRead?: number } })._socket?.bytesRead ?? 0
+    const bytesRead = this.socket?.bytesRead ?? 0
     if (bytesRead !== this.bytesReadAtCheck) {
       this.bytesReadAtCheck = bytesRead
       this.lastHeardAt = now

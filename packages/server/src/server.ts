@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { createServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { createServer as createTlsServer } from 'node:https'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import type { Duplex } from 'node:stream'
 import type { TLSSocket } from 'node:tls'
@@ -227,6 +227,9 @@ export class TandemServer {
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     if (this.status !== 'open') return rejectUpgrade(socket, 503, 'shutting down')
+    // An HTTP server's upgrade socket is a net.Socket (a TLSSocket under
+    // https); ws runs over it, and the frame guard and keepalive read its byte counts.
+    const tcp = socket as Socket
     // Links between nodes carry no token: each end proves it holds it by a
     // challenge-response inside the link (replication/peer-auth.ts). With
     // --tls-ca they must also come with a certificate that CA signed.
@@ -243,7 +246,7 @@ export class TandemServer {
       const failover = this.node.failover
       if (!failover) return rejectUpgrade(socket, 404, 'this node is in no fail-over group')
       this.wss.handleUpgrade(req, socket, head, (ws) => {
-        this.frames.watch(ws)
+        this.frames.watch(ws, tcp)
         failover.cluster.accept(ws)
       })
       return
@@ -256,7 +259,7 @@ export class TandemServer {
     }
     if ((req.url ?? '/').startsWith('/replication')) {
       this.wss.handleUpgrade(req, socket, head, (ws) => {
-        this.frames.watch(ws)
+        this.frames.watch(ws, tcp)
         this.node.upstreamSide.accept(ws)
       })
       return
@@ -275,7 +278,7 @@ export class TandemServer {
       const why = this.node.dataUnavailable()
       if (why !== null) return rejectUpgrade(socket, 503, why)
       this.wss.handleUpgrade(req, socket, head, (ws) => {
-        this.frames.watch(ws)
+        this.frames.watch(ws, tcp)
         this.snapshots.accept(ws)
       })
       return
@@ -284,15 +287,16 @@ export class TandemServer {
       // A watch socket has no auth step of its own: the token comes up front.
       if (!preAuthenticated) return rejectUpgrade(socket, 401, 'watches need Authorization: Bearer TOKEN')
       this.wss.handleUpgrade(req, socket, head, (ws) => {
-        this.frames.watch(ws)
+        this.frames.watch(ws, tcp)
         this.node.watchers.accept(ws)
       })
       return
     }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      this.frames.watch(ws)
+      this.frames.watch(ws, tcp)
       const connection = new ClientConnection(
         ws,
+        tcp,
         this.node,
         this.config,
         this.logger,

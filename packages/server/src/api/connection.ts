@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net'
 import { performance } from 'node:perf_hooks'
 import {
   decodeFrame,
@@ -90,7 +91,6 @@ export class ClientConnection {
   private paused = false
   /** performance.now() of the keepalive check that last saw bytes go out (or of the last ping). */
   private lastSentAt = performance.now()
-  private readonly socket: { bytesRead?: number; bytesWritten?: number } | undefined
   /** The socket's byte counters at the last keepalive check. */
   private readAtCheck = 0
   private writtenAtCheck = 0
@@ -107,6 +107,8 @@ export class ClientConnection {
 
   constructor(
     private readonly ws: WebSocket,
+    /** The socket ws runs over (the one its upgrade came on). */
+    private readonly socket: Socket,
     private readonly node: TandemNode,
     private readonly config: Config,
     private readonly logger: Logger,
@@ -122,10 +124,7 @@ export class ClientConnection {
     ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary))
     ws.on('close', () => this.onClose())
     ws.on('error', (err) => this.logger.debug('client socket error', { err }))
-    const socket = (ws as unknown as { _socket?: NodeJS.EventEmitter & { bytesRead?: number; bytesWritten?: number } })
-      ._socket
-    socket?.on('drain', () => this.onDrain())
-    this.socket = socket
+    socket.on('drain', () => this.onDrain())
   }
 
   private onMessage(data: Buffer, isBinary: boolean): void {
@@ -349,11 +348,11 @@ export class ClientConnection {
 
   /** Pings the client if this connection owes replies, holds its socket paused or is receiving, and has been quiet (see KEEPALIVE_MS). */
   keepalive(now: number): void {
-    const read = this.socket?.bytesRead ?? 0
+    const read = this.socket.bytesRead
     const receiving = read !== this.readAtCheck
     this.readAtCheck = read
     // Bytes written since the last check (replies, pushes) are not quiet.
-    const written = this.socket?.bytesWritten ?? 0
+    const written = this.socket.bytesWritten
     if (written !== this.writtenAtCheck) {
       this.writtenAtCheck = written
       this.lastSentAt = now
@@ -386,10 +385,6 @@ export class ClientConnection {
       this.paused = false
       this.ws.resume()
     }
-  }
-
-  get isPaused(): boolean {
-    return this.paused
   }
 
   /** Resolves once every request read so far (backlog included) has been answered. */

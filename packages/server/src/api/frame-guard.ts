@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net'
 import type { WebSocket } from 'ws'
 
 /**
@@ -59,9 +60,8 @@ export class FrameGuard {
     this.timer.unref()
   }
 
-  watch(ws: WebSocket): void {
-    const socket = (ws as unknown as { _socket?: NodeJS.EventEmitter & { bytesRead: number } })._socket
-    if (!socket) return
+  /** Watches ws, which runs over socket (the socket its upgrade came on). */
+  watch(ws: WebSocket, socket: Socket): void {
     const w: Watched = { ws, socket, mark: socket.bytesRead, partial: 0, since: 0, closed: false }
     this.watched.add(w)
     const whole = () => this.onWhole(w)
