@@ -31,9 +31,10 @@ export const LOAD_WORKLOADS = ['put', 'get', 'a', 'b', 'c'] as const
  * throughput with 0, 1, 2 replicas; fullsync: a new replica's full sync of
  * --keys keys; failover: --rounds master kills in a 3-member auto group,
  * then a cold restart of a master holding --keys keys; console: put
- * throughput with none and with --consoles web console streams open.
+ * throughput with none and with --consoles web console streams open;
+ * watch: events/s to one watcher while puts run at saturation.
  */
-export const SUITE_WORKLOADS = ['lag', 'replicas', 'fullsync', 'failover', 'console', 'multimaster'] as const
+export const SUITE_WORKLOADS = ['lag', 'replicas', 'fullsync', 'failover', 'console', 'multimaster', 'watch'] as const
 export const WORKLOADS = [...LOAD_WORKLOADS, ...SUITE_WORKLOADS] as const
 export type LoadWorkloadName = (typeof LOAD_WORKLOADS)[number]
 export type SuiteName = (typeof SUITE_WORKLOADS)[number]
@@ -295,6 +296,9 @@ suites (tandem only; each starts its own servers; combine with commas)
                              with no web console open and with --consoles N (default 20)
                              console event streams (/ui/api/events) open on it, alternating
                              (--repeat N passes, median of each side); the change in %
+  --workload watch           one watcher on every key of a master while puts run at
+                             saturation (first --clients x --pipeline, --duration):
+                             events/s the watcher received, and how far behind it ended
   --workload multimaster     multi-master (lww): aggregate put throughput of --master-counts
                              2,3 masters (clients spread) against 1 master with as many
                              replicas; peer lag p99 at half the 2-master saturation; heal to

@@ -6,6 +6,7 @@ import { consoleSuite } from './console.js'
 import { failoverSuite } from './failover.js'
 import { multimasterSuite } from './multimaster.js'
 import { fullSyncSuite, lagSuite, replicasSuite } from './replication.js'
+import { watchSuite } from './watch.js'
 
 /** What a suite adds to the report: its scenarios, and the issue targets it measured. */
 export interface SuiteOutput {
@@ -32,5 +33,7 @@ export function runSuite(
       return consoleSuite(o, progress, live)
     case 'multimaster':
       return multimasterSuite(o, progress, live)
+    case 'watch':
+      return watchSuite(o, progress, live)
   }
 }
