@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
-import { packBlocks } from '@tandem/server'
+import { RawLayout } from '@tandem/server'
 import { Level } from 'level'
 import { keyName } from './keys.js'
 import { type LatencySummary, newHistogram, summarize } from './load/histogram.js'
@@ -134,9 +134,7 @@ export async function measureRawApplyCpu(options: RawApplyOptions): Promise<RawA
   const dir = await mkdtemp(join(tmpdir(), 'tandem-bench-apply-'))
   const db = new Level<Buffer, Buffer>(join(dir, 'db'), { keyEncoding: 'buffer', valueEncoding: 'buffer' })
   await db.open()
-  const dataPrefix = Buffer.from('!data!')
-  const logPrefix = Buffer.from('!log!')
-  const lastSeqKey = Buffer.from('!meta!lastSeq')
+  const keys = new RawLayout(db)
   // Records (tag byte + value) and log entries (header + key + value) made
   // up front, so that the loop's own JavaScript stays out of the figure.
   const records: Buffer[] = []
@@ -168,21 +166,12 @@ export async function measureRawApplyCpu(options: RawApplyOptions): Promise<RawA
       const group: Buffer[] = []
       for (let i = 0; i < options.batchSize && seq < total; i++) {
         const pick = seq++ % records.length
-        b.put(
-          Buffer.concat([dataPrefix, Buffer.from(keyName(Math.floor(Math.random() * options.keys)))]),
-          records[pick],
-        )
+        b.put(keys.dataKey(keyName(Math.floor(Math.random() * options.keys))), records[pick])
         group.push(entries[pick])
       }
-      const putLog = (at: number, value: Buffer) => {
-        const logKey = Buffer.alloc(logPrefix.length + 8)
-        logPrefix.copy(logKey)
-        logKey.writeUInt32BE(at, logPrefix.length + 4)
-        b.put(logKey, value)
-      }
-      if (layout === 'block') packBlocks(group, (index, block) => putLog(first + index, block))
-      else if (layout === 'entry') for (let i = 0; i < group.length; i++) putLog(first + i, group[i])
-      b.put(lastSeqKey, Buffer.from(String(seq)))
+      if (layout === 'block') keys.logBlocks(first, group, (key, block) => b.put(key, block))
+      else if (layout === 'entry') for (let i = 0; i < group.length; i++) b.put(keys.logKey(first + i), group[i])
+      b.put(keys.lastSeqKey, Buffer.from(String(seq)))
       await b.write({ sync: true })
     }
     writing = process.cpuUsage(cpu)

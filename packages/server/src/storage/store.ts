@@ -25,6 +25,7 @@ import {
   opOptions,
   placeEntry,
 } from './log-entry.js'
+import { SUBLEVELS } from './raw-layout.js'
 import {
   decodeRecord,
   isTombstone,
@@ -370,13 +371,13 @@ export class Store {
   /** Creates the LevelDB handle, which starts opening it at once (abstract-level opens itself). */
   private bindDb(): void {
     this.db = new Level<Buffer, Buffer>(this.dbDir, { keyEncoding: 'buffer', valueEncoding: 'buffer' })
-    this.data = this.db.sublevel<Buffer, Buffer>('data', { keyEncoding: 'buffer', valueEncoding: 'buffer' })
+    this.data = this.db.sublevel<Buffer, Buffer>(SUBLEVELS.data, { keyEncoding: 'buffer', valueEncoding: 'buffer' })
     this.log.bind(
-      this.db.sublevel<Buffer, Buffer>('log', { keyEncoding: 'buffer', valueEncoding: 'buffer' }),
-      this.db.sublevel<Buffer, Buffer>('resume', { keyEncoding: 'buffer', valueEncoding: 'buffer' }),
+      this.db.sublevel<Buffer, Buffer>(SUBLEVELS.log, { keyEncoding: 'buffer', valueEncoding: 'buffer' }),
+      this.db.sublevel<Buffer, Buffer>(SUBLEVELS.resume, { keyEncoding: 'buffer', valueEncoding: 'buffer' }),
     )
-    this.tombs = this.db.sublevel<Buffer, Buffer>('tomb', { keyEncoding: 'buffer', valueEncoding: 'buffer' })
-    this.meta = this.db.sublevel<string, unknown>('meta', { keyEncoding: 'utf8', valueEncoding: 'json' })
+    this.tombs = this.db.sublevel<Buffer, Buffer>(SUBLEVELS.tomb, { keyEncoding: 'buffer', valueEncoding: 'buffer' })
+    this.meta = this.db.sublevel<string, unknown>(SUBLEVELS.meta, { keyEncoding: 'utf8', valueEncoding: 'json' })
     this.dataPrefix = Buffer.from(this.data.prefix)
     this.metaPrefix = Buffer.from(this.meta.prefix)
     this.lastSeqKey = prefixed(this.metaPrefix, 'lastSeq')
