@@ -108,21 +108,6 @@ describe('RESP protocol', () => {
     )
   })
 
-  it('SET options that need expiry are refused, never ignored; the write is not done', async () => {
-    const c = await client()
-    const refusals = [['EX', '10'], ['PX', '100'], ['EXAT', '99999999999'], ['PXAT', '99999999999999'], ['KEEPTTL']]
-    for (const options of [...refusals, ['NX', 'PX', '5'], ['GET', 'EX', '5']]) {
-      const expiry = options.find((o) => refusals.some((r) => r[0] === o))
-      await exchange(
-        c,
-        [command('SET', 'opt', 'changed', ...options)],
-        `-ERR SET ${expiry} needs expiry (TTL), which this version of tandem does not have yet; the key was not written\r\n`,
-      )
-    }
-    await exchange(c, [command('SET', 'opt', 'v', 'BOGUS')], '-ERR syntax error\r\n')
-    await exchange(c, [command('GET', 'opt')], '$-1\r\n')
-  })
-
   it('RESP2 subscribed mode allows only the subscription commands and PING', async () => {
     const c = await client()
     await exchange(

@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { waitFor } from '../helpers/wait.js'
 import { cli, has, startRedisServer, startRespNode } from './helpers.js'
 
 /**
@@ -65,6 +66,67 @@ describe.skipIf(!has('redis-cli') || !has('redis-server'))('SET options and SETN
       [['get', 'a'], '"6"'],
     ]
     for (const [args, printed] of script) expect(same(args), args.join(' ')).toBe(`${printed}\n`)
+  })
+
+  it('EX, PX, KEEPTTL, EXPIRE with NX|XX|GT|LT, TTL, PTTL and PERSIST answer as Redis does', () => {
+    const script: [string[], string][] = [
+      [['set', 't1', 'v', 'ex', '100'], 'OK'],
+      [['ttl', 't1'], '(integer) 100'],
+      [['ttl', 'missing'], '(integer) -2'],
+      [['pttl', 'missing'], '(integer) -2'],
+      [['set', 't2', 'v'], 'OK'],
+      [['ttl', 't2'], '(integer) -1'],
+      [['pttl', 't2'], '(integer) -1'],
+      [['expire', 't2', '100'], '(integer) 1'],
+      [['ttl', 't2'], '(integer) 100'],
+      [['expire', 't2', '200', 'nx'], '(integer) 0'],
+      [['expire', 't2', '200', 'xx'], '(integer) 1'],
+      [['expire', 't2', '50', 'gt'], '(integer) 0'],
+      [['expire', 't2', '50', 'lt'], '(integer) 1'],
+      [['ttl', 't2'], '(integer) 50'],
+      [['persist', 't2'], '(integer) 1'],
+      [['ttl', 't2'], '(integer) -1'],
+      [['persist', 't2'], '(integer) 0'],
+      [['persist', 'missing'], '(integer) 0'],
+      [['expire', 'missing', '10'], '(integer) 0'],
+      [['expire', 't2', '100'], '(integer) 1'],
+      [['set', 't2', 'w', 'keepttl'], 'OK'],
+      [['ttl', 't2'], '(integer) 100'],
+      [['get', 't2'], '"w"'],
+      [['set', 't2', 'x'], 'OK'],
+      [['ttl', 't2'], '(integer) -1'],
+      [['set', 't3', 'v', 'px', '100000'], 'OK'],
+      [['ttl', 't3'], '(integer) 100'],
+      [['pexpire', 't3', '200000'], '(integer) 1'],
+      [['ttl', 't3'], '(integer) 200'],
+      [['expire', 't3', '0'], '(integer) 1'],
+      [['exists', 't3'], '(integer) 0'],
+      [['set', 't4', 'v', 'exat', String(Math.floor(Date.now() / 1000) + 86_400)], 'OK'],
+      [['get', 't4'], '"v"'],
+      [['expireat', 't4', '1'], '(integer) 1'],
+      [['exists', 't4'], '(integer) 0'],
+      [
+        ['expire', 't2', '10', 'nx', 'xx'],
+        '(error) ERR NX and XX, GT or LT options at the same time are not compatible',
+      ],
+      [['expire', 't2', '10', 'gt', 'lt'], '(error) ERR GT and LT options at the same time are not compatible'],
+      [['expire', 't2', '10', 'foo'], '(error) ERR Unsupported option foo'],
+      [['expire', 't2', 'ten'], '(error) ERR value is not an integer or out of range'],
+      [['set', 't5', 'v', 'nx', 'get', 'ex', '100'], '(nil)'],
+      [['ttl', 't5'], '(integer) 100'],
+    ]
+    for (const [args, printed] of script) expect(same(args), args.join(' ')).toBe(`${printed}\n`)
+    const pttl = Number(cli(tandem.port, ['pttl', 't1']).stdout)
+    expect(pttl).toBeGreaterThan(0)
+    expect(pttl).toBeLessThanOrEqual(100_000)
+  })
+
+  it('a key set with PX expires on its own, and reads as missing', async () => {
+    expect(cli(tandem.port, ['set', 'short', 'v', 'px', '300']).stdout).toBe('OK\n')
+    await waitFor(() => cli(tandem.port, ['--no-raw', 'get', 'short']).stdout === '(nil)\n', {
+      what: 'the key to expire',
+    })
+    expect(cli(tandem.port, ['ttl', 'short']).stdout).toBe('-2\n')
   })
 
   it('NX under 20 concurrent clients: exactly one sets the key', async () => {

@@ -12,7 +12,7 @@ import type { KeyLocks } from './key-locks.js'
 import type { PubSub, Subscriber } from './pubsub.js'
 import type { ScanCursors } from './scan-cursors.js'
 import { sentinelCommand } from './sentinel.js'
-import { setCommand, setnxCommand } from './set-command.js'
+import { expireCommand, persistCommand, setCommand, setnxCommand, ttlCommand } from './set-command.js'
 import { probeTandemAddress } from './tandem-address.js'
 
 /**
@@ -575,6 +575,62 @@ const table: Record<string, Spec> = {
     kind: 'write',
     op: 'put',
     run: (ctx, args) => setnxCommand(ctx, key(args[1]), value(args[2])),
+  },
+  expire: {
+    arity: -3,
+    flags: ['write', 'fast'],
+    keys: [1, 1, 1],
+    kind: 'write',
+    op: 'put',
+    run: (ctx, args) => expireCommand(ctx, args, key(args[1]), 'ex'),
+  },
+  pexpire: {
+    arity: -3,
+    flags: ['write', 'fast'],
+    keys: [1, 1, 1],
+    kind: 'write',
+    op: 'put',
+    run: (ctx, args) => expireCommand(ctx, args, key(args[1]), 'px'),
+  },
+  expireat: {
+    arity: -3,
+    flags: ['write', 'fast'],
+    keys: [1, 1, 1],
+    kind: 'write',
+    op: 'put',
+    run: (ctx, args) => expireCommand(ctx, args, key(args[1]), 'exat'),
+  },
+  pexpireat: {
+    arity: -3,
+    flags: ['write', 'fast'],
+    keys: [1, 1, 1],
+    kind: 'write',
+    op: 'put',
+    run: (ctx, args) => expireCommand(ctx, args, key(args[1]), 'pxat'),
+  },
+  ttl: {
+    arity: 2,
+    flags: ['readonly', 'fast'],
+    keys: [1, 1, 1],
+    kind: 'read',
+    op: 'get',
+    run: (ctx, args) => ttlCommand(ctx, key(args[1]), false),
+  },
+  pttl: {
+    arity: 2,
+    flags: ['readonly', 'fast'],
+    keys: [1, 1, 1],
+    kind: 'read',
+    op: 'get',
+    run: (ctx, args) => ttlCommand(ctx, key(args[1]), true),
+  },
+  persist: {
+    arity: 2,
+    flags: ['write', 'fast'],
+    keys: [1, 1, 1],
+    kind: 'write',
+    op: 'put',
+    run: (ctx, args) => persistCommand(ctx, key(args[1])),
   },
   mget: { arity: -2, flags: ['readonly', 'fast'], keys: [1, -1, 1], kind: 'read', op: 'mget', run: mgetCommand },
   mset: { arity: -3, flags: ['write', 'denyoom'], keys: [1, -1, 2], kind: 'write', op: 'batch', run: msetCommand },
