@@ -16,7 +16,7 @@ import type { Topology } from './topology/topology.js'
  * redis-benchmark runs --requests requests (default 1,000,000; it has no
  * duration), after an unmeasured warm-up of a tenth of them with --warmup.
  */
-export const DEFAULT_BENCHMARK_REQUESTS = 1_000_000
+const DEFAULT_BENCHMARK_REQUESTS = 1_000_000
 
 /** The RESP address of a topology's master (tandem: its --resp-port). */
 export function respAddress(topology: Topology): string {

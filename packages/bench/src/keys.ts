@@ -4,7 +4,7 @@
  * keyspace by a hash so that they are not neighbours on disk).
  */
 
-export type KeyChooser = () => number
+type KeyChooser = () => number
 
 export function keyName(i: number): string {
   return `bench:${String(i).padStart(10, '0')}`

@@ -24,7 +24,7 @@ const intList = (min: number, max: number) =>
     .pipe(z.array(z.coerce.number<string>().int().min(min).max(max)).min(1))
 
 /** Load mixes: each runs on the run's one topology, once per clients x pipeline. */
-export const LOAD_WORKLOADS = ['put', 'get', 'a', 'b', 'c'] as const
+const LOAD_WORKLOADS = ['put', 'get', 'a', 'b', 'c'] as const
 /**
  * Suites: each brings up the topologies it needs itself (tandem only).
  * lag: replication lag at saturation and at an offered rate; replicas: put
@@ -34,14 +34,14 @@ export const LOAD_WORKLOADS = ['put', 'get', 'a', 'b', 'c'] as const
  * throughput with none and with --consoles web console streams open;
  * watch: events/s to one watcher while puts run at saturation.
  */
-export const SUITE_WORKLOADS = ['lag', 'replicas', 'fullsync', 'failover', 'console', 'multimaster', 'watch'] as const
+const SUITE_WORKLOADS = ['lag', 'replicas', 'fullsync', 'failover', 'console', 'multimaster', 'watch'] as const
 export const WORKLOADS = [...LOAD_WORKLOADS, ...SUITE_WORKLOADS] as const
 export type LoadWorkloadName = (typeof LOAD_WORKLOADS)[number]
 export type SuiteName = (typeof SUITE_WORKLOADS)[number]
 export type WorkloadName = (typeof WORKLOADS)[number]
 export const isSuite = (w: WorkloadName): w is SuiteName => (SUITE_WORKLOADS as readonly string[]).includes(w)
 
-export const optionsSchema = z
+const optionsSchema = z
   .object({
     command: z.enum(['run', 'compare', 'raw']),
     /** run only: which store to load. compare always runs tandem, then redis. */

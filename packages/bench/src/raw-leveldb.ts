@@ -15,7 +15,7 @@ import { type LatencySummary, newHistogram, summarize } from './load/histogram.j
  * committer can at best approach entriesPerSec at its own average group size.
  */
 
-export interface RawOptions {
+interface RawOptions {
   batchSizes: number[]
   valueSize: number
   keys: number
@@ -78,7 +78,7 @@ export async function measureRawLevelDb(
   return results
 }
 
-export interface RawApplyOptions {
+interface RawApplyOptions {
   /** Puts written before counting starts, so the LevelDB is past its first, cheapest levels. */
   warmupPuts: number
   /** Puts counted. */

@@ -30,7 +30,7 @@ export interface Scenario {
   consistency?: 'linearizable' | 'lease' | 'local'
 }
 
-export interface ScenarioExtras {
+interface ScenarioExtras {
   /** ms between replication-lag markers (default 250). */
   lagIntervalMs?: number
 }

@@ -9,14 +9,6 @@ export const READ_FRACTION: Record<WorkloadName, number> = {
   c: 1,
 }
 
-export const WORKLOAD_TITLE: Record<WorkloadName, string> = {
-  put: 'put-only',
-  get: 'get-only',
-  a: 'YCSB A (50% get, 50% put)',
-  b: 'YCSB B (95% get, 5% put)',
-  c: 'YCSB C (get-only)',
-}
-
 export function readsKeys(workload: WorkloadName): boolean {
   return READ_FRACTION[workload] > 0
 }

@@ -100,11 +100,11 @@ export interface WriteOptions {
  * modification seq). ifSeq: the key's modification seq (get with meta) is
  * this, 0 meaning the key does not exist.
  */
-export interface DelConditions {
+interface DelConditions {
   ifSeq?: number
   ifPresent?: boolean
 }
-export interface PutConditions extends DelConditions {
+interface PutConditions extends DelConditions {
   ifAbsent?: boolean
   /** The key expires this long (ms) after the master takes the write; without it, a put clears any TTL. */
   ttlMs?: number

@@ -58,7 +58,7 @@ export type ClientTls =
       key?: string | Buffer
     }
 
-export interface NodeConnectionOptions {
+interface NodeConnectionOptions {
   authToken?: string
   tls?: ClientTls
   connectTimeoutMs: number
@@ -69,7 +69,7 @@ export interface NodeConnectionOptions {
   onPush?: (message: Record<string, unknown>) => void
 }
 
-export type ConnectionState = 'connecting' | 'open' | 'closed'
+type ConnectionState = 'connecting' | 'open' | 'closed'
 
 /**
  * A WebSocket to `path` on a node, with the token (as a Bearer header) and

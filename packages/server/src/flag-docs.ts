@@ -6,7 +6,7 @@ import { type Config, configSchema, envName, FLAG_NAMES, type FlagDoc, formatDur
  * one place. `npx -y pnpm@12.4.2 run readme:flags` rewrites the README's
  * table; a test checks that it is current.
  */
-export interface FlagInfo {
+interface FlagInfo {
   name: keyof Config
   flag: string
   env: string
@@ -16,7 +16,7 @@ export interface FlagInfo {
 }
 
 /** The settings a user can see (hidden ones are for features not built). */
-export function flags(): FlagInfo[] {
+function flags(): FlagInfo[] {
   const out: FlagInfo[] = []
   for (const name of FLAG_NAMES) {
     const schema = configSchema.shape[name]

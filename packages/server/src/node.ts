@@ -33,9 +33,9 @@ import type { ConflictResolver } from './storage/resolver.js'
 import type { ConflictPolicy, Store, WriteCondition } from './storage/store.js'
 import type { Logger } from './util/logger.js'
 
-export type Role = NodeStatus['role']
+type Role = NodeStatus['role']
 
-export interface WriteOptions {
+interface WriteOptions {
   w?: WriteConcern
   timeoutMs?: number
   /** The newest epoch the client has seen (see noteEpoch). */
@@ -45,7 +45,7 @@ export interface WriteOptions {
 }
 
 /** A write's compare-and-set conditions on its key (see WriteCondition). */
-export interface KeyConditions {
+interface KeyConditions {
   ifSeq?: number
   ifAbsent?: boolean
   ifPresent?: boolean
@@ -62,7 +62,7 @@ function conditionOf(key: string, options: KeyConditions): WriteCondition | null
 }
 
 /** Default wait for w>0 writes that give no timeoutMs. */
-export const DEFAULT_WRITE_TIMEOUT_MS = 5000
+const DEFAULT_WRITE_TIMEOUT_MS = 5000
 /** Most keys an mget reads from LevelDB at once. */
 const MGET_SLICE_KEYS = 1000
 /** msgpack bytes around one value in an mget reply. */

@@ -24,7 +24,7 @@ import { Store } from './storage/store.js'
 import { type Logger, silentLogger } from './util/logger.js'
 import { type LatencyHistogram, Metrics } from './util/metrics.js'
 
-export type ServerStatus = 'opening' | 'open' | 'closing' | 'closed'
+type ServerStatus = 'opening' | 'open' | 'closing' | 'closed'
 
 /**
  * Request latency buckets, in seconds: from well under a millisecond (a
@@ -615,7 +615,7 @@ function loadTls(config: Config): PeerTls | undefined {
 }
 
 /** Whether anyone who can reach this address reaches the node: not loopback. */
-export function beyondLoopback(host: string): boolean {
+function beyondLoopback(host: string): boolean {
   return !(host === 'localhost' || host === '::1' || host === '[::1]' || /^127\./.test(host))
 }
 

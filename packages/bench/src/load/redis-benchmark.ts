@@ -8,7 +8,7 @@ import type { LatencySummary } from './histogram.js'
  * loads tandem's RESP port and Redis, so the two sides of a comparison
  * share one C load generator and differ only in the server.
  */
-export interface RedisBenchmarkRun {
+interface RedisBenchmarkRun {
   host: string
   port: number
   /** SET or GET. */
@@ -24,7 +24,7 @@ export interface RedisBenchmarkRun {
   authToken?: string
 }
 
-export interface RedisBenchmarkResult {
+interface RedisBenchmarkResult {
   throughput: number
   ops: number
   elapsedS: number

@@ -8,7 +8,7 @@ import type { FromWorker, ToWorker, WireSnapshot } from './worker.js'
  * threads, behind one interface, and merges what they measured.
  */
 
-export interface LoadSpec extends Omit<GroupSpec, 'requests'> {
+interface LoadSpec extends Omit<GroupSpec, 'requests'> {
   workers: number
   warmupS: number
   durationS: number
@@ -22,7 +22,7 @@ export interface Progress {
   elapsedS: number
 }
 
-export interface LoadResult extends GroupSnapshot {
+interface LoadResult extends GroupSnapshot {
   elapsedS: number
   /** CPU the harness process (every thread) used while measuring, in cores. */
   harnessCores: number
@@ -95,7 +95,7 @@ function inWorker(spec: GroupSpec): GroupHandle {
   }
 }
 
-export function merge(snapshots: GroupSnapshot[]): GroupSnapshot {
+function merge(snapshots: GroupSnapshot[]): GroupSnapshot {
   const histogram = newHistogram()
   let ops = 0
   let errors = 0

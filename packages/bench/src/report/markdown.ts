@@ -5,7 +5,7 @@ const n = (x: number) => x.toLocaleString('en-US')
 const ms = (x: number) => x.toFixed(x < 10 ? 2 : 1)
 
 /** Where the run came from, in one line: when, on which commit, on what machine and how busy it was. */
-export function provenanceLine(report: BenchReport): string {
+function provenanceLine(report: BenchReport): string {
   const m = report.machine
   const git = report.git
   const code = git

@@ -4,7 +4,7 @@ import type { Progress } from '../load/runner.js'
  * The live display: one line rewritten in place on a TTY (ops/s, p99 so
  * far, time left), or a plain line a second when stderr is a file or a pipe.
  */
-export type ProgressMode = 'tty' | 'plain' | 'none'
+type ProgressMode = 'tty' | 'plain' | 'none'
 
 export function progressMode(
   requested: 'auto' | ProgressMode,

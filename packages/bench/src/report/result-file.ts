@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url'
 import { type BenchOptions, isSuite } from '../options.js'
 
 /** Where runs are kept: one JSON per suite, replaced by each rerun (older runs are in git history). */
-export const RESULTS_DIR = fileURLToPath(new URL('../../results/', import.meta.url))
+const RESULTS_DIR = fileURLToPath(new URL('../../results/', import.meta.url))
 /** The repository root, which BENCHMARKS.md's links are relative to. */
 export const REPO_ROOT = fileURLToPath(new URL('../../../../', import.meta.url))
 

@@ -30,7 +30,7 @@ export function cpuPerOpCell(t: TargetResult): string {
   return each.some((x) => x !== '-') ? each.join(' / ') : '-'
 }
 
-export function resultRows(report: BenchReport): string[][] {
+function resultRows(report: BenchReport): string[][] {
   const rows: string[][] = []
   for (const s of report.scenarios) {
     for (const t of Object.values(s.targets) as TargetResult[]) {
@@ -56,7 +56,7 @@ export function resultRows(report: BenchReport): string[][] {
   return rows
 }
 
-export const RESULT_HEADER = [
+const RESULT_HEADER = [
   'scenario',
   'target',
   'ops/s',
@@ -100,7 +100,7 @@ export function rawRows(raw: RawResult[]): string[][] {
 
 export const RAW_HEADER = ['raw LevelDB', 'sync', 'entries/s', 'batches/s', 'batch p50 ms', 'batch p99 ms']
 
-export function lagLines(report: BenchReport): string[] {
+function lagLines(report: BenchReport): string[] {
   const out: string[] = []
   for (const s of report.scenarios) {
     for (const t of Object.values(s.targets) as TargetResult[]) {
@@ -193,9 +193,9 @@ export function suiteLines(report: BenchReport): string[] {
   return out
 }
 
-export const CHECK_HEADER = ['target (issue)', 'measured', 'wanted', 'met']
+const CHECK_HEADER = ['target (issue)', 'measured', 'wanted', 'met']
 
-export function checkRows(report: BenchReport): string[][] {
+function checkRows(report: BenchReport): string[][] {
   return report.checks.map((c) => [
     c.name,
     c.measured === null ? '-' : `${n(c.measured)} ${c.unit}`,

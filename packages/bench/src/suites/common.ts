@@ -39,7 +39,7 @@ export function sampleSummary(values: number[]): SampleSummary | null {
   }
 }
 
-export interface LoadedKeys {
+interface LoadedKeys {
   batch: number
   connections: number
   ms: number

@@ -27,7 +27,7 @@ export interface LogLine {
 }
 
 /** A JSON log line, parsed; undefined for anything else (a stack trace, a V8 flag's output). */
-export function parseLogLine(text: string): LogLine | undefined {
+function parseLogLine(text: string): LogLine | undefined {
   if (!text.startsWith('{')) return undefined
   try {
     return JSON.parse(text) as LogLine

@@ -7,7 +7,7 @@ import { LinkProxy } from './link-proxy.js'
 import { NodeProcess } from './node-process.js'
 import type { Topology } from './topology.js'
 
-export interface PeersOptions {
+interface PeersOptions {
   masters: number
   conflict: 'lww' | 'vclock'
   sync: 'always' | 'periodic' | 'none'
@@ -110,7 +110,7 @@ export async function startPeers(options: PeersOptions): Promise<PeersTopology> 
   }
 }
 
-export interface PeerStatus {
+interface PeerStatus {
   readOnly: boolean
   seq: number
   vv: Record<string, number>
@@ -136,7 +136,7 @@ const nonZero = (vv: Record<string, number>) =>
   )
 
 /** Every running node at the same version vector and digest, nothing left to pull. */
-export async function converged(nodes: NodeProcess[], authToken?: string): Promise<boolean> {
+async function converged(nodes: NodeProcess[], authToken?: string): Promise<boolean> {
   const statuses = await Promise.all(nodes.filter((n) => n.running).map((n) => statusOf(n.address, authToken)))
   if (statuses.length === 0) return false
   const vv = nonZero(statuses[0].vv)

@@ -8,7 +8,7 @@ import { statusOf } from './node-state.js'
 import { freePort } from './server-process.js'
 import type { Topology } from './topology.js'
 
-export interface TandemTopologyOptions {
+interface TandemTopologyOptions {
   replicas: number
   /** Members of a `--cluster --failover auto` group to start instead (0: a master and replicas). */
   cluster?: number
@@ -21,7 +21,7 @@ export interface TandemTopologyOptions {
 }
 
 /** A topology the harness started: its nodes, master first. */
-export type TandemTopology = Topology & { nodes: NodeProcess[] }
+type TandemTopology = Topology & { nodes: NodeProcess[] }
 
 /** Starts a tandem master and `replicas` replicas (`--replicaof MASTER`), each in its own temp data dir. */
 export async function startTandem(options: TandemTopologyOptions): Promise<TandemTopology> {

@@ -12,7 +12,7 @@ import type { TandemClient } from '../client.js'
  * (an earlier FILE is replaced only by a complete one).
  */
 
-export interface SnapshotSummary extends SnapshotEnd {
+interface SnapshotSummary extends SnapshotEnd {
   bytes: number
   nodeId: string
   createdAt: number

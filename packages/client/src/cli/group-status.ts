@@ -1,7 +1,7 @@
 import type { NodeStatus } from '@tandem/protocol'
 
 /** One member of a group as `tandem status --all` shows it. */
-export interface GroupRow {
+interface GroupRow {
   address: string
   nodeId: string | null
   role: string

@@ -45,7 +45,7 @@ const CLOSE_GRACE_MS = 2000
  */
 export const KEEPALIVE_MS = 500
 
-export interface ConnectionHooks {
+interface ConnectionHooks {
   onRequest(op: string): void
   onError(code: string): void
   /** Seconds from reading a request to sending its reply, by op. */

@@ -20,7 +20,7 @@ import type { WebSocket } from 'ws'
  * parses a read before this sees it, the count can miss up to one read
  * (64 KiB) per socket.
  */
-export interface FrameGuardOptions {
+interface FrameGuardOptions {
   frameTimeoutMs: number
   maxPartialBytes: number
   /** Monotonic ms. */

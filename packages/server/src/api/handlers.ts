@@ -3,8 +3,8 @@ import type { Config } from '../config.js'
 import type { TandemNode } from '../node.js'
 
 /** Bytes of keys and values one scan page may carry. */
-export const SCAN_PAGE_BYTES = 1024 * 1024
-export const SCAN_PAGE_SIZE = 1000
+const SCAN_PAGE_BYTES = 1024 * 1024
+const SCAN_PAGE_SIZE = 1000
 /** msgpack bytes a reply adds around its values (the map, id, result, headers). */
 const REPLY_OVERHEAD = 64
 /** msgpack bytes around one value or key in a reply (a str32/bin32 header, an array header). */

@@ -27,7 +27,7 @@ const HIGH_WATER = 4 * 1024 * 1024
 /** Bytes of records per DATA frame. */
 const CHUNK_BYTES = 256 * 1024
 /** Backups running at once; each holds a LevelDB snapshot, which keeps old versions from compaction. */
-export const MAX_SNAPSHOTS = 4
+const MAX_SNAPSHOTS = 4
 
 export class SnapshotSender {
   private readonly running = new Set<WebSocket>()

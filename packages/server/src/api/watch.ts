@@ -36,7 +36,7 @@ import type { Logger } from '../util/logger.js'
  * seq the log holds) and closes: an event is never skipped silently.
  */
 
-export interface WatchHost {
+interface WatchHost {
   readonly store: Store
   readonly logger: Logger
   readonly maxKeyBytes: number

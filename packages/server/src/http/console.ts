@@ -26,7 +26,7 @@ import { SelfReporter, type SelfReporterSource } from './self-report.js'
  */
 
 /** Most console streams at once; more get 503. */
-export const MAX_CONSOLE_STREAMS = 64
+const MAX_CONSOLE_STREAMS = 64
 /** A stream whose client reads slower than this backlog is closed (it reconnects and gets a snapshot). */
 const MAX_STREAM_BACKLOG_BYTES = 1024 * 1024
 
@@ -50,9 +50,9 @@ const SECURITY_HEADERS = {
   'cache-control': 'no-cache',
 }
 
-export type ConsoleStatus = 'open' | 'closed'
+type ConsoleStatus = 'open' | 'closed'
 
-export interface ConsoleOptions extends SelfReporterSource, ReportFetchOptions {
+interface ConsoleOptions extends SelfReporterSource, ReportFetchOptions {
   logger: Logger
   /** Counts reports served to other nodes' consoles (metrics). */
   onSelfServed?: () => void

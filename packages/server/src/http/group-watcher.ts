@@ -21,7 +21,7 @@ import type { SelfReport } from './self-report.js'
  */
 
 /** How often the view is pushed. */
-export const TICK_MS = 1000
+const TICK_MS = 1000
 /** A node that has not answered in this long is unreachable for this tick. */
 const POLL_TIMEOUT_MS = 2000
 /** How long a tick waits for the polls it started before pushing what it has. */
@@ -30,12 +30,12 @@ const WAIT_FOR_POLLS_MS = 600
 export const MAX_NODES = 64
 const FORGET_AFTER_MS = 5 * 60_000
 /** Lag samples kept per link: five minutes at one a tick. */
-export const LAG_SAMPLES = 300
+const LAG_SAMPLES = 300
 const MAX_EPOCHS = 50
 /** A rate is computed over at least this much of the node's time, for steadier figures. */
 const MIN_RATE_WINDOW_MS = 500
 
-export interface WatcherSource {
+interface WatcherSource {
   /** This node's report, made locally. */
   selfReport(): SelfReport
   /** Another node's report, fetched from HOST:PORT. */
@@ -74,7 +74,7 @@ const READ_OPS = ['get', 'mget', 'scan']
  * the node's token: anything else (a path, credentials, a query) is not
  * followed.
  */
-export function isNodeAddress(addr: string): boolean {
+function isNodeAddress(addr: string): boolean {
   return isHostPort(addr)
 }
 

@@ -35,7 +35,7 @@ export interface ReportFetchOptions {
 const MAX_REPORT_BYTES = 4 * 1024 * 1024
 
 /** Thrown when a node wanted the token and was not given it (it is not known to be of this group). */
-export class TokenWithheld extends Error {}
+class TokenWithheld extends Error {}
 
 export function reportFetcher(options: ReportFetchOptions) {
   return (address: string, signal: AbortSignal): Promise<SelfReport> => {
@@ -87,7 +87,7 @@ function getJson(
 }
 
 /** What groupAddresses reads of the node. */
-export interface GroupSource {
+interface GroupSource {
   address: string
   upstream: string | null
   config: { cluster: string[]; replicaof?: string; peers?: string[] }

@@ -18,16 +18,16 @@ import { type ConflictResolver, KEEP } from '../storage/resolver.js'
  * The same set of writes gives the same record, byte for byte, in whatever
  * order and however often they arrive: the record is the maximum.
  */
-export function compareVersions(a: Version, b: Version): number {
+function compareVersions(a: Version, b: Version): number {
   if (a.hlc !== b.hlc) return a.hlc < b.hlc ? -1 : 1
   return compareBytes(a.origin, b.origin) || a.counter - b.counter
 }
 
-export function versionOf(write: EntryIdentity): Version {
+function versionOf(write: EntryIdentity): Version {
   return { hlc: write.hlc, counter: write.originSeq, origin: write.origin }
 }
 
-export interface LwwStats {
+interface LwwStats {
   /** Writes that arrived older than what the key held: acknowledged somewhere, and gone. */
   lost: number
 }

@@ -40,7 +40,7 @@ import { VclockResolver } from './vclock.js'
  * 80% of it: the node with the fast clock fences itself and says why.
  */
 
-export interface MeshOptions {
+interface MeshOptions {
   peers: string[]
   conflict: 'lww' | 'vclock'
   maxClockOffsetMs: number
@@ -53,7 +53,7 @@ export interface MeshOptions {
   collectIntervalMs?: number
 }
 
-export interface MeshHost {
+interface MeshHost {
   readonly store: Store
   readonly logger: Logger
   wall(): number

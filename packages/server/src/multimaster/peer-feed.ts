@@ -28,7 +28,7 @@ import type { Row } from './stability.js'
  * and timeouts are the replication feed's (upstream.ts).
  */
 
-export interface PeerFeedHost {
+interface PeerFeedHost {
   readonly store: Store
   readonly logger: Logger
   readonly conflict: 'lww' | 'vclock'

@@ -34,9 +34,9 @@ import type { Row } from './stability.js'
  * After any break it reconnects with backoff and asks again from what it holds.
  */
 
-export type PeerLinkState = 'connecting' | 'handshake' | 'merging' | 'streaming' | 'paused' | 'refused' | 'stopped'
+type PeerLinkState = 'connecting' | 'handshake' | 'merging' | 'streaming' | 'paused' | 'refused' | 'stopped'
 
-export interface PeerLinkHost {
+interface PeerLinkHost {
   readonly store: Store
   readonly logger: Logger
   readonly resolver: ConflictResolver

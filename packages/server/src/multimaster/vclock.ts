@@ -45,26 +45,26 @@ import type { VersionVectorObject } from '../storage/version-vector.js'
  * trimmer in mesh.ts: a delete with an empty context). Dropped values are
  * counted and reported to onDropped (the conflicts file).
  */
-export interface KeyState {
+interface KeyState {
   siblings: Sibling[]
   context: VersionVectorObject
 }
 
-export interface VclockStats {
+interface VclockStats {
   /** Values dropped past the sibling cap by writes this node took. */
   dropped: number
 }
 
-export type DroppedListener = (key: Uint8Array, dropped: Sibling[], by: EntryIdentity) => void
+type DroppedListener = (key: Uint8Array, dropped: Sibling[], by: EntryIdentity) => void
 
-export function stateOf(record: Buffer | undefined): KeyState {
+function stateOf(record: Buffer | undefined): KeyState {
   if (record === undefined) return { siblings: [], context: {} }
   const { body } = readRecord(record)
   if (body.kind !== 'siblings') throw new Error('the record is not a vclock record')
   return { siblings: body.siblings, context: body.context }
 }
 
-export function encodeState(state: KeyState): Buffer {
+function encodeState(state: KeyState): Buffer {
   return writeRecord({ body: { kind: 'siblings', siblings: state.siblings, context: state.context } })
 }
 

@@ -24,7 +24,7 @@ import { newNonce, proofHolds, proveToken } from './peer-auth.js'
  * schemas are in @tandem/protocol (cluster.ts).
  */
 
-export interface ClusterHost {
+interface ClusterHost {
   readonly nodeId: string
   readonly address: string
   readonly authToken?: string

@@ -39,7 +39,7 @@ import { writeRollbackFile } from './rollback.js'
  * After any break it reconnects with backoff and asks again from where it is.
  */
 
-export type LinkState = 'connecting' | 'handshake' | 'fullsync' | 'streaming' | 'refused' | 'stopped'
+type LinkState = 'connecting' | 'handshake' | 'fullsync' | 'streaming' | 'refused' | 'stopped'
 
 export interface DownstreamHost {
   readonly store: Store
@@ -62,7 +62,7 @@ export interface DownstreamHost {
   resolverFor(policy: ConflictPolicy): ConflictResolver
 }
 
-export interface DownstreamStats {
+interface DownstreamStats {
   fullSyncs: number
   partialSyncs: number
   connects: number

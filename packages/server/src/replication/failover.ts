@@ -50,7 +50,7 @@ import { epochAt } from './history.js'
  * driven by an interval and does all time-based work.
  */
 
-export interface FailoverOptions {
+interface FailoverOptions {
   /** Members (HOST:PORT routes), this node included. */
   cluster: string[]
   auto: boolean
@@ -87,7 +87,7 @@ interface Vote {
   for: string
 }
 
-export interface FailoverStatus {
+interface FailoverStatus {
   auto: boolean
   members: {
     nodeId: string | null

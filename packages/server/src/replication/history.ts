@@ -39,7 +39,7 @@ export function forkPoint(ha: HistoryEpoch[], la: number, hb: HistoryEpoch[], lb
   return common
 }
 
-export type ResyncPlan =
+type ResyncPlan =
   | { kind: 'continue'; fromSeq: number }
   | {
       kind: 'fullsync'
@@ -48,7 +48,7 @@ export type ResyncPlan =
     }
   | { kind: 'refuse'; reason: 'behind' | 'diverged' | 'stale'; message: string }
 
-export interface LogView {
+interface LogView {
   history: HistoryEpoch[]
   lastSeq: number
   /** Oldest seq still in the log (lastSeq + 1 when the log is empty). */

@@ -20,10 +20,10 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
  * handshake between two real nodes: that is what --tls-cert/--tls-ca are for.
  */
 
-export type LinkKind = 'replication' | 'cluster' | 'peer'
-export type LinkRole = 'dialer' | 'listener'
+type LinkKind = 'replication' | 'cluster' | 'peer'
+type LinkRole = 'dialer' | 'listener'
 
-export const NONCE_BYTES = 32
+const NONCE_BYTES = 32
 
 export function newNonce(): Buffer {
   return randomBytes(NONCE_BYTES)

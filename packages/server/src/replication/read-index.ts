@@ -45,14 +45,14 @@ export interface ReadIndexHost {
   now(): number
 }
 
-export interface ReadIndexOptions {
+interface ReadIndexOptions {
   /** Longest a read waits for the majority before it fails with TIMEOUT. */
   maxWaitMs: number
   /** How often waiting reads are checked against `check()` and `maxWaitMs`. */
   sweepMs: number
 }
 
-export const DEFAULT_READ_INDEX_OPTIONS: ReadIndexOptions = { maxWaitMs: 5000, sweepMs: 50 }
+const DEFAULT_READ_INDEX_OPTIONS: ReadIndexOptions = { maxWaitMs: 5000, sweepMs: 50 }
 
 interface Wait {
   seq: number

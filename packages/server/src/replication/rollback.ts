@@ -17,7 +17,7 @@ import type { Store } from '../storage/store.js'
  *   Entries the log no longer holds (trimmed, or unreadable on a damaged
  *   disk) are named by a line {"missing":{"fromSeq","toSeq","why"}}.
  */
-export interface RollbackResult {
+interface RollbackResult {
   file: string
   entries: number
 }

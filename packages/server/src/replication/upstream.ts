@@ -45,7 +45,7 @@ import { newNonce, proofHolds, proveToken } from './peer-auth.js'
  * with a warning naming it.
  */
 
-export interface UpstreamOptions {
+interface UpstreamOptions {
   /** Unflushed bytes per downstream before the feed stops reading the log. */
   highWaterBytes: number
   /** A downstream stuck over the high-water mark, or silent, this long is dropped. */
@@ -67,7 +67,7 @@ export const DEFAULT_UPSTREAM_OPTIONS: UpstreamOptions = {
   snapshotChunkBytes: 256 * 1024,
 }
 
-export interface UpstreamHost {
+interface UpstreamHost {
   readonly store: Store
   readonly logger: Logger
   readonly acks: AckTracker

@@ -16,7 +16,7 @@ import { replyForError } from './errors.js'
 import type { Glob } from './glob.js'
 import { type RespLimits, RespParser, RespProtocolError, UNAUTHENTICATED_LIMITS } from './parser.js'
 
-export interface RespConnectionHooks {
+interface RespConnectionHooks {
   onCommand(op: string): void
   /** Seconds from reading a command to sending its reply, by tandem op. */
   latency?: LatencyHistogram

@@ -62,12 +62,12 @@ export class Replies {
 }
 
 /** A boolean in RESP3, the integer 1 or 0 in RESP2. */
-export class BooleanReply {
+class BooleanReply {
   constructor(readonly value: boolean) {}
 }
 
 /** The RESP2 null array (`*-1`), which some replies use instead of the null bulk string; null in RESP3. */
-export class NullArrayReply {}
+class NullArrayReply {}
 
 export const OK = new SimpleString('OK')
 export const NULL_ARRAY = new NullArrayReply()

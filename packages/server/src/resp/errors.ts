@@ -13,7 +13,7 @@ const PREFIX: Partial<Record<ErrorCode, string>> = {
   UNAUTHORIZED: 'NOAUTH',
 }
 
-export function prefixFor(code: ErrorCode): string {
+function prefixFor(code: ErrorCode): string {
   return PREFIX[code] ?? code
 }
 

@@ -23,7 +23,7 @@ export interface GroupMember {
   self: boolean
 }
 
-export interface GroupView {
+interface GroupView {
   /** The master as this node knows it, with its RESP address (null when unknown). */
   master: { nodeId: string | null; respAddr: string | null; heard: boolean } | null
   /** Members with data other than the master: fail-over members, and replicas of this node when it is the master. */

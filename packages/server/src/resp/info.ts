@@ -18,7 +18,7 @@ import type { Reply } from './encoder.js'
 /** The Redis version tandem answers like (clients pick features by it). */
 export const REDIS_VERSION = '7.0.0'
 
-export interface InfoContext {
+interface InfoContext {
   node: TandemNode
   version: string
   respPort: number

@@ -10,7 +10,7 @@ import { randomInt } from 'node:crypto'
  * oldest forgotten first. A forgotten cursor (or one from before a restart)
  * answers ERR invalid cursor, so a scan never silently skips keys.
  */
-export interface ScanPosition {
+interface ScanPosition {
   /** The last key returned; the next page starts after it. */
   after: string
   /** The MATCH pattern the cursor was handed out for. */

@@ -13,7 +13,7 @@ import { PubSub } from './pubsub.js'
 import { ScanCursors } from './scan-cursors.js'
 import { masterRespAddress, SWITCH_MASTER } from './sentinel.js'
 
-export interface RespServerOptions {
+interface RespServerOptions {
   config: Config
   node: TandemNode
   logger: Logger

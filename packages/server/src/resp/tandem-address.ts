@@ -11,7 +11,7 @@ import { connect as connectTls } from 'node:tls'
  * sent to an address this node does not know: peers prove they hold it,
  * they never send it).
  */
-export type AddressProbe =
+type AddressProbe =
   | { kind: 'tandem'; address: string }
   | { kind: 'not-resp' }
   | { kind: 'not-tandem'; server: string }
@@ -23,7 +23,7 @@ const MAX_REPLY_BYTES = 64 * 1024
 
 const INFO_SERVER = '*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n'
 
-export interface ProbeOptions {
+interface ProbeOptions {
   /** With TLS, the RESP port speaks TLS: checked against this CA (or the system's). */
   tls?: { ca?: Buffer }
   timeoutMs: number

@@ -18,12 +18,12 @@ import { isTombstone, type KeyRecord, readRecord, writeRecord } from './record.j
  * the new one's), split into 256 sums by a hash of the key, so that two
  * nodes whose digests differ can tell which keys to compare.
  */
-export const DIGEST_BUCKETS = 256
+const DIGEST_BUCKETS = 256
 const MOD = 1n << 64n
 const MASK = MOD - 1n
 
 /** The canonical bytes of a record's visible state, or null when the key reads as missing. */
-export function visibleState(record: Buffer | undefined): Buffer | null {
+function visibleState(record: Buffer | undefined): Buffer | null {
   if (record === undefined) return null
   // Plain records (no metadata): the record is its state.
   if (record[0] !== 0x10) return record
@@ -35,7 +35,7 @@ export function visibleState(record: Buffer | undefined): Buffer | null {
 }
 
 /** H(key, state) as an unsigned 64-bit integer (0n for a key that reads as missing). */
-export function stateHash(key: Uint8Array, record: Buffer | undefined): bigint {
+function stateHash(key: Uint8Array, record: Buffer | undefined): bigint {
   const state = visibleState(record)
   if (state === null) return 0n
   const length = Buffer.allocUnsafe(4)
@@ -45,7 +45,7 @@ export function stateHash(key: Uint8Array, record: Buffer | undefined): bigint {
 }
 
 /** Which of the 256 sums a key counts in (FNV-1a of its bytes): by key only, never by state. */
-export function bucketOf(key: Uint8Array): number {
+function bucketOf(key: Uint8Array): number {
   let h = 0x811c9dc5
   for (let i = 0; i < key.length; i++) {
     h ^= key[i]

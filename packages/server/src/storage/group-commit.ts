@@ -22,7 +22,7 @@ interface Pending<T, R> {
   reject: (err: unknown) => void
 }
 
-export interface GroupCommitterOptions<T> {
+interface GroupCommitterOptions<T> {
   /** Most writes in one LevelDB batch, counted by `weight`; more wait for the next one. */
   maxGroup: number
   /** How many writes an item counts for (default 1): an item of several entries weighs as many. */

@@ -36,7 +36,7 @@ export interface KeyCounts {
 }
 
 /** A tombstone's entry in the index. */
-export interface TombstoneInfo {
+interface TombstoneInfo {
   /** Per origin, the counter every member must hold before the tombstone may go. */
   r: VersionVectorObject
   /** HLC timestamp of the delete. */

@@ -104,7 +104,7 @@ function pad(n: number): string {
  * damage; a checksum mismatch, a record overrunning its block inside the
  * file, or fragments out of order are.
  */
-export function readLogRecords(buf: Buffer, onRecord: (record: Buffer) => void): string | null {
+function readLogRecords(buf: Buffer, onRecord: (record: Buffer) => void): string | null {
   let fragments: Buffer[] | null = null
   let blockStart = 0
   while (blockStart < buf.length) {
@@ -303,7 +303,7 @@ class Reader {
 // ---- snappy (index blocks may be compressed) ---------------------------------
 
 /** Decompresses a raw snappy block; throws on anything malformed. */
-export function snappyDecompress(src: Buffer): Buffer {
+function snappyDecompress(src: Buffer): Buffer {
   const r = new Reader(src)
   const length = r.varint()
   const out = Buffer.allocUnsafe(length)

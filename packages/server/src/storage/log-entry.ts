@@ -60,7 +60,7 @@ export type EntryOp =
   | [typeof OP_COLLECT, string]
 
 /** Where an entry sits in one node's log. */
-export interface EntryPlacement {
+interface EntryPlacement {
   /** Position in this node's log: consecutive, starting at 1. */
   seq: number
   /** Fail-over epoch of that position. */

@@ -38,7 +38,7 @@ export interface LogPin {
   release(): void
 }
 
-export interface LogOptions {
+interface LogOptions {
   /** How many entries to keep behind the newest for partial resync. */
   retention: number
 }

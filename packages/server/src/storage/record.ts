@@ -61,7 +61,7 @@ export interface Sibling {
   value: Value
 }
 
-export type RecordBody =
+type RecordBody =
   | { kind: 'value'; value: Value }
   | { kind: 'tombstone' }
   | { kind: 'siblings'; siblings: Sibling[]; context: Record<string, number> }
@@ -122,7 +122,7 @@ export function recordExpiresAt(record: Uint8Array): number | undefined {
 }
 
 /** A record from a value already in bytes: a string's UTF-8 bytes, or binary. */
-export function recordFromBytes(bytes: Uint8Array, binary: boolean): Buffer {
+function recordFromBytes(bytes: Uint8Array, binary: boolean): Buffer {
   const out = Buffer.allocUnsafe(bytes.byteLength + 1)
   out[0] = binary ? TAG_BINARY : TAG_STRING
   out.set(bytes, 1)

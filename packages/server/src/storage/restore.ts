@@ -21,7 +21,7 @@ import type { HistoryEpoch, Store, StoreClock } from './store.js'
  * its flags) starts on what it holds instead of refusing to overwrite it.
  */
 
-export interface RestoreResult {
+interface RestoreResult {
   seq: number
   records: number
   /** True when the data dir already held this snapshot's restore and was left as it was. */

@@ -7,7 +7,7 @@ import { Level } from 'level'
 import { ConvergenceDigest } from './convergence.js'
 import type { ApplyEntry, ApplyOp } from './entry-scan.js'
 import { ExpiryIndex } from './expiry-index.js'
-import { GroupCommitter } from './group-commit.js'
+import { type CommitStats, GroupCommitter } from './group-commit.js'
 import { HybridClock, type WallClock } from './hlc.js'
 import { type KeyCounts, KeyTracker } from './key-tracker.js'
 import { type CheckLevel, checkLevelDb, type DamagedFile } from './leveldb-check.js'
@@ -58,7 +58,7 @@ import { VersionVector, type VersionVectorObject, vvCovers } from './version-vec
  * the data, and a counter or timestamp once issued is never issued again.
  */
 
-export type SyncMode = 'always' | 'periodic' | 'none'
+type SyncMode = 'always' | 'periodic' | 'none'
 
 /** One epoch of the node's history: `epoch` began at `startSeq`, started by node `by`. */
 export interface HistoryEpoch {
@@ -121,14 +121,14 @@ export interface StoreOptions {
 export type ConflictPolicy = 'lww' | 'vclock'
 
 /** How the data dir was created, kept in meta 'policy'. */
-export interface StoredPolicy {
+interface StoredPolicy {
   mode: 'single' | 'multi'
   /** The conflict policy its records follow: a multi-master node's, or the one a replica took from its upstream. */
   conflict: ConflictPolicy | null
 }
 
 /** The disk filled up: since when, and what LevelDB said. */
-export interface NoSpace {
+interface NoSpace {
   since: number
   message: string
 }
@@ -136,7 +136,7 @@ export interface NoSpace {
 /** Free bytes the data dir's file system must have before a node that ran out of space reopens LevelDB. */
 const NOSPACE_HEADROOM = 1024 * 1024
 
-export type StoreStatus = 'opening' | 'open' | 'closing' | 'closed'
+type StoreStatus = 'opening' | 'open' | 'closing' | 'closed'
 
 type Db = Level<Buffer, Buffer>
 type Sublevel<K, V> = AbstractSublevel<Db, string | Buffer | Uint8Array, K, V>
@@ -191,7 +191,7 @@ interface LocalWrite {
 }
 
 /** A local write's result with its identity (multi-master). */
-export interface LocalResult extends EntryIdentity {
+interface LocalResult extends EntryIdentity {
   seq: number
 }
 
@@ -221,7 +221,7 @@ interface BarrierWrite {
  * after this node's last entry, with this node's seq and epoch (a peer's
  * entries), skipping those already applied (by origin and counter).
  */
-export type Placement = 'keep' | 'append'
+type Placement = 'keep' | 'append'
 
 /** Entries from an upstream or a peer (one frame's worth), committed together. */
 interface RemoteWrite {
@@ -230,7 +230,7 @@ interface RemoteWrite {
   resolver: ConflictResolver
   placement: Placement
 }
-export type StoreWrite = LocalWrite | RemoteWrite | MergeWrite | CollectWrite | BarrierWrite
+type StoreWrite = LocalWrite | RemoteWrite | MergeWrite | CollectWrite | BarrierWrite
 
 /** The node's clock as persisted with every group: HLC high-water mark and per-origin counters. */
 export interface StoreClock {
@@ -238,7 +238,7 @@ export interface StoreClock {
   vv: VersionVectorObject
 }
 
-export type CommitListener = (lastSeq: number) => void
+type CommitListener = (lastSeq: number) => void
 
 export class Store {
   status: StoreStatus = 'opening'
@@ -620,7 +620,7 @@ export class Store {
     return this.history.length === 0 ? 0 : this.history[this.history.length - 1].epoch
   }
 
-  get commitStats() {
+  get commitStats(): CommitStats {
     return this.committer.stats
   }
 
@@ -1581,7 +1581,7 @@ function prefixed(prefix: Buffer, key: string): Buffer {
 }
 
 /** What must be stable before a tombstone may go: the deleting write's dot (lww), or the whole context (vclock). */
-export function tombstoneRequirement(record: KeyRecord): VersionVectorObject {
+function tombstoneRequirement(record: KeyRecord): VersionVectorObject {
   if (record.body.kind === 'siblings') return record.body.context
   return record.version ? { [record.version.origin]: record.version.counter } : {}
 }
@@ -1636,7 +1636,7 @@ function prefixedBytes(prefix: Buffer, key: Uint8Array): Buffer {
   return out
 }
 
-export interface DataSnapshot {
+interface DataSnapshot {
   seq: Promise<number>
   /** The node's clock as of the snapshot (what writes the data holds). */
   clock: Promise<StoreClock>
@@ -1645,7 +1645,7 @@ export interface DataSnapshot {
   close(): Promise<void>
 }
 
-export interface KeyRange {
+interface KeyRange {
   prefix?: string
   gt?: string
   gte?: string
@@ -1656,7 +1656,7 @@ export interface KeyRange {
 }
 
 /** The smallest byte string greater than every string starting with prefix, or undefined when none is. */
-export function prefixUpperBound(prefix: Buffer): Buffer | undefined {
+function prefixUpperBound(prefix: Buffer): Buffer | undefined {
   let end = prefix.length
   while (end > 0 && prefix[end - 1] === 0xff) end--
   if (end === 0) return undefined

@@ -2,10 +2,10 @@
  * Structured logs: one JSON object a line on stderr (`--log-format json`,
  * the default), or a short human-readable line (`--log-format pretty`).
  */
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error'
+type LogLevel = 'debug' | 'info' | 'warn' | 'error'
 const LEVELS: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 }
 
-export type LogFields = Record<string, unknown>
+type LogFields = Record<string, unknown>
 
 export interface Logger {
   debug(msg: string, fields?: LogFields): void
@@ -15,7 +15,7 @@ export interface Logger {
   child(fields: LogFields): Logger
 }
 
-export interface LoggerOptions {
+interface LoggerOptions {
   level: LogLevel
   format: 'json' | 'pretty'
   write?: (line: string) => void

@@ -14,9 +14,9 @@ import { Counter, collectDefaultMetrics, Gauge, type Metric, Registry } from 'pr
  * Label sets are bounded by construction (op names, error codes, the
  * node's replicas), so the registry cannot grow without limit.
  */
-export type Labels = Record<string, string>
+type Labels = Record<string, string>
 /** A figure read at scrape time: one number, or one per label set. */
-export type Reading = number | { labels: Labels; value: number }[]
+type Reading = number | { labels: Labels; value: number }[]
 
 export class Metrics {
   readonly registry = new Registry()
