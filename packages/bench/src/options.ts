@@ -32,9 +32,19 @@ const LOAD_WORKLOADS = ['put', 'get', 'a', 'b', 'c'] as const
  * --keys keys; failover: --rounds master kills in a 3-member auto group,
  * then a cold restart of a master holding --keys keys; console: put
  * throughput with none and with --consoles web console streams open;
- * watch: events/s to one watcher while puts run at saturation.
+ * watch: events/s to one watcher while puts run at saturation;
+ * coldstandby: a cold standby restored from a backup against a hot one.
  */
-const SUITE_WORKLOADS = ['lag', 'replicas', 'fullsync', 'failover', 'console', 'multimaster', 'watch'] as const
+const SUITE_WORKLOADS = [
+  'lag',
+  'replicas',
+  'fullsync',
+  'failover',
+  'console',
+  'multimaster',
+  'watch',
+  'coldstandby',
+] as const
 export const WORKLOADS = [...LOAD_WORKLOADS, ...SUITE_WORKLOADS] as const
 export type LoadWorkloadName = (typeof LOAD_WORKLOADS)[number]
 export type SuiteName = (typeof SUITE_WORKLOADS)[number]
@@ -299,6 +309,10 @@ suites (tandem only; each starts its own servers; combine with commas)
   --workload watch           one watcher on every key of a master while puts run at
                              saturation (first --clients x --pipeline, --duration):
                              events/s the watcher received, and how far behind it ended
+  --workload coldstandby     master with --keys keys and one replica; a backup, 1,000 more
+                             writes, SIGKILL of the master: restore + start + catch-up +
+                             promote of a cold standby to its first acknowledged write,
+                             against promoting the hot replica; writes lost with no replica
   --workload multimaster     multi-master (lww): aggregate put throughput of --master-counts
                              2,3 masters (clients spread) against 1 master with as many
                              replicas; peer lag p99 at half the 2-master saturation; heal to

@@ -2,6 +2,7 @@ import type { BenchOptions, SuiteName } from '../options.js'
 import type { ProgressLine } from '../report/progress.js'
 import type { ScenarioResult, TargetCheck } from '../report/result.js'
 import type { Topology } from '../topology/topology.js'
+import { coldStandbySuite } from './coldstandby.js'
 import { consoleSuite } from './console.js'
 import { failoverSuite } from './failover.js'
 import { multimasterSuite } from './multimaster.js'
@@ -35,5 +36,7 @@ export function runSuite(
       return multimasterSuite(o, progress, live)
     case 'watch':
       return watchSuite(o, progress, live)
+    case 'coldstandby':
+      return coldStandbySuite(o, progress, live)
   }
 }
