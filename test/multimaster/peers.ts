@@ -1,4 +1,5 @@
 import { type ConnectOptions, type NodeStatus, TandemClient, type Value } from '@tandem/client'
+import type { MultiStatus } from '@tandem/protocol'
 import { decodeEntry, type LogEntry, Store } from '@tandem/server'
 import { FaultProxy, freePort } from '../helpers/fault-proxy.js'
 import { NodeProcess } from '../helpers/node-process.js'
@@ -26,30 +27,6 @@ export interface PeerGroupOptions {
   argsOf?: (i: number) => string[]
   /** Wait until every node takes writes (it has heard a peer since it started). Default true. */
   waitWritable?: boolean
-}
-
-/** The multi-master part of a node's status. */
-export interface MultiStatus {
-  conflict: string
-  origin: string
-  vv: Record<string, number>
-  digest: string
-  digestAlarm: string | null
-  clockFence: string | null
-  peers: {
-    addr: string
-    nodeId: string | null
-    link: string
-    reason: string | null
-    lagEntries: number
-    lagMs: number
-    clockOffsetMs: number | null
-    clockPauses: number
-    snapshots: number
-  }[]
-  tombstones: { count: number; collected: number; passes: number; oldestAgeMs: number; blockedBy: string | null }
-  siblings: { keys: number; max: number; dropped: number; trims: number }
-  lwwLost: number
 }
 
 export interface PeerStatus extends NodeStatus {

@@ -6,6 +6,7 @@ import {
   consistencySchema,
   type ErrorCode,
   hostPortProblem,
+  type MultiStatus,
   TandemError,
   type Value,
 } from '@tandem/protocol'
@@ -88,28 +89,6 @@ class Usage extends Error {}
 
 function fail(code: ErrorCode, message: string): never {
   throw new TandemError(code, message)
-}
-
-/** The multi-master part of status (see Mesh.status on the server). */
-interface MultiStatus {
-  conflict: string
-  origin: string
-  vv: Record<string, number>
-  digest: string
-  digestAlarm: string | null
-  clockFence: string | null
-  peers: {
-    addr: string
-    nodeId: string | null
-    link: string
-    reason: string | null
-    lagEntries: number
-    lagMs: number
-    clockOffsetMs: number | null
-  }[]
-  tombstones: { count: number; collected: number; oldestAgeMs: number; blockedBy: string | null }
-  siblings: { keys: number; max: number; dropped: number }
-  lwwLost: number
 }
 
 function printMulti(m: MultiStatus, out: (line: string) => void): void {

@@ -1,3 +1,4 @@
+import type { MultiStatus } from '@tandem/protocol'
 import { TandemError } from '@tandem/protocol'
 import type { WebSocket } from 'ws'
 import { AckTracker } from '../replication/acks.js'
@@ -284,7 +285,7 @@ export class Mesh {
 
   // ---- status ------------------------------------------------------------
 
-  status(): Record<string, unknown> {
+  status(): MultiStatus {
     const store = this.host.store
     const feedsByNode = new Map([...this.feeds].map((f) => [f.nodeId, f]))
     const keys = store.keys?.counts

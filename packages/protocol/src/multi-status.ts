@@ -1,0 +1,36 @@
+/** One peer link in a multi-master node's status. */
+export interface MultiPeerStatus {
+  addr: string
+  nodeId: string | null
+  origin: string | null
+  /** The link's state (connecting, open, ...). */
+  link: string
+  /** Why the link is not open, or null. */
+  reason: string | null
+  lagEntries: number
+  lagMs: number
+  clockOffsetMs: number | null
+  lastHeardMsAgo: number | null
+  vv: Record<string, number>
+  digest: string
+  snapshots: number
+  clockPauses: number
+  /** The feed this peer pulls from this node, or null when it pulls none. */
+  pulling: { state: string; ackedVv: Record<string, number> } | null
+}
+
+/** The `multi` part of a multi-master node's status (--mode multi). */
+export interface MultiStatus {
+  conflict: string
+  origin: string
+  vv: Record<string, number>
+  digest: string
+  digestAlarm: string | null
+  maxClockOffsetMs: number
+  clockFence: string | null
+  peers: MultiPeerStatus[]
+  tombstones: { count: number; collected: number; passes: number; oldestAgeMs: number; blockedBy: string | null }
+  siblings: { keys: number; max: number; dropped: number; trims: number }
+  lwwLost: number
+  members: string[]
+}
