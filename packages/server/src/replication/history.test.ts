@@ -68,6 +68,19 @@ describe('planResync', () => {
     expect(planResync(newMaster, { history: h([1, 1, 'a']), lastSeq: 90 })).toEqual({ kind: 'continue', fromSeq: 91 })
   })
 
+  // Seen in the fault suite: n2 was elected in epoch 5 with the old master's
+  // epoch-4 entries only up to 2925, wrote 2926, and lost its lease; the
+  // others went on from the old master's 2928 through epochs 7..13. n2's 2926
+  // (epoch 5) is newer than the upstream's 2926 (epoch 4), but epoch 5 lost.
+  it('full-syncs a downstream whose tail is in an epoch a later one superseded', () => {
+    const winner = { history: h([1, 1, 'a'], [4, 1652, 'a'], [7, 2929, 'a'], [13, 4943, 'a']), lastSeq: 5800, firstLogSeq: 1 }
+    const loser = { history: h([1, 1, 'a'], [4, 1652, 'a'], [5, 2926, 'c']), lastSeq: 2926 }
+    expect(planResync(winner, loser)).toMatchObject({ kind: 'fullsync', rollbackAfter: 2925 })
+    // The same tail against an upstream whose newest epoch is the downstream's own is still refused.
+    const peer = { history: h([1, 1, 'a'], [4, 1652, 'a'], [5, 2927, 'b']), lastSeq: 2930, firstLogSeq: 1 }
+    expect(planResync(peer, loser)).toMatchObject({ kind: 'refuse', reason: 'diverged' })
+  })
+
   it('refuses a stale upstream from an older epoch', () => {
     const plan = planResync(up, { history: h([1, 1, 'a'], [2, 91, 'b']), lastSeq: 95 })
     expect(plan).toMatchObject({ kind: 'refuse', reason: 'stale' })

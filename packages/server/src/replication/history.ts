@@ -65,6 +65,9 @@ interface LogView {
  *   - in an epoch the upstream's history has moved past (a newer epoch
  *     began at or before them): that tail is divergent and must go, so
  *     FULLSYNC (the downstream first writes the tail to its rollback file);
+ *   - in epochs older than the newest the upstream's history holds (the
+ *     downstream was a master of an epoch that lost): FULLSYNC with the same
+ *     rollback;
  *   - otherwise the upstream is behind or was restarted empty: REFUSE, so
  *     that an empty or lagging upstream never wipes a downstream that has
  *     more than it. The downstream waits and retries.
@@ -97,6 +100,22 @@ export function planResync(up: Required<LogView>, down: LogView): ResyncPlan {
         kind: 'refuse',
         reason: 'behind',
         message: `this node is at seq ${up.lastSeq}, behind the downstream's ${down.lastSeq}`,
+      }
+    }
+    // Both logs hold entries after the fork and they differ. If the upstream's
+    // history went on to an epoch newer than every epoch in the downstream's
+    // log, the downstream's tail belongs to an epoch that lost: an entry a
+    // majority held would be in the log of every later master (fail-over rule
+    // 2, and a promoted master starts from the newest log it is given), and
+    // the upstream carries that later history. It goes to the rollback file,
+    // as a returning old master's tail does. Unrelated histories (fork 0) and
+    // logs of the same last epoch are still refused.
+    const supersededBy = lastEpoch(up.history)
+    if (fork > 0 && supersededBy > lastEpoch(down.history)) {
+      return {
+        kind: 'fullsync',
+        reason: `divergent tail after seq ${fork} (epoch ${epochAt(down.history, fork + 1)}, superseded by epoch ${supersededBy})`,
+        rollbackAfter: fork,
       }
     }
     return {
