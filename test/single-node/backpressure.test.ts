@@ -10,11 +10,6 @@ import { RawClient } from './raw-client.js'
 const KiB = 1024
 const MiB = 1024 * KiB
 
-/** The TCP socket under a ws client, to stop reading replies at the source. */
-function tcp(raw: RawClient): { pause(): void; resume(): void } {
-  return (raw.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket
-}
-
 describe('backpressure', () => {
   const cleanups: (() => Promise<void> | void)[] = []
   afterEach(async () => {
@@ -68,7 +63,7 @@ describe('backpressure', () => {
 
       const flood = await RawClient.open(node.address)
       cleanups.push(() => flood.terminate())
-      tcp(flood).pause()
+      flood.tcp.pause()
 
       const frame = (first: number) =>
         Array.from({ length: perFrame }, (_, i) => ({ id: first + i, op: 'get', key: 'big' }))

@@ -116,7 +116,7 @@ describe('process lifecycle', () => {
     const stuck = await RawClient.open(node.address)
     cleanups.push(() => stuck.terminate())
     expect((await stuck.request({ id: 1, op: 'ping' })).result).toBe('pong')
-    ;(stuck.ws as unknown as { _socket: { pause(): void } })._socket.pause()
+    stuck.tcp.pause()
     await terminate(node)
     expect(node.exitSignal).toBeNull()
     expect(node.exitCode).toBe(0)

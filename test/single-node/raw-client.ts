@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module'
+import type { Socket } from 'node:net'
 import { join } from 'node:path'
 import type WebSocketClass from 'ws'
 import { REPO_ROOT } from '../helpers/node-process.js'
@@ -43,7 +44,11 @@ export class RawClient {
   closeEvent: CloseEvent | null = null
   private readonly listeners = new Set<() => void>()
 
-  private constructor(readonly ws: WebSocketClass) {
+  private constructor(
+    readonly ws: WebSocketClass,
+    /** The TCP socket under ws (pause it to stop reading replies at the source). */
+    readonly tcp: Socket,
+  ) {
     ws.on('message', (data: Buffer) => this.onFrame(data))
     ws.on('close', (code: number, reason: Buffer) => {
       this.closeEvent = { code, reason: reason.toString() }
@@ -60,7 +65,11 @@ export class RawClient {
       maxPayload: 64 * 1024 * 1024,
     })
     return new Promise((resolve, reject) => {
-      ws.once('open', () => resolve(new RawClient(ws)))
+      let tcp: Socket | undefined
+      ws.once('upgrade', (res) => {
+        tcp = res.socket
+      })
+      ws.once('open', () => resolve(new RawClient(ws, tcp as Socket)))
       ws.once('error', reject)
       ws.once('unexpected-response', (_req, res) => reject(new Error(`handshake refused: HTTP ${res.statusCode}`)))
     })

@@ -38,11 +38,6 @@ async function metric(node: NodeProcess, sample: string): Promise<number> {
   return line === undefined ? 0 : Number(line.slice(sample.length + 1))
 }
 
-/** The TCP socket under a ws client, to stop reading replies at the source. */
-function tcp(raw: RawClient): { pause(): void; resume(): void } {
-  return (raw.ws as unknown as { _socket: { pause(): void; resume(): void } })._socket
-}
-
 describe('reply bounds', () => {
   const cleanups: (() => Promise<void> | void)[] = []
   afterEach(async () => {
@@ -114,7 +109,7 @@ describe('reply bounds', () => {
     const before = await metric(node, 'tandem_requests_total{op="get"}')
 
     const flood = await raw(node)
-    tcp(flood).pause()
+    flood.tcp.pause()
     let sent = 0
     // Until 4 MiB of requests sit unsent in the client: the node has stopped reading it.
     while (flood.ws.bufferedAmount < 4 * MiB) {
@@ -136,7 +131,7 @@ describe('reply bounds', () => {
     expect(clients.peakReplyBytes, 'reply bytes one connection held').toBeLessThanOrEqual(budget + 64 * KiB)
 
     // Once it reads, its replies arrive in order, whole, in frames under the limit.
-    tcp(flood).resume()
+    flood.tcp.resume()
     await flood.until(() => flood.replies.size >= 100, '100 replies', 60_000)
     for (let id = 0; id < 100; id++) expect(String(flood.replies.get(id)?.result).length).toBe(valueBytes)
     for (const size of flood.frameSizes) expect(size).toBeLessThanOrEqual(FRAME)

@@ -1,4 +1,3 @@
-import type { Socket } from 'node:net'
 import { connect } from 'node:net'
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { TandemClient, type Value } from '@tandem/client'
@@ -424,7 +423,7 @@ async function startActor(kind: string, random: Random, address: string, hooks: 
     }
     case 'nonReader': {
       const raw = await authed(address, onClose)
-      ;(raw.ws as unknown as { _socket: Socket })._socket.pause()
+      raw.tcp.pause()
       let id = 1
       loop(async () => {
         if (raw.ws.bufferedAmount > 2 * MiB) return
