@@ -73,7 +73,11 @@ describe('planResync', () => {
   // others went on from the old master's 2928 through epochs 7..13. n2's 2926
   // (epoch 5) is newer than the upstream's 2926 (epoch 4), but epoch 5 lost.
   it('full-syncs a downstream whose tail is in an epoch a later one superseded', () => {
-    const winner = { history: h([1, 1, 'a'], [4, 1652, 'a'], [7, 2929, 'a'], [13, 4943, 'a']), lastSeq: 5800, firstLogSeq: 1 }
+    const winner = {
+      history: h([1, 1, 'a'], [4, 1652, 'a'], [7, 2929, 'a'], [13, 4943, 'a']),
+      lastSeq: 5800,
+      firstLogSeq: 1,
+    }
     const loser = { history: h([1, 1, 'a'], [4, 1652, 'a'], [5, 2926, 'c']), lastSeq: 2926 }
     expect(planResync(winner, loser)).toMatchObject({ kind: 'fullsync', rollbackAfter: 2925 })
     // The same tail against an upstream whose newest epoch is the downstream's own is still refused.
