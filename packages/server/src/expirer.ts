@@ -41,6 +41,9 @@ export class Expirer {
     this.writing = true
     this.store
       .expire(due.map(([key]) => key))
+      // Keys the write left alone (written again, or not yet due after the
+      // clock stepped back) keep their heap entry; deleted ones are skipped.
+      .then(() => this.store.expiry.requeue(due))
       .catch((err) => {
         // Lost the lease, a full disk, a closing store: the keys stay due and are tried again.
         this.store.expiry.requeue(due)

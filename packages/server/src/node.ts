@@ -28,7 +28,7 @@ import { ReadIndex } from './replication/read-index.js'
 import { writeRollbackFile } from './replication/rollback.js'
 import { DEFAULT_UPSTREAM_OPTIONS, Upstream } from './replication/upstream.js'
 import { type EntryOp, OP_DEL, OP_PUT } from './storage/log-entry.js'
-import { SiblingsError } from './storage/record.js'
+import { modSeqOf, SiblingsError } from './storage/record.js'
 import type { ConflictResolver } from './storage/resolver.js'
 import type { ConflictPolicy, Store, WriteCondition } from './storage/store.js'
 import type { Logger } from './util/logger.js'
@@ -798,7 +798,7 @@ export class TandemNode {
     return this.read(consistency, async () => {
       const record = await this.store.getRecord(key)
       if (record === undefined || record.body.kind !== 'value') return undefined
-      const meta: ValueMeta = { value: record.body.value, seq: record.modSeq ?? 0 }
+      const meta: ValueMeta = { value: record.body.value, seq: modSeqOf(record) }
       if (record.expiresAt !== undefined) meta.expiresAt = record.expiresAt
       return meta
     })

@@ -73,6 +73,19 @@ export interface KeyRecord {
   body: RecordBody
 }
 
+/**
+ * The modification seq compare-and-set sees for a live record. Records
+ * written before they carried one (a data dir or backup of an older build)
+ * have none: they get one fixed seq no entry can have, the same on every
+ * node, so `ifSeq: 0` (absent) never matches them and a seq read from one
+ * holds until the key is written again.
+ */
+export const UNKNOWN_MOD_SEQ = Number.MAX_SAFE_INTEGER
+
+export function modSeqOf(record: KeyRecord): number {
+  return record.modSeq ?? UNKNOWN_MOD_SEQ
+}
+
 export function encodeRecord(value: Value): Buffer {
   if (typeof value === 'string') {
     const length = Buffer.byteLength(value, 'utf8')

@@ -30,6 +30,7 @@ import {
   decodeRecord,
   isTombstone,
   type KeyRecord,
+  modSeqOf,
   RECORD_META,
   readRecord,
   recordExpiresAt,
@@ -1204,7 +1205,7 @@ export class Store {
       const stored = commit.current?.get(prefixed(this.dataPrefix, c.key).toString('latin1'))
       const record = stored === undefined || isExpired(stored, now) ? undefined : readRecord(stored)
       const live = record !== undefined && record.body.kind === 'value'
-      const seq = live ? (record.modSeq ?? 0) : 0
+      const seq = live ? modSeqOf(record) : 0
       let why: string | null = null
       if (c.ifAbsent && live) why = `exists (modified at seq ${seq})`
       else if (c.ifPresent && !live) why = 'does not exist'
@@ -1301,8 +1302,9 @@ export class Store {
    */
   async *scan(range: KeyRange): AsyncGenerator<[string, Value]> {
     const levelRange = toLevelRange(range)
-    // Tombstones are skipped here, so LevelDB cannot count the limit.
-    if (this.keys !== null) levelRange.limit = -1
+    // Tombstones and expired keys not yet deleted are skipped here, so
+    // LevelDB cannot count the limit (callers stop once they have enough).
+    if (this.keys !== null || this.expiry.size > 0) levelRange.limit = -1
     const iterator = this.data.iterator(levelRange)
     try {
       for await (const [key, record] of iterator) {
