@@ -175,9 +175,32 @@ export class FailoverGroup {
     const out = []
     for (const f of files) {
       const lines = readFileSync(join(dir, f), 'utf8').split('\n').filter(Boolean)
-      for (const line of lines.slice(1)) out.push(JSON.parse(line))
+      // Entry lines only: a {"missing"} line names entries the log no longer held (rollbackGaps).
+      for (const line of lines.slice(1)) {
+        const parsed = JSON.parse(line)
+        if (Array.isArray(parsed.ops)) out.push(parsed)
+      }
     }
     return out
+  }
+
+  /** Ranges a rollback file could only name, not hold: the node's log no longer had them (rollback.ts). */
+  rollbackGaps(i: number): { fromSeq: number; toSeq: number; why: string }[] {
+    const dir = join(this.dirs[i].path, 'rollback')
+    let files: string[]
+    try {
+      files = readdirSync(dir).filter((f) => f.endsWith('.jsonl'))
+    } catch {
+      return []
+    }
+    return files.flatMap((f) =>
+      readFileSync(join(dir, f), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .slice(1)
+        .map((line) => JSON.parse(line).missing)
+        .filter((gap) => gap !== undefined),
+    )
   }
 
   /** Waits until every data node holds the same data, and returns it. */

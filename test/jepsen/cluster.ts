@@ -21,6 +21,7 @@ export interface Cluster {
   isWitness(i: number): boolean
   /** Entries in node i's rollback files. */
   rollbackEntries(i: number): RollbackEntry[]
+  rollbackGaps(i: number): { fromSeq: number; toSeq: number; why: string }[]
   /** Waits until every data node holds the same data. */
   waitConverged(timeoutMs?: number): Promise<Map<string, Value>>
   teardown(): Promise<void>

@@ -60,6 +60,8 @@ export interface RunResult {
   setVerdict?: SetVerdict
   /** Entries in rollback files, and acknowledged w:0 writes undone at the end that none holds. */
   rolledBack: number
+  /** Rolled-back ranges named but not held by a rollback file (see rollbackGaps). */
+  rollbackGaps: { node: number; fromSeq: number; toSeq: number; why: string }[]
   lostNotInRollback: string[]
   diskFull: string
   reportFile?: string
@@ -179,6 +181,11 @@ export async function runOnce(options: RunOptions): Promise<RunResult> {
     // Rolled-back entries, by key=value.
     const rolledBack = new Set<string>()
     let rolledBackCount = 0
+    // Rolled-back ranges a node could only name (its log no longer held them):
+    // reported; a lost acknowledged write among them shows as notInRollback.
+    const rollbackGaps = cluster.nodes.flatMap((_, i) =>
+      (cluster as Cluster).rollbackGaps(i).map((gap) => ({ node: i, ...gap })),
+    )
     cluster.nodes.forEach((_, i) => {
       for (const entry of (cluster as Cluster).rollbackEntries(i)) {
         rolledBackCount++
@@ -240,6 +247,7 @@ export async function runOnce(options: RunOptions): Promise<RunResult> {
       verdict,
       setVerdict,
       rolledBack: rolledBackCount,
+      rollbackGaps,
       lostNotInRollback,
       diskFull,
       reportFile,
@@ -267,5 +275,5 @@ export function summarize(r: RunResult): string {
     : r.setVerdict
       ? `set: ${r.setVerdict.acknowledgedAdds} acknowledged adds, ${r.setVerdict.lost.length} lost, ${r.setVerdict.resurrected.length} removals undone; w:0 ${r.setVerdict.lostAllowed.length} adds lost, ${r.setVerdict.resurrectedAllowed.length} removals undone (${r.lostNotInRollback.length} in no rollback file); ${r.setVerdict.unknownAddsPresent}/${r.setVerdict.unknownAdds} unknown adds present`
       : ''
-  return `jepsen: ${o.workload} seed ${o.seed} w ${o.w} consistency ${o.consistency ?? 'default'}: ${r.ops} ops (${r.counts.ok} ok, ${r.counts.fail} failed, ${r.counts.unknown} unknown), ${r.faults} faults ${JSON.stringify(r.faultCounts)}, disk-full ${r.diskFull}; ${checked}; ${r.rolledBack} entries in rollback files; ${r.ok ? 'OK' : `PROBLEMS: ${r.problems.join('; ')}`}${r.reportFile ? ` (report ${r.reportFile})` : ''}; ${(r.wallMs / 1000).toFixed(0)} s`
+  return `jepsen: ${o.workload} seed ${o.seed} w ${o.w} consistency ${o.consistency ?? 'default'}: ${r.ops} ops (${r.counts.ok} ok, ${r.counts.fail} failed, ${r.counts.unknown} unknown), ${r.faults} faults ${JSON.stringify(r.faultCounts)}, disk-full ${r.diskFull}; ${checked}; ${r.rolledBack} entries in rollback files${r.rollbackGaps.length > 0 ? ` (and ranges only named: ${JSON.stringify(r.rollbackGaps)})` : ''}; ${r.ok ? 'OK' : `PROBLEMS: ${r.problems.join('; ')}`}${r.reportFile ? ` (report ${r.reportFile})` : ''}; ${(r.wallMs / 1000).toFixed(0)} s`
 }

@@ -102,6 +102,7 @@ describe.skipIf(!SOAK)('fault suite: soak', () => {
               w0Undone: result.setVerdict.resurrectedAllowed.length,
             },
             rolledBack: result.rolledBack,
+            rollbackGaps: result.rollbackGaps,
             notInRollback: result.lostNotInRollback.length,
             diskFull: result.diskFull,
             report: result.reportFile,
