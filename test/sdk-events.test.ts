@@ -47,7 +47,17 @@ describe('TandemClient events', () => {
         what: 'a topology event naming the new master',
       })
       expect(news.epoch).toBe(now.epoch)
-      expect(news.previous).toEqual({ master: master.address, epoch: first.epoch })
+      // Each event names the one before it: after the kill the chain goes on
+      // from the killed master, through any master of an epoch in between
+      // (a second election when the first winner lost its lease), to the survivor.
+      topologies.forEach((t, i) =>
+        expect(t.previous).toEqual(
+          i === 0 ? null : { master: topologies[i - 1].master, epoch: topologies[i - 1].epoch },
+        ),
+      )
+      const afterKill = topologies.find((t) => t.previous?.master === master.address)
+      expect(afterKill?.previous).toEqual({ master: master.address, epoch: first.epoch })
+      expect(afterKill?.epoch).toBeGreaterThan(first.epoch)
       expect(disconnects.map(([a]) => a)).toContain(master.address)
       // Looking for the master, the client tried the lost node again.
       expect(reconnecting).toContain(master.address)
