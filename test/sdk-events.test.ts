@@ -50,11 +50,10 @@ describe('TandemClient events', () => {
       // Each event names the one before it: after the kill the chain goes on
       // from the killed master, through any master of an epoch in between
       // (a second election when the first winner lost its lease), to the survivor.
-      topologies.forEach((t, i) =>
-        expect(t.previous).toEqual(
-          i === 0 ? null : { master: topologies[i - 1].master, epoch: topologies[i - 1].epoch },
-        ),
-      )
+      for (const [i, t] of topologies.entries()) {
+        const before = topologies[i - 1]
+        expect(t.previous).toEqual(before ? { master: before.master, epoch: before.epoch } : null)
+      }
       const afterKill = topologies.find((t) => t.previous?.master === master.address)
       expect(afterKill?.previous).toEqual({ master: master.address, epoch: first.epoch })
       expect(afterKill?.epoch).toBeGreaterThan(first.epoch)
