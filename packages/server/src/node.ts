@@ -352,10 +352,12 @@ export class TandemNode {
       tls: this.peerTls,
       isMaster: () => this.role === 'master',
       becomeMaster: (epoch: number, why: string) => this.takeOver(epoch, why),
-      follow: async (route: string, clientAddr: string) => {
+      follow: async (route: string, clientAddr: string, epoch: number) => {
         await this.follow(route)
         this.knownMaster = clientAddr
-        this.onTopology(clientAddr, this.store.epoch)
+        // The master's epoch, from its heartbeat: this node's log may not
+        // hold an entry of that epoch yet, and clients order masters by it.
+        this.onTopology(clientAddr, epoch)
       },
       stepDown: (epoch: number) => this.stepDown(epoch),
       stopFollowing: () =>

@@ -72,8 +72,8 @@ export interface FailoverHost {
   isMaster(): boolean
   /** Begins `epoch` as master (the node stops following); `why` is kept in the history. */
   becomeMaster(epoch: number, why: 'election' | 'promote'): Promise<void>
-  /** Follows the member reachable at `route`, whose clients use `clientAddr`. */
-  follow(route: string, clientAddr: string): Promise<void>
+  /** Follow the master of `epoch` at `route`; clients are told it answers at `clientAddr`. */
+  follow(route: string, clientAddr: string, epoch: number): Promise<void>
   /** Stops taking writes at once: a newer epoch exists. */
   stepDown(epoch: number): void
   /** Stops following the current upstream; resolves once what was received is applied. */
@@ -474,7 +474,7 @@ export class FailoverManager {
       // Not awaited: the reply must not wait for a replication link to restart.
       if (this.host.currentUpstream() !== route) {
         this.host
-          .follow(route, hb.masterAddr)
+          .follow(route, hb.masterAddr, hb.epoch)
           .catch((err) => this.host.logger.warn('could not follow the master', { err }))
       }
     }
