@@ -8,6 +8,7 @@ import { waitFor } from '../helpers/wait.js'
 import { HistoryRecorder, type Op } from './checker/history.js'
 import { checkHistory } from './checker/linearizable.js'
 import { registerModel } from './checker/model.js'
+import { meshTopology } from './mesh.js'
 import type { FaultEvent } from './nemesis.js'
 import { writeLinearizabilityReport } from './report.js'
 import { FAST_FAILOVER, type RunOptions, runOnce, summarize } from './run.js'
@@ -200,6 +201,37 @@ describe('fault suite: random faults (bounded pass)', () => {
     if (result.diskFull.startsWith('skipped')) console.log(`fault suite: disk-full ${result.diskFull}`)
     expect(result.faults).toBeGreaterThanOrEqual(1)
     expect(result.setVerdict?.acknowledgedAdds).toBeGreaterThan(50)
+    expect(result.problems).toEqual([])
+  })
+})
+
+describe('fault suite: a multi-master mesh under random faults (bounded pass)', () => {
+  // Every node takes writes, clients move between nodes when theirs is
+  // unreachable, nothing is rolled back: every acknowledged add must be on
+  // every node at the end, and no acknowledged removal may come back, whose
+  // add another node may still have been forwarding when it was removed.
+  it(`set, lww, w: 1: converges with no acknowledged add lost and no removal undone (seed ${SEED + 2})`, async () => {
+    const result = await runOnce({
+      seed: SEED + 2,
+      workload: 'set',
+      topology: meshTopology,
+      durationMs: 15_000,
+      nodes: 3,
+      clients: 8,
+      keys: 0,
+      w: 1,
+      consistency: undefined,
+      faults: ['kill', 'pause', 'isolate', 'split', 'one-way', 'flap', 'delay', 'clock'],
+      faultEveryMs: [800, 1600],
+      maxActiveFaults: 2,
+      serverArgs: [],
+      outDir: OUT,
+      replay: `TANDEM_JEPSEN_SEED=${SEED} npx vitest run test/jepsen/jepsen.test.ts -t mesh`,
+    })
+    console.log(summarize(result))
+    expect(result.faults).toBeGreaterThanOrEqual(2)
+    expect(result.setVerdict?.acknowledgedAdds).toBeGreaterThan(50)
+    expect(result.setVerdict?.acknowledgedRemoves).toBeGreaterThan(5)
     expect(result.problems).toEqual([])
   })
 })

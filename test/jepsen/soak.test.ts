@@ -5,6 +5,7 @@ import { type Consistency, TandemClient, type WriteConcern } from '@tandem/clien
 import { describe, expect, it } from 'vitest'
 import { FailoverGroup, statusOf } from '../failover/group.js'
 import { waitFor } from '../helpers/wait.js'
+import { meshTopology } from './mesh.js'
 import type { FaultKind } from './nemesis.js'
 import { FAST_FAILOVER, type RunResult, runOnce, summarize } from './run.js'
 
@@ -22,6 +23,8 @@ import { FAST_FAILOVER, type RunResult, runOnce, summarize } from './run.js'
  * TANDEM_JEPSEN_CONSISTENCY (linearizable | lease | local | default),
  * TANDEM_JEPSEN_FAULTS (a comma list of nemesis.ts's faults) and a fault
  * move every TANDEM_JEPSEN_FAULT_EVERY_MS (min,max; default 1500,3000).
+ * TANDEM_JEPSEN_TOPOLOGY=mesh runs a multi-master mesh (lww) instead of a
+ * fail-over group: set runs only, w 1, no consistency (see mesh.ts).
  * One JSON line per run goes to TANDEM_JEPSEN_OUT/summary.jsonl, reports of
  * violations beside it. It fails if any run found a problem.
  *
@@ -48,6 +51,7 @@ const FAULTS = (env.TANDEM_JEPSEN_FAULTS ?? 'kill,pause,isolate-master,split,one
   ',',
 ) as FaultKind[]
 const EVERY = (env.TANDEM_JEPSEN_FAULT_EVERY_MS ?? '1500,3000').split(',').map(Number) as [number, number]
+const MESH = env.TANDEM_JEPSEN_TOPOLOGY === 'mesh'
 
 describe.skipIf(!SOAK)('fault suite: soak', () => {
   it(
@@ -59,22 +63,23 @@ describe.skipIf(!SOAK)('fault suite: soak', () => {
       const results: RunResult[] = []
       for (let r = 0; r < RUNS; r++) {
         const seed = SEED + r
-        const workload = WORKLOADS[r % WORKLOADS.length]
+        const workload = MESH ? 'set' : WORKLOADS[r % WORKLOADS.length]
         const result = await runOnce({
           seed,
           workload,
+          ...(MESH ? { topology: meshTopology } : {}),
           durationMs: DURATION_MS,
           nodes: 3,
           clients: 10,
           keys: 8,
-          w: workload === 'set' ? SET_W : W,
-          consistency: CONSISTENCY === 'default' ? undefined : CONSISTENCY,
+          w: MESH ? 1 : workload === 'set' ? SET_W : W,
+          consistency: MESH || CONSISTENCY === 'default' ? undefined : CONSISTENCY,
           faults: FAULTS,
           faultEveryMs: EVERY,
           maxActiveFaults: 2,
-          serverArgs: FAST_FAILOVER,
+          serverArgs: MESH ? [] : FAST_FAILOVER,
           outDir: OUT,
-          replay: `TANDEM_JEPSEN_SOAK=1 TANDEM_JEPSEN_RUNS=1 TANDEM_JEPSEN_SEED=${seed} TANDEM_JEPSEN_WORKLOAD=${workload} TANDEM_JEPSEN_DURATION_S=${DURATION_MS / 1000} TANDEM_JEPSEN_W=${W} TANDEM_JEPSEN_SET_W=${SET_W} TANDEM_JEPSEN_CONSISTENCY=${CONSISTENCY} TANDEM_JEPSEN_FAULTS=${FAULTS.join(',')} TANDEM_JEPSEN_FAULT_EVERY_MS=${EVERY.join(',')} npx vitest run test/jepsen/soak.test.ts`,
+          replay: `${MESH ? 'TANDEM_JEPSEN_TOPOLOGY=mesh ' : ''}TANDEM_JEPSEN_SOAK=1 TANDEM_JEPSEN_RUNS=1 TANDEM_JEPSEN_SEED=${seed} TANDEM_JEPSEN_WORKLOAD=${workload} TANDEM_JEPSEN_DURATION_S=${DURATION_MS / 1000} TANDEM_JEPSEN_W=${W} TANDEM_JEPSEN_SET_W=${SET_W} TANDEM_JEPSEN_CONSISTENCY=${CONSISTENCY} TANDEM_JEPSEN_FAULTS=${FAULTS.join(',')} TANDEM_JEPSEN_FAULT_EVERY_MS=${EVERY.join(',')} npx vitest run test/jepsen/soak.test.ts`,
         })
         results.push(result)
         console.log(`[${r + 1}/${RUNS}] ${summarize(result)}`)

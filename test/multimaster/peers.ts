@@ -27,6 +27,10 @@ export interface PeerGroupOptions {
   argsOf?: (i: number) => string[]
   /** Wait until every node takes writes (it has heard a peer since it started). Default true. */
   waitWritable?: boolean
+  /** Environment of node i's process. */
+  env?: (i: number) => Record<string, string>
+  /** Node i's data dir (default: a temp dir removed at teardown). */
+  dataDir?: (i: number) => string | undefined
 }
 
 export interface PeerStatus extends NodeStatus {
@@ -54,7 +58,10 @@ export class PeerGroup {
       this.proxies[i] = []
       for (const j of neighbours(i)) this.proxies[i][j] = await new FaultProxy('127.0.0.1', 0, `${i}->${j}`).start()
     }
-    for (let i = 0; i < n; i++) this.dirs.push(tempDir('tandem-mm-'))
+    for (let i = 0; i < n; i++) {
+      const own = options.dataDir?.(i)
+      this.dirs.push(own === undefined ? tempDir('tandem-mm-') : { path: own, remove: () => {} })
+    }
     const startOne = async (i: number) => {
       for (let attempt = 1; ; attempt++) {
         const port = await freePort()
@@ -74,7 +81,7 @@ export class PeerGroup {
           ...(options.args ?? []),
           ...(options.argsOf?.(i) ?? []),
         ]
-        const node = new NodeProcess(this.dirs[i].path, args)
+        const node = new NodeProcess(this.dirs[i].path, args, options.env?.(i) ?? {})
         node.port = port
         this.nodes[i] = node
         try {

@@ -195,6 +195,13 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
   private outstanding = 0
   /** The newest fail-over epoch any node has shown this client; sent with writes (a stale master steps down). */
   private epoch = 0
+  /**
+   * Multi-master: the greatest hybrid clock stamp of this client's writes,
+   * sent with the next ones (`after`): whichever peer takes a write stamps
+   * it later, so under last-writer-wins the client's writes keep the order
+   * it made them in (a delete after a put is never undone by that put).
+   */
+  private stamp = 0
   /** Requests waiting out a backoff before their next attempt. */
   private readonly waiting = new Set<() => void>()
 
@@ -681,6 +688,11 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
     noteNotMaster: (address, err) => this.noteNotMaster(address, err),
     epoch: () => this.epoch,
     noteEpoch: (epoch) => this.noteEpoch(epoch),
+    stamp: () => this.stamp,
+    noteStamp: (result) => {
+      const hlc = (result as { hlc?: unknown } | null)?.hlc
+      if (typeof hlc === 'number' && Number.isSafeInteger(hlc) && hlc > this.stamp) this.stamp = hlc
+    },
     waiting: this.waiting,
   }
 
@@ -992,6 +1004,9 @@ interface CallHost {
   /** The newest epoch the client has seen, and a way to tell it of one. */
   epoch(): number
   noteEpoch(epoch: unknown): void
+  /** Multi-master: the greatest stamp of the client's writes (0: none), and a way to tell it of a write's result. */
+  stamp(): number
+  noteStamp(result: unknown): void
   /** Wake-ups of calls waiting out a backoff (a pushed master change runs them at once). */
   waiting: Set<() => void>
   /** The client is closed: whatever went wrong, the call fails with CLOSED. */
@@ -1031,6 +1046,7 @@ class Call implements PendingRequest {
   }
 
   resolve(result: unknown): void {
+    if (this.writes) this.host.noteStamp(result)
     if (this.finish()) this.settle(result)
   }
 
@@ -1055,6 +1071,8 @@ class Call implements PendingRequest {
     if (this.writes) {
       const epoch = this.host.epoch()
       if (epoch > 0) this.message.epoch = epoch
+      const stamp = this.host.stamp()
+      if (stamp > 0) this.message.after = stamp
     }
     // Fast path: the target is known and its connection open, so the
     // request joins this turn's frame with no promise hops.

@@ -27,6 +27,13 @@ const writeOptions = {
    * down (FENCED): a newer master exists.
    */
   epoch: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
+  /**
+   * Multi-master: the greatest hybrid clock stamp the client was given for
+   * its writes. The node stamps this write after it, so the client's writes
+   * keep their order under last-writer-wins whichever peers take them.
+   * Ignored by a single master, whose log orders every write.
+   */
+  after: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
 }
 
 /**

@@ -42,6 +42,8 @@ interface WriteOptions {
   epoch?: number
   /** Multi-master: the causal context a read returned (vclock). */
   context?: string
+  /** Multi-master: the greatest stamp the client was given; this write is stamped after it. */
+  after?: number
 }
 
 /** A write's compare-and-set conditions on its key (see WriteCondition). */
@@ -623,6 +625,7 @@ export class TandemNode {
    * majority of the mesh does (this node counts as one).
    */
   private async writeMulti(ops: EntryOp[], options: WriteOptions, mesh: Mesh): Promise<WriteResult> {
+    if (options.after !== undefined) mesh.orderAfter(options.after)
     const result = await this.store.writeWithIdentity(ops)
     const needed = options.w === 'majority' ? Math.floor((this.config.peers.length + 1) / 2 + 1) - 1 : (options.w ?? 0)
     if (needed > 0) {

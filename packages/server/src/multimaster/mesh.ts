@@ -3,6 +3,7 @@ import { TandemError } from '@tandem/protocol'
 import type { WebSocket } from 'ws'
 import { AckTracker } from '../replication/acks.js'
 import type { PeerTls } from '../replication/dial.js'
+import { hlcWallMs } from '../storage/hlc.js'
 import { OP_DEL } from '../storage/log-entry.js'
 import type { Sibling } from '../storage/record.js'
 import type { ConflictResolver } from '../storage/resolver.js'
@@ -221,6 +222,27 @@ export class Mesh {
         )
       }
     }
+  }
+
+  /**
+   * A client's session order: its next write here is stamped after `after`,
+   * the greatest stamp it was given by any peer, so a delete that follows a
+   * put made on a peer with a faster clock wins over it even before this
+   * node hears of the put. A stamp further ahead of this node's clock than
+   * --max-clock-offset would fence it (see clockFence): refused, nothing is
+   * applied, and the client tries another peer.
+   */
+  orderAfter(after: number): void {
+    const store = this.host.store
+    const ahead = hlcWallMs(after) - store.now()
+    const max = this.options.maxClockOffsetMs
+    if (ahead > max) {
+      throw new TandemError(
+        'CLOCKSKEW',
+        `the client has seen a write stamped ${ahead} ms ahead of this node's clock (more than --max-clock-offset ${max} ms); this node cannot order its write after it`,
+      )
+    }
+    store.hlc.observe(after)
   }
 
   /** Why this node's clock keeps it from taking writes, or null. */
