@@ -25,7 +25,7 @@ export interface GroupOptions {
   /** Indexes of members started with --witness. */
   witnesses?: number[]
   args?: string[]
-  /** Extra environment for member i (e.g. TANDEM_TEST_CLOCK_FILE). */
+  /** Extra environment for member i (e.g. TANDEM_TEST_CLOCK_FILE, the test clock). */
   env?: (i: number) => Record<string, string>
   /** Data dir of member i, when the caller owns it (e.g. on a small tmpfs); else a temp dir. */
   dataDir?: (i: number) => string

@@ -1,5 +1,5 @@
-import { writeFileSync } from 'node:fs'
 import type { CutMode } from '../helpers/fault-proxy.js'
+import { setTestClock } from '../helpers/test-clock.js'
 import type { Cluster } from './cluster.js'
 import type { SmallDisks } from './disks.js'
 import type { Timeline } from './timeline.js'
@@ -17,7 +17,7 @@ import type { Timeline } from './timeline.js'
  * - flap: one link cut and healed every 100-400 ms.
  * - delay: 50-300 ms added to every link of a node.
  * - clock: a node's wall clock stepped by up to a minute either way
- *   (TANDEM_TEST_CLOCK_FILE; leases run on the monotonic clock).
+ *   (its test clock, --test-clock-file; leases run on the monotonic clock).
  * - disk-full: a node's disk (a small tmpfs) filled until ENOSPC; healed
  *   by freeing it (the node takes writes again by itself).
  *
@@ -274,13 +274,13 @@ export class Nemesis {
         const i = this.pick(candidates)
         const offset = Math.round((this.random() < 0.5 ? -1 : 1) * (200 + this.random() * 60_000))
         const file = this.options.clockFiles[i]
-        writeFileSync(file, String(offset))
+        setTestClock(file, offset)
         return {
           kind,
           nodes: [i],
           holds: [],
           detail: `wall clock of n${i} stepped ${offset > 0 ? '+' : ''}${offset} ms`,
-          undo: async () => writeFileSync(file, '0'),
+          undo: async () => setTestClock(file, 0),
         }
       }
       case 'disk-full': {

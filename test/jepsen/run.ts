@@ -102,6 +102,7 @@ export async function runOnce(options: RunOptions): Promise<RunResult> {
     cluster = await topology.start({
       size: options.nodes,
       args: options.serverArgs,
+      // Each node's test clock (--test-clock-file, see test/helpers/test-clock.ts), stepped by the clock fault.
       env: (i) => ({ TANDEM_TEST_CLOCK_FILE: clockFiles[i] }),
       dataDir: disks ? (i) => (disks as SmallDisks).dataDir(i) : undefined,
     })

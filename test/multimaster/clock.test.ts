@@ -22,7 +22,7 @@ describe('clocks and --max-clock-offset', () => {
     await group.start({
       size: 2,
       conflict: 'lww',
-      argsOf: (i) => (i === 1 ? ['--test-clock-offset', '5000'] : []),
+      clockOffsetOf: (i) => (i === 1 ? 5000 : 0),
       waitWritable: false,
     })
     // Cut off from the start, the fast node reaches no peer and takes writes after its start-up grace.
@@ -69,7 +69,7 @@ describe('clocks and --max-clock-offset', () => {
   it('with a 100 ms skew, last-writer-wins converges to the reference model', async () => {
     const group = new PeerGroup()
     groups.push(group)
-    await group.start({ size: 2, conflict: 'lww', argsOf: (i) => (i === 1 ? ['--test-clock-offset', '100'] : []) })
+    await group.start({ size: 2, conflict: 'lww', clockOffsetOf: (i) => (i === 1 ? 100 : 0) })
     const dbs = [await group.client(0), await group.client(1)]
     const writes: Promise<unknown>[] = []
     for (let round = 0; round < 40; round++) {

@@ -4,6 +4,7 @@ import { decodeEntry, type LogEntry, Store } from '@tandem/server'
 import { FaultProxy, freePort } from '../helpers/fault-proxy.js'
 import { NodeProcess } from '../helpers/node-process.js'
 import { tempDir } from '../helpers/temp-dir.js'
+import { testClockArgs } from '../helpers/test-clock.js'
 import { waitFor } from '../helpers/wait.js'
 
 /**
@@ -25,6 +26,8 @@ export interface PeerGroupOptions {
   args?: string[]
   /** Extra flags for one node (by index). */
   argsOf?: (i: number) => string[]
+  /** ms one node's wall clock runs ahead (negative: behind), by index (its test clock, see test-clock.ts). */
+  clockOffsetOf?: (i: number) => number
   /** Wait until every node takes writes (it has heard a peer since it started). Default true. */
   waitWritable?: boolean
   /** Environment of node i's process. */
@@ -62,6 +65,8 @@ export class PeerGroup {
       const own = options.dataDir?.(i)
       this.dirs.push(own === undefined ? tempDir('tandem-mm-') : { path: own, remove: () => {} })
     }
+    const clockDir = options.clockOffsetOf ? tempDir('tandem-mm-clock-') : null
+    if (clockDir) this.dirs.push(clockDir)
     const startOne = async (i: number) => {
       for (let attempt = 1; ; attempt++) {
         const port = await freePort()
@@ -80,6 +85,9 @@ export class PeerGroup {
           ...(peers.length > 0 ? ['--peers', peers.join(',')] : []),
           ...(options.args ?? []),
           ...(options.argsOf?.(i) ?? []),
+          ...(clockDir && options.clockOffsetOf
+            ? testClockArgs(clockDir.path, String(i), options.clockOffsetOf(i))
+            : []),
         ]
         const node = new NodeProcess(this.dirs[i].path, args, options.env?.(i) ?? {})
         node.port = port

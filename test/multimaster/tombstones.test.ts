@@ -19,7 +19,7 @@ describe('tombstones under last-writer-wins', () => {
     const group = new PeerGroup()
     groups.push(group)
     // Node 2's clock runs 300 ms behind (within --max-clock-offset): its puts stamp older.
-    await group.start({ size: 3, conflict: 'lww', argsOf: (i) => (i === 2 ? ['--test-clock-offset=-300'] : []) })
+    await group.start({ size: 3, conflict: 'lww', clockOffsetOf: (i) => (i === 2 ? -300 : 0) })
     const a = await group.client(0)
     const c = await group.client(2)
     await a.put('k', 'v1')

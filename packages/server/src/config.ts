@@ -417,14 +417,16 @@ export const configSchema = z
             'Multi-master, vclock: most concurrent values a key keeps. Past it the oldest (by HLC) are dropped, counted and written to the conflicts file in the data dir.',
         }),
       ),
-    testClockOffset: z.coerce
-      .number()
-      .int()
-      .default(0)
+    testClockFile: z
+      .string()
+      .min(1)
+      .optional()
       .meta(
         doc({
-          value: 'MS',
-          description: "For tests only: ms added to this node's wall clock (a clock set wrong).",
+          value: 'FILE',
+          shownDefault: 'none',
+          description:
+            "For tests only: this node's wall clock runs ahead by the ms written in FILE (negative: behind), re-read when the file changes, as a stepped machine clock would. The monotonic clock that leases and timeouts use does not move.",
         }),
       ),
     logFormat: z

@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks'
 import {
   type BatchOp,
   byteLength,
@@ -31,6 +30,7 @@ import { type EntryOp, OP_DEL, OP_PUT } from './storage/log-entry.js'
 import { modSeqOf, SiblingsError } from './storage/record.js'
 import type { ConflictResolver } from './storage/resolver.js'
 import type { ConflictPolicy, Store, WriteCondition } from './storage/store.js'
+import type { Clock } from './util/clock.js'
 import type { Logger } from './util/logger.js'
 
 type Role = NodeStatus['role']
@@ -94,7 +94,7 @@ export class TandemNode {
   /** HOST:PORT this node follows, when it is a replica. */
   upstream: string | null = null
   readonly acks = new AckTracker()
-  readonly startedAt = Date.now()
+  readonly startedAt: number
   /** Serves this node's log to its downstreams (every node has one). */
   readonly upstreamSide: Upstream
   /** Follows `upstream` while this node is a replica. */
@@ -125,8 +125,8 @@ export class TandemNode {
   respAddress: string | null = null
   /** Multi-master: the peer mesh (with --mode multi). */
   mesh: Mesh | null = null
-  /** This node's wall clock (--test-clock-offset moves it, for tests). */
-  readonly wall: () => number
+  /** The server's one clock, the one its store was opened with (see util/clock.ts). */
+  readonly clock: Clock
 
   constructor(
     readonly config: Config,
@@ -143,12 +143,13 @@ export class TandemNode {
           : config.replicaof || config.failover === 'auto'
             ? 'replica'
             : 'master'
-    const offset = config.testClockOffset
-    this.wall = offset === 0 ? Date.now : () => Date.now() + offset
+    this.clock = store.clock
+    this.startedAt = this.clock.wall()
     this.upstreamSide = new Upstream(
       {
         store,
         logger,
+        clock: this.clock,
         acks: this.acks,
         authToken: config.authToken,
         masterAddress: () => this.masterAddress(),
@@ -181,7 +182,7 @@ export class TandemNode {
         return this.store.write([])
       },
       check: () => this.assertCanServe('linearizable'),
-      now: () => performance.now(),
+      now: () => this.clock.now(),
     })
     // In a fail-over group, what a watch on the master may deliver moves with
     // the replicas' acks; so does what linearizable reads wait for.
@@ -194,7 +195,7 @@ export class TandemNode {
     if (this.role !== 'witness') this.expirer.start()
     if (config.mode === 'multi') {
       this.mesh = new Mesh(
-        { store, logger, wall: this.wall },
+        { store, logger, clock: this.clock },
         {
           peers: config.peers,
           conflict: config.conflict,
@@ -305,14 +306,18 @@ export class TandemNode {
     }
     if (this.config.cluster.length > 0 || this.config.witness) {
       const timeout = this.config.failoverTimeout
-      this.failover = new FailoverManager(this.failoverHost(), {
-        cluster: this.config.cluster,
-        auto: this.config.failover === 'auto',
-        witness: this.config.witness,
-        heartbeatMs: this.config.heartbeatInterval,
-        electionTimeoutMs: timeout,
-        leaseMs: Math.round(timeout * 0.7),
-      })
+      this.failover = new FailoverManager(
+        this.failoverHost(),
+        {
+          cluster: this.config.cluster,
+          auto: this.config.failover === 'auto',
+          witness: this.config.witness,
+          heartbeatMs: this.config.heartbeatInterval,
+          electionTimeoutMs: timeout,
+          leaseMs: Math.round(timeout * 0.7),
+        },
+        () => this.clock.now(),
+      )
       await this.failover.start()
     }
   }
@@ -485,6 +490,7 @@ export class TandemNode {
     this.downstream = new Downstream(upstream, {
       store: this.store,
       logger: this.logger,
+      clock: this.clock,
       address: this.address,
       respAddress: this.respAddress,
       authToken: this.config.authToken,
@@ -909,7 +915,7 @@ export class TandemNode {
             lagEntries: this.downstream.lagEntries,
             lagMs: this.downstream.lagMs,
             upstreamHead: this.downstream.upstreamHead,
-            lastHeardMsAgo: this.downstream.lastHeardAt === 0 ? null : Date.now() - this.downstream.lastHeardAt,
+            lastHeardMsAgo: this.downstream.lastHeardAt === 0 ? null : this.clock.wall() - this.downstream.lastHeardAt,
             refusal: this.downstream.lastRefusal,
           }
         : null,
@@ -934,7 +940,7 @@ export class TandemNode {
       keys: this.store.keys?.counts ?? null,
       multi: this.mesh?.status() ?? null,
       syncMode: this.config.sync,
-      uptimeMs: Date.now() - this.startedAt,
+      uptimeMs: this.clock.wall() - this.startedAt,
       history: this.store.history,
       ttlKeys: this.store.expiry.size,
       commit: {

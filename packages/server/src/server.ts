@@ -2,7 +2,6 @@ import { readFileSync } from 'node:fs'
 import { createServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { createServer as createTlsServer } from 'node:https'
 import type { AddressInfo, Socket } from 'node:net'
-import { performance } from 'node:perf_hooks'
 import type { Duplex } from 'node:stream'
 import type { TLSSocket } from 'node:tls'
 import { formatHostPort, msgpackKeepsBom, TandemError } from '@tandem/protocol'
@@ -21,6 +20,7 @@ import type { PeerTls } from './replication/dial.js'
 import { RespServer } from './resp/server.js'
 import { restoreSnapshot } from './storage/restore.js'
 import { Store } from './storage/store.js'
+import { type Clock, fileClock, systemClock } from './util/clock.js'
 import { type Logger, silentLogger } from './util/logger.js'
 import { type LatencyHistogram, Metrics } from './util/metrics.js'
 
@@ -62,6 +62,8 @@ export class TandemServer {
   private readonly snapshots: SnapshotSender
   /** The Redis-protocol front end, with --resp-port. */
   readonly resp: RespServer | null = null
+  /** Stops the test clock's file watch (--test-clock-file). */
+  private releaseClock: () => void = () => {}
 
   private constructor(
     readonly config: Config,
@@ -87,6 +89,7 @@ export class TandemServer {
       tls,
       groupAddresses: () => groupAddresses(node),
       logger,
+      now: () => node.clock.wall(),
       status: () => node.status(),
       requests: () => this.metrics.counterValues('tandem_requests_total'),
       onSelfServed: this.metrics.counter('tandem_console_reports_served_total', 'Reports served to web consoles.'),
@@ -94,7 +97,7 @@ export class TandemServer {
     this.frames = new FrameGuard({
       frameTimeoutMs: config.frameTimeout,
       maxPartialBytes: config.maxPartialFrameBytes,
-      now: () => performance.now(),
+      now: () => node.clock.now(),
     })
     node.clientStatus = () => this.clientStatus()
     this.registerMetrics()
@@ -118,7 +121,7 @@ export class TandemServer {
       this.resp?.checkMaster()
     }
     this.keepaliveTimer = setInterval(() => {
-      const now = performance.now()
+      const now = node.clock.now()
       for (const c of this.connections) c.keepalive(now)
     }, KEEPALIVE_MS / 4)
     this.keepaliveTimer.unref()
@@ -126,6 +129,14 @@ export class TandemServer {
 
   static async start(config: Config, logger: Logger = silentLogger): Promise<TandemServer> {
     const tls = loadTls(config)
+    // The one clock of this process's protocol logic, passed down from here (see util/clock.ts).
+    const testClock = config.testClockFile === undefined ? null : fileClock(config.testClockFile)
+    const clock: Clock = testClock ?? systemClock
+    if (testClock) {
+      logger.warn('--test-clock-file is set: this node moves its wall clock as that file says (for tests only)', {
+        file: config.testClockFile,
+      })
+    }
     if (!msgpackKeepsBom) {
       // Would store keys and values that start with U+FEFF one character short.
       throw new TandemError(
@@ -154,7 +165,7 @@ export class TandemServer {
       mode: config.mode,
       conflict: config.conflict,
       maxSiblings: config.maxSiblings,
-      clock: config.testClockOffset === 0 ? undefined : () => Date.now() + config.testClockOffset,
+      clock,
     })
     const nodeLogger = logger.child({ node: store.nodeId })
     if (config.restore !== undefined) {
@@ -170,6 +181,7 @@ export class TandemServer {
     }
     const node = new TandemNode(config, store, nodeLogger, tls)
     const server = new TandemServer(config, node, nodeLogger, tls)
+    if (testClock) server.releaseClock = () => testClock.close()
     try {
       await server.listen()
       // Before init: fail-over members and upstreams are told this address in their handshakes.
@@ -182,6 +194,7 @@ export class TandemServer {
       await server.resp?.close(0)
       await node.close()
       await store.close()
+      server.releaseClock()
       throw err
     }
     server.status = 'open'
@@ -592,6 +605,7 @@ export class TandemServer {
     await this.node.close()
     await httpClosed
     await this.node.store.close()
+    this.releaseClock()
     this.status = 'closed'
     this.logger.info('closed')
   }

@@ -1,5 +1,4 @@
 import type { Socket } from 'node:net'
-import { performance } from 'node:perf_hooks'
 import {
   decodeFrame,
   encodeFrame,
@@ -85,19 +84,19 @@ export class ClientConnection {
   private flushScheduled = false
   /** Requests read from the socket, waiting for in-flight room; dispatched from `backlogHead`. */
   private backlog: unknown[] = []
-  /** When each backlogged request's frame was read (performance.now()). */
+  /** When each backlogged request's frame was read (the server clock's now()). */
   private backlogAt: number[] = []
   private backlogHead = 0
   private paused = false
-  /** performance.now() of the keepalive check that last saw bytes go out (or of the last ping). */
-  private lastSentAt = performance.now()
+  /** now() of the keepalive check that last saw bytes go out (or of the last ping). */
+  private lastSentAt: number
   /** The socket's byte counters at the last keepalive check. */
   private readAtCheck = 0
   private writtenAtCheck = 0
   private stopping = false
   private closed = false
   private readonly idleWaiters: (() => void)[] = []
-  /** performance.now() when the frame being dispatched was read: requests that came in it share it. */
+  /** now() when the frame being dispatched was read: requests that came in it share it. */
   private readAt = 0
   /** Ops and read times of the replies in the outbox, timed when the outbox is flushed. */
   private timedOps: string[] = []
@@ -115,6 +114,7 @@ export class ClientConnection {
     private readonly hooks: ConnectionHooks,
     preAuthenticated: boolean,
   ) {
+    this.lastSentAt = node.clock.now()
     this.authenticated = config.authToken === undefined || preAuthenticated
     this.outbox = new ReplyOutbox(config.maxFrameBytes)
     if (!this.authenticated) {
@@ -140,7 +140,7 @@ export class ClientConnection {
     }
     // One clock read per frame, not per request; a request that waits in
     // the backlog for in-flight room is timed from here too.
-    const at = performance.now()
+    const at = this.node.clock.now()
     const messages = framedMessages(decoded)
     for (const message of messages) {
       // Rare: only a message holding U+FFFD can have had bytes that are not UTF-8.
@@ -340,7 +340,7 @@ export class ClientConnection {
   /** One clock read for every reply of the flush. */
   private observeLatency(): void {
     const latency = this.hooks.latency as LatencyHistogram
-    const now = performance.now()
+    const now = this.node.clock.now()
     for (let i = 0; i < this.timedOps.length; i++) latency.observe(this.timedOps[i], (now - this.timedAt[i]) / 1000)
     this.timedOps = []
     this.timedAt = []

@@ -75,9 +75,9 @@ export class SnapshotSender {
         history,
         clock: await snapshot.clock,
         nodeId: store.nodeId,
-        createdAt: Date.now(),
+        createdAt: store.clock.wall(),
       }
-      const started = Date.now()
+      const started = store.clock.wall()
       flow.sendFrame(Buffer.concat([snapshotPreamble(), snapshotJsonFrame(SNAPSHOT_HEADER, header)]))
       let records = 0
       let frames = 1
@@ -91,7 +91,7 @@ export class SnapshotSender {
       if (!flow.open) throw new Error('the client went away')
       flow.sendFrame(snapshotFrame(SNAPSHOT_END, Buffer.from(JSON.stringify({ records, frames, seq }))))
       await flow.drained()
-      this.logger.info('snapshot sent', { seq, records, ms: Date.now() - started })
+      this.logger.info('snapshot sent', { seq, records, ms: store.clock.wall() - started })
     } finally {
       await snapshot.close()
     }

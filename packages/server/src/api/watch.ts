@@ -262,7 +262,8 @@ class WatchFeed {
       while (this.state === 'streaming' && this.flow.open) {
         const head = Math.min(this.host.head(), this.store.lastSeq)
         if (this.cursor > head) {
-          if (this.told < this.cursor - 1 && Date.now() - this.lastSentAt >= CATCH_UP_PROGRESS_MS) this.sendProgress()
+          if (this.told < this.cursor - 1 && this.store.clock.wall() - this.lastSentAt >= CATCH_UP_PROGRESS_MS)
+            this.sendProgress()
           break
         }
         if (!this.flow.writable) {
@@ -364,17 +365,17 @@ class WatchFeed {
 
   private send(message: WatchMessage): void {
     this.flow.send(message)
-    this.lastSentAt = Date.now()
+    this.lastSentAt = this.store.clock.wall()
   }
 
   /** Says where the feed is, which also tells the watcher that this node is alive. */
   private onProgressTimer(): void {
-    if (Date.now() - this.lastSentAt < PROGRESS_MS || !this.flow.writable) return
+    if (this.store.clock.wall() - this.lastSentAt < PROGRESS_MS || !this.flow.writable) return
     if (this.state === 'streaming') {
       this.sendProgress()
     } else if (this.state === 'waiting') {
       this.ws.ping()
-      this.lastSentAt = Date.now()
+      this.lastSentAt = this.store.clock.wall()
     }
   }
 

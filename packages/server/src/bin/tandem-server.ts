@@ -6,7 +6,6 @@ import { SERVER_VERSION } from '../http/self-report.js'
 import { TandemServer } from '../server.js'
 import { DataDirMismatchError } from '../storage/store.js'
 import { createLogger } from '../util/logger.js'
-import { installTestClock } from '../util/test-clock.js'
 import { watchLauncher } from './launcher.js'
 
 // Young-generation collections on the main thread alone. A node's
@@ -36,9 +35,6 @@ async function main(): Promise<void> {
     process.exit(2)
   }
   const logger = createLogger({ level: config.logLevel, format: config.logFormat })
-  if (installTestClock()) {
-    logger.warn('TANDEM_TEST_CLOCK_FILE is set: this process shifts its wall clock as that file says (for tests only)')
-  }
   // Signal handlers go in before start: a SIGTERM that arrives while the node
   // is opening still ends in a clean shutdown once it is open.
   let server: TandemServer | undefined

@@ -72,6 +72,7 @@ export class WebConsole {
     this.watcher = new GroupWatcher({
       selfReport: () => this.reporter.report(),
       fetchReport: reportFetcher(options),
+      now: options.now,
     })
     this.watcher.onView = (view) => this.onView(view)
     this.assets = loadAssets()

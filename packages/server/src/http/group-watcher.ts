@@ -1,4 +1,5 @@
 import { isHostPort } from '@tandem/protocol'
+import { systemClock } from '../util/clock.js'
 import type { EdgeView, EpochView, GroupSnapshot, GroupView, LagSample, MeshView, NodeView } from './group-view.js'
 import type { SelfReport } from './self-report.js'
 
@@ -97,7 +98,7 @@ export class GroupWatcher {
   private readonly tickMs: number
 
   constructor(private readonly source: WatcherSource) {
-    this.now = source.now ?? Date.now
+    this.now = source.now ?? systemClock.wall
     this.tickMs = source.tickMs ?? TICK_MS
   }
 

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { NodeStatus } from '@tandem/protocol'
+import { systemClock } from '../util/clock.js'
 
 /**
  * What one node tells the console about itself: its status plus what
@@ -53,7 +54,7 @@ export class SelfReporter {
   private readonly now: () => number
 
   constructor(private readonly source: SelfReporterSource) {
-    this.now = source.now ?? Date.now
+    this.now = source.now ?? systemClock.wall
   }
 
   /** The report now; disk figures come from the last walk (a new one starts when they are stale). */

@@ -8,6 +8,7 @@ import { OP_DEL } from '../storage/log-entry.js'
 import type { Sibling } from '../storage/record.js'
 import type { ConflictResolver } from '../storage/resolver.js'
 import type { Store } from '../storage/store.js'
+import type { Clock } from '../util/clock.js'
 import type { Logger } from '../util/logger.js'
 import { ConflictsFile } from './conflicts-file.js'
 import { LwwResolver } from './lww.js'
@@ -58,7 +59,8 @@ interface MeshOptions {
 interface MeshHost {
   readonly store: Store
   readonly logger: Logger
-  wall(): number
+  /** The server's one clock. */
+  readonly clock: Clock
 }
 
 /** A measured offset older than this does not count. */
@@ -103,7 +105,7 @@ export class Mesh {
   /** Dials every peer (saying this node serves at `address`) and starts collecting tombstones. */
   start(address: string): void {
     const host = this.host
-    this.startedAt = Date.now()
+    this.startedAt = this.host.clock.wall()
     for (const addr of this.options.peers) {
       this.links.push(
         new PeerLink(addr, {
@@ -116,7 +118,7 @@ export class Mesh {
           tls: this.options.tls,
           maxFrameBytes: this.options.maxFrameBytes,
           maxClockOffsetMs: this.options.maxClockOffsetMs,
-          wall: () => host.wall(),
+          clock: host.clock,
           digest: () => this.digestHex(),
           rows: () => this.stability.gossip(),
           onRows: (rows) => this.onRows(rows),
@@ -139,7 +141,7 @@ export class Mesh {
         logger: this.host.logger,
         conflict: this.options.conflict,
         authToken: this.options.authToken,
-        wall: () => this.host.wall(),
+        clock: this.host.clock,
         digest: () => this.digestHex(),
         rows: () => this.stability.gossip(),
         onAck: (f, vv, rows) => this.onAck(f, vv, rows),
@@ -205,7 +207,7 @@ export class Mesh {
     if (reason) throw new TandemError('CLOCKSKEW', reason)
     if (
       this.links.length > 0 &&
-      Date.now() - this.startedAt < STARTUP_GRACE_MS &&
+      this.host.clock.wall() - this.startedAt < STARTUP_GRACE_MS &&
       !this.links.some((l) => l.origin !== null && l.clockMeasuredAt > 0)
     ) {
       throw new TandemError(
@@ -252,7 +254,7 @@ export class Mesh {
     if (ahead > max) {
       return `this node's hybrid clock is ${ahead} ms ahead of its wall clock (more than --max-clock-offset ${max} ms): it takes no writes until its clock catches up`
     }
-    const now = Date.now()
+    const now = this.host.clock.wall()
     const measured = this.links.filter(
       (l) => !Number.isNaN(l.clockOffsetMs) && now - l.clockMeasuredAt < OFFSET_FRESH_MS,
     )
@@ -330,7 +332,7 @@ export class Mesh {
           lagEntries: l.lagEntries,
           lagMs: l.lagMs,
           clockOffsetMs: Number.isNaN(l.clockOffsetMs) ? null : l.clockOffsetMs,
-          lastHeardMsAgo: l.lastHeardAt === 0 ? null : Date.now() - l.lastHeardAt,
+          lastHeardMsAgo: l.lastHeardAt === 0 ? null : this.host.clock.wall() - l.lastHeardAt,
           vv: l.peerVV,
           digest: l.peerDigest,
           snapshots: l.stats.snapshots,

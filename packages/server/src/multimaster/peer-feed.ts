@@ -8,6 +8,7 @@ import type { LogPin } from '../storage/log.js'
 import { NO_ORIGIN } from '../storage/log-entry.js'
 import type { Store } from '../storage/store.js'
 import { VersionVector, vvCovers } from '../storage/version-vector.js'
+import type { Clock } from '../util/clock.js'
 import type { Logger } from '../util/logger.js'
 import type { Row } from './stability.js'
 
@@ -34,8 +35,8 @@ interface PeerFeedHost {
   readonly conflict: 'lww' | 'vclock'
   /** The shared token a peer must prove it holds (none: any peer may pull). */
   readonly authToken?: string
-  /** This node's wall clock (ms). */
-  wall(): number
+  /** The server's one clock. */
+  readonly clock: Clock
   digest(): string
   rows(): Record<string, Row>
   /** A peer reported what it holds (an ack): stability rows, w=N, lag. */
@@ -63,7 +64,7 @@ export class PeerFeed implements AckSource {
   /** The peer's version vector as of its last ack. */
   acked: Record<string, number> = {}
   private cursor = 0
-  private lastHeardAt = Date.now()
+  private lastHeardAt: number
   private pumping = false
   private pin: LogPin | null = null
   private readonly flow: FlowSocket
@@ -79,7 +80,8 @@ export class PeerFeed implements AckSource {
     private readonly onClosed: (feed: PeerFeed) => void,
   ) {
     this.log = host.logger
-    this.flow = new FlowSocket(ws, options.highWaterBytes)
+    this.lastHeardAt = host.clock.wall()
+    this.flow = new FlowSocket(ws, options.highWaterBytes, host.clock)
     this.inbox = new SerialInbox(ws, (err) => this.fail(`peer link error: ${(err as Error).message}`))
     ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary))
     ws.on('close', () => this.onSocketClosed())
@@ -93,7 +95,7 @@ export class PeerFeed implements AckSource {
   }
 
   private onMessage(data: Buffer, isBinary: boolean): void {
-    this.lastHeardAt = Date.now()
+    this.lastHeardAt = this.host.clock.wall()
     let parsed: ReturnType<typeof pullerMessageSchema.safeParse>
     try {
       parsed = pullerMessageSchema.safeParse(isBinary ? decodeFrame(data) : null)
@@ -122,7 +124,7 @@ export class PeerFeed implements AckSource {
         this.host.onAck(this, message.vv, message.rows)
         return
       case 'clock':
-        this.flow.send({ type: 'clock', t0: message.t0, t1: this.host.wall() })
+        this.flow.send({ type: 'clock', t0: message.t0, t1: this.host.clock.wall() })
         return
     }
   }
@@ -153,7 +155,7 @@ export class PeerFeed implements AckSource {
       nodeId: this.store.nodeId,
       origin: this.store.origin,
       vv: this.store.committedVv,
-      time: this.host.wall(),
+      time: this.host.clock.wall(),
     })
     this.state = 'streaming'
     this.pumpSafely()
@@ -174,14 +176,14 @@ export class PeerFeed implements AckSource {
       const clock = await snapshot.clock
       this.pin = this.store.log.pin(seq + 1)
       this.log.info('peer needs a snapshot', { seq })
-      const started = Date.now()
+      const started = this.host.clock.wall()
       this.flow.send({
         type: 'fullsync',
         seq,
         nodeId: this.store.nodeId,
         origin: this.store.origin,
         clock,
-        time: this.host.wall(),
+        time: this.host.clock.wall(),
       })
       let total = 0
       for await (const { chunk, count } of snapshot.chunks(this.options.snapshotChunkBytes)) {
@@ -191,7 +193,7 @@ export class PeerFeed implements AckSource {
         await this.flow.drained()
       }
       this.flow.send({ type: 'snapshotEnd', seq })
-      this.log.info('snapshot sent to peer', { seq, keys: total, ms: Date.now() - started })
+      this.log.info('snapshot sent to peer', { seq, keys: total, ms: this.host.clock.wall() - started })
       this.known.join(clock.vv)
       this.cursor = seq + 1
       this.state = 'streaming'
@@ -259,7 +261,7 @@ export class PeerFeed implements AckSource {
 
   private onHeartbeatTimer(): void {
     if (this.state === 'closed') return
-    const now = Date.now()
+    const now = this.host.clock.wall()
     if (this.flow.overSince > 0 && now - this.flow.overSince > this.options.replTimeoutMs) {
       return this.fail(
         `peer ${this.nodeId || '(unidentified)'} at ${this.addr || '?'} is too slow: ${this.flow.unflushed} bytes unsent for ${now - this.flow.overSince} ms; disconnecting`,
@@ -273,7 +275,7 @@ export class PeerFeed implements AckSource {
     if (this.state === 'streaming' && this.flow.writable) {
       this.flow.send({
         type: 'heartbeat',
-        time: this.host.wall(),
+        time: this.host.clock.wall(),
         vv: this.store.committedVv,
         digest: this.host.digest(),
         rows: this.host.rows(),

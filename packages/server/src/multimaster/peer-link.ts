@@ -9,6 +9,7 @@ import type { ConflictResolver } from '../storage/resolver.js'
 import { unpackChunk } from '../storage/snapshot-chunk.js'
 import type { Store, StoreClock } from '../storage/store.js'
 import type { VersionVectorObject } from '../storage/version-vector.js'
+import type { Clock } from '../util/clock.js'
 import type { Logger } from '../util/logger.js'
 import type { Row } from './stability.js'
 
@@ -46,7 +47,8 @@ interface PeerLinkHost {
   readonly tls?: PeerTls
   readonly maxFrameBytes: number
   readonly maxClockOffsetMs: number
-  wall(): number
+  /** The server's one clock. */
+  readonly clock: Clock
   digest(): string
   rows(): Record<string, Row>
   /** The peer reported rows (heartbeat): stability. */
@@ -142,7 +144,7 @@ export class PeerLink {
     ws.on('open', () => {
       this.stats.connects++
       if (this.state !== 'paused' && this.state !== 'refused') this.state = 'handshake'
-      this.lastHeardAt = Date.now()
+      this.lastHeardAt = this.host.clock.wall()
       const deadline = setTimeout(() => {
         if (!proven && this.ws === ws) ws.terminate()
       }, HANDSHAKE_TIMEOUT_MS)
@@ -161,7 +163,7 @@ export class PeerLink {
           addr: this.host.address,
           conflict: this.host.conflict,
           vv: this.store.committedVv,
-          time: this.host.wall(),
+          time: this.host.clock.wall(),
           nonce,
           proof: proveToken(authToken, 'peer', 'dialer', peerNonce, nonce),
         })
@@ -178,8 +180,8 @@ export class PeerLink {
         if (proofHolds(authToken, 'peer', 'listener', challenge, nonce, message.proof)) {
           proven = true
           this.timers.push(setInterval(() => this.sendAck(flow), 250))
-          this.timers.push(setInterval(() => flow.send({ type: 'clock', t0: this.host.wall() }), CLOCK_PROBE_MS))
-          flow.send({ type: 'clock', t0: this.host.wall() })
+          this.timers.push(setInterval(() => flow.send({ type: 'clock', t0: this.host.clock.wall() }), CLOCK_PROBE_MS))
+          flow.send({ type: 'clock', t0: this.host.clock.wall() })
           return false
         }
       }
@@ -188,7 +190,7 @@ export class PeerLink {
       return false
     }
     ws.on('message', (data) => {
-      this.lastHeardAt = Date.now()
+      this.lastHeardAt = this.host.clock.wall()
       let message: PusherMessage
       try {
         const parsed = pusherMessageSchema.safeParse(decodeFrame(data as Buffer))
@@ -218,11 +220,11 @@ export class PeerLink {
   }
 
   private onClock(t0: number, t1: number): void {
-    const now = this.host.wall()
+    const now = this.host.clock.wall()
     const rtt = now - t0
     if (rtt < 0 || rtt > 5000) return
     this.clockOffsetMs = Math.round(t1 - (t0 + rtt / 2))
-    this.clockMeasuredAt = Date.now()
+    this.clockMeasuredAt = this.host.clock.wall()
   }
 
   private async onControl(message: PusherMessage, flow: FlowSocket, live: () => boolean): Promise<void> {
@@ -308,7 +310,7 @@ export class PeerLink {
     if (this.stopped) return
     if (this.state !== 'streaming') throw new Error(`entries while ${this.state}`)
     this.peerVV = peerVV
-    const limit = this.host.wall() + this.host.maxClockOffsetMs
+    const limit = this.host.clock.wall() + this.host.maxClockOffsetMs
     const entries: ApplyEntry[] = []
     let ahead: ApplyEntry | null = null
     for (const bytes of raws) {
@@ -342,7 +344,7 @@ export class PeerLink {
 
   /** An entry stamped too far ahead: apply nothing more from this link until the clocks agree. */
   private pauseForClock(entry: ApplyEntry, ws: WebSocket): void {
-    const aheadMs = hlcWallMs(entry.hlc) - this.host.wall()
+    const aheadMs = hlcWallMs(entry.hlc) - this.host.clock.wall()
     this.stats.clockPauses++
     this.reason = `clock: an entry of origin ${entry.origin} (#${entry.originSeq}) is stamped ${aheadMs} ms ahead of this node's clock, more than --max-clock-offset ${this.host.maxClockOffsetMs} ms; it waits`
     if (this.state !== 'paused') this.log.warn('peer link paused: a clock runs ahead', { reason: this.reason })
@@ -355,7 +357,7 @@ export class PeerLink {
     let behind = false
     for (const origin in this.peerVV) if (this.peerVV[origin] > this.store.vv.get(origin)) behind = true
     if (!behind) this.behindSince = 0
-    else if (this.behindSince === 0) this.behindSince = Date.now()
+    else if (this.behindSince === 0) this.behindSince = this.host.clock.wall()
   }
 
   /** Entries the peer holds that this node lacks, as far as it knows. */
@@ -366,7 +368,7 @@ export class PeerLink {
   }
 
   get lagMs(): number {
-    return this.behindSince === 0 ? 0 : Date.now() - this.behindSince
+    return this.behindSince === 0 ? 0 : this.host.clock.wall() - this.behindSince
   }
 
   private onClose(code: number, reason: string): void {

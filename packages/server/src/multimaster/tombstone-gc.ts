@@ -51,7 +51,7 @@ export class TombstoneCollector {
 
   /** Age of the oldest tombstone still pending at the last full round of passes, ms (0: none). */
   oldestAgeMs(): number {
-    return this.oldestHlc === 0 ? 0 : Math.max(0, Date.now() - hlcWallMs(this.oldestHlc))
+    return this.oldestHlc === 0 ? 0 : Math.max(0, this.store.clock.wall() - hlcWallMs(this.oldestHlc))
   }
 
   /** One pass: a page of the index, and what of it is stable goes. */

@@ -3,6 +3,7 @@ import type WebSocket from 'ws'
 import { type ApplyEntry, readForApply } from '../storage/entry-scan.js'
 import { type ConflictResolver, logOrderWins } from '../storage/resolver.js'
 import type { ConflictPolicy, HistoryEpoch, Store, StoreClock } from '../storage/store.js'
+import type { Clock } from '../util/clock.js'
 import type { Logger } from '../util/logger.js'
 import { dialPeer, type PeerTls } from './dial.js'
 import { epochAt, forkPoint } from './history.js'
@@ -44,6 +45,8 @@ type LinkState = 'connecting' | 'handshake' | 'fullsync' | 'streaming' | 'refuse
 export interface DownstreamHost {
   readonly store: Store
   readonly logger: Logger
+  /** The server's one clock. */
+  readonly clock: Clock
   /** HOST:PORT this node serves at, sent in hello. */
   readonly address: string
   /** HOST:PORT this node serves the Redis protocol on, sent in hello, or null. */
@@ -147,7 +150,7 @@ export class Downstream {
     ws.on('open', () => {
       this.stats.connects++
       this.state = 'handshake'
-      this.lastHeardAt = Date.now()
+      this.lastHeardAt = this.host.clock.wall()
       // Something that accepts the connection but never proves itself must
       // not hold this node's link forever.
       const deadline = setTimeout(() => {
@@ -208,7 +211,7 @@ export class Downstream {
       return false
     }
     ws.on('message', (data) => {
-      this.lastHeardAt = Date.now()
+      this.lastHeardAt = this.host.clock.wall()
       let message: UpstreamMessage
       try {
         const parsed = upstreamMessageSchema.safeParse(decodeFrame(data as Buffer))
@@ -384,7 +387,7 @@ export class Downstream {
   private noteHead(head: number): void {
     if (head > this.upstreamHead) this.upstreamHead = head
     if (this.store.lastSeq >= this.upstreamHead) this.behindSince = 0
-    else if (this.behindSince === 0) this.behindSince = Date.now()
+    else if (this.behindSince === 0) this.behindSince = this.host.clock.wall()
   }
 
   /** Entries this node still lacks, as far as it knows. */
@@ -393,7 +396,7 @@ export class Downstream {
   }
 
   get lagMs(): number {
-    return this.behindSince === 0 ? 0 : Date.now() - this.behindSince
+    return this.behindSince === 0 ? 0 : this.host.clock.wall() - this.behindSince
   }
 
   private onClose(code: number, reason: string): void {

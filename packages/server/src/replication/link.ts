@@ -1,5 +1,6 @@
 import { encodeFrame } from '@tandem/protocol'
 import type { WebSocket } from 'ws'
+import { type Clock, systemClock } from '../util/clock.js'
 
 /**
  * Send side of a replication socket with explicit flow control: counts the
@@ -16,6 +17,7 @@ export class FlowSocket {
   constructor(
     readonly ws: WebSocket,
     readonly highWater: number,
+    private readonly clock: Clock = systemClock,
   ) {}
 
   get open(): boolean {
@@ -34,7 +36,7 @@ export class FlowSocket {
   sendFrame(frame: Buffer): void {
     if (!this.open) return
     this.unflushed += frame.length
-    if (this.unflushed >= this.highWater && this.overSince === 0) this.overSince = Date.now()
+    if (this.unflushed >= this.highWater && this.overSince === 0) this.overSince = this.clock.wall()
     this.ws.send(frame, () => {
       this.unflushed -= frame.length
       if (this.unflushed < this.highWater) {

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import type { WebSocket } from 'ws'
 import { OP_PUT } from '../storage/log-entry.js'
 import { Store } from '../storage/store.js'
+import { systemClock } from '../util/clock.js'
 import { silentLogger } from '../util/logger.js'
 import { AckTracker } from './acks.js'
 import { DEFAULT_UPSTREAM_OPTIONS, Upstream } from './upstream.js'
@@ -88,6 +89,7 @@ describe('upstream backpressure', () => {
         respAddress: () => null,
         countSync() {},
         onNewerEpoch() {},
+        clock: systemClock,
       },
       { ...DEFAULT_UPSTREAM_OPTIONS, highWaterBytes, batchBytes, heartbeatMs: 60_000, replTimeoutMs: 60_000 },
     )

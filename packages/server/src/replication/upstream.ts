@@ -1,8 +1,8 @@
-import { performance } from 'node:perf_hooks'
 import { decodeFrame, downstreamMessageSchema, encodeFrame, type Hello, type ReplicaStatus } from '@tandem/protocol'
 import type { WebSocket } from 'ws'
 import type { LogPin } from '../storage/log.js'
 import type { HistoryEpoch, Store } from '../storage/store.js'
+import type { Clock } from '../util/clock.js'
 import type { Logger } from '../util/logger.js'
 import type { AckSource, AckTracker } from './acks.js'
 import { lastEpoch, planResync } from './history.js'
@@ -78,8 +78,8 @@ interface UpstreamHost {
   /** HOST:PORT this node serves the Redis protocol on, or null. */
   respAddress(): string | null
   countSync(kind: 'full' | 'partial'): void
-  /** Monotonic ms (performance.now() unless a test drives it): when replicas were last heard. */
-  now?: () => number
+  /** The server's one clock (monotonic: when replicas were last heard). */
+  readonly clock: Clock
   /** A downstream is in a newer epoch than this node: a master must step down. */
   onNewerEpoch(epoch: number, why: string): void
 }
@@ -207,7 +207,7 @@ class ReplicaFeed implements AckSource {
   private cursor = 0
   /** The history the downstream was last told (continue, fullsync, history), as historyKey(). */
   private historyTold = ''
-  private lastHeardAt = Date.now()
+  private lastHeardAt: number
   /**
    * When the replica was last heard, on the monotonic clock: `--max-lag`
    * judges a replica by it, and a wall clock stepped back must not make a
@@ -230,13 +230,14 @@ class ReplicaFeed implements AckSource {
     private readonly onClosed: () => void,
   ) {
     this.log = host.logger
+    this.lastHeardAt = host.clock.wall()
     this.lastHeardMono = this.now()
-    this.flow = new FlowSocket(ws, options.highWaterBytes)
+    this.flow = new FlowSocket(ws, options.highWaterBytes, host.clock)
     this.inbox = new SerialInbox(ws, (err) => this.fail(`replication error: ${(err as Error).message}`))
     ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary))
     // A downstream in a full sync has nothing to ack and pings instead.
     ws.on('ping', () => {
-      this.lastHeardAt = Date.now()
+      this.lastHeardAt = this.host.clock.wall()
     })
     ws.on('close', () => this.onSocketClosed())
     ws.on('error', () => {})
@@ -249,11 +250,11 @@ class ReplicaFeed implements AckSource {
   }
 
   private now(): number {
-    return this.host.now ? this.host.now() : performance.now()
+    return this.host.clock.now()
   }
 
   private onMessage(data: Buffer, isBinary: boolean): void {
-    this.lastHeardAt = Date.now()
+    this.lastHeardAt = this.host.clock.wall()
     this.lastHeardMono = this.now()
     let parsed: ReturnType<typeof downstreamMessageSchema.safeParse>
     try {
@@ -361,7 +362,7 @@ class ReplicaFeed implements AckSource {
       const seq = await snapshot.seq
       const clock = await snapshot.clock
       this.pin = this.store.log.pin(seq + 1)
-      const started = Date.now()
+      const started = this.host.clock.wall()
       this.historyTold = historyKey(history)
       this.flow.send({
         type: 'fullsync',
@@ -381,7 +382,7 @@ class ReplicaFeed implements AckSource {
         await this.flow.drained()
       }
       this.flow.send({ type: 'snapshotEnd', seq })
-      this.log.info('full sync sent', { seq, keys: total, ms: Date.now() - started })
+      this.log.info('full sync sent', { seq, keys: total, ms: this.host.clock.wall() - started })
       this.cursor = seq + 1
       this.state = 'streaming'
       // An epoch may have begun while the snapshot streamed.
@@ -454,7 +455,7 @@ class ReplicaFeed implements AckSource {
 
   private onHeartbeatTimer(): void {
     if (this.state === 'closed') return
-    const now = Date.now()
+    const now = this.host.clock.wall()
     if (this.flow.overSince > 0 && now - this.flow.overSince > this.options.replTimeoutMs) {
       return this.fail(
         `replica ${this.nodeId || '(unidentified)'} at ${this.addr || '?'} is too slow: ${this.flow.unflushed} bytes unsent for ${now - this.flow.overSince} ms (limit ${this.options.highWaterBytes} bytes); disconnecting`,
@@ -486,7 +487,7 @@ class ReplicaFeed implements AckSource {
       respAddr: this.respAddr,
       ackedSeq: this.ackedSeq,
       lagEntries,
-      lagMs: since === undefined ? 0 : Math.max(0, Date.now() - since),
+      lagMs: since === undefined ? 0 : Math.max(0, this.host.clock.wall() - since),
       link: this.state,
       lastHeardMsAgo: Math.round(this.now() - this.lastHeardMono),
     }

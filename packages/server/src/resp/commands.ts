@@ -421,12 +421,12 @@ function clientCommand(ctx: CommandContext, args: Buffer[]): Reply {
       if (args.length !== 4) throw wrongArity('client|setinfo')
       return OK
     case 'info':
-      return new VerbatimReply(`${clientLine(s)}\n`)
+      return new VerbatimReply(`${clientLine(s, ctx.host.node.clock.wall())}\n`)
     case 'list':
       return new VerbatimReply(
         ctx.host
           .clients()
-          .map((c) => `${clientLine(c)}\n`)
+          .map((c) => `${clientLine(c, ctx.host.node.clock.wall())}\n`)
           .join(''),
       )
     case 'no-evict':
@@ -437,8 +437,8 @@ function clientCommand(ctx: CommandContext, args: Buffer[]): Reply {
   }
 }
 
-function clientLine(s: RespSession): string {
-  const age = Math.floor((Date.now() - s.createdAt) / 1000)
+function clientLine(s: RespSession, wallMs: number): string {
+  const age = Math.floor((wallMs - s.createdAt) / 1000)
   return `id=${s.id} addr=${s.remoteAddress} name=${s.name ?? ''} age=${age} db=0 sub=${s.channels.size} psub=${s.patterns.size} resp=${s.resp3 ? 3 : 2}`
 }
 

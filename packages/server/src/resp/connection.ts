@@ -1,5 +1,4 @@
 import type { Socket } from 'node:net'
-import { performance } from 'node:perf_hooks'
 import type { ErrorCode } from '@tandem/protocol'
 import type { LatencyHistogram } from '../util/metrics.js'
 import {
@@ -62,7 +61,7 @@ export class RespConnection implements RespSession {
   authenticated: boolean
   readonly channels = new Set<string>()
   readonly patterns = new Map<string, Glob>()
-  readonly createdAt = Date.now()
+  readonly createdAt: number
   readonly remoteAddress: string
   private readonly parser: RespParser
   private readonly writer = new RespWriter()
@@ -81,7 +80,7 @@ export class RespConnection implements RespSession {
   private flushScheduled = false
   private readonly ctx: CommandContext
   private readonly idleWaiters: (() => void)[] = []
-  /** performance.now() of the last read from the socket (one clock read per read, not per command). */
+  /** The clock's now() at the last read from the socket (one clock read per read, not per command). */
   private readAt = 0
   /** Closes the connection if it has not authenticated by --auth-timeout. */
   private authTimer: NodeJS.Timeout | null = null
@@ -96,6 +95,7 @@ export class RespConnection implements RespSession {
     private readonly host: RespHost,
     private readonly hooks: RespConnectionHooks,
   ) {
+    this.createdAt = host.node.clock.wall()
     this.authenticated = host.config.authToken === undefined
     this.remoteAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`
     this.parser = new RespParser(this.limits())
@@ -184,7 +184,7 @@ export class RespConnection implements RespSession {
 
   private onData(chunk: Buffer): void {
     if (this.closing || this.closed) return
-    if (this.hooks.latency) this.readAt = performance.now()
+    if (this.hooks.latency) this.readAt = this.host.node.clock.now()
     this.parser.push(chunk)
     if (this.countInput() > this.host.config.maxPartialFrameBytes) return this.onInputBudget()
     this.pump()
@@ -441,7 +441,7 @@ export class RespConnection implements RespSession {
     const slots = this.slots
     let head = this.slotHead
     const latency = this.hooks.latency
-    const now = latency && head < slots.length && slots[head].done ? performance.now() : 0
+    const now = latency && head < slots.length && slots[head].done ? this.host.node.clock.now() : 0
     while (head < slots.length && slots[head].done) {
       const slot = slots[head]
       this.writer.write(slot.reply as Reply, this.resp3)

@@ -64,7 +64,7 @@ export function renderInfo(ctx: InfoContext, sections: string[]): string {
 
 const SECTIONS: Record<string, (ctx: InfoContext) => string[]> = {
   server: (ctx) => {
-    const uptime = Math.floor((Date.now() - ctx.node.startedAt) / 1000)
+    const uptime = Math.floor((ctx.node.clock.wall() - ctx.node.startedAt) / 1000)
     return [
       `redis_version:${REDIS_VERSION}`,
       `redis_mode:${ctx.node.role === 'witness' ? 'sentinel' : 'standalone'}`,
@@ -76,7 +76,7 @@ const SECTIONS: Record<string, (ctx: InfoContext) => string[]> = {
       `process_id:${process.pid}`,
       `run_id:${createHash('sha1').update(ctx.node.nodeId).digest('hex')}`,
       `tcp_port:${ctx.respPort}`,
-      `server_time_usec:${Date.now() * 1000}`,
+      `server_time_usec:${ctx.node.clock.wall() * 1000}`,
       `uptime_in_seconds:${uptime}`,
       `uptime_in_days:${Math.floor(uptime / 86400)}`,
     ]
@@ -115,7 +115,7 @@ function replicationLines(ctx: InfoContext): string[] {
     const master = upstreamRespAddress(node)
     const link = node.downstream
     const up = link?.state === 'streaming'
-    const lastHeard = link && link.lastHeardAt > 0 ? Math.floor((Date.now() - link.lastHeardAt) / 1000) : -1
+    const lastHeard = link && link.lastHeardAt > 0 ? Math.floor((ctx.node.clock.wall() - link.lastHeardAt) / 1000) : -1
     lines.push(
       `master_host:${master.host}`,
       `master_port:${master.port}`,

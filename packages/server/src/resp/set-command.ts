@@ -69,13 +69,19 @@ const INT64_MAX = 2n ** 63n - 1n
  * in range once in ms), as ms from now; tandem's longest TTL is MAX_TTL_MS.
  * A time already past is 1 ms: the key is written and expires at once.
  */
-function ttlFrom(amount: string, unit: 'ex' | 'px' | 'exat' | 'pxat', command: string, positive: boolean): number {
+function ttlFrom(
+  amount: string,
+  unit: 'ex' | 'px' | 'exat' | 'pxat',
+  command: string,
+  positive: boolean,
+  wallMs: number,
+): number {
   if (!/^-?\d{1,20}$/.test(amount) || BigInt(amount) > INT64_MAX || BigInt(amount) < -INT64_MAX - 1n) {
     throw invalid('value is not an integer or out of range')
   }
   let ms = BigInt(amount)
   if (unit === 'ex' || unit === 'exat') ms *= 1000n
-  const now = BigInt(Date.now())
+  const now = BigInt(wallMs)
   const absolute = unit === 'ex' || unit === 'px' ? ms + now : ms
   if ((positive && BigInt(amount) <= 0n) || absolute > INT64_MAX) {
     throw invalid(`invalid expire time in '${command}' command`)
@@ -86,7 +92,7 @@ function ttlFrom(amount: string, unit: 'ex' | 'px' | 'exat' | 'pxat', command: s
   return ttl < 1n ? 1 : Number(ttl)
 }
 
-function parseSetOptions(args: Buffer[]): SetOptions {
+function parseSetOptions(args: Buffer[], wallMs: number): SetOptions {
   const o: SetOptions = { condition: null, get: false, keepTtl: false, ttlMs: null }
   let expiry: string | null = null
   for (let i = 3; i < args.length; i++) {
@@ -104,7 +110,7 @@ function parseSetOptions(args: Buffer[]): SetOptions {
         continue
       }
       if (i + 1 >= args.length) throw invalid(SYNTAX_ERROR)
-      o.ttlMs = ttlFrom(args[++i].toString('latin1'), option, 'set', true)
+      o.ttlMs = ttlFrom(args[++i].toString('latin1'), option, 'set', true, wallMs)
     } else {
       throw invalid(SYNTAX_ERROR)
     }
@@ -113,14 +119,14 @@ function parseSetOptions(args: Buffer[]): SetOptions {
 }
 
 /** ttlMs to keep a key's current expiry, or undefined when it has none. */
-function remaining(meta: ValueMeta | null): number | undefined {
+function remaining(meta: ValueMeta | null, wallMs: number): number | undefined {
   if (!meta?.expiresAt) return undefined
-  return Math.max(1, meta.expiresAt - Date.now())
+  return Math.max(1, meta.expiresAt - wallMs)
 }
 
 export async function setCommand(ctx: CommandContext, args: Buffer[], key: string, value: Value): Promise<Reply> {
-  const o = parseSetOptions(args)
   const host = ctx.host
+  const o = parseSetOptions(args, host.node.clock.wall())
   const ttl = o.ttlMs === null ? {} : { ttlMs: o.ttlMs }
   if (!o.get && !o.keepTtl) {
     const condition = o.condition === 'nx' ? { ifAbsent: true } : o.condition === 'xx' ? { ifPresent: true } : {}
@@ -137,7 +143,7 @@ export async function setCommand(ctx: CommandContext, args: Buffer[], key: strin
     const answer = o.get ? (old === null ? null : old.value) : OK
     if (o.condition === 'nx' && old !== null) return o.get ? answer : null
     if (o.condition === 'xx' && old === null) return null
-    const ttlMs = o.keepTtl ? remaining(old) : (o.ttlMs ?? undefined)
+    const ttlMs = o.keepTtl ? remaining(old, host.node.clock.wall()) : (o.ttlMs ?? undefined)
     const ifSeq = old === null ? 0 : old.seq
     await run(host, { id: ID, op: 'put', key, value, ifSeq, ...(ttlMs === undefined ? {} : { ttlMs }) })
     return answer
@@ -185,13 +191,14 @@ export function expireCommand(
   if (!/^-?\d{1,20}$/.test(amount)) throw invalid('value is not an integer or out of range')
   const ms = (unit === 'ex' || unit === 'exat' ? 1000n : 1n) * BigInt(amount)
   const relative = unit === 'ex' || unit === 'px'
-  if ((relative && ms <= 0n) || (!relative && ms <= BigInt(Date.now()))) deletes = true
-  else ttlMs = ttlFrom(amount, unit, name, false)
   const host = ctx.host
+  const wallMs = host.node.clock.wall()
+  if ((relative && ms <= 0n) || (!relative && ms <= BigInt(wallMs))) deletes = true
+  else ttlMs = ttlFrom(amount, unit, name, false, wallMs)
   return readThenWrite(host, key, async () => {
     const old = await readMeta(host, key)
     if (old === null) return 0
-    const current = old.expiresAt ? old.expiresAt - Date.now() : Number.POSITIVE_INFINITY
+    const current = old.expiresAt ? old.expiresAt - host.node.clock.wall() : Number.POSITIVE_INFINITY
     const wanted = deletes ? 0 : ttlMs
     if (flags.has('nx') && old.expiresAt) return 0
     if (flags.has('xx') && !old.expiresAt) return 0
@@ -208,7 +215,7 @@ export async function ttlCommand(ctx: CommandContext, key: string, inMs: boolean
   const meta = await readMeta(ctx.host, key)
   if (meta === null) return -2
   if (!meta.expiresAt) return -1
-  const left = Math.max(0, meta.expiresAt - Date.now())
+  const left = Math.max(0, meta.expiresAt - ctx.host.node.clock.wall())
   return inMs ? left : Math.round(left / 1000)
 }
 

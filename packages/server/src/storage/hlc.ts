@@ -1,3 +1,5 @@
+import { systemClock } from '../util/clock.js'
+
 /**
  * Hybrid logical clock, as Kulkarni et al. define it ("Logical Physical
  * Clocks", 2014, Fig. 5): a timestamp is (l, c), where l is the greatest
@@ -23,13 +25,13 @@
 export const HLC_COUNTER_SPAN = 1024
 const MAX_COUNTER = HLC_COUNTER_SPAN - 1
 
-export type WallClock = () => number
+type WallClock = () => number
 
 export class HybridClock {
   private l = 0
   private c = 0
 
-  constructor(private readonly wall: WallClock = Date.now) {}
+  constructor(private readonly wall: WallClock = systemClock.wall) {}
 
   /**
    * A timestamp for a local event, greater than every one issued or

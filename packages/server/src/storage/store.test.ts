@@ -443,7 +443,12 @@ describe('store: reads', () => {
 describe('store: expiry', () => {
   it('fills a limited scan past keys that expired but whose delete has not come yet', async () => {
     let now = 1_000_000
-    const store = await Store.open({ dataDir: join(dir, 'ttl'), sync: 'always', logRetention: 1000, clock: () => now })
+    const store = await Store.open({
+      dataDir: join(dir, 'ttl'),
+      sync: 'always',
+      logRetention: 1000,
+      clock: { now: () => now, wall: () => now },
+    })
     stores.push(store)
     await store.write([
       [OP_PUT, 'a', 'gone', { x: now + 10 }],

@@ -4,11 +4,12 @@ import { join } from 'node:path'
 import { byteLength, TandemError, type Value } from '@tandem/protocol'
 import type { AbstractSublevel } from 'abstract-level'
 import { Level } from 'level'
+import { type Clock, systemClock } from '../util/clock.js'
 import { ConvergenceDigest } from './convergence.js'
 import type { ApplyEntry, ApplyOp } from './entry-scan.js'
 import { ExpiryIndex } from './expiry-index.js'
 import { type CommitStats, GroupCommitter } from './group-commit.js'
-import { HybridClock, type WallClock } from './hlc.js'
+import { HybridClock } from './hlc.js'
 import { type KeyCounts, KeyTracker } from './key-tracker.js'
 import { type CheckLevel, checkLevelDb, type DamagedFile } from './leveldb-check.js'
 import { WriteLog } from './log.js'
@@ -92,7 +93,8 @@ export interface StoreOptions {
   periodicSyncMs?: number
   maxGroup?: number
   maxQueued?: number
-  clock?: WallClock
+  /** Where the store reads the time (wall: HLC, expiry, syncedAt); the server's one clock. */
+  clock?: Clock
   /** Which of LevelDB's files to check for damage before opening (see leveldb-check.ts). Default 'all'. */
   verifyAtStart?: CheckLevel
   /**
@@ -339,6 +341,8 @@ export class Store {
   /** The last snapshot chunk's write during a full sync (a rejected one fails the next chunk). */
   private snapshotWrite: Promise<void> = Promise.resolve()
   private closing: Promise<void> | null = null
+  /** The server's one clock (see util/clock.ts). */
+  readonly clock: Clock
   private get maxSiblings(): number {
     return this.options.maxSiblings ?? 16
   }
@@ -348,9 +352,10 @@ export class Store {
 
   private constructor(private readonly options: StoreOptions) {
     this.dataDir = options.dataDir
-    this.hlc = new HybridClock(options.clock)
+    this.clock = options.clock ?? systemClock
+    this.hlc = new HybridClock(() => this.clock.wall())
     this.log = new WriteLog(() => this.lastSeq, { retention: options.logRetention })
-    this.syncReads = new SyncReadGate(options.syncReads)
+    this.syncReads = new SyncReadGate({ now: () => this.clock.now(), ...options.syncReads })
     this.committer = new GroupCommitter((group) => this.commitGroup(group), {
       maxGroup: options.maxGroup ?? 2000,
       maxQueued: options.maxQueued ?? 100_000,
@@ -525,7 +530,7 @@ export class Store {
     await this.log.open()
     this.committedVv = this.vv.toObject()
     await this.openPolicy()
-    this.lastCommitAt = Date.now()
+    this.lastCommitAt = this.clock.wall()
   }
 
   /**
@@ -667,7 +672,7 @@ export class Store {
 
   /** This node's wall clock, in ms since 1970 (expiry times are on it). */
   now(): number {
-    return (this.options.clock ?? Date.now)()
+    return this.clock.wall()
   }
 
   /** write(), resolving with the write's identity too (multi-master: w=N and clients need it). */
@@ -724,7 +729,7 @@ export class Store {
       startSeq: this.lastSeq + 1,
       by,
       id: randomBytes(6).toString('hex'),
-      at: (this.options.clock ?? Date.now)(),
+      at: this.clock.wall(),
       ...(why === undefined ? {} : { why }),
     }
     await this.setHistory([...this.history, next])
@@ -770,7 +775,7 @@ export class Store {
     } catch (err) {
       if (!isNoSpace(err)) throw err
       if (!this.noSpace) {
-        this.noSpace = { since: Date.now(), message: (err as Error).message }
+        this.noSpace = { since: this.clock.wall(), message: (err as Error).message }
         this.options.onNoSpace?.(this.noSpace)
       }
       throw noSpaceError(this.noSpace)
@@ -903,7 +908,7 @@ export class Store {
     if (commit.raws.length > 0) {
       this.nextSeq = seq + 1
       this.lastSeq = seq
-      this.lastCommitAt = Date.now()
+      this.lastCommitAt = this.clock.wall()
       this.log.committed(first, commit.raws, this.lastCommitAt)
       this.dirtySinceSync = true
       for (const listener of this.listeners) listener(seq)
@@ -1227,7 +1232,7 @@ export class Store {
   async syncNow(): Promise<void> {
     if (!this.dirtySinceSync || this.status !== 'open') return
     this.dirtySinceSync = false
-    await this.putMeta('syncedAt', Date.now(), true)
+    await this.putMeta('syncedAt', this.clock.wall(), true)
   }
 
   // ---- reads -------------------------------------------------------------
@@ -1487,7 +1492,7 @@ export class Store {
     this.nextSeq = seq + 1
     this.history = history
     this.log.restartAfter(seq)
-    this.lastCommitAt = Date.now()
+    this.lastCommitAt = this.clock.wall()
     for (const listener of this.listeners) listener(seq)
   }
 
@@ -1535,7 +1540,7 @@ export class Store {
     // was made durable before it was acknowledged, and nothing else is.
     if (this.dirtySinceSync && this.options.sync !== 'none' && this.db.status === 'open' && !this.noSpace) {
       this.dirtySinceSync = false
-      await this.putMeta('syncedAt', Date.now(), true).catch((err) => {
+      await this.putMeta('syncedAt', this.clock.wall(), true).catch((err) => {
         if (!(err instanceof TandemError && err.code === 'NOSPACE')) throw err
       })
     }

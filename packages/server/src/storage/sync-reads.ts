@@ -1,3 +1,5 @@
+import { systemClock } from '../util/clock.js'
+
 /**
  * When a get may read LevelDB synchronously, on the event loop.
  *
@@ -24,7 +26,7 @@ export interface SyncReadOptions {
   budgetMs?: number
   /** Length of a budget window (default 1000 ms). */
   windowMs?: number
-  /** Monotonic ms clock (performance.now by default). */
+  /** Monotonic ms clock (the store passes its clock's now()). */
   now?: () => number
 }
 
@@ -44,7 +46,7 @@ export class SyncReadGate {
     this.slowMs = options.slowMs ?? 0.5
     this.budgetMs = options.budgetMs ?? 100
     this.windowMs = options.windowMs ?? 1000
-    this.now = options.now ?? (() => performance.now())
+    this.now = options.now ?? systemClock.now
   }
 
   /** The clock reading to pass to `done`, or null when this read must go through the thread pool. */
