@@ -22,7 +22,7 @@ describe('multi-master: a client’s writes keep their order across peers (lww)'
       conflict: 'lww',
       args: ['--max-clock-offset', '10s'],
       // Node 0's clock runs 3 s ahead: within the tolerated offset, so both take writes.
-      argsOf: (i) => (i === 0 ? ['--test-clock-offset', '3000'] : []),
+      clockOffsetOf: (i) => (i === 0 ? 3000 : 0),
     })
     const db = await group.groupClient({ timeoutMs: 5000 })
     // Node 1 does not hear of node 0's writes until the link heals.
