@@ -1,10 +1,9 @@
 import { decodeFrame, type PeerHello, pullerMessageSchema } from '@tandem/protocol'
 import type { WebSocket } from 'ws'
 import type { AckSource } from '../replication/acks.js'
-import { FlowSocket, SerialInbox } from '../replication/link.js'
-import { newNonce, proofHolds, proveToken } from '../replication/peer-auth.js'
+import { Feed, type FeedTiming } from '../replication/feed.js'
+import { proofHolds, proveToken } from '../replication/peer-auth.js'
 import { peekIdentity, readForApply } from '../storage/entry-scan.js'
-import type { LogPin } from '../storage/log.js'
 import { NO_ORIGIN } from '../storage/log-entry.js'
 import type { Store } from '../storage/store.js'
 import { VersionVector, vvCovers } from '../storage/version-vector.js'
@@ -43,58 +42,33 @@ interface PeerFeedHost {
   onAck(peer: PeerFeed, vv: Record<string, number>, rows: Record<string, Row>): void
 }
 
-export interface PeerFeedOptions {
-  highWaterBytes: number
-  replTimeoutMs: number
-  heartbeatMs: number
-  batchEntries: number
-  batchBytes: number
+export interface PeerFeedOptions extends FeedTiming {
   snapshotChunkBytes: number
 }
 
-type FeedState = 'handshake' | 'fullsync' | 'streaming' | 'closed'
-
-export class PeerFeed implements AckSource {
-  state: FeedState = 'handshake'
-  nodeId = ''
+export class PeerFeed extends Feed implements AckSource {
   origin = ''
-  addr = ''
   /** What the peer holds, as it said in hello and its acks, and as this feed sent since. */
   readonly known = new VersionVector()
   /** The peer's version vector as of its last ack. */
   acked: Record<string, number> = {}
-  private cursor = 0
-  private lastHeardAt: number
-  private pumping = false
-  private pin: LogPin | null = null
-  private readonly flow: FlowSocket
-  private readonly inbox: SerialInbox
-  private readonly timer: NodeJS.Timeout
-  private log: Logger
-  private readonly nonce = newNonce()
+  protected readonly linkName = 'peer link'
+  protected readonly onGap = 'the peer must reconnect for a snapshot'
 
   constructor(
-    private readonly ws: WebSocket,
+    ws: WebSocket,
     private readonly host: PeerFeedHost,
     private readonly options: PeerFeedOptions,
-    private readonly onClosed: (feed: PeerFeed) => void,
+    private readonly onGone: (feed: PeerFeed) => void,
   ) {
-    this.log = host.logger
-    this.lastHeardAt = host.clock.wall()
-    this.flow = new FlowSocket(ws, options.highWaterBytes, host.clock)
-    this.inbox = new SerialInbox(ws, (err) => this.fail(`peer link error: ${(err as Error).message}`))
-    ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary))
-    ws.on('close', () => this.onSocketClosed())
-    ws.on('error', () => {})
-    this.timer = setInterval(() => this.onHeartbeatTimer(), options.heartbeatMs)
-    this.flow.send({ type: 'challenge', nonce: this.nonce })
+    super(ws, host.store, host.logger, host.clock, options, 'peer')
   }
 
-  private get store(): Store {
-    return this.host.store
+  protected onClosed(): void {
+    this.onGone(this)
   }
 
-  private onMessage(data: Buffer, isBinary: boolean): void {
+  protected onMessage(data: Buffer, isBinary: boolean): void {
     this.lastHeardAt = this.host.clock.wall()
     let parsed: ReturnType<typeof pullerMessageSchema.safeParse>
     try {
@@ -203,112 +177,29 @@ export class PeerFeed implements AckSource {
     }
   }
 
-  wake(): void {
-    if (this.state === 'streaming' && !this.pumping) this.pumpSafely()
-  }
-
-  private pumpSafely(): void {
-    this.pump().catch((err) => this.fail(`could not feed the peer from seq ${this.cursor}: ${(err as Error).message}`))
-  }
-
-  /** Sends the entries the peer lacks from the cursor on, while the socket takes them. */
-  private async pump(): Promise<void> {
-    if (this.pumping) return
-    this.pumping = true
-    try {
-      while (this.state === 'streaming' && this.cursor <= this.store.lastSeq) {
-        if (!this.flow.open) break
-        if (!this.flow.writable) {
-          await this.flow.drained()
-          continue
-        }
-        let read = this.store.log.tail.from(this.cursor, this.options.batchEntries, this.options.batchBytes)
-        if (read === null) {
-          read = []
-          let expected = this.cursor
-          let bytes = 0
-          for await (const [seq, raw] of this.store.log.read(this.cursor, this.options.batchEntries)) {
-            if (seq !== expected) break
-            read.push(raw)
-            expected++
-            bytes += raw.length
-            if (bytes >= this.options.batchBytes) break
-          }
-          if (read.length === 0) {
-            return this.fail(`seq ${this.cursor} is no longer in the log; the peer must reconnect for a snapshot`)
-          }
-        }
-        if (read.length === 0) break
-        const out: Buffer[] = []
-        for (const raw of read) {
-          const id = peekIdentity(raw) ?? readForApply(raw)
-          if (id.origin === NO_ORIGIN || id.originSeq <= this.known.get(id.origin)) continue
-          this.known.advance(id.origin, id.originSeq)
-          // Views into the tail's ring stay valid until the next commit: the
-          // frame is encoded below, before anything else can run.
-          out.push(raw)
-        }
-        this.cursor += read.length
-        this.pin?.move(this.cursor)
-        if (out.length > 0) {
-          this.flow.send({ type: 'entries', entries: out, head: this.store.lastSeq, vv: this.store.committedVv })
-        }
-      }
-    } finally {
-      this.pumping = false
+  /** Sends the entries of `batch` the peer lacks (by origin and counter). */
+  protected sendBatch(batch: Buffer[]): void {
+    const out: Buffer[] = []
+    for (const raw of batch) {
+      const id = peekIdentity(raw) ?? readForApply(raw)
+      if (id.origin === NO_ORIGIN || id.originSeq <= this.known.get(id.origin)) continue
+      this.known.advance(id.origin, id.originSeq)
+      // Views into the tail's ring stay valid until the next commit: the
+      // frame is encoded here, before anything else can run.
+      out.push(raw)
+    }
+    if (out.length > 0) {
+      this.flow.send({ type: 'entries', entries: out, head: this.store.lastSeq, vv: this.store.committedVv })
     }
   }
 
-  private onHeartbeatTimer(): void {
-    if (this.state === 'closed') return
-    const now = this.host.clock.wall()
-    if (this.flow.overSince > 0 && now - this.flow.overSince > this.options.replTimeoutMs) {
-      return this.fail(
-        `peer ${this.nodeId || '(unidentified)'} at ${this.addr || '?'} is too slow: ${this.flow.unflushed} bytes unsent for ${now - this.flow.overSince} ms; disconnecting`,
-      )
-    }
-    if (now - this.lastHeardAt > this.options.replTimeoutMs) {
-      return this.fail(
-        `peer ${this.nodeId || '(unidentified)'} at ${this.addr || '?'} sent nothing for ${now - this.lastHeardAt} ms; disconnecting`,
-      )
-    }
-    if (this.state === 'streaming' && this.flow.writable) {
-      this.flow.send({
-        type: 'heartbeat',
-        time: this.host.clock.wall(),
-        vv: this.store.committedVv,
-        digest: this.host.digest(),
-        rows: this.host.rows(),
-      })
-    }
-  }
-
-  private fail(message: string): void {
-    this.log.warn(message, { peer: this.nodeId, peerAddr: this.addr })
-    this.close(1011, message)
-  }
-
-  close(code: number, reason: string): void {
-    if (this.state === 'closed') return
-    this.state = 'closed'
-    this.ws.close(code, reason.slice(0, 120))
-    setTimeout(() => this.ws.terminate(), 2000).unref()
-    this.cleanup()
-  }
-
-  private onSocketClosed(): void {
-    this.state = 'closed'
-    this.cleanup()
-  }
-
-  private cleaned = false
-  private cleanup(): void {
-    if (this.cleaned) return
-    this.cleaned = true
-    clearInterval(this.timer)
-    this.flow.release()
-    this.pin?.release()
-    this.pin = null
-    this.onClosed(this)
+  protected sendHeartbeat(): void {
+    this.flow.send({
+      type: 'heartbeat',
+      time: this.host.clock.wall(),
+      vv: this.store.committedVv,
+      digest: this.host.digest(),
+      rows: this.host.rows(),
+    })
   }
 }

@@ -1,13 +1,12 @@
 import { decodeFrame, downstreamMessageSchema, encodeFrame, type Hello, type ReplicaStatus } from '@tandem/protocol'
 import type { WebSocket } from 'ws'
-import type { LogPin } from '../storage/log.js'
 import type { HistoryEpoch, Store } from '../storage/store.js'
 import type { Clock } from '../util/clock.js'
 import type { Logger } from '../util/logger.js'
 import type { AckSource, AckTracker } from './acks.js'
+import { Feed } from './feed.js'
 import { lastEpoch, planResync } from './history.js'
-import { FlowSocket, SerialInbox } from './link.js'
-import { newNonce, proofHolds, proveToken } from './peer-auth.js'
+import { proofHolds, proveToken } from './peer-auth.js'
 
 /**
  * Upstream side of replication. Every node runs one: a master serves its
@@ -185,8 +184,6 @@ export class Upstream {
   }
 }
 
-type FeedState = 'handshake' | 'fullsync' | 'streaming' | 'closed'
-
 /** A history's JSON, computed once per history array (the store replaces the array on every change). */
 const historyKeys = new WeakMap<HistoryEpoch[], string>()
 function historyKey(history: HistoryEpoch[]): string {
@@ -198,62 +195,44 @@ function historyKey(history: HistoryEpoch[]): string {
   return key
 }
 
-class ReplicaFeed implements AckSource {
-  state: FeedState = 'handshake'
-  nodeId = ''
-  addr = ''
+class ReplicaFeed extends Feed implements AckSource {
   respAddr: string | null = null
   ackedSeq = 0
-  private cursor = 0
   /** The history the downstream was last told (continue, fullsync, history), as historyKey(). */
   private historyTold = ''
-  private lastHeardAt: number
   /**
    * When the replica was last heard, on the monotonic clock: `--max-lag`
    * judges a replica by it, and a wall clock stepped back must not make a
    * silent replica look fresh.
    */
   lastHeardMono: number
-  private pumping = false
-  private pin: LogPin | null = null
-  private readonly flow: FlowSocket
-  private readonly inbox: SerialInbox
-  private readonly timer: NodeJS.Timeout
-  private log: Logger
-  private readonly nonce = newNonce()
+  protected readonly linkName = 'replication'
+  protected readonly onGap = 'the replica must reconnect for a full sync'
 
   constructor(
-    private readonly ws: WebSocket,
+    ws: WebSocket,
     private readonly host: UpstreamHost,
     private readonly options: UpstreamOptions,
     private readonly shared: SharedEntriesFrame,
-    private readonly onClosed: () => void,
+    private readonly onGone: () => void,
   ) {
-    this.log = host.logger
-    this.lastHeardAt = host.clock.wall()
+    super(ws, host.store, host.logger, host.clock, options, 'replica')
     this.lastHeardMono = this.now()
-    this.flow = new FlowSocket(ws, options.highWaterBytes, host.clock)
-    this.inbox = new SerialInbox(ws, (err) => this.fail(`replication error: ${(err as Error).message}`))
-    ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary))
     // A downstream in a full sync has nothing to ack and pings instead.
     ws.on('ping', () => {
       this.lastHeardAt = this.host.clock.wall()
     })
-    ws.on('close', () => this.onSocketClosed())
-    ws.on('error', () => {})
-    this.timer = setInterval(() => this.onHeartbeatTimer(), options.heartbeatMs)
-    this.flow.send({ type: 'challenge', nonce: this.nonce })
   }
 
-  private get store(): Store {
-    return this.host.store
+  protected onClosed(): void {
+    this.onGone()
   }
 
   private now(): number {
     return this.host.clock.now()
   }
 
-  private onMessage(data: Buffer, isBinary: boolean): void {
+  protected onMessage(data: Buffer, isBinary: boolean): void {
     this.lastHeardAt = this.host.clock.wall()
     this.lastHeardMono = this.now()
     let parsed: ReturnType<typeof downstreamMessageSchema.safeParse>
@@ -402,79 +381,18 @@ class ReplicaFeed implements AckSource {
     this.flow.send({ type: 'history', history: this.store.history })
   }
 
-  wake(): void {
-    if (this.state === 'streaming' && !this.pumping) this.pumpSafely()
+  protected sendBatch(batch: Buffer[]): void {
+    this.flow.sendFrame(this.shared.encode(this.cursor, batch, this.store.lastSeq))
   }
 
-  /** Runs pump(); a failure to read the log (a damaged record) ends this link, not the node. */
-  private pumpSafely(): void {
-    this.pump().catch((err) =>
-      this.fail(`could not feed the replica from seq ${this.cursor}: ${(err as Error).message}`),
-    )
-  }
-
-  /** Sends committed entries from the cursor on, while the socket takes them. */
-  private async pump(): Promise<void> {
-    if (this.pumping) return
-    this.pumping = true
-    try {
-      while (this.state === 'streaming' && this.cursor <= this.store.lastSeq) {
-        // A socket that is closing is not writable and drained() resolves at
-        // once for it: stop here, or this loop would spin on microtasks and
-        // starve the event loop before the 'close' event can ever run.
-        if (!this.flow.open) break
-        if (!this.flow.writable) {
-          await this.flow.drained()
-          continue
-        }
-        let batch = this.store.log.tail.from(this.cursor, this.options.batchEntries, this.options.batchBytes)
-        if (batch === null) {
-          batch = []
-          let expected = this.cursor
-          let bytes = 0
-          for await (const [seq, raw] of this.store.log.read(this.cursor, this.options.batchEntries)) {
-            if (seq !== expected) break
-            batch.push(raw)
-            expected++
-            bytes += raw.length
-            if (bytes >= this.options.batchBytes) break
-          }
-          if (batch.length === 0) {
-            return this.fail(`seq ${this.cursor} is no longer in the log; the replica must reconnect for a full sync`)
-          }
-        }
-        if (batch.length === 0) break
-        this.flow.sendFrame(this.shared.encode(this.cursor, batch, this.store.lastSeq))
-        this.cursor += batch.length
-        this.pin?.move(this.cursor)
-      }
-    } finally {
-      this.pumping = false
-    }
-  }
-
-  private onHeartbeatTimer(): void {
-    if (this.state === 'closed') return
-    const now = this.host.clock.wall()
-    if (this.flow.overSince > 0 && now - this.flow.overSince > this.options.replTimeoutMs) {
-      return this.fail(
-        `replica ${this.nodeId || '(unidentified)'} at ${this.addr || '?'} is too slow: ${this.flow.unflushed} bytes unsent for ${now - this.flow.overSince} ms (limit ${this.options.highWaterBytes} bytes); disconnecting`,
-      )
-    }
-    if (now - this.lastHeardAt > this.options.replTimeoutMs) {
-      return this.fail(
-        `replica ${this.nodeId || '(unidentified)'} at ${this.addr || '?'} sent nothing for ${now - this.lastHeardAt} ms; disconnecting`,
-      )
-    }
-    if (this.state === 'streaming' && this.flow.writable) {
-      this.flow.send({
-        type: 'heartbeat',
-        head: this.store.lastSeq,
-        time: now,
-        master: this.host.masterAddress(),
-        epoch: this.store.epoch,
-      })
-    }
+  protected sendHeartbeat(now: number): void {
+    this.flow.send({
+      type: 'heartbeat',
+      head: this.store.lastSeq,
+      time: now,
+      master: this.host.masterAddress(),
+      epoch: this.store.epoch,
+    })
   }
 
   status(): ReplicaStatus {
@@ -491,35 +409,5 @@ class ReplicaFeed implements AckSource {
       link: this.state,
       lastHeardMsAgo: Math.round(this.now() - this.lastHeardMono),
     }
-  }
-
-  private fail(message: string): void {
-    this.log.warn(message, { replica: this.nodeId, replicaAddr: this.addr })
-    this.close(1011, message)
-  }
-
-  close(code: number, reason: string): void {
-    if (this.state === 'closed') return
-    this.state = 'closed'
-    this.ws.close(code, reason.slice(0, 120))
-    // A peer that does not answer the close handshake is cut off.
-    setTimeout(() => this.ws.terminate(), 2000).unref()
-    this.cleanup()
-  }
-
-  private onSocketClosed(): void {
-    this.state = 'closed'
-    this.cleanup()
-  }
-
-  private cleaned = false
-  private cleanup(): void {
-    if (this.cleaned) return
-    this.cleaned = true
-    clearInterval(this.timer)
-    this.flow.release()
-    this.pin?.release()
-    this.pin = null
-    this.onClosed()
   }
 }

@@ -1,0 +1,194 @@
+import type { WebSocket } from 'ws'
+import type { LogPin } from '../storage/log.js'
+import type { Store } from '../storage/store.js'
+import type { Clock } from '../util/clock.js'
+import type { Logger } from '../util/logger.js'
+import { FlowSocket, SerialInbox } from './link.js'
+import { newNonce } from './peer-auth.js'
+
+/**
+ * The serving end of a link that another node dialled to pull this node's
+ * log: a replica feed (upstream.ts) or a multi-master peer feed
+ * (multimaster/peer-feed.ts). Both own one accepted socket, a challenge
+ * nonce, a cursor into the log and, while they read it, a pin that keeps
+ * the log from being trimmed under them. This class holds what they share:
+ * the socket's lifecycle (one `close()` that can be called twice), the
+ * liveness timer that drops a dialler too slow or silent for
+ * replTimeoutMs, and the read of a batch from the log on disk.
+ *
+ *   handshake -> fullsync -> streaming -> closed   (or handshake -> streaming)
+ */
+
+type FeedState = 'handshake' | 'fullsync' | 'streaming' | 'closed'
+
+export interface FeedTiming {
+  /** Unflushed bytes before the feed stops reading the log. */
+  highWaterBytes: number
+  /** A dialler stuck over the high-water mark, or silent, this long is dropped. */
+  replTimeoutMs: number
+  heartbeatMs: number
+  /** Most entries, and bytes, in one entries frame. */
+  batchEntries: number
+  batchBytes: number
+}
+
+export abstract class Feed {
+  state: FeedState = 'handshake'
+  /** The dialler's node id and address, once its hello came. */
+  nodeId = ''
+  addr = ''
+  /** The next seq to send. */
+  protected cursor = 0
+  /** When the dialler was last heard (wall ms). */
+  protected lastHeardAt: number
+  private pumping = false
+  protected pin: LogPin | null = null
+  protected readonly flow: FlowSocket
+  protected readonly inbox: SerialInbox
+  protected log: Logger
+  protected readonly nonce = newNonce()
+  private readonly timer: NodeJS.Timeout
+  private cleaned = false
+
+  constructor(
+    protected readonly ws: WebSocket,
+    protected readonly store: Store,
+    logger: Logger,
+    protected readonly clock: Clock,
+    protected readonly timing: FeedTiming,
+    /** Who dialled, in log lines: 'replica' or 'peer'. */
+    private readonly kind: 'replica' | 'peer',
+  ) {
+    this.log = logger
+    this.lastHeardAt = clock.wall()
+    this.flow = new FlowSocket(ws, timing.highWaterBytes, clock)
+    this.inbox = new SerialInbox(ws, (err) => this.fail(`${this.linkName} error: ${(err as Error).message}`))
+    ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary))
+    ws.on('close', () => this.onSocketClosed())
+    ws.on('error', () => {})
+    this.timer = setInterval(() => this.onHeartbeatTimer(), timing.heartbeatMs)
+    this.flow.send({ type: 'challenge', nonce: this.nonce })
+  }
+
+  /** How the link is named in the error that ends it. */
+  protected abstract readonly linkName: string
+  protected abstract onMessage(data: Buffer, isBinary: boolean): void
+  /** Sends a heartbeat to a streaming dialler whose socket takes it. */
+  protected abstract sendHeartbeat(now: number): void
+  /** The feed has closed: its owner forgets it. */
+  protected abstract onClosed(): void
+  /** Sends a batch of entries read from the cursor on (the cursor moves past it after). */
+  protected abstract sendBatch(batch: Buffer[]): void
+  /** What the dialler must do when the cursor's seq is no longer in the log. */
+  protected abstract readonly onGap: string
+
+  /** New entries were committed: send them if streaming and not sending already. */
+  wake(): void {
+    if (this.state === 'streaming' && !this.pumping) this.pumpSafely()
+  }
+
+  /** Runs pump(); a failure to read the log (a damaged record) ends this link, not the node. */
+  protected pumpSafely(): void {
+    this.pump().catch((err) =>
+      this.fail(`could not feed the ${this.kind} from seq ${this.cursor}: ${(err as Error).message}`),
+    )
+  }
+
+  /**
+   * Sends committed entries from the cursor on, while the socket takes
+   * them: from the in-memory tail when it still holds the cursor (without
+   * an await, so feeds woken by one commit can share a frame), else from
+   * the log on disk.
+   */
+  private async pump(): Promise<void> {
+    if (this.pumping) return
+    this.pumping = true
+    try {
+      while (this.state === 'streaming' && this.cursor <= this.store.lastSeq) {
+        // A socket that is closing is not writable and drained() resolves at
+        // once for it: stop here, or this loop would spin on microtasks and
+        // starve the event loop before the 'close' event can ever run.
+        if (!this.flow.open) break
+        if (!this.flow.writable) {
+          await this.flow.drained()
+          continue
+        }
+        let batch = this.store.log.tail.from(this.cursor, this.timing.batchEntries, this.timing.batchBytes)
+        if (batch === null) {
+          batch = await this.readFromDisk()
+          if (batch.length === 0) return this.fail(`seq ${this.cursor} is no longer in the log; ${this.onGap}`)
+        }
+        if (batch.length === 0) break
+        this.sendBatch(batch)
+        this.cursor += batch.length
+        this.pin?.move(this.cursor)
+      }
+    } finally {
+      this.pumping = false
+    }
+  }
+
+  private onHeartbeatTimer(): void {
+    if (this.state === 'closed') return
+    const now = this.clock.wall()
+    const who = `${this.kind} ${this.nodeId || '(unidentified)'} at ${this.addr || '?'}`
+    const { replTimeoutMs, highWaterBytes } = this.timing
+    if (this.flow.overSince > 0 && now - this.flow.overSince > replTimeoutMs) {
+      return this.fail(
+        `${who} is too slow: ${this.flow.unflushed} bytes unsent for ${now - this.flow.overSince} ms (limit ${highWaterBytes} bytes); disconnecting`,
+      )
+    }
+    if (now - this.lastHeardAt > replTimeoutMs) {
+      return this.fail(`${who} sent nothing for ${now - this.lastHeardAt} ms; disconnecting`)
+    }
+    if (this.state === 'streaming' && this.flow.writable) this.sendHeartbeat(now)
+  }
+
+  /**
+   * Reads the entries from the cursor on from the log on disk (the feed is
+   * behind the in-memory tail): consecutive seqs only, up to a batch. Empty
+   * when the cursor's seq is no longer in the log.
+   */
+  private async readFromDisk(): Promise<Buffer[]> {
+    const batch: Buffer[] = []
+    let expected = this.cursor
+    let bytes = 0
+    for await (const [seq, raw] of this.store.log.read(this.cursor, this.timing.batchEntries)) {
+      if (seq !== expected) break
+      batch.push(raw)
+      expected++
+      bytes += raw.length
+      if (bytes >= this.timing.batchBytes) break
+    }
+    return batch
+  }
+
+  protected fail(message: string): void {
+    this.log.warn(message, { [this.kind]: this.nodeId, [`${this.kind}Addr`]: this.addr })
+    this.close(1011, message)
+  }
+
+  close(code: number, reason: string): void {
+    if (this.state === 'closed') return
+    this.state = 'closed'
+    this.ws.close(code, reason.slice(0, 120))
+    // A dialler that does not answer the close handshake is cut off.
+    setTimeout(() => this.ws.terminate(), 2000).unref()
+    this.cleanup()
+  }
+
+  private onSocketClosed(): void {
+    this.state = 'closed'
+    this.cleanup()
+  }
+
+  private cleanup(): void {
+    if (this.cleaned) return
+    this.cleaned = true
+    clearInterval(this.timer)
+    this.flow.release()
+    this.pin?.release()
+    this.pin = null
+    this.onClosed()
+  }
+}
