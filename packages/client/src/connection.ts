@@ -17,8 +17,9 @@ import WebSocket from 'ws'
  * matched by id. Requests made in the same turn are sent as one frame (auto
  * pipelining), so a burst of concurrent calls costs one write, not many.
  *
- * The connection does not reconnect by itself; TandemClient decides what to
- * do when one drops (retry reads, report writes as UNCERTAIN).
+ * The connection does not reconnect by itself; when one drops, TandemClient
+ * opens another and each request decides what to do (a Call retries a
+ * read, reports a sent write as UNCERTAIN).
  *
  * Liveness: a node that is stopped (SIGSTOP, a frozen VM) or cut off
  * without a reset keeps its TCP connection open and answers nothing.
@@ -41,8 +42,8 @@ export interface PendingRequest {
   mutates: boolean
   resolve(result: unknown): void
   reject(err: TandemError): void
-  /** Sends the request again on whatever connection the client has next. */
-  retry?: () => void
+  /** Its connection is gone; `sent` says whether the node may have received it. */
+  connectionLost(address: string, cause: TandemError, sent: boolean): void
 }
 
 /**
@@ -71,16 +72,20 @@ interface NodeConnectionOptions {
 
 type ConnectionState = 'connecting' | 'open' | 'closed'
 
+export interface DialOptions {
+  authToken?: string
+  tls?: ClientTls
+  /** Largest frame the socket takes. */
+  maxFrameBytes: number
+  connectTimeoutMs: number
+}
+
 /**
  * A WebSocket to `path` on a node, with the token (as a Bearer header) and
  * TLS options every socket of the SDK uses: the requests' connection at /,
  * watches at /watch, snapshots at /snapshot.
  */
-export function dial(
-  address: string,
-  path: string,
-  options: { authToken?: string; tls?: ClientTls; maxFrameBytes: number; connectTimeoutMs: number },
-): WebSocket {
+export function dial(address: string, path: string, options: DialOptions): WebSocket {
   const tls = options.tls === true ? {} : options.tls || undefined
   const ws = new WebSocket(`${tls ? 'wss' : 'ws'}://${address}${path}`, {
     ...(tls ? { ca: tls.ca, cert: tls.cert, key: tls.key, rejectUnauthorized: true } : {}),

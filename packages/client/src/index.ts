@@ -13,19 +13,19 @@ export {
   type WriteConcern,
   type WriteResult,
 } from '@tandem/protocol'
-export {
-  type ClientStatus,
-  type CloseOptions,
-  type ConnectOptions,
-  type DelOptions,
-  type PutOptions,
-  type ReadOptions,
-  type RequestOptions,
-  TandemClient,
-  type TandemClientEvents,
-  type Topology,
-  type WriteOptions,
-} from './client.js'
+export { TandemClient } from './client.js'
 export type { ClientTls } from './connection.js'
+export type {
+  ClientStatus,
+  CloseOptions,
+  ConnectOptions,
+  DelOptions,
+  PutOptions,
+  ReadOptions,
+  RequestOptions,
+  TandemClientEvents,
+  Topology,
+  WriteOptions,
+} from './options.js'
 export { parseConnectionUrl } from './url.js'
 export type { Watch, WatchEvent, WatchOptions, WatchPosition } from './watch.js'

@@ -1,4 +1,4 @@
-import type { ConnectOptions } from './client.js'
+import type { ConnectOptions } from './options.js'
 
 /**
  * The connection URL form, for configuration that holds one string (an
