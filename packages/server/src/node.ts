@@ -181,6 +181,7 @@ export class TandemNode {
         this.assertCanServe('linearizable')
         return this.store.write([])
       },
+      headSeq: () => this.store.writingSeq,
       check: () => this.assertCanServe('linearizable'),
       now: () => this.clock.now(),
     })
@@ -222,9 +223,33 @@ export class TandemNode {
    * replicas; never past this node's own durable log.
    */
   private committedSeq(): number {
-    const needed = this.failover ? this.failover.majorityAcks() : this.acks.required('majority')
-    return Math.min(this.store.lastSeq, this.acks.seqHeldBy(needed, this.failover ? this.isMember : undefined))
+    const held = this.majorityHeld
+    const members = this.failover ? this.failover.membershipVersion() : 0
+    const epoch = this.store.epoch
+    if (held.acks !== this.acks.changes || held.members !== members || held.epoch !== epoch) {
+      const needed = this.failover ? this.failover.majorityAcks() : this.acks.required('majority')
+      const seq = this.acks.seqHeldBy(needed, this.failover ? this.isMember : undefined)
+      // In a fail-over group, what a majority of members held stays held
+      // (rule 2 of failover.ts): a replica link that drops takes its acks
+      // with it, not the entries it holds. (Elsewhere the majority counts
+      // the replicas attached now, so it follows them.)
+      const kept = this.failover !== null && held.members === members && held.epoch === epoch && held.seq > seq
+      held.seq = kept ? held.seq : seq
+      held.acks = this.acks.changes
+      held.members = members
+      held.epoch = epoch
+    }
+    const last = this.store.lastSeq
+    return Math.min(held.seq, last)
   }
+
+  /**
+   * The highest seq a majority of replicas holds, recomputed only when an
+   * ack, a link or the group's membership changes: every linearizable read
+   * asks for it. In a fail-over group, never lowered within an epoch and
+   * membership (started again when either changes).
+   */
+  private readonly majorityHeld = { acks: -1, members: -1, epoch: -1, seq: 0 }
 
   /** Why this node's data cannot be served whole now (watches, snapshots), or null. */
   dataUnavailable(): string | null {
@@ -242,15 +267,8 @@ export class TandemNode {
    * across a fail-over).
    */
   watchHead(): number {
-    const last = this.store.lastSeq
-    const failover = this.failover
-    if (this.role !== 'master' || !failover) return last
-    const need = failover.majorityAcks()
-    if (need <= 0) return last
-    return Math.min(
-      last,
-      this.acks.seqHeldBy(need, (id) => failover.isMember(id)),
-    )
+    if (this.role !== 'master' || !this.failover) return this.store.lastSeq
+    return this.committedSeq()
   }
 
   /** Syncs served to downstreams, by kind (status and metrics). */
@@ -787,20 +805,32 @@ export class TandemNode {
         this.assertCanServe(mode)
         return value
       }
-      const wait = this.readIndex.confirm(this.store.writingSeq)
-      if (wait === null) {
-        this.assertCanServe(mode)
-        return value
-      }
-      return wait.then(() => {
-        this.assertCanServe(mode)
-        return value
-      })
+      return this.confirmed(this.store.writingSeq, value)
+    })
+  }
+
+  /** `value` once the read index lets a linearizable read that depends on the writes up to `seq` answer. */
+  private confirmed<T>(seq: number, value: T): T | Promise<T> {
+    const wait = this.readIndex.confirm(seq)
+    if (wait === null) {
+      this.assertCanServe('linearizable')
+      return value
+    }
+    return wait.then(() => {
+      this.assertCanServe('linearizable')
+      return value
     })
   }
 
   get(key: string, consistency?: Consistency): Promise<Value | undefined> {
-    const read = this.read(consistency, () => this.store.get(key))
+    let read: Promise<Value | undefined>
+    if (this.readMode(consistency) === 'linearizable') {
+      // One key: the read depends only on the write that last changed it (read-index.ts).
+      this.assertCanServe('linearizable')
+      read = this.store.getWithSeq(key).then((r) => this.confirmed(r.seq, r.value))
+    } else {
+      read = this.read(consistency, () => this.store.get(key))
+    }
     return this.store.policy.conflict === 'vclock' ? read.catch(siblingsError) : read
   }
 

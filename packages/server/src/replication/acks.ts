@@ -36,6 +36,12 @@ export class AckTracker {
   private readonly linksPerId = new Map<string, number>()
   private sharedIds = 0
   private waiters = new Set<Waiter>()
+  /**
+   * Bumped whenever an answer of required(), countAtLeast() or seqHeldBy()
+   * may change (an ack moved a link forward, a link came or went), so
+   * callers can cache them in between.
+   */
+  changes = 0
   /** Called after an ack moved a link forward (watches in a fail-over group wait for a majority). */
   onAdvance: () => void = () => {}
 
@@ -83,6 +89,7 @@ export class AckTracker {
   /** Registers a link that has said who it is; it counts for nothing until it acks. */
   attach(source: AckSource): void {
     if (this.acked.has(source)) return
+    this.changes++
     this.acked.set(source, 0)
     const links = (this.linksPerId.get(source.nodeId) ?? 0) + 1
     this.linksPerId.set(source.nodeId, links)
@@ -94,6 +101,7 @@ export class AckTracker {
     const prev = this.acked.get(source)
     if (prev === undefined) this.attach(source)
     else if (seq <= prev) return
+    this.changes++
     this.acked.set(source, seq)
     for (const w of this.waiters) {
       if (this.countAtLeast(w.seq, w.from) >= w.count) this.settle(w)
@@ -104,6 +112,7 @@ export class AckTracker {
   /** The link is gone: its acks no longer count. */
   forget(source: AckSource): void {
     if (!this.acked.delete(source)) return
+    this.changes++
     const links = (this.linksPerId.get(source.nodeId) ?? 1) - 1
     if (links === 0) this.linksPerId.delete(source.nodeId)
     else this.linksPerId.set(source.nodeId, links)

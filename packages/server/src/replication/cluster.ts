@@ -60,6 +60,8 @@ export class Peer {
     readonly route: string,
     private readonly host: ClusterHost,
     private readonly now: () => number,
+    /** Told when the hello names who answers at this route (node id or self): membership changed. */
+    private readonly onIdentified: () => void = () => {},
   ) {}
 
   connect(): void {
@@ -127,10 +129,14 @@ export class Peer {
       }
       if (reply.nodeId === this.host.nodeId) {
         this.isSelf = true
+        this.onIdentified()
         ws.close()
         return
       }
-      this.nodeId = reply.nodeId
+      if (this.nodeId !== reply.nodeId) {
+        this.nodeId = reply.nodeId
+        this.onIdentified()
+      }
       this.clientAddr = reply.clientAddr ?? null
       this.respAddr = reply.respAddr ?? null
       this.witness = reply.witness ?? false
@@ -168,13 +174,26 @@ export class Peer {
 
 export class Cluster {
   readonly peers: Peer[]
+  /**
+   * Bumped whenever a member's identity becomes known or changes, so that
+   * what is derived from membership (size, majority, isMember) can be
+   * cached until it moves.
+   */
+  membershipVersion = 0
 
   constructor(
     routes: string[],
     private readonly host: ClusterHost,
     now: () => number,
   ) {
-    this.peers = [...new Set(routes)].filter((r) => r !== host.address).map((route) => new Peer(route, host, now))
+    this.peers = [...new Set(routes)]
+      .filter((r) => r !== host.address)
+      .map(
+        (route) =>
+          new Peer(route, host, now, () => {
+            this.membershipVersion++
+          }),
+      )
   }
 
   start(): void {

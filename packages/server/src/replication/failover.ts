@@ -218,6 +218,11 @@ export class FailoverManager {
     return this.cluster.byNodeId(nodeId) !== undefined
   }
 
+  /** Changes whenever majorityAcks() or isMember() may answer differently. */
+  membershipVersion(): number {
+    return this.cluster.membershipVersion
+  }
+
   // ---- timers --------------------------------------------------------------
 
   private async tick(): Promise<void> {

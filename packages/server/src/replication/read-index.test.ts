@@ -27,6 +27,7 @@ function master(options: { epochStart?: number; lastSeq?: number } = {}) {
   const host: ReadIndexHost = {
     committedSeq: () => Math.min(state.lastSeq, acks.seqHeldBy(1)),
     epochStartSeq: () => state.epochStart,
+    headSeq: () => state.lastSeq,
     writeBarrier: async () => {
       state.barriers++
       return ++state.lastSeq
@@ -59,6 +60,23 @@ describe('AckTracker.seqHeldBy', () => {
     acks.ack(again, 8)
     expect(acks.seqHeldBy(3)).toBe(7)
     expect(acks.seqHeldBy(4)).toBe(0)
+  })
+
+  it('counts a change whenever an answer may move, and only then (callers cache between changes)', () => {
+    const acks = new AckTracker()
+    const a = { nodeId: 'a' }
+    const c0 = acks.changes
+    acks.attach(a)
+    const c1 = acks.changes
+    expect(c1).toBeGreaterThan(c0)
+    acks.ack(a, 5)
+    const c2 = acks.changes
+    expect(c2).toBeGreaterThan(c1)
+    acks.ack(a, 5)
+    acks.ack(a, 3)
+    expect(acks.changes).toBe(c2)
+    acks.forget(a)
+    expect(acks.changes).toBeGreaterThan(c2)
   })
 })
 
@@ -159,6 +177,62 @@ describe('read index', () => {
     expect(state.barriers).toBe(1)
     // The epoch has a committed entry now: no more barriers.
     expect(index.confirm(11)).toBeNull()
+    expect(state.barriers).toBe(1)
+  })
+
+  it('answers at once a read that depends on an older seq, while later writes wait for the majority', async () => {
+    // A get depends on the write that last changed its key: writes 13..20
+    // to other keys, not yet held by a majority, do not hold it up.
+    const { acks, index } = master({ lastSeq: 20 })
+    open.push(index)
+    acks.ack(link('r1'), 12)
+    expect(index.confirm(12)).toBeNull()
+    expect(index.confirm(3)).toBeNull()
+    const later = index.confirm(13)
+    expect(later).not.toBeNull()
+    expect(index.stats).toMatchObject({ immediate: 2, waited: 1, barriers: 0 })
+    acks.ack(link('r2'), 13)
+    await later
+  })
+
+  it('after its epoch has a committed entry, answers reads of older seqs at once with no new barrier', async () => {
+    // Once a majority holds an entry of this epoch, it holds every entry before it.
+    const { acks, state, index } = master({ lastSeq: 10, epochStart: 11 })
+    open.push(index)
+    acks.ack(link('r1'), 10)
+    const first = index.confirm(4)
+    expect(first).not.toBeNull()
+    await Promise.resolve()
+    acks.ack(link('r1'), 11)
+    await first
+    expect(index.confirm(4)).toBeNull()
+    expect(index.confirm(10)).toBeNull()
+    expect(state.barriers).toBe(1)
+  })
+
+  it('many concurrent reads cost one barrier and one wait per seq, all released by one ack', async () => {
+    // Count confirmation rounds, not time: 200 reads arriving before this
+    // epoch has an entry share one barrier; then 200 reads of the same
+    // unconfirmed seq share one wait, released together by one ack.
+    const { acks, state, index } = master({ lastSeq: 10, epochStart: 11 })
+    open.push(index)
+    const early = Array.from({ length: 200 }, (_, i) => index.confirm(1 + (i % 10)))
+    await new Promise((r) => setImmediate(r))
+    expect(state.barriers).toBe(1)
+    // All of them wait for the barrier's seq: one wait.
+    expect(index.waiting).toBe(1)
+    acks.ack(link('r2'), 11)
+    await Promise.all(early)
+    expect(state.barriers).toBe(1)
+    expect(index.stats.barriers).toBe(1)
+
+    state.lastSeq = 12
+    const late = Array.from({ length: 200 }, () => index.confirm(12))
+    expect(new Set(late).size).toBe(1)
+    expect(index.waiting).toBe(1)
+    acks.ack(link('r1'), 12)
+    await Promise.all(late)
+    expect(index.waiting).toBe(0)
     expect(state.barriers).toBe(1)
   })
 

@@ -5,13 +5,20 @@ import { TandemError } from '@tandem/protocol'
  * answers it (the idea of etcd's ReadIndex, with the master's lease standing
  * in for etcd's heartbeat round, as in etcd's lease-based reads).
  *
- * A read on the master completes on LevelDB's thread pool and may already
- * see a group commit whose batch is written but whose callback has not run:
- * so the seq it could have seen is the store's `writingSeq` when the read
- * completes, not `lastSeq` when it began. The read is answered once a
- * majority of the group holds that seq (`committedSeq()`): nothing it shows
- * can then be rolled back by a fail-over (rule 2 of failover.ts). The node
- * checks its lease again when it replies.
+ * A read on the master may already see a group commit whose batch is
+ * written but whose callback has not run: so the seq it could have seen is
+ * the store's `writingSeq` when the read completes, not `lastSeq` when it
+ * began. A get of one key depends on less: only on the write that last
+ * changed that key, whose seq its record carries (a missing key, or a
+ * record without one, falls back to `writingSeq`). A later write to other
+ * keys, not yet held by a majority, does not hold it up; a later write to
+ * the same key that the read did not see is after it in any order. The
+ * read is answered once a majority of the group holds the seq it depends
+ * on (`committedSeq()`): nothing it shows can then be rolled back by a
+ * fail-over (rule 2 of failover.ts), and no write acknowledged before it
+ * began is missing from it (this master's store holds every write it
+ * acknowledged, and while its lease holds no other master takes writes).
+ * The node checks its lease again when it replies.
  *
  * That seq must also be one of this master's own epoch. A majority holding
  * an entry of an older epoch does not keep it from being replaced: a
@@ -22,9 +29,15 @@ import { TandemError } from '@tandem/protocol'
  * has an entry of its own epoch, a read writes an empty one, once (a
  * barrier; a Raft leader commits a no-op at the start of its term for the
  * same reason). Outside a fail-over group there are no elections, and
- * epochStartSeq() is 0.
+ * epochStartSeq() is 0. Once a majority holds an entry of this epoch, it
+ * holds every entry before it too, so a read that depends on an older seq
+ * is answered at once.
  *
- * Reads waiting for the same seq share one wait; nothing is timed per read.
+ * A read whose seq a majority already holds costs two comparisons (the
+ * host keeps `committedSeq()` up to date as acks arrive, not per read): no
+ * wait, no promise. Reads waiting for the same seq share one wait; reads
+ * that arrive while the barrier is being written share that barrier; nothing
+ * is timed per read.
  * Waits are released by acks and commits (`advance()`), and one sweep timer,
  * running only while reads wait, fails them all when the node can no longer
  * serve them (`check()` throws: lease lapsed) or when one has waited
@@ -37,6 +50,8 @@ export interface ReadIndexHost {
   committedSeq(): number
   /** Seq at which this master's epoch began. */
   epochStartSeq(): number
+  /** The last seq this node has written or is writing (the store's writingSeq). */
+  headSeq(): number
   /** Commits an empty entry in the current epoch; resolves with its seq. */
   writeBarrier(): Promise<number>
   /** Throws unless the node may still serve linearizable reads. */
@@ -81,18 +96,19 @@ export class ReadIndex {
   }
 
   /**
-   * Null when a read that could have seen up to `seenSeq` may be answered
+   * Null when a read that depends on the writes up to `seq` may be answered
    * now; else a promise that resolves once it may (or rejects).
    */
-  confirm(seenSeq: number): Promise<void> | null {
+  confirm(seq: number): Promise<void> | null {
     const start = this.host.epochStartSeq()
-    if (seenSeq < start) return this.afterBarrier()
-    if (this.host.committedSeq() >= seenSeq) {
+    const target = Math.max(seq, start)
+    if (this.host.committedSeq() >= target) {
       this.stats.immediate++
       return null
     }
+    if (this.host.headSeq() < start) return this.afterBarrier(seq)
     this.stats.waited++
-    return this.waitFor(seenSeq)
+    return this.waitFor(target)
   }
 
   /** Releases every wait whose seq a majority now holds (called on acks and commits). */
@@ -124,14 +140,14 @@ export class ReadIndex {
     this.failAll(new TandemError('UNAVAILABLE', 'node is shutting down'))
   }
 
-  private afterBarrier(): Promise<void> {
+  private afterBarrier(seq: number): Promise<void> {
     if (!this.barrier) {
       this.stats.barriers++
       this.barrier = this.host.writeBarrier().finally(() => {
         this.barrier = null
       })
     }
-    return this.barrier.then((seq) => this.confirm(seq) ?? undefined)
+    return this.barrier.then((barrierSeq) => this.confirm(Math.max(barrierSeq, seq)) ?? undefined)
   }
 
   private waitFor(seq: number): Promise<void> {

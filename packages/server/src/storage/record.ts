@@ -134,6 +134,17 @@ export function recordExpiresAt(record: Uint8Array): number | undefined {
   return buf.readUInt32BE(at) * 0x1_0000_0000 + buf.readUInt32BE(at + 4)
 }
 
+/**
+ * The record's modification seq (its MOD_SEQ field), read without decoding
+ * the rest; undefined when it has none (a plain record of an older build,
+ * a multi-master record).
+ */
+export function recordModSeq(record: Uint8Array): number | undefined {
+  if (record[0] !== TAG_META || (record[1] & F_MOD_SEQ) === 0 || record.byteLength < 10) return undefined
+  const buf = Buffer.isBuffer(record) ? record : Buffer.from(record.buffer, record.byteOffset, record.byteLength)
+  return buf.readUInt32BE(2) * 0x1_0000_0000 + buf.readUInt32BE(6)
+}
+
 /** A record from a value already in bytes: a string's UTF-8 bytes, or binary. */
 function recordFromBytes(bytes: Uint8Array, binary: boolean): Buffer {
   const out = Buffer.allocUnsafe(bytes.byteLength + 1)

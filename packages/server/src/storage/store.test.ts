@@ -156,6 +156,16 @@ describe('store: full sync chunks', () => {
     expect(await store.get('key-0')).toBe('again')
   })
 
+  // A linearizable get waits for the seq it depends on: a record that does not say which write made it depends on every write.
+  it('reads a record without a mod seq with the head as the seq it depends on', async () => {
+    const store = await open('legacy-read')
+    await store.beginFullSync()
+    await store.applySnapshotChunk(chunkOf(2), 2)
+    await store.finishFullSync(2, [{ epoch: 1, startSeq: 1, by: 'up' }], { hlc: 5000 * 1024, vv: { up: 2 } })
+    await store.write([[OP_PUT, 'other', 'x']])
+    expect(await store.getWithSeq('key-0')).toEqual({ value: 'value-0', seq: 3 })
+  })
+
   it('refuses a chunk whose record count is not the one its frame gives, writing none of it', async () => {
     const store = await open('f')
     await store.beginFullSync()
@@ -414,6 +424,51 @@ describe('store: reads', () => {
     await store.write([[OP_DEL, 'b']])
     expect(await settlesThisTurn(store.get('k'))).toEqual({ settled: true, value: 'v2' })
     expect(await settlesThisTurn(store.get('b'))).toEqual({ settled: true, value: undefined })
+  })
+
+  it('getWithSeq gives the seq of the write that last changed the key; a missing key depends on the head', async () => {
+    const store = await open('seq')
+    const a1 = await store.write([[OP_PUT, 'a', '1']])
+    const b = await store.write([[OP_PUT, 'b', new Uint8Array([2])]])
+    const a2 = await store.write([
+      [OP_PUT, 'a', '2'],
+      [OP_PUT, 'c', '3'],
+    ])
+    await store.write([[OP_PUT, 'd', '4']])
+    const gone = await store.write([[OP_DEL, 'b']])
+    expect(a1).toBeLessThan(a2)
+    expect(await settlesThisTurn(store.getWithSeq('a'))).toEqual({ settled: true, value: { value: '2', seq: a2 } })
+    expect(await store.getWithSeq('c')).toEqual({ value: '3', seq: a2 })
+    // Missing, never written or deleted: what it shows depends on every write so far.
+    expect(await store.getWithSeq('none')).toEqual({ value: undefined, seq: store.writingSeq })
+    expect(await store.getWithSeq('b')).toEqual({ value: undefined, seq: gone })
+    expect(b).toBeLessThan(gone)
+  })
+
+  it('getWithSeq through the thread pool gives the same answers', async () => {
+    const store = await Store.open({
+      dataDir: join(dir, 'seq-pool'),
+      sync: 'always',
+      logRetention: 1000,
+      // Every synchronous read is slow and the budget is 0: reads go to the pool after the first.
+      syncReads: {
+        slowMs: 0,
+        budgetMs: 0,
+        windowMs: 1_000_000,
+        now: (() => {
+          let t = 0
+          return () => (t += 1)
+        })(),
+      },
+    })
+    stores.push(store)
+    const a = await store.write([[OP_PUT, 'a', '1']])
+    await store.write([[OP_PUT, 'z', '9']])
+    await store.getWithSeq('a')
+    const viaPool = store.getWithSeq('a')
+    expect((await settlesThisTurn(viaPool)).settled).toBe(false)
+    expect(await viaPool).toEqual({ value: '1', seq: a })
+    expect(await store.getWithSeq('none')).toEqual({ value: undefined, seq: store.writingSeq })
   })
 
   it('goes through the thread pool once slow synchronous reads have spent their budget, until the window ends', async () => {

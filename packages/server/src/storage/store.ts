@@ -35,6 +35,7 @@ import {
   RECORD_META,
   readRecord,
   recordExpiresAt,
+  recordModSeq,
   seqRecord,
 } from './record.js'
 import { type ConflictResolver, KEEP } from './resolver.js'
@@ -122,6 +123,12 @@ export interface StoreOptions {
 }
 
 export type ConflictPolicy = 'lww' | 'vclock'
+
+/** A value read with the seq of the last write it depends on (Store.getWithSeq). */
+interface SeqRead {
+  value: Value | undefined
+  seq: number
+}
 
 /** How the data dir was created, kept in meta 'policy'. */
 interface StoredPolicy {
@@ -337,7 +344,7 @@ export class Store {
   private readonly timers: NodeJS.Timeout[] = []
   private dirtySinceSync = false
   private readonly syncReads: SyncReadGate
-  private pendingReads: { key: Buffer; resolve: (v: Value | undefined) => void; reject: (err: unknown) => void }[] = []
+  private pendingReads: PendingRead[] = []
   /** The last snapshot chunk's write during a full sync (a rejected one fails the next chunk). */
   private snapshotWrite: Promise<void> = Promise.resolve()
   private closing: Promise<void> | null = null
@@ -1247,19 +1254,49 @@ export class Store {
    * what a getMany queued at the same moment would.
    */
   get(key: string): Promise<Value | undefined> {
+    return this.readKey(key, this.valueOfRecord)
+  }
+
+  /**
+   * A get that also says which writes its answer depends on (a
+   * linearizable read waits until a majority holds them; see
+   * read-index.ts): the seq of the write that last changed the key, as its
+   * record carries it. A missing key, or a record with no seq, depends on
+   * everything written so far (`writingSeq` when the read was made).
+   */
+  getWithSeq(key: string): Promise<SeqRead> {
+    return this.readKey(key, this.seqReadOfRecord)
+  }
+
+  private readonly valueOfRecord = (record: Uint8Array | undefined, now: number): Value | undefined =>
+    record === undefined || isExpired(record, now) ? undefined : decodeRecord(record)
+
+  private readonly seqReadOfRecord = (record: Uint8Array | undefined, now: number): SeqRead => {
+    const head = this.writingSeq
+    const modSeq = record === undefined ? undefined : recordModSeq(record)
+    // Every record LevelDB shows was written by a batch at or below writingSeq.
+    return { value: this.valueOfRecord(record, now), seq: modSeq === undefined || modSeq > head ? head : modSeq }
+  }
+
+  private readKey<T>(key: string, answer: (record: Uint8Array | undefined, now: number) => T): Promise<T> {
     // getSync throws while LevelDB is (re)opening, where getMany waits for it.
     const startedAt = this.db.status === 'open' ? this.syncReads.begin() : null
     if (startedAt !== null) {
       try {
         const record = this.db.getSync(prefixed(this.dataPrefix, key))
         this.syncReads.done(startedAt)
-        return Promise.resolve(record === undefined || isExpired(record, this.now()) ? undefined : decodeRecord(record))
+        return Promise.resolve(answer(record, this.now()))
       } catch (err) {
         return Promise.reject(err)
       }
     }
     return new Promise((resolve, reject) => {
-      this.pendingReads.push({ key: prefixed(this.dataPrefix, key), resolve, reject })
+      this.pendingReads.push({
+        key: prefixed(this.dataPrefix, key),
+        answer,
+        resolve: resolve as (answer: unknown) => void,
+        reject,
+      })
       if (this.pendingReads.length === 1) queueMicrotask(() => this.flushReads())
     })
   }
@@ -1275,7 +1312,7 @@ export class Store {
           for (let j = 0; j < slice.length; j++) {
             const record = records[j]
             try {
-              slice[j].resolve(record === undefined || isExpired(record, now) ? undefined : decodeRecord(record))
+              slice[j].resolve(slice[j].answer(record, now))
             } catch (err) {
               slice[j].reject(err)
             }
@@ -1578,6 +1615,14 @@ const SNAPSHOT_PAGE = 1000
 
 /** Most keys in one coalesced getMany. */
 const MAX_READ_BATCH = 1000
+
+/** A get queued for the next getMany, with how to turn its record into the answer. */
+interface PendingRead {
+  key: Buffer
+  answer: (record: Uint8Array | undefined, now: number) => unknown
+  resolve: (answer: unknown) => void
+  reject: (err: unknown) => void
+}
 
 function prefixed(prefix: Buffer, key: string): Buffer {
   const length = Buffer.byteLength(key, 'utf8')
