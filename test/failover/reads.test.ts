@@ -29,10 +29,10 @@ describe('reads under a partition', () => {
     // holds every write it could see, by a master that holds its lease as
     // it replies; so the cut-off master's own write is never shown, and
     // once its lease lapses it answers NOMASTER (a new master may exist).
-    // A long lease (2.1 s) leaves room for the write below to land within it.
+    // A long lease (2.8 s) leaves room for the write and the read below to land within it.
     group = await new FailoverGroup().start({
       size: 3,
-      args: ['--failover-timeout', '3000', '--heartbeat-interval', '100', '--resp-port', '0'],
+      args: ['--failover-timeout', '4000', '--heartbeat-interval', '100', '--resp-port', '0'],
     })
     const master = await group.waitForMaster()
     const m = group.index(master)
@@ -48,13 +48,13 @@ describe('reads under a partition', () => {
     group.isolate(m)
     // Taken by the master alone (w: 0) while its lease still holds.
     await old.put('k', 'dirty')
-    expect(await old.get('k', { consistency: 'local' })).toBe('dirty')
     // A get depends only on the write that last changed its key: 'other'
     // was confirmed by a majority (which the master remembers after the
     // replication links drop), and while the lease holds no other master
     // can have taken a write, so the read is answered at once although the
     // later write to 'k' is held by no majority.
     expect(await old.get('other', { consistency: 'linearizable' })).toBe('o')
+    expect(await old.get('k', { consistency: 'local' })).toBe('dirty')
     // Both wait for a majority that never answers, then fail as the lease
     // lapses; so does a Redis GET, which gets the default consistency.
     const [explicit, byDefault, redisGet] = await Promise.all([
