@@ -143,24 +143,58 @@ describe('web console feed', () => {
     streams.push(...twenty)
     await Promise.all(twenty.map((s) => s.open(replica.address)))
     await waitFor(() => twenty.every((s) => s.views().length > 0), { what: 'a first view on each of the 20 streams' })
-    const servedBefore = await metricSum(master, 'tandem_console_reports_served_total')
+    const counts = () =>
+      Promise.all([
+        metricSum(master, 'tandem_console_reports_served_total'),
+        metricSum(replica, 'tandem_console_reports_served_total'),
+        metricSum(replica, 'tandem_console_views_encoded_total'),
+      ])
+    const [servedBefore, selfServedBefore, encodedBefore] = await counts()
     const firstTick = Math.max(...twenty.map((s) => s.views().at(-1)?.tick ?? 0))
     // Every stream gets every tick's view.
     await waitFor(() => twenty.every((s) => (s.views().at(-1)?.tick ?? 0) >= firstTick + 5), {
       what: 'five more views on each of the 20 streams',
       timeoutMs: 20_000,
     })
-    const servedAfter = await metricSum(master, 'tandem_console_reports_served_total')
+    const [servedAfter, selfServedAfter, encodedAfter] = await counts()
     const ticks = Math.max(...twenty.map((s) => s.views().at(-1)!.tick)) - firstTick
     expect(await metricSum(replica, 'tandem_console_streams')).toBe(20)
     // One report a tick (a tick may start before the first count was read).
     const polls = servedAfter - servedBefore
     expect(polls).toBeGreaterThanOrEqual(ticks - 1)
     expect(polls).toBeLessThanOrEqual(ticks + 1)
+    // One encoding a tick for the 20 streams, not one per stream.
+    const encoded = encodedAfter - encodedBefore
+    expect(encoded).toBeGreaterThanOrEqual(ticks - 1)
+    expect(encoded).toBeLessThanOrEqual(ticks + 1)
+    // The watching node reads its own status in-process: it polls every node but itself.
+    expect(selfServedAfter - selfServedBefore).toBe(0)
     for (const s of twenty) {
       const ticksSeen = s.views().map((v) => v.tick)
       expect(new Set(ticksSeen).size, 'no view sent twice').toBe(ticksSeen.length)
     }
+  })
+
+  it('twenty consoles joining a running watcher share one encoded snapshot a tick', async () => {
+    const [, replica] = cluster.nodes
+    // The twenty streams of the test before keep the watcher running.
+    const watching = streams[streams.length - 1]
+    const tickBefore = watching.views().at(-1)?.tick ?? 0
+    const encodedBefore = await metricSum(replica, 'tandem_console_views_encoded_total')
+    const joiners = Array.from({ length: 20 }, () => new EventStream())
+    streams.push(...joiners)
+    await Promise.all(joiners.map((s) => s.open(replica.address)))
+    await waitFor(() => joiners.every((s) => s.events.length > 0), { what: 'a first event on each of the 20 joiners' })
+    const encodedAfter = await metricSum(replica, 'tandem_console_views_encoded_total')
+    // Any view encoded before that count was read reaches the watching stream before the next one does.
+    const lastTick = watching.views().at(-1)?.tick ?? 0
+    await waitFor(() => (watching.views().at(-1)?.tick ?? 0) > lastTick, { what: 'one more view', timeoutMs: 10_000 })
+    const tickAfter = (watching.views().at(-1)?.tick ?? 0) - 1
+    for (const s of joiners) expect(s.events[0].event).toBe('snapshot')
+    const snapshotViews = new Set(joiners.map((s) => s.views()[0].tick))
+    // A view a tick, and a snapshot for each view some stream joined at: not one per stream.
+    expect(encodedAfter - encodedBefore).toBeLessThanOrEqual(tickAfter - tickBefore + snapshotViews.size)
+    expect(snapshotViews.size).toBeLessThan(20)
   })
 
   it('refuses streams past the limit with BUSY, and a closed stream frees its place', async () => {

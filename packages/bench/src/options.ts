@@ -304,8 +304,9 @@ suites (tandem only; each starts its own servers; combine with commas)
                              [--failover-timeout MS] [--heartbeat-interval MS]
   --workload console         put throughput on a master with max(1, --replicas) replicas,
                              with no web console open and with --consoles N (default 20)
-                             console event streams (/ui/api/events) open on it, alternating
-                             (--repeat N passes, median of each side); the change in %
+                             console event streams (/ui/api/events) open on it: one
+                             unmeasured pass, then --repeat N pairs of back-to-back runs
+                             (order alternating); the change in % of the median pair
   --workload watch           one watcher on every key of a master while puts run at
                              saturation (first --clients x --pipeline, --duration):
                              events/s the watcher received, and how far behind it ended

@@ -93,6 +93,10 @@ export class TandemServer {
       status: () => node.status(),
       requests: () => this.metrics.counterValues('tandem_requests_total'),
       onSelfServed: this.metrics.counter('tandem_console_reports_served_total', 'Reports served to web consoles.'),
+      onEncoded: this.metrics.counter(
+        'tandem_console_views_encoded_total',
+        'Views and snapshots encoded for web console streams (one of each a tick at most, whatever the number of streams).',
+      ),
     })
     this.frames = new FrameGuard({
       frameTimeoutMs: config.frameTimeout,

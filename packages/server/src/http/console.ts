@@ -22,7 +22,9 @@ import { SelfReporter, type SelfReporterSource } from './self-report.js'
  * The static files carry no data, so they are served without the token;
  * the page asks for it and sends it as `Authorization: Bearer` on the API
  * calls. Streams share one GroupWatcher, and each view is encoded once for
- * all of them.
+ * all of them; so is the snapshot that streams joining during one tick get
+ * (a page reconnecting after a restart comes with its neighbours, and the
+ * snapshot, carrying every lag series, is the largest thing sent).
  */
 
 /** Most console streams at once; more get 503. */
@@ -56,6 +58,8 @@ interface ConsoleOptions extends SelfReporterSource, ReportFetchOptions {
   logger: Logger
   /** Counts reports served to other nodes' consoles (metrics). */
   onSelfServed?: () => void
+  /** Counts views and snapshots encoded for the streams (metrics: at most one of each a tick). */
+  onEncoded?: () => void
 }
 
 export class WebConsole {
@@ -66,6 +70,8 @@ export class WebConsole {
   /** Streams that get the next view as a snapshot (they opened while the watcher was idle). */
   private readonly awaitingSnapshot = new Set<ServerResponse>()
   private readonly assets: Map<string, { type: string; body: Buffer }>
+  /** The snapshot event of the watcher's last view, encoded for the first stream that needed it. */
+  private snapshotEvent: { view: GroupView; bytes: Buffer } | null = null
 
   constructor(private readonly options: ConsoleOptions) {
     this.reporter = new SelfReporter(options)
@@ -134,8 +140,8 @@ export class WebConsole {
       if (this.streams.size === 0) this.watcher.stop()
     })
     // While the watcher runs its last view is at most a tick old; after a pause it may be stale.
-    const snapshot = this.watcher.status === 'watching' ? this.watcher.snapshot() : null
-    if (snapshot) res.write(sseEvent('snapshot', JSON.stringify(snapshot)))
+    const snapshot = this.watcher.status === 'watching' ? this.encodedSnapshot() : null
+    if (snapshot) res.write(snapshot)
     else {
       res.write(': waiting for the first view\n\n')
       this.awaitingSnapshot.add(res)
@@ -143,16 +149,32 @@ export class WebConsole {
     this.watcher.start()
   }
 
+  /** The snapshot of the watcher's last view as an event, encoded once for every stream that joins before the next view. */
+  private encodedSnapshot(): Buffer | null {
+    const snapshot = this.watcher.snapshot()
+    if (!snapshot) return null
+    if (this.snapshotEvent?.view !== snapshot.view) {
+      this.snapshotEvent = { view: snapshot.view, bytes: this.encode('snapshot', snapshot) }
+    }
+    return this.snapshotEvent.bytes
+  }
+
+  /** An event as bytes: written as they are to every stream, rather than each stream encoding the text again. */
+  private encode(event: string, data: unknown): Buffer {
+    this.options.onEncoded?.()
+    return Buffer.from(sseEvent(event, JSON.stringify(data)))
+  }
+
   private onView(view: GroupView): void {
-    const chunk = sseEvent('view', JSON.stringify(view))
-    const snapshot = this.awaitingSnapshot.size > 0 ? sseEvent('snapshot', JSON.stringify(this.watcher.snapshot())) : ''
+    const chunk = this.encode('view', view)
+    const snapshot = this.awaitingSnapshot.size > 0 ? this.encodedSnapshot() : null
     for (const res of this.streams) {
       if (res.writableLength > MAX_STREAM_BACKLOG_BYTES) {
         this.options.logger.warn('closing a console stream that does not keep up', { backlog: res.writableLength })
         res.destroy()
         continue
       }
-      res.write(this.awaitingSnapshot.delete(res) ? snapshot : chunk)
+      res.write(this.awaitingSnapshot.delete(res) && snapshot ? snapshot : chunk)
     }
   }
 
