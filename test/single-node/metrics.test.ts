@@ -58,7 +58,17 @@ describe('/metrics', () => {
       ]),
     )
     for (const f of totals) expect(f.type, f.name).toBe('counter')
-    for (const name of ['tandem_seq', 'tandem_epoch', 'tandem_connections', 'tandem_commit_queued']) {
+    for (const name of [
+      'tandem_seq',
+      'tandem_epoch',
+      'tandem_connections',
+      'tandem_commit_queued',
+      'tandem_keys',
+      'tandem_disk_bytes',
+      'tandem_log_oldest_seq',
+      'tandem_log_newest_seq',
+      'tandem_log_entries',
+    ]) {
       expect(m.family(name).type, name).toBe('gauge')
     }
     for (const f of m.families.values()) expect(f.help, `${f.name} has a HELP line`).toBeTruthy()

@@ -200,5 +200,24 @@ export interface NodeStatus {
   upstream: string | null
   readOnly: boolean
   replicas: ReplicaStatus[]
+  /**
+   * How many keys the node holds, kept exactly with every write (a deleted
+   * key that multi-master keeps as a tombstone is not one; an expired key
+   * is one until its delete is applied).
+   */
+  keys: number
+  /** Bytes of the data dir's files, refreshed every 2 s at most; null before the first count. */
+  diskBytes: number | null
+  /** The log this node keeps: what a downstream or a watch can resume from. */
+  log: LogRange
   [extra: string]: unknown
+}
+
+/** The entries a node's log holds: seqs oldestSeq..newestSeq, `entries` of them. */
+export interface LogRange {
+  /** The oldest entry it can serve; newestSeq + 1 when it holds none (after a full sync, or before any write). */
+  oldestSeq: number
+  /** The newest entry: the node's seq. */
+  newestSeq: number
+  entries: number
 }

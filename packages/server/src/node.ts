@@ -3,6 +3,7 @@ import {
   byteLength,
   type Consistency,
   type GetAllResult,
+  type LogRange,
   type NodeStatus,
   type ScanOptions,
   type ScanPage,
@@ -26,6 +27,7 @@ import { FailoverManager } from './replication/failover.js'
 import { ReadIndex } from './replication/read-index.js'
 import { writeRollbackFile } from './replication/rollback.js'
 import { DEFAULT_UPSTREAM_OPTIONS, Upstream } from './replication/upstream.js'
+import { DataDirSize } from './storage/data-dir-size.js'
 import { type EntryOp, OP_DEL, OP_PUT } from './storage/log-entry.js'
 import { modSeqOf, SiblingsError } from './storage/record.js'
 import type { ConflictResolver } from './storage/resolver.js'
@@ -127,6 +129,8 @@ export class TandemNode {
   mesh: Mesh | null = null
   /** The server's one clock, the one its store was opened with (see util/clock.ts). */
   readonly clock: Clock
+  /** The data dir's bytes on disk, for status, /metrics and the console. */
+  readonly disk: DataDirSize
 
   constructor(
     readonly config: Config,
@@ -145,6 +149,7 @@ export class TandemNode {
             : 'master'
     this.clock = store.clock
     this.startedAt = this.clock.wall()
+    this.disk = new DataDirSize(store.dataDir, undefined, () => this.clock.now())
     this.upstreamSide = new Upstream(
       {
         store,
@@ -300,6 +305,8 @@ export class TandemNode {
   /** Starts following --replicaof, or makes sure a master has an epoch of its own to write in. */
   async init(): Promise<void> {
     if (this.store.damage.length > 0) await this.discardDamagedData()
+    // The first figure before the node serves: status and /metrics then always have one.
+    await this.disk.ready()
     if (this.store.discardedPartialSync) {
       this.logger.warn('found an interrupted full sync; its partial data was discarded and will be synced again')
     }
@@ -923,6 +930,13 @@ export class TandemNode {
 
   // ---- status ------------------------------------------------------------
 
+  /** The seqs the log holds (see LogRange). */
+  logRange(): LogRange {
+    const newestSeq = this.store.lastSeq
+    const oldestSeq = Math.min(this.store.log.start, newestSeq + 1)
+    return { oldestSeq, newestSeq, entries: newestSeq - oldestSeq + 1 }
+  }
+
   status(): NodeStatus {
     const stats = this.store.commitStats
     return {
@@ -932,6 +946,9 @@ export class TandemNode {
       seq: this.store.lastSeq,
       /** Oldest seq still in the log: a downstream behind it needs a full sync. */
       logStart: this.store.log.start,
+      log: this.logRange(),
+      keys: this.store.keyCount,
+      diskBytes: this.disk.bytes(),
       upstream: this.upstream,
       readOnly: (this.role !== 'master' && this.role !== 'peer') || !this.canWrite(),
       replicas: this.upstreamSide.replicas(),
@@ -967,7 +984,7 @@ export class TandemNode {
       /** Per origin, the highest counter this node holds (its cursors). */
       vv: this.store.committedVv,
       digest: this.store.keys?.digest.hex ?? null,
-      keys: this.store.keys?.counts ?? null,
+      records: this.store.keys?.counts ?? null,
       multi: this.mesh?.status() ?? null,
       syncMode: this.config.sync,
       uptimeMs: this.clock.wall() - this.startedAt,

@@ -90,6 +90,7 @@ export class TandemServer {
       groupAddresses: () => groupAddresses(node),
       logger,
       now: () => node.clock.wall(),
+      disk: node.disk,
       status: () => node.status(),
       requests: () => this.metrics.counterValues('tandem_requests_total'),
       onSelfServed: this.metrics.counter('tandem_console_reports_served_total', 'Reports served to web consoles.'),
@@ -420,6 +421,22 @@ export class TandemServer {
     const store = this.node.store
     const node = this.node
     m.gauge('tandem_seq', 'Seq of the last committed log entry.', () => store.lastSeq)
+    m.gauge('tandem_keys', 'Keys this node holds, kept exactly (tombstones are not keys).', () => store.keyCount)
+    m.gauge('tandem_disk_bytes', "Bytes of the data dir's files (walked every 2 s at most).", () => {
+      const bytes = node.disk.bytes()
+      return bytes === null ? [] : bytes
+    })
+    m.gauge(
+      'tandem_log_oldest_seq',
+      'Seq of the oldest entry the log holds (newest + 1 when it holds none).',
+      () => node.logRange().oldestSeq,
+    )
+    m.gauge('tandem_log_newest_seq', 'Seq of the newest entry the log holds.', () => node.logRange().newestSeq)
+    m.gauge(
+      'tandem_log_entries',
+      'Entries the log holds, for partial resync and watches.',
+      () => node.logRange().entries,
+    )
     m.gauge('tandem_epoch', 'Current fail-over epoch.', () => store.epoch)
     m.gauge('tandem_is_master', '1 when this node takes writes.', () => (node.role === 'master' ? 1 : 0))
     m.gauge('tandem_ready', '1 when /ready answers 200 (the node can serve its role).', () =>

@@ -549,6 +549,10 @@ async function main(argv: string[]): Promise<number> {
         } else {
           out(`node ${status.nodeId}  role ${status.role}  epoch ${status.epoch}  seq ${status.seq}`)
           out(`upstream ${status.upstream ?? '-'}  read-only ${status.readOnly ? 'yes' : 'no'}`)
+          const { log } = status
+          out(
+            `keys ${status.keys}  disk ${status.diskBytes === null ? '-' : `${status.diskBytes} bytes`}  log ${log.entries === 0 ? 'empty' : `${log.oldestSeq}..${log.newestSeq}`} (${log.entries} entries)`,
+          )
           for (const r of status.replicas) {
             out(
               `replica ${r.nodeId} ${r.addr}  acked ${r.ackedSeq}  lag ${r.lagEntries} entries / ${r.lagMs} ms${r.link ? `  ${r.link}` : ''}`,

@@ -20,6 +20,9 @@ function status(
     upstream: null,
     readOnly: true,
     replicas: [],
+    keys: 0,
+    diskBytes: 100,
+    log: { oldestSeq: 1, newestSeq: 10, entries: 10 },
     address,
     ...extra,
   }

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs'
-import { readdir, stat } from 'node:fs/promises'
+import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { NodeStatus } from '@tandem/protocol'
+import type { DataDirSize } from '../storage/data-dir-size.js'
 import { systemClock } from '../util/clock.js'
 
 /**
@@ -17,18 +18,16 @@ export interface SelfReport {
   status: NodeStatus
   /** Client requests received since start, by op (get, put, ...). */
   requests: Record<string, number>
-  /** Bytes under the data dir, refreshed at most every DISK_REFRESH_MS; null until first read. */
+  /** Bytes under the data dir (see DataDirSize); null until first read. */
   diskBytes: number | null
   version: string
   /** Newest rollback file names in the data dir's rollback/ folder (at most MAX_ROLLBACK_FILES). */
   rollbackFiles: string[]
 }
 
-/** Walking the data dir costs a stat per file: done rarely, and only while a console watches. */
-const DISK_REFRESH_MS = 10_000
+/** Listing the rollback folder costs a readdir: done rarely, and only while a console watches. */
+const ROLLBACK_REFRESH_MS = 10_000
 const MAX_ROLLBACK_FILES = 20
-/** Bounds the walk of a data dir someone filled with other files. */
-const MAX_WALKED_FILES = 100_000
 
 export const SERVER_VERSION: string = (() => {
   try {
@@ -41,13 +40,14 @@ export const SERVER_VERSION: string = (() => {
 
 export interface SelfReporterSource {
   dataDir: string
+  /** The data dir's size, kept by the node (status and /metrics read it too). */
+  disk: DataDirSize
   status(): NodeStatus
   requests(): Map<string, number>
   now?: () => number
 }
 
 export class SelfReporter {
-  private diskBytes: number | null = null
   private rollbackFiles: string[] = []
   private refreshedAt = Number.NEGATIVE_INFINITY
   private refreshing: Promise<void> | null = null
@@ -60,8 +60,8 @@ export class SelfReporter {
   /** The report now; disk figures come from the last walk (a new one starts when they are stale). */
   report(): SelfReport {
     const at = this.now()
-    if (at - this.refreshedAt >= DISK_REFRESH_MS && !this.refreshing) {
-      this.refreshing = this.refreshDisk().finally(() => {
+    if (at - this.refreshedAt >= ROLLBACK_REFRESH_MS && !this.refreshing) {
+      this.refreshing = this.refreshRollbacks().finally(() => {
         this.refreshing = null
       })
     }
@@ -69,7 +69,7 @@ export class SelfReporter {
       at,
       status: this.source.status(),
       requests: Object.fromEntries(this.source.requests()),
-      diskBytes: this.diskBytes,
+      diskBytes: this.source.disk.bytes(),
       version: SERVER_VERSION,
       rollbackFiles: this.rollbackFiles,
     }
@@ -78,12 +78,11 @@ export class SelfReporter {
   /** Resolves once the disk figures are fresh (the first report of a watcher waits for them). */
   async ready(): Promise<void> {
     this.report()
-    await this.refreshing
+    await Promise.all([this.refreshing, this.source.disk.ready()])
   }
 
-  private async refreshDisk(): Promise<void> {
+  private async refreshRollbacks(): Promise<void> {
     this.refreshedAt = this.now()
-    this.diskBytes = await dirBytes(this.source.dataDir, { files: 0 })
     try {
       const names = (await readdir(join(this.source.dataDir, 'rollback'))).filter((f) => f.endsWith('.jsonl'))
       // Names start with rollback-<time>, so they sort by time.
@@ -92,19 +91,4 @@ export class SelfReporter {
       this.rollbackFiles = []
     }
   }
-}
-
-async function dirBytes(dir: string, walked: { files: number }): Promise<number | null> {
-  let total = 0
-  try {
-    for (const entry of await readdir(dir, { withFileTypes: true })) {
-      if (++walked.files > MAX_WALKED_FILES) break
-      const path = join(dir, entry.name)
-      if (entry.isDirectory()) total += (await dirBytes(path, walked)) ?? 0
-      else if (entry.isFile()) total += (await stat(path).catch(() => ({ size: 0 }))).size
-    }
-  } catch {
-    return null
-  }
-  return total
 }

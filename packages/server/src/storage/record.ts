@@ -193,6 +193,25 @@ export function isTombstone(record: KeyRecord): boolean {
   return record.body.kind === 'tombstone' || (record.body.kind === 'siblings' && record.body.siblings.length === 0)
 }
 
+/**
+ * True when the record holds a key: a value or at least one sibling, not a
+ * tombstone (a deleted key kept for multi-master). Read from the header
+ * without decoding values: the write path asks it of every record it
+ * replaces, for the key count.
+ */
+export function isLiveRecord(record: Uint8Array): boolean {
+  if (record[0] !== TAG_META) return true
+  const flags = record[1]
+  const kind = flags & KIND_MASK
+  if (kind === KIND_VALUE) return true
+  if (kind === KIND_TOMBSTONE) return false
+  let at = 2
+  if (flags & F_MOD_SEQ) at += 8
+  if (flags & F_EXPIRES) at += 8
+  if (flags & F_VERSION) at += 16 + 1 + record[at + 16]
+  return ((record[at] << 8) | record[at + 1]) > 0
+}
+
 /** Every field of a record; a plain record reads as a VALUE body with no metadata. */
 export function readRecord(record: Uint8Array): KeyRecord {
   const r = new Reader(

@@ -137,6 +137,9 @@ describe('store: full sync chunks', () => {
     expect(store.hlc.peek()).toBeGreaterThanOrEqual(5000 * 1024)
     expect(await store.get('key-0')).toBe('value-0')
     expect(await store.get('key-199')).toBe('value-199')
+    // The key written before the sync is gone; the count is the snapshot's.
+    expect(store.keyCount).toBe(200)
+    expect(await store.countKeys()).toBe(200)
   })
 
   // Rule: a record from before records carried a mod seq is never taken for an absent key.
@@ -393,9 +396,14 @@ describe('store: writingSeq', () => {
     const store = await open('w')
     await store.write([[OP_PUT, 'a', '1']])
     expect(store.writingSeq).toBe(1)
-    const pending = store.write([[OP_PUT, 'a', '2']])
-    // The committer starts the group in a microtask; the write's completion is a later macrotask.
-    for (let i = 0; i < 5; i++) await Promise.resolve()
+    let done = false
+    const pending = store.write([[OP_PUT, 'a', '2']]).then(() => {
+      done = true
+    })
+    // The group first reads its keys' records (one getMany on the thread
+    // pool), then hands its batch to LevelDB; the fsynced write completes
+    // on a later turn. Each turn of this loop lets one of those finish.
+    while (store.writingSeq < 2 && !done) await new Promise((resolve) => setImmediate(resolve))
     expect(store.writingSeq).toBe(2)
     expect(store.lastSeq).toBe(1)
     await pending
@@ -516,5 +524,66 @@ describe('store: expiry', () => {
     // The caller stops once it has its page (node.ts readPage); LevelDB's own limit would have ended at 'b'.
     for await (const [key] of store.scan({ limit: 2 })) if (keys.push(key) === 2) break
     expect(keys).toEqual(['b', 'c'])
+  })
+})
+
+describe('store: key count', () => {
+  // The presence cache both off and smaller than the keys written, so that
+  // hits, misses and evictions all happen.
+  for (const presenceKeys of [0, 3, 100_000]) {
+    it(`is kept through puts, overwrites, deletes and batches in shared groups (presence cache ${presenceKeys})`, async () => {
+      const store = await Store.open({
+        dataDir: join(dir, `count-${presenceKeys}`),
+        sync: 'none',
+        logRetention: 1000,
+        presenceKeys,
+      })
+      stores.push(store)
+      let seed = 7
+      const next = (n: number) => {
+        seed = (seed * 1103515245 + 12345) % 2 ** 31
+        return seed % n
+      }
+      for (let round = 0; round < 20; round++) {
+        // Writes issued together share groups, and several touch the same key.
+        await Promise.all(
+          Array.from({ length: 30 }, () => {
+            const key = `k${next(40)}`
+            if (next(3) === 0) return store.write([[OP_DEL, key]])
+            if (next(4) === 0)
+              return store.write([
+                [OP_PUT, key, 'a'],
+                [OP_DEL, `k${next(40)}`],
+                [OP_PUT, key, 'b'],
+              ])
+            return store.write([[OP_PUT, key, 'v']])
+          }),
+        )
+        expect(store.keyCount).toBe(await store.countKeys())
+      }
+      expect(store.keyCount).toBeGreaterThan(0)
+    })
+  }
+
+  it('counts a data dir that has no stored count (an older build) once, when it opens', async () => {
+    const dataDir = join(dir, 'older')
+    let store = await Store.open({ dataDir, sync: 'always', logRetention: 1000 })
+    for (let i = 0; i < 25; i++) await store.write([[OP_PUT, `k${i}`, 'v']])
+    await store.write([[OP_DEL, 'k3']])
+    await store.close()
+    const db = new Level<string, unknown>(join(dataDir, 'db'), { valueEncoding: 'json' })
+    const meta = db.sublevel<string, unknown>('meta', { valueEncoding: 'json' })
+    expect(await meta.get('keyCount')).toBe(24)
+    await meta.del('keyCount')
+    await db.close()
+    store = await Store.open({ dataDir, sync: 'always', logRetention: 1000 })
+    stores.push(store)
+    expect(store.keyCount).toBe(24)
+    await store.write([[OP_PUT, 'k3', 'back']])
+    expect(store.keyCount).toBe(25)
+    await store.close()
+    const again = new Level<string, unknown>(join(dataDir, 'db'), { valueEncoding: 'json' })
+    expect(await again.sublevel<string, unknown>('meta', { valueEncoding: 'json' }).get('keyCount')).toBe(25)
+    await again.close()
   })
 })

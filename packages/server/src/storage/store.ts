@@ -10,6 +10,7 @@ import type { ApplyEntry, ApplyOp } from './entry-scan.js'
 import { ExpiryIndex } from './expiry-index.js'
 import { type CommitStats, GroupCommitter } from './group-commit.js'
 import { HybridClock } from './hlc.js'
+import { KeyPresence } from './key-presence.js'
 import { type KeyCounts, KeyTracker } from './key-tracker.js'
 import { type CheckLevel, checkLevelDb, type DamagedFile } from './leveldb-check.js'
 import { WriteLog } from './log.js'
@@ -29,6 +30,7 @@ import {
 import { SUBLEVELS } from './raw-layout.js'
 import {
   decodeRecord,
+  isLiveRecord,
   isTombstone,
   type KeyRecord,
   modSeqOf,
@@ -48,7 +50,7 @@ import { VersionVector, type VersionVectorObject, vvCovers } from './version-vec
  *
  *   data  user key (UTF-8 bytes) -> record (record.ts)
  *   log   the write log (log.ts): 8-byte big-endian seq -> block of entries
- *   meta  'lastSeq' | 'clock' | 'history' | 'syncedAt' | 'largestValue' | ... -> JSON
+ *   meta  'lastSeq' | 'clock' | 'history' | 'syncedAt' | 'largestValue' | 'keyCount' | ... -> JSON
  *
  * The Store owns the data, the group committer and snapshots; the log is a
  * WriteLog it appends to (`store.log`), which replication reads.
@@ -120,6 +122,12 @@ export interface StoreOptions {
   conflict?: ConflictPolicy
   /** vclock: keys holding more concurrent values than this are reported to onOverCap. */
   maxSiblings?: number
+  /**
+   * How many recently written keys the store remembers as existing or not
+   * (see KeyPresence): a write of one of them needs no read to keep the key
+   * count. About 100 bytes of memory each. Default 100,000; 0 reads every key.
+   */
+  presenceKeys?: number
 }
 
 export type ConflictPolicy = 'lww' | 'vclock'
@@ -161,8 +169,14 @@ interface GroupState {
   seq: number
   /** Encoded entries, in seq order from the group's first. */
   raws: Buffer[]
-  /** Current records of the keys reading resolvers need, updated as the group writes them (by latin1 key). */
-  current: Map<string, Buffer | undefined> | null
+  /**
+   * Current records of every key the group writes or a condition names,
+   * updated as the group writes them (by latin1 key): for the key count,
+   * conditions, expiry and resolvers.
+   */
+  current: Map<string, Buffer | undefined>
+  /** How the group changes the number of keys (records that are not tombstones). */
+  keyDelta: number
   /** Counters as they were before this group changed them, to restore if it fails. */
   counters: Map<string, number>
   /** The largest value the group writes, or the store's high-water mark if larger. */
@@ -312,6 +326,14 @@ export class Store {
    * from before tandem kept it).
    */
   largestValue: number | undefined = 0
+  /**
+   * How many keys the data holds: records that are not tombstones (an
+   * expired key counts until its delete commits). Kept exactly, in meta
+   * 'keyCount', written in the same batch as every change to the data, so
+   * a crash never leaves it off; a data dir from before it was kept is
+   * counted once when it opens.
+   */
+  keyCount = 0
   /** How the data dir was created (see StoredPolicy). */
   policy: StoredPolicy = { mode: 'single', conflict: null }
   /**
@@ -322,6 +344,8 @@ export class Store {
   resolver: ConflictResolver | null = null
   /** Digest, tombstone index and counts; null until the data dir has a conflict policy. */
   keys: KeyTracker | null = null
+  /** Whether recently written keys exist, so that most writes need no read to keep keyCount. */
+  private readonly presence: KeyPresence
   /** Keys over the sibling cap after a group (vclock): the node trims them. */
   onOverCap: (keys: Buffer[]) => void = () => {}
 
@@ -338,6 +362,7 @@ export class Store {
   private clockKey!: Buffer
   private digestKey!: Buffer
   private countsKey!: Buffer
+  private keyCountKey!: Buffer
   private tombs!: Bytes
   private readonly committer: GroupCommitter<StoreWrite, number | LocalResult>
   private readonly listeners = new Set<CommitListener>()
@@ -363,6 +388,7 @@ export class Store {
     this.hlc = new HybridClock(() => this.clock.wall())
     this.log = new WriteLog(() => this.lastSeq, { retention: options.logRetention })
     this.syncReads = new SyncReadGate({ now: () => this.clock.now(), ...options.syncReads })
+    this.presence = new KeyPresence(options.presenceKeys ?? 100_000)
     this.committer = new GroupCommitter((group) => this.commitGroup(group), {
       maxGroup: options.maxGroup ?? 2000,
       maxQueued: options.maxQueued ?? 100_000,
@@ -397,6 +423,7 @@ export class Store {
     this.clockKey = prefixed(this.metaPrefix, 'clock')
     this.digestKey = prefixed(this.metaPrefix, 'digest')
     this.countsKey = prefixed(this.metaPrefix, 'keys')
+    this.keyCountKey = prefixed(this.metaPrefix, 'keyCount')
   }
 
   static async open(options: StoreOptions): Promise<Store> {
@@ -508,6 +535,8 @@ export class Store {
     this.writingSeq = this.lastSeq
     this.nextSeq = this.lastSeq + 1
     this.history = ((await this.meta.get('history')) as HistoryEpoch[] | undefined) ?? []
+    this.presence.clear()
+    await this.loadKeyCount()
     this.ttlUsed = (await this.meta.get('ttl')) === true
     this.expiry.clear()
     if (this.ttlUsed) {
@@ -538,6 +567,19 @@ export class Store {
     this.committedVv = this.vv.toObject()
     await this.openPolicy()
     this.lastCommitAt = this.clock.wall()
+  }
+
+  /** The kept key count, or (a data dir from before it was kept) a count of the data, stored for next time. */
+  private async loadKeyCount(): Promise<void> {
+    const stored = (await this.meta.get('keyCount')) as number | undefined
+    if (stored !== undefined) {
+      this.keyCount = stored
+      return
+    }
+    let count = 0
+    for await (const record of this.data.values()) if (isLiveRecord(record)) count++
+    await this.putMeta('keyCount', count, this.options.sync !== 'none')
+    this.keyCount = count
   }
 
   /**
@@ -826,6 +868,7 @@ export class Store {
       seq: this.nextSeq - 1,
       raws: [],
       current: await this.readCurrent(group),
+      keyDelta: 0,
       counters: new Map(),
       largest: this.largestValue ?? 0,
       writes: 0,
@@ -894,6 +937,7 @@ export class Store {
       batch.put(this.digestKey, pending.digest)
       batch.put(this.countsKey, Buffer.from(JSON.stringify(pending.counts)))
     }
+    if (commit.keyDelta !== 0) batch.put(this.keyCountKey, Buffer.from(String(this.keyCount + commit.keyDelta)))
     if (barrier) batch.del(prefixed(this.metaPrefix, 'merging'))
     this.writingSeq = seq
     try {
@@ -910,6 +954,8 @@ export class Store {
       else this.expiry.set(key, at)
     }
     keys?.commit()
+    this.keyCount += commit.keyDelta
+    if (keys === null) for (const [name, record] of commit.current) this.presence.set(name, record !== undefined)
     this.committedVv = vvObject
     if (barrier) await this.log.barrier(seq, vv)
     if (commit.raws.length > 0) {
@@ -960,7 +1006,7 @@ export class Store {
       let applied = toApplyOp(op)
       const key = prefixedBytes(this.dataPrefix, applied.key)
       const name = key.toString('latin1')
-      const current = commit.current?.get(name)
+      const current = commit.current.get(name)
       if (resolver.prepareLocal) applied = resolver.prepareLocal(applied, identity, current)
       ops.push(toEntryOp(op, applied))
       const record = resolver.resolve(applied, identity, current, seq)
@@ -984,7 +1030,8 @@ export class Store {
   ): void {
     if (after === undefined) commit.batch.del(key)
     else commit.batch.put(key, after)
-    commit.current?.set(name, after)
+    commit.current.set(name, after)
+    commit.keyDelta += liveness(after) - liveness(before)
     this.keys?.change(commit.batch, userKey, before, after, hlc)
   }
 
@@ -1073,14 +1120,6 @@ export class Store {
     seq: number,
   ): void {
     const key = prefixedBytes(this.dataPrefix, op.key)
-    if (commit.current === null) {
-      // The replica path: blind writes, nothing tracked.
-      const record = resolver.resolve(op, entry, undefined, seq)
-      if (record === KEEP) return
-      if (record === null) commit.batch.del(key)
-      else commit.batch.put(key, record)
-      return
-    }
     const name = key.toString('latin1')
     const current = commit.current.get(name)
     if (op.collect) {
@@ -1102,7 +1141,7 @@ export class Store {
     for (const [userKey, incoming] of write.records) {
       const key = prefixedBytes(this.dataPrefix, userKey)
       const name = key.toString('latin1')
-      const current = commit.current?.get(name)
+      const current = commit.current.get(name)
       const record = resolver.merge(current, incoming)
       if (record === KEEP) continue
       // A record's length bounds its value's: enough for the high-water mark's purpose.
@@ -1119,7 +1158,7 @@ export class Store {
     for (const userKey of write.keys) {
       const key = prefixedBytes(this.dataPrefix, userKey)
       const name = key.toString('latin1')
-      const current = commit.current?.get(name)
+      const current = commit.current.get(name)
       if (current === undefined) continue
       const record = readRecord(current)
       if (!isTombstone(record) || !vvCovers(write.stable, tombstoneRequirement(record))) continue
@@ -1139,40 +1178,47 @@ export class Store {
   }
 
   /**
-   * The current records of every key the group needs, read in one getMany
-   * before the group's batch is built: every key once the data dir has a
-   * conflict policy, else only those of remote writes whose resolver reads;
-   * null when none is needed (the single-master and replica paths).
+   * The current records of every key the group writes (and every key a
+   * condition names), read before the group's batch is built: the key
+   * count needs to know whether each key existed, and conditions, expiry
+   * and resolvers read the records themselves. A data dir with no conflict
+   * policy holds no tombstones, so for a key only the count needs, whether
+   * it exists is enough: one hasMany (a bitset back, no value copied) for
+   * those, and one getMany for the keys whose record is read.
    */
-  private async readCurrent(group: StoreWrite[]): Promise<Map<string, Buffer | undefined> | null> {
+  private async readCurrent(group: StoreWrite[]): Promise<Map<string, Buffer | undefined>> {
+    const records: Buffer[] = []
+    const exists: Buffer[] = []
     const all = this.keys !== null
-    let keys: Buffer[] | null = null
-    const add = (userKey: Uint8Array) => {
-      keys ??= []
-      keys.push(prefixedBytes(this.dataPrefix, userKey))
-    }
     for (const write of group) {
       if (write.kind === 'remote') {
-        if (!all && !write.resolver.readsCurrent) continue
-        for (const entry of write.entries) for (const op of entry.ops) add(op.key)
-      } else if (!all) {
-        // Single-master: only a conditional write reads, the keys its conditions name.
-        if (write.kind === 'local' && write.conditions)
-          for (const c of write.conditions) add(Buffer.from(c.key, 'utf8'))
-        if (write.kind === 'local' && write.expire) for (const op of write.ops) add(Buffer.from(op[1], 'utf8'))
+        const to = all || write.resolver.readsCurrent ? records : exists
+        for (const entry of write.entries) for (const op of entry.ops) to.push(prefixedBytes(this.dataPrefix, op.key))
       } else if (write.kind === 'local') {
-        for (const op of write.ops) add(Buffer.from(op[1], 'utf8'))
+        const to = all || write.expire ? records : exists
+        for (const op of write.ops) to.push(prefixed(this.dataPrefix, op[1]))
+        if (write.conditions) for (const c of write.conditions) records.push(prefixed(this.dataPrefix, c.key))
       } else if (write.kind === 'merge') {
-        for (const [key] of write.records) add(key)
+        for (const [key] of write.records) records.push(prefixedBytes(this.dataPrefix, key))
       } else if (write.kind === 'collect') {
-        for (const key of write.keys) add(key)
+        for (const key of write.keys) records.push(prefixedBytes(this.dataPrefix, key))
       }
     }
-    const wanted = keys as Buffer[] | null
-    if (wanted === null) return all ? new Map() : null
-    const records = await this.db.getMany(wanted)
     const current = new Map<string, Buffer | undefined>()
-    for (let i = 0; i < wanted.length; i++) current.set(wanted[i].toString('latin1'), records[i])
+    const unknown: Buffer[] = []
+    for (const key of exists) {
+      const name = key.toString('latin1')
+      const known = this.presence.get(name)
+      if (known === undefined) unknown.push(key)
+      else current.set(name, known ? PRESENT : undefined)
+    }
+    const [found, read] = await Promise.all([
+      unknown.length === 0 ? [] : this.db.hasMany(unknown),
+      records.length === 0 ? [] : this.db.getMany(records),
+    ])
+    for (let i = 0; i < unknown.length; i++) current.set(unknown[i].toString('latin1'), found[i] ? PRESENT : undefined)
+    // Read records win over PRESENT for a key in both lists.
+    for (let i = 0; i < records.length; i++) current.set(records[i].toString('latin1'), read[i])
     return current
   }
 
@@ -1194,10 +1240,9 @@ export class Store {
       if (expiresAt !== undefined || this.expiry.size > 0 || commit.expiry.length > 0) {
         commit.expiry.push([op[1], expiresAt])
       }
-      if (commit.current) {
-        const name = key.toString('latin1')
-        if (commit.current.has(name)) commit.current.set(name, record)
-      }
+      const name = key.toString('latin1')
+      commit.keyDelta += liveness(record) - liveness(commit.current.get(name))
+      commit.current.set(name, record)
     }
   }
 
@@ -1205,7 +1250,7 @@ export class Store {
   private stillExpired(commit: GroupState, ops: EntryOp[]): EntryOp[] {
     const now = this.now()
     return ops.filter((op) => {
-      const record = commit.current?.get(prefixed(this.dataPrefix, op[1]).toString('latin1'))
+      const record = commit.current.get(prefixed(this.dataPrefix, op[1]).toString('latin1'))
       return record !== undefined && isExpired(record, now)
     })
   }
@@ -1214,7 +1259,7 @@ export class Store {
   private checkConditions(commit: GroupState, conditions: WriteCondition[]): TandemError | null {
     const now = this.now()
     for (const c of conditions) {
-      const stored = commit.current?.get(prefixed(this.dataPrefix, c.key).toString('latin1'))
+      const stored = commit.current.get(prefixed(this.dataPrefix, c.key).toString('latin1'))
       const record = stored === undefined || isExpired(stored, now) ? undefined : readRecord(stored)
       const live = record !== undefined && record.body.kind === 'value'
       const seq = live ? modSeqOf(record) : 0
@@ -1364,10 +1409,15 @@ export class Store {
     }
   }
 
-  /** Counts the data keys (one pass over the keys, no values read). */
+  /**
+   * Counts the keys by a pass over the data (keyCount is kept without one):
+   * only the keys are read, unless the data may hold tombstones, which are
+   * not keys.
+   */
   async countKeys(): Promise<number> {
     let count = 0
-    for await (const _ of this.data.keys()) count++
+    if (this.keys === null) for await (const _ of this.data.keys()) count++
+    else for await (const record of this.data.values()) if (isLiveRecord(record)) count++
     return count
   }
 
@@ -1455,11 +1505,13 @@ export class Store {
     const batch = this.db.batch()
     let largest = this.largestValue ?? 0
     const keys = this.keys
+    let live = 0
     try {
       keys?.begin()
       const skip = this.dataPrefix.length
       const count = unpackChunk(chunk, this.dataPrefix, (key, record) => {
         batch.put(key, record)
+        if (isLiveRecord(record)) live++
         if (record.length - 1 > largest) largest = record.length - 1
         const expiresAt = recordExpiresAt(record)
         if (expiresAt !== undefined) this.expiry.set(key.toString('utf8', skip), expiresAt)
@@ -1476,6 +1528,9 @@ export class Store {
         batch.put(this.countsKey, Buffer.from(JSON.stringify(pending.counts)))
         keys.commit()
       }
+      // Current at once too, for the same reason; the data was emptied first, so every live record is a new key.
+      this.keyCount += live
+      batch.put(this.keyCountKey, Buffer.from(String(this.keyCount)))
     } catch (err) {
       void batch.close()
       throw err
@@ -1535,6 +1590,7 @@ export class Store {
 
   private async clearAll(): Promise<void> {
     this.expiry.clear()
+    this.presence.clear()
     await this.data.clear()
     await this.log.clear()
     await this.tombs.clear()
@@ -1544,8 +1600,10 @@ export class Store {
     batch.put(prefixed(this.metaPrefix, 'largestValue'), Buffer.from('0'))
     batch.del(this.digestKey)
     batch.del(this.countsKey)
+    batch.put(this.keyCountKey, Buffer.from('0'))
     await this.writeBatch(batch, this.options.sync !== 'none')
     this.largestValue = 0
+    this.keyCount = 0
     if (this.keys) this.keys = new KeyTracker(this.tombs, new ConvergenceDigest(), EMPTY_COUNTS(), this.maxSiblings)
     this.lastSeq = 0
     this.writingSeq = 0
@@ -1606,6 +1664,17 @@ function damagedError(dataDir: string, damage: DamagedFile[], cause?: unknown): 
     `the data dir ${dataDir} is damaged (${list}); refusing to serve it. Move the data dir aside and start this node as a replica of a healthy one (--replicaof) to copy the data back, or restore it from a backup`,
     { cause },
   )
+}
+
+/**
+ * Stands for a record known only to exist (readCurrent's hasMany): a plain
+ * empty string value, live like every record of a data dir without tombstones.
+ */
+const PRESENT = Buffer.from([0])
+
+/** 1 for a record that holds a key, 0 for none or a tombstone (see Store.keyCount). */
+function liveness(record: Buffer | undefined): number {
+  return record !== undefined && isLiveRecord(record) ? 1 : 0
 }
 
 const EMPTY_COUNTS = (): KeyCounts => ({ tombstones: 0, siblingKeys: 0, maxSiblings: 0 })

@@ -1,0 +1,74 @@
+import { readdir, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+
+/**
+ * The bytes a node's data dir takes on disk: the sizes of its files added
+ * up (LevelDB's tables, its write-ahead log and manifest, rollback files,
+ * node-id). LevelDB's approximateSize would answer without a walk, but it
+ * estimates the tables of a key range only and leaves out the write-ahead
+ * log and everything beside the database, which is what a full disk is
+ * made of.
+ *
+ * The walk costs a readdir per folder and a stat per file, so status and
+ * /metrics read the last figure: a read starts a new walk once the figure
+ * is older than `refreshMs`, never more than one at a time, and a walk
+ * stops after MAX_WALKED_FILES files (a data dir someone filled with other
+ * files).
+ */
+export class DataDirSize {
+  private bytesNow: number | null = null
+  private walkedAt = Number.NEGATIVE_INFINITY
+  private walking: Promise<void> | null = null
+  private readonly now: () => number
+
+  constructor(
+    private readonly dir: string,
+    private readonly refreshMs: number = DISK_REFRESH_MS,
+    now?: () => number,
+  ) {
+    this.now = now ?? Date.now
+  }
+
+  /** The last figure (null before the first walk ends); starts a walk when it is stale. */
+  bytes(): number | null {
+    if (this.now() - this.walkedAt >= this.refreshMs && !this.walking) {
+      this.walking = this.walk().finally(() => {
+        this.walking = null
+      })
+    }
+    return this.bytesNow
+  }
+
+  /** Resolves once a figure no older than refreshMs is there. */
+  async ready(): Promise<void> {
+    this.bytes()
+    await this.walking
+  }
+
+  private async walk(): Promise<void> {
+    this.walkedAt = this.now()
+    const total = await dirBytes(this.dir, { files: 0 })
+    if (total !== null) this.bytesNow = total
+  }
+}
+
+/** How old the figure may be before a read starts a new walk, in ms. */
+const DISK_REFRESH_MS = 2000
+/** Bounds the walk of a data dir someone filled with other files. */
+const MAX_WALKED_FILES = 100_000
+
+async function dirBytes(dir: string, walked: { files: number }): Promise<number | null> {
+  let total = 0
+  try {
+    for (const entry of await readdir(dir, { withFileTypes: true })) {
+      if (++walked.files > MAX_WALKED_FILES) break
+      const path = join(dir, entry.name)
+      // A file LevelDB removed between the readdir and the stat counts 0.
+      if (entry.isDirectory()) total += (await dirBytes(path, walked)) ?? 0
+      else if (entry.isFile()) total += (await stat(path).catch(() => ({ size: 0 }))).size
+    }
+  } catch {
+    return null
+  }
+  return total
+}
