@@ -46,6 +46,26 @@ export class Cluster {
     return client
   }
 
+  /**
+   * A tree of depth 2: a master, replicas r1 and r2 of it, and sub, a
+   * replica of r1. Resolves once the master lists two replicas, r1 lists
+   * sub and sub's link streams.
+   */
+  async startTree(): Promise<{ master: NodeProcess; r1: NodeProcess; r2: NodeProcess; sub: NodeProcess }> {
+    const master = await this.start()
+    const r1 = await this.start(['--replicaof', master.address])
+    const r2 = await this.start(['--replicaof', master.address])
+    const sub = await this.start(['--replicaof', r1.address])
+    await waitFor(
+      async () =>
+        (await statusOf(master)).replicas.length === 2 &&
+        (await statusOf(r1)).replicas.length === 1 &&
+        (await statusOf(sub)).link?.state === 'streaming',
+      { what: 'the master to list r1 and r2, r1 to list sub, and sub to stream' },
+    )
+    return { master, r1, r2, sub }
+  }
+
   async teardown(): Promise<void> {
     await Promise.all(this.clients.map((c) => c.close()))
     await Promise.all(this.nodes.map((n) => n.stop()))

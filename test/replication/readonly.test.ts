@@ -15,11 +15,7 @@ describe('read-only replicas, routing and run-time re-pointing', () => {
   it('a write to a replica, or to a replica of a replica, gets READONLY naming the master', async () => {
     // Rule: replicas are read-only; READONLY carries the master's address
     // (as the upstream reported it, also two levels down).
-    master = await cluster.start()
-    r1 = await cluster.start(['--replicaof', master.address])
-    r2 = await cluster.start(['--replicaof', master.address])
-    sub = await cluster.start(['--replicaof', r1.address])
-    await waitFor(async () => (await statusOf(sub)).link?.state === 'streaming', { what: 'the sub-replica to stream' })
+    ;({ master, r1, r2, sub } = await cluster.startTree())
     for (const node of [r1, sub]) {
       const direct = await cluster.client({ servers: [node.address], direct: true })
       const err = await errorOf(direct.put('k', 'v'))

@@ -19,14 +19,7 @@ describe('replication tree: master + 2 replicas + 1 sub-replica', () => {
   let sub: NodeProcess
 
   it('streams 20,000 concurrent writes down the tree', async () => {
-    master = await cluster.start()
-    r1 = await cluster.start(['--replicaof', master.address])
-    r2 = await cluster.start(['--replicaof', master.address])
-    sub = await cluster.start(['--replicaof', r1.address])
-    await waitFor(
-      async () => (await statusOf(master)).replicas.length === 2 && (await statusOf(r1)).replicas.length === 1,
-      { what: 'M to list R1 and R2, and R1 to list S' },
-    )
+    ;({ master, r1, r2, sub } = await cluster.startTree())
 
     const load = await new WriteLoad([master.address], {
       clients: 8,

@@ -1,7 +1,7 @@
 import { TandemClient } from '@tandem/client'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type NodeProcess, startNode } from '../helpers/node-process.js'
-import { tempDir } from '../helpers/temp-dir.js'
+import { describe, expect, it } from 'vitest'
+import { useNodeAndClient } from '../helpers/node-and-client.js'
+import type { NodeProcess } from '../helpers/node-process.js'
 import { pack, RawClient } from './raw-client.js'
 
 /**
@@ -33,19 +33,7 @@ async function closeCodeFor(node: NodeProcess, send: (c: RawClient) => void): Pr
 }
 
 describe('bad input against default limits', () => {
-  const dir = tempDir()
-  let node: NodeProcess
-  let db: TandemClient
-
-  beforeAll(async () => {
-    node = await startNode(dir.path)
-    db = await TandemClient.connect({ servers: [node.address] })
-  })
-  afterAll(async () => {
-    await db?.close()
-    await node?.stop()
-    dir.remove()
-  })
+  const one = useNodeAndClient()
 
   // Rule: bytes that are not exactly one msgpack value cannot name a request id, so the socket closes with 1007.
   it.each([
@@ -56,20 +44,20 @@ describe('bad input against default limits', () => {
     ['two values in one frame', Buffer.concat([pack({ id: 1, op: 'ping' }), pack({ id: 2, op: 'ping' })])],
     ['random bytes', Buffer.from('c1c1deadbeefc1c1', 'hex')],
   ])('closes the socket with 1007 on malformed msgpack: %s', async (_what, bytes) => {
-    expect(await closeCodeFor(node, (c) => c.sendRaw(bytes))).toBe(CLOSE.invalidPayload)
-    await expectStillServing(db, node)
+    expect(await closeCodeFor(one.node, (c) => c.sendRaw(bytes))).toBe(CLOSE.invalidPayload)
+    await expectStillServing(one.db, one.node)
   })
 
   // Rule: an empty binary frame holds no msgpack value at all: 1007.
   it('closes the socket with 1007 on an empty frame', async () => {
-    expect(await closeCodeFor(node, (c) => c.sendRaw(Buffer.alloc(0)))).toBe(CLOSE.invalidPayload)
-    await expectStillServing(db, node)
+    expect(await closeCodeFor(one.node, (c) => c.sendRaw(Buffer.alloc(0)))).toBe(CLOSE.invalidPayload)
+    await expectStillServing(one.db, one.node)
   })
 
   // Rule: tandem speaks msgpack in binary frames only; a text frame (even valid JSON) closes with 1003.
   it('closes the socket with 1003 on a text frame', async () => {
-    expect(await closeCodeFor(node, (c) => c.sendRaw('{"id":1,"op":"ping"}'))).toBe(CLOSE.unsupportedData)
-    await expectStillServing(db, node)
+    expect(await closeCodeFor(one.node, (c) => c.sendRaw('{"id":1,"op":"ping"}'))).toBe(CLOSE.unsupportedData)
+    await expectStillServing(one.db, one.node)
   })
 
   // Rule: a request must be a map with a numeric integer id, else there is nobody to answer: 1007.
@@ -82,17 +70,17 @@ describe('bad input against default limits', () => {
     ['a bare string', 'ping'],
     ['nil', null],
   ])('closes the socket with 1007 on %s', async (_what, message) => {
-    expect(await closeCodeFor(node, (c) => c.send(message))).toBe(CLOSE.invalidPayload)
-    await expectStillServing(db, node)
+    expect(await closeCodeFor(one.node, (c) => c.send(message))).toBe(CLOSE.invalidPayload)
+    await expectStillServing(one.db, one.node)
   })
 
   // Rule: requests before the bad message in a pipelined frame are still answered before the close.
   it('answers the good requests of a pipelined frame before closing on a message without an id', async () => {
-    const raw = await RawClient.open(node.address)
+    const raw = await RawClient.open(one.node.address)
     raw.send([{ id: 1, op: 'ping' }, { op: 'ping' }])
     expect((await raw.reply(1)).result).toBe('pong')
     expect((await raw.closed()).code).toBe(CLOSE.invalidPayload)
-    await expectStillServing(db, node)
+    await expectStillServing(one.db, one.node)
   })
 
   // Rule: a request with an id but a bad shape gets INVALID by id, and the same socket keeps working.
@@ -115,24 +103,24 @@ describe('bad input against default limits', () => {
     ['a write concern that is a string', { op: 'put', key: 'k', value: 'v', w: 'all' }, /w/],
     ['an extra field', { op: 'get', key: 'k', colour: 'blue' }, /colour|unrecognized/i],
   ])('answers INVALID for %s', async (_what, fields, mentions) => {
-    const raw = await RawClient.open(node.address)
+    const raw = await RawClient.open(one.node.address)
     const reply = await raw.request({ id: 7, ...fields })
     expect(reply.error?.code).toBe('INVALID')
     expect(reply.error?.message).toMatch(mentions)
     expect(reply.result).toBeUndefined()
     // Nothing was written by a rejected put.
-    if ((fields as { op?: string }).op === 'put') expect(await db.get('k')).toBeUndefined()
+    if ((fields as { op?: string }).op === 'put') expect(await one.db.get('k')).toBeUndefined()
     // The socket is still open and answers the next request.
     expect((await raw.request({ id: 8, op: 'ping' })).result).toBe('pong')
     expect(raw.closeEvent).toBeNull()
     raw.terminate()
-    await expectStillServing(db, node)
+    await expectStillServing(one.db, one.node)
   })
 
   // Rule: one bad request in a pipelined frame fails alone; the others in the frame are served.
   it('fails only the bad request of a pipelined frame', async () => {
-    await db.put('pipe:existing', 'here')
-    const raw = await RawClient.open(node.address)
+    await one.db.put('pipe:existing', 'here')
+    const raw = await RawClient.open(one.node.address)
     raw.send([
       { id: 1, op: 'put', key: 'pipe:new', value: 'v' },
       { id: 2, op: 'nope' },
@@ -144,14 +132,14 @@ describe('bad input against default limits', () => {
     expect(r2.error?.code).toBe('INVALID')
     expect(r3.result).toBe('here')
     expect(r4.error?.code).toBe('INVALID')
-    expect(await db.get('pipe:new')).toBe('v')
+    expect(await one.db.get('pipe:new')).toBe('v')
     raw.terminate()
   })
 
   // Rule: keys are limited to 8192 bytes (UTF-8 bytes, not characters); longer ones get TOOLARGE and change nothing.
   it('answers TOOLARGE for a key over 8192 bytes, counting UTF-8 bytes', async () => {
-    const raw = await RawClient.open(node.address)
-    const seqBefore = (await db.status()).seq
+    const raw = await RawClient.open(one.node.address)
+    const seqBefore = (await one.db.status()).seq
     const ascii = 'k'.repeat(8193)
     const euros = '€'.repeat(2731) // 2731 characters, 8193 bytes
     expect(Buffer.byteLength(euros)).toBe(8193)
@@ -169,19 +157,19 @@ describe('bad input against default limits', () => {
       expect(reply.error?.code, JSON.stringify(fields).slice(0, 40)).toBe('TOOLARGE')
       expect(reply.error?.message).toMatch(/8193 bytes.*8192/)
     }
-    expect((await db.status()).seq, 'a rejected write was committed').toBe(seqBefore)
+    expect((await one.db.status()).seq, 'a rejected write was committed').toBe(seqBefore)
     // The limit itself is allowed.
     const atLimit = '€'.repeat(2730) + 'kk'
     expect(Buffer.byteLength(atLimit)).toBe(8192)
     expect((await raw.request({ id: 50, op: 'put', key: atLimit, value: 'edge' })).error).toBeUndefined()
-    expect(await db.get(atLimit)).toBe('edge')
+    expect(await one.db.get(atLimit)).toBe('edge')
     raw.terminate()
-    await expectStillServing(db, node)
+    await expectStillServing(one.db, one.node)
   })
 
   // Rule: values are limited to 1 MiB (string bytes or binary bytes); larger gets TOOLARGE, in a batch too, and nothing is applied.
   it('answers TOOLARGE for a value over 1 MiB and applies none of its batch', async () => {
-    const raw = await RawClient.open(node.address)
+    const raw = await RawClient.open(one.node.address)
     const bigString = 'x'.repeat(MiB + 1)
     const bigBinary = new Uint8Array(MiB + 1)
     const replies = await Promise.all([
@@ -200,7 +188,7 @@ describe('bad input against default limits', () => {
       expect(reply.error?.code).toBe('TOOLARGE')
       expect(reply.error?.message).toMatch(/1048577 bytes.*1048576/)
     }
-    expect(await db.mget(['big:s', 'big:b', 'big:batch-ok', 'big:batch-huge'])).toEqual([
+    expect(await one.db.mget(['big:s', 'big:b', 'big:batch-ok', 'big:batch-huge'])).toEqual([
       undefined,
       undefined,
       undefined,
@@ -209,122 +197,101 @@ describe('bad input against default limits', () => {
     // Exactly 1 MiB is allowed and comes back intact.
     const atLimit = new Uint8Array(MiB).fill(7)
     expect((await raw.request({ id: 4, op: 'put', key: 'big:edge', value: atLimit })).error).toBeUndefined()
-    const back = (await db.get('big:edge')) as Uint8Array
+    const back = (await one.db.get('big:edge')) as Uint8Array
     expect(back.byteLength).toBe(MiB)
     expect(back.every((b) => b === 7)).toBe(true)
     raw.terminate()
-    await expectStillServing(db, node)
+    await expectStillServing(one.db, one.node)
   })
 
   // Rule: a batch (or mget) over --max-batch-ops (default 10,000) gets TOOLARGE and nothing of it is applied.
   it('answers TOOLARGE for a batch over 10,000 ops, applying none of it', async () => {
-    const raw = await RawClient.open(node.address)
+    const raw = await RawClient.open(one.node.address)
     const ops = Array.from({ length: 10_001 }, (_, i) => ({ type: 'put', key: `many:${i}`, value: 'v' }))
     const reply = await raw.request({ id: 1, op: 'batch', ops })
     expect(reply.error?.code).toBe('TOOLARGE')
     expect(reply.error?.message).toMatch(/10001.*10000/)
     const mget = await raw.request({ id: 2, op: 'mget', keys: ops.map((o) => o.key) })
     expect(mget.error?.code).toBe('TOOLARGE')
-    expect(await db.mget(['many:0', 'many:10000'])).toEqual([undefined, undefined])
+    expect(await one.db.mget(['many:0', 'many:10000'])).toEqual([undefined, undefined])
     raw.terminate()
-    await expectStillServing(db, node)
+    await expectStillServing(one.db, one.node)
   })
 })
 
 describe('frame and batch limits set by flags', () => {
-  const dir = tempDir()
-  let node: NodeProcess
-  let db: TandemClient
-
-  beforeAll(async () => {
-    node = await startNode(dir.path, ['--max-frame-bytes', '65536', '--max-batch-ops', '100'])
-    db = await TandemClient.connect({ servers: [node.address] })
-  })
-  afterAll(async () => {
-    await db?.close()
-    await node?.stop()
-    dir.remove()
-  })
+  const one = useNodeAndClient(['--max-frame-bytes', '65536', '--max-batch-ops', '100'])
 
   // Rule: a WebSocket message over --max-frame-bytes closes the socket with 1009; the server never buffers it whole.
   it('closes the socket with 1009 on a frame over --max-frame-bytes', async () => {
-    const raw = await RawClient.open(node.address)
+    const raw = await RawClient.open(one.node.address)
     // Just under the limit is served.
     const fits = await raw.request({ id: 1, op: 'put', key: 'frame:fits', value: 'x'.repeat(60_000) })
     expect(fits.error).toBeUndefined()
     raw.send({ id: 2, op: 'put', key: 'frame:huge', value: 'x'.repeat(70_000) })
     expect((await raw.closed()).code).toBe(CLOSE.messageTooBig)
-    expect(await db.get('frame:huge')).toBeUndefined()
-    expect(((await db.get('frame:fits')) as string).length).toBe(60_000)
-    await expectStillServing(db, node)
+    expect(await one.db.get('frame:huge')).toBeUndefined()
+    expect(((await one.db.get('frame:fits')) as string).length).toBe(60_000)
+    await expectStillServing(one.db, one.node)
   })
 
   // Rule: --max-batch-ops sets the batch limit: one over gets TOOLARGE and applies nothing; the limit itself is fine.
   it('answers TOOLARGE for a batch over --max-batch-ops', async () => {
-    const raw = await RawClient.open(node.address)
+    const raw = await RawClient.open(one.node.address)
     const ops = (n: number, tag: string) =>
       Array.from({ length: n }, (_, i) => ({ type: 'put', key: `${tag}:${i}`, value: 'v' }))
     const over = await raw.request({ id: 1, op: 'batch', ops: ops(101, 'over') })
     expect(over.error?.code).toBe('TOOLARGE')
     expect(over.error?.message).toMatch(/101.*100/)
-    expect(await db.get('over:0')).toBeUndefined()
+    expect(await one.db.get('over:0')).toBeUndefined()
     const at = await raw.request({ id: 2, op: 'batch', ops: ops(100, 'at') })
     expect(at.error).toBeUndefined()
-    expect(await db.get('at:99')).toBe('v')
+    expect(await one.db.get('at:99')).toBe('v')
     raw.terminate()
-    await expectStillServing(db, node)
+    await expectStillServing(one.db, one.node)
   })
 })
 
 describe('auth token', () => {
-  const dir = tempDir()
   const TOKEN = 'correct horse battery staple'
-  let node: NodeProcess
-  let db: TandemClient
-
-  beforeAll(async () => {
-    node = await startNode(dir.path, ['--auth-token', TOKEN])
-    db = await TandemClient.connect({ servers: [node.address], authToken: TOKEN })
-  })
-  afterAll(async () => {
-    await db?.close()
-    await node?.stop()
-    dir.remove()
-  })
+  const one = useNodeAndClient(['--auth-token', TOKEN], { authToken: TOKEN })
 
   /** Sends a put on `raw`, expects UNAUTHORIZED by id and the 4401 close, and checks the put did nothing. */
   async function expectRefused(raw: RawClient, key: string): Promise<void> {
     const reply = await raw.request({ id: 1, op: 'put', key, value: 'sneaky' }).catch(() => raw.replies.get(1))
     expect(reply?.error?.code).toBe('UNAUTHORIZED')
     expect((await raw.closed()).code).toBe(CLOSE.unauthorized)
-    expect(await db.get(key)).toBeUndefined()
-    await expectStillServing(db, node)
+    expect(await one.db.get(key)).toBeUndefined()
+    await expectStillServing(one.db, one.node)
   }
 
   // Rule: with --auth-token, a connection that presents no token is refused with UNAUTHORIZED, and its request does nothing.
   it('refuses a connection with no token', async () => {
-    await expectRefused(await RawClient.open(node.address), 'auth:none')
+    await expectRefused(await RawClient.open(one.node.address), 'auth:none')
   })
 
   // Rule: a wrong bearer token is refused like no token.
   it('refuses a wrong token in the Authorization header', async () => {
-    await expectRefused(await RawClient.open(node.address, { headers: { authorization: 'Bearer x' } }), 'auth:header')
+    await expectRefused(
+      await RawClient.open(one.node.address, { headers: { authorization: 'Bearer x' } }),
+      'auth:header',
+    )
   })
 
   // Rule: a wrong token in the auth request is refused with UNAUTHORIZED and the socket closed (no second guess).
   it('refuses a wrong token in an auth request', async () => {
-    const raw = await RawClient.open(node.address)
+    const raw = await RawClient.open(one.node.address)
     const reply = await raw.request({ id: 1, op: 'auth', token: `${TOKEN}!` }).catch(() => raw.replies.get(1))
     expect(reply?.error?.code).toBe('UNAUTHORIZED')
     expect((await raw.closed()).code).toBe(CLOSE.unauthorized)
-    await expectStillServing(db, node)
+    await expectStillServing(one.db, one.node)
   })
 
   // Rule: the right token, by header or by auth request, opens the connection for every op.
   it('accepts the right token in the header or in an auth request', async () => {
-    const byHeader = await RawClient.open(node.address, { headers: { authorization: `Bearer ${TOKEN}` } })
+    const byHeader = await RawClient.open(one.node.address, { headers: { authorization: `Bearer ${TOKEN}` } })
     expect((await byHeader.request({ id: 1, op: 'put', key: 'auth:header-ok', value: 'h' })).error).toBeUndefined()
-    const byRequest = await RawClient.open(node.address)
+    const byRequest = await RawClient.open(one.node.address)
     expect((await byRequest.request({ id: 1, op: 'auth', token: TOKEN })).result).toBe(true)
     expect((await byRequest.request({ id: 2, op: 'get', key: 'auth:header-ok' })).result).toBe('h')
     expect(byHeader.closeEvent).toBeNull()
@@ -336,17 +303,17 @@ describe('auth token', () => {
   // Rule: the SDK reports a refused token as UNAUTHORIZED, not as a network failure.
   it('fails SDK connect with UNAUTHORIZED for a missing or wrong token', async () => {
     for (const authToken of [undefined, 'wrong']) {
-      const err = await TandemClient.connect({ servers: [node.address], authToken, connectTimeoutMs: 2000 }).catch(
+      const err = await TandemClient.connect({ servers: [one.node.address], authToken, connectTimeoutMs: 2000 }).catch(
         (e) => e,
       )
       expect(err?.code).toBe('UNAUTHORIZED')
     }
-    await expectStillServing(db, node)
+    await expectStillServing(one.db, one.node)
   })
 
   // Rule: /status and /metrics need the token (401 without); /health does not; /metrics is Prometheus text.
   it('guards /status and /metrics with the token but not /health', async () => {
-    const url = (path: string) => `http://${node.address}${path}`
+    const url = (path: string) => `http://${one.node.address}${path}`
     const bearer = (token: string) => ({ headers: { authorization: `Bearer ${token}` } })
     expect((await fetch(url('/health'))).status).toBe(200)
     for (const path of ['/status', '/metrics']) {
@@ -357,7 +324,7 @@ describe('auth token', () => {
     expect(status.status).toBe(200)
     const body = await status.json()
     expect(body).toMatchObject({ nodeId: expect.any(String), role: 'master', readOnly: false, replicas: [] })
-    expect(body.seq).toBe((await db.status()).seq)
+    expect(body.seq).toBe((await one.db.status()).seq)
 
     const metrics = await fetch(url('/metrics'), bearer(TOKEN))
     expect(metrics.status).toBe(200)

@@ -1,7 +1,6 @@
-import { TandemClient, TandemError } from '@tandem/client'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type NodeProcess, startNode } from '../helpers/node-process.js'
-import { tempDir } from '../helpers/temp-dir.js'
+import { TandemError } from '@tandem/client'
+import { describe, expect, it } from 'vitest'
+import { useNodeAndClient } from '../helpers/node-and-client.js'
 import { pack, RawClient } from './raw-client.js'
 
 /**
@@ -31,45 +30,34 @@ async function invalid(call: Promise<unknown>): Promise<string> {
 }
 
 describe('strings', () => {
-  const dir = tempDir()
-  let node: NodeProcess
-  let db: TandemClient
-  beforeAll(async () => {
-    node = await startNode(dir.path)
-    db = await TandemClient.connect({ servers: [node.address] })
-  })
-  afterAll(async () => {
-    await db?.close()
-    await node?.stop()
-    dir.remove()
-  })
+  const one = useNodeAndClient()
 
   it('the SDK refuses lone surrogates in keys, values and scan bounds with INVALID, in every op', async () => {
     const lone = 'sur\uD800'
-    expect(await invalid(db.put(lone, 'v'))).toMatch(/surrogate/)
-    await invalid(db.put('k', lone))
-    await invalid(db.get(lone))
-    await invalid(db.del(lone))
-    await invalid(db.mget(['ok', lone]))
-    await invalid(db.batch([{ type: 'put', key: 'ok', value: lone }]))
-    await invalid(db.batch([{ type: 'del', key: '\uDC00' }]))
+    expect(await invalid(one.db.put(lone, 'v'))).toMatch(/surrogate/)
+    await invalid(one.db.put('k', lone))
+    await invalid(one.db.get(lone))
+    await invalid(one.db.del(lone))
+    await invalid(one.db.mget(['ok', lone]))
+    await invalid(one.db.batch([{ type: 'put', key: 'ok', value: lone }]))
+    await invalid(one.db.batch([{ type: 'del', key: '\uDC00' }]))
     for (const bound of ['prefix', 'gt', 'gte', 'lt', 'lte']) {
       await invalid(
         (async () => {
-          for await (const _ of db.scan({ [bound]: lone })) break
+          for await (const _ of one.db.scan({ [bound]: lone })) break
         })(),
       )
     }
     // U+FFFD itself is a character like any other, and a different key.
-    await db.put('sur\uFFFD', 'replacement')
-    expect(await db.get('sur\uFFFD')).toBe('replacement')
-    await db.put('pair \uD83D\uDE00', 'astral')
-    expect(await db.get('pair \uD83D\uDE00')).toBe('astral')
-    expect(await db.get('ok')).toBeUndefined()
+    await one.db.put('sur\uFFFD', 'replacement')
+    expect(await one.db.get('sur\uFFFD')).toBe('replacement')
+    await one.db.put('pair \uD83D\uDE00', 'astral')
+    expect(await one.db.get('pair \uD83D\uDE00')).toBe('astral')
+    expect(await one.db.get('ok')).toBeUndefined()
   })
 
   it('a node refuses strings whose bytes are not UTF-8 with INVALID, in every op, and stores none of them', async () => {
-    const raw = await RawClient.open(node.address)
+    const raw = await RawClient.open(one.node.address)
     const requests: Record<string, unknown>[] = [
       { op: 'get', key: 'MARK' },
       { op: 'put', key: 'MARK', value: 'v' },
@@ -108,7 +96,7 @@ describe('strings', () => {
     // The same bytes as U+FFFD are a string like any other.
     expect((await raw.request({ id: 200, op: 'put', key: 'fffd-\uFFFD', value: '\uFFFD' })).error).toBeUndefined()
     const keys: string[] = []
-    for await (const [key] of db.scan()) keys.push(key)
+    for await (const [key] of one.db.scan()) keys.push(key)
     expect(keys.filter((k) => k.includes('\uFFFD') && k !== 'sur\uFFFD' && k !== 'fffd-\uFFFD')).toEqual([])
     expect(keys).not.toContain('batch-a')
     expect(keys).not.toContain('bytes-value')
@@ -117,7 +105,7 @@ describe('strings', () => {
   })
 
   it('an error quotes at most a short piece of the input that caused it', async () => {
-    const raw = await RawClient.open(node.address)
+    const raw = await RawClient.open(one.node.address)
     const huge = 'x'.repeat(4_700_000)
     for (const [id, request] of [
       [1, { op: huge }],

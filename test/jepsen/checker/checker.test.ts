@@ -28,29 +28,31 @@ function history(rows: Row[]): Op[] {
 }
 
 const check = (rows: Row[]) => checkHistory(history(rows), registerModel)
+/** Whether the register history of `rows` is linearizable. */
+const linearizable = (rows: Row[]) => check(rows).valid
 
 describe('linearizability checker: hand-made histories', () => {
   it('accepts a sequential history', () => {
     expect(
-      check([
+      linearizable([
         [0, 'get', 'k', null, 0, 1],
         [0, 'put', 'k', 'a', 2, 3],
         [1, 'get', 'k', 'a', 4, 5],
         [1, 'del', 'k', null, 6, 7],
         [0, 'get', 'k', null, 8, 9],
-      ]).valid,
+      ]),
     ).toBe(true)
   })
 
   it('accepts reads that see a concurrent write, or not yet', () => {
     expect(
-      check([
+      linearizable([
         [0, 'put', 'k', 'a', 0, 1],
         [1, 'put', 'k', 'b', 2, 10],
         [2, 'get', 'k', 'b', 3, 4],
         [3, 'get', 'k', 'a', 3, 5],
         [2, 'get', 'k', 'b', 11, 12],
-      ]).valid,
+      ]),
     ).toBe(true)
   })
 
@@ -71,51 +73,51 @@ describe('linearizability checker: hand-made histories', () => {
 
   it('rejects two reads that see two concurrent writes in opposite orders', () => {
     expect(
-      check([
+      linearizable([
         [0, 'put', 'k', 'a', 0, 10],
         [1, 'put', 'k', 'b', 0, 10],
         [2, 'get', 'k', 'a', 11, 12],
         [3, 'get', 'k', 'b', 13, 14],
         [2, 'get', 'k', 'a', 15, 16],
-      ]).valid,
+      ]),
     ).toBe(false)
   })
 
   it('rejects a read of a deleted value after the delete was acknowledged', () => {
     expect(
-      check([
+      linearizable([
         [0, 'put', 'k', 'a', 0, 1],
         [0, 'del', 'k', null, 2, 3],
         [1, 'get', 'k', 'a', 4, 5],
-      ]).valid,
+      ]),
     ).toBe(false)
   })
 
   it('a write of unknown outcome may take effect at any time after its call, or never', () => {
     // Observed long after its call: it took effect (late).
     expect(
-      check([
+      linearizable([
         [0, 'put', 'k', 'a', 0, 1],
         [1, 'put', 'k', 'x', 2, INF],
         [2, 'get', 'k', 'a', 50, 51],
         [2, 'get', 'k', 'x', 60, 61],
-      ]).valid,
+      ]),
     ).toBe(true)
     // Never observed: it did not.
     expect(
-      check([
+      linearizable([
         [0, 'put', 'k', 'a', 0, 1],
         [1, 'put', 'k', 'x', 2, INF],
         [2, 'get', 'k', 'a', 60, 61],
-      ]).valid,
+      ]),
     ).toBe(true)
     // A del of unknown outcome explains a read of nothing.
     expect(
-      check([
+      linearizable([
         [0, 'put', 'k', 'a', 0, 1],
         [1, 'del', 'k', null, 2, INF],
         [2, 'get', 'k', null, 60, 61],
-      ]).valid,
+      ]),
     ).toBe(true)
   })
 
@@ -139,18 +141,18 @@ describe('linearizability checker: hand-made histories', () => {
 
   it('leaves out failed ops: a refused write never happened', () => {
     expect(
-      check([
+      linearizable([
         [0, 'put', 'k', 'a', 0, 1],
         [1, 'put', 'k', 'b', 2, 3, 'fail'],
         [2, 'get', 'k', 'a', 4, 5],
-      ]).valid,
+      ]),
     ).toBe(true)
     expect(
-      check([
+      linearizable([
         [0, 'put', 'k', 'a', 0, 1],
         [1, 'put', 'k', 'b', 2, 3, 'fail'],
         [2, 'get', 'k', 'b', 4, 5],
-      ]).valid,
+      ]),
     ).toBe(false)
   })
 
