@@ -2,24 +2,15 @@ import { spawnSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { type CliResult, runNodeBin } from '../helpers/cli.js'
-import { REPO_ROOT } from '../helpers/node-process.js'
 import { tempDir } from '../helpers/temp-dir.js'
+import { bench, benchReport, type Json } from './run-bench.js'
 
 // These tests check that tandem-bench runs every workload end to end and
 // reports every figure with a sane value. They never assert how fast
 // anything is: timings belong in BENCHMARKS.md, not in tests.
 
-const BENCH_BIN = join(REPO_ROOT, 'packages/bench/bin/tandem-bench.js')
 const WORKLOADS = ['put', 'get', 'a', 'b', 'c']
 const hasRedis = spawnSync('redis-server', ['--version']).status === 0
-
-function bench(args: string[], env: Record<string, string> = {}, timeoutMs = 90_000): Promise<CliResult> {
-  return runNodeBin(BENCH_BIN, args, env, timeoutMs)
-}
-
-// biome-ignore lint/suspicious/noExplicitAny: the report is checked field by field below
-type Json = any
 
 function expectSaneTarget(t: Json, target: string): void {
   expect(t.target).toBe(target)
@@ -57,28 +48,16 @@ function expectMachine(m: Json, redis: boolean): void {
 describe('tandem-bench', () => {
   const dir = tempDir('tandem-bench-test-')
   afterAll(() => dir.remove())
-  const common = ['--duration', '1', '--warmup', '0', '--keys', '2000', '--progress', 'plain']
+  const common = '--duration 1 --warmup 0 --keys 2000 --progress plain'
 
   it('runs every workload against a local tandem and writes JSON, a chart and a markdown section', async () => {
     const json = join(dir.path, 'tandem.json')
     const chart = join(dir.path, 'tandem.svg')
-    const run = await bench([
-      'run',
-      '--workload',
-      WORKLOADS.join(','),
-      '--clients',
-      '4',
-      '--pipeline',
-      '4',
-      ...common,
-      '--json',
+    const { run, report } = await benchReport(
       json,
-      '--chart',
-      chart,
-      '--markdown',
-    ])
-    expect(run.code, run.stderr).toBe(0)
-    const report = JSON.parse(readFileSync(json, 'utf8'))
+      `run --workload ${WORKLOADS.join(',')} --clients 4 --pipeline 4 ${common} --markdown`,
+      ['--chart', chart],
+    )
     expect(report.command).toBe('run')
     expectMachine(report.machine, false)
     expect(report.scenarios.map((s: Json) => s.workload)).toEqual(WORKLOADS)
@@ -100,31 +79,10 @@ describe('tandem-bench', () => {
 
   it('spreads clients over worker threads, with zipfian keys and a request count', async () => {
     const json = join(dir.path, 'workers.json')
-    const run = await bench([
-      'run',
-      '--workload',
-      'a',
-      '--distribution',
-      'zipfian',
-      '--workers',
-      '2',
-      '--clients',
-      '4',
-      '--pipeline',
-      '2',
-      '--requests',
-      '2000',
-      '--warmup',
-      '0',
-      '--keys',
-      '1000',
-      '--progress',
-      'none',
-      '--json',
+    const { report } = await benchReport(
       json,
-    ])
-    expect(run.code, run.stderr).toBe(0)
-    const report = JSON.parse(readFileSync(json, 'utf8'))
+      'run --workload a --distribution zipfian --workers 2 --clients 4 --pipeline 2 --requests 2000 --warmup 0 --keys 1000 --progress none',
+    )
     // One scenario: its targets are also at the top level.
     expectSaneTarget(report.targets.tandem, 'tandem')
     expect(report.targets.tandem.harness.threads).toBe(2)
@@ -135,22 +93,10 @@ describe('tandem-bench', () => {
 
   it('reads with each consistency from a fail-over group it starts, one scenario each', async () => {
     const json = join(dir.path, 'consistency.json')
-    const run = await bench([
-      'run',
-      '--cluster',
-      '3',
-      '--workload',
-      'put,get',
-      '--consistency',
-      'linearizable,lease,local',
-      '--clients',
-      '4',
-      ...common,
-      '--json',
+    const { report } = await benchReport(
       json,
-    ])
-    expect(run.code, run.stderr).toBe(0)
-    const report = JSON.parse(readFileSync(json, 'utf8'))
+      `run --cluster 3 --workload put,get --consistency linearizable,lease,local --clients 4 ${common}`,
+    )
     expect(report.settings.cluster).toBe(3)
     // A put-only workload runs once; gets once per consistency.
     expect(report.scenarios.map((s: Json) => [s.workload, s.consistency])).toEqual([
@@ -173,19 +119,7 @@ describe('tandem-bench', () => {
 
   it('measures raw LevelDB fsynced batches', async () => {
     const json = join(dir.path, 'raw.json')
-    const run = await bench([
-      'raw',
-      '--duration',
-      '0.3',
-      '--batch-sizes',
-      '10,50',
-      '--progress',
-      'none',
-      '--json',
-      json,
-    ])
-    expect(run.code, run.stderr).toBe(0)
-    const report = JSON.parse(readFileSync(json, 'utf8'))
+    const { report } = await benchReport(json, 'raw --duration 0.3 --batch-sizes 10,50 --progress none')
     expect(report.rawLevelDb.map((r: Json) => r.batchSize)).toEqual([10, 50])
     for (const r of report.rawLevelDb) {
       expect(r.entriesPerSec).toBeGreaterThan(0)
@@ -213,7 +147,7 @@ describe('tandem-bench', () => {
     // An empty PATH: no redis-server on it (node itself is run by its full path).
     const empty = join(dir.path, 'empty-path')
     mkdirSync(empty)
-    const run = await bench(['run', '--target', 'redis', ...common], { PATH: empty })
+    const run = await bench(['run', '--target', 'redis', ...common.split(' ')], { env: { PATH: empty } })
     expect(run.code).toBe(3)
     expect(run.stderr).toMatch(/redis-server is not on the PATH/)
   })
@@ -221,27 +155,11 @@ describe('tandem-bench', () => {
   it.skipIf(!hasRedis)('runs every workload against Redis and tandem side by side (compare)', async () => {
     const json = join(dir.path, 'compare.json')
     const chart = join(dir.path, 'compare.svg')
-    const run = await bench([
-      'compare',
-      '--workload',
-      WORKLOADS.join(','),
-      '--clients',
-      '4',
-      '--pipeline',
-      '4',
-      '--workers',
-      '2',
-      '--sync',
-      'periodic',
-      ...common,
-      '--json',
+    const { run, report } = await benchReport(
       json,
-      '--chart',
-      chart,
-      '--markdown',
-    ])
-    expect(run.code, run.stderr).toBe(0)
-    const report = JSON.parse(readFileSync(json, 'utf8'))
+      `compare --workload ${WORKLOADS.join(',')} --clients 4 --pipeline 4 --workers 2 --sync periodic ${common} --markdown`,
+      ['--chart', chart],
+    )
     expectMachine(report.machine, true)
     // --sync periodic is compared against the Redis durability that matches it.
     expect(report.settings.redisPersistence).toBe('appendonly yes, appendfsync everysec')
@@ -268,22 +186,8 @@ describe('tandem-bench', () => {
 
   it.skipIf(!hasRedis)('starts Redis with a replica and samples its replication lag', async () => {
     const json = join(dir.path, 'redis-replica.json')
-    const run = await bench([
-      'run',
-      '--target',
-      'redis',
-      '--replicas',
-      '1',
-      '--workload',
-      'put',
-      '--clients',
-      '2',
-      ...common,
-      '--json',
-      json,
-    ])
-    expect(run.code, run.stderr).toBe(0)
-    const t = JSON.parse(readFileSync(json, 'utf8')).targets.redis
+    const { report } = await benchReport(json, `run --target redis --replicas 1 --workload put --clients 2 ${common}`)
+    const t = report.targets.redis
     expectSaneTarget(t, 'redis')
     expect(t.servers).toHaveLength(2)
     expect(t.replicationLag).toHaveLength(1)

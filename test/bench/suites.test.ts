@@ -1,22 +1,13 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { type CliResult, runNodeBin } from '../helpers/cli.js'
 import { REPO_ROOT } from '../helpers/node-process.js'
 import { tempDir } from '../helpers/temp-dir.js'
+import { bench, benchReport, type Json } from './run-bench.js'
 
 // The replication and fail-over suites of tandem-bench (issues 3 and 4), at
 // tiny sizes. Like bench.test.ts these check the shape of the JSON and that
 // every figure is there and sane; never how fast anything is.
-
-const BENCH_BIN = join(REPO_ROOT, 'packages/bench/bin/tandem-bench.js')
-
-function bench(args: string[], timeoutMs = 110_000): Promise<CliResult> {
-  return runNodeBin(BENCH_BIN, args, {}, timeoutMs)
-}
-
-// biome-ignore lint/suspicious/noExplicitAny: the report is checked field by field below
-type Json = any
 
 function expectSummary(s: Json): void {
   for (const k of ['count', 'min', 'p50', 'p90', 'p99', 'max', 'mean']) expect(s[k], k).toEqual(expect.any(Number))
@@ -51,32 +42,10 @@ describe('tandem-bench suites', () => {
   it('lag and replicas: lag at saturation and at an offered rate, throughput against replica count', async () => {
     const json = join(dir.path, 'replication.json')
     const page = readFileSync(join(REPO_ROOT, 'BENCHMARKS.md'), 'utf8')
-    const run = await bench([
-      'run',
-      '--workload',
-      'lag,replicas',
-      '--clients',
-      '2',
-      '--pipeline',
-      '2',
-      '--duration',
-      '0.5',
-      '--warmup',
-      '0',
-      '--keys',
-      '1000',
-      '--replica-counts',
-      '0,1',
-      '--floor-puts',
-      '20000',
-      '--progress',
-      'none',
-      '--json',
+    const { run, report } = await benchReport(
       json,
-      '--markdown',
-    ])
-    expect(run.code, run.stderr).toBe(0)
-    const report = JSON.parse(readFileSync(json, 'utf8'))
+      'run --workload lag,replicas --clients 2 --pipeline 2 --duration 0.5 --warmup 0 --keys 1000 --replica-counts 0,1 --floor-puts 20000 --progress none --markdown',
+    )
     expect(report.machine.loadAverage).toHaveLength(3)
     expect(report.machine.cores).toBeGreaterThan(0)
     expect(report.commandLine).toMatch(/^tandem-bench run --workload lag,replicas /)
@@ -139,21 +108,7 @@ describe('tandem-bench suites', () => {
 
   it('fullsync: loads keys in batches, times an empty replica until it streams, with its peak RSS', async () => {
     const json = join(dir.path, 'fullsync.json')
-    const run = await bench([
-      'run',
-      '--workload',
-      'fullsync',
-      '--keys',
-      '3000',
-      '--batch',
-      '500',
-      '--progress',
-      'none',
-      '--json',
-      json,
-    ])
-    expect(run.code, run.stderr).toBe(0)
-    const report = JSON.parse(readFileSync(json, 'utf8'))
+    const { report } = await benchReport(json, 'run --workload fullsync --keys 3000 --batch 500 --progress none')
     expect(report.scenarios).toHaveLength(1)
     const t = report.scenarios[0].targets.tandem
     expect(report.scenarios[0].workload).toBe('fullsync')
@@ -181,25 +136,10 @@ describe('tandem-bench suites', () => {
 
   it('failover: kills the master of a 3-member auto group each round, then a cold restart', async () => {
     const json = join(dir.path, 'failover.json')
-    const run = await bench([
-      'run',
-      '--workload',
-      'failover',
-      '--rounds',
-      '2',
-      '--pipeline',
-      '2',
-      '--keys',
-      '2000',
-      '--batch',
-      '500',
-      '--progress',
-      'none',
-      '--json',
+    const { run, report } = await benchReport(
       json,
-    ])
-    expect(run.code, run.stderr).toBe(0)
-    const report = JSON.parse(readFileSync(json, 'utf8'))
+      'run --workload failover --rounds 2 --pipeline 2 --keys 2000 --batch 500 --progress none',
+    )
     expect(report.settings.rounds).toBe(2)
     const s = report.scenarios[0]
     expect(s.workload).toBe('failover')
