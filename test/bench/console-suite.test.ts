@@ -48,8 +48,13 @@ describe('tandem-bench console suite', () => {
     expect([none.consoles, some.consoles]).toEqual([0, 3])
     expect([none.replicas, some.replicas]).toEqual([1, 1])
     for (const s of [none, some]) expect(s.targets.tandem.throughput).toBeGreaterThan(0)
-    expect(report.checks).toHaveLength(1)
-    const [check] = report.checks
+    expect(report.checks.map((c: { id: string }) => c.id)).toEqual([
+      'console.putThroughputChange',
+      'console.idleCpuOne',
+      'console.idleCpuMany',
+      'console.cpuShare',
+    ])
+    const [check, one, many, share] = report.checks
     expect(check.id).toBe('console.putThroughputChange')
     expect(check.unit).toBe('%')
     expect(check.target).toBe('< 2')
@@ -57,5 +62,12 @@ describe('tandem-bench console suite', () => {
     // Each of the 3 streams received views while the second side ran.
     const views = Number(/each stream got at least (\d+) views/.exec(check.name)?.[1])
     expect(views).toBeGreaterThanOrEqual(1)
+    // The idle CPU figures are read from /proc for 1 and for 3 consoles (their values are the quiet run's business).
+    for (const c of [one, many]) {
+      expect(c.unit).toBe('ms/s')
+      expect(typeof c.measured).toBe('number')
+    }
+    expect(many.name).toContain('3 consoles open')
+    expect(share.unit).toBe('%')
   })
 })

@@ -306,7 +306,10 @@ suites (tandem only; each starts its own servers; combine with commas)
                              with no web console open and with --consoles N (default 20)
                              console event streams (/ui/api/events) open on it: one
                              unmeasured pass, then --repeat N pairs of back-to-back runs
-                             (order alternating); the change in % of the median pair
+                             (order alternating); the change in % of the median pair;
+                             then, with no load, the servers' CPU with 0, 1 and N
+                             consoles open (--duration each) and its share of the
+                             master's CPU under the puts
   --workload watch           one watcher on every key of a master while puts run at
                              saturation (first --clients x --pipeline, --duration):
                              events/s the watcher received, and how far behind it ended

@@ -1,5 +1,8 @@
+import { performance } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { DriverSpec } from '../drivers/driver.js'
 import { ConsoleStreams } from '../measures/console-streams.js'
+import { cpuSeconds } from '../measures/proc.js'
 import type { BenchOptions } from '../options.js'
 import type { ProgressLine } from '../report/progress.js'
 import type { ScenarioResult, TargetCheck, TargetResult } from '../report/result.js'
@@ -26,6 +29,12 @@ import type { SuiteOutput } from './suite.js'
  * - the change is taken from the median ratio (--repeat N pairs), so one
  *   pass disturbed by something else does not decide it.
  * Each side's scenario still reports its median pass.
+ *
+ * Then, with no load, the CPU the servers use with none, one and N
+ * consoles open, --duration seconds each: what the console itself costs,
+ * without the noise of a saturated machine, and whether N cost what one
+ * does. Its share of the master's CPU under the load bounds what it can
+ * take from put throughput when the master is what limits it.
  */
 export async function consoleSuite(o: BenchOptions, progress: ProgressLine, live: Set<Topology>): Promise<SuiteOutput> {
   const clients = o.clients[0]
@@ -61,6 +70,11 @@ export async function consoleSuite(o: BenchOptions, progress: ProgressLine, live
         }
         await topology.waitForReplicas(o.syncTimeout * 1000)
       }
+    }
+    const idle = [] as { consoles: number; master: number | null; group: number | null }[]
+    for (const consoles of [0, 1, o.consoles]) {
+      progress.note(`console: idle CPU with ${consoles} consoles open`)
+      idle.push({ consoles, ...(await idleCpuMsPerSec(topology, consoles, o.duration, o.authToken)) })
     }
     const scenarios: ScenarioResult[] = counts.map((consoles, side) => {
       const sorted = [...runs[side]].sort((a, b) => a.throughput - b.throughput)
@@ -104,9 +118,70 @@ export async function consoleSuite(o: BenchOptions, progress: ProgressLine, live
         met: change === null || fewestEvents === 0 ? false : change < 2,
       },
     ]
+    const over = (i: number, field: 'master' | 'group') => {
+      const base = idle[0][field]
+      const v = idle[i][field]
+      return base === null || v === null ? null : round(v - base, 1)
+    }
+    for (const [i, id] of [
+      [1, 'console.idleCpuOne'],
+      [2, 'console.idleCpuMany'],
+    ] as const) {
+      checks.push({
+        id,
+        name: `CPU of the master with ${idle[i].consoles} console${idle[i].consoles === 1 ? '' : 's'} open and no load, over none (${idle[i].master} / ${idle[0].master} ms per second; all servers together ${over(i, 'group')} ms/s more)`,
+        measured: over(i, 'master'),
+        unit: 'ms/s',
+        target: 'reported',
+        met: true,
+      })
+    }
+    const masterUnderLoad = scenarios[0].targets.tandem?.servers[0]?.cpuCores
+    const manyCost = over(2, 'master')
+    checks.push({
+      id: 'console.cpuShare',
+      name: `that cost of ${o.consoles} consoles as a share of the master's CPU while it serves the puts with none (${masterUnderLoad ?? '?'} cores)`,
+      measured: manyCost === null || !masterUnderLoad ? null : round(Math.max(0, manyCost) / (masterUnderLoad * 10), 2),
+      unit: '%',
+      target: 'reported',
+      met: true,
+    })
     return { scenarios, checks }
   } finally {
     live.delete(topology)
     await topology.close()
+  }
+}
+
+/**
+ * CPU the servers use, in ms per second of wall time over `seconds`, while
+ * `consoles` streams are open on the master and nothing else runs: the
+ * master alone, and every server together (the watcher polls the others).
+ */
+async function idleCpuMsPerSec(
+  topology: Topology,
+  consoles: number,
+  seconds: number,
+  authToken: string | undefined,
+): Promise<{ master: number | null; group: number | null }> {
+  const streams = consoles > 0 ? await ConsoleStreams.open(topology.master, consoles, authToken) : null
+  try {
+    // The watcher's first ticks (its first look at every node) stay out of the window.
+    await sleep(1000)
+    const pids = topology.processes.map((p) => p.pid)
+    const read = () => Promise.all(pids.map((pid) => (pid === undefined ? undefined : cpuSeconds(pid))))
+    const before = await read()
+    const started = performance.now()
+    await sleep(seconds * 1000)
+    const after = await read()
+    const wall = (performance.now() - started) / 1000
+    const used = after.map((a, i) => (a === undefined || before[i] === undefined ? null : a - (before[i] as number)))
+    const perSec = (cpu: number) => round((cpu / wall) * 1000, 1)
+    return {
+      master: used[0] === null ? null : perSec(used[0]),
+      group: used.some((u) => u === null) ? null : perSec(used.reduce((a: number, u) => a + (u as number), 0)),
+    }
+  } finally {
+    streams?.close()
   }
 }
