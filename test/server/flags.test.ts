@@ -1,9 +1,10 @@
-import { readFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { configSchema, flagsMarkdown, loadConfig } from '@tandem/server'
+import { configSchema, DEFAULT_TUNING, flagsMarkdown, loadConfig, tuningMarkdown, tuningSchema } from '@tandem/server'
 import { describe, expect, it } from 'vitest'
 import { runNodeBin } from '../helpers/cli.js'
 import { REPO_ROOT, SERVER_BIN } from '../helpers/node-process.js'
+import { tempDir } from '../helpers/temp-dir.js'
 
 const runServer = (args: string[], env: Record<string, string> = {}) => runNodeBin(SERVER_BIN, args, env, 20_000)
 
@@ -35,6 +36,53 @@ describe('tandem-server --help', () => {
     const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8')
     const block = /<!-- flags:begin[^\n]*-->\n([\s\S]*?)\n<!-- flags:end -->/.exec(readme)
     expect(block?.[1]).toBe(flagsMarkdown())
+    const tuning = /<!-- tuning:begin[^\n]*-->\n([\s\S]*?)\n<!-- tuning:end -->/.exec(readme)
+    expect(tuning?.[1]).toBe(tuningMarkdown())
+    for (const name of Object.keys(tuningSchema.shape)) expect(tuning?.[1], name).toContain(`| \`${name}\` |`)
+  })
+})
+
+describe('--tune', () => {
+  it('sets tunables by name from flags (once or more), TANDEM_TUNE and a config file; the rest keep their defaults', () => {
+    expect(loadConfig([], {}).tune).toEqual(DEFAULT_TUNING)
+    expect(DEFAULT_TUNING.periodicSyncMs).toBe(1000)
+    const tune = loadConfig(['--tune', 'periodicSyncMs=200,replBatchEntries=500', '--tune', 'expiryTickMs=50'], {}).tune
+    expect(tune).toEqual({ ...DEFAULT_TUNING, periodicSyncMs: 200, replBatchEntries: 500, expiryTickMs: 50 })
+    // One by one: a flag wins over the environment, which wins over the file.
+    const dir = tempDir('tandem-tune-')
+    try {
+      const file = join(dir.path, 'config.json')
+      writeFileSync(file, JSON.stringify({ tune: { periodicSyncMs: 300, drainTimeoutMs: 700, mgetSliceKeys: 10 } }))
+      const merged = loadConfig(['--config', file, '--tune', 'periodicSyncMs=100'], {
+        TANDEM_TUNE: 'periodicSyncMs=150,drainTimeoutMs=800',
+      }).tune
+      expect(merged).toEqual({ ...DEFAULT_TUNING, periodicSyncMs: 100, drainTimeoutMs: 800, mgetSliceKeys: 10 })
+    } finally {
+      dir.remove()
+    }
+  })
+
+  it('refuses an unknown name, a value that is not a positive whole number, and what is not NAME=VALUE, with exit 2', async () => {
+    expect(() => loadConfig(['--tune', 'noSuchTunable=1'], {})).toThrow(/^--tune: .*noSuchTunable/)
+    expect(() => loadConfig(['--tune', 'periodicSyncMs=0'], {})).toThrow(/^--tune: periodicSyncMs: /)
+    expect(() => loadConfig(['--tune', 'replBatchBytes=1.5'], {})).toThrow(/^--tune: replBatchBytes: /)
+    expect(() => loadConfig(['--tune', 'periodicSyncMs'], {})).toThrow(/^--tune: expected NAME=VALUE/)
+    const { code, stderr } = await runServer(['--tune', 'periodicSyncMs=soon'])
+    expect(code).toBe(2)
+    expect(stderr).toMatch(/^error INVALID: --tune: periodicSyncMs: /)
+  })
+
+  it('--help lists every tunable with its default and unit', async () => {
+    const { code, stdout } = await runServer(['--help'])
+    expect(code).toBe(0)
+    for (const name of Object.keys(tuningSchema.shape)) {
+      expect(
+        new RegExp(`^  ${name} {2}\\(default ${DEFAULT_TUNING[name as keyof typeof DEFAULT_TUNING]} `, 'm').test(
+          stdout,
+        ),
+        name,
+      ).toBe(true)
+    }
   })
 })
 

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { DEFAULT_LIMITS, hostPortProblem, MAX_FRAME_BYTES_CEILING, TandemError } from '@tandem/protocol'
 import { z } from 'zod'
+import { tuneInput, tuningSchema } from './tuning.js'
 
 /**
  * Every setting of tandem-server, in one schema. A setting comes from a
@@ -169,7 +170,7 @@ export const configSchema = z
         doc({
           value: 'always|periodic|none',
           description:
-            'always: fsync every group commit before answering (no acknowledged write is lost on power failure). periodic: fsync once a second (up to a second of acknowledged writes can be lost on power failure, none on a process crash). none: leave it to the OS.',
+            'always: fsync every group commit before answering (no acknowledged write is lost on power failure). periodic: fsync once a second (the tunable periodicSyncMs; up to that much of acknowledged writes can be lost on power failure, none on a process crash). none: leave it to the OS.',
         }),
       ),
     logRetention: positiveInt.default(1_000_000).meta(
@@ -312,7 +313,7 @@ export const configSchema = z
         value: 'DURATION',
         duration: true,
         description:
-          'A downstream that sends nothing, or cannot take what it is sent (more than 4 MiB unflushed), for this long is disconnected with a warning. Shorter detects stuck replicas sooner; too short drops replicas on a GC pause.',
+          'A downstream that sends nothing, or cannot take what it is sent (more than the tunable replHighWaterBytes, 4 MiB, unflushed), for this long is disconnected with a warning. Shorter detects stuck replicas sooner; too short drops replicas on a GC pause.',
       }),
     ),
     minReplicas: nonNegativeInt.default(0).meta(
@@ -326,7 +327,7 @@ export const configSchema = z
         value: 'DURATION',
         duration: true,
         description:
-          'How far behind a replica may be and still count for --min-replicas, and still answer /ready with 200: lacking no entry committed longer ago than this, and heard from (replicas ack every 250 ms, so keep it well above that) within it. A master cut off from its replicas thus refuses writes this long after it last heard them, not only when its lease lapses.',
+          'How far behind a replica may be and still count for --min-replicas, and still answer /ready with 200: lacking no entry committed longer ago than this, and heard from (replicas ack every 250 ms, the tunable replAckIntervalMs, so keep it well above that) within it. A master cut off from its replicas thus refuses writes this long after it last heard them, not only when its lease lapses.',
       }),
     ),
     cluster: list.default([]).meta(
@@ -429,6 +430,25 @@ export const configSchema = z
             "For tests only: this node's wall clock runs ahead by the ms written in FILE (negative: behind), re-read when the file changes, as a stepped machine clock would. The monotonic clock that leases and timeouts use does not move.",
         }),
       ),
+    tune: z
+      .unknown()
+      .transform((value, ctx) => {
+        try {
+          return tuneInput(value)
+        } catch (err) {
+          ctx.addIssue({ code: 'custom', message: (err as Error).message })
+          return z.NEVER
+        }
+      })
+      .pipe(tuningSchema)
+      .meta(
+        doc({
+          value: 'NAME=VALUE[,NAME=VALUE...]',
+          shownDefault: 'none',
+          description:
+            'Sets tunables: sizes, intervals and timeouts inside the node, each listed with its unit, default and trade-off under Tunables. May be given more than once; in a config file, an object (`"tune": {"periodicSyncMs": 200}`).',
+        }),
+      ),
     logFormat: z
       .enum(['json', 'pretty'])
       .default('json')
@@ -455,12 +475,13 @@ export class UsageError extends TandemError {
 
 /** Builds the config from argv, the environment and an optional --config file. Throws UsageError. */
 export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env): Config {
-  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {
     config: { type: 'string' },
     help: { type: 'boolean', short: 'h' },
     version: { type: 'boolean' },
   }
   for (const name of FLAG_NAMES) options[kebab(name)] = { type: name === 'witness' ? 'boolean' : 'string' }
+  options.tune.multiple = true
   let parsed: ReturnType<typeof parseArgs>
   try {
     parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: false })
@@ -487,11 +508,18 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
     const fromFlag = values[kebab(name)]
     if (fromFlag !== undefined) input[name] = fromFlag
   }
+  // Tunables merge one by one (a flag wins over the environment, which wins over the file).
+  try {
+    input.tune = { ...tuneInput(file.tune), ...tuneInput(env.TANDEM_TUNE || undefined), ...tuneInput(values.tune) }
+  } catch (err) {
+    throw new UsageError(`--tune: ${(err as Error).message}`)
+  }
   const result = configSchema.safeParse(input)
   if (!result.success) {
     const issue = result.error.issues[0]
     const name = String(issue.path[0] ?? '')
-    throw new UsageError(name ? `--${kebab(name)}: ${issue.message}` : issue.message)
+    const inner = issue.path.length > 1 ? `${String(issue.path[1])}: ` : ''
+    throw new UsageError(name ? `--${kebab(name)}: ${inner}${issue.message}` : issue.message)
   }
   const config = result.data
   if (config.mode !== 'multi' && config.peers.length > 0) throw new UsageError('--peers needs --mode multi')

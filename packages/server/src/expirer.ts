@@ -1,4 +1,5 @@
 import type { Store } from './storage/store.js'
+import type { Tuning } from './tuning.js'
 import type { Logger } from './util/logger.js'
 
 /**
@@ -8,14 +9,11 @@ import type { Logger } from './util/logger.js'
  * replica promoted by a fail-over takes over from its own index. (Reads
  * on any node already treat a key past its time as missing.)
  *
- * The cost is bounded: every tick, at most MAX_PER_TICK keys of the
+ * The cost is bounded: every tick, at most expiryMaxPerTick keys of the
  * earliest due go into one write, and a tick while that write is still
  * committing does nothing. A key written again meanwhile is left alone
  * (Store.expire checks each key when the write commits).
  */
-const EXPIRY_TICK_MS = 100
-const MAX_EXPIRED_PER_TICK = 200
-
 export class Expirer {
   private timer: NodeJS.Timeout | null = null
   private writing = false
@@ -25,10 +23,11 @@ export class Expirer {
     /** Whether this node takes writes now (master with its lease). */
     private readonly canWrite: () => boolean,
     private readonly logger: Logger,
+    private readonly tuning: Pick<Tuning, 'expiryTickMs' | 'expiryMaxPerTick'>,
   ) {}
 
   start(): void {
-    this.timer ??= setInterval(() => this.tick(), EXPIRY_TICK_MS).unref()
+    this.timer ??= setInterval(() => this.tick(), this.tuning.expiryTickMs).unref()
   }
 
   private tick(): void {
@@ -36,7 +35,7 @@ export class Expirer {
     const now = this.store.now()
     const next = this.store.expiry.next()
     if (next === undefined || next > now) return
-    const due = this.store.expiry.takeDue(now, MAX_EXPIRED_PER_TICK)
+    const due = this.store.expiry.takeDue(now, this.tuning.expiryMaxPerTick)
     if (due.length === 0) return
     this.writing = true
     this.store

@@ -1,4 +1,5 @@
 import { type Config, configSchema, envName, FLAG_NAMES, type FlagDoc, formatDuration, kebab } from './config.js'
+import { DEFAULT_TUNING, TUNING_NAMES, type TuningDoc, tuningSchema } from './tuning.js'
 
 /**
  * tandem-server's --help and the README's flag table, both made from the
@@ -64,6 +65,13 @@ export function usage(): string {
     lines.push(...wrap(f.description, 6))
   }
   lines.push('  --config FILE', ...wrap('JSON file with any of the above (camelCase keys).', 6))
+  lines.push('', 'tunables (--tune NAME=VALUE[,NAME=VALUE...]):')
+  for (const name of TUNING_NAMES) {
+    const meta = tuningSchema.shape[name].meta() as TuningDoc | undefined
+    lines.push(`  ${name}  (default ${DEFAULT_TUNING[name]} ${meta?.unit ?? ''})`)
+    lines.push(...wrap(meta?.description ?? '', 6))
+  }
+  lines.push('')
   lines.push('  --version', ...wrap('Print the version and exit.', 6))
   lines.push('  --help, -h', ...wrap('Print this and exit.', 6))
   lines.push('', 'exit status: 0 after SIGTERM/SIGINT (a clean shutdown), 1 when the node cannot start, 2 on bad flags')

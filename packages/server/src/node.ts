@@ -26,7 +26,7 @@ import { Downstream } from './replication/downstream.js'
 import { FailoverManager } from './replication/failover.js'
 import { ReadIndex } from './replication/read-index.js'
 import { writeRollbackFile } from './replication/rollback.js'
-import { DEFAULT_UPSTREAM_OPTIONS, Upstream } from './replication/upstream.js'
+import { Upstream, upstreamOptions } from './replication/upstream.js'
 import { DataDirSize } from './storage/data-dir-size.js'
 import { type EntryOp, OP_DEL, OP_PUT } from './storage/log-entry.js'
 import { modSeqOf, SiblingsError } from './storage/record.js'
@@ -65,10 +65,6 @@ function conditionOf(key: string, options: KeyConditions): WriteCondition | null
   return condition
 }
 
-/** Default wait for w>0 writes that give no timeoutMs. */
-const DEFAULT_WRITE_TIMEOUT_MS = 5000
-/** Most keys an mget reads from LevelDB at once. */
-const MGET_SLICE_KEYS = 1000
 /** msgpack bytes around one value in an mget reply. */
 const MGET_ITEM_OVERHEAD = 5
 
@@ -162,7 +158,7 @@ export class TandemNode {
         countSync: (kind) => this.countServed(kind),
         onNewerEpoch: (epoch, why) => this.noteEpoch(epoch, why),
       },
-      { ...DEFAULT_UPSTREAM_OPTIONS, replTimeoutMs: config.replTimeout },
+      upstreamOptions(config.tune, config.replTimeout),
     )
     this.watchers = new WatchHub({
       store,
@@ -197,7 +193,7 @@ export class TandemNode {
       this.readIndex.advance()
     }
     store.onCommit(() => this.readIndex.advance())
-    this.expirer = new Expirer(store, () => this.canWrite() && !this.mesh, logger)
+    this.expirer = new Expirer(store, () => this.canWrite() && !this.mesh, logger, config.tune)
     if (this.role !== 'witness') this.expirer.start()
     if (config.mode === 'multi') {
       this.mesh = new Mesh(
@@ -210,7 +206,7 @@ export class TandemNode {
           authToken: config.authToken,
           tls: this.peerTls,
           maxFrameBytes: config.maxFrameBytes * 2,
-          feed: { ...DEFAULT_UPSTREAM_OPTIONS, replTimeoutMs: config.replTimeout },
+          feed: upstreamOptions(config.tune, config.replTimeout),
         },
       )
     }
@@ -516,6 +512,7 @@ export class TandemNode {
       store: this.store,
       logger: this.logger,
       clock: this.clock,
+      tuning: this.config.tune,
       address: this.address,
       respAddress: this.respAddress,
       authToken: this.config.authToken,
@@ -646,7 +643,8 @@ export class TandemNode {
     // w='majority' in a fail-over group counts only the group's members (see FailoverManager.isMember).
     const failover = this.failover
     const from = options.w === 'majority' && failover ? (id: string) => failover.isMember(id) : undefined
-    if (needed > 0) await this.acks.waitFor(seq, needed, options.timeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS, from)
+    if (needed > 0)
+      await this.acks.waitFor(seq, needed, options.timeoutMs ?? this.config.tune.defaultWriteTimeoutMs, from)
     return { seq }
   }
 
@@ -661,7 +659,7 @@ export class TandemNode {
     const needed = options.w === 'majority' ? Math.floor((this.config.peers.length + 1) / 2 + 1) - 1 : (options.w ?? 0)
     if (needed > 0) {
       try {
-        await mesh.acks.waitFor(result.originSeq, needed, options.timeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS)
+        await mesh.acks.waitFor(result.originSeq, needed, options.timeoutMs ?? this.config.tune.defaultWriteTimeoutMs)
       } catch (err) {
         if (err instanceof TandemError && err.code === 'TIMEOUT') {
           throw new TandemError(
@@ -864,7 +862,7 @@ export class TandemNode {
 
   private async readMany(keys: string[], maxBytes: number): Promise<(Value | undefined)[]> {
     const largest = Math.max(1, this.store.largestValue ?? this.config.maxValueBytes)
-    const slice = Math.max(1, Math.min(MGET_SLICE_KEYS, Math.floor(maxBytes / largest)))
+    const slice = Math.max(1, Math.min(this.config.tune.mgetSliceKeys, Math.floor(maxBytes / largest)))
     if (slice >= keys.length) return checkMgetBytes(await this.store.getMany(keys), keys.length, maxBytes, this.config)
     const out: (Value | undefined)[] = []
     let bytes = 0

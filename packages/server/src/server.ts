@@ -34,9 +34,6 @@ const LATENCY_BUCKETS = [
   0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 ] as const
 
-/** How long shutdown waits for in-flight requests before closing sockets anyway. */
-const DRAIN_TIMEOUT_MS = 10_000
-
 /**
  * TandemServer: one node's process-level shell. It owns the Store, the
  * TandemNode and one HTTP server on --port that upgrades WebSocket
@@ -157,6 +154,11 @@ export class TandemServer {
       trimIntervalMs: config.logTrimInterval,
       maxGroup: config.maxGroupCommit,
       maxQueued: config.maxQueuedWrites,
+      periodicSyncMs: config.tune.periodicSyncMs,
+      noSpaceRetryMs: config.tune.noSpaceRetryMs,
+      noSpaceHeadroomBytes: config.tune.noSpaceHeadroomBytes,
+      readBatchKeys: config.tune.readBatchKeys,
+      snapshotPageRecords: config.tune.snapshotPageRecords,
       verifyAtStart: config.verifyAtStart,
       // Only a node that starts as a replica has a healthy peer to copy from.
       onDamage: startsAsReplica(config) ? 'resync' : 'refuse',
@@ -615,9 +617,12 @@ export class TandemServer {
     const httpClosed = new Promise<void>((resolve) => this.http.close(() => resolve()))
     for (const c of this.connections) c.stopReading()
     this.console.close()
-    const respClosed = this.resp?.close(DRAIN_TIMEOUT_MS)
+    const respClosed = this.resp?.close(this.config.tune.drainTimeoutMs)
     const drained = Promise.all([...this.connections].map((c) => c.drained()))
-    await Promise.race([drained, new Promise((resolve) => setTimeout(resolve, DRAIN_TIMEOUT_MS).unref())])
+    await Promise.race([
+      drained,
+      new Promise((resolve) => setTimeout(resolve, this.config.tune.drainTimeoutMs).unref()),
+    ])
     for (const c of this.connections) c.close(CLOSE.GOING_AWAY, 'server shutting down')
     clearInterval(this.keepaliveTimer)
     this.frames.close()

@@ -7,6 +7,7 @@ import { WebSocketServer } from 'ws'
 import { logOrderWins } from '../storage/resolver.js'
 import { packChunk } from '../storage/snapshot-chunk.js'
 import { Store } from '../storage/store.js'
+import { DEFAULT_TUNING } from '../tuning.js'
 import { systemClock } from '../util/clock.js'
 import { silentLogger } from '../util/logger.js'
 import { Downstream, type DownstreamHost } from './downstream.js'
@@ -59,6 +60,7 @@ describe('downstream link', () => {
       store,
       logger: silentLogger,
       clock: systemClock,
+      tuning: DEFAULT_TUNING,
       address: '127.0.0.1:1',
       respAddress: null,
       maxFrameBytes: 1 << 20,

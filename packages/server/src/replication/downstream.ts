@@ -3,6 +3,7 @@ import type WebSocket from 'ws'
 import { type ApplyEntry, readForApply } from '../storage/entry-scan.js'
 import { type ConflictResolver, logOrderWins } from '../storage/resolver.js'
 import type { ConflictPolicy, HistoryEpoch, Store, StoreClock } from '../storage/store.js'
+import type { Tuning } from '../tuning.js'
 import type { Clock } from '../util/clock.js'
 import type { Logger } from '../util/logger.js'
 import { dialPeer, type PeerTls } from './dial.js'
@@ -47,6 +48,8 @@ export interface DownstreamHost {
   readonly logger: Logger
   /** The server's one clock. */
   readonly clock: Clock
+  /** The link's tunables (see tuning.ts). */
+  readonly tuning: DownstreamTuning
   /** HOST:PORT this node serves at, sent in hello. */
   readonly address: string
   /** HOST:PORT this node serves the Redis protocol on, sent in hello, or null. */
@@ -71,16 +74,11 @@ interface DownstreamStats {
   connects: number
 }
 
-/** How long an upstream has to accept the socket, and then to prove it holds the token. */
-const HANDSHAKE_TIMEOUT_MS = 5000
-const MIN_BACKOFF_MS = 50
-const MAX_BACKOFF_MS = 2000
-/**
- * Frames of entries waiting for the committer before the link stops
- * reading (a frame holds at most the upstream's batchEntries/batchBytes:
- * 2,000 entries or 1 MiB by default).
- */
-const MAX_QUEUED_APPLY = 16
+/** The tunables a replication link reads (see tuning.ts). */
+type DownstreamTuning = Pick<
+  Tuning,
+  'replHandshakeTimeoutMs' | 'replMinBackoffMs' | 'replMaxBackoffMs' | 'replMaxQueuedApply' | 'replAckIntervalMs'
+>
 
 export class Downstream {
   state: LinkState = 'connecting'
@@ -96,7 +94,7 @@ export class Downstream {
   readonly stats: DownstreamStats = { fullSyncs: 0, partialSyncs: 0, connects: 0 }
   private ws: WebSocket | null = null
   private stopped = false
-  private backoff = MIN_BACKOFF_MS
+  private backoff: number
   private retryTimer: NodeJS.Timeout | null = null
   private ackTimer: NodeJS.Timeout | null = null
   private log: Logger
@@ -109,6 +107,7 @@ export class Downstream {
     private readonly host: DownstreamHost,
   ) {
     this.log = host.logger.child({ upstream })
+    this.backoff = host.tuning.replMinBackoffMs
     this.connect()
   }
 
@@ -124,7 +123,7 @@ export class Downstream {
     const ws = dialPeer(this.upstream, '/replication', this.host.tls, {
       maxPayload: this.host.maxFrameBytes,
       perMessageDeflate: false,
-      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+      handshakeTimeout: this.host.tuning.replHandshakeTimeoutMs,
     })
     this.ws = ws
     const flow = new FlowSocket(ws, 1024 * 1024)
@@ -156,10 +155,10 @@ export class Downstream {
       const deadline = setTimeout(() => {
         if (proven || this.ws !== ws) return
         this.log.warn('the upstream did not complete the handshake in time; reconnecting', {
-          ms: HANDSHAKE_TIMEOUT_MS,
+          ms: this.host.tuning.replHandshakeTimeoutMs,
         })
         ws.terminate()
-      }, HANDSHAKE_TIMEOUT_MS)
+      }, this.host.tuning.replHandshakeTimeoutMs)
       ws.once('close', () => clearTimeout(deadline))
     })
     const { authToken } = this.host
@@ -188,7 +187,7 @@ export class Downstream {
           // full sync can take longer): a ping says it is alive.
           if (this.state === 'streaming') flow.send({ type: 'ack', seq: this.store.lastSeq })
           else ws.ping()
-        }, 250)
+        }, this.host.tuning.replAckIntervalMs)
       })
     }
     /** Before the upstream has proven itself, only its challenge, its welcome and a refusal are taken. */
@@ -254,7 +253,7 @@ export class Downstream {
         this.resolver = this.resolverOf(message.conflict ?? null)
         this.log.info('partial resync', { fromSeq: message.fromSeq })
         this.state = 'streaming'
-        this.backoff = MIN_BACKOFF_MS
+        this.backoff = this.host.tuning.replMinBackoffMs
         this.lastRefusal = null
         flow.send({ type: 'ack', seq: this.store.lastSeq })
         return
@@ -309,7 +308,7 @@ export class Downstream {
         this.log.info('full sync done', { seq: message.seq })
         if (!live()) return
         this.state = 'streaming'
-        this.backoff = MIN_BACKOFF_MS
+        this.backoff = this.host.tuning.replMinBackoffMs
         flow.send({ type: 'ack', seq: this.store.lastSeq })
         return
       case 'history':
@@ -329,7 +328,7 @@ export class Downstream {
           reason: message.reason,
           message: message.message,
         })
-        this.backoff = MAX_BACKOFF_MS
+        this.backoff = this.host.tuning.replMaxBackoffMs
         return
       case 'entries':
       case 'challenge':
@@ -370,10 +369,10 @@ export class Downstream {
     const last = this.store.applyRemote(decoded, this.resolver, 'keep')
     this.applying = last.catch(() => {})
     this.noteHead(head)
-    if (this.store.queuedWrites > MAX_QUEUED_APPLY) inbox.hold(true)
+    if (this.store.queuedWrites > this.host.tuning.replMaxQueuedApply) inbox.hold(true)
     last.then(
       () => {
-        if (this.store.queuedWrites < MAX_QUEUED_APPLY / 2) inbox.hold(false)
+        if (this.store.queuedWrites < this.host.tuning.replMaxQueuedApply / 2) inbox.hold(false)
         this.noteHead(this.upstreamHead)
         if (this.state === 'streaming') flow.send({ type: 'ack', seq: this.store.lastSeq })
       },
@@ -407,7 +406,7 @@ export class Downstream {
     if (this.state !== 'refused') this.state = 'connecting'
     this.log.info('replication link closed; reconnecting', { code, reason, inMs: Math.round(this.backoff) })
     this.retryTimer = setTimeout(() => this.connect(), this.backoff)
-    this.backoff = Math.min(MAX_BACKOFF_MS, this.backoff * 2)
+    this.backoff = Math.min(this.host.tuning.replMaxBackoffMs, this.backoff * 2)
   }
 
   /**

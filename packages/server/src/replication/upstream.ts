@@ -1,6 +1,7 @@
 import { decodeFrame, downstreamMessageSchema, encodeFrame, type Hello, type ReplicaStatus } from '@tandem/protocol'
 import type { WebSocket } from 'ws'
 import type { HistoryEpoch, Store } from '../storage/store.js'
+import { DEFAULT_TUNING, type Tuning } from '../tuning.js'
 import type { Clock } from '../util/clock.js'
 import type { Logger } from '../util/logger.js'
 import type { AckSource, AckTracker } from './acks.js'
@@ -57,14 +58,19 @@ interface UpstreamOptions {
   snapshotChunkBytes: number
 }
 
-export const DEFAULT_UPSTREAM_OPTIONS: UpstreamOptions = {
-  highWaterBytes: 4 * 1024 * 1024,
-  replTimeoutMs: 10_000,
-  heartbeatMs: 500,
-  batchEntries: 2000,
-  batchBytes: 1024 * 1024,
-  snapshotChunkBytes: 256 * 1024,
+/** The upstream's options from the node's tunables (see tuning.ts) and --repl-timeout. */
+export function upstreamOptions(tuning: Tuning, replTimeoutMs: number): UpstreamOptions {
+  return {
+    highWaterBytes: tuning.replHighWaterBytes,
+    replTimeoutMs,
+    heartbeatMs: tuning.replHeartbeatMs,
+    batchEntries: tuning.replBatchEntries,
+    batchBytes: tuning.replBatchBytes,
+    snapshotChunkBytes: tuning.snapshotChunkBytes,
+  }
 }
+
+export const DEFAULT_UPSTREAM_OPTIONS: UpstreamOptions = upstreamOptions(DEFAULT_TUNING, 10_000)
 
 interface UpstreamHost {
   readonly store: Store

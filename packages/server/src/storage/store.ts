@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { byteLength, TandemError, type Value } from '@tandem/protocol'
 import type { AbstractSublevel } from 'abstract-level'
 import { Level } from 'level'
+import { DEFAULT_TUNING } from '../tuning.js'
 import { type Clock, systemClock } from '../util/clock.js'
 import { ConvergenceDigest } from './convergence.js'
 import type { ApplyEntry, ApplyOp } from './entry-scan.js'
@@ -109,6 +110,12 @@ export interface StoreOptions {
   onDamage?: 'refuse' | 'resync'
   /** While writes fail for a full disk, how often to look for free space and try to recover, in ms. Default 1000. */
   noSpaceRetryMs?: number
+  /** Free bytes the file system must have before a store out of space reopens LevelDB (tunable noSpaceHeadroomBytes). */
+  noSpaceHeadroomBytes?: number
+  /** Most gets coalesced into one LevelDB read (tunable readBatchKeys). */
+  readBatchKeys?: number
+  /** Records read from LevelDB at once while streaming a snapshot (tunable snapshotPageRecords). */
+  snapshotPageRecords?: number
   /** When gets may read LevelDB on the event loop (see SyncReadGate). */
   syncReads?: SyncReadOptions
   /** Told when writes start failing for a full disk (with the state) and when they resume (null). */
@@ -150,9 +157,6 @@ interface NoSpace {
   since: number
   message: string
 }
-
-/** Free bytes the data dir's file system must have before a node that ran out of space reopens LevelDB. */
-const NOSPACE_HEADROOM = 1024 * 1024
 
 type StoreStatus = 'opening' | 'open' | 'closing' | 'closed'
 
@@ -456,11 +460,16 @@ export class Store {
     if (this.options.sync === 'periodic') {
       // A failed sync (a full disk) is seen by the writes that follow; it must not end the process.
       this.timers.push(
-        setInterval(() => void this.syncNow().catch(() => {}), this.options.periodicSyncMs ?? 1000).unref(),
+        setInterval(
+          () => void this.syncNow().catch(() => {}),
+          this.options.periodicSyncMs ?? DEFAULT_TUNING.periodicSyncMs,
+        ).unref(),
       )
     }
     this.timers.push(setInterval(() => void this.trimLog(), this.options.trimIntervalMs ?? 10_000).unref())
-    this.timers.push(setInterval(() => void this.recoverSpace(), this.options.noSpaceRetryMs ?? 1000).unref())
+    this.timers.push(
+      setInterval(() => void this.recoverSpace(), this.options.noSpaceRetryMs ?? DEFAULT_TUNING.noSpaceRetryMs).unref(),
+    )
     this.status = 'open'
   }
 
@@ -841,7 +850,7 @@ export class Store {
     this.recovering = true
     try {
       const fs = await statfs(this.dataDir)
-      if (fs.bavail * fs.bsize < NOSPACE_HEADROOM) return
+      if (fs.bavail * fs.bsize < (this.options.noSpaceHeadroomBytes ?? DEFAULT_TUNING.noSpaceHeadroomBytes)) return
       await this.committer.idle()
       await this.snapshotWrite.catch(() => {})
       if (this.db.status === 'open') await this.db.close()
@@ -1349,8 +1358,9 @@ export class Store {
   private flushReads(): void {
     const reads = this.pendingReads
     this.pendingReads = []
-    for (let i = 0; i < reads.length; i += MAX_READ_BATCH) {
-      const slice = reads.slice(i, i + MAX_READ_BATCH)
+    const most = this.options.readBatchKeys ?? DEFAULT_TUNING.readBatchKeys
+    for (let i = 0; i < reads.length; i += most) {
+      const slice = reads.slice(i, i + most)
       this.db.getMany(slice.map((r) => r.key)).then(
         (records) => {
           const now = this.now()
@@ -1436,6 +1446,7 @@ export class Store {
       .then((c) => (c as StoreClock | undefined) ?? { hlc: this.hlc.peek(), vv: this.vv.toObject() })
     const db = this.db
     const dataPrefix = this.dataPrefix
+    const pageRecords = this.options.snapshotPageRecords ?? DEFAULT_TUNING.snapshotPageRecords
     return {
       seq,
       clock,
@@ -1451,11 +1462,11 @@ export class Store {
         let pending: [Buffer, Buffer][] = []
         let bytes = 0
         try {
-          next = iterator.nextv(SNAPSHOT_PAGE)
+          next = iterator.nextv(pageRecords)
           for (;;) {
             const page = await next
             if (page.length === 0) break
-            next = iterator.nextv(SNAPSHOT_PAGE)
+            next = iterator.nextv(pageRecords)
             for (const entry of page) {
               pending.push(entry)
               bytes += entry[0].length + entry[1].length
@@ -1678,12 +1689,6 @@ function liveness(record: Buffer | undefined): number {
 }
 
 const EMPTY_COUNTS = (): KeyCounts => ({ tombstones: 0, siblingKeys: 0, maxSiblings: 0 })
-
-/** Entries read from LevelDB at once while streaming a snapshot. */
-const SNAPSHOT_PAGE = 1000
-
-/** Most keys in one coalesced getMany. */
-const MAX_READ_BATCH = 1000
 
 /** A get queued for the next getMany, with how to turn its record into the answer. */
 interface PendingRead {

@@ -1,0 +1,202 @@
+import { z } from 'zod'
+
+/**
+ * The tunables of tandem-server: the sizes, intervals and timeouts inside
+ * the node that an operator rarely changes but may need to, in one schema
+ * (each with its unit, default and trade-off). They are set with
+ * `--tune NAME=VALUE[,NAME=VALUE...]` (env TANDEM_TUNE, config file key
+ * `tune`, an object or the same string); the ones most operators need are
+ * flags of their own in config.ts. The server parses them once and passes
+ * the values down to the objects that use them, as constructor options.
+ */
+
+export interface TuningDoc {
+  /** ms, bytes, entries, keys, writes... */
+  unit: string
+  /** What it does, and what more or less of it costs. */
+  description: string
+}
+
+const doc = (d: TuningDoc) => d as TuningDoc & Record<string, unknown>
+const count = z.coerce.number().int().positive()
+
+export const tuningSchema = z
+  .object({
+    periodicSyncMs: count.default(1000).meta(
+      doc({
+        unit: 'ms',
+        description:
+          'With --sync periodic, how often the data is fsynced: at most this much of acknowledged writes is lost on power failure. Shorter loses less and costs more fsyncs.',
+      }),
+    ),
+    replHighWaterBytes: count.default(4 * 1024 * 1024).meta(
+      doc({
+        unit: 'bytes',
+        description:
+          'Unsent bytes per downstream before its feed stops reading the log (and the count --repl-timeout watches). Larger rides out longer stalls of a replica and holds more memory per slow one.',
+      }),
+    ),
+    replHeartbeatMs: count.default(500).meta(
+      doc({
+        unit: 'ms',
+        description:
+          'How often an upstream heartbeats each streaming downstream (its head seq, for lag) and checks it against --repl-timeout. Shorter reports lag sooner and sends more frames.',
+      }),
+    ),
+    replBatchEntries: count.default(2000).meta(
+      doc({
+        unit: 'entries',
+        description:
+          'Most log entries in one replication frame. Larger frames cost less per entry and make a replica apply in bigger, later steps.',
+      }),
+    ),
+    replBatchBytes: count.default(1024 * 1024).meta(
+      doc({
+        unit: 'bytes',
+        description:
+          "Most bytes of entries in one replication frame (at least one entry is sent). Must stay under the downstream's frame limit (twice --max-frame-bytes).",
+      }),
+    ),
+    snapshotChunkBytes: count.default(256 * 1024).meta(
+      doc({
+        unit: 'bytes',
+        description:
+          'Bytes of records in one full-sync frame. Larger costs less per record and holds more memory per full sync in flight.',
+      }),
+    ),
+    replAckIntervalMs: count.default(250).meta(
+      doc({
+        unit: 'ms',
+        description:
+          'How often a replica acks the seq it holds (or pings during a full sync). Shorter makes lag figures and --min-replicas fresher; keep it well under --max-lag and --repl-timeout.',
+      }),
+    ),
+    replHandshakeTimeoutMs: count.default(5000).meta(
+      doc({
+        unit: 'ms',
+        description:
+          "How long an upstream has to accept a replica's socket, and then to prove it holds the token, before the replica gives up and dials again. Longer suits slow links; shorter finds a dead upstream sooner.",
+      }),
+    ),
+    replMinBackoffMs: count.default(50).meta(
+      doc({
+        unit: 'ms',
+        description:
+          'First wait before a replica dials its upstream again after losing it; it doubles on each failure up to replMaxBackoffMs. Shorter reconnects sooner and dials a dead upstream more often.',
+      }),
+    ),
+    replMaxBackoffMs: count.default(2000).meta(
+      doc({
+        unit: 'ms',
+        description:
+          "Longest wait between a replica's dials of an upstream it cannot reach (also the wait after a refusal). Shorter catches up sooner after an outage and dials more while it lasts.",
+      }),
+    ),
+    replMaxQueuedApply: count.default(16).meta(
+      doc({
+        unit: 'frames',
+        description:
+          "Frames of entries (each at most replBatchEntries / replBatchBytes) a replica lets wait for its group committer before it stops reading its upstream's socket, so TCP slows the upstream. More keeps the committer busier and holds more in memory.",
+      }),
+    ),
+    defaultWriteTimeoutMs: count.default(5000).meta(
+      doc({
+        unit: 'ms',
+        description:
+          'How long a write with w>0 waits for its acks when the request gives no timeoutMs (then TIMEOUT; the write is applied). Longer rides out slower replicas; shorter tells a client sooner.',
+      }),
+    ),
+    mgetSliceKeys: count.default(1000).meta(
+      doc({
+        unit: 'keys',
+        description:
+          'Most keys an mget reads from LevelDB at once (fewer when values are large, to bound the reply). Larger reads are cheaper per key and hold the event loop longer.',
+      }),
+    ),
+    readBatchKeys: count.default(1000).meta(
+      doc({
+        unit: 'keys',
+        description:
+          'Most gets that arrive together the store coalesces into one LevelDB read. Larger is cheaper per get and makes the first get of a burst wait for the rest.',
+      }),
+    ),
+    snapshotPageRecords: count.default(1000).meta(
+      doc({
+        unit: 'records',
+        description:
+          'Records read from LevelDB at once while streaming a snapshot (full sync, backup). Larger is cheaper per record and holds more in memory.',
+      }),
+    ),
+    noSpaceRetryMs: count.default(1000).meta(
+      doc({
+        unit: 'ms',
+        description:
+          'While writes fail for a full disk, how often the node looks for free space and tries to recover. Shorter resumes writes sooner and costs a statfs each time.',
+      }),
+    ),
+    noSpaceHeadroomBytes: count.default(1024 * 1024).meta(
+      doc({
+        unit: 'bytes',
+        description:
+          "Free bytes the data dir's file system must have before a node that ran out of space reopens LevelDB. More avoids failing again at once; less resumes sooner.",
+      }),
+    ),
+    expiryTickMs: count.default(100).meta(
+      doc({
+        unit: 'ms',
+        description:
+          'How often the master looks for keys whose TTL ran out and deletes them (reads treat them as missing meanwhile). Shorter frees them sooner and wakes the node more often.',
+      }),
+    ),
+    expiryMaxPerTick: count.default(200).meta(
+      doc({
+        unit: 'keys',
+        description:
+          'Most expired keys deleted in one write (one log entry) per tick. More catches up faster after a mass expiry; fewer keeps each write small.',
+      }),
+    ),
+    drainTimeoutMs: count.default(10_000).meta(
+      doc({
+        unit: 'ms',
+        description:
+          'On shutdown (SIGTERM), how long the node waits for requests in flight to be answered before it closes the sockets anyway. Longer loses fewer answers; shorter stops sooner.',
+      }),
+    ),
+  })
+  .strict()
+
+export type Tuning = z.infer<typeof tuningSchema>
+
+/** Every tunable at its default. */
+export const DEFAULT_TUNING: Tuning = Object.freeze(tuningSchema.parse({}))
+
+export const TUNING_NAMES = Object.keys(tuningSchema.shape) as (keyof Tuning)[]
+
+/**
+ * `NAME=VALUE[,NAME=VALUE...]` (from --tune, given once or more, or
+ * TANDEM_TUNE) into an object for tuningSchema; a config file's object
+ * passes as it is. Throws with the bad part named.
+ */
+export function tuneInput(value: unknown): Record<string, unknown> {
+  if (value === undefined) return {}
+  if (typeof value === 'object' && value !== null && !Array.isArray(value)) return value as Record<string, unknown>
+  const parts = (Array.isArray(value) ? value : [value]).flatMap((v) => String(v).split(','))
+  const out: Record<string, unknown> = {}
+  for (const part of parts.map((p) => p.trim()).filter(Boolean)) {
+    const m = /^([A-Za-z]+)=(.+)$/.exec(part)
+    if (!m) throw new Error(`expected NAME=VALUE, got ${JSON.stringify(part)}`)
+    out[m[1]] = m[2]
+  }
+  return out
+}
+
+/** The README's table of tunables (markdown), from the schema. */
+export function tuningMarkdown(): string {
+  const cell = (text: string) => text.replace(/\|/g, '\\|')
+  const rows = TUNING_NAMES.map((name) => {
+    const meta = tuningSchema.shape[name].meta() as TuningDoc | undefined
+    if (!meta) throw new Error(`tunable ${name} has no description`)
+    return `| \`${name}\` | ${DEFAULT_TUNING[name]} ${meta.unit} | ${cell(meta.description)} |`
+  })
+  return ['| tunable | default | meaning |', '|---|---|---|', ...rows].join('\n')
+}
