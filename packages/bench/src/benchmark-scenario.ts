@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis'
 import { splitHostPort } from './drivers/redis.js'
 import { runRedisBenchmark } from './load/redis-benchmark.js'
-import { cpuSeconds, cpuUsPerOp, peakRssBytes, totalCpuUsPerOp } from './measures/proc.js'
+import { cpuSeconds, serverMeasure, totalCpuUsPerOp } from './measures/proc.js'
 import type { BenchOptions } from './options.js'
 import type { ProgressLine } from './report/progress.js'
 import type { ScenarioResult, ServerMeasure, TargetCheck, TargetResult } from './report/result.js'
@@ -69,21 +69,7 @@ export async function runBenchmarkScenario(
   const result = await runRedisBenchmark(run)
   const cpuAfter = await Promise.all(topology.processes.map((p) => (p.pid ? cpuSeconds(p.pid) : undefined)))
   const servers: ServerMeasure[] = await Promise.all(
-    topology.processes.map(async (p, i) => {
-      const rss = p.pid ? await peakRssBytes(p.pid) : undefined
-      const before = cpuBefore[i]
-      const after = cpuAfter[i]
-      return {
-        role: p.role,
-        pid: p.pid ?? null,
-        peakRssMB: rss === undefined ? null : Math.round((rss / 2 ** 20) * 10) / 10,
-        cpuCores:
-          before === undefined || after === undefined
-            ? null
-            : Math.round(((after - before) / result.elapsedS) * 100) / 100,
-        cpuUsPerOp: cpuUsPerOp(before, after, result.ops),
-      }
-    }),
+    topology.processes.map((p, i) => serverMeasure(p, cpuBefore[i], cpuAfter[i], result)),
   )
   const l = result.latencyMs
   progress.note(

@@ -3,14 +3,7 @@ import type { DriverSpec, TargetName } from './drivers/driver.js'
 import { TandemDriver } from './drivers/tandem.js'
 import { summarize } from './load/histogram.js'
 import { runLoad } from './load/runner.js'
-import {
-  cpuSeconds,
-  cpuUsPerOp,
-  peakRssBytes,
-  splitThreads,
-  threadCpuSeconds,
-  totalCpuUsPerOp,
-} from './measures/proc.js'
+import { cpuSeconds, serverMeasure, splitThreads, threadCpuSeconds, totalCpuUsPerOp } from './measures/proc.js'
 import { ProcessLagProbe } from './measures/replication-lag.js'
 import type { BenchOptions, LoadWorkloadName } from './options.js'
 import type { ProgressLine } from './report/progress.js'
@@ -99,20 +92,10 @@ export async function runScenario(
     const threadsAfter = await Promise.all(topology.processes.map((p) => (p.pid ? threadCpuSeconds(p.pid) : undefined)))
     const servers: ServerMeasure[] = await Promise.all(
       topology.processes.map(async (p, i) => {
-        const rss = p.pid ? await peakRssBytes(p.pid) : undefined
-        const before = cpuBefore[i]
-        const after = cpuAfter[i]
         const tBefore = threadsBefore[i]
         const tAfter = threadsAfter[i]
         return {
-          role: p.role,
-          pid: p.pid ?? null,
-          peakRssMB: rss === undefined ? null : Math.round((rss / 2 ** 20) * 10) / 10,
-          cpuCores:
-            before === undefined || after === undefined
-              ? null
-              : Math.round(((after - before) / load.elapsedS) * 100) / 100,
-          cpuUsPerOp: cpuUsPerOp(before, after, load.ops),
+          ...(await serverMeasure(p, cpuBefore[i], cpuAfter[i], load)),
           threads: p.pid && tBefore && tAfter ? splitThreads(p.pid, tBefore, tAfter, load.elapsedS) : null,
         }
       }),

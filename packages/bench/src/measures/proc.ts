@@ -1,4 +1,5 @@
 import { readdir, readFile } from 'node:fs/promises'
+import type { ServerMeasure } from '../report/result.js'
 
 /**
  * What /proc says about a server process the harness started: its peak
@@ -68,6 +69,28 @@ export async function threadCpuSeconds(pid: number): Promise<Map<number, number>
 export function cpuUsPerOp(before: number | undefined, after: number | undefined, ops: number): number | null {
   if (before === undefined || after === undefined || ops <= 0) return null
   return Math.round(((after - before) / ops) * 1e7) / 10
+}
+
+/**
+ * A server process's figures for a measured window: its peak resident set
+ * now, and the CPU it used between the `before` and `after` samples, in
+ * cores and per request completed.
+ */
+export async function serverMeasure(
+  p: { role: string; pid: number | undefined },
+  before: number | undefined,
+  after: number | undefined,
+  window: { elapsedS: number; ops: number },
+): Promise<ServerMeasure> {
+  const rss = p.pid ? await peakRssBytes(p.pid) : undefined
+  return {
+    role: p.role,
+    pid: p.pid ?? null,
+    peakRssMB: rss === undefined ? null : Math.round((rss / 2 ** 20) * 10) / 10,
+    cpuCores:
+      before === undefined || after === undefined ? null : Math.round(((after - before) / window.elapsedS) * 100) / 100,
+    cpuUsPerOp: cpuUsPerOp(before, after, window.ops),
+  }
 }
 
 /** Every process's CPU over the window, summed, per request; null if any process could not be read. */
