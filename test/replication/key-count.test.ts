@@ -3,6 +3,8 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { runCli } from '../helpers/cli.js'
 import type { NodeProcess } from '../helpers/node-process.js'
 import { PrometheusText } from '../helpers/prometheus.js'
+import { respPortOf } from '../resp/helpers.js'
+import { command, RawResp } from '../resp/raw.js'
 import { waitFor } from '../helpers/wait.js'
 import { Cluster, scanAll, statusOf, waitCaughtUp } from './cluster.js'
 
@@ -49,7 +51,7 @@ describe('key count, bytes on disk and the log range', () => {
   }
 
   it('equals a scan on a master and its replica through every kind of write, a SIGKILL and a full sync', async () => {
-    const master = await cluster.start(['--log-retention', '50', '--log-trim-interval', '50'])
+    const master = await cluster.start(['--log-retention', '50', '--log-trim-interval', '50', '--resp-port', '0'])
     const replica = await cluster.start(['--replicaof', master.address])
     let db = await cluster.client({ servers: [master.address] })
     const model = new Map<string, string>()
@@ -111,6 +113,11 @@ describe('key count, bytes on disk and the log range', () => {
     await waitCaughtUp(master, [replica])
     expect(await expectCount(master)).toBe(model.size)
     expect(await expectCount(replica)).toBe(model.size)
+    // DBSIZE answers the same kept count.
+    const resp = await RawResp.open(respPortOf(master))
+    await resp.write(command('DBSIZE'))
+    expect(await resp.until((t) => t.endsWith('\r\n'))).toBe(`:${model.size}\r\n`)
+    resp.close()
 
     // The log's retained range: status and /metrics agree, and it moves when the log is trimmed.
     const logOf = async (node: NodeProcess) => {

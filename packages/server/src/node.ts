@@ -890,10 +890,10 @@ export class TandemNode {
     })
   }
 
-  /** How many keys this node holds (a pass over its keys). */
-  countKeys(): Promise<number> {
+  /** How many keys this node holds: the store's kept count, no pass over the keys. */
+  countKeys(): number {
     this.assertCanServe('local')
-    return this.store.countKeys()
+    return this.store.keyCount
   }
 
   /**
