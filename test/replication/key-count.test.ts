@@ -3,9 +3,9 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { runCli } from '../helpers/cli.js'
 import type { NodeProcess } from '../helpers/node-process.js'
 import { PrometheusText } from '../helpers/prometheus.js'
+import { waitFor } from '../helpers/wait.js'
 import { respPortOf } from '../resp/helpers.js'
 import { command, RawResp } from '../resp/raw.js'
-import { waitFor } from '../helpers/wait.js'
 import { Cluster, scanAll, statusOf, waitCaughtUp } from './cluster.js'
 
 /**
