@@ -935,7 +935,8 @@ export class TandemNode {
     return { oldestSeq, newestSeq, entries: newestSeq - oldestSeq + 1 }
   }
 
-  status(): NodeStatus {
+  /** `diskMaxAgeMs`: how old a data-dir size the caller accepts (see DataDirSize.bytes). */
+  status(options: { diskMaxAgeMs?: number } = {}): NodeStatus {
     const stats = this.store.commitStats
     return {
       nodeId: this.nodeId,
@@ -946,7 +947,7 @@ export class TandemNode {
       logStart: this.store.log.start,
       log: this.logRange(),
       keys: this.store.keyCount,
-      diskBytes: this.disk.bytes(),
+      diskBytes: this.disk.bytes(options.diskMaxAgeMs),
       upstream: this.upstream,
       readOnly: (this.role !== 'master' && this.role !== 'peer') || !this.canWrite(),
       replicas: this.upstreamSide.replicas(),

@@ -88,7 +88,7 @@ export class TandemServer {
       logger,
       now: () => node.clock.wall(),
       disk: node.disk,
-      status: () => node.status(),
+      status: (diskMaxAgeMs) => node.status({ diskMaxAgeMs }),
       requests: () => this.metrics.counterValues('tandem_requests_total'),
       onSelfServed: this.metrics.counter('tandem_console_reports_served_total', 'Reports served to web consoles.'),
       onEncoded: this.metrics.counter(

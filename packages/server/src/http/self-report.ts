@@ -27,6 +27,13 @@ export interface SelfReport {
 
 /** Listing the rollback folder costs a readdir: done rarely, and only while a console watches. */
 const ROLLBACK_REFRESH_MS = 10_000
+/**
+ * How old a data-dir size the console shows. Walking the data dir costs a
+ * readdir per folder and a stat per file on every node the console polls;
+ * the figure moves slowly, so a console tick does not start a walk for a
+ * figure younger than this (status and /metrics keep their own, shorter age).
+ */
+const DISK_MAX_AGE_MS = 10_000
 const MAX_ROLLBACK_FILES = 20
 
 export const SERVER_VERSION: string = (() => {
@@ -42,7 +49,8 @@ export interface SelfReporterSource {
   dataDir: string
   /** The data dir's size, kept by the node (status and /metrics read it too). */
   disk: DataDirSize
-  status(): NodeStatus
+  /** The node's status, with a data-dir size no older than `diskMaxAgeMs`. */
+  status(diskMaxAgeMs: number): NodeStatus
   requests(): Map<string, number>
   now?: () => number
 }
@@ -67,9 +75,9 @@ export class SelfReporter {
     }
     return {
       at,
-      status: this.source.status(),
+      status: this.source.status(DISK_MAX_AGE_MS),
       requests: Object.fromEntries(this.source.requests()),
-      diskBytes: this.source.disk.bytes(),
+      diskBytes: this.source.disk.bytes(DISK_MAX_AGE_MS),
       version: SERVER_VERSION,
       rollbackFiles: this.rollbackFiles,
     }
@@ -78,7 +86,7 @@ export class SelfReporter {
   /** Resolves once the disk figures are fresh (the first report of a watcher waits for them). */
   async ready(): Promise<void> {
     this.report()
-    await Promise.all([this.refreshing, this.source.disk.ready()])
+    await Promise.all([this.refreshing, this.source.disk.ready(DISK_MAX_AGE_MS)])
   }
 
   private async refreshRollbacks(): Promise<void> {

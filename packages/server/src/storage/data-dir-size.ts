@@ -20,6 +20,8 @@ export class DataDirSize {
   private walkedAt = Number.NEGATIVE_INFINITY
   private walking: Promise<void> | null = null
   private readonly now: () => number
+  /** Walks started so far. */
+  walks = 0
 
   constructor(
     private readonly dir: string,
@@ -29,9 +31,14 @@ export class DataDirSize {
     this.now = now ?? Date.now
   }
 
-  /** The last figure (null before the first walk ends); starts a walk when it is stale. */
-  bytes(): number | null {
-    if (this.now() - this.walkedAt >= this.refreshMs && !this.walking) {
+  /**
+   * The last figure (null before the first walk ends); starts a walk when it
+   * is older than `maxAgeMs` (a reader that accepts an older figure, such as
+   * the web console, sets it higher).
+   */
+  bytes(maxAgeMs: number = this.refreshMs): number | null {
+    if (this.now() - this.walkedAt >= maxAgeMs && !this.walking) {
+      this.walks++
       this.walking = this.walk().finally(() => {
         this.walking = null
       })
@@ -39,9 +46,9 @@ export class DataDirSize {
     return this.bytesNow
   }
 
-  /** Resolves once a figure no older than refreshMs is there. */
-  async ready(): Promise<void> {
-    this.bytes()
+  /** Resolves once a figure no older than `maxAgeMs` is there. */
+  async ready(maxAgeMs: number = this.refreshMs): Promise<void> {
+    this.bytes(maxAgeMs)
     await this.walking
   }
 
