@@ -48,10 +48,12 @@ export async function* snapshotFrom(address: string, options: DialOptions): Asyn
     ended ??=
       code === 1000
         ? 'done'
-        : new TandemError(
-            code === 1013 ? 'BUSY' : 'UNAVAILABLE',
-            `the snapshot from ${address} ended before it was complete (${code}${text ? ` ${text}` : ''})`,
-          )
+        : code === 1011 && text.startsWith('CORRUPT: ')
+          ? new TandemError('CORRUPT', `the snapshot from ${address} stopped at a damaged record: ${text.slice(9)}`)
+          : new TandemError(
+              code === 1013 ? 'BUSY' : 'UNAVAILABLE',
+              `the snapshot from ${address} ended before it was complete (${code}${text ? ` ${text}` : ''})`,
+            )
     notify()
   })
   try {

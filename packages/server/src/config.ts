@@ -195,7 +195,7 @@ export const configSchema = z
         doc({
           value: 'all|logs|none',
           description:
-            "Which of LevelDB's files are checked for damage (their CRC-32Cs) before the node opens them. all: the write-ahead log, the manifest and every live table, so the start reads the whole data set once (a large data dir starts slower). logs: the write-ahead log and the manifest only (fast, and enough to never lose an acknowledged write to a damaged log record in silence). none: trust the disk. A damaged node refuses to start (CORRUPT) or, when it would start as a replica, resyncs (see Damaged data).",
+            "Which of LevelDB's files are checked for damage (their CRC-32Cs) before the node opens them. all: the write-ahead log, the manifest and every live table, so the start reads the whole data set once (a large data dir starts slower). logs: the write-ahead log and the manifest only (fast, and enough to never lose an acknowledged write to a damaged log record in silence). none: trust the disk. A damaged node refuses to start (CORRUPT) or, when it would start as a replica, resyncs (see Damaged data). Damage a skipped table holds, or that appears while the node runs, is found on read by each record's own checksum.",
         }),
       ),
     tlsCert: z

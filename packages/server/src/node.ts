@@ -119,6 +119,8 @@ export class TandemNode {
   /** Client connections and the bytes they hold, for status (set by the server). */
   clientStatus: () => Record<string, number> | null = () => null
   private addr = ''
+  /** Set while a replica discards damaged data for a full resync (onDamagedRecord). */
+  private resyncingDamage = false
   /** HOST:PORT Redis-protocol clients reach this node at (--resp-port), or null when it serves none. */
   respAddress: string | null = null
   /** Multi-master: the peer mesh (with --mode multi). */
@@ -146,6 +148,7 @@ export class TandemNode {
     this.clock = store.clock
     this.startedAt = this.clock.wall()
     this.disk = new DataDirSize(store.dataDir, undefined, () => this.clock.now())
+    store.onCorrupt = (key) => this.onDamagedRecord(key)
     this.upstreamSide = new Upstream(
       {
         store,
@@ -367,6 +370,61 @@ export class TandemNode {
       this.logger.warn('could not read the damaged log to save its entries', { err })
     }
     await this.store.discardDamaged()
+  }
+
+  /**
+   * A read found a damaged record (its checksum did not match; the read
+   * failed with CORRUPT). A replica has a healthy copy upstream: it saves
+   * its log to a rollback file, discards its data and takes a full sync, as
+   * a start that finds damage does. A master, a peer or a node alone is
+   * the copy: reads of the key fail with CORRUPT until it is written again.
+   */
+  private onDamagedRecord(key: string): void {
+    const resync = this.role === 'replica' && this.upstream !== null
+    this.logger.error('a damaged record was found on read: its checksum does not match', {
+      key,
+      action: resync
+        ? 'discarding the data and resyncing from the upstream'
+        : 'reads of the key fail with CORRUPT until it is written again',
+    })
+    if (!resync || this.resyncingDamage) return
+    this.resyncingDamage = true
+    void this.serially(() => this.resyncDamaged())
+      .catch((err) => this.logger.error('could not discard the damaged data for a resync', { err }))
+      .finally(() => {
+        this.resyncingDamage = false
+      })
+  }
+
+  private async resyncDamaged(): Promise<void> {
+    const upstream = this.upstream
+    if (this.role !== 'replica' || upstream === null) return
+    await this.downstream?.stop()
+    this.downstream = null
+    this.upstreamSide.disconnectAll('upstream is taking a full sync; resync')
+    this.watchers.closeAll('this node is taking a full sync: its log is replaced')
+    try {
+      const from = await this.store.log.firstSeq()
+      const saved = await writeRollbackFile(
+        this.store,
+        from - 1,
+        'damaged record found on read; data discarded for a full resync',
+      )
+      if (saved) {
+        this.counters.rollbacks++
+        this.counters.rolledBackEntries += saved.entries
+        this.lastRollbackFile = saved.file
+        this.logger.warn("saved the entries of the damaged data dir's log", {
+          file: saved.file,
+          entries: saved.entries,
+        })
+      }
+    } catch (err) {
+      this.logger.warn('could not read the damaged log to save its entries', { err })
+    }
+    await this.store.discardForResync()
+    this.logger.warn('discarded the damaged data; resyncing from the upstream', { upstream })
+    await this.doFollow(upstream)
   }
 
   private failoverHost() {

@@ -380,6 +380,12 @@ export class TandemServer {
         const reason = `NOSPACE: writes fail since ${new Date(noSpace.since).toISOString()}: ${noSpace.message}`
         return sendJson(res, 503, { status: 'degraded', reason })
       }
+      const damaged = this.node.store.damagedKeys
+      if (damaged.size > 0) {
+        const [key] = damaged.keys()
+        const reason = `CORRUPT: reads found ${damaged.size} damaged record(s), key ${JSON.stringify(key.slice(0, 200))} first; their reads fail until they are written again`
+        return sendJson(res, 503, { status: 'degraded', reason })
+      }
       return sendJson(res, 200, { status: 'ok' })
     }
     if (path === '/ready') {
@@ -476,6 +482,16 @@ export class TandemServer {
       'tandem_commit_writes_total',
       'Writes committed through the group committer.',
       () => store.commitStats.writes,
+    )
+    m.counterOf(
+      'tandem_damaged_reads_total',
+      'Reads (and writes that read) that found a damaged record: its checksum did not match; each failed with CORRUPT.',
+      () => store.damagedReads,
+    )
+    m.gauge(
+      'tandem_damaged_keys',
+      'Keys whose record a read found damaged and no write has replaced since.',
+      () => store.damagedKeys.size,
     )
     m.gauge('tandem_commit_queued', 'Writes waiting for the group committer.', () => store.queuedWrites)
     m.counterOf(

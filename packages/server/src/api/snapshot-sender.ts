@@ -6,6 +6,7 @@ import {
   snapshotFrame,
   snapshotJsonFrame,
   snapshotPreamble,
+  TandemError,
 } from '@tandem/protocol'
 import type { WebSocket } from 'ws'
 import { epochAt } from '../replication/history.js'
@@ -54,7 +55,12 @@ export class SnapshotSender {
         () => ws.close(1000, 'snapshot complete'),
         (err) => {
           this.logger.warn('snapshot failed', { err })
-          ws.close(1011, `snapshot failed: ${(err as Error).message}`.slice(0, 120))
+          // A damaged record is named with its code, which the SDK gives back (close reasons hold 123 bytes).
+          let why =
+            err instanceof TandemError ? `${err.code}: ${err.message}` : `snapshot failed: ${(err as Error).message}`
+          why = why.slice(0, 120)
+          while (Buffer.byteLength(why) > 120) why = why.slice(0, -1)
+          ws.close(1011, why)
         },
       )
       .finally(() => this.running.delete(ws))

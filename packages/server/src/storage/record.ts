@@ -1,4 +1,5 @@
 import type { Value } from '@tandem/protocol'
+import { crc32c } from './crc32c.js'
 
 /**
  * How a key's state sits in the data sublevel: one tag byte, then bytes.
@@ -9,10 +10,12 @@ import type { Value } from '@tandem/protocol'
  *
  *     flags   u8  which optional fields follow (bits 0-5) and what the body is (bits 6-7)
  *     fields      in this order, each only when its flag bit is set:
+ *       0x08 CHECKSUM u32  CRC-32C of the key's bytes, then of the record without these
+ *                          four bytes (sealRecord); first, so it sits at a fixed offset
  *       0x01 MOD_SEQ  u64  seq of this node's write that last changed the key (compare-and-set)
  *       0x02 EXPIRES  u64  wall ms from which the key reads as missing (TTL)
  *       0x04 VERSION  u64 hlc, u64 counter, origin: the write that holds the key (last-writer-wins)
- *       0x08-0x20     reserved
+ *       0x10-0x20     reserved
  *     body        by the kind in bits 6-7:
  *       0x00 VALUE      u8 type (0x00 string, 0x01 binary), then the value's bytes to the end
  *       0x40 TOMBSTONE  nothing: the key is deleted, by the write VERSION names
@@ -28,7 +31,14 @@ import type { Value } from '@tandem/protocol'
  * A record whose tag, flag or kind this build does not know was written by a
  * newer tandem: it is refused with an error, never read as something else.
  * The order of the fields is fixed, so a record's bytes are a function of
- * its contents: two nodes holding the same state hold the same bytes.
+ * its key and contents: two nodes holding the same state hold the same bytes.
+ *
+ * Every record this build stores is sealed (CHECKSUM), because LevelDB as
+ * classic-level opens it checks none of its own block checksums on reads: a
+ * byte that rots in a table would be read back as data. The key is in the
+ * sum, so a record read under another key does not pass either. Records
+ * written before records carried one (plain records, and tag 0x10 without
+ * CHECKSUM) still read, unchecked.
  */
 const TAG_STRING = 0x00
 const TAG_BINARY = 0x01
@@ -39,7 +49,11 @@ export const RECORD_META = TAG_META
 const F_MOD_SEQ = 0x01
 const F_EXPIRES = 0x02
 const F_VERSION = 0x04
-const F_KNOWN = F_MOD_SEQ | F_EXPIRES | F_VERSION
+const F_CHECKSUM = 0x08
+const F_KNOWN = F_CHECKSUM | F_MOD_SEQ | F_EXPIRES | F_VERSION
+/** Where a sealed record's checksum sits, and where its other fields start. */
+const CHECKSUM_AT = 2
+const SEALED_FIELDS_AT = CHECKSUM_AT + 4
 const KIND_MASK = 0xc0
 const KIND_VALUE = 0x00
 const KIND_TOMBSTONE = 0x40
@@ -98,37 +112,96 @@ export function encodeRecord(value: Value): Buffer {
 }
 
 /**
- * A value's record with its modification seq (MOD_SEQ, for
+ * A value's sealed record with its modification seq (MOD_SEQ, for
  * compare-and-set): what a single-master node stores for every put, the
- * seq being the put's entry's. The same bytes as writeRecord() makes of
- * { modSeq, body: { kind: 'value' } }, without building the value.
+ * seq being the put's entry's. The same bytes as sealRecord(key,
+ * writeRecord({ modSeq, body: { kind: 'value' } })), without building the
+ * value or copying the record. `key` is the user key's bytes from `keyStart`.
  */
-export function seqRecordFromBytes(bytes: Uint8Array, binary: boolean, modSeq: number, expiresAt?: number): Buffer {
-  const at = expiresAt === undefined ? 10 : 18
+export function seqRecordFromBytes(
+  key: Uint8Array,
+  keyStart: number,
+  bytes: Uint8Array,
+  binary: boolean,
+  modSeq: number,
+  expiresAt?: number,
+): Buffer {
+  const at = expiresAt === undefined ? 14 : 22
   const out = Buffer.allocUnsafe(at + 1 + bytes.byteLength)
   out[0] = TAG_META
-  out[1] = F_MOD_SEQ | (expiresAt === undefined ? 0 : F_EXPIRES) | KIND_VALUE
-  out.writeUInt32BE(Math.floor(modSeq / 0x1_0000_0000), 2)
-  out.writeUInt32BE(modSeq >>> 0, 6)
+  out[1] = F_CHECKSUM | F_MOD_SEQ | (expiresAt === undefined ? 0 : F_EXPIRES) | KIND_VALUE
+  out.writeUInt32BE(Math.floor(modSeq / 0x1_0000_0000), 6)
+  out.writeUInt32BE(modSeq >>> 0, 10)
   if (expiresAt !== undefined) {
-    out.writeUInt32BE(Math.floor(expiresAt / 0x1_0000_0000), 10)
-    out.writeUInt32BE(expiresAt >>> 0, 14)
+    out.writeUInt32BE(Math.floor(expiresAt / 0x1_0000_0000), 14)
+    out.writeUInt32BE(expiresAt >>> 0, 18)
   }
   out[at] = binary ? TAG_BINARY : TAG_STRING
   out.set(bytes, at + 1)
+  out.writeUInt32BE(recordSum(key, keyStart, out), CHECKSUM_AT)
   return out
 }
 
-export function seqRecord(value: Value, modSeq: number, expiresAt?: number): Buffer {
+export function seqRecord(key: Uint8Array, keyStart: number, value: Value, modSeq: number, expiresAt?: number): Buffer {
   return typeof value === 'string'
-    ? seqRecordFromBytes(Buffer.from(value, 'utf8'), false, modSeq, expiresAt)
-    : seqRecordFromBytes(value, true, modSeq, expiresAt)
+    ? seqRecordFromBytes(key, keyStart, Buffer.from(value, 'utf8'), false, modSeq, expiresAt)
+    : seqRecordFromBytes(key, keyStart, value, true, modSeq, expiresAt)
+}
+
+/** CRC-32C of the key (from keyStart), then of a sealed record without its checksum field. */
+function recordSum(key: Uint8Array, keyStart: number, record: Uint8Array): number {
+  const sum = crc32c(record, 0, CHECKSUM_AT, crc32c(key, keyStart))
+  return crc32c(record, SEALED_FIELDS_AT, record.length, sum)
+}
+
+/** True when the record carries a checksum (was written by a build that seals records). */
+export function isSealed(record: Uint8Array): boolean {
+  return record[0] === TAG_META && record.length >= SEALED_FIELDS_AT && (record[1] & F_CHECKSUM) !== 0
+}
+
+/**
+ * The record with its checksum for `key` (bytes from keyStart): a new
+ * buffer, the fields shifted by four bytes, for a record written without
+ * one (a plain record becomes a tag 0x10 record with no other field); a
+ * sealed record gets its sum written again, in a copy.
+ */
+export function sealRecord(key: Uint8Array, keyStart: number, record: Uint8Array): Buffer {
+  let out: Buffer
+  if (isSealed(record)) {
+    out = Buffer.from(record)
+  } else if (record[0] === TAG_META) {
+    out = Buffer.allocUnsafe(record.length + 4)
+    out[0] = TAG_META
+    out[1] = record[1] | F_CHECKSUM
+    out.set(record.subarray(2), SEALED_FIELDS_AT)
+  } else {
+    // A plain record: its tag is the value's type byte of a VALUE body.
+    out = Buffer.allocUnsafe(record.length + SEALED_FIELDS_AT)
+    out[0] = TAG_META
+    out[1] = F_CHECKSUM | KIND_VALUE
+    out.set(record, SEALED_FIELDS_AT)
+  }
+  out.writeUInt32BE(recordSum(key, keyStart, out), CHECKSUM_AT)
+  return out
+}
+
+/**
+ * Whether the record read under `key` (bytes from keyStart) is the one
+ * written there: its checksum matches. A record without one (written by an
+ * older build) cannot be checked and passes, unless `sealedOnly` (a data
+ * dir whose every record was written sealed), where a missing checksum is
+ * itself damage (a flipped tag or flag bit).
+ */
+export function recordIntact(key: Uint8Array, keyStart: number, record: Uint8Array, sealedOnly = false): boolean {
+  if (!isSealed(record)) return !sealedOnly
+  const stored = ((record[2] << 24) | (record[3] << 16) | (record[4] << 8) | record[5]) >>> 0
+  return stored === recordSum(key, keyStart, record)
 }
 
 /** When the record expires (ms since 1970; its EXPIRES field), read without decoding the rest; undefined: never. */
 export function recordExpiresAt(record: Uint8Array): number | undefined {
   if (record[0] !== TAG_META || (record[1] & F_EXPIRES) === 0) return undefined
-  const at = record[1] & F_MOD_SEQ ? 10 : 2
+  const at = (record[1] & F_CHECKSUM ? SEALED_FIELDS_AT : CHECKSUM_AT) + (record[1] & F_MOD_SEQ ? 8 : 0)
   const buf = Buffer.isBuffer(record) ? record : Buffer.from(record.buffer, record.byteOffset, record.byteLength)
   if (buf.length < at + 8) return undefined
   return buf.readUInt32BE(at) * 0x1_0000_0000 + buf.readUInt32BE(at + 4)
@@ -140,9 +213,11 @@ export function recordExpiresAt(record: Uint8Array): number | undefined {
  * a multi-master record).
  */
 export function recordModSeq(record: Uint8Array): number | undefined {
-  if (record[0] !== TAG_META || (record[1] & F_MOD_SEQ) === 0 || record.byteLength < 10) return undefined
+  if (record[0] !== TAG_META || (record[1] & F_MOD_SEQ) === 0) return undefined
+  const at = record[1] & F_CHECKSUM ? SEALED_FIELDS_AT : CHECKSUM_AT
+  if (record.byteLength < at + 8) return undefined
   const buf = Buffer.isBuffer(record) ? record : Buffer.from(record.buffer, record.byteOffset, record.byteLength)
-  return buf.readUInt32BE(2) * 0x1_0000_0000 + buf.readUInt32BE(6)
+  return buf.readUInt32BE(at) * 0x1_0000_0000 + buf.readUInt32BE(at + 4)
 }
 
 /** A record from a value already in bytes: a string's UTF-8 bytes, or binary. */
@@ -205,7 +280,7 @@ export function isLiveRecord(record: Uint8Array): boolean {
   const kind = flags & KIND_MASK
   if (kind === KIND_VALUE) return true
   if (kind === KIND_TOMBSTONE) return false
-  let at = 2
+  let at = flags & F_CHECKSUM ? SEALED_FIELDS_AT : CHECKSUM_AT
   if (flags & F_MOD_SEQ) at += 8
   if (flags & F_EXPIRES) at += 8
   if (flags & F_VERSION) at += 16 + 1 + record[at + 16]
@@ -227,6 +302,7 @@ export function readRecord(record: Uint8Array): KeyRecord {
     )
   }
   const out: KeyRecord = { body: { kind: 'tombstone' } }
+  if (flags & F_CHECKSUM) r.u32()
   if (flags & F_MOD_SEQ) out.modSeq = r.u64()
   if (flags & F_EXPIRES) out.expiresAt = r.u64()
   if (flags & F_VERSION) {
@@ -268,8 +344,8 @@ export function readRecord(record: Uint8Array): KeyRecord {
 }
 
 /**
- * Encodes a record. One with no metadata and a value is written plain
- * (tag 0x00 or 0x01), so that only records that need metadata pay for it.
+ * Encodes a record, unsealed (the store seals what it writes: sealRecord).
+ * One with no metadata and a value is written plain (tag 0x00 or 0x01).
  */
 export function writeRecord(record: KeyRecord): Buffer {
   const { body } = record

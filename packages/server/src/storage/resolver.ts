@@ -51,6 +51,6 @@ export const logOrderWins: ConflictResolver = {
   readsCurrent: false,
   resolve(op: ApplyOp, _write: EntryIdentity, _current: Buffer | undefined, seq = 0): Buffer | null {
     // The key's modification seq is the entry's: the master's seq, which this node's log keeps.
-    return op.value === null ? null : seqRecordFromBytes(op.value, op.binary, seq, op.expiresAt)
+    return op.value === null ? null : seqRecordFromBytes(op.key, 0, op.value, op.binary, seq, op.expiresAt)
   },
 }

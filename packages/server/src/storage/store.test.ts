@@ -587,3 +587,101 @@ describe('store: key count', () => {
     await again.close()
   })
 })
+
+describe('store: damaged records', () => {
+  /** Opens the closed store's LevelDB as it is on disk, to change it under the store. */
+  async function onDisk(name: string, change: (data: Sub, meta: Sub) => Promise<void>): Promise<void> {
+    const db = new Level<Buffer, Buffer>(join(dir, name, 'db'), { keyEncoding: 'buffer', valueEncoding: 'buffer' })
+    const data = db.sublevel<Buffer, Buffer>('data', { keyEncoding: 'buffer', valueEncoding: 'buffer' })
+    const meta = db.sublevel<Buffer, Buffer>('meta', { keyEncoding: 'buffer', valueEncoding: 'buffer' })
+    await change(data, meta)
+    await db.close()
+  }
+  interface Sub {
+    get(key: Buffer): Promise<Buffer | undefined>
+    put(key: Buffer, value: Buffer): Promise<void>
+    del(key: Buffer): Promise<void>
+  }
+
+  async function reopen(store: Store, name: string): Promise<Store> {
+    await store.close()
+    stores = stores.filter((s) => s !== store)
+    return open(name)
+  }
+
+  // Rule: a record whose checksum fails is never read as data, nor decided on by a write.
+  it('refuses reads and reading writes of a damaged record with CORRUPT, and a blind put heals it', async () => {
+    let store = await open('d')
+    await store.write([
+      [OP_PUT, 'a', 'one'],
+      [OP_PUT, 'b', 'two'],
+      [OP_PUT, 'c', 'three'],
+    ])
+    await store.close()
+    stores = stores.filter((s) => s !== store)
+    await onDisk('d', async (data) => {
+      const record = (await data.get(Buffer.from('b'))) as Buffer
+      record[record.length - 1] ^= 0x01 // 'two' reads 'twn'
+      await data.put(Buffer.from('b'), record)
+    })
+    store = await open('d')
+    const found: string[] = []
+    store.onCorrupt = (key) => found.push(key)
+    const corrupt = { code: 'CORRUPT', details: { key: 'b' } }
+    await expect(store.get('b')).rejects.toMatchObject(corrupt)
+    await expect(store.getMany(['a', 'b'])).rejects.toMatchObject(corrupt)
+    await expect(store.getRecord('b')).rejects.toMatchObject(corrupt)
+    const scan = async () => {
+      for await (const _ of store.scan({})) {
+      }
+    }
+    await expect(scan()).rejects.toMatchObject(corrupt)
+    const snapshot = store.snapshot()
+    const chunks = async () => {
+      for await (const _ of snapshot.chunks(1 << 20)) {
+      }
+    }
+    await expect(chunks()).rejects.toMatchObject(corrupt)
+    await snapshot.close()
+    expect(await store.get('a')).toBe('one')
+    // A condition on it cannot be decided: refused, nothing written; a write beside it is not held up.
+    const conditional = store.write([[OP_PUT, 'b', 'if']], [{ key: 'b', ifSeq: 1 }])
+    const beside = store.write([[OP_PUT, 'c', 'four']])
+    await expect(conditional).rejects.toMatchObject(corrupt)
+    await beside
+    expect(await store.get('c')).toBe('four')
+    expect(found).toEqual(['b'])
+    expect([...store.damagedKeys.keys()]).toEqual(['b'])
+    expect(store.damagedReads).toBe(6)
+
+    await store.write([[OP_PUT, 'b', 'again']])
+    expect(store.damagedKeys.size).toBe(0)
+    expect(await store.get('b')).toBe('again')
+    store = await reopen(store, 'd')
+    expect(await store.get('b')).toBe('again')
+  })
+
+  // Data-dir compatibility: records of a build that did not seal them still read.
+  it('reads records without a checksum in a data dir that held some, and takes one as damage where every record was sealed', async () => {
+    let store = await open('old')
+    await store.write([[OP_PUT, 'new', 'sealed']])
+    await store.close()
+    stores = stores.filter((s) => s !== store)
+    await onDisk('old', async (data, meta) => {
+      await data.put(Buffer.from('legacy'), encodeRecord('plain'))
+      // As an older build left it: no mark that every record is sealed.
+      await meta.del(Buffer.from('sealed'))
+    })
+    store = await open('old')
+    expect(await store.get('legacy')).toBe('plain')
+    expect(await store.get('new')).toBe('sealed')
+
+    let fresh = await open('fresh')
+    await fresh.write([[OP_PUT, 'new', 'sealed']])
+    await fresh.close()
+    stores = stores.filter((s) => s !== fresh)
+    await onDisk('fresh', (data) => data.put(Buffer.from('legacy'), encodeRecord('plain')))
+    fresh = await open('fresh')
+    await expect(fresh.get('legacy')).rejects.toMatchObject({ code: 'CORRUPT' })
+  })
+})

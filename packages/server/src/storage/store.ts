@@ -32,13 +32,16 @@ import { SUBLEVELS } from './raw-layout.js'
 import {
   decodeRecord,
   isLiveRecord,
+  isSealed,
   isTombstone,
   type KeyRecord,
   modSeqOf,
   RECORD_META,
   readRecord,
   recordExpiresAt,
+  recordIntact,
   recordModSeq,
+  sealRecord,
   seqRecord,
 } from './record.js'
 import { type ConflictResolver, KEEP } from './resolver.js'
@@ -181,6 +184,8 @@ interface GroupState {
   current: Map<string, Buffer | undefined>
   /** How the group changes the number of keys (records that are not tombstones). */
   keyDelta: number
+  /** Keys (latin1, as in `current`) whose read record is damaged: writes that read them fail with CORRUPT. */
+  damaged: Set<string> | null
   /** Counters as they were before this group changed them, to restore if it fails. */
   counters: Map<string, number>
   /** The largest value the group writes, or the store's high-water mark if larger. */
@@ -312,6 +317,23 @@ export class Store {
    */
   noSpace: NoSpace | null = null
   private recovering = false
+  /**
+   * Keys whose record failed its checksum on a read (record.ts), with when
+   * it was first found: reads of them fail with CORRUPT until a write
+   * replaces the record (or the data is discarded for a full sync). At most
+   * MAX_DAMAGED_KEYS are named; damagedReads counts every read that failed.
+   */
+  readonly damagedKeys = new Map<string, number>()
+  damagedReads = 0
+  /**
+   * Every record of the data dir was written sealed (meta 'sealed': it was
+   * empty when a build that seals records opened it, or emptied since, for
+   * a full sync), so one without a checksum is damaged. A data dir that
+   * held records of an older build reads them unchecked.
+   */
+  private sealedOnly = false
+  /** Told the first time a read finds a key's record damaged (the node logs it, and a replica resyncs). */
+  onCorrupt: ((key: string) => void) | null = null
   /** The keys that carry a TTL (kept by every data node; see expiry-index.ts). */
   readonly expiry = new ExpiryIndex()
   /**
@@ -499,6 +521,18 @@ export class Store {
   }
 
   /**
+   * A replica whose reads found damaged records, at run time: once the
+   * writes under way are done, drops its LevelDB as discardDamaged does, to
+   * take a full sync. The caller has stopped the writers (its downstream)
+   * and saved the log.
+   */
+  async discardForResync(): Promise<void> {
+    await this.committer.idle()
+    await this.snapshotWrite.catch(() => {})
+    await this.discardDamaged()
+  }
+
+  /**
    * Drops the damaged LevelDB and starts an empty one (onDamage 'resync'),
    * keeping the node's fail-over vote: a node that forgot its vote could
    * vote twice in one epoch. The caller has saved what it could read.
@@ -512,6 +546,9 @@ export class Store {
     await this.openDb()
     if (vote !== undefined) await this.setMeta('vote', vote)
     this.damage = []
+    this.damagedKeys.clear()
+    // What it remembers of which keys exist was of the data just dropped.
+    this.presence.clear()
     await this.loadState()
   }
 
@@ -547,6 +584,11 @@ export class Store {
     this.presence.clear()
     await this.loadKeyCount()
     this.ttlUsed = (await this.meta.get('ttl')) === true
+    this.sealedOnly = (await this.meta.get('sealed')) === true
+    if (!this.sealedOnly && (await this.data.keys({ limit: 1 }).all()).length === 0) {
+      await this.putMeta('sealed', true, true)
+      this.sealedOnly = true
+    }
     this.expiry.clear()
     if (this.ttlUsed) {
       for await (const [key, record] of this.data.iterator()) {
@@ -878,17 +920,26 @@ export class Store {
       raws: [],
       current: await this.readCurrent(group),
       keyDelta: 0,
+      damaged: null,
       counters: new Map(),
       largest: this.largestValue ?? 0,
       writes: 0,
       expiry: [],
     }
+    commit.damaged = this.findDamaged(commit.current)
     const keys = this.keys
     keys?.begin()
     let barrier: StoreClock | null = null
     try {
       for (let i = 0; i < group.length; i++) {
         const write = group[i]
+        if (commit.damaged) {
+          const damaged = this.readsDamaged(commit.damaged, write)
+          if (damaged) {
+            results[i] = damaged
+            continue
+          }
+        }
         switch (write.kind) {
           case 'local': {
             for (const op of write.ops) {
@@ -979,6 +1030,83 @@ export class Store {
     return results
   }
 
+  /** Checks the records a group read; the damaged ones' keys (latin1), or null when all are intact. */
+  private findDamaged(current: Map<string, Buffer | undefined>): Set<string> | null {
+    let damaged: Set<string> | null = null
+    const skip = this.dataPrefix.length
+    for (const [name, record] of current) {
+      // PRESENT: only the key's existence was read, not its record.
+      if (record === undefined || record === PRESENT) continue
+      const key = Buffer.from(name, 'latin1')
+      if (this.intactAt(key, skip, record)) continue
+      damaged ??= new Set()
+      damaged.add(name)
+      this.noteDamaged(key.toString('utf8', skip))
+    }
+    return damaged
+  }
+
+  /**
+   * CORRUPT for a write that would read a damaged record (a condition, a
+   * resolver, a merge), or null. What it would decide from wrong bytes
+   * could be wrong, so it is refused whole; writes that do not read are not
+   * held up by it (a blind put replaces the record and heals the key).
+   */
+  private readsDamaged(damaged: Set<string>, write: StoreWrite): TandemError | null {
+    const names: string[] = []
+    const add = (key: Uint8Array | string) =>
+      names.push(
+        (typeof key === 'string' ? prefixed(this.dataPrefix, key) : prefixedBytes(this.dataPrefix, key)).toString(
+          'latin1',
+        ),
+      )
+    // An expiry write leaves damaged keys alone (stillExpired), and expires the others.
+    if (write.kind === 'local' && write.expire) return null
+    if (write.kind === 'local') {
+      // A single-master put or delete reads nothing: only its conditions are read.
+      if (this.resolver) for (const op of write.ops) add(op[1])
+      for (const c of write.conditions ?? []) add(c.key)
+    } else if (write.kind === 'remote') {
+      if (this.keys === null && !write.resolver.readsCurrent) return null
+      for (const entry of write.entries) for (const op of entry.ops) add(op.key)
+    } else if (write.kind === 'merge') {
+      for (const [key] of write.records) add(key)
+    } else if (write.kind === 'collect') {
+      for (const key of write.keys) add(key)
+    }
+    for (const name of names) {
+      if (damaged.has(name)) {
+        return corruptKey(Buffer.from(name, 'latin1').toString('utf8', this.dataPrefix.length), 'nothing was written')
+      }
+    }
+    return null
+  }
+
+  /** Counts a damaged record found on a read and tells the node. */
+  private noteDamaged(key: string): void {
+    this.damagedReads++
+    if (this.damagedKeys.has(key)) return
+    if (this.damagedKeys.size < MAX_DAMAGED_KEYS) this.damagedKeys.set(key, this.clock.wall())
+    this.onCorrupt?.(key)
+  }
+
+  /** The record read under `key` (the data prefix first), or CORRUPT naming the key when its checksum fails. */
+  private intact(key: Buffer, record: Buffer): Buffer {
+    if (this.intactAt(key, this.dataPrefix.length, record)) return record
+    const userKey = key.toString('utf8', this.dataPrefix.length)
+    this.noteDamaged(userKey)
+    throw corruptKey(userKey)
+  }
+
+  private intactAt(key: Uint8Array, keyStart: number, record: Uint8Array): boolean {
+    return recordIntact(key, keyStart, record, this.sealedOnly)
+  }
+
+  /** A record written for `key` (full data key) no longer holds the damage a read found there. */
+  private healed(key: Buffer): void {
+    if (this.damagedKeys.size > 0) this.damagedKeys.delete(key.toString('utf8', this.dataPrefix.length))
+  }
+
   /** A single-master local write: records carry the entry's seq; no reads but for conditions. */
   private addLocal(commit: GroupState, write: LocalWrite, hlc: number): number | LocalResult | Error {
     if (write.conditions) {
@@ -1037,8 +1165,10 @@ export class Store {
     after: Buffer | undefined,
     hlc: number,
   ): void {
+    if (after !== undefined && !isSealed(after)) after = sealRecord(userKey, 0, after)
     if (after === undefined) commit.batch.del(key)
     else commit.batch.put(key, after)
+    this.healed(key)
     commit.current.set(name, after)
     commit.keyDelta += liveness(after) - liveness(before)
     this.keys?.change(commit.batch, userKey, before, after, hlc)
@@ -1243,9 +1373,10 @@ export class Store {
       let expiresAt: number | undefined
       if (op[0] === OP_PUT) {
         expiresAt = opOptions(op)?.x
-        record = seqRecord(op[2], entry.seq, expiresAt)
+        record = seqRecord(key, this.dataPrefix.length, op[2], entry.seq, expiresAt)
         commit.batch.put(key, record)
       } else commit.batch.del(key)
+      this.healed(key)
       if (expiresAt !== undefined || this.expiry.size > 0 || commit.expiry.length > 0) {
         commit.expiry.push([op[1], expiresAt])
       }
@@ -1259,7 +1390,9 @@ export class Store {
   private stillExpired(commit: GroupState, ops: EntryOp[]): EntryOp[] {
     const now = this.now()
     return ops.filter((op) => {
-      const record = commit.current.get(prefixed(this.dataPrefix, op[1]).toString('latin1'))
+      const name = prefixed(this.dataPrefix, op[1]).toString('latin1')
+      if (commit.damaged?.has(name)) return false
+      const record = commit.current.get(name)
       return record !== undefined && isExpired(record, now)
     })
   }
@@ -1337,9 +1470,10 @@ export class Store {
     const startedAt = this.db.status === 'open' ? this.syncReads.begin() : null
     if (startedAt !== null) {
       try {
-        const record = this.db.getSync(prefixed(this.dataPrefix, key))
+        const full = prefixed(this.dataPrefix, key)
+        const record = this.db.getSync(full)
         this.syncReads.done(startedAt)
-        return Promise.resolve(answer(record, this.now()))
+        return Promise.resolve(answer(record === undefined ? undefined : this.intact(full, record), this.now()))
       } catch (err) {
         return Promise.reject(err)
       }
@@ -1367,7 +1501,9 @@ export class Store {
           for (let j = 0; j < slice.length; j++) {
             const record = records[j]
             try {
-              slice[j].resolve(slice[j].answer(record, now))
+              slice[j].resolve(
+                slice[j].answer(record === undefined ? undefined : this.intact(slice[j].key, record), now),
+              )
             } catch (err) {
               slice[j].reject(err)
             }
@@ -1381,15 +1517,19 @@ export class Store {
   }
 
   async getMany(keys: string[]): Promise<(Value | undefined)[]> {
-    const records = await this.db.getMany(keys.map((k) => prefixed(this.dataPrefix, k)))
+    const full = keys.map((k) => prefixed(this.dataPrefix, k))
+    const records = await this.db.getMany(full)
     const now = this.now()
-    return records.map((r) => (r === undefined || isExpired(r, now) ? undefined : decodeRecord(r)))
+    return records.map((r, i) =>
+      r === undefined || isExpired(this.intact(full[i], r), now) ? undefined : decodeRecord(r),
+    )
   }
 
   /** Every field of a key's record (multi-master getAll); undefined when there is none. */
   async getRecord(key: string): Promise<KeyRecord | undefined> {
-    const record = await this.db.get(prefixed(this.dataPrefix, key))
-    return record === undefined || isExpired(record, this.now()) ? undefined : readRecord(record)
+    const full = prefixed(this.dataPrefix, key)
+    const record = await this.db.get(full)
+    return record === undefined || isExpired(this.intact(full, record), this.now()) ? undefined : readRecord(record)
   }
 
   /**
@@ -1405,6 +1545,11 @@ export class Store {
     const iterator = this.data.iterator(levelRange)
     try {
       for await (const [key, record] of iterator) {
+        if (!this.intactAt(key, 0, record)) {
+          const userKey = key.toString('utf8')
+          this.noteDamaged(userKey)
+          throw corruptKey(userKey)
+        }
         if (record[0] !== RECORD_META) {
           yield [key.toString('utf8'), decodeRecord(record) as Value]
           continue
@@ -1447,6 +1592,7 @@ export class Store {
     const db = this.db
     const dataPrefix = this.dataPrefix
     const pageRecords = this.options.snapshotPageRecords ?? DEFAULT_TUNING.snapshotPageRecords
+    const intact = (key: Buffer, record: Buffer) => this.intact(key, record)
     return {
       seq,
       clock,
@@ -1468,6 +1614,8 @@ export class Store {
             if (page.length === 0) break
             next = iterator.nextv(pageRecords)
             for (const entry of page) {
+              // A copy, a backup or a replica never gets bytes the disk damaged.
+              intact(entry[0], entry[1])
               pending.push(entry)
               bytes += entry[0].length + entry[1].length
               if (bytes >= targetBytes) {
@@ -1520,7 +1668,12 @@ export class Store {
     try {
       keys?.begin()
       const skip = this.dataPrefix.length
-      const count = unpackChunk(chunk, this.dataPrefix, (key, record) => {
+      const count = unpackChunk(chunk, this.dataPrefix, (key, arrived) => {
+        // From an upstream or a backup of a build that did not seal records: sealed here.
+        if (!recordIntact(key, skip, arrived)) {
+          throw corruptKey(key.toString('utf8', skip), 'the snapshot chunk holding it is refused')
+        }
+        const record = isSealed(arrived) ? arrived : sealRecord(key, skip, arrived)
         batch.put(key, record)
         if (isLiveRecord(record)) live++
         if (record.length - 1 > largest) largest = record.length - 1
@@ -1602,6 +1755,7 @@ export class Store {
   private async clearAll(): Promise<void> {
     this.expiry.clear()
     this.presence.clear()
+    this.damagedKeys.clear()
     await this.data.clear()
     await this.log.clear()
     await this.tombs.clear()
@@ -1609,12 +1763,14 @@ export class Store {
     batch.put(this.lastSeqKey, Buffer.from('0'))
     batch.put(prefixed(this.metaPrefix, 'history'), Buffer.from('[]'))
     batch.put(prefixed(this.metaPrefix, 'largestValue'), Buffer.from('0'))
+    batch.put(prefixed(this.metaPrefix, 'sealed'), Buffer.from('true'))
     batch.del(this.digestKey)
     batch.del(this.countsKey)
     batch.put(this.keyCountKey, Buffer.from('0'))
     await this.writeBatch(batch, this.options.sync !== 'none')
     this.largestValue = 0
     this.keyCount = 0
+    this.sealedOnly = true
     if (this.keys) this.keys = new KeyTracker(this.tombs, new ConvergenceDigest(), EMPTY_COUNTS(), this.maxSiblings)
     this.lastSeq = 0
     this.writingSeq = 0
@@ -1689,6 +1845,18 @@ function liveness(record: Buffer | undefined): number {
 }
 
 const EMPTY_COUNTS = (): KeyCounts => ({ tombstones: 0, siblingKeys: 0, maxSiblings: 0 })
+
+/** Most damaged keys a store names (damagedKeys); past it they are only counted. */
+const MAX_DAMAGED_KEYS = 1000
+
+/** The error for a read (or a write that reads) of a record whose checksum does not match. */
+function corruptKey(key: string, outcome = 'refused'): TandemError {
+  return new TandemError(
+    'CORRUPT',
+    `the record of key ${JSON.stringify(key.length > 200 ? `${key.slice(0, 200)}...` : key)} is damaged on this node (its checksum does not match what was written); ${outcome}`,
+    { details: { key } },
+  )
+}
 
 /** A get queued for the next getMany, with how to turn its record into the answer. */
 interface PendingRead {
