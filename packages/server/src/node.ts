@@ -171,6 +171,7 @@ export class TandemNode {
       isMaster: () => this.role === 'master',
       masterAddress: () => this.masterAddress(),
       unavailable: () => this.dataUnavailable(),
+      tuning: config.tune,
     })
     this.readIndex = new ReadIndex({
       committedSeq: () => this.committedSeq(),
@@ -210,6 +211,7 @@ export class TandemNode {
           tls: this.peerTls,
           maxFrameBytes: config.maxFrameBytes * 2,
           feed: upstreamOptions(config.tune, config.replTimeout),
+          tuning: config.tune,
         },
       )
     }

@@ -79,7 +79,7 @@ export class TandemServer {
       : createServer(onRequest)
     this.http.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head))
     this.wss = new WebSocketServer({ noServer: true, maxPayload: config.maxFrameBytes, perMessageDeflate: false })
-    this.snapshots = new SnapshotSender(node.store, logger)
+    this.snapshots = new SnapshotSender(node.store, logger, config.tune)
     this.console = new WebConsole({
       dataDir: config.dataDir,
       authToken: config.authToken,

@@ -155,6 +155,109 @@ export const tuningSchema = z
           'Most expired keys deleted in one write (one log entry) per tick. More catches up faster after a mass expiry; fewer keeps each write small.',
       }),
     ),
+    watchHighWaterBytes: count.default(1024 * 1024).meta(
+      doc({
+        unit: 'bytes',
+        description:
+          'Unsent bytes per watch socket before its feed stops reading the log until they drain. Larger rides out slower watchers and holds more memory per watch.',
+      }),
+    ),
+    watchBatchEntries: count.default(1000).meta(
+      doc({
+        unit: 'entries',
+        description:
+          'Most log entries a watch scans for one frame of events. Larger is cheaper per event and holds the event loop longer per step.',
+      }),
+    ),
+    watchBatchBytes: count.default(256 * 1024).meta(
+      doc({
+        unit: 'bytes',
+        description: 'Most bytes of events in one watch frame. Larger is cheaper per event and makes frames bigger.',
+      }),
+    ),
+    watchProgressMs: count.default(500).meta(
+      doc({
+        unit: 'ms',
+        description:
+          'How often an idle watch says where it is (and that it is alive). Shorter lets a watcher resume from a later seq and notice a dead node sooner, and sends more frames.',
+      }),
+    ),
+    watchCatchUpProgressMs: count.default(100).meta(
+      doc({
+        unit: 'ms',
+        description:
+          'A watch that catches up says where it is at once, unless it said so this recently. Shorter tells the watcher sooner and sends more frames under steady writes.',
+      }),
+    ),
+    backupHighWaterBytes: count.default(4 * 1024 * 1024).meta(
+      doc({
+        unit: 'bytes',
+        description:
+          'Unsent bytes before a backup (tandem snapshot save) stops reading its snapshot until they drain. Larger rides out a slower reader and holds more memory per backup.',
+      }),
+    ),
+    backupChunkBytes: count.default(256 * 1024).meta(
+      doc({
+        unit: 'bytes',
+        description: 'Bytes of records in one backup frame. Larger costs less per record and holds more per frame.',
+      }),
+    ),
+    maxBackups: count.default(4).meta(
+      doc({
+        unit: 'backups',
+        description:
+          'Backups streamed at once; another is refused (BUSY, retry later). Each holds a LevelDB snapshot, which keeps old versions from compaction: more costs disk.',
+      }),
+    ),
+    peerMinBackoffMs: count.default(50).meta(
+      doc({
+        unit: 'ms',
+        description:
+          'Multi-master: first wait before dialling a peer again after losing it; it doubles up to peerMaxBackoffMs. Shorter reconnects sooner and dials a dead peer more.',
+      }),
+    ),
+    peerMaxBackoffMs: count.default(500).meta(
+      doc({
+        unit: 'ms',
+        description:
+          'Multi-master: longest wait between attempts to reach a peer that is down or cut off (one TCP connect each). Short, so that a healed partition is seen within half a second.',
+      }),
+    ),
+    peerRefusedBackoffMs: count.default(5000).meta(
+      doc({
+        unit: 'ms',
+        description:
+          'Multi-master: wait before asking again a peer that refused this node (auth, an incompatible policy): it will say the same. Shorter notices a fixed peer sooner.',
+      }),
+    ),
+    peerClockPauseMs: count.default(1000).meta(
+      doc({
+        unit: 'ms',
+        description:
+          "Multi-master: how long a link paused for a peer's clock running ahead (past --max-clock-offset) waits before it asks again.",
+      }),
+    ),
+    peerClockProbeMs: count.default(1000).meta(
+      doc({
+        unit: 'ms',
+        description:
+          "Multi-master: how often a link measures its peer's clock offset. Shorter keeps the offset (and CLOCKSKEW) fresher and sends more frames.",
+      }),
+    ),
+    peerMaxQueuedApply: count.default(16).meta(
+      doc({
+        unit: 'frames',
+        description:
+          "Multi-master: frames of a peer's entries waiting for the group committer before the link stops reading that peer's socket. More keeps the committer busier and holds more in memory.",
+      }),
+    ),
+    peerHandshakeTimeoutMs: count.default(5000).meta(
+      doc({
+        unit: 'ms',
+        description:
+          'Multi-master: a peer that accepts the connection but does not prove itself in this long is dropped and dialled again. Longer suits slow links.',
+      }),
+    ),
     drainTimeoutMs: count.default(10_000).meta(
       doc({
         unit: 'ms',

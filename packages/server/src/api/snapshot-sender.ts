@@ -12,6 +12,7 @@ import type { WebSocket } from 'ws'
 import { epochAt } from '../replication/history.js'
 import { FlowSocket } from '../replication/link.js'
 import type { Store } from '../storage/store.js'
+import type { Tuning } from '../tuning.js'
 import type { Logger } from '../util/logger.js'
 
 /**
@@ -23,19 +24,13 @@ import type { Logger } from '../util/logger.js'
  * a backup holds at most a few chunks in memory however large the data.
  */
 
-/** Unflushed bytes before the sender stops reading the snapshot. */
-const HIGH_WATER = 4 * 1024 * 1024
-/** Bytes of records per DATA frame. */
-const CHUNK_BYTES = 256 * 1024
-/** Backups running at once; each holds a LevelDB snapshot, which keeps old versions from compaction. */
-const MAX_SNAPSHOTS = 4
-
 export class SnapshotSender {
   private readonly running = new Set<WebSocket>()
 
   constructor(
     private readonly store: Store,
     private readonly logger: Logger,
+    private readonly tuning: Pick<Tuning, 'backupHighWaterBytes' | 'backupChunkBytes' | 'maxBackups'>,
   ) {}
 
   get count(): number {
@@ -44,8 +39,8 @@ export class SnapshotSender {
 
   /** Streams a snapshot file on `ws`, then closes it (1000 when the file is complete). */
   accept(ws: WebSocket): void {
-    if (this.running.size >= MAX_SNAPSHOTS) {
-      ws.close(1013, `BUSY: ${MAX_SNAPSHOTS} snapshots are being taken; retry later`)
+    if (this.running.size >= this.tuning.maxBackups) {
+      ws.close(1013, `BUSY: ${this.tuning.maxBackups} snapshots are being taken; retry later`)
       return
     }
     this.running.add(ws)
@@ -67,7 +62,7 @@ export class SnapshotSender {
   }
 
   private async send(ws: WebSocket): Promise<void> {
-    const flow = new FlowSocket(ws, HIGH_WATER)
+    const flow = new FlowSocket(ws, this.tuning.backupHighWaterBytes)
     ws.on('close', () => flow.release())
     const store = this.store
     const history = store.history
@@ -87,7 +82,7 @@ export class SnapshotSender {
       flow.sendFrame(Buffer.concat([snapshotPreamble(), snapshotJsonFrame(SNAPSHOT_HEADER, header)]))
       let records = 0
       let frames = 1
-      for await (const { chunk, count } of snapshot.chunks(CHUNK_BYTES)) {
+      for await (const { chunk, count } of snapshot.chunks(this.tuning.backupChunkBytes)) {
         if (!flow.open) throw new Error('the client went away')
         flow.sendFrame(snapshotDataFrame(chunk, count))
         records += count

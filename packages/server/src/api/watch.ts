@@ -13,6 +13,7 @@ import { epochAt } from '../replication/history.js'
 import { FlowSocket } from '../replication/link.js'
 import { readForApply } from '../storage/entry-scan.js'
 import type { Store } from '../storage/store.js'
+import type { Tuning } from '../tuning.js'
 import type { Logger } from '../util/logger.js'
 
 /**
@@ -29,7 +30,7 @@ import type { Logger } from '../util/logger.js'
  * seq.
  *
  * Backpressure: a feed stops reading the log while its socket holds more
- * than HIGH_WATER bytes, and goes on when they drain. A watcher that reads
+ * than watchHighWaterBytes (a tunable), and goes on when they drain. A watcher that reads
  * slowly therefore costs one socket's buffer, whatever the write rate, and
  * falls behind in the log rather than in memory. If the log is trimmed
  * past its cursor meanwhile, the feed says so (TRIMMED, naming the oldest
@@ -46,17 +47,12 @@ interface WatchHost {
   masterAddress(): string | null
   /** Why this node cannot serve watches now (a witness, a full sync under way), or null. */
   unavailable(): string | null
+  /** The watch tunables (see tuning.ts). */
+  readonly tuning: Pick<
+    Tuning,
+    'watchHighWaterBytes' | 'watchBatchEntries' | 'watchBatchBytes' | 'watchProgressMs' | 'watchCatchUpProgressMs'
+  >
 }
-
-/** Unflushed bytes per watch socket before its feed stops reading the log. */
-const HIGH_WATER = 1024 * 1024
-/** Most entries scanned, and bytes of events sent, in one frame. */
-const BATCH_ENTRIES = 1000
-const BATCH_BYTES = 256 * 1024
-/** How often a feed says where it is (and that it is alive) when nothing else went out. */
-const PROGRESS_MS = 500
-/** A feed that catches up says where it is at once, unless it said so this recently. */
-const CATCH_UP_PROGRESS_MS = 100
 
 export class WatchHub {
   private readonly feeds = new Set<WatchFeed>()
@@ -139,11 +135,11 @@ class WatchFeed {
     private readonly host: WatchHost,
     private readonly onClosed: () => void,
   ) {
-    this.flow = new FlowSocket(ws, HIGH_WATER)
+    this.flow = new FlowSocket(ws, host.tuning.watchHighWaterBytes)
     ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary))
     ws.on('close', () => this.cleanup())
     ws.on('error', () => {})
-    this.timer = setInterval(() => this.onProgressTimer(), PROGRESS_MS)
+    this.timer = setInterval(() => this.onProgressTimer(), host.tuning.watchProgressMs)
   }
 
   private get store(): Store {
@@ -262,7 +258,10 @@ class WatchFeed {
       while (this.state === 'streaming' && this.flow.open) {
         const head = Math.min(this.host.head(), this.store.lastSeq)
         if (this.cursor > head) {
-          if (this.told < this.cursor - 1 && this.store.clock.wall() - this.lastSentAt >= CATCH_UP_PROGRESS_MS)
+          if (
+            this.told < this.cursor - 1 &&
+            this.store.clock.wall() - this.lastSentAt >= this.host.tuning.watchCatchUpProgressMs
+          )
             this.sendProgress()
           break
         }
@@ -270,9 +269,9 @@ class WatchFeed {
           await this.flow.drained()
           continue
         }
-        const want = Math.min(BATCH_ENTRIES, head - this.cursor + 1)
+        const want = Math.min(this.host.tuning.watchBatchEntries, head - this.cursor + 1)
         // Views into the tail's ring: scanned and sent before anything is awaited.
-        const fromTail = this.store.log.tail.from(this.cursor, want, BATCH_BYTES)
+        const fromTail = this.store.log.tail.from(this.cursor, want, this.host.tuning.watchBatchBytes)
         if (fromTail !== null && fromTail.length > 0) {
           this.scan(fromTail)
           continue
@@ -296,7 +295,7 @@ class WatchFeed {
       out.push(raw)
       expected++
       bytes += raw.length
-      if (bytes >= BATCH_BYTES) break
+      if (bytes >= this.host.tuning.watchBatchBytes) break
     }
     if (out.length === 0) {
       const oldest = Math.max(await this.store.log.firstSeq(), this.cursor + 1)
@@ -333,7 +332,7 @@ class WatchFeed {
           events.push([seq, WATCH_PUT, name, op.binary ? op.value : (op.value as Buffer).toString('utf8')])
           bytes += key.length + op.value.length + 12
         }
-        if (bytes >= BATCH_BYTES) {
+        if (bytes >= this.host.tuning.watchBatchBytes) {
           // A frame may end inside an entry: its position stays at the entry before.
           this.sendEvents(events, seq - 1)
           events = []
@@ -370,7 +369,7 @@ class WatchFeed {
 
   /** Says where the feed is, which also tells the watcher that this node is alive. */
   private onProgressTimer(): void {
-    if (this.store.clock.wall() - this.lastSentAt < PROGRESS_MS || !this.flow.writable) return
+    if (this.store.clock.wall() - this.lastSentAt < this.host.tuning.watchProgressMs || !this.flow.writable) return
     if (this.state === 'streaming') {
       this.sendProgress()
     } else if (this.state === 'waiting') {

@@ -8,6 +8,7 @@ import { OP_DEL } from '../storage/log-entry.js'
 import type { Sibling } from '../storage/record.js'
 import type { ConflictResolver } from '../storage/resolver.js'
 import type { Store } from '../storage/store.js'
+import type { Tuning } from '../tuning.js'
 import type { Clock } from '../util/clock.js'
 import type { Logger } from '../util/logger.js'
 import { ConflictsFile } from './conflicts-file.js'
@@ -52,6 +53,8 @@ interface MeshOptions {
   tls?: PeerTls
   maxFrameBytes: number
   feed: PeerFeedOptions
+  /** The node's tunables (see tuning.ts); the links read theirs. */
+  tuning: Tuning
   /** How often tombstones are looked at for collection, ms. */
   collectIntervalMs?: number
 }
@@ -123,6 +126,7 @@ export class Mesh {
           rows: () => this.stability.gossip(),
           onRows: (rows) => this.onRows(rows),
           onApplied: () => this.stability.advance(),
+          tuning: this.options.tuning,
         }),
       )
     }

@@ -9,6 +9,7 @@ import type { ConflictResolver } from '../storage/resolver.js'
 import { unpackChunk } from '../storage/snapshot-chunk.js'
 import type { Store, StoreClock } from '../storage/store.js'
 import type { VersionVectorObject } from '../storage/version-vector.js'
+import type { Tuning } from '../tuning.js'
 import type { Clock } from '../util/clock.js'
 import type { Logger } from '../util/logger.js'
 import type { Row } from './stability.js'
@@ -55,23 +56,20 @@ interface PeerLinkHost {
   onRows(rows: Record<string, Row>): void
   /** Entries from this link were applied. */
   onApplied(): void
+  /** The link's tunables (see tuning.ts). */
+  readonly tuning: PeerLinkTuning
 }
 
-const MIN_BACKOFF_MS = 50
-/**
- * Longest wait between attempts to reach a peer that is down or cut off:
- * short, so that a healed partition is seen within half a second (the
- * group is to converge within 2 s of healing); an attempt is one TCP connect.
- */
-const MAX_BACKOFF_MS = 500
-/** A peer that refused this node (auth, incompatible policy) is asked again this seldom: it will say the same. */
-const REFUSED_BACKOFF_MS = 5000
-/** How long a link paused for a clock ahead waits before it asks again. */
-const CLOCK_PAUSE_MS = 1000
-const CLOCK_PROBE_MS = 1000
-const MAX_QUEUED_APPLY = 16
-/** A peer that accepts the connection but does not prove itself in this long is dropped. */
-const HANDSHAKE_TIMEOUT_MS = 5000
+type PeerLinkTuning = Pick<
+  Tuning,
+  | 'peerMinBackoffMs'
+  | 'peerMaxBackoffMs'
+  | 'peerRefusedBackoffMs'
+  | 'peerClockPauseMs'
+  | 'peerClockProbeMs'
+  | 'peerMaxQueuedApply'
+  | 'peerHandshakeTimeoutMs'
+>
 
 export class PeerLink {
   state: PeerLinkState = 'connecting'
@@ -96,7 +94,7 @@ export class PeerLink {
   readonly stats = { connects: 0, snapshots: 0, applied: 0, clockPauses: 0 }
   private ws: WebSocket | null = null
   private stopped = false
-  private backoff = MIN_BACKOFF_MS
+  private backoff: number
   private retryTimer: NodeJS.Timeout | null = null
   private timers: NodeJS.Timeout[] = []
   private log: Logger
@@ -110,6 +108,7 @@ export class PeerLink {
     private readonly host: PeerLinkHost,
   ) {
     this.log = host.logger.child({ peerAddr: addr })
+    this.backoff = host.tuning.peerMinBackoffMs
     this.connect()
   }
 
@@ -147,7 +146,7 @@ export class PeerLink {
       this.lastHeardAt = this.host.clock.wall()
       const deadline = setTimeout(() => {
         if (!proven && this.ws === ws) ws.terminate()
-      }, HANDSHAKE_TIMEOUT_MS)
+      }, this.host.tuning.peerHandshakeTimeoutMs)
       ws.once('close', () => clearTimeout(deadline))
     })
     const onChallenge = (peerNonce: Uint8Array) => {
@@ -180,7 +179,12 @@ export class PeerLink {
         if (proofHolds(authToken, 'peer', 'listener', challenge, nonce, message.proof)) {
           proven = true
           this.timers.push(setInterval(() => this.sendAck(flow), 250))
-          this.timers.push(setInterval(() => flow.send({ type: 'clock', t0: this.host.clock.wall() }), CLOCK_PROBE_MS))
+          this.timers.push(
+            setInterval(
+              () => flow.send({ type: 'clock', t0: this.host.clock.wall() }),
+              this.host.tuning.peerClockProbeMs,
+            ),
+          )
           flow.send({ type: 'clock', t0: this.host.clock.wall() })
           return false
         }
@@ -233,7 +237,7 @@ export class PeerLink {
         this.identify(message.nodeId, message.origin, message.vv)
         this.log.info('peer link resumes from its log', { fromSeq: message.fromSeq })
         this.state = 'streaming'
-        this.backoff = MIN_BACKOFF_MS
+        this.backoff = this.host.tuning.peerMinBackoffMs
         this.reason = null
         this.noteBehind()
         return
@@ -261,7 +265,7 @@ export class PeerLink {
         this.mergeClock = null
         if (!live()) return
         this.state = 'streaming'
-        this.backoff = MIN_BACKOFF_MS
+        this.backoff = this.host.tuning.peerMinBackoffMs
         this.host.onApplied()
         this.sendAck(flow)
         return
@@ -276,7 +280,7 @@ export class PeerLink {
         this.state = 'refused'
         this.reason = `${message.reason}: ${message.message}`
         this.log.warn('peer refused this node; will retry', { reason: message.reason, message: message.message })
-        this.backoff = REFUSED_BACKOFF_MS
+        this.backoff = this.host.tuning.peerRefusedBackoffMs
         return
       default:
         return
@@ -324,10 +328,10 @@ export class PeerLink {
     if (entries.length > 0) {
       const applied = this.store.applyRemote(entries, this.host.resolver, 'append')
       this.applying = applied.catch(() => {})
-      if (this.store.queuedWrites > MAX_QUEUED_APPLY) inbox.hold(true)
+      if (this.store.queuedWrites > this.host.tuning.peerMaxQueuedApply) inbox.hold(true)
       applied.then(
         () => {
-          if (this.store.queuedWrites < MAX_QUEUED_APPLY / 2) inbox.hold(false)
+          if (this.store.queuedWrites < this.host.tuning.peerMaxQueuedApply / 2) inbox.hold(false)
           this.stats.applied += entries.length
           this.noteBehind()
           this.host.onApplied()
@@ -349,7 +353,7 @@ export class PeerLink {
     this.reason = `clock: an entry of origin ${entry.origin} (#${entry.originSeq}) is stamped ${aheadMs} ms ahead of this node's clock, more than --max-clock-offset ${this.host.maxClockOffsetMs} ms; it waits`
     if (this.state !== 'paused') this.log.warn('peer link paused: a clock runs ahead', { reason: this.reason })
     this.state = 'paused'
-    this.backoff = CLOCK_PAUSE_MS
+    this.backoff = this.host.tuning.peerClockPauseMs
     ws.terminate()
   }
 
@@ -379,7 +383,7 @@ export class PeerLink {
     if (this.state !== 'refused' && this.state !== 'paused') this.state = 'connecting'
     this.log.debug('peer link closed; reconnecting', { code, reason, inMs: Math.round(this.backoff) })
     this.retryTimer = setTimeout(() => this.connect(), this.backoff)
-    this.backoff = Math.min(MAX_BACKOFF_MS, this.backoff * 2)
+    this.backoff = Math.min(this.host.tuning.peerMaxBackoffMs, this.backoff * 2)
   }
 
   async stop(): Promise<void> {

@@ -1,5 +1,6 @@
 import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
+import { systemClock } from '../util/clock.js'
 
 /**
  * The bytes a node's data dir takes on disk: the sizes of its files added
@@ -28,7 +29,7 @@ export class DataDirSize {
     private readonly refreshMs: number = DISK_REFRESH_MS,
     now?: () => number,
   ) {
-    this.now = now ?? Date.now
+    this.now = now ?? systemClock.now
   }
 
   /**
