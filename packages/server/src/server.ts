@@ -159,6 +159,7 @@ export class TandemServer {
       noSpaceHeadroomBytes: config.tune.noSpaceHeadroomBytes,
       readBatchKeys: config.tune.readBatchKeys,
       snapshotPageRecords: config.tune.snapshotPageRecords,
+      presenceKeys: config.tune.presenceKeys,
       verifyAtStart: config.verifyAtStart,
       // Only a node that starts as a replica has a healthy peer to copy from.
       onDamage: startsAsReplica(config) ? 'resync' : 'refuse',

@@ -127,6 +127,18 @@ export const tuningSchema = z
           'Records read from LevelDB at once while streaming a snapshot (full sync, backup). Larger is cheaper per record and holds more in memory.',
       }),
     ),
+    presenceKeys: z.coerce
+      .number()
+      .int()
+      .nonnegative()
+      .default(100_000)
+      .meta(
+        doc({
+          unit: 'keys',
+          description:
+            'How many recently written keys the store remembers as existing or not, so that a write of one needs no LevelDB read to keep the key count (status keys). About 100 bytes of memory each; 0 reads every written key once per group commit.',
+        }),
+      ),
     noSpaceRetryMs: count.default(1000).meta(
       doc({
         unit: 'ms',

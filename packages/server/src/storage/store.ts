@@ -132,11 +132,7 @@ export interface StoreOptions {
   conflict?: ConflictPolicy
   /** vclock: keys holding more concurrent values than this are reported to onOverCap. */
   maxSiblings?: number
-  /**
-   * How many recently written keys the store remembers as existing or not
-   * (see KeyPresence): a write of one of them needs no read to keep the key
-   * count. About 100 bytes of memory each. Default 100,000; 0 reads every key.
-   */
+  /** Recently written keys remembered as existing or not (see KeyPresence; tunable presenceKeys). */
   presenceKeys?: number
 }
 
@@ -414,7 +410,7 @@ export class Store {
     this.hlc = new HybridClock(() => this.clock.wall())
     this.log = new WriteLog(() => this.lastSeq, { retention: options.logRetention })
     this.syncReads = new SyncReadGate({ now: () => this.clock.now(), ...options.syncReads })
-    this.presence = new KeyPresence(options.presenceKeys ?? 100_000)
+    this.presence = new KeyPresence(options.presenceKeys ?? DEFAULT_TUNING.presenceKeys)
     this.committer = new GroupCommitter((group) => this.commitGroup(group), {
       maxGroup: options.maxGroup ?? 2000,
       maxQueued: options.maxQueued ?? 100_000,
