@@ -307,7 +307,7 @@ suites (tandem only; each starts its own servers; combine with commas)
                              console event streams (/ui/api/events) open on it: one
                              unmeasured pass, then --repeat N pairs of back-to-back runs
                              (order alternating); the change in % of the median pair;
-                             then, with no load, the servers' CPU with 0, 1 and N
+                             then, with no load, the servers' CPU with 0, 1, N and 0
                              consoles open (--duration each) and its share of the
                              master's CPU under the puts
   --workload watch           one watcher on every key of a master while puts run at
