@@ -26,7 +26,9 @@ import { Downstream } from './replication/downstream.js'
 import { FailoverManager } from './replication/failover.js'
 import { ReadIndex } from './replication/read-index.js'
 import { writeRollbackFile } from './replication/rollback.js'
+import { Topology } from './replication/topology.js'
 import { Upstream, upstreamOptions } from './replication/upstream.js'
+import { type Role, Roles } from './roles.js'
 import { DataDirSize } from './storage/data-dir-size.js'
 import { type EntryOp, OP_DEL, OP_PUT } from './storage/log-entry.js'
 import { modSeqOf, SiblingsError } from './storage/record.js'
@@ -34,8 +36,6 @@ import type { ConflictResolver } from './storage/resolver.js'
 import type { ConflictPolicy, Store, WriteCondition } from './storage/store.js'
 import type { Clock } from './util/clock.js'
 import type { Logger } from './util/logger.js'
-
-type Role = NodeStatus['role']
 
 interface WriteOptions {
   w?: WriteConcern
@@ -88,20 +88,19 @@ function checkMgetBytes(values: (Value | undefined)[], keys: number, maxBytes: n
  * this class decides whether the node may take them.
  */
 export class TandemNode {
-  role: Role
-  /** HOST:PORT this node follows, when it is a replica. */
-  upstream: string | null = null
+  /** Who the master is, whom this node follows, the group's members (topology.ts). */
+  readonly topology: Topology
+  /** This node's role and its transitions (roles.ts). */
+  readonly roles: Roles
+  /** In a fail-over group (--cluster, --witness): the master is learnt from heartbeats. */
+  private readonly inGroup: boolean
   readonly acks = new AckTracker()
   readonly startedAt: number
   /** Serves this node's log to its downstreams (every node has one). */
   readonly upstreamSide: Upstream
-  /** Follows `upstream` while this node is a replica. */
-  downstream: Downstream | null = null
   /** Serves watches (change feeds) from this node's log. */
   readonly watchers: WatchHub
   private readonly expirer: Expirer
-  /** The master as last reported down the tree. */
-  private knownMaster: string | null = null
   readonly counters = { fullSyncs: 0, partialSyncs: 0, rollbacks: 0, rolledBackEntries: 0 }
   lastRollbackFile: string | null = null
   /** Fail-over group membership, heartbeats, leases and votes (with --cluster). */
@@ -110,12 +109,6 @@ export class TandemNode {
   readonly readIndex: ReadIndex
   /** Whose acks count towards a majority: the group's members, in a fail-over group. */
   private readonly isMember = (id: string) => this.failover?.isMember(id) ?? true
-  /** Set when this node stepped down for a newer epoch and follows no master yet. */
-  private fenced = false
-  /** The newest epoch this node has heard of (its own, or one it stepped down for). */
-  private newestEpoch = 0
-  /** Called when this node learns of a new master (clients are told). */
-  onTopology: (master: string | null, epoch: number) => void = () => {}
   /** Client connections and the bytes they hold, for status (set by the server). */
   clientStatus: () => Record<string, number> | null = () => null
   private addr = ''
@@ -137,7 +130,7 @@ export class TandemNode {
     /** TLS for the links this node dials (its upstream, fail-over members), from --tls-*. */
     private readonly peerTls?: PeerTls,
   ) {
-    this.role =
+    const role: Role =
       config.mode === 'multi'
         ? 'peer'
         : config.witness
@@ -149,6 +142,8 @@ export class TandemNode {
     this.startedAt = this.clock.wall()
     this.disk = new DataDirSize(store.dataDir, undefined, () => this.clock.now())
     store.onCorrupt = (key) => this.onDamagedRecord(key)
+    this.topology = new Topology(config.cluster)
+    this.inGroup = config.cluster.length > 0 || config.witness
     this.upstreamSide = new Upstream(
       {
         store,
@@ -197,8 +192,29 @@ export class TandemNode {
       this.readIndex.advance()
     }
     store.onCommit(() => this.readIndex.advance())
+    const node = this
+    this.roles = new Roles(
+      {
+        store,
+        logger,
+        topology: this.topology,
+        upstreamSide: this.upstreamSide,
+        watchers: this.watchers,
+        acks: this.acks,
+        readIndex: this.readIndex,
+        inGroup: this.inGroup,
+        get address() {
+          return node.address
+        },
+        get nodeId() {
+          return node.nodeId
+        },
+        dial: (upstream) => this.dial(upstream),
+      },
+      role,
+    )
     this.expirer = new Expirer(store, () => this.canWrite() && !this.mesh, logger, config.tune)
-    if (this.role !== 'witness') this.expirer.start()
+    if (role !== 'witness') this.expirer.start()
     if (config.mode === 'multi') {
       this.mesh = new Mesh(
         { store, logger, clock: this.clock },
@@ -283,11 +299,29 @@ export class TandemNode {
     this.served[kind]++
   }
 
-  /** HOST:PORT of the master as this node knows it: itself, or what its upstream reported. */
+  get role(): Role {
+    return this.roles.role
+  }
+
+  /** HOST:PORT this node follows, when it is a replica. */
+  get upstream(): string | null {
+    return this.topology.upstream
+  }
+
+  /** The replication link to `upstream`, while this node is a replica. */
+  get downstream(): Downstream | null {
+    return this.roles.downstream
+  }
+
+  /**
+   * HOST:PORT of the master as this node knows it: itself; in a fail-over
+   * group, the master whose heartbeats it still hears; else the master its
+   * upstream named, or the upstream until it names one.
+   */
   masterAddress(): string | null {
     if (this.role === 'master' || this.role === 'peer') return this.address
     if (this.failover) return this.failover.knownMaster()
-    return this.knownMaster ?? this.upstream
+    return this.topology.master ?? this.topology.upstream
   }
 
   get nodeId(): string {
@@ -318,24 +352,19 @@ export class TandemNode {
       if (history.length === 0 || history[history.length - 1].by !== this.nodeId) {
         await this.store.beginEpoch(this.store.epoch + 1)
       }
-      this.role = 'peer'
       this.mesh.start(this.address)
-    } else if (this.config.witness) {
-      this.role = 'witness'
-    } else if (this.config.replicaof) {
-      await this.follow(this.config.replicaof)
-    } else if (this.config.failover === 'auto') {
-      // Wait for a master's heartbeat, or for an election this node may win.
-      this.role = 'replica'
-    } else {
-      await this.becomeMaster('start')
+    } else if (this.config.replicaof && !this.config.witness) {
+      await this.roles.follow(this.config.replicaof)
+    } else if (!this.config.witness && this.config.failover !== 'auto') {
+      // (A witness follows no one; with --failover auto a replica waits for
+      // a master's heartbeat, or for an election it may win.)
+      await this.roles.becomeMaster('start')
     }
-    if (this.config.cluster.length > 0 || this.config.witness) {
+    if (this.inGroup) {
       const timeout = this.config.failoverTimeout
       this.failover = new FailoverManager(
         this.failoverHost(),
         {
-          cluster: this.config.cluster,
           auto: this.config.failover === 'auto',
           witness: this.config.witness,
           heartbeatMs: this.config.heartbeatInterval,
@@ -391,18 +420,16 @@ export class TandemNode {
     })
     if (!resync || this.resyncingDamage) return
     this.resyncingDamage = true
-    void this.serially(() => this.resyncDamaged())
+    void this.roles
+      .resync((upstream) => this.discardDamagedForResync(upstream))
       .catch((err) => this.logger.error('could not discard the damaged data for a resync', { err }))
       .finally(() => {
         this.resyncingDamage = false
       })
   }
 
-  private async resyncDamaged(): Promise<void> {
-    const upstream = this.upstream
-    if (this.role !== 'replica' || upstream === null) return
-    await this.downstream?.stop()
-    this.downstream = null
+  /** Saves the log of a replica with a damaged record to a rollback file and discards its data (see onDamagedRecord). */
+  private async discardDamagedForResync(upstream: string): Promise<void> {
     this.upstreamSide.disconnectAll('upstream is taking a full sync; resync')
     this.watchers.closeAll('this node is taking a full sync: its log is replaced')
     try {
@@ -426,7 +453,6 @@ export class TandemNode {
     }
     await this.store.discardForResync()
     this.logger.warn('discarded the damaged data; resyncing from the upstream', { upstream })
-    await this.doFollow(upstream)
   }
 
   private failoverHost() {
@@ -438,57 +464,9 @@ export class TandemNode {
       respAddress: this.respAddress,
       authToken: this.config.authToken,
       tls: this.peerTls,
-      isMaster: () => this.role === 'master',
-      becomeMaster: (epoch: number, why: string) => this.takeOver(epoch, why),
-      follow: async (route: string, clientAddr: string, epoch: number) => {
-        await this.follow(route)
-        this.knownMaster = clientAddr
-        // The master's epoch, from its heartbeat: this node's log may not
-        // hold an entry of that epoch yet, and clients order masters by it.
-        this.onTopology(clientAddr, epoch)
-      },
-      stepDown: (epoch: number) => this.stepDown(epoch),
-      stopFollowing: () =>
-        this.serially(async () => {
-          if (this.role !== 'replica' || this.downstream === null) return
-          await this.downstream.stop()
-          this.downstream = null
-          this.upstream = null
-          // What was received before the stop is applied, so the log is final.
-          await this.store.idle()
-        }),
-      currentUpstream: () => (this.role === 'replica' ? this.upstream : null),
+      topology: this.topology,
+      roles: this.roles,
     }
-  }
-
-  /** Fail-over made this node master of `epoch`. */
-  /**
-   * Role changes (follow, take over, become master) run one at a time: a
-   * heartbeat from a new master and an election result can arrive together.
-   */
-  private transitions: Promise<void> = Promise.resolve()
-  private serially(change: () => Promise<void>): Promise<void> {
-    const next = this.transitions.then(change)
-    this.transitions = next.catch(() => {})
-    return next
-  }
-
-  private takeOver(epoch: number, why: string): Promise<void> {
-    return this.serially(() => this.doTakeOver(epoch, why))
-  }
-
-  private async doTakeOver(epoch: number, why: string): Promise<void> {
-    await this.downstream?.stop()
-    this.downstream = null
-    this.upstream = null
-    this.knownMaster = null
-    this.fenced = false
-    await this.store.beginEpoch(epoch, this.nodeId, why)
-    this.role = 'master'
-    this.upstreamSide.historyChanged()
-    this.watchers.roleChanged()
-    this.logger.info('became master', { epoch, startSeq: this.store.lastSeq + 1 })
-    this.onTopology(this.address, epoch)
   }
 
   /**
@@ -499,76 +477,16 @@ export class TandemNode {
    */
   noteEpoch(epoch: number, why: string): void {
     if (epoch <= this.store.epoch) return
-    if (epoch > this.newestEpoch) this.newestEpoch = epoch
+    if (epoch > this.roles.newestEpoch) this.roles.newestEpoch = epoch
     if (this.failover) return this.failover.noteEpoch(epoch, why)
     if (this.role !== 'master') return
     this.logger.warn('stepping down: a newer epoch exists', { epoch, why })
-    this.stepDown(epoch)
+    this.roles.stepDown(epoch)
   }
 
-  /** A newer epoch exists: stop taking writes now, before anything else. */
-  private stepDown(epoch: number): void {
-    if (this.role !== 'master') return
-    this.role = 'replica'
-    this.fenced = true
-    // These writes are committed here and may or may not survive on the new
-    // master: UNCERTAIN, so that clients do not silently send them again.
-    this.acks.failAll(
-      new TandemError(
-        'UNCERTAIN',
-        `a newer epoch (${epoch}) exists and this node stepped down before the write reached enough replicas; it may or may not survive`,
-      ),
-    )
-    this.readIndex.failAll(
-      new TandemError('FENCED', `a newer epoch (${epoch}) exists and this node stepped down; read from the new master`),
-    )
-    this.upstreamSide.disconnectAll('this node stepped down')
-    this.watchers.roleChanged()
-    this.logger.warn('stepped down', { epoch })
-  }
-
-  /**
-   * Takes writes from now on. A node whose current epoch was begun by
-   * another node (it was a replica) starts a new epoch first: two masters
-   * must never write the same epoch, or their logs could differ at the same
-   * seq without the histories showing it.
-   */
-  private becomeMaster(why: string): Promise<void> {
-    return this.serially(() => this.doBecomeMaster(why))
-  }
-
-  private async doBecomeMaster(why: string): Promise<void> {
-    await this.downstream?.stop()
-    this.downstream = null
-    this.upstream = null
-    this.knownMaster = null
-    const history = this.store.history
-    const last = history[history.length - 1]
-    if (!last || last.by !== this.nodeId || why !== 'start') {
-      // Past any epoch it stepped down for, or two masters would share a number.
-      const epoch = await this.store.beginEpoch(Math.max(this.store.epoch, this.newestEpoch) + 1, this.nodeId, why)
-      this.logger.info('began a new epoch as master', { epoch: epoch.epoch, startSeq: epoch.startSeq, why })
-      this.upstreamSide.historyChanged()
-    }
-    this.role = 'master'
-    this.watchers.roleChanged()
-  }
-
-  private follow(upstream: string): Promise<void> {
-    return this.serially(() => this.doFollow(upstream))
-  }
-
-  private async doFollow(upstream: string): Promise<void> {
-    if (upstream === this.address) throw new TandemError('INVALID', 'a node cannot replicate from itself')
-    if (this.role === 'replica' && this.upstream === upstream && this.downstream && !this.fenced) return
-    if (this.role === 'witness') throw new TandemError('INVALID', 'a witness stores no data and follows no master')
-    this.role = 'replica'
-    this.fenced = false
-    this.upstream = upstream
-    this.knownMaster = null
-    this.watchers.roleChanged()
-    await this.downstream?.stop()
-    this.downstream = new Downstream(upstream, {
+  /** A replication link to `upstream`, counted in this node's status. */
+  private dial(upstream: string): Downstream {
+    return new Downstream(upstream, {
       store: this.store,
       logger: this.logger,
       clock: this.clock,
@@ -587,8 +505,9 @@ export class TandemNode {
         this.counters.rolledBackEntries += entries
         this.lastRollbackFile = file
       },
+      // In a fail-over group the master is learnt from heartbeats (topology.ts).
       onMaster: (master) => {
-        if (master) this.knownMaster = master
+        if (master && !this.inGroup) this.topology.master = master
       },
       onFullSyncStart: () => {
         this.upstreamSide.disconnectAll('upstream is taking a full sync; resync')
@@ -596,7 +515,6 @@ export class TandemNode {
       },
       resolverFor: (policy) => this.resolverFor(policy),
     })
-    this.logger.info('following upstream', { upstream })
   }
 
   /** `replicaof HOST:PORT` / `replicaof no one` at run time. */
@@ -609,7 +527,7 @@ export class TandemNode {
     }
     if (upstream === null) {
       if (this.failover) return this.failover.promote()
-      if (this.role !== 'master') await this.becomeMaster('replicaof no one')
+      if (this.role !== 'master') await this.roles.becomeMaster('replicaof no one')
       return
     }
     // Writes waiting for replica acks are committed here but may be dropped by
@@ -621,7 +539,7 @@ export class TandemNode {
       )
       this.readIndex.failAll(new TandemError('READONLY', 'this node became a replica; read from the master'))
     }
-    await this.follow(upstream)
+    await this.roles.follow(upstream)
   }
 
   // ---- writes ------------------------------------------------------------
@@ -642,9 +560,12 @@ export class TandemNode {
 
   /** Throws the error a node that is not the master answers: FENCED, NOMASTER or READONLY (naming the master). */
   private refuseAsNotMaster(): never {
-    if (this.fenced) {
+    if (this.roles.fenced) {
       throw new TandemError('FENCED', 'this node was the master of an older epoch and has stepped down', {
-        details: { master: this.failover?.knownMaster() ?? null, epoch: Math.max(this.newestEpoch, this.store.epoch) },
+        details: {
+          master: this.failover?.knownMaster() ?? null,
+          epoch: Math.max(this.roles.newestEpoch, this.store.epoch),
+        },
       })
     }
     if (this.failover && !this.failover.hearsMaster()) {
@@ -655,7 +576,7 @@ export class TandemNode {
     if (this.role === 'replica' && this.upstream === null) {
       throw new TandemError('NOMASTER', 'this node follows no master yet', { details: { master: null } })
     }
-    const master = this.failover?.knownMaster() ?? this.masterAddress()
+    const master = this.masterAddress()
     throw new TandemError('READONLY', `this node is a read-only replica; write to the master at ${master}`, {
       details: { master, epoch: this.store.epoch },
     })

@@ -118,7 +118,7 @@ export class TandemServer {
         otherConnections: () => this.connections.size,
       })
     }
-    node.onTopology = (master, epoch) => {
+    node.topology.onNewMaster = (master, epoch) => {
       for (const c of this.connections) c.push({ push: 'topology', master, epoch })
       this.resp?.checkMaster()
     }

@@ -182,7 +182,7 @@ export class Cluster {
   membershipVersion = 0
 
   constructor(
-    routes: string[],
+    routes: readonly string[],
     private readonly host: ClusterHost,
     now: () => number,
   ) {

@@ -68,12 +68,6 @@ export interface DownstreamHost {
   resolverFor(policy: ConflictPolicy): ConflictResolver
 }
 
-interface DownstreamStats {
-  fullSyncs: number
-  partialSyncs: number
-  connects: number
-}
-
 /** The tunables a replication link reads (see tuning.ts). */
 type DownstreamTuning = Pick<
   Tuning,
@@ -91,7 +85,6 @@ export class Downstream {
   lastRefusal: string | null = null
   /** HOST:PORT the upstream serves the Redis protocol on, as it said in the handshake. */
   upstreamRespAddr: string | null = null
-  readonly stats: DownstreamStats = { fullSyncs: 0, partialSyncs: 0, connects: 0 }
   private ws: WebSocket | null = null
   private stopped = false
   private backoff: number
@@ -147,7 +140,6 @@ export class Downstream {
     let challenge: Uint8Array | null = null
     let proven = false
     ws.on('open', () => {
-      this.stats.connects++
       this.state = 'handshake'
       this.lastHeardAt = this.host.clock.wall()
       // Something that accepts the connection but never proves itself must
@@ -242,7 +234,6 @@ export class Downstream {
   private async onControl(message: UpstreamMessage, flow: FlowSocket, live: () => boolean): Promise<void> {
     switch (message.type) {
       case 'continue':
-        this.stats.partialSyncs++
         this.host.countSync('partial')
         this.host.onMaster(message.master)
         this.upstreamRespAddr = message.respAddr ?? null
@@ -258,7 +249,6 @@ export class Downstream {
         flow.send({ type: 'ack', seq: this.store.lastSeq })
         return
       case 'fullsync': {
-        this.stats.fullSyncs++
         this.host.countSync('full')
         this.host.onMaster(message.master)
         this.upstreamRespAddr = message.respAddr ?? null

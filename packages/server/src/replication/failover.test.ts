@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import type { HistoryEpoch } from '../storage/store.js'
 import { silentLogger } from '../util/logger.js'
 import { type FailoverHost, FailoverManager } from './failover.js'
+import { Topology } from './topology.js'
 
 /** A member with an in-memory store and a clock the test moves by hand. */
 function member(options: { lastSeq?: number; history?: HistoryEpoch[]; master?: boolean; witness?: boolean } = {}) {
@@ -27,21 +28,26 @@ function member(options: { lastSeq?: number; history?: HistoryEpoch[]; master?: 
     nodeId: 'me',
     address: '127.0.0.1:1',
     respAddress: null,
-    isMaster: () => role === 'master',
-    becomeMaster: async () => {
-      role = 'master'
+    topology: new Topology([]),
+    roles: {
+      get role() {
+        return role
+      },
+      takeOver: async () => {
+        role = 'master'
+      },
+      follow: async () => {},
+      stepDown: (epoch: number) => {
+        role = 'replica'
+        steppedDown.push(epoch)
+      },
+      stopFollowing: async () => {},
+      following: () => null,
     },
-    follow: async () => {},
-    stepDown: (epoch: number) => {
-      role = 'replica'
-      steppedDown.push(epoch)
-    },
-    currentUpstream: () => null,
   } as unknown as FailoverHost
   const fm = new FailoverManager(
     host,
     {
-      cluster: [],
       auto: true,
       witness: options.witness ?? false,
       heartbeatMs: 100,

@@ -4,14 +4,17 @@ import type { Logger } from '../util/logger.js'
 import { Cluster, type Peer } from './cluster.js'
 import type { PeerTls } from './dial.js'
 import { epochAt } from './history.js'
+import type { Topology } from './topology.js'
 
 /**
  * Fail-over for a group of members (`--cluster`), with leases and votes.
  *
  * Who owns what: the FailoverManager owns the member links (Cluster), this
  * node's vote record (durable, in meta), the master's lease and the
- * election timers. The node (TandemNode) owns the role and replication; the
- * manager asks it to become master, follow a master, or step down.
+ * election timers, and writes who the master is into the node's Topology
+ * (topology.ts). The node's role transitions (roles.ts) own the role and
+ * replication; the manager asks them to take over, follow a master, stop
+ * following, or step down.
  *
  * Messages: the master sends `heartbeat {epoch, masterId, seq}` to every
  * member each heartbeatMs; a member replies ok (and follows that master)
@@ -51,8 +54,6 @@ import { epochAt } from './history.js'
  */
 
 interface FailoverOptions {
-  /** Members (HOST:PORT routes), this node included. */
-  cluster: string[]
   auto: boolean
   witness: boolean
   heartbeatMs: number
@@ -69,17 +70,24 @@ export interface FailoverHost {
   readonly respAddress: string | null
   readonly authToken?: string
   readonly tls?: PeerTls
-  isMaster(): boolean
-  /** Begins `epoch` as master (the node stops following); `why` is kept in the history. */
-  becomeMaster(epoch: number, why: 'election' | 'promote'): Promise<void>
-  /** Follow the master of `epoch` at `route`; clients are told it answers at `clientAddr`. */
-  follow(route: string, clientAddr: string, epoch: number): Promise<void>
+  /** The master (written here), this node's upstream and the members (read here). */
+  readonly topology: Topology
+  readonly roles: RoleTransitions
+}
+
+/** The node's role transitions this manager drives (roles.ts). */
+interface RoleTransitions {
+  readonly role: string
+  /** Begins `epoch` as master (the node stops following); `why` is kept in the history. Clients are told. */
+  takeOver(epoch: number, why: 'election' | 'promote'): Promise<void>
+  /** Replicates from `route`. */
+  follow(route: string): Promise<void>
   /** Stops taking writes at once: a newer epoch exists. */
   stepDown(epoch: number): void
   /** Stops following the current upstream; resolves once what was received is applied. */
   stopFollowing(): Promise<void>
   /** The route this node currently replicates from, if any. */
-  currentUpstream(): string | null
+  following(): string | null
 }
 
 interface Vote {
@@ -113,8 +121,6 @@ export class FailoverManager {
   private knownEpoch = 0
   private leaseUntil = 0
   private lastMasterContact: number
-  private masterId: string | null = null
-  private masterAddr: string | null = null
   private electionDue: number
   private electing = false
   /** The epoch this node won and is taking over (until it is master), else 0. */
@@ -131,7 +137,7 @@ export class FailoverManager {
     private readonly now: () => number,
   ) {
     this.cluster = new Cluster(
-      options.cluster,
+      host.topology.members,
       {
         nodeId: host.nodeId,
         address: host.address,
@@ -200,8 +206,13 @@ export class FailoverManager {
     return this.now() - this.lastMasterContact < this.options.electionTimeoutMs
   }
 
+  /** The master's client address while this node hears it, else null. */
   knownMaster(): string | null {
-    return this.hearsMaster() ? this.masterAddr : null
+    return this.hearsMaster() ? this.host.topology.master : null
+  }
+
+  private isMaster(): boolean {
+    return this.host.roles.role === 'master'
   }
 
   /** Replica acks a w='majority' write needs: a majority of the group, the master being one. */
@@ -227,7 +238,7 @@ export class FailoverManager {
 
   private async tick(): Promise<void> {
     const now = this.now()
-    if (this.host.isMaster()) {
+    if (this.isMaster()) {
       if (now >= this.heartbeatDue) {
         this.heartbeatDue = now + this.options.heartbeatMs
         void this.sendHeartbeats()
@@ -259,7 +270,7 @@ export class FailoverManager {
     await Promise.all(
       this.cluster.others().map(async (peer) => {
         const reply = await peer.request(body, this.options.heartbeatMs * 2)
-        if (!reply || !this.host.isMaster()) return
+        if (!reply || !this.isMaster()) return
         if (reply.epoch > epoch)
           return this.onNewerEpoch(reply.epoch, `member ${reply.nodeId} is at epoch ${reply.epoch}`)
         if (reply.ok && ++acks >= needed && this.host.store.epoch === epoch) {
@@ -276,10 +287,10 @@ export class FailoverManager {
 
   private onNewerEpoch(epoch: number, why: string): void {
     if (epoch > this.knownEpoch) this.knownEpoch = epoch
-    if (this.host.isMaster() && epoch > this.host.store.epoch) {
+    if (this.isMaster() && epoch > this.host.store.epoch) {
       this.host.logger.warn('stepping down: a newer epoch exists', { epoch, why })
       this.leaseUntil = 0
-      this.host.stepDown(epoch)
+      this.host.roles.stepDown(epoch)
       this.lastMasterContact = this.now() - this.options.electionTimeoutMs
       this.electionDue = this.now() + this.randomTimeout()
     }
@@ -372,7 +383,7 @@ export class FailoverManager {
       if (
         !won ||
         this.knownEpoch !== epoch ||
-        (this.lastMasterContact > sentAt && this.masterId !== this.host.nodeId)
+        (this.lastMasterContact > sentAt && this.host.topology.masterId !== this.host.nodeId)
       ) {
         this.host.logger.info('election lost', { epoch, granted, needed })
         this.electionDue = this.now() + this.randomTimeout()
@@ -380,8 +391,7 @@ export class FailoverManager {
       }
       // The voters' promises (rule 3) stand in for a first heartbeat round.
       this.leaseUntil = sentAt + this.options.leaseMs
-      this.masterId = this.host.nodeId
-      this.masterAddr = this.host.address
+      this.masterIs(this.host.nodeId, this.host.address, epoch)
       this.stats.electionsWon++
       this.host.logger.info('election won', { epoch, granted, needed })
       // Until the role has changed this node is neither a replica nor the
@@ -389,7 +399,7 @@ export class FailoverManager {
       // `epoch` while the candidate it voted for begins a newer one.
       this.takingOver = epoch
       try {
-        await this.host.becomeMaster(epoch, why)
+        await this.host.roles.takeOver(epoch, why)
       } finally {
         this.takingOver = 0
       }
@@ -410,9 +420,10 @@ export class FailoverManager {
    * an ordinary election, won only if a majority has lost the master too.
    */
   async promote(): Promise<void> {
-    if (this.host.isMaster()) return
+    if (this.isMaster()) return
     if (this.options.witness) throw new TandemError('INVALID', 'a witness stores no data and cannot become master')
-    const master = this.masterId ? this.cluster.byNodeId(this.masterId) : undefined
+    const masterId = this.host.topology.masterId
+    const master = masterId ? this.cluster.byNodeId(masterId) : undefined
     let force = false
     if (master && this.hearsMaster()) {
       const reply = await master.request(
@@ -467,24 +478,34 @@ export class FailoverManager {
     if (hb.epoch < known) return { epoch: known, ok: false, reason: `stale epoch ${hb.epoch} < ${known}` }
     if (hb.masterId === this.host.nodeId) return { epoch: known, ok: false, reason: 'heartbeat from myself' }
     this.knownEpoch = hb.epoch
-    if (this.host.isMaster()) {
+    if (this.isMaster()) {
       if (hb.epoch > this.host.store.epoch) this.onNewerEpoch(hb.epoch, `heartbeat from ${hb.masterId}`)
       else return { epoch: known, ok: false, reason: 'two masters in one epoch' }
     }
     this.lastMasterContact = this.now()
     this.electionDue = this.lastMasterContact + this.randomTimeout()
-    this.masterId = hb.masterId
-    this.masterAddr = hb.masterAddr
+    this.masterIs(hb.masterId, hb.masterAddr, hb.epoch)
     if (!this.options.witness) {
       const route = this.cluster.byNodeId(hb.masterId)?.route ?? hb.masterAddr
       // Not awaited: the reply must not wait for a replication link to restart.
-      if (this.host.currentUpstream() !== route) {
-        this.host
-          .follow(route, hb.masterAddr, hb.epoch)
+      if (this.host.roles.following() !== route) {
+        this.host.roles
+          .follow(route)
+          // The master's epoch, from its heartbeat: this node's log may not
+          // hold an entry of that epoch yet, and clients order masters by it.
+          .then(() => this.host.topology.announce(hb.masterAddr, hb.epoch))
           .catch((err) => this.host.logger.warn('could not follow the master', { err }))
       }
     }
     return { epoch: hb.epoch, ok: true, seq: this.host.store.lastSeq }
+  }
+
+  /** Records who the master of `epoch` is (topology.ts: only this manager writes it in a group). */
+  private masterIs(nodeId: string, addr: string, epoch: number): void {
+    const topology = this.host.topology
+    topology.masterId = nodeId
+    topology.master = addr
+    topology.epoch = epoch
   }
 
   /** Would this node vote for the candidate now? Records nothing. */
@@ -492,8 +513,8 @@ export class FailoverManager {
     const epoch = Math.max(this.knownEpoch, this.host.store.epoch, this.vote.epoch)
     const deny = (reason: string): ClusterReplyBody => ({ epoch, ok: false, reason })
     if (this.takingOver) return deny(`this node is taking over as master of epoch ${this.takingOver}`)
-    if (this.host.isMaster() && this.now() < this.leaseUntil) return deny('this node is the master and holds a lease')
-    if (!this.host.isMaster() && this.hearsMaster()) return deny('this node still hears the master') // rule 3
+    if (this.isMaster() && this.now() < this.leaseUntil) return deny('this node is the master and holds a lease')
+    if (!this.isMaster() && this.hearsMaster()) return deny('this node still hears the master') // rule 3
     const behind = this.candidateBehind(req)
     if (behind) return deny(behind) // rule 2
     return { epoch, ok: true }
@@ -518,14 +539,14 @@ export class FailoverManager {
     if (req.epoch <= this.host.store.epoch) return deny(`epoch ${req.epoch} is not newer than ${this.host.store.epoch}`)
     if (this.takingOver) return deny(`this node is taking over as master of epoch ${this.takingOver}`)
     if (!req.force) {
-      if (this.host.isMaster() && this.now() < this.leaseUntil) return deny('this node is the master and holds a lease')
-      if (!this.host.isMaster() && this.hearsMaster()) return deny('this node still hears the master') // rule 3
+      if (this.isMaster() && this.now() < this.leaseUntil) return deny('this node is the master and holds a lease')
+      if (!this.isMaster() && this.hearsMaster()) return deny('this node still hears the master') // rule 3
     }
-    if (!this.options.witness && !this.host.isMaster() && this.host.currentUpstream() !== null) {
+    if (!this.options.witness && !this.isMaster() && this.host.roles.following() !== null) {
       // Rule 6: acknowledge nothing more from the old master, and judge the
       // candidate against the log as it stands once the stream has stopped.
       const heardAt = this.lastMasterContact
-      await this.host.stopFollowing()
+      await this.host.roles.stopFollowing()
       if (!req.force && this.lastMasterContact !== heardAt) return deny('heard the master again')
       if (req.epoch <= this.vote.epoch) return deny(`already voted in epoch ${this.vote.epoch}`) // rule 1
     }
@@ -545,7 +566,7 @@ export class FailoverManager {
   }
 
   private async onHandover(): Promise<ClusterReplyBody> {
-    if (!this.host.isMaster()) return { epoch: this.knownEpoch, ok: false, reason: 'not the master' }
+    if (!this.isMaster()) return { epoch: this.knownEpoch, ok: false, reason: 'not the master' }
     this.handoverUntil = this.now() + this.options.electionTimeoutMs * 3
     await this.host.store.idle()
     return { epoch: this.host.store.epoch, ok: true, seq: this.host.store.lastSeq }
@@ -567,13 +588,13 @@ export class FailoverManager {
         lastReplyMsAgo: ago(p.lastReplyAt),
       })),
       lease: {
-        held: this.host.isMaster() && now < this.leaseUntil,
-        remainingMs: this.host.isMaster() ? Math.max(0, Math.round(this.leaseUntil - now)) : 0,
+        held: this.isMaster() && now < this.leaseUntil,
+        remainingMs: this.isMaster() ? Math.max(0, Math.round(this.leaseUntil - now)) : 0,
       },
       master: {
-        nodeId: this.host.isMaster() ? this.host.nodeId : this.masterId,
-        addr: this.host.isMaster() ? this.host.address : this.masterAddr,
-        lastHeardMsAgo: this.host.isMaster() ? 0 : ago(this.lastMasterContact),
+        nodeId: this.isMaster() ? this.host.nodeId : this.host.topology.masterId,
+        addr: this.isMaster() ? this.host.address : this.host.topology.master,
+        lastHeardMsAgo: this.isMaster() ? 0 : ago(this.lastMasterContact),
       },
       knownEpoch: this.knownEpoch,
       vote: this.vote.epoch === 0 ? null : this.vote,
