@@ -7,7 +7,7 @@ import type { TLSSocket } from 'node:tls'
 import { formatHostPort, msgpackKeepsBom, TandemError } from '@tandem/protocol'
 import { WebSocketServer } from 'ws'
 import { bearerToken, tokenMatches } from './api/auth.js'
-import { CLOSE, ClientConnection, KEEPALIVE_MS } from './api/connection.js'
+import { CLOSE, ClientConnection } from './api/connection.js'
 import { FrameGuard } from './api/frame-guard.js'
 import { SnapshotSender } from './api/snapshot-sender.js'
 import type { Config } from './config.js'
@@ -125,7 +125,7 @@ export class TandemServer {
     this.keepaliveTimer = setInterval(() => {
       const now = node.clock.now()
       for (const c of this.connections) c.keepalive(now)
-    }, KEEPALIVE_MS / 4)
+    }, config.tune.clientKeepaliveMs / 4)
     this.keepaliveTimer.unref()
   }
 

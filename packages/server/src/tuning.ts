@@ -270,6 +270,41 @@ export const tuningSchema = z
           'Multi-master: a peer that accepts the connection but does not prove itself in this long is dropped and dialled again. Longer suits slow links.',
       }),
     ),
+    clientKeepaliveMs: count.default(500).meta(
+      doc({
+        unit: 'ms',
+        description:
+          "A client connection that owes replies, is paused for backpressure or is receiving a frame, and has sent nothing for this long, gets a WebSocket ping (clients take a silent node as gone: the SDK's livenessTimeoutMs). Keep it well under the clients' liveness timeout; shorter sends more pings.",
+      }),
+    ),
+    clientCloseGraceMs: count.default(2000).meta(
+      doc({
+        unit: 'ms',
+        description:
+          'After the node closes a client connection, how long a client that does not read its close frame keeps the socket before it is dropped. Shorter frees sockets sooner; too short cuts off the last replies of a slow reader.',
+      }),
+    ),
+    peerStartupGraceMs: count.default(2000).meta(
+      doc({
+        unit: 'ms',
+        description:
+          'Multi-master: how long a node that reaches none of its peers after start waits before it takes writes alone (UNAVAILABLE meanwhile). Longer makes a restored or clock-skewed node likelier to hear a peer first; shorter takes writes sooner after a start.',
+      }),
+    ),
+    peerClockOffsetFreshMs: count.default(10_000).meta(
+      doc({
+        unit: 'ms',
+        description:
+          "Multi-master: a peer's measured clock offset older than this does not count towards CLOCKSKEW. Keep it well above peerClockProbeMs.",
+      }),
+    ),
+    siblingTrimQueue: count.default(10_000).meta(
+      doc({
+        unit: 'keys',
+        description:
+          'Multi-master, vclock: keys over --max-siblings waiting for their trim write at once; more wait for the next write that passes the cap. Larger trims faster after a burst of conflicts and holds more keys in memory.',
+      }),
+    ),
     drainTimeoutMs: count.default(10_000).meta(
       doc({
         unit: 'ms',

@@ -32,18 +32,6 @@ export const CLOSE = {
   UNAUTHORIZED: 4401,
 } as const
 
-/** How long a closing socket may take to finish the close handshake before it is dropped. */
-const CLOSE_GRACE_MS = 2000
-
-/**
- * A connection that owes replies, or is receiving a frame, and has sent
- * nothing for this long gets a WebSocket ping: clients take a node that
- * answers nothing for a while as gone (the SDK's livenessTimeoutMs), and a
- * client's own ping cannot get through a socket this node has paused for
- * backpressure, nor overtake a large frame it is still uploading.
- */
-export const KEEPALIVE_MS = 500
-
 interface ConnectionHooks {
   onRequest(op: string): void
   onError(code: string): void
@@ -346,7 +334,14 @@ export class ClientConnection {
     this.timedAt = []
   }
 
-  /** Pings the client if this connection owes replies, holds its socket paused or is receiving, and has been quiet (see KEEPALIVE_MS). */
+  /**
+   * Pings the client if this connection owes replies, holds its socket
+   * paused or is receiving, and has sent nothing for the tunable
+   * clientKeepaliveMs: clients take a node that answers nothing for a while
+   * as gone (the SDK's livenessTimeoutMs), and a client's own ping cannot
+   * get through a socket this node has paused for backpressure, nor
+   * overtake a large frame it is still uploading.
+   */
   keepalive(now: number): void {
     const read = this.socket.bytesRead
     const receiving = read !== this.readAtCheck
@@ -357,7 +352,11 @@ export class ClientConnection {
       this.writtenAtCheck = written
       this.lastSentAt = now
     }
-    if (this.closed || (this.inFlight === 0 && !this.paused && !receiving) || now - this.lastSentAt < KEEPALIVE_MS)
+    if (
+      this.closed ||
+      (this.inFlight === 0 && !this.paused && !receiving) ||
+      now - this.lastSentAt < this.config.tune.clientKeepaliveMs
+    )
       return
     this.lastSentAt = now
     this.ws.ping()
@@ -408,9 +407,9 @@ export class ClientConnection {
     // The close handshake ends when the peer's close frame is read; a socket
     // paused for backpressure or shutdown would otherwise sit until ws's
     // 30 s close timeout, and hold up the server's exit that long. A peer
-    // that does not read at all gets CLOSE_GRACE_MS, then is dropped.
+    // that does not read at all gets clientCloseGraceMs, then is dropped.
     this.ws.resume()
-    setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS).unref()
+    setTimeout(() => this.ws.terminate(), this.config.tune.clientCloseGraceMs).unref()
   }
 
   private onClose(): void {

@@ -66,9 +66,6 @@ interface MeshHost {
   readonly clock: Clock
 }
 
-/** A measured offset older than this does not count. */
-const OFFSET_FRESH_MS = 10_000
-
 export class Mesh {
   readonly resolver: ConflictResolver
   readonly stability: StabilityTracker
@@ -202,7 +199,7 @@ export class Mesh {
   /**
    * Throws when this node must not take writes now: CLOCKSKEW for a clock
    * running ahead; UNAVAILABLE right after start, until a peer has answered
-   * (or STARTUP_GRACE_MS passed with none reachable), and while a peer
+   * (or the tunable peerStartupGraceMs passed with none reachable), and while a peer
    * holds more of this node's own writes than it does (its data dir was
    * restored from a backup: it would reuse their counters).
    */
@@ -211,7 +208,7 @@ export class Mesh {
     if (reason) throw new TandemError('CLOCKSKEW', reason)
     if (
       this.links.length > 0 &&
-      this.host.clock.wall() - this.startedAt < STARTUP_GRACE_MS &&
+      this.host.clock.wall() - this.startedAt < this.options.tuning.peerStartupGraceMs &&
       !this.links.some((l) => l.origin !== null && l.clockMeasuredAt > 0)
     ) {
       throw new TandemError(
@@ -260,7 +257,7 @@ export class Mesh {
     }
     const now = this.host.clock.wall()
     const measured = this.links.filter(
-      (l) => !Number.isNaN(l.clockOffsetMs) && now - l.clockMeasuredAt < OFFSET_FRESH_MS,
+      (l) => !Number.isNaN(l.clockOffsetMs) && now - l.clockMeasuredAt < this.options.tuning.peerClockOffsetFreshMs,
     )
     if (measured.length === 0) return null
     // A peer's offset is its clock minus this node's: negative when this node runs ahead.
@@ -285,7 +282,7 @@ export class Mesh {
 
   private onOverCap(keys: Buffer[]): void {
     for (const key of keys) {
-      if (this.trimQueue.size >= MAX_TRIM_QUEUE) break
+      if (this.trimQueue.size >= this.options.tuning.siblingTrimQueue) break
       this.trimQueue.set(key.toString('latin1'), key)
     }
     void this.trim()
@@ -371,12 +368,6 @@ export class Mesh {
     await this.conflicts.close()
   }
 }
-
-/** How long a node that reaches none of its peers after start waits before it takes writes alone. */
-const STARTUP_GRACE_MS = 2000
-
-/** Keys waiting for a trim write at once; more wait for the next write that passes the cap. */
-const MAX_TRIM_QUEUE = 10_000
 
 function sorted(vv: Record<string, number>): Record<string, number> {
   const out: Record<string, number> = {}
