@@ -7,39 +7,48 @@
  * Exact, never a guess: the Store sets a key here only from a group it has
  * written (the group read or wrote the key's record), groups commit one
  * after another, and whatever replaces the data otherwise (a full sync, a
- * restore, a damaged data dir dropped) clears it. Bounded: past `max` keys
- * the least recently written go, and are read again when next written.
+ * restore, a damaged data dir dropped) clears it. Bounded: it holds at most
+ * `max` keys, dropping the older half at a time; a dropped key is read again
+ * when next written.
  *
  * Only for data dirs without a conflict policy: there a record that exists
  * is a key. Tombstones (multi-master) need the record itself.
  */
 export class KeyPresence {
-  /** latin1 of the prefixed key -> whether it exists; Map order is write order. */
-  private readonly known = new Map<string, boolean>()
+  /**
+   * Two generations, latin1 of the prefixed key -> whether it exists: new
+   * writes go to `current`; when it holds half of `max`, it becomes
+   * `previous` and the older one goes whole. A key is looked up in `current`
+   * first, which holds its latest state if it was written since; else
+   * `previous` holds the state it had then, which nothing has changed since.
+   * (Evicting one oldest key at a time from a Map costs a walk past every
+   * key deleted before it: quadratic under steady inserts.)
+   */
+  private current = new Map<string, boolean>()
+  private previous = new Map<string, boolean>()
 
   constructor(private readonly max: number) {}
 
   get size(): number {
-    return this.known.size
+    return this.current.size + this.previous.size
   }
 
   /** Whether the key exists, or undefined when it is not known here. */
   get(name: string): boolean | undefined {
-    return this.known.get(name)
+    return this.current.get(name) ?? this.previous.get(name)
   }
 
   set(name: string, exists: boolean): void {
     if (this.max <= 0) return
-    // Deleted first so that it moves to the newest end.
-    this.known.delete(name)
-    this.known.set(name, exists)
-    if (this.known.size > this.max) {
-      const oldest = this.known.keys().next()
-      if (!oldest.done) this.known.delete(oldest.value)
+    this.current.set(name, exists)
+    if (this.current.size >= Math.max(1, this.max >> 1)) {
+      this.previous = this.current
+      this.current = new Map()
     }
   }
 
   clear(): void {
-    this.known.clear()
+    this.current.clear()
+    this.previous.clear()
   }
 }
