@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { metricSum } from '@tandem/bench/fixtures'
 import { TandemClient } from '@tandem/client'
 import { afterEach, describe, expect, it } from 'vitest'
+import { FailoverGroup } from '../failover/group.js'
 import { runCli } from '../helpers/cli.js'
 import { NodeProcess } from '../helpers/node-process.js'
 import { tempDir } from '../helpers/temp-dir.js'
@@ -201,5 +202,31 @@ describe('a record damaged in a table, found on read', () => {
     expect(st.rollbacks.count).toBeGreaterThanOrEqual(1)
     expect(st.rollbacks.lastFile && existsSync(st.rollbacks.lastFile)).toBeTruthy()
     expect((await health(replica)).code).toBe(200)
+  })
+
+  // Rule: a fail-over member that is not master has a healthy copy in its master: it resyncs like a replica.
+  it('a fail-over member that is not master resyncs from the master after a read finds damage', async () => {
+    const group = await new FailoverGroup().start({ size: 3, args: ['--verify-at-start', 'logs'] })
+    cleanups.push(() => group.teardown())
+    const master = await group.waitForMaster()
+    const written = await fill(master.address, 8000)
+    const head = (await status(master)).seq
+    const member = group.nodes.find((n) => n !== master) as NodeProcess
+    await waitFor(async () => (await status(member)).seq === head, { what: `the member at seq ${head}` })
+    await member.stop()
+    const damaged = damageOneValue(member.dataDir, written)
+    await member.start()
+    // Read at once: the member may not follow its master yet, and then resyncs once it does.
+
+    const db = await TandemClient.connect({ servers: [member.address], direct: true })
+    cleanups.push(() => db.close())
+    await expect(db.get(damaged)).rejects.toMatchObject({ code: 'CORRUPT' })
+    await member.waitForLog((l) => l.msg === 'discarded the damaged data; resyncing from the upstream')
+    const want = await digest(master.address)
+    await waitFor(async () => (await digest(member.address)).sha === want.sha, {
+      what: "the member to hold the master's contents",
+      timeoutMs: 60_000,
+    })
+    expect((await status(member)).rollbacks.count).toBeGreaterThanOrEqual(1)
   })
 })

@@ -416,9 +416,15 @@ export class TandemNode {
       key,
       action: resync
         ? 'discarding the data and resyncing from the upstream'
-        : 'reads of the key fail with CORRUPT until it is written again',
+        : this.role === 'replica'
+          ? 'discarding the data and resyncing once this node follows an upstream'
+          : 'reads of the key fail with CORRUPT until it is written again',
     })
-    if (!resync || this.resyncingDamage) return
+    if (resync) this.scheduleDamageResync()
+  }
+
+  private scheduleDamageResync(): void {
+    if (this.resyncingDamage) return
     this.resyncingDamage = true
     void this.roles
       .resync((upstream) => this.discardDamagedForResync(upstream))
@@ -486,7 +492,7 @@ export class TandemNode {
 
   /** A replication link to `upstream`, counted in this node's status. */
   private dial(upstream: string): Downstream {
-    return new Downstream(upstream, {
+    const link = new Downstream(upstream, {
       store: this.store,
       logger: this.logger,
       clock: this.clock,
@@ -515,6 +521,10 @@ export class TandemNode {
       },
       resolverFor: (policy) => this.resolverFor(policy),
     })
+    // Damage found while this node followed no upstream (a fail-over member
+    // not yet following its master): resynced once this link is up.
+    if (this.store.damagedKeys.size > 0) this.scheduleDamageResync()
+    return link
   }
 
   /** `replicaof HOST:PORT` / `replicaof no one` at run time. */
