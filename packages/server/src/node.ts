@@ -140,7 +140,7 @@ export class TandemNode {
             : 'master'
     this.clock = store.clock
     this.startedAt = this.clock.wall()
-    this.disk = new DataDirSize(store.dataDir, undefined, () => this.clock.now())
+    this.disk = new DataDirSize(store.dataDir, config.tune, () => this.clock.now())
     store.onCorrupt = (key) => this.onDamagedRecord(key)
     this.topology = new Topology(config.cluster)
     this.inGroup = config.cluster.length > 0 || config.witness

@@ -87,6 +87,7 @@ export class TandemServer {
       groupAddresses: () => groupAddresses(node),
       logger,
       now: () => node.clock.wall(),
+      tuning: config.tune,
       disk: node.disk,
       status: (diskMaxAgeMs) => node.status({ diskMaxAgeMs }),
       requests: () => this.metrics.counterValues('tandem_requests_total'),
@@ -100,6 +101,7 @@ export class TandemServer {
       frameTimeoutMs: config.frameTimeout,
       maxPartialBytes: config.maxPartialFrameBytes,
       now: () => node.clock.now(),
+      closeGraceMs: config.tune.frameCloseGraceMs,
     })
     node.clientStatus = () => this.clientStatus()
     this.registerMetrics()

@@ -281,7 +281,7 @@ export const tuningSchema = z
       doc({
         unit: 'ms',
         description:
-          'After the node closes a client connection, how long a client that does not read its close frame keeps the socket before it is dropped. Shorter frees sockets sooner; too short cuts off the last replies of a slow reader.',
+          'After the node closes a client connection (WebSocket API, watch or RESP), how long a client that does not read its close frame or last replies keeps the socket before it is dropped. Shorter frees sockets sooner; too short cuts off the last replies of a slow reader.',
       }),
     ),
     peerStartupGraceMs: count.default(2000).meta(
@@ -310,6 +310,181 @@ export const tuningSchema = z
         unit: 'ms',
         description:
           'On shutdown (SIGTERM), how long the node waits for requests in flight to be answered before it closes the sockets anyway. Longer loses fewer answers; shorter stops sooner.',
+      }),
+    ),
+    linkCloseGraceMs: count.default(2000).meta(
+      doc({
+        unit: 'ms',
+        description:
+          "After a node closes a replica's or a peer's link, how long the dialler has to answer the close frame before its socket is dropped. Shorter frees sockets sooner; too short cuts off the close reason a slow dialler would log.",
+      }),
+    ),
+    linkInboxDepth: count.default(64).meta(
+      doc({
+        unit: 'messages',
+        description:
+          'Messages of a replication or peer link waiting for their turn to be handled before the node stops reading that socket (it reads again at a quarter of this). More absorbs bursts and holds more in memory per link.',
+      }),
+    ),
+    frameCloseGraceMs: count.default(200).meta(
+      doc({
+        unit: 'ms',
+        description:
+          'How long a socket closed for a frame too slow (--frame-timeout) or past --max-partial-frame-bytes may take to send its close frame before it is dropped. Longer lets clients read the reason; shorter frees the memory sooner.',
+      }),
+    ),
+    tombstoneCollectMs: count.default(1000).meta(
+      doc({
+        unit: 'ms',
+        description:
+          "Multi-master: how often the node looks for causally stable tombstones to collect. Shorter frees deleted keys' space sooner and reads the tombstone index more often.",
+      }),
+    ),
+    tombstonePageKeys: count.default(1000).meta(
+      doc({
+        unit: 'tombstones',
+        description:
+          'Multi-master: most tombstones read from the index in one collection pass (a round goes on from where the last pass stopped). Larger catches up faster on a backlog and holds the event loop longer per pass.',
+      }),
+    ),
+    respSwitchCheckMs: count.default(100).meta(
+      doc({
+        unit: 'ms',
+        description:
+          'RESP: while anyone is subscribed, how often the node looks up the master for the Sentinel event +switch-master. Shorter tells subscribers sooner and wakes the node more often.',
+      }),
+    ),
+    respProbeTimeoutMs: count.default(2000).meta(
+      doc({
+        unit: 'ms',
+        description:
+          'RESP: how long REPLICAOF waits for an address it does not know to answer INFO server (it is then taken as a tandem address). Longer suits slow links; shorter answers REPLICAOF sooner.',
+      }),
+    ),
+    respProbeMaxReplyBytes: count.default(64 * 1024).meta(
+      doc({
+        unit: 'bytes',
+        description:
+          'RESP: most bytes REPLICAOF reads of the INFO server reply of an address it probes (a tandem or Redis reply is well under this). Bounds what a wrong address can make the node hold.',
+      }),
+    ),
+    respMaxAttempts: count.default(16).meta(
+      doc({
+        unit: 'attempts',
+        description:
+          'RESP: how many times a read-then-write command (SET with GET or KEEPTTL, EXPIRE with NX/XX/GT/LT, PERSIST) reads again when another write beats it to the key, before it answers BUSY. More rides out hotter keys and holds the connection longer.',
+      }),
+    ),
+    consoleTickMs: count.default(1000).meta(
+      doc({
+        unit: 'ms',
+        description:
+          "Web console: how often the console's watcher polls the group and pushes a view to open consoles. Shorter makes the view fresher and costs every node in view a report per tick.",
+      }),
+    ),
+    consolePollTimeoutMs: count.default(2000).meta(
+      doc({
+        unit: 'ms',
+        description:
+          'Web console: a node that has not answered its report request in this long is drawn unreachable. Longer suits slow links; shorter shows a dead node sooner.',
+      }),
+    ),
+    consolePollWaitMs: count.default(600).meta(
+      doc({
+        unit: 'ms',
+        description:
+          'Web console: how long a tick waits for the reports it asked for before it pushes what it has (late answers count at the next tick). Keep it under consoleTickMs.',
+      }),
+    ),
+    consoleMaxNodes: count.default(64).meta(
+      doc({
+        unit: 'nodes',
+        description:
+          'Web console: most nodes the watcher follows; more are left out of the view (it says so). More draws larger groups and polls more nodes per tick.',
+      }),
+    ),
+    consoleForgetMs: count.default(5 * 60_000).meta(
+      doc({
+        unit: 'ms',
+        description:
+          'Web console: a node that no report has named, and that has not answered, for this long is dropped from the view. Longer keeps a dead node visible longer.',
+      }),
+    ),
+    consoleLagSamples: count.default(300).meta(
+      doc({
+        unit: 'samples',
+        description:
+          'Web console: lag samples kept per link (one a tick) for the lag charts. More draws a longer history and holds more memory and a larger snapshot per console.',
+      }),
+    ),
+    consoleMaxEpochs: count.default(50).meta(
+      doc({
+        unit: 'epochs',
+        description:
+          "Web console: most epochs of the group's history the view carries. More shows older fail-overs and makes each view larger.",
+      }),
+    ),
+    consoleRateWindowMs: count.default(500).meta(
+      doc({
+        unit: 'ms',
+        description:
+          "Web console: writes/s and reads/s are computed over at least this much of a node's time. Longer gives steadier figures that follow changes later.",
+      }),
+    ),
+    consoleMaxStreams: count.default(64).meta(
+      doc({
+        unit: 'streams',
+        description:
+          'Web console: most console streams (/ui/api/events) open at once; more get 503 BUSY. Each costs a socket and the bytes of a view per tick.',
+      }),
+    ),
+    consoleStreamBacklogBytes: count.default(1024 * 1024).meta(
+      doc({
+        unit: 'bytes',
+        description:
+          'Web console: a stream whose client has this much unread is closed (it reconnects and gets a snapshot). Larger rides out slower browsers and holds more memory per stream.',
+      }),
+    ),
+    consoleMaxReportBytes: count.default(4 * 1024 * 1024).meta(
+      doc({
+        unit: 'bytes',
+        description:
+          'Web console: the largest report accepted from another node (a report is a status and a few counters). Bounds what a wrong address can make the node hold.',
+      }),
+    ),
+    consoleRollbackRefreshMs: count.default(10_000).meta(
+      doc({
+        unit: 'ms',
+        description:
+          'Web console: how often, while a console watches, the node lists its rollback folder for the report. Shorter shows new rollback files sooner and costs a readdir each time.',
+      }),
+    ),
+    consoleMaxRollbackFiles: count.default(20).meta(
+      doc({
+        unit: 'files',
+        description:
+          "Web console: most rollback file names (the newest) a node's report lists. More shows older rollbacks and makes each report larger.",
+      }),
+    ),
+    consoleDiskMaxAgeMs: count.default(10_000).meta(
+      doc({
+        unit: 'ms',
+        description:
+          'Web console: how old a data-dir size a console report may show before a tick starts a new walk of the data dir (status and /metrics use diskRefreshMs). Shorter is fresher and costs a walk on every node in view more often.',
+      }),
+    ),
+    diskRefreshMs: count.default(2000).meta(
+      doc({
+        unit: 'ms',
+        description:
+          "How old the data dir's size (status diskBytes, /metrics) may be before a read starts a new walk of the dir (a readdir per folder and a stat per file). Shorter is fresher and walks more often.",
+      }),
+    ),
+    diskMaxWalkedFiles: count.default(100_000).meta(
+      doc({
+        unit: 'files',
+        description:
+          'Most files one walk of the data dir stats (the size then counts only those). Bounds the walk of a data dir someone filled with other files.',
       }),
     ),
   })

@@ -25,13 +25,13 @@ interface FrameGuardOptions {
   maxPartialBytes: number
   /** Monotonic ms. */
   now: () => number
+  /** How long a socket the guard closes may take to send its close frame before it is dropped. */
+  closeGraceMs: number
 }
 
 /** WebSocket close codes the guard uses. */
 const CLOSE_POLICY = 1008
 const CLOSE_TRY_AGAIN_LATER = 1013
-/** How long a socket the guard closes may take to send its close frame before it is dropped. */
-const CLOSE_GRACE_MS = 200
 
 interface Watched {
   ws: WebSocket
@@ -118,11 +118,11 @@ export class FrameGuard {
     }
   }
 
-  /** Closes a socket and stops counting what it holds: it is dropped in CLOSE_GRACE_MS whatever it sends. */
+  /** Closes a socket and stops counting what it holds: it is dropped in closeGraceMs whatever it sends. */
   private shut(w: Watched, code: number, reason: string): void {
     this.forget(w)
     w.ws.close(code, reason.slice(0, 120))
-    setTimeout(() => w.ws.terminate(), CLOSE_GRACE_MS).unref()
+    setTimeout(() => w.ws.terminate(), this.options.closeGraceMs).unref()
   }
 
   private forget(w: Watched): void {

@@ -50,7 +50,12 @@ interface WatchHost {
   /** The watch tunables (see tuning.ts). */
   readonly tuning: Pick<
     Tuning,
-    'watchHighWaterBytes' | 'watchBatchEntries' | 'watchBatchBytes' | 'watchProgressMs' | 'watchCatchUpProgressMs'
+    | 'watchHighWaterBytes'
+    | 'watchBatchEntries'
+    | 'watchBatchBytes'
+    | 'watchProgressMs'
+    | 'watchCatchUpProgressMs'
+    | 'clientCloseGraceMs'
   >
 }
 
@@ -395,7 +400,7 @@ class WatchFeed {
     this.state = 'closed'
     this.ws.close(code, reason.slice(0, 120))
     // A watcher that does not answer the close handshake is cut off.
-    setTimeout(() => this.ws.terminate(), 2000).unref()
+    setTimeout(() => this.ws.terminate(), this.host.tuning.clientCloseGraceMs).unref()
     this.cleanup()
   }
 

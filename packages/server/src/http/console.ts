@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { extname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { bearerToken, tokenMatches } from '../api/auth.js'
+import type { Tuning } from '../tuning.js'
 import type { Logger } from '../util/logger.js'
 import type { GroupView } from './group-view.js'
 import { GroupWatcher } from './group-watcher.js'
@@ -26,11 +27,6 @@ import { SelfReporter, type SelfReporterSource } from './self-report.js'
  * (a page reconnecting after a restart comes with its neighbours, and the
  * snapshot, carrying every lag series, is the largest thing sent).
  */
-
-/** Most console streams at once; more get 503. */
-const MAX_CONSOLE_STREAMS = 64
-/** A stream whose client reads slower than this backlog is closed (it reconnects and gets a snapshot). */
-const MAX_STREAM_BACKLOG_BYTES = 1024 * 1024
 
 /** dist/http/console.js -> the package's ui/ folder. */
 const UI_DIR = new URL('../../ui/', import.meta.url)
@@ -56,6 +52,8 @@ type ConsoleStatus = 'open' | 'closed'
 
 interface ConsoleOptions extends SelfReporterSource, ReportFetchOptions {
   logger: Logger
+  /** The node's tunables (see tuning.ts): the console's, and the watcher's and reporter's. */
+  tuning: Tuning
   /** Counts reports served to other nodes' consoles (metrics). */
   onSelfServed?: () => void
   /** Counts views and snapshots encoded for the streams (metrics: at most one of each a tick). */
@@ -77,8 +75,9 @@ export class WebConsole {
     this.reporter = new SelfReporter(options)
     this.watcher = new GroupWatcher({
       selfReport: () => this.reporter.report(),
-      fetchReport: reportFetcher(options),
+      fetchReport: reportFetcher(options, options.tuning.consoleMaxReportBytes),
       now: options.now,
+      tuning: options.tuning,
     })
     this.watcher.onView = (view) => this.onView(view)
     this.assets = loadAssets()
@@ -121,9 +120,10 @@ export class WebConsole {
 
   private openStream(req: IncomingMessage, res: ServerResponse): void {
     if (this.status !== 'open') return sendJson(res, 503, { error: { code: 'UNAVAILABLE', message: 'shutting down' } })
-    if (this.streams.size >= MAX_CONSOLE_STREAMS) {
+    const maxStreams = this.options.tuning.consoleMaxStreams
+    if (this.streams.size >= maxStreams) {
       return sendJson(res, 503, {
-        error: { code: 'BUSY', message: `console stream limit (${MAX_CONSOLE_STREAMS}) reached` },
+        error: { code: 'BUSY', message: `console stream limit (${maxStreams}) reached` },
       })
     }
     res.writeHead(200, {
@@ -168,8 +168,10 @@ export class WebConsole {
   private onView(view: GroupView): void {
     const chunk = this.encode('view', view)
     const snapshot = this.awaitingSnapshot.size > 0 ? this.encodedSnapshot() : null
+    // A stream whose client reads slower than this is closed (it reconnects and gets a snapshot).
+    const maxBacklog = this.options.tuning.consoleStreamBacklogBytes
     for (const res of this.streams) {
-      if (res.writableLength > MAX_STREAM_BACKLOG_BYTES) {
+      if (res.writableLength > maxBacklog) {
         this.options.logger.warn('closing a console stream that does not keep up', { backlog: res.writableLength })
         res.destroy()
         continue

@@ -13,7 +13,7 @@ export interface GroupView {
   self: string
   /** Key of the master: the reachable master of the highest epoch; null when none. */
   master: string | null
-  /** True when more nodes were referenced than the console follows (MAX_NODES). */
+  /** True when more nodes were referenced than the console follows (consoleMaxNodes). */
   truncated: boolean
   nodes: NodeView[]
   edges: EdgeView[]

@@ -1,6 +1,7 @@
 import type { NodeStatus, ReplicaStatus } from '@tandem/protocol'
 import { describe, expect, it } from 'vitest'
-import { GroupWatcher, MAX_NODES } from './group-watcher.js'
+import { DEFAULT_TUNING, type Tuning } from '../tuning.js'
+import { GroupWatcher } from './group-watcher.js'
 import type { SelfReport } from './self-report.js'
 
 // The watcher's bookkeeping with reports made up here and a driven clock:
@@ -42,16 +43,21 @@ class Fake {
   /** What each address answers; an address absent here refuses. */
   readonly answers = new Map<string, () => NodeStatus>()
   readonly asked: string[] = []
-  readonly watcher = new GroupWatcher({
-    selfReport: () => report(this.self, this.now),
-    fetchReport: async (address) => {
-      this.asked.push(address)
-      const answer = this.answers.get(address)
-      if (!answer) throw Object.assign(new Error('fetch failed'), { cause: { code: 'ECONNREFUSED' } })
-      return report(answer(), this.now)
-    },
-    now: () => this.now,
-  })
+  readonly watcher: GroupWatcher
+
+  constructor(tuning: Tuning = DEFAULT_TUNING) {
+    this.watcher = new GroupWatcher({
+      selfReport: () => report(this.self, this.now),
+      fetchReport: async (address) => {
+        this.asked.push(address)
+        const answer = this.answers.get(address)
+        if (!answer) throw Object.assign(new Error('fetch failed'), { cause: { code: 'ECONNREFUSED' } })
+        return report(answer(), this.now)
+      },
+      now: () => this.now,
+      tuning,
+    })
+  }
 }
 
 describe('group watcher', () => {
@@ -98,13 +104,17 @@ describe('group watcher', () => {
     expect(view.edges).toEqual([])
   })
 
-  it(`follows at most ${MAX_NODES} nodes and says when it leaves some out`, async () => {
+  it(`follows at most ${DEFAULT_TUNING.consoleMaxNodes} nodes and says when it leaves some out`, async () => {
     const f = new Fake()
     const many = Array.from({ length: 100 }, (_, i) => replica(`R${i}`, `r:${i}`))
     f.self = status('A', 'a:1', { role: 'master', readOnly: false, replicas: many })
     const view = await f.watcher.refresh()
-    expect(view.nodes).toHaveLength(MAX_NODES)
+    expect(view.nodes).toHaveLength(DEFAULT_TUNING.consoleMaxNodes)
     expect(view.truncated).toBe(true)
+    // The cap is the node's consoleMaxNodes (--tune).
+    const small = new Fake({ ...DEFAULT_TUNING, consoleMaxNodes: 5 })
+    small.self = f.self
+    expect((await small.watcher.refresh()).nodes).toHaveLength(5)
   })
 
   it('follows only HOST:PORT addresses: a reported address cannot steer its requests elsewhere', async () => {
@@ -136,6 +146,7 @@ describe('group watcher', () => {
       selfReport,
       fetchReport: () => Promise.reject(new Error('none')),
       now: () => f.now,
+      tuning: DEFAULT_TUNING,
     })
     let view = await watcher.refresh()
     expect(view.nodes[0]).toMatchObject({ writesPerSec: null, readsPerSec: null, avgGroup: 10 })

@@ -1,4 +1,5 @@
 import { isHostPort } from '@tandem/protocol'
+import type { Tuning } from '../tuning.js'
 import { systemClock } from '../util/clock.js'
 import type { EdgeView, EpochView, GroupSnapshot, GroupView, LagSample, MeshView, NodeView } from './group-view.js'
 import type { SelfReport } from './self-report.js'
@@ -18,23 +19,21 @@ import type { SelfReport } from './self-report.js'
  * addresses of one node (its advertised address, the routes other members
  * use, a proxy) make one node. A node that stops answering keeps its last
  * report, drawn as stale with the time it was last seen, and is forgotten
- * only when nobody has named it for FORGET_AFTER_MS.
+ * only when nobody has named it for consoleForgetMs.
  */
 
-/** How often the view is pushed. */
-const TICK_MS = 1000
-/** A node that has not answered in this long is unreachable for this tick. */
-const POLL_TIMEOUT_MS = 2000
-/** How long a tick waits for the polls it started before pushing what it has. */
-const WAIT_FOR_POLLS_MS = 600
-/** Most nodes followed; more are left out of the view (it says so). */
-export const MAX_NODES = 64
-const FORGET_AFTER_MS = 5 * 60_000
-/** Lag samples kept per link: five minutes at one a tick. */
-const LAG_SAMPLES = 300
-const MAX_EPOCHS = 50
-/** A rate is computed over at least this much of the node's time, for steadier figures. */
-const MIN_RATE_WINDOW_MS = 500
+/** The watcher's tunables (see tuning.ts). */
+type WatcherTuning = Pick<
+  Tuning,
+  | 'consoleTickMs'
+  | 'consolePollTimeoutMs'
+  | 'consolePollWaitMs'
+  | 'consoleMaxNodes'
+  | 'consoleForgetMs'
+  | 'consoleLagSamples'
+  | 'consoleMaxEpochs'
+  | 'consoleRateWindowMs'
+>
 
 interface WatcherSource {
   /** This node's report, made locally. */
@@ -42,7 +41,7 @@ interface WatcherSource {
   /** Another node's report, fetched from HOST:PORT. */
   fetchReport(address: string, signal: AbortSignal): Promise<SelfReport>
   now?: () => number
-  tickMs?: number
+  tuning: WatcherTuning
 }
 
 type WatcherStatus = 'idle' | 'watching' | 'closed'
@@ -95,11 +94,11 @@ export class GroupWatcher {
   private run = 0
   private last: GroupView | null = null
   private readonly now: () => number
-  private readonly tickMs: number
+  private readonly tuning: WatcherTuning
 
   constructor(private readonly source: WatcherSource) {
     this.now = source.now ?? systemClock.wall
-    this.tickMs = source.tickMs ?? TICK_MS
+    this.tuning = source.tuning
   }
 
   /** Starts ticking (the first tick at once). Idempotent. */
@@ -138,7 +137,7 @@ export class GroupWatcher {
         .catch(() => {})
         .finally(() => {
           if (this.status === 'watching' && run === this.run) {
-            this.schedule(Math.max(0, this.tickMs - (this.now() - started)))
+            this.schedule(Math.max(0, this.tuning.consoleTickMs - (this.now() - started)))
           }
         })
     }, delay)
@@ -169,7 +168,7 @@ export class GroupWatcher {
         polledThisTick.add(w)
         pending.push(w.polling ?? this.poll(w))
       }
-      const left = WAIT_FOR_POLLS_MS - (this.now() - started)
+      const left = this.tuning.consolePollWaitMs - (this.now() - started)
       if (pending.length === 0 || left <= 0) break
       let timer: NodeJS.Timeout | undefined
       await Promise.race([
@@ -191,11 +190,11 @@ export class GroupWatcher {
   private poll(w: Watched): Promise<void> {
     const polling = (async () => {
       try {
-        const report = await this.source.fetchReport(w.address, AbortSignal.timeout(POLL_TIMEOUT_MS))
+        const report = await this.source.fetchReport(w.address, AbortSignal.timeout(this.tuning.consolePollTimeoutMs))
         this.onReport(w, report)
       } catch (err) {
         w.reachable = false
-        w.error = describeError(err)
+        w.error = describeError(err, this.tuning.consolePollTimeoutMs)
       } finally {
         w.polling = null
       }
@@ -206,7 +205,7 @@ export class GroupWatcher {
 
   // ---- identity ----------------------------------------------------------
 
-  /** The entry for a node named by address (and maybe id), created when new; null past MAX_NODES. */
+  /** The entry for a node named by address (and maybe id), created when new; null past consoleMaxNodes. */
   private entry(named: string, nodeId?: string | null): Watched | null {
     const addr = isNodeAddress(named) ? named : ''
     if (nodeId && addr) this.aliases.set(addr, nodeId)
@@ -228,7 +227,7 @@ export class GroupWatcher {
     }
     if (!w) {
       if (!addr && !id) return null
-      if (this.nodes.size >= MAX_NODES) {
+      if (this.nodes.size >= this.tuning.consoleMaxNodes) {
         this.truncated = true
         return null
       }
@@ -290,7 +289,7 @@ export class GroupWatcher {
       return
     }
     const window = report.at - prev.at
-    if (window < MIN_RATE_WINDOW_MS) return
+    if (window < this.tuning.consoleRateWindowMs) return
     const perSec = (n: number) => Math.round((n / window) * 1000 * 10) / 10
     w.rates = {
       writesPerSec: perSec(writes - prev.writes),
@@ -317,7 +316,7 @@ export class GroupWatcher {
   }
 
   private forget(): void {
-    const cutoff = this.now() - FORGET_AFTER_MS
+    const cutoff = this.now() - this.tuning.consoleForgetMs
     for (const w of [...this.nodes.values()]) {
       if (w.key === this.selfKey || w.reachable || w.polling) continue
       if (w.namedAt < cutoff && (w.lastSeenAt ?? 0) < cutoff) {
@@ -326,7 +325,7 @@ export class GroupWatcher {
           if (k === w.key || k.startsWith(`${w.key}>`) || k.endsWith(`>${w.key}`)) this.series.delete(k)
       }
     }
-    if (this.nodes.size < MAX_NODES) this.truncated = false
+    if (this.nodes.size < this.tuning.consoleMaxNodes) this.truncated = false
   }
 
   /** The key of the node at `addr` if it is known, without creating one. */
@@ -353,7 +352,8 @@ export class GroupWatcher {
       let series = this.series.get(key)
       if (!series) this.series.set(key, (series = []))
       series.push(sample)
-      if (series.length > LAG_SAMPLES) series.splice(0, series.length - LAG_SAMPLES)
+      const kept = this.tuning.consoleLagSamples
+      if (series.length > kept) series.splice(0, series.length - kept)
     }
     let master: Watched | null = null
     for (const w of nodes) {
@@ -492,7 +492,7 @@ export class GroupWatcher {
       const lastOf = (x: HistoryEntry[]) => x[x.length - 1]?.epoch ?? -1
       if (lastOf(h) > lastOf(best) || (lastOf(h) === lastOf(best) && h.length > best.length)) best = h
     }
-    return best.slice(-MAX_EPOCHS).map((e) => ({
+    return best.slice(-this.tuning.consoleMaxEpochs).map((e) => ({
       epoch: e.epoch,
       startSeq: e.startSeq,
       by: e.by,
@@ -620,8 +620,8 @@ function references(report: SelfReport): Reference[] {
   return refs
 }
 
-function describeError(err: unknown): string {
+function describeError(err: unknown, timeoutMs: number): string {
   const e = err as { name?: string; code?: string; message?: string; cause?: { code?: string; message?: string } }
-  if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return `no answer in ${POLL_TIMEOUT_MS} ms`
+  if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return `no answer in ${timeoutMs} ms`
   return e?.cause?.code ?? e?.code ?? e?.cause?.message ?? e?.message ?? String(err)
 }

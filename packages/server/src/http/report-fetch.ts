@@ -31,20 +31,18 @@ export interface ReportFetchOptions {
   groupAddresses(): Set<string>
 }
 
-/** Reports are a node's status plus a few counters; anything larger is not one. */
-const MAX_REPORT_BYTES = 4 * 1024 * 1024
-
 /** Thrown when a node wanted the token and was not given it (it is not known to be of this group). */
 class TokenWithheld extends Error {}
 
-export function reportFetcher(options: ReportFetchOptions) {
+/** `maxReportBytes`: reports are a node's status plus a few counters; anything larger is not one. */
+export function reportFetcher(options: ReportFetchOptions, maxReportBytes: number) {
   return (address: string, signal: AbortSignal): Promise<SelfReport> => {
     const trusted = options.tls?.ca !== undefined || options.groupAddresses().has(address)
     const headers: Record<string, string> = {
       accept: 'application/json',
       ...bearerHeaders(trusted ? options.authToken : undefined),
     }
-    return getJson(address, headers, options.tls, signal).then((body) => {
+    return getJson(address, headers, options.tls, signal, maxReportBytes).then((body) => {
       if (body.status === 401 && options.authToken && !trusted) {
         throw new TokenWithheld('wants the token; not sent to a node outside this node’s group')
       }
@@ -59,6 +57,7 @@ function getJson(
   headers: Record<string, string>,
   tls: PeerTls | undefined,
   signal: AbortSignal,
+  maxReportBytes: number,
 ): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const onResponse = (res: IncomingMessage) => {
@@ -66,8 +65,8 @@ function getJson(
       let bytes = 0
       res.on('data', (chunk: Buffer) => {
         bytes += chunk.length
-        if (bytes > MAX_REPORT_BYTES) {
-          req.destroy(new Error(`report larger than ${MAX_REPORT_BYTES} bytes`))
+        if (bytes > maxReportBytes) {
+          req.destroy(new Error(`report larger than ${maxReportBytes} bytes`))
           return
         }
         chunks.push(chunk)

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import type { NodeStatus } from '@tandem/protocol'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { DataDirSize } from '../storage/data-dir-size.js'
+import { DEFAULT_TUNING } from '../tuning.js'
 import { SelfReporter } from './self-report.js'
 
 // What a console's ticks cost the node they read, counted in data-dir
@@ -22,7 +23,7 @@ describe('console self report', () => {
   afterEach(() => rmSync(dir, { recursive: true, force: true }))
 
   it('ten ticks a second apart walk the data dir once, where status alone would walk it every 2 s', async () => {
-    const disk = new DataDirSize(dir, 2000, () => t)
+    const disk = new DataDirSize(dir, DEFAULT_TUNING, () => t)
     const reporter = new SelfReporter({
       dataDir: dir,
       disk,
@@ -30,6 +31,7 @@ describe('console self report', () => {
       status: (diskMaxAgeMs) => ({ diskBytes: disk.bytes(diskMaxAgeMs) }) as unknown as NodeStatus,
       requests: () => new Map(),
       now: () => t,
+      tuning: DEFAULT_TUNING,
     })
     await reporter.ready()
     const before = disk.walks

@@ -3,6 +3,7 @@ import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { NodeStatus } from '@tandem/protocol'
 import type { DataDirSize } from '../storage/data-dir-size.js'
+import type { Tuning } from '../tuning.js'
 import { systemClock } from '../util/clock.js'
 
 /**
@@ -21,20 +22,9 @@ export interface SelfReport {
   /** Bytes under the data dir (see DataDirSize); null until first read. */
   diskBytes: number | null
   version: string
-  /** Newest rollback file names in the data dir's rollback/ folder (at most MAX_ROLLBACK_FILES). */
+  /** Newest rollback file names in the data dir's rollback/ folder (at most consoleMaxRollbackFiles). */
   rollbackFiles: string[]
 }
-
-/** Listing the rollback folder costs a readdir: done rarely, and only while a console watches. */
-const ROLLBACK_REFRESH_MS = 10_000
-/**
- * How old a data-dir size the console shows. Walking the data dir costs a
- * readdir per folder and a stat per file on every node the console polls;
- * the figure moves slowly, so a console tick does not start a walk for a
- * figure younger than this (status and /metrics keep their own, shorter age).
- */
-const DISK_MAX_AGE_MS = 10_000
-const MAX_ROLLBACK_FILES = 20
 
 export const SERVER_VERSION: string = (() => {
   try {
@@ -53,6 +43,15 @@ export interface SelfReporterSource {
   status(diskMaxAgeMs: number): NodeStatus
   requests(): Map<string, number>
   now?: () => number
+  /**
+   * Listing the rollback folder costs a readdir: done rarely
+   * (consoleRollbackRefreshMs), and only while a console watches. Walking
+   * the data dir costs a readdir per folder and a stat per file on every
+   * node the console polls; the figure moves slowly, so a console tick does
+   * not start a walk for a figure younger than consoleDiskMaxAgeMs (status
+   * and /metrics keep their own, shorter age).
+   */
+  tuning: Pick<Tuning, 'consoleRollbackRefreshMs' | 'consoleDiskMaxAgeMs' | 'consoleMaxRollbackFiles'>
 }
 
 export class SelfReporter {
@@ -68,16 +67,17 @@ export class SelfReporter {
   /** The report now; disk figures come from the last walk (a new one starts when they are stale). */
   report(): SelfReport {
     const at = this.now()
-    if (at - this.refreshedAt >= ROLLBACK_REFRESH_MS && !this.refreshing) {
+    const { consoleRollbackRefreshMs, consoleDiskMaxAgeMs } = this.source.tuning
+    if (at - this.refreshedAt >= consoleRollbackRefreshMs && !this.refreshing) {
       this.refreshing = this.refreshRollbacks().finally(() => {
         this.refreshing = null
       })
     }
     return {
       at,
-      status: this.source.status(DISK_MAX_AGE_MS),
+      status: this.source.status(consoleDiskMaxAgeMs),
       requests: Object.fromEntries(this.source.requests()),
-      diskBytes: this.source.disk.bytes(DISK_MAX_AGE_MS),
+      diskBytes: this.source.disk.bytes(consoleDiskMaxAgeMs),
       version: SERVER_VERSION,
       rollbackFiles: this.rollbackFiles,
     }
@@ -86,7 +86,7 @@ export class SelfReporter {
   /** Resolves once the disk figures are fresh (the first report of a watcher waits for them). */
   async ready(): Promise<void> {
     this.report()
-    await Promise.all([this.refreshing, this.source.disk.ready(DISK_MAX_AGE_MS)])
+    await Promise.all([this.refreshing, this.source.disk.ready(this.source.tuning.consoleDiskMaxAgeMs)])
   }
 
   private async refreshRollbacks(): Promise<void> {
@@ -94,7 +94,7 @@ export class SelfReporter {
     try {
       const names = (await readdir(join(this.source.dataDir, 'rollback'))).filter((f) => f.endsWith('.jsonl'))
       // Names start with rollback-<time>, so they sort by time.
-      this.rollbackFiles = names.sort().slice(-MAX_ROLLBACK_FILES)
+      this.rollbackFiles = names.sort().slice(-this.source.tuning.consoleMaxRollbackFiles)
     } catch {
       this.rollbackFiles = []
     }

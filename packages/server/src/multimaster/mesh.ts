@@ -55,8 +55,6 @@ interface MeshOptions {
   feed: PeerFeedOptions
   /** The node's tunables (see tuning.ts); the links read theirs. */
   tuning: Tuning
-  /** How often tombstones are looked at for collection, ms. */
-  collectIntervalMs?: number
 }
 
 interface MeshHost {
@@ -99,7 +97,13 @@ export class Mesh {
       () => store.committedVv,
       () => this.links.every((l) => l.origin !== null),
     )
-    this.collector = new TombstoneCollector(store, this.stability, host.logger, options.collectIntervalMs ?? 1000)
+    this.collector = new TombstoneCollector(
+      store,
+      this.stability,
+      host.logger,
+      options.tuning.tombstoneCollectMs,
+      options.tuning.tombstonePageKeys,
+    )
   }
 
   /** Dials every peer (saying this node serves at `address`) and starts collecting tombstones. */

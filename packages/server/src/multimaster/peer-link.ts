@@ -69,6 +69,7 @@ type PeerLinkTuning = Pick<
   | 'peerClockProbeMs'
   | 'peerMaxQueuedApply'
   | 'peerHandshakeTimeoutMs'
+  | 'linkInboxDepth'
 >
 
 export class PeerLink {
@@ -123,17 +124,21 @@ export class PeerLink {
     const ws = dialPeer(this.addr, '/peer', this.host.tls, {
       maxPayload: this.host.maxFrameBytes,
       perMessageDeflate: false,
-      handshakeTimeout: 5000,
+      handshakeTimeout: this.host.tuning.peerHandshakeTimeoutMs,
     })
     this.ws = ws
     const flow = new FlowSocket(ws, 1024 * 1024)
     let failed = false
     const live = () => this.ws === ws && !failed && !this.stopped
-    const inbox = new SerialInbox(ws, (err) => {
-      failed = true
-      this.log.warn('peer link failed', { err: (err as Error).message })
-      ws.terminate()
-    })
+    const inbox = new SerialInbox(
+      ws,
+      (err) => {
+        failed = true
+        this.log.warn('peer link failed', { err: (err as Error).message })
+        ws.terminate()
+      },
+      this.host.tuning.linkInboxDepth,
+    )
     const previous = this.inbox
     this.inbox = inbox
     const nonce = newNonce()

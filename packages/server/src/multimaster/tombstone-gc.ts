@@ -11,16 +11,14 @@ import type { StabilityTracker } from './stability.js'
  * on a timer: a tombstone whose requirement the stable vector covers is
  * dropped through the Store's committer (Store.collect), which checks again
  * that the key still holds that tombstone and logs the collection for this
- * node's replicas. Each pass reads at most PAGE tombstones from the index,
- * going on from where the last one stopped, so a large backlog costs a
- * bounded amount per pass.
+ * node's replicas. Each pass reads at most `pageKeys` tombstones from the
+ * index, going on from where the last one stopped, so a large backlog costs
+ * a bounded amount per pass.
  *
  * What is stuck is visible: status shows the tombstones pending, the age of
  * the oldest, and which member holds collection up (a peer that never
  * answered, or one that never reached all of its own peers).
  */
-const PAGE = 1000
-
 export class TombstoneCollector {
   readonly stats = { collected: 0, passes: 0 }
   /** Why nothing can be collected now, or null. */
@@ -37,6 +35,7 @@ export class TombstoneCollector {
     private readonly stability: StabilityTracker,
     private readonly logger: Logger,
     private readonly intervalMs: number,
+    private readonly pageKeys: number,
   ) {}
 
   start(): void {
@@ -68,7 +67,7 @@ export class TombstoneCollector {
         this.blockedBy = null
       }
       if (this.after === null) this.roundOldest = 0
-      const range = this.after ? { gt: this.after, limit: PAGE } : { limit: PAGE }
+      const range = this.after ? { gt: this.after, limit: this.pageKeys } : { limit: this.pageKeys }
       const due: Buffer[] = []
       let last: Buffer | null = null
       let seen = 0
@@ -79,8 +78,8 @@ export class TombstoneCollector {
         if ('vv' in stable && vvCovers(stable.vv, info.r)) due.push(key)
         else if (this.roundOldest === 0 || info.t < this.roundOldest) this.roundOldest = info.t
       }
-      // A page short of PAGE ends a round: the next starts from the beginning.
-      this.after = seen < PAGE ? null : last
+      // A page short of pageKeys ends a round: the next starts from the beginning.
+      this.after = seen < this.pageKeys ? null : last
       let collected = 0
       if (due.length > 0 && 'vv' in stable) {
         collected = await this.store.collect(due, stable.vv)

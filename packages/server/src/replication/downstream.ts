@@ -71,7 +71,12 @@ export interface DownstreamHost {
 /** The tunables a replication link reads (see tuning.ts). */
 type DownstreamTuning = Pick<
   Tuning,
-  'replHandshakeTimeoutMs' | 'replMinBackoffMs' | 'replMaxBackoffMs' | 'replMaxQueuedApply' | 'replAckIntervalMs'
+  | 'replHandshakeTimeoutMs'
+  | 'replMinBackoffMs'
+  | 'replMaxBackoffMs'
+  | 'replMaxQueuedApply'
+  | 'replAckIntervalMs'
+  | 'linkInboxDepth'
 >
 
 export class Downstream {
@@ -126,11 +131,15 @@ export class Downstream {
     // refused, then snapshotEnd, must not finish the sync).
     let failed = false
     const live = () => this.ws === ws && !failed && !this.stopped
-    const inbox = new SerialInbox(ws, (err) => {
-      failed = true
-      this.log.warn('replication link failed', { err })
-      ws.terminate()
-    })
+    const inbox = new SerialInbox(
+      ws,
+      (err) => {
+        failed = true
+        this.log.warn('replication link failed', { err })
+        ws.terminate()
+      },
+      this.host.tuning.linkInboxDepth,
+    )
     // Tasks of the previous link may still be running (a chunk write, the
     // end of a full sync): this link starts only once they are done.
     const previous = this.inbox

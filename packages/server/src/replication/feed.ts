@@ -30,6 +30,10 @@ export interface FeedTiming {
   /** Most entries, and bytes, in one entries frame. */
   batchEntries: number
   batchBytes: number
+  /** How long a dialler has to answer the close frame before its socket is dropped. */
+  closeGraceMs: number
+  /** Messages waiting for their handler before the socket is paused (SerialInbox). */
+  inboxDepth: number
 }
 
 export abstract class Feed {
@@ -62,7 +66,11 @@ export abstract class Feed {
     this.log = logger
     this.lastHeardAt = clock.wall()
     this.flow = new FlowSocket(ws, timing.highWaterBytes, clock)
-    this.inbox = new SerialInbox(ws, (err) => this.fail(`${this.linkName} error: ${(err as Error).message}`))
+    this.inbox = new SerialInbox(
+      ws,
+      (err) => this.fail(`${this.linkName} error: ${(err as Error).message}`),
+      timing.inboxDepth,
+    )
     ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary))
     ws.on('close', () => this.onSocketClosed())
     ws.on('error', () => {})
@@ -173,7 +181,7 @@ export abstract class Feed {
     this.state = 'closed'
     this.ws.close(code, reason.slice(0, 120))
     // A dialler that does not answer the close handshake is cut off.
-    setTimeout(() => this.ws.terminate(), 2000).unref()
+    setTimeout(() => this.ws.terminate(), this.timing.closeGraceMs).unref()
     this.cleanup()
   }
 

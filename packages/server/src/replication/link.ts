@@ -71,7 +71,8 @@ export class SerialInbox {
   constructor(
     private readonly ws: WebSocket,
     private readonly onError: (err: unknown) => void,
-    private readonly maxDepth = 64,
+    /** Tasks waiting before the socket is paused (linkInboxDepth); it resumes at a quarter of this. */
+    private readonly maxDepth: number,
   ) {}
 
   push(task: () => Promise<void> | void): void {

@@ -56,6 +56,10 @@ interface UpstreamOptions {
   batchBytes: number
   /** Bytes of records in one snapshot frame. */
   snapshotChunkBytes: number
+  /** How long a replica has to answer the close frame before its socket is dropped. */
+  closeGraceMs: number
+  /** Messages waiting for their handler before the socket is paused (SerialInbox). */
+  inboxDepth: number
 }
 
 /** The upstream's options from the node's tunables (see tuning.ts) and --repl-timeout. */
@@ -67,6 +71,8 @@ export function upstreamOptions(tuning: Tuning, replTimeoutMs: number): Upstream
     batchEntries: tuning.replBatchEntries,
     batchBytes: tuning.replBatchBytes,
     snapshotChunkBytes: tuning.snapshotChunkBytes,
+    closeGraceMs: tuning.linkCloseGraceMs,
+    inboxDepth: tuning.linkInboxDepth,
   }
 }
 

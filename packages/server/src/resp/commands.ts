@@ -280,9 +280,6 @@ async function replicaofCommand(ctx: CommandContext, args: Buffer[]): Promise<Re
   return OK
 }
 
-/** How long REPLICAOF waits for an address it does not know to say what it is. */
-const PROBE_TIMEOUT_MS = 2000
-
 /**
  * The tandem address behind an address this node does not know: a tandem
  * RESP port names it; an address that does not speak RESP (a tandem
@@ -291,7 +288,11 @@ const PROBE_TIMEOUT_MS = 2000
  */
 async function askedTandemAddress(host: RespHost, hostName: string, port: number): Promise<string> {
   const given = joinHostPort(hostName, port)
-  const probe = await probeTandemAddress(hostName, port, { tls: host.peerTls, timeoutMs: PROBE_TIMEOUT_MS })
+  const probe = await probeTandemAddress(hostName, port, {
+    tls: host.peerTls,
+    timeoutMs: host.config.tune.respProbeTimeoutMs,
+    maxReplyBytes: host.config.tune.respProbeMaxReplyBytes,
+  })
   switch (probe.kind) {
     case 'tandem':
       return probe.address

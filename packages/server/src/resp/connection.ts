@@ -128,7 +128,7 @@ export class RespConnection implements RespSession {
     this.closing = true
     this.parser.release()
     this.socket.end(`-NOAUTH no AUTH within --auth-timeout (${this.host.config.authTimeout} ms)\r\n`)
-    setTimeout(() => this.socket.destroy(), 2000).unref()
+    setTimeout(() => this.socket.destroy(), this.host.config.tune.clientCloseGraceMs).unref()
   }
 
   private limits(): RespLimits {
@@ -478,7 +478,7 @@ export class RespConnection implements RespSession {
     this.parser.release()
     this.socket.end()
     // A peer that does not read its last replies is dropped after a while.
-    setTimeout(() => this.socket.destroy(), 2000).unref()
+    setTimeout(() => this.socket.destroy(), this.host.config.tune.clientCloseGraceMs).unref()
   }
 
   private onSocketClosed(): void {
@@ -522,6 +522,6 @@ export class RespConnection implements RespSession {
     this.flush()
     this.closed = true
     this.socket.end()
-    setTimeout(() => this.socket.destroy(), 2000).unref()
+    setTimeout(() => this.socket.destroy(), this.host.config.tune.clientCloseGraceMs).unref()
   }
 }

@@ -34,9 +34,6 @@ interface RespServerOptions {
   tls?: { cert: Buffer; key: Buffer; ca?: Buffer }
 }
 
-/** How often the master is looked up for `+switch-master`, while anyone is subscribed. */
-const SWITCH_CHECK_MS = 100
-
 /**
  * The Redis-protocol front end (--resp-port): a TCP listener whose
  * connections (RespConnection) run Redis commands against the same node as
@@ -72,7 +69,7 @@ export class RespServer implements RespHost {
       ? createTlsServer({ cert: options.tls.cert, key: options.tls.key, allowHalfOpen: true, noDelay: true }, onSocket)
       : createServer({ allowHalfOpen: true, noDelay: true }, onSocket)
     this.registerMetrics(options.metrics)
-    this.switchTimer = setInterval(() => this.checkMaster(), SWITCH_CHECK_MS)
+    this.switchTimer = setInterval(() => this.checkMaster(), options.config.tune.respSwitchCheckMs)
     this.switchTimer.unref()
   }
 
@@ -126,7 +123,7 @@ export class RespServer implements RespHost {
       this.options.countError('BUSY')
       socket.end('-ERR max number of clients reached\r\n')
       socket.on('error', () => {})
-      setTimeout(() => socket.destroy(), 2000).unref()
+      setTimeout(() => socket.destroy(), this.config.tune.clientCloseGraceMs).unref()
       return
     }
     this.stats.connections++

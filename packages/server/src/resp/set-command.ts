@@ -27,9 +27,6 @@ interface SetOptions {
   ttlMs: number | null
 }
 
-/** How many times a read-then-write command reads again when another write beats it to the key. */
-const MAX_ATTEMPTS = 16
-
 const ID = 0
 
 function run(host: RespHost, req: Request): Promise<unknown> {
@@ -51,14 +48,16 @@ function readMeta(host: RespHost, key: string): Promise<ValueMeta | null> {
  */
 function readThenWrite(host: RespHost, key: string, attempt: () => Promise<Reply>): Promise<Reply> {
   return host.keyLocks.run(key, async () => {
-    for (let i = 0; i < MAX_ATTEMPTS; i++) {
+    // How many times it reads again when another write beats it to the key (respMaxAttempts).
+    const attempts = host.config.tune.respMaxAttempts
+    for (let i = 0; i < attempts; i++) {
       try {
         return await attempt()
       } catch (err) {
         if (!isConflict(err)) throw err
       }
     }
-    throw new TandemError('BUSY', `${key} changed under each of ${MAX_ATTEMPTS} attempts; try again`)
+    throw new TandemError('BUSY', `${key} changed under each of ${attempts} attempts; try again`)
   })
 }
 

@@ -18,15 +18,14 @@ type AddressProbe =
   | { kind: 'noauth' }
   | { kind: 'unreachable'; reason: string }
 
-/** The most reply bytes read: INFO server is well under this. */
-const MAX_REPLY_BYTES = 64 * 1024
-
 const INFO_SERVER = '*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n'
 
 interface ProbeOptions {
   /** With TLS, the RESP port speaks TLS: checked against this CA (or the system's). */
   tls?: { ca?: Buffer }
   timeoutMs: number
+  /** The most reply bytes read: INFO server is well under this. */
+  maxReplyBytes: number
 }
 
 export function probeTandemAddress(host: string, port: number, options: ProbeOptions): Promise<AddressProbe> {
@@ -51,7 +50,7 @@ export function probeTandemAddress(host: string, port: number, options: ProbeOpt
     socket.on('data', (data: Buffer) => {
       chunks.push(data)
       length += data.length
-      const result = classify(Buffer.concat(chunks), length >= MAX_REPLY_BYTES)
+      const result = classify(Buffer.concat(chunks), length >= options.maxReplyBytes)
       if (result) finish(result)
     })
     socket.on('error', (err) => finish({ kind: 'unreachable', reason: err.message }))

@@ -1,5 +1,6 @@
 import { readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
+import type { Tuning } from '../tuning.js'
 import { systemClock } from '../util/clock.js'
 
 /**
@@ -12,9 +13,9 @@ import { systemClock } from '../util/clock.js'
  *
  * The walk costs a readdir per folder and a stat per file, so status and
  * /metrics read the last figure: a read starts a new walk once the figure
- * is older than `refreshMs`, never more than one at a time, and a walk
- * stops after MAX_WALKED_FILES files (a data dir someone filled with other
- * files).
+ * is older than diskRefreshMs, never more than one at a time, and a walk
+ * stops after diskMaxWalkedFiles files (a data dir someone filled with
+ * other files).
  */
 export class DataDirSize {
   private bytesNow: number | null = null
@@ -24,11 +25,16 @@ export class DataDirSize {
   /** Walks started so far. */
   walks = 0
 
+  private readonly refreshMs: number
+  private readonly maxFiles: number
+
   constructor(
     private readonly dir: string,
-    private readonly refreshMs: number = DISK_REFRESH_MS,
+    tuning: Pick<Tuning, 'diskRefreshMs' | 'diskMaxWalkedFiles'>,
     now?: () => number,
   ) {
+    this.refreshMs = tuning.diskRefreshMs
+    this.maxFiles = tuning.diskMaxWalkedFiles
     this.now = now ?? systemClock.now
   }
 
@@ -55,21 +61,16 @@ export class DataDirSize {
 
   private async walk(): Promise<void> {
     this.walkedAt = this.now()
-    const total = await dirBytes(this.dir, { files: 0 })
+    const total = await dirBytes(this.dir, { files: 0, max: this.maxFiles })
     if (total !== null) this.bytesNow = total
   }
 }
 
-/** How old the figure may be before a read starts a new walk, in ms. */
-const DISK_REFRESH_MS = 2000
-/** Bounds the walk of a data dir someone filled with other files. */
-const MAX_WALKED_FILES = 100_000
-
-async function dirBytes(dir: string, walked: { files: number }): Promise<number | null> {
+async function dirBytes(dir: string, walked: { files: number; max: number }): Promise<number | null> {
   let total = 0
   try {
     for (const entry of await readdir(dir, { withFileTypes: true })) {
-      if (++walked.files > MAX_WALKED_FILES) break
+      if (++walked.files > walked.max) break
       const path = join(dir, entry.name)
       // A file LevelDB removed between the readdir and the stat counts 0.
       if (entry.isDirectory()) total += (await dirBytes(path, walked)) ?? 0
