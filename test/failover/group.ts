@@ -163,29 +163,21 @@ export class FailoverGroup {
     return node.start()
   }
 
-  /** Rollback files (parsed) in node i's data dir. */
+  /** Rollback files (parsed) in node i's data dir: entry lines only (see rollbackGaps for the rest). */
   rollbackEntries(i: number): { seq: number; epoch: number; ops: { type: string; key: string; value?: unknown }[] }[] {
-    const dir = join(this.dirs[i].path, 'rollback')
-    let files: string[]
-    try {
-      files = readdirSync(dir).filter((f) => f.endsWith('.jsonl'))
-    } catch {
-      return []
-    }
-    const out = []
-    for (const f of files) {
-      const lines = readFileSync(join(dir, f), 'utf8').split('\n').filter(Boolean)
-      // Entry lines only: a {"missing"} line names entries the log no longer held (rollbackGaps).
-      for (const line of lines.slice(1)) {
-        const parsed = JSON.parse(line)
-        if (Array.isArray(parsed.ops)) out.push(parsed)
-      }
-    }
-    return out
+    return this.rollbackLines(i).filter((line) => Array.isArray(line.ops))
   }
 
   /** Ranges a rollback file could only name, not hold: the node's log no longer had them (rollback.ts). */
   rollbackGaps(i: number): { fromSeq: number; toSeq: number; why: string }[] {
+    return this.rollbackLines(i)
+      .map((line) => line.missing)
+      .filter((gap) => gap !== undefined)
+  }
+
+  /** Every line after the header of every rollback file in node i's data dir, parsed. */
+  // biome-ignore lint/suspicious/noExplicitAny: JSON lines of two shapes, told apart by the callers
+  private rollbackLines(i: number): any[] {
     const dir = join(this.dirs[i].path, 'rollback')
     let files: string[]
     try {
@@ -198,8 +190,7 @@ export class FailoverGroup {
         .split('\n')
         .filter(Boolean)
         .slice(1)
-        .map((line) => JSON.parse(line).missing)
-        .filter((gap) => gap !== undefined),
+        .map((line) => JSON.parse(line)),
     )
   }
 
