@@ -1,4 +1,5 @@
 import { TandemError } from '@tandem/client'
+import { DATA_FORMAT } from '@tandem/protocol'
 import { afterAll, describe, expect, it } from 'vitest'
 import { FaultProxy } from '../helpers/fault-proxy.js'
 import { waitFor } from '../helpers/wait.js'
@@ -47,10 +48,11 @@ class RawReplicationLink {
 }
 
 /**
- * What a downstream adds to its hello to pass the challenge-response: these
- * nodes run without --auth-token, so any nonce with a null proof will do.
+ * What a downstream adds to its hello to pass the handshake: these nodes run
+ * without --auth-token, so any nonce with a null proof will do; the record
+ * format it reads is this build's.
  */
-const NO_TOKEN = { nonce: Buffer.alloc(32, 1), proof: null }
+const NO_TOKEN = { nonce: Buffer.alloc(32, 1), proof: null, format: DATA_FORMAT }
 
 async function expectTimeout(write: Promise<unknown>): Promise<void> {
   const err = await write.then(

@@ -1,6 +1,7 @@
 export * from './address.js'
 export * from './bearer.js'
 export * from './cluster.js'
+export { DATA_FORMAT, formatOf, olderReader } from './data-format.js'
 export * from './errors.js'
 export { fastRequest } from './fast-request.js'
 export * from './frames.js'

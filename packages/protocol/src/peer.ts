@@ -10,7 +10,7 @@ import { bytesSchema, nonceSchema, proofSchema } from './replication.js'
  *
  *   dialler (puller)                              listener (pusher)
  *                                            <- challenge {nonce}
- *   hello {nodeId, origin, addr, conflict, vv, time, nonce, proof} ->
+ *   hello {nodeId, origin, addr, conflict, vv, time, format, nonce, proof} ->
  *                                            <- welcome {proof} | refuse {reason: 'unauthorized'}
  *                                            <- continue {fromSeq, nodeId, origin, vv, time}
  *                                             | fullsync {seq, nodeId, origin, clock, time}
@@ -46,6 +46,8 @@ export const peerHelloSchema = z.object({
   vv: peerVvSchema,
   /** The dialler's wall clock (ms) as it sent this. */
   time: z.number(),
+  /** The newest record format the dialler reads (data-format.ts); absent: 1. */
+  format: z.number().int().positive().optional(),
   nonce: nonceSchema,
   proof: proofSchema,
 })

@@ -7,7 +7,7 @@ import { z } from 'zod'
  *   downstream                                upstream
  *                                          <- challenge {nonce}
  *   hello {nodeId, addr, history, lastSeq,
- *          nonce, proof} ->
+ *          conflict, format, nonce, proof} ->
  *                                          <- welcome {proof} | refuse {reason: 'unauthorized'}
  *                                          <- continue {fromSeq, history, master}
  *                                           | fullsync {seq, history, master, rollbackAfter, clock}
@@ -63,6 +63,8 @@ export const helloSchema = z.object({
   proof: proofSchema,
   /** The conflict policy the downstream's records follow (see Store.policy); absent: none. */
   conflict: conflictSchema.nullable().optional(),
+  /** The newest record format the downstream reads (data-format.ts); absent: 1. */
+  format: z.number().int().positive().optional(),
 })
 export type Hello = z.infer<typeof helloSchema>
 

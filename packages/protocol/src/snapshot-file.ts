@@ -1,4 +1,5 @@
 import { crc32 } from 'node:zlib'
+import { DATA_FORMAT } from './data-format.js'
 
 /**
  * The snapshot (backup) file: a node's data at one seq, with the log
@@ -21,7 +22,13 @@ import { crc32 } from 'node:zlib'
  */
 
 export const SNAPSHOT_MAGIC = Buffer.from('TANDEMSN', 'latin1')
-export const SNAPSHOT_FORMAT_VERSION = 1
+/**
+ * The file's version follows the record format of its DATA frames
+ * (data-format.ts): 2 since records carry a checksum. Files of version 1
+ * (records without one) are still read; a build from before version 2
+ * refuses a version-2 file by name instead of misreading its records.
+ */
+export const SNAPSHOT_FORMAT_VERSION = DATA_FORMAT
 export const SNAPSHOT_HEADER = 0x01
 export const SNAPSHOT_DATA = 0x02
 export const SNAPSHOT_END = 0x03
@@ -135,9 +142,9 @@ export class SnapshotReader {
         const head = this.take(need)
         if (!head.subarray(0, SNAPSHOT_MAGIC.length).equals(SNAPSHOT_MAGIC)) throw this.notSnapshot()
         const version = head.readUInt16BE(SNAPSHOT_MAGIC.length)
-        if (version !== SNAPSHOT_FORMAT_VERSION) {
+        if (version < 1 || version > SNAPSHOT_FORMAT_VERSION) {
           throw new SnapshotFileError(
-            `snapshot format version ${version} is not one this tandem reads (it reads version ${SNAPSHOT_FORMAT_VERSION}): written by a newer tandem?`,
+            `snapshot format version ${version} is not one this tandem reads (it reads versions 1 to ${SNAPSHOT_FORMAT_VERSION}): written by a newer tandem?`,
           )
         }
         this.preambleSeen = true

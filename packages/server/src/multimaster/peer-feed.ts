@@ -1,4 +1,4 @@
-import { decodeFrame, type PeerHello, pullerMessageSchema } from '@tandem/protocol'
+import { DATA_FORMAT, decodeFrame, formatOf, olderReader, type PeerHello, pullerMessageSchema } from '@tandem/protocol'
 import type { WebSocket } from 'ws'
 import type { AckSource } from '../replication/acks.js'
 import { Feed, type FeedTiming } from '../replication/feed.js'
@@ -109,6 +109,7 @@ export class PeerFeed extends Feed implements AckSource {
     this.addr = hello.addr
     this.log = this.host.logger.child({ peer: hello.nodeId, peerAddr: hello.addr })
     if (hello.origin === this.store.origin) return this.refuse('self', 'a node cannot be its own peer')
+    if (formatOf(hello.format) < DATA_FORMAT) return this.refuse('format', olderReader('peer', hello.format))
     if (hello.conflict !== this.host.conflict) {
       return this.refuse(
         'conflict',

@@ -1,4 +1,4 @@
-import { decodeFrame, type PusherMessage, pusherMessageSchema } from '@tandem/protocol'
+import { DATA_FORMAT, decodeFrame, type PusherMessage, pusherMessageSchema } from '@tandem/protocol'
 import type WebSocket from 'ws'
 import { dialPeer, type PeerTls } from '../replication/dial.js'
 import { FlowSocket, SerialInbox } from '../replication/link.js'
@@ -168,6 +168,7 @@ export class PeerLink {
           conflict: this.host.conflict,
           vv: this.store.committedVv,
           time: this.host.clock.wall(),
+          format: DATA_FORMAT,
           nonce,
           proof: proveToken(authToken, 'peer', 'dialer', peerNonce, nonce),
         })

@@ -1,4 +1,4 @@
-import { decodeFrame, type UpstreamMessage, upstreamMessageSchema } from '@tandem/protocol'
+import { DATA_FORMAT, decodeFrame, type UpstreamMessage, upstreamMessageSchema } from '@tandem/protocol'
 import type WebSocket from 'ws'
 import { type ApplyEntry, readForApply } from '../storage/entry-scan.js'
 import { type ConflictResolver, logOrderWins } from '../storage/resolver.js'
@@ -180,6 +180,7 @@ export class Downstream {
           nonce,
           proof: proveToken(authToken, 'replication', 'dialer', upstreamNonce, nonce),
           conflict: this.store.policy.conflict,
+          format: DATA_FORMAT,
         })
         this.ackTimer = setInterval(() => {
           if (!live() || ws.readyState !== ws.OPEN) return

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { decodeFrame, encodeFrame } from '@tandem/protocol'
+import { DATA_FORMAT, decodeFrame, encodeFrame } from '@tandem/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { WebSocket } from 'ws'
 import { OP_PUT } from '../storage/log-entry.js'
@@ -104,6 +104,7 @@ describe('upstream backpressure', () => {
       addr: '127.0.0.1:1',
       history: store.history,
       lastSeq: 1,
+      format: DATA_FORMAT,
       nonce,
       proof: null,
     }

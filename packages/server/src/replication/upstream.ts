@@ -1,4 +1,13 @@
-import { decodeFrame, downstreamMessageSchema, encodeFrame, type Hello, type ReplicaStatus } from '@tandem/protocol'
+import {
+  DATA_FORMAT,
+  decodeFrame,
+  downstreamMessageSchema,
+  encodeFrame,
+  formatOf,
+  type Hello,
+  olderReader,
+  type ReplicaStatus,
+} from '@tandem/protocol'
 import type { WebSocket } from 'ws'
 import type { HistoryEpoch, Store } from '../storage/store.js'
 import { DEFAULT_TUNING, type Tuning } from '../tuning.js'
@@ -291,6 +300,7 @@ class ReplicaFeed extends Feed implements AckSource {
     this.respAddr = hello.respAddr ?? null
     this.log = this.host.logger.child({ replica: hello.nodeId, replicaAddr: hello.addr })
     if (hello.nodeId === this.store.nodeId) return this.refuse('self', 'a node cannot replicate from itself')
+    if (formatOf(hello.format) < DATA_FORMAT) return this.refuse('format', olderReader('replica', hello.format))
     const plan = planResync(
       {
         history: this.store.history,

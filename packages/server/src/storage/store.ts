@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, readFile, rm, statfs, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { byteLength, TandemError, type Value } from '@tandem/protocol'
+import { byteLength, DATA_FORMAT, TandemError, type Value } from '@tandem/protocol'
 import type { AbstractSublevel } from 'abstract-level'
 import { Level } from 'level'
 import { DEFAULT_TUNING } from '../tuning.js'
@@ -467,6 +467,7 @@ export class Store {
     if (damage.length > 0 && this.options.onDamage !== 'resync') throw damagedError(this.dataDir, damage)
     this.bindDb()
     await this.openDb()
+    await this.checkFormat()
     this.nodeId = await this.loadNodeId()
     this.origin = this.nodeId
     if (damage.length === 0) damage.push(...(await this.checkHead()))
@@ -489,6 +490,24 @@ export class Store {
       setInterval(() => void this.recoverSpace(), this.options.noSpaceRetryMs ?? DEFAULT_TUNING.noSpaceRetryMs).unref(),
     )
     this.status = 'open'
+  }
+
+  /**
+   * Refuses a data dir whose records are of a newer format than this build
+   * reads (data-format.ts), before anything reads them: a misread record
+   * would look damaged, and a replica resyncs a damaged data dir away. A
+   * data dir of an older format (or none: from before the version was
+   * kept) is read as it is, and marked with this build's format, since
+   * the records written from now on are of that format.
+   */
+  private async checkFormat(): Promise<void> {
+    const format = (await this.meta.get('format')) as number | undefined
+    if (format !== undefined && format > DATA_FORMAT) {
+      throw mismatch(
+        `data dir ${this.dataDir} holds records of format ${format}, written by a newer tandem; this one reads formats up to ${DATA_FORMAT}: start the data dir with a tandem that reads format ${format}`,
+      )
+    }
+    if (format !== DATA_FORMAT) await this.putMeta('format', DATA_FORMAT, this.options.sync !== 'none')
   }
 
   /**
@@ -1907,7 +1926,7 @@ function toEntryOp(op: EntryOp, applied: ApplyOp): EntryOp {
   return options ? [OP_DEL, op[1], options] : [OP_DEL, op[1]]
 }
 
-/** A data dir opened with a --mode or --conflict other than the one it was created with (bad usage: exit 2). */
+/** A data dir opened with a --mode or --conflict other than the one it was created with, or written by a newer tandem (bad usage: exit 2). */
 export class DataDirMismatchError extends TandemError {
   constructor(message: string) {
     super('INVALID', message)
