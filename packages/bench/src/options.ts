@@ -154,6 +154,10 @@ const optionsSchema = z
     batch: z.coerce.number().int().min(1).max(10_000).default(1000),
     /** console suite: web console event streams open on the master in its second side. */
     consoles: z.coerce.number().int().min(1).max(64).default(20),
+    /** console suite: "on" windows (consoles open) of the one put load, each between two "off" windows. */
+    pairs: z.coerce.number().int().min(1).max(1000).default(25),
+    /** console suite: seconds measured in each on/off window (a tick more is left out after each switch). */
+    window: z.coerce.number().positive().max(600).default(2),
     /** failover and multimaster suites: master kills. */
     rounds: z.coerce.number().int().min(1).max(10_000).default(20),
     /** multimaster suite: group sizes to measure (default 2,3). */
@@ -305,8 +309,13 @@ suites (tandem only; each starts its own servers; combine with commas)
   --workload console         put throughput on a master with max(1, --replicas) replicas,
                              with no web console open and with --consoles N (default 20)
                              console event streams (/ui/api/events) open on it: one
-                             unmeasured pass, then --repeat N pairs of back-to-back runs
-                             (order alternating); the change in % of the median pair;
+                             unmeasured pass (--duration), then ONE put load throughout
+                             which the N streams are opened and closed in alternating
+                             windows (off, on, off, ..., off: --pairs N on windows,
+                             default 25; --window S measured each, default 2, after a
+                             second left out); per on window its throughput and the
+                             master's CPU per put over the mean of the off windows
+                             beside it: the median change in % and its 95% interval;
                              then, with no load, the servers' CPU with 0, 1, N and 0
                              consoles open (--duration each) and its share of the
                              master's CPU under the puts

@@ -2,7 +2,7 @@ import type { TandemClient } from '@tandem/client'
 import type { DriverSpec, TargetName } from './drivers/driver.js'
 import { TandemDriver } from './drivers/tandem.js'
 import { summarize } from './load/histogram.js'
-import { runLoad } from './load/runner.js'
+import { type LoadCount, runLoad } from './load/runner.js'
 import { cpuSeconds, serverMeasure, splitThreads, threadCpuSeconds, totalCpuUsPerOp } from './measures/proc.js'
 import { ProcessLagProbe } from './measures/replication-lag.js'
 import type { BenchOptions, LoadWorkloadName } from './options.js'
@@ -26,6 +26,8 @@ export interface Scenario {
 interface ScenarioExtras {
   /** ms between replication-lag markers (default 250). */
   lagIntervalMs?: number
+  /** Ends the measured window when it settles, instead of --duration (see runLoad). */
+  measureFor?: (count: () => Promise<LoadCount>) => Promise<void>
 }
 
 export async function runScenario(
@@ -80,6 +82,7 @@ export async function runScenario(
             (t) => (threadsBefore = t),
           )
         },
+        extras.measureFor,
       )
     } catch (err) {
       probe?.kill()

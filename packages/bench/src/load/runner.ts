@@ -22,6 +22,12 @@ export interface Progress {
   elapsedS: number
 }
 
+/** Requests completed so far in the measured window, every thread's added up. */
+export interface LoadCount {
+  ops: number
+  errors: number
+}
+
 interface LoadResult extends GroupSnapshot {
   elapsedS: number
   /** CPU the harness process (every thread) used while measuring, in cores. */
@@ -36,6 +42,8 @@ interface GroupHandle {
   /** Resolves when this group's request quota is used up. */
   measure(): Promise<void>
   latest(): GroupSnapshot
+  /** The counts now (a worker answers a message: the 500 ms ticks are too coarse to cut windows with). */
+  count(): Promise<LoadCount>
   stop(): Promise<GroupSnapshot>
   abort(): Promise<void>
 }
@@ -47,6 +55,10 @@ function inProcess(spec: GroupSpec): GroupHandle {
     start: () => group.start(),
     measure: () => group.measure(),
     latest: () => group.snapshot(),
+    count: async () => {
+      const { ops, errors } = group.snapshot()
+      return { ops, errors }
+    },
     stop: async () => {
       const s = await group.stop()
       await group.close()
@@ -63,6 +75,8 @@ function inWorker(spec: GroupSpec): GroupHandle {
   let onQuota: () => void = () => {}
   let onDone: (s: GroupSnapshot) => void = () => {}
   let onFail: (err: Error) => void = () => {}
+  // Answers come back in the order the questions went.
+  const counting: ((c: LoadCount) => void)[] = []
   const unwire = (w: WireSnapshot): GroupSnapshot => ({ ...w, histogram: decodeHistogram(w.histogram) })
   const ready = new Promise<void>((resolve, reject) => {
     onFail = reject
@@ -71,6 +85,7 @@ function inWorker(spec: GroupSpec): GroupHandle {
       else if (m.type === 'error') onFail(new Error(m.message))
       else if (m.type === 'tick') latest = unwire(m)
       else if (m.type === 'quota') onQuota()
+      else if (m.type === 'count') counting.shift()?.({ ops: m.ops, errors: m.errors })
       else if (m.type === 'done') onDone((latest = unwire(m)))
     })
     worker.on('error', (err) => onFail(err))
@@ -83,6 +98,11 @@ function inWorker(spec: GroupSpec): GroupHandle {
       return new Promise((resolve) => (onQuota = resolve))
     },
     latest: () => latest,
+    count: () =>
+      new Promise((resolve) => {
+        counting.push(resolve)
+        send({ type: 'count' })
+      }),
     stop: () =>
       new Promise((resolve, reject) => {
         onDone = resolve
@@ -119,10 +139,18 @@ function split(total: number, parts: number): number[] {
   return out
 }
 
+/**
+ * Runs the load: warm-up, then a measured window of `durationS` (or until
+ * `requests` are made). With `measureFor`, the window lasts until the
+ * promise it returns settles instead; it is given `count`, which reads the
+ * requests completed so far, so that a caller can cut the window into
+ * windows of its own while one load runs throughout.
+ */
 export async function runLoad(
   spec: LoadSpec,
   onProgress: (p: Progress) => void,
   onMeasureStart: () => void = () => {},
+  measureFor?: (count: () => Promise<LoadCount>) => Promise<void>,
 ): Promise<LoadResult> {
   const threads = spec.workers === 0 ? 1 : Math.min(spec.workers, spec.clients)
   const clientShares = split(spec.clients, threads)
@@ -151,8 +179,19 @@ export async function runLoad(
   const quotas = Promise.all(groups.map((g) => g.measure()))
   const elapsed = () => (performance.now() - started) / 1000
   const ticker = setInterval(() => onProgress({ ...merge(groups.map((g) => g.latest())), elapsedS: elapsed() }), 250)
-  if (spec.requests === undefined) await sleep(spec.durationS * 1000)
-  else await quotas
+  const count = async (): Promise<LoadCount> => {
+    const counts = await Promise.all(groups.map((g) => g.count()))
+    return counts.reduce((a, c) => ({ ops: a.ops + c.ops, errors: a.errors + c.errors }), { ops: 0, errors: 0 })
+  }
+  try {
+    if (measureFor) await measureFor(count)
+    else if (spec.requests === undefined) await sleep(spec.durationS * 1000)
+    else await quotas
+  } catch (err) {
+    clearInterval(ticker)
+    await Promise.all(groups.map((g) => g.abort()))
+    throw err
+  }
   clearInterval(ticker)
   const final = merge(await Promise.all(groups.map((g) => g.stop())))
   const elapsedS = elapsed()

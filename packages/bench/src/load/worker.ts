@@ -4,11 +4,12 @@ import { encodeHistogram } from './histogram.js'
 
 /**
  * Worker thread entry: runs one ClientGroup and speaks the runner's
- * messages. Main -> worker: start | measure | stop. Worker -> main:
- * ready | error | tick (every 500 ms while measuring) | quota | done.
+ * messages. Main -> worker: start | measure | count | stop. Worker -> main:
+ * ready | error | tick (every 500 ms while measuring) | count (the
+ * answer to one, at once) | quota | done.
  */
 
-export type ToWorker = { type: 'start' } | { type: 'measure' } | { type: 'stop' }
+export type ToWorker = { type: 'start' } | { type: 'measure' } | { type: 'count' } | { type: 'stop' }
 export interface WireSnapshot {
   ops: number
   errors: number
@@ -19,6 +20,7 @@ export type FromWorker =
   | { type: 'ready' }
   | { type: 'error'; message: string }
   | { type: 'quota' }
+  | { type: 'count'; ops: number; errors: number }
   | ({ type: 'tick' } & WireSnapshot)
   | ({ type: 'done' } & WireSnapshot)
 
@@ -39,6 +41,9 @@ port.on('message', async (m: ToWorker) => {
   else if (m.type === 'measure') {
     group.measure().then(() => post({ type: 'quota' }))
     ticker = setInterval(() => post({ type: 'tick', ...wire(group.snapshot()) }), 500)
+  } else if (m.type === 'count') {
+    const { ops, errors } = group.snapshot()
+    post({ type: 'count', ops, errors })
   } else if (m.type === 'stop') {
     clearInterval(ticker)
     const final = await group.stop()
