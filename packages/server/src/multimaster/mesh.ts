@@ -96,6 +96,7 @@ export class Mesh {
       store.origin,
       () => store.committedVv,
       () => this.links.every((l) => l.origin !== null),
+      () => this.peerOrigins(),
     )
     this.collector = new TombstoneCollector(
       store,
@@ -160,6 +161,16 @@ export class Mesh {
     )
     this.feeds.add(feed)
     this.host.store.log.keepTail(true)
+  }
+
+  /**
+   * The origins this node's links have heard their peers name themselves.
+   * (A peer that only dials this node reaches the others' writes through
+   * whoever pulls from it, whose rows name it: its own acks' rows make it a
+   * member too.)
+   */
+  private *peerOrigins(): Iterable<string> {
+    for (const link of this.links) if (link.origin !== null) yield link.origin
   }
 
   private onAck(feed: PeerFeed, vv: Record<string, number>, rows: Record<string, Row>): void {

@@ -20,8 +20,19 @@ import type { VersionVectorObject } from '../storage/version-vector.js'
  * under vclock) stable covers is one every member holds, with every write
  * that could lose to it already applied here: it may go.
  *
- * Members are every origin in this node's version vector or in any row. A
- * row also says whether its node knows the origin of every peer it is
+ * Members are every origin this node has ever known of: in its version
+ * vector, in any row, and the origin of every peer a link has named in its
+ * handshake, whether or not that peer's row has arrived yet. A peer known
+ * only by its handshake may hold writes this node has never heard of (it
+ * took them while cut off, or died before sending them), so it blocks
+ * collection until a row of its own is confirmed: leaving it out would let
+ * a tombstone go that one of those writes is older than, and that write
+ * would come back when it arrives. This node's own row lists every member
+ * it knows (at 0 where it holds none of its writes), so that membership
+ * travels with the rows to nodes that never reach that member themselves.
+ * Members are never forgotten.
+ *
+ * A row also says whether its node knows the origin of every peer it is
  * configured with (`complete`): a node that has never reached one of its
  * peers cannot vouch for what that peer holds, so stability waits for it.
  * A member that never reports again (a dead peer) blocks collection: status
@@ -49,6 +60,8 @@ const covers = (a: VersionVectorObject, b: VersionVectorObject) => {
 
 export class StabilityTracker {
   private readonly rows = new Map<string, MemberRows>()
+  /** Every origin ever known of here, this node's own aside (see members()). */
+  private readonly known = new Set<string>()
 
   constructor(
     private readonly self: string,
@@ -56,10 +69,14 @@ export class StabilityTracker {
     private readonly own: () => VersionVectorObject,
     /** Whether this node knows the origin of every peer it is configured with. */
     private readonly selfComplete: () => boolean,
+    /** The origins of the peers this node's links reached, as they stand. */
+    private readonly peers: () => Iterable<string>,
   ) {}
 
   /** A member's row, as it reported it or as another node relayed it. Rows only grow. */
   observe(origin: string, row: Row): void {
+    this.know(origin)
+    for (const o in row.vv) this.know(o)
     if (origin === this.self) return
     const known = this.rows.get(origin)
     if (known) {
@@ -88,15 +105,15 @@ export class StabilityTracker {
     }
   }
 
-  /** Every origin this node knows of. */
+  private know(origin: string): void {
+    if (origin !== '' && origin !== this.self) this.known.add(origin)
+  }
+
+  /** Every origin this node knows of, itself included. */
   members(): Set<string> {
-    const out = new Set<string>([this.self, ...Object.keys(this.own())])
-    for (const [origin, member] of this.rows) {
-      out.add(origin)
-      for (const o of Object.keys(member.latest.vv)) out.add(o)
-    }
-    out.delete('')
-    return out
+    for (const o in this.own()) this.know(o)
+    for (const o of this.peers()) this.know(o)
+    return new Set<string>([this.self, ...this.known])
   }
 
   /**
@@ -121,7 +138,10 @@ export class StabilityTracker {
 
   /** Rows to gossip: this node's own and the newest heard of every other member. */
   gossip(): Record<string, Row> {
-    const out: Record<string, Row> = { [this.self]: { vv: this.own(), complete: this.selfComplete() } }
+    const vv: VersionVectorObject = {}
+    for (const o of this.members()) vv[o] = 0
+    Object.assign(vv, this.own())
+    const out: Record<string, Row> = { [this.self]: { vv, complete: this.selfComplete() } }
     for (const [origin, member] of this.rows) out[origin] = member.latest
     return out
   }

@@ -1,0 +1,85 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { waitFor } from '../helpers/wait.js'
+import { PeerGroup } from './peers.js'
+
+/**
+ * Rule 2 of the multi-master notes: a tombstone goes only once every member
+ * holds it and this node holds every write that could lose to it. A member
+ * is every origin this node knows of, and it knows its peers' origins from
+ * the link handshake before any of their version vectors (rows) reach it:
+ * a peer whose row it has never heard must hold collection up, or a put
+ * that peer took before the delete comes back when it arrives.
+ */
+describe('causal stability (lww)', () => {
+  let group: PeerGroup
+  afterEach(() => group?.teardown())
+
+  it('a peer known by its origin but never heard from holds collection up, so its older put loses when it arrives', async () => {
+    group = await new PeerGroup().start({ size: 2, conflict: 'lww' })
+    const originOf0 = (await group.status(0)).multi!.origin
+    // From here on node 0's link to node 1 is cut: its acks, which carry its row, never arrive.
+    group.cut(0, 1)
+
+    // Node 1 restarts, which forgets every row it had heard. Its link to node 0
+    // gets through the handshake (challenge, welcome, the clock probe's answer
+    // and CONTINUE: node 1 learns node 0's origin) and then receives nothing:
+    // neither node 0's heartbeats (its rows) nor its entries.
+    await group.nodes[1].stop()
+    const link = group.proxies[1][0]!
+    link.heal()
+    link.holdStreams('/peer', 4)
+    await group.nodes[1].start()
+    await waitFor(async () => (await group.status(1)).multi!.peers[0].origin === originOf0, {
+      what: 'node 1 to learn node 0’s origin',
+    })
+    const a = await group.client(0)
+    const put = await a.put('k', 'from node 0')
+
+    const b = await group.client(1)
+    const del = await waitFor(
+      () =>
+        b.del('k').then(
+          (r) => r,
+          () => undefined,
+        ),
+      { what: 'node 1 to take the delete' },
+    )
+    expect(del.hlc).toBeGreaterThan(put.hlc as number)
+
+    // Several collection passes: node 0 has neither acknowledged the tombstone
+    // nor said which writes it holds, so the tombstone stays.
+    await waitFor(async () => (await group.status(1)).multi!.tombstones.count === 1, {
+      what: 'node 1 to hold the tombstone',
+    })
+    const before = (await group.status(1)).multi!.tombstones.passes
+    await waitFor(async () => (await group.status(1)).multi!.tombstones.passes >= before + 3, {
+      what: 'three collection passes',
+    })
+    const held = (await group.status(1)).multi!
+    expect(held.tombstones.collected).toBe(0)
+    expect(held.tombstones.count).toBe(1)
+    expect(held.tombstones.blockedBy).toContain(originOf0)
+    expect(held.members).toContain(originOf0)
+
+    link.release()
+    group.healAll()
+    const statuses = await group.waitConverged()
+    expect(statuses[0].digest).toBe(statuses[1].digest)
+    for (const i of [0, 1]) {
+      const one = await group.client(i)
+      expect(await one.get('k'), `node ${i}`).toBeUndefined()
+    }
+    // Once node 0 holds the tombstone and node 1 node 0's put, it goes on both.
+    await waitFor(
+      async () => {
+        for (const i of [0, 1]) if ((await group.status(i)).multi!.tombstones.count !== 0) return false
+        return true
+      },
+      { what: 'the tombstone to be collected on both nodes' },
+    )
+    for (const i of [0, 1]) {
+      const one = await group.client(i)
+      expect(await one.get('k'), `node ${i} after collection`).toBeUndefined()
+    }
+  })
+})
