@@ -313,7 +313,7 @@ export const configSchema = z
         value: 'DURATION',
         duration: true,
         description:
-          'A downstream that sends nothing, or cannot take what it is sent (more than the tunable replHighWaterBytes, 4 MiB, unflushed), for this long is disconnected with a warning. Shorter detects stuck replicas sooner; too short drops replicas on a GC pause.',
+          'A downstream that sends nothing, or cannot take what it is sent (more than the tunable replHighWaterBytes, 4 MiB, unflushed), for this long is disconnected with a warning (a multi-master peer that dialled this node too). Measured on the monotonic clock: a stepped wall clock neither shortens nor stretches it. Shorter detects stuck replicas sooner; too short drops replicas on a GC pause.',
       }),
     ),
     minReplicas: nonNegativeInt.default(0).meta(

@@ -952,7 +952,8 @@ export class TandemNode {
             lagEntries: this.downstream.lagEntries,
             lagMs: this.downstream.lagMs,
             upstreamHead: this.downstream.upstreamHead,
-            lastHeardMsAgo: this.downstream.lastHeardAt === 0 ? null : this.clock.wall() - this.downstream.lastHeardAt,
+            lastHeardMsAgo:
+              this.downstream.lastHeardAt === 0 ? null : Math.round(this.clock.now() - this.downstream.lastHeardAt),
             refusal: this.downstream.lastRefusal,
           }
         : null,

@@ -110,7 +110,7 @@ export class Mesh {
   /** Dials every peer (saying this node serves at `address`) and starts collecting tombstones. */
   start(address: string): void {
     const host = this.host
-    this.startedAt = this.host.clock.wall()
+    this.startedAt = this.host.clock.now()
     for (const addr of this.options.peers) {
       this.links.push(
         new PeerLink(addr, {
@@ -223,7 +223,7 @@ export class Mesh {
     if (reason) throw new TandemError('CLOCKSKEW', reason)
     if (
       this.links.length > 0 &&
-      this.host.clock.wall() - this.startedAt < this.options.tuning.peerStartupGraceMs &&
+      this.host.clock.now() - this.startedAt < this.options.tuning.peerStartupGraceMs &&
       !this.links.some((l) => l.origin !== null && l.clockMeasuredAt > 0)
     ) {
       throw new TandemError(
@@ -270,7 +270,7 @@ export class Mesh {
     if (ahead > max) {
       return `this node's hybrid clock is ${ahead} ms ahead of its wall clock (more than --max-clock-offset ${max} ms): it takes no writes until its clock catches up`
     }
-    const now = this.host.clock.wall()
+    const now = this.host.clock.now()
     const measured = this.links.filter(
       (l) => !Number.isNaN(l.clockOffsetMs) && now - l.clockMeasuredAt < this.options.tuning.peerClockOffsetFreshMs,
     )
@@ -348,7 +348,7 @@ export class Mesh {
           lagEntries: l.lagEntries,
           lagMs: l.lagMs,
           clockOffsetMs: Number.isNaN(l.clockOffsetMs) ? null : l.clockOffsetMs,
-          lastHeardMsAgo: l.lastHeardAt === 0 ? null : this.host.clock.wall() - l.lastHeardAt,
+          lastHeardMsAgo: l.lastHeardAt === 0 ? null : Math.round(this.host.clock.now() - l.lastHeardAt),
           vv: l.peerVV,
           digest: l.peerDigest,
           snapshots: l.stats.snapshots,

@@ -69,7 +69,7 @@ export class PeerFeed extends Feed implements AckSource {
   }
 
   protected onMessage(data: Buffer, isBinary: boolean): void {
-    this.lastHeardAt = this.host.clock.wall()
+    this.lastHeardAt = this.host.clock.now()
     let parsed: ReturnType<typeof pullerMessageSchema.safeParse>
     try {
       parsed = pullerMessageSchema.safeParse(isBinary ? decodeFrame(data) : null)
@@ -151,7 +151,7 @@ export class PeerFeed extends Feed implements AckSource {
       const clock = await snapshot.clock
       this.pin = this.store.log.pin(seq + 1)
       this.log.info('peer needs a snapshot', { seq })
-      const started = this.host.clock.wall()
+      const started = this.host.clock.now()
       this.flow.send({
         type: 'fullsync',
         seq,
@@ -168,7 +168,7 @@ export class PeerFeed extends Feed implements AckSource {
         await this.flow.drained()
       }
       this.flow.send({ type: 'snapshotEnd', seq })
-      this.log.info('snapshot sent to peer', { seq, keys: total, ms: this.host.clock.wall() - started })
+      this.log.info('snapshot sent to peer', { seq, keys: total, ms: Math.round(this.host.clock.now() - started) })
       this.known.join(clock.vv)
       this.cursor = seq + 1
       this.state = 'streaming'

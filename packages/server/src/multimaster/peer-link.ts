@@ -82,6 +82,7 @@ export class PeerLink {
   /** The peer's digest and the version vector it was taken at (its last heartbeat). */
   peerDigest = ''
   peerDigestVV: VersionVectorObject = {}
+  /** When the peer was last heard (monotonic ms, 0: never), as the times below: differences only. */
   lastHeardAt = 0
   /** Since when this node has been behind the peer (0: caught up). */
   behindSince = 0
@@ -148,7 +149,7 @@ export class PeerLink {
     ws.on('open', () => {
       this.stats.connects++
       if (this.state !== 'paused' && this.state !== 'refused') this.state = 'handshake'
-      this.lastHeardAt = this.host.clock.wall()
+      this.lastHeardAt = this.host.clock.now()
       const deadline = setTimeout(() => {
         if (!proven && this.ws === ws) ws.terminate()
       }, this.host.tuning.peerHandshakeTimeoutMs)
@@ -200,7 +201,7 @@ export class PeerLink {
       return false
     }
     ws.on('message', (data) => {
-      this.lastHeardAt = this.host.clock.wall()
+      this.lastHeardAt = this.host.clock.now()
       let message: PusherMessage
       try {
         const parsed = pusherMessageSchema.safeParse(decodeFrame(data as Buffer))
@@ -234,7 +235,7 @@ export class PeerLink {
     const rtt = now - t0
     if (rtt < 0 || rtt > 5000) return
     this.clockOffsetMs = Math.round(t1 - (t0 + rtt / 2))
-    this.clockMeasuredAt = this.host.clock.wall()
+    this.clockMeasuredAt = this.host.clock.now()
   }
 
   private async onControl(message: PusherMessage, flow: FlowSocket, live: () => boolean): Promise<void> {
@@ -367,7 +368,7 @@ export class PeerLink {
     let behind = false
     for (const origin in this.peerVV) if (this.peerVV[origin] > this.store.vv.get(origin)) behind = true
     if (!behind) this.behindSince = 0
-    else if (this.behindSince === 0) this.behindSince = this.host.clock.wall()
+    else if (this.behindSince === 0) this.behindSince = this.host.clock.now()
   }
 
   /** Entries the peer holds that this node lacks, as far as it knows. */
@@ -378,7 +379,7 @@ export class PeerLink {
   }
 
   get lagMs(): number {
-    return this.behindSince === 0 ? 0 : this.host.clock.wall() - this.behindSince
+    return this.behindSince === 0 ? 0 : Math.round(this.host.clock.now() - this.behindSince)
   }
 
   private onClose(code: number, reason: string): void {

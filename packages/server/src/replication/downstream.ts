@@ -83,7 +83,7 @@ export class Downstream {
   state: LinkState = 'connecting'
   /** The upstream's lastSeq as of its last message. */
   upstreamHead = 0
-  /** When this node last heard from the upstream (ms). */
+  /** When this node last heard from the upstream (monotonic ms, 0: never). */
   lastHeardAt = 0
   /** Since when this node has been behind the upstream's head (0 = caught up). */
   behindSince = 0
@@ -150,7 +150,7 @@ export class Downstream {
     let proven = false
     ws.on('open', () => {
       this.state = 'handshake'
-      this.lastHeardAt = this.host.clock.wall()
+      this.lastHeardAt = this.host.clock.now()
       // Something that accepts the connection but never proves itself must
       // not hold this node's link forever.
       const deadline = setTimeout(() => {
@@ -212,7 +212,7 @@ export class Downstream {
       return false
     }
     ws.on('message', (data) => {
-      this.lastHeardAt = this.host.clock.wall()
+      this.lastHeardAt = this.host.clock.now()
       let message: UpstreamMessage
       try {
         const parsed = upstreamMessageSchema.safeParse(decodeFrame(data as Buffer))
@@ -386,7 +386,7 @@ export class Downstream {
   private noteHead(head: number): void {
     if (head > this.upstreamHead) this.upstreamHead = head
     if (this.store.lastSeq >= this.upstreamHead) this.behindSince = 0
-    else if (this.behindSince === 0) this.behindSince = this.host.clock.wall()
+    else if (this.behindSince === 0) this.behindSince = this.host.clock.now()
   }
 
   /** Entries this node still lacks, as far as it knows. */
@@ -395,7 +395,7 @@ export class Downstream {
   }
 
   get lagMs(): number {
-    return this.behindSince === 0 ? 0 : this.host.clock.wall() - this.behindSince
+    return this.behindSince === 0 ? 0 : Math.round(this.host.clock.now() - this.behindSince)
   }
 
   private onClose(code: number, reason: string): void {

@@ -43,7 +43,7 @@ export abstract class Feed {
   addr = ''
   /** The next seq to send. */
   protected cursor = 0
-  /** When the dialler was last heard (wall ms). */
+  /** When the dialler was last heard (monotonic ms: a stepped wall clock must not trip --repl-timeout). */
   protected lastHeardAt: number
   private pumping = false
   protected pin: LogPin | null = null
@@ -64,7 +64,7 @@ export abstract class Feed {
     private readonly kind: 'replica' | 'peer',
   ) {
     this.log = logger
-    this.lastHeardAt = clock.wall()
+    this.lastHeardAt = clock.now()
     this.flow = new FlowSocket(ws, timing.highWaterBytes, clock)
     this.inbox = new SerialInbox(
       ws,
@@ -82,7 +82,7 @@ export abstract class Feed {
   protected abstract readonly linkName: string
   protected abstract onMessage(data: Buffer, isBinary: boolean): void
   /** Sends a heartbeat to a streaming dialler whose socket takes it. */
-  protected abstract sendHeartbeat(now: number): void
+  protected abstract sendHeartbeat(wallMs: number): void
   /** The feed has closed: its owner forgets it. */
   protected abstract onClosed(): void
   /** Sends a batch of entries read from the cursor on (the cursor moves past it after). */
@@ -138,18 +138,19 @@ export abstract class Feed {
 
   private onHeartbeatTimer(): void {
     if (this.state === 'closed') return
-    const now = this.clock.wall()
+    const now = this.clock.now()
     const who = `${this.kind} ${this.nodeId || '(unidentified)'} at ${this.addr || '?'}`
     const { replTimeoutMs, highWaterBytes } = this.timing
     if (this.flow.overSince > 0 && now - this.flow.overSince > replTimeoutMs) {
       return this.fail(
-        `${who} is too slow: ${this.flow.unflushed} bytes unsent for ${now - this.flow.overSince} ms (limit ${highWaterBytes} bytes); disconnecting`,
+        `${who} is too slow: ${this.flow.unflushed} bytes unsent for ${Math.round(now - this.flow.overSince)} ms (limit ${highWaterBytes} bytes); disconnecting`,
       )
     }
     if (now - this.lastHeardAt > replTimeoutMs) {
-      return this.fail(`${who} sent nothing for ${now - this.lastHeardAt} ms; disconnecting`)
+      return this.fail(`${who} sent nothing for ${Math.round(now - this.lastHeardAt)} ms; disconnecting`)
     }
-    if (this.state === 'streaming' && this.flow.writable) this.sendHeartbeat(now)
+    // The heartbeat's time is read by other nodes: wall-clock ms.
+    if (this.state === 'streaming' && this.flow.writable) this.sendHeartbeat(this.clock.wall())
   }
 
   /**

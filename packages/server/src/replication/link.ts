@@ -10,7 +10,7 @@ import { type Clock, systemClock } from '../util/clock.js'
  */
 export class FlowSocket {
   unflushed = 0
-  /** Wall time since when the unflushed bytes have stayed above the high-water mark (0 = not above). */
+  /** Monotonic time since when the unflushed bytes have stayed above the high-water mark (0 = not above). */
   overSince = 0
   private drainWaiters: (() => void)[] = []
 
@@ -36,7 +36,7 @@ export class FlowSocket {
   sendFrame(frame: Buffer): void {
     if (!this.open) return
     this.unflushed += frame.length
-    if (this.unflushed >= this.highWater && this.overSince === 0) this.overSince = this.clock.wall()
+    if (this.unflushed >= this.highWater && this.overSince === 0) this.overSince = this.clock.now()
     this.ws.send(frame, () => {
       this.unflushed -= frame.length
       if (this.unflushed < this.highWater) {

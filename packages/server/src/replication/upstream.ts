@@ -241,7 +241,7 @@ class ReplicaFeed extends Feed implements AckSource {
     this.lastHeardMono = this.now()
     // A downstream in a full sync has nothing to ack and pings instead.
     ws.on('ping', () => {
-      this.lastHeardAt = this.host.clock.wall()
+      this.lastHeardAt = this.host.clock.now()
     })
   }
 
@@ -254,7 +254,7 @@ class ReplicaFeed extends Feed implements AckSource {
   }
 
   protected onMessage(data: Buffer, isBinary: boolean): void {
-    this.lastHeardAt = this.host.clock.wall()
+    this.lastHeardAt = this.host.clock.now()
     this.lastHeardMono = this.now()
     let parsed: ReturnType<typeof downstreamMessageSchema.safeParse>
     try {
@@ -363,7 +363,7 @@ class ReplicaFeed extends Feed implements AckSource {
       const seq = await snapshot.seq
       const clock = await snapshot.clock
       this.pin = this.store.log.pin(seq + 1)
-      const started = this.host.clock.wall()
+      const started = this.host.clock.now()
       this.historyTold = historyKey(history)
       this.flow.send({
         type: 'fullsync',
@@ -383,7 +383,7 @@ class ReplicaFeed extends Feed implements AckSource {
         await this.flow.drained()
       }
       this.flow.send({ type: 'snapshotEnd', seq })
-      this.log.info('full sync sent', { seq, keys: total, ms: this.host.clock.wall() - started })
+      this.log.info('full sync sent', { seq, keys: total, ms: Math.round(this.host.clock.now() - started) })
       this.cursor = seq + 1
       this.state = 'streaming'
       // An epoch may have begun while the snapshot streamed.
@@ -407,11 +407,11 @@ class ReplicaFeed extends Feed implements AckSource {
     this.flow.sendFrame(this.shared.encode(this.cursor, batch, this.store.lastSeq))
   }
 
-  protected sendHeartbeat(now: number): void {
+  protected sendHeartbeat(wallMs: number): void {
     this.flow.send({
       type: 'heartbeat',
       head: this.store.lastSeq,
-      time: now,
+      time: wallMs,
       master: this.host.masterAddress(),
       epoch: this.store.epoch,
     })

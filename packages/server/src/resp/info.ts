@@ -115,7 +115,7 @@ function replicationLines(ctx: InfoContext): string[] {
     const master = upstreamRespAddress(node)
     const link = node.downstream
     const up = link?.state === 'streaming'
-    const lastHeard = link && link.lastHeardAt > 0 ? Math.floor((ctx.node.clock.wall() - link.lastHeardAt) / 1000) : -1
+    const lastHeard = link && link.lastHeardAt > 0 ? Math.floor((ctx.node.clock.now() - link.lastHeardAt) / 1000) : -1
     lines.push(
       `master_host:${master.host}`,
       `master_port:${master.port}`,
