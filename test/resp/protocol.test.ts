@@ -1,4 +1,5 @@
 import { metricSum } from '@tandem/bench/fixtures'
+import { DEFAULT_LIMITS } from '@tandem/protocol'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { waitFor } from '../helpers/wait.js'
 import { startRespNode } from './helpers.js'
@@ -106,6 +107,44 @@ describe('RESP protocol', () => {
         "-ERR unknown command 'NOSUCH', with args beginning with: \r\n" +
         ':2\r\n:0\r\n+OK\r\n:0\r\n$4\r\nlast\r\n',
     )
+  })
+
+  it('a pipelined run of GETs is read together, and each GET answers as it would alone, in order', async () => {
+    const c = await client()
+    const before = await metricSum(node.node, 'tandem_resp_batched_gets_total', '', 'secret')
+    const binary = Buffer.from([0, 1, 0xff, 0xfe])
+    const longKey = 'k'.repeat(DEFAULT_LIMITS.maxKeyBytes + 1)
+    await exchange(
+      c,
+      [
+        command('SET', 'r1', 'one'),
+        command('SET', 'r2', binary),
+        // One run of seven GETs: a missing key, a key that is not UTF-8 and
+        // one over --max-key-bytes among them fail or answer nil on their own.
+        command('GET', 'r1'),
+        command('GET', 'r-missing'),
+        command('GET', Buffer.from([0x72, 0xff])),
+        command('GET', 'r2'),
+        command('GET', longKey),
+        command('get', 'r1'),
+        command('GeT', 'r2'),
+        // A write ends the run; the GETs after it read it.
+        command('SET', 'r1', 'two'),
+        command('GET', 'r1'),
+        command('GET', 'r2'),
+        command('PING'),
+        command('GET', 'r1'),
+      ],
+      '+OK\r\n+OK\r\n' +
+        '$3\r\none\r\n$-1\r\n' +
+        '-ERR tandem keys are UTF-8 text; this key is not valid UTF-8\r\n' +
+        `$4\r\n${binary.toString('latin1')}\r\n` +
+        `-TOOLARGE key is ${DEFAULT_LIMITS.maxKeyBytes + 1} bytes; the limit is ${DEFAULT_LIMITS.maxKeyBytes}\r\n` +
+        `$3\r\none\r\n$4\r\n${binary.toString('latin1')}\r\n` +
+        `+OK\r\n$3\r\ntwo\r\n$4\r\n${binary.toString('latin1')}\r\n+PONG\r\n$3\r\ntwo\r\n`,
+    )
+    // The run of seven (five valid keys) and the run of two were read as batches; the GET after PING alone.
+    expect((await metricSum(node.node, 'tandem_resp_batched_gets_total', '', 'secret')) - before).toBe(7)
   })
 
   it('RESP2 subscribed mode allows only the subscription commands and PING', async () => {

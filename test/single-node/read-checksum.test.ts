@@ -10,6 +10,12 @@ import { NodeProcess } from '../helpers/node-process.js'
 import { tempDir } from '../helpers/temp-dir.js'
 import { waitFor } from '../helpers/wait.js'
 import { cli, has, respPortOf } from '../resp/helpers.js'
+import { command, RawResp } from '../resp/raw.js'
+
+/** The message of the one -CORRUPT line in RESP replies. */
+function corruptMessage(replies: string): string {
+  return /-CORRUPT ([^\r]*)\r\n/.exec(replies)?.[1] ?? ''
+}
 
 /**
  * Damage that the start-time check does not see, for real: one byte flipped
@@ -150,6 +156,15 @@ describe('a record damaged in a table, found on read', () => {
       const got = cli(respPortOf(n), ['get', damaged])
       expect(got.stdout + got.stderr).toContain('CORRUPT')
     }
+    // Pipelined GETs are read together (one LevelDB read for the run); the damaged key fails alone.
+    const others = [...written.keys()].filter((k) => k !== damaged).slice(0, 2)
+    const raw = await RawResp.open(respPortOf(n))
+    cleanups.push(() => raw.close())
+    await raw.write(Buffer.concat([command('GET', others[0]), command('GET', damaged), command('GET', others[1])]))
+    const bulk = (k: string) => `$1024\r\n${(written.get(k) as Buffer).toString('latin1')}\r\n`
+    const replies = await raw.until((t) => t.endsWith(bulk(others[1])), 10_000, 'three replies')
+    expect(replies).toBe(`${bulk(others[0])}-CORRUPT ${corruptMessage(replies)}\r\n${bulk(others[1])}`)
+    expect(corruptMessage(replies)).toContain(JSON.stringify(damaged))
 
     const backup = await runCli(['--server', n.address, 'snapshot', 'save', join(n.dataDir, '..', 'backup.tsnap')])
     expect(backup.code).not.toBe(0)

@@ -842,6 +842,34 @@ export class TandemNode {
   }
 
   /**
+   * What get(key, consistency) answers for each of `keys`, value or
+   * failure, read together: a pipelined run of RESP GETs becomes one
+   * LevelDB getMany (one crossing into LevelDB for the run) instead of a
+   * read and a promise per key. Only local reads of one value per key
+   * batch; linearizable reads (each waits for its own key's write) and a
+   * vclock node (SIBLINGS) read key by key. A batch that fails (a damaged
+   * record: CORRUPT names one key) is read again key by key, so each key
+   * succeeds or fails as its get alone would.
+   */
+  getEach(keys: string[], consistency?: Consistency): Promise<PromiseSettledResult<Value | undefined>[]> {
+    const getOne = (key: string) => {
+      try {
+        return this.get(key, consistency)
+      } catch (err) {
+        return Promise.reject(err)
+      }
+    }
+    const oneByOne = () => Promise.allSettled(keys.map(getOne))
+    if (this.readMode(consistency) !== 'local' || this.store.policy.conflict === 'vclock') return oneByOne()
+    try {
+      this.assertCanServe('local')
+    } catch (reason) {
+      return Promise.resolve(keys.map(() => ({ status: 'rejected', reason })))
+    }
+    return this.store.getMany(keys).then((values) => values.map((value) => ({ status: 'fulfilled', value })), oneByOne)
+  }
+
+  /**
    * Values of `keys`, in order. The reply must fit in `maxBytes`: keys are
    * read a slice at a time, and once their values pass it the call fails
    * with TOOLARGE without reading the rest, so an mget of many large

@@ -57,8 +57,8 @@ export async function statusOf(
  * contain `labels` (e.g. 'op="get"'), 0 when there is none (a counter
  * appears once it first counts).
  */
-export async function metricSum(node: Addressed, name: string, labels = ''): Promise<number> {
-  const text = await (await httpGet(node, '/metrics', 5000)).text()
+export async function metricSum(node: Addressed, name: string, labels = '', authToken?: string): Promise<number> {
+  const text = await (await httpGet(node, '/metrics', 5000, authToken)).text()
   let sum = 0
   for (const line of text.split('\n')) {
     if ((line.startsWith(`${name} `) || line.startsWith(`${name}{`)) && line.includes(labels)) {

@@ -55,7 +55,8 @@ export interface RespHost {
   readonly version: string
   /** The port this front end listens on. */
   readonly respPort: number
-  readonly stats: { connections: number; commands: number }
+  /** batchedGets: GETs read in a run of pipelined GETs (RespConnection). */
+  readonly stats: { connections: number; commands: number; batchedGets: number }
   clientCount(): number
   clients(): RespSession[]
   tokenMatches(token: string): boolean
@@ -125,9 +126,31 @@ const ID = 0
 
 // ---- data commands ------------------------------------------------------------
 
-async function getCommand(ctx: CommandContext, args: Buffer[]): Promise<Reply> {
-  return (await run(ctx.host, { id: ID, op: 'get', key: key(args[1]) })) as Value | null
+function getCommand(ctx: CommandContext, args: Buffer[]): Promise<Reply> {
+  return handle(
+    ctx.host.node,
+    { id: ID, op: 'get', key: getKey(ctx.host, args[1]) },
+    ctx.host.config,
+  ) as Promise<Value | null>
 }
+
+/**
+ * A GET's key, checked as GET checks it (UTF-8, --max-key-bytes): a
+ * connection reads a pipelined run of GETs together (RespConnection,
+ * TandemNode.getEach) once each key has passed this.
+ */
+export function getKey(host: RespHost, arg: Buffer): string {
+  const k = key(arg)
+  checkLimits({ id: ID, op: 'get', key: k }, host.config)
+  return k
+}
+
+/** SET key value with no options, the common case: a put, without the option parsing of setCommand. */
+function plainSet(host: RespHost, key: string, value: Value): Promise<Reply> {
+  return (run(host, { id: ID, op: 'put', key, value }) as Promise<unknown>).then(replyOk)
+}
+
+const replyOk = (): Reply => OK
 
 async function mgetCommand(ctx: CommandContext, args: Buffer[]): Promise<Reply> {
   const keys = args.slice(1).map(key)
@@ -567,7 +590,10 @@ const table: Record<string, Spec> = {
     keys: [1, 1, 1],
     kind: 'write',
     op: 'put',
-    run: (ctx, args) => setCommand(ctx, args, key(args[1]), value(args[2])),
+    run: (ctx, args) =>
+      args.length === 3
+        ? plainSet(ctx.host, key(args[1]), value(args[2]))
+        : setCommand(ctx, args, key(args[1]), value(args[2])),
   },
   setnx: {
     arity: 3,
@@ -812,9 +838,26 @@ const table: Record<string, Spec> = {
 }
 
 /** Every command, by lower-case name. */
-export const COMMANDS: ReadonlyMap<string, CommandSpec> = new Map(
+const COMMANDS: ReadonlyMap<string, CommandSpec> = new Map(
   Object.entries(table).map(([name, spec]) => [name, { name, ...spec }]),
 )
+
+export const GET_SPEC = COMMANDS.get('get') as CommandSpec
+const SET_SPEC = COMMANDS.get('set') as CommandSpec
+
+/**
+ * The command named by a request's first argument, matched without case.
+ * GET and SET, most of a pipelined load, are matched on their bytes,
+ * without building a lower-case string per command.
+ */
+export function commandNamed(name: Buffer): CommandSpec | undefined {
+  if (name.length === 3 && (name[1] | 0x20) === 0x65 && (name[2] | 0x20) === 0x74) {
+    const first = name[0] | 0x20
+    if (first === 0x67) return GET_SPEC
+    if (first === 0x73) return SET_SPEC
+  }
+  return COMMANDS.get(name.toString('latin1').toLowerCase())
+}
 
 /** Whether a command's argument count fits its arity. */
 export function arityFits(spec: CommandSpec, argc: number): boolean {

@@ -3,10 +3,12 @@ import type { ErrorCode } from '@tandem/protocol'
 import type { LatencyHistogram } from '../util/metrics.js'
 import {
   arityFits,
-  COMMANDS,
   type CommandContext,
   type CommandKind,
   type CommandSpec,
+  commandNamed,
+  GET_SPEC,
+  getKey,
   type RespHost,
   type RespSession,
 } from './commands.js'
@@ -33,6 +35,12 @@ interface Slot {
   at?: number
 }
 
+/** GETs dispatched one after another in one pass over the input, read together when the run ends. */
+interface GetRun {
+  keys: string[]
+  slots: Slot[]
+}
+
 /**
  * One Redis-protocol client socket.
  *
@@ -44,8 +52,10 @@ interface Slot {
  * Ordering: a read never runs while a write sent before it on this
  * connection is unsettled, and a write never while a read before it is, so
  * a pipelined `SET k v; GET k` reads its own write and `GET k; SET k v`
- * reads the old value, as in Redis. Reads run together (they share one
- * LevelDB lookup) and so do writes (they share a group commit). A barrier
+ * reads the old value, as in Redis. Reads run together and so do writes
+ * (they share a group commit); consecutive GETs of one read of the socket
+ * are one batch read (TandemNode.getEach: one LevelDB getMany for the
+ * run, not a read and a promise per GET). A barrier
  * command (WAIT, REPLICAOF, FAILOVER) waits for everything before it and
  * holds everything after it.
  *
@@ -70,6 +80,8 @@ export class RespConnection implements RespSession {
   private unsettledReads = 0
   private unsettledWrites = 0
   private barrier = false
+  /** The GETs of the current pass not yet read (see GetRun). */
+  private getRun: GetRun | null = null
   /** A parsed command waiting for its turn (ordering). */
   private waiting: Buffer[] | null = null
   private paused = false
@@ -251,7 +263,9 @@ export class RespConnection implements RespSession {
         }
         parsed = true
       }
-      const spec = COMMANDS.get(args[0].toString('latin1').toLowerCase())
+      const spec = commandNamed(args[0])
+      // Whatever is not a GET ends the run before its turn is judged: the run's reads count as unsettled.
+      if (spec !== GET_SPEC) this.endGetRun()
       if (spec && !this.mayDispatch(spec.kind)) {
         this.waiting = args
         stalled = true
@@ -260,6 +274,7 @@ export class RespConnection implements RespSession {
       this.waiting = null
       this.dispatch(args, spec)
     }
+    this.endGetRun()
     this.updateFlow(stalled)
     this.timeCommand(partial, parsed)
     this.countInput()
@@ -375,6 +390,7 @@ export class RespConnection implements RespSession {
         'INVALID',
       )
     }
+    if (spec === GET_SPEC) return this.addToGetRun(slot, args[1])
     let result: Reply | Promise<Reply>
     try {
       result = spec.run(this.ctx, args)
@@ -382,7 +398,56 @@ export class RespConnection implements RespSession {
       return this.failWith(slot, err)
     }
     if (!(result instanceof Promise)) return this.fill(slot, result)
-    const kind = spec.kind === 'local' ? 'read' : spec.kind
+    this.track(slot, spec.kind === 'local' ? 'read' : spec.kind, result)
+  }
+
+  private addToGetRun(slot: Slot, keyArg: Buffer): void {
+    let key: string
+    try {
+      key = getKey(this.host, keyArg)
+    } catch (err) {
+      return this.failWith(slot, err)
+    }
+    if (this.getRun === null) this.getRun = { keys: [], slots: [] }
+    this.getRun.keys.push(key)
+    this.getRun.slots.push(slot)
+  }
+
+  /** Reads the GETs of the run that just ended: one alone as any get, several with one getEach. */
+  private endGetRun(): void {
+    const run = this.getRun
+    if (run === null) return
+    this.getRun = null
+    const node = this.host.node
+    if (run.keys.length === 1) {
+      let read: Promise<Reply>
+      try {
+        read = node.get(run.keys[0]).then(nullIfMissing)
+      } catch (err) {
+        return this.failWith(run.slots[0], err)
+      }
+      return this.track(run.slots[0], 'read', read)
+    }
+    this.unsettledReads++
+    this.host.stats.batchedGets += run.keys.length
+    node.getEach(run.keys).then(
+      (results) => {
+        this.unsettledReads--
+        for (let i = 0; i < results.length; i++) {
+          const r = results[i]
+          if (r.status === 'fulfilled') this.fill(run.slots[i], nullIfMissing(r.value))
+          else this.failWith(run.slots[i], r.reason)
+        }
+      },
+      (err) => {
+        this.unsettledReads--
+        for (const slot of run.slots) this.failWith(slot, err)
+      },
+    )
+  }
+
+  /** Answers `slot` with what `result` settles to; until then the command counts as unsettled of its kind. */
+  private track(slot: Slot, kind: CommandKind, result: Promise<Reply>): void {
     if (kind === 'read') this.unsettledReads++
     else if (kind === 'write') this.unsettledWrites++
     else this.barrier = true
@@ -524,4 +589,8 @@ export class RespConnection implements RespSession {
     this.socket.end()
     setTimeout(() => this.socket.destroy(), this.host.config.tune.clientCloseGraceMs).unref()
   }
+}
+
+function nullIfMissing<T>(value: T | undefined): T | null {
+  return value === undefined ? null : value
 }

@@ -45,7 +45,7 @@ export class RespServer implements RespHost {
   readonly cursors = new ScanCursors()
   readonly pubsub = new PubSub()
   readonly keyLocks = new KeyLocks()
-  readonly stats = { connections: 0, commands: 0 }
+  readonly stats = { connections: 0, commands: 0, batchedGets: 0 }
   readonly node: TandemNode
   readonly config: Config
   readonly version: string
@@ -177,6 +177,11 @@ export class RespServer implements RespHost {
       () => this.bufferedBytes().peak,
     )
     m.counterOf('tandem_resp_commands_total', 'Redis-protocol commands received.', () => this.stats.commands)
+    m.counterOf(
+      'tandem_resp_batched_gets_total',
+      'GETs read together with the GETs next to them in a pipeline (one LevelDB read for the run).',
+      () => this.stats.batchedGets,
+    )
     m.counterOf(
       'tandem_resp_protocol_errors_total',
       'Redis-protocol connections closed for a malformed request stream.',
