@@ -178,7 +178,11 @@ export interface ScenarioResult {
   replicas: number
   /** replicas suite: this scenario's throughput over the same run's 0-replica throughput. */
   vsNoReplicas: number | null
-  /** replicas and console suites with --repeat: the throughput of every pass (the scenario reports the median one). */
+  /**
+   * replicas suite with --repeat: the throughput of every pass (the scenario
+   * reports the median one); console suite: of every window, in order (off,
+   * on, off, ...).
+   */
   passes: number[] | null
   /** console suite: web console event streams open on the master during this scenario. */
   consoles?: number

@@ -102,7 +102,7 @@ export async function consoleSuite(o: BenchOptions, progress: ProgressLine, live
         offeredRate: null,
         replicas,
         vsNoReplicas: null,
-        passes: null,
+        passes: windows.map((w) => Math.round(w.throughput)),
         ratios: null,
         consoles: o.consoles,
       },

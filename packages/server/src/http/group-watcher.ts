@@ -38,8 +38,8 @@ type WatcherTuning = Pick<
 interface WatcherSource {
   /** This node's report, made locally. */
   selfReport(): SelfReport
-  /** Another node's report, fetched from HOST:PORT. */
-  fetchReport(address: string, signal: AbortSignal): Promise<SelfReport>
+  /** Another node's report, fetched from HOST:PORT; fails when it takes longer than timeoutMs. */
+  fetchReport(address: string, timeoutMs: number): Promise<SelfReport>
   now?: () => number
   tuning: WatcherTuning
 }
@@ -75,8 +75,22 @@ const READ_OPS = ['get', 'mget', 'scan']
  * followed.
  */
 function isNodeAddress(addr: string): boolean {
-  return isHostPort(addr)
+  let ok = checkedAddresses.get(addr)
+  if (ok === undefined) {
+    if (checkedAddresses.size >= MAX_CHECKED_ADDRESSES) checkedAddresses.clear()
+    ok = isHostPort(addr)
+    checkedAddresses.set(addr, ok)
+  }
+  return ok
 }
+
+/**
+ * Addresses checked so far: every report of every tick names the same few
+ * nodes again, and parsing each one was a visible part of a tick. Cleared
+ * when full, so a stream of odd addresses cannot grow it.
+ */
+const checkedAddresses = new Map<string, boolean>()
+const MAX_CHECKED_ADDRESSES = 1024
 
 export class GroupWatcher {
   status: WatcherStatus = 'idle'
@@ -190,7 +204,7 @@ export class GroupWatcher {
   private poll(w: Watched): Promise<void> {
     const polling = (async () => {
       try {
-        const report = await this.source.fetchReport(w.address, AbortSignal.timeout(this.tuning.consolePollTimeoutMs))
+        const report = await this.source.fetchReport(w.address, this.tuning.consolePollTimeoutMs)
         this.onReport(w, report)
       } catch (err) {
         w.reachable = false

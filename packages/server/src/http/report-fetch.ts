@@ -31,18 +31,23 @@ export interface ReportFetchOptions {
   groupAddresses(): Set<string>
 }
 
+/** A report that did not arrive within the poll's timeout. */
+class PollTimeout extends Error {
+  override name = 'TimeoutError'
+}
+
 /** Thrown when a node wanted the token and was not given it (it is not known to be of this group). */
 class TokenWithheld extends Error {}
 
 /** `maxReportBytes`: reports are a node's status plus a few counters; anything larger is not one. */
 export function reportFetcher(options: ReportFetchOptions, maxReportBytes: number) {
-  return (address: string, signal: AbortSignal): Promise<SelfReport> => {
+  return (address: string, timeoutMs: number): Promise<SelfReport> => {
     const trusted = options.tls?.ca !== undefined || options.groupAddresses().has(address)
     const headers: Record<string, string> = {
       accept: 'application/json',
       ...bearerHeaders(trusted ? options.authToken : undefined),
     }
-    return getJson(address, headers, options.tls, signal, maxReportBytes).then((body) => {
+    return getJson(address, headers, options.tls, timeoutMs, maxReportBytes).then((body) => {
       if (body.status === 401 && options.authToken && !trusted) {
         throw new TokenWithheld('wants the token; not sent to a node outside this node’s group')
       }
@@ -56,7 +61,7 @@ function getJson(
   address: string,
   headers: Record<string, string>,
   tls: PeerTls | undefined,
-  signal: AbortSignal,
+  timeoutMs: number,
   maxReportBytes: number,
 ): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
@@ -78,8 +83,15 @@ function getJson(
     // With TLS the peer's certificate is checked, host name or IP included,
     // against --tls-ca or the system's CAs (rejectUnauthorized is the default).
     const req = tls
-      ? httpsRequest(url, { headers, signal, ca: tls.ca, cert: tls.cert, key: tls.key }, onResponse)
-      : httpRequest(url, { headers, signal }, onResponse)
+      ? httpsRequest(url, { headers, ca: tls.ca, cert: tls.cert, key: tls.key }, onResponse)
+      : httpRequest(url, { headers }, onResponse)
+    // One deadline for the whole exchange, connect to last byte. A timer of
+    // its own, not an AbortSignal.timeout: a signal per poll and the
+    // listeners it hangs on the request and socket were a fair share of a
+    // tick's work on both ends.
+    const timer = setTimeout(() => req.destroy(new PollTimeout(`no answer in ${timeoutMs} ms`)), timeoutMs)
+    timer.unref()
+    req.on('close', () => clearTimeout(timer))
     req.on('error', reject)
     req.end()
   })
