@@ -24,11 +24,23 @@ describe('multi-master: a client’s writes keep their order across peers (lww)'
       // Node 0's clock runs 3 s ahead: within the tolerated offset, so both take writes.
       clockOffsetOf: (i) => (i === 0 ? 3000 : 0),
     })
-    const db = await group.groupClient({ timeoutMs: 5000 })
+    // The put must be taken by node 0. A group client writes to the first
+    // peer of its seed list that answers within its discovery grace, and
+    // under load node 1 can answer first: connect until writes go to node 0.
+    const origin0 = (await group.status(0)).multi?.origin
+    const db = await waitFor(
+      async () => {
+        const client = await group.groupClient({ timeoutMs: 5000 })
+        if ((await client.put('probe', 'x')).origin === origin0) return client
+        await client.close()
+        return undefined
+      },
+      { what: 'a client whose writes go to node 0' },
+    )
     // Node 1 does not hear of node 0's writes until the link heals.
     group.proxies[1][0]?.cut()
     const put = await db.put('set:x', 'present')
-    expect(put.origin).toBe((await group.status(0)).multi?.origin)
+    expect(put.origin).toBe(origin0)
 
     // Node 0 stops answering (SIGSTOP): the client's liveness check gives it
     // up and the client finds node 1, and deletes there (a first try may fail).
