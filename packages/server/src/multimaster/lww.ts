@@ -1,6 +1,6 @@
 import type { ApplyOp } from '../storage/entry-scan.js'
 import type { EntryIdentity } from '../storage/log-entry.js'
-import { compareBytes, readRecord, type Version, writeRecord } from '../storage/record.js'
+import { compareBytes, readRecord, recordVersion, type Version, versionRecord, writeRecord } from '../storage/record.js'
 import { type ConflictResolver, KEEP } from '../storage/resolver.js'
 
 /**
@@ -40,7 +40,7 @@ export class LwwResolver implements ConflictResolver {
   resolve(op: ApplyOp, write: EntryIdentity, current: Buffer | undefined): Buffer | typeof KEEP {
     const version = versionOf(write)
     if (current !== undefined) {
-      const held = readRecord(current).version
+      const held = recordVersion(current)
       // A record with no version (written before the node was multi-master) loses to any write.
       if (held) {
         const c = compareVersions(held, version)
@@ -51,6 +51,8 @@ export class LwwResolver implements ConflictResolver {
         }
       }
     }
+    const record = versionRecord(version, op.value, op.binary)
+    if (record !== null) return record
     if (op.value === null) return writeRecord({ version, body: { kind: 'tombstone' } })
     const value = op.binary ? Buffer.from(op.value) : Buffer.from(op.value).toString('utf8')
     return writeRecord({ version, body: { kind: 'value', value } })

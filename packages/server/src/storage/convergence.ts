@@ -1,5 +1,13 @@
-import { createHash } from 'node:crypto'
-import { isTombstone, type KeyRecord, readRecord, writeRecord } from './record.js'
+import { hash } from 'node:crypto'
+import {
+  isTombstone,
+  type KeyRecord,
+  RECORD_META,
+  readRecord,
+  replicatedSpan,
+  TOMBSTONE_SPAN,
+  writeRecord,
+} from './record.js'
 
 /**
  * The convergence digest: an order-independent hash of every key's visible
@@ -22,11 +30,12 @@ const DIGEST_BUCKETS = 256
 const MOD = 1n << 64n
 const MASK = MOD - 1n
 
-/** The canonical bytes of a record's visible state, or null when the key reads as missing. */
-function visibleState(record: Buffer | undefined): Buffer | null {
-  if (record === undefined) return null
-  // Plain records (no metadata): the record is its state.
-  if (record[0] !== 0x10) return record
+/**
+ * The canonical bytes of a record's visible state, or null when the key
+ * reads as missing, by decoding the record (what stateHash does for the
+ * records replicatedSpan cannot place).
+ */
+function visibleState(record: Buffer): Buffer | null {
   const parsed = readRecord(record)
   if (isTombstone(parsed)) return null
   const canonical: KeyRecord = { version: parsed.version, expiresAt: parsed.expiresAt, body: parsed.body }
@@ -34,15 +43,48 @@ function visibleState(record: Buffer | undefined): Buffer | null {
   return writeRecord(canonical)
 }
 
-/** H(key, state) as an unsigned 64-bit integer (0n for a key that reads as missing). */
+/**
+ * H(key, state) as an unsigned 64-bit integer (0n for a key that reads as
+ * missing). The hashed bytes are the key's length (u32), the key, then the
+ * state; for a value or a tombstone the state is cut from the stored record
+ * as it is (replicatedSpan), without decoding and encoding it again: every
+ * write changes two keys' hashes (the old state's and the new one's), so
+ * this is on the write path of every multi-master node.
+ */
 function stateHash(key: Uint8Array, record: Buffer | undefined): bigint {
-  const state = visibleState(record)
-  if (state === null) return 0n
-  const length = Buffer.allocUnsafe(4)
-  length.writeUInt32BE(key.byteLength)
-  const digest = createHash('sha256').update(length).update(key).update(state).digest()
-  return digest.readBigUInt64BE(0)
+  if (record === undefined) return 0n
+  let head = -1
+  let state: Buffer = record
+  if (record[0] === RECORD_META) {
+    const span = replicatedSpan(record)
+    if (span === TOMBSTONE_SPAN) return 0n
+    if (span === null) {
+      const decoded = visibleState(record)
+      if (decoded === null) return 0n
+      state = decoded
+    } else {
+      head = span.flags
+      state = record.subarray(span.from)
+    }
+  }
+  // Plain records (no metadata): the record is its state.
+  const headLength = head < 0 ? 0 : 2
+  const length = 4 + key.byteLength + headLength + state.length
+  const input = length <= SCRATCH_BYTES ? scratch : Buffer.allocUnsafe(length)
+  input.writeUInt32BE(key.byteLength, 0)
+  input.set(key, 4)
+  let at = 4 + key.byteLength
+  if (head >= 0) {
+    input[at++] = RECORD_META
+    input[at++] = head
+  }
+  input.set(state, at)
+  return hash('sha256', input.subarray(0, length), 'buffer').readBigUInt64BE(0)
 }
+
+/** Where stateHash lays out what it hashes: hash() is synchronous, so one buffer serves every call. */
+const SCRATCH_BYTES = 64 * 1024
+const scratch = Buffer.allocUnsafe(SCRATCH_BYTES)
 
 /** Which of the 256 sums a key counts in (FNV-1a of its bytes): by key only, never by state. */
 function bucketOf(key: Uint8Array): number {

@@ -1,7 +1,7 @@
 import type { AbstractChainedBatch, AbstractSublevel } from 'abstract-level'
 import type { Level } from 'level'
 import { ConvergenceDigest } from './convergence.js'
-import { isTombstone, type KeyRecord, readRecord } from './record.js'
+import { isTombstoneRecord, type KeyRecord, readRecord, siblingCountOf } from './record.js'
 import type { VersionVectorObject } from './version-vector.js'
 
 /**
@@ -75,21 +75,19 @@ export class KeyTracker {
   /** The key `key` (user bytes) goes from record `before` to `after` (undefined: none) in this group's batch. */
   change(batch: Batch, key: Uint8Array, before: Buffer | undefined, after: Buffer | undefined, hlc: number): void {
     this.pendingDigest.change(key, before, after)
-    const was = before === undefined ? null : readRecord(before)
-    const now = after === undefined ? null : readRecord(after)
-    const tombKey = Buffer.concat([this.tombPrefix, key])
-    const wasTomb = was !== null && isTombstone(was)
-    const isTomb = now !== null && isTombstone(now)
+    // Read from the records' headers: only a new tombstone's record is decoded.
+    const wasTomb = before !== undefined && isTombstoneRecord(before)
+    const isTomb = after !== undefined && isTombstoneRecord(after)
     if (isTomb) {
-      const info: TombstoneInfo = { r: requirement(now), t: hlc }
-      batch.put(tombKey, Buffer.from(JSON.stringify(info)))
+      const info: TombstoneInfo = { r: requirement(readRecord(after)), t: hlc }
+      batch.put(Buffer.concat([this.tombPrefix, key]), Buffer.from(JSON.stringify(info)))
     } else if (wasTomb) {
-      batch.del(tombKey)
+      batch.del(Buffer.concat([this.tombPrefix, key]))
     }
     this.pendingCounts.tombstones += (isTomb ? 1 : 0) - (wasTomb ? 1 : 0)
-    const before2 = siblingCount(was) > 1 ? 1 : 0
-    const nowCount = siblingCount(now)
-    this.pendingCounts.siblingKeys += (nowCount > 1 ? 1 : 0) - before2
+    const wasSiblings = before !== undefined && siblingCountOf(before) > 1 ? 1 : 0
+    const nowCount = after === undefined ? 0 : siblingCountOf(after)
+    this.pendingCounts.siblingKeys += (nowCount > 1 ? 1 : 0) - wasSiblings
     if (nowCount > this.pendingCounts.maxSiblings) this.pendingCounts.maxSiblings = nowCount
     if (nowCount > this.maxSiblings) this.overCap.push(Buffer.from(key))
   }
@@ -104,10 +102,6 @@ export class KeyTracker {
     this.digest.copyFrom(this.pendingDigest)
     this.counts = this.pendingCounts
   }
-}
-
-function siblingCount(record: KeyRecord | null): number {
-  return record?.body.kind === 'siblings' ? record.body.siblings.length : 0
 }
 
 /** What must be stable before a tombstone may be collected. */

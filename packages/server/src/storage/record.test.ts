@@ -4,13 +4,18 @@ import {
   encodeRecord,
   isLiveRecord,
   isSealed,
+  isTombstone,
+  isTombstoneRecord,
   type KeyRecord,
   readRecord,
   recordExpiresAt,
   recordIntact,
   recordModSeq,
+  recordVersion,
   sealRecord,
   seqRecord,
+  siblingCountOf,
+  versionRecord,
   writeRecord,
 } from './record.js'
 
@@ -141,5 +146,63 @@ describe('record checksums', () => {
     const record = seqRecord(key, 0, 'v', 1)
     record[1] |= 0x10
     expect(() => readRecord(record)).toThrow(/newer tandem/)
+  })
+})
+
+describe('records read from their header (the multi-master write path)', () => {
+  const origin = 'f3a9c1d2e4b5a6978877665544332211'
+  const version = { hlc: 1_732_000_000_000 * 1024 + 17, counter: 2 ** 40 + 3, origin }
+  const values = ['', 'hello', 'ünïcødé ✓ 𝄞', Buffer.from([0, 255, 1, 0xc3])]
+  const shapes: KeyRecord[] = [
+    ...values.flatMap((value): KeyRecord[] => [
+      { body: { kind: 'value', value } },
+      { version, body: { kind: 'value', value } },
+      { modSeq: 2 ** 33 + 5, expiresAt: 1_800_000_000_000, version, body: { kind: 'value', value } },
+    ]),
+    { version, body: { kind: 'tombstone' } },
+    { modSeq: 4, body: { kind: 'tombstone' } },
+    {
+      version,
+      body: {
+        kind: 'siblings',
+        siblings: [
+          { origin, counter: 4, hlc: 99, value: 'a' },
+          { origin: 'aa', counter: 2, hlc: 98, value: Buffer.from([7]) },
+        ],
+        context: { [origin]: 4, aa: 2 },
+      },
+    },
+    { body: { kind: 'siblings', siblings: [], context: { aa: 2 } } },
+  ]
+
+  it('tombstone, sibling count and version agree with readRecord, sealed or not', () => {
+    for (const shape of shapes) {
+      const plain = writeRecord(shape)
+      for (const record of [plain, sealRecord(key, 0, plain)]) {
+        const parsed = readRecord(record)
+        expect(isTombstoneRecord(record)).toBe(isTombstone(parsed))
+        expect(siblingCountOf(record)).toBe(parsed.body.kind === 'siblings' ? parsed.body.siblings.length : 0)
+        expect(recordVersion(record)).toEqual(parsed.version)
+      }
+    }
+  })
+
+  it('refuses what readRecord refuses', () => {
+    const unknownFlag = Buffer.from([0x10, 0x20, 0x00])
+    expect(() => isTombstoneRecord(unknownFlag)).toThrow(/does not know/)
+    expect(() => recordVersion(unknownFlag)).toThrow(/does not know/)
+    const cut = writeRecord({ version, body: { kind: 'value', value: 'v' } }).subarray(0, 12)
+    expect(() => recordVersion(cut)).toThrow(/cut short/)
+  })
+
+  it('versionRecord gives the bytes of the generic encoding, and null for a string that is not UTF-8', () => {
+    for (const value of values) {
+      const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : value
+      const built = versionRecord(version, bytes, typeof value !== 'string')
+      expect(built?.equals(writeRecord({ version, body: { kind: 'value', value } }))).toBe(true)
+    }
+    const tomb = versionRecord(version, null, false)
+    expect(tomb?.equals(writeRecord({ version, body: { kind: 'tombstone' } }))).toBe(true)
+    expect(versionRecord(version, Buffer.from([0xff]), false)).toBeNull()
   })
 })

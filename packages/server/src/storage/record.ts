@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer'
 import type { Value } from '@tandem/protocol'
 import { crc32c } from './crc32c.js'
 
@@ -287,6 +288,144 @@ export function isLiveRecord(record: Uint8Array): boolean {
   return ((record[at] << 8) | record[at + 1]) > 0
 }
 
+/**
+ * The version a record holds (VERSION), read from its header; undefined
+ * when it has none. What readRecord refuses (a tag, flag or kind this
+ * build does not know, a malformed field) it refuses too, by decoding.
+ */
+export function recordVersion(record: Buffer): Version | undefined {
+  const tag = record[0]
+  if (tag === TAG_STRING || tag === TAG_BINARY) return undefined
+  const flags = record[1]
+  if (tag === TAG_META && (flags & ~(F_KNOWN | KIND_MASK)) === 0 && (flags & KIND_MASK) !== KIND_MASK) {
+    if ((flags & F_VERSION) === 0) return undefined
+    let at = flags & F_CHECKSUM ? SEALED_FIELDS_AT : CHECKSUM_AT
+    if (flags & F_MOD_SEQ) at += 8
+    if (flags & F_EXPIRES) at += 8
+    if (safeU64At(record, at) && safeU64At(record, at + 8) && at + 17 <= record.length) {
+      const end = at + 17 + record[at + 16]
+      if (end <= record.length) {
+        return {
+          hlc: record.readUInt32BE(at) * 0x1_0000_0000 + record.readUInt32BE(at + 4),
+          counter: record.readUInt32BE(at + 8) * 0x1_0000_0000 + record.readUInt32BE(at + 12),
+          origin: record.toString('utf8', at + 17, end),
+        }
+      }
+    }
+  }
+  return readRecord(record).version
+}
+
+/**
+ * A last-writer-wins record: the write's version and its value's bytes (a
+ * string's UTF-8 bytes unless `binary`), or a tombstone for null. The same
+ * bytes as writeRecord({ version, body }) with the value as a string or a
+ * Buffer, built without the string; null when `bytes` should be a string
+ * and are not UTF-8 (the string would not give them back): build it that
+ * way then.
+ */
+export function versionRecord(version: Version, bytes: Uint8Array | null, binary: boolean): Buffer | null {
+  if (bytes !== null && !binary && !isUtf8(bytes)) return null
+  const size = CHECKSUM_AT + 16 + originBytes(version.origin) + (bytes === null ? 0 : 1 + bytes.byteLength)
+  const w = new Writer(size)
+  w.u8(TAG_META)
+  w.u8(F_VERSION | (bytes === null ? KIND_TOMBSTONE : KIND_VALUE))
+  w.u64(version.hlc)
+  w.u64(version.counter)
+  w.origin(version.origin)
+  if (bytes !== null) {
+    w.u8(binary ? TAG_BINARY : TAG_STRING)
+    w.bytes(bytes)
+  }
+  return w.finish()
+}
+
+/** A record's replicated fields, located from its header (see replicatedSpan). */
+interface ReplicatedSpan {
+  /** The flags byte of the canonical record, or -1 when it is plain (a value with no version and no expiry). */
+  flags: number
+  /** Where the rest of the canonical record starts in the stored one: everything from here to the end. */
+  from: number
+}
+
+/** replicatedSpan()'s answer for a tombstone (a deleted key). */
+export const TOMBSTONE_SPAN = 'tombstone'
+
+/**
+ * Where the fields that replicate sit in a tag 0x10 record holding a value
+ * or a tombstone, found from the header without decoding it: the bytes
+ * writeRecord({ version, expiresAt, body }) of readRecord(record) would give
+ * are [0x10, flags] then record[from..] (just record[from..] when flags is
+ * -1), because the fields left out (the checksum, the modification seq)
+ * come first. TOMBSTONE_SPAN for a tombstone; null when the record must be
+ * decoded to know (siblings, another tag, or anything readRecord would refuse
+ * or change on the way back: a malformed field, a number over 2^53, bytes
+ * that are not UTF-8 where a string is read), so a caller that decodes it
+ * then gets what readRecord says.
+ */
+export function replicatedSpan(record: Buffer): ReplicatedSpan | typeof TOMBSTONE_SPAN | null {
+  if (record.length < 2 || record[0] !== TAG_META) return null
+  const flags = record[1]
+  if ((flags & ~(F_KNOWN | KIND_MASK)) !== 0) return null
+  const kind = flags & KIND_MASK
+  if (kind !== KIND_VALUE && kind !== KIND_TOMBSTONE) return null
+  let at = 2
+  if (flags & F_CHECKSUM) at += 4
+  if (flags & F_MOD_SEQ) {
+    if (!safeU64At(record, at)) return null
+    at += 8
+  }
+  const from = at
+  if (flags & F_EXPIRES) {
+    if (!safeU64At(record, at)) return null
+    at += 8
+  }
+  if (flags & F_VERSION) {
+    if (!safeU64At(record, at) || !safeU64At(record, at + 8) || at + 17 > record.length) return null
+    const end = at + 17 + record[at + 16]
+    if (end > record.length || !isUtf8(record.subarray(at + 17, end))) return null
+    at = end
+  }
+  if (kind === KIND_TOMBSTONE) return at === record.length ? TOMBSTONE_SPAN : null
+  if (at >= record.length) return null
+  const type = record[at]
+  if (type !== TAG_STRING && type !== TAG_BINARY) return null
+  if (type === TAG_STRING && !isUtf8(record.subarray(at + 1))) return null
+  const replicated = flags & (KIND_MASK | F_EXPIRES | F_VERSION)
+  return replicated === KIND_VALUE ? { flags: -1, from: at } : { flags: replicated, from }
+}
+
+/** True when a u64 field fits at `at` and is below 2^53 (readRecord's limit). */
+function safeU64At(record: Buffer, at: number): boolean {
+  return at + 8 <= record.length && record.readUInt32BE(at) <= 0x1f_ffff
+}
+
+/**
+ * How many concurrent values a record holds, from its header: 0 for one
+ * that holds no sibling set (a value, a tombstone, a plain record).
+ */
+export function siblingCountOf(record: Uint8Array): number {
+  if (record[0] !== TAG_META) return 0
+  const flags = record[1]
+  if ((flags & KIND_MASK) !== KIND_SIBLINGS) return 0
+  let at = flags & F_CHECKSUM ? SEALED_FIELDS_AT : CHECKSUM_AT
+  if (flags & F_MOD_SEQ) at += 8
+  if (flags & F_EXPIRES) at += 8
+  if (flags & F_VERSION) at += 16 + 1 + record[at + 16]
+  return (record[at] << 8) | record[at + 1]
+}
+
+/** True when the record is a tombstone (isTombstone of readRecord), read from its header. */
+export function isTombstoneRecord(record: Uint8Array): boolean {
+  if (record[0] === TAG_STRING || record[0] === TAG_BINARY) return false
+  const kind = record[1] & KIND_MASK
+  // What this build does not know is refused as readRecord refuses it.
+  if (record[0] !== TAG_META || (record[1] & ~(F_KNOWN | KIND_MASK)) !== 0 || kind === KIND_MASK) {
+    return isTombstone(readRecord(record))
+  }
+  return kind === KIND_TOMBSTONE || (kind === KIND_SIBLINGS && siblingCountOf(record) === 0)
+}
+
 /** Every field of a record; a plain record reads as a VALUE body with no metadata. */
 export function readRecord(record: Uint8Array): KeyRecord {
   const r = new Reader(
@@ -491,6 +630,11 @@ class Writer {
     if (length > 255) throw new Error('origin id over 255 bytes')
     this.u8(length)
     this.at += this.buf.write(origin, this.at, 'utf8')
+  }
+
+  bytes(bytes: Uint8Array): void {
+    this.buf.set(bytes, this.at)
+    this.at += bytes.byteLength
   }
 
   /** A value as type byte and bytes to the end (sized: with a u32 length between). */

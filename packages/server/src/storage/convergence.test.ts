@@ -1,0 +1,92 @@
+import { createHash } from 'node:crypto'
+import { describe, expect, it } from 'vitest'
+import { ConvergenceDigest } from './convergence.js'
+import { isTombstone, type KeyRecord, readRecord, sealRecord, writeRecord } from './record.js'
+
+/**
+ * The digest is persisted with the data and compared across nodes, so the
+ * hash of a key's state must stay what the README defines, byte for byte:
+ * SHA-256 of (key length, key, canonical state) cut to 64 bits, the
+ * canonical state being the record decoded and encoded again without what
+ * is local to a node. The write path cuts that state out of the stored
+ * record instead of decoding it; these tests hold it to the definition.
+ */
+function referenceHash(key: Uint8Array, record: Buffer): bigint {
+  let state: Buffer | null = record
+  if (record[0] === 0x10) {
+    const parsed = readRecord(record)
+    if (isTombstone(parsed)) state = null
+    else {
+      const canonical: KeyRecord = { version: parsed.version, expiresAt: parsed.expiresAt, body: parsed.body }
+      if (parsed.body.kind === 'siblings') canonical.body = { ...parsed.body, context: {} }
+      state = writeRecord(canonical)
+    }
+  }
+  if (state === null) return 0n
+  const length = Buffer.alloc(4)
+  length.writeUInt32BE(key.byteLength)
+  return createHash('sha256').update(length).update(key).update(state).digest().readBigUInt64BE(0)
+}
+
+function hashOf(key: Uint8Array, record: Buffer): bigint {
+  const digest = new ConvergenceDigest()
+  digest.change(key, undefined, record)
+  return digest.value
+}
+
+const origin = 'f3a9c1d2e4b5a6978877665544332211'
+const version = { hlc: 1_732_000_000_000 * 1024 + 17, counter: 2 ** 40 + 3, origin }
+const values = ['', 'hello', 'ünïcødé ✓ 𝄞', 'x'.repeat(70_000), Buffer.from([0, 255, 1, 0xc3]), Buffer.alloc(0)]
+
+/** Every kind of record a node stores, with and without each optional field. */
+function shapes(): KeyRecord[] {
+  const out: KeyRecord[] = []
+  for (const value of values) {
+    out.push({ body: { kind: 'value', value } })
+    out.push({ version, body: { kind: 'value', value } })
+    out.push({ version, expiresAt: 1_800_000_000_000, body: { kind: 'value', value } })
+    out.push({ expiresAt: 1_800_000_000_000, body: { kind: 'value', value } })
+    out.push({ modSeq: 2 ** 33 + 5, version, body: { kind: 'value', value } })
+    out.push({ modSeq: 9, body: { kind: 'value', value } })
+  }
+  out.push({ version, body: { kind: 'tombstone' } })
+  out.push({ modSeq: 4, body: { kind: 'tombstone' } })
+  const siblings = [
+    { origin, counter: 4, hlc: 99, value: 'a' },
+    { origin: 'aa', counter: 2, hlc: 98, value: Buffer.from([7]) },
+  ]
+  out.push({ body: { kind: 'siblings', siblings, context: { [origin]: 4, aa: 2 } } })
+  out.push({ body: { kind: 'siblings', siblings: [], context: { aa: 2 } } })
+  return out
+}
+
+describe('convergence digest: the hash of a key state', () => {
+  const key = Buffer.from('user:ключ:42', 'utf8')
+
+  it('is SHA-256 of the key and the canonical state, for every record shape, sealed or not', () => {
+    let checked = 0
+    for (const shape of shapes()) {
+      const plain = writeRecord(shape)
+      for (const record of [plain, sealRecord(key, 0, plain)]) {
+        expect(hashOf(key, record)).toBe(referenceHash(key, record))
+        checked++
+      }
+    }
+    expect(checked).toBe(80)
+  })
+
+  it('leaves tombstones out and counts what readRecord would re-encode as it decodes it', () => {
+    expect(hashOf(key, sealRecord(key, 0, writeRecord({ version, body: { kind: 'tombstone' } })))).toBe(0n)
+    // A string value whose bytes are not UTF-8 reads back as another string: the decoded state is what counts.
+    const bad = sealRecord(key, 0, writeRecord({ version, body: { kind: 'value', value: 'ok' } }))
+    const patched = Buffer.concat([bad, Buffer.from([0xff, 0xfe])])
+    expect(hashOf(key, patched)).toBe(referenceHash(key, patched))
+  })
+
+  it('refuses, like readRecord, a record this build does not know', () => {
+    const unknownFlag = Buffer.from([0x10, 0x20, 0x00])
+    expect(() => hashOf(key, unknownFlag)).toThrow(/does not know/)
+    const cut = sealRecord(key, 0, writeRecord({ version, body: { kind: 'value', value: 'v' } })).subarray(0, 12)
+    expect(() => hashOf(key, cut)).toThrow(/cut short/)
+  })
+})
