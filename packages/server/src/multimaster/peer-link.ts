@@ -103,6 +103,7 @@ export class PeerLink {
   private mergeClock: StoreClock | null = null
   private applying: Promise<unknown> = Promise.resolve()
   private inbox: SerialInbox | null = null
+  private ackPending = false
 
   constructor(
     /** HOST:PORT of the peer, as configured. */
@@ -226,6 +227,20 @@ export class PeerLink {
     ws.on('close', (code, reason) => this.onClose(code, reason.toString()))
   }
 
+  /**
+   * One ack for every frame applied in this turn of the event loop: the
+   * frames of one group commit complete together, and the last ack says
+   * all the first ones would (each carries the whole version vector).
+   */
+  private ackSoon(flow: FlowSocket): void {
+    if (this.ackPending) return
+    this.ackPending = true
+    setImmediate(() => {
+      this.ackPending = false
+      this.sendAck(flow)
+    })
+  }
+
   private sendAck(flow: FlowSocket): void {
     flow.send({ type: 'ack', vv: this.store.committedVv, digest: this.host.digest(), rows: this.host.rows() })
   }
@@ -342,7 +357,7 @@ export class PeerLink {
           this.stats.applied += entries.length
           this.noteBehind()
           this.host.onApplied()
-          this.sendAck(flow)
+          this.ackSoon(flow)
         },
         (err) => {
           this.log.warn('could not apply the peer’s entries; reconnecting', { err: (err as Error).message })

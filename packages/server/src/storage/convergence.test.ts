@@ -90,3 +90,22 @@ describe('convergence digest: the hash of a key state', () => {
     expect(() => hashOf(key, cut)).toThrow(/cut short/)
   })
 })
+
+describe('convergence digest: hex', () => {
+  it('follows every change and copy (it is kept between them, not recomputed per read)', () => {
+    const key = Buffer.from('k')
+    const record = writeRecord({ version, body: { kind: 'value', value: 'v' } })
+    const digest = new ConvergenceDigest()
+    expect(digest.hex).toBe('0000000000000000')
+    digest.change(key, undefined, record)
+    const one = digest.hex
+    expect(one).toBe(referenceHash(key, record).toString(16).padStart(16, '0'))
+    const other = new ConvergenceDigest()
+    expect(other.hex).toBe('0000000000000000')
+    other.copyFrom(digest)
+    expect(other.hex).toBe(one)
+    digest.change(key, record, undefined)
+    expect(digest.hex).toBe('0000000000000000')
+    expect(ConvergenceDigest.decode(other.encode()).hex).toBe(one)
+  })
+})

@@ -98,6 +98,8 @@ function bucketOf(key: Uint8Array): number {
 
 export class ConvergenceDigest {
   readonly buckets = new BigUint64Array(DIGEST_BUCKETS)
+  /** hex as last computed, until the buckets change: every ack and heartbeat on every link asks for it. */
+  private hexCache: string | null = null
 
   /** Applies a key's change from `before` to `after` (records; undefined for none). */
   change(key: Uint8Array, before: Buffer | undefined, after: Buffer | undefined): void {
@@ -106,6 +108,7 @@ export class ConvergenceDigest {
     if (out === into) return
     const b = bucketOf(key)
     this.buckets[b] = (this.buckets[b] - out + into + MOD) & MASK
+    this.hexCache = null
   }
 
   /** The sum of all buckets mod 2^64. */
@@ -117,11 +120,13 @@ export class ConvergenceDigest {
 
   /** The digest as 16 hex digits (how status shows it). */
   get hex(): string {
-    return this.value.toString(16).padStart(16, '0')
+    this.hexCache ??= this.value.toString(16).padStart(16, '0')
+    return this.hexCache
   }
 
   copyFrom(other: ConvergenceDigest): void {
     this.buckets.set(other.buckets)
+    this.hexCache = null
   }
 
   /** 256 big-endian u64s: how it is persisted. */
