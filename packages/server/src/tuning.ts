@@ -379,7 +379,7 @@ export const tuningSchema = z
       doc({
         unit: 'ms',
         description:
-          "Web console: how often the console's watcher polls the group and pushes a view to open consoles. Shorter makes the view fresher and costs every node in view a report per tick.",
+          "Web console: how often the console's watcher builds a view of the group and pushes it to open consoles, and how often it asks the nodes in view to push their reports. Shorter makes the view fresher and costs every node in view a report per tick.",
       }),
     ),
     consolePollTimeoutMs: count.default(2000).meta(
@@ -435,7 +435,7 @@ export const tuningSchema = z
       doc({
         unit: 'streams',
         description:
-          'Web console: most console streams (/ui/api/events) open at once; more get 503 BUSY. Each costs a socket and the bytes of a view per tick.',
+          "Web console: most console streams (/ui/api/events) open at once, and as many streams pushing this node's report to other nodes' watchers (/ui/api/reports); more get 503 BUSY. Each costs a socket and the bytes of a view (or a report) per tick.",
       }),
     ),
     consoleStreamBacklogBytes: count.default(1024 * 1024).meta(

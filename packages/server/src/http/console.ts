@@ -7,7 +7,8 @@ import type { Tuning } from '../tuning.js'
 import type { Logger } from '../util/logger.js'
 import type { GroupView } from './group-view.js'
 import { GroupWatcher } from './group-watcher.js'
-import { type ReportFetchOptions, reportFetcher } from './report-fetch.js'
+import { ReportFeed } from './report-feed.js'
+import type { ReportFetchOptions } from './report-fetch.js'
 import { SelfReporter, type SelfReporterSource } from './self-report.js'
 
 /**
@@ -15,7 +16,10 @@ import { SelfReporter, type SelfReporterSource } from './self-report.js'
  * folder, and two endpoints behind the node's token:
  *
  *   GET /ui/api/self    this node's report (status plus counters, disk,
- *                       version); what other nodes' consoles poll
+ *                       version), once
+ *   GET /ui/api/reports this node's report pushed every `every` ms
+ *                       (query), one JSON line each: what other nodes'
+ *                       console watchers read (see report-feed.ts)
  *   GET /ui/api/events  server-sent events: `snapshot` (the view and the
  *                       lag series so far) on connect, then `view` once a
  *                       tick, for as long as the client reads
@@ -64,7 +68,11 @@ export class WebConsole {
   status: ConsoleStatus = 'open'
   readonly reporter: SelfReporter
   readonly watcher: GroupWatcher
+  /** Other nodes' reports, pushed to this node's watcher. */
+  readonly feed: ReportFeed
   private readonly streams = new Set<ServerResponse>()
+  /** Streams pushing this node's report to other nodes' watchers. */
+  private readonly reportStreams = new Set<ServerResponse>()
   /** Streams that get the next view as a snapshot (they opened while the watcher was idle). */
   private readonly awaitingSnapshot = new Set<ServerResponse>()
   private readonly assets: Map<string, { type: string; body: Buffer }>
@@ -73,9 +81,17 @@ export class WebConsole {
 
   constructor(private readonly options: ConsoleOptions) {
     this.reporter = new SelfReporter(options)
+    this.feed = new ReportFeed({
+      authToken: options.authToken,
+      tls: options.tls,
+      groupAddresses: () => options.groupAddresses(),
+      everyMs: options.tuning.consoleTickMs,
+      maxReportBytes: options.tuning.consoleMaxReportBytes,
+      now: options.now ?? Date.now,
+    })
     this.watcher = new GroupWatcher({
       selfReport: () => this.reporter.report(),
-      fetchReport: reportFetcher(options, options.tuning.consoleMaxReportBytes),
+      fetchReport: (address, timeoutMs) => this.feed.next(address, timeoutMs),
       now: options.now,
       tuning: options.tuning,
     })
@@ -109,6 +125,7 @@ export class WebConsole {
         return sendJson(res, 200, this.reporter.report())
       }
       if (path === '/ui/api/events') return this.openStream(req, res)
+      if (path === '/ui/api/reports') return this.openReportStream(req, res)
       return sendJson(res, 404, { error: { code: 'NOTFOUND', message: `no console endpoint ${path}` } })
     }
     const name = path === '/ui/' ? 'index.html' : path.slice('/ui/'.length)
@@ -137,7 +154,11 @@ export class WebConsole {
     res.on('close', () => {
       this.streams.delete(res)
       this.awaitingSnapshot.delete(res)
-      if (this.streams.size === 0) this.watcher.stop()
+      if (this.streams.size === 0) {
+        this.watcher.stop()
+        // The nodes it watched stop pushing.
+        this.feed.close()
+      }
     })
     // While the watcher runs its last view is at most a tick old; after a pause it may be stale.
     const snapshot = this.watcher.status === 'watching' ? this.encodedSnapshot() : null
@@ -147,6 +168,42 @@ export class WebConsole {
       this.awaitingSnapshot.add(res)
     }
     this.watcher.start()
+  }
+
+  /**
+   * Pushes this node's report to another node's watcher every `every` ms
+   * (clamped to [REPORT_MIN_EVERY_MS, REPORT_MAX_EVERY_MS]; the node's own
+   * tick without it), the first at once, for as long as it reads.
+   */
+  private openReportStream(req: IncomingMessage, res: ServerResponse): void {
+    if (this.status !== 'open') return sendJson(res, 503, { error: { code: 'UNAVAILABLE', message: 'shutting down' } })
+    const { consoleMaxStreams, consoleStreamBacklogBytes, consoleTickMs } = this.options.tuning
+    if (this.reportStreams.size >= consoleMaxStreams) {
+      return sendJson(res, 503, {
+        error: { code: 'BUSY', message: `console report stream limit (${consoleMaxStreams}) reached` },
+      })
+    }
+    const asked = Number(new URL(req.url ?? '/', 'http://node').searchParams.get('every'))
+    const everyMs =
+      Number.isFinite(asked) && asked > 0
+        ? Math.min(Math.max(asked, REPORT_MIN_EVERY_MS), REPORT_MAX_EVERY_MS)
+        : consoleTickMs
+    res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' })
+    req.socket.setNoDelay(true)
+    this.reportStreams.add(res)
+    const push = () => {
+      // A watcher that does not read is let go; it asks again.
+      if (res.writableLength > consoleStreamBacklogBytes) return void res.destroy()
+      this.options.onSelfServed?.()
+      res.write(`${JSON.stringify(this.reporter.report())}\n`)
+    }
+    const timer = setInterval(push, everyMs)
+    timer.unref()
+    res.on('close', () => {
+      clearInterval(timer)
+      this.reportStreams.delete(res)
+    })
+    push()
   }
 
   /** The snapshot of the watcher's last view as an event, encoded once for every stream that joins before the next view. */
@@ -185,10 +242,21 @@ export class WebConsole {
     if (this.status === 'closed') return
     this.status = 'closed'
     this.watcher.close()
+    this.feed.close()
     for (const res of this.streams) res.end()
     this.streams.clear()
+    for (const res of this.reportStreams) res.end()
+    this.reportStreams.clear()
   }
 }
+
+/**
+ * Bounds on how often a node pushes its report to a watcher that asks: at
+ * most 20 a second (a token holder cannot make a node report in a loop), at
+ * least one a minute (a watcher's poll timeout must see one).
+ */
+const REPORT_MIN_EVERY_MS = 50
+const REPORT_MAX_EVERY_MS = 60_000
 
 function sseEvent(event: string, data: string): string {
   // JSON has no raw newlines, so the data fits on one line.

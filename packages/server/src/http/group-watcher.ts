@@ -10,8 +10,8 @@ import type { SelfReport } from './self-report.js'
  * A node knows only its own view (its upstream, its downstreams, its
  * fail-over members). To draw the whole group, the watcher starts from this
  * node's report and follows every address the reports name (upstream,
- * master, replicas, members, peers), asking each node for its report
- * (/ui/api/self) once a tick. Consoles share the watcher: it runs while at
+ * master, replicas, members, peers), taking each node's report once a
+ * tick (fetchReport: pushed by the node, see report-feed.ts). Consoles share the watcher: it runs while at
  * least one is open and its view is encoded once per tick for all of them,
  * so twenty open tabs cost the nodes what one does.
  *

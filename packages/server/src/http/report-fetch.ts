@@ -37,12 +37,17 @@ class PollTimeout extends Error {
 }
 
 /** Thrown when a node wanted the token and was not given it (it is not known to be of this group). */
-class TokenWithheld extends Error {}
+export class TokenWithheld extends Error {}
+
+/** Whether the node at `address` may be shown the token (see above). */
+export function trustsWithToken(options: ReportFetchOptions, address: string): boolean {
+  return options.tls?.ca !== undefined || options.groupAddresses().has(address)
+}
 
 /** `maxReportBytes`: reports are a node's status plus a few counters; anything larger is not one. */
 export function reportFetcher(options: ReportFetchOptions, maxReportBytes: number) {
   return (address: string, timeoutMs: number): Promise<SelfReport> => {
-    const trusted = options.tls?.ca !== undefined || options.groupAddresses().has(address)
+    const trusted = trustsWithToken(options, address)
     const headers: Record<string, string> = {
       accept: 'application/json',
       ...bearerHeaders(trusted ? options.authToken : undefined),
