@@ -23,7 +23,7 @@ const key = Buffer.from('user:42', 'utf8')
 
 describe('record checksums', () => {
   it('a put record is sealed and reads back its value, mod seq and expiry', () => {
-    for (const value of ['hello', Buffer.from([0, 1, 2, 255]), '']) {
+    for (const value of ['hello', 'h\u00e9llo \u2713 \u{1f600}', Buffer.from([0, 1, 2, 255]), '']) {
       for (const expiresAt of [undefined, 1_700_000_000_123]) {
         const record = seqRecord(key, 0, value, 2 ** 40 + 7, expiresAt)
         expect(isSealed(record)).toBe(true)

@@ -127,8 +127,36 @@ export function seqRecordFromBytes(
   modSeq: number,
   expiresAt?: number,
 ): Buffer {
-  const at = expiresAt === undefined ? 14 : 22
+  const at = valueAt(expiresAt)
   const out = Buffer.allocUnsafe(at + 1 + bytes.byteLength)
+  out.set(bytes, at + 1)
+  return sealSeqRecord(out, key, keyStart, binary, modSeq, expiresAt)
+}
+
+export function seqRecord(key: Uint8Array, keyStart: number, value: Value, modSeq: number, expiresAt?: number): Buffer {
+  if (typeof value !== 'string') return seqRecordFromBytes(key, keyStart, value, true, modSeq, expiresAt)
+  // The string's UTF-8 written in place: no intermediate buffer of the value.
+  const at = valueAt(expiresAt)
+  const out = Buffer.allocUnsafe(at + 1 + Buffer.byteLength(value, 'utf8'))
+  out.write(value, at + 1, 'utf8')
+  return sealSeqRecord(out, key, keyStart, false, modSeq, expiresAt)
+}
+
+/** Where a seq record's value type byte is: after the header, MOD_SEQ and EXPIRES when there is one. */
+function valueAt(expiresAt: number | undefined): number {
+  return expiresAt === undefined ? 14 : 22
+}
+
+/** Fills in the header of a seq record whose value bytes are in place, and its checksum. */
+function sealSeqRecord(
+  out: Buffer,
+  key: Uint8Array,
+  keyStart: number,
+  binary: boolean,
+  modSeq: number,
+  expiresAt: number | undefined,
+): Buffer {
+  const at = valueAt(expiresAt)
   out[0] = TAG_META
   out[1] = F_CHECKSUM | F_MOD_SEQ | (expiresAt === undefined ? 0 : F_EXPIRES) | KIND_VALUE
   out.writeUInt32BE(Math.floor(modSeq / 0x1_0000_0000), 6)
@@ -138,15 +166,8 @@ export function seqRecordFromBytes(
     out.writeUInt32BE(expiresAt >>> 0, 18)
   }
   out[at] = binary ? TAG_BINARY : TAG_STRING
-  out.set(bytes, at + 1)
   out.writeUInt32BE(recordSum(key, keyStart, out), CHECKSUM_AT)
   return out
-}
-
-export function seqRecord(key: Uint8Array, keyStart: number, value: Value, modSeq: number, expiresAt?: number): Buffer {
-  return typeof value === 'string'
-    ? seqRecordFromBytes(key, keyStart, Buffer.from(value, 'utf8'), false, modSeq, expiresAt)
-    : seqRecordFromBytes(key, keyStart, value, true, modSeq, expiresAt)
 }
 
 /** CRC-32C of the key (from keyStart), then of a sealed record without its checksum field. */

@@ -217,6 +217,13 @@ interface LocalWrite {
   conditions?: WriteCondition[]
   /** An expiry write (expirer.ts): its deletes of keys that are no longer expired are dropped. */
   expire?: boolean
+  /**
+   * Per op, its data key and that key's latin1 (the group's name for it),
+   * made once when the group reads the keys and used again when it writes
+   * them (readCurrent, putEntry).
+   */
+  dataKeys?: Buffer[]
+  names?: string[]
 }
 
 /** A local write's result with its identity (multi-master). */
@@ -1136,7 +1143,7 @@ export class Store {
     const seq = ++commit.seq
     const originSeq = this.nextCounter(commit, this.origin)
     const entry: LogEntry = { seq, epoch: commit.epoch, origin: this.origin, originSeq, hlc, ops }
-    this.putEntry(commit, entry)
+    this.putEntry(commit, entry, ops === write.ops ? write : undefined)
     commit.raws.push(encodeEntry(entry))
     commit.writes++
     return write.identity ? { seq, origin: this.origin, originSeq, hlc } : seq
@@ -1343,14 +1350,34 @@ export class Store {
   private async readCurrent(group: StoreWrite[]): Promise<Map<string, Buffer | undefined>> {
     const records: Buffer[] = []
     const exists: Buffer[] = []
+    /** Names of `exists` keys known from their write (else made here). */
+    const existsNames: (string | undefined)[] = []
     const all = this.keys !== null
     for (const write of group) {
       if (write.kind === 'remote') {
         const to = all || write.resolver.readsCurrent ? records : exists
-        for (const entry of write.entries) for (const op of entry.ops) to.push(prefixedBytes(this.dataPrefix, op.key))
+        for (const entry of write.entries) {
+          for (const op of entry.ops) {
+            to.push(prefixedBytes(this.dataPrefix, op.key))
+            if (to === exists) existsNames.push(undefined)
+          }
+        }
       } else if (write.kind === 'local') {
-        const to = all || write.expire ? records : exists
-        for (const op of write.ops) to.push(prefixed(this.dataPrefix, op[1]))
+        if (all || write.expire) {
+          for (const op of write.ops) records.push(prefixed(this.dataPrefix, op[1]))
+        } else {
+          const dataKeys: Buffer[] = new Array(write.ops.length)
+          const names: string[] = new Array(write.ops.length)
+          for (let i = 0; i < write.ops.length; i++) {
+            const key = prefixed(this.dataPrefix, write.ops[i][1])
+            dataKeys[i] = key
+            names[i] = key.toString('latin1')
+            exists.push(key)
+            existsNames.push(names[i])
+          }
+          write.dataKeys = dataKeys
+          write.names = names
+        }
         if (write.conditions) for (const c of write.conditions) records.push(prefixed(this.dataPrefix, c.key))
       } else if (write.kind === 'merge') {
         for (const [key] of write.records) records.push(prefixedBytes(this.dataPrefix, key))
@@ -1360,8 +1387,9 @@ export class Store {
     }
     const current = new Map<string, Buffer | undefined>()
     const unknown: Buffer[] = []
-    for (const key of exists) {
-      const name = key.toString('latin1')
+    for (let i = 0; i < exists.length; i++) {
+      const key = exists[i]
+      const name = existsNames[i] ?? key.toString('latin1')
       const known = this.presence.get(name)
       if (known === undefined) unknown.push(key)
       else current.set(name, known ? PRESENT : undefined)
@@ -1381,9 +1409,12 @@ export class Store {
    * record goes in the group's block), keeping the group's view of the keys
    * conditions read up to date.
    */
-  private putEntry(commit: GroupState, entry: LogEntry): void {
-    for (const op of entry.ops) {
-      const key = prefixed(this.dataPrefix, op[1])
+  private putEntry(commit: GroupState, entry: LogEntry, made?: LocalWrite): void {
+    const dataKeys = made?.dataKeys
+    const names = made?.names
+    for (let i = 0; i < entry.ops.length; i++) {
+      const op = entry.ops[i]
+      const key = dataKeys?.[i] ?? prefixed(this.dataPrefix, op[1])
       let record: Buffer | undefined
       let expiresAt: number | undefined
       if (op[0] === OP_PUT) {
@@ -1395,7 +1426,7 @@ export class Store {
       if (expiresAt !== undefined || this.expiry.size > 0 || commit.expiry.length > 0) {
         commit.expiry.push([op[1], expiresAt])
       }
-      const name = key.toString('latin1')
+      const name = names?.[i] ?? key.toString('latin1')
       commit.keyDelta += liveness(record) - liveness(commit.current.get(name))
       commit.current.set(name, record)
     }
