@@ -228,11 +228,11 @@ export const tuningSchema = z
           'Multi-master: first wait before dialling a peer again after losing it; it doubles up to peerMaxBackoffMs. Shorter reconnects sooner and dials a dead peer more.',
       }),
     ),
-    peerMaxBackoffMs: count.default(500).meta(
+    peerMaxBackoffMs: count.default(200).meta(
       doc({
         unit: 'ms',
         description:
-          'Multi-master: longest wait between attempts to reach a peer that is down or cut off (one TCP connect each). Short, so that a healed partition is seen within half a second.',
+          'Multi-master: longest wait between attempts to reach a peer that is down or cut off (one TCP connect each, five a second at most). Short, so that a healed partition is seen within a fifth of a second: catching up starts that much sooner.',
       }),
     ),
     peerRefusedBackoffMs: count.default(5000).meta(
