@@ -199,4 +199,36 @@ describe('group watcher', () => {
     expect(view.mesh).toMatchObject({ converged: false, reason: 'b:2 does not answer' })
     expect(view.nodes.find((n) => n.key === 'B')?.multi?.digest).toBe('d2')
   })
+
+  it('asks no node for a report once stopped, though a tick in progress learns of new ones', async () => {
+    // The console's watcher stops when its last console closes, and the nodes'
+    // report streams are closed then: a tick still running must not open new ones
+    // (nothing would close them until another console opens).
+    const asked: string[] = []
+    let answerB: (r: SelfReport) => void = () => {}
+    const watcher = new GroupWatcher({
+      selfReport: () => report(status('A', 'a:1', { upstream: 'b:1' }), 1_000_000),
+      fetchReport: (address) => {
+        asked.push(address)
+        if (address === 'b:1') return new Promise<SelfReport>((resolve) => (answerB = resolve))
+        return Promise.resolve(report(status('C', address), 1_000_000))
+      },
+      now: () => 1_000_000,
+      tuning: { ...DEFAULT_TUNING, consolePollWaitMs: 60_000 },
+    })
+    const viewed = new Promise<void>((resolve) => {
+      watcher.onView = () => resolve()
+    })
+    watcher.start()
+    for (const deadline = Date.now() + 5000; !asked.includes('b:1'); ) {
+      if (Date.now() > deadline) throw new Error('the watcher never asked b:1')
+      await new Promise((resolve) => setTimeout(resolve, 5))
+    }
+    watcher.stop()
+    // B answers after the stop, naming its replica C.
+    answerB(report(status('B', 'b:1', { role: 'master', replicas: [replica('C', 'c:1')] }), 1_000_000))
+    await viewed
+    expect(asked).toEqual(['b:1'])
+    watcher.close()
+  })
 })

@@ -166,6 +166,9 @@ export class GroupWatcher {
 
   private async runTick(): Promise<void> {
     const started = this.now()
+    // A stop during the tick ends its polling: the reports' streams were closed
+    // with the last console, and a poll now would open one nothing closes.
+    const run = this.run
     const self = this.source.selfReport()
     const selfEntry = this.entry(self.status.address ? String(self.status.address) : '', self.status.nodeId)
     if (selfEntry) {
@@ -174,7 +177,7 @@ export class GroupWatcher {
     }
     // Poll, learn the names the answers give, and poll the new ones, within the tick's budget.
     const polledThisTick = new Set<Watched>()
-    for (let round = 0; round < 4; round++) {
+    for (let round = 0; round < 4 && run === this.run; round++) {
       this.discover()
       const pending: Promise<void>[] = []
       for (const w of this.nodes.values()) {
