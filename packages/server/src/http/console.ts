@@ -143,6 +143,10 @@ export class WebConsole {
         error: { code: 'BUSY', message: `console stream limit (${maxStreams}) reached` },
       })
     }
+    // No chunked framing: an event stream ends only with its connection, and
+    // each view then goes out in one write per stream rather than a writev
+    // of three buffers (the per-stream share of a tick with many consoles).
+    res.useChunkedEncodingByDefault = false
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-store',
@@ -188,6 +192,8 @@ export class WebConsole {
       Number.isFinite(asked) && asked > 0
         ? Math.min(Math.max(asked, REPORT_MIN_EVERY_MS), REPORT_MAX_EVERY_MS)
         : consoleTickMs
+    // One write per report, as for the event streams (see openStream).
+    res.useChunkedEncodingByDefault = false
     res.writeHead(200, { 'content-type': 'application/x-ndjson', 'cache-control': 'no-store' })
     req.socket.setNoDelay(true)
     this.reportStreams.add(res)
