@@ -71,6 +71,27 @@ describe('console report feed', () => {
     expect(asked).toEqual(['/ui/api/reports?every=100', '/ui/api/self', '/ui/api/self'])
   })
 
+  it('polls a node that has no report stream to spare (503 BUSY) for that ask, and asks for a stream again next time', async () => {
+    // A node at consoleMaxStreams answers 503 BUSY; its report is still served
+    // at /ui/api/self, and the node is up: it must not be drawn unreachable.
+    const asked: string[] = []
+    const address = await listen((req, res) => {
+      asked.push(req.url ?? '')
+      if (req.url?.startsWith('/ui/api/reports')) {
+        res.writeHead(503, { 'content-type': 'application/json' })
+        return void res.end(JSON.stringify({ error: { code: 'BUSY', message: 'console report stream limit' } }))
+      }
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify(report(asked.length)))
+    })
+    const f = newFeed()
+    expect((await f.next(address, 2000)).status.nodeId).toBe('n1')
+    expect((await f.next(address, 2000)).status.nodeId).toBe('n1')
+    // A busy node is not an old one: each ask tries the stream first.
+    expect(asked).toEqual(['/ui/api/reports?every=100', '/ui/api/self', '/ui/api/reports?every=100', '/ui/api/self'])
+    expect(f.size).toBe(0)
+  })
+
   it('fails an ask with a TimeoutError when the node pushes nothing, and drops its stream', async () => {
     const closed: Promise<void>[] = []
     const address = await listen((_req, res) => {

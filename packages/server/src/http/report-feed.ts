@@ -121,9 +121,12 @@ export class ReportFeed {
   }
 
   private onResponse(address: string, feed: Feed, res: IncomingMessage, trusted: boolean): void {
-    if (res.statusCode === 404) {
-      // A node of an older version: poll it, now and from now on.
-      this.pollOnly.add(address)
+    if (res.statusCode === 404 || res.statusCode === 503) {
+      // 404: a node of an older version, polled now and from now on. 503: a
+      // node with every report stream taken (consoleMaxStreams) or closing,
+      // polled for these asks only (a poll has no such limit): it is up, and
+      // a stream may be free at the next tick.
+      if (res.statusCode === 404) this.pollOnly.add(address)
       res.resume()
       const waiters = feed.waiters.splice(0)
       for (const w of waiters) {
