@@ -1,4 +1,4 @@
-import { get, type IncomingMessage } from 'node:http'
+import { get, type IncomingMessage, request } from 'node:http'
 import { afterAll, describe, expect, it } from 'vitest'
 import { NodeProcess } from '../helpers/node-process.js'
 import { tempDir } from '../helpers/temp-dir.js'
@@ -67,5 +67,32 @@ describe('console report stream', () => {
     const second = await ask(TOKEN)
     expect(second.statusCode).toBe(503)
     expect(await body(second)).toContain('BUSY')
+  })
+})
+
+describe('console streams asked for with HEAD', () => {
+  const dir = tempDir()
+  const node = new NodeProcess(dir.path, [])
+  afterAll(async () => {
+    await node.stop()
+    dir.remove()
+  })
+
+  it('are answered 405 at once: a HEAD response carries no body, so a stream would run unbounded', async () => {
+    // Node drops what is written to a HEAD response (writableLength stays 0):
+    // the backlog bound never trips and the reports are made for nobody until
+    // the client goes.
+    await node.start()
+    for (const path of ['/ui/api/reports?every=50', '/ui/api/events']) {
+      const res = await new Promise<IncomingMessage>((resolve, reject) => {
+        const req = request(`http://${node.address}${path}`, { method: 'HEAD', timeout: 5000 }, resolve)
+        req.on('timeout', () => req.destroy(new Error(`HEAD ${path}: no answer`)))
+        req.on('error', reject)
+        req.end()
+      })
+      expect(res.statusCode, path).toBe(405)
+      expect(res.headers.allow, path).toBe('GET')
+      res.resume()
+    }
   })
 })

@@ -124,6 +124,12 @@ export class WebConsole {
         this.options.onSelfServed?.()
         return sendJson(res, 200, this.reporter.report())
       }
+      if ((path === '/ui/api/events' || path === '/ui/api/reports') && req.method === 'HEAD') {
+        // Writes to a HEAD response are dropped: the backlog bound would never
+        // trip, and the stream would run for nobody until the client goes.
+        res.writeHead(405, { allow: 'GET' })
+        return void res.end()
+      }
       if (path === '/ui/api/events') return this.openStream(req, res)
       if (path === '/ui/api/reports') return this.openReportStream(req, res)
       return sendJson(res, 404, { error: { code: 'NOTFOUND', message: `no console endpoint ${path}` } })
