@@ -41,6 +41,9 @@ interface Feed {
   closed: boolean
 }
 
+/** Most addresses remembered as serving no stream (older nodes). */
+const MAX_POLL_ONLY = 1024
+
 /** A report that did not arrive within the timeout. */
 class FeedTimeout extends Error {
   override name = 'TimeoutError'
@@ -126,7 +129,12 @@ export class ReportFeed {
       // node with every report stream taken (consoleMaxStreams) or closing,
       // polled for these asks only (a poll has no such limit): it is up, and
       // a stream may be free at the next tick.
-      if (res.statusCode === 404) this.pollOnly.add(address)
+      if (res.statusCode === 404) {
+        // Addresses come from other nodes' reports: bounded, and forgetting
+        // one costs it only a stream asked for again.
+        if (this.pollOnly.size >= MAX_POLL_ONLY) this.pollOnly.clear()
+        this.pollOnly.add(address)
+      }
       res.resume()
       const waiters = feed.waiters.splice(0)
       for (const w of waiters) {
