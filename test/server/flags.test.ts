@@ -66,6 +66,8 @@ describe('--tune', () => {
     expect(() => loadConfig(['--tune', 'noSuchTunable=1'], {})).toThrow(/^--tune: .*noSuchTunable/)
     expect(() => loadConfig(['--tune', 'periodicSyncMs=0'], {})).toThrow(/^--tune: periodicSyncMs: /)
     expect(() => loadConfig(['--tune', 'replBatchBytes=1.5'], {})).toThrow(/^--tune: replBatchBytes: /)
+    expect(loadConfig(['--tune', 'blockCacheBytes=67108864'], {}).tune.blockCacheBytes).toBe(67108864)
+    expect(() => loadConfig(['--tune', 'blockCacheBytes=4294967296'], {})).toThrow(/^--tune: blockCacheBytes: /)
     expect(() => loadConfig(['--tune', 'periodicSyncMs'], {})).toThrow(/^--tune: expected NAME=VALUE/)
     const { code, stderr } = await runServer(['--tune', 'periodicSyncMs=soon'])
     expect(code).toBe(2)

@@ -162,6 +162,7 @@ export class TandemServer {
       readBatchKeys: config.tune.readBatchKeys,
       snapshotPageRecords: config.tune.snapshotPageRecords,
       presenceKeys: config.tune.presenceKeys,
+      blockCacheBytes: config.tune.blockCacheBytes,
       verifyAtStart: config.verifyAtStart,
       // Only a node that starts as a replica has a healthy peer to copy from.
       onDamage: startsAsReplica(config) ? 'resync' : 'refuse',

@@ -134,6 +134,8 @@ export interface StoreOptions {
   maxSiblings?: number
   /** Recently written keys remembered as existing or not (see KeyPresence; tunable presenceKeys). */
   presenceKeys?: number
+  /** LevelDB's block cache (tunable blockCacheBytes). */
+  blockCacheBytes?: number
 }
 
 export type ConflictPolicy = 'lww' | 'vclock'
@@ -438,7 +440,11 @@ export class Store {
 
   /** Creates the LevelDB handle, which starts opening it at once (abstract-level opens itself). */
   private bindDb(): void {
-    this.db = new Level<Buffer, Buffer>(this.dbDir, { keyEncoding: 'buffer', valueEncoding: 'buffer' })
+    this.db = new Level<Buffer, Buffer>(this.dbDir, {
+      keyEncoding: 'buffer',
+      valueEncoding: 'buffer',
+      cacheSize: this.options.blockCacheBytes ?? DEFAULT_TUNING.blockCacheBytes,
+    })
     this.data = this.db.sublevel<Buffer, Buffer>(SUBLEVELS.data, { keyEncoding: 'buffer', valueEncoding: 'buffer' })
     this.log.bind(
       this.db.sublevel<Buffer, Buffer>(SUBLEVELS.log, { keyEncoding: 'buffer', valueEncoding: 'buffer' }),
