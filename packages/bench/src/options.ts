@@ -316,9 +316,10 @@ suites (tandem only; each starts its own servers; combine with commas)
                              second left out); per on window its throughput and the
                              master's CPU per put over the mean of the off windows
                              beside it: the median change in % and its 95% interval;
-                             then, with no load, the servers' CPU with 0, 1, N and 0
-                             consoles open (--duration each) and its share of the
-                             master's CPU under the puts
+                             then, with no load, the servers' CPU with 0, 1, 0, N
+                             consoles open, 3 rounds and 0 once more (--duration
+                             each), each window against the 0 windows beside it,
+                             and its share of the master's CPU under the puts
   --workload watch           one watcher on every key of a master while puts run at
                              saturation (first --clients x --pipeline, --duration):
                              events/s the watcher received, and how far behind it ended

@@ -39,8 +39,10 @@ import type { SuiteOutput } from './suite.js'
  * The off windows are checked to be off: the master's watcher encodes no
  * view in them (its metric), so no console work runs there.
  *
- * Then, with no load, the CPU the servers use with none, one, N and none
- * again consoles open, --duration seconds each: what the console itself costs,
+ * Then, with no load, the CPU the servers use with none, one, none, N
+ * consoles open, IDLE_ROUNDS times over and none once more, --duration
+ * seconds each, each window with consoles against the none windows beside
+ * it (the median of the rounds): what the console itself costs,
  * without the noise of a saturated machine, and whether N cost what one
  * does. Its share of the master's CPU under the load bounds what it can
  * take from put throughput when the master is what limits it.
@@ -74,17 +76,29 @@ export async function consoleSuite(o: BenchOptions, progress: ProgressLine, live
       progress,
       { measureFor: (count) => toggleConsoles(topology, o, count, windows, progress) },
     )
-    // None is measured first and last: what the node still does after the
-    // load (LevelDB compacting) fades across the windows, and the mean of
-    // the two falls where the one and N windows sit.
+    // Rounds of none, one, none, N, ..., none: what the node still does
+    // after the load (LevelDB compacting) fades across the windows, so each
+    // window with consoles is taken against the none windows either side.
     const idle = [] as { consoles: number; master: number | null; group: number | null }[]
-    for (const consoles of [0, 1, o.consoles, 0]) {
+    const idleOrder = [...Array.from({ length: IDLE_ROUNDS }, () => [0, 1, 0, o.consoles]).flat(), 0]
+    for (const consoles of idleOrder) {
       progress.note(`console: idle CPU with ${consoles} consoles open`)
       idle.push({ consoles, ...(await idleCpuMsPerSec(topology, consoles, o.duration, o.authToken)) })
     }
-    const none = (field: 'master' | 'group') => {
-      const [first, last] = [idle[0][field], idle[3][field]]
-      return first === null || last === null ? null : round((first + last) / 2, 1)
+    /** Per round, the ms/s of the windows with `consoles` open over the mean of the none windows beside each. */
+    const idleOver = (consoles: number, field: 'master' | 'group'): number[] | null => {
+      const out: number[] = []
+      for (let i = 1; i + 1 < idle.length; i += 2) {
+        if (idle[i].consoles !== consoles) continue
+        const [before, v, after] = [idle[i - 1][field], idle[i][field], idle[i + 1][field]]
+        if (before === null || v === null || after === null) return null
+        out.push(v - (before + after) / 2)
+      }
+      return out
+    }
+    const noneMean = (field: 'master' | 'group') => {
+      const xs = idle.filter((w) => w.consoles === 0).map((w) => w[field])
+      return xs.some((x) => x === null) ? null : round((xs as number[]).reduce((a, b) => a + b, 0) / xs.length, 1)
     }
     const side = (on: boolean) => windows.filter((w) => w.on === on)
     const median = (xs: number[]) => (xs.length === 0 ? null : medianInterval(xs).median)
@@ -152,26 +166,26 @@ export async function consoleSuite(o: BenchOptions, progress: ProgressLine, live
         met: true,
       },
     ]
-    const over = (i: number, field: 'master' | 'group') => {
-      const base = none(field)
-      const v = idle[i][field]
-      return base === null || v === null ? null : round(v - base, 1)
+    const over = (consoles: number, field: 'master' | 'group') => {
+      const diffs = idleOver(consoles, field)
+      return diffs === null || diffs.length === 0 ? null : round(medianInterval(diffs).median, 1)
     }
-    for (const [i, id] of [
+    for (const [consoles, id] of [
       [1, 'console.idleCpuOne'],
-      [2, 'console.idleCpuMany'],
+      [o.consoles, 'console.idleCpuMany'],
     ] as const) {
+      const rounds = (idleOver(consoles, 'master') ?? []).map((d) => `${d >= 0 ? '+' : ''}${round(d, 1)}`).join(', ')
       checks.push({
         id,
-        name: `CPU of the master with ${idle[i].consoles} console${idle[i].consoles === 1 ? '' : 's'} open and no load, over none (${idle[i].master} / ${none('master')} ms per second, none measured before and after; all servers together ${over(i, 'group')} ms/s more)`,
-        measured: over(i, 'master'),
+        name: `CPU of the master with ${consoles} console${consoles === 1 ? '' : 's'} open and no load, over none: median of ${IDLE_ROUNDS} rounds, each against the none windows beside it (${rounds} ms/s; none ${noneMean('master')} ms/s on average; all servers together ${over(consoles, 'group')} ms/s more)`,
+        measured: over(consoles, 'master'),
         unit: 'ms/s',
         target: 'reported',
         met: true,
       })
     }
     const masterUnderLoad = toggled.servers[0]?.cpuCores
-    const manyCost = over(2, 'master')
+    const manyCost = over(o.consoles, 'master')
     checks.push({
       id: 'console.cpuShare',
       name: `that cost of ${o.consoles} consoles as a share of the master's CPU while it serves the puts (${masterUnderLoad ?? '?'} cores)`,
@@ -186,6 +200,9 @@ export async function consoleSuite(o: BenchOptions, progress: ProgressLine, live
     await topology.close()
   }
 }
+
+/** Rounds of the idle CPU windows (none, one, none, N each). */
+const IDLE_ROUNDS = 3
 
 /** One measured window of the toggled load. */
 interface ConsoleWindow {
