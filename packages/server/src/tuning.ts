@@ -397,7 +397,7 @@ export const tuningSchema = z
       doc({
         unit: 'ms',
         description:
-          'Web console: a node that has not answered its report request in this long is drawn unreachable. Longer suits slow links; shorter shows a dead node sooner.',
+          'Web console: a node that has sent no report (pushed, or answered to a poll) in this long is drawn unreachable and its report stream is dropped. Longer suits slow links; shorter shows a dead node sooner.',
       }),
     ),
     consolePollWaitMs: count.default(600).meta(
