@@ -6,6 +6,7 @@ import type { TandemNode } from '../node.js'
 import { joinHostPort, splitHostPort } from './address.js'
 import { MapReply, OK, PushReply, Replies, type Reply, SetReply, SimpleString, VerbatimReply } from './encoder.js'
 import { invalid, PrefixedError, SYNTAX_ERROR, wrongArity } from './errors.js'
+import type { GetBatch } from './get-batch.js'
 import { compileGlob } from './glob.js'
 import { infoSections, REDIS_VERSION, renderInfo, roleReply } from './info.js'
 import type { KeyLocks } from './key-locks.js'
@@ -55,8 +56,9 @@ export interface RespHost {
   readonly version: string
   /** The port this front end listens on. */
   readonly respPort: number
-  /** batchedGets: GETs read in a run of pipelined GETs (RespConnection). */
-  readonly stats: { connections: number; commands: number; batchedGets: number }
+  readonly stats: { connections: number; commands: number }
+  /** Reads the GETs of all connections together, once per turn. */
+  readonly gets: GetBatch
   clientCount(): number
   clients(): RespSession[]
   tokenMatches(token: string): boolean

@@ -53,9 +53,9 @@ interface GetRun {
  * connection is unsettled, and a write never while a read before it is, so
  * a pipelined `SET k v; GET k` reads its own write and `GET k; SET k v`
  * reads the old value, as in Redis. Reads run together and so do writes
- * (they share a group commit); consecutive GETs of one read of the socket
- * are one batch read (TandemNode.getEach: one LevelDB getMany for the
- * run, not a read and a promise per GET). A barrier
+ * (they share a group commit); the GETs of every connection in one turn
+ * of the event loop are one batch read (GetBatch: one LevelDB getMany,
+ * not a read and a promise per GET). A barrier
  * command (WAIT, REPLICAOF, FAILOVER) waits for everything before it and
  * holds everything after it.
  *
@@ -413,37 +413,20 @@ export class RespConnection implements RespSession {
     this.getRun.slots.push(slot)
   }
 
-  /** Reads the GETs of the run that just ended: one alone as any get, several with one getEach. */
+  /** Hands the run that just ended to the front end's GetBatch; its GETs count as unsettled reads until answered. */
   private endGetRun(): void {
     const run = this.getRun
     if (run === null) return
     this.getRun = null
-    const node = this.host.node
-    if (run.keys.length === 1) {
-      let read: Promise<Reply>
-      try {
-        read = node.get(run.keys[0]).then(nullIfMissing)
-      } catch (err) {
-        return this.failWith(run.slots[0], err)
-      }
-      return this.track(run.slots[0], 'read', read)
-    }
     this.unsettledReads++
-    this.host.stats.batchedGets += run.keys.length
-    node.getEach(run.keys).then(
-      (results) => {
-        this.unsettledReads--
-        for (let i = 0; i < results.length; i++) {
-          const r = results[i]
-          if (r.status === 'fulfilled') this.fill(run.slots[i], nullIfMissing(r.value))
-          else this.failWith(run.slots[i], r.reason)
-        }
-      },
-      (err) => {
-        this.unsettledReads--
-        for (const slot of run.slots) this.failWith(slot, err)
-      },
-    )
+    this.host.gets.read(run.keys, (results, from) => {
+      this.unsettledReads--
+      for (let i = 0; i < run.slots.length; i++) {
+        const r = results[from + i]
+        if (r.status === 'fulfilled') this.fill(run.slots[i], nullIfMissing(r.value))
+        else this.failWith(run.slots[i], r.reason)
+      }
+    })
   }
 
   /** Answers `slot` with what `result` settles to; until then the command counts as unsettled of its kind. */

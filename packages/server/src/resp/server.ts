@@ -8,6 +8,7 @@ import type { LatencyHistogram, Metrics } from '../util/metrics.js'
 import { joinHostPort, splitHostPort } from './address.js'
 import type { RespHost, RespSession } from './commands.js'
 import { RespConnection } from './connection.js'
+import { GetBatch } from './get-batch.js'
 import { KeyLocks } from './key-locks.js'
 import { PubSub } from './pubsub.js'
 import { ScanCursors } from './scan-cursors.js'
@@ -45,7 +46,8 @@ export class RespServer implements RespHost {
   readonly cursors = new ScanCursors()
   readonly pubsub = new PubSub()
   readonly keyLocks = new KeyLocks()
-  readonly stats = { connections: 0, commands: 0, batchedGets: 0 }
+  readonly stats = { connections: 0, commands: 0 }
+  readonly gets: GetBatch
   readonly node: TandemNode
   readonly config: Config
   readonly version: string
@@ -62,6 +64,7 @@ export class RespServer implements RespHost {
 
   constructor(private readonly options: RespServerOptions) {
     this.node = options.node
+    this.gets = new GetBatch(options.node)
     this.config = options.config
     this.version = options.version
     const onSocket = (socket: Socket) => this.onSocket(socket)
@@ -179,8 +182,8 @@ export class RespServer implements RespHost {
     m.counterOf('tandem_resp_commands_total', 'Redis-protocol commands received.', () => this.stats.commands)
     m.counterOf(
       'tandem_resp_batched_gets_total',
-      'GETs read together with the GETs next to them in a pipeline (one LevelDB read for the run).',
-      () => this.stats.batchedGets,
+      'GETs read in a batch with others (GETs of one event-loop turn, all connections: one LevelDB read).',
+      () => this.gets.batched,
     )
     m.counterOf(
       'tandem_resp_protocol_errors_total',
