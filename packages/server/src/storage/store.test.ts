@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Level } from 'level'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { LwwResolver } from '../multimaster/lww.js'
 import { readForApply } from './entry-scan.js'
 import { decodeEntry, encodeEntry, type LogEntry, OP_DEL, OP_PUT, seqKey } from './log-entry.js'
 import { decodeRecord, encodeRecord, UNKNOWN_MOD_SEQ } from './record.js'
@@ -345,6 +346,34 @@ describe('store: entry identity', () => {
       )
     }
     expect(await store.get('k3')).toBe('v3')
+  })
+
+  it('reads no record for the entries of a frame it already holds', async () => {
+    const store = await Store.open({
+      dataDir: join(dir, 'held'),
+      sync: 'always',
+      logRetention: 1000,
+      mode: 'multi',
+      conflict: 'lww',
+    })
+    stores.push(store)
+    const resolver = new LwwResolver()
+    store.resolver = resolver
+    const db = (store as unknown as { db: { getMany(keys: Buffer[]): Promise<unknown[]> } }).db
+    const getMany = db.getMany.bind(db)
+    let read = 0
+    db.getMany = (keys) => {
+      read += keys.length
+      return getMany(keys)
+    }
+    const frame = [1, 2, 3].map((n) => readForApply(remote('p', n, [[OP_PUT, `k${n}`, `v${n}`]])))
+    await store.applyRemote(frame.slice(0, 2), resolver, 'append')
+    expect(read).toBe(2)
+    // The same two again (from another path of a mesh) and a new one: only the new one is read.
+    expect(await store.applyRemote(frame, resolver, 'append')).toBe(3)
+    expect(read).toBe(3)
+    expect(await store.get('k3')).toBe('v3')
+    expect(store.vv.get('p')).toBe(3)
   })
 
   it("refuses a frame that skips one of an origin's counters, writing none of it, and goes on with the next", async () => {

@@ -1362,7 +1362,12 @@ export class Store {
     for (const write of group) {
       if (write.kind === 'remote') {
         const to = all || write.resolver.readsCurrent ? records : exists
+        const append = write.placement === 'append'
         for (const entry of write.entries) {
+          // An entry this node already holds (a mesh delivers some twice) is
+          // skipped by addRemote, the version vector only growing meanwhile:
+          // none of its keys is read.
+          if (append && (entry.origin === NO_ORIGIN || entry.originSeq <= this.vv.get(entry.origin))) continue
           for (const op of entry.ops) {
             to.push(prefixedBytes(this.dataPrefix, op.key))
             if (to === exists) existsNames.push(undefined)
