@@ -350,10 +350,9 @@ export class PeerLink {
     if (entries.length > 0) {
       const applied = this.store.applyRemote(entries, this.host.resolver, 'append')
       this.applying = applied.catch(() => {})
-      if (this.store.queuedWrites > this.host.tuning.peerMaxQueuedApply) inbox.hold(true)
+      inbox.handedOff(applied, this.host.tuning.peerMaxQueuedApply)
       applied.then(
         () => {
-          if (this.store.queuedWrites < this.host.tuning.peerMaxQueuedApply / 2) inbox.hold(false)
           this.stats.applied += entries.length
           this.noteBehind()
           this.host.onApplied()

@@ -369,10 +369,9 @@ export class Downstream {
     const last = this.store.applyRemote(decoded, this.resolver, 'keep')
     this.applying = last.catch(() => {})
     this.noteHead(head)
-    if (this.store.queuedWrites > this.host.tuning.replMaxQueuedApply) inbox.hold(true)
+    inbox.handedOff(last, this.host.tuning.replMaxQueuedApply)
     last.then(
       () => {
-        if (this.store.queuedWrites < this.host.tuning.replMaxQueuedApply / 2) inbox.hold(false)
         this.noteHead(this.upstreamHead)
         if (this.state === 'streaming') flow.send({ type: 'ack', seq: this.store.lastSeq })
       },

@@ -61,12 +61,19 @@ export class FlowSocket {
 /**
  * Runs async handlers for incoming messages strictly one after another, and
  * pauses the socket while too many are waiting, so a fast sender is slowed
- * by TCP rather than queued here without bound.
+ * by TCP rather than queued here without bound. A handler that hands its
+ * work on (a frame to the store's committer) and returns at once says so
+ * (handedOff), and the socket is also paused while too much of that work
+ * is in flight: the two reasons to pause are kept apart, so a handler
+ * returning does not undo a pause for work still in the committer.
  */
 export class SerialInbox {
   private chain: Promise<void> = Promise.resolve()
   private depth = 0
-  private paused = false
+  private overDepth = false
+  private inFlight = 0
+  private held = false
+  private socketPaused = false
 
   constructor(
     private readonly ws: WebSocket,
@@ -77,19 +84,15 @@ export class SerialInbox {
 
   push(task: () => Promise<void> | void): void {
     this.depth++
-    if (this.depth >= this.maxDepth && !this.paused) {
-      this.paused = true
-      this.ws.pause()
-    }
+    if (this.depth >= this.maxDepth) this.overDepth = true
+    this.update()
     this.chain = this.chain
       .then(task)
       .catch(this.onError)
       .finally(() => {
         this.depth--
-        if (this.paused && this.depth <= this.maxDepth / 4) {
-          this.paused = false
-          this.ws.resume()
-        }
+        if (this.overDepth && this.depth <= this.maxDepth / 4) this.overDepth = false
+        this.update()
       })
   }
 
@@ -98,14 +101,37 @@ export class SerialInbox {
     return this.chain
   }
 
-  /** Pauses reading until resume() (downstream backpressure from the store). */
-  hold(on: boolean): void {
-    if (on && !this.paused) {
-      this.paused = true
-      this.ws.pause()
-    } else if (!on && this.paused && this.depth <= this.maxDepth / 4) {
-      this.paused = false
-      this.ws.resume()
+  /**
+   * Counts work a handler handed on (`work` settles when it is done: a
+   * frame in the store's committer) and pauses reading while more than
+   * `max` are in flight, until no more than half of that are.
+   */
+  handedOff(work: Promise<unknown>, max: number): void {
+    this.inFlight++
+    if (this.inFlight > max && !this.held) {
+      this.held = true
+      this.update()
     }
+    const settled = () => {
+      this.inFlight--
+      if (this.held && this.inFlight <= max / 2) {
+        this.held = false
+        this.update()
+      }
+    }
+    work.then(settled, settled)
+  }
+
+  /** Whether the socket is paused now (for tests and status). */
+  get paused(): boolean {
+    return this.socketPaused
+  }
+
+  private update(): void {
+    const pause = this.overDepth || this.held
+    if (pause === this.socketPaused) return
+    this.socketPaused = pause
+    if (pause) this.ws.pause()
+    else this.ws.resume()
   }
 }
