@@ -5,7 +5,8 @@ import type { HistoryRecorder, Op } from './checker/history.js'
  * Errors that say the operation certainly did not happen: the node refused
  * it before doing anything (not the master, no quorum of replicas, a bad
  * or oversized request, a full queue, a full disk: the README says a write
- * that got NOSPACE was not applied, and the checks hold it to that).
+ * that got NOSPACE was refused before reaching the disk, and the checks hold
+ * it to that; the one that met the full disk gets UNCERTAIN).
  * Anything else after a write was sent (TIMEOUT, UNCERTAIN, a lost
  * connection, a node shutting down, an internal error) leaves its outcome
  * unknown.

@@ -54,7 +54,7 @@ describe.skipIf(mountError !== null)('a full disk', () => {
     }
   }
 
-  // Rule: a full disk fails writes with NOSPACE, reports degraded health, loses nothing acknowledged, and recovers by itself.
+  // Rule: a full disk fails the write that meets it with UNCERTAIN and later ones with NOSPACE, reports degraded health, loses nothing acknowledged, and recovers by itself.
   it('answers NOSPACE, reports it in /health, recovers when space is freed, and exits 0 on SIGTERM', async () => {
     writeFileSync(ballast, Buffer.alloc(3 * 1024 * 1024, 1))
     node = new NodeProcess(dataDir)
@@ -62,8 +62,13 @@ describe.skipIf(mountError !== null)('a full disk', () => {
     const acked = new Map<string, string>()
     const db = await TandemClient.connect({ servers: [node.address], timeoutMs: 10_000 })
 
+    // The write that meets the full disk has an unknown outcome (LevelDB may
+    // have taken it whole before the flush failed); the ones after it are
+    // refused before reaching LevelDB. (A timer's sync or trim may meet it
+    // first: then the client's write is already refused.)
     const first = await fill(db, 'a', acked)
-    expect(first.code, first.message).toBe('NOSPACE')
+    expect(['UNCERTAIN', 'NOSPACE'], first.message).toContain(first.code)
+    expect(first.message).toMatch(/filled during this write|disk holding the data dir is full/)
     expect(acked.size).toBeGreaterThan(0)
     const degraded = await health(node)
     expect(degraded.status).toBe(503)
@@ -90,7 +95,8 @@ describe.skipIf(mountError !== null)('a full disk', () => {
 
     // Full again, then SIGTERM while full: a clean exit.
     const second = await fill(db, 'b', acked)
-    expect(second.code).toBe('NOSPACE')
+    expect(['UNCERTAIN', 'NOSPACE'], second.message).toContain(second.code)
+    expect((await db.put('more', 'x').catch((e) => e)).code).toBe('NOSPACE')
     await db.close()
     await node.stop()
     expect(node.exitCode).toBe(0)

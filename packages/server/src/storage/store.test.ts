@@ -714,3 +714,60 @@ describe('store: damaged records', () => {
     await expect(fresh.get('legacy')).rejects.toMatchObject({ code: 'CORRUPT' })
   })
 })
+
+describe('store: a full disk', () => {
+  /** The next batch LevelDB writes goes to disk whole, and then the write reports a full disk, as a failed flush would. */
+  function failAfterWriting(store: Store): void {
+    const db = (store as unknown as { db: { batch: () => { write: (o: unknown) => Promise<void> } } }).db
+    const realBatch = db.batch
+    db.batch = function (this: unknown) {
+      db.batch = realBatch
+      const batch = realBatch.call(this)
+      const write = batch.write.bind(batch)
+      batch.write = async (options: unknown) => {
+        await write(options)
+        throw Object.assign(new Error('IO error: No space left on device'), { code: 'LEVEL_IO_ERROR' })
+      }
+      return batch
+    }
+  }
+
+  it('after a write that failed for space but reached the disk whole, reopens at the disk head: no seq reused, the entry kept and announced', async () => {
+    const store = await Store.open({
+      dataDir: join(dir, 'full'),
+      sync: 'always',
+      logRetention: 1000,
+      noSpaceHeadroomBytes: 0,
+    })
+    stores.push(store)
+    await store.write([[OP_PUT, 'a', '1']])
+    await store.write([[OP_PUT, 'b', '2']])
+    const heads: number[] = []
+    store.onCommit((seq) => heads.push(seq))
+
+    failAfterWriting(store)
+    await expect(store.write([[OP_PUT, 'c', '3']])).rejects.toMatchObject({ code: 'UNCERTAIN' })
+    expect(store.lastSeq).toBe(2)
+    await expect(store.write([[OP_PUT, 'd', '4']])).rejects.toMatchObject({ code: 'NOSPACE' })
+
+    await (store as unknown as { recoverSpace: () => Promise<void> }).recoverSpace()
+    expect(store.noSpace).toBeNull()
+    // The failed group's entry is on disk: the store holds it, counts its key and tells the feeds.
+    expect(store.lastSeq).toBe(3)
+    expect(heads).toEqual([3])
+    expect(store.keyCount).toBe(3)
+    expect(await store.get('c')).toBe('3')
+
+    expect(await store.write([[OP_PUT, 'e', '5']])).toBe(4)
+    const entries: [number, LogEntry['ops']][] = []
+    for await (const [seq, raw] of store.log.read(1)) entries.push([seq, decodeEntry(raw).ops])
+    expect(entries).toEqual([
+      [1, [[OP_PUT, 'a', '1']]],
+      [2, [[OP_PUT, 'b', '2']]],
+      [3, [[OP_PUT, 'c', '3']]],
+      [4, [[OP_PUT, 'e', '5']]],
+    ])
+    expect(await store.get('d')).toBeUndefined()
+    expect(store.keyCount).toBe(4)
+  })
+})

@@ -605,6 +605,17 @@ export class Store {
       await this.clearAll()
       this.discardedPartialSync = true
     }
+    await this.loadCounters()
+    await this.openPolicy()
+  }
+
+  /**
+   * What the store keeps in memory of what is on disk: the log's head, key
+   * count, clock and version vector, expiry times, the log's start. Read
+   * at open, and again when LevelDB reopens after a full disk held a write
+   * that turns out to be on disk after all (see recoverSpace).
+   */
+  private async loadCounters(): Promise<void> {
     this.lastSeq = ((await this.meta.get('lastSeq')) as number | undefined) ?? 0
     this.writingSeq = this.lastSeq
     this.nextSeq = this.lastSeq + 1
@@ -644,7 +655,6 @@ export class Store {
     }
     await this.log.open()
     this.committedVv = this.vv.toObject()
-    await this.openPolicy()
     this.lastCommitAt = this.clock.wall()
   }
 
@@ -892,7 +902,11 @@ export class Store {
     return this.writeBatch(batch, sync)
   }
 
-  /** Every write to LevelDB goes through here: a full disk turns it into NOSPACE and stops writes until recovery. */
+  /**
+   * Every write to LevelDB goes through here: a full disk fails the batch
+   * that meets it with UNCERTAIN and every later one with NOSPACE, until
+   * recovery.
+   */
   private async writeBatch(batch: ReturnType<Db['batch']>, sync: boolean): Promise<void> {
     if (this.noSpace) {
       void batch.close()
@@ -906,7 +920,14 @@ export class Store {
         this.noSpace = { since: this.clock.wall(), message: (err as Error).message }
         this.options.onNoSpace?.(this.noSpace)
       }
-      throw noSpaceError(this.noSpace)
+      // This batch reached LevelDB: if the disk failed only its flush, the
+      // whole record may be in LevelDB's log and reappear when it reopens
+      // (see reloadIfWritten). Its outcome is unknown; the writes after it
+      // are refused before reaching LevelDB (NOSPACE, certainly not applied).
+      throw new TandemError(
+        'UNCERTAIN',
+        `the disk holding the data dir filled during this write (${this.noSpace.message}); it may or may not have been applied: if the disk took it whole before failing, it is there (and replicated) once space is freed. Writes fail with NOSPACE until then; nothing acknowledged is lost`,
+      )
     }
   }
 
@@ -926,6 +947,7 @@ export class Store {
       if (this.db.status === 'open') await this.db.close()
       this.bindDb()
       await this.openDb()
+      await this.reloadIfWritten()
       this.noSpace = null
       this.options.onNoSpace?.(null)
     } catch {
@@ -933,6 +955,28 @@ export class Store {
     } finally {
       this.recovering = false
     }
+  }
+
+  /**
+   * A group whose write failed for space is rolled back in memory, but
+   * LevelDB may have taken its whole record before failing (the disk
+   * filled at the flush, not at the append): reopening then replays it,
+   * and the data, the log and meta move past what this store holds in
+   * memory. Left so, the next group would reuse those seqs, and a
+   * downstream would never get the entries its data already shows. So the
+   * counters are read again from disk, and the feeds told of the new head.
+   * (A record cut short is dropped by the replay: then nothing moved.)
+   */
+  private async reloadIfWritten(): Promise<void> {
+    const onDisk = ((await this.meta.get('lastSeq')) as number | undefined) ?? 0
+    if (onDisk === this.lastSeq) return
+    await this.loadCounters()
+    if (this.keys !== null) {
+      const digest = ConvergenceDigest.decode(await this.db.get(this.digestKey))
+      const counts = ((await this.meta.get('keys')) as KeyCounts | undefined) ?? EMPTY_COUNTS()
+      this.keys = new KeyTracker(this.tombs, digest, counts, this.maxSiblings)
+    }
+    for (const listener of this.listeners) listener(this.lastSeq)
   }
 
   private async commitGroup(group: StoreWrite[]): Promise<(number | LocalResult | Error)[]> {
@@ -1860,7 +1904,7 @@ export class Store {
     if (this.dirtySinceSync && this.options.sync !== 'none' && this.db.status === 'open' && !this.noSpace) {
       this.dirtySinceSync = false
       await this.putMeta('syncedAt', this.clock.wall(), true).catch((err) => {
-        if (!(err instanceof TandemError && err.code === 'NOSPACE')) throw err
+        if (this.noSpace === null) throw err
       })
     }
     await this.db.close()
