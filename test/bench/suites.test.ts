@@ -106,7 +106,7 @@ describe('tandem-bench suites', () => {
     expect(run.stdout).toContain('(`replicas.throughput.1`)')
   })
 
-  it('fullsync: loads keys in batches, times an empty replica until it streams, with its peak RSS', async () => {
+  it('fullsync: loads keys in batches, times an empty replica until it streams, with its peak RSS, then Redis on the same keys', async () => {
     const json = join(dir.path, 'fullsync.json')
     const { report } = await benchReport(json, 'run --workload fullsync --keys 3000 --batch 500 --progress none')
     expect(report.scenarios).toHaveLength(1)
@@ -127,10 +127,23 @@ describe('tandem-bench suites', () => {
     expect(f.load).toMatchObject({ batch: 500, connections: 4 })
     expect(f.load.keysPerSec).toBeGreaterThan(0)
     expect(t.servers.map((s: Json) => s.role)).toEqual(['master', 'replica (full sync)'])
+    // The Redis side of the same run: the same keys through its diskless full sync.
+    const r = f.redis
+    expect(r.settings).toContain('repl-diskless-sync yes')
+    expect(r.version).toMatch(/^\d+\.\d+/)
+    for (const k of ['syncMs', 'keysPerSec', 'mbPerSec', 'replicaPeakRssMB', 'masterPeakRssMB'])
+      expect(r[k], `redis.${k}`).toBeGreaterThan(0)
+    expect(r.load).toMatchObject({ batch: 500, connections: 4 })
+    expect(f.vsRedis).toBeCloseTo(f.keysPerSec / r.keysPerSec, 1)
     expect(report.checks.map((c: Json) => [c.id, c.unit])).toEqual([
       ['fullsync.keysPerSec', 'keys/s'],
       ['fullsync.replicaPeakRss', 'MB'],
+      ['fullsync.redis.keysPerSec', 'keys/s'],
+      ['fullsync.redis.replicaPeakRss', 'MB'],
+      ['fullsync.vsRedis', 'x'],
     ])
+    const ratio = report.checks.find((c: Json) => c.id === 'fullsync.vsRedis')
+    expect(ratio).toMatchObject({ measured: f.vsRedis, target: '>= 1.0', met: f.vsRedis >= 1 })
     for (const c of report.checks) expectCheck(c)
   })
 

@@ -300,7 +300,9 @@ suites (tandem only; each starts its own servers; combine with commas)
                              the CPU ceiling for each replica count that follows; the
                              master's CPU per put with each count against none
   --workload fullsync        load --keys keys (--batch 1000 per batch), start an empty
-                             replica, time its full sync; keys/s, MB/s, replica peak RSS
+                             replica, time its full sync; keys/s, MB/s, replica peak RSS;
+                             then the same keys through Redis's diskless full sync (when
+                             redis-server is on the PATH) and tandem / Redis
   --workload failover        3-member --failover auto group on fixed ports, one SDK writer
                              (--pipeline loops), --rounds N SIGKILLs of the master: kill to
                              first acknowledged write; then cold restart of a master holding

@@ -99,6 +99,27 @@ export interface FullSyncResult {
   masterCpuCores: number | null
   /** How the --keys were loaded: batches of `batch` puts. */
   load: { batch: number; connections: number; ms: number; keysPerSec: number }
+  /** The same keys copied by Redis's diskless full sync in the same run; null when redis-server is missing. */
+  redis: RedisFullSyncResult | null
+  /** keysPerSec over Redis's keysPerSec (above 1: tandem syncs faster); null without the Redis side. */
+  vsRedis: number | null
+}
+
+export interface RedisFullSyncResult {
+  version: string
+  /** The replication and persistence settings of the two redis-servers. */
+  settings: string
+  /** REPLICAOF sent to the empty replica to its INFO saying link up, nothing arriving or loading, every key held. */
+  syncMs: number
+  keysPerSec: number
+  mbPerSec: number
+  replicaPeakRssMB: number | null
+  masterPeakRssMB: number | null
+  /** CPU over syncMs, in cores; the master's excludes the child it forks to write the RDB. */
+  replicaCpuCores: number | null
+  masterCpuCores: number | null
+  /** How the keys were loaded: MSETs of `batch` keys, one in flight per connection. */
+  load: { batch: number; connections: number; ms: number; keysPerSec: number }
 }
 
 export interface FailoverRound {

@@ -164,6 +164,15 @@ export function suiteLines(report: BenchReport): string[] {
           `replica peak RSS ${f.replicaPeakRssMB} MB, master ${f.masterPeakRssMB} MB; ` +
           `CPU replica ${f.replicaCpuCores ?? '-'} / master ${f.masterCpuCores ?? '-'} cores`,
       )
+      const r = f.redis
+      if (r) {
+        out.push(
+          `${s.name}: Redis ${r.version} (${r.settings}) loaded at ${n(r.load.keysPerSec)} keys/s; ` +
+            `REPLICAOF to synced in ${n(r.syncMs)} ms = ${n(r.keysPerSec)} keys/s, ${r.mbPerSec} MB/s; ` +
+            `replica peak RSS ${r.replicaPeakRssMB} MB, master ${r.masterPeakRssMB} MB; ` +
+            `CPU replica ${r.replicaCpuCores ?? '-'} / master ${r.masterCpuCores ?? '-'} cores; tandem / Redis ${f.vsRedis}x`,
+        )
+      }
     }
     const fo = t?.failover
     if (fo) {

@@ -44,17 +44,15 @@ export async function startRedis(options: {
     await rm(root, { recursive: true, force: true })
   }
   const start = async (role: string, dir: string, extra: string[]) => {
-    const port = await freePort()
-    const path = join(root, dir)
-    await mkdir(path)
-    const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', path, '--daemonize', 'no']
-    args.push('--appendonly', 'yes', '--appendfsync', options.appendfsync, '--save', '', '--protected-mode', 'no')
-    if (options.authToken) args.push('--requirepass', options.authToken, '--masterauth', options.authToken)
-    args.push(...extra)
-    const proc = new ServerProcess(role, 'redis-server', args, path)
-    processes.push(proc)
-    await proc.waitForLine((line) => (/Ready to accept connections/.test(line) ? true : undefined), 30_000)
-    return `127.0.0.1:${port}`
+    const server = await startRedisServer(
+      root,
+      role,
+      dir,
+      [...['--appendonly', 'yes', '--appendfsync', options.appendfsync, '--save', ''], ...extra],
+      options.authToken,
+    )
+    processes.push(server.process)
+    return server.address
   }
   try {
     const master = await start('master', 'master', [])
@@ -75,6 +73,45 @@ export async function startRedis(options: {
     await close()
     throw err
   }
+}
+
+/**
+ * Starts one redis-server on a free port, its files in root/dir, with
+ * `args` after the common ones (address, dir, no protected mode, auth).
+ * Resolves once it accepts connections; the caller stops the process.
+ */
+export async function startRedisServer(
+  root: string,
+  role: string,
+  dir: string,
+  args: string[],
+  authToken?: string,
+): Promise<{ process: ServerProcess; address: string }> {
+  const port = await freePort()
+  const path = join(root, dir)
+  await mkdir(path)
+  const all = [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    path,
+    '--daemonize',
+    'no',
+    '--protected-mode',
+    'no',
+  ]
+  if (authToken) all.push('--requirepass', authToken, '--masterauth', authToken)
+  all.push(...args)
+  const proc = new ServerProcess(role, 'redis-server', all, path)
+  try {
+    await proc.waitForLine((line) => (/Ready to accept connections/.test(line) ? true : undefined), 30_000)
+  } catch (err) {
+    await proc.stop()
+    throw err
+  }
+  return { process: proc, address: `127.0.0.1:${port}` }
 }
 
 /** Uses a running Redis master; its replicas are found through INFO replication. */
@@ -100,7 +137,7 @@ export async function useRedis(master: string, authToken?: string): Promise<Topo
   }
 }
 
-function connect(addr: string, authToken?: string): Redis {
+export function connect(addr: string, authToken?: string): Redis {
   const [host, port] = splitHostPort(addr)
   return new Redis({ host, port, password: authToken, maxRetriesPerRequest: 1, connectTimeout: 5000 })
 }

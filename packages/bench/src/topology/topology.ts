@@ -1,7 +1,7 @@
 import type { TargetName } from '../drivers/driver.js'
 
 /** A server the harness started: what the measures need of it (a ServerProcess or a NodeProcess). */
-interface StartedServer {
+export interface StartedServer {
   readonly role: string
   readonly pid: number | undefined
   stop(): Promise<void>
