@@ -139,17 +139,38 @@ function getCommand(ctx: CommandContext, args: Buffer[]): Promise<Reply> {
 /**
  * A GET's key, checked as GET checks it (UTF-8, --max-key-bytes): a
  * connection reads a pipelined run of GETs together (RespConnection,
- * TandemNode.getEach) once each key has passed this.
+ * TandemNode.getEach) once each key has passed this. The limit is checked
+ * on the argument's bytes, which are the key's UTF-8: the same test and
+ * message as checkLimits, without building a request for it.
  */
 export function getKey(host: RespHost, arg: Buffer): string {
   const k = key(arg)
-  checkLimits({ id: ID, op: 'get', key: k }, host.config)
+  if (arg.length > host.config.maxKeyBytes) throw keyTooLarge(arg.length, host.config.maxKeyBytes)
   return k
 }
 
-/** SET key value with no options, the common case: a put, without the option parsing of setCommand. */
-function plainSet(host: RespHost, key: string, value: Value): Promise<Reply> {
-  return (run(host, { id: ID, op: 'put', key, value }) as Promise<unknown>).then(replyOk)
+function keyTooLarge(bytes: number, limit: number): TandemError {
+  return new TandemError('TOOLARGE', `key is ${bytes} bytes; the limit is ${limit}`)
+}
+
+/** No write concern, no condition: a plain SET's options. */
+const PLAIN_PUT = Object.freeze({})
+
+/**
+ * SET key value with no options, the bulk of a write load: checked as
+ * checkLimits checks a put (on the arguments' bytes, the key's and the
+ * value's UTF-8 or binary length) and handed to the node's put directly,
+ * without a request object, the option parsing of setCommand, or a step
+ * through handle(). Resolves when the put is committed; its reply is OK.
+ */
+export function plainSet(host: RespHost, keyArg: Buffer, valueArg: Buffer): Promise<unknown> {
+  const k = key(keyArg)
+  const config = host.config
+  if (keyArg.length > config.maxKeyBytes) throw keyTooLarge(keyArg.length, config.maxKeyBytes)
+  if (valueArg.length > config.maxValueBytes) {
+    throw new TandemError('TOOLARGE', `value is ${valueArg.length} bytes; the limit is ${config.maxValueBytes}`)
+  }
+  return host.node.put(k, value(valueArg), PLAIN_PUT)
 }
 
 const replyOk = (): Reply => OK
@@ -594,7 +615,7 @@ const table: Record<string, Spec> = {
     op: 'put',
     run: (ctx, args) =>
       args.length === 3
-        ? plainSet(ctx.host, key(args[1]), value(args[2]))
+        ? plainSet(ctx.host, args[1], args[2]).then(replyOk)
         : setCommand(ctx, args, key(args[1]), value(args[2])),
   },
   setnx: {
@@ -845,7 +866,7 @@ const COMMANDS: ReadonlyMap<string, CommandSpec> = new Map(
 )
 
 export const GET_SPEC = COMMANDS.get('get') as CommandSpec
-const SET_SPEC = COMMANDS.get('set') as CommandSpec
+export const SET_SPEC = COMMANDS.get('set') as CommandSpec
 
 /**
  * The command named by a request's first argument, matched without case.

@@ -9,10 +9,12 @@ import {
   commandNamed,
   GET_SPEC,
   getKey,
+  plainSet,
   type RespHost,
   type RespSession,
+  SET_SPEC,
 } from './commands.js'
-import { errorReply, PushReply, type Reply, RespWriter } from './encoder.js'
+import { errorReply, OK, PushReply, type Reply, RespWriter } from './encoder.js'
 import { replyForError } from './errors.js'
 import type { Glob } from './glob.js'
 import { type RespLimits, RespParser, RespProtocolError, UNAUTHENTICATED_LIMITS } from './parser.js'
@@ -391,6 +393,7 @@ export class RespConnection implements RespSession {
       )
     }
     if (spec === GET_SPEC) return this.addToGetRun(slot, args[1])
+    if (spec === SET_SPEC && args.length === 3) return this.plainSet(slot, args)
     let result: Reply | Promise<Reply>
     try {
       result = spec.run(this.ctx, args)
@@ -411,6 +414,27 @@ export class RespConnection implements RespSession {
     if (this.getRun === null) this.getRun = { keys: [], slots: [] }
     this.getRun.keys.push(key)
     this.getRun.slots.push(slot)
+  }
+
+  /** SET key value: the put, answered OK once committed, with one promise step of this connection's. */
+  private plainSet(slot: Slot, args: Buffer[]): void {
+    let put: Promise<unknown>
+    try {
+      put = plainSet(this.host, args[1], args[2])
+    } catch (err) {
+      return this.failWith(slot, err)
+    }
+    this.unsettledWrites++
+    put.then(
+      () => {
+        this.unsettledWrites--
+        this.fill(slot, OK)
+      },
+      (err) => {
+        this.unsettledWrites--
+        this.failWith(slot, err)
+      },
+    )
   }
 
   /** Hands the run that just ended to the front end's GetBatch; its GETs count as unsettled reads until answered. */

@@ -82,6 +82,12 @@ const CRLF = Buffer.from('\r\n')
 const NULL2 = Buffer.from('$-1\r\n')
 const NULL3 = Buffer.from('_\r\n')
 const NULL_ARRAY2 = Buffer.from('*-1\r\n')
+const OK_BYTES = Buffer.from('+OK\r\n')
+const DOLLAR = 36
+const COLON = 58
+const STAR = 42
+const CR = 13
+const LF = 10
 
 /** Appends encoded replies to one growing buffer; take() hands back what was written. */
 export class RespWriter {
@@ -121,27 +127,53 @@ export class RespWriter {
     this.len += data.length
   }
 
+  /**
+   * A type byte, a non-negative integer and CRLF (`$100\r\n`, `:3\r\n`),
+   * written byte by byte: the header of every bulk and integer reply,
+   * without a string built and encoded for it.
+   */
+  private header(type: number, n: number): void {
+    if (!Number.isSafeInteger(n) || n < 0) return this.ascii(`${String.fromCharCode(type)}${n}\r\n`)
+    let digits = 1
+    for (let x = n; x >= 10; x = Math.floor(x / 10)) digits++
+    this.reserve(digits + 3)
+    const buf = this.buf
+    let at = this.len
+    buf[at] = type
+    at += digits
+    for (let x = n, i = at; i > this.len; i--) {
+      buf[i] = 48 + (x % 10)
+      x = Math.floor(x / 10)
+    }
+    buf[at + 1] = CR
+    buf[at + 2] = LF
+    this.len = at + 3
+  }
+
   /** A bulk string holding `value` (UTF-8 for strings). */
   bulk(value: string | Uint8Array): void {
     if (typeof value === 'string') {
       const size = Buffer.byteLength(value, 'utf8')
-      this.ascii(`$${size}\r\n`)
+      this.header(DOLLAR, size)
       this.reserve(size + 2)
       this.len += this.buf.write(value, this.len, 'utf8')
-      this.bytes(CRLF)
-      return
+    } else {
+      this.header(DOLLAR, value.length)
+      this.reserve(value.length + 2)
+      this.buf.set(value, this.len)
+      this.len += value.length
     }
-    this.ascii(`$${value.length}\r\n`)
-    this.bytes(value)
-    this.bytes(CRLF)
+    this.buf[this.len++] = CR
+    this.buf[this.len++] = LF
   }
 
   write(reply: Reply, resp3: boolean): void {
     if (typeof reply === 'string' || reply instanceof Uint8Array) return this.bulk(reply)
-    if (typeof reply === 'number') return this.ascii(`:${reply}\r\n`)
+    if (reply === OK) return this.bytes(OK_BYTES)
     if (reply === null) return this.bytes(resp3 ? NULL3 : NULL2)
+    if (typeof reply === 'number') return this.integer(reply)
     if (Array.isArray(reply)) {
-      this.ascii(`*${reply.length}\r\n`)
+      this.header(STAR, reply.length)
       for (const item of reply) this.write(item, resp3)
       return
     }
@@ -186,5 +218,10 @@ export class RespWriter {
       return
     }
     if (reply instanceof NullArrayReply) return this.bytes(resp3 ? NULL3 : NULL_ARRAY2)
+  }
+
+  private integer(n: number): void {
+    if (n >= 0) return this.header(COLON, n)
+    this.ascii(`:${n}\r\n`)
   }
 }

@@ -44,9 +44,13 @@ const LF = 10
 const STAR = 42
 const DOLLAR = 36
 
+/** What the parser holds between commands: shared, so a drained read or a finished command allocates nothing. */
+const NO_BYTES = Buffer.alloc(0)
+const NO_ARGS: Buffer[] = []
+
 export class RespParser {
   /** Unparsed bytes start at `pos` of `buf`; `more` holds reads not yet joined to it. */
-  private buf: Buffer = Buffer.alloc(0)
+  private buf: Buffer = NO_BYTES
   private pos = 0
   private more: Buffer[] = []
   private moreBytes = 0
@@ -55,7 +59,7 @@ export class RespParser {
   // The multibulk command being parsed: its declared length, the arguments
   // read so far (slices of the buffers they arrived in) and their bytes.
   private argc = -1
-  private args: Buffer[] = []
+  private args: Buffer[] = NO_ARGS
   private nargs = 0
   private commandBytes = 0
   /** Where the header line that `header()` just read ends (after its CRLF). */
@@ -132,11 +136,11 @@ export class RespParser {
 
   /** Drops everything held (the connection is closing). */
   release(): void {
-    this.buf = Buffer.alloc(0)
+    this.buf = NO_BYTES
     this.pos = 0
     this.more = []
     this.moreBytes = 0
-    this.args = []
+    this.args = NO_ARGS
     this.argc = -1
   }
 
@@ -246,7 +250,7 @@ export class RespParser {
       this.consumeTo(dataEnd + 2)
     }
     const args = this.args
-    this.args = []
+    this.args = NO_ARGS
     this.argc = -1
     return args
   }
@@ -254,7 +258,7 @@ export class RespParser {
   private consumeTo(index: number): void {
     this.pos = index
     if (index === this.buf.length) {
-      this.buf = Buffer.alloc(0)
+      this.buf = NO_BYTES
       this.pos = 0
     }
   }

@@ -1,0 +1,51 @@
+import { describe, expect, it } from 'vitest'
+import { errorReply, MapReply, NULL_ARRAY, OK, type Reply, RespWriter, SimpleString } from './encoder.js'
+
+function encode(replies: Reply[], resp3 = false): string {
+  const writer = new RespWriter()
+  for (const r of replies) writer.write(r, resp3)
+  return writer.take().toString('latin1')
+}
+
+describe('RespWriter', () => {
+  it('writes bulk headers of every digit count, and the bytes of string and binary bulks', () => {
+    for (const size of [0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 12345, 100000]) {
+      const text = 'x'.repeat(size)
+      expect(encode([text])).toBe(`$${size}\r\n${text}\r\n`)
+      expect(encode([Buffer.from(text)])).toBe(`$${size}\r\n${text}\r\n`)
+    }
+    // A string's header counts its UTF-8 bytes, not its characters.
+    expect(Buffer.from(encode(['é€']), 'latin1')).toEqual(Buffer.from('$5\r\né€\r\n', 'utf8'))
+    expect(encode([new Uint8Array([0, 255, 13, 10])])).toBe('$4\r\n\x00\xff\r\n\r\n')
+  })
+
+  it('writes integers, negative and large ones included', () => {
+    for (const n of [0, 7, 10, 42, 1000, -1, -2, -12345, 2 ** 53 - 1, -(2 ** 53 - 1)]) {
+      expect(encode([n])).toBe(`:${n}\r\n`)
+    }
+  })
+
+  it('writes OK, nulls, arrays and errors in RESP2 and RESP3', () => {
+    expect(encode([OK, new SimpleString('OK'), null, NULL_ARRAY])).toBe('+OK\r\n+OK\r\n$-1\r\n*-1\r\n')
+    expect(encode([null, NULL_ARRAY], true)).toBe('_\r\n_\r\n')
+    const items: Reply[] = []
+    for (let i = 0; i < 12; i++) items.push(i % 2 === 0 ? `v${i}` : null)
+    expect(encode([items])).toBe(
+      `*12\r\n${items.map((v) => (v === null ? '$-1\r\n' : `$${(v as string).length}\r\n${v}\r\n`)).join('')}`,
+    )
+    expect(encode([new MapReply([['a', 1]])], true)).toBe('%1\r\n$1\r\na\r\n:1\r\n')
+    expect(encode([errorReply('ERR', 'bad\r\nthing')])).toBe('-ERR bad thing\r\n')
+  })
+
+  it('grows past its first buffer without losing what was written, and starts afresh after take', () => {
+    const writer = new RespWriter()
+    const big = 'y'.repeat(40 * 1024)
+    writer.write('a', false)
+    writer.write(big, false)
+    writer.write(3, false)
+    expect(writer.take().toString('latin1')).toBe(`$1\r\na\r\n$${big.length}\r\n${big}\r\n:3\r\n`)
+    expect(writer.length).toBe(0)
+    writer.write(OK, false)
+    expect(writer.take().toString('latin1')).toBe('+OK\r\n')
+  })
+})
