@@ -154,10 +154,14 @@ const optionsSchema = z
     batch: z.coerce.number().int().min(1).max(10_000).default(1000),
     /** console suite: web console event streams open on the master in its second side. */
     consoles: z.coerce.number().int().min(1).max(64).default(20),
-    /** console suite: "on" windows (consoles open) of the one put load, each between two "off" windows. */
-    pairs: z.coerce.number().int().min(1).max(1000).default(25),
-    /** console suite: seconds measured in each on/off window (a tick more is left out after each switch). */
-    window: z.coerce.number().positive().max(600).default(2),
+    /** console suite: "on" windows (consoles open on one node) of the two put loads, each between two "off" windows. */
+    pairs: z.coerce.number().int().min(1).max(1000).default(60),
+    /**
+     * console suite: seconds in each on/off window; an on window also holds
+     * the streams' closing. Windows of a few seconds: shorter ones leave
+     * more of the two nodes' own scheduling noise in each ratio.
+     */
+    window: z.coerce.number().positive().max(600).default(3),
     /** failover and multimaster suites: master kills. */
     rounds: z.coerce.number().int().min(1).max(10_000).default(20),
     /** multimaster suite: group sizes to measure (default 2,3). */
@@ -308,20 +312,24 @@ suites (tandem only; each starts its own servers; combine with commas)
                              first acknowledged write; then cold restart of a master holding
                              --keys keys (skip: --no-cold-restart)
                              [--failover-timeout MS] [--heartbeat-interval MS]
-  --workload console         put throughput on a master with max(1, --replicas) replicas,
-                             with no web console open and with --consoles N (default 20)
-                             console event streams (/ui/api/events) open on it: one
-                             unmeasured pass (--duration), then ONE put load throughout
-                             which the N streams are opened and closed in alternating
-                             windows (off, on, off, ..., off: --pairs N on windows,
-                             default 25; --window S measured each, default 2, after a
-                             second left out); per on window its throughput and the
-                             master's CPU per put over the mean of the off windows
-                             beside it: the median change in % and its 95% interval;
-                             then, with no load, the servers' CPU with 0, 1, 0, N
-                             consoles open, 3 rounds and 0 once more (--duration
-                             each), each window against the 0 windows beside it,
-                             and its share of the master's CPU under the puts
+  --workload console         put throughput of a master with max(1, --replicas) replicas
+                             when --consoles N (default 20) console event streams
+                             (/ui/api/events) are open on it: TWO such masters run the
+                             same --clients x --pipeline put load each, at once; one
+                             unmeasured pass (--duration), then while both loads run
+                             the N streams are opened and closed on one master at a
+                             time in alternating windows (off, on, off, ..., off:
+                             --pairs N on windows, default 60, the masters taking
+                             turns; --window S each, default 3, no gap; an on window
+                             includes opening and closing the streams); per on window
+                             the throughput (and CPU per put) of its master over the
+                             other's, against the same in the off windows beside it:
+                             the median change in % and its 95% interval, and the
+                             target's own change without the control; then, with no
+                             load, the first master's CPU with 0, 1, 0, N consoles
+                             open, 3 rounds and 0 once more (--duration each), each
+                             window against the 0 windows beside it, and its share
+                             of the master's CPU under the puts
   --workload watch           one watcher on every key of a master while puts run at
                              saturation (first --clients x --pipeline, --duration):
                              events/s the watcher received, and how far behind it ended

@@ -23,6 +23,39 @@ export function adjacentRatios(values: number[]): number[] {
   return out
 }
 
+/** Which of two nodes a window's condition was on (0 or 1); the other is the control. */
+export type Node2 = 0 | 1
+
+/**
+ * Paired windows on two identical nodes under the same load at once, the
+ * condition on one of them (the target) in each on window and never on the
+ * other (the control). `values[i]` is window i's figure on each node; `targets[k]`
+ * the target of the k-th on window (window 2k + 1).
+ *
+ * controlled: per on window, target / control in it over the mean of target
+ * / control in the off windows beside it. What moves both nodes alike (the
+ * machine changing speed under them, a stall of the harness that drives
+ * both) cancels within each window, which pairing in time alone cannot do
+ * when the machine changes speed from one window to the next. A node
+ * steadily faster than the other cancels between the windows.
+ * Otherwise (raw): the target's own figure, as adjacentRatios does.
+ */
+export function targetRatios(
+  values: readonly (readonly [number, number])[],
+  targets: readonly Node2[],
+  controlled: boolean,
+): { ratio: number; target: Node2 }[] {
+  const out: { ratio: number; target: Node2 }[] = []
+  for (let i = 1, k = 0; i + 1 < values.length && k < targets.length; i += 2, k++) {
+    const t = targets[k]
+    const v = (w: number) => (controlled ? values[w][t] / values[w][1 - t] : values[w][t])
+    const [before, on, after] = [v(i - 1), v(i), v(i + 1)]
+    const off = (before + after) / 2
+    if (Number.isFinite(on) && Number.isFinite(off) && off > 0) out.push({ ratio: on / off, target: t })
+  }
+  return out
+}
+
 interface MedianInterval {
   median: number
   /** Bounds of the interval, or null when there are too few values for one at this confidence. */

@@ -207,6 +207,8 @@ export interface ScenarioResult {
   passes: number[] | null
   /** console suite: web console event streams open on the master during this scenario. */
   consoles?: number
+  /** console suite: per window (as passes), the node (1 or 2) whose consoles were open; null in off windows. */
+  consoleTargets?: (number | null)[]
   /** multimaster suite: figures that are not a load's (convergence, fail-over, a conflict rate). */
   multimaster?: Record<string, unknown>
   /** multimaster suite: the conflict rate for each number of masters and link latency. */

@@ -1,14 +1,13 @@
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { bearerHeaders } from '@tandem/protocol'
-import type { DriverSpec } from '../drivers/driver.js'
 import type { LoadCount } from '../load/runner.js'
 import { ConsoleStreams } from '../measures/console-streams.js'
-import { adjacentRatios, medianInterval } from '../measures/paired-windows.js'
+import { medianInterval, type Node2, targetRatios } from '../measures/paired-windows.js'
 import { cpuSeconds } from '../measures/proc.js'
 import type { BenchOptions } from '../options.js'
-import type { ProgressLine } from '../report/progress.js'
-import type { ScenarioResult, TargetCheck } from '../report/result.js'
+import { ProgressLine } from '../report/progress.js'
+import type { ScenarioResult, TargetCheck, TargetResult } from '../report/result.js'
 import { runScenario, type Scenario } from '../scenario.js'
 import { startTandem } from '../topology/tandem.js'
 import type { Topology } from '../topology/topology.js'
@@ -16,69 +15,73 @@ import { round } from './common.js'
 import type { SuiteOutput } from './suite.js'
 
 /**
- * Issue 18's cost of the web console: the master's put throughput with no
- * console open and with --consoles event streams open on it. The master
- * has max(1, --replicas) replicas, so its console watcher has a group to
- * poll as it would in production.
+ * Issue 18's cost of the web console: what --consoles event streams open on
+ * a master change its put throughput by. Each node measured is a master with
+ * max(1, --replicas) replicas, so its console watcher has a group to follow
+ * as it would in production.
  *
  * What the console costs is small beside how much throughput moves on a
- * shared machine from one run to the next (separate runs of the same load
- * differ by tens of percent here), so it is measured inside ONE load:
- * - one unmeasured pass first, without consoles: a fresh node runs its
- *   first seconds slower (code not yet optimised, LevelDB's first
- *   compactions);
- * - then one put load runs throughout while the streams are opened and
- *   closed in alternating windows, off first and last (see
- *   paired-windows.ts). After each switch a tick is left out (the streams'
- *   first view, the watcher stopping), then --window seconds are measured:
- *   the puts completed and the master's CPU;
- * - each on window is compared with the off windows either side of it, and
- *   the change is the median of those ratios, with a distribution-free 95%
- *   interval. The figure is met when the whole interval lies within the
- *   target: a change it cannot tell from 2% is not met.
- * The off windows are checked to be off: the master's watcher encodes no
- * view in them (its metric), so no console work runs there.
+ * shared machine, from one run to the next and, on a VM, from one second to
+ * the next (the machine changes speed under the load). So:
+ * - TWO identical nodes (each a master and its replicas) run the same put
+ *   load at once, --clients x --pipeline each, after one unmeasured pass of
+ *   both (a fresh node runs its first seconds slower);
+ * - while both loads run, the streams are opened and closed in alternating
+ *   windows, off first and last (see paired-windows.ts), always on ONE node
+ *   (the target), never on the other (the control), and the target
+ *   alternates between the two nodes from one on window to the next;
+ * - an on window opens the streams, keeps them --window seconds, closes
+ *   them and gives the node CLOSE_GRACE_MS to let them go: opening and
+ *   closing are charged to the consoles. An off window lasts --window
+ *   seconds. The windows follow each other with no gap;
+ * - per on window, target / control in it over the same in the off windows
+ *   beside it: what moves both nodes alike cancels within the window, and
+ *   a node faster than the other between windows. The change is the
+ *   median of those ratios with a distribution-free 95% interval; the
+ *   figure is met when the whole interval lies within the target.
+ *   The target's own change (raw, as with one node) is reported beside it,
+ *   and so is the medians' split by which node was the target.
+ * The streams must have received views in every on window; the off windows
+ * are checked to be off, and the control to be untouched in the on
+ * windows: the watcher of a node with no console open encodes no view (its
+ * metric).
  *
- * Then, with no load, the CPU the servers use with none, one, none, N
- * consoles open, IDLE_ROUNDS times over and none once more, --duration
- * seconds each, each window with consoles against the none windows beside
- * it (the median of the rounds): what the console itself costs,
- * without the noise of a saturated machine, and whether N cost what one
- * does. Its share of the master's CPU under the load bounds what it can
- * take from put throughput when the master is what limits it.
+ * Then, with no load, the CPU the first node's servers use with none, one,
+ * none, N consoles open, IDLE_ROUNDS times over and none once more,
+ * --duration seconds each, each window with consoles against the none
+ * windows beside it (the median of the rounds): what the console itself
+ * costs, without the noise of a saturated machine, and whether N cost what
+ * one does. It bounds what the consoles can take from the control through
+ * the cores both share (which the controlled figure would not see).
  */
 export async function consoleSuite(o: BenchOptions, progress: ProgressLine, live: Set<Topology>): Promise<SuiteOutput> {
   const clients = o.clients[0]
   const pipeline = o.pipeline[0]
   const replicas = Math.max(1, o.replicas)
-  const topology = await startTandem({ replicas, sync: o.sync, authToken: o.authToken })
-  live.add(topology)
+  const nodes: Topology[] = []
   try {
-    progress.note(`console: master ${topology.master}, replicas ${topology.replicas.join(', ')}`)
-    const spec: DriverSpec = { target: 'tandem', servers: [topology.master], authToken: o.authToken, w: o.w, pipeline }
+    for (let i = 0; i < 2; i++) {
+      const topology = await startTandem({ replicas, sync: o.sync, authToken: o.authToken })
+      live.add(topology)
+      nodes.push(topology)
+      progress.note(`console: node ${i + 1}: master ${topology.master}, replicas ${topology.replicas.join(', ')}`)
+    }
     const put: Scenario = { name: `put ${clients}x${pipeline}`, workload: 'put', clients, pipeline }
-    const settling = await runScenario(
-      'tandem',
-      topology,
-      spec,
-      { ...put, name: 'settling pass (not measured)' },
+    const settling = await bothLoads(nodes, o, progress, { ...put, name: 'settling pass (not measured)' }, o)
+    await Promise.all(nodes.map((t) => t.waitForReplicas(o.syncTimeout * 1000)))
+    const windows: ConsoleWindow[] = []
+    const toggled = await bothLoads(
+      nodes,
       o,
       progress,
-    )
-    await topology.waitForReplicas(o.syncTimeout * 1000)
-    const windows: ConsoleWindow[] = []
-    const toggled = await runScenario(
-      'tandem',
-      topology,
-      spec,
-      { ...put, name: `put ${clients}x${pipeline}, ${o.consoles} consoles opened and closed every window` },
+      { ...put, name: `put ${clients}x${pipeline}, ${o.consoles} consoles opened and closed every other window` },
       { ...o, requests: undefined },
-      progress,
-      { measureFor: (count) => toggleConsoles(topology, o, count, windows, progress) },
+      (counts) => toggleConsoles(nodes, o, counts, windows, progress),
     )
     // Rounds of none, one, none, N, ..., none: what the node still does
     // after the load (LevelDB compacting) fades across the windows, so each
     // window with consoles is taken against the none windows either side.
+    const topology = nodes[0]
     const idle = [] as { consoles: number; master: number | null; group: number | null }[]
     const idleOrder = [...Array.from({ length: IDLE_ROUNDS }, () => [0, 1, 0, o.consoles]).flat(), 0]
     for (const consoles of idleOrder) {
@@ -100,52 +103,75 @@ export async function consoleSuite(o: BenchOptions, progress: ProgressLine, live
       const xs = idle.filter((w) => w.consoles === 0).map((w) => w[field])
       return xs.some((x) => x === null) ? null : round((xs as number[]).reduce((a, b) => a + b, 0) / xs.length, 1)
     }
-    const side = (on: boolean) => windows.filter((w) => w.on === on)
-    const median = (xs: number[]) => (xs.length === 0 ? null : medianInterval(xs).median)
-    const scenarios: ScenarioResult[] = [
-      {
-        name: `console: put ${clients}x${pipeline}, ${o.consoles} consoles open on the master in every other ${o.window} s window`,
-        workload: 'console',
-        distribution: o.distribution,
-        clients,
-        pipeline,
-        valueSize: o.valueSize,
-        keys: o.keys,
-        w: o.w ?? null,
-        targets: { tandem: toggled },
-        offeredRate: null,
-        replicas,
-        vsNoReplicas: null,
-        passes: windows.map((w) => Math.round(w.throughput)),
-        ratios: null,
-        consoles: o.consoles,
-      },
-    ]
+    const targets = windows.filter((w) => w.target !== null).map((w) => w.target as Node2)
+    const scenarios: ScenarioResult[] = nodes.map((_, n) => ({
+      name:
+        `console: node ${n + 1} of 2, put ${clients}x${pipeline} on each, ${o.consoles} consoles open on one node ` +
+        `in every other window of ${o.window} s, the nodes taking turns`,
+      workload: 'console',
+      distribution: o.distribution,
+      clients,
+      pipeline,
+      valueSize: o.valueSize,
+      keys: o.keys,
+      w: o.w ?? null,
+      targets: { tandem: toggled[n] },
+      offeredRate: null,
+      replicas,
+      vsNoReplicas: null,
+      passes: windows.map((w) => Math.round(w.throughput[n])),
+      consoleTargets: windows.map((w) => (w.target === null ? null : w.target + 1)),
+      ratios: null,
+      consoles: o.consoles,
+    }))
     const throughput = windows.map((w) => w.throughput)
-    const usPerPut = windows.map((w) => w.masterUsPerPut ?? 0)
-    const change = summarize(adjacentRatios(throughput))
-    const cpuChange = windows.some((w) => w.masterUsPerPut === null) ? null : summarize(adjacentRatios(usPerPut))
-    const fewestEvents = Math.min(...side(true).map((w) => w.fewestEvents))
-    const offViews = side(false).reduce((sum, w) => sum + (w.viewsEncoded ?? 0), 0)
-    const viewsKnown = windows.every((w) => w.viewsEncoded !== null)
-    const medianOps = (on: boolean) => Math.round(median(side(on).map((w) => w.throughput)) ?? 0)
-    const medianUs = (on: boolean) =>
-      median(side(on).flatMap((w) => (w.masterUsPerPut === null ? [] : [w.masterUsPerPut])))
+    const change = summarize(targetRatios(throughput, targets, true))
+    const raw = summarize(targetRatios(throughput, targets, false))
+    // The control's own figure over the off windows beside: what it lost to the consoles through the shared cores, or noise.
+    const spill = summarize(
+      targetRatios(
+        throughput,
+        targets.map((t) => (1 - t) as Node2),
+        false,
+      ),
+    )
+    const cpuKnown = windows.every((w) => w.usPerPut.every((u) => u !== null))
+    const usPerPut = windows.map((w) => w.usPerPut as [number, number])
+    const cpuChange = cpuKnown ? summarize(targetRatios(usPerPut, targets, true)) : null
+    const cpuRaw = cpuKnown ? summarize(targetRatios(usPerPut, targets, false)) : null
+    const on = windows.filter((w) => w.target !== null)
+    const fewestEvents = Math.min(...on.map((w) => w.fewestEvents))
+    const viewsKnown = windows.every((w) => w.viewsEncoded.every((v) => v !== null))
+    const offViews = windows
+      .filter((w) => w.target === null)
+      .reduce((sum, w) => sum + (w.viewsEncoded[0] ?? 0) + (w.viewsEncoded[1] ?? 0), 0)
+    const controlViews = on.reduce((sum, w) => sum + (w.viewsEncoded[1 - (w.target as Node2)] ?? 0), 0)
+    const medianOps = (onSide: boolean) =>
+      Math.round(
+        median(
+          windows
+            .filter((w) => (w.target !== null) === onSide)
+            .flatMap((w) => (onSide ? [w.throughput[w.target as Node2]] : w.throughput)),
+        ) ?? 0,
+      )
     const checks: TargetCheck[] = [
       {
         id: 'console.putThroughputChange',
         name:
-          `put throughput change with ${o.consoles} consoles open on the master, within one load: ` +
+          `put throughput change with ${o.consoles} consoles open on a master, against a second master under the same load at the same time: ` +
           `${change.pairs} on windows of ${o.window} s, each against the off windows beside it; ` +
-          `median ${change.text}; window medians on ${medianOps(true)} / off ${medianOps(false)} ops/s, ` +
-          `after an unmeasured pass at ${settling.throughput} ops/s; ` +
+          `median ${change.text}; consoles on node 1 ${change.byTarget[0]}, on node 2 ${change.byTarget[1]}; ` +
+          `window medians on ${medianOps(true)} / off ${medianOps(false)} ops/s per node, ` +
+          `after an unmeasured pass at ${settling.map((s) => s.throughput).join(' / ')} ops/s; ` +
           `each stream got at least ${fewestEvents} views in an on window, ` +
-          `the watcher encoded ${viewsKnown ? offViews : '?'} views in the off windows`,
+          `the watchers encoded ${viewsKnown ? offViews : '?'} views in the off windows ` +
+          `and the control's ${viewsKnown ? controlViews : '?'} in the on windows`,
         measured: change.median === null ? null : round(Math.abs(change.median), 2),
         unit: '%',
         target: '< 2',
         // Met only when the interval excludes a change of 2% either way, the
-        // consoles were live in every on window and idle in every off window.
+        // consoles were live in every on window, and no watcher ran where
+        // no console was open.
         met:
           change.low !== null &&
           change.high !== null &&
@@ -153,13 +179,24 @@ export async function consoleSuite(o: BenchOptions, progress: ProgressLine, live
           change.high < 2 &&
           fewestEvents > 0 &&
           viewsKnown &&
-          offViews === 0,
+          offViews === 0 &&
+          controlViews === 0,
+      },
+      {
+        id: 'console.putThroughputChangeRaw',
+        name:
+          `the same windows, the target's own throughput against its off windows (no control): median ${raw.text}; ` +
+          `the control's own change in the same on windows: median ${spill.text}`,
+        measured: raw.median === null ? null : round(Math.abs(raw.median), 2),
+        unit: '%',
+        target: 'reported',
+        met: true,
       },
       {
         id: 'console.cpuPerPutChange',
         name:
-          `the master's CPU per put with ${o.consoles} consoles open, same windows: ` +
-          `median ${cpuChange?.text ?? '?'}; window medians on ${fmt(medianUs(true))} / off ${fmt(medianUs(false))} µs per put`,
+          `the target master's CPU per put with ${o.consoles} consoles open, against the control, same windows: ` +
+          `median ${cpuChange?.text ?? '?'}; its own (no control): median ${cpuRaw?.text ?? '?'}`,
         measured: cpuChange?.median === null || cpuChange === null ? null : round(cpuChange.median, 2),
         unit: '%',
         target: 'reported',
@@ -184,11 +221,11 @@ export async function consoleSuite(o: BenchOptions, progress: ProgressLine, live
         met: true,
       })
     }
-    const masterUnderLoad = toggled.servers[0]?.cpuCores
+    const masterUnderLoad = toggled[0].servers[0]?.cpuCores
     const manyCost = over(o.consoles, 'master')
     checks.push({
       id: 'console.cpuShare',
-      name: `that cost of ${o.consoles} consoles as a share of the master's CPU while it serves the puts (${masterUnderLoad ?? '?'} cores)`,
+      name: `that cost of ${o.consoles} consoles as a share of the master's CPU while it serves the puts beside the control (${masterUnderLoad ?? '?'} cores)`,
       measured: manyCost === null || !masterUnderLoad ? null : round(Math.max(0, manyCost) / (masterUnderLoad * 10), 2),
       unit: '%',
       target: 'reported',
@@ -196,71 +233,152 @@ export async function consoleSuite(o: BenchOptions, progress: ProgressLine, live
     })
     return { scenarios, checks }
   } finally {
-    live.delete(topology)
-    await topology.close()
+    for (const t of nodes) live.delete(t)
+    await Promise.all(nodes.map((t) => t.close()))
   }
+}
+
+const median = (xs: number[]) => (xs.length === 0 ? null : medianInterval(xs).median)
+
+/**
+ * The same load on both nodes at once, each its own clients. With
+ * `measureFor`, both measured windows last until it settles; it gets both
+ * loads' counts once both are measuring. The first node's progress is shown.
+ */
+async function bothLoads(
+  nodes: Topology[],
+  o: BenchOptions,
+  progress: ProgressLine,
+  scenario: Scenario,
+  options: BenchOptions,
+  measureFor?: (counts: [CountFn, CountFn]) => Promise<void>,
+): Promise<[TargetResult, TargetResult]> {
+  const ready = nodes.map(() => deferred<CountFn>())
+  const measured = measureFor
+    ? Promise.all(ready.map((d) => d.promise)).then((counts) => measureFor(counts as [CountFn, CountFn]))
+    : null
+  // A load that fails before its window opens ends the other's window too.
+  measured?.catch(() => {})
+  const runs = nodes.map((t, i) =>
+    runScenario(
+      'tandem',
+      t,
+      { target: 'tandem', servers: [t.master], authToken: o.authToken, w: o.w, pipeline: scenario.pipeline },
+      { ...scenario, name: `node ${i + 1}: ${scenario.name}` },
+      options,
+      i === 0 ? progress : new ProgressLine('none'),
+      measured
+        ? {
+            measureFor: (count) => {
+              ready[i].resolve(count)
+              return measured
+            },
+          }
+        : {},
+    ).catch((err) => {
+      for (const d of ready) d.reject(err)
+      throw err
+    }),
+  )
+  const [a, b] = await Promise.all(runs)
+  return [a, b]
+}
+
+type CountFn = () => Promise<LoadCount>
+
+function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void; reject: (err: unknown) => void } {
+  let resolve!: (v: T) => void
+  let reject!: (err: unknown) => void
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res
+    reject = rej
+  })
+  promise.catch(() => {})
+  return { promise, resolve, reject }
 }
 
 /** Rounds of the idle CPU windows (none, one, none, N each). */
 const IDLE_ROUNDS = 3
 
-/** One measured window of the toggled load. */
+/** One measured window of the toggled load, on both nodes. */
 interface ConsoleWindow {
-  on: boolean
-  /** Puts per second completed in the window. */
-  throughput: number
-  /** The master's CPU over the puts completed, in µs; null without /proc. */
-  masterUsPerPut: number | null
-  /** Views the master's watcher encoded in the window (its metric); null when /metrics did not answer. */
-  viewsEncoded: number | null
+  /** The node whose consoles were open in the window (the target); null in off windows. */
+  target: Node2 | null
+  /** Puts per second completed in the window, per node. */
+  throughput: [number, number]
+  /** Each master's CPU over the puts it completed, in µs; null without /proc. */
+  usPerPut: [number | null, number | null]
+  /** Views each master's watcher encoded in the window (its metric); null when /metrics did not answer. */
+  viewsEncoded: [number | null, number | null]
   /** The fewest views any stream received in the window (0 in off windows). */
   fewestEvents: number
 }
 
 /**
- * The switching that runs inside the one load: 2 x --pairs + 1 windows,
- * off first. Each switch is followed by a tick left out: an opened stream
- * waits for its first view (so the watcher runs) and the node sees the
- * closed ones go (so it stops); then --window seconds are measured.
+ * The switching that runs inside the two loads: 2 x --pairs + 1 windows,
+ * off first, one after the other with no gap. An on window opens the
+ * streams on its target (the nodes take turns), holds them --window
+ * seconds, closes them and waits for the node to let them go.
  */
 async function toggleConsoles(
-  topology: Topology,
+  nodes: Topology[],
   o: BenchOptions,
-  count: () => Promise<LoadCount>,
+  counts: [CountFn, CountFn],
   windows: ConsoleWindow[],
   progress: ProgressLine,
 ): Promise<void> {
-  const pid = topology.processes[0]?.pid
+  const pids = nodes.map((t) => t.processes[0]?.pid)
+  const sample = async () => {
+    // The time goes with the counts (read at once); /metrics may answer later on a busy machine.
+    const at = performance.now()
+    const [ops, cpu, views] = await Promise.all([
+      Promise.all(counts.map((count) => count())),
+      Promise.all(pids.map((pid) => (pid === undefined ? undefined : cpuSeconds(pid)))),
+      Promise.all(nodes.map((t) => viewsEncoded(t.master, o.authToken))),
+    ])
+    return { ops: ops.map((c) => c.ops), cpu, views, at }
+  }
   let streams: ConsoleStreams | null = null
   try {
-    for (let i = 0; i < 2 * o.pairs + 1; i++) {
-      const on = i % 2 === 1
-      if (on) streams = await ConsoleStreams.open(topology.master, o.consoles, o.authToken)
-      else {
-        streams?.close()
+    let before = await sample()
+    for (let i = 0, onWindows = 0; i < 2 * o.pairs + 1; i++) {
+      const target: Node2 | null = i % 2 === 1 ? ((onWindows++ % 2) as Node2) : null
+      let fewestEvents = 0
+      if (target !== null) {
+        const opened = performance.now()
+        streams = await ConsoleStreams.open(nodes[target].master, o.consoles, o.authToken)
+        await sleep(Math.max(0, o.window * 1000 - (performance.now() - opened)))
+        // The streams are this window's own: every view they got, the first included.
+        fewestEvents = streams.minEvents()
+        streams.close()
         streams = null
+        await sleep(CLOSE_GRACE_MS)
+      } else await sleep(o.window * 1000)
+      const after = await sample()
+      const seconds = (after.at - before.at) / 1000
+      const node = (n: Node2) => {
+        const ops = after.ops[n] - before.ops[n]
+        const [c0, c1] = [before.cpu[n], after.cpu[n]]
+        const [v0, v1] = [before.views[n], after.views[n]]
+        return {
+          throughput: ops / seconds,
+          usPerPut: c0 === undefined || c1 === undefined || ops <= 0 ? null : ((c1 - c0) / ops) * 1e6,
+          views: v0 === null || v1 === null ? null : v1 - v0,
+        }
       }
-      await sleep(SWITCH_SETTLE_MS)
-      const viewsBefore = await viewsEncoded(topology.master, o.authToken)
-      const eventsBefore = streams ? [...streams.events] : []
-      const [before, cpuBefore] = await Promise.all([count(), pid === undefined ? undefined : cpuSeconds(pid)])
-      const started = performance.now()
-      await sleep(o.window * 1000)
-      const [after, cpuAfter] = await Promise.all([count(), pid === undefined ? undefined : cpuSeconds(pid)])
-      const seconds = (performance.now() - started) / 1000
-      const viewsAfter = await viewsEncoded(topology.master, o.authToken)
-      const ops = after.ops - before.ops
+      const [a, b] = [node(0), node(1)]
       windows.push({
-        on,
-        throughput: ops / seconds,
-        masterUsPerPut:
-          cpuBefore === undefined || cpuAfter === undefined || ops <= 0 ? null : ((cpuAfter - cpuBefore) / ops) * 1e6,
-        viewsEncoded: viewsBefore === null || viewsAfter === null ? null : viewsAfter - viewsBefore,
-        fewestEvents: streams ? Math.min(...streams.events.map((n, s) => n - eventsBefore[s])) : 0,
+        target,
+        throughput: [a.throughput, b.throughput],
+        usPerPut: [a.usPerPut, b.usPerPut],
+        viewsEncoded: [a.views, b.views],
+        fewestEvents,
       })
       progress.note(
-        `console: window ${i + 1}/${2 * o.pairs + 1} ${on ? 'on ' : 'off'} ${Math.round(ops / seconds).toLocaleString('en-US')} ops/s`,
+        `console: window ${i + 1}/${2 * o.pairs + 1} ${target === null ? 'off      ' : `on node ${target + 1}`} ` +
+          `${Math.round(a.throughput).toLocaleString('en-US')} / ${Math.round(b.throughput).toLocaleString('en-US')} ops/s`,
       )
+      before = after
     }
   } finally {
     streams?.close()
@@ -268,11 +386,12 @@ async function toggleConsoles(
 }
 
 /**
- * Left out after each switch: the watcher's tick (consoleTickMs, 1 s by
- * default), so that an on window starts with the watcher ticking and an off
- * window after its last tick has finished.
+ * Left in an on window after its streams are closed, so that the node's
+ * work of letting them go (the closes, its watcher stopping) is charged to
+ * the consoles. The node sees the closes within a turn of its event loop;
+ * the watcher's metric checks that nothing ran on into the off window.
  */
-const SWITCH_SETTLE_MS = 1000
+const CLOSE_GRACE_MS = 200
 
 /** The master's count of views encoded for console streams (tandem_console_views_encoded_total), or null. */
 async function viewsEncoded(address: string, authToken: string | undefined): Promise<number | null> {
@@ -286,19 +405,25 @@ async function viewsEncoded(address: string, authToken: string | undefined): Pro
   }
 }
 
-/** Paired ratios as changes in %: the median and its interval, and a line that says so. */
-function summarize(ratios: number[]): {
+/** Paired ratios as changes in %: the median and its interval, a line that says so, and the median per target. */
+function summarize(ratios: { ratio: number; target: Node2 }[]): {
   pairs: number
   median: number | null
   low: number | null
   high: number | null
   text: string
+  byTarget: [string, string]
 } {
-  if (ratios.length === 0) return { pairs: 0, median: null, low: null, high: null, text: 'no pairs' }
   const pct = (r: number) => (r - 1) * 100
-  const m = medianInterval(ratios.map(pct))
-  const sorted = ratios.map(pct).sort((a, b) => a - b)
   const sign = (x: number) => `${x >= 0 ? '+' : ''}${round(x, 2)}%`
+  const byTarget = ([0, 1] as const).map((t) => {
+    const xs = ratios.filter((r) => r.target === t).map((r) => pct(r.ratio))
+    return xs.length === 0 ? 'no pairs' : `${sign(medianInterval(xs).median)} (${xs.length} pairs)`
+  }) as [string, string]
+  if (ratios.length === 0) return { pairs: 0, median: null, low: null, high: null, text: 'no pairs', byTarget }
+  const changes = ratios.map((r) => pct(r.ratio))
+  const m = medianInterval(changes)
+  const sorted = [...changes].sort((a, b) => a - b)
   const interval =
     m.low === null || m.high === null || m.coverage === null
       ? 'too few pairs for a 95% interval'
@@ -309,10 +434,9 @@ function summarize(ratios: number[]): {
     low: m.low,
     high: m.high,
     text: `${sign(m.median)}, ${interval}, pairs from ${sign(sorted[0])} to ${sign(sorted[sorted.length - 1])}`,
+    byTarget,
   }
 }
-
-const fmt = (x: number | null) => (x === null ? '?' : String(round(x, 2)))
 
 /**
  * CPU the servers use, in ms per second of wall time over `seconds`, while
