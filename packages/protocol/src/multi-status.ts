@@ -32,5 +32,8 @@ export interface MultiStatus {
   tombstones: { count: number; collected: number; passes: number; oldestAgeMs: number; blockedBy: string | null }
   siblings: { keys: number; max: number; dropped: number; trims: number }
   lwwLost: number
+  /** Entries received from peers, and of those, ones this node already held (a mesh's duplicate traffic). */
+  received: number
+  duplicates: number
   members: string[]
 }

@@ -613,6 +613,16 @@ export class TandemServer {
       'Writes that arrived older than what their key held (last-writer-wins).',
       () => Number(mesh()?.lwwLost ?? 0),
     )
+    m.counterOf(
+      'tandem_mm_received_entries_total',
+      'Multi-master: entries received from peers (duplicates included).',
+      () => Number(mesh()?.received ?? 0),
+    )
+    m.counterOf(
+      'tandem_mm_duplicate_entries_total',
+      'Multi-master: entries received from peers that this node already held (skipped).',
+      () => Number(mesh()?.duplicates ?? 0),
+    )
     m.gauge('tandem_mm_clock_fenced', '1 while this node refuses writes for its clock.', () =>
       node.mesh?.clockFence() ? 1 : 0,
     )

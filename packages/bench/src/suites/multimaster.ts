@@ -113,8 +113,24 @@ export async function multimasterSuite(
         pipeline,
         spread: true,
       }
+      const counted = () => Promise.all(t.nodes.map((node) => statusOf(node.address, o.authToken)))
+      const before = await counted()
       const multi = await runScenario('tandem', t, spec, put(`put ${clients}x${pipeline}, ${n} masters`), o, progress)
       scenarios.push(scenario(o, `multimaster: put ${clients}x${pipeline}, ${n} masters (writes spread)`, 0, multi))
+      await t.waitConverged(o.syncTimeout * 1000)
+      const after = await counted()
+      const delta = (field: 'received' | 'duplicates') =>
+        after.reduce((sum, s, i) => sum + (s.multi?.[field] ?? 0) - (before[i].multi?.[field] ?? 0), 0)
+      const received = delta('received')
+      const duplicates = delta('duplicates')
+      checks.push({
+        id: `multimaster.duplicates.${n}`,
+        name: `entries the ${n} masters received from peers that they already held, % of received (${duplicates} of ${received})`,
+        measured: received > 0 ? round((duplicates / received) * 100, 2) : null,
+        unit: '%',
+        target: '-',
+        met: null,
+      })
       const ratio = single.throughput > 0 ? round(multi.throughput / single.throughput, 2) : null
       checks.push({
         id: `multimaster.throughput.${n}`,

@@ -115,7 +115,15 @@ interface PeerStatus {
   seq: number
   vv: Record<string, number>
   digest: string | null
-  multi: { origin: string; lwwLost: number; siblings: { keys: number }; peers: { lagEntries: number }[] } | null
+  multi: {
+    origin: string
+    lwwLost: number
+    siblings: { keys: number }
+    peers: { lagEntries: number }[]
+    /** Absent on versions that do not count them. */
+    received?: number
+    duplicates?: number
+  } | null
   commit: { writes: number }
 }
 

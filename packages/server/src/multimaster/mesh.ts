@@ -370,6 +370,8 @@ export class Mesh {
         trims: this.stats.trims,
       },
       lwwLost: this.resolver instanceof LwwResolver ? this.resolver.stats.lost : 0,
+      received: this.links.reduce((sum, l) => sum + l.stats.received, 0),
+      duplicates: store.duplicateEntries,
       members: [...this.stability.members()],
     }
   }

@@ -93,7 +93,8 @@ export class PeerLink {
   clockMeasuredAt = 0
   /** The peer holds this node's own writes up to here, more than this node does (amnesia). */
   ownHeldByPeer = 0
-  readonly stats = { connects: 0, snapshots: 0, applied: 0, clockPauses: 0 }
+  /** Entries received from the peer (those this node already held included). */
+  readonly stats = { connects: 0, snapshots: 0, applied: 0, clockPauses: 0, received: 0 }
   private ws: WebSocket | null = null
   private stopped = false
   private backoff: number
@@ -336,6 +337,7 @@ export class PeerLink {
     if (this.stopped) return
     if (this.state !== 'streaming') throw new Error(`entries while ${this.state}`)
     this.peerVV = peerVV
+    this.stats.received += raws.length
     const limit = this.host.clock.wall() + this.host.maxClockOffsetMs
     const entries: ApplyEntry[] = []
     let ahead: ApplyEntry | null = null

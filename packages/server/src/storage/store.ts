@@ -305,6 +305,11 @@ export class Store {
    * the digest (which moves with it) speak of.
    */
   committedVv: VersionVectorObject = {}
+  /**
+   * Remote entries that reached the committer when this node already held
+   * them (by origin and counter): a mesh's duplicate traffic, skipped.
+   */
+  duplicateEntries = 0
   /** The id this node's writes carry as their origin. */
   origin = ''
   readonly log: WriteLog
@@ -1271,7 +1276,10 @@ export class Store {
     for (let i = 0; i < entries.length; i++) {
       const entry = entries[i]
       const housekeeping = entry.origin === NO_ORIGIN
-      if (!keep && (housekeeping || entry.originSeq <= this.vv.get(entry.origin))) continue // already held
+      if (!keep && (housekeeping || entry.originSeq <= this.vv.get(entry.origin))) {
+        if (!housekeeping) this.duplicateEntries++
+        continue // already held
+      }
       const seq = ++commit.seq
       if (!housekeeping) {
         const before = this.vv.get(entry.origin)
