@@ -15,8 +15,12 @@ export interface MultiPeerStatus {
   digest: string
   snapshots: number
   clockPauses: number
-  /** The feed this peer pulls from this node, or null when it pulls none. */
-  pulling: { state: string; ackedVv: Record<string, number> } | null
+  /**
+   * The feed this peer pulls from this node, or null when it pulls none;
+   * `direct`: the origins the peer says it streams from their own node
+   * (this node does not forward their entries to it).
+   */
+  pulling: { state: string; ackedVv: Record<string, number>; direct: string[] } | null
 }
 
 /** The `multi` part of a multi-master node's status (--mode multi). */

@@ -10,15 +10,16 @@ import { bytesSchema, nonceSchema, proofSchema } from './replication.js'
  *
  *   dialler (puller)                              listener (pusher)
  *                                            <- challenge {nonce}
- *   hello {nodeId, origin, addr, conflict, vv, time, format, nonce, proof} ->
+ *   hello {nodeId, origin, addr, conflict, vv, time, format, nonce, proof,
+ *          incarnation, direct} ->
  *                                            <- welcome {proof} | refuse {reason: 'unauthorized'}
- *                                            <- continue {fromSeq, nodeId, origin, vv, time}
- *                                             | fullsync {seq, nodeId, origin, clock, time}
+ *                                            <- continue {fromSeq, nodeId, origin, vv, time, incarnation}
+ *                                             | fullsync {seq, nodeId, origin, clock, time, incarnation}
  *                                               snapshot {chunk, count} ... snapshotEnd {seq}
  *                                             | refuse {reason, message}
  *                                            <- entries {entries, head, vv}        (repeated)
  *                                            <- heartbeat {time, vv, digest, rows}  (every 500 ms)
- *   ack {vv, digest, rows} ->                    (after each applied frame, and every 250 ms)
+ *   ack {vv, digest, rows, direct} ->            (after each applied frame, and every 250 ms)
  *   clock {t0} ->                             <- clock {t0, t1}   (offset probe, every second)
  *
  * Authenticated as replication links are (the same challenge-response on
@@ -26,10 +27,21 @@ import { bytesSchema, nonceSchema, proofSchema } from './replication.js'
  *
  * `rows` gossip what each node knows of every node's version vector (the
  * matrix clock that tombstone collection needs, see stability.ts).
+ *
+ * Duplicates: `incarnation` names one run of a node's process, so what a
+ * node reports on one link (the `vv` of its entries and heartbeats) can be
+ * trusted by the feed serving it on the other link only when both name the
+ * same run (a restarted peer may hold less than its old socket said).
+ * `direct` lists the origins the dialler streams from their own node right
+ * now: the pusher does not forward their entries to it (see peer-feed.ts).
+ * Both are optional: a node that sends neither gets every entry, as before.
  */
 
 const bytes = bytesSchema
 const origin = z.string().min(1).max(64)
+const incarnation = z.string().min(1).max(64).optional()
+/** Origins the dialler pulls from their own node (at most one per peer link). */
+const direct = z.array(origin).max(1024).optional()
 export const conflictPolicySchema = z.enum(['lww', 'vclock'])
 export const peerVvSchema = z.record(origin, z.number().int().nonnegative())
 const peerRowSchema = z.object({ vv: peerVvSchema, complete: z.boolean() })
@@ -50,12 +62,15 @@ export const peerHelloSchema = z.object({
   format: z.number().int().positive().optional(),
   nonce: nonceSchema,
   proof: proofSchema,
+  /** This run of the dialler's process (random, new at each start). */
+  incarnation,
+  direct,
 })
 export type PeerHello = z.infer<typeof peerHelloSchema>
 
 export const pullerMessageSchema = z.discriminatedUnion('type', [
   peerHelloSchema,
-  z.object({ type: z.literal('ack'), vv: peerVvSchema, digest: z.string().max(16), rows: peerRowsSchema }),
+  z.object({ type: z.literal('ack'), vv: peerVvSchema, digest: z.string().max(16), rows: peerRowsSchema, direct }),
   z.object({ type: z.literal('clock'), t0: z.number() }),
 ])
 export type PullerMessage = z.infer<typeof pullerMessageSchema>
@@ -72,6 +87,7 @@ export const pusherMessageSchema = z.discriminatedUnion('type', [
     origin,
     vv: peerVvSchema,
     time: z.number(),
+    incarnation,
   }),
   z.object({
     type: z.literal('fullsync'),
@@ -81,6 +97,7 @@ export const pusherMessageSchema = z.discriminatedUnion('type', [
     /** The pusher's clock at its snapshot: what the snapshot holds. */
     clock: peerClock,
     time: z.number(),
+    incarnation,
   }),
   /** Records in the binary layout of storage/snapshot-chunk.ts, joined into the puller's (never replacing them). */
   z.object({ type: z.literal('snapshot'), chunk: bytes, count: z.number().int().nonnegative() }),

@@ -274,6 +274,13 @@ export const tuningSchema = z
           "Multi-master: frames of a peer's entries waiting for the group committer before the link stops reading that peer's socket. More keeps the committer busier and holds more in memory.",
       }),
     ),
+    peerDirectSilenceMs: count.default(2000).meta(
+      doc({
+        unit: 'ms',
+        description:
+          "Multi-master: a peer heard from within this long (peer feeds heartbeat every replHeartbeatMs) counts as the way this node gets that peer's own writes, and its other peers stop forwarding them to it; past it they forward them again (their links to this node dial again and resume from what it holds). Shorter falls back sooner on a dead or stalled peer; too short makes links to a busy peer fall back and resume needlessly.",
+      }),
+    ),
     peerHandshakeTimeoutMs: count.default(5000).meta(
       doc({
         unit: 'ms',

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import type { MultiStatus } from '@tandem/protocol'
 import { TandemError } from '@tandem/protocol'
 import type { WebSocket } from 'ws'
@@ -36,6 +37,16 @@ import { VclockResolver } from './vclock.js'
  * Every node pulls from each of its peers and serves whoever pulls from it,
  * so a mesh, a ring or a tree converges: entries are forwarded whatever
  * their origin and deduplicated by (origin, counter).
+ *
+ * Duplicates: in a full mesh each write would reach a node once from its
+ * origin and once more from every other peer. A feed sends nothing its
+ * peer is known to hold: what the peer acked on the feed, what the feed
+ * sent, and what the peer's own link to this node reported (trusted only
+ * for the same run of the peer's process: `incarnation`); and it does not
+ * forward the entries of an origin the peer says it streams from directly
+ * (`direct`, from its hello and acks). When the peer withdraws that claim
+ * (the link to the origin broke or went silent) the feed ends its socket
+ * so the peer resumes from what it holds, and gets what it missed.
  *
  * Clocks: a link refuses entries stamped further ahead than
  * --max-clock-offset (peer-link.ts). This node refuses writes (CLOCKSKEW)
@@ -79,6 +90,8 @@ export class Mesh {
   private digestAlarm: string | null = null
   readonly stats = { trims: 0, digestAlarms: 0 }
   private startedAt = 0
+  /** This run of the node's process: what one link reports, another trusts only for the same run. */
+  readonly incarnation = randomBytes(8).toString('hex')
 
   constructor(
     private readonly host: MeshHost,
@@ -129,6 +142,8 @@ export class Mesh {
           onRows: (rows) => this.onRows(rows),
           onApplied: () => this.stability.advance(),
           tuning: this.options.tuning,
+          incarnation: this.incarnation,
+          direct: () => this.directOrigins(),
         }),
       )
     }
@@ -151,6 +166,8 @@ export class Mesh {
         digest: () => this.digestHex(),
         rows: () => this.stability.gossip(),
         onAck: (f, vv, rows) => this.onAck(f, vv, rows),
+        incarnation: this.incarnation,
+        reportOf: (f) => this.reportOf(f),
       },
       this.options.feed,
       (f) => {
@@ -171,6 +188,21 @@ export class Mesh {
    */
   private *peerOrigins(): Iterable<string> {
     for (const link of this.links) if (link.origin !== null) yield link.origin
+  }
+
+  /** The origins of the links that stream from their peer now (see PeerLink.direct). */
+  private directOrigins(): string[] {
+    const out: string[] = []
+    for (const link of this.links) if (link.direct && link.origin !== null) out.push(link.origin)
+    return out
+  }
+
+  /** What the feed's peer reported, on this node's link to it, of the same run as the feed's hello. */
+  private reportOf(feed: PeerFeed): Record<string, number> | null {
+    for (const link of this.links) {
+      if (link.origin === feed.origin) return link.trustedReport(feed.incarnation)
+    }
+    return null
   }
 
   private onAck(feed: PeerFeed, vv: Record<string, number>, rows: Record<string, Row>): void {
@@ -353,7 +385,7 @@ export class Mesh {
           digest: l.peerDigest,
           snapshots: l.stats.snapshots,
           clockPauses: l.stats.clockPauses,
-          pulling: feed ? { state: feed.state, ackedVv: feed.acked } : null,
+          pulling: feed ? { state: feed.state, ackedVv: feed.acked, direct: feed.directOrigins() } : null,
         }
       }),
       tombstones: {

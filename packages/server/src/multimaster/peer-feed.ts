@@ -21,7 +21,17 @@ import type { Row } from './stability.js'
  *   per-key metadata and tombstones, and the version vector it holds, which
  *   the peer joins into its own data (never replacing it); then every entry
  *   of this node's log from there on, whatever its origin, except those the
- *   peer already holds (by origin and counter) and this node's housekeeping.
+ *   peer already holds (by origin and counter), those of an origin the peer
+ *   streams from directly (it says which in hello and acks), and this
+ *   node's housekeeping.
+ *
+ * What the peer holds (`known`) is what it said on this socket, what this
+ * feed sent it, and what it reported on this node's link to it when that
+ * link speaks with the same run of its process (Mesh.reportOf): never a
+ * report from an older run, which may claim writes it lost. An origin's
+ * entries skipped as direct are not in `known`; if the peer withdraws the
+ * claim, this feed closes its socket and the peer, dialling again, resumes
+ * from what it holds.
  *
  * Entries go out as this node stored them; the peer re-places them in its
  * own log and keeps their identity bytes (see log-entry.ts). Backpressure
@@ -40,6 +50,10 @@ interface PeerFeedHost {
   rows(): Record<string, Row>
   /** A peer reported what it holds (an ack): stability rows, w=N, lag. */
   onAck(peer: PeerFeed, vv: Record<string, number>, rows: Record<string, Row>): void
+  /** This run of this node's process. */
+  readonly incarnation: string
+  /** What the peer reported holding on this node's link to it, when said by the run of `feed.incarnation`. */
+  reportOf(feed: PeerFeed): Record<string, number> | null
 }
 
 export interface PeerFeedOptions extends FeedTiming {
@@ -52,6 +66,12 @@ export class PeerFeed extends Feed implements AckSource {
   readonly known = new VersionVector()
   /** The peer's version vector as of its last ack. */
   acked: Record<string, number> = {}
+  /** The run of the peer's process that said hello (undefined: a peer that does not say). */
+  incarnation: string | undefined
+  /** Origins the peer streams from their own node: their entries are not forwarded to it. */
+  private direct = new Set<string>()
+  /** Origins whose entries this feed skipped as direct (a withdrawn claim among them ends the socket). */
+  private readonly skippedDirect = new Set<string>()
   protected readonly linkName = 'peer link'
   protected readonly onGap = 'the peer must reconnect for a snapshot'
 
@@ -96,6 +116,7 @@ export class PeerFeed extends Feed implements AckSource {
         this.acked = message.vv
         this.known.join(message.vv)
         this.host.onAck(this, message.vv, message.rows)
+        this.onDirect(message.direct ?? [])
         return
       case 'clock':
         this.flow.send({ type: 'clock', t0: message.t0, t1: this.host.clock.wall() })
@@ -106,6 +127,8 @@ export class PeerFeed extends Feed implements AckSource {
   private async onHello(hello: PeerHello): Promise<void> {
     this.nodeId = hello.nodeId
     this.origin = hello.origin
+    this.incarnation = hello.incarnation
+    this.direct = new Set(hello.direct)
     this.addr = hello.addr
     this.log = this.host.logger.child({ peer: hello.nodeId, peerAddr: hello.addr })
     if (hello.origin === this.store.origin) return this.refuse('self', 'a node cannot be its own peer')
@@ -131,6 +154,7 @@ export class PeerFeed extends Feed implements AckSource {
       origin: this.store.origin,
       vv: this.store.committedVv,
       time: this.host.clock.wall(),
+      incarnation: this.host.incarnation,
     })
     this.state = 'streaming'
     this.pumpSafely()
@@ -159,6 +183,7 @@ export class PeerFeed extends Feed implements AckSource {
         origin: this.store.origin,
         clock,
         time: this.host.clock.wall(),
+        incarnation: this.host.incarnation,
       })
       let total = 0
       for await (const { chunk, count } of snapshot.chunks(this.options.snapshotChunkBytes)) {
@@ -178,12 +203,40 @@ export class PeerFeed extends Feed implements AckSource {
     }
   }
 
-  /** Sends the entries of `batch` the peer lacks (by origin and counter). */
+  /**
+   * The peer's new list of origins it streams directly. One it no longer
+   * names whose entries this feed skipped: the cursor is past them, so the
+   * socket ends and the peer dials again from what it holds.
+   */
+  private onDirect(origins: string[]): void {
+    const now = new Set(origins)
+    for (const origin of this.skippedDirect) {
+      if (!now.has(origin)) {
+        this.log.info('the peer no longer streams an origin directly; it resumes from what it holds', { origin })
+        return this.close(1012, `no longer direct from ${origin}: dial again`)
+      }
+    }
+    this.direct = now
+  }
+
+  /** The origins the peer says it streams directly, for status. */
+  directOrigins(): string[] {
+    return [...this.direct]
+  }
+
+  /** Sends the entries of `batch` the peer lacks (by origin and counter) and gets from nowhere else. */
   protected sendBatch(batch: Buffer[]): void {
+    const report = this.host.reportOf(this)
+    if (report !== null) this.known.join(report)
+    const own = this.store.origin
     const out: Buffer[] = []
     for (const raw of batch) {
       const id = peekIdentity(raw) ?? readForApply(raw)
       if (id.origin === NO_ORIGIN || id.originSeq <= this.known.get(id.origin)) continue
+      if (id.origin !== own && this.direct.has(id.origin)) {
+        this.skippedDirect.add(id.origin)
+        continue
+      }
       this.known.advance(id.origin, id.originSeq)
       // Views into the tail's ring stay valid until the next commit: the
       // frame is encoded here, before anything else can run.

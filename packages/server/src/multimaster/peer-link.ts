@@ -31,7 +31,12 @@ import type { Row } from './stability.js'
  *   (a data dir restored from a backup), this node takes no writes until it
  *   has them back (amnesia: it would reuse their counters);
  * - every second it probes the peer's clock, for the offset status shows
- *   and the Mesh's decision to refuse writes when this node's clock runs ahead.
+ *   and the Mesh's decision to refuse writes when this node's clock runs ahead;
+ * - what the peer reports it holds (peerVV) is trusted by this node's feed
+ *   to that peer only while both links speak with the same run of the
+ *   peer's process (its incarnation, named in continue / fullsync and in
+ *   its hello to the feed): a peer restarted with less than its old socket
+ *   said must be sent what it lost (see trustedReport).
  *
  * After any break it reconnects with backoff and asks again from what it holds.
  */
@@ -58,6 +63,10 @@ interface PeerLinkHost {
   onApplied(): void
   /** The link's tunables (see tuning.ts). */
   readonly tuning: PeerLinkTuning
+  /** This run of this node's process, sent in hello. */
+  readonly incarnation: string
+  /** The origins this node streams from their own node now (see PeerLink.direct). */
+  direct(): string[]
 }
 
 type PeerLinkTuning = Pick<
@@ -70,6 +79,7 @@ type PeerLinkTuning = Pick<
   | 'peerMaxQueuedApply'
   | 'peerHandshakeTimeoutMs'
   | 'linkInboxDepth'
+  | 'peerDirectSilenceMs'
 >
 
 export class PeerLink {
@@ -93,6 +103,8 @@ export class PeerLink {
   clockMeasuredAt = 0
   /** The peer holds this node's own writes up to here, more than this node does (amnesia). */
   ownHeldByPeer = 0
+  /** The run of the peer's process this connection speaks with (null until it answered on it). */
+  peerIncarnation: string | null = null
   /** Entries received from the peer (those this node already held included). */
   readonly stats = { connects: 0, snapshots: 0, applied: 0, clockPauses: 0, received: 0 }
   private ws: WebSocket | null = null
@@ -123,6 +135,7 @@ export class PeerLink {
   private connect(): void {
     if (this.stopped) return
     if (this.state !== 'paused' && this.state !== 'refused') this.state = 'connecting'
+    this.peerIncarnation = null
     // No token in the request: the peer first proves it holds it (replication/peer-auth.ts).
     const ws = dialPeer(this.addr, '/peer', this.host.tls, {
       maxPayload: this.host.maxFrameBytes,
@@ -174,6 +187,8 @@ export class PeerLink {
           format: DATA_FORMAT,
           nonce,
           proof: proveToken(authToken, 'peer', 'dialer', peerNonce, nonce),
+          incarnation: this.host.incarnation,
+          direct: this.host.direct(),
         })
       })
     }
@@ -243,7 +258,48 @@ export class PeerLink {
   }
 
   private sendAck(flow: FlowSocket): void {
-    flow.send({ type: 'ack', vv: this.store.committedVv, digest: this.host.digest(), rows: this.host.rows() })
+    flow.send({
+      type: 'ack',
+      vv: this.store.committedVv,
+      digest: this.host.digest(),
+      rows: this.host.rows(),
+      direct: this.host.direct(),
+    })
+  }
+
+  /**
+   * Whether this node gets the peer's own writes from the peer itself: the
+   * link has heard the peer within peerDirectSilenceMs and is not refused
+   * or paused. Feeds to other peers are told, and forward this origin's
+   * entries to this node only when it is not. A reconnect within that time
+   * keeps the claim (the link resumes from what this node holds, so it gets
+   * every write of the peer's it lacks): withdrawing it makes the other
+   * feeds end their sockets, and each of those reconnects would withdraw
+   * its own claim in turn. A dead or stalled peer stops counting once
+   * silent that long.
+   */
+  get direct(): boolean {
+    return (
+      this.origin !== null &&
+      this.state !== 'paused' &&
+      this.state !== 'refused' &&
+      this.state !== 'stopped' &&
+      this.lastHeardAt > 0 &&
+      this.host.clock.now() - this.lastHeardAt < this.host.tuning.peerDirectSilenceMs
+    )
+  }
+
+  /**
+   * What the peer said it holds on this connection (its committed version
+   * vector, in its entries and heartbeats), when the connection speaks with
+   * the run of the peer's process named `incarnation`; else null. A report
+   * of another run (a socket of a process since restarted, not yet seen
+   * closed) may claim writes the peer lost.
+   */
+  trustedReport(incarnation: string | undefined): VersionVectorObject | null {
+    if (incarnation === undefined || this.peerIncarnation !== incarnation || this.ws === null) return null
+    if (this.state !== 'streaming') return null
+    return this.peerVV
   }
 
   private onClock(t0: number, t1: number): void {
@@ -257,7 +313,7 @@ export class PeerLink {
   private async onControl(message: PusherMessage, flow: FlowSocket, live: () => boolean): Promise<void> {
     switch (message.type) {
       case 'continue':
-        this.identify(message.nodeId, message.origin, message.vv)
+        this.identify(message.nodeId, message.origin, message.vv, message.incarnation)
         this.log.info('peer link resumes from its log', { fromSeq: message.fromSeq })
         this.state = 'streaming'
         this.backoff = this.host.tuning.peerMinBackoffMs
@@ -265,7 +321,7 @@ export class PeerLink {
         this.noteBehind()
         return
       case 'fullsync':
-        this.identify(message.nodeId, message.origin, message.clock.vv)
+        this.identify(message.nodeId, message.origin, message.clock.vv, message.incarnation)
         this.stats.snapshots++
         this.state = 'merging'
         this.reason = null
@@ -311,10 +367,11 @@ export class PeerLink {
   }
 
   /** The peer named itself: check it holds no more of this node's writes than this node does. */
-  private identify(nodeId: string, origin: string, vv: VersionVectorObject): void {
+  private identify(nodeId: string, origin: string, vv: VersionVectorObject, incarnation: string | undefined): void {
     this.nodeId = nodeId
     this.origin = origin
     this.peerVV = vv
+    this.peerIncarnation = incarnation ?? null
     this.log = this.host.logger.child({ peerAddr: this.addr, peer: nodeId })
     const mine = this.store.origin
     const held = vv[mine] ?? 0

@@ -1,0 +1,169 @@
+import { cpSync } from 'node:fs'
+import type { TandemClient } from '@tandem/client'
+import { afterEach, describe, expect, it } from 'vitest'
+import { freePort } from '../helpers/fault-proxy.js'
+import { NodeProcess } from '../helpers/node-process.js'
+import { tempDir } from '../helpers/temp-dir.js'
+import { waitFor } from '../helpers/wait.js'
+import { PeerGroup, type PeerStatus } from './peers.js'
+
+/**
+ * Duplicate traffic in a mesh. Every node pulls from every peer, and each
+ * peer sends whatever of its log the puller lacks, whatever the origin: in a
+ * full mesh of three a write would reach a node from its origin and again
+ * forwarded by the third node, and its own writes would come back from the
+ * peers it sent them to. A feed sends what the peer is known to hold only
+ * once (what the peer reported, on either link, in the same run of its
+ * process) and does not forward an origin the peer streams directly. Never
+ * at the cost of an entry the peer lacks: a peer restarted with fewer of its
+ * own writes than its old socket reported gets them back.
+ */
+describe('multi-master duplicate traffic', () => {
+  let group: PeerGroup
+  afterEach(() => group?.teardown())
+
+  /** `count` puts on one node, `inFlight` at a time, on keys of its own. */
+  async function load(db: TandemClient, name: string, count: number, inFlight = 16): Promise<void> {
+    let next = 0
+    const worker = async () => {
+      while (next < count) {
+        const i = next++
+        await db.put(`${name}:${i % 500}`, `${name}-${i}`)
+      }
+    }
+    await Promise.all([...Array(inFlight)].map(worker))
+  }
+
+  const counts = (s: PeerStatus) => ({ received: s.multi!.received, duplicates: s.multi!.duplicates })
+
+  it('a node of a 3-master mesh under write load receives few entries it already holds', async () => {
+    group = await new PeerGroup().start({ size: 3, conflict: 'lww' })
+    // Each feed knows which origins its peer streams directly once the
+    // peer's links all stream and it has said so (hello or ack).
+    await waitFor(
+      async () => {
+        for (let i = 0; i < 3; i++) {
+          const peers = (await group.status(i)).multi!.peers
+          if (peers.some((p) => p.link !== 'streaming' || (p.pulling?.direct.length ?? 0) < 2)) return false
+        }
+        return true
+      },
+      { what: 'every link to stream and every feed to know its peer’s direct links', timeoutMs: 30_000 },
+    )
+    const before = await Promise.all([0, 1, 2].map((i) => group.status(i)))
+    const perNode = 1500
+    const clients = await Promise.all([0, 1, 2].map((i) => group.client(i)))
+    await Promise.all(clients.map((db, i) => load(db, `n${i}`, perNode)))
+    const after = await group.waitConverged()
+
+    for (let i = 0; i < 3; i++) {
+      const was = counts(before[i])
+      const now = counts(after[i])
+      const received = now.received - was.received
+      const duplicates = now.duplicates - was.duplicates
+      // Every write of the two others arrives at least once.
+      expect(received, `node ${i} received`).toBeGreaterThanOrEqual(2 * perNode)
+      // When every feed forwarded every origin and learnt what its peer
+      // held only from that peer's acks, about half of these were.
+      expect(duplicates, `node ${i}: ${duplicates} of ${received} received were already held`).toBeLessThanOrEqual(
+        Math.ceil(0.02 * received),
+      )
+    }
+  })
+
+  it('writes of an origin whose link to a node stalls still reach that node through the third peer', async () => {
+    group = await new PeerGroup().start({ size: 3, conflict: 'lww' })
+    const origin0 = (await group.status(0)).multi!.origin
+    const node2 = (await group.status(2)).nodeId
+    // Node 2 says it pulls node 0's writes from node 0 itself, so node 1
+    // stops forwarding them to it.
+    await waitFor(
+      async () =>
+        (await group.status(1)).multi!.peers.some(
+          (p) => p.nodeId === node2 && p.pulling?.direct.includes(origin0) === true,
+        ),
+      { what: 'node 1 to learn that node 2 pulls from node 0 directly', timeoutMs: 30_000 },
+    )
+    const a = await group.client(0)
+    for (let i = 0; i < 20; i++) await a.put(`before:${i}`, `v${i}`)
+    await group.waitConverged()
+
+    // Node 2's link from node 0 stalls: open, silent. Node 0's later writes
+    // reach node 1, and node 2 only through node 1.
+    group.proxies[2][0]!.cut('stall')
+    for (let i = 0; i < 20; i++) await a.put(`after:${i}`, `v${i}`)
+    const held = (await group.status(0)).vv[origin0]
+    await waitFor(async () => (await group.status(2)).vv[origin0] === held, {
+      what: 'node 2 to get node 0’s writes through node 1',
+      timeoutMs: 30_000,
+    })
+    const c = await group.client(2)
+    for (let i = 0; i < 20; i++) expect(await c.get(`after:${i}`), `after:${i}`).toBe(`v${i}`)
+    group.healAll()
+    await group.waitConverged()
+  })
+
+  it('a peer restarted with fewer of its own writes than its old run reported, whose old socket is still open, gets them all back', async () => {
+    group = await new PeerGroup().start({ size: 2, conflict: 'lww' })
+    const a = await group.client(0)
+    for (let i = 0; i < 20; i++) await a.put(`early:${i}`, `v${i}`)
+    await group.waitConverged()
+    // A copy of node 0's data dir as it is now: started later, it holds
+    // fewer of node 0's own writes than node 1 does (a lost tail).
+    await group.nodes[0].stop()
+    const copy = tempDir('tandem-mm-copy-')
+    group.dirs.push(copy)
+    cpSync(group.dirs[0].path, copy.path, { recursive: true })
+    await group.nodes[0].start()
+    await waitFor(async () => !(await group.status(0)).readOnly, { what: 'node 0 to take writes again' })
+    const again = await group.client(0)
+    for (let i = 0; i < 30; i++) await again.put(`late:${i}`, `v${i}`)
+    const origin0 = (await group.status(0)).multi!.origin
+    const held = (await group.status(0)).vv[origin0]
+    // Node 1 holds them all, and node 0 has said so on node 1's link to it.
+    await waitFor(
+      async () => {
+        const s = await group.status(1)
+        return s.vv[origin0] === held && s.multi!.peers[0].vv[origin0] === held
+      },
+      { what: 'node 1 to hold node 0’s writes and hear node 0 report them' },
+    )
+
+    // Node 0's run freezes: its sockets stay open and silent, so node 1's
+    // link to it keeps that run's report. A new run of node 0 starts from
+    // the copy and pulls from node 1.
+    const old = group.nodes[0]
+    await old.kill('SIGSTOP')
+    const port = await freePort()
+    const peers = ['--peers', group.proxies[0][1]!.address]
+    const fresh = new NodeProcess(copy.path, [
+      '--mode',
+      'multi',
+      '--conflict',
+      'lww',
+      '--advertise',
+      `127.0.0.1:${port}`,
+      ...peers,
+    ])
+    fresh.port = port
+    group.nodes[0] = fresh
+    try {
+      await fresh.start()
+      // Node 1's feed must send the new run what it lost; it gets them back
+      // (and only then takes writes again).
+      await waitFor(async () => (await group.status(0)).vv[origin0] === held, {
+        what: 'the new run of node 0 to get its lost writes back from node 1',
+        timeoutMs: 30_000,
+      })
+      const restored = await group.client(0)
+      for (let i = 0; i < 30; i++) expect(await restored.get(`late:${i}`), `late:${i}`).toBe(`v${i}`)
+      await waitFor(async () => !(await group.status(0)).readOnly, { what: 'node 0 to take writes again' })
+      // The old run's socket was open throughout, its report unchanged.
+      const stale = (await group.status(1)).multi!.peers[0]
+      expect(stale.link).toBe('streaming')
+      expect(stale.vv[origin0]).toBe(held)
+    } finally {
+      await old.kill('SIGKILL')
+    }
+  })
+})
