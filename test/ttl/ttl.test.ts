@@ -46,15 +46,18 @@ describe('TTL', () => {
     const replica = await startNode(join(dir.path, 'replica'), ['--replicaof', proxy.address])
     nodes.push(replica)
     const db = await TandemClient.connect({ servers: [master.address] })
+    // Long enough for the checks below to run before it is due, on a loaded
+    // machine too: they count it among the TTL keys and read it on the replica.
+    const shortTtlMs = 8000
     const before = Date.now()
-    const short = await db.put('short', 'soon gone', { ttlMs: 1500 })
+    const short = await db.put('short', 'soon gone', { ttlMs: shortTtlMs })
     const after = Date.now()
     await db.put('long', 'stays', { ttlMs: 600_000 })
     await db.put('plain', 'stays')
     const meta = await db.get('short', { meta: true })
     expect(meta?.seq).toBe(short.seq)
-    expect(meta?.expiresAt).toBeGreaterThanOrEqual(before + 1500)
-    expect(meta?.expiresAt).toBeLessThanOrEqual(after + 1500)
+    expect(meta?.expiresAt).toBeGreaterThanOrEqual(before + shortTtlMs)
+    expect(meta?.expiresAt).toBeLessThanOrEqual(after + shortTtlMs)
     // A put without ttlMs clears a TTL; one with it sets a new one.
     await db.put('cleared', 'x', { ttlMs: 1000 })
     await db.put('cleared', 'y')
@@ -68,7 +71,10 @@ describe('TTL', () => {
     proxy.cut()
     const onReplica = await TandemClient.connect({ servers: [replica.address], direct: true })
     expect(await onReplica.get('short')).toBe('soon gone')
-    await waitFor(async () => (await db.get('short')) === undefined, { what: 'short to expire on the master' })
+    await waitFor(async () => (await db.get('short')) === undefined, {
+      what: 'short to expire on the master',
+      timeoutMs: shortTtlMs + 20_000,
+    })
     const [expiry] = await eventsUntil(master.address, head + 1, head + 1)
     expect(expiry).toMatchObject({ seq: head + 1, type: 'del', key: 'short' })
     // Missing on the replica too, although the delete has not arrived there.
@@ -119,8 +125,9 @@ describe('TTL across a fail-over', () => {
     await group.start({ size: 3 })
     const master = await group.waitForMaster()
     const db = await group.client()
-    await db.put('plain', 'stays', { w: 'majority' })
-    const put = await db.put('mid', 'gone after the fail-over', { ttlMs: 3000, w: 'majority' })
+    // The first majority writes wait for the replicas to stream from the new master.
+    await db.put('plain', 'stays', { w: 'majority', timeoutMs: 15_000 })
+    const put = await db.put('mid', 'gone after the fail-over', { ttlMs: 3000, w: 'majority', timeoutMs: 15_000 })
     await master.kill('SIGKILL')
     const survivors = group.nodes.filter((n) => n !== master)
     const newMaster = await group.waitForMaster(survivors, 'a new master')
