@@ -188,7 +188,15 @@ describe('web console on a multi-master mesh', () => {
       expect(after.meshText).toContain(group.nodes[2].address)
       await page.screenshot({ path: join(ARTIFACTS, 'mesh-peer-down-1280x800.png'), fullPage: true })
       // The feed says the same: still drawn, with its last-seen time, and the others' links to it down.
-      const v = last() as View
+      // (The page reads a stream of its own: this one's views may come a moment later.)
+      const v = await waitFor(
+        () => {
+          const view = last() as View | undefined
+          const peer = view?.nodes.find((n) => n.key === ids[2])
+          return view && peer && !peer.reachable && view.mesh?.converged === false ? view : null
+        },
+        { what: 'the feed to show the killed peer unreachable', timeoutMs: 20_000 },
+      )
       const dead = v.nodes.find((n) => n.key === ids[2])!
       expect(dead.reachable).toBe(false)
       expect(dead.lastSeenAt).toEqual(expect.any(Number))
