@@ -41,7 +41,7 @@ describe('a master paused longer than the fail-over timeout', () => {
       servers: [master.address, ...others.map((n) => n.address)],
       connectTimeoutMs: 5000,
     })
-    await late.put('late-client', 'ok', { w: 'majority', timeoutMs: 2000 })
+    await late.put('late-client', 'ok', { w: 'majority', timeoutMs: 10_000 })
     const lateMs = Date.now() - lateStart
 
     // The write is on the paused master's socket before it resumes: it is

@@ -116,7 +116,10 @@ describe('reads under a partition', () => {
     await waitFor(async () => (await statusOf(master)).replicas.filter((r) => r.link === 'streaming').length === 2, {
       what: 'both replicas to stream',
     })
-    await old.put('a', '1')
+    // A replica's lag can pass 600 ms on a loaded machine: a refused first write is retried.
+    await waitFor(async () => (await outcome(old.put('a', '1'))).startsWith('ok:'), {
+      what: 'a first write to be taken',
+    })
 
     // Packets dropped, connections kept: nothing but silence tells the master.
     group.isolate(group.index(master), 'stall')

@@ -17,7 +17,9 @@ describe('two data nodes and a witness', () => {
     const first = await group.waitForMaster([a, b])
     const second = first === a ? b : a
     const db = await group.client()
-    for (let i = 0; i < 50; i++) await db.put(`k${i}`, `v${i}`, { w: 'majority', timeoutMs: 2000 })
+    // The first waits for the other data node to stream from the new master:
+    // a deadline, not a measure (a loaded machine may take seconds).
+    for (let i = 0; i < 50; i++) await db.put(`k${i}`, `v${i}`, { w: 'majority', timeoutMs: 15_000 })
 
     // Losing the master: the other data node is elected with the witness's vote.
     await first.kill('SIGKILL')
@@ -25,7 +27,7 @@ describe('two data nodes and a witness', () => {
     expect(await group.waitForMaster([second], 'the other data node to become master')).toBe(second)
     // (A w:'majority' write would wait: the witness holds no data, so the
     // only other data node is the one that is down.)
-    await db.put('after-first-failover', 'yes', { timeoutMs: 5000 })
+    await db.put('after-first-failover', 'yes', { timeoutMs: 15_000 })
     console.log(`witness: the other data node took a write ${Date.now() - killedAt} ms after the master was killed`)
 
     // The killed node returns as a replica and catches up.
