@@ -95,9 +95,20 @@ describe('active-active fail-over', () => {
     const group = new PeerGroup()
     groups.push(group)
     await group.start({ size: 2, conflict: 'lww' })
-    const db = await group.groupClient({ timeoutMs: 5000 })
-    await db.put('before', '1')
-    expect((await group.status(0)).seq).toBeGreaterThan(0) // the first server given took it
+    // The first write must be taken by node 0, the first server given. A
+    // group client writes to the first peer that answers within its
+    // discovery grace, and under load node 1 can answer first: connect
+    // until writes go to node 0.
+    const origin0 = (await group.status(0)).multi?.origin
+    const db = await waitFor(
+      async () => {
+        const client = await group.groupClient({ timeoutMs: 5000 })
+        if ((await client.put('before', '1')).origin === origin0) return client
+        await client.close()
+        return undefined
+      },
+      { what: 'a client whose writes go to node 0' },
+    )
     await group.nodes[0].kill('SIGKILL')
     const result = await db.put('after', '2')
     expect(result.origin).toBe((await group.status(1)).multi!.origin)
