@@ -39,9 +39,18 @@ export class Cluster {
     return dir.path
   }
 
-  /** An SDK client closed at teardown. */
+  /**
+   * An SDK client closed at teardown. No replication test is about the
+   * client's liveness check, and a master busy with a full sync on a loaded
+   * machine can be silent for its default 2 s: that would fail a write in
+   * flight with UNCERTAIN, which these tests count as a failure.
+   */
   async client(options: Parameters<typeof TandemClient.connect>[0]): Promise<TandemClient> {
-    const client = await TandemClient.connect({ connectTimeoutMs: 3000, ...options })
+    const client = await TandemClient.connect({
+      connectTimeoutMs: 3000,
+      livenessTimeoutMs: LOAD_LIVENESS_MS,
+      ...options,
+    })
     this.clients.push(client)
     return client
   }
@@ -72,6 +81,9 @@ export class Cluster {
     for (const d of this.dirs) d.remove()
   }
 }
+
+/** The liveness timeout of the tests' clients (see Cluster.client): a stall, not a dead node, on a loaded machine. */
+const LOAD_LIVENESS_MS = 10_000
 
 /** Waits until every node's seq equals the master's (writes must have stopped). */
 export async function waitCaughtUp(master: NodeProcess, nodes: NodeProcess[], timeoutMs = 30_000): Promise<number> {
@@ -127,7 +139,11 @@ export class WriteLoad {
     const o = this.options
     this.clients = await Promise.all(
       Array.from({ length: o.clients }, () =>
-        TandemClient.connect({ servers: this.servers, timeoutMs: o.timeoutMs ?? 20_000 }),
+        TandemClient.connect({
+          servers: this.servers,
+          timeoutMs: o.timeoutMs ?? 20_000,
+          livenessTimeoutMs: LOAD_LIVENESS_MS,
+        }),
       ),
     )
     this.loops = new WriteLoops(this.clients, {

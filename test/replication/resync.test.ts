@@ -19,16 +19,24 @@ describe('resync after a replica crash', () => {
     const master = await cluster.start()
     const replica = await cluster.start(['--replicaof', master.address])
     const load = await new WriteLoad([master.address], { clients: 4, inFlight: 4, keySpace: 2000 }).start()
-    await waitFor(async () => (await statusOf(replica)).seq > 3000, { what: 'the replica to apply 3,000 entries' })
+    // Progress deadlines are generous: a loaded machine may write slowly.
+    await waitFor(async () => (await statusOf(replica)).seq > 3000, {
+      what: 'the replica to apply 3,000 entries',
+      timeoutMs: 60_000,
+    })
     const servedBefore = (await statusOf(master)).sync
     await replica.kill('SIGKILL')
     const seqAtKill = (await statusOf(master)).seq
     // Writes go on while it is down, so it restarts behind.
-    await waitFor(async () => (await statusOf(master)).seq > seqAtKill + 2000, { what: '2,000 more writes' })
+    await waitFor(async () => (await statusOf(master)).seq > seqAtKill + 2000, {
+      what: '2,000 more writes',
+      timeoutMs: 60_000,
+    })
     await replica.start()
     await waitFor(async () => (await statusOf(replica)).link?.state === 'streaming', { what: 'the link to stream' })
     await waitFor(async () => (await statusOf(master)).replicas.some((r) => r.lagEntries < 1000), {
       what: 'the replica to catch up while writes continue',
+      timeoutMs: 60_000,
     })
     await load.stop()
     expect(load.failed).toBe(0)
@@ -112,12 +120,19 @@ describe('full sync of a large data set under writes', () => {
       keySpace: 200_000,
       prefix: 'bulk:0',
     }).start()
-    await waitFor(async () => (await statusOf(master)).seq > loadedSeq + 200, { what: 'writes to be flowing' })
+    await waitFor(async () => (await statusOf(master)).seq > loadedSeq + 200, {
+      what: 'writes to be flowing',
+      timeoutMs: 60_000,
+    })
     const replica = await cluster.start(['--replicaof', master.address])
     const sent = await master.waitForLog((l) => l.msg === 'full sync sent', 60_000)
-    await waitFor(async () => (await statusOf(replica)).link?.state === 'streaming', { what: 'the replica to stream' })
+    await waitFor(async () => (await statusOf(replica)).link?.state === 'streaming', {
+      what: 'the replica to stream',
+      timeoutMs: 60_000,
+    })
     await waitFor(async () => (await statusOf(master)).seq > Number(sent.seq) + 500, {
       what: 'writes after the snapshot',
+      timeoutMs: 60_000,
     })
     await load.stop()
     expect(load.failed).toBe(0)
@@ -134,7 +149,7 @@ describe('full sync of a large data set under writes', () => {
     const direct = await TandemClient.connect({ servers: [replica.address], direct: true })
     expect(await direct.get('bulk:0199999')).toBe(await db.get('bulk:0199999'))
     await direct.close()
-  })
+  }, 240_000) // 200,000 keys written, then a full sync: minutes on a loaded machine
 })
 
 describe('a damaged log record on the upstream', () => {
