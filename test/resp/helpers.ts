@@ -41,19 +41,19 @@ export async function startRespNode(args: string[] = []): Promise<{
   }
 }
 
-/** A real redis-server on a free port, no persistence; stop() kills it. */
+/**
+ * A real redis-server on a free port, no persistence; stop() kills it. A
+ * port found free can be taken by a test running beside this one before
+ * redis-server binds it: redis-server then exits, and another port is tried.
+ */
 export async function startRedisServer(): Promise<{ port: number; stop(): Promise<void> }> {
   const dir = tempDir('tandem-resp-redis-')
-  const port = await freePort()
-  const proc: ChildProcess = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir.path],
-    { stdio: 'ignore' },
-  )
-  await waitFor(() => cli(port, ['ping']).stdout.trim() === 'PONG', {
-    what: 'redis-server to answer',
-    timeoutMs: 20_000,
-  })
+  let started: { port: number; proc: ChildProcess } | null = null
+  for (let attempt = 1; !started; attempt++) {
+    started = await spawnRedis(await freePort(), dir.path)
+    if (!started && attempt >= 5) throw new Error('redis-server could not listen on any of 5 free ports')
+  }
+  const { port, proc } = started
   return {
     port,
     stop: async () => {
@@ -63,6 +63,25 @@ export async function startRedisServer(): Promise<{ port: number; stop(): Promis
       dir.remove()
     },
   }
+}
+
+/** redis-server on `port`, once it answers there as itself; null when it exited first (the port was taken). */
+async function spawnRedis(port: number, dir: string): Promise<{ port: number; proc: ChildProcess } | null> {
+  const proc = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+    { stdio: 'ignore' },
+  )
+  let exited = false
+  proc.once('exit', () => {
+    exited = true
+  })
+  // Its own process id in INFO: not another server that holds the port.
+  await waitFor(() => exited || cli(port, ['info', 'server']).stdout.includes(`process_id:${proc.pid}\r\n`), {
+    what: 'redis-server to answer',
+    timeoutMs: 20_000,
+  })
+  return exited ? null : { port, proc }
 }
 
 /** Runs redis-cli against 127.0.0.1:port; returns what it printed. */
