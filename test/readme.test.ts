@@ -28,36 +28,62 @@ describe('README snippets', () => {
   })
 
   it.each(blocks.map((b) => [title(b), b]))('runs: %s', async (_title, block) => {
-    const dir = tempDir('tandem-readme-')
-    symlinkSync(join(REPO_ROOT, 'node_modules'), join(dir.path, 'node_modules'))
-    let script = block
-    for (const port of new Set(block.match(/\b[67]\d{3}\b/g) ?? [])) {
-      script = script.replace(new RegExp(`\\b${port}\\b`, 'g'), String(await freePort()))
-    }
-    // The harness's part: stop what the block started in the background.
-    const harness = `trap 'kill $(jobs -p) 2> /dev/null; wait' EXIT\n`
-    const proc = spawn('bash', ['-euo', 'pipefail', '-c', harness + script], { cwd: dir.path, detached: true })
-    let output = ''
-    proc.stdout.on('data', (d) => (output += d))
-    proc.stderr.on('data', (d) => (output += d))
-    try {
-      const code = await new Promise<number | null>((resolve) => proc.on('exit', resolve))
-      const logs = script.match(/\S+\.log/g) ?? []
-      const tails = logs.map((f) => {
-        try {
-          return `${f}: ${readFileSync(join(dir.path, f), 'utf8').split('\n').slice(-5).join('\n')}`
-        } catch {
-          return `${f}: (none)`
-        }
-      })
-      expect(code, `${output}\n${tails.join('\n')}`).toBe(0)
-    } finally {
-      try {
-        process.kill(-(proc.pid as number), 'SIGKILL')
-      } catch {
-        // the group is gone: all stopped
-      }
-      dir.remove()
+    // A port found free can be taken by a test running beside this one
+    // before the block's server binds it: that run is ended and the block
+    // runs again on other ports (a server that cannot listen says
+    // EADDRINUSE in its log; the block would wait for it for ever).
+    for (let attempt = 1; ; attempt++) {
+      const run = await runBlock(block)
+      if (run.portTaken && attempt < 3) continue
+      expect(run.code, run.report).toBe(0)
+      return
     }
   })
 })
+
+/** Runs a block once in a fresh directory, on free ports; ends it early when one of its servers finds its port taken. */
+async function runBlock(block: string): Promise<{ code: number | null; portTaken: boolean; report: string }> {
+  const dir = tempDir('tandem-readme-')
+  symlinkSync(join(REPO_ROOT, 'node_modules'), join(dir.path, 'node_modules'))
+  let script = block
+  for (const port of new Set(block.match(/\b[67]\d{3}\b/g) ?? [])) {
+    script = script.replace(new RegExp(`\\b${port}\\b`, 'g'), String(await freePort()))
+  }
+  const logs = script.match(/\S+\.log/g) ?? []
+  const readLog = (f: string) => {
+    try {
+      return readFileSync(join(dir.path, f), 'utf8')
+    } catch {
+      return ''
+    }
+  }
+  // The harness's part: stop what the block started in the background.
+  const harness = `trap 'kill $(jobs -p) 2> /dev/null; wait' EXIT\n`
+  const proc = spawn('bash', ['-euo', 'pipefail', '-c', harness + script], { cwd: dir.path, detached: true })
+  let output = ''
+  proc.stdout.on('data', (d) => (output += d))
+  proc.stderr.on('data', (d) => (output += d))
+  let portTaken = false
+  const watch = setInterval(() => {
+    if (!logs.some((f) => readLog(f).includes('EADDRINUSE'))) return
+    portTaken = true
+    try {
+      process.kill(-(proc.pid as number), 'SIGKILL')
+    } catch {
+      // already gone
+    }
+  }, 200)
+  try {
+    const code = await new Promise<number | null>((resolve) => proc.on('exit', resolve))
+    const tails = logs.map((f) => `${f}: ${readLog(f).split('\n').slice(-5).join('\n') || '(none)'}`)
+    return { code, portTaken, report: `${output}\n${tails.join('\n')}` }
+  } finally {
+    clearInterval(watch)
+    try {
+      process.kill(-(proc.pid as number), 'SIGKILL')
+    } catch {
+      // the group is gone: all stopped
+    }
+    dir.remove()
+  }
+}
