@@ -75,6 +75,7 @@ async function runBlock(block: string): Promise<{ code: number | null; portTaken
   }, 200)
   try {
     const code = await new Promise<number | null>((resolve) => proc.on('exit', resolve))
+    portTaken ||= logs.some((f) => readLog(f).includes('EADDRINUSE'))
     const tails = logs.map((f) => `${f}: ${readLog(f).split('\n').slice(-5).join('\n') || '(none)'}`)
     return { code, portTaken, report: `${output}\n${tails.join('\n')}` }
   } finally {
