@@ -1,7 +1,7 @@
 import { type ChildProcessWithoutNullStreams, spawn } from 'node:child_process'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { metricSum } from '@tandem/bench/fixtures'
+import { metricSum, statusOf } from '@tandem/bench/fixtures'
 import { TandemClient } from '@tandem/client'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type NodeProcess, startNode } from '../helpers/node-process.js'
@@ -142,23 +142,24 @@ describe('SDK liveness check in a client process that is itself paused', () => {
   })
 
   it('keeps a node whose reply arrived while the client was paused: the reply in the socket counts', async () => {
-    // The node answers TIMEOUT after 1.5 s; the client is stopped until
-    // that reply has been sent and for longer than its liveness timeout
-    // (1 s), so when it resumes its liveness check runs before the socket
-    // is read and finds more than 1 s of silence. Its own timer for the call
-    // (1.5 s + 1 s) has not run out yet. Resumed as soon as both hold, not
-    // after a fixed pause: on a loaded machine the reply can come late, or
-    // a fixed pause end late, past that timer.
-    const timeoutsBefore = await metricSum(node, 'tandem_errors_total', 'code="TIMEOUT"')
-    const id = await client.put('stalled', 'v', { w: 1, timeoutMs: 1500 })
+    // The node answers TIMEOUT 3 s after it took the write; the client is
+    // stopped from when the node has the write until that reply has been
+    // sent and for longer than its liveness timeout (1 s), so when it
+    // resumes its liveness check runs before the socket is read and finds
+    // more than 1 s of silence. Its own timer for the call (3 s + 1 s) has
+    // not run out yet. Each step waits for its condition, not for a fixed
+    // time: on a loaded machine the write can reach the node late, the
+    // reply come late, or a fixed pause end late, past that timer.
+    const timeouts = () => metricSum(node, 'tandem_errors_total', 'code="TIMEOUT"')
+    const [timeoutsBefore, seqBefore] = [await timeouts(), (await statusOf(node)).seq]
+    const id = await client.put('stalled', 'v', { w: 1, timeoutMs: 3000 })
+    await waitFor(async () => (await statusOf(node)).seq > seqBefore, { what: 'the node to take the write' })
     client.signal('SIGSTOP')
     const pausedAt = Date.now()
-    await waitFor(
-      async () =>
-        Date.now() - pausedAt > 1200 &&
-        (await metricSum(node, 'tandem_errors_total', 'code="TIMEOUT"')) > timeoutsBefore,
-      { what: 'the node to send its TIMEOUT reply to the paused client', intervalMs: 10 },
-    ).finally(() => client.signal('SIGCONT'))
+    await waitFor(async () => Date.now() - pausedAt > 1100 && (await timeouts()) > timeoutsBefore, {
+      what: 'the node to send its TIMEOUT reply to the paused client',
+      intervalMs: 10,
+    }).finally(() => client.signal('SIGCONT'))
     const outcome = await waitFor(() => client.outcome(id), { what: 'the call to settle' })
     expect(outcome).toMatch(/^TIMEOUT: write \d+ is committed on this node but reached 0 of 1 replicas/)
   })
