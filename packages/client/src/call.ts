@@ -215,7 +215,7 @@ function onCallTimeout(call: Call): void {
 }
 
 /** Ops that change state: if their reply is lost, their outcome is unknown. */
-const MUTATING = new Set(['put', 'del', 'batch', 'promote', 'replicaof'])
+const MUTATING = new Set(['put', 'del', 'batch', 'promote', 'replicaof', 'forget'])
 /** Ops that write data (and carry the client's epoch). */
 const WRITES = new Set(['put', 'del', 'batch'])
 const MIN_BACKOFF_MS = 25

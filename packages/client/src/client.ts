@@ -382,6 +382,23 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
     return (await this.request({ op: 'promote' }, 'admin', options.timeoutMs)) as NodeStatus
   }
 
+  /**
+   * Multi-master: makes the connected node forget a peer's origin for good
+   * (a dead or replaced peer, which otherwise holds tombstone collection up
+   * forever); `force` even while a link of it is up.
+   */
+  async forget(
+    origin: string,
+    options: RequestOptions & { force?: boolean } = {},
+  ): Promise<{ origin: string; forgotten: string[]; closedLinks: number }> {
+    const { force, timeoutMs } = options
+    return (await this.request({ op: 'forget', origin, ...(force ? { force } : {}) }, 'admin', timeoutMs)) as {
+      origin: string
+      forgotten: string[]
+      closedLinks: number
+    }
+  }
+
   /** Points the connected node at a new upstream (HOST:PORT), or makes it stop following (null). */
   async replicaof(upstream: string | null, options: RequestOptions = {}): Promise<NodeStatus> {
     return (await this.request({ op: 'replicaof', upstream }, 'admin', options.timeoutMs)) as NodeStatus

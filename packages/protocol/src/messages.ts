@@ -141,6 +141,16 @@ export const requestSchema = z.discriminatedUnion('op', [
   z
     .object({
       id,
+      op: z.literal('forget'),
+      /** Multi-master: the origin (its 32 hex digits, as status shows it) of a peer gone for good. */
+      origin: z.string().regex(/^[0-9a-f]{1,64}$/, 'an origin is the hex id status shows (multi.members)'),
+      /** Forget it even though a link of it is up now (its links are closed). */
+      force: z.boolean().optional(),
+    })
+    .strict(),
+  z
+    .object({
+      id,
       op: z.literal('replicaof'),
       /** HOST:PORT to follow, or null for "no one". */
       upstream: z.string().nullable(),

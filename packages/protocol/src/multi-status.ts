@@ -40,4 +40,6 @@ export interface MultiStatus {
   received: number
   duplicates: number
   members: string[]
+  /** Origins forgotten on this node (`tandem forget`): not awaited, their links refused. */
+  forgotten: string[]
 }

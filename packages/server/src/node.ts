@@ -352,6 +352,7 @@ export class TandemNode {
       if (history.length === 0 || history[history.length - 1].by !== this.nodeId) {
         await this.store.beginEpoch(this.store.epoch + 1)
       }
+      await this.mesh.load()
       this.mesh.start(this.address)
     } else if (this.config.replicaof && !this.config.witness) {
       await this.roles.follow(this.config.replicaof)
@@ -525,6 +526,17 @@ export class TandemNode {
     // not yet following its master): resynced once this link is up.
     if (this.store.damagedKeys.size > 0) this.scheduleDamageResync()
     return link
+  }
+
+  /** `tandem forget ORIGIN` (multi-master): see Mesh.forget. */
+  forget(origin: string, force: boolean): Promise<{ origin: string; forgotten: string[]; closedLinks: number }> {
+    if (!this.mesh) {
+      throw new TandemError(
+        'INVALID',
+        'forget is for multi-master nodes (--mode multi): this node keeps no peers whose rows it waits for',
+      )
+    }
+    return this.mesh.forget(origin, force)
   }
 
   /** `replicaof HOST:PORT` / `replicaof no one` at run time. */

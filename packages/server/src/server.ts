@@ -623,6 +623,11 @@ export class TandemServer {
       'Multi-master: entries received from peers that this node already held (skipped).',
       () => Number(mesh()?.duplicates ?? 0),
     )
+    m.gauge(
+      'tandem_mm_forgotten_peers',
+      'Peer origins this node was told to forget (tandem forget): not awaited, their links refused.',
+      () => node.mesh?.forgotten.list().length ?? 0,
+    )
     m.gauge('tandem_mm_clock_fenced', '1 while this node refuses writes for its clock.', () =>
       node.mesh?.clockFence() ? 1 : 0,
     )

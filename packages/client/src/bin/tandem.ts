@@ -10,6 +10,7 @@ import {
   TandemError,
   type Value,
 } from '@tandem/protocol'
+import { forgetAll } from '../cli/forget-all.js'
 import { groupStatus, groupTable } from '../cli/group-status.js'
 import { bytesToValue, readStdin, readValueFile } from '../cli/input.js'
 import { escapeText, jsonValue, showValue, valueFromJson } from '../cli/text.js'
@@ -50,6 +51,10 @@ commands:
   wait N [--timeout MS]                           wait until N replicas hold the current seq
   converged [--timeout MS]                        multi-master: every --server at the same cursors and digest
                                                   (exit 0), else exit 1; --timeout: keep checking that long
+  forget ORIGIN --yes [--force] [--all]           multi-master: the node at --server forgets a dead or replaced
+                                                  peer's origin for good (its links refused from then on);
+                                                  --all: every node reachable through the peers;
+                                                  --force: even while a link of it is up
 
 Text output escapes \\, newlines, tabs and control characters (\\n, \\t, \\xHH) and shows
 a binary value as base64:...; --json prints one JSON object a line, a binary value as
@@ -105,6 +110,7 @@ function printMulti(m: MultiStatus, out: (line: string) => void): void {
     `tombstones ${t.count} pending${t.count > 0 ? ` (oldest ${t.oldestAgeMs} ms)` : ''}, ${t.collected} collected${t.blockedBy ? `; collection waits for ${t.blockedBy}` : ''}`,
   )
   out(`siblings ${m.siblings.keys} keys (most ${m.siblings.max}), ${m.siblings.dropped} dropped  lww lost ${m.lwwLost}`)
+  if (m.forgotten?.length) out(`forgotten ${m.forgotten.join(' ')}`)
   if (m.clockFence) out(`writes refused: ${m.clockFence}`)
   if (m.digestAlarm) out(`ALARM: ${m.digestAlarm}`)
 }
@@ -238,6 +244,7 @@ function parse(argv: string[]) {
         binary: { type: 'boolean' },
         all: { type: 'boolean' },
         yes: { type: 'boolean' },
+        force: { type: 'boolean' },
         version: { type: 'boolean' },
         consistency: { type: 'string' },
         'if-seq': { type: 'string' },
@@ -361,6 +368,14 @@ async function main(argv: string[]): Promise<number> {
     case 'converged':
       arity(0, 'no arguments')
       break
+    case 'forget':
+      arity(1, 'ORIGIN (a peer origin, as status shows it)')
+      if (flags.yes !== true) {
+        throw new Usage(
+          `forget ${args[0]} is for good: the node gives up that origin's writes no surviving node holds and refuses its links from then on; add --yes`,
+        )
+      }
+      break
     case 'replicaof':
       if (args.length === 2 && `${args[0]} ${args[1]}`.toLowerCase() === 'no one') break
       if (args.length !== 1) throw new Usage('replicaof takes HOST:PORT or "no one"')
@@ -413,6 +428,23 @@ async function main(argv: string[]): Promise<number> {
     return agree ? EXIT.ok : EXIT.notFound
   }
 
+  if (flags.force === true && command !== 'forget') throw new Usage('--force is for forget')
+  if (command === 'forget' && flags.all === true) {
+    const seedList = (typeof seeds === 'string' ? seeds.split(',') : seeds).map((s) => s.trim()).filter(Boolean)
+    const rows = await forgetAll(seedList, args[0], flags.force === true, (address) => connect(address, true))
+    for (const r of rows) {
+      if (json) out(JSON.stringify(r))
+      else if (r.outcome === 'forgotten') out(`${r.address} ${r.nodeId}  forgotten  (${r.closedLinks} links closed)`)
+      else if (r.outcome === 'skipped') out(`${r.address} ${r.nodeId}  skipped: this node is origin ${args[0]} itself`)
+      else out(`${r.address} ${r.nodeId ?? '-'}  failed: ${r.error?.code}: ${r.error?.message}`)
+    }
+    // An address that does not answer may be the dead peer's own; a node that answered and refused is an error.
+    const refused = rows.find((r) => r.outcome === 'failed' && r.nodeId !== null)
+    if (refused?.error) fail(refused.error.code as ErrorCode, `${refused.address}: ${refused.error.message}`)
+    if (!rows.some((r) => r.outcome === 'forgotten')) fail('UNAVAILABLE', 'no node could be asked to forget')
+    return EXIT.ok
+  }
+
   if (command === 'status' && flags.all === true) {
     const seedList = (typeof seeds === 'string' ? seeds.split(',') : seeds).map((s) => s.trim()).filter(Boolean)
     // The seed must answer: a group view from nowhere is an error, not an empty table.
@@ -437,7 +469,7 @@ async function main(argv: string[]): Promise<number> {
     seeds,
     flags.direct === true ||
       fromUrl?.direct === true ||
-      ['status', 'promote', 'replicaof', 'wait', 'snapshot'].includes(command),
+      ['status', 'promote', 'replicaof', 'wait', 'snapshot', 'forget'].includes(command),
   )
   try {
     switch (command) {
@@ -566,6 +598,15 @@ async function main(argv: string[]): Promise<number> {
       case 'promote': {
         const status = await client.promote()
         out(json ? JSON.stringify(status) : `OK master at epoch ${status.epoch}`)
+        break
+      }
+      case 'forget': {
+        const result = await client.forget(args[0], { force: flags.force === true, timeoutMs })
+        out(
+          json
+            ? JSON.stringify(result)
+            : `OK forgot ${result.origin}${result.closedLinks > 0 ? ` (${result.closedLinks} links closed)` : ''}`,
+        )
         break
       }
       case 'replicaof': {

@@ -120,6 +120,8 @@ export function handle(node: TandemNode, req: Request, config: Config): unknown 
       return node.wait(req.replicas, req.timeoutMs)
     case 'promote':
       return node.replicaof(null).then(() => node.status())
+    case 'forget':
+      return node.forget(req.origin, req.force === true)
     case 'replicaof': {
       const problem = req.upstream === null ? null : hostPortProblem(req.upstream)
       if (problem !== null) throw new TandemError('INVALID', `replicaof takes HOST:PORT or null: ${problem}`)

@@ -13,6 +13,7 @@ import type { Tuning } from '../tuning.js'
 import type { Clock } from '../util/clock.js'
 import type { Logger } from '../util/logger.js'
 import { ConflictsFile } from './conflicts-file.js'
+import { FORGOTTEN_MESSAGE, FORGOTTEN_REASON, ForgottenPeers } from './forgotten.js'
 import { LwwResolver } from './lww.js'
 import { PeerFeed, type PeerFeedOptions } from './peer-feed.js'
 import { PeerLink } from './peer-link.js'
@@ -30,6 +31,7 @@ import { VclockResolver } from './vclock.js'
  *   ├─ PeerFeed   one per peer that dialled this node: pushes to it (peer-feed.ts)
  *   ├─ resolver   LwwResolver or VclockResolver, also the Store's
  *   ├─ stability  the matrix clock: rows heard on links (stability.ts)
+ *   ├─ forgotten  origins the operator forgot: not awaited, links refused (forgotten.ts)
  *   ├─ collector  drops tombstones once stable (tombstone-gc.ts)
  *   └─ trimmer    vclock: a key over --max-siblings after peers' writes gets
  *                 a local write that drops its oldest values (vclock.ts)
@@ -81,6 +83,7 @@ export class Mesh {
   /** Per peer node id, the highest of this node's own counters it has acked (w=N). */
   readonly acks = new AckTracker()
   readonly links: PeerLink[] = []
+  readonly forgotten: ForgottenPeers
   private readonly feeds = new Set<PeerFeed>()
   private readonly collector: TombstoneCollector
   private readonly conflicts: ConflictsFile
@@ -99,6 +102,7 @@ export class Mesh {
   ) {
     const store = host.store
     this.conflicts = new ConflictsFile(store.dataDir)
+    this.forgotten = new ForgottenPeers(store)
     this.resolver =
       options.conflict === 'lww'
         ? new LwwResolver()
@@ -118,6 +122,12 @@ export class Mesh {
       options.tuning.tombstoneCollectMs,
       options.tuning.tombstonePageKeys,
     )
+  }
+
+  /** Reads the forgotten origins: before start(), so that no link of theirs is taken. */
+  async load(): Promise<void> {
+    await this.forgotten.load()
+    for (const origin of this.forgotten.list()) this.stability.forget(origin)
   }
 
   /** Dials every peer (saying this node serves at `address`) and starts collecting tombstones. */
@@ -141,6 +151,7 @@ export class Mesh {
           rows: () => this.stability.gossip(),
           onRows: (rows) => this.onRows(rows),
           onApplied: () => this.stability.advance(),
+          isForgotten: (origin) => this.forgotten.has(origin),
           tuning: this.options.tuning,
           incarnation: this.incarnation,
           direct: () => this.directOrigins(),
@@ -168,6 +179,7 @@ export class Mesh {
         onAck: (f, vv, rows) => this.onAck(f, vv, rows),
         incarnation: this.incarnation,
         reportOf: (f) => this.reportOf(f),
+        isForgotten: (origin) => this.forgotten.has(origin),
       },
       this.options.feed,
       (f) => {
@@ -239,6 +251,68 @@ export class Mesh {
         return
       }
     }
+  }
+
+  // ---- forget ------------------------------------------------------------
+
+  /**
+   * `tandem forget ORIGIN`: the operator says that peer is gone for good
+   * (or comes back only wiped, under a new origin), so its row is no longer
+   * awaited and tombstones it held up can go; from now on this node refuses
+   * every link whose other end names it. Run on each node (the CLI's --all
+   * walks the group): a node that has not forgotten it keeps waiting, which
+   * is safe. Refused: this node's own origin, an origin it never knew of,
+   * and one with a link up right now unless `force` (a node being replaced
+   * while its process still runs): those links are then closed.
+   */
+  async forget(origin: string, force: boolean): Promise<{ origin: string; forgotten: string[]; closedLinks: number }> {
+    const store = this.host.store
+    if (origin === store.origin) {
+      throw new TandemError('INVALID', `${origin} is this node's own origin; a node cannot forget itself`)
+    }
+    if (!this.forgotten.has(origin)) {
+      const known = this.stability.members()
+      if (!known.has(origin) && !(origin in store.committedVv)) {
+        throw new TandemError(
+          'INVALID',
+          `unknown origin ${origin}: not a member this node knows of (members: ${[...known].sort().join(', ')})`,
+        )
+      }
+      const live = this.liveLinks(origin)
+      if (live.length > 0 && !force) {
+        throw new TandemError(
+          'INVALID',
+          `origin ${origin} has a link up right now (${live.join(', ')}): a live peer is not gone; stop it first, or add --force to forget it anyway (its links are closed)`,
+        )
+      }
+      await this.forgotten.add(origin)
+      this.stability.forget(origin)
+      this.host.logger.warn('forgot a peer origin: its row is no longer awaited and its links are refused', {
+        origin,
+        force,
+      })
+    }
+    let closedLinks = 0
+    for (const feed of this.feeds) {
+      if (feed.origin === origin && feed.state !== 'closed') {
+        feed.close(4403, `${FORGOTTEN_REASON}: ${FORGOTTEN_MESSAGE}`)
+        closedLinks++
+      }
+    }
+    for (const link of this.links) if (link.origin === origin && isUp(link) && link.drop()) closedLinks++
+    return { origin, forgotten: this.forgotten.list(), closedLinks }
+  }
+
+  /** The links with `origin` at their other end that are up now, for the refusal's message. */
+  private liveLinks(origin: string): string[] {
+    const out: string[] = []
+    for (const link of this.links) {
+      if (link.origin === origin && isUp(link)) out.push(`pulling from ${link.addr}`)
+    }
+    for (const feed of this.feeds) {
+      if (feed.origin === origin && feed.state !== 'closed') out.push(`pulling from this node (${feed.addr})`)
+    }
+    return out
   }
 
   // ---- writes ------------------------------------------------------------
@@ -405,6 +479,7 @@ export class Mesh {
       received: this.links.reduce((sum, l) => sum + l.stats.received, 0),
       duplicates: store.duplicateEntries,
       members: [...this.stability.members()],
+      forgotten: this.forgotten.list(),
     }
   }
 
@@ -417,6 +492,8 @@ export class Mesh {
     await this.conflicts.close()
   }
 }
+
+const isUp = (link: PeerLink) => link.state === 'streaming' || link.state === 'merging'
 
 function sorted(vv: Record<string, number>): Record<string, number> {
   const out: Record<string, number> = {}

@@ -9,6 +9,7 @@ import type { Store } from '../storage/store.js'
 import { VersionVector, vvCovers } from '../storage/version-vector.js'
 import type { Clock } from '../util/clock.js'
 import type { Logger } from '../util/logger.js'
+import { FORGOTTEN_MESSAGE, FORGOTTEN_REASON } from './forgotten.js'
 import type { Row } from './stability.js'
 
 /**
@@ -54,6 +55,8 @@ interface PeerFeedHost {
   readonly incarnation: string
   /** What the peer reported holding on this node's link to it, when said by the run of `feed.incarnation`. */
   reportOf(feed: PeerFeed): Record<string, number> | null
+  /** Whether the operator forgot this origin (forgotten.ts): its links are refused. */
+  isForgotten(origin: string): boolean
 }
 
 export interface PeerFeedOptions extends FeedTiming {
@@ -132,6 +135,7 @@ export class PeerFeed extends Feed implements AckSource {
     this.addr = hello.addr
     this.log = this.host.logger.child({ peer: hello.nodeId, peerAddr: hello.addr })
     if (hello.origin === this.store.origin) return this.refuse('self', 'a node cannot be its own peer')
+    if (this.host.isForgotten(hello.origin)) return this.refuse(FORGOTTEN_REASON, FORGOTTEN_MESSAGE)
     if (formatOf(hello.format) < DATA_FORMAT) return this.refuse('format', olderReader('peer', hello.format))
     if (hello.conflict !== this.host.conflict) {
       return this.refuse(

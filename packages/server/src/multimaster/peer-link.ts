@@ -12,6 +12,7 @@ import type { VersionVectorObject } from '../storage/version-vector.js'
 import type { Tuning } from '../tuning.js'
 import type { Clock } from '../util/clock.js'
 import type { Logger } from '../util/logger.js'
+import { FORGOTTEN_MESSAGE, FORGOTTEN_REASON } from './forgotten.js'
 import type { Row } from './stability.js'
 
 /**
@@ -37,6 +38,8 @@ import type { Row } from './stability.js'
  *   peer's process (its incarnation, named in continue / fullsync and in
  *   its hello to the feed): a peer restarted with less than its old socket
  *   said must be sent what it lost (see trustedReport).
+ * - a peer that names an origin this node forgot (forgotten.ts) is refused
+ *   before anything of it is applied, and asked again only after a backoff.
  *
  * After any break it reconnects with backoff and asks again from what it holds.
  */
@@ -61,6 +64,8 @@ interface PeerLinkHost {
   onRows(rows: Record<string, Row>): void
   /** Entries from this link were applied. */
   onApplied(): void
+  /** Whether the operator forgot this origin (forgotten.ts). */
+  isForgotten(origin: string): boolean
   /** The link's tunables (see tuning.ts). */
   readonly tuning: PeerLinkTuning
   /** This run of this node's process, sent in hello. */
@@ -230,6 +235,13 @@ export class PeerLink {
         return
       }
       if (!proven && !authenticate(message)) return
+      if ((message.type === 'continue' || message.type === 'fullsync') && this.host.isForgotten(message.origin)) {
+        // Nothing after this message is applied: the link is failed before its entries can arrive.
+        failed = true
+        this.refuseForgotten(message.nodeId, message.origin)
+        ws.close(4403, `${FORGOTTEN_REASON}: ${FORGOTTEN_MESSAGE}`.slice(0, 120))
+        return
+      }
       if (message.type === 'clock') return this.onClock(message.t0, message.t1)
       if (message.type === 'entries') {
         inbox.push(() => {
@@ -364,6 +376,27 @@ export class PeerLink {
       default:
         return
     }
+  }
+
+  /**
+   * The peer named an origin this node forgot. Its origin is still taken as
+   * the link's, so the link counts as having reached its peer (stability
+   * leaves forgotten origins out whatever the links say).
+   */
+  private refuseForgotten(nodeId: string, origin: string): void {
+    this.nodeId = nodeId
+    this.origin = origin
+    this.state = 'refused'
+    this.reason = `${FORGOTTEN_REASON}: the peer is origin ${origin}, which this node forgot (tandem forget); ${FORGOTTEN_MESSAGE}`
+    this.backoff = this.host.tuning.peerRefusedBackoffMs
+    this.log.warn('refusing a peer whose origin this node forgot', { reason: FORGOTTEN_REASON, origin, peer: nodeId })
+  }
+
+  /** Closes the link's socket now, if it has one (it reconnects after a backoff). Whether it had one. */
+  drop(): boolean {
+    if (!this.ws) return false
+    this.ws.terminate()
+    return true
   }
 
   /** The peer named itself: check it holds no more of this node's writes than this node does. */

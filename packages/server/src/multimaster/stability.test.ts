@@ -71,3 +71,31 @@ describe('StabilityTracker', () => {
     expect(b2.stable()).toEqual({ vv: { b: 1, c: 0, d: 0 } })
   })
 })
+
+describe('StabilityTracker.forget', () => {
+  it('a forgotten member is no longer awaited, nor taken back by a row that names it', () => {
+    // b's links named a and c; c died before its row arrived.
+    const { t, state } = tracker('b', { b: 1 }, ['a', 'c'])
+    t.observe('a', { vv: { a: 0, b: 1, c: 0 }, complete: true })
+    expect(t.stable()).toEqual({ blockedBy: 'c' })
+    t.forget('c')
+    expect(t.members()).toEqual(new Set(['a', 'b']))
+    expect(t.stable()).toEqual({ vv: { a: 0, b: 1, c: 0 } })
+    // Rows naming c, its own or relayed, and the link that still names it, bring it back nowhere.
+    t.observe('c', { vv: { c: 5 }, complete: true })
+    state.peers = ['a', 'c']
+    expect(t.members()).toEqual(new Set(['a', 'b']))
+    expect(t.gossip().c).toBeUndefined()
+  })
+
+  it('waits until this node holds the writes of a forgotten origin that a member holds', () => {
+    // a holds c's writes up to c:3, b only up to c:2: c:3 may be older than b's delete.
+    const { t, state } = tracker('b', { b: 1, c: 2 }, ['a', 'c'])
+    t.forget('c')
+    t.observe('a', { vv: { a: 0, b: 1, c: 3 }, complete: true })
+    expect(t.stable()).toEqual({ blockedBy: 'a (it holds writes of forgotten c that this node lacks)' })
+    state.own = { b: 1, c: 3 }
+    t.advance()
+    expect(t.stable()).toEqual({ vv: { a: 0, b: 1, c: 3 } })
+  })
+})

@@ -30,7 +30,12 @@ import type { VersionVectorObject } from '../storage/version-vector.js'
  * would come back when it arrives. This node's own row lists every member
  * it knows (at 0 where it holds none of its writes), so that membership
  * travels with the rows to nodes that never reach that member themselves.
- * Members are never forgotten.
+ * Members are never forgotten unless the operator says so (`forget`,
+ * forgotten.ts): a forgotten origin's row is no longer awaited, nor taken.
+ * Its column stays: the entries of it that live members hold still count,
+ * so this node waits until it holds every write of a forgotten origin that
+ * a member's row says that member holds (else such a write could arrive
+ * from that member after a tombstone it is older than was collected here).
  *
  * A row also says whether its node knows the origin of every peer it is
  * configured with (`complete`): a node that has never reached one of its
@@ -62,6 +67,8 @@ export class StabilityTracker {
   private readonly rows = new Map<string, MemberRows>()
   /** Every origin ever known of here, this node's own aside (see members()). */
   private readonly known = new Set<string>()
+  /** Origins the operator forgot: never members again. */
+  private readonly forgotten = new Set<string>()
 
   constructor(
     private readonly self: string,
@@ -77,7 +84,7 @@ export class StabilityTracker {
   observe(origin: string, row: Row): void {
     this.know(origin)
     for (const o in row.vv) this.know(o)
-    if (origin === this.self) return
+    if (origin === this.self || this.forgotten.has(origin)) return
     const known = this.rows.get(origin)
     if (known) {
       const newer = !covers(known.latest.vv, row.vv) || (row.complete && !known.latest.complete)
@@ -106,7 +113,15 @@ export class StabilityTracker {
   }
 
   private know(origin: string): void {
-    if (origin !== '' && origin !== this.self) this.known.add(origin)
+    if (origin !== '' && origin !== this.self && !this.forgotten.has(origin)) this.known.add(origin)
+  }
+
+  /** Stops waiting for `origin`'s row (see forgotten.ts); never undone. */
+  forget(origin: string): void {
+    if (origin === this.self) return
+    this.forgotten.add(origin)
+    this.known.delete(origin)
+    this.rows.delete(origin)
   }
 
   /** Every origin this node knows of, itself included. */
@@ -124,16 +139,37 @@ export class StabilityTracker {
     if (!this.selfComplete()) return { blockedBy: `${this.self} (this node has not reached all its peers)` }
     const own = this.own()
     const members = this.members()
+    const columns = [...members, ...this.forgotten]
     const stable: VersionVectorObject = {}
-    for (const o of members) stable[o] = own[o] ?? 0
+    for (const o of columns) stable[o] = own[o] ?? 0
     for (const p of members) {
       if (p === this.self) continue
-      const confirmed = this.rows.get(p)?.confirmed
-      if (!confirmed) return { blockedBy: p }
+      const member = this.rows.get(p)
+      const confirmed = member?.confirmed
+      if (!member || !confirmed) return { blockedBy: p }
       if (!confirmed.complete) return { blockedBy: `${p} (it has not reached all its peers)` }
-      for (const o of members) stable[o] = Math.min(stable[o], confirmed.vv[o] ?? 0)
+      for (const f of this.forgotten) {
+        if ((member.latest.vv[f] ?? 0) > (own[f] ?? 0)) {
+          return { blockedBy: `${p} (it holds writes of forgotten ${f} that this node lacks)` }
+        }
+      }
+      for (const o of columns) stable[o] = Math.min(stable[o], confirmed.vv[o] ?? 0)
     }
     return { vv: stable }
+  }
+
+  /**
+   * A member whose confirmed row does not cover `req` (a tombstone's
+   * requirement), for status: who a pending tombstone waits for.
+   */
+  waitingFor(req: VersionVectorObject): string | null {
+    if (!covers(this.own(), req)) return this.self
+    for (const p of this.members()) {
+      if (p === this.self) continue
+      const confirmed = this.rows.get(p)?.confirmed
+      if (!confirmed || !covers(confirmed.vv, req)) return p
+    }
+    return null
   }
 
   /** Rows to gossip: this node's own and the newest heard of every other member. */

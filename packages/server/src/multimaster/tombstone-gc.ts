@@ -17,7 +17,8 @@ import type { StabilityTracker } from './stability.js'
  *
  * What is stuck is visible: status shows the tombstones pending, the age of
  * the oldest, and which member holds collection up (a peer that never
- * answered, or one that never reached all of its own peers).
+ * answered, one that never reached all of its own peers, or one whose rows
+ * stopped before a pending tombstone: a dead peer, see forgotten.ts).
  */
 export class TombstoneCollector {
   readonly stats = { collected: 0, passes: 0 }
@@ -61,11 +62,7 @@ export class TombstoneCollector {
     try {
       this.stats.passes++
       const stable = this.stability.stable()
-      if ('blockedBy' in stable) {
-        this.blockedBy = stable.blockedBy
-      } else {
-        this.blockedBy = null
-      }
+      let waiting: string | null = 'blockedBy' in stable ? stable.blockedBy : null
       if (this.after === null) this.roundOldest = 0
       const range = this.after ? { gt: this.after, limit: this.pageKeys } : { limit: this.pageKeys }
       const due: Buffer[] = []
@@ -76,8 +73,15 @@ export class TombstoneCollector {
         seen++
         const info = decodeTombstoneInfo(value)
         if ('vv' in stable && vvCovers(stable.vv, info.r)) due.push(key)
-        else if (this.roundOldest === 0 || info.t < this.roundOldest) this.roundOldest = info.t
+        else {
+          if (this.roundOldest === 0 || info.t < this.roundOldest) this.roundOldest = info.t
+          if (waiting === null) {
+            const member = this.stability.waitingFor(info.r)
+            if (member !== null) waiting = `${member} (no row of it covers a pending tombstone)`
+          }
+        }
       }
+      this.blockedBy = waiting
       // A page short of pageKeys ends a round: the next starts from the beginning.
       this.after = seen < this.pageKeys ? null : last
       let collected = 0
