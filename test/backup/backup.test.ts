@@ -40,7 +40,8 @@ describe('backup (tandem snapshot save) and restore (tandem-server --restore)', 
 
   it('takes a consistent snapshot under write load; a node restored from it holds exactly the data at its seq, and catches up by partial resync', async () => {
     const source = await start('source')
-    const db = await TandemClient.connect({ servers: [source.address] })
+    // (A loop ends at its first failure: no liveness drop while the node is busy with the backup.)
+    const db = await TandemClient.connect({ servers: [source.address], livenessTimeoutMs: 10_000 })
     // Puts, overwrites, deletes and batches over a small keyspace, from 8 loops, while the backup runs.
     let stop = false
     let written = 0
