@@ -136,10 +136,15 @@ export class FailoverGroup {
     return masters.length === 1 ? masters[0] : undefined
   }
 
+  /**
+   * Waits for one writable master among `among`. The deadline is generous:
+   * an election usually takes a second or two, but on a loaded machine a
+   * pre-vote can be lost to late heartbeats several rounds in a row.
+   */
   async waitForMaster(
     among: NodeProcess[] = this.nodes,
     what = 'a writable master',
-    timeoutMs = 20_000,
+    timeoutMs = 60_000,
   ): Promise<NodeProcess> {
     return waitFor(() => this.writableMaster(among), { what, timeoutMs, intervalMs: 50 })
   }
