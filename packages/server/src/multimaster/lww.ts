@@ -51,7 +51,7 @@ export class LwwResolver implements ConflictResolver {
         }
       }
     }
-    const record = versionRecord(version, op.value, op.binary)
+    const record = versionRecord(version, op.value, op.binary, op.key)
     if (record !== null) return record
     if (op.value === null) return writeRecord({ version, body: { kind: 'tombstone' } })
     const value = op.binary ? Buffer.from(op.value) : Buffer.from(op.value).toString('utf8')

@@ -34,6 +34,17 @@ describe('log entry: placement and identity', () => {
     }
   })
 
+  it('places an entry in the bytes encodeEntry gives for that placement, at every integer width', () => {
+    const raw = encodeEntry(entry)
+    const at = identityOffset(raw)
+    const widths = [0, 1, 127, 128, 255, 256, 65_535, 65_536, 2 ** 32 - 1, 2 ** 32, 2 ** 40 + 3]
+    for (const seq of widths) {
+      for (const epoch of widths) {
+        expect(placeEntry(raw, at, seq, epoch).equals(encodeEntry({ ...entry, seq, epoch }))).toBe(true)
+      }
+    }
+  })
+
   it('reads the identity of an entry for applying, with the offset placeEntry needs', () => {
     const raw = encodeEntry({ ...entry, ops: [[OP_PUT, 'k', 'v']] })
     const read = readForApply(raw)

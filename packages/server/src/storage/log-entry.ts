@@ -108,13 +108,46 @@ export function opOptions(op: EntryOp): OpOptions | undefined {
  */
 export function placeEntry(raw: Buffer, identityAt: number, seq: number, epoch: number): Buffer {
   const header = arrayHeaderLength(raw[0])
-  const placement = packr.pack([seq, epoch])
-  const placementHeader = arrayHeaderLength(placement[0])
-  const out = Buffer.allocUnsafe(header + placement.length - placementHeader + raw.length - identityAt)
-  raw.copy(out, 0, 0, header)
-  let at = header + placement.copy(out, header, placementHeader)
-  at += raw.copy(out, at, identityAt)
+  const seqBytes = uintBytes(seq)
+  const epochBytes = uintBytes(epoch)
+  if (seqBytes === 0 || epochBytes === 0) {
+    // Past 32 bits msgpackr writes a float64: leave that to it.
+    const placement = packr.pack([seq, epoch])
+    const placementHeader = arrayHeaderLength(placement[0])
+    const out = Buffer.allocUnsafe(header + placement.length - placementHeader + raw.length - identityAt)
+    out.set(raw.subarray(0, header), 0)
+    out.set(placement.subarray(placementHeader), header)
+    out.set(raw.subarray(identityAt), header + placement.length - placementHeader)
+    return out
+  }
+  // The placement written as msgpackr writes these integers, straight into
+  // the one buffer (this runs for every entry a peer's frame brings).
+  const out = Buffer.allocUnsafe(header + seqBytes + epochBytes + raw.length - identityAt)
+  for (let i = 0; i < header; i++) out[i] = raw[i]
+  writeUint(out, header, seq, seqBytes)
+  writeUint(out, header + seqBytes, epoch, epochBytes)
+  out.set(raw.subarray(identityAt), header + seqBytes + epochBytes)
   return out
+}
+
+/** Bytes of a msgpack unsigned integer under 2^32 as msgpackr writes it; 0 for anything else. */
+function uintBytes(n: number): number {
+  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) return 0
+  return n < 0x80 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 5
+}
+
+function writeUint(out: Buffer, at: number, n: number, bytes: number): void {
+  if (bytes === 1) out[at] = n
+  else if (bytes === 2) {
+    out[at] = 0xcc
+    out[at + 1] = n
+  } else if (bytes === 3) {
+    out[at] = 0xcd
+    out.writeUInt16BE(n, at + 1)
+  } else {
+    out[at] = 0xce
+    out.writeUInt32BE(n, at + 1)
+  }
 }
 
 function arrayHeaderLength(first: number): number {

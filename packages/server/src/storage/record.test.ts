@@ -205,4 +205,19 @@ describe('records read from their header (the multi-master write path)', () => {
     expect(tomb?.equals(writeRecord({ version, body: { kind: 'tombstone' } }))).toBe(true)
     expect(versionRecord(version, Buffer.from([0xff]), false)).toBeNull()
   })
+
+  it('versionRecord with a key gives the bytes of sealing the unsealed one for that key', () => {
+    for (const value of [...values, null]) {
+      const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : value
+      const binary = value !== null && typeof value !== 'string'
+      const unsealed = versionRecord(version, bytes, binary) as Buffer
+      const sealed = versionRecord(version, bytes, binary, key) as Buffer
+      expect(isSealed(unsealed)).toBe(false)
+      expect(isSealed(sealed)).toBe(true)
+      expect(sealed.equals(sealRecord(key, 0, unsealed))).toBe(true)
+      expect(recordIntact(key, 0, sealed, true)).toBe(true)
+      expect(readRecord(sealed)).toEqual(readRecord(unsealed))
+    }
+    expect(versionRecord(version, Buffer.from([0xff]), false, key)).toBeNull()
+  })
 })

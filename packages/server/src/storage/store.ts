@@ -267,6 +267,14 @@ interface RemoteWrite {
   entries: ApplyEntry[]
   resolver: ConflictResolver
   placement: Placement
+  /**
+   * By op, counted over every entry in order: its data key and that key's
+   * latin1 (the group's name for it), made once when the group reads the
+   * keys and used again when it writes them (readCurrent, addRemote).
+   * Unset for the ops of entries the read skipped.
+   */
+  dataKeys?: Buffer[]
+  names?: string[]
 }
 type StoreWrite = LocalWrite | RemoteWrite | MergeWrite | CollectWrite | BarrierWrite
 
@@ -1273,11 +1281,14 @@ export class Store {
     const keep = write.placement === 'keep'
     const problem = keep ? this.checkSeqs(entries, commit.seq) : this.checkCounters(entries)
     if (problem) return problem
+    const { dataKeys, names } = write
+    let opAt = 0
     for (let i = 0; i < entries.length; i++) {
       const entry = entries[i]
       const housekeeping = entry.origin === NO_ORIGIN
       if (!keep && (housekeeping || entry.originSeq <= this.vv.get(entry.origin))) {
         if (!housekeeping) this.duplicateEntries++
+        opAt += entry.ops.length
         continue // already held
       }
       const seq = ++commit.seq
@@ -1290,7 +1301,8 @@ export class Store {
       }
       for (const op of entry.ops) {
         if (op.value !== null && op.value.length > commit.largest) commit.largest = op.value.length
-        this.putResolved(commit, op, entry, resolver, seq)
+        this.putResolved(commit, op, entry, resolver, seq, dataKeys?.[opAt], names?.[opAt])
+        opAt++
         if (op.expiresAt !== undefined || this.expiry.size > 0 || commit.expiry.length > 0) {
           commit.expiry.push([
             Buffer.from(op.key.buffer, op.key.byteOffset, op.key.byteLength).toString('utf8'),
@@ -1337,9 +1349,11 @@ export class Store {
     entry: ApplyEntry,
     resolver: ConflictResolver,
     seq: number,
+    dataKey?: Buffer,
+    dataName?: string,
   ): void {
-    const key = prefixedBytes(this.dataPrefix, op.key)
-    const name = key.toString('latin1')
+    const key = dataKey ?? prefixedBytes(this.dataPrefix, op.key)
+    const name = dataName ?? key.toString('latin1')
     const current = commit.current.get(name)
     if (op.collect) {
       if (current !== undefined && isTombstone(readRecord(current))) {
@@ -1407,27 +1421,50 @@ export class Store {
    */
   private async readCurrent(group: StoreWrite[]): Promise<Map<string, Buffer | undefined>> {
     const records: Buffer[] = []
+    /** Names of `records` keys known from their write (else made here). */
+    const recordNames: (string | undefined)[] = []
     const exists: Buffer[] = []
     /** Names of `exists` keys known from their write (else made here). */
     const existsNames: (string | undefined)[] = []
     const all = this.keys !== null
     for (const write of group) {
       if (write.kind === 'remote') {
-        const to = all || write.resolver.readsCurrent ? records : exists
+        const reads = all || write.resolver.readsCurrent
         const append = write.placement === 'append'
+        const dataKeys: Buffer[] = []
+        const names: string[] = []
+        let opAt = 0
         for (const entry of write.entries) {
           // An entry this node already holds (a mesh delivers some twice) is
           // skipped by addRemote, the version vector only growing meanwhile:
           // none of its keys is read.
-          if (append && (entry.origin === NO_ORIGIN || entry.originSeq <= this.vv.get(entry.origin))) continue
+          if (append && (entry.origin === NO_ORIGIN || entry.originSeq <= this.vv.get(entry.origin))) {
+            opAt += entry.ops.length
+            continue
+          }
           for (const op of entry.ops) {
-            to.push(prefixedBytes(this.dataPrefix, op.key))
-            if (to === exists) existsNames.push(undefined)
+            const key = prefixedBytes(this.dataPrefix, op.key)
+            const name = key.toString('latin1')
+            dataKeys[opAt] = key
+            names[opAt] = name
+            opAt++
+            if (reads) {
+              records.push(key)
+              recordNames.push(name)
+            } else {
+              exists.push(key)
+              existsNames.push(name)
+            }
           }
         }
+        write.dataKeys = dataKeys
+        write.names = names
       } else if (write.kind === 'local') {
         if (all || write.expire) {
-          for (const op of write.ops) records.push(prefixed(this.dataPrefix, op[1]))
+          for (const op of write.ops) {
+            records.push(prefixed(this.dataPrefix, op[1]))
+            recordNames.push(undefined)
+          }
         } else {
           const dataKeys: Buffer[] = new Array(write.ops.length)
           const names: string[] = new Array(write.ops.length)
@@ -1441,11 +1478,22 @@ export class Store {
           write.dataKeys = dataKeys
           write.names = names
         }
-        if (write.conditions) for (const c of write.conditions) records.push(prefixed(this.dataPrefix, c.key))
+        if (write.conditions) {
+          for (const c of write.conditions) {
+            records.push(prefixed(this.dataPrefix, c.key))
+            recordNames.push(undefined)
+          }
+        }
       } else if (write.kind === 'merge') {
-        for (const [key] of write.records) records.push(prefixedBytes(this.dataPrefix, key))
+        for (const [key] of write.records) {
+          records.push(prefixedBytes(this.dataPrefix, key))
+          recordNames.push(undefined)
+        }
       } else if (write.kind === 'collect') {
-        for (const key of write.keys) records.push(prefixedBytes(this.dataPrefix, key))
+        for (const key of write.keys) {
+          records.push(prefixedBytes(this.dataPrefix, key))
+          recordNames.push(undefined)
+        }
       }
     }
     const current = new Map<string, Buffer | undefined>()
@@ -1463,7 +1511,7 @@ export class Store {
     ])
     for (let i = 0; i < unknown.length; i++) current.set(unknown[i].toString('latin1'), found[i] ? PRESENT : undefined)
     // Read records win over PRESENT for a key in both lists.
-    for (let i = 0; i < records.length; i++) current.set(records[i].toString('latin1'), read[i])
+    for (let i = 0; i < records.length; i++) current.set(recordNames[i] ?? records[i].toString('latin1'), read[i])
     return current
   }
 
