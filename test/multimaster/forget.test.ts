@@ -115,6 +115,11 @@ describe('forget a peer', () => {
     const metrics = await (await fetch(`http://${group.nodes[0].address}/metrics`)).text()
     expect(metrics).toMatch(/^tandem_mm_forgotten_peers 1$/m)
 
+    // Forgetting is kept in the data dir: node 1 restarted still has it.
+    await group.nodes[1].stop()
+    await group.nodes[1].start()
+    expect((await group.status(1)).multi!.forgotten).toEqual([dead])
+
     // Node 2 comes back on its old data dir: refused both ways, no entry crosses.
     const heldBefore = collected.map((s) => nonZero(s.vv))
     await group.nodes[2].start()
@@ -141,6 +146,11 @@ describe('forget a peer', () => {
         since(0, (l) => l.msg === 'refusing peer' && l.reason === 'forgotten') >= 1 &&
         since(2, (l) => l.msg === 'peer refused this node; will retry' && l.reason === 'forgotten') >= 1,
       { ...LONG, what: 'links refused both ways after the writes' },
+    )
+    await waitFor(
+      async () =>
+        (await group.status(1)).multi!.peers.some((p) => p.origin === dead && p.reason?.startsWith('forgotten:')),
+      { ...LONG, what: 'node 1, restarted, to refuse node 2 too' },
     )
     const now0 = await group.status(0)
     const linkTo2 = now0.multi!.peers.find((p) => p.origin === dead)
@@ -182,12 +192,18 @@ describe('forget a peer', () => {
     const again = await runCli([...server0, 'forget', dead, '--yes', '--all'])
     expect(again.code, again.stderr).toBe(0)
     expect((await group.status(2)).multi!.forgotten).toEqual([dead])
-    await a.del('k9')
+    const collectedBefore = await Promise.all(
+      [0, 1, 2].map(async (i) => (await group.status(i)).multi!.tombstones.collected),
+    )
+    const del9 = await a.del('k9')
     await waitFor(
       async () => {
         for (let i = 0; i < 3; i++) {
-          const t = (await group.status(i)).multi!.tombstones
-          if (t.count !== 0 || t.collected < (i === 2 ? 1 : 9)) return false
+          const s = await group.status(i)
+          const t = s.multi!.tombstones
+          // It holds the delete, holds no tombstone, and collected one since.
+          if ((s.vv[del9.origin!] ?? 0) < del9.originSeq!) return false
+          if (t.count !== 0 || t.collected <= collectedBefore[i]) return false
         }
         return true
       },
