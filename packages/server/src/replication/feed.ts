@@ -87,6 +87,19 @@ export abstract class Feed {
   protected abstract onClosed(): void
   /** Sends a batch of entries read from the cursor on (the cursor moves past it after). */
   protected abstract sendBatch(batch: Buffer[]): void
+  /**
+   * Sends a batch from the cursor on out of the in-memory tail, without an
+   * await; returns how many entries it sent (0: none is newer), or null
+   * when the tail no longer holds the cursor. A feed that sends every entry
+   * as it is can send the tail's bytes as they lie (see ReplicaFeed).
+   */
+  protected sendFromTail(): number | null {
+    const batch = this.store.log.tail.from(this.cursor, this.timing.batchEntries, this.timing.batchBytes)
+    if (batch === null) return null
+    if (batch.length > 0) this.sendBatch(batch)
+    return batch.length
+  }
+
   /** What the dialler must do when the cursor's seq is no longer in the log. */
   protected abstract readonly onGap: string
 
@@ -121,14 +134,15 @@ export abstract class Feed {
           await this.flow.drained()
           continue
         }
-        let batch = this.store.log.tail.from(this.cursor, this.timing.batchEntries, this.timing.batchBytes)
-        if (batch === null) {
-          batch = await this.readFromDisk()
+        let sent = this.sendFromTail()
+        if (sent === null) {
+          const batch = await this.readFromDisk()
           if (batch.length === 0) return this.fail(`seq ${this.cursor} is no longer in the log; ${this.onGap}`)
+          this.sendBatch(batch)
+          sent = batch.length
         }
-        if (batch.length === 0) break
-        this.sendBatch(batch)
-        this.cursor += batch.length
+        if (sent === 0) break
+        this.cursor += sent
         this.pin?.move(this.cursor)
       }
     } finally {

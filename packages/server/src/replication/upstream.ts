@@ -2,6 +2,7 @@ import {
   DATA_FORMAT,
   decodeFrame,
   downstreamMessageSchema,
+  encodeEntriesFrame,
   encodeFrame,
   formatOf,
   type Hello,
@@ -9,6 +10,7 @@ import {
   type ReplicaStatus,
 } from '@tandem/protocol'
 import type { WebSocket } from 'ws'
+import type { LogTail } from '../storage/log-tail.js'
 import type { HistoryEpoch, Store } from '../storage/store.js'
 import { DEFAULT_TUNING, type Tuning } from '../tuning.js'
 import type { Clock } from '../util/clock.js'
@@ -119,16 +121,35 @@ class SharedEntriesFrame {
   private head = 0
   private frame: Buffer | null = null
 
+  /** The frame of `entries` (read from the log on disk) from seq `from`. */
   encode(from: number, entries: Buffer[], head: number): Buffer {
     if (this.frame && this.from === from && this.count === entries.length && this.head === head) return this.frame
     const frame = encodeFrame({ type: 'entries', entries, head })
-    if (this.active) {
-      this.from = from
-      this.count = entries.length
-      this.head = head
-      this.frame = frame
-    }
+    this.keep(from, entries.length, head, frame)
     return frame
+  }
+
+  /**
+   * The frame of the tail's entries from seq `from` (see LogTail.binsFrom):
+   * its bytes copied once behind one header, for all the feeds at `from`.
+   * Null when the tail no longer holds `from`; count 0 when nothing is newer.
+   */
+  fromTail(tail: LogTail, from: number, max: number, maxBytes: number, head: number): TailFrame | null {
+    if (this.frame && this.from === from && this.head === head) return { count: this.count, frame: this.frame }
+    const run = tail.binsFrom(from, max, maxBytes)
+    if (run === null) return null
+    if (run.count === 0) return { count: 0, frame: null }
+    const frame = encodeEntriesFrame(run.count, run.bins, head)
+    this.keep(from, run.count, head, frame)
+    return { count: run.count, frame }
+  }
+
+  private keep(from: number, count: number, head: number, frame: Buffer): void {
+    if (!this.active) return
+    this.from = from
+    this.count = count
+    this.head = head
+    this.frame = frame
   }
 
   /** Runs `wake` with sharing on, and forgets the frame afterwards. */
@@ -141,6 +162,11 @@ class SharedEntriesFrame {
       this.frame = null
     }
   }
+}
+
+interface TailFrame {
+  count: number
+  frame: Buffer | null
 }
 
 export class Upstream {
@@ -205,6 +231,10 @@ export class Upstream {
   }
 }
 
+function isSeq(x: unknown): x is number {
+  return typeof x === 'number' && Number.isSafeInteger(x) && x >= 0
+}
+
 /** A history's JSON, computed once per history array (the store replaces the array on every change). */
 const historyKeys = new WeakMap<HistoryEpoch[], string>()
 function historyKey(history: HistoryEpoch[]): string {
@@ -256,12 +286,17 @@ class ReplicaFeed extends Feed implements AckSource {
   protected onMessage(data: Buffer, isBinary: boolean): void {
     this.lastHeardAt = this.host.clock.now()
     this.lastHeardMono = this.now()
-    let parsed: ReturnType<typeof downstreamMessageSchema.safeParse>
+    let decoded: unknown
     try {
-      parsed = downstreamMessageSchema.safeParse(isBinary ? decodeFrame(data) : null)
+      decoded = isBinary ? decodeFrame(data) : null
     } catch {
       return this.close(1007, 'malformed replication frame')
     }
+    // Acks are nearly all a downstream sends (one per applied frame): a
+    // well-formed one skips the schema, which judges everything else.
+    const ack = decoded as { type?: unknown; seq?: unknown } | null
+    if (ack !== null && typeof ack === 'object' && ack.type === 'ack' && isSeq(ack.seq)) return this.onAck(ack.seq)
+    const parsed = downstreamMessageSchema.safeParse(decoded)
     if (!parsed.success) return this.close(1007, `invalid replication message: ${parsed.error.issues[0]?.message}`)
     const message = parsed.data
     if (message.type === 'hello') {
@@ -405,6 +440,14 @@ class ReplicaFeed extends Feed implements AckSource {
 
   protected sendBatch(batch: Buffer[]): void {
     this.flow.sendFrame(this.shared.encode(this.cursor, batch, this.store.lastSeq))
+  }
+
+  protected override sendFromTail(): number | null {
+    const { batchEntries, batchBytes } = this.options
+    const out = this.shared.fromTail(this.store.log.tail, this.cursor, batchEntries, batchBytes, this.store.lastSeq)
+    if (out === null) return null
+    if (out.frame) this.flow.sendFrame(out.frame)
+    return out.count
   }
 
   protected sendHeartbeat(wallMs: number): void {

@@ -64,3 +64,69 @@ describe('log tail (ring buffer)', () => {
     expect(tail.from(5, 10, 1000)?.length).toBe(1)
   })
 })
+
+describe('log tail as bins (what a replica frame is built from)', () => {
+  /** Splits bins laid end to end back into their entries. */
+  function unbin(bins: Buffer): Buffer[] {
+    const out: Buffer[] = []
+    let at = 0
+    while (at < bins.length) {
+      const kind = bins[at]
+      const [length, header] =
+        kind === 0xc4
+          ? [bins[at + 1], 2]
+          : kind === 0xc5
+            ? [bins.readUInt16BE(at + 1), 3]
+            : kind === 0xc6
+              ? [bins.readUInt32BE(at + 1), 5]
+              : [-1, 0]
+      expect(length).toBeGreaterThanOrEqual(0)
+      out.push(bins.subarray(at + header, at + header + length))
+      at += header + length
+    }
+    expect(at).toBe(bins.length)
+    return out
+  }
+
+  it('gives, from any held seq, a run of the same entries as from(), stopping only where the ring wraps', () => {
+    for (const [maxEntries, maxBytes] of [
+      [8, 1000],
+      [100, 512],
+      [50, 4096],
+    ]) {
+      const tail = new LogTail(maxEntries, maxBytes)
+      const random = rng(maxEntries + maxBytes)
+      let wrapped = 0
+      for (let seq = 1; seq <= 800; seq++) {
+        // Some entries over 255 bytes, so bin 16 headers are in the ring too.
+        tail.push(seq, entry(seq, 1 + Math.floor(random() * (maxBytes > 1000 ? 400 : 150))))
+        const first = seq - tail.length + 1
+        for (const from of [first, Math.ceil((first + seq) / 2), seq]) {
+          const all = tail.from(from, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER)!
+          let at = from
+          // Runs from `from` on, one after the other, cover every held entry, in order.
+          while (at <= seq) {
+            const run = tail.binsFrom(at, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER)!
+            expect(run.count).toBeGreaterThan(0)
+            const entries = unbin(run.bins)
+            expect(entries.length).toBe(run.count)
+            for (let i = 0; i < run.count; i++) expect(entries[i].equals(all[at - from + i])).toBe(true)
+            if (at === from && run.count < all.length) wrapped++
+            at += run.count
+          }
+        }
+        if (first > 1) expect(tail.binsFrom(first - 1, 10, 1 << 20)).toBeNull()
+        expect(tail.binsFrom(seq + 1, 10, 1 << 20)?.count).toBe(0)
+      }
+      expect(wrapped).toBeGreaterThan(0) // the wrap case was exercised
+    }
+  })
+
+  it('caps a run by count and by bytes as from() does', () => {
+    const tail = new LogTail(100, 10_000)
+    for (let seq = 1; seq <= 50; seq++) tail.push(seq, entry(seq, 100))
+    expect(tail.binsFrom(1, 7, 1 << 20)?.count).toBe(7)
+    expect(tail.binsFrom(1, 100, 250)?.count).toBe(3)
+    expect(tail.binsFrom(1, 100, 250)?.bins.length).toBe(3 * 102)
+  })
+})

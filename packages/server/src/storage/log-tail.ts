@@ -1,7 +1,14 @@
+import { binHeaderLength, writeBinHeader } from '@tandem/protocol'
+
 /**
  * The newest log entries, kept in memory as they commit, so that replicas
  * that keep up are fed without reading LevelDB back. Bounded by count and
  * bytes; a replica further behind reads the log from disk instead.
+ *
+ * Each entry is kept as a msgpack bin (its header, then its bytes), so
+ * that a run of consecutive entries is, as it lies in the ring, the
+ * elements of an entries frame's array (binsFrom, encodeEntriesFrame in
+ * @tandem/protocol): a frame for every replica is one copy of that run.
  *
  * The bytes live in one ring buffer, with offsets and lengths in typed
  * arrays: no JavaScript object per entry outlives the commit that wrote
@@ -33,9 +40,9 @@ export class LogTail {
 
   push(seq: number, raw: Buffer): void {
     if (this.count > 0 && seq !== this.firstSeq + this.count) this.reset() // never hold a gap
-    // Too big to keep, or empty (the ring's overlap test needs a length):
-    // the next push starts afresh.
-    if (raw.length === 0 || raw.length > this.maxBytes) return this.reset()
+    const size = binHeaderLength(raw.length) + raw.length
+    // Too big to keep, or empty: the next push starts afresh.
+    if (raw.length === 0 || size > this.maxBytes) return this.reset()
     // Zero-filled, so that the whole ring is resident from the start: the
     // node's memory then does not creep up by up to maxBytes as it fills.
     if (this.ring === null) this.ring = Buffer.alloc(this.maxBytes)
@@ -43,7 +50,7 @@ export class LogTail {
       this.writeAt = 0
       this.firstSeq = seq
     }
-    if (this.writeAt + raw.length > this.maxBytes) {
+    if (this.writeAt + size > this.maxBytes) {
       // Wrap: the entries between here and the end of the ring are the
       // oldest (the newest end here); drop them, then start again at 0.
       while (this.count > 0 && this.offsets[this.head] >= this.writeAt) this.dropOldest()
@@ -52,13 +59,14 @@ export class LogTail {
     if (this.count === this.maxEntries) this.dropOldest()
     // The oldest entries sit right after the newest one, around the ring:
     // drop them while they overlap where this one goes.
-    while (this.count > 0 && this.overlapsOldest(this.writeAt, raw.length)) this.dropOldest()
+    while (this.count > 0 && this.overlapsOldest(this.writeAt, size)) this.dropOldest()
     if (this.count === 0) this.firstSeq = seq
     const slot = (this.head + this.count) % this.maxEntries
     this.offsets[slot] = this.writeAt
     this.lengths[slot] = raw.length
-    raw.copy(this.ring, this.writeAt)
-    this.writeAt += raw.length
+    const at = writeBinHeader(this.ring, this.writeAt, raw.length)
+    this.ring.set(raw, at)
+    this.writeAt = at + raw.length
     this.count++
   }
 
@@ -73,11 +81,36 @@ export class LogTail {
     let bytes = 0
     for (let i = seq - this.firstSeq; i < this.count && out.length < max && bytes < maxBytes; i++) {
       const slot = (this.head + i) % this.maxEntries
-      const offset = this.offsets[slot]
-      out.push(this.ring.subarray(offset, offset + this.lengths[slot]))
-      bytes += this.lengths[slot]
+      const length = this.lengths[slot]
+      const offset = this.offsets[slot] + binHeaderLength(length)
+      out.push(this.ring.subarray(offset, offset + length))
+      bytes += length
     }
     return out
+  }
+
+  /**
+   * The entries from `seq` on as bins laid end to end (one view into the
+   * ring), within the same bounds as from() and stopping where the ring
+   * wraps: `count` entries, 0 when none is newer; null when `seq` is older
+   * than what the tail holds. Valid until the next push.
+   */
+  binsFrom(seq: number, max: number, maxBytes: number): { count: number; bins: Buffer } | null {
+    if (this.count === 0 || seq < this.firstSeq || this.ring === null) return null
+    const first = seq - this.firstSeq
+    if (first >= this.count) return { count: 0, bins: this.ring.subarray(0, 0) }
+    const start = this.offsets[(this.head + first) % this.maxEntries]
+    let end = start
+    let bytes = 0
+    let i = first
+    for (; i < this.count && i - first < max && bytes < maxBytes; i++) {
+      const slot = (this.head + i) % this.maxEntries
+      if (this.offsets[slot] !== end) break // the ring wrapped before this entry
+      const length = this.lengths[slot]
+      end += binHeaderLength(length) + length
+      bytes += length
+    }
+    return { count: i - first, bins: this.ring.subarray(start, end) }
   }
 
   /** Empties the tail and gives its memory back. */
@@ -93,9 +126,10 @@ export class LogTail {
     this.writeAt = 0
   }
 
-  private overlapsOldest(at: number, length: number): boolean {
-    const offset = this.offsets[this.head]
-    return at < offset + this.lengths[this.head] && offset < at + length
+  private overlapsOldest(at: number, size: number): boolean {
+    const start = this.offsets[this.head]
+    const length = this.lengths[this.head]
+    return at < start + binHeaderLength(length) + length && start < at + size
   }
 
   private dropOldest(): void {
