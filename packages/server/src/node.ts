@@ -33,7 +33,7 @@ import { DataDirSize } from './storage/data-dir-size.js'
 import { type EntryOp, OP_DEL, OP_PUT } from './storage/log-entry.js'
 import { modSeqOf, SiblingsError } from './storage/record.js'
 import type { ConflictResolver } from './storage/resolver.js'
-import type { ConflictPolicy, Store, WriteCondition } from './storage/store.js'
+import { type ConflictPolicy, NOT_NOW, type Store, type WriteCondition } from './storage/store.js'
 import type { Clock } from './util/clock.js'
 import type { Logger } from './util/logger.js'
 
@@ -840,6 +840,23 @@ export class TandemNode {
       read = this.read(consistency, () => this.store.get(key))
     }
     return this.store.policy.conflict === 'vclock' ? read.catch(siblingsError) : read
+  }
+
+  /**
+   * get(key, consistency) answered in this turn when it can be: a local
+   * read that LevelDB answers synchronously (see Store.getNow); NOT_NOW
+   * when the caller must call get().
+   */
+  getNow(key: string, consistency?: Consistency): Value | undefined | typeof NOT_NOW {
+    const mode = this.readMode(consistency)
+    if (mode !== 'local') return NOT_NOW
+    this.assertCanServe(mode)
+    if (this.store.policy.conflict !== 'vclock') return this.store.getNow(key)
+    try {
+      return this.store.getNow(key)
+    } catch (err) {
+      siblingsError(err)
+    }
   }
 
   /** The key's value with its modification seq (get with meta); undefined when missing. */

@@ -1,6 +1,7 @@
 import { byteLength, hostPortProblem, type Request, TandemError } from '@tandem/protocol'
 import type { Config } from '../config.js'
 import type { TandemNode } from '../node.js'
+import { NOT_NOW } from '../storage/store.js'
 
 /** Bytes of keys and values one scan page may carry. */
 const SCAN_PAGE_BYTES = 1024 * 1024
@@ -97,9 +98,13 @@ export function handle(node: TandemNode, req: Request, config: Config): unknown 
       return 'pong'
     case 'auth':
       return true
-    case 'get':
+    case 'get': {
       if (req.meta) return node.getMeta(req.key, req.consistency).then(nullIfUndefined)
+      // Answered in this turn, without a promise, when LevelDB can answer at once.
+      const now = node.getNow(req.key, req.consistency)
+      if (now !== NOT_NOW) return nullIfUndefined(now)
       return node.get(req.key, req.consistency).then(nullIfUndefined)
+    }
     case 'getAll':
       return node.getAll(req.key, req.consistency)
     case 'mget':

@@ -9,7 +9,7 @@ import { decodeEntry, encodeEntry, type LogEntry, OP_DEL, OP_PUT, seqKey } from 
 import { decodeRecord, encodeRecord, UNKNOWN_MOD_SEQ } from './record.js'
 import { type ConflictResolver, KEEP, logOrderWins } from './resolver.js'
 import { packChunk } from './snapshot-chunk.js'
-import { Store } from './store.js'
+import { NOT_NOW, Store } from './store.js'
 
 let dir: string
 let stores: Store[] = []
@@ -461,6 +461,31 @@ describe('store: reads', () => {
     await store.write([[OP_DEL, 'b']])
     expect(await settlesThisTurn(store.get('k'))).toEqual({ settled: true, value: 'v2' })
     expect(await settlesThisTurn(store.get('b'))).toEqual({ settled: true, value: undefined })
+  })
+
+  it('getNow answers a get as a value, not a promise, and says NOT_NOW once reads must go to the thread pool', async () => {
+    let now = 0
+    // Every synchronous read looks 5 ms long: the second spends the 8 ms budget of the 1000 ms window.
+    const store = await Store.open({
+      dataDir: join(dir, 'now'),
+      sync: 'always',
+      logRetention: 1000,
+      syncReads: { slowMs: 1, budgetMs: 8, windowMs: 1000, now: () => (now += 5) - 5 },
+    })
+    stores.push(store)
+    await store.write([
+      [OP_PUT, 'k', 'v'],
+      [OP_PUT, 'b', new Uint8Array([7])],
+    ])
+    expect(store.getNow('k')).toBe('v')
+    expect(store.getNow('b')).toEqual(Buffer.from([7]))
+    expect(store.getNow('none')).toBe(NOT_NOW)
+    now += 1000
+    expect(store.getNow('none')).toBeUndefined()
+    await store.write([[OP_DEL, 'k']])
+    expect(store.getNow('k')).toBeUndefined()
+    expect(store.getNow('b')).toBe(NOT_NOW)
+    expect(await store.get('b')).toEqual(Buffer.from([7]))
   })
 
   it('getWithSeq gives the seq of the write that last changed the key; a missing key depends on the head', async () => {

@@ -286,6 +286,9 @@ export interface StoreClock {
 
 type CommitListener = (lastSeq: number) => void
 
+/** Store.getNow's answer when the read cannot be made synchronously now. */
+export const NOT_NOW: unique symbol = Symbol('not now')
+
 export class Store {
   status: StoreStatus = 'opening'
   readonly dataDir: string
@@ -1620,6 +1623,21 @@ export class Store {
     const modSeq = record === undefined ? undefined : recordModSeq(record)
     // Every record LevelDB shows was written by a batch at or below writingSeq.
     return { value: this.valueOfRecord(record, now), seq: modSeq === undefined || modSeq > head ? head : modSeq }
+  }
+
+  /**
+   * get()'s answer read synchronously, when the gate lets a read be
+   * (throwing what get would reject with), else NOT_NOW: the caller then
+   * calls get(), which reads on the thread pool. Saves an unpipelined
+   * client's get its promises and their microtask hops.
+   */
+  getNow(key: string): Value | undefined | typeof NOT_NOW {
+    const startedAt = this.db.status === 'open' ? this.syncReads.begin() : null
+    if (startedAt === null) return NOT_NOW
+    const full = prefixed(this.dataPrefix, key)
+    const record = this.db.getSync(full)
+    this.syncReads.done(startedAt)
+    return this.valueOfRecord(record === undefined ? undefined : this.intact(full, record), this.now())
   }
 
   private readKey<T>(key: string, answer: (record: Uint8Array | undefined, now: number) => T): Promise<T> {
