@@ -41,8 +41,11 @@ export class ServerProcess {
       this.copy = createWriteStream(join(logDir, `${role.replace(/\W+/g, '-')}-${this.proc.pid}.log`))
       this.copy.on('error', () => {})
     }
+    // 'close', not 'exit': 'exit' can come before the last output lines are
+    // read, and a test that checks the log after a stop (a shutdown's last
+    // line) must see all of them.
     this.exited = new Promise((resolve) => {
-      this.proc.once('exit', (code, signal) => {
+      this.proc.once('close', (code, signal) => {
         this.exitCode = code
         this.exitSignal = signal
         this.copy?.end()
