@@ -239,11 +239,11 @@ export const tuningSchema = z
           'Multi-master: first wait before dialling a peer again after losing it; it doubles up to peerMaxBackoffMs. Shorter reconnects sooner and dials a dead peer more.',
       }),
     ),
-    peerMaxBackoffMs: count.default(200).meta(
+    peerMaxBackoffMs: count.default(100).meta(
       doc({
         unit: 'ms',
         description:
-          'Multi-master: longest wait between attempts to reach a peer that is down or cut off (one TCP connect each, five a second at most). Short, so that a healed partition is seen within a fifth of a second: catching up starts that much sooner.',
+          'Multi-master: longest wait between attempts to reach a peer that is down or cut off (one TCP connect each, ten a second at most). Short, so that a healed partition is seen within a tenth of a second: catching up starts that much sooner.',
       }),
     ),
     peerRefusedBackoffMs: count.default(5000).meta(
@@ -267,11 +267,11 @@ export const tuningSchema = z
           "Multi-master: how often a link measures its peer's clock offset. Shorter keeps the offset (and CLOCKSKEW) fresher and sends more frames.",
       }),
     ),
-    peerMaxQueuedApply: count.default(16).meta(
+    peerMaxQueuedApply: count.default(4).meta(
       doc({
         unit: 'frames',
         description:
-          "Multi-master: frames of a peer's entries waiting for the group committer before the link stops reading that peer's socket. More keeps the committer busier and holds more in memory.",
+          "Multi-master: frames of a peer's entries waiting for the group committer before the link stops reading that peer's socket. Each waits decoded (objects per entry that every young-generation collection copies while they wait), so more costs a node catching up CPU in the collector and memory; fewer than the frames one group commit takes can leave the committer waiting for the next frame.",
       }),
     ),
     peerDirectSilenceMs: count.default(2000).meta(
