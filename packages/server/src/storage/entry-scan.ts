@@ -111,10 +111,10 @@ export function identityOffset(raw: Buffer): number {
 export function peekIdentity(raw: Buffer): { origin: string; originSeq: number } | null {
   const r = new Reader(raw)
   if (r.arrayLength() === null || r.number() === null || r.number() === null) return null
-  const origin = r.string()
+  const origin = r.origin()
   const originSeq = r.number()
   if (origin === null || originSeq === null) return null
-  return { origin: originOf(origin), originSeq }
+  return { origin, originSeq }
 }
 
 /** The last origin read from bytes, so that a run of entries from one origin builds its string once. */
@@ -141,8 +141,8 @@ export function scanEntry(raw: Buffer): ApplyEntry | null {
   const seq = r.number()
   const epoch = r.number()
   const identityAt = r.offset
-  const originBytes = r.string()
-  if (originBytes === null) return null
+  const origin = r.origin()
+  if (origin === null) return null
   const originSeq = r.number()
   const hlc = r.number()
   const count = r.arrayLength()
@@ -169,7 +169,7 @@ export function scanEntry(raw: Buffer): ApplyEntry | null {
     ops[i] = { del: false, key, value: bytes, binary: true }
   }
   if (!r.done) return null
-  return { raw, seq, epoch, origin: originOf(originBytes), originSeq, hlc, identityAt, ops }
+  return { raw, seq, epoch, origin, originSeq, hlc, identityAt, ops }
 }
 
 /** The few msgpack forms a log entry uses; every read returns null (and moves nothing) on another form or past the end. */
@@ -247,14 +247,30 @@ class Reader {
     return value
   }
 
-  private stringLength(): [number, number] | null {
-    if (!this.has(1)) return null
+  /** Bytes of the last string header read by stringLength(). */
+  private headerBytes = 0
+
+  /** A string's length (its header's size in headerBytes), or -1 on another form or past the end. */
+  private stringLength(): number {
+    if (!this.has(1)) return -1
     const b = this.buf[this.at]
-    if (b >= 0xa0 && b <= 0xbf) return [1, b & 0x1f]
-    if (b === 0xd9 && this.has(2)) return [2, this.buf[this.at + 1]]
-    if (b === 0xda && this.has(3)) return [3, this.buf.readUInt16BE(this.at + 1)]
-    if (b === 0xdb && this.has(5)) return [5, this.buf.readUInt32BE(this.at + 1)]
-    return null
+    let header = 0
+    let length = -1
+    if (b >= 0xa0 && b <= 0xbf) {
+      header = 1
+      length = b & 0x1f
+    } else if (b === 0xd9 && this.has(2)) {
+      header = 2
+      length = this.buf[this.at + 1]
+    } else if (b === 0xda && this.has(3)) {
+      header = 3
+      length = this.buf.readUInt16BE(this.at + 1)
+    } else if (b === 0xdb && this.has(5)) {
+      header = 5
+      length = this.buf.readUInt32BE(this.at + 1)
+    }
+    this.headerBytes = header
+    return length >= 0 && this.has(this.headerBytes + length) ? length : -1
   }
 
   /**
@@ -263,13 +279,34 @@ class Reader {
    * what that reading gives (tandem's encoder only ever writes valid UTF-8).
    */
   string(): Buffer | null {
-    const header = this.stringLength()
-    if (header === null || !this.has(header[0] + header[1])) return null
-    const start = this.at + header[0]
-    const bytes = this.buf.subarray(start, start + header[1])
+    const length = this.stringLength()
+    if (length < 0) return null
+    const start = this.at + this.headerBytes
+    const bytes = this.buf.subarray(start, start + length)
     if (!isUtf8(bytes)) return null
-    this.at = start + header[1]
+    this.at = start + length
     return bytes
+  }
+
+  /**
+   * The origin field, as string(), as a JavaScript string: compared in
+   * place with the last origin read (already checked and built), which a
+   * run of one origin's entries repeats, so that only a new origin is
+   * sliced, checked and decoded.
+   */
+  origin(): string | null {
+    const length = this.stringLength()
+    if (length < 0) return null
+    const start = this.at + this.headerBytes
+    if (
+      length === lastOriginBytes.length &&
+      this.buf.compare(lastOriginBytes, 0, length, start, start + length) === 0
+    ) {
+      this.at = start + length
+      return lastOrigin
+    }
+    const bytes = this.string()
+    return bytes === null ? null : originOf(bytes)
   }
 
   binary(): Buffer | null {
