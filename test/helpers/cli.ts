@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process'
+import type { Readable } from 'node:stream'
 import { CLI_BIN } from './node-process.js'
 
 export interface CliResult {
@@ -42,9 +43,18 @@ export function runNodeBin(
       proc.kill('SIGKILL')
       reject(new Error(`${bin} ${args.join(' ')} did not exit within ${timeoutMs} ms`))
     }, timeoutMs)
+    // Its output is read to the end first: 'exit' can come before the last
+    // of it. (Not 'close' alone: a child the program started and left
+    // running, such as a bench's probe, may hold the pipes open; then the
+    // output read within a short while is what there is.)
     proc.on('exit', (code) => {
       clearTimeout(timer)
-      resolve({ code, stdout, stderr })
+      const ended = (stream: Readable) =>
+        stream.readableEnded ? Promise.resolve() : new Promise((done) => stream.once('end', done))
+      const bound = new Promise((done) => setTimeout(done, 5000).unref())
+      Promise.race([Promise.all([ended(proc.stdout), ended(proc.stderr)]), bound]).then(() =>
+        resolve({ code, stdout, stderr }),
+      )
     })
   })
 }

@@ -143,7 +143,8 @@ describe('addresses', () => {
       let stderr = ''
       proc.stdout.on('data', (d) => (stdout += d))
       proc.stderr.on('data', (d) => (stderr += d))
-      const code = await new Promise((resolve) => proc.on('exit', resolve))
+      // 'close': its output read to the end ('exit' can come before the last of it).
+      const code = await new Promise((resolve) => proc.on('close', resolve))
       expect(stderr).toBe('')
       expect(code).toBe(0)
       const lines = stdout.trim().split('\n')

@@ -61,7 +61,8 @@ export async function runRedisBenchmark(r: RedisBenchmarkRun): Promise<RedisBenc
     })
     child.stderr.on('data', (d) => (err += d))
     child.on('error', reject)
-    child.on('exit', (code) => {
+    // 'close': its report read to the end ('exit' can come before the last of it).
+    child.on('close', (code) => {
       if (code === 0) resolve(out)
       else reject(new Error(`redis-benchmark ${args.join(' ')} exited ${code}: ${err.trim() || out.slice(-500)}`))
     })
