@@ -72,8 +72,12 @@ describe('/metrics', () => {
       expect(m.family(name).type, name).toBe('gauge')
     }
     for (const f of m.families.values()) expect(f.help, `${f.name} has a HELP line`).toBeTruthy()
-    // The master served the replica's full sync.
-    expect(m.value('tandem_served_full_syncs_total')).toBe(1)
+    // The master served the replica's full sync (the replica was started
+    // listening, not synced: the sync may still be under way).
+    await waitFor(async () => ((await scrape()).value('tandem_served_full_syncs_total') ?? 0) >= 1, {
+      what: 'the master to serve the replica its full sync',
+    })
+    expect((await scrape()).value('tandem_served_full_syncs_total')).toBe(1)
   })
 
   // Rule: each answered request is observed once in tandem_request_duration_seconds, under its op.
