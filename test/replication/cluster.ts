@@ -152,6 +152,9 @@ export class WriteLoad {
       w: o.w === undefined ? undefined : () => o.w,
       timeoutMs: o.w === undefined ? undefined : o.timeoutMs,
       total: o.total,
+      // Failures are counted; a loop pauses after one so that a call failing
+      // at once (the master gone) cannot starve the test's event loop.
+      onError: 'pause',
       onAnswered: (write) => {
         if (write.seq !== undefined) {
           this.acked++

@@ -18,6 +18,9 @@ function writeLoops(db: TandemClient, loops: number) {
           acked++
         } catch {
           // UNCERTAIN, NOMASTER, TIMEOUT while the group elects: the log is the truth.
+          // A timer turn before the next: a call that fails at once must not
+          // starve the event loop (the client could then never find the new master).
+          await new Promise((resolve) => setTimeout(resolve, 20))
         }
       }
     }),
