@@ -68,6 +68,8 @@ describe('--tune', () => {
     expect(() => loadConfig(['--tune', 'replBatchBytes=1.5'], {})).toThrow(/^--tune: replBatchBytes: /)
     expect(loadConfig(['--tune', 'blockCacheBytes=67108864'], {}).tune.blockCacheBytes).toBe(67108864)
     expect(() => loadConfig(['--tune', 'blockCacheBytes=4294967296'], {})).toThrow(/^--tune: blockCacheBytes: /)
+    expect(loadConfig(['--tune', 'writeBufferBytes=1048576'], {}).tune.writeBufferBytes).toBe(1048576)
+    expect(() => loadConfig(['--tune', 'writeBufferBytes=1024'], {})).toThrow(/^--tune: writeBufferBytes: /)
     expect(() => loadConfig(['--tune', 'periodicSyncMs'], {})).toThrow(/^--tune: expected NAME=VALUE/)
     const { code, stderr } = await runServer(['--tune', 'periodicSyncMs=soon'])
     expect(code).toBe(2)

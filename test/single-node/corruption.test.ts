@@ -19,10 +19,13 @@ describe('a damaged data dir', () => {
     for (const c of cleanups.splice(0).reverse()) await c()
   })
 
+  /** A memtable of 4 MiB (LevelDB's own default): the fills below then surely leave tables to damage. */
+  const SMALL_MEMTABLE = ['--tune', 'writeBufferBytes=4194304']
+
   function node(args: string[] = []): NodeProcess {
     const dir = tempDir()
     cleanups.push(() => dir.remove())
-    const n = new NodeProcess(dir.path, args)
+    const n = new NodeProcess(dir.path, [...SMALL_MEMTABLE, ...args])
     cleanups.push(() => n.stop())
     return n
   }

@@ -30,10 +30,13 @@ describe('a record damaged in a table, found on read', () => {
     for (const c of cleanups.splice(0).reverse()) await c()
   })
 
+  /** A memtable of 4 MiB (LevelDB's own default): the fills below then surely leave tables to damage. */
+  const SMALL_MEMTABLE = ['--tune', 'writeBufferBytes=4194304']
+
   function node(args: string[] = []): NodeProcess {
     const dir = tempDir()
     cleanups.push(() => dir.remove())
-    const n = new NodeProcess(dir.path, ['--verify-at-start', 'logs', ...args])
+    const n = new NodeProcess(dir.path, ['--verify-at-start', 'logs', ...SMALL_MEMTABLE, ...args])
     cleanups.push(() => n.stop())
     return n
   }
@@ -221,7 +224,7 @@ describe('a record damaged in a table, found on read', () => {
 
   // Rule: a fail-over member that is not master has a healthy copy in its master: it resyncs like a replica.
   it('a fail-over member that is not master resyncs from the master after a read finds damage', async () => {
-    const group = await new FailoverGroup().start({ size: 3, args: ['--verify-at-start', 'logs'] })
+    const group = await new FailoverGroup().start({ size: 3, args: ['--verify-at-start', 'logs', ...SMALL_MEMTABLE] })
     cleanups.push(() => group.teardown())
     const master = await group.waitForMaster()
     const written = await fill(master.address, 8000)

@@ -163,6 +163,7 @@ export class TandemServer {
       snapshotPageRecords: config.tune.snapshotPageRecords,
       presenceKeys: config.tune.presenceKeys,
       blockCacheBytes: config.tune.blockCacheBytes,
+      writeBufferBytes: config.tune.writeBufferBytes,
       verifyAtStart: config.verifyAtStart,
       // Only a node that starts as a replica has a healthy peer to copy from.
       onDamage: startsAsReplica(config) ? 'resync' : 'refuse',

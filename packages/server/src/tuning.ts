@@ -138,6 +138,18 @@ export const tuningSchema = z
             "LevelDB's cache of uncompressed table blocks, which gets and the reads of writes that need a key's record are answered from before the OS page cache (a read syscall and decompression each). Data read often that fits in it is read several tenths of a microsecond cheaper per get; each byte of it may be resident memory.",
         }),
       ),
+    // LevelDB keeps it between 64 KiB and 1 GiB.
+    writeBufferBytes: count
+      .min(64 * 1024)
+      .max(1024 * 1024 * 1024)
+      .default(16 * 1024 * 1024)
+      .meta(
+        doc({
+          unit: 'bytes',
+          description:
+            "LevelDB's memtable: how much written data it holds in memory (and in its write-ahead log) before writing it out as a table. Larger writes fewer, larger tables, so a burst of writes (a peer catching up, a load at saturation) costs less compaction CPU and meets fewer write stalls; up to twice it is resident memory (the memtable and the one being written out), and a restart replays up to this much log.",
+        }),
+      ),
     presenceKeys: z.coerce
       .number()
       .int()

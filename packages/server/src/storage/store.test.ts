@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Level } from 'level'
@@ -44,6 +44,39 @@ async function logSeqs(store: Store): Promise<number[]> {
 function applyFrame(store: Store, raws: Buffer[]): Promise<number> {
   return store.applyRemote(raws.map(readForApply), logOrderWins, 'keep')
 }
+
+describe('store: LevelDB memtable size (writeBufferBytes)', () => {
+  /** LevelDB's table files in a store's data dir: written once the memtable is full. */
+  const tables = (name: string) => readdirSync(join(dir, name, 'db')).filter((f) => f.endsWith('.ldb')).length
+
+  it('writes tables once the given memtable size is passed, and none below it', async () => {
+    const small = await Store.open({
+      dataDir: join(dir, 'small'),
+      sync: 'none',
+      logRetention: 1000,
+      writeBufferBytes: 64 * 1024,
+    })
+    const large = await Store.open({
+      dataDir: join(dir, 'large'),
+      sync: 'none',
+      logRetention: 1000,
+      writeBufferBytes: 64 * 1024 * 1024,
+    })
+    stores.push(small, large)
+    // About 2 MB each, values and log together: 32 times the small memtable, a thirtieth of the large one.
+    const value = 'v'.repeat(1000)
+    for (const store of [small, large]) {
+      for (let i = 0; i < 1000; i += 100) {
+        await Promise.all([...Array(100).keys()].map((j) => store.write([[OP_PUT, `k${i + j}`, value]])))
+      }
+    }
+    // The small store's memtables are written out on LevelDB's own thread: wait for its first table.
+    const deadline = Date.now() + 30_000
+    while (tables('small') === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+    expect(tables('small')).toBeGreaterThan(0)
+    expect(tables('large')).toBe(0)
+  })
+})
 
 describe('store: replicated frames', () => {
   it('applies a frame of entries as one write, data and log together, and returns its last seq', async () => {

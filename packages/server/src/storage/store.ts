@@ -136,6 +136,8 @@ export interface StoreOptions {
   presenceKeys?: number
   /** LevelDB's block cache (tunable blockCacheBytes). */
   blockCacheBytes?: number
+  /** LevelDB's memtable size (tunable writeBufferBytes). */
+  writeBufferBytes?: number
 }
 
 export type ConflictPolicy = 'lww' | 'vclock'
@@ -460,6 +462,7 @@ export class Store {
       keyEncoding: 'buffer',
       valueEncoding: 'buffer',
       cacheSize: this.options.blockCacheBytes ?? DEFAULT_TUNING.blockCacheBytes,
+      writeBufferSize: this.options.writeBufferBytes ?? DEFAULT_TUNING.writeBufferBytes,
     })
     this.data = this.db.sublevel<Buffer, Buffer>(SUBLEVELS.data, { keyEncoding: 'buffer', valueEncoding: 'buffer' })
     this.log.bind(
