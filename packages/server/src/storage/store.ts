@@ -1870,18 +1870,21 @@ export class Store {
         batch.put(this.countsKey, Buffer.from(JSON.stringify(pending.counts)))
         keys.commit()
       }
-      // Current at once too, for the same reason; the data was emptied first, so every live record is a new key.
+      // Current at once in memory; the data was emptied first, so every live
+      // record is a new key. Written to disk once, by finishFullSync: a
+      // meta key in a chunk's batch would give each LevelDB table the
+      // range from its first data key to the meta keys, so the tables of a
+      // sync (whose data keys arrive in order) would all overlap and be
+      // merged level into level instead of moved. A sync cut short is
+      // discarded whole at the next open (the syncing mark), count included.
       this.keyCount += live
-      batch.put(this.keyCountKey, Buffer.from(String(this.keyCount)))
     } catch (err) {
       void batch.close()
       throw err
     }
-    if (this.largestValue !== undefined && largest > this.largestValue) {
-      // Raised before the chunk is readable, and kept with it.
-      this.largestValue = largest
-      batch.put(prefixed(this.metaPrefix, 'largestValue'), Buffer.from(String(largest)))
-    }
+    // Raised before the chunk is readable; written to disk with the sync's
+    // end, as the count is (see above).
+    if (this.largestValue !== undefined && largest > this.largestValue) this.largestValue = largest
     const previous = this.snapshotWrite
     const write = previous.then(
       () => this.writeBatch(batch, false),
@@ -1916,6 +1919,10 @@ export class Store {
     batch.put(this.lastSeqKey, Buffer.from(String(seq)))
     batch.put(this.clockKey, Buffer.from(JSON.stringify({ hlc: this.hlc.peek(), vv: this.vv.toObject() })))
     batch.put(prefixed(this.metaPrefix, 'history'), Buffer.from(JSON.stringify(history)))
+    batch.put(this.keyCountKey, Buffer.from(String(this.keyCount)))
+    if (this.largestValue !== undefined) {
+      batch.put(prefixed(this.metaPrefix, 'largestValue'), Buffer.from(String(this.largestValue)))
+    }
     batch.del(prefixed(this.metaPrefix, 'syncing'))
     if (this.expiry.size > 0) batch.put(prefixed(this.metaPrefix, 'ttl'), Buffer.from('true'))
     await this.writeBatch(batch, this.options.sync !== 'none')
