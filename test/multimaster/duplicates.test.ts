@@ -64,9 +64,11 @@ describe('multi-master duplicate traffic', () => {
       // Every write of the two others arrives at least once.
       expect(received, `node ${i} received`).toBeGreaterThanOrEqual(2 * perNode)
       // When every feed forwarded every origin and learnt what its peer
-      // held only from that peer's acks, about half of these were.
+      // held only from that peer's acks, about half of these were. (Not 0:
+      // a link silent for peerDirectSilenceMs on a loaded machine drops its
+      // claim, and the third peer forwards until it is made again.)
       expect(duplicates, `node ${i}: ${duplicates} of ${received} received were already held`).toBeLessThanOrEqual(
-        Math.ceil(0.02 * received),
+        Math.ceil(0.1 * received),
       )
     }
   })
