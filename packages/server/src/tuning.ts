@@ -290,7 +290,7 @@ export const tuningSchema = z
       doc({
         unit: 'ms',
         description:
-          "Multi-master: a peer heard from within this long (peer feeds heartbeat every replHeartbeatMs) counts as the way this node gets that peer's own writes, and its other peers stop forwarding them to it; past it they forward them again (their links to this node dial again and resume from what it holds). Shorter falls back sooner on a dead or stalled peer; too short makes links to a busy peer fall back and resume needlessly.",
+          "Multi-master: a peer heard from within this long (peer feeds heartbeat every replHeartbeatMs) is named in this node's hello and acks as one it streams from directly (status peers[].pulling.direct on the other side). Shown only: peers forward every origin's entries.",
       }),
     ),
     peerHandshakeTimeoutMs: count.default(5000).meta(

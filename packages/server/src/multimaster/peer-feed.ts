@@ -22,17 +22,21 @@ import type { Row } from './stability.js'
  *   per-key metadata and tombstones, and the version vector it holds, which
  *   the peer joins into its own data (never replacing it); then every entry
  *   of this node's log from there on, whatever its origin, except those the
- *   peer already holds (by origin and counter), those of an origin the peer
- *   streams from directly (it says which in hello and acks), and this
- *   node's housekeeping.
+ *   peer already holds (by origin and counter) and this node's housekeeping.
  *
  * What the peer holds (`known`) is what it said on this socket, what this
  * feed sent it, and what it reported on this node's link to it when that
  * link speaks with the same run of its process (Mesh.reportOf): never a
- * report from an older run, which may claim writes it lost. An origin's
- * entries skipped as direct are not in `known`; if the peer withdraws the
- * claim, this feed closes its socket and the peer, dialling again, resumes
- * from what it holds.
+ * report from an older run, which may claim writes it lost.
+ *
+ * The origins the peer says it streams from directly (`direct`, in hello
+ * and acks) are shown in status, and their entries are still forwarded:
+ * skipping them on that claim alone let an origin restarted from an older
+ * copy of its data dir, cut off from this node, take the peer's lagging
+ * count of its writes as all it had written, and issue its lost counters
+ * again. Skipping them safely needs the origin's own report on this node's
+ * link to it, of the run that holds them, and a socket closed when that
+ * report regresses.
  *
  * Entries go out as this node stored them; the peer re-places them in its
  * own log and keeps their identity bytes (see log-entry.ts). Backpressure
@@ -71,10 +75,8 @@ export class PeerFeed extends Feed implements AckSource {
   acked: Record<string, number> = {}
   /** The run of the peer's process that said hello (undefined: a peer that does not say). */
   incarnation: string | undefined
-  /** Origins the peer streams from their own node: their entries are not forwarded to it. */
+  /** Origins the peer says it streams from their own node (status only: their entries are still forwarded). */
   private direct = new Set<string>()
-  /** Origins whose entries this feed skipped as direct (a withdrawn claim among them ends the socket). */
-  private readonly skippedDirect = new Set<string>()
   protected readonly linkName = 'peer link'
   protected readonly onGap = 'the peer must reconnect for a snapshot'
 
@@ -207,20 +209,9 @@ export class PeerFeed extends Feed implements AckSource {
     }
   }
 
-  /**
-   * The peer's new list of origins it streams directly. One it no longer
-   * names whose entries this feed skipped: the cursor is past them, so the
-   * socket ends and the peer dials again from what it holds.
-   */
+  /** The peer's new list of origins it streams directly (shown in status; see the class comment). */
   private onDirect(origins: string[]): void {
-    const now = new Set(origins)
-    for (const origin of this.skippedDirect) {
-      if (!now.has(origin)) {
-        this.log.info('the peer no longer streams an origin directly; it resumes from what it holds', { origin })
-        return this.close(1012, `no longer direct from ${origin}: dial again`)
-      }
-    }
-    this.direct = now
+    this.direct = new Set(origins)
   }
 
   /** The origins the peer says it streams directly, for status. */
@@ -228,19 +219,14 @@ export class PeerFeed extends Feed implements AckSource {
     return [...this.direct]
   }
 
-  /** Sends the entries of `batch` the peer lacks (by origin and counter) and gets from nowhere else. */
+  /** Sends the entries of `batch` the peer lacks (by origin and counter). */
   protected sendBatch(batch: Buffer[]): void {
     const report = this.host.reportOf(this)
     if (report !== null) this.known.join(report)
-    const own = this.store.origin
     const out: Buffer[] = []
     for (const raw of batch) {
       const id = peekIdentity(raw) ?? readForApply(raw)
       if (id.origin === NO_ORIGIN || id.originSeq <= this.known.get(id.origin)) continue
-      if (id.origin !== own && this.direct.has(id.origin)) {
-        this.skippedDirect.add(id.origin)
-        continue
-      }
       this.known.advance(id.origin, id.originSeq)
       // Views into the tail's ring stay valid until the next commit: the
       // frame is encoded here, before anything else can run.
