@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { ApplyOp } from '../storage/entry-scan.js'
 import type { EntryIdentity } from '../storage/log-entry.js'
-import { readRecord } from '../storage/record.js'
+import { readRecord, sealRecord } from '../storage/record.js'
 import { type ConflictResolver, KEEP } from '../storage/resolver.js'
 import { LwwResolver } from './lww.js'
 import { VclockResolver } from './vclock.js'
@@ -107,7 +107,11 @@ function rest(writes: Write[], a: Write[], b: Write[]): Write[] {
   return writes.filter((w) => !held.has(`${w.id.origin}:${w.id.originSeq}`))
 }
 
-const hex = (b: Buffer | undefined) => (b === undefined ? 'none' : b.toString('hex'))
+const KEY = Buffer.from('k')
+
+// As the store keeps them: sealed for their key (a resolver may hand back a
+// record sealed already, as lww does for a put, or not, as a merge does).
+const hex = (b: Buffer | undefined) => (b === undefined ? 'none' : sealRecord(KEY, 0, b).toString('hex'))
 
 for (const [name, make, withContext] of [
   ['lww', () => new LwwResolver(), false],
