@@ -55,6 +55,7 @@ describe('tandem-bench multimaster suite', () => {
     const report = JSON.parse(readFileSync(json, 'utf8'))
     const ids = report.checks.map((c: { id: string }) => c.id)
     expect(ids).toEqual([
+      'multimaster.duplicates.2',
       'multimaster.throughput.2',
       'multimaster.peerLagP99',
       'multimaster.convergenceMs',
@@ -65,6 +66,9 @@ describe('tandem-bench multimaster suite', () => {
     ])
     const check = (id: string) => report.checks.find((c: { id: string }) => c.id === id)
     expect(check('multimaster.throughput.2').measured).toBeGreaterThan(0)
+    // A share of what the masters received: a percentage.
+    expect(check('multimaster.duplicates.2').measured).toBeGreaterThanOrEqual(0)
+    expect(check('multimaster.duplicates.2').measured).toBeLessThanOrEqual(100)
     // The partition healed and the nodes converged; the killed master's clients found the survivor.
     expect(check('multimaster.convergenceMs').measured).toBeGreaterThan(0)
     expect(check('multimaster.failover.firstWriteMs').measured).toBeGreaterThan(0)
