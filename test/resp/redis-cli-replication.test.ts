@@ -59,7 +59,10 @@ describe.skipIf(!has('redis-cli') || !has('redis-server'))('redis-cli: REPLICAOF
 
     same(0, ['set', 'k', 'v'])
     expect(same(0, ['wait', '1', '10000'])).toBe('(integer) 1\n')
-    await waitFor(() => cli(tandem[1].port, ['get', 'k']).stdout === 'v\n', { what: 'k on the tandem replica' })
+    // WAIT counts acknowledgements, from any replica: read k once each replica has it.
+    for (const port of [tandem[1].port, redis[1].port]) {
+      await waitFor(() => cli(port, ['get', 'k']).stdout === 'v\n', { what: `k on the replica ${port}` })
+    }
     same(1, ['get', 'k'])
 
     // The replica: ROLE names its master's RESP address, as Redis's does.

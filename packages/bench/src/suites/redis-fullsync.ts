@@ -112,7 +112,9 @@ export async function redisFullSync(
       client.disconnect()
     }
   } finally {
-    await Promise.all(started.map((p) => p.stop()))
+    // The replica first: one left running would dial its master's port again,
+    // which another server may take next.
+    for (const p of [...started].reverse()) await p.stop()
     for (const p of started) processes.splice(processes.indexOf(p), 1)
     await rm(root, { recursive: true, force: true })
   }

@@ -40,7 +40,9 @@ export async function startRedis(options: {
   const root = await mkdtemp(join(tmpdir(), 'tandem-bench-redis-'))
   const processes: ServerProcess[] = []
   const close = async () => {
-    await Promise.all(processes.map((p) => p.stop()))
+    // Replicas first: one left running would dial its master's port again,
+    // which another server may take next.
+    for (const p of [...processes].reverse()) await p.stop()
     await rm(root, { recursive: true, force: true })
   }
   const start = async (role: string, dir: string, extra: string[]) => {
