@@ -64,41 +64,60 @@ export async function loadKeys(
       TandemClient.connect({ servers: [master], authToken: o.authToken, timeoutMs: 120_000 }),
     ),
   )
-  // Values are random slices of a pool: distinct per key and incompressible,
-  // so LevelDB's block compression does not flatter the full sync.
-  const pool = randomFillSync(Buffer.alloc(4 * 1024 * 1024))
   const histogram = newHistogram()
-  let next = 0
   let done = 0
   let lastReport = 0
-  const started = performance.now()
+  let ms: number
   try {
-    await Promise.all(
-      clients.map(async (c) => {
-        while (next < o.keys) {
-          const from = next
-          next = Math.min(o.keys, next + o.batch)
-          const ops = []
-          for (let i = from; i < next; i++) {
-            const at = Math.floor(Math.random() * (pool.length - o.valueSize))
-            ops.push({ type: 'put' as const, key: keyName(i), value: pool.subarray(at, at + o.valueSize) })
-          }
-          const t = performance.now()
-          await c.batch(ops)
-          histogram.recordValue(Math.max(1, Math.round((performance.now() - t) * 1000)))
-          done += ops.length
-          if (onProgress && performance.now() - lastReport > 1000) {
-            lastReport = performance.now()
-            onProgress(done)
-          }
-        }
-      }),
-    )
+    ms = await loadInBatches(clients, o, async (c, keys, values) => {
+      const ops = keys.map((key, i) => ({ type: 'put' as const, key, value: values[i] }))
+      const t = performance.now()
+      await c.batch(ops)
+      histogram.recordValue(Math.max(1, Math.round((performance.now() - t) * 1000)))
+      done += ops.length
+      if (onProgress && performance.now() - lastReport > 1000) {
+        lastReport = performance.now()
+        onProgress(done)
+      }
+    })
   } finally {
     await Promise.all(clients.map((c) => c.close()))
   }
-  const ms = performance.now() - started
   return { batch: o.batch, connections, ms: round(ms), keysPerSec: Math.round((o.keys / ms) * 1000), histogram }
+}
+
+/**
+ * Keys 0..keys-1 (`keyName`) in batches of `batch`, one batch in flight per
+ * client, each value a random slice of a pool: distinct per key and
+ * incompressible, so no store's compression is flattered. The one way the
+ * harness loads a master for a full sync, tandem's and Redis's alike.
+ * Resolves with the milliseconds it took.
+ */
+export async function loadInBatches<C>(
+  clients: C[],
+  o: { keys: number; valueSize: number; batch: number },
+  send: (client: C, keys: string[], values: Buffer[]) => Promise<void>,
+): Promise<number> {
+  const pool = randomFillSync(Buffer.alloc(4 * 1024 * 1024))
+  let next = 0
+  const started = performance.now()
+  await Promise.all(
+    clients.map(async (c) => {
+      while (next < o.keys) {
+        const from = next
+        next = Math.min(o.keys, next + o.batch)
+        const keys: string[] = []
+        const values: Buffer[] = []
+        for (let i = from; i < next; i++) {
+          const at = Math.floor(Math.random() * (pool.length - o.valueSize))
+          keys.push(keyName(i))
+          values.push(pool.subarray(at, at + o.valueSize))
+        }
+        await send(c, keys, values)
+      }
+    }),
+  )
+  return performance.now() - started
 }
 
 /** Bytes under a directory (the data dir of a node), or null if it cannot be read. */

@@ -1,4 +1,3 @@
-import { randomFillSync } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -11,7 +10,7 @@ import type { RedisFullSyncResult } from '../report/result.js'
 import { connect, redisServerVersion, startRedisServer } from '../topology/redis.js'
 import type { ServerProcess } from '../topology/server-process.js'
 import type { StartedServer } from '../topology/topology.js'
-import { round } from './common.js'
+import { loadInBatches, round } from './common.js'
 
 /**
  * The Redis side of the fullsync suite: the same keys and values copied by
@@ -129,27 +128,15 @@ async function loadRedisKeys(
   o: RedisFullSyncOptions,
 ): Promise<{ batch: number; connections: number; ms: number; keysPerSec: number }> {
   const clients: Redis[] = Array.from({ length: LOAD_CONNECTIONS }, () => connect(address, o.authToken))
-  const pool = randomFillSync(Buffer.alloc(4 * 1024 * 1024))
-  let next = 0
-  const t0 = performance.now()
+  let ms: number
   try {
-    await Promise.all(
-      clients.map(async (c) => {
-        while (next < o.keys) {
-          const from = next
-          next = Math.min(o.keys, next + o.batch)
-          const args: (string | Buffer)[] = []
-          for (let i = from; i < next; i++) {
-            const at = Math.floor(Math.random() * (pool.length - o.valueSize))
-            args.push(keyName(i), pool.subarray(at, at + o.valueSize))
-          }
-          await c.mset(...args)
-        }
-      }),
-    )
+    ms = await loadInBatches(clients, o, async (c, keys, values) => {
+      const args: (string | Buffer)[] = []
+      for (let i = 0; i < keys.length; i++) args.push(keys[i], values[i])
+      await c.mset(...args)
+    })
   } finally {
     for (const c of clients) c.disconnect()
   }
-  const ms = performance.now() - t0
   return { batch: o.batch, connections: LOAD_CONNECTIONS, ms: round(ms), keysPerSec: Math.round((o.keys / ms) * 1000) }
 }
