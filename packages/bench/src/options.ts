@@ -152,14 +152,14 @@ const optionsSchema = z
     repeat: z.coerce.number().int().min(1).max(100).default(1),
     /** fullsync / failover cold restart: operations per batch when loading --keys. */
     batch: z.coerce.number().int().min(1).max(10_000).default(1000),
-    /** console suite: web console event streams open on the master in its second side. */
+    /** console suite: web console event streams open on one of the two masters in each window. */
     consoles: z.coerce.number().int().min(1).max(64).default(20),
-    /** console suite: "on" windows (consoles open on one node) of the two put loads, each between two "off" windows. */
+    /** console suite: windows with the consoles on the second master, each between two with them on the first (2 x pairs + 1 windows). */
     pairs: z.coerce.number().int().min(1).max(1000).default(60),
     /**
-     * console suite: seconds in each on/off window; an on window also holds
-     * the streams' closing. Windows of a few seconds: shorter ones leave
-     * more of the two nodes' own scheduling noise in each ratio.
+     * console suite: seconds in each window; a window also holds the
+     * streams' opening and closing. Windows of a few seconds: shorter ones
+     * leave more of the two nodes' own scheduling noise in each ratio.
      */
     window: z.coerce.number().positive().max(600).default(3),
     /** failover and multimaster suites: master kills. */
@@ -317,15 +317,16 @@ suites (tandem only; each starts its own servers; combine with commas)
                              (/ui/api/events) are open on it: TWO such masters run the
                              same --clients x --pipeline put load each, at once; one
                              unmeasured pass (--duration), then while both loads run
-                             the N streams are opened and closed on one master at a
-                             time in alternating windows (off, on, off, ..., off:
-                             --pairs N on windows, default 60, the masters taking
-                             turns; --window S each, default 3, no gap; an on window
-                             includes opening and closing the streams); per on window
-                             the throughput (and CPU per put) of its master over the
-                             other's, against the same in the off windows beside it:
-                             the median change in % and its 95% interval, and the
-                             target's own change without the control; then, with no
+                             the N streams are open on exactly one master in every
+                             window, the masters taking turns (1, 2, 1, ..., 1:
+                             2 x --pairs + 1 windows, --pairs default 60; --window S
+                             each, default 3, no gap; a window includes opening and
+                             closing its streams); per window on master 2, master 1
+                             over master 2 in the windows beside it over the same in
+                             it: both masters' cost, half of it one master's (the two
+                             alike); the median change of throughput (and of CPU per
+                             put) in % with its 95% interval, and each master's own
+                             change without the other as reference; then, with no
                              load, the first master's CPU with 0, 1, 0, N consoles
                              open, 3 rounds and 0 once more (--duration each), each
                              window against the 0 windows beside it, and its share

@@ -1,57 +1,63 @@
 /**
- * Paired windows: one load runs throughout while a condition (consoles
- * open, say) is switched on and off in alternating windows, off first and
- * last: off, on, off, on, ..., off. Each "on" window is compared with the
- * mean of the two "off" windows either side of it, so that drift on the
- * machine that is slow beside a window (a neighbour's build, LevelDB's
- * compactions, a node warming up) falls on both sides of the ratio, and a
- * steady trend cancels out.
+ * Paired windows in a crossover: two like nodes (A and B) run the same load
+ * at once, and a condition (consoles open, say) is on exactly ONE of them in
+ * every window, the two taking turns: A, B, A, B, ..., A. The machine, and
+ * the harness that drives both loads, carry the condition's work in every
+ * window; only which node serves it changes.
  *
- * The ratios are summed up by their median and a distribution-free
+ * In window w let d(w) = log(A's figure / B's figure). With the condition
+ * costing A a fraction cA and B a fraction cB, d is log(1 - cA) above its
+ * level while A has it and -log(1 - cB) while B has it. So across two
+ * adjacent windows d(on A) - d(on B) = log(1 - cA) + log(1 - cB), about
+ * -(cA + cB): what moves both nodes alike (the machine changing speed, a
+ * stall of the harness) cancels within each window, and a node steadily
+ * faster than the other cancels between them. Assuming the two nodes pay
+ * the same (they are started alike and take turns), each node's cost is
+ * half of it. Each node's own figure, without the other as a reference
+ * (its windows with the condition against its windows without), is kept
+ * as the check of that assumption: each should match the half, give or
+ * take the machine's swing, which it does not cancel.
+ *
+ * Each window on B is taken against both on-A windows beside it (the mean of
+ * the two adjacent pairs), so that a steady trend in d cancels too. The
+ * estimates are summed up by their median and a distribution-free
  * confidence interval for it (order statistics of the binomial: no
- * assumption about how the ratios spread, which on a shared machine is
+ * assumption about how the estimates spread, which on a shared machine is
  * neither normal nor symmetric).
  */
 
-/** Per "on" window, its value over the mean of the "off" windows beside it. `values` alternate off, on, ..., off. */
-export function adjacentRatios(values: number[]): number[] {
-  const out: number[] = []
-  for (let i = 1; i + 1 < values.length; i += 2) {
-    const off = (values[i - 1] + values[i + 1]) / 2
-    if (off > 0) out.push(values[i] / off)
-  }
-  return out
-}
-
-/** Which of two nodes a window's condition was on (0 or 1); the other is the control. */
+/** Which of the two nodes (A = 0, B = 1) a window's condition was on. */
 export type Node2 = 0 | 1
 
+/** One crossover estimate, each as a ratio (0.99: the condition cost 1%). */
+interface CrossoverEstimate {
+  /** The per-node ratio from both nodes, half of log(ratio on A) - log(ratio on B). */
+  perNode: number
+  /** Each node's own figure with the condition over its figure without (no reference node). */
+  own: [number, number]
+}
+
 /**
- * Paired windows on two identical nodes under the same load at once, the
- * condition on one of them (the target) in each on window and never on the
- * other (the control). `values[i]` is window i's figure on each node; `targets[k]`
- * the target of the k-th on window (window 2k + 1).
- *
- * controlled: per on window, target / control in it over the mean of target
- * / control in the off windows beside it. What moves both nodes alike (the
- * machine changing speed under them, a stall of the harness that drives
- * both) cancels within each window, which pairing in time alone cannot do
- * when the machine changes speed from one window to the next. A node
- * steadily faster than the other cancels between the windows.
- * Otherwise (raw): the target's own figure, as adjacentRatios does.
+ * Per window i that lies between two windows of the other target (the
+ * middle of B, A, B or A, B, A), the crossover estimate of those three
+ * windows. `values[w]` is window w's figure on each node, `targets[w]` the
+ * node the condition was on in it. Windows with a figure not positive and
+ * finite, or not in turn, give no estimate.
  */
-export function targetRatios(
+export function crossoverEstimates(
   values: readonly (readonly [number, number])[],
   targets: readonly Node2[],
-  controlled: boolean,
-): { ratio: number; target: Node2 }[] {
-  const out: { ratio: number; target: Node2 }[] = []
-  for (let i = 1, k = 0; i + 1 < values.length && k < targets.length; i += 2, k++) {
-    const t = targets[k]
-    const v = (w: number) => (controlled ? values[w][t] / values[w][1 - t] : values[w][t])
-    const [before, on, after] = [v(i - 1), v(i), v(i + 1)]
-    const off = (before + after) / 2
-    if (Number.isFinite(on) && Number.isFinite(off) && off > 0) out.push({ ratio: on / off, target: t })
+): CrossoverEstimate[] {
+  const out: CrossoverEstimate[] = []
+  const usable = (w: number) => values[w].every((v) => Number.isFinite(v) && v > 0)
+  for (let i = 1; i + 1 < values.length && i + 1 < targets.length; i += 2) {
+    const on = targets[i]
+    if (targets[i - 1] === on || targets[i + 1] === on || !usable(i - 1) || !usable(i) || !usable(i + 1)) continue
+    // log of node n's figure in the middle window over the mean log of the two beside it.
+    const lift = (n: Node2) => Math.log(values[i][n]) - (Math.log(values[i - 1][n]) + Math.log(values[i + 1][n])) / 2
+    // Each node's own log change with the condition on it: + when the middle window is its own, - otherwise.
+    const own = ([0, 1] as const).map((n) => (n === on ? lift(n) : -lift(n)))
+    out.push({ perNode: Math.exp((own[0] + own[1]) / 2), own: [Math.exp(own[0]), Math.exp(own[1])] })
   }
   return out
 }

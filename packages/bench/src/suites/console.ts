@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { bearerHeaders } from '@tandem/protocol'
 import type { LoadCount } from '../load/runner.js'
 import { ConsoleStreams } from '../measures/console-streams.js'
-import { medianInterval, type Node2, targetRatios } from '../measures/paired-windows.js'
+import { crossoverEstimates, medianInterval, type Node2 } from '../measures/paired-windows.js'
 import { cpuSeconds } from '../measures/proc.js'
 import type { BenchOptions } from '../options.js'
 import { ProgressLine } from '../report/progress.js'
@@ -22,37 +22,39 @@ import type { SuiteOutput } from './suite.js'
  *
  * What the console costs is small beside how much throughput moves on a
  * shared machine, from one run to the next and, on a VM, from one second to
- * the next (the machine changes speed under the load). So:
+ * the next (the machine changes speed under the load). So, a crossover
+ * (see paired-windows.ts):
  * - TWO identical nodes (each a master and its replicas) run the same put
  *   load at once, --clients x --pipeline each, after one unmeasured pass of
  *   both (a fresh node runs its first seconds slower);
- * - while both loads run, the streams are opened and closed in alternating
- *   windows, off first and last (see paired-windows.ts), always on ONE node
- *   (the target), never on the other (the control), and the target
- *   alternates between the two nodes from one on window to the next;
- * - an on window opens the streams, keeps them --window seconds, closes
- *   them and gives the node CLOSE_GRACE_MS to let them go: opening and
- *   closing are charged to the consoles. An off window lasts --window
- *   seconds. The windows follow each other with no gap;
- * - per on window, target / control in it over the same in the off windows
- *   beside it: what moves both nodes alike cancels within the window, and
- *   a node faster than the other between windows. The change is the
- *   median of those ratios with a distribution-free 95% interval; the
- *   figure is met when the whole interval lies within the target.
- *   The target's own change (raw, as with one node) is reported beside it,
- *   and so is the medians' split by which node was the target.
- * The streams must have received views in every on window; the off windows
- * are checked to be off, and the control to be untouched in the on
- * windows: the watcher of a node with no console open encodes no view (its
- * metric).
+ * - while both loads run, the streams are open on exactly ONE of the two
+ *   masters in every window, the masters taking turns: node 1, node 2,
+ *   node 1, ..., node 1 (2 x --pairs + 1 windows). The machine and the
+ *   harness (which reads the streams and drives both loads) carry the same
+ *   console work in every window; only which node serves it changes;
+ * - a window opens the streams on its node, keeps them --window seconds,
+ *   closes them and gives the node CLOSE_GRACE_MS to let them go: opening
+ *   and closing are charged to the consoles. The windows follow each other
+ *   with no gap;
+ * - per window on node 2, node 1 / node 2 in the windows on node 1 beside
+ *   it over node 1 / node 2 in it: what moves both nodes alike cancels
+ *   within each window, and a node faster than the other between windows.
+ *   That is both nodes' costs together; each node's is half of it (the
+ *   nodes are alike). The change is the median of those estimates with a
+ *   distribution-free 95% interval; the figure is met when the whole
+ *   interval lies within the target. Each node's own change (its
+ *   throughput with the streams over its throughput without, no reference)
+ *   is reported beside it as the check of the halving.
+ * The streams must have received views in every window, and the node
+ * without them must be untouched: its watcher encodes no view (its metric).
  *
  * Then, with no load, the CPU the first node's servers use with none, one,
  * none, N consoles open, IDLE_ROUNDS times over and none once more,
  * --duration seconds each, each window with consoles against the none
  * windows beside it (the median of the rounds): what the console itself
  * costs, without the noise of a saturated machine, and whether N cost what
- * one does. It bounds what the consoles can take from the control through
- * the cores both share (which the controlled figure would not see).
+ * one does. It bounds the throughput figure from the other side: the
+ * consoles cannot take more from the puts than the CPU they use.
  */
 export async function consoleSuite(o: BenchOptions, progress: ProgressLine, live: Set<Topology>): Promise<SuiteOutput> {
   const clients = o.clients[0]
@@ -74,7 +76,7 @@ export async function consoleSuite(o: BenchOptions, progress: ProgressLine, live
       nodes,
       o,
       progress,
-      { ...put, name: `put ${clients}x${pipeline}, ${o.consoles} consoles opened and closed every other window` },
+      { ...put, name: `put ${clients}x${pipeline}, ${o.consoles} consoles open on one node or the other in turn` },
       { ...o, requests: undefined },
       (counts) => toggleConsoles(nodes, o, counts, windows, progress),
     )
@@ -103,11 +105,11 @@ export async function consoleSuite(o: BenchOptions, progress: ProgressLine, live
       const xs = idle.filter((w) => w.consoles === 0).map((w) => w[field])
       return xs.some((x) => x === null) ? null : round((xs as number[]).reduce((a, b) => a + b, 0) / xs.length, 1)
     }
-    const targets = windows.filter((w) => w.target !== null).map((w) => w.target as Node2)
+    const targets = windows.map((w) => w.target)
     const scenarios: ScenarioResult[] = nodes.map((_, n) => ({
       name:
         `console: node ${n + 1} of 2, put ${clients}x${pipeline} on each, ${o.consoles} consoles open on one node ` +
-        `in every other window of ${o.window} s, the nodes taking turns`,
+        `or the other in windows of ${o.window} s, the nodes taking turns`,
       workload: 'console',
       distribution: o.distribution,
       clients,
@@ -120,58 +122,49 @@ export async function consoleSuite(o: BenchOptions, progress: ProgressLine, live
       replicas,
       vsNoReplicas: null,
       passes: windows.map((w) => Math.round(w.throughput[n])),
-      consoleTargets: windows.map((w) => (w.target === null ? null : w.target + 1)),
+      consoleTargets: windows.map((w) => w.target + 1),
       ratios: null,
       consoles: o.consoles,
     }))
-    const throughput = windows.map((w) => w.throughput)
-    const change = summarize(targetRatios(throughput, targets, true))
-    const raw = summarize(targetRatios(throughput, targets, false))
-    // The control's own figure over the off windows beside: what it lost to the consoles through the shared cores, or noise.
-    const spill = summarize(
-      targetRatios(
-        throughput,
-        targets.map((t) => (1 - t) as Node2),
-        false,
-      ),
+    const puts = crossoverEstimates(
+      windows.map((w) => w.throughput),
+      targets,
     )
+    const change = summarize(puts.map((e) => e.perNode))
+    const own = ([0, 1] as const).map((n) => summarize(puts.map((e) => e.own[n])))
+    const ownBoth = summarize(puts.flatMap((e) => e.own))
     const cpuKnown = windows.every((w) => w.usPerPut.every((u) => u !== null))
-    const usPerPut = windows.map((w) => w.usPerPut as [number, number])
-    const cpuChange = cpuKnown ? summarize(targetRatios(usPerPut, targets, true)) : null
-    const cpuRaw = cpuKnown ? summarize(targetRatios(usPerPut, targets, false)) : null
-    const on = windows.filter((w) => w.target !== null)
-    const fewestEvents = Math.min(...on.map((w) => w.fewestEvents))
+    const cpu = cpuKnown
+      ? crossoverEstimates(
+          windows.map((w) => w.usPerPut as [number, number]),
+          targets,
+        )
+      : null
+    const cpuChange = cpu === null ? null : summarize(cpu.map((e) => e.perNode))
+    const cpuOwn = cpu === null ? null : ([0, 1] as const).map((n) => summarize(cpu.map((e) => e.own[n])))
+    const fewestEvents = Math.min(...windows.map((w) => w.fewestEvents))
     const viewsKnown = windows.every((w) => w.viewsEncoded.every((v) => v !== null))
-    const offViews = windows
-      .filter((w) => w.target === null)
-      .reduce((sum, w) => sum + (w.viewsEncoded[0] ?? 0) + (w.viewsEncoded[1] ?? 0), 0)
-    const controlViews = on.reduce((sum, w) => sum + (w.viewsEncoded[1 - (w.target as Node2)] ?? 0), 0)
+    const otherViews = windows.reduce((sum, w) => sum + (w.viewsEncoded[1 - w.target] ?? 0), 0)
     const medianOps = (onSide: boolean) =>
-      Math.round(
-        median(
-          windows
-            .filter((w) => (w.target !== null) === onSide)
-            .flatMap((w) => (onSide ? [w.throughput[w.target as Node2]] : w.throughput)),
-        ) ?? 0,
-      )
+      Math.round(median(windows.map((w) => w.throughput[onSide ? w.target : 1 - w.target])) ?? 0)
     const checks: TargetCheck[] = [
       {
         id: 'console.putThroughputChange',
         name:
-          `put throughput change with ${o.consoles} consoles open on a master, against a second master under the same load at the same time: ` +
-          `${change.pairs} on windows of ${o.window} s, each against the off windows beside it; ` +
-          `median ${change.text}; consoles on node 1 ${change.byTarget[0]}, on node 2 ${change.byTarget[1]}; ` +
-          `window medians on ${medianOps(true)} / off ${medianOps(false)} ops/s per node, ` +
+          `put throughput change per master with ${o.consoles} consoles open on it, two masters under the same load at once, ` +
+          `the consoles open on one or the other in turn: ${change.pairs} windows of ${o.window} s on node 2, each against ` +
+          `the windows on node 1 beside it, half of both nodes' change; median ${change.text}; ` +
+          `each node's own change (no reference): node 1 ${own[0].short}, node 2 ${own[1].short}; ` +
+          `window medians with consoles ${medianOps(true)} / without ${medianOps(false)} ops/s per node, ` +
           `after an unmeasured pass at ${settling.map((s) => s.throughput).join(' / ')} ops/s; ` +
-          `each stream got at least ${fewestEvents} views in an on window, ` +
-          `the watchers encoded ${viewsKnown ? offViews : '?'} views in the off windows ` +
-          `and the control's ${viewsKnown ? controlViews : '?'} in the on windows`,
+          `each stream got at least ${fewestEvents} views in its window, ` +
+          `the master without the consoles encoded ${viewsKnown ? otherViews : '?'} views`,
         measured: change.median === null ? null : round(Math.abs(change.median), 2),
         unit: '%',
         target: '< 2',
         // Met only when the interval excludes a change of 2% either way, the
-        // consoles were live in every on window, and no watcher ran where
-        // no console was open.
+        // consoles were live in every window, and no watcher ran on the node
+        // without them.
         met:
           change.low !== null &&
           change.high !== null &&
@@ -179,15 +172,15 @@ export async function consoleSuite(o: BenchOptions, progress: ProgressLine, live
           change.high < 2 &&
           fewestEvents > 0 &&
           viewsKnown &&
-          offViews === 0 &&
-          controlViews === 0,
+          otherViews === 0,
       },
       {
         id: 'console.putThroughputChangeRaw',
         name:
-          `the same windows, the target's own throughput against its off windows (no control): median ${raw.text}; ` +
-          `the control's own change in the same on windows: median ${spill.text}`,
-        measured: raw.median === null ? null : round(Math.abs(raw.median), 2),
+          `the same windows, each node's own throughput with the consoles over its windows without them beside ` +
+          `(no reference node, so the machine's swing stays in): node 1 median ${own[0].text}; ` +
+          `node 2 median ${own[1].text}; both nodes' estimates together`,
+        measured: ownBoth.median === null ? null : round(Math.abs(ownBoth.median), 2),
         unit: '%',
         target: 'reported',
         met: true,
@@ -195,8 +188,8 @@ export async function consoleSuite(o: BenchOptions, progress: ProgressLine, live
       {
         id: 'console.cpuPerPutChange',
         name:
-          `the target master's CPU per put with ${o.consoles} consoles open, against the control, same windows: ` +
-          `median ${cpuChange?.text ?? '?'}; its own (no control): median ${cpuRaw?.text ?? '?'}`,
+          `a master's CPU per put with ${o.consoles} consoles open on it, same windows and estimate: ` +
+          `median ${cpuChange?.text ?? '?'}; each node's own: node 1 ${cpuOwn?.[0].short ?? '?'}, node 2 ${cpuOwn?.[1].short ?? '?'}`,
         measured: cpuChange?.median === null || cpuChange === null ? null : round(cpuChange.median, 2),
         unit: '%',
         target: 'reported',
@@ -225,7 +218,7 @@ export async function consoleSuite(o: BenchOptions, progress: ProgressLine, live
     const manyCost = over(o.consoles, 'master')
     checks.push({
       id: 'console.cpuShare',
-      name: `that cost of ${o.consoles} consoles as a share of the master's CPU while it serves the puts beside the control (${masterUnderLoad ?? '?'} cores)`,
+      name: `that cost of ${o.consoles} consoles as a share of the master's CPU while it serves the puts beside the other master (${masterUnderLoad ?? '?'} cores)`,
       measured: manyCost === null || !masterUnderLoad ? null : round(Math.max(0, manyCost) / (masterUnderLoad * 10), 2),
       unit: '%',
       target: 'reported',
@@ -302,23 +295,23 @@ const IDLE_ROUNDS = 3
 
 /** One measured window of the toggled load, on both nodes. */
 interface ConsoleWindow {
-  /** The node whose consoles were open in the window (the target); null in off windows. */
-  target: Node2 | null
+  /** The node whose consoles were open in the window. */
+  target: Node2
   /** Puts per second completed in the window, per node. */
   throughput: [number, number]
   /** Each master's CPU over the puts it completed, in µs; null without /proc. */
   usPerPut: [number | null, number | null]
   /** Views each master's watcher encoded in the window (its metric); null when /metrics did not answer. */
   viewsEncoded: [number | null, number | null]
-  /** The fewest views any stream received in the window (0 in off windows). */
+  /** The fewest views any stream received in the window. */
   fewestEvents: number
 }
 
 /**
  * The switching that runs inside the two loads: 2 x --pairs + 1 windows,
- * off first, one after the other with no gap. An on window opens the
- * streams on its target (the nodes take turns), holds them --window
- * seconds, closes them and waits for the node to let them go.
+ * one after the other with no gap, on node 1 first and last. Each window
+ * opens the streams on its node (the nodes take turns), holds them
+ * --window seconds, closes them and waits for the node to let them go.
  */
 async function toggleConsoles(
   nodes: Topology[],
@@ -341,19 +334,16 @@ async function toggleConsoles(
   let streams: ConsoleStreams | null = null
   try {
     let before = await sample()
-    for (let i = 0, onWindows = 0; i < 2 * o.pairs + 1; i++) {
-      const target: Node2 | null = i % 2 === 1 ? ((onWindows++ % 2) as Node2) : null
-      let fewestEvents = 0
-      if (target !== null) {
-        const opened = performance.now()
-        streams = await ConsoleStreams.open(nodes[target].master, o.consoles, o.authToken)
-        await sleep(Math.max(0, o.window * 1000 - (performance.now() - opened)))
-        // The streams are this window's own: every view they got, the first included.
-        fewestEvents = streams.minEvents()
-        streams.close()
-        streams = null
-        await sleep(CLOSE_GRACE_MS)
-      } else await sleep(o.window * 1000)
+    for (let i = 0; i < 2 * o.pairs + 1; i++) {
+      const target = (i % 2) as Node2
+      const opened = performance.now()
+      streams = await ConsoleStreams.open(nodes[target].master, o.consoles, o.authToken)
+      await sleep(Math.max(0, o.window * 1000 - (performance.now() - opened)))
+      // The streams are this window's own: every view they got, the first included.
+      const fewestEvents = streams.minEvents()
+      streams.close()
+      streams = null
+      await sleep(CLOSE_GRACE_MS)
       const after = await sample()
       const seconds = (after.at - before.at) / 1000
       const node = (n: Node2) => {
@@ -375,7 +365,7 @@ async function toggleConsoles(
         fewestEvents,
       })
       progress.note(
-        `console: window ${i + 1}/${2 * o.pairs + 1} ${target === null ? 'off      ' : `on node ${target + 1}`} ` +
+        `console: window ${i + 1}/${2 * o.pairs + 1} on node ${target + 1} ` +
           `${Math.round(a.throughput).toLocaleString('en-US')} / ${Math.round(b.throughput).toLocaleString('en-US')} ops/s`,
       )
       before = after
@@ -386,10 +376,11 @@ async function toggleConsoles(
 }
 
 /**
- * Left in an on window after its streams are closed, so that the node's
- * work of letting them go (the closes, its watcher stopping) is charged to
- * the consoles. The node sees the closes within a turn of its event loop;
- * the watcher's metric checks that nothing ran on into the off window.
+ * Left in a window after its streams are closed, so that the node's work
+ * of letting them go (the closes, its watcher stopping) is charged to the
+ * window's consoles. The node sees the closes within a turn of its event
+ * loop; the watcher's metric checks that nothing ran on into the next
+ * window, where the streams are on the other node.
  */
 const CLOSE_GRACE_MS = 200
 
@@ -405,36 +396,32 @@ async function viewsEncoded(address: string, authToken: string | undefined): Pro
   }
 }
 
-/** Paired ratios as changes in %: the median and its interval, a line that says so, and the median per target. */
-function summarize(ratios: { ratio: number; target: Node2 }[]): {
+/** Ratios as changes in %: the median and its interval, a line that says so, and a short one (median, interval). */
+function summarize(ratios: number[]): {
   pairs: number
   median: number | null
   low: number | null
   high: number | null
   text: string
-  byTarget: [string, string]
+  short: string
 } {
-  const pct = (r: number) => (r - 1) * 100
   const sign = (x: number) => `${x >= 0 ? '+' : ''}${round(x, 2)}%`
-  const byTarget = ([0, 1] as const).map((t) => {
-    const xs = ratios.filter((r) => r.target === t).map((r) => pct(r.ratio))
-    return xs.length === 0 ? 'no pairs' : `${sign(medianInterval(xs).median)} (${xs.length} pairs)`
-  }) as [string, string]
-  if (ratios.length === 0) return { pairs: 0, median: null, low: null, high: null, text: 'no pairs', byTarget }
-  const changes = ratios.map((r) => pct(r.ratio))
+  if (ratios.length === 0) return { pairs: 0, median: null, low: null, high: null, text: 'no pairs', short: 'no pairs' }
+  const changes = ratios.map((r) => (r - 1) * 100)
   const m = medianInterval(changes)
   const sorted = [...changes].sort((a, b) => a - b)
+  const bounds = m.low === null || m.high === null ? null : `${sign(m.low)} .. ${sign(m.high)}`
   const interval =
-    m.low === null || m.high === null || m.coverage === null
+    bounds === null || m.coverage === null
       ? 'too few pairs for a 95% interval'
-      : `${Math.round(m.coverage * 1000) / 10}% interval ${sign(m.low)} .. ${sign(m.high)}`
+      : `${Math.round(m.coverage * 1000) / 10}% interval ${bounds}`
   return {
     pairs: ratios.length,
     median: m.median,
     low: m.low,
     high: m.high,
     text: `${sign(m.median)}, ${interval}, pairs from ${sign(sorted[0])} to ${sign(sorted[sorted.length - 1])}`,
-    byTarget,
+    short: `${sign(m.median)} (${bounds ?? 'no interval'}, ${ratios.length} pairs)`,
   }
 }
 
