@@ -15,6 +15,8 @@ export interface MultiPeerStatus {
   digest: string
   snapshots: number
   clockPauses: number
+  /** Times the link was given up because the peer sent nothing for --repl-timeout. */
+  silenceTimeouts: number
   /**
    * The feed this peer pulls from this node, or null when it pulls none;
    * `direct`: the origins the peer says it streams from their own node

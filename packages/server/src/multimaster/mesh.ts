@@ -146,6 +146,7 @@ export class Mesh {
           tls: this.options.tls,
           maxFrameBytes: this.options.maxFrameBytes,
           maxClockOffsetMs: this.options.maxClockOffsetMs,
+          silenceTimeoutMs: this.options.feed.replTimeoutMs,
           clock: host.clock,
           digest: () => this.digestHex(),
           rows: () => this.stability.gossip(),
@@ -459,6 +460,7 @@ export class Mesh {
           digest: l.peerDigest,
           snapshots: l.stats.snapshots,
           clockPauses: l.stats.clockPauses,
+          silenceTimeouts: l.stats.silenceTimeouts,
           pulling: feed ? { state: feed.state, ackedVv: feed.acked, direct: feed.directOrigins() } : null,
         }
       }),

@@ -41,6 +41,14 @@ import type { Row } from './stability.js'
  * - a peer that names an origin this node forgot (forgotten.ts) is refused
  *   before anything of it is applied, and asked again only after a backoff.
  *
+ * - a peer that sends nothing for --repl-timeout (a stopped process, a
+ *   stalled path: the socket stays open) is given up: the link closes its
+ *   socket, says why in status and redials. Its feed heartbeats every
+ *   replHeartbeatMs and answers the clock probe in every state, so only a
+ *   peer that cannot speak is silent that long; time this node's own inbox
+ *   holds the socket paused, or its own process was stalled, is not the
+ *   peer's silence.
+ *
  * After any break it reconnects with backoff and asks again from what it holds.
  */
 
@@ -56,6 +64,8 @@ interface PeerLinkHost {
   readonly tls?: PeerTls
   readonly maxFrameBytes: number
   readonly maxClockOffsetMs: number
+  /** A peer silent this long (monotonic ms, --repl-timeout) is given up and redialled. */
+  readonly silenceTimeoutMs: number
   /** The server's one clock. */
   readonly clock: Clock
   digest(): string
@@ -111,7 +121,7 @@ export class PeerLink {
   /** The run of the peer's process this connection speaks with (null until it answered on it). */
   peerIncarnation: string | null = null
   /** Entries received from the peer (those this node already held included). */
-  readonly stats = { connects: 0, snapshots: 0, applied: 0, clockPauses: 0, received: 0 }
+  readonly stats = { connects: 0, snapshots: 0, applied: 0, clockPauses: 0, received: 0, silenceTimeouts: 0 }
   private ws: WebSocket | null = null
   private stopped = false
   private backoff: number
@@ -208,6 +218,7 @@ export class PeerLink {
         if (proofHolds(authToken, 'peer', 'listener', challenge, nonce, message.proof)) {
           proven = true
           this.timers.push(setInterval(() => this.sendAck(flow), 250))
+          this.watchSilence(ws, inbox)
           this.timers.push(
             setInterval(
               () => flow.send({ type: 'clock', t0: this.host.clock.wall() }),
@@ -253,6 +264,40 @@ export class PeerLink {
     })
     ws.on('error', (err) => this.log.debug('peer socket error', { err: err.message }))
     ws.on('close', (code, reason) => this.onClose(code, reason.toString()))
+  }
+
+  /**
+   * Gives the peer up once it has sent nothing for silenceTimeoutMs. The
+   * silence counts from what was last heard, or from when this node last
+   * held the socket paused (its inbox full, its committer busy: the peer
+   * could not be heard), whichever is later. A check that comes late by
+   * more than half the timeout means this node's own process was stalled
+   * (a pause, a long GC): the bytes the peer sent meanwhile wait in the
+   * socket, read before the next check, so no verdict is given on this one.
+   */
+  private watchSilence(ws: WebSocket, inbox: SerialInbox): void {
+    const timeoutMs = this.host.silenceTimeoutMs
+    const everyMs = Math.max(50, Math.min(1000, Math.floor(timeoutMs / 4)))
+    let lastCheckAt = this.host.clock.now()
+    let heldAt = lastCheckAt
+    this.timers.push(
+      setInterval(() => {
+        const now = this.host.clock.now()
+        const late = now - lastCheckAt - everyMs > timeoutMs / 2
+        lastCheckAt = now
+        if (inbox.paused) heldAt = now
+        if (late || this.ws !== ws) return
+        const silentMs = now - Math.max(this.lastHeardAt, heldAt)
+        if (silentMs > timeoutMs) this.onSilenceTimeout(ws, Math.round(silentMs))
+      }, everyMs),
+    )
+  }
+
+  private onSilenceTimeout(ws: WebSocket, silentMs: number): void {
+    this.stats.silenceTimeouts++
+    this.reason = `silent: the peer sent nothing for ${silentMs} ms (more than --repl-timeout ${this.host.silenceTimeoutMs} ms); redialling`
+    this.log.warn('peer link given up: the peer is silent', { silentMs, timeoutMs: this.host.silenceTimeoutMs })
+    ws.terminate()
   }
 
   /**
