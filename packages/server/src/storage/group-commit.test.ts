@@ -51,6 +51,34 @@ describe('group committer', () => {
     expect(groups.map((g) => g.map((item) => item.length))).toEqual([[6, 4], [1], [25], [1]])
   })
 
+  it('puts writes from separate callbacks of one loop turn into one group', async () => {
+    // Each unpipelined client's request arrives in its own I/O callback, with
+    // microtasks run between them; two immediates of one check phase are
+    // callbacks of one turn in the same way.
+    const { committer, groups, flush } = manual<string>({ maxGroup: 100 })
+    const done: Promise<number>[] = []
+    await new Promise<void>((resolve) => {
+      setImmediate(() => done.push(committer.submit('a')))
+      setImmediate(() => {
+        done.push(committer.submit('b'))
+        resolve()
+      })
+    })
+    await new Promise((r) => setImmediate(r))
+    await flush()
+    await Promise.all(done)
+    expect(groups).toEqual([['a', 'b']])
+  })
+
+  it('starts a lone write without waiting for another', async () => {
+    const { committer, groups, flush } = manual<string>({ maxGroup: 100 })
+    const one = committer.submit('a')
+    await new Promise((r) => setImmediate(r))
+    expect(groups).toEqual([['a']])
+    await flush()
+    await expect(one).resolves.toBe(0)
+  })
+
   it('refuses writes with BUSY beyond maxQueued', async () => {
     const { committer, flush } = manual<number>({ maxGroup: 10, maxQueued: 2 })
     const ok = [committer.submit(1), committer.submit(2)]

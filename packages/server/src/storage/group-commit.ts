@@ -59,9 +59,13 @@ export class GroupCommitter<T, R> {
       this.queue.push({ item, resolve, reject })
       if (!this.running) {
         this.running = true
-        // Start after the current turn so writes arriving in the same
-        // socket read join the first group too.
-        queueMicrotask(() => void this.run())
+        // Start once this turn's I/O callbacks have all run (the check
+        // phase), not on a microtask: with many unpipelined clients each
+        // request arrives in its own socket callback, and a microtask start
+        // would commit the turn's first write alone while the rest wait a
+        // whole commit for the next group. A lone write waits no longer:
+        // the loop goes from its I/O callbacks straight to the check phase.
+        setImmediate(this.start)
       }
     })
   }
@@ -92,6 +96,8 @@ export class GroupCommitter<T, R> {
     }
     return { take, writes }
   }
+
+  private readonly start = (): void => void this.run()
 
   private async run(): Promise<void> {
     while (this.queue.length > 0) {
