@@ -878,9 +878,14 @@ export class TandemNode {
    * batch; linearizable reads (each waits for its own key's write) and a
    * vclock node (SIBLINGS) read key by key. A batch that fails (a damaged
    * record: CORRUPT names one key) is read again key by key, so each key
-   * succeeds or fails as its get alone would.
+   * succeeds or fails as its get alone would. With `bytes`, the values
+   * batched are bytes (a string's UTF-8): for replies that are bytes.
    */
-  getEach(keys: string[], consistency?: Consistency): Promise<PromiseSettledResult<Value | undefined>[]> {
+  getEach(
+    keys: string[],
+    consistency?: Consistency,
+    bytes = false,
+  ): Promise<PromiseSettledResult<Value | undefined>[]> {
     const getOne = (key: string) => {
       try {
         return this.get(key, consistency)
@@ -895,7 +900,9 @@ export class TandemNode {
     } catch (reason) {
       return Promise.resolve(keys.map(() => ({ status: 'rejected', reason })))
     }
-    return this.store.getMany(keys).then((values) => values.map((value) => ({ status: 'fulfilled', value })), oneByOne)
+    return this.store
+      .getMany(keys, bytes)
+      .then((values) => values.map((value) => ({ status: 'fulfilled', value })), oneByOne)
   }
 
   /**

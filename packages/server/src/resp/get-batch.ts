@@ -48,7 +48,8 @@ export class GetBatch {
     this.keys = []
     this.runs = []
     if (keys.length > 1) this.batched += keys.length
-    const read = keys.length === 1 ? this.getOne(keys[0]) : this.node.getEach(keys)
+    // Values as bytes: a reply is bytes, so a string value is not decoded and encoded again.
+    const read = keys.length === 1 ? this.getOne(keys[0]) : this.node.getEach(keys, undefined, true)
     read.then(
       (results) => {
         let from = 0

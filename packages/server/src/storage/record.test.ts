@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import {
   decodeRecord,
+  decodeRecordBytes,
   encodeRecord,
   isLiveRecord,
   isSealed,
@@ -184,6 +185,60 @@ describe('records read from their header (the multi-master write path)', () => {
         expect(siblingCountOf(record)).toBe(parsed.body.kind === 'siblings' ? parsed.body.siblings.length : 0)
         expect(recordVersion(record)).toEqual(parsed.version)
       }
+    }
+  })
+
+  it('decodeRecord and decodeRecordBytes give what readRecord holds, for every shape, sealed or not', () => {
+    const expected = (parsed: KeyRecord) => {
+      const body = parsed.body
+      if (body.kind === 'value') return body.value
+      if (body.kind === 'tombstone' || body.siblings.length === 0) return undefined
+      return body.siblings.length === 1 ? body.siblings[0].value : 'siblings'
+    }
+    const asBytes = (value: unknown) => (typeof value === 'string' ? Buffer.from(value, 'utf8') : value)
+    const local = values.flatMap((value) =>
+      [undefined, 1_800_000_000_000].map(
+        (at) => ({ modSeq: 2 ** 40 + 9, expiresAt: at, body: { kind: 'value', value } }) as KeyRecord,
+      ),
+    )
+    for (const shape of [...shapes, ...local]) {
+      const plain = writeRecord(shape)
+      for (const record of [plain, sealRecord(key, 0, plain)]) {
+        const want = expected(readRecord(record))
+        if (want === 'siblings') {
+          expect(() => decodeRecord(record)).toThrow(/concurrent values/)
+          expect(() => decodeRecordBytes(record)).toThrow(/concurrent values/)
+          continue
+        }
+        expect(decodeRecord(record)).toEqual(want)
+        const bytes = decodeRecordBytes(record)
+        expect(bytes === undefined ? undefined : Buffer.from(bytes)).toEqual(asBytes(want))
+      }
+    }
+    for (const value of values) {
+      for (const record of [encodeRecord(value), seqRecord(key, 0, value, 3), seqRecord(key, 0, value, 3, 1e12)]) {
+        expect(Buffer.from(decodeRecordBytes(record) as Buffer)).toEqual(asBytes(value))
+      }
+    }
+  })
+
+  it('the value of a local put record is read with the checks readRecord makes', () => {
+    const overU53 = seqRecord(key, 0, 'v', 1)
+    overU53.writeUInt32BE(0x20_0000, 6) // MOD_SEQ's high word: 2^53
+    const badType = seqRecord(key, 0, 'v', 1)
+    badType[14] = 0x07
+    const cut = seqRecord(key, 0, 'v', 1, 1e12).subarray(0, 20)
+    const unknownFlag = seqRecord(key, 0, 'v', 1)
+    unknownFlag[1] |= 0x10
+    for (const [record, error] of [
+      [overU53, /over 2\^53/],
+      [badType, /unknown value type/],
+      [cut, /cut short/],
+      [unknownFlag, /newer tandem/],
+    ] as const) {
+      expect(() => readRecord(record)).toThrow(error)
+      expect(() => decodeRecord(record)).toThrow(error)
+      expect(() => decodeRecordBytes(record)).toThrow(error)
     }
   })
 

@@ -262,6 +262,28 @@ export class SiblingsError extends Error {
 }
 
 /**
+ * Where the value type byte of a single-master value record is (tag 0x10,
+ * kind VALUE, no VERSION: what every local put stores), found from the
+ * flags alone; -1 for any other record, which readRecord decodes whole.
+ * The u64 fields it steps over are checked as readRecord checks them.
+ */
+function plainValueAt(buf: Buffer): number {
+  const flags = buf[1]
+  if ((flags & (KIND_MASK | F_VERSION | ~F_KNOWN)) !== 0) return -1
+  let at = flags & F_CHECKSUM ? SEALED_FIELDS_AT : CHECKSUM_AT
+  if (flags & F_MOD_SEQ) {
+    if (!safeU64At(buf, at)) return -1
+    at += 8
+  }
+  if (flags & F_EXPIRES) {
+    if (!safeU64At(buf, at)) return -1
+    at += 8
+  }
+  const type = buf[at]
+  return at < buf.length && (type === TAG_STRING || type === TAG_BINARY) ? at : -1
+}
+
+/**
  * The value a record holds: undefined for a deleted key (a tombstone, a
  * sibling set with no sibling), the one value of a single sibling, and a
  * SiblingsError for several.
@@ -274,6 +296,9 @@ export function decodeRecord(record: Uint8Array): Value | undefined {
     case TAG_BINARY:
       return buf.subarray(1)
     case TAG_META: {
+      // Most reads: a local put's record, its value found without a Reader and a KeyRecord.
+      const at = plainValueAt(buf)
+      if (at >= 0) return buf[at] === TAG_STRING ? buf.toString('utf8', at + 1) : buf.subarray(at + 1)
       const { body } = readRecord(buf)
       if (body.kind === 'value') return body.value
       if (body.kind === 'tombstone' || body.siblings.length === 0) return undefined
@@ -283,6 +308,20 @@ export function decodeRecord(record: Uint8Array): Value | undefined {
     default:
       throw new Error(`unknown record tag 0x${(buf[0] ?? 0).toString(16)}: written by a newer tandem?`)
   }
+}
+
+/**
+ * decodeRecord's value as bytes (a string's UTF-8 bytes): a view into the
+ * record, for replies that are bytes anyway (RESP), so a string value is
+ * not decoded to a JS string and encoded back.
+ */
+export function decodeRecordBytes(record: Uint8Array): Buffer | undefined {
+  const buf = Buffer.isBuffer(record) ? record : Buffer.from(record.buffer, record.byteOffset, record.byteLength)
+  if (buf[0] === TAG_STRING || buf[0] === TAG_BINARY) return buf.subarray(1)
+  const at = buf[0] === TAG_META ? plainValueAt(buf) : -1
+  if (at >= 0) return buf.subarray(at + 1)
+  const value = decodeRecord(buf)
+  return typeof value === 'string' ? Buffer.from(value, 'utf8') : value === undefined ? undefined : Buffer.from(value)
 }
 
 /** True when the record stands for a deleted key that only metadata keeps (collectable once stable). */

@@ -31,6 +31,7 @@ import {
 import { SUBLEVELS } from './raw-layout.js'
 import {
   decodeRecord,
+  decodeRecordBytes,
   isLiveRecord,
   isSealed,
   isTombstone,
@@ -1694,13 +1695,13 @@ export class Store {
     }
   }
 
-  async getMany(keys: string[]): Promise<(Value | undefined)[]> {
+  /** Values of `keys`, in order; with `bytes`, every value as bytes (a string's UTF-8), see decodeRecordBytes. */
+  async getMany(keys: string[], bytes = false): Promise<(Value | undefined)[]> {
     const full = keys.map((k) => prefixed(this.dataPrefix, k))
     const records = await this.db.getMany(full)
     const now = this.now()
-    return records.map((r, i) =>
-      r === undefined || isExpired(this.intact(full[i], r), now) ? undefined : decodeRecord(r),
-    )
+    const decode = bytes ? decodeRecordBytes : decodeRecord
+    return records.map((r, i) => (r === undefined || isExpired(this.intact(full[i], r), now) ? undefined : decode(r)))
   }
 
   /** Every field of a key's record (multi-master getAll); undefined when there is none. */
