@@ -105,6 +105,30 @@ describe('/metrics', () => {
     expect(after.value('tandem_requests_total', { op: 'put' })).toBe(count(after, 'put'))
   })
 
+  // Rule: every group a node writes is timed in tandem_write_stage_seconds, and a replica times the frames it applies.
+  it('times the stages of the write path', async () => {
+    const replica = cluster.nodes[1]
+    const stage = (m: PrometheusText, s: string) => m.value('tandem_write_stage_seconds_count', { stage: s }) ?? 0
+    const [before, replicaBefore] = [await scrape(), await scrape(replica.address)]
+    const db = await TandemClient.connect({ servers: [masterAddr] })
+    for (let i = 0; i < 10; i++) await db.put(`stage${i}`, 'v')
+    const seq = (await db.status()).seq
+    await db.close()
+    await waitFor(async () => (await statusOf(replica)).seq >= seq, { what: 'the replica to apply the puts' })
+    const [after, replicaAfter] = [await scrape(), await scrape(replica.address)]
+    expect(after.family('tandem_write_stage_seconds').type).toBe('histogram')
+    // Ten awaited puts are ten groups at least (other writes may make more).
+    for (const s of ['queue', 'read', 'build', 'write']) {
+      expect(stage(after, s) - stage(before, s), s).toBeGreaterThanOrEqual(10)
+    }
+    // The replica applied the puts in frames: each frame timed in its queue and its commit.
+    const frames = stage(replicaAfter, 'remote_commit') - stage(replicaBefore, 'remote_commit')
+    expect(frames).toBeGreaterThanOrEqual(1)
+    expect(stage(replicaAfter, 'remote_queue') - stage(replicaBefore, 'remote_queue')).toBe(frames)
+    // Peer stages are a multi-master node's alone.
+    expect(stage(replicaAfter, 'peer_lag')).toBe(0)
+  })
+
   // Rule: replication lag is a gauge per replica on the upstream, and its own on the replica.
   it('reports replication lag per replica', async () => {
     const replica = cluster.nodes[1]

@@ -20,6 +20,7 @@ import type { PeerTls } from './replication/dial.js'
 import { RespServer } from './resp/server.js'
 import { restoreSnapshot } from './storage/restore.js'
 import { Store } from './storage/store.js'
+import { WRITE_STAGE_BUCKETS } from './storage/write-stages.js'
 import { type Clock, fileClock, systemClock } from './util/clock.js'
 import { type Logger, silentLogger } from './util/logger.js'
 import { type LatencyHistogram, Metrics } from './util/metrics.js'
@@ -433,6 +434,12 @@ export class TandemServer {
     )
     const store = this.node.store
     const node = this.node
+    store.stages = m.histogram(
+      'tandem_write_stage_seconds',
+      'Seconds writes spend in each stage between arrival and durability (see the README: queue, read, build, write, remote_queue, remote_commit, peer_arrive, peer_inbox, peer_lag).',
+      'stage',
+      WRITE_STAGE_BUCKETS,
+    )
     m.gauge('tandem_seq', 'Seq of the last committed log entry.', () => store.lastSeq)
     m.gauge('tandem_keys', 'Keys this node holds, kept exactly (tombstones are not keys).', () => store.keyCount)
     m.gauge('tandem_disk_bytes', "Bytes of the data dir's files (walked every 2 s at most).", () => {

@@ -234,7 +234,8 @@ export class PeerLink {
       return false
     }
     ws.on('message', (data) => {
-      this.lastHeardAt = this.host.clock.now()
+      const receivedAt = this.host.clock.now()
+      this.lastHeardAt = receivedAt
       let message: PusherMessage
       try {
         const parsed = pusherMessageSchema.safeParse(decodeFrame(data as Buffer))
@@ -255,8 +256,9 @@ export class PeerLink {
       }
       if (message.type === 'clock') return this.onClock(message.t0, message.t1)
       if (message.type === 'entries') {
+        const receivedWall = this.host.clock.wall()
         inbox.push(() => {
-          if (live()) this.onEntries(message.entries, message.vv, flow, inbox, ws)
+          if (live()) this.onEntries(message.entries, message.vv, flow, inbox, ws, receivedAt, receivedWall)
         })
         return
       }
@@ -468,6 +470,8 @@ export class PeerLink {
     flow: FlowSocket,
     inbox: SerialInbox,
     ws: WebSocket,
+    receivedAt: number,
+    receivedWall: number,
   ): void {
     if (this.stopped) return
     if (this.state !== 'streaming') throw new Error(`entries while ${this.state}`)
@@ -485,6 +489,9 @@ export class PeerLink {
       entries.push(entry)
     }
     if (entries.length > 0) {
+      const { stages } = this.store
+      stages.observe('peer_arrive', Math.max(0, receivedWall - hlcWallMs(entries[0].hlc)) / 1000)
+      stages.observe('peer_inbox', (this.host.clock.now() - receivedAt) / 1000)
       const applied = this.store.applyRemote(entries, this.host.resolver, 'append')
       this.applying = applied.catch(() => {})
       inbox.handedOff(applied, this.host.tuning.peerMaxQueuedApply)

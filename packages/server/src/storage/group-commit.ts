@@ -20,6 +20,8 @@ interface Pending<T, R> {
   item: T
   resolve: (result: R) => void
   reject: (err: unknown) => void
+  /** When it was submitted (options.now), 0 when not timed. */
+  at: number
 }
 
 interface GroupCommitterOptions<T> {
@@ -29,6 +31,10 @@ interface GroupCommitterOptions<T> {
   weight?: (item: T) => number
   /** Most writes waiting at once; beyond it submit() fails with BUSY. */
   maxQueued: number
+  /** Monotonic ms, to time how long a group's oldest write waited (see `waited`). */
+  now?: () => number
+  /** Told, as each group starts, how long its oldest write waited for it, in ms. */
+  waited?: (ms: number) => void
 }
 
 export class GroupCommitter<T, R> {
@@ -56,7 +62,7 @@ export class GroupCommitter<T, R> {
       return Promise.reject(new TandemError('BUSY', `write queue is full (${this.options.maxQueued} writes waiting)`))
     }
     return new Promise<R>((resolve, reject) => {
-      this.queue.push({ item, resolve, reject })
+      this.queue.push({ item, resolve, reject, at: this.options.now?.() ?? 0 })
       if (!this.running) {
         this.running = true
         // Start once this turn's I/O callbacks have all run (the check
@@ -104,6 +110,8 @@ export class GroupCommitter<T, R> {
       const { take, writes } = this.nextGroup()
       const group = take === this.queue.length ? this.queue : this.queue.slice(0, take)
       this.queue = group === this.queue ? [] : this.queue.slice(take)
+      const { now, waited } = this.options
+      if (now && waited) waited(now() - group[0].at)
       let results: (R | Error)[]
       try {
         results = await this.commit(group.map((p) => p.item))

@@ -10,7 +10,7 @@ import { ConvergenceDigest } from './convergence.js'
 import type { ApplyEntry, ApplyOp } from './entry-scan.js'
 import { ExpiryIndex } from './expiry-index.js'
 import { type CommitStats, GroupCommitter } from './group-commit.js'
-import { HybridClock } from './hlc.js'
+import { HybridClock, hlcWallMs } from './hlc.js'
 import { KeyPresence } from './key-presence.js'
 import { type KeyCounts, KeyTracker } from './key-tracker.js'
 import { type CheckLevel, checkLevelDb, type DamagedFile } from './leveldb-check.js'
@@ -49,6 +49,7 @@ import { type ConflictResolver, KEEP } from './resolver.js'
 import { packChunk, unpackChunk } from './snapshot-chunk.js'
 import { SyncReadGate, type SyncReadOptions } from './sync-reads.js'
 import { VersionVector, type VersionVectorObject, vvCovers } from './version-vector.js'
+import { NO_STAGES, type WriteStageSink } from './write-stages.js'
 
 /**
  * Store: one LevelDB holding three sublevels, always written together.
@@ -278,6 +279,8 @@ interface RemoteWrite {
    */
   dataKeys?: Buffer[]
   names?: string[]
+  /** When applyRemote took it (clock.now()), for the write-stage figures. */
+  submittedAt: number
 }
 type StoreWrite = LocalWrite | RemoteWrite | MergeWrite | CollectWrite | BarrierWrite
 
@@ -432,6 +435,9 @@ export class Store {
   /** Seq that the next local write will take. */
   private nextSeq = 1
 
+  /** Where the write path's time goes (write-stages.ts); the server sets a histogram. */
+  stages: WriteStageSink = NO_STAGES
+
   private constructor(private readonly options: StoreOptions) {
     this.dataDir = options.dataDir
     this.clock = options.clock ?? systemClock
@@ -442,6 +448,8 @@ export class Store {
     this.committer = new GroupCommitter((group) => this.commitGroup(group), {
       maxGroup: options.maxGroup ?? 2000,
       maxQueued: options.maxQueued ?? 100_000,
+      now: () => this.clock.now(),
+      waited: (ms) => this.stages.observe('queue', ms / 1000),
       weight: (write) =>
         write.kind === 'remote'
           ? write.entries.length
@@ -875,7 +883,8 @@ export class Store {
    */
   applyRemote(entries: ApplyEntry[], resolver: ConflictResolver, placement: Placement): Promise<number> {
     if (this.status !== 'open') return Promise.reject(new TandemError('CLOSED', 'store is closed'))
-    return this.committer.submit({ kind: 'remote', entries, resolver, placement }) as Promise<number>
+    const write: RemoteWrite = { kind: 'remote', entries, resolver, placement, submittedAt: this.clock.now() }
+    return this.committer.submit(write) as Promise<number>
   }
 
   /** Starts a new epoch at the next seq and records it durably, with when and why it began. */
@@ -1005,6 +1014,7 @@ export class Store {
     const batch = this.db.batch()
     const results: (number | LocalResult | Error)[] = new Array(group.length)
     const first = this.nextSeq
+    const started = this.clock.now()
     const commit: GroupState = {
       batch,
       epoch: this.epoch,
@@ -1018,6 +1028,8 @@ export class Store {
       writes: 0,
       expiry: [],
     }
+    const read = this.clock.now()
+    this.stages.observe('read', (read - started) / 1000)
     commit.damaged = this.findDamaged(commit.current)
     const keys = this.keys
     keys?.begin()
@@ -1092,6 +1104,8 @@ export class Store {
     if (commit.keyDelta !== 0) batch.put(this.keyCountKey, Buffer.from(String(this.keyCount + commit.keyDelta)))
     if (barrier) batch.del(prefixed(this.metaPrefix, 'merging'))
     this.writingSeq = seq
+    const built = this.clock.now()
+    this.stages.observe('build', (built - read) / 1000)
     try {
       await this.writeBatch(batch, this.options.sync === 'always')
     } catch (err) {
@@ -1099,6 +1113,7 @@ export class Store {
       this.restoreCounters(commit)
       throw err
     }
+    this.observeWritten(group, started, built)
     if (raised) this.largestValue = commit.largest
     if (firstTtl) this.ttlUsed = true
     for (const [key, at] of commit.expiry) {
@@ -1120,6 +1135,23 @@ export class Store {
     }
     if (keys && keys.overCap.length > 0) this.onOverCap(keys.overCap)
     return results
+  }
+
+  /** The write-stage figures of a group written (see write-stages.ts). */
+  private observeWritten(group: StoreWrite[], started: number, built: number): void {
+    const stages = this.stages
+    if (stages === NO_STAGES) return
+    const now = this.clock.now()
+    stages.observe('write', (now - built) / 1000)
+    let wall = 0
+    for (const write of group) {
+      if (write.kind !== 'remote') continue
+      stages.observe('remote_queue', (started - write.submittedAt) / 1000)
+      stages.observe('remote_commit', (now - started) / 1000)
+      if (write.placement !== 'append' || write.entries.length === 0) continue
+      if (wall === 0) wall = this.clock.wall()
+      stages.observe('peer_lag', Math.max(0, wall - hlcWallMs(write.entries[0].hlc)) / 1000)
+    }
   }
 
   /** Checks the records a group read; the damaged ones' keys (latin1), or null when all are intact. */
