@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { bytesSchema, nonceSchema, proofSchema } from './replication.js'
+import { bytesSchema, frameLimitSchema, nonceSchema, proofSchema } from './replication.js'
 
 /**
  * Messages on a multi-master peer link (WebSocket at /peer, one msgpack map
@@ -11,7 +11,7 @@ import { bytesSchema, nonceSchema, proofSchema } from './replication.js'
  *   dialler (puller)                              listener (pusher)
  *                                            <- challenge {nonce}
  *   hello {nodeId, origin, addr, conflict, vv, time, format, nonce, proof,
- *          incarnation, direct} ->
+ *          incarnation, direct, maxFrameBytes} ->
  *                                            <- welcome {proof} | refuse {reason: 'unauthorized'}
  *                                            <- continue {fromSeq, nodeId, origin, vv, time, incarnation}
  *                                             | fullsync {seq, nodeId, origin, clock, time, incarnation}
@@ -65,6 +65,8 @@ export const peerHelloSchema = z.object({
   /** This run of the dialler's process (random, new at each start). */
   incarnation,
   direct,
+  /** The largest frame the dialler reads (see replication.ts). */
+  maxFrameBytes: frameLimitSchema,
 })
 export type PeerHello = z.infer<typeof peerHelloSchema>
 

@@ -7,7 +7,7 @@ import { z } from 'zod'
  *   downstream                                upstream
  *                                          <- challenge {nonce}
  *   hello {nodeId, addr, history, lastSeq,
- *          conflict, format, nonce, proof} ->
+ *          conflict, format, nonce, proof, maxFrameBytes} ->
  *                                          <- welcome {proof} | refuse {reason: 'unauthorized'}
  *                                          <- continue {fromSeq, history, master}
  *                                           | fullsync {seq, history, master, rollbackAfter, clock}
@@ -50,6 +50,13 @@ export const historySchema = z.array(
   }),
 )
 
+/**
+ * The largest frame the dialler reads (a larger one closes its socket):
+ * the upstream cuts snapshot chunks and entry frames under it, and refuses
+ * with TOOLARGE a record or entry that cannot fit. Absent: no limit said.
+ */
+export const frameLimitSchema = z.number().int().positive().optional()
+
 export const helloSchema = z.object({
   type: z.literal('hello'),
   nodeId: z.string().min(1).max(64),
@@ -65,6 +72,7 @@ export const helloSchema = z.object({
   conflict: conflictSchema.nullable().optional(),
   /** The newest record format the downstream reads (data-format.ts); absent: 1. */
   format: z.number().int().positive().optional(),
+  maxFrameBytes: frameLimitSchema,
 })
 export type Hello = z.infer<typeof helloSchema>
 

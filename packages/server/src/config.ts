@@ -252,7 +252,7 @@ export const configSchema = z
         doc({
           value: 'BYTES',
           description:
-            'Largest WebSocket message accepted from a client (a larger one closes the connection, 1009) and sent to one (replies are split across frames; a single reply larger than this is TOOLARGE). At most 268435456 (256 MiB, what the SDK reads). Larger lets bigger batches and mgets through, and lets one connection hold more memory.',
+            'Largest WebSocket message accepted from a client (a larger one closes the connection, 1009) and sent to one (replies are split across frames; a single reply larger than this is TOOLARGE). At most 268435456 (256 MiB, what the SDK reads). As a replica or multi-master peer, this node reads frames up to twice this from its upstream and says so when it dials: the upstream cuts full-sync chunks and frames of entries under that, and refuses with TOOLARGE (shown in status: link.refusal, or the reason of the peer link) a record or log entry too large to fit alone, rather than sending a frame that would close the link at every try. Larger lets bigger batches and mgets through, and lets one connection hold more memory.',
         }),
       ),
     maxBatchOps: positiveInt

@@ -1,7 +1,16 @@
-import { DATA_FORMAT, decodeFrame, formatOf, olderReader, type PeerHello, pullerMessageSchema } from '@tandem/protocol'
+import {
+  DATA_FORMAT,
+  decodeFrame,
+  encodeFrame,
+  formatOf,
+  olderReader,
+  type PeerHello,
+  pullerMessageSchema,
+} from '@tandem/protocol'
 import type { WebSocket } from 'ws'
 import type { AckSource } from '../replication/acks.js'
 import { Feed, type FeedTiming } from '../replication/feed.js'
+import { framesUnder, isTooLarge, SNAPSHOT_FRAME_BYTES } from '../replication/frame-limit.js'
 import { proofHolds, proveToken } from '../replication/peer-auth.js'
 import { peekIdentity, readForApply } from '../storage/entry-scan.js'
 import { NO_ORIGIN } from '../storage/log-entry.js'
@@ -134,6 +143,7 @@ export class PeerFeed extends Feed implements AckSource {
     this.origin = hello.origin
     this.incarnation = hello.incarnation
     this.direct = new Set(hello.direct)
+    this.frameLimit = hello.maxFrameBytes ?? Number.POSITIVE_INFINITY
     this.addr = hello.addr
     this.log = this.host.logger.child({ peer: hello.nodeId, peerAddr: hello.addr })
     if (hello.origin === this.store.origin) return this.refuse('self', 'a node cannot be its own peer')
@@ -192,11 +202,17 @@ export class PeerFeed extends Feed implements AckSource {
         incarnation: this.host.incarnation,
       })
       let total = 0
-      for await (const { chunk, count } of snapshot.chunks(this.options.snapshotChunkBytes)) {
-        if (this.state !== 'fullsync' || !this.flow.open) return
-        this.flow.send({ type: 'snapshot', chunk, count })
-        total += count
-        await this.flow.drained()
+      const chunks = snapshot.chunks(this.options.snapshotChunkBytes, this.frameLimit - SNAPSHOT_FRAME_BYTES)
+      try {
+        for await (const { chunk, count } of chunks) {
+          if (this.state !== 'fullsync' || !this.flow.open) return
+          this.flow.send({ type: 'snapshot', chunk, count })
+          total += count
+          await this.flow.drained()
+        }
+      } catch (err) {
+        if (isTooLarge(err)) return this.refuseTooLarge(err)
+        throw err
       }
       this.flow.send({ type: 'snapshotEnd', seq })
       this.log.info('snapshot sent to peer', { seq, keys: total, ms: Math.round(this.host.clock.now() - started) })
@@ -232,8 +248,13 @@ export class PeerFeed extends Feed implements AckSource {
       // frame is encoded here, before anything else can run.
       out.push(raw)
     }
-    if (out.length > 0) {
-      this.flow.send({ type: 'entries', entries: out, head: this.store.lastSeq, vv: this.store.committedVv })
+    if (out.length === 0) return
+    const head = this.store.lastSeq
+    const vv = this.store.committedVv
+    for (const frame of framesUnder(out, this.frameLimit, (part) =>
+      encodeFrame({ type: 'entries', entries: part, head, vv }),
+    )) {
+      this.flow.sendFrame(frame)
     }
   }
 

@@ -204,6 +204,7 @@ export class PeerLink {
           proof: proveToken(authToken, 'peer', 'dialer', peerNonce, nonce),
           incarnation: this.host.incarnation,
           direct: this.host.direct(),
+          maxFrameBytes: this.host.maxFrameBytes,
         })
       })
     }
@@ -255,6 +256,7 @@ export class PeerLink {
         return
       }
       if (message.type === 'clock') return this.onClock(message.t0, message.t1)
+      if (message.type === 'refuse') return this.onRefuse(message.reason, message.message)
       if (message.type === 'entries') {
         const receivedWall = this.host.clock.wall()
         inbox.push(() => {
@@ -414,15 +416,21 @@ export class PeerLink {
         this.host.onRows(message.rows)
         this.noteBehind()
         return
-      case 'refuse':
-        this.state = 'refused'
-        this.reason = `${message.reason}: ${message.message}`
-        this.log.warn('peer refused this node; will retry', { reason: message.reason, message: message.message })
-        this.backoff = this.host.tuning.peerRefusedBackoffMs
-        return
       default:
         return
     }
+  }
+
+  /**
+   * The peer will not serve this node, and closes the link right after
+   * saying why: taken as it arrives, not behind the inbox's tasks (a
+   * snapshot being joined), which a closed link drops.
+   */
+  private onRefuse(reason: string, message: string): void {
+    this.state = 'refused'
+    this.reason = `${reason}: ${message}`
+    this.log.warn('peer refused this node; will retry', { reason, message })
+    this.backoff = this.host.tuning.peerRefusedBackoffMs
   }
 
   /**

@@ -181,6 +181,7 @@ export class Downstream {
           proof: proveToken(authToken, 'replication', 'dialer', upstreamNonce, nonce),
           conflict: this.store.policy.conflict,
           format: DATA_FORMAT,
+          maxFrameBytes: this.host.maxFrameBytes,
         })
         this.ackTimer = setInterval(() => {
           if (!live() || ws.readyState !== ws.OPEN) return
@@ -224,6 +225,7 @@ export class Downstream {
         return
       }
       if (!proven && !authenticate(message)) return
+      if (message.type === 'refuse') return this.onRefuse(message.reason, message.message)
       if (message.type === 'entries') {
         // Entries are handed to the committer in arrival order without
         // waiting, so consecutive frames share group commits.
@@ -322,20 +324,25 @@ export class Downstream {
         this.host.onMaster(message.master)
         return
       case 'refuse':
-        this.state = 'refused'
-        this.lastRefusal = `${message.reason}: ${message.message}`
-        this.log.warn('upstream refused to serve this node; will retry', {
-          reason: message.reason,
-          message: message.message,
-        })
-        this.backoff = this.host.tuning.replMaxBackoffMs
-        return
+        return this.onRefuse(message.reason, message.message)
       case 'entries':
       case 'challenge':
       case 'welcome':
         // Entries go to onEntries; a second challenge or welcome is ignored.
         return
     }
+  }
+
+  /**
+   * The upstream will not serve this node, and closes the link right after
+   * saying why: taken as it arrives, not behind the inbox's tasks (a full
+   * sync being set up), which a closed link drops.
+   */
+  private onRefuse(reason: string, message: string): void {
+    this.state = 'refused'
+    this.lastRefusal = `${reason}: ${message}`
+    this.log.warn('upstream refused to serve this node; will retry', { reason, message })
+    this.backoff = this.host.tuning.replMaxBackoffMs
   }
 
   private syncHistory: HistoryEpoch[] = []

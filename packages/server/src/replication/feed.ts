@@ -3,6 +3,7 @@ import type { LogPin } from '../storage/log.js'
 import type { Store } from '../storage/store.js'
 import type { Clock } from '../util/clock.js'
 import type { Logger } from '../util/logger.js'
+import { isTooLarge } from './frame-limit.js'
 import { FlowSocket, SerialInbox } from './link.js'
 import { newNonce } from './peer-auth.js'
 
@@ -43,6 +44,8 @@ export abstract class Feed {
   addr = ''
   /** The next seq to send. */
   protected cursor = 0
+  /** The most bytes the dialler reads in one frame, as its hello said (see frame-limit.ts). */
+  protected frameLimit = Number.POSITIVE_INFINITY
   /** When the dialler was last heard (monotonic ms: a stepped wall clock must not trip --repl-timeout). */
   protected lastHeardAt: number
   private pumping = false
@@ -110,9 +113,21 @@ export abstract class Feed {
 
   /** Runs pump(); a failure to read the log (a damaged record) ends this link, not the node. */
   protected pumpSafely(): void {
-    this.pump().catch((err) =>
-      this.fail(`could not feed the ${this.kind} from seq ${this.cursor}: ${(err as Error).message}`),
-    )
+    this.pump().catch((err) => {
+      if (isTooLarge(err)) return this.refuseTooLarge(err)
+      this.fail(`could not feed the ${this.kind} from seq ${this.cursor}: ${(err as Error).message}`)
+    })
+  }
+
+  /**
+   * Something to send cannot fit the dialler's frames (frame-limit.ts): it
+   * is refused with TOOLARGE, shown in its status, rather than sent a frame
+   * that closes its socket at every try.
+   */
+  protected refuseTooLarge(err: Error): void {
+    this.log.warn(`refusing a ${this.kind}: ${err.message}`, { reason: 'TOOLARGE' })
+    this.flow.send({ type: 'refuse', reason: 'TOOLARGE', message: err.message })
+    this.close(1008, 'refused: TOOLARGE')
   }
 
   /**

@@ -17,6 +17,7 @@ import type { Clock } from '../util/clock.js'
 import type { Logger } from '../util/logger.js'
 import type { AckSource, AckTracker } from './acks.js'
 import { Feed } from './feed.js'
+import { framesUnder, isTooLarge, SNAPSHOT_FRAME_BYTES } from './frame-limit.js'
 import { lastEpoch, planResync } from './history.js'
 import { proofHolds, proveToken } from './peer-auth.js'
 
@@ -333,6 +334,7 @@ class ReplicaFeed extends Feed implements AckSource {
     this.nodeId = hello.nodeId
     this.addr = hello.addr
     this.respAddr = hello.respAddr ?? null
+    this.frameLimit = hello.maxFrameBytes ?? Number.POSITIVE_INFINITY
     this.log = this.host.logger.child({ replica: hello.nodeId, replicaAddr: hello.addr })
     if (hello.nodeId === this.store.nodeId) return this.refuse('self', 'a node cannot replicate from itself')
     if (formatOf(hello.format) < DATA_FORMAT) return this.refuse('format', olderReader('replica', hello.format))
@@ -411,11 +413,17 @@ class ReplicaFeed extends Feed implements AckSource {
         conflict: this.store.policy.conflict,
       })
       let total = 0
-      for await (const { chunk, count } of snapshot.chunks(this.options.snapshotChunkBytes)) {
-        if (this.state !== 'fullsync' || !this.flow.open) return
-        this.flow.send({ type: 'snapshot', chunk, count })
-        total += count
-        await this.flow.drained()
+      const chunks = snapshot.chunks(this.options.snapshotChunkBytes, this.frameLimit - SNAPSHOT_FRAME_BYTES)
+      try {
+        for await (const { chunk, count } of chunks) {
+          if (this.state !== 'fullsync' || !this.flow.open) return
+          this.flow.send({ type: 'snapshot', chunk, count })
+          total += count
+          await this.flow.drained()
+        }
+      } catch (err) {
+        if (isTooLarge(err)) return this.refuseTooLarge(err)
+        throw err
       }
       this.flow.send({ type: 'snapshotEnd', seq })
       this.log.info('full sync sent', { seq, keys: total, ms: Math.round(this.host.clock.now() - started) })
@@ -439,15 +447,30 @@ class ReplicaFeed extends Feed implements AckSource {
   }
 
   protected sendBatch(batch: Buffer[]): void {
-    this.flow.sendFrame(this.shared.encode(this.cursor, batch, this.store.lastSeq))
+    const frame = this.shared.encode(this.cursor, batch, this.store.lastSeq)
+    if (frame.length <= this.frameLimit) this.flow.sendFrame(frame)
+    else this.sendUnderLimit(batch)
   }
 
   protected override sendFromTail(): number | null {
     const { batchEntries, batchBytes } = this.options
-    const out = this.shared.fromTail(this.store.log.tail, this.cursor, batchEntries, batchBytes, this.store.lastSeq)
+    const tail = this.store.log.tail
+    const out = this.shared.fromTail(tail, this.cursor, batchEntries, batchBytes, this.store.lastSeq)
     if (out === null) return null
-    if (out.frame) this.flow.sendFrame(out.frame)
+    if (out.frame && out.frame.length > this.frameLimit) {
+      this.sendUnderLimit(tail.from(this.cursor, out.count, Number.POSITIVE_INFINITY) ?? [])
+    } else if (out.frame) this.flow.sendFrame(out.frame)
     return out.count
+  }
+
+  /** Sends `entries` in as many frames as the downstream's frame limit needs (see frame-limit.ts). */
+  private sendUnderLimit(entries: Buffer[]): void {
+    const head = this.store.lastSeq
+    for (const frame of framesUnder(entries, this.frameLimit, (part) =>
+      encodeFrame({ type: 'entries', entries: part, head }),
+    )) {
+      this.flow.sendFrame(frame)
+    }
   }
 
   protected sendHeartbeat(wallMs: number): void {

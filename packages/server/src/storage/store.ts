@@ -1811,13 +1811,19 @@ export class Store {
       // the root db with the data prefix (no sublevel per-entry key
       // rewriting); the next page is read on the thread pool while the
       // caller sends this chunk.
-      async *chunks(targetBytes: number): AsyncGenerator<{ chunk: Buffer; count: number }> {
+      // `maxBytes`: no chunk is packed larger (a receiver's frame limit);
+      // a record that cannot fit alone fails the read with TOOLARGE.
+      async *chunks(
+        targetBytes: number,
+        maxBytes = Number.POSITIVE_INFINITY,
+      ): AsyncGenerator<{ chunk: Buffer; count: number }> {
         const end = Buffer.from(dataPrefix)
         end[end.length - 1]++
         const iterator = db.iterator({ gte: dataPrefix, lt: end, snapshot })
         let next: Promise<[Buffer, Buffer][]> = Promise.resolve([])
         let pending: [Buffer, Buffer][] = []
         let bytes = 0
+        let packed = 0
         try {
           next = iterator.nextv(pageRecords)
           for (;;) {
@@ -1827,12 +1833,27 @@ export class Store {
             for (const entry of page) {
               // A copy, a backup or a replica never gets bytes the disk damaged.
               intact(entry[0], entry[1])
+              const size = 8 + entry[0].length - dataPrefix.length + entry[1].length
+              if (size > maxBytes) {
+                throw new TandemError(
+                  'TOOLARGE',
+                  `the record of key ${JSON.stringify(entry[0].subarray(dataPrefix.length).toString('utf8'))} takes ${size} bytes in a snapshot chunk, more than the receiver's frame limit allows (${maxBytes})`,
+                )
+              }
+              if (packed + size > maxBytes) {
+                yield { chunk: packChunk(pending, dataPrefix.length), count: pending.length }
+                pending = []
+                bytes = 0
+                packed = 0
+              }
               pending.push(entry)
+              packed += size
               bytes += entry[0].length + entry[1].length
               if (bytes >= targetBytes) {
                 yield { chunk: packChunk(pending, dataPrefix.length), count: pending.length }
                 pending = []
                 bytes = 0
+                packed = 0
               }
             }
           }
@@ -2152,8 +2173,12 @@ interface DataSnapshot {
   seq: Promise<number>
   /** The node's clock as of the snapshot (what writes the data holds). */
   clock: Promise<StoreClock>
-  /** The data as snapshot chunks of about `targetBytes` each (see snapshot-chunk.ts). */
-  chunks(targetBytes: number): AsyncGenerator<{ chunk: Buffer; count: number }>
+  /**
+   * The data as snapshot chunks of about `targetBytes` each (see
+   * snapshot-chunk.ts), none larger than `maxBytes` (a record that cannot
+   * fit alone: TOOLARGE).
+   */
+  chunks(targetBytes: number, maxBytes?: number): AsyncGenerator<{ chunk: Buffer; count: number }>
   close(): Promise<void>
 }
 
