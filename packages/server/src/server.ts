@@ -7,6 +7,7 @@ import type { TLSSocket } from 'node:tls'
 import { formatHostPort, msgpackKeepsBom, TandemError } from '@tandem/protocol'
 import { WebSocketServer } from 'ws'
 import { bearerToken, tokenMatches } from './api/auth.js'
+import { acceptUpgrade, ClientSocket } from './api/client-socket.js'
 import { CLOSE, ClientConnection } from './api/connection.js'
 import { FrameGuard } from './api/frame-guard.js'
 import { SnapshotSender } from './api/snapshot-sender.js'
@@ -318,22 +319,26 @@ export class TandemServer {
       })
       return
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => {
-      this.frames.watch(ws, tcp)
-      const connection = new ClientConnection(
-        ws,
-        tcp,
-        this.node,
-        this.config,
-        this.logger,
-        { onRequest: (op) => this.countRequest(op), onError: (code) => this.countError(code), latency: this.latency },
-        preAuthenticated,
-      )
-      this.connections.add(connection)
-      ws.on('close', () => {
-        this.connections.delete(connection)
-        this.peakReplyBytesClosed = Math.max(this.peakReplyBytesClosed, connection.peakReplyBytes)
-      })
+    // The client API's WebSocket is tandem's own (api/client-socket.ts): the handshake too.
+    socket.on('error', () => socket.destroy())
+    if (!tcp.readable || !tcp.writable) return void socket.destroy()
+    const refused = acceptUpgrade(req, tcp)
+    if (refused !== null) return rejectUpgrade(socket, refused.status, refused.message)
+    const ws = new ClientSocket(tcp, head, this.config.maxFrameBytes, this.config.tune.clientCloseGraceMs)
+    const connection = new ClientConnection(
+      ws,
+      tcp,
+      this.node,
+      this.config,
+      this.logger,
+      { onRequest: (op) => this.countRequest(op), onError: (code) => this.countError(code), latency: this.latency },
+      preAuthenticated,
+    )
+    this.frames.watch(ws, tcp)
+    this.connections.add(connection)
+    ws.on('close', () => {
+      this.connections.delete(connection)
+      this.peakReplyBytesClosed = Math.max(this.peakReplyBytesClosed, connection.peakReplyBytes)
     })
   }
 

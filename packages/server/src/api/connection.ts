@@ -14,12 +14,12 @@ import {
   truncate,
   type WireError,
 } from '@tandem/protocol'
-import type { WebSocket } from 'ws'
 import type { Config } from '../config.js'
 import type { TandemNode } from '../node.js'
 import type { Logger } from '../util/logger.js'
 import type { LatencyHistogram } from '../util/metrics.js'
 import { tokenMatches } from './auth.js'
+import type { ClientSocket } from './client-socket.js'
 import { checkLimits, handle, replyReserve } from './handlers.js'
 import { ReplyOutbox } from './reply-outbox.js'
 
@@ -93,8 +93,8 @@ export class ClientConnection {
   private readonly notUtf8 = new Set<unknown>()
 
   constructor(
-    private readonly ws: WebSocket,
-    /** The socket ws runs over (the one its upgrade came on). */
+    private readonly ws: ClientSocket,
+    /** The socket the WebSocket runs over (the one its upgrade came on). */
     private readonly socket: Socket,
     private readonly node: TandemNode,
     private readonly config: Config,
@@ -320,7 +320,7 @@ export class ClientConnection {
   private flush(): void {
     this.flushScheduled = false
     if (this.outbox.length === 0 || this.closed) return
-    for (const frame of this.outbox.takeFrames()) this.ws.send(frame)
+    this.ws.sendAll(this.outbox.takeFrames())
     this.notePeak()
     if (this.timedOps.length > 0) this.observeLatency()
   }
@@ -404,12 +404,11 @@ export class ClientConnection {
     this.flush()
     this.closed = true
     this.ws.close(code, reason.slice(0, 120))
-    // The close handshake ends when the peer's close frame is read; a socket
-    // paused for backpressure or shutdown would otherwise sit until ws's
-    // 30 s close timeout, and hold up the server's exit that long. A peer
-    // that does not read at all gets clientCloseGraceMs, then is dropped.
+    // The close handshake ends when the peer's close frame is read, so a
+    // socket paused for backpressure or shutdown is read again. A peer that
+    // does not answer is dropped after clientCloseGraceMs (the socket's
+    // close timer), and holds up the server's exit no longer.
     this.ws.resume()
-    setTimeout(() => this.ws.terminate(), this.config.tune.clientCloseGraceMs).unref()
   }
 
   private onClose(): void {

@@ -1,5 +1,12 @@
 import type { Socket } from 'node:net'
-import type { WebSocket } from 'ws'
+
+/** What the guard needs of a WebSocket: ws's, or the client API's own (client-socket.ts). */
+interface GuardedSocket {
+  on(event: 'message' | 'ping' | 'pong' | 'close', listener: () => void): unknown
+  readonly isPaused: boolean
+  close(code: number, reason: string): void
+  terminate(): void
+}
 
 /**
  * Bounds what peers can make this node hold of frames still arriving.
@@ -34,7 +41,7 @@ const CLOSE_POLICY = 1008
 const CLOSE_TRY_AGAIN_LATER = 1013
 
 interface Watched {
-  ws: WebSocket
+  ws: GuardedSocket
   socket: { bytesRead: number }
   /** bytesRead when the last whole message arrived. */
   mark: number
@@ -61,7 +68,7 @@ export class FrameGuard {
   }
 
   /** Watches ws, which runs over socket (the socket its upgrade came on). */
-  watch(ws: WebSocket, socket: Socket): void {
+  watch(ws: GuardedSocket, socket: Socket): void {
     const w: Watched = { ws, socket, mark: socket.bytesRead, partial: 0, since: 0, closed: false }
     this.watched.add(w)
     const whole = () => this.onWhole(w)

@@ -1,0 +1,250 @@
+import { createHash } from 'node:crypto'
+import { EventEmitter } from 'node:events'
+import type { IncomingMessage } from 'node:http'
+import type { Socket } from 'node:net'
+import {
+  closePayload,
+  FrameReader,
+  type FrameSink,
+  headerBytes,
+  OP_CLOSE,
+  OP_PING,
+  OP_PONG,
+  serverFrame,
+  WS_CLOSE,
+  writeHeader,
+} from './ws-frames.js'
+
+const OP_BINARY = 0x2
+/** RFC 6455 1.3: appended to the client's key to prove the server read it. */
+const ACCEPT_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
+const KEY = /^[+/0-9A-Za-z]{22}==$/
+/** A payload up to this size is copied behind its header (one buffer, one write); a larger one goes beside it. */
+const COPY_BYTES = 16 * 1024
+/** Pongs owed to a client that does not read them; past this it is dropped (as ws does by default). */
+const MAX_PENDING_PONGS = 60
+
+type Status = 'open' | 'closing' | 'closed'
+
+/**
+ * The WebSocket of one client API connection, run by tandem over the
+ * upgraded socket (see ws-frames.ts for why not ws). It speaks what
+ * ClientConnection and the frame guard need of a WebSocket: 'message',
+ * 'ping', 'pong', 'close' and 'error' events, send, ping, pause/resume,
+ * bufferedAmount, and the close handshake:
+ *
+ *   open --close(code)--> closing: our close frame sent; frames still read
+ *                          for the peer's, then the socket ended. Dropped
+ *                          after closeGraceMs whatever the peer does.
+ *   open --peer's close frame--> its code echoed, the socket ended.
+ *   any --socket closed--> closed: 'close' emitted once.
+ */
+export class ClientSocket extends EventEmitter implements FrameSink {
+  private status: Status = 'open'
+  private paused = false
+  private closeFrameSent = false
+  private closeFrameReceived = false
+  private pendingPongs = 0
+  private closeTimer: NodeJS.Timeout | null = null
+  private readonly reader: FrameReader
+
+  constructor(
+    readonly socket: Socket,
+    head: Buffer,
+    maxPayload: number,
+    /** How long a socket being closed may take to send its close frame before it is dropped. */
+    private readonly closeGraceMs: number,
+  ) {
+    super()
+    this.reader = new FrameReader(this, maxPayload)
+    socket.setTimeout(0)
+    socket.setNoDelay(true)
+    // Read from the next tick on (flowing mode starts then): the connection and the guard listen first.
+    if (head.length > 0) socket.unshift(head)
+    socket.on('data', (chunk: Buffer) => this.reader.push(chunk))
+    socket.on('end', () => this.onSocketEnd())
+    socket.on('error', (err) => this.onSocketError(err))
+    socket.on('close', () => this.onSocketClose())
+  }
+
+  /** Bytes written and not yet flushed to the kernel. */
+  get bufferedAmount(): number {
+    return this.socket.writableLength
+  }
+
+  get isPaused(): boolean {
+    return this.paused
+  }
+
+  /** Sends one binary message. */
+  send(payload: Buffer): void {
+    if (this.status !== 'open') return
+    if (payload.length <= COPY_BYTES) {
+      this.socket.write(serverFrame(OP_BINARY, payload))
+      return
+    }
+    const header = Buffer.allocUnsafe(headerBytes(payload.length))
+    writeHeader(header, 0, OP_BINARY, payload.length)
+    this.socket.cork()
+    this.socket.write(header)
+    this.socket.write(payload)
+    this.socket.uncork()
+  }
+
+  /** Sends several binary messages in one write. */
+  sendAll(payloads: readonly Buffer[]): void {
+    if (payloads.length === 1) return this.send(payloads[0])
+    this.socket.cork()
+    for (const p of payloads) this.send(p)
+    this.socket.uncork()
+  }
+
+  ping(): void {
+    if (this.status === 'open') this.socket.write(serverFrame(OP_PING, EMPTY))
+  }
+
+  pause(): void {
+    if (this.status === 'closed') return
+    this.paused = true
+    this.socket.pause()
+  }
+
+  resume(): void {
+    if (this.status === 'closed') return
+    this.paused = false
+    this.socket.resume()
+  }
+
+  /** Starts the close handshake (see the class comment). Safe to call twice. */
+  close(code: number, reason = ''): void {
+    if (this.status !== 'open') {
+      if (this.status === 'closing' && this.closeFrameSent && this.closeFrameReceived) this.socket.end()
+      return
+    }
+    this.startClosing()
+    this.sendClose(code, reason)
+  }
+
+  /** Drops the socket without a close handshake. */
+  terminate(): void {
+    if (this.status === 'closed') return
+    if (this.status === 'open') this.status = 'closing'
+    this.socket.destroy()
+  }
+
+  // ---- FrameSink: what the reader found ----------------------------------
+
+  onMessage(data: Buffer, isBinary: boolean): void {
+    this.emit('message', data, isBinary)
+  }
+
+  onPing(data: Buffer): void {
+    if (this.status === 'open') {
+      if (this.pendingPongs >= MAX_PENDING_PONGS) return this.terminate()
+      this.pendingPongs++
+      this.socket.write(serverFrame(OP_PONG, data), () => this.pendingPongs--)
+    }
+    this.emit('ping', data)
+  }
+
+  onPong(data: Buffer): void {
+    this.emit('pong', data)
+  }
+
+  onCloseFrame(code: number, reason: string): void {
+    this.closeFrameReceived = true
+    // Whatever is still unread is after the close frame: the socket is read only to see it end.
+    this.resume()
+    if (this.status === 'open') {
+      this.startClosing()
+      this.sendClose(code, reason)
+    } else if (this.closeFrameSent) {
+      this.socket.end()
+    }
+  }
+
+  onProtocolError(closeCode: number, message: string): void {
+    // Nothing after the error is read: ws, too, ends the handshake without the peer's close frame.
+    this.closeFrameReceived = true
+    this.resume()
+    this.emit('error', new Error(message))
+    if (this.status === 'open') this.close(closeCode, message)
+    else this.socket.end()
+  }
+
+  // ---- the socket ------------------------------------------------------------
+
+  /** A peer that never ends its side is dropped after closeGraceMs. */
+  private startClosing(): void {
+    this.status = 'closing'
+    this.closeTimer = setTimeout(() => this.socket.destroy(), this.closeGraceMs)
+    this.closeTimer.unref()
+  }
+
+  private sendClose(code: number, reason: string): void {
+    const payload = code === WS_CLOSE.NO_STATUS ? EMPTY : closePayload(code, reason)
+    this.socket.write(serverFrame(OP_CLOSE, payload), (err) => {
+      if (err) return
+      this.closeFrameSent = true
+      if (this.closeFrameReceived) this.socket.end()
+    })
+  }
+
+  private onSocketEnd(): void {
+    if (this.status === 'open') this.status = 'closing'
+    this.socket.end()
+  }
+
+  private onSocketError(err: Error): void {
+    if (this.status === 'open') this.status = 'closing'
+    this.emit('error', err)
+    this.socket.destroy()
+  }
+
+  private onSocketClose(): void {
+    if (this.status === 'closed') return
+    this.status = 'closed'
+    if (this.closeTimer) clearTimeout(this.closeTimer)
+    this.closeTimer = null
+    this.emit('close')
+  }
+}
+
+const EMPTY = Buffer.alloc(0)
+
+/**
+ * Completes a client's WebSocket handshake on an upgrade request (RFC 6455
+ * 4.2), as ws's server did with tandem's settings: GET, `Upgrade:
+ * websocket`, a 16-byte base64 key, version 13 (or 8); the first
+ * subprotocol offered, if any, is echoed; no extension is accepted. The
+ * reason a request is refused, or null once the 101 is written.
+ */
+export function acceptUpgrade(req: IncomingMessage, socket: Socket): { status: number; message: string } | null {
+  if (req.method !== 'GET') return { status: 405, message: 'Invalid HTTP method' }
+  const upgrade = req.headers.upgrade
+  if (upgrade === undefined || upgrade.toLowerCase() !== 'websocket') {
+    return { status: 400, message: 'Invalid Upgrade header' }
+  }
+  const key = req.headers['sec-websocket-key']
+  if (key === undefined || !KEY.test(key))
+    return { status: 400, message: 'Missing or invalid Sec-WebSocket-Key header' }
+  const version = Number(req.headers['sec-websocket-version'])
+  if (version !== 13 && version !== 8)
+    return { status: 400, message: 'Missing or invalid Sec-WebSocket-Version header' }
+  let protocolLine = ''
+  const protocols = req.headers['sec-websocket-protocol']
+  if (protocols !== undefined) {
+    const first = protocols.split(',')[0].trim()
+    if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(first)) {
+      return { status: 400, message: 'Invalid Sec-WebSocket-Protocol header' }
+    }
+    protocolLine = `Sec-WebSocket-Protocol: ${first}\r\n`
+  }
+  const accept = createHash('sha1')
+    .update(key + ACCEPT_GUID)
+    .digest('base64')
+  socket.write(
+    `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n${protocolLine}\r\n`,
+  )
+  return null
+}
