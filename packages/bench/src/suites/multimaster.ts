@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks'
 import { TandemClient } from '@tandem/client'
 import type { DriverSpec } from '../drivers/driver.js'
+import { stageWindow } from '../measures/write-stages.js'
 import type { BenchOptions } from '../options.js'
 import type { ProgressLine } from '../report/progress.js'
 import type { ConflictPoint, ScenarioResult, TargetCheck, TargetResult } from '../report/result.js'
@@ -143,6 +144,10 @@ export async function multimasterSuite(
       if (n !== 2) return
       await t.waitConverged(o.syncTimeout * 1000)
       const rate = Math.max(1, Math.round(multi.throughput / 2))
+      const stages = await stageWindow(
+        t.nodes.map((node) => node.address),
+        o.authToken,
+      )
       const half = await runScenario(
         'tandem',
         t,
@@ -166,6 +171,18 @@ export async function multimasterSuite(
         target: '< 10',
         met: p99 === null ? null : p99 < 10,
       })
+      // Where that lag goes, for reading beside it (the servers' own timings; see measures/write-stages.ts).
+      for (const f of await stages.since()) {
+        const ms = (x: number) => (Number.isFinite(x) ? `${x}` : '> 4096')
+        checks.push({
+          id: `multimaster.peerLagStage.${f.stage}`,
+          name: `half saturation, both masters: stage ${f.stage}, p50 <= ${ms(f.p50Ms)} ms, p99 <= ${ms(f.p99Ms)} ms (${f.count} timed; bucket bounds)`,
+          measured: Number.isFinite(f.p99Ms) ? f.p99Ms : null,
+          unit: 'ms',
+          target: '-',
+          met: null,
+        })
+      }
     })
   }
 
