@@ -41,6 +41,11 @@ export interface MultiStatus {
   /** Entries received from peers, and of those, ones this node already held (a mesh's duplicate traffic). */
   received: number
   duplicates: number
+  /**
+   * Peers' writes left out because their key's record here is damaged
+   * (`skipped`, since start), and the keys found damaged on this node.
+   */
+  damaged: { skipped: number; keys: string[] }
   members: string[]
   /** Origins forgotten on this node (`tandem forget`): not awaited, their links refused. */
   forgotten: string[]

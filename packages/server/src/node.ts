@@ -112,6 +112,8 @@ export class TandemNode {
   /** Client connections and the bytes they hold, for status (set by the server). */
   clientStatus: () => Record<string, number> | null = () => null
   private addr = ''
+  /** Keys whose left-out replicated writes were logged (onDamagedSkip), so each is logged once. */
+  private readonly damagedSkipsLogged = new Set<string>()
   /** Set while a replica discards damaged data for a full resync (onDamagedRecord). */
   private resyncingDamage = false
   /** HOST:PORT Redis-protocol clients reach this node at (--resp-port), or null when it serves none. */
@@ -142,6 +144,7 @@ export class TandemNode {
     this.startedAt = this.clock.wall()
     this.disk = new DataDirSize(store.dataDir, config.tune, () => this.clock.now())
     store.onCorrupt = (key) => this.onDamagedRecord(key)
+    store.onDamagedSkip = (key, origin, originSeq) => this.onDamagedSkip(key, origin, originSeq)
     this.topology = new Topology(config.cluster)
     this.inGroup = config.cluster.length > 0 || config.witness
     this.upstreamSide = new Upstream(
@@ -422,6 +425,23 @@ export class TandemNode {
           : 'reads of the key fail with CORRUPT until it is written again',
     })
     if (resync) this.scheduleDamageResync()
+  }
+
+  /**
+   * A replicated write was left out: its key's record here is damaged
+   * (Store.damagedSkips). Logged once per key while it stays damaged; every
+   * one is counted.
+   */
+  private onDamagedSkip(key: string, origin: string, originSeq: number): void {
+    if (this.damagedSkipsLogged.has(key)) return
+    if (this.damagedSkipsLogged.size >= 1000) this.damagedSkipsLogged.clear()
+    this.damagedSkipsLogged.add(key)
+    this.logger.error('a write from a peer was not applied: its key is damaged here', {
+      key,
+      origin: origin || null,
+      originSeq: originSeq || null,
+      action: 'the link goes on; reads of the key fail with CORRUPT until it is written again on this node',
+    })
   }
 
   private scheduleDamageResync(): void {

@@ -510,6 +510,11 @@ export class TandemServer {
       'Keys whose record a read found damaged and no write has replaced since.',
       () => store.damagedKeys.size,
     )
+    m.counterOf(
+      'tandem_damaged_skipped_writes_total',
+      'Replicated writes (a peer entry’s op, a joined snapshot’s record) left out because their key’s record here is damaged; the key is logged and in tandem_damaged_keys.',
+      () => store.damagedSkips,
+    )
     m.gauge('tandem_commit_queued', 'Writes waiting for the group committer.', () => store.queuedWrites)
     m.counterOf(
       'tandem_slow_sync_reads_total',

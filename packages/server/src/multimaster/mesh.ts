@@ -480,6 +480,7 @@ export class Mesh {
       lwwLost: this.resolver instanceof LwwResolver ? this.resolver.stats.lost : 0,
       received: this.links.reduce((sum, l) => sum + l.stats.received, 0),
       duplicates: store.duplicateEntries,
+      damaged: { skipped: store.damagedSkips, keys: [...store.damagedKeys.keys()] },
       members: [...this.stability.members()],
       forgotten: this.forgotten.list(),
     }

@@ -353,6 +353,16 @@ export class Store {
   readonly damagedKeys = new Map<string, number>()
   damagedReads = 0
   /**
+   * Replicated writes left out because their key's record here is damaged:
+   * an op of a peer's (or upstream's) entry, a record of a snapshot joined.
+   * What they would be resolved against cannot be read, and refusing them
+   * whole would stall the link on them for ever; the rest of their entry
+   * is applied and the entry is kept in the log (so it is forwarded).
+   */
+  damagedSkips = 0
+  /** Told of each write left out so (see damagedSkips). */
+  onDamagedSkip: ((key: string, origin: string, originSeq: number) => void) | null = null
+  /**
    * Every record of the data dir was written sealed (meta 'sealed': it was
    * empty when a build that seals records opened it, or emptied since, for
    * a full sync), so one without a checksum is damaged. A data dir that
@@ -1190,11 +1200,9 @@ export class Store {
       // A single-master put or delete reads nothing: only its conditions are read.
       if (this.resolver) for (const op of write.ops) add(op[1])
       for (const c of write.conditions ?? []) add(c.key)
-    } else if (write.kind === 'remote') {
-      if (this.keys === null && !write.resolver.readsCurrent) return null
-      for (const entry of write.entries) for (const op of entry.ops) add(op.key)
-    } else if (write.kind === 'merge') {
-      for (const [key] of write.records) add(key)
+    } else if (write.kind === 'remote' || write.kind === 'merge') {
+      // Applied without the ops on damaged keys (see damagedSkips).
+      return null
     } else if (write.kind === 'collect') {
       for (const key of write.keys) add(key)
     }
@@ -1339,6 +1347,10 @@ export class Store {
         commit.writes++
       }
       for (const op of entry.ops) {
+        if (commit.damaged !== null && this.skipsDamaged(commit.damaged, op.key, names?.[opAt], entry)) {
+          opAt++
+          continue
+        }
         if (op.value !== null && op.value.length > commit.largest) commit.largest = op.value.length
         this.putResolved(commit, op, entry, resolver, seq, dataKeys?.[opAt], names?.[opAt])
         opAt++
@@ -1352,6 +1364,24 @@ export class Store {
       commit.raws.push(keep ? entry.raw : placeEntry(entry.raw, entry.identityAt, seq, commit.epoch))
     }
     return commit.seq
+  }
+
+  /** Whether a replicated write to `key` is left out because its record here is damaged (see damagedSkips). */
+  private skipsDamaged(
+    damaged: Set<string>,
+    key: Uint8Array,
+    dataName: string | undefined,
+    entry: ApplyEntry | null,
+  ): boolean {
+    const name = dataName ?? prefixedBytes(this.dataPrefix, key).toString('latin1')
+    if (!damaged.has(name)) return false
+    this.damagedSkips++
+    this.onDamagedSkip?.(
+      Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('utf8'),
+      entry?.origin ?? '',
+      entry?.originSeq ?? 0,
+    )
+    return true
   }
 
   private checkSeqs(entries: ApplyEntry[], lastSeq: number): Error | null {
@@ -1413,6 +1443,7 @@ export class Store {
     for (const [userKey, incoming] of write.records) {
       const key = prefixedBytes(this.dataPrefix, userKey)
       const name = key.toString('latin1')
+      if (commit.damaged !== null && this.skipsDamaged(commit.damaged, userKey, name, null)) continue
       const current = commit.current.get(name)
       const record = resolver.merge(current, incoming)
       if (record === KEEP) continue
