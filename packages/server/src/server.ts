@@ -590,7 +590,8 @@ export class TandemServer {
     m.counterOf('tandem_elections_won_total', 'Elections this node won.', () => node.failover?.stats.electionsWon ?? 0)
     m.counterOf('tandem_votes_granted_total', 'Votes this node granted.', () => node.failover?.stats.votesGranted ?? 0)
     m.gauge('tandem_console_streams', 'Web console event streams open.', () => this.console.streamCount)
-    const mesh = () => node.mesh?.status()
+    // One status per scrape for every tandem_mm_* figure that reads it.
+    const mesh = m.perScrape(() => node.mesh?.status())
     m.gauge(
       'tandem_mm_peer_lag_entries',
       'Multi-master: entries each peer holds that this node lacks.',

@@ -21,6 +21,8 @@ type Reading = number | { labels: Labels; value: number }[]
 export class Metrics {
   readonly registry = new Registry()
   private readonly counts = new Map<string, Map<string, { value: number }>>()
+  /** Bumped by every render: what perScrape() built for an older one is stale. */
+  private scrape = 0
 
   /**
    * A counter the hot path increments, with at most one label. The
@@ -70,6 +72,24 @@ export class Metrics {
     })
   }
 
+  /**
+   * A reading several figures share, built at most once per scrape: the
+   * first figure that reads it in a render builds it, the others of that
+   * render get the same value (a whole status object, say, rather than one
+   * per figure that reads a field of it).
+   */
+  perScrape<T>(build: () => T): () => T {
+    let builtFor = -1
+    let value: T
+    return () => {
+      if (builtFor !== this.scrape) {
+        value = build()
+        builtFor = this.scrape
+      }
+      return value
+    }
+  }
+
   /** A gauge read at scrape time. */
   gauge(name: string, help: string, read: () => Reading, labelNames: string[] = []): void {
     new Gauge({
@@ -105,6 +125,7 @@ export class Metrics {
    * format spells it "NaN", and stricter parsers than Prometheus's refuse the rest.
    */
   async render(): Promise<string> {
+    this.scrape++
     const text = await this.registry.metrics()
     return text.replace(/ Nan$/gm, ' NaN')
   }
