@@ -1,10 +1,14 @@
 import { hash } from 'node:crypto'
 import {
+  DECODE_SPAN,
   isTombstone,
   type KeyRecord,
+  PLAIN_SPAN_FLAGS,
   RECORD_META,
   readRecord,
   replicatedSpan,
+  spanFlags,
+  spanFrom,
   TOMBSTONE_SPAN,
   writeRecord,
 } from './record.js'
@@ -27,8 +31,7 @@ import {
  * nodes whose digests differ can tell which keys to compare.
  */
 const DIGEST_BUCKETS = 256
-const MOD = 1n << 64n
-const MASK = MOD - 1n
+const TWO_32 = 0x1_0000_0000
 
 /**
  * The canonical bytes of a record's visible state, or null when the key
@@ -44,47 +47,70 @@ function visibleState(record: Buffer): Buffer | null {
 }
 
 /**
- * H(key, state) as an unsigned 64-bit integer (0n for a key that reads as
- * missing). The hashed bytes are the key's length (u32), the key, then the
- * state; for a value or a tombstone the state is cut from the stored record
- * as it is (replicatedSpan), without decoding and encoding it again: every
- * write changes two keys' hashes (the old state's and the new one's), so
- * this is on the write path of every multi-master node.
+ * H(key, state), as its high and low 32 bits, into hashOut[at], hashOut[at
+ * + 1] (0, 0 for a key that reads as missing). The hashed bytes are the
+ * key's length (u32), the key, then the state; for a value or a tombstone
+ * the state is cut from the stored record as it is (replicatedSpan),
+ * without decoding and encoding it again: every write changes two keys'
+ * hashes (the old state's and the new one's), so this is on the write path
+ * of every multi-master node, and it allocates only what hash() must.
  */
-function stateHash(key: Uint8Array, record: Buffer | undefined): bigint {
-  if (record === undefined) return 0n
+function stateHash(key: Uint8Array, record: Buffer | undefined, at: number): void {
+  hashOut[at] = 0
+  hashOut[at + 1] = 0
+  if (record === undefined) return
   let head = -1
   let state: Buffer = record
+  let from = 0
   if (record[0] === RECORD_META) {
     const span = replicatedSpan(record)
-    if (span === TOMBSTONE_SPAN) return 0n
-    if (span === null) {
+    if (span === TOMBSTONE_SPAN) return
+    if (span === DECODE_SPAN) {
       const decoded = visibleState(record)
-      if (decoded === null) return 0n
+      if (decoded === null) return
       state = decoded
     } else {
-      head = span.flags
-      state = record.subarray(span.from)
+      const flags = spanFlags(span)
+      if (flags !== PLAIN_SPAN_FLAGS) head = flags
+      from = spanFrom(span)
     }
   }
   // Plain records (no metadata): the record is its state.
   const headLength = head < 0 ? 0 : 2
-  const length = 4 + key.byteLength + headLength + state.length
+  const length = 4 + key.byteLength + headLength + state.length - from
   const input = length <= SCRATCH_BYTES ? scratch : Buffer.allocUnsafe(length)
   input.writeUInt32BE(key.byteLength, 0)
   input.set(key, 4)
-  let at = 4 + key.byteLength
+  let into = 4 + key.byteLength
   if (head >= 0) {
-    input[at++] = RECORD_META
-    input[at++] = head
+    input[into++] = RECORD_META
+    input[into++] = head
   }
-  input.set(state, at)
-  return hash('sha256', input.subarray(0, length), 'buffer').readBigUInt64BE(0)
+  state.copy(input, into, from)
+  const sum = hash('sha256', input === scratch ? scratchView(length) : input, 'buffer')
+  hashOut[at] = sum.readUInt32BE(0)
+  hashOut[at + 1] = sum.readUInt32BE(4)
 }
 
 /** Where stateHash lays out what it hashes: hash() is synchronous, so one buffer serves every call. */
 const SCRATCH_BYTES = 64 * 1024
 const scratch = Buffer.allocUnsafe(SCRATCH_BYTES)
+/** Views of the scratch's first bytes by length, made once each for the lengths of small states. */
+const scratchViews: Buffer[] = []
+const CACHED_VIEWS = 4096
+
+function scratchView(length: number): Buffer {
+  if (length > CACHED_VIEWS) return scratch.subarray(0, length)
+  let view = scratchViews[length]
+  if (view === undefined) {
+    view = scratch.subarray(0, length)
+    scratchViews[length] = view
+  }
+  return view
+}
+
+/** stateHash's answers: the old state's hash at 0 and 1, the new one's at 2 and 3. */
+const hashOut = new Uint32Array(4)
 
 /** Which of the 256 sums a key counts in (FNV-1a of its bytes): by key only, never by state. */
 function bucketOf(key: Uint8Array): number {
@@ -97,25 +123,40 @@ function bucketOf(key: Uint8Array): number {
 }
 
 export class ConvergenceDigest {
-  readonly buckets = new BigUint64Array(DIGEST_BUCKETS)
+  /**
+   * The 256 sums mod 2^64, each as two 32-bit halves (high at 2b, low at
+   * 2b + 1): the write path adds and subtracts in plain numbers, where
+   * BigInt arithmetic allocated every intermediate.
+   */
+  private readonly halves = new Uint32Array(DIGEST_BUCKETS * 2)
   /** hex as last computed, until the buckets change: every ack and heartbeat on every link asks for it. */
   private hexCache: string | null = null
 
   /** Applies a key's change from `before` to `after` (records; undefined for none). */
   change(key: Uint8Array, before: Buffer | undefined, after: Buffer | undefined): void {
-    const out = stateHash(key, before)
-    const into = stateHash(key, after)
-    if (out === into) return
-    const b = bucketOf(key)
-    this.buckets[b] = (this.buckets[b] - out + into + MOD) & MASK
+    stateHash(key, before, 0)
+    stateHash(key, after, 2)
+    if (hashOut[0] === hashOut[2] && hashOut[1] === hashOut[3]) return
+    const at = bucketOf(key) * 2
+    const halves = this.halves
+    // (sum - out + into) mod 2^64, with the low half's borrow or carry moved into the high half.
+    const low = halves[at + 1] - hashOut[1] + hashOut[3]
+    const carry = Math.floor(low / TWO_32)
+    halves[at + 1] = low - carry * TWO_32
+    halves[at] = (halves[at] - hashOut[0] + hashOut[2] + carry) >>> 0
     this.hexCache = null
   }
 
   /** The sum of all buckets mod 2^64. */
   get value(): bigint {
-    let sum = 0n
-    for (const b of this.buckets) sum = (sum + b) & MASK
-    return sum
+    let high = 0
+    let low = 0
+    // Below 2^41 after 256 additions of 32-bit halves: exact in a double.
+    for (let i = 0; i < DIGEST_BUCKETS; i++) {
+      high += this.halves[i * 2]
+      low += this.halves[i * 2 + 1]
+    }
+    return ((BigInt(high) << 32n) + BigInt(low)) & MASK
   }
 
   /** The digest as 16 hex digits (how status shows it). */
@@ -125,14 +166,14 @@ export class ConvergenceDigest {
   }
 
   copyFrom(other: ConvergenceDigest): void {
-    this.buckets.set(other.buckets)
+    this.halves.set(other.halves)
     this.hexCache = null
   }
 
   /** 256 big-endian u64s: how it is persisted. */
   encode(): Buffer {
     const out = Buffer.allocUnsafe(DIGEST_BUCKETS * 8)
-    for (let i = 0; i < DIGEST_BUCKETS; i++) out.writeBigUInt64BE(this.buckets[i], i * 8)
+    for (let i = 0; i < DIGEST_BUCKETS * 2; i++) out.writeUInt32BE(this.halves[i], i * 4)
     return out
   }
 
@@ -140,7 +181,9 @@ export class ConvergenceDigest {
     const digest = new ConvergenceDigest()
     if (bytes === undefined || bytes.byteLength !== DIGEST_BUCKETS * 8) return digest
     const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-    for (let i = 0; i < DIGEST_BUCKETS; i++) digest.buckets[i] = buf.readBigUInt64BE(i * 8)
+    for (let i = 0; i < DIGEST_BUCKETS * 2; i++) digest.halves[i] = buf.readUInt32BE(i * 4)
     return digest
   }
 }
+
+const MASK = (1n << 64n) - 1n

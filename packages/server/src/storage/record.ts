@@ -413,60 +413,83 @@ export function versionRecord(
   return record
 }
 
-/** A record's replicated fields, located from its header (see replicatedSpan). */
-interface ReplicatedSpan {
-  /** The flags byte of the canonical record, or -1 when it is plain (a value with no version and no expiry). */
-  flags: number
-  /** Where the rest of the canonical record starts in the stored one: everything from here to the end. */
-  from: number
-}
-
 /** replicatedSpan()'s answer for a tombstone (a deleted key). */
-export const TOMBSTONE_SPAN = 'tombstone'
+export const TOMBSTONE_SPAN = -2
+/** replicatedSpan()'s answer for a record that must be decoded to know its state. */
+export const DECODE_SPAN = -1
+/** In a span, the flags field's value for a plain record (a value with no version and no expiry). */
+export const PLAIN_SPAN_FLAGS = 0x100
 
 /**
  * Where the fields that replicate sit in a tag 0x10 record holding a value
  * or a tombstone, found from the header without decoding it: the bytes
  * writeRecord({ version, expiresAt, body }) of readRecord(record) would give
  * are [0x10, flags] then record[from..] (just record[from..] when flags is
- * -1), because the fields left out (the checksum, the modification seq)
- * come first. TOMBSTONE_SPAN for a tombstone; null when the record must be
- * decoded to know (siblings, another tag, or anything readRecord would refuse
- * or change on the way back: a malformed field, a number over 2^53, bytes
- * that are not UTF-8 where a string is read), so a caller that decodes it
- * then gets what readRecord says.
+ * PLAIN_SPAN_FLAGS), because the fields left out (the checksum, the
+ * modification seq) come first. The span is one number, from * 512 + flags
+ * (spanFrom, spanFlags): the digest asks for it twice per changed key, and
+ * an object per answer was most of what the write path left to the
+ * garbage collector. TOMBSTONE_SPAN for a tombstone; DECODE_SPAN when the
+ * record must be decoded to know (siblings, another tag, or anything
+ * readRecord would refuse or change on the way back: a malformed field, a
+ * number over 2^53, bytes that are not UTF-8 where a string is read), so a
+ * caller that decodes it then gets what readRecord says.
  */
-export function replicatedSpan(record: Buffer): ReplicatedSpan | typeof TOMBSTONE_SPAN | null {
-  if (record.length < 2 || record[0] !== TAG_META) return null
+export function replicatedSpan(record: Buffer): number {
+  if (record.length < 2 || record[0] !== TAG_META) return DECODE_SPAN
   const flags = record[1]
-  if ((flags & ~(F_KNOWN | KIND_MASK)) !== 0) return null
+  if ((flags & ~(F_KNOWN | KIND_MASK)) !== 0) return DECODE_SPAN
   const kind = flags & KIND_MASK
-  if (kind !== KIND_VALUE && kind !== KIND_TOMBSTONE) return null
+  if (kind !== KIND_VALUE && kind !== KIND_TOMBSTONE) return DECODE_SPAN
   let at = 2
   if (flags & F_CHECKSUM) at += 4
   if (flags & F_MOD_SEQ) {
-    if (!safeU64At(record, at)) return null
+    if (!safeU64At(record, at)) return DECODE_SPAN
     at += 8
   }
   const from = at
   if (flags & F_EXPIRES) {
-    if (!safeU64At(record, at)) return null
+    if (!safeU64At(record, at)) return DECODE_SPAN
     at += 8
   }
   if (flags & F_VERSION) {
-    if (!safeU64At(record, at) || !safeU64At(record, at + 8) || at + 17 > record.length) return null
+    if (!safeU64At(record, at) || !safeU64At(record, at + 8) || at + 17 > record.length) return DECODE_SPAN
     const end = at + 17 + record[at + 16]
-    if (end > record.length || !isUtf8(record.subarray(at + 17, end))) return null
+    if (end > record.length || !isUtf8Span(record, at + 17, end)) return DECODE_SPAN
     at = end
   }
-  if (kind === KIND_TOMBSTONE) return at === record.length ? TOMBSTONE_SPAN : null
-  if (at >= record.length) return null
+  if (kind === KIND_TOMBSTONE) return at === record.length ? TOMBSTONE_SPAN : DECODE_SPAN
+  if (at >= record.length) return DECODE_SPAN
   const type = record[at]
-  if (type !== TAG_STRING && type !== TAG_BINARY) return null
-  if (type === TAG_STRING && !isUtf8(record.subarray(at + 1))) return null
+  if (type !== TAG_STRING && type !== TAG_BINARY) return DECODE_SPAN
+  if (type === TAG_STRING && !isUtf8Span(record, at + 1, record.length)) return DECODE_SPAN
   const replicated = flags & (KIND_MASK | F_EXPIRES | F_VERSION)
-  return replicated === KIND_VALUE ? { flags: -1, from: at } : { flags: replicated, from }
+  return replicated === KIND_VALUE ? at * 512 + PLAIN_SPAN_FLAGS : from * 512 + replicated
 }
+
+/** Where a span's canonical bytes start in the stored record. */
+export function spanFrom(span: number): number {
+  return Math.floor(span / 512)
+}
+
+/** A span's flags byte, or PLAIN_SPAN_FLAGS. */
+export function spanFlags(span: number): number {
+  return span % 512
+}
+
+/**
+ * Whether record[from..end] is UTF-8. A short ASCII run (every origin, many
+ * values) is checked in place: a view of it costs more than the loop.
+ */
+function isUtf8Span(record: Buffer, from: number, end: number): boolean {
+  if (end - from <= SHORT_UTF8_SCAN) {
+    let i = from
+    while (i < end && record[i] < 0x80) i++
+    if (i === end) return true
+  }
+  return isUtf8(record.subarray(from, end))
+}
+const SHORT_UTF8_SCAN = 256
 
 /** True when a u64 field fits at `at` and is below 2^53 (readRecord's limit). */
 function safeU64At(record: Buffer, at: number): boolean {

@@ -1030,7 +1030,7 @@ export class Store {
       epoch: this.epoch,
       seq: this.nextSeq - 1,
       raws: [],
-      current: await this.readCurrent(group),
+      current: new Map(),
       keyDelta: 0,
       damaged: null,
       counters: new Map(),
@@ -1038,9 +1038,9 @@ export class Store {
       writes: 0,
       expiry: [],
     }
+    await this.readCurrent(group, commit)
     const read = this.clock.now()
     this.stages.observe('read', (read - started) / 1000)
-    commit.damaged = this.findDamaged(commit.current)
     const keys = this.keys
     keys?.begin()
     let barrier: StoreClock | null = null
@@ -1164,22 +1164,6 @@ export class Store {
     }
   }
 
-  /** Checks the records a group read; the damaged ones' keys (latin1), or null when all are intact. */
-  private findDamaged(current: Map<string, Buffer | undefined>): Set<string> | null {
-    let damaged: Set<string> | null = null
-    const skip = this.dataPrefix.length
-    for (const [name, record] of current) {
-      // PRESENT: only the key's existence was read, not its record.
-      if (record === undefined || record === PRESENT) continue
-      const key = Buffer.from(name, 'latin1')
-      if (this.intactAt(key, skip, record)) continue
-      damaged ??= new Set()
-      damaged.add(name)
-      this.noteDamaged(key.toString('utf8', skip))
-    }
-    return damaged
-  }
-
   /**
    * CORRUPT for a write that would read a damaged record (a condition, a
    * resolver, a merge), or null. What it would decide from wrong bytes
@@ -1270,11 +1254,12 @@ export class Store {
     const originSeq = this.nextCounter(commit, this.origin)
     const identity: EntryIdentity = { origin: this.origin, originSeq, hlc }
     const ops: EntryOp[] = []
-    for (const op of write.ops) {
+    for (let i = 0; i < write.ops.length; i++) {
+      const op = write.ops[i]
       if (op[0] === OP_COLLECT) throw new TandemError('INVALID', 'a client write cannot collect')
       let applied = toApplyOp(op)
-      const key = prefixedBytes(this.dataPrefix, applied.key)
-      const name = key.toString('latin1')
+      const key = write.dataKeys?.[i] ?? prefixedBytes(this.dataPrefix, applied.key)
+      const name = write.names?.[i] ?? key.toString('latin1')
       const current = commit.current.get(name)
       if (resolver.prepareLocal) applied = resolver.prepareLocal(applied, identity, current)
       ops.push(toEntryOp(op, applied))
@@ -1487,9 +1472,11 @@ export class Store {
    * and resolvers read the records themselves. A data dir with no conflict
    * policy holds no tombstones, so for a key only the count needs, whether
    * it exists is enough: one hasMany (a bitset back, no value copied) for
-   * those, and one getMany for the keys whose record is read.
+   * those, and one getMany for the keys whose record is read. Fills the
+   * group's `current`, and its `damaged` with the keys whose record fails
+   * its checksum (checked here, where each key's bytes are at hand).
    */
-  private async readCurrent(group: StoreWrite[]): Promise<Map<string, Buffer | undefined>> {
+  private async readCurrent(group: StoreWrite[], commit: GroupState): Promise<void> {
     const records: Buffer[] = []
     /** Names of `records` keys known from their write (else made here). */
     const recordNames: (string | undefined)[] = []
@@ -1497,6 +1484,7 @@ export class Store {
     /** Names of `exists` keys known from their write (else made here). */
     const existsNames: (string | undefined)[] = []
     const all = this.keys !== null
+    const current = commit.current
     for (const write of group) {
       if (write.kind === 'remote') {
         const reads = all || write.resolver.readsCurrent
@@ -1530,7 +1518,19 @@ export class Store {
         write.dataKeys = dataKeys
         write.names = names
       } else if (write.kind === 'local') {
-        if (all || write.expire) {
+        if (all) {
+          const dataKeys: Buffer[] = new Array(write.ops.length)
+          const names: string[] = new Array(write.ops.length)
+          for (let i = 0; i < write.ops.length; i++) {
+            const key = prefixed(this.dataPrefix, write.ops[i][1])
+            dataKeys[i] = key
+            names[i] = key.toString('latin1')
+            records.push(key)
+            recordNames.push(names[i])
+          }
+          write.dataKeys = dataKeys
+          write.names = names
+        } else if (write.expire) {
           for (const op of write.ops) {
             records.push(prefixed(this.dataPrefix, op[1]))
             recordNames.push(undefined)
@@ -1566,7 +1566,6 @@ export class Store {
         }
       }
     }
-    const current = new Map<string, Buffer | undefined>()
     const unknown: Buffer[] = []
     for (let i = 0; i < exists.length; i++) {
       const key = exists[i]
@@ -1575,14 +1574,22 @@ export class Store {
       if (known === undefined) unknown.push(key)
       else current.set(name, known ? PRESENT : undefined)
     }
-    const [found, read] = await Promise.all([
+    const [exist, found] = await Promise.all([
       unknown.length === 0 ? [] : this.db.hasMany(unknown),
       records.length === 0 ? [] : this.db.getMany(records),
     ])
-    for (let i = 0; i < unknown.length; i++) current.set(unknown[i].toString('latin1'), found[i] ? PRESENT : undefined)
+    for (let i = 0; i < unknown.length; i++) current.set(unknown[i].toString('latin1'), exist[i] ? PRESENT : undefined)
     // Read records win over PRESENT for a key in both lists.
-    for (let i = 0; i < records.length; i++) current.set(recordNames[i] ?? records[i].toString('latin1'), read[i])
-    return current
+    const skip = this.dataPrefix.length
+    for (let i = 0; i < records.length; i++) {
+      const name = recordNames[i] ?? records[i].toString('latin1')
+      const record = found[i]
+      current.set(name, record)
+      if (record === undefined || commit.damaged?.has(name) || this.intactAt(records[i], skip, record)) continue
+      commit.damaged ??= new Set()
+      commit.damaged.add(name)
+      this.noteDamaged(records[i].toString('utf8', skip))
+    }
   }
 
   /**
