@@ -87,9 +87,21 @@ function stateHash(key: Uint8Array, record: Buffer | undefined, at: number): voi
     input[into++] = head
   }
   state.copy(input, into, from)
-  const sum = hash('sha256', input === scratch ? scratchView(length) : input, 'buffer')
-  hashOut[at] = sum.readUInt32BE(0)
-  hashOut[at + 1] = sum.readUInt32BE(4)
+  // As a binary (latin1) string, one char per byte: a Buffer answer costs hash() an ArrayBuffer, most of its time here.
+  const sum = hash('sha256', input === scratch ? scratchView(length) : input, 'binary')
+  hashOut[at] = u32At(sum, 0)
+  hashOut[at + 1] = u32At(sum, 4)
+}
+
+/** The big-endian u32 at `at` of a latin1 string of bytes. */
+function u32At(bytes: string, at: number): number {
+  return (
+    ((bytes.charCodeAt(at) << 24) |
+      (bytes.charCodeAt(at + 1) << 16) |
+      (bytes.charCodeAt(at + 2) << 8) |
+      bytes.charCodeAt(at + 3)) >>>
+    0
+  )
 }
 
 /** Where stateHash lays out what it hashes: hash() is synchronous, so one buffer serves every call. */
