@@ -57,6 +57,8 @@ describe('tandem-bench console suite', () => {
       // --pairs 2: five windows, the consoles open on node 1, 2, 1, 2, 1 in turn.
       expect(node.consoleTargets).toEqual([1, 2, 1, 2, 1])
       expect(node.passes).toHaveLength(5)
+      // --pin masters by default: both masters on CPU 0, their replicas on CPU 1 (this machine has 2 CPUs and taskset).
+      expect(node.consolePinning).toBe('both masters pinned to CPU 0 and their replicas to CPU 1')
     }
     expect(report.checks.map((c: { id: string }) => c.id)).toEqual([
       'console.putThroughputChange',

@@ -162,6 +162,14 @@ const optionsSchema = z
      * leave more of the two nodes' own scheduling noise in each ratio.
      */
     window: z.coerce.number().positive().max(600).default(3),
+    /**
+     * console suite: masters, both masters' threads on CPU 0 and all their
+     * replicas' on CPU 1 (the harness free), so that what slows one master
+     * slows the other and cancels in the ratio; none leaves the scheduler
+     * free. Pinning each node to a core of its own does the opposite: the
+     * two then follow different neighbours.
+     */
+    pin: z.enum(['masters', 'none']).default('masters'),
     /** failover and multimaster suites: master kills. */
     rounds: z.coerce.number().int().min(1).max(10_000).default(20),
     /** multimaster suite: group sizes to measure (default 2,3). */
@@ -326,7 +334,9 @@ suites (tandem only; each starts its own servers; combine with commas)
                              it: both masters' cost, half of it one master's (the two
                              alike); the median change of throughput (and of CPU per
                              put) in % with its 95% interval, and each master's own
-                             change without the other as reference; then, with no
+                             change without the other as reference; --pin masters
+                             (default) runs both masters on CPU 0 and their replicas
+                             on CPU 1 (taskset), --pin none leaves them free; then, with no
                              load, the first master's CPU with 0, 1, 0, N consoles
                              open, 3 rounds and 0 once more (--duration each), each
                              window against the 0 windows beside it, and its share

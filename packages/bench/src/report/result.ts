@@ -201,14 +201,15 @@ export interface ScenarioResult {
   vsNoReplicas: number | null
   /**
    * replicas suite with --repeat: the throughput of every pass (the scenario
-   * reports the median one); console suite: of every window, in order (off,
-   * on, off, ...).
+   * reports the median one); console suite: of every window, in order.
    */
   passes: number[] | null
   /** console suite: web console event streams open on the master during this scenario. */
   consoles?: number
-  /** console suite: per window (as passes), the node (1 or 2) whose consoles were open; null in off windows. */
-  consoleTargets?: (number | null)[]
+  /** console suite: per window (as passes), the node (1 or 2) whose consoles were open. */
+  consoleTargets?: number[]
+  /** console suite: the CPUs each server ran on (--pin), or why they were not pinned. */
+  consolePinning?: string
   /** multimaster suite: figures that are not a load's (convergence, fail-over, a conflict rate). */
   multimaster?: Record<string, unknown>
   /** multimaster suite: the conflict rate for each number of masters and link latency. */

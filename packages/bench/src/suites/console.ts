@@ -9,6 +9,7 @@ import type { BenchOptions } from '../options.js'
 import { ProgressLine } from '../report/progress.js'
 import type { ScenarioResult, TargetCheck, TargetResult } from '../report/result.js'
 import { runScenario, type Scenario } from '../scenario.js'
+import { cannotPin, pinProcess } from '../topology/cpu-affinity.js'
 import { startTandem } from '../topology/tandem.js'
 import type { Topology } from '../topology/topology.js'
 import { round } from './common.js'
@@ -47,6 +48,8 @@ import type { SuiteOutput } from './suite.js'
  *   is reported beside it as the check of the halving.
  * The streams must have received views in every window, and the node
  * without them must be untouched: its watcher encodes no view (its metric).
+ * With --pin masters (the default) both masters share CPU 0 and the
+ * replicas CPU 1 (pinMasters says why).
  *
  * Then, with no load, the CPU the first node's servers use with none, one,
  * none, N consoles open, IDLE_ROUNDS times over and none once more,
@@ -68,6 +71,8 @@ export async function consoleSuite(o: BenchOptions, progress: ProgressLine, live
       nodes.push(topology)
       progress.note(`console: node ${i + 1}: master ${topology.master}, replicas ${topology.replicas.join(', ')}`)
     }
+    const pinning = o.pin === 'masters' ? await pinMasters(nodes) : 'not pinned (--pin none)'
+    progress.note(`console: ${pinning}`)
     const put: Scenario = { name: `put ${clients}x${pipeline}`, workload: 'put', clients, pipeline }
     const settling = await bothLoads(nodes, o, progress, { ...put, name: 'settling pass (not measured)' }, o)
     await Promise.all(nodes.map((t) => t.waitForReplicas(o.syncTimeout * 1000)))
@@ -123,6 +128,7 @@ export async function consoleSuite(o: BenchOptions, progress: ProgressLine, live
       vsNoReplicas: null,
       passes: windows.map((w) => Math.round(w.throughput[n])),
       consoleTargets: windows.map((w) => w.target + 1),
+      consolePinning: pinning,
       ratios: null,
       consoles: o.consoles,
     }))
@@ -156,7 +162,7 @@ export async function consoleSuite(o: BenchOptions, progress: ProgressLine, live
           `the windows on node 1 beside it, half of both nodes' change; median ${change.text}; ` +
           `each node's own change (no reference): node 1 ${own[0].short}, node 2 ${own[1].short}; ` +
           `window medians with consoles ${medianOps(true)} / without ${medianOps(false)} ops/s per node, ` +
-          `after an unmeasured pass at ${settling.map((s) => s.throughput).join(' / ')} ops/s; ` +
+          `after an unmeasured pass at ${settling.map((s) => s.throughput).join(' / ')} ops/s; ${pinning}; ` +
           `each stream got at least ${fewestEvents} views in its window, ` +
           `the master without the consoles encoded ${viewsKnown ? otherViews : '?'} views`,
         measured: change.median === null ? null : round(Math.abs(change.median), 2),
@@ -229,6 +235,30 @@ export async function consoleSuite(o: BenchOptions, progress: ProgressLine, live
     for (const t of nodes) live.delete(t)
     await Promise.all(nodes.map((t) => t.close()))
   }
+}
+
+/**
+ * Both masters on CPU 0, every replica on CPU 1, the harness left to the
+ * scheduler. Two masters sharing one core slow down together when anything
+ * else takes that core, and that cancels in the ratio of the two; each
+ * still gets its fair share of it, so the consoles' work on one master comes
+ * out of that master's share. Tried in a run against no pinning: the
+ * estimates spread about half as wide. Returns what was done, for the
+ * report; pinning that cannot be done leaves the servers free and says why.
+ */
+async function pinMasters(nodes: Topology[]): Promise<string> {
+  const why = await cannotPin(2)
+  if (why !== null) return `not pinned (${why})`
+  try {
+    await Promise.all(
+      nodes.flatMap((t) =>
+        t.processes.map((p, i) => (p.pid === undefined ? undefined : pinProcess(p.pid, i === 0 ? 0 : 1))),
+      ),
+    )
+  } catch (err) {
+    return `pinning failed, servers may be partly pinned (${(err as Error).message.split('\n')[0]})`
+  }
+  return 'both masters pinned to CPU 0 and their replicas to CPU 1'
 }
 
 const median = (xs: number[]) => (xs.length === 0 ? null : medianInterval(xs).median)
