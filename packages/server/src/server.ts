@@ -518,12 +518,12 @@ export class TandemServer {
     m.gauge('tandem_commit_queued', 'Writes waiting for the group committer.', () => store.queuedWrites)
     m.counterOf(
       'tandem_slow_sync_reads_total',
-      'Gets read synchronously from LevelDB that took over 0.5 ms (charged to the slow-read budget).',
+      "Reads made synchronously from LevelDB (gets, a group commit's reads of its keys) that took over 0.5 ms (charged to the slow-read budget).",
       () => store.syncReadStats.slowReads,
     )
     m.counterOf(
       'tandem_sync_read_fallbacks_total',
-      'Seconds in which slow synchronous gets spent their budget, so that gets went through the thread pool for the rest of that second.',
+      'Seconds in which slow synchronous reads spent their budget, so that reads went through the thread pool for the rest of that second.',
       () => store.syncReadStats.fallbacks,
     )
     m.gauge('tandem_replicas', 'Downstreams connected to this node.', () => node.upstreamSide.count)

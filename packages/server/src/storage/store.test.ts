@@ -425,12 +425,19 @@ describe('store: entry identity', () => {
     stores.push(store)
     const resolver = new LwwResolver()
     store.resolver = resolver
-    const db = (store as unknown as { db: { getMany(keys: Buffer[]): Promise<unknown[]> } }).db
+    const db = (
+      store as unknown as { db: { getMany(keys: Buffer[]): Promise<unknown[]>; getSync(key: Buffer): unknown } }
+    ).db
     const getMany = db.getMany.bind(db)
+    const getSync = db.getSync.bind(db)
     let read = 0
     db.getMany = (keys) => {
       read += keys.length
       return getMany(keys)
+    }
+    db.getSync = (key) => {
+      read++
+      return getSync(key)
     }
     const frame = [1, 2, 3].map((n) => readForApply(remote('p', n, [[OP_PUT, `k${n}`, `v${n}`]])))
     await store.applyRemote(frame.slice(0, 2), resolver, 'append')
@@ -543,6 +550,8 @@ describe('store: reads', () => {
       [OP_PUT, 'k', 'v'],
       [OP_PUT, 'b', new Uint8Array([7])],
     ])
+    // The write's own reads (are k and b new keys?) went through the gate too: a new window.
+    now += 1000
     expect(store.getNow('k')).toBe('v')
     expect(store.getNow('b')).toEqual(Buffer.from([7]))
     expect(store.getNow('none')).toBe(NOT_NOW)
@@ -611,13 +620,15 @@ describe('store: reads', () => {
     })
     stores.push(store)
     await store.write([[OP_PUT, 'k', 'v']])
+    // The write's own read (is k a new key?) went through the gate too: a new window.
+    now += 1000
     expect(await settlesThisTurn(store.get('k'))).toEqual({ settled: true, value: 'v' })
     expect(await settlesThisTurn(store.get('k'))).toEqual({ settled: true, value: 'v' })
     const later = store.get('k')
     expect((await settlesThisTurn(later)).settled).toBe(false)
     expect(await later).toBe('v')
-    // What /metrics reports: two slow synchronous reads, one window that fell back to the pool.
-    expect(store.syncReadStats).toEqual({ slowReads: 2, fallbacks: 1 })
+    // What /metrics reports: the write's and the two gets' slow synchronous reads, one window that fell back to the pool.
+    expect(store.syncReadStats).toEqual({ slowReads: 3, fallbacks: 1 })
     now += 1000
     expect(await settlesThisTurn(store.get('k'))).toEqual({ settled: true, value: 'v' })
   })
@@ -650,13 +661,22 @@ describe('store: expiry', () => {
 describe('store: key count', () => {
   // The presence cache both off and smaller than the keys written, so that
   // hits, misses and evictions all happen.
-  for (const presenceKeys of [0, 3, 100_000]) {
-    it(`is kept through puts, overwrites, deletes and batches in shared groups (presence cache ${presenceKeys})`, async () => {
+  // And with a group's reads made on the event loop (the sync-read gate
+  // open) and on the thread pool (its budget spent from the start).
+  for (const [presenceKeys, pool] of [
+    [0, false],
+    [3, false],
+    [100_000, false],
+    [0, true],
+    [3, true],
+  ] as const) {
+    it(`is kept through puts, overwrites, deletes and batches in shared groups (presence cache ${presenceKeys}${pool ? ', reads on the thread pool' : ''})`, async () => {
       const store = await Store.open({
-        dataDir: join(dir, `count-${presenceKeys}`),
+        dataDir: join(dir, `count-${presenceKeys}-${pool}`),
         sync: 'none',
         logRetention: 1000,
         presenceKeys,
+        ...(pool ? { syncReads: { budgetMs: -1 } } : {}),
       })
       stores.push(store)
       let seed = 7
@@ -684,6 +704,43 @@ describe('store: key count', () => {
       expect(store.keyCount).toBeGreaterThan(0)
     })
   }
+
+  it("reads a group's keys (presence, conditions) on the event loop while the sync-read gate lets it, else on the thread pool", async () => {
+    for (const pool of [false, true]) {
+      const store = await Store.open({
+        dataDir: join(dir, `group-reads-${pool}`),
+        sync: 'none',
+        logRetention: 1000,
+        presenceKeys: 0,
+        ...(pool ? { syncReads: { budgetMs: -1 } } : {}),
+      })
+      stores.push(store)
+      await store.write([[OP_PUT, 'a', '1']])
+      const db = (store as unknown as { db: Level<Buffer, Buffer> }).db
+      let poolReads = 0
+      const hasMany = db.hasMany.bind(db)
+      const getMany = db.getMany.bind(db)
+      db.hasMany = ((keys: Buffer[]) => {
+        poolReads++
+        return hasMany(keys)
+      }) as typeof db.hasMany
+      db.getMany = ((keys: Buffer[]) => {
+        poolReads++
+        return getMany(keys)
+      }) as typeof db.getMany
+      const seqA = (await store.getWithSeq('a')).seq
+      await Promise.all([
+        store.write([[OP_PUT, 'a', '2']]),
+        store.write([[OP_PUT, 'b', '1']]),
+        store.write([[OP_PUT, 'a', '3']], [{ key: 'a', ifSeq: seqA }]).catch((err) => err.code),
+      ])
+      await store.write([[OP_PUT, 'c', '1']], [{ key: 'c', ifSeq: 0 }])
+      expect(store.keyCount).toBe(3)
+      expect(await store.get('a')).toBe('2')
+      if (pool) expect(poolReads).toBeGreaterThanOrEqual(2)
+      else expect(poolReads).toBe(0)
+    }
+  })
 
   it('counts a data dir that has no stored count (an older build) once, when it opens', async () => {
     const dataDir = join(dir, 'older')

@@ -1574,11 +1574,20 @@ export class Store {
       if (known === undefined) unknown.push(key)
       else current.set(name, known ? PRESENT : undefined)
     }
-    const [exist, found] = await Promise.all([
-      unknown.length === 0 ? [] : this.db.hasMany(unknown),
-      records.length === 0 ? [] : this.db.getMany(records),
-    ])
-    for (let i = 0; i < unknown.length; i++) current.set(unknown[i].toString('latin1'), exist[i] ? PRESENT : undefined)
+    // Read on the event loop while the gate lets reads be (see getNow): a
+    // thread-pool read (hasMany, getMany) costs a group more CPU than the
+    // lookups themselves, which LevelDB mostly answers from memory.
+    let exist: (Buffer | boolean | undefined)[] | null = unknown.length === 0 ? [] : this.readNow(unknown)
+    let found = records.length === 0 ? [] : this.readNow(records)
+    if (exist === null || found === null) {
+      ;[exist, found] = await Promise.all([
+        exist ?? this.db.hasMany(unknown),
+        found ?? (this.db.getMany(records) as Promise<(Buffer | undefined)[]>),
+      ])
+    }
+    for (let i = 0; i < unknown.length; i++) {
+      current.set(unknown[i].toString('latin1'), exist[i] !== undefined && exist[i] !== false ? PRESENT : undefined)
+    }
     // Read records win over PRESENT for a key in both lists.
     const skip = this.dataPrefix.length
     for (let i = 0; i < records.length; i++) {
@@ -1590,6 +1599,19 @@ export class Store {
       commit.damaged.add(name)
       this.noteDamaged(records[i].toString('utf8', skip))
     }
+  }
+
+  /** The records of `keys` (full data keys) read synchronously, or null when the gate sends reads to the thread pool. */
+  private readNow(keys: Buffer[]): (Buffer | undefined)[] | null {
+    if (this.db.status !== 'open') return null
+    const out: (Buffer | undefined)[] = new Array(keys.length)
+    for (let i = 0; i < keys.length; i++) {
+      const startedAt = this.syncReads.begin()
+      if (startedAt === null) return null
+      out[i] = this.db.getSync(keys[i])
+      this.syncReads.done(startedAt)
+    }
+    return out
   }
 
   /**

@@ -1,7 +1,8 @@
 import { systemClock } from '../util/clock.js'
 
 /**
- * When a get may read LevelDB synchronously, on the event loop.
+ * When a read (a get; a group commit's reads of the keys it writes) may
+ * read LevelDB synchronously, on the event loop.
  *
  * A synchronous read costs a fraction of a thread-pool read: no snapshot
  * taken on the main thread, no work queued to libuv's pool and no
