@@ -155,6 +155,34 @@ describe('client frame reader', () => {
     ])
   })
 
+  it('keeps fragments in bytes of its own: not the chunks they came in, nor a slot per empty fragment', () => {
+    const { r, events } = reader()
+    // Each one-byte fragment rides in a chunk of pongs (as a socket read would
+    // bring it): held as a view, the fragment kept the whole chunk alive. The
+    // chunk is then spoilt, as if its memory were reused: the message must not change.
+    const pongs = Buffer.concat(Array.from({ length: 100 }, () => frame(PONG, bytes(125))))
+    const sent = bytes(50, 4)
+    for (let i = 0; i < sent.length; i++) {
+      const chunk = Buffer.concat([frame(i === 0 ? BINARY : CONT, sent.subarray(i, i + 1), { fin: false }), pongs])
+      r.push(chunk)
+      chunk.fill(0xee)
+    }
+    // Empty fragments between pongs carry nothing and are held as nothing.
+    const empties = Buffer.concat(
+      Array.from({ length: 20_000 }, () => [
+        frame(CONT, Buffer.alloc(0), { fin: false }),
+        frame(PONG, Buffer.alloc(0)),
+      ]).flat(),
+    )
+    r.push(empties)
+    expect(r.heldBytes).toBeLessThanOrEqual(2 * sent.length)
+    r.push(frame(CONT, Buffer.alloc(0)))
+    const messages = events.filter((e) => e.kind === 'message')
+    expect(messages).toEqual([{ kind: 'message', data: sent, isBinary: true }])
+    expect(events.filter((e) => e.kind === 'pong').length).toBe(50 * 100 + 20_000)
+    expect(r.heldBytes).toBe(0)
+  })
+
   it('reads a close frame with a code and reason, or none, and nothing after it', () => {
     const a = reader()
     a.r.push(Buffer.concat([frame(CLOSE, closePayload(4000, 'bye')), frame(BINARY, Buffer.from('late'))]))

@@ -68,9 +68,17 @@ export class FrameReader {
   private fin = false
   private payloadLength = 0
   private readonly mask = Buffer.alloc(4)
-  /** The data message being assembled from fragments: its opcode (0 when none) and payloads. */
+  /**
+   * The data message being assembled from fragments: its opcode (0 when
+   * none), and its bytes so far copied into one buffer that grows by
+   * doubling up to the frame limit. Copied, not kept as the fragments
+   * came: a fragment read in place is a view that keeps its whole socket
+   * chunk alive, so one-byte fragments each riding in a 64 KiB chunk of
+   * pongs would hold 64 KiB per byte counted; and a list of fragments grows
+   * by one slot for every empty one, without a bound.
+   */
   private messageOpcode = 0
-  private fragments: Buffer[] = []
+  private assembly: Buffer = EMPTY
   private fragmentBytes = 0
   /** Set once a close frame was read or the protocol broken: nothing more is parsed. */
   private done = false
@@ -81,9 +89,9 @@ export class FrameReader {
     private readonly maxPayload: number,
   ) {}
 
-  /** Bytes held for frames not yet whole (the frame guard bounds them too). */
+  /** Bytes held for frames not yet whole, with the room of the message being assembled. */
   get heldBytes(): number {
-    return this.buffered + this.fragmentBytes
+    return this.buffered + this.assembly.length
   }
 
   push(chunk: Buffer): void {
@@ -202,16 +210,26 @@ export class FrameReader {
     if (opcode >= OP_CLOSE) return this.onControl(opcode, data)
     if (opcode !== OP_CONTINUATION && this.fin) return this.deliver(opcode, data)
     if (opcode !== OP_CONTINUATION) this.messageOpcode = opcode
-    // A fragment may be a view of a chunk the socket hands on; keep it as it is until the last one.
-    this.fragments.push(data)
-    this.fragmentBytes += data.length
+    this.append(data)
     if (!this.fin) return
-    const whole = Buffer.concat(this.fragments, this.fragmentBytes)
+    const whole = this.assembly.subarray(0, this.fragmentBytes)
     const messageOpcode = this.messageOpcode
-    this.fragments = []
+    this.assembly = EMPTY
     this.fragmentBytes = 0
     this.messageOpcode = 0
     this.deliver(messageOpcode, whole)
+  }
+
+  /** Copies a fragment behind the message's bytes so far (readHeader has kept their sum under the limit). */
+  private append(data: Buffer): void {
+    const need = this.fragmentBytes + data.length
+    if (need > this.assembly.length) {
+      const grown = Buffer.allocUnsafe(Math.min(this.maxPayload, Math.max(need, this.assembly.length * 2)))
+      this.assembly.copy(grown, 0, 0, this.fragmentBytes)
+      this.assembly = grown
+    }
+    data.copy(this.assembly, this.fragmentBytes)
+    this.fragmentBytes = need
   }
 
   private deliver(opcode: number, data: Buffer): void {
@@ -282,7 +300,7 @@ export class FrameReader {
   private release(): void {
     this.chunks = []
     this.buffered = 0
-    this.fragments = []
+    this.assembly = EMPTY
     this.fragmentBytes = 0
   }
 }
