@@ -1257,9 +1257,9 @@ export class Store {
     for (let i = 0; i < write.ops.length; i++) {
       const op = write.ops[i]
       if (op[0] === OP_COLLECT) throw new TandemError('INVALID', 'a client write cannot collect')
-      let applied = toApplyOp(op)
-      const key = write.dataKeys?.[i] ?? prefixedBytes(this.dataPrefix, applied.key)
+      const key = write.dataKeys?.[i] ?? prefixed(this.dataPrefix, op[1])
       const name = write.names?.[i] ?? key.toString('latin1')
+      let applied = toApplyOp(op, key.subarray(this.dataPrefix.length))
       const current = commit.current.get(name)
       if (resolver.prepareLocal) applied = resolver.prepareLocal(applied, identity, current)
       ops.push(toEntryOp(op, applied))
@@ -2190,8 +2190,8 @@ function isExpired(record: Uint8Array, now: number): boolean {
   return expiresAt !== undefined && expiresAt <= now
 }
 
-function toApplyOp(op: EntryOp): ApplyOp {
-  const key = Buffer.from(op[1], 'utf8')
+/** A client's op as the resolver reads it; `key` is its key's UTF-8 bytes (a view of the data key made for it). */
+function toApplyOp(op: EntryOp, key: Uint8Array): ApplyOp {
   const ctx = opOptions(op)?.c
   const applied: ApplyOp =
     op[0] === OP_PUT
@@ -2205,6 +2205,8 @@ function toApplyOp(op: EntryOp): ApplyOp {
 
 /** The op as logged: as the client sent it, with the context the resolver settled on. */
 function toEntryOp(op: EntryOp, applied: ApplyOp): EntryOp {
+  // Nearly every op carries no options and gets none: logged as it came.
+  if (!applied.ctx && op.length === (op[0] === OP_PUT ? 3 : 2)) return op
   const options: OpOptions | undefined = applied.ctx ? { c: applied.ctx } : undefined
   if (op[0] === OP_PUT) return options ? [OP_PUT, op[1], op[2], options] : [OP_PUT, op[1], op[2]]
   return options ? [OP_DEL, op[1], options] : [OP_DEL, op[1]]
