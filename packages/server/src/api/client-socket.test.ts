@@ -129,6 +129,38 @@ describe('client socket (tandem-run WebSocket over a real socket)', () => {
     ws.terminate()
   })
 
+  it('answers every ping of a burst read at once, and drops only a client that leaves its pongs unread', async () => {
+    const s = await serve()
+    const a = await rawClient(s.address)
+    // 200 pings in one write: read in one chunk, before any pong's write has called back.
+    const ping = Buffer.from([0x89, 0x84, 1, 2, 3, 4, 0x71, 0x6b, 0x6d, 0x60])
+    a.socket.write(Buffer.concat(Array.from({ length: 200 }, () => ping)))
+    const pongs = () => {
+      let n = 0
+      for (let at = a.received().indexOf(0x8a); at !== -1; at = a.received().indexOf(0x8a, at + 1)) n++
+      return n
+    }
+    await until(() => pongs() === 200 || a.ended(), 'the pongs')
+    expect(a.ended()).toBe(false)
+    expect(pongs()).toBe(200)
+    // One that never reads: its pongs pile up behind a full socket, and it is dropped.
+    const b = await rawClient(s.address)
+    b.socket.pause()
+    const big = Buffer.alloc(6 + 125)
+    big[0] = 0x89
+    big[1] = 0x80 | 125
+    for (let i = 0; i < 20_000 && !b.ended(); i++) {
+      if (!b.socket.write(Buffer.concat(Array.from({ length: 50 }, () => big)))) {
+        await new Promise((resolve) => {
+          b.socket.once('drain', resolve)
+          b.socket.once('close', resolve)
+        })
+      }
+    }
+    await until(() => b.ended(), 'the client that does not read to be dropped', 30_000)
+    a.socket.destroy()
+  })
+
   it("echoes a client's close frame and its code, then ends; 'close' comes once", async () => {
     const s = await serve()
     const ws = await client(s.address)

@@ -21,7 +21,12 @@ const ACCEPT_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
 const KEY = /^[+/0-9A-Za-z]{22}==$/
 /** A payload up to this size is copied behind its header (one buffer, one write); a larger one goes beside it. */
 const COPY_BYTES = 16 * 1024
-/** Pongs owed to a client that does not read them; past this it is dropped (as ws does by default). */
+/**
+ * Pongs owed to a client that does not read them: past this many, with the
+ * socket's buffer full, it is dropped. Both, because a burst of pings read
+ * in one chunk owes its pongs until their writes call back on a later tick,
+ * though the kernel took them at once.
+ */
 const MAX_PENDING_PONGS = 60
 
 type Status = 'open' | 'closing' | 'closed'
@@ -140,7 +145,7 @@ export class ClientSocket extends EventEmitter implements FrameSink {
 
   onPing(data: Buffer): void {
     if (this.status === 'open') {
-      if (this.pendingPongs >= MAX_PENDING_PONGS) return this.terminate()
+      if (this.pendingPongs >= MAX_PENDING_PONGS && this.socket.writableNeedDrain) return this.terminate()
       this.pendingPongs++
       this.socket.write(serverFrame(OP_PONG, data), () => this.pendingPongs--)
     }
