@@ -1,7 +1,9 @@
+import { connect } from 'node:net'
 import { TandemClient } from '@tandem/client'
 import { describe, expect, it } from 'vitest'
 import { useNodeAndClient } from '../helpers/node-and-client.js'
 import type { NodeProcess } from '../helpers/node-process.js'
+import { waitFor } from '../helpers/wait.js'
 import { pack, RawClient } from './raw-client.js'
 
 /**
@@ -51,6 +53,26 @@ describe('bad input against default limits', () => {
   // Rule: an empty binary frame holds no msgpack value at all: 1007.
   it('closes the socket with 1007 on an empty frame', async () => {
     expect(await closeCodeFor(one.node, (c) => c.sendRaw(Buffer.alloc(0)))).toBe(CLOSE.invalidPayload)
+    await expectStillServing(one.db, one.node)
+  })
+
+  // Rule: RFC 6455 4.4: a handshake of a version the node does not speak is refused naming those it does.
+  it('refuses a WebSocket version it does not speak with 400 and the versions it speaks', async () => {
+    const at = one.node.address.lastIndexOf(':')
+    const socket = connect({ host: one.node.address.slice(0, at), port: Number(one.node.address.slice(at + 1)) })
+    socket.on('error', () => {})
+    let text = ''
+    socket.on('data', (chunk: Buffer) => {
+      text += chunk.toString('latin1')
+    })
+    socket.write(
+      'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 12\r\n\r\n',
+    )
+    await waitFor(() => text.includes('\r\n\r\n'), { what: 'the answer to the handshake' })
+    socket.destroy()
+    const head = text.slice(0, text.indexOf('\r\n\r\n')).split('\r\n')
+    expect(head[0]).toMatch(/^HTTP\/1\.1 400 /)
+    expect(head.map((line) => line.toLowerCase())).toContain('sec-websocket-version: 13, 8')
     await expectStillServing(one.db, one.node)
   })
 

@@ -323,7 +323,7 @@ export class TandemServer {
     socket.on('error', () => socket.destroy())
     if (!tcp.readable || !tcp.writable) return void socket.destroy()
     const refused = acceptUpgrade(req, tcp)
-    if (refused !== null) return rejectUpgrade(socket, refused.status, refused.message)
+    if (refused !== null) return rejectUpgrade(socket, refused.status, refused.message, refused.headers)
     const ws = new ClientSocket(tcp, head, this.config.maxFrameBytes, this.config.tune.clientCloseGraceMs)
     const connection = new ClientConnection(
       ws,
@@ -719,11 +719,14 @@ function startsAsReplica(config: Config): boolean {
   )
 }
 
-function rejectUpgrade(socket: Duplex, status: number, message: string): void {
+function rejectUpgrade(socket: Duplex, status: number, message: string, headers: Record<string, string> = {}): void {
   const body = JSON.stringify({ error: message })
   const text = status === 503 ? 'Service Unavailable' : status === 401 ? 'Unauthorized' : 'Error'
+  const extra = Object.entries(headers)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('')
   socket.end(
-    `HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}connection: close\r\n\r\n${body}`,
   )
 }
 

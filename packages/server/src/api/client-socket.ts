@@ -224,7 +224,10 @@ const EMPTY = Buffer.alloc(0)
  * subprotocol offered, if any, is echoed; no extension is accepted. The
  * reason a request is refused, or null once the 101 is written.
  */
-export function acceptUpgrade(req: IncomingMessage, socket: Socket): { status: number; message: string } | null {
+export function acceptUpgrade(
+  req: IncomingMessage,
+  socket: Socket,
+): { status: number; message: string; headers?: Record<string, string> } | null {
   if (req.method !== 'GET') return { status: 405, message: 'Invalid HTTP method' }
   const upgrade = req.headers.upgrade
   if (upgrade === undefined || upgrade.toLowerCase() !== 'websocket') {
@@ -234,8 +237,14 @@ export function acceptUpgrade(req: IncomingMessage, socket: Socket): { status: n
   if (key === undefined || !KEY.test(key))
     return { status: 400, message: 'Missing or invalid Sec-WebSocket-Key header' }
   const version = Number(req.headers['sec-websocket-version'])
-  if (version !== 13 && version !== 8)
-    return { status: 400, message: 'Missing or invalid Sec-WebSocket-Version header' }
+  if (version !== 13 && version !== 8) {
+    // RFC 6455 4.4: the refusal names the versions the server speaks, so a client may retry with one.
+    return {
+      status: 400,
+      message: 'Missing or invalid Sec-WebSocket-Version header',
+      headers: { 'Sec-WebSocket-Version': '13, 8' },
+    }
+  }
   let protocolLine = ''
   const protocols = req.headers['sec-websocket-protocol']
   if (protocols !== undefined) {
