@@ -645,21 +645,32 @@ export class TandemNode {
     }
   }
 
-  async write(ops: EntryOp[], options: WriteOptions, conditions?: WriteCondition[]): Promise<WriteResult> {
-    // Multi-master peers have no common epoch: each one's counts its own history.
-    if (!this.mesh && options.epoch !== undefined && options.epoch > this.store.epoch) {
-      this.noteEpoch(options.epoch, 'a client has seen it')
-    }
-    this.assertWritable()
-    if (this.mesh) {
-      if (conditions) {
-        throw new TandemError(
-          'INVALID',
-          'conditional writes (ifSeq, ifAbsent, ifPresent) are refused in multi-master mode: no one node orders every write, so a condition checked here could be broken by a peer; use vclock contexts',
-        )
+  write(ops: EntryOp[], options: WriteOptions, conditions?: WriteCondition[]): Promise<WriteResult> {
+    try {
+      // Multi-master peers have no common epoch: each one's counts its own history.
+      if (!this.mesh && options.epoch !== undefined && options.epoch > this.store.epoch) {
+        this.noteEpoch(options.epoch, 'a client has seen it')
       }
-      return this.writeMulti(ops, options, this.mesh)
+      this.assertWritable()
+      if (this.mesh) {
+        if (conditions) {
+          throw new TandemError(
+            'INVALID',
+            'conditional writes (ifSeq, ifAbsent, ifPresent) are refused in multi-master mode: no one node orders every write, so a condition checked here could be broken by a peer; use vclock contexts',
+          )
+        }
+        return this.writeMulti(ops, options, this.mesh)
+      }
+    } catch (err) {
+      return Promise.reject(err)
     }
+    // Most writes wait for no replica: one promise step, not an async function's.
+    if (options.w === undefined) return this.store.write(ops, conditions).then(toWriteResult)
+    return this.writeAcked(ops, options, conditions)
+  }
+
+  /** A single-master write that waits for replicas (w) once committed. */
+  private async writeAcked(ops: EntryOp[], options: WriteOptions, conditions?: WriteCondition[]): Promise<WriteResult> {
     const seq = await this.store.write(ops, conditions)
     const needed =
       options.w === 'majority' && this.failover ? this.failover.majorityAcks() : this.acks.required(options.w)
@@ -1087,3 +1098,5 @@ function siblingsError(err: unknown): never {
   }
   throw err
 }
+
+const toWriteResult = (seq: number): WriteResult => ({ seq })
