@@ -10,6 +10,7 @@ import { measureRawLevelDb, type RawResult } from './raw-leveldb.js'
 import { gitState } from './report/git-state.js'
 import { ProgressLine, progressMode } from './report/progress.js'
 import type { BenchReport, ScenarioResult, TargetCheck } from './report/result.js'
+import { scenarioResult } from './report/scenario-result.js'
 import { runScenario, type Scenario } from './scenario.js'
 import { runSuite } from './suites/suite.js'
 import { REDIS_MISSING, redisServerVersion, startRedis, useRedis } from './topology/redis.js'
@@ -80,23 +81,17 @@ export async function runBench(o: BenchOptions, commandLine: string): Promise<Be
   }
 
   const scenarios = scenarioMatrix(o)
-  const results: ScenarioResult[] = scenarios.map((s) => ({
-    name: s.name,
-    workload: s.workload,
-    distribution: o.distribution,
-    clients: s.clients,
-    pipeline: s.pipeline,
-    valueSize: o.valueSize,
-    keys: o.keys,
-    w: o.w ?? null,
-    consistency: s.consistency ?? null,
-    targets: {},
-    offeredRate: s.rate ?? null,
-    replicas: o.replicas,
-    vsNoReplicas: null,
-    passes: null,
-    ratios: null,
-  }))
+  const results: ScenarioResult[] = scenarios.map((s) =>
+    scenarioResult(o, {
+      name: s.name,
+      workload: s.workload,
+      clients: s.clients,
+      pipeline: s.pipeline,
+      consistency: s.consistency ?? null,
+      offeredRate: s.rate ?? null,
+      replicas: o.replicas,
+    }),
+  )
 
   // Both topologies stay up for the whole run and the scenarios alternate
   // between targets, so that a noisy neighbour on a shared machine hits

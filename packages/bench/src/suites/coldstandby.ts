@@ -5,7 +5,8 @@ import { finished } from 'node:stream/promises'
 import type { TandemClient } from '@tandem/client'
 import type { BenchOptions } from '../options.js'
 import type { ProgressLine } from '../report/progress.js'
-import type { ScenarioResult, TargetCheck } from '../report/result.js'
+import type { TargetCheck } from '../report/result.js'
+import { scenarioResult } from '../report/scenario-result.js'
 import { NodeProcess } from '../topology/node-process.js'
 import { startTandem } from '../topology/tandem.js'
 import type { Topology } from '../topology/topology.js'
@@ -96,22 +97,13 @@ export async function coldStandbySuite(
     const onAlone = await client(alone.address)
     const lost = head - (await onAlone.status()).seq
 
-    const scenario: ScenarioResult = {
+    const scenario = scenarioResult(o, {
       name: `coldstandby: ${o.keys} keys, backup in ${round(backupMs)} ms, master SIGKILLed`,
       workload: 'coldstandby',
-      distribution: o.distribution,
       clients: 1,
       pipeline: 1,
-      valueSize: o.valueSize,
-      keys: o.keys,
-      w: o.w ?? null,
-      targets: {},
-      offeredRate: null,
       replicas: 1,
-      vsNoReplicas: null,
-      passes: null,
-      ratios: null,
-    }
+    })
     const checks: TargetCheck[] = [
       {
         id: 'coldstandby.coldMs',

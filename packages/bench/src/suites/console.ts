@@ -8,6 +8,7 @@ import { cpuSeconds } from '../measures/proc.js'
 import type { BenchOptions } from '../options.js'
 import { ProgressLine } from '../report/progress.js'
 import type { ScenarioResult, TargetCheck, TargetResult } from '../report/result.js'
+import { scenarioResult } from '../report/scenario-result.js'
 import { runScenario, type Scenario } from '../scenario.js'
 import { cannotPin, pinProcess } from '../topology/cpu-affinity.js'
 import { startTandem } from '../topology/tandem.js'
@@ -111,27 +112,22 @@ export async function consoleSuite(o: BenchOptions, progress: ProgressLine, live
       return xs.some((x) => x === null) ? null : round((xs as number[]).reduce((a, b) => a + b, 0) / xs.length, 1)
     }
     const targets = windows.map((w) => w.target)
-    const scenarios: ScenarioResult[] = nodes.map((_, n) => ({
-      name:
-        `console: node ${n + 1} of 2, put ${clients}x${pipeline} on each, ${o.consoles} consoles open on one node ` +
-        `or the other in windows of ${o.window} s, the nodes taking turns`,
-      workload: 'console',
-      distribution: o.distribution,
-      clients,
-      pipeline,
-      valueSize: o.valueSize,
-      keys: o.keys,
-      w: o.w ?? null,
-      targets: { tandem: toggled[n] },
-      offeredRate: null,
-      replicas,
-      vsNoReplicas: null,
-      passes: windows.map((w) => Math.round(w.throughput[n])),
-      consoleTargets: windows.map((w) => w.target + 1),
-      consolePinning: pinning,
-      ratios: null,
-      consoles: o.consoles,
-    }))
+    const scenarios: ScenarioResult[] = nodes.map((_, n) =>
+      scenarioResult(o, {
+        name:
+          `console: node ${n + 1} of 2, put ${clients}x${pipeline} on each, ${o.consoles} consoles open on one node ` +
+          `or the other in windows of ${o.window} s, the nodes taking turns`,
+        workload: 'console',
+        clients,
+        pipeline,
+        targets: { tandem: toggled[n] },
+        replicas,
+        passes: windows.map((w) => Math.round(w.throughput[n])),
+        consoleTargets: windows.map((w) => w.target + 1),
+        consolePinning: pinning,
+        consoles: o.consoles,
+      }),
+    )
     const puts = crossoverEstimates(
       windows.map((w) => w.throughput),
       targets,

@@ -13,11 +13,11 @@ import type {
   ColdRestartResult,
   FailoverResult,
   FailoverRound,
-  ScenarioResult,
   ServerMeasure,
   TargetCheck,
   TargetResult,
 } from '../report/result.js'
+import { scenarioResult } from '../report/scenario-result.js'
 import { NodeProcess } from '../topology/node-process.js'
 import { type FullStatus, statusOf } from '../topology/node-state.js'
 import { freePort } from '../topology/server-process.js'
@@ -290,22 +290,15 @@ export async function failoverSuite(
       failover,
       fullSync: null,
     }
-    const scenario: ScenarioResult = {
+    const scenario = scenarioResult(o, {
       name: `failover: ${o.rounds} master kills, 1 client x ${loops} writers`,
       workload: 'failover',
-      distribution: o.distribution,
       clients: 1,
       pipeline: loops,
-      valueSize: o.valueSize,
-      keys: o.keys,
       w: null,
       targets: { tandem: t },
-      offeredRate: null,
       replicas: 2,
-      vsNoReplicas: null,
-      passes: null,
-      ratios: null,
-    }
+    })
     const timeout = o.failoverTimeout === undefined ? 'default timeouts' : `--failover-timeout ${o.failoverTimeout}`
     const checks: TargetCheck[] = [
       {

@@ -5,6 +5,7 @@ import { stageWindow } from '../measures/write-stages.js'
 import type { BenchOptions } from '../options.js'
 import type { ProgressLine } from '../report/progress.js'
 import type { ConflictPoint, ScenarioResult, TargetCheck, TargetResult } from '../report/result.js'
+import { scenarioResult } from '../report/scenario-result.js'
 import { runScenario, type Scenario } from '../scenario.js'
 import { type PeersTopology, startPeers, statusOf } from '../topology/peers.js'
 import { startTandem } from '../topology/tandem.js'
@@ -39,23 +40,16 @@ const scenario = (
   replicas: number,
   t: TargetResult | null,
   extra: Partial<ScenarioResult> = {},
-): ScenarioResult => ({
-  name,
-  workload: 'multimaster',
-  distribution: o.distribution,
-  clients: o.clients[0],
-  pipeline: o.pipeline[0],
-  valueSize: o.valueSize,
-  keys: o.keys,
-  w: o.w ?? null,
-  targets: t ? { tandem: t } : {},
-  offeredRate: null,
-  replicas,
-  vsNoReplicas: null,
-  passes: null,
-  ratios: null,
-  ...extra,
-})
+): ScenarioResult =>
+  scenarioResult(o, {
+    name,
+    workload: 'multimaster',
+    clients: o.clients[0],
+    pipeline: o.pipeline[0],
+    replicas,
+    targets: t ? { tandem: t } : {},
+    ...extra,
+  })
 
 async function withTopology<T extends Topology, R>(
   live: Set<Topology>,

@@ -8,6 +8,7 @@ import { type BenchOptions, redisFsyncOf } from '../options.js'
 import { measureRawApplyCpu, type RawApplyResult } from '../raw-leveldb.js'
 import type { ProgressLine } from '../report/progress.js'
 import type { FullSyncResult, ScenarioResult, TargetCheck, TargetResult } from '../report/result.js'
+import { scenarioResult } from '../report/scenario-result.js'
 import { runScenario, type Scenario } from '../scenario.js'
 import { NodeProcess } from '../topology/node-process.js'
 import type { FullStatus } from '../topology/node-state.js'
@@ -27,29 +28,23 @@ import type { SuiteOutput } from './suite.js'
 
 const mb = (bytes: number | undefined) => (bytes === undefined ? null : round(bytes / 2 ** 20))
 
-function scenarioResult(
+function scenarioOf(
   s: Scenario,
   o: BenchOptions,
   workload: ScenarioResult['workload'],
   replicas: number,
   t: TargetResult,
 ): ScenarioResult {
-  return {
-    name: s.name,
+  const { name, clients, pipeline } = s
+  return scenarioResult(o, {
+    name,
     workload,
-    distribution: o.distribution,
-    clients: s.clients,
-    pipeline: s.pipeline,
-    valueSize: o.valueSize,
-    keys: o.keys,
-    w: o.w ?? null,
+    clients,
+    pipeline,
+    replicas,
     targets: { tandem: t },
     offeredRate: s.rate ?? null,
-    replicas,
-    vsNoReplicas: null,
-    passes: null,
-    ratios: null,
-  }
+  })
 }
 
 /** The worst p99 (ms) over the replicas of one scenario, or null when no marker reached one. */
@@ -101,10 +96,7 @@ export async function lagSuite(o: BenchOptions, progress: ProgressLine, live: Se
       },
     ]
     return {
-      scenarios: [
-        scenarioResult(sat, o, 'lag', replicas, satResult),
-        scenarioResult(open, o, 'lag', replicas, openResult),
-      ],
+      scenarios: [scenarioOf(sat, o, 'lag', replicas, satResult), scenarioOf(open, o, 'lag', replicas, openResult)],
       checks,
     }
   } finally {
@@ -159,7 +151,7 @@ export async function replicasSuite(
         clients,
         pipeline,
       }
-      const r = scenarioResult(s, o, 'replicas', replicas, median)
+      const r = scenarioOf(s, o, 'replicas', replicas, median)
       r.passes = o.repeat > 1 ? runs[i].map((x) => x.throughput) : null
       return r
     })
@@ -477,7 +469,7 @@ export async function fullSyncSuite(
       clients: load.connections,
       pipeline: 1,
     }
-    const result = scenarioResult(s, o, 'fullsync', 1, t)
+    const result = scenarioOf(s, o, 'fullsync', 1, t)
     return {
       scenarios: [result],
       checks: [

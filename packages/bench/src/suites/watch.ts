@@ -2,7 +2,8 @@ import { TandemClient } from '@tandem/client'
 import type { DriverSpec } from '../drivers/driver.js'
 import type { BenchOptions } from '../options.js'
 import type { ProgressLine } from '../report/progress.js'
-import type { ScenarioResult, TargetCheck } from '../report/result.js'
+import type { TargetCheck } from '../report/result.js'
+import { scenarioResult } from '../report/scenario-result.js'
 import { runScenario, type Scenario } from '../scenario.js'
 import { startTandem } from '../topology/tandem.js'
 import type { Topology } from '../topology/topology.js'
@@ -43,22 +44,14 @@ export async function watchSuite(o: BenchOptions, progress: ProgressLine, live: 
     const received = events - before
     const head = (await db.status()).seq
     const eventsPerSecond = seconds > 0 ? round(received / seconds, 0) : null
-    const scenario: ScenarioResult = {
+    const scenario = scenarioResult(o, {
       name: `watch: put ${clients}x${pipeline} at saturation, one watcher on every key`,
       workload: 'watch',
-      distribution: o.distribution,
       clients,
       pipeline,
-      valueSize: o.valueSize,
-      keys: o.keys,
-      w: o.w ?? null,
       targets: { tandem: result },
-      offeredRate: null,
       replicas: 0,
-      vsNoReplicas: null,
-      passes: null,
-      ratios: null,
-    }
+    })
     const checks: TargetCheck[] = [
       {
         id: 'watch.eventsPerSecond',
