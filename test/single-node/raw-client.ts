@@ -224,6 +224,22 @@ export class HandRolledSocket {
     this.sendMore(sendBytes)
   }
 
+  /** Writes one whole masked frame (a zero mask: the payload goes as it is). */
+  sendFrame(opcode: number, payload: Buffer, fin = true): void {
+    const ext = payload.length < 126 ? 0 : payload.length < 0x10000 ? 2 : 8
+    const header = Buffer.alloc(2 + ext + 4)
+    header[0] = (fin ? 0x80 : 0) | opcode
+    if (ext === 0) header[1] = 0x80 | payload.length
+    else if (ext === 2) {
+      header[1] = 0x80 | 126
+      header.writeUInt16BE(payload.length, 2)
+    } else {
+      header[1] = 0x80 | 127
+      header.writeBigUInt64BE(BigInt(payload.length), 2)
+    }
+    this.socket.write(Buffer.concat([header, payload]))
+  }
+
   /** Writes more payload bytes of the frame started (msgpack nil bytes, masked: any bytes do). */
   sendMore(bytes: number): void {
     if (bytes > 0) this.socket.write(Buffer.alloc(bytes, 0xc0))

@@ -4,7 +4,7 @@ import { runCli } from '../helpers/cli.js'
 import { type NodeProcess, startNode } from '../helpers/node-process.js'
 import { tempDir } from '../helpers/temp-dir.js'
 import { waitFor } from '../helpers/wait.js'
-import { HandRolledSocket, RawClient } from './raw-client.js'
+import { HandRolledSocket, pack, RawClient } from './raw-client.js'
 
 /**
  * Connection slots and frames still arriving are bounded: a socket that
@@ -105,6 +105,33 @@ describe('connection slots and partial frames', () => {
     // Everyone else is served.
     await db.put('k', 'v'.repeat(MiB))
     expect((await db.get('k'))?.length).toBe(MiB)
+  })
+
+  it('counts a fragmented message as arriving until its last fragment, pongs and pings between them notwithstanding', async () => {
+    const budget = MiB
+    const n = await node(['--max-partial-frame-bytes', String(budget), '--frame-timeout', '120000'])
+    const s = await socket(n)
+    // 200 KiB fragments, each followed by a pong and a ping: 2 MiB in all, twice the budget.
+    const fragment = Buffer.alloc(200 * KiB, 0xc0)
+    for (let i = 0; i < 10 && s.open; i++) {
+      s.sendFrame(i === 0 ? 0x2 : 0x0, fragment, false)
+      s.sendFrame(0xa, Buffer.alloc(0))
+      s.sendFrame(0x9, Buffer.from('still here'))
+      await waitFor(async () => !s.open || (await clientsOf(n)).peakPartialFrameBytes >= (i + 1) * 190 * KiB, {
+        what: `the node to count fragment ${i}`,
+      })
+    }
+    expect(await s.closed()).toBe(CLOSE.tryAgainLater)
+    await waitFor(async () => (await clientsOf(n)).partialFrameBytes === 0, { what: 'its bytes to be forgotten' })
+    // A message fragmented the same way but within the budget is served.
+    const ok = await socket(n)
+    const put = pack({ id: 1, op: 'put', key: 'k', value: 'v' })
+    ok.sendFrame(0x2, put.subarray(0, 3), false)
+    ok.sendFrame(0xa, Buffer.alloc(0))
+    ok.sendFrame(0x0, put.subarray(3))
+    const db = await TandemClient.connect({ servers: [n.address] })
+    cleanups.push(() => db.close())
+    await waitFor(async () => (await db.get('k')) === 'v', { what: 'the fragmented put to be applied' })
   })
 
   it('closes a socket whose frame does not arrive whole within --frame-timeout, and forgets its bytes', async () => {

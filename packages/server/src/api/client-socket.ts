@@ -81,6 +81,11 @@ export class ClientSocket extends EventEmitter implements FrameSink {
     return this.paused
   }
 
+  /** Whether a fragmented message is part read (the frame guard counts it as still arriving). */
+  get assembling(): boolean {
+    return this.reader.assembling
+  }
+
   /** Sends one binary message. */
   send(payload: Buffer): void {
     if (this.status !== 'open') return

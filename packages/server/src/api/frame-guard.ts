@@ -4,6 +4,14 @@ import type { Socket } from 'node:net'
 interface GuardedSocket {
   on(event: 'message' | 'ping' | 'pong' | 'close', listener: () => void): unknown
   readonly isPaused: boolean
+  /**
+   * Whether a fragmented message is part read (the client API's own socket
+   * knows; ws's does not say). A ping or pong between its fragments does
+   * not end what is arriving: counted as whole, it let a client hold a
+   * message of up to --max-frame-bytes outside the budget and the deadline
+   * for as long as it sent a pong now and then.
+   */
+  readonly assembling?: boolean
   close(code: number, reason: string): void
   terminate(): void
 }
@@ -23,7 +31,8 @@ interface GuardedSocket {
  *   is closed (1013, try again later).
  *
  * Partial bytes are counted from the socket's bytesRead against the
- * bytes read when the last whole message (or ping, pong) arrived; as ws
+ * bytes read when the last whole message (or ping, pong outside a
+ * fragmented message) arrived; as ws
  * parses a read before this sees it, the count can miss up to one read
  * (64 KiB) per socket.
  */
@@ -72,9 +81,12 @@ export class FrameGuard {
     const w: Watched = { ws, socket, mark: socket.bytesRead, partial: 0, since: 0, closed: false }
     this.watched.add(w)
     const whole = () => this.onWhole(w)
+    const control = () => {
+      if (ws.assembling !== true) this.onWhole(w)
+    }
     ws.on('message', whole)
-    ws.on('ping', whole)
-    ws.on('pong', whole)
+    ws.on('ping', control)
+    ws.on('pong', control)
     socket.on('data', () => this.onData(w))
     ws.on('close', () => this.forget(w))
   }

@@ -89,6 +89,11 @@ export class FrameReader {
     private readonly maxPayload: number,
   ) {}
 
+  /** Whether a fragmented message is part read. */
+  get assembling(): boolean {
+    return this.messageOpcode !== 0
+  }
+
   /** Bytes held for frames not yet whole, with the room of the message being assembled. */
   get heldBytes(): number {
     return this.buffered + this.assembly.length
