@@ -266,6 +266,22 @@ describe('client frame reader', () => {
     expect(r.heldBytes).toBe(0)
   })
 
+  it('copies a frame trickling in a byte per read into buffers of its own, not a chunk kept per byte', () => {
+    const { r, events } = reader()
+    const payload = bytes(20_000, 6)
+    const wire = frame(BINARY, payload)
+    r.push(Buffer.from(wire.subarray(0, 9)))
+    // Each later one-byte chunk is spoilt once pushed (as if its memory were
+    // reused): held as it came, every byte of the frame would keep a chunk alive.
+    for (let at = 9; at < wire.length; at++) {
+      const chunk = Buffer.from(wire.subarray(at, at + 1))
+      r.push(chunk)
+      if (at > 9) chunk.fill(0xee)
+    }
+    expect(events).toEqual([{ kind: 'message', data: payload, isBinary: true }])
+    expect(r.heldBytes).toBe(0)
+  })
+
   it('holds a frame that has not arrived whole and nothing more', () => {
     const { r, events } = reader()
     const wire = frame(BINARY, bytes(10_000))

@@ -79,6 +79,9 @@ export class FrameReader {
    */
   private messageOpcode = 0
   private assembly: Buffer = EMPTY
+  /** Where small chunks are copied (see hold), and its bytes in use. */
+  private scratch: Buffer = EMPTY
+  private scratchUsed = 0
   private fragmentBytes = 0
   /** Set once a close frame was read or the protocol broken: nothing more is parsed. */
   private done = false
@@ -106,8 +109,7 @@ export class FrameReader {
       if (at === chunk.length) return
       if (at > 0) chunk = chunk.subarray(at)
     }
-    this.chunks.push(chunk)
-    this.buffered += chunk.length
+    this.hold(chunk)
     while (!this.done) {
       if (this.opcode === -1) {
         if (!this.readHeader()) return
@@ -116,6 +118,39 @@ export class FrameReader {
         this.readPayload()
       }
     }
+  }
+
+  /**
+   * Keeps a chunk until the frame it carries is whole. A small chunk behind
+   * others is copied into a buffer of the reader's own: a frame trickling
+   * in a few bytes per read would otherwise hold a Buffer object (well over
+   * 100 bytes of memory) per byte or two counted against the limits.
+   */
+  private hold(chunk: Buffer): void {
+    this.buffered += chunk.length
+    const n = this.chunks.length
+    if (chunk.length >= SMALL_CHUNK || n === 0) {
+      this.chunks.push(chunk)
+      return
+    }
+    const last = this.chunks[n - 1]
+    const scratch = this.scratch
+    // The last chunk held ends where the scratch's bytes end, with room after: it grows in place.
+    if (
+      last.buffer === scratch.buffer &&
+      last.byteOffset + last.length === scratch.byteOffset + this.scratchUsed &&
+      this.scratchUsed + chunk.length <= scratch.length
+    ) {
+      chunk.copy(scratch, this.scratchUsed)
+      this.scratchUsed += chunk.length
+      this.chunks[n - 1] = scratch.subarray(last.byteOffset - scratch.byteOffset, this.scratchUsed)
+      return
+    }
+    // A new scratch: bytes already handed on as views of the old one are never written again.
+    this.scratch = Buffer.allocUnsafeSlow(SCRATCH_BYTES)
+    chunk.copy(this.scratch, 0)
+    this.scratchUsed = chunk.length
+    this.chunks.push(this.scratch.subarray(0, chunk.length))
   }
 
   /**
@@ -311,6 +346,9 @@ export class FrameReader {
 }
 
 const EMPTY = Buffer.alloc(0)
+/** A chunk under this many bytes, behind others, is copied rather than kept (see hold). */
+const SMALL_CHUNK = 512
+const SCRATCH_BYTES = 4096
 
 function unmask(data: Buffer, m0: number, m1: number, m2: number, m3: number): void {
   const n = data.length
