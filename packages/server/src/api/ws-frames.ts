@@ -146,11 +146,16 @@ export class FrameReader {
       this.chunks[n - 1] = scratch.subarray(last.byteOffset - scratch.byteOffset, this.scratchUsed)
       return
     }
-    // A new scratch: bytes already handed on as views of the old one are never written again.
-    this.scratch = Buffer.allocUnsafeSlow(SCRATCH_BYTES)
-    chunk.copy(this.scratch, 0)
-    this.scratchUsed = chunk.length
-    this.chunks.push(this.scratch.subarray(0, chunk.length))
+    // Behind a chunk of another buffer, the scratch's room is used before a
+    // new scratch is made (bytes handed on as views are never written again).
+    if (this.scratchUsed + chunk.length > scratch.length) {
+      this.scratch = Buffer.allocUnsafeSlow(SCRATCH_BYTES)
+      this.scratchUsed = 0
+    }
+    const from = this.scratchUsed
+    chunk.copy(this.scratch, from)
+    this.scratchUsed += chunk.length
+    this.chunks.push(this.scratch.subarray(from, this.scratchUsed))
   }
 
   /**
