@@ -1706,16 +1706,19 @@ export class Store {
     }
   }
 
-  /** The records of `keys` (full data keys) read synchronously, or null when the gate sends reads to the thread pool. */
+  /**
+   * The records of `keys` (full data keys) read synchronously, or null when
+   * the gate sends reads to the thread pool. Timed as one read (two clock
+   * reads a group, not two a key): the group's keys are charged together
+   * when they take over the gate's slowMs.
+   */
   private readNow(keys: Buffer[]): (Buffer | undefined)[] | null {
     if (this.db.status !== 'open') return null
+    const startedAt = this.syncReads.begin()
+    if (startedAt === null) return null
     const out: (Buffer | undefined)[] = new Array(keys.length)
-    for (let i = 0; i < keys.length; i++) {
-      const startedAt = this.syncReads.begin()
-      if (startedAt === null) return null
-      out[i] = this.db.getSync(keys[i])
-      this.syncReads.done(startedAt)
-    }
+    for (let i = 0; i < keys.length; i++) out[i] = this.db.getSync(keys[i])
+    this.syncReads.done(startedAt)
     return out
   }
 
