@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { GroupCommitter, RETRY } from './group-commit.js'
+import { GroupCommitter } from './group-commit.js'
 
 /** A committer whose commits finish only when the test says so. */
 function manual<T>(options: { maxGroup: number; maxQueued?: number; weight?: (item: T) => number }) {
@@ -86,49 +86,5 @@ describe('group committer', () => {
     await new Promise((r) => setImmediate(r))
     await flush()
     await Promise.all(ok)
-  })
-  // Pipelining: a commit that says its batch is built gets the next group
-  // while it is written; never more than one group waits on another.
-  it('hands over the next group once the one before is built, and no third until the first is written', async () => {
-    const groups: string[][] = []
-    const writes: ((outcome: 'ok' | 'fail' | 'retry') => void)[] = []
-    const committer = new GroupCommitter<string, string>(
-      (group, built) => {
-        groups.push(group)
-        built()
-        return new Promise((resolve, reject) =>
-          writes.push((outcome) =>
-            outcome === 'ok' ? resolve(group) : outcome === 'retry' ? resolve(RETRY) : reject(new Error('disk')),
-          ),
-        )
-      },
-      { maxGroup: 100, maxQueued: 1000 },
-    )
-    const turn = () => new Promise((r) => setImmediate(r))
-    const a = committer.submit('a')
-    await turn()
-    const b = committer.submit('b')
-    await turn()
-    const c = committer.submit('c')
-    await turn()
-    // 'b' was handed over while 'a' is written; 'c' waits until 'a' is.
-    expect(groups).toEqual([['a'], ['b']])
-    expect(committer.stats.overlapped).toBe(1)
-    writes[0]('ok')
-    await turn()
-    expect(groups).toEqual([['a'], ['b'], ['c']])
-    await expect(a).resolves.toBe('a')
-    // 'b' fails: 'c', built on it, is queued again, ahead of 'd', which came later.
-    const d = committer.submit('d')
-    writes[1]('fail')
-    await expect(b).rejects.toThrow('disk')
-    writes[2]('retry')
-    await turn()
-    await turn()
-    expect(groups.slice(3)).toEqual([['c', 'd']])
-    writes[3]('ok')
-    await expect(Promise.all([c, d])).resolves.toEqual(['c', 'd'])
-    await committer.idle()
-    expect(committer.stats.groups).toBe(2)
   })
 })

@@ -6,32 +6,14 @@ import { TandemError } from '@tandem/protocol'
  * covers every writer in the group, which is what makes durable writes fast.
  *
  * The committer knows nothing of what a write is; the Store hands it a
- * `commit(group, built)` function that turns a group into one atomic batch.
- * Groups are committed strictly one after another, so their order is the
- * log order.
- *
- * Pipelining: a commit may call `built()` once its batch is built, before
- * LevelDB has written it, when another may be built on it (a commit that
- * does not call it is waited for, and the next group forms once it is
- * written, with every write that came meanwhile). The committer then takes the next group and
- * hands it to `commit` while the first is being written, so the next
- * batch is read and built during the first one's fsync; `commit` itself
- * sees to it that a batch is written only after the one before it, built
- * on what that one holds. At most two groups are under way: one being
- * written, the next being built. If the one being written fails, the one
- * built on it answers RETRY: its writes go back to the head of the queue,
- * to be built again on what the store then holds.
+ * `commit(group)` function that turns a group into one atomic batch. Groups
+ * are committed strictly one after another, so their order is the log order.
  */
-
-/** A commit's answer for a group built on a group that then failed: its writes are queued again. */
-export const RETRY: unique symbol = Symbol('retry')
 export interface CommitStats {
   groups: number
   /** Writes committed, counted by weight (entries, for replicated frames). */
   writes: number
   largestGroup: number
-  /** Groups handed to commit while the one before was still being written (pipelined). */
-  overlapped: number
 }
 
 interface Pending<T, R> {
@@ -59,11 +41,7 @@ export class GroupCommitter<T, R> {
   private queue: Pending<T, R>[] = []
   private running = false
   private idleWaiters: (() => void)[] = []
-  readonly stats: CommitStats = { groups: 0, writes: 0, largestGroup: 0, overlapped: 0 }
-  /** Groups handed to commit and not yet settled. */
-  private unsettled = 0
-  /** Set while the loop waits for writes during a group's write. */
-  private onArrival: (() => void) | null = null
+  readonly stats: CommitStats = { groups: 0, writes: 0, largestGroup: 0 }
 
   constructor(
     /**
@@ -71,7 +49,7 @@ export class GroupCommitter<T, R> {
      * in place of a result refuses that item alone (the rest of the group
      * is written). A rejection fails the whole group.
      */
-    private readonly commit: (group: T[], built: () => void) => Promise<(R | Error)[] | typeof RETRY>,
+    private readonly commit: (group: T[]) => Promise<(R | Error)[]>,
     private readonly options: GroupCommitterOptions<T>,
   ) {}
 
@@ -85,12 +63,7 @@ export class GroupCommitter<T, R> {
     }
     return new Promise<R>((resolve, reject) => {
       this.queue.push({ item, resolve, reject, at: this.options.now?.() ?? 0 })
-      if (this.onArrival !== null) {
-        // A group is being written: the next is built from the check phase on, as below.
-        const arrival = this.onArrival
-        this.onArrival = null
-        setImmediate(arrival)
-      } else if (!this.running) {
+      if (!this.running) {
         this.running = true
         // Start once this turn's I/O callbacks have all run (the check
         // phase), not on a microtask: with many unpipelined clients each
@@ -133,79 +106,32 @@ export class GroupCommitter<T, R> {
   private readonly start = (): void => void this.run()
 
   private async run(): Promise<void> {
-    /** The outcome of the group before (true: written), while it may still be under way. */
-    let previous: Promise<boolean> | null = null
-    for (;;) {
-      if (this.queue.length === 0) {
-        if (previous === null) break
-        // Build the next group as soon as writes come, while this one is written.
-        const arrived = new Promise<void>((resolve) => (this.onArrival = resolve))
-        const written = await Promise.race([previous.then(() => true), arrived.then(() => false)])
-        this.onArrival = null
-        if (written) previous = null
-        continue
-      }
+    while (this.queue.length > 0) {
       const { take, writes } = this.nextGroup()
       const group = take === this.queue.length ? this.queue : this.queue.slice(0, take)
       this.queue = group === this.queue ? [] : this.queue.slice(take)
       const { now, waited } = this.options
       if (now && waited) waited(now() - group[0].at)
-      let built!: () => void
-      const isBuilt = new Promise<void>((resolve) => (built = resolve))
-      if (this.unsettled > 0) this.stats.overlapped++
-      this.unsettled++
-      const done = this.settle(
-        group,
-        writes,
-        this.commit(
-          group.map((p) => p.item),
-          built,
-        ),
-      )
-      await Promise.race([isBuilt, done])
-      // The group before is written before another is built on this one.
-      if (previous !== null && !(await previous)) {
-        // It failed: this one, if built on it, goes back to the queue; build nothing on it meanwhile.
-        await done
-        previous = null
+      let results: (R | Error)[]
+      try {
+        results = await this.commit(group.map((p) => p.item))
+      } catch (err) {
+        for (const p of group) p.reject(err)
         continue
       }
-      previous = done
+      // Counted by weight: a replicated frame counts as the entries it holds.
+      this.stats.groups++
+      this.stats.writes += writes
+      if (writes > this.stats.largestGroup) this.stats.largestGroup = writes
+      for (let i = 0; i < group.length; i++) {
+        const result = results[i]
+        if (result instanceof Error) group[i].reject(result)
+        else group[i].resolve(result)
+      }
     }
     this.running = false
     const waiters = this.idleWaiters
     this.idleWaiters = []
     for (const w of waiters) w()
-  }
-
-  /** Answers a group's writes once its commit settles; whether it was written. */
-  private async settle(
-    group: Pending<T, R>[],
-    writes: number,
-    outcome: Promise<(R | Error)[] | typeof RETRY>,
-  ): Promise<boolean> {
-    let results: (R | Error)[] | typeof RETRY
-    try {
-      results = await outcome
-    } catch (err) {
-      for (const p of group) p.reject(err)
-      return false
-    } finally {
-      this.unsettled--
-    }
-    if (results === RETRY) {
-      this.queue = group.concat(this.queue)
-      return false
-    }
-    // Counted by weight: a replicated frame counts as the entries it holds.
-    this.stats.groups++
-    this.stats.writes += writes
-    if (writes > this.stats.largestGroup) this.stats.largestGroup = writes
-    for (let i = 0; i < group.length; i++) {
-      const result = results[i]
-      if (result instanceof Error) group[i].reject(result)
-      else group[i].resolve(result)
-    }
-    return true
   }
 }

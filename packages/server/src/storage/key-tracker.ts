@@ -35,14 +35,6 @@ export interface KeyCounts {
   maxSiblings: number
 }
 
-/** The tracker's state with a group built, kept until that group is written (see seal). */
-export interface SealedKeys {
-  digest: ConvergenceDigest
-  counts: KeyCounts
-  /** Keys of the group whose values number more than maxSiblings. */
-  overCap: Buffer[]
-}
-
 /** A tombstone's entry in the index. */
 interface TombstoneInfo {
   /** Per origin, the counter every member must hold before the tombstone may go. */
@@ -73,22 +65,11 @@ export class KeyTracker {
     this.tombPrefix = Buffer.from(tombs.prefix)
   }
 
-  /**
-   * Starts a group: pending state from the current one, or from `base`,
-   * the state with a group built and not yet written (the store builds the
-   * next group on it while it is written).
-   */
-  begin(base?: SealedKeys): void {
-    this.pendingDigest.copyFrom(base?.digest ?? this.digest)
-    this.pendingCounts = { ...(base?.counts ?? this.counts) }
+  /** Starts a group: pending state from the current one. */
+  begin(): void {
+    this.pendingDigest.copyFrom(this.digest)
+    this.pendingCounts = { ...this.counts }
     this.overCap = []
-  }
-
-  /** The pending state of a group built, to persist with it and make current once it is written (commit). */
-  seal(): SealedKeys {
-    const digest = new ConvergenceDigest()
-    digest.copyFrom(this.pendingDigest)
-    return { digest, counts: { ...this.pendingCounts }, overCap: this.overCap }
   }
 
   /** The key `key` (user bytes) goes from record `before` to `after` (undefined: none) in this group's batch. */
@@ -116,10 +97,10 @@ export class KeyTracker {
     return { digest: this.pendingDigest.encode(), counts: this.pendingCounts }
   }
 
-  /** The group's batch is written: its changes (or those `sealed` with it) are the current state. */
-  commit(sealed?: SealedKeys): void {
-    this.digest.copyFrom(sealed?.digest ?? this.pendingDigest)
-    this.counts = sealed ? { ...sealed.counts } : this.pendingCounts
+  /** The group's batch is written: its changes are the current state. */
+  commit(): void {
+    this.digest.copyFrom(this.pendingDigest)
+    this.counts = this.pendingCounts
   }
 }
 

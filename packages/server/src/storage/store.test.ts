@@ -4,10 +4,9 @@ import { join } from 'node:path'
 import { Level } from 'level'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { LwwResolver } from '../multimaster/lww.js'
-import { ConvergenceDigest } from './convergence.js'
 import { readForApply } from './entry-scan.js'
 import { decodeEntry, encodeEntry, type LogEntry, OP_DEL, OP_PUT, seqKey } from './log-entry.js'
-import { decodeRecord, encodeRecord, isTombstoneRecord, UNKNOWN_MOD_SEQ } from './record.js'
+import { decodeRecord, encodeRecord, UNKNOWN_MOD_SEQ } from './record.js'
 import { type ConflictResolver, KEEP, logOrderWins } from './resolver.js'
 import { packChunk } from './snapshot-chunk.js'
 import { NOT_NOW, Store } from './store.js'
@@ -918,61 +917,5 @@ describe('store: a full disk', () => {
     ])
     expect(await store.get('d')).toBeUndefined()
     expect(store.keyCount).toBe(4)
-  })
-})
-
-describe('store: pipelined group commit', () => {
-  // Rule: a group built while the one before is written ends where it would
-  // have had it waited: counters dense, seqs consecutive, every key resolved
-  // against the record the group before left, and the key count, tombstone
-  // count and convergence digest those records give, in memory and on disk.
-  it('builds a group while the one before is written, as if it had waited', async () => {
-    const dataDir = join(dir, 'pipelined')
-    const options = { dataDir, sync: 'always', logRetention: 100_000, mode: 'multi', conflict: 'lww' } as const
-    let store = await Store.open(options)
-    const resolver = new LwwResolver()
-    store.resolver = resolver
-    const remote = (n: number, ops: LogEntry['ops']) =>
-      readForApply(encodeEntry({ seq: 1, epoch: 0, origin: 'peer', originSeq: n, hlc: (Date.now() + n) * 1024, ops }))
-    const writes: Promise<unknown>[] = []
-    let local = 0
-    let remoteN = 0
-    // Ten keys written over and over, deleted now and then, by this node and by a peer, in many small turns.
-    for (let turn = 0; turn < 60; turn++) {
-      for (let i = 0; i < 4; i++) {
-        const key = `k${(turn * 7 + i) % 10}`
-        const op: LogEntry['ops'][number] = (turn + i) % 5 === 0 ? [OP_DEL, key] : [OP_PUT, key, `v${turn}.${i}`]
-        writes.push(store.write([op]))
-        local++
-      }
-      writes.push(store.applyRemote([remote(++remoteN, [[OP_PUT, `k${turn % 10}`, `p${turn}`]])], resolver, 'append'))
-      await new Promise((r) => setImmediate(r))
-    }
-    await Promise.all(writes)
-    expect(store.commitStats.overlapped).toBeGreaterThan(0)
-    expect(store.vv.get(store.origin)).toBe(local)
-    expect(store.vv.get('peer')).toBe(remoteN)
-    const seqs: number[] = []
-    for await (const [seq] of store.log.read(1)) seqs.push(seq)
-    expect(seqs).toEqual(Array.from({ length: local + remoteN }, (_, i) => i + 1))
-    // What the records on disk give, against what the store kept as it went.
-    const data = (store as unknown as { data: Level<Buffer, Buffer> }).data
-    const recount = new ConvergenceDigest()
-    let live = 0
-    let tombstones = 0
-    for await (const [key, record] of data.iterator()) {
-      recount.change(key, undefined, record)
-      if (isTombstoneRecord(record)) tombstones++
-      else live++
-    }
-    const kept = { digest: store.keys?.digest.hex, keys: store.keyCount, tombstones: store.keys?.counts.tombstones }
-    expect(kept).toEqual({ digest: recount.hex, keys: live, tombstones })
-    await store.close()
-    stores = stores.filter((s) => s !== store)
-    store = await Store.open(options)
-    stores.push(store)
-    expect({ digest: store.keys?.digest.hex, keys: store.keyCount, tombstones: store.keys?.counts.tombstones }).toEqual(
-      kept,
-    )
   })
 })

@@ -9,10 +9,10 @@ import { type Clock, systemClock } from '../util/clock.js'
 import { ConvergenceDigest } from './convergence.js'
 import type { ApplyEntry, ApplyOp } from './entry-scan.js'
 import { ExpiryIndex } from './expiry-index.js'
-import { type CommitStats, GroupCommitter, RETRY } from './group-commit.js'
+import { type CommitStats, GroupCommitter } from './group-commit.js'
 import { HybridClock, hlcWallMs } from './hlc.js'
 import { KeyPresence } from './key-presence.js'
-import { type KeyCounts, KeyTracker, type SealedKeys } from './key-tracker.js'
+import { type KeyCounts, KeyTracker } from './key-tracker.js'
 import { type CheckLevel, checkLevelDb, type DamagedFile } from './leveldb-check.js'
 import { WriteLog } from './log.js'
 import {
@@ -196,23 +196,6 @@ interface GroupState {
   writes: number
   /** Keys whose expiry time the group sets (a number) or removes, for the expiry index once it commits. */
   expiry: [string, number | undefined][]
-}
-
-/** A group built and handed to LevelDB, which the next group may be built on (see commitGroup). */
-interface InFlight {
-  commit: GroupState
-  /** Seq of its first entry (the next seq before it). */
-  first: number
-  /** The key tracker's state with it (multi-master). */
-  sealed: SealedKeys | null
-  /** Whether a group may be built on it before it is written. */
-  overlaps: boolean
-  /** A group was built on it: if it fails, that group undoes both (itself first). */
-  successor: boolean
-  /** Written, and counted in the store's key count. */
-  written: boolean
-  /** Resolves true once it is written and the store holds it, false if it failed. */
-  outcome: Promise<boolean>
 }
 
 /**
@@ -462,9 +445,6 @@ export class Store {
   /** Seq that the next local write will take. */
   private nextSeq = 1
 
-  /** The group being written, while another may be built on it (see commitGroup). */
-  private inflight: InFlight | null = null
-
   /** Where the write path's time goes (write-stages.ts); the server sets a histogram. */
   stages: WriteStageSink = NO_STAGES
 
@@ -475,7 +455,7 @@ export class Store {
     this.log = new WriteLog(() => this.lastSeq, { retention: options.logRetention })
     this.syncReads = new SyncReadGate({ now: () => this.clock.now(), ...options.syncReads })
     this.presence = new KeyPresence(options.presenceKeys ?? DEFAULT_TUNING.presenceKeys)
-    this.committer = new GroupCommitter((group, built) => this.commitGroup(group, built), {
+    this.committer = new GroupCommitter((group) => this.commitGroup(group), {
       maxGroup: options.maxGroup ?? 2000,
       maxQueued: options.maxQueued ?? 100_000,
       now: () => this.clock.now(),
@@ -1038,36 +1018,7 @@ export class Store {
     for (const listener of this.listeners) listener(this.lastSeq)
   }
 
-  /**
-   * Whether a group may be read and built while the group before it is
-   * being written (see GroupCommitter: pipelining). Only multi-master
-   * client writes and applied frames may: every key they touch is read as
-   * a record, so what the group before changed is known exactly from its
-   * `current` (overlaid on what this group reads), and they change no
-   * state that is only settled after a write (the expiry index, a merge's
-   * or a barrier's clocks, tombstone collection).
-   */
-  private mayOverlap(group: StoreWrite[]): boolean {
-    if (this.keys === null || this.policy.mode !== 'multi' || this.noSpace) return false
-    for (const write of group) {
-      if (write.kind === 'remote') continue
-      if (write.kind === 'local' && !write.expire) continue
-      return false
-    }
-    return true
-  }
-
-  private async commitGroup(
-    group: StoreWrite[],
-    built: () => void = () => {},
-  ): Promise<(number | LocalResult | Error)[] | typeof RETRY> {
-    const overlap = this.mayOverlap(group)
-    let prev = this.inflight
-    if (prev !== null && !(overlap && prev.overlaps)) {
-      await prev.outcome
-      prev = null
-    }
-    if (prev !== null) prev.successor = true
+  private async commitGroup(group: StoreWrite[]): Promise<(number | LocalResult | Error)[]> {
     // A chained batch: cheaper than the array form of db.batch() for the
     // same ops.
     const batch = this.db.batch()
@@ -1083,24 +1034,15 @@ export class Store {
       keyDelta: 0,
       damaged: null,
       counters: new Map(),
-      largest: Math.max(this.largestValue ?? 0, prev?.commit.largest ?? 0),
+      largest: this.largestValue ?? 0,
       writes: 0,
       expiry: [],
     }
     await this.readCurrent(group, commit)
-    if (prev !== null) {
-      // LevelDB may not hold the group before yet: its records are what this one builds on.
-      for (const [name, record] of prev.commit.current) {
-        if (record === PRESENT || !commit.current.has(name)) continue
-        commit.current.set(name, record)
-        commit.damaged?.delete(name)
-      }
-      if (commit.damaged?.size === 0) commit.damaged = null
-    }
     const read = this.clock.now()
     this.stages.observe('read', (read - started) / 1000)
     const keys = this.keys
-    keys?.begin(prev?.sealed ?? undefined)
+    keys?.begin()
     let barrier: StoreClock | null = null
     try {
       for (let i = 0; i < group.length; i++) {
@@ -1143,20 +1085,12 @@ export class Store {
     } catch (err) {
       this.restoreCounters(commit)
       void batch.close() // nothing of this group is written; free the native batch
-      // The group before, if it failed, left its undoing to this one (after this one's).
-      if (prev !== null && !(await prev.outcome)) this.undo(prev)
       throw err
     }
     const merged = group.some((w) => w.kind === 'merge')
     if (commit.raws.length === 0 && !merged) {
       // Every entry was one this node already held: nothing to write.
-      // Answered once the group before is written (what it held is what made these held).
       void batch.close()
-      if (prev !== null && !(await prev.outcome)) {
-        this.restoreCounters(commit)
-        this.undo(prev)
-        return RETRY
-      }
       return results
     }
     const seq = commit.seq
@@ -1172,84 +1106,45 @@ export class Store {
       batch.put(this.clockKey, Buffer.from(`{"hlc":${this.hlc.peek()},"vv":${vv}}`))
       if (this.policy.mode === 'multi' && commit.writes > 0 && barrier === null) this.log.checkpoint(batch, seq, vv)
     }
-    const sealed = keys?.seal() ?? null
-    if (sealed) {
-      batch.put(this.digestKey, sealed.digest.encode())
-      batch.put(this.countsKey, Buffer.from(JSON.stringify(sealed.counts)))
+    if (keys) {
+      const pending = keys.pending()
+      batch.put(this.digestKey, pending.digest)
+      batch.put(this.countsKey, Buffer.from(JSON.stringify(pending.counts)))
     }
-    // The group before counts here until it is written (then keyCount holds it).
-    const keyCount = this.keyCount + (prev !== null && !prev.written ? prev.commit.keyDelta : 0) + commit.keyDelta
-    if (commit.keyDelta !== 0) batch.put(this.keyCountKey, Buffer.from(String(keyCount)))
+    if (commit.keyDelta !== 0) batch.put(this.keyCountKey, Buffer.from(String(this.keyCount + commit.keyDelta)))
     if (barrier) batch.del(prefixed(this.metaPrefix, 'merging'))
-    const buildEnd = this.clock.now()
-    this.stages.observe('build', (buildEnd - read) / 1000)
-    // The next group may be built on this one while it is written.
-    let written!: (ok: boolean) => void
-    const self: InFlight = {
-      commit,
-      first,
-      sealed,
-      overlaps: overlap,
-      successor: false,
-      written: false,
-      outcome: new Promise<boolean>((resolve) => (written = resolve)),
-    }
-    this.inflight = self
-    if (commit.raws.length > 0) this.nextSeq = seq + 1
-    // Only a group that another may be built on hands the committer the
-    // next one early; otherwise the next group forms once this one is
-    // written, holding every write that came meanwhile.
-    if (overlap) built()
-    if (prev !== null && !(await prev.outcome)) {
-      // The group before failed: undo this one, then it, and build this one again.
-      this.inflight = null
-      void batch.close()
-      this.undo(self)
-      this.undo(prev)
-      written(false)
-      return RETRY
-    }
     this.writingSeq = seq
+    const built = this.clock.now()
+    this.stages.observe('build', (built - read) / 1000)
     try {
       await this.writeBatch(batch, this.options.sync === 'always')
     } catch (err) {
       this.writingSeq = this.lastSeq
-      if (this.inflight === self) this.inflight = null
-      // A group built on this one undoes itself first, then this one.
-      if (!self.successor) this.undo(self)
-      written(false)
+      this.restoreCounters(commit)
       throw err
     }
-    if (this.inflight === self) this.inflight = null
-    this.observeWritten(group, started, buildEnd)
-    if (raised && commit.largest > (this.largestValue ?? 0)) this.largestValue = commit.largest
+    this.observeWritten(group, started, built)
+    if (raised) this.largestValue = commit.largest
     if (firstTtl) this.ttlUsed = true
     for (const [key, at] of commit.expiry) {
       if (at === undefined) this.expiry.delete(key)
       else this.expiry.set(key, at)
     }
-    if (keys && sealed) keys.commit(sealed)
+    keys?.commit()
     this.keyCount += commit.keyDelta
-    self.written = true
     if (keys === null) for (const [name, record] of commit.current) this.presence.set(name, record !== undefined)
     this.committedVv = vvObject
     if (barrier) await this.log.barrier(seq, vv)
     if (commit.raws.length > 0) {
+      this.nextSeq = seq + 1
       this.lastSeq = seq
       this.lastCommitAt = this.clock.wall()
       this.log.committed(first, commit.raws, this.lastCommitAt)
       this.dirtySinceSync = true
       for (const listener of this.listeners) listener(seq)
     }
-    written(true)
-    if (sealed && sealed.overCap.length > 0) this.onOverCap(sealed.overCap)
+    if (keys && keys.overCap.length > 0) this.onOverCap(keys.overCap)
     return results
-  }
-
-  /** Takes back what a built group that was not written changed in memory: its counters and its seqs. */
-  private undo(group: InFlight): void {
-    this.restoreCounters(group.commit)
-    this.nextSeq = group.first
   }
 
   /** The write-stage figures of a group written (see write-stages.ts). */
