@@ -78,6 +78,8 @@ export class WebConsole {
   private readonly assets: Map<string, { type: string; body: Buffer }>
   /** The snapshot event of the watcher's last view, encoded for the first stream that needed it. */
   private snapshotEvent: { view: GroupView; bytes: Buffer } | null = null
+  /** The watcher's last view as JSON text, kept for the snapshot of streams that join before the next. */
+  private viewText: { view: GroupView; json: string } | null = null
 
   constructor(private readonly options: ConsoleOptions) {
     this.reporter = new SelfReporter(options)
@@ -218,24 +220,32 @@ export class WebConsole {
     push()
   }
 
-  /** The snapshot of the watcher's last view as an event, encoded once for every stream that joins before the next view. */
+  /**
+   * The snapshot of the watcher's last view as an event, encoded once for
+   * every stream that joins before the next view. It reuses the view's
+   * text its tick encoded for the open streams (a snapshot is that and the
+   * lag series), so a view is encoded once however many streams join.
+   */
   private encodedSnapshot(): Buffer | null {
-    const snapshot = this.watcher.snapshot()
-    if (!snapshot) return null
-    if (this.snapshotEvent?.view !== snapshot.view) {
-      this.snapshotEvent = { view: snapshot.view, bytes: this.encode('snapshot', snapshot) }
+    const view = this.watcher.lastView
+    if (!view) return null
+    if (this.snapshotEvent?.view !== view) {
+      this.options.onEncoded?.()
+      const series = JSON.stringify(this.watcher.lagSeries())
+      const viewJson = this.viewText?.view === view ? this.viewText.json : JSON.stringify(view)
+      // The text JSON.stringify({ view, series }) gives, without the view encoded twice.
+      const data = `{"view":${viewJson},"series":${series}}`
+      this.snapshotEvent = { view, bytes: Buffer.from(sseEvent('snapshot', data)) }
     }
     return this.snapshotEvent.bytes
   }
 
-  /** An event as bytes: written as they are to every stream, rather than each stream encoding the text again. */
-  private encode(event: string, data: unknown): Buffer {
-    this.options.onEncoded?.()
-    return Buffer.from(sseEvent(event, JSON.stringify(data)))
-  }
-
   private onView(view: GroupView): void {
-    const chunk = this.encode('view', view)
+    this.options.onEncoded?.()
+    // Written as they are to every stream, rather than each stream encoding the text again.
+    const json = JSON.stringify(view)
+    this.viewText = { view, json }
+    const chunk = Buffer.from(sseEvent('view', json))
     const snapshot = this.awaitingSnapshot.size > 0 ? this.encodedSnapshot() : null
     // A stream whose client reads slower than this is closed (it reconnects and gets a snapshot).
     const maxBacklog = this.options.tuning.consoleStreamBacklogBytes

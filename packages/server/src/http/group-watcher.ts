@@ -139,7 +139,17 @@ export class GroupWatcher {
   /** The last view and every lag series, for a console that just connected (null before the first tick). */
   snapshot(): GroupSnapshot | null {
     if (!this.last) return null
-    return { view: this.last, series: Object.fromEntries(this.series) }
+    return { view: this.last, series: this.lagSeries() }
+  }
+
+  /** The last view (null before the first tick). */
+  get lastView(): GroupView | null {
+    return this.last
+  }
+
+  /** Every lag series, as a snapshot carries them. */
+  lagSeries(): GroupSnapshot['series'] {
+    return Object.fromEntries(this.series)
   }
 
   private schedule(delay: number): void {
