@@ -2,6 +2,7 @@ export { type Config, type ConfigInput, configSchema, formatDuration, loadConfig
 export { flagsMarkdown, usage } from './flag-docs.js'
 export { TandemNode } from './node.js'
 export { TandemServer } from './server.js'
+export { liveTables } from './storage/leveldb-check.js'
 export { decodeEntry, encodeEntry, type LogEntry, OP_DEL, OP_PUT } from './storage/log-entry.js'
 export { RawLayout } from './storage/raw-layout.js'
 export { type HistoryEpoch, Store, type StoreOptions } from './storage/store.js'
