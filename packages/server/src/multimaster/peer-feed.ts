@@ -10,7 +10,7 @@ import {
 import type { WebSocket } from 'ws'
 import type { AckSource } from '../replication/acks.js'
 import { Feed, type FeedTiming } from '../replication/feed.js'
-import { framesUnder, isTooLarge, SNAPSHOT_FRAME_BYTES } from '../replication/frame-limit.js'
+import { framesUnder } from '../replication/frame-limit.js'
 import { proofHolds, proveToken } from '../replication/peer-auth.js'
 import { peekIdentity, readForApply } from '../storage/entry-scan.js'
 import { NO_ORIGIN } from '../storage/log-entry.js'
@@ -201,19 +201,8 @@ export class PeerFeed extends Feed implements AckSource {
         time: this.host.clock.wall(),
         incarnation: this.host.incarnation,
       })
-      let total = 0
-      const chunks = snapshot.chunks(this.options.snapshotChunkBytes, this.frameLimit - SNAPSHOT_FRAME_BYTES)
-      try {
-        for await (const { chunk, count } of chunks) {
-          if (this.state !== 'fullsync' || !this.flow.open) return
-          this.flow.send({ type: 'snapshot', chunk, count })
-          total += count
-          await this.flow.drained()
-        }
-      } catch (err) {
-        if (isTooLarge(err)) return this.refuseTooLarge(err)
-        throw err
-      }
+      const total = await this.sendSnapshot(snapshot, this.options.snapshotChunkBytes)
+      if (total === null) return
       this.flow.send({ type: 'snapshotEnd', seq })
       this.log.info('snapshot sent to peer', { seq, keys: total, ms: Math.round(this.host.clock.now() - started) })
       this.known.join(clock.vv)

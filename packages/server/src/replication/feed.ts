@@ -1,9 +1,9 @@
 import type { WebSocket } from 'ws'
 import type { LogPin } from '../storage/log.js'
-import type { Store } from '../storage/store.js'
+import type { DataSnapshot, Store } from '../storage/store.js'
 import type { Clock } from '../util/clock.js'
 import type { Logger } from '../util/logger.js'
-import { isTooLarge } from './frame-limit.js'
+import { isTooLarge, SNAPSHOT_FRAME_BYTES } from './frame-limit.js'
 import { FlowSocket, SerialInbox } from './link.js'
 import { newNonce } from './peer-auth.js'
 
@@ -128,6 +128,29 @@ export abstract class Feed {
     this.log.warn(`refusing a ${this.kind}: ${err.message}`, { reason: 'TOOLARGE' })
     this.flow.send({ type: 'refuse', reason: 'TOOLARGE', message: err.message })
     this.close(1008, 'refused: TOOLARGE')
+  }
+
+  /**
+   * Streams a snapshot's chunks, one frame in flight, each cut under the
+   * dialler's frame limit. Returns the keys sent, or null when it stopped:
+   * the feed left 'fullsync', its socket closed, or a record was too large
+   * for the dialler's frames (refused with TOOLARGE).
+   */
+  protected async sendSnapshot(snapshot: DataSnapshot, chunkBytes: number): Promise<number | null> {
+    let total = 0
+    try {
+      for await (const { chunk, count } of snapshot.chunks(chunkBytes, this.frameLimit - SNAPSHOT_FRAME_BYTES)) {
+        if (this.state !== 'fullsync' || !this.flow.open) return null
+        this.flow.send({ type: 'snapshot', chunk, count })
+        total += count
+        await this.flow.drained()
+      }
+    } catch (err) {
+      if (!isTooLarge(err)) throw err
+      this.refuseTooLarge(err)
+      return null
+    }
+    return total
   }
 
   /**

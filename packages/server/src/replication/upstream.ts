@@ -17,7 +17,7 @@ import type { Clock } from '../util/clock.js'
 import type { Logger } from '../util/logger.js'
 import type { AckSource, AckTracker } from './acks.js'
 import { Feed } from './feed.js'
-import { framesUnder, isTooLarge, SNAPSHOT_FRAME_BYTES } from './frame-limit.js'
+import { framesUnder } from './frame-limit.js'
 import { lastEpoch, planResync } from './history.js'
 import { proofHolds, proveToken } from './peer-auth.js'
 
@@ -412,19 +412,8 @@ class ReplicaFeed extends Feed implements AckSource {
         clock,
         conflict: this.store.policy.conflict,
       })
-      let total = 0
-      const chunks = snapshot.chunks(this.options.snapshotChunkBytes, this.frameLimit - SNAPSHOT_FRAME_BYTES)
-      try {
-        for await (const { chunk, count } of chunks) {
-          if (this.state !== 'fullsync' || !this.flow.open) return
-          this.flow.send({ type: 'snapshot', chunk, count })
-          total += count
-          await this.flow.drained()
-        }
-      } catch (err) {
-        if (isTooLarge(err)) return this.refuseTooLarge(err)
-        throw err
-      }
+      const total = await this.sendSnapshot(snapshot, this.options.snapshotChunkBytes)
+      if (total === null) return
       this.flow.send({ type: 'snapshotEnd', seq })
       this.log.info('full sync sent', { seq, keys: total, ms: Math.round(this.host.clock.now() - started) })
       this.cursor = seq + 1

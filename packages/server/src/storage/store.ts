@@ -1518,32 +1518,23 @@ export class Store {
         write.dataKeys = dataKeys
         write.names = names
       } else if (write.kind === 'local') {
-        if (all) {
-          const dataKeys: Buffer[] = new Array(write.ops.length)
-          const names: string[] = new Array(write.ops.length)
-          for (let i = 0; i < write.ops.length; i++) {
-            const key = prefixed(this.dataPrefix, write.ops[i][1])
-            dataKeys[i] = key
-            names[i] = key.toString('latin1')
-            records.push(key)
-            recordNames.push(names[i])
-          }
-          write.dataKeys = dataKeys
-          write.names = names
-        } else if (write.expire) {
+        if (write.expire && !all) {
           for (const op of write.ops) {
             records.push(prefixed(this.dataPrefix, op[1]))
             recordNames.push(undefined)
           }
         } else {
+          // Each key's record (all), or only whether it exists (for the exact key count).
+          const reads = all ? records : exists
+          const readNames: (string | undefined)[] = all ? recordNames : existsNames
           const dataKeys: Buffer[] = new Array(write.ops.length)
           const names: string[] = new Array(write.ops.length)
           for (let i = 0; i < write.ops.length; i++) {
             const key = prefixed(this.dataPrefix, write.ops[i][1])
             dataKeys[i] = key
             names[i] = key.toString('latin1')
-            exists.push(key)
-            existsNames.push(names[i])
+            reads.push(key)
+            readNames.push(names[i])
           }
           write.dataKeys = dataKeys
           write.names = names
@@ -2234,7 +2225,7 @@ function prefixedBytes(prefix: Buffer, key: Uint8Array): Buffer {
   return out
 }
 
-interface DataSnapshot {
+export interface DataSnapshot {
   seq: Promise<number>
   /** The node's clock as of the snapshot (what writes the data holds). */
   clock: Promise<StoreClock>
