@@ -155,13 +155,15 @@ const optionsSchema = z
     /** console suite: web console event streams open on one of the two masters in each window. */
     consoles: z.coerce.number().int().min(1).max(64).default(20),
     /** console suite: windows with the consoles on the second master, each between two with them on the first (2 x pairs + 1 windows). */
-    pairs: z.coerce.number().int().min(1).max(1000).default(60),
+    pairs: z.coerce.number().int().min(1).max(1000).default(40),
     /**
      * console suite: seconds in each window; a window also holds the
-     * streams' opening and closing. Windows of a few seconds: shorter ones
-     * leave more of the two nodes' own scheduling noise in each ratio.
+     * streams' opening and closing. Ten seconds: an operator keeps a
+     * console open for minutes, and 3 s windows charged each opening (the
+     * watcher's report-feed reconnect, a GC after idle) three times as
+     * often; much longer ones leave the machine's drift in each ratio.
      */
-    window: z.coerce.number().positive().max(600).default(3),
+    window: z.coerce.number().positive().max(600).default(10),
     /**
      * console suite: masters, both masters' threads on CPU 0 and all their
      * replicas' on CPU 1 (the harness free), so that what slows one master
@@ -327,8 +329,8 @@ suites (tandem only; each starts its own servers; combine with commas)
                              unmeasured pass (--duration), then while both loads run
                              the N streams are open on exactly one master in every
                              window, the masters taking turns (1, 2, 1, ..., 1:
-                             2 x --pairs + 1 windows, --pairs default 60; --window S
-                             each, default 3, no gap; a window includes opening and
+                             2 x --pairs + 1 windows, --pairs default 40; --window S
+                             each, default 10, no gap; a window includes opening and
                              closing its streams); per window on master 2, master 1
                              over master 2 in the windows beside it over the same in
                              it: both masters' cost, half of it one master's (the two
