@@ -23,6 +23,7 @@ import { restoreSnapshot } from './storage/restore.js'
 import { Store } from './storage/store.js'
 import { WRITE_STAGE_BUCKETS } from './storage/write-stages.js'
 import { type Clock, fileClock, systemClock } from './util/clock.js'
+import { handlerErrors } from './util/handler-guard.js'
 import { type Logger, silentLogger } from './util/logger.js'
 import { type LatencyHistogram, Metrics } from './util/metrics.js'
 
@@ -324,7 +325,7 @@ export class TandemServer {
     if (!tcp.readable || !tcp.writable) return void socket.destroy()
     const refused = acceptUpgrade(req, tcp)
     if (refused !== null) return rejectUpgrade(socket, refused.status, refused.message, refused.headers)
-    const ws = new ClientSocket(tcp, head, this.config.maxFrameBytes, this.config.tune.clientCloseGraceMs)
+    const ws = new ClientSocket(tcp, head, this.config.maxFrameBytes, this.config.tune.clientCloseGraceMs, this.logger)
     const connection = new ClientConnection(
       ws,
       tcp,
@@ -560,6 +561,12 @@ export class TandemServer {
     )
     m.gauge('tandem_upstream_link_up', '1 while this replica streams from its upstream.', () =>
       node.downstream?.state === 'streaming' ? 1 : 0,
+    )
+    m.counterOf(
+      'tandem_handler_errors_total',
+      'Connections closed because a handler of what their remote end sent threw (a bug, or input no check foresaw), by link: client, resp, replication, peer, cluster, watch.',
+      handlerErrors,
+      ['link'],
     )
     m.counterOf('tandem_full_syncs_total', 'Full syncs this node took as a downstream.', () => node.counters.fullSyncs)
     m.counterOf(

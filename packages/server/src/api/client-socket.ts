@@ -2,6 +2,8 @@ import { createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
 import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
+import { handlerThrew } from '../util/handler-guard.js'
+import { type Logger, silentLogger } from '../util/logger.js'
 import {
   closePayload,
   FrameReader,
@@ -50,6 +52,8 @@ export class ClientSocket extends EventEmitter implements FrameSink {
   private closeFrameSent = false
   private closeFrameReceived = false
   private pendingPongs = 0
+  /** A handler threw while reading: nothing more is read (onHandlerThrew). */
+  private failed = false
   private closeTimer: NodeJS.Timeout | null = null
   private readonly reader: FrameReader
 
@@ -59,6 +63,7 @@ export class ClientSocket extends EventEmitter implements FrameSink {
     maxPayload: number,
     /** How long a socket being closed may take to send its close frame before it is dropped. */
     private readonly closeGraceMs: number,
+    private readonly logger: Logger = silentLogger,
   ) {
     super()
     this.reader = new FrameReader(this, maxPayload)
@@ -66,7 +71,7 @@ export class ClientSocket extends EventEmitter implements FrameSink {
     socket.setNoDelay(true)
     // Read from the next tick on (flowing mode starts then): the connection and the guard listen first.
     if (head.length > 0) socket.unshift(head)
-    socket.on('data', (chunk: Buffer) => this.reader.push(chunk))
+    socket.on('data', (chunk: Buffer) => this.onSocketData(chunk))
     socket.on('end', () => this.onSocketEnd())
     socket.on('error', (err) => this.onSocketError(err))
     socket.on('close', () => this.onSocketClose())
@@ -183,6 +188,33 @@ export class ClientSocket extends EventEmitter implements FrameSink {
   }
 
   // ---- the socket ------------------------------------------------------------
+
+  /**
+   * Frames are parsed, and the requests they carry handled, from inside
+   * this listener: a throw from any of that would end the process (see
+   * handler-guard.ts). It ends this connection instead, with 1011.
+   */
+  private onSocketData(chunk: Buffer): void {
+    if (this.failed) return
+    try {
+      this.reader.push(chunk)
+    } catch (err) {
+      this.onHandlerThrew(err)
+    }
+  }
+
+  /** A handler threw: nothing more is read, and the socket goes after a 1011 close frame. */
+  onHandlerThrew(err: unknown): void {
+    if (this.failed) return
+    this.failed = true
+    handlerThrew('client', this.logger, err)
+    if (this.status === 'open') {
+      this.startClosing()
+      this.socket.write(serverFrame(OP_CLOSE, closePayload(WS_CLOSE.INTERNAL_ERROR, 'internal error')))
+    }
+    this.socket.end()
+    this.socket.resume()
+  }
 
   /** A peer that never ends its side is dropped after closeGraceMs. */
   private startClosing(): void {

@@ -112,7 +112,13 @@ export class ClientConnection {
     ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary))
     ws.on('close', () => this.onClose())
     ws.on('error', (err) => this.logger.debug('client socket error', { err }))
-    socket.on('drain', () => this.onDrain())
+    socket.on('drain', () => {
+      try {
+        this.onDrain()
+      } catch (err) {
+        ws.onHandlerThrew(err)
+      }
+    })
   }
 
   private onMessage(data: Buffer, isBinary: boolean): void {

@@ -8,12 +8,13 @@ import {
   type WireWatchEvent,
   watchRequestSchema,
 } from '@tandem/protocol'
-import type { WebSocket } from 'ws'
+import type { RawData, WebSocket } from 'ws'
 import { epochAt } from '../replication/history.js'
 import { FlowSocket } from '../replication/link.js'
 import { readForApply } from '../storage/entry-scan.js'
 import type { Store } from '../storage/store.js'
 import type { Tuning } from '../tuning.js'
+import { guarded } from '../util/handler-guard.js'
 import type { Logger } from '../util/logger.js'
 
 /**
@@ -141,7 +142,15 @@ class WatchFeed {
     private readonly onClosed: () => void,
   ) {
     this.flow = new FlowSocket(ws, host.tuning.watchHighWaterBytes)
-    ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary))
+    ws.on(
+      'message',
+      guarded(
+        'watch',
+        host.logger,
+        () => ws.terminate(),
+        (data: RawData, isBinary: boolean) => this.onMessage(data as Buffer, isBinary),
+      ),
+    )
     ws.on('close', () => this.cleanup())
     ws.on('error', () => {})
     this.timer = setInterval(() => this.onProgressTimer(), host.tuning.watchProgressMs)

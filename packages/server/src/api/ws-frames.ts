@@ -26,6 +26,7 @@ export const WS_CLOSE = {
   NO_STATUS: 1005,
   INVALID_PAYLOAD: 1007,
   TOO_BIG: 1009,
+  INTERNAL_ERROR: 1011,
 } as const
 
 const OP_CONTINUATION = 0x0

@@ -1,5 +1,5 @@
 import { DATA_FORMAT, decodeFrame, type PusherMessage, pusherMessageSchema } from '@tandem/protocol'
-import type WebSocket from 'ws'
+import type { RawData, default as WebSocket } from 'ws'
 import { dialPeer, type PeerTls } from '../replication/dial.js'
 import { FlowSocket, SerialInbox } from '../replication/link.js'
 import { newNonce, proofHolds, proveToken } from '../replication/peer-auth.js'
@@ -11,6 +11,7 @@ import type { Store, StoreClock } from '../storage/store.js'
 import type { VersionVectorObject } from '../storage/version-vector.js'
 import type { Tuning } from '../tuning.js'
 import type { Clock } from '../util/clock.js'
+import { guarded } from '../util/handler-guard.js'
 import type { Logger } from '../util/logger.js'
 import { FORGOTTEN_MESSAGE, FORGOTTEN_REASON } from './forgotten.js'
 import type { Row } from './stability.js'
@@ -234,7 +235,7 @@ export class PeerLink {
       ws.terminate()
       return false
     }
-    ws.on('message', (data) => {
+    const onMessage = (data: RawData) => {
       const receivedAt = this.host.clock.now()
       this.lastHeardAt = receivedAt
       let message: PusherMessage
@@ -265,7 +266,11 @@ export class PeerLink {
         return
       }
       inbox.push(() => (live() ? this.onControl(message, flow, live) : undefined))
-    })
+    }
+    ws.on(
+      'message',
+      guarded('peer', this.log, () => ws.terminate(), onMessage),
+    )
     ws.on('error', (err) => this.log.debug('peer socket error', { err: err.message }))
     ws.on('close', (code, reason) => this.onClose(code, reason.toString()))
   }

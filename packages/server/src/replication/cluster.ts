@@ -9,6 +9,7 @@ import {
   encodeFrame,
 } from '@tandem/protocol'
 import WebSocket from 'ws'
+import { guarded } from '../util/handler-guard.js'
 import type { Logger } from '../util/logger.js'
 import { dialPeer, type PeerTls } from './dial.js'
 import { newNonce, proofHolds, proveToken } from './peer-auth.js'
@@ -70,7 +71,7 @@ export class Peer {
     const ws = dialPeer(this.route, '/cluster', this.host.tls, { perMessageDeflate: false, handshakeTimeout: 2000 })
     this.ws = ws
     const nonce = newNonce()
-    ws.on('message', (data) => {
+    const onMessage = (data: WebSocket.RawData) => {
       let message: ReturnType<typeof clusterListenerMessageSchema.parse>
       try {
         message = clusterListenerMessageSchema.parse(decodeFrame(data as Buffer))
@@ -86,7 +87,11 @@ export class Peer {
         clearTimeout(waiter.timer)
         waiter.resolve(message)
       }
-    })
+    }
+    ws.on(
+      'message',
+      guarded('cluster', this.host.logger, () => ws.terminate(), onMessage),
+    )
     ws.on('error', () => {})
     ws.on('close', () => {
       this.ws = null
@@ -225,7 +230,7 @@ export class Cluster {
     const nonce = newNonce()
     let proven = false
     ws.send(encodeFrame({ type: 'challenge', nonce }))
-    ws.on('message', (data) => {
+    const onMessage = (data: WebSocket.RawData) => {
       let request: ClusterRequest
       try {
         request = clusterRequestSchema.parse(decodeFrame(data as Buffer))
@@ -267,7 +272,11 @@ export class Cluster {
         },
         (err) => this.host.logger.warn('cluster request failed', { type: request.type, err }),
       )
-    })
+    }
+    ws.on(
+      'message',
+      guarded('cluster', this.host.logger, () => ws.terminate(), onMessage),
+    )
     ws.on('error', () => {})
   }
 

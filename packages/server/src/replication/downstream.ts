@@ -1,10 +1,11 @@
 import { DATA_FORMAT, decodeFrame, type UpstreamMessage, upstreamMessageSchema } from '@tandem/protocol'
-import type WebSocket from 'ws'
+import type { RawData, default as WebSocket } from 'ws'
 import { type ApplyEntry, readForApply } from '../storage/entry-scan.js'
 import { type ConflictResolver, logOrderWins } from '../storage/resolver.js'
 import type { ConflictPolicy, HistoryEpoch, Store, StoreClock } from '../storage/store.js'
 import type { Tuning } from '../tuning.js'
 import type { Clock } from '../util/clock.js'
+import { guarded } from '../util/handler-guard.js'
 import type { Logger } from '../util/logger.js'
 import { dialPeer, type PeerTls } from './dial.js'
 import { epochAt, forkPoint } from './history.js'
@@ -212,7 +213,7 @@ export class Downstream {
       ws.terminate()
       return false
     }
-    ws.on('message', (data) => {
+    const onMessage = (data: RawData) => {
       this.lastHeardAt = this.host.clock.now()
       let message: UpstreamMessage
       try {
@@ -237,7 +238,11 @@ export class Downstream {
         // carried is asked for again, by position, on the next link.
         inbox.push(() => (live() ? this.onControl(message, flow, live) : undefined))
       }
-    })
+    }
+    ws.on(
+      'message',
+      guarded('replication', this.log, () => ws.terminate(), onMessage),
+    )
     ws.on('error', (err) => this.log.debug('replication socket error', { err: err.message }))
     ws.on('close', (code, reason) => this.onClose(code, reason.toString()))
   }

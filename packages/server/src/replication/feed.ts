@@ -1,7 +1,8 @@
-import type { WebSocket } from 'ws'
+import type { RawData, WebSocket } from 'ws'
 import type { LogPin } from '../storage/log.js'
 import type { DataSnapshot, Store } from '../storage/store.js'
 import type { Clock } from '../util/clock.js'
+import { guarded } from '../util/handler-guard.js'
 import type { Logger } from '../util/logger.js'
 import { isTooLarge, SNAPSHOT_FRAME_BYTES } from './frame-limit.js'
 import { FlowSocket, SerialInbox } from './link.js'
@@ -74,7 +75,15 @@ export abstract class Feed {
       (err) => this.fail(`${this.linkName} error: ${(err as Error).message}`),
       timing.inboxDepth,
     )
-    ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary))
+    ws.on(
+      'message',
+      guarded(
+        kind === 'replica' ? 'replication' : 'peer',
+        this.log,
+        () => this.close(1011, 'internal error'),
+        (data: RawData, isBinary: boolean) => this.onMessage(data as Buffer, isBinary),
+      ),
+    )
     ws.on('close', () => this.onSocketClosed())
     ws.on('error', () => {})
     this.timer = setInterval(() => this.onHeartbeatTimer(), timing.heartbeatMs)

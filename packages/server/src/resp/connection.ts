@@ -1,5 +1,7 @@
 import type { Socket } from 'node:net'
 import type { ErrorCode } from '@tandem/protocol'
+import { guarded } from '../util/handler-guard.js'
+import type { Logger } from '../util/logger.js'
 import type { LatencyHistogram } from '../util/metrics.js'
 import {
   arityFits,
@@ -26,6 +28,7 @@ interface RespConnectionHooks {
   onError(code: ErrorCode): void
   onProtocolError(): void
   onClosed(connection: RespConnection): void
+  logger: Logger
 }
 
 /** A reply owed to the client, in the order the commands came. */
@@ -115,9 +118,20 @@ export class RespConnection implements RespSession {
     this.parser = new RespParser(this.limits())
     this.ctx = { host, session: this }
     socket.setNoDelay(true)
-    socket.on('data', (chunk: Buffer) => this.onData(chunk))
-    socket.on('drain', () => this.pump())
-    socket.on('end', () => this.onEnd())
+    // Commands are parsed and run from inside these listeners: a throw ends this connection, not the process.
+    const drop = () => this.dropAfterThrow()
+    socket.on(
+      'data',
+      guarded('resp', hooks.logger, drop, (chunk: Buffer) => this.onData(chunk)),
+    )
+    socket.on(
+      'drain',
+      guarded('resp', hooks.logger, drop, () => this.pump()),
+    )
+    socket.on(
+      'end',
+      guarded('resp', hooks.logger, drop, () => this.onEnd()),
+    )
     socket.on('close', () => this.onSocketClosed())
     socket.on('error', () => {})
     this.armAuthTimeout()
@@ -550,6 +564,17 @@ export class RespConnection implements RespSession {
     this.parser.release()
     this.socket.end()
     // A peer that does not read its last replies is dropped after a while.
+    setTimeout(() => this.socket.destroy(), this.host.config.tune.clientCloseGraceMs).unref()
+  }
+
+  /** A handler threw: nothing more is read or answered; the client gets an error and the socket goes. */
+  private dropAfterThrow(): void {
+    if (this.closed) return
+    this.closed = true
+    this.closing = true
+    this.parser.release()
+    this.socket.resume()
+    this.socket.end('-ERR internal error; closing the connection\r\n')
     setTimeout(() => this.socket.destroy(), this.host.config.tune.clientCloseGraceMs).unref()
   }
 

@@ -135,6 +135,7 @@ export class RespServer implements RespHost {
       latency: this.options.latency,
       onError: (code: ErrorCode) => this.options.countError(code),
       onProtocolError: () => this.protocolErrors++,
+      logger: this.options.logger,
       onClosed: (c) => {
         this.connections.delete(c)
         this.peakClosed = Math.max(this.peakClosed, c.peakBufferedBytes)

@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest'
+import { useNodeAndClient } from '../helpers/node-and-client.js'
+import { PrometheusText } from '../helpers/prometheus.js'
+import { waitFor } from '../helpers/wait.js'
+import { RawClient } from './raw-client.js'
+
+/**
+ * Rule: whatever a client sends, a throw while the node handles it closes
+ * that connection only (WebSocket 1011), logged and counted in
+ * tandem_handler_errors_total; the node goes on serving everyone else.
+ *
+ * The input: msgpack decodes msgpackr's structured-clone references
+ * (ext 0x69 names a value, ext 0x70 points back at it), so a request can
+ * arrive as a cycle: a batch whose `ops` array holds an op whose own `ops`
+ * is that same array. The check for bytes that are not UTF-8, which walks
+ * a request's ops before validation, never ends on it (a stack overflow,
+ * thrown out of the socket's 'data' handler). Before the guard, that ended
+ * the node's process.
+ */
+describe('a throw while handling a client’s input', () => {
+  const one = useNodeAndClient()
+
+  /** `{id: 1, op: 'batch', ops: A}` with A = `[{ops: A}]`, written by hand. */
+  function cyclicBatch(): Buffer {
+    const str = (s: string) => Buffer.concat([Buffer.from([0xa0 | s.length]), Buffer.from(s)])
+    return Buffer.concat([
+      Buffer.from([0x83]),
+      str('id'),
+      Buffer.from([0x01]),
+      str('op'),
+      str('batch'),
+      str('ops'),
+      // ext 0x69, id 1: the array that follows is value 1
+      Buffer.from([0xd6, 0x69, 0, 0, 0, 1]),
+      Buffer.from([0x91, 0x81]),
+      str('ops'),
+      // ext 0x70, id 1: a pointer back at value 1
+      Buffer.from([0xd6, 0x70, 0, 0, 0, 1]),
+    ])
+  }
+
+  it('closes that connection with 1011, logs and counts it, and serves the others', async () => {
+    const bystander = await RawClient.open(one.node.address)
+    const raw = await RawClient.open(one.node.address)
+    raw.sendRaw(cyclicBatch())
+    const closed = await raw.closed(30_000)
+    expect(closed.code).toBe(1011)
+
+    expect(one.node.running).toBe(true)
+    await one.db.put('after', 'still serving')
+    expect(await one.db.get('after')).toBe('still serving')
+    expect((await bystander.request({ id: 7, op: 'get', key: 'after' })).result).toBe('still serving')
+    bystander.terminate()
+
+    const line = await one.node.waitForLog((l) => l.msg === 'a connection handler threw; that connection is closed')
+    expect(line.link).toBe('client')
+    const count = await waitFor(
+      async () => {
+        const text = await (await fetch(`http://${one.node.address}/metrics`)).text()
+        return new PrometheusText(text).value('tandem_handler_errors_total', { link: 'client' })
+      },
+      { what: 'the throw counted in /metrics' },
+    )
+    expect(count).toBe(1)
+  })
+})
