@@ -1,9 +1,12 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { MarkerLagProbe } from '@tandem/bench'
 import { afterAll, describe, expect, it } from 'vitest'
 import { runNodeBin } from '../helpers/cli.js'
 import { REPO_ROOT } from '../helpers/node-process.js'
 import { tempDir } from '../helpers/temp-dir.js'
+import { waitFor } from '../helpers/wait.js'
+import { PeerGroup } from '../multimaster/peers.js'
 
 // tandem-bench's multimaster suite (issue 11) at a tiny size: it checks the
 // shape of the report (every figure the issue asks for, by id), that the
@@ -79,6 +82,13 @@ describe('tandem-bench multimaster suite', () => {
     expect(check('multimaster.convergenceMs').measured).toBeGreaterThan(0)
     expect(check('multimaster.failover.firstWriteMs').measured).toBeGreaterThan(0)
     expect(check('multimaster.failover.lost').measured).toBeGreaterThanOrEqual(0)
+    // Peer lag: each master's watch times the other's markers, open loop (a marker a ms, on the two in turn).
+    const half = report.scenarios.find((s: { name: string }) => s.name.includes('half saturation'))
+    const lag: { replica: string; samples: number; missed: number }[] = half.targets.tandem.replicationLag
+    expect(lag).toHaveLength(2)
+    for (const r of lag) expect(r.samples + r.missed).toBeGreaterThan(300)
+    const samples = lag.reduce((sum, r) => sum + r.samples, 0)
+    expect(check('multimaster.peerLagP99').name).toContain(`${samples} samples`)
     const points = report.scenarios.flatMap((s: { conflicts?: unknown[] }) => s.conflicts ?? [])
     expect(points.map((p: { masters: number; latencyMs: number }) => [p.masters, p.latencyMs])).toEqual([
       [2, 0],
@@ -87,5 +97,29 @@ describe('tandem-bench multimaster suite', () => {
     const svg = readFileSync(chart, 'utf8')
     expect(svg).toContain('<svg')
     expect(svg).toContain('2 masters')
+  })
+
+  it('times each direction of a peer link on its own: a delayed link shows in the markers it carries', async () => {
+    const group = await new PeerGroup().start({ size: 2, conflict: 'lww' })
+    try {
+      // proxies[1][0] carries what node 1 pulls from node 0: node 0's markers reach node 1 150 ms late.
+      group.proxies[1][0]?.delay(150, 'fromTarget')
+      const [a, b] = group.nodes.map((node) => node.address)
+      const probe = new MarkerLagProbe([a, b], [a, b], undefined, 1)
+      await probe.open()
+      probe.start()
+      await waitFor(async () => (await probe.taken()).every((n) => n >= 300), {
+        what: '300 samples each way',
+        timeoutMs: 60_000,
+      })
+      const [onA, onB] = await probe.stop()
+      expect([onA.replica, onB.replica]).toEqual([a, b])
+      // Open loop, one marker a ms on the two nodes in turn: hundreds each way, not one per lag.
+      for (const r of [onA, onB]) expect(r.samples).toBeGreaterThanOrEqual(300)
+      expect(onB.lagMs?.p50).toBeGreaterThanOrEqual(100)
+      expect(onA.lagMs?.p50).toBeLessThan(onB.lagMs?.p50 ?? 0)
+    } finally {
+      await group.stopAll()
+    }
   })
 })

@@ -26,6 +26,12 @@ export interface Scenario {
 interface ScenarioExtras {
   /** ms between replication-lag markers (default 250). */
   lagIntervalMs?: number
+  /**
+   * Multi-master: markers put on every node in turn and timed on the other
+   * nodes' watches, open loop (MarkerLagProbe), instead of a marker on the
+   * master polled on the replicas.
+   */
+  peerLag?: boolean
   /** Ends the measured window when it settles, instead of --duration (see runLoad). */
   measureFor?: (count: () => Promise<LoadCount>) => Promise<void>
 }
@@ -46,10 +52,16 @@ export async function runScenario(
     let commitBefore: CommitStats | null = null
     let cpuBefore: (number | undefined)[] = []
     let threadsBefore: (Map<number, number> | undefined)[] = []
+    const intervalMs = extras.lagIntervalMs ?? o.lagInterval ?? 250
+    const nodes = [topology.master, ...topology.replicas]
     const probe =
-      topology.replicas.length > 0
-        ? new ProcessLagProbe(spec, topology.replicas, extras.lagIntervalMs ?? o.lagInterval ?? 250)
-        : null
+      topology.replicas.length === 0
+        ? null
+        : new ProcessLagProbe(
+            extras.peerLag
+              ? { kind: 'markers', writers: nodes, readers: nodes, authToken: spec.authToken, intervalMs }
+              : { kind: 'poll', master: spec, replicas: topology.replicas, intervalMs },
+          )
     progress.reset()
     let load: Awaited<ReturnType<typeof runLoad>>
     try {

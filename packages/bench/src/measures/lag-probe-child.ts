@@ -4,17 +4,15 @@
  * {type:'start'} to {type:'stop'}, then sends back its ReplicaLag[] and
  * exits. Leaves when the harness does (IPC disconnect).
  */
-import type { DriverSpec } from '../drivers/driver.js'
-import { LagProbe } from './replication-lag.js'
+import { MarkerLagProbe } from './marker-lag.js'
+import { LagProbe, type LagProbeSpec } from './replication-lag.js'
 
 interface Open {
   type: 'open'
-  master: DriverSpec
-  replicas: string[]
-  intervalMs: number
+  spec: LagProbeSpec
 }
 
-let probe: LagProbe | null = null
+let probe: LagProbe | MarkerLagProbe | null = null
 
 /** Tells the harness why, then exits. */
 function fail(err: unknown): void {
@@ -23,7 +21,11 @@ function fail(err: unknown): void {
 
 process.on('message', (message: Open | { type: 'start' } | { type: 'stop' }) => {
   if (message.type === 'open' && probe === null) {
-    const opening = new LagProbe(message.master, message.replicas, message.intervalMs)
+    const s = message.spec
+    const opening =
+      s.kind === 'poll'
+        ? new LagProbe(s.master, s.replicas, s.intervalMs)
+        : new MarkerLagProbe(s.writers, s.readers, s.authToken, s.intervalMs)
     probe = opening
     opening.open().then(() => process.send?.({ type: 'ready' }), fail)
   } else if (message.type === 'start') {

@@ -1,4 +1,5 @@
 import { type ChildProcess, fork } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { type Driver, type DriverSpec, openDriver } from '../drivers/driver.js'
@@ -23,12 +24,16 @@ export interface ReplicaLag {
   /** Markers not seen on the replica within the give-up time. */
   missed: number
   lagMs: LatencySummary | null
+  /** How the samples were taken, when not put-then-poll (see MarkerLagProbe). */
+  method?: string
 }
 
 export class LagProbe {
   private stopped = false
   private running: Promise<ReplicaLag[]> | null = null
   private drivers: Promise<{ master: Driver; replicas: Driver[] }> | null = null
+  /** Names this probe's markers apart from an earlier probe's on the same nodes, which a poll would find at once. */
+  private readonly tag = randomBytes(4).toString('hex')
 
   constructor(
     private readonly master: DriverSpec,
@@ -68,7 +73,7 @@ export class LagProbe {
     const missed = this.replicas.map(() => 0)
     try {
       for (let n = 0; !this.stopped; n++) {
-        const key = `bench-lag:${n}`
+        const key = `bench-lag:${this.tag}:${n}`
         const marker = Buffer.from(String(n))
         await master.put(key, marker)
         const acked = performance.now()
@@ -107,7 +112,16 @@ async function seen(replica: Driver, key: string, deadline: number): Promise<boo
 }
 
 /**
- * The LagProbe in a child process: its event loop runs nothing else and its
+ * What a ProcessLagProbe runs: a LagProbe (a marker on the master, then
+ * polls of each replica) or a MarkerLagProbe (markers on every writer in
+ * turn, open loop, timed on the readers' watches; tandem only).
+ */
+export type LagProbeSpec =
+  | { kind: 'poll'; master: DriverSpec; replicas: string[]; intervalMs: number }
+  | { kind: 'markers'; writers: string[]; readers: string[]; authToken?: string; intervalMs: number }
+
+/**
+ * A lag probe in a child process: its event loop runs nothing else and its
  * heap holds almost nothing, so what it measures is the servers' lag. The
  * child starts and connects at construction (see whenReady) and probes from
  * start() to stop().
@@ -117,12 +131,12 @@ export class ProcessLagProbe {
   private readonly ready: Promise<void>
   private readonly outcome: Promise<ReplicaLag[]>
 
-  constructor(master: DriverSpec, replicas: string[], intervalMs = 250) {
+  constructor(spec: LagProbeSpec) {
     this.child = fork(fileURLToPath(new URL('./lag-probe-child.js', import.meta.url)), [], {
       execArgv: [],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     })
-    this.child.send({ type: 'open', master, replicas, intervalMs })
+    this.child.send({ type: 'open', spec })
     this.ready = new Promise((resolve, reject) => {
       this.child.once('error', reject)
       this.child.on('message', (m: { type: string; message?: string }) => {
