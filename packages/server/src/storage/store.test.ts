@@ -919,3 +919,66 @@ describe('store: a full disk', () => {
     expect(store.keyCount).toBe(4)
   })
 })
+
+describe('store: --sync periodic', () => {
+  async function openPeriodic(name: string, fsyncFile?: (path: string) => Promise<void>): Promise<Store> {
+    // A period far longer than the test: only syncNow() syncs.
+    const store = await Store.open({
+      dataDir: join(dir, name),
+      sync: 'periodic',
+      periodicSyncMs: 3_600_000,
+      logRetention: 1000,
+      fsyncFile,
+    })
+    stores.push(store)
+    return store
+  }
+
+  it('fsyncs LevelDB’s log files beside LevelDB: writes go on while the fsync is under way', async () => {
+    const synced: string[] = []
+    let release = () => {}
+    const held = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    let reached = () => {}
+    const fsyncing = new Promise<void>((resolve) => {
+      reached = resolve
+    })
+    const store = await openPeriodic('held', async (path) => {
+      synced.push(path)
+      reached()
+      await held
+    })
+    await store.write([[OP_PUT, 'a', '1']])
+    const syncing = store.syncNow()
+    await fsyncing
+    const logs = readdirSync(join(dir, 'held', 'db')).filter((name) => /^\d+\.log$/.test(name))
+    expect(logs.length).toBeGreaterThan(0)
+    expect(synced.map((path) => path.slice(path.lastIndexOf('/') + 1)).sort()).toEqual(logs.sort())
+    // A synced LevelDB write holds LevelDB's writer queue for its fsync; this one holds nothing.
+    await store.write([[OP_PUT, 'b', '2']])
+    expect(await store.get('b')).toBe('2')
+    release()
+    await syncing
+    // Nothing was written through LevelDB to sync it.
+    expect(await store.getMeta('syncedAt')).toBeUndefined()
+  })
+
+  it('syncs through LevelDB, as a synced write, when a log file cannot be fsynced', async () => {
+    const store = await openPeriodic('failing', async () => {
+      throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' })
+    })
+    await store.write([[OP_PUT, 'a', '1']])
+    await store.syncNow()
+    expect(await store.getMeta('syncedAt')).toBeTypeOf('number')
+  })
+
+  it('fsyncs the log files for real', async () => {
+    const store = await openPeriodic('real')
+    await store.write([[OP_PUT, 'a', '1']])
+    await store.syncNow()
+    // The real fdatasync worked: no fallback write.
+    expect(await store.getMeta('syncedAt')).toBeUndefined()
+    expect(await store.get('a')).toBe('1')
+  })
+})

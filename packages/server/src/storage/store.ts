@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { mkdir, readFile, rm, statfs, writeFile } from 'node:fs/promises'
+import { mkdir, open as openFile, readdir, readFile, rm, statfs, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { byteLength, DATA_FORMAT, TandemError, type Value } from '@tandem/protocol'
 import type { AbstractSublevel } from 'abstract-level'
@@ -100,6 +100,8 @@ export interface StoreOptions {
   trimIntervalMs?: number
   /** How often `periodic` sync fsyncs, in ms. */
   periodicSyncMs?: number
+  /** How `periodic` sync fsyncs one of LevelDB's log files (default: fdatasync; tests hold or fail it). */
+  fsyncFile?: (path: string) => Promise<void>
   maxGroup?: number
   maxQueued?: number
   /** Where the store reads the time (wall: HLC, expiry, syncedAt); the server's one clock. */
@@ -431,6 +433,8 @@ export class Store {
   private readonly listeners = new Set<CommitListener>()
   private readonly timers: NodeJS.Timeout[] = []
   private dirtySinceSync = false
+  /** The periodic sync under way, if any (close waits for it). */
+  private syncing: Promise<void> = Promise.resolve()
   private readonly syncReads: SyncReadGate
   private pendingReads: PendingRead[] = []
   /** The last snapshot chunk's write during a full sync (a rejected one fails the next chunk). */
@@ -1673,10 +1677,40 @@ export class Store {
   }
 
   /** Forces everything written so far to disk (a synced write flushes LevelDB's WAL). */
-  async syncNow(): Promise<void> {
-    if (!this.dirtySinceSync || this.status !== 'open') return
+  syncNow(): Promise<void> {
+    if (!this.dirtySinceSync || this.status !== 'open') return Promise.resolve()
     this.dirtySinceSync = false
-    await this.putMeta('syncedAt', this.clock.wall(), true)
+    const syncing = this.syncLogFiles().catch(() => this.putMeta('syncedAt', this.clock.wall(), true))
+    this.syncing = syncing.catch(() => {})
+    return syncing
+  }
+
+  /**
+   * fsyncs LevelDB's write-ahead log files from beside LevelDB, not through
+   * it. A synced LevelDB write (what this did before) holds LevelDB's writer
+   * queue for its fsync, so the group written behind it waited for the whole
+   * fsync once a period: a stall of the write path under --sync periodic,
+   * which Redis's appendfsync everysec avoids the same way, by fsyncing
+   * its file from a background thread. It covers what a synced write
+   * covered: LevelDB hands each batch to its current log file before it
+   * answers, so every batch written before this began is in a log file
+   * listed here or, if LevelDB retired that file meanwhile, in a table it
+   * synced before retiring it. A file that cannot be fsynced fails this,
+   * and syncNow then makes a synced LevelDB write, as before, so that
+   * LevelDB sees the failure and refuses the writes after it.
+   */
+  private async syncLogFiles(): Promise<void> {
+    const names = (await readdir(this.dbDir)).filter((name) => LEVELDB_LOG_FILE.test(name))
+    if (names.length === 0) throw new Error(`no LevelDB log file in ${this.dbDir}`)
+    const fsyncFile = this.options.fsyncFile ?? fdatasyncFile
+    await Promise.all(
+      names.map((name) =>
+        fsyncFile(join(this.dbDir, name)).catch((err) => {
+          // Retired since it was listed: its batches are in a table LevelDB synced.
+          if ((err as NodeJS.ErrnoException)?.code !== 'ENOENT') throw err
+        }),
+      ),
+    )
   }
 
   // ---- reads -------------------------------------------------------------
@@ -2088,6 +2122,7 @@ export class Store {
     this.status = 'closing'
     for (const t of this.timers) clearInterval(t)
     await this.committer.idle()
+    await this.syncing
     await this.snapshotWrite.catch(() => {})
     await this.log.idle()
     while (this.recovering) await new Promise((resolve) => setTimeout(resolve, 10))
@@ -2101,6 +2136,18 @@ export class Store {
     }
     await this.db.close()
     this.status = 'closed'
+  }
+}
+
+/** LevelDB's write-ahead log files are named by number (its info log is LOG, in capitals). */
+const LEVELDB_LOG_FILE = /^\d+\.log$/
+
+async function fdatasyncFile(path: string): Promise<void> {
+  const file = await openFile(path, 'r')
+  try {
+    await file.datasync()
+  } finally {
+    await file.close()
   }
 }
 
