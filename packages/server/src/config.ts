@@ -313,7 +313,7 @@ export const configSchema = z
         value: 'DURATION',
         duration: true,
         description:
-          'A downstream that sends nothing, or cannot take what it is sent (more than the tunable replHighWaterBytes, 4 MiB, unflushed), for this long is disconnected with a warning (a multi-master peer that dialled this node too). A multi-master peer link whose peer sends nothing for this long (not even the heartbeat its feed sends every replHeartbeatMs) is given up and redialled, and says so in status (peers[].silenceTimeouts). Measured on the monotonic clock: a stepped wall clock neither shortens nor stretches it. Shorter detects stuck replicas sooner; too short drops replicas on a GC pause.',
+          'A downstream that sends nothing, or cannot take what it is sent (more than the tunable replHighWaterBytes, 4 MiB, unflushed), for this long is disconnected with a warning (a multi-master peer that dialled this node too). The link of a replica to its upstream, and a multi-master peer link, whose other end sends nothing for this long (not even the heartbeat it sends every replHeartbeatMs, or a pong) is given up and redialled, and says so in status (link.silenceTimeouts, peers[].silenceTimeouts): a stopped or cut-off upstream keeps its socket open. Keep it well above replHeartbeatMs. Measured on the monotonic clock: a stepped wall clock neither shortens nor stretches it. Shorter detects stuck replicas sooner; too short drops replicas on a GC pause.',
       }),
     ),
     minReplicas: nonNegativeInt.default(0).meta(

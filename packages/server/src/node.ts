@@ -523,6 +523,7 @@ export class TandemNode {
       authToken: this.config.authToken,
       tls: this.peerTls,
       maxFrameBytes: this.config.maxFrameBytes * 2,
+      silenceTimeoutMs: this.config.replTimeout,
       countSync: (kind) => {
         if (kind === 'full') this.counters.fullSyncs++
         else this.counters.partialSyncs++
@@ -1050,6 +1051,8 @@ export class TandemNode {
             lastHeardMsAgo:
               this.downstream.lastHeardAt === 0 ? null : Math.round(this.clock.now() - this.downstream.lastHeardAt),
             refusal: this.downstream.lastRefusal,
+            silenceTimeouts: this.downstream.silenceTimeouts,
+            reason: this.downstream.lastSilence,
           }
         : null,
       sync: {

@@ -64,6 +64,7 @@ describe('downstream link', () => {
       address: '127.0.0.1:1',
       respAddress: null,
       maxFrameBytes: 1 << 20,
+      silenceTimeoutMs: 10_000,
       countSync() {},
       onRollback() {},
       onMaster() {},

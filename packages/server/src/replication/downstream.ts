@@ -39,6 +39,15 @@ import { writeRollbackFile } from './rollback.js'
  * - nothing from an upstream is applied before it has proven that it
  *   holds the shared token (peer-auth.ts).
  *
+ * An upstream that sends nothing for --repl-timeout (a stopped process, a
+ * stalled path: its socket stays open) is given up: the link closes its
+ * socket, says why in status and redials. The upstream heartbeats a
+ * streaming link every replHeartbeatMs, and before that this node pings it
+ * every replAckIntervalMs and counts its pongs, so only an upstream that
+ * cannot speak is silent that long; time this node's own inbox holds the
+ * socket paused, or its own process was stalled, is not the upstream's
+ * silence.
+ *
  * After any break it reconnects with backoff and asks again from where it is.
  */
 
@@ -59,6 +68,8 @@ export interface DownstreamHost {
   /** TLS for the link (--tls-cert/--tls-key/--tls-ca); plain ws:// without. */
   readonly tls?: PeerTls
   readonly maxFrameBytes: number
+  /** An upstream silent this long (monotonic ms, --repl-timeout) is given up and redialled. */
+  readonly silenceTimeoutMs: number
   countSync(kind: 'full' | 'partial'): void
   onRollback(entries: number, file: string): void
   /** The upstream named a master (for READONLY errors and clients). */
@@ -89,6 +100,10 @@ export class Downstream {
   /** Since when this node has been behind the upstream's head (0 = caught up). */
   behindSince = 0
   lastRefusal: string | null = null
+  /** Times the link gave up an upstream that sent nothing for --repl-timeout. */
+  silenceTimeouts = 0
+  /** Why the link was last given up for silence, or null. */
+  lastSilence: string | null = null
   /** HOST:PORT the upstream serves the Redis protocol on, as it said in the handshake. */
   upstreamRespAddr: string | null = null
   private ws: WebSocket | null = null
@@ -96,6 +111,7 @@ export class Downstream {
   private backoff: number
   private retryTimer: NodeJS.Timeout | null = null
   private ackTimer: NodeJS.Timeout | null = null
+  private silenceTimer: NodeJS.Timeout | null = null
   private log: Logger
   private syncSeq = 0
   /** The last replicated write handed to the committer (settled or not). */
@@ -152,6 +168,7 @@ export class Downstream {
     ws.on('open', () => {
       this.state = 'handshake'
       this.lastHeardAt = this.host.clock.now()
+      this.watchSilence(ws, inbox)
       // Something that accepts the connection but never proves itself must
       // not hold this node's link forever.
       const deadline = setTimeout(() => {
@@ -243,8 +260,48 @@ export class Downstream {
       'message',
       guarded('replication', this.log, () => ws.terminate(), onMessage),
     )
+    ws.on('pong', () => {
+      this.lastHeardAt = this.host.clock.now()
+    })
     ws.on('error', (err) => this.log.debug('replication socket error', { err: err.message }))
     ws.on('close', (code, reason) => this.onClose(code, reason.toString()))
+  }
+
+  /**
+   * Gives the upstream up once it has sent nothing (no message, no pong)
+   * for silenceTimeoutMs. The silence counts from what was last heard, or
+   * from when this node last held the socket paused (its inbox full, its
+   * committer busy: the upstream could not be heard), whichever is later.
+   * A check that comes late by more than half the timeout means this
+   * node's own process was stalled: what the upstream sent meanwhile waits
+   * in the socket, read before the next check, so no verdict is given on
+   * this one.
+   */
+  private watchSilence(ws: WebSocket, inbox: SerialInbox): void {
+    const timeoutMs = this.host.silenceTimeoutMs
+    const everyMs = Math.max(50, Math.min(1000, Math.floor(timeoutMs / 4)))
+    let lastCheckAt = this.host.clock.now()
+    let heldAt = lastCheckAt
+    if (this.silenceTimer) clearInterval(this.silenceTimer)
+    this.silenceTimer = setInterval(() => {
+      const now = this.host.clock.now()
+      const late = now - lastCheckAt - everyMs > timeoutMs / 2
+      lastCheckAt = now
+      if (inbox.paused) heldAt = now
+      if (late || this.ws !== ws) return
+      const silentMs = now - Math.max(this.lastHeardAt, heldAt)
+      if (silentMs > timeoutMs) this.onSilenceTimeout(ws, Math.round(silentMs))
+    }, everyMs)
+  }
+
+  private onSilenceTimeout(ws: WebSocket, silentMs: number): void {
+    this.silenceTimeouts++
+    this.lastSilence = `silent: the upstream sent nothing for ${silentMs} ms (more than --repl-timeout ${this.host.silenceTimeoutMs} ms); redialling`
+    this.log.warn('replication link given up: the upstream is silent', {
+      silentMs,
+      timeoutMs: this.host.silenceTimeoutMs,
+    })
+    ws.terminate()
   }
 
   /** Handles a control message; after each wait it goes on only while its link is `live()`. */
@@ -412,6 +469,8 @@ export class Downstream {
   private onClose(code: number, reason: string): void {
     if (this.ackTimer) clearInterval(this.ackTimer)
     this.ackTimer = null
+    if (this.silenceTimer) clearInterval(this.silenceTimer)
+    this.silenceTimer = null
     this.ws = null
     if (this.stopped) return
     if (this.state !== 'refused') this.state = 'connecting'
@@ -430,6 +489,7 @@ export class Downstream {
     this.state = 'stopped'
     if (this.retryTimer) clearTimeout(this.retryTimer)
     if (this.ackTimer) clearInterval(this.ackTimer)
+    if (this.silenceTimer) clearInterval(this.silenceTimer)
     this.ws?.close(1000, 'stopped following')
     this.ws?.terminate()
     this.ws = null
