@@ -22,7 +22,15 @@ export interface MultiPeerStatus {
    * `direct`: the origins the peer says it streams from their own node
    * (this node does not forward their entries to it).
    */
-  pulling: { state: string; ackedVv: Record<string, number>; direct: string[] } | null
+  pulling: {
+    state: string
+    ackedVv: Record<string, number>
+    direct: string[]
+    /** Entries of this node's log the feed read and did not send (the peer holds them, or housekeeping). */
+    filtered: number
+    /** Entries the feed stepped over unread, the peer holding every write up to a resume point. */
+    skipped: number
+  } | null
 }
 
 /** The `multi` part of a multi-master node's status (--mode multi). */

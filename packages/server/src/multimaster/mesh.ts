@@ -461,7 +461,15 @@ export class Mesh {
           snapshots: l.stats.snapshots,
           clockPauses: l.stats.clockPauses,
           silenceTimeouts: l.stats.silenceTimeouts,
-          pulling: feed ? { state: feed.state, ackedVv: feed.acked, direct: feed.directOrigins() } : null,
+          pulling: feed
+            ? {
+                state: feed.state,
+                ackedVv: feed.acked,
+                direct: feed.directOrigins(),
+                filtered: feed.stats.filtered,
+                skipped: feed.stats.skipped,
+              }
+            : null,
         }
       }),
       tombstones: {

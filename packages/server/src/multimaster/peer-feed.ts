@@ -84,6 +84,12 @@ export class PeerFeed extends Feed implements AckSource {
   acked: Record<string, number> = {}
   /** The run of the peer's process that said hello (undefined: a peer that does not say). */
   incarnation: string | undefined
+  /**
+   * Entries of this node's log the feed passed over, the peer holding them:
+   * read one by one and dropped (`filtered`), or stepped over unread
+   * (`skipped`, see skipHeld).
+   */
+  readonly stats = { filtered: 0, skipped: 0 }
   /** Origins the peer says it streams from their own node (status only: their entries are still forwarded). */
   private direct = new Set<string>()
   protected readonly linkName = 'peer link'
@@ -224,6 +230,25 @@ export class PeerFeed extends Feed implements AckSource {
     return [...this.direct]
   }
 
+  /**
+   * Skips to the newest resume point when the peer holds every write its
+   * version vector names: each entry up to it is then one sendBatch would
+   * drop (see WriteLog.newestResume). After a partition a node's log holds,
+   * behind its own writes, every write it took from the peer, applied as
+   * they came: read and dropped one by one, they cost this node as much as
+   * reading its own writes to send them.
+   */
+  protected override skipHeld(): void {
+    const point = this.store.log.newestResume
+    if (point === null || point.seq < this.cursor || point.seq > this.store.lastSeq) return
+    const report = this.host.reportOf(this)
+    if (report !== null) this.known.join(report)
+    if (!this.known.covers(point.vv)) return
+    this.stats.skipped += point.seq + 1 - this.cursor
+    this.cursor = point.seq + 1
+    this.pin?.move(this.cursor)
+  }
+
   /** Sends the entries of `batch` the peer lacks (by origin and counter). */
   protected sendBatch(batch: Buffer[]): void {
     const report = this.host.reportOf(this)
@@ -231,7 +256,10 @@ export class PeerFeed extends Feed implements AckSource {
     const out: Buffer[] = []
     for (const raw of batch) {
       const id = peekIdentity(raw) ?? readForApply(raw)
-      if (id.origin === NO_ORIGIN || id.originSeq <= this.known.get(id.origin)) continue
+      if (id.origin === NO_ORIGIN || id.originSeq <= this.known.get(id.origin)) {
+        this.stats.filtered++
+        continue
+      }
       this.known.advance(id.origin, id.originSeq)
       // Views into the tail's ring stay valid until the next commit: the
       // frame is encoded here, before anything else can run.

@@ -112,6 +112,12 @@ export abstract class Feed {
     return batch.length
   }
 
+  /**
+   * Moves the cursor past entries the dialler is known to hold without
+   * reading them (a peer feed: see PeerFeed); a replica is sent every entry.
+   */
+  protected skipHeld(): void {}
+
   /** What the dialler must do when the cursor's seq is no longer in the log. */
   protected abstract readonly onGap: string
 
@@ -181,6 +187,8 @@ export abstract class Feed {
           await this.flow.drained()
           continue
         }
+        this.skipHeld()
+        if (this.cursor > this.store.lastSeq) break
         let sent = this.sendFromTail()
         if (sent === null) {
           const batch = await this.readFromDisk()

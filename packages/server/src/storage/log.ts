@@ -4,6 +4,7 @@ import type { Level } from 'level'
 import { packBlocks, unpackBlock } from './log-block.js'
 import { decodeEntry, keySeq, type LogEntry, prefixedSeqKey, seqKey } from './log-entry.js'
 import { CommitTimes, LogTail } from './log-tail.js'
+import type { VersionVectorObject } from './version-vector.js'
 
 /**
  * The write log: every entry this node applied, in the order it applied
@@ -69,6 +70,7 @@ export class WriteLog {
   private readonly pins = new Map<number, number>()
   private nextPin = 1
   private trimming: Promise<void> | null = null
+  private resumed: { seq: number; vv: VersionVectorObject } | null = null
 
   /** Writes go to the root db under the sublevel's prefix (see Store); reads go through the sublevel. */
   private prefix!: Buffer
@@ -126,6 +128,24 @@ export class WriteLog {
   }
 
   /**
+   * The newest resume point, once durable (the group that wrote it is
+   * committed): every entry of the log up to `seq` is housekeeping or a
+   * write whose counter `vv` covers, since the version vector only grows
+   * and each entry applied raises its origin's counter to its own. A peer
+   * feed whose peer holds all of `vv` skips to seq + 1 without reading a
+   * single entry (PeerFeed.skipHeld). Null when the log was emptied or
+   * restarted since.
+   */
+  get newestResume(): { seq: number; vv: VersionVectorObject } | null {
+    return this.resumed
+  }
+
+  /** The group holding the resume point at `seq` (this node's version vector `vv` there) is durable. */
+  resumedAt(seq: number, vv: VersionVectorObject): void {
+    this.resumed = { seq, vv }
+  }
+
+  /**
    * The seq to serve a peer holding `vv` from: one after the newest resume
    * point it covers, if the log still holds the entries after it; null when
    * none qualifies (the peer needs a snapshot).
@@ -157,6 +177,7 @@ export class WriteLog {
     await this.resume.clear()
     this.start = 1
     this.usableFrom = 0
+    this.resumed = null
     this.tail.clear()
     this.commitTimes.clear()
   }
@@ -165,6 +186,7 @@ export class WriteLog {
   restartAfter(seq: number): void {
     this.start = seq + 1
     this.usableFrom = Math.max(this.usableFrom, seq + 1)
+    this.resumed = null
     this.tail.clear()
   }
 

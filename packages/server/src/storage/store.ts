@@ -1104,11 +1104,12 @@ export class Store {
     if (raised) batch.put(prefixed(this.metaPrefix, 'largestValue'), Buffer.from(String(commit.largest)))
     const vvObject = this.vv.toObject()
     const vv = JSON.stringify(vvObject)
+    const checkpoint = commit.raws.length > 0 && this.policy.mode === 'multi' && commit.writes > 0 && barrier === null
     if (commit.raws.length > 0) {
       this.log.append(batch, first, commit.raws)
       batch.put(this.lastSeqKey, Buffer.from(String(seq)))
       batch.put(this.clockKey, Buffer.from(`{"hlc":${this.hlc.peek()},"vv":${vv}}`))
-      if (this.policy.mode === 'multi' && commit.writes > 0 && barrier === null) this.log.checkpoint(batch, seq, vv)
+      if (checkpoint) this.log.checkpoint(batch, seq, vv)
     }
     if (keys) {
       const pending = keys.pending()
@@ -1144,6 +1145,7 @@ export class Store {
       this.lastSeq = seq
       this.lastCommitAt = this.clock.wall()
       this.log.committed(first, commit.raws, this.lastCommitAt)
+      if (checkpoint) this.log.resumedAt(seq, vvObject)
       this.dirtySinceSync = true
       for (const listener of this.listeners) listener(seq)
     }
