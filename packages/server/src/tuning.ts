@@ -154,12 +154,12 @@ export const tuningSchema = z
       .number()
       .int()
       .nonnegative()
-      .default(100_000)
+      .default(200_000)
       .meta(
         doc({
           unit: 'keys',
           description:
-            'How many recently written keys the store remembers as existing or not, so that a write of one needs no LevelDB read to keep the key count (status keys). About 100 bytes of memory each; 0 reads every written key once per group commit.',
+            "How many recently written keys the store remembers as existing or not, so that a write of one needs no LevelDB read to keep the key count (status keys). About 30 bytes of memory each beside the key's own bytes; 0 reads every written key once per group commit.",
         }),
       ),
     noSpaceRetryMs: count.default(1000).meta(

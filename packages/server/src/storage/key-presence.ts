@@ -16,39 +16,206 @@
  */
 export class KeyPresence {
   /**
-   * Two generations, latin1 of the prefixed key -> whether it exists: new
+   * Two generations, keyed by the latin1 name of the prefixed key: new
    * writes go to `current`; when it holds half of `max`, it becomes
-   * `previous` and the older one goes whole. A key is looked up in `current`
-   * first, which holds its latest state if it was written since; else
-   * `previous` holds the state it had then, which nothing has changed since.
-   * (Evicting one oldest key at a time from a Map costs a walk past every
-   * key deleted before it: quadratic under steady inserts.)
+   * `previous` and the older one is emptied for reuse. A key is looked up
+   * in `current` first, which holds its latest state if it was written
+   * since; else `previous` holds the state it had then, which nothing has
+   * changed since. (Evicting one oldest key at a time costs a walk past
+   * every key deleted before it: quadratic under steady inserts.)
    */
-  private current = new Map<string, boolean>()
-  private previous = new Map<string, boolean>()
+  private current: PresenceTable
+  private previous: PresenceTable
+  private readonly half: number
 
-  constructor(private readonly max: number) {}
+  constructor(private readonly max: number) {
+    this.half = Math.max(1, max >> 1)
+    this.current = new PresenceTable(this.half)
+    this.previous = new PresenceTable(this.half)
+  }
 
   get size(): number {
-    return this.current.size + this.previous.size
+    return this.current.count + this.previous.count
+  }
+
+  /** Bytes of the tables' arrays (the memory this holds, less a few objects). */
+  get bytes(): number {
+    return this.current.bytes + this.previous.bytes
   }
 
   /** Whether the key exists, or undefined when it is not known here. */
   get(name: string): boolean | undefined {
-    return this.current.get(name) ?? this.previous.get(name)
+    if (this.max <= 0) return undefined
+    const hash = hashName(name)
+    if (hash === NOT_LATIN1) return undefined
+    return this.current.get(name, hash) ?? this.previous.get(name, hash)
   }
 
   set(name: string, exists: boolean): void {
     if (this.max <= 0) return
-    this.current.set(name, exists)
-    if (this.current.size >= Math.max(1, this.max >> 1)) {
+    const hash = hashName(name)
+    if (hash === NOT_LATIN1) return
+    this.current.set(name, hash, exists)
+    if (this.current.count >= this.half) {
+      const emptied = this.previous
+      emptied.clear()
       this.previous = this.current
-      this.current = new Map()
+      this.current = emptied
     }
   }
 
   clear(): void {
     this.current.clear()
     this.previous.clear()
+  }
+}
+
+/** hashName's answer for a name with a character over 0xff, which is never kept. */
+const NOT_LATIN1 = -1
+/** Entries a table makes room for at first; it doubles from there up to its capacity. */
+const FIRST_ENTRIES = 256
+
+/**
+ * A 31-bit hash of a name's characters (FNV-1a, then mixed so that its low
+ * bits, which pick the slot, depend on every character), or NOT_LATIN1.
+ */
+function hashName(name: string): number {
+  let h = 0x811c9dc5
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i)
+    if (c > 0xff) return NOT_LATIN1
+    h = Math.imul(h ^ c, 0x01000193)
+  }
+  h ^= h >>> 16
+  h = Math.imul(h, 0x85ebca6b)
+  h ^= h >>> 13
+  h = Math.imul(h, 0xc2b2ae35)
+  h ^= h >>> 16
+  return h & 0x7fffffff
+}
+
+/**
+ * One generation: an open-addressing hash table of names to a flag, in
+ * typed arrays, the names' characters (latin1: a byte each) laid end to end
+ * in one byte arena. No JavaScript object per key, so about 21 bytes a key
+ * besides the key's own bytes (a Map of strings holds a string and a map
+ * entry for each, several times that) and nothing for the garbage collector
+ * to walk. Grows by doubling up to `capacity` entries, so a store that
+ * writes few keys holds little.
+ */
+class PresenceTable {
+  count = 0
+  /** Per slot: the entry's index + 1, or 0 when the slot is empty. At most half full. */
+  private slots = new Int32Array(0)
+  private hashes = new Int32Array(0)
+  private starts = new Int32Array(0)
+  private lengths = new Int32Array(0)
+  private exists = new Uint8Array(0)
+  private arena = new Uint8Array(0)
+  private used = 0
+
+  constructor(private readonly capacity: number) {}
+
+  get bytes(): number {
+    return (
+      this.slots.byteLength +
+      this.hashes.byteLength +
+      this.starts.byteLength +
+      this.lengths.byteLength +
+      this.exists.byteLength +
+      this.arena.byteLength
+    )
+  }
+
+  get(name: string, hash: number): boolean | undefined {
+    if (this.count === 0) return undefined
+    const entry = this.slots[this.slotOf(name, hash)]
+    return entry === 0 ? undefined : this.exists[entry - 1] === 1
+  }
+
+  set(name: string, hash: number, exists: boolean): void {
+    let slot = -1
+    if (this.count > 0) {
+      slot = this.slotOf(name, hash)
+      const found = this.slots[slot]
+      if (found !== 0) {
+        this.exists[found - 1] = exists ? 1 : 0
+        return
+      }
+    }
+    if (this.count === this.hashes.length) {
+      // KeyPresence swaps a table out once it holds its capacity.
+      if (this.count >= this.capacity) throw new Error('presence table is full')
+      this.grow()
+      slot = this.slotOf(name, hash)
+    }
+    if (slot < 0) slot = this.slotOf(name, hash)
+    const entry = this.count++
+    if (this.used + name.length > this.arena.length) this.growArena(name.length)
+    const start = this.used
+    for (let i = 0; i < name.length; i++) this.arena[start + i] = name.charCodeAt(i)
+    this.used += name.length
+    this.hashes[entry] = hash
+    this.starts[entry] = start
+    this.lengths[entry] = name.length
+    this.exists[entry] = exists ? 1 : 0
+    this.slots[slot] = entry + 1
+  }
+
+  /** Empties the table, keeping its arrays for the next generation. */
+  clear(): void {
+    if (this.count === 0) return
+    this.slots.fill(0)
+    this.count = 0
+    this.used = 0
+  }
+
+  /** The slot holding `name`, or the empty slot where it would go (linear probing). */
+  private slotOf(name: string, hash: number): number {
+    const slots = this.slots
+    const mask = slots.length - 1
+    let slot = hash & mask
+    for (;;) {
+      const entry = slots[slot]
+      if (entry === 0 || (this.hashes[entry - 1] === hash && this.holds(entry - 1, name))) return slot
+      slot = (slot + 1) & mask
+    }
+  }
+
+  private holds(entry: number, name: string): boolean {
+    if (this.lengths[entry] !== name.length) return false
+    const arena = this.arena
+    const start = this.starts[entry]
+    for (let i = 0; i < name.length; i++) if (arena[start + i] !== name.charCodeAt(i)) return false
+    return true
+  }
+
+  /** Doubles the entries (up to capacity; the owner swaps tables before a full one takes more) and rehashes. */
+  private grow(): void {
+    const entries = Math.min(this.capacity, Math.max(FIRST_ENTRIES, this.hashes.length * 2))
+    const copy = <A extends Int32Array | Uint8Array>(from: A, to: A): A => {
+      to.set(from.subarray(0, this.count))
+      return to
+    }
+    this.hashes = copy(this.hashes, new Int32Array(entries))
+    this.starts = copy(this.starts, new Int32Array(entries))
+    this.lengths = copy(this.lengths, new Int32Array(entries))
+    this.exists = copy(this.exists, new Uint8Array(entries))
+    let size = 1
+    while (size < entries * 2) size *= 2
+    const slots = new Int32Array(size)
+    const mask = size - 1
+    for (let entry = 0; entry < this.count; entry++) {
+      let slot = this.hashes[entry] & mask
+      while (slots[slot] !== 0) slot = (slot + 1) & mask
+      slots[slot] = entry + 1
+    }
+    this.slots = slots
+  }
+
+  private growArena(needed: number): void {
+    const arena = new Uint8Array(Math.max(this.arena.length * 2, this.used + needed, FIRST_ENTRIES * 16))
+    arena.set(this.arena.subarray(0, this.used))
+    this.arena = arena
   }
 }

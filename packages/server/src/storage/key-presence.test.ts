@@ -1,0 +1,108 @@
+import { describe, expect, it } from 'vitest'
+import { KeyPresence } from './key-presence.js'
+
+/**
+ * The rule KeyPresence must keep, as two Maps: a key set since the current
+ * generation began answers its last state; one set only in the generation
+ * before answers that; any other is unknown. Never a wrong answer.
+ */
+class Reference {
+  private current = new Map<string, boolean>()
+  private previous = new Map<string, boolean>()
+  constructor(private readonly max: number) {}
+  get(name: string): boolean | undefined {
+    if (this.max <= 0) return undefined
+    return this.current.get(name) ?? this.previous.get(name)
+  }
+  set(name: string, exists: boolean): void {
+    if (this.max <= 0) return
+    this.current.set(name, exists)
+    if (this.current.size >= Math.max(1, this.max >> 1)) {
+      this.previous = this.current
+      this.current = new Map()
+    }
+  }
+  clear(): void {
+    this.current.clear()
+    this.previous.clear()
+  }
+  get size(): number {
+    return this.current.size + this.previous.size
+  }
+}
+
+/** A prefixed data key's latin1 name, as the Store makes it. */
+const nameOf = (key: string) => Buffer.from(`!data!${key}`, 'utf8').toString('latin1')
+
+function seeded(seed: number) {
+  return (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31
+    return seed % n
+  }
+}
+
+describe('KeyPresence', () => {
+  for (const max of [0, 1, 3, 10, 600, 5000]) {
+    it(`answers as the two-generation rule says, through growth, swaps and clears (max ${max})`, () => {
+      const presence = new KeyPresence(max)
+      const reference = new Reference(max)
+      const next = seeded(max + 11)
+      // Keys of many lengths, some equal but for their last character, and
+      // non-ASCII ones (a byte each in the name): look-alikes must not match.
+      const keys = Array.from({ length: 3000 }, (_, i) =>
+        i % 7 === 0 ? `clé-${i}` : i % 5 === 0 ? `${'x'.repeat(i % 300)}${i}` : `k${i}`,
+      )
+      let unknown = 0
+      for (let op = 0; op < 20_000; op++) {
+        const name = nameOf(keys[next(keys.length)])
+        const roll = next(100)
+        if (roll < 45) {
+          const exists = next(3) !== 0
+          presence.set(name, exists)
+          reference.set(name, exists)
+        } else if (roll === 99 && next(50) === 0) {
+          presence.clear()
+          reference.clear()
+        } else {
+          const want = reference.get(name)
+          if (want === undefined) unknown++
+          expect(presence.get(name)).toBe(want)
+        }
+        if (op % 1000 === 0) expect(presence.size).toBe(reference.size)
+      }
+      expect(presence.size).toBe(reference.size)
+      if (max >= 5000) expect(unknown).toBeLessThan(5000) // hits happen, not only misses
+    })
+  }
+
+  it('keeps names whose hashes meet apart (many keys in a small table)', () => {
+    // 20,000 keys in one generation: every slot chain is probed past others.
+    const presence = new KeyPresence(1_000_000)
+    for (let i = 0; i < 20_000; i++) presence.set(nameOf(`key:${i}`), i % 3 !== 0)
+    for (let i = 0; i < 20_000; i++) expect(presence.get(nameOf(`key:${i}`))).toBe(i % 3 !== 0)
+    for (let i = 20_000; i < 25_000; i++) expect(presence.get(nameOf(`key:${i}`))).toBeUndefined()
+    expect(presence.get(nameOf('key:1').slice(0, -1))).toBeUndefined()
+  })
+
+  it('does not keep a name with a character over 0xff (names are latin1, a byte each)', () => {
+    const presence = new KeyPresence(100)
+    presence.set('a\u0100', true)
+    expect(presence.get('a\u0100')).toBeUndefined()
+    // Its low byte alone is another name, never confused with it.
+    presence.set('a\u0000', true)
+    expect(presence.get('a\u0100')).toBeUndefined()
+    expect(presence.get('a\u0000')).toBe(true)
+    expect(presence.size).toBe(1)
+  })
+
+  it('holds its keys in typed arrays: about 30 bytes a key beside the key bytes, growing with the keys written', () => {
+    const presence = new KeyPresence(200_000)
+    expect(presence.bytes).toBe(0)
+    for (let i = 0; i < 1000; i++) presence.set(nameOf(`key:${i}`), true)
+    // A store that writes few keys holds little.
+    expect(presence.bytes).toBeLessThan(100_000)
+    for (let i = 0; i < 200_000; i++) presence.set(nameOf(`key:${i}`), true)
+    const keyBytes = nameOf('key:100000').length
+    expect(presence.bytes / 200_000).toBeLessThan(30 + 2 * keyBytes)
+  })
+})
