@@ -311,7 +311,7 @@ export const tuningSchema = z
       doc({
         unit: 'ms',
         description:
-          'After the node closes a client connection (WebSocket API, watch or RESP), how long a client that does not read its close frame or last replies keeps the socket before it is dropped. Shorter frees sockets sooner; too short cuts off the last replies of a slow reader.',
+          'After the node closes a client connection (WebSocket API, watch or RESP), how long a client that does not read its close frame or last replies keeps the socket before it is dropped; likewise a WebSocket client that half-closed its socket (a FIN, no close frame) and reads nothing of what the node still has to send. Shorter frees sockets sooner; too short cuts off the last replies of a slow reader.',
       }),
     ),
     peerStartupGraceMs: count.default(2000).meta(

@@ -44,6 +44,8 @@ type Status = 'open' | 'closing' | 'closed'
  *                          for the peer's, then the socket ended. Dropped
  *                          after closeGraceMs whatever the peer does.
  *   open --peer's close frame--> its code echoed, the socket ended.
+ *   open --the peer's FIN--> closing: our side ended; dropped once its
+ *                          writes make no progress for closeGraceMs.
  *   any --socket closed--> closed: 'close' emitted once.
  */
 export class ClientSocket extends EventEmitter implements FrameSink {
@@ -232,9 +234,27 @@ export class ClientSocket extends EventEmitter implements FrameSink {
     })
   }
 
+  /**
+   * The peer ended its side (a FIN, no close frame): it sends nothing
+   * more, and our side ends once what was written is flushed. A peer that
+   * does not read that would hold the socket, its connection slot and the
+   * replies in it for ever, so the socket is dropped once its unflushed
+   * bytes have not gone down for closeGraceMs (a slow reader that still
+   * reads keeps it).
+   */
   private onSocketEnd(): void {
     if (this.status === 'open') this.status = 'closing'
     this.socket.end()
+    if (this.closeTimer === null) this.dropUnlessFlushing(this.socket.writableLength)
+  }
+
+  private dropUnlessFlushing(unflushedBefore: number): void {
+    this.closeTimer = setTimeout(() => {
+      const unflushed = this.socket.writableLength
+      if (unflushed > 0 && unflushed < unflushedBefore) return this.dropUnlessFlushing(unflushed)
+      this.socket.destroy()
+    }, this.closeGraceMs)
+    this.closeTimer.unref()
   }
 
   private onSocketError(err: Error): void {
