@@ -32,7 +32,9 @@ export async function* snapshotFrom(address: string, options: DialOptions): Asyn
     res.on('end', () => {
       let reason = `HTTP ${res.statusCode}`
       try {
-        reason = JSON.parse(Buffer.concat(body).toString()).error ?? reason
+        // {error: {code, message}}; older nodes sent {error: message}.
+        const error = JSON.parse(Buffer.concat(body).toString()).error
+        reason = typeof error === 'string' ? error : typeof error?.message === 'string' ? error.message : reason
       } catch {}
       ended = new TandemError(code, `${address} refused the snapshot: ${reason}`)
       notify()

@@ -1,10 +1,16 @@
 import { readFileSync } from 'node:fs'
-import { createServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import {
+  createServer,
+  type Server as HttpServer,
+  type IncomingMessage,
+  type ServerResponse,
+  STATUS_CODES,
+} from 'node:http'
 import { createServer as createTlsServer } from 'node:https'
 import type { AddressInfo, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { TLSSocket } from 'node:tls'
-import { formatHostPort, msgpackKeepsBom, TandemError } from '@tandem/protocol'
+import { type ErrorCode, formatHostPort, msgpackKeepsBom, TandemError } from '@tandem/protocol'
 import { WebSocketServer } from 'ws'
 import { bearerToken, tokenMatches } from './api/auth.js'
 import { acceptUpgrade, ClientSocket } from './api/client-socket.js'
@@ -254,7 +260,7 @@ export class TandemServer {
   // ---- WebSocket ---------------------------------------------------------
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    if (this.status !== 'open') return rejectUpgrade(socket, 503, 'shutting down')
+    if (this.status !== 'open') return rejectUpgrade(socket, 503, 'UNAVAILABLE', 'shutting down')
     // An HTTP server's upgrade socket is a net.Socket (a TLSSocket under
     // https); ws runs over it, and the frame guard and keepalive read its byte counts.
     const tcp = socket as Socket
@@ -267,12 +273,17 @@ export class TandemServer {
       this.config.tlsCa !== undefined
     ) {
       if (!(socket as TLSSocket).authorized) {
-        return rejectUpgrade(socket, 401, "peer links need a client certificate signed by this node's --tls-ca")
+        return rejectUpgrade(
+          socket,
+          401,
+          'UNAUTHORIZED',
+          "peer links need a client certificate signed by this node's --tls-ca",
+        )
       }
     }
     if ((req.url ?? '/').startsWith('/cluster')) {
       const failover = this.node.failover
-      if (!failover) return rejectUpgrade(socket, 404, 'this node is in no fail-over group')
+      if (!failover) return rejectUpgrade(socket, 404, 'NOTFOUND', 'this node is in no fail-over group')
       this.wss.handleUpgrade(req, socket, head, (ws) => {
         this.frames.watch(ws, tcp)
         failover.cluster.accept(ws)
@@ -281,7 +292,7 @@ export class TandemServer {
     }
     if ((req.url ?? '/').startsWith('/peer')) {
       const mesh = this.node.mesh
-      if (!mesh) return rejectUpgrade(socket, 404, 'this node is not multi-master (--mode multi)')
+      if (!mesh) return rejectUpgrade(socket, 404, 'NOTFOUND', 'this node is not multi-master (--mode multi)')
       this.wss.handleUpgrade(req, socket, head, (ws) => mesh.accept(ws))
       return
     }
@@ -299,12 +310,13 @@ export class TandemServer {
       !(preAuthenticated && this.evictUnauthenticated())
     ) {
       this.countError('BUSY')
-      return rejectUpgrade(socket, 503, `connection limit (${this.config.maxConnections}) reached`)
+      return rejectUpgrade(socket, 503, 'BUSY', `connection limit (${this.config.maxConnections}) reached`)
     }
     if (url.startsWith('/snapshot')) {
-      if (!preAuthenticated) return rejectUpgrade(socket, 401, 'snapshots need Authorization: Bearer TOKEN')
+      if (!preAuthenticated)
+        return rejectUpgrade(socket, 401, 'UNAUTHORIZED', 'snapshots need Authorization: Bearer TOKEN')
       const why = this.node.dataUnavailable()
-      if (why !== null) return rejectUpgrade(socket, 503, why)
+      if (why !== null) return rejectUpgrade(socket, 503, 'UNAVAILABLE', why)
       this.wss.handleUpgrade(req, socket, head, (ws) => {
         this.frames.watch(ws, tcp)
         this.snapshots.accept(ws)
@@ -313,7 +325,8 @@ export class TandemServer {
     }
     if (url.startsWith('/watch')) {
       // A watch socket has no auth step of its own: the token comes up front.
-      if (!preAuthenticated) return rejectUpgrade(socket, 401, 'watches need Authorization: Bearer TOKEN')
+      if (!preAuthenticated)
+        return rejectUpgrade(socket, 401, 'UNAUTHORIZED', 'watches need Authorization: Bearer TOKEN')
       this.wss.handleUpgrade(req, socket, head, (ws) => {
         this.frames.watch(ws, tcp)
         this.node.watchers.accept(ws)
@@ -324,7 +337,7 @@ export class TandemServer {
     socket.on('error', () => socket.destroy())
     if (!tcp.readable || !tcp.writable) return void socket.destroy()
     const refused = acceptUpgrade(req, tcp)
-    if (refused !== null) return rejectUpgrade(socket, refused.status, refused.message, refused.headers)
+    if (refused !== null) return rejectUpgrade(socket, refused.status, 'INVALID', refused.message, refused.headers)
     const ws = new ClientSocket(tcp, head, this.config.maxFrameBytes, this.config.tune.clientCloseGraceMs, this.logger)
     const connection = new ClientConnection(
       ws,
@@ -404,7 +417,8 @@ export class TandemServer {
       const ready = this.readiness()
       return sendJson(res, ready.ready ? 200 : 503, ready)
     }
-    if (path !== '/status' && path !== '/metrics') return sendJson(res, 404, { error: 'not found' })
+    if (path !== '/status' && path !== '/metrics')
+      return sendJson(res, 404, { error: { code: 'NOTFOUND', message: `no endpoint ${path}` } })
     if (!tokenMatches(this.config.authToken, bearerToken(req))) {
       return sendJson(res, 401, { error: { code: 'UNAUTHORIZED', message: 'send Authorization: Bearer TOKEN' } })
     }
@@ -726,14 +740,24 @@ function startsAsReplica(config: Config): boolean {
   )
 }
 
-function rejectUpgrade(socket: Duplex, status: number, message: string, headers: Record<string, string> = {}): void {
-  const body = JSON.stringify({ error: message })
-  const text = status === 503 ? 'Service Unavailable' : status === 401 ? 'Unauthorized' : 'Error'
+/**
+ * Refuses a WebSocket handshake as every HTTP refusal is answered: the
+ * status with its standard reason phrase and `{"error":{"code","message"}}`
+ * (see the README's error codes).
+ */
+function rejectUpgrade(
+  socket: Duplex,
+  status: number,
+  code: ErrorCode,
+  message: string,
+  headers: Record<string, string> = {},
+): void {
+  const body = JSON.stringify({ error: { code, message } })
   const extra = Object.entries(headers)
     .map(([name, value]) => `${name}: ${value}\r\n`)
     .join('')
   socket.end(
-    `HTTP/1.1 ${status} ${text}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}connection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}connection: close\r\n\r\n${body}`,
   )
 }
 

@@ -111,8 +111,14 @@ export class WebConsole {
   /** Answers a request under /ui. */
   handle(req: IncomingMessage, res: ServerResponse, path: string): void {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { allow: 'GET, HEAD' })
-      return void res.end()
+      return sendJson(
+        res,
+        405,
+        { error: { code: 'INVALID', message: `${req.method} ${path}: only GET and HEAD` } },
+        {
+          allow: 'GET, HEAD',
+        },
+      )
     }
     if (path === '/ui') {
       res.writeHead(301, { location: '/ui/' })
@@ -129,8 +135,14 @@ export class WebConsole {
       if ((path === '/ui/api/events' || path === '/ui/api/reports') && req.method === 'HEAD') {
         // Writes to a HEAD response are dropped: the backlog bound would never
         // trip, and the stream would run for nobody until the client goes.
-        res.writeHead(405, { allow: 'GET' })
-        return void res.end()
+        return sendJson(
+          res,
+          405,
+          { error: { code: 'INVALID', message: `HEAD ${path}: a stream is GET only` } },
+          {
+            allow: 'GET',
+          },
+        )
       }
       if (path === '/ui/api/events') return this.openStream(req, res)
       if (path === '/ui/api/reports') return this.openReportStream(req, res)
@@ -301,8 +313,8 @@ function loadAssets(): Map<string, { type: string; body: Buffer }> {
   return assets
 }
 
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
+function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body)
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers })
   res.end(text)
 }
