@@ -20,7 +20,8 @@ export interface MultiPeerStatus {
   /**
    * The feed this peer pulls from this node, or null when it pulls none;
    * `direct`: the origins the peer says it streams from their own node
-   * (this node does not forward their entries to it).
+   * (this node does not forward their entries to it while it serves the
+   * same run of their process).
    */
   pulling: {
     state: string

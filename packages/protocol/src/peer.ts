@@ -11,15 +11,15 @@ import { bytesSchema, frameLimitSchema, nonceSchema, proofSchema } from './repli
  *   dialler (puller)                              listener (pusher)
  *                                            <- challenge {nonce}
  *   hello {nodeId, origin, addr, conflict, vv, time, format, nonce, proof,
- *          incarnation, direct, maxFrameBytes} ->
+ *          incarnation, direct, directRuns, maxFrameBytes} ->
  *                                            <- welcome {proof} | refuse {reason: 'unauthorized'}
- *                                            <- continue {fromSeq, nodeId, origin, vv, time, incarnation}
- *                                             | fullsync {seq, nodeId, origin, clock, time, incarnation}
+ *                                            <- continue {fromSeq, nodeId, origin, vv, time, incarnation, peersHold}
+ *                                             | fullsync {seq, nodeId, origin, clock, time, incarnation, peersHold}
  *                                               snapshot {chunk, count} ... snapshotEnd {seq}
  *                                             | refuse {reason, message}
  *                                            <- entries {entries, head, vv}        (repeated)
  *                                            <- heartbeat {time, vv, digest, rows}  (every 500 ms)
- *   ack {vv, digest, rows, direct} ->            (after each applied frame, and every 250 ms)
+ *   ack {vv, digest, rows, direct, directRuns} -> (after each applied frame, and every 250 ms)
  *   clock {t0} ->                             <- clock {t0, t1}   (offset probe, every second)
  *
  * Authenticated as replication links are (the same challenge-response on
@@ -33,8 +33,13 @@ import { bytesSchema, frameLimitSchema, nonceSchema, proofSchema } from './repli
  * trusted by the feed serving it on the other link only when both name the
  * same run (a restarted peer may hold less than its old socket said).
  * `direct` lists the origins the dialler streams from their own node right
- * now: the pusher does not forward their entries to it (see peer-feed.ts).
- * Both are optional: a node that sends neither gets every entry, as before.
+ * now, and `directRuns` names, for each, the run of that node's process it
+ * streams from: the pusher skips forwarding an origin's entries only while
+ * it serves that same run itself (see peer-feed.ts). `peersHold` is the
+ * most of the dialler's own writes that any other peer of the pusher
+ * reported holding: a dialler restarted from an older copy of its data dir
+ * takes no writes until it holds that many (it would reuse their counters).
+ * All are optional: a node that sends none gets every entry, as before.
  */
 
 const bytes = bytesSchema
@@ -42,6 +47,13 @@ const origin = z.string().min(1).max(64)
 const incarnation = z.string().min(1).max(64).optional()
 /** Origins the dialler pulls from their own node (at most one per peer link). */
 const direct = z.array(origin).max(1024).optional()
+/** Per origin of `direct`, the run of its process (its incarnation) the dialler streams from. */
+const directRuns = z
+  .record(origin, z.string().min(1).max(64))
+  .refine((runs) => Object.keys(runs).length <= 1024, 'too many origins')
+  .optional()
+/** The most of the dialler's own writes another peer of the pusher reported holding. */
+const peersHold = z.number().int().nonnegative().optional()
 export const conflictPolicySchema = z.enum(['lww', 'vclock'])
 export const peerVvSchema = z.record(origin, z.number().int().nonnegative())
 const peerRowSchema = z.object({ vv: peerVvSchema, complete: z.boolean() })
@@ -65,6 +77,7 @@ export const peerHelloSchema = z.object({
   /** This run of the dialler's process (random, new at each start). */
   incarnation,
   direct,
+  directRuns,
   /** The largest frame the dialler reads (see replication.ts). */
   maxFrameBytes: frameLimitSchema,
 })
@@ -72,7 +85,14 @@ export type PeerHello = z.infer<typeof peerHelloSchema>
 
 export const pullerMessageSchema = z.discriminatedUnion('type', [
   peerHelloSchema,
-  z.object({ type: z.literal('ack'), vv: peerVvSchema, digest: z.string().max(16), rows: peerRowsSchema, direct }),
+  z.object({
+    type: z.literal('ack'),
+    vv: peerVvSchema,
+    digest: z.string().max(16),
+    rows: peerRowsSchema,
+    direct,
+    directRuns,
+  }),
   z.object({ type: z.literal('clock'), t0: z.number() }),
 ])
 export type PullerMessage = z.infer<typeof pullerMessageSchema>
@@ -90,6 +110,7 @@ export const pusherMessageSchema = z.discriminatedUnion('type', [
     vv: peerVvSchema,
     time: z.number(),
     incarnation,
+    peersHold,
   }),
   z.object({
     type: z.literal('fullsync'),
@@ -100,6 +121,7 @@ export const pusherMessageSchema = z.discriminatedUnion('type', [
     clock: peerClock,
     time: z.number(),
     incarnation,
+    peersHold,
   }),
   /** Records in the binary layout of storage/snapshot-chunk.ts, joined into the puller's (never replacing them). */
   z.object({ type: z.literal('snapshot'), chunk: bytes, count: z.number().int().nonnegative() }),

@@ -290,7 +290,7 @@ export const tuningSchema = z
       doc({
         unit: 'ms',
         description:
-          "Multi-master: a peer heard from within this long (peer feeds heartbeat every replHeartbeatMs) is named in this node's hello and acks as one it streams from directly (status peers[].pulling.direct on the other side). Shown only: peers forward every origin's entries.",
+          "Multi-master: a peer heard from within this long (peer feeds heartbeat every replHeartbeatMs) counts as the way this node gets that peer's own writes: it is named, with the run of its process, in this node's hello and acks, and this node's other peers stop forwarding its writes here while they serve that run too; past it they forward them again (their links to this node dial again and resume from what it holds). Shorter falls back sooner on a dead or stalled peer; too short makes links to a busy peer fall back and resume needlessly.",
       }),
     ),
     peerHandshakeTimeoutMs: count.default(5000).meta(

@@ -44,11 +44,21 @@ import { VclockResolver } from './vclock.js'
  * origin and once more from every other peer. A feed sends nothing its
  * peer is known to hold: what the peer acked on the feed, what the feed
  * sent, and what the peer's own link to this node reported (trusted only
- * for the same run of the peer's process: `incarnation`); and it does not
+ * for the same run of the peer's process: `incarnation`). And it does not
  * forward the entries of an origin the peer says it streams from directly
- * (`direct`, from its hello and acks). When the peer withdraws that claim
- * (the link to the origin broke or went silent) the feed ends its socket
- * so the peer resumes from what it holds, and gets what it missed.
+ * (`direct` and `directRuns`, from its hello and acks) while this node
+ * serves the same run of that origin's process (pullsFrom): that run holds
+ * every write of its origin this node holds, or takes no writes until it
+ * has them back (amnesia, peer-link.ts), and streams them to the peer.
+ * When that stops (the claim is withdrawn or names another run, the
+ * origin's feed here closed) before the peer acked what was skipped, the
+ * feed ends its socket so the peer resumes from what it holds.
+ *
+ * A node restarted from an older copy of its data dir must not issue its
+ * lost counters again, though the peer that holds them may be cut off from
+ * it and the peer it reaches may never have been forwarded them: a feed's
+ * continue / fullsync carries `peersHold` (heldElsewhere), the most of the
+ * dialler's own writes any other peer reported holding here.
  *
  * Clocks: a link refuses entries stamped further ahead than
  * --max-clock-offset (peer-link.ts). This node refuses writes (CLOCKSKEW)
@@ -156,6 +166,7 @@ export class Mesh {
           tuning: this.options.tuning,
           incarnation: this.incarnation,
           direct: () => this.directOrigins(),
+          directRuns: () => this.directRuns(),
         }),
       )
     }
@@ -181,6 +192,8 @@ export class Mesh {
         incarnation: this.incarnation,
         reportOf: (f) => this.reportOf(f),
         isForgotten: (origin) => this.forgotten.has(origin),
+        pullsFrom: (origin, run) => this.pullsFrom(origin, run),
+        heldElsewhere: (origin) => this.heldElsewhere(origin),
       },
       this.options.feed,
       (f) => {
@@ -208,6 +221,41 @@ export class Mesh {
     const out: string[] = []
     for (const link of this.links) if (link.direct && link.origin !== null) out.push(link.origin)
     return out
+  }
+
+  /** Per origin of directOrigins(), the run of its process the link streams from. */
+  private directRuns(): Record<string, string> {
+    const out: Record<string, string> = {}
+    for (const link of this.links) {
+      if (link.direct && link.origin !== null && link.claimRun !== null) out[link.origin] = link.claimRun
+    }
+    return out
+  }
+
+  /** Whether `origin`'s run `run` pulls from this node now (a feed of this node streams to it). */
+  private pullsFrom(origin: string, run: string): boolean {
+    for (const feed of this.feeds) {
+      if (feed.origin === origin && feed.incarnation === run && feed.state === 'streaming') return true
+    }
+    return false
+  }
+
+  /**
+   * The most of `origin`'s own writes that another peer (not forgotten)
+   * reported holding: on this node's link to it (its committed version
+   * vector) or in its acks on a feed.
+   */
+  private heldElsewhere(origin: string): number {
+    let most = 0
+    for (const link of this.links) {
+      if (link.origin === null || link.origin === origin || this.forgotten.has(link.origin)) continue
+      most = Math.max(most, link.peerVV[origin] ?? 0)
+    }
+    for (const feed of this.feeds) {
+      if (!feed.origin || feed.origin === origin || this.forgotten.has(feed.origin)) continue
+      most = Math.max(most, feed.acked[origin] ?? 0)
+    }
+    return most
   }
 
   /** What the feed's peer reported, on this node's link to it, of the same run as the feed's hello. */
@@ -343,7 +391,7 @@ export class Mesh {
       if (link.ownHeldByPeer > store.vv.get(store.origin)) {
         throw new TandemError(
           'UNAVAILABLE',
-          `peer ${link.addr} holds this node's writes up to #${link.ownHeldByPeer} and this node only up to #${store.vv.get(store.origin)} (its data dir was restored or lost); it takes writes again once it has them back`,
+          `peer ${link.addr} holds, or heard another peer hold, this node's writes up to #${link.ownHeldByPeer} and this node only up to #${store.vv.get(store.origin)} (its data dir was restored from an older copy, or lost); it takes writes again once it has them back`,
         )
       }
     }

@@ -31,21 +31,32 @@ import type { Row } from './stability.js'
  *   per-key metadata and tombstones, and the version vector it holds, which
  *   the peer joins into its own data (never replacing it); then every entry
  *   of this node's log from there on, whatever its origin, except those the
- *   peer already holds (by origin and counter) and this node's housekeeping.
+ *   peer already holds (by origin and counter), those of an origin the peer
+ *   gets from that origin itself (below), and this node's housekeeping.
  *
  * What the peer holds (`known`) is what it said on this socket, what this
  * feed sent it, and what it reported on this node's link to it when that
  * link speaks with the same run of its process (Mesh.reportOf): never a
  * report from an older run, which may claim writes it lost.
  *
- * The origins the peer says it streams from directly (`direct`, in hello
- * and acks) are shown in status, and their entries are still forwarded:
- * skipping them on that claim alone let an origin restarted from an older
- * copy of its data dir, cut off from this node, take the peer's lagging
- * count of its writes as all it had written, and issue its lost counters
- * again. Skipping them safely needs the origin's own report on this node's
- * link to it, of the run that holds them, and a socket closed when that
- * report regresses.
+ * Direct origins. The peer says which origins it streams from their own
+ * node and which run of that node's process (`directRuns`, in hello and
+ * acks). This feed skips an origin O's entries only while O's run named
+ * there pulls from this node too (a feed here streams to that run). That
+ * run has checked, when it dialled, that this node held no more of its
+ * writes than it did, or takes none until it has them back (amnesia,
+ * peer-link.ts), and this node sends it what it lacks; so every write of
+ * O's that this node holds is one O's run holds and streams to the peer.
+ * A claim alone is not enough: O restarted from an older copy of its
+ * data dir, cut off from this node, would take the peer's lagging count of
+ * its writes as all it had written and issue its lost counters again (the
+ * peer's continue tells it what others hold, `peersHold`, but only a
+ * forwarder that stops skipping gets them to it). When the skip no longer
+ * holds (the claim is withdrawn or names another run, O's feed here
+ * closed) and the peer has not acked what was skipped, the socket ends
+ * (1012) and the peer, dialling again, resumes from what it holds. An
+ * entries frame with no entries tells the peer what this node holds when
+ * everything new was skipped (for its `peersHold`).
  *
  * Entries go out as this node stored them; the peer re-places them in its
  * own log and keeps their identity bytes (see log-entry.ts). Backpressure
@@ -62,6 +73,10 @@ interface PeerFeedHost {
   readonly clock: Clock
   digest(): string
   rows(): Record<string, Row>
+  /** Whether the run `run` of `origin`'s process pulls from this node now (a feed streams to it). */
+  pullsFrom(origin: string, run: string): boolean
+  /** The most of `origin`'s own writes another peer of this node reported holding. */
+  heldElsewhere(origin: string): number
   /** A peer reported what it holds (an ack): stability rows, w=N, lag. */
   onAck(peer: PeerFeed, vv: Record<string, number>, rows: Record<string, Row>): void
   /** This run of this node's process. */
@@ -90,8 +105,12 @@ export class PeerFeed extends Feed implements AckSource {
    * (`skipped`, see skipHeld).
    */
   readonly stats = { filtered: 0, skipped: 0 }
-  /** Origins the peer says it streams from their own node (status only: their entries are still forwarded). */
+  /** Origins the peer says it streams from their own node (for status). */
   private direct = new Set<string>()
+  /** Per origin the peer streams directly, the run of its process it streams from. */
+  private directRuns = new Map<string, string>()
+  /** Per origin whose entries this feed skipped as direct, the highest counter skipped. */
+  private readonly skippedDirect = new Map<string, number>()
   protected readonly linkName = 'peer link'
   protected readonly onGap = 'the peer must reconnect for a snapshot'
 
@@ -136,7 +155,7 @@ export class PeerFeed extends Feed implements AckSource {
         this.acked = message.vv
         this.known.join(message.vv)
         this.host.onAck(this, message.vv, message.rows)
-        this.onDirect(message.direct ?? [])
+        this.onDirect(message.direct ?? [], message.directRuns ?? {})
         return
       case 'clock':
         this.flow.send({ type: 'clock', t0: message.t0, t1: this.host.clock.wall() })
@@ -149,6 +168,7 @@ export class PeerFeed extends Feed implements AckSource {
     this.origin = hello.origin
     this.incarnation = hello.incarnation
     this.direct = new Set(hello.direct)
+    this.directRuns = new Map(Object.entries(hello.directRuns ?? {}))
     this.frameLimit = hello.maxFrameBytes ?? Number.POSITIVE_INFINITY
     this.addr = hello.addr
     this.log = this.host.logger.child({ peer: hello.nodeId, peerAddr: hello.addr })
@@ -177,6 +197,7 @@ export class PeerFeed extends Feed implements AckSource {
       vv: this.store.committedVv,
       time: this.host.clock.wall(),
       incarnation: this.host.incarnation,
+      peersHold: this.host.heldElsewhere(hello.origin),
     })
     this.state = 'streaming'
     this.pumpSafely()
@@ -206,6 +227,7 @@ export class PeerFeed extends Feed implements AckSource {
         clock,
         time: this.host.clock.wall(),
         incarnation: this.host.incarnation,
+        peersHold: this.host.heldElsewhere(this.origin),
       })
       const total = await this.sendSnapshot(snapshot, this.options.snapshotChunkBytes)
       if (total === null) return
@@ -220,9 +242,43 @@ export class PeerFeed extends Feed implements AckSource {
     }
   }
 
-  /** The peer's new list of origins it streams directly (shown in status; see the class comment). */
-  private onDirect(origins: string[]): void {
+  /** The peer's new list of origins it streams directly, and the runs (see the class comment). */
+  private onDirect(origins: string[], runs: Record<string, string>): void {
     this.direct = new Set(origins)
+    this.directRuns = new Map(Object.entries(runs))
+    this.checkSkipped()
+  }
+
+  /** Whether this feed skips `origin`'s entries now (see the class comment). */
+  private skips(origin: string): boolean {
+    if (origin === this.store.origin) return false
+    const run = this.directRuns.get(origin)
+    return run !== undefined && this.host.pullsFrom(origin, run)
+  }
+
+  /**
+   * Forgets the skipped counters the peer has acked since; if it lacks some
+   * of an origin this feed no longer skips, ends the socket (the cursor is
+   * past them: the peer resumes from what it holds). False when it ended.
+   */
+  private checkSkipped(): boolean {
+    if (this.state !== 'streaming' || this.skippedDirect.size === 0) return true
+    const report = this.host.reportOf(this)
+    if (report !== null) this.known.join(report)
+    for (const [origin, upTo] of this.skippedDirect) {
+      if (this.known.get(origin) >= upTo) {
+        this.skippedDirect.delete(origin)
+      } else if (!this.skips(origin)) {
+        this.log.info('the peer no longer gets an origin directly; it resumes from what it holds', {
+          origin,
+          skippedUpTo: upTo,
+          peerHolds: this.known.get(origin),
+        })
+        this.close(1012, `${origin} no longer direct: dial again`)
+        return false
+      }
+    }
+    return true
   }
 
   /** The origins the peer says it streams directly, for status. */
@@ -249,15 +305,29 @@ export class PeerFeed extends Feed implements AckSource {
     this.pin?.move(this.cursor)
   }
 
-  /** Sends the entries of `batch` the peer lacks (by origin and counter). */
+  /** Sends the entries of `batch` the peer lacks (by origin and counter) and gets from nowhere else. */
   protected sendBatch(batch: Buffer[]): void {
     const report = this.host.reportOf(this)
     if (report !== null) this.known.join(report)
+    if (!this.checkSkipped()) return
     const out: Buffer[] = []
+    // Entries of one origin come in runs: its decision is kept while it repeats.
+    let origin = ''
+    let skip = false
+    let skippedAny = false
     for (const raw of batch) {
       const id = peekIdentity(raw) ?? readForApply(raw)
       if (id.origin === NO_ORIGIN || id.originSeq <= this.known.get(id.origin)) {
         this.stats.filtered++
+        continue
+      }
+      if (id.origin !== origin) {
+        origin = id.origin
+        skip = this.directRuns.size > 0 && this.skips(origin)
+      }
+      if (skip) {
+        if (id.originSeq > (this.skippedDirect.get(origin) ?? 0)) this.skippedDirect.set(origin, id.originSeq)
+        skippedAny = true
         continue
       }
       this.known.advance(id.origin, id.originSeq)
@@ -265,9 +335,12 @@ export class PeerFeed extends Feed implements AckSource {
       // frame is encoded here, before anything else can run.
       out.push(raw)
     }
-    if (out.length === 0) return
     const head = this.store.lastSeq
     const vv = this.store.committedVv
+    if (out.length === 0) {
+      if (skippedAny) this.flow.sendFrame(encodeFrame({ type: 'entries', entries: [], head, vv }))
+      return
+    }
     for (const frame of framesUnder(out, this.frameLimit, (part) =>
       encodeFrame({ type: 'entries', entries: part, head, vv }),
     )) {
@@ -276,6 +349,7 @@ export class PeerFeed extends Feed implements AckSource {
   }
 
   protected sendHeartbeat(): void {
+    if (!this.checkSkipped()) return
     this.flow.send({
       type: 'heartbeat',
       time: this.host.clock.wall(),

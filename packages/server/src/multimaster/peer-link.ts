@@ -29,9 +29,11 @@ import type { Row } from './stability.js'
  *   came before it, pauses, says so in status, and asks again later, so a
  *   fast clock cannot win conflicts;
  * - a snapshot is joined into the data (Store.merge), never replaces it;
- * - if the peer holds more of this node's own writes than this node does
- *   (a data dir restored from a backup), this node takes no writes until it
- *   has them back (amnesia: it would reuse their counters);
+ * - if the peer holds more of this node's own writes than this node does,
+ *   or says another of its peers reported holding more (`peersHold`: the
+ *   one that holds them may be cut off from this node), this node's data
+ *   dir was restored from a backup or an older copy: it takes no writes
+ *   until it has them back (amnesia: it would reuse their counters);
  * - every second it probes the peer's clock, for the offset status shows
  *   and the Mesh's decision to refuse writes when this node's clock runs ahead;
  * - what the peer reports it holds (peerVV) is trusted by this node's feed
@@ -83,6 +85,8 @@ interface PeerLinkHost {
   readonly incarnation: string
   /** The origins this node streams from their own node now (see PeerLink.direct). */
   direct(): string[]
+  /** Per origin of direct(), the run of its process streamed from (see PeerLink.claimRun). */
+  directRuns(): Record<string, string>
 }
 
 type PeerLinkTuning = Pick<
@@ -121,6 +125,12 @@ export class PeerLink {
   ownHeldByPeer = 0
   /** The run of the peer's process this connection speaks with (null until it answered on it). */
   peerIncarnation: string | null = null
+  /**
+   * The run of the peer's process this link last streamed from, kept while
+   * it reconnects: its claim to pull the peer's writes directly names it,
+   * so a peer forwarding them to this node skips them only for that run.
+   */
+  claimRun: string | null = null
   /** Entries received from the peer (those this node already held included). */
   readonly stats = { connects: 0, snapshots: 0, applied: 0, clockPauses: 0, received: 0, silenceTimeouts: 0 }
   private ws: WebSocket | null = null
@@ -205,6 +215,7 @@ export class PeerLink {
           proof: proveToken(authToken, 'peer', 'dialer', peerNonce, nonce),
           incarnation: this.host.incarnation,
           direct: this.host.direct(),
+          directRuns: this.host.directRuns(),
           maxFrameBytes: this.host.maxFrameBytes,
         })
       })
@@ -330,19 +341,21 @@ export class PeerLink {
       digest: this.host.digest(),
       rows: this.host.rows(),
       direct: this.host.direct(),
+      directRuns: this.host.directRuns(),
     })
   }
 
   /**
    * Whether this node gets the peer's own writes from the peer itself: the
    * link has heard the peer within peerDirectSilenceMs and is not refused
-   * or paused. Feeds to other peers are told, and forward this origin's
-   * entries to this node only when it is not. A reconnect within that time
-   * keeps the claim (the link resumes from what this node holds, so it gets
-   * every write of the peer's it lacks): withdrawing it makes the other
-   * feeds end their sockets, and each of those reconnects would withdraw
-   * its own claim in turn. A dead or stalled peer stops counting once
-   * silent that long.
+   * or paused. Feeds to other peers are told, with the run it streams from
+   * (claimRun), and skip forwarding this origin's entries to this node only
+   * while they serve that same run (see peer-feed.ts). A reconnect within
+   * that time keeps the claim (the link resumes from what this node holds,
+   * so it gets every write of the peer's it lacks): withdrawing it makes the
+   * other feeds end their sockets, and each of those reconnects would
+   * withdraw its own claim in turn. A dead or stalled peer stops counting
+   * once silent that long; a restarted one is a new run.
    */
   get direct(): boolean {
     return (
@@ -379,7 +392,7 @@ export class PeerLink {
   private async onControl(message: PusherMessage, flow: FlowSocket, live: () => boolean): Promise<void> {
     switch (message.type) {
       case 'continue':
-        this.identify(message.nodeId, message.origin, message.vv, message.incarnation)
+        this.identify(message.nodeId, message.origin, message.vv, message.incarnation, message.peersHold)
         this.log.info('peer link resumes from its log', { fromSeq: message.fromSeq })
         this.state = 'streaming'
         this.backoff = this.host.tuning.peerMinBackoffMs
@@ -387,7 +400,7 @@ export class PeerLink {
         this.noteBehind()
         return
       case 'fullsync':
-        this.identify(message.nodeId, message.origin, message.clock.vv, message.incarnation)
+        this.identify(message.nodeId, message.origin, message.clock.vv, message.incarnation, message.peersHold)
         this.stats.snapshots++
         this.state = 'merging'
         this.reason = null
@@ -459,20 +472,33 @@ export class PeerLink {
     return true
   }
 
-  /** The peer named itself: check it holds no more of this node's writes than this node does. */
-  private identify(nodeId: string, origin: string, vv: VersionVectorObject, incarnation: string | undefined): void {
+  /**
+   * The peer named itself: check that neither it nor, as far as it heard,
+   * any of its other peers holds more of this node's writes than this node
+   * does. (A peer that holds them may be cut off from this node while the
+   * one it reaches never got them: forwarders skip the writes of an origin
+   * to a peer that pulls them from their origin directly.)
+   */
+  private identify(
+    nodeId: string,
+    origin: string,
+    vv: VersionVectorObject,
+    incarnation: string | undefined,
+    peersHold: number | undefined,
+  ): void {
     this.nodeId = nodeId
     this.origin = origin
     this.peerVV = vv
     this.peerIncarnation = incarnation ?? null
+    if (incarnation !== undefined) this.claimRun = incarnation
     this.log = this.host.logger.child({ peerAddr: this.addr, peer: nodeId })
     const mine = this.store.origin
-    const held = vv[mine] ?? 0
+    const held = Math.max(vv[mine] ?? 0, peersHold ?? 0)
     if (held > this.store.vv.get(mine)) {
       this.ownHeldByPeer = held
       this.log.error(
-        'the peer holds more of this node’s own writes than this node does (its data dir was restored or lost); taking no writes until they are back',
-        { peerHolds: held, thisNodeHolds: this.store.vv.get(mine) },
+        'the peer or another of its peers holds more of this node’s own writes than this node does (its data dir was restored from an older copy, or lost); taking no writes until they are back',
+        { peerHolds: vv[mine] ?? 0, itsPeersHold: peersHold ?? 0, thisNodeHolds: this.store.vv.get(mine) },
       )
     }
   }

@@ -1,0 +1,131 @@
+import { cpSync } from 'node:fs'
+import { afterEach, describe, expect, it } from 'vitest'
+import type { FaultProxy } from '../helpers/fault-proxy.js'
+import { freePort } from '../helpers/fault-proxy.js'
+import { NodeProcess } from '../helpers/node-process.js'
+import { tempDir } from '../helpers/temp-dir.js'
+import { waitFor } from '../helpers/wait.js'
+import { PeerGroup } from './peers.js'
+
+/**
+ * Rule checked: a node never issues again a counter of its own that another
+ * node holds, even when the writes it lost are held only by a peer it
+ * cannot reach, and even when that peer does not forward them to the peer
+ * it can reach (because that one streams the origin directly).
+ *
+ * Three masters. Node 0 is the origin, node 1 the forwarder (it holds every
+ * write of node 0), node 2 a peer that says it pulls node 0's writes from
+ * node 0 itself, so node 1 may skip forwarding them to it, and that lags:
+ * its link from node 0 stalls while node 0 writes. Node 0's run then
+ * freezes (SIGSTOP: its sockets stay open, so node 1's links to it still
+ * stream) cut off from node 1, and a new run starts from an older copy of
+ * its data dir, reaching node 2 only. Had the new run taken the writes
+ * node 2 lacks as never written, its new writes would reuse their counters,
+ * and node 1 would keep the old writes under them: a lasting divergence.
+ * Instead the new run takes no writes until it has them back, and after
+ * healing every node holds the old writes and the new.
+ */
+describe('multi-master origin restarted from an older copy of its data dir', () => {
+  let group: PeerGroup
+  afterEach(() => group?.teardown())
+
+  /** Drops the proxy's connections (its owners dial again) and forwards again. */
+  const reset = (proxy: FaultProxy) => {
+    proxy.cut('refuse')
+    proxy.heal()
+  }
+
+  it('takes no writes until it has back the writes only a cut-off peer held, and the group converges', async () => {
+    // A claim to pull an origin directly lasts a minute here, so a reconnect
+    // keeps it across the whole restart (the window is a tunable).
+    const args = ['--tune', 'peerDirectSilenceMs=60000']
+    group = await new PeerGroup().start({ size: 3, conflict: 'lww', args })
+    const origin0 = (await group.status(0)).multi!.origin
+    const a = await group.client(0)
+    for (let i = 0; i < 20; i++) await a.put(`early:${i}`, `v${i}`)
+    await group.waitConverged()
+
+    // The copy: node 0's data dir as it is now.
+    await group.nodes[0].stop()
+    const copy = tempDir('tandem-mm-copy-')
+    group.dirs.push(copy)
+    cpSync(group.dirs[0].path, copy.path, { recursive: true })
+    await group.nodes[0].start()
+    await waitFor(async () => !(await group.status(0)).readOnly, { what: 'node 0 to take writes again' })
+    const node2 = (await group.status(2)).nodeId
+    await waitFor(
+      async () => {
+        const s = await group.status(1)
+        return (
+          s.multi!.peers.every((p) => p.link === 'streaming') &&
+          s.multi!.peers.some((p) => p.nodeId === node2 && p.pulling?.direct.includes(origin0) === true)
+        )
+      },
+      { what: 'node 1 to stream from both and hear that node 2 pulls from node 0 directly', timeoutMs: 30_000 },
+    )
+
+    // Node 2 stops hearing node 0; node 1 gets all of node 0's new writes.
+    group.proxies[2][0]!.cut('stall')
+    const b = await group.client(0)
+    for (let i = 0; i < 30; i++) await b.put(`late:${i}`, `v${i}`)
+    const held = (await group.status(0)).vv[origin0]
+    await waitFor(async () => (await group.status(1)).vv[origin0] === held, {
+      what: 'node 1 to hold all of node 0’s writes',
+    })
+    // Whether node 2 holds them (forwarded) or only heard node 1 say it
+    // does, it has heard it before node 0's new run can reach it.
+    await waitFor(async () => (await group.status(2)).multi!.peers[1].vv[origin0] === held, {
+      what: 'node 2 to hear that node 1 holds them',
+    })
+
+    // Node 0's run freezes, cut off from node 1 both ways (stalled: node
+    // 1's sockets to it stay open). A new run starts from the copy.
+    const old = group.nodes[0]
+    await old.kill('SIGSTOP')
+    group.proxies[0][1]!.cut('stall')
+    group.proxies[1][0]!.cut('stall')
+    const port = await freePort()
+    group.proxies[1][0]!.targetPort = port
+    group.proxies[2][0]!.targetPort = port
+    const fresh = new NodeProcess(copy.path, [
+      '--mode',
+      'multi',
+      '--conflict',
+      'lww',
+      '--advertise',
+      `127.0.0.1:${port}`,
+      '--peers',
+      `${group.proxies[0][1]!.address},${group.proxies[0][2]!.address}`,
+      ...args,
+    ])
+    fresh.port = port
+    group.nodes[0] = fresh
+    try {
+      await fresh.start()
+      // Node 2's link to node 0 reaches the new run.
+      reset(group.proxies[2][0]!)
+      await waitFor(async () => !(await group.status(0)).readOnly, {
+        what: 'the new run of node 0 to take writes',
+        timeoutMs: 60_000,
+      })
+      // It takes writes only with every write of its old run back.
+      expect((await group.status(0)).vv[origin0]).toBeGreaterThanOrEqual(held)
+      const c = await group.client(0)
+      for (let i = 0; i < 30; i++) await c.put(`new:${i}`, `v${i}`)
+
+      // Healed: node 1 reaches the new run (the old one's sockets are reset).
+      reset(group.proxies[0][1]!)
+      reset(group.proxies[1][0]!)
+      await group.waitConverged(90_000)
+      for (let n = 0; n < 3; n++) {
+        const db = await group.client(n)
+        for (let i = 0; i < 30; i++) {
+          expect(await db.get(`late:${i}`), `node ${n} late:${i}`).toBe(`v${i}`)
+          expect(await db.get(`new:${i}`), `node ${n} new:${i}`).toBe(`v${i}`)
+        }
+      }
+    } finally {
+      await old.kill('SIGKILL')
+    }
+  })
+})
