@@ -97,6 +97,11 @@ describe('multi-master origin restarted from an older copy of its data dir', () 
       '--peers',
       `${group.proxies[0][1]!.address},${group.proxies[0][2]!.address}`,
       ...args,
+      // A node that reaches no peer within peerStartupGraceMs takes writes
+      // alone (it cannot know what it lost); on a loaded machine the new
+      // run's first link can take longer than the default 2 s.
+      '--tune',
+      'peerStartupGraceMs=60000',
     ])
     fresh.port = port
     group.nodes[0] = fresh
