@@ -67,6 +67,8 @@ function conditionOf(key: string, options: KeyConditions): WriteCondition | null
 
 /** msgpack bytes around one value in an mget reply. */
 const MGET_ITEM_OVERHEAD = 5
+/** msgpack bytes around one entry of a scan page: its array header and its key's and value's (str32/bin32). */
+const SCAN_ENTRY_OVERHEAD = 11
 
 function mgetTooLarge(keys: number, config: Config): TandemError {
   return new TandemError(
@@ -984,9 +986,12 @@ export class TandemNode {
   }
 
   /**
-   * One page of a scan. The page holds at most `pageSize` entries and about
-   * `pageBytes` of keys and values; `more` says whether the client should
-   * ask again (from after the last key) for the rest.
+   * One page of a scan. The page holds at most `pageSize` entries and at
+   * most `pageBytes` of encoded entries (keys, values and their msgpack
+   * headers), so a budget taken from the frame limit keeps the reply in
+   * one frame; `more` says whether the client should ask again (from
+   * after the last key) for the rest. A page always takes its first entry,
+   * and a key's concurrent values stay together.
    */
   scanPage(options: ScanOptions, pageSize: number, pageBytes: number, consistency?: Consistency): Promise<ScanPage> {
     return this.read(consistency, () => this.readPage(options, pageSize, pageBytes))
@@ -999,14 +1004,15 @@ export class TandemNode {
     let bytes = 0
     let more = false
     for await (const entry of this.store.scan({ ...options, limit: want + 1 })) {
+      const cost = byteLength(entry[0]) + byteLength(entry[1]) + SCAN_ENTRY_OVERHEAD
       // A key's concurrent values (vclock) stay on one page: the next page starts after the key.
-      const full = entries.length >= want || bytes >= pageBytes
+      const full = entries.length >= want || (entries.length > 0 && bytes + cost > pageBytes)
       if (full && entry[0] !== entries[entries.length - 1]?.[0]) {
         more = true
         break
       }
       entries.push(entry)
-      bytes += byteLength(entry[0]) + byteLength(entry[1])
+      bytes += cost
     }
     // A page cut short by the caller's own limit is the end of the scan.
     if (options.limit !== undefined && entries.length >= options.limit) more = false

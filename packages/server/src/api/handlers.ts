@@ -3,7 +3,7 @@ import type { Config } from '../config.js'
 import type { TandemNode } from '../node.js'
 import { NOT_NOW } from '../storage/store.js'
 
-/** Bytes of keys and values one scan page may carry. */
+/** Bytes of keys and values (and their headers) one scan page may carry; under the frame limit too. */
 const SCAN_PAGE_BYTES = 1024 * 1024
 const SCAN_PAGE_SIZE = 1000
 /** msgpack bytes a reply adds around its values (the map, id, result, headers). */
