@@ -170,7 +170,7 @@ export const configSchema = z
         doc({
           value: 'always|periodic|none',
           description:
-            'always: fsync every group commit before answering (no acknowledged write is lost on power failure). periodic: fsync once a second (the tunable periodicSyncMs; up to that much of acknowledged writes can be lost on power failure, none on a process crash). none: leave it to the OS.',
+            'always: fsync every group commit before answering (no acknowledged write is lost on power failure). periodic: fsync once a second (the tunable periodicSyncMs; up to that much of acknowledged writes can be lost on power failure, none on a process crash; a failed fsync makes the node refuse writes with UNAVAILABLE until restarted). none: leave it to the OS.',
         }),
       ),
     logRetention: positiveInt.default(1_000_000).meta(

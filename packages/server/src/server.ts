@@ -405,6 +405,11 @@ export class TandemServer {
         const reason = `NOSPACE: writes fail since ${new Date(noSpace.since).toISOString()}: ${noSpace.message}`
         return sendJson(res, 503, { status: 'degraded', reason })
       }
+      const syncFailure = this.node.store.syncFailure
+      if (syncFailure) {
+        const reason = `an fsync failed at ${new Date(syncFailure.since).toISOString()}: writes fail until restart: ${syncFailure.message}`
+        return sendJson(res, 503, { status: 'degraded', reason })
+      }
       const damaged = this.node.store.damagedKeys
       if (damaged.size > 0) {
         const [key] = damaged.keys()

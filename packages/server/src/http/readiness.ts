@@ -30,6 +30,8 @@ export function readiness(serverStatus: string, node: TandemNode, config: Config
   if (serverStatus !== 'open') return { ready: false, role, reason: `the node is ${serverStatus}` }
   const noSpace = node.store.noSpace
   if (noSpace) return { ready: false, role, reason: `NOSPACE: ${noSpace.message}` }
+  const syncFailure = node.store.syncFailure
+  if (syncFailure) return { ready: false, role, reason: `an fsync failed, writes refused: ${syncFailure.message}` }
   if (role === 'master') {
     const failover = node.failover
     if (failover && !failover.status().lease.held) {

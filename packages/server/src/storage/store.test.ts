@@ -964,13 +964,70 @@ describe('store: --sync periodic', () => {
     expect(await store.getMeta('syncedAt')).toBeUndefined()
   })
 
-  it('syncs through LevelDB, as a synced write, when a log file cannot be fsynced', async () => {
+  it('syncs through LevelDB, as a synced write, when a log file cannot be opened', async () => {
     const store = await openPeriodic('failing', async () => {
-      throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' })
+      throw Object.assign(new Error('EMFILE: too many open files, open'), { code: 'EMFILE', syscall: 'open' })
     })
     await store.write([[OP_PUT, 'a', '1']])
     await store.syncNow()
     expect(await store.getMeta('syncedAt')).toBeTypeOf('number')
+    await store.write([[OP_PUT, 'b', '2']])
+    expect(store.syncFailure).toBeNull()
+  })
+
+  it('refuses every write after a failed fsync, without a synced write that could succeed over the loss', async () => {
+    const store = await openPeriodic('eio', async () => {
+      throw Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO', syscall: 'fdatasync' })
+    })
+    await store.write([[OP_PUT, 'a', '1']])
+    await expect(store.syncNow()).rejects.toThrow(/EIO/)
+    // Linux may have dropped the pages the fsync failed on and report it once:
+    // a synced write made now could succeed, and the writes after it be taken.
+    expect(await store.getMeta('syncedAt')).toBeUndefined()
+    expect(store.syncFailure?.message).toMatch(/EIO/)
+    await expect(store.write([[OP_PUT, 'b', '2']])).rejects.toMatchObject({ code: 'UNAVAILABLE' })
+    expect(await store.get('b')).toBeUndefined()
+    expect(await store.get('a')).toBe('1')
+    await store.close()
+  })
+
+  it('starts no second sync while one is under way: the writes made meanwhile wait for the next', async () => {
+    const calls: string[] = []
+    let release = () => {}
+    const held = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    let reached = () => {}
+    const fsyncing = new Promise<void>((resolve) => {
+      reached = resolve
+    })
+    let holding = true
+    const store = await openPeriodic('overlap', async (path) => {
+      calls.push(path)
+      reached()
+      if (holding) await held
+    })
+    await store.write([[OP_PUT, 'a', '1']])
+    const first = store.syncNow()
+    await fsyncing
+    const listed = calls.length
+    let second = Promise.resolve()
+    let third = Promise.resolve()
+    try {
+      await store.write([[OP_PUT, 'b', '2']])
+      second = store.syncNow()
+      await store.write([[OP_PUT, 'c', '3']])
+      third = store.syncNow()
+      expect(calls.length).toBe(listed)
+    } finally {
+      holding = false
+      release()
+    }
+    await Promise.all([first, second, third])
+    expect(calls.length).toBe(listed)
+    // The writes made during the sync are still to be synced: the next one does.
+    await store.syncNow()
+    expect(calls.length).toBeGreaterThan(listed)
   })
 
   it('fsyncs the log files for real', async () => {

@@ -345,6 +345,16 @@ export class Store {
    * (a record cut short at its end is ignored) and starts a new one.
    */
   noSpace: NoSpace | null = null
+  /**
+   * Set once an fsync of LevelDB's log files (--sync periodic) failed:
+   * every write fails with UNAVAILABLE from then on, until the node is
+   * restarted. Linux may drop the dirty pages of a failed writeback and
+   * report the error once only, so the next fsync (or a synced LevelDB
+   * write) can succeed with acknowledged writes missing from the disk;
+   * nothing done in this process can tell them back, and taking more
+   * writes would hide the loss.
+   */
+  syncFailure: NoSpace | null = null
   private recovering = false
   /**
    * Keys whose record failed its checksum on a read (record.ts), with when
@@ -435,6 +445,7 @@ export class Store {
   private dirtySinceSync = false
   /** The periodic sync under way, if any (close waits for it). */
   private syncing: Promise<void> = Promise.resolve()
+  private syncInFlight: Promise<void> | null = null
   private readonly syncReads: SyncReadGate
   private pendingReads: PendingRead[] = []
   /** The last snapshot chunk's write during a full sync (a rejected one fails the next chunk). */
@@ -954,6 +965,10 @@ export class Store {
     if (this.noSpace) {
       void batch.close()
       throw noSpaceError(this.noSpace)
+    }
+    if (this.syncFailure) {
+      void batch.close()
+      throw syncFailedError(this.syncFailure)
     }
     try {
       await batch.write({ sync })
@@ -1680,9 +1695,27 @@ export class Store {
 
   /** Forces everything written so far to disk (a synced write flushes LevelDB's WAL). */
   syncNow(): Promise<void> {
-    if (!this.dirtySinceSync || this.status !== 'open') return Promise.resolve()
+    // One sync at a time: the writes made meanwhile stay dirty for the next
+    // one. Syncs started each period while a slow disk holds the one before
+    // would pile up in the thread pool that LevelDB's reads and writes share.
+    if (this.syncInFlight) return this.syncInFlight
+    if (!this.dirtySinceSync || this.status !== 'open' || this.syncFailure) return Promise.resolve()
     this.dirtySinceSync = false
-    const syncing = this.syncLogFiles().catch(() => this.putMeta('syncedAt', this.clock.wall(), true))
+    const syncing = this.syncLogFiles()
+      .catch((err) => {
+        if (!isOpenFailure(err)) {
+          // The fsync itself failed: what it covered may be lost (see syncFailure).
+          this.syncFailure ??= { since: this.clock.wall(), message: (err as Error).message }
+          throw err
+        }
+        // Opening a log file failed (no fsync was made, nothing lost): a
+        // synced LevelDB write fsyncs its current log file, as before.
+        return this.putMeta('syncedAt', this.clock.wall(), true)
+      })
+      .finally(() => {
+        this.syncInFlight = null
+      })
+    this.syncInFlight = syncing
     this.syncing = syncing.catch(() => {})
     return syncing
   }
@@ -1697,9 +1730,10 @@ export class Store {
    * covered: LevelDB hands each batch to its current log file before it
    * answers, so every batch written before this began is in a log file
    * listed here or, if LevelDB retired that file meanwhile, in a table it
-   * synced before retiring it. A file that cannot be fsynced fails this,
-   * and syncNow then makes a synced LevelDB write, as before, so that
-   * LevelDB sees the failure and refuses the writes after it.
+   * synced before retiring it. A file that cannot be opened fails this,
+   * and syncNow then makes a synced LevelDB write, as before; a file whose
+   * fsync fails marks the store failed (syncFailure), since a later fsync
+   * may succeed over the lost pages.
    */
   private async syncLogFiles(): Promise<void> {
     const names = (await readdir(this.dbDir)).filter((name) => LEVELDB_LOG_FILE.test(name))
@@ -2130,7 +2164,13 @@ export class Store {
     while (this.recovering) await new Promise((resolve) => setTimeout(resolve, 10))
     // With a full disk there is nothing to flush: every acknowledged write
     // was made durable before it was acknowledged, and nothing else is.
-    if (this.dirtySinceSync && this.options.sync !== 'none' && this.db.status === 'open' && !this.noSpace) {
+    if (
+      this.dirtySinceSync &&
+      this.options.sync !== 'none' &&
+      this.db.status === 'open' &&
+      !this.noSpace &&
+      !this.syncFailure
+    ) {
       this.dirtySinceSync = false
       await this.putMeta('syncedAt', this.clock.wall(), true).catch((err) => {
         if (this.noSpace === null) throw err
@@ -2151,6 +2191,18 @@ async function fdatasyncFile(path: string): Promise<void> {
   } finally {
     await file.close()
   }
+}
+
+/** A log file could not be opened to be fsynced: no fsync was made, so no write was lost. */
+function isOpenFailure(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException)?.syscall === 'open'
+}
+
+function syncFailedError(state: NoSpace): TandemError {
+  return new TandemError(
+    'UNAVAILABLE',
+    `an fsync of the data dir failed at ${new Date(state.since).toISOString()} (${state.message}): writes acknowledged before it may be missing from the disk, so this node takes no more writes until it is restarted`,
+  )
 }
 
 function isNoSpace(err: unknown): boolean {
