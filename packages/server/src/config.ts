@@ -104,7 +104,7 @@ export const configSchema = z
         doc({
           value: 'PORT',
           description:
-            'Port for clients and peers (WebSocket) and HTTP (/health, /ready, /status, /metrics, the web console at /ui/). 0 picks a free one.',
+            'Port for clients and peers (WebSocket) and HTTP (/health, /ready, /status, /convergence, /metrics, the web console at /ui/). 0 picks a free one.',
         }),
       ),
     respPort: z.coerce

@@ -34,6 +34,7 @@ import { type EntryOp, OP_DEL, OP_PUT } from './storage/log-entry.js'
 import { modSeqOf, SiblingsError } from './storage/record.js'
 import type { ConflictResolver } from './storage/resolver.js'
 import { type ConflictPolicy, NOT_NOW, type Store, type WriteCondition } from './storage/store.js'
+import type { VersionVectorObject } from './storage/version-vector.js'
 import type { Clock } from './util/clock.js'
 import type { Logger } from './util/logger.js'
 
@@ -1029,6 +1030,19 @@ export class TandemNode {
   }
 
   /** `diskMaxAgeMs`: how old a data-dir size the caller accepts (see DataDirSize.bytes). */
+  /**
+   * The three figures that say whether nodes hold the same data (GET
+   * /convergence): what status says of them, without building the rest of
+   * it, so that a harness or a monitor can ask every few milliseconds.
+   */
+  convergence(): { vv: VersionVectorObject; digest: string | null; lagEntries: number } {
+    return {
+      vv: this.store.committedVv,
+      digest: this.store.keys?.digest.hex ?? null,
+      lagEntries: this.mesh?.lagEntries ?? 0,
+    }
+  }
+
   status(options: { diskMaxAgeMs?: number } = {}): NodeStatus {
     const stats = this.store.commitStats
     return {

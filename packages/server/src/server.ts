@@ -422,12 +422,13 @@ export class TandemServer {
       const ready = this.readiness()
       return sendJson(res, ready.ready ? 200 : 503, ready)
     }
-    if (path !== '/status' && path !== '/metrics')
+    if (path !== '/status' && path !== '/metrics' && path !== '/convergence')
       return sendJson(res, 404, { error: { code: 'NOTFOUND', message: `no endpoint ${path}` } })
     if (!tokenMatches(this.config.authToken, bearerToken(req))) {
       return sendJson(res, 401, { error: { code: 'UNAUTHORIZED', message: 'send Authorization: Bearer TOKEN' } })
     }
     if (path === '/status') return sendJson(res, 200, this.node.status())
+    if (path === '/convergence') return sendJson(res, 200, this.node.convergence())
     this.metrics.render().then(
       (text) => {
         res.writeHead(200, { 'content-type': this.metrics.contentType })

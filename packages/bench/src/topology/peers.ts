@@ -143,17 +143,33 @@ const nonZero = (vv: Record<string, number>) =>
       .map((k) => [k, vv[k]]),
   )
 
+/** What a node says of its convergence (GET /convergence). */
+interface Convergence {
+  vv: Record<string, number>
+  digest: string | null
+  /** Entries its peers hold that it lacks, as far as it knows. */
+  lagEntries: number
+}
+
+/**
+ * A node's convergence figures. GET /convergence answers them without the
+ * rest of the status (the data dir walk, every peer's row, ...): polled
+ * every 20 ms on each node while a heal is timed, the full status cost the
+ * nodes being timed a few percent of their CPU.
+ */
+async function convergenceOf(address: string, authToken?: string): Promise<Convergence> {
+  const headers: Record<string, string> = authToken ? { authorization: `Bearer ${authToken}` } : {}
+  const res = await fetch(`http://${address}/convergence`, { headers, signal: AbortSignal.timeout(5000) })
+  if (!res.ok) throw new Error(`convergence of ${address}: HTTP ${res.status}`)
+  return (await res.json()) as Convergence
+}
+
 /** Every running node at the same version vector and digest, nothing left to pull. */
 async function converged(nodes: NodeProcess[], authToken?: string): Promise<boolean> {
-  const statuses = await Promise.all(nodes.filter((n) => n.running).map((n) => statusOf(n.address, authToken)))
-  if (statuses.length === 0) return false
-  const vv = nonZero(statuses[0].vv)
-  return statuses.every(
-    (s) =>
-      nonZero(s.vv) === vv &&
-      s.digest === statuses[0].digest &&
-      (s.multi?.peers ?? []).every((p) => p.lagEntries === 0),
-  )
+  const views = await Promise.all(nodes.filter((n) => n.running).map((n) => convergenceOf(n.address, authToken)))
+  if (views.length === 0) return false
+  const vv = nonZero(views[0].vv)
+  return views.every((s) => nonZero(s.vv) === vv && s.digest === views[0].digest && s.lagEntries === 0)
 }
 
 function waitConverged(nodes: NodeProcess[], authToken: string | undefined, timeoutMs: number): Promise<boolean> {

@@ -480,6 +480,13 @@ export class Mesh {
 
   // ---- status ------------------------------------------------------------
 
+  /** Entries the peers hold that this node lacks, as far as its links know (status peers[].lagEntries, added up). */
+  get lagEntries(): number {
+    let n = 0
+    for (const link of this.links) n += link.lagEntries
+    return n
+  }
+
   status(): MultiStatus {
     const store = this.host.store
     const feedsByNode = new Map([...this.feeds].map((f) => [f.nodeId, f]))
