@@ -159,7 +159,7 @@ export const tuningSchema = z
         doc({
           unit: 'keys',
           description:
-            "How many recently written keys the store remembers as existing or not, so that a write of one needs no LevelDB read to keep the key count (status keys). About 30 bytes of memory each beside the key's own bytes; 0 reads every written key once per group commit.",
+            "How many recently written keys the store remembers as existing or not, so that a write of one needs no LevelDB read to keep the key count (status keys). About 30 bytes of memory each beside the key's own bytes, and at most 64 bytes of key a key on average (longer keys: fewer remembered); 0 reads every written key once per group commit.",
         }),
       ),
     noSpaceRetryMs: count.default(1000).meta(

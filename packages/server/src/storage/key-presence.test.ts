@@ -14,17 +14,23 @@ class Reference {
     if (this.max <= 0) return undefined
     return this.current.get(name) ?? this.previous.get(name)
   }
+  /** The names' bytes in `current`: a generation ends at half of max keys or 64 bytes of names per such key. */
+  private currentBytes = 0
   set(name: string, exists: boolean): void {
     if (this.max <= 0) return
+    if (!this.current.has(name)) this.currentBytes += name.length
     this.current.set(name, exists)
-    if (this.current.size >= Math.max(1, this.max >> 1)) {
+    const half = Math.max(1, this.max >> 1)
+    if (this.current.size >= half || this.currentBytes >= half * 64) {
       this.previous = this.current
       this.current = new Map()
+      this.currentBytes = 0
     }
   }
   clear(): void {
     this.current.clear()
     this.previous.clear()
+    this.currentBytes = 0
   }
   get size(): number {
     return this.current.size + this.previous.size
@@ -104,5 +110,22 @@ describe('KeyPresence', () => {
     for (let i = 0; i < 200_000; i++) presence.set(nameOf(`key:${i}`), true)
     const keyBytes = nameOf('key:100000').length
     expect(presence.bytes / 200_000).toBeLessThan(30 + 2 * keyBytes)
+  })
+
+  it('holds a bounded share of bytes for long keys, and still answers right for those it keeps', () => {
+    const max = 1000
+    const presence = new KeyPresence(max)
+    // Keys at --max-key-bytes (8 KiB): 500 a generation would be 4 MiB of names each.
+    const long = (i: number) => nameOf(`${'x'.repeat(8186)}${String(i).padStart(6, '0')}`)
+    for (let i = 0; i < 3 * max; i++) presence.set(long(i), i % 3 !== 0)
+    // The names' share (64 bytes a key) and one key past it, per generation, plus the entries' arrays.
+    expect(presence.bytes).toBeLessThan(2 * (max * 64 + 2 * long(0).length) + max * 60)
+    const last = 3 * max - 1
+    expect(presence.get(long(last))).toBe(last % 3 !== 0)
+    expect(presence.get(long(last - 1))).toBe((last - 1) % 3 !== 0)
+    for (let i = 0; i < 3 * max; i++) {
+      const known = presence.get(long(i))
+      if (known !== undefined) expect(known).toBe(i % 3 !== 0)
+    }
   })
 })

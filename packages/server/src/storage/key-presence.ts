@@ -8,8 +8,9 @@
  * written (the group read or wrote the key's record), groups commit one
  * after another, and whatever replaces the data otherwise (a full sync, a
  * restore, a damaged data dir dropped) clears it. Bounded: it holds at most
- * `max` keys, dropping the older half at a time; a dropped key is read again
- * when next written.
+ * `max` keys, and names of NAME_BYTES_PER_KEY bytes a key on average,
+ * dropping the older half at a time; a dropped key is read again when next
+ * written.
  *
  * Only for data dirs without a conflict policy: there a record that exists
  * is a key. Tombstones (multi-master) need the record itself.
@@ -30,8 +31,8 @@ export class KeyPresence {
 
   constructor(private readonly max: number) {
     this.half = Math.max(1, max >> 1)
-    this.current = new PresenceTable(this.half)
-    this.previous = new PresenceTable(this.half)
+    this.current = new PresenceTable(this.half, this.half * NAME_BYTES_PER_KEY)
+    this.previous = new PresenceTable(this.half, this.half * NAME_BYTES_PER_KEY)
   }
 
   get size(): number {
@@ -56,7 +57,7 @@ export class KeyPresence {
     const hash = hashName(name)
     if (hash === NOT_LATIN1) return
     this.current.set(name, hash, exists)
-    if (this.current.count >= this.half) {
+    if (this.current.count >= this.half || this.current.full) {
       const emptied = this.previous
       emptied.clear()
       this.previous = this.current
@@ -72,6 +73,14 @@ export class KeyPresence {
 
 /** hashName's answer for a name with a character over 0xff, which is never kept. */
 const NOT_LATIN1 = -1
+/**
+ * The names' bytes a generation holds, per key it may hold, before it is
+ * swapped out. Keys may be up to --max-key-bytes long: with no byte bound,
+ * a run of long keys made the arenas hold `max` times that (1.6 GB at 8 KiB
+ * keys), kept after the keys were dropped. Keys longer than this on average
+ * leave fewer of them remembered, never a wrong answer.
+ */
+const NAME_BYTES_PER_KEY = 64
 /** Entries a table makes room for at first; it doubles from there up to its capacity. */
 const FIRST_ENTRIES = 256
 
@@ -114,7 +123,16 @@ class PresenceTable {
   private arena = new Uint8Array(0)
   private used = 0
 
-  constructor(private readonly capacity: number) {}
+  constructor(
+    private readonly capacity: number,
+    /** The names' bytes it holds before its owner swaps it out (see full). */
+    private readonly nameBytes: number,
+  ) {}
+
+  /** Its names take their share of bytes: the owner swaps it out. */
+  get full(): boolean {
+    return this.used >= this.nameBytes
+  }
 
   get bytes(): number {
     return (
@@ -214,7 +232,9 @@ class PresenceTable {
   }
 
   private growArena(needed: number): void {
-    const arena = new Uint8Array(Math.max(this.arena.length * 2, this.used + needed, FIRST_ENTRIES * 16))
+    // Up to the names' share (the owner swaps the table once it is reached), or one name past it.
+    const size = Math.min(Math.max(this.arena.length * 2, FIRST_ENTRIES * 16), this.nameBytes)
+    const arena = new Uint8Array(Math.max(size, this.used + needed))
     arena.set(this.arena.subarray(0, this.used))
     this.arena = arena
   }
