@@ -139,7 +139,7 @@ const optionsSchema = z
      * that wait counts in its latency.
      */
     rate: z.coerce.number().positive().max(10_000_000).optional(),
-    /** ms between replication-lag markers (default 250; lag suite: 10; multimaster's peer lag: 1). */
+    /** ms between replication-lag markers (default 250; lag suite: 10; multimaster's peer lag: 1, or longer below 10,000 writes/s). */
     lagInterval: z.coerce.number().int().min(1).max(60_000).optional(),
     /** replicas suite: how many replicas in each topology (default 0,1,2). */
     replicaCounts: intList(0, 8).default([0, 1, 2]),
@@ -302,7 +302,7 @@ workload
   --rate OPS                 open loop: offer OPS requests/s (latency from the scheduled
                              send time); --pipeline caps in flight per connection
   --lag-interval MS          replication-lag marker interval (default 250; lag suite 10;
-                             multimaster peer lag 1)
+                             multimaster peer lag 1, longer below 10,000 writes/s)
 suites (tandem only; each starts its own servers; combine with commas)
   --workload lag             replication lag p50/p99 at saturation (closed loop, --clients x
                              --pipeline puts) and at --rate (default half the saturation),

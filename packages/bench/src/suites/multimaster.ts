@@ -22,7 +22,8 @@ import type { SuiteOutput } from './suite.js'
  * - aggregate put throughput of --master-counts masters (clients spread
  *   evenly over them) against one master with as many replicas;
  * - peer lag at half of the 2-master saturation, open loop: markers put on
- *   each master in turn every --lag-interval ms (default 1), each timed from
+ *   each master in turn every --lag-interval ms (default: 1, or as many as
+ *   make the markers a tenth of the writes offered), each timed from
  *   its acknowledgement to its event on a watch of the other master
  *   (MarkerLagProbe), thousands of samples a run;
  * - convergence time after healing a partition during which each of 2
@@ -139,10 +140,12 @@ export async function multimasterSuite(
       })
       if (n !== 2) return
       await t.waitConverged(o.syncTimeout * 1000)
-      // The probe's markers are writes too: the load offers the rest of half the saturation.
-      const markerMs = o.lagInterval ?? 1
+      // The probe's markers are writes too, and the load offers the rest of half the saturation. By
+      // default they are at most a tenth of it: one a ms from 10,000 writes/s up, fewer on a slower machine.
+      const halfRate = Math.max(1, Math.round(multi.throughput / 2))
+      const markerMs = o.lagInterval ?? Math.max(1, Math.ceil(10_000 / halfRate))
       const markers = Math.round(1000 / markerMs)
-      const rate = Math.max(1, Math.round(multi.throughput / 2) - markers)
+      const rate = Math.max(1, halfRate - markers)
       const stages = await stageWindow(
         t.nodes.map((node) => node.address),
         o.authToken,
