@@ -941,6 +941,22 @@ export class TandemNode {
   }
 
   /**
+   * getEach(keys)'s answers for keys given as their UTF-8 bytes, read now
+   * and synchronously into `out` (Store.getEachNow: a value as bytes,
+   * undefined, or the Error that key's get would fail with); returns how
+   * many were read. 0 when these reads cannot be made so: a linearizable
+   * read (each waits for its own key's write) or a vclock node (SIBLINGS);
+   * fewer than all once the sync-read gate sends reads to the thread pool.
+   * The caller reads the rest with getEach. Throws what every get would
+   * reject with when this node serves no reads (a witness).
+   */
+  getEachNow(keys: readonly Uint8Array[], out: (Value | undefined | Error)[]): number {
+    if (this.readMode(undefined) !== 'local' || this.store.policy.conflict === 'vclock') return 0
+    this.assertCanServe('local')
+    return this.store.getEachNow(keys, out)
+  }
+
+  /**
    * Values of `keys`, in order. The reply must fit in `maxBytes`: keys are
    * read a slice at a time, and once their values pass it the call fails
    * with TOOLARGE without reading the rest, so an mget of many large

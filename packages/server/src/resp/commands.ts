@@ -95,8 +95,10 @@ export interface CommandSpec {
 
 // ---- argument helpers -------------------------------------------------------
 
+const NOT_UTF8_KEY = 'tandem keys are UTF-8 text; this key is not valid UTF-8'
+
 function key(arg: Buffer): string {
-  if (!isUtf8(arg)) throw invalid('tandem keys are UTF-8 text; this key is not valid UTF-8')
+  if (!isUtf8(arg)) throw invalid(NOT_UTF8_KEY)
   return arg.toString('utf8')
 }
 
@@ -136,17 +138,21 @@ function getCommand(ctx: CommandContext, args: Buffer[]): Promise<Reply> {
   ) as Promise<Value | null>
 }
 
+function getKey(host: RespHost, arg: Buffer): string {
+  checkGetKey(host, arg)
+  return arg.toString('utf8')
+}
+
 /**
- * A GET's key, checked as GET checks it (UTF-8, --max-key-bytes): a
- * connection reads a pipelined run of GETs together (RespConnection,
- * TandemNode.getEach) once each key has passed this. The limit is checked
- * on the argument's bytes, which are the key's UTF-8: the same test and
- * message as checkLimits, without building a request for it.
+ * Throws unless a GET's key passes GET's checks (UTF-8, --max-key-bytes):
+ * a connection hands a pipelined run of GETs to the front end's GetBatch
+ * once each key has passed this, as the argument's bytes (no string made).
+ * The limit is checked on those bytes, which are the key's UTF-8: the
+ * same test and message as checkLimits, without building a request.
  */
-export function getKey(host: RespHost, arg: Buffer): string {
-  const k = key(arg)
+export function checkGetKey(host: RespHost, arg: Buffer): void {
+  if (!isUtf8(arg)) throw invalid(NOT_UTF8_KEY)
   if (arg.length > host.config.maxKeyBytes) throw keyTooLarge(arg.length, host.config.maxKeyBytes)
-  return k
 }
 
 function keyTooLarge(bytes: number, limit: number): TandemError {

@@ -8,9 +8,9 @@ import {
   type CommandContext,
   type CommandKind,
   type CommandSpec,
+  checkGetKey,
   commandNamed,
   GET_SPEC,
-  getKey,
   plainSet,
   type RespHost,
   type RespSession,
@@ -42,7 +42,8 @@ interface Slot {
 
 /** GETs dispatched one after another in one pass over the input, read together when the run ends. */
 interface GetRun {
-  keys: string[]
+  /** The keys' argument bytes (GetBatch.read). */
+  keys: Buffer[]
   slots: Slot[]
 }
 
@@ -59,8 +60,8 @@ interface GetRun {
  * a pipelined `SET k v; GET k` reads its own write and `GET k; SET k v`
  * reads the old value, as in Redis. Reads run together and so do writes
  * (they share a group commit); the GETs of every connection in one turn
- * of the event loop are one batch read (GetBatch: one LevelDB getMany,
- * not a read and a promise per GET). A barrier
+ * of the event loop are one batch read (GetBatch: one synchronous pass,
+ * or one LevelDB getMany, not a read and a promise per GET). A barrier
  * command (WAIT, REPLICAOF, FAILOVER) waits for everything before it and
  * holds everything after it.
  *
@@ -419,14 +420,13 @@ export class RespConnection implements RespSession {
   }
 
   private addToGetRun(slot: Slot, keyArg: Buffer): void {
-    let key: string
     try {
-      key = getKey(this.host, keyArg)
+      checkGetKey(this.host, keyArg)
     } catch (err) {
       return this.failWith(slot, err)
     }
     if (this.getRun === null) this.getRun = { keys: [], slots: [] }
-    this.getRun.keys.push(key)
+    this.getRun.keys.push(keyArg)
     this.getRun.slots.push(slot)
   }
 
@@ -457,12 +457,12 @@ export class RespConnection implements RespSession {
     if (run === null) return
     this.getRun = null
     this.unsettledReads++
-    this.host.gets.read(run.keys, (results, from) => {
+    this.host.gets.read(run.keys, (answers, from) => {
       this.unsettledReads--
       for (let i = 0; i < run.slots.length; i++) {
-        const r = results[from + i]
-        if (r.status === 'fulfilled') this.fill(run.slots[i], nullIfMissing(r.value))
-        else this.failWith(run.slots[i], r.reason)
+        const answer = answers[from + i]
+        if (answer instanceof Error) this.failWith(run.slots[i], answer)
+        else this.fill(run.slots[i], nullIfMissing(answer))
       }
     })
   }

@@ -1039,3 +1039,73 @@ describe('store: --sync periodic', () => {
     expect(await store.get('a')).toBe('1')
   })
 })
+
+describe('store: getEachNow (a batch of RESP GETs)', () => {
+  it('answers keys given as bytes in one synchronous pass: values as bytes, missing and expired keys, a damaged record failing alone', async () => {
+    let now = 1_000_000
+    const dataDir = join(dir, 'each')
+    const options = { dataDir, sync: 'always' as const, logRetention: 1000, clock: { now: () => now, wall: () => now } }
+    let store = await Store.open(options)
+    await store.write([
+      [OP_PUT, 'a', 'text'],
+      [OP_PUT, 'b', new Uint8Array([0, 0xff])],
+      [OP_PUT, 'gone', 'soon', { x: now + 10 }],
+      [OP_PUT, 'bad', 'damaged'],
+      [OP_PUT, 'é', 'accent'],
+    ])
+    await store.close()
+    // One byte of bad's record flipped, as damage on disk would leave it.
+    const db = new Level<Buffer, Buffer>(join(dataDir, 'db'), { keyEncoding: 'buffer', valueEncoding: 'buffer' })
+    await db.open()
+    const badKey = Buffer.from('!data!bad')
+    const record = Buffer.from((await db.get(badKey)) as Buffer)
+    record[record.length - 1] ^= 1
+    await db.put(badKey, record)
+    await db.close()
+    store = await Store.open(options)
+    stores.push(store)
+    now += 20
+
+    const keys = ['a', 'b', 'none', 'gone', 'bad', 'é'].map((k) => Buffer.from(k))
+    const out: (Uint8Array | string | undefined | Error)[] = new Array(keys.length)
+    expect(store.getEachNow(keys, out)).toBe(keys.length)
+    expect(out.slice(0, 4)).toEqual([Buffer.from('text'), Buffer.from([0, 0xff]), undefined, undefined])
+    expect(out[4]).toMatchObject({ code: 'CORRUPT', message: expect.stringContaining('"bad"') })
+    expect(out[5]).toEqual(Buffer.from('accent'))
+    // The same answers as get's, as bytes.
+    expect(await store.get('a')).toBe('text')
+    await expect(store.get('bad')).rejects.toMatchObject({ code: 'CORRUPT' })
+  })
+
+  it('stops where the sync-read gate sends reads to the thread pool, and reads every key while reads are fast', async () => {
+    let t = 0
+    let step = 5
+    // Every timed read looks 5 ms long: the second spends the 8 ms budget of the 1000 ms window.
+    const store = await Store.open({
+      dataDir: join(dir, 'each-gate'),
+      sync: 'always',
+      logRetention: 1000,
+      syncReads: { slowMs: 1, budgetMs: 8, windowMs: 1000, now: () => (t += step) - step },
+    })
+    stores.push(store)
+    const names = Array.from({ length: 200 }, (_, i) => `k${i}`)
+    await store.write(names.map((k): LogEntry['ops'][number] => [OP_PUT, k, `v${k}`]))
+    const keys = names.map((k) => Buffer.from(k))
+    const want = names.map((k) => Buffer.from(`v${k}`))
+    // The write's own reads went through the gate too: a new window.
+    t += 1000
+    const out: (Uint8Array | string | undefined | Error)[] = new Array(keys.length)
+    const read = store.getEachNow(keys, out)
+    // Not one slow read of 200 keys, nor a read per key: the pass stops after some keys, the rest untouched.
+    expect(read).toBeGreaterThan(1)
+    expect(read).toBeLessThan(keys.length)
+    expect(out.slice(0, read)).toEqual(want.slice(0, read))
+    expect(out.slice(read).every((a) => a === undefined)).toBe(true)
+    expect(store.getEachNow(keys, new Array(keys.length))).toBe(0)
+    step = 0
+    t += 1000
+    const all: (Uint8Array | string | undefined | Error)[] = new Array(keys.length)
+    expect(store.getEachNow(keys, all)).toBe(keys.length)
+    expect(all).toEqual(want)
+  })
+})

@@ -1860,6 +1860,41 @@ export class Store {
     return records.map((r, i) => (r === undefined || isExpired(this.intact(full[i], r), now) ? undefined : decode(r)))
   }
 
+  /**
+   * get()'s answers for `keys`, given as their UTF-8 bytes, read now on
+   * the event loop into `out` (from its start): each a value as bytes (see
+   * decodeRecordBytes), undefined when missing or expired, or the Error
+   * its get would reject with (CORRUPT names a damaged record's key; the
+   * other keys are answered all the same). Returns how many keys were
+   * read: all of them, unless the sync-read gate sends reads to the thread
+   * pool part way, and the rest are the caller's to read with getMany. The
+   * gate times a chunk of keys as one read, so a long batch read from
+   * memory is not taken for one slow read, and the event loop waits for at
+   * most one chunk of slow reads past the gate's budget.
+   */
+  getEachNow(keys: readonly Uint8Array[], out: (Value | undefined | Error)[]): number {
+    if (this.db.status !== 'open') return 0
+    let i = 0
+    while (i < keys.length) {
+      const startedAt = this.syncReads.begin()
+      if (startedAt === null) break
+      const end = Math.min(keys.length, i + SYNC_READ_CHUNK)
+      const now = this.now()
+      for (; i < end; i++) out[i] = this.readBytesNow(prefixedBytes(this.dataPrefix, keys[i]), now)
+      this.syncReads.done(startedAt)
+    }
+    return i
+  }
+
+  private readBytesNow(full: Buffer, now: number): Buffer | undefined | Error {
+    try {
+      const record = this.db.getSync(full)
+      return record === undefined || isExpired(this.intact(full, record), now) ? undefined : decodeRecordBytes(record)
+    } catch (err) {
+      return err instanceof Error ? err : new Error(String(err))
+    }
+  }
+
   /** Every field of a key's record (multi-master getAll); undefined when there is none. */
   async getRecord(key: string): Promise<KeyRecord | undefined> {
     const full = prefixed(this.dataPrefix, key)
@@ -2242,6 +2277,13 @@ const EMPTY_COUNTS = (): KeyCounts => ({ tombstones: 0, siblingKeys: 0, maxSibli
 
 /** Most damaged keys a store names (damagedKeys); past it they are only counted. */
 const MAX_DAMAGED_KEYS = 1000
+
+/**
+ * Keys getEachNow reads per timing of the sync-read gate: a chunk read
+ * from memory stays well under the gate's slowMs, so only a chunk that
+ * waited for the disk (or was preempted) is charged to its budget.
+ */
+const SYNC_READ_CHUNK = 16
 
 /** The error for a read (or a write that reads) of a record whose checksum does not match. */
 function corruptKey(key: string, outcome = 'refused'): TandemError {
