@@ -106,6 +106,25 @@ describe('durability across SIGKILL', () => {
    * acknowledged write, since LevelDB has handed each batch to the OS before
    * it returns.
    */
+  it('says in status when a --sync periodic fsync last covered the writes', async () => {
+    const dir = tempDir()
+    cleanups.push(() => dir.remove())
+    const node = await startNode(dir.path, ['--sync', 'periodic', '--tune', 'periodicSyncMs=100'])
+    cleanups.push(() => node.stop())
+    const db = await TandemClient.connect({ servers: [node.address] })
+    cleanups.push(() => db.close())
+    const first = (await db.status()) as unknown as { syncMode: string; syncedAt: number | null; syncFailure: unknown }
+    expect(first.syncMode).toBe('periodic')
+    expect(first.syncFailure).toBeNull()
+    const ackedAt = Date.now()
+    await db.put('synced', 'yes')
+    // A later fsync began after the put was acknowledged: it covers it.
+    await waitFor(
+      async () => (((await db.status()) as unknown as { syncedAt: number | null }).syncedAt ?? 0) >= ackedAt,
+      { timeoutMs: 30_000, what: 'a periodic fsync after the put' },
+    )
+  })
+
   it('restarts cleanly and consistently after kill -9 with --sync none', async () => {
     const { dir, node } = await setup('none')
     const load = await killMidLoad(node, 3000)

@@ -1112,6 +1112,9 @@ export class TandemNode {
       records: this.store.keys?.counts ?? null,
       multi: this.mesh?.status() ?? null,
       syncMode: this.config.sync,
+      // --sync periodic: what the last fsync covered (writes made before it), and a failed one.
+      syncedAt: this.config.sync === 'periodic' ? this.store.syncedAt || null : null,
+      syncFailure: this.store.syncFailure,
       uptimeMs: this.clock.wall() - this.startedAt,
       history: this.store.history,
       ttlKeys: this.store.expiry.size,

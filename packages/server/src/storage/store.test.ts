@@ -985,6 +985,7 @@ describe('store: --sync periodic', () => {
     // a synced write made now could succeed, and the writes after it be taken.
     expect(await store.getMeta('syncedAt')).toBeUndefined()
     expect(store.syncFailure?.message).toMatch(/EIO/)
+    expect(store.syncedAt).toBe(0)
     await expect(store.write([[OP_PUT, 'b', '2']])).rejects.toMatchObject({ code: 'UNAVAILABLE' })
     expect(await store.get('b')).toBeUndefined()
     expect(await store.get('a')).toBe('1')
@@ -1032,10 +1033,14 @@ describe('store: --sync periodic', () => {
 
   it('fsyncs the log files for real', async () => {
     const store = await openPeriodic('real')
+    expect(store.syncedAt).toBe(0)
     await store.write([[OP_PUT, 'a', '1']])
+    const before = Date.now()
     await store.syncNow()
-    // The real fdatasync worked: no fallback write.
+    // The real fdatasync worked: no fallback write, and the time it covers is there to see.
     expect(await store.getMeta('syncedAt')).toBeUndefined()
+    expect(store.syncedAt).toBeGreaterThanOrEqual(before)
+    expect(store.syncFailure).toBeNull()
     expect(await store.get('a')).toBe('1')
   })
 })

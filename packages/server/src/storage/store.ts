@@ -355,6 +355,8 @@ export class Store {
    * writes would hide the loss.
    */
   syncFailure: NoSpace | null = null
+  /** Wall time the last periodic sync (--sync periodic) completed, 0 before the first. */
+  syncedAt = 0
   private recovering = false
   /**
    * Keys whose record failed its checksum on a read (record.ts), with when
@@ -1701,6 +1703,7 @@ export class Store {
     if (this.syncInFlight) return this.syncInFlight
     if (!this.dirtySinceSync || this.status !== 'open' || this.syncFailure) return Promise.resolve()
     this.dirtySinceSync = false
+    const startedAt = this.clock.wall()
     const syncing = this.syncLogFiles()
       .catch((err) => {
         if (!isOpenFailure(err)) {
@@ -1711,6 +1714,10 @@ export class Store {
         // Opening a log file failed (no fsync was made, nothing lost): a
         // synced LevelDB write fsyncs its current log file, as before.
         return this.putMeta('syncedAt', this.clock.wall(), true)
+      })
+      .then(() => {
+        // Everything written before it began is on disk.
+        this.syncedAt = startedAt
       })
       .finally(() => {
         this.syncInFlight = null
