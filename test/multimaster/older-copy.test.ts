@@ -113,10 +113,14 @@ describe('multi-master origin restarted from an older copy of its data dir', () 
         what: 'the new run of node 0 to take writes',
         timeoutMs: 60_000,
       })
-      // It takes writes only with every write of its old run back.
-      expect((await group.status(0)).vv[origin0]).toBeGreaterThanOrEqual(held)
+      // It takes writes only with every write of its old run back: its
+      // first new write's counter comes after them. (Not status vv: it is
+      // the committed vector, and the node may take writes as soon as the
+      // group applying the last of them is built, before it is committed.)
       const c = await group.client(0)
-      for (let i = 0; i < 30; i++) await c.put(`new:${i}`, `v${i}`)
+      const first = await c.put('new:0', 'v0')
+      expect(first.originSeq).toBeGreaterThan(held)
+      for (let i = 1; i < 30; i++) await c.put(`new:${i}`, `v${i}`)
 
       // Healed: node 1 reaches the new run (the old one's sockets are reset).
       reset(group.proxies[0][1]!)
@@ -132,5 +136,94 @@ describe('multi-master origin restarted from an older copy of its data dir', () 
     } finally {
       await old.kill('SIGKILL')
     }
+  })
+
+  it('takes writes again once the cut-off peer that held its lost writes is forgotten', async () => {
+    // Node 0's new run refuses writes because node 2 heard node 1 hold
+    // writes of node 0 that the copy lacks. Node 1 is then gone for good and
+    // forgotten (the operator gives up what only it held): node 0 must take
+    // writes again without a restart, or it refuses them for ever.
+    const args = ['--tune', 'peerDirectSilenceMs=60000']
+    group = await new PeerGroup().start({ size: 3, conflict: 'lww', args })
+    const origin0 = (await group.status(0)).multi!.origin
+    const origin1 = (await group.status(1)).multi!.origin
+    const a = await group.client(0)
+    for (let i = 0; i < 20; i++) await a.put(`early:${i}`, `v${i}`)
+    await group.waitConverged()
+
+    await group.nodes[0].stop()
+    const copy = tempDir('tandem-mm-copy-')
+    group.dirs.push(copy)
+    cpSync(group.dirs[0].path, copy.path, { recursive: true })
+    await group.nodes[0].start()
+    await waitFor(async () => !(await group.status(0)).readOnly, { what: 'node 0 to take writes again' })
+    const node2 = (await group.status(2)).nodeId
+    await waitFor(
+      async () => {
+        const s = await group.status(1)
+        return (
+          s.multi!.peers.every((p) => p.link === 'streaming') &&
+          s.multi!.peers.some((p) => p.nodeId === node2 && p.pulling?.direct.includes(origin0) === true)
+        )
+      },
+      { what: 'node 1 to stream from both and hear that node 2 pulls from node 0 directly', timeoutMs: 30_000 },
+    )
+
+    // Node 2 stops hearing node 0; node 1 gets all of node 0's new writes
+    // (and does not forward them to node 2), and node 2 hears that it holds them.
+    group.proxies[2][0]!.cut('stall')
+    const b = await group.client(0)
+    for (let i = 0; i < 30; i++) await b.put(`late:${i}`, `v${i}`)
+    const held = (await group.status(0)).vv[origin0]
+    await waitFor(async () => (await group.status(2)).multi!.peers[1].vv[origin0] === held, {
+      what: 'node 2 to hear that node 1 holds node 0’s writes',
+    })
+
+    // Node 1 is gone for good, then node 0's old run (node 1 first: had node
+    // 0's run gone first, node 1 would have forwarded its writes to node 2).
+    // A new run of node 0 starts from the copy and reaches node 2 only.
+    await group.nodes[1].kill('SIGKILL')
+    await group.nodes[0].kill('SIGKILL')
+    expect((await group.status(2)).vv[origin0] ?? 0).toBeLessThan(held)
+    const port = await freePort()
+    group.proxies[1][0]!.targetPort = port
+    group.proxies[2][0]!.targetPort = port
+    const fresh = new NodeProcess(copy.path, [
+      '--mode',
+      'multi',
+      '--conflict',
+      'lww',
+      '--advertise',
+      `127.0.0.1:${port}`,
+      '--peers',
+      `${group.proxies[0][1]!.address},${group.proxies[0][2]!.address}`,
+      ...args,
+      '--tune',
+      'peerStartupGraceMs=60000',
+    ])
+    fresh.port = port
+    group.nodes[0] = fresh
+    await fresh.start()
+    reset(group.proxies[2][0]!)
+    await waitFor(async () => (await group.status(0)).multi!.peers[1].link === 'streaming', {
+      what: 'the new run of node 0 to stream from node 2',
+      timeoutMs: 60_000,
+    })
+    // Node 2 told it that node 1 holds more of its writes than it has.
+    const c = await group.client(0)
+    await expect(c.put('refused', 'x')).rejects.toMatchObject({ code: 'UNAVAILABLE' })
+
+    // The operator forgets node 1 on node 2 (the new run of node 0 never
+    // knew node 1's origin: it started from a copy made before it was heard of).
+    const d2 = await group.client(2)
+    await d2.forget(origin1, { force: true })
+    await waitFor(async () => !(await group.status(0)).readOnly, {
+      what: 'node 0 to take writes once node 1 is forgotten',
+      timeoutMs: 30_000,
+    })
+    await c.put('after', 'x')
+    await waitFor(async () => (await (await group.client(2)).get('after')) === 'x', {
+      what: 'node 2 to get the write',
+    })
   })
 })

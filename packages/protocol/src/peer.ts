@@ -18,7 +18,7 @@ import { bytesSchema, frameLimitSchema, nonceSchema, proofSchema } from './repli
  *                                               snapshot {chunk, count} ... snapshotEnd {seq}
  *                                             | refuse {reason, message}
  *                                            <- entries {entries, head, vv}        (repeated)
- *                                            <- heartbeat {time, vv, digest, rows}  (every 500 ms)
+ *                                            <- heartbeat {time, vv, digest, rows, peersHold} (every 500 ms)
  *   ack {vv, digest, rows, direct, directRuns} -> (after each applied frame, and every 250 ms)
  *   clock {t0} ->                             <- clock {t0, t1}   (offset probe, every second)
  *
@@ -38,7 +38,9 @@ import { bytesSchema, frameLimitSchema, nonceSchema, proofSchema } from './repli
  * it serves that same run itself (see peer-feed.ts). `peersHold` is the
  * most of the dialler's own writes that any other peer of the pusher
  * reported holding: a dialler restarted from an older copy of its data dir
- * takes no writes until it holds that many (it would reuse their counters).
+ * takes no writes until it holds that many (it would reuse their counters);
+ * heartbeats say it again, so a dialler waiting for writes that only a peer
+ * since forgotten held takes writes again without a restart.
  * All are optional: a node that sends none gets every entry, as before.
  */
 
@@ -141,6 +143,7 @@ export const pusherMessageSchema = z.discriminatedUnion('type', [
     vv: peerVvSchema,
     digest: z.string().max(16),
     rows: peerRowsSchema,
+    peersHold,
   }),
   z.object({ type: z.literal('clock'), t0: z.number(), t1: z.number() }),
 ])

@@ -95,6 +95,13 @@ export class Mesh {
   readonly links: PeerLink[] = []
   readonly forgotten: ForgottenPeers
   private readonly feeds = new Set<PeerFeed>()
+  /**
+   * Per peer origin, what the last run of its process that pulled from this
+   * node acked holding, kept once its feed closes: a peer gone (or cut off)
+   * still holds those writes, and heldElsewhere must keep counting them.
+   * Dropped when the origin is forgotten; one entry per member.
+   */
+  private readonly ackedByPeer = new Map<string, Record<string, number>>()
   private readonly collector: TombstoneCollector
   private readonly conflicts: ConflictsFile
   private readonly trimQueue = new Map<string, Buffer>()
@@ -243,7 +250,8 @@ export class Mesh {
   /**
    * The most of `origin`'s own writes that another peer (not forgotten)
    * reported holding: on this node's link to it (its committed version
-   * vector) or in its acks on a feed.
+   * vector) or in its last acks on a feed (kept once the feed closes).
+   * Feeds say it in continue / fullsync and again in every heartbeat.
    */
   private heldElsewhere(origin: string): number {
     let most = 0
@@ -251,9 +259,9 @@ export class Mesh {
       if (link.origin === null || link.origin === origin || this.forgotten.has(link.origin)) continue
       most = Math.max(most, link.peerVV[origin] ?? 0)
     }
-    for (const feed of this.feeds) {
-      if (!feed.origin || feed.origin === origin || this.forgotten.has(feed.origin)) continue
-      most = Math.max(most, feed.acked[origin] ?? 0)
+    for (const [peer, acked] of this.ackedByPeer) {
+      if (peer === origin || this.forgotten.has(peer)) continue
+      most = Math.max(most, acked[origin] ?? 0)
     }
     return most
   }
@@ -267,6 +275,7 @@ export class Mesh {
   }
 
   private onAck(feed: PeerFeed, vv: Record<string, number>, rows: Record<string, Row>): void {
+    if (!this.forgotten.has(feed.origin)) this.ackedByPeer.set(feed.origin, vv)
     this.onRows(rows)
     this.stability.observe(feed.origin, { vv, complete: rows[feed.origin]?.complete ?? false })
     // A peer holds this node's writes up to there (never past what this node has written).
@@ -336,6 +345,7 @@ export class Mesh {
       }
       await this.forgotten.add(origin)
       this.stability.forget(origin)
+      this.ackedByPeer.delete(origin)
       this.host.logger.warn('forgot a peer origin: its row is no longer awaited and its links are refused', {
         origin,
         force,

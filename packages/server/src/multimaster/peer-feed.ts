@@ -356,6 +356,7 @@ export class PeerFeed extends Feed implements AckSource {
       vv: this.store.committedVv,
       digest: this.host.digest(),
       rows: this.host.rows(),
+      peersHold: this.host.heldElsewhere(this.origin),
     })
   }
 }

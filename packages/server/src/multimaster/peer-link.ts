@@ -123,6 +123,8 @@ export class PeerLink {
   clockMeasuredAt = 0
   /** The peer holds this node's own writes up to here, more than this node does (amnesia). */
   ownHeldByPeer = 0
+  /** The most of this node's own writes the peer last said another of its peers holds (peersHold). */
+  private peersHold = 0
   /** The run of the peer's process this connection speaks with (null until it answered on it). */
   peerIncarnation: string | null = null
   /**
@@ -429,6 +431,8 @@ export class PeerLink {
         return
       case 'heartbeat':
         this.peerVV = message.vv
+        if (message.peersHold !== undefined) this.peersHold = message.peersHold
+        this.checkOwnHeld()
         this.peerDigest = message.digest
         this.peerDigestVV = message.vv
         this.host.onRows(message.rows)
@@ -492,15 +496,27 @@ export class PeerLink {
     this.peerIncarnation = incarnation ?? null
     if (incarnation !== undefined) this.claimRun = incarnation
     this.log = this.host.logger.child({ peerAddr: this.addr, peer: nodeId })
+    this.peersHold = peersHold ?? 0
+    this.checkOwnHeld()
+  }
+
+  /**
+   * What the peer says now of this node's own writes, itself or through its
+   * other peers. Set anew each time, not only raised: a count the peer took
+   * from a peer it has since forgotten (its writes given up) no longer
+   * holds this node's writes back, and would otherwise until a restart.
+   */
+  private checkOwnHeld(): void {
     const mine = this.store.origin
-    const held = Math.max(vv[mine] ?? 0, peersHold ?? 0)
-    if (held > this.store.vv.get(mine)) {
-      this.ownHeldByPeer = held
+    const held = Math.max(this.peerVV[mine] ?? 0, this.peersHold)
+    const holds = this.store.vv.get(mine)
+    if (held > holds && held > this.ownHeldByPeer) {
       this.log.error(
         'the peer or another of its peers holds more of this node’s own writes than this node does (its data dir was restored from an older copy, or lost); taking no writes until they are back',
-        { peerHolds: vv[mine] ?? 0, itsPeersHold: peersHold ?? 0, thisNodeHolds: this.store.vv.get(mine) },
+        { peerHolds: this.peerVV[mine] ?? 0, itsPeersHold: this.peersHold, thisNodeHolds: holds },
       )
     }
+    this.ownHeldByPeer = held
   }
 
   private onEntries(
