@@ -183,6 +183,16 @@ export class TandemServer {
               error: state.message,
             })
           : logger.warn('space was freed: writes resume', { dataDir: config.dataDir }),
+      onSyncFailure: (state) =>
+        logger.error('an fsync of the data dir failed: writes fail with UNAVAILABLE until the node is restarted', {
+          dataDir: config.dataDir,
+          error: state.message,
+        }),
+      onListenerThrew: (err) =>
+        logger.error('a commit listener threw; the commit stands', {
+          err,
+          stack: (err as Error)?.stack?.split('\n').slice(0, 8).join('\n'),
+        }),
       mode: config.mode,
       conflict: config.conflict,
       maxSiblings: config.maxSiblings,

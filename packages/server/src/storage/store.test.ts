@@ -920,6 +920,31 @@ describe('store: a full disk', () => {
   })
 })
 
+describe('store: commit listeners', () => {
+  it('a listener that throws neither fails the committed group nor keeps the others from hearing of it', async () => {
+    const thrown: unknown[] = []
+    const store = await Store.open({
+      dataDir: join(dir, 'listeners'),
+      sync: 'always',
+      logRetention: 1000,
+      onListenerThrew: (err) => {
+        thrown.push(err)
+      },
+    })
+    stores.push(store)
+    store.onCommit(() => {
+      throw new Error('listener bug')
+    })
+    const heard: number[] = []
+    store.onCommit((seq) => heard.push(seq))
+    const seq = await store.write([[OP_PUT, 'a', '1']])
+    expect(heard).toEqual([seq])
+    expect(thrown).toHaveLength(1)
+    expect(await store.get('a')).toBe('1')
+    expect(store.lastSeq).toBe(seq)
+  })
+})
+
 describe('store: --sync periodic', () => {
   async function openPeriodic(name: string, fsyncFile?: (path: string) => Promise<void>): Promise<Store> {
     // A period far longer than the test: only syncNow() syncs.

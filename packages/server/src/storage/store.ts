@@ -127,6 +127,10 @@ export interface StoreOptions {
   syncReads?: SyncReadOptions
   /** Told when writes start failing for a full disk (with the state) and when they resume (null). */
   onNoSpace?: (state: NoSpace | null) => void
+  /** Told once an fsync of --sync periodic failed (see syncFailure). */
+  onSyncFailure?: (state: NoSpace) => void
+  /** Told when a commit listener (onCommit) throws; the others are still told, and the commit stands. */
+  onListenerThrew?: (err: unknown) => void
   /**
    * multi: this node takes multi-master writes under `conflict`. The mode
    * and the policy are fixed when the data dir is created; opening one
@@ -1036,7 +1040,7 @@ export class Store {
       const counts = ((await this.meta.get('keys')) as KeyCounts | undefined) ?? EMPTY_COUNTS()
       this.keys = new KeyTracker(this.tombs, digest, counts, this.maxSiblings)
     }
-    for (const listener of this.listeners) listener(this.lastSeq)
+    this.notifyCommit(this.lastSeq)
   }
 
   private async commitGroup(group: StoreWrite[]): Promise<(number | LocalResult | Error)[]> {
@@ -1164,7 +1168,7 @@ export class Store {
       this.log.committed(first, commit.raws, this.lastCommitAt)
       if (checkpoint) this.log.resumedAt(seq, vvObject)
       this.dirtySinceSync = true
-      for (const listener of this.listeners) listener(seq)
+      this.notifyCommit(seq)
     }
     if (keys && keys.overCap.length > 0) this.onOverCap(keys.overCap)
     return results
@@ -1708,7 +1712,10 @@ export class Store {
       .catch((err) => {
         if (!isOpenFailure(err)) {
           // The fsync itself failed: what it covered may be lost (see syncFailure).
-          this.syncFailure ??= { since: this.clock.wall(), message: (err as Error).message }
+          if (!this.syncFailure) {
+            this.syncFailure = { since: this.clock.wall(), message: (err as Error).message }
+            this.options.onSyncFailure?.(this.syncFailure)
+          }
           throw err
         }
         // Opening a log file failed (no fsync was made, nothing lost): a
@@ -2154,7 +2161,23 @@ export class Store {
     this.history = history
     this.log.restartAfter(seq)
     this.lastCommitAt = this.clock.wall()
-    for (const listener of this.listeners) listener(seq)
+    this.notifyCommit(seq)
+  }
+
+  /**
+   * Tells each listener of a commit that is already made (on disk, counters
+   * moved): a throw from one must not fail the group, whose writes would
+   * then be answered as failed although applied, nor keep the listeners
+   * after it (feeds, watches, read-index waiters) from hearing of it.
+   */
+  private notifyCommit(seq: number): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(seq)
+      } catch (err) {
+        this.options.onListenerThrew?.(err)
+      }
+    }
   }
 
   private async clearAll(): Promise<void> {
