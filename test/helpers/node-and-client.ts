@@ -14,12 +14,16 @@ export interface NodeAndClient {
  * A tandem-server with extra flags `args` on a temp dir of its own, and an
  * SDK client to it (with `client` options), for the tests of the describe
  * block that calls this: started before them; closed, stopped and removed
- * after them.
+ * after them. `env` is added to the node process's environment.
  */
-export function useNodeAndClient(args: string[] = [], client: Partial<ConnectOptions> = {}): NodeAndClient {
+export function useNodeAndClient(
+  args: string[] = [],
+  client: Partial<ConnectOptions> = {},
+  env: Record<string, string> = {},
+): NodeAndClient {
   const fixture = { dir: tempDir() } as NodeAndClient
   beforeAll(async () => {
-    fixture.node = await startNode(fixture.dir.path, args)
+    fixture.node = await startNode(fixture.dir.path, args, env)
     fixture.db = await TandemClient.connect({ ...client, servers: [fixture.node.address] })
   })
   afterAll(async () => {

@@ -9,16 +9,19 @@ import { RawClient } from './raw-client.js'
  * that connection only (WebSocket 1011), logged and counted in
  * tandem_handler_errors_total; the node goes on serving everyone else.
  *
- * The input: msgpack decodes msgpackr's structured-clone references
- * (ext 0x69 names a value, ext 0x70 points back at it), so a request can
- * arrive as a cycle: a batch whose `ops` array holds an op whose own `ops`
- * is that same array. The check for bytes that are not UTF-8, which walks
- * a request's ops before validation, never ends on it (a stack overflow,
- * thrown out of the socket's 'data' handler). Before the guard, that ended
- * the node's process.
+ * The input, on a test-only path: tandem refuses msgpackr's structured-clone
+ * references (malformed msgpack, 1007: msgpack-extensions.test.ts), and no
+ * plain msgpack input is known to make a handler throw. This node runs with
+ * TANDEM_TEST_MSGPACKR_EXTENSIONS=1, which keeps msgpackr's own extension
+ * readers, so a request can arrive as a cycle (ext 0x69 names a value, ext
+ * 0x70 points back at it): a batch whose `ops` array holds an op whose own
+ * `ops` is that same array. The check for bytes that are not UTF-8, which
+ * walks a request's ops before validation, never ends on it (a stack
+ * overflow, thrown out of the socket's 'data' handler). Before the guard,
+ * that ended the node's process.
  */
 describe('a throw while handling a client’s input', () => {
-  const one = useNodeAndClient()
+  const one = useNodeAndClient([], {}, { TANDEM_TEST_MSGPACKR_EXTENSIONS: '1' })
 
   /** `{id: 1, op: 'batch', ops: A}` with A = `[{ops: A}]`, written by hand. */
   function cyclicBatch(): Buffer {

@@ -1,4 +1,4 @@
-import { Packr } from './msgpack.js'
+import { isRecordRefusal, Packr, plainUnpackr, RECORD_REFUSED } from './msgpack.js'
 
 /**
  * Wire framing. One WebSocket binary message carries one msgpack value: a
@@ -7,14 +7,18 @@ import { Packr } from './msgpack.js'
  *
  * Plain msgpack only (no msgpackr records or structured clone), so that any
  * msgpack library can speak to tandem. Strings stay strings and binary stays
- * binary, which is how values keep the type they were stored with.
+ * binary, which is how values keep the type they were stored with. Decoding
+ * holds to it too: msgpackr's own extension types and record definitions
+ * are refused as malformed msgpack (msgpack.ts).
  */
-const packr = new Packr({
+const options = {
   useRecords: false,
   mapsAsObjects: true,
   moreTypes: false,
   int64AsType: 'number',
-})
+} as const
+const packr = new Packr(options)
+const unpackr = plainUnpackr(options)
 
 export function encodeFrame(value: unknown): Buffer {
   return packr.pack(value)
@@ -32,12 +36,13 @@ export function decodeFrame(data: Uint8Array): unknown {
   if (data.length === 0) throw new FrameDecodeError('empty frame')
   try {
     // unpack() accepts a prefix; insist the value spans the whole frame.
-    const values = packr.unpackMultiple(data as Buffer)
+    const values = unpackr.unpackMultiple(data as Buffer)
     if (values?.length !== 1) throw new FrameDecodeError('frame must hold exactly one msgpack value')
     return values[0]
   } catch (err) {
     if (err instanceof FrameDecodeError) throw err
-    throw new FrameDecodeError(`malformed msgpack: ${(err as Error).message}`, { cause: err })
+    const why = isRecordRefusal(err) ? RECORD_REFUSED : (err as Error).message
+    throw new FrameDecodeError(`malformed msgpack: ${why}`, { cause: err })
   }
 }
 

@@ -1,7 +1,7 @@
 // Order matters: keep-bom patches TextDecoder before msgpackr's module
 // runs (a side-effect import is never moved by import sorting).
 import './keep-bom.js'
-import { isNativeAccelerationEnabled, Packr } from 'msgpackr'
+import { addExtension, isNativeAccelerationEnabled, type Options, Packr, Unpackr } from 'msgpackr'
 import { restoreTextDecoder } from './keep-bom.js'
 
 /**
@@ -12,5 +12,75 @@ import { restoreTextDecoder } from './keep-bom.js'
  * something loaded msgpackr before tandem did and the addon is missing.
  */
 export const msgpackKeepsBom = restoreTextDecoder() > 0 || isNativeAccelerationEnabled
+
+/**
+ * The msgpackr extension types tandem refuses to decode. tandem speaks plain
+ * msgpack and sends none of them, but msgpackr decodes them whatever the
+ * options: structured-clone references (a peer could send a cycle), Error,
+ * Set, RegExp, typed arrays, BigInt, bundled strings. The timestamp (-1) is
+ * standard msgpack, but no field of tandem's messages is a time value (times
+ * are integer milliseconds) and values are strings or binary, so it is
+ * refused too. Ext 0 (msgpackr's `undefined`, which its encoder writes for an
+ * undefined field) stays: it decodes to nothing more than a missing field.
+ */
+const REFUSED_EXTENSIONS: ReadonlyMap<number, string> = new Map([
+  [0x42, 'BigInt'],
+  [0x62, 'bundled strings'],
+  [0x65, 'Error'],
+  [0x69, 'structured-clone reference'],
+  [0x70, 'structured-clone pointer'],
+  [0x73, 'Set'],
+  [0x74, 'typed array'],
+  [0x78, 'RegExp'],
+  [0xff, 'timestamp'],
+])
+
+function refuse(type: number, name: string): () => never {
+  return () => {
+    throw new Error(`extension type ${type === 0xff ? -1 : type} (${name}) is not part of tandem's msgpack`)
+  }
+}
+
+// msgpackr keeps one extension table per process, not per Packr, so the
+// refusal is made once here, for every decoder in the process: no cost per
+// value, and no decoder (client frames, replication, peers, watches, log
+// entries, contexts) can forget it. An application that loads the SDK and
+// uses msgpackr's own types with the same msgpackr module loses them too
+// (README, SDK). TANDEM_TEST_MSGPACKR_EXTENSIONS=1 keeps msgpackr's table:
+// a test-only path, for the test that needs an input reaching a throwing
+// handler (a cyclic request), which plain msgpack cannot build.
+if (process.env.TANDEM_TEST_MSGPACKR_EXTENSIONS !== '1') {
+  for (const [type, name] of REFUSED_EXTENSIONS) addExtension({ type, unpack: refuse(type, name) })
+}
+
+/** A record definition was refused (see plainUnpackr). */
+export const RECORD_REFUSED = 'msgpackr record definitions (ext 0x72) are not part of tandem’s msgpack'
+
+/**
+ * An Unpackr for bytes that another process wrote. msgpackr reads a record
+ * definition (fixext 0x72) before its extension table and whatever
+ * useRecords says, and then reads the integers 0x40-0x7f of that value as
+ * records. It stores the definition in the unpackr's structures: an empty
+ * list that takes no elements makes that store throw (a TypeError, which
+ * isRecordRefusal recognises), and costs nothing per value. Only for
+ * decoding: msgpackr's encoder writes to its structures.
+ */
+export function plainUnpackr(options: Options): Unpackr {
+  const unpackr = new Unpackr(options)
+  // Set after construction: the constructor writes sharedLength into a given
+  // list. restoreStructures, which unpackMultiple() sets per value, reads as
+  // none, so that a refused definition leaves nothing to undo.
+  const structures = Object.defineProperties([], {
+    sharedLength: { value: 0 },
+    restoreStructures: { get: () => null, set: () => {} },
+  })
+  Object.assign(unpackr, { structures: Object.preventExtensions(structures) })
+  return unpackr
+}
+
+/** Whether a decode failed on a record definition (the store into plainUnpackr's structures). */
+export function isRecordRefusal(err: unknown): boolean {
+  return err instanceof TypeError && /not extensible/.test(err.message)
+}
 
 export { Packr }

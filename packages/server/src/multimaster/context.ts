@@ -1,4 +1,4 @@
-import { Packr, TandemError } from '@tandem/protocol'
+import { Packr, plainUnpackr, TandemError } from '@tandem/protocol'
 import type { VersionVectorObject } from '../storage/version-vector.js'
 
 /**
@@ -7,7 +7,9 @@ import type { VersionVectorObject } from '../storage/version-vector.js'
  * msgpack list of [origin, counter] pairs in origin order, so the same
  * context is always the same string.
  */
-const packr = new Packr({ useRecords: false, moreTypes: false, int64AsType: 'number' })
+const options = { useRecords: false, moreTypes: false, int64AsType: 'number' } as const
+const packr = new Packr(options)
+const unpackr = plainUnpackr(options)
 
 /** Most origins one context may name: a bound on what a client can make the server parse. */
 const MAX_ORIGINS = 1024
@@ -26,7 +28,7 @@ export function decodeContext(context: string): VersionVectorObject {
   if (context === '') return {}
   let pairs: unknown
   try {
-    pairs = packr.unpack(Buffer.from(context, 'base64url'))
+    pairs = unpackr.unpack(Buffer.from(context, 'base64url'))
   } catch {
     pairs = null
   }

@@ -1,4 +1,4 @@
-import { Packr, type Value } from '@tandem/protocol'
+import { Packr, plainUnpackr, type Value } from '@tandem/protocol'
 
 /**
  * The write-log entry: one per write request, whatever the mode. It has two
@@ -81,14 +81,17 @@ export interface LogEntry extends EntryPlacement, EntryIdentity {
   ops: EntryOp[]
 }
 
-const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, int64AsType: 'number' })
+const options = { useRecords: false, mapsAsObjects: true, moreTypes: false, int64AsType: 'number' } as const
+const packr = new Packr(options)
+// Entries from a peer or an upstream arrive as bytes another process wrote.
+const unpackr = plainUnpackr(options)
 
 export function encodeEntry(entry: LogEntry): Buffer {
   return packr.pack([entry.seq, entry.epoch, entry.origin, entry.originSeq, entry.hlc, entry.ops])
 }
 
 export function decodeEntry(bytes: Uint8Array): LogEntry {
-  const fields = packr.unpack(bytes as Buffer) as unknown[]
+  const fields = unpackr.unpack(bytes as Buffer) as unknown[]
   if (!Array.isArray(fields) || fields.length < 6) throw new Error('malformed log entry')
   const [seq, epoch, origin, originSeq, hlc, ops] = fields as [number, number, string, number, number, EntryOp[]]
   return { seq, epoch, origin, originSeq, hlc, ops }
