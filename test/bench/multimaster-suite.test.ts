@@ -126,4 +126,27 @@ describe('tandem-bench multimaster suite', () => {
       await group.stopAll()
     }
   })
+
+  it('counts a marker not seen within the give-up time as a sample of at least that age, not only as missed', async () => {
+    const group = await new PeerGroup().start({ size: 2, conflict: 'lww' })
+    try {
+      // Node 0's markers reach node 1 600 ms late, past the probe's 200 ms give-up time.
+      group.proxies[1][0]?.delay(600, 'fromTarget')
+      const [a, b] = group.nodes.map((node) => node.address)
+      const probe = new MarkerLagProbe([a, b], [a, b], undefined, 1, 200)
+      await probe.open()
+      probe.start()
+      await waitFor(async () => (await probe.taken()).every((n) => n >= 100), {
+        what: '100 samples each way',
+        timeoutMs: 60_000,
+      })
+      const [, onB] = await probe.stop()
+      expect(onB.missed).toBeGreaterThan(0)
+      // The missed markers are in its percentiles, at their age when given up.
+      expect(onB.samples).toBeGreaterThanOrEqual(onB.missed)
+      expect(onB.lagMs?.p99).toBeGreaterThanOrEqual(200)
+    } finally {
+      await group.stopAll()
+    }
+  })
 })

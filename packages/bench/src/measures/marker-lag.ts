@@ -11,7 +11,8 @@ import type { ReplicaLag } from './replication-lag.js'
  * watch on the markers' prefix. A sample is the time from the writer's
  * acknowledgement of a marker to its event on another node's watch, both
  * seen by this process; an event that comes before the acknowledgement
- * counts as no lag. The writer and the readers never wait for one
+ * counts as no lag; one not seen within `giveUpMs` counts as missed and as
+ * a sample of its age then (a lower bound). The writer and the readers never wait for one
  * another, so the probe takes 1000 / intervalMs markers a second whatever
  * the lag, and a stall of a node shows in every marker it holds up, as it
  * does to an application, instead of in the one sample a put-then-poll
@@ -163,7 +164,7 @@ export class MarkerLagProbe {
         const due = Math.floor((now - started) / this.intervalMs) + 1
         while (this.sent < due) this.put(writers, readers, this.sent++)
         if (now - swept >= 100) {
-          giveUp(readers, now - this.giveUpMs)
+          giveUp(readers, now - this.giveUpMs, now)
           swept = now
         }
         await sleep(this.intervalMs)
@@ -173,7 +174,7 @@ export class MarkerLagProbe {
       while ((this.inFlight > 0 || readers.some((r) => r.waiting.size > 0)) && performance.now() < deadline) {
         await sleep(5)
       }
-      giveUp(readers, Number.POSITIVE_INFINITY)
+      giveUp(readers, Number.POSITIVE_INFINITY, performance.now())
     } finally {
       for (const r of readers) r.watch.close()
       await Promise.all([...writers, ...readers.map((r) => r.client)].map((c) => c.close()))
@@ -197,13 +198,19 @@ function record(reader: Reader, ms: number): void {
   reader.hist.recordValue(Math.max(1, Math.round(ms * 1000)))
 }
 
-/** Markers acknowledged before `before` and not shown yet are missed. */
-function giveUp(readers: Reader[], before: number): void {
+/**
+ * Markers acknowledged before `before` and not shown yet are missed. Each
+ * is still a sample, of its age at `now` (a lower bound of its lag): left
+ * out, the slowest markers would vanish from the percentiles, and a p99
+ * would describe only the markers that arrived.
+ */
+function giveUp(readers: Reader[], before: number, now: number): void {
   for (const r of readers) {
     for (const [n, acked] of r.waiting) {
       if (acked >= before) continue
       r.waiting.delete(n)
       r.missed++
+      record(r, now - acked)
     }
   }
 }

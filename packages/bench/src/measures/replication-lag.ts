@@ -21,7 +21,7 @@ import { type LatencySummary, newHistogram, summarize } from '../load/histogram.
 export interface ReplicaLag {
   replica: string
   samples: number
-  /** Markers not seen on the replica within the give-up time. */
+  /** Markers not seen on the replica within the give-up time (MarkerLagProbe counts them in samples too, at their age then). */
   missed: number
   lagMs: LatencySummary | null
   /** How the samples were taken, when not put-then-poll (see MarkerLagProbe). */
