@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest'
 import { decodeFrame, encodeFrame, FrameDecodeError } from './frames.js'
-import { Packr } from './msgpack.js'
+import { Packr, refuseForeignExtensions } from './msgpack.js'
+
+// The server makes this refusal when it loads (node.ts); these tests decode as it does.
+refuseForeignExtensions()
 
 /**
  * Rule: tandem speaks plain msgpack, and decoding holds to it. A frame

@@ -41,15 +41,23 @@ function refuse(type: number, name: string): () => never {
   }
 }
 
-// msgpackr keeps one extension table per process, not per Packr, so the
-// refusal is made once here, for every decoder in the process: no cost per
-// value, and no decoder (client frames, replication, peers, watches, log
-// entries, contexts) can forget it. An application that loads the SDK and
-// uses msgpackr's own types with the same msgpackr module loses them too
-// (README, SDK). TANDEM_TEST_MSGPACKR_EXTENSIONS=1 keeps msgpackr's table:
-// a test-only path, for the test that needs an input reaching a throwing
-// handler (a cyclic request), which plain msgpack cannot build.
-if (process.env.TANDEM_TEST_MSGPACKR_EXTENSIONS !== '1') {
+let refusing = false
+
+/**
+ * Makes this process's msgpackr refuse REFUSED_EXTENSIONS. msgpackr keeps
+ * one extension table per process, not per Packr, so the refusal is made
+ * once, for every decoder in the process: no cost per value, and no decoder
+ * (client frames, replication, peers, watches, log entries, contexts) can
+ * forget it. The server makes it when its node module loads; the SDK and
+ * the CLI do not, since they decode only what a node sent them and an
+ * application that loads the SDK may use msgpackr's own types itself.
+ * TANDEM_TEST_MSGPACKR_EXTENSIONS=1 keeps msgpackr's table: a test-only
+ * path, for the test that needs an input reaching a throwing handler (a
+ * cyclic request), which plain msgpack cannot build.
+ */
+export function refuseForeignExtensions(): void {
+  if (refusing || process.env.TANDEM_TEST_MSGPACKR_EXTENSIONS === '1') return
+  refusing = true
   for (const [type, name] of REFUSED_EXTENSIONS) addExtension({ type, unpack: refuse(type, name) })
 }
 

@@ -5,6 +5,7 @@ import {
   type GetAllResult,
   type LogRange,
   type NodeStatus,
+  refuseForeignExtensions,
   type ScanOptions,
   type ScanPage,
   TandemError,
@@ -67,6 +68,9 @@ function conditionOf(key: string, options: KeyConditions): WriteCondition | null
 }
 
 /** msgpack bytes around one value in an mget reply. */
+// A node decodes bytes from clients, upstreams, peers and watchers: plain msgpack only (README, Error codes).
+refuseForeignExtensions()
+
 const MGET_ITEM_OVERHEAD = 5
 /** msgpack bytes around one entry of a scan page: its array header and its key's and value's (str32/bin32). */
 const SCAN_ENTRY_OVERHEAD = 11
