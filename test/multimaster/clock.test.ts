@@ -87,4 +87,53 @@ describe('clocks and --max-clock-offset', () => {
     const logs = await Promise.all(group.dirs.slice(0, 2).map((d) => writesOffline(d.path, 'lww')))
     expect(firstDifference(scans[0], lwwModel(unionOfWrites(logs)))).toBeNull()
   })
+
+  it('entries a clock pause refused arrive once the clocks agree: the link ends and resumes from what the node holds', async () => {
+    // Rule 8 without a gap: the fast node's feed sends on past the entry the
+    // paused link refuses (its cursor moves past it, and a feed sends
+    // nothing its peer is known to hold). Nothing may stay lost on that
+    // link: the pause ends the socket, and the next dial says what the node
+    // holds, so the feed sends the refused entries again.
+    const group = new PeerGroup()
+    groups.push(group)
+    await group.start({
+      size: 2,
+      conflict: 'lww',
+      clockOffsetOf: () => 0,
+      // The fast node tolerates the offset itself, so it takes writes while
+      // its clock runs ahead; small frames make its feed send many frames
+      // past the refused entry before the link ends.
+      argsOf: (i) => (i === 1 ? ['--max-clock-offset', '20s', '--tune', 'replBatchEntries=20'] : []),
+    })
+    const fast = await group.client(1)
+    const slow = await group.client(0)
+    await fast.put('before', 'in step')
+    await waitFor(async () => (await slow.get('before')) === 'in step', { what: 'the first write to reach node 0' })
+
+    group.setClock(1, 6000)
+    const writes = 300
+    let next = 0
+    const worker = async () => {
+      while (next < writes) {
+        const i = next++
+        await fast.put(`ahead:${i}`, `v${i}`)
+      }
+    }
+    await Promise.all([...Array(8)].map(worker))
+    await waitFor(async () => (await group.status(0)).multi!.peers[0].clockPauses > 0, {
+      what: 'node 0 to pause its link from the fast node',
+    })
+    group.setClock(1, 0)
+
+    // Once node 0's clock reaches the stamps, every write is there, on both nodes alike.
+    await group.waitConverged()
+    for (let i = 0; i < writes; i++) expect(await slow.get(`ahead:${i}`)).toBe(`v${i}`)
+    const [scan0, scan1] = await Promise.all(group.nodes.map((n) => scanNode(n)))
+    expect(firstDifference(scan0, scan1)).toBeNull()
+    expect(scan0.size).toBe(writes + 1)
+    // The link streams again: the pause was not a lasting refusal of the peer.
+    await waitFor(async () => (await group.status(0)).multi!.peers[0].link === 'streaming', {
+      what: "node 0's link from the fast node to stream again",
+    })
+  })
 })

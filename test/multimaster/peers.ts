@@ -4,7 +4,7 @@ import { decodeEntry, type LogEntry, Store } from '@tandem/server'
 import { FaultProxy, freePort } from '../helpers/fault-proxy.js'
 import { NodeProcess } from '../helpers/node-process.js'
 import { tempDir } from '../helpers/temp-dir.js'
-import { testClockArgs } from '../helpers/test-clock.js'
+import { setTestClock, testClockArgs } from '../helpers/test-clock.js'
 import { waitFor } from '../helpers/wait.js'
 
 /**
@@ -49,6 +49,8 @@ export class PeerGroup {
   /** proxies[i][j]: node i's link to node j (undefined when they are not neighbours). */
   readonly proxies: (FaultProxy | undefined)[][] = []
   readonly dirs: { path: string; remove(): void }[] = []
+  /** Node i's test clock file, when the group was started with clockOffsetOf (see setClock). */
+  private readonly clockFiles: string[] = []
   private readonly clients: TandemClient[] = []
   private readonly extra: NodeProcess[] = []
   options!: PeerGroupOptions
@@ -75,6 +77,9 @@ export class PeerGroup {
           if (proxy) proxy.targetPort = port
         }
         const peers = neighbours(i).map((j) => this.proxies[i][j]?.address)
+        const clock =
+          clockDir && options.clockOffsetOf ? testClockArgs(clockDir.path, String(i), options.clockOffsetOf(i)) : []
+        if (clock.length > 0) this.clockFiles[i] = clock[1]
         const args = [
           '--mode',
           'multi',
@@ -85,9 +90,7 @@ export class PeerGroup {
           ...(peers.length > 0 ? ['--peers', peers.join(',')] : []),
           ...(options.args ?? []),
           ...(options.argsOf?.(i) ?? []),
-          ...(clockDir && options.clockOffsetOf
-            ? testClockArgs(clockDir.path, String(i), options.clockOffsetOf(i))
-            : []),
+          ...clock,
         ]
         const node = new NodeProcess(this.dirs[i].path, args, options.env?.(i) ?? {})
         node.port = port
@@ -120,6 +123,13 @@ export class PeerGroup {
     this.extra.push(node)
     await node.start()
     return node
+  }
+
+  /** Steps node i's wall clock to real time + offsetMs (the group was started with clockOffsetOf). */
+  setClock(i: number, offsetMs: number): void {
+    const file = this.clockFiles[i]
+    if (file === undefined) throw new Error(`node ${i} has no test clock: start the group with clockOffsetOf`)
+    setTestClock(file, offsetMs)
   }
 
   /** Cuts the links between i and j, both ways. */
