@@ -1,16 +1,10 @@
 import { readFileSync } from 'node:fs'
-import {
-  createServer,
-  type Server as HttpServer,
-  type IncomingMessage,
-  type ServerResponse,
-  STATUS_CODES,
-} from 'node:http'
+import { createServer, type Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { createServer as createTlsServer } from 'node:https'
 import type { AddressInfo, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { TLSSocket } from 'node:tls'
-import { type ErrorCode, formatHostPort, msgpackKeepsBom, TandemError } from '@tandem/protocol'
+import { formatHostPort, msgpackKeepsBom, TandemError } from '@tandem/protocol'
 import { WebSocketServer } from 'ws'
 import { bearerToken, tokenMatches } from './api/auth.js'
 import { acceptUpgrade, ClientSocket } from './api/client-socket.js'
@@ -18,7 +12,9 @@ import { CLOSE, ClientConnection } from './api/connection.js'
 import { FrameGuard } from './api/frame-guard.js'
 import { SnapshotSender } from './api/snapshot-sender.js'
 import type { Config } from './config.js'
+import { rejectUpgrade, sendJson } from './http/answer.js'
 import { WebConsole } from './http/console.js'
+import { guardRequest, guardUpgrade } from './http/http-guard.js'
 import { type Readiness, readiness } from './http/readiness.js'
 import { groupAddresses } from './http/report-fetch.js'
 import { SERVER_VERSION } from './http/self-report.js'
@@ -34,6 +30,13 @@ import { type Logger, silentLogger } from './util/logger.js'
 import { type LatencyHistogram, Metrics } from './util/metrics.js'
 
 type ServerStatus = 'opening' | 'open' | 'closing' | 'closed'
+
+/**
+ * Test-only: a request or WebSocket handshake for exactly this path throws
+ * inside the HTTP listeners, so that a test can check their guard
+ * (http-guard.ts) on a real node: no real input is known to make them throw.
+ */
+const TEST_THROW_PATH = process.env.TANDEM_TEST_HTTP_THROW_PATH || undefined
 
 /**
  * Request latency buckets, in seconds: from well under a millisecond (a
@@ -77,7 +80,7 @@ export class TandemServer {
     private readonly logger: Logger,
     tls: PeerTls | undefined,
   ) {
-    const onRequest = (req: IncomingMessage, res: ServerResponse) => this.onHttpRequest(req, res)
+    const onRequest = guardRequest(logger, (req, res) => this.onHttpRequest(req, res))
     // With --tls-ca, peers are asked for a certificate (checked on peer links
     // in onUpgrade); clients may connect without one.
     this.http = tls
@@ -86,7 +89,10 @@ export class TandemServer {
           onRequest,
         )
       : createServer(onRequest)
-    this.http.on('upgrade', (req, socket, head) => this.onUpgrade(req, socket, head))
+    this.http.on(
+      'upgrade',
+      guardUpgrade(logger, (req, socket, head) => this.onUpgrade(req, socket, head)),
+    )
     this.wss = new WebSocketServer({ noServer: true, maxPayload: config.maxFrameBytes, perMessageDeflate: false })
     this.snapshots = new SnapshotSender(node.store, logger, config.tune)
     this.console = new WebConsole({
@@ -270,6 +276,9 @@ export class TandemServer {
   // ---- WebSocket ---------------------------------------------------------
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (TEST_THROW_PATH !== undefined && (req.url ?? '/').split('?')[0] === TEST_THROW_PATH) {
+      throw new Error('test-only throw in the upgrade listener (TANDEM_TEST_HTTP_THROW_PATH)')
+    }
     if (this.status !== 'open') return rejectUpgrade(socket, 503, 'UNAVAILABLE', 'shutting down')
     // An HTTP server's upgrade socket is a net.Socket (a TLSSocket under
     // https); ws runs over it, and the frame guard and keepalive read its byte counts.
@@ -407,6 +416,8 @@ export class TandemServer {
 
   private onHttpRequest(req: IncomingMessage, res: ServerResponse): void {
     const path = (req.url ?? '/').split('?')[0]
+    if (path === TEST_THROW_PATH)
+      throw new Error('test-only throw in the request listener (TANDEM_TEST_HTTP_THROW_PATH)')
     if (path === '/ui' || path.startsWith('/ui/')) return this.console.handle(req, res, path)
     if (path === '/health') {
       if (this.status !== 'open') return sendJson(res, 503, { status: this.status })
@@ -754,31 +765,4 @@ function startsAsReplica(config: Config): boolean {
   return (
     !config.witness && (config.replicaof !== undefined || (config.cluster.length > 0 && config.failover === 'auto'))
   )
-}
-
-/**
- * Refuses a WebSocket handshake as every HTTP refusal is answered: the
- * status with its standard reason phrase and `{"error":{"code","message"}}`
- * (see the README's error codes).
- */
-function rejectUpgrade(
-  socket: Duplex,
-  status: number,
-  code: ErrorCode,
-  message: string,
-  headers: Record<string, string> = {},
-): void {
-  const body = JSON.stringify({ error: { code, message } })
-  const extra = Object.entries(headers)
-    .map(([name, value]) => `${name}: ${value}\r\n`)
-    .join('')
-  socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n${extra}connection: close\r\n\r\n${body}`,
-  )
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body)
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) })
-  res.end(text)
 }

@@ -9,13 +9,14 @@ import type { Logger } from './logger.js'
  * commands, replication, fail-over and peer links, watches) runs inside
  * `guarded`: a throw closes that one connection, is logged as an error
  * (a bug, or input no check foresaw: the stack says where) and is counted
- * by link in tandem_handler_errors_total.
+ * by link in tandem_handler_errors_total. The HTTP server's own listeners
+ * (requests, WebSocket handshakes) are guarded in http/http-guard.ts.
  *
  * The count is one per process rather than per server object: the
  * handlers are spread over every kind of link, and tandem-server runs one
  * node per process.
  */
-type HandlerLink = 'client' | 'resp' | 'replication' | 'peer' | 'cluster' | 'watch'
+type HandlerLink = 'client' | 'resp' | 'replication' | 'peer' | 'cluster' | 'watch' | 'http'
 
 const thrown = new Map<HandlerLink, number>()
 
