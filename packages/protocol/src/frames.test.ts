@@ -71,3 +71,79 @@ describe('decodeFrame refuses what is not plain msgpack', () => {
     expect(decodeFrame(Buffer.from([0x92, 0x40, 0x7f]))).toEqual([0x40, 0x7f])
   })
 })
+
+/**
+ * Rule: 0xc1 is the one type byte msgpack never uses; a frame holding it
+ * is malformed msgpack wherever it sits, while the same byte inside a
+ * number or binary is data like any other (UTF-8 never holds it).
+ */
+describe('decodeFrame refuses the never-used byte 0xc1', () => {
+  const str = (s: string) => Buffer.concat([Buffer.from([0xa0 | s.length]), Buffer.from(s)])
+  const CASES: [string, Buffer][] = [
+    ['as the whole frame', Buffer.from([0xc1])],
+    // {id: 1, op: 'put', key: 'k', value: 0xc1}
+    [
+      'as a value',
+      Buffer.concat([
+        Buffer.from([0x84]),
+        str('id'),
+        Buffer.from([0x01]),
+        str('op'),
+        str('put'),
+        str('key'),
+        str('k'),
+        str('value'),
+        Buffer.from([0xc1]),
+      ]),
+    ],
+    // [{id: 1, op: 'batch', ops: [{type: 'put', key: 'k', value: [[0xc1]]}]}]: deep in a pipelined frame
+    [
+      'nested in arrays and maps',
+      Buffer.concat([
+        Buffer.from([0x91, 0x83]),
+        str('id'),
+        Buffer.from([0x01]),
+        str('op'),
+        str('batch'),
+        str('ops'),
+        Buffer.from([0x91, 0x83]),
+        str('type'),
+        str('put'),
+        str('key'),
+        str('k'),
+        str('value'),
+        Buffer.from([0x91, 0x91, 0xc1]),
+      ]),
+    ],
+  ]
+  for (const [where, bytes] of CASES) {
+    it(`refuses it ${where}`, () => {
+      expect(() => decodeFrame(bytes)).toThrow(FrameDecodeError)
+      expect(() => decodeFrame(bytes)).toThrow(/^malformed msgpack: byte 0xc1 is never used/)
+      expect(decodeFrame(encodeFrame({ id: 2, op: 'get', key: 'k' }))).toEqual({ id: 2, op: 'get', key: 'k' })
+    })
+  }
+
+  it('refuses it as a map key', () => {
+    const bytes = Buffer.concat([Buffer.from([0x82]), str('id'), Buffer.from([0x01, 0xc1, 0x01])])
+    expect(() => decodeFrame(bytes)).toThrow(/^malformed msgpack/)
+  })
+
+  it('decodes the byte where it is data: in numbers and binary', () => {
+    const plain = {
+      id: 0xc1,
+      n: 0xc1c1c1c1,
+      f: new DataView(new Uint8Array([0x40, 0xc1, 0xc1, 0, 0, 0, 0, 1]).buffer).getFloat64(0),
+      value: Buffer.from([0xc1, 0xc1]),
+      ops: [{ key: 'k', value: Buffer.from([0xc1]) }],
+    }
+    const bytes = encodeFrame(plain)
+    expect(bytes.includes(0xc1)).toBe(true)
+    const decoded = decodeFrame(bytes) as typeof plain
+    expect(decoded.id).toBe(0xc1)
+    expect(decoded.n).toBe(0xc1c1c1c1)
+    expect(decoded.f).toBe(plain.f)
+    expect(Buffer.from(decoded.value)).toEqual(Buffer.from([0xc1, 0xc1]))
+    expect(Buffer.from(decoded.ops[0].value)).toEqual(Buffer.from([0xc1]))
+  })
+})

@@ -1,4 +1,4 @@
-import { isRecordRefusal, Packr, plainUnpackr, RECORD_REFUSED } from './msgpack.js'
+import { holdsNeverUsed, isRecordRefusal, NEVER_USED_REFUSED, Packr, plainUnpackr, RECORD_REFUSED } from './msgpack.js'
 
 /**
  * Wire framing. One WebSocket binary message carries one msgpack value: a
@@ -8,8 +8,8 @@ import { isRecordRefusal, Packr, plainUnpackr, RECORD_REFUSED } from './msgpack.
  * Plain msgpack only (no msgpackr records or structured clone), so that any
  * msgpack library can speak to tandem. Strings stay strings and binary stays
  * binary, which is how values keep the type they were stored with. Decoding
- * holds to it too: msgpackr's own extension types and record definitions
- * are refused as malformed msgpack (msgpack.ts).
+ * holds to it too: msgpackr's own extension types, record definitions and
+ * the never-used byte 0xc1 are refused as malformed msgpack (msgpack.ts).
  */
 const options = {
   useRecords: false,
@@ -38,6 +38,7 @@ export function decodeFrame(data: Uint8Array): unknown {
     // unpack() accepts a prefix; insist the value spans the whole frame.
     const values = unpackr.unpackMultiple(data as Buffer)
     if (values?.length !== 1) throw new FrameDecodeError('frame must hold exactly one msgpack value')
+    if (holdsNeverUsed(data, values[0])) throw new FrameDecodeError(`malformed msgpack: ${NEVER_USED_REFUSED}`)
     return values[0]
   } catch (err) {
     if (err instanceof FrameDecodeError) throw err

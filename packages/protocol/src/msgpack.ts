@@ -1,7 +1,7 @@
 // Order matters: keep-bom patches TextDecoder before msgpackr's module
 // runs (a side-effect import is never moved by import sorting).
 import './keep-bom.js'
-import { addExtension, isNativeAccelerationEnabled, type Options, Packr, Unpackr } from 'msgpackr'
+import { addExtension, C1, isNativeAccelerationEnabled, type Options, Packr, Unpackr } from 'msgpackr'
 import { restoreTextDecoder } from './keep-bom.js'
 
 /**
@@ -89,6 +89,37 @@ export function plainUnpackr(options: Options): Unpackr {
 /** Whether a decode failed on a record definition (the store into plainUnpackr's structures). */
 export function isRecordRefusal(err: unknown): boolean {
   return err instanceof TypeError && /not extensible/.test(err.message)
+}
+
+/** A refused 0xc1 (see holdsNeverUsed). */
+export const NEVER_USED_REFUSED = 'byte 0xc1 is never used in msgpack'
+
+/**
+ * Whether bytes that decoded to `value` held 0xc1, the one type byte
+ * msgpack never uses. msgpackr reads it as a marker object (its C1) instead
+ * of failing, and has no option to refuse it; as a map key it already
+ * throws (keys must be strings), so it can only sit where a value does.
+ * The byte must be somewhere in `data` for the marker to be in the value,
+ * so the value is searched only when it is: one native scan of the bytes
+ * per decode, and a walk of the value only for the frames whose strings,
+ * binary or numbers happen to hold that byte (never valid UTF-8, so
+ * string-only requests hold it only in their numbers).
+ */
+export function holdsNeverUsed(data: Uint8Array, value: unknown): boolean {
+  if (data.indexOf(0xc1) === -1) return false
+  // A stack rather than recursion: msgpackr decodes deeper nestings than a recursive walk could follow.
+  const pending: unknown[] = [value]
+  while (pending.length > 0) {
+    const next = pending.pop()
+    if (next === C1) return true
+    if (typeof next !== 'object' || next === null || ArrayBuffer.isView(next)) continue
+    if (Array.isArray(next)) {
+      for (const item of next) pending.push(item)
+    } else {
+      for (const item of Object.values(next)) pending.push(item)
+    }
+  }
+  return false
 }
 
 export { Packr }
