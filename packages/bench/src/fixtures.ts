@@ -5,6 +5,8 @@
  * tandem-bench needs them at run time; tests import them, the bench never
  * imports a test.
  */
+
+export { LinkProxy } from './topology/link-proxy.js'
 export { type LogLine, NodeProcess, SERVER_BIN, startNode } from './topology/node-process.js'
 export { type FullStatus, firstDifference, metricSum, scanAll, statusOf, typed } from './topology/node-state.js'
 export { freePort } from './topology/server-process.js'

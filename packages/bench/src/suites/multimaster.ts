@@ -206,7 +206,7 @@ export async function multimasterSuite(
   // ---- convergence after a partition
   await withTopology(live, peers(2, true), async (t) => {
     const [a, b] = t.nodes.map((node) => node.address)
-    t.cutAll()
+    await t.cutAll()
     progress.note(`multimaster: ${o.partitionWrites} puts on each side of a partition`)
     const started = performance.now()
     await Promise.all([
@@ -215,7 +215,7 @@ export async function multimasterSuite(
     ])
     const writeMs = performance.now() - started
     const healedAt = performance.now()
-    t.healAll()
+    await t.healAll()
     const ok = await t.waitConverged(120_000)
     const convergenceMs = ok ? round(performance.now() - healedAt, 1) : null
     scenarios.push(
@@ -238,7 +238,7 @@ export async function multimasterSuite(
   for (const n of o.masterCounts) {
     await withTopology(live, peers(n, true), async (t) => {
       for (const latency of o.linkLatencies) {
-        t.setDelay(latency)
+        await t.setDelay(latency)
         await t.waitConverged(o.syncTimeout * 1000)
         const before = await Promise.all(t.nodes.map((node) => statusOf(node.address, o.authToken)))
         const spec: DriverSpec = {
@@ -277,7 +277,7 @@ export async function multimasterSuite(
           met: null,
         })
       }
-      t.setDelay(0)
+      await t.setDelay(0)
     })
   }
   if (points.length > 0) {

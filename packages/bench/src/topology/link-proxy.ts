@@ -1,104 +1,94 @@
-import { createConnection, createServer, type Server, type Socket } from 'node:net'
+import { Worker } from 'node:worker_threads'
+import type { FromLinkThread, ToLinkThread } from './link-proxy-thread.js'
 
 /**
  * A TCP proxy for one directed link between two multi-master peers, so the
  * multimaster suite can cut a link (a partition), heal it, and add latency
  * (each chunk delayed by `delayMs`, in order, both ways). Cut: connections
  * are destroyed and new ones refused until heal().
+ *
+ * The forwarding runs on a worker thread of its own (link-forwarder.ts).
+ * On the bench's main thread it waited behind the load generator: with
+ * `--workers 0` the clients' callbacks fill that thread's event loop, and
+ * every chunk a peer link carried waited for a turn of it, so a link of
+ * +0 ms carried the load generator's event-loop lag in both directions
+ * (peer lag, conflict rates and convergence times measured through it
+ * included the bench's own work).
  */
 export class LinkProxy {
-  private server: Server | null = null
-  private readonly sockets = new Set<Socket>()
-  private cutOff = false
-  delayMs = 0
+  private worker: Worker | null = null
+  private readonly answers: (() => void)[] = []
+  private delay = 0
   port = 0
 
   constructor(
     readonly targetHost: string,
-    public targetPort: number,
+    readonly targetPort: number,
   ) {}
 
   get address(): string {
     return `127.0.0.1:${this.port}`
   }
 
+  /** Added to every chunk, both ways (ms; 0 forwards at once). */
+  get delayMs(): number {
+    return this.delay
+  }
+
+  /** Sets delayMs; resolves once the proxy's thread applies it. */
+  setDelay(ms: number): Promise<void> {
+    this.delay = ms
+    return this.ask({ type: 'delay', ms })
+  }
+
   async start(): Promise<this> {
-    const server = createServer((socket) => this.onConnection(socket))
-    this.server = server
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject)
-      server.listen(0, '127.0.0.1', () => resolve())
+    const worker = new Worker(new URL('./link-proxy-thread.js', import.meta.url), {
+      workerData: { host: this.targetHost, targetPort: this.targetPort },
     })
-    const address = server.address()
-    if (address === null || typeof address === 'string') throw new Error('proxy has no TCP address')
-    this.port = address.port
+    this.worker = worker
+    this.port = await new Promise<number>((resolve, reject) => {
+      worker.on('message', (m: FromLinkThread) => {
+        if (m.type === 'listening') resolve(m.port)
+        else if (m.type === 'failed') reject(new Error(`link proxy: ${m.message}`))
+        else this.answers.shift()?.()
+      })
+      worker.once('error', reject)
+      worker.once('exit', () => {
+        reject(new Error('link proxy thread exited'))
+        for (const answer of this.answers.splice(0)) answer()
+      })
+    })
     return this
   }
 
-  cut(): void {
-    this.cutOff = true
-    for (const s of this.sockets) s.destroy()
-    this.sockets.clear()
+  /** Destroys the link's connections and refuses new ones; resolves once done. */
+  cut(): Promise<void> {
+    return this.ask({ type: 'cut' })
   }
 
-  heal(): void {
-    this.cutOff = false
+  /** Accepts connections again; resolves once it does. */
+  heal(): Promise<void> {
+    return this.ask({ type: 'heal' })
   }
 
+  /** Closes the listener and every connection and ends the thread. Safe to call twice. */
   async close(): Promise<void> {
-    this.cut()
-    const server = this.server
-    this.server = null
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()))
+    const worker = this.worker
+    this.worker = null
+    if (worker === null) return
+    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()))
+    this.answers.push(() => {})
+    worker.postMessage({ type: 'close' } satisfies ToLinkThread)
+    await exited
   }
 
-  private onConnection(client: Socket): void {
-    client.on('error', () => {})
-    if (this.cutOff) {
-      client.destroy()
-      return
-    }
-    const upstream = createConnection({ host: this.targetHost, port: this.targetPort })
-    upstream.on('error', () => {})
-    client.setNoDelay(true)
-    upstream.setNoDelay(true)
-    this.sockets.add(client)
-    this.sockets.add(upstream)
-    const end = () => {
-      this.sockets.delete(client)
-      this.sockets.delete(upstream)
-      client.destroy()
-      upstream.destroy()
-    }
-    client.on('close', end)
-    upstream.on('close', end)
-    this.pipe(client, upstream)
-    this.pipe(upstream, client)
-  }
-
-  private pipe(from: Socket, to: Socket): void {
-    const queue: { at: number; chunk: Buffer }[] = []
-    let timer: NodeJS.Timeout | null = null
-    const write = (chunk: Buffer) => {
-      if (!to.destroyed && !to.write(chunk)) {
-        from.pause()
-        to.once('drain', () => from.resume())
-      }
-    }
-    const flush = () => {
-      timer = null
-      const now = Date.now()
-      while (queue.length > 0 && queue[0].at <= now) write((queue.shift() as { chunk: Buffer }).chunk)
-      if (queue.length > 0) timer = setTimeout(flush, queue[0].at - now)
-    }
-    from.on('data', (chunk: Buffer) => {
-      if (this.delayMs === 0 && queue.length === 0) return write(chunk)
-      const at = Math.max(Date.now() + this.delayMs, queue.length > 0 ? queue[queue.length - 1].at : 0)
-      queue.push({ at, chunk })
-      if (timer === null) timer = setTimeout(flush, at - Date.now())
-    })
-    from.on('close', () => {
-      if (timer) clearTimeout(timer)
+  /** Sends a command to the thread; resolves when the thread has carried it out (answers come in order). */
+  private ask(m: ToLinkThread): Promise<void> {
+    const worker = this.worker
+    if (worker === null) return Promise.resolve()
+    return new Promise((resolve) => {
+      this.answers.push(resolve)
+      worker.postMessage(m)
     })
   }
 }

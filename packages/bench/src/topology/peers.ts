@@ -24,9 +24,10 @@ export interface PeersTopology extends Topology {
   proxies: (LinkProxy | undefined)[][]
   /** Resolves true once every running node reports the same version vector and digest, false on timeout. */
   waitConverged(timeoutMs: number): Promise<boolean>
-  setDelay(ms: number): void
-  cutAll(): void
-  healAll(): void
+  /** Each resolves once every proxy has carried it out. */
+  setDelay(ms: number): Promise<void>
+  cutAll(): Promise<void>
+  healAll(): Promise<void>
 }
 
 async function freePort(): Promise<number> {
@@ -86,14 +87,14 @@ export async function startPeers(options: PeersOptions): Promise<PeersTopology> 
       root,
       waitForReplicas: (timeoutMs) => topology.waitConverged(timeoutMs),
       waitConverged: (timeoutMs) => waitConverged(nodes, options.authToken, timeoutMs),
-      setDelay: (ms) => {
-        for (const row of proxies) for (const p of row) if (p) p.delayMs = ms
+      setDelay: async (ms) => {
+        await Promise.all(proxies.flat().map((p) => p?.setDelay(ms)))
       },
-      cutAll: () => {
-        for (const row of proxies) for (const p of row) p?.cut()
+      cutAll: async () => {
+        await Promise.all(proxies.flat().map((p) => p?.cut()))
       },
-      healAll: () => {
-        for (const row of proxies) for (const p of row) p?.heal()
+      healAll: async () => {
+        await Promise.all(proxies.flat().map((p) => p?.heal()))
       },
       close,
     }
