@@ -1,7 +1,7 @@
 import { DATA_FORMAT, decodeFrame, type PusherMessage, pusherMessageSchema } from '@tandem/protocol'
 import type { RawData, default as WebSocket } from 'ws'
 import { dialPeer, type PeerTls } from '../replication/dial.js'
-import { FlowSocket, SerialInbox } from '../replication/link.js'
+import { FlowSocket, SerialInbox, watchSilence } from '../replication/link.js'
 import { newNonce, proofHolds, proveToken } from '../replication/peer-auth.js'
 import { type ApplyEntry, readForApply } from '../storage/entry-scan.js'
 import { hlcWallMs } from '../storage/hlc.js'
@@ -298,20 +298,15 @@ export class PeerLink {
    * socket, read before the next check, so no verdict is given on this one.
    */
   private watchSilence(ws: WebSocket, inbox: SerialInbox): void {
-    const timeoutMs = this.host.silenceTimeoutMs
-    const everyMs = Math.max(50, Math.min(1000, Math.floor(timeoutMs / 4)))
-    let lastCheckAt = this.host.clock.now()
-    let heldAt = lastCheckAt
     this.timers.push(
-      setInterval(() => {
-        const now = this.host.clock.now()
-        const late = now - lastCheckAt - everyMs > timeoutMs / 2
-        lastCheckAt = now
-        if (inbox.paused) heldAt = now
-        if (late || this.ws !== ws) return
-        const silentMs = now - Math.max(this.lastHeardAt, heldAt)
-        if (silentMs > timeoutMs) this.onSilenceTimeout(ws, Math.round(silentMs))
-      }, everyMs),
+      watchSilence({
+        timeoutMs: this.host.silenceTimeoutMs,
+        clock: this.host.clock,
+        inbox,
+        current: () => this.ws === ws,
+        lastHeardAt: () => this.lastHeardAt,
+        onSilent: (silentMs) => this.onSilenceTimeout(ws, silentMs),
+      }),
     )
   }
 

@@ -9,7 +9,7 @@ import { guarded } from '../util/handler-guard.js'
 import type { Logger } from '../util/logger.js'
 import { dialPeer, type PeerTls } from './dial.js'
 import { epochAt, forkPoint } from './history.js'
-import { FlowSocket, SerialInbox } from './link.js'
+import { FlowSocket, SerialInbox, watchSilence } from './link.js'
 import { newNonce, proofHolds, proveToken } from './peer-auth.js'
 import { writeRollbackFile } from './rollback.js'
 
@@ -278,20 +278,15 @@ export class Downstream {
    * this one.
    */
   private watchSilence(ws: WebSocket, inbox: SerialInbox): void {
-    const timeoutMs = this.host.silenceTimeoutMs
-    const everyMs = Math.max(50, Math.min(1000, Math.floor(timeoutMs / 4)))
-    let lastCheckAt = this.host.clock.now()
-    let heldAt = lastCheckAt
     if (this.silenceTimer) clearInterval(this.silenceTimer)
-    this.silenceTimer = setInterval(() => {
-      const now = this.host.clock.now()
-      const late = now - lastCheckAt - everyMs > timeoutMs / 2
-      lastCheckAt = now
-      if (inbox.paused) heldAt = now
-      if (late || this.ws !== ws) return
-      const silentMs = now - Math.max(this.lastHeardAt, heldAt)
-      if (silentMs > timeoutMs) this.onSilenceTimeout(ws, Math.round(silentMs))
-    }, everyMs)
+    this.silenceTimer = watchSilence({
+      timeoutMs: this.host.silenceTimeoutMs,
+      clock: this.host.clock,
+      inbox,
+      current: () => this.ws === ws,
+      lastHeardAt: () => this.lastHeardAt,
+      onSilent: (silentMs) => this.onSilenceTimeout(ws, silentMs),
+    })
   }
 
   private onSilenceTimeout(ws: WebSocket, silentMs: number): void {

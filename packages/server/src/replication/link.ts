@@ -135,3 +135,36 @@ export class SerialInbox {
     else this.ws.resume()
   }
 }
+
+/**
+ * Gives up a link whose other end has sent nothing for `timeoutMs`
+ * (--repl-timeout): a stopped process or a stalled path keeps the socket
+ * open. Checked a few times per timeout on the monotonic clock. A check
+ * that comes late (this process was stopped or starved) skips its turn, so
+ * a pause here is not blamed on the other end; neither is time the inbox
+ * held the socket paused (backpressure from this node's own store).
+ * Returns the timer; the caller clears it with the link.
+ */
+export function watchSilence(o: {
+  timeoutMs: number
+  clock: Clock
+  inbox: SerialInbox
+  /** False once the link has moved on to another socket. */
+  current: () => boolean
+  /** When the other end was last heard (the clock's now()). */
+  lastHeardAt: () => number
+  onSilent: (silentMs: number) => void
+}): NodeJS.Timeout {
+  const everyMs = Math.max(50, Math.min(1000, Math.floor(o.timeoutMs / 4)))
+  let lastCheckAt = o.clock.now()
+  let heldAt = lastCheckAt
+  return setInterval(() => {
+    const now = o.clock.now()
+    const late = now - lastCheckAt - everyMs > o.timeoutMs / 2
+    lastCheckAt = now
+    if (o.inbox.paused) heldAt = now
+    if (late || !o.current()) return
+    const silentMs = now - Math.max(o.lastHeardAt(), heldAt)
+    if (silentMs > o.timeoutMs) o.onSilent(Math.round(silentMs))
+  }, everyMs)
+}
