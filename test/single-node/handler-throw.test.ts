@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest'
+import { cyclicBatch } from '../helpers/cyclic-batch.js'
 import { useNodeAndClient } from '../helpers/node-and-client.js'
 import { PrometheusText } from '../helpers/prometheus.js'
 import { waitFor } from '../helpers/wait.js'
@@ -22,25 +23,6 @@ import { RawClient } from './raw-client.js'
  */
 describe('a throw while handling a client’s input', () => {
   const one = useNodeAndClient([], {}, { TANDEM_TEST_MSGPACKR_EXTENSIONS: '1' })
-
-  /** `{id: 1, op: 'batch', ops: A}` with A = `[{ops: A}]`, written by hand. */
-  function cyclicBatch(): Buffer {
-    const str = (s: string) => Buffer.concat([Buffer.from([0xa0 | s.length]), Buffer.from(s)])
-    return Buffer.concat([
-      Buffer.from([0x83]),
-      str('id'),
-      Buffer.from([0x01]),
-      str('op'),
-      str('batch'),
-      str('ops'),
-      // ext 0x69, id 1: the array that follows is value 1
-      Buffer.from([0xd6, 0x69, 0, 0, 0, 1]),
-      Buffer.from([0x91, 0x81]),
-      str('ops'),
-      // ext 0x70, id 1: a pointer back at value 1
-      Buffer.from([0xd6, 0x70, 0, 0, 0, 1]),
-    ])
-  }
 
   it('closes that connection with 1011, logs and counts it, and serves the others', async () => {
     const bystander = await RawClient.open(one.node.address)

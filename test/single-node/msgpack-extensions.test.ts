@@ -1,5 +1,6 @@
 import { Packr } from '@tandem/protocol'
 import { describe, expect, it } from 'vitest'
+import { cyclicBatch } from '../helpers/cyclic-batch.js'
 import { useNodeAndClient } from '../helpers/node-and-client.js'
 import { PrometheusText } from '../helpers/prometheus.js'
 import { waitFor } from '../helpers/wait.js'
@@ -18,25 +19,6 @@ describe('msgpackr extensions from a client', () => {
   // What a msgpackr client could send with its own types on.
   const rich = new Packr({ useRecords: false, moreTypes: true })
   const records = new Packr({ useRecords: true })
-
-  /** `{id: 1, op: 'batch', ops: A}` with A = `[{ops: A}]`, written by hand. */
-  function cyclicBatch(): Buffer {
-    const str = (s: string) => Buffer.concat([Buffer.from([0xa0 | s.length]), Buffer.from(s)])
-    return Buffer.concat([
-      Buffer.from([0x83]),
-      str('id'),
-      Buffer.from([0x01]),
-      str('op'),
-      str('batch'),
-      str('ops'),
-      // ext 0x69, id 1: the array that follows is value 1
-      Buffer.from([0xd6, 0x69, 0, 0, 0, 1]),
-      Buffer.from([0x91, 0x81]),
-      str('ops'),
-      // ext 0x70, id 1: a pointer back at value 1
-      Buffer.from([0xd6, 0x70, 0, 0, 0, 1]),
-    ])
-  }
 
   const FRAMES: [string, () => Buffer, string | null][] = [
     ['a structured-clone cycle (ext 0x69/0x70)', cyclicBatch, null],
