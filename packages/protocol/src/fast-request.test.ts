@@ -26,6 +26,10 @@ const ACCEPTED: object[] = [
   { id: 14, op: 'del', key: 'k', epoch: 3 },
   { id: 15, op: 'put', key: 'k', value: 'v', context: 'ctx' },
   { id: 16, op: 'del', key: 'k', context: 'x'.repeat(64 * 1024) },
+  { id: 17, op: 'put', key: 'k', value: 'v', after: 0 },
+  { id: 18, op: 'put', key: 'k', value: bytes, after: Number.MAX_SAFE_INTEGER, w: 1 },
+  { id: 19, op: 'del', key: 'k', after: 123_456_789_012 },
+  { id: 20, op: 'put', key: 'k', value: 'v', context: 'ctx', after: 5 },
 ]
 
 const REFUSED: unknown[] = [
@@ -68,6 +72,12 @@ const REFUSED: unknown[] = [
   { id: 1, op: 'put', key: 'k', value: 'v', context: 5 },
   { id: 1, op: 'del', key: 'k', context: 'x'.repeat(64 * 1024 + 1) },
   { id: 1, op: 'get', key: 'k', context: 'ctx' },
+  { id: 1, op: 'get', key: 'k', after: 1 },
+  { id: 1, op: 'put', key: 'k', value: 'v', after: -1 },
+  { id: 1, op: 'put', key: 'k', value: 'v', after: 1.5 },
+  { id: 1, op: 'put', key: 'k', value: 'v', after: '5' },
+  { id: 1, op: 'del', key: 'k', after: null },
+  { id: 1, op: 'del', key: 'k', after: Number.MAX_SAFE_INTEGER + 2 },
   { id: 1, op: 'mget', keys: ['k'] },
   { id: 1, op: 'ping' },
   Object.assign(Object.create({ inherited: 1 }), { id: 1, op: 'get', key: 'k' }),

@@ -48,6 +48,9 @@ function fieldOk(op: 'get' | 'put' | 'del', field: string, v: unknown): boolean 
       return op !== 'get' && isId(v)
     case 'context':
       return op !== 'get' && typeof v === 'string' && v.length <= 64 * 1024
+    case 'after':
+      // Multi-master session order: the SDK sends it with every write after its first.
+      return op !== 'get' && isId(v)
     default:
       return false
   }
