@@ -27,10 +27,17 @@ export interface MultiPeerStatus {
     state: string
     ackedVv: Record<string, number>
     direct: string[]
+    /**
+     * The origins of `direct` whose entries this feed skips now: the run of
+     * their process the peer names pulls from this node too.
+     */
+    skipping: string[]
     /** Entries of this node's log the feed read and did not send (the peer holds them, or housekeeping). */
     filtered: number
     /** Entries the feed stepped over unread, the peer holding every write up to a resume point. */
     skipped: number
+    /** Entries not sent because the peer streams their origin directly (see `skipping`). */
+    directSkipped: number
   } | null
 }
 

@@ -531,8 +531,10 @@ export class Mesh {
                 state: feed.state,
                 ackedVv: feed.acked,
                 direct: feed.directOrigins(),
+                skipping: feed.skipping(),
                 filtered: feed.stats.filtered,
                 skipped: feed.stats.skipped,
+                directSkipped: feed.stats.directSkipped,
               }
             : null,
         }

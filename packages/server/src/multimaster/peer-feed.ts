@@ -102,9 +102,10 @@ export class PeerFeed extends Feed implements AckSource {
   /**
    * Entries of this node's log the feed passed over, the peer holding them:
    * read one by one and dropped (`filtered`), or stepped over unread
-   * (`skipped`, see skipHeld).
+   * (`skipped`, see skipHeld); and entries not sent because the peer
+   * streams their origin from that origin's own run (`directSkipped`).
    */
-  readonly stats = { filtered: 0, skipped: 0 }
+  readonly stats = { filtered: 0, skipped: 0, directSkipped: 0 }
   /** Origins the peer says it streams from their own node (for status). */
   private direct = new Set<string>()
   /** Per origin the peer streams directly, the run of its process it streams from. */
@@ -286,6 +287,13 @@ export class PeerFeed extends Feed implements AckSource {
     return [...this.direct]
   }
 
+  /** The origins whose entries this feed skips now (for status: a claim alone does not make a skip). */
+  skipping(): string[] {
+    const out: string[] = []
+    for (const origin of this.directRuns.keys()) if (this.skips(origin)) out.push(origin)
+    return out
+  }
+
   /**
    * Skips to the newest resume point when the peer holds every write its
    * version vector names: each entry up to it is then one sendBatch would
@@ -327,6 +335,7 @@ export class PeerFeed extends Feed implements AckSource {
       }
       if (skip) {
         if (id.originSeq > (this.skippedDirect.get(origin) ?? 0)) this.skippedDirect.set(origin, id.originSeq)
+        this.stats.directSkipped++
         skippedAny = true
         continue
       }
