@@ -1,4 +1,5 @@
 import { Packr, plainUnpackr, type Value } from '@tandem/protocol'
+import { writeEntry } from './entry-writer.js'
 
 /**
  * The write-log entry: one per write request, whatever the mode. It has two
@@ -86,8 +87,10 @@ const packr = new Packr(options)
 // Entries from a peer or an upstream arrive as bytes another process wrote.
 const unpackr = plainUnpackr(options)
 
+/** The entry's bytes: written by hand (entry-writer.ts), or by msgpackr for a shape the writer leaves to it. */
 export function encodeEntry(entry: LogEntry): Buffer {
-  return packr.pack([entry.seq, entry.epoch, entry.origin, entry.originSeq, entry.hlc, entry.ops])
+  const fields = [entry.seq, entry.epoch, entry.origin, entry.originSeq, entry.hlc, entry.ops]
+  return writeEntry(fields) ?? packr.pack(fields)
 }
 
 export function decodeEntry(bytes: Uint8Array): LogEntry {

@@ -1,0 +1,216 @@
+import { Packr } from '@tandem/protocol'
+import { describe, expect, it } from 'vitest'
+import { readForApply } from './entry-scan.js'
+import { writeEntry } from './entry-writer.js'
+import { decodeEntry, encodeEntry, type LogEntry } from './log-entry.js'
+
+// The log's own msgpackr options (log-entry.ts): the writer must give these bytes exactly.
+const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, int64AsType: 'number' })
+
+/** A deterministic generator, so a failing shape can be found again. */
+function random(seed: number): () => number {
+  let s = seed >>> 0
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0
+    let t = Math.imul(s ^ (s >>> 15), 1 | s)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32
+  }
+}
+
+const NUMBERS = [
+  0,
+  -0,
+  1,
+  0x1f,
+  0x20,
+  0x3f,
+  0x40,
+  0x7f,
+  0x80,
+  0xff,
+  0x100,
+  0xffff,
+  0x10000,
+  2 ** 31 - 1,
+  2 ** 31,
+  2 ** 32 - 1,
+  2 ** 32,
+  2 ** 40 + 3,
+  2 ** 53 - 1,
+  -1,
+  -0x20,
+  -0x21,
+  -0x80,
+  -0x81,
+  -0x8000,
+  -0x8001,
+  -(2 ** 31),
+  -(2 ** 31) - 1,
+  0.5,
+  -2.25,
+  1_800_000_000_000 * 65_536 + 7,
+  Number.NaN,
+  Number.POSITIVE_INFINITY,
+  Number.NEGATIVE_INFINITY,
+  Number.MAX_VALUE,
+]
+
+// Units of every UTF-8 width, a surrogate pair, and lone surrogates (written as U+FFFD).
+const UNITS = [
+  'a',
+  'Z',
+  '~',
+  '\u00e9',
+  '\u07ff',
+  '\u0800',
+  '\u20ac',
+  '\uffff',
+  '\ud83d\ude00',
+  '\ud800',
+  '\udc00',
+  '\u0000',
+]
+
+/** Lengths in UTF-16 units around every header boundary and the short/long encoding switch. */
+const LENGTHS = [0, 1, 10, 31, 32, 33, 63, 64, 65, 85, 86, 100, 255, 256, 257, 1000, 21_845, 21_846, 65_535, 65_536]
+
+function stringOf(next: () => number, units: number, alphabet: string[]): string {
+  let out = ''
+  while (out.length < units) out += alphabet[Math.floor(next() * alphabet.length)]
+  // A surrogate pair may have run one unit over: cut it, leaving a lone surrogate as a real input could.
+  return out.slice(0, units)
+}
+
+function randomValue(next: () => number): unknown {
+  const kind = Math.floor(next() * 6)
+  const length = LENGTHS[Math.floor(next() * LENGTHS.length)]
+  if (kind === 0) return stringOf(next, length, ['a', 'b', '0'])
+  if (kind === 1) return stringOf(next, length, UNITS)
+  if (kind === 2) return Buffer.from(stringOf(next, length, ['x', '\u00e9']), 'utf8')
+  if (kind === 3) {
+    const bytes = new Uint8Array(length + 7)
+    for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(next() * 256)
+    return bytes.subarray(3, 3 + length) // a view into a larger buffer: only its own bytes are written
+  }
+  if (kind === 4) return NUMBERS[Math.floor(next() * NUMBERS.length)]
+  return new Uint8Array(0)
+}
+
+function opOf(next: () => number): unknown[] {
+  const key = stringOf(next, Math.floor(next() * 40), next() < 0.8 ? ['k', 'e', 'y', ':', '1'] : UNITS)
+  const kind = Math.floor(next() * 5)
+  if (kind === 0) return [0, key, randomValue(next)]
+  if (kind === 1) return [1, key]
+  if (kind === 2) return [0, key, randomValue(next), { x: NUMBERS[Math.floor(next() * NUMBERS.length)] }]
+  if (kind === 3) {
+    const c: Record<string, number> = {}
+    const origins = Math.floor(next() * 20)
+    for (let i = 0; i < origins; i++) c[stringOf(next, 32, ['0', 'f', 'a', '9'])] = Math.floor(next() * 2 ** 40)
+    return [1, key, { c }]
+  }
+  return [2, key]
+}
+
+function entryOf(next: () => number): unknown[] {
+  const ops: unknown[] = []
+  const count = [0, 1, 2, 15, 16, 17][Math.floor(next() * 6)]
+  for (let i = 0; i < count; i++) ops.push(opOf(next))
+  const pick = () => NUMBERS[Math.floor(next() * NUMBERS.length)]
+  return [pick(), pick(), stringOf(next, [0, 32, 36][Math.floor(next() * 3)], ['0', 'a', 'f']), pick(), pick(), ops]
+}
+
+describe('entry writer: the bytes of msgpackr, written by hand', () => {
+  it('writes every generated entry shape as the log Packr does, byte for byte', () => {
+    const next = random(14)
+    let checked = 0
+    for (let i = 0; i < 1000; i++) {
+      const fields = entryOf(next)
+      const expected = Buffer.from(packr.pack(fields))
+      const written = writeEntry(fields)
+      // Every shape here is one the writer takes on (none left to msgpackr).
+      expect(written, `entry ${i}`).not.toBeNull()
+      if (!written?.equals(expected)) expect(written?.toString('hex'), `entry ${i}`).toBe(expected.toString('hex'))
+      checked++
+    }
+    expect(checked).toBe(1000)
+  })
+
+  it('writes each string length and unit width with the header msgpackr picks', () => {
+    for (const length of LENGTHS) {
+      for (const unit of UNITS) {
+        const value = unit.repeat(Math.ceil(length / unit.length)).slice(0, length)
+        const fields = [1, 1, '', 1, 1, [[0, value, value]]]
+        expect(writeEntry(fields)?.toString('hex'), `${length} x ${JSON.stringify(unit)}`).toBe(
+          Buffer.from(packr.pack(fields)).toString('hex'),
+        )
+      }
+    }
+  })
+
+  it('keeps every entry it handed out intact while it writes on into new slabs', () => {
+    const next = random(7)
+    const kept: [Buffer, string][] = []
+    // Large values fill several slabs; earlier views must not be written over.
+    for (let i = 0; i < 400; i++) {
+      const fields = [i + 1, 1, 'o', i + 1, 5, [[0, `k${i}`, stringOf(next, 1000 + (i % 7) * 5000, UNITS)]]]
+      kept.push([writeEntry(fields) as Buffer, Buffer.from(packr.pack(fields)).toString('hex')])
+    }
+    for (const [bytes, hex] of kept) expect(bytes.toString('hex')).toBe(hex)
+  })
+
+  it('leaves to msgpackr the values it does not write, and gives back nothing of them', () => {
+    const unsupported: unknown[] = [
+      null,
+      undefined,
+      true,
+      false,
+      new Map([['a', 1]]),
+      10n,
+      new Int16Array(2),
+      Object.create(null),
+      { hasOwnProperty: 1 },
+      [[[[[[[1]]]]]]],
+    ]
+    for (const value of unsupported) {
+      const before = writeEntry([1, 1, 'o', 1, 1, []]) as Buffer
+      const copy = Buffer.from(before)
+      expect(writeEntry([1, 1, 'o', 1, 1, [[0, 'k', value]]])).toBeNull()
+      // The entry written before is untouched by the one given up on.
+      expect(before).toEqual(copy)
+    }
+  })
+
+  it('is what encodeEntry writes, and the log reads it back (decoder and the raw scan)', () => {
+    const entry: LogEntry = {
+      seq: 70_000,
+      epoch: 3,
+      origin: '0123456789abcdef0123456789abcdef',
+      originSeq: 12,
+      hlc: 1_800_000_000_000 * 65_536 + 9,
+      ops: [
+        [0, 'user:\u00e9', 'x'.repeat(100)],
+        [0, 'bin', Buffer.from([0xc1, 0, 0xff])],
+        [0, 'ttl', 'v', { x: 1_800_000_000_123 }],
+        [1, 'gone'],
+      ],
+    }
+    const raw = encodeEntry(entry)
+    expect(raw.toString('hex')).toBe(
+      Buffer.from(packr.pack([entry.seq, entry.epoch, entry.origin, entry.originSeq, entry.hlc, entry.ops])).toString(
+        'hex',
+      ),
+    )
+    expect(decodeEntry(raw)).toEqual(entry)
+    const applied = readForApply(Buffer.from(raw))
+    expect(applied.seq).toBe(70_000)
+    expect(applied.hlc).toBe(entry.hlc)
+    expect(applied.ops.map((op) => [Buffer.from(op.key).toString('utf8'), op.del, op.binary, op.expiresAt])).toEqual([
+      ['user:\u00e9', false, false, undefined],
+      ['bin', false, true, undefined],
+      ['ttl', false, false, 1_800_000_000_123],
+      ['gone', true, false, undefined],
+    ])
+    expect(Buffer.from(applied.ops[1].value as Uint8Array)).toEqual(Buffer.from([0xc1, 0, 0xff]))
+  })
+})
