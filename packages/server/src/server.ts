@@ -14,7 +14,7 @@ import { SnapshotSender } from './api/snapshot-sender.js'
 import type { Config } from './config.js'
 import { rejectUpgrade, sendJson } from './http/answer.js'
 import { WebConsole } from './http/console.js'
-import { guardRequest, guardUpgrade } from './http/http-guard.js'
+import { answerLater, guardRequest, guardUpgrade } from './http/http-guard.js'
 import { type Readiness, readiness } from './http/readiness.js'
 import { groupAddresses } from './http/report-fetch.js'
 import { SERVER_VERSION } from './http/self-report.js'
@@ -450,16 +450,11 @@ export class TandemServer {
     }
     if (path === '/status') return sendJson(res, 200, this.node.status())
     if (path === '/convergence') return sendJson(res, 200, this.node.convergence())
-    this.metrics.render().then(
-      (text) => {
-        res.writeHead(200, { 'content-type': this.metrics.contentType })
-        res.end(text)
-      },
-      (err) => {
-        this.logger.error('could not render /metrics', { err })
-        sendJson(res, 500, { error: { code: 'INTERNAL', message: 'could not render the metrics' } })
-      },
-    )
+    answerLater(this.logger, res, async () => {
+      const text = await this.metrics.render()
+      res.writeHead(200, { 'content-type': this.metrics.contentType })
+      res.end(text)
+    })
   }
 
   private registerMetrics(): void {

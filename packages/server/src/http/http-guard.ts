@@ -23,15 +23,40 @@ export function guardRequest(logger: Logger, handler: RequestListener): RequestL
     try {
       handler(req, res)
     } catch (err) {
-      handlerThrew('http', logger, err)
-      try {
-        if (res.writableEnded) return
-        if (res.headersSent) return void res.destroy()
-        sendJson(res, 500, { error: { code: 'INTERNAL', message: FAILED } })
-      } catch {
-        res.destroy()
-      }
+      requestFailed(logger, res, err)
     }
+  }
+}
+
+/**
+ * Answers a request once `answer` has: an answer made after the listener
+ * returned (/metrics awaits prom-client's collection of every figure) is
+ * out of the listener's guard, and its rejection, had nothing handled it,
+ * would be an unhandled rejection, which ends a Node 20 process. A figure
+ * whose source throws or rejects, or a throw while answering, fails that
+ * request as a throw in the listener does.
+ */
+export function answerLater(logger: Logger, res: ServerResponse, answer: () => Promise<void>): void {
+  let answering: Promise<void>
+  try {
+    answering = answer()
+  } catch (err) {
+    answering = Promise.reject(err)
+  }
+  answering.catch((err: unknown) => requestFailed(logger, res, err))
+}
+
+/** Logs and counts a failed request; answers 500 INTERNAL while nothing of an answer went out, else destroys its socket. */
+function requestFailed(logger: Logger, res: ServerResponse, err: unknown): void {
+  try {
+    handlerThrew('http', logger, err)
+  } catch {}
+  try {
+    if (res.writableEnded) return
+    if (res.headersSent) return void res.destroy()
+    sendJson(res, 500, { error: { code: 'INTERNAL', message: FAILED } })
+  } catch {
+    res.destroy()
   }
 }
 

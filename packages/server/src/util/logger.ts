@@ -28,10 +28,10 @@ export function createLogger(options: LoggerOptions, base: LogFields = {}): Logg
     if (LEVELS[level] < min) return
     const record = { time: new Date().toISOString(), level, msg, ...base, ...fields }
     if (options.format === 'json') {
-      write(`${JSON.stringify(record, jsonSafe)}\n`)
+      write(`${toJson(record)}\n`)
     } else {
       const extra = Object.entries({ ...base, ...fields })
-        .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v, jsonSafe)}`)
+        .map(([k, v]) => `${k}=${typeof v === 'string' ? v : toJson(v)}`)
         .join(' ')
       write(`${record.time} ${level.toUpperCase().padEnd(5)} ${msg}${extra ? ` ${extra}` : ''}\n`)
     }
@@ -42,6 +42,38 @@ export function createLogger(options: LoggerOptions, base: LogFields = {}): Logg
     warn: (m, f) => emit('warn', m, f),
     error: (m, f) => emit('error', m, f),
     child: (fields) => createLogger(options, { ...base, ...fields }),
+  }
+}
+
+/**
+ * JSON of a log record or field. A log line is often written from a catch
+ * block, about a value nobody checked (whatever was thrown): one plain JSON
+ * cannot hold (a cycle, a BigInt) is written with those parts as text, and
+ * one that still fails (a throwing toJSON or getter) as text whole, since
+ * a log call that throws would take down what was handling the failure.
+ */
+function toJson(value: unknown): string {
+  try {
+    return JSON.stringify(value, jsonSafe) ?? 'undefined'
+  } catch {}
+  try {
+    const seen = new WeakSet<object>()
+    return (
+      JSON.stringify(value, (key, v: unknown) => {
+        const safe = jsonSafe(key, v)
+        if (typeof safe === 'bigint') return safe.toString()
+        if (typeof safe === 'object' && safe !== null) {
+          if (seen.has(safe)) return '[seen above]'
+          seen.add(safe)
+        }
+        return safe
+      }) ?? 'undefined'
+    )
+  } catch {}
+  try {
+    return JSON.stringify(String(value))
+  } catch {
+    return JSON.stringify(Object.prototype.toString.call(value))
   }
 }
 
