@@ -4,6 +4,7 @@ import { extname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { bearerToken, tokenMatches } from '../api/auth.js'
 import type { Tuning } from '../tuning.js'
+import { handlerThrew } from '../util/handler-guard.js'
 import type { Logger } from '../util/logger.js'
 import type { GroupView } from './group-view.js'
 import { GroupWatcher } from './group-watcher.js'
@@ -30,6 +31,12 @@ import { SelfReporter, type SelfReporterSource } from './self-report.js'
  * all of them; so is the snapshot that streams joining during one tick get
  * (a page reconnecting after a restart comes with its neighbours, and the
  * snapshot, carrying every lag series, is the largest thing sent).
+ *
+ * Pushes run from timers (a report stream's interval, the watcher's tick),
+ * where nothing above them catches: a throw while making or writing what
+ * they push (a report, a view's JSON) is logged and counted like a throw
+ * in a connection's handler (util/handler-guard.ts) and closes the streams
+ * it was for; a page's EventSource, a watcher's feed, reconnect.
  */
 
 /** dist/http/console.js -> the package's ui/ folder. */
@@ -220,8 +227,13 @@ export class WebConsole {
     const push = () => {
       // A watcher that does not read is let go; it asks again.
       if (res.writableLength > consoleStreamBacklogBytes) return void res.destroy()
-      this.options.onSelfServed?.()
-      res.write(`${JSON.stringify(this.reporter.report())}\n`)
+      try {
+        const line = `${JSON.stringify(this.reporter.report())}\n`
+        this.options.onSelfServed?.()
+        res.write(line)
+      } catch (err) {
+        this.pushFailed(res, err)
+      }
     }
     const timer = setInterval(push, everyMs)
     timer.unref()
@@ -254,11 +266,22 @@ export class WebConsole {
 
   private onView(view: GroupView): void {
     this.options.onEncoded?.()
-    // Written as they are to every stream, rather than each stream encoding the text again.
-    const json = JSON.stringify(view)
-    this.viewText = { view, json }
-    const chunk = Buffer.from(sseEvent('view', json))
-    const snapshot = this.awaitingSnapshot.size > 0 ? this.encodedSnapshot() : null
+    let chunk: Buffer
+    let snapshot: Buffer | null
+    try {
+      // Written as they are to every stream, rather than each stream encoding the text again.
+      const json = JSON.stringify(view)
+      this.viewText = { view, json }
+      chunk = Buffer.from(sseEvent('view', json))
+      snapshot = this.awaitingSnapshot.size > 0 ? this.encodedSnapshot() : null
+    } catch (err) {
+      // No stream can have this view: each is closed, and reconnects.
+      this.viewText = null
+      this.snapshotEvent = null
+      handlerThrew('http', this.options.logger, err)
+      for (const res of this.streams) res.destroy()
+      return
+    }
     // A stream whose client reads slower than this is closed (it reconnects and gets a snapshot).
     const maxBacklog = this.options.tuning.consoleStreamBacklogBytes
     for (const res of this.streams) {
@@ -267,8 +290,18 @@ export class WebConsole {
         res.destroy()
         continue
       }
-      res.write(this.awaitingSnapshot.delete(res) && snapshot ? snapshot : chunk)
+      try {
+        res.write(this.awaitingSnapshot.delete(res) && snapshot ? snapshot : chunk)
+      } catch (err) {
+        this.pushFailed(res, err)
+      }
     }
+  }
+
+  /** A push to `res` threw: logged and counted, and that stream closed. */
+  private pushFailed(res: ServerResponse, err: unknown): void {
+    handlerThrew('http', this.options.logger, err)
+    res.destroy()
   }
 
   /** Ends every stream and stops the watcher. Safe to call twice. */
