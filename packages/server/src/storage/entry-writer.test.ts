@@ -159,6 +159,77 @@ describe('entry writer: the bytes of msgpackr, written by hand', () => {
     for (const [bytes, hex] of kept) expect(bytes.toString('hex')).toBe(hex)
   })
 
+  /**
+   * The entries the writer hands out are views of its slab, so where an
+   * entry starts and how long the slab is can be read from them: the next
+   * entry starts at the first multiple of 8 after the last one's end.
+   * Writes padding entries (a bin value sized to fit) until the next entry
+   * starts exactly `before` bytes ahead of the slab's end.
+   */
+  function moveToSlabEnd(before: number): void {
+    const pad = (n: number) => [1, 1, 'p', 1, 1, [[0, 'k', new Uint8Array(n)]]]
+    const base = packr.pack(pad(0)).length
+    let last = writeEntry(pad(0)) as Buffer
+    for (let i = 0; i < 100_000; i++) {
+      const nextAt = (last.byteOffset + last.length + 7) & ~7
+      const left = last.buffer.byteLength - nextAt - before
+      if (left === 0) return
+      // Too close to fill exactly: a padding entry too big for what is left starts a new slab.
+      const n = left < base ? 200 : left - base <= 200 ? left - base : 100
+      last = writeEntry(pad(n)) as Buffer
+    }
+    throw new Error(`could not reach ${before} bytes before a slab's end`)
+  }
+
+  it('writes an entry whose maps run past the end of a slab as msgpackr does', () => {
+    const c: Record<string, number> = {}
+    for (let i = 0; i < 8; i++) c[`${'0123456789abcdef'.repeat(2).slice(0, 31)}${i}`] = i * 1000
+    const shapes = [
+      [7, 1, 'origin', 7, 2 ** 40, [[1, 'key', { c }]]],
+      [8, 1, 'origin', 8, 2 ** 40, [[0, 'key', 'value', { c, x: 1_800_000_000_000 }]]],
+      [9, 1, 'origin', 9, 2 ** 40, [[0, 'key', 'value', { x: 1_800_000_000_000 }]]],
+    ]
+    let placed = 0
+    for (const fields of shapes) {
+      const expected = Buffer.from(packr.pack(fields)).toString('hex')
+      // Every start from a few bytes before the end to past the entry's own length, so
+      // that the slab runs out inside each of its maps' keys and values.
+      for (let before = 8; before <= expected.length / 2 + 16; before += 8) {
+        moveToSlabEnd(before)
+        const written = writeEntry(fields) as Buffer
+        expect(written.toString('hex'), `${before} bytes before the end`).toBe(expected)
+        placed++
+      }
+    }
+    expect(placed).toBeGreaterThan(50)
+  })
+
+  it('goes on writing after an entry that ends in the last bytes of an oversized slab', () => {
+    // A value too large for a slab of the usual size gets a slab sized for it; entries
+    // after it fill what it left, the last of them up to the very end of that slab.
+    const big = writeEntry([1, 1, 'o', 1, 1, [[0, 'k', 'v'.repeat(30_001)]]]) as Buffer
+    expect(big.buffer.byteLength).toBeGreaterThan(64 * 1024)
+    // Ends with a float64 expiry, whose room is exactly what it writes.
+    const ttl = (n: number) => [2, 1, 'o', 2, 1, [[0, 'k', new Uint8Array(n), { x: 1_800_000_000_000 }]]]
+    const base = packr.pack(ttl(0)).length
+    let last = big
+    for (let i = 0; i < 10_000; i++) {
+      const nextAt = (last.byteOffset + last.length + 7) & ~7
+      const left = last.buffer.byteLength - nextAt
+      const n = left - base <= 200 ? left - base : 100
+      if (n < 0) break
+      last = writeEntry(ttl(n)) as Buffer
+      expect(last.buffer).toBe(big.buffer)
+      if (n === left - base) break
+    }
+    // The last entry took the slab's last byte.
+    expect(last.byteOffset + last.length).toBe(big.buffer.byteLength)
+    for (let i = 0; i < 3; i++) {
+      const fields = [3 + i, 1, 'o', 3 + i, 1, [[0, 'a', 'b']]]
+      expect(writeEntry(fields)?.toString('hex')).toBe(Buffer.from(packr.pack(fields)).toString('hex'))
+    }
+  })
+
   it('leaves to msgpackr the values it does not write, and gives back nothing of them', () => {
     const unsupported: unknown[] = [
       null,

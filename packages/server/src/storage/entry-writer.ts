@@ -58,7 +58,8 @@ export function writeEntry(fields: readonly unknown[]): Buffer | null {
 function room(bytes: number): void {
   if (at + bytes <= slab.length) return
   const written = at - start
-  const size = Math.max(SLAB_BYTES, (written + bytes) * 2)
+  // A multiple of 8, so that the next entry's aligned start never lies past the slab's end.
+  const size = Math.ceil(Math.max(SLAB_BYTES, (written + bytes) * 2) / 8) * 8
   const fresh = Buffer.allocUnsafeSlow(size)
   slab.copy(fresh, 0, start, at)
   slab = fresh
@@ -102,7 +103,8 @@ function writeObject(object: Record<string, unknown>, depth: number): void {
   if (Object.hasOwn(object, 'hasOwnProperty')) throw UNSUPPORTED
   room(3)
   slab[at++] = 0xde
-  const sizeAt = at
+  // From the entry's start: the entry moves to a new slab when this one runs out in the object.
+  const sizeAt = at - start
   at += 2
   let size = 0
   for (const key in object) {
@@ -113,8 +115,8 @@ function writeObject(object: Record<string, unknown>, depth: number): void {
   }
   // msgpackr refuses a larger object; leave that refusal to it.
   if (size > 0xffff) throw UNSUPPORTED
-  slab[sizeAt] = size >> 8
-  slab[sizeAt + 1] = size & 0xff
+  slab[start + sizeAt] = size >> 8
+  slab[start + sizeAt + 1] = size & 0xff
 }
 
 function writeNumber(value: number): void {
