@@ -18,6 +18,12 @@ export interface MultiPeerStatus {
   /** Times the link was given up because the peer sent nothing for --repl-timeout. */
   silenceTimeouts: number
   /**
+   * Entries frames with no entries the peer sent (it skipped everything new
+   * for this node, and says what it holds), and of those, how many arrived
+   * while the one before was still queued and only replaced its vector.
+   */
+  vvFrames: { received: number; merged: number }
+  /**
    * The feed this peer pulls from this node, or null when it pulls none;
    * `direct`: the origins the peer says it streams from their own node
    * (this node does not forward their entries to it while it serves the
@@ -38,6 +44,8 @@ export interface MultiPeerStatus {
     skipped: number
     /** Entries not sent because the peer streams their origin directly (see `skipping`). */
     directSkipped: number
+    /** Entries frames with no entries sent for them (at most one per peerVvFrameMs). */
+    vvFrames: number
   } | null
 }
 

@@ -293,6 +293,13 @@ export const tuningSchema = z
           "Multi-master: a peer heard from within this long (peer feeds heartbeat every replHeartbeatMs) counts as the way this node gets that peer's own writes: it is named, with the run of its process, in this node's hello and acks, and this node's other peers stop forwarding its writes here while they serve that run too; past it they forward them again (their links to this node dial again and resume from what it holds). Shorter falls back sooner on a dead or stalled peer; too short makes links to a busy peer fall back and resume needlessly.",
       }),
     ),
+    peerVvFrameMs: count.default(100).meta(
+      doc({
+        unit: 'ms',
+        description:
+          "Multi-master: when everything new a feed has for a peer is skipped (the peer pulls those writes from their origin directly), the feed tells it what this node now holds in an entries frame with no entries, at most once in this long (the last one goes out when it ends; heartbeats, every replHeartbeatMs, say it too). Shorter keeps the peer's view of this node (what it tells a restarted origin, peersHold) fresher at a frame each.",
+      }),
+    ),
     peerHandshakeTimeoutMs: count.default(5000).meta(
       doc({
         unit: 'ms',

@@ -201,6 +201,7 @@ export class Mesh {
         isForgotten: (origin) => this.forgotten.has(origin),
         pullsFrom: (origin, run) => this.pullsFrom(origin, run),
         heldElsewhere: (origin) => this.heldElsewhere(origin),
+        vvFrameMs: this.options.tuning.peerVvFrameMs,
       },
       this.options.feed,
       (f) => {
@@ -526,6 +527,7 @@ export class Mesh {
           snapshots: l.stats.snapshots,
           clockPauses: l.stats.clockPauses,
           silenceTimeouts: l.stats.silenceTimeouts,
+          vvFrames: { received: l.stats.vvFrames, merged: l.stats.vvFramesMerged },
           pulling: feed
             ? {
                 state: feed.state,
@@ -535,6 +537,7 @@ export class Mesh {
                 filtered: feed.stats.filtered,
                 skipped: feed.stats.skipped,
                 directSkipped: feed.stats.directSkipped,
+                vvFrames: feed.stats.vvFrames,
               }
             : null,
         }

@@ -85,6 +85,8 @@ interface PeerFeedHost {
   reportOf(feed: PeerFeed): Record<string, number> | null
   /** Whether the operator forgot this origin (forgotten.ts): its links are refused. */
   isForgotten(origin: string): boolean
+  /** Least time between two entries frames with no entries (the tunable peerVvFrameMs). */
+  readonly vvFrameMs: number
 }
 
 export interface PeerFeedOptions extends FeedTiming {
@@ -102,16 +104,21 @@ export class PeerFeed extends Feed implements AckSource {
   /**
    * Entries of this node's log the feed passed over, the peer holding them:
    * read one by one and dropped (`filtered`), or stepped over unread
-   * (`skipped`, see skipHeld); and entries not sent because the peer
-   * streams their origin from that origin's own run (`directSkipped`).
+   * (`skipped`, see skipHeld); entries not sent because the peer streams
+   * their origin from that origin's own run (`directSkipped`); and entries
+   * frames with no entries sent for them (`vvFrames`).
    */
-  readonly stats = { filtered: 0, skipped: 0, directSkipped: 0 }
+  readonly stats = { filtered: 0, skipped: 0, directSkipped: 0, vvFrames: 0 }
   /** Origins the peer says it streams from their own node (for status). */
   private direct = new Set<string>()
   /** Per origin the peer streams directly, the run of its process it streams from. */
   private directRuns = new Map<string, string>()
   /** Per origin whose entries this feed skipped as direct, the highest counter skipped. */
   private readonly skippedDirect = new Map<string, number>()
+  /** When a frame saying this node's version vector last went out (monotonic ms). */
+  private vvSentAt = Number.NEGATIVE_INFINITY
+  /** An entries frame with no entries waiting for its turn (see sendVv). */
+  private vvTimer: NodeJS.Timeout | null = null
   protected readonly linkName = 'peer link'
   protected readonly onGap = 'the peer must reconnect for a snapshot'
 
@@ -125,6 +132,8 @@ export class PeerFeed extends Feed implements AckSource {
   }
 
   protected onClosed(): void {
+    if (this.vvTimer) clearTimeout(this.vvTimer)
+    this.vvTimer = null
     this.onGone(this)
   }
 
@@ -344,12 +353,13 @@ export class PeerFeed extends Feed implements AckSource {
       // frame is encoded here, before anything else can run.
       out.push(raw)
     }
-    const head = this.store.lastSeq
-    const vv = this.store.committedVv
     if (out.length === 0) {
-      if (skippedAny) this.flow.sendFrame(encodeFrame({ type: 'entries', entries: [], head, vv }))
+      if (skippedAny) this.sendVv()
       return
     }
+    const head = this.store.lastSeq
+    const vv = this.store.committedVv
+    this.vvSentAt = this.host.clock.now()
     for (const frame of framesUnder(out, this.frameLimit, (part) =>
       encodeFrame({ type: 'entries', entries: part, head, vv }),
     )) {
@@ -357,8 +367,36 @@ export class PeerFeed extends Feed implements AckSource {
     }
   }
 
+  /**
+   * Tells the peer what this node holds when all that was new was skipped:
+   * an entries frame with no entries, at most one per vvFrameMs. Under a
+   * stream of small group commits there would be one a commit, each a task
+   * in the peer's inbox; a frame saying it went out less than that ago
+   * (this one, entries, a heartbeat) defers it, and the deferred one says
+   * the vector as it is when it goes.
+   */
+  private sendVv(): void {
+    if (this.vvTimer !== null) return
+    const wait = this.vvSentAt + this.host.vvFrameMs - this.host.clock.now()
+    if (wait <= 0) return this.sendVvNow()
+    this.vvTimer = setTimeout(() => {
+      this.vvTimer = null
+      if (this.state === 'streaming') this.sendVvNow()
+    }, wait)
+    this.vvTimer.unref()
+  }
+
+  private sendVvNow(): void {
+    this.vvSentAt = this.host.clock.now()
+    this.stats.vvFrames++
+    this.flow.sendFrame(
+      encodeFrame({ type: 'entries', entries: [], head: this.store.lastSeq, vv: this.store.committedVv }),
+    )
+  }
+
   protected sendHeartbeat(): void {
     if (!this.checkSkipped()) return
+    this.vvSentAt = this.host.clock.now()
     this.flow.send({
       type: 'heartbeat',
       time: this.host.clock.wall(),

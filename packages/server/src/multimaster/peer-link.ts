@@ -134,7 +134,17 @@ export class PeerLink {
    */
   claimRun: string | null = null
   /** Entries received from the peer (those this node already held included). */
-  readonly stats = { connects: 0, snapshots: 0, applied: 0, clockPauses: 0, received: 0, silenceTimeouts: 0 }
+  readonly stats = {
+    connects: 0,
+    snapshots: 0,
+    applied: 0,
+    clockPauses: 0,
+    received: 0,
+    silenceTimeouts: 0,
+    /** Entries frames with no entries received, and those merged into the one queued before (see connect). */
+    vvFrames: 0,
+    vvFramesMerged: 0,
+  }
   private ws: WebSocket | null = null
   private stopped = false
   private backoff: number
@@ -189,6 +199,10 @@ export class PeerLink {
     const { authToken } = this.host
     let challenge: Uint8Array | null = null
     let proven = false
+    // An entries frame with no entries only says what the peer holds. While
+    // one is the last task queued, the next only replaces its vector: a peer
+    // sending them in a tight loop costs one task, not one each.
+    let queuedVv: { vv: VersionVectorObject } | null = null
     ws.on('open', () => {
       this.stats.connects++
       if (this.state !== 'paused' && this.state !== 'refused') this.state = 'handshake'
@@ -273,11 +287,28 @@ export class PeerLink {
       if (message.type === 'refuse') return this.onRefuse(message.reason, message.message)
       if (message.type === 'entries') {
         const receivedWall = this.host.clock.wall()
+        if (message.entries.length === 0) {
+          this.stats.vvFrames++
+          if (queuedVv !== null) {
+            queuedVv.vv = message.vv
+            this.stats.vvFramesMerged++
+            return
+          }
+          const queued = { vv: message.vv }
+          queuedVv = queued
+          inbox.push(() => {
+            if (queuedVv === queued) queuedVv = null
+            if (live()) this.onEntries([], queued.vv, flow, inbox, ws, receivedAt, receivedWall)
+          })
+          return
+        }
+        queuedVv = null
         inbox.push(() => {
           if (live()) this.onEntries(message.entries, message.vv, flow, inbox, ws, receivedAt, receivedWall)
         })
         return
       }
+      queuedVv = null
       inbox.push(() => (live() ? this.onControl(message, flow, live) : undefined))
     }
     ws.on(
