@@ -171,8 +171,8 @@ function sealSeqRecord(
 }
 
 /** CRC-32C of the key (from keyStart), then of a sealed record without its checksum field. */
-function recordSum(key: Uint8Array, keyStart: number, record: Uint8Array): number {
-  const sum = crc32c(record, 0, CHECKSUM_AT, crc32c(key, keyStart))
+function recordSum(key: Uint8Array, keyStart: number, record: Uint8Array, keyEnd = key.length): number {
+  const sum = crc32c(record, 0, CHECKSUM_AT, crc32c(key, keyStart, keyEnd))
   return crc32c(record, SEALED_FIELDS_AT, record.length, sum)
 }
 
@@ -208,16 +208,22 @@ export function sealRecord(key: Uint8Array, keyStart: number, record: Uint8Array
 }
 
 /**
- * Whether the record read under `key` (bytes from keyStart) is the one
- * written there: its checksum matches. A record without one (written by an
+ * Whether the record read under `key` (bytes from keyStart to keyEnd) is
+ * the one written there: its checksum matches. A record without one (written by an
  * older build) cannot be checked and passes, unless `sealedOnly` (a data
  * dir whose every record was written sealed), where a missing checksum is
  * itself damage (a flipped tag or flag bit).
  */
-export function recordIntact(key: Uint8Array, keyStart: number, record: Uint8Array, sealedOnly = false): boolean {
+export function recordIntact(
+  key: Uint8Array,
+  keyStart: number,
+  record: Uint8Array,
+  sealedOnly = false,
+  keyEnd = key.length,
+): boolean {
   if (!isSealed(record)) return !sealedOnly
   const stored = ((record[2] << 24) | (record[3] << 16) | (record[4] << 8) | record[5]) >>> 0
-  return stored === recordSum(key, keyStart, record)
+  return stored === recordSum(key, keyStart, record, keyEnd)
 }
 
 /** When the record expires (ms since 1970; its EXPIRES field), read without decoding the rest; undefined: never. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { packChunk, unpackChunk } from './snapshot-chunk.js'
+import { ChunkPacker, packChunk, unpackChunk } from './snapshot-chunk.js'
 
 const prefix = Buffer.from('!data!')
 
@@ -61,5 +61,30 @@ describe('snapshot chunks', () => {
   it('refuse empty records (every stored record has a tag byte)', () => {
     const chunk = packChunk([[Buffer.concat([prefix, Buffer.from('k')]), Buffer.alloc(0)]], prefix.length)
     expect(() => unpackChunk(chunk, prefix, () => {})).toThrow(/empty record/)
+  })
+
+  it('are packed from string keys to the same bytes, a record larger than the buffer included', () => {
+    const input = entries(40)
+    input.splice(20, 0, [Buffer.concat([prefix, Buffer.from('big-😀-日本')]), Buffer.alloc(5000, 7)])
+    const packer = new ChunkPacker(256)
+    const chunks: Buffer[] = []
+    let from = 0
+    input.forEach(([key, record], i) => {
+      const name = key.toString('utf8', prefix.length)
+      const keyBytes = Buffer.byteLength(name)
+      const at = packer.place(name, keyBytes, record.length)
+      // The key's bytes are where place() says, before the record is added.
+      expect(packer.bytes.subarray(at, at + keyBytes).equals(key.subarray(prefix.length))).toBe(true)
+      packer.commit(keyBytes, record)
+      if (packer.size >= 200 || i === input.length - 1) {
+        const { chunk, count } = packer.take()
+        expect(count).toBe(i + 1 - from)
+        expect(chunk.equals(packChunk(input.slice(from, i + 1), prefix.length))).toBe(true)
+        chunks.push(chunk)
+        from = i + 1
+      }
+    })
+    expect(packer.count).toBe(0)
+    expect(chunks.flatMap(unpackAll)).toEqual(input.map(([k, r]) => [k.toString('hex'), r.toString('hex')]))
   })
 })

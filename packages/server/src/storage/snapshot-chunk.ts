@@ -24,6 +24,71 @@ export function packChunk(entries: readonly [Buffer, Buffer][], skip: number): B
 }
 
 /**
+ * Packs a chunk record by record, with keys given as strings: a snapshot
+ * reads its keys from LevelDB as strings (tandem keys are UTF-8 text), which
+ * costs far less per record than a Buffer each, and writes their UTF-8
+ * straight into the chunk, where the record's checksum is then checked
+ * against those bytes. One buffer per chunk, of `capacity` bytes (more
+ * only when a large record needs it).
+ */
+export class ChunkPacker {
+  private out: Buffer
+  private at = 0
+  /** Records packed since the last take(). */
+  count = 0
+
+  constructor(private readonly capacity: number) {
+    this.out = Buffer.allocUnsafe(capacity)
+  }
+
+  /** Bytes packed since the last take(). */
+  get size(): number {
+    return this.at
+  }
+
+  /**
+   * Writes `key` (`keyBytes` of UTF-8) where the next record's key goes,
+   * and returns that offset: `bytes` (what check() reads) hold it until
+   * commit() or the next place(). The caller has made sure that `keyBytes`
+   * and `recordLength` fit (take() first when they do not).
+   */
+  place(key: string, keyBytes: number, recordLength: number): number {
+    const need = this.at + 8 + keyBytes + recordLength
+    if (need > this.out.length) {
+      // A record larger than the room left: this chunk's buffer grows.
+      const grown = Buffer.allocUnsafe(Math.max(need, this.capacity))
+      this.out.copy(grown, 0, 0, this.at)
+      this.out = grown
+    }
+    this.out.write(key, this.at + 4, keyBytes, 'utf8')
+    return this.at + 4
+  }
+
+  /** The chunk's bytes so far, the key placed last included (for its checksum). */
+  get bytes(): Buffer {
+    return this.out
+  }
+
+  /** Adds the record of the key placed last. */
+  commit(keyBytes: number, record: Uint8Array): void {
+    let at = this.out.writeUInt32BE(keyBytes, this.at) + keyBytes
+    at = this.out.writeUInt32BE(record.length, at)
+    this.out.set(record, at)
+    this.at = at + record.length
+    this.count++
+  }
+
+  /** The chunk packed so far; the packer starts a new one. */
+  take(): { chunk: Buffer; count: number } {
+    const out = { chunk: this.out.subarray(0, this.at), count: this.count }
+    this.out = Buffer.allocUnsafe(this.capacity)
+    this.at = 0
+    this.count = 0
+    return out
+  }
+}
+
+/**
  * Calls `each(key, record)` for every record of a chunk, with `prefix`
  * written before every key. Keys are laid out in one buffer allocated for
  * the chunk; records are views into `chunk` (no copy). Throws on a chunk

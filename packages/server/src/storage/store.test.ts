@@ -176,6 +176,43 @@ describe('store: full sync chunks', () => {
     expect(await store.countKeys()).toBe(200)
   })
 
+  // A snapshot reads its keys as strings and writes their UTF-8 into the
+  // chunk (where each record's checksum is checked): keys of every UTF-8
+  // length and a record larger than a chunk must arrive byte for byte.
+  it('streams a snapshot into another store exactly, non-ASCII keys and a record larger than a chunk included', async () => {
+    const source = await open('chunks-source')
+    const keys = ['a', 'é', 'ñandú', '日本語のキー', '😀-emoji', 'z'.repeat(300), 'Ω']
+    for (let i = 0; i < 400; i++) keys.push(`key-${i}-${'é😀'.repeat(i % 4)}`)
+    await source.write(
+      keys.map((k, i): [typeof OP_PUT, string, string] => [OP_PUT, k, `value-${i}-${'v'.repeat(i % 90)}`]),
+    )
+    await source.write([[OP_PUT, 'big', 'b'.repeat(20_000)]])
+    const snapshot = source.snapshot()
+    const maxBytes = 30_000
+    const chunks: { chunk: Buffer; count: number }[] = []
+    for await (const c of snapshot.chunks(4096, maxBytes)) chunks.push(c)
+    const seq = await snapshot.seq
+    await snapshot.close()
+    expect(chunks.length).toBeGreaterThan(5)
+    for (const { chunk } of chunks) expect(chunk.length).toBeLessThanOrEqual(maxBytes)
+    expect(chunks.reduce((n, c) => n + c.count, 0)).toBe(keys.length + 1)
+    const copy = await open('chunks-copy')
+    await copy.beginFullSync()
+    for (const { chunk, count } of chunks) await copy.applySnapshotChunk(chunk, count)
+    await copy.finishFullSync(seq, source.history)
+    const all = async (store: Store) => {
+      const out: [string, unknown][] = []
+      for await (const entry of store.scan({})) out.push(entry)
+      return out
+    }
+    const copied = await all(copy)
+    expect(copied).toEqual(await all(source))
+    expect(copied).toHaveLength(keys.length + 1)
+    expect(await copy.get('😀-emoji')).toBe(`value-4-${'v'.repeat(4)}`)
+    expect(copy.keyCount).toBe(keys.length + 1)
+    expect(await copy.countKeys()).toBe(keys.length + 1)
+  })
+
   // A sync's data keys arrive in key order; a chunk write that also held a
   // meta key would stretch every LevelDB table of the sync to the meta keys,
   // so that none could be moved down a level without a merge.

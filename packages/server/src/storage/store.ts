@@ -46,7 +46,7 @@ import {
   seqRecord,
 } from './record.js'
 import { type ConflictResolver, KEEP } from './resolver.js'
-import { packChunk, unpackChunk } from './snapshot-chunk.js'
+import { ChunkPacker, unpackChunk } from './snapshot-chunk.js'
 import { SyncReadGate, type SyncReadOptions } from './sync-reads.js'
 import { VersionVector, type VersionVectorObject, vvCovers } from './version-vector.js'
 import { NO_STAGES, type WriteStageSink } from './write-stages.js'
@@ -1976,61 +1976,57 @@ export class Store {
     const db = this.db
     const dataPrefix = this.dataPrefix
     const pageRecords = this.options.snapshotPageRecords ?? DEFAULT_TUNING.snapshotPageRecords
-    const intact = (key: Buffer, record: Buffer) => this.intact(key, record)
+    const sealedOnly = this.sealedOnly
+    const damaged = (userKey: string) => {
+      this.noteDamaged(userKey)
+      return corruptKey(userKey)
+    }
     return {
       seq,
       clock,
       // Whole pages at once: one thread-pool read and one await per page, on
       // the root db with the data prefix (no sublevel per-entry key
       // rewriting); the next page is read on the thread pool while the
-      // caller sends this chunk.
+      // caller sends this chunk. Keys are read as strings (see ChunkPacker).
       // `maxBytes`: no chunk is packed larger (a receiver's frame limit);
       // a record that cannot fit alone fails the read with TOOLARGE.
       async *chunks(
         targetBytes: number,
         maxBytes = Number.POSITIVE_INFINITY,
       ): AsyncGenerator<{ chunk: Buffer; count: number }> {
-        const end = Buffer.from(dataPrefix)
-        end[end.length - 1]++
-        const iterator = db.iterator({ gte: dataPrefix, lt: end, snapshot })
-        let next: Promise<[Buffer, Buffer][]> = Promise.resolve([])
-        let pending: [Buffer, Buffer][] = []
-        let bytes = 0
-        let packed = 0
+        const skip = dataPrefix.length
+        const start = dataPrefix.toString('latin1')
+        const end = start.slice(0, -1) + String.fromCharCode(start.charCodeAt(start.length - 1) + 1)
+        const iterator = db.iterator<string, Buffer>({ gte: start, lt: end, snapshot, keyEncoding: 'utf8' })
+        let next: Promise<[string, Buffer][]> = Promise.resolve([])
+        // A chunk ends at the first record that takes it to targetBytes.
+        const packer = new ChunkPacker(Math.min(targetBytes, maxBytes) + 64 * 1024)
         try {
           next = iterator.nextv(pageRecords)
           for (;;) {
             const page = await next
             if (page.length === 0) break
             next = iterator.nextv(pageRecords)
-            for (const entry of page) {
-              // A copy, a backup or a replica never gets bytes the disk damaged.
-              intact(entry[0], entry[1])
-              const size = 8 + entry[0].length - dataPrefix.length + entry[1].length
+            for (const [fullKey, record] of page) {
+              const key = fullKey.slice(skip)
+              const keyBytes = Buffer.byteLength(key, 'utf8')
+              const size = 8 + keyBytes + record.length
               if (size > maxBytes) {
+                // A copy, a backup or a replica never gets bytes the disk damaged.
+                if (!recordIntact(Buffer.from(key, 'utf8'), 0, record, sealedOnly)) throw damaged(key)
                 throw new TandemError(
                   'TOOLARGE',
-                  `the record of key ${JSON.stringify(entry[0].subarray(dataPrefix.length).toString('utf8'))} takes ${size} bytes in a snapshot chunk, more than the receiver's frame limit allows (${maxBytes})`,
+                  `the record of key ${JSON.stringify(key)} takes ${size} bytes in a snapshot chunk, more than the receiver's frame limit allows (${maxBytes})`,
                 )
               }
-              if (packed + size > maxBytes) {
-                yield { chunk: packChunk(pending, dataPrefix.length), count: pending.length }
-                pending = []
-                bytes = 0
-                packed = 0
-              }
-              pending.push(entry)
-              packed += size
-              bytes += entry[0].length + entry[1].length
-              if (bytes >= targetBytes) {
-                yield { chunk: packChunk(pending, dataPrefix.length), count: pending.length }
-                pending = []
-                bytes = 0
-                packed = 0
-              }
+              if (packer.size + size > maxBytes) yield packer.take()
+              const at = packer.place(key, keyBytes, record.length)
+              if (!recordIntact(packer.bytes, at, record, sealedOnly, at + keyBytes)) throw damaged(key)
+              packer.commit(keyBytes, record)
+              if (packer.size >= targetBytes) yield packer.take()
             }
           }
-          if (pending.length > 0) yield { chunk: packChunk(pending, dataPrefix.length), count: pending.length }
+          if (packer.count > 0) yield packer.take()
         } finally {
           await next.catch(() => {})
           await iterator.close()
