@@ -48,32 +48,53 @@ export function createLogger(options: LoggerOptions, base: LogFields = {}): Logg
 /**
  * JSON of a log record or field. A log line is often written from a catch
  * block, about a value nobody checked (whatever was thrown): one plain JSON
- * cannot hold (a cycle, a BigInt) is written with those parts as text, and
- * one that still fails (a throwing toJSON or getter) as text whole, since
- * a log call that throws would take down what was handling the failure.
+ * cannot hold is written with its cycles and BigInts as text, and one that
+ * still fails (a throwing toJSON or getter) field by field, a field that
+ * fails as text; a log call that threw would take down what was handling
+ * the failure, and the line would be lost.
  */
 function toJson(value: unknown): string {
+  const whole = tryJson(value)
+  if (whole !== undefined) return whole
+  if (typeof value === 'object' && value !== null) {
+    try {
+      const fields: string[] = []
+      for (const [k, v] of Object.entries(value)) {
+        if (v !== undefined) fields.push(`${JSON.stringify(k)}:${tryJson(v) ?? JSON.stringify(asText(v))}`)
+      }
+      return `{${fields.join(',')}}`
+    } catch {}
+  }
+  return JSON.stringify(asText(value))
+}
+
+/** JSON of `value`, with cycles and BigInts as text; undefined when even that fails. */
+function tryJson(value: unknown): string | undefined {
   try {
-    return JSON.stringify(value, jsonSafe) ?? 'undefined'
+    return JSON.stringify(value, jsonSafe)
   } catch {}
   try {
     const seen = new WeakSet<object>()
-    return (
-      JSON.stringify(value, (key, v: unknown) => {
-        const safe = jsonSafe(key, v)
-        if (typeof safe === 'bigint') return safe.toString()
-        if (typeof safe === 'object' && safe !== null) {
-          if (seen.has(safe)) return '[seen above]'
-          seen.add(safe)
-        }
-        return safe
-      }) ?? 'undefined'
-    )
-  } catch {}
-  try {
-    return JSON.stringify(String(value))
+    return JSON.stringify(value, (key, v: unknown) => {
+      const safe = jsonSafe(key, v)
+      if (typeof safe === 'bigint') return safe.toString()
+      if (typeof safe === 'object' && safe !== null) {
+        if (seen.has(safe)) return '[seen above]'
+        seen.add(safe)
+      }
+      return safe
+    })
   } catch {
-    return JSON.stringify(Object.prototype.toString.call(value))
+    return undefined
+  }
+}
+
+/** A value as text, whatever it is (String() itself throws for some). */
+function asText(value: unknown): string {
+  try {
+    return String(value)
+  } catch {
+    return Object.prototype.toString.call(value)
   }
 }
 
