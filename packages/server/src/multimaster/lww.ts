@@ -1,6 +1,14 @@
 import type { ApplyOp } from '../storage/entry-scan.js'
 import type { EntryIdentity } from '../storage/log-entry.js'
-import { compareBytes, readRecord, recordVersion, type Version, versionRecord, writeRecord } from '../storage/record.js'
+import {
+  compareBytes,
+  readRecord,
+  recordHlc,
+  recordVersion,
+  type Version,
+  versionRecord,
+  writeRecord,
+} from '../storage/record.js'
 import { type ConflictResolver, KEEP } from '../storage/resolver.js'
 
 /**
@@ -40,15 +48,15 @@ export class LwwResolver implements ConflictResolver {
   resolve(op: ApplyOp, write: EntryIdentity, current: Buffer | undefined): Buffer | typeof KEEP {
     const version = versionOf(write)
     if (current !== undefined) {
-      const held = recordVersion(current)
+      // Unequal HLCs decide alone: the held version's origin and counter are not read.
+      const heldHlc = recordHlc(current)
+      const held = heldHlc === version.hlc || Number.isNaN(heldHlc) ? recordVersion(current) : undefined
       // A record with no version (written before the node was multi-master) loses to any write.
-      if (held) {
-        const c = compareVersions(held, version)
-        if (c === 0) return KEEP
-        if (c > 0) {
-          this.stats.lost++
-          return KEEP
-        }
+      const c = held ? compareVersions(held, version) : heldHlc >= 0 ? heldHlc - version.hlc : -1
+      if (c === 0) return KEEP
+      if (c > 0) {
+        this.stats.lost++
+        return KEEP
       }
     }
     const record = versionRecord(version, op.value, op.binary, op.key)

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { ApplyOp } from '../storage/entry-scan.js'
 import type { EntryIdentity } from '../storage/log-entry.js'
-import { readRecord, sealRecord } from '../storage/record.js'
+import { readRecord, sealRecord, seqRecord, writeRecord } from '../storage/record.js'
 import { type ConflictResolver, KEEP } from '../storage/resolver.js'
 import { LwwResolver } from './lww.js'
 import { VclockResolver } from './vclock.js'
@@ -182,6 +182,35 @@ describe('lww', () => {
     // A late put from before the delete loses to the tombstone.
     expect(lww.resolve(put('c', 10.5, 'late').op, { origin: 'c', originSeq: 1, hlc: 10 }, record)).toBe(KEEP)
     expect(lww.stats.lost).toBeGreaterThan(0)
+  })
+
+  it('decides by HLC, then origin, then counter, whatever the held record’s layout', () => {
+    const lww = new LwwResolver()
+    const op: ApplyOp = { del: false, key: Buffer.from('k'), value: Buffer.from('new'), binary: false }
+    const held = (hlc: number, origin: string, counter: number) =>
+      sealRecord(
+        Buffer.from('k'),
+        0,
+        writeRecord({ version: { hlc, origin, counter }, body: { kind: 'value', value: 'old' } }),
+      )
+    const wins = (current: Buffer, id: EntryIdentity) => lww.resolve(op, id, current) !== KEEP
+    // HLCs beyond 2^32 (as a real clock's are): both halves compared.
+    const hlc = 2 ** 42 + 5
+    expect(wins(held(hlc, 'b', 1), { origin: 'b', originSeq: 2, hlc: hlc + 1 })).toBe(true)
+    expect(wins(held(hlc, 'b', 1), { origin: 'b', originSeq: 2, hlc: hlc - 2 ** 32 })).toBe(false)
+    expect(wins(held(hlc + 2 ** 32, 'a', 1), { origin: 'z', originSeq: 9, hlc: hlc + 1 })).toBe(false)
+    // Equal HLCs: the origin's bytes, then the counter; the same version is kept.
+    expect(wins(held(hlc, 'b', 1), { origin: 'c', originSeq: 1, hlc })).toBe(true)
+    expect(wins(held(hlc, 'b', 1), { origin: 'a', originSeq: 5, hlc })).toBe(false)
+    expect(wins(held(hlc, 'b', 1), { origin: 'b', originSeq: 2, hlc })).toBe(true)
+    expect(wins(held(hlc, 'b', 2), { origin: 'b', originSeq: 1, hlc })).toBe(false)
+    expect(wins(held(hlc, 'b', 1), { origin: 'b', originSeq: 1, hlc })).toBe(false)
+    // A record with no version (written by a single master) loses to any write.
+    expect(wins(seqRecord(Buffer.from('k'), 0, 'old', 7), { origin: 'a', originSeq: 1, hlc: 1 })).toBe(true)
+    // A record this build cannot read is refused, not overwritten.
+    const unknown = held(hlc, 'b', 1)
+    unknown[1] |= 0x10
+    expect(() => lww.resolve(op, { origin: 'c', originSeq: 1, hlc: hlc + 1 }, unknown)).toThrow(/does not know|newer/)
   })
 })
 

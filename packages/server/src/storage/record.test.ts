@@ -10,6 +10,7 @@ import {
   type KeyRecord,
   readRecord,
   recordExpiresAt,
+  recordHlc,
   recordIntact,
   recordModSeq,
   recordVersion,
@@ -184,7 +185,13 @@ describe('records read from their header (the multi-master write path)', () => {
         expect(isTombstoneRecord(record)).toBe(isTombstone(parsed))
         expect(siblingCountOf(record)).toBe(parsed.body.kind === 'siblings' ? parsed.body.siblings.length : 0)
         expect(recordVersion(record)).toEqual(parsed.version)
+        expect(recordHlc(record)).toBe(parsed.version?.hlc ?? -1)
       }
+    }
+    // Records with no version: a single master's (modification seq, expiry) and the plain ones.
+    for (const record of [seqRecord(key, 0, 'v', 3), seqRecord(key, 0, 'v', 3, 1e12), encodeRecord('v')]) {
+      expect(recordVersion(record)).toBeUndefined()
+      expect(recordHlc(record)).toBe(-1)
     }
   })
 
@@ -248,6 +255,9 @@ describe('records read from their header (the multi-master write path)', () => {
     expect(() => recordVersion(unknownFlag)).toThrow(/does not know/)
     const cut = writeRecord({ version, body: { kind: 'value', value: 'v' } }).subarray(0, 12)
     expect(() => recordVersion(cut)).toThrow(/cut short/)
+    // Left to recordVersion, which decodes and refuses them.
+    expect(recordHlc(unknownFlag)).toBeNaN()
+    expect(recordHlc(cut)).toBeNaN()
   })
 
   it('versionRecord gives the bytes of the generic encoding, and null for a string that is not UTF-8', () => {

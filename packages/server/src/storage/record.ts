@@ -354,32 +354,62 @@ export function isLiveRecord(record: Uint8Array): boolean {
   return ((record[at] << 8) | record[at + 1]) > 0
 }
 
+/** versionAt()'s answer for a record that holds no version. */
+const NO_VERSION_AT = -1
+/** versionAt()'s answer for a record that must be decoded (readRecord) to know its version. */
+const DECODE_VERSION_AT = -2
+
+/**
+ * Where a record's version fields (hlc u64, counter u64, origin) start,
+ * read from its header: NO_VERSION_AT when it holds none, DECODE_VERSION_AT
+ * when only readRecord can tell (a tag, flag or kind this build does not
+ * know, a malformed field: readRecord then refuses it).
+ */
+function versionAt(record: Buffer): number {
+  const tag = record[0]
+  if (tag === TAG_STRING || tag === TAG_BINARY) return NO_VERSION_AT
+  const flags = record[1]
+  if (tag === TAG_META && (flags & ~(F_KNOWN | KIND_MASK)) === 0 && (flags & KIND_MASK) !== KIND_MASK) {
+    if ((flags & F_VERSION) === 0) return NO_VERSION_AT
+    let at = flags & F_CHECKSUM ? SEALED_FIELDS_AT : CHECKSUM_AT
+    if (flags & F_MOD_SEQ) at += 8
+    if (flags & F_EXPIRES) at += 8
+    if (safeU64At(record, at) && safeU64At(record, at + 8) && at + 17 <= record.length) {
+      if (at + 17 + record[at + 16] <= record.length) return at
+    }
+  }
+  return DECODE_VERSION_AT
+}
+
 /**
  * The version a record holds (VERSION), read from its header; undefined
  * when it has none. What readRecord refuses (a tag, flag or kind this
  * build does not know, a malformed field) it refuses too, by decoding.
  */
 export function recordVersion(record: Buffer): Version | undefined {
-  const tag = record[0]
-  if (tag === TAG_STRING || tag === TAG_BINARY) return undefined
-  const flags = record[1]
-  if (tag === TAG_META && (flags & ~(F_KNOWN | KIND_MASK)) === 0 && (flags & KIND_MASK) !== KIND_MASK) {
-    if ((flags & F_VERSION) === 0) return undefined
-    let at = flags & F_CHECKSUM ? SEALED_FIELDS_AT : CHECKSUM_AT
-    if (flags & F_MOD_SEQ) at += 8
-    if (flags & F_EXPIRES) at += 8
-    if (safeU64At(record, at) && safeU64At(record, at + 8) && at + 17 <= record.length) {
-      const end = at + 17 + record[at + 16]
-      if (end <= record.length) {
-        return {
-          hlc: record.readUInt32BE(at) * 0x1_0000_0000 + record.readUInt32BE(at + 4),
-          counter: record.readUInt32BE(at + 8) * 0x1_0000_0000 + record.readUInt32BE(at + 12),
-          origin: record.toString('utf8', at + 17, end),
-        }
-      }
-    }
+  const at = versionAt(record)
+  if (at === NO_VERSION_AT) return undefined
+  if (at === DECODE_VERSION_AT) return readRecord(record).version
+  return {
+    hlc: record.readUInt32BE(at) * 0x1_0000_0000 + record.readUInt32BE(at + 4),
+    counter: record.readUInt32BE(at + 8) * 0x1_0000_0000 + record.readUInt32BE(at + 12),
+    origin: record.toString('utf8', at + 17, at + 17 + record[at + 16]),
   }
-  return readRecord(record).version
+}
+
+/**
+ * The HLC of the version a record holds, read from its header: the same
+ * as recordVersion(record)?.hlc, -1 when it holds none, NaN when only
+ * recordVersion can tell (it decodes, and refuses what readRecord
+ * refuses). Last-writer-wins compares versions by HLC first, and a write's
+ * HLC nearly always differs from the key's: this answers that comparison
+ * without the origin string and version object recordVersion makes.
+ */
+export function recordHlc(record: Buffer): number {
+  const at = versionAt(record)
+  if (at === NO_VERSION_AT) return -1
+  if (at === DECODE_VERSION_AT) return Number.NaN
+  return record.readUInt32BE(at) * 0x1_0000_0000 + record.readUInt32BE(at + 4)
 }
 
 /**
