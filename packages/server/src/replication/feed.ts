@@ -50,6 +50,8 @@ export abstract class Feed {
   /** When the dialler was last heard (monotonic ms: a stepped wall clock must not trip --repl-timeout). */
   protected lastHeardAt: number
   private pumping = false
+  /** Bytes an entry of the last batch read from disk took on average (0: none read yet). */
+  private entryBytes = 0
   protected pin: LogPin | null = null
   protected readonly flow: FlowSocket
   protected readonly inbox: SerialInbox
@@ -231,13 +233,18 @@ export abstract class Feed {
     const batch: Buffer[] = []
     let expected = this.cursor
     let bytes = 0
-    for await (const [seq, raw] of this.store.log.read(this.cursor, this.timing.batchEntries)) {
+    const { batchEntries, batchBytes } = this.timing
+    // What this batch will take, judged by the last one: the log fetches
+    // that much a trip, with no more copied than is sent (see WriteLog.read).
+    const ahead = this.entryBytes === 0 ? undefined : Math.min(batchBytes, this.entryBytes * batchEntries)
+    for await (const [seq, raw] of this.store.log.read(this.cursor, batchEntries, ahead)) {
       if (seq !== expected) break
       batch.push(raw)
       expected++
       bytes += raw.length
-      if (bytes >= this.timing.batchBytes) break
+      if (bytes >= batchBytes) break
     }
+    if (batch.length > 0) this.entryBytes = Math.ceil(bytes / batch.length)
     return batch
   }
 

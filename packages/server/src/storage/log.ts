@@ -33,6 +33,13 @@ type Db = Level<Buffer, Buffer>
 type Batch = AbstractChainedBatch<Db, Buffer, Buffer>
 type Sublevel = AbstractSublevel<Db, string | Buffer | Uint8Array, Buffer, Buffer>
 
+/** Bytes of records one trip to LevelDB fetches for a read given no hint (LevelDB's iterators' own default). */
+const READ_AHEAD_BYTES = 16 * 1024
+/** Records one trip fetches at most (aheadBytes bounds them first for blocks of any size). */
+const READ_RECORDS = 1000
+/** Stopping points of reads kept (see read): one per feed or watch reading the log on disk at once is enough. */
+const REMEMBERED_BLOCKS = 64
+
 /** Where trimming may not pass: a downstream's cursor, a full sync's snapshot. */
 export interface LogPin {
   move(seq: number): void
@@ -71,6 +78,8 @@ export class WriteLog {
   private nextPin = 1
   private trimming: Promise<void> | null = null
   private resumed: { seq: number; vv: VersionVectorObject } | null = null
+  /** Where recent reads stopped: seq -> key of the block holding it (see read). */
+  private readonly nextBlock = new Map<number, number>()
 
   /** Writes go to the root db under the sublevel's prefix (see Store); reads go through the sublevel. */
   private prefix!: Buffer
@@ -178,6 +187,7 @@ export class WriteLog {
     this.start = 1
     this.usableFrom = 0
     this.resumed = null
+    this.nextBlock.clear()
     this.tail.clear()
     this.commitTimes.clear()
   }
@@ -187,6 +197,7 @@ export class WriteLog {
     this.start = seq + 1
     this.usableFrom = Math.max(this.usableFrom, seq + 1)
     this.resumed = null
+    this.nextBlock.clear()
     this.tail.clear()
   }
 
@@ -204,33 +215,63 @@ export class WriteLog {
   /**
    * Encoded entries with seq >= fromSeq, in order, up to `limit` of them. A
    * damaged record ends the read with INTERNAL (see the top of this file).
+   *
+   * Each trip to LevelDB (finding the block, each batch of records) goes
+   * through the thread pool and back through the event loop, where a node
+   * applying a peer's frames runs a group's build between two turns: a feed
+   * that took five trips a batch sent its own writes at a fraction of the
+   * rate its peer sent it theirs, and that peer sat idle for them once it
+   * had applied what it got. So `aheadBytes` (a hint of how many bytes the
+   * caller will take) sizes one trip's batch of records, and where the last
+   * read stopped is remembered (nextBlock), so that a reader going on from
+   * there skips the trip that finds its block.
    */
-  async *read(fromSeq: number, limit = Number.POSITIVE_INFINITY): AsyncGenerator<[number, Buffer]> {
+  async *read(
+    fromSeq: number,
+    limit = Number.POSITIVE_INFINITY,
+    aheadBytes = READ_AHEAD_BYTES,
+  ): AsyncGenerator<[number, Buffer]> {
     if (limit <= 0) return
-    const start = (await this.blockHolding(fromSeq)) ?? fromSeq
-    const iterator = this.sublevel.iterator({ gte: seqKey(start) })
+    const start = this.nextBlock.get(fromSeq) ?? (await this.blockHolding(fromSeq)) ?? fromSeq
+    // highWaterMarkBytes is classic-level's (abstract-level's types do not
+    // name it); the sublevel hands its options on to LevelDB's iterator.
+    const options = { gte: seqKey(start), highWaterMarkBytes: aheadBytes }
+    const iterator = this.sublevel.iterator(options)
     let left = limit
     let damaged: TandemError | null = null
+    // Where the next read would start: the seq after the last one yielded, and the key of its block.
+    let next = 0
+    let nextKey = 0
     try {
-      for await (const [key, record] of iterator) {
-        let seq = keySeq(key)
-        if (damaged) {
-          this.markDamagedBefore(seq)
-          throw damaged
-        }
-        let entries: Buffer[]
-        try {
-          entries = unpackBlock(record)
-        } catch (err) {
-          damaged = new TandemError('INTERNAL', `the log record at seq ${seq} is damaged: ${(err as Error).message}`)
-          continue
-        }
-        for (const raw of entries) {
-          if (seq >= fromSeq) {
-            yield [seq, raw]
-            if (--left === 0) return
+      for (
+        let records = await iterator.nextv(READ_RECORDS);
+        records.length > 0;
+        records = await iterator.nextv(READ_RECORDS)
+      ) {
+        for (const [key, record] of records) {
+          let seq = keySeq(key)
+          if (damaged) {
+            this.markDamagedBefore(seq)
+            throw damaged
           }
-          seq++
+          let entries: Buffer[]
+          try {
+            entries = unpackBlock(record)
+          } catch (err) {
+            damaged = new TandemError('INTERNAL', `the log record at seq ${seq} is damaged: ${(err as Error).message}`)
+            continue
+          }
+          const blockKey = seq
+          const blockEnd = seq + entries.length
+          for (const raw of entries) {
+            if (seq >= fromSeq) {
+              next = seq + 1
+              nextKey = next < blockEnd ? blockKey : next
+              yield [seq, raw]
+              if (--left === 0) return
+            }
+            seq++
+          }
         }
       }
       if (damaged) {
@@ -238,8 +279,22 @@ export class WriteLog {
         throw damaged
       }
     } finally {
+      if (next > 0) this.rememberBlock(next, nextKey)
       await iterator.close()
     }
+  }
+
+  /**
+   * Remembers that the entry at `seq`, if the log holds it, is in the block
+   * keyed `key` (or in a later one: a block's key is the seq of its first
+   * entry, so `seq` itself names the block a group appends next). Blocks are
+   * only appended, trimmed from the front or cleared, so the key stays true
+   * until clear() or restartAfter(), which forget them all; a read from a
+   * key before the true one would only skip the entries before fromSeq.
+   */
+  private rememberBlock(seq: number, key: number): void {
+    if (this.nextBlock.size >= REMEMBERED_BLOCKS) this.nextBlock.delete(this.nextBlock.keys().next().value as number)
+    this.nextBlock.set(seq, key)
   }
 
   /** Seq of the first record on disk, damaged or not; undefined when there is none. */

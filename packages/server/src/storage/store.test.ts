@@ -324,6 +324,77 @@ describe('store: log blocks', () => {
     expect((await store.log.lastEntry())?.seq).toBe(42)
   })
 
+  /**
+   * Counts the trips a store's reads make to LevelDB (each a hop through the
+   * thread pool and back through the event loop): every nextv, and every
+   * next that finds the iterator's cache empty.
+   */
+  function countTrips(store: Store): { trips: number } {
+    const db = (store as unknown as { db: { _iterator(options: unknown): unknown } }).db
+    const counter = { trips: 0 }
+    const make = db._iterator.bind(db)
+    db._iterator = (options: unknown) => {
+      const it = make(options) as {
+        cached: number
+        _next(): Promise<unknown>
+        _nextv(size: number, options: unknown): Promise<unknown[]>
+      }
+      const next = it._next.bind(it)
+      const nextv = it._nextv.bind(it)
+      it._next = () => {
+        if (it.cached === 0) counter.trips++
+        return next()
+      }
+      it._nextv = (size, o) => {
+        if (it.cached === 0) counter.trips++
+        return nextv(size, o)
+      }
+      return it
+    }
+    return counter
+  }
+
+  it('a reader going on from where its last read stopped makes one trip to LevelDB for a batch', async () => {
+    const store = await open('trips')
+    // Blocks of 100 entries of over 200 bytes: each block is more than
+    // LevelDB's iterators fetch a trip by default (16 KiB).
+    for (let g = 0; g < 12; g++) {
+      await Promise.all(Array.from({ length: 100 }, (_, i) => store.write([[OP_PUT, `g${g}-${i}`, 'v'.repeat(200)]])))
+    }
+    expect(store.lastSeq).toBe(1200)
+    const counter = countTrips(store)
+    const read = async (from: number, limit: number) => {
+      const before = counter.trips
+      const seqs: number[] = []
+      for await (const [seq, raw] of store.log.read(from, limit, 1024 * 1024)) {
+        expect(decodeEntry(raw).seq).toBe(seq)
+        seqs.push(seq)
+      }
+      return { seqs, trips: counter.trips - before }
+    }
+    const span = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
+    // The first read finds its block, then takes the 6 blocks it needs in one trip.
+    const first = await read(1, 550)
+    expect(first.seqs).toEqual(span(1, 550))
+    expect(first.trips).toBeLessThanOrEqual(2)
+    // Going on from inside a block: no trip to find it.
+    const second = await read(551, 550)
+    expect(second.seqs).toEqual(span(551, 1100))
+    expect(second.trips).toBe(1)
+    // Up to the end of the log (one more trip finds there is nothing after it).
+    const third = await read(1101, 550)
+    expect(third.seqs).toEqual(span(1101, 1200))
+    expect(third.trips).toBeLessThanOrEqual(2)
+    // Going on from the end once a group has appended the next block.
+    await Promise.all(Array.from({ length: 100 }, (_, i) => store.write([[OP_PUT, `late-${i}`, 'v'.repeat(200)]])))
+    const fourth = await read(1201, 100)
+    expect(fourth.seqs).toEqual(span(1201, 1300))
+    expect(fourth.trips).toBe(1)
+    // Any other seq is still found, inside a block or at its start.
+    expect((await read(777, 3)).seqs).toEqual([777, 778, 779])
+    expect((await read(301, 2)).seqs).toEqual([301, 302])
+  })
+
   it('trims whole blocks only: the block holding the first kept seq stays', async () => {
     const store = await Store.open({ dataDir: join(dir, 'trim'), sync: 'always', logRetention: 10 })
     stores.push(store)
