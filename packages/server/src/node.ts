@@ -946,7 +946,7 @@ export class TandemNode {
 
   /**
    * getEach(keys)'s answers for keys given as their UTF-8 bytes, read now
-   * and synchronously into `out` (Store.getEachNow: a value as bytes,
+   * and synchronously into `out` (Store.getEachNow: a value as bytes or a string,
    * undefined, or the Error that key's get would fail with); returns how
    * many were read. 0 when these reads cannot be made so: a linearizable
    * read (each waits for its own key's write) or a vclock node (SIBLINGS);

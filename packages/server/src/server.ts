@@ -178,6 +178,8 @@ export class TandemServer {
       snapshotPageRecords: config.tune.snapshotPageRecords,
       presenceKeys: config.tune.presenceKeys,
       blockCacheBytes: config.tune.blockCacheBytes,
+      readCacheKeys: config.tune.readCacheKeys,
+      readCacheBytes: config.tune.readCacheBytes,
       writeBufferBytes: config.tune.writeBufferBytes,
       verifyAtStart: config.verifyAtStart,
       // Only a node that starts as a replica has a healthy peer to copy from.
@@ -562,6 +564,17 @@ export class TandemServer {
       'tandem_sync_read_fallbacks_total',
       'Seconds in which slow synchronous reads spent their budget, so that reads went through the thread pool for the rest of that second.',
       () => store.syncReadStats.fallbacks,
+    )
+    m.counterOf(
+      'tandem_read_cache_hits_total',
+      'Local reads (gets, RESP GETs) answered from the read cache, without a LevelDB lookup.',
+      () => store.readCacheStats.hits,
+    )
+    m.gauge('tandem_read_cache_keys', 'Keys whose values the read cache holds.', () => store.readCacheStats.keys)
+    m.gauge(
+      'tandem_read_cache_bytes',
+      'Bytes the read cache counts itself at (readCacheBytes).',
+      () => store.readCacheStats.bytes,
     )
     m.gauge('tandem_replicas', 'Downstreams connected to this node.', () => node.upstreamSide.count)
     const perReplica = ['replica', 'addr']

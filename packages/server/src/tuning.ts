@@ -162,6 +162,25 @@ export const tuningSchema = z
             "How many recently written keys the store remembers as existing or not, so that a write of one needs no LevelDB read to keep the key count (status keys). About 30 bytes of memory each beside the key's own bytes, and at most 64 bytes of key a key on average (longer keys: fewer remembered); 0 reads every written key once per group commit.",
         }),
       ),
+    readCacheKeys: z.coerce
+      .number()
+      .int()
+      .nonnegative()
+      .default(100_000)
+      .meta(
+        doc({
+          unit: 'keys',
+          description:
+            'How many recently read keys the node keeps the values of in memory, so that a local read of one (a get, a RESP GET) is answered without a LevelDB lookup. Only keys of ASCII characters whose value has no TTL are kept; a write drops its keys before LevelDB takes it, and nothing is kept from a read made while a write is in flight, so a read never answers older than LevelDB would. More keeps more of a working set (see readCacheBytes); 0 keeps none.',
+        }),
+      ),
+    readCacheBytes: count.default(32 * 1024 * 1024).meta(
+      doc({
+        unit: 'bytes',
+        description:
+          'The most the read cache holds (readCacheKeys): keys and values counted at their length (a string value at two bytes a character) plus 64 bytes a key; past it, or past readCacheKeys, the oldest kept go first.',
+      }),
+    ),
     noSpaceRetryMs: count.default(1000).meta(
       doc({
         unit: 'ms',

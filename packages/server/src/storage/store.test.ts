@@ -651,6 +651,8 @@ describe('store: reads', () => {
       dataDir: join(dir, 'now'),
       sync: 'always',
       logRetention: 1000,
+      // The gate's rule alone: a value the read cache keeps needs no read (read-cache.test.ts).
+      readCacheKeys: 0,
       syncReads: { slowMs: 1, budgetMs: 8, windowMs: 1000, now: () => (now += 5) - 5 },
     })
     stores.push(store)
@@ -1182,7 +1184,14 @@ describe('store: getEachNow (a batch of RESP GETs)', () => {
   it('answers keys given as bytes in one synchronous pass: values as bytes, missing and expired keys, a damaged record failing alone', async () => {
     let now = 1_000_000
     const dataDir = join(dir, 'each')
-    const options = { dataDir, sync: 'always' as const, logRetention: 1000, clock: { now: () => now, wall: () => now } }
+    // Answers as LevelDB gives them: a value the read cache keeps is the string get() answers (read-cache.test.ts).
+    const options = {
+      dataDir,
+      sync: 'always' as const,
+      logRetention: 1000,
+      readCacheKeys: 0,
+      clock: { now: () => now, wall: () => now },
+    }
     let store = await Store.open(options)
     await store.write([
       [OP_PUT, 'a', 'text'],
@@ -1223,6 +1232,7 @@ describe('store: getEachNow (a batch of RESP GETs)', () => {
       dataDir: join(dir, 'each-gate'),
       sync: 'always',
       logRetention: 1000,
+      readCacheKeys: 0,
       syncReads: { slowMs: 1, budgetMs: 8, windowMs: 1000, now: () => (t += step) - step },
     })
     stores.push(store)

@@ -29,6 +29,7 @@ import {
   placeEntry,
 } from './log-entry.js'
 import { SUBLEVELS } from './raw-layout.js'
+import { asciiName, isAsciiKey, ReadCache } from './read-cache.js'
 import {
   decodeRecord,
   decodeRecordBytes,
@@ -144,6 +145,9 @@ export interface StoreOptions {
   presenceKeys?: number
   /** LevelDB's block cache (tunable blockCacheBytes). */
   blockCacheBytes?: number
+  /** Values of recently read keys kept in memory (see ReadCache; tunables readCacheKeys, readCacheBytes); 0 keys: none. */
+  readCacheKeys?: number
+  readCacheBytes?: number
   /** LevelDB's memtable size (tunable writeBufferBytes). */
   writeBufferBytes?: number
 }
@@ -427,6 +431,8 @@ export class Store {
   keys: KeyTracker | null = null
   /** Whether recently written keys exist, so that most writes need no read to keep keyCount. */
   private readonly presence: KeyPresence
+  /** Values of recently read keys, answered without LevelDB (see ReadCache for why it is never stale). */
+  private readonly readCache: ReadCache
   /** Keys over the sibling cap after a group (vclock): the node trims them. */
   onOverCap: (keys: Buffer[]) => void = () => {}
 
@@ -476,6 +482,10 @@ export class Store {
     this.log = new WriteLog(() => this.lastSeq, { retention: options.logRetention })
     this.syncReads = new SyncReadGate({ now: () => this.clock.now(), ...options.syncReads })
     this.presence = new KeyPresence(options.presenceKeys ?? DEFAULT_TUNING.presenceKeys)
+    this.readCache = new ReadCache(
+      options.readCacheKeys ?? DEFAULT_TUNING.readCacheKeys,
+      options.readCacheBytes ?? DEFAULT_TUNING.readCacheBytes,
+    )
     this.committer = new GroupCommitter((group) => this.commitGroup(group), {
       maxGroup: options.maxGroup ?? 2000,
       maxQueued: options.maxQueued ?? 100_000,
@@ -636,6 +646,7 @@ export class Store {
     this.damagedKeys.clear()
     // What it remembers of which keys exist was of the data just dropped.
     this.presence.clear()
+    this.readCache.clear()
     await this.loadState()
   }
 
@@ -680,6 +691,7 @@ export class Store {
     this.nextSeq = this.lastSeq + 1
     this.history = ((await this.meta.get('history')) as HistoryEpoch[] | undefined) ?? []
     this.presence.clear()
+    this.readCache.clear()
     await this.loadKeyCount()
     this.ttlUsed = (await this.meta.get('ttl')) === true
     this.sealedOnly = (await this.meta.get('sealed')) === true
@@ -1011,6 +1023,8 @@ export class Store {
       if (this.db.status === 'open') await this.db.close()
       this.bindDb()
       await this.openDb()
+      // LevelDB's replay of its log may hold a write this store took for failed.
+      this.readCache.clear()
       await this.reloadIfWritten()
       this.noSpace = null
       this.options.onNoSpace?.(null)
@@ -1142,12 +1156,17 @@ export class Store {
     this.writingSeq = seq
     const built = this.clock.now()
     this.stages.observe('build', (built - read) / 1000)
+    // Every key the group writes is in commit.current: none may be read
+    // from the cache, nor filled, while LevelDB may show either value.
+    this.readCache.beginWrite(commit.current.keys(), this.dataPrefix.length)
     try {
       await this.writeBatch(batch, this.options.sync === 'always')
     } catch (err) {
       this.writingSeq = this.lastSeq
       this.restoreCounters(commit)
       throw err
+    } finally {
+      this.readCache.endWrite()
     }
     this.observeWritten(group, started, built)
     if (raised) this.largestValue = commit.largest
@@ -1803,15 +1822,32 @@ export class Store {
    * get()'s answer read synchronously, when the gate lets a read be
    * (throwing what get would reject with), else NOT_NOW: the caller then
    * calls get(), which reads on the thread pool. Saves an unpipelined
-   * client's get its promises and their microtask hops.
+   * client's get its promises and their microtask hops. A value the read
+   * cache holds is answered without LevelDB, whatever the gate says.
    */
   getNow(key: string): Value | undefined | typeof NOT_NOW {
-    const startedAt = this.db.status === 'open' ? this.syncReads.begin() : null
+    if (this.db.status !== 'open') return NOT_NOW
+    // An ASCII key's cache name is the key itself (see ReadCache).
+    const cached = isAsciiKey(key)
+    if (cached) {
+      const hit = this.readCache.get(key)
+      if (hit !== undefined) return hit
+    }
+    const startedAt = this.syncReads.begin()
     if (startedAt === null) return NOT_NOW
     const full = prefixed(this.dataPrefix, key)
     const record = this.db.getSync(full)
     this.syncReads.done(startedAt)
-    return this.valueOfRecord(record === undefined ? undefined : this.intact(full, record), this.now())
+    if (record === undefined) return undefined
+    const value = this.valueOfRecord(this.intact(full, record), this.now())
+    if (cached && value !== undefined && recordExpiresAt(record) === undefined) this.readCache.fill(key, value)
+    return value
+  }
+
+  /** The read cache's figures: keys and bytes it holds, reads it answered and values it took, since start. */
+  get readCacheStats(): { keys: number; bytes: number; hits: number; fills: number } {
+    const cache = this.readCache
+    return { keys: cache.size, bytes: cache.bytes, hits: cache.hits, fills: cache.fills }
   }
 
   private readKey<T>(key: string, answer: (record: Uint8Array | undefined, now: number) => T): Promise<T> {
@@ -1877,7 +1913,8 @@ export class Store {
   /**
    * get()'s answers for `keys`, given as their UTF-8 bytes, read now on
    * the event loop into `out` (from its start): each a value as bytes (see
-   * decodeRecordBytes), undefined when missing or expired, or the Error
+   * decodeRecordBytes; the string get() answers when it comes from the read
+   * cache or goes into it), undefined when missing or expired, or the Error
    * its get would reject with (CORRUPT names a damaged record's key; the
    * other keys are answered all the same). Returns how many keys were
    * read: all of them, unless the sync-read gate sends reads to the thread
@@ -1894,16 +1931,29 @@ export class Store {
       if (startedAt === null) break
       const end = Math.min(keys.length, i + SYNC_READ_CHUNK)
       const now = this.now()
-      for (; i < end; i++) out[i] = this.readBytesNow(prefixedBytes(this.dataPrefix, keys[i]), now)
+      for (; i < end; i++) out[i] = this.readBytesNow(keys[i], now)
       this.syncReads.done(startedAt)
     }
     return i
   }
 
-  private readBytesNow(full: Buffer, now: number): Buffer | undefined | Error {
+  private readBytesNow(key: Uint8Array, now: number): Value | undefined | Error {
+    const name = asciiName(key)
+    if (name !== null) {
+      const hit = this.readCache.get(name)
+      if (hit !== undefined) return hit
+    }
+    const full = prefixedBytes(this.dataPrefix, key)
     try {
       const record = this.db.getSync(full)
-      return record === undefined || isExpired(this.intact(full, record), now) ? undefined : decodeRecordBytes(record)
+      if (record === undefined || isExpired(this.intact(full, record), now)) return undefined
+      if (name === null || !this.readCache.fillable || recordExpiresAt(record) !== undefined) {
+        return decodeRecordBytes(record)
+      }
+      // Kept as get() answers it (a string stays a string); a reply writes either.
+      const value = decodeRecord(record)
+      if (value !== undefined) this.readCache.fill(name, value)
+      return value
     } catch (err) {
       return err instanceof Error ? err : new Error(String(err))
     }
@@ -2043,6 +2093,7 @@ export class Store {
    * crash half-way leaves a node that knows its data is partial.
    */
   async beginFullSync(): Promise<void> {
+    this.readCache.hold()
     await this.committer.idle()
     // A write left over from a full sync that was cut short must not land
     // in this one, nor its failure fail this one.
@@ -2062,6 +2113,7 @@ export class Store {
    * before anything of it is written.
    */
   async applySnapshotChunk(chunk: Uint8Array, expectedCount: number): Promise<void> {
+    this.readCache.hold()
     const batch = this.db.batch()
     let largest = this.largestValue ?? 0
     const keys = this.keys
@@ -2149,6 +2201,7 @@ export class Store {
     batch.del(prefixed(this.metaPrefix, 'syncing'))
     if (this.expiry.size > 0) batch.put(prefixed(this.metaPrefix, 'ttl'), Buffer.from('true'))
     await this.writeBatch(batch, this.options.sync !== 'none')
+    this.readCache.release()
     if (this.expiry.size > 0) this.ttlUsed = true
     this.committedVv = this.vv.toObject()
     this.lastSeq = seq
@@ -2179,6 +2232,7 @@ export class Store {
   private async clearAll(): Promise<void> {
     this.expiry.clear()
     this.presence.clear()
+    this.readCache.clear()
     this.damagedKeys.clear()
     await this.data.clear()
     await this.log.clear()

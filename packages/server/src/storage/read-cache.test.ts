@@ -1,0 +1,268 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { OP_DEL, OP_PUT } from './log-entry.js'
+import { asciiName, ReadCache } from './read-cache.js'
+import { packChunk } from './snapshot-chunk.js'
+import { NOT_NOW, Store, type StoreOptions } from './store.js'
+
+let dir: string
+let stores: Store[] = []
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'tandem-read-cache-test-'))
+})
+
+afterEach(async () => {
+  await Promise.all(stores.map((s) => s.close()))
+  stores = []
+  rmSync(dir, { recursive: true, force: true })
+})
+
+async function open(name: string, options: Partial<StoreOptions> = {}): Promise<Store> {
+  const store = await Store.open({ dataDir: join(dir, name), sync: 'always', logRetention: 1000, ...options })
+  stores.push(store)
+  return store
+}
+
+/** A RESP GET batch's answers for `keys`, each as bytes (a cached answer is the string get() gives). */
+function getEachBytes(store: Store, keys: string[]): (Buffer | undefined | Error)[] {
+  const out: (Uint8Array | string | undefined | Error)[] = new Array(keys.length)
+  expect(
+    store.getEachNow(
+      keys.map((k) => Buffer.from(k)),
+      out,
+    ),
+  ).toBe(keys.length)
+  return out.map((a) => (a === undefined || a instanceof Error ? a : Buffer.from(a)))
+}
+
+/**
+ * Holds every LevelDB batch write of `store` once handed over (the group is
+ * in flight: LevelDB still shows the old values) until `release()`.
+ */
+function holdWrites(store: Store): { handed: Promise<void>; release: () => void } {
+  const db = (store as unknown as { db: { batch: (...a: unknown[]) => { write: (o?: unknown) => Promise<void> } } }).db
+  const batch = db.batch.bind(db)
+  let handedOver: () => void = () => {}
+  let release: () => void = () => {}
+  const handed = new Promise<void>((resolve) => {
+    handedOver = resolve
+  })
+  const released = new Promise<void>((resolve) => {
+    release = resolve
+  })
+  db.batch = (...args: unknown[]) => {
+    const chained = batch(...args)
+    if (args.length > 0) return chained
+    const write = chained.write.bind(chained)
+    chained.write = async (options?: unknown) => {
+      handedOver()
+      await released
+      return write(options)
+    }
+    return chained
+  }
+  return { handed, release }
+}
+
+describe('ReadCache', () => {
+  it('keeps at most maxEntries, dropping the oldest filled first', () => {
+    const cache = new ReadCache(3, 1 << 20)
+    for (const k of ['a', 'b', 'c', 'd', 'e']) cache.fill(k, `v${k}`)
+    expect(cache.size).toBe(3)
+    expect(['a', 'b', 'c', 'd', 'e'].map((k) => cache.get(k))).toEqual([undefined, undefined, 'vc', 'vd', 've'])
+  })
+
+  it('keeps at most maxBytes, counting keys and values, and never one entry larger than all of it', () => {
+    // 64 + 1 + 100 bytes each (a string value at two bytes a character): two fit in 400, not three.
+    const cache = new ReadCache(1000, 400)
+    for (const k of ['a', 'b', 'c']) cache.fill(k, 'x'.repeat(50))
+    expect(cache.size).toBe(2)
+    expect(cache.bytes).toBeLessThanOrEqual(400)
+    expect(cache.get('a')).toBeUndefined()
+    cache.fill('big', Buffer.alloc(400))
+    expect(cache.get('big')).toBeUndefined()
+    expect(cache.size).toBe(2)
+  })
+
+  it('drops the keys of a write handed to LevelDB, and fills nothing until every write in flight is done', () => {
+    const cache = new ReadCache(100, 1 << 20)
+    cache.fill('a', '1')
+    cache.fill('b', '2')
+    // Names as the write path has them: the data prefix first.
+    cache.beginWrite(['!data!a'], '!data!'.length)
+    expect(cache.get('a')).toBeUndefined()
+    expect(cache.get('b')).toBe('2')
+    cache.beginWrite([], 0)
+    cache.fill('a', 'old')
+    cache.endWrite()
+    cache.fill('a', 'old')
+    expect(cache.get('a')).toBeUndefined()
+    cache.endWrite()
+    cache.fill('a', 'new')
+    expect(cache.get('a')).toBe('new')
+  })
+
+  it('holds fills off and drops everything while the data is replaced whole', () => {
+    const cache = new ReadCache(100, 1 << 20)
+    cache.fill('a', '1')
+    cache.hold()
+    expect(cache.get('a')).toBeUndefined()
+    cache.fill('a', 'partial')
+    expect(cache.get('a')).toBeUndefined()
+    cache.release()
+    cache.fill('a', '2')
+    expect(cache.get('a')).toBe('2')
+  })
+
+  it('names only keys of ASCII bytes', () => {
+    expect(asciiName(Buffer.from('user:1'))).toBe('user:1')
+    expect(asciiName(Buffer.from('é'))).toBeNull()
+    expect(asciiName(new Uint8Array([0x61, 0xff]))).toBeNull()
+  })
+})
+
+describe('store: read cache', () => {
+  it('answers a read again from memory, and a write of the key (put, del, batch) is seen by the next read', async () => {
+    const store = await open('writes')
+    await store.write([
+      [OP_PUT, 'a', 'v1'],
+      [OP_PUT, 'b', new Uint8Array([1, 2])],
+    ])
+    expect(store.getNow('a')).toBe('v1')
+    expect(store.getNow('b')).toEqual(Buffer.from([1, 2]))
+    expect(store.readCacheStats).toMatchObject({ keys: 2, fills: 2, hits: 0 })
+    expect(store.getNow('a')).toBe('v1')
+    expect(store.getNow('b')).toEqual(Buffer.from([1, 2]))
+    expect(store.readCacheStats.hits).toBe(2)
+
+    await store.write([[OP_PUT, 'a', 'v2']])
+    expect(store.getNow('a')).toBe('v2')
+    expect(getEachBytes(store, ['a', 'b'])).toEqual([Buffer.from('v2'), Buffer.from([1, 2])])
+    await store.write([[OP_DEL, 'a']])
+    expect(store.getNow('a')).toBeUndefined()
+    expect(getEachBytes(store, ['a'])).toEqual([undefined])
+    await store.write([
+      [OP_PUT, 'a', 'v3'],
+      [OP_PUT, 'b', 'text'],
+    ])
+    expect(getEachBytes(store, ['a', 'b'])).toEqual([Buffer.from('v3'), Buffer.from('text')])
+    expect(store.getNow('b')).toBe('text')
+    // A value kept from a RESP read is the one get() answers: the same type as stored.
+    expect(await store.get('b')).toBe('text')
+  })
+
+  it('keeps nothing from a read made while a write of the key is in flight', async () => {
+    const store = await open('in-flight')
+    await store.write([[OP_PUT, 'k', 'old']])
+    const held = holdWrites(store)
+    const write = store.write([[OP_PUT, 'k', 'new']])
+    await held.handed
+    // Handed to LevelDB and not applied: a read may show the old value (nothing acknowledged the new one)...
+    const during = [store.getNow('k'), getEachBytes(store, ['k'])]
+    held.release()
+    await write
+    expect(during).toEqual(['old', [Buffer.from('old')]])
+    // ...but once the write is acknowledged, no read answers the old one.
+    expect(store.getNow('k')).toBe('new')
+    expect(getEachBytes(store, ['k'])).toEqual([Buffer.from('new')])
+  })
+
+  it('drops a kept value before the write that changes it reaches LevelDB', async () => {
+    const store = await open('dropped')
+    await store.write([[OP_PUT, 'k', 'old']])
+    expect(store.getNow('k')).toBe('old')
+    const held = holdWrites(store)
+    const write = store.write([[OP_PUT, 'k', 'new']])
+    await held.handed
+    const during = [store.readCacheStats.keys, store.getNow('k')]
+    held.release()
+    await write
+    // Not answered from the cache while the write is in flight: LevelDB's answer, the old value here.
+    expect(during).toEqual([0, 'old'])
+    expect(store.getNow('k')).toBe('new')
+  })
+
+  it('answers a kept value while the sync-read gate sends LevelDB reads to the thread pool', async () => {
+    let now = 0
+    // Every timed read looks 5 ms long: the second spends the 8 ms budget of the 1000 ms window.
+    const store = await open('gate', {
+      syncReads: { slowMs: 1, budgetMs: 8, windowMs: 1000, now: () => (now += 5) - 5 },
+    })
+    await store.write([
+      [OP_PUT, 'k', 'v'],
+      [OP_PUT, 'other', 'w'],
+    ])
+    now += 1000
+    expect(store.getNow('k')).toBe('v')
+    expect(store.getNow('missing')).toBeUndefined()
+    expect(store.getNow('other')).toBe(NOT_NOW)
+    expect(store.getNow('k')).toBe('v')
+    expect(store.readCacheStats.hits).toBe(1)
+  })
+
+  it('keeps no value with a TTL: an expired key is not answered', async () => {
+    let now = 1_000_000
+    const store = await open('ttl', { clock: { now: () => now, wall: () => now } })
+    await store.write([
+      [OP_PUT, 'gone', 'soon', { x: now + 10 }],
+      [OP_PUT, 'kept', 'always'],
+    ])
+    expect(store.getNow('gone')).toBe('soon')
+    expect(getEachBytes(store, ['gone'])).toEqual([Buffer.from('soon')])
+    expect(store.getNow('kept')).toBe('always')
+    expect(store.readCacheStats.keys).toBe(1)
+    now += 20
+    expect(store.getNow('gone')).toBeUndefined()
+    expect(getEachBytes(store, ['gone', 'kept'])).toEqual([undefined, Buffer.from('always')])
+  })
+
+  it('is cleared by a full sync, and keeps nothing read while the sync is under way', async () => {
+    const prefix = Buffer.from('!data!')
+    const chunk = (value: string) =>
+      packChunk([[Buffer.concat([prefix, Buffer.from('k')]), Buffer.from([0, ...Buffer.from(value)])]], prefix.length)
+    const store = await open('full-sync')
+    await store.write([[OP_PUT, 'k', 'before']])
+    expect(store.getNow('k')).toBe('before')
+    await store.beginFullSync()
+    await store.applySnapshotChunk(chunk('synced'), 1)
+    // The chunk's write may be done or not: a read now must not outlive the sync.
+    store.getNow('k')
+    await store.finishFullSync(7, [{ epoch: 1, startSeq: 1, by: 'up' }])
+    expect(store.getNow('k')).toBe('synced')
+    expect(getEachBytes(store, ['k'])).toEqual([Buffer.from('synced')])
+  })
+
+  it('stays within readCacheKeys, and answers every key right past it', async () => {
+    const store = await open('bounded', { readCacheKeys: 10 })
+    const names = Array.from({ length: 50 }, (_, i) => `k${i}`)
+    await store.write(names.map((k) => [OP_PUT, k, `v${k}`]))
+    for (let round = 0; round < 2; round++) {
+      for (const k of names) expect(store.getNow(k)).toBe(`v${k}`)
+      expect(getEachBytes(store, names)).toEqual(names.map((k) => Buffer.from(`v${k}`)))
+    }
+    expect(store.readCacheStats.keys).toBe(10)
+  })
+
+  it('keeps no key that is not ASCII, and none at readCacheKeys 0', async () => {
+    const store = await open('ascii')
+    const none = await open('none', { readCacheKeys: 0 })
+    for (const s of [store, none]) {
+      await s.write([
+        [OP_PUT, 'é', 'accent'],
+        [OP_PUT, 'a', 'plain'],
+      ])
+      for (let i = 0; i < 2; i++) {
+        expect(s.getNow('é')).toBe('accent')
+        expect(getEachBytes(s, ['é'])).toEqual([Buffer.from('accent')])
+      }
+    }
+    store.getNow('a')
+    none.getNow('a')
+    expect(store.readCacheStats.keys).toBe(1)
+    expect(none.readCacheStats).toMatchObject({ keys: 0, fills: 0, hits: 0 })
+    expect(none.getNow('a')).toBe('plain')
+  })
+})
