@@ -52,6 +52,34 @@ describe('snapshot chunks', () => {
     }
   })
 
+  // A snapshot reads keys back as strings (Store.snapshot), so a key that is
+  // not UTF-8 could not be sent on as it arrived: refused where it arrives.
+  it('refuse a key that is not UTF-8, without calling back for any record', () => {
+    const bad = [
+      Buffer.from([0x6b, 0xff, 0x6b]),
+      Buffer.from([0x6b, 0xc3]), // cut inside a character
+      Buffer.from([0xa9, 0x6b]), // starts inside one
+      Buffer.from([0xed, 0xa0, 0x80]), // a surrogate's encoding
+    ]
+    for (const key of bad) {
+      for (const p of [prefix, Buffer.alloc(0)]) {
+        const chunk = packChunk(
+          [
+            ...entries(2).map(([k, r]): [Buffer, Buffer] => [Buffer.concat([p, k.subarray(prefix.length)]), r]),
+            [Buffer.concat([p, key]), Buffer.from([0, 1])],
+          ],
+          p.length,
+        )
+        let called = 0
+        expect(() => unpackChunk(chunk, p, () => called++), key.toString('hex')).toThrow(/not UTF-8/)
+        expect(called).toBe(0)
+      }
+    }
+    // Every UTF-8 width passes.
+    const good = packChunk([[Buffer.from('!data!a\u00e9\u20ac\u{1f600}'), Buffer.from([0, 1])]], prefix.length)
+    expect(unpackAll(good)).toHaveLength(1)
+  })
+
   it('refuse lengths that point past the end', () => {
     const chunk = Buffer.alloc(12)
     chunk.writeUInt32BE(0xffffffff, 0)

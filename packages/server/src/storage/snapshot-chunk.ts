@@ -8,6 +8,8 @@
  * (tag byte + value), exactly as the data sublevel holds them.
  */
 
+import { isUtf8 } from 'node:buffer'
+
 /** Packs `entries` (full LevelDB keys; the first `skip` bytes of each are dropped) into one chunk. */
 export function packChunk(entries: readonly [Buffer, Buffer][], skip: number): Buffer {
   let size = 0
@@ -92,7 +94,10 @@ export class ChunkPacker {
  * Calls `each(key, record)` for every record of a chunk, with `prefix`
  * written before every key. Keys are laid out in one buffer allocated for
  * the chunk; records are views into `chunk` (no copy). Throws on a chunk
- * that does not parse to the last byte.
+ * that does not parse to the last byte, or that holds a key that is not
+ * UTF-8: tandem keys are UTF-8 text, and a snapshot of this node reads
+ * them back as strings (Store.snapshot), so such a key could not be sent
+ * on as the bytes its record's checksum covers.
  */
 export function unpackChunk(chunk: Uint8Array, prefix: Buffer, each: (key: Buffer, record: Buffer) => void): number {
   const src = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
@@ -105,6 +110,7 @@ export function unpackChunk(chunk: Uint8Array, prefix: Buffer, each: (key: Buffe
     const keyLength = src.readUInt32BE(at)
     at += 4 + keyLength
     if (at + 4 > src.length) throw new Error('snapshot chunk cut short in a key')
+    if (!keyIsUtf8(src, at - keyLength, at)) throw new Error('snapshot chunk holds a key that is not UTF-8')
     const recordLength = src.readUInt32BE(at)
     at += 4 + recordLength
     if (at > src.length) throw new Error('snapshot chunk cut short in a record')
@@ -128,4 +134,10 @@ export function unpackChunk(chunk: Uint8Array, prefix: Buffer, each: (key: Buffe
     at += recordLength
   }
   return count
+}
+
+/** Whether src[from..to) is UTF-8: a loop for ASCII keys (most are), the native check past it. */
+function keyIsUtf8(src: Buffer, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (src[i] >= 0x80) return isUtf8(src.subarray(i, to))
+  return true
 }

@@ -176,6 +176,32 @@ describe('store: full sync chunks', () => {
     expect(await store.countKeys()).toBe(200)
   })
 
+  // Tandem keys are UTF-8 text, and a snapshot reads them back as strings: a
+  // key that is not UTF-8, taken from a chunk (an upstream, a peer, a
+  // --restore file), would come back as other bytes, fail its checksum
+  // against them and fail every later full sync, backup and peer snapshot
+  // of this node with CORRUPT. Refused on arrival instead.
+  it('refuses a chunk holding a key that is not UTF-8, and goes on serving snapshots', async () => {
+    const store = await open('chunks-not-utf8')
+    await store.beginFullSync()
+    const bad = packChunk(
+      [
+        [Buffer.concat([prefix, Buffer.from('fine')]), Buffer.from([0, 0x76])],
+        [Buffer.concat([prefix, Buffer.from([0x6b, 0xff, 0x6b])]), Buffer.from([0, 0x76])],
+      ],
+      prefix.length,
+    )
+    await expect(store.applySnapshotChunk(bad, 2)).rejects.toThrow(/not UTF-8/)
+    await store.applySnapshotChunk(chunkOf(10), 10)
+    await store.finishFullSync(10, [{ epoch: 1, startSeq: 1, by: 'up' }], { hlc: 5000 * 1024, vv: { up: 10 } })
+    expect(await store.get('fine')).toBeUndefined()
+    const snapshot = store.snapshot()
+    let sent = 0
+    for await (const { count } of snapshot.chunks(4096)) sent += count
+    await snapshot.close()
+    expect(sent).toBe(10)
+  })
+
   // A snapshot reads its keys as strings and writes their UTF-8 into the
   // chunk (where each record's checksum is checked): keys of every UTF-8
   // length and a record larger than a chunk must arrive byte for byte.
