@@ -28,17 +28,16 @@ describe('web console pushes that throw', () => {
   const lines: string[] = []
   const responses: IncomingMessage[] = []
 
-  beforeEach(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'tandem-console-guard-'))
-    statusFails = false
-    lines.length = 0
-    const tuning = { ...DEFAULT_TUNING, consoleTickMs: 60_000 }
-    webConsole = new WebConsole({
+  let statusCalls = 0
+  const makeConsole = (consoleTickMs: number) => {
+    const tuning = { ...DEFAULT_TUNING, consoleTickMs }
+    return new WebConsole({
       logger: createLogger({ level: 'error', format: 'json', write: (line) => lines.push(line) }),
       tuning,
       dataDir: dir,
       disk: new DataDirSize(dir, tuning),
       status: () => {
+        statusCalls++
         if (statusFails) throw new Error('status failed for the test')
         return {
           nodeId: 'n1',
@@ -54,6 +53,14 @@ describe('web console pushes that throw', () => {
       requests: () => new Map(),
       groupAddresses: () => new Set(),
     })
+  }
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'tandem-console-guard-'))
+    statusFails = false
+    statusCalls = 0
+    lines.length = 0
+    webConsole = makeConsole(60_000)
     server = createServer((req, res) => webConsole.handle(req, res, new URL(req.url ?? '/', 'http://x').pathname))
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
     port = (server.address() as AddressInfo).port
@@ -115,9 +122,8 @@ describe('web console pushes that throw', () => {
   })
 
   it('a view that cannot be encoded closes the event streams, which get views again on reconnecting', async () => {
-    const errorsBefore = httpErrors()
     const deliver = webConsole.watcher.onView
-    let poisoned = true
+    let poisoned = false
     webConsole.watcher.onView = (view: GroupView) => {
       if (poisoned) {
         Object.defineProperty(view, 'nodes', {
@@ -129,17 +135,40 @@ describe('web console pushes that throw', () => {
       }
       deliver(view)
     }
-    // Two consoles on an idle watcher wait for its first view, which throws while encoded.
+    // Two consoles get the first view, as a snapshot.
     const streams = await Promise.all([open('/ui/api/events'), open('/ui/api/events')])
+    await until('a snapshot on both streams', () => streams.every((s) => s.text.includes('event: snapshot')))
+    const errorsBefore = httpErrors()
+
+    // The next tick's view throws while encoded.
+    poisoned = true
+    await webConsole.watcher.refresh()
     await until('both event streams to be closed', () => streams.every((s) => s.ended))
     expect(httpErrors() - errorsBefore).toBe(1)
     expect(lines.join('')).toContain('this view cannot be encoded')
-    for (const s of streams) expect(s.text).not.toContain('event: ')
+    for (const s of streams) expect(s.text).not.toContain('event: view')
 
     // A console reconnecting once views encode again gets one.
     poisoned = false
     const again = await open('/ui/api/events')
     await until('an event on the new stream', () => again.text.includes('event: '))
     expect(again.ended).toBe(false)
+  })
+
+  it('a watcher tick that fails is logged and counted once while it keeps failing, and views come once it works', async () => {
+    webConsole.close()
+    webConsole = makeConsole(50)
+    const errorsBefore = httpErrors()
+    statusFails = true
+    const stream = await open('/ui/api/events')
+    // Several ticks, each failing on this node's own report.
+    await until('five failing ticks', () => statusCalls >= 5)
+    expect(httpErrors() - errorsBefore).toBe(1)
+    expect(lines.filter((l) => l.includes('status failed for the test'))).toHaveLength(1)
+    expect(stream.text).not.toContain('event: ')
+
+    statusFails = false
+    await until('a view once the ticks work', () => stream.text.includes('event: '))
+    expect(stream.ended).toBe(false)
   })
 })

@@ -87,6 +87,8 @@ export class WebConsole {
   private snapshotEvent: { view: GroupView; bytes: Buffer } | null = null
   /** The watcher's last view as JSON text, kept for the snapshot of streams that join before the next. */
   private viewText: { view: GroupView; json: string } | null = null
+  /** Why the watcher's last tick failed (null: it made a view), so that a failure repeated every tick is logged once. */
+  private tickFailure: string | null = null
 
   constructor(private readonly options: ConsoleOptions) {
     this.reporter = new SelfReporter(options)
@@ -105,6 +107,7 @@ export class WebConsole {
       tuning: options.tuning,
     })
     this.watcher.onView = (view) => this.onView(view)
+    this.watcher.onTickFailed = (err) => this.onTickFailed(err)
     this.assets = loadAssets()
     if (!this.assets.has('index.html')) {
       options.logger.warn('web console files not found; /ui answers 404', { dir: fileURLToPath(UI_DIR) })
@@ -192,7 +195,12 @@ export class WebConsole {
       }
     })
     // While the watcher runs its last view is at most a tick old; after a pause it may be stale.
-    const snapshot = this.watcher.status === 'watching' ? this.encodedSnapshot() : null
+    let snapshot: Buffer | null = null
+    try {
+      snapshot = this.watcher.status === 'watching' ? this.encodedSnapshot() : null
+    } catch (err) {
+      return this.pushFailed(res, err)
+    }
     if (snapshot) res.write(snapshot)
     else {
       res.write(': waiting for the first view\n\n')
@@ -264,7 +272,20 @@ export class WebConsole {
     return this.snapshotEvent.bytes
   }
 
+  /**
+   * A watcher's tick failed before making a view (this node's own report
+   * threw): the consoles get no view until one succeeds. Logged and counted
+   * when it starts failing or fails otherwise, not at every tick.
+   */
+  private onTickFailed(err: unknown): void {
+    const why = err instanceof Error ? `${err.name}: ${err.message}` : typeof err
+    if (why === this.tickFailure) return
+    this.tickFailure = why
+    handlerThrew('http', this.options.logger, err)
+  }
+
   private onView(view: GroupView): void {
+    this.tickFailure = null
     this.options.onEncoded?.()
     let chunk: Buffer
     let snapshot: Buffer | null

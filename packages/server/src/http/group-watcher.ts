@@ -96,6 +96,8 @@ export class GroupWatcher {
   status: WatcherStatus = 'idle'
   /** Called with each new view (once per tick). */
   onView: (view: GroupView) => void = () => {}
+  /** Called when a tick fails (it runs from a timer: nothing above it would hear); the next tick runs anyway. */
+  onTickFailed: (err: unknown) => void = () => {}
   private readonly nodes = new Map<string, Watched>()
   /** HOST:PORT -> node id, learned from answers and from the ids reports give beside addresses. */
   private readonly aliases = new Map<string, string>()
@@ -158,7 +160,11 @@ export class GroupWatcher {
     this.timer = setTimeout(() => {
       const started = this.now()
       void this.runTick()
-        .catch(() => {})
+        .catch((err: unknown) => {
+          try {
+            this.onTickFailed(err)
+          } catch {}
+        })
         .finally(() => {
           if (this.status === 'watching' && run === this.run) {
             this.schedule(Math.max(0, this.tuning.consoleTickMs - (this.now() - started)))
