@@ -121,6 +121,10 @@ describe('ReadCache', () => {
     expect(asciiName(Buffer.from('user:1'))).toBe('user:1')
     expect(asciiName(Buffer.from('é'))).toBeNull()
     expect(asciiName(new Uint8Array([0x61, 0xff]))).toBeNull()
+    // A view into a larger buffer names its own bytes only, as a Buffer or not.
+    const chunk = Buffer.from('GET user:2 tail')
+    expect(asciiName(chunk.subarray(4, 10))).toBe('user:2')
+    expect(asciiName(new Uint8Array(chunk.buffer, chunk.byteOffset + 4, 6))).toBe('user:2')
   })
 })
 

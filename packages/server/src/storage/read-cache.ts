@@ -145,5 +145,7 @@ export function isAsciiKey(key: string): boolean {
 /** The cache's name for a key given as bytes, or null when a byte is not ASCII. */
 export function asciiName(key: Uint8Array): string | null {
   for (let i = 0; i < key.length; i++) if (key[i] > 0x7f) return null
-  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1')
+  // A RESP key is a Buffer already: no view to make (half the cost of a name).
+  const bytes = Buffer.isBuffer(key) ? key : Buffer.from(key.buffer, key.byteOffset, key.byteLength)
+  return bytes.toString('latin1')
 }
