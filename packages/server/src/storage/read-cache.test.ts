@@ -239,6 +239,26 @@ describe('store: read cache', () => {
     expect(getEachBytes(store, ['k'])).toEqual([Buffer.from('synced')])
   })
 
+  it('answers nothing of a data dir discarded for a resync, from the moment LevelDB reopens empty', async () => {
+    const store = await open('discard')
+    await store.write([[OP_PUT, 'k', 'old']])
+    // A node in a fail-over group keeps its vote across the discard: written again once LevelDB reopens.
+    await store.setMeta('vote', { epoch: 1, for: 'n1' })
+    expect(store.getNow('k')).toBe('old')
+    expect(store.readCacheStats.keys).toBe(1)
+    // Reads made while the vote is written again: LevelDB is open and empty.
+    const during: unknown[] = []
+    const setMeta = store.setMeta.bind(store)
+    store.setMeta = (key, value) => {
+      during.push(store.getNow('k'), getEachBytes(store, ['k'])[0])
+      return setMeta(key, value)
+    }
+    await store.discardForResync()
+    expect(during).toEqual([undefined, undefined])
+    expect(store.getNow('k')).toBeUndefined()
+    expect(await store.getMeta('vote')).toEqual({ epoch: 1, for: 'n1' })
+  })
+
   it('stays within readCacheKeys, and answers every key right past it', async () => {
     const store = await open('bounded', { readCacheKeys: 10 })
     const names = Array.from({ length: 50 }, (_, i) => `k${i}`)

@@ -641,12 +641,13 @@ export class Store {
     await rm(this.dbDir, { recursive: true, force: true })
     this.bindDb()
     await this.openDb()
+    // Before the next await: a read of the empty LevelDB must not be answered from the data just dropped.
+    this.readCache.clear()
     if (vote !== undefined) await this.setMeta('vote', vote)
     this.damage = []
     this.damagedKeys.clear()
     // What it remembers of which keys exist was of the data just dropped.
     this.presence.clear()
-    this.readCache.clear()
     await this.loadState()
   }
 
