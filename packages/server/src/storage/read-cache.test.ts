@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { Value } from '@tandem/protocol'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { OP_DEL, OP_PUT } from './log-entry.js'
 import { asciiName, ReadCache } from './read-cache.js'
@@ -205,6 +206,12 @@ describe('store: read cache', () => {
     expect(store.getNow('other')).toBe(NOT_NOW)
     expect(store.getNow('k')).toBe('v')
     expect(store.readCacheStats.hits).toBe(1)
+    // A RESP GET batch likewise: kept keys are answered, up to the first key LevelDB must read.
+    const out: (Value | undefined | Error)[] = new Array(4)
+    const keys = ['k', 'k', 'other', 'k'].map((key) => Buffer.from(key))
+    expect(store.getEachNow(keys, out)).toBe(2)
+    expect(out.slice(0, 2)).toEqual(['v', 'v'])
+    expect(store.readCacheStats.hits).toBe(3)
   })
 
   it('keeps no value with a TTL: an expired key is not answered', async () => {

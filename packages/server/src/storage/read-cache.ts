@@ -60,6 +60,11 @@ export class ReadCache {
     return value
   }
 
+  /** Whether a read may use the cache now: it holds something to answer, or may keep what LevelDB answers. */
+  get used(): boolean {
+    return this.entries.size > 0 || this.fillable
+  }
+
   /** Whether a read of LevelDB made now may be kept (see the class comment). */
   get fillable(): boolean {
     return this.writing === 0 && !this.held && this.maxEntries > 0

@@ -1919,31 +1919,50 @@ export class Store {
    * its get would reject with (CORRUPT names a damaged record's key; the
    * other keys are answered all the same). Returns how many keys were
    * read: all of them, unless the sync-read gate sends reads to the thread
-   * pool part way, and the rest are the caller's to read with getMany. The
-   * gate times a chunk of keys as one read, so a long batch read from
-   * memory is not taken for one slow read, and the event loop waits for at
-   * most one chunk of slow reads past the gate's budget.
+   * pool part way, and the rest are the caller's to read with getMany. A
+   * key the read cache holds is answered whatever the gate says (as
+   * getNow answers it): only reads of LevelDB turn the gate. The gate
+   * times a chunk of LevelDB reads as one read, so a long batch read from
+   * memory is not taken for one slow read, and the event loop waits for
+   * at most one chunk of slow reads past the gate's budget.
    */
   getEachNow(keys: readonly Uint8Array[], out: (Value | undefined | Error)[]): number {
     if (this.db.status !== 'open') return 0
+    const cache = this.readCache
+    let startedAt: number | null = null
+    let inChunk = 0
+    let now = 0
     let i = 0
-    while (i < keys.length) {
-      const startedAt = this.syncReads.begin()
-      if (startedAt === null) break
-      const end = Math.min(keys.length, i + SYNC_READ_CHUNK)
-      const now = this.now()
-      for (; i < end; i++) out[i] = this.readBytesNow(keys[i], now)
-      this.syncReads.done(startedAt)
+    for (; i < keys.length; i++) {
+      const key = keys[i]
+      // A key's name is worked out only when the cache may answer it or keep it.
+      const name = cache.used ? asciiName(key) : null
+      const hit = name === null ? undefined : cache.get(name)
+      if (hit === undefined) {
+        if (startedAt === null) {
+          startedAt = this.syncReads.begin()
+          if (startedAt === null) break
+          now = this.now()
+          inChunk = 0
+        }
+        out[i] = this.readBytesNow(key, name, now)
+      } else {
+        out[i] = hit
+        if (startedAt === null) continue
+      }
+      // A chunk spans SYNC_READ_CHUNK keys from its first LevelDB read, hits among them: a longer span of
+      // memory reads would be charged to the gate as one slow read.
+      if (++inChunk === SYNC_READ_CHUNK) {
+        this.syncReads.done(startedAt)
+        startedAt = null
+      }
     }
+    if (startedAt !== null) this.syncReads.done(startedAt)
     return i
   }
 
-  private readBytesNow(key: Uint8Array, now: number): Value | undefined | Error {
-    const name = asciiName(key)
-    if (name !== null) {
-      const hit = this.readCache.get(name)
-      if (hit !== undefined) return hit
-    }
+  /** A key's answer read from LevelDB (the cache did not hold it); `name` is its cache name, null when it is not kept. */
+  private readBytesNow(key: Uint8Array, name: string | null, now: number): Value | undefined | Error {
     const full = prefixedBytes(this.dataPrefix, key)
     try {
       const record = this.db.getSync(full)
