@@ -19,6 +19,23 @@ describe('RespWriter', () => {
     expect(encode([new Uint8Array([0, 255, 13, 10])])).toBe('$4\r\n\x00\xff\r\n\r\n')
   })
 
+  it('writes strings of every UTF-8 width with the header of their byte size, across digit counts', () => {
+    const units = ['x', '\u00e9', '\u20ac', '\u{1f600}', '\ud800']
+    for (const unit of units) {
+      for (const count of [1, 3, 4, 9, 10, 33, 34, 99, 100, 333, 334, 3333, 3334, 21845, 21846, 40000]) {
+        const text = `${'x'.repeat(count % 7)}${unit.repeat(count)}`
+        // Written after a reply, so a moved string lands right after its own header.
+        const writer = new RespWriter()
+        writer.write(1, false)
+        writer.write(text, false)
+        writer.write(text, false)
+        const bytes = Buffer.from(text, 'utf8')
+        const one = Buffer.concat([Buffer.from(`$${bytes.length}\r\n`), bytes, Buffer.from('\r\n')])
+        expect(writer.take().equals(Buffer.concat([Buffer.from(':1\r\n'), one, one]))).toBe(true)
+      }
+    }
+  })
+
   it('writes integers, negative and large ones included', () => {
     for (const n of [0, 7, 10, 42, 1000, -1, -2, -12345, 2 ** 53 - 1, -(2 ** 53 - 1)]) {
       expect(encode([n])).toBe(`:${n}\r\n`)

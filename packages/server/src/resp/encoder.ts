@@ -78,6 +78,8 @@ export function errorReply(prefix: string, message: string): ErrorReply {
 }
 
 const INITIAL_BYTES = 16 * 1024
+/** Longest string whose bulk header is guessed (guessedBulk): room is made for 3 bytes a character. */
+const GUESS_SIZE_CHARS = 64 * 1024
 const CRLF = Buffer.from('\r\n')
 const NULL2 = Buffer.from('$-1\r\n')
 const NULL3 = Buffer.from('_\r\n')
@@ -152,6 +154,7 @@ export class RespWriter {
 
   /** A bulk string holding `value` (UTF-8 for strings). */
   bulk(value: string | Uint8Array): void {
+    if (typeof value === 'string' && value.length <= GUESS_SIZE_CHARS) return this.guessedBulk(value)
     if (typeof value === 'string') {
       const size = Buffer.byteLength(value, 'utf8')
       this.header(DOLLAR, size)
@@ -163,6 +166,30 @@ export class RespWriter {
       this.buf.set(value, this.len)
       this.len += value.length
     }
+    this.buf[this.len++] = CR
+    this.buf[this.len++] = LF
+  }
+
+  /**
+   * A string's bulk written with the header of one byte a character (the
+   * ASCII values most are), so its UTF-8 size is not counted in a pass of
+   * its own; a string with other characters is moved to the header its
+   * size needs (at most one digit longer: a character is at most 3 bytes).
+   */
+  private guessedBulk(value: string): void {
+    const start = this.len
+    this.header(DOLLAR, value.length)
+    const guessedAt = this.len
+    this.reserve(3 * value.length + 3)
+    const size = this.buf.write(value, guessedAt, 'utf8')
+    if (size !== value.length) {
+      const guessedDigits = guessedAt - start - 3
+      const digits = String(size).length
+      if (digits !== guessedDigits) this.buf.copyWithin(guessedAt + digits - guessedDigits, guessedAt, guessedAt + size)
+      this.len = start
+      this.header(DOLLAR, size)
+    }
+    this.len += size
     this.buf[this.len++] = CR
     this.buf[this.len++] = LF
   }
