@@ -88,7 +88,11 @@ describe('backpressure', () => {
         expect(await db.get(`other:${i}`)).toBe(String(i))
       }
       const taken = (await gets()) - before - 20
-      expect(taken).toBeGreaterThanOrEqual(maxInFlight)
+      // It took requests until one of its limits was reached: the in-flight
+      // cap, or (gets answered at once, as from the read cache) the reply
+      // buffer, each reply a little over the value; what the kernel buffers
+      // took on top varies with their autotuning.
+      expect(taken).toBeGreaterThanOrEqual(Math.min(maxInFlight, Math.floor(maxReplyBuffer / (valueBytes + 64))))
       expect(taken, `took ${taken} of ${sent} gets; at most ${maxGetsTaken} fit`).toBeLessThanOrEqual(maxGetsTaken)
       // The client's own send buffer is what backed up.
       expect(flood.ws.bufferedAmount).toBeGreaterThan(16 * MiB)
