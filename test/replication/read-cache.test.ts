@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { FaultProxy } from '../helpers/fault-proxy.js'
+import { readFromCache, readsGoingBack } from '../helpers/read-cache.js'
 import { waitFor } from '../helpers/wait.js'
-import { Cluster, metricSum, statusOf } from './cluster.js'
+import { Cluster, statusOf } from './cluster.js'
 
 /**
  * The read cache on a replica: a key it holds is dropped when the
@@ -18,21 +19,6 @@ describe('read cache on a replica', () => {
     await cluster?.teardown()
   })
 
-  /** Reads `key` on the node until it answers `value` from its read cache (its hits grow). */
-  async function cached(
-    node: Parameters<typeof metricSum>[0],
-    reader: { get(key: string): Promise<unknown> },
-    key: string,
-    value: string,
-  ): Promise<void> {
-    const hitsBefore = await metricSum(node, 'tandem_read_cache_hits_total')
-    await waitFor(
-      async () =>
-        (await reader.get(key)) === value && (await metricSum(node, 'tandem_read_cache_hits_total')) > hitsBefore,
-      { what: `${key} = ${value} answered from the read cache` },
-    )
-  }
-
   it("a key read from the replica's cache answers the master's later writes once the replica holds them", async () => {
     cluster = new Cluster()
     const master = await cluster.start()
@@ -42,27 +28,10 @@ describe('read cache on a replica', () => {
     const reader = await cluster.client({ servers: [replica.address], direct: true })
     await writer.put('k', 'v0')
     // Read until answered from the cache (the read that first sees v0 may be made while it is in flight: not kept).
-    await cached(replica, reader, 'k', 'v0')
+    await readFromCache(replica, reader, 'k', 'v0')
 
     const writes = 200
-    let done = false
-    const writing = (async () => {
-      try {
-        for (let i = 1; i <= writes; i++) await writer.put('k', `v${i}`)
-      } finally {
-        done = true
-      }
-    })()
-    const problems: string[] = []
-    let seen = 0
-    let reads = 0
-    while (!done || reads < 10) {
-      const n = Number(((await reader.get('k')) as string).slice(1))
-      reads++
-      if (n < seen) problems.push(`read v${n} after reading v${seen}`)
-      seen = Math.max(seen, n)
-    }
-    await writing
+    const problems = await readsGoingBack(writer, reader, 'k', writes)
     expect(problems).toEqual([])
     const head = (await statusOf(master)).seq
     await waitFor(async () => (await statusOf(replica)).seq >= head, { what: `the replica to hold seq ${head}` })
@@ -81,8 +50,8 @@ describe('read cache on a replica', () => {
     const reader = await cluster.client({ servers: [replica.address], direct: true })
     await writer.put('k', 'v0')
     await writer.put('gone', 'g0')
-    await cached(replica, reader, 'k', 'v0')
-    await cached(replica, reader, 'gone', 'g0')
+    await readFromCache(replica, reader, 'k', 'v0')
+    await readFromCache(replica, reader, 'gone', 'g0')
     const before = await statusOf(replica)
     const held = before.seq
 
@@ -110,6 +79,6 @@ describe('read cache on a replica', () => {
     expect(await reader.get('k')).toBe('v1')
     expect(await reader.get('gone')).toBeUndefined()
     // And it fills again after the sync.
-    await cached(replica, reader, 'k', 'v1')
+    await readFromCache(replica, reader, 'k', 'v1')
   })
 })
