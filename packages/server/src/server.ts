@@ -21,6 +21,7 @@ import { SERVER_VERSION } from './http/self-report.js'
 import { TandemNode } from './node.js'
 import type { PeerTls } from './replication/dial.js'
 import { RespServer } from './resp/server.js'
+import { onWriterFault, writerFaults } from './storage/entry-writer.js'
 import { restoreSnapshot } from './storage/restore.js'
 import { Store } from './storage/store.js'
 import { WRITE_STAGE_BUCKETS } from './storage/write-stages.js'
@@ -119,6 +120,12 @@ export class TandemServer {
       closeGraceMs: config.tune.frameCloseGraceMs,
     })
     node.clientStatus = () => this.clientStatus()
+    onWriterFault((err) =>
+      logger.error('the log entry writer threw; it starts over, and msgpackr wrote that entry', {
+        err,
+        stack: (err as Error)?.stack?.split('\n').slice(0, 8).join('\n'),
+      }),
+    )
     this.registerMetrics()
     if (config.respPort !== undefined) {
       this.resp = new RespServer({
@@ -616,6 +623,11 @@ export class TandemServer {
       'Connections closed because a handler of what their remote end sent threw (a bug, or input no check foresaw), by link: client, resp, replication, peer, cluster, watch.',
       handlerErrors,
       ['link'],
+    )
+    m.counterOf(
+      'tandem_entry_writer_faults_total',
+      'Log entries the hand-written entry writer threw on (a bug: logged with its stack); msgpackr wrote each, and the writer started over.',
+      writerFaults,
     )
     m.counterOf('tandem_full_syncs_total', 'Full syncs this node took as a downstream.', () => node.counters.fullSyncs)
     m.counterOf(

@@ -1,7 +1,7 @@
 import { Packr } from '@tandem/protocol'
 import { describe, expect, it } from 'vitest'
 import { readForApply } from './entry-scan.js'
-import { writeEntry } from './entry-writer.js'
+import { onWriterFault, writeEntry, writerFaults } from './entry-writer.js'
 import { decodeEntry, encodeEntry, type LogEntry } from './log-entry.js'
 
 // The log's own msgpackr options (log-entry.ts): the writer must give these bytes exactly.
@@ -249,6 +249,47 @@ describe('entry writer: the bytes of msgpackr, written by hand', () => {
       expect(writeEntry([1, 1, 'o', 1, 1, [[0, 'k', value]]])).toBeNull()
       // The entry written before is untouched by the one given up on.
       expect(before).toEqual(copy)
+    }
+  })
+
+  it('starts over on a fresh slab after a throw it did not mean, and msgpackr writes that entry', () => {
+    // The fault: an op options map whose field throws the first time it is read. The
+    // writer meets the throw inside its slab; msgpackr, reading the field again, does not.
+    let reads = 0
+    const options = {}
+    Object.defineProperty(options, 'x', {
+      enumerable: true,
+      get() {
+        if (reads++ === 0) throw new Error('injected fault')
+        return 1_800_000_000_000
+      },
+    })
+    const reported: unknown[] = []
+    onWriterFault((err) => reported.push(err))
+    try {
+      const faultsBefore = writerFaults()
+      const before = encodeEntry({ seq: 1, epoch: 1, origin: 'o', originSeq: 1, hlc: 1, ops: [[0, 'a', 'b']] })
+      const kept = Buffer.from(before)
+
+      const faulty: LogEntry = { seq: 2, epoch: 1, origin: 'o', originSeq: 2, hlc: 1, ops: [[0, 'k', 'v', options]] }
+      const bytes = encodeEntry(faulty)
+      const expected = packr.pack([2, 1, 'o', 2, 1, [[0, 'k', 'v', { x: 1_800_000_000_000 }]]])
+      expect(bytes.toString('hex')).toBe(Buffer.from(expected).toString('hex'))
+      expect(writerFaults()).toBe(faultsBefore + 1)
+      expect(reported).toHaveLength(1)
+      expect((reported[0] as Error).message).toBe('injected fault')
+
+      // The next entries are written by hand again, from the start of a new slab; the one before is intact.
+      const fields = [3, 1, 'o', 3, 1, [[0, 'c', 'd', { x: 7 }]]]
+      const after = writeEntry(fields) as Buffer
+      expect(after).not.toBeNull()
+      expect(after.buffer).not.toBe(before.buffer)
+      expect(after.byteOffset).toBe(0)
+      expect(after.toString('hex')).toBe(Buffer.from(packr.pack(fields)).toString('hex'))
+      expect(before).toEqual(kept)
+      expect(writerFaults()).toBe(faultsBefore + 1)
+    } finally {
+      onWriterFault(() => {})
     }
   })
 

@@ -12,6 +12,13 @@
  * It exists for the cost of a put: msgpackr's general encoder (type
  * dispatch, extension lookups, its per-call set-up) was several percent of
  * the main thread's work per put with pipelined clients.
+ *
+ * Its state (the slab, the next start) is shared by every entry: a bug
+ * that leaves it wrong would fail every later write, not one. So a throw
+ * other than its own giving up is taken for such a bug: the writer starts
+ * over on a fresh slab, the entry goes to msgpackr (same bytes), and the
+ * throw is counted and handed to the reporter (the server logs it), so the
+ * node goes on taking writes.
  */
 
 /** Entry, ops, op, op options, causal context, counters: deeper than any entry goes. */
@@ -25,6 +32,10 @@ const SHORT_STRING = 0x40
 
 /** Thrown inside a write to give up on the entry (caught in writeEntry only). */
 const UNSUPPORTED = Symbol('unsupported')
+
+/** Unexpected throws so far (see writerFaults). */
+let faults = 0
+let reportFault: (err: unknown) => void = () => {}
 
 let slab = Buffer.allocUnsafeSlow(SLAB_BYTES)
 let view = new DataView(slab.buffer, slab.byteOffset, slab.byteLength)
@@ -44,14 +55,49 @@ export function writeEntry(fields: readonly unknown[]): Buffer | null {
   at = next
   try {
     writeArray(fields, 0)
+    const bytes = slab.subarray(start, at)
+    // Word-aligned starts, as msgpackr keeps them (copies of aligned bytes are cheaper).
+    next = (at + 7) & ~7
+    return bytes
   } catch (err) {
-    next = start
-    if (err === UNSUPPORTED) return null
-    throw err
+    if (err === UNSUPPORTED) {
+      next = start
+      return null
+    }
+    startOver(err)
+    return null
   }
-  // Word-aligned starts, as msgpackr keeps them (copies of aligned bytes are cheaper).
-  next = (at + 7) & ~7
-  return slab.subarray(start, at)
+}
+
+/**
+ * A throw the writer did not mean: whatever state it left is dropped (the
+ * entries handed out keep the old slab), and the caller packs this entry
+ * with msgpackr.
+ */
+function startOver(err: unknown): void {
+  slab = Buffer.allocUnsafeSlow(SLAB_BYTES)
+  view = new DataView(slab.buffer, slab.byteOffset, slab.byteLength)
+  next = 0
+  at = 0
+  start = 0
+  faults++
+  try {
+    reportFault(err)
+  } catch {}
+}
+
+/**
+ * Where the writer's unexpected throws go (the server logs them as errors,
+ * with their stack: a bug to report). One reporter a process, as tandem
+ * runs one node a process.
+ */
+export function onWriterFault(report: (err: unknown) => void): void {
+  reportFault = report
+}
+
+/** Unexpected throws the writer took over to msgpackr, since the process started (tandem_entry_writer_faults_total). */
+export function writerFaults(): number {
+  return faults
 }
 
 /** Room for `bytes` more at `at`: a new slab when this one is short, with the entry so far moved over. */
