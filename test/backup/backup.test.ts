@@ -1,6 +1,14 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { TandemClient } from '@tandem/client'
+import {
+  SNAPSHOT_END,
+  SNAPSHOT_HEADER,
+  SnapshotReader,
+  snapshotDataFrame,
+  snapshotJsonFrame,
+  snapshotPreamble,
+} from '@tandem/protocol'
 import { afterAll, describe, expect, it } from 'vitest'
 import { scanAll, statusOf } from '../failover/group.js'
 import { runCli, runNodeBin } from '../helpers/cli.js'
@@ -113,6 +121,7 @@ describe('backup (tandem snapshot save) and restore (tandem-server --restore)', 
     const flipped = Buffer.from(bytes)
     flipped[Math.floor(bytes.length / 2)] ^= 0x40
     const cases: [string, Buffer, RegExp][] = [
+      ['not-utf8.snap', withKeyNotUtf8(bytes), /DATA frame 2 \(at byte \d+\) holds a key that is not UTF-8/],
       ['flipped.snap', flipped, /fails its checksum/],
       ['short.snap', bytes.subarray(0, bytes.length - 10), /cut short/],
       ['foreign.snap', Buffer.from('{"not": "a snapshot"}\n'.repeat(20)), /not a tandem snapshot/],
@@ -130,6 +139,8 @@ describe('backup (tandem snapshot save) and restore (tandem-server --restore)', 
       expect(run.code, name).toBe(1)
       expect(run.stderr, name).toMatch(/error CORRUPT: snapshot .* /)
       expect(run.stderr, name).toMatch(why)
+      // verify says what --restore says.
+      expect(verify.stderr.match(why)?.[0], name).toBe(run.stderr.match(why)?.[0])
       // Whatever was written before the damage was found is not served: the data dir starts empty.
       const after = await start(`restore-${name}`)
       expect((await statusOf(after)).seq, name).toBe(0)
@@ -141,3 +152,30 @@ describe('backup (tandem snapshot save) and restore (tandem-server --restore)', 
     expect(busy.code).toBe(1)
   })
 })
+
+/**
+ * The snapshot file `bytes` with its first key's second byte made 0xff (not
+ * UTF-8), every frame's checksum and the END frame still right: what no node
+ * writes, and a restoring node refuses.
+ */
+function withKeyNotUtf8(bytes: Buffer): Buffer {
+  const items = new SnapshotReader().push(bytes)
+  const frames: Buffer[] = [snapshotPreamble()]
+  let changed = false
+  for (const item of items) {
+    if (item.type === 'header') frames.push(snapshotJsonFrame(SNAPSHOT_HEADER, item.header))
+    else if (item.type === 'end') frames.push(snapshotJsonFrame(SNAPSHOT_END, item.end))
+    else {
+      const chunk = Buffer.from(item.chunk)
+      if (!changed) {
+        // The chunk starts with its first key's length, then the key.
+        expect(chunk.readUInt32BE(0)).toBeGreaterThan(1)
+        chunk[5] = 0xff
+        changed = true
+      }
+      frames.push(snapshotDataFrame(chunk, item.count))
+    }
+  }
+  expect(changed).toBe(true)
+  return Buffer.concat(frames)
+}

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer'
 import { crc32 } from 'node:zlib'
 import { DATA_FORMAT } from './data-format.js'
 
@@ -196,8 +197,10 @@ export class SnapshotReader {
       case SNAPSHOT_DATA: {
         if (payload.length < 4) throw this.error(`a DATA frame at byte ${at} is too short`)
         const count = payload.readUInt32BE(0)
+        const chunk = payload.subarray(4)
+        this.checkChunk(chunk, count, `DATA frame ${index} (at byte ${at})`)
         this.records += count
-        return { type: 'data', chunk: payload.subarray(4), count }
+        return { type: 'data', chunk, count }
       }
       case SNAPSHOT_END: {
         const end = this.json(payload, 'END') as SnapshotEnd
@@ -214,6 +217,33 @@ export class SnapshotReader {
       default:
         throw this.error(`frame ${index} at byte ${at} has unknown type 0x${type.toString(16)}`)
     }
+  }
+
+  /**
+   * A DATA frame's records must be laid out to its last byte, as many as it
+   * says, each under a key that is UTF-8: what a node refuses when it takes
+   * the chunk (tandem keys are UTF-8 text, and a node reads them back as
+   * strings), so that `snapshot verify` passes no file `--restore` refuses
+   * for its layout or keys. Record contents are the node's to check.
+   */
+  private checkChunk(chunk: Buffer, count: number, frame: string): void {
+    let at = 0
+    let records = 0
+    while (at < chunk.length) {
+      if (at + 4 > chunk.length) throw this.error(`${frame} is cut short in a key length`)
+      const keyLength = chunk.readUInt32BE(at)
+      at += 4 + keyLength
+      if (at + 4 > chunk.length) throw this.error(`${frame} is cut short in a key`)
+      if (!keyIsUtf8(chunk, at - keyLength, at)) {
+        throw this.error(`${frame} holds a key that is not UTF-8 (tandem keys are UTF-8 text)`)
+      }
+      const recordLength = chunk.readUInt32BE(at)
+      at += 4 + recordLength
+      if (at > chunk.length) throw this.error(`${frame} is cut short in a record`)
+      if (recordLength === 0) throw this.error(`${frame} holds an empty record`)
+      records++
+    }
+    if (records !== count) throw this.error(`${frame} says ${count} records and holds ${records}`)
   }
 
   private json(payload: Buffer, what: string): unknown {
@@ -254,4 +284,10 @@ export class SnapshotReader {
     this.offset += n
     return head
   }
+}
+
+/** Whether src[from..to) is UTF-8: a loop for ASCII keys (most are), the native check past it. */
+function keyIsUtf8(src: Buffer, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (src[i] >= 0x80) return isUtf8(src.subarray(i, to))
+  return true
 }
