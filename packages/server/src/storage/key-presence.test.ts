@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { KeyPresence } from './key-presence.js'
+import { KeyPresence, ticketExists, ticketKnown } from './key-presence.js'
 
 /**
  * The rule KeyPresence must keep, as two Maps: a key set since the current
@@ -78,6 +78,47 @@ describe('KeyPresence', () => {
       }
       expect(presence.size).toBe(reference.size)
       if (max >= 5000) expect(unknown).toBeLessThan(5000) // hits happen, not only misses
+    })
+  }
+
+  for (const max of [0, 1, 3, 10, 600, 5000]) {
+    it(`lookup then keep, as a group commit uses them, agree with get then set through swaps and clears (max ${max})`, () => {
+      const presence = new KeyPresence(max)
+      const reference = new Reference(max)
+      const next = seeded(max + 23)
+      const keys = Array.from({ length: 2000 }, (_, i) => (i % 7 === 0 ? `clé-${i}` : `k${i}`))
+      let inPlace = 0
+      for (let group = 0; group < 600; group++) {
+        // A group: every key looked up first (some twice), then each one's new state kept, in
+        // order, with the tickets and stamp of the lookups; keys set by name or a clear between.
+        const names = Array.from({ length: 1 + next(40) }, () => nameOf(keys[next(keys.length)]))
+        const stamp = presence.stamp
+        const tickets = names.map((name) => {
+          const ticket = presence.lookup(name)
+          const want = reference.get(name)
+          expect(ticketKnown(ticket)).toBe(want !== undefined)
+          if (want !== undefined) expect(ticketExists(ticket)).toBe(want)
+          return ticket
+        })
+        if (next(20) === 0) {
+          const name = nameOf(keys[next(keys.length)])
+          presence.set(name, true)
+          reference.set(name, true)
+        }
+        if (next(60) === 0) {
+          presence.clear()
+          reference.clear()
+        }
+        const states = new Map(names.map((name) => [name, next(4) !== 0]))
+        for (let i = 0; i < names.length; i++) {
+          if (tickets[i] >= 4 && stamp === presence.stamp) inPlace++
+          presence.keep(tickets[i], stamp, names[i], states.get(names[i]) as boolean)
+          reference.set(names[i], states.get(names[i]) as boolean)
+        }
+        for (const name of names) expect(presence.get(name)).toBe(reference.get(name))
+        expect(presence.size).toBe(reference.size)
+      }
+      if (max >= 5000) expect(inPlace).toBeGreaterThan(1000) // tickets used in place, not only by name
     })
   }
 

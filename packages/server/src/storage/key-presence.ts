@@ -28,6 +28,8 @@ export class KeyPresence {
   private current: PresenceTable
   private previous: PresenceTable
   private readonly half: number
+  /** Swaps and clears so far (see stamp). */
+  private swaps = 0
 
   constructor(private readonly max: number) {
     this.half = Math.max(1, max >> 1)
@@ -44,12 +46,51 @@ export class KeyPresence {
     return this.current.bytes + this.previous.bytes
   }
 
+  /**
+   * Changes whenever an entry may have moved (a swap, a clear): a ticket
+   * taken before points nowhere certain after.
+   */
+  get stamp(): number {
+    return this.swaps
+  }
+
   /** Whether the key exists, or undefined when it is not known here. */
   get(name: string): boolean | undefined {
     if (this.max <= 0) return undefined
     const hash = hashName(name)
     if (hash === NOT_LATIN1) return undefined
     return this.current.get(name, hash) ?? this.previous.get(name, hash)
+  }
+
+  /**
+   * Whether the key exists, as a ticket for keep(): UNKNOWN, or KNOWN with
+   * EXISTS when it does, and the entry holding it when `current` does. A
+   * write looks its key up before it is built and records its state after
+   * it is written: with the ticket, a key held in `current` costs one
+   * store into its entry, instead of a second hash and probe (a cache miss
+   * into each array and into the names).
+   */
+  lookup(name: string): number {
+    if (this.max <= 0) return UNKNOWN
+    const hash = hashName(name)
+    if (hash === NOT_LATIN1) return UNKNOWN
+    const entry = this.current.find(name, hash)
+    if (entry >= 0) return (entry + 1) * HELD + KNOWN + (this.current.existsAt(entry) ? EXISTS : 0)
+    const known = this.previous.get(name, hash)
+    return known === undefined ? UNKNOWN : KNOWN + (known ? EXISTS : 0)
+  }
+
+  /**
+   * Records that `name`, looked up as `ticket` while the stamp was `stamp`,
+   * now exists or not: in place when the ticket names an entry of
+   * `current` and nothing moved since, else as set() does.
+   */
+  keep(ticket: number, stamp: number, name: string, exists: boolean): void {
+    if (ticket >= HELD && stamp === this.swaps) {
+      this.current.setAt(Math.floor(ticket / HELD) - 1, exists)
+      return
+    }
+    this.set(name, exists)
   }
 
   set(name: string, exists: boolean): void {
@@ -62,13 +103,35 @@ export class KeyPresence {
       emptied.clear()
       this.previous = this.current
       this.current = emptied
+      this.swaps++
     }
   }
 
   clear(): void {
     this.current.clear()
     this.previous.clear()
+    this.swaps++
   }
+}
+
+/**
+ * A lookup's ticket (see KeyPresence.lookup): a number, its low bits KNOWN
+ * and EXISTS, and above them, in multiples of HELD, the entry of `current`
+ * holding the key plus one (0: not held there).
+ */
+const UNKNOWN = 0
+const KNOWN = 1
+const EXISTS = 2
+const HELD = 4
+
+/** Whether a lookup knew the key (else it must be read). */
+export function ticketKnown(ticket: number): boolean {
+  return ticket % 2 === KNOWN
+}
+
+/** Whether a known key existed when it was looked up. */
+export function ticketExists(ticket: number): boolean {
+  return ticket % HELD >= EXISTS
 }
 
 /** hashName's answer for a name with a character over 0xff, which is never kept. */
@@ -149,6 +212,20 @@ class PresenceTable {
     if (this.count === 0) return undefined
     const entry = this.slots[this.slotOf(name, hash)]
     return entry === 0 ? undefined : this.exists[entry - 1] === 1
+  }
+
+  /** The entry holding `name`, or -1. Entries keep their index until clear(). */
+  find(name: string, hash: number): number {
+    if (this.count === 0) return -1
+    return this.slots[this.slotOf(name, hash)] - 1
+  }
+
+  existsAt(entry: number): boolean {
+    return this.exists[entry] === 1
+  }
+
+  setAt(entry: number, exists: boolean): void {
+    this.exists[entry] = exists ? 1 : 0
   }
 
   set(name: string, hash: number, exists: boolean): void {

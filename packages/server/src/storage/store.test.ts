@@ -841,6 +841,55 @@ describe('store: key count', () => {
     })
   }
 
+  for (const presenceKeys of [0, 3, 10, 40, 100_000]) {
+    it(`is kept through TTL puts, expiries and conditional writes sharing groups with plain ones (presence cache ${presenceKeys})`, async () => {
+      let now = 1_000_000
+      const store = await Store.open({
+        dataDir: join(dir, `count-ttl-${presenceKeys}`),
+        sync: 'none',
+        logRetention: 1000,
+        presenceKeys,
+        clock: { now: () => now, wall: () => now },
+      })
+      stores.push(store)
+      let seed = 11
+      const next = (n: number) => {
+        seed = (seed * 1103515245 + 12345) % 2 ** 31
+        return seed % n
+      }
+      const refused: unknown[] = []
+      for (let round = 0; round < 25; round++) {
+        // New and existing keys; groups that read records (expiries, conditions)
+        // and groups that only look keys up, the same keys in both.
+        await Promise.all(
+          Array.from({ length: 30 }, () => {
+            const key = `k${next(50)}`
+            const roll = next(10)
+            if (roll === 0) return store.write([[OP_DEL, key]])
+            if (roll === 1) return store.write([[OP_PUT, key, 't', { x: now + 1 + next(3) }]])
+            if (roll === 2) return store.expire([key, `k${next(50)}`])
+            if (roll === 3)
+              return store.write([[OP_PUT, key, 'a']], [{ key, ifAbsent: true }]).catch((e) => refused.push(e))
+            if (roll === 4)
+              return store.write([[OP_DEL, key]], [{ key, ifPresent: true }]).catch((e) => refused.push(e))
+            if (roll === 5)
+              return store.write([
+                [OP_PUT, key, 'a'],
+                [OP_PUT, `n${round}-${next(1000)}`, 'new'],
+                [OP_DEL, `k${next(50)}`],
+              ])
+            return store.write([[OP_PUT, key, 'v']])
+          }),
+        )
+        now += 2
+        expect(store.keyCount).toBe(await store.countKeys())
+      }
+      expect(store.keyCount).toBeGreaterThan(0)
+      // Both branches of the conditions were taken.
+      expect(refused.length).toBeGreaterThan(0)
+    })
+  }
+
   it("reads a group's keys (presence, conditions) on the event loop while the sync-read gate lets it, else on the thread pool", async () => {
     for (const pool of [false, true]) {
       const store = await Store.open({

@@ -11,7 +11,7 @@ import type { ApplyEntry, ApplyOp } from './entry-scan.js'
 import { ExpiryIndex } from './expiry-index.js'
 import { type CommitStats, GroupCommitter } from './group-commit.js'
 import { HybridClock, hlcWallMs } from './hlc.js'
-import { KeyPresence } from './key-presence.js'
+import { KeyPresence, ticketExists, ticketKnown } from './key-presence.js'
 import { type KeyCounts, KeyTracker } from './key-tracker.js'
 import { type CheckLevel, checkLevelDb, type DamagedFile } from './leveldb-check.js'
 import { WriteLog } from './log.js'
@@ -206,6 +206,17 @@ interface GroupState {
   writes: number
   /** Keys whose expiry time the group sets (a number) or removes, for the expiry index once it commits. */
   expiry: [string, number | undefined][]
+  /**
+   * The keys whose existence the group looked up in the presence cache
+   * (readCurrent), with their tickets and the cache's stamp then, so that
+   * what the group leaves is recorded there without a second lookup
+   * (learnPresence). Whether the group read any record besides: those keys
+   * are recorded by name.
+   */
+  presenceNames: string[]
+  presenceTickets: number[]
+  presenceStamp: number
+  readRecords: boolean
 }
 
 /**
@@ -1077,6 +1088,10 @@ export class Store {
       largest: this.largestValue ?? 0,
       writes: 0,
       expiry: [],
+      presenceNames: [],
+      presenceTickets: [],
+      presenceStamp: 0,
+      readRecords: false,
     }
     await this.readCurrent(group, commit)
     const read = this.clock.now()
@@ -1178,7 +1193,7 @@ export class Store {
     }
     keys?.commit()
     this.keyCount += commit.keyDelta
-    if (keys === null) for (const [name, record] of commit.current) this.presence.set(name, record !== undefined)
+    if (keys === null) this.learnPresence(commit)
     this.committedVv = vvObject
     if (barrier) await this.log.barrier(seq, vv)
     if (commit.raws.length > 0) {
@@ -1192,6 +1207,22 @@ export class Store {
     }
     if (keys && keys.overCap.length > 0) this.onOverCap(keys.overCap)
     return results
+  }
+
+  /**
+   * Records in the presence cache whether each key the group wrote or read
+   * exists now. Every key in the group's `current` was either looked up
+   * there (presenceNames) or read from LevelDB (readRecords).
+   */
+  private learnPresence(commit: GroupState): void {
+    const { current, presenceNames: names, presenceTickets: tickets, presenceStamp: stamp } = commit
+    if (commit.readRecords) {
+      for (const [name, record] of current) this.presence.set(name, record !== undefined)
+      return
+    }
+    for (let i = 0; i < names.length; i++) {
+      this.presence.keep(tickets[i], stamp, names[i], current.get(names[i]) !== undefined)
+    }
   }
 
   /** The write-stage figures of a group written (see write-stages.ts). */
@@ -1605,13 +1636,24 @@ export class Store {
       }
     }
     const unknown: Buffer[] = []
+    const unknownNames: string[] = []
+    const tickets: number[] = new Array(exists.length)
+    const names: string[] = new Array(exists.length)
+    commit.presenceStamp = this.presence.stamp
     for (let i = 0; i < exists.length; i++) {
       const key = exists[i]
       const name = existsNames[i] ?? key.toString('latin1')
-      const known = this.presence.get(name)
-      if (known === undefined) unknown.push(key)
-      else current.set(name, known ? PRESENT : undefined)
+      const ticket = this.presence.lookup(name)
+      names[i] = name
+      tickets[i] = ticket
+      if (!ticketKnown(ticket)) {
+        unknown.push(key)
+        unknownNames.push(name)
+      } else current.set(name, ticketExists(ticket) ? PRESENT : undefined)
     }
+    commit.presenceNames = names
+    commit.presenceTickets = tickets
+    commit.readRecords = records.length > 0
     // Read on the event loop while the gate lets reads be (see getNow): a
     // thread-pool read (hasMany, getMany) costs a group more CPU than the
     // lookups themselves, which LevelDB mostly answers from memory.
@@ -1624,7 +1666,7 @@ export class Store {
       ])
     }
     for (let i = 0; i < unknown.length; i++) {
-      current.set(unknown[i].toString('latin1'), exist[i] !== undefined && exist[i] !== false ? PRESENT : undefined)
+      current.set(unknownNames[i], exist[i] !== undefined && exist[i] !== false ? PRESENT : undefined)
     }
     // Read records win over PRESENT for a key in both lists.
     const skip = this.dataPrefix.length
