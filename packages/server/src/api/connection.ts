@@ -106,19 +106,28 @@ export class ClientConnection {
     this.authenticated = config.authToken === undefined || preAuthenticated
     this.outbox = new ReplyOutbox(config.maxFrameBytes)
     if (!this.authenticated) {
-      this.authTimer = setTimeout(() => this.onAuthTimeout(), config.authTimeout)
+      this.authTimer = setTimeout(() => this.guard(() => this.onAuthTimeout()), config.authTimeout)
       this.authTimer.unref()
     }
     ws.on('message', (data, isBinary) => this.onMessage(data as Buffer, isBinary))
     ws.on('close', () => this.onClose())
     ws.on('error', (err) => this.logger.debug('client socket error', { err }))
-    socket.on('drain', () => {
-      try {
-        this.onDrain()
-      } catch (err) {
-        ws.onHandlerThrew(err)
-      }
-    })
+    socket.on('drain', () => this.guard(() => this.onDrain()))
+  }
+
+  /**
+   * Runs `step` where nothing above it would catch a throw: a socket event,
+   * a timer, a tick, a promise's callback (a throw in one of those is an
+   * uncaught exception or an unhandled rejection, and ends the process). A
+   * throw closes this connection alone, logged and counted as the socket's
+   * own handler does (ClientSocket.onHandlerThrew).
+   */
+  private guard(step: () => void): void {
+    try {
+      step()
+    } catch (err) {
+      this.ws.onHandlerThrew(err)
+    }
   }
 
   private onMessage(data: Buffer, isBinary: boolean): void {
@@ -255,8 +264,8 @@ export class ClientConnection {
       this.inFlight++
       this.reserved += reserve
       result.then(
-        (value) => this.settle(id, req.op, at, reserve, value),
-        (err) => this.settle(id, req.op, at, reserve, undefined, err),
+        (value) => this.guard(() => this.settle(id, req.op, at, reserve, value)),
+        (err) => this.guard(() => this.settle(id, req.op, at, reserve, undefined, err)),
       )
     } else {
       this.timed(req.op, at)
@@ -319,7 +328,7 @@ export class ClientConnection {
       this.flushScheduled = true
       // After the current turn's promise jobs: replies resolved together
       // (one group commit's writers) leave in one frame.
-      process.nextTick(() => this.onFlushTick())
+      process.nextTick(() => this.guard(() => this.onFlushTick()))
     }
   }
 
@@ -375,9 +384,9 @@ export class ClientConnection {
     this.pump()
   }
 
-  /** Pushes a message the client did not ask for (topology changes). */
+  /** Pushes a message the client did not ask for (topology changes); a throw closes this connection, not the caller's loop. */
   push(message: unknown): void {
-    if (!this.closed) this.queue(encodeFrame(message))
+    if (!this.closed) this.guard(() => this.queue(encodeFrame(message)))
   }
 
   private updateFlow(): void {

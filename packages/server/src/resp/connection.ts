@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net'
 import type { ErrorCode } from '@tandem/protocol'
-import { guarded } from '../util/handler-guard.js'
+import { guarded, handlerThrew } from '../util/handler-guard.js'
 import type { Logger } from '../util/logger.js'
 import type { LatencyHistogram } from '../util/metrics.js'
 import {
@@ -145,7 +145,7 @@ export class RespConnection implements RespSession {
    */
   private armAuthTimeout(): void {
     if (this.authenticated || this.authTimer !== null) return
-    this.authTimer = setTimeout(() => this.onAuthTimeout(), this.host.config.authTimeout)
+    this.authTimer = setTimeout(() => this.guard(() => this.onAuthTimeout()), this.host.config.authTimeout)
     this.authTimer.unref()
   }
 
@@ -306,7 +306,7 @@ export class RespConnection implements RespSession {
   private timeCommand(partial: boolean, parsed: boolean): void {
     if (!partial || this.paused || this.closing || parsed) this.stopCommandTimer()
     if (!partial || this.paused || this.closing || this.commandTimer !== null) return
-    this.commandTimer = setTimeout(() => this.onCommandTimeout(), this.host.config.frameTimeout)
+    this.commandTimer = setTimeout(() => this.guard(() => this.onCommandTimeout()), this.host.config.frameTimeout)
     this.commandTimer.unref()
   }
 
@@ -440,14 +440,16 @@ export class RespConnection implements RespSession {
     }
     this.unsettledWrites++
     put.then(
-      () => {
-        this.unsettledWrites--
-        this.fill(slot, OK)
-      },
-      (err) => {
-        this.unsettledWrites--
-        this.failWith(slot, err)
-      },
+      () =>
+        this.guard(() => {
+          this.unsettledWrites--
+          this.fill(slot, OK)
+        }),
+      (err) =>
+        this.guard(() => {
+          this.unsettledWrites--
+          this.failWith(slot, err)
+        }),
     )
   }
 
@@ -457,14 +459,17 @@ export class RespConnection implements RespSession {
     if (run === null) return
     this.getRun = null
     this.unsettledReads++
-    this.host.gets.read(run.keys, (answers, from) => {
-      this.unsettledReads--
-      for (let i = 0; i < run.slots.length; i++) {
-        const answer = answers[from + i]
-        if (answer instanceof Error) this.failWith(run.slots[i], answer)
-        else this.fill(run.slots[i], nullIfMissing(answer))
-      }
-    })
+    // Answered with every connection's run of the batch: a throw here must not keep the others' from them.
+    this.host.gets.read(run.keys, (answers, from) =>
+      this.guard(() => {
+        this.unsettledReads--
+        for (let i = 0; i < run.slots.length; i++) {
+          const answer = answers[from + i]
+          if (answer instanceof Error) this.failWith(run.slots[i], answer)
+          else this.fill(run.slots[i], nullIfMissing(answer))
+        }
+      }),
+    )
   }
 
   /** Answers `slot` with what `result` settles to; until then the command counts as unsettled of its kind. */
@@ -473,8 +478,8 @@ export class RespConnection implements RespSession {
     else if (kind === 'write') this.unsettledWrites++
     else this.barrier = true
     result.then(
-      (reply) => this.settle(slot, kind, reply, undefined),
-      (err) => this.settle(slot, kind, undefined, err),
+      (reply) => this.guard(() => this.settle(slot, kind, reply, undefined)),
+      (err) => this.guard(() => this.settle(slot, kind, undefined, err)),
     )
   }
 
@@ -510,7 +515,7 @@ export class RespConnection implements RespSession {
     this.flushScheduled = true
     // After the current turn's promise jobs: replies settled together (one
     // group commit's writers, one batch of reads) leave in one write.
-    process.nextTick(() => this.onFlushTick())
+    process.nextTick(() => this.guard(() => this.onFlushTick()))
   }
 
   private onFlushTick(): void {
@@ -565,6 +570,23 @@ export class RespConnection implements RespSession {
     this.socket.end()
     // A peer that does not read its last replies is dropped after a while.
     setTimeout(() => this.socket.destroy(), this.host.config.tune.clientCloseGraceMs).unref()
+  }
+
+  /**
+   * Runs `step` where nothing above it would catch a throw (a timer, a
+   * tick, a promise's callback, the read batch's delivery): a throw closes
+   * this connection alone, logged and counted as the socket's own
+   * listeners do (guarded), not the process.
+   */
+  private guard(step: () => void): void {
+    try {
+      step()
+    } catch (err) {
+      handlerThrew('resp', this.hooks.logger, err)
+      try {
+        this.dropAfterThrow()
+      } catch {}
+    }
   }
 
   /** A handler threw: nothing more is read or answered; the client gets an error and the socket goes. */
