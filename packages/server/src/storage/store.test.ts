@@ -1241,6 +1241,51 @@ describe('store: --sync periodic', () => {
     expect(calls.length).toBeGreaterThan(listed)
   })
 
+  it('fsyncs LevelDB’s directory when it lists a log file it has not seen, once a log file', async () => {
+    const dirSyncs: string[] = []
+    const fileSyncs: string[] = []
+    const dbDir = join(dir, 'rotating', 'db')
+    // LevelDB's smallest memtable (64 KiB): a new log file every 64 KiB or so of writes.
+    const store = await Store.open({
+      dataDir: join(dir, 'rotating'),
+      sync: 'periodic',
+      periodicSyncMs: 3_600_000,
+      logRetention: 1000,
+      writeBufferBytes: 64 * 1024,
+      fsyncFile: async (path) => void fileSyncs.push(path),
+      fsyncDir: async (path) => void dirSyncs.push(path),
+    })
+    stores.push(store)
+    const logs = () => readdirSync(dbDir).filter((name) => /^\d+\.log$/.test(name))
+    await store.write([[OP_PUT, 'a', '1']])
+    await store.syncNow()
+    // The first sync has seen no log before.
+    expect(dirSyncs).toEqual([dbDir])
+    await store.write([[OP_PUT, 'b', '2']])
+    await store.syncNow()
+    expect(dirSyncs).toHaveLength(1)
+
+    // Writes until LevelDB starts a new log file.
+    const before = new Set(logs())
+    const value = 'v'.repeat(4096)
+    let n = 0
+    while (logs().every((name) => before.has(name))) {
+      if (n >= 2_000) throw new Error(`no new LevelDB log file after ${n} writes of 4 KiB; logs ${logs()}`)
+      await store.write([[OP_PUT, `k${n++}`, value]])
+    }
+    const fresh = logs().filter((name) => !before.has(name))
+    fileSyncs.length = 0
+    await store.syncNow()
+    expect(dirSyncs).toEqual([dbDir, dbDir])
+    expect(fileSyncs.map((path) => path.slice(path.lastIndexOf('/') + 1))).toEqual(expect.arrayContaining(fresh))
+    // Nothing new since: no directory fsync.
+    await store.write([[OP_PUT, 'c', '3']])
+    if (logs().every((name) => fresh.includes(name) || before.has(name))) {
+      await store.syncNow()
+      expect(dirSyncs).toHaveLength(2)
+    }
+  })
+
   it('fsyncs the log files for real', async () => {
     const store = await openPeriodic('real')
     expect(store.syncedAt).toBe(0)

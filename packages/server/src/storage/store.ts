@@ -103,6 +103,8 @@ export interface StoreOptions {
   periodicSyncMs?: number
   /** How `periodic` sync fsyncs one of LevelDB's log files (default: fdatasync; tests hold or fail it). */
   fsyncFile?: (path: string) => Promise<void>
+  /** How `periodic` sync fsyncs LevelDB's directory once it sees a new log file (default: fsync; tests count it). */
+  fsyncDir?: (path: string) => Promise<void>
   maxGroup?: number
   maxQueued?: number
   /** Where the store reads the time (wall: HLC, expiry, syncedAt); the server's one clock. */
@@ -469,6 +471,8 @@ export class Store {
   /** The periodic sync under way, if any (close waits for it). */
   private syncing: Promise<void> = Promise.resolve()
   private syncInFlight: Promise<void> | null = null
+  /** LevelDB log files whose directory entry a periodic sync has fsynced (see syncLogFiles). */
+  private dirSyncedLogs = new Set<string>()
   private readonly syncReads: SyncReadGate
   private pendingReads: PendingRead[] = []
   /** The last snapshot chunk's write during a full sync (a rejected one fails the next chunk). */
@@ -1810,19 +1814,33 @@ export class Store {
    * and syncNow then makes a synced LevelDB write, as before; a file whose
    * fsync fails marks the store failed (syncFailure), since a later fsync
    * may succeed over the lost pages.
+   *
+   * A log file LevelDB started since the last sync also needs its directory
+   * entry on disk: POSIX makes a new file's name durable only with an fsync
+   * of its directory, and LevelDB fsyncs its directory only when it syncs a
+   * MANIFEST (PosixWritableFile::SyncDirIfManifest), which for a new log
+   * comes once the memtable before it is written out as a table. Until then
+   * a crash on a filesystem that needs the directory fsynced could lose the
+   * new log with every batch in it. So a sync that lists a log it has not
+   * seen fsyncs the directory too, once a log file (LevelDB starts one each
+   * writeBufferBytes of writes).
    */
   private async syncLogFiles(): Promise<void> {
     const names = (await readdir(this.dbDir)).filter((name) => LEVELDB_LOG_FILE.test(name))
     if (names.length === 0) throw new Error(`no LevelDB log file in ${this.dbDir}`)
     const fsyncFile = this.options.fsyncFile ?? fdatasyncFile
-    await Promise.all(
-      names.map((name) =>
+    const newLog = names.some((name) => !this.dirSyncedLogs.has(name))
+    await Promise.all([
+      ...names.map((name) =>
         fsyncFile(join(this.dbDir, name)).catch((err) => {
           // Retired since it was listed: its batches are in a table LevelDB synced.
           if ((err as NodeJS.ErrnoException)?.code !== 'ENOENT') throw err
         }),
       ),
-    )
+      newLog ? (this.options.fsyncDir ?? fsyncDirectory)(this.dbDir) : undefined,
+    ])
+    // Names listed now and no longer: forgotten (LevelDB never reuses a log's number).
+    if (newLog) this.dirSyncedLogs = new Set(names)
   }
 
   // ---- reads -------------------------------------------------------------
@@ -2367,6 +2385,15 @@ async function fdatasyncFile(path: string): Promise<void> {
     await file.datasync()
   } finally {
     await file.close()
+  }
+}
+
+async function fsyncDirectory(path: string): Promise<void> {
+  const dir = await openFile(path, 'r')
+  try {
+    await dir.sync()
+  } finally {
+    await dir.close()
   }
 }
 
