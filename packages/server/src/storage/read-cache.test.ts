@@ -118,6 +118,70 @@ describe('ReadCache', () => {
     expect(cache.get('a')).toBe('2')
   })
 
+  it('answers each key by its own name, byte for byte, when two keys hash alike', () => {
+    // These two names have the same 31-bit hash in the cache's table: only a comparison of the names tells them apart.
+    const [one, two] = ['user:27197', 'user:33939']
+    const cache = new ReadCache(100, 1 << 20)
+    cache.fill(one, '1')
+    expect(cache.get(two)).toBeUndefined()
+    expect(cache.getBytes(Buffer.from(two))).toBeUndefined()
+    cache.fillBytes(Buffer.from(two), '2')
+    expect([cache.get(one), cache.get(two)]).toEqual(['1', '2'])
+    expect([cache.getBytes(Buffer.from(one)), cache.getBytes(Buffer.from(two))]).toEqual(['1', '2'])
+    cache.beginWrite([`!data!${one}`], '!data!'.length)
+    cache.endWrite()
+    expect([cache.get(one), cache.getBytes(Buffer.from(two))]).toEqual([undefined, '2'])
+    // A key's bytes in a larger buffer are looked up and kept by those bytes only.
+    const chunk = Buffer.from(`GET ${one} tail`)
+    const view = new Uint8Array(chunk.buffer, chunk.byteOffset + 4, one.length)
+    cache.fillBytes(view, '3')
+    expect([cache.get(one), cache.getBytes(chunk.subarray(4, 4 + one.length))]).toEqual(['3', '3'])
+    expect(cache.getBytes(chunk.subarray(4, 5 + one.length))).toBeUndefined()
+    expect(cache.getBytes(Buffer.from('é'))).toBeUndefined()
+    cache.fill('é', '4')
+    cache.fillBytes(Buffer.from('é'), '4')
+    expect(cache.size).toBe(2)
+  })
+
+  it('answers as a map of the last fills would, through fills, drops and evictions of thousands of keys', () => {
+    // A model: insertion-ordered, the oldest filled dropped first, a refill making a key the newest.
+    const max = 300
+    const cache = new ReadCache(max, 1 << 30)
+    const model = new Map<string, string>()
+    let seed = 7
+    const random = (n: number): number => {
+      seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff
+      return seed % n
+    }
+    const name = (): string => `k${random(1000)}`
+    for (let step = 0; step < 60_000; step++) {
+      const op = random(10)
+      if (op < 4) {
+        const k = name()
+        const v = `v${step}`
+        cache.fill(k, v)
+        model.delete(k)
+        if (model.size === max) model.delete(model.keys().next().value as string)
+        model.set(k, v)
+      } else if (op < 5) {
+        const dropped = [name(), name(), name()]
+        cache.beginWrite(
+          dropped.map((k) => `!d!${k}`),
+          3,
+        )
+        cache.endWrite()
+        for (const k of dropped) model.delete(k)
+      } else {
+        const k = name()
+        expect(op < 8 ? cache.get(k) : cache.getBytes(Buffer.from(k))).toBe(model.get(k))
+      }
+      expect(cache.size).toBe(model.size)
+    }
+    for (const k of model.keys()) expect(cache.get(k)).toBe(model.get(k))
+    cache.clear()
+    expect([cache.size, cache.bytes, cache.get([...model.keys()][0])]).toEqual([0, 0, undefined])
+  })
+
   it('names only keys of ASCII bytes', () => {
     expect(asciiName(Buffer.from('user:1'))).toBe('user:1')
     expect(asciiName(Buffer.from('é'))).toBeNull()

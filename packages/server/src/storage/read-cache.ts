@@ -23,13 +23,14 @@ import type { Value } from '@tandem/protocol'
  * Keys are named by their UTF-8 bytes as a latin1 string (what the write
  * path names them by, less the data prefix), and only keys of ASCII bytes
  * are kept: for those the name is the key string itself, so a read made
- * with a string needs no encoding to look it up.
+ * with a string needs no encoding to look it up, and a read made with the
+ * key's bytes (a RESP GET) is looked up by them, with no string made.
  *
  * Bounded by entries and by bytes (key and value lengths plus a fixed
  * overhead per entry); past either, the oldest filled are dropped first.
  */
 export class ReadCache {
-  private readonly entries = new Map<string, Value>()
+  private table = new EntryTable(0)
   private heldBytes = 0
   /** Data writes handed to LevelDB and not yet done: no fill while any is. */
   private writing = 0
@@ -45,7 +46,7 @@ export class ReadCache {
   ) {}
 
   get size(): number {
-    return this.entries.size
+    return this.table.count
   }
 
   get bytes(): number {
@@ -54,15 +55,26 @@ export class ReadCache {
 
   /** The value kept for `name`, or undefined (not kept: read LevelDB). */
   get(name: string): Value | undefined {
-    if (this.entries.size === 0) return undefined
-    const value = this.entries.get(name)
-    if (value !== undefined) this.hits++
-    return value
+    const table = this.table
+    if (table.count === 0) return undefined
+    const hash = hashName(name, 0)
+    if (hash === NOT_ASCII) return undefined
+    const entry = table.find(name, 0, hash)
+    if (entry < 0) return undefined
+    this.hits++
+    return table.values[entry]
   }
 
-  /** Whether a read may use the cache now: it holds something to answer, or may keep what LevelDB answers. */
-  get used(): boolean {
-    return this.entries.size > 0 || this.fillable
+  /** The value kept for the key of these UTF-8 bytes, or undefined (not kept: read LevelDB). */
+  getBytes(key: Uint8Array): Value | undefined {
+    const table = this.table
+    if (table.count === 0) return undefined
+    const hash = hashBytes(key)
+    if (hash === NOT_ASCII) return undefined
+    const entry = table.findBytes(key, hash)
+    if (entry < 0) return undefined
+    this.hits++
+    return table.values[entry]
   }
 
   /** Whether a read of LevelDB made now may be kept (see the class comment). */
@@ -72,25 +84,20 @@ export class ReadCache {
 
   /**
    * Keeps `value`, just read from LevelDB under `name`, when no data write
-   * is in flight; the caller checked the record (intact, no TTL).
+   * is in flight and the name is ASCII; the caller checked the record
+   * (intact, no TTL).
    */
   fill(name: string, value: Value): void {
     if (!this.fillable) return
-    const size = entryBytes(name, value)
-    if (size > this.maxBytes) return
-    const old = this.entries.get(name)
-    if (old !== undefined) {
-      this.heldBytes -= entryBytes(name, old)
-      this.entries.delete(name)
-    }
-    while (this.entries.size >= this.maxEntries || this.heldBytes + size > this.maxBytes) {
-      const [oldestName, oldest] = this.entries.entries().next().value as [string, Value]
-      this.entries.delete(oldestName)
-      this.heldBytes -= entryBytes(oldestName, oldest)
-    }
-    this.entries.set(name, value)
-    this.heldBytes += size
-    this.fills++
+    const hash = hashName(name, 0)
+    if (hash !== NOT_ASCII) this.keep(name, hash, value)
+  }
+
+  /** fill() for a key given as its UTF-8 bytes. */
+  fillBytes(key: Uint8Array, value: Value): void {
+    if (!this.fillable) return
+    const name = asciiName(key)
+    if (name !== null) this.keep(name, hashName(name, 0), value)
   }
 
   /**
@@ -100,8 +107,14 @@ export class ReadCache {
    */
   beginWrite(names: Iterable<string>, skip: number): void {
     this.writing++
-    if (this.entries.size === 0) return
-    for (const full of names) this.drop(full.slice(skip))
+    const table = this.table
+    if (table.count === 0) return
+    for (const full of names) {
+      const hash = hashName(full, skip)
+      if (hash === NOT_ASCII) continue
+      const entry = table.find(full, skip, hash)
+      if (entry >= 0) this.heldBytes -= table.remove(entry)
+    }
   }
 
   /** A write begun with beginWrite is done (applied or failed). */
@@ -122,28 +135,218 @@ export class ReadCache {
   }
 
   clear(): void {
-    this.entries.clear()
+    if (this.table.count > 0 || this.table.capacity > FIRST_ENTRIES) this.table = new EntryTable(0)
     this.heldBytes = 0
   }
 
-  private drop(name: string): void {
-    const value = this.entries.get(name)
-    if (value === undefined) return
-    this.entries.delete(name)
-    this.heldBytes -= entryBytes(name, value)
+  private keep(name: string, hash: number, value: Value): void {
+    const size = entryBytes(name, value)
+    if (size > this.maxBytes) return
+    let table = this.table
+    const old = table.find(name, 0, hash)
+    if (old >= 0) this.heldBytes -= table.remove(old)
+    while (table.count >= this.maxEntries || this.heldBytes + size > this.maxBytes) {
+      this.heldBytes -= table.remove(table.oldest)
+    }
+    if (table.count === table.capacity) {
+      table = new EntryTable(Math.min(this.maxEntries, Math.max(FIRST_ENTRIES, table.capacity * 2)), table)
+      this.table = table
+    }
+    table.add(name, hash, value, size)
+    this.heldBytes += size
+    this.fills++
   }
 }
 
-/** Bytes an entry is counted for: a Map slot, the two objects' headers, and the key's and value's own. */
+/** Bytes an entry is counted for: its table slot and arrays, the two objects' headers, and the key's and value's own. */
 const ENTRY_OVERHEAD = 64
+/** Entries a table makes room for at first; it doubles from there up to maxEntries. */
+const FIRST_ENTRIES = 256
+/** The hash functions' answer for a name with a character past ASCII, which is never kept. */
+const NOT_ASCII = -1
+const NONE = -1
 
 function entryBytes(name: string, value: Value): number {
   return ENTRY_OVERHEAD + name.length + (typeof value === 'string' ? value.length * 2 : value.byteLength)
 }
 
-/** Whether every character of `key` is ASCII: the only keys the cache keeps. */
-export function isAsciiKey(key: string): boolean {
-  for (let i = 0; i < key.length; i++) if (key.charCodeAt(i) > 0x7f) return false
+/*
+ * A 31-bit hash of a name's characters from `skip` on (FNV-1a, then mixed
+ * so that its low bits, which pick the slot, depend on every character), or
+ * NOT_ASCII. hashBytes gives the same hash for a key's bytes.
+ */
+function hashName(name: string, skip: number): number {
+  let h = 0x811c9dc5
+  for (let i = skip; i < name.length; i++) {
+    const c = name.charCodeAt(i)
+    if (c > 0x7f) return NOT_ASCII
+    h = Math.imul(h ^ c, 0x01000193)
+  }
+  return mix(h)
+}
+
+function hashBytes(key: Uint8Array): number {
+  let h = 0x811c9dc5
+  for (let i = 0; i < key.length; i++) {
+    const c = key[i]
+    if (c > 0x7f) return NOT_ASCII
+    h = Math.imul(h ^ c, 0x01000193)
+  }
+  return mix(h)
+}
+
+function mix(h: number): number {
+  h ^= h >>> 16
+  h = Math.imul(h, 0x85ebca6b)
+  h ^= h >>> 13
+  h = Math.imul(h, 0xc2b2ae35)
+  h ^= h >>> 16
+  return h & 0x7fffffff
+}
+
+/**
+ * The entries: an open-addressing hash table (linear probing, at most half
+ * full) whose slots hold an entry's index and its name's hash side by side,
+ * so a probe reads one place and compares a name (exactly, character by
+ * character) only where the hash matches; and the entries in arrays by
+ * index, linked oldest to newest in fill order. A JavaScript Map would need
+ * a string made and hashed for every lookup by bytes. Fixed capacity: the
+ * cache moves to a table twice the size when one is full.
+ */
+class EntryTable {
+  count = 0
+  readonly capacity: number
+  /** The entry filled longest ago (next to evict), or NONE. */
+  oldest = NONE
+  private newest = NONE
+  /** Per slot, two Int32: the entry's index + 1 (0: empty slot), and its name's hash. */
+  private readonly slots: Int32Array
+  private readonly mask: number
+  readonly names: (string | undefined)[]
+  readonly values: (Value | undefined)[]
+  private readonly hashes: Int32Array
+  private readonly sizes: Int32Array
+  /** Fill order: the entry filled just before / after each (NONE at the ends); older links the free entries. */
+  private readonly older: Int32Array
+  private readonly newer: Int32Array
+  private free = NONE
+  /** Entries ever taken from the arrays; past it they are unused. */
+  private taken = 0
+
+  constructor(capacity: number, from?: EntryTable) {
+    this.capacity = Math.max(FIRST_ENTRIES, capacity)
+    let size = 1
+    while (size < this.capacity * 2) size *= 2
+    this.slots = new Int32Array(size * 2)
+    this.mask = size - 1
+    this.names = new Array(this.capacity).fill(undefined)
+    this.values = new Array(this.capacity).fill(undefined)
+    this.hashes = new Int32Array(this.capacity)
+    this.sizes = new Int32Array(this.capacity)
+    this.older = new Int32Array(this.capacity)
+    this.newer = new Int32Array(this.capacity)
+    // Oldest first, so the fill order carries over.
+    if (from) {
+      for (let e = from.oldest; e !== NONE; e = from.newer[e]) {
+        this.add(from.names[e] as string, from.hashes[e], from.values[e] as Value, from.sizes[e])
+      }
+    }
+  }
+
+  /** The entry named by `name` from `skip` on, or NONE. */
+  find(name: string, skip: number, hash: number): number {
+    const slots = this.slots
+    const length = name.length - skip
+    let slot = hash & this.mask
+    for (;;) {
+      const held = slots[slot * 2]
+      if (held === 0) return NONE
+      if (slots[slot * 2 + 1] === hash) {
+        const other = this.names[held - 1] as string
+        if (other.length === length && sameFrom(other, name, skip)) return held - 1
+      }
+      slot = (slot + 1) & this.mask
+    }
+  }
+
+  /** The entry named by these bytes, or NONE. */
+  findBytes(key: Uint8Array, hash: number): number {
+    const slots = this.slots
+    let slot = hash & this.mask
+    for (;;) {
+      const held = slots[slot * 2]
+      if (held === 0) return NONE
+      if (slots[slot * 2 + 1] === hash) {
+        const other = this.names[held - 1] as string
+        if (other.length === key.length && sameBytes(other, key)) return held - 1
+      }
+      slot = (slot + 1) & this.mask
+    }
+  }
+
+  /** Adds an entry not held (the caller found none, and count < capacity) as the newest. */
+  add(name: string, hash: number, value: Value, size: number): void {
+    let entry = this.free
+    if (entry !== NONE) this.free = this.older[entry]
+    else entry = this.taken++
+    this.names[entry] = name
+    this.values[entry] = value
+    this.hashes[entry] = hash
+    this.sizes[entry] = size
+    this.older[entry] = this.newest
+    this.newer[entry] = NONE
+    if (this.newest === NONE) this.oldest = entry
+    else this.newer[this.newest] = entry
+    this.newest = entry
+    const slots = this.slots
+    let slot = hash & this.mask
+    while (slots[slot * 2] !== 0) slot = (slot + 1) & this.mask
+    slots[slot * 2] = entry + 1
+    slots[slot * 2 + 1] = hash
+    this.count++
+  }
+
+  /** Removes an entry held; returns the bytes it was counted for. */
+  remove(entry: number): number {
+    const slots = this.slots
+    const mask = this.mask
+    let slot = this.hashes[entry] & mask
+    while (slots[slot * 2] !== entry + 1) slot = (slot + 1) & mask
+    // Backward-shift deletion: each entry after the hole in its run moves into it unless its home slot lies
+    // after the hole (cyclically), so every entry stays reachable from its home without tombstones.
+    let hole = slot
+    for (let s = (hole + 1) & mask; slots[s * 2] !== 0; s = (s + 1) & mask) {
+      const home = slots[s * 2 + 1] & mask
+      const stays = hole <= s ? hole < home && home <= s : hole < home || home <= s
+      if (stays) continue
+      slots[hole * 2] = slots[s * 2]
+      slots[hole * 2 + 1] = slots[s * 2 + 1]
+      hole = s
+    }
+    slots[hole * 2] = 0
+    slots[hole * 2 + 1] = 0
+    const before = this.older[entry]
+    const after = this.newer[entry]
+    if (before === NONE) this.oldest = after
+    else this.newer[before] = after
+    if (after === NONE) this.newest = before
+    else this.older[after] = before
+    this.names[entry] = undefined
+    this.values[entry] = undefined
+    this.older[entry] = this.free
+    this.free = entry
+    this.count--
+    return this.sizes[entry]
+  }
+}
+
+function sameFrom(name: string, full: string, skip: number): boolean {
+  for (let i = 0; i < name.length; i++) if (name.charCodeAt(i) !== full.charCodeAt(skip + i)) return false
+  return true
+}
+
+function sameBytes(name: string, key: Uint8Array): boolean {
+  for (let i = 0; i < name.length; i++) if (name.charCodeAt(i) !== key[i]) return false
   return true
 }
 

@@ -29,7 +29,7 @@ import {
   placeEntry,
 } from './log-entry.js'
 import { SUBLEVELS } from './raw-layout.js'
-import { asciiName, isAsciiKey, ReadCache } from './read-cache.js'
+import { ReadCache } from './read-cache.js'
 import {
   decodeRecord,
   decodeRecordBytes,
@@ -1888,12 +1888,9 @@ export class Store {
    */
   getNow(key: string): Value | undefined | typeof NOT_NOW {
     if (this.db.status !== 'open') return NOT_NOW
-    // An ASCII key's cache name is the key itself (see ReadCache).
-    const cached = isAsciiKey(key)
-    if (cached) {
-      const hit = this.readCache.get(key)
-      if (hit !== undefined) return hit
-    }
+    // A key's cache name is the key itself (see ReadCache; only ASCII ones are kept).
+    const hit = this.readCache.get(key)
+    if (hit !== undefined) return hit
     const startedAt = this.syncReads.begin()
     if (startedAt === null) return NOT_NOW
     const full = prefixed(this.dataPrefix, key)
@@ -1901,7 +1898,7 @@ export class Store {
     this.syncReads.done(startedAt)
     if (record === undefined) return undefined
     const value = this.valueOfRecord(this.intact(full, record), this.now())
-    if (cached && value !== undefined && recordExpiresAt(record) === undefined) this.readCache.fill(key, value)
+    if (value !== undefined && recordExpiresAt(record) === undefined) this.readCache.fill(key, value)
     return value
   }
 
@@ -1995,9 +1992,7 @@ export class Store {
     let i = 0
     for (; i < keys.length; i++) {
       const key = keys[i]
-      // A key's name is worked out only when the cache may answer it or keep it.
-      const name = cache.used ? asciiName(key) : null
-      const hit = name === null ? undefined : cache.get(name)
+      const hit = cache.getBytes(key)
       if (hit === undefined) {
         if (startedAt === null) {
           startedAt = this.syncReads.begin()
@@ -2005,7 +2000,7 @@ export class Store {
           now = this.now()
           inChunk = 0
         }
-        out[i] = this.readBytesNow(key, name, now)
+        out[i] = this.readBytesNow(key, now)
       } else {
         out[i] = hit
         if (startedAt === null) continue
@@ -2021,18 +2016,16 @@ export class Store {
     return i
   }
 
-  /** A key's answer read from LevelDB (the cache did not hold it); `name` is its cache name, null when it is not kept. */
-  private readBytesNow(key: Uint8Array, name: string | null, now: number): Value | undefined | Error {
+  /** A key's answer read from LevelDB (the cache did not hold it). */
+  private readBytesNow(key: Uint8Array, now: number): Value | undefined | Error {
     const full = prefixedBytes(this.dataPrefix, key)
     try {
       const record = this.db.getSync(full)
       if (record === undefined || isExpired(this.intact(full, record), now)) return undefined
-      if (name === null || !this.readCache.fillable || recordExpiresAt(record) !== undefined) {
-        return decodeRecordBytes(record)
-      }
+      if (!this.readCache.fillable || recordExpiresAt(record) !== undefined) return decodeRecordBytes(record)
       // Kept as get() answers it (a string stays a string); a reply writes either.
       const value = decodeRecord(record)
-      if (value !== undefined) this.readCache.fill(name, value)
+      if (value !== undefined) this.readCache.fillBytes(key, value)
       return value
     } catch (err) {
       return err instanceof Error ? err : new Error(String(err))
