@@ -264,8 +264,8 @@ export class ClientConnection {
       this.inFlight++
       this.reserved += reserve
       result.then(
-        (value) => this.guard(() => this.settle(id, req.op, at, reserve, value)),
-        (err) => this.guard(() => this.settle(id, req.op, at, reserve, undefined, err)),
+        (value) => this.settle(id, req.op, at, reserve, value),
+        (err) => this.settle(id, req.op, at, reserve, undefined, err),
       )
     } else {
       this.timed(req.op, at)
@@ -273,13 +273,18 @@ export class ClientConnection {
     }
   }
 
+  /** A request's promise settled. Runs from the promise's callback: a throw is the guard's (see guard), inline as this runs per request. */
   private settle(id: number, op: string, at: number, reserve: number, result: unknown, err?: unknown): void {
-    this.inFlight--
-    this.reserved -= reserve
-    this.timed(op, at)
-    if (err === undefined) this.reply(id, result)
-    else this.fail(id, err)
-    this.pump()
+    try {
+      this.inFlight--
+      this.reserved -= reserve
+      this.timed(op, at)
+      if (err === undefined) this.reply(id, result)
+      else this.fail(id, err)
+      this.pump()
+    } catch (thrown) {
+      this.ws.onHandlerThrew(thrown)
+    }
   }
 
   /** Notes a reply about to be queued, to be timed when the outbox is flushed. */
@@ -328,7 +333,7 @@ export class ClientConnection {
       this.flushScheduled = true
       // After the current turn's promise jobs: replies resolved together
       // (one group commit's writers) leave in one frame.
-      process.nextTick(() => this.guard(() => this.onFlushTick()))
+      process.nextTick(() => this.onFlushTick())
     }
   }
 
@@ -377,16 +382,26 @@ export class ClientConnection {
     this.ws.ping()
   }
 
+  /** Runs from process.nextTick: a throw is the guard's (see guard), inline as this runs per flush. */
   private onFlushTick(): void {
-    this.flush()
-    // The outbox counted against the in-flight cap: backlogged requests, or
-    // the paused socket, may have been waiting on it.
-    this.pump()
+    try {
+      this.flush()
+      // The outbox counted against the in-flight cap: backlogged requests, or
+      // the paused socket, may have been waiting on it.
+      this.pump()
+    } catch (thrown) {
+      this.ws.onHandlerThrew(thrown)
+    }
   }
 
   /** Pushes a message the client did not ask for (topology changes); a throw closes this connection, not the caller's loop. */
   push(message: unknown): void {
-    if (!this.closed) this.guard(() => this.queue(encodeFrame(message)))
+    if (this.closed) return
+    try {
+      this.queue(encodeFrame(message))
+    } catch (thrown) {
+      this.ws.onHandlerThrew(thrown)
+    }
   }
 
   private updateFlow(): void {

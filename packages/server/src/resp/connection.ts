@@ -440,17 +440,20 @@ export class RespConnection implements RespSession {
     }
     this.unsettledWrites++
     put.then(
-      () =>
-        this.guard(() => {
-          this.unsettledWrites--
-          this.fill(slot, OK)
-        }),
-      (err) =>
-        this.guard(() => {
-          this.unsettledWrites--
-          this.failWith(slot, err)
-        }),
+      () => this.putSettled(slot, false, undefined),
+      (err) => this.putSettled(slot, true, err),
     )
+  }
+
+  /** SET's put settled. Runs from the promise's callback: a throw is the guard's (see guard), inline as this runs per SET. */
+  private putSettled(slot: Slot, failed: boolean, err: unknown): void {
+    try {
+      this.unsettledWrites--
+      if (failed) this.failWith(slot, err)
+      else this.fill(slot, OK)
+    } catch (thrown) {
+      this.threw(thrown)
+    }
   }
 
   /** Hands the run that just ended to the front end's GetBatch; its GETs count as unsettled reads until answered. */
@@ -460,16 +463,18 @@ export class RespConnection implements RespSession {
     this.getRun = null
     this.unsettledReads++
     // Answered with every connection's run of the batch: a throw here must not keep the others' from them.
-    this.host.gets.read(run.keys, (answers, from) =>
-      this.guard(() => {
+    this.host.gets.read(run.keys, (answers, from) => {
+      try {
         this.unsettledReads--
         for (let i = 0; i < run.slots.length; i++) {
           const answer = answers[from + i]
           if (answer instanceof Error) this.failWith(run.slots[i], answer)
           else this.fill(run.slots[i], nullIfMissing(answer))
         }
-      }),
-    )
+      } catch (thrown) {
+        this.threw(thrown)
+      }
+    })
   }
 
   /** Answers `slot` with what `result` settles to; until then the command counts as unsettled of its kind. */
@@ -478,17 +483,22 @@ export class RespConnection implements RespSession {
     else if (kind === 'write') this.unsettledWrites++
     else this.barrier = true
     result.then(
-      (reply) => this.guard(() => this.settle(slot, kind, reply, undefined)),
-      (err) => this.guard(() => this.settle(slot, kind, undefined, err)),
+      (reply) => this.settle(slot, kind, reply, undefined),
+      (err) => this.settle(slot, kind, undefined, err),
     )
   }
 
+  /** A command's promise settled. Runs from its callback: a throw is the guard's (see guard), inline as this runs per command. */
   private settle(slot: Slot, kind: CommandKind, reply: Reply | undefined, err: unknown): void {
-    if (kind === 'read') this.unsettledReads--
-    else if (kind === 'write') this.unsettledWrites--
-    else this.barrier = false
-    if (err !== undefined) this.failWith(slot, err)
-    else this.fill(slot, reply as Reply)
+    try {
+      if (kind === 'read') this.unsettledReads--
+      else if (kind === 'write') this.unsettledWrites--
+      else this.barrier = false
+      if (err !== undefined) this.failWith(slot, err)
+      else this.fill(slot, reply as Reply)
+    } catch (thrown) {
+      this.threw(thrown)
+    }
   }
 
   private fill(slot: Slot, reply: Reply): void {
@@ -515,16 +525,21 @@ export class RespConnection implements RespSession {
     this.flushScheduled = true
     // After the current turn's promise jobs: replies settled together (one
     // group commit's writers, one batch of reads) leave in one write.
-    process.nextTick(() => this.guard(() => this.onFlushTick()))
+    process.nextTick(() => this.onFlushTick())
   }
 
+  /** Runs from process.nextTick: a throw is the guard's (see guard), inline as this runs per flush. */
   private onFlushTick(): void {
     this.flushScheduled = false
-    this.flush()
-    // Room in the in-flight cap may let a stalled pipeline go on.
-    this.pump()
-    this.endIfDone()
-    this.notifyIfIdle()
+    try {
+      this.flush()
+      // Room in the in-flight cap may let a stalled pipeline go on.
+      this.pump()
+      this.endIfDone()
+      this.notifyIfIdle()
+    } catch (thrown) {
+      this.threw(thrown)
+    }
   }
 
   private flush(): void {
@@ -582,11 +597,15 @@ export class RespConnection implements RespSession {
     try {
       step()
     } catch (err) {
-      handlerThrew('resp', this.hooks.logger, err)
-      try {
-        this.dropAfterThrow()
-      } catch {}
+      this.threw(err)
     }
+  }
+
+  private threw(err: unknown): void {
+    handlerThrew('resp', this.hooks.logger, err)
+    try {
+      this.dropAfterThrow()
+    } catch {}
   }
 
   /** A handler threw: nothing more is read or answered; the client gets an error and the socket goes. */
