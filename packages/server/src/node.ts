@@ -35,6 +35,7 @@ import { type EntryOp, OP_DEL, OP_PUT } from './storage/log-entry.js'
 import { modSeqOf, SiblingsError } from './storage/record.js'
 import type { ConflictResolver } from './storage/resolver.js'
 import { type ConflictPolicy, NOT_NOW, type Store, type WriteCondition } from './storage/store.js'
+import type { WriteValue } from './storage/text-bytes.js'
 import type { VersionVectorObject } from './storage/version-vector.js'
 import type { Clock } from './util/clock.js'
 import type { Logger } from './util/logger.js'
@@ -716,7 +717,7 @@ export class TandemNode {
     return { seq: result.seq, origin: result.origin, originSeq: result.originSeq, hlc: result.hlc }
   }
 
-  put(key: string, value: Value, options: WriteOptions & KeyConditions & { ttlMs?: number }) {
+  put(key: string, value: WriteValue, options: WriteOptions & KeyConditions & { ttlMs?: number }) {
     const condition = conditionOf(key, options)
     const op =
       options.ttlMs === undefined
@@ -729,7 +730,7 @@ export class TandemNode {
    * A put with a TTL: its expiry time, on this (the master's) clock, goes in
    * the entry, so every node stores the same and the log says when.
    */
-  private ttlPut(key: string, value: Value, ttlMs: number): EntryOp {
+  private ttlPut(key: string, value: WriteValue, ttlMs: number): EntryOp {
     if (this.mesh) {
       throw new TandemError(
         'INVALID',
@@ -745,7 +746,7 @@ export class TandemNode {
   }
 
   /** The op with the client's causal context (vclock; ignored under lww, which needs none). */
-  private withContext(op: [typeof OP_PUT, string, Value] | [typeof OP_DEL, string], context?: string): EntryOp {
+  private withContext(op: [typeof OP_PUT, string, WriteValue] | [typeof OP_DEL, string], context?: string): EntryOp {
     if (context === undefined || this.config.mode !== 'multi' || this.config.conflict !== 'vclock') return op
     const c = decodeContext(context)
     return op[0] === OP_PUT ? [OP_PUT, op[1], op[2], { c }] : [OP_DEL, op[1], { c }]

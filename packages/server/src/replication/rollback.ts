@@ -2,6 +2,7 @@ import { mkdir, open } from 'node:fs/promises'
 import { join } from 'node:path'
 import { decodeEntry, type LogEntry, OP_PUT } from '../storage/log-entry.js'
 import type { Store } from '../storage/store.js'
+import { TextBytes } from '../storage/text-bytes.js'
 
 /**
  * Rollback files: when a node must drop entries that the new history does
@@ -76,7 +77,10 @@ function entryLine(seq: number, entry: LogEntry) {
         ? {
             type: 'put',
             key: op[1],
-            value: typeof op[2] === 'string' ? op[2] : { base64: Buffer.from(op[2]).toString('base64') },
+            value:
+              typeof op[2] === 'string' || op[2] instanceof TextBytes
+                ? op[2].toString()
+                : { base64: Buffer.from(op[2]).toString('base64') },
           }
         : { type: 'del', key: op[1] },
     ),

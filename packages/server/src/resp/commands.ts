@@ -3,6 +3,7 @@ import { type Request, type ScanPage, TandemError, type Value } from '@tandem/pr
 import { checkLimits, handle } from '../api/handlers.js'
 import type { Config } from '../config.js'
 import type { TandemNode } from '../node.js'
+import { TextBytes, type WriteValue } from '../storage/text-bytes.js'
 import { joinHostPort, splitHostPort } from './address.js'
 import { MapReply, OK, PushReply, Replies, type Reply, SetReply, SimpleString, VerbatimReply } from './encoder.js'
 import { invalid, PrefixedError, SYNTAX_ERROR, wrongArity } from './errors.js'
@@ -176,7 +177,16 @@ export function plainSet(host: RespHost, keyArg: Buffer, valueArg: Buffer): Prom
   if (valueArg.length > config.maxValueBytes) {
     throw new TandemError('TOOLARGE', `value is ${valueArg.length} bytes; the limit is ${config.maxValueBytes}`)
   }
-  return host.node.put(k, value(valueArg), PLAIN_PUT)
+  return host.node.put(k, setValue(valueArg), PLAIN_PUT)
+}
+
+/**
+ * A SET's value: valid UTF-8 is a string, carried as its bytes (TextBytes)
+ * to the record and the log entry, which write those same bytes; else
+ * bytes, copied out of the read they arrived in like value() does.
+ */
+function setValue(arg: Buffer): WriteValue {
+  return isUtf8(arg) ? new TextBytes(arg) : Buffer.from(arg)
 }
 
 const replyOk = (): Reply => OK

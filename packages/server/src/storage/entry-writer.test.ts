@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest'
 import { readForApply } from './entry-scan.js'
 import { onWriterFault, writeEntry, writerFaults } from './entry-writer.js'
 import { decodeEntry, encodeEntry, type LogEntry } from './log-entry.js'
+import { TextBytes } from './text-bytes.js'
 
 // The log's own msgpackr options (log-entry.ts): the writer must give these bytes exactly.
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, int64AsType: 'number' })
@@ -228,6 +229,49 @@ describe('entry writer: the bytes of msgpackr, written by hand', () => {
       const fields = [3 + i, 1, 'o', 3 + i, 1, [[0, 'a', 'b']]]
       expect(writeEntry(fields)?.toString('hex')).toBe(Buffer.from(packr.pack(fields)).toString('hex'))
     }
+  })
+
+  it('writes a string given as its UTF-8 (TextBytes) as msgpackr writes the string', () => {
+    let checked = 0
+    for (const length of LENGTHS) {
+      for (const unit of UNITS) {
+        const value = unit.repeat(Math.ceil(length / unit.length)).slice(0, length)
+        // Its UTF-8 (a lone surrogate as U+FFFD, as the writer and msgpackr write it), as a
+        // view into a larger buffer.
+        const around = Buffer.from(`<${value}>`, 'utf8')
+        const text = new TextBytes(around.subarray(1, around.length - 1))
+        const expected = Buffer.from(packr.pack([1, 1, '', 1, 1, [[0, value, value]]])).toString('hex')
+        expect(
+          writeEntry([1, 1, '', 1, 1, [[0, value, text]]])?.toString('hex'),
+          `${length} x ${JSON.stringify(unit)}`,
+        ).toBe(expected)
+        checked++
+      }
+    }
+    // Across a slab's end, with a TTL map after the value.
+    const value = `${'\u00e9'.repeat(40)}${'v'.repeat(60)}`
+    const fields = (v: unknown) => [9, 1, 'origin', 9, 2 ** 40, [[0, 'key', v, { x: 1_800_000_000_000 }]]]
+    const expected = Buffer.from(packr.pack(fields(value))).toString('hex')
+    for (let before = 8; before <= expected.length / 2 + 16; before += 8) {
+      moveToSlabEnd(before)
+      expect((writeEntry(fields(new TextBytes(Buffer.from(value)))) as Buffer).toString('hex')).toBe(expected)
+      checked++
+    }
+    expect(checked).toBeGreaterThan(LENGTHS.length * UNITS.length)
+  })
+
+  it('encodeEntry logs a TextBytes value as its string when msgpackr writes the entry', () => {
+    // An op option the writer leaves to msgpackr (null) sends the whole entry there.
+    const ops = (v: unknown) => [
+      [0, 'a', v],
+      [0, 'b', v, { x: 5, y: null }],
+    ]
+    const value = 'h\u00e9llo \u{1f600}'
+    const entry = { seq: 1, epoch: 1, origin: 'o', originSeq: 1, hlc: 2, ops: ops(new TextBytes(Buffer.from(value))) }
+    expect(writeEntry([1, 1, 'o', 1, 2, entry.ops])).toBeNull()
+    const raw = encodeEntry(entry as LogEntry)
+    expect(raw.toString('hex')).toBe(Buffer.from(packr.pack([1, 1, 'o', 1, 2, ops(value)])).toString('hex'))
+    expect(decodeEntry(raw).ops[1][2]).toBe(value)
   })
 
   it('leaves to msgpackr the values it does not write, and gives back nothing of them', () => {

@@ -1,10 +1,10 @@
 /**
  * Writes a log entry's msgpack by hand, byte for byte as the log's msgpackr
  * Packr does (log-entry.ts: useRecords false, no float32, no bundled
- * strings), for the values entries hold: numbers, strings, byte arrays,
- * arrays and plain objects. Anything else (null, a boolean, undefined, a
- * Map, nesting past MAX_DEPTH) makes it give up, and the caller packs the
- * entry with msgpackr. Entries are written into one shared slab and handed
+ * strings), for the values entries hold: numbers, strings (also given as
+ * their UTF-8, TextBytes), byte arrays, arrays and plain objects. Anything
+ * else (null, a boolean, undefined, a Map, nesting past MAX_DEPTH) makes it
+ * give up, and the caller packs the entry with msgpackr. Entries are written into one shared slab and handed
  * out as views of it, as msgpackr hands out its own: no Buffer allocated per
  * entry. The bytes must be msgpackr's exactly: entry-scan.ts reads tandem's
  * own encoding straight from them, and peers forward identities verbatim.
@@ -20,6 +20,8 @@
  * throw is counted and handed to the reporter (the server logs it), so the
  * node goes on taking writes.
  */
+
+import { TextBytes } from './text-bytes.js'
 
 /** Entry, ops, op, op options, causal context, counters: deeper than any entry goes. */
 const MAX_DEPTH = 6
@@ -122,6 +124,7 @@ function writeValue(value: unknown, depth: number): void {
     const made = value.constructor
     if (made === Array) writeArray(value as unknown[], depth + 1)
     else if (made === Object) writeObject(value as Record<string, unknown>, depth + 1)
+    else if (made === TextBytes) writeText((value as TextBytes).bytes)
     else if (value instanceof Uint8Array) writeBytes(value)
     else throw UNSUPPORTED
   } else throw UNSUPPORTED
@@ -261,6 +264,31 @@ function writeString(value: string): void {
     view.setUint32(at, length)
     at += 4
   }
+  at += length
+}
+
+/**
+ * A string given as its UTF-8 bytes (TextBytes): the smallest str header
+ * for their length, which is what writeString ends with for the string
+ * they decode to, then the bytes.
+ */
+function writeText(bytes: Uint8Array): void {
+  const length = bytes.byteLength
+  room(length + 5)
+  if (length < 0x20) slab[at++] = 0xa0 | length
+  else if (length < 0x100) {
+    slab[at++] = 0xd9
+    slab[at++] = length
+  } else if (length < 0x10000) {
+    slab[at++] = 0xda
+    slab[at++] = length >> 8
+    slab[at++] = length & 0xff
+  } else {
+    slab[at++] = 0xdb
+    view.setUint32(at, length)
+    at += 4
+  }
+  slab.set(bytes, at)
   at += length
 }
 

@@ -1,5 +1,6 @@
-import { Packr, plainUnpackr, type Value } from '@tandem/protocol'
+import { Packr, plainUnpackr } from '@tandem/protocol'
 import { writeEntry } from './entry-writer.js'
+import { TextBytes, type WriteValue } from './text-bytes.js'
 
 /**
  * The write-log entry: one per write request, whatever the mode. It has two
@@ -53,9 +54,14 @@ export interface OpOptions {
   x?: number
 }
 
+/**
+ * An op as a write carries it. A put's value may be a TextBytes (a string
+ * as its UTF-8) on its way in; it is logged as the string, so decoded
+ * entries hold strings and byte arrays only.
+ */
 export type EntryOp =
-  | [typeof OP_PUT, string, Value]
-  | [typeof OP_PUT, string, Value, OpOptions]
+  | [typeof OP_PUT, string, WriteValue]
+  | [typeof OP_PUT, string, WriteValue, OpOptions]
   | [typeof OP_DEL, string]
   | [typeof OP_DEL, string, OpOptions]
   | [typeof OP_COLLECT, string]
@@ -90,7 +96,16 @@ const unpackr = plainUnpackr(options)
 /** The entry's bytes: written by hand (entry-writer.ts), or by msgpackr for a shape the writer leaves to it. */
 export function encodeEntry(entry: LogEntry): Buffer {
   const fields = [entry.seq, entry.epoch, entry.origin, entry.originSeq, entry.hlc, entry.ops]
-  return writeEntry(fields) ?? packr.pack(fields)
+  return (
+    writeEntry(fields) ??
+    packr.pack([entry.seq, entry.epoch, entry.origin, entry.originSeq, entry.hlc, entry.ops.map(withStrings)])
+  )
+}
+
+/** The op with a TextBytes value as its string, for msgpackr (which would write the object as a map). */
+function withStrings(op: EntryOp): EntryOp {
+  if (op[0] !== OP_PUT || !(op[2] instanceof TextBytes)) return op
+  return op.length === 4 ? [OP_PUT, op[1], op[2].toString(), op[3]] : [OP_PUT, op[1], op[2].toString()]
 }
 
 export function decodeEntry(bytes: Uint8Array): LogEntry {

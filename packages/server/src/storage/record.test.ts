@@ -20,6 +20,7 @@ import {
   versionRecord,
   writeRecord,
 } from './record.js'
+import { TextBytes } from './text-bytes.js'
 
 const key = Buffer.from('user:42', 'utf8')
 
@@ -41,6 +42,19 @@ describe('record checksums', () => {
         const generic = writeRecord({ modSeq: 2 ** 40 + 7, expiresAt, body: { kind: 'value', value } })
         expect(isSealed(generic)).toBe(false)
         expect(sealRecord(key, 0, generic).equals(record)).toBe(true)
+      }
+    }
+  })
+
+  it('a string given as its UTF-8 (TextBytes) makes the same record as the string', () => {
+    for (const value of ['hello', 'h\u00e9llo \u2713 \u{1f600}', '', 'x'.repeat(70_000)]) {
+      // A view into a larger buffer, as a RESP argument is: only its own bytes are the value.
+      const around = Buffer.from(`<<${value}>>`, 'utf8')
+      const bytes = around.subarray(2, around.length - 2)
+      for (const expiresAt of [undefined, 1_700_000_000_123]) {
+        const record = seqRecord(key, 0, new TextBytes(bytes), 9, expiresAt)
+        expect(record.equals(seqRecord(key, 0, value, 9, expiresAt))).toBe(true)
+        expect(decodeRecord(record)).toBe(value)
       }
     }
   })

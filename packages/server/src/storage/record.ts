@@ -1,6 +1,7 @@
 import { isUtf8 } from 'node:buffer'
 import type { Value } from '@tandem/protocol'
 import { crc32c } from './crc32c.js'
+import { TextBytes, type WriteValue } from './text-bytes.js'
 
 /**
  * How a key's state sits in the data sublevel: one tag byte, then bytes.
@@ -133,7 +134,14 @@ export function seqRecordFromBytes(
   return sealSeqRecord(out, key, keyStart, binary, modSeq, expiresAt)
 }
 
-export function seqRecord(key: Uint8Array, keyStart: number, value: Value, modSeq: number, expiresAt?: number): Buffer {
+export function seqRecord(
+  key: Uint8Array,
+  keyStart: number,
+  value: WriteValue,
+  modSeq: number,
+  expiresAt?: number,
+): Buffer {
+  if (value instanceof TextBytes) return seqRecordFromBytes(key, keyStart, value.bytes, false, modSeq, expiresAt)
   if (typeof value !== 'string') return seqRecordFromBytes(key, keyStart, value, true, modSeq, expiresAt)
   // The string's UTF-8 written in place: no intermediate buffer of the value.
   const at = valueAt(expiresAt)

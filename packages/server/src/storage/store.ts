@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, open as openFile, readdir, readFile, rm, statfs, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { byteLength, DATA_FORMAT, TandemError, type Value } from '@tandem/protocol'
+import { DATA_FORMAT, TandemError, type Value } from '@tandem/protocol'
 import type { AbstractSublevel } from 'abstract-level'
 import { Level } from 'level'
 import { DEFAULT_TUNING } from '../tuning.js'
@@ -49,6 +49,7 @@ import {
 import { type ConflictResolver, KEEP } from './resolver.js'
 import { ChunkPacker, unpackChunk } from './snapshot-chunk.js'
 import { SyncReadGate, type SyncReadOptions } from './sync-reads.js'
+import { TextBytes, writeValueBytes } from './text-bytes.js'
 import { VersionVector, type VersionVectorObject, vvCovers } from './version-vector.js'
 import { NO_STAGES, type WriteStageSink } from './write-stages.js'
 
@@ -1116,7 +1117,7 @@ export class Store {
         switch (write.kind) {
           case 'local': {
             for (const op of write.ops) {
-              if (op[0] === OP_PUT && byteLength(op[2]) > commit.largest) commit.largest = byteLength(op[2])
+              if (op[0] === OP_PUT && writeValueBytes(op[2]) > commit.largest) commit.largest = writeValueBytes(op[2])
             }
             // Awaits only when this millisecond's HLC counter is used up.
             let hlc = this.hlc.tryNow()
@@ -2496,7 +2497,9 @@ function toApplyOp(op: EntryOp, key: Uint8Array): ApplyOp {
     op[0] === OP_PUT
       ? typeof op[2] === 'string'
         ? { del: false, key, value: Buffer.from(op[2], 'utf8'), binary: false }
-        : { del: false, key, value: op[2], binary: true }
+        : op[2] instanceof TextBytes
+          ? { del: false, key, value: op[2].bytes, binary: false }
+          : { del: false, key, value: op[2], binary: true }
       : { del: true, key, value: null, binary: false }
   if (ctx) applied.ctx = ctx
   return applied
