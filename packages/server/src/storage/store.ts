@@ -6,6 +6,7 @@ import type { AbstractSublevel } from 'abstract-level'
 import { Level } from 'level'
 import { DEFAULT_TUNING } from '../tuning.js'
 import { type Clock, systemClock } from '../util/clock.js'
+import { BulkBatch } from './bulk-batch.js'
 import { ConvergenceDigest } from './convergence.js'
 import type { ApplyEntry, ApplyOp } from './entry-scan.js'
 import { ExpiryIndex } from './expiry-index.js'
@@ -2189,6 +2190,7 @@ export class Store {
   async applySnapshotChunk(chunk: Uint8Array, expectedCount: number): Promise<void> {
     this.readCache.hold()
     const batch = this.db.batch()
+    const bulk = new BulkBatch(this.db, batch)
     let largest = this.largestValue ?? 0
     const keys = this.keys
     let live = 0
@@ -2201,7 +2203,7 @@ export class Store {
           throw corruptKey(key.toString('utf8', skip), 'the snapshot chunk holding it is refused')
         }
         const record = isSealed(arrived) ? arrived : sealRecord(key, skip, arrived)
-        batch.put(key, record)
+        bulk.put(key, record)
         if (isLiveRecord(record)) live++
         if (record.length - 1 > largest) largest = record.length - 1
         const expiresAt = recordExpiresAt(record)
