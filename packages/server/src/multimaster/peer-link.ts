@@ -1,4 +1,4 @@
-import { DATA_FORMAT, decodeFrame, type PusherMessage, pusherMessageSchema } from '@tandem/protocol'
+import { DATA_FORMAT, decodeFrame, fastPeerEntries, type PusherMessage, pusherMessageSchema } from '@tandem/protocol'
 import type { RawData, default as WebSocket } from 'ws'
 import { dialPeer, type PeerTls } from '../replication/dial.js'
 import { FlowSocket, SerialInbox, watchSilence } from '../replication/link.js'
@@ -267,9 +267,16 @@ export class PeerLink {
       this.lastHeardAt = receivedAt
       let message: PusherMessage
       try {
-        const parsed = pusherMessageSchema.safeParse(decodeFrame(data as Buffer))
-        if (!parsed.success) throw new Error(parsed.error.issues[0]?.message)
-        message = parsed.data
+        const decoded = decodeFrame(data as Buffer)
+        // Entries frames, checked by hand; the schema judges the rest and words the refusals.
+        const entries = fastPeerEntries(decoded)
+        if (entries !== null) {
+          message = entries
+        } else {
+          const parsed = pusherMessageSchema.safeParse(decoded)
+          if (!parsed.success) throw new Error(parsed.error.issues[0]?.message)
+          message = parsed.data
+        }
       } catch (err) {
         this.log.warn('bad message from peer; reconnecting', { err: (err as Error).message })
         ws.terminate()
