@@ -28,6 +28,22 @@ describe('snapshot chunks', () => {
     expect(unpackAll(chunk)).toEqual(input.map(([k, r]) => [k.toString('hex'), r.toString('hex')]))
   })
 
+  it('carry keys of every length around the one where the copy changes, empty and long ones included', () => {
+    const input: [Buffer, Buffer][] = []
+    for (const length of [0, 1, 63, 64, 65, 66, 200, 1000]) {
+      const key = Buffer.alloc(length)
+      for (let i = 0; i < length; i++) key[i] = 0x61 + ((i * 7 + length) % 26)
+      input.push([Buffer.concat([prefix, key]), Buffer.from([1, length & 0xff, 2])])
+    }
+    const chunk = packChunk(input, prefix.length)
+    expect(unpackAll(chunk)).toEqual(input.map(([k, r]) => [k.toString('hex'), r.toString('hex')]))
+    // With no prefix, too.
+    const bare = Buffer.alloc(0)
+    const keys: string[] = []
+    unpackChunk(chunk, bare, (key) => keys.push(key.toString('hex')))
+    expect(keys).toEqual(input.map(([k]) => k.subarray(prefix.length).toString('hex')))
+  })
+
   it('keep keys apart: each key the callback gets stays valid after the next one', () => {
     const input = entries(5)
     const keys: Buffer[] = []

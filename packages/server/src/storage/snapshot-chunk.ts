@@ -125,8 +125,11 @@ export function unpackChunk(chunk: Uint8Array, prefix: Buffer, each: (key: Buffe
     const keyLength = src.readUInt32BE(at)
     at += 4
     const keyStart = k
-    k += prefix.copy(keys, k)
-    k += src.copy(keys, k, at, at + keyLength)
+    // Byte loops: Buffer.copy makes a view of its source range for every
+    // call, two a record, which cost more than copying a short key.
+    for (let i = 0; i < prefix.length; i++) keys[k++] = prefix[i]
+    if (keyLength > LONG_KEY) k += src.copy(keys, k, at, at + keyLength)
+    else for (let i = at, end = at + keyLength; i < end; i++) keys[k++] = src[i]
     at += keyLength
     const recordLength = src.readUInt32BE(at)
     at += 4
@@ -135,6 +138,9 @@ export function unpackChunk(chunk: Uint8Array, prefix: Buffer, each: (key: Buffe
   }
   return count
 }
+
+/** Keys longer than this are copied with Buffer.copy, past the cost of its view. */
+const LONG_KEY = 64
 
 /** Whether src[from..to) is UTF-8: a loop for ASCII keys (most are), the native check past it. */
 function keyIsUtf8(src: Buffer, from: number, to: number): boolean {
