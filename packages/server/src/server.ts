@@ -188,6 +188,7 @@ export class TandemServer {
       readCacheKeys: config.tune.readCacheKeys,
       readCacheBytes: config.tune.readCacheBytes,
       writeBufferBytes: config.tune.writeBufferBytes,
+      tableCompression: config.tune.tableCompression,
       verifyAtStart: config.verifyAtStart,
       // Only a node that starts as a replica has a healthy peer to copy from.
       onDamage: startsAsReplica(config) ? 'resync' : 'refuse',

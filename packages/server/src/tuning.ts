@@ -150,6 +150,19 @@ export const tuningSchema = z
             "LevelDB's memtable: how much written data it holds in memory (and in its write-ahead log) before writing it out as a table. Larger writes fewer, larger tables, so a burst of writes (a peer catching up, a load at saturation) costs less compaction CPU and meets fewer write stalls; up to twice it is resident memory (the memtable and the one being written out), and a restart replays up to this much log.",
         }),
       ),
+    tableCompression: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(1)
+      .default(1)
+      .meta(
+        doc({
+          unit: '(1 on, 0 off)',
+          description:
+            "1 compresses LevelDB's table blocks (snappy) as it writes them out of the memtable and merges them; 0 stores them as they are. LevelDB tries every block and keeps the compressed form only when it saves an eighth, so values that do not compress (random bytes, already compressed data) pay for the try on every write-out and merge (a full sync's included) for no disk saved; 0 drops that work on LevelDB's background thread, and stores values that would compress at their full size. Applies to the tables written from then on; tables of either kind are read.",
+        }),
+      ),
     presenceKeys: z.coerce
       .number()
       .int()

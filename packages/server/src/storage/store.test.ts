@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs'
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Level } from 'level'
@@ -75,6 +75,46 @@ describe('store: LevelDB memtable size (writeBufferBytes)', () => {
     while (tables('small') === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
     expect(tables('small')).toBeGreaterThan(0)
     expect(tables('large')).toBe(0)
+  })
+})
+
+describe('store: LevelDB table compression (tableCompression)', () => {
+  /** Bytes of LevelDB's table files in a store's data dir. */
+  const tableBytes = (name: string) =>
+    readdirSync(join(dir, name, 'db'))
+      .filter((f) => f.endsWith('.ldb'))
+      .reduce((sum, f) => sum + statSync(join(dir, name, 'db', f)).size, 0)
+
+  it('stores table blocks as they are with 0, compressed with 1 (the default)', async () => {
+    const names = ['compressed', 'default', 'plain']
+    const settings = [1, undefined, 0]
+    const opened = await Promise.all(
+      names.map((name, i) =>
+        Store.open({
+          dataDir: join(dir, name),
+          sync: 'none',
+          logRetention: 1000,
+          writeBufferBytes: 64 * 1024,
+          tableCompression: settings[i],
+        }),
+      ),
+    )
+    stores.push(...opened)
+    // About 2 MB each of values that compress well, values and log together: 32 times the memtable.
+    const value = 'v'.repeat(1000)
+    for (const store of opened) {
+      for (let i = 0; i < 1000; i += 100) {
+        await Promise.all([...Array(100).keys()].map((j) => store.write([[OP_PUT, `k${i + j}`, value]])))
+      }
+    }
+    // Closing waits for LevelDB to finish writing out the memtables it started on.
+    await Promise.all(opened.map((store) => store.close()))
+    const [compressed, byDefault, plain] = names.map(tableBytes)
+    expect(plain).toBeGreaterThan(1024 * 1024)
+    expect(compressed * 4).toBeLessThan(plain)
+    expect(byDefault * 4).toBeLessThan(plain)
+    const again = await open('plain')
+    expect(await again.get('k999')).toBe(value)
   })
 })
 

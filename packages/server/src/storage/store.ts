@@ -154,6 +154,8 @@ export interface StoreOptions {
   readCacheBytes?: number
   /** LevelDB's memtable size (tunable writeBufferBytes). */
   writeBufferBytes?: number
+  /** 1: LevelDB compresses its table blocks (snappy); 0: stores them as they are (tunable tableCompression). */
+  tableCompression?: number
 }
 
 export type ConflictPolicy = 'lww' | 'vclock'
@@ -530,6 +532,7 @@ export class Store {
       valueEncoding: 'buffer',
       cacheSize: this.options.blockCacheBytes ?? DEFAULT_TUNING.blockCacheBytes,
       writeBufferSize: this.options.writeBufferBytes ?? DEFAULT_TUNING.writeBufferBytes,
+      compression: (this.options.tableCompression ?? DEFAULT_TUNING.tableCompression) === 1,
     })
     this.data = this.db.sublevel<Buffer, Buffer>(SUBLEVELS.data, { keyEncoding: 'buffer', valueEncoding: 'buffer' })
     this.log.bind(
