@@ -98,6 +98,57 @@ describe('RESP SET values: strings when UTF-8, bytes otherwise, on every node', 
     expect(await db.get('ttl')).toBe(expected(VALUES[1][1]))
   })
 
+  it('a pipelined run of SETs answers each in order: refused ones among them, a GET after, and a replica refusing all', async () => {
+    const master = await cluster.start(['--resp-port', '0', '--max-key-bytes', '100'])
+    const replica = await cluster.start(['--replicaof', master.address, '--resp-port', '0'])
+    const pipeline = Buffer.concat([
+      command('SET', 'r', '1'),
+      command('SET', Buffer.from([0x72, 0xff]), 'not a UTF-8 key'),
+      command('SET', 'r', '2'),
+      command('SET', 'k'.repeat(101), 'key too large'),
+      command('SET', 's', 'x'),
+      command('GET', 'r'),
+      command('SET', 'r', '3'),
+      command('SET', 's', 'y', 'NX'),
+      command('SET', 't', 'z'),
+      command('GET', 'r'),
+      command('MGET', 's', 't'),
+    ])
+    const resp = await RawResp.open(respPortOf(master))
+    await resp.write(pipeline)
+    const want = [
+      '+OK',
+      '-ERR tandem keys are UTF-8 text; this key is not valid UTF-8',
+      '+OK',
+      '-TOOLARGE key is 101 bytes; the limit is 100',
+      '+OK',
+      '$1',
+      '2',
+      '+OK',
+      '$-1',
+      '+OK',
+      '$1',
+      '3',
+      '*2',
+      '$1',
+      'x',
+      '$1',
+      'z',
+      '',
+    ].join('\r\n')
+    expect(await resp.until((t) => t.length >= want.length, 30_000, 'every reply')).toBe(want)
+    resp.close()
+    await waitCaughtUp(master, [replica])
+    const db = await cluster.client({ servers: [replica.address], direct: true })
+    expect([await db.get('r'), await db.get('s'), await db.get('t')]).toEqual(['3', 'x', 'z'])
+    // A replica refuses every SET of a run, each with READONLY, and nothing is written.
+    const onReplica = await RawResp.open(respPortOf(replica))
+    await onReplica.write(Buffer.concat([command('SET', 'r', '4'), command('SET', 'u', '1'), command('GET', 'r')]))
+    const replies = await onReplica.until((t) => t.endsWith('$1\r\n3\r\n'), 30_000, 'the replies')
+    expect(replies.split('\r\n').map((line) => line.split(' ')[0])).toEqual(['-READONLY', '-READONLY', '$1', '3', ''])
+    onReplica.close()
+  })
+
   it('a multi-master peer resolves each value written over RESP on the other into the same', async () => {
     for (const conflict of ['lww', 'vclock'] as const) {
       const group = new PeerGroup()

@@ -727,6 +727,20 @@ export class TandemNode {
   }
 
   /**
+   * Plain puts (no options), each a write of its own, submitted together
+   * (RESP's pipelined SETs): resolves once every one is committed, or
+   * rejects for all with what refused them (as each alone would be).
+   */
+  putEach(ops: EntryOp[]): Promise<unknown> {
+    try {
+      this.assertWritable()
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    return this.store.writeEach(ops)
+  }
+
+  /**
    * A put with a TTL: its expiry time, on this (the master's) clock, goes in
    * the entry, so every node stores the same and the log says when.
    */

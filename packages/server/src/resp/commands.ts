@@ -3,6 +3,7 @@ import { type Request, type ScanPage, TandemError, type Value } from '@tandem/pr
 import { checkLimits, handle } from '../api/handlers.js'
 import type { Config } from '../config.js'
 import type { TandemNode } from '../node.js'
+import { OP_PUT } from '../storage/log-entry.js'
 import { TextBytes, type WriteValue } from '../storage/text-bytes.js'
 import { joinHostPort, splitHostPort } from './address.js'
 import { MapReply, OK, PushReply, Replies, type Reply, SetReply, SimpleString, VerbatimReply } from './encoder.js'
@@ -170,14 +171,20 @@ const PLAIN_PUT = Object.freeze({})
  * without a request object, the option parsing of setCommand, or a step
  * through handle(). Resolves when the put is committed; its reply is OK.
  */
-export function plainSet(host: RespHost, keyArg: Buffer, valueArg: Buffer): Promise<unknown> {
+function plainSet(host: RespHost, keyArg: Buffer, valueArg: Buffer): Promise<unknown> {
+  const op = plainSetOp(host, keyArg, valueArg)
+  return host.node.put(op[1], op[2], PLAIN_PUT)
+}
+
+/** A plain SET checked as plainSet checks it, as the put op it writes (for node.putEach); throws what plainSet would. */
+export function plainSetOp(host: RespHost, keyArg: Buffer, valueArg: Buffer): [typeof OP_PUT, string, WriteValue] {
   const k = key(keyArg)
   const config = host.config
   if (keyArg.length > config.maxKeyBytes) throw keyTooLarge(keyArg.length, config.maxKeyBytes)
   if (valueArg.length > config.maxValueBytes) {
     throw new TandemError('TOOLARGE', `value is ${valueArg.length} bytes; the limit is ${config.maxValueBytes}`)
   }
-  return host.node.put(k, setValue(valueArg), PLAIN_PUT)
+  return [OP_PUT, k, setValue(valueArg)]
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { Socket } from 'node:net'
 import type { ErrorCode } from '@tandem/protocol'
+import type { EntryOp } from '../storage/log-entry.js'
 import { guarded, handlerThrew } from '../util/handler-guard.js'
 import type { Logger } from '../util/logger.js'
 import type { LatencyHistogram } from '../util/metrics.js'
@@ -11,7 +12,7 @@ import {
   checkGetKey,
   commandNamed,
   GET_SPEC,
-  plainSet,
+  plainSetOp,
   type RespHost,
   type RespSession,
   SET_SPEC,
@@ -48,6 +49,16 @@ interface GetRun {
 }
 
 /**
+ * Plain SETs dispatched one after another in one pass over the input,
+ * submitted together when the run ends: each is a write of its own, and
+ * the run one item in the group committer (node.putEach).
+ */
+interface SetRun {
+  ops: EntryOp[]
+  slots: Slot[]
+}
+
+/**
  * One Redis-protocol client socket.
  *
  * Pipelining: every command in a read is parsed and dispatched in the same
@@ -59,7 +70,8 @@ interface GetRun {
  * connection is unsettled, and a write never while a read before it is, so
  * a pipelined `SET k v; GET k` reads its own write and `GET k; SET k v`
  * reads the old value, as in Redis. Reads run together and so do writes
- * (they share a group commit); the GETs of every connection in one turn
+ * (they share a group commit; a run of plain SETs is submitted as one
+ * item, each still its own write); the GETs of every connection in one turn
  * of the event loop are one batch read (GetBatch: one synchronous pass,
  * or one LevelDB getMany, not a read and a promise per GET). A barrier
  * command (WAIT, REPLICAOF, FAILOVER) waits for everything before it and
@@ -88,6 +100,8 @@ export class RespConnection implements RespSession {
   private barrier = false
   /** The GETs of the current pass not yet read (see GetRun). */
   private getRun: GetRun | null = null
+  /** The plain SETs of the current pass not yet submitted (see SetRun). */
+  private setRun: SetRun | null = null
   /** A parsed command waiting for its turn (ordering). */
   private waiting: Buffer[] | null = null
   private paused = false
@@ -283,6 +297,8 @@ export class RespConnection implements RespSession {
       const spec = commandNamed(args[0])
       // Whatever is not a GET ends the run before its turn is judged: the run's reads count as unsettled.
       if (spec !== GET_SPEC) this.endGetRun()
+      // And whatever is not a plain SET ends a run of those: its writes count as unsettled.
+      if (spec !== SET_SPEC || args.length !== 3) this.endSetRun()
       if (spec && !this.mayDispatch(spec.kind)) {
         this.waiting = args
         stalled = true
@@ -292,6 +308,7 @@ export class RespConnection implements RespSession {
       this.dispatch(args, spec)
     }
     this.endGetRun()
+    this.endSetRun()
     this.updateFlow(stalled)
     this.timeCommand(partial, parsed)
     this.countInput()
@@ -432,25 +449,37 @@ export class RespConnection implements RespSession {
 
   /** SET key value: the put, answered OK once committed, with one promise step of this connection's. */
   private plainSet(slot: Slot, args: Buffer[]): void {
-    let put: Promise<unknown>
+    let op: EntryOp
     try {
-      put = plainSet(this.host, args[1], args[2])
+      op = plainSetOp(this.host, args[1], args[2])
     } catch (err) {
       return this.failWith(slot, err)
     }
+    if (this.setRun === null) this.setRun = { ops: [], slots: [] }
+    this.setRun.ops.push(op)
+    this.setRun.slots.push(slot)
+  }
+
+  /** Submits the run of SETs that just ended; they count as one unsettled write until answered. */
+  private endSetRun(): void {
+    const run = this.setRun
+    if (run === null) return
+    this.setRun = null
     this.unsettledWrites++
-    put.then(
-      () => this.putSettled(slot, false, undefined),
-      (err) => this.putSettled(slot, true, err),
+    this.host.node.putEach(run.ops).then(
+      () => this.putSettled(run.slots, false, undefined),
+      (err) => this.putSettled(run.slots, true, err),
     )
   }
 
-  /** SET's put settled. Runs from the promise's callback: a throw is the guard's (see guard), inline as this runs per SET. */
-  private putSettled(slot: Slot, failed: boolean, err: unknown): void {
+  /** A run of SETs settled. Runs from the promise's callback: a throw is the guard's (see guard), inline as this runs per run. */
+  private putSettled(slots: Slot[], failed: boolean, err: unknown): void {
     try {
       this.unsettledWrites--
-      if (failed) this.failWith(slot, err)
-      else this.fill(slot, OK)
+      for (const slot of slots) {
+        if (failed) this.failWith(slot, err)
+        else this.fill(slot, OK)
+      }
     } catch (thrown) {
       this.threw(thrown)
     }

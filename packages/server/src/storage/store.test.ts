@@ -5,11 +5,12 @@ import { Level } from 'level'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { LwwResolver } from '../multimaster/lww.js'
 import { readForApply } from './entry-scan.js'
-import { decodeEntry, encodeEntry, type LogEntry, OP_DEL, OP_PUT, seqKey } from './log-entry.js'
+import { decodeEntry, type EntryOp, encodeEntry, type LogEntry, OP_DEL, OP_PUT, seqKey } from './log-entry.js'
 import { decodeRecord, encodeRecord, UNKNOWN_MOD_SEQ } from './record.js'
 import { type ConflictResolver, KEEP, logOrderWins } from './resolver.js'
 import { packChunk } from './snapshot-chunk.js'
 import { NOT_NOW, Store } from './store.js'
+import { TextBytes } from './text-bytes.js'
 
 let dir: string
 let stores: Store[] = []
@@ -832,6 +833,66 @@ describe('store: expiry', () => {
     for await (const [key] of store.scan({ limit: 2 })) if (keys.push(key) === 2) break
     expect(keys).toEqual(['b', 'c'])
   })
+})
+
+describe('store: writeEach', () => {
+  for (const mode of ['single', 'lww'] as const) {
+    it(`writes each op as a write of its own, as write([op]) one after another would (${mode})`, async () => {
+      const open = (name: string) =>
+        Store.open({
+          dataDir: join(dir, `each-${mode}-${name}`),
+          sync: 'none',
+          logRetention: 1000,
+          ...(mode === 'lww' ? { mode: 'multi' as const, conflict: 'lww' as const } : {}),
+        })
+      const [each, one] = [await open('each'), await open('one')]
+      stores.push(each, one)
+      if (mode === 'lww') {
+        each.resolver = new LwwResolver()
+        one.resolver = new LwwResolver()
+      }
+      const ops = (round: number): EntryOp[] => [
+        [OP_PUT, 'a', `${round}`],
+        [OP_PUT, `new${round}`, Buffer.from([round, 0xff])],
+        [OP_PUT, 'a', `again ${round}`],
+        [OP_PUT, 'b', new TextBytes(Buffer.from(`t\u00e9${round}`))],
+      ]
+      for (let round = 0; round < 5; round++) {
+        // Shares groups with other writes: a run, a plain write, another run.
+        const [seqs, plain, more] = await Promise.all([
+          each.writeEach(ops(round)),
+          each.write([[OP_DEL, 'b']]),
+          each.writeEach([[OP_PUT, `c${round}`, 'x']]),
+        ])
+        for (const op of ops(round)) await one.write([op])
+        await one.write([[OP_DEL, 'b']])
+        await one.write([[OP_PUT, `c${round}`, 'x']])
+        // Answered with the seq of its last op's entry; every op has one of its own.
+        expect(new Set([seqs, plain, more]).size).toBe(3)
+        expect(Math.max(seqs, plain, more)).toBe(6 * (round + 1))
+      }
+      const entries = async (store: Store) => {
+        const out: unknown[] = []
+        for await (const [seq, raw] of store.log.read(1)) {
+          const entry = decodeEntry(raw)
+          out.push([seq, entry.originSeq, entry.ops])
+        }
+        return out
+      }
+      // One entry an op, in seq and counter order, whatever the groups were.
+      expect(await entries(each)).toEqual(await entries(one))
+      const hlcs: number[] = []
+      for await (const [, raw] of each.log.read(1)) hlcs.push(decodeEntry(raw).hlc)
+      expect(hlcs).toEqual([...new Set(hlcs)].sort((x, y) => x - y))
+      for (const store of [each, one]) {
+        expect(store.keyCount).toBe(await store.countKeys())
+        expect(await store.get('a')).toBe('again 4')
+        expect(await store.get('new4')).toEqual(Buffer.from([4, 0xff]))
+      }
+      // b was put by a run and deleted by the write submitted after it, in the same group or the next.
+      expect(await each.get('b')).toBeUndefined()
+    })
+  }
 })
 
 describe('store: key count', () => {

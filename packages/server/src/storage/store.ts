@@ -257,6 +257,13 @@ interface LocalWrite {
    */
   dataKeys?: Buffer[]
   names?: string[]
+  /**
+   * Each op is a write of its own (its own log entry, seq, HLC and counter,
+   * as if submitted alone), submitted and answered together: a run of plain
+   * puts (RESP's pipelined SETs). Resolves with the last one's seq. No
+   * conditions, no identity, no expiry write, no conflict policy.
+   */
+  each?: boolean
 }
 
 /** A local write's result with its identity (multi-master). */
@@ -517,7 +524,9 @@ export class Store {
             ? write.records.length
             : write.kind === 'collect'
               ? write.keys.length
-              : 1,
+              : write.kind === 'local' && write.each
+                ? write.ops.length
+                : 1,
     })
   }
 
@@ -890,6 +899,21 @@ export class Store {
   }
 
   /**
+   * Writes each op as a write of its own (its own log entry and seq, as
+   * write([op]) would), submitted together: one item in the group
+   * committer, one promise, for a run of puts that arrive together and
+   * need no answer but that they are durable (RESP's pipelined SETs).
+   * Resolves with the last one's seq once all are durable per the sync
+   * mode. With a conflict policy each op is submitted alone (a damaged
+   * record refuses the write that reads it, and only that one).
+   */
+  writeEach(ops: EntryOp[]): Promise<number> {
+    if (this.status !== 'open') return Promise.reject(new TandemError('CLOSED', 'store is closed'))
+    if (this.resolver) return Promise.all(ops.map((op) => this.write([op]))).then((seqs) => seqs[seqs.length - 1])
+    return this.committer.submit({ kind: 'local', ops, each: true }) as Promise<number>
+  }
+
+  /**
    * Deletes those of `keys` that have expired when the write commits, as
    * one log entry; resolves with its seq, or 0 when none had (a key
    * written again meanwhile is left alone).
@@ -1126,6 +1150,16 @@ export class Store {
             // Awaits only when this millisecond's HLC counter is used up.
             let hlc = this.hlc.tryNow()
             if (hlc === null) hlc = await this.hlc.now()
+            if (write.each) {
+              let seq = this.addPut(commit, write, 0, hlc)
+              for (let j = 1; j < write.ops.length; j++) {
+                hlc = this.hlc.tryNow()
+                if (hlc === null) hlc = await this.hlc.now()
+                seq = this.addPut(commit, write, j, hlc)
+              }
+              results[i] = seq
+              break
+            }
             results[i] = this.resolver ? this.addLocalResolved(commit, write, hlc) : this.addLocal(commit, write, hlc)
             break
           }
@@ -1328,6 +1362,17 @@ export class Store {
     commit.raws.push(encodeEntry(entry))
     commit.writes++
     return write.identity ? { seq, origin: this.origin, originSeq, hlc } : seq
+  }
+
+  /** Op `at` of a write of several (`each`), as addLocal adds a write of that op alone. */
+  private addPut(commit: GroupState, write: LocalWrite, at: number, hlc: number): number {
+    const seq = ++commit.seq
+    const originSeq = this.nextCounter(commit, this.origin)
+    const entry: LogEntry = { seq, epoch: commit.epoch, origin: this.origin, originSeq, hlc, ops: [write.ops[at]] }
+    this.putEntry(commit, entry, write, at)
+    commit.raws.push(encodeEntry(entry))
+    commit.writes++
+    return seq
   }
 
   /**
@@ -1711,12 +1756,12 @@ export class Store {
    * record goes in the group's block), keeping the group's view of the keys
    * conditions read up to date.
    */
-  private putEntry(commit: GroupState, entry: LogEntry, made?: LocalWrite): void {
+  private putEntry(commit: GroupState, entry: LogEntry, made?: LocalWrite, from = 0): void {
     const dataKeys = made?.dataKeys
     const names = made?.names
     for (let i = 0; i < entry.ops.length; i++) {
       const op = entry.ops[i]
-      const key = dataKeys?.[i] ?? prefixed(this.dataPrefix, op[1])
+      const key = dataKeys?.[from + i] ?? prefixed(this.dataPrefix, op[1])
       let record: Buffer | undefined
       let expiresAt: number | undefined
       if (op[0] === OP_PUT) {
@@ -1728,7 +1773,7 @@ export class Store {
       if (expiresAt !== undefined || this.expiry.size > 0 || commit.expiry.length > 0) {
         commit.expiry.push([op[1], expiresAt])
       }
-      const name = names?.[i] ?? key.toString('latin1')
+      const name = names?.[from + i] ?? key.toString('latin1')
       commit.keyDelta += liveness(record) - liveness(commit.current.get(name))
       commit.current.set(name, record)
     }
