@@ -46,8 +46,9 @@ const ACK_ACCEPTED: object[] = [
   { type: 'ack', vv: {}, digest: '', rows: {} },
   { type: 'ack', vv, digest: 'abcdef0123456789', rows },
   { type: 'ack', vv, digest: 'd', rows, direct: [], directRuns: {} },
-  { type: 'ack', vv, digest: 'd', rows, direct: ['a1', origin64], directRuns: { a1: 'run-1' } },
-  { rows: {}, digest: 'd', vv: {}, type: 'ack' },
+  { type: 'ack', vv, digest: 'd', rows, direct: ['a1', origin64], directRuns: { a1: 'run-1' }, frames: 0 },
+  { type: 'ack', vv, digest: 'd', rows, frames: Number.MAX_SAFE_INTEGER },
+  { frames: 12, rows: {}, digest: 'd', vv: {}, type: 'ack' },
 ]
 
 const ACK_REFUSED: unknown[] = [
@@ -80,6 +81,9 @@ const ACK_REFUSED: unknown[] = [
     rows,
     directRuns: Object.fromEntries(Array.from({ length: 1025 }, (_, i) => [`o${i}`, 'r'])),
   },
+  { type: 'ack', vv, digest: 'd', rows, frames: -1 },
+  { type: 'ack', vv, digest: 'd', rows, frames: 1.5 },
+  { type: 'ack', vv, digest: 'd', rows, frames: '1' },
   { type: 'ack', vv, digest: 'd', rows, extra: true },
   { type: 'entries', entries: [], head: 0, vv: {} },
 ]
@@ -143,7 +147,7 @@ describe('fastPeerAck', () => {
   })
 
   it('takes an ack as it comes off the wire', () => {
-    const ack = { type: 'ack', vv, digest: 'd', rows, direct: ['a1'], directRuns: { a1: 'r' } }
+    const ack = { type: 'ack', vv, digest: 'd', rows, direct: ['a1'], directRuns: { a1: 'r' }, frames: 3 }
     expect(fastPeerAck(decodeFrame(encodeFrame(ack)))).toEqual(ack)
   })
 })

@@ -41,6 +41,9 @@ export function fastPeerAck(message: unknown): Extract<PullerMessage, { type: 'a
       case 'directRuns':
         if (v !== undefined && !isRuns(v)) return null
         break
+      case 'frames':
+        if (v !== undefined && !isCount(v)) return null
+        break
       default:
         return null
     }

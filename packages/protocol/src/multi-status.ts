@@ -46,6 +46,10 @@ export interface MultiPeerStatus {
     directSkipped: number
     /** Entries frames with no entries sent for them (at most one per peerVvFrameMs). */
     vvFrames: number
+    /** Entries frames with entries sent on this socket. */
+    frames: number
+    /** Times committed entries waited for the next frame, peerFramesInFlight frames being unacked. */
+    heldBack: number
   } | null
 }
 

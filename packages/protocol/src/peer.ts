@@ -19,7 +19,7 @@ import { bytesSchema, frameLimitSchema, nonceSchema, proofSchema } from './repli
  *                                             | refuse {reason, message}
  *                                            <- entries {entries, head, vv}        (repeated)
  *                                            <- heartbeat {time, vv, digest, rows, peersHold} (every 500 ms)
- *   ack {vv, digest, rows, direct, directRuns} -> (after each applied frame, and every 250 ms)
+ *   ack {vv, digest, rows, direct, directRuns, frames} -> (after each applied frame, and every 250 ms)
  *   clock {t0} ->                             <- clock {t0, t1}   (offset probe, every second)
  *
  * Authenticated as replication links are (the same challenge-response on
@@ -42,6 +42,12 @@ import { bytesSchema, frameLimitSchema, nonceSchema, proofSchema } from './repli
  * heartbeats say it again, so a dialler waiting for writes that only a peer
  * since forgotten held takes writes again without a restart.
  * All are optional: a node that sends none gets every entry, as before.
+ *
+ * `frames` in an ack counts the entries frames holding entries that the
+ * dialler has applied (durably) on this connection. A pusher that hears it
+ * keeps at most peerFramesInFlight such frames unacknowledged and gathers
+ * what commits meanwhile into the next one (see peer-feed.ts); one that
+ * never hears it sends a frame a group commit, as before.
  */
 
 const bytes = bytesSchema
@@ -94,6 +100,8 @@ export const pullerMessageSchema = z.discriminatedUnion('type', [
     rows: peerRowsSchema,
     direct,
     directRuns,
+    /** Entries frames holding entries applied on this connection (see above). */
+    frames: z.number().int().nonnegative().optional(),
   }),
   z.object({ type: z.literal('clock'), t0: z.number() }),
 ])

@@ -202,6 +202,7 @@ export class Mesh {
         pullsFrom: (origin, run) => this.pullsFrom(origin, run),
         heldElsewhere: (origin) => this.heldElsewhere(origin),
         vvFrameMs: this.options.tuning.peerVvFrameMs,
+        framesInFlight: this.options.tuning.peerFramesInFlight,
       },
       this.options.feed,
       (f) => {
@@ -546,6 +547,8 @@ export class Mesh {
                 skipped: feed.stats.skipped,
                 directSkipped: feed.stats.directSkipped,
                 vvFrames: feed.stats.vvFrames,
+                frames: feed.stats.frames,
+                heldBack: feed.stats.heldBack,
               }
             : null,
         }

@@ -155,6 +155,8 @@ export class PeerLink {
   private applying: Promise<unknown> = Promise.resolve()
   private inbox: SerialInbox | null = null
   private ackPending = false
+  /** Entries frames holding entries applied on the current connection, said in acks (see @tandem/protocol peer.ts). */
+  private framesApplied = 0
 
   constructor(
     /** HOST:PORT of the peer, as configured. */
@@ -181,6 +183,7 @@ export class PeerLink {
       handshakeTimeout: this.host.tuning.peerHandshakeTimeoutMs,
     })
     this.ws = ws
+    this.framesApplied = 0
     const flow = new FlowSocket(ws, 1024 * 1024)
     let failed = false
     const live = () => this.ws === ws && !failed && !this.stopped
@@ -377,6 +380,7 @@ export class PeerLink {
       rows: this.host.rows(),
       direct: this.host.direct(),
       directRuns: this.host.directRuns(),
+      frames: this.framesApplied,
     })
   }
 
@@ -585,6 +589,7 @@ export class PeerLink {
       inbox.handedOff(applied, this.host.tuning.peerMaxQueuedApply)
       applied.then(
         () => {
+          if (this.ws === ws) this.framesApplied++
           this.stats.applied += entries.length
           this.noteBehind()
           this.host.onApplied()

@@ -120,6 +120,15 @@ export abstract class Feed {
    */
   protected skipHeld(): void {}
 
+  /**
+   * Whether to send nothing more for now though entries wait: the next
+   * frame gathers them (a peer feed with a frame unacknowledged: see
+   * PeerFeed). The owner wakes the feed when that changes.
+   */
+  protected holdBack(): boolean {
+    return false
+  }
+
   /** What the dialler must do when the cursor's seq is no longer in the log. */
   protected abstract readonly onGap: string
 
@@ -190,7 +199,7 @@ export abstract class Feed {
           continue
         }
         this.skipHeld()
-        if (this.cursor > this.store.lastSeq) break
+        if (this.cursor > this.store.lastSeq || this.holdBack()) break
         let sent = this.sendFromTail()
         if (sent === null) {
           const batch = await this.readFromDisk()
