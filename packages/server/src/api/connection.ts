@@ -22,6 +22,7 @@ import { tokenMatches } from './auth.js'
 import type { ClientSocket } from './client-socket.js'
 import { checkLimits, handle, replyReserve } from './handlers.js'
 import { ReplyOutbox } from './reply-outbox.js'
+import { encodeReply } from './reply-writer.js'
 
 /** WebSocket close codes tandem uses. */
 export const CLOSE = {
@@ -297,7 +298,7 @@ export class ClientConnection {
   /** Sends a result; one whose reply would not fit in a frame gets TOOLARGE instead. */
   private reply(id: number, result: unknown): void {
     if (this.closed) return
-    const encoded = encodeFrame({ id, result })
+    const encoded = encodeReply(id, result)
     if (this.outbox.fits(encoded.length)) return this.queue(encoded)
     this.fail(
       id,

@@ -1,0 +1,193 @@
+import { decodeFrame, encodeFrame } from '@tandem/protocol'
+import { describe, expect, it } from 'vitest'
+import { encodeReply } from './reply-writer.js'
+
+/** A deterministic generator, so a failing shape can be found again. */
+function random(seed: number): () => number {
+  let s = seed >>> 0
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0
+    let t = Math.imul(s ^ (s >>> 15), 1 | s)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32
+  }
+}
+
+const NUMBERS = [
+  0,
+  -0,
+  1,
+  0x1f,
+  0x20,
+  0x3f,
+  0x40,
+  0x7f,
+  0x80,
+  0xff,
+  0x100,
+  0xffff,
+  0x10000,
+  2 ** 31 - 1,
+  2 ** 31,
+  2 ** 32 - 1,
+  2 ** 32,
+  2 ** 40 + 3,
+  2 ** 53 - 1,
+  -1,
+  -0x20,
+  -0x21,
+  -0x80,
+  -0x81,
+  -0x8000,
+  -0x8001,
+  -(2 ** 31),
+  -(2 ** 31) - 1,
+  0.5,
+  -2.25,
+  Number.NaN,
+  Number.POSITIVE_INFINITY,
+  Number.NEGATIVE_INFINITY,
+  Number.MAX_VALUE,
+]
+
+// Units of every UTF-8 width, a surrogate pair, and lone surrogates (written as U+FFFD).
+const UNITS = ['a', '~', '\u00e9', '\u07ff', '\u0800', '\u20ac', '\uffff', '\ud83d\ude00', '\ud800', '\udc00', '\u0000']
+
+/** Lengths in UTF-16 units around every header boundary and the short/long encoding switch. */
+const LENGTHS = [0, 1, 10, 31, 32, 33, 63, 64, 65, 85, 86, 100, 255, 256, 257, 1000, 21_845, 21_846, 65_535, 65_536]
+
+function stringOf(next: () => number, units: number, alphabet: readonly string[]): string {
+  let out = ''
+  while (out.length < units) out += alphabet[Math.floor(next() * alphabet.length)]
+  // A surrogate pair may have run one unit over.
+  return out.length > units ? out.slice(0, units) : out
+}
+
+function bytesOf(next: () => number, length: number): Buffer {
+  const out = Buffer.allocUnsafe(length)
+  for (let i = 0; i < length; i++) out[i] = Math.floor(next() * 256)
+  return out
+}
+
+/** A result of the kinds replies carry, nested up to `depth`, sometimes a kind the writer leaves to msgpackr. */
+function resultOf(next: () => number, depth: number): unknown {
+  const kind = Math.floor(next() * (depth > 0 ? 11 : 8))
+  switch (kind) {
+    case 0:
+      return null
+    case 1:
+      return next() < 0.5
+    case 2:
+      return NUMBERS[Math.floor(next() * NUMBERS.length)]
+    case 3:
+    case 4:
+      return stringOf(next, LENGTHS[Math.floor(next() * 12)], next() < 0.5 ? ['a', 'b'] : UNITS)
+    case 5:
+      return bytesOf(next, [0, 1, 100, 255, 256, 70_000][Math.floor(next() * 6)])
+    case 6:
+      return new Uint8Array(bytesOf(next, 40))
+    case 7:
+      // Left to msgpackr: undefined, a Map, a Date.
+      return [undefined, new Map([['a', 1]]), new Date(0)][Math.floor(next() * 3)]
+    case 8:
+    case 9: {
+      const object: Record<string, unknown> = {}
+      const fields = Math.floor(next() * 6)
+      for (let i = 0; i < fields; i++)
+        object[stringOf(next, Math.floor(next() * 40), UNITS)] = resultOf(next, depth - 1)
+      return object
+    }
+    default:
+      return Array.from({ length: Math.floor(next() * 20) }, () => resultOf(next, depth - 1))
+  }
+}
+
+function expectMsgpackrBytes(id: number, result: unknown): void {
+  const expected = encodeFrame({ id, result })
+  const written = encodeReply(id, result)
+  expect(written.equals(expected), `id ${id}, result ${String(result).slice(0, 80)}`).toBe(true)
+}
+
+describe('encodeReply', () => {
+  it('writes msgpackr’s bytes for every id and number around the format boundaries', () => {
+    for (const id of NUMBERS) {
+      expectMsgpackrBytes(id, null)
+      for (const n of NUMBERS) expectMsgpackrBytes(id, n)
+    }
+  })
+
+  it('writes msgpackr’s bytes for the results of get, put and del', () => {
+    const value = 'v'.repeat(100)
+    expectMsgpackrBytes(1, value)
+    expectMsgpackrBytes(2, Buffer.from(value))
+    expectMsgpackrBytes(3, null)
+    expectMsgpackrBytes(4, { seq: 1_000_003 })
+    expectMsgpackrBytes(5, { seq: 2 ** 40, origin: 'node-a', originSeq: 77, hlc: 1_800_000_000_000 * 65_536 + 7 })
+    expectMsgpackrBytes(6, true)
+    expectMsgpackrBytes(7, 'pong')
+    expectMsgpackrBytes(8, [value, null, Buffer.from('x')])
+    expectMsgpackrBytes(9, { entries: [['k', value]], more: false })
+  })
+
+  it('writes msgpackr’s bytes for strings of every unit width at every header boundary', () => {
+    const next = random(7)
+    for (const length of LENGTHS) {
+      for (const unit of UNITS) expectMsgpackrBytes(length, unit.repeat(length).slice(0, length))
+      for (let i = 0; i < 4; i++) expectMsgpackrBytes(i, stringOf(next, length, UNITS))
+    }
+  })
+
+  it('writes msgpackr’s bytes for byte arrays, views into larger buffers among them', () => {
+    const next = random(11)
+    for (const length of [0, 1, 255, 256, 65_535, 65_536, 70_000]) {
+      const bytes = bytesOf(next, length + 9)
+      expectMsgpackrBytes(length, bytes.subarray(3, 3 + length))
+      expectMsgpackrBytes(length, new Uint8Array(bytes.buffer, bytes.byteOffset + 5, length))
+    }
+  })
+
+  it('writes msgpackr’s bytes for random nested results, replies kept intact as later ones are written', () => {
+    const next = random(2024)
+    const kept: { bytes: Buffer; expected: Buffer }[] = []
+    for (let i = 0; i < 3000; i++) {
+      const id = next() < 0.9 ? Math.floor(next() * 2 ** 32) : NUMBERS[Math.floor(next() * NUMBERS.length)]
+      const result = resultOf(next, 3)
+      const expected = encodeFrame({ id, result })
+      const bytes = encodeReply(id, result)
+      expect(bytes.equals(expected), `reply ${i}`).toBe(true)
+      kept.push({ bytes, expected })
+    }
+    // Replies are views of a shared slab: none was overwritten by the ones after it.
+    for (const { bytes, expected } of kept) expect(bytes.equals(expected)).toBe(true)
+  })
+
+  it('leaves undefined, Maps, Dates, objects with their own hasOwnProperty and deep nesting to msgpackr', () => {
+    const deep = { a: { b: { c: { d: { e: 1 } } } } }
+    const shapes: unknown[] = [
+      undefined,
+      new Map([['k', 'v']]),
+      new Date(5),
+      { seq: 1, origin: undefined },
+      { hasOwnProperty: 1 },
+      deep,
+      [[[[['x']]]]],
+    ]
+    for (const shape of shapes) {
+      expectMsgpackrBytes(9, shape)
+      expect(decodeFrame(encodeReply(9, shape))).toEqual(decodeFrame(encodeFrame({ id: 9, result: shape })))
+    }
+  })
+
+  it('goes on with msgpackr’s bytes after a result whose getter throws', () => {
+    const throwing = {
+      get seq(): number {
+        throw new Error('injected fault')
+      },
+    }
+    expect(() => encodeReply(1, throwing)).toThrow('injected fault')
+    const before = encodeReply(2, 'x'.repeat(50))
+    expect(() => encodeReply(3, [1, 2, throwing])).toThrow('injected fault')
+    expectMsgpackrBytes(4, { seq: 9 })
+    expect(before.equals(encodeFrame({ id: 2, result: 'x'.repeat(50) }))).toBe(true)
+  })
+})
