@@ -223,6 +223,45 @@ describe('store: read cache', () => {
     expect(await store.get('b')).toBe('text')
   })
 
+  it('answers a key with no record from memory after one read, and the write that makes it is seen by the next read', async () => {
+    const store = await open('absent')
+    expect([store.getNow('gone'), getEachBytes(store, ['gone2'])]).toEqual([undefined, [undefined]])
+    expect(store.readCacheStats).toMatchObject({ keys: 2, hits: 0 })
+    expect([store.getNow('gone2'), getEachBytes(store, ['gone'])]).toEqual([undefined, [undefined]])
+    expect(store.readCacheStats.hits).toBe(2)
+    await store.write([[OP_PUT, 'gone', 'v1']])
+    expect([store.getNow('gone'), getEachBytes(store, ['gone'])]).toEqual(['v1', [Buffer.from('v1')]])
+    await store.write([
+      [OP_PUT, 'other', 'x'],
+      [OP_PUT, 'gone2', 'v2'],
+    ])
+    expect([getEachBytes(store, ['gone2']), store.getNow('gone2')]).toEqual([[Buffer.from('v2')], 'v2'])
+
+    // Read as missing while the write that makes it is in flight: answered, not kept.
+    const held = holdWrites(store)
+    const write = store.write([[OP_PUT, 'late', 'new']])
+    await held.handed
+    const during = [store.getNow('late'), getEachBytes(store, ['late'])]
+    held.release()
+    await write
+    expect(during).toEqual([undefined, [undefined]])
+    expect([store.getNow('late'), getEachBytes(store, ['late'])]).toEqual(['new', [Buffer.from('new')]])
+
+    // Kept as missing, then dropped when the write that makes it is handed over.
+    expect(store.getNow('later')).toBeUndefined()
+    const held2 = holdWrites(store)
+    const write2 = store.write([[OP_PUT, 'later', 'new']])
+    await held2.handed
+    const keptDuring = store.readCacheStats.keys
+    const hitsBefore = store.readCacheStats.hits
+    expect(getEachBytes(store, ['later'])).toEqual([undefined])
+    held2.release()
+    await write2
+    expect(store.readCacheStats.hits).toBe(hitsBefore)
+    expect(keptDuring).toBe(store.readCacheStats.keys)
+    expect(getEachBytes(store, ['later'])).toEqual([Buffer.from('new')])
+  })
+
   it('keeps nothing from a read made while a write of the key is in flight', async () => {
     const store = await open('in-flight')
     await store.write([[OP_PUT, 'k', 'old']])

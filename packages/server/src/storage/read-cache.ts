@@ -1,5 +1,10 @@
 import type { Value } from '@tandem/protocol'
 
+/** What the cache answers for a key it knows LevelDB holds no record of. */
+export const ABSENT: unique symbol = Symbol('absent')
+/** A value kept, or ABSENT: a key with no record. */
+type Kept = Value | typeof ABSENT
+
 /**
  * Values of recently read keys, kept in memory so that a read of one is
  * answered without a LevelDB lookup (Store.getNow, Store.getEachNow).
@@ -18,7 +23,9 @@ import type { Value } from '@tandem/protocol'
  *   of LevelDB, a discarded data dir) clears it whole, and a full sync
  *   holds fills off from its start to its end (hold / release).
  * Only values with no TTL are kept, so an expiry is never missed; a read
- * of a key with one goes to LevelDB.
+ * of a key with one goes to LevelDB. A key with no record at all is kept
+ * as ABSENT, under the same rules (a write that makes it is dropped at
+ * hand-off like any other); a tombstone or an expired record is not kept.
  *
  * Keys are named by their UTF-8 bytes as a latin1 string (what the write
  * path names them by, less the data prefix), and only keys of ASCII bytes
@@ -53,8 +60,8 @@ export class ReadCache {
     return this.heldBytes
   }
 
-  /** The value kept for `name`, or undefined (not kept: read LevelDB). */
-  get(name: string): Value | undefined {
+  /** The value kept for `name`, ABSENT, or undefined (not kept: read LevelDB). */
+  get(name: string): Kept | undefined {
     const table = this.table
     if (table.count === 0) return undefined
     const hash = hashName(name, 0)
@@ -65,8 +72,8 @@ export class ReadCache {
     return table.values[entry]
   }
 
-  /** The value kept for the key of these UTF-8 bytes, or undefined (not kept: read LevelDB). */
-  getBytes(key: Uint8Array): Value | undefined {
+  /** The value kept for the key of these UTF-8 bytes, ABSENT, or undefined (not kept: read LevelDB). */
+  getBytes(key: Uint8Array): Kept | undefined {
     const table = this.table
     if (table.count === 0) return undefined
     const hash = hashBytes(key)
@@ -87,14 +94,14 @@ export class ReadCache {
    * is in flight and the name is ASCII; the caller checked the record
    * (intact, no TTL).
    */
-  fill(name: string, value: Value): void {
+  fill(name: string, value: Kept): void {
     if (!this.fillable) return
     const hash = hashName(name, 0)
     if (hash !== NOT_ASCII) this.keep(name, hash, value)
   }
 
   /** fill() for a key given as its UTF-8 bytes. */
-  fillBytes(key: Uint8Array, value: Value): void {
+  fillBytes(key: Uint8Array, value: Kept): void {
     if (!this.fillable) return
     const name = asciiName(key)
     if (name !== null) this.keep(name, hashName(name, 0), value)
@@ -139,7 +146,7 @@ export class ReadCache {
     this.heldBytes = 0
   }
 
-  private keep(name: string, hash: number, value: Value): void {
+  private keep(name: string, hash: number, value: Kept): void {
     const size = entryBytes(name, value)
     if (size > this.maxBytes) return
     let table = this.table
@@ -166,7 +173,8 @@ const FIRST_ENTRIES = 256
 const NOT_ASCII = -1
 const NONE = -1
 
-function entryBytes(name: string, value: Value): number {
+function entryBytes(name: string, value: Kept): number {
+  if (value === ABSENT) return ENTRY_OVERHEAD + name.length
   return ENTRY_OVERHEAD + name.length + (typeof value === 'string' ? value.length * 2 : value.byteLength)
 }
 
@@ -223,7 +231,7 @@ class EntryTable {
   private readonly slots: Int32Array
   private readonly mask: number
   readonly names: (string | undefined)[]
-  readonly values: (Value | undefined)[]
+  readonly values: (Kept | undefined)[]
   private readonly hashes: Int32Array
   private readonly sizes: Int32Array
   /** Fill order: the entry filled just before / after each (NONE at the ends); older links the free entries. */
@@ -248,7 +256,7 @@ class EntryTable {
     // Oldest first, so the fill order carries over.
     if (from) {
       for (let e = from.oldest; e !== NONE; e = from.newer[e]) {
-        this.add(from.names[e] as string, from.hashes[e], from.values[e] as Value, from.sizes[e])
+        this.add(from.names[e] as string, from.hashes[e], from.values[e] as Kept, from.sizes[e])
       }
     }
   }
@@ -285,7 +293,7 @@ class EntryTable {
   }
 
   /** Adds an entry not held (the caller found none, and count < capacity) as the newest. */
-  add(name: string, hash: number, value: Value, size: number): void {
+  add(name: string, hash: number, value: Kept, size: number): void {
     let entry = this.free
     if (entry !== NONE) this.free = this.older[entry]
     else entry = this.taken++

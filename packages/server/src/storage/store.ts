@@ -30,7 +30,7 @@ import {
   placeEntry,
 } from './log-entry.js'
 import { SUBLEVELS } from './raw-layout.js'
-import { ReadCache } from './read-cache.js'
+import { ABSENT, ReadCache } from './read-cache.js'
 import {
   decodeRecord,
   decodeRecordBytes,
@@ -1940,13 +1940,16 @@ export class Store {
     if (this.db.status !== 'open') return NOT_NOW
     // A key's cache name is the key itself (see ReadCache; only ASCII ones are kept).
     const hit = this.readCache.get(key)
-    if (hit !== undefined) return hit
+    if (hit !== undefined) return hit === ABSENT ? undefined : hit
     const startedAt = this.syncReads.begin()
     if (startedAt === null) return NOT_NOW
     const full = prefixed(this.dataPrefix, key)
     const record = this.db.getSync(full)
     this.syncReads.done(startedAt)
-    if (record === undefined) return undefined
+    if (record === undefined) {
+      this.readCache.fill(key, ABSENT)
+      return undefined
+    }
     const value = this.valueOfRecord(this.intact(full, record), this.now())
     if (value !== undefined && recordExpiresAt(record) === undefined) this.readCache.fill(key, value)
     return value
@@ -2052,7 +2055,7 @@ export class Store {
         }
         out[i] = this.readBytesNow(key, now)
       } else {
-        out[i] = hit
+        out[i] = hit === ABSENT ? undefined : hit
         if (startedAt === null) continue
       }
       // A chunk spans SYNC_READ_CHUNK keys from its first LevelDB read, hits among them: a longer span of
@@ -2071,7 +2074,11 @@ export class Store {
     const full = prefixedBytes(this.dataPrefix, key)
     try {
       const record = this.db.getSync(full)
-      if (record === undefined || isExpired(this.intact(full, record), now)) return undefined
+      if (record === undefined) {
+        this.readCache.fillBytes(key, ABSENT)
+        return undefined
+      }
+      if (isExpired(this.intact(full, record), now)) return undefined
       if (!this.readCache.fillable || recordExpiresAt(record) !== undefined) return decodeRecordBytes(record)
       // Kept as get() answers it (a string stays a string); a reply writes either.
       const value = decodeRecord(record)
