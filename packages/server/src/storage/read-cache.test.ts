@@ -68,6 +68,22 @@ function holdWrites(store: Store): { handed: Promise<void>; release: () => void 
   return { handed, release }
 }
 
+/** One key's answer through a batch lookup, undefined when the cache does not hold it. */
+function lookUp(cache: ReadCache, key: Uint8Array): unknown {
+  const out: unknown[] = [undefined]
+  return cache.answerEach([key], out)[0] === 1 ? out[0] : undefined
+}
+
+/** A batch lookup's answers, 'not kept' for a key the cache does not hold. */
+function answerEach(cache: ReadCache, keys: string[]): unknown[] {
+  const out: unknown[] = new Array(keys.length)
+  const answered = cache.answerEach(
+    keys.map((k) => Buffer.from(k)),
+    out,
+  )
+  return keys.map((_, i) => (answered[i] === 1 ? out[i] : 'not kept'))
+}
+
 describe('ReadCache', () => {
   it('keeps at most maxEntries, dropping the oldest filled first', () => {
     const cache = new ReadCache(3, 1 << 20)
@@ -124,20 +140,21 @@ describe('ReadCache', () => {
     const cache = new ReadCache(100, 1 << 20)
     cache.fill(one, '1')
     expect(cache.get(two)).toBeUndefined()
-    expect(cache.getBytes(Buffer.from(two))).toBeUndefined()
+    expect(lookUp(cache, Buffer.from(two))).toBeUndefined()
     cache.fillBytes(Buffer.from(two), '2')
     expect([cache.get(one), cache.get(two)]).toEqual(['1', '2'])
-    expect([cache.getBytes(Buffer.from(one)), cache.getBytes(Buffer.from(two))]).toEqual(['1', '2'])
+    expect([lookUp(cache, Buffer.from(one)), lookUp(cache, Buffer.from(two))]).toEqual(['1', '2'])
+    expect(answerEach(cache, [two, one, 'user:0', two])).toEqual(['2', '1', 'not kept', '2'])
     cache.beginWrite([`!data!${one}`], '!data!'.length)
     cache.endWrite()
-    expect([cache.get(one), cache.getBytes(Buffer.from(two))]).toEqual([undefined, '2'])
+    expect([cache.get(one), lookUp(cache, Buffer.from(two))]).toEqual([undefined, '2'])
     // A key's bytes in a larger buffer are looked up and kept by those bytes only.
     const chunk = Buffer.from(`GET ${one} tail`)
     const view = new Uint8Array(chunk.buffer, chunk.byteOffset + 4, one.length)
     cache.fillBytes(view, '3')
-    expect([cache.get(one), cache.getBytes(chunk.subarray(4, 4 + one.length))]).toEqual(['3', '3'])
-    expect(cache.getBytes(chunk.subarray(4, 5 + one.length))).toBeUndefined()
-    expect(cache.getBytes(Buffer.from('é'))).toBeUndefined()
+    expect([cache.get(one), lookUp(cache, chunk.subarray(4, 4 + one.length))]).toEqual(['3', '3'])
+    expect(lookUp(cache, chunk.subarray(4, 5 + one.length))).toBeUndefined()
+    expect(lookUp(cache, Buffer.from('é'))).toBeUndefined()
     cache.fill('é', '4')
     cache.fillBytes(Buffer.from('é'), '4')
     expect(cache.size).toBe(2)
@@ -171,9 +188,12 @@ describe('ReadCache', () => {
         )
         cache.endWrite()
         for (const k of dropped) model.delete(k)
-      } else {
+      } else if (op < 9) {
         const k = name()
-        expect(op < 8 ? cache.get(k) : cache.getBytes(Buffer.from(k))).toBe(model.get(k))
+        expect(op < 7 ? cache.get(k) : lookUp(cache, Buffer.from(k))).toBe(model.get(k))
+      } else {
+        const batch = [name(), name(), name(), name(), name()]
+        expect(answerEach(cache, batch)).toEqual(batch.map((k) => model.get(k) ?? 'not kept'))
       }
       expect(cache.size).toBe(model.size)
     }

@@ -43,6 +43,10 @@ export class ReadCache {
   private writing = 0
   /** A full sync is replacing the data: no fill until it ends. */
   private held = false
+  /** answerEach's flags and its scratch, per key of the largest batch yet. */
+  private answered = new Uint8Array(0)
+  private keyHashes = new Int32Array(0)
+  private keyEntries = new Int32Array(0)
   /** Reads answered from here, and fills made, since start. */
   hits = 0
   fills = 0
@@ -69,19 +73,56 @@ export class ReadCache {
     const entry = table.find(name, 0, hash)
     if (entry < 0) return undefined
     this.hits++
-    return table.values[entry]
+    return table.valueOf(entry)
   }
 
-  /** The value kept for the key of these UTF-8 bytes, ABSENT, or undefined (not kept: read LevelDB). */
-  getBytes(key: Uint8Array): Kept | undefined {
+  /**
+   * Looks up a batch of keys (UTF-8 bytes) at once: a kept key's answer
+   * goes into out[i] (undefined for ABSENT) and the flag answered back for
+   * it is 1; the others are 0, for the caller to read from LevelDB. The
+   * batch is walked twice, slots first and names and values then, so that
+   * the memory reads of different keys overlap rather than each waiting
+   * for the one before (a large table is mostly cache misses). The flags
+   * are the cache's own, good until its next call.
+   */
+  answerEach(keys: readonly Uint8Array[], out: unknown[]): Uint8Array {
+    const n = keys.length
+    if (this.answered.length < n) {
+      const size = Math.max(n, this.answered.length * 2)
+      this.answered = new Uint8Array(size)
+      this.keyHashes = new Int32Array(size)
+      this.keyEntries = new Int32Array(size)
+    }
+    const answered = this.answered
     const table = this.table
-    if (table.count === 0) return undefined
-    const hash = hashBytes(key)
-    if (hash === NOT_ASCII) return undefined
-    const entry = table.findBytes(key, hash)
-    if (entry < 0) return undefined
-    this.hits++
-    return table.values[entry]
+    if (table.count === 0) {
+      answered.fill(0, 0, n)
+      return answered
+    }
+    const entries = this.keyEntries
+    table.candidates(keys, this.keyHashes, entries)
+    let hits = 0
+    for (let i = 0; i < n; i++) {
+      let entry = entries[i]
+      if (entry === NONE) {
+        answered[i] = 0
+        continue
+      }
+      const key = keys[i]
+      const name = table.nameOf(entry)
+      // Another name of the same hash: look on past it, comparing names.
+      if (name.length !== key.length || !sameBytes(name, key)) entry = table.findBytes(key, this.keyHashes[i])
+      if (entry === NONE) {
+        answered[i] = 0
+        continue
+      }
+      const value = table.valueOf(entry)
+      out[i] = value === ABSENT ? undefined : value
+      answered[i] = 1
+      hits++
+    }
+    this.hits += hits
+    return answered
   }
 
   /** Whether a read of LevelDB made now may be kept (see the class comment). */
@@ -230,8 +271,8 @@ class EntryTable {
   /** Per slot, two Int32: the entry's index + 1 (0: empty slot), and its name's hash. */
   private readonly slots: Int32Array
   private readonly mask: number
-  readonly names: (string | undefined)[]
-  readonly values: (Kept | undefined)[]
+  /** Per entry, its name then its value side by side (one memory read brings both). */
+  private readonly kept: (string | Kept | undefined)[]
   private readonly hashes: Int32Array
   private readonly sizes: Int32Array
   /** Fill order: the entry filled just before / after each (NONE at the ends); older links the free entries. */
@@ -247,8 +288,7 @@ class EntryTable {
     while (size < this.capacity * 2) size *= 2
     this.slots = new Int32Array(size * 2)
     this.mask = size - 1
-    this.names = new Array(this.capacity).fill(undefined)
-    this.values = new Array(this.capacity).fill(undefined)
+    this.kept = new Array(this.capacity * 2).fill(undefined)
     this.hashes = new Int32Array(this.capacity)
     this.sizes = new Int32Array(this.capacity)
     this.older = new Int32Array(this.capacity)
@@ -256,7 +296,7 @@ class EntryTable {
     // Oldest first, so the fill order carries over.
     if (from) {
       for (let e = from.oldest; e !== NONE; e = from.newer[e]) {
-        this.add(from.names[e] as string, from.hashes[e], from.values[e] as Kept, from.sizes[e])
+        this.add(from.nameOf(e), from.hashes[e], from.valueOf(e), from.sizes[e])
       }
     }
   }
@@ -270,7 +310,7 @@ class EntryTable {
       const held = slots[slot * 2]
       if (held === 0) return NONE
       if (slots[slot * 2 + 1] === hash) {
-        const other = this.names[held - 1] as string
+        const other = this.kept[(held - 1) * 2] as string
         if (other.length === length && sameFrom(other, name, skip)) return held - 1
       }
       slot = (slot + 1) & this.mask
@@ -285,10 +325,43 @@ class EntryTable {
       const held = slots[slot * 2]
       if (held === 0) return NONE
       if (slots[slot * 2 + 1] === hash) {
-        const other = this.names[held - 1] as string
+        const other = this.kept[(held - 1) * 2] as string
         if (other.length === key.length && sameBytes(other, key)) return held - 1
       }
       slot = (slot + 1) & this.mask
+    }
+  }
+
+  nameOf(entry: number): string {
+    return this.kept[entry * 2] as string
+  }
+
+  valueOf(entry: number): Kept {
+    return this.kept[entry * 2 + 1] as Kept
+  }
+
+  /**
+   * For each key of `keys` (UTF-8 bytes), its hash into `hashes` and into
+   * `entries` the first entry whose hash is the key's (NONE: none, or not
+   * ASCII), its name not yet compared. Reads only the slots, one key after
+   * another with nothing waiting on the key before: their memory reads overlap.
+   */
+  candidates(keys: readonly Uint8Array[], hashes: Int32Array, entries: Int32Array): void {
+    const slots = this.slots
+    const mask = this.mask
+    for (let i = 0; i < keys.length; i++) {
+      const hash = hashBytes(keys[i])
+      hashes[i] = hash
+      let entry = NONE
+      if (hash !== NOT_ASCII) {
+        for (let slot = hash & mask; slots[slot * 2] !== 0; slot = (slot + 1) & mask) {
+          if (slots[slot * 2 + 1] === hash) {
+            entry = slots[slot * 2] - 1
+            break
+          }
+        }
+      }
+      entries[i] = entry
     }
   }
 
@@ -297,8 +370,8 @@ class EntryTable {
     let entry = this.free
     if (entry !== NONE) this.free = this.older[entry]
     else entry = this.taken++
-    this.names[entry] = name
-    this.values[entry] = value
+    this.kept[entry * 2] = name
+    this.kept[entry * 2 + 1] = value
     this.hashes[entry] = hash
     this.sizes[entry] = size
     this.older[entry] = this.newest
@@ -339,8 +412,8 @@ class EntryTable {
     else this.newer[before] = after
     if (after === NONE) this.newest = before
     else this.older[after] = before
-    this.names[entry] = undefined
-    this.values[entry] = undefined
+    this.kept[entry * 2] = undefined
+    this.kept[entry * 2 + 1] = undefined
     this.older[entry] = this.free
     this.free = entry
     this.count--

@@ -2043,20 +2043,23 @@ export class Store {
     let inChunk = 0
     let now = 0
     let i = 0
+    // The keys the cache holds are answered first, all at once; the loop reads the others.
+    const answered = cache.answerEach(keys, out)
     for (; i < keys.length; i++) {
-      const key = keys[i]
-      const hit = cache.getBytes(key)
-      if (hit === undefined) {
+      if (answered[i] === 0) {
         if (startedAt === null) {
           startedAt = this.syncReads.begin()
-          if (startedAt === null) break
+          if (startedAt === null) {
+            // The caller reads the rest again: the ones answered from the cache past here are no hits.
+            for (let j = i; j < keys.length; j++) cache.hits -= answered[j]
+            break
+          }
           now = this.now()
           inChunk = 0
         }
-        out[i] = this.readBytesNow(key, now)
-      } else {
-        out[i] = hit === ABSENT ? undefined : hit
-        if (startedAt === null) continue
+        out[i] = this.readBytesNow(keys[i], now)
+      } else if (startedAt === null) {
+        continue
       }
       // A chunk spans SYNC_READ_CHUNK keys from its first LevelDB read, hits among them: a longer span of
       // memory reads would be charged to the gate as one slow read.
