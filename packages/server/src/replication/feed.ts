@@ -239,21 +239,16 @@ export abstract class Feed {
    * when the cursor's seq is no longer in the log.
    */
   private async readFromDisk(): Promise<Buffer[]> {
-    const batch: Buffer[] = []
-    let expected = this.cursor
-    let bytes = 0
     const { batchEntries, batchBytes } = this.timing
     // What this batch will take, judged by the last one: the log fetches
     // that much a trip, with no more copied than is sent (see WriteLog.read).
     const ahead = this.entryBytes === 0 ? undefined : Math.min(batchBytes, this.entryBytes * batchEntries)
-    for await (const [seq, raw] of this.store.log.read(this.cursor, batchEntries, ahead)) {
-      if (seq !== expected) break
-      batch.push(raw)
-      expected++
-      bytes += raw.length
-      if (bytes >= batchBytes) break
+    const batch = await this.store.log.readBatch(this.cursor, batchEntries, batchBytes, ahead)
+    if (batch.length > 0) {
+      let bytes = 0
+      for (let i = 0; i < batch.length; i++) bytes += batch[i].length
+      this.entryBytes = Math.ceil(bytes / batch.length)
     }
-    if (batch.length > 0) this.entryBytes = Math.ceil(bytes / batch.length)
     return batch
   }
 

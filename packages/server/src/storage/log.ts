@@ -285,6 +285,74 @@ export class WriteLog {
   }
 
   /**
+   * What read() yields, as one array: up to `limit` entries from `fromSeq`
+   * on, with consecutive seqs (a gap ends the batch), stopping once they
+   * hold `maxBytes`; empty when the log no longer holds `fromSeq`. Same
+   * trips, damage handling and remembered stopping points as read().
+   *
+   * A feed behind the in-memory tail reads its batches here: through
+   * read() every entry cost a turn of the async generator (its promise,
+   * its result object, a microtask), for all the entries a peer takes
+   * after a partition.
+   */
+  async readBatch(fromSeq: number, limit: number, maxBytes: number, aheadBytes = READ_AHEAD_BYTES): Promise<Buffer[]> {
+    const batch: Buffer[] = []
+    if (limit <= 0) return batch
+    const start = this.nextBlock.get(fromSeq) ?? (await this.blockHolding(fromSeq)) ?? fromSeq
+    // As in read(): highWaterMarkBytes is classic-level's own option.
+    const options = { gte: seqKey(start), highWaterMarkBytes: aheadBytes }
+    const iterator = this.sublevel.iterator(options)
+    let damaged: TandemError | null = null
+    let next = fromSeq
+    let nextKey = 0
+    let bytes = 0
+    try {
+      reading: for (
+        let records = await iterator.nextv(READ_RECORDS);
+        records.length > 0;
+        records = await iterator.nextv(READ_RECORDS)
+      ) {
+        for (const [key, record] of records) {
+          const blockKey = keySeq(key)
+          if (damaged) {
+            this.markDamagedBefore(blockKey)
+            throw damaged
+          }
+          let entries: Buffer[]
+          try {
+            entries = unpackBlock(record)
+          } catch (err) {
+            damaged = new TandemError(
+              'INTERNAL',
+              `the log record at seq ${blockKey} is damaged: ${(err as Error).message}`,
+            )
+            continue
+          }
+          const blockEnd = blockKey + entries.length
+          if (blockEnd <= next) continue // wholly before fromSeq (read from the block before it)
+          if (blockKey > next) break reading // a gap: the batch ends before it
+          for (let i = next - blockKey; i < entries.length; i++) {
+            const raw = entries[i]
+            batch.push(raw)
+            bytes += raw.length
+            next++
+            nextKey = next < blockEnd ? blockKey : next
+            if (batch.length === limit || bytes >= maxBytes) break reading
+          }
+        }
+      }
+      if (damaged) {
+        this.markDamagedBefore(this.lastSeq() + 1)
+        throw damaged
+      }
+    } finally {
+      if (batch.length > 0) this.rememberBlock(next, nextKey)
+      await iterator.close()
+    }
+    return batch
+  }
+
+  /**
    * Remembers that the entry at `seq`, if the log holds it, is in the block
    * keyed `key` (or in a later one: a block's key is the seq of its first
    * entry, so `seq` itself names the block a group appends next). Blocks are

@@ -462,6 +462,48 @@ describe('store: log blocks', () => {
     expect((await read(301, 2)).seqs).toEqual([301, 302])
   })
 
+  it('reads a batch as read() yields it: from any seq, up to a count or a byte size, one trip going on', async () => {
+    const store = await open('batches')
+    await writeGroups(store, 6, 7) // blocks start at 1, 8, 15, 22, 29, 36; lastSeq 42
+    const yielded = async (from: number, limit: number) => {
+      const out: [number, Buffer][] = []
+      for await (const item of store.log.read(from, limit)) out.push(item)
+      return out
+    }
+    for (const from of [1, 2, 7, 8, 9, 20, 41, 42]) {
+      for (const limit of [1, 5, 7, 8, 100]) {
+        const batch = await store.log.readBatch(from, limit, Number.POSITIVE_INFINITY)
+        const read = await yielded(from, limit)
+        expect(batch.map((raw) => decodeEntry(raw).seq)).toEqual(read.map(([seq]) => seq))
+        expect(batch.map((raw) => raw.toString('hex'))).toEqual(read.map(([, raw]) => raw.toString('hex')))
+      }
+    }
+    expect(await store.log.readBatch(43, 10, Number.POSITIVE_INFINITY)).toEqual([])
+    // The entry that reaches the byte size is the batch's last.
+    const sizes = (await yielded(10, 100)).map(([, raw]) => raw.length)
+    const bytes = sizes[0] + sizes[1] + 1
+    expect((await store.log.readBatch(10, 100, bytes)).map((raw) => decodeEntry(raw).seq)).toEqual([10, 11, 12])
+    // Going on from where a batch stopped: one trip, as read() makes.
+    const counter = countTrips(store)
+    const first = await store.log.readBatch(3, 10, Number.POSITIVE_INFINITY, 1024 * 1024)
+    expect(first.map((raw) => decodeEntry(raw).seq)).toEqual(Array.from({ length: 10 }, (_, i) => 3 + i))
+    const before = counter.trips
+    const next = await store.log.readBatch(13, 10, Number.POSITIVE_INFINITY, 1024 * 1024)
+    expect(next.map((raw) => decodeEntry(raw).seq)).toEqual(Array.from({ length: 10 }, (_, i) => 13 + i))
+    expect(counter.trips - before).toBe(1)
+  })
+
+  it('reads no batch from a seq the log no longer holds', async () => {
+    const store = await Store.open({ dataDir: join(dir, 'batch-trim'), sync: 'always', logRetention: 10 })
+    stores.push(store)
+    await writeGroups(store, 5, 8) // blocks start at 1, 9, 17, 25, 33; lastSeq 40
+    await store.trimLog() // keeps the blocks from 25 on
+    expect(await store.log.readBatch(20, 10, Number.POSITIVE_INFINITY)).toEqual([])
+    expect((await store.log.readBatch(25, 3, Number.POSITIVE_INFINITY)).map((raw) => decodeEntry(raw).seq)).toEqual([
+      25, 26, 27,
+    ])
+  })
+
   it('trims whole blocks only: the block holding the first kept seq stays', async () => {
     const store = await Store.open({ dataDir: join(dir, 'trim'), sync: 'always', logRetention: 10 })
     stores.push(store)
@@ -523,6 +565,33 @@ describe('store: a damaged log record', () => {
     const after: number[] = []
     for await (const [seq] of store.log.read(4)) after.push(seq)
     expect(after).toEqual([4, 5])
+  })
+
+  it('ends a batch that reaches it with INTERNAL, and the log then serves batches only from the block after it', async () => {
+    const dataDir = join(dir, 'damaged-batch')
+    let store = await Store.open({ dataDir, sync: 'always', logRetention: 1000 })
+    for (let i = 0; i < 5; i++) await store.write([[OP_PUT, `k${i}`, 'v']]) // a block each: seqs 1..5
+    await store.close()
+    const db = new Level<Buffer, Buffer>(join(dataDir, 'db'), { keyEncoding: 'buffer', valueEncoding: 'buffer' })
+    await db.open()
+    await db.put(Buffer.concat([Buffer.from('!log!'), seqKey(3)]), Buffer.from([0xb1, 0, 0, 0, 9, 1]))
+    await db.close()
+
+    store = await Store.open({ dataDir, sync: 'always', logRetention: 1000 })
+    stores.push(store)
+    // A batch that stops before the damaged record reads as it is.
+    expect((await store.log.readBatch(1, 2, Number.POSITIVE_INFINITY)).map((raw) => decodeEntry(raw).seq)).toEqual([
+      1, 2,
+    ])
+    await expect(store.log.readBatch(1, 10, Number.POSITIVE_INFINITY)).rejects.toMatchObject({
+      code: 'INTERNAL',
+      message: expect.stringContaining('seq 3 is damaged'),
+    })
+    expect(await store.log.firstSeq()).toBe(4)
+    expect(store.log.start).toBe(4)
+    expect((await store.log.readBatch(4, 10, Number.POSITIVE_INFINITY)).map((raw) => decodeEntry(raw).seq)).toEqual([
+      4, 5,
+    ])
   })
 })
 
