@@ -129,4 +129,24 @@ describe('log tail as bins (what a replica frame is built from)', () => {
     expect(tail.binsFrom(1, 100, 250)?.count).toBe(3)
     expect(tail.binsFrom(1, 100, 250)?.bins.length).toBe(3 * 102)
   })
+
+  it('empty() drops every entry and keeps the ring; clear() gives it back', () => {
+    const tail = new LogTail(100, 10_000)
+    expect(tail.reservedBytes).toBe(0)
+    for (let seq = 1; seq <= 50; seq++) tail.push(seq, entry(seq, 100))
+    expect(tail.reservedBytes).toBe(10_000)
+    tail.empty()
+    expect(tail.length).toBe(0)
+    expect(tail.from(50, 10, 1 << 20)).toBeNull()
+    expect(tail.reservedBytes).toBe(10_000)
+    // Pushes go on from any seq, byte for byte.
+    for (let seq = 70; seq <= 80; seq++) tail.push(seq, entry(seq, 100))
+    expect(tail.from(69, 10, 1 << 20)).toBeNull()
+    expect(tail.from(70, 100, 1 << 20)?.map((b) => b.toString('hex'))).toEqual(
+      Array.from({ length: 11 }, (_, i) => entry(70 + i, 100).toString('hex')),
+    )
+    tail.clear()
+    expect(tail.length).toBe(0)
+    expect(tail.reservedBytes).toBe(0)
+  })
 })

@@ -43,8 +43,6 @@ export class LogTail {
     const size = binHeaderLength(raw.length) + raw.length
     // Too big to keep, or empty: the next push starts afresh.
     if (raw.length === 0 || size > this.maxBytes) return this.reset()
-    // Zero-filled, so that the whole ring is resident from the start: the
-    // node's memory then does not creep up by up to maxBytes as it fills.
     if (this.ring === null) this.ring = Buffer.alloc(this.maxBytes)
     if (this.count === 0) {
       this.writeAt = 0
@@ -113,9 +111,27 @@ export class LogTail {
     return { count: i - first, bins: this.ring.subarray(start, end) }
   }
 
+  /** Bytes of memory the ring holds (0 until the first push, and after clear()). */
+  get reservedBytes(): number {
+    return this.ring?.length ?? 0
+  }
+
   /** Empties the tail and gives its memory back. */
   clear(): void {
     this.ring = null
+    this.reset()
+  }
+
+  /**
+   * Empties the tail, keeping its memory for when entries are pushed
+   * again. A new ring is not resident: each 4 KiB of it costs a page
+   * fault when first written (Buffer.alloc of this size gets untouched
+   * zero pages), dear on a virtual machine, and paid on the thread that
+   * commits groups. Readers that leave and come back (a peer link cut,
+   * then healed; a replica reconnecting) would make every return pay for
+   * the ring's pages again, while the node catches up.
+   */
+  empty(): void {
     this.reset()
   }
 

@@ -124,11 +124,14 @@ export class WriteLog {
    * A reader of the tail comes (true) or goes (false): the newest entries
    * are kept in memory while there is one. A reader that finds its position
    * outside the tail reads the log on disk until it reaches the entries
-   * kept since.
+   * kept since. Once the last reader is gone the tail holds no entry but
+   * keeps its memory (LogTail.empty): a node that never had a reader (a
+   * leaf replica) never takes it, one that had readers keeps what they
+   * took, within the same bound.
    */
   keepTail(on: boolean): void {
     this.tailReaders = Math.max(0, this.tailReaders + (on ? 1 : -1))
-    if (this.tailReaders === 0) this.tail.clear()
+    if (this.tailReaders === 0) this.tail.empty()
   }
 
   /** Records that as of `seq` this node holds exactly `vv` (JSON), in the group's batch. */

@@ -182,10 +182,23 @@ describe('store: in-memory log tail', () => {
     const fromDisk: Buffer[] = []
     for await (const [, raw] of store.log.read(2)) fromDisk.push(raw)
     expect(kept?.map((b) => b.toString('hex'))).toEqual(fromDisk.map((b) => b.toString('hex')))
+    const reserved = store.log.tail.reservedBytes
+    expect(reserved).toBeGreaterThan(0)
     store.log.keepTail(false)
     expect(store.log.tail.length).toBe(0)
     await store.write([[OP_PUT, 'd', '4']])
     expect(store.log.tail.length).toBe(0)
+    // The memory stays for the next reader (a healed peer link), whose
+    // entries go in the same ring from the first commit after it came.
+    expect(store.log.tail.reservedBytes).toBe(reserved)
+    store.log.keepTail(true)
+    await store.write([[OP_PUT, 'e', '5']])
+    expect(store.log.tail.from(4, 100, 1 << 20)).toBeNull()
+    const again = store.log.tail.from(5, 100, 1 << 20)
+    const onDisk: Buffer[] = []
+    for await (const [, raw] of store.log.read(5)) onDisk.push(raw)
+    expect(again?.map((b) => b.toString('hex'))).toEqual(onDisk.map((b) => b.toString('hex')))
+    expect(store.log.tail.reservedBytes).toBe(reserved)
   })
 })
 
