@@ -728,11 +728,14 @@ export class TandemNode {
 
   /**
    * Plain puts (no options), each a write of its own, submitted together
-   * (RESP's pipelined SETs): resolves once every one is committed, or
+   * (pipelined SETs, a frame's puts): resolves with the last one's seq
+   * (theirs are consecutive, in order) once every one is committed, or
    * rejects for all with what refused them (as each alone would be).
+   * `epoch`: the newest fail-over epoch their clients have seen.
    */
-  putEach(ops: EntryOp[]): Promise<unknown> {
+  putEach(ops: EntryOp[], epoch?: number): Promise<number> {
     try {
+      if (!this.mesh && epoch !== undefined && epoch > this.store.epoch) this.noteEpoch(epoch, 'a client has seen it')
       this.assertWritable()
     } catch (err) {
       return Promise.reject(err)

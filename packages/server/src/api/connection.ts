@@ -9,6 +9,7 @@ import {
   messagesWithInvalidUtf8,
   OPS,
   quote,
+  type Request,
   requestSchema,
   TandemError,
   truncate,
@@ -16,6 +17,7 @@ import {
 } from '@tandem/protocol'
 import type { Config } from '../config.js'
 import type { TandemNode } from '../node.js'
+import { type EntryOp, OP_PUT } from '../storage/log-entry.js'
 import type { Logger } from '../util/logger.js'
 import type { LatencyHistogram } from '../util/metrics.js'
 import { tokenMatches } from './auth.js'
@@ -61,6 +63,23 @@ interface ConnectionHooks {
  * one socket read, and the caps hold however the client frames its
  * requests.
  */
+/**
+ * Plain puts (no write concern, no context) dispatched one after another,
+ * submitted together when the pass over the backlog ends or another
+ * request comes: each is a write of its own, the run one item in the group
+ * committer (node.putEach), answered each with its own seq.
+ */
+interface PutRun {
+  ops: EntryOp[]
+  ids: number[]
+  ats: number[]
+  reserves: number[]
+  /** The newest fail-over epoch the run's puts carry. */
+  epoch: number | undefined
+}
+
+type PutRequest = Extract<Request, { op: 'put' }>
+
 export class ClientConnection {
   inFlight = 0
   /** The most reply bytes (see replyBytes) this connection has held. */
@@ -92,6 +111,8 @@ export class ClientConnection {
   private timedAt: number[] = []
   /** Messages read with a string that was not UTF-8, refused when their turn comes. */
   private readonly notUtf8 = new Set<unknown>()
+  /** The plain puts of the current pass not yet submitted (see PutRun). */
+  private putRun: PutRun | null = null
 
   constructor(
     private readonly ws: ClientSocket,
@@ -185,6 +206,7 @@ export class ClientConnection {
       this.onRequest(message, reserve)
       this.notePeak()
     }
+    this.endPutRun()
     if (this.backlogHead === this.backlog.length) {
       this.backlog = []
       this.backlogAt = []
@@ -247,6 +269,14 @@ export class ClientConnection {
     // get, put and del are checked without zod; the schema judges (and words
     // the error for) every request the fast check does not take.
     let req = fastRequest(message)
+    // A plain put: one the fast check took (no conditions, no TTL), with no write concern or context.
+    const plainPut =
+      req !== null &&
+      req.op === 'put' &&
+      req.w === undefined &&
+      req.context === undefined &&
+      req.after === undefined &&
+      this.config.mode === 'single'
     if (req === null) {
       const parsed = requestSchema.safeParse(message)
       if (!parsed.success) return this.fail(id, invalid(message, parsed.error.issues))
@@ -254,8 +284,11 @@ export class ClientConnection {
     }
     let result: unknown
     const at = this.readAt
+    // Whatever is not a plain put goes after the run before it: writes are submitted in the order they came.
+    if (!plainPut) this.endPutRun()
     try {
       checkLimits(req, this.config)
+      if (plainPut) return this.addToPutRun(req as PutRequest, at, reserve)
       result = handle(this.node, req, this.config)
     } catch (err) {
       this.timed(req.op, at)
@@ -271,6 +304,51 @@ export class ClientConnection {
     } else {
       this.timed(req.op, at)
       this.reply(id, result)
+    }
+  }
+
+  /** A plain put joins the run of puts, in flight until the run is answered. */
+  private addToPutRun(req: PutRequest, at: number, reserve: number): void {
+    this.inFlight++
+    this.reserved += reserve
+    if (this.putRun === null) this.putRun = { ops: [], ids: [], ats: [], reserves: [], epoch: undefined }
+    const run = this.putRun
+    run.ops.push([OP_PUT, req.key, req.value])
+    run.ids.push(req.id)
+    run.ats.push(at)
+    run.reserves.push(reserve)
+    if (req.epoch !== undefined && (run.epoch === undefined || req.epoch > run.epoch)) run.epoch = req.epoch
+  }
+
+  /** Submits the run that just ended (node.putEach): one promise for all its puts. */
+  private endPutRun(): void {
+    const run = this.putRun
+    if (run === null) return
+    this.putRun = null
+    this.node.putEach(run.ops, run.epoch).then(
+      (last) => this.settlePuts(run, last as number, undefined),
+      (err) => this.settlePuts(run, 0, err),
+    )
+  }
+
+  /**
+   * A run of puts settled: each is answered as its own put, its seq (the
+   * run's seqs are consecutive, ending at `last`) or the error. Runs from
+   * the promise's callback: a throw is the guard's (see guard).
+   */
+  private settlePuts(run: PutRun, last: number, err: unknown): void {
+    try {
+      const first = last - run.ids.length + 1
+      for (let i = 0; i < run.ids.length; i++) {
+        this.inFlight--
+        this.reserved -= run.reserves[i]
+        this.timed('put', run.ats[i])
+        if (err === undefined) this.reply(run.ids[i], { seq: first + i })
+        else this.fail(run.ids[i], err)
+      }
+      this.pump()
+    } catch (thrown) {
+      this.ws.onHandlerThrew(thrown)
     }
   }
 
