@@ -77,20 +77,37 @@ function stateHash(key: Uint8Array, record: Buffer | undefined, at: number): voi
   }
   // Plain records (no metadata): the record is its state.
   const headLength = head < 0 ? 0 : 2
-  const length = 4 + key.byteLength + headLength + state.length - from
-  const input = length <= SCRATCH_BYTES ? scratch : Buffer.allocUnsafe(length)
-  input.writeUInt32BE(key.byteLength, 0)
-  input.set(key, 4)
-  let into = 4 + key.byteLength
-  if (head >= 0) {
-    input[into++] = RECORD_META
-    input[into++] = head
+  const stateAt = 4 + key.byteLength + headLength
+  const length = stateAt + state.length - from
+  let input: Buffer
+  if (SCRATCH_AT + length <= SCRATCH_BYTES) {
+    // The whole record goes in first, its bytes before `from` landing
+    // where the key's length, the key and the head then overwrite them
+    // (SCRATCH_AT leaves room for the longest such prefix): a copy from
+    // `from` on (Buffer#copy with a start) makes a view of the record every
+    // call, for each of the two states every change hashes.
+    scratch.set(state, SCRATCH_AT + stateAt - from)
+    writeHead(scratch, SCRATCH_AT, key, head)
+    input = scratchView(length)
+  } else {
+    input = Buffer.allocUnsafe(length)
+    writeHead(input, 0, key, head)
+    state.copy(input, stateAt, from)
   }
-  state.copy(input, into, from)
   // As a binary (latin1) string, one char per byte: a Buffer answer costs hash() an ArrayBuffer, most of its time here.
-  const sum = hash('sha256', input === scratch ? scratchView(length) : input, 'binary')
+  const sum = hash('sha256', input, 'binary')
   hashOut[at] = u32At(sum, 0)
   hashOut[at + 1] = u32At(sum, 4)
+}
+
+/** The key's length (u32), the key, then the head (RECORD_META and the flags) when `head` is not -1, at `at`. */
+function writeHead(input: Buffer, at: number, key: Uint8Array, head: number): void {
+  input.writeUInt32BE(key.byteLength, at)
+  input.set(key, at + 4)
+  if (head >= 0) {
+    input[at + 4 + key.byteLength] = RECORD_META
+    input[at + 5 + key.byteLength] = head
+  }
 }
 
 /** The big-endian u32 at `at` of a latin1 string of bytes. */
@@ -107,15 +124,21 @@ function u32At(bytes: string, at: number): number {
 /** Where stateHash lays out what it hashes: hash() is synchronous, so one buffer serves every call. */
 const SCRATCH_BYTES = 64 * 1024
 const scratch = Buffer.allocUnsafe(SCRATCH_BYTES)
-/** Views of the scratch's first bytes by length, made once each for the lengths of small states. */
+/**
+ * Where the hashed bytes start in the scratch: at least the longest
+ * metadata a record holds before its replicated span (flags, checksum,
+ * modification seq: 14 bytes).
+ */
+const SCRATCH_AT = 16
+/** Views of the scratch from SCRATCH_AT by length, made once each for the lengths of small states. */
 const scratchViews: Buffer[] = []
 const CACHED_VIEWS = 4096
 
 function scratchView(length: number): Buffer {
-  if (length > CACHED_VIEWS) return scratch.subarray(0, length)
+  if (length > CACHED_VIEWS) return scratch.subarray(SCRATCH_AT, SCRATCH_AT + length)
   let view = scratchViews[length]
   if (view === undefined) {
-    view = scratch.subarray(0, length)
+    view = scratch.subarray(SCRATCH_AT, SCRATCH_AT + length)
     scratchViews[length] = view
   }
   return view
