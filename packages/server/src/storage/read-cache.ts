@@ -73,7 +73,7 @@ export class ReadCache {
     const entry = table.find(name, 0, hash)
     if (entry < 0) return undefined
     this.hits++
-    return table.valueOf(entry)
+    return table.valueAt(entry)
   }
 
   /**
@@ -116,7 +116,7 @@ export class ReadCache {
         answered[i] = 0
         continue
       }
-      const value = table.valueOf(entry)
+      const value = table.valueAt(entry)
       out[i] = value === ABSENT ? undefined : value
       answered[i] = 1
       hits++
@@ -296,7 +296,7 @@ class EntryTable {
     // Oldest first, so the fill order carries over.
     if (from) {
       for (let e = from.oldest; e !== NONE; e = from.newer[e]) {
-        this.add(from.nameOf(e), from.hashes[e], from.valueOf(e), from.sizes[e])
+        this.add(from.nameOf(e), from.hashes[e], from.valueAt(e), from.sizes[e])
       }
     }
   }
@@ -336,7 +336,7 @@ class EntryTable {
     return this.kept[entry * 2] as string
   }
 
-  valueOf(entry: number): Kept {
+  valueAt(entry: number): Kept {
     return this.kept[entry * 2 + 1] as Kept
   }
 
