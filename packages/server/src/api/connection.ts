@@ -3,6 +3,7 @@ import {
   decodeFrame,
   encodeFrame,
   FrameDecodeError,
+  fastFrameMessages,
   fastRequest,
   framedMessages,
   mayHoldInvalidUtf8,
@@ -156,22 +157,28 @@ export class ClientConnection {
     // Once closing, the socket is read only for the peer's close frame.
     if (this.closed) return
     if (!isBinary) return this.close(CLOSE.UNSUPPORTED_DATA, 'tandem speaks msgpack in binary frames')
-    let decoded: unknown
-    try {
-      decoded = decodeFrame(data)
-    } catch (err) {
-      this.hooks.onError('INVALID')
-      return this.close(CLOSE.INVALID_PAYLOAD, err instanceof FrameDecodeError ? err.message : 'malformed frame')
+    // The common frames are read by hand; any other goes to msgpackr, which judges it.
+    let messages = fastFrameMessages(data)
+    if (messages === null) {
+      let decoded: unknown
+      try {
+        decoded = decodeFrame(data)
+      } catch (err) {
+        this.hooks.onError('INVALID')
+        return this.close(CLOSE.INVALID_PAYLOAD, err instanceof FrameDecodeError ? err.message : 'malformed frame')
+      }
+      messages = framedMessages(decoded)
+      for (const message of messages) {
+        // Rare: only a message holding U+FFFD can have had bytes that are not UTF-8.
+        if (mayHoldInvalidUtf8(message)) {
+          for (const i of messagesWithInvalidUtf8(data)) this.notUtf8.add(messages[i])
+        }
+      }
     }
     // One clock read per frame, not per request; a request that waits in
     // the backlog for in-flight room is timed from here too.
     const at = this.node.clock.now()
-    const messages = framedMessages(decoded)
     for (const message of messages) {
-      // Rare: only a message holding U+FFFD can have had bytes that are not UTF-8.
-      if (mayHoldInvalidUtf8(message)) {
-        for (const i of messagesWithInvalidUtf8(data)) this.notUtf8.add(messages[i])
-      }
       this.backlog.push(message)
       this.backlogAt.push(at)
     }
