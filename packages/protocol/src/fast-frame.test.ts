@@ -33,7 +33,7 @@ function request(next: () => number): Record<string, unknown> {
     return get
   }
   const write: Record<string, unknown> =
-    kind === 1 ? { op: 'put', key, value: valueOf(next), id } : { op: 'del', key, id }
+    kind === 1 ? { op: 'put', key, value: randomValue(next), id } : { op: 'del', key, id }
   if (next() < 0.2) write.w = Math.floor(next() * 3)
   if (next() < 0.2) write.timeoutMs = 1000 + Math.floor(next() * 100_000)
   if (next() < 0.2) write.after = Math.floor(next() * 2 ** 32)
@@ -41,7 +41,7 @@ function request(next: () => number): Record<string, unknown> {
   return write
 }
 
-function valueOf(next: () => number): string | Buffer {
+function randomValue(next: () => number): string | Buffer {
   const length = LENGTHS[Math.floor(next() * LENGTHS.length)]
   if (next() < 0.5) return ascii(next, length)
   const bytes = Buffer.allocUnsafe(length)
