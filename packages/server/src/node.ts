@@ -1145,6 +1145,7 @@ export class TandemNode {
         writes: stats.writes,
         avgGroupSize: stats.groups === 0 ? 0 : Math.round((stats.writes / stats.groups) * 10) / 10,
         largestGroup: stats.largestGroup,
+        overlapped: stats.overlapped,
         queued: this.store.queuedWrites,
       },
     }

@@ -189,6 +189,7 @@ export class TandemServer {
       readCacheBytes: config.tune.readCacheBytes,
       writeBufferBytes: config.tune.writeBufferBytes,
       tableCompression: config.tune.tableCompression,
+      pipelinedCommit: config.tune.pipelinedCommit,
       verifyAtStart: config.verifyAtStart,
       // Only a node that starts as a replica has a healthy peer to copy from.
       onDamage: startsAsReplica(config) ? 'resync' : 'refuse',

@@ -163,6 +163,19 @@ export const tuningSchema = z
             "1 compresses LevelDB's table blocks (snappy) as it writes them out of the memtable and merges them; 0 stores them as they are. LevelDB tries every block and keeps the compressed form only when it saves an eighth, so values that do not compress (random bytes, already compressed data) pay for the try on every write-out and merge (a full sync's included) for no disk saved; 0 drops that work on LevelDB's background thread, and stores values that would compress at their full size. Applies to the tables written from then on; tables of either kind are read.",
         }),
       ),
+    pipelinedCommit: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(1)
+      .default(0)
+      .meta(
+        doc({
+          unit: '(1 on, 0 off)',
+          description:
+            "1 pipelines group commits on a single master with --sync always: the next group is read and built while the group before it is written and fsynced, taking every write that arrives until that write is done, and goes to LevelDB right after it (status commit.overlapped counts such groups). The disk and the event loop then work side by side instead of in turn, at the cost of more event-loop turns a write; it pays where the fsync is long next to a group's build. Off by default until measured on a quiet machine; no effect in other modes.",
+        }),
+      ),
     presenceKeys: z.coerce
       .number()
       .int()

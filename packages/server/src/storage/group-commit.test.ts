@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { GroupCommitter } from './group-commit.js'
+import { GroupCommitter, RETRY } from './group-commit.js'
 
 /** A committer whose commits finish only when the test says so. */
 function manual<T>(options: { maxGroup: number; maxQueued?: number; weight?: (item: T) => number }) {
@@ -86,5 +86,86 @@ describe('group committer', () => {
     await new Promise((r) => setImmediate(r))
     await flush()
     await Promise.all(ok)
+  })
+
+  // Pipelining: a commit that says its batch is handed to the disk gets the
+  // next group while it is written, and that group takes every write that
+  // comes until the write before it is done; never a third meanwhile.
+  it('builds the next group during a write, joining every write that comes until that write is done', async () => {
+    const turn = () => new Promise((r) => setImmediate(r))
+    const groups: string[][] = []
+    /** Per group, in order: ends its write (or fails it). */
+    const writes: ((ok: boolean) => void)[] = []
+    /** Whether the group written last is written, once it is settled. */
+    let before: Promise<boolean> | null = null
+    const committer = new GroupCommitter<string, string>(
+      async (group, built, join) => {
+        const mine = group.slice()
+        groups.push(mine)
+        const prev = before
+        while (prev !== null) {
+          const arrived = await Promise.race([prev.then(() => false), join.arrival().then(() => true)])
+          if (!arrived) break
+          const more = join.take()
+          if (more === null) break
+          mine.push(...more)
+        }
+        if (prev !== null && !(await prev)) return RETRY
+        const written = new Promise<boolean>((resolve) => writes.push(resolve))
+        before = written
+        built()
+        const ok = await written
+        if (before === written) before = null
+        if (!ok) throw new Error('disk')
+        return mine
+      },
+      { maxGroup: 4, maxQueued: 1000, joins: (item) => !item.startsWith('!') },
+    )
+    const a = committer.submit('a')
+    await turn()
+    expect(groups).toEqual([['a']])
+    // 'b' starts the next group while 'a' is written; 'c' and 'd', later, join it.
+    const b = committer.submit('b')
+    await turn()
+    const c = committer.submit('c')
+    await turn()
+    const d = committer.submit('d')
+    await turn()
+    await turn()
+    expect(groups).toEqual([['a'], ['b', 'c', 'd']])
+    expect(committer.stats.overlapped).toBe(1)
+    // '!e' may not join, nor be built on another: it waits for 'b c d' to be written, as does 'f' behind it.
+    const e = committer.submit('!e')
+    const f = committer.submit('f')
+    await turn()
+    writes[0](true)
+    await expect(a).resolves.toBe('a')
+    await turn()
+    await turn()
+    expect(groups).toEqual([['a'], ['b', 'c', 'd']])
+    writes[1](true)
+    await expect(Promise.all([b, c, d])).resolves.toEqual(['b', 'c', 'd'])
+    await turn()
+    expect(groups.slice(2)).toEqual([['!e', 'f']])
+    // 'g' and 'h' are built on '!e f'; '!i' may not join them.
+    const g = committer.submit('g')
+    await turn()
+    const h = committer.submit('h')
+    await turn()
+    const i = committer.submit('!i')
+    await turn()
+    await turn()
+    expect(groups.slice(3)).toEqual([['g', 'h']])
+    expect(committer.stats.overlapped).toBe(2)
+    // '!e f' fails: 'g h', built on it, is queued again, ahead of '!i', which came later.
+    writes[2](false)
+    await expect(Promise.all([e, f])).rejects.toThrow('disk')
+    await turn()
+    await turn()
+    expect(groups.slice(4)).toEqual([['g', 'h', '!i']])
+    writes[3](true)
+    await expect(Promise.all([g, h, i])).resolves.toEqual(['g', 'h', '!i'])
+    await committer.idle()
+    expect(committer.stats.groups).toBe(3)
   })
 })

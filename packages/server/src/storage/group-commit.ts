@@ -6,14 +6,49 @@ import { TandemError } from '@tandem/protocol'
  * covers every writer in the group, which is what makes durable writes fast.
  *
  * The committer knows nothing of what a write is; the Store hands it a
- * `commit(group)` function that turns a group into one atomic batch. Groups
- * are committed strictly one after another, so their order is the log order.
+ * `commit(group, built, join)` function that turns a group into one atomic
+ * batch. Groups are written strictly one after another, so their order is
+ * the log order.
+ *
+ * Pipelining: a commit may call `built()` as it hands its batch to the disk,
+ * when the next group may be built while it is written (a commit that does
+ * not call it is waited for, and the next group forms once it is written,
+ * with every write that came meanwhile). The committer then hands the next
+ * group to `commit` at once, or at the first write to come (unless that
+ * write may not join: then once the write before is done), and that commit
+ * keeps taking the writes that arrive (`join`) until the batch before it is
+ * written: so it holds every write that came during that write, as it
+ * would have had it waited, but is read and built during it. `commit`
+ * itself sees to it that its batch goes to the disk only once the one
+ * before it is written, built on what that one holds. At most two groups
+ * are under way: one being written, the next being built. If the one being
+ * written fails, the one built on it answers RETRY: its writes (those it
+ * joined too) go back to the head of the queue, to be built again on what
+ * the store then holds.
  */
+
+/** A commit's answer for a group built on a group that then failed: its writes are queued again. */
+export const RETRY: unique symbol = Symbol('retry')
+
+/** What a commit building during the write before it uses to take the writes that arrive meanwhile. */
+export interface GroupJoin<T> {
+  /** Resolves once a write is queued (at once if one is), after that turn's I/O callbacks. */
+  arrival(): Promise<void>
+  /**
+   * Moves the queued writes that may join (options.joins), from the head,
+   * into the group, up to maxGroup by weight; null once the group is full
+   * or the head may not join (then the rest wait for the next group).
+   */
+  take(): T[] | null
+}
+
 export interface CommitStats {
   groups: number
   /** Writes committed, counted by weight (entries, for replicated frames). */
   writes: number
   largestGroup: number
+  /** Groups built while the one before was being written (pipelined). */
+  overlapped: number
 }
 
 interface Pending<T, R> {
@@ -35,13 +70,17 @@ interface GroupCommitterOptions<T> {
   now?: () => number
   /** Told, as each group starts, how long its oldest write waited for it, in ms. */
   waited?: (ms: number) => void
+  /** Whether a queued write may join a group being built during a write (see GroupJoin); none if unset. */
+  joins?: (item: T) => boolean
 }
 
 export class GroupCommitter<T, R> {
   private queue: Pending<T, R>[] = []
   private running = false
   private idleWaiters: (() => void)[] = []
-  readonly stats: CommitStats = { groups: 0, writes: 0, largestGroup: 0 }
+  /** Set while the loop or a joining commit waits for a write to be queued. */
+  private onArrival: (() => void) | null = null
+  readonly stats: CommitStats = { groups: 0, writes: 0, largestGroup: 0, overlapped: 0 }
 
   constructor(
     /**
@@ -49,7 +88,11 @@ export class GroupCommitter<T, R> {
      * in place of a result refuses that item alone (the rest of the group
      * is written). A rejection fails the whole group.
      */
-    private readonly commit: (group: T[]) => Promise<(R | Error)[]>,
+    private readonly commit: (
+      group: T[],
+      built: () => void,
+      join: GroupJoin<T>,
+    ) => Promise<(R | Error)[] | typeof RETRY>,
     private readonly options: GroupCommitterOptions<T>,
   ) {}
 
@@ -63,7 +106,12 @@ export class GroupCommitter<T, R> {
     }
     return new Promise<R>((resolve, reject) => {
       this.queue.push({ item, resolve, reject, at: this.options.now?.() ?? 0 })
-      if (!this.running) {
+      if (this.onArrival !== null) {
+        // Taken from the check phase on, with the rest of this turn's writes (as below).
+        const arrival = this.onArrival
+        this.onArrival = null
+        setImmediate(arrival)
+      } else if (!this.running) {
         this.running = true
         // Start once this turn's I/O callbacks have all run (the check
         // phase), not on a microtask: with many unpipelined clients each
@@ -105,33 +153,105 @@ export class GroupCommitter<T, R> {
 
   private readonly start = (): void => void this.run()
 
+  /** Resolves once a write is queued (see GroupJoin.arrival). */
+  private arrival(): Promise<void> {
+    return new Promise((resolve) => {
+      if (this.queue.length > 0) setImmediate(resolve)
+      else this.onArrival = resolve
+    })
+  }
+
   private async run(): Promise<void> {
-    while (this.queue.length > 0) {
+    /** The group handed to the disk with built(), until it settles. */
+    let writing: Promise<boolean> | null = null
+    for (;;) {
+      if (this.queue.length === 0) {
+        if (writing === null) break
+        // A group is being written: the next one starts at the first write to come.
+        const settled = await Promise.race([writing.then(() => true), this.arrival().then(() => false)])
+        this.onArrival = null
+        if (settled) writing = null
+        continue
+      }
+      if (writing !== null && !this.options.joins?.(this.queue[0].item)) {
+        // A write that may not be built on another waits for it, and takes what comes meanwhile.
+        await writing
+        writing = null
+        continue
+      }
       const { take, writes } = this.nextGroup()
       const group = take === this.queue.length ? this.queue : this.queue.slice(0, take)
       this.queue = group === this.queue ? [] : this.queue.slice(take)
       const { now, waited } = this.options
       if (now && waited) waited(now() - group[0].at)
-      let results: (R | Error)[]
-      try {
-        results = await this.commit(group.map((p) => p.item))
-      } catch (err) {
-        for (const p of group) p.reject(err)
-        continue
-      }
-      // Counted by weight: a replicated frame counts as the entries it holds.
-      this.stats.groups++
-      this.stats.writes += writes
-      if (writes > this.stats.largestGroup) this.stats.largestGroup = writes
-      for (let i = 0; i < group.length; i++) {
-        const result = results[i]
-        if (result instanceof Error) group[i].reject(result)
-        else group[i].resolve(result)
-      }
+      if (writing !== null) this.stats.overlapped++
+      let built!: () => void
+      const isBuilt = new Promise<void>((resolve) => (built = resolve))
+      const weight = { writes }
+      const done = this.settle(
+        group,
+        weight,
+        this.commit(
+          group.map((p) => p.item),
+          built,
+          { arrival: () => this.arrival(), take: () => this.join(group, weight) },
+        ),
+      )
+      const handedOver = await Promise.race([isBuilt.then(() => true), done.then(() => false)])
+      this.onArrival = null
+      writing = handedOver ? done : null
     }
     this.running = false
     const waiters = this.idleWaiters
     this.idleWaiters = []
     for (const w of waiters) w()
+  }
+
+  /** Moves queued writes that may join into `group` (see GroupJoin.take). */
+  private join(group: Pending<T, R>[], weight: { writes: number }): T[] | null {
+    const { joins, maxGroup } = this.options
+    if (!joins) return null
+    const items: T[] = []
+    let take = 0
+    while (take < this.queue.length) {
+      const item = this.queue[take].item
+      const w = this.options.weight?.(item) ?? 1
+      if (!joins(item) || weight.writes + w > maxGroup) break
+      weight.writes += w
+      group.push(this.queue[take])
+      items.push(item)
+      take++
+    }
+    if (take > 0) this.queue = take === this.queue.length ? [] : this.queue.slice(take)
+    return take === 0 && this.queue.length > 0 ? null : items
+  }
+
+  /** Answers a group's writes once its commit settles; whether it was written. */
+  private async settle(
+    group: Pending<T, R>[],
+    weight: { writes: number },
+    outcome: Promise<(R | Error)[] | typeof RETRY>,
+  ): Promise<boolean> {
+    let results: (R | Error)[] | typeof RETRY
+    try {
+      results = await outcome
+    } catch (err) {
+      for (const p of group) p.reject(err)
+      return false
+    }
+    if (results === RETRY) {
+      this.queue = group.concat(this.queue)
+      return false
+    }
+    // Counted by weight: a replicated frame counts as the entries it holds.
+    this.stats.groups++
+    this.stats.writes += weight.writes
+    if (weight.writes > this.stats.largestGroup) this.stats.largestGroup = weight.writes
+    for (let i = 0; i < group.length; i++) {
+      const result = results[i]
+      if (result instanceof Error) group[i].reject(result)
+      else group[i].resolve(result)
+    }
+    return true
   }
 }

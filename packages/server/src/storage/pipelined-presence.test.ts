@@ -33,6 +33,7 @@ describe('store: key presence across writes that join a group (--sync always)', 
         sync: 'always',
         logRetention: 100_000,
         presenceKeys,
+        pipelinedCommit: 1,
       })
       stores.push(store)
       // Groups built during the write before (a store that pipelines counts them; else 40 rounds).

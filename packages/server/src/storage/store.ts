@@ -10,7 +10,7 @@ import { BulkBatch } from './bulk-batch.js'
 import { ConvergenceDigest } from './convergence.js'
 import type { ApplyEntry, ApplyOp } from './entry-scan.js'
 import { ExpiryIndex } from './expiry-index.js'
-import { type CommitStats, GroupCommitter } from './group-commit.js'
+import { type CommitStats, GroupCommitter, type GroupJoin, RETRY } from './group-commit.js'
 import { HybridClock, hlcWallMs } from './hlc.js'
 import { KeyPresence, ticketExists, ticketKnown } from './key-presence.js'
 import { type KeyCounts, KeyTracker } from './key-tracker.js'
@@ -156,6 +156,8 @@ export interface StoreOptions {
   writeBufferBytes?: number
   /** 1: LevelDB compresses its table blocks (snappy); 0: stores them as they are (tunable tableCompression). */
   tableCompression?: number
+  /** 1: group commits are pipelined with --sync always on a single master (see Store.pipelined; tunable pipelinedCommit). */
+  pipelinedCommit?: number
 }
 
 export type ConflictPolicy = 'lww' | 'vclock'
@@ -223,6 +225,22 @@ interface GroupState {
   presenceTickets: number[]
   presenceStamp: number
   readRecords: boolean
+  /** The group before it, not yet written when this one began, sets or removes expiry times. */
+  expiryBefore: boolean
+  /** Ms spent reading its keys' records, and building its batch (write-stage figures). */
+  readMs: number
+  buildMs: number
+}
+
+/** A group handed to LevelDB, which the next group is built on while it is written (see commitGroup). */
+interface InFlight {
+  commit: GroupState
+  /** Seq of its first entry. */
+  first: number
+  /** A group is being built on it: if it fails, that group undoes both (itself first). */
+  successor: boolean
+  /** Resolves true once it is written and the store holds it, false if it failed. */
+  outcome: Promise<boolean>
 }
 
 /**
@@ -495,8 +513,11 @@ export class Store {
     return this.options.maxSiblings ?? 16
   }
 
-  /** Seq that the next local write will take. */
+  /** Seq that the next local write will take (past a group being written). */
   private nextSeq = 1
+
+  /** The group being written while the next one may be built on it (see commitGroup). */
+  private inflight: InFlight | null = null
 
   /** Where the write path's time goes (write-stages.ts); the server sets a histogram. */
   stages: WriteStageSink = NO_STAGES
@@ -512,8 +533,9 @@ export class Store {
       options.readCacheKeys ?? DEFAULT_TUNING.readCacheKeys,
       options.readCacheBytes ?? DEFAULT_TUNING.readCacheBytes,
     )
-    this.committer = new GroupCommitter((group) => this.commitGroup(group), {
+    this.committer = new GroupCommitter((group, built, join) => this.commitGroup(group, built, join), {
       maxGroup: options.maxGroup ?? 2000,
+      joins: (write) => this.joinsPipeline(write),
       maxQueued: options.maxQueued ?? 100_000,
       now: () => this.clock.now(),
       waited: (ms) => this.stages.observe('queue', ms / 1000),
@@ -1102,10 +1124,54 @@ export class Store {
     this.notifyCommit(this.lastSeq)
   }
 
-  private async commitGroup(group: StoreWrite[]): Promise<(number | LocalResult | Error)[]> {
+  /**
+   * Whether groups are pipelined: a group is read and built while the one
+   * before it is written, and written right after it (see GroupCommitter).
+   * Only with --sync always, where each group waits for its fsync, and
+   * only on a single-master store, whose local writes resolve against
+   * nothing but whether their keys exist (and their conditions' records):
+   * what the group before changes is then known exactly from its
+   * `current`, overlaid on what the next one reads. Reads by clients never
+   * see that overlay: they read LevelDB, which shows a batch only once its
+   * synced write is done, and each batch goes to LevelDB only once the one
+   * before it is durable (so the read cache's hand-off rule holds as for
+   * one group at a time).
+   */
+  private get pipelined(): boolean {
+    return (
+      (this.options.pipelinedCommit ?? DEFAULT_TUNING.pipelinedCommit) === 1 &&
+      this.options.sync === 'always' &&
+      this.policy.mode === 'single' &&
+      this.keys === null &&
+      this.resolver === null &&
+      this.noSpace === null
+    )
+  }
+
+  /**
+   * Whether a write may be built while the group before it is written: a
+   * client's write (an expiry write reads records that expire by the
+   * clock, and waits).
+   */
+  private joinsPipeline(write: StoreWrite): boolean {
+    return write.kind === 'local' && !write.expire && this.pipelined
+  }
+
+  private async commitGroup(
+    group: StoreWrite[],
+    built: () => void,
+    join: GroupJoin<StoreWrite>,
+  ): Promise<(number | LocalResult | Error)[] | typeof RETRY> {
+    let prev = this.inflight
+    if (prev !== null && !group.every((write) => this.joinsPipeline(write))) {
+      await prev.outcome
+      prev = null
+    }
+    if (prev !== null) prev.successor = true
     // A chained batch: cheaper than the array form of db.batch() for the
     // same ops.
     const batch = this.db.batch()
+    group = group.slice()
     const results: (number | LocalResult | Error)[] = new Array(group.length)
     const first = this.nextSeq
     const started = this.clock.now()
@@ -1125,66 +1191,42 @@ export class Store {
       presenceTickets: [],
       presenceStamp: 0,
       readRecords: false,
+      expiryBefore: prev !== null && prev.commit.expiry.length > 0,
+      readMs: 0,
+      buildMs: 0,
     }
-    await this.readCurrent(group, commit)
-    const read = this.clock.now()
-    this.stages.observe('read', (read - started) / 1000)
     const keys = this.keys
     keys?.begin()
     let barrier: StoreClock | null = null
     try {
-      for (let i = 0; i < group.length; i++) {
-        const write = group[i]
-        if (commit.damaged) {
-          const damaged = this.readsDamaged(commit.damaged, write)
-          if (damaged) {
-            results[i] = damaged
-            continue
-          }
-        }
-        switch (write.kind) {
-          case 'local': {
-            for (const op of write.ops) {
-              if (op[0] === OP_PUT && writeValueBytes(op[2]) > commit.largest) commit.largest = writeValueBytes(op[2])
-            }
-            // Awaits only when this millisecond's HLC counter is used up.
-            let hlc = this.hlc.tryNow()
-            if (hlc === null) hlc = await this.hlc.now()
-            if (write.each) {
-              let seq = this.addPut(commit, write, 0, hlc)
-              for (let j = 1; j < write.ops.length; j++) {
-                hlc = this.hlc.tryNow()
-                if (hlc === null) hlc = await this.hlc.now()
-                seq = this.addPut(commit, write, j, hlc)
-              }
-              results[i] = seq
-              break
-            }
-            results[i] = this.resolver ? this.addLocalResolved(commit, write, hlc) : this.addLocal(commit, write, hlc)
-            break
-          }
-          case 'remote':
-            results[i] = this.addRemote(commit, write)
-            break
-          case 'merge':
-            results[i] = this.addMerge(commit, write)
-            break
-          case 'collect':
-            results[i] = this.addCollect(commit, write)
-            break
-          case 'barrier':
-            barrier = write.clock
-            this.vv.join(write.clock.vv)
-            this.hlc.restore(write.clock.hlc)
-            results[i] = this.addHousekeeping(commit, [])
-            break
-        }
+      barrier = await this.addWrites(commit, group, results, 0, prev)
+      // Every write that comes while the group before is written joins this one.
+      while (prev !== null) {
+        const arrived = await Promise.race([prev.outcome.then(() => false), join.arrival().then(() => true)])
+        if (!arrived) break
+        const more = join.take()
+        if (more === null) break
+        if (more.length === 0) continue
+        const at = group.length
+        for (const write of more) group.push(write)
+        results.length = group.length
+        await this.addWrites(commit, more, results, at, prev)
       }
     } catch (err) {
       this.restoreCounters(commit)
       void batch.close() // nothing of this group is written; free the native batch
+      // The group before, if it failed, left its undoing to this one (after this one's).
+      if (prev !== null && !(await prev.outcome)) this.undo(prev)
       throw err
     }
+    if (prev !== null && !(await prev.outcome)) {
+      // Built on a group that was not written: undo this one, then it, and build this one again.
+      this.restoreCounters(commit)
+      void batch.close()
+      this.undo(prev)
+      return RETRY
+    }
+    const finishing = this.clock.now()
     const merged = group.some((w) => w.kind === 'merge')
     if (commit.raws.length === 0 && !merged) {
       // Every entry was one this node already held: nothing to write.
@@ -1213,43 +1255,192 @@ export class Store {
     if (commit.keyDelta !== 0) batch.put(this.keyCountKey, Buffer.from(String(this.keyCount + commit.keyDelta)))
     if (barrier) batch.del(prefixed(this.metaPrefix, 'merging'))
     this.writingSeq = seq
-    const built = this.clock.now()
-    this.stages.observe('build', (built - read) / 1000)
+    const handedOff = this.clock.now()
+    this.stages.observe('read', commit.readMs / 1000)
+    this.stages.observe('build', (commit.buildMs + handedOff - finishing) / 1000)
+    let written!: (ok: boolean) => void
+    const self: InFlight = {
+      commit,
+      first,
+      successor: false,
+      outcome: new Promise<boolean>((resolve) => (written = resolve)),
+    }
+    if (commit.raws.length > 0) this.nextSeq = seq + 1
     // Every key the group writes is in commit.current: none may be read
     // from the cache, nor filled, while LevelDB may show either value.
     this.readCache.beginWrite(commit.current.keys(), this.dataPrefix.length)
+    if (this.pipelined) {
+      this.inflight = self
+      built()
+    }
     try {
       await this.writeBatch(batch, this.options.sync === 'always')
     } catch (err) {
       this.writingSeq = this.lastSeq
-      this.restoreCounters(commit)
+      if (this.inflight === self) this.inflight = null
+      // A group built on this one undoes itself first, then this one.
+      if (!self.successor) this.undo(self)
+      written(false)
       throw err
     } finally {
       this.readCache.endWrite()
     }
-    this.observeWritten(group, started, built)
-    if (raised) this.largestValue = commit.largest
-    if (firstTtl) this.ttlUsed = true
-    for (const [key, at] of commit.expiry) {
-      if (at === undefined) this.expiry.delete(key)
-      else this.expiry.set(key, at)
+    if (this.inflight === self) this.inflight = null
+    try {
+      this.observeWritten(group, started, handedOff)
+      if (raised) this.largestValue = commit.largest
+      if (firstTtl) this.ttlUsed = true
+      for (const [key, at] of commit.expiry) {
+        if (at === undefined) this.expiry.delete(key)
+        else this.expiry.set(key, at)
+      }
+      keys?.commit()
+      this.keyCount += commit.keyDelta
+      if (keys === null) this.learnPresence(commit)
+      this.committedVv = vvObject
+      if (barrier) await this.log.barrier(seq, vv)
+      if (commit.raws.length > 0) {
+        this.lastSeq = seq
+        this.lastCommitAt = this.clock.wall()
+        this.log.committed(first, commit.raws, this.lastCommitAt)
+        if (checkpoint) this.log.resumedAt(seq, vvObject)
+        this.dirtySinceSync = true
+        this.notifyCommit(seq)
+      }
+      if (keys && keys.overCap.length > 0) this.onOverCap(keys.overCap)
+      return results
+    } finally {
+      // Written: a group built on it goes to LevelDB next.
+      written(true)
     }
-    keys?.commit()
-    this.keyCount += commit.keyDelta
-    if (keys === null) this.learnPresence(commit)
-    this.committedVv = vvObject
-    if (barrier) await this.log.barrier(seq, vv)
-    if (commit.raws.length > 0) {
-      this.nextSeq = seq + 1
-      this.lastSeq = seq
-      this.lastCommitAt = this.clock.wall()
-      this.log.committed(first, commit.raws, this.lastCommitAt)
-      if (checkpoint) this.log.resumedAt(seq, vvObject)
-      this.dirtySinceSync = true
-      this.notifyCommit(seq)
+  }
+
+  /**
+   * Reads the keys of `writes` and adds them to the group's batch, their
+   * results at `at` on. The group's own view of a key (`current`) wins
+   * over what is read, and what the group before it (`prev`, being
+   * written) left wins over what LevelDB shows meanwhile. Returns the
+   * clock of a barrier among them, if any.
+   */
+  private async addWrites(
+    commit: GroupState,
+    writes: StoreWrite[],
+    results: (number | LocalResult | Error)[],
+    at: number,
+    prev: InFlight | null,
+  ): Promise<StoreClock | null> {
+    const startedAt = this.clock.now()
+    if (prev === null && commit.current.size === 0) await this.readCurrent(writes, commit)
+    else await this.readOver(writes, commit, prev)
+    const read = this.clock.now()
+    commit.readMs += read - startedAt
+    let barrier: StoreClock | null = null
+    for (let i = 0; i < writes.length; i++) {
+      const write = writes[i]
+      if (commit.damaged) {
+        const damaged = this.readsDamaged(commit.damaged, write)
+        if (damaged) {
+          results[at + i] = damaged
+          continue
+        }
+      }
+      switch (write.kind) {
+        case 'local': {
+          for (const op of write.ops) {
+            if (op[0] === OP_PUT && writeValueBytes(op[2]) > commit.largest) commit.largest = writeValueBytes(op[2])
+          }
+          // Awaits only when this millisecond's HLC counter is used up.
+          let hlc = this.hlc.tryNow()
+          if (hlc === null) hlc = await this.hlc.now()
+          if (write.each) {
+            let seq = this.addPut(commit, write, 0, hlc)
+            for (let j = 1; j < write.ops.length; j++) {
+              hlc = this.hlc.tryNow()
+              if (hlc === null) hlc = await this.hlc.now()
+              seq = this.addPut(commit, write, j, hlc)
+            }
+            results[at + i] = seq
+            break
+          }
+          results[at + i] = this.resolver
+            ? this.addLocalResolved(commit, write, hlc)
+            : this.addLocal(commit, write, hlc)
+          break
+        }
+        case 'remote':
+          results[at + i] = this.addRemote(commit, write)
+          break
+        case 'merge':
+          results[at + i] = this.addMerge(commit, write)
+          break
+        case 'collect':
+          results[at + i] = this.addCollect(commit, write)
+          break
+        case 'barrier':
+          barrier = write.clock
+          this.vv.join(write.clock.vv)
+          this.hlc.restore(write.clock.hlc)
+          results[at + i] = this.addHousekeeping(commit, [])
+          break
+      }
     }
-    if (keys && keys.overCap.length > 0) this.onOverCap(keys.overCap)
-    return results
+    commit.buildMs += this.clock.now() - read
+    return barrier
+  }
+
+  /**
+   * readCurrent for writes joining a group: into a map of their own, then
+   * taken into the group's `current` where the group holds nothing of the
+   * key yet, from the group before's records where it wrote the key.
+   */
+  private async readOver(writes: StoreWrite[], commit: GroupState, prev: InFlight | null): Promise<void> {
+    const current = commit.current
+    const damaged = commit.damaged
+    const { presenceNames, presenceTickets, presenceStamp, readRecords } = commit
+    commit.current = new Map()
+    commit.damaged = null
+    try {
+      await this.readCurrent(writes, commit)
+    } finally {
+      const read = commit.current
+      const readDamaged = commit.damaged as Set<string> | null
+      commit.current = current
+      commit.damaged = damaged
+      // What the presence lookups of the group's earlier reads found is kept
+      // with this read's (learnPresence); across a swap of the cache's
+      // generations their tickets no longer agree: every key is then
+      // recorded by name.
+      if (presenceNames.length > 0) {
+        if (commit.presenceStamp !== presenceStamp) commit.readRecords = true
+        commit.presenceNames = presenceNames.concat(commit.presenceNames)
+        commit.presenceTickets = presenceTickets.concat(commit.presenceTickets)
+        commit.presenceStamp = presenceStamp
+      }
+      commit.readRecords ||= readRecords
+      const before = prev?.commit.current
+      for (const [name, record] of read) {
+        if (current.has(name)) continue
+        const left = before?.get(name)
+        // PRESENT: the group before only read the key (a refused write), so
+        // LevelDB's answer stands; so does it for a key read damaged there
+        // (it may only have been read: a write reading it is then refused).
+        if (before?.has(name) && left !== PRESENT && !prev?.commit.damaged?.has(name)) {
+          current.set(name, left)
+          continue
+        }
+        current.set(name, record)
+        if (readDamaged?.has(name)) {
+          commit.damaged ??= new Set()
+          commit.damaged.add(name)
+        }
+      }
+    }
+  }
+
+  /** Takes back what a built group that was not written changed in memory: its counters and its seqs. */
+  private undo(group: InFlight): void {
+    this.restoreCounters(group.commit)
+    this.nextSeq = group.first
   }
 
   /**
@@ -1770,7 +1961,7 @@ export class Store {
         commit.batch.put(key, record)
       } else commit.batch.del(key)
       this.healed(key)
-      if (expiresAt !== undefined || this.expiry.size > 0 || commit.expiry.length > 0) {
+      if (expiresAt !== undefined || this.expiry.size > 0 || commit.expiry.length > 0 || commit.expiryBefore) {
         commit.expiry.push([op[1], expiresAt])
       }
       const name = names?.[from + i] ?? key.toString('latin1')
