@@ -1419,7 +1419,11 @@ export class Store {
       commit.readRecords ||= readRecords
       const before = prev?.commit.current
       for (const [name, record] of read) {
-        if (current.has(name)) continue
+        // The group's own view wins, but for PRESENT (an earlier read only
+        // found the key exists, and no write of the group changed it): a
+        // record read now wins over it, as within one read (readCurrent), or
+        // a condition would be checked against PRESENT, not the record.
+        if (current.has(name) && (current.get(name) !== PRESENT || record === PRESENT)) continue
         const left = before?.get(name)
         // PRESENT: the group before only read the key (a refused write), so
         // LevelDB's answer stands; so does it for a key read damaged there
