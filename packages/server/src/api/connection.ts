@@ -19,6 +19,7 @@ import {
 import type { Config } from '../config.js'
 import type { TandemNode } from '../node.js'
 import { type EntryOp, OP_PUT } from '../storage/log-entry.js'
+import { RunRefused } from '../storage/run-refused.js'
 import type { Logger } from '../util/logger.js'
 import type { LatencyHistogram } from '../util/metrics.js'
 import { tokenMatches } from './auth.js'
@@ -350,7 +351,11 @@ export class ClientConnection {
         this.inFlight--
         this.reserved -= run.reserves[i]
         this.timed('put', run.ats[i])
-        if (err === undefined) this.reply(run.ids[i], { seq: first + i })
+        const outcome = err instanceof RunRefused ? err.outcomes[i] : undefined
+        if (outcome) {
+          if (outcome.ok) this.reply(run.ids[i], { seq: outcome.seq })
+          else this.fail(run.ids[i], outcome.error)
+        } else if (err === undefined) this.reply(run.ids[i], { seq: first + i })
         else this.fail(run.ids[i], err)
       }
       this.pump()

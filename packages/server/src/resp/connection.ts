@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net'
 import type { ErrorCode } from '@tandem/protocol'
 import type { EntryOp } from '../storage/log-entry.js'
+import { RunRefused } from '../storage/run-refused.js'
 import { guarded, handlerThrew } from '../util/handler-guard.js'
 import type { Logger } from '../util/logger.js'
 import type { LatencyHistogram } from '../util/metrics.js'
@@ -476,9 +477,12 @@ export class RespConnection implements RespSession {
   private putSettled(slots: Slot[], failed: boolean, err: unknown): void {
     try {
       this.unsettledWrites--
-      for (const slot of slots) {
-        if (failed) this.failWith(slot, err)
-        else this.fill(slot, OK)
+      for (let i = 0; i < slots.length; i++) {
+        // A run some of whose SETs were refused (a conflict policy's write of a damaged record) answers each for itself.
+        const outcome = err instanceof RunRefused ? err.outcomes[i] : undefined
+        if (outcome && !outcome.ok) this.failWith(slots[i], outcome.error)
+        else if (!outcome && failed) this.failWith(slots[i], err)
+        else this.fill(slots[i], OK)
       }
     } catch (thrown) {
       this.threw(thrown)

@@ -8,6 +8,7 @@ import { readForApply } from './entry-scan.js'
 import { decodeEntry, type EntryOp, encodeEntry, type LogEntry, OP_DEL, OP_PUT, seqKey } from './log-entry.js'
 import { decodeRecord, encodeRecord, UNKNOWN_MOD_SEQ } from './record.js'
 import { type ConflictResolver, KEEP, logOrderWins } from './resolver.js'
+import { RunRefused } from './run-refused.js'
 import { packChunk } from './snapshot-chunk.js'
 import { NOT_NOW, Store } from './store.js'
 import { TextBytes } from './text-bytes.js'
@@ -1206,6 +1207,57 @@ describe('store: damaged records', () => {
     expect(await store.get('b')).toBe('again')
   })
 
+  // A run of writes (writeEach) under a conflict policy: each write is refused or written for itself, and says which.
+  it('answers each write of a run under a conflict policy for itself when a damaged record refuses one', async () => {
+    const openLww = async () => {
+      const store = await Store.open({
+        dataDir: join(dir, 'run'),
+        sync: 'always',
+        logRetention: 1000,
+        mode: 'multi',
+        conflict: 'lww',
+      })
+      store.resolver = new LwwResolver()
+      stores.push(store)
+      return store
+    }
+    let store = await openLww()
+    await store.write([
+      [OP_PUT, 'a', 'one'],
+      [OP_PUT, 'b', 'two'],
+      [OP_PUT, 'c', 'three'],
+    ])
+    await store.close()
+    stores = stores.filter((s) => s !== store)
+    await onDisk('run', async (data) => {
+      const record = (await data.get(Buffer.from('b'))) as Buffer
+      record[record.length - 1] ^= 0x01
+      await data.put(Buffer.from('b'), record)
+    })
+    store = await openLww()
+    const run = store.writeEach([
+      [OP_PUT, 'a', 'uno'],
+      [OP_PUT, 'b', 'dos'],
+      [OP_PUT, 'c', 'tres'],
+    ])
+    const refused = await run.then(
+      () => null,
+      (err: unknown) => err,
+    )
+    expect(refused).toBeInstanceOf(RunRefused)
+    const outcomes = (refused as RunRefused).outcomes
+    expect(outcomes.map((o) => o.ok)).toEqual([true, false, true])
+    expect(outcomes[1]).toMatchObject({ error: { code: 'CORRUPT', details: { key: 'b' } } })
+    // The written ones are written, each with a seq of its own.
+    const seqs = outcomes.flatMap((o) => (o.ok ? [o.seq] : []))
+    expect(new Set(seqs).size).toBe(2)
+    expect(await store.get('a')).toBe('uno')
+    expect(await store.get('c')).toBe('tres')
+    await expect(store.get('b')).rejects.toMatchObject({ code: 'CORRUPT' })
+    // A run with nothing refused answers with its last seq.
+    expect(await store.writeEach([[OP_PUT, 'd', 'x']])).toBeGreaterThan(Math.max(...seqs))
+  })
+
   // Data-dir compatibility: records of a build that did not seal them still read.
   it('reads records without a checksum in a data dir that held some, and takes one as damage where every record was sealed', async () => {
     let store = await open('old')
@@ -1467,6 +1519,31 @@ describe('store: --sync periodic', () => {
       await store.syncNow()
       expect(dirSyncs).toHaveLength(2)
     }
+  })
+
+  it('fsyncs the directory of a LevelDB made anew (a discarded data dir), whose log files take the same names again', async () => {
+    const dirSyncs: string[] = []
+    const dbDir = join(dir, 'anew', 'db')
+    const store = await Store.open({
+      dataDir: join(dir, 'anew'),
+      sync: 'periodic',
+      periodicSyncMs: 3_600_000,
+      logRetention: 1000,
+      fsyncFile: async () => {},
+      fsyncDir: async (path) => void dirSyncs.push(path),
+    })
+    stores.push(store)
+    const logs = () => readdirSync(dbDir).filter((name) => /^\d+\.log$/.test(name))
+    await store.write([[OP_PUT, 'a', '1']])
+    await store.syncNow()
+    expect(dirSyncs).toEqual([dbDir])
+    const before = logs()
+    await store.discardDamaged()
+    await store.write([[OP_PUT, 'b', '2']])
+    // The new LevelDB's log is a new file whatever its name: its directory entry is fsynced too.
+    expect(logs()).toEqual(before)
+    await store.syncNow()
+    expect(dirSyncs).toEqual([dbDir, dbDir])
   })
 
   it('fsyncs the log files for real', async () => {

@@ -48,6 +48,7 @@ import {
   seqRecord,
 } from './record.js'
 import { type ConflictResolver, KEEP } from './resolver.js'
+import { runOutcome } from './run-refused.js'
 import { ChunkPacker, unpackChunk } from './snapshot-chunk.js'
 import { SyncReadGate, type SyncReadOptions } from './sync-reads.js'
 import { TextBytes, writeValueBytes } from './text-bytes.js'
@@ -565,6 +566,8 @@ export class Store {
       writeBufferSize: this.options.writeBufferBytes ?? DEFAULT_TUNING.writeBufferBytes,
       compression: (this.options.tableCompression ?? DEFAULT_TUNING.tableCompression) === 1,
     })
+    // A LevelDB made anew numbers its log files from the start again: none of their directory entries is known synced.
+    this.dirSyncedLogs = new Set()
     this.data = this.db.sublevel<Buffer, Buffer>(SUBLEVELS.data, { keyEncoding: 'buffer', valueEncoding: 'buffer' })
     this.log.bind(
       this.db.sublevel<Buffer, Buffer>(SUBLEVELS.log, { keyEncoding: 'buffer', valueEncoding: 'buffer' }),
@@ -927,11 +930,13 @@ export class Store {
    * need no answer but that they are durable (RESP's pipelined SETs).
    * Resolves with the last one's seq once all are durable per the sync
    * mode. With a conflict policy each op is submitted alone (a damaged
-   * record refuses the write that reads it, and only that one).
+   * record refuses the write that reads it, and only that one): when some
+   * are refused and others written, it rejects with RunRefused, which says
+   * each op's outcome.
    */
   writeEach(ops: EntryOp[]): Promise<number> {
     if (this.status !== 'open') return Promise.reject(new TandemError('CLOSED', 'store is closed'))
-    if (this.resolver) return Promise.all(ops.map((op) => this.write([op]))).then((seqs) => seqs[seqs.length - 1])
+    if (this.resolver) return Promise.allSettled(ops.map((op) => this.write([op]))).then(runOutcome)
     return this.committer.submit({ kind: 'local', ops, each: true }) as Promise<number>
   }
 
