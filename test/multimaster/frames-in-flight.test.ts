@@ -55,7 +55,11 @@ describe('multi-master: entries frames in flight on a peer feed', () => {
 
   it('holds what commits behind an unacked frame and sends it in one frame once the peer acks', async () => {
     // A long --repl-timeout: node 0's feed must not give the stopped node up (a new feed counts anew).
-    group = await new PeerGroup().start({ size: 2, conflict: 'lww', args: ['--repl-timeout', '120s'] })
+    group = await new PeerGroup().start({
+      size: 2,
+      conflict: 'lww',
+      args: ['--repl-timeout', '120s', '--tune', 'peerFramesInFlight=1'],
+    })
     const { before, during, after } = await writeWhileStopped(group)
     // One frame went (the first commit's); the 199 commits after it waited.
     expect(during.frames - before.frames).toBe(1)
@@ -68,7 +72,7 @@ describe('multi-master: entries frames in flight on a peer feed', () => {
     group = await new PeerGroup().start({
       size: 2,
       conflict: 'lww',
-      args: ['--repl-timeout', '120s', '--tune', 'replBatchEntries=20'],
+      args: ['--repl-timeout', '120s', '--tune', 'replBatchEntries=20,peerFramesInFlight=1'],
     })
     const { before, during } = await writeWhileStopped(group)
     // The first commit's frame, then one each time 20 entries waited.

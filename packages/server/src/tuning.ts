@@ -345,11 +345,11 @@ export const tuningSchema = z
           "Multi-master: when everything new a feed has for a peer is skipped (the peer pulls those writes from their origin directly), the feed tells it what this node now holds in an entries frame with no entries, at most once in this long (the last one goes out when it ends; heartbeats, every replHeartbeatMs, say it too). Shorter keeps the peer's view of this node (what it tells a restarted origin, peersHold) fresher at a frame each.",
       }),
     ),
-    peerFramesInFlight: count.default(1).meta(
+    peerFramesInFlight: count.default(64).meta(
       doc({
         unit: 'frames',
         description:
-          "Multi-master: entries frames a feed leaves unacknowledged by its peer before it holds what commits next for one frame sent when the next ack comes (a full batch goes at once). Each frame costs both nodes alike whatever it holds, so fewer makes fewer, fuller frames under load; more sends sooner behind a slow link. An idle link's first frame is never held.",
+          "Multi-master: entries frames a feed leaves unacknowledged by its peer before it holds what commits next for one frame sent when the next ack comes (a full batch goes at once). Each frame costs both nodes alike whatever it holds, so fewer makes fewer, fuller frames under load, and more sends sooner: a frame is acknowledged once the peer's commit of it is durable, so at 1 every entry waits for the peer's commit of the frame before it. The default holds frames back only from a peer that has fallen far behind; 1 trades peer lag for throughput (see BENCHMARKS.md). An idle link's first frame is never held.",
       }),
     ),
     peerHandshakeTimeoutMs: count.default(5000).meta(
