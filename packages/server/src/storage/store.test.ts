@@ -1149,6 +1149,24 @@ describe('store: damaged records', () => {
     del(key: Buffer): Promise<void>
   }
 
+  /** A store `name` holding a, b, c = one, two, three, reopened with b's record damaged on disk ('two' reads 'twn'). */
+  async function damagedB(name: string, openStore: (name: string) => Promise<Store>): Promise<Store> {
+    const store = await openStore(name)
+    await store.write([
+      [OP_PUT, 'a', 'one'],
+      [OP_PUT, 'b', 'two'],
+      [OP_PUT, 'c', 'three'],
+    ])
+    await store.close()
+    stores = stores.filter((s) => s !== store)
+    await onDisk(name, async (data) => {
+      const record = (await data.get(Buffer.from('b'))) as Buffer
+      record[record.length - 1] ^= 0x01
+      await data.put(Buffer.from('b'), record)
+    })
+    return openStore(name)
+  }
+
   async function reopen(store: Store, name: string): Promise<Store> {
     await store.close()
     stores = stores.filter((s) => s !== store)
@@ -1157,20 +1175,7 @@ describe('store: damaged records', () => {
 
   // Rule: a record whose checksum fails is never read as data, nor decided on by a write.
   it('refuses reads and reading writes of a damaged record with CORRUPT, and a blind put heals it', async () => {
-    let store = await open('d')
-    await store.write([
-      [OP_PUT, 'a', 'one'],
-      [OP_PUT, 'b', 'two'],
-      [OP_PUT, 'c', 'three'],
-    ])
-    await store.close()
-    stores = stores.filter((s) => s !== store)
-    await onDisk('d', async (data) => {
-      const record = (await data.get(Buffer.from('b'))) as Buffer
-      record[record.length - 1] ^= 0x01 // 'two' reads 'twn'
-      await data.put(Buffer.from('b'), record)
-    })
-    store = await open('d')
+    let store = await damagedB('d', open)
     const found: string[] = []
     store.onCorrupt = (key) => found.push(key)
     const corrupt = { code: 'CORRUPT', details: { key: 'b' } }
@@ -1209,9 +1214,9 @@ describe('store: damaged records', () => {
 
   // A run of writes (writeEach) under a conflict policy: each write is refused or written for itself, and says which.
   it('answers each write of a run under a conflict policy for itself when a damaged record refuses one', async () => {
-    const openLww = async () => {
+    const openLww = async (name: string) => {
       const store = await Store.open({
-        dataDir: join(dir, 'run'),
+        dataDir: join(dir, name),
         sync: 'always',
         logRetention: 1000,
         mode: 'multi',
@@ -1221,20 +1226,7 @@ describe('store: damaged records', () => {
       stores.push(store)
       return store
     }
-    let store = await openLww()
-    await store.write([
-      [OP_PUT, 'a', 'one'],
-      [OP_PUT, 'b', 'two'],
-      [OP_PUT, 'c', 'three'],
-    ])
-    await store.close()
-    stores = stores.filter((s) => s !== store)
-    await onDisk('run', async (data) => {
-      const record = (await data.get(Buffer.from('b'))) as Buffer
-      record[record.length - 1] ^= 0x01
-      await data.put(Buffer.from('b'), record)
-    })
-    store = await openLww()
+    const store = await damagedB('run', openLww)
     const run = store.writeEach([
       [OP_PUT, 'a', 'uno'],
       [OP_PUT, 'b', 'dos'],
