@@ -69,6 +69,8 @@ describe('tandem-bench suites', () => {
     expect(one.replicas).toBe(1)
     expect(one.vsNoReplicas).toBeGreaterThan(0)
     expect(one.targets.tandem.servers).toHaveLength(2)
+    // No lag probe beside the replicas' runs: they differ from the run without replicas only by the replicas.
+    expect(one.targets.tandem.replicationLag).toBeNull()
 
     // Each figure under its stable id: what BENCHMARKS.md and these tests look it up by.
     expect(report.checks.map((c: Json) => c.id)).toEqual([

@@ -34,6 +34,13 @@ interface ScenarioExtras {
   peerLag?: boolean
   /** Ends the measured window when it settles, instead of --duration (see runLoad). */
   measureFor?: (count: () => Promise<LoadCount>) => Promise<void>
+  /**
+   * false: no replication-lag probe, so that a run with replicas differs
+   * from one without only by the replicas (the probe is a process of its
+   * own that writes markers on the master and polls the replicas without
+   * a pause until each marker shows).
+   */
+  lagProbe?: boolean
 }
 
 export async function runScenario(
@@ -55,7 +62,7 @@ export async function runScenario(
     const intervalMs = extras.lagIntervalMs ?? o.lagInterval ?? 250
     const nodes = [topology.master, ...topology.replicas]
     const probe =
-      topology.replicas.length === 0
+      topology.replicas.length === 0 || extras.lagProbe === false
         ? null
         : new ProcessLagProbe(
             extras.peerLag
