@@ -1,10 +1,6 @@
-import { cpSync } from 'node:fs'
 import type { TandemClient } from '@tandem/client'
 import type { MultiPeerStatus } from '@tandem/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
-import { freePort } from '../helpers/fault-proxy.js'
-import { NodeProcess } from '../helpers/node-process.js'
-import { tempDir } from '../helpers/temp-dir.js'
 import { waitFor } from '../helpers/wait.js'
 import { PeerGroup, type PeerStatus } from './peers.js'
 
@@ -213,12 +209,7 @@ describe('multi-master duplicate traffic', () => {
     await group.waitConverged()
     // A copy of node 0's data dir as it is now: started later, it holds
     // fewer of node 0's own writes than node 1 does (a lost tail).
-    await group.nodes[0].stop()
-    const copy = tempDir('tandem-mm-copy-')
-    group.dirs.push(copy)
-    cpSync(group.dirs[0].path, copy.path, { recursive: true })
-    await group.nodes[0].start()
-    await waitFor(async () => !(await group.status(0)).readOnly, { what: 'node 0 to take writes again' })
+    const copy = await group.copyOfDataDir(0)
     const again = await group.client(0)
     for (let i = 0; i < 30; i++) await again.put(`late:${i}`, `v${i}`)
     const origin0 = (await group.status(0)).multi!.origin
@@ -237,19 +228,7 @@ describe('multi-master duplicate traffic', () => {
     // the copy and pulls from node 1.
     const old = group.nodes[0]
     await old.kill('SIGSTOP')
-    const port = await freePort()
-    const peers = ['--peers', group.proxies[0][1]!.address]
-    const fresh = new NodeProcess(copy.path, [
-      '--mode',
-      'multi',
-      '--conflict',
-      'lww',
-      '--advertise',
-      `127.0.0.1:${port}`,
-      ...peers,
-    ])
-    fresh.port = port
-    group.nodes[0] = fresh
+    const fresh = await group.newRunOf(0, copy, [], [])
     try {
       await fresh.start()
       // Node 1's feed must send the new run what it lost; it gets them back

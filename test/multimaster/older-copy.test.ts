@@ -1,9 +1,5 @@
-import { cpSync } from 'node:fs'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { FaultProxy } from '../helpers/fault-proxy.js'
-import { freePort } from '../helpers/fault-proxy.js'
-import { NodeProcess } from '../helpers/node-process.js'
-import { tempDir } from '../helpers/temp-dir.js'
 import { waitFor } from '../helpers/wait.js'
 import { PeerGroup } from './peers.js'
 
@@ -46,12 +42,7 @@ describe('multi-master origin restarted from an older copy of its data dir', () 
     await group.waitConverged()
 
     // The copy: node 0's data dir as it is now.
-    await group.nodes[0].stop()
-    const copy = tempDir('tandem-mm-copy-')
-    group.dirs.push(copy)
-    cpSync(group.dirs[0].path, copy.path, { recursive: true })
-    await group.nodes[0].start()
-    await waitFor(async () => !(await group.status(0)).readOnly, { what: 'node 0 to take writes again' })
+    const copy = await group.copyOfDataDir(0)
     const node2 = (await group.status(2)).nodeId
     await waitFor(
       async () => {
@@ -84,27 +75,10 @@ describe('multi-master origin restarted from an older copy of its data dir', () 
     await old.kill('SIGSTOP')
     group.proxies[0][1]!.cut('stall')
     group.proxies[1][0]!.cut('stall')
-    const port = await freePort()
-    group.proxies[1][0]!.targetPort = port
-    group.proxies[2][0]!.targetPort = port
-    const fresh = new NodeProcess(copy.path, [
-      '--mode',
-      'multi',
-      '--conflict',
-      'lww',
-      '--advertise',
-      `127.0.0.1:${port}`,
-      '--peers',
-      `${group.proxies[0][1]!.address},${group.proxies[0][2]!.address}`,
-      ...args,
-      // A node that reaches no peer within peerStartupGraceMs takes writes
-      // alone (it cannot know what it lost); on a loaded machine the new
-      // run's first link can take longer than the default 2 s.
-      '--tune',
-      'peerStartupGraceMs=60000',
-    ])
-    fresh.port = port
-    group.nodes[0] = fresh
+    // A node that reaches no peer within peerStartupGraceMs takes writes
+    // alone (it cannot know what it lost); on a loaded machine the new run's
+    // first link can take longer than the default 2 s.
+    const fresh = await group.newRunOf(0, copy, ['--tune', 'peerStartupGraceMs=60000'], [1, 2])
     try {
       await fresh.start()
       // Node 2's link to node 0 reaches the new run.
@@ -151,12 +125,7 @@ describe('multi-master origin restarted from an older copy of its data dir', () 
     for (let i = 0; i < 20; i++) await a.put(`early:${i}`, `v${i}`)
     await group.waitConverged()
 
-    await group.nodes[0].stop()
-    const copy = tempDir('tandem-mm-copy-')
-    group.dirs.push(copy)
-    cpSync(group.dirs[0].path, copy.path, { recursive: true })
-    await group.nodes[0].start()
-    await waitFor(async () => !(await group.status(0)).readOnly, { what: 'node 0 to take writes again' })
+    const copy = await group.copyOfDataDir(0)
     // Node 1 must skip forwarding node 0's writes to node 2 (so that node 2
     // lacks them): it does once node 2's claim to pull node 0 directly names
     // the new run of node 0, and that run pulls from node 1 (status
@@ -190,24 +159,7 @@ describe('multi-master origin restarted from an older copy of its data dir', () 
     await group.nodes[1].kill('SIGKILL')
     await group.nodes[0].kill('SIGKILL')
     expect((await group.status(2)).vv[origin0] ?? 0).toBeLessThan(held)
-    const port = await freePort()
-    group.proxies[1][0]!.targetPort = port
-    group.proxies[2][0]!.targetPort = port
-    const fresh = new NodeProcess(copy.path, [
-      '--mode',
-      'multi',
-      '--conflict',
-      'lww',
-      '--advertise',
-      `127.0.0.1:${port}`,
-      '--peers',
-      `${group.proxies[0][1]!.address},${group.proxies[0][2]!.address}`,
-      ...args,
-      '--tune',
-      'peerStartupGraceMs=60000',
-    ])
-    fresh.port = port
-    group.nodes[0] = fresh
+    const fresh = await group.newRunOf(0, copy, ['--tune', 'peerStartupGraceMs=60000'], [1, 2])
     await fresh.start()
     reset(group.proxies[2][0]!)
     await waitFor(async () => (await group.status(0)).multi!.peers[1].link === 'streaming', {

@@ -1,3 +1,4 @@
+import { cpSync } from 'node:fs'
 import { type ConnectOptions, type NodeStatus, TandemClient, type Value } from '@tandem/client'
 import type { MultiStatus } from '@tandem/protocol'
 import { decodeEntry, type LogEntry, Store } from '@tandem/server'
@@ -122,6 +123,43 @@ export class PeerGroup {
     const node = new NodeProcess(dir.path, args)
     this.extra.push(node)
     await node.start()
+    return node
+  }
+
+  /**
+   * A copy of node i's data dir as it is now: node i stops, its dir is copied
+   * to a temp dir (removed at teardown), and it starts again and takes writes.
+   * Started later, the copy holds fewer of node i's own writes than its
+   * peers do (a lost tail).
+   */
+  async copyOfDataDir(i: number): Promise<string> {
+    await this.nodes[i].stop()
+    const copy = tempDir('tandem-mm-copy-')
+    this.dirs.push(copy)
+    cpSync(this.dirs[i].path, copy.path, { recursive: true })
+    await this.nodes[i].start()
+    await waitFor(async () => !(await this.status(i)).readOnly, { what: `node ${i} to take writes again` })
+    return copy.path
+  }
+
+  /**
+   * A new run of node i from dataDir on a fresh port, not started, with the
+   * group's args and args: it pulls from each of its neighbours through its
+   * own proxies, and becomes
+   * this.nodes[i] (the caller still holds the old run). The proxies of
+   * retarget (neighbours' links to node i) lead to the new run from their
+   * next connection.
+   */
+  async newRunOf(i: number, dataDir: string, args: string[], retarget: number[]): Promise<NodeProcess> {
+    const port = await freePort()
+    for (const k of retarget) this.proxies[k][i]!.targetPort = port
+    const peers = neighboursOf(this.options.topology ?? 'mesh', this.options.size, i).map(
+      (j) => this.proxies[i][j]!.address,
+    )
+    const args0 = ['--mode', 'multi', '--conflict', this.options.conflict, '--advertise', `127.0.0.1:${port}`]
+    const node = new NodeProcess(dataDir, [...args0, '--peers', peers.join(','), ...(this.options.args ?? []), ...args])
+    node.port = port
+    this.nodes[i] = node
     return node
   }
 
