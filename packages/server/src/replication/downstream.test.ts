@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { decodeFrame, encodeFrame } from '@tandem/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
 import { WebSocketServer } from 'ws'
+import { encodeEntry, OP_PUT } from '../storage/log-entry.js'
 import { logOrderWins } from '../storage/resolver.js'
 import { packChunk } from '../storage/snapshot-chunk.js'
 import { Store } from '../storage/store.js'
@@ -23,6 +24,25 @@ async function waitFor(check: () => boolean, ms = 10_000): Promise<void> {
   while (!check()) {
     if (Date.now() > deadline) throw new Error('condition not met in time')
     await new Promise((r) => setTimeout(r, 5))
+  }
+}
+
+/** A host for a Downstream of `store` that does nothing with what it is told. */
+function hostOf(store: Store): DownstreamHost {
+  return {
+    store,
+    logger: silentLogger,
+    clock: systemClock,
+    tuning: DEFAULT_TUNING,
+    address: '127.0.0.1:1',
+    respAddress: null,
+    maxFrameBytes: 1 << 20,
+    silenceTimeoutMs: 10_000,
+    countSync() {},
+    onRollback() {},
+    onMaster() {},
+    onFullSyncStart() {},
+    resolverFor: () => logOrderWins,
   }
 }
 
@@ -56,21 +76,7 @@ describe('downstream link', () => {
         ws.send(encodeFrame({ type: 'snapshotEnd', seq: 5 }))
       })
     })
-    const host: DownstreamHost = {
-      store,
-      logger: silentLogger,
-      clock: systemClock,
-      tuning: DEFAULT_TUNING,
-      address: '127.0.0.1:1',
-      respAddress: null,
-      maxFrameBytes: 1 << 20,
-      silenceTimeoutMs: 10_000,
-      countSync() {},
-      onRollback() {},
-      onMaster() {},
-      onFullSyncStart() {},
-      resolverFor: () => logOrderWins,
-    }
+    const host = hostOf(store)
     const { port } = wss.address() as { port: number }
     const downstream = new Downstream(`127.0.0.1:${port}`, host)
     cleanups.push(() => downstream.stop())
@@ -79,5 +85,57 @@ describe('downstream link', () => {
     expect(hellos).toEqual([0, 0])
     expect(store.lastSeq).toBe(0)
     expect(await store.get('b')).toBeUndefined()
+  })
+  it('acks once for the frames that one commit applies, never past what it holds', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tandem-downstream-test-'))
+    const store = await Store.open({ dataDir: dir, sync: 'always', logRetention: 1000 })
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }))
+    cleanups.push(() => store.close())
+
+    // A scripted upstream: a partial resync from seq 1, then 300 frames of
+    // one entry each, written in one burst.
+    const FRAMES = 300
+    const history = [{ epoch: 1, startSeq: 1, by: 'upstream' }]
+    const acks: { seq: number; held: number }[] = []
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, path: '/replication' })
+    cleanups.push(() => new Promise<void>((r) => wss.close(() => r())))
+    await new Promise((r) => wss.once('listening', r))
+    wss.on('connection', (ws) => {
+      ws.send(encodeFrame({ type: 'challenge', nonce: Buffer.alloc(32, 7) }))
+      ws.on('message', (data) => {
+        const m = decodeFrame(data as Buffer) as { type: string; seq: number }
+        // What the store holds when the ack arrives: an ack never says more.
+        if (m.type === 'ack') acks.push({ seq: m.seq, held: store.lastSeq })
+        if (m.type !== 'hello') return
+        ws.send(encodeFrame({ type: 'welcome', proof: null }))
+        ws.send(encodeFrame({ type: 'continue', fromSeq: 1, history, master: null }))
+        for (let seq = 1; seq <= FRAMES; seq++) {
+          const entry = encodeEntry({
+            seq,
+            epoch: 1,
+            origin: 'upstream',
+            originSeq: seq,
+            hlc: seq,
+            ops: [[OP_PUT, `k${seq}`, `v${seq}`]],
+          })
+          ws.send(encodeFrame({ type: 'entries', entries: [entry], head: FRAMES }))
+        }
+      })
+    })
+    const { port } = wss.address() as { port: number }
+    const downstream = new Downstream(`127.0.0.1:${port}`, {
+      ...hostOf(store),
+      tuning: { ...DEFAULT_TUNING, replAckIntervalMs: 60_000 },
+    })
+    cleanups.push(() => downstream.stop())
+
+    await waitFor(() => acks.some((a) => a.seq === FRAMES))
+    expect(await store.get(`k${FRAMES}`)).toBeDefined()
+    const commits = store.commitStats.groups
+    // The ack of `continue`, then one for each commit at most, not one a frame.
+    expect(acks.length).toBeLessThanOrEqual(commits + 1)
+    expect(acks.length).toBeLessThan(FRAMES / 2)
+    for (const a of acks) expect(a.seq).toBeLessThanOrEqual(a.held)
+    for (let i = 1; i < acks.length; i++) expect(acks[i].seq).toBeGreaterThanOrEqual(acks[i - 1].seq)
   })
 })

@@ -162,6 +162,25 @@ export class Downstream {
     const previous = this.inbox
     this.inbox = inbox
     const nonce = newNonce()
+    let ackQueued = false
+    /**
+     * Acks what this node durably holds, once for all the frames whose
+     * commits settle in this turn of the event loop: frames that share a
+     * group commit settle together, and one ack of the last seq says as
+     * much as one per frame did. It goes out at the end of the turn
+     * (setImmediate), after every frame of the commit has settled, so no
+     * ack waits longer than the turn its commit ended in. Each ack costs
+     * the upstream a wake-up, a frame read and decoded, and a pass over
+     * its w=N waiters.
+     */
+    const ackSoon = () => {
+      if (ackQueued) return
+      ackQueued = true
+      setImmediate(() => {
+        ackQueued = false
+        if (live() && this.state === 'streaming') flow.send({ type: 'ack', seq: this.store.lastSeq })
+      })
+    }
     /** The upstream's challenge, once it came; the link is used only after its welcome proves the token. */
     let challenge: Uint8Array | null = null
     let proven = false
@@ -248,7 +267,7 @@ export class Downstream {
         // Entries are handed to the committer in arrival order without
         // waiting, so consecutive frames share group commits.
         inbox.push(() => {
-          if (live()) this.onEntries(message.entries, message.head, flow, inbox)
+          if (live()) this.onEntries(message.entries, message.head, flow, inbox, ackSoon)
         })
       } else {
         // A task still queued when its link has closed is dropped: what it
@@ -413,7 +432,13 @@ export class Downstream {
   /** The current link's inbox. */
   private inbox: SerialInbox | null = null
 
-  private onEntries(entries: Uint8Array[], head: number, flow: FlowSocket, inbox: SerialInbox): void {
+  private onEntries(
+    entries: Uint8Array[],
+    head: number,
+    flow: FlowSocket,
+    inbox: SerialInbox,
+    ackSoon: () => void,
+  ): void {
     // Entries still queued from a link this node has left must not be
     // applied: they may belong to a history it no longer follows.
     if (this.stopped) return
@@ -429,7 +454,8 @@ export class Downstream {
       }
       decoded[i] = entry
     }
-    // One frame is one write for the committer: one promise, one ack.
+    // One frame is one write for the committer: one promise; the frames of
+    // one commit, one ack.
     const last = this.store.applyRemote(decoded, this.resolver, 'keep')
     this.applying = last.catch(() => {})
     this.noteHead(head)
@@ -437,7 +463,7 @@ export class Downstream {
     last.then(
       () => {
         this.noteHead(this.upstreamHead)
-        if (this.state === 'streaming') flow.send({ type: 'ack', seq: this.store.lastSeq })
+        ackSoon()
       },
       (err) => {
         this.log.warn('could not apply replicated entries; reconnecting', { err })
