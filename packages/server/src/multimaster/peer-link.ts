@@ -3,7 +3,7 @@ import type { RawData, default as WebSocket } from 'ws'
 import { dialPeer, type PeerTls } from '../replication/dial.js'
 import { FlowSocket, SerialInbox, watchSilence } from '../replication/link.js'
 import { newNonce, proofHolds, proveToken } from '../replication/peer-auth.js'
-import { type ApplyEntry, readForApply } from '../storage/entry-scan.js'
+import { type ApplyEntry, peekHlc, readForApply } from '../storage/entry-scan.js'
 import { hlcWallMs } from '../storage/hlc.js'
 import type { ConflictResolver } from '../storage/resolver.js'
 import { unpackChunk } from '../storage/snapshot-chunk.js'
@@ -570,21 +570,26 @@ export class PeerLink {
     this.peerVV = peerVV
     this.stats.received += raws.length
     const limit = this.host.clock.wall() + this.host.maxClockOffsetMs
-    const entries: ApplyEntry[] = []
+    // Only each entry's HLC is read here: the store reads the entries when
+    // it builds their group (Store.applyEncoded), so a frame waits as bytes.
+    const entries: Buffer[] = []
+    let firstHlc = 0
     let ahead: ApplyEntry | null = null
     for (const bytes of raws) {
-      const entry = readForApply(Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes))
-      if (hlcWallMs(entry.hlc) > limit) {
-        ahead = entry
+      const raw = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes)
+      const hlc = peekHlc(raw) ?? readForApply(raw).hlc
+      if (hlcWallMs(hlc) > limit) {
+        ahead = readForApply(raw)
         break
       }
-      entries.push(entry)
+      if (entries.length === 0) firstHlc = hlc
+      entries.push(raw)
     }
     if (entries.length > 0) {
       const { stages } = this.store
-      stages.observe('peer_arrive', Math.max(0, receivedWall - hlcWallMs(entries[0].hlc)) / 1000)
+      stages.observe('peer_arrive', Math.max(0, receivedWall - hlcWallMs(firstHlc)) / 1000)
       stages.observe('peer_inbox', (this.host.clock.now() - receivedAt) / 1000)
-      const applied = this.store.applyRemote(entries, this.host.resolver, 'append')
+      const applied = this.store.applyEncoded(entries, this.host.resolver, 'append')
       this.applying = applied.catch(() => {})
       inbox.handedOff(applied, this.host.tuning.peerMaxQueuedApply)
       applied.then(

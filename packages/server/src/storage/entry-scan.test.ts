@@ -1,6 +1,6 @@
 import { Packr } from 'msgpackr'
 import { describe, expect, it } from 'vitest'
-import { fromDecoded, readForApply, scanEntry } from './entry-scan.js'
+import { fromDecoded, peekHlc, readForApply, scanEntry } from './entry-scan.js'
 import { decodeEntry, type EntryOp, encodeEntry, type LogEntry, OP_DEL, OP_PUT } from './log-entry.js'
 
 function rng(seed: number): () => number {
@@ -65,6 +65,31 @@ describe('entry scan (replica apply path)', () => {
         decoded.ops.map((o) => [o.del, hex(o.key), hex(o.value), o.binary]),
       )
     }
+  })
+
+  it('peeks the HLC of every entry tandem encodes as the full read gives it, and of a cut entry only when it holds it', () => {
+    const random = rng(5)
+    for (let n = 0; n < 150; n++) {
+      const raw = encodeEntry(randomEntry(random))
+      const hlc = readForApply(raw).hlc
+      expect(peekHlc(raw)).toBe(hlc)
+      // Cut anywhere: the HLC as encoded, or null; never another number.
+      const cut = raw.subarray(0, Math.floor(random() * raw.length))
+      expect([hlc, null]).toContain(peekHlc(cut))
+    }
+    // Options on an op: the ops are not looked at.
+    const withContext = encodeEntry({
+      seq: 5,
+      epoch: 1,
+      origin: 'o',
+      originSeq: 5,
+      hlc: 10,
+      ops: [[OP_DEL, 'd', { c: { p: 1 } }]],
+    })
+    expect(peekHlc(withContext)).toBe(10)
+    // Not an entry at all (a map), an origin that is not a string: null.
+    expect(peekHlc(new Packr({ useRecords: false }).pack({ a: 1 }))).toBeNull()
+    expect(peekHlc(new Packr({ useRecords: false }).pack([1, 0, 5, 1, 1, []]))).toBeNull()
   })
 
   it('leaves other encodings of a valid entry to the full decoder', () => {

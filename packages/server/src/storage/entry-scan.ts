@@ -117,6 +117,19 @@ export function peekIdentity(raw: Buffer): { origin: string; originSeq: number }
   return { origin, originSeq }
 }
 
+/**
+ * An entry's HLC timestamp, read without its ops or any object made (a
+ * peer link checks every entry of a frame against its clock before the
+ * store reads the entries); null when the entry is not in tandem's own
+ * encoding.
+ */
+export function peekHlc(raw: Buffer): number | null {
+  const r = new Reader(raw)
+  if (r.arrayLength() !== 6 || r.number() === null || r.number() === null || r.origin() === null) return null
+  if (r.number() === null) return null
+  return r.number()
+}
+
 /** The last origin read from bytes, so that a run of entries from one origin builds its string once. */
 let lastOriginBytes: Buffer = Buffer.alloc(0)
 let lastOrigin = ''

@@ -707,6 +707,65 @@ describe('store: entry identity', () => {
     expect(store.vv.get('p')).toBe(3)
   })
 
+  it('applies encoded entries (applyEncoded) as applyRemote applies them read, and refuses whole a frame holding one it cannot read', async () => {
+    const open = async (name: string) => {
+      const store = await Store.open({
+        dataDir: join(dir, name),
+        sync: 'always',
+        logRetention: 1000,
+        mode: 'multi',
+        conflict: 'lww',
+      })
+      stores.push(store)
+      const resolver = new LwwResolver()
+      store.resolver = resolver
+      return { store, resolver }
+    }
+    const a = await open('encoded-a')
+    const b = await open('encoded-b')
+    const frames = [
+      [remote('p', 1, [[OP_PUT, 'x', 'one']]), remote('p', 2, [[OP_PUT, 'y', Buffer.from([1, 2])]])],
+      [remote('p', 3, [[OP_DEL, 'x']]), remote('p', 4, [[OP_PUT, 'z', 'with a TTL', { x: 4_000_000_000_000 }]])],
+    ]
+    // An entry the peer sends twice (a mesh does) is skipped by both.
+    frames.push([frames[1][1], remote('p', 5, [[OP_PUT, 'y', 'last']])])
+    for (const frame of frames) {
+      expect(await b.store.applyEncoded(frame, b.resolver, 'append')).toBe(
+        await a.store.applyRemote(frame.map(readForApply), a.resolver, 'append'),
+      )
+    }
+    for (const key of ['x', 'y', 'z']) expect(await b.store.getRecord(key)).toEqual(await a.store.getRecord(key))
+    expect(await b.store.get('y')).toBe('last')
+    expect(await b.store.get('x')).toBeUndefined()
+    expect(b.store.vv.get('p')).toBe(5)
+    expect(b.store.keys?.digest.hex).toBe(a.store.keys?.digest.hex)
+    const logOf = async (store: Store) => {
+      const out: LogEntry[] = []
+      for await (const [, raw] of store.log.read(1)) out.push(decodeEntry(raw))
+      return out
+    }
+    expect(await logOf(b.store)).toEqual(await logOf(a.store))
+
+    // A good entry, then one whose op has a key that is not a string: nothing of the frame is written.
+    const good = remote('p', 6, [[OP_PUT, 'w', 'kept out']])
+    const bad = encodeEntry({
+      seq: 999,
+      epoch: 9,
+      origin: 'p',
+      originSeq: 7,
+      hlc: 1000 * 1024,
+      ops: [[OP_PUT, 7, 'v']],
+    } as unknown as LogEntry)
+    const seq = b.store.lastSeq
+    await expect(b.store.applyEncoded([good, bad], b.resolver, 'append')).rejects.toMatchObject({ code: 'INVALID' })
+    expect(await b.store.get('w')).toBeUndefined()
+    expect(b.store.vv.get('p')).toBe(5)
+    expect(b.store.lastSeq).toBe(seq)
+    // The next frame goes on from what the node holds.
+    expect(await b.store.applyEncoded([good], b.resolver, 'append')).toBe(seq + 1)
+    expect(await b.store.get('w')).toBe('kept out')
+  })
+
   it("refuses a frame that skips one of an origin's counters, writing none of it, and goes on with the next", async () => {
     const store = await open('gap')
     const e = (n: number) => readForApply(remote('p', n, [[OP_PUT, `k${n}`, 'v']]))

@@ -8,7 +8,7 @@ import { DEFAULT_TUNING } from '../tuning.js'
 import { type Clock, systemClock } from '../util/clock.js'
 import { BulkBatch } from './bulk-batch.js'
 import { ConvergenceDigest } from './convergence.js'
-import type { ApplyEntry, ApplyOp } from './entry-scan.js'
+import { type ApplyEntry, type ApplyOp, readForApply } from './entry-scan.js'
 import { ExpiryIndex } from './expiry-index.js'
 import { type CommitStats, GroupCommitter, type GroupJoin, RETRY } from './group-commit.js'
 import { HybridClock, hlcWallMs } from './hlc.js'
@@ -321,7 +321,20 @@ type Placement = 'keep' | 'append'
 /** Entries from an upstream or a peer (one frame's worth), committed together. */
 interface RemoteWrite {
   kind: 'remote'
-  entries: ApplyEntry[]
+  /**
+   * The entries, read. Null for a write of encoded entries (applyEncoded)
+   * until its group reads them, and again once the group has built its
+   * batch from them (see entriesOf).
+   */
+  entries: ApplyEntry[] | null
+  /** The entries as received, for a write of encoded entries (applyEncoded). */
+  encoded: readonly Buffer[] | null
+  /** Why its entries could not be read: the write is refused whole. */
+  unreadable: Error | null
+  /** How many entries it holds. */
+  count: number
+  /** The first entry's HLC timestamp (0 while unknown), for the write-stage figures. */
+  firstHlc: number
   resolver: ConflictResolver
   placement: Placement
   /**
@@ -542,7 +555,7 @@ export class Store {
       waited: (ms) => this.stages.observe('queue', ms / 1000),
       weight: (write) =>
         write.kind === 'remote'
-          ? write.entries.length
+          ? write.count
           : write.kind === 'merge'
             ? write.records.length
             : write.kind === 'collect'
@@ -998,8 +1011,63 @@ export class Store {
    */
   applyRemote(entries: ApplyEntry[], resolver: ConflictResolver, placement: Placement): Promise<number> {
     if (this.status !== 'open') return Promise.reject(new TandemError('CLOSED', 'store is closed'))
-    const write: RemoteWrite = { kind: 'remote', entries, resolver, placement, submittedAt: this.clock.now() }
+    const write: RemoteWrite = {
+      kind: 'remote',
+      entries,
+      encoded: null,
+      unreadable: null,
+      count: entries.length,
+      firstHlc: entries.length > 0 ? entries[0].hlc : 0,
+      resolver,
+      placement,
+      submittedAt: this.clock.now(),
+    }
     return this.committer.submit(write) as Promise<number>
+  }
+
+  /**
+   * applyRemote for entries as they came off the wire: each is read
+   * (readForApply) only when its group is built, and what was read is let
+   * go once the group's batch holds it. A peer's frames wait in the queue
+   * as their bytes alone, and the objects a read entry is made of (the
+   * entry, its ops, views of its key and value, its data key and name)
+   * never outlive the build: young-generation collections copy what is
+   * alive when they run, and the entries of every queued frame and of the
+   * group being made durable were most of it. An entry that cannot be read
+   * refuses the whole write (nothing of it is written), as a frame that
+   * does not fit is.
+   */
+  applyEncoded(encoded: readonly Buffer[], resolver: ConflictResolver, placement: Placement): Promise<number> {
+    if (this.status !== 'open') return Promise.reject(new TandemError('CLOSED', 'store is closed'))
+    const write: RemoteWrite = {
+      kind: 'remote',
+      entries: null,
+      encoded,
+      unreadable: null,
+      count: encoded.length,
+      firstHlc: 0,
+      resolver,
+      placement,
+      submittedAt: this.clock.now(),
+    }
+    return this.committer.submit(write) as Promise<number>
+  }
+
+  /** A remote write's entries, read from their bytes when it has none read (applyEncoded); the Error that refuses it when one cannot be. */
+  private entriesOf(write: RemoteWrite): ApplyEntry[] | Error {
+    if (write.unreadable !== null) return write.unreadable
+    if (write.entries !== null) return write.entries
+    const encoded = write.encoded ?? []
+    const entries: ApplyEntry[] = new Array(encoded.length)
+    try {
+      for (let i = 0; i < encoded.length; i++) entries[i] = readForApply(encoded[i])
+    } catch (err) {
+      write.unreadable = new TandemError('INVALID', `unreadable replicated entry: ${(err as Error).message}`)
+      return write.unreadable
+    }
+    if (entries.length > 0) write.firstHlc = entries[0].hlc
+    write.entries = entries
+    return entries
   }
 
   /** Starts a new epoch at the next seq and records it durably, with when and why it began. */
@@ -1274,6 +1342,12 @@ export class Store {
     // Every key the group writes is in commit.current: none may be read
     // from the cache, nor filled, while LevelDB may show either value.
     this.readCache.beginWrite(commit.current.keys(), this.dataPrefix.length)
+    // After the write, the group's records are read only to learn presence
+    // (a store with no key tracker) and by a group built on this one
+    // (pipelined: never with a key tracker). With one, they need not stay
+    // alive while the batch is written (young-generation collections copy
+    // whatever is).
+    if (keys !== null) commit.current = new Map()
     if (this.pipelined) {
       this.inflight = self
       built()
@@ -1374,6 +1448,12 @@ export class Store {
         }
         case 'remote':
           results[at + i] = this.addRemote(commit, write)
+          if (write.encoded !== null) {
+            // In the batch now: read again from the bytes if the group is built again.
+            write.entries = null
+            write.dataKeys = undefined
+            write.names = undefined
+          }
           break
         case 'merge':
           results[at + i] = this.addMerge(commit, write)
@@ -1479,9 +1559,9 @@ export class Store {
       if (write.kind !== 'remote') continue
       stages.observe('remote_queue', (started - write.submittedAt) / 1000)
       stages.observe('remote_commit', (now - started) / 1000)
-      if (write.placement !== 'append' || write.entries.length === 0) continue
+      if (write.placement !== 'append' || write.count === 0 || write.firstHlc === 0) continue
       if (wall === 0) wall = this.clock.wall()
-      stages.observe('peer_lag', Math.max(0, wall - hlcWallMs(write.entries[0].hlc)) / 1000)
+      stages.observe('peer_lag', Math.max(0, wall - hlcWallMs(write.firstHlc)) / 1000)
     }
   }
 
@@ -1641,7 +1721,9 @@ export class Store {
    * (then nothing of it is added). Returns this node's seq after its last entry.
    */
   private addRemote(commit: GroupState, write: RemoteWrite): number | Error {
-    const { entries, resolver } = write
+    const entries = this.entriesOf(write)
+    if (entries instanceof Error) return entries
+    const { resolver } = write
     const keep = write.placement === 'keep'
     const problem = keep ? this.checkSeqs(entries, commit.seq) : this.checkCounters(entries)
     if (problem) return problem
@@ -1824,7 +1906,9 @@ export class Store {
         const dataKeys: Buffer[] = []
         const names: string[] = []
         let opAt = 0
-        for (const entry of write.entries) {
+        const entries = this.entriesOf(write)
+        if (entries instanceof Error) continue // refused whole by addRemote: no key read
+        for (const entry of entries) {
           // An entry this node already holds (a mesh delivers some twice) is
           // skipped by addRemote, the version vector only growing meanwhile:
           // none of its keys is read.
