@@ -168,4 +168,63 @@ describe('group committer', () => {
     await committer.idle()
     expect(committer.stats.groups).toBe(3)
   })
+
+  // The group built during a write goes to the disk before that write's
+  // writes are answered: their answers (each write's continuation, its
+  // reply) would otherwise run first, while the disk idles.
+  it('answers a written group once the group built on it is handed to the disk, or settles without it', async () => {
+    const turn = () => new Promise((r) => setImmediate(r))
+    const events: string[] = []
+    const writes: ((ok: boolean) => void)[] = []
+    let before: Promise<boolean> | null = null
+    const committer = new GroupCommitter<string, string>(
+      async (group, built, join) => {
+        const mine = group.slice()
+        const prev = before
+        while (prev !== null) {
+          const arrived = await Promise.race([prev.then(() => false), join.arrival().then(() => true)])
+          if (!arrived) break
+          const more = join.take()
+          if (more === null) break
+          mine.push(...more)
+        }
+        if (prev !== null && !(await prev)) return RETRY
+        // The last steps of a build: a few turns of microtasks.
+        for (let i = 0; i < 5; i++) await Promise.resolve()
+        if (mine.includes('!fail')) throw new Error('refused')
+        events.push(`${mine.join(' ')} handed over`)
+        const written = new Promise<boolean>((resolve) => writes.push(resolve))
+        before = written
+        built()
+        const ok = await written
+        if (before === written) before = null
+        if (!ok) throw new Error('disk')
+        return mine
+      },
+      { maxGroup: 10, maxQueued: 1000, joins: () => true },
+    )
+    const answered = (p: Promise<string>) => p.then((v) => events.push(`${v} answered`))
+    const a = answered(committer.submit('a'))
+    await turn()
+    const b = answered(committer.submit('b'))
+    await turn()
+    expect(events).toEqual(['a handed over'])
+    writes[0](true)
+    await a
+    expect(events).toEqual(['a handed over', 'b handed over', 'a answered'])
+    // No group built on 'b': it is answered once written.
+    writes[1](true)
+    await b
+    expect(events.slice(3)).toEqual(['b answered'])
+    // A group built on 'c' that fails before it is handed over: 'c' is answered all the same.
+    const c = answered(committer.submit('c'))
+    await turn()
+    const failed = committer.submit('!fail')
+    await turn()
+    writes[2](true)
+    await c
+    await expect(failed).rejects.toThrow('refused')
+    expect(events.slice(4)).toEqual(['c handed over', 'c answered'])
+    await committer.idle()
+  })
 })

@@ -24,7 +24,11 @@ import { TandemError } from '@tandem/protocol'
  * are under way: one being written, the next being built. If the one being
  * written fails, the one built on it answers RETRY: its writes (those it
  * joined too) go back to the head of the queue, to be built again on what
- * the store then holds.
+ * the store then holds. A group's writes are answered once the group built
+ * on it is handed to the disk (or settles without it): answering first
+ * would run every write's continuation and reply in the microtasks between
+ * the write's end and the next batch's hand-over, and the disk would idle
+ * meanwhile.
  */
 
 /** A commit's answer for a group built on a group that then failed: its writes are queued again. */
@@ -57,6 +61,12 @@ interface Pending<T, R> {
   reject: (err: unknown) => void
   /** When it was submitted (options.now), 0 when not timed. */
   at: number
+}
+
+/** A group handed to the disk learns here of the group built on it, once that one starts. */
+interface NextGroup {
+  /** Settles once that group is handed to the disk (true) or settles without it (false). */
+  handedOver: Promise<boolean> | null
 }
 
 interface GroupCommitterOptions<T> {
@@ -164,19 +174,25 @@ export class GroupCommitter<T, R> {
   private async run(): Promise<void> {
     /** The group handed to the disk with built(), until it settles. */
     let writing: Promise<boolean> | null = null
+    /** Where the group being written learns of the group built on it (see settle). */
+    let writingNext: NextGroup | null = null
     for (;;) {
       if (this.queue.length === 0) {
         if (writing === null) break
         // A group is being written: the next one starts at the first write to come.
         const settled = await Promise.race([writing.then(() => true), this.arrival().then(() => false)])
         this.onArrival = null
-        if (settled) writing = null
+        if (settled) {
+          writing = null
+          writingNext = null
+        }
         continue
       }
       if (writing !== null && !this.options.joins?.(this.queue[0].item)) {
         // A write that may not be built on another waits for it, and takes what comes meanwhile.
         await writing
         writing = null
+        writingNext = null
         continue
       }
       const { take, writes } = this.nextGroup()
@@ -188,6 +204,7 @@ export class GroupCommitter<T, R> {
       let built!: () => void
       const isBuilt = new Promise<void>((resolve) => (built = resolve))
       const weight = { writes }
+      const next: NextGroup = { handedOver: null }
       const done = this.settle(
         group,
         weight,
@@ -196,10 +213,14 @@ export class GroupCommitter<T, R> {
           built,
           { arrival: () => this.arrival(), take: () => this.join(group, weight) },
         ),
+        next,
       )
-      const handedOver = await Promise.race([isBuilt.then(() => true), done.then(() => false)])
+      const handedOver = Promise.race([isBuilt.then(() => true), done.then(() => false)])
+      if (writingNext !== null) writingNext.handedOver = handedOver
+      const written = await handedOver
       this.onArrival = null
-      writing = handedOver ? done : null
+      writing = written ? done : null
+      writingNext = written ? next : null
     }
     this.running = false
     const waiters = this.idleWaiters
@@ -231,6 +252,7 @@ export class GroupCommitter<T, R> {
     group: Pending<T, R>[],
     weight: { writes: number },
     outcome: Promise<(R | Error)[] | typeof RETRY>,
+    next: NextGroup,
   ): Promise<boolean> {
     let results: (R | Error)[] | typeof RETRY
     try {
@@ -243,6 +265,11 @@ export class GroupCommitter<T, R> {
       this.queue = group.concat(this.queue)
       return false
     }
+    // A group built on this one goes to the disk first: its last steps
+    // (the rest of its build, its batch handed to LevelDB) would otherwise
+    // wait behind this group's answers (each write's continuation, its
+    // reply), a turn of microtasks in which the disk idles.
+    if (next.handedOver !== null) await next.handedOver
     // Counted by weight: a replicated frame counts as the entries it holds.
     this.stats.groups++
     this.stats.writes += weight.writes
