@@ -72,9 +72,17 @@ describe('tandem-bench multimaster suite', () => {
       'multimaster.failover.firstWriteMs',
       'multimaster.failover.lost',
     ])
-    // Where the peer lag went, from the servers' stage timings: both nodes wrote groups and applied the other's frames.
+    // Where the peer lag went, from the servers' stage timings: both nodes wrote groups, sent their entries to
+    // the other, applied the other's frames, and showed the markers on the probe's watches.
     expect(all.filter((id) => id.startsWith(stage))).toEqual(
-      expect.arrayContaining([`${stage}peer_lag`, `${stage}remote_queue`, `${stage}remote_commit`, `${stage}write`]),
+      expect.arrayContaining([
+        `${stage}peer_send`,
+        `${stage}peer_lag`,
+        `${stage}remote_queue`,
+        `${stage}remote_commit`,
+        `${stage}watch_send`,
+        `${stage}write`,
+      ]),
     )
     const check = (id: string) => report.checks.find((c: { id: string }) => c.id === id)
     expect(check('multimaster.throughput.2').measured).toBeGreaterThan(0)

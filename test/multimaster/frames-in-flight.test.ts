@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
+import { PrometheusText } from '../helpers/prometheus.js'
 import { waitFor } from '../helpers/wait.js'
 import { PeerGroup } from './peers.js'
 
@@ -53,6 +54,12 @@ describe('multi-master: entries frames in flight on a peer feed', () => {
     return { before, during, after: await feedOf(g) }
   }
 
+  /** Entries frames node `i` timed in the peer_send stage (its feeds' hand-offs to their sockets). */
+  const peerSends = async (g: PeerGroup, i: number) => {
+    const metrics = new PrometheusText(await (await fetch(`http://${g.nodes[i].address}/metrics`)).text())
+    return metrics.value('tandem_write_stage_seconds_count', { stage: 'peer_send' }) ?? 0
+  }
+
   it('holds what commits behind an unacked frame and sends it in one frame once the peer acks', async () => {
     // A long --repl-timeout: node 0's feed must not give the stopped node up (a new feed counts anew).
     group = await new PeerGroup().start({
@@ -60,12 +67,15 @@ describe('multi-master: entries frames in flight on a peer feed', () => {
       conflict: 'lww',
       args: ['--repl-timeout', '120s', '--tune', 'peerFramesInFlight=1'],
     })
+    const sendsBefore = await peerSends(group, 0)
     const { before, during, after } = await writeWhileStopped(group)
     // One frame went (the first commit's); the 199 commits after it waited.
     expect(during.frames - before.frames).toBe(1)
     expect(during.heldBack - before.heldBack).toBeGreaterThanOrEqual(100)
     // Once node 1 ran and acked it, what waited went together (a frame or two).
     expect(after.frames - before.frames).toBeLessThanOrEqual(3)
+    // Each entries frame node 0's feed sent is timed once, from its first entry's commit (the wait above included).
+    expect((await peerSends(group, 0)) - sendsBefore).toBe(after.frames - before.frames + 1)
   })
 
   it('sends a full batch at once, unacked frames or not', async () => {

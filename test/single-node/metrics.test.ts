@@ -129,6 +129,32 @@ describe('/metrics', () => {
     expect(stage(replicaAfter, 'peer_lag')).toBe(0)
   })
 
+  // Rule: a watch's events frames are timed from their first event's commit to their hand-off (watch_send).
+  it('times the frames a watch sends', async () => {
+    const stage = (m: PrometheusText, s: string) => m.value('tandem_write_stage_seconds_count', { stage: s }) ?? 0
+    const db = await TandemClient.connect({ servers: [masterAddr] })
+    const watch = db.watch({ prefix: 'wstage:' })
+    await waitFor(() => watch.seq !== null, { what: 'the watch to start' })
+    const before = await scrape()
+    for (let i = 0; i < 10; i++) await db.put(`wstage:${i}`, 'v')
+    const keys: string[] = []
+    const following = (async () => {
+      for await (const event of watch) if (keys.push(event.key) === 10) break
+    })()
+    await waitFor(() => keys.length === 10, { what: 'the watch to show the ten puts' })
+    await following
+    expect(keys).toEqual([...Array(10).keys()].map((i) => `wstage:${i}`))
+    watch.close()
+    await db.close()
+    const after = await scrape()
+    // Ten events, each frame of them timed once: ten frames at most (one a put), one at least.
+    const frames = stage(after, 'watch_send') - stage(before, 'watch_send')
+    expect(frames).toBeGreaterThanOrEqual(1)
+    expect(frames).toBeLessThanOrEqual(10)
+    // Entries frames to peers are a multi-master origin's alone.
+    expect(stage(after, 'peer_send')).toBe(0)
+  })
+
   // Rule: replication lag is a gauge per replica on the upstream, and its own on the replica.
   it('reports replication lag per replica', async () => {
     const replica = cluster.nodes[1]

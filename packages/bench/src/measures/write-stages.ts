@@ -17,13 +17,19 @@ interface StageFigure {
   p99Ms: number
 }
 
-/** The order the stages are reported in: the path of a peer's frame, then the groups of the node that applies it. */
+/**
+ * The order the stages are reported in: the path of a peer's frame (sent by
+ * its origin's feed, read, applied, and shown on a watch), then the groups of
+ * the node that applies it.
+ */
 const STAGES = [
+  'peer_send',
   'peer_arrive',
   'peer_inbox',
   'remote_queue',
   'remote_commit',
   'peer_lag',
+  'watch_send',
   'queue',
   'read',
   'build',

@@ -368,6 +368,10 @@ class WatchFeed {
   private sendEvents(events: WireWatchEvent[], to: number): void {
     this.send({ type: 'events', events, to, epoch: epochAt(this.store.history, to) })
     this.told = to
+    const committedAt = this.store.log.commitTimes.timeOf(events[0][0])
+    if (committedAt !== undefined) {
+      this.store.stages.observe('watch_send', Math.max(0, this.store.clock.wall() - committedAt) / 1000)
+    }
   }
 
   private sendProgress(): void {

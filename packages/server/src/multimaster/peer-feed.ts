@@ -370,7 +370,10 @@ export class PeerFeed extends Feed implements AckSource {
     let origin = ''
     let skip = false
     let skippedAny = false
-    for (const raw of batch) {
+    // Where in the batch the first entry sent lies (for the peer_send stage).
+    let firstSent = -1
+    for (let i = 0; i < batch.length; i++) {
+      const raw = batch[i]
       const id = peekIdentity(raw) ?? readForApply(raw)
       if (id.origin === NO_ORIGIN || id.originSeq <= this.known.get(id.origin)) {
         this.stats.filtered++
@@ -387,6 +390,7 @@ export class PeerFeed extends Feed implements AckSource {
         continue
       }
       this.known.advance(id.origin, id.originSeq)
+      if (firstSent < 0) firstSent = i
       // Views into the tail's ring stay valid until the next commit: the
       // frame is encoded here, before anything else can run.
       out.push(raw)
@@ -404,6 +408,10 @@ export class PeerFeed extends Feed implements AckSource {
       this.framesSent++
       this.stats.frames++
       this.flow.sendFrame(frame)
+    }
+    const committedAt = this.store.log.commitTimes.timeOf(this.cursor + firstSent)
+    if (committedAt !== undefined) {
+      this.store.stages.observe('peer_send', Math.max(0, this.host.clock.wall() - committedAt) / 1000)
     }
   }
 

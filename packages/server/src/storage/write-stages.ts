@@ -17,7 +17,13 @@
  *   includes their offset;
  * - `peer_inbox`: that frame from its read off the socket to its handler;
  * - `peer_lag`: that frame's first entry, from its HLC wall time to
- *   durable here: the peer lag a client reading this node sees.
+ *   durable here: the peer lag a client reading this node sees;
+ * - `peer_send`: on the origin, an entries frame to a peer, from the
+ *   commit of its first entry to the frame's hand-off to the socket (the
+ *   feed's wake-up, a hold for the frame window, a read of the log);
+ * - `watch_send`: an events frame of a watch, from the commit of its first
+ *   event's entry to the frame's hand-off to the socket.
+ * The last two are measured on one node's wall clock, in whole ms.
  */
 type WriteStage =
   | 'queue'
@@ -29,6 +35,8 @@ type WriteStage =
   | 'peer_arrive'
   | 'peer_inbox'
   | 'peer_lag'
+  | 'peer_send'
+  | 'watch_send'
 
 export interface WriteStageSink {
   observe(stage: WriteStage, seconds: number): void
