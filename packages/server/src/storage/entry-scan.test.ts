@@ -92,6 +92,16 @@ describe('entry scan (replica apply path)', () => {
     expect(peekHlc(new Packr({ useRecords: false }).pack([1, 0, 5, 1, 1, []]))).toBeNull()
   })
 
+  it('reads each origin of entries that alternate between origins of one length, differing in any byte', () => {
+    const origins = ['abcdef0123456789', 'abcdef012345678a', 'bbcdef0123456789', 'abcdeg0123456789', 'abc']
+    const random = rng(3)
+    for (let n = 0; n < 200; n++) {
+      const origin = origins[Math.floor(random() * origins.length)]
+      const raw = encodeEntry({ seq: n + 1, epoch: 1, origin, originSeq: n + 1, hlc: 5, ops: [[OP_PUT, 'k', 'v']] })
+      expect(readForApply(raw).origin).toBe(origin)
+    }
+  })
+
   it('leaves other encodings of a valid entry to the full decoder', () => {
     // An op with options (a causal context), and numbers as int64 of another encoder.
     const withContext = encodeEntry({
