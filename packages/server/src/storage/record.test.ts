@@ -285,6 +285,29 @@ describe('records read from their header (the multi-master write path)', () => {
     expect(versionRecord(version, Buffer.from([0xff]), false)).toBeNull()
   })
 
+  it('writes each origin of records built in turn for origins of one length, multi-byte ones and the empty one, as it reads back', () => {
+    const origins = [
+      'f3a9c1d2e4b5a6978877665544332211',
+      'f3a9c1d2e4b5a6978877665544332212',
+      'nœud-é',
+      'n',
+      '',
+      'nœud-é',
+    ]
+    for (let n = 0; n < 3; n++) {
+      for (const origin of origins) {
+        const v = { hlc: 1_732_000_000_000 * 1024 + n, counter: n + 1, origin }
+        const built = versionRecord(v, Buffer.from('x'), false, key) as Buffer
+        expect(readRecord(built).version).toEqual(v)
+        expect(recordIntact(key, 0, built, true)).toBe(true)
+        expect(readRecord(writeRecord({ version: v, body: { kind: 'tombstone' } })).version).toEqual(v)
+      }
+    }
+    expect(() =>
+      writeRecord({ version: { hlc: 1, counter: 1, origin: 'é'.repeat(128) }, body: { kind: 'tombstone' } }),
+    ).toThrow(/over 255 bytes/)
+  })
+
   it('versionRecord with a key gives the bytes of sealing the unsealed one for that key', () => {
     for (const value of [...values, null]) {
       const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : value

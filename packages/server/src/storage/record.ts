@@ -766,10 +766,15 @@ class Writer {
   }
 
   origin(origin: string): void {
-    const length = Buffer.byteLength(origin, 'utf8')
+    const bytes = utf8Of(origin)
+    const length = bytes.length
     if (length > 255) throw new Error('origin id over 255 bytes')
     this.u8(length)
-    this.at += this.buf.write(origin, this.at, 'utf8')
+    // A few dozen bytes: a loop, cheaper than set() or write() for so few.
+    const buf = this.buf
+    const at = this.at
+    for (let i = 0; i < length; i++) buf[at + i] = bytes[i]
+    this.at = at + length
   }
 
   bytes(bytes: Uint8Array): void {
@@ -799,7 +804,23 @@ function byteLengthOf(value: Value): number {
   return typeof value === 'string' ? Buffer.byteLength(value, 'utf8') : value.byteLength
 }
 
-const originBytes = (origin: string) => 1 + Buffer.byteLength(origin, 'utf8')
+/**
+ * The last origin a record named and its UTF-8 bytes: records name few
+ * origins, a run of them mostly one (a peer's catch-up, a node's own
+ * writes), and every versioned record measures and writes its origin.
+ */
+let lastOrigin = ''
+let lastOriginUtf8 = Buffer.alloc(0)
+
+function utf8Of(origin: string): Buffer {
+  if (origin !== lastOrigin) {
+    lastOriginUtf8 = Buffer.from(origin, 'utf8')
+    lastOrigin = origin
+  }
+  return lastOriginUtf8
+}
+
+const originBytes = (origin: string) => 1 + utf8Of(origin).length
 
 function measure(record: KeyRecord, siblings: Sibling[], origins: string[]): number {
   let size = 2
