@@ -45,6 +45,27 @@ describe('entries frame built from bins', () => {
     }
   })
 
+  it('with a version vector and runs of bins, decodes to what encodeFrame gives (a peer feed frame)', () => {
+    const vvs = [{}, { a: 1 }, { '44296873b6dabc3e2cd72f70588dfc38': 2 ** 40, b: 0, c: 70_000 }]
+    for (const count of [0, 1, 15, 16, 300]) {
+      const entries = Array.from({ length: count }, (_, i) => entry(i, 1 + ((i * 37) % 400)))
+      // Cut into runs at every third entry, as a feed that drops some entries copies the runs it keeps.
+      const runs: Buffer[] = []
+      for (let i = 0; i < count; i += 3) runs.push(bins(entries.slice(i, i + 3)))
+      for (const head of [0, 200, 2 ** 32 + 5]) {
+        for (const vv of vvs) {
+          const decoded = decodeFrame(encodeEntriesFrame(count, runs, head, encodeFrame(vv))) as Record<string, unknown>
+          const expected = decodeFrame(encodeFrame({ type: 'entries', entries, head, vv })) as Record<string, unknown>
+          expect(Object.keys(decoded)).toEqual(['type', 'entries', 'head', 'vv'])
+          expect(decoded.head).toBe(expected.head)
+          expect(decoded.vv).toEqual(expected.vv)
+          const got = (decoded.entries as Uint8Array[]).map((e) => Buffer.from(e).toString('hex'))
+          expect(got).toEqual(entries.map((e) => e.toString('hex')))
+        }
+      }
+    }
+  })
+
   it('holds 65,536 entries or more under a 32-bit array header', () => {
     const entries = Array.from({ length: 70_000 }, (_, i) => entry(i, 1 + (i % 3)))
     const decoded = decodeFrame(encodeEntriesFrame(entries.length, bins(entries), 9)) as { entries: Uint8Array[] }

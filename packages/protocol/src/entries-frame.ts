@@ -46,6 +46,7 @@ const PREFIX = Buffer.from([
   ...Buffer.from('entries'),
 ])
 const HEAD_KEY = Buffer.from([0xa4, ...Buffer.from('head')])
+const VV_KEY = Buffer.from([0xa2, ...Buffer.from('vv')])
 
 /**
  * Frames are cut from a shared slab, as msgpackr does for the frames it
@@ -72,14 +73,28 @@ function carve(size: number): Buffer {
 
 /**
  * The entries frame holding `count` entries whose bin-encoded bytes are
- * `bins`, and `head` (a seq: a non-negative safe integer).
+ * `bins` (one run of them, or several laid end to end in the frame), and
+ * `head` (a seq: a non-negative safe integer). With `vv` (the msgpack of a
+ * version vector: a peer's entries frame), the frame is {type: 'entries',
+ * entries, head, vv}, as encodeFrame gives that object.
  */
-export function encodeEntriesFrame(count: number, bins: Uint8Array, head: number): Buffer {
+export function encodeEntriesFrame(
+  count: number,
+  bins: Uint8Array | readonly Uint8Array[],
+  head: number,
+  vv?: Uint8Array,
+): Buffer {
   if (!Number.isSafeInteger(head) || head < 0) throw new RangeError(`head must be a seq, got ${head}`)
   const arrayHeader = count < 16 ? 1 : count < 0x10000 ? 3 : 5
   const headBytes = head < 0x80 ? 1 : head < 0x100 ? 2 : head < 0x10000 ? 3 : head < 2 ** 32 ? 5 : 9
-  const frame = carve(PREFIX.length + arrayHeader + bins.length + HEAD_KEY.length + headBytes)
+  let binBytes = 0
+  if (bins instanceof Uint8Array) binBytes = bins.length
+  else for (let i = 0; i < bins.length; i++) binBytes += bins[i].length
+  const vvBytes = vv === undefined ? 0 : VV_KEY.length + vv.length
+  const frame = carve(PREFIX.length + arrayHeader + binBytes + HEAD_KEY.length + headBytes + vvBytes)
   let at = PREFIX.copy(frame, 0)
+  // A fourth key (vv) makes it a fixmap of 4.
+  if (vv !== undefined) frame[0] = 0x84
   if (count < 16) frame[at++] = 0x90 | count
   else if (count < 0x10000) {
     frame[at++] = 0xdc
@@ -90,22 +105,37 @@ export function encodeEntriesFrame(count: number, bins: Uint8Array, head: number
     frame.writeUInt32BE(count, at)
     at += 4
   }
-  frame.set(bins, at)
-  at += bins.length
+  if (bins instanceof Uint8Array) {
+    frame.set(bins, at)
+    at += bins.length
+  } else {
+    for (let i = 0; i < bins.length; i++) {
+      frame.set(bins[i], at)
+      at += bins[i].length
+    }
+  }
   at += HEAD_KEY.copy(frame, at)
-  if (head < 0x80) frame[at] = head
+  if (head < 0x80) frame[at++] = head
   else if (head < 0x100) {
     frame[at] = 0xcc
     frame[at + 1] = head
+    at += 2
   } else if (head < 0x10000) {
     frame[at] = 0xcd
     frame.writeUInt16BE(head, at + 1)
+    at += 3
   } else if (head < 2 ** 32) {
     frame[at] = 0xce
     frame.writeUInt32BE(head, at + 1)
+    at += 5
   } else {
     frame[at] = 0xcf
     frame.writeBigUInt64BE(BigInt(head), at + 1)
+    at += 9
+  }
+  if (vv !== undefined) {
+    at += VV_KEY.copy(frame, at)
+    frame.set(vv, at)
   }
   return frame
 }
