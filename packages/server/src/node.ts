@@ -744,6 +744,31 @@ export class TandemNode {
   }
 
   /**
+   * Multi-master plain puts (no options but the client's session stamp),
+   * each a write of its own, submitted together: resolves with each one's
+   * identity, as put() answers it, or the error that refused it alone
+   * (Store.writeEachWithIdentity). The client's stamps (`after`) are
+   * taken before, put by put (orderAfter).
+   */
+  putEachMulti(ops: EntryOp[]): Promise<(WriteResult | Error)[]> {
+    try {
+      this.assertWritable()
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    return this.store.writeEachWithIdentity(ops)
+  }
+
+  /**
+   * Multi-master: a later write of this node is stamped after `after`, the
+   * greatest stamp the client was given (throws CLOCKSKEW when it runs too
+   * far ahead of this node's clock). Does nothing on other nodes.
+   */
+  orderAfter(after: number): void {
+    this.mesh?.orderAfter(after)
+  }
+
+  /**
    * A put with a TTL: its expiry time, on this (the master's) clock, goes in
    * the entry, so every node stores the same and the log says when.
    */

@@ -15,6 +15,7 @@ import {
   TandemError,
   truncate,
   type WireError,
+  type WriteResult,
 } from '@tandem/protocol'
 import type { Config } from '../config.js'
 import type { TandemNode } from '../node.js'
@@ -69,7 +70,10 @@ interface ConnectionHooks {
  * Plain puts (no write concern, no context) dispatched one after another,
  * submitted together when the pass over the backlog ends or another
  * request comes: each is a write of its own, the run one item in the group
- * committer (node.putEach), answered each with its own seq.
+ * committer (node.putEach), answered each with its own seq; on a
+ * multi-master node (node.putEachMulti) each with its own identity, as a
+ * put alone is answered, the client's session stamp (`after`) taken as the
+ * put is added to the run.
  */
 interface PutRun {
   ops: EntryOp[]
@@ -283,8 +287,7 @@ export class ClientConnection {
       req.op === 'put' &&
       req.w === undefined &&
       req.context === undefined &&
-      req.after === undefined &&
-      this.config.mode === 'single'
+      (this.config.mode === 'multi' || req.after === undefined)
     if (req === null) {
       const parsed = requestSchema.safeParse(message)
       if (!parsed.success) return this.fail(id, invalid(message, parsed.error.issues))
@@ -317,6 +320,8 @@ export class ClientConnection {
 
   /** A plain put joins the run of puts, in flight until the run is answered. */
   private addToPutRun(req: PutRequest, at: number, reserve: number): void {
+    // Multi-master: this node's next stamps come after the client's (throws CLOCKSKEW: this put alone fails).
+    if (req.after !== undefined) this.node.orderAfter(req.after)
     this.inFlight++
     this.reserved += reserve
     if (this.putRun === null) this.putRun = { ops: [], ids: [], ats: [], reserves: [], epoch: undefined }
@@ -333,6 +338,13 @@ export class ClientConnection {
     const run = this.putRun
     if (run === null) return
     this.putRun = null
+    if (this.config.mode === 'multi') {
+      this.node.putEachMulti(run.ops).then(
+        (outcomes) => this.settleMultiPuts(run, outcomes, undefined),
+        (err) => this.settleMultiPuts(run, undefined, err),
+      )
+      return
+    }
     this.node.putEach(run.ops, run.epoch).then(
       (last) => this.settlePuts(run, last as number, undefined),
       (err) => this.settlePuts(run, 0, err),
@@ -357,6 +369,24 @@ export class ClientConnection {
           else this.fail(run.ids[i], outcome.error)
         } else if (err === undefined) this.reply(run.ids[i], { seq: first + i })
         else this.fail(run.ids[i], err)
+      }
+      this.pump()
+    } catch (thrown) {
+      this.ws.onHandlerThrew(thrown)
+    }
+  }
+
+  /** A multi-master run settled: each put answered with its identity or its own error, or all with `err`. */
+  private settleMultiPuts(run: PutRun, outcomes: (WriteResult | Error)[] | undefined, err: unknown): void {
+    try {
+      for (let i = 0; i < run.ids.length; i++) {
+        this.inFlight--
+        this.reserved -= run.reserves[i]
+        this.timed('put', run.ats[i])
+        const outcome = outcomes?.[i]
+        if (outcome === undefined) this.fail(run.ids[i], err)
+        else if (outcome instanceof Error) this.fail(run.ids[i], outcome)
+        else this.reply(run.ids[i], outcome)
       }
       this.pump()
     } catch (thrown) {

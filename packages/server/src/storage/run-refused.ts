@@ -14,10 +14,7 @@ export class RunRefused extends Error {
 }
 
 /** The run's last seq when every write of it was written; else RunRefused with each outcome. */
-export function runOutcome(settled: readonly PromiseSettledResult<number>[]): number {
-  if (settled.every((s) => s.status === 'fulfilled'))
-    return (settled[settled.length - 1] as PromiseFulfilledResult<number>).value
-  throw new RunRefused(
-    settled.map((s) => (s.status === 'fulfilled' ? { ok: true, seq: s.value } : { ok: false, error: s.reason })),
-  )
+export function runOutcome(results: readonly ({ seq: number } | Error)[]): number {
+  if (results.every((r) => !(r instanceof Error))) return (results[results.length - 1] as { seq: number }).seq
+  throw new RunRefused(results.map((r) => (r instanceof Error ? { ok: false, error: r } : { ok: true, seq: r.seq })))
 }

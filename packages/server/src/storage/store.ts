@@ -280,7 +280,9 @@ interface LocalWrite {
    * Each op is a write of its own (its own log entry, seq, HLC and counter,
    * as if submitted alone), submitted and answered together: a run of plain
    * puts (RESP's pipelined SETs). Resolves with the last one's seq. No
-   * conditions, no identity, no expiry write, no conflict policy.
+   * conditions, no expiry write. Under a conflict policy (with identity)
+   * it resolves with each op's identity, or the error that refused that op
+   * alone (see writeEachWithIdentity).
    */
   each?: boolean
 }
@@ -289,6 +291,9 @@ interface LocalWrite {
 interface LocalResult extends EntryIdentity {
   seq: number
 }
+
+/** What a write in the group committer resolves with: a seq, an identity, or a run's outcomes (writeEachWithIdentity). */
+type WriteOutcome = number | LocalResult | (LocalResult | Error)[]
 
 /** Records of a peer's snapshot, joined into this node's (multi-master full sync). */
 interface MergeWrite {
@@ -507,7 +512,7 @@ export class Store {
   private countsKey!: Buffer
   private keyCountKey!: Buffer
   private tombs!: Bytes
-  private readonly committer: GroupCommitter<StoreWrite, number | LocalResult>
+  private readonly committer: GroupCommitter<StoreWrite, WriteOutcome>
   private readonly listeners = new Set<CommitListener>()
   private readonly timers: NodeJS.Timeout[] = []
   private dirtySinceSync = false
@@ -949,8 +954,22 @@ export class Store {
    */
   writeEach(ops: EntryOp[]): Promise<number> {
     if (this.status !== 'open') return Promise.reject(new TandemError('CLOSED', 'store is closed'))
-    if (this.resolver) return Promise.allSettled(ops.map((op) => this.write([op]))).then(runOutcome)
+    if (this.resolver) return this.writeEachWithIdentity(ops).then(runOutcome)
     return this.committer.submit({ kind: 'local', ops, each: true }) as Promise<number>
+  }
+
+  /**
+   * writeEach under a conflict policy (multi-master), resolving with each
+   * op's outcome in order: its identity, or the error that refused it alone
+   * (a damaged record it would read: CORRUPT). One item in the group
+   * committer and one promise for the run, where a write each cost one of
+   * both; each op is still a write of its own, with its own seq, counter
+   * and HLC stamp.
+   */
+  writeEachWithIdentity(ops: EntryOp[]): Promise<(LocalResult | Error)[]> {
+    if (this.status !== 'open') return Promise.reject(new TandemError('CLOSED', 'store is closed'))
+    if (!this.resolver) return Promise.reject(new Error('writeEachWithIdentity needs a conflict policy'))
+    return this.committer.submit({ kind: 'local', ops, each: true, identity: true }) as Promise<(LocalResult | Error)[]>
   }
 
   /**
@@ -1234,7 +1253,7 @@ export class Store {
     group: StoreWrite[],
     built: () => void,
     join: GroupJoin<StoreWrite>,
-  ): Promise<(number | LocalResult | Error)[] | typeof RETRY> {
+  ): Promise<(WriteOutcome | Error)[] | typeof RETRY> {
     let prev = this.inflight
     if (prev !== null && !group.every((write) => this.joinsPipeline(write))) {
       await prev.outcome
@@ -1245,7 +1264,7 @@ export class Store {
     // same ops.
     const batch = this.db.batch()
     group = group.slice()
-    const results: (number | LocalResult | Error)[] = new Array(group.length)
+    const results: (WriteOutcome | Error)[] = new Array(group.length)
     const first = this.nextSeq
     const started = this.clock.now()
     const commit: GroupState = {
@@ -1404,7 +1423,7 @@ export class Store {
   private async addWrites(
     commit: GroupState,
     writes: StoreWrite[],
-    results: (number | LocalResult | Error)[],
+    results: (WriteOutcome | Error)[],
     at: number,
     prev: InFlight | null,
   ): Promise<StoreClock | null> {
@@ -1431,6 +1450,10 @@ export class Store {
           // Awaits only when this millisecond's HLC counter is used up.
           let hlc = this.hlc.tryNow()
           if (hlc === null) hlc = await this.hlc.now()
+          if (write.each && this.resolver) {
+            results[at + i] = await this.addEachResolved(commit, write, hlc)
+            break
+          }
           if (write.each) {
             let seq = this.addPut(commit, write, 0, hlc)
             for (let j = 1; j < write.ops.length; j++) {
@@ -1581,6 +1604,8 @@ export class Store {
       )
     // An expiry write leaves damaged keys alone (stillExpired), and expires the others.
     if (write.kind === 'local' && write.expire) return null
+    // A run's ops are refused one by one (addEachResolved).
+    if (write.kind === 'local' && write.each && this.resolver) return null
     if (write.kind === 'local') {
       // A single-master put or delete reads nothing: only its conditions are read.
       if (this.resolver) for (const op of write.ops) add(op[1])
@@ -1660,13 +1685,19 @@ export class Store {
    * may add to its context), resolved against the key's current record like
    * a remote one, and logged as prepared.
    */
-  private addLocalResolved(commit: GroupState, write: LocalWrite, hlc: number): number | LocalResult {
+  private addLocalResolved(
+    commit: GroupState,
+    write: LocalWrite,
+    hlc: number,
+    from = 0,
+    to = write.ops.length,
+  ): number | LocalResult {
     const resolver = this.resolver as ConflictResolver
     const seq = ++commit.seq
     const originSeq = this.nextCounter(commit, this.origin)
     const identity: EntryIdentity = { origin: this.origin, originSeq, hlc }
     const ops: EntryOp[] = []
-    for (let i = 0; i < write.ops.length; i++) {
+    for (let i = from; i < to; i++) {
       const op = write.ops[i]
       if (op[0] === OP_COLLECT) throw new TandemError('INVALID', 'a client write cannot collect')
       const key = write.dataKeys?.[i] ?? prefixed(this.dataPrefix, op[1])
@@ -1682,6 +1713,33 @@ export class Store {
     commit.raws.push(encodeEntry(entry))
     commit.writes++
     return write.identity ? { seq, ...identity } : seq
+  }
+
+  /**
+   * A run of writes under a conflict policy (write.each): each op an entry
+   * of its own, as addLocalResolved adds a write of that op alone, stamped
+   * in turn; an op whose key's record is damaged is refused alone, as it
+   * would be alone (readsDamaged), and takes no seq, counter or stamp.
+   */
+  private async addEachResolved(commit: GroupState, write: LocalWrite, hlc: number): Promise<(LocalResult | Error)[]> {
+    const out: (LocalResult | Error)[] = new Array(write.ops.length)
+    let stamp: number | null = hlc
+    for (let j = 0; j < write.ops.length; j++) {
+      if (commit.damaged !== null) {
+        const name = write.names?.[j] ?? prefixed(this.dataPrefix, write.ops[j][1]).toString('latin1')
+        if (commit.damaged.has(name)) {
+          out[j] = corruptKey(write.ops[j][1], 'nothing was written')
+          continue
+        }
+      }
+      if (stamp === null) {
+        stamp = this.hlc.tryNow()
+        if (stamp === null) stamp = await this.hlc.now()
+      }
+      out[j] = this.addLocalResolved(commit, write, stamp, j, j + 1) as LocalResult
+      stamp = null
+    }
+    return out
   }
 
   /** Writes (or deletes) a key's record in the group, keeping the tracker and the group's view of it current. */
