@@ -293,7 +293,7 @@ class ReplicaFeed extends Feed implements AckSource {
     } catch {
       return this.close(1007, 'malformed replication frame')
     }
-    // Acks are nearly all a downstream sends (one per applied frame): a
+    // Acks are nearly all a downstream sends (one per commit of frames): a
     // well-formed one skips the schema, which judges everything else.
     const ack = decoded as { type?: unknown; seq?: unknown } | null
     if (ack !== null && typeof ack === 'object' && ack.type === 'ack' && isSeq(ack.seq)) return this.onAck(ack.seq)
