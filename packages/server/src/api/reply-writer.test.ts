@@ -161,6 +161,36 @@ describe('encodeReply', () => {
     for (const { bytes, expected } of kept) expect(bytes.equals(expected)).toBe(true)
   })
 
+  /** Writes padding replies until the next reply starts `before` bytes before its slab's end. */
+  function moveToSlabEnd(before: number): void {
+    const pad = (n: number) => encodeReply(1, new Uint8Array(n))
+    const base = encodeFrame({ id: 1, result: new Uint8Array(0) }).length
+    let last = pad(0)
+    for (let i = 0; i < 100_000; i++) {
+      const nextAt = (last.byteOffset + last.length + 7) & ~7
+      const left = last.buffer.byteLength - nextAt - before
+      if (left === 0) return
+      // Too close to fill exactly: a padding reply too big for what is left starts a new slab.
+      const n = left < base ? 200 : left - base <= 200 ? left - base : 100
+      last = pad(n)
+    }
+    throw new Error(`could not reach ${before} bytes before a slab's end`)
+  }
+
+  it('writes msgpackr’s bytes for replies that start in the last bytes of a slab', () => {
+    // The largest head a reply has: a float64 id before the result key.
+    const id = 2 ** 40 + 3
+    let placed = 0
+    for (let before = 8; before <= 56; before += 8) {
+      for (const result of [null, { seq: 2 ** 40 }, 'v'.repeat(20)]) {
+        moveToSlabEnd(before)
+        expectMsgpackrBytes(id, result)
+        placed++
+      }
+    }
+    expect(placed).toBe(21)
+  })
+
   it('leaves undefined, Maps, Dates, objects with their own hasOwnProperty and deep nesting to msgpackr', () => {
     const deep = { a: { b: { c: { d: { e: 1 } } } } }
     const shapes: unknown[] = [
