@@ -1,4 +1,5 @@
 import { hash } from 'node:crypto'
+import { endianness } from 'node:os'
 import {
   DECODE_SPAN,
   isTombstone,
@@ -205,10 +206,20 @@ export class ConvergenceDigest {
     this.hexCache = null
   }
 
-  /** 256 big-endian u64s: how it is persisted. */
+  /**
+   * 256 big-endian u64s: how it is persisted (every multi-master group
+   * writes it). The halves' bytes copied at once and swapped where the
+   * machine is little-endian (one native pass), not written a u32 at a
+   * time: 512 writeUInt32BE calls were ~7 us a group.
+   */
   encode(): Buffer {
     const out = Buffer.allocUnsafe(DIGEST_BUCKETS * 8)
-    for (let i = 0; i < DIGEST_BUCKETS * 2; i++) out.writeUInt32BE(this.halves[i], i * 4)
+    if (LITTLE_ENDIAN) {
+      out.set(new Uint8Array(this.halves.buffer, this.halves.byteOffset, DIGEST_BUCKETS * 8))
+      out.swap32()
+    } else {
+      for (let i = 0; i < DIGEST_BUCKETS * 2; i++) out.writeUInt32BE(this.halves[i], i * 4)
+    }
     return out
   }
 
@@ -222,3 +233,4 @@ export class ConvergenceDigest {
 }
 
 const MASK = (1n << 64n) - 1n
+const LITTLE_ENDIAN = endianness() === 'LE'
