@@ -1,3 +1,5 @@
+import { hashName, NOT_KEPT } from './name-hash.js'
+
 /**
  * Whether recently written keys exist, so that a write's group need not
  * ask LevelDB before it can keep the key count (store.ts, readCurrent).
@@ -57,8 +59,8 @@ export class KeyPresence {
   /** Whether the key exists, or undefined when it is not known here. */
   get(name: string): boolean | undefined {
     if (this.max <= 0) return undefined
-    const hash = hashName(name)
-    if (hash === NOT_LATIN1) return undefined
+    const hash = hashName(name, 0, LATIN1)
+    if (hash === NOT_KEPT) return undefined
     return this.current.get(name, hash) ?? this.previous.get(name, hash)
   }
 
@@ -72,8 +74,8 @@ export class KeyPresence {
    */
   lookup(name: string): number {
     if (this.max <= 0) return UNKNOWN
-    const hash = hashName(name)
-    if (hash === NOT_LATIN1) return UNKNOWN
+    const hash = hashName(name, 0, LATIN1)
+    if (hash === NOT_KEPT) return UNKNOWN
     const entry = this.current.find(name, hash)
     if (entry >= 0) return (entry + 1) * HELD + KNOWN + (this.current.existsAt(entry) ? EXISTS : 0)
     const known = this.previous.get(name, hash)
@@ -95,8 +97,8 @@ export class KeyPresence {
 
   set(name: string, exists: boolean): void {
     if (this.max <= 0) return
-    const hash = hashName(name)
-    if (hash === NOT_LATIN1) return
+    const hash = hashName(name, 0, LATIN1)
+    if (hash === NOT_KEPT) return
     this.current.set(name, hash, exists)
     if (this.current.count >= this.half || this.current.full) {
       const emptied = this.previous
@@ -134,8 +136,8 @@ export function ticketExists(ticket: number): boolean {
   return ticket % HELD >= EXISTS
 }
 
-/** hashName's answer for a name with a character over 0xff, which is never kept. */
-const NOT_LATIN1 = -1
+/** The highest character a kept name has: names are latin1 (a byte a character in the arena). */
+const LATIN1 = 0xff
 /**
  * The names' bytes a generation holds, per key it may hold, before it is
  * swapped out. Keys may be up to --max-key-bytes long: with no byte bound,
@@ -146,25 +148,6 @@ const NOT_LATIN1 = -1
 const NAME_BYTES_PER_KEY = 64
 /** Entries a table makes room for at first; it doubles from there up to its capacity. */
 const FIRST_ENTRIES = 256
-
-/**
- * A 31-bit hash of a name's characters (FNV-1a, then mixed so that its low
- * bits, which pick the slot, depend on every character), or NOT_LATIN1.
- */
-function hashName(name: string): number {
-  let h = 0x811c9dc5
-  for (let i = 0; i < name.length; i++) {
-    const c = name.charCodeAt(i)
-    if (c > 0xff) return NOT_LATIN1
-    h = Math.imul(h ^ c, 0x01000193)
-  }
-  h ^= h >>> 16
-  h = Math.imul(h, 0x85ebca6b)
-  h ^= h >>> 13
-  h = Math.imul(h, 0xc2b2ae35)
-  h ^= h >>> 16
-  return h & 0x7fffffff
-}
 
 /**
  * One generation: an open-addressing hash table of names to a flag, in

@@ -1,4 +1,5 @@
 import type { Value } from '@tandem/protocol'
+import { hashBytes, hashName, NOT_KEPT } from './name-hash.js'
 
 /** What the cache answers for a key it knows LevelDB holds no record of. */
 export const ABSENT: unique symbol = Symbol('absent')
@@ -68,8 +69,8 @@ export class ReadCache {
   get(name: string): Kept | undefined {
     const table = this.table
     if (table.count === 0) return undefined
-    const hash = hashName(name, 0)
-    if (hash === NOT_ASCII) return undefined
+    const hash = hashName(name, 0, ASCII)
+    if (hash === NOT_KEPT) return undefined
     const entry = table.find(name, 0, hash)
     if (entry < 0) return undefined
     this.hits++
@@ -137,15 +138,15 @@ export class ReadCache {
    */
   fill(name: string, value: Kept): void {
     if (!this.fillable) return
-    const hash = hashName(name, 0)
-    if (hash !== NOT_ASCII) this.keep(name, hash, value)
+    const hash = hashName(name, 0, ASCII)
+    if (hash !== NOT_KEPT) this.keep(name, hash, value)
   }
 
   /** fill() for a key given as its UTF-8 bytes. */
   fillBytes(key: Uint8Array, value: Kept): void {
     if (!this.fillable) return
     const name = asciiName(key)
-    if (name !== null) this.keep(name, hashName(name, 0), value)
+    if (name !== null) this.keep(name, hashName(name, 0, ASCII), value)
   }
 
   /**
@@ -158,8 +159,8 @@ export class ReadCache {
     const table = this.table
     if (table.count === 0) return
     for (const full of names) {
-      const hash = hashName(full, skip)
-      if (hash === NOT_ASCII) continue
+      const hash = hashName(full, skip, ASCII)
+      if (hash === NOT_KEPT) continue
       const entry = table.find(full, skip, hash)
       if (entry >= 0) this.heldBytes -= table.remove(entry)
     }
@@ -210,47 +211,13 @@ export class ReadCache {
 const ENTRY_OVERHEAD = 64
 /** Entries a table makes room for at first; it doubles from there up to maxEntries. */
 const FIRST_ENTRIES = 256
-/** The hash functions' answer for a name with a character past ASCII, which is never kept. */
-const NOT_ASCII = -1
+/** The highest character a kept name has: only ASCII names are kept (see the class comment). */
+const ASCII = 0x7f
 const NONE = -1
 
 function entryBytes(name: string, value: Kept): number {
   if (value === ABSENT) return ENTRY_OVERHEAD + name.length
   return ENTRY_OVERHEAD + name.length + (typeof value === 'string' ? value.length * 2 : value.byteLength)
-}
-
-/*
- * A 31-bit hash of a name's characters from `skip` on (FNV-1a, then mixed
- * so that its low bits, which pick the slot, depend on every character), or
- * NOT_ASCII. hashBytes gives the same hash for a key's bytes.
- */
-function hashName(name: string, skip: number): number {
-  let h = 0x811c9dc5
-  for (let i = skip; i < name.length; i++) {
-    const c = name.charCodeAt(i)
-    if (c > 0x7f) return NOT_ASCII
-    h = Math.imul(h ^ c, 0x01000193)
-  }
-  return mix(h)
-}
-
-function hashBytes(key: Uint8Array): number {
-  let h = 0x811c9dc5
-  for (let i = 0; i < key.length; i++) {
-    const c = key[i]
-    if (c > 0x7f) return NOT_ASCII
-    h = Math.imul(h ^ c, 0x01000193)
-  }
-  return mix(h)
-}
-
-function mix(h: number): number {
-  h ^= h >>> 16
-  h = Math.imul(h, 0x85ebca6b)
-  h ^= h >>> 13
-  h = Math.imul(h, 0xc2b2ae35)
-  h ^= h >>> 16
-  return h & 0x7fffffff
 }
 
 /**
@@ -350,10 +317,10 @@ class EntryTable {
     const slots = this.slots
     const mask = this.mask
     for (let i = 0; i < keys.length; i++) {
-      const hash = hashBytes(keys[i])
+      const hash = hashBytes(keys[i], ASCII)
       hashes[i] = hash
       let entry = NONE
-      if (hash !== NOT_ASCII) {
+      if (hash !== NOT_KEPT) {
         for (let slot = hash & mask; slots[slot * 2] !== 0; slot = (slot + 1) & mask) {
           if (slots[slot * 2 + 1] === hash) {
             entry = slots[slot * 2] - 1
