@@ -327,6 +327,75 @@ describe('store: full sync chunks', () => {
     expect(again.largestValue).toBe(largest)
   })
 
+  // Each page is a trip to LevelDB's thread pool and back: classic-level's
+  // own bound (16 KiB) cut pages of 100-byte values at ~130 records.
+  it('reads a snapshot in pages of snapshotPageRecords records, not of 16 KiB', async () => {
+    const source = await Store.open({
+      dataDir: join(dir, 'chunks-pages'),
+      sync: 'none',
+      logRetention: 1000,
+      snapshotPageRecords: 500,
+    })
+    stores.push(source)
+    const value = 'v'.repeat(100)
+    await source.write(
+      Array.from({ length: 2000 }, (_, i): [typeof OP_PUT, string, string] => [OP_PUT, `key-${i}`, value]),
+    )
+    type Iterator = { nextv(size: number): Promise<unknown[]> }
+    const db = (source as unknown as { db: { iterator(...args: unknown[]): Iterator } }).db
+    const iterator = db.iterator.bind(db)
+    const pages: number[] = []
+    db.iterator = (...args: unknown[]) => {
+      const it = iterator(...args)
+      const nextv = it.nextv.bind(it)
+      it.nextv = async (size: number) => {
+        const page = await nextv(size)
+        pages.push(page.length)
+        return page
+      }
+      return it
+    }
+    const snapshot = source.snapshot()
+    let sent = 0
+    for await (const { count } of snapshot.chunks(256 * 1024)) sent += count
+    await snapshot.close()
+    expect(sent).toBe(2000)
+    expect(pages).toEqual([500, 500, 500, 500, 0])
+  })
+
+  // A sync's data keys arrive in key order, so each table LevelDB writes of
+  // them lies past every table before it and can go below them whole. The
+  // meta keys beginFullSync writes must not share a table with data keys:
+  // that table would span every later one of the sync, which LevelDB then
+  // keeps a level above it (level 1), to be merged into it, rewritten.
+  it("writes an empty node's sync in tables that overlap none: none kept at level 0 or 1", async () => {
+    const store = await Store.open({
+      dataDir: join(dir, 'chunks-tables'),
+      sync: 'always',
+      logRetention: 1000,
+      writeBufferBytes: 64 * 1024,
+    })
+    stores.push(store)
+    await store.beginFullSync()
+    const value = Buffer.alloc(100, 0x61)
+    for (let c = 0; c < 40; c++) {
+      const records = Array.from({ length: 500 }, (_, i): [Buffer, Buffer] => [
+        Buffer.concat([prefix, Buffer.from(`key-${String(c * 500 + i).padStart(6, '0')}`)]),
+        Buffer.concat([Buffer.from([0]), value]),
+      ])
+      await store.applySnapshotChunk(packChunk(records, prefix.length), records.length)
+    }
+    await store.finishFullSync(20_000, [{ epoch: 1, startSeq: 1, by: 'up' }], { hlc: 5000 * 1024, vv: { up: 1 } })
+    const db = (store as unknown as { db: { getProperty(name: string): string } }).db
+    const files = (level: number) => Number(db.getProperty(`leveldb.num-files-at-level${level}`))
+    // ~2.5 MB through 64 KiB memtables: tens of tables, each placed at level 2.
+    expect(files(2)).toBeGreaterThan(20)
+    expect(files(0)).toBe(0)
+    expect(files(1)).toBe(0)
+    expect(store.keyCount).toBe(20_000)
+    expect(await store.get('key-019999')).toBe('a'.repeat(100))
+  })
+
   // Rule: a record from before records carried a mod seq is never taken for an absent key.
   it("gives records without a mod seq (an older build's) one seq that is not absent", async () => {
     const store = await open('legacy')
