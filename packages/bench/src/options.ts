@@ -313,9 +313,7 @@ suites (tandem only; each starts its own servers; combine with commas)
                              blocks, a log record per put, and no log (--floor-puts N,
                              default 500000 after as many warm-up puts; 0 skips it), and
                              the CPU ceiling for each replica count that follows; the
-                             master's CPU per put with each count against none, at one
-                             offered rate (0.8x the slowest count's throughput, open loop,
-                             min(--repeat, 2) more passes) and at saturation
+                             master's CPU per put with each count against none
   --workload fullsync        load --keys keys (--batch 1000 per batch), start an empty
                              replica, time its full sync; keys/s, MB/s, replica peak RSS;
                              then the same keys through Redis's diskless full sync (when
