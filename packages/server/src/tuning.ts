@@ -204,7 +204,7 @@ export const tuningSchema = z
       doc({
         unit: 'bytes',
         description:
-          'The most the read cache holds (readCacheKeys): keys and values counted at their length (a string value at two bytes a character) plus 64 bytes a key; past it, or past readCacheKeys, the oldest kept go first.',
+          'The most the read cache holds (readCacheKeys): keys and values counted at their length (a string value at two bytes a character) plus 64 bytes a key, and the table that finds them (about 48 to 80 bytes a key it has room for; it grows only while it fits); past it, or past readCacheKeys, the oldest kept go first.',
       }),
     ),
     noSpaceRetryMs: count.default(1000).meta(

@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import type { Value } from '@tandem/protocol'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { OP_DEL, OP_PUT } from './log-entry.js'
-import { asciiName, ReadCache } from './read-cache.js'
+import { ABSENT, asciiName, ReadCache } from './read-cache.js'
 import { packChunk } from './snapshot-chunk.js'
 import { NOT_NOW, Store, type StoreOptions } from './store.js'
 
@@ -92,16 +92,38 @@ describe('ReadCache', () => {
     expect(['a', 'b', 'c', 'd', 'e'].map((k) => cache.get(k))).toEqual([undefined, undefined, 'vc', 'vd', 've'])
   })
 
-  it('keeps at most maxBytes, counting keys and values, and never one entry larger than all of it', () => {
-    // 64 + 1 + 100 bytes each (a string value at two bytes a character): two fit in 400, not three.
-    const cache = new ReadCache(1000, 400)
+  it('keeps at most maxBytes, counting keys, values and its table, and never one entry larger than all of it', () => {
+    // 64 + 1 + 100 bytes an entry (a string value at two bytes a character), beside the first table's arrays.
+    const probe = new ReadCache(1000, 1 << 20)
+    probe.fill('a', 'x'.repeat(50))
+    const table = probe.bytes - 165
+    const cache = new ReadCache(1000, table + 400)
     for (const k of ['a', 'b', 'c']) cache.fill(k, 'x'.repeat(50))
     expect(cache.size).toBe(2)
-    expect(cache.bytes).toBeLessThanOrEqual(400)
+    expect(cache.bytes).toBe(table + 330)
     expect(cache.get('a')).toBeUndefined()
     cache.fill('big', Buffer.alloc(400))
     expect(cache.get('big')).toBeUndefined()
     expect(cache.size).toBe(2)
+    // Less than the first table: nothing is kept.
+    const tiny = new ReadCache(1000, table - 1)
+    tiny.fill('a', '1')
+    expect([tiny.size, tiny.bytes]).toEqual([0, 0])
+  })
+
+  it('counts its table against maxBytes: the table grows only while it fits beside what is kept', () => {
+    const max = 1_000_000
+    const cache = new ReadCache(1_000_000, max)
+    for (let i = 0; i < 100_000; i++) {
+      cache.fill(`k${i}`, ABSENT)
+      if (i % 997 === 0) expect(cache.bytes).toBeLessThanOrEqual(max)
+    }
+    // An absent key is 64 bytes and its name's; the table takes at least 48 bytes (two Int32 in a slot of
+    // a table at most half full, two references and four Int32) for each key it can hold.
+    expect(cache.size * (64 + 6 + 48)).toBeLessThanOrEqual(max)
+    expect(cache.bytes).toBeLessThanOrEqual(max)
+    expect(cache.get('k99999')).toBe(ABSENT)
+    expect(cache.size).toBeGreaterThan(max / (64 + 6 + 48) / 2)
   })
 
   it('drops the keys of a write handed to LevelDB, and fills nothing until every write in flight is done', () => {

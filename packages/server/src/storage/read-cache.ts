@@ -34,8 +34,10 @@ type Kept = Value | typeof ABSENT
  * with a string needs no encoding to look it up, and a read made with the
  * key's bytes (a RESP GET) is looked up by them, with no string made.
  *
- * Bounded by entries and by bytes (key and value lengths plus a fixed
- * overhead per entry); past either, the oldest filled are dropped first.
+ * Bounded by entries and by bytes: the key and value lengths plus a fixed
+ * overhead per entry, and the table's arrays (see EntryTable.bytes), which
+ * grow only while they fit beside what is kept; past either bound, the
+ * oldest filled are dropped first.
  */
 export class ReadCache {
   private table = new EntryTable(0)
@@ -61,8 +63,9 @@ export class ReadCache {
     return this.table.count
   }
 
+  /** The bytes counted against maxBytes: the entries' and the table's. */
   get bytes(): number {
-    return this.heldBytes
+    return this.heldBytes + this.table.bytes
   }
 
   /** The value kept for `name`, ABSENT, or undefined (not kept: read LevelDB). */
@@ -184,36 +187,59 @@ export class ReadCache {
   }
 
   clear(): void {
-    if (this.table.count > 0 || this.table.capacity > FIRST_ENTRIES) this.table = new EntryTable(0)
+    if (this.table.capacity > 0) this.table = new EntryTable(0)
     this.heldBytes = 0
   }
 
   private keep(name: string, hash: number, value: Kept): void {
     const size = entryBytes(name, value)
-    if (size > this.maxBytes) return
     let table = this.table
+    // Too large to keep beside the table it would be in, at its smallest: what is kept stays.
+    const least = table.capacity > 0 ? table.bytes : tableBytes(Math.min(this.maxEntries, FIRST_ENTRIES))
+    if (size + least > this.maxBytes) return
     const old = table.find(name, 0, hash)
     if (old >= 0) this.heldBytes -= table.remove(old)
-    while (table.count >= this.maxEntries || this.heldBytes + size > this.maxBytes) {
+    if (table.count === table.capacity) {
+      // A larger table only while it fits beside what is kept; else the new entry takes the oldest's place.
+      const larger = Math.min(this.maxEntries, Math.max(FIRST_ENTRIES, table.capacity * 2))
+      if (larger > table.capacity && tableBytes(larger) + this.heldBytes + size <= this.maxBytes) {
+        table = new EntryTable(larger, table)
+        this.table = table
+      }
+    }
+    while (table.count > 0 && (table.count === table.capacity || table.bytes + this.heldBytes + size > this.maxBytes)) {
       this.heldBytes -= table.remove(table.oldest)
     }
-    if (table.count === table.capacity) {
-      table = new EntryTable(Math.min(this.maxEntries, Math.max(FIRST_ENTRIES, table.capacity * 2)), table)
-      this.table = table
-    }
+    // A cache with no table yet whose first one does not fit beside this entry (see `least`).
+    if (table.count === table.capacity) return
     table.add(name, hash, value, size)
     this.heldBytes += size
     this.fills++
   }
 }
 
-/** Bytes an entry is counted for: its table slot and arrays, the two objects' headers, and the key's and value's own. */
+/** Bytes an entry is counted for besides its table's arrays: the two objects' headers, and the key's and value's own. */
 const ENTRY_OVERHEAD = 64
 /** Entries a table makes room for at first; it doubles from there up to maxEntries. */
 const FIRST_ENTRIES = 256
 /** The highest character a kept name has: only ASCII names are kept (see the class comment). */
 const ASCII = 0x7f
 const NONE = -1
+
+/**
+ * The bytes of an EntryTable's arrays for `capacity` entries: per slot two
+ * Int32, per entry two references (8 bytes each) and four Int32.
+ */
+function tableBytes(capacity: number): number {
+  return slotCount(capacity) * 8 + capacity * 32
+}
+
+/** Slots for `capacity` entries: a power of two at least twice it (at most half full). */
+function slotCount(capacity: number): number {
+  let size = 1
+  while (size < capacity * 2) size *= 2
+  return size
+}
 
 function entryBytes(name: string, value: Kept): number {
   if (value === ABSENT) return ENTRY_OVERHEAD + name.length
@@ -227,11 +253,14 @@ function entryBytes(name: string, value: Kept): number {
  * character) only where the hash matches; and the entries in arrays by
  * index, linked oldest to newest in fill order. A JavaScript Map would need
  * a string made and hashed for every lookup by bytes. Fixed capacity: the
- * cache moves to a table twice the size when one is full.
+ * cache moves to a table twice the size when one is full (and the larger
+ * fits in its bytes).
  */
 class EntryTable {
   count = 0
   readonly capacity: number
+  /** Its arrays' bytes (tableBytes); an empty table of capacity 0 counts none. */
+  readonly bytes: number
   /** The entry filled longest ago (next to evict), or NONE. */
   oldest = NONE
   private newest = NONE
@@ -250,9 +279,10 @@ class EntryTable {
   private taken = 0
 
   constructor(capacity: number, from?: EntryTable) {
-    this.capacity = Math.max(FIRST_ENTRIES, capacity)
-    let size = 1
-    while (size < this.capacity * 2) size *= 2
+    // Capacity 0: the table a cache starts and clears to, holding nothing until its first fill.
+    this.capacity = capacity
+    this.bytes = capacity === 0 ? 0 : tableBytes(capacity)
+    const size = slotCount(capacity)
     this.slots = new Int32Array(size * 2)
     this.mask = size - 1
     this.kept = new Array(this.capacity * 2).fill(undefined)
