@@ -120,6 +120,27 @@ describe('store: LevelDB table compression (tableCompression)', () => {
   })
 })
 
+describe('store: data keys', () => {
+  it('stores each key as its UTF-8 bytes, ASCII or not, on both sides of the short-key loop', async () => {
+    const store = await open('keys')
+    const keys: string[] = []
+    for (const units of [1, 63, 64, 65, 100]) {
+      const body = 'k'.repeat(units - 1)
+      // ASCII to the last code (0x7f), then the first characters of each UTF-8 width, at the end and the start.
+      for (const c of ['a', '\u007f', '\u0080', '\u00e9', '\u20ac', '\u{1f600}']) keys.push(body + c, c + body)
+    }
+    const unique = [...new Set(keys)]
+    await store.writeEach(unique.map((key, i): EntryOp => [OP_PUT, key, `v${i}`]))
+    const scanned: string[] = []
+    for await (const [key] of store.scan({})) scanned.push(key)
+    // LevelDB orders keys by their bytes: the scan gives back every key as written, in UTF-8 order.
+    const byBytes = [...unique].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)))
+    expect(scanned).toEqual(byBytes)
+    expect(store.keyCount).toBe(unique.length)
+    for (let i = 0; i < unique.length; i++) expect(await store.get(unique[i])).toBe(`v${i}`)
+  })
+})
+
 describe('store: replicated frames', () => {
   it('applies a frame of entries as one write, data and log together, and returns its last seq', async () => {
     const store = await open('a')

@@ -2910,11 +2910,37 @@ interface PendingRead {
   reject: (err: unknown) => void
 }
 
+/** Keys of up to this many UTF-16 units are written by a loop when they are ASCII (see prefixed). */
+const SHORT_KEY = 64
+
+/**
+ * The prefixed data key of `key`: the prefix, then the key's UTF-8. Every
+ * key a write names is made so, once or more a put. A short ASCII key (the
+ * common one) is written by a loop here, as its bytes are its char codes:
+ * Buffer.byteLength, Buffer#copy and Buffer#write are calls into C++ that
+ * cost more than the loop for a few dozen bytes. Any other key, or a
+ * longer one, takes those calls: the same bytes.
+ */
 function prefixed(prefix: Buffer, key: string): Buffer {
+  const units = key.length
+  const at = prefix.length
+  if (units <= SHORT_KEY) {
+    const out = Buffer.allocUnsafe(at + units)
+    let i = 0
+    for (; i < units; i++) {
+      const c = key.charCodeAt(i)
+      if (c >= 0x80) break
+      out[at + i] = c
+    }
+    if (i === units) {
+      for (let j = 0; j < at; j++) out[j] = prefix[j]
+      return out
+    }
+  }
   const length = Buffer.byteLength(key, 'utf8')
-  const out = Buffer.allocUnsafe(prefix.length + length)
+  const out = Buffer.allocUnsafe(at + length)
   prefix.copy(out, 0)
-  out.write(key, prefix.length, 'utf8')
+  out.write(key, at, 'utf8')
   return out
 }
 
