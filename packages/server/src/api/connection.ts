@@ -15,7 +15,6 @@ import {
   TandemError,
   truncate,
   type WireError,
-  type WriteResult,
 } from '@tandem/protocol'
 import type { Config } from '../config.js'
 import type { TandemNode } from '../node.js'
@@ -333,60 +332,53 @@ export class ClientConnection {
     if (req.epoch !== undefined && (run.epoch === undefined || req.epoch > run.epoch)) run.epoch = req.epoch
   }
 
-  /** Submits the run that just ended (node.putEach): one promise for all its puts. */
+  /** Submits the run that just ended (node.putEach, node.putEachMulti): one promise for all its puts. */
   private endPutRun(): void {
     const run = this.putRun
     if (run === null) return
     this.putRun = null
     if (this.config.mode === 'multi') {
+      // Each put answered with its identity, or the error that refused it alone.
       this.node.putEachMulti(run.ops).then(
-        (outcomes) => this.settleMultiPuts(run, outcomes, undefined),
-        (err) => this.settleMultiPuts(run, undefined, err),
+        (outcomes) =>
+          this.settlePuts(run, (id, i) => {
+            const outcome = outcomes[i]
+            if (outcome instanceof Error) this.fail(id, outcome)
+            else this.reply(id, outcome)
+          }),
+        (err) => this.settlePuts(run, (id) => this.fail(id, err)),
       )
       return
     }
     this.node.putEach(run.ops, run.epoch).then(
-      (last) => this.settlePuts(run, last as number, undefined),
-      (err) => this.settlePuts(run, 0, err),
+      (last) => {
+        // The run's seqs are consecutive, ending at `last`.
+        const first = last - run.ids.length + 1
+        this.settlePuts(run, (id, i) => this.reply(id, { seq: first + i }))
+      },
+      (err) =>
+        this.settlePuts(run, (id, i) => {
+          // Some puts of the run refused (RunRefused): each answered for what happened to it.
+          const outcome = err instanceof RunRefused ? err.outcomes[i] : undefined
+          if (outcome === undefined) this.fail(id, err)
+          else if (outcome.ok) this.reply(id, { seq: outcome.seq })
+          else this.fail(id, outcome.error)
+        }),
     )
   }
 
   /**
-   * A run of puts settled: each is answered as its own put, its seq (the
-   * run's seqs are consecutive, ending at `last`) or the error. Runs from
-   * the promise's callback: a throw is the guard's (see guard).
+   * A run of puts settled: each is answered as its own put, by `answer`
+   * (the put's id, its place in the run). Runs from the promise's
+   * callback: a throw is the guard's (see guard).
    */
-  private settlePuts(run: PutRun, last: number, err: unknown): void {
-    try {
-      const first = last - run.ids.length + 1
-      for (let i = 0; i < run.ids.length; i++) {
-        this.inFlight--
-        this.reserved -= run.reserves[i]
-        this.timed('put', run.ats[i])
-        const outcome = err instanceof RunRefused ? err.outcomes[i] : undefined
-        if (outcome) {
-          if (outcome.ok) this.reply(run.ids[i], { seq: outcome.seq })
-          else this.fail(run.ids[i], outcome.error)
-        } else if (err === undefined) this.reply(run.ids[i], { seq: first + i })
-        else this.fail(run.ids[i], err)
-      }
-      this.pump()
-    } catch (thrown) {
-      this.ws.onHandlerThrew(thrown)
-    }
-  }
-
-  /** A multi-master run settled: each put answered with its identity or its own error, or all with `err`. */
-  private settleMultiPuts(run: PutRun, outcomes: (WriteResult | Error)[] | undefined, err: unknown): void {
+  private settlePuts(run: PutRun, answer: (id: number, i: number) => void): void {
     try {
       for (let i = 0; i < run.ids.length; i++) {
         this.inFlight--
         this.reserved -= run.reserves[i]
         this.timed('put', run.ats[i])
-        const outcome = outcomes?.[i]
-        if (outcome === undefined) this.fail(run.ids[i], err)
-        else if (outcome instanceof Error) this.fail(run.ids[i], outcome)
-        else this.reply(run.ids[i], outcome)
+        answer(run.ids[i], i)
       }
       this.pump()
     } catch (thrown) {
