@@ -144,6 +144,37 @@ describe('ReadCache', () => {
     expect(cache.get('a')).toBe('new')
   })
 
+  it('keeps a read that took a while only when no write was handed over and nothing was cleared since it began', () => {
+    const cache = new ReadCache(100, 1 << 20)
+    let ticket = cache.readTicket()
+    cache.fillAfter(ticket, 'a', '1')
+    expect(cache.get('a')).toBe('1')
+    // A write of another key began and ended while it read: what it read may be older than LevelDB now.
+    ticket = cache.readTicket()
+    cache.beginWrite(['!data!b'], '!data!'.length)
+    cache.endWrite()
+    cache.fillAfter(ticket, 'c', 'old')
+    expect(cache.get('c')).toBeUndefined()
+    // Begun with a write in flight: never kept, even once the write is done.
+    cache.beginWrite([], 0)
+    ticket = cache.readTicket()
+    cache.endWrite()
+    cache.fillAfter(ticket, 'c', 'old')
+    expect(cache.get('c')).toBeUndefined()
+    ticket = cache.readTicket()
+    cache.clear()
+    cache.fillAfter(ticket, 'c', 'old')
+    expect(cache.get('c')).toBeUndefined()
+    ticket = cache.readTicket()
+    cache.hold()
+    cache.release()
+    cache.fillAfter(ticket, 'c', 'old')
+    expect(cache.get('c')).toBeUndefined()
+    ticket = cache.readTicket()
+    cache.fillAfter(ticket, 'c', 'new')
+    expect(cache.get('c')).toBe('new')
+  })
+
   it('holds fills off and drops everything while the data is replaced whole', () => {
     const cache = new ReadCache(100, 1 << 20)
     cache.fill('a', '1')
@@ -357,6 +388,24 @@ describe('store: read cache', () => {
     expect(store.getEachNow(keys, out)).toBe(2)
     expect(out.slice(0, 2)).toEqual(['v', 'v'])
     expect(store.readCacheStats.hits).toBe(3)
+  })
+
+  it('keeps what a get read on the thread pool (the sync-read gate shut), and a later write of the key is seen', async () => {
+    const store = await open('pool', { syncReads: { budgetMs: -1 } })
+    await store.write([
+      [OP_PUT, 'k', 'v'],
+      [OP_PUT, 'ttl', 'x', { x: Date.now() + 60_000 }],
+    ])
+    expect(store.getNow('k')).toBe(NOT_NOW)
+    expect(await Promise.all([store.get('k'), store.get('missing'), store.get('ttl')])).toEqual(['v', undefined, 'x'])
+    // Two fills: the value and the key with no record; not the value with a TTL.
+    expect(store.readCacheStats.fills).toBe(2)
+    expect([store.getNow('k'), store.getNow('missing'), store.getNow('ttl')]).toEqual(['v', undefined, NOT_NOW])
+    expect(store.readCacheStats.hits).toBe(2)
+    await store.write([[OP_PUT, 'k', 'v2']])
+    expect(store.getNow('k')).toBe(NOT_NOW)
+    expect(await store.get('k')).toBe('v2')
+    expect(store.getNow('k')).toBe('v2')
   })
 
   it('keeps no value with a TTL: an expired key is not answered', async () => {

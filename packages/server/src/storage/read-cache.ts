@@ -46,6 +46,8 @@ export class ReadCache {
   private writing = 0
   /** A full sync is replacing the data: no fill until it ends. */
   private held = false
+  /** Moves on whenever LevelDB's data may change under a read: a write handed over, a hold, a clear (see readTicket). */
+  private generation = 0
   /** answerEach's flags and its scratch, per key of the largest batch yet. */
   private answered = new Uint8Array(0)
   private keyHashes = new Int32Array(0)
@@ -145,6 +147,25 @@ export class ReadCache {
     if (hash !== NOT_KEPT) this.keep(name, hash, value)
   }
 
+  /**
+   * A ticket for a read of LevelDB about to begin, for fillAfter; NO_TICKET
+   * when what it reads could not be kept now.
+   */
+  readTicket(): number {
+    return this.fillable ? this.generation : NO_TICKET
+  }
+
+  /**
+   * fill() for a read begun with `ticket` that may have taken a while (on
+   * LevelDB's threads): kept only when no data write was handed to
+   * LevelDB, and nothing replaced the data, since it began. No write was
+   * in flight when it began (readTicket), and none began since, so what it
+   * read is what LevelDB still holds as committed.
+   */
+  fillAfter(ticket: number, name: string, value: Kept): void {
+    if (ticket === this.generation) this.fill(name, value)
+  }
+
   /** fill() for a key given as its UTF-8 bytes. */
   fillBytes(key: Uint8Array, value: Kept): void {
     if (!this.fillable) return
@@ -159,6 +180,7 @@ export class ReadCache {
    */
   beginWrite(names: Iterable<string>, skip: number): void {
     this.writing++
+    this.generation++
     const table = this.table
     if (table.count === 0) return
     for (const full of names) {
@@ -187,6 +209,7 @@ export class ReadCache {
   }
 
   clear(): void {
+    this.generation++
     if (this.table.capacity > 0) this.table = new EntryTable(0)
     this.heldBytes = 0
   }
@@ -225,6 +248,8 @@ const FIRST_ENTRIES = 256
 /** The highest character a kept name has: only ASCII names are kept (see the class comment). */
 const ASCII = 0x7f
 const NONE = -1
+/** readTicket's answer when nothing read now may be kept: never a generation. */
+const NO_TICKET = -1
 
 /**
  * The bytes of an EntryTable's arrays for `capacity` entries: per slot two

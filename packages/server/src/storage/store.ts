@@ -2318,15 +2318,19 @@ export class Store {
     if (startedAt !== null) {
       try {
         const full = prefixed(this.dataPrefix, key)
+        const ticket = this.readCache.readTicket()
         const record = this.db.getSync(full)
         this.syncReads.done(startedAt)
-        return Promise.resolve(answer(record === undefined ? undefined : this.intact(full, record), this.now()))
+        const answered = answer(record === undefined ? undefined : this.intact(full, record), this.now())
+        this.keepRead(ticket, key, record, answer, answered)
+        return Promise.resolve(answered)
       } catch (err) {
         return Promise.reject(err)
       }
     }
     return new Promise((resolve, reject) => {
       this.pendingReads.push({
+        name: key,
         key: prefixed(this.dataPrefix, key),
         answer,
         resolve: resolve as (answer: unknown) => void,
@@ -2342,15 +2346,18 @@ export class Store {
     const most = this.options.readBatchKeys ?? DEFAULT_TUNING.readBatchKeys
     for (let i = 0; i < reads.length; i += most) {
       const slice = reads.slice(i, i + most)
+      // Taken before LevelDB's threads read: the answers are kept only if no write began meanwhile.
+      const ticket = this.readCache.readTicket()
       this.db.getMany(slice.map((r) => r.key)).then(
         (records) => {
           const now = this.now()
           for (let j = 0; j < slice.length; j++) {
             const record = records[j]
             try {
-              slice[j].resolve(
-                slice[j].answer(record === undefined ? undefined : this.intact(slice[j].key, record), now),
-              )
+              const read = slice[j]
+              const answered = read.answer(record === undefined ? undefined : this.intact(read.key, record), now)
+              this.keepRead(ticket, read.name, record, read.answer, answered)
+              read.resolve(answered)
             } catch (err) {
               slice[j].reject(err)
             }
@@ -2361,6 +2368,28 @@ export class Store {
         },
       )
     }
+  }
+
+  /**
+   * Keeps a get's answer (a plain or a linearizable one) in the read cache,
+   * as getNow does, whether it was read on the event loop or on LevelDB's
+   * threads (the ticket says whether it may be kept: see fillAfter). Before
+   * this, a read the sync-read gate sent to the thread pool never filled
+   * the cache, so a node whose gate was shut stayed without one.
+   */
+  private keepRead(
+    ticket: number,
+    key: string,
+    record: Uint8Array | undefined,
+    answer: (record: Uint8Array | undefined, now: number) => unknown,
+    answered: unknown,
+  ): void {
+    let value: Value | undefined
+    if (answer === this.valueOfRecord) value = answered as Value | undefined
+    else if (answer === this.seqReadOfRecord) value = (answered as SeqRead).value
+    else return
+    if (record === undefined) this.readCache.fillAfter(ticket, key, ABSENT)
+    else if (value !== undefined && recordExpiresAt(record) === undefined) this.readCache.fillAfter(ticket, key, value)
   }
 
   /** Values of `keys`, in order; with `bytes`, every value as bytes (a string's UTF-8), see decodeRecordBytes. */
@@ -2904,6 +2933,8 @@ function corruptKey(key: string, outcome = 'refused'): TandemError {
 
 /** A get queued for the next getMany, with how to turn its record into the answer. */
 interface PendingRead {
+  /** The key as the caller gave it (the read cache's name for it). */
+  name: string
   key: Buffer
   answer: (record: Uint8Array | undefined, now: number) => unknown
   resolve: (answer: unknown) => void
