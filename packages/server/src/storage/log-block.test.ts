@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { BLOCK_MARK, BLOCK_TARGET_BYTES, packBlock, packBlocks, unpackBlock } from './log-block.js'
+import { BLOCK_MARK, BLOCK_TARGET_BYTES, BlockPacker, packBlock, packBlocks, unpackBlock } from './log-block.js'
 import { encodeEntry } from './log-entry.js'
 
 function entry(seq: number, value: string): Buffer {
@@ -54,5 +54,72 @@ describe('log blocks', () => {
     expect(() => unpackBlock(Buffer.concat([good, Buffer.from([0, 0])]))).toThrow(/inside a length/)
     const zero = Buffer.from([BLOCK_MARK, 0, 0, 0, 0])
     expect(() => unpackBlock(zero)).toThrow(/past the block/)
+  })
+
+  it('packs a run added to in steps into the blocks packBlocks cuts from the whole run', () => {
+    // Entries of 1 byte of value to 100 KiB, so that blocks close at every
+    // kind of step: within one, at its last entry, across several.
+    let seed = 7
+    const random = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31
+      return seed % n
+    }
+    for (let round = 0; round < 40; round++) {
+      const sizes = [1, 100, 5000, 100 * 1024]
+      const entries = Array.from({ length: 1 + random(60) }, (_, i) =>
+        entry(i + 1, 'v'.repeat(1 + random(sizes[random(4)]))),
+      )
+      // The cut as documented: a block closes with the entry that takes its
+      // entries' bytes (4 + length each) to the target.
+      const whole: [number, Buffer][] = []
+      let from = 0
+      let bytes = 0
+      entries.forEach((raw, i) => {
+        bytes += 4 + raw.length
+        if (bytes < BLOCK_TARGET_BYTES && i < entries.length - 1) return
+        whole.push([from, packBlock(entries, from, i + 1)])
+        from = i + 1
+        bytes = 0
+      })
+      const once: [number, Buffer][] = []
+      packBlocks(entries, (first, block) => once.push([first, Buffer.from(block)]))
+      expect(once.map(([first]) => first)).toEqual(whole.map(([first]) => first))
+      expect(once.every(([, block], i) => block.equals(whole[i][1]))).toBe(true)
+      const stepped: [number, Buffer][] = []
+      const packer = new BlockPacker((first, block) => stepped.push([first, Buffer.from(block)]))
+      const run: Buffer[] = []
+      while (run.length < entries.length) {
+        const step = Math.min(entries.length - run.length, random(12))
+        run.push(...entries.slice(run.length, run.length + step))
+        if (random(3) > 0) packer.add(run)
+      }
+      packer.finish(run)
+      if (round === 0) {
+        // A run whose first two entries take exactly the target, then one byte short of it.
+        const small = entry(1, 'a')
+        const fill = (bytes: number) => {
+          let value = 'f'.repeat(bytes - 4 - small.length - 4)
+          while (4 + entry(2, value).length > bytes - 4 - small.length) value = value.slice(1)
+          return entry(2, value)
+        }
+        for (const [target, firsts] of [
+          [BLOCK_TARGET_BYTES, [0, 2]],
+          [BLOCK_TARGET_BYTES - 1, [0]],
+        ] as const) {
+          const exact = [small, fill(target), entry(3, 'c')]
+          expect(4 + small.length + 4 + exact[1].length).toBe(target)
+          const seen: number[] = []
+          const p = new BlockPacker((first) => seen.push(first))
+          p.add(exact.slice(0, 1))
+          p.finish(exact)
+          expect(seen).toEqual(firsts)
+        }
+      }
+      expect(stepped.map(([first]) => first)).toEqual(whole.map(([first]) => first))
+      expect(stepped.every(([, block], i) => block.equals(whole[i][1]))).toBe(true)
+      const back = stepped.flatMap(([, block]) => unpackBlock(block))
+      expect(back.length).toBe(entries.length)
+      expect(back.every((raw, i) => raw.equals(entries[i]))).toBe(true)
+    }
   })
 })

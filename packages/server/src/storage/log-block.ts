@@ -48,18 +48,77 @@ export function packBlock(entries: readonly Uint8Array[], from: number, to: numb
  * runs of consecutive entries closed once they reach BLOCK_TARGET_BYTES.
  */
 export function packBlocks(entries: readonly Uint8Array[], emit: (firstIndex: number, block: Buffer) => void): void {
-  let from = 0
-  let bytes = 0
-  for (let i = 0; i < entries.length; i++) {
-    bytes += 4 + entries[i].byteLength
-    if (bytes >= BLOCK_TARGET_BYTES) {
-      emit(from, packBlock(entries, from, i + 1))
-      from = i + 1
-      bytes = 0
-    }
-  }
-  if (from < entries.length) emit(from, packBlock(entries, from, entries.length))
+  new BlockPacker(emit).finish(entries)
 }
+
+/**
+ * Cuts a run of entries into the blocks packBlocks cuts from it, packing
+ * them as the run grows: add() packs the entries added to it since the
+ * last call, finish() the rest, then emits the last block. A group built
+ * while the group before it is written packs its entries at each join, so
+ * that only the last join's are packed between that write's end and this
+ * group's hand-over to LevelDB.
+ */
+export class BlockPacker {
+  private block = EMPTY
+  /** Bytes of the block being packed, 0 before its first entry. */
+  private at = 0
+  /** Index of its first entry. */
+  private from = 0
+  /** Entries packed so far. */
+  private packed = 0
+
+  constructor(private readonly emit: (firstIndex: number, block: Buffer) => void) {}
+
+  /** Packs entries[packed..]: `entries` is the run, which only grows. */
+  add(entries: readonly Uint8Array[]): void {
+    let left = 0
+    for (let i = this.packed; i < entries.length; i++) left += 4 + entries[i].byteLength
+    for (let i = this.packed; i < entries.length; i++) {
+      const entry = entries[i]
+      const need = 4 + entry.byteLength
+      if (this.at === 0) {
+        this.from = i
+        this.at = 1
+      }
+      // Room for the rest of the run or twice the block, but no more than
+      // the block can take: it closes with the entry that passes the target.
+      if (this.at + need > this.block.length) {
+        this.grow(Math.min(Math.max(this.at + left, 2 * this.block.length), BLOCK_TARGET_BYTES + 1 + need))
+      }
+      const block = this.block
+      block.writeUInt32BE(entry.byteLength, this.at)
+      block.set(entry, this.at + 4)
+      this.at += need
+      left -= need
+      if (this.at - 1 >= BLOCK_TARGET_BYTES) this.close()
+    }
+    this.packed = entries.length
+  }
+
+  /** Packs what add() has not and emits the last block. */
+  finish(entries: readonly Uint8Array[]): void {
+    this.add(entries)
+    if (this.at > 0) this.close()
+  }
+
+  private close(): void {
+    const block = this.block.subarray(0, this.at)
+    this.block = EMPTY
+    this.at = 0
+    this.emit(this.from, block)
+  }
+
+  /** Moves the block into a buffer of `size` bytes (its first byte the mark). */
+  private grow(size: number): void {
+    const grown = Buffer.allocUnsafe(size)
+    grown[0] = BLOCK_MARK
+    if (this.at > 1) this.block.copy(grown, 1, 1, this.at)
+    this.block = grown
+  }
+}
+
+const EMPTY = Buffer.alloc(0)
 
 /**
  * The entries of a stored log record, as views into it. Throws on a record

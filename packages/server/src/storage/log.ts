@@ -1,7 +1,7 @@
 import { TandemError } from '@tandem/protocol'
 import type { AbstractChainedBatch, AbstractSublevel } from 'abstract-level'
 import type { Level } from 'level'
-import { packBlocks, unpackBlock } from './log-block.js'
+import { BlockPacker, unpackBlock } from './log-block.js'
 import { decodeEntry, keySeq, type LogEntry, prefixedSeqKey, seqKey } from './log-entry.js'
 import { CommitTimes, LogTail } from './log-tail.js'
 import type { VersionVectorObject } from './version-vector.js'
@@ -109,9 +109,9 @@ export class WriteLog {
 
   // ---- writing (the Store's group committer) ------------------------------
 
-  /** Adds a group's entries, the first at `firstSeq`, to its batch as log blocks. */
-  append(batch: Batch, firstSeq: number, raws: readonly Buffer[]): void {
-    packBlocks(raws, (i, block) => batch.put(prefixedSeqKey(this.prefix, firstSeq + i), block))
+  /** Adds a group's entries, the first at `firstSeq`, to its batch as log blocks, as they come (BlockPacker). */
+  blocks(batch: Batch, firstSeq: number): BlockPacker {
+    return new BlockPacker((i, block) => batch.put(prefixedSeqKey(this.prefix, firstSeq + i), block))
   }
 
   /** The group holding `raws` from `firstSeq` is durable: keep it in the tail and time it. */

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { OP_DEL, OP_PUT } from './log-entry.js'
+import { decodeEntry, OP_DEL, OP_PUT } from './log-entry.js'
 import { Store } from './store.js'
 
 let dir: string
@@ -55,6 +55,9 @@ describe('store: key presence across writes that join a group (--sync always)', 
         await Promise.all(keys.map((key) => store.write([[OP_PUT, key, 'b']])))
         expect(store.keyCount).toBe(await store.countKeys())
       }
+      // The log holds every write once, in seq order, however many joins packed its groups' blocks.
+      const raws = await store.log.readBatch(1, 1_000_000, 1024 * 1024 * 1024)
+      expect(raws.map((raw) => decodeEntry(raw).seq)).toEqual(Array.from({ length: store.lastSeq }, (_, i) => i + 1))
     })
   }
 })

@@ -1296,12 +1296,16 @@ export class Store {
       readMs: 0,
       buildMs: 0,
     }
+    const blocks = this.log.blocks(batch, first)
     const keys = this.keys
     keys?.begin()
     let barrier: StoreClock | null = null
     try {
       barrier = await this.addWrites(commit, group, results, 0, prev)
-      // Every write that comes while the group before is written joins this one.
+      // Every write that comes while the group before is written joins this
+      // one; their log entries are packed as they come, so that once that
+      // write is done only the last join's are left to pack.
+      if (prev !== null) blocks.add(commit.raws)
       while (prev !== null) {
         const arrived = await Promise.race([prev.outcome.then(() => false), join.arrival().then(() => true)])
         if (!arrived) break
@@ -1312,6 +1316,7 @@ export class Store {
         for (const write of more) group.push(write)
         results.length = group.length
         await this.addWrites(commit, more, results, at, prev)
+        blocks.add(commit.raws)
       }
     } catch (err) {
       this.restoreCounters(commit)
@@ -1343,7 +1348,7 @@ export class Store {
     const vv = JSON.stringify(vvObject)
     const checkpoint = commit.raws.length > 0 && this.policy.mode === 'multi' && commit.writes > 0 && barrier === null
     if (commit.raws.length > 0) {
-      this.log.append(batch, first, commit.raws)
+      blocks.finish(commit.raws)
       batch.put(this.lastSeqKey, Buffer.from(String(seq)))
       batch.put(this.clockKey, Buffer.from(`{"hlc":${this.hlc.peek()},"vv":${vv}}`))
       if (checkpoint) this.log.checkpoint(batch, seq, vv)
