@@ -1,5 +1,6 @@
 import { TandemError, type WriteResult } from '@tandem/client'
 import { afterEach, describe, expect, it } from 'vitest'
+import { RawClient } from '../single-node/raw-client.js'
 import { PeerGroup } from './peers.js'
 
 /**
@@ -52,6 +53,34 @@ describe('multi-master puts sent together (lww)', () => {
       const expected = kinds[last].startsWith('del') ? undefined : `v${last}`
       expect(await db.get(key), key).toBe(expected)
       expect(await other.get(key), key).toBe(expected)
+    }
+  })
+  // A put's session stamp (`after`) is taken as it joins the run: one stamped
+  // too far ahead of this node's clock is refused alone (CLOCKSKEW), and the
+  // puts sent with it, before and after, are written and answered.
+  it('refuses alone a put whose session stamp runs too far ahead, the rest of its run written', async () => {
+    group = await new PeerGroup().start({ size: 2, conflict: 'lww' })
+    const raw = await RawClient.open(group.nodes[0].address)
+    try {
+      const HLC_COUNTER_SPAN = 1024
+      const now = Date.now() * HLC_COUNTER_SPAN
+      const ahead = (Date.now() + 3_600_000) * HLC_COUNTER_SPAN
+      const stamps = [now, now, ahead, now, now]
+      // Sent back to back: they reach the node together, one run as far as the socket's reads allow.
+      for (let i = 0; i < stamps.length; i++) {
+        raw.send({ id: i + 1, op: 'put', key: `s${i}`, value: `v${i}`, after: stamps[i] })
+      }
+      const replies = await Promise.all(stamps.map((_, i) => raw.reply(i + 1)))
+      expect(replies.map((r) => r.error?.code ?? 'ok')).toEqual(['ok', 'ok', 'CLOCKSKEW', 'ok', 'ok'])
+      const written = replies.filter((r) => r.error === undefined).map((r) => r.result as WriteResult)
+      for (let i = 1; i < written.length; i++)
+        expect(written[i].originSeq).toBe((written[i - 1].originSeq as number) + 1)
+      const db = await group.client(0)
+      expect(await Promise.all(stamps.map((_, i) => db.get(`s${i}`)))).toEqual(['v0', 'v1', undefined, 'v3', 'v4'])
+      // The connection goes on.
+      expect((await raw.request({ id: 99, op: 'put', key: 'after', value: 'x' })).error).toBeUndefined()
+    } finally {
+      raw.ws.close()
     }
   })
 })
