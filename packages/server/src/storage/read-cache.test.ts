@@ -408,6 +408,25 @@ describe('store: read cache', () => {
     expect(store.getNow('k')).toBe('v2')
   })
 
+  it('keeps what a getMany (an mget, a RESP GET batch the gate sent to the pool) read, as get() answers it', async () => {
+    const store = await open('pool-many', { syncReads: { budgetMs: -1 } })
+    await store.write([
+      [OP_PUT, 's', 'text'],
+      [OP_PUT, 'b', Buffer.from([1, 2])],
+    ])
+    expect(await store.getMany(['s', 'b', 'none'], true)).toEqual([Buffer.from('text'), Buffer.from([1, 2]), undefined])
+    expect(store.readCacheStats.fills).toBe(3)
+    // A string value is kept as the string get() gives, though this read asked for bytes.
+    expect([store.getNow('s'), store.getNow('b'), store.getNow('none')]).toEqual([
+      'text',
+      Buffer.from([1, 2]),
+      undefined,
+    ])
+    const out: (Value | undefined | Error)[] = new Array(3)
+    expect(store.getEachNow([Buffer.from('s'), Buffer.from('none'), Buffer.from('b')], out)).toBe(3)
+    expect(out).toEqual(['text', undefined, Buffer.from([1, 2])])
+  })
+
   it('keeps no value with a TTL: an expired key is not answered', async () => {
     let now = 1_000_000
     const store = await open('ttl', { clock: { now: () => now, wall: () => now } })

@@ -166,6 +166,11 @@ export class ReadCache {
     if (ticket === this.generation) this.fill(name, value)
   }
 
+  /** Whether fillAfter(ticket, ...) would keep an ASCII name now (so a value need be made for it). */
+  ticketCurrent(ticket: number): boolean {
+    return ticket === this.generation && this.fillable
+  }
+
   /** fill() for a key given as its UTF-8 bytes. */
   fillBytes(key: Uint8Array, value: Kept): void {
     if (!this.fillable) return

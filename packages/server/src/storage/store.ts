@@ -2397,13 +2397,32 @@ export class Store {
     else if (value !== undefined && recordExpiresAt(record) === undefined) this.readCache.fillAfter(ticket, key, value)
   }
 
-  /** Values of `keys`, in order; with `bytes`, every value as bytes (a string's UTF-8), see decodeRecordBytes. */
+  /**
+   * Values of `keys`, in order; with `bytes`, every value as bytes (a
+   * string's UTF-8), see decodeRecordBytes. What it reads fills the read
+   * cache as a get's read does (keepRead): an mget's keys, and a RESP GET
+   * batch's when the sync-read gate sends them here.
+   */
   async getMany(keys: string[], bytes = false): Promise<(Value | undefined)[]> {
     const full = keys.map((k) => prefixed(this.dataPrefix, k))
+    const ticket = this.readCache.readTicket()
     const records = await this.db.getMany(full)
     const now = this.now()
     const decode = bytes ? decodeRecordBytes : decodeRecord
-    return records.map((r, i) => (r === undefined || isExpired(this.intact(full[i], r), now) ? undefined : decode(r)))
+    return records.map((r, i) => {
+      if (r === undefined) {
+        this.readCache.fillAfter(ticket, keys[i], ABSENT)
+        return undefined
+      }
+      if (isExpired(this.intact(full[i], r), now)) return undefined
+      const value = decode(r)
+      // Kept as get() answers it: a string value as a string, decoded again only when it is kept.
+      if (value !== undefined && recordExpiresAt(r) === undefined && this.readCache.ticketCurrent(ticket)) {
+        const kept = bytes ? decodeRecord(r) : value
+        if (kept !== undefined) this.readCache.fillAfter(ticket, keys[i], kept)
+      }
+      return value
+    })
   }
 
   /**
