@@ -1,5 +1,25 @@
 import { describe, expect, it } from 'vitest'
-import { GroupCommitter, RETRY } from './group-commit.js'
+import { GroupCommitter, type GroupJoin, RETRY } from './group-commit.js'
+
+/**
+ * A pipelined build's join loop, as Store's: mine takes what arrives while
+ * the group before it (prev, whether its write succeeded) is written. False
+ * when that write failed (the build then asks for a retry).
+ */
+async function joinWhileWriting(
+  prev: Promise<boolean> | null,
+  join: GroupJoin<string>,
+  mine: string[],
+): Promise<boolean> {
+  while (prev !== null) {
+    const arrived = await Promise.race([prev.then(() => false), join.arrival().then(() => true)])
+    if (!arrived) break
+    const more = join.take()
+    if (more === null) break
+    mine.push(...more)
+  }
+  return prev === null || (await prev)
+}
 
 /** A committer whose commits finish only when the test says so. */
 function manual<T>(options: { maxGroup: number; maxQueued?: number; weight?: (item: T) => number }) {
@@ -102,15 +122,7 @@ describe('group committer', () => {
       async (group, built, join) => {
         const mine = group.slice()
         groups.push(mine)
-        const prev = before
-        while (prev !== null) {
-          const arrived = await Promise.race([prev.then(() => false), join.arrival().then(() => true)])
-          if (!arrived) break
-          const more = join.take()
-          if (more === null) break
-          mine.push(...more)
-        }
-        if (prev !== null && !(await prev)) return RETRY
+        if (!(await joinWhileWriting(before, join, mine))) return RETRY
         const written = new Promise<boolean>((resolve) => writes.push(resolve))
         before = written
         built()
@@ -180,15 +192,7 @@ describe('group committer', () => {
     const committer = new GroupCommitter<string, string>(
       async (group, built, join) => {
         const mine = group.slice()
-        const prev = before
-        while (prev !== null) {
-          const arrived = await Promise.race([prev.then(() => false), join.arrival().then(() => true)])
-          if (!arrived) break
-          const more = join.take()
-          if (more === null) break
-          mine.push(...more)
-        }
-        if (prev !== null && !(await prev)) return RETRY
+        if (!(await joinWhileWriting(before, join, mine))) return RETRY
         // The last steps of a build: a few turns of microtasks.
         for (let i = 0; i < 5; i++) await Promise.resolve()
         if (mine.includes('!fail')) throw new Error('refused')

@@ -32,6 +32,20 @@ async function open(name: string): Promise<Store> {
   return store
 }
 
+/** A multi-master store resolving conflicts by last writer wins (its resolver set, as the mesh sets it). */
+async function openLww(name: string): Promise<Store & { resolver: LwwResolver }> {
+  const store = await Store.open({
+    dataDir: join(dir, name),
+    sync: 'always',
+    logRetention: 1000,
+    mode: 'multi',
+    conflict: 'lww',
+  })
+  store.resolver = new LwwResolver()
+  stores.push(store)
+  return store as Store & { resolver: LwwResolver }
+}
+
 function entry(seq: number, ops: LogEntry['ops']): Buffer {
   return encodeEntry({ seq, epoch: 0, origin: 'upstream', originSeq: seq, hlc: seq * 1024, ops })
 }
@@ -763,16 +777,8 @@ describe('store: entry identity', () => {
   })
 
   it('reads no record for the entries of a frame it already holds', async () => {
-    const store = await Store.open({
-      dataDir: join(dir, 'held'),
-      sync: 'always',
-      logRetention: 1000,
-      mode: 'multi',
-      conflict: 'lww',
-    })
-    stores.push(store)
-    const resolver = new LwwResolver()
-    store.resolver = resolver
+    const store = await openLww('held')
+    const resolver = store.resolver
     const db = (
       store as unknown as { db: { getMany(keys: Buffer[]): Promise<unknown[]>; getSync(key: Buffer): unknown } }
     ).db
@@ -799,17 +805,8 @@ describe('store: entry identity', () => {
 
   it('applies encoded entries (applyEncoded) as applyRemote applies them read, and refuses whole a frame holding one it cannot read', async () => {
     const open = async (name: string) => {
-      const store = await Store.open({
-        dataDir: join(dir, name),
-        sync: 'always',
-        logRetention: 1000,
-        mode: 'multi',
-        conflict: 'lww',
-      })
-      stores.push(store)
-      const resolver = new LwwResolver()
-      store.resolver = resolver
-      return { store, resolver }
+      const store = await openLww(name)
+      return { store, resolver: store.resolver }
     }
     const a = await open('encoded-a')
     const b = await open('encoded-b')
@@ -1363,18 +1360,6 @@ describe('store: damaged records', () => {
 
   // A run of writes (writeEach) under a conflict policy: each write is refused or written for itself, and says which.
   it('answers each write of a run under a conflict policy for itself when a damaged record refuses one', async () => {
-    const openLww = async (name: string) => {
-      const store = await Store.open({
-        dataDir: join(dir, name),
-        sync: 'always',
-        logRetention: 1000,
-        mode: 'multi',
-        conflict: 'lww',
-      })
-      store.resolver = new LwwResolver()
-      stores.push(store)
-      return store
-    }
     const store = await damagedB('run', openLww)
     const run = store.writeEach([
       [OP_PUT, 'a', 'uno'],
