@@ -190,6 +190,7 @@ export class TandemServer {
       writeBufferBytes: config.tune.writeBufferBytes,
       tableCompression: config.tune.tableCompression,
       pipelinedCommit: config.tune.pipelinedCommit,
+      multiPipelinedCommit: config.tune.multiPipelinedCommit,
       verifyAtStart: config.verifyAtStart,
       // Only a node that starts as a replica has a healthy peer to copy from.
       onDamage: startsAsReplica(config) ? 'resync' : 'refuse',

@@ -176,6 +176,19 @@ export const tuningSchema = z
             "1 pipelines group commits on a single master with --sync always: the next group is read and built while the group before it is written and fsynced, taking every write that arrives until that write is done, and goes to LevelDB right after it (status commit.overlapped counts such groups). The disk and the event loop then work side by side instead of in turn, at the cost of more event-loop turns a write; it pays where the fsync is long next to a group's build. 0 forms the next group only once the write before it is done. No effect in other modes.",
         }),
       ),
+    multiPipelinedCommit: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(1)
+      .default(1)
+      .meta(
+        doc({
+          unit: '(1 on, 0 off)',
+          description:
+            "1 pipelines group commits on a multi-master node with --sync always, as pipelinedCommit does on a single master: client writes and peers' entries are read, resolved against what the group being written leaves, and built into the next group while that one is written and fsynced. 0 builds the next group only once the write before it is done. No effect in other modes.",
+        }),
+      ),
     presenceKeys: z.coerce
       .number()
       .int()

@@ -201,6 +201,20 @@ export class ConvergenceDigest {
     return this.hexCache
   }
 
+  /** Adds `other`'s sums to these, bucket by bucket mod 2^64 (a group's changes, kept from zero, onto the digest they were made on). */
+  add(other: ConvergenceDigest): void {
+    const halves = this.halves
+    const theirs = other.halves
+    for (let at = 0; at < DIGEST_BUCKETS * 2; at += 2) {
+      if (theirs[at] === 0 && theirs[at + 1] === 0) continue
+      const low = halves[at + 1] + theirs[at + 1]
+      const carry = low >= TWO_32 ? 1 : 0
+      halves[at + 1] = low - carry * TWO_32
+      halves[at] = (halves[at] + theirs[at] + carry) >>> 0
+    }
+    this.hexCache = null
+  }
+
   copyFrom(other: ConvergenceDigest): void {
     this.halves.set(other.halves)
     this.hexCache = null

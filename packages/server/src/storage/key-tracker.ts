@@ -16,8 +16,12 @@ import type { VersionVectorObject } from './version-vector.js'
  *   of the data;
  * - counts for status: tombstones, keys with concurrent values.
  *
- * A group that fails leaves all of it as it was: changes go to a pending
- * copy that commit() makes current once the batch is written.
+ * A group keeps its changes apart (a KeyGroup, from begin()) and adds them
+ * to the current state once its batch is written, so that a group that
+ * fails leaves all of it as it was, and a group may be built while the one
+ * before it is being written (pipelined group commit): its changes do not
+ * depend on that one's. Its batch persists the state as it will be with
+ * them (pending()), read once the group before is written.
  *
  *   tomb  user key -> {"r": {origin: counter}, "t": hlc}
  */
@@ -46,61 +50,86 @@ interface TombstoneInfo {
 export class KeyTracker {
   readonly digest: ConvergenceDigest
   counts: KeyCounts
-  private readonly pendingDigest = new ConvergenceDigest()
-  private pendingCounts: KeyCounts
-  private readonly tombPrefix: Buffer
-  /** Keys of the group in progress whose values number more than maxSiblings. */
-  overCap: Buffer[] = []
+  readonly tombPrefix: Buffer
 
   constructor(
     readonly tombs: Sublevel,
     digest: ConvergenceDigest,
     counts: KeyCounts,
-    private readonly maxSiblings: number,
+    readonly maxSiblings: number,
   ) {
     this.digest = digest
     this.counts = counts
-    this.pendingCounts = { ...counts }
-    this.pendingDigest.copyFrom(digest)
     this.tombPrefix = Buffer.from(tombs.prefix)
   }
 
-  /** Starts a group: pending state from the current one. */
-  begin(): void {
-    this.pendingDigest.copyFrom(this.digest)
-    this.pendingCounts = { ...this.counts }
-    this.overCap = []
+  /** Starts a group's changes. */
+  begin(): KeyGroup {
+    return new KeyGroup(this)
   }
+}
+
+/** Where pending() adds a group's digest changes to the current digest, to encode them: one for every group. */
+const scratchDigest = new ConvergenceDigest()
+
+/** One group's changes to what the tracker keeps: from nothing, added to the tracker's state once written. */
+export class KeyGroup {
+  /** The group's changes to the digest's sums (mod 2^64), from zero. */
+  private readonly delta = new ConvergenceDigest()
+  private tombstones = 0
+  private siblingKeys = 0
+  /** The most concurrent values a key of the group holds. */
+  private most = 0
+  /** Keys of the group whose values number more than maxSiblings. */
+  readonly overCap: Buffer[] = []
+
+  constructor(private readonly tracker: KeyTracker) {}
 
   /** The key `key` (user bytes) goes from record `before` to `after` (undefined: none) in this group's batch. */
   change(batch: Batch, key: Uint8Array, before: Buffer | undefined, after: Buffer | undefined, hlc: number): void {
-    this.pendingDigest.change(key, before, after)
+    this.delta.change(key, before, after)
     // Read from the records' headers: only a new tombstone's record is decoded.
     const wasTomb = before !== undefined && isTombstoneRecord(before)
     const isTomb = after !== undefined && isTombstoneRecord(after)
     if (isTomb) {
       const info: TombstoneInfo = { r: requirement(readRecord(after)), t: hlc }
-      batch.put(Buffer.concat([this.tombPrefix, key]), Buffer.from(JSON.stringify(info)))
+      batch.put(Buffer.concat([this.tracker.tombPrefix, key]), Buffer.from(JSON.stringify(info)))
     } else if (wasTomb) {
-      batch.del(Buffer.concat([this.tombPrefix, key]))
+      batch.del(Buffer.concat([this.tracker.tombPrefix, key]))
     }
-    this.pendingCounts.tombstones += (isTomb ? 1 : 0) - (wasTomb ? 1 : 0)
+    this.tombstones += (isTomb ? 1 : 0) - (wasTomb ? 1 : 0)
     const wasSiblings = before !== undefined && siblingCountOf(before) > 1 ? 1 : 0
     const nowCount = after === undefined ? 0 : siblingCountOf(after)
-    this.pendingCounts.siblingKeys += (nowCount > 1 ? 1 : 0) - wasSiblings
-    if (nowCount > this.pendingCounts.maxSiblings) this.pendingCounts.maxSiblings = nowCount
-    if (nowCount > this.maxSiblings) this.overCap.push(Buffer.from(key))
+    this.siblingKeys += (nowCount > 1 ? 1 : 0) - wasSiblings
+    if (nowCount > this.most) this.most = nowCount
+    if (nowCount > this.tracker.maxSiblings) this.overCap.push(Buffer.from(key))
   }
 
-  /** The pending digest and counts, to persist with the group. */
+  /**
+   * The digest and counts as they will be once the group is written, to
+   * persist with it: the current state with the group's changes. Read
+   * once every group before it is written (its own changes are then the
+   * only ones not yet in the current state).
+   */
   pending(): { digest: Buffer; counts: KeyCounts } {
-    return { digest: this.pendingDigest.encode(), counts: this.pendingCounts }
+    scratchDigest.copyFrom(this.tracker.digest)
+    scratchDigest.add(this.delta)
+    return { digest: scratchDigest.encode(), counts: this.countsAfter() }
   }
 
-  /** The group's batch is written: its changes are the current state. */
+  /** The group's batch is written: its changes join the current state. */
   commit(): void {
-    this.digest.copyFrom(this.pendingDigest)
-    this.counts = this.pendingCounts
+    this.tracker.digest.add(this.delta)
+    this.tracker.counts = this.countsAfter()
+  }
+
+  private countsAfter(): KeyCounts {
+    const counts = this.tracker.counts
+    return {
+      tombstones: counts.tombstones + this.tombstones,
+      siblingKeys: counts.siblingKeys + this.siblingKeys,
+      maxSiblings: Math.max(counts.maxSiblings, this.most),
+    }
   }
 }
 

@@ -13,7 +13,7 @@ import { ExpiryIndex } from './expiry-index.js'
 import { type CommitStats, GroupCommitter, type GroupJoin, RETRY } from './group-commit.js'
 import { HybridClock, hlcWallMs } from './hlc.js'
 import { KeyPresence, ticketExists, ticketKnown } from './key-presence.js'
-import { type KeyCounts, KeyTracker } from './key-tracker.js'
+import { type KeyCounts, type KeyGroup, KeyTracker } from './key-tracker.js'
 import { type CheckLevel, checkLevelDb, type DamagedFile } from './leveldb-check.js'
 import { WriteLog } from './log.js'
 import {
@@ -159,6 +159,8 @@ export interface StoreOptions {
   tableCompression?: number
   /** 1: group commits are pipelined with --sync always on a single master (see Store.pipelined; tunable pipelinedCommit). */
   pipelinedCommit?: number
+  /** 1: group commits are pipelined with --sync always on a multi-master node too (tunable multiPipelinedCommit). */
+  multiPipelinedCommit?: number
 }
 
 export type ConflictPolicy = 'lww' | 'vclock'
@@ -240,6 +242,8 @@ interface GroupState {
   /** Ms spent reading its keys' records, and building its batch (write-stage figures). */
   readMs: number
   buildMs: number
+  /** Its changes to the digest, the tombstone index and the counts (a store with a key tracker). */
+  keys: KeyGroup | null
 }
 
 /** A group handed to LevelDB, which the next group is built on while it is written (see commitGroup). */
@@ -1228,34 +1232,42 @@ export class Store {
   /**
    * Whether groups are pipelined: a group is read and built while the one
    * before it is written, and written right after it (see GroupCommitter).
-   * Only with --sync always, where each group waits for its fsync, and
-   * only on a single-master store, whose local writes resolve against
-   * nothing but whether their keys exist (and their conditions' records):
-   * what the group before changes is then known exactly from its
-   * `current`, overlaid on what the next one reads. Reads by clients never
-   * see that overlay: they read LevelDB, which shows a batch only once its
-   * synced write is done, and each batch goes to LevelDB only once the one
-   * before it is durable (so the read cache's hand-off rule holds as for
-   * one group at a time).
+   * Only with --sync always, where each group waits for its fsync. On a
+   * single-master store, local writes resolve against nothing but whether
+   * their keys exist (and their conditions' records); on a multi-master
+   * one, local writes and peers' entries resolve against their keys'
+   * records. Either way what the group before changes is known exactly
+   * from its `current` (every key it read or wrote, with the record it
+   * leaves), overlaid on what the next one reads (readOver); its counters
+   * and HLC are already taken in memory, and its digest and count changes
+   * are its own (KeyGroup), added once it is written. Reads by clients
+   * never see that overlay: they read LevelDB, which shows a batch only
+   * once its synced write is done, and each batch goes to LevelDB only once
+   * the one before it is durable (so the read cache's hand-off rule holds
+   * as for one group at a time).
    */
   private get pipelined(): boolean {
+    if (this.options.sync !== 'always' || this.noSpace !== null) return false
+    if (this.policy.mode === 'multi') {
+      return (this.options.multiPipelinedCommit ?? DEFAULT_TUNING.multiPipelinedCommit) === 1 && this.resolver !== null
+    }
     return (
       (this.options.pipelinedCommit ?? DEFAULT_TUNING.pipelinedCommit) === 1 &&
-      this.options.sync === 'always' &&
       this.policy.mode === 'single' &&
       this.keys === null &&
-      this.resolver === null &&
-      this.noSpace === null
+      this.resolver === null
     )
   }
 
   /**
    * Whether a write may be built while the group before it is written: a
    * client's write (an expiry write reads records that expire by the
-   * clock, and waits).
+   * clock, and waits), and on a multi-master node a peer's entries
+   * appended to this node's log. Merges, collections and barriers wait.
    */
   private joinsPipeline(write: StoreWrite): boolean {
-    return write.kind === 'local' && !write.expire && this.pipelined
+    if (write.kind === 'local') return !write.expire && this.pipelined
+    return write.kind === 'remote' && write.placement === 'append' && this.policy.mode === 'multi' && this.pipelined
   }
 
   private async commitGroup(
@@ -1295,10 +1307,11 @@ export class Store {
       expiryBefore: prev !== null && prev.commit.expiry.length > 0,
       readMs: 0,
       buildMs: 0,
+      keys: null,
     }
     const blocks = this.log.blocks(batch, first)
-    const keys = this.keys
-    keys?.begin()
+    const keys = this.keys?.begin() ?? null
+    commit.keys = keys
     let barrier: StoreClock | null = null
     try {
       barrier = await this.addWrites(commit, group, results, 0, prev)
@@ -1377,11 +1390,11 @@ export class Store {
     this.readCache.beginWrite(commit.current.keys(), this.dataPrefix.length)
     // After the write, the group's records are read only to learn presence
     // (a store with no key tracker) and by a group built on this one
-    // (pipelined: never with a key tracker). With one, they need not stay
-    // alive while the batch is written (young-generation collections copy
-    // whatever is).
-    if (keys !== null) commit.current = new Map()
-    if (this.pipelined) {
+    // (pipelined). Otherwise they need not stay alive while the batch is
+    // written (young-generation collections copy whatever is).
+    const pipelined = this.pipelined
+    if (keys !== null && !pipelined) commit.current = new Map()
+    if (pipelined) {
       this.inflight = self
       built()
     }
@@ -1772,7 +1785,7 @@ export class Store {
     this.healed(key)
     commit.current.set(name, after)
     commit.keyDelta += liveness(after) - liveness(before)
-    this.keys?.change(commit.batch, userKey, before, after, hlc)
+    commit.keys?.change(commit.batch, userKey, before, after, hlc)
   }
 
   /** The next counter of `origin`'s writes, remembering the old one in case the group fails. */
@@ -1825,7 +1838,7 @@ export class Store {
         if (op.value !== null && op.value.length > commit.largest) commit.largest = op.value.length
         this.putResolved(commit, op, entry, resolver, seq, dataKeys?.[opAt], names?.[opAt])
         opAt++
-        if (op.expiresAt !== undefined || this.expiry.size > 0 || commit.expiry.length > 0) {
+        if (op.expiresAt !== undefined || this.expiry.size > 0 || commit.expiry.length > 0 || commit.expiryBefore) {
           commit.expiry.push([
             Buffer.from(op.key.buffer, op.key.byteOffset, op.key.byteLength).toString('utf8'),
             op.expiresAt,
@@ -2688,10 +2701,9 @@ export class Store {
     const batch = this.db.batch()
     const bulk = new BulkBatch(this.db, batch)
     let largest = this.largestValue ?? 0
-    const keys = this.keys
+    const keys = this.keys?.begin() ?? null
     let live = 0
     try {
-      keys?.begin()
       const skip = this.dataPrefix.length
       const count = unpackChunk(chunk, this.dataPrefix, (key, arrived) => {
         // From an upstream or a backup of a build that did not seal records: sealed here.
