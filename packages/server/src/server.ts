@@ -187,6 +187,7 @@ export class TandemServer {
       blockCacheBytes: config.tune.blockCacheBytes,
       readCacheKeys: config.tune.readCacheKeys,
       readCacheBytes: config.tune.readCacheBytes,
+      readCacheWrites: config.tune.readCacheWrites,
       writeBufferBytes: config.tune.writeBufferBytes,
       tableCompression: config.tune.tableCompression,
       pipelinedCommit: config.tune.pipelinedCommit,

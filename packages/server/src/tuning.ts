@@ -217,9 +217,22 @@ export const tuningSchema = z
       doc({
         unit: 'bytes',
         description:
-          'The most the read cache holds (readCacheKeys): keys and values counted at their length (a string value at two bytes a character) plus 64 bytes a key, and the table that finds them (about 48 to 80 bytes a key it has room for; it grows only while it fits); past it, or past readCacheKeys, the oldest kept go first.',
+          'The most the read cache holds (readCacheKeys): keys and values counted at their length (a string value at two bytes a character) plus 64 bytes a key, and the table that finds them (about 64 to 96 bytes a key it has room for; it grows only while it fits); past it, or past readCacheKeys, the oldest kept go first.',
       }),
     ),
+    readCacheWrites: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(1)
+      .default(1)
+      .meta(
+        doc({
+          unit: '(1 on, 0 off)',
+          description:
+            "1: the read cache (readCacheKeys) also keeps the values a write leaves, once LevelDB has applied it and when no other write was in flight meanwhile, so that the first read of a key just written needs no LevelDB lookup; only a local put's values with no TTL are kept, and only where there is room (a write never pushes out what is kept). Values are copied into chunks of the cache's own, each counted whole while any value in it is kept. It costs a put about 0.5 us (its key looked up in the cache, its value copied). 0: only what reads read is kept.",
+        }),
+      ),
     noSpaceRetryMs: count.default(1000).meta(
       doc({
         unit: 'ms',

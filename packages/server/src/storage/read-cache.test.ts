@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Value } from '@tandem/protocol'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { OP_DEL, OP_PUT } from './log-entry.js'
-import { ABSENT, asciiName, ReadCache } from './read-cache.js'
+import { type EntryOp, OP_DEL, OP_PUT } from './log-entry.js'
+import { ABSENT, asciiName, NO_TICKET, ReadCache, WrittenValues } from './read-cache.js'
 import { packChunk } from './snapshot-chunk.js'
 import { NOT_NOW, Store, type StoreOptions } from './store.js'
 
@@ -21,8 +21,15 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true })
 })
 
+/** A store whose read cache keeps only what reads read, unless `options` says readCacheWrites: 1. */
 async function open(name: string, options: Partial<StoreOptions> = {}): Promise<Store> {
-  const store = await Store.open({ dataDir: join(dir, name), sync: 'always', logRetention: 1000, ...options })
+  const store = await Store.open({
+    dataDir: join(dir, name),
+    sync: 'always',
+    logRetention: 1000,
+    readCacheWrites: 0,
+    ...options,
+  })
   stores.push(store)
   return store
 }
@@ -66,6 +73,16 @@ function holdWrites(store: Store): { handed: Promise<void>; release: () => void 
     return chained
   }
   return { handed, release }
+}
+
+/** What a write left, its values as the bytes a store's records hold them in (strings as UTF-8). */
+function written(cache: ReadCache, entries: [string, string | Uint8Array][]): WrittenValues {
+  const values = new WrittenValues()
+  for (const [i, [name, value]] of entries.entries()) {
+    const bytes = Buffer.from(value)
+    cache.addWritten(values, i, name, bytes, 0, bytes.length, typeof value !== 'string')
+  }
+  return values
 }
 
 /** One key's answer through a batch lookup, undefined when the cache does not hold it. */
@@ -118,9 +135,9 @@ describe('ReadCache', () => {
       cache.fill(`k${i}`, ABSENT)
       if (i % 997 === 0) expect(cache.bytes).toBeLessThanOrEqual(max)
     }
-    // An absent key is 64 bytes and its name's; the table takes at least 48 bytes (two Int32 in a slot of
-    // a table at most half full, two references and four Int32) for each key it can hold.
-    expect(cache.size * (64 + 6 + 48)).toBeLessThanOrEqual(max)
+    // An absent key is 64 bytes and its name's; the table takes at least 56 bytes (two Int32 in a slot of
+    // a table at most half full, three references and four Int32) for each key it can hold.
+    expect(cache.size * (64 + 6 + 56)).toBeLessThanOrEqual(max)
     expect(cache.bytes).toBeLessThanOrEqual(max)
     expect(cache.get('k99999')).toBe(ABSENT)
     expect(cache.size).toBeGreaterThan(max / (64 + 6 + 48) / 2)
@@ -173,6 +190,172 @@ describe('ReadCache', () => {
     ticket = cache.readTicket()
     cache.fillAfter(ticket, 'c', 'new')
     expect(cache.get('c')).toBe('new')
+  })
+
+  it('keeps what a write left once it is done, only when no other write was in flight from its hand-off to its end', () => {
+    const cache = new ReadCache(100, 1 << 20)
+    cache.fill('a', 'old')
+    let ticket = cache.beginWrite(['!data!a', '!data!b'], '!data!'.length)
+    expect(cache.get('a')).toBeUndefined()
+    cache.endWrite()
+    cache.keepWritten(
+      ticket,
+      0,
+      written(cache, [
+        ['a', 'new'],
+        ['b', 'b1'],
+      ]),
+    )
+    expect([cache.get('a'), cache.get('b')]).toEqual(['new', 'b1'])
+    // Two writes in flight at once: LevelDB may apply them in either order, so neither's values are kept.
+    const first = cache.beginWrite(['!data!a'], '!data!'.length)
+    const second = cache.beginWrite(['!data!a'], '!data!'.length)
+    expect(second).toBe(NO_TICKET)
+    cache.endWrite()
+    cache.keepWritten(first, 0, written(cache, [['a', 'first']]))
+    cache.endWrite()
+    cache.keepWritten(second, 0, written(cache, [['a', 'second']]))
+    expect(cache.get('a')).toBeUndefined()
+    // A write handed over after it, or the data replaced meanwhile: not kept.
+    ticket = cache.beginWrite(['!data!a'], '!data!'.length)
+    cache.endWrite()
+    cache.beginWrite([], 0)
+    cache.endWrite()
+    cache.keepWritten(ticket, 0, written(cache, [['a', 'stale']]))
+    expect(cache.get('a')).toBeUndefined()
+    ticket = cache.beginWrite(['!data!a'], '!data!'.length)
+    cache.clear()
+    cache.endWrite()
+    cache.keepWritten(ticket, 0, written(cache, [['a', 'stale']]))
+    expect(cache.get('a')).toBeUndefined()
+    cache.hold()
+    expect(cache.beginWrite(['!data!a'], '!data!'.length)).toBe(NO_TICKET)
+    cache.endWrite()
+    cache.release()
+    // Not ASCII: never kept.
+    ticket = cache.beginWrite([], 0)
+    cache.endWrite()
+    cache.keepWritten(
+      ticket,
+      0,
+      written(cache, [
+        ['\u00e9', 'accent'],
+        ['c', 'c1'],
+      ]),
+    )
+    expect([cache.get('\u00e9'), cache.get('c')]).toEqual([undefined, 'c1'])
+  })
+
+  it("fills a kept key's entry in place with what a write leaves, and removes the entries of keys it leaves nothing for", () => {
+    const cache = new ReadCache(100, 1 << 20)
+    for (const k of ['a', 'b', 'c', 'd']) cache.fill(k, `${k}0`)
+    const before = cache.bytes
+    // The write's keys, as the write path names them: a, b and c kept, e not.
+    let ticket = cache.beginWrite(['!d!a', '!d!b', '!d!e', '!d!c'], 3, true)
+    expect([cache.get('a'), lookUp(cache, Buffer.from('b')), cache.get('d')]).toEqual([undefined, undefined, 'd0'])
+    expect(cache.heldAt(0) && cache.heldAt(1) && !cache.heldAt(2) && cache.heldAt(3)).toBe(true)
+    cache.endWrite()
+    const values = new WrittenValues()
+    // c was deleted (nothing to keep); a, b and e have values.
+    for (const [place, name, value] of [
+      [0, '!d!a', 'a1'],
+      [1, '!d!b', 'b1'],
+      [2, '!d!e', 'e1'],
+    ] as const) {
+      const bytes = Buffer.from(value)
+      cache.addWritten(values, place, name, bytes, 0, bytes.length, false)
+    }
+    cache.keepWritten(ticket, 3, values)
+    expect(['a', 'b', 'c', 'd', 'e'].map((k) => cache.get(k))).toEqual(['a1', 'b1', undefined, 'd0', 'e1'])
+    expect(cache.size).toBe(4)
+    // A failed write: its keys' entries are removed, nothing kept.
+    ticket = cache.beginWrite(['!d!a', '!d!d'], 3, true)
+    cache.endWrite()
+    cache.keepWritten(ticket, 3, null)
+    expect(['a', 'b', 'd', 'e'].map((k) => cache.get(k))).toEqual([undefined, 'b1', undefined, 'e1'])
+    expect(cache.size).toBe(2)
+    // Kept with a ticket no longer current (another write since): its entries stay, read as not kept, till cleared.
+    cache.beginWrite(['!d!b', '!d!e'], 3, true)
+    cache.endWrite()
+    cache.keepWritten(ticket, 3, null)
+    expect([cache.get('b'), lookUp(cache, Buffer.from('e'))]).toEqual([undefined, undefined])
+    cache.clear()
+    expect([cache.size, cache.bytes, before > 0]).toEqual([0, 0, true])
+  })
+
+  it('counts a chunk of written values whole while any of them is kept, and none of it once none is', () => {
+    const cache = new ReadCache(100, 1 << 20)
+    cache.fill('x', ABSENT)
+    const base = cache.bytes - (64 + 1)
+    const src = Buffer.alloc(20_000, 7)
+    const values = new WrittenValues()
+    // Names as the write path has them, after the data prefix; a large value has a chunk of its own.
+    for (const [place, name, end, binary] of [
+      [0, '!d!a', 10, true],
+      [1, '!d!b', 1000, true],
+      [2, '!d!s', 3, false],
+      [3, '!d!big', 20_000, true],
+    ] as const) {
+      cache.addWritten(values, place, name, src, 0, end, binary)
+    }
+    const [chunk, , , own] = values.chunks
+    expect([values.chunks[1], values.chunks[2], own.bytes]).toEqual([chunk, chunk, 20_000])
+    // Being filled, the chunk counts whether or not any of it is kept.
+    expect(cache.bytes).toBe(base + 65 + chunk.bytes)
+    const ticket = cache.beginWrite([], 0)
+    cache.endWrite()
+    cache.keepWritten(ticket, 3, values)
+    // Each entry 64 + its name (prefix and all), the string at two bytes a character besides, each chunk once.
+    expect(cache.bytes).toBe(base + 65 + 68 + 68 + 68 + 6 + 70 + chunk.bytes + 20_000)
+    expect(chunk.live).toBe(3)
+    expect(lookUp(cache, Buffer.from('a'))).toEqual(Buffer.alloc(10, 7))
+    expect(cache.get('s')).toBe('\x07\x07\x07')
+    const big = cache.get('big') as Buffer
+    expect([big.length, big.buffer === src.buffer]).toEqual([20_000, false])
+    cache.beginWrite(['!data!a', '!data!big', '!data!s'], '!data!'.length)
+    cache.endWrite()
+    expect(cache.bytes).toBe(base + 65 + 68 + chunk.bytes)
+    cache.clear()
+    expect(cache.bytes).toBe(0)
+  })
+
+  it('keeps written values only where there is room, and evicts them and their chunks like any other entry', () => {
+    const max = 64 * 1024
+    const cache = new ReadCache(10_000, max)
+    const src = Buffer.alloc(100, 1)
+    let kept = 0
+    for (let w = 0; w < 200; w++) {
+      const names = Array.from({ length: 10 }, (_, i) => `w${w}k${i}`)
+      const ticket = cache.beginWrite(names, 0)
+      // As the store does: nothing is copied for a write when the cache has no room.
+      if (cache.roomForWrites) {
+        const values = new WrittenValues()
+        for (const [place, name] of names.entries()) cache.addWritten(values, place, name, src, 0, 100, true)
+        cache.endWrite()
+        cache.keepWritten(ticket, 0, values)
+      } else {
+        cache.endWrite()
+      }
+      expect(cache.bytes).toBeLessThanOrEqual(max)
+      if (cache.size > kept) kept = cache.size
+    }
+    // Full: the first written are still there, the last were not kept, and none was pushed out for them.
+    expect(cache.roomForWrites).toBe(false)
+    expect(lookUp(cache, Buffer.from('w0k0'))).toEqual(src)
+    expect(cache.get('w199k9')).toBeUndefined()
+    expect(cache.size).toBe(kept)
+    // A read's fill pushes out the oldest, written or read, and what their chunks held.
+    for (let i = 0; i < 300; i++) cache.fill(`r${i}`, 'x'.repeat(50))
+    expect(cache.bytes).toBeLessThanOrEqual(max)
+    expect(cache.get('w0k0')).toBeUndefined()
+    expect(cache.get('r299')).toBe('x'.repeat(50))
+    // Read fills are never pushed out by writes.
+    const full = new ReadCache(3, 1 << 20)
+    for (const k of ['a', 'b', 'c']) full.fill(k, k)
+    const ticket = full.beginWrite([], 0)
+    full.endWrite()
+    full.keepWritten(ticket, 0, written(full, [['d', 'd']]))
+    expect(['a', 'b', 'c', 'd'].map((k) => full.get(k))).toEqual(['a', 'b', 'c', undefined])
   })
 
   it('holds fills off and drops everything while the data is replaced whole', () => {
@@ -508,5 +691,87 @@ describe('store: read cache', () => {
     expect(store.readCacheStats.keys).toBe(1)
     expect(none.readCacheStats).toMatchObject({ keys: 0, fills: 0, hits: 0 })
     expect(none.getNow('a')).toBe('plain')
+  })
+})
+
+describe('store: read cache keeping what writes leave (readCacheWrites 1)', () => {
+  const writes = { readCacheWrites: 1 }
+
+  it("answers a key's first read after its put from memory, as get() would read it back", async () => {
+    const store = await open('written', writes)
+    await store.write([
+      [OP_PUT, 'a', 'text'],
+      [OP_PUT, 'b', new Uint8Array([1, 2, 3])],
+      [OP_PUT, 'c', new Uint8Array([4])],
+      [OP_PUT, 'ttl', 'x', { x: Date.now() + 60_000 }],
+    ])
+    expect(store.readCacheStats).toMatchObject({ keys: 3, fills: 3, hits: 0 })
+    expect(store.getNow('a')).toBe('text')
+    const b = store.getNow('b') as Buffer
+    expect(b).toEqual(Buffer.from([1, 2, 3]))
+    // Binary values in a chunk of the cache's own, which it counts (not a slice of a record's pool slab).
+    expect(store.readCacheStats.bytes).toBeGreaterThan(b.buffer.byteLength)
+    expect(getEachBytes(store, ['a', 'b', 'c'])).toEqual([
+      Buffer.from('text'),
+      Buffer.from([1, 2, 3]),
+      Buffer.from([4]),
+    ])
+    expect(store.readCacheStats.hits).toBe(5)
+    // The TTL key is read from LevelDB (and not kept after either).
+    expect(store.getNow('ttl')).toBe('x')
+    expect(store.readCacheStats).toMatchObject({ keys: 3, hits: 5 })
+    expect(await store.get('b')).toEqual(Buffer.from([1, 2, 3]))
+  })
+
+  it('answers the latest acknowledged write of a key, through overwrites, deletes and writes of many keys', async () => {
+    const store = await open('overwrites', writes)
+    const model = new Map<string, string>()
+    for (let round = 0; round < 20; round++) {
+      const batch: EntryOp[] = []
+      for (let i = 0; i < 30; i++) {
+        const key = `k${(round * 7 + i * 13) % 50}`
+        if ((round + i) % 5 === 0) {
+          batch.push([OP_DEL, key])
+          model.delete(key)
+        } else {
+          batch.push([OP_PUT, key, `${key}@${round}.${i}`])
+          model.set(key, `${key}@${round}.${i}`)
+        }
+      }
+      // Single puts and dels too, several at once (one group or several).
+      await Promise.all([store.write(batch), store.write([[OP_PUT, `solo${round % 3}`, `s${round}`]])])
+      model.set(`solo${round % 3}`, `s${round}`)
+      for (let i = 0; i < 50; i++) expect(store.getNow(`k${i}`)).toBe(model.get(`k${i}`))
+      for (let i = 0; i < 3; i++) expect(store.getNow(`solo${i}`)).toBe(model.get(`solo${i}`))
+    }
+    expect(store.readCacheStats.hits).toBeGreaterThan(0)
+  })
+
+  it('reads a key from LevelDB while a write of it is in flight, and from memory once that write is done', async () => {
+    const store = await open('inflight', writes)
+    await store.write([[OP_PUT, 'k', 'v1']])
+    const held = holdWrites(store)
+    const pending = store.write([[OP_PUT, 'k', 'v2']])
+    await held.handed
+    // While it is in flight the key is read from LevelDB.
+    expect(store.getNow('k')).toBe('v1')
+    held.release()
+    await pending
+    const hits = store.readCacheStats.hits
+    expect(store.getNow('k')).toBe('v2')
+    expect(store.readCacheStats.hits).toBe(hits + 1)
+  })
+
+  it('stays within readCacheBytes, counting the written values it keeps', async () => {
+    const max = 64 * 1024
+    const store = await open('bytes', { ...writes, readCacheBytes: max })
+    const value = new Uint8Array(200).fill(9)
+    for (let w = 0; w < 40; w++) {
+      await store.write(Array.from({ length: 25 }, (_, i): EntryOp => [OP_PUT, `w${w}:${i}`, value]))
+      expect(store.readCacheStats.bytes).toBeLessThanOrEqual(max)
+    }
+    expect(store.getNow('w39:24')).toEqual(Buffer.from(value))
+    expect(store.getNow('w0:0')).toEqual(Buffer.from(value))
+    expect(store.readCacheStats.keys).toBeLessThan(40 * 25)
   })
 })

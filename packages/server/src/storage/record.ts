@@ -298,6 +298,23 @@ function plainValueAt(buf: Buffer): number {
 }
 
 /**
+ * Where the value of a local put's record starts (past its type byte), for
+ * the read cache to keep what a write leaves: a single-master value record
+ * (tag 0x10, kind VALUE, no VERSION) with no TTL; -1 for any other record.
+ * `binary` says which type the value is (see writtenIsBinary).
+ */
+export function writtenValueAt(record: Buffer): number {
+  if (record[0] !== TAG_META || (record[1] & F_EXPIRES) !== 0) return -1
+  const at = plainValueAt(record)
+  return at < 0 ? -1 : at + 1
+}
+
+/** Whether the value found by writtenValueAt is binary (else a string's UTF-8). */
+export function writtenIsBinary(record: Buffer, valueAt: number): boolean {
+  return record[valueAt - 1] === TAG_BINARY
+}
+
+/**
  * The value a record holds: undefined for a deleted key (a tombstone, a
  * sibling set with no sibling), the one value of a single sibling, and a
  * SiblingsError for several.

@@ -30,7 +30,7 @@ import {
   placeEntry,
 } from './log-entry.js'
 import { SUBLEVELS } from './raw-layout.js'
-import { ABSENT, ReadCache } from './read-cache.js'
+import { ABSENT, NO_TICKET, ReadCache, WrittenValues } from './read-cache.js'
 import {
   decodeRecord,
   decodeRecordBytes,
@@ -46,6 +46,8 @@ import {
   recordModSeq,
   sealRecord,
   seqRecord,
+  writtenIsBinary,
+  writtenValueAt,
 } from './record.js'
 import { type ConflictResolver, KEEP } from './resolver.js'
 import { runOutcome } from './run-refused.js'
@@ -153,6 +155,8 @@ export interface StoreOptions {
   /** Values of recently read keys kept in memory (see ReadCache; tunables readCacheKeys, readCacheBytes); 0 keys: none. */
   readCacheKeys?: number
   readCacheBytes?: number
+  /** 1: the read cache keeps the values a write leaves, once it is applied (tunable readCacheWrites); 0: only what reads read. */
+  readCacheWrites?: number
   /** LevelDB's memtable size (tunable writeBufferBytes). */
   writeBufferBytes?: number
   /** 1: LevelDB compresses its table blocks (snappy); 0: stores them as they are (tunable tableCompression). */
@@ -507,6 +511,8 @@ export class Store {
   private readonly presence: KeyPresence
   /** Values of recently read keys, answered without LevelDB (see ReadCache for why it is never stale). */
   private readonly readCache: ReadCache
+  /** Whether the read cache keeps what a write leaves (tunable readCacheWrites). */
+  private readonly readCacheWrites: boolean
   /** Keys over the sibling cap after a group (vclock): the node trims them. */
   onOverCap: (keys: Buffer[]) => void = () => {}
 
@@ -565,6 +571,7 @@ export class Store {
       options.readCacheKeys ?? DEFAULT_TUNING.readCacheKeys,
       options.readCacheBytes ?? DEFAULT_TUNING.readCacheBytes,
     )
+    this.readCacheWrites = (options.readCacheWrites ?? DEFAULT_TUNING.readCacheWrites) === 1
     this.committer = new GroupCommitter((group, built, join) => this.commitGroup(group, built, join), {
       maxGroup: options.maxGroup ?? 2000,
       joins: (write) => this.joinsPipeline(write),
@@ -1387,7 +1394,9 @@ export class Store {
     if (commit.raws.length > 0) this.nextSeq = seq + 1
     // Every key the group writes is in commit.current: none may be read
     // from the cache, nor filled, while LevelDB may show either value.
-    this.readCache.beginWrite(commit.current.keys(), this.dataPrefix.length)
+    const cacheTicket = this.readCache.beginWrite(commit.current.keys(), this.dataPrefix.length, this.readCacheWrites)
+    // What it leaves, taken now so that the records need not outlive the write: kept once it is applied.
+    const left = cacheTicket === NO_TICKET ? null : this.writtenValues(commit)
     // After the write, the group's records are read only to learn presence
     // (a store with no key tracker) and by a group built on this one
     // (pipelined). Otherwise they need not stay alive while the batch is
@@ -1398,8 +1407,10 @@ export class Store {
       this.inflight = self
       built()
     }
+    let applied = false
     try {
       await this.writeBatch(batch, this.options.sync === 'always')
+      applied = true
     } catch (err) {
       this.writingSeq = this.lastSeq
       if (this.inflight === self) this.inflight = null
@@ -1409,6 +1420,7 @@ export class Store {
       throw err
     } finally {
       this.readCache.endWrite()
+      if (this.readCacheWrites) this.readCache.keepWritten(cacheTicket, this.dataPrefix.length, applied ? left : null)
     }
     if (this.inflight === self) this.inflight = null
     try {
@@ -1438,6 +1450,34 @@ export class Store {
       // Written: a group built on it goes to LevelDB next.
       written(true)
     }
+  }
+
+  /**
+   * The values a group leaves that the read cache may keep once it is
+   * written (ReadCache.keepWritten): each key's value as get() would read
+   * it back, from a single-master value record with no TTL (a local put's);
+   * a key deleted, damaged, with a TTL or another kind of record is left to
+   * be read. Their bytes are copied into the cache's own memory (the
+   * records may be slices of a pool shared with anything else). Null when
+   * there is nothing to keep (or no room in the cache for it).
+   */
+  private writtenValues(commit: GroupState): WrittenValues | null {
+    const cache = this.readCache
+    if (!this.readCacheWrites) return null
+    const room = cache.roomForWrites
+    const damaged = commit.damaged
+    const written = new WrittenValues()
+    // In the order beginWrite was given the keys: a key's place finds the entry it left.
+    let place = -1
+    for (const [name, record] of commit.current) {
+      place++
+      if (record === undefined || record === PRESENT || damaged?.has(name)) continue
+      // A key not kept is kept only where there is room; one kept takes its entry's place.
+      if (!room && !cache.heldAt(place)) continue
+      const at = writtenValueAt(record)
+      if (at >= 0) cache.addWritten(written, place, name, record, at, record.length, writtenIsBinary(record, at))
+    }
+    return written.names.length === 0 ? null : written
   }
 
   /**
