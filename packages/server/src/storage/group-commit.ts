@@ -20,7 +20,12 @@ import { TandemError } from '@tandem/protocol'
  * written: so it holds every write that came during that write, as it
  * would have had it waited, but is read and built during it. `commit`
  * itself sees to it that its batch goes to the disk only once the one
- * before it is written, built on what that one holds. At most two groups
+ * before it is written, built on what that one holds: not beside it, to
+ * queue behind it in LevelDB. Each batch write runs on a thread of the
+ * pool, and LevelDB queues writers in the order their threads take its
+ * lock, not the order they were handed over; a thread preempted between
+ * the two lets the later batch in first (a key's older value over its
+ * newer one, the stored lastSeq going back). At most two groups
  * are under way: one being written, the next being built. If the one being
  * written fails, the one built on it answers RETRY: its writes (those it
  * joined too) go back to the head of the queue, to be built again on what
