@@ -217,7 +217,7 @@ export const tuningSchema = z
       doc({
         unit: 'bytes',
         description:
-          'The most the read cache holds (readCacheKeys): keys and values counted at their length (a string value at two bytes a character) plus 64 bytes a key, and the table that finds them (about 64 to 96 bytes a key it has room for; it grows only while it fits); past it, or past readCacheKeys, the oldest kept go first.',
+          'The most the read cache holds (readCacheKeys): keys and values counted at their length (a string value at one byte a character when each is below U+0100, else two) plus 64 bytes a key, and the table that finds them (about 64 to 96 bytes a key it has room for; it grows only while it fits); past it, or past readCacheKeys, the oldest kept go first.',
       }),
     ),
     readCacheWrites: z.coerce

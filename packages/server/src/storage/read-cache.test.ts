@@ -110,12 +110,16 @@ describe('ReadCache', () => {
   })
 
   it('keeps at most maxBytes, counting keys, values and its table, and never one entry larger than all of it', () => {
-    // 64 + 1 + 100 bytes an entry (a string value at two bytes a character), beside the first table's arrays.
+    // 64 + 1 + 100 bytes an entry (a string value of characters past U+00FF at two bytes a character), beside the
+    // first table's arrays; a string of one-byte characters (ASCII, Latin-1) at one byte a character.
+    const wide = '\u0101'.repeat(50)
     const probe = new ReadCache(1000, 1 << 20)
-    probe.fill('a', 'x'.repeat(50))
+    probe.fill('a', wide)
     const table = probe.bytes - 165
+    probe.fill('b', 'x'.repeat(49) + '\u00e9')
+    expect(probe.bytes).toBe(table + 165 + 115)
     const cache = new ReadCache(1000, table + 400)
-    for (const k of ['a', 'b', 'c']) cache.fill(k, 'x'.repeat(50))
+    for (const k of ['a', 'b', 'c']) cache.fill(k, wide)
     expect(cache.size).toBe(2)
     expect(cache.bytes).toBe(table + 330)
     expect(cache.get('a')).toBeUndefined()
@@ -309,7 +313,10 @@ describe('ReadCache', () => {
     expect(cache.bytes).toBe(base + 65 + 68 + 68 + 68 + 6 + 70 + chunk.bytes + 20_000)
     expect(chunk.live).toBe(3)
     expect(lookUp(cache, Buffer.from('a'))).toEqual(Buffer.alloc(10, 7))
+    const unmade = cache.bytes
     expect(cache.get('s')).toBe('\x07\x07\x07')
+    // Made, a string lets go of its chunk, and is counted as a fill's string: one byte a character here.
+    expect([chunk.live, cache.bytes]).toEqual([2, unmade - 3])
     const big = cache.get('big') as Buffer
     expect([big.length, big.buffer === src.buffer]).toEqual([20_000, false])
     cache.beginWrite(['!data!a', '!data!big', '!data!s'], '!data!'.length)

@@ -80,7 +80,7 @@ export class WrittenValues {
  * oldest filled are dropped first. Written values are copied into chunks of
  * the cache's own (WrittenChunk; not the records' memory, which may be a
  * slice of a pool shared with anything), each counted whole while any value
- * in it is kept; a written string is counted besides as fill() counts it.
+ * in it is kept; a written string is counted besides, at most what it will take.
  */
 export class ReadCache {
   private table = new EntryTable(0)
@@ -122,6 +122,7 @@ export class ReadCache {
 
   /** The bytes counted against maxBytes: the entries' (and their chunks'), the table's, and a chunk being filled. */
   get bytes(): number {
+    this.settle()
     const filling = this.chunk !== null && this.chunk.live === 0 ? this.chunk.bytes : 0
     return this.heldBytes + this.table.bytes + filling
   }
@@ -397,7 +398,8 @@ export class ReadCache {
       const name = names[i]
       const hash = hashName(name, skip, ASCII)
       if (hash === NOT_KEPT) continue
-      // A string is counted at two bytes a character once made, as fill() counts one; its UTF-8 is in the chunk.
+      // A string is counted at two bytes a UTF-8 byte (at least what it takes made) until made, then as fill()
+      // counts one; meanwhile its UTF-8 is in the chunk.
       const size = ENTRY_OVERHEAD + name.length + (code & 1 ? 0 : lengths[i] * 2)
       room = this.keep(name, skip, hash, code, size, chunks[i], lengths[i], false)
     }
@@ -420,6 +422,14 @@ export class ReadCache {
     this.held = false
   }
 
+  /** Takes the chunks' bytes the table's entries let go of (EntryTable.make) off the count. */
+  private settle(): void {
+    const table = this.table
+    if (table.freed === 0) return
+    this.heldBytes -= table.freed
+    table.freed = 0
+  }
+
   clear(): void {
     this.generation++
     if (this.table.capacity > 0) this.table = new EntryTable(0)
@@ -433,6 +443,7 @@ export class ReadCache {
    * it is kept yet, the chunk being filled whether the entry is in it or not.
    */
   private over(size: number, chunk: WrittenChunk | null, table: number): boolean {
+    this.settle()
     let total = this.heldBytes + table + size
     const filling = this.chunk
     if (filling !== null && filling.live === 0) total += filling.bytes
@@ -457,6 +468,7 @@ export class ReadCache {
     length: number,
     evict: boolean,
   ): boolean {
+    this.settle()
     let table = this.table
     // Too large to keep beside the table it would be in, at its smallest: what is kept stays.
     const least = table.capacity > 0 ? table.bytes : tableBytes(Math.min(this.maxEntries, FIRST_ENTRIES))
@@ -488,7 +500,7 @@ export class ReadCache {
 const ENTRY_OVERHEAD = 64
 /** Bounds of a shared WrittenChunk's bytes (1/64 of readCacheBytes between them). */
 const MIN_CHUNK = 1024
-const MAX_CHUNK = 64 * 1024
+const MAX_CHUNK = 16 * 1024
 /** Entries a table makes room for at first; it doubles from there up to maxEntries. */
 const FIRST_ENTRIES = 256
 /** The highest character a kept name has: only ASCII names are kept (see the class comment). */
@@ -514,7 +526,17 @@ function slotCount(capacity: number): number {
 
 function entryBytes(name: string, value: Kept): number {
   if (value === ABSENT) return ENTRY_OVERHEAD + name.length
-  return ENTRY_OVERHEAD + name.length + (typeof value === 'string' ? value.length * 2 : value.byteLength)
+  return ENTRY_OVERHEAD + name.length + (typeof value === 'string' ? stringBytes(value) : value.byteLength)
+}
+
+/**
+ * The bytes a string's characters take in V8: one a character when every
+ * one is below 0x100 (a one-byte string, as a value of ASCII or Latin-1
+ * text is), else two (UTF-16).
+ */
+function stringBytes(text: string): number {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0xff) return text.length * 2
+  return text.length
 }
 
 /**
@@ -529,6 +551,8 @@ function entryBytes(name: string, value: Kept): number {
  */
 class EntryTable {
   count = 0
+  /** Bytes entries made let go of since the cache last took them off its count (ReadCache.settle). */
+  freed = 0
   readonly capacity: number
   /** Its arrays' bytes (tableBytes); an empty table of capacity 0 counts none. */
   readonly bytes: number
@@ -680,14 +704,32 @@ class EntryTable {
     return typeof value === 'number' ? this.make(entry, value) : (value as Kept | typeof WRITING)
   }
 
-  /** The value of an entry whose value is a code (see kept), made now from its chunk and kept made. */
+  /**
+   * The value of an entry whose value is a code (see kept), made now from
+   * its chunk and kept made. A string no longer needs the chunk (its entry
+   * counts it as fill() counts one): the entry lets go of it, and what it
+   * no longer counts (the chunk's bytes once no entry holds it) is added to
+   * `freed`.
+   */
   private make(entry: number, code: number): Value {
-    const data = (this.chunks[entry] as WrittenChunk).data
+    const chunk = this.chunks[entry] as WrittenChunk
     const at = code >>> 1
     const end = at + this.lengths[entry]
-    const value = code & 1 ? data.subarray(at, end) : data.toString('utf8', at, end)
-    this.kept[entry * 2 + 1] = value
-    return value
+    if (code & 1) {
+      const view = chunk.data.subarray(at, end)
+      this.kept[entry * 2 + 1] = view
+      return view
+    }
+    const text = chunk.data.toString('utf8', at, end)
+    this.kept[entry * 2 + 1] = text
+    this.chunks[entry] = null
+    // Counted at two bytes for each of its UTF-8 bytes (at most its UTF-16 size) until made; now as it is.
+    const counted = this.sizes[entry]
+    const size = counted - 2 * (end - at) + stringBytes(text)
+    this.sizes[entry] = size
+    this.freed += counted - size
+    if (--chunk.live === 0) this.freed += chunk.bytes
+    return text
   }
 
   /**
