@@ -76,13 +76,16 @@ function carve(size: number): Buffer {
  * `bins` (one run of them, or several laid end to end in the frame), and
  * `head` (a seq: a non-negative safe integer). With `vv` (the msgpack of a
  * version vector: a peer's entries frame), the frame is {type: 'entries',
- * entries, head, vv}, as encodeFrame gives that object.
+ * entries, head, vv}, as encodeFrame gives that object. `alloc`, when
+ * given, gives the frame's memory (exactly the size asked) instead of the
+ * module's slab.
  */
 export function encodeEntriesFrame(
   count: number,
   bins: Uint8Array | readonly Uint8Array[],
   head: number,
   vv?: Uint8Array,
+  alloc: (size: number) => Buffer = carve,
 ): Buffer {
   if (!Number.isSafeInteger(head) || head < 0) throw new RangeError(`head must be a seq, got ${head}`)
   const arrayHeader = count < 16 ? 1 : count < 0x10000 ? 3 : 5
@@ -91,7 +94,7 @@ export function encodeEntriesFrame(
   if (bins instanceof Uint8Array) binBytes = bins.length
   else for (let i = 0; i < bins.length; i++) binBytes += bins[i].length
   const vvBytes = vv === undefined ? 0 : VV_KEY.length + vv.length
-  const frame = carve(PREFIX.length + arrayHeader + binBytes + HEAD_KEY.length + headBytes + vvBytes)
+  const frame = alloc(PREFIX.length + arrayHeader + binBytes + HEAD_KEY.length + headBytes + vvBytes)
   let at = PREFIX.copy(frame, 0)
   // A fourth key (vv) makes it a fixmap of 4.
   if (vv !== undefined) frame[0] = 0x84

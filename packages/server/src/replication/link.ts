@@ -32,9 +32,14 @@ export class FlowSocket {
     if (this.open) this.sendFrame(encodeFrame(message))
   }
 
-  /** Sends an already encoded frame (one that several sockets share). */
-  sendFrame(frame: Buffer): void {
-    if (!this.open) return
+  /**
+   * Sends an already encoded frame (one that several sockets share).
+   * Returns whether it was handed to the socket; if so, `written` is called
+   * once the socket is done with its bytes (written to the kernel, or the
+   * socket failed), and not before.
+   */
+  sendFrame(frame: Buffer, written?: () => void): boolean {
+    if (!this.open) return false
     this.unflushed += frame.length
     if (this.unflushed >= this.highWater && this.overSince === 0) this.overSince = this.clock.now()
     this.ws.send(frame, () => {
@@ -43,7 +48,9 @@ export class FlowSocket {
         this.overSince = 0
         for (const w of this.drainWaiters.splice(0)) w()
       }
+      written?.()
     })
+    return true
   }
 
   /** Resolves when the unflushed bytes are under the high-water mark, or the socket closes. */

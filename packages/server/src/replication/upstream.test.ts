@@ -15,7 +15,9 @@ import { DEFAULT_UPSTREAM_OPTIONS, Upstream } from './upstream.js'
 /**
  * A downstream's socket whose peer reads nothing until told to: frames are
  * taken, and their send callbacks (the bytes reaching the kernel) held
- * until flush().
+ * until flush(). A frame's bytes are copied when its callback runs, as the
+ * kernel takes them: the sender may reuse its memory after that (see
+ * FrameSlabs), so what is checked is what the socket wrote.
  */
 class StuckSocket extends EventEmitter {
   readonly OPEN = 1
@@ -26,9 +28,10 @@ class StuckSocket extends EventEmitter {
   private held: (() => void)[] = []
 
   send(frame: Buffer, done?: () => void): void {
-    this.frames.push(frame)
+    const at = this.frames.push(frame) - 1
     this.unflushed += frame.length
     this.held.push(() => {
+      this.frames[at] = Buffer.from(frame)
       this.unflushed -= frame.length
       done?.()
     })

@@ -18,7 +18,9 @@ import type { Logger } from '../util/logger.js'
 import type { AckSource, AckTracker } from './acks.js'
 import { Feed } from './feed.js'
 import { framesUnder } from './frame-limit.js'
+import { type FrameSlab, FrameSlabs } from './frame-slabs.js'
 import { lastEpoch, planResync } from './history.js'
+import type { FlowSocket } from './link.js'
 import { proofHolds, proveToken } from './peer-auth.js'
 
 /**
@@ -114,6 +116,11 @@ interface UpstreamHost {
  * first await), the first to encode a frame leaves it here for the others.
  * Outside that dispatch nothing is kept, so a frame can never outlive the
  * log it was read from (a rollback reuses seqs).
+ *
+ * Frames from the tail are cut from reused slabs (see FrameSlabs): each
+ * socket a frame is handed to holds its slab until it has written it, and
+ * the frame's maker (the dispatch, or the one feed that made it outside
+ * one) until it is done handing it out.
  */
 class SharedEntriesFrame {
   private active = false
@@ -121,12 +128,15 @@ class SharedEntriesFrame {
   private count = 0
   private head = 0
   private frame: Buffer | null = null
+  /** The slab of the kept frame, held until the dispatch ends. */
+  private slab: FrameSlab | null = null
+  private readonly slabs = new FrameSlabs()
 
   /** The frame of `entries` (read from the log on disk) from seq `from`. */
   encode(from: number, entries: Buffer[], head: number): Buffer {
     if (this.frame && this.from === from && this.count === entries.length && this.head === head) return this.frame
     const frame = encodeFrame({ type: 'entries', entries, head })
-    this.keep(from, entries.length, head, frame)
+    this.keep(from, entries.length, head, frame, null)
     return frame
   }
 
@@ -134,23 +144,46 @@ class SharedEntriesFrame {
    * The frame of the tail's entries from seq `from` (see LogTail.binsFrom):
    * its bytes copied once behind one header, for all the feeds at `from`.
    * Null when the tail no longer holds `from`; count 0 when nothing is newer.
+   * Give the result to done() once it is sent.
    */
   fromTail(tail: LogTail, from: number, max: number, maxBytes: number, head: number): TailFrame | null {
-    if (this.frame && this.from === from && this.head === head) return { count: this.count, frame: this.frame }
+    if (this.frame && this.from === from && this.head === head) {
+      return { count: this.count, frame: this.frame, slab: this.slab, made: false }
+    }
     const run = tail.binsFrom(from, max, maxBytes)
     if (run === null) return null
-    if (run.count === 0) return { count: 0, frame: null }
-    const frame = encodeEntriesFrame(run.count, run.bins, head)
-    this.keep(from, run.count, head, frame)
-    return { count: run.count, frame }
+    if (run.count === 0) return { count: 0, frame: null, slab: null, made: false }
+    const frame = encodeEntriesFrame(run.count, run.bins, head, undefined, this.slabs.carve)
+    const slab = this.slabs.lastSlab
+    if (this.keep(from, run.count, head, frame, slab)) return { count: run.count, frame, slab, made: false }
+    return { count: run.count, frame, slab, made: true }
   }
 
-  private keep(from: number, count: number, head: number, frame: Buffer): void {
-    if (!this.active) return
+  /** Hands a frame from fromTail() to `flow`, which holds its slab until the socket has written it. */
+  send(flow: FlowSocket, frame: Buffer, slab: FrameSlab | null): void {
+    if (slab === null) {
+      flow.sendFrame(frame)
+      return
+    }
+    this.slabs.hold(slab)
+    if (!flow.sendFrame(frame, () => this.slabs.release(slab))) this.slabs.release(slab)
+  }
+
+  /** The caller is done with `out`: a frame made outside a dispatch is let go. */
+  done(out: TailFrame): void {
+    if (out.made && out.slab !== null) this.slabs.release(out.slab)
+  }
+
+  /** Keeps the frame for the other feeds while a dispatch runs; false outside one. */
+  private keep(from: number, count: number, head: number, frame: Buffer, slab: FrameSlab | null): boolean {
+    if (!this.active) return false
+    if (this.slab !== null) this.slabs.release(this.slab)
     this.from = from
     this.count = count
     this.head = head
     this.frame = frame
+    this.slab = slab
+    return true
   }
 
   /** Runs `wake` with sharing on, and forgets the frame afterwards. */
@@ -161,6 +194,8 @@ class SharedEntriesFrame {
     } finally {
       this.active = false
       this.frame = null
+      if (this.slab !== null) this.slabs.release(this.slab)
+      this.slab = null
     }
   }
 }
@@ -168,6 +203,9 @@ class SharedEntriesFrame {
 interface TailFrame {
   count: number
   frame: Buffer | null
+  slab: FrameSlab | null
+  /** Made outside a dispatch: the caller holds it (see done). */
+  made: boolean
 }
 
 export class Upstream {
@@ -448,7 +486,8 @@ class ReplicaFeed extends Feed implements AckSource {
     if (out === null) return null
     if (out.frame && out.frame.length > this.frameLimit) {
       this.sendUnderLimit(tail.from(this.cursor, out.count, Number.POSITIVE_INFINITY) ?? [])
-    } else if (out.frame) this.flow.sendFrame(out.frame)
+    } else if (out.frame) this.shared.send(this.flow, out.frame, out.slab)
+    this.shared.done(out)
     return out.count
   }
 
