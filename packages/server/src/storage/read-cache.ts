@@ -105,6 +105,8 @@ export class ReadCache {
   private writeHashes = new Int32Array(0)
   /** Bytes of a shared chunk: a small fraction of maxBytes, so that chunks kept partly never take much of it. */
   private readonly chunkBytes: number
+  /** A sum of what answerEach's touch of the candidates read: kept so that the reads are made, meaning nothing else. */
+  touched = 0
   /** Reads answered from here, and fills made, since start. */
   hits = 0
   fills = 0
@@ -166,6 +168,8 @@ export class ReadCache {
     }
     const entries = this.keyEntries
     table.candidates(keys, this.keyHashes, entries)
+    // The candidates' names and values in memory before they are compared, one key after another.
+    this.touched = table.touch(entries, n)
     let hits = 0
     for (let i = 0; i < n; i++) {
       let entry = entries[i]
@@ -730,6 +734,26 @@ class EntryTable {
     this.freed += counted - size
     if (--chunk.live === 0) this.freed += chunk.bytes
     return text
+  }
+
+  /**
+   * Reads the first `n` entries' names and values (NONE skipped) and what
+   * they point to, with nothing waiting on the entry before: the memory
+   * reads of different entries overlap, where comparing each name in turn
+   * would wait for each in turn. Returns a sum of what it read.
+   */
+  touch(entries: Int32Array, n: number): number {
+    const kept = this.kept
+    const skips = this.skips
+    let sum = 0
+    for (let i = 0; i < n; i++) {
+      const entry = entries[i]
+      if (entry === NONE) continue
+      const name = kept[entry * 2] as string
+      const value = kept[entry * 2 + 1]
+      sum += name.length + skips[entry] + (typeof value === 'string' ? value.length : 0)
+    }
+    return sum
   }
 
   /**
