@@ -117,4 +117,17 @@ describe('read cache', () => {
       await sdk.close()
     }
   })
+
+  // Rule: what a write leaves is kept once LevelDB has applied it (readCacheWrites, on by default).
+  it("answers a key's first read after its put from the cache, over either protocol", async () => {
+    await db.put('fresh:sdk', 'a')
+    expect(await respCall('SET', 'fresh:resp', 'b')).toBe('+OK\r\n')
+    await db.put('fresh:bytes', new Uint8Array([1, 2, 3]))
+    const hits = await metricSum(node.node, 'tandem_read_cache_hits_total')
+    expect(await db.get('fresh:sdk')).toBe('a')
+    expect(await respGet('fresh:resp')).toBe('b')
+    expect(Buffer.from((await db.get('fresh:bytes')) as Uint8Array)).toEqual(Buffer.from([1, 2, 3]))
+    expect(await respGet('fresh:sdk')).toBe('a')
+    expect(await metricSum(node.node, 'tandem_read_cache_hits_total')).toBe(hits + 4)
+  })
 })
