@@ -145,6 +145,12 @@ function getKey(host: RespHost, arg: Buffer): string {
   return arg.toString('utf8')
 }
 
+/** Whether every byte is ASCII (then the bytes are UTF-8 too): a loop cheaper than isUtf8's native call for a short key. */
+function isAscii(bytes: Buffer): boolean {
+  for (let i = 0; i < bytes.length; i++) if (bytes[i] > 0x7f) return false
+  return true
+}
+
 /**
  * Throws unless a GET's key passes GET's checks (UTF-8, --max-key-bytes):
  * a connection hands a pipelined run of GETs to the front end's GetBatch
@@ -153,7 +159,7 @@ function getKey(host: RespHost, arg: Buffer): string {
  * same test and message as checkLimits, without building a request.
  */
 export function checkGetKey(host: RespHost, arg: Buffer): void {
-  if (!isUtf8(arg)) throw invalid(NOT_UTF8_KEY)
+  if (!isAscii(arg) && !isUtf8(arg)) throw invalid(NOT_UTF8_KEY)
   if (arg.length > host.config.maxKeyBytes) throw keyTooLarge(arg.length, host.config.maxKeyBytes)
 }
 

@@ -581,13 +581,26 @@ export class RespConnection implements RespSession {
     let head = this.slotHead
     const latency = this.hooks.latency
     const now = latency && head < slots.length && slots[head].done ? this.host.node.clock.now() : 0
+    // Replies of one op to commands of one read (a pipelined run of GETs) take the same time: observed at once.
+    let op: string | undefined
+    let at = 0
+    let times = 0
     while (head < slots.length && slots[head].done) {
       const slot = slots[head]
       this.writer.write(slot.reply as Reply, this.resp3)
-      if (latency && slot.op !== undefined) latency.observe(slot.op, (now - (slot.at as number)) / 1000)
+      if (latency && slot.op !== undefined) {
+        if (slot.op === op && slot.at === at) times++
+        else {
+          if (times > 0) latency.observe(op as string, (now - at) / 1000, times)
+          op = slot.op
+          at = slot.at as number
+          times = 1
+        }
+      }
       slots[head] = undefined as unknown as Slot
       head++
     }
+    if (latency && times > 0) latency.observe(op as string, (now - at) / 1000, times)
     if (head === slots.length) {
       this.slots = []
       this.slotHead = 0

@@ -152,7 +152,7 @@ export class LatencyHistogram {
     private readonly bounds: readonly number[],
   ) {}
 
-  observe(labelValue: string, value: number): void {
+  observe(labelValue: string, value: number, times = 1): void {
     let s = this.series.get(labelValue)
     if (s === undefined) {
       s = { counts: new Float64Array(this.bounds.length + 1), sum: 0 }
@@ -161,8 +161,8 @@ export class LatencyHistogram {
     const bounds = this.bounds
     let i = 0
     while (i < bounds.length && value > bounds[i]) i++
-    s.counts[i]++
-    s.sum += value
+    s.counts[i] += times
+    s.sum += value * times
   }
 
   /** Observations so far for one label value (tests, the console). */
