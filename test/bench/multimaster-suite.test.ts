@@ -61,11 +61,13 @@ describe('tandem-bench multimaster suite', () => {
     const report = JSON.parse(readFileSync(json, 'utf8'))
     const all: string[] = report.checks.map((c: { id: string }) => c.id)
     const stage = 'multimaster.peerLagStage.'
-    const ids = all.filter((id) => !id.startsWith(stage))
+    const gc = 'multimaster.peerLagGc.'
+    const ids = all.filter((id) => !id.startsWith(stage) && !id.startsWith(gc))
     expect(ids).toEqual([
       'multimaster.duplicates.2',
       'multimaster.throughput.2',
       'multimaster.peerLagP99',
+      'multimaster.peerLagLoopMax',
       'multimaster.convergenceMs',
       'multimaster.conflicts.2.0',
       'multimaster.conflicts.2.5',
@@ -85,6 +87,14 @@ describe('tandem-bench multimaster suite', () => {
       ]),
     )
     const check = (id: string) => report.checks.find((c: { id: string }) => c.id === id)
+    // What paused the nodes meanwhile: their GC pauses of each kind (minor and major always, 0 when none ran),
+    // and the longest event-loop delay of either, read from their /metrics.
+    expect(all.filter((id) => id.startsWith(gc))).toEqual(expect.arrayContaining([`${gc}minor`, `${gc}major`]))
+    for (const id of all.filter((id) => id.startsWith(gc))) {
+      expect(check(id).measured).toBeGreaterThanOrEqual(0)
+      expect(check(id).name).toMatch(/GC pauses, \d+ \(\d+ over 10 ms\)/)
+    }
+    expect(check('multimaster.peerLagLoopMax').measured).toBeGreaterThan(0)
     expect(check('multimaster.throughput.2').measured).toBeGreaterThan(0)
     // A share of what the masters received: a percentage.
     expect(check('multimaster.duplicates.2').measured).toBeGreaterThanOrEqual(0)

@@ -189,7 +189,8 @@ export async function multimasterSuite(
         met: p99 === null ? null : p99 < 10,
       })
       // Where that lag goes, for reading beside it (the servers' own timings; see measures/write-stages.ts).
-      for (const f of await stages.since()) {
+      const window = await stages.since()
+      for (const f of window.stages) {
         const ms = (x: number) => (Number.isFinite(x) ? `${x}` : '> 4096')
         checks.push({
           id: `multimaster.peerLagStage.${f.stage}`,
@@ -200,6 +201,25 @@ export async function multimasterSuite(
           met: null,
         })
       }
+      // What stopped the nodes' event loops meanwhile: a pause there holds every stage above at once.
+      for (const g of window.gc) {
+        checks.push({
+          id: `multimaster.peerLagGc.${g.kind}`,
+          name: `half saturation, both masters: ${g.kind} GC pauses, ${g.pauses} (${g.over10Ms} over 10 ms), total of their durations`,
+          measured: g.totalMs,
+          unit: 'ms',
+          target: '-',
+          met: null,
+        })
+      }
+      checks.push({
+        id: 'multimaster.peerLagLoopMax',
+        name: 'half saturation: longest event-loop delay of either master (its GC pauses, long tasks and time off the CPU)',
+        measured: window.loopMaxMs,
+        unit: 'ms',
+        target: '-',
+        met: null,
+      })
     })
   }
 
