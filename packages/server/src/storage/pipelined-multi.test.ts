@@ -99,6 +99,13 @@ describe('store: pipelined group commit on a multi-master node (--sync always)',
           model.set(key, { hlc, origin, value })
         }
       }
+      /**
+       * vclock: per key, how many values it holds, from the writes in the order they were submitted (the
+       * committer takes them in that order): a put adds one (blind: it replaces nothing; a local one past the
+       * cap of 16 drops the oldest), a local delete removes every value the node holds then (the group being
+       * written included), a peer's delete (no context) none. 0: a tombstone.
+       */
+      const held = new Map<string, number>()
       const deadline = Date.now() + 30_000
       for (let t = 0; t < 80 || (store.commitStats.overlapped < 10 && Date.now() < deadline); t++) {
         // A run of local puts and deletes on a few keys.
@@ -106,6 +113,7 @@ describe('store: pipelined group commit on a multi-master node (--sync always)',
         for (let i = 0; i < 3; i++) {
           const key = KEYS[(t * 5 + i * 3) % KEYS.length]
           ops.push((t + i) % 4 === 0 ? [OP_DEL, key] : [OP_PUT, key, `local ${t}.${i}`])
+          held.set(key, (t + i) % 4 === 0 ? 0 : Math.min((held.get(key) ?? 0) + 1, 16))
         }
         pending.push(
           store.writeEachWithIdentity(ops).then((results) => {
@@ -127,6 +135,7 @@ describe('store: pipelined group commit on a multi-master node (--sync always)',
           const originSeq = ++counters[origin]
           frame.push(encodeEntry({ seq: 999, epoch: 9, origin, originSeq, hlc, ops: [op] }))
           see(key, hlc, origin, value)
+          held.set(key, (held.get(key) ?? 0) + (value === undefined ? 0 : 1))
         }
         pending.push(store.applyEncoded(frame, resolver, 'append'))
         await turn()
@@ -143,8 +152,18 @@ describe('store: pipelined group commit on a multi-master node (--sync always)',
       expect(piped).toEqual(await stateOf(ref))
       if (conflict === 'lww') {
         for (const key of KEYS) expect(await store.get(key)).toBe(model.get(key)?.value)
+        expect(piped.counts?.tombstones).toBe([...model.values()].filter((m) => m.value === undefined).length)
+      } else {
+        // Not the LWW model: under vclock a blind put (local or a peer's) is kept beside the values before it.
+        for (const key of KEYS) {
+          const body = (await store.getRecord(key))?.body
+          expect({ key, values: body?.kind === 'siblings' ? body.siblings.length : body?.kind }).toEqual({
+            key,
+            values: held.get(key),
+          })
+        }
+        expect(piped.counts?.tombstones).toBe([...held.values()].filter((n) => n === 0).length)
       }
-      expect(piped.counts?.tombstones).toBe([...model.values()].filter((m) => m.value === undefined).length)
 
       // What it persisted with its last group is what it held.
       await store.close()
