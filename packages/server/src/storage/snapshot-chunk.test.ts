@@ -110,14 +110,17 @@ describe('snapshot chunks', () => {
   it('are packed from string keys to the same bytes, a record larger than the buffer included', () => {
     const input = entries(40)
     input.splice(20, 0, [Buffer.concat([prefix, Buffer.from('big-😀-日本')]), Buffer.alloc(5000, 7)])
+    // Not ASCII (written by the UTF-8 encoder), past the first character, and small enough to share a chunk.
+    input.splice(30, 0, [Buffer.concat([prefix, Buffer.from('key-\u00e9\u20ac')]), Buffer.from([0, 1])])
     const packer = new ChunkPacker(256)
     const chunks: Buffer[] = []
     let from = 0
     input.forEach(([key, record], i) => {
-      const name = key.toString('utf8', prefix.length)
-      const keyBytes = Buffer.byteLength(name)
-      const at = packer.place(name, keyBytes, record.length)
-      // The key's bytes are where place() says, before the record is added.
+      // As a snapshot reads it: the whole LevelDB key as a string, its (ASCII) prefix skipped.
+      const keyBytes = packer.placeKey(key.toString('utf8'), prefix.length, record.length)
+      expect(keyBytes).toBe(key.length - prefix.length)
+      // The key's bytes are where keyAt says, before the record is added.
+      const at = packer.keyAt
       expect(packer.bytes.subarray(at, at + keyBytes).equals(key.subarray(prefix.length))).toBe(true)
       packer.commit(keyBytes, record)
       if (packer.size >= 200 || i === input.length - 1) {

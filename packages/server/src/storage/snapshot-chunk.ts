@@ -49,20 +49,36 @@ export class ChunkPacker {
   }
 
   /**
-   * Writes `key` (`keyBytes` of UTF-8) where the next record's key goes,
-   * and returns that offset: `bytes` (what check() reads) hold it until
-   * commit() or the next place(). The caller has made sure that `keyBytes`
-   * and `recordLength` fit (take() first when they do not).
+   * Writes a key, the characters of `text` from `from` on, where the next
+   * record's key goes (at keyAt), and returns its length in UTF-8: `bytes`
+   * (what check() reads) hold it until commit() or the next placeKey().
+   * An ASCII key (most are) is written a character a byte by a loop, which
+   * for a short key costs less than measuring it and then writing it with
+   * Buffer's UTF-8 encoder (two native calls and a substring each record);
+   * another key is written by that encoder. The buffer grows when the
+   * record (and the key, at most three bytes a character) would not fit.
    */
-  place(key: string, keyBytes: number, recordLength: number): number {
-    const need = this.at + 8 + keyBytes + recordLength
+  placeKey(text: string, from: number, recordLength: number): number {
+    const chars = text.length - from
+    const need = this.at + 8 + chars * 3 + recordLength
     if (need > this.out.length) {
       // A record larger than the room left: this chunk's buffer grows.
       const grown = Buffer.allocUnsafe(Math.max(need, this.capacity))
       this.out.copy(grown, 0, 0, this.at)
       this.out = grown
     }
-    this.out.write(key, this.at + 4, keyBytes, 'utf8')
+    const out = this.out
+    let k = this.at + 4
+    for (let i = from; i < text.length; i++) {
+      const c = text.charCodeAt(i)
+      if (c >= 0x80) return out.write(from === 0 ? text : text.slice(from), this.at + 4, 'utf8')
+      out[k++] = c
+    }
+    return chars
+  }
+
+  /** Where the key placed last starts in `bytes`. */
+  get keyAt(): number {
     return this.at + 4
   }
 

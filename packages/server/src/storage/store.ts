@@ -2660,10 +2660,10 @@ export class Store {
             if (page.length === 0) break
             next = iterator.nextv(pageRecords)
             for (const [fullKey, record] of page) {
-              const key = fullKey.slice(skip)
-              const keyBytes = Buffer.byteLength(key, 'utf8')
+              let keyBytes = packer.placeKey(fullKey, skip, record.length)
               const size = 8 + keyBytes + record.length
               if (size > maxBytes) {
+                const key = fullKey.slice(skip)
                 // A copy, a backup or a replica never gets bytes the disk damaged.
                 if (!recordIntact(Buffer.from(key, 'utf8'), 0, record, sealedOnly)) throw damaged(key)
                 throw new TandemError(
@@ -2671,9 +2671,12 @@ export class Store {
                   `the record of key ${JSON.stringify(key)} takes ${size} bytes in a snapshot chunk, more than the receiver's frame limit allows (${maxBytes})`,
                 )
               }
-              if (packer.size + size > maxBytes) yield packer.take()
-              const at = packer.place(key, keyBytes, record.length)
-              if (!recordIntact(packer.bytes, at, record, sealedOnly, at + keyBytes)) throw damaged(key)
+              if (packer.size + size > maxBytes) {
+                yield packer.take()
+                keyBytes = packer.placeKey(fullKey, skip, record.length)
+              }
+              const at = packer.keyAt
+              if (!recordIntact(packer.bytes, at, record, sealedOnly, at + keyBytes)) throw damaged(fullKey.slice(skip))
               packer.commit(keyBytes, record)
               if (packer.size >= targetBytes) yield packer.take()
             }
