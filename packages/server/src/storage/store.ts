@@ -1392,24 +1392,30 @@ export class Store {
       outcome: new Promise<boolean>((resolve) => (written = resolve)),
     }
     if (commit.raws.length > 0) this.nextSeq = seq + 1
-    // Every key the group writes is in commit.current: none may be read
-    // from the cache, nor filled, while LevelDB may show either value.
-    const cacheTicket = this.readCache.beginWrite(commit.current.keys(), this.dataPrefix.length, this.readCacheWrites)
-    // What it leaves, taken now so that the records need not outlive the write: kept once it is applied.
-    const left = cacheTicket === NO_TICKET ? null : this.writtenValues(commit)
-    // After the write, the group's records are read only to learn presence
-    // (a store with no key tracker) and by a group built on this one
-    // (pipelined). Otherwise they need not stay alive while the batch is
-    // written (young-generation collections copy whatever is).
     const pipelined = this.pipelined
-    if (keys !== null && !pipelined) commit.current = new Map()
     if (pipelined) {
       this.inflight = self
       built()
     }
+    const writing = this.writeBatch(batch, this.options.sync === 'always')
+    // Every key the group writes is in commit.current: none may be read
+    // from the cache, nor filled, while LevelDB may show either value. They
+    // are dropped in this turn, before any read can run, but after the
+    // hand-over: with what the group leaves (its values, kept once it is
+    // applied), that is 0.2-0.3 ms of a group of 300 puts (at the median,
+    // on a loaded machine), in which a group built while the one before it
+    // was written would hold up the disk from the end of that write. The
+    // values are taken now all the same, so that the records need not
+    // outlive the write: after it they are read only to learn presence (a
+    // store with no key tracker) and by a group built on this one
+    // (pipelined); otherwise they are let go here (young-generation
+    // collections copy whatever is alive).
+    const cacheTicket = this.readCache.beginWrite(commit.current.keys(), this.dataPrefix.length, this.readCacheWrites)
+    const left = cacheTicket === NO_TICKET ? null : this.writtenValues(commit)
+    if (keys !== null && !pipelined) commit.current = new Map()
     let applied = false
     try {
-      await this.writeBatch(batch, this.options.sync === 'always')
+      await writing
       applied = true
     } catch (err) {
       this.writingSeq = this.lastSeq
