@@ -91,11 +91,12 @@ describe('store: pipelined group commit on a multi-master node (--sync always)',
       const resolver = store.resolver as ConflictResolver
       const pending: Promise<unknown>[] = []
       const counters = { p: 0, q: 0 }
-      /** LWW: per key, the greatest (hlc, origin) written and its value (undefined: deleted). */
+      /** LWW: per key, the greatest (hlc, origin, counter) written and its value (undefined: deleted). */
       const model = new Map<string, { hlc: number; origin: string; value: string | undefined }>()
       const see = (key: string, hlc: number, origin: string, value: string | undefined) => {
         const had = model.get(key)
-        if (had === undefined || hlc > had.hlc || (hlc === had.hlc && origin > had.origin)) {
+        // Equal stamps of one origin: its later write wins (the greater counter; seen here in counter order).
+        if (had === undefined || hlc > had.hlc || (hlc === had.hlc && origin >= had.origin)) {
           model.set(key, { hlc, origin, value })
         }
       }
