@@ -43,6 +43,12 @@ export class FaultProxy {
   port = 0
   /** Connections accepted so far (forwarded or held). */
   accepted = 0
+  /**
+   * Called with each WebSocket message the target sends, as the proxy
+   * delivers it (after any delay), on connections accepted while it is set;
+   * `delayed` says the message waited in the delay queue.
+   */
+  onTargetMessage: ((payload: Buffer, delayed: boolean) => void) | null = null
 
   constructor(
     readonly targetHost: string,
@@ -167,11 +173,13 @@ export class FaultProxy {
       }
     })
     this.pipe(client, upstream, () => this.delayToTargetMs)
+    const tap = this.onTargetMessage
     this.pipe(
       upstream,
       client,
       () => this.delayFromTargetMs,
       (chunk) => this.holdBack(pair, chunk),
+      tap ? messageReader(tap) : undefined,
     )
   }
 
@@ -223,7 +231,13 @@ export class FaultProxy {
   }
 
   /** Forwards from one socket to the other through an ordered delay queue, with backpressure. */
-  private pipe(from: Socket, to: Socket, delayMs: () => number, filter?: (chunk: Buffer) => Buffer): void {
+  private pipe(
+    from: Socket,
+    to: Socket,
+    delayMs: () => number,
+    filter?: (chunk: Buffer) => Buffer,
+    delivered?: (chunk: Buffer, delayed: boolean) => void,
+  ): void {
     const queue: { at: number; chunk: Buffer }[] = []
     let timer: NodeJS.Timeout | null = null
     const flush = () => {
@@ -231,6 +245,7 @@ export class FaultProxy {
       const now = Date.now()
       while (queue.length > 0 && queue[0].at <= now) {
         const { chunk } = queue.shift()!
+        delivered?.(chunk, true)
         if (!to.destroyed && !to.write(chunk)) {
           from.pause()
           to.once('drain', () => this.cutMode !== 'stall' && from.resume())
@@ -243,6 +258,7 @@ export class FaultProxy {
       if (chunk.length === 0) return
       const delay = delayMs()
       if (delay === 0 && queue.length === 0) {
+        delivered?.(chunk, false)
         if (!to.destroyed && !to.write(chunk)) {
           from.pause()
           to.once('drain', () => this.cutMode !== 'stall' && from.resume())
@@ -275,6 +291,38 @@ interface Pair {
 
 /** Bytes of the unmasked WebSocket frame at the start of `buf`, or undefined until it is all there. */
 function frameLength(buf: Buffer): number | undefined {
+  const frame = frameParts(buf)
+  return frame === undefined ? undefined : frame.header + frame.payload
+}
+
+/**
+ * Reads what the target sends on one connection, chunk by chunk: its
+ * handshake answer, then WebSocket frames; each whole binary message goes
+ * to onMessage (the target's frames are unmasked and never fragmented).
+ */
+function messageReader(
+  onMessage: (payload: Buffer, delayed: boolean) => void,
+): (chunk: Buffer, delayed: boolean) => void {
+  let handshakeDone = false
+  let buf = Buffer.alloc(0)
+  return (chunk, delayed) => {
+    buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk])
+    if (!handshakeDone) {
+      const end = buf.indexOf('\r\n\r\n')
+      if (end < 0) return
+      handshakeDone = true
+      buf = buf.subarray(end + 4)
+    }
+    for (let frame = frameParts(buf); frame !== undefined; frame = frameParts(buf)) {
+      const end = frame.header + frame.payload
+      if ((buf[0] & 0x0f) === 2) onMessage(buf.subarray(frame.header, end), delayed)
+      buf = buf.subarray(end)
+    }
+  }
+}
+
+/** Header and payload sizes of the WebSocket frame at the start of `buf`, or undefined until it is all there. */
+function frameParts(buf: Buffer): { header: number; payload: number } | undefined {
   if (buf.length < 2) return undefined
   let payload = buf[1] & 0x7f
   let header = 2
@@ -288,7 +336,7 @@ function frameLength(buf: Buffer): number | undefined {
     header = 10
   }
   if (buf[1] & 0x80) header += 4
-  return header + payload <= buf.length ? header + payload : undefined
+  return header + payload <= buf.length ? { header, payload } : undefined
 }
 
 // A TCP port that was free a moment ago: the harness's own (members of a

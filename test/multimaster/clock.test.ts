@@ -1,4 +1,5 @@
 import { TandemError } from '@tandem/client'
+import { decodeFrame } from '@tandem/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
 import { waitFor } from '../helpers/wait.js'
 import { firstDifference, lwwModel, PeerGroup, scanNode, unionOfWrites, writesOffline } from './peers.js'
@@ -64,6 +65,61 @@ describe('clocks and --max-clock-offset', () => {
       what: 'the offset to be measured',
     })
     expect((await group.status(0)).multi!.clockFence).toBeNull()
+  })
+
+  it('equal clocks and a link that holds back the clock probe answers past the bound: no CLOCKSKEW, during or after', async () => {
+    // A probe proves only that the peer's offset lies between the answer's
+    // stamp minus the time the answer arrived and minus the time the probe
+    // left. Answers held back 1.5 s (a stalled process or path; 80% of the
+    // default --max-clock-offset is 400 ms) widen that range, never shift it:
+    // half the round trip is not skew, and the node must keep taking writes.
+    const group = new PeerGroup()
+    groups.push(group)
+    await group.start({ size: 2, conflict: 'lww' })
+    const [db0, db1] = [await group.client(0), await group.client(1)]
+    // Node 0's link from node 1: count the clock answers node 1's feed sends on it, held back or not.
+    const proxy = group.proxies[0][1]!
+    const answers = { delayed: 0, prompt: 0 }
+    proxy.onTargetMessage = (payload, delayed) => {
+      if ((decodeFrame(payload) as { type?: unknown }).type !== 'clock') return
+      if (delayed) answers.delayed++
+      else answers.prompt++
+    }
+    // The tap reads connections from their start: the link redials through it.
+    proxy.cut('refuse')
+    proxy.heal()
+    await waitFor(async () => answers.prompt > 0 && (await group.status(0)).multi!.peers[0].link === 'streaming', {
+      what: "node 0's link to node 1 to stream again through the tap",
+    })
+    const refusal = (write: Promise<unknown>) =>
+      write.then(
+        () => null,
+        (err: unknown) => (err instanceof TandemError ? err.code : String(err)),
+      )
+
+    proxy.delay(1500, 'fromTarget')
+    // Two answers held back: node 0 has taken at least one of them in.
+    await waitFor(() => answers.delayed >= 2, { what: 'two clock answers held back 1.5 s to reach node 0' })
+    const during = (await group.status(0)).multi!
+    expect(during.clockFence).toBeNull()
+    expect(during.peers[0].clockOffsetMs).not.toBeNull()
+    expect(during.peers[0].clockOffsetMs!).toBeGreaterThan(-0.8 * during.maxClockOffsetMs)
+    expect(await refusal(db0.put('during', 'the stall'))).toBeNull()
+
+    // The link resumes; its next answers come promptly.
+    proxy.delay(0, 'fromTarget')
+    const prompt = answers.prompt
+    await waitFor(() => answers.prompt > prompt, { what: 'a clock answer to reach node 0 promptly again' })
+    expect(await refusal(db0.put('after', 'from node 0'))).toBeNull()
+    expect(await refusal(db1.put('after1', 'from node 1'))).toBeNull()
+    expect((await group.status(0)).multi!.clockFence).toBeNull()
+    expect((await group.status(1)).multi!.clockFence).toBeNull()
+    await group.waitConverged()
+    for (const db of [db0, db1]) {
+      expect(await db.get('during')).toBe('the stall')
+      expect(await db.get('after')).toBe('from node 0')
+      expect(await db.get('after1')).toBe('from node 1')
+    }
   })
 
   it('with a 100 ms skew, last-writer-wins converges to the reference model', async () => {

@@ -9,6 +9,7 @@ export interface MultiPeerStatus {
   reason: string | null
   lagEntries: number
   lagMs: number
+  /** The peer's clock minus this node's as far as the last clock probe proves it (0: its round trip cannot tell them apart). */
   clockOffsetMs: number | null
   lastHeardMsAgo: number | null
   vv: Record<string, number>

@@ -64,7 +64,9 @@ import { VclockResolver } from './vclock.js'
  * --max-clock-offset (peer-link.ts). This node refuses writes (CLOCKSKEW)
  * while its own hybrid clock runs that far ahead of its wall clock, or
  * while its wall clock runs ahead of at least half of its measured peers by
- * 80% of it: the node with the fast clock fences itself and says why.
+ * 80% of it: the node with the fast clock fences itself and says why. What
+ * counts is what a probe proves (peer-link.ts onClock), never half its
+ * round trip: a stall while a probe is in flight is not skew.
  */
 
 interface MeshOptions {
@@ -452,7 +454,7 @@ export class Mesh {
     for (const l of this.links) {
       if (Number.isNaN(l.clockOffsetMs) || now - l.clockMeasuredAt >= fresh) continue
       measured++
-      // A peer's offset is its clock minus this node's: negative when this node runs ahead.
+      // A peer's offset is its clock minus this node's: negative when this node is proven to run ahead.
       if (-l.clockOffsetMs > 0.8 * max) {
         behind++
         if (-l.clockOffsetMs > worst) worst = -l.clockOffsetMs
@@ -460,7 +462,7 @@ export class Mesh {
     }
     if (measured === 0) return null
     if (behind * 2 >= measured) {
-      return `this node's clock runs ${worst} ms ahead of ${behind} of its ${measured} peers (more than 80% of --max-clock-offset ${max} ms): it takes no writes until its clock is fixed`
+      return `this node's clock runs at least ${worst} ms ahead of ${behind} of its ${measured} peers (more than 80% of --max-clock-offset ${max} ms): it takes no writes until its clock is fixed`
     }
     return null
   }

@@ -118,7 +118,11 @@ export class PeerLink {
   behindSince = 0
   /** Why the link is paused or refused, for status. */
   reason: string | null = null
-  /** The peer's clock minus this node's, in ms (NaN until measured). */
+  /**
+   * The peer's clock minus this node's, in ms, as far as the last clock
+   * probe proves it (see onClock): 0 when its round trip cannot tell the
+   * clocks apart. NaN until measured.
+   */
   clockOffsetMs = Number.NaN
   clockMeasuredAt = 0
   /** The peer holds this node's own writes up to here, more than this node does (amnesia). */
@@ -420,11 +424,26 @@ export class PeerLink {
     return this.peerVV
   }
 
+  /**
+   * The answer to a clock probe: this node sent t0 (its wall clock), the
+   * peer read t1 from its own as it answered, and the answer is here now.
+   * The peer read t1 at some moment between t0 and now on this node's
+   * clock, so all the probe proves is that the peer's offset lies in
+   * [t1 - now, t1 - t0] (Cristian's bound). The midpoint of that interval
+   * is a guess off by up to half the round trip: a stall of either process
+   * or of the path while a probe is in flight (a pause, a long GC, a loaded
+   * machine) would read as that much skew and fence this node's writes.
+   * The offset kept is what is proven, the point of the interval nearest
+   * zero: 0 while the round trip cannot tell the clocks apart, otherwise
+   * how far the peer's clock runs ahead (positive) or behind (negative) at
+   * least.
+   */
   private onClock(t0: number, t1: number): void {
     const now = this.host.clock.wall()
     const rtt = now - t0
     if (rtt < 0 || rtt > 5000) return
-    this.clockOffsetMs = Math.round(t1 - (t0 + rtt / 2))
+    // + 0: never -0 (status prints it).
+    this.clockOffsetMs = Math.round(Math.max(t1 - now, Math.min(t1 - t0, 0))) + 0
     this.clockMeasuredAt = this.host.clock.now()
   }
 
