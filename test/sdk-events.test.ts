@@ -13,7 +13,6 @@ describe('TandemClient events', () => {
   // then a topology event naming the new master with the new epoch.
   it('reports disconnect and a topology event with the new master and epoch across a fail-over', async () => {
     await group.start({ size: 3 })
-    const master = await group.waitForMaster()
     const db = await TandemClient.connect({ servers: group.nodes.map((n) => n.address), timeoutMs: 5000 })
     const topologies: Topology[] = []
     const reconnecting: string[] = []
@@ -25,10 +24,19 @@ describe('TandemClient events', () => {
     db.on('error', (err) => errors.push(err))
     try {
       await db.put('before', '1')
-      const first = await statusOf(master)
-      await waitFor(() => topologies.find((t) => t.master === master.address && t.epoch === first.epoch), {
-        what: 'a topology event for the first master',
-      })
+      // The master to kill is the one the client has an event for, in the
+      // epoch its status shows: on a loaded machine a second election can
+      // follow the group's start, so the first master found may not last.
+      const { master, first } = await waitFor(
+        async () => {
+          await db.put('before', '1').catch(() => {})
+          const master = await group.waitForMaster()
+          const first = await statusOf(master)
+          const seen = topologies.some((t) => t.master === master.address && t.epoch === first.epoch)
+          return seen ? { master, first } : undefined
+        },
+        { what: 'a topology event for the current master in its status epoch', timeoutMs: 30_000 },
+      )
 
       await master.kill('SIGKILL')
       // Writes go on until the new master takes one.
