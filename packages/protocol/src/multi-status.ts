@@ -25,6 +25,12 @@ export interface MultiPeerStatus {
    */
   vvFrames: { received: number; merged: number }
   /**
+   * Entries frames with entries the peer sent that joined the one queued
+   * before them (arrived together, before it was handled): one write in
+   * the group committer for them all.
+   */
+  joinedFrames: number
+  /**
    * The feed this peer pulls from this node, or null when it pulls none;
    * `direct`: the origins the peer says it streams from their own node
    * (this node does not forward their entries to it while it serves the

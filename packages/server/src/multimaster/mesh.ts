@@ -545,6 +545,7 @@ export class Mesh {
           clockPauses: l.stats.clockPauses,
           silenceTimeouts: l.stats.silenceTimeouts,
           vvFrames: { received: l.stats.vvFrames, merged: l.stats.vvFramesMerged },
+          joinedFrames: l.stats.framesJoined,
           pulling: feed
             ? {
                 state: feed.state,

@@ -148,6 +148,8 @@ export class PeerLink {
     /** Entries frames with no entries received, and those merged into the one queued before (see connect). */
     vvFrames: 0,
     vvFramesMerged: 0,
+    /** Entries frames with entries that joined the one queued before them (see QueuedEntries). */
+    framesJoined: 0,
   }
   private ws: WebSocket | null = null
   private stopped = false
@@ -159,6 +161,8 @@ export class PeerLink {
   private applying: Promise<unknown> = Promise.resolve()
   private inbox: SerialInbox | null = null
   private ackPending = false
+  /** When this link last sent an ack (monotonic ms). */
+  private lastAckAt = Number.NEGATIVE_INFINITY
   /** Entries frames holding entries applied on the current connection, said in acks (see @tandem/protocol peer.ts). */
   private framesApplied = 0
 
@@ -210,6 +214,11 @@ export class PeerLink {
     // one is the last task queued, the next only replaces its vector: a peer
     // sending them in a tight loop costs one task, not one each.
     let queuedVv: { vv: VersionVectorObject } | null = null
+    // Entries frames that reach this node together (one socket read, or
+    // while the inbox waits) join the one queued before them, not started
+    // yet: one task and one write in the group committer for them all (see
+    // QueuedEntries).
+    let queuedEntries: QueuedEntries | null = null
     ws.on('open', () => {
       this.stats.connects++
       if (this.state !== 'paused' && this.state !== 'refused') this.state = 'handshake'
@@ -253,7 +262,7 @@ export class PeerLink {
       if (message.type === 'welcome' && challenge !== null) {
         if (proofHolds(authToken, 'peer', 'listener', challenge, nonce, message.proof)) {
           proven = true
-          this.timers.push(setInterval(() => this.sendAck(flow), 250))
+          this.timers.push(setInterval(() => this.ackIdle(flow), ACK_EVERY_MS))
           this.watchSilence(ws, inbox)
           this.timers.push(
             setInterval(
@@ -308,21 +317,39 @@ export class PeerLink {
             this.stats.vvFramesMerged++
             return
           }
+          queuedEntries = null
           const queued = { vv: message.vv }
           queuedVv = queued
           inbox.push(() => {
             if (queuedVv === queued) queuedVv = null
-            if (live()) this.onEntries([], queued.vv, flow, inbox, ws, receivedAt, receivedWall)
+            if (live()) this.onEntries([], queued.vv, 1, flow, inbox, ws, receivedAt, receivedWall)
           })
           return
         }
         queuedVv = null
+        const bytes = (data as Buffer).length
+        if (queuedEntries !== null && joins(queuedEntries, bytes, this.host)) {
+          queuedEntries.parts.push(message.entries)
+          queuedEntries.vv = message.vv
+          queuedEntries.frames++
+          queuedEntries.bytes += bytes
+          this.stats.framesJoined++
+          inbox.joined()
+          return
+        }
+        const queued: QueuedEntries = { parts: [message.entries], vv: message.vv, frames: 1, bytes }
+        queuedEntries = queued
         inbox.push(() => {
-          if (live()) this.onEntries(message.entries, message.vv, flow, inbox, ws, receivedAt, receivedWall)
+          if (queuedEntries === queued) queuedEntries = null
+          inbox.left(queued.frames - 1)
+          if (!live()) return
+          const raws = queued.parts.length === 1 ? queued.parts[0] : queued.parts.flat()
+          this.onEntries(raws, queued.vv, queued.frames, flow, inbox, ws, receivedAt, receivedWall)
         })
         return
       }
       queuedVv = null
+      queuedEntries = null
       inbox.push(() => (live() ? this.onControl(message, flow, live) : undefined))
     }
     ws.on(
@@ -376,7 +403,20 @@ export class PeerLink {
     })
   }
 
+  /**
+   * The periodic ack, for an idle link: what this node holds moves with its
+   * own writes too, and the peer's stability rows wait on it. Not sent
+   * when an ack went out less than a tick ago (under load, one a commit
+   * that applied the peer's frames): that one said as much, but for what
+   * committed since, which the next tick or ack says.
+   */
+  private ackIdle(flow: FlowSocket): void {
+    if (this.host.clock.now() - this.lastAckAt < ACK_EVERY_MS) return
+    this.sendAck(flow)
+  }
+
   private sendAck(flow: FlowSocket): void {
+    this.lastAckAt = this.host.clock.now()
     flow.send({
       type: 'ack',
       vv: this.store.committedVv,
@@ -575,9 +615,14 @@ export class PeerLink {
     this.ownHeldByPeer = held
   }
 
+  /**
+   * Applies `raws`, the entries of `frames` entries frames (joined while
+   * they waited: see QueuedEntries), `peerVV` the last one's vector.
+   */
   private onEntries(
     raws: Uint8Array[],
     peerVV: VersionVectorObject,
+    frames: number,
     flow: FlowSocket,
     inbox: SerialInbox,
     ws: WebSocket,
@@ -613,7 +658,7 @@ export class PeerLink {
       inbox.handedOff(applied, this.host.tuning.peerMaxQueuedApply)
       applied.then(
         () => {
-          if (this.ws === ws) this.framesApplied++
+          if (this.ws === ws) this.framesApplied += frames
           this.stats.applied += entries.length
           this.noteBehind()
           this.host.onApplied()
@@ -681,3 +726,28 @@ export class PeerLink {
 }
 
 const EMPTY = Buffer.alloc(0)
+
+/** How often an idle link acks (see ackIdle). */
+const ACK_EVERY_MS = 250
+
+/**
+ * Entries frames queued as one inbox task, not started yet. Each frame
+ * costs the link a task and the group committer a write, whatever it
+ * holds, and frames that wait together would be applied in the same group
+ * anyway: joined, they are one write (in their order), and the ack that
+ * follows its commit counts them all (`frames`). A frame joins while the
+ * task has not started, up to linkInboxDepth frames (each counts towards
+ * the inbox's depth, so the socket pauses as before) and the largest frame
+ * the link takes in all (maxFrameBytes): one write holds no more than one
+ * frame could.
+ */
+interface QueuedEntries {
+  parts: Uint8Array[][]
+  vv: VersionVectorObject
+  frames: number
+  bytes: number
+}
+
+function joins(queued: QueuedEntries, bytes: number, host: PeerLinkHost): boolean {
+  return queued.frames < host.tuning.linkInboxDepth && queued.bytes + bytes <= host.maxFrameBytes
+}

@@ -103,6 +103,25 @@ export class SerialInbox {
       })
   }
 
+  /**
+   * A message joined a task queued and not started yet (its handler takes
+   * them together): it counts towards the depth as a task of its own would,
+   * until that task says it took it (left).
+   */
+  joined(): void {
+    this.depth++
+    if (this.depth >= this.maxDepth) this.overDepth = true
+    this.update()
+  }
+
+  /** A task took `count` messages that had joined it (see joined). */
+  left(count: number): void {
+    if (count <= 0) return
+    this.depth -= count
+    if (this.overDepth && this.depth <= this.maxDepth / 4) this.overDepth = false
+    this.update()
+  }
+
   /** Resolves once every task pushed so far has run (failed ones included). */
   idle(): Promise<void> {
     return this.chain
