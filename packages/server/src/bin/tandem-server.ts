@@ -16,16 +16,6 @@ import { watchLauncher } from './launcher.js'
 // TANDEM_BENCH_NODE_ARGS=--trace-gc-nvp). `node --parallel-scavenge` keeps
 // V8's default.
 if (!process.execArgv.some((arg) => arg.endsWith('parallel-scavenge'))) setFlagsFromString('--no-parallel-scavenge')
-// The same for the sweep of the ArrayBuffers a scavenge found dead (a
-// node makes thousands a second: each value a LevelDB read returns, each
-// socket read). V8 hands that sweep to a background thread; on a machine
-// whose cores are busy, the scavenge's step that hands it over stalled the
-// main thread for 2 to 70 ms in about one scavenge in six (its median:
-// 0.03 ms). Swept on the main thread it takes about 0.1 ms a scavenge.
-// `node --concurrent-array-buffer-sweeping` keeps V8's default.
-if (!process.execArgv.some((arg) => arg.endsWith('concurrent-array-buffer-sweeping'))) {
-  setFlagsFromString('--no-concurrent-array-buffer-sweeping')
-}
 
 /** Exit statuses: 0 clean shutdown, 1 could not start, 2 bad usage (flags, or flags the data dir contradicts). */
 async function main(): Promise<void> {
