@@ -16,7 +16,8 @@ describe('read cache', () => {
   let resp: RawResp
 
   beforeAll(async () => {
-    node = await startRespNode(['--sync', 'periodic'])
+    // Both rules under test: what reads read and what writes leave (readCacheWrites, off by default).
+    node = await startRespNode(['--sync', 'periodic', '--tune', 'readCacheWrites=1'])
     db = await TandemClient.connect({ servers: [node.node.address], direct: true })
     resp = await RawResp.open(node.port)
   })
@@ -118,7 +119,7 @@ describe('read cache', () => {
     }
   })
 
-  // Rule: what a write leaves is kept once LevelDB has applied it (readCacheWrites, on by default).
+  // Rule: what a write leaves is kept once LevelDB has applied it (readCacheWrites 1, set above).
   it("answers a key's first read after its put from the cache, over either protocol", async () => {
     await db.put('fresh:sdk', 'a')
     expect(await respCall('SET', 'fresh:resp', 'b')).toBe('+OK\r\n')

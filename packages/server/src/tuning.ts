@@ -225,12 +225,12 @@ export const tuningSchema = z
       .int()
       .min(0)
       .max(1)
-      .default(1)
+      .default(0)
       .meta(
         doc({
           unit: '(1 on, 0 off)',
           description:
-            "1: the read cache (readCacheKeys) also keeps the values a write leaves, once LevelDB has applied it and when no other write was in flight meanwhile, so that the first read of a key just written needs no LevelDB lookup; only a local put's values with no TTL are kept, and only where there is room (a write never pushes out what is kept). Values are copied into chunks of the cache's own, each counted whole while any value in it is kept. It costs a put about 0.5 us (its key looked up in the cache, its value copied). 0: only what reads read is kept.",
+            "1: the read cache (readCacheKeys) also keeps the values a write leaves, once LevelDB has applied it and when no other write was in flight meanwhile, so that the first read of a key just written needs no LevelDB lookup; only a local put's values with no TTL are kept, and only where there is room (a write never pushes out what is kept). Values are copied into chunks of the cache's own, each counted whole while any value in it is kept. It costs a put about 0.5 us in-process (its key looked up in the cache, its value copied) and about 2 us of server CPU at 50x16 in tandem-bench (its reads gained nothing there), so it is off by default; turn it on for loads that read keys soon after writing them. 0: only what reads read is kept.",
         }),
       ),
     noSpaceRetryMs: count.default(1000).meta(
