@@ -1,13 +1,10 @@
 import { randomBytes } from 'node:crypto'
-import type { AddressInfo } from 'node:net'
 import { TandemClient } from '@tandem/client'
-import { decodeFrame, encodeFrame } from '@tandem/protocol'
+import { encodeFrame } from '@tandem/protocol'
 import { encodeEntry, OP_PUT } from '@tandem/server'
 import { afterEach, describe, expect, it } from 'vitest'
-import { WebSocketServer } from 'ws'
-import { type NodeProcess, startNode } from '../helpers/node-process.js'
-import { tempDir } from '../helpers/temp-dir.js'
 import { waitFor } from '../helpers/wait.js'
+import { type LinkMessage, startHandPusher } from './hand-pusher.js'
 import { statusOf } from './peers.js'
 
 /**
@@ -26,36 +23,18 @@ describe('multi-master: entries frames that arrive together', () => {
 
   it('are one write in the committer, every entry applied in order and every frame acked', async () => {
     const frames = 300
-    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 })
-    cleanups.push(() => new Promise<void>((resolve) => wss.close(() => resolve())))
-    await new Promise<void>((resolve) => wss.once('listening', () => resolve()))
     const origin = randomBytes(16).toString('hex')
-    const acks: { vv: Record<string, number>; frames?: number }[] = []
-    let sent = false
-    wss.on('connection', (ws) => {
-      ws.on('error', () => {})
-      ws.send(encodeFrame({ type: 'challenge', nonce: randomBytes(32) }))
-      ws.on('message', (data) => {
-        const message = decodeFrame(data as Buffer) as { type: string; vv: Record<string, number>; frames?: number }
+    const acks: LinkMessage[] = []
+    const node = await startHandPusher({
+      origin,
+      prefix: 'tandem-mm-joined-',
+      cleanups,
+      onMessage: (message) => {
         if (message.type === 'ack') acks.push(message)
-        if (message.type !== 'hello' || sent) return
-        sent = true
-        ws.send(encodeFrame({ type: 'welcome', proof: null }))
-        ws.send(
-          encodeFrame({
-            type: 'continue',
-            fromSeq: 1,
-            nodeId: 'fake-pusher',
-            origin,
-            vv: {},
-            time: Date.now(),
-            incarnation: 'fake-run',
-          }),
-        )
-        // Each entry writes key k (the last one written wins) and a key of its own.
+      },
+      // Each entry writes key k (the last one written wins) and a key of its own.
+      burst: (ws) => {
         const hlc = Date.now() * 1024
-        const socket = (ws as unknown as { _socket: import('node:net').Socket })._socket
-        socket.cork()
         for (let i = 1; i <= frames; i++) {
           const entry = encodeEntry({
             seq: i,
@@ -70,21 +49,8 @@ describe('multi-master: entries frames that arrive together', () => {
           })
           ws.send(encodeFrame({ type: 'entries', entries: [entry], head: i, vv: { [origin]: i } }))
         }
-        socket.uncork()
-      })
+      },
     })
-    const dir = tempDir('tandem-mm-joined-')
-    cleanups.push(() => dir.remove())
-    const port = (wss.address() as AddressInfo).port
-    const node: NodeProcess = await startNode(dir.path, [
-      '--mode',
-      'multi',
-      '--conflict',
-      'lww',
-      '--peers',
-      `127.0.0.1:${port}`,
-    ])
-    cleanups.push(() => node.stop())
 
     await waitFor(async () => (await statusOf(node)).multi!.vv[origin] === frames, {
       what: 'the node to hold every entry the pusher sent',

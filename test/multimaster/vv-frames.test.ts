@@ -1,11 +1,8 @@
 import { randomBytes } from 'node:crypto'
-import type { AddressInfo } from 'node:net'
-import { decodeFrame, encodeFrame } from '@tandem/protocol'
+import { encodeFrame } from '@tandem/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
-import { WebSocketServer } from 'ws'
-import { type NodeProcess, startNode } from '../helpers/node-process.js'
-import { tempDir } from '../helpers/temp-dir.js'
 import { waitFor } from '../helpers/wait.js'
+import { startHandPusher } from './hand-pusher.js'
 import { PeerGroup, type PeerStatus, statusOf } from './peers.js'
 
 /**
@@ -78,49 +75,16 @@ describe('multi-master entries frames with no entries', () => {
     // A pusher written by hand: it answers the node's link with a continue,
     // then writes 20,000 entries frames with no entries in one go.
     const frames = 20_000
-    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 })
-    cleanups.push(() => new Promise<void>((resolve) => wss.close(() => resolve())))
-    await new Promise<void>((resolve) => wss.once('listening', () => resolve()))
     const fakeOrigin = randomBytes(16).toString('hex')
-    let sent = false
-    wss.on('connection', (ws) => {
-      ws.on('error', () => {})
-      ws.send(encodeFrame({ type: 'challenge', nonce: randomBytes(32) }))
-      ws.on('message', (data) => {
-        const message = decodeFrame(data as Buffer) as { type: string }
-        if (message.type !== 'hello' || sent) return
-        sent = true
-        ws.send(encodeFrame({ type: 'welcome', proof: null }))
-        ws.send(
-          encodeFrame({
-            type: 'continue',
-            fromSeq: 1,
-            nodeId: 'fake-pusher',
-            origin: fakeOrigin,
-            vv: {},
-            time: Date.now(),
-            incarnation: 'fake-run',
-          }),
-        )
-        const socket = (ws as unknown as { _socket: import('node:net').Socket })._socket
-        socket.cork()
+    const node = await startHandPusher({
+      origin: fakeOrigin,
+      prefix: 'tandem-mm-vvflood-',
+      cleanups,
+      burst: (ws) => {
         for (let i = 1; i <= frames; i++)
           ws.send(encodeFrame({ type: 'entries', entries: [], head: 0, vv: { [fakeOrigin]: 0 } }))
-        socket.uncork()
-      })
+      },
     })
-    const dir = tempDir('tandem-mm-vvflood-')
-    cleanups.push(() => dir.remove())
-    const port = (wss.address() as AddressInfo).port
-    const node: NodeProcess = await startNode(dir.path, [
-      '--mode',
-      'multi',
-      '--conflict',
-      'lww',
-      '--peers',
-      `127.0.0.1:${port}`,
-    ])
-    cleanups.push(() => node.stop())
 
     await waitFor(async () => (await statusOf(node)).multi!.peers[0].vvFrames.received === frames, {
       what: 'the node to read every frame the pusher sent',
