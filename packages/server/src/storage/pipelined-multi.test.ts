@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { LwwResolver } from '../multimaster/lww.js'
 import { VclockResolver } from '../multimaster/vclock.js'
 import { readForApply } from './entry-scan.js'
+import { failNextBatch } from './failing-batch.js'
 import { type EntryOp, encodeEntry, type LogEntry, OP_DEL, OP_PUT } from './log-entry.js'
 import type { ConflictResolver } from './resolver.js'
 import { Store } from './store.js'
@@ -180,19 +181,7 @@ describe('store: pipelined group commit on a multi-master node (--sync always)',
     const store = await openMulti('failure', 'lww', 1)
     const resolver = store.resolver as ConflictResolver
     await store.writeEachWithIdentity([[OP_PUT, 'k0', 'first']])
-    const db = (store as unknown as { db: { batch: () => { write: (o: unknown) => Promise<void> } } }).db
-    const realBatch = db.batch
-    let fail!: () => void
-    const failing = new Promise<void>((resolve) => (fail = resolve))
-    db.batch = function (this: unknown) {
-      db.batch = realBatch
-      const batch = realBatch.call(this)
-      batch.write = async () => {
-        await failing
-        throw new Error('IO error: the disk went away')
-      }
-      return batch
-    }
+    const fail = failNextBatch(store)
     const lost = store.writeEachWithIdentity([
       [OP_DEL, 'k0'],
       [OP_PUT, 'k1', 'lost'],

@@ -5,6 +5,7 @@ import { Level } from 'level'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { LwwResolver } from '../multimaster/lww.js'
 import { readForApply } from './entry-scan.js'
+import { failNextBatch } from './failing-batch.js'
 import { decodeEntry, type EntryOp, encodeEntry, type LogEntry, OP_DEL, OP_PUT, seqKey } from './log-entry.js'
 import { decodeRecord, encodeRecord, UNKNOWN_MOD_SEQ } from './record.js'
 import { type ConflictResolver, KEEP, logOrderWins } from './resolver.js'
@@ -1840,19 +1841,7 @@ describe('store: pipelined group commit (--sync always)', () => {
     })
     stores.push(store)
     await store.write([[OP_PUT, 'a', '1']])
-    const db = (store as unknown as { db: { batch: () => { write: (o: unknown) => Promise<void> } } }).db
-    const realBatch = db.batch
-    let fail!: () => void
-    const failing = new Promise<void>((resolve) => (fail = resolve))
-    db.batch = function (this: unknown) {
-      db.batch = realBatch
-      const batch = realBatch.call(this)
-      batch.write = async () => {
-        await failing
-        throw new Error('IO error: the disk went away')
-      }
-      return batch
-    }
+    const fail = failNextBatch(store)
     const lost = store.write([[OP_PUT, 'b', 'lost']])
     const outcome = lost.then(
       () => 'written',
