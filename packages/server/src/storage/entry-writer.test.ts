@@ -1,7 +1,7 @@
 import { Packr } from '@tandem/protocol'
 import { describe, expect, it } from 'vitest'
 import { readForApply } from './entry-scan.js'
-import { onWriterFault, writeEntry, writerFaults } from './entry-writer.js'
+import { onWriterFault, packedOrigin, putEntryBytes, writeEntry, writePutEntry, writerFaults } from './entry-writer.js'
 import { decodeEntry, encodeEntry, type LogEntry } from './log-entry.js'
 import { TextBytes } from './text-bytes.js'
 
@@ -368,5 +368,53 @@ describe('entry writer: the bytes of msgpackr, written by hand', () => {
       ['gone', true, false, undefined],
     ])
     expect(Buffer.from(applied.ops[1].value as Uint8Array)).toEqual(Buffer.from([0xc1, 0, 0xff]))
+  })
+
+  it('writes a plain put in place (writePutEntry) as msgpackr writes the entry, within its bound', () => {
+    const next = random(21)
+    const seqs = NUMBERS.filter((n) => Number.isInteger(n) && n >= 0)
+    let checked = 0
+    for (let i = 0; i < 2000; i++) {
+      const pick = () => seqs[Math.floor(next() * seqs.length)]
+      const key = stringOf(next, LENGTHS[Math.floor(next() * 12)], next() < 0.7 ? ['k', 'e', 'y', ':', '1'] : UNITS)
+      const kind = Math.floor(next() * 3)
+      const raw = randomValue(next)
+      const text = typeof raw === 'string' ? raw : stringOf(next, LENGTHS[Math.floor(next() * LENGTHS.length)], UNITS)
+      const bytes = raw instanceof Uint8Array ? raw : Buffer.from(text, 'latin1')
+      const value = kind === 0 ? text : kind === 1 ? bytes : new TextBytes(Buffer.from(text, 'utf8'))
+      const fields = [
+        pick(),
+        pick(),
+        stringOf(next, [0, 32, 36][i % 3], ['0', 'a', 'f']),
+        pick(),
+        pick(),
+        [[0, key, value]],
+      ]
+      const expected = Buffer.from(packr.pack([...fields.slice(0, 5), [[0, key, kind === 2 ? text : value]]]))
+      // The key as a data key holds it: its UTF-8 after a prefix.
+      const dataKey = Buffer.concat([Buffer.from('!data!'), Buffer.from(key, 'utf8')])
+      const origin = packedOrigin(fields[2] as string)
+      const most = putEntryBytes(origin, dataKey, 6, value)
+      const out = Buffer.alloc(3 + most + 8, 0xee)
+      const end = writePutEntry(
+        out,
+        3,
+        ...(fields.slice(0, 2) as [number, number]),
+        origin,
+        fields[3] as number,
+        fields[4] as number,
+        dataKey,
+        6,
+        value,
+      )
+      expect(end - 3).toBeLessThanOrEqual(most)
+      if (!out.subarray(3, end).equals(expected)) {
+        expect(out.subarray(3, end).toString('hex'), `entry ${i}`).toBe(expected.toString('hex'))
+      }
+      // Nothing written past its end.
+      expect(out.subarray(end).every((b) => b === 0xee)).toBe(true)
+      checked++
+    }
+    expect(checked).toBe(2000)
   })
 })

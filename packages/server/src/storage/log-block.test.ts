@@ -120,6 +120,24 @@ describe('log blocks', () => {
       const back = stepped.flatMap(([, block]) => unpackBlock(block))
       expect(back.length).toBe(entries.length)
       expect(back.every((raw, i) => raw.equals(entries[i]))).toBe(true)
+      // Entries written in place (room, placed), some given room to spare, between entries added: the same blocks.
+      const placedBlocks: [number, Buffer][] = []
+      const placer = new BlockPacker((first, block) => placedBlocks.push([first, Buffer.from(block)]))
+      const mixed: Buffer[] = []
+      for (const raw of entries) {
+        if (random(2) === 0) {
+          mixed.push(raw)
+          if (random(3) === 0) placer.add(mixed)
+          continue
+        }
+        const at = placer.room(mixed, raw.length + random(3) * 50)
+        raw.copy(placer.buffer, at)
+        placer.placed(mixed, at + raw.length)
+      }
+      placer.finish(mixed)
+      expect(mixed.every((raw, i) => raw.equals(entries[i]))).toBe(true)
+      expect(placedBlocks.map(([first]) => first)).toEqual(whole.map(([first]) => first))
+      expect(placedBlocks.every(([, block], i) => block.equals(whole[i][1]))).toBe(true)
     }
   })
 })

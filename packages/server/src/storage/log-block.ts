@@ -96,6 +96,57 @@ export class BlockPacker {
     this.packed = entries.length
   }
 
+  /**
+   * Where the next entry, of at most `most` bytes, is to be written in
+   * place (in `buffer`), once entries[packed..] are packed: the entry's
+   * first byte's offset. placed() then adds it; nothing else may come
+   * between the two.
+   */
+  room(entries: readonly Uint8Array[], most: number): number {
+    if (this.packed < entries.length) this.add(entries)
+    if (this.at === 0) {
+      this.from = entries.length
+      this.at = 1
+    }
+    const need = 4 + most
+    if (this.at + need > this.block.length) {
+      // Twice the block (at least a pool buffer's worth), but no more than it can take.
+      this.grow(Math.min(Math.max(this.at + need, 2 * this.block.length, MIN_GROWN), BLOCK_TARGET_BYTES + 1 + need))
+    }
+    return this.at + 4
+  }
+
+  /**
+   * Entries of about `bytes` in all are to come, written in place: the
+   * block's first buffer is made that large, not grown to it step by step
+   * (a buffer past the pool's size is an ArrayBuffer of its own, each one
+   * work for the garbage collector).
+   */
+  expect(bytes: number): void {
+    if (this.at !== 0 || this.block.length >= bytes) return
+    this.block = Buffer.allocUnsafe(Math.min(bytes, BLOCK_TARGET_BYTES))
+    this.block[0] = BLOCK_MARK
+  }
+
+  /** The block being packed: room() says where in it the next entry goes. */
+  get buffer(): Buffer {
+    return this.block
+  }
+
+  /**
+   * The entry written where room() said ends at `end`: it is added to
+   * `entries` (as a view of the block, which is never written again there).
+   */
+  placed(entries: Uint8Array[], end: number): void {
+    const block = this.block
+    const start = this.at + 4
+    block.writeUInt32BE(end - start, this.at)
+    entries.push(block.subarray(start, end))
+    this.at = end
+    this.packed = entries.length
+    if (this.at - 1 >= BLOCK_TARGET_BYTES) this.close()
+  }
+
   /** Packs what add() has not and emits the last block. */
   finish(entries: readonly Uint8Array[]): void {
     this.add(entries)
@@ -119,6 +170,8 @@ export class BlockPacker {
 }
 
 const EMPTY = Buffer.alloc(0)
+/** The least a block grows to for entries written in place: under half of Buffer.poolSize, so taken from the pool. */
+const MIN_GROWN = 2048
 
 /**
  * The entries of a stored log record, as views into it. Throws on a record

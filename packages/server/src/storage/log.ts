@@ -110,7 +110,7 @@ export class WriteLog {
   // ---- writing (the Store's group committer) ------------------------------
 
   /** Adds a group's entries, the first at `firstSeq`, to its batch as log blocks, as they come (BlockPacker). */
-  blocks(batch: Batch, firstSeq: number): BlockPacker {
+  blocks(batch: { put(key: Buffer, value: Buffer): void }, firstSeq: number): BlockPacker {
     return new BlockPacker((i, block) => batch.put(prefixedSeqKey(this.prefix, firstSeq + i), block))
   }
 

@@ -9,6 +9,7 @@ import { type Clock, systemClock } from '../util/clock.js'
 import { BulkBatch } from './bulk-batch.js'
 import { ConvergenceDigest } from './convergence.js'
 import { type ApplyEntry, type ApplyOp, readForApply } from './entry-scan.js'
+import { packedOrigin, putEntryBytes, writePutEntry } from './entry-writer.js'
 import { ExpiryIndex } from './expiry-index.js'
 import { type CommitStats, GroupCommitter, type GroupJoin, RETRY } from './group-commit.js'
 import { HybridClock, hlcWallMs } from './hlc.js'
@@ -16,6 +17,7 @@ import { KeyPresence, ticketExists, ticketKnown } from './key-presence.js'
 import { type KeyCounts, type KeyGroup, KeyTracker } from './key-tracker.js'
 import { type CheckLevel, checkLevelDb, type DamagedFile } from './leveldb-check.js'
 import { WriteLog } from './log.js'
+import type { BlockPacker } from './log-block.js'
 import {
   type EntryIdentity,
   type EntryOp,
@@ -53,7 +55,7 @@ import { type ConflictResolver, KEEP } from './resolver.js'
 import { runOutcome } from './run-refused.js'
 import { ChunkPacker, unpackChunk } from './snapshot-chunk.js'
 import { SyncReadGate, type SyncReadOptions } from './sync-reads.js'
-import { TextBytes, writeValueBytes } from './text-bytes.js'
+import { TextBytes, type WriteValue, writeValueBytes } from './text-bytes.js'
 import { VersionVector, type VersionVectorObject, vvCovers } from './version-vector.js'
 import { NO_STAGES, type WriteStageSink } from './write-stages.js'
 
@@ -207,6 +209,12 @@ type Batch = ReturnType<Db['batch']>
 /** What commitGroup carries from write to write of one group. */
 interface GroupState {
   batch: Batch
+  /** The batch's puts of records and log blocks, through classic-level's private put where it may (see BulkBatch). */
+  bulk: BulkBatch
+  /** The group's log blocks, its entries packed as they come (plain puts' written in place: addPut). */
+  blocks: BlockPacker
+  /** This node's origin as a log entry's field holds it (writePutEntry). */
+  origin: Uint8Array
   epoch: number
   /** Seq of the last entry added so far. */
   seq: number
@@ -417,6 +425,9 @@ export class Store {
   duplicateEntries = 0
   /** The id this node's writes carry as their origin. */
   origin = ''
+  /** `origin` as msgpack (packedOrigin), and the origin it was made for. */
+  private originPacked: Uint8Array | null = null
+  private originPackedFor = ''
   readonly log: WriteLog
   /** True when open() found an interrupted full sync and discarded its partial data. */
   discardedPartialSync = false
@@ -1295,8 +1306,13 @@ export class Store {
     const results: (WriteOutcome | Error)[] = new Array(group.length)
     const first = this.nextSeq
     const started = this.clock.now()
+    const bulk = new BulkBatch(this.db, batch)
+    const blocks = this.log.blocks(bulk, first)
     const commit: GroupState = {
       batch,
+      bulk,
+      blocks,
+      origin: this.packedOrigin(),
       epoch: this.epoch,
       seq: this.nextSeq - 1,
       raws: [],
@@ -1316,7 +1332,6 @@ export class Store {
       buildMs: 0,
       keys: null,
     }
-    const blocks = this.log.blocks(batch, first)
     const keys = this.keys?.begin() ?? null
     commit.keys = keys
     let barrier: StoreClock | null = null
@@ -1506,6 +1521,19 @@ export class Store {
     const read = this.clock.now()
     commit.readMs += read - startedAt
     let barrier: StoreClock | null = null
+    // The bytes their entries take, about (a block's first buffer is made that large: BlockPacker.expect).
+    let bytes = 0
+    for (let i = 0; i < writes.length; i++) {
+      const write = writes[i]
+      if (write.kind !== 'local') continue
+      for (const op of write.ops) {
+        if (op[0] !== OP_PUT) continue
+        const size = writeValueBytes(op[2])
+        if (size > commit.largest) commit.largest = size
+        bytes += ENTRY_OVERHEAD + commit.origin.byteLength + op[1].length + size
+      }
+    }
+    commit.blocks.expect(bytes)
     for (let i = 0; i < writes.length; i++) {
       const write = writes[i]
       if (commit.damaged) {
@@ -1517,9 +1545,6 @@ export class Store {
       }
       switch (write.kind) {
         case 'local': {
-          for (const op of write.ops) {
-            if (op[0] === OP_PUT && writeValueBytes(op[2]) > commit.largest) commit.largest = writeValueBytes(op[2])
-          }
           // Awaits only when this millisecond's HLC counter is used up.
           let hlc = this.hlc.tryNow()
           if (hlc === null) hlc = await this.hlc.now()
@@ -1735,9 +1760,13 @@ export class Store {
     }
     const seq = ++commit.seq
     const originSeq = this.nextCounter(commit, this.origin)
-    const entry: LogEntry = { seq, epoch: commit.epoch, origin: this.origin, originSeq, hlc, ops }
-    this.putEntry(commit, entry, ops === write.ops ? write : undefined)
-    commit.raws.push(encodeEntry(entry))
+    if (ops.length === 1 && ops === write.ops && isPlainPut(ops[0])) {
+      this.addPlainPut(commit, write, 0, seq, originSeq, hlc)
+    } else {
+      const entry: LogEntry = { seq, epoch: commit.epoch, origin: this.origin, originSeq, hlc, ops }
+      this.putEntry(commit, entry, ops === write.ops ? write : undefined)
+      commit.raws.push(encodeEntry(entry))
+    }
     commit.writes++
     return write.identity ? { seq, origin: this.origin, originSeq, hlc } : seq
   }
@@ -1746,11 +1775,56 @@ export class Store {
   private addPut(commit: GroupState, write: LocalWrite, at: number, hlc: number): number {
     const seq = ++commit.seq
     const originSeq = this.nextCounter(commit, this.origin)
-    const entry: LogEntry = { seq, epoch: commit.epoch, origin: this.origin, originSeq, hlc, ops: [write.ops[at]] }
-    this.putEntry(commit, entry, write, at)
-    commit.raws.push(encodeEntry(entry))
+    const op = write.ops[at]
+    if (isPlainPut(op)) this.addPlainPut(commit, write, at, seq, originSeq, hlc)
+    else {
+      const entry: LogEntry = { seq, epoch: commit.epoch, origin: this.origin, originSeq, hlc, ops: [op] }
+      this.putEntry(commit, entry, write, at)
+      commit.raws.push(encodeEntry(entry))
+    }
     commit.writes++
     return seq
+  }
+
+  /**
+   * Op `at` of `write`, a put with no options, as the entry `seq` of its
+   * own: what putEntry and encodeEntry make of it (the same record, the
+   * same entry bytes), with the entry written straight into the group's
+   * log block (writePutEntry) and no entry object made.
+   */
+  private addPlainPut(
+    commit: GroupState,
+    write: LocalWrite,
+    at: number,
+    seq: number,
+    originSeq: number,
+    hlc: number,
+  ): void {
+    const op = write.ops[at]
+    const value = op[2] as WriteValue
+    const skip = this.dataPrefix.length
+    const key = write.dataKeys?.[at] ?? prefixed(this.dataPrefix, op[1])
+    const record = seqRecord(key, skip, value, seq)
+    commit.bulk.put(key, record)
+    this.healed(key)
+    if (this.expiry.size > 0 || commit.expiry.length > 0 || commit.expiryBefore) commit.expiry.push([op[1], undefined])
+    const name = write.names?.[at] ?? key.toString('latin1')
+    const current = commit.current
+    commit.keyDelta += liveness(record) - liveness(current.get(name))
+    current.set(name, record)
+    const blocks = commit.blocks
+    const start = blocks.room(commit.raws, putEntryBytes(commit.origin, key, skip, value))
+    const end = writePutEntry(blocks.buffer, start, seq, commit.epoch, commit.origin, originSeq, hlc, key, skip, value)
+    blocks.placed(commit.raws, end)
+  }
+
+  /** This node's origin as an entry's field (see writePutEntry), made again only when the origin changes. */
+  private packedOrigin(): Uint8Array {
+    if (this.originPacked === null || this.originPackedFor !== this.origin) {
+      this.originPacked = packedOrigin(this.origin)
+      this.originPackedFor = this.origin
+    }
+    return this.originPacked
   }
 
   /**
@@ -2182,7 +2256,7 @@ export class Store {
       if (op[0] === OP_PUT) {
         expiresAt = opOptions(op)?.x
         record = seqRecord(key, this.dataPrefix.length, op[2], entry.seq, expiresAt)
-        commit.batch.put(key, record)
+        commit.bulk.put(key, record)
       } else commit.batch.del(key)
       this.healed(key)
       if (expiresAt !== undefined || this.expiry.size > 0 || commit.expiry.length > 0 || commit.expiryBefore) {
@@ -3061,6 +3135,14 @@ function prefixed(prefix: Buffer, key: string): Buffer {
 }
 
 /** What must be stable before a tombstone may go: the deleting write's dot (lww), or the whole context (vclock). */
+/** A plain put's entry and block length beside its origin, key and value, at most (see putEntryBytes). */
+const ENTRY_OVERHEAD = 4 + 4 * 9 + 2 * 5 + 4
+
+/** A put with no options (a 3-element op): logged as addPlainPut writes it. */
+function isPlainPut(op: EntryOp): boolean {
+  return op[0] === OP_PUT && op.length === 3
+}
+
 function tombstoneRequirement(record: KeyRecord): VersionVectorObject {
   if (record.body.kind === 'siblings') return record.body.context
   return record.version ? { [record.version.origin]: record.version.counter } : {}
