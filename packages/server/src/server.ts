@@ -184,6 +184,7 @@ export class TandemServer {
       readBatchKeys: config.tune.readBatchKeys,
       snapshotPageRecords: config.tune.snapshotPageRecords,
       presenceKeys: config.tune.presenceKeys,
+      lwwHeadKeys: config.tune.lwwHeadKeys,
       blockCacheBytes: config.tune.blockCacheBytes,
       readCacheKeys: config.tune.readCacheKeys,
       readCacheBytes: config.tune.readCacheBytes,

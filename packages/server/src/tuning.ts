@@ -198,7 +198,19 @@ export const tuningSchema = z
         doc({
           unit: 'keys',
           description:
-            "How many recently written keys the store remembers as existing or not, so that a write of one needs no LevelDB read to keep the key count (status keys). About 30 bytes of memory each beside the key's own bytes, and at most 64 bytes of key a key on average (longer keys: fewer remembered); 0 reads every written key once per group commit.",
+            "How many recently written keys the store remembers as existing or not, so that a write of one needs no LevelDB read to keep the key count (status keys). About 50 bytes of memory each beside the key's own bytes, and at most 64 bytes of key a key on average (longer keys: fewer remembered); 0 reads every written key once per group commit.",
+        }),
+      ),
+    lwwHeadKeys: z.coerce
+      .number()
+      .int()
+      .nonnegative()
+      .default(262_144)
+      .meta(
+        doc({
+          unit: 'keys',
+          description:
+            "On a multi-master node under --conflict lww: how many recently written keys the store keeps the version (HLC, counter, origin), tombstone flag and convergence-digest term of, so that the next write of one resolves without reading its record from LevelDB. About 50 bytes of memory each beside the key's own bytes (at most 64 bytes of key a key on average); 0 reads every written key's record once per group commit.",
         }),
       ),
     readCacheKeys: z.coerce

@@ -1,8 +1,10 @@
 import { hash } from 'node:crypto'
 import { endianness } from 'node:os'
+import { isStub, stubTerm } from './lww-heads.js'
 import {
   DECODE_SPAN,
   isTombstone,
+  isTombstoneRecord,
   type KeyRecord,
   PLAIN_SPAN_FLAGS,
   RECORD_META,
@@ -60,6 +62,11 @@ function stateHash(key: Uint8Array, record: Buffer | undefined, at: number): voi
   hashOut[at] = 0
   hashOut[at + 1] = 0
   if (record === undefined) return
+  if (isStub(record)) {
+    // Its term, as it was when the record it stands for was written (a tombstone's is 0).
+    if (!isTombstoneRecord(record)) stubTerm(record, hashOut, at)
+    return
+  }
   let head = -1
   let state: Buffer = record
   let from = 0
@@ -147,6 +154,16 @@ function scratchView(length: number): Buffer {
 
 /** stateHash's answers: the old state's hash at 0 and 1, the new one's at 2 and 3. */
 const hashOut = new Uint32Array(4)
+
+/** The high half of the last change()'s new state's term (what LwwHeads keeps of the record written). */
+export function lastTermHigh(): number {
+  return hashOut[2]
+}
+
+/** The low half of the last change()'s new state's term. */
+export function lastTermLow(): number {
+  return hashOut[3]
+}
 
 /** Which of the 256 sums a key counts in (FNV-1a of its bytes): by key only, never by state. */
 function bucketOf(key: Uint8Array): number {

@@ -137,7 +137,7 @@ export function ticketExists(ticket: number): boolean {
 }
 
 /** The highest character a kept name has: names are latin1 (a byte a character in the arena). */
-const LATIN1 = 0xff
+export const LATIN1 = 0xff
 /**
  * The names' bytes a generation holds, per key it may hold, before it is
  * swapped out. Keys may be up to --max-key-bytes long: with no byte bound,
@@ -145,7 +145,7 @@ const LATIN1 = 0xff
  * keys), kept after the keys were dropped. Keys longer than this on average
  * leave fewer of them remembered, never a wrong answer.
  */
-const NAME_BYTES_PER_KEY = 64
+export const NAME_BYTES_PER_KEY = 64
 /** Entries a table makes room for at first; it doubles from there up to its capacity. */
 const FIRST_ENTRIES = 256
 
@@ -158,7 +158,7 @@ const FIRST_ENTRIES = 256
  * to walk. Grows by doubling up to `capacity` entries, so a store that
  * writes few keys holds little.
  */
-class PresenceTable {
+export class PresenceTable {
   count = 0
   /** Per slot: the entry's index + 1, or 0 when the slot is empty. At most half full. */
   private slots = new Int32Array(0)
@@ -211,14 +211,15 @@ class PresenceTable {
     this.exists[entry] = exists ? 1 : 0
   }
 
-  set(name: string, hash: number, exists: boolean): void {
+  /** Sets the name's flag; returns the entry holding it (kept until clear()). */
+  set(name: string, hash: number, exists: boolean): number {
     let slot = -1
     if (this.count > 0) {
       slot = this.slotOf(name, hash)
       const found = this.slots[slot]
       if (found !== 0) {
         this.exists[found - 1] = exists ? 1 : 0
-        return
+        return found - 1
       }
     }
     if (this.count === this.hashes.length) {
@@ -238,6 +239,7 @@ class PresenceTable {
     this.lengths[entry] = name.length
     this.exists[entry] = exists ? 1 : 0
     this.slots[slot] = entry + 1
+    return entry
   }
 
   /** Empties the table, keeping its arrays for the next generation. */

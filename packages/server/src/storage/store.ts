@@ -7,7 +7,7 @@ import { Level } from 'level'
 import { DEFAULT_TUNING } from '../tuning.js'
 import { type Clock, systemClock } from '../util/clock.js'
 import { BulkBatch } from './bulk-batch.js'
-import { ConvergenceDigest } from './convergence.js'
+import { ConvergenceDigest, lastTermHigh, lastTermLow } from './convergence.js'
 import { type ApplyEntry, type ApplyOp, readForApply } from './entry-scan.js'
 import { packedOrigin, putEntryBytes, writePutEntry } from './entry-writer.js'
 import { ExpiryIndex } from './expiry-index.js'
@@ -31,6 +31,7 @@ import {
   opOptions,
   placeEntry,
 } from './log-entry.js'
+import { isStub, LwwHeads, UNKNOWN } from './lww-heads.js'
 import { SUBLEVELS } from './raw-layout.js'
 import { ABSENT, NO_TICKET, ReadCache, WrittenValues } from './read-cache.js'
 import {
@@ -152,6 +153,8 @@ export interface StoreOptions {
   maxSiblings?: number
   /** Recently written keys remembered as existing or not (see KeyPresence; tunable presenceKeys). */
   presenceKeys?: number
+  /** Recently written keys whose last-writer-wins version and digest term are kept (see LwwHeads; tunable lwwHeadKeys). */
+  lwwHeadKeys?: number
   /** LevelDB's block cache (tunable blockCacheBytes). */
   blockCacheBytes?: number
   /** Values of recently read keys kept in memory (see ReadCache; tunables readCacheKeys, readCacheBytes); 0 keys: none. */
@@ -520,6 +523,8 @@ export class Store {
   keys: KeyTracker | null = null
   /** Whether recently written keys exist, so that most writes need no read to keep keyCount. */
   private readonly presence: KeyPresence
+  /** A last-writer-wins node's versions of recently written keys (openKeys); null otherwise. */
+  private heads: LwwHeads | null = null
   /** Values of recently read keys, answered without LevelDB (see ReadCache for why it is never stale). */
   private readonly readCache: ReadCache
   /** Whether the read cache keeps what a write leaves (tunable readCacheWrites). */
@@ -751,6 +756,7 @@ export class Store {
     this.damagedKeys.clear()
     // What it remembers of which keys exist was of the data just dropped.
     this.presence.clear()
+    this.heads?.clear()
     await this.loadState()
   }
 
@@ -795,6 +801,7 @@ export class Store {
     this.nextSeq = this.lastSeq + 1
     this.history = ((await this.meta.get('history')) as HistoryEpoch[] | undefined) ?? []
     this.presence.clear()
+    this.heads?.clear()
     this.readCache.clear()
     await this.loadKeyCount()
     this.ttlUsed = (await this.meta.get('ttl')) === true
@@ -897,6 +904,9 @@ export class Store {
     const digest = ConvergenceDigest.decode(await this.db.get(this.digestKey))
     const counts = ((await this.meta.get('keys')) as KeyCounts | undefined) ?? EMPTY_COUNTS()
     this.keys = new KeyTracker(this.tombs, digest, counts, this.maxSiblings)
+    if (this.policy.conflict === 'lww' && this.heads === null) {
+      this.heads = new LwwHeads(this.options.lwwHeadKeys ?? DEFAULT_TUNING.lwwHeadKeys)
+    }
     if (this.options.mode === 'multi' && (await this.log.resumeFrom(() => true)) === null && this.lastSeq === 0) {
       // A new multi-master data dir: a peer holding nothing resumes from seq 1.
       await this.log.barrier(0, '{}')
@@ -941,6 +951,14 @@ export class Store {
 
   get commitStats(): CommitStats {
     return this.committer.stats
+  }
+
+  /** Writes of keys LwwHeads knew (no read of their record) and did not, since start; keys it holds. */
+  get headStats(): { hits: number; misses: number; keys: number } {
+    const heads = this.heads
+    return heads === null
+      ? { hits: 0, misses: 0, keys: 0 }
+      : { hits: heads.hits, misses: heads.misses, keys: heads.size }
   }
 
   /** Synchronous gets slower than the gate's threshold, and windows whose budget they spent (see SyncReadGate). */
@@ -1355,6 +1373,7 @@ export class Store {
       }
     } catch (err) {
       this.restoreCounters(commit)
+      this.forgetHeads()
       void batch.close() // nothing of this group is written; free the native batch
       // The group before, if it failed, left its undoing to this one (after this one's).
       if (prev !== null && !(await prev.outcome)) this.undo(prev)
@@ -1363,6 +1382,7 @@ export class Store {
     if (prev !== null && !(await prev.outcome)) {
       // Built on a group that was not written: undo this one, then it, and build this one again.
       this.restoreCounters(commit)
+      this.forgetHeads()
       void batch.close()
       this.undo(prev)
       return RETRY
@@ -1434,6 +1454,7 @@ export class Store {
       applied = true
     } catch (err) {
       this.writingSeq = this.lastSeq
+      this.forgetHeads()
       if (this.inflight === self) this.inflight = null
       // A group built on this one undoes itself first, then this one.
       if (!self.successor) this.undo(self)
@@ -1492,7 +1513,7 @@ export class Store {
     let place = -1
     for (const [name, record] of commit.current) {
       place++
-      if (record === undefined || record === PRESENT || damaged?.has(name)) continue
+      if (record === undefined || record === PRESENT || isStub(record) || damaged?.has(name)) continue
       // A key not kept is kept only where there is room; one kept takes its entry's place.
       if (!room && !cache.heldAt(place)) continue
       const at = writtenValueAt(record)
@@ -1905,7 +1926,15 @@ export class Store {
     this.healed(key)
     commit.current.set(name, after)
     commit.keyDelta += liveness(after) - liveness(before)
-    commit.keys?.change(commit.batch, userKey, before, after, hlc)
+    if (commit.keys === null) return
+    commit.keys.change(commit.batch, userKey, before, after, hlc)
+    // Known from here on: the group's failure forgets it (forgetHeads).
+    this.heads?.set(name, after, lastTermHigh(), lastTermLow())
+  }
+
+  /** A group whose records were kept in `heads` as it was built is not written: they may be wrong. */
+  private forgetHeads(): void {
+    this.heads?.clear()
   }
 
   /** The next counter of `origin`'s writes, remembering the old one in case the group fails. */
@@ -2104,6 +2133,7 @@ export class Store {
     const existsNames: (string | undefined)[] = []
     const all = this.keys !== null
     const current = commit.current
+    const heads = this.heads
     for (const write of group) {
       if (write.kind === 'remote') {
         const reads = all || write.resolver.readsCurrent
@@ -2127,6 +2157,7 @@ export class Store {
             dataKeys[opAt] = key
             names[opAt] = name
             opAt++
+            if (heads !== null && this.knownHead(heads, name, current)) continue
             if (reads) {
               records.push(key)
               recordNames.push(name)
@@ -2154,6 +2185,7 @@ export class Store {
             const key = prefixed(this.dataPrefix, write.ops[i][1])
             dataKeys[i] = key
             names[i] = key.toString('latin1')
+            if (heads !== null && !write.expire && this.knownHead(heads, names[i], current)) continue
             reads.push(key)
             readNames.push(names[i])
           }
@@ -2222,6 +2254,19 @@ export class Store {
       commit.damaged.add(name)
       this.noteDamaged(records[i].toString('utf8', skip))
     }
+  }
+
+  /**
+   * Whether `heads` knows the key (then its stub, or undefined for no
+   * record, is the group's `current` for it, unless a read of the same
+   * group already put the record there). A record read for a condition or
+   * a merge of the group is set after these, and wins over the stub.
+   */
+  private knownHead(heads: LwwHeads, name: string, current: Map<string, Buffer | undefined>): boolean {
+    const head = heads.lookup(name)
+    if (head === UNKNOWN) return false
+    if (!current.has(name)) current.set(name, head)
+    return true
   }
 
   /**
@@ -2939,6 +2984,7 @@ export class Store {
   private async clearAll(): Promise<void> {
     this.expiry.clear()
     this.presence.clear()
+    this.heads?.clear()
     this.readCache.clear()
     this.damagedKeys.clear()
     await this.data.clear()

@@ -1,0 +1,268 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { LwwResolver } from '../multimaster/lww.js'
+import { ConvergenceDigest, lastTermHigh, lastTermLow } from './convergence.js'
+import { readForApply } from './entry-scan.js'
+import { failNextBatch } from './failing-batch.js'
+import { type EntryOp, encodeEntry, OP_DEL, OP_PUT } from './log-entry.js'
+import { isStub, LwwHeads, UNKNOWN } from './lww-heads.js'
+import {
+  isLiveRecord,
+  isTombstoneRecord,
+  recordExpiresAt,
+  recordHlc,
+  recordVersion,
+  sealRecord,
+  siblingCountOf,
+  versionRecord,
+  writeRecord,
+} from './record.js'
+import { Store } from './store.js'
+
+/**
+ * LwwHeads keeps, for recently written keys of a last-writer-wins node,
+ * what resolving the next write and keeping the digest need, and hands it
+ * to a group as a stub record. Rules: a stub reads as the record it stands
+ * for wherever a header is read, and carries its digest term; a record of
+ * any other shape leaves the key unknown; a store that uses it ends with
+ * the same records, digest and counts as one that reads every record, a
+ * failed group included.
+ */
+
+const key = Buffer.from('user-key')
+const name = (k: string) => `d!${k}`
+
+function termOf(record: Buffer): [number, number] {
+  new ConvergenceDigest().change(key, undefined, record)
+  return [lastTermHigh(), lastTermLow()]
+}
+
+/** The digest of one key going from `before` to nothing. */
+function removed(before: Buffer): string {
+  const d = new ConvergenceDigest()
+  d.change(key, before, undefined)
+  return d.hex
+}
+
+const version = { hlc: 7_000_000_123, counter: 42, origin: 'node-a' }
+const sealed = (r: Buffer) => sealRecord(key, 0, r)
+
+describe('LwwHeads', () => {
+  const kept: [string, Buffer][] = [
+    ['a string value', versionRecord(version, Buffer.from('hello'), false, key) as Buffer],
+    ['a binary value', versionRecord(version, Buffer.from([0xff, 0, 1]), true, key) as Buffer],
+    ['an empty value', versionRecord(version, Buffer.alloc(0), false, key) as Buffer],
+    ['a tombstone', versionRecord(version, null, false, key) as Buffer],
+    ['a long origin', versionRecord({ ...version, origin: 'o'.repeat(200) }, Buffer.from('v'), false, key) as Buffer],
+  ]
+  for (const [what, record] of kept) {
+    it(`hands back ${what} as a stub that reads as the record and carries its digest term`, () => {
+      const heads = new LwwHeads(16)
+      const [high, low] = termOf(record)
+      heads.set(name('k'), record, high, low)
+      const stub = heads.lookup(name('k'))
+      if (stub === UNKNOWN || stub === undefined) throw new Error('not known')
+      expect(isStub(stub)).toBe(true)
+      expect(isStub(record)).toBe(false)
+      expect(recordVersion(stub)).toEqual(recordVersion(record))
+      expect(recordHlc(stub)).toBe(recordHlc(record))
+      expect(isLiveRecord(stub)).toBe(isLiveRecord(record))
+      expect(isTombstoneRecord(stub)).toBe(isTombstoneRecord(record))
+      expect(siblingCountOf(stub)).toBe(siblingCountOf(record))
+      expect(recordExpiresAt(stub)).toBe(recordExpiresAt(record))
+      // The digest sees the stub as the record: removing either leaves the same sums.
+      expect(removed(stub)).toBe(removed(record))
+      expect(heads.hits).toBe(1)
+    })
+  }
+
+  const unknown: [string, Buffer][] = [
+    ['a value with an expiry', sealed(writeRecord({ version, expiresAt: 9e12, body: { kind: 'value', value: 'v' } }))],
+    ['an unsealed value', writeRecord({ version, body: { kind: 'value', value: 'v' } })],
+    ['a value with a modification seq', sealed(writeRecord({ modSeq: 3, body: { kind: 'value', value: 'v' } }))],
+    ['a plain value', Buffer.from([0, 0x61])],
+    [
+      'siblings',
+      sealed(
+        writeRecord({
+          body: { kind: 'siblings', siblings: [{ ...version, value: 'v' }], context: { 'node-a': 42 } },
+        }),
+      ),
+    ],
+  ]
+  for (const [what, record] of unknown) {
+    it(`leaves a key holding ${what} unknown, also where it knew the key before`, () => {
+      const heads = new LwwHeads(16)
+      const before = kept[0][1]
+      heads.set(name('k'), before, ...termOf(before))
+      heads.set(name('k'), record, ...termOf(record))
+      expect(heads.lookup(name('k'))).toBe(UNKNOWN)
+    })
+  }
+
+  it('knows a key with no record as such, and nothing of keys never set', () => {
+    const heads = new LwwHeads(16)
+    heads.set(name('gone'), undefined, 0, 0)
+    expect(heads.lookup(name('gone'))).toBeUndefined()
+    expect(heads.lookup(name('never'))).toBe(UNKNOWN)
+    heads.clear()
+    expect(heads.lookup(name('gone'))).toBe(UNKNOWN)
+  })
+
+  it('holds at most its bound of keys, answering each it holds with its latest record', () => {
+    const heads = new LwwHeads(10)
+    const records = new Map<string, Buffer>()
+    for (let i = 0; i < 200; i++) {
+      const k = name(`k${i % 37}`)
+      const record = versionRecord({ ...version, hlc: version.hlc + i, counter: i }, Buffer.from(`v${i}`), false, key)
+      if (record === null) throw new Error('not UTF-8')
+      heads.set(k, record, ...termOf(record))
+      records.set(k, record)
+      expect(heads.size).toBeLessThanOrEqual(10)
+    }
+    let known = 0
+    for (const [k, record] of records) {
+      const stub = heads.lookup(k)
+      if (stub === UNKNOWN) continue
+      known++
+      expect(recordVersion(stub as Buffer)).toEqual(recordVersion(record))
+      expect(removed(stub as Buffer)).toBe(removed(record))
+    }
+    expect(known).toBeGreaterThan(0)
+    expect(heads.lookup(name('k-other'))).toBe(UNKNOWN)
+  })
+
+  it('is off with a bound of 0', () => {
+    const heads = new LwwHeads(0)
+    const record = kept[0][1]
+    heads.set(name('k'), record, ...termOf(record))
+    expect(heads.lookup(name('k'))).toBe(UNKNOWN)
+  })
+})
+
+let dir: string
+let stores: Store[] = []
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'tandem-lww-heads-test-'))
+})
+
+afterEach(async () => {
+  await Promise.all(stores.map((s) => s.close()))
+  stores = []
+  rmSync(dir, { recursive: true, force: true })
+})
+
+async function openLww(dirName: string, lwwHeadKeys: number, sync: 'always' | 'none'): Promise<Store> {
+  const store = await Store.open({
+    dataDir: join(dir, dirName),
+    sync,
+    logRetention: 100_000,
+    mode: 'multi',
+    conflict: 'lww',
+    lwwHeadKeys,
+  })
+  store.resolver = new LwwResolver()
+  stores.push(store)
+  return store
+}
+
+const KEYS = Array.from({ length: 20 }, (_, i) => `k${i}`)
+
+async function stateOf(store: Store) {
+  const records: Record<string, unknown> = {}
+  for (const k of KEYS) records[k] = await store.getRecord(k)
+  return {
+    records,
+    digest: store.keys?.digest.hex,
+    counts: store.keys?.counts,
+    keyCount: store.keyCount,
+  }
+}
+
+async function logOf(store: Store): Promise<Buffer[]> {
+  const out: Buffer[] = []
+  for await (const [, raw] of store.log.read(1)) out.push(raw)
+  return out
+}
+
+/** The same log applied a few entries at a time to a store that reads every record (no heads). */
+async function replayWithoutHeads(raws: Buffer[], dirName: string): Promise<Store> {
+  const ref = await openLww(dirName, 0, 'none')
+  for (let i = 0; i < raws.length; i += 5) {
+    await ref.applyRemote(raws.slice(i, i + 5).map(readForApply), ref.resolver as LwwResolver, 'append')
+  }
+  expect(ref.headStats.hits).toBe(0)
+  return ref
+}
+
+const turn = () => new Promise((r) => setImmediate(r))
+
+describe('store: last-writer-wins writes resolved from LwwHeads', () => {
+  for (const [sync, bound] of [
+    ['none', 100_000],
+    ['none', 6],
+    ['always', 100_000],
+    ['always', 6],
+  ] as const) {
+    it(`--sync ${sync}, ${bound} keys kept: the same records, digest and counts as a store that reads them`, async () => {
+      const store = await openLww('heads', bound, sync)
+      const resolver = store.resolver as LwwResolver
+      const pending: Promise<unknown>[] = []
+      let peerSeq = 0
+      for (let t = 0; t < 150; t++) {
+        const ops: EntryOp[] = []
+        for (let i = 0; i < 3; i++) {
+          const k = KEYS[(t * 7 + i * 5) % KEYS.length]
+          ops.push((t + i) % 5 === 0 ? [OP_DEL, k] : [OP_PUT, k, `local ${t}.${i}`])
+        }
+        pending.push(store.writeEachWithIdentity(ops))
+        // A peer's entry on one key, stamped around this node's clock: some win, some lose.
+        const k = KEYS[(t * 3) % KEYS.length]
+        const hlc = (Date.now() + ((t * 13) % 9) - 4) * 1024
+        const op: EntryOp = t % 4 === 0 ? [OP_DEL, k] : [OP_PUT, k, `peer ${t}`]
+        const raw = encodeEntry({ seq: 999, epoch: 9, origin: 'peer', originSeq: ++peerSeq, hlc, ops: [op] })
+        pending.push(store.applyEncoded([raw], resolver, 'append'))
+        if (t % 3 === 0) await turn()
+      }
+      await Promise.all(pending)
+      expect(store.headStats.hits).toBeGreaterThan(0)
+      const ref = await replayWithoutHeads(await logOf(store), 'ref')
+      expect(await stateOf(store)).toEqual(await stateOf(ref))
+    })
+  }
+
+  // Rule: what a group that is not written set in the heads is forgotten,
+  // so the next write of its keys resolves against what LevelDB holds.
+  for (const sync of ['none', 'always'] as const) {
+    it(`--sync ${sync}: forgets a failed group's records; the next writes of its keys resolve against what is stored`, async () => {
+      const store = await openLww('failure', 100_000, sync)
+      await store.writeEachWithIdentity([
+        [OP_PUT, 'k0', 'first'],
+        [OP_PUT, 'k1', 'first'],
+      ])
+      const fail = failNextBatch(store)
+      const lost = store.writeEachWithIdentity([
+        [OP_DEL, 'k0'],
+        [OP_PUT, 'k1', 'lost'],
+      ])
+      const outcome = lost.then(
+        () => 'written',
+        (err: Error) => err.message,
+      )
+      await turn()
+      fail()
+      expect(await outcome).toContain('the disk went away')
+      await store.writeEachWithIdentity([[OP_PUT, 'k1', 'second']])
+      await store.writeEachWithIdentity([[OP_DEL, 'k0']])
+      expect(await store.get('k0')).toBeUndefined()
+      expect(await store.get('k1')).toBe('second')
+      expect(store.keys?.counts.tombstones).toBe(1)
+      expect(store.keyCount).toBe(1)
+      const ref = await replayWithoutHeads(await logOf(store), 'failure-ref')
+      expect(await stateOf(store)).toEqual(await stateOf(ref))
+    })
+  }
+})
