@@ -9,10 +9,11 @@ import { type BenchOptions, isSuite, redisFsyncOf } from './options.js'
 import { measureRawLevelDb, type RawResult } from './raw-leveldb.js'
 import { gitState } from './report/git-state.js'
 import { ProgressLine, progressMode } from './report/progress.js'
-import type { BenchReport, ScenarioResult, TargetCheck } from './report/result.js'
+import type { BenchReport, ScenarioResult, TargetCheck, TargetResult } from './report/result.js'
 import { scenarioResult } from './report/scenario-result.js'
 import { runScenario, type Scenario } from './scenario.js'
 import { runSuite } from './suites/suite.js'
+import { startFloor } from './topology/floor.js'
 import { REDIS_MISSING, redisServerVersion, startRedis, useRedis } from './topology/redis.js'
 import { startTandem, useTandem } from './topology/tandem.js'
 import { TargetUnavailable, type Topology } from './topology/topology.js'
@@ -62,7 +63,7 @@ export async function runBench(o: BenchOptions, commandLine: string): Promise<Be
   const startedAt = new Date().toISOString()
   const loadAtStart = loadavg().map((x) => Math.round(x * 100) / 100)
   const git = gitState()
-  const targets: TargetName[] = o.command === 'compare' ? ['tandem', 'redis'] : o.command === 'run' ? [o.target] : []
+  const targets: TargetName[] = o.command === 'compare' ? o.targets : o.command === 'run' ? [o.target] : []
   let redisVersion = await redisServerVersion()
   if (targets.includes('redis') && !o.redis && !redisVersion) throw new TargetUnavailable(REDIS_MISSING)
 
@@ -121,12 +122,28 @@ export async function runBench(o: BenchOptions, commandLine: string): Promise<Be
         )
       }
     }
+    // With --repeat (compare), every other pass goes through the targets
+    // backwards, so that a drift of the machine's load weighs on each alike.
+    const passes = o.command === 'compare' ? o.repeat : 1
     for (let i = 0; i < scenarios.length; i++) {
-      for (const { target, topology, spec } of open) {
-        results[i].targets[target] =
-          o.driver === 'redis-benchmark'
-            ? await runBenchmarkScenario(topology, scenarios[i], o, progress)
-            : await runScenario(target, topology, spec, scenarios[i], o, progress)
+      const runs = new Map<TargetName, TargetResult[]>()
+      for (let pass = 0; pass < passes; pass++) {
+        for (const { target, topology, spec } of pass % 2 === 0 ? open : [...open].reverse()) {
+          const r =
+            o.driver === 'redis-benchmark'
+              ? await runBenchmarkScenario(topology, scenarios[i], o, progress)
+              : await runScenario(target, topology, spec, scenarios[i], o, progress)
+          runs.set(target, [...(runs.get(target) ?? []), r])
+        }
+      }
+      for (const { target } of open) results[i].targets[target] = medianRun(runs.get(target)!)
+      if (passes > 1) {
+        results[i].targetPasses = Object.fromEntries(
+          [...runs].map(([t, rs]) => [
+            t,
+            rs.map((r) => ({ throughput: r.throughput, serverCpuUsPerOp: r.serverCpuUsPerOp ?? null })),
+          ]),
+        )
       }
     }
   } finally {
@@ -142,11 +159,27 @@ export async function runBench(o: BenchOptions, commandLine: string): Promise<Be
     checks.push(...out.checks)
   }
 
+  const ratio = (a: number, b: number) => (b > 0 ? Math.round((a / b) * 100) / 100 : 0)
   for (const r of results) {
     const t = r.targets.tandem
     const rd = r.targets.redis
+    if (rd) {
+      for (const other of ['floor', 'floor-bare'] as const) {
+        const f = r.targets[other]
+        if (!f) continue
+        r.floors ??= {}
+        r.floors[other] = {
+          throughputVsRedis: ratio(f.throughput, rd.throughput),
+          serverCpuVsRedis:
+            f.serverCpuUsPerOp && rd.serverCpuUsPerOp ? ratio(f.serverCpuUsPerOp, rd.serverCpuUsPerOp) : null,
+          tandemCpuAboveUs:
+            t?.serverCpuUsPerOp && f.serverCpuUsPerOp
+              ? Math.round((t.serverCpuUsPerOp - f.serverCpuUsPerOp) * 100) / 100
+              : null,
+        }
+      }
+    }
     if (t && rd) {
-      const ratio = (a: number, b: number) => (b > 0 ? Math.round((a / b) * 100) / 100 : 0)
       r.ratios = {
         throughput: ratio(t.throughput, rd.throughput),
         p50: ratio(t.latencyMs.p50, rd.latencyMs.p50),
@@ -195,7 +228,14 @@ export async function runBench(o: BenchOptions, commandLine: string): Promise<Be
   return report
 }
 
+/** Of a target's passes, the one of median throughput (the lower middle of an even count). */
+function medianRun(runs: TargetResult[]): TargetResult {
+  const sorted = [...runs].sort((a, b) => a.throughput - b.throughput)
+  return sorted[Math.floor((sorted.length - 1) / 2)]
+}
+
 async function openTopology(target: TargetName, o: BenchOptions): Promise<Topology> {
+  if (target === 'floor' || target === 'floor-bare') return startFloor({ storage: target === 'floor', sync: o.sync })
   if (target === 'tandem') {
     if (o.server) return useTandem(o.server, o.authToken)
     return startTandem({

@@ -51,11 +51,29 @@ export type SuiteName = (typeof SUITE_WORKLOADS)[number]
 export type WorkloadName = (typeof WORKLOADS)[number]
 export const isSuite = (w: WorkloadName): w is SuiteName => (SUITE_WORKLOADS as readonly string[]).includes(w)
 
+const TARGETS = ['tandem', 'redis', 'floor', 'floor-bare'] as const
+const isFloor = (t: string) => t === 'floor' || t === 'floor-bare'
+
 const optionsSchema = z
   .object({
     command: z.enum(['run', 'compare', 'raw']),
-    /** run only: which store to load. compare always runs tandem, then redis. */
-    target: z.enum(['tandem', 'redis']).default('tandem'),
+    /**
+     * run only: which store to load (floor / floor-bare: the floor server,
+     * floor/floor-server.ts, with tandem's storage / without storage).
+     */
+    target: z.enum(TARGETS).default('tandem'),
+    /**
+     * compare only: the targets, loaded in this order in each scenario
+     * (default tandem,redis); with --repeat N, each scenario runs N passes,
+     * every other pass in the reverse order (ABBA), each target reporting
+     * its median pass.
+     */
+    targets: z
+      .string()
+      .transform((s) => s.split(',').map((x) => x.trim()))
+      .pipe(z.array(z.enum(TARGETS)).min(1))
+      .refine((t) => new Set(t).size === t.length, 'a target is named twice')
+      .default(['tandem', 'redis']),
     /** Use running tandem servers (master first) instead of starting a local topology. */
     server: z
       .string()
@@ -148,7 +166,11 @@ const optionsSchema = z
      * warm-up puts (0: skip the floors and the CPU ceilings).
      */
     floorPuts: z.coerce.number().int().min(0).max(100_000_000).default(500_000),
-    /** replicas suite: passes over the topologies; each count reports its median run. */
+    /**
+     * replicas suite: passes over the topologies; each count reports its
+     * median run. compare: passes over the targets in each scenario, the
+     * order reversed every other pass.
+     */
     repeat: z.coerce.number().int().min(1).max(100).default(1),
     /** fullsync / failover cold restart: operations per batch when loading --keys. */
     batch: z.coerce.number().int().min(1).max(10_000).default(1000),
@@ -197,13 +219,24 @@ const optionsSchema = z
     driver: z.enum(['sdk', 'redis-benchmark']).default('sdk'),
     /** Internal: whether --target was given (compare refuses it). */
     argTarget: z.boolean().optional(),
+    /** Internal: whether --targets was given (run refuses it). */
+    argTargets: z.boolean().optional(),
   })
   .strict()
   .superRefine((o, ctx) => {
     if (o.command === 'compare' && o.argTarget)
-      ctx.addIssue({ code: 'custom', path: ['target'], message: 'compare runs both targets; drop --target' })
+      ctx.addIssue({ code: 'custom', path: ['target'], message: 'compare takes --targets LIST; drop --target' })
+    if (o.command !== 'compare' && o.argTargets)
+      ctx.addIssue({ code: 'custom', path: ['targets'], message: 'only compare takes --targets (run: --target)' })
+    const floors = o.command === 'compare' ? o.targets.filter(isFloor) : isFloor(o.target) ? [o.target] : []
+    if (floors.length > 0 && (o.replicas > 0 || o.cluster > 0 || o.server || o.w !== undefined))
+      ctx.addIssue({
+        code: 'custom',
+        path: ['targets'],
+        message: `${floors.join(', ')} is one process with no replicas; drop --replicas, --cluster, --server and --w`,
+      })
     const suites = o.workload.filter(isSuite)
-    if (suites.length > 0 && (o.command === 'compare' || o.target === 'redis'))
+    if (suites.length > 0 && (o.command === 'compare' || o.target !== 'tandem'))
       ctx.addIssue({
         code: 'custom',
         path: ['workload'],
@@ -244,7 +277,7 @@ const optionsSchema = z
       })
   })
 
-export type BenchOptions = Omit<z.infer<typeof optionsSchema>, 'argTarget'>
+export type BenchOptions = Omit<z.infer<typeof optionsSchema>, 'argTarget' | 'argTargets'>
 
 /**
  * The Redis appendfsync that gives the same durability as tandem's --sync:
@@ -268,7 +301,15 @@ export const USAGE = `usage: tandem-bench run|compare|raw [flags]
             for tandem's group commit)
 
 targets
-  --target tandem|redis      run only (default tandem)
+  --target tandem|redis|floor|floor-bare  run only (default tandem); floor: the floor server,
+                             Node's net / ws and tandem's storage in LevelDB done the cheapest
+                             way (a group a turn: a data record a put, one log record a group,
+                             the last seq; replies after the batch; no tandem server code);
+                             floor-bare: the same server storing nothing, replying at once
+  --targets T[,...]          compare only: the targets in the order each scenario loads them
+                             (default tandem,redis); e.g. tandem,redis,floor,floor-bare
+  --repeat N                 compare: N passes over the targets in each scenario, every
+                             other one in the reverse order (ABBA); each reports its median
   --server HOST:PORT,...     use running tandem servers (master first)
   --redis HOST:PORT          use a running Redis master
   --replicas N               replicas started beside each master (default 0)
@@ -375,7 +416,7 @@ environment (servers the harness starts)
 export function parseOptions(argv: string[]): BenchOptions {
   const options: Record<string, { type: 'string' | 'boolean' }> = { help: { type: 'boolean' } }
   for (const name of Object.keys(optionsSchema.shape)) {
-    if (name === 'command' || name === 'argTarget') continue
+    if (name === 'command' || name === 'argTarget' || name === 'argTargets') continue
     options[kebab(name)] = { type: BOOLEAN_FLAGS.has(name) ? 'boolean' : 'string' }
   }
   let parsed: ReturnType<typeof parseArgs>
@@ -400,7 +441,11 @@ export function parseOptions(argv: string[]): BenchOptions {
   for (const [flag, value] of Object.entries(parsed.values)) {
     if (flag !== 'help') input[camel(flag)] = value
   }
-  const result = optionsSchema.safeParse({ ...input, argTarget: input.target !== undefined })
+  const result = optionsSchema.safeParse({
+    ...input,
+    argTarget: input.target !== undefined,
+    argTargets: input.targets !== undefined,
+  })
   if (!result.success) {
     const issue = result.error.issues[0]
     const name = String(issue.path[0] ?? '')
@@ -408,6 +453,6 @@ export function parseOptions(argv: string[]): BenchOptions {
     const given = name === 'command' ? ` (got ${JSON.stringify(input.command)})` : ''
     throw new UsageError(`${where}: ${issue.message}${given}`)
   }
-  const { argTarget: _, ...opts } = result.data as z.infer<typeof optionsSchema> & { argTarget?: boolean }
+  const { argTarget: _, argTargets: __, ...opts } = result.data as z.infer<typeof optionsSchema>
   return opts
 }

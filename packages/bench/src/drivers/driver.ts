@@ -12,7 +12,11 @@ export interface Driver {
   close(): Promise<void>
 }
 
-export type TargetName = 'tandem' | 'redis'
+/**
+ * floor and floor-bare are the floor server (floor/floor-server.ts), which
+ * speaks the SDK's put and get: with tandem's storage, and without.
+ */
+export type TargetName = 'tandem' | 'redis' | 'floor' | 'floor-bare'
 
 export interface DriverSpec {
   target: TargetName
@@ -34,7 +38,7 @@ export interface DriverSpec {
 }
 
 export async function openDriver(spec: DriverSpec): Promise<Driver> {
-  if (spec.target === 'tandem') {
+  if (spec.target !== 'redis') {
     const { TandemDriver } = await import('./tandem.js')
     return TandemDriver.open(spec)
   }

@@ -8,7 +8,12 @@ import type { BenchReport, TargetResult } from './result.js'
  * target on a log scale. Hand-written so the harness needs no chart library.
  */
 
-const COLORS: Record<TargetName, string> = { tandem: '#2b6cb0', redis: '#c53030' }
+const COLORS: Record<TargetName, string> = {
+  tandem: '#2b6cb0',
+  redis: '#c53030',
+  floor: '#2f855a',
+  'floor-bare': '#718096',
+}
 const PERCENTILES = [
   ['p50', 'p50'],
   ['p90', 'p90'],

@@ -12,6 +12,9 @@ describe('the fixed name of a run', () => {
     ['run --target redis --workload put', 'redis'],
     ['compare --workload put,get', 'compare'],
     ['compare --workload put --replicas 1', 'compare-replicas-1'],
+    ['compare --workload put --targets tandem,redis,floor,floor-bare', 'compare-floor'],
+    ['compare --driver redis-benchmark --workload put --targets floor,redis', 'compare-floor-redis-benchmark'],
+    ['run --target floor --workload put', 'floor'],
     ['raw', 'raw'],
   ])('%s -> %s.json', (args, name) => {
     expect(resultName(parseOptions(args.split(' ')))).toBe(name)

@@ -15,10 +15,13 @@ export const REPO_ROOT = fileURLToPath(new URL('../../../../', import.meta.url))
 export function resultName(o: BenchOptions): string {
   const replicas = o.replicas > 0 ? `-replicas-${o.replicas}` : ''
   if (o.command === 'raw') return 'raw'
-  if (o.command === 'compare') return `compare${o.driver === 'redis-benchmark' ? '-redis-benchmark' : ''}${replicas}`
+  if (o.command === 'compare') {
+    const floor = o.targets.some((t) => t === 'floor' || t === 'floor-bare') ? '-floor' : ''
+    return `compare${floor}${o.driver === 'redis-benchmark' ? '-redis-benchmark' : ''}${replicas}`
+  }
   const suites = o.workload.filter(isSuite)
   const loads = suites.length < o.workload.length
-  const load = o.target === 'redis' ? `redis${replicas}` : replicas ? `tandem${replicas}` : 'single'
+  const load = o.target !== 'tandem' ? `${o.target}${replicas}` : replicas ? `tandem${replicas}` : 'single'
   return [...(loads ? [load] : []), ...suites].join('+')
 }
 

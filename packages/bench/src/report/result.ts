@@ -214,6 +214,19 @@ export interface ScenarioResult {
   multimaster?: Record<string, unknown>
   /** multimaster suite: the conflict rate for each number of masters and link latency. */
   conflicts?: ConflictPoint[]
+  /**
+   * compare with --targets floor / floor-bare and redis: each floor
+   * server's throughput and server CPU a request over Redis's, and how many
+   * µs of server CPU a request tandem spends above it.
+   */
+  floors?: Partial<
+    Record<
+      'floor' | 'floor-bare',
+      { throughputVsRedis: number; serverCpuVsRedis: number | null; tandemCpuAboveUs: number | null }
+    >
+  >
+  /** compare with --repeat N: every pass of each target, in the order run (the target reports its median). */
+  targetPasses?: Partial<Record<TargetName, { throughput: number; serverCpuUsPerOp: number | null }[]>>
   /** compare only: tandem divided by Redis. Above 1 means tandem has more throughput / higher latency. */
   ratios: {
     throughput: number

@@ -74,6 +74,35 @@ const RESULT_HEADER = [
 ]
 
 export function ratioLines(report: BenchReport): string[] {
+  return [...tandemRatioLines(report), ...floorLines(report)]
+}
+
+/** The floor servers against Redis and tandem, and every pass with --repeat. */
+function floorLines(report: BenchReport): string[] {
+  const out: string[] = []
+  for (const s of report.scenarios) {
+    for (const [name, f] of Object.entries(s.floors ?? {})) {
+      if (!f) continue
+      const t = s.targets[name as 'floor' | 'floor-bare']
+      out.push(
+        `${s.name}: ${name}/redis throughput ${f.throughputVsRedis}x` +
+          (f.serverCpuVsRedis == null
+            ? ''
+            : `, server CPU per request ${f.serverCpuVsRedis}x (${t?.serverCpuUsPerOp} / ${s.targets.redis?.serverCpuUsPerOp} µs)`) +
+          (f.tandemCpuAboveUs == null ? '' : `; tandem spends ${f.tandemCpuAboveUs} µs a request above it`),
+      )
+    }
+    if (s.targetPasses) {
+      const each = Object.entries(s.targetPasses).map(
+        ([t, ps]) => `${t} ${(ps ?? []).map((p) => `${n(p.throughput)}/s ${p.serverCpuUsPerOp ?? '-'} µs`).join(', ')}`,
+      )
+      out.push(`${s.name}, passes (ABBA; median reported): ${each.join('; ')}`)
+    }
+  }
+  return out
+}
+
+function tandemRatioLines(report: BenchReport): string[] {
   return report.scenarios
     .filter((s) => s.ratios)
     .map(
