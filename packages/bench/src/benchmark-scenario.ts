@@ -1,11 +1,12 @@
 import { Redis } from 'ioredis'
 import { splitHostPort } from './drivers/redis.js'
+import { TandemDriver } from './drivers/tandem.js'
 import { runRedisBenchmark } from './load/redis-benchmark.js'
-import { cpuSeconds, serverMeasure, totalCpuUsPerOp } from './measures/proc.js'
+import { cpuSeconds, serverMeasure, splitThreads, threadCpuSeconds, totalCpuUsPerOp } from './measures/proc.js'
 import type { BenchOptions } from './options.js'
 import type { ProgressLine } from './report/progress.js'
 import type { ScenarioResult, ServerMeasure, TargetCheck, TargetResult } from './report/result.js'
-import type { Scenario } from './scenario.js'
+import { commitBetween, commitStats, type Scenario } from './scenario.js'
 import type { Topology } from './topology/topology.js'
 
 /**
@@ -65,11 +66,34 @@ export async function runBenchmarkScenario(
     progress.note(`${label}: warm-up, ${Math.ceil(requests / 10).toLocaleString('en-US')} requests`)
     await runRedisBenchmark({ ...run, requests: Math.ceil(requests / 10) })
   }
+  // tandem and the floor server count their group commits in their status (over the WebSocket).
+  const statusClient =
+    topology.target === 'redis'
+      ? null
+      : await TandemDriver.open({
+          target: topology.target,
+          servers: [topology.master],
+          authToken: o.authToken,
+          pipeline: 1,
+        })
+  const commitBefore = await commitStats(statusClient)
   const cpuBefore = await Promise.all(topology.processes.map((p) => (p.pid ? cpuSeconds(p.pid) : undefined)))
+  const threadsBefore = await Promise.all(topology.processes.map((p) => (p.pid ? threadCpuSeconds(p.pid) : undefined)))
   const result = await runRedisBenchmark(run)
   const cpuAfter = await Promise.all(topology.processes.map((p) => (p.pid ? cpuSeconds(p.pid) : undefined)))
+  const threadsAfter = await Promise.all(topology.processes.map((p) => (p.pid ? threadCpuSeconds(p.pid) : undefined)))
+  const commit = commitBetween(commitBefore, await commitStats(statusClient))
+  await statusClient?.close()
   const servers: ServerMeasure[] = await Promise.all(
-    topology.processes.map((p, i) => serverMeasure(p, cpuBefore[i], cpuAfter[i], result)),
+    topology.processes.map(async (p, i) => {
+      const tBefore = threadsBefore[i]
+      const tAfter = threadsAfter[i]
+      return {
+        ...(await serverMeasure(p, cpuBefore[i], cpuAfter[i], result)),
+        // Which thread the CPU went to: the main thread against LevelDB's and V8's.
+        threads: p.pid && tBefore && tAfter ? splitThreads(p.pid, tBefore, tAfter, result.elapsedS) : null,
+      }
+    }),
   )
   const l = result.latencyMs
   progress.note(
@@ -93,7 +117,7 @@ export async function runBenchmarkScenario(
     },
     servers,
     serverCpuUsPerOp: totalCpuUsPerOp(cpuBefore, cpuAfter, result.ops),
-    commit: null,
+    commit,
     replicationLag: null,
     failover: null,
     fullSync: null,

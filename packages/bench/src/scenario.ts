@@ -54,7 +54,8 @@ export async function runScenario(
 ): Promise<TargetResult> {
   const label = `${target} ${s.name}`
   let statusClient: TandemDriver | null = null
-  if (target === 'tandem') statusClient = await TandemDriver.open({ ...spec, pipeline: 1 })
+  // tandem and the floor server count their group commits in their status.
+  if (target !== 'redis') statusClient = await TandemDriver.open({ ...spec, pipeline: 1 })
   try {
     let commitBefore: CommitStats | null = null
     let cpuBefore: (number | undefined)[] = []
@@ -122,18 +123,7 @@ export async function runScenario(
         }
       }),
     )
-    const before = commitBefore as CommitStats | null
-    const commit =
-      before && commitAfter
-        ? {
-            groups: commitAfter.groups - before.groups,
-            writes: commitAfter.writes - before.writes,
-            avgGroupSize:
-              commitAfter.groups === before.groups
-                ? 0
-                : Math.round(((commitAfter.writes - before.writes) / (commitAfter.groups - before.groups)) * 10) / 10,
-          }
-        : null
+    const commit = commitBetween(commitBefore, commitAfter)
     const result: TargetResult = {
       target,
       master: topology.master,
@@ -173,7 +163,18 @@ interface CommitStats {
   writes: number
 }
 
-async function commitStats(client: TandemDriver | null): Promise<CommitStats | null> {
+/** Group commits between two status samples, and their average size. */
+export function commitBetween(
+  before: CommitStats | null,
+  after: CommitStats | null,
+): { groups: number; writes: number; avgGroupSize: number } | null {
+  if (!before || !after) return null
+  const groups = after.groups - before.groups
+  const writes = after.writes - before.writes
+  return { groups, writes, avgGroupSize: groups === 0 ? 0 : Math.round((writes / groups) * 10) / 10 }
+}
+
+export async function commitStats(client: TandemDriver | null): Promise<CommitStats | null> {
   if (!client) return null
   try {
     const status = (await client.status()) as Awaited<ReturnType<TandemClient['status']>> & { commit?: CommitStats }

@@ -163,5 +163,7 @@ function status(store: FloorStore | null, address: string): Record<string, unkno
     log: { oldestSeq: 1, newestSeq: seq, entries: seq },
     address,
     failover: null,
+    // As tandem's status counts them: group commits and the writes in them.
+    ...(store ? { commit: { groups: store.groups, writes: store.puts } } : {}),
   }
 }

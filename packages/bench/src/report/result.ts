@@ -49,7 +49,7 @@ export interface TargetResult {
    * a process's CPU could not be read (servers the harness did not start).
    */
   serverCpuUsPerOp?: number | null
-  /** tandem only: group commits during the scenario (from the master's status). */
+  /** tandem and the floor server: group commits during the scenario (from the master's status). */
   commit: { groups: number; writes: number; avgGroupSize: number } | null
   /** Sampled commit-on-master to visible-on-replica lag; null without replicas. */
   replicationLag: ReplicaLag[] | null

@@ -92,6 +92,18 @@ function floorLines(report: BenchReport): string[] {
           (f.tandemCpuAboveUs == null ? '' : `; tandem spends ${f.tandemCpuAboveUs} µs a request above it`),
       )
     }
+    if (s.floors) {
+      // µs a request by thread: cores over requests a second.
+      const us = (cores: number, t: TargetResult) => ((cores / t.throughput) * 1e6).toFixed(1)
+      const each = (Object.values(s.targets) as TargetResult[]).flatMap((t) => {
+        const split = t.servers[0]?.threads
+        return split && t.throughput > 0
+          ? [`${t.target} ${us(split.main, t)} / ${us(split.busiestOther, t)} / ${us(split.rest, t)}`]
+          : []
+      })
+      if (each.length)
+        out.push(`${s.name}, server µs a request by thread (main / busiest other / rest): ${each.join('; ')}`)
+    }
     if (s.targetPasses) {
       const each = Object.entries(s.targetPasses).map(
         ([t, ps]) => `${t} ${(ps ?? []).map((p) => `${n(p.throughput)}/s ${p.serverCpuUsPerOp ?? '-'} µs`).join(', ')}`,
