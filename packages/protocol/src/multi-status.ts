@@ -12,6 +12,8 @@ export interface MultiPeerStatus {
   /** The peer's clock minus this node's as far as the last clock probe proves it (0: its round trip cannot tell them apart). */
   clockOffsetMs: number | null
   lastHeardMsAgo: number | null
+  /** Which hash the peer's digest (its last heartbeat) is of; 1 for a peer that does not say. */
+  digestHash: number
   vv: Record<string, number>
   digest: string
   snapshots: number
@@ -66,6 +68,8 @@ export interface MultiStatus {
   origin: string
   vv: Record<string, number>
   digest: string
+  /** Which hash the digest's terms are of: digests of different hashes never compare equal (see README, Multi-master). */
+  digestHash: number
   digestAlarm: string | null
   maxClockOffsetMs: number
   clockFence: string | null

@@ -18,7 +18,7 @@ import { bytesSchema, frameLimitSchema, nonceSchema, proofSchema } from './repli
  *                                               snapshot {chunk, count} ... snapshotEnd {seq}
  *                                             | refuse {reason, message}
  *                                            <- entries {entries, head, vv}        (repeated)
- *                                            <- heartbeat {time, vv, digest, rows, peersHold} (every 500 ms)
+ *                                            <- heartbeat {time, vv, digest, digestHash, rows, peersHold} (every 500 ms)
  *   ack {vv, digest, rows, direct, directRuns, frames} -> (after each applied frame, and every 250 ms)
  *   clock {t0} ->                             <- clock {t0, t1}   (offset probe, every second)
  *
@@ -150,6 +150,8 @@ export const pusherMessageSchema = z.discriminatedUnion('type', [
     time: z.number(),
     vv: peerVvSchema,
     digest: z.string().max(16),
+    /** Which hash the digest's terms are of (the server's DIGEST_HASH); absent: 1, SHA-256 (builds before 2026-11-30). */
+    digestHash: z.number().int().positive().optional(),
     rows: peerRowsSchema,
     peersHold,
   }),

@@ -102,7 +102,7 @@ function printMulti(m: MultiStatus, out: (line: string) => void): void {
   for (const p of m.peers) {
     const clock = p.clockOffsetMs === null ? '' : `  clock ${p.clockOffsetMs >= 0 ? '+' : ''}${p.clockOffsetMs} ms`
     out(
-      `peer ${p.addr} ${p.nodeId ?? '-'}  ${p.link}  lag ${p.lagEntries} entries / ${p.lagMs} ms${clock}${p.reason ? `  (${p.reason})` : ''}`,
+      `peer ${p.addr} ${p.nodeId ?? '-'}  ${p.link}  lag ${p.lagEntries} entries / ${p.lagMs} ms${clock}${p.reason ? `  (${p.reason})` : ''}${otherHash(m, p)}`,
     )
   }
   const t = m.tombstones
@@ -113,6 +113,15 @@ function printMulti(m: MultiStatus, out: (line: string) => void): void {
   if (m.forgotten?.length) out(`forgotten ${m.forgotten.join(' ')}`)
   if (m.clockFence) out(`writes refused: ${m.clockFence}`)
   if (m.digestAlarm) out(`ALARM: ${m.digestAlarm}`)
+}
+
+/** A note for a peer whose digest is of another hash than this node's (another build, in a rolling upgrade). */
+function otherHash(m: MultiStatus, p: MultiStatus['peers'][number]): string {
+  const mine = m.digestHash ?? 1
+  const theirs = p.digestHash ?? 1
+  return theirs === mine
+    ? ''
+    : `  (digest of hash ${theirs}, this node's of ${mine}: not comparable until both run one build)`
 }
 
 /** One node's part of a convergence check: its cursors and digest, or why it has none. */

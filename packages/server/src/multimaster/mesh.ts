@@ -4,6 +4,7 @@ import { TandemError } from '@tandem/protocol'
 import type { WebSocket } from 'ws'
 import { AckTracker } from '../replication/acks.js'
 import type { PeerTls } from '../replication/dial.js'
+import { DIGEST_HASH } from '../storage/convergence.js'
 import { hlcWallMs } from '../storage/hlc.js'
 import { OP_DEL } from '../storage/log-entry.js'
 import type { Sibling } from '../storage/record.js'
@@ -307,7 +308,8 @@ export class Mesh {
     const vv = this.host.store.committedVv
     let digest: string | null = null
     for (const link of this.links) {
-      if (!link.peerDigest || !sameVv(link.peerDigestVV, vv)) continue
+      // A digest of another hash (a peer of another build, in a rolling upgrade) says nothing of the data.
+      if (!link.peerDigest || link.peerDigestHash !== DIGEST_HASH || !sameVv(link.peerDigestVV, vv)) continue
       digest ??= this.digestHex()
       if (link.peerDigest !== digest) {
         const alarm = `peer ${link.nodeId} at ${link.addr} holds the same writes (version vector) but its digest is ${link.peerDigest}, this node's ${digest}`
@@ -524,6 +526,7 @@ export class Mesh {
       origin: store.origin,
       vv: store.committedVv,
       digest: this.digestHex(),
+      digestHash: DIGEST_HASH,
       digestAlarm: this.digestAlarm,
       maxClockOffsetMs: this.options.maxClockOffsetMs,
       clockFence: this.clockFence(),
@@ -541,6 +544,7 @@ export class Mesh {
           lastHeardMsAgo: l.lastHeardAt === 0 ? null : Math.round(this.host.clock.now() - l.lastHeardAt),
           vv: l.peerVV,
           digest: l.peerDigest,
+          digestHash: l.peerDigestHash,
           snapshots: l.stats.snapshots,
           clockPauses: l.stats.clockPauses,
           silenceTimeouts: l.stats.silenceTimeouts,

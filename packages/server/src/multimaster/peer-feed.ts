@@ -15,6 +15,7 @@ import type { AckSource } from '../replication/acks.js'
 import { Feed, type FeedTiming } from '../replication/feed.js'
 import { framesUnder } from '../replication/frame-limit.js'
 import { proofHolds, proveToken } from '../replication/peer-auth.js'
+import { DIGEST_HASH } from '../storage/convergence.js'
 import { peekIdentity, readForApply } from '../storage/entry-scan.js'
 import { NO_ORIGIN } from '../storage/log-entry.js'
 import type { Store } from '../storage/store.js'
@@ -533,6 +534,7 @@ export class PeerFeed extends Feed implements AckSource {
       time: this.host.clock.wall(),
       vv: this.store.committedVv,
       digest: this.host.digest(),
+      digestHash: DIGEST_HASH,
       rows: this.host.rows(),
       peersHold: this.host.heldElsewhere(this.origin),
     })

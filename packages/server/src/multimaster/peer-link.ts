@@ -111,6 +111,8 @@ export class PeerLink {
   peerVV: VersionVectorObject = {}
   /** The peer's digest and the version vector it was taken at (its last heartbeat). */
   peerDigest = ''
+  /** Which hash peerDigest is of (its heartbeat says; an older build's does not: 1, SHA-256). */
+  peerDigestHash = 1
   peerDigestVV: VersionVectorObject = {}
   /** When the peer was last heard (monotonic ms, 0: never), as the times below: differences only. */
   lastHeardAt = 0
@@ -530,6 +532,7 @@ export class PeerLink {
         if (message.peersHold !== undefined) this.peersHold = message.peersHold
         this.checkOwnHeld()
         this.peerDigest = message.digest
+        this.peerDigestHash = message.digestHash ?? 1
         this.peerDigestVV = message.vv
         this.host.onRows(message.rows)
         this.noteBehind()

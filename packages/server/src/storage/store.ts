@@ -544,6 +544,7 @@ export class Store {
   private lastSeqKey!: Buffer
   private clockKey!: Buffer
   private digestKey!: Buffer
+  private oldDigestKey!: Buffer
   private countsKey!: Buffer
   private keyCountKey!: Buffer
   private tombs!: Bytes
@@ -633,7 +634,9 @@ export class Store {
     this.metaPrefix = Buffer.from(this.meta.prefix)
     this.lastSeqKey = prefixed(this.metaPrefix, 'lastSeq')
     this.clockKey = prefixed(this.metaPrefix, 'clock')
-    this.digestKey = prefixed(this.metaPrefix, 'digest')
+    // The sums of DIGEST_HASH 2; 'digest' held those of SHA-256 (see openKeys).
+    this.digestKey = prefixed(this.metaPrefix, 'digest2')
+    this.oldDigestKey = prefixed(this.metaPrefix, 'digest')
     this.countsKey = prefixed(this.metaPrefix, 'keys')
     this.keyCountKey = prefixed(this.metaPrefix, 'keyCount')
   }
@@ -901,7 +904,11 @@ export class Store {
   }
 
   private async openKeys(): Promise<void> {
-    const digest = ConvergenceDigest.decode(await this.db.get(this.digestKey))
+    const stored = await this.db.get(this.digestKey)
+    const digest =
+      stored === undefined && (await this.db.get(this.oldDigestKey)) !== undefined
+        ? await this.rebuildDigest()
+        : ConvergenceDigest.decode(stored)
     const counts = ((await this.meta.get('keys')) as KeyCounts | undefined) ?? EMPTY_COUNTS()
     this.keys = new KeyTracker(this.tombs, digest, counts, this.maxSiblings)
     if (this.policy.conflict === 'lww' && this.heads === null) {
@@ -912,6 +919,35 @@ export class Store {
       await this.log.barrier(0, '{}')
     }
   }
+
+  /**
+   * The digest of a data dir whose sums are of SHA-256 (written before
+   * DIGEST_HASH 2), made anew from every record, and persisted in place
+   * of the old sums in one batch: once, at the first open by this build.
+   * A record that cannot be read counts for nothing (reads of it report
+   * the damage). Sets digestRebuiltKeys to the records it read.
+   */
+  private async rebuildDigest(): Promise<ConvergenceDigest> {
+    const digest = new ConvergenceDigest()
+    let records = 0
+    for await (const [key, record] of this.data.iterator()) {
+      records++
+      try {
+        digest.change(key, undefined, record)
+      } catch {
+        // Damaged: left out.
+      }
+    }
+    const batch = this.db.batch()
+    batch.put(this.digestKey, digest.encode())
+    batch.del(this.oldDigestKey)
+    await this.writeBatch(batch, this.options.sync !== 'none')
+    this.digestRebuiltKeys = records
+    return digest
+  }
+
+  /** Records read to make the digest anew at open (a data dir whose sums were of an older hash); null when it was not. */
+  digestRebuiltKeys: number | null = null
 
   /**
    * A replica taking a full sync from an upstream whose records follow
@@ -2996,6 +3032,7 @@ export class Store {
     batch.put(prefixed(this.metaPrefix, 'largestValue'), Buffer.from('0'))
     batch.put(prefixed(this.metaPrefix, 'sealed'), Buffer.from('true'))
     batch.del(this.digestKey)
+    batch.del(this.oldDigestKey)
     batch.del(this.countsKey)
     batch.put(this.keyCountKey, Buffer.from('0'))
     await this.writeBatch(batch, this.options.sync !== 'none')

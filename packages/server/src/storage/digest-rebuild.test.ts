@@ -1,0 +1,103 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { LwwResolver } from '../multimaster/lww.js'
+import { OP_DEL, OP_PUT } from './log-entry.js'
+import { Store } from './store.js'
+
+/**
+ * Rule: a data dir whose persisted digest sums are of the older hash
+ * (SHA-256, meta key `digest`; see convergence.ts) gets its digest made
+ * anew from its records at the first open by this build, persisted under
+ * `digest2` in place of the old sums: the same digest a store that
+ * hashed every change with this build's hash holds.
+ */
+
+let dir: string
+let stores: Store[] = []
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'tandem-digest-rebuild-test-'))
+})
+
+afterEach(async () => {
+  await Promise.all(stores.map((s) => s.close()))
+  stores = []
+  rmSync(dir, { recursive: true, force: true })
+})
+
+async function open(): Promise<Store> {
+  const store = await Store.open({
+    dataDir: join(dir, 'd'),
+    sync: 'none',
+    logRetention: 100_000,
+    mode: 'multi',
+    conflict: 'lww',
+  })
+  store.resolver = new LwwResolver()
+  stores.push(store)
+  return store
+}
+
+async function close(store: Store): Promise<void> {
+  await store.close()
+  stores = stores.filter((s) => s !== store)
+}
+
+/** The store's LevelDB and meta key names, for what an older build left on disk. */
+function raw(store: Store) {
+  const inner = store as unknown as {
+    db: {
+      get(key: Buffer): Promise<Buffer | undefined>
+      batch(): { put(k: Buffer, v: Buffer): void; del(k: Buffer): void; write(): Promise<void> }
+    }
+    metaPrefix: Buffer
+  }
+  const key = (name: string) => Buffer.concat([inner.metaPrefix, Buffer.from(name)])
+  return { db: inner.db, oldKey: key('digest'), newKey: key('digest2') }
+}
+
+describe('store: a digest persisted with the older hash', () => {
+  it('is made anew from the records at open, once, equal to the digest kept write by write', async () => {
+    const store = await open()
+    for (let i = 0; i < 60; i++) await store.writeWithIdentity([[OP_PUT, `k${i % 40}`, `v${i}`]])
+    for (let i = 0; i < 10; i++) await store.writeWithIdentity([[OP_DEL, `k${i * 3}`]])
+    const digest = store.keys?.digest.hex
+    const counts = store.keys?.counts
+    expect(counts?.tombstones).toBe(10)
+    expect(store.digestRebuiltKeys).toBeNull()
+
+    // What an older build leaves: its sums (whatever they are) under `digest`, none under `digest2`.
+    const { db, oldKey, newKey } = raw(store)
+    const batch = db.batch()
+    batch.put(oldKey, Buffer.alloc(2048, 0x5a))
+    batch.del(newKey)
+    await batch.write()
+    await close(store)
+
+    const upgraded = await open()
+    // 40 keys, 10 of them tombstones: every record is read.
+    expect(upgraded.digestRebuiltKeys).toBe(40)
+    expect(upgraded.keys?.digest.hex).toBe(digest)
+    expect(upgraded.keys?.counts).toEqual(counts)
+    const after = raw(upgraded)
+    expect(await after.db.get(after.oldKey)).toBeUndefined()
+    expect(await after.db.get(after.newKey)).toBeDefined()
+    // Writes go on from the rebuilt sums.
+    await upgraded.writeWithIdentity([[OP_PUT, 'k0', 'again']])
+    const moved = upgraded.keys?.digest.hex
+    expect(moved).not.toBe(digest)
+    await close(upgraded)
+
+    const again = await open()
+    expect(again.digestRebuiltKeys).toBeNull()
+    expect(again.keys?.digest.hex).toBe(moved)
+  })
+
+  it('is not made anew for a new data dir', async () => {
+    const store = await open()
+    expect(store.digestRebuiltKeys).toBeNull()
+    expect(store.keys?.digest.hex).toBe('0000000000000000')
+  })
+})
