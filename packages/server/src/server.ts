@@ -11,6 +11,7 @@ import { acceptUpgrade, ClientSocket } from './api/client-socket.js'
 import { CLOSE, ClientConnection } from './api/connection.js'
 import { FrameGuard } from './api/frame-guard.js'
 import { SnapshotSender } from './api/snapshot-sender.js'
+import { TurnFlush } from './api/turn-flush.js'
 import type { Config } from './config.js'
 import { rejectUpgrade, sendJson } from './http/answer.js'
 import { WebConsole } from './http/console.js'
@@ -60,6 +61,8 @@ export class TandemServer {
   private readonly wss: WebSocketServer
   /** Client connections, oldest first. */
   private readonly connections = new Set<ClientConnection>()
+  /** Client replies wait here for the end of the loop's turn (tunable clientFlushPerTurn). */
+  private readonly turnFlush: TurnFlush | undefined
   private readonly frames: FrameGuard
   /** The most reply bytes any closed connection held (open ones keep their own). */
   private peakReplyBytesClosed = 0
@@ -81,6 +84,7 @@ export class TandemServer {
     private readonly logger: Logger,
     tls: PeerTls | undefined,
   ) {
+    this.turnFlush = config.tune.clientFlushPerTurn === 1 ? new TurnFlush() : undefined
     const onRequest = guardRequest(logger, (req, res) => this.onHttpRequest(req, res))
     // With --tls-ca, peers are asked for a certificate (checked on peer links
     // in onUpgrade); clients may connect without one.
@@ -378,7 +382,12 @@ export class TandemServer {
       this.node,
       this.config,
       this.logger,
-      { onRequest: (op) => this.countRequest(op), onError: (code) => this.countError(code), latency: this.latency },
+      {
+        onRequest: (op) => this.countRequest(op),
+        onError: (code) => this.countError(code),
+        latency: this.latency,
+        turnFlush: this.turnFlush,
+      },
       preAuthenticated,
     )
     this.frames.watch(ws, tcp)

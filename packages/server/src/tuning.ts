@@ -404,6 +404,19 @@ export const tuningSchema = z
           "A client connection that owes replies, is paused for backpressure or is receiving a frame, and has sent nothing for this long, gets a WebSocket ping (clients take a silent node as gone: the SDK's livenessTimeoutMs). Keep it well under the clients' liveness timeout; shorter sends more pings.",
       }),
     ),
+    clientFlushPerTurn: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(1)
+      .default(1)
+      .meta(
+        doc({
+          unit: '(1 on, 0 off)',
+          description:
+            "1: the replies of every WebSocket client connection wait for the end of the event loop's turn (after every socket ready in it was read) and are written then, one write a connection. 0: a connection's replies are written as soon as the read (or the group commit) that made them has run. Writing between reads lets each client woken by a reply take the node's core in the middle of its turn: at 50 connections with one request in flight, 1 saves about 2 us of server CPU a request on 2 cores. A reply waits at most for the rest of the turn's input.",
+        }),
+      ),
     clientCloseGraceMs: count.default(2000).meta(
       doc({
         unit: 'ms',

@@ -27,6 +27,7 @@ import type { ClientSocket } from './client-socket.js'
 import { checkLimits, handle, replyReserve } from './handlers.js'
 import { ReplyOutbox } from './reply-outbox.js'
 import { encodeReply } from './reply-writer.js'
+import type { Flushable, TurnFlush } from './turn-flush.js'
 
 /** WebSocket close codes tandem uses. */
 export const CLOSE = {
@@ -42,6 +43,8 @@ interface ConnectionHooks {
   onError(code: string): void
   /** Seconds from reading a request to sending its reply, by op. */
   latency?: LatencyHistogram
+  /** Where replies wait for the end of the loop's turn (tunable clientFlushPerTurn); without it, each connection flushes on the next tick. */
+  turnFlush?: TurnFlush
 }
 
 /**
@@ -85,7 +88,7 @@ interface PutRun {
 
 type PutRequest = Extract<Request, { op: 'put' }>
 
-export class ClientConnection {
+export class ClientConnection implements Flushable {
   inFlight = 0
   /** The most reply bytes (see replyBytes) this connection has held. */
   peakReplyBytes = 0
@@ -444,9 +447,11 @@ export class ClientConnection {
     this.notePeak()
     if (!this.flushScheduled) {
       this.flushScheduled = true
-      // After the current turn's promise jobs: replies resolved together
-      // (one group commit's writers) leave in one frame.
-      process.nextTick(() => this.onFlushTick())
+      // Replies resolved together (one group commit's writers) leave in one
+      // frame: at the end of the loop's turn (see turn-flush.ts), or after
+      // the current callback's promise jobs.
+      if (this.hooks.turnFlush !== undefined) this.hooks.turnFlush.add(this)
+      else process.nextTick(() => this.flushNow())
     }
   }
 
@@ -495,8 +500,8 @@ export class ClientConnection {
     this.ws.ping()
   }
 
-  /** Runs from process.nextTick: a throw is the guard's (see guard), inline as this runs per flush. */
-  private onFlushTick(): void {
+  /** Runs from the turn's flush or process.nextTick: a throw is the guard's (see guard), inline as this runs per flush. */
+  flushNow(): void {
     try {
       this.flush()
       // The outbox counted against the in-flight cap: backlogged requests, or
