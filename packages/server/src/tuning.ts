@@ -362,11 +362,11 @@ export const tuningSchema = z
           "Multi-master: how often a link measures its peer's clock offset. Shorter keeps the offset (and CLOCKSKEW) fresher and sends more frames.",
       }),
     ),
-    peerMaxQueuedApply: count.default(4).meta(
+    peerMaxQueuedApply: count.default(16).meta(
       doc({
         unit: 'frames',
         description:
-          "Multi-master: frames of a peer's entries waiting for the group committer before the link stops reading that peer's socket. Each waits decoded (objects per entry that every young-generation collection copies while they wait), so more costs a node catching up CPU in the collector and memory; fewer than the frames one group commit takes can leave the committer waiting for the next frame.",
+          "Multi-master: frames of a peer's entries handed to the group committer and not yet durable (frames read together count once) before the link stops reading that peer's socket; it reads again at half of it. They wait as the bytes that came (read when their group is built), so more holds more of them in memory, at most this many frames. A pause costs lag: frames the peer sends meanwhile are read only once a group is durable, after the next group has gone to the disk without them, so each waits a whole group write more; too few pauses the link at every slow write under a steady load (a frame waits in one group being written and another being built).",
       }),
     ),
     peerDirectSilenceMs: count.default(2000).meta(

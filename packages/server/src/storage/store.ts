@@ -1735,8 +1735,10 @@ export class Store {
     let wall = 0
     for (const write of group) {
       if (write.kind !== 'remote') continue
-      stages.observe('remote_queue', (started - write.submittedAt) / 1000)
-      stages.observe('remote_commit', (now - started) / 1000)
+      // A frame that joined the group while it was built (pipelined) queued for none of it.
+      const joined = write.submittedAt > started
+      stages.observe('remote_queue', joined ? 0 : (started - write.submittedAt) / 1000)
+      stages.observe('remote_commit', (now - (joined ? write.submittedAt : started)) / 1000)
       if (write.placement !== 'append' || write.count === 0 || write.firstHlc === 0) continue
       if (wall === 0) wall = this.clock.wall()
       stages.observe('peer_lag', Math.max(0, wall - hlcWallMs(write.firstHlc)) / 1000)

@@ -8,8 +8,10 @@
  * - `read`, `build`, `write`: one group's read of the records it resolves
  *   against, the building of its batch, LevelDB's write (and fsync);
  * - `remote_queue`: a frame of a peer's or upstream's entries, from its
- *   submit to the start of the group that takes it;
- * - `remote_commit`: the same frame, from that start to durable;
+ *   submit to the start of the group that takes it (0 when it joined a
+ *   group already started: one built while the group before it is written);
+ * - `remote_commit`: the same frame, from that start (or its submit, when
+ *   it joined) to durable;
  * - `peer_arrive`: a peer's frame, from the HLC wall time of its first
  *   entry (stamped when its origin built the group) to its read off this
  *   node's socket: the origin's commit, its feed, the network. Measured
