@@ -90,7 +90,13 @@ export class FloorStore {
   ) {}
 
   async start(): Promise<void> {
-    this.db = new Level<Uint8Array, Uint8Array>(this.dir, { keyEncoding: 'view', valueEncoding: 'view' })
+    const { writeBufferBytes, tableCompression } = leveldbOptions()
+    this.db = new Level<Uint8Array, Uint8Array>(this.dir, {
+      keyEncoding: 'view',
+      valueEncoding: 'view',
+      writeBufferSize: writeBufferBytes,
+      compression: tableCompression === 1,
+    })
     await this.db.open()
     const last = await this.db.get(LAST_SEQ_KEY)
     if (last !== undefined) this.nextSeq = Number(Buffer.from(last).toString()) + 1
@@ -281,6 +287,21 @@ export class FloorStore {
       }),
     )
   }
+}
+
+/**
+ * LevelDB's options as tandem's store opens it by default (a 16 MB write
+ * buffer, tables compressed), or as TANDEM_TUNE sets them for tandem too
+ * (writeBufferBytes, tableCompression), so that one A/B moves both alike.
+ */
+function leveldbOptions(): { writeBufferBytes: number; tableCompression: number } {
+  const out = { writeBufferBytes: 16 * 1024 * 1024, tableCompression: 1 }
+  for (const part of (process.env.TANDEM_TUNE ?? '').split(',')) {
+    const [name, value] = part.trim().split('=')
+    if ((name === 'writeBufferBytes' || name === 'tableCompression') && Number.isInteger(Number(value)))
+      out[name] = Number(value)
+  }
+  return out
 }
 
 function valueBytesMax(value: Buffer | string): number {
