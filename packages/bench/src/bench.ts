@@ -3,6 +3,7 @@ import { loadavg } from 'node:os'
 import { preloadResp, redisBenchmarkChecks, respAddress, runBenchmarkScenario } from './benchmark-scenario.js'
 import { consistencyChecks } from './consistency-checks.js'
 import type { DriverSpec, TargetName } from './drivers/driver.js'
+import { floorChecks } from './floor/floor-checks.js'
 import { preload } from './load/client-group.js'
 import { describeMachine } from './machine.js'
 import { type BenchOptions, isSuite, redisFsyncOf } from './options.js'
@@ -193,6 +194,7 @@ export async function runBench(o: BenchOptions, commandLine: string): Promise<Be
 
   if (o.driver === 'redis-benchmark') checks.push(...redisBenchmarkChecks(results, o))
   if (o.consistency) checks.push(...consistencyChecks(results))
+  checks.push(...floorChecks(results, o))
 
   const report: BenchReport = {
     tool: 'tandem-bench',
