@@ -16,16 +16,20 @@ class Reference {
   }
   /** The names' bytes in `current`: a generation ends at half of max keys or 64 bytes of names per such key. */
   private currentBytes = 0
-  set(name: string, exists: boolean): void {
-    if (this.max <= 0) return
+  /** Whether this set dropped keys (a swap emptied a generation that held some). */
+  set(name: string, exists: boolean): boolean {
+    if (this.max <= 0) return false
     if (!this.current.has(name)) this.currentBytes += name.length
     this.current.set(name, exists)
     const half = Math.max(1, this.max >> 1)
     if (this.current.size >= half || this.currentBytes >= half * 64) {
+      const dropped = this.previous.size > 0
       this.previous = this.current
       this.current = new Map()
       this.currentBytes = 0
+      return dropped
     }
+    return false
   }
   clear(): void {
     this.current.clear()
@@ -121,6 +125,58 @@ describe('KeyPresence', () => {
       if (max >= 5000) expect(inPlace).toBeGreaterThan(1000) // tickets used in place, not only by name
     })
   }
+
+  for (const max of [0, 1, 10, 600, 5000]) {
+    it(`once marked complete, knows a key it does not hold is absent, until a key is dropped (max ${max})`, () => {
+      const presence = new KeyPresence(max)
+      const reference = new Reference(max)
+      presence.markComplete()
+      let complete = max > 0
+      const next = seeded(max + 5)
+      const keys = Array.from({ length: 4000 }, (_, i) => (i % 7 === 0 ? `clé-${i}` : `k${i}`))
+      let absent = 0
+      for (let op = 0; op < 20_000; op++) {
+        const name = nameOf(keys[next(keys.length)])
+        const roll = next(100)
+        if (roll < 40) {
+          const exists = next(3) !== 0
+          presence.set(name, exists)
+          if (reference.set(name, exists)) complete = false
+        } else if (roll === 99 && next(20) === 0) {
+          presence.clear()
+          reference.clear()
+          complete = false
+        } else {
+          const want = reference.get(name) ?? (complete ? false : undefined)
+          if (want === false && reference.get(name) === undefined) absent++
+          expect(presence.get(name)).toBe(want)
+          const ticket = presence.lookup(name)
+          expect(ticketKnown(ticket)).toBe(want !== undefined)
+          if (want !== undefined) expect(ticketExists(ticket)).toBe(want)
+        }
+        expect(presence.isComplete).toBe(complete)
+      }
+      // Keys known absent without being held happen (a small table drops keys at once).
+      if (max >= 5000) expect(absent).toBeGreaterThan(200)
+      // Marked again only while it holds nothing.
+      presence.set(nameOf('k1'), true)
+      presence.markComplete()
+      expect(presence.isComplete).toBe(false)
+      presence.clear()
+      presence.markComplete()
+      expect(presence.isComplete).toBe(max > 0)
+    })
+  }
+
+  it('is no longer complete once it does not keep a name that exists (a character over 0xff)', () => {
+    const presence = new KeyPresence(100)
+    presence.markComplete()
+    presence.set('\u0100', false)
+    expect(presence.isComplete).toBe(true)
+    presence.set('\u0100', true)
+    expect(presence.isComplete).toBe(false)
+    expect(presence.get(nameOf('other'))).toBeUndefined()
+  })
 
   it('keeps names whose hashes meet apart (many keys in a small table)', () => {
     // 20,000 keys in one generation: every slot chain is probed past others.

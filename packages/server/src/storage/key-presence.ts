@@ -16,6 +16,15 @@ import { hashName, NOT_KEPT } from './name-hash.js'
  *
  * Only for data dirs without a conflict policy: there a record that exists
  * is a key. Tombstones (multi-master) need the record itself.
+ *
+ * Complete (markComplete): when the store opened a data dir that holds no
+ * record, every key that comes to exist is set here by the group that
+ * writes it, so a key not held here does not exist: it is known absent,
+ * with no read (a store filling with new keys otherwise reads each one
+ * first, a point read of LevelDB that finds nothing). Only until a key is
+ * dropped: a swap that empties a generation holding keys, a clear, a name
+ * too long to keep; it is not restored until the store finds its data
+ * empty again.
  */
 export class KeyPresence {
   /**
@@ -32,11 +41,23 @@ export class KeyPresence {
   private readonly half: number
   /** Swaps and clears so far (see stamp). */
   private swaps = 0
+  /** Every key that exists is held (see above). */
+  private complete = false
 
   constructor(private readonly max: number) {
     this.half = Math.max(1, max >> 1)
     this.current = new PresenceTable(this.half, this.half * NAME_BYTES_PER_KEY)
     this.previous = new PresenceTable(this.half, this.half * NAME_BYTES_PER_KEY)
+  }
+
+  /** The data holds no key now (the store found it empty): from here every key that exists is set here. */
+  markComplete(): void {
+    this.complete = this.max > 0 && this.size === 0
+  }
+
+  /** Whether a key not held here is known not to exist (see above). */
+  get isComplete(): boolean {
+    return this.complete
   }
 
   get size(): number {
@@ -61,7 +82,7 @@ export class KeyPresence {
     if (this.max <= 0) return undefined
     const hash = hashName(name, 0, LATIN1)
     if (hash === NOT_KEPT) return undefined
-    return this.current.get(name, hash) ?? this.previous.get(name, hash)
+    return this.current.get(name, hash) ?? this.previous.get(name, hash) ?? (this.complete ? false : undefined)
   }
 
   /**
@@ -79,7 +100,8 @@ export class KeyPresence {
     const entry = this.current.find(name, hash)
     if (entry >= 0) return (entry + 1) * HELD + KNOWN + (this.current.existsAt(entry) ? EXISTS : 0)
     const known = this.previous.get(name, hash)
-    return known === undefined ? UNKNOWN : KNOWN + (known ? EXISTS : 0)
+    if (known === undefined) return this.complete ? KNOWN : UNKNOWN
+    return KNOWN + (known ? EXISTS : 0)
   }
 
   /**
@@ -98,10 +120,16 @@ export class KeyPresence {
   set(name: string, exists: boolean): void {
     if (this.max <= 0) return
     const hash = hashName(name, 0, LATIN1)
-    if (hash === NOT_KEPT) return
+    if (hash === NOT_KEPT) {
+      // Not kept: if it exists, this no longer holds every key that does.
+      if (exists) this.complete = false
+      return
+    }
     this.current.set(name, hash, exists)
     if (this.current.count >= this.half || this.current.full) {
       const emptied = this.previous
+      // The keys it held are dropped (the first swap drops none).
+      if (emptied.count > 0) this.complete = false
       emptied.clear()
       this.previous = this.current
       this.current = emptied
@@ -112,6 +140,7 @@ export class KeyPresence {
   clear(): void {
     this.current.clear()
     this.previous.clear()
+    this.complete = false
     this.swaps++
   }
 }

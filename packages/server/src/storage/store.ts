@@ -813,6 +813,9 @@ export class Store {
       await this.putMeta('sealed', true, true)
       this.sealedOnly = true
     }
+    // Data that holds no record: every key written from now on is learned
+    // by the presence cache, which so knows a key it does not hold is absent.
+    if ((await this.data.keys({ limit: 1 }).all()).length === 0) this.presence.markComplete()
     this.expiry.clear()
     if (this.ttlUsed) {
       for await (const [key, record] of this.data.iterator()) {
@@ -1491,6 +1494,8 @@ export class Store {
     } catch (err) {
       this.writingSeq = this.lastSeq
       this.forgetHeads()
+      // Whether LevelDB took any of it is not certain here: the presence cache no longer vouches for every key.
+      this.presence.clear()
       if (this.inflight === self) this.inflight = null
       // A group built on this one undoes itself first, then this one.
       if (!self.successor) this.undo(self)
