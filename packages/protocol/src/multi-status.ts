@@ -33,6 +33,13 @@ export interface MultiPeerStatus {
    */
   joinedFrames: number
   /**
+   * Times the link stopped reading the peer's socket because more than the
+   * tunable peerMaxQueuedApply of its frames were in this node's group
+   * committer, not yet durable, and the ms it stayed stopped in all (holds
+   * that ended).
+   */
+  applyHolds: { count: number; ms: number }
+  /**
    * The feed this peer pulls from this node, or null when it pulls none;
    * `direct`: the origins the peer says it streams from their own node
    * (this node does not forward their entries to it while it serves the

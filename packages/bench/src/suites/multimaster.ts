@@ -150,6 +150,7 @@ export async function multimasterSuite(
         t.nodes.map((node) => node.address),
         o.authToken,
       )
+      const holdsBefore = await counted()
       const half = await runScenario(
         'tandem',
         t,
@@ -212,6 +213,26 @@ export async function multimasterSuite(
           met: null,
         })
       }
+      // Links that stopped reading their peer's socket (too many of its frames in the committer): frames sent meanwhile waited.
+      const holdsAfter = await counted()
+      const holds = (field: 'count' | 'ms') =>
+        holdsAfter.reduce(
+          (sum, s, i) =>
+            sum +
+            (s.multi?.peers ?? []).reduce((a, p, j) => {
+              const before = holdsBefore[i].multi?.peers[j]?.applyHolds?.[field] ?? 0
+              return a + (p.applyHolds?.[field] ?? 0) - before
+            }, 0),
+          0,
+        )
+      checks.push({
+        id: 'multimaster.peerLagApplyHeldMs',
+        name: `half saturation, both masters: time peer links stopped reading their socket, more than peerMaxQueuedApply frames in the committer (${holds('count')} holds), in all`,
+        measured: holds('ms'),
+        unit: 'ms',
+        target: '-',
+        met: null,
+      })
       checks.push({
         id: 'multimaster.peerLagLoopMax',
         name: 'half saturation: longest event-loop delay of either master (its GC pauses, long tasks and time off the CPU)',

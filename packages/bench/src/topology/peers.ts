@@ -120,7 +120,8 @@ interface PeerStatus {
     origin: string
     lwwLost: number
     siblings: { keys: number }
-    peers: { lagEntries: number }[]
+    /** applyHolds: absent on versions that do not count them. */
+    peers: { lagEntries: number; applyHolds?: { count: number; ms: number } }[]
     /** Absent on versions that do not count them. */
     received?: number
     duplicates?: number

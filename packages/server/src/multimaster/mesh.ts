@@ -550,6 +550,7 @@ export class Mesh {
           silenceTimeouts: l.stats.silenceTimeouts,
           vvFrames: { received: l.stats.vvFrames, merged: l.stats.vvFramesMerged },
           joinedFrames: l.stats.framesJoined,
+          applyHolds: { count: l.stats.applyHolds, ms: Math.round(l.stats.applyHeldMs) },
           pulling: feed
             ? {
                 state: feed.state,

@@ -152,6 +152,13 @@ export class PeerLink {
     vvFramesMerged: 0,
     /** Entries frames with entries that joined the one queued before them (see QueuedEntries). */
     framesJoined: 0,
+    /**
+     * Times the link stopped reading the peer's socket because more than
+     * peerMaxQueuedApply of its frames were in the committer, not yet
+     * durable, and the ms it stayed stopped (holds that ended).
+     */
+    applyHolds: 0,
+    applyHeldMs: 0,
   }
   private ws: WebSocket | null = null
   private stopped = false
@@ -205,6 +212,11 @@ export class PeerLink {
         ws.terminate()
       },
       this.host.tuning.linkInboxDepth,
+      (ms) => {
+        this.stats.applyHolds++
+        this.stats.applyHeldMs += ms
+      },
+      this.host.clock,
     )
     const previous = this.inbox
     this.inbox = inbox

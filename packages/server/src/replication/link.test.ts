@@ -67,4 +67,42 @@ describe('SerialInbox', () => {
     await Promise.resolve()
     expect(socket.reading).toBe(true)
   })
+
+  it('tells how long each hold for work in flight lasted, once it ends', async () => {
+    const socket = new PausableSocket()
+    let now = 1000
+    const held: number[] = []
+    const box = new SerialInbox(
+      socket as unknown as WebSocket,
+      () => {},
+      64,
+      (ms) => held.push(ms),
+      {
+        now: () => now,
+        wall: () => now,
+      },
+    )
+    const frames = Array.from({ length: 3 }, deferred)
+    for (const frame of frames) box.push(() => box.handedOff(frame.promise, 2))
+    await box.idle()
+    expect(socket.reading).toBe(false)
+    now += 10
+    frames[0].resolve()
+    await frames[0].promise
+    await Promise.resolve()
+    expect(socket.reading, 'two in flight, more than half of two').toBe(false)
+    expect(held).toEqual([])
+    now += 30
+    frames[1].resolve()
+    await frames[1].promise
+    await Promise.resolve()
+    expect(socket.reading, 'one in flight, half of two: reading again').toBe(true)
+    expect(held).toEqual([40])
+    // Settling the last starts no hold and ends none.
+    frames[2].resolve()
+    await frames[2].promise
+    await Promise.resolve()
+    expect(held).toEqual([40])
+    expect(socket.pauses).toBe(1)
+  })
 })

@@ -80,6 +80,8 @@ export class SerialInbox {
   private overDepth = false
   private inFlight = 0
   private held = false
+  /** When the current hold (handedOff) began (clock.now()). */
+  private heldAt = 0
   private socketPaused = false
 
   constructor(
@@ -87,6 +89,9 @@ export class SerialInbox {
     private readonly onError: (err: unknown) => void,
     /** Tasks waiting before the socket is paused (linkInboxDepth); it resumes at a quarter of this. */
     private readonly maxDepth: number,
+    /** Told, as each hold for work in flight ends (handedOff), how long it lasted, in ms. */
+    private readonly onHeld?: (ms: number) => void,
+    private readonly clock: Clock = systemClock,
   ) {}
 
   push(task: () => Promise<void> | void): void {
@@ -136,12 +141,14 @@ export class SerialInbox {
     this.inFlight++
     if (this.inFlight > max && !this.held) {
       this.held = true
+      this.heldAt = this.clock.now()
       this.update()
     }
     const settled = () => {
       this.inFlight--
       if (this.held && this.inFlight <= max / 2) {
         this.held = false
+        this.onHeld?.(this.clock.now() - this.heldAt)
         this.update()
       }
     }
