@@ -68,7 +68,7 @@ export class TandemServer {
   private peakReplyBytesClosed = 0
   private readonly keepaliveTimer: NodeJS.Timeout
   private closing: Promise<void> | null = null
-  private countRequest!: (op: string) => void
+  private countRequest!: (op: string, count?: number) => void
   private countError!: (code: string) => void
   private latency!: LatencyHistogram
   private readonly console: WebConsole
@@ -139,7 +139,7 @@ export class TandemServer {
         metrics: this.metrics,
         version: SERVER_VERSION,
         tls: tls && { cert: tls.cert, key: tls.key, ca: tls.ca },
-        countRequest: (op) => this.countRequest(op),
+        countRequest: (op, count) => this.countRequest(op, count),
         countError: (code) => this.countError(code),
         latency: this.latency,
         tokenMatches: (token) => tokenMatches(config.authToken, token),

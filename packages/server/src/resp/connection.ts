@@ -24,7 +24,8 @@ import type { Glob } from './glob.js'
 import { type RespLimits, RespParser, RespProtocolError, UNAUTHENTICATED_LIMITS } from './parser.js'
 
 interface RespConnectionHooks {
-  onCommand(op: string): void
+  /** `count` commands of `op` received (one when not given). */
+  onCommand(op: string, count?: number): void
   /** Seconds from reading a command to sending its reply, by tandem op. */
   latency?: LatencyHistogram
   onError(code: ErrorCode): void
@@ -33,20 +34,34 @@ interface RespConnectionHooks {
   logger: Logger
 }
 
-/** A reply owed to the client, in the order the commands came. */
+/**
+ * Replies owed to the client, in the order the commands came: one
+ * command's, or a run's (`count` GETs or plain SETs dispatched one after
+ * another), which are answered together and so need no object each.
+ */
 interface Slot {
+  /** The reply: of each of `count` commands when `replies` is null (a run of SETs all OK). */
   reply: Reply | undefined
   done: boolean
-  /** The op the reply is timed under, and when the command's bytes were read; none for pushes. */
-  op?: string
-  at?: number
+  /** Commands answered here: 1, or a run's length. */
+  count: number
+  /**
+   * A run's replies, at `from` onwards: a GET's value (undefined when the
+   * key is missing) or error reply, a SET's OK or error reply. The array
+   * may hold other connections' answers outside this run's range.
+   */
+  replies: (Reply | undefined)[] | null
+  from: number
+  /** The op the replies are timed under, and when the commands' bytes were read; none for pushes. */
+  op: string | undefined
+  at: number
 }
 
 /** GETs dispatched one after another in one pass over the input, read together when the run ends. */
 interface GetRun {
   /** The keys' argument bytes (GetBatch.read). */
   keys: Buffer[]
-  slots: Slot[]
+  slot: Slot
 }
 
 /**
@@ -56,7 +71,12 @@ interface GetRun {
  */
 interface SetRun {
   ops: EntryOp[]
-  slots: Slot[]
+  slot: Slot
+}
+
+/** A slot of one reply, already known (a push, an error) or owed by one command (op). */
+function oneSlot(reply: Reply | undefined, op?: string, at = 0): Slot {
+  return { reply, done: reply !== undefined, count: 1, replies: null, from: 0, op, at }
 }
 
 /**
@@ -96,6 +116,8 @@ export class RespConnection implements RespSession {
   private readonly writer = new RespWriter()
   private slots: Slot[] = []
   private slotHead = 0
+  /** Replies the slots from slotHead on stand for (what --max-in-flight bounds). */
+  private owed = 0
   private unsettledReads = 0
   private unsettledWrites = 0
   private barrier = false
@@ -121,6 +143,9 @@ export class RespConnection implements RespSession {
   private commandTimer: NodeJS.Timeout | null = null
   /** The parser's bytes as last added to the front end's total (host.holdInput). */
   private countedInput = 0
+  /** GETs and SETs dispatched in this pump, counted (hooks.onCommand) once at its end. */
+  private gets = 0
+  private sets = 0
 
   constructor(
     private readonly socket: Socket,
@@ -220,7 +245,7 @@ export class RespConnection implements RespSession {
       this.socket.destroy()
       return
     }
-    this.slots.push({ reply: new PushReply(items), done: true })
+    this.push(oneSlot(new PushReply(items)))
     this.scheduleFlush()
   }
 
@@ -252,13 +277,14 @@ export class RespConnection implements RespSession {
     this.parser.release()
     this.countInput()
     this.hooks.onError('BUSY')
-    this.slots.push({
-      reply: errorReply(
-        'ERR',
-        `the node holds too many bytes of commands still arriving (--max-partial-frame-bytes ${this.host.config.maxPartialFrameBytes}); try again later`,
+    this.push(
+      oneSlot(
+        errorReply(
+          'ERR',
+          `the node holds too many bytes of commands still arriving (--max-partial-frame-bytes ${this.host.config.maxPartialFrameBytes}); try again later`,
+        ),
       ),
-      done: true,
-    })
+    )
     this.closing = true
     this.updateFlow(true)
     this.scheduleFlush()
@@ -310,9 +336,18 @@ export class RespConnection implements RespSession {
     }
     this.endGetRun()
     this.endSetRun()
+    this.countRuns()
     this.updateFlow(stalled)
     this.timeCommand(partial, parsed)
     this.countInput()
+  }
+
+  /** Counts the GETs and SETs pump dispatched: one counter step each, not one a command. */
+  private countRuns(): void {
+    if (this.gets > 0) this.hooks.onCommand(GET_SPEC.op, this.gets)
+    if (this.sets > 0) this.hooks.onCommand(SET_SPEC.op, this.sets)
+    this.gets = 0
+    this.sets = 0
   }
 
   /**
@@ -337,21 +372,21 @@ export class RespConnection implements RespSession {
     this.commandTimer = null
     if (this.closed || this.closing || this.paused) return
     this.hooks.onError('INVALID')
-    this.slots.push({
-      reply: errorReply(
-        'ERR',
-        `a command did not arrive whole within --frame-timeout (${this.host.config.frameTimeout} ms)`,
+    this.push(
+      oneSlot(
+        errorReply(
+          'ERR',
+          `a command did not arrive whole within --frame-timeout (${this.host.config.frameTimeout} ms)`,
+        ),
       ),
-      done: true,
-    })
+    )
     this.closing = true
     this.scheduleFlush()
   }
 
   private overLimit(): boolean {
     return (
-      this.slots.length - this.slotHead >= this.host.config.maxInFlight ||
-      this.socket.writableLength > this.host.config.maxReplyBufferBytes
+      this.owed >= this.host.config.maxInFlight || this.socket.writableLength > this.host.config.maxReplyBufferBytes
     )
   }
 
@@ -385,16 +420,31 @@ export class RespConnection implements RespSession {
     if (!(err instanceof RespProtocolError)) throw err
     this.hooks.onError('INVALID')
     this.hooks.onProtocolError()
-    this.slots.push({ reply: errorReply('ERR', err.message), done: true })
+    this.push(oneSlot(errorReply('ERR', err.message)))
     this.closing = true
     this.scheduleFlush()
   }
 
   // ---- commands ----------------------------------------------------------------
 
-  private dispatch(args: Buffer[], spec: CommandSpec | undefined): void {
-    const slot: Slot = { reply: undefined, done: false, op: spec?.op ?? 'unknown', at: this.readAt }
+  private push(slot: Slot): void {
     this.slots.push(slot)
+    this.owed += slot.count
+  }
+
+  /**
+   * The slot of a command answered on its own. A run of GETs or SETs
+   * ends before it, so that its slot stays after the run's.
+   */
+  private slotFor(op: string): Slot {
+    if (this.getRun !== null) this.endGetRun()
+    if (this.setRun !== null) this.endSetRun()
+    const slot = oneSlot(undefined, op, this.readAt)
+    this.push(slot)
+    return slot
+  }
+
+  private dispatch(args: Buffer[], spec: CommandSpec | undefined): void {
     this.host.stats.commands++
     if (!spec) {
       this.hooks.onCommand('unknown')
@@ -403,21 +453,27 @@ export class RespConnection implements RespSession {
         .map((a) => `'${a.toString('utf8', 0, 128)}' `)
         .join('')
       return this.fail(
-        slot,
+        this.slotFor('unknown'),
         errorReply('ERR', `unknown command '${args[0].toString('utf8', 0, 128)}', with args beginning with: ${shown}`),
         'INVALID',
       )
     }
-    this.hooks.onCommand(spec.op)
+    if (spec === GET_SPEC) this.gets++
+    else if (spec === SET_SPEC) this.sets++
+    else this.hooks.onCommand(spec.op)
     if (!this.authenticated && !spec.noAuth) {
-      return this.fail(slot, errorReply('NOAUTH', 'Authentication required.'), 'UNAUTHORIZED')
+      return this.fail(this.slotFor(spec.op), errorReply('NOAUTH', 'Authentication required.'), 'UNAUTHORIZED')
     }
     if (!arityFits(spec, args.length)) {
-      return this.fail(slot, errorReply('ERR', `wrong number of arguments for '${spec.name}' command`), 'INVALID')
+      return this.fail(
+        this.slotFor(spec.op),
+        errorReply('ERR', `wrong number of arguments for '${spec.name}' command`),
+        'INVALID',
+      )
     }
     if (!this.resp3 && !spec.inSubscribe && (this.channels.size > 0 || this.patterns.size > 0)) {
       return this.fail(
-        slot,
+        this.slotFor(spec.op),
         errorReply(
           'ERR',
           `Can't execute '${spec.name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context`,
@@ -425,8 +481,9 @@ export class RespConnection implements RespSession {
         'INVALID',
       )
     }
-    if (spec === GET_SPEC) return this.addToGetRun(slot, args[1])
-    if (spec === SET_SPEC && args.length === 3) return this.plainSet(slot, args)
+    if (spec === GET_SPEC) return this.addToGetRun(args[1])
+    if (spec === SET_SPEC && args.length === 3) return this.plainSet(args)
+    const slot = this.slotFor(spec.op)
     let result: Reply | Promise<Reply>
     try {
       result = spec.run(this.ctx, args)
@@ -437,28 +494,40 @@ export class RespConnection implements RespSession {
     this.track(slot, spec.kind === 'local' ? 'read' : spec.kind, result)
   }
 
-  private addToGetRun(slot: Slot, keyArg: Buffer): void {
+  private addToGetRun(keyArg: Buffer): void {
     try {
       checkGetKey(this.host, keyArg)
     } catch (err) {
-      return this.failWith(slot, err)
+      return this.failWith(this.slotFor('get'), err)
     }
-    if (this.getRun === null) this.getRun = { keys: [], slots: [] }
-    this.getRun.keys.push(keyArg)
-    this.getRun.slots.push(slot)
+    let run = this.getRun
+    if (run === null) {
+      const slot: Slot = { reply: undefined, done: false, count: 0, replies: null, from: 0, op: 'get', at: this.readAt }
+      this.push(slot)
+      run = this.getRun = { keys: [], slot }
+    }
+    run.keys.push(keyArg)
+    run.slot.count++
+    this.owed++
   }
 
   /** SET key value: the put, answered OK once committed, with one promise step of this connection's. */
-  private plainSet(slot: Slot, args: Buffer[]): void {
+  private plainSet(args: Buffer[]): void {
     let op: EntryOp
     try {
       op = plainSetOp(this.host, args[1], args[2])
     } catch (err) {
-      return this.failWith(slot, err)
+      return this.failWith(this.slotFor('put'), err)
     }
-    if (this.setRun === null) this.setRun = { ops: [], slots: [] }
-    this.setRun.ops.push(op)
-    this.setRun.slots.push(slot)
+    let run = this.setRun
+    if (run === null) {
+      const slot: Slot = { reply: undefined, done: false, count: 0, replies: null, from: 0, op: 'put', at: this.readAt }
+      this.push(slot)
+      run = this.setRun = { ops: [], slot }
+    }
+    run.ops.push(op)
+    run.slot.count++
+    this.owed++
   }
 
   /** Submits the run of SETs that just ended; they count as one unsettled write until answered. */
@@ -468,22 +537,27 @@ export class RespConnection implements RespSession {
     this.setRun = null
     this.unsettledWrites++
     this.host.node.putEach(run.ops).then(
-      () => this.putSettled(run.slots, false, undefined),
-      (err) => this.putSettled(run.slots, true, err),
+      () => this.putSettled(run.slot, false, undefined),
+      (err) => this.putSettled(run.slot, true, err),
     )
   }
 
   /** A run of SETs settled. Runs from the promise's callback: a throw is the guard's (see guard), inline as this runs per run. */
-  private putSettled(slots: Slot[], failed: boolean, err: unknown): void {
+  private putSettled(slot: Slot, failed: boolean, err: unknown): void {
     try {
       this.unsettledWrites--
-      for (let i = 0; i < slots.length; i++) {
-        // A run some of whose SETs were refused (a conflict policy's write of a damaged record) answers each for itself.
-        const outcome = err instanceof RunRefused ? err.outcomes[i] : undefined
-        if (outcome && !outcome.ok) this.failWith(slots[i], outcome.error)
-        else if (!outcome && failed) this.failWith(slots[i], err)
-        else this.fill(slots[i], OK)
+      if (!failed) return this.fill(slot, OK)
+      // A run some of whose SETs were refused (a conflict policy's write of a damaged record) answers each for itself.
+      const outcomes = err instanceof RunRefused ? err.outcomes : null
+      const replies: Reply[] = new Array(slot.count)
+      for (let i = 0; i < slot.count; i++) {
+        const outcome = outcomes === null ? undefined : outcomes[i]
+        if (outcome && !outcome.ok) replies[i] = this.errorFor(outcome.error)
+        else if (!outcome) replies[i] = this.errorFor(err)
+        else replies[i] = OK
       }
+      slot.replies = replies
+      this.fill(slot, undefined)
     } catch (thrown) {
       this.threw(thrown)
     }
@@ -499,11 +573,16 @@ export class RespConnection implements RespSession {
     this.host.gets.read(run.keys, (answers, from) => {
       try {
         this.unsettledReads--
-        for (let i = 0; i < run.slots.length; i++) {
-          const answer = answers[from + i]
-          if (answer instanceof Error) this.failWith(run.slots[i], answer)
-          else this.fill(run.slots[i], nullIfMissing(answer))
+        const slot = run.slot
+        // This run's range of the batch's answers is its own: a failed read's error becomes its reply there.
+        const replies = answers as (Reply | undefined)[]
+        for (let i = from; i < from + slot.count; i++) {
+          const answer = answers[i]
+          if (answer instanceof Error) replies[i] = this.errorFor(answer)
         }
+        slot.replies = replies
+        slot.from = from
+        this.fill(slot, undefined)
       } catch (thrown) {
         this.threw(thrown)
       }
@@ -534,7 +613,8 @@ export class RespConnection implements RespSession {
     }
   }
 
-  private fill(slot: Slot, reply: Reply): void {
+  /** Marks `slot` answered (a run's slot with its replies set, or `reply`) and schedules the write. */
+  private fill(slot: Slot, reply: Reply | undefined): void {
     slot.reply = reply
     slot.done = true
     this.scheduleFlush()
@@ -546,9 +626,15 @@ export class RespConnection implements RespSession {
   }
 
   private failWith(slot: Slot, err: unknown): void {
+    this.fill(slot, this.errorFor(err))
+  }
+
+  /** The error reply for what a command threw or rejected with, counted (and logged when internal). */
+  private errorFor(err: unknown): Reply {
     const { reply, code } = replyForError(err)
     if (code === 'INTERNAL') this.host.node.logger.error('RESP command failed', { err })
-    this.fail(slot, reply, code)
+    this.hooks.onError(code)
+    return reply
   }
 
   // ---- output ------------------------------------------------------------------
@@ -585,16 +671,30 @@ export class RespConnection implements RespSession {
     let op: string | undefined
     let at = 0
     let times = 0
+    const writer = this.writer
+    const resp3 = this.resp3
     while (head < slots.length && slots[head].done) {
       const slot = slots[head]
-      this.writer.write(slot.reply as Reply, this.resp3)
+      const count = slot.count
+      const replies = slot.replies
+      if (replies !== null) {
+        for (let i = slot.from, end = slot.from + count; i < end; i++) {
+          const reply = replies[i]
+          writer.write(reply === undefined ? null : (reply as Reply), resp3)
+        }
+      } else if (count === 1) {
+        writer.write(slot.reply as Reply, resp3)
+      } else {
+        writer.repeat(slot.reply as Reply, count, resp3)
+      }
+      this.owed -= count
       if (latency && slot.op !== undefined) {
-        if (slot.op === op && slot.at === at) times++
+        if (slot.op === op && slot.at === at) times += count
         else {
           if (times > 0) latency.observe(op as string, (now - at) / 1000, times)
           op = slot.op
-          at = slot.at as number
-          times = 1
+          at = slot.at
+          times = count
         }
       }
       slots[head] = undefined as unknown as Slot
@@ -602,7 +702,7 @@ export class RespConnection implements RespSession {
     }
     if (latency && times > 0) latency.observe(op as string, (now - at) / 1000, times)
     if (head === slots.length) {
-      this.slots = []
+      slots.length = 0
       this.slotHead = 0
     } else if (head > 1024 && head > slots.length / 2) {
       this.slots = slots.slice(head)
@@ -610,11 +710,7 @@ export class RespConnection implements RespSession {
     } else {
       this.slotHead = head
     }
-    if (this.writer.length > 0) this.socket.write(this.writer.take())
-  }
-
-  private get owed(): number {
-    return this.slots.length - this.slotHead
+    if (writer.length > 0) this.socket.write(writer.take())
   }
 
   /**
@@ -676,6 +772,7 @@ export class RespConnection implements RespSession {
     this.parser.release()
     this.slots = []
     this.slotHead = 0
+    this.owed = 0
     this.host.pubsub.remove(this)
     this.hooks.onClosed(this)
     for (const w of this.idleWaiters.splice(0)) w()
@@ -708,8 +805,4 @@ export class RespConnection implements RespSession {
     this.socket.end()
     setTimeout(() => this.socket.destroy(), this.host.config.tune.clientCloseGraceMs).unref()
   }
-}
-
-function nullIfMissing<T>(value: T | undefined): T | null {
-  return value === undefined ? null : value
 }

@@ -65,4 +65,19 @@ describe('RespWriter', () => {
     writer.write(OK, false)
     expect(writer.take().toString('latin1')).toBe('+OK\r\n')
   })
+  it('hands out views that later replies never write over, across a change of buffer', () => {
+    const writer = new RespWriter()
+    const taken: [Buffer, string][] = []
+    // Runs of a hundred OKs, value replies of 1 KiB and 40 KiB: several buffers' worth.
+    for (let i = 0; i < 60; i++) {
+      if (i % 3 === 0) writer.repeat(OK, 100, false)
+      else writer.write(String(i % 10).repeat(i % 3 === 1 ? 1024 : 40 * 1024), false)
+      const expected =
+        i % 3 === 0
+          ? '+OK\r\n'.repeat(100)
+          : `$${i % 3 === 1 ? 1024 : 40 * 1024}\r\n${String(i % 10).repeat(i % 3 === 1 ? 1024 : 40 * 1024)}\r\n`
+      taken.push([writer.take(), expected])
+    }
+    for (const [view, expected] of taken) expect(view.toString('latin1')).toBe(expected)
+  })
 })

@@ -81,41 +81,62 @@ const INITIAL_BYTES = 16 * 1024
 /** Longest string whose bulk header is guessed (guessedBulk): room is made for 3 bytes a character. */
 const GUESS_SIZE_CHARS = 64 * 1024
 const CRLF = Buffer.from('\r\n')
+/** The longest bulk header: `$`, a length's digits and CRLF. */
+const MAX_HEADER_BYTES = 24
 const NULL2 = Buffer.from('$-1\r\n')
 const NULL3 = Buffer.from('_\r\n')
 const NULL_ARRAY2 = Buffer.from('*-1\r\n')
 const OK_BYTES = Buffer.from('+OK\r\n')
 const DOLLAR = 36
+const PLUS = 43
 const COLON = 58
 const STAR = 42
 const CR = 13
 const LF = 10
 
-/** Appends encoded replies to one growing buffer; take() hands back what was written. */
+/**
+ * Appends encoded replies to a buffer; take() hands back what was written
+ * since the last take as a view of it, which is never written again: the
+ * next replies go on after it, and a buffer with no room left is replaced
+ * (the views handed out keep the old one while the socket holds them).
+ * So a flush of replies costs no copy and no allocation of its own, only
+ * one buffer for every INITIAL_BYTES of replies.
+ */
 export class RespWriter {
-  private buf = Buffer.allocUnsafe(INITIAL_BYTES)
+  private buf = Buffer.allocUnsafeSlow(INITIAL_BYTES)
+  /** Where the bytes not yet taken start, and where the next byte goes. */
+  private start = 0
   private len = 0
 
   get length(): number {
-    return this.len
+    return this.len - this.start
   }
 
-  /** The bytes written since the last take, as a copy the socket may keep. */
+  /** The bytes written since the last take, as a view the socket may keep (never written again). */
   take(): Buffer {
-    const out = Buffer.from(this.buf.subarray(0, this.len))
-    this.len = 0
+    const out = this.buf.subarray(this.start, this.len)
+    this.start = this.len
     // A huge reply does not keep its buffer for the rest of the connection.
-    if (this.buf.length > 4 * 1024 * 1024) this.buf = Buffer.allocUnsafe(INITIAL_BYTES)
+    if (this.buf.length > 4 * 1024 * 1024) this.replace(INITIAL_BYTES)
     return out
   }
 
   private reserve(bytes: number): void {
     if (this.len + bytes <= this.buf.length) return
-    let size = this.buf.length * 2
-    while (size < this.len + bytes) size *= 2
-    const next = Buffer.allocUnsafe(size)
-    this.buf.copy(next, 0, 0, this.len)
+    const written = this.len - this.start
+    let size = INITIAL_BYTES
+    while (size < written + bytes) size *= 2
+    this.replace(size)
+  }
+
+  /** A new buffer of `size` bytes, with what was written and not yet taken moved over. */
+  private replace(size: number): void {
+    const next = Buffer.allocUnsafeSlow(size)
+    const written = this.len - this.start
+    if (written > 0) this.buf.copy(next, 0, this.start, this.len)
     this.buf = next
+    this.start = 0
+    this.len = written
   }
 
   private ascii(text: string): void {
@@ -177,10 +198,11 @@ export class RespWriter {
    * size needs (at most one digit longer: a character is at most 3 bytes).
    */
   private guessedBulk(value: string): void {
+    // Room for all of it first: a new buffer moves what is written, and the offsets below must hold.
+    this.reserve(MAX_HEADER_BYTES + 3 * value.length + 2)
     const start = this.len
     this.header(DOLLAR, value.length)
     const guessedAt = this.len
-    this.reserve(3 * value.length + 3)
     const size = this.buf.write(value, guessedAt, 'utf8')
     if (size !== value.length) {
       const guessedDigits = guessedAt - start - 3
@@ -245,6 +267,25 @@ export class RespWriter {
       return
     }
     if (reply instanceof NullArrayReply) return this.bytes(resp3 ? NULL3 : NULL_ARRAY2)
+  }
+
+  /** `reply` `count` times: the replies of a run of commands answered alike (SETs all OK). */
+  repeat(reply: Reply, count: number, resp3: boolean): void {
+    if (reply !== OK) {
+      for (let i = 0; i < count; i++) this.write(reply, resp3)
+      return
+    }
+    this.reserve(5 * count)
+    const buf = this.buf
+    let at = this.len
+    for (let i = 0; i < count; i++) {
+      buf[at++] = PLUS
+      buf[at++] = 79 // O
+      buf[at++] = 75 // K
+      buf[at++] = CR
+      buf[at++] = LF
+    }
+    this.len = at
   }
 
   private integer(n: number): void {

@@ -243,9 +243,12 @@ export class RespParser {
         return null
       }
       if (buf[dataEnd] !== CR || buf[dataEnd + 1] !== LF) this.fail('bulk string not terminated by CRLF')
-      // Buffer#slice shares memory like subarray, and builds the view directly
-      // instead of through TypedArray species lookup: the parser's hottest line.
-      this.args[this.nargs++] = buf.slice(dataStart, dataEnd)
+      // A command named GET or SET (most of a pipelined load) gets a shared
+      // name, not a view of its own; Buffer#slice shares memory like
+      // subarray, and builds the view directly instead of through TypedArray
+      // species lookup: the parser's hottest line.
+      this.args[this.nargs++] =
+        this.nargs === 0 && length === 3 ? commandName(buf, dataStart) : buf.slice(dataStart, dataEnd)
       this.commandBytes = total
       this.consumeTo(dataEnd + 2)
     }
@@ -276,6 +279,20 @@ export class RespParser {
     this.consumeTo(lf + 1)
     return args
   }
+}
+
+/** The names commandName shares: the bytes of GET and SET as any client sends them (no one's input). */
+const GET_NAME = Buffer.from('GET')
+const SET_NAME = Buffer.from('SET')
+
+/** A 3-byte command name at `at`: GET_NAME or SET_NAME when it is one of those in any case, else a view of it. */
+function commandName(buf: Buffer, at: number): Buffer {
+  if ((buf[at + 1] | 0x20) === 0x65 && (buf[at + 2] | 0x20) === 0x74) {
+    const first = buf[at] | 0x20
+    if (first === 0x67) return GET_NAME
+    if (first === 0x73) return SET_NAME
+  }
+  return buf.slice(at, at + 3)
 }
 
 function printable(byte: number): string {

@@ -20,7 +20,8 @@ interface RespServerOptions {
   logger: Logger
   metrics: Metrics
   version: string
-  countRequest(op: string): void
+  /** `count` requests of `op` (one when not given). */
+  countRequest(op: string, count?: number): void
   countError(code: string): void
   /** Request latency, shared with the WebSocket API. */
   latency?: LatencyHistogram
@@ -131,7 +132,7 @@ export class RespServer implements RespHost {
     }
     this.stats.connections++
     const connection = new RespConnection(socket, this.nextId++, this, {
-      onCommand: (op) => this.options.countRequest(op),
+      onCommand: (op, count) => this.options.countRequest(op, count),
       latency: this.options.latency,
       onError: (code: ErrorCode) => this.options.countError(code),
       onProtocolError: () => this.protocolErrors++,
