@@ -1,9 +1,11 @@
 import { once } from 'node:events'
 import { createServer, type Server } from 'node:http'
 import { type AddressInfo, connect, type Socket } from 'node:net'
+import { decodeFrame, encodeFrame, packFrames } from '@tandem/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { acceptUpgrade, ClientSocket } from './client-socket.js'
+import { ReplyOutbox } from './reply-outbox.js'
 
 /** Resolves once check() holds; fails at the deadline (a loaded machine gets a generous one). */
 async function until(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
@@ -121,11 +123,28 @@ describe('client socket (tandem-run WebSocket over a real socket)', () => {
     expect(got.map((b) => b.length)).toEqual(sizes)
     for (let i = 0; i < sizes.length; i++) expect(got[i].equals(Buffer.alloc(sizes[i], sizes[i] & 0xff))).toBe(true)
     expect(String(pong)).toBe('are you there')
-    // sendAll: several messages in one write, each a frame of its own.
-    const all = [Buffer.from('a'), Buffer.alloc(70_000, 7), Buffer.from('c')]
-    s.sockets[0].sendAll(all)
-    await until(() => got.length === sizes.length + 3, 'the messages sent together')
-    expect(got.slice(sizes.length).map((b) => b.length)).toEqual([1, 70_000, 1])
+    // A reply outbox: the replies in as few messages as fit in its limit, byte for byte as packFrames groups them.
+    const replies = [
+      encodeFrame('a'),
+      encodeFrame(Buffer.alloc(70_000, 7)),
+      encodeFrame('c'),
+      encodeFrame('d'),
+      ...Array.from({ length: 20 }, (_, i) => encodeFrame({ id: i, result: null })),
+    ]
+    const outbox = new ReplyOutbox(70_000)
+    for (const r of replies) outbox.push(r)
+    outbox.sendTo(s.sockets[0])
+    expect(outbox.length).toBe(0)
+    expect(outbox.bytes).toBe(0)
+    const packed = packFrames(replies, 70_000)
+    expect(packed).toHaveLength(3)
+    await until(() => got.length === sizes.length + packed.length, 'the replies sent together')
+    expect(got.slice(sizes.length)).toEqual(packed)
+    expect(decodeFrame(got[sizes.length + 2])).toEqual([
+      'c',
+      'd',
+      ...Array.from({ length: 20 }, (_, i) => ({ id: i, result: null })),
+    ])
     ws.terminate()
   })
 

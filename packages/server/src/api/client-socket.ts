@@ -4,11 +4,13 @@ import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import { handlerThrew } from '../util/handler-guard.js'
 import { type Logger, silentLogger } from '../util/logger.js'
+import type { FrameWatch } from './frame-guard.js'
 import {
   closePayload,
   FrameReader,
   type FrameSink,
   headerBytes,
+  OP_BINARY,
   OP_CLOSE,
   OP_PING,
   OP_PONG,
@@ -17,7 +19,6 @@ import {
   writeHeader,
 } from './ws-frames.js'
 
-const OP_BINARY = 0x2
 /** RFC 6455 1.3: appended to the client's key to prove the server read it. */
 const ACCEPT_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'
 const KEY = /^[+/0-9A-Za-z]{22}==$/
@@ -58,6 +59,8 @@ export class ClientSocket extends EventEmitter implements FrameSink {
   private failed = false
   private closeTimer: NodeJS.Timeout | null = null
   private readonly reader: FrameReader
+  /** The frame guard's hooks, when it watches this socket. */
+  private frameWatch: FrameWatch | null = null
 
   constructor(
     readonly socket: Socket,
@@ -93,6 +96,11 @@ export class ClientSocket extends EventEmitter implements FrameSink {
     return this.reader.assembling
   }
 
+  /** The frame guard's hooks: called after each read of the socket and after each whole message. */
+  watchFrames(watch: FrameWatch): void {
+    this.frameWatch = watch
+  }
+
   /** Sends one binary message. */
   send(payload: Buffer): void {
     if (this.status !== 'open') return
@@ -108,11 +116,17 @@ export class ClientSocket extends EventEmitter implements FrameSink {
     this.socket.uncork()
   }
 
-  /** Sends several binary messages in one write. */
-  sendAll(payloads: readonly Buffer[]): void {
-    if (payloads.length === 1) return this.send(payloads[0])
+  /** Sends one binary message already framed (see ws-frames.ts writeHeader). */
+  sendFrame(frame: Buffer): void {
+    if (this.status === 'open') this.socket.write(frame)
+  }
+
+  /** Writes what is sent until uncork() in one write. */
+  cork(): void {
     this.socket.cork()
-    for (const p of payloads) this.send(p)
+  }
+
+  uncork(): void {
     this.socket.uncork()
   }
 
@@ -153,6 +167,7 @@ export class ClientSocket extends EventEmitter implements FrameSink {
 
   onMessage(data: Buffer, isBinary: boolean): void {
     this.emit('message', data, isBinary)
+    this.frameWatch?.whole()
   }
 
   onPing(data: Buffer): void {
@@ -197,12 +212,14 @@ export class ClientSocket extends EventEmitter implements FrameSink {
    * handler-guard.ts). It ends this connection instead, with 1011.
    */
   private onSocketData(chunk: Buffer): void {
-    if (this.failed) return
-    try {
-      this.reader.push(chunk)
-    } catch (err) {
-      this.onHandlerThrew(err)
+    if (!this.failed) {
+      try {
+        this.reader.push(chunk)
+      } catch (err) {
+        this.onHandlerThrew(err)
+      }
     }
+    this.frameWatch?.data()
   }
 
   /** A handler threw: nothing more is read, and the socket goes after a 1011 close frame. */

@@ -458,7 +458,7 @@ export class ClientConnection implements Flushable {
   private flush(): void {
     this.flushScheduled = false
     if (this.outbox.length === 0 || this.closed) return
-    this.ws.sendAll(this.outbox.takeFrames())
+    this.outbox.sendTo(this.ws)
     this.notePeak()
     if (this.timedOps.length > 0) this.observeLatency()
   }

@@ -12,8 +12,23 @@ interface GuardedSocket {
    * for as long as it sent a pong now and then.
    */
   readonly assembling?: boolean
+  /**
+   * The client API's own socket takes the guard's hooks and calls them
+   * itself (after each read, after each whole message), rather than the
+   * guard listening for its 'message' and its socket's 'data': a listener
+   * more on each costs every request an event of two listeners.
+   */
+  watchFrames?(watch: FrameWatch): void
   close(code: number, reason: string): void
   terminate(): void
+}
+
+/** What a socket that reports to the guard itself calls (see GuardedSocket.watchFrames). */
+export interface FrameWatch {
+  /** After each read from the socket, once what it completed has been handed on. */
+  data(): void
+  /** After each whole message. */
+  whole(): void
 }
 
 /**
@@ -84,10 +99,14 @@ export class FrameGuard {
     const control = () => {
       if (ws.assembling !== true) this.onWhole(w)
     }
-    ws.on('message', whole)
     ws.on('ping', control)
     ws.on('pong', control)
-    socket.on('data', () => this.onData(w))
+    if (ws.watchFrames !== undefined) {
+      ws.watchFrames({ data: () => this.onData(w), whole })
+    } else {
+      ws.on('message', whole)
+      socket.on('data', () => this.onData(w))
+    }
     ws.on('close', () => this.forget(w))
   }
 

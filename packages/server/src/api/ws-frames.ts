@@ -31,7 +31,7 @@ export const WS_CLOSE = {
 
 const OP_CONTINUATION = 0x0
 const OP_TEXT = 0x1
-const OP_BINARY = 0x2
+export const OP_BINARY = 0x2
 export const OP_CLOSE = 0x8
 export const OP_PING = 0x9
 export const OP_PONG = 0xa
