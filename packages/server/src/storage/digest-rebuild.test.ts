@@ -95,6 +95,32 @@ describe('store: a digest persisted with the older hash', () => {
     expect(again.keys?.digest.hex).toBe(moved)
   })
 
+  // Rule: sums of the older hash beside `digest2` mean an older build wrote
+  // last (a node downgraded, then upgraded again): it kept `digest` and
+  // left `digest2` as this build last wrote it, without its own writes.
+  it('is made anew when an older build wrote after this one (its sums beside stale digest2)', async () => {
+    const store = await open()
+    for (let i = 0; i < 20; i++) await store.writeWithIdentity([[OP_PUT, `k${i}`, `v${i}`]])
+    const { db, oldKey, newKey } = raw(store)
+    const before = await db.get(newKey)
+    expect(before).toBeDefined()
+    // The writes of the older build: this build's digest follows them, its digest2 on disk must not.
+    for (let i = 10; i < 30; i++) await store.writeWithIdentity([[OP_PUT, `k${i}`, `w${i}`]])
+    for (let i = 0; i < 5; i++) await store.writeWithIdentity([[OP_DEL, `k${i}`]])
+    const digest = store.keys?.digest.hex
+    const batch = db.batch()
+    batch.put(newKey, before as Buffer)
+    batch.put(oldKey, Buffer.alloc(2048, 0x5a))
+    await batch.write()
+    await close(store)
+
+    const upgraded = await open()
+    expect(upgraded.digestRebuiltKeys).toBe(30)
+    expect(upgraded.keys?.digest.hex).toBe(digest)
+    const after = raw(upgraded)
+    expect(await after.db.get(after.oldKey)).toBeUndefined()
+  })
+
   it('is not made anew for a new data dir', async () => {
     const store = await open()
     expect(store.digestRebuiltKeys).toBeNull()

@@ -907,11 +907,14 @@ export class Store {
   }
 
   private async openKeys(): Promise<void> {
-    const stored = await this.db.get(this.digestKey)
+    // Sums of the older hash mean an older build wrote last: never opened by
+    // this one, or opened by it and then by an older one again (a downgrade),
+    // which kept `digest` and left `digest2` as it was, without its writes.
+    // Either way the digest is made anew (which deletes `digest`).
     const digest =
-      stored === undefined && (await this.db.get(this.oldDigestKey)) !== undefined
+      (await this.db.get(this.oldDigestKey)) !== undefined
         ? await this.rebuildDigest()
-        : ConvergenceDigest.decode(stored)
+        : ConvergenceDigest.decode(await this.db.get(this.digestKey))
     const counts = ((await this.meta.get('keys')) as KeyCounts | undefined) ?? EMPTY_COUNTS()
     this.keys = new KeyTracker(this.tombs, digest, counts, this.maxSiblings)
     if (this.policy.conflict === 'lww' && this.heads === null) {
@@ -926,7 +929,7 @@ export class Store {
   /**
    * The digest of a data dir whose sums are of SHA-256 (written before
    * DIGEST_HASH 2), made anew from every record, and persisted in place
-   * of the old sums in one batch: once, at the first open by this build.
+   * of the old sums in one batch: at the first open after an older build wrote.
    * A record that cannot be read counts for nothing (reads of it report
    * the damage). Sets digestRebuiltKeys to the records it read.
    */
