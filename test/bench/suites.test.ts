@@ -80,6 +80,8 @@ describe('tandem-bench suites', () => {
       'replicas.masterCpu.1',
       'replicas.cpuByThread.0',
       'replicas.cpuByThread.1',
+      'replicas.masterGc.0',
+      'replicas.masterGc.1',
       'replicas.floor.block',
       'replicas.floor.entry',
       'replicas.floor.none',
@@ -93,6 +95,9 @@ describe('tandem-bench suites', () => {
     )
     expect(check('replicas.cpuByThread.1').name).toMatch(
       /^CPU per put with 1 replicas, .*; replica[^;]*; harness [\d.]+$/,
+    )
+    expect(check('replicas.masterGc.1').name).toMatch(
+      /^master GC pauses with 1 replicas, \d+ puts \(warm-up included\): minor \d+ \(\d+ over 10 ms, [\d.]+ ms\), major \d+ /,
     )
     expect(check('replicas.floor.entry').name).toContain('a log record per put')
     expect(check('replicas.floor.none').name).toContain('no log at all')

@@ -29,7 +29,7 @@ interface Scrape {
   loopMaxS: number | null
 }
 
-interface GcFigure {
+export interface GcFigure {
   /** minor (scavenges), major (mark-compact), incremental (marking steps), weakcb. */
   kind: string
   pauses: number

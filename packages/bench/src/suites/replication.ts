@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks'
 import type { DriverSpec } from '../drivers/driver.js'
 import { summarize } from '../load/histogram.js'
 import { cpuSeconds, peakRssBytes } from '../measures/proc.js'
+import { type GcFigure, stageWindow } from '../measures/write-stages.js'
 import { type BenchOptions, redisFsyncOf } from '../options.js'
 import { measureRawApplyCpu, type RawApplyResult } from '../raw-leveldb.js'
 import type { ProgressLine } from '../report/progress.js'
@@ -128,6 +129,8 @@ export async function replicasSuite(
       progress.note(`replicas ${replicas}: master ${t.master}${t.replicas.length ? `, ${t.replicas.join(', ')}` : ''}`)
     }
     const runs: TargetResult[][] = counts.map(() => [])
+    // The master's GC pauses over each run (its /metrics, warm-up included).
+    const gcs: GcFigure[][][] = counts.map(() => [])
     for (let pass = 0; pass < o.repeat; pass++) {
       // Every other pass in the reverse order: a run follows the one before
       // it while that one's LevelDBs still compact (and the first pass's
@@ -143,11 +146,14 @@ export async function replicasSuite(
           clients,
           pipeline,
         }
+        const gcWindow = await stageWindow([t.master], o.authToken)
         // No lag probe: it would run beside the replicas' runs only (the lag suite measures lag).
         runs[i].push(await runScenario('tandem', t, spec, s, o, progress, { lagProbe: false }))
+        gcs[i].push((await gcWindow.since()).gc)
         await t.waitForReplicas(o.syncTimeout * 1000)
       }
     }
+    const masterGc: MasterGc[] = []
     const scenarios = counts.map((replicas, i) => {
       const sorted = [...runs[i]].sort((a, b) => a.throughput - b.throughput)
       const median = sorted[Math.floor((sorted.length - 1) / 2)]
@@ -159,6 +165,7 @@ export async function replicasSuite(
       }
       const r = scenarioOf(s, o, 'replicas', replicas, median)
       r.passes = o.repeat > 1 ? runs[i].map((x) => x.throughput) : null
+      masterGc.push({ replicas, ops: median.ops, gc: gcs[i][runs[i].indexOf(median)] })
       return r
     })
     const base = scenarios.find((s) => s.replicas === 0)?.targets.tandem?.throughput
@@ -179,6 +186,7 @@ export async function replicasSuite(
     const none = scenarios.find((s) => s.replicas === 0)?.targets.tandem
     if (none) checks.push(...masterCpuChecks(none, scenarios))
     checks.push(...threadChecks(scenarios))
+    checks.push(...masterGcChecks(masterGc))
     if (rawApply && none) checks.push(...cpuCeilings(none, rawApply, counts))
     return { scenarios, checks }
   } finally {
@@ -236,6 +244,34 @@ function masterCpuChecks(none: TargetResult, scenarios: ScenarioResult[]): Targe
     })
   }
   return checks
+}
+
+interface MasterGc {
+  replicas: number
+  /** Puts of the measured window (the GC figures also hold the warm-up's). */
+  ops: number
+  gc: GcFigure[]
+}
+
+/**
+ * The master's GC pauses in the pass whose figures are reported, by
+ * replica count: what a put's objects living longer costs shows here
+ * (more old-space promotion: more major collections) before it shows in
+ * CPU per put. Measured is the pauses' total per 1,000 puts of the window.
+ */
+function masterGcChecks(runs: MasterGc[]): TargetCheck[] {
+  return runs.map(({ replicas, ops, gc }) => {
+    const totalMs = gc.reduce((sum, g) => sum + g.totalMs, 0)
+    const parts = gc.map((g) => `${g.kind} ${g.pauses} (${g.over10Ms} over 10 ms, ${g.totalMs} ms)`)
+    return {
+      id: `replicas.masterGc.${replicas}`,
+      name: `master GC pauses with ${replicas} replicas, ${ops} puts (warm-up included): ${parts.join(', ')}; ms per 1,000 puts`,
+      measured: ops > 0 ? round((totalMs / ops) * 1000, 3) : null,
+      unit: 'ms',
+      target: '-',
+      met: null,
+    }
+  })
 }
 
 /**
