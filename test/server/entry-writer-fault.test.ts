@@ -15,7 +15,9 @@ const byteLengthOf = Object.getOwnPropertyDescriptor(Object.getPrototypeOf(Uint8
  *
  * No input is known to make the writer throw, so the fault is injected into
  * a real server in this process (LevelDB on disk): a put's value whose
- * byteLength throws once, when the writer's writeBytes reads it.
+ * byteLength throws once, when the writer reads it (writeBytes of the
+ * generic writer, or writePutEntry, which writes a plain put's entry in
+ * place in its log block).
  */
 describe('a throw inside the log-entry writer', () => {
   const cleanups: (() => Promise<void> | void)[] = []
@@ -45,7 +47,7 @@ describe('a throw inside the log-entry writer', () => {
     let thrown = 0
     Object.defineProperty(value, 'byteLength', {
       get(this: Uint8Array) {
-        if (thrown === 0 && new Error().stack?.includes('writeBytes')) {
+        if (thrown === 0 && /writeBytes|writePutEntry/.test(new Error().stack ?? '')) {
           thrown++
           throw new Error('injected: the entry writer failed')
         }

@@ -47,12 +47,20 @@ export function writeEntry(fields: readonly unknown[]): Buffer | null {
     // A throw the writer did not mean: whatever state it left is dropped,
     // and the caller packs this entry with msgpackr.
     startOver()
-    faults++
-    try {
-      reportFault(err)
-    } catch {}
+    noteWriterFault(err)
     return null
   }
+}
+
+/**
+ * A throw one of the hand-written writers did not mean (a bug): counted
+ * and reported; the caller packs the entry with msgpackr instead.
+ */
+export function noteWriterFault(err: unknown): void {
+  faults++
+  try {
+    reportFault(err)
+  } catch {}
 }
 
 /**

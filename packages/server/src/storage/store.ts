@@ -9,7 +9,7 @@ import { type Clock, systemClock } from '../util/clock.js'
 import { BulkBatch } from './bulk-batch.js'
 import { ConvergenceDigest, lastTermHigh, lastTermLow } from './convergence.js'
 import { type ApplyEntry, type ApplyOp, readForApply } from './entry-scan.js'
-import { packedOrigin, putEntryBytes, writePutEntry } from './entry-writer.js'
+import { noteWriterFault, packedOrigin, putEntryBytes, writePutEntry } from './entry-writer.js'
 import { ExpiryIndex } from './expiry-index.js'
 import { type CommitStats, GroupCommitter, type GroupJoin, RETRY } from './group-commit.js'
 import { HybridClock, hlcWallMs } from './hlc.js'
@@ -1880,8 +1880,18 @@ export class Store {
     commit.keyDelta += liveness(record) - liveness(current.get(name))
     current.set(name, record)
     const blocks = commit.blocks
-    const start = blocks.room(commit.raws, putEntryBytes(commit.origin, key, skip, value))
-    const end = writePutEntry(blocks.buffer, start, seq, commit.epoch, commit.origin, originSeq, hlc, key, skip, value)
+    let end: number
+    try {
+      const start = blocks.room(commit.raws, putEntryBytes(commit.origin, key, skip, value))
+      end = writePutEntry(blocks.buffer, start, seq, commit.epoch, commit.origin, originSeq, hlc, key, skip, value)
+    } catch (err) {
+      // A bug in the hand-written writer costs this entry its in-place
+      // bytes, not the write: nothing was placed, and the generic path packs
+      // the same entry (the block packer takes it like any other raw).
+      noteWriterFault(err)
+      commit.raws.push(encodeEntry({ seq, epoch: commit.epoch, origin: this.origin, originSeq, hlc, ops: [op] }))
+      return
+    }
     blocks.placed(commit.raws, end)
   }
 
