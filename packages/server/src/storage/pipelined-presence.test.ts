@@ -2,7 +2,9 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { failNextBatch } from './failing-batch.js'
 import { decodeEntry, OP_DEL, OP_PUT } from './log-entry.js'
+import { packChunk } from './snapshot-chunk.js'
 import { Store } from './store.js'
 
 let dir: string
@@ -60,4 +62,65 @@ describe('store: key presence across writes that join a group (--sync always)', 
       expect(raws.map((raw) => decodeEntry(raw).seq)).toEqual(Array.from({ length: store.lastSeq }, (_, i) => i + 1))
     })
   }
+})
+
+describe('store: key presence from an empty data dir', () => {
+  /** Counts the store's reads of LevelDB records, on the event loop and on the thread pool. */
+  function countReads(store: Store): { reads: number } {
+    const db = (store as unknown as { db: Record<string, (...args: unknown[]) => unknown> }).db
+    const counter = { reads: 0 }
+    for (const method of ['getSync', 'get', 'getMany', 'hasMany', 'has']) {
+      const real = db[method]
+      db[method] = function (this: unknown, ...args: unknown[]) {
+        counter.reads += Array.isArray(args[0]) ? args[0].length : 1
+        return real.apply(this, args)
+      }
+    }
+    return counter
+  }
+
+  const openAt = async (name: string) => {
+    const store = await Store.open({ dataDir: join(dir, name), sync: 'always', logRetention: 100_000 })
+    stores.push(store)
+    return store
+  }
+
+  // Rule: the key count is exact. A store that opened with no data record
+  // knows the keys it has not written are absent (store.test.ts), until
+  // keys may exist that no group of its wrote: a full sync's, or those of a
+  // group whose write failed (LevelDB may have taken it whole). Those are read.
+  it('reads the keys a full sync brought, though the store opened empty', async () => {
+    const store = await openAt('empty-then-synced')
+    await store.write([[OP_PUT, 'before', 'x']])
+    const db = (store as unknown as { db: { sublevel: (name: string) => { prefix: string } } }).db
+    const prefix = Buffer.from(db.sublevel('data').prefix)
+    await store.beginFullSync()
+    const records = Array.from({ length: 50 }, (_, i): [Buffer, Buffer] => [
+      Buffer.concat([prefix, Buffer.from(`s${i}`)]),
+      Buffer.from([0, ...Buffer.from(`value-${i}`)]),
+    ])
+    await store.applySnapshotChunk(packChunk(records, prefix.length), 50)
+    await store.finishFullSync(50, [{ epoch: 1, startSeq: 1, by: 'up' }], { hlc: 5000 * 1024, vv: { up: 50 } })
+    const counted = countReads(store)
+    await Promise.all(Array.from({ length: 60 }, (_, i) => store.write([[OP_PUT, `s${i}`, 'y']])))
+    expect(counted.reads).toBe(60)
+    expect(store.keyCount).toBe(60)
+    expect(await store.countKeys()).toBe(60)
+  })
+
+  it('reads the keys of a group whose write failed, though the store opened empty', async () => {
+    const store = await openAt('empty-then-failed')
+    await store.write([[OP_PUT, 'first', 'x']])
+    const fail = failNextBatch(store)
+    const failed = Promise.allSettled(['f0', 'f1', 'f2'].map((key) => store.write([[OP_PUT, key, 'x']])))
+    fail()
+    const settled = await failed
+    expect(settled.every((s) => s.status === 'rejected')).toBe(true)
+    const counted = countReads(store)
+    await Promise.all(['f0', 'f1', 'f2', 'first'].map((key) => store.write([[OP_PUT, key, 'y']])))
+    // The cache let go of what it held: the failed group's keys are read, and 'first' too.
+    expect(counted.reads).toBe(4)
+    expect(store.keyCount).toBe(4)
+    expect(await store.countKeys()).toBe(4)
+  })
 })
