@@ -358,6 +358,35 @@ async function digestFromRecords(store: Store): Promise<string> {
   return digest.hex
 }
 
+// Rule: only a --mode multi node keeps heads. A replica of a multi-master
+// node holds lww records too, but once promoted (replicaof no one) it
+// writes them by the single-master path, which sets no heads: a head kept
+// from the entries it applied would be stale after its first local write.
+describe('store: a replica of a last-writer-wins node', () => {
+  it('counts its keys from its records: local writes after applied deletes keep the key count exact', async () => {
+    const store = await Store.open({ dataDir: join(dir, 'replica'), sync: 'none', logRetention: 100_000 })
+    stores.push(store)
+    await store.adoptPolicy('lww')
+    const resolver = new LwwResolver()
+    let seq = 0
+    const hlc = Date.now() * 1024
+    for (const op of ['put', 'del'] as const) {
+      for (const k of KEYS) {
+        const ops: EntryOp[] = [op === 'put' ? [OP_PUT, k, `up ${k}`] : [OP_DEL, k]]
+        const raw = encodeEntry({ seq: ++seq, epoch: 1, origin: 'up', originSeq: seq, hlc: hlc + seq, ops })
+        await store.applyEncoded([raw], resolver, 'append')
+      }
+    }
+    expect(store.keyCount).toBe(0)
+    // Promoted: each key put, then deleted, by local writes.
+    for (const k of KEYS) await store.write([[OP_PUT, k, `local ${k}`]])
+    expect(store.keyCount).toBe(KEYS.length)
+    for (const k of KEYS) await store.write([[OP_DEL, k]])
+    expect(store.keyCount).toBe(0)
+    for (const k of KEYS) expect(await store.get(k)).toBeUndefined()
+  })
+})
+
 describe('store: LwwHeads against other writers of the same keys', () => {
   for (const seed of [1, 2, 3, 4, 5, 6]) {
     it(`seed ${seed}: collections, merges and expiring writes leave the same state as a store that reads every record`, async () => {

@@ -917,7 +917,10 @@ export class Store {
         : ConvergenceDigest.decode(await this.db.get(this.digestKey))
     const counts = ((await this.meta.get('keys')) as KeyCounts | undefined) ?? EMPTY_COUNTS()
     this.keys = new KeyTracker(this.tombs, digest, counts, this.maxSiblings)
-    if (this.policy.conflict === 'lww' && this.heads === null) {
+    // Only a --mode multi node keeps heads: its every write sets them. A
+    // replica of one (lww records, --mode single) writes by the
+    // single-master path once promoted, which sets none.
+    if (this.options.mode === 'multi' && this.policy.conflict === 'lww' && this.heads === null) {
       this.heads = new LwwHeads(this.options.lwwHeadKeys ?? DEFAULT_TUNING.lwwHeadKeys)
     }
     if (this.options.mode === 'multi' && (await this.log.resumeFrom(() => true)) === null && this.lastSeq === 0) {
