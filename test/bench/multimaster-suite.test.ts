@@ -67,6 +67,7 @@ describe('tandem-bench multimaster suite', () => {
       'multimaster.duplicates.2',
       'multimaster.throughput.2',
       'multimaster.peerLagP99',
+      'multimaster.peerLagApplyHeldMs',
       'multimaster.peerLagLoopMax',
       'multimaster.convergenceMs',
       'multimaster.conflicts.2.0',
