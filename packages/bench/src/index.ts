@@ -1,4 +1,5 @@
 export { runBench, scenarioMatrix } from './bench.js'
+export { preloadResp, readEveryKeyResp } from './benchmark-scenario.js'
 export type { Driver, DriverSpec, TargetName } from './drivers/driver.js'
 export { chooser, keyName, uniform, zipfian } from './keys.js'
 export { type LatencySummary, summarize } from './load/histogram.js'
