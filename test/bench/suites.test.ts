@@ -44,7 +44,7 @@ describe('tandem-bench suites', () => {
     const page = readFileSync(join(REPO_ROOT, 'BENCHMARKS.md'), 'utf8')
     const { run, report } = await benchReport(
       json,
-      'run --workload lag,replicas --clients 2 --pipeline 2 --duration 0.5 --warmup 0 --keys 1000 --replica-counts 0,1 --floor-puts 20000 --progress none --markdown',
+      'run --workload lag,replicas --clients 2 --pipeline 2 --duration 0.5 --warmup 0 --keys 1000 --replica-counts 0,1 --repeat 2 --floor-puts 20000 --progress none --markdown',
     )
     expect(report.machine.loadAverage).toHaveLength(3)
     expect(report.machine.cores).toBeGreaterThan(0)
@@ -82,6 +82,8 @@ describe('tandem-bench suites', () => {
       'replicas.cpuByThread.1',
       'replicas.masterGc.0',
       'replicas.masterGc.1',
+      'replicas.masterStages.0',
+      'replicas.masterStages.1',
       'replicas.floor.block',
       'replicas.floor.entry',
       'replicas.floor.none',
@@ -90,6 +92,14 @@ describe('tandem-bench suites', () => {
     const check = (id: string) => report.checks.find((c: Json) => c.id === id)
     expect(check('lag.p99.half')).toMatchObject({ unit: 'ms', target: '< 10' })
     expect(check('replicas.masterCpu.1').name).toMatch(/^master CPU per put with none \/ with 1 replicas/)
+    // Each pass's ratio (two passes, in ABBA order), their median and range, and how long each master waited for a core.
+    expect(check('replicas.masterCpu.1').name).toMatch(
+      /; by pass [\d.]+, [\d.]+ \(median of 2, range [\d.]+-[\d.]+\); master main thread waiting for a core, by pass: none (\d+%|-), (\d+%|-), 1 replicas (\d+%|-), (\d+%|-); not pinned\)$/,
+    )
+    expect(check('replicas.masterStages.1')).toMatchObject({ unit: 'ms' })
+    expect(check('replicas.masterStages.1').name).toMatch(
+      /^put latency with 1 replicas, p99 [\d.]+ \/ max [\d.]+ ms; master commit stages by group, p50 \/ p99 ms \(bucket bounds\): queue [\d.]+ \/ [\d.]+, /,
+    )
     expect(check('replicas.cpuByThread.0').name).toMatch(
       /^CPU per put with 0 replicas, us \(main thread .*\): master [\d.]+ \/ /,
     )
@@ -103,6 +113,9 @@ describe('tandem-bench suites', () => {
     expect(check('replicas.floor.none').name).toContain('no log at all')
     for (const server of one.targets.tandem.servers) {
       for (const k of ['main', 'busiestOther', 'rest']) expect(server.threads[k], k).toBeGreaterThanOrEqual(0)
+      // Linux keeps schedstat: a share of the window, 0 to 1 (its samples a few ms off the window's ends).
+      expect(server.mainWaitShare).toBeGreaterThanOrEqual(0)
+      expect(server.mainWaitShare).toBeLessThan(1.1)
     }
     for (const c of report.checks) expectCheck(c)
     // --markdown prints the section to paste; it appends to no file.

@@ -192,8 +192,14 @@ const optionsSchema = z
      * slows the other and cancels in the ratio; none leaves the scheduler
      * free. Pinning each node to a core of its own does the opposite: the
      * two then follow different neighbours.
+     *
+     * replicas suite: master, each master's threads alone on CPU 0, its
+     * replicas' and the harness's on CPU 1: the master's CPU per put as
+     * on a machine of its own, not also what two replicas and the load
+     * generator scheduled beside it on its core cost it (the default,
+     * none, leaves the scheduler free).
      */
-    pin: z.enum(['masters', 'none']).default('masters'),
+    pin: z.enum(['masters', 'master', 'none']).optional(),
     /** failover and multimaster suites: master kills. */
     rounds: z.coerce.number().int().min(1).max(10_000).default(20),
     /** multimaster suite: group sizes to measure (default 2,3). */
@@ -354,7 +360,12 @@ suites (tandem only; each starts its own servers; combine with commas)
                              blocks, a log record per put, and no log (--floor-puts N,
                              default 500000 after as many warm-up puts; 0 skips it), and
                              the CPU ceiling for each replica count that follows; the
-                             master's CPU per put with each count against none
+                             master's CPU per put with each count against none (each
+                             pass's ratio, their median and range; the share of each run
+                             its main thread waited for a core); --pin master runs each
+                             master alone on CPU 0, its replicas and the load generator
+                             on CPU 1 (taskset); --rate OPS offers every count the same
+                             puts/s (open loop) in place of the closed loop
   --workload fullsync        load --keys keys (--batch 1000 per batch), start an empty
                              replica, time its full sync; keys/s, MB/s, replica peak RSS;
                              then the same keys through Redis's diskless full sync (when

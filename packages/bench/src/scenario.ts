@@ -3,7 +3,15 @@ import type { DriverSpec, TargetName } from './drivers/driver.js'
 import { TandemDriver } from './drivers/tandem.js'
 import { summarize } from './load/histogram.js'
 import { type LoadCount, runLoad } from './load/runner.js'
-import { cpuSeconds, serverMeasure, splitThreads, threadCpuSeconds, totalCpuUsPerOp } from './measures/proc.js'
+import {
+  cpuSeconds,
+  mainWaitSeconds,
+  serverMeasure,
+  splitThreads,
+  threadCpuSeconds,
+  totalCpuUsPerOp,
+  waitShare,
+} from './measures/proc.js'
 import { ProcessLagProbe } from './measures/replication-lag.js'
 import type { BenchOptions, LoadWorkloadName } from './options.js'
 import type { ProgressLine } from './report/progress.js'
@@ -60,6 +68,7 @@ export async function runScenario(
     let commitBefore: CommitStats | null = null
     let cpuBefore: (number | undefined)[] = []
     let threadsBefore: (Map<number, number> | undefined)[] = []
+    let waitBefore: (number | undefined)[] = []
     const intervalMs = extras.lagIntervalMs ?? o.lagInterval ?? 250
     const nodes = [topology.master, ...topology.replicas]
     const probe =
@@ -101,6 +110,9 @@ export async function runScenario(
           void Promise.all(topology.processes.map((p) => (p.pid ? threadCpuSeconds(p.pid) : undefined))).then(
             (t) => (threadsBefore = t),
           )
+          void Promise.all(topology.processes.map((p) => (p.pid ? mainWaitSeconds(p.pid) : undefined))).then(
+            (w) => (waitBefore = w),
+          )
         },
         extras.measureFor,
       )
@@ -113,6 +125,7 @@ export async function runScenario(
     const commitAfter = await commitStats(statusClient)
     const cpuAfter = await Promise.all(topology.processes.map((p) => (p.pid ? cpuSeconds(p.pid) : undefined)))
     const threadsAfter = await Promise.all(topology.processes.map((p) => (p.pid ? threadCpuSeconds(p.pid) : undefined)))
+    const waitAfter = await Promise.all(topology.processes.map((p) => (p.pid ? mainWaitSeconds(p.pid) : undefined)))
     const servers: ServerMeasure[] = await Promise.all(
       topology.processes.map(async (p, i) => {
         const tBefore = threadsBefore[i]
@@ -120,6 +133,7 @@ export async function runScenario(
         return {
           ...(await serverMeasure(p, cpuBefore[i], cpuAfter[i], load)),
           threads: p.pid && tBefore && tAfter ? splitThreads(p.pid, tBefore, tAfter, load.elapsedS) : null,
+          mainWaitShare: waitShare(waitBefore[i], waitAfter[i], load.elapsedS),
         }
       }),
     )

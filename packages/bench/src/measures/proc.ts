@@ -112,6 +112,30 @@ export function totalCpuUsPerOp(
   return cpuUsPerOp(b, a, ops)
 }
 
+/**
+ * Seconds the process's main thread has so far spent ready to run but
+ * waiting for a core (the run_delay of /proc/PID/task/PID/schedstat, in
+ * ns); undefined where the kernel does not keep it. On a machine with
+ * fewer cores than busy threads, a server's requests wait this long with
+ * nothing of the server running: latency that is the machine's, not the
+ * server's.
+ */
+export async function mainWaitSeconds(pid: number): Promise<number | undefined> {
+  try {
+    const fields = (await readFile(`/proc/${pid}/task/${pid}/schedstat`, 'utf8')).trim().split(' ')
+    const ns = Number(fields[1])
+    return Number.isFinite(ns) ? ns / 1e9 : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** The share of a window of elapsedS seconds spent waiting for a core, between two mainWaitSeconds samples. */
+export function waitShare(before: number | undefined, after: number | undefined, elapsedS: number): number | null {
+  if (before === undefined || after === undefined || elapsedS <= 0) return null
+  return Math.round(((after - before) / elapsedS) * 1000) / 1000
+}
+
 export interface ThreadSplit {
   /** Cores used by the main thread (JavaScript and its system calls). */
   main: number

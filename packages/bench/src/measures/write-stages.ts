@@ -37,7 +37,7 @@ export interface GcFigure {
   totalMs: number
 }
 
-interface StageFigure {
+export interface StageFigure {
   stage: string
   count: number
   /** Upper bounds of the buckets holding the percentiles, in ms (Infinity: past the last bucket). */

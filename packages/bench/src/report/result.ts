@@ -20,6 +20,11 @@ export interface ServerMeasure {
   cpuUsPerOp?: number | null
   /** The same split by thread (Linux; null elsewhere and for Redis). */
   threads?: ThreadSplit | null
+  /**
+   * The share of the window the main thread spent ready to run but waiting
+   * for a core (/proc schedstat; Linux; null elsewhere and for Redis).
+   */
+  mainWaitShare?: number | null
 }
 
 export interface TargetResult {

@@ -10,7 +10,7 @@ import { ProgressLine } from '../report/progress.js'
 import type { ScenarioResult, TargetCheck, TargetResult } from '../report/result.js'
 import { scenarioResult } from '../report/scenario-result.js'
 import { runScenario, type Scenario } from '../scenario.js'
-import { cannotPin, pinProcess } from '../topology/cpu-affinity.js'
+import { pinMasters } from '../topology/cpu-affinity.js'
 import { startTandem } from '../topology/tandem.js'
 import type { Topology } from '../topology/topology.js'
 import { round } from './common.js'
@@ -72,7 +72,7 @@ export async function consoleSuite(o: BenchOptions, progress: ProgressLine, live
       nodes.push(topology)
       progress.note(`console: node ${i + 1}: master ${topology.master}, replicas ${topology.replicas.join(', ')}`)
     }
-    const pinning = o.pin === 'masters' ? await pinMasters(nodes) : 'not pinned (--pin none)'
+    const pinning = (o.pin ?? 'masters') === 'masters' ? await pinMasters(nodes) : `not pinned (--pin ${o.pin})`
     progress.note(`console: ${pinning}`)
     const put: Scenario = { name: `put ${clients}x${pipeline}`, workload: 'put', clients, pipeline }
     const settling = await bothLoads(nodes, o, progress, { ...put, name: 'settling pass (not measured)' }, o)
@@ -231,30 +231,6 @@ export async function consoleSuite(o: BenchOptions, progress: ProgressLine, live
     for (const t of nodes) live.delete(t)
     await Promise.all(nodes.map((t) => t.close()))
   }
-}
-
-/**
- * Both masters on CPU 0, every replica on CPU 1, the harness left to the
- * scheduler. Two masters sharing one core slow down together when anything
- * else takes that core, and that cancels in the ratio of the two; each
- * still gets its fair share of it, so the consoles' work on one master comes
- * out of that master's share. Tried in a run against no pinning: the
- * estimates spread about half as wide. Returns what was done, for the
- * report; pinning that cannot be done leaves the servers free and says why.
- */
-async function pinMasters(nodes: Topology[]): Promise<string> {
-  const why = await cannotPin(2)
-  if (why !== null) return `not pinned (${why})`
-  try {
-    await Promise.all(
-      nodes.flatMap((t) =>
-        t.processes.map((p, i) => (p.pid === undefined ? undefined : pinProcess(p.pid, i === 0 ? 0 : 1))),
-      ),
-    )
-  } catch (err) {
-    return `pinning failed, servers may be partly pinned (${(err as Error).message.split('\n')[0]})`
-  }
-  return 'both masters pinned to CPU 0 and their replicas to CPU 1'
 }
 
 const median = (xs: number[]) => (xs.length === 0 ? null : medianInterval(xs).median)

@@ -4,13 +4,14 @@ import { performance } from 'node:perf_hooks'
 import type { DriverSpec } from '../drivers/driver.js'
 import { summarize } from '../load/histogram.js'
 import { cpuSeconds, peakRssBytes } from '../measures/proc.js'
-import { type GcFigure, stageWindow } from '../measures/write-stages.js'
+import { type GcFigure, type StageFigure, stageWindow } from '../measures/write-stages.js'
 import { type BenchOptions, redisFsyncOf } from '../options.js'
 import { measureRawApplyCpu, type RawApplyResult } from '../raw-leveldb.js'
 import type { ProgressLine } from '../report/progress.js'
 import type { FullSyncResult, ScenarioResult, TargetCheck, TargetResult } from '../report/result.js'
 import { scenarioResult } from '../report/scenario-result.js'
 import { runScenario, type Scenario } from '../scenario.js'
+import { pinMasterAlone } from '../topology/cpu-affinity.js'
 import { NodeProcess } from '../topology/node-process.js'
 import type { FullStatus } from '../topology/node-state.js'
 import { REDIS_MISSING, redisServerVersion } from '../topology/redis.js'
@@ -117,6 +118,7 @@ export async function replicasSuite(
   // Every topology stays up and they take turns, so that other load on a
   // shared machine falls on each count alike.
   const topologies: Topology[] = []
+  let pinned: Awaited<ReturnType<typeof pinMasterAlone>> | null = null
   // Measured first, while no server runs: what a replica's LevelDB work
   // alone costs per put, to set the replica figures against.
   const rawApply =
@@ -128,9 +130,20 @@ export async function replicasSuite(
       live.add(t)
       progress.note(`replicas ${replicas}: master ${t.master}${t.replicas.length ? `, ${t.replicas.join(', ')}` : ''}`)
     }
+    if (o.pin === 'master') {
+      pinned = await pinMasterAlone(topologies)
+      progress.note(`replicas: ${pinned.pinning}`)
+    }
+    const pinning = pinned?.pinning ?? 'not pinned'
+    // With --rate, every count is offered the same puts/s (open loop): the
+    // master then builds groups of about the same size whatever the count,
+    // and, below saturation, is not starved of a core by its replicas.
+    const at = o.rate === undefined ? '' : ` @${o.rate}/s`
     const runs: TargetResult[][] = counts.map(() => [])
     // The master's GC pauses over each run (its /metrics, warm-up included).
     const gcs: GcFigure[][][] = counts.map(() => [])
+    // ...and its commit stages (how long a group's oldest put queued, the group's read, build and write).
+    const stageRuns: StageRun[][] = counts.map(() => [])
     for (let pass = 0; pass < o.repeat; pass++) {
       // Every other pass in the reverse order: a run follows the one before
       // it while that one's LevelDBs still compact (and the first pass's
@@ -141,31 +154,37 @@ export async function replicasSuite(
         const t = topologies[i]
         const spec: DriverSpec = { target: 'tandem', servers: [t.master], authToken: o.authToken, w: o.w, pipeline }
         const s: Scenario = {
-          name: `put ${clients}x${pipeline}, ${counts[i]} replicas`,
+          name: `put ${clients}x${pipeline}${at}, ${counts[i]} replicas`,
           workload: 'put',
           clients,
           pipeline,
+          rate: o.rate,
         }
         const gcWindow = await stageWindow([t.master], o.authToken)
         // No lag probe: it would run beside the replicas' runs only (the lag suite measures lag).
         runs[i].push(await runScenario('tandem', t, spec, s, o, progress, { lagProbe: false }))
-        gcs[i].push((await gcWindow.since()).gc)
+        const window = await gcWindow.since()
+        gcs[i].push(window.gc)
+        stageRuns[i].push({ stages: window.stages, loopMaxMs: window.loopMaxMs })
         await t.waitForReplicas(o.syncTimeout * 1000)
       }
     }
     const masterGc: MasterGc[] = []
+    const masterStages: MasterStages[] = []
     const scenarios = counts.map((replicas, i) => {
       const sorted = [...runs[i]].sort((a, b) => a.throughput - b.throughput)
       const median = sorted[Math.floor((sorted.length - 1) / 2)]
       const s: Scenario = {
-        name: `replicas: put ${clients}x${pipeline}, ${replicas} replicas`,
+        name: `replicas: put ${clients}x${pipeline}${at}, ${replicas} replicas`,
         workload: 'put',
         clients,
         pipeline,
+        rate: o.rate,
       }
       const r = scenarioOf(s, o, 'replicas', replicas, median)
       r.passes = o.repeat > 1 ? runs[i].map((x) => x.throughput) : null
       masterGc.push({ replicas, ops: median.ops, gc: gcs[i][runs[i].indexOf(median)] })
+      masterStages.push({ replicas, run: median, ...stageRuns[i][runs[i].indexOf(median)] })
       return r
     })
     const base = scenarios.find((s) => s.replicas === 0)?.targets.tandem?.throughput
@@ -184,12 +203,14 @@ export async function replicasSuite(
         met: s.replicas === 2 ? s.vsNoReplicas! >= 0.7 : null,
       }))
     const none = scenarios.find((s) => s.replicas === 0)?.targets.tandem
-    if (none) checks.push(...masterCpuChecks(none, scenarios))
+    checks.push(...masterCpuChecks(counts, runs, scenarios, pinning))
     checks.push(...threadChecks(scenarios))
     checks.push(...masterGcChecks(masterGc))
+    checks.push(...masterStageChecks(masterStages))
     if (rawApply && none) checks.push(...cpuCeilings(none, rawApply, counts))
     return { scenarios, checks }
   } finally {
+    await pinned?.undo().catch(() => {})
     for (const t of topologies) live.delete(t)
     await Promise.all(topologies.map((t) => t.close()))
   }
@@ -223,21 +244,58 @@ async function rawApplyFloor(o: BenchOptions, progress: ProgressLine): Promise<R
  * cores from the master, so the throughput ratio mixes their cost with
  * its own; this is the part that would remain with each node on its own
  * machine, the master being the bottleneck there.
+ *
+ * One run's ratio moves by tens of percent on a shared machine, so it is
+ * taken in each pass from the two runs next to each other (the passes
+ * alternate their order: ABBA), and measured is the median of the passes'
+ * ratios; the name gives every pass's ratio, so that the spread shows.
+ * Beside it, the share of each run the master's main thread waited for a
+ * core: on 2 cores with replicas and the load generator beside it, the
+ * master is often ready and not running, and what it then costs a put
+ * (caches, GC over longer-lived puts) is the machine's as much as its own.
  */
-function masterCpuChecks(none: TargetResult, scenarios: ScenarioResult[]): TargetCheck[] {
+function masterCpuChecks(
+  counts: number[],
+  runs: TargetResult[][],
+  scenarios: ScenarioResult[],
+  pinning: string,
+): TargetCheck[] {
   // The CPU seconds over the puts (cpuUsPerOp), not the rounded cores over
   // the rounded throughput: 0.64 cores holds up to 0.8% of rounding.
   const perPut = (t: TargetResult | undefined) => t?.servers[0]?.cpuUsPerOp ?? null
+  const waits = (ts: TargetResult[]) =>
+    ts.map((t) => (t.servers[0]?.mainWaitShare == null ? '-' : `${Math.round(t.servers[0].mainWaitShare * 100)}%`))
+  const noneAt = counts.indexOf(0)
+  if (noneAt < 0) return []
+  const none = scenarios[noneAt].targets.tandem
   const base = perPut(none)
-  if (base === null) return []
+  if (base === null || base <= 0) return []
   const checks: TargetCheck[] = []
-  for (const s of scenarios) {
+  for (let i = 0; i < counts.length; i++) {
+    const s = scenarios[i]
     const us = s.replicas > 0 ? perPut(s.targets.tandem) : null
-    if (us === null || us <= 0 || base <= 0) continue
+    if (us === null || us <= 0) continue
+    const ratios: number[] = []
+    for (let pass = 0; pass < runs[i].length; pass++) {
+      const a = perPut(runs[noneAt][pass])
+      const b = perPut(runs[i][pass])
+      if (a !== null && b !== null && a > 0 && b > 0) ratios.push(a / b)
+    }
+    const sorted = [...ratios].sort((x, y) => x - y)
+    const median =
+      sorted.length === 0
+        ? base / us
+        : sorted.length % 2 === 1
+          ? sorted[(sorted.length - 1) / 2]
+          : (sorted[sorted.length / 2 - 1] + sorted[sorted.length / 2]) / 2
+    const spread =
+      ratios.length > 1
+        ? `; by pass ${ratios.map((r) => round(r, 2)).join(', ')} (median of ${ratios.length}, range ${round(sorted[0], 2)}-${round(sorted[sorted.length - 1], 2)})`
+        : ''
     checks.push({
       id: `replicas.masterCpu.${s.replicas}`,
-      name: `master CPU per put with none / with ${s.replicas} replicas (${round(base, 1)} / ${round(us, 1)} us)`,
-      measured: round(base / us, 2),
+      name: `master CPU per put with none / with ${s.replicas} replicas (${round(base, 1)} / ${round(us, 1)} us in the median runs${spread}; master main thread waiting for a core, by pass: none ${waits(runs[noneAt]).join(', ')}, ${s.replicas} replicas ${waits(runs[i]).join(', ')}; ${pinning})`,
+      measured: round(median, 2),
       unit: 'x',
       target: '-',
       met: null,
@@ -267,6 +325,42 @@ function masterGcChecks(runs: MasterGc[]): TargetCheck[] {
       id: `replicas.masterGc.${replicas}`,
       name: `master GC pauses with ${replicas} replicas, ${ops} puts (warm-up included): ${parts.join(', ')}; ms per 1,000 puts`,
       measured: ops > 0 ? round((totalMs / ops) * 1000, 3) : null,
+      unit: 'ms',
+      target: '-',
+      met: null,
+    }
+  })
+}
+
+interface StageRun {
+  stages: StageFigure[]
+  loopMaxMs: number | null
+}
+
+interface MasterStages extends StageRun {
+  replicas: number
+  run: TargetResult
+}
+
+/**
+ * Where a put waits on the master, in the pass whose figures are reported:
+ * the client's latency (p99 / p99.9 / max) beside the master's commit
+ * stages by group (queue: the group's oldest put, from its submit to the
+ * group's start; read, build, LevelDB's write), as p50 / p99 bucket bounds,
+ * and the longest event-loop delay. A tail the stages do not hold is time
+ * outside the commit path: in sockets, or the master not getting a core.
+ * Measured is the client's p99.9 latency.
+ */
+function masterStageChecks(runs: MasterStages[]): TargetCheck[] {
+  return runs.map(({ replicas, run, stages, loopMaxMs }) => {
+    const l = run.latencyMs
+    const parts = stages
+      .filter((s) => ['queue', 'read', 'build', 'write'].includes(s.stage))
+      .map((s) => `${s.stage} ${s.p50Ms} / ${s.p99Ms}`)
+    return {
+      id: `replicas.masterStages.${replicas}`,
+      name: `put latency with ${replicas} replicas, p99 ${round(l.p99, 1)} / max ${round(l.max, 1)} ms; master commit stages by group, p50 / p99 ms (bucket bounds): ${parts.join(', ') || 'none'}; longest event-loop delay ${loopMaxMs ?? '-'} ms; p99.9 ms`,
+      measured: round(l.p999, 1),
       unit: 'ms',
       target: '-',
       met: null,
