@@ -39,6 +39,8 @@ function rng(seed: number): () => number {
 }
 
 const KEYS = 30
+/** Longer than any write waits on a loaded machine (see runCase). */
+const WRITE_TIMEOUT_MS = 30_000
 /** Writes a run must have acknowledged to have tested anything. */
 const MIN_ACKNOWLEDGED = 50
 
@@ -94,7 +96,11 @@ async function runCase(size: number, conflict: 'lww' | 'vclock', topology: Topol
   const clients: Promise<void>[] = []
   for (let i = 0; i < size; i++) {
     for (let c = 0; c < 2; c++) {
-      const db = await group.client(i, { timeoutMs: 3000 })
+      // A write a client gives up on (TIMEOUT) may still be applied after
+      // the nodes were compared: on a loaded machine one was, seconds late,
+      // on one node between the scans. Each write's outcome is known before
+      // its loop goes on (answered, or its node killed under it).
+      const db = await group.client(i, { timeoutMs: WRITE_TIMEOUT_MS })
       clients.push(writeLoop(db, rng(seed * 31 + i * 7 + c), conflict, `n${i}c${c}`, until, outcome))
     }
   }
@@ -124,6 +130,9 @@ async function runCase(size: number, conflict: 'lww' | 'vclock', topology: Topol
   const statuses = await group.waitConverged(90_000)
   expect(statuses.every((s) => s.multi?.digestAlarm === null)).toBe(true)
   const scans = await Promise.all(group.nodes.map((n) => scanNode(n)))
+  // Nothing was applied while the nodes were scanned: the scans are of the state whose digests matched.
+  const after = await Promise.all(group.nodes.map((_, i) => group.status(i)))
+  for (let i = 0; i < size; i++) expect(after[i].vv, `node ${i}'s writes after the scans`).toEqual(statuses[i].vv)
   for (let i = 1; i < size; i++) expect(firstDifference(scans[i], scans[0]), `node ${i} vs node 0`).toBeNull()
 
   await group.stopAll()
