@@ -82,6 +82,7 @@ describe('tandem-bench multimaster suite', () => {
         `${stage}peer_send`,
         `${stage}peer_lag`,
         `${stage}remote_queue`,
+        `${stage}remote_wait`,
         `${stage}remote_commit`,
         `${stage}watch_send`,
         `${stage}write`,

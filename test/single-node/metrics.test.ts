@@ -121,10 +121,11 @@ describe('/metrics', () => {
     for (const s of ['queue', 'read', 'build', 'write']) {
       expect(stage(after, s) - stage(before, s), s).toBeGreaterThanOrEqual(10)
     }
-    // The replica applied the puts in frames: each frame timed in its queue and its commit.
+    // The replica applied the puts in frames: each frame timed in its queue, its wait for its group's hand-off and its commit.
     const frames = stage(replicaAfter, 'remote_commit') - stage(replicaBefore, 'remote_commit')
     expect(frames).toBeGreaterThanOrEqual(1)
     expect(stage(replicaAfter, 'remote_queue') - stage(replicaBefore, 'remote_queue')).toBe(frames)
+    expect(stage(replicaAfter, 'remote_wait') - stage(replicaBefore, 'remote_wait')).toBe(frames)
     // Peer stages are a multi-master node's alone.
     expect(stage(replicaAfter, 'peer_lag')).toBe(0)
   })

@@ -501,7 +501,7 @@ export class TandemServer {
     const node = this.node
     store.stages = m.histogram(
       'tandem_write_stage_seconds',
-      'Seconds writes spend in each stage between arrival and durability (see the README: queue, read, build, write, remote_queue, remote_commit, peer_arrive, peer_inbox, peer_lag, peer_send, watch_send).',
+      'Seconds writes spend in each stage between arrival and durability (see the README: queue, read, build, write, remote_queue, remote_commit, remote_wait, peer_arrive, peer_inbox, peer_lag, peer_send, watch_send).',
       'stage',
       WRITE_STAGE_BUCKETS,
     )

@@ -55,6 +55,7 @@ const STAGES = [
   'peer_arrive',
   'peer_inbox',
   'remote_queue',
+  'remote_wait',
   'remote_commit',
   'peer_lag',
   'watch_send',

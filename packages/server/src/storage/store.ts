@@ -1750,6 +1750,7 @@ export class Store {
       const joined = write.submittedAt > started
       stages.observe('remote_queue', joined ? 0 : (started - write.submittedAt) / 1000)
       stages.observe('remote_commit', (now - (joined ? write.submittedAt : started)) / 1000)
+      stages.observe('remote_wait', Math.max(0, built - write.submittedAt) / 1000)
       if (write.placement !== 'append' || write.count === 0 || write.firstHlc === 0) continue
       if (wall === 0) wall = this.clock.wall()
       stages.observe('peer_lag', Math.max(0, wall - hlcWallMs(write.firstHlc)) / 1000)

@@ -12,6 +12,10 @@
  *   group already started: one built while the group before it is written);
  * - `remote_commit`: the same frame, from that start (or its submit, when
  *   it joined) to durable;
+ * - `remote_wait`: the same frame, from its submit to its group's hand-off
+ *   to LevelDB: the group being written when it came (a node taking client
+ *   writes is nearly always writing one) and its own group's build. What
+ *   is left of `remote_commit` is its group's write and fsync;
  * - `peer_arrive`: a peer's frame, from the HLC wall time of its first
  *   entry (stamped when its origin built the group) to its read off this
  *   node's socket: the origin's commit, its feed, the network. Measured
@@ -34,6 +38,7 @@ type WriteStage =
   | 'write'
   | 'remote_queue'
   | 'remote_commit'
+  | 'remote_wait'
   | 'peer_arrive'
   | 'peer_inbox'
   | 'peer_lag'
