@@ -1657,6 +1657,14 @@ export class Store {
           results[at + i] = this.addHousekeeping(commit, [])
           break
       }
+      if (write.kind === 'local') {
+        // In the batch now (LevelDB's batch holds a copy of each key): its
+        // keys' buffers would only wait with the group for the disk, to be
+        // copied by young-generation collections meanwhile. A group built
+        // again reads them again (readCurrent).
+        write.dataKeys = undefined
+        write.names = undefined
+      }
     }
     commit.buildMs += this.clock.now() - read
     return barrier
