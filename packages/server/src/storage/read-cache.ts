@@ -765,9 +765,12 @@ class EntryTable {
   candidates(keys: readonly Uint8Array[], hashes: Int32Array, entries: Int32Array): void {
     const slots = this.slots
     const mask = this.mask
-    for (let i = 0; i < keys.length; i++) {
-      const hash = hashBytes(keys[i], ASCII)
-      hashes[i] = hash
+    const n = keys.length
+    // Every hash first: a probe loop of a few instructions a key lets the processor have many keys' slot
+    // reads in flight at once, where a key's hashing between two probes would leave room for one or two.
+    for (let i = 0; i < n; i++) hashes[i] = hashBytes(keys[i], ASCII)
+    for (let i = 0; i < n; i++) {
+      const hash = hashes[i]
       let entry = NONE
       if (hash !== NOT_KEPT) {
         for (let slot = hash & mask; slots[slot * 2] !== 0; slot = (slot + 1) & mask) {
