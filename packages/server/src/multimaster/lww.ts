@@ -2,11 +2,11 @@ import type { ApplyOp } from '../storage/entry-scan.js'
 import type { EntryIdentity } from '../storage/log-entry.js'
 import {
   compareBytes,
+  lwwRecord,
   readRecord,
   recordHlc,
   recordVersion,
   type Version,
-  versionRecord,
   writeRecord,
 } from '../storage/record.js'
 import { type ConflictResolver, KEEP } from '../storage/resolver.js'
@@ -46,21 +46,22 @@ export class LwwResolver implements ConflictResolver {
   readonly stats: LwwStats = { lost: 0 }
 
   resolve(op: ApplyOp, write: EntryIdentity, current: Buffer | undefined): Buffer | typeof KEEP {
-    const version = versionOf(write)
     if (current !== undefined) {
       // Unequal HLCs decide alone: the held version's origin and counter are not read.
       const heldHlc = recordHlc(current)
-      const held = heldHlc === version.hlc || Number.isNaN(heldHlc) ? recordVersion(current) : undefined
+      const held = heldHlc === write.hlc || Number.isNaN(heldHlc) ? recordVersion(current) : undefined
       // A record with no version (written before the node was multi-master) loses to any write.
-      const c = held ? compareVersions(held, version) : heldHlc >= 0 ? heldHlc - version.hlc : -1
+      const c = held ? compareVersions(held, versionOf(write)) : heldHlc >= 0 ? heldHlc - write.hlc : -1
       if (c === 0) return KEEP
       if (c > 0) {
         this.stats.lost++
         return KEEP
       }
     }
-    const record = versionRecord(version, op.value, op.binary, op.key)
+    // The record straight from the write's fields: no version object for a write that wins.
+    const record = lwwRecord(write.hlc, write.originSeq, write.origin, op.value, op.binary, op.key)
     if (record !== null) return record
+    const version = versionOf(write)
     if (op.value === null) return writeRecord({ version, body: { kind: 'tombstone' } })
     const value = op.binary ? Buffer.from(op.value) : Buffer.from(op.value).toString('utf8')
     return writeRecord({ version, body: { kind: 'value', value } })

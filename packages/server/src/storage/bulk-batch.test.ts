@@ -77,6 +77,30 @@ describe('BulkBatch', () => {
     ])
   })
 
+  it('deletes in order with the puts, the first op of a batch a delete or a put, as put() and del() do', async () => {
+    await db.put(Buffer.from('a'), Buffer.from('old'))
+    await db.put(Buffer.from('c'), Buffer.from('old'))
+    for (const first of ['del', 'put'] as const) {
+      const batch = db.batch()
+      const bulk = new BulkBatch(db, batch)
+      if (first === 'del') bulk.del(Buffer.from('a'))
+      else bulk.put(Buffer.from('a'), Buffer.from('new'))
+      bulk.put(Buffer.from('b'), Buffer.from('1'))
+      bulk.del(Buffer.from('b'))
+      bulk.del(Buffer.from('c'))
+      bulk.put(Buffer.from('c'), Buffer.from('again'))
+      await batch.write()
+      expect(await all()).toEqual(
+        first === 'del'
+          ? [['c', 'again']]
+          : [
+              ['a', 'new'],
+              ['c', 'again'],
+            ],
+      )
+    }
+  })
+
   it("puts every record through put() while the db has a 'write' listener, so it hears of each", async () => {
     const heard: string[] = []
     const onWrite = (ops: { key: Buffer }[]) => heard.push(...ops.map((op) => op.key.toString()))
@@ -88,5 +112,20 @@ describe('BulkBatch', () => {
     db.off('write', onWrite)
     expect(heard).toEqual(['k0', 'k1', 'k2'])
     expect((await all()).map(([key]) => key)).toEqual(['k0', 'k1', 'k2'])
+  })
+
+  it("deletes through del() too while the db has a 'write' listener", async () => {
+    const heard: string[] = []
+    const onWrite = (ops: { type: string; key: Buffer }[]) => heard.push(...ops.map((op) => `${op.type} ${op.key}`))
+    db.on('write', onWrite)
+    const batch = db.batch()
+    const bulk = new BulkBatch(db, batch)
+    bulk.put(Buffer.from('k0'), Buffer.from('v0'))
+    bulk.del(Buffer.from('k1'))
+    bulk.del(Buffer.from('k0'))
+    await batch.write()
+    db.off('write', onWrite)
+    expect(heard).toEqual(['put k0', 'del k1', 'del k0'])
+    expect(await all()).toEqual([])
   })
 })

@@ -5,6 +5,7 @@ type ChainedBatch = ReturnType<Level<Buffer, Buffer>['batch']>
 /** The private put every abstract-level chained batch implements (classic-level: a copy into its native batch). */
 interface PrivatePut {
   _put(key: Buffer, value: Buffer, options: object): void
+  _del(key: Buffer, options: object): void
 }
 
 const NO_OPTIONS = {}
@@ -43,6 +44,16 @@ export class BulkBatch {
       ;(this.batch as unknown as PrivatePut)._put(key, value, NO_OPTIONS)
     } else {
       this.batch.put(key, value)
+      this.direct = !this.watched
+    }
+  }
+
+  /** As put(), for a delete: the private _del (classic-level: a delete appended to its native batch). */
+  del(key: Buffer): void {
+    if (this.direct) {
+      ;(this.batch as unknown as PrivatePut)._del(key, NO_OPTIONS)
+    } else {
+      this.batch.del(key)
       this.direct = !this.watched
     }
   }

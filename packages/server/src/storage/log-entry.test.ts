@@ -1,6 +1,15 @@
 import { describe, expect, it } from 'vitest'
 import { identityOffset, readForApply } from './entry-scan.js'
-import { decodeEntry, encodeEntry, type LogEntry, OP_DEL, OP_PUT, placeEntry } from './log-entry.js'
+import {
+  decodeEntry,
+  encodeEntry,
+  type LogEntry,
+  OP_DEL,
+  OP_PUT,
+  placedEntryBytes,
+  placeEntry,
+  placeEntryAt,
+} from './log-entry.js'
 
 describe('log entry: placement and identity', () => {
   const entry: LogEntry = {
@@ -41,6 +50,33 @@ describe('log entry: placement and identity', () => {
     for (const seq of widths) {
       for (const epoch of widths) {
         expect(placeEntry(raw, at, seq, epoch).equals(encodeEntry({ ...entry, seq, epoch }))).toBe(true)
+      }
+    }
+  })
+
+  it('places an entry in place (placeEntryAt): the bytes of placeEntry, within placedEntryBytes, nothing around them touched', () => {
+    const widths = [0, 1, 127, 128, 255, 256, 65_535, 65_536, 2 ** 32 - 1, 2 ** 32, 2 ** 40 + 3]
+    const long = { ...entry, ops: [[OP_PUT, 'k', 'v'.repeat(70_000)]] as LogEntry['ops'] }
+    for (const shape of [entry, long]) {
+      const raw = encodeEntry(shape)
+      const at = identityOffset(raw)
+      // The entry as a view inside a larger buffer, as a peer's frame holds it.
+      const frame = Buffer.concat([Buffer.from([1, 2, 3]), raw, Buffer.from([4])])
+      const view = frame.subarray(3, 3 + raw.length)
+      for (const seq of widths) {
+        for (const epoch of widths) {
+          const out = Buffer.alloc(placedEntryBytes(view, at) + 10, 0xee)
+          const end = placeEntryAt(out, 5, view, at, seq, epoch)
+          if (seq > 0xffffffff || epoch > 0xffffffff) {
+            expect(end).toBe(-1)
+            expect(out.every((b) => b === 0xee)).toBe(true)
+            continue
+          }
+          expect(out.subarray(5, end).equals(placeEntry(raw, at, seq, epoch))).toBe(true)
+          expect(end - 5).toBeLessThanOrEqual(placedEntryBytes(view, at))
+          expect(out.subarray(0, 5).every((b) => b === 0xee)).toBe(true)
+          expect(out.subarray(end).every((b) => b === 0xee)).toBe(true)
+        }
       }
     }
   })

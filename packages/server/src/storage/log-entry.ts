@@ -151,6 +151,36 @@ export function placeEntry(raw: Buffer, identityAt: number, seq: number, epoch: 
   return out
 }
 
+/** The most bytes placeEntryAt() writes for `raw`: its header, two placement integers of up to 5 bytes, its identity. */
+export function placedEntryBytes(raw: Buffer, identityAt: number): number {
+  return arrayHeaderLength(raw[0]) + 10 + raw.length - identityAt
+}
+
+/**
+ * placeEntry() written into `out` at `at` (room for placedEntryBytes()),
+ * with no buffer of its own: returns where the entry ends, or -1 (nothing
+ * written) when the seq or the epoch is past 32 bits, which placeEntry()
+ * leaves to msgpackr. The same bytes as placeEntry().
+ */
+export function placeEntryAt(
+  out: Buffer,
+  at: number,
+  raw: Buffer,
+  identityAt: number,
+  seq: number,
+  epoch: number,
+): number {
+  const seqBytes = uintBytes(seq)
+  const epochBytes = uintBytes(epoch)
+  if (seqBytes === 0 || epochBytes === 0) return -1
+  const header = arrayHeaderLength(raw[0])
+  for (let i = 0; i < header; i++) out[at + i] = raw[i]
+  writeUint(out, at + header, seq, seqBytes)
+  writeUint(out, at + header + seqBytes, epoch, epochBytes)
+  const start = at + header + seqBytes + epochBytes
+  return start + raw.copy(out, start, identityAt)
+}
+
 /** Bytes of a msgpack unsigned integer under 2^32 as msgpackr writes it; 0 for anything else. */
 function uintBytes(n: number): number {
   if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) return 0

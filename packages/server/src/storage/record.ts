@@ -454,17 +454,28 @@ export function versionRecord(
   binary: boolean,
   key?: Uint8Array,
 ): Buffer | null {
+  return lwwRecord(version.hlc, version.counter, version.origin, bytes, binary, key)
+}
+
+/** versionRecord() of the version (hlc, counter, origin), given as its fields (a remote write's, with no Version made). */
+export function lwwRecord(
+  hlc: number,
+  counter: number,
+  origin: string,
+  bytes: Uint8Array | null,
+  binary: boolean,
+  key?: Uint8Array,
+): Buffer | null {
   if (bytes !== null && !binary && !isUtf8(bytes)) return null
   const sealed = key !== undefined
-  const size =
-    CHECKSUM_AT + (sealed ? 4 : 0) + 16 + originBytes(version.origin) + (bytes === null ? 0 : 1 + bytes.byteLength)
+  const size = CHECKSUM_AT + (sealed ? 4 : 0) + 16 + originBytes(origin) + (bytes === null ? 0 : 1 + bytes.byteLength)
   const w = new Writer(size)
   w.u8(TAG_META)
   w.u8(F_VERSION | (sealed ? F_CHECKSUM : 0) | (bytes === null ? KIND_TOMBSTONE : KIND_VALUE))
   if (sealed) w.u32(0)
-  w.u64(version.hlc)
-  w.u64(version.counter)
-  w.origin(version.origin)
+  w.u64(hlc)
+  w.u64(counter)
+  w.origin(origin)
   if (bytes !== null) {
     w.u8(binary ? TAG_BINARY : TAG_STRING)
     w.bytes(bytes)

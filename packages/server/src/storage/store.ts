@@ -29,7 +29,9 @@ import {
   OP_PUT,
   type OpOptions,
   opOptions,
+  placedEntryBytes,
   placeEntry,
+  placeEntryAt,
 } from './log-entry.js'
 import { isStub, LwwHeads, UNKNOWN } from './lww-heads.js'
 import { SUBLEVELS } from './raw-layout.js'
@@ -1593,6 +1595,13 @@ export class Store {
     let bytes = 0
     for (let i = 0; i < writes.length; i++) {
       const write = writes[i]
+      if (write.kind === 'remote') {
+        // A peer's entries are placed in the block too (addPlaced): about their own size each.
+        if (write.placement === 'append' && write.encoded !== null) {
+          for (let j = 0; j < write.encoded.length; j++) bytes += write.encoded[j].length
+        }
+        continue
+      }
       if (write.kind !== 'local') continue
       for (const op of write.ops) {
         if (op[0] !== OP_PUT) continue
@@ -1989,8 +1998,8 @@ export class Store {
     hlc: number,
   ): void {
     if (after !== undefined && !isSealed(after)) after = sealRecord(userKey, 0, after)
-    if (after === undefined) commit.batch.del(key)
-    else commit.batch.put(key, after)
+    if (after === undefined) commit.bulk.del(key)
+    else commit.bulk.put(key, after)
     this.healed(key)
     commit.current.set(name, after)
     commit.keyDelta += liveness(after) - liveness(before)
@@ -2062,9 +2071,23 @@ export class Store {
           ])
         }
       }
-      commit.raws.push(keep ? entry.raw : placeEntry(entry.raw, entry.identityAt, seq, commit.epoch))
+      if (keep) commit.raws.push(entry.raw)
+      else this.addPlaced(commit, entry, seq)
     }
     return commit.seq
+  }
+
+  /**
+   * A peer's entry as this node's entry `seq`, written straight into the
+   * group's log block (placeEntryAt): no buffer of its own, which the
+   * block packer would copy again.
+   */
+  private addPlaced(commit: GroupState, entry: ApplyEntry, seq: number): void {
+    const blocks = commit.blocks
+    const start = blocks.room(commit.raws, placedEntryBytes(entry.raw, entry.identityAt))
+    const end = placeEntryAt(blocks.buffer, start, entry.raw, entry.identityAt, seq, commit.epoch)
+    if (end < 0) commit.raws.push(placeEntry(entry.raw, entry.identityAt, seq, commit.epoch))
+    else blocks.placed(commit.raws, end)
   }
 
   /** Whether a replicated write to `key` is left out because its record here is damaged (see damagedSkips). */
