@@ -196,6 +196,7 @@ export class TandemServer {
       writeBufferBytes: config.tune.writeBufferBytes,
       tableCompression: config.tune.tableCompression,
       pipelinedCommit: config.tune.pipelinedCommit,
+      handOverFirst: config.tune.handOverFirst,
       multiPipelinedCommit: config.tune.multiPipelinedCommit,
       verifyAtStart: config.verifyAtStart,
       // Only a node that starts as a replica has a healthy peer to copy from.

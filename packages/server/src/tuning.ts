@@ -176,6 +176,19 @@ export const tuningSchema = z
             "1 pipelines group commits on a single master with --sync always: the next group is read and built while the group before it is written and fsynced, taking every write that arrives until that write is done, and goes to LevelDB right after it (status commit.overlapped counts such groups). The disk and the event loop then work side by side instead of in turn, at the cost of more event-loop turns a write; it pays where the fsync is long next to a group's build. 0 forms the next group only once the write before it is done. No effect in other modes.",
         }),
       ),
+    handOverFirst: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(1)
+      .default(1)
+      .meta(
+        doc({
+          unit: '(1 on, 0 off)',
+          description:
+            "With pipelined commits (pipelinedCommit, multiPipelinedCommit): 1 hands the group built during a write to LevelDB as soon as that write is done and its counts are taken (the key count, digest and largest value the next batch builds on), and does the written group's bookkeeping (the presence cache, the log's tail, commit listeners) and answers its writes after that hand-over; 0 does the bookkeeping first, and the disk idles meanwhile. Answers come at the same time either way, in the same order.",
+        }),
+      ),
     multiPipelinedCommit: z.coerce
       .number()
       .int()

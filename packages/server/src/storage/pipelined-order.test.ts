@@ -88,3 +88,124 @@ describe('store: the order in which pipelined groups reach LevelDB (--sync alway
     expect(seqs).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
   })
 })
+
+describe('store: a written group hands the one built on it over before its bookkeeping (--sync always)', () => {
+  /**
+   * Holds the store's next batch until `release`, and makes the one after
+   * it fail once written when `failSecond` is set; counts batches handed to
+   * LevelDB (`started`) and the most written at once.
+   */
+  function holdBatches(store: Store, failSecond: boolean) {
+    const db = (store as unknown as { db: { batch: () => HeldBatch } }).db
+    const realBatch = db.batch
+    const state = { started: 0, inFlight: 0, mostInFlight: 0 }
+    let release!: () => void
+    const released = new Promise<void>((resolve) => (release = resolve))
+    db.batch = function (this: unknown) {
+      const batch = realBatch.call(this)
+      const write = batch.write.bind(batch)
+      batch.write = async (options: unknown) => {
+        const n = ++state.started
+        state.mostInFlight = Math.max(state.mostInFlight, ++state.inFlight)
+        try {
+          if (n === 1) await released
+          if (n === 2 && failSecond) {
+            await turn()
+            throw new Error('IO error: the disk went away')
+          }
+          await write(options)
+        } finally {
+          state.inFlight--
+        }
+      }
+      return batch
+    }
+    return { state, release }
+  }
+
+  const open = (name: string, handOverFirst: number) =>
+    Store.open({ dataDir: join(dir, name), sync: 'always', logRetention: 1000, pipelinedCommit: 1, handOverFirst })
+
+  // Rule: once a group's batch is written, the group built on it goes to
+  // LevelDB before the written one's bookkeeping (presence, the log's
+  // tail, commit listeners) and answers; the next batch carries the key
+  // count as the written group left it, and answers keep their order.
+  for (const handOverFirst of [1, 0]) {
+    it(`hands the next group over ${handOverFirst ? 'before' : 'after'} the written one's commit is told (handOverFirst ${handOverFirst})`, async () => {
+      const name = `first-${handOverFirst}`
+      let store = await open(name, handOverFirst)
+      stores.push(store)
+      await store.write([[OP_PUT, 'old', '0']])
+      const { state, release } = holdBatches(store, false)
+      /** Batches handed to LevelDB when each commit was told, by seq, and when each write was answered. */
+      const toldAt = new Map<number, number>()
+      store.onCommit((seq) => toldAt.set(seq, state.started))
+      const answered: string[] = []
+      const put = (key: string) =>
+        store.write([[OP_PUT, key, key]]).then((seq) => {
+          answered.push(key)
+          return seq
+        })
+      const held = put('a')
+      const deadline = Date.now() + 10_000
+      while (state.started === 0 && Date.now() < deadline) await turn()
+      // New keys and one the held group adds: the next group's key count is on top of the held one's.
+      const later = [put('b'), put('c'), put('a')]
+      await turn()
+      later.push(put('d'))
+      while (store.commitStats.overlapped === 0 && Date.now() < deadline) await turn()
+      expect(store.commitStats.overlapped).toBe(1)
+      release()
+      expect(await held).toBe(2)
+      expect(await Promise.all(later)).toEqual([3, 4, 5, 6])
+      expect(answered).toEqual(['a', 'b', 'c', 'a', 'd'])
+      expect(state.mostInFlight).toBe(1)
+      // The held group's commit was told once the group built on it was handed over (or before).
+      expect(toldAt.get(2)).toBe(handOverFirst ? 2 : 1)
+      expect(toldAt.get(6)).toBe(2)
+      expect(store.keyCount).toBe(5)
+      expect(await store.countKeys()).toBe(5)
+      await store.close()
+      stores = stores.filter((s) => s !== store)
+      // The count each batch stored: the last one's holds both groups' new keys.
+      store = await open(name, handOverFirst)
+      stores.push(store)
+      expect(store.keyCount).toBe(5)
+      expect(store.lastSeq).toBe(6)
+    })
+  }
+
+  // Rule: a failed group fails its own writes, and nothing after it is
+  // answered as if it succeeded: the group before it stands (its answers
+  // and counts), the group built on the failed one is built again.
+  it('answers the written group and fails only the group built on it when that one fails', async () => {
+    const store = await open('second-fails', 1)
+    stores.push(store)
+    await store.write([[OP_PUT, 'old', '0']])
+    const { state, release } = holdBatches(store, true)
+    const held = store.write([[OP_PUT, 'a', '1']])
+    const deadline = Date.now() + 10_000
+    while (state.started === 0 && Date.now() < deadline) await turn()
+    const failing = [store.write([[OP_PUT, 'b', '2']]), store.write([[OP_PUT, 'a', '2']])].map((p) =>
+      p.then(
+        () => 'written',
+        (err: Error) => err.message,
+      ),
+    )
+    while (store.commitStats.overlapped === 0 && Date.now() < deadline) await turn()
+    release()
+    expect(await held).toBe(2)
+    while (state.started < 2 && Date.now() < deadline) await turn()
+    // Built on the group being written (the failing one), then built again once it fails.
+    const after = store.write([[OP_PUT, 'c', '3']])
+    expect(await Promise.all(failing)).toEqual(['IO error: the disk went away', 'IO error: the disk went away'])
+    expect(await after).toBe(3)
+    expect(await store.get('a')).toBe('1')
+    expect(await store.get('b')).toBeUndefined()
+    expect(store.keyCount).toBe(3)
+    expect(await store.countKeys()).toBe(3)
+    const seqs: number[] = []
+    for await (const [seq] of store.log.read(1)) seqs.push(seq)
+    expect(seqs).toEqual([1, 2, 3])
+  })
+})

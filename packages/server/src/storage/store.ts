@@ -172,6 +172,8 @@ export interface StoreOptions {
   pipelinedCommit?: number
   /** 1: group commits are pipelined with --sync always on a multi-master node too (tunable multiPipelinedCommit). */
   multiPipelinedCommit?: number
+  /** 1: a group built on one being written goes to LevelDB before that one's bookkeeping (see InFlight.rest; tunable handOverFirst). */
+  handOverFirst?: number
 }
 
 export type ConflictPolicy = 'lww' | 'vclock'
@@ -272,6 +274,14 @@ interface InFlight {
   successor: boolean
   /** Resolves true once it is written and the store holds it, false if it failed. */
   outcome: Promise<boolean>
+  /**
+   * Set once it is written, when a group is built on it (handOverFirst):
+   * the rest of its bookkeeping (presence, the log's tail, commit
+   * listeners), which that group runs as soon as it has handed its own
+   * batch to LevelDB, or ends without doing so. Until then its writes are
+   * not answered, and the disk does not idle behind this bookkeeping.
+   */
+  rest: (() => void) | null
 }
 
 /**
@@ -531,6 +541,8 @@ export class Store {
   private readonly readCache: ReadCache
   /** Whether the read cache keeps what a write leaves (tunable readCacheWrites). */
   private readonly readCacheWrites: boolean
+  /** Whether a group built on one being written goes to LevelDB before its bookkeeping (tunable handOverFirst). */
+  private readonly handOverFirst: boolean
   /** Keys over the sibling cap after a group (vclock): the node trims them. */
   onOverCap: (keys: Buffer[]) => void = () => {}
 
@@ -591,6 +603,7 @@ export class Store {
       options.readCacheBytes ?? DEFAULT_TUNING.readCacheBytes,
     )
     this.readCacheWrites = (options.readCacheWrites ?? DEFAULT_TUNING.readCacheWrites) === 1
+    this.handOverFirst = (options.handOverFirst ?? DEFAULT_TUNING.handOverFirst) === 1
     this.committer = new GroupCommitter((group, built, join) => this.commitGroup(group, built, join), {
       maxGroup: options.maxGroup ?? 2000,
       joins: (write) => this.joinsPipeline(write),
@@ -1364,6 +1377,21 @@ export class Store {
       prev = null
     }
     if (prev !== null) prev.successor = true
+    try {
+      return await this.commitOn(prev, group, built, join)
+    } finally {
+      // However this group ended before its hand-over (refused, nothing to write, a throw), the one before finishes.
+      prev?.rest?.()
+    }
+  }
+
+  /** commitGroup's group, built on `prev` (being written) or on what the store holds. */
+  private async commitOn(
+    prev: InFlight | null,
+    group: StoreWrite[],
+    built: () => void,
+    join: GroupJoin<StoreWrite>,
+  ): Promise<(WriteOutcome | Error)[] | typeof RETRY> {
     // A chained batch: cheaper than the array form of db.batch() for the
     // same ops.
     const batch = this.db.batch()
@@ -1472,6 +1500,7 @@ export class Store {
       first,
       successor: false,
       outcome: new Promise<boolean>((resolve) => (written = resolve)),
+      rest: null,
     }
     if (commit.raws.length > 0) this.nextSeq = seq + 1
     const pipelined = this.pipelined
@@ -1480,6 +1509,8 @@ export class Store {
       built()
     }
     const writing = this.writeBatch(batch, this.options.sync === 'always')
+    // Handed over: the group before it, written, does the rest of its bookkeeping now.
+    prev?.rest?.()
     // Every key the group writes is in commit.current: none may be read
     // from the cache, nor filled, while LevelDB may show either value. They
     // are dropped in this turn, before any read can run, but after the
@@ -1514,7 +1545,12 @@ export class Store {
       if (this.readCacheWrites) this.readCache.keepWritten(cacheTicket, this.dataPrefix.length, applied ? left : null)
     }
     if (this.inflight === self) this.inflight = null
+    /** Set when a group built on this one hands its batch over first, then runs the rest (see InFlight.rest). */
+    let rest: Promise<void> | null = null
     try {
+      // What a group built on this one reads as it finishes its batch: the
+      // key count it writes is this one's plus its own change, its largest
+      // value and digest are on top of this one's.
       this.observeWritten(group, started, handedOff)
       if (raised) this.largestValue = commit.largest
       if (firstTtl) this.ttlUsed = true
@@ -1524,23 +1560,56 @@ export class Store {
       }
       keys?.commit()
       this.keyCount += commit.keyDelta
-      if (keys === null) this.learnPresence(commit)
       this.committedVv = vvObject
-      if (barrier) await this.log.barrier(seq, vv)
-      if (commit.raws.length > 0) {
-        this.lastSeq = seq
-        this.lastCommitAt = this.clock.wall()
-        this.log.committed(first, commit.raws, this.lastCommitAt)
-        if (checkpoint) this.log.resumedAt(seq, vvObject)
-        this.dirtySinceSync = true
-        this.notifyCommit(seq)
+      if (self.successor && barrier === null && this.handOverFirst) {
+        rest = new Promise<void>((resolve, reject) => {
+          self.rest = () => {
+            self.rest = null
+            try {
+              this.finishWritten(commit, keys, first, checkpoint ? vvObject : null)
+              resolve()
+            } catch (err) {
+              reject(err)
+            }
+          }
+        })
+      } else {
+        if (keys === null) this.learnPresence(commit)
+        if (barrier) await this.log.barrier(seq, vv)
+        this.finishWritten(commit, keys, first, checkpoint ? vvObject : null, false)
       }
-      if (keys && keys.overCap.length > 0) this.onOverCap(keys.overCap)
-      return results
     } finally {
       // Written: a group built on it goes to LevelDB next.
       written(true)
     }
+    if (rest !== null) await rest
+    return results
+  }
+
+  /**
+   * A written group's bookkeeping once a group built on it is handed over
+   * (or at once, when there is none): what it leaves is learnt by the
+   * presence cache (unless `presence` is false: done already), its entries
+   * join the log's tail, and commit listeners hear of its seq.
+   */
+  private finishWritten(
+    commit: GroupState,
+    keys: KeyGroup | null,
+    first: number,
+    checkpoint: VersionVectorObject | null,
+    presence = true,
+  ): void {
+    if (presence && keys === null) this.learnPresence(commit)
+    if (commit.raws.length > 0) {
+      const seq = commit.seq
+      this.lastSeq = seq
+      this.lastCommitAt = this.clock.wall()
+      this.log.committed(first, commit.raws, this.lastCommitAt)
+      if (checkpoint) this.log.resumedAt(seq, checkpoint)
+      this.dirtySinceSync = true
+      this.notifyCommit(seq)
+    }
+    if (keys && keys.overCap.length > 0) this.onOverCap(keys.overCap)
   }
 
   /**
