@@ -36,6 +36,25 @@ describe('RespParser', () => {
     expect(parseAll([...stream].map((b) => Buffer.from([b])))).toEqual(expected)
   })
 
+  it('names every GET, and every SET, in any case, by one shared buffer: no view of the input for the name', () => {
+    const parser = new RespParser(LIMITS)
+    parser.push(
+      Buffer.from(command('GET', 'a') + command('get', 'b') + command('SET', 'c', '1') + command('sEt', 'd', '2')),
+    )
+    parser.push(Buffer.from(command('GET', 'e') + command('DEL', 'f')))
+    const [get1, get2, set1, set2, get3, del] = Array.from({ length: 6 }, () => parser.next() as Buffer[])
+    expect(get2[0]).toBe(get1[0])
+    expect(get3[0]).toBe(get1[0])
+    expect(set2[0]).toBe(set1[0])
+    expect([get1[0].toString(), set1[0].toString(), del[0].toString()]).toEqual(['GET', 'SET', 'DEL'])
+    expect([get2[1].toString(), set2[2].toString(), get3[1].toString(), del[1].toString()]).toEqual([
+      'b',
+      '2',
+      'e',
+      'f',
+    ])
+  })
+
   it('counts the bytes of a partial command, arguments already read included', () => {
     const parser = new RespParser(LIMITS)
     const partial = Buffer.from(`${command('SET', 'key', 'x'.repeat(500)).slice(0, 300)}`)

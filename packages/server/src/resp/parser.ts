@@ -247,8 +247,11 @@ export class RespParser {
       // name, not a view of its own; Buffer#slice shares memory like
       // subarray, and builds the view directly instead of through TypedArray
       // species lookup: the parser's hottest line.
-      this.args[this.nargs++] =
-        this.nargs === 0 && length === 3 ? commandName(buf, dataStart) : buf.slice(dataStart, dataEnd)
+      // (The index is read first: `args[nargs++] = nargs === 0 ...` would test the incremented count, and the
+      // shared name was never given.)
+      const index = this.nargs
+      this.args[index] = index === 0 && length === 3 ? commandName(buf, dataStart) : buf.slice(dataStart, dataEnd)
+      this.nargs = index + 1
       this.commandBytes = total
       this.consumeTo(dataEnd + 2)
     }
