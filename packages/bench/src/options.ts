@@ -200,6 +200,11 @@ const optionsSchema = z
      * none, leaves the scheduler free).
      */
     pin: z.enum(['masters', 'master', 'none']).optional(),
+    /**
+     * replicas suite: each run's warm-up lasts until the master has
+     * committed this many puts (and --warmup seconds); 0: --warmup alone.
+     */
+    warmupPuts: z.coerce.number().int().min(0).max(100_000_000).default(150_000),
     /** failover and multimaster suites: master kills. */
     rounds: z.coerce.number().int().min(1).max(10_000).default(20),
     /** multimaster suite: group sizes to measure (default 2,3). */
@@ -365,7 +370,11 @@ suites (tandem only; each starts its own servers; combine with commas)
                              its main thread waited for a core); --pin master runs each
                              master alone on CPU 0, its replicas and the load generator
                              on CPU 1 (taskset); --rate OPS offers every count the same
-                             puts/s (open loop) in place of the closed loop
+                             puts/s (open loop) in place of the closed loop; each run's
+                             warm-up lasts until the master committed --warmup-puts N
+                             puts (default 150000; 0: --warmup alone): a master idle
+                             through the other counts' runs starts with its young
+                             generation shrunk, and regrows it over ~100,000 puts
   --workload fullsync        load --keys keys (--batch 1000 per batch), start an empty
                              replica, time its full sync; keys/s, MB/s, replica peak RSS;
                              then the same keys through Redis's diskless full sync (when

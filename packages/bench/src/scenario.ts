@@ -49,6 +49,15 @@ interface ScenarioExtras {
    * a pause until each marker shows).
    */
   lagProbe?: boolean
+  /**
+   * The warm-up lasts --warmup seconds and at least until the target has
+   * committed this many more writes (its status's commit counts; at most
+   * a minute more): a warm-up by work done, not by time, whatever the
+   * throughput.
+   */
+  warmupWrites?: number
+  /** Called as the measured window opens (after the warm-up). */
+  onWindow?: () => void
 }
 
 export async function runScenario(
@@ -80,6 +89,8 @@ export async function runScenario(
               : { kind: 'poll', master: spec, replicas: topology.replicas, intervalMs },
           )
     progress.reset()
+    // Where the warm-up's writes are counted from (null: the target does not count them).
+    const warmupStart = extras.warmupWrites ? await commitStats(statusClient) : null
     let load: Awaited<ReturnType<typeof runLoad>>
     try {
       // Connected before the window opens, so it samples the whole window.
@@ -98,9 +109,14 @@ export async function runScenario(
           durationS: o.duration,
           requests: o.requests,
           rate: s.rate,
+          warmedUp:
+            extras.warmupWrites && statusClient
+              ? () => writesDone(statusClient as TandemDriver, extras.warmupWrites as number, warmupStart)
+              : undefined,
         },
         (p) => progress.update(label, p, o.requests === undefined ? o.duration : null, o.requests ?? null),
         () => {
+          extras.onWindow?.()
           probe?.start()
           // Sampled synchronously enough: both reads finish within a few ms of the window's start.
           void commitStats(statusClient).then((c) => (commitBefore = c))
@@ -186,6 +202,17 @@ export function commitBetween(
   const groups = after.groups - before.groups
   const writes = after.writes - before.writes
   return { groups, writes, avgGroupSize: groups === 0 ? 0 : Math.round((writes / groups) * 10) / 10 }
+}
+
+/** Resolves once the target has committed `writes` more writes than at `from` (or a minute has passed). */
+async function writesDone(client: TandemDriver, writes: number, from: CommitStats | null): Promise<void> {
+  if (from === null) return
+  const until = performance.now() + 60_000
+  while (performance.now() < until) {
+    const now = await commitStats(client)
+    if (now === null || now.writes - from.writes >= writes) return
+    await new Promise((r) => setTimeout(r, 100))
+  }
 }
 
 export async function commitStats(client: TandemDriver | null): Promise<CommitStats | null> {

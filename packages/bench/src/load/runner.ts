@@ -11,6 +11,8 @@ import type { FromWorker, ToWorker, WireSnapshot } from './worker.js'
 interface LoadSpec extends Omit<GroupSpec, 'requests'> {
   workers: number
   warmupS: number
+  /** Awaited after the warm-up's seconds, before the window opens: a warm-up that lasts until a condition holds. */
+  warmedUp?: () => Promise<void>
   durationS: number
   requests?: number
 }
@@ -172,6 +174,14 @@ export async function runLoad(
   }
   for (const g of groups) g.start()
   if (spec.warmupS > 0) await sleep(spec.warmupS * 1000)
+  if (spec.warmedUp) {
+    try {
+      await spec.warmedUp()
+    } catch (err) {
+      await Promise.all(groups.map((g) => g.abort()))
+      throw err
+    }
+  }
 
   onMeasureStart()
   const cpuStart = process.cpuUsage()
