@@ -96,6 +96,7 @@ export class FloorStore {
       valueEncoding: 'view',
       writeBufferSize: writeBufferBytes,
       compression: tableCompression === 1,
+      ...floorOnlyOptions(),
     })
     await this.db.open()
     const last = await this.db.get(LAST_SEQ_KEY)
@@ -299,6 +300,25 @@ function leveldbOptions(): { writeBufferBytes: number; tableCompression: number 
   for (const part of (process.env.TANDEM_TUNE ?? '').split(',')) {
     const [name, value] = part.trim().split('=')
     if ((name === 'writeBufferBytes' || name === 'tableCompression') && Number.isInteger(Number(value)))
+      out[name] = Number(value)
+  }
+  return out
+}
+
+/**
+ * LevelDB open options tandem does not expose, for A/B runs of the floor
+ * alone: TANDEM_FLOOR_LEVELDB=blockSize=N,maxFileSize=N,blockRestartInterval=N
+ * (classic-level's names; tandem's TANDEM_TUNE would refuse them).
+ */
+function floorOnlyOptions(): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const part of (process.env.TANDEM_FLOOR_LEVELDB ?? '').split(',')) {
+    const [name, value] = part.trim().split('=')
+    if (
+      (name === 'blockSize' || name === 'maxFileSize' || name === 'blockRestartInterval') &&
+      Number.isInteger(Number(value)) &&
+      Number(value) > 0
+    )
       out[name] = Number(value)
   }
   return out
