@@ -7,9 +7,11 @@ import {
   recordHlc,
   recordVersion,
   type Version,
+  versionPutRecord,
   writeRecord,
 } from '../storage/record.js'
 import { type ConflictResolver, KEEP } from '../storage/resolver.js'
+import type { WriteValue } from '../storage/text-bytes.js'
 
 /**
  * Last-writer-wins: a key holds the one write with the greatest version,
@@ -46,18 +48,7 @@ export class LwwResolver implements ConflictResolver {
   readonly stats: LwwStats = { lost: 0 }
 
   resolve(op: ApplyOp, write: EntryIdentity, current: Buffer | undefined): Buffer | typeof KEEP {
-    if (current !== undefined) {
-      // Unequal HLCs decide alone: the held version's origin and counter are not read.
-      const heldHlc = recordHlc(current)
-      const held = heldHlc === write.hlc || Number.isNaN(heldHlc) ? recordVersion(current) : undefined
-      // A record with no version (written before the node was multi-master) loses to any write.
-      const c = held ? compareVersions(held, versionOf(write)) : heldHlc >= 0 ? heldHlc - write.hlc : -1
-      if (c === 0) return KEEP
-      if (c > 0) {
-        this.stats.lost++
-        return KEEP
-      }
-    }
+    if (current !== undefined && this.holds(current, write)) return KEEP
     // The record straight from the write's fields: no version object for a write that wins.
     const record = lwwRecord(write.hlc, write.originSeq, write.origin, op.value, op.binary, op.key)
     if (record !== null) return record
@@ -65,6 +56,33 @@ export class LwwResolver implements ConflictResolver {
     if (op.value === null) return writeRecord({ version, body: { kind: 'tombstone' } })
     const value = op.binary ? Buffer.from(op.value) : Buffer.from(op.value).toString('utf8')
     return writeRecord({ version, body: { kind: 'value', value } })
+  }
+
+  /**
+   * resolve() of a put with no options that this node takes from a client,
+   * its value as the write carries it: the same record, sealed for the
+   * user key (`key` from `keyStart`), built from the value in place.
+   */
+  resolvePut(
+    write: EntryIdentity,
+    value: WriteValue,
+    key: Uint8Array,
+    keyStart: number,
+    current: Buffer | undefined,
+  ): Buffer | typeof KEEP {
+    if (current !== undefined && this.holds(current, write)) return KEEP
+    return versionPutRecord(write.hlc, write.originSeq, write.origin, value, key, keyStart)
+  }
+
+  /** Whether `current` wins over (or is) `write`'s version: then the key keeps it, and a write it beat is counted lost. */
+  private holds(current: Buffer, write: EntryIdentity): boolean {
+    // Unequal HLCs decide alone: the held version's origin and counter are not read.
+    const heldHlc = recordHlc(current)
+    const held = heldHlc === write.hlc || Number.isNaN(heldHlc) ? recordVersion(current) : undefined
+    // A record with no version (written before the node was multi-master) loses to any write.
+    const c = held ? compareVersions(held, versionOf(write)) : heldHlc >= 0 ? heldHlc - write.hlc : -1
+    if (c > 0) this.stats.lost++
+    return c >= 0
   }
 
   merge(current: Buffer | undefined, incoming: Buffer): Buffer | typeof KEEP {

@@ -65,7 +65,7 @@ function visibleState(record: Buffer): Buffer | null {
  * of every multi-master node, and it allocates nothing for a state that
  * fits the scratch.
  */
-function stateHash(key: Uint8Array, record: Buffer | undefined, at: number): void {
+function stateHash(key: Uint8Array, keyStart: number, record: Buffer | undefined, at: number): void {
   hashOut[at] = 0
   hashOut[at + 1] = 0
   if (record === undefined) return
@@ -92,7 +92,7 @@ function stateHash(key: Uint8Array, record: Buffer | undefined, at: number): voi
   }
   // Plain records (no metadata): the record is its state.
   const headLength = head < 0 ? 0 : 2
-  const stateAt = 4 + key.byteLength + headLength
+  const stateAt = 4 + key.byteLength - keyStart + headLength
   const length = stateAt + state.length - from
   let input: Buffer
   if (SCRATCH_AT + length <= SCRATCH_BYTES) {
@@ -102,23 +102,29 @@ function stateHash(key: Uint8Array, record: Buffer | undefined, at: number): voi
     // `from` on (Buffer#copy with a start) makes a view of the record every
     // call, for each of the two states every change hashes.
     scratch.set(state, SCRATCH_AT + stateAt - from)
-    writeHead(scratch, SCRATCH_AT, key, head)
+    writeHead(scratch, SCRATCH_AT, key, keyStart, head)
     input = scratch
   } else {
     input = Buffer.allocUnsafe(length)
-    writeHead(input, 0, key, head)
+    writeHead(input, 0, key, keyStart, head)
     state.copy(input, stateAt, from)
   }
   termHash(input, input === scratch ? SCRATCH_AT : 0, length, at)
 }
 
-/** The key's length (u32), the key, then the head (RECORD_META and the flags) when `head` is not -1, at `at`. */
-function writeHead(input: Buffer, at: number, key: Uint8Array, head: number): void {
-  input.writeUInt32BE(key.byteLength, at)
-  input.set(key, at + 4)
+/**
+ * The key's length (u32), the key (its bytes from keyStart), then the head
+ * (RECORD_META and the flags) when `head` is not -1, at `at`.
+ */
+function writeHead(input: Buffer, at: number, key: Uint8Array, keyStart: number, head: number): void {
+  const length = key.byteLength - keyStart
+  input.writeUInt32BE(length, at)
+  if (keyStart === 0) input.set(key, at + 4)
+  // A key's few bytes from keyStart: a loop, not a view of them made for set().
+  else for (let i = 0; i < length; i++) input[at + 4 + i] = key[keyStart + i]
   if (head >= 0) {
-    input[at + 4 + key.byteLength] = RECORD_META
-    input[at + 5 + key.byteLength] = head
+    input[at + 4 + length] = RECORD_META
+    input[at + 5 + length] = head
   }
 }
 
@@ -203,10 +209,10 @@ export function lastTermLow(): number {
   return hashOut[3]
 }
 
-/** Which of the 256 sums a key counts in (FNV-1a of its bytes): by key only, never by state. */
-function bucketOf(key: Uint8Array): number {
+/** Which of the 256 sums a key (its bytes from keyStart) counts in (FNV-1a of its bytes): by key only, never by state. */
+function bucketOf(key: Uint8Array, keyStart: number): number {
   let h = 0x811c9dc5
-  for (let i = 0; i < key.length; i++) {
+  for (let i = keyStart; i < key.length; i++) {
     h ^= key[i]
     h = Math.imul(h, 0x01000193)
   }
@@ -223,12 +229,16 @@ export class ConvergenceDigest {
   /** hex as last computed, until the buckets change: every ack and heartbeat on every link asks for it. */
   private hexCache: string | null = null
 
-  /** Applies a key's change from `before` to `after` (records; undefined for none). */
-  change(key: Uint8Array, before: Buffer | undefined, after: Buffer | undefined): void {
-    stateHash(key, before, 0)
-    stateHash(key, after, 2)
+  /**
+   * Applies a key's change from `before` to `after` (records; undefined
+   * for none). The key is `key`'s bytes from `keyStart` (a data key's
+   * user key, without a view of it made).
+   */
+  change(key: Uint8Array, before: Buffer | undefined, after: Buffer | undefined, keyStart = 0): void {
+    stateHash(key, keyStart, before, 0)
+    stateHash(key, keyStart, after, 2)
     if (hashOut[0] === hashOut[2] && hashOut[1] === hashOut[3]) return
-    const at = bucketOf(key) * 2
+    const at = bucketOf(key, keyStart) * 2
     const halves = this.halves
     // (sum - out + into) mod 2^64, with the low half's borrow or carry moved into the high half.
     const low = halves[at + 1] - hashOut[1] + hashOut[3]

@@ -85,12 +85,25 @@ export class KeyGroup {
 
   constructor(private readonly tracker: KeyTracker) {}
 
-  /** The key `key` (user bytes) goes from record `before` to `after` (undefined: none) in this group's batch. */
-  change(batch: Batch, key: Uint8Array, before: Buffer | undefined, after: Buffer | undefined, hlc: number): void {
-    this.delta.change(key, before, after)
+  /**
+   * The key `key` (user bytes; from `keyStart`, as in a data key) goes from
+   * record `before` to `after` (undefined: none) in this group's batch.
+   */
+  change(
+    batch: Batch,
+    key: Uint8Array,
+    before: Buffer | undefined,
+    after: Buffer | undefined,
+    hlc: number,
+    keyStart = 0,
+  ): void {
+    this.delta.change(key, before, after, keyStart)
     // Read from the records' headers: only a new tombstone's record is decoded.
     const wasTomb = before !== undefined && isTombstoneRecord(before)
     const isTomb = after !== undefined && isTombstoneRecord(after)
+    const nowCount = after === undefined ? 0 : siblingCountOf(after)
+    // Only what keeps the key itself (the tombstone index, the keys over the cap) needs a view of its bytes.
+    if (keyStart !== 0 && (isTomb || wasTomb || nowCount > this.tracker.maxSiblings)) key = key.subarray(keyStart)
     if (isTomb) {
       const info: TombstoneInfo = { r: requirement(readRecord(after)), t: hlc }
       batch.put(Buffer.concat([this.tracker.tombPrefix, key]), Buffer.from(JSON.stringify(info)))
@@ -99,7 +112,6 @@ export class KeyGroup {
     }
     this.tombstones += (isTomb ? 1 : 0) - (wasTomb ? 1 : 0)
     const wasSiblings = before !== undefined && siblingCountOf(before) > 1 ? 1 : 0
-    const nowCount = after === undefined ? 0 : siblingCountOf(after)
     this.siblingKeys += (nowCount > 1 ? 1 : 0) - wasSiblings
     if (nowCount > this.most) this.most = nowCount
     if (nowCount > this.tracker.maxSiblings) this.overCap.push(Buffer.from(key))

@@ -20,6 +20,7 @@ import {
   writeRecord,
 } from './record.js'
 import { Store } from './store.js'
+import { TextBytes } from './text-bytes.js'
 
 /**
  * LwwHeads keeps, for recently written keys of a last-writer-wins node,
@@ -171,9 +172,9 @@ async function openLww(dirName: string, lwwHeadKeys: number, sync: 'always' | 'n
 
 const KEYS = Array.from({ length: 20 }, (_, i) => `k${i}`)
 
-async function stateOf(store: Store) {
+async function stateOf(store: Store, keys = KEYS) {
   const records: Record<string, unknown> = {}
-  for (const k of KEYS) records[k] = await store.getRecord(k)
+  for (const k of keys) records[k] = await store.getRecord(k)
   return {
     records,
     digest: store.keys?.digest.hex,
@@ -199,6 +200,37 @@ async function replayWithoutHeads(raws: Buffer[], dirName: string): Promise<Stor
 }
 
 const turn = () => new Promise((r) => setImmediate(r))
+
+describe('store: a client put under last-writer-wins', () => {
+  it('logs the entry encodeEntry makes and stores the record of its version and value, for a string, its UTF-8 and bytes', async () => {
+    const store = await openLww('bytes', 100_000, 'none')
+    const values = ['plain', 'ünïcødé ✓ 𝄞', new TextBytes(Buffer.from('as utf-8')), Buffer.from([0, 0xff, 7])]
+    const ops: EntryOp[] = values.map((v, i) => [OP_PUT, `b${i}`, v])
+    // Each alone (writeEachWithIdentity), and once more as one write each (writeWithIdentity), over what they wrote.
+    const each = await store.writeEachWithIdentity(ops)
+    const alone = await Promise.all(ops.map((op) => store.writeWithIdentity([op])))
+    const raws = await logOf(store)
+    expect(raws).toHaveLength(ops.length * 2)
+    for (const [i, result] of [...each, ...alone].entries()) {
+      if (result instanceof Error) throw result
+      const op = ops[i % ops.length]
+      const { seq, origin, originSeq, hlc } = result
+      expect(raws[seq - 1].equals(encodeEntry({ seq, epoch: store.epoch, origin, originSeq, hlc, ops: [op] }))).toBe(
+        true,
+      )
+    }
+    for (const [i, result] of alone.entries()) {
+      const record = await store.getRecord(`b${i}`)
+      const value = values[i]
+      expect(record).toEqual({
+        version: { hlc: result.hlc, counter: result.originSeq, origin: result.origin },
+        body: { kind: 'value', value: value instanceof TextBytes ? value.toString() : value },
+      })
+    }
+    const ref = await replayWithoutHeads(raws, 'ref')
+    expect(await stateOf(store, ['b0', 'b1', 'b2', 'b3'])).toEqual(await stateOf(ref, ['b0', 'b1', 'b2', 'b3']))
+  })
+})
 
 describe('store: last-writer-wins writes resolved from LwwHeads', () => {
   for (const [sync, bound] of [

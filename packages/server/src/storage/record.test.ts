@@ -17,6 +17,7 @@ import {
   sealRecord,
   seqRecord,
   siblingCountOf,
+  versionPutRecord,
   versionRecord,
   writeRecord,
 } from './record.js'
@@ -321,5 +322,21 @@ describe('records read from their header (the multi-master write path)', () => {
       expect(readRecord(sealed)).toEqual(readRecord(unsealed))
     }
     expect(versionRecord(version, Buffer.from([0xff]), false, key)).toBeNull()
+  })
+
+  it("versionPutRecord gives versionRecord's sealed bytes for a value as a write carries it, the key read from keyStart", () => {
+    const dataKey = Buffer.concat([Buffer.from('!data!'), key])
+    // A lone surrogate goes in as U+FFFD, as Buffer.from writes it.
+    for (const value of [...values, 'half \ud800 pair', new TextBytes(Buffer.from('ünïcødé ✓', 'utf8'))]) {
+      const binary = value instanceof Uint8Array
+      const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : binary ? value : value.bytes
+      const expected = versionRecord(version, bytes, binary, key) as Buffer
+      const built = versionPutRecord(version.hlc, version.counter, version.origin, value, dataKey, 6)
+      expect(built.equals(expected)).toBe(true)
+      expect(recordIntact(key, 0, built, true)).toBe(true)
+    }
+    expect(() => versionPutRecord(2 ** 53, 1, origin, 'v', key, 0)).toThrow(/not an integer/)
+    expect(() => versionPutRecord(1, -1, origin, 'v', key, 0)).toThrow(/not an integer/)
+    expect(() => versionPutRecord(1, 1, 'é'.repeat(128), 'v', key, 0)).toThrow(/over 255 bytes/)
   })
 })

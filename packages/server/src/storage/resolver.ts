@@ -1,6 +1,7 @@
 import type { ApplyOp } from './entry-scan.js'
 import type { EntryIdentity } from './log-entry.js'
 import { seqRecordFromBytes } from './record.js'
+import type { WriteValue } from './text-bytes.js'
 
 /**
  * A conflict resolver decides what a write does to a key, given what the
@@ -34,6 +35,20 @@ export interface ConflictResolver {
    * extends a context to drop values past the sibling cap). Absent: as is.
    */
   prepareLocal?(op: ApplyOp, write: EntryIdentity, current: Buffer | undefined): ApplyOp
+  /**
+   * resolve() of a client's put with no options, its value as the write
+   * carries it (a string, bytes or TextBytes), the record sealed for the
+   * user key (`key` from `keyStart`): the same record resolve() gives for
+   * the op, which the Store then need not make (nor the value's bytes).
+   * Absent: the Store makes the op and calls resolve().
+   */
+  resolvePut?(
+    write: EntryIdentity,
+    value: WriteValue,
+    key: Uint8Array,
+    keyStart: number,
+    current: Buffer | undefined,
+  ): Buffer | null | typeof KEEP
   /** A record from a peer's snapshot joined with the current one (multi-master full sync); KEEP when it adds nothing. */
   merge?(current: Buffer | undefined, incoming: Buffer): Buffer | typeof KEEP
 }

@@ -1969,6 +1969,24 @@ export class Store {
     const current = commit.current
     commit.keyDelta += liveness(record) - liveness(current.get(name))
     current.set(name, record)
+    this.placePutEntry(commit, op, seq, originSeq, hlc, key)
+  }
+
+  /**
+   * The log entry `seq` of the plain put `op` alone, written straight into
+   * the group's log block (writePutEntry): the bytes encodeEntry makes of
+   * it. `key` is its data key.
+   */
+  private placePutEntry(
+    commit: GroupState,
+    op: EntryOp,
+    seq: number,
+    originSeq: number,
+    hlc: number,
+    key: Buffer,
+  ): void {
+    const value = op[2] as WriteValue
+    const skip = this.dataPrefix.length
     const blocks = commit.blocks
     let end: number
     try {
@@ -2007,6 +2025,9 @@ export class Store {
     to = write.ops.length,
   ): number | LocalResult {
     const resolver = this.resolver as ConflictResolver
+    if (to === from + 1 && resolver.resolvePut && !resolver.prepareLocal && isPlainPut(write.ops[from])) {
+      return this.addResolvedPut(commit, write, from, hlc, resolver)
+    }
     const seq = ++commit.seq
     const originSeq = this.nextCounter(commit, this.origin)
     const identity: EntryIdentity = { origin: this.origin, originSeq, hlc }
@@ -2027,6 +2048,42 @@ export class Store {
     commit.raws.push(encodeEntry(entry))
     commit.writes++
     return write.identity ? { seq, ...identity } : seq
+  }
+
+  /**
+   * addLocalResolved of op `at` alone, a put with no options, under a
+   * resolver that takes the value as the write carries it (resolvePut):
+   * the same record and the same entry bytes, the record built from the
+   * value in place and the entry written straight into the group's log
+   * block (no op in apply form, no entry object, no copy of the value).
+   */
+  private addResolvedPut(
+    commit: GroupState,
+    write: LocalWrite,
+    at: number,
+    hlc: number,
+    resolver: ConflictResolver,
+  ): number | LocalResult {
+    const seq = ++commit.seq
+    const originSeq = this.nextCounter(commit, this.origin)
+    // The write's answer is its identity too (a LocalResult is an EntryIdentity with the seq).
+    const result: LocalResult = { seq, origin: this.origin, originSeq, hlc }
+    const op = write.ops[at]
+    const skip = this.dataPrefix.length
+    const key = write.dataKeys?.[at] ?? prefixed(this.dataPrefix, op[1])
+    const name = write.names?.[at] ?? key.toString('latin1')
+    const current = commit.current.get(name)
+    const record = (resolver.resolvePut as NonNullable<ConflictResolver['resolvePut']>)(
+      result,
+      op[2] as WriteValue,
+      key,
+      skip,
+      current,
+    )
+    if (record !== KEEP) this.setRecord(commit, key, key, name, current, record ?? undefined, hlc, skip)
+    this.placePutEntry(commit, op, seq, originSeq, hlc, key)
+    commit.writes++
+    return write.identity ? result : seq
   }
 
   /**
@@ -2056,7 +2113,12 @@ export class Store {
     return out
   }
 
-  /** Writes (or deletes) a key's record in the group, keeping the tracker and the group's view of it current. */
+  /**
+   * Writes (or deletes) a key's record in the group, keeping the tracker
+   * and the group's view of it current. The user key is `userKey`'s bytes
+   * from `keyStart` (the data key itself, from the prefix's length, where
+   * a view of them would be made only for this).
+   */
   private setRecord(
     commit: GroupState,
     userKey: Uint8Array,
@@ -2065,15 +2127,16 @@ export class Store {
     before: Buffer | undefined,
     after: Buffer | undefined,
     hlc: number,
+    keyStart = 0,
   ): void {
-    if (after !== undefined && !isSealed(after)) after = sealRecord(userKey, 0, after)
+    if (after !== undefined && !isSealed(after)) after = sealRecord(userKey, keyStart, after)
     if (after === undefined) commit.bulk.del(key)
     else commit.bulk.put(key, after)
     this.healed(key)
     commit.current.set(name, after)
     commit.keyDelta += liveness(after) - liveness(before)
     if (commit.keys === null) return
-    commit.keys.change(commit.batch, userKey, before, after, hlc)
+    commit.keys.change(commit.batch, userKey, before, after, hlc, keyStart)
     // Known from here on: the group's failure forgets it (forgetHeads).
     this.heads?.set(name, after, lastTermHigh(), lastTermLow())
   }
