@@ -97,7 +97,7 @@ function checkContext(ctx: unknown): Record<string, number> {
 
 /** Offset of the identity (the origin field) in an encoded entry. */
 export function identityOffset(raw: Buffer): number {
-  const r = new Reader(raw)
+  const r = readerOf(raw)
   if (r.arrayLength() === null || r.number() === null || r.number() === null) {
     throw new Error('malformed log entry: placement')
   }
@@ -109,7 +109,7 @@ export function identityOffset(raw: Buffer): number {
  * its log by them); null when the entry is not in tandem's own encoding.
  */
 export function peekIdentity(raw: Buffer): { origin: string; originSeq: number } | null {
-  const r = new Reader(raw)
+  const r = readerOf(raw)
   if (r.arrayLength() === null || r.number() === null || r.number() === null) return null
   const origin = r.origin()
   const originSeq = r.number()
@@ -124,10 +124,24 @@ export function peekIdentity(raw: Buffer): { origin: string; originSeq: number }
  * encoding.
  */
 export function peekHlc(raw: Buffer): number | null {
-  const r = new Reader(raw)
+  const r = readerOf(raw)
   if (r.arrayLength() !== 6 || r.number() === null || r.number() === null || !r.skipString()) return null
   if (r.number() === null) return null
   return r.number()
+}
+
+/**
+ * The one Reader every read here uses, started anew on each entry: the
+ * reads run to their end with nothing called back in between, and a peer's
+ * entry is read twice (its HLC as it arrives, the whole when its group is
+ * built), so a Reader each time was one more object per read.
+ */
+let shared: Reader | null = null
+
+function readerOf(raw: Buffer): Reader {
+  if (shared === null) shared = new Reader()
+  shared.reset(raw)
+  return shared
 }
 
 /** The last origin read from bytes, so that a run of entries from one origin builds its string once. */
@@ -149,7 +163,7 @@ function originOf(bytes: Buffer): string {
  * then handles.
  */
 export function scanEntry(raw: Buffer): ApplyEntry | null {
-  const r = new Reader(raw)
+  const r = readerOf(raw)
   if (r.arrayLength() !== 6) return null
   const seq = r.number()
   const epoch = r.number()
@@ -194,8 +208,14 @@ function sameBytes(buf: Buffer, at: number, other: Buffer, length: number): bool
 /** The few msgpack forms a log entry uses; every read returns null (and moves nothing) on another form or past the end. */
 class Reader {
   private at = 0
+  private buf: Buffer = Buffer.alloc(0)
 
-  constructor(private readonly buf: Buffer) {}
+  /** Starts reading `buf` from its first byte. */
+  reset(buf: Buffer): void {
+    this.buf = buf
+    this.at = 0
+    this.headerBytes = 0
+  }
 
   get done(): boolean {
     return this.at === this.buf.length

@@ -2188,7 +2188,9 @@ export class Store {
         this.hlc.observe(entry.hlc)
         commit.writes++
       }
-      for (const op of entry.ops) {
+      const ops = entry.ops
+      for (let o = 0; o < ops.length; o++) {
+        const op = ops[o]
         if (commit.damaged !== null && this.skipsDamaged(commit.damaged, op.key, names?.[opAt], entry)) {
           opAt++
           continue
@@ -2252,7 +2254,8 @@ export class Store {
   /** Each origin's entries must go on from the counter this node holds, skipping none. */
   private checkCounters(entries: ApplyEntry[]): Error | null {
     const next = new Map<string, number>()
-    for (const entry of entries) {
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i]
       if (entry.origin === NO_ORIGIN) continue
       const held = next.get(entry.origin) ?? this.vv.get(entry.origin)
       if (entry.originSeq <= held) continue
@@ -2366,7 +2369,10 @@ export class Store {
         let opAt = 0
         const entries = this.entriesOf(write)
         if (entries instanceof Error) continue // refused whole by addRemote: no key read
-        for (const entry of entries) {
+        // Indexed loops: an iterator per entry and per op was an object each
+        // in this async function, which keeps them from being optimised away.
+        for (let e = 0; e < entries.length; e++) {
+          const entry = entries[e]
           // An entry this node already holds (a mesh delivers some twice) is
           // skipped by addRemote, the version vector only growing meanwhile:
           // none of its keys is read.
@@ -2374,7 +2380,9 @@ export class Store {
             opAt += entry.ops.length
             continue
           }
-          for (const op of entry.ops) {
+          const ops = entry.ops
+          for (let o = 0; o < ops.length; o++) {
+            const op = ops[o]
             const key = prefixedBytes(this.dataPrefix, op.key)
             const name = key.toString('latin1')
             dataKeys[opAt] = key
