@@ -135,6 +135,30 @@ describe('LwwHeads', () => {
     expect(heads.lookup(name('k-other'))).toBe(UNKNOWN)
   })
 
+  it('answers a key never set as absent while complete, through a swap that drops nothing, and not after one that does', () => {
+    const heads = new LwwHeads(4)
+    heads.beginComplete()
+    const record = kept[0][1]
+    expect(heads.lookup(name('never'))).toBeUndefined()
+    heads.set(name('a'), record, ...termOf(record))
+    heads.set(name('b'), record, ...termOf(record))
+    // The first swap moved a and b to the older generation and dropped nothing.
+    expect(heads.lookup(name('never'))).toBeUndefined()
+    expect(heads.lookup(name('a'))).not.toBe(UNKNOWN)
+    heads.set(name('c'), record, ...termOf(record))
+    heads.set(name('d'), record, ...termOf(record))
+    // The second dropped a and b: a key not held may have a record now.
+    expect(heads.lookup(name('a'))).toBe(UNKNOWN)
+    expect(heads.lookup(name('never'))).toBe(UNKNOWN)
+    heads.clear()
+    heads.beginComplete()
+    // Only an empty table may begin complete again, and a clear() does not.
+    expect(heads.lookup(name('never'))).toBeUndefined()
+    heads.set(name('e'), record, ...termOf(record))
+    heads.clear()
+    expect(heads.lookup(name('never'))).toBe(UNKNOWN)
+  })
+
   it('is off with a bound of 0', () => {
     const heads = new LwwHeads(0)
     const record = kept[0][1]
@@ -265,6 +289,94 @@ describe('store: last-writer-wins writes resolved from LwwHeads', () => {
       expect(await stateOf(store)).toEqual(await stateOf(ref))
     })
   }
+
+  // Rule: on a data dir that was empty when it opened, a key the heads do
+  // not hold has no record (no read); on one that held records, it is read.
+  it('reads no record for the first writes of keys on a new data dir, and reads them on one that held records', async () => {
+    const store = await openLww('complete', 100_000, 'none')
+    const resolver = store.resolver as LwwResolver
+    for (let i = 0; i < 30; i++) await store.writeEachWithIdentity([[OP_PUT, `k${i % 20}`, `v${i}`]])
+    expect(store.headStats).toMatchObject({ hits: 30, misses: 0 })
+    // A peer's put stamped an hour ago, of a key this node wrote since: it loses here.
+    const old = (Date.now() - 3_600_000) * 1024
+    const stale = (originSeq: number, key: string) =>
+      encodeEntry({ seq: 999, epoch: 9, origin: 'peer', originSeq, hlc: old, ops: [[OP_PUT, key, 'stale']] })
+    await store.applyEncoded([stale(1, 'k3')], resolver, 'append')
+    expect(await store.get('k3')).toBe('v23')
+    await store.close()
+    stores = stores.filter((s) => s !== store)
+
+    const reopened = await openLww('complete', 100_000, 'none')
+    await reopened.applyEncoded([stale(2, 'k4')], resolver, 'append')
+    expect(await reopened.get('k4')).toBe('v24')
+    expect(reopened.headStats).toMatchObject({ hits: 0, misses: 1 })
+  })
+
+  // Rule: a failed group's clear leaves the heads incomplete for good: the
+  // keys written before it are read again, not taken for absent.
+  for (const sync of ['none', 'always'] as const) {
+    it(`--sync ${sync}: after a failed group on a new data dir, an old peer write of a key written before loses`, async () => {
+      const store = await openLww('complete-failure', 100_000, sync)
+      const resolver = store.resolver as LwwResolver
+      await store.writeEachWithIdentity([
+        [OP_PUT, 'k0', 'kept'],
+        [OP_DEL, 'k1'],
+      ])
+      const fail = failNextBatch(store)
+      const lost = store.writeEachWithIdentity([[OP_PUT, 'k2', 'lost']]).then(
+        () => 'written',
+        (err: Error) => err.message,
+      )
+      await turn()
+      fail()
+      expect(await lost).toContain('the disk went away')
+      const old = (Date.now() - 3_600_000) * 1024
+      await store.applyEncoded(
+        [
+          encodeEntry({ seq: 1, epoch: 1, origin: 'peer', originSeq: 1, hlc: old, ops: [[OP_PUT, 'k0', 'stale']] }),
+          encodeEntry({ seq: 2, epoch: 1, origin: 'peer', originSeq: 2, hlc: old, ops: [[OP_PUT, 'k1', 'stale']] }),
+        ],
+        resolver,
+        'append',
+      )
+      expect(await store.get('k0')).toBe('kept')
+      expect(await store.get('k1')).toBeUndefined()
+      expect(store.headStats.misses).toBe(2)
+      expect(store.keys?.digest.hex).toBe(await digestFromRecords(store))
+    })
+  }
+
+  // Rule: a snapshot joined into a new data dir (a peer's, Store.merge)
+  // sets the heads of what it writes: the node stays complete, and what it
+  // took from the snapshot is known, not taken for absent.
+  it('on a new data dir that joins a snapshot, an old peer write of a merged key loses', async () => {
+    const store = await openLww('complete-merge', 100_000, 'always')
+    const resolver = store.resolver as LwwResolver
+    const hlc = (Date.now() - 60_000) * 1024
+    await store.merge([
+      [
+        Buffer.from('k0'),
+        writeRecord({ version: { hlc, counter: 1, origin: 'p3' }, body: { kind: 'value', value: 'm' } }),
+      ],
+      [Buffer.from('k1'), writeRecord({ version: { hlc, counter: 2, origin: 'p3' }, body: { kind: 'tombstone' } })],
+    ])
+    const old = hlc - 3_600_000 * 1024
+    await store.applyEncoded(
+      [
+        encodeEntry({ seq: 1, epoch: 1, origin: 'peer', originSeq: 1, hlc: old, ops: [[OP_DEL, 'k0']] }),
+        encodeEntry({ seq: 2, epoch: 1, origin: 'peer', originSeq: 2, hlc: old, ops: [[OP_PUT, 'k1', 'stale']] }),
+        encodeEntry({ seq: 3, epoch: 1, origin: 'peer', originSeq: 3, hlc: old, ops: [[OP_PUT, 'k2', 'new']] }),
+      ],
+      resolver,
+      'append',
+    )
+    expect(await store.get('k0')).toBe('m')
+    expect(await store.get('k1')).toBeUndefined()
+    expect(await store.get('k2')).toBe('new')
+    // Every key known: the merged ones from their heads, k2 absent as never written.
+    expect(store.headStats).toMatchObject({ hits: 3, misses: 0 })
+    expect(store.keys?.digest.hex).toBe(await digestFromRecords(store))
+  })
 
   // Rule: what a group that is not written set in the heads is forgotten,
   // so the next write of its keys resolves against what LevelDB holds.
@@ -420,11 +532,14 @@ describe('store: a replica of a last-writer-wins node', () => {
 })
 
 describe('store: LwwHeads against other writers of the same keys', () => {
-  for (const seed of [1, 2, 3, 4, 5, 6]) {
-    it(`seed ${seed}: collections, merges and expiring writes leave the same state as a store that reads every record`, async () => {
+  for (const [seed, sync] of [1, 2, 3, 4, 5, 6].flatMap((n) =>
+    [n, n + 6].map((m, i) => [m, i === 0 ? 'none' : 'always'] as const),
+  )) {
+    // --sync always: groups pipelined, each built while the one before is written.
+    it(`seed ${seed}, --sync ${sync}: collections, merges and expiring writes leave the same state as a store that reads every record`, async () => {
       const steps = script(seed, 400)
-      const withHeads = await openLww('paths-heads', 100_000, 'none')
-      const reading = await openLww('paths-reading', 0, 'none')
+      const withHeads = await openLww('paths-heads', 100_000, sync)
+      const reading = await openLww('paths-reading', 0, sync)
       await run(withHeads, steps)
       await run(reading, steps)
       expect(withHeads.headStats.hits).toBeGreaterThan(0)

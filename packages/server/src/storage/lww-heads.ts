@@ -26,6 +26,12 @@ import { hashName, NOT_KEPT } from './name-hash.js'
  * modification seq); any other leaves the key unknown. Bounded as
  * KeyPresence is: two generations of at most max / 2 keys each, names and
  * fields in typed arrays (no object a key).
+ *
+ * Complete, while the data dir was empty when it began and it has dropped
+ * nothing since (no generation swapped out, no clear, no record written
+ * past it): then it holds every key that has a record, and a key it does
+ * not hold has none. A new group's nodes write mostly keys they have never
+ * seen, and each such write read LevelDB to find nothing there.
  */
 export class LwwHeads {
   private current: HeadTable
@@ -36,6 +42,8 @@ export class LwwHeads {
   private readonly originIds = new Map<string, number>()
   hits = 0
   misses = 0
+  /** Whether every key with a record is held (see above): set by the Store, lost for good by anything that drops one. */
+  private complete = false
   private lastOrigin = -1
 
   constructor(private readonly max: number) {
@@ -62,6 +70,10 @@ export class LwwHeads {
       head = this.previous
       entry = head.table.find(name, hash)
     }
+    if (entry < 0 && this.complete) {
+      this.hits++
+      return undefined
+    }
     if (entry < 0 || head.kind[entry] === KIND_UNKNOWN) {
       this.misses++
       return UNKNOWN
@@ -79,12 +91,17 @@ export class LwwHeads {
   set(name: string, record: Buffer | undefined, high: number, low: number): void {
     if (this.max <= 0) return
     const hash = hashName(name, 0, LATIN1)
-    if (hash === NOT_KEPT) return
+    if (hash === NOT_KEPT) {
+      this.complete = false
+      return
+    }
     const table = this.current.table
     const entry = table.set(name, hash, true)
     this.current.fill(entry, record, high, low, this)
     if (table.count >= this.half || table.full) {
       const emptied = this.previous
+      // The older generation's keys are dropped (the first swap drops none): one not held may have a record now.
+      if (emptied.table.count > 0) this.complete = false
       emptied.table.clear()
       this.previous = this.current
       this.current = emptied
@@ -94,6 +111,17 @@ export class LwwHeads {
   clear(): void {
     this.current.table.clear()
     this.previous.table.clear()
+    this.complete = false
+  }
+
+  /** The data holds no record (a data dir found empty as this began): every key written from now on is held, until one is dropped. */
+  beginComplete(): void {
+    if (this.max > 0 && this.size === 0) this.complete = true
+  }
+
+  /** A record was written without being set here (a write path that does not keep heads): keys not held may have one. */
+  incomplete(): void {
+    this.complete = false
   }
 
   /** The origin's number, or -1 when no more can be numbered. */

@@ -34,13 +34,14 @@ async function open(name: string): Promise<Store> {
 }
 
 /** A multi-master store resolving conflicts by last writer wins (its resolver set, as the mesh sets it). */
-async function openLww(name: string): Promise<Store & { resolver: LwwResolver }> {
+async function openLww(name: string, lwwHeadKeys?: number): Promise<Store & { resolver: LwwResolver }> {
   const store = await Store.open({
     dataDir: join(dir, name),
     sync: 'always',
     logRetention: 1000,
     mode: 'multi',
     conflict: 'lww',
+    lwwHeadKeys,
   })
   store.resolver = new LwwResolver()
   stores.push(store)
@@ -778,7 +779,8 @@ describe('store: entry identity', () => {
   })
 
   it('reads no record for the entries of a frame it already holds', async () => {
-    const store = await openLww('held')
+    // Without LwwHeads, which on a new data dir reads no record at all (see lww-heads.test.ts).
+    const store = await openLww('held', 0)
     const resolver = store.resolver
     const db = (
       store as unknown as { db: { getMany(keys: Buffer[]): Promise<unknown[]>; getSync(key: Buffer): unknown } }

@@ -937,11 +937,19 @@ export class Store {
     // single-master path once promoted, which sets none.
     if (this.options.mode === 'multi' && this.policy.conflict === 'lww' && this.heads === null) {
       this.heads = new LwwHeads(this.options.lwwHeadKeys ?? DEFAULT_TUNING.lwwHeadKeys)
+      // No record yet: every key written from now on is known (see LwwHeads, complete).
+      if (await this.holdsNoRecord()) this.heads.beginComplete()
     }
     if (this.options.mode === 'multi' && (await this.log.resumeFrom(() => true)) === null && this.lastSeq === 0) {
       // A new multi-master data dir: a peer holding nothing resumes from seq 1.
       await this.log.barrier(0, '{}')
     }
+  }
+
+  /** Whether the data sublevel holds no record at all (tombstones are records). */
+  private async holdsNoRecord(): Promise<boolean> {
+    for await (const _ of this.data.keys({ limit: 1 })) return false
+    return true
   }
 
   /**
@@ -1963,6 +1971,7 @@ export class Store {
     const key = write.dataKeys?.[at] ?? prefixed(this.dataPrefix, op[1])
     const record = seqRecord(key, skip, value, seq)
     commit.bulk.put(key, record)
+    this.heads?.incomplete()
     this.healed(key)
     if (this.expiry.size > 0 || commit.expiry.length > 0 || commit.expiryBefore) commit.expiry.push([op[1], undefined])
     const name = write.names?.[at] ?? key.toString('latin1')
@@ -2534,6 +2543,8 @@ export class Store {
         record = seqRecord(key, this.dataPrefix.length, op[2], entry.seq, expiresAt)
         commit.bulk.put(key, record)
       } else commit.batch.del(key)
+      // Records LwwHeads is not told of: a key it does not hold may have one.
+      this.heads?.incomplete()
       this.healed(key)
       if (expiresAt !== undefined || this.expiry.size > 0 || commit.expiry.length > 0 || commit.expiryBefore) {
         commit.expiry.push([op[1], expiresAt])
@@ -3097,6 +3108,7 @@ export class Store {
    */
   async applySnapshotChunk(chunk: Uint8Array, expectedCount: number): Promise<void> {
     this.readCache.hold()
+    this.heads?.incomplete()
     const batch = this.db.batch()
     const bulk = new BulkBatch(this.db, batch)
     let largest = this.largestValue ?? 0
