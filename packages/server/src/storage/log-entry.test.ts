@@ -57,7 +57,9 @@ describe('log entry: placement and identity', () => {
   it('places an entry in place (placeEntryAt): the bytes of placeEntry, within placedEntryBytes, nothing around them touched', () => {
     const widths = [0, 1, 127, 128, 255, 256, 65_535, 65_536, 2 ** 32 - 1, 2 ** 32, 2 ** 40 + 3]
     const long = { ...entry, ops: [[OP_PUT, 'k', 'v'.repeat(70_000)]] as LogEntry['ops'] }
-    for (const shape of [entry, long]) {
+    // Entries placed narrow and wide by their origin: the new placement is wider, as wide, or narrower.
+    const shapes = [entry, long, { ...entry, seq: 2 ** 32 - 1, epoch: 70_000 }, { ...long, seq: 300, epoch: 2 ** 31 }]
+    for (const shape of shapes) {
       const raw = encodeEntry(shape)
       const at = identityOffset(raw)
       // The entry as a view inside a larger buffer, as a peer's frame holds it.

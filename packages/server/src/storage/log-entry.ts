@@ -174,11 +174,23 @@ export function placeEntryAt(
   const epochBytes = uintBytes(epoch)
   if (seqBytes === 0 || epochBytes === 0) return -1
   const header = arrayHeaderLength(raw[0])
+  const start = at + header + seqBytes + epochBytes
+  let end: number
+  if (start - identityAt >= at) {
+    // The whole entry copied so that its identity lands at `start`: a copy
+    // from the entry's first byte makes no view of it (a copy from an
+    // offset does, one object per entry); the bytes in front of the
+    // identity are then written over with the new header and placement.
+    // Only while they stay inside this entry's span (a placement at least
+    // as wide as the old one): never over the entry before it.
+    end = start - identityAt + raw.copy(out, start - identityAt)
+  } else {
+    end = start + raw.copy(out, start, identityAt)
+  }
   for (let i = 0; i < header; i++) out[at + i] = raw[i]
   writeUint(out, at + header, seq, seqBytes)
   writeUint(out, at + header + seqBytes, epoch, epochBytes)
-  const start = at + header + seqBytes + epochBytes
-  return start + raw.copy(out, start, identityAt)
+  return end
 }
 
 /** Bytes of a msgpack unsigned integer under 2^32 as msgpackr writes it; 0 for anything else. */
