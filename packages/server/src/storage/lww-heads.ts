@@ -184,8 +184,17 @@ export class LwwHeads {
 /** lookup()'s answer for a key not known here. */
 export const UNKNOWN: unique symbol = Symbol('unknown')
 
-/** Whether a record is a stub (see LwwHeads): not the stored bytes, only its header and digest term. */
+/**
+ * Whether a record is a stub (see LwwHeads): not the stored bytes, only its
+ * header and digest term. A stub's checksum field is 0: a record whose
+ * field is not (nearly every sealed record) is told apart by its bytes,
+ * without its ArrayBuffer (which V8 makes an object for on request) and a
+ * lookup of it; the memory decides for the rest.
+ */
 export function isStub(record: Buffer): boolean {
+  if (record.length < VERSION_AT || record[2] !== 0 || record[3] !== 0 || record[4] !== 0 || record[5] !== 0) {
+    return false
+  }
   return slabs.has(record.buffer)
 }
 
