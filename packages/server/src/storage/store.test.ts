@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { LwwResolver } from '../multimaster/lww.js'
 import { readForApply } from './entry-scan.js'
 import { failNextBatch } from './failing-batch.js'
+import { BlockPacker } from './log-block.js'
 import { decodeEntry, type EntryOp, encodeEntry, type LogEntry, OP_DEL, OP_PUT, seqKey } from './log-entry.js'
 import { decodeRecord, encodeRecord, UNKNOWN_MOD_SEQ } from './record.js'
 import { type ConflictResolver, KEEP, logOrderWins } from './resolver.js'
@@ -509,6 +510,40 @@ describe('store: log blocks', () => {
     for await (const [seq] of store.log.read(10, 5)) limited.push(seq)
     expect(limited).toEqual([10, 11, 12, 13, 14])
     expect((await store.log.lastEntry())?.seq).toBe(42)
+  })
+
+  it("places a peer's frame in one block buffer sized for it up front: never grown, the log's entries each its own seq", async () => {
+    const store = await openLww('placed')
+    const grows: number[] = []
+    const proto = BlockPacker.prototype as unknown as { grow(size: number): void }
+    const grow = proto.grow
+    proto.grow = function (this: BlockPacker, size: number) {
+      grows.push(size)
+      return grow.call(this, size)
+    }
+    try {
+      // Placed by their origin as narrow as can be (seq and epoch of 1
+      // byte), as they are placed here; values of every size up to 1,000 bytes.
+      const raws = Array.from({ length: 300 }, (_, i) =>
+        encodeEntry({
+          seq: 1 + (i % 100),
+          epoch: 0,
+          origin: 'peer',
+          originSeq: i + 1,
+          hlc: (Date.now() + i) * 1024,
+          ops: [[OP_PUT, `k${i}`, 'v'.repeat((i * 37) % 1000)]],
+        }),
+      )
+      await store.applyEncoded(raws, store.resolver, 'append')
+    } finally {
+      proto.grow = grow
+    }
+    expect(grows).toEqual([])
+    expect(await logSeqs(store)).toEqual(Array.from({ length: 300 }, (_, i) => i + 1))
+    for await (const [seq, raw] of store.log.read(1)) {
+      expect(decodeEntry(raw).seq).toBe(seq)
+      expect(decodeEntry(raw).originSeq).toBe(seq)
+    }
   })
 
   /**

@@ -1673,9 +1673,12 @@ export class Store {
     for (let i = 0; i < writes.length; i++) {
       const write = writes[i]
       if (write.kind === 'remote') {
-        // A peer's entries are placed in the block too (addPlaced): about their own size each.
+        // A peer's entries are placed in the block too (addPlaced): each at
+        // most its own size with a placement up to 10 bytes wider (room()
+        // asks for that much), behind its 4-byte length. Less, and the block
+        // is grown to twice its size (a new buffer and a copy) near the end.
         if (write.placement === 'append' && write.encoded !== null) {
-          for (let j = 0; j < write.encoded.length; j++) bytes += write.encoded[j].length
+          for (let j = 0; j < write.encoded.length; j++) bytes += write.encoded[j].length + PLACED_OVERHEAD
         }
         continue
       }
@@ -3427,6 +3430,8 @@ function prefixed(prefix: Buffer, key: string): Buffer {
 /** What must be stable before a tombstone may go: the deleting write's dot (lww), or the whole context (vclock). */
 /** A plain put's entry and block length beside its origin, key and value, at most (see putEntryBytes). */
 const ENTRY_OVERHEAD = 4 + 4 * 9 + 2 * 5 + 4
+/** A peer's entry placed in a block beside its own bytes, at most: its block length and a placement of two 5-byte integers (see placedEntryBytes). */
+const PLACED_OVERHEAD = 4 + 10
 
 /** A put with no options (a 3-element op): logged as addPlainPut writes it. */
 function isPlainPut(op: EntryOp): boolean {
