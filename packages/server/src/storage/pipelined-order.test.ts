@@ -126,6 +126,46 @@ describe('store: a written group hands the one built on it over before its bookk
   const open = (name: string, handOverFirst: number) =>
     Store.open({ dataDir: join(dir, name), sync: 'always', logRetention: 1000, pipelinedCommit: 1, handOverFirst })
 
+  // Rule: a group built on one being written that fails before it ever
+  // waits for that write (here LevelDB refusing a new batch) still lets
+  // the written group finish: its write is answered, with no later write
+  // needed to carry its bookkeeping.
+  it('answers the written group when the group built on it throws before waiting for it (handOverFirst 1)', async () => {
+    const store = await open('throws-early', 1)
+    stores.push(store)
+    await store.write([[OP_PUT, 'old', '0']])
+    const { state, release } = holdBatches(store, false)
+    const db = (store as unknown as { db: { batch: () => HeldBatch } }).db
+    const counted = db.batch
+    let calls = 0
+    db.batch = function (this: unknown) {
+      if (++calls === 2) throw new Error('Database is not open')
+      return counted.call(this)
+    }
+    const held = store.write([[OP_PUT, 'a', '1']])
+    const deadline = Date.now() + 10_000
+    while (state.started === 0 && Date.now() < deadline) await turn()
+    const refused = store.write([[OP_PUT, 'b', '2']]).then(
+      () => 'written',
+      (err: Error) => err.message,
+    )
+    while (calls < 2 && Date.now() < deadline) await turn()
+    expect(calls).toBe(2)
+    expect(await refused).toBe('Database is not open')
+    release()
+    let timer: NodeJS.Timeout | undefined
+    const unanswered = new Promise<string>((resolve) => {
+      timer = setTimeout(() => resolve('not answered'), 10_000)
+    })
+    const answer = await Promise.race([held, unanswered])
+    clearTimeout(timer)
+    expect(answer).toBe(2)
+    expect(await store.write([[OP_PUT, 'c', '3']])).toBe(3)
+    expect(await store.get('a')).toBe('1')
+    expect(await store.get('b')).toBeUndefined()
+    expect(store.keyCount).toBe(3)
+  })
+
   // Rule: once a group's batch is written, the group built on it goes to
   // LevelDB before the written one's bookkeeping (presence, the log's
   // tail, commit listeners) and answers; the next batch carries the key

@@ -1388,8 +1388,13 @@ export class Store {
     try {
       return await this.commitOn(prev, group, built, join)
     } finally {
-      // However this group ended before its hand-over (refused, nothing to write, a throw), the one before finishes.
-      prev?.rest?.()
+      // However this group ended before its hand-over (refused, nothing to
+      // write, a throw), the one before finishes: now if it is written, or
+      // once it is (a throw before this group awaited it).
+      if (prev !== null) {
+        if (prev.rest !== null) prev.rest()
+        else void prev.outcome.then(() => prev?.rest?.())
+      }
     }
   }
 
