@@ -24,6 +24,39 @@ interface HeldBatch {
   write: (options: unknown) => Promise<void>
 }
 
+/**
+ * Holds the store's next batch until `release`, and makes the one after
+ * it fail once written when `failSecond` is set; counts batches handed to
+ * LevelDB (`started`) and the most written at once.
+ */
+function holdBatches(store: Store, failSecond: boolean) {
+  const db = (store as unknown as { db: { batch: () => HeldBatch } }).db
+  const realBatch = db.batch
+  const state = { started: 0, inFlight: 0, mostInFlight: 0 }
+  let release!: () => void
+  const released = new Promise<void>((resolve) => (release = resolve))
+  db.batch = function (this: unknown) {
+    const batch = realBatch.call(this)
+    const write = batch.write.bind(batch)
+    batch.write = async (options: unknown) => {
+      const n = ++state.started
+      state.mostInFlight = Math.max(state.mostInFlight, ++state.inFlight)
+      try {
+        if (n === 1) await released
+        if (n === 2 && failSecond) {
+          await turn()
+          throw new Error('IO error: the disk went away')
+        }
+        await write(options)
+      } finally {
+        state.inFlight--
+      }
+    }
+    return batch
+  }
+  return { state, release }
+}
+
 describe('store: the order in which pipelined groups reach LevelDB (--sync always)', () => {
   // Rule: a group built while the one before it is written is handed to
   // LevelDB only once that write is done, never beside it. Two batch
@@ -40,33 +73,12 @@ describe('store: the order in which pipelined groups reach LevelDB (--sync alway
     })
     stores.push(store)
     await store.write([[OP_PUT, 'k', '0']])
-    const db = (store as unknown as { db: { batch: () => HeldBatch } }).db
-    const realBatch = db.batch
-    let started = 0
-    let inFlight = 0
-    let mostInFlight = 0
-    let release!: () => void
-    const released = new Promise<void>((resolve) => (release = resolve))
     // Every batch from here on is counted while LevelDB writes it; the first is held until released.
-    db.batch = function (this: unknown) {
-      const batch = realBatch.call(this)
-      const write = batch.write.bind(batch)
-      batch.write = async (options: unknown) => {
-        const first = ++started === 1
-        mostInFlight = Math.max(mostInFlight, ++inFlight)
-        try {
-          if (first) await released
-          await write(options)
-        } finally {
-          inFlight--
-        }
-      }
-      return batch
-    }
+    const { state, release } = holdBatches(store, false)
     const held = store.write([[OP_PUT, 'k', '1']])
     const deadline = Date.now() + 10_000
-    while (started === 0 && Date.now() < deadline) await turn()
-    expect(started).toBe(1)
+    while (state.started === 0 && Date.now() < deadline) await turn()
+    expect(state.started).toBe(1)
     // Ten writes of the same key, in two turns: all join the group built on the held one.
     const later: Promise<number>[] = []
     for (let i = 2; i <= 6; i++) later.push(store.write([[OP_PUT, 'k', String(i)]]))
@@ -75,13 +87,13 @@ describe('store: the order in which pipelined groups reach LevelDB (--sync alway
     while (store.commitStats.overlapped === 0 && Date.now() < deadline) await turn()
     expect(store.commitStats.overlapped).toBe(1)
     // That group is built; it gets many turns in which it could be handed over.
-    for (let i = 0; i < 50 && started < 2; i++) await turn()
-    expect(started).toBe(1)
+    for (let i = 0; i < 50 && state.started < 2; i++) await turn()
+    expect(state.started).toBe(1)
     release()
     expect(await held).toBe(2)
     expect(await Promise.all(later)).toEqual([3, 4, 5, 6, 7, 8, 9, 10, 11, 12])
-    expect(started).toBe(2)
-    expect(mostInFlight).toBe(1)
+    expect(state.started).toBe(2)
+    expect(state.mostInFlight).toBe(1)
     expect(await store.get('k')).toBe('11')
     const seqs: number[] = []
     for await (const [seq] of store.log.read(1)) seqs.push(seq)
@@ -90,39 +102,6 @@ describe('store: the order in which pipelined groups reach LevelDB (--sync alway
 })
 
 describe('store: a written group hands the one built on it over before its bookkeeping (--sync always)', () => {
-  /**
-   * Holds the store's next batch until `release`, and makes the one after
-   * it fail once written when `failSecond` is set; counts batches handed to
-   * LevelDB (`started`) and the most written at once.
-   */
-  function holdBatches(store: Store, failSecond: boolean) {
-    const db = (store as unknown as { db: { batch: () => HeldBatch } }).db
-    const realBatch = db.batch
-    const state = { started: 0, inFlight: 0, mostInFlight: 0 }
-    let release!: () => void
-    const released = new Promise<void>((resolve) => (release = resolve))
-    db.batch = function (this: unknown) {
-      const batch = realBatch.call(this)
-      const write = batch.write.bind(batch)
-      batch.write = async (options: unknown) => {
-        const n = ++state.started
-        state.mostInFlight = Math.max(state.mostInFlight, ++state.inFlight)
-        try {
-          if (n === 1) await released
-          if (n === 2 && failSecond) {
-            await turn()
-            throw new Error('IO error: the disk went away')
-          }
-          await write(options)
-        } finally {
-          state.inFlight--
-        }
-      }
-      return batch
-    }
-    return { state, release }
-  }
-
   const open = (name: string, handOverFirst: number) =>
     Store.open({ dataDir: join(dir, name), sync: 'always', logRetention: 1000, pipelinedCommit: 1, handOverFirst })
 
