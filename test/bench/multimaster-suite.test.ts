@@ -42,6 +42,11 @@ describe('tandem-bench multimaster suite', () => {
         '2',
         '--duration',
         '1.5',
+        // Two passes of the throughput comparison, each run's warm-up a few hundred writes.
+        '--repeat',
+        '2',
+        '--warmup-puts',
+        '200',
         // A marker a ms whatever this run's saturation (by default, fewer below 10,000 writes/s).
         '--lag-interval',
         '1',
@@ -66,6 +71,7 @@ describe('tandem-bench multimaster suite', () => {
     expect(ids).toEqual([
       'multimaster.duplicates.2',
       'multimaster.throughput.2',
+      'multimaster.serverCpu.2',
       'multimaster.peerLagP99',
       'multimaster.peerLagApplyHeldMs',
       'multimaster.peerLagLoopMax',
@@ -98,6 +104,27 @@ describe('tandem-bench multimaster suite', () => {
     }
     expect(check('multimaster.peerLagLoopMax').measured).toBeGreaterThan(0)
     expect(check('multimaster.throughput.2').measured).toBeGreaterThan(0)
+    // Throughput: both topologies up at once, two passes taking turns (2 masters first, then 1 master first).
+    const named = (prefix: string) => report.scenarios.find((s: { name: string }) => s.name.startsWith(prefix))
+    const multi = named('multimaster: put 2x2, 2 masters')
+    const single = named('multimaster: put 2x2, 1 master + 1 replicas')
+    for (const side of [multi, single]) {
+      expect(side.passes).toHaveLength(2)
+      const passes: { throughput: number; serverCpuUsPerOp: number | null }[] = side.targetPasses.tandem
+      expect(passes.map((p) => p.throughput)).toEqual(side.passes)
+      for (const p of passes) expect(p.serverCpuUsPerOp).toBeGreaterThan(0)
+      // Every node's CPU is in each side's figure: the replica's apply and each master's peer apply.
+      expect(side.targets.tandem.servers).toHaveLength(2)
+      for (const server of side.targets.tandem.servers) expect(server.cpuUsPerOp).toBeGreaterThanOrEqual(0)
+      // No lag probe beside either side's runs.
+      expect(side.targets.tandem.replicationLag).toBeNull()
+    }
+    const ratio = check('multimaster.throughput.2')
+    expect(ratio.name).toContain('median of 2 passes')
+    expect(ratio.name).toContain('order by pass M S, S M')
+    const [a, b] = multi.passes.map((x: number, i: number) => x / single.passes[i])
+    expect(ratio.measured).toBe(Math.round(((a + b) / 2) * 100) / 100)
+    expect(check('multimaster.serverCpu.2').measured).toBeGreaterThan(0)
     // A share of what the masters received: a percentage.
     expect(check('multimaster.duplicates.2').measured).toBeGreaterThanOrEqual(0)
     expect(check('multimaster.duplicates.2').measured).toBeLessThanOrEqual(100)

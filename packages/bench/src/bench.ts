@@ -125,7 +125,7 @@ export async function runBench(o: BenchOptions, commandLine: string): Promise<Be
     }
     // With --repeat (compare), every other pass goes through the targets
     // backwards, so that a drift of the machine's load weighs on each alike.
-    const passes = o.command === 'compare' ? o.repeat : 1
+    const passes = o.command === 'compare' ? (o.repeat ?? 1) : 1
     for (let i = 0; i < scenarios.length; i++) {
       const runs = new Map<TargetName, TargetResult[]>()
       for (let pass = 0; pass < passes; pass++) {

@@ -15,3 +15,11 @@ describe('redisFsyncOf', () => {
     expect(() => parseOptions(['compare', '--redis-fsync', 'sometimes'])).toThrow(/--redis-fsync/)
   })
 })
+
+describe('--repeat', () => {
+  it('is left unset when not given, so that each suite takes its own default of passes', () => {
+    expect(parseOptions(['run', '--workload', 'multimaster']).repeat).toBeUndefined()
+    expect(parseOptions(['run', '--workload', 'multimaster', '--repeat', '6']).repeat).toBe(6)
+    expect(() => parseOptions(['run', '--repeat', '0'])).toThrow(/--repeat/)
+  })
+})

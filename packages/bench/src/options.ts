@@ -169,9 +169,11 @@ const optionsSchema = z
     /**
      * replicas suite: passes over the topologies; each count reports its
      * median run. compare: passes over the targets in each scenario, the
-     * order reversed every other pass.
+     * order reversed every other pass. multimaster suite: passes of the
+     * throughput comparison, n masters and 1 master taking turns, the order
+     * reversed every other pass. Default 1, multimaster 4.
      */
-    repeat: z.coerce.number().int().min(1).max(100).default(1),
+    repeat: z.coerce.number().int().min(1).max(100).optional(),
     /** fullsync / failover cold restart: operations per batch when loading --keys. */
     batch: z.coerce.number().int().min(1).max(10_000).default(1000),
     /** console suite: web console event streams open on one of the two masters in each window. */
@@ -201,8 +203,9 @@ const optionsSchema = z
      */
     pin: z.enum(['masters', 'master', 'none']).optional(),
     /**
-     * replicas suite: each run's warm-up lasts until the master has
-     * committed this many puts (and --warmup seconds); 0: --warmup alone.
+     * replicas and multimaster suites: each run's warm-up lasts until the
+     * master (the first node) has committed this many writes (and --warmup
+     * seconds); 0: --warmup alone.
      */
     warmupPuts: z.coerce.number().int().min(0).max(100_000_000).default(150_000),
     /** failover and multimaster suites: master kills. */
@@ -320,7 +323,8 @@ targets
   --targets T[,...]          compare only: the targets in the order each scenario loads them
                              (default tandem,redis); e.g. tandem,redis,floor,floor-bare
   --repeat N                 compare: N passes over the targets in each scenario, every
-                             other one in the reverse order (ABBA); each reports its median
+                             other one in the reverse order (ABBA); each reports its median;
+                             replicas, multimaster: passes (see the suites)
   --server HOST:PORT,...     use running tandem servers (master first)
   --redis HOST:PORT          use a running Redis master
   --replicas N               replicas started beside each master (default 0)
@@ -414,8 +418,13 @@ suites (tandem only; each starts its own servers; combine with commas)
                              against promoting the hot replica; writes lost with no replica
   --workload multimaster     multi-master (lww): aggregate put throughput of --master-counts
                              2,3 masters (clients spread) against 1 master with as many
-                             replicas; peer lag p99 at half the 2-master saturation; heal to
-                             converged after --partition-writes N (100000) puts each side of
+                             replicas, both up at once, in --repeat N passes (default 4)
+                             taking turns ABBA (M S, S M, ...), each run on idle servers
+                             after a warm-up of --warmup-puts writes; the median of the
+                             passes' ratios, each side's median and range, server CPU a
+                             write per pass and per node; peer lag p99 at half the
+                             2-master saturation; heal to converged after
+                             --partition-writes N (100000) puts each side of
                              a partition; conflict rate by masters and --link-latencies
                              0,1,10,50 ms on --conflict-keys N (1000) keys (--chart draws it);
                              --rounds N SIGKILLs of one of 2 masters under load: kill to the

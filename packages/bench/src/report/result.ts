@@ -205,8 +205,9 @@ export interface ScenarioResult {
   /** replicas suite: this scenario's throughput over the same run's 0-replica throughput. */
   vsNoReplicas: number | null
   /**
-   * replicas suite with --repeat: the throughput of every pass (the scenario
-   * reports the median one); console suite: of every window, in order.
+   * replicas suite with --repeat, multimaster suite's throughput: the
+   * throughput of every pass (the scenario reports the median one);
+   * console suite: of every window, in order.
    */
   passes: number[] | null
   /** console suite: web console event streams open on the master during this scenario. */
@@ -230,7 +231,10 @@ export interface ScenarioResult {
       { throughputVsRedis: number; serverCpuVsRedis: number | null; tandemCpuAboveUs: number | null }
     >
   >
-  /** compare with --repeat N: every pass of each target, in the order run (the target reports its median). */
+  /**
+   * compare with --repeat N, and the multimaster suite's throughput: every
+   * pass of each target, in the order run (the target reports its median).
+   */
   targetPasses?: Partial<Record<TargetName, { throughput: number; serverCpuUsPerOp: number | null }[]>>
   /** compare only: tandem divided by Redis. Above 1 means tandem has more throughput / higher latency. */
   ratios: {

@@ -1,6 +1,8 @@
+import { loadavg } from 'node:os'
 import { performance } from 'node:perf_hooks'
 import { TandemClient } from '@tandem/client'
 import type { DriverSpec } from '../drivers/driver.js'
+import { abbaOrder, describeSpread, median, passRatios, type Settled, settle, spreadOf } from '../measures/passes.js'
 import { stageWindow } from '../measures/write-stages.js'
 import type { BenchOptions } from '../options.js'
 import type { ProgressLine } from '../report/progress.js'
@@ -20,7 +22,8 @@ import type { SuiteOutput } from './suite.js'
  * compared with:
  *
  * - aggregate put throughput of --master-counts masters (clients spread
- *   evenly over them) against one master with as many replicas;
+ *   evenly over them) against one master with as many replicas, in ABBA
+ *   passes (throughputPasses);
  * - peer lag at half of the 2-master saturation, open loop: markers put on
  *   each master in turn every --lag-interval ms (default: 1, or as many as
  *   make the markers a tenth of the writes offered), each timed from
@@ -69,6 +72,166 @@ async function withTopology<T extends Topology, R>(
   }
 }
 
+/** Passes of the throughput comparison when --repeat is not given: M S, S M, M S, S M. */
+const MULTIMASTER_PASSES = 4
+
+/**
+ * Aggregate put throughput of the n masters against 1 master with n - 1
+ * replicas, both up at once and taking turns in ABBA passes (n masters
+ * first in even passes, 1 master first in odd ones; --repeat passes,
+ * default MULTIMASTER_PASSES), with the same clients, pipeline, keys,
+ * value size, --sync and write concern. Each run:
+ *
+ * - starts once every server of both topologies is idle (measures/passes.ts
+ *   settle): the other side's LevelDB compactions and a lagging node's
+ *   apply after its run would otherwise run in this one's window;
+ * - warms up until the first node has committed --warmup-puts writes (an
+ *   n-master node commits its peers' entries too, so both sides warm up on
+ *   as many client writes): a node idle through the other side's run
+ *   starts with its young generation shrunk (see the replicas suite);
+ * - has no lag probe (its markers and polls would be load of their own);
+ * - ends when every peer (replica) holds every write.
+ *
+ * Reported: the median of the passes' ratios, each from the pass's two
+ * runs, with every pass's ratio; each side's median throughput and range;
+ * the server CPU a write of every node summed, per pass, and its ratio;
+ * each node's CPU a write, cores and main-thread wait for a core.
+ */
+async function throughputPasses(
+  o: BenchOptions,
+  n: number,
+  multiTopology: PeersTopology,
+  multiSpec: DriverSpec,
+  single: Topology,
+  progress: ProgressLine,
+  scenarios: ScenarioResult[],
+  checks: TargetCheck[],
+): Promise<TargetResult> {
+  const clients = o.clients[0]
+  const pipeline = o.pipeline[0]
+  const passes = o.repeat ?? MULTIMASTER_PASSES
+  const sides = [
+    {
+      label: `${n} masters`,
+      title: `${n} masters (writes spread)`,
+      topology: multiTopology as Topology,
+      spec: multiSpec,
+      caughtUp: () => multiTopology.waitConverged(o.syncTimeout * 1000),
+    },
+    {
+      label: `1 master + ${n - 1} replicas`,
+      title: `1 master + ${n - 1} replicas`,
+      topology: single,
+      spec: { target: 'tandem', servers: [single.master], authToken: o.authToken, w: o.w, pipeline } as DriverSpec,
+      caughtUp: () => single.waitForReplicas(o.syncTimeout * 1000),
+    },
+  ]
+  const pids = [...multiTopology.processes, ...single.processes]
+    .map((p) => p.pid)
+    .filter((pid): pid is number => pid !== undefined)
+  const counted = () => Promise.all(multiTopology.nodes.map((node) => statusOf(node.address, o.authToken)))
+  const before = await counted()
+  const runs: TargetResult[][] = [[], []]
+  const order: string[] = []
+  const loads: number[] = []
+  const settles: Settled[] = []
+  for (let pass = 0; pass < passes; pass++) {
+    for (const side of abbaOrder(pass)) {
+      const s = sides[side]
+      settles.push(await settle(pids))
+      loads.push(loadavg()[0])
+      const name = `put ${clients}x${pipeline}, ${s.label}${passes > 1 ? `, pass ${pass + 1} of ${passes}` : ''}`
+      runs[side].push(
+        await runScenario('tandem', s.topology, s.spec, { name, workload: 'put', clients, pipeline }, o, progress, {
+          lagProbe: false,
+          warmupWrites: o.warmupPuts,
+        }),
+      )
+      await s.caughtUp()
+    }
+    order.push(
+      abbaOrder(pass)
+        .map((i) => (i === 0 ? 'M' : 'S'))
+        .join(' '),
+    )
+  }
+  const after = await counted()
+  const delta = (field: 'received' | 'duplicates') =>
+    after.reduce((sum, s, i) => sum + (s.multi?.[field] ?? 0) - (before[i].multi?.[field] ?? 0), 0)
+  const received = delta('received')
+  const duplicates = delta('duplicates')
+  checks.push({
+    id: `multimaster.duplicates.${n}`,
+    name: `entries the ${n} masters received from peers that they already held, % of received (${duplicates} of ${received})`,
+    measured: received > 0 ? round((duplicates / received) * 100, 2) : null,
+    unit: '%',
+    target: '-',
+    met: null,
+  })
+  // Each side reports its median-throughput run, with every pass's throughput and CPU beside it.
+  const medians = runs.map((r) => [...r].sort((a, b) => a.throughput - b.throughput)[(r.length - 1) >> 1])
+  sides.forEach((s, i) => {
+    scenarios.push(
+      scenario(o, `multimaster: put ${clients}x${pipeline}, ${s.title}`, i === 0 ? 0 : n - 1, medians[i], {
+        passes: passes > 1 ? runs[i].map((r) => r.throughput) : null,
+        targetPasses: {
+          tandem: runs[i].map((r) => ({ throughput: r.throughput, serverCpuUsPerOp: r.serverCpuUsPerOp ?? null })),
+        },
+      }),
+    )
+  })
+  const tp = runs.map((r) => r.map((x) => x.throughput))
+  const cpu = runs.map((r) => r.map((x) => x.serverCpuUsPerOp ?? null))
+  const ratios = passRatios(tp[0], tp[1])
+  const ratio = median(ratios)
+  const list = (xs: (number | null)[], digits: number) =>
+    xs.map((x) => (x === null ? '-' : x.toLocaleString('en-US', { maximumFractionDigits: digits }))).join(', ')
+  const notSettled = settles.filter((x) => !x.settled).length
+  const conditions =
+    `1-minute load at the runs' starts ${describeSpread(spreadOf(loads), 1)}; ` +
+    `servers idle before each run after ${describeSpread(spreadOf(settles.map((x) => x.ms / 1000)), 1, ' s')}` +
+    (notSettled > 0 ? ` (${notSettled} runs started with a server still busy)` : '') +
+    (runs.flat().some((r) => r.harness.cpuBound) ? '; harness CPU-bound in some runs' : '')
+  checks.push({
+    id: `multimaster.throughput.${n}`,
+    name:
+      `aggregate put throughput of ${n} masters / 1 master with ${n - 1} replicas, median of ${passes} passes' ratios ` +
+      `(M = ${n} masters, S = 1 master; order by pass ${order.join(', ')}): by pass ${list(ratios, 2)}; ` +
+      `puts/s by pass, ${n} masters ${list(tp[0], 0)} (median ${list([median(tp[0])], 0)}), ` +
+      `1 master ${list(tp[1], 0)} (median ${list([median(tp[1])], 0)}); ${conditions}`,
+    measured: ratio === null ? null : round(ratio, 2),
+    unit: 'x',
+    target: '>= 0.9',
+    met: ratio === null ? null : ratio >= 0.9,
+  })
+  const cpuRatio = median(passRatios(cpu[0], cpu[1]))
+  const perNode = (i: number) =>
+    sides[i].topology.processes
+      .map((p, k) => {
+        const us = spreadOf(runs[i].map((r) => r.servers[k]?.cpuUsPerOp))
+        const cores = spreadOf(runs[i].map((r) => r.servers[k]?.cpuCores))
+        const main = spreadOf(runs[i].map((r) => r.servers[k]?.threads?.main))
+        const wait = spreadOf(runs[i].map((r) => r.servers[k]?.mainWaitShare))
+        return (
+          `${p.role} ${describeSpread(us, 1, ' us')}, ${describeSpread(cores, 2)} cores ` +
+          `(main thread ${describeSpread(main, 2)}, waiting for a core ${wait === null ? '-' : `${Math.round(wait.median * 100)}%`})`
+        )
+      })
+      .join('; ')
+  checks.push({
+    id: `multimaster.serverCpu.${n}`,
+    name:
+      `server CPU a write, every node summed, ${n} masters / 1 master with ${n - 1} replicas, median of the passes' ratios ` +
+      `(us by pass: ${n} masters ${list(cpu[0], 1)}, 1 master ${list(cpu[1], 1)}); ` +
+      `each node's median a write and cores: ${n} masters: ${perNode(0)}; 1 master: ${perNode(1)}`,
+    measured: cpuRatio === null ? null : round(cpuRatio, 2),
+    unit: 'x',
+    target: '-',
+    met: null,
+  })
+  return medians[0]
+}
+
 export async function multimasterSuite(
   o: BenchOptions,
   progress: ProgressLine,
@@ -86,22 +249,6 @@ export async function multimasterSuite(
 
   // ---- aggregate throughput, and peer lag at half of the 2-master saturation
   for (const n of o.masterCounts) {
-    const single = await withTopology(
-      live,
-      () => startTandem({ replicas: n - 1, sync: o.sync, authToken: o.authToken }),
-      (t) => {
-        const spec: DriverSpec = { target: 'tandem', servers: [t.master], authToken: o.authToken, w: o.w, pipeline }
-        return runScenario(
-          'tandem',
-          t,
-          spec,
-          put(`put ${clients}x${pipeline}, 1 master + ${n - 1} replicas`),
-          o,
-          progress,
-        )
-      },
-    )
-    scenarios.push(scenario(o, `multimaster: put ${clients}x${pipeline}, 1 master + ${n - 1} replicas`, n - 1, single))
     await withTopology(live, peers(n), async (t) => {
       const spec: DriverSpec = {
         target: 'tandem',
@@ -111,33 +258,12 @@ export async function multimasterSuite(
         pipeline,
         spread: true,
       }
+      const multi = await withTopology(
+        live,
+        () => startTandem({ replicas: n - 1, sync: o.sync, authToken: o.authToken }),
+        (single) => throughputPasses(o, n, t, spec, single, progress, scenarios, checks),
+      )
       const counted = () => Promise.all(t.nodes.map((node) => statusOf(node.address, o.authToken)))
-      const before = await counted()
-      const multi = await runScenario('tandem', t, spec, put(`put ${clients}x${pipeline}, ${n} masters`), o, progress)
-      scenarios.push(scenario(o, `multimaster: put ${clients}x${pipeline}, ${n} masters (writes spread)`, 0, multi))
-      await t.waitConverged(o.syncTimeout * 1000)
-      const after = await counted()
-      const delta = (field: 'received' | 'duplicates') =>
-        after.reduce((sum, s, i) => sum + (s.multi?.[field] ?? 0) - (before[i].multi?.[field] ?? 0), 0)
-      const received = delta('received')
-      const duplicates = delta('duplicates')
-      checks.push({
-        id: `multimaster.duplicates.${n}`,
-        name: `entries the ${n} masters received from peers that they already held, % of received (${duplicates} of ${received})`,
-        measured: received > 0 ? round((duplicates / received) * 100, 2) : null,
-        unit: '%',
-        target: '-',
-        met: null,
-      })
-      const ratio = single.throughput > 0 ? round(multi.throughput / single.throughput, 2) : null
-      checks.push({
-        id: `multimaster.throughput.${n}`,
-        name: `aggregate put throughput of ${n} masters / 1 master with ${n - 1} replicas (${Math.round(multi.throughput)} / ${Math.round(single.throughput)} ops/s)`,
-        measured: ratio,
-        unit: 'x',
-        target: '>= 0.9',
-        met: ratio === null ? null : ratio >= 0.9,
-      })
       if (n !== 2) return
       await t.waitConverged(o.syncTimeout * 1000)
       // The probe's markers are writes too, and the load offers the rest of half the saturation. By

@@ -153,7 +153,7 @@ export async function replicasSuite(
     const gcs: GcFigure[][][] = counts.map(() => [])
     // ...and its commit stages (how long a group's oldest put queued, the group's read, build and write).
     const stageRuns: StageRun[][] = counts.map(() => [])
-    for (let pass = 0; pass < o.repeat; pass++) {
+    for (let pass = 0; pass < (o.repeat ?? 1); pass++) {
       // Every other pass in the reverse order: a run follows the one before
       // it while that one's LevelDBs still compact (and the first pass's
       // first run on a cold machine), so no count always comes first or
@@ -200,7 +200,7 @@ export async function replicasSuite(
         rate: o.rate,
       }
       const r = scenarioOf(s, o, 'replicas', replicas, median)
-      r.passes = o.repeat > 1 ? runs[i].map((x) => x.throughput) : null
+      r.passes = (o.repeat ?? 1) > 1 ? runs[i].map((x) => x.throughput) : null
       masterGc.push({ replicas, ops: median.ops, gc: gcs[i][runs[i].indexOf(median)] })
       masterStages.push({ replicas, run: median, ...stageRuns[i][runs[i].indexOf(median)] })
       return r
