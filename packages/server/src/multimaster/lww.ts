@@ -2,10 +2,10 @@ import type { ApplyOp } from '../storage/entry-scan.js'
 import type { EntryIdentity } from '../storage/log-entry.js'
 import {
   compareBytes,
-  lwwRecord,
   readRecord,
   recordHlc,
   recordVersion,
+  utf8LwwRecord,
   type Version,
   versionPutRecord,
   writeRecord,
@@ -49,13 +49,9 @@ export class LwwResolver implements ConflictResolver {
 
   resolve(op: ApplyOp, write: EntryIdentity, current: Buffer | undefined): Buffer | typeof KEEP {
     if (current !== undefined && this.holds(current, write)) return KEEP
-    // The record straight from the write's fields: no version object for a write that wins.
-    const record = lwwRecord(write.hlc, write.originSeq, write.origin, op.value, op.binary, op.key)
-    if (record !== null) return record
-    const version = versionOf(write)
-    if (op.value === null) return writeRecord({ version, body: { kind: 'tombstone' } })
-    const value = op.binary ? Buffer.from(op.value) : Buffer.from(op.value).toString('utf8')
-    return writeRecord({ version, body: { kind: 'value', value } })
+    // The record straight from the write's fields: no version object for a write that wins. An op's
+    // value is UTF-8 unless binary (see ApplyOp), so it is not checked again here.
+    return utf8LwwRecord(write.hlc, write.originSeq, write.origin, op.value, op.binary, op.key)
   }
 
   /**

@@ -11,7 +11,12 @@ import { decodeEntry, type LogEntry, OP_COLLECT, OP_DEL, OP_PUT, opOptions } fro
 export interface ApplyOp {
   del: boolean
   key: Uint8Array
-  /** The value's bytes (null for a delete). */
+  /**
+   * The value's bytes (null for a delete): valid UTF-8 unless `binary`,
+   * as every maker of an op checks (scanEntry) or encodes them from a
+   * string (fromDecoded, the Store's local ops); a resolver builds a
+   * record from them without checking them again.
+   */
   value: Uint8Array | null
   /** Whether the value was stored as binary (else as a UTF-8 string). */
   binary: boolean

@@ -17,6 +17,7 @@ import {
   sealRecord,
   seqRecord,
   siblingCountOf,
+  utf8LwwRecord,
   versionPutRecord,
   versionRecord,
   writeRecord,
@@ -273,6 +274,30 @@ describe('records read from their header (the multi-master write path)', () => {
     // Left to recordVersion, which decodes and refuses them.
     expect(recordHlc(unknownFlag)).toBeNaN()
     expect(recordHlc(cut)).toBeNaN()
+  })
+
+  it("utf8LwwRecord writes the generic encoding's bytes in place, sealed or not, at every field width", () => {
+    const widths = [0, 1, 0xff, 0x1_0000, 0xffff_ffff, 0x1_0000_0000, 2 ** 53 - 1]
+    const origins = ['f3a9c1d2e4b5a6978877665544332211', 'nœud-é', '']
+    let n = 0
+    for (const hlc of widths) {
+      for (const counter of widths) {
+        const v = { hlc, counter, origin: origins[n++ % origins.length] }
+        for (const value of [...values, null]) {
+          const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : value
+          const binary = value !== null && typeof value !== 'string'
+          const body: KeyRecord['body'] = value === null ? { kind: 'tombstone' } : { kind: 'value', value }
+          const unsealed = writeRecord({ version: v, body })
+          expect(utf8LwwRecord(v.hlc, v.counter, v.origin, bytes, binary).equals(unsealed)).toBe(true)
+          const sealed = utf8LwwRecord(v.hlc, v.counter, v.origin, bytes, binary, key)
+          expect(sealed.equals(sealRecord(key, 0, unsealed))).toBe(true)
+          expect(recordIntact(key, 0, sealed, true)).toBe(true)
+        }
+      }
+    }
+    expect(() => utf8LwwRecord(2 ** 53, 1, origin, null, false, key)).toThrow(/not an integer/)
+    expect(() => utf8LwwRecord(1, 1.5, origin, null, false, key)).toThrow(/not an integer/)
+    expect(() => utf8LwwRecord(1, 1, 'é'.repeat(128), null, false, key)).toThrow(/over 255 bytes/)
   })
 
   it('versionRecord gives the bytes of the generic encoding, and null for a string that is not UTF-8', () => {

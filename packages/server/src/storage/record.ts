@@ -458,7 +458,7 @@ export function versionRecord(
 }
 
 /** versionRecord() of the version (hlc, counter, origin), given as its fields (a remote write's, with no Version made). */
-export function lwwRecord(
+function lwwRecord(
   hlc: number,
   counter: number,
   origin: string,
@@ -467,22 +467,56 @@ export function lwwRecord(
   key?: Uint8Array,
 ): Buffer | null {
   if (bytes !== null && !binary && !isUtf8(bytes)) return null
+  return utf8LwwRecord(hlc, counter, origin, bytes, binary, key)
+}
+
+/**
+ * lwwRecord() of a value whose bytes are known to be UTF-8 unless `binary`
+ * (an ApplyOp's: every maker of one checks or encodes them), so never null:
+ * the same bytes, with no second check of the value and each field written
+ * in place (no Writer, no writeUInt32BE a field). Every op a peer's entry
+ * carries to an lww node is built here.
+ */
+export function utf8LwwRecord(
+  hlc: number,
+  counter: number,
+  origin: string,
+  bytes: Uint8Array | null,
+  binary: boolean,
+  key?: Uint8Array,
+): Buffer {
+  checkU64(hlc)
+  checkU64(counter)
+  const originUtf8 = utf8Of(origin)
+  const originLength = originUtf8.length
+  if (originLength > 255) throw new Error('origin id over 255 bytes')
   const sealed = key !== undefined
-  const size = CHECKSUM_AT + (sealed ? 4 : 0) + 16 + originBytes(origin) + (bytes === null ? 0 : 1 + bytes.byteLength)
-  const w = new Writer(size)
-  w.u8(TAG_META)
-  w.u8(F_VERSION | (sealed ? F_CHECKSUM : 0) | (bytes === null ? KIND_TOMBSTONE : KIND_VALUE))
-  if (sealed) w.u32(0)
-  w.u64(hlc)
-  w.u64(counter)
-  w.origin(origin)
+  const versionAt = sealed ? SEALED_FIELDS_AT : CHECKSUM_AT
+  const valueAt = versionAt + 17 + originLength
+  const out = Buffer.allocUnsafe(bytes === null ? valueAt : valueAt + 1 + bytes.byteLength)
+  out[0] = TAG_META
+  out[1] = F_VERSION | (sealed ? F_CHECKSUM : 0) | (bytes === null ? KIND_TOMBSTONE : KIND_VALUE)
+  putU32(out, versionAt, Math.floor(hlc / 0x1_0000_0000))
+  putU32(out, versionAt + 4, hlc >>> 0)
+  putU32(out, versionAt + 8, Math.floor(counter / 0x1_0000_0000))
+  putU32(out, versionAt + 12, counter >>> 0)
+  out[versionAt + 16] = originLength
+  // A few dozen bytes: a loop, cheaper than set() for so few.
+  for (let i = 0; i < originLength; i++) out[versionAt + 17 + i] = originUtf8[i]
   if (bytes !== null) {
-    w.u8(binary ? TAG_BINARY : TAG_STRING)
-    w.bytes(bytes)
+    out[valueAt] = binary ? TAG_BINARY : TAG_STRING
+    out.set(bytes, valueAt + 1)
   }
-  const record = w.finish()
-  if (sealed) record.writeUInt32BE(recordSum(key, 0, record), CHECKSUM_AT)
-  return record
+  if (sealed) putU32(out, CHECKSUM_AT, recordSum(key, 0, out))
+  return out
+}
+
+/** A big-endian u32 at `at`, byte by byte (Buffer#writeUInt32BE checks its arguments each call). */
+function putU32(out: Uint8Array, at: number, n: number): void {
+  out[at] = n >>> 24
+  out[at + 1] = n >>> 16
+  out[at + 2] = n >>> 8
+  out[at + 3] = n
 }
 
 /**
