@@ -1,6 +1,14 @@
 import { describe, expect, it } from 'vitest'
 import { ConvergenceDigest } from './convergence.js'
-import { isTombstone, type KeyRecord, readRecord, sealRecord, writeRecord } from './record.js'
+import {
+  isTombstone,
+  type KeyRecord,
+  PUT_RECORD_SPAN,
+  readRecord,
+  sealRecord,
+  versionPutRecord,
+  writeRecord,
+} from './record.js'
 
 /**
  * The digest is persisted with the data and compared across nodes, so the
@@ -109,6 +117,19 @@ describe('convergence digest: the hash of a key state', () => {
       }
     }
     expect(checked).toBe(80)
+  })
+
+  it("is the same for a client put's record with its span given as known (PUT_RECORD_SPAN), its key from keyStart", () => {
+    const dataKey = Buffer.concat([Buffer.from('!data!'), key])
+    for (const value of values) {
+      const put = versionPutRecord(version.hlc, version.counter, origin, value, dataKey, 6)
+      const given = new ConvergenceDigest()
+      given.change(dataKey, undefined, put, 6, PUT_RECORD_SPAN)
+      expect(given.value).toBe(referenceHash(key, put))
+      // And back out again: the sums return to zero.
+      given.change(dataKey, put, undefined, 6)
+      expect(given.value).toBe(0n)
+    }
   })
 
   it('is, for fixed inputs, the terms this build has always given (other builds of DIGEST_HASH 2 compare with it)', () => {

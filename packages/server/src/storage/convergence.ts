@@ -65,19 +65,29 @@ function visibleState(record: Buffer): Buffer | null {
  * of every multi-master node, and it allocates nothing for a state that
  * fits the scratch.
  */
-function stateHash(key: Uint8Array, keyStart: number, record: Buffer | undefined, at: number): void {
+function stateHash(
+  key: Uint8Array,
+  keyStart: number,
+  record: Buffer | undefined,
+  at: number,
+  known = DECODE_SPAN,
+): void {
   hashOut[at] = 0
   hashOut[at + 1] = 0
   if (record === undefined) return
-  if (isStub(record)) {
-    // Its term, as it was when the record it stands for was written (a tombstone's is 0).
-    if (!isTombstoneRecord(record)) stubTerm(record, hashOut, at)
-    return
-  }
   let head = -1
   let state: Buffer = record
   let from = 0
-  if (record[0] === RECORD_META) {
+  if (known >= 0) {
+    // A record just built, its span known from how (a value's: no stub, no tombstone).
+    const flags = spanFlags(known)
+    if (flags !== PLAIN_SPAN_FLAGS) head = flags
+    from = spanFrom(known)
+  } else if (isStub(record)) {
+    // Its term, as it was when the record it stands for was written (a tombstone's is 0).
+    if (!isTombstoneRecord(record)) stubTerm(record, hashOut, at)
+    return
+  } else if (record[0] === RECORD_META) {
     const span = replicatedSpan(record)
     if (span === TOMBSTONE_SPAN) return
     if (span === DECODE_SPAN) {
@@ -238,11 +248,19 @@ export class ConvergenceDigest {
   /**
    * Applies a key's change from `before` to `after` (records; undefined
    * for none). The key is `key`'s bytes from `keyStart` (a data key's
-   * user key, without a view of it made).
+   * user key, without a view of it made). `afterSpan`, when not
+   * DECODE_SPAN, is replicatedSpan(after) as the caller knows it from
+   * building the record (a value's: PUT_RECORD_SPAN).
    */
-  change(key: Uint8Array, before: Buffer | undefined, after: Buffer | undefined, keyStart = 0): void {
+  change(
+    key: Uint8Array,
+    before: Buffer | undefined,
+    after: Buffer | undefined,
+    keyStart = 0,
+    afterSpan = DECODE_SPAN,
+  ): void {
     stateHash(key, keyStart, before, 0)
-    stateHash(key, keyStart, after, 2)
+    stateHash(key, keyStart, after, 2, afterSpan)
     if (hashOut[0] === hashOut[2] && hashOut[1] === hashOut[3]) return
     const at = bucketOf(key, keyStart) * 2
     const halves = this.halves

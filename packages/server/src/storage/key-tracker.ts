@@ -1,7 +1,7 @@
 import type { AbstractChainedBatch, AbstractSublevel } from 'abstract-level'
 import type { Level } from 'level'
 import { ConvergenceDigest } from './convergence.js'
-import { isTombstoneRecord, type KeyRecord, readRecord, siblingCountOf } from './record.js'
+import { DECODE_SPAN, isTombstoneRecord, type KeyRecord, readRecord, siblingCountOf } from './record.js'
 import type { VersionVectorObject } from './version-vector.js'
 
 /**
@@ -87,7 +87,8 @@ export class KeyGroup {
 
   /**
    * The key `key` (user bytes; from `keyStart`, as in a data key) goes from
-   * record `before` to `after` (undefined: none) in this group's batch.
+   * record `before` to `after` (undefined: none) in this group's batch;
+   * `afterSpan` as ConvergenceDigest.change takes it.
    */
   change(
     batch: Batch,
@@ -96,8 +97,9 @@ export class KeyGroup {
     after: Buffer | undefined,
     hlc: number,
     keyStart = 0,
+    afterSpan = DECODE_SPAN,
   ): void {
-    this.delta.change(key, before, after, keyStart)
+    this.delta.change(key, before, after, keyStart, afterSpan)
     // Read from the records' headers: only a new tombstone's record is decoded.
     const wasTomb = before !== undefined && isTombstoneRecord(before)
     const isTomb = after !== undefined && isTombstoneRecord(after)

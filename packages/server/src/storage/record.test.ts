@@ -8,12 +8,14 @@ import {
   isTombstone,
   isTombstoneRecord,
   type KeyRecord,
+  PUT_RECORD_SPAN,
   readRecord,
   recordExpiresAt,
   recordHlc,
   recordIntact,
   recordModSeq,
   recordVersion,
+  replicatedSpan,
   sealRecord,
   seqRecord,
   siblingCountOf,
@@ -359,6 +361,8 @@ describe('records read from their header (the multi-master write path)', () => {
       const built = versionPutRecord(version.hlc, version.counter, version.origin, value, dataKey, 6)
       expect(built.equals(expected)).toBe(true)
       expect(recordIntact(key, 0, built, true)).toBe(true)
+      // The digest takes this span without reading the record (ConvergenceDigest.change).
+      expect(replicatedSpan(built)).toBe(PUT_RECORD_SPAN)
     }
     expect(() => versionPutRecord(2 ** 53, 1, origin, 'v', key, 0)).toThrow(/not an integer/)
     expect(() => versionPutRecord(1, -1, origin, 'v', key, 0)).toThrow(/not an integer/)

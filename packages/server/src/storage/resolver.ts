@@ -40,6 +40,8 @@ export interface ConflictResolver {
    * carries it (a string, bytes or TextBytes), the record sealed for the
    * user key (`key` from `keyStart`): the same record resolve() gives for
    * the op, which the Store then need not make (nor the value's bytes).
+   * A record it gives is versionPutRecord's: the Store takes its digest
+   * span as PUT_RECORD_SPAN, without reading it from the record.
    * Absent: the Store makes the op and calls resolve().
    */
   resolvePut?(

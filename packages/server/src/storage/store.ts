@@ -37,6 +37,7 @@ import { isStub, LwwHeads, UNKNOWN } from './lww-heads.js'
 import { SUBLEVELS } from './raw-layout.js'
 import { ABSENT, NO_TICKET, ReadCache, WrittenValues } from './read-cache.js'
 import {
+  DECODE_SPAN,
   decodeRecord,
   decodeRecordBytes,
   isLiveRecord,
@@ -44,6 +45,7 @@ import {
   isTombstone,
   type KeyRecord,
   modSeqOf,
+  PUT_RECORD_SPAN,
   RECORD_META,
   readRecord,
   recordExpiresAt,
@@ -2097,7 +2099,9 @@ export class Store {
       skip,
       current,
     )
-    if (record !== KEEP) this.setRecord(commit, key, key, name, current, record ?? undefined, hlc, skip)
+    // A record resolvePut built: its digest span is known (PUT_RECORD_SPAN).
+    if (record !== KEEP)
+      this.setRecord(commit, key, key, name, current, record ?? undefined, hlc, skip, PUT_RECORD_SPAN)
     this.placePutEntry(commit, op, seq, originSeq, hlc, key)
     commit.writes++
     return write.identity ? result : seq
@@ -2134,7 +2138,9 @@ export class Store {
    * Writes (or deletes) a key's record in the group, keeping the tracker
    * and the group's view of it current. The user key is `userKey`'s bytes
    * from `keyStart` (the data key itself, from the prefix's length, where
-   * a view of them would be made only for this).
+   * a view of them would be made only for this). `afterSpan` is the
+   * digest's span of `after` when the caller built it and knows it (see
+   * ConvergenceDigest.change).
    */
   private setRecord(
     commit: GroupState,
@@ -2145,6 +2151,7 @@ export class Store {
     after: Buffer | undefined,
     hlc: number,
     keyStart = 0,
+    afterSpan = DECODE_SPAN,
   ): void {
     if (after !== undefined && !isSealed(after)) after = sealRecord(userKey, keyStart, after)
     if (after === undefined) commit.bulk.del(key)
@@ -2153,7 +2160,7 @@ export class Store {
     commit.current.set(name, after)
     commit.keyDelta += liveness(after) - liveness(before)
     if (commit.keys === null) return
-    commit.keys.change(commit.batch, userKey, before, after, hlc, keyStart)
+    commit.keys.change(commit.batch, userKey, before, after, hlc, keyStart, afterSpan)
     // Known from here on: the group's failure forgets it (forgetHeads).
     this.heads?.set(name, after, lastTermHigh(), lastTermLow())
   }
