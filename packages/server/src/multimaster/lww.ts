@@ -2,6 +2,8 @@ import type { ApplyOp } from '../storage/entry-scan.js'
 import type { EntryIdentity } from '../storage/log-entry.js'
 import {
   compareBytes,
+  DECODE_SPAN,
+  PUT_RECORD_SPAN,
   readRecord,
   recordHlc,
   recordVersion,
@@ -52,6 +54,15 @@ export class LwwResolver implements ConflictResolver {
     // The record straight from the write's fields: no version object for a write that wins. An op's
     // value is UTF-8 unless binary (see ApplyOp), so it is not checked again here.
     return utf8LwwRecord(write.hlc, write.originSeq, write.origin, op.value, op.binary, op.key)
+  }
+
+  /**
+   * A value's record is utf8LwwRecord's, sealed for the op's key (a
+   * version, then the value, which is UTF-8 unless binary): the span
+   * versionPutRecord's records have. A tombstone's is left to be read.
+   */
+  recordSpan(op: ApplyOp): number {
+    return op.value === null ? DECODE_SPAN : PUT_RECORD_SPAN
   }
 
   /**

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import type { ApplyOp } from '../storage/entry-scan.js'
 import type { EntryIdentity } from '../storage/log-entry.js'
-import { readRecord, sealRecord, seqRecord, writeRecord } from '../storage/record.js'
+import { DECODE_SPAN, readRecord, replicatedSpan, sealRecord, seqRecord, writeRecord } from '../storage/record.js'
 import { type ConflictResolver, KEEP } from '../storage/resolver.js'
 import { LwwResolver } from './lww.js'
 import { VclockResolver } from './vclock.js'
@@ -211,6 +211,31 @@ describe('lww', () => {
     const unknown = held(hlc, 'b', 1)
     unknown[1] |= 0x10
     expect(() => lww.resolve(op, { origin: 'c', originSeq: 1, hlc: hlc + 1 }, unknown)).toThrow(/does not know|newer/)
+  })
+
+  it('names the digest span of each record it builds as replicatedSpan reads it (recordSpan)', () => {
+    const lww = new LwwResolver()
+    const key = Buffer.from('user:ключ')
+    const values: [Uint8Array | null, boolean][] = [
+      [Buffer.from('v'), false],
+      [Buffer.alloc(0), false],
+      [Buffer.from('ünïcødé ✓ 𝄞 half \ud800 pair'), false],
+      [Buffer.from([0xff, 0, 0xc3]), true],
+      [Buffer.alloc(0), true],
+      [Buffer.alloc(70_000, 'x'), false],
+      [null, false],
+    ]
+    for (const origin of ['f3a9c1d2e4b5a6978877665544332211', 'nœud-é', '']) {
+      for (const hlc of [1, 2 ** 32, 2 ** 53 - 1]) {
+        for (const [value, binary] of values) {
+          const op: ApplyOp = { del: value === null, key, value, binary }
+          const record = lww.resolve(op, { origin, originSeq: 2 ** 40, hlc }, undefined) as Buffer
+          const known = lww.recordSpan(op)
+          // A tombstone's is read; a value's is the one replicatedSpan finds.
+          expect(known).toBe(value === null ? DECODE_SPAN : replicatedSpan(record))
+        }
+      }
+    }
   })
 })
 

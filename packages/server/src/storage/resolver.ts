@@ -51,6 +51,13 @@ export interface ConflictResolver {
     keyStart: number,
     current: Buffer | undefined,
   ): Buffer | null | typeof KEEP
+  /**
+   * replicatedSpan() of the record resolve() gives for `op` when it gives
+   * one, as known from how it builds it, so that the digest takes it
+   * without reading the record again; DECODE_SPAN when not known. Absent:
+   * never known.
+   */
+  recordSpan?(op: ApplyOp): number
   /** A record from a peer's snapshot joined with the current one (multi-master full sync); KEEP when it adds nothing. */
   merge?(current: Buffer | undefined, incoming: Buffer): Buffer | typeof KEEP
 }

@@ -2315,7 +2315,9 @@ export class Store {
     }
     const record = resolver.resolve(op, entry, resolver.readsCurrent || this.keys ? current : undefined, seq)
     if (record === KEEP) return
-    this.setRecord(commit, op.key, key, name, current, record ?? undefined, entry.hlc)
+    // A record whose digest span the resolver knows from building it (recordSpan) is not read back for it.
+    const span = record === null || resolver.recordSpan === undefined ? DECODE_SPAN : resolver.recordSpan(op)
+    this.setRecord(commit, op.key, key, name, current, record ?? undefined, entry.hlc, 0, span)
   }
 
   /** Joins a snapshot chunk's records into the data; returns how many keys changed. */
