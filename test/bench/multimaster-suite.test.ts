@@ -67,7 +67,8 @@ describe('tandem-bench multimaster suite', () => {
     const all: string[] = report.checks.map((c: { id: string }) => c.id)
     const stage = 'multimaster.peerLagStage.'
     const gc = 'multimaster.peerLagGc.'
-    const ids = all.filter((id) => !id.startsWith(stage) && !id.startsWith(gc))
+    const anatomy = 'multimaster.peerLagAnatomy.'
+    const ids = all.filter((id) => !id.startsWith(stage) && !id.startsWith(gc) && !id.startsWith(anatomy))
     expect(ids).toEqual([
       'multimaster.duplicates.2',
       'multimaster.throughput.2',
@@ -139,6 +140,15 @@ describe('tandem-bench multimaster suite', () => {
     for (const r of lag) expect(r.samples + r.missed).toBeGreaterThan(300)
     const samples = lag.reduce((sum, r) => sum + r.samples, 0)
     expect(check('multimaster.peerLagP99').name).toContain(`${samples} samples`)
+    // The same markers, each followed through the other master's key trace: every segment of the way, and
+    // most markers found in every trace (a marker still in flight as the run ends may not be).
+    expect(all.filter((id) => id.startsWith(anatomy))).toEqual(
+      ['traced', 'arrive', 'inbox', 'wait', 'write', 'watch', 'deliver'].map((s) => `${anatomy}${s}`),
+    )
+    const traced = check(`${anatomy}traced`).measured
+    expect(traced).toBeGreaterThan(samples / 2)
+    expect(traced).toBeLessThanOrEqual(samples)
+    expect(check(`${anatomy}traced`).name).toContain('0 trace lines dropped')
     const points = report.scenarios.flatMap((s: { conflicts?: unknown[] }) => s.conflicts ?? [])
     expect(points.map((p: { masters: number; latencyMs: number }) => [p.masters, p.latencyMs])).toEqual([
       [2, 0],

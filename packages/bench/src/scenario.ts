@@ -40,6 +40,8 @@ interface ScenarioExtras {
    * master polled on the replicas.
    */
   peerLag?: boolean
+  /** With peerLag: the probe writes its markers' times to this directory (see lag-anatomy.ts). */
+  lagTraceDir?: string
   /** Ends the measured window when it settles, instead of --duration (see runLoad). */
   measureFor?: (count: () => Promise<LoadCount>) => Promise<void>
   /**
@@ -85,7 +87,14 @@ export async function runScenario(
         ? null
         : new ProcessLagProbe(
             extras.peerLag
-              ? { kind: 'markers', writers: nodes, readers: nodes, authToken: spec.authToken, intervalMs }
+              ? {
+                  kind: 'markers',
+                  writers: nodes,
+                  readers: nodes,
+                  authToken: spec.authToken,
+                  intervalMs,
+                  traceDir: extras.lagTraceDir,
+                }
               : { kind: 'poll', master: spec, replicas: topology.replicas, intervalMs },
           )
     progress.reset()

@@ -25,7 +25,7 @@ process.on('message', (message: Open | { type: 'start' } | { type: 'stop' }) => 
     const opening =
       s.kind === 'poll'
         ? new LagProbe(s.master, s.replicas, s.intervalMs)
-        : new MarkerLagProbe(s.writers, s.readers, s.authToken, s.intervalMs)
+        : new MarkerLagProbe(s.writers, s.readers, s.authToken, s.intervalMs, undefined, s.traceDir)
     probe = opening
     opening.open().then(() => process.send?.({ type: 'ready' }), fail)
   } else if (message.type === 'start') {

@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { TandemClient, type Watch } from '@tandem/client'
 import { newHistogram, summarize } from '../load/histogram.js'
@@ -45,11 +47,15 @@ export class MarkerLagProbe {
   private sent = 0
   private failed = 0
   private inFlight = 0
+  /** The markers' times, with traceDir (see lag-anatomy.ts). */
+  private readonly trace: string[] | null
 
   /**
    * @param writers addresses the markers are put on, in turn
    * @param readers addresses whose watches time them (a reader that is the
    *   marker's writer does not time it)
+   * @param traceDir where to write each marker's acknowledgement and events
+   *   (probe-PID.txt, as the run ends) for the peer-lag anatomy
    */
   constructor(
     private readonly writers: string[],
@@ -57,7 +63,10 @@ export class MarkerLagProbe {
     private readonly authToken: string | undefined,
     private readonly intervalMs = 1,
     private readonly giveUpMs = 5000,
-  ) {}
+    private readonly traceDir?: string,
+  ) {
+    this.trace = traceDir === undefined ? null : []
+  }
 
   /** Connects the writers and starts the readers' watches (start() does it too if this was not called). */
   async open(): Promise<void> {
@@ -103,6 +112,7 @@ export class MarkerLagProbe {
       for await (const event of reader.watch) {
         const at = performance.now()
         const n = Number(event.key.slice(this.prefix.length))
+        this.trace?.push(`E ${reader.address} ${n} ${wallMs(at)}`)
         // The reader's own markers (it is also a writer) are not lag.
         if (this.writers[n % this.writers.length] === reader.address) continue
         const acked = reader.waiting.get(n)
@@ -138,6 +148,7 @@ export class MarkerLagProbe {
     writers[w].put(`${this.prefix}${n}`, MARKER).then(
       () => {
         const acked = performance.now()
+        this.trace?.push(`P ${this.writers[w]} ${n} ${wallMs(acked)}`)
         this.inFlight--
         for (const r of readers) {
           if (r.address === this.writers[w]) continue
@@ -175,6 +186,9 @@ export class MarkerLagProbe {
         await sleep(5)
       }
       giveUp(readers, Number.POSITIVE_INFINITY, performance.now())
+      if (this.trace !== null && this.traceDir !== undefined) {
+        writeFileSync(join(this.traceDir, `probe-${process.pid}.txt`), `${this.trace.join('\n')}\n`)
+      }
     } finally {
       for (const r of readers) r.watch.close()
       await Promise.all([...writers, ...readers.map((r) => r.client)].map((c) => c.close()))
@@ -192,6 +206,9 @@ export class MarkerLagProbe {
 }
 
 const MARKER = Buffer.from('1')
+
+/** A performance.now() time as wall-clock ms (the servers' key trace uses the same clock). */
+const wallMs = (t: number) => (performance.timeOrigin + t).toFixed(3)
 
 /** A sample in microseconds (the histogram's unit; at least 1). */
 function record(reader: Reader, ms: number): void {

@@ -118,7 +118,7 @@ async function seen(replica: Driver, key: string, deadline: number): Promise<boo
  */
 export type LagProbeSpec =
   | { kind: 'poll'; master: DriverSpec; replicas: string[]; intervalMs: number }
-  | { kind: 'markers'; writers: string[]; readers: string[]; authToken?: string; intervalMs: number }
+  | { kind: 'markers'; writers: string[]; readers: string[]; authToken?: string; intervalMs: number; traceDir?: string }
 
 /**
  * A lag probe in a child process: its event loop runs nothing else and its

@@ -1,7 +1,10 @@
-import { loadavg } from 'node:os'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { loadavg, tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
 import { TandemClient } from '@tandem/client'
 import type { DriverSpec } from '../drivers/driver.js'
+import { lagAnatomy, readTimelines, type SEGMENTS } from '../measures/lag-anatomy.js'
 import { abbaOrder, describeSpread, median, passRatios, type Settled, settle, spreadOf } from '../measures/passes.js'
 import { stageWindow } from '../measures/write-stages.js'
 import type { BenchOptions } from '../options.js'
@@ -242,14 +245,18 @@ export async function multimasterSuite(
   const scenarios: ScenarioResult[] = []
   const checks: TargetCheck[] = []
   const peers =
-    (masters: number, proxies = false) =>
+    (masters: number, proxies = false, env?: Record<string, string>) =>
     () =>
-      startPeers({ masters, conflict: 'lww', sync: o.sync, authToken: o.authToken, proxies })
+      startPeers({ masters, conflict: 'lww', sync: o.sync, authToken: o.authToken, proxies, env })
   const put = (name: string, rate?: number): Scenario => ({ name, workload: 'put', clients, pipeline, rate })
 
   // ---- aggregate throughput, and peer lag at half of the 2-master saturation
   for (const n of o.masterCounts) {
-    await withTopology(live, peers(n), async (t) => {
+    // The 2 masters of the peer-lag run trace the probe's markers (see measures/lag-anatomy.ts).
+    const traceDir = n === 2 ? await mkdtemp(join(tmpdir(), 'tandem-bench-lag-')) : null
+    const traceEnv =
+      traceDir === null ? undefined : { TANDEM_KEY_TRACE_DIR: traceDir, TANDEM_KEY_TRACE_PREFIX: LAG_PREFIX }
+    await withTopology(live, peers(n, false, traceEnv), async (t) => {
       const spec: DriverSpec = {
         target: 'tandem',
         servers: t.nodes.map((node) => node.address),
@@ -284,7 +291,7 @@ export async function multimasterSuite(
         put(`put @${rate}/s + ${markers} markers/s, 2 masters (half saturation)`, rate),
         o,
         progress,
-        { lagIntervalMs: markerMs, peerLag: true },
+        { lagIntervalMs: markerMs, peerLag: true, lagTraceDir: traceDir ?? undefined },
       )
       scenarios.push(
         scenario(
@@ -368,6 +375,11 @@ export async function multimasterSuite(
         met: null,
       })
     })
+    if (traceDir !== null) {
+      // The nodes write their traces as they exit (the topology is closed by now).
+      checks.push(...anatomyChecks(traceDir))
+      await rm(traceDir, { recursive: true, force: true })
+    }
   }
 
   // ---- convergence after a partition
@@ -576,4 +588,57 @@ async function killRound(
   await victim.start(30_000)
   await t.waitConverged(60_000)
   return { firstWriteMs, lost, failed }
+}
+
+/** The key prefix the 2 masters trace: every MarkerLagProbe marker's. */
+const LAG_PREFIX = 'bench-lag:'
+
+/**
+ * The peer-lag run's anatomy (measures/lag-anatomy.ts): for each segment of
+ * a marker's way, its mean over the slowest 1% of markers (what makes the
+ * p99), beside its mean over the middle ones and its own p99.
+ */
+function anatomyChecks(traceDir: string): TargetCheck[] {
+  let anatomy: ReturnType<typeof lagAnatomy>
+  try {
+    anatomy = lagAnatomy(readTimelines(traceDir))
+  } catch {
+    anatomy = null
+  }
+  if (anatomy === null) return []
+  const checks: TargetCheck[] = [
+    {
+      id: 'multimaster.peerLagAnatomy.traced',
+      name:
+        `half saturation: markers traced through both masters (of ${anatomy.markers} acknowledged; ` +
+        `${anatomy.dropped} trace lines dropped); their lag p99, both directions together, ${anatomy.lagP99Ms} ms, ` +
+        `${anatomy.top} markers at or above it`,
+      measured: anatomy.traced,
+      unit: 'markers',
+      target: '-',
+      met: null,
+    },
+  ]
+  for (const s of anatomy.segments) {
+    checks.push({
+      id: `multimaster.peerLagAnatomy.${s.segment}`,
+      name:
+        `half saturation, peer lag's segment ${s.segment} (${SEGMENT_WORDS[s.segment]}): mean over the slowest 1% of markers; ` +
+        `${s.midMeanMs} ms over the 40th-60th percentile, its own p99 ${s.p99Ms} ms`,
+      measured: s.topMeanMs,
+      unit: 'ms',
+      target: '-',
+      met: null,
+    })
+  }
+  return checks
+}
+
+const SEGMENT_WORDS: Record<(typeof SEGMENTS)[number], string> = {
+  arrive: 'acknowledged on its origin to its frame read on the other master',
+  inbox: 'read to queued to the committer',
+  wait: 'queued to its group handed to LevelDB',
+  write: "its group's LevelDB write",
+  watch: 'written to the watch event sent',
+  deliver: 'event sent to seen by the probe',
 }

@@ -15,6 +15,8 @@ interface PeersOptions {
   /** Route every peer link through a LinkProxy (to cut, heal and delay links). */
   proxies?: boolean
   args?: string[]
+  /** Added to each node's environment. */
+  env?: Record<string, string>
 }
 
 /** A multi-master group the harness started: every node a master, each pulling from all the others. */
@@ -68,7 +70,7 @@ export async function startPeers(options: PeersOptions): Promise<PeersTopology> 
         const node = new NodeProcess(
           join(root, `peer-${i + 1}`),
           [...args, ...(options.args ?? [])],
-          {},
+          options.env ?? {},
           `peer ${i + 1}`,
         )
         node.port = ports[i]

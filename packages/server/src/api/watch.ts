@@ -15,6 +15,7 @@ import { readForApply } from '../storage/entry-scan.js'
 import type { Store } from '../storage/store.js'
 import type { Tuning } from '../tuning.js'
 import { guarded } from '../util/handler-guard.js'
+import { keyTrace, keyTraceOn, tracedKey, traceNow } from '../util/key-trace.js'
 import type { Logger } from '../util/logger.js'
 
 /**
@@ -367,6 +368,7 @@ class WatchFeed {
 
   private sendEvents(events: WireWatchEvent[], to: number): void {
     this.send({ type: 'events', events, to, epoch: epochAt(this.store.history, to) })
+    if (keyTraceOn) traceEvents(events)
     this.told = to
     const committedAt = this.store.log.commitTimes.timeOf(events[0][0])
     if (committedAt !== undefined) {
@@ -425,5 +427,14 @@ class WatchFeed {
     clearInterval(this.timer)
     this.flow.release()
     this.onClosed()
+  }
+}
+
+/** Each event of a traced key, in the key trace (key-trace.ts). */
+function traceEvents(events: WireWatchEvent[]): void {
+  const at = traceNow()
+  for (const event of events) {
+    const n = tracedKey(event[2])
+    if (n >= 0) keyTrace(`W ${at} ${n}`)
   }
 }

@@ -668,7 +668,7 @@ export class PeerLink {
       const { stages } = this.store
       stages.observe('peer_arrive', Math.max(0, receivedWall - hlcWallMs(firstHlc)) / 1000)
       stages.observe('peer_inbox', (this.host.clock.now() - receivedAt) / 1000)
-      const applied = this.store.applyEncoded(entries, this.host.resolver, 'append')
+      const applied = this.store.applyEncoded(entries, this.host.resolver, 'append', receivedAt)
       this.applying = applied.catch(() => {})
       inbox.handedOff(applied, this.host.tuning.peerMaxQueuedApply)
       applied.then(

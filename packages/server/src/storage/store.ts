@@ -6,6 +6,7 @@ import type { AbstractSublevel } from 'abstract-level'
 import { Level } from 'level'
 import { DEFAULT_TUNING } from '../tuning.js'
 import { type Clock, systemClock } from '../util/clock.js'
+import { keyTrace, keyTraceOn, tracedKey, traceTime } from '../util/key-trace.js'
 import { BulkBatch } from './bulk-batch.js'
 import { ConvergenceDigest, lastTermHigh, lastTermLow } from './convergence.js'
 import { type ApplyEntry, type ApplyOp, readForApply } from './entry-scan.js'
@@ -394,6 +395,10 @@ interface RemoteWrite {
   names?: string[]
   /** When applyRemote took it (clock.now()), for the write-stage figures. */
   submittedAt: number
+  /** When its frame came off the socket (clock.now()), when known: for the key trace (key-trace.ts). */
+  receivedAt?: number
+  /** The traced keys among its entries, once read (key-trace.ts; only while it is on). */
+  traced?: number[]
 }
 type StoreWrite = LocalWrite | RemoteWrite | MergeWrite | CollectWrite | BarrierWrite
 
@@ -1175,7 +1180,12 @@ export class Store {
    * refuses the whole write (nothing of it is written), as a frame that
    * does not fit is.
    */
-  applyEncoded(encoded: readonly Buffer[], resolver: ConflictResolver, placement: Placement): Promise<number> {
+  applyEncoded(
+    encoded: readonly Buffer[],
+    resolver: ConflictResolver,
+    placement: Placement,
+    receivedAt?: number,
+  ): Promise<number> {
     if (this.status !== 'open') return Promise.reject(new TandemError('CLOSED', 'store is closed'))
     const write: RemoteWrite = {
       kind: 'remote',
@@ -1187,6 +1197,7 @@ export class Store {
       resolver,
       placement,
       submittedAt: this.clock.now(),
+      receivedAt,
     }
     return this.committer.submit(write) as Promise<number>
   }
@@ -1205,6 +1216,7 @@ export class Store {
     }
     if (entries.length > 0) write.firstHlc = entries[0].hlc
     write.entries = entries
+    if (keyTraceOn) write.traced = tracedKeysOf(entries)
     return entries
   }
 
@@ -1567,6 +1579,7 @@ export class Store {
       // key count it writes is this one's plus its own change, its largest
       // value and digest are on top of this one's.
       this.observeWritten(group, started, handedOff)
+      if (keyTraceOn) this.traceWritten(group, started, handedOff)
       if (raised) this.largestValue = commit.largest
       if (firstTtl) this.ttlUsed = true
       for (const [key, at] of commit.expiry) {
@@ -1839,6 +1852,25 @@ export class Store {
     for (let i = 0; i < names.length; i++) {
       this.presence.keep(tickets[i], stamp, names[i], current.get(names[i]) !== undefined)
     }
+  }
+
+  /** A written group's line in the key trace, when it holds a traced key (key-trace.ts). */
+  private traceWritten(group: StoreWrite[], started: number, handedOff: number): void {
+    let keys = ''
+    for (const write of group) {
+      if (write.kind === 'local') {
+        for (const op of write.ops) {
+          const n = tracedKey(op[1])
+          if (n >= 0) keys += ` L${n}`
+        }
+      } else if (write.kind === 'remote' && write.traced !== undefined) {
+        const received = traceTime(write.receivedAt ?? write.submittedAt)
+        const queued = traceTime(write.submittedAt)
+        for (const n of write.traced) keys += ` R${n}:${received}:${queued}`
+      }
+    }
+    if (keys === '') return
+    keyTrace(`G ${traceTime(started)} ${traceTime(handedOff)} ${traceTime(this.clock.now())}${keys}`)
   }
 
   /** The write-stage figures of a group written (see write-stages.ts). */
@@ -3573,4 +3605,16 @@ function toLevelRange(range: KeyRange): Record<string, unknown> {
   if (lower) out[lower.inclusive ? 'gte' : 'gt'] = lower.key
   if (upper) out[upper.inclusive ? 'lte' : 'lt'] = upper.key
   return out
+}
+
+/** The traced keys among entries' ops (key-trace.ts). */
+function tracedKeysOf(entries: ApplyEntry[]): number[] {
+  const traced: number[] = []
+  for (const entry of entries) {
+    for (const op of entry.ops) {
+      const n = tracedKey(op.key)
+      if (n >= 0) traced.push(n)
+    }
+  }
+  return traced
 }
