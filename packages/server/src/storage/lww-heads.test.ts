@@ -16,6 +16,7 @@ import {
   recordVersion,
   sealRecord,
   siblingCountOf,
+  versionPutRecord,
   versionRecord,
   writeRecord,
 } from './record.js'
@@ -106,6 +107,25 @@ describe('LwwHeads', () => {
       expect(heads.lookup(name('k'))).toBe(UNKNOWN)
     })
   }
+
+  it("takes a client put's version as given (setValue) as it takes the record versionPutRecord builds for it (set)", () => {
+    for (const origin of ['node-a', 'ünï-node', 'o'.repeat(200)]) {
+      const record = versionPutRecord(version.hlc, version.counter, origin, 'hello', key, 0)
+      const [high, low] = termOf(record)
+      const fromRecord = new LwwHeads(16)
+      fromRecord.set(name('k'), record, high, low)
+      const given = new LwwHeads(16)
+      // Another origin first, then this one twice: the origin numbers it remembers are each one's own.
+      given.setValue(name('other'), 5, 1, 'node-z', 1, 2)
+      given.setValue(name('k'), version.hlc + 1, 1, origin, 3, 4)
+      given.setValue(name('k'), version.hlc, version.counter, origin, high, low)
+      expect(given.lookup(name('k'))).toEqual(fromRecord.lookup(name('k')))
+      expect(recordVersion(given.lookup(name('other')) as Buffer)).toEqual({ hlc: 5, counter: 1, origin: 'node-z' })
+      // A record of another shape over it leaves the key unknown, as set() does.
+      given.set(name('k'), sealed(writeRecord({ version, expiresAt: 9e12, body: { kind: 'value', value: 'v' } })), 0, 0)
+      expect(given.lookup(name('k'))).toBe(UNKNOWN)
+    }
+  })
 
   it('knows a key with no record as such, and nothing of keys never set', () => {
     const heads = new LwwHeads(16)

@@ -45,6 +45,9 @@ export class LwwHeads {
   /** Whether every key with a record is held (see above): set by the Store, lost for good by anything that drops one. */
   private complete = false
   private lastOrigin = -1
+  /** The origin setValue() was last given as a string, and its number. */
+  private lastOriginName: string | null = null
+  private lastOriginNameId = -1
 
   constructor(private readonly max: number) {
     this.half = Math.max(1, max >> 1)
@@ -95,17 +98,58 @@ export class LwwHeads {
       this.complete = false
       return
     }
-    const table = this.current.table
-    const entry = table.set(name, hash, true)
+    const entry = this.current.table.set(name, hash, true)
     this.current.fill(entry, record, high, low, this)
-    if (table.count >= this.half || table.full) {
-      const emptied = this.previous
-      // The older generation's keys are dropped (the first swap drops none): one not held may have a record now.
-      if (emptied.table.count > 0) this.complete = false
-      emptied.table.clear()
-      this.previous = this.current
-      this.current = emptied
+    this.swapWhenFull()
+  }
+
+  /**
+   * set() of the record versionPutRecord builds for the version (hlc,
+   * counter, origin): a sealed value holding only VERSION, its fields
+   * taken as given instead of read back from the record (a client's put
+   * on this node, the origin nearly always this node's).
+   */
+  setValue(name: string, hlc: number, counter: number, origin: string, high: number, low: number): void {
+    if (this.max <= 0) return
+    const hash = hashName(name, 0, LATIN1)
+    if (hash === NOT_KEPT) {
+      this.complete = false
+      return
     }
+    const head = this.current
+    const entry = head.table.set(name, hash, true)
+    const id = origin === this.lastOriginName ? this.lastOriginNameId : this.originNumber(origin)
+    if (id < 0) head.kind[entry] = KIND_UNKNOWN
+    else {
+      head.hlc[entry] = hlc
+      head.counter[entry] = counter
+      head.origin[entry] = id
+      head.high[entry] = high
+      head.low[entry] = low
+      head.kind[entry] = KIND_VALUE
+    }
+    this.swapWhenFull()
+  }
+
+  /** The older generation is emptied and the current one takes its place once it holds its share. */
+  private swapWhenFull(): void {
+    const table = this.current.table
+    if (table.count < this.half && !table.full) return
+    const emptied = this.previous
+    // The older generation's keys are dropped (the first swap drops none): one not held may have a record now.
+    if (emptied.table.count > 0) this.complete = false
+    emptied.table.clear()
+    this.previous = this.current
+    this.current = emptied
+  }
+
+  /** originId() of an origin given as its string (its UTF-8 bytes, as a record holds them), remembered for the next. */
+  private originNumber(origin: string): number {
+    const bytes = Buffer.from(origin, 'utf8')
+    const id = bytes.length > 255 ? -1 : this.originId(bytes, 0, bytes.length)
+    this.lastOriginName = origin
+    this.lastOriginNameId = id
+    return id
   }
 
   clear(): void {

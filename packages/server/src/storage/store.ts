@@ -2131,9 +2131,9 @@ export class Store {
       skip,
       current,
     )
-    // A record resolvePut built: its digest span is known (PUT_RECORD_SPAN).
+    // A record resolvePut built: its digest span is known (PUT_RECORD_SPAN) and LwwHeads takes its version as given.
     if (record !== KEEP)
-      this.setRecord(commit, key, key, name, current, record ?? undefined, hlc, skip, PUT_RECORD_SPAN)
+      this.setRecord(commit, key, key, name, current, record ?? undefined, hlc, skip, PUT_RECORD_SPAN, result)
     this.placePutEntry(commit, op, seq, originSeq, hlc, key)
     commit.writes++
     return write.identity ? result : seq
@@ -2172,7 +2172,9 @@ export class Store {
    * from `keyStart` (the data key itself, from the prefix's length, where
    * a view of them would be made only for this). `afterSpan` is the
    * digest's span of `after` when the caller built it and knows it (see
-   * ConvergenceDigest.change).
+   * ConvergenceDigest.change). `put`, when given, is the version `after`
+   * was built for by versionPutRecord (resolvePut): LwwHeads takes it
+   * from the fields instead of reading it from the record again.
    */
   private setRecord(
     commit: GroupState,
@@ -2184,6 +2186,7 @@ export class Store {
     hlc: number,
     keyStart = 0,
     afterSpan = DECODE_SPAN,
+    put: EntryIdentity | null = null,
   ): void {
     if (after !== undefined && !isSealed(after)) after = sealRecord(userKey, keyStart, after)
     if (after === undefined) commit.bulk.del(key)
@@ -2194,7 +2197,8 @@ export class Store {
     if (commit.keys === null) return
     commit.keys.change(commit.batch, userKey, before, after, hlc, keyStart, afterSpan)
     // Known from here on: the group's failure forgets it (forgetHeads).
-    this.heads?.set(name, after, lastTermHigh(), lastTermLow())
+    if (put === null || after === undefined) this.heads?.set(name, after, lastTermHigh(), lastTermLow())
+    else this.heads?.setValue(name, put.hlc, put.originSeq, put.origin, lastTermHigh(), lastTermLow())
   }
 
   /** A group whose records were kept in `heads` as it was built is not written: they may be wrong. */
