@@ -128,7 +128,11 @@ function stateHash(
  */
 function writeHead(input: Buffer, at: number, key: Uint8Array, keyStart: number, head: number): void {
   const length = key.byteLength - keyStart
-  input.writeUInt32BE(length, at)
+  // Byte by byte, as getU32 reads (no Buffer method looked up a call).
+  input[at] = length >>> 24
+  input[at + 1] = length >>> 16
+  input[at + 2] = length >>> 8
+  input[at + 3] = length
   if (keyStart === 0) input.set(key, at + 4)
   // A key's few bytes from keyStart: a loop, not a view of them made for set().
   else for (let i = 0; i < length; i++) input[at + 4 + i] = key[keyStart + i]

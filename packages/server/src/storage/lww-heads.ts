@@ -1,5 +1,6 @@
 import { LATIN1, NAME_BYTES_PER_KEY, PresenceTable } from './key-presence.js'
 import { hashName, NOT_KEPT } from './name-hash.js'
+import { getU32 } from './record.js'
 
 /**
  * What a last-writer-wins node needs of a recently written key's record to
@@ -244,8 +245,8 @@ export function isStub(record: Buffer): boolean {
 
 /** A value stub's digest term, high half at 0 and low at 1 of `out`. */
 export function stubTerm(stub: Buffer, out: Uint32Array, at: number): void {
-  out[at] = stub.readUInt32BE(stub.length - 8)
-  out[at + 1] = stub.readUInt32BE(stub.length - 4)
+  out[at] = getU32(stub, stub.length - 8)
+  out[at + 1] = getU32(stub, stub.length - 4)
 }
 
 /** Every slab stubs are cut from, and nothing else. */
@@ -286,7 +287,7 @@ function sameBytes(a: Buffer, b: Buffer, at: number, length: number): boolean {
 }
 
 function readU64(record: Buffer, at: number): number {
-  return record.readUInt32BE(at) * 0x1_0000_0000 + record.readUInt32BE(at + 4)
+  return getU32(record, at) * 0x1_0000_0000 + getU32(record, at + 4)
 }
 
 /** One generation: the names (a PresenceTable) and each entry's fields, by entry. */
