@@ -71,10 +71,12 @@ describe('tandem-bench multimaster suite', () => {
     const ids = all.filter((id) => !id.startsWith(stage) && !id.startsWith(gc) && !id.startsWith(anatomy))
     expect(ids).toEqual([
       'multimaster.duplicates.2',
+      'multimaster.peerFrames.2',
       'multimaster.throughput.2',
       'multimaster.serverCpu.2',
       'multimaster.peerLagP99',
       'multimaster.peerLagApplyHeldMs',
+      'multimaster.peerLagFrames',
       'multimaster.peerLagLoopMax',
       'multimaster.convergenceMs',
       'multimaster.conflicts.2.0',
@@ -129,6 +131,12 @@ describe('tandem-bench multimaster suite', () => {
     // A share of what the masters received: a percentage.
     expect(check('multimaster.duplicates.2').measured).toBeGreaterThanOrEqual(0)
     expect(check('multimaster.duplicates.2').measured).toBeLessThanOrEqual(100)
+    // Entries went between the masters in frames, each holding at least one (a frame holds at most a batch).
+    for (const id of ['multimaster.peerFrames.2', 'multimaster.peerLagFrames']) {
+      expect(check(id).measured).toBeGreaterThanOrEqual(1)
+      expect(check(id).measured).toBeLessThanOrEqual(2000)
+    }
+    expect(check('multimaster.peerLagFrames').name).toMatch(/a second/)
     // The partition healed and the nodes converged; the killed master's clients found the survivor.
     expect(check('multimaster.convergenceMs').measured).toBeGreaterThan(0)
     expect(check('multimaster.failover.firstWriteMs').measured).toBeGreaterThan(0)

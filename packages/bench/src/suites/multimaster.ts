@@ -12,7 +12,7 @@ import type { ProgressLine } from '../report/progress.js'
 import type { ConflictPoint, ScenarioResult, TargetCheck, TargetResult } from '../report/result.js'
 import { scenarioResult } from '../report/scenario-result.js'
 import { runScenario, type Scenario } from '../scenario.js'
-import { type PeersTopology, startPeers, statusOf } from '../topology/peers.js'
+import { type PeerStatus, type PeersTopology, startPeers, statusOf } from '../topology/peers.js'
 import { startTandem } from '../topology/tandem.js'
 import type { Topology } from '../topology/topology.js'
 import { waitFor } from '../wait.js'
@@ -171,6 +171,7 @@ async function throughputPasses(
     target: '-',
     met: null,
   })
+  checks.push(peerFramesCheck(`multimaster.peerFrames.${n}`, `${n} masters at saturation, every pass`, before, after))
   // Each side reports its median-throughput run, with every pass's throughput and CPU beside it.
   const medians = runs.map((r) => [...r].sort((a, b) => a.throughput - b.throughput)[(r.length - 1) >> 1])
   sides.forEach((s, i) => {
@@ -366,6 +367,15 @@ export async function multimasterSuite(
         target: '-',
         met: null,
       })
+      checks.push(
+        peerFramesCheck(
+          'multimaster.peerLagFrames',
+          'half saturation, both masters',
+          holdsBefore,
+          holdsAfter,
+          half.durationS + o.warmup,
+        ),
+      )
       checks.push({
         id: 'multimaster.peerLagLoopMax',
         name: 'half saturation: longest event-loop delay of either master (its GC pauses, long tasks and time off the CPU)',
@@ -641,4 +651,38 @@ const SEGMENT_WORDS: Record<(typeof SEGMENTS)[number], string> = {
   write: "its group's LevelDB write",
   watch: 'written to the watch event sent',
   deliver: 'event sent to seen by the probe',
+}
+
+/**
+ * The entries frames the masters' feeds sent each other between two
+ * status reads, and the entries a frame (what the masters received from
+ * peers over the frames sent), with the frames each link joined to the one
+ * queued before them on arrival: what each peer frame's fixed costs (its
+ * write and read, a task, a committer hand-off, an ack) were spread over.
+ */
+function peerFramesCheck(
+  id: string,
+  label: string,
+  before: PeerStatus[],
+  after: PeerStatus[],
+  seconds?: number,
+): TargetCheck {
+  const sum = (statuses: PeerStatus[], of: (p: PeerStatus['multi'] & object) => number) =>
+    statuses.reduce((total, s) => total + (s.multi ? of(s.multi) : 0), 0)
+  const count = (statuses: PeerStatus[]) => ({
+    frames: sum(statuses, (m) => m.peers.reduce((a, p) => a + (p.pulling?.frames ?? 0), 0)),
+    joined: sum(statuses, (m) => m.peers.reduce((a, p) => a + (p.joinedFrames ?? 0), 0)),
+    received: sum(statuses, (m) => m.received ?? 0),
+  })
+  const [b, a] = [count(before), count(after)]
+  const frames = a.frames - b.frames
+  const perSecond = seconds ? `, ${Math.round(frames / seconds).toLocaleString('en-US')} a second` : ''
+  return {
+    id,
+    name: `${label}: entries frames sent between the masters, ${frames.toLocaleString('en-US')}${perSecond}, ${a.joined - b.joined} of them joined to the one before on arrival; entries received a frame`,
+    measured: frames > 0 ? round((a.received - b.received) / frames, 1) : null,
+    unit: 'entries',
+    target: '-',
+    met: null,
+  }
 }

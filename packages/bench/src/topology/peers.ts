@@ -113,7 +113,7 @@ export async function startPeers(options: PeersOptions): Promise<PeersTopology> 
   }
 }
 
-interface PeerStatus {
+export interface PeerStatus {
   readOnly: boolean
   seq: number
   vv: Record<string, number>
@@ -122,8 +122,13 @@ interface PeerStatus {
     origin: string
     lwwLost: number
     siblings: { keys: number }
-    /** applyHolds: absent on versions that do not count them. */
-    peers: { lagEntries: number; applyHolds?: { count: number; ms: number } }[]
+    /** applyHolds, joinedFrames and pulling's counts: absent on versions that do not count them. */
+    peers: {
+      lagEntries: number
+      applyHolds?: { count: number; ms: number }
+      joinedFrames?: number
+      pulling: { frames?: number; heldBack?: number } | null
+    }[]
     /** Absent on versions that do not count them. */
     received?: number
     duplicates?: number
