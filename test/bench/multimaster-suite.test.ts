@@ -15,6 +15,8 @@ import { PeerGroup } from '../multimaster/peers.js'
 
 const BENCH_BIN = join(REPO_ROOT, 'packages/bench/bin/tandem-bench.js')
 
+const round2 = (x: number) => Math.round(x * 100) / 100
+
 describe('tandem-bench multimaster suite', () => {
   const dir = tempDir('tandem-bench-mm-')
   afterAll(() => dir.remove())
@@ -74,6 +76,7 @@ describe('tandem-bench multimaster suite', () => {
       'multimaster.peerFrames.2',
       'multimaster.throughput.2',
       'multimaster.serverCpu.2',
+      'multimaster.gc.2',
       'multimaster.peerLagP99',
       'multimaster.peerLagApplyHeldMs',
       'multimaster.peerLagFrames',
@@ -128,6 +131,10 @@ describe('tandem-bench multimaster suite', () => {
     const [a, b] = multi.passes.map((x: number, i: number) => x / single.passes[i])
     expect(ratio.measured).toBe(Math.round(((a + b) / 2) * 100) / 100)
     expect(check('multimaster.serverCpu.2').measured).toBeGreaterThan(0)
+    // Each run's GC pauses of every node, by pass, and the passes' ratios by which side ran first.
+    const gcCheck = check('multimaster.gc.2')
+    expect(gcCheck.name).toMatch(/2 masters \d+\/\d+ \([\d.]+ ms\), \d+\/\d+ \([\d.]+ ms\); 1 master \d+\/\d+/)
+    expect(gcCheck.name).toContain(`2 masters first ${round2(a)}, 1 master first ${round2(b)}`)
     // A share of what the masters received: a percentage.
     expect(check('multimaster.duplicates.2').measured).toBeGreaterThanOrEqual(0)
     expect(check('multimaster.duplicates.2').measured).toBeLessThanOrEqual(100)

@@ -6,7 +6,7 @@ import { TandemClient } from '@tandem/client'
 import type { DriverSpec } from '../drivers/driver.js'
 import { lagAnatomy, readTimelines, type SEGMENTS } from '../measures/lag-anatomy.js'
 import { abbaOrder, describeSpread, median, passRatios, type Settled, settle, spreadOf } from '../measures/passes.js'
-import { stageWindow } from '../measures/write-stages.js'
+import { type GcFigure, stageWindow } from '../measures/write-stages.js'
 import type { BenchOptions } from '../options.js'
 import type { ProgressLine } from '../report/progress.js'
 import type { ConflictPoint, ScenarioResult, TargetCheck, TargetResult } from '../report/result.js'
@@ -138,18 +138,27 @@ async function throughputPasses(
   const order: string[] = []
   const loads: number[] = []
   const settles: Settled[] = []
+  const gcs: GcFigure[][][] = [[], []]
   for (let pass = 0; pass < passes; pass++) {
     for (const side of abbaOrder(pass)) {
       const s = sides[side]
       settles.push(await settle(pids))
       loads.push(loadavg()[0])
       const name = `put ${clients}x${pipeline}, ${s.label}${passes > 1 ? `, pass ${pass + 1} of ${passes}` : ''}`
+      // Every node's GC pauses over the measured window alone (their /metrics, scraped as it opens).
+      const addresses = [s.topology.master, ...s.topology.replicas]
+      let gcWindow: ReturnType<typeof stageWindow> | null = null
       runs[side].push(
         await runScenario('tandem', s.topology, s.spec, { name, workload: 'put', clients, pipeline }, o, progress, {
           lagProbe: false,
           warmupWrites: o.warmupPuts,
+          onWindow: () => {
+            gcWindow = stageWindow(addresses, o.authToken)
+          },
         }),
       )
+      const window = await (gcWindow ?? stageWindow(addresses, o.authToken)).then((w) => w.since())
+      gcs[side].push(window.gc)
       await s.caughtUp()
     }
     order.push(
@@ -229,6 +238,34 @@ async function throughputPasses(
       `(us by pass: ${n} masters ${list(cpu[0], 1)}, 1 master ${list(cpu[1], 1)}); ` +
       `each node's median a write and cores: ${n} masters: ${perNode(0)}; 1 master: ${perNode(1)}`,
     measured: cpuRatio === null ? null : round(cpuRatio, 2),
+    unit: 'x',
+    target: '-',
+    met: null,
+  })
+  // A run that follows the other side's (its nodes idle meanwhile) against one that follows its own side's
+  // run: the ratio of the passes with each side first, apart, shows what the order costs each side.
+  const firstM = ratios.filter((_, p) => abbaOrder(p)[0] === 0)
+  const firstS = ratios.filter((_, p) => abbaOrder(p)[0] === 1)
+  // Minor and major pauses of every node in each run's window, and their time a 1,000 writes.
+  const gcRuns = gcs.map((side, i) =>
+    side.map((g, p) => {
+      const count = (kind: string) => g.find((x) => x.kind === kind)?.pauses ?? 0
+      const ms = g.reduce((sum, x) => sum + (x.kind === 'minor' || x.kind === 'major' ? x.totalMs : 0), 0)
+      const ops = runs[i][p].ops
+      return { minor: count('minor'), major: count('major'), msPer1000: ops > 0 ? (ms / ops) * 1000 : null }
+    }),
+  )
+  const gcOf = (i: number) =>
+    gcRuns[i].map((g) => `${g.minor}/${g.major} (${g.msPer1000 === null ? '-' : round(g.msPer1000, 2)} ms)`).join(', ')
+  const gcMs = (i: number) => gcRuns[i].map((g) => g.msPer1000)
+  const gcRatio = median(passRatios(gcMs(0), gcMs(1)))
+  checks.push({
+    id: `multimaster.gc.${n}`,
+    name:
+      `GC pauses in the window, every node summed, minor/major (their time a 1,000 writes) by pass: ${n} masters ${gcOf(0)}; 1 master ${gcOf(1)}; ` +
+      `throughput ratio of the passes run ${n} masters first ${list(firstM, 2)}, 1 master first ${list(firstS, 2)}; ` +
+      `measured: GC pause time a write, ${n} masters / 1 master, median of the passes' ratios`,
+    measured: gcRatio === null ? null : round(gcRatio, 2),
     unit: 'x',
     target: '-',
     met: null,
