@@ -83,7 +83,9 @@ describe('tandem-bench multimaster suite', () => {
       'multimaster.peerLagLoopMax',
       'multimaster.convergenceMs',
       'multimaster.conflicts.2.0',
+      'multimaster.conflictFrames.2.0',
       'multimaster.conflicts.2.5',
+      'multimaster.conflictFrames.2.5',
       'multimaster.failover.firstWriteMs',
       'multimaster.failover.lost',
     ])
@@ -139,7 +141,7 @@ describe('tandem-bench multimaster suite', () => {
     expect(check('multimaster.duplicates.2').measured).toBeGreaterThanOrEqual(0)
     expect(check('multimaster.duplicates.2').measured).toBeLessThanOrEqual(100)
     // Entries went between the masters in frames, each holding at least one (a frame holds at most a batch).
-    for (const id of ['multimaster.peerFrames.2', 'multimaster.peerLagFrames']) {
+    for (const id of ['multimaster.peerFrames.2', 'multimaster.peerLagFrames', 'multimaster.conflictFrames.2.5']) {
       expect(check(id).measured).toBeGreaterThanOrEqual(1)
       expect(check(id).measured).toBeLessThanOrEqual(2000)
     }

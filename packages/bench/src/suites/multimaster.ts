@@ -41,6 +41,10 @@ import type { SuiteOutput } from './suite.js'
  *   write acknowledged by the survivor to a client that was writing to the
  *   killed one, and acknowledged writes lost (the killed master's that had
  *   not reached the survivor).
+ *
+ * Beside the throughput passes, the half-saturation window and each
+ * conflict-rate run: the entries frames the masters sent each other and
+ * the entries a frame (peerFramesCheck).
  */
 
 const scenario = (
@@ -502,6 +506,17 @@ export async function multimasterSuite(
           target: '-',
           met: null,
         })
+        // Whether a slower link carries fewer, fuller frames, beside the same run's throughput and CPU.
+        const cpu = r.serverCpuUsPerOp ?? null
+        checks.push(
+          peerFramesCheck(
+            `multimaster.conflictFrames.${n}.${latency}`,
+            `${keys} keys, ${n} masters, peer links +${latency} ms (${Math.round(r.throughput)} puts/s, ${cpu ?? '-'} us of server CPU a put)`,
+            before,
+            after,
+            r.durationS + o.warmup,
+          ),
+        )
       }
       await t.setDelay(0)
     })
