@@ -102,7 +102,8 @@ function stateHash(
   }
   // Plain records (no metadata): the record is its state.
   const headLength = head < 0 ? 0 : 2
-  const stateAt = 4 + key.byteLength - keyStart + headLength
+  // length, not byteLength (the same for bytes): a typed array's byteLength is a generic property load in optimised code.
+  const stateAt = 4 + key.length - keyStart + headLength
   const length = stateAt + state.length - from
   let input: Buffer
   if (SCRATCH_AT + length <= SCRATCH_BYTES) {
@@ -127,7 +128,7 @@ function stateHash(
  * (RECORD_META and the flags) when `head` is not -1, at `at`.
  */
 function writeHead(input: Buffer, at: number, key: Uint8Array, keyStart: number, head: number): void {
-  const length = key.byteLength - keyStart
+  const length = key.length - keyStart
   // Byte by byte, as getU32 reads (no Buffer method looked up a call).
   input[at] = length >>> 24
   input[at + 1] = length >>> 16

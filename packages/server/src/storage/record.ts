@@ -544,7 +544,7 @@ export function versionPutRecord(
   const text = typeof value === 'string'
   const binary = !text && !(value instanceof TextBytes)
   const bytes = text ? null : value instanceof TextBytes ? value.bytes : value
-  const length = bytes === null ? Buffer.byteLength(value as string, 'utf8') : bytes.byteLength
+  const length = bytes === null ? Buffer.byteLength(value as string, 'utf8') : bytes.length
   const valueAt = SEALED_FIELDS_AT + 17 + originLength
   const out = Buffer.allocUnsafe(valueAt + 1 + length)
   out[0] = TAG_META
