@@ -695,6 +695,43 @@ describe('store: log blocks', () => {
   })
 })
 
+describe('store: multi-master resume points', () => {
+  /** Keys of the resume sublevel in a closed store's LevelDB. */
+  async function resumeSeqs(dataDir: string): Promise<number[]> {
+    const db = new Level<Buffer, Buffer>(join(dataDir, 'db'), { keyEncoding: 'buffer', valueEncoding: 'buffer' })
+    await db.open()
+    const seqs: number[] = []
+    const prefix = Buffer.from('!resume!')
+    for await (const key of db.keys({ gte: prefix, lt: Buffer.from('!resume"') })) {
+      seqs.push(Number(key.readBigUInt64BE(prefix.length)))
+    }
+    await db.close()
+    return seqs
+  }
+
+  it('writes one a group, and the log trim drops those before the first kept block, leaving one to resume from', async () => {
+    const dataDir = join(dir, 'resume-trim')
+    const store = await Store.open({ dataDir, sync: 'none', logRetention: 10, mode: 'multi', conflict: 'lww' })
+    store.resolver = new LwwResolver()
+    stores.push(store)
+    // One put a group: a block and a resume point each.
+    for (let i = 0; i < 300; i++) await store.write([[OP_PUT, `k${i % 7}`, `v${i}`]])
+    expect(store.lastSeq).toBe(300)
+    await store.trimLog()
+    const first = await store.log.firstSeq()
+    expect(first).toBe(291)
+    // A peer holding everything up to the newest point is served after it; one holding less, from the first kept seq.
+    expect(await store.log.resumeFrom((vv) => (vv[store.origin] ?? 0) <= 300)).toBe(301)
+    expect(await store.log.resumeFrom((vv) => (vv[store.origin] ?? 0) <= 290)).toBe(291)
+    expect(await store.log.resumeFrom((vv) => (vv[store.origin] ?? 0) <= 289)).toBe(null)
+    await store.close()
+    stores = stores.filter((s) => s !== store)
+    const seqs = await resumeSeqs(dataDir)
+    // Of 300 points, those from the one just before the first kept block on: bounded by the retention, not the writes.
+    expect(seqs).toEqual(Array.from({ length: 11 }, (_, i) => 290 + i))
+  })
+})
+
 describe('store: a damaged log record', () => {
   it('ends a read that reaches it with INTERNAL, and the log then serves only from the block after it', async () => {
     const dataDir = join(dir, 'damaged')
