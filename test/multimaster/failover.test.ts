@@ -91,6 +91,40 @@ describe('active-active fail-over', () => {
     await group.waitConverged()
   })
 
+  // Rule: with --sync always (the default) a master acknowledges a write
+  // only once it is on its own disk, peers or not: killed while cut off
+  // from its peer, it comes back with every write it acknowledged and
+  // sends them on, so both masters hold them.
+  it('a master killed while cut off from its peer keeps every write it acknowledged, and its peer gets them once it is back', async () => {
+    const group = new PeerGroup()
+    groups.push(group)
+    await group.start({ size: 2, conflict: 'lww' })
+    group.cut(0, 1)
+    // Long enough that no write is given up on (TIMEOUT) under load: each is answered or fails with its node.
+    const onVictim = await group.client(0, { timeoutMs: 30_000 })
+    const victim = load(onVictim, 'alone')
+    const survivor = load(await group.client(1, { timeoutMs: 30_000 }), 'other')
+    await waitFor(() => victim.state.acknowledged.length > 300 && survivor.state.acknowledged.length > 50, {
+      what: 'writes on both masters while they are cut off',
+    })
+    // Killed with its writers' puts in flight.
+    await group.nodes[0].kill('SIGKILL')
+    victim.state.stop = true
+    survivor.state.stop = true
+    await Promise.all([victim.done, survivor.done])
+    expect(victim.state.failed).toBeGreaterThan(0)
+
+    await group.nodes[0].start()
+    group.healAll()
+    await group.waitConverged()
+    const written = [...victim.state.acknowledged, ...survivor.state.acknowledged]
+    for (const i of [0, 1]) {
+      const values = await (await group.client(i)).mget(written)
+      const wrong = written.filter((key, k) => values[k] !== key)
+      expect(wrong, `acknowledged writes missing or wrong on node ${i}`).toEqual([])
+    }
+  })
+
   it('a client given both masters moves its writes to the other when one dies, with no election', async () => {
     const group = new PeerGroup()
     groups.push(group)
