@@ -7,7 +7,7 @@ import { ConvergenceDigest, lastTermHigh, lastTermLow } from './convergence.js'
 import { readForApply } from './entry-scan.js'
 import { failNextBatch } from './failing-batch.js'
 import { type EntryOp, encodeEntry, OP_DEL, OP_PUT } from './log-entry.js'
-import { isStub, LwwHeads, UNKNOWN } from './lww-heads.js'
+import { isStub, LwwHeads, NO_HEAD_TICKET, UNKNOWN } from './lww-heads.js'
 import {
   isLiveRecord,
   isTombstoneRecord,
@@ -116,15 +116,47 @@ describe('LwwHeads', () => {
       fromRecord.set(name('k'), record, high, low)
       const given = new LwwHeads(16)
       // Another origin first, then this one twice: the origin numbers it remembers are each one's own.
-      given.setValue(name('other'), 5, 1, 'node-z', 1, 2)
-      given.setValue(name('k'), version.hlc + 1, 1, origin, 3, 4)
-      given.setValue(name('k'), version.hlc, version.counter, origin, high, low)
+      given.setValue(name('other'), NO_HEAD_TICKET, 5, 1, 'node-z', 1, 2)
+      given.setValue(name('k'), NO_HEAD_TICKET, version.hlc + 1, 1, origin, 3, 4)
+      given.setValue(name('k'), NO_HEAD_TICKET, version.hlc, version.counter, origin, high, low)
       expect(given.lookup(name('k'))).toEqual(fromRecord.lookup(name('k')))
       expect(recordVersion(given.lookup(name('other')) as Buffer)).toEqual({ hlc: 5, counter: 1, origin: 'node-z' })
       // A record of another shape over it leaves the key unknown, as set() does.
       given.set(name('k'), sealed(writeRecord({ version, expiresAt: 9e12, body: { kind: 'value', value: 'v' } })), 0, 0)
       expect(given.lookup(name('k'))).toBe(UNKNOWN)
     }
+  })
+
+  it("writes a client put in place by its lookup's ticket while nothing moved, and by name after a swap or a clear", () => {
+    const heads = new LwwHeads(4)
+    const versionOf = (k: string) => recordVersion(heads.lookup(name(k)) as Buffer)
+    heads.setValue(name('a'), NO_HEAD_TICKET, 1, 1, 'node-a', 1, 1)
+    heads.lookup(name('a'))
+    const ticket = heads.lastTicket
+    expect(ticket).not.toBe(NO_HEAD_TICKET)
+    heads.setValue(name('a'), ticket, 2, 2, 'node-a', 2, 2)
+    expect(versionOf('a')).toEqual({ hlc: 2, counter: 2, origin: 'node-a' })
+    expect(heads.size).toBe(1)
+    // 'b' fills the generation (2 keys): it swaps out, and 'c' takes the entry 'a' had in the new one.
+    heads.setValue(name('b'), NO_HEAD_TICKET, 3, 3, 'node-a', 3, 3)
+    heads.setValue(name('c'), NO_HEAD_TICKET, 4, 4, 'node-b', 4, 4)
+    // The stale ticket names that entry: 'a' is set by name, 'c' keeps its own version.
+    heads.setValue(name('a'), ticket, 5, 5, 'node-a', 5, 5)
+    expect(versionOf('c')).toEqual({ hlc: 4, counter: 4, origin: 'node-b' })
+    expect(versionOf('a')).toEqual({ hlc: 5, counter: 5, origin: 'node-a' })
+    // A key found only in the older generation, or not at all, gives no ticket.
+    heads.lookup(name('b'))
+    expect(heads.lastTicket).toBe(NO_HEAD_TICKET)
+    heads.lookup(name('never'))
+    expect(heads.lastTicket).toBe(NO_HEAD_TICKET)
+    // After a clear, a ticket taken before it is set by name too.
+    heads.lookup(name('c'))
+    const beforeClear = heads.lastTicket
+    heads.clear()
+    heads.setValue(name('d'), NO_HEAD_TICKET, 6, 6, 'node-a', 6, 6)
+    heads.setValue(name('c'), beforeClear, 7, 7, 'node-b', 7, 7)
+    expect(versionOf('d')).toEqual({ hlc: 6, counter: 6, origin: 'node-a' })
+    expect(versionOf('c')).toEqual({ hlc: 7, counter: 7, origin: 'node-b' })
   })
 
   it('knows a key with no record as such, and nothing of keys never set', () => {

@@ -46,6 +46,15 @@ export class LwwHeads {
   /** Whether every key with a record is held (see above): set by the Store, lost for good by anything that drops one. */
   private complete = false
   private lastOrigin = -1
+  /** Changes whenever an entry may have moved (a swap, a clear): a ticket taken before names nothing after. */
+  private swaps = 0
+  /**
+   * The last lookup()'s ticket: the entry of the current generation that
+   * holds the key, with the stamp it was taken at (0: none). A client put
+   * hands it to setValue(), which then writes that entry in place, without
+   * a second hash of the name and probe of the table.
+   */
+  lastTicket = NO_HEAD_TICKET
   /** The origin setValue() was last given as a string, and its number. */
   private lastOriginName: string | null = null
   private lastOriginNameId = -1
@@ -65,11 +74,14 @@ export class LwwHeads {
    * when it holds none, UNKNOWN when this does not know it (read it).
    */
   lookup(name: string): Buffer | undefined | typeof UNKNOWN {
+    this.lastTicket = NO_HEAD_TICKET
     if (this.max <= 0) return UNKNOWN
     const hash = hashName(name, 0, LATIN1)
     if (hash === NOT_KEPT) return UNKNOWN
     let head = this.current
     let entry = head.table.find(name, hash)
+    if (entry >= 0 && entry < TICKET_ENTRIES - 1)
+      this.lastTicket = (this.swaps % TICKET_STAMPS) * TICKET_ENTRIES + entry + 1
     if (entry < 0) {
       head = this.previous
       entry = head.table.find(name, hash)
@@ -108,17 +120,32 @@ export class LwwHeads {
    * set() of the record versionPutRecord builds for the version (hlc,
    * counter, origin): a sealed value holding only VERSION, its fields
    * taken as given instead of read back from the record (a client's put
-   * on this node, the origin nearly always this node's).
+   * on this node, the origin nearly always this node's). `ticket` is the
+   * lastTicket of the key's lookup (NO_HEAD_TICKET: none).
    */
-  setValue(name: string, hlc: number, counter: number, origin: string, high: number, low: number): void {
+  setValue(
+    name: string,
+    ticket: number,
+    hlc: number,
+    counter: number,
+    origin: string,
+    high: number,
+    low: number,
+  ): void {
     if (this.max <= 0) return
-    const hash = hashName(name, 0, LATIN1)
-    if (hash === NOT_KEPT) {
-      this.complete = false
-      return
-    }
     const head = this.current
-    const entry = head.table.set(name, hash, true)
+    let entry: number
+    if (ticket !== NO_HEAD_TICKET && Math.floor(ticket / TICKET_ENTRIES) === this.swaps % TICKET_STAMPS) {
+      // Looked up in this generation, nothing moved since: the entry still holds the name.
+      entry = (ticket % TICKET_ENTRIES) - 1
+    } else {
+      const hash = hashName(name, 0, LATIN1)
+      if (hash === NOT_KEPT) {
+        this.complete = false
+        return
+      }
+      entry = head.table.set(name, hash, true)
+    }
     const id = origin === this.lastOriginName ? this.lastOriginNameId : this.originNumber(origin)
     if (id < 0) head.kind[entry] = KIND_UNKNOWN
     else {
@@ -142,6 +169,7 @@ export class LwwHeads {
     emptied.table.clear()
     this.previous = this.current
     this.current = emptied
+    this.swaps++
   }
 
   /** originId() of an origin given as its string (its UTF-8 bytes, as a record holds them), remembered for the next. */
@@ -157,6 +185,7 @@ export class LwwHeads {
     this.current.table.clear()
     this.previous.table.clear()
     this.complete = false
+    this.swaps++
   }
 
   /** The data holds no record (a data dir found empty as this began): every key written from now on is held, until one is dropped. */
@@ -225,6 +254,12 @@ export class LwwHeads {
   private slabBytes = new Uint8Array(0)
   private slabUsed = SLAB_BYTES
 }
+
+/** A ticket naming no entry (see LwwHeads.lastTicket). */
+export const NO_HEAD_TICKET = 0
+/** A ticket is stamp * TICKET_ENTRIES + entry + 1: entries of a generation past 2^24 take none; stamps wrap. */
+const TICKET_ENTRIES = 2 ** 24
+const TICKET_STAMPS = 2 ** 28
 
 /** lookup()'s answer for a key not known here. */
 export const UNKNOWN: unique symbol = Symbol('unknown')

@@ -34,7 +34,7 @@ import {
   placeEntry,
   placeEntryAt,
 } from './log-entry.js'
-import { isStub, LwwHeads, UNKNOWN } from './lww-heads.js'
+import { isStub, LwwHeads, NO_HEAD_TICKET, UNKNOWN } from './lww-heads.js'
 import { SUBLEVELS } from './raw-layout.js'
 import { ABSENT, NO_TICKET, ReadCache, WrittenValues } from './read-cache.js'
 import {
@@ -319,6 +319,8 @@ interface LocalWrite {
    */
   dataKeys?: Buffer[]
   names?: string[]
+  /** Per op, LwwHeads' ticket of its key's lookup (NO_HEAD_TICKET: none), made with `names` on an lww node. */
+  headTickets?: number[]
   /**
    * Each op is a write of its own (its own log entry, seq, HLC and counter,
    * as if submitted alone), submitted and answered together: a run of plain
@@ -1773,6 +1775,7 @@ export class Store {
         // again reads them again (readCurrent).
         write.dataKeys = undefined
         write.names = undefined
+        write.headTickets = undefined
       }
     }
     commit.buildMs += this.clock.now() - read
@@ -2123,6 +2126,7 @@ export class Store {
     const skip = this.dataPrefix.length
     const key = write.dataKeys?.[at] ?? prefixed(this.dataPrefix, op[1])
     const name = write.names?.[at] ?? key.toString('latin1')
+    const ticket = write.headTickets?.[at] ?? NO_HEAD_TICKET
     const current = commit.current.get(name)
     const record = (resolver.resolvePut as NonNullable<ConflictResolver['resolvePut']>)(
       result,
@@ -2133,7 +2137,7 @@ export class Store {
     )
     // A record resolvePut built: its digest span is known (PUT_RECORD_SPAN) and LwwHeads takes its version as given.
     if (record !== KEEP)
-      this.setRecord(commit, key, key, name, current, record ?? undefined, hlc, skip, PUT_RECORD_SPAN, result)
+      this.setRecord(commit, key, key, name, current, record ?? undefined, hlc, skip, PUT_RECORD_SPAN, result, ticket)
     this.placePutEntry(commit, op, seq, originSeq, hlc, key)
     commit.writes++
     return write.identity ? result : seq
@@ -2174,7 +2178,8 @@ export class Store {
    * digest's span of `after` when the caller built it and knows it (see
    * ConvergenceDigest.change). `put`, when given, is the version `after`
    * was built for by versionPutRecord (resolvePut): LwwHeads takes it
-   * from the fields instead of reading it from the record again.
+   * from the fields instead of reading it from the record again, in the
+   * entry `headTicket` names (the key's lookup's, see LwwHeads.lastTicket).
    */
   private setRecord(
     commit: GroupState,
@@ -2187,6 +2192,7 @@ export class Store {
     keyStart = 0,
     afterSpan = DECODE_SPAN,
     put: EntryIdentity | null = null,
+    headTicket = NO_HEAD_TICKET,
   ): void {
     if (after !== undefined && !isSealed(after)) after = sealRecord(userKey, keyStart, after)
     if (after === undefined) commit.bulk.del(key)
@@ -2198,7 +2204,7 @@ export class Store {
     commit.keys.change(commit.batch, userKey, before, after, hlc, keyStart, afterSpan)
     // Known from here on: the group's failure forgets it (forgetHeads).
     if (put === null || after === undefined) this.heads?.set(name, after, lastTermHigh(), lastTermLow())
-    else this.heads?.setValue(name, put.hlc, put.originSeq, put.origin, lastTermHigh(), lastTermLow())
+    else this.heads?.setValue(name, headTicket, put.hlc, put.originSeq, put.origin, lastTermHigh(), lastTermLow())
   }
 
   /** A group whose records were kept in `heads` as it was built is not written: they may be wrong. */
@@ -2474,16 +2480,22 @@ export class Store {
           const readNames: (string | undefined)[] = all ? recordNames : existsNames
           const dataKeys: Buffer[] = new Array(write.ops.length)
           const names: string[] = new Array(write.ops.length)
+          const tickets: number[] | undefined = heads !== null ? new Array(write.ops.length) : undefined
           for (let i = 0; i < write.ops.length; i++) {
             const key = prefixed(this.dataPrefix, write.ops[i][1])
             dataKeys[i] = key
             names[i] = key.toString('latin1')
-            if (heads !== null && !write.expire && this.knownHead(heads, names[i], current)) continue
+            if (heads !== null && !write.expire) {
+              const known = this.knownHead(heads, names[i], current)
+              ;(tickets as number[])[i] = heads.lastTicket
+              if (known) continue
+            } else if (tickets !== undefined) tickets[i] = NO_HEAD_TICKET
             reads.push(key)
             readNames.push(names[i])
           }
           write.dataKeys = dataKeys
           write.names = names
+          write.headTickets = tickets
         }
         if (write.conditions) {
           for (const c of write.conditions) {
