@@ -51,6 +51,13 @@ export class KeyTracker {
   readonly digest: ConvergenceDigest
   counts: KeyCounts
   readonly tombPrefix: Buffer
+  /**
+   * Tombstones put into the index by the groups written since this tracker
+   * was made, counted once their batch is in LevelDB (KeyGroup.commit,
+   * tombsWritten). Only a group puts one, so while this stays the same an
+   * index read empty stays empty.
+   */
+  tombsAdded = 0
 
   constructor(
     readonly tombs: Sublevel,
@@ -77,6 +84,8 @@ export class KeyGroup {
   /** The group's changes to the digest's sums (mod 2^64), from zero. */
   private readonly delta = new ConvergenceDigest()
   private tombstones = 0
+  /** Tombstones the group puts into the index (tombstones above is the net count). */
+  private tombsPut = 0
   private siblingKeys = 0
   /** The most concurrent values a key of the group holds. */
   private most = 0
@@ -109,6 +118,7 @@ export class KeyGroup {
     if (isTomb) {
       const info: TombstoneInfo = { r: requirement(readRecord(after)), t: hlc }
       batch.put(Buffer.concat([this.tracker.tombPrefix, key]), Buffer.from(JSON.stringify(info)))
+      this.tombsPut++
     } else if (wasTomb) {
       batch.del(Buffer.concat([this.tracker.tombPrefix, key]))
     }
@@ -131,10 +141,22 @@ export class KeyGroup {
     return { digest: scratchDigest.encode(), counts: this.countsAfter() }
   }
 
-  /** The group's batch is written: its changes join the current state. */
-  commit(): void {
+  /**
+   * The group's batch is written: its changes join the current state.
+   * `written` false: they join before the batch is in LevelDB (a snapshot
+   * chunk's, current at once), and the caller calls tombsWritten() once it
+   * is, so that a collection pass that reads the index meanwhile and finds
+   * it empty does not take it for empty after the write.
+   */
+  commit(written = true): void {
     this.tracker.digest.add(this.delta)
     this.tracker.counts = this.countsAfter()
+    if (written) this.tombsWritten()
+  }
+
+  /** The group's tombstones are in the index (see KeyTracker.tombsAdded). */
+  tombsWritten(): void {
+    this.tracker.tombsAdded += this.tombsPut
   }
 
   private countsAfter(): KeyCounts {

@@ -3203,7 +3203,8 @@ export class Store {
         const pending = keys.pending()
         batch.put(this.digestKey, pending.digest)
         batch.put(this.countsKey, Buffer.from(JSON.stringify(pending.counts)))
-        keys.commit()
+        // Its tombstones are counted once the write is done (tombsWritten, below).
+        keys.commit(false)
       }
       // Current at once in memory; the data was emptied first, so every live
       // record is a new key. Written to disk once, by finishFullSync: a
@@ -3222,7 +3223,10 @@ export class Store {
     if (this.largestValue !== undefined && largest > this.largestValue) this.largestValue = largest
     const previous = this.snapshotWrite
     const write = previous.then(
-      () => this.writeBatch(batch, false),
+      async () => {
+        await this.writeBatch(batch, false)
+        keys?.tombsWritten()
+      },
       (err) => {
         void batch.close()
         throw err
