@@ -81,6 +81,7 @@ describe('tandem-bench multimaster suite', () => {
       'multimaster.peerLagApplyHeldMs',
       'multimaster.peerLagFrames',
       'multimaster.peerLagLoopMax',
+      'multimaster.peerLagFloor',
       'multimaster.convergenceMs',
       'multimaster.conflicts.2.0',
       'multimaster.conflictFrames.2.0',
@@ -157,6 +158,23 @@ describe('tandem-bench multimaster suite', () => {
     for (const r of lag) expect(r.samples + r.missed).toBeGreaterThan(300)
     const samples = lag.reduce((sum, r) => sum + r.samples, 0)
     expect(check('multimaster.peerLagP99').name).toContain(`${samples} samples`)
+    // Its floor in the same run: 1 master + 1 replica offered the same writes, the markers put on the master alone
+    // (its own watch times none of them) and timed on the replica's watch.
+    const offered = /half of the 2-master saturation \((\d+) writes\/s offered/.exec(
+      check('multimaster.peerLagP99').name,
+    )
+    expect(offered).not.toBeNull()
+    const floorCheck = check('multimaster.peerLagFloor')
+    expect(floorCheck.name).toContain(`offered the peer-lag run's ${offered?.[1]} writes/s`)
+    const floor = report.scenarios.find((s: { name: string }) => s.name.includes('1 master + 1 replica, replica lag'))
+    expect(floor.offeredRate).toBe(half.offeredRate)
+    const floorLag: { replica: string; samples: number; missed: number }[] = floor.targets.tandem.replicationLag
+    expect(floorLag.map((r) => r.replica)).toEqual([floor.targets.tandem.master, ...floor.targets.tandem.replicas])
+    expect(floorLag[0].samples).toBe(0)
+    expect(floorLag[1].samples + floorLag[1].missed).toBeGreaterThan(300)
+    expect(floorCheck.name).toContain(`${floorLag[1].samples} samples`)
+    expect(floorCheck.measured).toBeGreaterThan(0)
+    expect(floorCheck.name).toMatch(/GC pauses minor \d+ \(\d+ over 10 ms\)/)
     // The same markers, each followed through the other master's key trace: every segment of the way, and
     // most markers found in every trace (a marker still in flight as the run ends may not be).
     expect(all.filter((id) => id.startsWith(anatomy))).toEqual(

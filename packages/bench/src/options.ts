@@ -423,7 +423,8 @@ suites (tandem only; each starts its own servers; combine with commas)
                              after a warm-up of --warmup-puts writes; the median of the
                              passes' ratios, each side's median and range, server CPU a
                              write per pass and per node; peer lag p99 at half the
-                             2-master saturation; heal to converged after
+                             2-master saturation, and its floor: the 1 master's lag to
+                             its replica at the same rate, same probe; heal to converged after
                              --partition-writes N (100000) puts each side of
                              a partition; conflict rate by masters and --link-latencies
                              0,1,10,50 ms on --conflict-keys N (1000) keys (--chart draws it);

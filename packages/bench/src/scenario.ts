@@ -40,6 +40,12 @@ interface ScenarioExtras {
    * master polled on the replicas.
    */
   peerLag?: boolean
+  /**
+   * With peerLag: markers are put on the master alone and timed on the
+   * replicas' watches (a master and its replicas: the peers' probe, so that
+   * the two lags are measured alike).
+   */
+  markersOnMaster?: boolean
   /** With peerLag: the probe writes its markers' times to this directory (see lag-anatomy.ts). */
   lagTraceDir?: string
   /** Ends the measured window when it settles, instead of --duration (see runLoad). */
@@ -89,7 +95,7 @@ export async function runScenario(
             extras.peerLag
               ? {
                   kind: 'markers',
-                  writers: nodes,
+                  writers: extras.markersOnMaster ? [topology.master] : nodes,
                   readers: nodes,
                   authToken: spec.authToken,
                   intervalMs,

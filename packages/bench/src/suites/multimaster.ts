@@ -31,7 +31,9 @@ import type { SuiteOutput } from './suite.js'
  *   each master in turn every --lag-interval ms (default: 1, or as many as
  *   make the markers a tenth of the writes offered), each timed from
  *   its acknowledgement to its event on a watch of the other master
- *   (MarkerLagProbe), thousands of samples a run;
+ *   (MarkerLagProbe), thousands of samples a run; beside it its floor, the
+ *   1 master of the throughput passes offered the same writes, its markers
+ *   timed on its replica's watch (lagFloor);
  * - convergence time after healing a partition during which each of 2
  *   masters took --partition-writes puts;
  * - conflict rate (writes that arrived older than their key's value, over
@@ -307,124 +309,129 @@ export async function multimasterSuite(
         pipeline,
         spread: true,
       }
-      const multi = await withTopology(
-        live,
-        () => startTandem({ replicas: n - 1, sync: o.sync, authToken: o.authToken }),
-        (single) => throughputPasses(o, n, t, spec, single, progress, scenarios, checks),
-      )
-      const counted = () => Promise.all(t.nodes.map((node) => statusOf(node.address, o.authToken)))
-      if (n !== 2) return
-      await t.waitConverged(o.syncTimeout * 1000)
-      // The probe's markers are writes too, and the load offers the rest of half the saturation. By
-      // default they are at most a tenth of it: one a ms from 10,000 writes/s up, fewer on a slower machine.
-      const halfRate = Math.max(1, Math.round(multi.throughput / 2))
-      const markerMs = o.lagInterval ?? Math.max(1, Math.ceil(10_000 / halfRate))
-      const markers = Math.round(1000 / markerMs)
-      const rate = Math.max(1, halfRate - markers)
-      const stages = await stageWindow(
-        t.nodes.map((node) => node.address),
-        o.authToken,
-      )
-      const holdsBefore = await counted()
-      const half = await runScenario(
-        'tandem',
-        t,
-        { ...spec, spread: true },
-        put(`put @${rate}/s + ${markers} markers/s, 2 masters (half saturation)`, rate),
-        o,
-        progress,
-        { lagIntervalMs: markerMs, peerLag: true, lagTraceDir: traceDir ?? undefined },
-      )
-      scenarios.push(
-        scenario(
-          o,
-          `multimaster: put @${rate}/s + ${markers} lag markers/s on 2 masters (half saturation), peer lag`,
-          0,
-          half,
-          {
-            offeredRate: rate,
-          },
-        ),
-      )
-      const lag = half.replicationLag ?? []
-      const samples = lag.reduce((sum, r) => sum + r.samples, 0)
-      const missed = lag.reduce((sum, r) => sum + r.missed, 0)
-      const p99 = worstLagP99(half)
-      checks.push({
-        id: 'multimaster.peerLagP99',
-        name:
-          `peer lag p99 at half of the 2-master saturation (${rate + markers} writes/s offered, ${markers} of them markers): ` +
-          `a marker put every ${markerMs} ms on each master in turn, timed from its acknowledgement to its event on a watch of the other master; ` +
-          `the worse direction's p99, ${samples} samples` +
-          (missed > 0
-            ? `, ${missed} of them markers not seen within 5 s, counted at their age then (a lower bound)`
-            : ''),
-        measured: p99 === null ? null : round(p99, 2),
-        unit: 'ms',
-        target: '< 10',
-        met: p99 === null ? null : p99 < 10,
-      })
-      // Where that lag goes, for reading beside it (the servers' own timings; see measures/write-stages.ts).
-      const window = await stages.since()
-      for (const f of window.stages) {
-        const ms = (x: number) => (Number.isFinite(x) ? `${x}` : '> 4096')
-        checks.push({
-          id: `multimaster.peerLagStage.${f.stage}`,
-          name: `half saturation, both masters: stage ${f.stage}, p50 <= ${ms(f.p50Ms)} ms, p99 <= ${ms(f.p99Ms)} ms (${f.count} timed; bucket bounds)`,
-          measured: Number.isFinite(f.p99Ms) ? f.p99Ms : null,
-          unit: 'ms',
-          target: '-',
-          met: null,
-        })
-      }
-      // What stopped the nodes' event loops meanwhile: a pause there holds every stage above at once.
-      for (const g of window.gc) {
-        checks.push({
-          id: `multimaster.peerLagGc.${g.kind}`,
-          name: `half saturation, both masters: ${g.kind} GC pauses, ${g.pauses} (${g.over10Ms} over 10 ms), total of their durations`,
-          measured: g.totalMs,
-          unit: 'ms',
-          target: '-',
-          met: null,
-        })
-      }
-      // Links that stopped reading their peer's socket (too many of its frames in the committer): frames sent meanwhile waited.
-      const holdsAfter = await counted()
-      const holds = (field: 'count' | 'ms') =>
-        holdsAfter.reduce(
-          (sum, s, i) =>
-            sum +
-            (s.multi?.peers ?? []).reduce((a, p, j) => {
-              const before = holdsBefore[i].multi?.peers[j]?.applyHolds?.[field] ?? 0
-              return a + (p.applyHolds?.[field] ?? 0) - before
-            }, 0),
-          0,
+      // Up through the peer-lag run too: its floor is this master's lag to its replica at the same rate.
+      const single = await startTandem({ replicas: n - 1, sync: o.sync, authToken: o.authToken })
+      live.add(single)
+      try {
+        const multi = await throughputPasses(o, n, t, spec, single, progress, scenarios, checks)
+        const counted = () => Promise.all(t.nodes.map((node) => statusOf(node.address, o.authToken)))
+        if (n !== 2) return
+        await t.waitConverged(o.syncTimeout * 1000)
+        // The probe's markers are writes too, and the load offers the rest of half the saturation. By
+        // default they are at most a tenth of it: one a ms from 10,000 writes/s up, fewer on a slower machine.
+        const halfRate = Math.max(1, Math.round(multi.throughput / 2))
+        const markerMs = o.lagInterval ?? Math.max(1, Math.ceil(10_000 / halfRate))
+        const markers = Math.round(1000 / markerMs)
+        const rate = Math.max(1, halfRate - markers)
+        const stages = await stageWindow(
+          t.nodes.map((node) => node.address),
+          o.authToken,
         )
-      checks.push({
-        id: 'multimaster.peerLagApplyHeldMs',
-        name: `half saturation, both masters: time peer links stopped reading their socket, more than peerMaxQueuedApply frames in the committer (${holds('count')} holds), in all`,
-        measured: holds('ms'),
-        unit: 'ms',
-        target: '-',
-        met: null,
-      })
-      checks.push(
-        peerFramesCheck(
-          'multimaster.peerLagFrames',
-          'half saturation, both masters',
-          holdsBefore,
-          holdsAfter,
-          half.durationS + o.warmup,
-        ),
-      )
-      checks.push({
-        id: 'multimaster.peerLagLoopMax',
-        name: 'half saturation: longest event-loop delay of either master (its GC pauses, long tasks and time off the CPU)',
-        measured: window.loopMaxMs,
-        unit: 'ms',
-        target: '-',
-        met: null,
-      })
+        const holdsBefore = await counted()
+        const half = await runScenario(
+          'tandem',
+          t,
+          { ...spec, spread: true },
+          put(`put @${rate}/s + ${markers} markers/s, 2 masters (half saturation)`, rate),
+          o,
+          progress,
+          { lagIntervalMs: markerMs, peerLag: true, lagTraceDir: traceDir ?? undefined },
+        )
+        scenarios.push(
+          scenario(
+            o,
+            `multimaster: put @${rate}/s + ${markers} lag markers/s on 2 masters (half saturation), peer lag`,
+            0,
+            half,
+            {
+              offeredRate: rate,
+            },
+          ),
+        )
+        const lag = half.replicationLag ?? []
+        const samples = lag.reduce((sum, r) => sum + r.samples, 0)
+        const missed = lag.reduce((sum, r) => sum + r.missed, 0)
+        const p99 = worstLagP99(half)
+        checks.push({
+          id: 'multimaster.peerLagP99',
+          name:
+            `peer lag p99 at half of the 2-master saturation (${rate + markers} writes/s offered, ${markers} of them markers): ` +
+            `a marker put every ${markerMs} ms on each master in turn, timed from its acknowledgement to its event on a watch of the other master; ` +
+            `the worse direction's p99, ${samples} samples` +
+            (missed > 0
+              ? `, ${missed} of them markers not seen within 5 s, counted at their age then (a lower bound)`
+              : ''),
+          measured: p99 === null ? null : round(p99, 2),
+          unit: 'ms',
+          target: '< 10',
+          met: p99 === null ? null : p99 < 10,
+        })
+        // Where that lag goes, for reading beside it (the servers' own timings; see measures/write-stages.ts).
+        const window = await stages.since()
+        for (const f of window.stages) {
+          const ms = (x: number) => (Number.isFinite(x) ? `${x}` : '> 4096')
+          checks.push({
+            id: `multimaster.peerLagStage.${f.stage}`,
+            name: `half saturation, both masters: stage ${f.stage}, p50 <= ${ms(f.p50Ms)} ms, p99 <= ${ms(f.p99Ms)} ms (${f.count} timed; bucket bounds)`,
+            measured: Number.isFinite(f.p99Ms) ? f.p99Ms : null,
+            unit: 'ms',
+            target: '-',
+            met: null,
+          })
+        }
+        // What stopped the nodes' event loops meanwhile: a pause there holds every stage above at once.
+        for (const g of window.gc) {
+          checks.push({
+            id: `multimaster.peerLagGc.${g.kind}`,
+            name: `half saturation, both masters: ${g.kind} GC pauses, ${g.pauses} (${g.over10Ms} over 10 ms), total of their durations`,
+            measured: g.totalMs,
+            unit: 'ms',
+            target: '-',
+            met: null,
+          })
+        }
+        // Links that stopped reading their peer's socket (too many of its frames in the committer): frames sent meanwhile waited.
+        const holdsAfter = await counted()
+        const holds = (field: 'count' | 'ms') =>
+          holdsAfter.reduce(
+            (sum, s, i) =>
+              sum +
+              (s.multi?.peers ?? []).reduce((a, p, j) => {
+                const before = holdsBefore[i].multi?.peers[j]?.applyHolds?.[field] ?? 0
+                return a + (p.applyHolds?.[field] ?? 0) - before
+              }, 0),
+            0,
+          )
+        checks.push({
+          id: 'multimaster.peerLagApplyHeldMs',
+          name: `half saturation, both masters: time peer links stopped reading their socket, more than peerMaxQueuedApply frames in the committer (${holds('count')} holds), in all`,
+          measured: holds('ms'),
+          unit: 'ms',
+          target: '-',
+          met: null,
+        })
+        checks.push(
+          peerFramesCheck(
+            'multimaster.peerLagFrames',
+            'half saturation, both masters',
+            holdsBefore,
+            holdsAfter,
+            half.durationS + o.warmup,
+          ),
+        )
+        checks.push({
+          id: 'multimaster.peerLagLoopMax',
+          name: 'half saturation: longest event-loop delay of either master (its GC pauses, long tasks and time off the CPU)',
+          measured: window.loopMaxMs,
+          unit: 'ms',
+          target: '-',
+          met: null,
+        })
+        checks.push(await lagFloor(o, single, rate, markerMs, progress, scenarios))
+      } finally {
+        live.delete(single)
+        await single.close()
+      }
     })
     if (traceDir !== null) {
       // The nodes write their traces as they exit (the topology is closed by now).
@@ -565,6 +572,78 @@ export async function multimasterSuite(
     })
   })
   return { scenarios, checks }
+}
+
+/**
+ * The peer lag's floor on this machine, in the same run: the 1 master with
+ * 1 replica of the throughput passes, offered the peer-lag run's puts/s
+ * (`rate`, and as many markers), its markers put on the master and timed
+ * on the replica's watch by the same probe. A replica's apply is the same
+ * path as a peer's without what multi-master adds (the other node's client
+ * writes, resolving, the digest, a second group stream a node), so the
+ * peer lag over this is what multi-master costs; this itself is what the
+ * machine's group commit, fsync and scheduling cost a hop.
+ */
+async function lagFloor(
+  o: BenchOptions,
+  single: Topology,
+  rate: number,
+  markerMs: number,
+  progress: ProgressLine,
+  scenarios: ScenarioResult[],
+): Promise<TargetCheck> {
+  await single.waitForReplicas(o.syncTimeout * 1000)
+  const markers = Math.round(1000 / markerMs)
+  const spec: DriverSpec = {
+    target: 'tandem',
+    servers: [single.master],
+    authToken: o.authToken,
+    w: o.w,
+    pipeline: o.pipeline[0],
+  }
+  const stages = await stageWindow([single.master, ...single.replicas], o.authToken)
+  const r = await runScenario(
+    'tandem',
+    single,
+    spec,
+    {
+      name: `put @${rate}/s + ${markers} markers/s, 1 master + 1 replica (peer-lag floor)`,
+      workload: 'put',
+      clients: o.clients[0],
+      pipeline: o.pipeline[0],
+      rate,
+    },
+    o,
+    progress,
+    { lagIntervalMs: markerMs, peerLag: true, markersOnMaster: true },
+  )
+  scenarios.push(
+    scenario(o, `multimaster: put @${rate}/s + ${markers} lag markers/s on 1 master + 1 replica, replica lag`, 1, r, {
+      offeredRate: rate,
+    }),
+  )
+  const window = await stages.since()
+  const stage = (name: string) => {
+    const f = window.stages.find((x) => x.stage === name)
+    const ms = (x: number) => (Number.isFinite(x) ? `${x}` : '> 4096')
+    return f ? `${name} ${ms(f.p50Ms)} / ${ms(f.p99Ms)}` : `${name} -`
+  }
+  const gc = window.gc.map((g) => `${g.kind} ${g.pauses} (${g.over10Ms} over 10 ms) ${g.totalMs} ms`).join(', ')
+  const lag = (r.replicationLag ?? []).find((x) => x.lagMs)
+  const p99 = worstLagP99(r)
+  return {
+    id: 'multimaster.peerLagFloor',
+    name:
+      `peer lag's floor, same run: 1 master + 1 replica offered the peer-lag run's ${rate + markers} writes/s ` +
+      `(${Math.round(r.throughput)} done), a marker put on the master every ${markerMs} ms, timed from its acknowledgement ` +
+      `to its event on a watch of the replica; p50 ${lag?.lagMs?.p50 ?? '-'} ms, ${lag?.samples ?? 0} samples; ` +
+      `both nodes' stages p50 / p99 ms (bucket bounds) ${['remote_wait', 'remote_commit', 'write', 'watch_send'].map(stage).join(', ')}; ` +
+      `GC pauses ${gc}; longest event-loop delay ${window.loopMaxMs ?? '-'} ms`,
+    measured: p99 === null ? null : round(p99, 2),
+    unit: 'ms',
+    target: '-',
+    met: null,
+  }
 }
 
 /** `count` puts to one node, `clients` connections with `pipeline` in flight each. */
