@@ -36,7 +36,8 @@ function request(next: () => number): Record<string, unknown> {
     kind === 1 ? { op: 'put', key, value: randomValue(next), id } : { op: 'del', key, id }
   if (next() < 0.2) write.w = Math.floor(next() * 3)
   if (next() < 0.2) write.timeoutMs = 1000 + Math.floor(next() * 100_000)
-  if (next() < 0.2) write.after = Math.floor(next() * 2 ** 32)
+  // A session stamp as the SDK sends it (a hybrid clock stamp, past 32 bits), or a small one.
+  if (next() < 0.2) write.after = next() < 0.5 ? Math.floor(next() * 2 ** 53) : Math.floor(next() * 2 ** 32)
   if (next() < 0.1) write.context = ascii(next, 40)
   return write
 }
@@ -89,6 +90,22 @@ describe('fastFrameMessages', () => {
     expect(value.toString()).toBe('abc')
   })
 
+  it('reads a multi-master write’s session stamp, a float64 past 32 bits, as msgpackr does', () => {
+    // The last but one: a hybrid clock stamp of 2025-12-01 (wall ms times HLC_COUNTER_SPAN, plus its counter).
+    const stamps = [2 ** 32, 2 ** 40 + 3, 1_764_551_000_000 * 1024 + 17, Number.MAX_SAFE_INTEGER]
+    for (const after of stamps) {
+      const data = encodeFrame([
+        { id: 7, op: 'put', key: 'k', value: 'v', after },
+        { id: 8, op: 'del', key: 'k', after },
+      ])
+      expect(data.includes(0xcb), `${after} is written as a float64`).toBe(true)
+      const fast = fastFrameMessages(data)
+      expect(fast, String(after)).not.toBeNull()
+      expectSameMessages(fast as unknown[], data)
+      expect((fast as { after: number }[])[0].after).toBe(after)
+    }
+  })
+
   it('leaves every other frame to msgpackr', () => {
     const others: unknown[] = [
       { id: 1, op: 'get', key: 'caf\u00e9' },
@@ -99,6 +116,11 @@ describe('fastFrameMessages', () => {
       { id: 1, op: 'scan', prefix: 'a' },
       { id: 1, op: 'batch', ops: [] },
       { id: 1, op: 'put', key: 'k', value: 'v', ttlMs: 5 },
+      // A stamp that is not a whole number from 0 to 2^53 - 1, or a float64 in a field other than `after`.
+      { id: 1, op: 'put', key: 'k', value: 'v', after: 1.5 },
+      { id: 1, op: 'put', key: 'k', value: 'v', after: -(2 ** 40) },
+      { id: 1, op: 'put', key: 'k', value: 'v', after: 2 ** 53 },
+      { id: 1, op: 'put', key: 'k', value: 'v', epoch: 2 ** 40 },
       { id: 1, op: 'get', key: null },
       { id: 1, op: 'auth', token: 't' },
       'get',

@@ -1,8 +1,11 @@
 /**
  * The common request frames read by hand: one request map, or an array of
  * them (the SDK's auto-pipelining), whose keys are request field names,
- * whose values are unsigned integers up to 32 bits, ASCII strings or binary,
- * and which spans the whole frame. Returns the frame's messages as
+ * whose values are unsigned integers up to 32 bits, ASCII strings or binary
+ * (and `after`, a multi-master write's session stamp, also a float64 holding
+ * a whole number from 0 to 2^53 - 1: msgpackr writes a number past 32 bits
+ * as a float64, and a hybrid clock stamp is always past them), and which
+ * spans the whole frame. Returns the frame's messages as
  * decodeFrame and framedMessages give them (the same fields in the same
  * order, the same values, binary as views of the frame); null for anything
  * else, and the caller then runs decodeFrame, which decides and words any
@@ -20,6 +23,7 @@ const FIELDS = ['id', 'op', 'key', 'value', 'consistency', 'w', 'timeoutMs', 'ep
 const FIELD_BYTES = FIELDS.map((name) => Buffer.from(name, 'latin1'))
 
 const OP = FIELDS.indexOf('op')
+const AFTER = FIELDS.indexOf('after')
 /** The ops named by their constant (no string made for them); others are read as any string. */
 const OPS = ['get', 'put', 'del']
 const OP_BYTES = OPS.map((name) => Buffer.from(name, 'latin1'))
@@ -76,7 +80,8 @@ function readMap(data: Buffer, end: number): Record<string, unknown> {
     // A repeated field is left to msgpackr (the last one wins there).
     if ((seen & (1 << field)) !== 0) throw REFUSED
     seen |= 1 << field
-    message[FIELDS[field]] = field === OP ? readOp(data, end) : readValue(data, end)
+    message[FIELDS[field]] =
+      field === OP ? readOp(data, end) : field === AFTER ? readStamp(data, end) : readValue(data, end)
   }
   return message
 }
@@ -114,6 +119,21 @@ function readOp(data: Buffer, end: number): unknown {
     }
   }
   return readValue(data, end)
+}
+
+/**
+ * A session stamp: as readValue, or a float64 whose value is a whole number
+ * from 0 to Number.MAX_SAFE_INTEGER (the number msgpackr gives for it).
+ * Any other float64 is left to msgpackr, and the request's check then
+ * words the refusal.
+ */
+function readStamp(data: Buffer, end: number): unknown {
+  if (at >= end || data[at] !== 0xcb) return readValue(data, end)
+  if (at + 9 > end) throw REFUSED
+  const value = data.readDoubleBE(at + 1)
+  if (!Number.isSafeInteger(value) || value < 0) throw REFUSED
+  at += 9
+  return value
 }
 
 function readValue(data: Buffer, end: number): unknown {
