@@ -175,6 +175,11 @@ describe('tandem-bench multimaster suite', () => {
     expect(floorCheck.name).toContain(`${floorLag[1].samples} samples`)
     expect(floorCheck.measured).toBeGreaterThan(0)
     expect(floorCheck.name).toMatch(/GC pauses minor \d+ \(\d+ over 10 ms\)/)
+    // Beside it, what either run cost its servers a write and how long their main threads waited for a core.
+    expect(floorCheck.name).toMatch(
+      /1 master \+ 1 replica [\d.]+ us, main threads waiting for a core master \d+%, replica 1 \d+%/,
+    )
+    expect(floorCheck.name).toMatch(/2 masters [\d.]+ us, main threads waiting for a core peer 1 \d+%, peer 2 \d+%/)
     // The same markers, each followed through the other master's key trace: every segment of the way, and
     // most markers found in every trace (a marker still in flight as the run ends may not be).
     expect(all.filter((id) => id.startsWith(anatomy))).toEqual(

@@ -427,7 +427,7 @@ export async function multimasterSuite(
           target: '-',
           met: null,
         })
-        checks.push(await lagFloor(o, single, rate, markerMs, progress, scenarios))
+        checks.push(await lagFloor(o, single, rate, markerMs, half, progress, scenarios))
       } finally {
         live.delete(single)
         await single.close()
@@ -589,6 +589,7 @@ async function lagFloor(
   single: Topology,
   rate: number,
   markerMs: number,
+  peers: TargetResult,
   progress: ProgressLine,
   scenarios: ScenarioResult[],
 ): Promise<TargetCheck> {
@@ -631,6 +632,12 @@ async function lagFloor(
   const gc = window.gc.map((g) => `${g.kind} ${g.pauses} (${g.over10Ms} over 10 ms) ${g.totalMs} ms`).join(', ')
   const lag = (r.replicationLag ?? []).find((x) => x.lagMs)
   const p99 = worstLagP99(r)
+  // What each run cost its servers a write, and how long their main threads were ready to run but had no core:
+  // at the same rate, the first is what the two paths cost, the second how much of either lag is the machine's.
+  const share = (x: number | null | undefined) => (x === null || x === undefined ? '-' : `${Math.round(x * 100)}%`)
+  const costs = (t: TargetResult) =>
+    `${t.serverCpuUsPerOp ?? '-'} us, main threads waiting for a core ` +
+    t.servers.map((s) => `${s.role} ${share(s.mainWaitShare)}`).join(', ')
   return {
     id: 'multimaster.peerLagFloor',
     name:
@@ -638,7 +645,8 @@ async function lagFloor(
       `(${Math.round(r.throughput)} done), a marker put on the master every ${markerMs} ms, timed from its acknowledgement ` +
       `to its event on a watch of the replica; p50 ${lag?.lagMs?.p50 ?? '-'} ms, ${lag?.samples ?? 0} samples; ` +
       `both nodes' stages p50 / p99 ms (bucket bounds) ${['remote_wait', 'remote_commit', 'write', 'watch_send'].map(stage).join(', ')}; ` +
-      `GC pauses ${gc}; longest event-loop delay ${window.loopMaxMs ?? '-'} ms`,
+      `GC pauses ${gc}; longest event-loop delay ${window.loopMaxMs ?? '-'} ms; server CPU a write, every node summed: ` +
+      `1 master + 1 replica ${costs(r)}; 2 masters ${costs(peers)}`,
     measured: p99 === null ? null : round(p99, 2),
     unit: 'ms',
     target: '-',
