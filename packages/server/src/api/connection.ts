@@ -15,6 +15,7 @@ import {
   TandemError,
   truncate,
   type WireError,
+  type WriteResult,
 } from '@tandem/protocol'
 import type { Config } from '../config.js'
 import type { TandemNode } from '../node.js'
@@ -26,7 +27,7 @@ import { tokenMatches } from './auth.js'
 import type { ClientSocket } from './client-socket.js'
 import { checkLimits, handle, replyReserve } from './handlers.js'
 import { ReplyOutbox } from './reply-outbox.js'
-import { encodeReply } from './reply-writer.js'
+import { encodeIdentityReply, encodeReply } from './reply-writer.js'
 import type { Flushable, TurnFlush } from './turn-flush.js'
 
 /** WebSocket close codes tandem uses. */
@@ -347,7 +348,7 @@ export class ClientConnection implements Flushable {
           this.settlePuts(run, (id, i) => {
             const outcome = outcomes[i]
             if (outcome instanceof Error) this.fail(id, outcome)
-            else this.reply(id, outcome)
+            else this.replyIdentity(id, outcome)
           }),
         (err) => this.settlePuts(run, (id) => this.fail(id, err)),
       )
@@ -413,7 +414,19 @@ export class ClientConnection implements Flushable {
   /** Sends a result; one whose reply would not fit in a frame gets TOOLARGE instead. */
   private reply(id: number, result: unknown): void {
     if (this.closed) return
-    const encoded = encodeReply(id, result)
+    this.queueReply(id, encodeReply(id, result))
+  }
+
+  /** reply() of a multi-master write's result: its identity, written by encodeIdentityReply when it carries one whole. */
+  private replyIdentity(id: number, result: WriteResult): void {
+    if (this.closed) return
+    const { origin, originSeq, hlc } = result
+    if (origin === undefined || originSeq === undefined || hlc === undefined) return this.reply(id, result)
+    this.queueReply(id, encodeIdentityReply(id, result.seq, origin, originSeq, hlc))
+  }
+
+  /** Queues a reply's bytes; one that would not fit in a frame gets TOOLARGE instead. */
+  private queueReply(id: number, encoded: Buffer): void {
     if (this.outbox.fits(encoded.length)) return this.queue(encoded)
     this.fail(
       id,

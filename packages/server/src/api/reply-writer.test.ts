@@ -1,6 +1,12 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { decodeFrame, encodeFrame } from '@tandem/protocol'
 import { describe, expect, it } from 'vitest'
-import { encodeReply } from './reply-writer.js'
+import { LwwResolver } from '../multimaster/lww.js'
+import { OP_PUT } from '../storage/log-entry.js'
+import { Store } from '../storage/store.js'
+import { encodeIdentityReply, encodeReply } from './reply-writer.js'
 
 /** A deterministic generator, so a failing shape can be found again. */
 function random(seed: number): () => number {
@@ -219,5 +225,61 @@ describe('encodeReply', () => {
     expect(() => encodeReply(3, [1, 2, throwing])).toThrow('injected fault')
     expectMsgpackrBytes(4, { seq: 9 })
     expect(before.equals(encodeFrame({ id: 2, result: 'x'.repeat(50) }))).toBe(true)
+  })
+})
+
+describe('encodeIdentityReply', () => {
+  it('writes msgpackr’s bytes for every number in every field and for origins of every length and width', () => {
+    const origins = [
+      'f67cef38ba94e6206d793cfeac95bf91',
+      '4aaff30ad5b4bd62',
+      '',
+      'n\u00f6d-\ud83d\ude00',
+      'o'.repeat(40),
+    ]
+    const kept: [Buffer, Buffer][] = []
+    let id = 0
+    for (const origin of origins) {
+      for (const n of NUMBERS) {
+        // Each field takes every number in turn, the others one each of their own.
+        const fields: [number, number, number][] = [
+          [n, 7, 2 ** 45],
+          [1, n, 2 ** 40 + 3],
+          [2 ** 32, 3, n],
+        ]
+        for (const [seq, originSeq, hlc] of fields) {
+          id = (id + 1) % 70_000
+          const written = encodeIdentityReply(id, seq, origin, originSeq, hlc)
+          const expected = encodeFrame({ id, result: { seq, origin, originSeq, hlc } })
+          expect(written.equals(expected), `${origin} ${seq} ${originSeq} ${hlc}`).toBe(true)
+          kept.push([written, expected])
+        }
+      }
+    }
+    // Views of the shared slab: the first replies are intact after every later one was written.
+    for (const [written, expected] of kept) expect(written.equals(expected)).toBe(true)
+  })
+
+  it('writes the bytes encodeReply writes for the results a store gives its multi-master writes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tandem-identity-reply-test-'))
+    const store = await Store.open({ dataDir: dir, sync: 'none', logRetention: 1000, mode: 'multi', conflict: 'lww' })
+    try {
+      store.resolver = new LwwResolver()
+      const results = await store.writeEachWithIdentity([
+        [OP_PUT, 'a', 'one'],
+        [OP_PUT, 'b', Buffer.from('two')],
+        [OP_PUT, 'a', 'three'],
+      ])
+      expect(results).toHaveLength(3)
+      for (const [i, result] of results.entries()) {
+        if (result instanceof Error) throw result
+        const written = encodeIdentityReply(i, result.seq, result.origin, result.originSeq, result.hlc)
+        expect(written.equals(encodeReply(i, result))).toBe(true)
+        expect(decodeFrame(written)).toEqual({ id: i, result })
+      }
+    } finally {
+      await store.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 })

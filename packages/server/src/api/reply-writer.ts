@@ -36,6 +36,19 @@ const REPLY_HEAD = [0xde, 0x00, 0x02, 0xa2, 0x69, 0x64] as const
 /** The `result` key: fixstr of 6. */
 const RESULT_KEY = [0xa6, 0x72, 0x65, 0x73, 0x75, 0x6c, 0x74] as const
 
+const fixstr = (name: string): number[] => [0xa0 | name.length, ...Buffer.from(name, 'latin1')]
+/** `{"seq": ` as msgpackr starts a write's identity (see encodeIdentityReply): a map16 of 4, then the key. */
+const IDENTITY_HEAD = [0xde, 0x00, 0x04, ...fixstr('seq')]
+const ORIGIN_KEY = fixstr('origin')
+const ORIGIN_SEQ_KEY = fixstr('originSeq')
+const HLC_KEY = fixstr('hlc')
+/** Room for a number as writeNumber writes it (a float64 at most). */
+const NUMBER_BYTES = 9
+
+/** The origin encodeIdentityReply last wrote, and its msgpack bytes (a node's writes all carry its own). */
+let lastOrigin: string | null = null
+let lastOriginBytes: number[] = []
+
 /** The msgpack bytes of `{id, result}`, exactly as encodeFrame writes them. A view of a shared slab: never written again. */
 export function encodeReply(id: number, result: unknown): Buffer {
   // Room for the head, the id (a float64 at most) and the result key.
@@ -53,4 +66,42 @@ export function encodeReply(id: number, result: unknown): Buffer {
     }
     return encodeFrame({ id, result })
   }
+}
+
+/**
+ * encodeReply(id, {seq, origin, originSeq, hlc}), the same bytes: a
+ * multi-master write's result, its identity (the fields in the order the
+ * store makes them); every plain put on a multi-master node is answered
+ * with one. Its keys are written as they are and the origin's bytes kept
+ * from the last reply, where encodeReply walks the object and writes the
+ * keys and the origin's 32 characters one by one, each reply.
+ */
+export function encodeIdentityReply(id: number, seq: number, origin: string, originSeq: number, hlc: number): Buffer {
+  if (origin !== lastOrigin) {
+    lastOriginBytes = [...encodeFrame(origin)]
+    lastOrigin = origin
+  }
+  begin(
+    LITERALS,
+    REPLY_HEAD.length +
+      RESULT_KEY.length +
+      IDENTITY_HEAD.length +
+      ORIGIN_KEY.length +
+      lastOriginBytes.length +
+      ORIGIN_SEQ_KEY.length +
+      HLC_KEY.length +
+      5 * NUMBER_BYTES,
+  )
+  writeRaw(REPLY_HEAD)
+  writeNumber(id)
+  writeRaw(RESULT_KEY)
+  writeRaw(IDENTITY_HEAD)
+  writeNumber(seq)
+  writeRaw(ORIGIN_KEY)
+  writeRaw(lastOriginBytes)
+  writeRaw(ORIGIN_SEQ_KEY)
+  writeNumber(originSeq)
+  writeRaw(HLC_KEY)
+  writeNumber(hlc)
+  return finish()
 }
