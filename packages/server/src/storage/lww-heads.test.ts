@@ -159,6 +159,43 @@ describe('LwwHeads', () => {
     expect(versionOf('c')).toEqual({ hlc: 7, counter: 7, origin: 'node-b' })
   })
 
+  it("writes a peer's record (set) in place by its lookup's ticket while nothing moved, and by name after a swap or a clear", () => {
+    const heads = new LwwHeads(4)
+    const record = (hlc: number, origin: string) => versionPutRecord(hlc, hlc, origin, `v${hlc}`, key, 0)
+    const put = (k: string, hlc: number, origin: string, ticket = NO_HEAD_TICKET) => {
+      const r = record(hlc, origin)
+      heads.set(name(k), r, ...termOf(r), ticket)
+    }
+    const versionOf = (k: string) => recordVersion(heads.lookup(name(k)) as Buffer)
+    put('a', 1, 'node-a')
+    heads.lookup(name('a'))
+    const ticket = heads.lastTicket
+    expect(ticket).not.toBe(NO_HEAD_TICKET)
+    put('a', 2, 'node-a', ticket)
+    expect(versionOf('a')).toEqual({ hlc: 2, counter: 2, origin: 'node-a' })
+    expect(heads.size).toBe(1)
+    // A tombstone by the ticket too: the key is known to hold no record.
+    heads.lookup(name('a'))
+    heads.set(name('a'), undefined, 0, 0, heads.lastTicket)
+    expect(heads.lookup(name('a'))).toBeUndefined()
+    expect(heads.size).toBe(1)
+    // 'b' fills the generation (2 keys): it swaps out, and 'c' takes the entry 'a' had in the new one.
+    put('b', 3, 'node-a')
+    put('c', 4, 'node-b')
+    // The stale ticket names that entry: 'a' is set by name, 'c' keeps its own record.
+    put('a', 5, 'node-a', ticket)
+    expect(versionOf('c')).toEqual({ hlc: 4, counter: 4, origin: 'node-b' })
+    expect(versionOf('a')).toEqual({ hlc: 5, counter: 5, origin: 'node-a' })
+    // After a clear, a ticket taken before it is set by name too.
+    heads.lookup(name('c'))
+    const beforeClear = heads.lastTicket
+    heads.clear()
+    put('d', 6, 'node-a')
+    put('c', 7, 'node-b', beforeClear)
+    expect(versionOf('d')).toEqual({ hlc: 6, counter: 6, origin: 'node-a' })
+    expect(versionOf('c')).toEqual({ hlc: 7, counter: 7, origin: 'node-b' })
+  })
+
   it('knows a key with no record as such, and nothing of keys never set', () => {
     const heads = new LwwHeads(16)
     heads.set(name('gone'), undefined, 0, 0)

@@ -102,16 +102,14 @@ export class LwwHeads {
 
   /**
    * `name` holds `record` now (undefined: none), whose digest term is
-   * (high, low) (see convergence.ts; 0, 0 for a tombstone).
+   * (high, low) (see convergence.ts; 0, 0 for a tombstone). `ticket` is
+   * the lastTicket of the key's lookup (NO_HEAD_TICKET: none), as for
+   * setValue (a peer's entry applied here).
    */
-  set(name: string, record: Buffer | undefined, high: number, low: number): void {
+  set(name: string, record: Buffer | undefined, high: number, low: number, ticket = NO_HEAD_TICKET): void {
     if (this.max <= 0) return
-    const hash = hashName(name, 0, LATIN1)
-    if (hash === NOT_KEPT) {
-      this.complete = false
-      return
-    }
-    const entry = this.current.table.set(name, hash, true)
+    const entry = this.entryFor(name, ticket)
+    if (entry < 0) return
     this.current.fill(entry, record, high, low, this)
     this.swapWhenFull()
   }
@@ -134,18 +132,8 @@ export class LwwHeads {
   ): void {
     if (this.max <= 0) return
     const head = this.current
-    let entry: number
-    if (ticket !== NO_HEAD_TICKET && Math.floor(ticket / TICKET_ENTRIES) === this.swaps % TICKET_STAMPS) {
-      // Looked up in this generation, nothing moved since: the entry still holds the name.
-      entry = (ticket % TICKET_ENTRIES) - 1
-    } else {
-      const hash = hashName(name, 0, LATIN1)
-      if (hash === NOT_KEPT) {
-        this.complete = false
-        return
-      }
-      entry = head.table.set(name, hash, true)
-    }
+    const entry = this.entryFor(name, ticket)
+    if (entry < 0) return
     const id = origin === this.lastOriginName ? this.lastOriginNameId : this.originNumber(origin)
     if (id < 0) head.kind[entry] = KIND_UNKNOWN
     else {
@@ -157,6 +145,25 @@ export class LwwHeads {
       head.kind[entry] = KIND_VALUE
     }
     this.swapWhenFull()
+  }
+
+  /**
+   * The current generation's entry for `name`, set there: the one `ticket`
+   * names while nothing moved since its lookup (no second hash of the name
+   * and probe of the table), else found or added by name; -1 for a name
+   * not kept (the set is then lost, and this no longer knows every key).
+   */
+  private entryFor(name: string, ticket: number): number {
+    if (ticket !== NO_HEAD_TICKET && Math.floor(ticket / TICKET_ENTRIES) === this.swaps % TICKET_STAMPS) {
+      // Looked up in this generation, nothing moved since: the entry still holds the name.
+      return (ticket % TICKET_ENTRIES) - 1
+    }
+    const hash = hashName(name, 0, LATIN1)
+    if (hash === NOT_KEPT) {
+      this.complete = false
+      return -1
+    }
+    return this.current.table.set(name, hash, true)
   }
 
   /** The older generation is emptied and the current one takes its place once it holds its share. */

@@ -395,6 +395,8 @@ interface RemoteWrite {
    */
   dataKeys?: Buffer[]
   names?: string[]
+  /** By op as `names`, LwwHeads' ticket of its key's lookup (NO_HEAD_TICKET: none), made with them on an lww node. */
+  headTickets?: number[]
   /** When applyRemote took it (clock.now()), for the write-stage figures. */
   submittedAt: number
   /** When its frame came off the socket (clock.now()), when known: for the key trace (key-trace.ts). */
@@ -1753,6 +1755,7 @@ export class Store {
             write.entries = null
             write.dataKeys = undefined
             write.names = undefined
+            write.headTickets = undefined
           }
           break
         case 'merge':
@@ -2203,7 +2206,7 @@ export class Store {
     if (commit.keys === null) return
     commit.keys.change(commit.batch, userKey, before, after, hlc, keyStart, afterSpan)
     // Known from here on: the group's failure forgets it (forgetHeads).
-    if (put === null || after === undefined) this.heads?.set(name, after, lastTermHigh(), lastTermLow())
+    if (put === null || after === undefined) this.heads?.set(name, after, lastTermHigh(), lastTermLow(), headTicket)
     else this.heads?.setValue(name, headTicket, put.hlc, put.originSeq, put.origin, lastTermHigh(), lastTermLow())
   }
 
@@ -2236,7 +2239,7 @@ export class Store {
     const keep = write.placement === 'keep'
     const problem = keep ? this.checkSeqs(entries, commit.seq) : this.checkCounters(entries)
     if (problem) return problem
-    const { dataKeys, names } = write
+    const { dataKeys, names, headTickets } = write
     let opAt = 0
     for (let i = 0; i < entries.length; i++) {
       const entry = entries[i]
@@ -2262,7 +2265,7 @@ export class Store {
           continue
         }
         if (op.value !== null && op.value.length > commit.largest) commit.largest = op.value.length
-        this.putResolved(commit, op, entry, resolver, seq, dataKeys?.[opAt], names?.[opAt])
+        this.putResolved(commit, op, entry, resolver, seq, dataKeys?.[opAt], names?.[opAt], headTickets?.[opAt])
         opAt++
         if (op.expiresAt !== undefined || this.expiry.size > 0 || commit.expiry.length > 0 || commit.expiryBefore) {
           commit.expiry.push([
@@ -2345,6 +2348,7 @@ export class Store {
     seq: number,
     dataKey?: Buffer,
     dataName?: string,
+    headTicket = NO_HEAD_TICKET,
   ): void {
     const key = dataKey ?? prefixedBytes(this.dataPrefix, op.key)
     const name = dataName ?? key.toString('latin1')
@@ -2359,7 +2363,7 @@ export class Store {
     if (record === KEEP) return
     // A record whose digest span the resolver knows from building it (recordSpan) is not read back for it.
     const span = record === null || resolver.recordSpan === undefined ? DECODE_SPAN : resolver.recordSpan(op)
-    this.setRecord(commit, op.key, key, name, current, record ?? undefined, entry.hlc, 0, span)
+    this.setRecord(commit, op.key, key, name, current, record ?? undefined, entry.hlc, 0, span, null, headTicket)
   }
 
   /** Joins a snapshot chunk's records into the data; returns how many keys changed. */
@@ -2434,6 +2438,7 @@ export class Store {
         const append = write.placement === 'append'
         const dataKeys: Buffer[] = []
         const names: string[] = []
+        const tickets: number[] | undefined = heads !== null ? [] : undefined
         let opAt = 0
         const entries = this.entriesOf(write)
         if (entries instanceof Error) continue // refused whole by addRemote: no key read
@@ -2455,8 +2460,11 @@ export class Store {
             const name = key.toString('latin1')
             dataKeys[opAt] = key
             names[opAt] = name
-            opAt++
-            if (heads !== null && this.knownHead(heads, name, current)) continue
+            if (heads !== null) {
+              const known = this.knownHead(heads, name, current)
+              ;(tickets as number[])[opAt++] = heads.lastTicket
+              if (known) continue
+            } else opAt++
             if (reads) {
               records.push(key)
               recordNames.push(name)
@@ -2468,6 +2476,7 @@ export class Store {
         }
         write.dataKeys = dataKeys
         write.names = names
+        write.headTickets = tickets
       } else if (write.kind === 'local') {
         if (write.expire && !all) {
           for (const op of write.ops) {
