@@ -190,6 +190,76 @@ describe('convergence digest: hex', () => {
     expect(digest.hex).toBe('0000000000000000')
     expect(ConvergenceDigest.decode(other.encode()).hex).toBe(one)
   })
+
+  it('is the sum of the persisted u64s mod 2^64, kept through changes, adds and copies, carries and wraps included', () => {
+    const MOD = 1n << 64n
+    // What the digest says it is, against the sum of the u64s it persists (read back from its bytes).
+    const check = (digest: ConvergenceDigest) => {
+      const bytes = digest.encode()
+      let sum = 0n
+      for (let b = 0; b < 256; b++) sum += bytes.readBigUInt64BE(b * 8)
+      const expected = (sum % MOD).toString(16).padStart(16, '0')
+      expect([digest.hex, digest.value.toString(16).padStart(16, '0')]).toEqual([expected, expected])
+      return expected
+    }
+    const u64s = (each: (bucket: number) => bigint) => {
+      const bytes = Buffer.alloc(256 * 8)
+      for (let b = 0; b < 256; b++) bytes.writeBigUInt64BE(each(b), b * 8)
+      return ConvergenceDigest.decode(bytes)
+    }
+    let seed = 5
+    const random32 = () => {
+      seed = (Math.imul(seed, 1_103_515_245) + 12_345) >>> 0
+      return BigInt(seed)
+    }
+    const decoded = [
+      u64s(() => 0n),
+      u64s((b) => (b === 7 ? 1n : 0n)),
+      u64s((b) => (b === 7 ? 1n << 32n : 0n)),
+      u64s((b) => (b === 7 ? 0xabcn << 40n : 0n)),
+      u64s(() => 0xffff_ffffn),
+      u64s(() => 0xffff_ffffn << 32n),
+      u64s(() => MOD - 1n),
+      u64s((b) => (b < 2 ? 0x8000_0000n : 0n)),
+      u64s(() => (random32() << 32n) | random32()),
+    ]
+    expect(decoded.map(check)).toEqual([
+      '0000000000000000',
+      '0000000000000001',
+      '0000000100000000',
+      '000abc0000000000',
+      '000000ffffffff00',
+      'ffffff0000000000',
+      'ffffffffffffff00',
+      '0000000100000000',
+      expect.stringMatching(/^[0-9a-f]{16}$/),
+    ])
+    // Changes on a digest near the wrap, and groups' changes made from zero and added on (as a node's groups are).
+    const digest = u64s(() => MOD - 1n - (random32() & 0xffn))
+    check(digest)
+    const held = new Map<string, Buffer>()
+    for (let group = 0; group < 20; group++) {
+      const delta = new ConvergenceDigest()
+      for (let i = 0; i < 50; i++) {
+        const name = `key:${Number(random32() % 300n)}`
+        const before = held.get(name)
+        const after =
+          random32() % 5n === 0n
+            ? undefined
+            : writeRecord({ version, body: { kind: 'value', value: `v${group}.${i}` } })
+        delta.change(Buffer.from(name), before, after)
+        if (after) held.set(name, after)
+        else held.delete(name)
+      }
+      check(delta)
+      digest.add(delta)
+      check(digest)
+    }
+    const copy = new ConvergenceDigest()
+    copy.copyFrom(digest)
+    expect(check(copy)).toBe(check(digest))
+    expect(ConvergenceDigest.decode(digest.encode()).hex).toBe(digest.hex)
+  })
 })
 
 describe('convergence digest: the sums', () => {
