@@ -1,7 +1,16 @@
 import { describe, expect, it } from 'vitest'
 import type { ApplyOp } from '../storage/entry-scan.js'
 import type { EntryIdentity } from '../storage/log-entry.js'
-import { DECODE_SPAN, readRecord, replicatedSpan, sealRecord, seqRecord, writeRecord } from '../storage/record.js'
+import {
+  DECODE_SPAN,
+  isSealed,
+  PUT_RECORD_SPAN,
+  readRecord,
+  replicatedSpan,
+  sealRecord,
+  seqRecord,
+  writeRecord,
+} from '../storage/record.js'
 import { type ConflictResolver, KEEP } from '../storage/resolver.js'
 import { LwwResolver } from './lww.js'
 import { VclockResolver } from './vclock.js'
@@ -233,6 +242,11 @@ describe('lww', () => {
           const known = lww.recordSpan(op)
           // A tombstone's is read; a value's is the one replicatedSpan finds.
           expect(known).toBe(value === null ? DECODE_SPAN : replicatedSpan(record))
+          if (known !== PUT_RECORD_SPAN) continue
+          // PUT_RECORD_SPAN: a sealed value holding the write's own version and nothing else (LwwHeads.setValue).
+          const read = readRecord(record)
+          expect(read.version).toEqual({ hlc, counter: 2 ** 40, origin })
+          expect([read.expiresAt, read.modSeq, isSealed(record)]).toEqual([undefined, undefined, true])
         }
       }
     }

@@ -5,6 +5,8 @@ import { Level } from 'level'
 import { afterEach, beforeEach, expect, it } from 'vitest'
 import { LwwResolver } from '../multimaster/lww.js'
 import { type EntryOp, OP_DEL, OP_PUT } from './log-entry.js'
+import { type LwwHeads, UNKNOWN } from './lww-heads.js'
+import { isLiveRecord, recordVersion } from './record.js'
 import { Store } from './store.js'
 import { TextBytes } from './text-bytes.js'
 
@@ -18,7 +20,9 @@ import { TextBytes } from './text-bytes.js'
  * Values of every shape: ASCII, multi-byte and lone-surrogate strings,
  * TextBytes, binary, empty, and over the digest's scratch (70,000 bytes);
  * a heads table of 16 keys, so most writes replace records LwwHeads knows
- * as stubs and its generations swap often.
+ * as stubs and its generations swap often. Every key LwwHeads holds at the
+ * end has its record's version (a client's put and a peer's value both
+ * hand theirs to it as given, LwwHeads.setValue).
  */
 
 let dir: string
@@ -97,6 +101,34 @@ async function records(name: string): Promise<string[]> {
   return out
 }
 
+/** How many of `keys` the store's LwwHeads holds, each checked against its record: the same version, value or tombstone. */
+async function headsMatchRecords(store: Store, keys: string[]): Promise<number> {
+  const inner = store as unknown as {
+    heads: LwwHeads
+    dataPrefix: Buffer
+    db: { get(key: Buffer): Promise<Buffer | undefined> }
+  }
+  let held = 0
+  for (const key of keys) {
+    const full = Buffer.concat([inner.dataPrefix, Buffer.from(key)])
+    const head = inner.heads.lookup(full.toString('latin1'))
+    if (head === UNKNOWN) continue
+    held++
+    const record = await inner.db.get(full)
+    if (head === undefined) {
+      expect(record).toBeUndefined()
+      continue
+    }
+    expect(record).toBeDefined()
+    expect([key, recordVersion(head), isLiveRecord(head)]).toEqual([
+      key,
+      recordVersion(record as Buffer),
+      isLiveRecord(record as Buffer),
+    ])
+  }
+  return held
+}
+
 /** Reopens a store as after an older build's write (sums under `digest`): its digest is made anew from its records. */
 async function rebuilt(store: Store, name: string): Promise<string | undefined> {
   const inner = store as unknown as {
@@ -136,6 +168,10 @@ it.each([1, 2, 3])(
     }
     await ship(a, b, shippedA)
     await ship(b, a, shippedB)
+    const names = Array.from({ length: 60 }, (_, i) => [`k${i}`, `k${i}é`]).flat()
+    // b took a's last entries from the log, a b's: most of what each holds came from the other.
+    expect(await headsMatchRecords(a, names)).toBeGreaterThan(0)
+    expect(await headsMatchRecords(b, names)).toBeGreaterThan(0)
     const digest = a.keys?.digest.hex
     expect(b.keys?.digest.hex).toBe(digest)
     expect(await rebuilt(a, 'a')).toBe(digest)

@@ -55,7 +55,10 @@ export interface ConflictResolver {
    * replicatedSpan() of the record resolve() gives for `op` when it gives
    * one, as known from how it builds it, so that the digest takes it
    * without reading the record again; DECODE_SPAN when not known. Absent:
-   * never known.
+   * never known. PUT_RECORD_SPAN says more: the record is a sealed value
+   * holding the write's own version (the identity resolve() was given) and
+   * no other field, as versionPutRecord's are, so LwwHeads takes that
+   * version as given (setValue) instead of reading it back.
    */
   recordSpan?(op: ApplyOp): number
   /** A record from a peer's snapshot joined with the current one (multi-master full sync); KEEP when it adds nothing. */

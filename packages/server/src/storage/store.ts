@@ -2180,8 +2180,9 @@ export class Store {
    * a view of them would be made only for this). `afterSpan` is the
    * digest's span of `after` when the caller built it and knows it (see
    * ConvergenceDigest.change). `put`, when given, is the version `after`
-   * was built for by versionPutRecord (resolvePut): LwwHeads takes it
-   * from the fields instead of reading it from the record again, in the
+   * was built for by versionPutRecord (resolvePut), or by a resolver whose
+   * recordSpan says PUT_RECORD_SPAN (a peer's lww value): LwwHeads takes
+   * it from the fields instead of reading it from the record again, in the
    * entry `headTicket` names (the key's lookup's, see LwwHeads.lastTicket).
    */
   private setRecord(
@@ -2361,9 +2362,22 @@ export class Store {
     }
     const record = resolver.resolve(op, entry, resolver.readsCurrent || this.keys ? current : undefined, seq)
     if (record === KEEP) return
-    // A record whose digest span the resolver knows from building it (recordSpan) is not read back for it.
+    // A record whose digest span the resolver knows from building it (recordSpan) is not read back for it,
+    // and one of PUT_RECORD_SPAN holds the entry's own version, which LwwHeads then takes as given.
     const span = record === null || resolver.recordSpan === undefined ? DECODE_SPAN : resolver.recordSpan(op)
-    this.setRecord(commit, op.key, key, name, current, record ?? undefined, entry.hlc, 0, span, null, headTicket)
+    this.setRecord(
+      commit,
+      op.key,
+      key,
+      name,
+      current,
+      record ?? undefined,
+      entry.hlc,
+      0,
+      span,
+      span === PUT_RECORD_SPAN ? entry : null,
+      headTicket,
+    )
   }
 
   /** Joins a snapshot chunk's records into the data; returns how many keys changed. */
