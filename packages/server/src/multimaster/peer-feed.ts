@@ -122,9 +122,12 @@ export class PeerFeed extends Feed implements AckSource {
   /** How many of them the peer said it applied (its acks' `frames`); null: it does not say. */
   private framesAcked: number | null = null
   /** Origins the peer says it streams from their own node (for status). */
-  private direct = new Set<string>()
+  private readonly direct = new Set<string>()
   /** Per origin the peer streams directly, the run of its process it streams from. */
-  private directRuns = new Map<string, string>()
+  private readonly directRuns = new Map<string, string>()
+  /** The lists `direct` and `directRuns` were last made from (an ack's, as decoded): every ack repeats them. */
+  private directGiven: readonly string[] = []
+  private runsGiven: Readonly<Record<string, string>> = {}
   /** Per origin whose entries this feed skipped as direct, the highest counter skipped. */
   private readonly skippedDirect = new Map<string, number>()
   /** When a frame saying this node's version vector last went out (monotonic ms). */
@@ -202,8 +205,7 @@ export class PeerFeed extends Feed implements AckSource {
     this.nodeId = hello.nodeId
     this.origin = hello.origin
     this.incarnation = hello.incarnation
-    this.direct = new Set(hello.direct)
-    this.directRuns = new Map(Object.entries(hello.directRuns ?? {}))
+    this.takeDirect(hello.direct ?? [], hello.directRuns ?? {})
     this.frameLimit = hello.maxFrameBytes ?? Number.POSITIVE_INFINITY
     this.addr = hello.addr
     this.log = this.host.logger.child({ peer: hello.nodeId, peerAddr: hello.addr })
@@ -279,9 +281,24 @@ export class PeerFeed extends Feed implements AckSource {
 
   /** The peer's new list of origins it streams directly, and the runs (see the class comment). */
   private onDirect(origins: string[], runs: Record<string, string>): void {
-    this.direct = new Set(origins)
-    this.directRuns = new Map(Object.entries(runs))
+    this.takeDirect(origins, runs)
     this.checkSkipped()
+  }
+
+  /**
+   * `direct` and `directRuns` made from the peer's lists, in place, and
+   * only when they differ from the lists last given: every ack carries
+   * them and they seldom change, and a new Set and Map (and the entries'
+   * array) for each ack were garbage at the ack rate.
+   */
+  private takeDirect(origins: readonly string[], runs: Readonly<Record<string, string>>): void {
+    if (sameStrings(origins, this.directGiven) && sameRuns(runs, this.runsGiven)) return
+    this.direct.clear()
+    for (const origin of origins) this.direct.add(origin)
+    this.directRuns.clear()
+    for (const origin in runs) if (Object.hasOwn(runs, origin)) this.directRuns.set(origin, runs[origin])
+    this.directGiven = origins
+    this.runsGiven = runs
   }
 
   /** Whether this feed skips `origin`'s entries now (see the class comment). */
@@ -539,6 +556,25 @@ export class PeerFeed extends Feed implements AckSource {
       peersHold: this.host.heldElsewhere(this.origin),
     })
   }
+}
+
+/** Whether two lists hold the same strings in the same order. */
+export function sameStrings(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}
+
+/** Whether two records hold the same own keys with the same values. */
+export function sameRuns(a: Readonly<Record<string, string>>, b: Readonly<Record<string, string>>): boolean {
+  let keys = 0
+  for (const key in a) {
+    if (!Object.hasOwn(a, key)) continue
+    if (!Object.hasOwn(b, key) || a[key] !== b[key]) return false
+    keys++
+  }
+  for (const key in b) if (Object.hasOwn(b, key)) keys--
+  return keys === 0
 }
 
 /** The bytes of the msgpack bin at `at` of `bins` (bin 8, 16 or 32, as the log tail lays them: LogTail.binsFrom). */

@@ -126,9 +126,14 @@ export class StabilityTracker {
 
   /** Every origin this node knows of, itself included. */
   members(): Set<string> {
+    this.learn()
+    return new Set<string>([this.self, ...this.known])
+  }
+
+  /** What members() reads: the origins of this node's own vector and of its links' peers. */
+  private learn(): void {
     for (const o in this.own()) this.know(o)
     for (const o of this.peers()) this.know(o)
-    return new Set<string>([this.self, ...this.known])
   }
 
   /**
@@ -174,8 +179,10 @@ export class StabilityTracker {
 
   /** Rows to gossip: this node's own and the newest heard of every other member. */
   gossip(): Record<string, Row> {
-    const vv: VersionVectorObject = {}
-    for (const o of this.members()) vv[o] = 0
+    // members(), without a Set made for it: every ack and heartbeat of every link gossips.
+    this.learn()
+    const vv: VersionVectorObject = { [this.self]: 0 }
+    for (const o of this.known) vv[o] = 0
     Object.assign(vv, this.own())
     const out: Record<string, Row> = { [this.self]: { vv, complete: this.selfComplete() } }
     for (const [origin, member] of this.rows) out[origin] = member.latest
