@@ -91,6 +91,37 @@ describe('TombstoneCollector', () => {
     expect(warnings).toEqual([])
   })
 
+  it('collects on the next pass a tombstone whose group was written while a pass read the index empty', async () => {
+    const { store, collector, reads, warnings } = await setUp()
+    for (let i = 0; i < 5; i++) await store.write([[OP_PUT, `k${i}`, 'v']])
+    // The next read of the index finds it empty, and only then, before the pass ends, a delete's group is written.
+    const tombs = store.keys!.tombs
+    const counted = tombs.iterator.bind(tombs)
+    let during: (() => Promise<unknown>) | null = () => store.write([[OP_DEL, 'k3']])
+    tombs.iterator = ((...args: Parameters<typeof counted>) => {
+      const real = counted(...args)
+      const write = during
+      if (write === null) return real
+      during = null
+      return (async function* () {
+        const read: unknown[] = []
+        for await (const entry of real) read.push(entry)
+        await write()
+        yield* read
+      })()
+    }) as unknown as typeof tombs.iterator
+    expect(await collector.pass()).toBe(0)
+    expect(during).toBeNull()
+    expect(reads.count).toBe(1)
+    expect(store.keys!.counts.tombstones).toBe(1)
+    // The index was read empty, but a tombstone was put since that read began: the next pass reads it again.
+    expect(await collector.pass()).toBe(1)
+    expect(reads.count).toBe(2)
+    expect(store.keys!.counts.tombstones).toBe(0)
+    expect(await store.getRecord('k3')).toBeUndefined()
+    expect(warnings).toEqual([])
+  })
+
   it('reads the index again once the store makes its tracker anew', async () => {
     const { store, collector, reads, warnings } = await setUp()
     expect(await collector.pass()).toBe(0)
