@@ -493,7 +493,7 @@ export function utf8LwwRecord(
   const sealed = key !== undefined
   const versionAt = sealed ? SEALED_FIELDS_AT : CHECKSUM_AT
   const valueAt = versionAt + 17 + originLength
-  const out = Buffer.allocUnsafe(bytes === null ? valueAt : valueAt + 1 + bytes.byteLength)
+  const out = Buffer.allocUnsafe(bytes === null ? valueAt : valueAt + 1 + bytes.length)
   out[0] = TAG_META
   out[1] = F_VERSION | (sealed ? F_CHECKSUM : 0) | (bytes === null ? KIND_TOMBSTONE : KIND_VALUE)
   putU32(out, versionAt, Math.floor(hlc / 0x1_0000_0000))
@@ -501,8 +501,8 @@ export function utf8LwwRecord(
   putU32(out, versionAt + 8, Math.floor(counter / 0x1_0000_0000))
   putU32(out, versionAt + 12, counter >>> 0)
   out[versionAt + 16] = originLength
-  // A few dozen bytes: a loop, cheaper than set() for so few.
-  for (let i = 0; i < originLength; i++) out[versionAt + 17 + i] = originUtf8[i]
+  // set(), not a byte loop: versionPutRecord's loop was ~900 instructions a put more over a 32-byte origin (e098e3f).
+  out.set(originUtf8, versionAt + 17)
   if (bytes !== null) {
     out[valueAt] = binary ? TAG_BINARY : TAG_STRING
     out.set(bytes, valueAt + 1)

@@ -3580,7 +3580,7 @@ function mismatch(message: string): TandemError {
 }
 
 function prefixedBytes(prefix: Buffer, key: Uint8Array): Buffer {
-  const out = Buffer.allocUnsafe(prefix.length + key.byteLength)
+  const out = Buffer.allocUnsafe(prefix.length + key.length)
   prefix.copy(out, 0)
   out.set(key, prefix.length)
   return out
