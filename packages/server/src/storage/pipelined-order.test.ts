@@ -102,7 +102,7 @@ describe('store: the order in which pipelined groups reach LevelDB (--sync alway
 })
 
 describe('store: a written group hands the one built on it over before its bookkeeping (--sync always)', () => {
-  const open = (name: string, handOverFirst: number) =>
+  const open = (name: string, handOverFirst: number | undefined) =>
     Store.open({ dataDir: join(dir, name), sync: 'always', logRetention: 1000, pipelinedCommit: 1, handOverFirst })
 
   // Rule: a group built on one being written that fails before it ever
@@ -149,9 +149,11 @@ describe('store: a written group hands the one built on it over before its bookk
   // LevelDB before the written one's bookkeeping (presence, the log's
   // tail, commit listeners) and answers; the next batch carries the key
   // count as the written group left it, and answers keep their order.
-  for (const handOverFirst of [1, 0]) {
-    it(`hands the next group over ${handOverFirst ? 'before' : 'after'} the written one's commit is told (handOverFirst ${handOverFirst})`, async () => {
-      const name = `first-${handOverFirst}`
+  // Rule: by default (no handOverFirst given) the written group does its
+  // bookkeeping before the group built on it is handed over, as with 0.
+  for (const handOverFirst of [1, 0, undefined]) {
+    it(`hands the next group over ${handOverFirst ? 'before' : 'after'} the written one's commit is told (handOverFirst ${handOverFirst ?? 'default'})`, async () => {
+      const name = `first-${handOverFirst ?? 'default'}`
       let store = await open(name, handOverFirst)
       stores.push(store)
       await store.write([[OP_PUT, 'old', '0']])

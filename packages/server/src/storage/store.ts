@@ -175,7 +175,7 @@ export interface StoreOptions {
   pipelinedCommit?: number
   /** 1: group commits are pipelined with --sync always on a multi-master node too (tunable multiPipelinedCommit). */
   multiPipelinedCommit?: number
-  /** 1: a group built on one being written goes to LevelDB before that one's bookkeeping (see InFlight.rest; tunable handOverFirst). */
+  /** 1: a group built on one being written goes to LevelDB before that one's bookkeeping (see InFlight.rest; tunable handOverFirst, 0 by default). */
   handOverFirst?: number
 }
 
