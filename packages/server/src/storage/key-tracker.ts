@@ -131,14 +131,24 @@ export class KeyGroup {
 
   /**
    * The digest and counts as they will be once the group is written, to
-   * persist with it: the current state with the group's changes. Read
+   * persist with it: the current state with the group's changes (the
+   * counts null when the group leaves them as they are). Read
    * once every group before it is written (its own changes are then the
    * only ones not yet in the current state).
    */
-  pending(): { digest: Buffer; counts: KeyCounts } {
+  pending(): { digest: Buffer; counts: KeyCounts | null } {
     scratchDigest.copyFrom(this.tracker.digest)
     scratchDigest.add(this.delta)
-    return { digest: scratchDigest.encode(), counts: this.countsAfter() }
+    return { digest: scratchDigest.encode(), counts: this.countsChanged() ? this.countsAfter() : null }
+  }
+
+  /**
+   * Whether the group changes the counts: puts over keys that are neither
+   * tombstones nor hold concurrent values (most groups) leave them as
+   * persisted, and their batch need not write them again.
+   */
+  private countsChanged(): boolean {
+    return this.tombstones !== 0 || this.siblingKeys !== 0 || this.most > this.tracker.counts.maxSiblings
   }
 
   /**

@@ -1517,7 +1517,8 @@ export class Store {
     if (keys) {
       const pending = keys.pending()
       batch.put(this.digestKey, pending.digest)
-      batch.put(this.countsKey, Buffer.from(JSON.stringify(pending.counts)))
+      // Unchanged counts are on disk as they are (the row is one of a group's fixed costs).
+      if (pending.counts !== null) batch.put(this.countsKey, Buffer.from(JSON.stringify(pending.counts)))
     }
     if (commit.keyDelta !== 0) batch.put(this.keyCountKey, Buffer.from(String(this.keyCount + commit.keyDelta)))
     if (barrier) batch.del(prefixed(this.metaPrefix, 'merging'))
@@ -3225,7 +3226,7 @@ export class Store {
         // Current at once (the next chunk builds on it); a failed write fails the sync, which starts over empty.
         const pending = keys.pending()
         batch.put(this.digestKey, pending.digest)
-        batch.put(this.countsKey, Buffer.from(JSON.stringify(pending.counts)))
+        if (pending.counts !== null) batch.put(this.countsKey, Buffer.from(JSON.stringify(pending.counts)))
         // Its tombstones are counted once the write is done (tombsWritten, below).
         keys.commit(false)
       }
