@@ -6,18 +6,8 @@ import { describe, expect, it } from 'vitest'
 import { LwwResolver } from '../multimaster/lww.js'
 import { OP_PUT } from '../storage/log-entry.js'
 import { Store } from '../storage/store.js'
+import { prng as random } from '../util/prng.js'
 import { encodeIdentityReply, encodeReply } from './reply-writer.js'
-
-/** A deterministic generator, so a failing shape can be found again. */
-function random(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = Math.imul(s ^ (s >>> 15), 1 | s)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32
-  }
-}
 
 const NUMBERS = [
   0,

@@ -1,5 +1,6 @@
 import { Packr } from '@tandem/protocol'
 import { describe, expect, it } from 'vitest'
+import { prng as random } from '../util/prng.js'
 import { readForApply } from './entry-scan.js'
 import { onWriterFault, packedOrigin, putEntryBytes, writeEntry, writePutEntry, writerFaults } from './entry-writer.js'
 import { decodeEntry, encodeEntry, type LogEntry } from './log-entry.js'
@@ -7,17 +8,6 @@ import { TextBytes } from './text-bytes.js'
 
 // The log's own msgpackr options (log-entry.ts): the writer must give these bytes exactly.
 const packr = new Packr({ useRecords: false, mapsAsObjects: true, moreTypes: false, int64AsType: 'number' })
-
-/** A deterministic generator, so a failing shape can be found again. */
-function random(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = Math.imul(s ^ (s >>> 15), 1 | s)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32
-  }
-}
 
 const NUMBERS = [
   0,

@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import { Level } from 'level'
 import { afterEach, beforeEach, expect, it } from 'vitest'
 import { LwwResolver } from '../multimaster/lww.js'
+import { prng as rng } from '../util/prng.js'
 import { type EntryOp, OP_DEL, OP_PUT } from './log-entry.js'
 import { type LwwHeads, UNKNOWN } from './lww-heads.js'
 import { isLiveRecord, recordVersion } from './record.js'
@@ -54,17 +55,6 @@ async function openLww(name: string): Promise<Store> {
 async function close(store: Store): Promise<void> {
   open.splice(open.indexOf(store), 1)
   await store.close()
-}
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = s
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 function randomValue(random: () => number): string | Buffer | TextBytes {

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, expect, it } from 'vitest'
 import { LwwResolver } from '../multimaster/lww.js'
+import { prng as rng } from '../util/prng.js'
 import { ConvergenceDigest } from './convergence.js'
 import { failNextBatch } from './failing-batch.js'
 import { type EntryOp, OP_DEL, OP_PUT } from './log-entry.js'
@@ -53,17 +54,6 @@ async function openLww(name: string, lwwHeadKeys: number, sync: 'none' | 'always
   store.resolver = new LwwResolver()
   open.push(store)
   return store
-}
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = s
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 const KEYS = Array.from({ length: 24 }, (_, i) => (i % 7 === 3 ? `k${i}é` : `k${i}`))
