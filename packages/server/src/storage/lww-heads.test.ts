@@ -8,6 +8,7 @@ import { readForApply } from './entry-scan.js'
 import { failNextBatch } from './failing-batch.js'
 import { type EntryOp, encodeEntry, OP_DEL, OP_PUT } from './log-entry.js'
 import { isStub, LwwHeads, NO_HEAD_TICKET, UNKNOWN } from './lww-heads.js'
+import { openLwwStore } from './lww-store.js'
 import {
   isLiveRecord,
   isTombstoneRecord,
@@ -274,15 +275,7 @@ afterEach(async () => {
 })
 
 async function openLww(dirName: string, lwwHeadKeys: number, sync: 'always' | 'none'): Promise<Store> {
-  const store = await Store.open({
-    dataDir: join(dir, dirName),
-    sync,
-    logRetention: 100_000,
-    mode: 'multi',
-    conflict: 'lww',
-    lwwHeadKeys,
-  })
-  store.resolver = new LwwResolver()
+  const store = await openLwwStore(join(dir, dirName), { sync, logRetention: 100_000, lwwHeadKeys })
   stores.push(store)
   return store
 }

@@ -3,12 +3,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Level } from 'level'
 import { afterEach, beforeEach, expect, it } from 'vitest'
-import { LwwResolver } from '../multimaster/lww.js'
+import type { LwwResolver } from '../multimaster/lww.js'
 import { prng as rng } from '../util/prng.js'
 import { type EntryOp, OP_DEL, OP_PUT } from './log-entry.js'
 import { type LwwHeads, UNKNOWN } from './lww-heads.js'
+import { openLwwStore } from './lww-store.js'
 import { isLiveRecord, recordVersion } from './record.js'
-import { Store } from './store.js'
+import type { Store } from './store.js'
 import { TextBytes } from './text-bytes.js'
 
 /**
@@ -39,15 +40,7 @@ afterEach(async () => {
 })
 
 async function openLww(name: string): Promise<Store> {
-  const store = await Store.open({
-    dataDir: join(dir, name),
-    sync: 'none',
-    logRetention: 1_000_000,
-    mode: 'multi',
-    conflict: 'lww',
-    lwwHeadKeys: 16,
-  })
-  store.resolver = new LwwResolver()
+  const store = await openLwwStore(join(dir, name), { sync: 'none', logRetention: 1_000_000, lwwHeadKeys: 16 })
   open.push(store)
   return store
 }

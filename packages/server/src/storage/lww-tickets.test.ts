@@ -2,14 +2,15 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, expect, it } from 'vitest'
-import { LwwResolver } from '../multimaster/lww.js'
+import type { LwwResolver } from '../multimaster/lww.js'
 import { prng as rng } from '../util/prng.js'
 import { ConvergenceDigest } from './convergence.js'
 import { failNextBatch } from './failing-batch.js'
 import { type EntryOp, OP_DEL, OP_PUT } from './log-entry.js'
 import { type LwwHeads, UNKNOWN } from './lww-heads.js'
+import { openLwwStore } from './lww-store.js'
 import { isLiveRecord, isTombstoneRecord, writeRecord } from './record.js'
-import { Store } from './store.js'
+import type { Store } from './store.js'
 import { TextBytes } from './text-bytes.js'
 
 /**
@@ -43,15 +44,7 @@ afterEach(async () => {
 })
 
 async function openLww(name: string, lwwHeadKeys: number, sync: 'none' | 'always'): Promise<Store> {
-  const store = await Store.open({
-    dataDir: join(dir, name),
-    sync,
-    logRetention: 1_000_000,
-    mode: 'multi',
-    conflict: 'lww',
-    lwwHeadKeys,
-  })
-  store.resolver = new LwwResolver()
+  const store = await openLwwStore(join(dir, name), { sync, logRetention: 1_000_000, lwwHeadKeys })
   open.push(store)
   return store
 }

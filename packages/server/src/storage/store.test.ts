@@ -8,6 +8,7 @@ import { readForApply } from './entry-scan.js'
 import { failNextBatch } from './failing-batch.js'
 import { BlockPacker } from './log-block.js'
 import { decodeEntry, type EntryOp, encodeEntry, type LogEntry, OP_DEL, OP_PUT, seqKey } from './log-entry.js'
+import { openLwwStore } from './lww-store.js'
 import { decodeRecord, encodeRecord, UNKNOWN_MOD_SEQ } from './record.js'
 import { type ConflictResolver, KEEP, logOrderWins } from './resolver.js'
 import { RunRefused } from './run-refused.js'
@@ -36,17 +37,9 @@ async function open(name: string): Promise<Store> {
 
 /** A multi-master store resolving conflicts by last writer wins (its resolver set, as the mesh sets it). */
 async function openLww(name: string, lwwHeadKeys?: number): Promise<Store & { resolver: LwwResolver }> {
-  const store = await Store.open({
-    dataDir: join(dir, name),
-    sync: 'always',
-    logRetention: 1000,
-    mode: 'multi',
-    conflict: 'lww',
-    lwwHeadKeys,
-  })
-  store.resolver = new LwwResolver()
+  const store = await openLwwStore(join(dir, name), { sync: 'always', logRetention: 1000, lwwHeadKeys })
   stores.push(store)
-  return store as Store & { resolver: LwwResolver }
+  return store
 }
 
 function entry(seq: number, ops: LogEntry['ops']): Buffer {
