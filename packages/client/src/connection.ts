@@ -4,6 +4,7 @@ import {
   bearerHeaders,
   decodeFrame,
   encodeFrame,
+  fastReplyMessages,
   framedMessages,
   MAX_FRAME_BYTES_CEILING,
   packFrames,
@@ -229,7 +230,8 @@ export class NodeConnection {
     this.lastHeardAt = performance.now()
     let messages: unknown[]
     try {
-      messages = framedMessages(decodeFrame(data))
+      // The common replies are read by hand (fast-reply.ts); the rest, and every malformed frame, by msgpackr.
+      messages = fastReplyMessages(data) ?? framedMessages(decodeFrame(data))
     } catch {
       this.ws.close(1007, 'malformed reply')
       return

@@ -1,17 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { fastFrameMessages } from './fast-frame.js'
 import { decodeFrame, encodeFrame, framedMessages } from './frames.js'
-
-/** A deterministic generator, so a failing frame can be found again. */
-function random(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = Math.imul(s ^ (s >>> 15), 1 | s)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32
-  }
-}
+import { prng } from './prng.js'
 
 const IDS = [0, 1, 0x7f, 0x80, 0xff, 0x100, 0xffff, 0x10000, 2 ** 31, 2 ** 32 - 1]
 const LENGTHS = [0, 1, 31, 32, 100, 255, 256, 65_535, 65_536]
@@ -72,7 +62,7 @@ function expectSameMessages(fast: unknown[], data: Buffer): void {
 
 describe('fastFrameMessages', () => {
   it('reads the SDK’s get, put and del frames, alone and pipelined, as msgpackr does', () => {
-    const next = random(99)
+    const next = prng(99)
     for (let i = 0; i < 1000; i++) {
       const count = next() < 0.5 ? 0 : [1, 2, 15, 16, 40][Math.floor(next() * 5)]
       const messages = Array.from({ length: Math.max(count, 1) }, () => request(next))
@@ -136,7 +126,7 @@ describe('fastFrameMessages', () => {
   })
 
   it('takes no frame msgpackr refuses, and reads every one it takes as msgpackr does (cut, grown and flipped frames)', () => {
-    const next = random(7)
+    const next = prng(7)
     let taken = 0
     for (let i = 0; i < 20_000; i++) {
       const frame = encodeFrame(next() < 0.7 ? request(next) : [request(next), request(next)])

@@ -6,6 +6,7 @@ export { binHeaderLength, encodeEntriesFrame, writeBinHeader } from './entries-f
 export * from './errors.js'
 export { fastFrameMessages } from './fast-frame.js'
 export { fastPeerAck, fastPeerEntries } from './fast-peer.js'
+export { fastReplyMessages } from './fast-reply.js'
 export { fastRequest } from './fast-request.js'
 export * from './frames.js'
 export * from './limits.js'

@@ -1,0 +1,15 @@
+/**
+ * A deterministic PRNG (mulberry32) for the package's seeded tests, so a
+ * failing case can be replayed from its seed (the server package's
+ * util/prng.ts and test/helpers/prng.ts are the same generator).
+ */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0
+    let t = a
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+}
