@@ -1790,6 +1790,14 @@ export class Store {
    * readCurrent for writes joining a group: into a map of their own, then
    * taken into the group's `current` where the group holds nothing of the
    * key yet, from the group before's records where it wrote the key.
+   *
+   * A key LwwHeads knows goes straight into the group's `current` instead
+   * (where the group holds nothing of it yet), when the writes read no
+   * record besides their own keys' (no merge, collect or condition, whose
+   * read record must win over a stub): the heads are set as each group is
+   * built, so a key's stub is already what the group before left, and
+   * taking it over by the loop below was a second map's set, iteration and
+   * lookups for every key of every joining write.
    */
   private async readOver(writes: StoreWrite[], commit: GroupState, prev: InFlight | null): Promise<void> {
     const current = commit.current
@@ -1798,7 +1806,7 @@ export class Store {
     commit.current = new Map()
     commit.damaged = null
     try {
-      await this.readCurrent(writes, commit)
+      await this.readCurrent(writes, commit, this.heads !== null && headsGoStraight(writes) ? current : null)
     } finally {
       const read = commit.current
       const readDamaged = commit.damaged as Set<string> | null
@@ -2436,8 +2444,14 @@ export class Store {
    * those, and one getMany for the keys whose record is read. Fills the
    * group's `current`, and its `damaged` with the keys whose record fails
    * its checksum (checked here, where each key's bytes are at hand).
+   * `known`, when given, takes the stubs of keys LwwHeads knows (see
+   * readOver) in place of the group's `current`.
    */
-  private async readCurrent(group: StoreWrite[], commit: GroupState): Promise<void> {
+  private async readCurrent(
+    group: StoreWrite[],
+    commit: GroupState,
+    known: Map<string, Buffer | undefined> | null = null,
+  ): Promise<void> {
     const records: Buffer[] = []
     /** Names of `records` keys known from their write (else made here). */
     const recordNames: (string | undefined)[] = []
@@ -2446,6 +2460,7 @@ export class Store {
     const existsNames: (string | undefined)[] = []
     const all = this.keys !== null
     const current = commit.current
+    const headsInto = known ?? current
     const heads = this.heads
     for (const write of group) {
       if (write.kind === 'remote') {
@@ -2476,7 +2491,7 @@ export class Store {
             dataKeys[opAt] = key
             names[opAt] = name
             if (heads !== null) {
-              const known = this.knownHead(heads, name, current)
+              const known = this.knownHead(heads, name, headsInto)
               ;(tickets as number[])[opAt++] = heads.lastTicket
               if (known) continue
             } else opAt++
@@ -2510,7 +2525,7 @@ export class Store {
             dataKeys[i] = key
             names[i] = key.toString('latin1')
             if (heads !== null && !write.expire) {
-              const known = this.knownHead(heads, names[i], current)
+              const known = this.knownHead(heads, names[i], headsInto)
               ;(tickets as number[])[i] = heads.lastTicket
               if (known) continue
             } else if (tickets !== undefined) tickets[i] = NO_HEAD_TICKET
@@ -2594,7 +2609,9 @@ export class Store {
   private knownHead(heads: LwwHeads, name: string, current: Map<string, Buffer | undefined>): boolean {
     const head = heads.lookup(name)
     if (head === UNKNOWN) return false
-    if (!current.has(name)) current.set(name, head)
+    // PRESENT (an earlier read found only that the key exists) gives way to the stub, as a read record would.
+    const held = current.get(name)
+    if (held === PRESENT || (held === undefined && !current.has(name))) current.set(name, head)
     return true
   }
 
@@ -3446,6 +3463,20 @@ function damagedError(dataDir: string, damage: DamagedFile[], cause?: unknown): 
  * empty string value, live like every record of a data dir without tombstones.
  */
 const PRESENT = Buffer.from([0])
+
+/**
+ * Whether the stubs of these writes' keys may go straight into their
+ * group's `current` (readOver): the writes are client writes with no
+ * condition and peers' entries, which read no record but their own keys'.
+ */
+function headsGoStraight(writes: StoreWrite[]): boolean {
+  for (let i = 0; i < writes.length; i++) {
+    const write = writes[i]
+    if (write.kind === 'remote') continue
+    if (write.kind !== 'local' || write.conditions !== undefined || write.expire) return false
+  }
+  return true
+}
 
 /** 1 for a record that holds a key, 0 for none or a tombstone (see Store.keyCount). */
 function liveness(record: Buffer | undefined): number {
