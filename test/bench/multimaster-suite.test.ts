@@ -70,7 +70,10 @@ describe('tandem-bench multimaster suite', () => {
     const stage = 'multimaster.peerLagStage.'
     const gc = 'multimaster.peerLagGc.'
     const anatomy = 'multimaster.peerLagAnatomy.'
-    const ids = all.filter((id) => !id.startsWith(stage) && !id.startsWith(gc) && !id.startsWith(anatomy))
+    const floorAnatomy = 'multimaster.peerLagFloorAnatomy.'
+    const ids = all.filter(
+      (id) => !id.startsWith(stage) && !id.startsWith(gc) && !id.startsWith(anatomy) && !id.startsWith(floorAnatomy),
+    )
     expect(ids).toEqual([
       'multimaster.duplicates.2',
       'multimaster.peerFrames.2',
@@ -180,15 +183,20 @@ describe('tandem-bench multimaster suite', () => {
       /1 master \+ 1 replica [\d.]+ us, main threads waiting for a core master \d+%, replica 1 \d+%/,
     )
     expect(floorCheck.name).toMatch(/2 masters [\d.]+ us, main threads waiting for a core peer 1 \d+%, peer 2 \d+%/)
-    // The same markers, each followed through the other master's key trace: every segment of the way, and
-    // most markers found in every trace (a marker still in flight as the run ends may not be).
-    expect(all.filter((id) => id.startsWith(anatomy))).toEqual(
-      ['traced', 'arrive', 'inbox', 'wait', 'write', 'watch', 'deliver'].map((s) => `${anatomy}${s}`),
-    )
+    // The same markers, each followed through the other master's key trace: every segment of the way (arrive
+    // cut once more where the origin's frame left), and most markers found in every trace (a marker still in
+    // flight as the run ends may not be). The floor's markers alike, through the replica's trace.
+    const segments = ['traced', 'arrive', 'inbox', 'wait', 'write', 'watch', 'deliver', 'arriveSent']
+    expect(all.filter((id) => id.startsWith(anatomy))).toEqual(segments.map((s) => `${anatomy}${s}`))
+    expect(all.filter((id) => id.startsWith(floorAnatomy))).toEqual(segments.map((s) => `${floorAnatomy}${s}`))
     const traced = check(`${anatomy}traced`).measured
     expect(traced).toBeGreaterThan(samples / 2)
     expect(traced).toBeLessThanOrEqual(samples)
     expect(check(`${anatomy}traced`).name).toContain('0 trace lines dropped')
+    const floorTraced = check(`${floorAnatomy}traced`).measured
+    expect(floorTraced).toBeGreaterThan(floorLag[1].samples / 2)
+    expect(floorTraced).toBeLessThanOrEqual(floorLag[1].samples)
+    expect(check(`${floorAnatomy}arriveSent`).name).toMatch(/\d+ markers told/)
     const points = report.scenarios.flatMap((s: { conflicts?: unknown[] }) => s.conflicts ?? [])
     expect(points.map((p: { masters: number; latencyMs: number }) => [p.masters, p.latencyMs])).toEqual([
       [2, 0],

@@ -92,6 +92,32 @@ describe('lag anatomy', () => {
     }
   })
 
+  it('cuts arrive at the origin’s frame sent, from the seqs of the origin’s group and the frames its feed sent', () => {
+    // 200 markers: the two slowest leave their origin 30 ms after the acknowledgement, the rest 1 ms before it.
+    const t = traces(200, (n) => (n >= 198 ? [40, 0, 2, 3, 1, 1] : [1, 0, 2, 3, 1, 1]))
+    const withSeqs = (text: string) =>
+      text
+        .split('\n')
+        .flatMap((line) => {
+          const p = line.split(' ')
+          if (p[0] !== 'G' || !p[4]?.startsWith('L') || p[4] === 'L999999') return [line]
+          const n = Number(p[4].slice(1))
+          const acked = 1_000_000 + n * 10
+          const seq = 10 + n * 3
+          const at = n >= 198 ? acked + 30 : acked - 1
+          // The group's entries seq .. seq+2 go out in one frame with the group before's (seq-3 ..).
+          return [`${line} Q${seq}:${seq + 2}`, `F ${at} ${seq - 3} ${seq + 2}`]
+        })
+        .join('\n')
+    const found = timelinesOf([t.probe], [withSeqs(t.a), withSeqs(t.b)])
+    expect(found.timelines.find((x) => x.marker === 5)?.sentMs).toBeCloseTo(-1, 6)
+    expect(found.timelines.find((x) => x.marker === 199)?.sentMs).toBeCloseTo(30, 6)
+    const anatomy = lagAnatomy(found)
+    expect(anatomy?.sent).toEqual({ topMeanMs: 30, midMeanMs: -1, traced: 200 })
+    // Without them, nothing is told.
+    expect(lagAnatomy(timelinesOf([t.probe], [t.a, t.b]))?.sent).toBeNull()
+  })
+
   it('has nothing to report when no marker was traced', () => {
     expect(lagAnatomy({ timelines: [], markers: 5, dropped: 0 })).toBeNull()
   })

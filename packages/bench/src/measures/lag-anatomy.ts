@@ -23,6 +23,13 @@ import { join } from 'node:path'
  * The figures are per marker, so the slowest markers' segments can be read
  * together: what makes the 99th percentile, not only each stage's own.
  * All times are wall-clock ms of one machine (performance.timeOrigin).
+ *
+ * Where the origin's trace tells (its group's seqs, the frames its feeds
+ * sent), arrive is cut once more: `sent`, acknowledgement to the frame
+ * holding the marker's group sent by the origin (negative when the origin
+ * sent it before the probe saw the acknowledgement), and the rest of
+ * arrive, the frame's way to the reader and the wait of the reader's event
+ * loop before it read it.
  */
 
 export const SEGMENTS = ['arrive', 'inbox', 'wait', 'write', 'watch', 'deliver'] as const
@@ -32,6 +39,8 @@ interface MarkerTimeline {
   marker: number
   lagMs: number
   segments: Record<Segment, number>
+  /** Acknowledgement to the origin's frame holding it sent, when the origin's trace tells (part of arrive). */
+  sentMs?: number
 }
 
 interface SegmentFigure {
@@ -55,6 +64,8 @@ interface LagAnatomy {
   /** How many markers are at or above it (the "top" of SegmentFigure). */
   top: number
   segments: SegmentFigure[]
+  /** arrive's first part, acknowledgement to the origin's frame sent (see the file's comment); null when no origin told. */
+  sent: { topMeanMs: number; midMeanMs: number; traced: number } | null
 }
 
 interface Received {
@@ -94,24 +105,42 @@ export function timelinesOf(
   // A node's lines, by marker: the group that brought it from a peer, and its watch event.
   const received = new Map<number, Received>()
   const watched = new Map<number, number>()
+  // The origin's side: when the first frame holding the last entry of a marker's group was sent.
+  const framed = new Map<number, number>()
   let dropped = 0
   for (const text of nodeTexts) {
     const mine = new Map<number, Received>()
     const sent = new Map<number, number>()
+    const groups: { last: number; markers: number[] }[] = []
+    const frames: { at: number; from: number; to: number }[] = []
     for (const line of text.split('\n')) {
       const p = line.split(' ')
       if (p[0] === 'G' && p.length >= 4) {
         const handed = Number(p[2])
         const written = Number(p[3])
+        let local: number[] | null = null
+        let last = -1
         for (let i = 4; i < p.length; i++) {
-          if (p[i][0] !== 'R') continue
-          const [n, at, queued] = p[i].slice(1).split(':')
-          mine.set(Number(n), { received: Number(at), queued: Number(queued), handed, written })
+          const tag = p[i][0]
+          if (tag === 'L') (local ??= []).push(Number(p[i].slice(1)))
+          else if (tag === 'Q') last = Number(p[i].slice(1).split(':')[1])
+          else if (tag === 'R') {
+            const [n, at, queued] = p[i].slice(1).split(':')
+            mine.set(Number(n), { received: Number(at), queued: Number(queued), handed, written })
+          }
         }
+        if (local !== null && last >= 0) groups.push({ last, markers: local })
+      } else if (p[0] === 'F' && p.length === 4) {
+        frames.push({ at: Number(p[1]), from: Number(p[2]), to: Number(p[3]) })
       } else if (p[0] === 'W' && p.length === 3) {
         const n = Number(p[2])
         if (!sent.has(n)) sent.set(n, Number(p[1]))
       } else if (p[0] === 'D' && p.length === 2) dropped += Number(p[1])
+    }
+    frames.sort((a, b) => a.at - b.at)
+    for (const g of groups) {
+      const frame = frames.find((f) => f.from <= g.last && g.last <= f.to)
+      if (frame !== undefined) for (const n of g.markers) framed.set(n, frame.at)
     }
     // Only the node that received a marker from a peer both holds its R and shows it to the probe's other watch.
     for (const [n, r] of mine) {
@@ -126,9 +155,11 @@ export function timelinesOf(
     const r = received.get(n)
     const sentAt = watched.get(n)
     if (event === undefined || r === undefined || sentAt === undefined) continue
+    const frameAt = framed.get(n)
     timelines.push({
       marker: n,
       lagMs: event.at - ack.at,
+      ...(frameAt === undefined ? {} : { sentMs: frameAt - ack.at }),
       segments: {
         arrive: r.received - ack.at,
         inbox: r.queued - r.received,
@@ -166,6 +197,10 @@ export function lagAnatomy(found: {
       p99Ms: round2(own[p99At]),
     }
   })
+  const told = (rows: MarkerTimeline[]) => rows.filter((r) => r.sentMs !== undefined)
+  const meanSent = (rows: MarkerTimeline[]) =>
+    rows.length === 0 ? Number.NaN : round2(rows.reduce((sum, r) => sum + (r.sentMs ?? 0), 0) / rows.length)
+  const traced = told(sorted).length
   return {
     markers: found.markers,
     traced: count,
@@ -173,5 +208,6 @@ export function lagAnatomy(found: {
     lagP99Ms: round2(sorted[p99At].lagMs),
     top: top.length,
     segments,
+    sent: traced === 0 ? null : { topMeanMs: meanSent(told(top)), midMeanMs: meanSent(told(mid)), traced },
   }
 }

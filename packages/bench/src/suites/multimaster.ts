@@ -298,6 +298,7 @@ export async function multimasterSuite(
   for (const n of o.masterCounts) {
     // The 2 masters of the peer-lag run trace the probe's markers (see measures/lag-anatomy.ts).
     const traceDir = n === 2 ? await mkdtemp(join(tmpdir(), 'tandem-bench-lag-')) : null
+    const floorTraceDir = n === 2 ? await mkdtemp(join(tmpdir(), 'tandem-bench-lag-floor-')) : null
     const traceEnv =
       traceDir === null ? undefined : { TANDEM_KEY_TRACE_DIR: traceDir, TANDEM_KEY_TRACE_PREFIX: LAG_PREFIX }
     await withTopology(live, peers(n, false, traceEnv), async (t) => {
@@ -309,8 +310,17 @@ export async function multimasterSuite(
         pipeline,
         spread: true,
       }
-      // Up through the peer-lag run too: its floor is this master's lag to its replica at the same rate.
-      const single = await startTandem({ replicas: n - 1, sync: o.sync, authToken: o.authToken })
+      // Up through the peer-lag run too: its floor is this master's lag to its replica at the same rate,
+      // traced as the masters are (its anatomy beside theirs).
+      const single = await startTandem({
+        replicas: n - 1,
+        sync: o.sync,
+        authToken: o.authToken,
+        env:
+          floorTraceDir === null
+            ? undefined
+            : { TANDEM_KEY_TRACE_DIR: floorTraceDir, TANDEM_KEY_TRACE_PREFIX: LAG_PREFIX },
+      })
       live.add(single)
       try {
         const multi = await throughputPasses(o, n, t, spec, single, progress, scenarios, checks)
@@ -427,16 +437,20 @@ export async function multimasterSuite(
           target: '-',
           met: null,
         })
-        checks.push(await lagFloor(o, single, rate, markerMs, half, progress, scenarios))
+        checks.push(await lagFloor(o, single, rate, markerMs, half, progress, scenarios, floorTraceDir))
       } finally {
         live.delete(single)
         await single.close()
       }
     })
+    // The nodes write their traces as they exit (both topologies are closed by now).
     if (traceDir !== null) {
-      // The nodes write their traces as they exit (the topology is closed by now).
-      checks.push(...anatomyChecks(traceDir))
+      checks.push(...anatomyChecks(traceDir, 'multimaster.peerLagAnatomy', 'the other master'))
       await rm(traceDir, { recursive: true, force: true })
+    }
+    if (floorTraceDir !== null) {
+      checks.push(...anatomyChecks(floorTraceDir, 'multimaster.peerLagFloorAnatomy', 'the replica'))
+      await rm(floorTraceDir, { recursive: true, force: true })
     }
   }
 
@@ -592,6 +606,7 @@ async function lagFloor(
   peers: TargetResult,
   progress: ProgressLine,
   scenarios: ScenarioResult[],
+  traceDir: string | null,
 ): Promise<TargetCheck> {
   await single.waitForReplicas(o.syncTimeout * 1000)
   const markers = Math.round(1000 / markerMs)
@@ -616,7 +631,7 @@ async function lagFloor(
     },
     o,
     progress,
-    { lagIntervalMs: markerMs, peerLag: true, markersOnMaster: true },
+    { lagIntervalMs: markerMs, peerLag: true, markersOnMaster: true, lagTraceDir: traceDir ?? undefined },
   )
   scenarios.push(
     scenario(o, `multimaster: put @${rate}/s + ${markers} lag markers/s on 1 master + 1 replica, replica lag`, 1, r, {
@@ -743,11 +758,13 @@ async function killRound(
 const LAG_PREFIX = 'bench-lag:'
 
 /**
- * The peer-lag run's anatomy (measures/lag-anatomy.ts): for each segment of
- * a marker's way, its mean over the slowest 1% of markers (what makes the
- * p99), beside its mean over the middle ones and its own p99.
+ * A lag run's anatomy (measures/lag-anatomy.ts): for each segment of a
+ * marker's way, its mean over the slowest 1% of markers (what makes the
+ * p99), beside its mean over the middle ones and its own p99. The peer-lag
+ * run's (`multimaster.peerLagAnatomy`, `receiver` the other master) and its
+ * floor's (`multimaster.peerLagFloorAnatomy`, the replica) read alike.
  */
-function anatomyChecks(traceDir: string): TargetCheck[] {
+function anatomyChecks(traceDir: string, prefix: string, receiver: string): TargetCheck[] {
   let anatomy: ReturnType<typeof lagAnatomy>
   try {
     anatomy = lagAnatomy(readTimelines(traceDir))
@@ -757,10 +774,10 @@ function anatomyChecks(traceDir: string): TargetCheck[] {
   if (anatomy === null) return []
   const checks: TargetCheck[] = [
     {
-      id: 'multimaster.peerLagAnatomy.traced',
+      id: `${prefix}.traced`,
       name:
-        `half saturation: markers traced through both masters (of ${anatomy.markers} acknowledged; ` +
-        `${anatomy.dropped} trace lines dropped); their lag p99, both directions together, ${anatomy.lagP99Ms} ms, ` +
+        `half saturation: markers traced from their origin through ${receiver} (of ${anatomy.markers} acknowledged; ` +
+        `${anatomy.dropped} trace lines dropped); their lag p99 (every direction together) ${anatomy.lagP99Ms} ms, ` +
         `${anatomy.top} markers at or above it`,
       measured: anatomy.traced,
       unit: 'markers',
@@ -770,11 +787,24 @@ function anatomyChecks(traceDir: string): TargetCheck[] {
   ]
   for (const s of anatomy.segments) {
     checks.push({
-      id: `multimaster.peerLagAnatomy.${s.segment}`,
+      id: `${prefix}.${s.segment}`,
       name:
-        `half saturation, peer lag's segment ${s.segment} (${SEGMENT_WORDS[s.segment]}): mean over the slowest 1% of markers; ` +
+        `half saturation, to ${receiver}: segment ${s.segment} (${SEGMENT_WORDS[s.segment]}): mean over the slowest 1% of markers; ` +
         `${s.midMeanMs} ms over the 40th-60th percentile, its own p99 ${s.p99Ms} ms`,
       measured: s.topMeanMs,
+      unit: 'ms',
+      target: '-',
+      met: null,
+    })
+  }
+  if (anatomy.sent !== null) {
+    checks.push({
+      id: `${prefix}.arriveSent`,
+      name:
+        `half saturation, to ${receiver}: arrive's first part, acknowledged to the frame holding the marker's group sent by its origin ` +
+        `(negative: sent before the probe saw the acknowledgement; the rest of arrive is the frame's way and ${receiver}'s event loop), ` +
+        `mean over the slowest 1%; ${anatomy.sent.midMeanMs} ms over the 40th-60th percentile; ${anatomy.sent.traced} markers told`,
+      measured: anatomy.sent.topMeanMs,
       unit: 'ms',
       target: '-',
       met: null,
@@ -784,7 +814,7 @@ function anatomyChecks(traceDir: string): TargetCheck[] {
 }
 
 const SEGMENT_WORDS: Record<(typeof SEGMENTS)[number], string> = {
-  arrive: 'acknowledged on its origin to its frame read on the other master',
+  arrive: 'acknowledged on its origin to its frame read off the socket',
   inbox: 'read to queued to the committer',
   wait: 'queued to its group handed to LevelDB',
   write: "its group's LevelDB write",

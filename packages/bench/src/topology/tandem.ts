@@ -18,6 +18,8 @@ interface TandemTopologyOptions {
   masterPort?: number
   /** Start the master with --resp-port (a free one), for redis-benchmark. */
   resp?: boolean
+  /** Environment variables every node is started with, beside the harness's own (e.g. the key trace's). */
+  env?: Record<string, string>
 }
 
 /** A topology the harness started: its nodes, master first. */
@@ -33,7 +35,7 @@ export async function startTandem(options: TandemTopologyOptions): Promise<Tande
   }
   const start = async (role: string, dir: string, extra: string[], port = 0) => {
     const auth = options.authToken ? ['--auth-token', options.authToken] : []
-    const node = new NodeProcess(join(root, dir), ['--sync', options.sync, ...auth, ...extra], {}, role)
+    const node = new NodeProcess(join(root, dir), ['--sync', options.sync, ...auth, ...extra], options.env ?? {}, role)
     node.port = port
     nodes.push(node)
     await node.start(30_000)

@@ -250,7 +250,8 @@ export class Downstream {
       return false
     }
     const onMessage = (data: RawData) => {
-      this.lastHeardAt = this.host.clock.now()
+      const receivedAt = this.host.clock.now()
+      this.lastHeardAt = receivedAt
       let message: UpstreamMessage
       try {
         const parsed = upstreamMessageSchema.safeParse(decodeFrame(data as Buffer))
@@ -267,7 +268,7 @@ export class Downstream {
         // Entries are handed to the committer in arrival order without
         // waiting, so consecutive frames share group commits.
         inbox.push(() => {
-          if (live()) this.onEntries(message.entries, message.head, flow, inbox, ackSoon)
+          if (live()) this.onEntries(message.entries, message.head, flow, inbox, ackSoon, receivedAt)
         })
       } else {
         // A task still queued when its link has closed is dropped: what it
@@ -438,6 +439,7 @@ export class Downstream {
     flow: FlowSocket,
     inbox: SerialInbox,
     ackSoon: () => void,
+    receivedAt: number,
   ): void {
     // Entries still queued from a link this node has left must not be
     // applied: they may belong to a history it no longer follows.
@@ -456,7 +458,7 @@ export class Downstream {
     }
     // One frame is one write for the committer: one promise; the frames of
     // one commit, one ack.
-    const last = this.store.applyRemote(decoded, this.resolver, 'keep')
+    const last = this.store.applyRemote(decoded, this.resolver, 'keep', receivedAt)
     this.applying = last.catch(() => {})
     this.noteHead(head)
     inbox.handedOff(last, this.host.tuning.replMaxQueuedApply)

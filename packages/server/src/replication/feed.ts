@@ -3,6 +3,7 @@ import type { LogPin } from '../storage/log.js'
 import type { DataSnapshot, Store } from '../storage/store.js'
 import type { Clock } from '../util/clock.js'
 import { guarded } from '../util/handler-guard.js'
+import { keyTrace, keyTraceOn, traceNow } from '../util/key-trace.js'
 import type { Logger } from '../util/logger.js'
 import { isTooLarge, SNAPSHOT_FRAME_BYTES } from './frame-limit.js'
 import { FlowSocket, SerialInbox } from './link.js'
@@ -208,6 +209,7 @@ export abstract class Feed {
           sent = batch.length
         }
         if (sent === 0) break
+        if (keyTraceOn) keyTrace(`F ${traceNow()} ${this.cursor} ${this.cursor + sent - 1}`)
         this.cursor += sent
         this.pin?.move(this.cursor)
       }

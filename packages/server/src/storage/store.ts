@@ -1156,7 +1156,12 @@ export class Store {
    * seq that does not follow, a counter that skips one) is refused whole
    * and nothing of it is written.
    */
-  applyRemote(entries: ApplyEntry[], resolver: ConflictResolver, placement: Placement): Promise<number> {
+  applyRemote(
+    entries: ApplyEntry[],
+    resolver: ConflictResolver,
+    placement: Placement,
+    receivedAt?: number,
+  ): Promise<number> {
     if (this.status !== 'open') return Promise.reject(new TandemError('CLOSED', 'store is closed'))
     const write: RemoteWrite = {
       kind: 'remote',
@@ -1168,7 +1173,9 @@ export class Store {
       resolver,
       placement,
       submittedAt: this.clock.now(),
+      receivedAt,
     }
+    if (keyTraceOn) write.traced = tracedKeysOf(entries)
     return this.committer.submit(write) as Promise<number>
   }
 
@@ -1584,7 +1591,7 @@ export class Store {
       // key count it writes is this one's plus its own change, its largest
       // value and digest are on top of this one's.
       this.observeWritten(group, started, handedOff)
-      if (keyTraceOn) this.traceWritten(group, started, handedOff)
+      if (keyTraceOn) this.traceWritten(group, started, handedOff, seq - commit.raws.length + 1, seq)
       if (raised) this.largestValue = commit.largest
       if (firstTtl) this.ttlUsed = true
       for (const [key, at] of commit.expiry) {
@@ -1870,7 +1877,13 @@ export class Store {
   }
 
   /** A written group's line in the key trace, when it holds a traced key (key-trace.ts). */
-  private traceWritten(group: StoreWrite[], started: number, handedOff: number): void {
+  private traceWritten(
+    group: StoreWrite[],
+    started: number,
+    handedOff: number,
+    firstSeq: number,
+    lastSeq: number,
+  ): void {
     let keys = ''
     for (const write of group) {
       if (write.kind === 'local') {
@@ -1885,7 +1898,9 @@ export class Store {
       }
     }
     if (keys === '') return
-    keyTrace(`G ${traceTime(started)} ${traceTime(handedOff)} ${traceTime(this.clock.now())}${keys}`)
+    keyTrace(
+      `G ${traceTime(started)} ${traceTime(handedOff)} ${traceTime(this.clock.now())}${keys} Q${firstSeq}:${lastSeq}`,
+    )
   }
 
   /** The write-stage figures of a group written (see write-stages.ts). */

@@ -10,17 +10,21 @@ import { performance } from 'node:perf_hooks'
  *
  * Then, for every traced key, the node notes (as wall-clock ms with
  * microseconds) when the group holding its write started, was handed to
- * LevelDB and was written, when a peer's frame holding it was received,
- * and when a watch event for it was sent, and writes the lines to
+ * LevelDB and was written, with the group's seqs, when a peer's or an
+ * upstream's frame holding it was received, and when a watch event for it
+ * was sent; and when each frame of its log its feeds (to replicas, to
+ * peers) sent went out, so that a traced key's frame can be found by the
+ * seqs of its group. It writes the lines to
  * DIR/keys-PID.txt every second and at exit. A traced key's number is what
  * follows its last ':'. At most MAX_LINES lines are kept between writes;
  * past that, lines are dropped and counted in the next write.
  *
  * Lines:
- *   G started handedOver written L<n>... R<n>:<received>:<queued>...
+ *   G started handedOver written L<n>... R<n>:<received>:<queued>... Q<first>:<last>
  *       a group: L for a traced key written by a client here, R for one
- *       from a peer's frame (received off the socket, queued to the
- *       committer)
+ *       from a peer's or an upstream's frame (received off the socket,
+ *       queued to the committer); Q the seqs of the group's entries
+ *   F sent <from> <to>   a feed's frame of this node's entries from..to sent
  *   W sent <n>   a watch event for a traced key
  */
 
