@@ -408,7 +408,8 @@ export class PeerFeed extends Feed implements AckSource {
    * the replica feed's way (upstream.ts), but for the entries dropped.
    */
   protected override sendFromTail(): number | null {
-    const run = this.store.log.tail.binsFrom(this.cursor, this.timing.batchEntries, this.timing.batchBytes)
+    const tail = this.store.log.tail
+    const run = tail.binsFrom(this.cursor, this.timing.batchEntries, this.timing.batchBytes)
     if (run === null) return null
     if (run.count === 0 || !this.beginBatch()) return run.count
     const { bins, count } = run
@@ -419,9 +420,19 @@ export class PeerFeed extends Feed implements AckSource {
     let firstSent = -1
     for (let i = 0; i < count; i++) {
       const start = at
-      const raw = binAt(bins, at)
-      at = raw.byteOffset - bins.byteOffset + raw.length
-      if (this.admit(raw)) {
+      const seq = this.cursor + i
+      // The identity the store pushed the entry with: its bytes are not read.
+      const origin = tail.originAt(seq)
+      let admitted: boolean
+      if (origin !== null) {
+        at = start + tail.binBytesAt(seq)
+        admitted = this.admitIdentity(origin, tail.counterAt(seq))
+      } else {
+        const raw = binAt(bins, at)
+        at = raw.byteOffset - bins.byteOffset + raw.length
+        admitted = this.admit(raw)
+      }
+      if (admitted) {
         if (firstSent < 0) firstSent = i
         kept++
         if (runStart < 0) runStart = start
@@ -478,22 +489,27 @@ export class PeerFeed extends Feed implements AckSource {
   /** Whether to send the entry `raw`: the peer lacks it and gets it from nowhere else (counted either way). */
   private admit(raw: Buffer): boolean {
     const id = peekIdentity(raw) ?? readForApply(raw)
-    if (id.origin === NO_ORIGIN || id.originSeq <= this.known.get(id.origin)) {
+    return this.admitIdentity(id.origin, id.originSeq)
+  }
+
+  /** admit() of the entry of `origin`'s counter `originSeq`. */
+  private admitIdentity(origin: string, originSeq: number): boolean {
+    if (origin === NO_ORIGIN || originSeq <= this.known.get(origin)) {
       this.stats.filtered++
       return false
     }
     // Entries of one origin come in runs: its decision is kept while it repeats.
-    if (id.origin !== this.runOrigin) {
-      this.runOrigin = id.origin
-      this.runSkips = this.directRuns.size > 0 && this.skips(id.origin)
+    if (origin !== this.runOrigin) {
+      this.runOrigin = origin
+      this.runSkips = this.directRuns.size > 0 && this.skips(origin)
     }
     if (this.runSkips) {
-      if (id.originSeq > (this.skippedDirect.get(id.origin) ?? 0)) this.skippedDirect.set(id.origin, id.originSeq)
+      if (originSeq > (this.skippedDirect.get(origin) ?? 0)) this.skippedDirect.set(origin, originSeq)
       this.stats.directSkipped++
       this.skippedAny = true
       return false
     }
-    this.known.advance(id.origin, id.originSeq)
+    this.known.advance(origin, originSeq)
     return true
   }
 

@@ -122,6 +122,41 @@ describe('log tail as bins (what a replica frame is built from)', () => {
     }
   })
 
+  it('answers for every held entry the identity it was pushed with (none: null), and the bytes its bin takes in a run', () => {
+    for (const [maxEntries, maxBytes] of [
+      [8, 1000],
+      [100, 512],
+    ]) {
+      const tail = new LogTail(maxEntries, maxBytes)
+      const random = rng(maxEntries * 7 + maxBytes)
+      const origins = ['', 'node-a', 'node-b', 'nœud-c']
+      const ids: ([string, number] | null)[] = [null]
+      for (let seq = 1; seq <= 600; seq++) {
+        const raw = entry(seq, 1 + Math.floor(random() * 300))
+        if (random() < 0.2) {
+          tail.push(seq, raw)
+          ids.push(null)
+        } else {
+          const id: [string, number] = [origins[Math.floor(random() * origins.length)], seq * 3 + 2 ** 40]
+          tail.push(seq, raw, ...id)
+          ids.push(id)
+        }
+        const first = seq - tail.length + 1
+        for (let at = first; at <= seq; ) {
+          const run = tail.binsFrom(at, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER)!
+          let bytes = 0
+          for (let s = at; s < at + run.count; s++) {
+            const origin = tail.originAt(s)
+            expect(origin === null ? null : [origin, tail.counterAt(s)]).toEqual(ids[s])
+            bytes += tail.binBytesAt(s)
+          }
+          expect(bytes).toBe(run.bins.length)
+          at += run.count
+        }
+      }
+    }
+  })
+
   it('caps a run by count and by bytes as from() does', () => {
     const tail = new LogTail(100, 10_000)
     for (let seq = 1; seq <= 50; seq++) tail.push(seq, entry(seq, 100))

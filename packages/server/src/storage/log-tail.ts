@@ -17,11 +17,26 @@ import { binHeaderLength, writeBinHeader } from '@tandem/protocol'
  * and they would be most of what the master's collections walk.
  * The views `from` returns are valid until the next push: send them (copy
  * them) at once.
+ *
+ * Each entry may be pushed with its identity (origin and counter), which
+ * the Store knows as it builds the entry: a peer feed filters the tail by
+ * it (originAt, counterAt) without reading it back from the entry's bytes,
+ * for every entry of every batch, its peer's own among them (a peer that
+ * writes as much as this node holds half of every tail). An entry pushed
+ * without one is read by the feed as before.
  */
 export class LogTail {
   private ring: Buffer | null = null
   private readonly offsets: Int32Array
   private readonly lengths: Int32Array
+  /** Each slot's origin, by its number in `origins` (NO_IDENTITY: pushed without one), and its counter. */
+  private readonly originIds: Int32Array
+  private readonly counters: Float64Array
+  /** Origins by number (a node's group has a handful): the first MAX_ORIGINS seen are numbered, later ones are not. */
+  private readonly origins: string[] = []
+  private readonly originNumbers = new Map<string, number>()
+  private lastOrigin: string | null = null
+  private lastOriginId = NO_IDENTITY
   /** Slot of the oldest entry, and how many entries are held. */
   private head = 0
   private count = 0
@@ -36,9 +51,12 @@ export class LogTail {
   ) {
     this.offsets = new Int32Array(maxEntries)
     this.lengths = new Int32Array(maxEntries)
+    this.originIds = new Int32Array(maxEntries)
+    this.counters = new Float64Array(maxEntries)
   }
 
-  push(seq: number, raw: Buffer): void {
+  /** Keeps `raw` as the entry `seq`, with its identity when `origin` is given (counterAt then answers `counter`). */
+  push(seq: number, raw: Buffer, origin: string | null = null, counter = 0): void {
     if (this.count > 0 && seq !== this.firstSeq + this.count) this.reset() // never hold a gap
     const size = binHeaderLength(raw.length) + raw.length
     // Too big to keep, or empty: the next push starts afresh.
@@ -62,6 +80,8 @@ export class LogTail {
     const slot = (this.head + this.count) % this.maxEntries
     this.offsets[slot] = this.writeAt
     this.lengths[slot] = raw.length
+    this.originIds[slot] = origin === null ? NO_IDENTITY : this.originId(origin)
+    this.counters[slot] = counter
     const at = writeBinHeader(this.ring, this.writeAt, raw.length)
     this.ring.set(raw, at)
     this.writeAt = at + raw.length
@@ -111,6 +131,41 @@ export class LogTail {
     return { count: i - first, bins: this.ring.subarray(start, end) }
   }
 
+  /**
+   * The origin the entry `seq` was pushed with, or null when it was pushed
+   * without one (or its origin was not numbered): read it from its bytes.
+   * `seq` must be one the tail holds (binsFrom gave it).
+   */
+  originAt(seq: number): string | null {
+    const id = this.originIds[(this.head + seq - this.firstSeq) % this.maxEntries]
+    return id === NO_IDENTITY ? null : this.origins[id]
+  }
+
+  /** The counter the entry `seq` was pushed with (where originAt gives its origin). */
+  counterAt(seq: number): number {
+    return this.counters[(this.head + seq - this.firstSeq) % this.maxEntries]
+  }
+
+  /** The bytes the entry `seq` takes in a run binsFrom returns: its bin's header and its own. */
+  binBytesAt(seq: number): number {
+    const length = this.lengths[(this.head + seq - this.firstSeq) % this.maxEntries]
+    return binHeaderLength(length) + length
+  }
+
+  private originId(origin: string): number {
+    if (origin === this.lastOrigin) return this.lastOriginId
+    let id = this.originNumbers.get(origin)
+    if (id === undefined) {
+      if (this.origins.length >= MAX_ORIGINS) return NO_IDENTITY
+      id = this.origins.length
+      this.origins.push(origin)
+      this.originNumbers.set(origin, id)
+    }
+    this.lastOrigin = origin
+    this.lastOriginId = id
+    return id
+  }
+
   /** Bytes of memory the ring holds (0 until the first push, and after clear()). */
   get reservedBytes(): number {
     return this.ring?.length ?? 0
@@ -154,6 +209,11 @@ export class LogTail {
     this.firstSeq++
   }
 }
+
+/** A slot pushed without an identity (LogTail.originAt answers null). */
+const NO_IDENTITY = -1
+/** Origins a tail numbers; a node that heard of more (forgotten peers, rejoined under new ids) leaves the rest to be read. */
+const MAX_ORIGINS = 4096
 
 /**
  * When each recent seq committed on this node, to report replica lag in

@@ -40,6 +40,12 @@ const READ_RECORDS = 1000
 /** Stopping points of reads kept (see read): one per feed or watch reading the log on disk at once is enough. */
 const REMEMBERED_BLOCKS = 64
 
+/** The identities of a group's entries, in their order: each one's origin and counter (NO_ORIGIN, 0: housekeeping). */
+export interface EntryIds {
+  origins: string[]
+  counters: number[]
+}
+
 /** Where trimming may not pass: a downstream's cursor, a full sync's snapshot. */
 export interface LogPin {
   move(seq: number): void
@@ -115,9 +121,13 @@ export class WriteLog {
   }
 
   /** The group holding `raws` from `firstSeq` is durable: keep it in the tail and time it. */
-  committed(firstSeq: number, raws: readonly Buffer[], at: number): void {
+  committed(firstSeq: number, raws: readonly Buffer[], at: number, ids: EntryIds | null = null): void {
     this.commitTimes.record(firstSeq + raws.length - 1, at)
-    if (this.tailReaders > 0) for (let i = 0; i < raws.length; i++) this.tail.push(firstSeq + i, raws[i])
+    if (this.tailReaders === 0) return
+    if (ids !== null && ids.origins.length === raws.length) {
+      const { origins, counters } = ids
+      for (let i = 0; i < raws.length; i++) this.tail.push(firstSeq + i, raws[i], origins[i], counters[i])
+    } else for (let i = 0; i < raws.length; i++) this.tail.push(firstSeq + i, raws[i])
   }
 
   /**

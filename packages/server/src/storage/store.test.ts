@@ -201,6 +201,82 @@ describe('store: replicated frames', () => {
 })
 
 describe('store: in-memory log tail', () => {
+  /** Every entry the tail holds from `from` on: the identity it was pushed with, and the one its bytes hold. */
+  function tailIdentities(store: Store, from: number): { pushed: [string | null, number][]; read: [string, number][] } {
+    const tail = store.log.tail
+    const raws = tail.from(from, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER) ?? []
+    const pushed: [string | null, number][] = []
+    const read: [string, number][] = []
+    for (let i = 0; i < raws.length; i++) {
+      const origin = tail.originAt(from + i)
+      pushed.push([origin, origin === null ? 0 : tail.counterAt(from + i)])
+      const id = readForApply(raws[i])
+      read.push([id.origin, id.originSeq])
+    }
+    return { pushed, read }
+  }
+
+  // A peer feed filters the tail by the identity the store pushes each entry
+  // with (LogTail.originAt, counterAt), never reading the entry's bytes: an
+  // identity that is not the entry's own would send a peer what it holds, or
+  // hold back what it lacks.
+  it("keeps every entry with its own origin and counter: a multi-master node's client writes, peers' entries and housekeeping", async () => {
+    const store = await openLww('ids')
+    store.log.keepTail(true)
+    const first = store.lastSeq + 1
+    const peer = (originSeq: number, ops: LogEntry['ops']) =>
+      encodeEntry({ seq: 900 + originSeq, epoch: 3, origin: 'peer-b', originSeq, hlc: Date.now() * 1024, ops })
+    await Promise.all([
+      store.writeEachWithIdentity([
+        [OP_PUT, 'a', '1'],
+        [OP_PUT, 'b', '2'],
+        [OP_DEL, 'c'],
+      ]),
+      store.writeWithIdentity([
+        [OP_PUT, 'd', '3'],
+        [OP_PUT, 'e', Buffer.from([1, 2, 3])],
+      ]),
+      store.applyEncoded([peer(1, [[OP_PUT, 'a', 'p1']]), peer(2, [[OP_DEL, 'f']])], store.resolver, 'append'),
+      store.write([[OP_PUT, 'g', '4']]),
+    ])
+    // A frame holding an entry this node has (skipped: no seq), then one it lacks.
+    await store.applyEncoded([peer(2, [[OP_DEL, 'f']]), peer(3, [[OP_PUT, 'h', 'p3']])], store.resolver, 'append')
+    await store.expire(['b'])
+    await store.collect([Buffer.from('c')], store.committedVv)
+    const { pushed, read } = tailIdentities(store, first)
+    expect(read.length).toBe(store.lastSeq - first + 1)
+    expect(read.filter(([origin]) => origin === 'peer-b').map(([, n]) => n)).toEqual([1, 2, 3])
+    expect(read.some(([origin]) => origin === '')).toBe(true) // housekeeping (the expiry, the collection)
+    expect(pushed).toEqual(read)
+  })
+
+  it("keeps every entry with its own origin and counter: a single master's writes and a replica's kept entries", async () => {
+    const master = await open('ids-master')
+    master.log.keepTail(true)
+    await Promise.all([
+      master.write([[OP_PUT, 'a', '1']]),
+      master.writeEach([
+        [OP_PUT, 'b', '2'],
+        [OP_DEL, 'a'],
+      ]),
+      master.write([
+        [OP_PUT, 'c', '3'],
+        [OP_PUT, 'd', '4'],
+      ]),
+    ])
+    const ofMaster = tailIdentities(master, 1)
+    expect(ofMaster.read.length).toBe(master.lastSeq)
+    expect(ofMaster.pushed).toEqual(ofMaster.read)
+    const replica = await open('ids-replica')
+    replica.log.keepTail(true)
+    const raws: Buffer[] = []
+    for await (const [, raw] of master.log.read(1)) raws.push(Buffer.from(raw))
+    await applyFrame(replica, raws)
+    const ofReplica = tailIdentities(replica, 1)
+    expect(ofReplica.read.length).toBe(raws.length)
+    expect(ofReplica.pushed).toEqual(ofReplica.read)
+  })
+
   it('holds entries only while kept, from the first commit after keepTail(true)', async () => {
     const store = await open('d')
     await store.write([[OP_PUT, 'a', '1']])

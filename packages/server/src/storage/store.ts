@@ -17,7 +17,7 @@ import { HybridClock, hlcWallMs } from './hlc.js'
 import { KeyPresence, ticketExists, ticketKnown } from './key-presence.js'
 import { type KeyCounts, type KeyGroup, KeyTracker } from './key-tracker.js'
 import { type CheckLevel, checkLevelDb, type DamagedFile } from './leveldb-check.js'
-import { WriteLog } from './log.js'
+import { type EntryIds, WriteLog } from './log.js'
 import type { BlockPacker } from './log-block.js'
 import {
   type EntryIdentity,
@@ -230,6 +230,8 @@ interface GroupState {
   seq: number
   /** Encoded entries, in seq order from the group's first. */
   raws: Buffer[]
+  /** Their identities, in the same order (for the log's tail: LogTail.originAt); pushed with each raw. */
+  ids: EntryIds
   /**
    * Current records of every key the group writes or a condition names,
    * updated as the group writes them (by latin1 key): for the key count,
@@ -1447,6 +1449,7 @@ export class Store {
       epoch: this.epoch,
       seq: this.nextSeq - 1,
       raws: [],
+      ids: { origins: [], counters: [] },
       current: new Map(),
       keyDelta: 0,
       damaged: null,
@@ -1644,7 +1647,7 @@ export class Store {
       const seq = commit.seq
       this.lastSeq = seq
       this.lastCommitAt = this.clock.wall()
-      this.log.committed(first, commit.raws, this.lastCommitAt)
+      this.log.committed(first, commit.raws, this.lastCommitAt, commit.ids)
       if (checkpoint) this.log.resumedAt(seq, checkpoint)
       this.dirtySinceSync = true
       this.notifyCommit(seq)
@@ -2003,6 +2006,7 @@ export class Store {
       const entry: LogEntry = { seq, epoch: commit.epoch, origin: this.origin, originSeq, hlc, ops }
       this.putEntry(commit, entry, ops === write.ops ? write : undefined)
       commit.raws.push(encodeEntry(entry))
+      identify(commit, this.origin, originSeq)
     }
     commit.writes++
     return write.identity ? { seq, origin: this.origin, originSeq, hlc } : seq
@@ -2018,6 +2022,7 @@ export class Store {
       const entry: LogEntry = { seq, epoch: commit.epoch, origin: this.origin, originSeq, hlc, ops: [op] }
       this.putEntry(commit, entry, write, at)
       commit.raws.push(encodeEntry(entry))
+      identify(commit, this.origin, originSeq)
     }
     commit.writes++
     return seq
@@ -2079,9 +2084,11 @@ export class Store {
       // the same entry (the block packer takes it like any other raw).
       noteWriterFault(err)
       commit.raws.push(encodeEntry({ seq, epoch: commit.epoch, origin: this.origin, originSeq, hlc, ops: [op] }))
+      identify(commit, this.origin, originSeq)
       return
     }
     blocks.placed(commit.raws, end)
+    identify(commit, this.origin, originSeq)
   }
 
   /** This node's origin as an entry's field (see writePutEntry), made again only when the origin changes. */
@@ -2127,6 +2134,7 @@ export class Store {
     }
     const entry: LogEntry = { seq, epoch: commit.epoch, ...identity, ops }
     commit.raws.push(encodeEntry(entry))
+    identify(commit, identity.origin, originSeq)
     commit.writes++
     return write.identity ? { seq, ...identity } : seq
   }
@@ -2301,6 +2309,7 @@ export class Store {
       }
       if (keep) commit.raws.push(entry.raw)
       else this.addPlaced(commit, entry, seq)
+      identify(commit, entry.origin, entry.originSeq)
     }
     return commit.seq
   }
@@ -2446,6 +2455,7 @@ export class Store {
     const seq = ++commit.seq
     const entry: LogEntry = { seq, epoch: commit.epoch, origin: NO_ORIGIN, originSeq: 0, hlc: 0, ops }
     commit.raws.push(encodeEntry(entry))
+    identify(commit, NO_ORIGIN, 0)
     return seq
   }
 
@@ -3478,6 +3488,12 @@ function damagedError(dataDir: string, damage: DamagedFile[], cause?: unknown): 
  * empty string value, live like every record of a data dir without tombstones.
  */
 const PRESENT = Buffer.from([0])
+
+/** The identity of the entry just added to the group's raws (see GroupState.ids). */
+function identify(commit: GroupState, origin: string, counter: number): void {
+  commit.ids.origins.push(origin)
+  commit.ids.counters.push(counter)
+}
 
 /**
  * Whether the stubs of these writes' keys may go straight into their
