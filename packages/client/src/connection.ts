@@ -12,6 +12,7 @@ import {
   type WireError,
 } from '@tandem/protocol'
 import WebSocket from 'ws'
+import { encodeRequestFrame } from './request-writer.js'
 
 /**
  * One WebSocket to one tandem node. Requests are numbered; the replies are
@@ -204,7 +205,7 @@ export class NodeConnection {
     this.unsent = []
     if (this.pending.size === 0) this.lastHeardAt = performance.now()
     for (const r of batch) this.pending.set(r.id, r)
-    const frame = encodeFrame(batch.length === 1 ? batch[0].message : batch.map((r) => r.message))
+    const frame = encodeRequestFrame(batch)
     if (frame.length <= this.maxFrameBytes) return this.ws.send(frame)
     // Over the node's frame limit the node would close the connection
     // (1009), failing every call on it: split, and refuse what alone is too big.
