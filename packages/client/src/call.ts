@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks'
 import { TandemError } from '@tandem/protocol'
 import type { NodeConnection, PendingRequest } from './connection.js'
 
@@ -25,6 +26,8 @@ export interface CallHost {
   noteStamp(result: unknown): void
   /** Wake-ups of calls waiting out a backoff (a pushed master change runs them at once). */
   waiting: Set<() => void>
+  /** The client's calls' deadlines. */
+  deadlines: Deadlines
   /** The client is closed: whatever went wrong, the call fails with CLOSED. */
   closed(): boolean
   /** Whether a call that could not be sent (or lost its connection) tries again; false: it fails at once. */
@@ -52,6 +55,7 @@ export function pinnedTo(host: CallHost, conn: NodeConnection): CallHost {
     stamp: () => 0,
     noteStamp() {},
     waiting: host.waiting,
+    deadlines: host.deadlines,
     closed: () => host.closed(),
     retries: false,
   }
@@ -76,7 +80,8 @@ export class Call implements PendingRequest {
   private current: NodeConnection | null = null
   private lastError: TandemError | undefined
   private delay = MIN_BACKOFF_MS
-  private readonly timer: NodeJS.Timeout
+  /** performance.now() at which the call fails with TIMEOUT. */
+  readonly deadline: number
 
   constructor(
     private readonly host: CallHost,
@@ -89,7 +94,8 @@ export class Call implements PendingRequest {
     this.id = message.id as number
     this.mutates = MUTATING.has(String(message.op))
     this.writes = WRITES.has(String(message.op))
-    this.timer = setTimeout(onCallTimeout, timeoutMs, this)
+    this.deadline = performance.now() + timeoutMs
+    host.deadlines.add(this, timeoutMs)
   }
 
   resolve(result: unknown): void {
@@ -179,12 +185,17 @@ export class Call implements PendingRequest {
     if (this.finish()) this.fail(err)
   }
 
+  /** Whether the call has settled. */
+  get settled(): boolean {
+    return this.done
+  }
+
   /** Marks the call settled; false when it already was. */
   private finish(): boolean {
     if (this.done) return false
     this.done = true
     this.host.finished()
-    clearTimeout(this.timer)
+    this.host.deadlines.settled(this.timeoutMs)
     return true
   }
 
@@ -210,8 +221,106 @@ export class Call implements PendingRequest {
   }
 }
 
-function onCallTimeout(call: Call): void {
-  call.timedOut()
+/** A run of calls with one timeout, in the order they began (so in deadline order), from `head` on. */
+interface DeadlineQueue {
+  calls: (Call | undefined)[]
+  head: number
+  /** Calls in it not settled. */
+  waiting: number
+}
+
+/** setTimeout's longest delay: a longer one fires at once. */
+const MAX_TIMER_MS = 0x7fffffff
+
+/**
+ * A client's calls' timeouts, without a timer each. Calls with the same
+ * timeout reach their deadlines in the order they began, so each such run
+ * is a queue, and one timer, set for the earliest deadline at the queues'
+ * heads, serves them all; a settled call leaves its queue when the calls
+ * before it have (at once, when they settle in order, as pipelined calls
+ * on one connection do). A Timeout per call (with its arguments, and its
+ * place in Node's timer list) was a measurable share of the SDK's CPU a
+ * pipelined put, and of what every young-generation collection copies
+ * while the call waits. The timer is cleared when every call has settled:
+ * it keeps the process alive only while a call waits, as a call's own
+ * Timeout did.
+ */
+export class Deadlines {
+  private readonly queues = new Map<number, DeadlineQueue>()
+  private timer: NodeJS.Timeout | null = null
+  private timerAt = Number.POSITIVE_INFINITY
+
+  add(call: Call, timeoutMs: number): void {
+    let queue = this.queues.get(timeoutMs)
+    if (queue === undefined) {
+      queue = { calls: [], head: 0, waiting: 0 }
+      this.queues.set(timeoutMs, queue)
+    }
+    queue.calls.push(call)
+    queue.waiting++
+    if (call.deadline < this.timerAt) this.arm(call.deadline)
+  }
+
+  /** A call of this timeout settled: the settled calls at its queue's head leave it. */
+  settled(timeoutMs: number): void {
+    const queue = this.queues.get(timeoutMs)
+    if (queue === undefined) return
+    queue.waiting--
+    const { calls } = queue
+    let head = queue.head
+    while (head < calls.length && (calls[head] as Call).settled) calls[head++] = undefined
+    if (head === calls.length) {
+      calls.length = 0
+      queue.head = 0
+      this.queues.delete(timeoutMs)
+      if (this.queues.size === 0 && this.timer !== null) {
+        clearTimeout(this.timer)
+        this.timer = null
+        this.timerAt = Number.POSITIVE_INFINITY
+      }
+      return
+    }
+    // Settled calls behind one that waits (a node that does not answer) stay until it settles or
+    // times out; once they outnumber the waiting ones, only the waiting ones are kept, in order.
+    if (calls.length - head > 2 * queue.waiting + 1024) {
+      let kept = 0
+      for (let i = head; i < calls.length; i++) {
+        const call = calls[i] as Call
+        if (!call.settled) calls[kept++] = call
+      }
+      calls.length = kept
+      head = 0
+    }
+    queue.head = head
+  }
+
+  private arm(at: number): void {
+    if (this.timer !== null) clearTimeout(this.timer)
+    this.timerAt = at
+    this.timer = setTimeout(() => this.expire(), Math.min(MAX_TIMER_MS, Math.max(0, Math.ceil(at - performance.now()))))
+  }
+
+  /** Fails the calls whose deadlines have passed, and sets the timer for the next. */
+  private expire(): void {
+    this.timer = null
+    this.timerAt = Number.POSITIVE_INFINITY
+    const now = performance.now()
+    let next = Number.POSITIVE_INFINITY
+    for (const [timeoutMs, queue] of [...this.queues]) {
+      while (queue.head < queue.calls.length) {
+        const call = queue.calls[queue.head] as Call
+        if (!call.settled && call.deadline > now) break
+        queue.calls[queue.head++] = undefined
+        // Settling calls back into settled(), which finds this queue's head moved on.
+        if (!call.settled) call.timedOut()
+      }
+      const head = queue.calls[queue.head]
+      if (head === undefined) {
+        if (this.queues.get(timeoutMs) === queue) this.queues.delete(timeoutMs)
+      } else if (head.deadline < next) next = head.deadline
+    }
+    if (next !== Number.POSITIVE_INFINITY && next < this.timerAt) this.arm(next)
+  }
 }
 
 /** Ops that change state: if their reply is lost, their outcome is unknown. */

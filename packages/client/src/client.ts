@@ -16,7 +16,7 @@ import {
   type WriteResult,
 } from '@tandem/protocol'
 import { snapshotFrom } from './backup.js'
-import { Call, type CallHost, pinnedTo, type Route } from './call.js'
+import { Call, type CallHost, Deadlines, pinnedTo, type Route } from './call.js'
 import { dial, NodeConnection, type PendingRequest } from './connection.js'
 import { checkConsistency, checkKey, checkValue, withConditions, withWriteFields, writeTimeout } from './messages.js'
 import type {
@@ -514,6 +514,7 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
       if (typeof hlc === 'number' && Number.isSafeInteger(hlc) && hlc > this.stamp) this.stamp = hlc
     },
     waiting: this.waiting,
+    deadlines: new Deadlines(),
     retries: true,
   }
 
