@@ -105,3 +105,48 @@ describe('encodeRequestFrame', () => {
     for (const [i, { frame, copy }] of given.entries()) expect(frame.equals(copy), `frame ${i}`).toBe(true)
   })
 })
+
+describe('encodeRequestFrame at the end of its slab', () => {
+  /** Where the next frame starts in the slab, and the slab's size (a slab is a buffer of its own: see request-writer.ts). */
+  function slabState(): { at: number; size: number } {
+    const frame = encodeRequestFrame(frameOf([{}]))
+    return { at: frame.byteOffset + frame.length, size: frame.buffer.byteLength }
+  }
+
+  // Strings whose UTF-8 bytes need a longer header than their characters: 31 and 255 characters of
+  // 3 bytes (a str8, a str16), 65,535 (a str32), and of 2 bytes, and one just under each boundary.
+  const GROWING = [
+    '\u20ac'.repeat(31),
+    '\u00e9'.repeat(31),
+    `${'a'.repeat(30)}\u00e9`,
+    '\u20ac'.repeat(255),
+    '\u00e9'.repeat(255),
+    '\u20ac'.repeat(65_535),
+    '\u20ac'.repeat(10),
+  ]
+
+  it('writes a string whose header grows byte for byte as encodeFrame, whatever room the slab has left', () => {
+    for (const value of GROWING) {
+      // The string's bytes ending 0 to 8 bytes short of the slab's end, and past it.
+      for (let slack = -2; slack <= 8; slack++) {
+        const message = { k: value, n: 5 }
+        const { at, size } = slabState()
+        // A filler frame {v: bin16} of 8 + n bytes, then the message's 5 bytes before the string; the
+        // string written from there with room for its characters' header and 3 bytes a character.
+        const guess = value.length < 0x20 ? 1 : value.length < 0x100 ? 2 : value.length < 0x10000 ? 3 : 5
+        let n = size - at - 8 - 5 - guess - value.length * 3 - slack
+        // A slab too short for the filler: start on a new one (a frame larger than the slab's rest).
+        if (n < 256) {
+          encodeRequestFrame(frameOf([{ v: Buffer.alloc(size - at + 1) }]))
+          const next = slabState()
+          n = next.size - next.at - 8 - 5 - guess - value.length * 3 - slack
+        }
+        if (n < 256 || n > 0xffff) continue
+        const filler = { v: Buffer.alloc(n, 7) }
+        expect(encodeRequestFrame(frameOf([filler])).equals(msgpackr([filler]))).toBe(true)
+        const got = encodeRequestFrame(frameOf([message]))
+        expect(got.equals(msgpackr([message])), `${value.length} characters, slack ${slack}`).toBe(true)
+      }
+    }
+  })
+})

@@ -164,7 +164,9 @@ function writeNumber(value: number): void {
 function writeString(value: string): void {
   const chars = value.length
   const guess = chars < 0x20 ? 1 : chars < 0x100 ? 2 : chars < 0x10000 ? 3 : 5
-  room(guess + chars * 3)
+  // Room for the largest header, not the guessed one: the bytes may need a longer header than the
+  // characters (31 characters of 3 bytes each take a str8), and are moved up to it below.
+  room(5 + chars * 3)
   const buf = slab
   const from = at + guess
   let length: number
