@@ -150,3 +150,68 @@ describe('encodeRequestFrame at the end of its slab', () => {
     }
   })
 })
+
+describe('encodeRequestFrame against encodeFrame, random messages', () => {
+  /** mulberry32, as the repo's seeded tests use it. */
+  function prng(seed: number): () => number {
+    let a = seed >>> 0
+    return () => {
+      a = (a + 0x6d2b79f5) >>> 0
+      let t = a
+      t = Math.imul(t ^ (t >>> 15), t | 1)
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+    }
+  }
+  const CHARS = ['a', '\u0000', '\u007f', '\u0080', '\u00e9', '\u07ff', '\u0800', '\u20ac', '\uffff', '\ud83d\ude00']
+  const LONE_HALVES = ['\ud800', '\udbff', '\udc00', '\udfff']
+
+  function text(next: () => number): string {
+    const length = [0, 1, 10, 21, 31, 32, 63, 64, 65, 85, 86, 255, 256, 1000][Math.floor(next() * 14)]
+    const mixed = next()
+    let out = ''
+    while (out.length < length) {
+      const r = next()
+      out += r < mixed ? 'k' : r < 0.97 ? CHARS[Math.floor(next() * CHARS.length)] : LONE_HALVES[Math.floor(next() * 4)]
+    }
+    return out
+  }
+
+  function value(next: () => number): unknown {
+    const r = next()
+    if (r < 0.35) return text(next)
+    if (r < 0.6) {
+      const edges = [0, 0x7f, 0x80, 0xff, 0x100, 0xffff, 0x10000, 2 ** 31, 2 ** 32, 2 ** 53]
+      const n = edges[Math.floor(next() * edges.length)] + Math.floor(next() * 3) - 1
+      const s = next()
+      return s < 0.4
+        ? n
+        : s < 0.8
+          ? -n
+          : s < 0.9
+            ? n + 0.5
+            : [-0, Number.NaN, Infinity, -Infinity][Math.floor(next() * 4)]
+    }
+    if (r < 0.7) return [true, false, null][Math.floor(next() * 3)]
+    const length = [0, 1, 100, 255, 256, 4000, 65_535, 65_536][Math.floor(next() * 8)]
+    const bytes = next() < 0.5 ? Buffer.alloc(length, length & 0xff) : new Uint8Array(length).fill(7)
+    // A view into a larger buffer, as a caller's slice is.
+    return next() < 0.3 ? Buffer.concat([Buffer.from([1, 2]), bytes]).subarray(2) : bytes
+  }
+
+  it('writes every frame byte for byte as encodeFrame, wherever in its slab it falls', () => {
+    for (let seed = 1; seed <= 60; seed++) {
+      const next = prng(seed)
+      for (let f = 0; f < 200; f++) {
+        const batch = Array.from({ length: 1 + Math.floor(next() * 3) }, () => {
+          const message: Record<string, unknown> = { op: 'put', id: f }
+          const fields = Math.floor(next() * 4)
+          for (let i = 0; i < fields; i++) message[next() < 0.5 ? text(next) : `f${i}`] = value(next)
+          return message
+        })
+        const got = encodeRequestFrame(frameOf(batch))
+        expect(got.equals(msgpackr(batch)), `seed ${seed}, frame ${f}`).toBe(true)
+      }
+    }
+  })
+})
