@@ -185,3 +185,49 @@ describe('log tail as bins (what a replica frame is built from)', () => {
     expect(tail.reservedBytes).toBe(0)
   })
 })
+
+describe('log tail identities through gaps, resets and refills', () => {
+  it('never answers a slot with another entry’s identity: gaps, entries too big or empty, empty() and clear() among the pushes', () => {
+    for (let seed = 1; seed <= 40; seed++) {
+      const random = rng(seed * 7919)
+      const maxEntries = 2 + Math.floor(random() * 30)
+      const maxBytes = 64 + Math.floor(random() * 2000)
+      const tail = new LogTail(maxEntries, maxBytes)
+      const origins = ['', 'node-a', 'node-b', 'nœud-c', 'node-a ']
+      /** What each seq was last pushed as: its bytes and identity (null: pushed without one). */
+      const pushed = new Map<number, { raw: Buffer; id: [string, number] | null }>()
+      let seq = 0
+      for (let step = 0; step < 1500; step++) {
+        const r = random()
+        if (r < 0.01) tail.empty()
+        else if (r < 0.015) tail.clear()
+        // A gap (the tail starts afresh), or a seq pushed again after a reset (a restart, a full resync).
+        if (r < 0.03) seq += Math.floor(random() * 5) - 2
+        seq = Math.max(seq + 1, 1)
+        const length = random() < 0.02 ? (random() < 0.5 ? 0 : maxBytes + 1) : 1 + Math.floor(random() * (maxBytes / 3))
+        const raw = entry(seq * 7 + step, length)
+        const id: [string, number] | null =
+          random() < 0.2 ? null : [origins[Math.floor(random() * origins.length)], step * 1000 + 2 ** 40]
+        if (id === null) tail.push(seq, raw)
+        else tail.push(seq, raw, ...id)
+        pushed.set(seq, { raw, id })
+        if (tail.length === 0) continue
+        const first = seq - tail.length + 1
+        const held = tail.from(first, Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER)!
+        expect(held.length, `seed ${seed} step ${step}`).toBe(tail.length)
+        for (let s = first; s <= seq; s++) {
+          const want = pushed.get(s)!
+          // The bytes held for s, and the identity pushed with those bytes, not an earlier push of s or of the slot.
+          expect(held[s - first].equals(want.raw), `seed ${seed} step ${step} seq ${s}`).toBe(true)
+          const origin = tail.originAt(s)
+          expect(origin === null ? null : [origin, tail.counterAt(s)], `seed ${seed} step ${step} seq ${s}`).toEqual(
+            want.id,
+          )
+          expect(tail.binBytesAt(s)).toBe(
+            held[s - first].length + (held[s - first].length < 256 ? 2 : held[s - first].length < 65536 ? 3 : 5),
+          )
+        }
+      }
+    }
+  })
+})
