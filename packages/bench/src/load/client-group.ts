@@ -1,7 +1,7 @@
 import { randomFillSync } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { type Driver, type DriverSpec, openDriver } from '../drivers/driver.js'
-import { chooser, keyName } from '../keys.js'
+import { chooser, keyName, keyNamer } from '../keys.js'
 import type { LoadWorkloadName } from '../options.js'
 import { READ_FRACTION } from '../workloads.js'
 import { type Histogram, newHistogram } from './histogram.js'
@@ -49,10 +49,13 @@ export class ClientGroup {
   private errors = 0
   private firstError: string | undefined
   private onQuota: (() => void) | null = null
+  /** keyName over the group's keyspace (made in open: a table for all its loops). */
+  private keyName: (i: number) => string = keyName
 
   constructor(private readonly spec: GroupSpec) {}
 
   async open(): Promise<void> {
+    this.keyName = keyNamer(this.spec.keys)
     this.drivers = await Promise.all(
       Array.from({ length: this.spec.clients }, (_, i) => {
         const driver = this.spec.driver
@@ -118,7 +121,7 @@ export class ClientGroup {
     let next = 0
     const one = async (d: number, due: number): Promise<void> => {
       const driver = this.drivers[d]
-      const key = keyName(nextKey())
+      const key = this.keyName(nextKey())
       const read = readFraction === 1 || (readFraction > 0 && Math.random() < readFraction)
       try {
         await (read ? driver.get(key) : driver.put(key, value))
@@ -170,7 +173,7 @@ export class ClientGroup {
     const value = randomFillSync(Buffer.alloc(valueSize))
     const quota = this.spec.requests ?? Number.POSITIVE_INFINITY
     while (!this.stopping) {
-      const key = keyName(nextKey())
+      const key = this.keyName(nextKey())
       const read = readFraction === 1 || (readFraction > 0 && Math.random() < readFraction)
       const started = performance.now()
       try {
