@@ -71,6 +71,31 @@ describe('SDK requests: deadlines, the queue bound and bad arguments', () => {
     await off.close()
   })
 
+  it('refuses timeouts that are not a finite number of ms above 0, on the client and on each call', async () => {
+    const bad = [Number.NaN, Number.POSITIVE_INFINITY, 0, -5, '100']
+    for (const ms of bad) {
+      await expect(
+        TandemClient.connect({ servers: [node.address], timeoutMs: ms as unknown as number }),
+      ).rejects.toThrow(/^timeoutMs must be a finite number of ms above 0/)
+      await expect(
+        TandemClient.connect({ servers: [node.address], connectTimeoutMs: ms as unknown as number }),
+      ).rejects.toThrow(/^connectTimeoutMs must be a finite number of ms above 0/)
+    }
+    // A call with one is rejected before it is sent, and leaves no slot of
+    // maxQueued taken: the one slot still takes the next call.
+    const db = await TandemClient.connect({ servers: [node.address], maxQueued: 1 })
+    for (const ms of bad) {
+      const timeoutMs = ms as unknown as number
+      expect(await settledHow(() => db.put('timeout-bad', String(ms), { timeoutMs }))).toBe('rejected')
+      await expect(db.get('timeout-bad', { timeoutMs })).rejects.toThrow(TypeError)
+      await expect(db.ping({ timeoutMs })).rejects.toThrow(/timeoutMs must be a finite number of ms above 0/)
+    }
+    expect(await db.get('timeout-bad')).toBeUndefined()
+    await db.put('timeout-good', 'v', { timeoutMs: 5000 })
+    expect(await db.get('timeout-good', { timeoutMs: 5000 })).toBe('v')
+    await db.close()
+  })
+
   it('refuses calls past maxQueued with BUSY, and counts settled calls out again', async () => {
     const db = await TandemClient.connect({ servers: [node.address], maxQueued: 2 })
     await node.kill('SIGSTOP')

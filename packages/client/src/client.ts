@@ -18,7 +18,15 @@ import {
 import { snapshotFrom } from './backup.js'
 import { Call, type CallHost, Deadlines, pinnedTo, type Route } from './call.js'
 import { dial, NodeConnection, type PendingRequest } from './connection.js'
-import { checkConsistency, checkKey, checkValue, withConditions, withWriteFields, writeTimeout } from './messages.js'
+import {
+  checkConsistency,
+  checkKey,
+  checkTimeout,
+  checkValue,
+  withConditions,
+  withWriteFields,
+  writeTimeout,
+} from './messages.js'
 import type {
   ClientStatus,
   CloseOptions,
@@ -86,7 +94,9 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
       if (problem !== null) throw new TypeError(`server address: ${problem}`)
     }
     this.timeoutMs = options.timeoutMs ?? 10_000
+    checkTimeout('timeoutMs', this.timeoutMs)
     this.connectTimeoutMs = options.connectTimeoutMs ?? 5000
+    checkTimeout('connectTimeoutMs', this.connectTimeoutMs)
     this.maxQueued = options.maxQueued ?? 100_000
     this.livenessTimeoutMs = options.livenessTimeoutMs ?? 2000
     if (options.consistency !== undefined) checkConsistency(options.consistency)
@@ -474,6 +484,11 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
 
   private request(message: Record<string, unknown>, route: Route, timeoutMs = this.timeoutMs): Promise<unknown> {
     if (this.state !== 'open') return Promise.reject(new TandemError('CLOSED', 'client is closed'))
+    try {
+      checkTimeout('timeoutMs', timeoutMs)
+    } catch (err) {
+      return Promise.reject(err)
+    }
     if (this.outstanding >= this.maxQueued) {
       return Promise.reject(new TandemError('BUSY', `${this.outstanding} requests outstanding (maxQueued)`))
     }

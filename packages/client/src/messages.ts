@@ -12,6 +12,17 @@ export function checkConsistency(value: unknown): asserts value is Consistency {
 }
 
 /** A w>0 write's own deadline is enforced by the server, which then says TIMEOUT with the seq; wait a little longer for that answer. */
+/**
+ * A timeout in ms given to the client or a call: a finite number above 0.
+ * NaN, Infinity, 0, a negative or a string would otherwise arm no deadline
+ * or one that fires whenever another call's does.
+ */
+export function checkTimeout(name: string, ms: unknown): void {
+  if (typeof ms !== 'number' || !(ms > 0 && ms < Number.POSITIVE_INFINITY)) {
+    throw new TypeError(`${name} must be a finite number of ms above 0, got ${String(ms)}`)
+  }
+}
+
 export function writeTimeout(options: WriteOptions, fallback: number): number {
   return options.w !== undefined && options.timeoutMs !== undefined
     ? options.timeoutMs + 1000

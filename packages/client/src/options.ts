@@ -35,7 +35,7 @@ export interface ConnectOptions {
    * a single request larger fails with TOOLARGE without being sent.
    */
   maxFrameBytes?: number
-  /** Default per-request timeout in ms (default 10,000). */
+  /** Default per-request timeout in ms (default 10,000): a finite number above 0, else a TypeError. */
   timeoutMs?: number
   /** How long to keep trying to connect before a request fails with UNAVAILABLE (default 5,000). */
   connectTimeoutMs?: number
@@ -64,6 +64,7 @@ export interface WriteOptions {
    * 'majority'. In a multi-master group: peers.
    */
   w?: WriteConcern
+  /** This call's timeout in ms (a finite number above 0; a call with another fails with a TypeError). */
   timeoutMs?: number
   /**
    * Multi-master (vclock): the context a read returned (getAll, or a
@@ -92,6 +93,7 @@ export type PutOptions = WriteOptions & PutConditions
 export type DelOptions = WriteOptions & DelConditions
 
 export interface RequestOptions {
+  /** This call's timeout in ms (a finite number above 0; a call with another fails with a TypeError). */
   timeoutMs?: number
 }
 
