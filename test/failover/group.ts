@@ -359,4 +359,4 @@ function putOf(write: WriteAttempt): { key: string; value: string } {
   return { key: op.key, value: op.value }
 }
 
-export { prng } from '../helpers/prng.js'
+export { prng } from '@tandem/protocol'

@@ -1,4 +1,4 @@
-import { encodeFrame } from '@tandem/protocol'
+import { encodeFrame, prng } from '@tandem/protocol'
 import { describe, expect, it } from 'vitest'
 import { encodeRequestFrame } from './request-writer.js'
 
@@ -152,17 +152,6 @@ describe('encodeRequestFrame at the end of its slab', () => {
 })
 
 describe('encodeRequestFrame against encodeFrame, random messages', () => {
-  /** mulberry32, as the repo's seeded tests use it. */
-  function prng(seed: number): () => number {
-    let a = seed >>> 0
-    return () => {
-      a = (a + 0x6d2b79f5) >>> 0
-      let t = a
-      t = Math.imul(t ^ (t >>> 15), t | 1)
-      t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-      return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-    }
-  }
   const CHARS = ['a', '\u0000', '\u007f', '\u0080', '\u00e9', '\u07ff', '\u0800', '\u20ac', '\uffff', '\ud83d\ude00']
   const LONE_HALVES = ['\ud800', '\udbff', '\udc00', '\udfff']
 

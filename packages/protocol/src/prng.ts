@@ -1,7 +1,7 @@
 /**
- * A deterministic PRNG (mulberry32) for the package's seeded tests, so a
- * failing case can be replayed from its seed (the server package's
- * util/prng.ts and test/helpers/prng.ts are the same generator).
+ * A deterministic PRNG (mulberry32) for tandem's seeded tests and fuzz
+ * runs, in every package and in test/, so a failing case can be replayed
+ * from its seed. Not for anything that must be unpredictable.
  */
 export function prng(seed: number): () => number {
   let a = seed >>> 0

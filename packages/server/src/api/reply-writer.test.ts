@@ -1,12 +1,11 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { decodeFrame, encodeFrame } from '@tandem/protocol'
+import { decodeFrame, encodeFrame, prng as random } from '@tandem/protocol'
 import { describe, expect, it } from 'vitest'
 import { LwwResolver } from '../multimaster/lww.js'
 import { OP_PUT } from '../storage/log-entry.js'
 import { Store } from '../storage/store.js'
-import { prng as random } from '../util/prng.js'
 import { encodeIdentityReply, encodeReply } from './reply-writer.js'
 
 const NUMBERS = [

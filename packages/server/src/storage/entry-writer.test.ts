@@ -1,6 +1,5 @@
-import { Packr } from '@tandem/protocol'
+import { Packr, prng as random } from '@tandem/protocol'
 import { describe, expect, it } from 'vitest'
-import { prng as random } from '../util/prng.js'
 import { readForApply } from './entry-scan.js'
 import { onWriterFault, packedOrigin, putEntryBytes, writeEntry, writePutEntry, writerFaults } from './entry-writer.js'
 import { decodeEntry, encodeEntry, type LogEntry } from './log-entry.js'
