@@ -28,6 +28,8 @@ export interface CallHost {
   waiting: Set<() => void>
   /** The client's calls' deadlines. */
   deadlines: Deadlines
+  /** Whether the nodes are a fail-over group (--cluster); null until a node says. */
+  clusterGroup(): boolean | null
   /** The client is closed: whatever went wrong, the call fails with CLOSED. */
   closed(): boolean
   /** Whether a call that could not be sent (or lost its connection) tries again; false: it fails at once. */
@@ -56,6 +58,7 @@ export function pinnedTo(host: CallHost, conn: NodeConnection): CallHost {
     noteStamp() {},
     waiting: host.waiting,
     deadlines: host.deadlines,
+    clusterGroup: () => host.clusterGroup(),
     closed: () => host.closed(),
     retries: false,
   }
@@ -78,6 +81,13 @@ export class Call implements PendingRequest {
   private readonly writes: boolean
   private done = false
   private current: NodeConnection | null = null
+  /**
+   * A read sent as linearizable only because the client did not know yet
+   * whether the nodes are a fail-over group: once discovery says they are
+   * not, it goes without, as the client's later reads do (a multi-master
+   * peer refuses linearizable reads with INVALID).
+   */
+  defaultRead = false
   private lastError: TandemError | undefined
   private delay = MIN_BACKOFF_MS
   /** performance.now() at which the call fails with TIMEOUT. */
@@ -140,6 +150,7 @@ export class Call implements PendingRequest {
     const ready = this.host.readyConnection(this.route)
     if (ready) {
       this.current = ready
+      if (this.defaultRead) this.settleDefaultRead()
       try {
         ready.send(this)
         return
@@ -151,6 +162,7 @@ export class Call implements PendingRequest {
       (conn) => {
         if (this.done) return
         this.current = conn
+        if (this.defaultRead) this.settleDefaultRead()
         try {
           conn.send(this)
         } catch (err) {
@@ -188,6 +200,13 @@ export class Call implements PendingRequest {
   /** Whether the call has settled. */
   get settled(): boolean {
     return this.done
+  }
+
+  /** Drops the client-chosen linearizable of a read once the nodes are known not to be a fail-over group. */
+  private settleDefaultRead(): void {
+    if (this.host.clusterGroup() !== false) return
+    delete this.message.consistency
+    this.defaultRead = false
   }
 
   /** Marks the call settled; false when it already was. */

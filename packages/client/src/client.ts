@@ -164,7 +164,12 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
       const message: Record<string, unknown> = { op: 'get', key }
       if (consistency !== undefined) message.consistency = consistency
       if (options.meta === true) message.meta = true
-      return this.request(message, readRoute(consistency), options.timeoutMs).then(orUndefined<Value | ValueMeta>)
+      return this.request(
+        message,
+        readRoute(consistency),
+        options.timeoutMs,
+        this.defaultRead(options.consistency, consistency),
+      ).then(orUndefined<Value | ValueMeta>)
     } catch (err) {
       return Promise.reject(err)
     }
@@ -180,7 +185,8 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
     const consistency = this.readConsistency(options.consistency)
     const message: Record<string, unknown> = { op: 'getAll', key }
     if (consistency !== undefined) message.consistency = consistency
-    return (await this.request(message, readRoute(consistency), options.timeoutMs)) as GetAllResult
+    const defaultRead = this.defaultRead(options.consistency, consistency)
+    return (await this.request(message, readRoute(consistency), options.timeoutMs, defaultRead)) as GetAllResult
   }
 
   async mget(keys: string[], options: ReadOptions = {}): Promise<(Value | undefined)[]> {
@@ -189,7 +195,13 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
     const consistency = this.readConsistency(options.consistency)
     const message: Record<string, unknown> = { op: 'mget', keys }
     if (consistency !== undefined) message.consistency = consistency
-    const values = (await this.request(message, readRoute(consistency), options.timeoutMs)) as (Value | null)[]
+    const defaultRead = this.defaultRead(options.consistency, consistency)
+    const values = (await this.request(
+      message,
+      readRoute(consistency),
+      options.timeoutMs,
+      defaultRead,
+    )) as (Value | null)[]
     return values.map((v) => v ?? undefined)
   }
 
@@ -284,13 +296,15 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
     const range: ScanOptions = { ...rest }
     delete range.limit
     // Each page is one read of its own (see the README: a scan is not one snapshot).
-    const consistency = this.readConsistency(asked)
-    const extra = consistency === undefined ? {} : { consistency }
+    if (asked !== undefined) checkConsistency(asked)
     while (remaining === undefined || remaining > 0) {
+      const consistency = this.readConsistency(asked)
+      const extra = consistency === undefined ? {} : { consistency }
       const page = (await this.request(
         { op: 'scan', ...range, ...extra, ...(remaining === undefined ? {} : { limit: remaining }) },
         readRoute(consistency),
         timeoutMs,
+        this.defaultRead(asked, consistency),
       )) as ScanPage
       for (const entry of page.entries) yield entry
       if (remaining !== undefined) remaining -= page.entries.length
@@ -482,7 +496,17 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
     return this.router.clusterGroup === false ? undefined : 'linearizable'
   }
 
-  private request(message: Record<string, unknown>, route: Route, timeoutMs = this.timeoutMs): Promise<unknown> {
+  /** Whether a read's consistency is the client's own linearizable, chosen before any node said what the nodes are. */
+  private defaultRead(asked: Consistency | undefined, consistency: Consistency | undefined): boolean {
+    return asked === undefined && this.options.consistency === undefined && consistency !== undefined
+  }
+
+  private request(
+    message: Record<string, unknown>,
+    route: Route,
+    timeoutMs = this.timeoutMs,
+    defaultRead = false,
+  ): Promise<unknown> {
     if (this.state !== 'open') return Promise.reject(new TandemError('CLOSED', 'client is closed'))
     try {
       checkTimeout('timeoutMs', timeoutMs)
@@ -495,7 +519,9 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
     this.outstanding++
     message.id = this.nextId++
     return new Promise<unknown>((resolve, reject) => {
-      new Call(this.calls, message, route, timeoutMs, resolve, reject).attempt()
+      const call = new Call(this.calls, message, route, timeoutMs, resolve, reject)
+      call.defaultRead = defaultRead
+      call.attempt()
     })
   }
 
@@ -530,6 +556,7 @@ export class TandemClient extends EventEmitter<TandemClientEvents> {
     },
     waiting: this.waiting,
     deadlines: new Deadlines(),
+    clusterGroup: () => this.router.clusterGroup,
     retries: true,
   }
 
