@@ -21,7 +21,9 @@ describe('multi-master flags', () => {
         'lww',
       ])
       expect(other.code).toBe(2)
-      expect(other.stderr).toMatch(/created with --mode multi --conflict vclock/)
+      expect(other.stderr).toMatch(
+        /created with --mode multi --conflict vclock; it cannot be opened with --mode multi --conflict lww \(/,
+      )
       const single = await runNodeBin(SERVER_BIN, ['--port', '0', '--data-dir', dir.path])
       expect(single.code).toBe(2)
       expect(single.stderr).toMatch(/--mode multi --conflict vclock/)
@@ -45,7 +47,9 @@ describe('multi-master flags', () => {
       await node.stop()
       const multi = await runNodeBin(SERVER_BIN, ['--port', '0', '--data-dir', dir.path, '--mode', 'multi'])
       expect(multi.code).toBe(2)
-      expect(multi.stderr).toMatch(/single-master/)
+      expect(multi.stderr).toMatch(
+        /created as a single-master node; it cannot be opened with --mode multi --conflict lww \(/,
+      )
     } finally {
       dir.remove()
     }

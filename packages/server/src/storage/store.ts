@@ -905,7 +905,7 @@ export class Store {
         await this.setPolicy(wanted)
       } else if (stored?.mode !== 'multi' || stored.conflict !== wanted.conflict) {
         throw mismatch(
-          `data dir ${this.dataDir} was created ${stored ? created(stored) : 'as a single-master node'}; it cannot be opened with ${created(wanted)} (the mode and the conflict policy are fixed when a data dir is created; use a new --data-dir)`,
+          `data dir ${this.dataDir} was created ${stored ? created(stored) : 'as a single-master node'}; it cannot be opened ${created(wanted)} (the mode and the conflict policy are fixed when a data dir is created; use a new --data-dir)`,
         )
       }
       this.policy = wanted
