@@ -117,6 +117,8 @@ function printMulti(m: MultiStatus, out: (line: string) => void): void {
 
 /** A note for a peer whose digest is of another hash than this node's (another build, in a rolling upgrade). */
 function otherHash(m: MultiStatus, p: MultiStatus['peers'][number]): string {
+  // A peer that has said nothing yet (no digest) has no hash to compare.
+  if (!p.digest) return ''
   const mine = m.digestHash ?? 1
   const theirs = p.digestHash ?? 1
   return theirs === mine

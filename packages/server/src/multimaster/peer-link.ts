@@ -370,7 +370,18 @@ export class PeerLink {
       'message',
       guarded('peer', this.log, () => ws.terminate(), onMessage),
     )
-    ws.on('error', (err) => this.log.debug('peer socket error', { err: err.message }))
+    ws.on('error', (err) => {
+      this.log.debug('peer socket error', { err: err.message })
+      // Something answered at the address, but not a WebSocket upgrade
+      // (an HTTP server, a proxy's error page): not a tandem node. Said
+      // once in the log and kept in status until a link is made.
+      const answer = /^Unexpected server response: (\d+)/.exec(err.message)
+      if (answer === null || this.ws !== ws || this.state !== 'connecting') return
+      const reason = `not a tandem node: ${this.addr} answered the peer handshake with HTTP ${answer[1]}; will retry`
+      if (reason !== this.reason)
+        this.log.warn('peer address does not answer as a tandem node', { peer: this.addr, status: Number(answer[1]) })
+      this.reason = reason
+    })
     ws.on('close', (code, reason) => this.onClose(code, reason.toString()))
   }
 
