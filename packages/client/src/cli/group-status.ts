@@ -17,7 +17,7 @@ interface GroupRow {
 /**
  * Every node reachable from a seed, the way `etcdctl endpoint status
  * --cluster` shows a cluster: the seed's status names its fail-over
- * members, its master or upstream and its replicas; each of those is asked
+ * members or multi-master peers, its master or upstream and its replicas; each of those is asked
  * in turn, and what they name too, until no new address turns up.
  */
 export async function groupStatus(
@@ -79,11 +79,13 @@ function unreachable(address: string, message: string, code = 'UNAVAILABLE'): Gr
   }
 }
 
-/** The addresses a node's status names: fail-over members, master, upstream, replicas. */
+/** The addresses a node's status names: fail-over members, multi-master peers, master, upstream, replicas. */
 function namedBy(s: NodeStatus): string[] {
   const out: string[] = []
   const failover = s.failover as { members?: { route?: unknown }[] } | undefined
   for (const m of failover?.members ?? []) if (typeof m.route === 'string') out.push(m.route)
+  const multi = (s as { multi?: { peers?: { addr?: unknown }[] } | null }).multi
+  for (const p of multi?.peers ?? []) if (typeof p.addr === 'string') out.push(p.addr)
   if (typeof s.master === 'string') out.push(s.master)
   if (typeof s.upstream === 'string') out.push(s.upstream)
   for (const r of s.replicas ?? []) if (r.addr) out.push(r.addr)
