@@ -57,6 +57,10 @@ describe('multi-master flags', () => {
 
   for (const [args, message] of [
     [['--peers', '127.0.0.1:1'], /--peers needs --mode multi/],
+    [['--conflict', 'vclock'], /--conflict needs --mode multi/],
+    [['--mode', 'single', '--conflict', 'lww'], /--conflict needs --mode multi/],
+    [['--max-siblings', '3'], /--max-siblings needs --mode multi/],
+    [['--replicaof', '127.0.0.1:1', '--conflict', 'vclock'], /--conflict needs --mode multi/],
     [['--mode', 'multi', '--replicaof', '127.0.0.1:1'], /cannot have --replicaof/],
     [['--mode', 'multi', '--cluster', '127.0.0.1:1'], /fail-over group/],
     [['--mode', 'multi', '--conflict', 'newest'], /--conflict/],

@@ -523,6 +523,14 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   }
   const config = result.data
   if (config.mode !== 'multi' && config.peers.length > 0) throw new UsageError('--peers needs --mode multi')
+  // Given (flag, environment or file) to a node that is not multi-master,
+  // these would be ignored in silence: a node meant as a vclock peer would
+  // start as a single master, and its data dir would stay one.
+  for (const name of ['conflict', 'maxSiblings'] as const) {
+    if (config.mode !== 'multi' && input[name] !== undefined) {
+      throw new UsageError(`--${kebab(name)} needs --mode multi (a replica of a peer takes its upstream's policy)`)
+    }
+  }
   if (config.mode === 'multi') {
     if (config.replicaof) throw new UsageError('--mode multi takes writes itself and cannot have --replicaof')
     if (config.cluster.length > 0 || config.witness) {
