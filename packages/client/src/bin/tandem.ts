@@ -96,13 +96,23 @@ function fail(code: ErrorCode, message: string): never {
   throw new TandemError(code, message)
 }
 
+/**
+ * A peer's lag counts what this node lacks from it, as far as the peer has
+ * said: a peer that is gone shows the lag it last had. Off a streaming link,
+ * when it last spoke says how old that is.
+ */
+function heard(p: MultiStatus['peers'][number]): string {
+  if (p.link === 'streaming') return ''
+  return p.lastHeardMsAgo === null ? '  never heard' : `  last heard ${p.lastHeardMsAgo} ms ago`
+}
+
 function printMulti(m: MultiStatus, out: (line: string) => void): void {
   out(`mode multi  conflict ${m.conflict}  origin ${m.origin}  digest ${m.digest}`)
   for (const [origin, counter] of Object.entries(m.vv)) out(`cursor ${origin} ${counter}`)
   for (const p of m.peers) {
     const clock = p.clockOffsetMs === null ? '' : `  clock ${p.clockOffsetMs >= 0 ? '+' : ''}${p.clockOffsetMs} ms`
     out(
-      `peer ${p.addr} ${p.nodeId ?? '-'}  ${p.link}  lag ${p.lagEntries} entries / ${p.lagMs} ms${clock}${p.reason ? `  (${p.reason})` : ''}${otherHash(m, p)}`,
+      `peer ${p.addr} ${p.nodeId ?? '-'}  ${p.link}  lag ${p.lagEntries} entries / ${p.lagMs} ms${heard(p)}${clock}${p.reason ? `  (${p.reason})` : ''}${otherHash(m, p)}`,
     )
   }
   const t = m.tombstones
