@@ -228,7 +228,7 @@ describe('tandem-bench multimaster suite', () => {
       // proxies in this process, its undelayed side has shown p50s of hundreds of ms on a loaded machine.)
       expect(onB.lagMs?.p50).toBeGreaterThanOrEqual(100)
     } finally {
-      await group.stopAll()
+      await group.teardown()
     }
   })
 
@@ -251,7 +251,7 @@ describe('tandem-bench multimaster suite', () => {
       expect(onB.samples).toBeGreaterThanOrEqual(onB.missed)
       expect(onB.lagMs?.p99).toBeGreaterThanOrEqual(200)
     } finally {
-      await group.stopAll()
+      await group.teardown()
     }
   })
 })
