@@ -1,5 +1,7 @@
+import { existsSync } from 'node:fs'
 import { describe, expect, it } from 'vitest'
 import { runNodeBin } from '../helpers/cli.js'
+import { freePort } from '../helpers/fault-proxy.js'
 import { SERVER_BIN, startNode } from '../helpers/node-process.js'
 import { tempDir } from '../helpers/temp-dir.js'
 
@@ -77,4 +79,47 @@ describe('multi-master flags', () => {
       }
     })
   }
+
+  /**
+   * A --peers mistake names the entry itself, not its place in the list,
+   * and stops the node before it touches its data dir: an entry that is
+   * not HOST:PORT, one given twice, and the node's own address (as
+   * --advertise, or as --host:--port), which would be a link refused as
+   * `self` at every retry and a peer counted towards `w` that is not there.
+   */
+  it.each([
+    [['--port', '0', '--peers', '127.0.0.1:7380,127.0.0.1:x'], '--peers: "127.0.0.1:x" is not HOST:PORT'],
+    [['--port', '0', '--peers', '127.0.0.1:7380,127.0.0.1:99999'], '--peers: port 99999 of "127.0.0.1:99999"'],
+    [['--port', '0', '--peers', 'a:1,b:2,a:1'], '--peers: "a:1" is given twice'],
+    [
+      ['--port', '0', '--advertise', 'db-1.example:7379', '--peers', 'db-2.example:7379,db-1.example:7379'],
+      `--peers: "db-1.example:7379" is this node's own address`,
+    ],
+    [
+      ['--host', '127.0.0.1', '--port', '@port', '--peers', '127.0.0.1:1,127.0.0.1:@port'],
+      `--peers: "127.0.0.1:@port" is this node's own address`,
+    ],
+  ])('exits 2 naming the --peers entry: %j', async (args, line) => {
+    const dir = tempDir('tandem-mm-conf-')
+    // A port of this machine's that nothing holds now (the node must refuse before it binds one).
+    const port = String(await freePort())
+    const withPort = (s: string) => s.replaceAll('@port', port)
+    try {
+      const result = await runNodeBin(SERVER_BIN, [
+        '--data-dir',
+        `${dir.path}/never`,
+        '--mode',
+        'multi',
+        ...args.map(withPort),
+      ])
+      expect(result.code).toBe(2)
+      const first = result.stderr.split('\n')[0]
+      expect(first).toMatch(/^error INVALID: --peers: /)
+      expect(first).toContain(withPort(line))
+      expect(result.stderr).not.toMatch(/--peers: \d/)
+      expect(existsSync(`${dir.path}/never`)).toBe(false)
+    } finally {
+      dir.remove()
+    }
+  })
 })

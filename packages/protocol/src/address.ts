@@ -21,7 +21,7 @@ export function hostPortProblem(text: unknown): string | null {
   if (typeof text !== 'string') return `expected HOST:PORT, got ${typeof text}`
   const shown = quote(text)
   const m = HOST_PORT.exec(text)
-  if (!m) return `expected HOST:PORT (a name, an IPv4 address or [IPv6]), got ${shown}`
+  if (!m) return `${shown} is not HOST:PORT (a name, an IPv4 address or [IPv6])`
   const port = Number(m[3])
   if (port < 1 || port > 65535) return `port ${m[3]} of ${shown} is out of range (1..65535)`
   if (m[1] !== undefined && !isIPv6(m[1])) return `${shown} has no valid IPv6 address in its brackets`

@@ -1,6 +1,13 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { DEFAULT_LIMITS, hostPortProblem, MAX_FRAME_BYTES_CEILING, TandemError } from '@tandem/protocol'
+import {
+  DEFAULT_LIMITS,
+  formatHostPort,
+  hostPortProblem,
+  MAX_FRAME_BYTES_CEILING,
+  quote,
+  TandemError,
+} from '@tandem/protocol'
 import { z } from 'zod'
 import { tuneInput, tuningSchema } from './tuning.js'
 
@@ -387,7 +394,7 @@ export const configSchema = z
         value: 'A,B,C',
         shownDefault: 'none',
         description:
-          'Multi-master: HOST:PORT of the other masters this node replicates with (a mesh, a ring or a tree). Needs --mode multi.',
+          "Multi-master: HOST:PORT of the other masters this node replicates with (a mesh, a ring or a tree), each once. Needs --mode multi. An entry that is not HOST:PORT, one given twice, or the node's own address (--advertise, or --host:--port) exits 2 naming it.",
       }),
     ),
     conflict: z
@@ -518,11 +525,13 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   if (!result.success) {
     const issue = result.error.issues[0]
     const name = String(issue.path[0] ?? '')
-    const inner = issue.path.length > 1 ? `${String(issue.path[1])}: ` : ''
+    // An entry of a list (--peers, --cluster) is named by its message, which quotes it, not by its index.
+    const inner = issue.path.length > 1 && typeof issue.path[1] !== 'number' ? `${String(issue.path[1])}: ` : ''
     throw new UsageError(name ? `--${kebab(name)}: ${inner}${issue.message}` : issue.message)
   }
   const config = result.data
   if (config.mode !== 'multi' && config.peers.length > 0) throw new UsageError('--peers needs --mode multi')
+  checkPeers(config)
   // Given (flag, environment or file) to a node that is not multi-master,
   // these would be ignored in silence: a node meant as a vclock peer would
   // start as a single master, and its data dir would stay one.
@@ -554,4 +563,24 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   if (config.witness && config.replicaof) throw new UsageError('a --witness stores no data and cannot have --replicaof')
   if (config.witness && config.restore) throw new UsageError('a --witness stores no data and cannot --restore')
   return config
+}
+
+/**
+ * --peers lists the other nodes, each once. The node's own address (as it
+ * advertises it, or --host:--port) would be a link refused as `self` at
+ * every retry, and either mistake would count a peer that is not there
+ * towards `w: 'majority'` and the checks of `w: N`.
+ */
+function checkPeers(config: Config): void {
+  const own = new Set<string>()
+  if (config.advertise !== undefined) own.add(config.advertise)
+  if (config.port !== 0) own.add(formatHostPort(config.host, config.port))
+  const seen = new Set<string>()
+  for (const peer of config.peers) {
+    if (own.has(peer)) {
+      throw new UsageError(`--peers: ${quote(peer)} is this node's own address (--peers lists the other nodes)`)
+    }
+    if (seen.has(peer)) throw new UsageError(`--peers: ${quote(peer)} is given twice`)
+    seen.add(peer)
+  }
 }
