@@ -668,6 +668,7 @@ export class TandemNode {
             'conditional writes (ifSeq, ifAbsent, ifPresent) are refused in multi-master mode: no one node orders every write, so a condition checked here could be broken by a peer; use vclock contexts',
           )
         }
+        this.assertPeersCanAck(options.w)
         return this.writeMulti(ops, options, this.mesh)
       }
     } catch (err) {
@@ -689,6 +690,22 @@ export class TandemNode {
     if (needed > 0)
       await this.acks.waitFor(seq, needed, options.timeoutMs ?? this.config.tune.defaultWriteTimeoutMs, from)
     return { seq }
+  }
+
+  /**
+   * Multi-master: `w: N` counts peers that hold the write, and the group is
+   * this node and its --peers (as for 'majority'). A larger N is refused
+   * before anything is written, rather than committed and left to wait out
+   * its timeout for acks a symmetric group can never send. (A master is not
+   * checked so: replicas may attach while a write waits, as with Redis WAIT.)
+   */
+  private assertPeersCanAck(w: WriteOptions['w']): void {
+    const peers = this.config.peers.length
+    if (typeof w !== 'number' || w <= peers) return
+    throw new TandemError(
+      'INVALID',
+      `w ${w} asks for more peers than this node has (${peers} in --peers): a multi-master write waits for at most its peers; nothing was written`,
+    )
   }
 
   /**
