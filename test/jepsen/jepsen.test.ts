@@ -66,14 +66,21 @@ describe('fault suite: a master cut off from its group while clients still reach
       const now = () => performance.now() - t0
       const timeline = new Timeline(group, now, 100).start()
       try {
-        const master = await group.waitForMaster()
-        const m = group.index(master)
+        // The master the timeline sees too: under load a first election can be followed by a second
+        // before the timeline's samples settle, so the master is taken once both agree.
+        const { master, m } = await waitFor(
+          async () => {
+            const current = await group.waitForMaster()
+            const i = group.index(current)
+            return timeline.master() === i ? { master: current, m: i } : null
+          },
+          { what: 'the timeline to see the master', timeoutMs: 60_000 },
+        )
         const viaGroup = await group.client({ timeoutMs: 15_000, consistency })
         const direct = await TandemClient.connect({ servers: [master.address], direct: true, timeoutMs: 10_000 })
         clients.push(viaGroup, direct)
         const history = new HistoryRecorder(now)
         const faults: FaultEvent[] = []
-        await waitFor(() => timeline.master() === m, { what: 'the timeline to see the master' })
 
         const before = await record(history, 0, 'k', 'put', '1-381', () =>
           viaGroup.put('k', '1-381', { w: 'majority' }),

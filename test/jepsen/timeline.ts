@@ -47,7 +47,9 @@ export class Timeline {
     try {
       await Promise.all(
         this.cluster.nodes.map(async (node, i) => {
-          const s = await tryStatus(node, Math.max(200, this.intervalMs * 2))
+          // A node that answers late is busy, not down: on a loaded machine a status can take a few
+          // hundred ms, and a sample taken as down would hide the master from master().
+          const s = await tryStatus(node, Math.max(1000, this.intervalMs * 2))
           const failover = s?.failover as { lease?: { held?: boolean } } | null | undefined
           const sample: NodeSample = s
             ? {

@@ -56,8 +56,9 @@ describe('a node started by a package.json script', () => {
     const { launcher, nodePid, output } = await startByPnpm()
     process.kill(launcher.pid as number, 'SIGTERM')
     await waitFor(() => !alive(nodePid), { timeoutMs: 20_000, what: 'the node to exit' })
+    // Its last lines can still be in the pipe when it is gone: wait for them to be read.
+    await waitFor(() => /"msg":"closed"/.test(output()), { timeoutMs: 5_000, what: "the node's last log lines" })
     expect(output()).toMatch(/"msg":"the package manager that started this node exited/)
-    expect(output()).toMatch(/"msg":"closed"/)
   })
 
   it('stops cleanly on Ctrl-C (SIGINT to the process group), and so does the launcher', async () => {
@@ -66,7 +67,7 @@ describe('a node started by a package.json script', () => {
     process.kill(-(launcher.pid as number), 'SIGINT')
     await waitFor(() => !alive(nodePid), { timeoutMs: 20_000, what: 'the node to exit' })
     await exited
+    await waitFor(() => /"msg":"closed"/.test(output()), { timeoutMs: 5_000, what: "the node's last log lines" })
     expect(output()).toMatch(/"msg":"stopping","signal":"SIGINT"/)
-    expect(output()).toMatch(/"msg":"closed"/)
   })
 })
