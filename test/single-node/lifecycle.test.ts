@@ -1,3 +1,7 @@
+import { createHash } from 'node:crypto'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { type AddressInfo, createServer } from 'node:net'
+import { join, relative } from 'node:path'
 import { statusOf } from '@tandem/bench/fixtures'
 import { TandemClient } from '@tandem/client'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -156,6 +160,49 @@ describe('process lifecycle', () => {
     expect(await db.get('after-second')).toBe('ok')
   })
 
+  /**
+   * Rule: a port another process holds (--port, or --resp-port) stops the
+   * node with exit 1 and one `error UNAVAILABLE:` line naming the flag and
+   * the address, before it opens the data dir: a dir that holds data is
+   * left byte for byte as it was, and unlocked (a node starts on it at
+   * once), and one that does not exist is not created.
+   */
+  it.each(['--port', '--resp-port'])(
+    'exits 1 naming the address when %s is in use, leaving the data dir untouched',
+    async (flag) => {
+      const { dir, node } = await setup()
+      const db = await TandemClient.connect({ servers: [node.address] })
+      await db.put('kept', 'as it was')
+      await db.close()
+      await terminate(node)
+      const before = filesOf(dir)
+
+      const holder = createServer()
+      await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve))
+      cleanups.push(() => new Promise<void>((resolve) => holder.close(() => resolve())))
+      const busy = (holder.address() as AddressInfo).port
+      const ports = flag === '--port' ? ['--port', String(busy)] : ['--port', '0', '--resp-port', String(busy)]
+
+      const refused = await runServer([...ports, '--data-dir', dir])
+      expect(refused.code).toBe(1)
+      const lines = refused.stderr.split('\n').filter((l) => l !== '' && !l.startsWith('{'))
+      expect(lines).toEqual([
+        `error UNAVAILABLE: ${flag} ${busy}: cannot listen on 127.0.0.1:${busy}: the address is already in use (another process listens there)`,
+      ])
+      expect(filesOf(dir)).toEqual(before)
+
+      const fresh = join(dir, 'never')
+      expect((await runServer([...ports, '--data-dir', fresh])).code).toBe(1)
+      expect(existsSync(fresh)).toBe(false)
+
+      // Unlocked and whole: a node starts on it and holds what it held.
+      await node.start()
+      const again = await TandemClient.connect({ servers: [node.address] })
+      cleanups.push(() => again.close())
+      expect(await again.get('kept')).toBe('as it was')
+    },
+  )
+
   /** Rule: bad usage exits 2 with `error INVALID: ...` naming the problem, before touching any data dir. */
   it.each([
     [['--no-such-flag'], /no-such-flag/],
@@ -173,3 +220,14 @@ describe('process lifecycle', () => {
     expect(existsSync(`${dir.path}/never`)).toBe(false)
   })
 })
+
+/** Every file under `dir`, by path relative to it, with a SHA-256 of its bytes. */
+function filesOf(dir: string): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    if (!entry.isFile()) continue
+    const path = join(entry.parentPath, entry.name)
+    out[relative(dir, path)] = createHash('sha256').update(readFileSync(path)).digest('hex')
+  }
+  return out
+}

@@ -532,6 +532,9 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   const config = result.data
   if (config.mode !== 'multi' && config.peers.length > 0) throw new UsageError('--peers needs --mode multi')
   checkPeers(config)
+  if (config.respPort !== undefined && config.respPort !== 0 && config.respPort === config.port) {
+    throw new UsageError(`--resp-port ${config.respPort} is --port too: the Redis protocol needs a port of its own`)
+  }
   // Given (flag, environment or file) to a node that is not multi-master,
   // these would be ignored in silence: a node meant as a vclock peer would
   // start as a single master, and its data dir would stay one.

@@ -28,6 +28,7 @@ import { Store } from './storage/store.js'
 import { WRITE_STAGE_BUCKETS } from './storage/write-stages.js'
 import { type Clock, fileClock, systemClock } from './util/clock.js'
 import { handlerErrors } from './util/handler-guard.js'
+import { listenError, tryListen } from './util/listen-check.js'
 import { type Logger, silentLogger } from './util/logger.js'
 import { type LatencyHistogram, Metrics } from './util/metrics.js'
 
@@ -174,6 +175,9 @@ export class TandemServer {
         'msgpackr was loaded before @tandem/protocol and its native addon is missing: strings that start with U+FEFF would lose it; import @tandem/server first',
       )
     }
+    // Before the data dir is opened: a port in use leaves it untouched (listen-check.ts).
+    await tryListen('--port', config.host, config.port)
+    if (config.respPort !== undefined) await tryListen('--resp-port', config.host, config.respPort)
     const store = await Store.open({
       dataDir: config.dataDir,
       nodeId: config.nodeId,
@@ -277,9 +281,10 @@ export class TandemServer {
 
   private listen(): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.http.once('error', reject)
+      const onError = (err: Error) => reject(listenError(err, '--port', this.config.host, this.config.port))
+      this.http.once('error', onError)
       this.http.listen(this.config.port, this.config.host, () => {
-        this.http.off('error', reject)
+        this.http.off('error', onError)
         const { port } = this.http.address() as AddressInfo
         this.node.address = this.config.advertise ?? formatHostPort(this.config.host, port)
         resolve()

@@ -3,6 +3,7 @@ import { createServer as createTlsServer } from 'node:tls'
 import type { ErrorCode } from '@tandem/protocol'
 import type { Config } from '../config.js'
 import type { TandemNode } from '../node.js'
+import { listenError } from '../util/listen-check.js'
 import type { Logger } from '../util/logger.js'
 import type { LatencyHistogram, Metrics } from '../util/metrics.js'
 import { joinHostPort, splitHostPort } from './address.js'
@@ -80,9 +81,11 @@ export class RespServer implements RespHost {
   /** Listens on --host and --resp-port; resolves with the address to advertise. */
   listen(): Promise<string> {
     return new Promise((resolve, reject) => {
-      this.server.once('error', reject)
-      this.server.listen(this.config.respPort, this.config.host, () => {
-        this.server.off('error', reject)
+      const port = this.config.respPort ?? 0
+      const onError = (err: Error) => reject(listenError(err, '--resp-port', this.config.host, port))
+      this.server.once('error', onError)
+      this.server.listen(port, this.config.host, () => {
+        this.server.off('error', onError)
         const host = this.config.advertise ? splitHostPort(this.config.advertise).host : this.config.host
         resolve(joinHostPort(host, this.respPort))
       })
