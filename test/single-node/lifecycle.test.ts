@@ -187,7 +187,7 @@ describe('process lifecycle', () => {
       expect(refused.code).toBe(1)
       const lines = refused.stderr.split('\n').filter((l) => l !== '' && !l.startsWith('{'))
       expect(lines).toEqual([
-        `error UNAVAILABLE: ${flag} ${busy}: cannot listen on 127.0.0.1:${busy}: the address is already in use (another process listens there)`,
+        `error UNAVAILABLE: ${flag} ${busy}: cannot listen on 127.0.0.1:${busy} (EADDRINUSE): the address is already in use by another process`,
       ])
       expect(filesOf(dir)).toEqual(before)
 

@@ -30,10 +30,11 @@ export async function tryListen(flag: string, host: string, port: number): Promi
  */
 export function listenError(err: unknown, flag: string, host: string, port: number): unknown {
   const code = (err as NodeJS.ErrnoException)?.code
-  const where = `${flag} ${port}: cannot listen on ${formatHostPort(host, port)}`
+  // The errno stays in the line: scripts that start nodes on picked ports look for EADDRINUSE to pick again.
+  const where = `${flag} ${port}: cannot listen on ${formatHostPort(host, port)} (${code})`
   const why =
     code === 'EADDRINUSE'
-      ? 'the address is already in use (another process listens there)'
+      ? 'the address is already in use by another process'
       : code === 'EADDRNOTAVAIL'
         ? `${host} (--host) is not an address of this machine`
         : code === 'EACCES'
