@@ -1,3 +1,4 @@
+import { TandemError } from '@tandem/protocol'
 import type { Config } from '../config.js'
 import type { TandemNode } from '../node.js'
 
@@ -11,6 +12,7 @@ import type { TandemNode } from '../node.js'
  * - replica: streaming from its upstream (not connecting, in a handshake
  *   or in a full sync, whose data is incomplete until it ends) and no more
  *   than --max-lag ms behind;
+ * - multi-master peer: taking writes (see Mesh.assertCanWrite);
  * - witness: open (it votes; it serves no data);
  * - any node: not while its disk is full (NOSPACE) or while it starts or
  *   shuts down.
@@ -40,9 +42,15 @@ export function readiness(serverStatus: string, node: TandemNode, config: Config
     return { ready: true, role }
   }
   if (role === 'peer') {
-    // A multi-master peer needs no election: it serves unless its own clock fences its writes.
-    const fence = node.mesh?.clockFence()
-    if (fence) return { ready: false, role, reason: `CLOCKSKEW: ${fence}` }
+    // A multi-master peer needs no election: it is ready when it takes writes, the same test its writes
+    // meet (status readOnly): not while it waits after its start for a peer to answer, nor while its
+    // clock, or peers holding more of its own writes than it does, fence it.
+    try {
+      node.mesh?.assertCanWrite()
+    } catch (err) {
+      const code = err instanceof TandemError ? err.code : 'INTERNAL'
+      return { ready: false, role, reason: `${code}: ${(err as Error).message}` }
+    }
     return { ready: true, role }
   }
   if (role === 'replica') {
