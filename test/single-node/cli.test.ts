@@ -101,6 +101,21 @@ describe('tandem CLI', () => {
     }
   })
 
+  // Rule: with several servers and none reachable, the error names every one of them, not the last alone.
+  it('names every server it could not reach when --server lists several', async () => {
+    const servers = [`127.0.0.1:${await deadPort()}`, `127.0.0.1:${await deadPort()}`, `127.0.0.1:${await deadPort()}`]
+    for (const args of [
+      ['put', 'a', '1'],
+      ['get', 'a'],
+    ]) {
+      const result = await runCli(['--server', servers.join(','), ...args])
+      expect(result.code, args.join(' ')).toBe(3)
+      expect(result.stderr).toBe(
+        `error UNAVAILABLE: cannot reach any of ${servers.map((s) => `${s} (ECONNREFUSED)`).join(', ')}\n`,
+      )
+    }
+  })
+
   // Rule: scan prints `key<TAB>value` lines in key order, limited to the prefix and to --limit.
   it('scans a prefix in key order with a limit', async () => {
     const db = await TandemClient.connect({ servers: [node.address] })

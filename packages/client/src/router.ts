@@ -90,7 +90,13 @@ export class Router {
       // or cut off by a partition) must not hold up the others.
       return Promise.any(servers.map((address) => this.host.connect(address).then(() => address))).catch(
         (err: AggregateError) => {
-          throw err.errors[err.errors.length - 1]
+          const last = err.errors[err.errors.length - 1]
+          // One seed: its own error. Several that were all unreachable: say so of all of them, not of the last alone.
+          if (servers.length === 1 || !err.errors.every((e) => e instanceof TandemError && e.code === 'UNAVAILABLE')) {
+            throw err.errors.find((e) => e instanceof TandemError && e.code === 'UNAUTHORIZED') ?? last
+          }
+          const each = servers.map((address, i) => `${address} (${unreachableWhy(err.errors[i])})`)
+          throw new TandemError('UNAVAILABLE', `cannot reach any of ${each.join(', ')}`, { cause: last })
         },
       )
     }
@@ -255,3 +261,11 @@ export function readRoute(consistency: Consistency | undefined): Route {
 const REROUTE = new Set(['READONLY', 'NOMASTER', 'FENCED', 'CLOCKSKEW'])
 /** How long discovery waits for other nodes once a writable master has answered (one of a newer epoch may too). */
 const DISCOVERY_GRACE_MS = 100
+
+/** Why a seed could not be reached, in a few words: its socket's errno (ECONNREFUSED, ENOTFOUND, ...) when it has one. */
+function unreachableWhy(err: unknown): string {
+  const cause = (err as { cause?: unknown }).cause
+  const code = (cause as NodeJS.ErrnoException | undefined)?.code
+  if (typeof code === 'string') return code
+  return cause instanceof Error ? cause.message : (err as Error).message
+}
