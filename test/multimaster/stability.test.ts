@@ -1,6 +1,11 @@
+import { TandemClient } from '@tandem/client'
 import { afterEach, describe, expect, it } from 'vitest'
+import { runCli } from '../helpers/cli.js'
+import { freePort } from '../helpers/fault-proxy.js'
+import { NodeProcess } from '../helpers/node-process.js'
+import { tempDir } from '../helpers/temp-dir.js'
 import { waitFor } from '../helpers/wait.js'
-import { PeerGroup } from './peers.js'
+import { PeerGroup, statusOf } from './peers.js'
 
 /**
  * Rule 2 of the multi-master notes: a tombstone goes only once every member
@@ -80,6 +85,50 @@ describe('causal stability (lww)', () => {
     for (const i of [0, 1]) {
       const one = await group.client(i)
       expect(await one.get('k'), `node ${i} after collection`).toBeUndefined()
+    }
+  })
+
+  /**
+   * A peer of --peers this node has never reached since it started has no
+   * origin it can name, so status names it by its address (the operator
+   * brings it back or drops the address) rather than by this node's own
+   * origin, which `tandem forget` would refuse.
+   */
+  it('a peer never reached since the start holds collection up, and status names its address', async () => {
+    const dir = tempDir('tandem-mm-unreached-')
+    const dead = `127.0.0.1:${await freePort()}`
+    const node = new NodeProcess(dir.path, ['--mode', 'multi', '--peers', dead, '--tune', 'peerStartupGraceMs=100'])
+    try {
+      await node.start()
+      const db = await TandemClient.connect({ servers: [node.address], direct: true })
+      try {
+        await waitFor(
+          () =>
+            db.put('k', 'v').then(
+              () => true,
+              () => false,
+            ),
+          { what: 'the node to take writes alone' },
+        )
+        await db.del('k')
+      } finally {
+        await db.close()
+      }
+      const held = await waitFor(
+        async () => {
+          const t = (await statusOf(node)).multi!.tombstones
+          return t.count === 1 && t.passes >= 2 ? t : undefined
+        },
+        { what: 'collection passes over the tombstone' },
+      )
+      expect(held.collected).toBe(0)
+      expect(held.blockedBy).toMatch(new RegExp(`^${dead.replaceAll('.', '\\.')} \\(in --peers, never reached`))
+      expect(held.blockedBy).not.toContain((await statusOf(node)).multi!.origin)
+      const text = await runCli(['--server', node.address, 'status'])
+      expect(text.stdout).toContain(`collection waits for ${dead} (in --peers, never reached`)
+    } finally {
+      await node.stop()
+      dir.remove()
     }
   })
 })

@@ -132,7 +132,7 @@ export class Mesh {
     this.stability = new StabilityTracker(
       store.origin,
       () => store.committedVv,
-      () => this.links.every((l) => l.origin !== null),
+      () => this.links.filter((l) => l.origin === null).map((l) => l.addr),
       () => this.peerOrigins(),
     )
     this.collector = new TombstoneCollector(

@@ -11,11 +11,11 @@ import { StabilityTracker } from './stability.js'
 
 /** A node's tracker whose own version vector and peer origins the test moves. */
 function tracker(self: string, own: VersionVectorObject, peers: string[] = []) {
-  const state = { own, peers }
+  const state = { own, peers, unreached: [] as string[] }
   const t = new StabilityTracker(
     self,
     () => state.own,
-    () => true,
+    () => state.unreached,
     () => state.peers,
   )
   return { t, state }

@@ -74,8 +74,8 @@ export class StabilityTracker {
     private readonly self: string,
     /** This node's own version vector, as it stands. */
     private readonly own: () => VersionVectorObject,
-    /** Whether this node knows the origin of every peer it is configured with. */
-    private readonly selfComplete: () => boolean,
+    /** The --peers addresses whose origin this node does not know yet (none: it knows every peer's). */
+    private readonly unreached: () => string[],
     /** The origins of the peers this node's links reached, as they stand. */
     private readonly peers: () => Iterable<string>,
   ) {}
@@ -141,7 +141,13 @@ export class StabilityTracker {
    * row, or one that does not know all its peers.
    */
   stable(): { vv: VersionVectorObject } | { blockedBy: string } {
-    if (!this.selfComplete()) return { blockedBy: `${this.self} (this node has not reached all its peers)` }
+    const unreached = this.unreached()
+    if (unreached.length > 0) {
+      // Named by address: an origin this node never learned is one it cannot name.
+      return {
+        blockedBy: `${unreached.join(', ')} (in --peers, never reached since this node started, so it cannot name what it holds; it waits until it answers, or until the address is dropped from --peers)`,
+      }
+    }
     const own = this.own()
     const members = this.members()
     const columns = [...members, ...this.forgotten]
@@ -184,7 +190,7 @@ export class StabilityTracker {
     const vv: VersionVectorObject = { [this.self]: 0 }
     for (const o of this.known) vv[o] = 0
     Object.assign(vv, this.own())
-    const out: Record<string, Row> = { [this.self]: { vv, complete: this.selfComplete() } }
+    const out: Record<string, Row> = { [this.self]: { vv, complete: this.unreached().length === 0 } }
     for (const [origin, member] of this.rows) out[origin] = member.latest
     return out
   }
