@@ -1,4 +1,5 @@
 import { isUtf8 } from 'node:buffer'
+import { interned } from '../util/interned.js'
 import { decodeEntry, type LogEntry, OP_COLLECT, OP_DEL, OP_PUT, opOptions } from './log-entry.js'
 
 /**
@@ -155,7 +156,8 @@ let lastOrigin = ''
 
 function originOf(bytes: Buffer): string {
   if (!bytes.equals(lastOriginBytes)) {
-    lastOrigin = bytes.toString('utf8')
+    // The same object as the version vector's key for it: its Map finds it by identity (interned).
+    lastOrigin = interned(bytes.toString('utf8'))
     lastOriginBytes = Buffer.from(bytes)
   }
   return lastOrigin

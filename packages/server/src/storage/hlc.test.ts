@@ -87,4 +87,40 @@ describe('hybrid logical clock (Kulkarni et al., Fig. 5)', () => {
     expect(parts(clock.peek())).toEqual([6000, 3])
     expect(parts(clock.tryNow()!)).toEqual([6000, 4])
   })
+  it('held: one wall-clock read stands for pt through a pass; l and c order its events as before, and release reads again', () => {
+    const wall = manualClock(3000)
+    let reads = 0
+    const clock = new HybridClock(() => {
+      reads++
+      return wall.now()
+    })
+    clock.hold()
+    wall.set(3007) // time passes during the pass: its events keep the held pt
+    const a = clock.tryNow()!
+    clock.observe(ts(2990, 4))
+    const b = clock.tryNow()!
+    expect(reads).toBe(1)
+    expect(parts(a)).toEqual([3000, 0])
+    expect(parts(b)).toEqual([3000, 2])
+    // A peer's entry ahead of the held time still moves l (the receive rule).
+    clock.observe(ts(3004, 1))
+    expect(parts(clock.tryNow()!)).toEqual([3004, 3])
+    clock.release()
+    expect(parts(clock.tryNow()!)).toEqual([3007, 0])
+    expect(reads).toBe(2)
+  })
+
+  it('held: a used-up millisecond lets go of the held time, so now() waits for the wall clock, not forever', async () => {
+    const wall = manualClock(4000)
+    const clock = new HybridClock(wall.now)
+    clock.hold()
+    for (let i = 0; i < HLC_COUNTER_SPAN; i++) clock.tryNow()
+    expect(clock.tryNow()).toBeNull()
+    const next = clock.now()
+    wall.set(4001)
+    expect(parts(await next)).toEqual([4001, 0])
+    // Not held any more: the next event reads the wall clock.
+    wall.set(4003)
+    expect(parts(clock.tryNow()!)).toEqual([4003, 0])
+  })
 })

@@ -30,8 +30,32 @@ type WallClock = () => number
 export class HybridClock {
   private l = 0
   private c = 0
+  /** The wall time hold() read, standing for pt until release() (-1: none held; read the wall clock). */
+  private held = -1
 
   constructor(private readonly wall: WallClock = systemClock.wall) {}
+
+  /**
+   * pt for the events of one synchronous pass (a group's build, which
+   * stamps each client write and observes each peer entry): the wall clock
+   * read once here, not once an event (a clock read a write on both
+   * nodes). An event of the pass then happens, as far as pt says, when the
+   * pass began: l and c order it as before, and l stays within the pass's
+   * length of the wall clock. Until release(); a local event that finds
+   * the counter used up (tryNow() null) waits in now(), which lets go of
+   * it and reads the wall clock again.
+   */
+  hold(): void {
+    this.held = this.wall()
+  }
+
+  release(): void {
+    this.held = -1
+  }
+
+  private pt(): number {
+    return this.held >= 0 ? this.held : this.wall()
+  }
 
   /**
    * A timestamp for a local event, greater than every one issued or
@@ -39,7 +63,7 @@ export class HybridClock {
    * for the wall clock to pass wallMs(), then ask again).
    */
   tryNow(): number | null {
-    const pt = this.wall()
+    const pt = this.pt()
     if (pt > this.l) {
       this.l = pt
       this.c = 0
@@ -59,6 +83,8 @@ export class HybridClock {
    * caller learns it from aheadOfWallMs().
    */
   async now(): Promise<number> {
+    // The counter of the held time is used up: from here the wall clock is read anew.
+    this.held = -1
     for (;;) {
       const ts = this.tryNow()
       if (ts !== null) return ts
@@ -75,7 +101,7 @@ export class HybridClock {
   observe(remote: number): void {
     const lm = Math.floor(remote / HLC_COUNTER_SPAN)
     const cm = remote - lm * HLC_COUNTER_SPAN
-    const pt = this.wall()
+    const pt = this.pt()
     const old = this.l
     const l = Math.max(old, lm, pt)
     let c: number

@@ -6,6 +6,7 @@ import type { AbstractSublevel } from 'abstract-level'
 import { Level } from 'level'
 import { DEFAULT_TUNING } from '../tuning.js'
 import { type Clock, systemClock } from '../util/clock.js'
+import { interned } from '../util/interned.js'
 import { keyTrace, keyTraceOn, tracedKey, traceTime } from '../util/key-trace.js'
 import { BulkBatch } from './bulk-batch.js'
 import { ConvergenceDigest, lastTermHigh, lastTermLow } from './convergence.js'
@@ -690,7 +691,7 @@ export class Store {
     await this.openDb()
     await this.checkFormat()
     this.nodeId = await this.loadNodeId()
-    this.origin = this.nodeId
+    this.origin = interned(this.nodeId)
     if (damage.length === 0) damage.push(...(await this.checkHead()))
     if (damage.length > 0) {
       if (this.options.onDamage !== 'resync') throw damagedError(this.dataDir, damage)
@@ -914,7 +915,7 @@ export class Store {
         origin = randomBytes(16).toString('hex')
         await this.putMeta('origin', origin, true)
       }
-      this.origin = origin
+      this.origin = interned(origin)
     } else if (stored?.mode === 'multi') {
       throw mismatch(`data dir ${this.dataDir} was created ${created(stored)}; start it with those flags`)
     }
@@ -1726,6 +1727,25 @@ export class Store {
       }
     }
     commit.blocks.expect(bytes)
+    // One wall-clock read stamps the pass's client writes and observes its peers' entries (HybridClock.hold).
+    this.hlc.hold()
+    try {
+      barrier = await this.buildWrites(commit, writes, results, at)
+    } finally {
+      this.hlc.release()
+    }
+    commit.buildMs += this.clock.now() - read
+    return barrier
+  }
+
+  /** addWrites' build of `writes` into the group, their results at `at` on; the clock of a barrier among them, if any. */
+  private async buildWrites(
+    commit: GroupState,
+    writes: StoreWrite[],
+    results: (WriteOutcome | Error)[],
+    at: number,
+  ): Promise<StoreClock | null> {
+    let barrier: StoreClock | null = null
     for (let i = 0; i < writes.length; i++) {
       const write = writes[i]
       if (commit.damaged) {
@@ -1792,7 +1812,6 @@ export class Store {
         write.headTickets = undefined
       }
     }
-    commit.buildMs += this.clock.now() - read
     return barrier
   }
 
@@ -2635,8 +2654,8 @@ export class Store {
     const head = heads.lookup(name)
     if (head === UNKNOWN) return false
     // PRESENT (an earlier read found only that the key exists) gives way to the stub, as a read record would.
-    const held = current.get(name)
-    if (held === PRESENT || (held === undefined && !current.has(name))) current.set(name, head)
+    // A key the group holds nothing of (nearly every one) costs a has() and a set(), no get().
+    if (!current.has(name) || current.get(name) === PRESENT) current.set(name, head)
     return true
   }
 
