@@ -7,10 +7,21 @@ interface GroupRow {
   role: string
   epoch: number | null
   seq: number | null
-  /** A replica's lag behind its upstream: entries and ms. */
+  /**
+   * A replica's lag behind its upstream; a multi-master peer's behind the
+   * peer it lags most (the most entries it lacks from one peer, the longest
+   * it has been behind one): entries and ms.
+   */
   lag: { entries: number; ms: number } | null
-  /** A replica's link to its upstream (streaming, syncing, ...), `-` for a master, or why the node could not be asked. */
+  /**
+   * A replica's link to its upstream (streaming, syncing, ...); a
+   * multi-master peer's links to its peers (`streaming` when all stream,
+   * else how many do and each other one's state and address); `-` for a
+   * master, or why the node could not be asked.
+   */
   link: string
+  /** A multi-master peer's links, one per --peers entry, as its status gives them. */
+  links?: { addr: string; link: string; lagEntries: number; lagMs: number }[]
   error?: { code: string; message: string }
 }
 
@@ -55,6 +66,8 @@ export async function groupStatus(
 function row(address: string, s: NodeStatus): GroupRow {
   const link = s.link as { state?: string; lagEntries?: number; lagMs?: number } | null | undefined
   const isReplica = s.role === 'replica'
+  const multi = (s as { multi?: { peers?: unknown } | null }).multi
+  if (s.role === 'peer' && multi && Array.isArray(multi.peers)) return peerRow(address, s, multi.peers)
   return {
     address,
     nodeId: s.nodeId,
@@ -63,6 +76,42 @@ function row(address: string, s: NodeStatus): GroupRow {
     seq: s.seq,
     lag: isReplica && link ? { entries: link.lagEntries ?? 0, ms: link.lagMs ?? 0 } : null,
     link: isReplica ? (link?.state ?? 'none') : '-',
+  }
+}
+
+/** A multi-master peer's row: its lag and links from its status's per-peer links. */
+function peerRow(address: string, s: NodeStatus, peers: unknown[]): GroupRow {
+  const links = peers.map((p) => {
+    const l = p as { addr?: unknown; link?: unknown; lagEntries?: unknown; lagMs?: unknown }
+    return {
+      addr: typeof l.addr === 'string' ? l.addr : '?',
+      link: typeof l.link === 'string' ? l.link : '?',
+      lagEntries: typeof l.lagEntries === 'number' ? l.lagEntries : 0,
+      lagMs: typeof l.lagMs === 'number' ? l.lagMs : 0,
+    }
+  })
+  const streaming = links.filter((l) => l.link === 'streaming').length
+  const others = links.filter((l) => l.link !== 'streaming').map((l) => `${l.link} ${l.addr}`)
+  return {
+    address,
+    nodeId: s.nodeId,
+    role: s.role,
+    epoch: s.epoch,
+    seq: s.seq,
+    lag:
+      links.length === 0
+        ? null
+        : {
+            entries: Math.max(...links.map((l) => l.lagEntries)),
+            ms: Math.max(...links.map((l) => l.lagMs)),
+          },
+    link:
+      links.length === 0
+        ? 'none'
+        : others.length === 0
+          ? 'streaming'
+          : [...(streaming > 0 ? [`streaming ${streaming}/${links.length}`] : []), ...others].join(', '),
+    links,
   }
 }
 
