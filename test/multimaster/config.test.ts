@@ -91,6 +91,12 @@ describe('multi-master flags', () => {
     [['--port', '0', '--peers', '127.0.0.1:7380,127.0.0.1:x'], '--peers: "127.0.0.1:x" is not HOST:PORT'],
     [['--port', '0', '--peers', '127.0.0.1:7380,127.0.0.1:99999'], '--peers: port 99999 of "127.0.0.1:99999"'],
     [['--port', '0', '--peers', 'a:1,b:2,a:1'], '--peers: "a:1" is given twice'],
+    [['--port', '0', '--peers', 'a:1,b:2,A:01'], '--peers: "A:01" is "a:1" again'],
+    [['--port', '0', '--peers', '[::1]:5,[0:0:0:0:0:0:0:1]:5'], '--peers: "[0:0:0:0:0:0:0:1]:5" is "[::1]:5" again'],
+    [
+      ['--host', '::1', '--port', '@port', '--peers', '[::1]:1,[0::1]:@port'],
+      `--peers: "[0::1]:@port" is this node's own address`,
+    ],
     [
       ['--port', '0', '--advertise', 'db-1.example:7379', '--peers', 'db-2.example:7379,db-1.example:7379'],
       `--peers: "db-1.example:7379" is this node's own address`,

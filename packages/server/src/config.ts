@@ -576,14 +576,32 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
  */
 function checkPeers(config: Config): void {
   const own = new Set<string>()
-  if (config.advertise !== undefined) own.add(config.advertise)
-  if (config.port !== 0) own.add(formatHostPort(config.host, config.port))
-  const seen = new Set<string>()
+  if (config.advertise !== undefined) own.add(addressKey(config.advertise))
+  if (config.port !== 0) own.add(addressKey(formatHostPort(config.host, config.port)))
+  const seen = new Map<string, string>()
   for (const peer of config.peers) {
-    if (own.has(peer)) {
+    const key = addressKey(peer)
+    if (own.has(key)) {
       throw new UsageError(`--peers: ${quote(peer)} is this node's own address (--peers lists the other nodes)`)
     }
-    if (seen.has(peer)) throw new UsageError(`--peers: ${quote(peer)} is given twice`)
-    seen.add(peer)
+    const before = seen.get(key)
+    if (before === peer) throw new UsageError(`--peers: ${quote(peer)} is given twice`)
+    if (before !== undefined) throw new UsageError(`--peers: ${quote(peer)} is ${quote(before)} again`)
+    seen.set(key, peer)
+  }
+}
+
+/**
+ * HOST:PORT as one address however it is spelled: a name in any case, an
+ * IPv6 address compressed or not, a port with leading zeros
+ * (DB-1.example:07379 is db-1.example:7379, [0:0:0:0:0:0:0:1] is [::1]).
+ * A name and an address it resolves to stay two spellings.
+ */
+function addressKey(address: string): string {
+  const colon = address.lastIndexOf(':')
+  try {
+    return `${new URL(`ws://${address.slice(0, colon)}/`).hostname}:${Number(address.slice(colon + 1))}`
+  } catch {
+    return address
   }
 }
