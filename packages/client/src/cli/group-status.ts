@@ -63,17 +63,18 @@ export async function groupStatus(
     .filter((r) => r.nodeId === null || (!seen.has(r.nodeId) && seen.add(r.nodeId) !== undefined))
 }
 
+/** What every row says of its node, whatever its role. */
+function identity(address: string, s: NodeStatus) {
+  return { address, nodeId: s.nodeId, role: s.role, epoch: s.epoch, seq: s.seq }
+}
+
 function row(address: string, s: NodeStatus): GroupRow {
   const link = s.link as { state?: string; lagEntries?: number; lagMs?: number } | null | undefined
   const isReplica = s.role === 'replica'
   const multi = (s as { multi?: { peers?: unknown } | null }).multi
   if (s.role === 'peer' && multi && Array.isArray(multi.peers)) return peerRow(address, s, multi.peers)
   return {
-    address,
-    nodeId: s.nodeId,
-    role: s.role,
-    epoch: s.epoch,
-    seq: s.seq,
+    ...identity(address, s),
     lag: isReplica && link ? { entries: link.lagEntries ?? 0, ms: link.lagMs ?? 0 } : null,
     link: isReplica ? (link?.state ?? 'none') : '-',
   }
@@ -93,11 +94,7 @@ function peerRow(address: string, s: NodeStatus, peers: unknown[]): GroupRow {
   const streaming = links.filter((l) => l.link === 'streaming').length
   const others = links.filter((l) => l.link !== 'streaming').map((l) => `${l.link} ${l.addr}`)
   return {
-    address,
-    nodeId: s.nodeId,
-    role: s.role,
-    epoch: s.epoch,
-    seq: s.seq,
+    ...identity(address, s),
     lag:
       links.length === 0
         ? null
