@@ -29,12 +29,16 @@ export interface GroupOptions {
   env?: (i: number) => Record<string, string>
   /** Data dir of member i, when the caller owns it (e.g. on a small tmpfs); else a temp dir. */
   dataDir?: (i: number) => string
+  /** [i, j]: node i's `--cluster` list ends with a second route (a proxy of its own) to node j. */
+  aliases?: [number, number][]
 }
 
 export class FailoverGroup {
   readonly nodes: NodeProcess[] = []
   /** proxies[i][j]: the link from node i to node j. */
   readonly proxies: FaultProxy[][] = []
+  /** The second routes of GroupOptions.aliases: node `from`'s link to node `to` through `proxy`. */
+  readonly aliasProxies: { from: number; to: number; proxy: FaultProxy }[] = []
   private readonly dirs: { path: string; remove(): void }[] = []
   private readonly clients: TandemClient[] = []
   private readonly extras: NodeProcess[] = []
@@ -52,6 +56,9 @@ export class FailoverGroup {
         if (i !== j) this.proxies[i][j] = await new FaultProxy('127.0.0.1', 0, `${i}->${j}`).start()
       }
     }
+    for (const [from, to] of options.aliases ?? []) {
+      this.aliasProxies.push({ from, to, proxy: await new FaultProxy('127.0.0.1', 0, `${from}->${to}'`).start() })
+    }
     const dirs = Array.from({ length: n }, (_, i) => {
       const own = options.dataDir?.(i)
       return own === undefined ? tempDir('tandem-failover-') : { path: own, remove: () => {} }
@@ -64,7 +71,9 @@ export class FailoverGroup {
       for (let attempt = 1; ; attempt++) {
         const port = await freePort()
         for (let k = 0; k < n; k++) if (k !== i) this.proxies[k][i].targetPort = port
+        for (const a of this.aliasProxies) if (a.to === i) a.proxy.targetPort = port
         const cluster = [...Array(n).keys()].map((j) => (i === j ? `127.0.0.1:${port}` : this.proxies[i][j].address))
+        for (const a of this.aliasProxies) if (a.from === i) cluster.push(a.proxy.address)
         const args = [
           '--cluster',
           cluster.join(','),
@@ -103,10 +112,14 @@ export class FailoverGroup {
   cut(i: number, j: number, mode?: CutMode): void {
     this.proxies[i][j].cut(mode)
     this.proxies[j][i].cut(mode)
+    for (const a of this.aliasProxies) {
+      if ((a.from === i && a.to === j) || (a.from === j && a.to === i)) a.proxy.cut(mode)
+    }
   }
 
   healAll(): void {
     for (const row of this.proxies) for (const p of row) p?.heal()
+    for (const a of this.aliasProxies) a.proxy.heal()
   }
 
   /** Collects "became master" log lines into mastersByEpoch (call before logs are trimmed). */
@@ -240,6 +253,7 @@ export class FailoverGroup {
     await Promise.all(this.clients.map((c) => c.close()))
     await Promise.all([...this.nodes, ...this.extras].map((n) => n.stop()))
     await Promise.all(this.proxies.flat().map((p) => p?.close()))
+    await Promise.all(this.aliasProxies.map((a) => a.proxy.close()))
     for (const d of this.dirs) d.remove()
   }
 }

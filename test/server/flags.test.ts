@@ -112,3 +112,18 @@ describe('durations', () => {
     expect(stderr).toMatch(/^error INVALID: --repl-timeout: expected a duration such as 250ms, 60s/)
   })
 })
+
+describe('--cluster', () => {
+  it('refuses a member given twice, however it is spelled, with exit 2 naming the entry', async () => {
+    expect(() => loadConfig(['--cluster', 'a:1,b:2,a:1'], {})).toThrow('--cluster: "a:1" is given twice')
+    expect(() => loadConfig(['--cluster', 'a:1,b:2,A:01'], {})).toThrow('--cluster: "A:01" is "a:1" again')
+    expect(() => loadConfig(['--cluster', '[::1]:5,b:2,[0:0:0:0:0:0:0:1]:5'], {})).toThrow(
+      '--cluster: "[0:0:0:0:0:0:0:1]:5" is "[::1]:5" again',
+    )
+    // Three distinct members load as given.
+    expect(loadConfig(['--cluster', 'a:1,b:2,c:3'], {}).cluster).toEqual(['a:1', 'b:2', 'c:3'])
+    const { code, stderr } = await runServer(['--cluster', '127.0.0.1:7001,127.0.0.1:7002,127.0.0.1:7002'])
+    expect(code).toBe(2)
+    expect(stderr).toMatch(/^error INVALID: --cluster: "127.0.0.1:7002" is given twice/)
+  })
+})

@@ -341,7 +341,8 @@ export const configSchema = z
       doc({
         value: 'A,B,C',
         shownDefault: 'none',
-        description: "The fail-over group: this node's routes (HOST:PORT) to every member, itself included.",
+        description:
+          "The fail-over group: this node's routes (HOST:PORT) to every member, itself included, each once (an entry given twice exits 2 naming it; two routes found to reach one member count as one).",
       }),
     ),
     failover: z
@@ -532,6 +533,7 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv = process.env)
   const config = result.data
   if (config.mode !== 'multi' && config.peers.length > 0) throw new UsageError('--peers needs --mode multi')
   checkPeers(config)
+  checkCluster(config)
   if (config.respPort !== undefined && config.respPort !== 0 && config.respPort === config.port) {
     throw new UsageError(`--resp-port ${config.respPort} is --port too: the Redis protocol needs a port of its own`)
   }
@@ -588,6 +590,22 @@ function checkPeers(config: Config): void {
     if (before === peer) throw new UsageError(`--peers: ${quote(peer)} is given twice`)
     if (before !== undefined) throw new UsageError(`--peers: ${quote(peer)} is ${quote(before)} again`)
     seen.set(key, peer)
+  }
+}
+
+/**
+ * --cluster lists every member once, this node included. A member given
+ * twice was folded away in silence before, so a typo for a third member
+ * (A,B,B) made a group of two, where every fail-over needs both.
+ */
+function checkCluster(config: Config): void {
+  const seen = new Map<string, string>()
+  for (const member of config.cluster) {
+    const key = addressKey(member)
+    const before = seen.get(key)
+    if (before === member) throw new UsageError(`--cluster: ${quote(member)} is given twice`)
+    if (before !== undefined) throw new UsageError(`--cluster: ${quote(member)} is ${quote(before)} again`)
+    seen.set(key, member)
   }
 }
 

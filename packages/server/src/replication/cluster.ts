@@ -48,6 +48,14 @@ export class Peer {
   /** Monotonic ms of the last reply from it. */
   lastReplyAt = 0
   isSelf = false
+  /**
+   * The route listed before this one that reaches the same member (the
+   * same node id), or null: an alias is neither counted in the group's
+   * size nor asked for votes or heartbeat acks, so that one member listed
+   * under two spellings (a name and its address, a proxy) cannot count
+   * twice towards a majority.
+   */
+  aliasOf: string | null = null
   private readonly pending = new Map<
     number,
     { resolve: (r: ClusterReply | undefined) => void; timer: NodeJS.Timeout }
@@ -196,9 +204,28 @@ export class Cluster {
       .map(
         (route) =>
           new Peer(route, host, now, () => {
+            this.markAliases()
             this.membershipVersion++
           }),
       )
+  }
+
+  /** Sets each peer's aliasOf from the node ids known now; warns of a route newly found to reach a member twice. */
+  private markAliases(): void {
+    const first = new Map<string, Peer>()
+    for (const p of this.peers) {
+      const before = p.isSelf || p.nodeId === null ? undefined : first.get(p.nodeId)
+      const aliasOf = before?.route ?? null
+      if (aliasOf !== null && p.aliasOf !== aliasOf) {
+        this.host.logger.warn('two --cluster routes reach one member; the later is not counted', {
+          nodeId: p.nodeId,
+          route: before?.route,
+          alias: p.route,
+        })
+      }
+      p.aliasOf = aliasOf
+      if (before === undefined && !p.isSelf && p.nodeId !== null) first.set(p.nodeId, p)
+    }
   }
 
   start(): void {
@@ -207,19 +234,20 @@ export class Cluster {
 
   /** Members of the group, this node included. */
   get size(): number {
-    return this.peers.filter((p) => !p.isSelf).length + 1
+    return this.others().length + 1
   }
 
   get majority(): number {
     return Math.floor(this.size / 2) + 1
   }
 
+  /** The other members, each once: neither this node nor an alias (a second route to a member). */
   others(): Peer[] {
-    return this.peers.filter((p) => !p.isSelf)
+    return this.peers.filter((p) => !p.isSelf && p.aliasOf === null)
   }
 
   byNodeId(nodeId: string): Peer | undefined {
-    return this.peers.find((p) => p.nodeId === nodeId && !p.isSelf)
+    return this.peers.find((p) => p.nodeId === nodeId && !p.isSelf && p.aliasOf === null)
   }
 
   /**

@@ -264,16 +264,16 @@ export class FailoverManager {
       masterAddr: this.host.address,
       seq: this.host.store.lastSeq,
     }
-    let acks = 1
+    const acks = new Set([this.host.nodeId])
     const needed = this.cluster.majority
-    if (acks >= needed) this.leaseUntil = sentAt + this.options.leaseMs
+    if (acks.size >= needed) this.leaseUntil = sentAt + this.options.leaseMs
     await Promise.all(
       this.cluster.others().map(async (peer) => {
         const reply = await peer.request(body, this.options.heartbeatMs * 2)
         if (!reply || !this.isMaster()) return
         if (reply.epoch > epoch)
           return this.onNewerEpoch(reply.epoch, `member ${reply.nodeId} is at epoch ${reply.epoch}`)
-        if (reply.ok && ++acks >= needed && this.host.store.epoch === epoch) {
+        if (reply.ok && acks.add(reply.nodeId).size >= needed && this.host.store.epoch === epoch) {
           this.leaseUntil = Math.max(this.leaseUntil, sentAt + this.options.leaseMs)
         }
       }),
@@ -311,11 +311,11 @@ export class FailoverManager {
   private async preVote(): Promise<number | null> {
     const log = this.myLog()
     let highest = Math.max(this.knownEpoch, this.host.store.epoch, this.vote.epoch)
-    let granted = 1
+    const granted = new Set([this.host.nodeId])
     const needed = this.cluster.majority
     const others = this.cluster.others()
     const won = await new Promise<boolean>((resolve) => {
-      if (granted >= needed) return resolve(true)
+      if (granted.size >= needed) return resolve(true)
       let waiting = others.length
       if (waiting === 0) return resolve(false)
       for (const peer of others) {
@@ -326,17 +326,17 @@ export class FailoverManager {
           )
           .then((reply) => {
             if (reply?.ok) {
-              granted++
+              granted.add(reply.nodeId)
               highest = Math.max(highest, reply.epoch)
             }
-            if (granted >= needed) resolve(true)
+            if (granted.size >= needed) resolve(true)
             else if (--waiting === 0) resolve(false)
           })
       }
     })
     if (won) return highest
     this.stats.preVotesLost++
-    this.host.logger.debug('pre-vote lost', { granted, needed, ...log })
+    this.host.logger.debug('pre-vote lost', { granted: granted.size, needed, ...log })
     return null
   }
 
@@ -358,10 +358,11 @@ export class FailoverManager {
       const sentAt = this.now()
       const log = this.myLog()
       this.host.logger.info('election started', { epoch, ...log, force })
-      let granted = 1
+      // Counted by the node id that answers, so that no member's vote counts twice.
+      const granted = new Set([this.host.nodeId])
       const needed = this.cluster.majority
       const won = await new Promise<boolean>((resolve) => {
-        if (granted >= needed) return resolve(true)
+        if (granted.size >= needed) return resolve(true)
         let waiting = this.cluster.others().length
         if (waiting === 0) return resolve(false)
         for (const peer of this.cluster.others()) {
@@ -373,8 +374,8 @@ export class FailoverManager {
             .then((reply) => {
               if (reply?.epoch !== undefined && reply.epoch > epoch)
                 this.knownEpoch = Math.max(this.knownEpoch, reply.epoch)
-              if (reply?.ok) granted++
-              if (granted >= needed) resolve(true)
+              if (reply?.ok) granted.add(reply.nodeId)
+              if (granted.size >= needed) resolve(true)
               else if (--waiting === 0) resolve(false)
             })
         }
@@ -385,7 +386,7 @@ export class FailoverManager {
         this.knownEpoch !== epoch ||
         (this.lastMasterContact > sentAt && this.host.topology.masterId !== this.host.nodeId)
       ) {
-        this.host.logger.info('election lost', { epoch, granted, needed })
+        this.host.logger.info('election lost', { epoch, granted: granted.size, needed })
         this.electionDue = this.now() + this.randomTimeout()
         return false
       }
@@ -393,7 +394,7 @@ export class FailoverManager {
       this.leaseUntil = sentAt + this.options.leaseMs
       this.masterIs(this.host.nodeId, this.host.address, epoch)
       this.stats.electionsWon++
-      this.host.logger.info('election won', { epoch, granted, needed })
+      this.host.logger.info('election won', { epoch, granted: granted.size, needed })
       // Until the role has changed this node is neither a replica nor the
       // master: it must not vote meanwhile, or it could hold a lease in
       // `epoch` while the candidate it voted for begins a newer one.
