@@ -131,4 +131,57 @@ describe('causal stability (lww)', () => {
       dir.remove()
     }
   })
+
+  it('a peer known only because it dialled in is still a member after a restart, and holds collection up while it is down', async () => {
+    // Node a lists no peers; node b dials it. Node a knows b only from b's
+    // handshake and rows (b writes nothing, so b is in no version vector
+    // of a's). After b dies and a restarts, a must still wait for b: b may
+    // hold writes it took and never sent, older than a tombstone of a's.
+    const dirs = [tempDir('tandem-mm-dialled-a-'), tempDir('tandem-mm-dialled-b-')]
+    const a = new NodeProcess(dirs[0].path, ['--mode', 'multi', '--conflict', 'lww'])
+    let b: NodeProcess | undefined
+    try {
+      await a.start()
+      b = new NodeProcess(dirs[1].path, ['--mode', 'multi', '--conflict', 'lww', '--peers', a.address])
+      await b.start()
+      const originOfB = (await statusOf(b)).multi!.origin
+      await waitFor(async () => (await statusOf(a)).multi!.members.includes(originOfB), {
+        what: 'node a to learn node b as a member',
+      })
+      await b.kill('SIGKILL')
+      await a.stop()
+      await a.start()
+      const status = await statusOf(a)
+      expect(status.multi!.members).toContain(originOfB)
+      expect(status.multi!.vv[originOfB] ?? 0).toBe(0)
+
+      const db = await TandemClient.connect({ servers: [a.address], direct: true })
+      try {
+        await waitFor(
+          () =>
+            db.put('k', 'v').then(
+              () => true,
+              () => false,
+            ),
+          { what: 'node a to take writes' },
+        )
+        await db.del('k')
+      } finally {
+        await db.close()
+      }
+      const held = await waitFor(
+        async () => {
+          const t = (await statusOf(a)).multi!.tombstones
+          return t.count === 1 && t.passes >= 2 ? t : undefined
+        },
+        { what: 'collection passes over the tombstone' },
+      )
+      expect(held.collected).toBe(0)
+      expect(held.blockedBy).toBe(originOfB)
+    } finally {
+      await b?.stop()
+      await a.stop()
+      for (const d of dirs) d.remove()
+    }
+  })
 })

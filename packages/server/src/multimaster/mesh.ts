@@ -90,6 +90,9 @@ interface MeshHost {
   readonly clock: Clock
 }
 
+/** Meta key of the members this node knows (stability.ts): kept across restarts. */
+const MEMBERS_META = 'members'
+
 export class Mesh {
   readonly resolver: ConflictResolver
   readonly stability: StabilityTracker
@@ -134,6 +137,7 @@ export class Mesh {
       () => store.committedVv,
       () => this.links.filter((l) => l.origin === null).map((l) => l.addr),
       () => this.peerOrigins(),
+      () => this.saveMembers(),
     )
     this.collector = new TombstoneCollector(
       store,
@@ -148,7 +152,32 @@ export class Mesh {
   async load(): Promise<void> {
     await this.forgotten.load()
     for (const origin of this.forgotten.list()) this.stability.forget(origin)
+    this.stability.remember((await this.host.store.getMeta<string[]>(MEMBERS_META)) ?? [])
   }
+
+  /**
+   * Keeps the members known now in meta (see stability.ts), one write at a
+   * time: a member learnt while one is under way is in the next, which
+   * holds the whole set.
+   */
+  private saveMembers(): void {
+    if (this.membersWrite !== null || this.closing) {
+      this.membersDirty = true
+      return
+    }
+    this.membersDirty = false
+    const members = [...this.stability.members()].filter((o) => o !== this.host.store.origin).sort()
+    this.membersWrite = this.host.store
+      .setMeta(MEMBERS_META, members)
+      .catch((err) => this.host.logger.warn('could not keep the members in meta', { error: String(err) }))
+      .finally(() => {
+        this.membersWrite = null
+        if (this.membersDirty) this.saveMembers()
+      })
+  }
+  private membersWrite: Promise<void> | null = null
+  private membersDirty = false
+  private closing = false
 
   /** Dials every peer (saying this node serves at `address`) and starts collecting tombstones. */
   start(address: string): void {
@@ -590,12 +619,15 @@ export class Mesh {
   }
 
   async close(): Promise<void> {
+    this.closing = true
     this.unsubscribe()
     this.collector.stop()
     for (const feed of this.feeds) feed.close(1001, 'node shutting down')
     await Promise.all(this.links.map((l) => l.stop()))
     this.acks.failAll(new TandemError('UNAVAILABLE', 'node is shutting down'))
     await this.conflicts.close()
+    // A member learnt last is written before the store closes (one still dirty waits for the next run's handshake).
+    await this.membersWrite
   }
 }
 

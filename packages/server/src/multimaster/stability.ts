@@ -30,6 +30,10 @@ import type { VersionVectorObject } from '../storage/version-vector.js'
  * would come back when it arrives. This node's own row lists every member
  * it knows (at 0 where it holds none of its writes), so that membership
  * travels with the rows to nodes that never reach that member themselves.
+ * Members are kept in meta as they are learnt (Mesh, 'members'), so a
+ * node that restarts still waits for a peer it knew only by its handshake
+ * or a row (one that dialled it and is down now), rather than collecting
+ * a tombstone that peer's unsent writes may be older than.
  * Members are never forgotten unless the operator says so (`forget`,
  * forgotten.ts): a forgotten origin's row is no longer awaited, nor taken.
  * Its column stays: the entries of it that live members hold still count,
@@ -78,7 +82,14 @@ export class StabilityTracker {
     private readonly unreached: () => string[],
     /** The origins of the peers this node's links reached, as they stand. */
     private readonly peers: () => Iterable<string>,
+    /** Told of every origin newly known (not those given to remember()). */
+    private readonly onMember: (origin: string) => void = () => {},
   ) {}
+
+  /** Origins known before this run (kept in meta): members again, without onMember. */
+  remember(origins: Iterable<string>): void {
+    for (const o of origins) if (o !== '' && o !== this.self && !this.forgotten.has(o)) this.known.add(o)
+  }
 
   /** A member's row, as it reported it or as another node relayed it. Rows only grow. */
   observe(origin: string, row: Row): void {
@@ -113,7 +124,9 @@ export class StabilityTracker {
   }
 
   private know(origin: string): void {
-    if (origin !== '' && origin !== this.self && !this.forgotten.has(origin)) this.known.add(origin)
+    if (origin === '' || origin === this.self || this.forgotten.has(origin) || this.known.has(origin)) return
+    this.known.add(origin)
+    this.onMember(origin)
   }
 
   /** Stops waiting for `origin`'s row (see forgotten.ts); never undone. */
