@@ -16,10 +16,22 @@ describe('tandem status --all', () => {
     await group.start({ size: 3 })
     const master = await group.waitForMaster()
     const replicas = group.nodes.filter((n) => n !== master)
+    // As generous as waitForMaster: on a loaded machine the master found
+    // above may lose its lease to late heartbeats, and the replicas then
+    // follow the next one.
+    let seen: unknown
     await waitFor(
-      async () => (await Promise.all(replicas.map((r) => statusOf(r)))).every((s) => s.link?.state === 'streaming'),
-      { what: 'both replicas streaming' },
-    )
+      async () => {
+        const s = await Promise.all(replicas.map((r) => statusOf(r)))
+        seen = s.map((r) => ({ role: r.role, link: r.link, failover: r.failover?.master }))
+        return s.every((r) => r.link?.state === 'streaming')
+      },
+      { what: 'both replicas streaming', timeoutMs: 60_000 },
+    ).catch(async (err) => {
+      console.log('replicas as last seen:', JSON.stringify(seen), await group.describe())
+      for (const n of group.nodes) console.log(n.address, n.tail(30))
+      throw err
+    })
     const statuses = await Promise.all(group.nodes.map((n) => statusOf(n)))
     const ids = statuses.map((s) => s.nodeId)
     const masterId = (await statusOf(master)).nodeId
