@@ -126,6 +126,30 @@ describe('vclock siblings', () => {
     const parsed = JSON.parse(json.stdout)
     expect([...parsed.values].sort()).toEqual(['left', 'right'])
     expect(typeof parsed.context).toBe('string')
+    // A key counts once however many values it holds, and mget prints each
+    // value as scan does (the key repeated) next to a key holding one.
+    expect((await runCli([...server, 'put', 'one', 'v'])).code).toBe(0)
+    const count = await runCli([...server, 'count'])
+    expect(count).toMatchObject({ code: 0, stdout: '2\n' })
+    expect((await runCli([...server, 'scan'])).stdout.split('\n').filter(Boolean)).toHaveLength(3)
+    const mget = await runCli([...server, 'mget', 'k', 'one', 'none'])
+    expect(mget.code, mget.stderr).toBe(0)
+    expect(mget.stdout.split('\n').filter(Boolean).sort()).toEqual(['k\tleft', 'k\tright', 'none', 'one\tv'])
+    const mgetJson = await runCli([...server, '--json', 'mget', 'k', 'one'])
+    const rows = mgetJson.stdout
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+    expect(rows[0]).toMatchObject({ key: 'k', value: null, context: parsed.context })
+    expect([...rows[0].values].sort()).toEqual(['left', 'right'])
+    expect(rows[1]).toEqual({ key: 'one', value: 'v' })
+    // The modification seq is for compare-and-set, which multi-master refuses: --meta says so.
+    const meta = await runCli([...server, 'get', 'one', '--meta'])
+    expect(meta.code).toBe(2)
+    expect(meta.stderr).toMatch(
+      /^error INVALID: get with meta .* is not kept under multi-master \(conflict policy vclock\)/,
+    )
+
     const put = await runCli([...server, 'put', 'k', 'merged', '--context', parsed.context])
     expect(put).toMatchObject({ code: 0, stdout: 'OK\n' })
     expect((await runCli([...server, 'get', 'k'])).stdout).toBe('merged\n')

@@ -960,6 +960,18 @@ export class TandemNode {
 
   /** The key's value with its modification seq (get with meta); undefined when missing. */
   getMeta(key: string, consistency?: Consistency): Promise<ValueMeta | undefined> {
+    // A multi-master record (or a replica's copy of one) keeps no modification
+    // seq: the seq is for compare-and-set, which multi-master refuses. Before
+    // this check a value answered the sentinel seq and siblings NOTFOUND.
+    const conflict = this.store.policy.conflict
+    if (conflict !== null) {
+      return Promise.reject(
+        new TandemError(
+          'INVALID',
+          `get with meta (a key's modification seq, for compare-and-set) is not kept under multi-master (conflict policy ${conflict}); read the value with get, or every value and the causal context with getAll`,
+        ),
+      )
+    }
     return this.read(consistency, async () => {
       const record = await this.store.getRecord(key)
       if (record === undefined || record.body.kind !== 'value') return undefined

@@ -523,7 +523,25 @@ async function main(argv: string[]): Promise<number> {
         break
       }
       case 'mget': {
-        const values = await client.mget(args, { consistency })
+        const values = await client.mget(args, { consistency }).catch((err: unknown) => {
+          if (err instanceof TandemError && err.code === 'SIBLINGS') return null
+          throw err
+        })
+        if (values === null) {
+          // A key holds concurrent values (multi-master vclock): each key is
+          // read with all of its values, printed as scan prints them (a line
+          // each, the key repeated), and with --json as get prints them.
+          for (const key of args) {
+            const all = await client.getAll(key, { consistency })
+            if (json) {
+              const one = all.values.length === 1 ? jsonValue(all.values[0]) : null
+              const many = all.values.length > 1 ? { values: all.values.map(jsonValue), context: all.context } : {}
+              out(JSON.stringify({ key, value: one, ...many }))
+            } else if (all.values.length === 0) out(escapeText(key))
+            else for (const v of all.values) out(`${escapeText(key)}\t${showValue(v)}`)
+          }
+          break
+        }
         args.forEach((key, i) => {
           const v = values[i]
           if (json) out(JSON.stringify({ key, value: v === undefined ? null : jsonValue(v) }))
@@ -710,8 +728,21 @@ function parseBatch(text: string): BatchOp[] {
 
 async function countKeys(client: TandemClient, prefix: string | undefined): Promise<number> {
   let n = 0
-  for await (const _ of client.scan({ prefix })) n++
+  for await (const _ of distinctKeys(client, prefix)) n++
   return n
+}
+
+/**
+ * The keys of a scan, each once: a vclock node's scan has an entry for
+ * each of a key's concurrent values, one after the other.
+ */
+async function* distinctKeys(client: TandemClient, prefix: string | undefined): AsyncGenerator<string> {
+  let last: string | undefined
+  for await (const [key] of client.scan({ prefix })) {
+    if (key === last) continue
+    last = key
+    yield key
+  }
 }
 
 /**
@@ -735,7 +766,7 @@ async function deletePrefix(
     deleted += keys.length
     keys = []
   }
-  for await (const [key] of client.scan({ prefix })) {
+  for await (const key of distinctKeys(client, prefix)) {
     keys.push(key)
     if (keys.length >= DELETE_BATCH) await flush()
   }
