@@ -180,6 +180,18 @@ describe('tandem CLI data handling', () => {
     expect(JSON.parse(usage.stderr)).toMatchObject({ error: { code: 'INVALID' } })
   })
 
+  it('says what is wrong with a command line in one line and points to --help; a bare tandem prints the usage', async () => {
+    const unknown = await runCli([...server, 'get', 'a', '--bogus'])
+    expect(unknown.code).toBe(2)
+    expect(unknown.stderr).toBe(
+      'error INVALID: unknown option --bogus (a value or key that starts with a dash goes after --, as in: tandem put k -- --bogus)\n' +
+        'tandem --help lists the commands and flags\n',
+    )
+    const bare = await runCli([])
+    expect(bare.code).toBe(2)
+    expect(bare.stderr).toMatch(/^error INVALID: no command given\nusage: tandem /)
+  })
+
   // A refused connection is final: the CLI does not retry it for its whole
   // connect timeout (here far longer than the run is allowed to take).
   it('fails at once on a refused connection, whatever the connect timeout', async () => {

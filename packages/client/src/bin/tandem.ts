@@ -277,6 +277,13 @@ function parse(argv: string[]) {
       },
     })
   } catch (err) {
+    // node:util's own wording for an unknown option quotes its advice unevenly; tandem says it plainly.
+    const unknown = /^Unknown option '([^']*)'/.exec((err as Error).message)
+    if (unknown) {
+      throw new Usage(
+        `unknown option ${unknown[1]} (a value or key that starts with a dash goes after --, as in: tandem put k -- ${unknown[1]})`,
+      )
+    }
     throw new Usage((err as Error).message)
   }
   const flags = parsed.values as Record<string, string | boolean | undefined>
@@ -784,7 +791,12 @@ main(process.argv.slice(2)).then(
   (err: unknown) => {
     if (err instanceof Usage) {
       report('INVALID', err.message, jsonErrors)
-      if (!jsonErrors) process.stderr.write(`${USAGE}\n`)
+      // The whole usage for a bare `tandem`; after a mistake in a command
+      // line, a pointer to it, so the one line that says what is wrong is
+      // not buried under 45 lines of help.
+      if (!jsonErrors) {
+        process.stderr.write(process.argv.length <= 2 ? `${USAGE}\n` : 'tandem --help lists the commands and flags\n')
+      }
       process.exit(EXIT.usage)
     }
     if (err instanceof TandemError) {
