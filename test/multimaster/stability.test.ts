@@ -100,27 +100,7 @@ describe('causal stability (lww)', () => {
     const node = new NodeProcess(dir.path, ['--mode', 'multi', '--peers', dead, '--tune', 'peerStartupGraceMs=100'])
     try {
       await node.start()
-      const db = await TandemClient.connect({ servers: [node.address], direct: true })
-      try {
-        await waitFor(
-          () =>
-            db.put('k', 'v').then(
-              () => true,
-              () => false,
-            ),
-          { what: 'the node to take writes alone' },
-        )
-        await db.del('k')
-      } finally {
-        await db.close()
-      }
-      const held = await waitFor(
-        async () => {
-          const t = (await statusOf(node)).multi!.tombstones
-          return t.count === 1 && t.passes >= 2 ? t : undefined
-        },
-        { what: 'collection passes over the tombstone' },
-      )
+      const held = await tombstoneHeld(node, 'the node to take writes alone')
       expect(held.collected).toBe(0)
       expect(held.blockedBy).toMatch(new RegExp(`^${dead.replaceAll('.', '\\.')} \\(in --peers, never reached`))
       expect(held.blockedBy).not.toContain((await statusOf(node)).multi!.origin)
@@ -155,27 +135,7 @@ describe('causal stability (lww)', () => {
       expect(status.multi!.members).toContain(originOfB)
       expect(status.multi!.vv[originOfB] ?? 0).toBe(0)
 
-      const db = await TandemClient.connect({ servers: [a.address], direct: true })
-      try {
-        await waitFor(
-          () =>
-            db.put('k', 'v').then(
-              () => true,
-              () => false,
-            ),
-          { what: 'node a to take writes' },
-        )
-        await db.del('k')
-      } finally {
-        await db.close()
-      }
-      const held = await waitFor(
-        async () => {
-          const t = (await statusOf(a)).multi!.tombstones
-          return t.count === 1 && t.passes >= 2 ? t : undefined
-        },
-        { what: 'collection passes over the tombstone' },
-      )
+      const held = await tombstoneHeld(a, 'node a to take writes')
       expect(held.collected).toBe(0)
       expect(held.blockedBy).toBe(originOfB)
     } finally {
@@ -185,3 +145,32 @@ describe('causal stability (lww)', () => {
     }
   })
 })
+
+/**
+ * Puts and deletes key k on `node` (once it takes writes: `what` says
+ * which wait that is), and waits for collection to pass over the
+ * tombstone at least twice: its tombstone counts as they stand then.
+ */
+async function tombstoneHeld(node: NodeProcess, what: string) {
+  const db = await TandemClient.connect({ servers: [node.address], direct: true })
+  try {
+    await waitFor(
+      () =>
+        db.put('k', 'v').then(
+          () => true,
+          () => false,
+        ),
+      { what },
+    )
+    await db.del('k')
+  } finally {
+    await db.close()
+  }
+  return waitFor(
+    async () => {
+      const t = (await statusOf(node)).multi!.tombstones
+      return t.count === 1 && t.passes >= 2 ? t : undefined
+    },
+    { what: 'collection passes over the tombstone' },
+  )
+}

@@ -580,17 +580,12 @@ function checkPeers(config: Config): void {
   const own = new Set<string>()
   if (config.advertise !== undefined) own.add(addressKey(config.advertise))
   if (config.port !== 0) own.add(addressKey(formatHostPort(config.host, config.port)))
-  const seen = new Map<string, string>()
   for (const peer of config.peers) {
-    const key = addressKey(peer)
-    if (own.has(key)) {
+    if (own.has(addressKey(peer))) {
       throw new UsageError(`--peers: ${quote(peer)} is this node's own address (--peers lists the other nodes)`)
     }
-    const before = seen.get(key)
-    if (before === peer) throw new UsageError(`--peers: ${quote(peer)} is given twice`)
-    if (before !== undefined) throw new UsageError(`--peers: ${quote(peer)} is ${quote(before)} again`)
-    seen.set(key, peer)
   }
+  refuseRepeats('--peers', config.peers)
 }
 
 /**
@@ -599,13 +594,18 @@ function checkPeers(config: Config): void {
  * (A,B,B) made a group of two, where every fail-over needs both.
  */
 function checkCluster(config: Config): void {
+  refuseRepeats('--cluster', config.cluster)
+}
+
+/** Refuses an address of `flag`'s list given twice, in the same spelling or another (addressKey). */
+function refuseRepeats(flag: string, addresses: readonly string[]): void {
   const seen = new Map<string, string>()
-  for (const member of config.cluster) {
-    const key = addressKey(member)
+  for (const address of addresses) {
+    const key = addressKey(address)
     const before = seen.get(key)
-    if (before === member) throw new UsageError(`--cluster: ${quote(member)} is given twice`)
-    if (before !== undefined) throw new UsageError(`--cluster: ${quote(member)} is ${quote(before)} again`)
-    seen.set(key, member)
+    if (before === address) throw new UsageError(`${flag}: ${quote(address)} is given twice`)
+    if (before !== undefined) throw new UsageError(`${flag}: ${quote(address)} is ${quote(before)} again`)
+    seen.set(key, address)
   }
 }
 
