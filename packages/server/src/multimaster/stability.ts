@@ -88,7 +88,7 @@ export class StabilityTracker {
 
   /** Origins known before this run (kept in meta): members again, without onMember. */
   remember(origins: Iterable<string>): void {
-    for (const o of origins) if (o !== '' && o !== this.self && !this.forgotten.has(o)) this.known.add(o)
+    for (const o of origins) if (this.couldJoin(o)) this.known.add(o)
   }
 
   /** A member's row, as it reported it or as another node relayed it. Rows only grow. */
@@ -124,9 +124,14 @@ export class StabilityTracker {
   }
 
   private know(origin: string): void {
-    if (origin === '' || origin === this.self || this.forgotten.has(origin) || this.known.has(origin)) return
+    if (!this.couldJoin(origin) || this.known.has(origin)) return
     this.known.add(origin)
     this.onMember(origin)
+  }
+
+  /** Whether `origin` may be a member: a peer's origin, never this node's own nor a forgotten one. */
+  private couldJoin(origin: string): boolean {
+    return origin !== '' && origin !== this.self && !this.forgotten.has(origin)
   }
 
   /** Stops waiting for `origin`'s row (see forgotten.ts); never undone. */
